@@ -1,0 +1,52 @@
+# The two commands a fresh machine needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAMPLE := issues/2021-06-01-chengdu-flemish-brabant
+
+.PHONY: demo test install install-test browser validator bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test validator browser
+
+# The official MJML validator (npm `mjml`), pinned, installed into node_modules/ here.
+validator:
+	@if command -v npm >/dev/null 2>&1; then \
+	  [ -x node_modules/.bin/mjml ] || npm install --silent --no-audit --no-fund --no-save mjml@4.15.3 >/dev/null; \
+	else echo "npm not found: the MJML validator test will be skipped"; fi
+
+# Headless Chromium and its driver from Debian, for the preview's browser tests.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	      || echo "could not install chromium: browser tests will be skipped"; \
+	  else echo "chromium/chromedriver missing (apt-get install chromium chromium-driver): browser tests will be skipped"; fi; \
+	fi
+
+demo: install
+	$(BIN)/broadsheet build $(SAMPLE)
+	$(BIN)/broadsheet send $(SAMPLE) --list subscribers.example.csv --transport outbox --yes
+
+test: install-test
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/build.py
+
+clean:
+	rm -rf dist outbox .broadsheet build *.egg-info src/*.egg-info

@@ -1,0 +1,55 @@
+"""The thin command line: declares commands, hands off to broadsheet.commands.*, turns errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from . import __version__
+from .errors import BroadsheetError
+
+# Each module in broadsheet.commands has register(subparsers) and run(args) -> int.
+COMMANDS = ("new", "build", "preview", "lint", "send", "status", "subscribers")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="broadsheet", description="Write a newsletter in Markdown, deliver it to every subscriber's inbox."
+    )
+    parser.add_argument("--version", action="version", version=f"broadsheet {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="broadsheet.toml to use (default: found upward from here)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f".commands.{name}", __package__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.commands.{name}":
+                raise
+            continue
+        command = module.register(sub)
+        command.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except BroadsheetError as exc:
+        if os.environ.get("BROADSHEET_DEBUG"):
+            raise
+        print(f"broadsheet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("broadsheet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

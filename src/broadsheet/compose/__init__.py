@@ -1,0 +1,1 @@
+"""Compose: one subscriber + the rendered issue -> RFC 5322 bytes."""

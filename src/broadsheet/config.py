@@ -1,0 +1,277 @@
+"""Typed project configuration read from ``broadsheet.toml``.
+
+Each table is a dataclass; each field's type is checked on load. An unknown key or a wrong type is a
+:class:`ConfigError` naming the file, the line, the key and what is allowed. Secrets are never read
+from the file: they come from environment variables (see :func:`secret`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+CONFIG_NAME = "broadsheet.toml"
+
+
+@dataclass(frozen=True)
+class Brand:
+    logo: str = ""  # path relative to the project, or an https URL
+    logo_alt: str = ""
+    logo_width: int = 160
+    primary_color: str = "#1f4e79"
+    accent_color: str = "#c8102e"
+    background_color: str = "#f2f4f7"
+    text_color: str = "#1a1a1a"
+
+
+@dataclass(frozen=True)
+class Footer:
+    postal_address: str = ""
+    why: str = "You receive this newsletter because you subscribed to it."
+    links: dict[str, str] = field(default_factory=dict)  # label -> URL
+
+
+@dataclass(frozen=True)
+class Send:
+    transport: str = "outbox"  # outbox | smtp | postmark | sendgrid | mailgun | ses | resend
+    list: str = "subscribers.csv"
+    suppressions: str = "suppressions.csv"
+    connections: int = 4
+    batch_size: int = 100
+    rate_per_second: float = 0.0  # 0 = unlimited
+    rate_per_hour: float = 0.0
+    retries: int = 5
+    outbox_dir: str = "outbox"
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str = "localhost"
+    port: int = 587
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str = ""  # password from BROADSHEET_SMTP_PASSWORD
+    timeout: float = 30.0
+    messages_per_connection: int = 100
+    ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class Dkim:
+    domain: str = ""
+    selector: str = ""
+    private_key_file: str = ""  # or the key itself in BROADSHEET_DKIM_KEY
+
+
+@dataclass(frozen=True)
+class Postmark:
+    base_url: str = "https://api.postmarkapp.com"
+    message_stream: str = "broadcast"  # token from BROADSHEET_POSTMARK_TOKEN
+
+
+@dataclass(frozen=True)
+class Sendgrid:
+    base_url: str = "https://api.sendgrid.com"  # key from BROADSHEET_SENDGRID_KEY
+
+
+@dataclass(frozen=True)
+class Mailgun:
+    base_url: str = "https://api.mailgun.net"  # EU: https://api.eu.mailgun.net
+    domain: str = ""  # key from BROADSHEET_MAILGUN_KEY
+
+
+@dataclass(frozen=True)
+class Ses:
+    region: str = "us-east-1"
+    base_url: str = ""  # default https://email.{region}.amazonaws.com
+    configuration_set: str = ""  # keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
+
+
+@dataclass(frozen=True)
+class Resend:
+    base_url: str = "https://api.resend.com"  # key from BROADSHEET_RESEND_KEY
+
+
+@dataclass(frozen=True)
+class Preview:
+    port: int = 8025
+    sample_subscriber: dict[str, str] = field(
+        default_factory=lambda: {"email": "reader@example.com", "name": "Sam Reader", "first_name": "Sam"}
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
+
+    name: str = "My Newsletter"
+    from_address: str = "newsletter@example.org"  # TOML key: from
+    reply_to: str = ""
+    base_url: str = ""  # where web versions and images are served, e.g. https://news.example.org
+    list_id: str = ""  # e.g. "weekly.news.example.org"
+    language: str = "en"
+    theme: str = "default"  # a folder under templates/, or a path
+    issues_dir: str = "issues"
+    output_dir: str = "dist"
+    unsubscribe_url: str = ""  # template: {email} {token} {list_id}
+    unsubscribe_mailto: str = ""
+    brand: Brand = field(default_factory=Brand)
+    footer: Footer = field(default_factory=Footer)
+    send: Send = field(default_factory=Send)
+    smtp: Smtp = field(default_factory=Smtp)
+    dkim: Dkim = field(default_factory=Dkim)
+    postmark: Postmark = field(default_factory=Postmark)
+    sendgrid: Sendgrid = field(default_factory=Sendgrid)
+    mailgun: Mailgun = field(default_factory=Mailgun)
+    ses: Ses = field(default_factory=Ses)
+    resend: Resend = field(default_factory=Resend)
+    preview: Preview = field(default_factory=Preview)
+    root: Path = field(default=Path("."), metadata={"internal": True})
+    path: Path | None = field(default=None, metadata={"internal": True})
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config, relative to the project root."""
+        return (self.root / relative).resolve()
+
+    @property
+    def theme_dir(self) -> Path:
+        candidate = Path(self.theme)
+        if candidate.is_absolute() or "/" in self.theme:
+            return self.resolve(self.theme)
+        return self.root / "templates" / self.theme
+
+
+TOML_ALIASES = {"from": "from_address"}
+SECRET_ENV = {
+    "smtp": "BROADSHEET_SMTP_PASSWORD",
+    "postmark": "BROADSHEET_POSTMARK_TOKEN",
+    "sendgrid": "BROADSHEET_SENDGRID_KEY",
+    "mailgun": "BROADSHEET_MAILGUN_KEY",
+    "resend": "BROADSHEET_RESEND_KEY",
+    "unsubscribe": "BROADSHEET_SECRET",
+    "dkim": "BROADSHEET_DKIM_KEY",
+}
+
+
+def secret(name: str, *, required: bool = True) -> str:
+    """Read a secret from its environment variable; never from the file, never printed."""
+    variable = SECRET_ENV.get(name, name)
+    value = os.environ.get(variable, "")
+    if required and not value:
+        raise ConfigError(f"the environment variable {variable} is not set", fix=f"export {variable}=…")
+    return value
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """``broadsheet.toml`` in ``start`` or the nearest folder above it."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: Path | str | None = None, *, start: Path | None = None) -> Config:
+    """Load and validate the config at ``path``, or the one found from ``start`` upward.
+
+    With no file anywhere, the defaults apply with ``start`` (or the current folder) as the root.
+    """
+    found = Path(path) if path is not None else find_config(start)
+    if found is None:
+        return Config(root=(start or Path.cwd()).resolve())
+    try:
+        text = found.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", where=str(found), fix="check the --config path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the config: {exc}", where=str(found)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", where=str(found), fix="fix the TOML syntax") from None
+    reader = _Reader(found, text)
+    values = reader.table(Config, data, prefix="")
+    return Config(**values, root=found.parent.resolve(), path=found.resolve())
+
+
+class _Reader:
+    """Checks a parsed TOML table against a dataclass, naming file:line on any mistake."""
+
+    def __init__(self, path: Path, text: str):
+        self.path = path
+        self.lines = text.splitlines()
+
+    def line_of(self, key: str) -> str:
+        leaf = key.rsplit(".", 1)[-1]
+        pattern = re.compile(rf"^\s*(\[\s*{re.escape(key)}\s*\]|\"?{re.escape(leaf)}\"?\s*=)")
+        for number, line in enumerate(self.lines, 1):
+            if pattern.match(line):
+                return f"{self.path}:{number}"
+        return str(self.path)
+
+    def table(self, cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:
+        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for raw_key, value in data.items():
+            name = TOML_ALIASES.get(raw_key, raw_key) if not prefix else raw_key
+            dotted = prefix + raw_key
+            if name not in fields:
+                allowed = [k for k in ([*fields] if prefix else [_toml_name(k) for k in fields])]
+                close = difflib.get_close_matches(raw_key, allowed, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "allowed: " + ", ".join(sorted(allowed))
+                raise ConfigError(f"unknown key '{dotted}'", where=self.line_of(dotted), fix=hint)
+            values[name] = self.value(hints[name], value, dotted)
+        return values
+
+    def value(self, hint: Any, value: Any, dotted: str) -> Any:
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise self.wrong(dotted, f"a table [{dotted}]", value)
+            return hint(**self.table(hint, value, prefix=dotted + "."))
+        origin = typing.get_origin(hint)
+        if origin is Literal:
+            allowed = typing.get_args(hint)
+            if value not in allowed:
+                raise self.wrong(dotted, " or ".join(repr(a) for a in allowed), value)
+            return value
+        if origin is dict:
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise self.wrong(dotted, "a table of strings", value)
+            return dict(value)
+        if origin in (typing.Union, types.UnionType):
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if hint is int and isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                raise self.wrong(dotted, "a whole number of 0 or more", value)
+            return value
+        if hint in (str, float, bool) and type(value) is hint:
+            return value
+        raise self.wrong(dotted, _describe(hint), value)
+
+    def wrong(self, dotted: str, expected: str, value: Any) -> ConfigError:
+        return ConfigError(
+            f"'{dotted}' must be {expected}, not {type(value).__name__} {value!r}",
+            where=self.line_of(dotted),
+            fix=f"set {dotted} to {expected}",
+        )
+
+
+def _toml_name(name: str) -> str:
+    return {v: k for k, v in TOML_ALIASES.items()}.get(name, name)
+
+
+def _describe(hint: Any) -> str:
+    return {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}.get(hint, str(hint))

@@ -1,0 +1,47 @@
+"""The issue model: typed, immutable, knowing nothing of HTML templates or sending."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image an article uses: ``src`` as written, ``path`` when it is a local file."""
+
+    src: str
+    alt: str
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Article:
+    source: Path
+    slug: str
+    title: str
+    body_html: str  # Markdown rendered to sanitised HTML
+    body_text: str  # the same content as readable plain text
+    author: str = ""
+    date: dt.date | None = None
+    summary: str = ""
+    image: Image | None = None
+    tags: tuple[str, ...] = ()
+    order: int | None = None
+
+
+@dataclass(frozen=True)
+class Issue:
+    folder: Path
+    slug: str
+    title: str
+    subject: str
+    preheader: str = ""
+    date: dt.date | None = None
+    number: int | str | None = None
+    intro_html: str = ""
+    intro_text: str = ""
+    articles: tuple[Article, ...] = ()
+    images: tuple[Image, ...] = ()  # every local image used, once
+    notes: tuple[str, ...] = field(default=())  # warnings met while reading (drafts left out, …)

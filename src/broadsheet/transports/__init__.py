@@ -1,0 +1,42 @@
+"""Transports: outbox, smtp and one module per transactional-mail API."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..config import Config
+from ..errors import ConfigError
+from .base import Delivery, Transport
+
+TRANSPORTS = {
+    "outbox": "outbox:OutboxTransport",
+    "smtp": "smtp:SmtpTransport",
+    "postmark": "postmark:PostmarkTransport",
+    "sendgrid": "sendgrid:SendgridTransport",
+    "mailgun": "mailgun:MailgunTransport",
+    "ses": "ses:SesTransport",
+    "resend": "resend:ResendTransport",
+}
+
+
+def transport_class(name: str) -> type[Transport]:
+    """The Transport class registered under ``name``."""
+    target = TRANSPORTS.get(name)
+    if target is None:
+        raise ConfigError(
+            f"unknown transport '{name}'", where="send.transport", fix="use one of " + ", ".join(TRANSPORTS)
+        )
+    module_name, class_name = target.split(":")
+    try:
+        module = importlib.import_module(f".{module_name}", __name__)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"transport '{name}' is not available: {exc}", where="send.transport") from None
+    return getattr(module, class_name)
+
+
+def open_transport(name: str, config: Config) -> Transport:
+    """A new, unopened transport instance."""
+    return transport_class(name)(config)
+
+
+__all__ = ["Delivery", "Transport", "TRANSPORTS", "transport_class", "open_transport"]

@@ -1,0 +1,63 @@
+"""The one small interface every transport implements (after Django's mail backends)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from ..compose.message import Message
+from ..config import Config
+
+Status = Literal["sent", "failed", "deferred", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What happened to one recipient in one attempt.
+
+    sent: accepted by the server/provider (``message_id`` when it gave one).
+    failed: permanently refused; ``detail`` holds the server's code and reason.
+    deferred: temporarily refused; retry after ``retry_after`` seconds (or the campaign's backoff).
+    unknown: we cannot tell whether it was delivered (timeout after the data went out).
+    """
+
+    recipient: str
+    status: Status
+    detail: str = ""
+    message_id: str = ""
+    retry_after: float | None = None
+
+
+class Transport(ABC):
+    """Delivers batches of composed messages. One instance per worker; not shared across threads.
+
+    ``send_batch`` returns one Delivery per message, in order. It raises
+    ``TransportAuthError`` to stop the campaign (bad credentials, unverified sender) and
+    ``TransientTransportError`` when the whole batch should be retried later. Nothing it raises or
+    returns may contain a secret.
+    """
+
+    name: ClassVar[str]
+    max_batch: ClassVar[int] = 1  # messages one send_batch call may carry
+    idempotent: ClassVar[bool] = False  # a retried batch is never delivered twice
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def open(self) -> None:
+        """Open connections or sessions; called before the first batch."""
+
+    def close(self) -> None:
+        """Close what open() opened; safe to call twice."""
+
+    @abstractmethod
+    def send_batch(self, messages: Sequence[Message]) -> list[Delivery]: ...
+
+    def __enter__(self) -> Transport:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
