@@ -1,0 +1,27 @@
+"""Shared test set-up. Area fixtures live in tests/support/<area>.py or in the test modules."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SAMPLE_ISSUE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A temporary copy of the sample project (config, templates, sample issue, subscribers)."""
+    import shutil
+
+    for name in ("broadsheet.toml", "subscribers.example.csv"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    if SAMPLE_ISSUE.exists():
+        shutil.copytree(SAMPLE_ISSUE, tmp_path / "issues" / SAMPLE_ISSUE.name)
+    return tmp_path
