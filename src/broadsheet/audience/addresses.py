@@ -1,0 +1,65 @@
+"""Address validation with email-validator, fast for large lists.
+
+Most addresses are plain ASCII dot-atoms; for those the local part is checked with email-validator's
+own pattern and the domain (the slow part, and the only one a DNS check needs) once per domain.
+Anything else goes through the full ``validate_email``.
+"""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
+
+CASE_INSENSITIVE = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+
+
+class InvalidAddress(ValueError):
+    """The address is not valid; the message says why."""
+
+
+class AddressChecker:
+    """Validates and normalises addresses: local part as given, domain lower-cased IDNA ASCII."""
+
+    def __init__(self, *, check_deliverability: bool = False):
+        self.check_deliverability = check_deliverability
+        self._domains: dict[str, str | InvalidAddress] = {}
+
+    def normalise(self, address: str) -> str:
+        """The normalised address, or InvalidAddress."""
+        address = address.strip()
+        local, at, domain = address.rpartition("@")
+        if at and self._plain(local, address):
+            return f"{local}@{self._domain(domain)}"
+        return self._full(address)
+
+    def _plain(self, local: str, address: str) -> bool:
+        return (
+            address.isascii()
+            and len(address) <= EMAIL_MAX_LENGTH
+            and DOT_ATOM_TEXT.match(local) is not None
+            and local.lower() not in CASE_INSENSITIVE
+        )
+
+    def _domain(self, domain: str) -> str:
+        known = self._domains.get(domain)
+        if known is None:
+            try:
+                known = self._validate(f"x@{domain}").ascii_domain
+            except InvalidAddress as exc:
+                known = exc
+            self._domains[domain] = known
+        if isinstance(known, InvalidAddress):
+            raise known
+        return known
+
+    def _full(self, address: str) -> str:
+        info = self._validate(address)
+        return f"{info.local_part}@{info.ascii_domain}"
+
+    def _validate(self, address: str):
+        try:
+            return validate_email(
+                address, check_deliverability=self.check_deliverability, allow_smtputf8=False
+            )
+        except EmailNotValidError as exc:
+            raise InvalidAddress(str(exc)) from None

@@ -1,0 +1,98 @@
+"""Reading a subscriber CSV as a stream: UTF-8 (BOM or not), delimiter sniffed, file:line errors."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import AudienceError
+
+DELIMITERS = (",", ";", "\t")
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRow:
+    line: int  # where the row starts in the file
+    values: list[str]
+
+
+class CsvFile:
+    """A CSV read lazily: ``header`` (names stripped), ``delimiter``, then ``rows()`` once."""
+
+    def __init__(self, path: Path, stream: BinaryIO):
+        self.path = path
+        self._lines = _decoded_lines(path, stream)
+        first = next(self._lines, "")
+        if not first.strip():
+            raise AudienceError(
+                "the list has no header row", where=f"{path}:1", fix="put the column names (one of them 'email') on line 1"
+            )
+        self.delimiter = sniff_delimiter(first)
+        self._reader = csv.reader(_chain(first, self._lines), delimiter=self.delimiter)
+        self.header = [name.strip() for name in next(self._reader)]
+
+    def rows(self) -> Iterator[CsvRow]:
+        reader = self._reader
+        try:
+            while True:
+                start = reader.line_num + 1
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    return
+                if any(value.strip() for value in values):
+                    yield CsvRow(start, values)
+        except csv.Error as exc:
+            raise AudienceError(f"unreadable CSV: {exc}", where=f"{self.path}:{reader.line_num}") from None
+
+    def column(self, name: str) -> int | None:
+        """Index of a column by case-insensitive name."""
+        lowered = [title.lower() for title in self.header]
+        return lowered.index(name) if name in lowered else None
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The delimiter the header line uses most: ``,`` ``;`` or tab (``,`` when there is none)."""
+    counts = {delimiter: header_line.count(delimiter) for delimiter in DELIMITERS}
+    best = max(DELIMITERS, key=lambda delimiter: counts[delimiter])
+    return best if counts[best] else ","
+
+
+def open_csv(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise AudienceError("the list does not exist", where=str(path), fix="check the path to the CSV") from None
+    except OSError as exc:
+        raise AudienceError(f"cannot read the list: {exc.strerror}", where=str(path)) from None
+
+
+def list_fingerprint(path: Path) -> str:
+    """sha256 of the file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open_csv(path) as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _decoded_lines(path: Path, stream: BinaryIO) -> Iterator[str]:
+    for number, raw in enumerate(stream, 1):
+        if number == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM) :]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AudienceError(
+                "the list is not UTF-8", where=f"{path}:{number}", fix="save the CSV as UTF-8"
+            ) from None
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest

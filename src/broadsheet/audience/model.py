@@ -1,0 +1,30 @@
+"""What the audience room hands on: one subscriber, or why a row was left out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """One valid, subscribed recipient.
+
+    ``email`` is normalised (local part as given, domain lower-cased and IDNA ASCII); ``fields`` holds
+    every CSV column but status and tags, plus email, name and first_name, for the templates.
+    """
+
+    email: str
+    name: str = ""
+    first_name: str = ""
+    tags: tuple[str, ...] = ()
+    fields: dict[str, str] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """A bad row, skipped: where it is and what is wrong with it."""
+
+    line: int
+    email: str
+    reason: str

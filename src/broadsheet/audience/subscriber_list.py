@@ -1,0 +1,168 @@
+"""The subscriber list: a CSV streamed into valid, subscribed, deduplicated, unsuppressed Subscribers."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ..errors import AudienceError
+from .addresses import AddressChecker, InvalidAddress
+from .csvfile import CsvFile, CsvRow, open_csv
+from .model import RowProblem, Subscriber
+
+STATUSES = ("subscribed", "unsubscribed", "bounced", "complained")
+KNOWN_COLUMNS = ("email", "name", "first_name", "status", "tags")
+TEMPLATE_ONLY = ("status", "tags")  # known columns not passed on as merge fields
+
+
+class SubscriberList:
+    """Iterate to stream the subscribers who should receive the issue.
+
+    Each pass refills ``problems`` (bad rows, with line numbers) and ``skipped`` (rows rightly left
+    out: unsubscribed, bounced, complained, suppressed, not in segment, duplicate). An address marked
+    unsubscribed, bounced or complained on any row never receives, wherever its other rows stand.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        segments: Sequence[str] = (),
+        suppressions: Path | None = None,
+        check_deliverability: bool = False,
+    ):
+        self.path = Path(path)
+        self.segments = frozenset(tag.casefold() for tag in segments)
+        self.suppressions = Path(suppressions) if suppressions is not None else None
+        self.addresses = AddressChecker(check_deliverability=check_deliverability)
+        self.problems: list[RowProblem] = []
+        self.skipped: collections.Counter[str] = collections.Counter()
+
+    def __iter__(self) -> Iterator[Subscriber]:
+        self.problems = []
+        self.skipped = collections.Counter()
+        suppressed = self._suppressed()
+        opted_out = self._opted_out()
+        seen: set[str] = set()
+        with open_csv(self.path) as stream:
+            csv_file = CsvFile(self.path, stream)
+            columns = _Columns(csv_file)
+            for row in csv_file.rows():
+                subscriber = self._subscriber(row, columns)
+                if subscriber is None:
+                    continue
+                key = subscriber.email.lower()
+                reason = self._left_out(subscriber, key, suppressed, opted_out, seen)
+                if reason:
+                    self.skipped[reason] += 1
+                    continue
+                seen.add(key)
+                yield subscriber
+
+    def _left_out(
+        self, subscriber: Subscriber, key: str, suppressed: set[str], opted_out: dict[str, str], seen: set[str]
+    ) -> str:
+        if key in suppressed:
+            return "suppressed"
+        if key in opted_out:
+            return opted_out[key]
+        if self.segments and not any(tag.casefold() in self.segments for tag in subscriber.tags):
+            return "not in segment"
+        if key in seen:
+            return "duplicate"
+        return ""
+
+    def _subscriber(self, row: CsvRow, columns: _Columns) -> Subscriber | None:
+        """The row as a Subscriber, or None after recording why it cannot be one."""
+        values = row.values
+        raw_email = columns.get(values, "email").strip()
+        if len(values) > len(columns.header):
+            return self._problem(row, raw_email, f"{len(values)} values for {len(columns.header)} columns "
+                                 f"(quote values that contain '{columns.delimiter}')")
+        if not raw_email:
+            return self._problem(row, "", "missing email")
+        status = columns.get(values, "status").strip().lower() or "subscribed"
+        if status not in STATUSES:
+            return self._problem(row, raw_email, f"unknown status '{status}' (allowed: {', '.join(STATUSES)})")
+        if status != "subscribed":
+            self.skipped[status] += 1
+            return None
+        try:
+            email = self.addresses.normalise(raw_email)
+        except InvalidAddress as exc:
+            return self._problem(row, raw_email, f"invalid address: {exc}")
+        name = columns.get(values, "name").strip()
+        first_name = columns.get(values, "first_name").strip() or (name.split() or [""])[0]
+        if _has_line_break(name) or _has_line_break(first_name):
+            return self._problem(row, raw_email, "line break in the name")
+        fields = columns.merge_fields(values)
+        fields.update(email=email, name=name, first_name=first_name)
+        tags = columns.tags(values)
+        return Subscriber(email=email, name=name, first_name=first_name, tags=tags, fields=fields, line=row.line)
+
+    def _problem(self, row: CsvRow, email: str, reason: str) -> None:
+        self.problems.append(RowProblem(row.line, email, reason))
+        return None
+
+    def _opted_out(self) -> dict[str, str]:
+        """Addresses (lower-cased) whose row says unsubscribed, bounced or complained -> that status."""
+        opted_out: dict[str, str] = {}
+        with open_csv(self.path) as stream:
+            csv_file = CsvFile(self.path, stream)
+            columns = _Columns(csv_file)
+            if columns.index["status"] is None:
+                return opted_out
+            for row in csv_file.rows():
+                status = columns.get(row.values, "status").strip().lower()
+                if status in STATUSES[1:]:
+                    opted_out.setdefault(self._key(columns.get(row.values, "email")), status)
+        return opted_out
+
+    def _suppressed(self) -> set[str]:
+        """Lower-cased addresses from the suppression file; a missing file suppresses nobody."""
+        if self.suppressions is None or not self.suppressions.exists():
+            return set()
+        with open_csv(self.suppressions) as stream:
+            csv_file = CsvFile(self.suppressions, stream)
+            columns = _Columns(csv_file)
+            return {self._key(columns.get(row.values, "email")) for row in csv_file.rows()}
+
+    def _key(self, address: str) -> str:
+        try:
+            return self.addresses.normalise(address).lower()
+        except InvalidAddress:
+            return address.strip().lower()
+
+
+class _Columns:
+    """Where the known columns are in one CSV, and how to read them from a row."""
+
+    def __init__(self, csv_file: CsvFile):
+        self.header = csv_file.header
+        self.delimiter = csv_file.delimiter
+        self.index = {name: csv_file.column(name) for name in KNOWN_COLUMNS}
+        if self.index["email"] is None:
+            raise AudienceError(
+                "the list has no 'email' column",
+                where=f"{csv_file.path}:1",
+                fix=f"name the address column 'email' in the header row (found: {', '.join(self.header) or 'nothing'})",
+            )
+        known = {i for i in self.index.values() if i is not None}
+        self.extra = [(i, title) for i, title in enumerate(self.header) if i not in known and title]
+        self.tag_separator = "," if self.delimiter == ";" else ";"
+
+    def get(self, values: list[str], name: str) -> str:
+        index = self.index[name]
+        return values[index] if index is not None and index < len(values) else ""
+
+    def merge_fields(self, values: list[str]) -> dict[str, str]:
+        return {title: values[i] if i < len(values) else "" for i, title in self.extra}
+
+    def tags(self, values: list[str]) -> tuple[str, ...]:
+        text = self.get(values, "tags")
+        return tuple(tag.strip() for tag in text.split(self.tag_separator) if tag.strip()) if text else ()
+
+
+def _has_line_break(text: str) -> bool:
+    return "\r" in text or "\n" in text

@@ -1,0 +1,199 @@
+"""The subscriber list: CSV dialects, validation, statuses, suppression, segments, streaming."""
+
+from __future__ import annotations
+
+import hashlib
+import types
+from pathlib import Path
+
+import pytest
+
+from broadsheet.audience import RowProblem, SubscriberList, list_fingerprint
+from broadsheet.errors import AudienceError
+
+
+def write(tmp_path: Path, text: str, name: str = "subscribers.csv", encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def emails(subscribers: SubscriberList) -> list[str]:
+    return [subscriber.email for subscriber in subscribers]
+
+
+def test_reads_fields_and_normalises(tmp_path):
+    path = write(tmp_path, "Email,Name,City\nJane.Doe@Example.COM,Jane Doe,Ghent\n")
+    [jane] = SubscriberList(path)
+    assert jane.email == "Jane.Doe@example.com"
+    assert (jane.name, jane.first_name, jane.line) == ("Jane Doe", "Jane", 2)
+    assert jane.fields == {"City": "Ghent", "email": "Jane.Doe@example.com", "name": "Jane Doe", "first_name": "Jane"}
+
+
+def test_first_name_column_wins_over_name(tmp_path):
+    path = write(tmp_path, "email,name,first_name\na@example.org,Alexandra Smith,Sasha\n")
+    assert next(iter(SubscriberList(path))).first_name == "Sasha"
+
+
+def test_utf8_bom_is_ignored(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfemail,name\nzoe@example.org,Zo\xc3\xab\n")
+    [zoe] = SubscriberList(path)
+    assert (zoe.email, zoe.name) == ("zoe@example.org", "Zoë")
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_delimiter_sniffed_from_header(tmp_path, delimiter):
+    text = delimiter.join(["email", "name", "tags"]) + "\n"
+    text += delimiter.join(["a@example.org", "Ann, Jr.", "x,y" if delimiter == ";" else "x;y"]) + "\n"
+    [ann] = SubscriberList(write(tmp_path, text))
+    assert ann.name == "Ann, Jr."
+    assert ann.tags == ("x", "y")
+
+
+def test_non_utf8_file_names_file_and_line(tmp_path):
+    path = write(tmp_path, "email,name\na@example.org,Ann\nb@example.org,Zoë\n", encoding="latin-1")
+    with pytest.raises(AudienceError) as caught:
+        list(SubscriberList(path))
+    assert caught.value.where == f"{path}:3"
+    assert "UTF-8" in caught.value.fix
+
+
+def test_missing_email_column_says_the_fix(tmp_path):
+    path = write(tmp_path, "mail,name\na@example.org,Ann\n")
+    with pytest.raises(AudienceError) as caught:
+        list(SubscriberList(path))
+    assert caught.value.where == f"{path}:1"
+    assert "'email'" in caught.value.fix and "mail" in caught.value.fix
+
+
+def test_empty_file_is_an_error(tmp_path):
+    with pytest.raises(AudienceError, match="no header"):
+        list(SubscriberList(write(tmp_path, "")))
+
+
+def test_bad_rows_are_recorded_with_lines_and_skipped(tmp_path):
+    text = (
+        "email,name,status\n"
+        "good@example.org,Good,\n"
+        "not-an-address,Bad,\n"
+        ",Nobody,\n"
+        "odd@example.org,Odd,maybe\n"
+        '"crlf@example.org","Eve\r\nBcc: x@evil.test",\n'
+        "too@example.org,Many,,values\n"
+        "\n"
+        "last@example.org,Last,subscribed\n"
+    )
+    subscribers = SubscriberList(write(tmp_path, text))
+    assert emails(subscribers) == ["good@example.org", "last@example.org"]
+    lines = {problem.line: problem for problem in subscribers.problems}
+    assert sorted(lines) == [3, 4, 5, 6, 8]
+    assert lines[3].email == "not-an-address" and lines[3].reason.startswith("invalid address")
+    assert lines[4].reason == "missing email"
+    assert "unknown status 'maybe'" in lines[5].reason
+    assert lines[6].reason == "line break in the name"
+    assert "4 values for 3 columns" in lines[8].reason
+    assert all(isinstance(problem, RowProblem) for problem in subscribers.problems)
+
+
+def test_statuses_only_subscribed_receive(tmp_path):
+    text = "email,status\na@example.org,\nb@example.org,Subscribed\nc@example.org,unsubscribed\n"
+    text += "d@example.org,bounced\ne@example.org,complained\n"
+    subscribers = SubscriberList(write(tmp_path, text))
+    assert emails(subscribers) == ["a@example.org", "b@example.org"]
+    assert subscribers.skipped == {"unsubscribed": 1, "bounced": 1, "complained": 1}
+
+
+def test_opt_out_on_any_row_wins_over_a_later_or_earlier_subscribed_row(tmp_path):
+    text = "email,status\nAnn@Example.org,\nann@example.org,unsubscribed\nbob@example.org,\n"
+    subscribers = SubscriberList(write(tmp_path, text))
+    assert emails(subscribers) == ["bob@example.org"]
+    assert subscribers.skipped == {"unsubscribed": 2}
+
+
+def test_duplicates_sent_once_and_counted(tmp_path):
+    text = "email\nann@example.org\nANN@EXAMPLE.ORG\nAnn@example.org\nbob@example.org\n"
+    subscribers = SubscriberList(write(tmp_path, text))
+    assert emails(subscribers) == ["ann@example.org", "bob@example.org"]
+    assert subscribers.skipped == {"duplicate": 2}
+    assert subscribers.problems == []
+
+
+def test_suppression_file_always_wins(tmp_path):
+    path = write(tmp_path, "email,status\nann@example.org,subscribed\nbob@example.org,\n")
+    suppressions = write(tmp_path, "\ufeffEMAIL;reason\nANN@example.ORG;manual\n", name="suppressions.csv")
+    subscribers = SubscriberList(path, suppressions=suppressions)
+    assert emails(subscribers) == ["bob@example.org"]
+    assert subscribers.skipped == {"suppressed": 1}
+
+
+def test_missing_suppression_file_suppresses_nobody(tmp_path):
+    path = write(tmp_path, "email\nann@example.org\n")
+    assert emails(SubscriberList(path, suppressions=tmp_path / "none.csv")) == ["ann@example.org"]
+
+
+def test_segments_keep_any_tag(tmp_path):
+    text = "email,tags\na@example.org,news;Events\nb@example.org,jobs\nc@example.org,\nd@example.org,events\n"
+    subscribers = SubscriberList(write(tmp_path, text), segments=["events", "vip"])
+    assert emails(subscribers) == ["a@example.org", "d@example.org"]
+    assert subscribers.skipped == {"not in segment": 2}
+
+
+def test_duplicate_counts_only_among_recipients(tmp_path):
+    text = "email,tags\nann@example.org,jobs\nann@example.org,events\n"
+    assert emails(SubscriberList(write(tmp_path, text), segments=["events"])) == ["ann@example.org"]
+
+
+def test_quoted_multiline_values_keep_line_numbers(tmp_path):
+    text = 'email,note\na@example.org,"two\nlines"\nbad,x\n'
+    subscribers = SubscriberList(write(tmp_path, text))
+    [ann] = subscribers
+    assert ann.fields["note"] == "two\nlines"
+    assert subscribers.problems[0].line == 4
+
+
+def test_each_pass_starts_counting_afresh(tmp_path):
+    subscribers = SubscriberList(write(tmp_path, "email\nann@example.org\nann@example.org\nbad\n"))
+    list(subscribers)
+    list(subscribers)
+    assert subscribers.skipped == {"duplicate": 1}
+    assert len(subscribers.problems) == 1
+
+
+def test_large_list_is_streamed(tmp_path):
+    path = tmp_path / "large.csv"
+    with path.open("w", encoding="utf-8") as out:
+        out.write("email,name\n")
+        out.writelines(f"reader{i}@domain{i % 97}.example.org,Reader {i}\n" for i in range(20_000))
+    stream = iter(SubscriberList(path))
+    assert isinstance(stream, types.GeneratorType)
+    assert next(stream).email == "reader0@domain0.example.org"
+    assert sum(1 for _ in stream) == 19_999
+
+
+def test_list_fingerprint_is_sha256_of_bytes(tmp_path):
+    path = write(tmp_path, "email\nann@example.org\n")
+    assert list_fingerprint(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["Jane@Example.COM", "a+b@x.org", "Postmaster@X.org", "a@bücher.de", "a..b@x.org", "a@b", "x@localhost",
+     "ü@x.org", '"a b"@x.org', "a@x.invalid", "a@-x.org", "a@x_y.org", "." + "a" * 250 + "@x.org"],
+)
+def test_fast_address_check_agrees_with_email_validator(address):
+    from email_validator import EmailNotValidError, validate_email
+
+    from broadsheet.audience.addresses import AddressChecker, InvalidAddress
+
+    try:
+        info = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+        expected = f"{info.local_part}@{info.ascii_domain}"
+    except EmailNotValidError:
+        expected = None
+    checker = AddressChecker()
+    for _ in range(2):  # the second time from the domain cache
+        try:
+            assert checker.normalise(address) == expected
+        except InvalidAddress:
+            assert expected is None
