@@ -40,8 +40,10 @@ class Issue:
     preheader: str = ""
     date: dt.date | None = None
     number: int | str | None = None
+    draft: bool = False
     intro_html: str = ""
     intro_text: str = ""
     articles: tuple[Article, ...] = ()
-    images: tuple[Image, ...] = ()  # every local image used, once
+    images: tuple[Image, ...] = ()  # every local image used, once; src is its name under images/
+    links: tuple[str, ...] = ()  # the text part's numbered link references, in order
     notes: tuple[str, ...] = field(default=())  # warnings met while reading (drafts left out, …)

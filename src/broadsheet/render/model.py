@@ -31,5 +31,5 @@ class RenderedIssue:
     text: str
     web_html: str
     view_online_url: str  # "" without a base_url
-    images: tuple[Path, ...] = ()
+    images: tuple[tuple[str, Path], ...] = ()  # (name under images/, source file) to publish
     warnings: tuple[str, ...] = field(default=())

@@ -1,0 +1,102 @@
+"""Markdown → sanitised, email-ready HTML fragments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import lxml.html
+from lxml import etree
+from markdown_it import MarkdownIt
+from mdit_py_plugins.attrs import attrs_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+
+# Elements that never belong in an email: removed with everything inside them.
+FORBIDDEN_ELEMENTS = (
+    "script", "iframe", "frame", "frameset", "object", "embed", "applet", "form", "input", "button",
+    "select", "textarea", "style", "link", "meta", "base",
+)  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def markdown_parser() -> MarkdownIt:
+    """CommonMark with tables, strikethrough, footnotes, attributes and smart quotes."""
+    parser = MarkdownIt("commonmark", {"typographer": True, "html": True})
+    parser.enable(["table", "strikethrough", "replacements", "smartquotes"])
+    return parser.use(footnote_plugin).use(attrs_plugin)
+
+
+@dataclass
+class Fragment:
+    """Sanitised HTML of one Markdown document and what was noticed on the way."""
+
+    html: str
+    removed: list[str] = field(default_factory=list)  # what the sanitiser took out
+    images: list[tuple[str, str]] = field(default_factory=list)  # (src, alt) as written
+
+
+def render_markdown(text: str, *, rewrite_src: Callable[[str], str] | None = None) -> Fragment:
+    """Render Markdown, strip unsafe HTML, and let ``rewrite_src`` relocate image sources."""
+    html = markdown_parser().render(text)
+    if not html.strip():
+        return Fragment(html="")
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    fragment = Fragment(html="")
+    _sanitise(root, fragment)
+    _prepare_for_email(root, fragment, rewrite_src)
+    fragment.html = "".join(_serialise(child) for child in root) if len(root) else (root.text or "")
+    if root.text and len(root):
+        fragment.html = _escape_text(root.text) + fragment.html
+    return fragment
+
+
+def _sanitise(root: etree._Element, fragment: Fragment) -> None:
+    for element in list(root.iter()):
+        if not isinstance(element.tag, str):  # comments, processing instructions
+            if element is not root and element.getparent() is not None:
+                element.drop_tree()
+            continue
+        tag = element.tag.lower()
+        if tag in FORBIDDEN_ELEMENTS:
+            fragment.removed.append(f"<{tag}>")
+            element.drop_tree()
+            continue
+        for name in list(element.attrib):
+            value = element.attrib[name].strip().lower()
+            if name.lower().startswith("on"):
+                fragment.removed.append(f"{name}= attribute")
+                del element.attrib[name]
+            elif name in ("href", "src") and value.startswith(("javascript:", "vbscript:", "data:text")):
+                fragment.removed.append(f"{value.split(':')[0]}: {name}")
+                del element.attrib[name]
+
+
+def _prepare_for_email(root: etree._Element, fragment: Fragment, rewrite_src) -> None:
+    for element in list(root.iter()):
+        if not isinstance(element.tag, str):
+            continue
+        if element.tag == "img":
+            src = element.get("src", "")
+            alt = element.get("alt", "")
+            fragment.images.append((src, alt))
+            if rewrite_src:
+                element.set("src", rewrite_src(src))
+            element.set("alt", alt)
+            element.set("class", (element.get("class", "") + " content-image").strip())
+        elif element.tag == "a" and "footnote-backref" in element.get("class", ""):
+            element.drop_tree()
+        elif element.tag == "section":
+            element.tag = "div"
+        elif element.tag == "table":
+            element.set("class", (element.get("class", "") + " content-table").strip())
+        elif element.tag == "blockquote":
+            element.set("class", (element.get("class", "") + " pull-quote").strip())
+
+
+def _serialise(element: etree._Element) -> str:
+    return lxml.html.tostring(element, encoding="unicode", method="html")
+
+
+def _escape_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,132 @@
+"""Issue folder → RenderedIssue: Jinja2 fills the theme, MRML compiles once, premailer inlines once."""
+
+from __future__ import annotations
+
+import shutil
+import traceback
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..config import Config
+from ..content import Issue, read_issue
+from ..content.text import LinkRegistry
+from ..errors import ConfigError, TemplateError
+from .checks import build_warnings
+from .compile import compile_mjml, inline_css
+from .model import RenderedIssue
+from .placeholders import PlaceholderTable
+from .theme import HTML_TEMPLATE, TEXT_TEMPLATE, Theme, load_theme
+
+REMOTE = ("http://", "https://")
+
+
+def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) -> RenderedIssue:
+    """Read and render one issue; nothing is written (see write_build)."""
+    issue = issue or read_issue(Path(issue_dir), config)
+    theme = load_theme(config.theme_dir)
+    logo_src, logo_image = _logo(config, issue.slug)
+    view_online_url = f"{config.base_url.rstrip('/')}/{issue.slug}/" if config.base_url else ""
+    table = PlaceholderTable()
+    context = _context(issue, config, table, logo_src)
+    mjml_source = _render(theme.environment, HTML_TEMPLATE, context, table)
+    html = inline_css(compile_mjml(mjml_source, fonts=theme.fonts, where=f"{theme.folder / HTML_TEMPLATE}"))
+    text = _render(theme.text_environment, TEXT_TEMPLATE, context, table)
+    web_values = {"view_online_url": view_online_url, "unsubscribe_url": _web_unsubscribe(config)}
+    images = tuple((image.src, image.path) for image in issue.images if image.path) + logo_image
+    rendered = RenderedIssue(
+        slug=issue.slug,
+        title=issue.title,
+        subject=issue.subject,
+        preheader=issue.preheader,
+        mjml=table.to_jinja(mjml_source),
+        html=table.to_jinja(html),
+        text=table.to_jinja(text),
+        web_html=table.fill(html, web_values),
+        view_online_url=view_online_url,
+        images=images,
+    )
+    return _with_warnings(rendered, issue, config)
+
+
+def write_build(rendered: RenderedIssue, out_dir: Path) -> Path:
+    """Write ``out_dir/<slug>/`` (email.mjml, email.html, email.txt, web.html, images/); return it."""
+    target = Path(out_dir) / rendered.slug
+    target.mkdir(parents=True, exist_ok=True)
+    for name, content in (
+        ("email.mjml", rendered.mjml), ("email.html", rendered.html),
+        ("email.txt", rendered.text), ("web.html", rendered.web_html),
+    ):  # fmt: skip
+        (target / name).write_text(content, encoding="utf-8")
+    if rendered.images:
+        (target / "images").mkdir(exist_ok=True)
+    for name, source in rendered.images:
+        destination = target / "images" / name
+        if not destination.exists() or destination.stat().st_mtime < source.stat().st_mtime:
+            shutil.copy2(source, destination)
+    return target
+
+
+def _context(issue: Issue, config: Config, table: PlaceholderTable, logo_src: str) -> dict[str, Any]:
+    links = LinkRegistry()
+    links.urls.extend(issue.links)
+    return {
+        "issue": issue,
+        "config": config,
+        "brand": config.brand,
+        "footer": config.footer,
+        "logo_src": logo_src,
+        "link_references": links.references(),
+        "subscriber": table.subscriber(),
+        "unsubscribe_url": table.make("unsubscribe_url"),
+        "view_online_url": table.make("view_online_url"),
+    }
+
+
+def _render(environment: jinja2.Environment, name: str, context: dict[str, Any], table: PlaceholderTable) -> str:
+    """Render a theme template, reporting template mistakes as file:line."""
+    environment.filters["default"] = table.default_filter(jinja2.filters.do_default)
+    try:
+        return environment.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        where = f"{exc.filename or name}:{exc.lineno}"
+        raise TemplateError(f"template syntax error: {exc.message}", where=where) from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"template not found: {exc.name}", where=str(environment.loader.searchpath[0])) from None
+    except (jinja2.UndefinedError, TypeError, AttributeError) as exc:
+        raise TemplateError(f"template error: {exc}", where=_template_frame(exc) or name) from None
+
+
+def _template_frame(exc: BaseException) -> str | None:
+    """file:line of the innermost template frame of a render error."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+
+
+def _logo(config: Config, slug: str) -> tuple[str, tuple[tuple[str, Path], ...]]:
+    logo = config.brand.logo
+    if not logo or logo.startswith(REMOTE):
+        return logo, ()
+    path = config.resolve(logo)
+    if not path.is_file():
+        raise ConfigError(f"logo not found: {logo}", where="brand.logo", fix=f"add {path} or fix brand.logo")
+    name = f"logo-{path.name}"
+    src = f"{config.base_url.rstrip('/')}/{slug}/images/{name}" if config.base_url else f"images/{name}"
+    return src, ((name, path),)
+
+
+def _web_unsubscribe(config: Config) -> str:
+    """The browser version has no recipient: link to the unsubscribe page without a token."""
+    if config.unsubscribe_url:
+        return config.unsubscribe_url.split("?")[0]
+    return f"mailto:{config.unsubscribe_mailto}?subject=unsubscribe" if config.unsubscribe_mailto else ""
+
+
+def _with_warnings(rendered: RenderedIssue, issue: Issue, config: Config) -> RenderedIssue:
+    from dataclasses import replace
+
+    return replace(rendered, warnings=tuple(issue.notes) + tuple(build_warnings(rendered, issue, config)))
+
+
+__all__ = ["build_issue", "write_build", "Theme"]

@@ -1,0 +1,35 @@
+"""MJML → HTML (MRML, once per issue) → CSS inlined (premailer, once per issue)."""
+
+from __future__ import annotations
+
+import logging
+
+import cssutils
+import mjml
+from premailer import Premailer
+
+from ..errors import TemplateError
+
+cssutils.log.setLevel(logging.CRITICAL)
+
+
+def compile_mjml(source: str, *, fonts: dict[str, str], where: str) -> str:
+    """Compile MJML with MRML; no web fonts unless the theme declares them."""
+    try:
+        return mjml.mjml2html(source, fonts=fonts, disable_comments=False)
+    except ValueError as exc:
+        raise TemplateError(f"MJML does not compile: {exc}", where=where, fix="check the theme's MJML tags") from None
+
+
+def inline_css(html: str) -> str:
+    """Inline the CSS, keeping <style> blocks so media queries (mobile, dark mode) still apply."""
+    return Premailer(
+        html,
+        allow_network=False,
+        keep_style_tags=True,
+        strip_important=False,
+        remove_classes=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+        exclude_pseudoclasses=True,
+    ).transform(pretty_print=False)
