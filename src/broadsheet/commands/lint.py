@@ -1,0 +1,50 @@
+"""``broadsheet lint ISSUE_DIR``: what will break, clip or land in spam. Exit 1 on errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..config import Config
+from ..errors import ContentError
+from . import project_config
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "lint", help="check an issue for what hurts delivery",
+        description="Build ISSUE_DIR and check it: size, images, links, required parts, MJML, text part, "
+        "spam-prone patterns. Exit 1 on errors, 0 on warnings only.",
+    )
+    parser.add_argument("issue_dir", metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="json for CI")
+    parser.add_argument("--no-validator", action="store_true", help="skip the npm MJML validator")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..lint import HOW_TO_INSTALL, find_validator, lint_issue, summary, to_json
+
+    config = project_config(args)
+    folder = issue_folder(args.issue_dir, config)
+    findings = lint_issue(folder, config, validate_mjml=not args.no_validator)
+    validator = None if args.no_validator else find_validator(config.root)
+    if args.format == "json":
+        print(to_json(findings, issue=str(folder), validator=str(validator) if validator else None))
+    else:
+        for finding in findings:
+            print(finding)
+        if validator is None and not args.no_validator:
+            print(f"note: MJML validator not installed, skipped ({HOW_TO_INSTALL})", file=sys.stderr)
+        print(f"{folder.name}: {summary(findings)}")
+    return 1 if any(f.severity == "error" for f in findings) else 0
+
+
+def issue_folder(argument: str, config: Config) -> Path:
+    """ISSUE_DIR as given, or the folder of that name under the config's issues_dir."""
+    for candidate in (Path(argument), config.resolve(config.issues_dir) / argument):
+        if candidate.is_dir():
+            return candidate.resolve()
+    raise ContentError("no such issue folder", where=argument,
+                       fix=f"give a folder holding issue.md, e.g. {config.issues_dir}/<date>-<name>")

@@ -1,0 +1,101 @@
+"""Lint: what will break, clip or land in spam, found before sending.
+
+``lint_rendered(rendered, issue, config)`` checks a built issue; ``lint_issue(folder, config)`` builds
+and checks one. Each returns :class:`Finding` objects, errors first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Formatter
+
+import jinja2
+
+from ..config import Config
+from ..content.model import Issue
+from ..render.model import RenderedIssue
+from .document import parse_email
+from .findings import Finding, counts, ordered, summary, to_json
+from .rules import RULES, LintContext
+from .sources import SourceIndex
+from .validator import HOW_TO_INSTALL, find_validator
+
+__all__ = [
+    "Finding", "lint_rendered", "lint_issue", "find_validator", "HOW_TO_INSTALL",
+    "counts", "ordered", "summary", "to_json", "sample_parts",
+]
+
+
+def lint_rendered(
+    rendered: RenderedIssue,
+    issue: Issue,
+    config: Config,
+    *,
+    html: str | None = None,
+    text: str | None = None,
+    validate_mjml: bool = True,
+) -> list[Finding]:
+    """Check a built issue. ``html``/``text`` are one recipient's parts (default: the sample subscriber).
+
+    ``validate_mjml=False`` skips the (slow, external) MJML validator, e.g. for a quick preview pass.
+    """
+    sample_html, sample_text, unsubscribe = sample_parts(rendered, config)
+    context = LintContext(
+        subject=rendered.subject,
+        preheader=rendered.preheader,
+        html=html if html is not None else sample_html,
+        text=text if text is not None else sample_text,
+        mjml=rendered.mjml,
+        document=parse_email(html if html is not None else sample_html),
+        sources=SourceIndex.for_issue(issue.folder, [a.source for a in issue.articles], config.theme_dir,
+                                      config.path),
+        issue_folder=issue.folder,
+        issue_file=issue.folder / "issue.md",
+        config_file=config.path,
+        postal_address=config.footer.postal_address,
+        unsubscribe_url=unsubscribe,
+        local_images=tuple(dict.fromkeys([*(path for _, path in rendered.images),
+                                          *(image.path for image in issue.images if image.path)])),
+        validator=find_validator(config.root) if validate_mjml else None,
+        mjml_name=f"{config.output_dir}/{rendered.slug}/email.mjml",
+    )
+    return ordered(finding for rule in RULES for finding in rule(context))
+
+
+def lint_issue(issue_dir: Path, config: Config, *, validate_mjml: bool = True) -> list[Finding]:
+    """Read and build the issue in ``issue_dir``, then lint it (build errors raise as usual)."""
+    from ..content.reader import read_issue
+    from ..render.build import build_issue
+
+    issue = read_issue(issue_dir, config)
+    rendered = build_issue(issue_dir, config, issue=issue)
+    return lint_rendered(rendered, issue, config, validate_mjml=validate_mjml)
+
+
+def sample_parts(rendered: RenderedIssue, config: Config) -> tuple[str, str, str]:
+    """(html, text, unsubscribe_url) of the issue personalised for the config's sample subscriber."""
+    unsubscribe = sample_unsubscribe_url(config)
+    variables = {
+        "subscriber": dict(config.preview.sample_subscriber),
+        "unsubscribe_url": unsubscribe,
+        "view_online_url": rendered.view_online_url,
+    }
+    html = jinja2.Environment(autoescape=True).from_string(rendered.html).render(variables)
+    text = jinja2.Environment(autoescape=False).from_string(rendered.text).render(variables)
+    return html, text, unsubscribe
+
+
+def sample_unsubscribe_url(config: Config) -> str:
+    """The configured unsubscribe URL filled for the sample subscriber, or a mailto: link, or ''."""
+    if config.unsubscribe_url:
+        values = {"email": config.preview.sample_subscriber.get("email", "reader@example.com"),
+                  "token": "sample-token", "list_id": config.list_id}
+        names = {name for _, name, _, _ in Formatter().parse(config.unsubscribe_url) if name}
+        try:
+            return config.unsubscribe_url.format(**{n: values.get(n, n) for n in names})
+        except (ValueError, IndexError, KeyError):
+            return config.unsubscribe_url
+    if config.unsubscribe_mailto:
+        address = config.unsubscribe_mailto
+        return address if address.startswith("mailto:") else f"mailto:{address}"
+    return ""

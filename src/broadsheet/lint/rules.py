@@ -1,0 +1,315 @@
+"""The lint rules. Each takes the :class:`LintContext` and yields :class:`Finding` objects."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .colour import contrast, hex_of
+from .document import EmailDocument, collapse, shorten
+from .findings import Finding
+from .sources import SourceIndex, display, text_needles
+from .validator import validate
+
+GMAIL_CLIP_BYTES = 102 * 1024  # Gmail clips messages whose HTML is larger than about 102 KB
+SIZE_WARNING_BYTES = 90 * 1024
+PREHEADER_MAX = 100
+SUBJECT_MAX = 78
+INVISIBLE_CONTRAST = 1.5  # below this, text is effectively hidden: a spam signal
+LOW_CONTRAST = 3.0  # WCAG minimum for large text
+SAFE_SCHEMES = {"mailto", "tel", "sms"}
+
+
+@dataclass
+class LintContext:
+    """Everything the rules look at, gathered once per lint."""
+
+    subject: str
+    preheader: str
+    html: str  # the personalised HTML part
+    text: str  # the personalised text part
+    mjml: str
+    document: EmailDocument
+    sources: SourceIndex
+    issue_folder: Path
+    issue_file: Path | None = None  # issue.md, for subject and preheader lines
+    config_file: Path | None = None
+    postal_address: str = ""
+    unsubscribe_url: str = ""
+    local_images: tuple[Path, ...] = ()
+    validator: Path | None = None
+    mjml_name: str = "email.mjml"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def where(self, *needles: str, fallback: str) -> str:
+        """``file:line`` of the first needle found in the sources, else ``fallback``."""
+        return self.sources.locate(*needles) or fallback
+
+    def issue_key(self, key: str) -> str:
+        return self.sources.locate_key(self.issue_file, key) or display(self.issue_file or self.issue_folder)
+
+    def config_key(self, key: str) -> str:
+        leaf = key.rsplit(".", 1)[-1]
+        found = self.sources.locate_key(self.config_file, leaf) if self.config_file else None
+        return found or (f"{display(self.config_file)} [{key}]" if self.config_file else f"broadsheet.toml [{key}]")
+
+
+Rule = Callable[[LintContext], Iterator[Finding]]
+
+
+# Size ----------------------------------------------------------------------------------------------
+
+def check_size(ctx: LintContext) -> Iterator[Finding]:
+    """HTML bytes against Gmail's clipping limit: error above, warning within ~12 KB of it."""
+    size = len(ctx.html.encode("utf-8"))
+    where = f"HTML part ({size / 1024:.1f} KB)"
+    if size > GMAIL_CLIP_BYTES:
+        yield Finding("html-size", "error", f"the HTML is {size / 1024:.1f} KB: Gmail clips messages over "
+                      f"102 KB and hides the rest, unsubscribe link included; shorten the issue", where)
+    elif size > SIZE_WARNING_BYTES:
+        yield Finding("html-size", "warning", f"the HTML is {size / 1024:.1f} KB, close to Gmail's 102 KB "
+                      "clipping limit", where)
+
+
+# Images --------------------------------------------------------------------------------------------
+
+def check_image_alt(ctx: LintContext) -> Iterator[Finding]:
+    for img in ctx.document.images:
+        if _is_pixel(img.width, img.height):
+            continue
+        if img.alt is None or not img.alt.strip():
+            state = "no alt attribute" if img.alt is None else "an empty alt text"
+            yield Finding("image-alt", "warning", f"image {_name(img.src)} has {state}: readers with images "
+                          "off see nothing; describe the image", ctx.where(*_image_needles(img.src), fallback=img.element))
+
+
+def check_image_width(ctx: LintContext) -> Iterator[Finding]:
+    for img in ctx.document.images:
+        if img.width and img.width.removesuffix("px").isdigit():
+            continue
+        state = f'a width="{img.width}" attribute' if img.width else "no width attribute"
+        yield Finding("image-width", "warning", f"image {_name(img.src)} has {state}: Outlook needs a width "
+                      "in pixels or shows the image at its natural size",
+                      ctx.where(*_image_needles(img.src), fallback=img.element))
+
+
+def check_image_url(ctx: LintContext) -> Iterator[Finding]:
+    for img in ctx.document.images:
+        scheme = urlsplit(img.src).scheme.lower()
+        where = ctx.where(*_image_needles(img.src), fallback=img.element)
+        if not img.src:
+            yield Finding("image-url", "error", "an image has no src", where)
+        elif scheme == "http":
+            yield Finding("image-url", "warning", f"image {img.src} is not https: mail clients may block or "
+                          "warn about it", where)
+        elif not scheme:
+            yield Finding("image-url", "error", f"image {img.src} has a relative URL that no inbox can load; "
+                          "set base_url in broadsheet.toml so images get absolute https URLs", where)
+        elif scheme not in ("https", "cid", "data"):
+            yield Finding("image-url", "warning", f"image {shorten(img.src)} uses {scheme}: URLs", where)
+
+
+def check_image_files(ctx: LintContext) -> Iterator[Finding]:
+    """Local image files the issue uses, and relative image URLs, must exist."""
+    reported: set[Path] = set()
+    for img in ctx.document.images:
+        parts = urlsplit(img.src)
+        if parts.scheme or parts.netloc or not parts.path:
+            continue
+        path = (ctx.issue_folder / unquote(parts.path)).resolve()
+        if not path.is_file() and path not in reported:
+            reported.add(path)
+            yield Finding("image-missing", "error", f"image file {img.src} does not exist",
+                          ctx.where(img.src, fallback=img.element))
+    for path in ctx.local_images:
+        if not path.is_file() and path.resolve() not in reported:
+            reported.add(path.resolve())
+            yield Finding("image-missing", "error", f"image file {display(path)} does not exist",
+                          ctx.where(path.name, fallback=display(path)))
+
+
+# Links ---------------------------------------------------------------------------------------------
+
+def check_link_urls(ctx: LintContext) -> Iterator[Finding]:
+    """javascript:, empty or '#' hrefs are errors; http and relative links are warnings."""
+    for link in ctx.document.links:
+        href = (link.href or "").strip()
+        label = f'"{shorten(link.text, 40)}"' if link.text else link.element
+        where = ctx.where(href, *text_needles(link.text), fallback=link.element) if href else \
+            ctx.where(*text_needles(link.text), fallback=link.element)
+        scheme = urlsplit(href).scheme.lower()
+        if scheme == "javascript":
+            yield Finding("link-javascript", "error", f"link {label} runs javascript:, which mail clients strip "
+                          "and spam filters punish", where)
+        elif href in ("", "#"):
+            yield Finding("link-empty", "error", f"link {label} goes nowhere (href {href!r})", where)
+        elif href.startswith("#"):
+            continue
+        elif scheme == "http":
+            yield Finding("link-https", "warning", f"link {href} is not https", where)
+        elif not scheme:
+            yield Finding("link-https", "error", f"link {href} is relative and leads nowhere from an inbox; "
+                          "use an absolute https URL", where)
+        elif scheme not in ("https", *SAFE_SCHEMES):
+            yield Finding("link-https", "warning", f"link {shorten(href)} uses {scheme}: URLs", where)
+
+
+def check_duplicate_link_texts(ctx: LintContext) -> Iterator[Finding]:
+    """One link text, several destinations: readers (and screen readers) cannot tell them apart."""
+    targets: dict[str, dict[str, str]] = defaultdict(dict)
+    for link in ctx.document.links:
+        href = (link.href or "").strip()
+        if link.text and href and not href.startswith("#"):
+            targets[link.text.lower()].setdefault(href.rstrip("/"), href)
+    for text, hrefs in targets.items():
+        if len(hrefs) > 1:
+            urls = ", ".join(list(hrefs.values())[:4])
+            yield Finding("link-duplicate-text", "warning", f"the link text \"{shorten(text, 40)}\" points to "
+                          f"{len(hrefs)} different URLs ({shorten(urls, 160)}); give each link its own words",
+                          ctx.where(*list(hrefs.values())[1:], fallback=f'<a>{shorten(text, 40)}</a>'))
+
+
+# Required parts ------------------------------------------------------------------------------------
+
+UNSUBSCRIBE_WORDS = re.compile(r"unsubscribe|opt[ -]?out|abmelden|désinscri|desinscri|afmelden", re.I)
+
+
+def check_unsubscribe(ctx: LintContext) -> Iterator[Finding]:
+    for link in ctx.document.links:
+        href = (link.href or "").strip()
+        if not href or href == "#":
+            continue
+        if (ctx.unsubscribe_url and href == ctx.unsubscribe_url) or UNSUBSCRIBE_WORDS.search(link.text):
+            return
+    yield Finding("unsubscribe", "error", "the body has no working unsubscribe link; set unsubscribe_url "
+                  "(or unsubscribe_mailto) in broadsheet.toml and keep {{ unsubscribe_url }} in the theme",
+                  ctx.config_key("unsubscribe_url"))
+
+
+def check_postal_address(ctx: LintContext) -> Iterator[Finding]:
+    address = ctx.postal_address.strip()
+    if not address:
+        yield Finding("postal-address", "error", "no postal address: anti-spam laws (CAN-SPAM) require one "
+                      "in the footer; set footer.postal_address", ctx.config_key("footer.postal_address"))
+        return
+    visible = collapse(ctx.document.visible_text).lower()
+    first = collapse(re.split(r"[\n,]", address)[0]).lower()
+    if first not in visible:
+        yield Finding("postal-address", "error", "the postal address is set but not shown in the footer; "
+                      "keep it in the theme", ctx.config_key("footer.postal_address"))
+
+
+def check_preheader(ctx: LintContext) -> Iterator[Finding]:
+    preheader = ctx.preheader.strip()
+    if not preheader:
+        yield Finding("preheader", "warning", "no preheader: inboxes show the first words of the body "
+                      "instead; add preheader: to the front matter", ctx.issue_key("preheader"))
+    elif len(preheader) > PREHEADER_MAX:
+        yield Finding("preheader", "warning", f"the preheader is {len(preheader)} characters; inboxes show "
+                      f"about {PREHEADER_MAX}", ctx.issue_key("preheader"))
+
+
+def check_subject(ctx: LintContext) -> Iterator[Finding]:
+    subject = ctx.subject.strip()
+    if not subject:
+        yield Finding("subject", "error", "the issue has no subject", ctx.issue_key("subject"))
+    elif len(subject) > SUBJECT_MAX:
+        yield Finding("subject", "warning", f"the subject is {len(subject)} characters, over {SUBJECT_MAX}: "
+                      "inboxes cut it", ctx.issue_key("subject"))
+
+
+# MJML ----------------------------------------------------------------------------------------------
+
+def check_mjml(ctx: LintContext) -> Iterator[Finding]:
+    """The official validator (strict) on the emitted MJML, when installed (see lint.validator)."""
+    if ctx.validator is None or not ctx.mjml.strip():
+        return
+    lines = ctx.mjml.splitlines()
+    for problem in validate(ctx.mjml, ctx.validator):
+        source = lines[problem.line - 1].strip() if 0 < problem.line <= len(lines) else ""
+        where = f"{ctx.mjml_name}:{problem.line} ({problem.tag})" if problem.line else ctx.mjml_name
+        where = ctx.where(source, fallback=where) if len(source) > 12 and "{" not in source else where
+        yield Finding("mjml-valid", "error", f"MJML validator: {problem.message}", where)
+
+
+# Text part -----------------------------------------------------------------------------------------
+
+def check_text_part(ctx: LintContext) -> Iterator[Finding]:
+    if len(collapse(ctx.text)) < 20:
+        yield Finding("text-part", "error", "the plain-text part is missing or empty; spam filters and "
+                      "text-only readers need it", "text part")
+        return
+    text = ctx.text.replace("&amp;", "&")
+    seen: set[str] = set()
+    for link in ctx.document.links:
+        href = (link.href or "").strip()
+        scheme = urlsplit(href).scheme.lower()
+        if scheme not in ("http", "https", "mailto") or href in seen:
+            continue
+        seen.add(href)
+        bare = href.removeprefix("mailto:") if scheme == "mailto" else href
+        if bare not in text and bare.rstrip("/") not in text:
+            yield Finding("text-links", "warning", f"the text part lacks the link {shorten(href, 100)}",
+                          ctx.where(href, fallback=link.element))
+
+
+# Spam-prone patterns -------------------------------------------------------------------------------
+
+def check_image_only(ctx: LintContext) -> Iterator[Finding]:
+    images = [img for img in ctx.document.images if not _is_pixel(img.width, img.height)]
+    if not images:
+        return
+    words = ctx.document.words
+    if words < 25:
+        yield Finding("image-only", "error", f"the email is image-only ({len(images)} images, {words} words "
+                      "of text): spam filters distrust it and readers with images off see nothing", "HTML part")
+    elif words < 40 * len(images):
+        yield Finding("image-only", "warning", f"the email is nearly image-only ({len(images)} images, "
+                      f"{words} words of text); add text", "HTML part")
+
+
+def check_subject_caps(ctx: LintContext) -> Iterator[Finding]:
+    letters = [c for c in ctx.subject if c.isalpha()]
+    if len(letters) >= 6 and sum(c.isupper() for c in letters) / len(letters) >= 0.7:
+        yield Finding("subject-caps", "warning", "the subject is in capitals, a classic spam signal",
+                      ctx.issue_key("subject"))
+
+
+def check_contrast(ctx: LintContext) -> Iterator[Finding]:
+    """Text whose colour is (nearly) the background's: hidden text is a spam signal, low contrast hurts."""
+    for run in ctx.document.runs:
+        ratio = contrast(run.colour, run.background)
+        if ratio >= LOW_CONTRAST:
+            continue
+        invisible = ratio < INVISIBLE_CONTRAST
+        message = (f"text \"{shorten(run.text, 40)}\" is {hex_of(run.colour)} on {hex_of(run.background)} "
+                   f"(contrast {ratio:.1f}:1): " + ("invisible text looks like spam to filters" if invisible
+                                                    else "hard to read; aim for 4.5:1"))
+        yield Finding("low-contrast", "error" if invisible else "warning", message,
+                      ctx.where(*text_needles(run.text), fallback=run.element))
+
+
+RULES: tuple[Rule, ...] = (
+    check_size, check_image_alt, check_image_width, check_image_url, check_image_files, check_link_urls,
+    check_duplicate_link_texts, check_unsubscribe, check_postal_address, check_preheader, check_subject,
+    check_mjml, check_text_part, check_image_only, check_subject_caps, check_contrast,
+)
+
+
+def _image_needles(src: str) -> tuple[str, ...]:
+    """Search strings for an image: its URL, its file name, the name before build prefixed it."""
+    name = unquote(urlsplit(src).path.rsplit("/", 1)[-1])
+    return src, name, name.removeprefix("logo-")
+
+
+def _name(src: str) -> str:
+    return shorten(unquote(urlsplit(src).path.rsplit("/", 1)[-1]) or src, 60)
+
+
+def _is_pixel(width: str | None, height: str | None) -> bool:
+    """A 1x1 tracking pixel or spacer, which needs no alt text and counts as no image."""
+    return bool(width and height and width.strip("px") in ("0", "1") and height.strip("px") in ("0", "1"))
