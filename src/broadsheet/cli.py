@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         command = module.register(sub)
+        command.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="broadsheet.toml to use")
         command.set_defaults(handler=module.run)
     return parser
 

@@ -1,0 +1,77 @@
+"""broadsheet new "Title": scaffold issues/<YYYY-MM-DD>-<slug>/."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import unicodedata
+from pathlib import Path
+
+from . import project_config
+from ..errors import ContentError
+
+ISSUE_TEMPLATE = """---
+title: {title}
+subject: {title}
+preheader: "One line that inboxes show after the subject."
+date: {date}
+number: {number}
+---
+A few words from the editor: what this issue is about and why it matters.
+"""
+
+ARTICLE_TEMPLATE = """---
+title: {title}
+author: ""
+summary: ""
+---
+Write the article here in Markdown: **bold**, *italic*, [links](https://example.org), lists and
+
+> pull quotes.
+"""
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("new", help="scaffold a new issue folder", description="Create issues/<date>-<slug>/.")
+    parser.add_argument("title", help="the issue's title")
+    parser.add_argument("--date", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD (default: today)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    config = project_config(args)
+    date = args.date or dt.date.today()
+    issues = config.resolve(config.issues_dir)
+    folder = issues / f"{date.isoformat()}-{slugify(args.title)}"
+    if folder.exists():
+        raise ContentError("the issue folder already exists", where=str(folder), fix="choose another title or date")
+    (folder / "articles").mkdir(parents=True)
+    title = _yaml_string(args.title)
+    (folder / "issue.md").write_text(
+        ISSUE_TEMPLATE.format(title=title, date=date.isoformat(), number=_next_number(issues)), encoding="utf-8"
+    )
+    (folder / "articles" / "01-first-article.md").write_text(
+        ARTICLE_TEMPLATE.format(title=_yaml_string("First article")), encoding="utf-8"
+    )
+    print(f"created {folder}")
+    return 0
+
+
+def slugify(text: str) -> str:
+    """ASCII, lower case, words joined by hyphens."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:60] or "issue"
+
+
+def _yaml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _next_number(issues: Path) -> int:
+    numbers = []
+    for issue_file in issues.glob("*/issue.md"):
+        match = re.search(r"^number:\s*(\d+)\s*$", issue_file.read_text(encoding="utf-8", errors="replace"), re.M)
+        if match:
+            numbers.append(int(match.group(1)))
+    return max(numbers, default=0) + 1
