@@ -51,6 +51,7 @@ class Send:
     rate_per_second: float = 0.0  # 0 = unlimited
     rate_per_hour: float = 0.0
     retries: int = 5
+    retry_delay: float = 5.0  # seconds before the first retry of a deferred recipient; doubles each time
     outbox_dir: str = "outbox"
 
 
