@@ -22,6 +22,7 @@ def project(tmp_path: Path) -> Path:
         if (ROOT / name).exists():
             shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    shutil.copytree(ROOT / "assets", tmp_path / "assets")
     if SAMPLE_ISSUE.exists():
         shutil.copytree(SAMPLE_ISSUE, tmp_path / "issues" / SAMPLE_ISSUE.name)
     return tmp_path

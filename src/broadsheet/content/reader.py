@@ -167,7 +167,7 @@ def _read_document(path: Path) -> _Document:
         post = frontmatter.loads(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 2}" if mark is not None else ""
+        line = f":{mark.line + 1}" if mark is not None else ""  # the YAML starts on the --- line
         problem = getattr(exc, "problem", None) or "malformed YAML"
         raise ContentError(
             f"malformed front matter: {problem}", where=f"{path}{line}", fix="fix the YAML between the --- lines"

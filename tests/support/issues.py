@@ -1,0 +1,20 @@
+"""Small issue folders written by tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_issue(root: Path, *, issue: str | None = None, articles: dict[str, str] | None = None) -> Path:
+    """An issue folder under ``root``; defaults to a minimal valid issue with one article."""
+    folder = root / "issues" / "2024-01-02-test-issue"
+    (folder / "articles").mkdir(parents=True, exist_ok=True)
+    (folder / "issue.md").write_text(
+        issue
+        if issue is not None
+        else "---\ntitle: Test issue\npreheader: A short preheader\ndate: 2024-01-02\nnumber: 3\n---\nHello intro.\n",
+        encoding="utf-8",
+    )
+    for name, text in (articles if articles is not None else {"01-one.md": "---\ntitle: One\n---\nBody one.\n"}).items():
+        (folder / "articles" / name).write_text(text, encoding="utf-8")
+    return folder

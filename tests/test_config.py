@@ -1,0 +1,96 @@
+from pathlib import Path
+
+import pytest
+
+from broadsheet.config import Config, find_config, load_config, secret
+from broadsheet.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "broadsheet.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_sample_config_loads_typed_values():
+    config = load_config(ROOT / "broadsheet.toml")
+    assert config.name == "BCECC Newsletter"
+    assert config.from_address.endswith("<newsletter@example.org>")
+    assert config.send.transport == "outbox"
+    assert config.smtp.security == "starttls"
+    assert isinstance(config.send.rate_per_second, float)
+    assert config.root == ROOT
+    assert config.footer.links["Events"].startswith("https://")
+
+
+def test_unknown_key_names_file_line_and_suggestion(tmp_path):
+    path = write(tmp_path, 'name = "x"\n\n[send]\nconections = 4\n')
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    message = str(raised.value)
+    assert f"{path}:4" in message
+    assert "send.conections" in message
+    assert "did you mean 'connections'" in message
+
+
+def test_unknown_top_level_key_suggests_toml_name(tmp_path):
+    with pytest.raises(ConfigError, match="did you mean 'from'"):
+        load_config(write(tmp_path, 'frm = "a@example.org"\n'))
+
+
+def test_wrong_type_says_what_is_allowed(tmp_path):
+    path = write(tmp_path, '[send]\nconnections = "four"\n')
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert f"{path}:2" in str(raised.value)
+    assert "must be a whole number" in str(raised.value)
+
+
+def test_literal_choices_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="'starttls' or 'ssl' or 'none'"):
+        load_config(write(tmp_path, '[smtp]\nsecurity = "tls"\n'))
+
+
+def test_table_expected(tmp_path):
+    with pytest.raises(ConfigError, match=r"must be a table \[smtp\]"):
+        load_config(write(tmp_path, 'smtp = "localhost"\n'))
+
+
+def test_invalid_toml_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(write(tmp_path, "name = \n"))
+
+
+def test_integers_accepted_for_floats_and_bools_refused_for_ints(tmp_path):
+    config = load_config(write(tmp_path, "[send]\nrate_per_second = 10\n"))
+    assert config.send.rate_per_second == 10.0
+    with pytest.raises(ConfigError):
+        load_config(write(tmp_path, "[send]\nconnections = true\n"))
+
+
+def test_found_upward_and_defaults_without_file(tmp_path):
+    path = write(tmp_path, 'name = "Up"\n')
+    nested = tmp_path / "issues" / "one"
+    nested.mkdir(parents=True)
+    assert find_config(nested) == path
+    assert load_config(start=nested).name == "Up"
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    (empty / "x").mkdir()
+    assert find_config(empty / "x") in (None, path)
+
+
+def test_defaults_when_no_config():
+    config = Config()
+    assert config.send.connections == 4 and config.smtp.security == "starttls"
+
+
+def test_secret_from_environment_only(monkeypatch):
+    monkeypatch.delenv("BROADSHEET_SMTP_PASSWORD", raising=False)
+    with pytest.raises(ConfigError) as raised:
+        secret("smtp")
+    assert "BROADSHEET_SMTP_PASSWORD" in str(raised.value)
+    monkeypatch.setenv("BROADSHEET_SMTP_PASSWORD", "hunter2-secret")
+    assert secret("smtp") == "hunter2-secret"

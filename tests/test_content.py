@@ -1,0 +1,146 @@
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from support.issues import write_issue
+
+from broadsheet.config import Config, load_config
+from broadsheet.content import read_issue
+from broadsheet.content.markdown import render_markdown
+from broadsheet.content.text import LinkRegistry, html_to_text
+from broadsheet.errors import ContentError
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
+
+
+def config_for(root: Path, **values) -> Config:
+    return Config(root=root, **values)
+
+
+def test_sample_issue_model():
+    issue = read_issue(SAMPLE, load_config(ROOT / "broadsheet.toml"))
+    assert issue.slug == SAMPLE.name
+    assert issue.date == dt.date(2021, 6, 1) and issue.number == 42
+    assert [a.title for a in issue.articles][0].startswith("A 10-year partnership")
+    first = issue.articles[0]
+    assert first.image and first.image.alt and first.image.src.endswith("/images/chengdu-flemish-brabant.png")
+    assert first.body_html.count('class="pull-quote"') == 3
+    assert "<ol>" in first.body_html and first.body_html.count("<li>") == 5
+    assert [i.src for i in issue.images] == ["chengdu-flemish-brabant.png"]
+
+
+def test_articles_ordered_by_order_then_file_name_and_drafts_left_out(tmp_path):
+    folder = write_issue(
+        tmp_path,
+        articles={
+            "01-a.md": "---\ntitle: A\n---\na",
+            "02-b.md": "---\ntitle: B\norder: 1\n---\nb",
+            "03-c.md": "---\ntitle: C\ndraft: true\n---\nc",
+        },
+    )
+    issue = read_issue(folder, config_for(tmp_path))
+    assert [a.title for a in issue.articles] == ["B", "A"]
+    assert any("03-c.md: draft, left out" in note for note in issue.notes)
+
+
+def test_subject_defaults_to_title(tmp_path):
+    folder = write_issue(tmp_path, issue="---\ntitle: Only a title\n---\n")
+    assert read_issue(folder, config_for(tmp_path)).subject == "Only a title"
+
+
+def test_missing_folder_and_issue_file(tmp_path):
+    with pytest.raises(ContentError, match="issue folder not found"):
+        read_issue(tmp_path / "nope", config_for(tmp_path))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ContentError, match="issue.md is missing"):
+        read_issue(tmp_path / "empty", config_for(tmp_path))
+
+
+def test_malformed_front_matter_names_the_line(tmp_path):
+    folder = write_issue(tmp_path, articles={"01-bad.md": "---\ntitle: ok\ntags: [a, b\nauthor: x\n---\nbody"})
+    with pytest.raises(ContentError) as raised:
+        read_issue(folder, config_for(tmp_path))
+    assert "01-bad.md:4" in str(raised.value) and "malformed front matter" in str(raised.value)
+
+
+def test_missing_title(tmp_path):
+    folder = write_issue(tmp_path, articles={"01-x.md": "---\nauthor: me\n---\nbody"})
+    with pytest.raises(ContentError, match=r"01-x.md:1: missing title"):
+        read_issue(folder, config_for(tmp_path))
+
+
+def test_not_utf8_names_the_line(tmp_path):
+    folder = write_issue(tmp_path)
+    (folder / "articles" / "02-latin.md").write_bytes(b"---\ntitle: x\n---\nline\ncaf\xe9\n")
+    with pytest.raises(ContentError, match=r"02-latin.md:5: the file is not UTF-8"):
+        read_issue(folder, config_for(tmp_path))
+
+
+def test_unknown_front_matter_key(tmp_path):
+    folder = write_issue(tmp_path, articles={"01-x.md": "---\ntitle: x\nauthr: me\n---\nbody"})
+    with pytest.raises(ContentError, match=r"01-x.md:3: unknown front matter key 'authr'"):
+        read_issue(folder, config_for(tmp_path))
+
+
+def test_missing_image_names_file_and_line(tmp_path):
+    folder = write_issue(tmp_path, articles={"01-x.md": "---\ntitle: x\n---\nText\n\n![Alt](pics/none.png)\n"})
+    with pytest.raises(ContentError, match=r"01-x.md:6: image not found: pics/none.png"):
+        read_issue(folder, config_for(tmp_path))
+
+
+def test_local_images_rewritten_to_base_url(tmp_path):
+    folder = write_issue(tmp_path, articles={"01-x.md": "---\ntitle: x\n---\n![A chart](chart.png)\n"})
+    (folder / "articles" / "chart.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    issue = read_issue(folder, config_for(tmp_path, base_url="https://news.example.org/"))
+    assert 'src="https://news.example.org/2024-01-02-test-issue/images/chart.png"' in issue.articles[0].body_html
+    assert 'alt="A chart"' in issue.articles[0].body_html
+    assert issue.images[0].path == (folder / "articles" / "chart.png").resolve()
+
+
+def test_unsafe_html_removed_with_notes(tmp_path):
+    body = (
+        "Hi <span onclick=\"steal()\">there</span>\n\n<script>alert(1)</script>\n\n"
+        '<iframe src="https://x.example"></iframe>\n\n<form><input name=a></form>\n\n<a href="javascript:alert(2)">x</a>\n'
+    )
+    folder = write_issue(tmp_path, articles={"01-x.md": "---\ntitle: x\n---\n" + body})
+    issue = read_issue(folder, config_for(tmp_path))
+    html = issue.articles[0].body_html
+    for bad in ("<script", "alert(", "<iframe", "<form", "<input", "onclick", "javascript:"):
+        assert bad not in html
+    assert "there" in html
+    notes = " ".join(issue.notes)
+    assert "<script>" in notes and "<iframe>" in notes and "onclick= attribute" in notes
+
+
+def test_template_syntax_in_content_is_kept_as_text(tmp_path):
+    folder = write_issue(tmp_path, articles={"01-x.md": "---\ntitle: x\n---\nUse {{ name }} and {% if %} and {# c #}.\n"})
+    issue = read_issue(folder, config_for(tmp_path))
+    assert "{{ name }}" in issue.articles[0].body_html and "{% if %}" in issue.articles[0].body_text
+
+
+def test_markdown_features():
+    html = render_markdown(
+        'He said "hi" -- ok\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nNote[^1]\n\n[^1]: The note.\n\n~~old~~\n'
+    ).html
+    assert "“hi”" in html and "–" in html
+    assert 'class="content-table"' in html and "<td>2</td>" in html
+    assert 'class="footnotes"' in html and "The note." in html and "footnote-backref" not in html
+    assert "<s>old</s>" in html
+
+
+def test_plain_text_headings_lists_links_and_wrapping():
+    links = LinkRegistry()
+    html = render_markdown(
+        "## Heading\n\n- one\n- two [site](https://a.example/x)\n\n1. first\n2. second\n\n> quoted words\n\n"
+        + "word " * 40
+        + "\n\nSee [site](https://a.example/x) and [other](https://b.example/).\n"
+    ).html
+    text = html_to_text(html, links)
+    assert "Heading\n-------" in text
+    assert "- one\n- two site [1]" in text
+    assert "1. first\n2. second" in text
+    assert "> quoted words" in text
+    assert "other [2]" in text and links.urls == ["https://a.example/x", "https://b.example/"]
+    assert all(len(line) <= 78 for line in text.splitlines())
+    assert links.references() == "[1] https://a.example/x\n[2] https://b.example/"

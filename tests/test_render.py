@@ -1,0 +1,195 @@
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+import lxml.html
+import pytest
+from support.issues import write_issue
+
+from broadsheet.config import Config, load_config
+from broadsheet.content import read_issue
+from broadsheet.errors import TemplateError
+from broadsheet.render import build_issue, write_build
+from broadsheet.render.compile import compile_mjml
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
+MJML_CLI = ROOT / "node_modules" / ".bin" / "mjml"
+PERSONAL = {"subscriber": {"first_name": "Ann", "email": "ann@example.com"},
+            "unsubscribe_url": "https://u.example/x?a=1&b=2", "view_online_url": "https://v.example/issue/"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sample():
+    config = load_config(ROOT / "broadsheet.toml")
+    return build_issue(SAMPLE, config), read_issue(SAMPLE, config)
+
+
+def personalise(template: str, *, html: bool = True, **values) -> str:
+    return jinja2.Environment(autoescape=html).from_string(template).render({**PERSONAL, **values})
+
+
+def test_every_article_title_in_html_and_text(sample):
+    rendered, issue = sample
+    document = lxml.html.fromstring(personalise(rendered.html))
+    text = document.text_content()
+    for article in issue.articles:
+        assert article.title in text
+        assert article.title.upper() in rendered.text
+    assert rendered.title in text
+
+
+def test_placeholders_survive_compile_and_inlining(sample):
+    rendered, _ = sample
+    assert "{{ subscriber.first_name | default('reader') }}" in rendered.html
+    document = lxml.html.fromstring(rendered.html)
+    hrefs = [a.get("href") for a in document.iter("a")]
+    assert "{{ unsubscribe_url }}" in hrefs and "{{ view_online_url }}" in hrefs
+    assert "%20" not in rendered.html and "bsph" not in rendered.html
+    filled = personalise(rendered.html)
+    assert "Dear Ann," in filled and 'href="https://u.example/x?a=1&amp;b=2"' in filled
+    assert "Dear reader," in personalise(rendered.html, subscriber={})
+    assert "Unsubscribe: https://u.example/x?a=1&b=2" in personalise(rendered.text, html=False)
+
+
+def test_subscriber_values_are_escaped_in_html(sample):
+    rendered, _ = sample
+    filled = personalise(rendered.html, subscriber={"first_name": "<script>x</script>"})
+    assert "<script>x</script>" not in filled and "&lt;script&gt;" in filled
+
+
+def test_media_queries_kept_after_inlining(sample):
+    rendered, _ = sample
+    compiled = compile_mjml(personalise(rendered.mjml), fonts={}, where="test")
+    queries = set(re.findall(r"@media[^{]+", compiled))
+    assert any("prefers-color-scheme" in q for q in queries) and any("max-width" in q for q in queries)
+    for query in queries:
+        assert query in rendered.html
+    assert 'style="' in rendered.html and "font-size:22px" in rendered.html.replace(" ", "")  # inlined h2 rule
+
+
+def test_accessibility_and_dark_mode(sample):
+    rendered, _ = sample
+    document = lxml.html.fromstring(personalise(rendered.html))
+    assert document.get("lang") == "en"
+    assert document.findtext(".//title") == rendered.subject
+    assert document.xpath('//meta[@name="color-scheme"]/@content') == ["light dark"]
+    images = list(document.iter("img"))
+    assert len(images) >= 2 and all(img.get("alt") for img in images)
+    layout_tables = [t for t in document.iter("table") if "content-table" not in (t.get("class") or "")]
+    assert layout_tables and all(t.get("role") == "presentation" for t in layout_tables)
+
+
+def test_preheader_present_and_not_white(sample):
+    rendered, _ = sample
+    document = lxml.html.fromstring(rendered.html)
+    hidden = document.xpath('//div[contains(@class, "preheader")]')
+    assert hidden and rendered.preheader in hidden[0].text_content()
+    style = hidden[0].get("style").replace(" ", "").lower()
+    assert "display:none" in style and "color:#fff" not in style and "color:white" not in style
+
+
+def test_text_part_has_every_link_and_is_wrapped(sample):
+    rendered, _ = sample
+    html = personalise(rendered.html)
+    text = personalise(rendered.text, html=False)
+    links = {a.get("href") for a in lxml.html.fromstring(html).iter("a")}
+    links = {link for link in links if link.startswith(("http", "mailto"))}
+    assert links
+    for link in links:
+        assert link.removeprefix("mailto:") in text
+    assert all(len(line) <= 78 for line in text.splitlines() if "://" not in line)
+    assert "1. foreign investment;" in text and "> “It was a premiere for Asia." in text
+
+
+def test_web_version_has_no_personal_fields(sample):
+    rendered, _ = sample
+    assert "{{" not in rendered.web_html and "bsph" not in rendered.web_html
+    assert "Dear reader," in rendered.web_html
+    assert f'href="{rendered.view_online_url}"' in rendered.web_html
+
+
+def test_content_template_syntax_is_shown_not_executed(tmp_path, project):
+    body = "Try {{ 7*7 }} and {{ subscriber.email }}, {% if true %}x{% endif %} and {# c #}.\n"
+    folder = write_issue(project, articles={"01-x.md": "---\ntitle: Braces\n---\n" + body})
+    rendered = build_issue(folder, load_config(project / "broadsheet.toml"))
+    for output in (personalise(rendered.html), personalise(rendered.text, html=False), rendered.web_html):
+        output = " ".join(output.split())
+        assert "{{ 7*7 }}" in output and "49" not in output
+        assert "{{ subscriber.email }}" in output and "ann@example.com" not in output
+        assert "{% if true %}x{% endif %}" in output and "{# c #}" in output
+
+
+def test_write_build_outputs_and_images(tmp_path, sample):
+    rendered, _ = sample
+    target = write_build(rendered, tmp_path / "dist")
+    assert {p.name for p in target.iterdir()} == {"email.mjml", "email.html", "email.txt", "web.html", "images"}
+    assert {p.name for p in (target / "images").iterdir()} == {"chengdu-flemish-brabant.png", "logo-bcecc-logo.png"}
+    assert (target / "email.html").read_text(encoding="utf-8") == rendered.html
+
+
+def test_template_syntax_error_names_template_file_and_line(project):
+    partial = project / "templates" / "default" / "partials" / "intro.mjml.j2"
+    partial.write_text(partial.read_text() + "\n{% if %}\n", encoding="utf-8")
+    lines = partial.read_text().count("\n")
+    with pytest.raises(TemplateError, match=rf"intro.mjml.j2:{lines}: template syntax error"):
+        build_issue(project / "issues" / SAMPLE.name, load_config(project / "broadsheet.toml"))
+
+
+def test_undefined_variable_in_theme_names_the_line(project):
+    partial = project / "templates" / "default" / "partials" / "footer.mjml.j2"
+    partial.write_text("{{ footer.nonexistent_field.x }}\n" + partial.read_text(), encoding="utf-8")
+    with pytest.raises(TemplateError, match=r"footer.mjml.j2:1: template error"):
+        build_issue(project / "issues" / SAMPLE.name, load_config(project / "broadsheet.toml"))
+
+
+def test_mjml_compile_error(project):
+    main = project / "templates" / "default" / "email.mjml.j2"
+    main.write_text(main.read_text().replace("</mj-body>", ""), encoding="utf-8")
+    with pytest.raises(TemplateError, match="MJML does not compile"):
+        build_issue(project / "issues" / SAMPLE.name, load_config(project / "broadsheet.toml"))
+
+
+def test_warnings(tmp_path):
+    long_subject = "S" * 80
+    folder = write_issue(
+        tmp_path,
+        issue=f"---\ntitle: T\nsubject: {long_subject}\n---\nintro\n",
+        articles={"01-a.md": "---\ntitle: A\n---\nSee [old](http://insecure.example/page).\n\n![](pic.png)\n"},
+    )
+    (folder / "articles" / "pic.png").write_bytes(b"png")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    rendered = build_issue(folder, Config(root=tmp_path))
+    warnings = "\n".join(rendered.warnings)
+    assert "no preheader" in warnings
+    assert "subject is 80 characters" in warnings
+    assert "01-a.md:4: insecure http:// link http://insecure.example/page" in warnings
+    assert "01-a.md:6: image without alt text" in warnings
+    assert "base_url is not set" in warnings
+
+
+def test_clipping_warning_for_a_huge_issue(tmp_path):
+    paragraph = "A fairly long sentence about trade between regions, repeated to grow the issue. " * 12
+    articles = {f"{n:02d}-a.md": f"---\ntitle: Article {n}\n---\n" + (paragraph + "\n\n") * 6 for n in range(20)}
+    folder = write_issue(tmp_path, articles=articles)
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    rendered = build_issue(folder, Config(root=tmp_path))
+    assert any("over Gmail's clipping limit" in w for w in rendered.warnings)
+
+
+@pytest.mark.node
+@pytest.mark.skipif(not MJML_CLI.exists(), reason="npm mjml not installed (make validator)")
+def test_emitted_mjml_passes_the_official_validator_in_strict_mode(tmp_path, sample):
+    rendered, _ = sample
+    path = tmp_path / "email.mjml"
+    path.write_text(rendered.mjml, encoding="utf-8")
+    result = subprocess.run([str(MJML_CLI), "--validate", str(path), "--config.validationLevel=strict"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "broken.mjml"
+    broken.write_text(rendered.mjml.replace("<mj-column>", "<mj-colum>", 1), encoding="utf-8")
+    failed = subprocess.run([str(MJML_CLI), "--validate", str(broken), "--config.validationLevel=strict"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert failed.returncode != 0
