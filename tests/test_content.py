@@ -61,7 +61,7 @@ def test_malformed_front_matter_names_the_line(tmp_path):
     folder = write_issue(tmp_path, articles={"01-bad.md": "---\ntitle: ok\ntags: [a, b\nauthor: x\n---\nbody"})
     with pytest.raises(ContentError) as raised:
         read_issue(folder, config_for(tmp_path))
-    assert "01-bad.md:4" in str(raised.value) and "malformed front matter" in str(raised.value)
+    assert "01-bad.md:3" in str(raised.value) and "malformed front matter" in str(raised.value)
 
 
 def test_missing_title(tmp_path):

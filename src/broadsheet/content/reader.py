@@ -166,7 +166,7 @@ def _read_document(path: Path) -> _Document:
     try:
         post = frontmatter.loads(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)  # where the bad construct starts
         line = f":{mark.line + 1}" if mark is not None else ""  # the YAML starts on the --- line
         problem = getattr(exc, "problem", None) or "malformed YAML"
         raise ContentError(

@@ -1,0 +1,110 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from broadsheet import __version__
+from broadsheet.cli import COMMANDS, main
+
+SAMPLE_NAME = "2021-06-01-chengdu-flemish-brabant"
+
+
+def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real console entry point in a subprocess, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if k != "BROADSHEET_DEBUG"}
+    return subprocess.run([sys.executable, "-m", "broadsheet", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=60)  # fmt: skip
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_build_writes_outputs_and_reports_size(project):
+    result = run_cli(project, "build", f"issues/{SAMPLE_NAME}")
+    assert result.returncode == 0, result.stderr
+    assert "of Gmail's 102 KB clipping limit" in result.stdout
+    target = project / "dist" / SAMPLE_NAME
+    assert (target / "email.html").is_file() and (target / "images" / "chengdu-flemish-brabant.png").is_file()
+
+
+def test_build_out_option(project, tmp_path):
+    assert main(["--config", str(project / "broadsheet.toml"), "build", str(project / "issues" / SAMPLE_NAME),
+                 "--out", str(tmp_path / "elsewhere")]) == 0  # fmt: skip
+    assert (tmp_path / "elsewhere" / SAMPLE_NAME / "web.html").is_file()
+
+
+def break_file(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "breakage, fragments",
+    [
+        (lambda p: None, ("issues/missing", "issue folder not found")),
+        (lambda p: break_file(p / "issues" / SAMPLE_NAME / "issue.md", "number: 42", "number: [42"),
+         ("issue.md:6", "malformed front matter")),
+        (lambda p: break_file(p / "issues" / SAMPLE_NAME / "articles" / "02-contact.md", "title:", "titel:"),
+         ("02-contact.md:2", "unknown front matter key 'titel'")),
+        (lambda p: break_file(p / "issues" / SAMPLE_NAME / "articles" / "02-contact.md", 'title: "Need more information?"\n', ""),
+         ("02-contact.md:1", "missing title")),
+        (lambda p: (p / "issues" / SAMPLE_NAME / "articles" / "03-latin.md").write_bytes(b"---\ntitle: caf\xe9\n---\n"),
+         ("03-latin.md:2", "not UTF-8", "save it as UTF-8")),
+        (lambda p: break_file(p / "broadsheet.toml", "[send]\n", "[send]\nconections = 2\n"),
+         ("broadsheet.toml:", "unknown key 'send.conections'", "did you mean 'connections'")),
+        (lambda p: break_file(p / "templates" / "default" / "partials" / "footer.mjml.j2", "{% endif %}", "{% endfi %}"),
+         ("footer.mjml.j2:", "template syntax error")),
+        (lambda p: break_file(p / "templates" / "default" / "email.mjml.j2", "</mj-body>", ""),
+         ("email.mjml.j2", "MJML does not compile")),
+        (lambda p: (p / "issues" / SAMPLE_NAME / "images" / "chengdu-flemish-brabant.png").unlink(),
+         ("01-chengdu-flemish-brabant.md:", "image not found")),
+    ],
+    ids=["missing-folder", "bad-yaml", "unknown-key", "missing-title", "not-utf8", "config-key", "template-syntax",
+         "mjml", "missing-image"],  # fmt: skip
+)
+def test_bad_input_is_one_line_exit_2(project, breakage, fragments):
+    breakage(project)
+    issue = "issues/missing" if fragments[0] == "issues/missing" else f"issues/{SAMPLE_NAME}"
+    result = run_cli(project, "build", issue)
+    assert_one_line_error(result, *fragments)
+    assert not (project / "dist" / SAMPLE_NAME / "email.html").exists()
+
+
+def test_warnings_exit_0(project):
+    break_file(project / "issues" / SAMPLE_NAME / "issue.md", "preheader:", "note:")
+    break_file(project / "issues" / SAMPLE_NAME / "issue.md", "note:", "#note:")
+    result = run_cli(project, "build", f"issues/{SAMPLE_NAME}")
+    assert result.returncode == 0, result.stderr
+    assert "warning:" in result.stderr and "no preheader" in result.stderr
+
+
+def test_new_scaffolds_an_issue_that_builds(project, monkeypatch):
+    monkeypatch.chdir(project)
+    assert main(["new", "Spring Trade Mission: Ghent → Shanghai", "--date", "2024-03-01"]) == 0
+    folder = project / "issues" / "2024-03-01-spring-trade-mission-ghent-shanghai"
+    assert (folder / "issue.md").is_file() and (folder / "articles" / "01-first-article.md").is_file()
+    assert "number: 43" in (folder / "issue.md").read_text(encoding="utf-8")
+    assert main(["build", str(folder)]) == 0
+    assert main(["new", "Spring Trade Mission: Ghent → Shanghai", "--date", "2024-03-01"]) == 2
+
+
+def test_version_and_help_on_every_command(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["--version"])
+    assert raised.value.code == 0 and __version__ in capsys.readouterr().out
+    for command in COMMANDS:
+        try:
+            __import__(f"broadsheet.commands.{command}")
+        except ModuleNotFoundError:
+            continue
+        with pytest.raises(SystemExit) as raised:
+            main([command, "--help"])
+        assert raised.value.code == 0
+        assert "usage: broadsheet " + command in capsys.readouterr().out
