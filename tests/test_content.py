@@ -144,3 +144,18 @@ def test_plain_text_headings_lists_links_and_wrapping():
     assert "other [2]" in text and links.urls == ["https://a.example/x", "https://b.example/"]
     assert all(len(line) <= 78 for line in text.splitlines())
     assert links.references() == "[1] https://a.example/x\n[2] https://b.example/"
+
+
+def test_local_body_images_get_a_width_capped_to_the_column(tmp_path):
+    from PIL import Image as Picture
+
+    folder = write_issue(tmp_path, articles={"01-x.md": "---\ntitle: x\n---\n![Wide](wide.png)\n\n![Small](small.jpg)\n"})
+    Picture.new("RGB", (1200, 300)).save(folder / "articles" / "wide.png")
+    Picture.new("RGB", (200, 100)).save(folder / "articles" / "small.jpg")
+    html = read_issue(folder, config_for(tmp_path)).articles[0].body_html
+    assert 'width="536"' in html and 'width="200"' in html
+    from broadsheet.content.images import image_size
+
+    assert image_size(folder / "articles" / "wide.png") == (1200, 300)
+    assert image_size(folder / "articles" / "small.jpg") == (200, 100)
+    assert image_size(folder / "issue.md") is None

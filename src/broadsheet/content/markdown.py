@@ -36,7 +36,13 @@ class Fragment:
     images: list[tuple[str, str]] = field(default_factory=list)  # (src, alt) as written
 
 
-def render_markdown(text: str, *, rewrite_src: Callable[[str], str] | None = None) -> Fragment:
+CONTENT_WIDTH = 536  # px: the theme's 600 px column less its side padding
+
+# Given an image's src as written: its published src, and its natural width in pixels when known.
+ImageRewriter = Callable[[str], tuple[str, "int | None"]]
+
+
+def render_markdown(text: str, *, rewrite_src: ImageRewriter | None = None) -> Fragment:
     """Render Markdown, strip unsafe HTML, and let ``rewrite_src`` relocate image sources."""
     html = markdown_parser().render(text)
     if not html.strip():
@@ -80,8 +86,12 @@ def _prepare_for_email(root: etree._Element, fragment: Fragment, rewrite_src) ->
             src = element.get("src", "")
             alt = element.get("alt", "")
             fragment.images.append((src, alt))
+            width = None
             if rewrite_src:
-                element.set("src", rewrite_src(src))
+                new_src, width = rewrite_src(src)
+                element.set("src", new_src)
+            if width and not element.get("width"):
+                element.set("width", str(min(width, CONTENT_WIDTH)))
             element.set("alt", alt)
             element.set("class", (element.get("class", "") + " content-image").strip())
         elif element.tag == "a" and "footnote-backref" in element.get("class", ""):

@@ -13,6 +13,7 @@ import yaml
 
 from ..config import Config
 from ..errors import ContentError
+from .images import image_size
 from .markdown import render_markdown
 from .model import Article, Image, Issue
 from .text import LinkRegistry, html_to_text
@@ -41,8 +42,12 @@ class _ImageCollector:
     images: dict[Path, Image] = field(default_factory=dict)
 
     def relocate(self, src: str, alt: str, document: _Document) -> str:
+        return self.relocate_with_width(src, alt, document)[0]
+
+    def relocate_with_width(self, src: str, alt: str, document: _Document) -> tuple[str, int | None]:
+        """The published src of ``src`` and, for a local file, its width in pixels."""
         if not src or src.startswith(REMOTE_PREFIXES):
-            return src
+            return src, None
         path = (document.path.parent / src.split("#")[0].split("?")[0]).resolve()
         if not path.is_file():
             raise ContentError(
@@ -52,7 +57,9 @@ class _ImageCollector:
             name = self._unique_name(path.name)
             self.images[path] = Image(src=name, alt=alt, path=path)
         name = self.images[path].src
-        return f"{self.base_url.rstrip('/')}/{self.slug}/images/{name}" if self.base_url else f"images/{name}"
+        size = image_size(path)
+        published = f"{self.base_url.rstrip('/')}/{self.slug}/images/{name}" if self.base_url else f"images/{name}"
+        return published, size[0] if size else None
 
     def _unique_name(self, name: str) -> str:
         taken = {image.src for image in self.images.values()}
@@ -138,13 +145,7 @@ def _article(document: _Document, images: _ImageCollector, links: LinkRegistry, 
 
 
 def _render_body(document: _Document, images: _ImageCollector, links: LinkRegistry, notes: list[str]) -> tuple[str, str]:
-    pending: list[str] = []
-
-    def relocate(src: str) -> str:
-        pending.append(src)
-        return images.relocate(src, "", document)
-
-    fragment = render_markdown(document.body, rewrite_src=relocate)
+    fragment = render_markdown(document.body, rewrite_src=lambda src: images.relocate_with_width(src, "", document))
     for removed in sorted(set(fragment.removed)):
         notes.append(f"{document.path}: removed {removed} (not allowed in email)")
     for src, alt in fragment.images:
