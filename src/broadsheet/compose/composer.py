@@ -1,0 +1,186 @@
+"""Composer: one subscriber + the rendered issue -> a Message with RFC 5322 bytes, fast.
+
+Everything that does not vary per recipient (templates, From, Subject, List-Id, MIME boundary and
+part headers) is prepared once; per recipient only the templates are rendered, the parts
+quoted-printable encoded, and the bytes joined.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import itertools
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from ..audience import Subscriber
+from ..config import Config
+from ..errors import ConfigError, ContentError
+from ..render.model import RenderedIssue
+from . import headers as hdr
+from .headers import RecipientRejected
+from .message import Message
+from .mime import AlternativeBody
+from .signing import DkimSigner
+from .templates import PersonalTemplates
+from .unsubscribe import UnsubscribeLinks
+
+BARE_ADDRESS = re.compile(r"[^\s<>(),;:\"\[\]\\@]+@[^\s<>(),;:\"\[\]\\@]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    name: str
+    address: str
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+    @classmethod
+    def from_config(cls, config: Config) -> Sender:
+        """From ``from`` (``addr`` or ``Name <addr>``); without a name, the newsletter's name."""
+        name, address = email.utils.parseaddr(config.from_address)
+        if "\n" in config.from_address or "\r" in config.from_address or not _is_bare_address(address):
+            raise ConfigError(
+                f"'from' is not an address: {config.from_address!r}",
+                where="broadsheet.toml: from",
+                fix='write from = "Name <newsletter@example.org>" or just the address',
+            )
+        return cls(name or _config_line(config.name, "name"), address)
+
+
+class Composer:
+    """Personalises one issue for each subscriber. Safe to share between threads."""
+
+    def __init__(self, issue: RenderedIssue, config: Config, *, test: bool = False):
+        self.templates = PersonalTemplates(issue)
+        self.unsubscribe = UnsubscribeLinks(config)
+        self.body = AlternativeBody(self.templates.literals())
+        self.sender = Sender.from_config(config)
+        self.subject = ("[TEST] " if test else "") + _single_line(issue.subject, issue.slug)
+        self.from_header = hdr.address(self.sender.name, self.sender.address, encode=False)
+        self.fixed_headers = _fixed_headers(config)
+        self._head = self._fixed_head()
+        self._message_ids = MessageIds(self.sender.domain)
+        self._dates = DateHeader()
+        present = ["From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
+                   *self.fixed_headers, *self.unsubscribe.headers(self.unsubscribe.url("a@example.org"))]
+        self.signer = DkimSigner.from_config(config, present)
+
+    def compose(self, subscriber: Subscriber) -> Message:
+        """The personalised message, or RecipientRejected when this subscriber's data cannot go in it."""
+        try:
+            return self._compose(subscriber)
+        except RecipientRejected as exc:
+            exc.where = subscriber.email
+            raise
+
+    def _compose(self, subscriber: Subscriber) -> Message:
+        recipient = _recipient_address(subscriber.email)
+        name = hdr.check_single_line("name", subscriber.name)
+        fields = {**subscriber.fields, "email": subscriber.email, "name": name, "first_name": subscriber.first_name}
+        unsubscribe_url = self.unsubscribe.url(recipient)
+        html_pieces, text_pieces = self.templates.render(fields, unsubscribe_url)
+        headers = {
+            "Date": self._dates.now(),
+            "Message-ID": self._message_ids.next(),
+            **self.fixed_headers,
+            **self.unsubscribe.headers(unsubscribe_url),
+        }
+        head = [self._head, hdr.fold("To", hdr.address(name, recipient))]
+        head.extend(hdr.fold(key, value) for key, value in headers.items())
+        raw = b"".join(head) + b"\r\n" + self.body.build(text_pieces, html_pieces)
+        if self.signer:
+            raw = self.signer.sign(raw)
+        return Message(
+            recipient=recipient,
+            sender=self.sender.address,
+            from_header=self.from_header,
+            to_header=hdr.address(name, recipient, encode=False),
+            subject=self.subject,
+            headers=headers,
+            html="".join(html_pieces),
+            text="".join(text_pieces),
+            raw=raw,
+            merge=fields,
+        )
+
+    def _fixed_head(self) -> bytes:
+        return b"".join(
+            [
+                hdr.fold("From", hdr.address(self.sender.name, self.sender.address)),
+                hdr.fold("Subject", hdr.unstructured(self.subject)),
+                hdr.fold("MIME-Version", "1.0"),
+                hdr.fold("Content-Type", self.body.content_type),
+            ]
+        )
+
+
+class MessageIds:
+    """``<time.random.counter@domain>``: unique across composers, cheap per message."""
+
+    def __init__(self, domain: str):
+        self.prefix = f"{int(time.time())}.{secrets.token_hex(8)}"
+        self.domain = domain
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"<{self.prefix}.{next(self.counter)}@{self.domain}>"
+
+
+class DateHeader:
+    """The RFC 5322 date of now, formatted at most once a second."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self.second:
+            self.text, self.second = email.utils.formatdate(second).replace("-0000", "+0000"), second
+        return self.text
+
+
+def _fixed_headers(config: Config) -> dict[str, str]:
+    """Reply-To and List-Id, the same for every recipient."""
+    fixed = {}
+    if config.reply_to:
+        name, address = email.utils.parseaddr(config.reply_to)
+        if not _is_bare_address(address) or "\n" in config.reply_to or "\r" in config.reply_to:
+            raise ConfigError(f"'reply_to' is not an address: {config.reply_to!r}", where="broadsheet.toml: reply_to")
+        fixed["Reply-To"] = hdr.address(name, address)
+    if config.list_id:
+        if not _is_bare_address(config.list_id.replace(".", "@", 1)):
+            raise ConfigError(
+                f"'list_id' must be a dotted name like weekly.news.example.org, not {config.list_id!r}",
+                where="broadsheet.toml: list_id",
+            )
+        fixed["List-Id"] = f"{hdr.phrase(_config_line(config.name, 'name'))} <{config.list_id}>"
+    return fixed
+
+
+def _recipient_address(address: str) -> str:
+    if not _is_bare_address(address):
+        raise RecipientRejected(f"not a plain ASCII address: {address!r}")
+    return address
+
+
+def _is_bare_address(address: str) -> bool:
+    return address.isascii() and BARE_ADDRESS.fullmatch(address) is not None
+
+
+def _single_line(subject: str, slug: str) -> str:
+    if "\r" in subject or "\n" in subject or not subject.strip():
+        raise ContentError(
+            "the subject must be one non-empty line", where=f"issue {slug}: subject", fix="write the subject on one line"
+        )
+    return subject
+
+
+def _config_line(value: str, key: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ConfigError(f"'{key}' must be one line", where=f"broadsheet.toml: {key}")
+    return value

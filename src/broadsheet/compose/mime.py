@@ -1,0 +1,51 @@
+"""The multipart/alternative body: text then HTML, UTF-8, quoted-printable, CRLF, lines <= 76 bytes.
+
+Each part arrives as the pieces Jinja yields: the template's literal text and the per-recipient
+values. Pieces are encoded one by one and joined with soft line breaks (``=`` CRLF), which decode to
+nothing, so the template's literal text, most of the message, is encoded once per campaign.
+"""
+
+from __future__ import annotations
+
+import binascii
+import secrets
+from collections.abc import Iterable
+
+PART_HEAD = 'Content-Type: text/{kind}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+SOFT_BREAK = b"=\r\n"
+
+
+class AlternativeBody:
+    """Builds the body from the parts' pieces; ``literals`` are pieces worth encoding once.
+
+    The boundary starts with ``=_``, which quoted-printable output never contains.
+    """
+
+    def __init__(self, literals: Iterable[str] = ()):
+        self.boundary = "=_broadsheet_" + secrets.token_hex(12)
+        delimiter = f"--{self.boundary}\r\n"
+        self.content_type = f'multipart/alternative; boundary="{self.boundary}"'
+        self._text_head = (delimiter + PART_HEAD.format(kind="plain")).encode("ascii")
+        self._html_head = (delimiter + PART_HEAD.format(kind="html")).encode("ascii")
+        self._end = f"--{self.boundary}--\r\n".encode("ascii")
+        self._encoded = {literal: quoted_printable(literal) for literal in literals if literal}
+
+    def build(self, text_pieces: Iterable[str], html_pieces: Iterable[str]) -> bytes:
+        return b"".join(
+            (self._text_head, self._part(text_pieces), self._html_head, self._part(html_pieces), self._end)
+        )
+
+    def _part(self, pieces: Iterable[str]) -> bytes:
+        known = self._encoded
+        encoded = SOFT_BREAK.join([known.get(piece) or quoted_printable(piece) for piece in pieces if piece])
+        return encoded + b"\r\n"  # the CRLF that belongs to the next boundary line
+
+
+def quoted_printable(content: str) -> bytes:
+    """``content`` as UTF-8 quoted-printable with CRLF line ends (no CR or LF stands alone)."""
+    if "\r" in content:
+        content = content.replace("\r\n", "\n").replace("\r", "\n")
+    if "\n" not in content:
+        # b2a_qp takes the line end for soft breaks from the first one in the data: here there is none
+        return binascii.b2a_qp(content.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    return binascii.b2a_qp(content.replace("\n", "\r\n").encode("utf-8"), istext=True)
