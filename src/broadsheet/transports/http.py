@@ -1,0 +1,477 @@
+"""The HTTP layer every transactional-mail API transport shares (after django-anymail's base_requests).
+
+A provider module only builds its payload and reads its answer; this module owns the rest: one pooled
+``requests.Session`` per transport instance, explicit (connect, read) timeouts, HTTP status to
+exception mapping, ``Retry-After`` and rate-limit reset parsing, batches that take several requests,
+ambiguous failures (no answer after the request went out), secret-free error text, and the
+shared-body form (one body with per-recipient placeholders) that SendGrid and Mailgun use.
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.utils
+import json
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import requests
+from markupsafe import escape
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from .. import __version__
+from ..compose.message import Message
+from ..config import secret
+from ..errors import TransientTransportError, TransportAuthError, TransportError
+from .base import Delivery, Transport
+
+log = logging.getLogger("broadsheet.transports")
+
+DEFAULT_TIMEOUT = (5.0, 30.0)  # seconds to connect, seconds to wait for the answer
+# Headers every API takes from its own fields, or builds itself from the body.
+STRUCTURAL_HEADERS = frozenset(
+    {"from", "to", "cc", "bcc", "subject", "mime-version", "content-type", "content-transfer-encoding"}
+)
+ERROR_TEXT_LIMIT = 300
+
+
+class AmbiguousSend(Exception):
+    """The request may have reached the provider, but no answer came back (read timeout, reset)."""
+
+
+@dataclass
+class Outcome:
+    """What one request did: deliveries by position in its part, and positions to send again."""
+
+    deliveries: dict[int, Delivery] = field(default_factory=dict)
+    again: list[list[int]] = field(default_factory=list)  # each list goes out in its own request
+
+
+class HttpTransport(Transport):
+    """Base of the API transports: session, timeouts, status mapping, multi-request batches.
+
+    A provider sets ``name``, ``provider``, ``max_batch`` and implements ``send_part``; it overrides
+    ``base_url``, ``load_credentials`` and ``request_credentials`` when its config table or
+    authentication differ from the defaults, and ``split`` when a batch may need several requests.
+    """
+
+    provider: ClassVar[str] = "HTTP API"  # the provider's name in messages
+    secret_env: ClassVar[str] = ""  # the environment variable a refusal points at
+
+    def __init__(self, config, *, timeout: tuple[float, float] | None = None):
+        super().__init__(config)
+        self.timeout = timeout or DEFAULT_TIMEOUT
+        self.session: requests.Session | None = None
+        self.batch_key: str | None = None
+        self._secrets: tuple[str, ...] = ()
+
+    # -- provider hooks -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``base_url`` of the provider's config table (named like the transport)."""
+        return getattr(self.config, self.name).base_url
+
+    def load_credentials(self) -> tuple[str, ...]:
+        """Read the secrets from the environment (ConfigError when missing); kept off payloads."""
+        return (secret(self.name),)
+
+    def request_credentials(self) -> dict[str, Any]:
+        """``headers`` and/or ``auth`` for requests, built from the secrets as each request is sent;
+        a bearer token by default."""
+        return {"headers": {"Authorization": f"Bearer {self._secrets[0]}"}}
+
+    def split(self, messages: Sequence[Message]) -> list[list[int]]:
+        """The requests one batch starts as (positions); one request for all by default."""
+        return [list(range(len(messages)))]
+
+    def send_part(self, messages: Sequence[Message]) -> Outcome:
+        """Send one request for ``messages`` and read the answer."""
+        raise NotImplementedError
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        if self.session is not None:
+            return
+        self._secrets = tuple(s for s in self.load_credentials() if s)
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers.update({"User-Agent": f"broadsheet/{__version__}", "Accept": "application/json"})
+        self.session = session
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def send_batch(self, messages: Sequence[Message], *, batch_key: str | None = None) -> list[Delivery]:
+        """One Delivery per message, in order. ``batch_key`` names the batch within its campaign
+        (stable across retries); idempotent providers derive their idempotency key from it."""
+        messages = list(messages)
+        if not messages:
+            return []
+        if len(messages) > self.max_batch:
+            raise ValueError(f"{self.provider} takes at most {self.max_batch} messages per batch")
+        if self.session is None:
+            self.open()
+        self.batch_key = batch_key
+        try:
+            return self.send_parts(messages, self.split(messages))
+        except AmbiguousSend as exc:
+            if self.idempotent:
+                raise TransientTransportError(f"{exc}; retrying is safe", where=self.where) from None
+            log.warning("%s: %s; %d recipients marked unknown", self.provider, exc, len(messages))
+            return [Delivery(m.recipient, "unknown", detail=str(exc)) for m in messages]
+
+    def send_parts(self, messages: list[Message], parts: Iterable[list[int]]) -> list[Delivery]:
+        """Send the parts one request each, following ``Outcome.again``. An error before anything is
+        known propagates; after that, the rest is returned as unknown (no answer) or deferred."""
+        results: list[Delivery | None] = [None] * len(messages)
+        queue = deque(parts)
+        while queue:
+            part = queue.popleft()
+            try:
+                outcome = self.send_part([messages[i] for i in part])
+            except (AmbiguousSend, TransportError) as exc:
+                if all(r is None for r in results):
+                    raise
+                rest = [part, *queue]
+                self._settle_rest(messages, results, rest, exc)
+                break
+            for local, delivery in outcome.deliveries.items():
+                results[part[local]] = delivery
+            for again in outcome.again:
+                if not 0 < len(again) < len(part):  # every round sends fewer: the loop ends
+                    raise TransportError(f"{self.provider}: cannot split this request", where=self.where)
+                queue.append([part[j] for j in again])
+        missing = [messages[i].recipient for i, r in enumerate(results) if r is None]
+        if missing:
+            raise TransportError(f"{self.provider}: no result for {len(missing)} recipients", where=self.where)
+        return results  # type: ignore[return-value]
+
+    def _settle_rest(self, messages, results, parts, exc: Exception) -> None:
+        first, *later = parts
+        status = "unknown" if isinstance(exc, AmbiguousSend) else "deferred"
+        retry_after = getattr(exc, "retry_after", None)
+        for i in first:
+            results[i] = Delivery(messages[i].recipient, status, detail=str(exc), retry_after=retry_after)
+        for part in later:
+            for i in part:
+                results[i] = Delivery(messages[i].recipient, "deferred", detail="not sent: an earlier request failed")
+
+    def post(
+        self, path: str, *, body: bytes | None = None, files: Any = None, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        """POST to the provider; network errors become TransientTransportError (nothing sent) or
+        AmbiguousSend (maybe sent). The status is not checked here."""
+        url = self.base_url.rstrip("/") + path
+        credentials = self.request_credentials()
+        all_headers = {**(headers or {}), **credentials.get("headers", {})}
+        started = time.perf_counter()
+        try:
+            response = self.session.post(  # type: ignore[union-attr]
+                url, data=body, files=files, headers=all_headers, auth=credentials.get("auth"), timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            raise self._network_error(exc) from None
+        log.debug(
+            "%s: POST %s -> %d in %.0f ms", self.provider, path, response.status_code, 1000 * (time.perf_counter() - started)
+        )
+        return response
+
+    def _network_error(self, exc: requests.RequestException) -> Exception:
+        kind = type(exc).__name__
+        if _never_sent(exc):
+            return TransientTransportError(f"{self.provider}: cannot connect ({kind})", where=self.where)
+        if isinstance(exc, requests.ReadTimeout):
+            return AmbiguousSend(f"{self.provider}: no answer within {self.timeout[1]:g} s after sending")
+        if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
+            return AmbiguousSend(f"{self.provider}: connection lost after sending ({kind})")
+        return TransientTransportError(f"{self.provider}: request failed ({kind})", where=self.where)
+
+    # -- reading answers ------------------------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        return f"{self.provider} {urlsplit(self.base_url).netloc}"
+
+    def raise_for_status(self, response: requests.Response) -> None:
+        """401/403 stop the campaign; 408, 429 and 5xx are worth retrying. Other 4xx are left to the
+        provider (use ``request_error`` for those it cannot pin on a recipient)."""
+        status = response.status_code
+        if status in (401, 403):
+            raise self.auth_error(response)
+        if status in (408, 429) or status >= 500:
+            raise TransientTransportError(
+                f"{self.provider} answered HTTP {status}: {self.error_text(response)}",
+                where=self.where,
+                retry_after=retry_after(response),
+            )
+
+    def auth_error(self, response: requests.Response | None = None, reason: str = "") -> TransportAuthError:
+        status = f" (HTTP {response.status_code})" if response is not None else ""
+        reason = reason or (self.error_text(response) if response is not None else "")
+        fix = f"check {self.secret_env} and that the sender is verified" if self.secret_env else None
+        return TransportAuthError(f"{self.provider} refused to send{status}: {reason}", where=self.where, fix=fix)
+
+    def request_error(self, response: requests.Response) -> TransportError:
+        """A whole request refused for a reason no recipient explains: stop, do not fail anyone."""
+        return TransportError(
+            f"{self.provider} refused the request (HTTP {response.status_code}): {self.error_text(response)}",
+            where=self.where,
+        )
+
+    def error_text(self, response: requests.Response) -> str:
+        """The provider's own reason, short, with any secret blanked out."""
+        try:
+            text = describe_error(response.json())
+        except ValueError:
+            text = response.text
+        return self.redact(" ".join(text.split())[:ERROR_TEXT_LIMIT]) or response.reason or ""
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[secret]")
+        return text
+
+    def json_answer(self, response: requests.Response) -> Any:
+        """The answer's JSON; an unreadable 2xx answer is ambiguous (the provider took the request)."""
+        try:
+            return response.json()
+        except ValueError:
+            raise AmbiguousSend(f"{self.provider}: unreadable answer (HTTP {response.status_code})") from None
+
+    def failed(self, message: Message, reason: str) -> Delivery:
+        return Delivery(message.recipient, "failed", detail=self.redact(f"{self.provider}: {reason}"))
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the connection was never made, so the provider cannot have the request."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc.args[0] if exc.args else None, MaxRetryError) and isinstance(reason, NewConnectionError)
+
+
+def describe_error(body: Any) -> str:
+    """The reason in the usual JSON error shapes (Postmark, SendGrid, Mailgun, SES, Resend)."""
+    if isinstance(body, dict):
+        code = body.get("ErrorCode", body.get("name", body.get("code")))
+        message = body.get("Message") or body.get("message") or ""
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            message = "; ".join(_error_item(e) for e in errors[:5])
+        return f"{code}: {message}" if code not in (None, "") else str(message)
+    return str(body)
+
+
+def _error_item(item: Any) -> str:
+    if isinstance(item, dict):
+        where = item.get("field")
+        text = str(item.get("message", ""))
+        return f"{text} ({where})" if where else text
+    return str(item)
+
+
+def retry_after(response: requests.Response, now: float | None = None) -> float | None:
+    """Seconds to wait: ``Retry-After`` (seconds or HTTP date), else a rate-limit reset header
+    (seconds from now, or an epoch time in seconds or milliseconds)."""
+    now = time.time() if now is None else now
+    value = response.headers.get("Retry-After")
+    if value:
+        seconds = _number(value)
+        if seconds is None:
+            try:
+                seconds = email.utils.parsedate_to_datetime(value).timestamp() - now
+            except (TypeError, ValueError):
+                seconds = None
+        if seconds is not None:
+            return max(0.0, seconds)
+    for name in ("RateLimit-Reset", "X-RateLimit-Reset"):
+        seconds = _number(response.headers.get(name, ""))
+        if seconds is not None:
+            if seconds > 1e12:
+                seconds = seconds / 1000 - now
+            elif seconds > 1e9:
+                seconds -= now
+            return max(0.0, seconds)
+    return None
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text.strip())
+    except ValueError:
+        return None
+
+
+# -- message fields in API form ------------------------------------------------------------------
+
+
+def api_headers(message: Message, drop: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The message's custom headers an API takes as-is: all but the structural ones and ``drop``
+    (lower-case names the provider takes elsewhere or forbids)."""
+    return {k: v for k, v in message.headers.items() if (low := k.lower()) not in STRUCTURAL_HEADERS and low not in drop}
+
+
+def header(message: Message, name: str) -> str:
+    low = name.lower()
+    return next((v for k, v in message.headers.items() if k.lower() == low), "")
+
+
+def address(value: str) -> tuple[str, str]:
+    """(display name decoded to Unicode, bare address) of one address header value."""
+    name, addr = email.utils.parseaddr(value)
+    if "=?" in name:
+        name = str(email.header.make_header(email.header.decode_header(name)))
+    return name, addr
+
+
+def json_bytes(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+# -- shared body ---------------------------------------------------------------------------------
+
+MIN_VALUE_LENGTH = 3  # shorter values ("1", "no") would turn up everywhere in a body
+_UNSUBSCRIBE_URL = re.compile(r"<([^<>\s]+)>")
+_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+@dataclass
+class SharedBody:
+    """Messages whose HTML and text are the same once each one's personal values are placeholders."""
+
+    html: str
+    text: str
+    members: list[int] = field(default_factory=list)  # positions in the batch
+    values: list[dict[str, str]] = field(default_factory=list)  # per member: variable -> exact text
+
+
+def share_bodies(
+    messages: Sequence[Message], placeholder: Callable[[str], str], marker: str, *, enabled: bool = True
+) -> list[SharedBody]:
+    """Group a batch by shared body. ``placeholder(name)`` is the provider's substitution tag and
+    contains ``marker``. A message whose values cannot be swapped out and back exactly keeps its
+    own literal body (its own group)."""
+    groups: dict[tuple[str, str], SharedBody] = {}
+    for position, message in enumerate(messages):
+        html, text, values = _templated(message, placeholder, marker) if enabled else (message.html, message.text, {})
+        key = (message.from_header, header(message, "Reply-To"), html, text)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = SharedBody(html, text)
+        group.members.append(position)
+        group.values.append(values)
+    return list(groups.values())
+
+
+def personal_values(message: Message) -> dict[str, str]:
+    """The per-recipient values a body may contain: merge fields, the address, unsubscribe URLs."""
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    candidates = [*message.merge.items(), ("recipient", message.recipient)]
+    candidates += [(f"list_unsubscribe_{n}", url) for n, url in enumerate(_unsubscribe_urls(message), 1)]
+    for name, value in candidates:
+        if isinstance(value, str) and len(value) >= MIN_VALUE_LENGTH and value not in seen:
+            seen.add(value)
+            found[_NAME.sub("_", name)] = value
+    return found
+
+
+def _unsubscribe_urls(message: Message) -> list[str]:
+    return _UNSUBSCRIBE_URL.findall(header(message, "List-Unsubscribe"))
+
+
+def _templated(message: Message, placeholder: Callable[[str], str], marker: str) -> tuple[str, str, dict[str, str]]:
+    literal = (message.html, message.text, {})
+    values = personal_values(message)
+    if not values or marker in message.html or marker in message.text:
+        return literal
+    html_swaps = dict(values)
+    for name, value in values.items():
+        escaped = str(escape(value))
+        if escaped != value:
+            html_swaps[name + "_html"] = escaped
+    if any(marker in v for v in html_swaps.values()):
+        return literal
+    html = _swap_out(message.html, html_swaps, placeholder)
+    text = _swap_out(message.text, values, placeholder)
+    if _swap_in(html, html_swaps, placeholder) != message.html or _swap_in(text, values, placeholder) != message.text:
+        return literal
+    return html, text, html_swaps
+
+
+def _swap_out(body: str, values: dict[str, str], placeholder: Callable[[str], str]) -> str:
+    for name, value in sorted(values.items(), key=lambda item: -len(item[1])):
+        body = body.replace(value, placeholder(name))
+    return body
+
+
+def _swap_in(body: str, values: dict[str, str], placeholder: Callable[[str], str]) -> str:
+    for name, value in values.items():
+        body = body.replace(placeholder(name), value)
+    return body
+
+
+def split_headers(messages: Sequence[Message], drop: frozenset[str]) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """(headers every message has with the same value, each message's other headers)."""
+    all_headers = [api_headers(m, drop) for m in messages]
+    first = all_headers[0]
+    common = {k: v for k, v in first.items() if all(h.get(k) == v for h in all_headers[1:])}
+    own = [{k: v for k, v in h.items() if k not in common} for h in all_headers]
+    return common, own
+
+
+class SharedBodyTransport(HttpTransport):
+    """An API that takes one body per request with per-recipient substitutions (SendGrid, Mailgun).
+
+    ``split`` groups the batch by shared body (one request per group, usually one in all);
+    ``send_part`` gets ``group_of(messages)`` for the body and each member's values. With
+    ``shared_body = False`` every message keeps its literal body (one request per recipient).
+    """
+
+    tag: ClassVar[str]  # the provider's substitution tag, "{}" standing for the variable's name
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.shared_body = True
+        self.marker = self.tag.partition("{}")[0]  # no literal body may contain this
+        self._groups: dict[int, tuple[SharedBody, dict[str, str]]] = {}
+
+    def placeholder(self, name: str) -> str:
+        return self.tag.format(name)
+
+    def split(self, messages: Sequence[Message]) -> list[list[int]]:
+        groups = share_bodies(messages, self.placeholder, self.marker, enabled=self.shared_body)
+        self._groups = {
+            id(messages[p]): (group, values) for group in groups for p, values in zip(group.members, group.values)
+        }
+        return [group.members for group in groups]
+
+    def group_of(self, messages: Sequence[Message]) -> tuple[SharedBody, list[dict[str, str]]]:
+        """The shared body of a part (all from one group) and each message's values."""
+        known = [self._groups.get(id(m)) for m in messages]
+        if any(k is None for k in known):  # sent without split(): group them now
+            self.split(messages)
+            known = [self._groups[id(m)] for m in messages]
+        return known[0][0], [k[1] for k in known]  # type: ignore[index]
+
+    def bisect(self, messages: Sequence[Message], reason: str) -> Outcome:
+        """A request refused for a recipient the provider does not name: halve it until found."""
+        if len(messages) == 1:
+            return Outcome({0: self.failed(messages[0], reason)})
+        half = len(messages) // 2
+        return Outcome(again=[list(range(half)), list(range(half, len(messages)))])

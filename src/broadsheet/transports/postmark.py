@@ -1,0 +1,116 @@
+"""Postmark: ``POST /email/batch``, up to 500 messages and 50 MB per call, a result per message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..compose.message import Message
+from .base import Delivery
+from .http import AmbiguousSend, HttpTransport, Outcome, api_headers, header, json_bytes
+
+MAX_CALL_BYTES = 50 * 1000 * 1000  # the batch endpoint's payload limit
+MAX_MESSAGE_BYTES = 10 * 1000 * 1000  # one message's limit on the Email API
+# ErrorCodes that mean the token or the sender is not good for sending: stop the campaign.
+AUTH_CODES = frozenset({10, 400, 401, 405, 412, 413})
+DEFERRED_CODES = frozenset({100, 429})  # maintenance, rate limit: worth trying again
+
+
+class PostmarkTransport(HttpTransport):
+    name = "postmark"
+    provider = "Postmark"
+    secret_env = "BROADSHEET_POSTMARK_TOKEN"
+    max_batch = 500
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self._encoded: dict[int, bytes] = {}
+
+    def request_credentials(self) -> dict:
+        return {"headers": {"X-Postmark-Server-Token": self._secrets[0]}}
+
+    def split(self, messages: Sequence[Message]) -> list[list[int]]:
+        """Chunks under the 50 MB call limit (one chunk for any ordinary newsletter)."""
+        encoded = [json_bytes(self.payload(m)) for m in messages]
+        self._encoded = {id(m): data for m, data in zip(messages, encoded)}
+        parts: list[list[int]] = [[]]
+        size = 2
+        for position, data in enumerate(encoded):
+            if parts[-1] and size + len(data) + 1 > MAX_CALL_BYTES:
+                parts.append([])
+                size = 2
+            parts[-1].append(position)
+            size += len(data) + 1
+        return parts
+
+    def payload(self, message: Message) -> dict:
+        data = {
+            "From": message.from_header,
+            "To": message.to_header,
+            "Subject": message.subject,
+            "HtmlBody": message.html,
+            "TextBody": message.text,
+            "MessageStream": self.config.postmark.message_stream,
+            "Headers": [{"Name": k, "Value": v} for k, v in api_headers(message, DROP).items()],
+        }
+        reply_to = header(message, "Reply-To")
+        if reply_to:
+            data["ReplyTo"] = reply_to
+        return data
+
+    def send_part(self, messages: Sequence[Message]) -> Outcome:
+        encoded = [self._encoded.pop(id(m), None) or json_bytes(self.payload(m)) for m in messages]
+        outcome = Outcome()
+        sendable = []
+        for position, (message, data) in enumerate(zip(messages, encoded)):
+            if len(data) > MAX_MESSAGE_BYTES:
+                outcome.deliveries[position] = self.failed(message, "message larger than the 10 MB limit")
+            else:
+                sendable.append(position)
+        if not sendable:
+            return outcome
+        body = b"[" + b",".join(encoded[p] for p in sendable) + b"]"
+        response = self.post("/email/batch", body=body, headers={"Content-Type": "application/json"})
+        self.raise_for_status(response)
+        if response.status_code == 422:
+            raise self._whole_request_error(response)
+        if response.status_code >= 400:
+            raise self.request_error(response)
+        answers = self.json_answer(response)
+        if not isinstance(answers, list) or len(answers) != len(sendable):
+            raise AmbiguousSend(f"{self.provider}: the answer does not list every message")
+        results = [self._result(messages[p], a) for p, a in zip(sendable, answers)]
+        if all(r is None for r in results):
+            raise self.auth_error(reason=self.redact(self._reason(answers[0])))
+        for p, result, answer in zip(sendable, results, answers):
+            detail = self.redact(f"{self.provider}: {self._reason(answer)}")
+            outcome.deliveries[p] = result or Delivery(messages[p].recipient, "deferred", detail=detail)
+        return outcome
+
+    def _result(self, message: Message, answer: dict) -> Delivery | None:
+        """This message's Delivery; None when its code says the sender or token is refused."""
+        if not isinstance(answer, dict):
+            return self.failed(message, f"unexpected answer {answer!r:.80}")
+        code = answer.get("ErrorCode", 0)
+        if code == 0:
+            return Delivery(message.recipient, "sent", message_id=str(answer.get("MessageID", "")))
+        if code in AUTH_CODES:
+            return None
+        if code in DEFERRED_CODES:
+            return Delivery(message.recipient, "deferred", detail=self.redact(f"{self.provider}: {self._reason(answer)}"))
+        return self.failed(message, self._reason(answer))
+
+    @staticmethod
+    def _reason(answer: object) -> str:
+        if isinstance(answer, dict):
+            return f"{answer.get('ErrorCode')} {answer.get('Message', '')}".strip()
+        return str(answer)
+
+    def _whole_request_error(self, response):
+        try:
+            code = response.json().get("ErrorCode")
+        except (ValueError, AttributeError):
+            code = None
+        return self.auth_error(response) if code in AUTH_CODES else self.request_error(response)
+
+
+DROP = frozenset({"reply-to", "date"})  # Reply-To goes in ReplyTo; Postmark dates the message itself

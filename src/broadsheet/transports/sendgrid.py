@@ -1,0 +1,92 @@
+"""SendGrid: ``POST /v3/mail/send``, one shared body with up to 1,000 personalizations per call.
+
+Each recipient is one personalization with its own ``to``, headers and ``substitutions`` (its
+values for the placeholders in the shared body). A 400 names the bad personalization in its
+``field`` (``personalizations.3.to.0.email``): that recipient fails and the rest are sent again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ..compose.message import Message
+from .base import Delivery
+from .http import Outcome, SharedBodyTransport, address, header, json_bytes, split_headers
+
+# SendGrid's reserved headers (besides the structural ones) and those it takes from fields.
+DROP = frozenset({"x-sg-id", "x-sg-eid", "received", "dkim-signature", "reply-to", "date"})
+_FIELD = re.compile(r"^personalizations\.(\d+)\b")
+
+
+class SendgridTransport(SharedBodyTransport):
+    name = "sendgrid"
+    provider = "SendGrid"
+    secret_env = "BROADSHEET_SENDGRID_KEY"
+    max_batch = 1000
+    tag = "[%bs.{}%]"
+
+    def payload(self, messages: Sequence[Message]) -> dict:
+        body, values = self.group_of(messages)
+        common, own = split_headers(messages, DROP)
+        subjects = {m.subject for m in messages}
+        first = messages[0]
+        data: dict = {
+            "personalizations": [
+                self._personalization(m, headers, v, len(subjects) > 1) for m, headers, v in zip(messages, own, values)
+            ],
+            "from": _email_object(first.from_header),
+            "subject": first.subject,
+            "content": [{"type": t, "value": v} for t, v in (("text/plain", body.text), ("text/html", body.html)) if v],
+        }
+        reply_to = header(first, "Reply-To")
+        if reply_to:
+            data["reply_to"] = _email_object(reply_to)
+        if common:
+            data["headers"] = common
+        return data
+
+    def _personalization(self, message: Message, headers: dict, values: dict, own_subject: bool) -> dict:
+        item: dict = {"to": [_email_object(message.to_header)]}
+        if own_subject:
+            item["subject"] = message.subject
+        if headers:
+            item["headers"] = headers
+        if values:
+            item["substitutions"] = {self.placeholder(n): v for n, v in values.items()}
+        return item
+
+    def send_part(self, messages: Sequence[Message]) -> Outcome:
+        body = json_bytes(self.payload(messages))
+        response = self.post("/v3/mail/send", body=body, headers={"Content-Type": "application/json"})
+        self.raise_for_status(response)
+        if response.status_code == 400:
+            return self._refused(messages, response)
+        if response.status_code >= 300:
+            raise self.request_error(response)
+        message_id = response.headers.get("X-Message-Id", "")
+        return Outcome({i: Delivery(m.recipient, "sent", message_id=message_id) for i, m in enumerate(messages)})
+
+    def _refused(self, messages: Sequence[Message], response) -> Outcome:
+        """Fail the personalizations the errors name; send the others again."""
+        try:
+            errors = response.json().get("errors") or []
+        except (ValueError, AttributeError):
+            errors = []
+        bad: dict[int, str] = {}
+        for error in errors:
+            match = _FIELD.match(str(error.get("field") or "")) if isinstance(error, dict) else None
+            if match and int(match.group(1)) < len(messages):
+                bad.setdefault(int(match.group(1)), f"400 {error.get('message', '')} ({error.get('field')})")
+        if not bad:
+            raise self.request_error(response)
+        outcome = Outcome({i: self.failed(messages[i], reason) for i, reason in bad.items()})
+        rest = [i for i in range(len(messages)) if i not in bad]
+        if rest:
+            outcome.again.append(rest)
+        return outcome
+
+
+def _email_object(value: str) -> dict:
+    name, addr = address(value)
+    return {"email": addr, "name": name} if name else {"email": addr}

@@ -1,0 +1,110 @@
+"""What every API transport must do, against each provider's local fake (real HTTP, no mocks)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+
+import pytest
+
+from broadsheet.errors import TransportAuthError
+from support.providers import BAD, SECRET, api, drive, make_message, make_messages  # noqa: F401
+
+PROVIDERS = ["postmark", "sendgrid", "mailgun", "ses", "resend"]
+HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id")
+
+
+def delivered_once(fake, messages) -> None:
+    assert sorted(fake.recipients()) == sorted(m.recipient for m in messages)
+
+
+def assert_no_secret(run) -> None:
+    for deliveries in run.journal.values():
+        for delivery in deliveries:
+            assert SECRET not in delivery.detail
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_recipient_is_sent_once_with_its_own_body_and_headers(api, provider):
+    fake, transport = api(provider)
+    messages = make_messages(7)
+    messages[3] = make_message(3, first_name="O'Brien & Sons")  # escaped differently in the HTML
+    run = drive(transport, messages, batch_size=5 if transport.max_batch > 1 else 1)
+    assert {r: d.status for r, d in run.final().items()} == {m.recipient: "sent" for m in messages}
+    assert all(d.message_id for d in run.final().values())
+    delivered_once(fake, messages)
+    by_recipient = {m.recipient: m for m in messages}
+    for got in fake.delivered:
+        message = by_recipient[email.utils.parseaddr(got["to"])[1]]
+        if provider == "ses":
+            assert got["raw"] == message.raw
+            continue
+        assert (got["html"], got["text"]) == (message.html, message.text)
+        for name in HEADERS:
+            assert got["headers"][name] == message.headers[name]
+        sent_headers = {k.lower(): v for k, v in got["headers"].items()}
+        if provider != "resend":  # Resend makes its own (see resend.DROP)
+            assert sent_headers["message-id"] == message.headers["Message-ID"]
+        assert "date" not in sent_headers and "mime-version" not in sent_headers
+    assert_no_secret(run)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_invalid_recipient_fails_with_the_providers_reason_and_the_rest_is_sent(api, provider):
+    fake, transport = api(provider)
+    messages = make_messages(6)
+    messages[2] = make_message(2, local=f"{BAD}")
+    messages[2].recipient = messages[2].recipient  # the address is refused by the provider, not by us
+    run = drive(transport, messages)
+    final = run.final()
+    assert final[messages[2].recipient].status == "failed"
+    assert final[messages[2].recipient].detail
+    assert all(final[m.recipient].status == "sent" for i, m in enumerate(messages) if i != 2)
+    delivered_once(fake, [m for i, m in enumerate(messages) if i != 2])
+    assert_no_secret(run)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("answer", ["429", "500"])
+def test_rate_limit_and_server_errors_are_retried(api, provider, answer):
+    fake, transport = api(provider)
+    fake.script = [answer]
+    messages = make_messages(3)
+    run = drive(transport, messages)
+    assert all(d.status == "sent" for d in run.final().values())
+    assert run.retry_after == ([2.0] if answer == "429" else [None])
+    delivered_once(fake, messages)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_refused_credentials_stop_with_a_clear_error_and_no_secret(api, provider):
+    fake, transport = api(provider)
+    fake.script = ["401"]
+    with pytest.raises(TransportAuthError) as caught, transport:
+        transport.send_batch(make_messages(1))
+    text = str(caught.value)
+    assert SECRET not in text
+    assert "refused" in text and "HTTP 40" in text
+    assert fake.delivered == []
+
+
+@pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "ses"])
+def test_no_answer_after_sending_marks_the_batch_unknown(api, provider):
+    fake, transport = api(provider)
+    fake.script = ["timeout"]
+    messages = make_messages(2 if transport.max_batch > 1 else 1)
+    with transport:
+        deliveries = transport.send_batch(messages)
+    assert [d.status for d in deliveries] == ["unknown"] * len(messages)
+    assert "no answer" in deliveries[0].detail
+    fake.wait_idle()
+    delivered_once(fake, messages)  # the provider did take them: sending again could double them
+
+
+def test_missing_secret_is_a_config_error_naming_the_variable(api, monkeypatch):
+    from broadsheet.errors import ConfigError
+
+    _, transport = api("postmark")
+    monkeypatch.delenv("BROADSHEET_POSTMARK_TOKEN")
+    with pytest.raises(ConfigError, match="BROADSHEET_POSTMARK_TOKEN"):
+        transport.open()
