@@ -1,0 +1,32 @@
+"""Between the subscriber list and the journal: rows in, Subscribers back out, and the list's fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from ..audience import Subscriber, list_fingerprint
+from .journal import Row
+
+
+def campaign_fingerprint(list_path: Path, suppressions: Path | None, segments: Sequence[str]) -> str:
+    """What decides who is on the campaign: the list's bytes, the suppressions' bytes, the segments."""
+    parts = [list_fingerprint(list_path)]
+    parts.append(list_fingerprint(suppressions) if suppressions is not None and suppressions.is_file() else "-")
+    parts.append(",".join(sorted(tag.casefold() for tag in segments)))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def journal_rows(subscribers: Iterable[Subscriber]) -> Iterator[tuple[str, int, str]]:
+    """(email, line, data) per subscriber, data being the JSON the journal keeps to compose again."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for subscriber in subscribers:
+        data = dumps([subscriber.name, subscriber.first_name, subscriber.tags, subscriber.fields])
+        yield subscriber.email, subscriber.line, data
+
+
+def subscriber_from_row(row: Row) -> Subscriber:
+    name, first_name, tags, fields = json.loads(row.data)
+    return Subscriber(row.email, name, first_name, tuple(tags), fields, row.line)

@@ -1,0 +1,76 @@
+"""The outbox transport: one ``.eml`` file per recipient, for demos and for reading what would go out.
+
+Files land in ``<send.outbox_dir>/<slug>/<n>-<address>.eml`` under the project root. ``slug`` (the
+issue's) comes through the constructor keyword; without it the files go straight into the outbox folder.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..compose.message import Message
+from ..config import Config
+from ..errors import TransportError
+from .base import Delivery, Transport
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
+_counters: dict[Path, itertools.count] = {}
+_counters_lock = threading.Lock()
+
+
+def safe_address(address: str) -> str:
+    """The address as a file-name part: only letters, digits and ``@._+-``."""
+    return _UNSAFE.sub("_", address)[:120]
+
+
+def _next_number(folder: Path) -> int:
+    """A number unique within ``folder`` across every worker of this process, continuing past old files."""
+    with _counters_lock:
+        counter = _counters.get(folder)
+        if counter is None:
+            counter = _counters[folder] = itertools.count(sum(1 for _ in folder.glob("*.eml")) + 1)
+        return next(counter)
+
+
+class OutboxTransport(Transport):
+    """Writes each message's raw bytes to its own file (written whole, then renamed into place)."""
+
+    name = "outbox"
+    max_batch = 100
+
+    def __init__(self, config: Config, *, slug: str = ""):
+        super().__init__(config)
+        self.folder = config.resolve(config.send.outbox_dir) / safe_address(slug) if slug else config.resolve(
+            config.send.outbox_dir
+        )
+
+    def open(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TransportError(f"cannot create the outbox: {exc.strerror}", where=str(self.folder)) from None
+
+    def send_batch(self, messages: Sequence[Message]) -> list[Delivery]:
+        deliveries: list[Delivery] = []
+        try:
+            for message in messages:
+                deliveries.append(self._write(message))
+        except TransportError as exc:
+            exc.deliveries = deliveries  # what was written before it: the campaign records these
+            raise
+        return deliveries
+
+    def _write(self, message: Message) -> Delivery:
+        path = self.folder / f"{_next_number(self.folder)}-{safe_address(message.recipient)}.eml"
+        partial = path.with_suffix(".part")
+        try:
+            partial.write_bytes(message.raw)
+            os.replace(partial, path)
+        except OSError as exc:
+            raise TransportError(f"cannot write to the outbox: {exc.strerror}", where=str(path)) from None
+        return Delivery(message.recipient, "sent", detail=str(path), message_id=message.headers.get("Message-ID", ""))
