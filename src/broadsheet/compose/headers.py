@@ -9,8 +9,8 @@ from ..errors import BroadsheetError
 
 MAX_LINE = 998  # bytes, RFC 5322 2.1.1
 FOLD_AT = 78  # preferred line length
-WORD_BYTES = 45  # UTF-8 bytes per encoded word: base64 of 45 is 60, +12 = 72 <= 75 (RFC 2047)
-PLAIN_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
+WORD_BYTES = 39  # UTF-8 bytes per encoded word: base64 52 + 12 = 64 (RFC 2047: <= 75), "Subject: " + 64 < 78
+PLAIN_PHRASE = re.compile("[A-Za-z0-9!#$%&'*+/=?^_`{|}~ \u00a0-\U0010ffff-]*")
 LONGEST_QUOTED = 200  # longer display names are encoded, so that they can be folded
 
 
@@ -71,14 +71,15 @@ def fold(name: str, value: str) -> bytes:
     line = f"{name}: {value}"
     if len(line) <= FOLD_AT:
         return line.encode("ascii") + b"\r\n"
-    lines, current = [], ""
-    for word in line.split(" "):
-        if current and word and len(current) + 1 + len(word) > FOLD_AT:
+    first, *words = value.split(" ")
+    lines, current = [], f"{name}: {first}"  # never fold straight after the colon
+    for word in words:
+        if word and len(current) + 1 + len(word) > FOLD_AT:
             lines.append(current)
-            current = word
+            current = " " + word
         else:
-            current = f"{current} {word}" if current else word
+            current += " " + word
     lines.append(current)
     if max(map(len, lines)) > MAX_LINE:
         raise RecipientRejected(f"the {name} header is too long")
-    return "\r\n ".join(lines).encode("ascii") + b"\r\n"
+    return "\r\n".join(lines).encode("ascii") + b"\r\n"

@@ -1,0 +1,260 @@
+"""Composed messages, checked by parsing their bytes back with the stdlib and dkimpy."""
+
+from __future__ import annotations
+
+import email.header
+import email.utils
+
+import dkim
+import pytest
+from support.compose import make_config, make_issue, parse, parts, rsa_key_pair, subscriber
+
+from broadsheet.compose import Composer, RecipientRejected, unsubscribe_token, verify_unsubscribe_token
+from broadsheet.config import Dkim
+from broadsheet.errors import ConfigError, ContentError, TemplateError
+
+SECRET = "s3cret-for-tests"
+
+
+@pytest.fixture(autouse=True)
+def unsubscribe_secret(monkeypatch):
+    monkeypatch.setenv("BROADSHEET_SECRET", SECRET)
+
+
+def compose(person=None, *, issue=None, config=None, test=False):
+    composer = Composer(issue or make_issue(), config or make_config(), test=test)
+    return composer.compose(person or subscriber())
+
+
+def assert_wire_format(raw: bytes) -> None:
+    assert raw.endswith(b"\r\n")
+    for line in raw.split(b"\r\n"):
+        assert len(line) <= 998
+        assert b"\r" not in line and b"\n" not in line
+
+
+def test_headers_present_and_correct():
+    message = compose(subscriber("Jane.Doe+news@example.com", "Jane Doe"))
+    parsed = parse(message.raw)
+    assert parsed["From"] == "The Weekly <news@Example.org>"
+    assert parsed["To"].addresses[0].display_name == "Jane Doe"
+    assert parsed["To"].addresses[0].addr_spec == "Jane.Doe+news@example.com"
+    assert parsed["Subject"] == "Issue 1: hello"
+    assert parsed["Reply-To"] == "editor@example.org"
+    assert parsed["List-Id"] == "The Weekly <weekly.news.example.org>"
+    assert parsed["MIME-Version"] == "1.0"
+    assert email.utils.parsedate_to_datetime(parsed["Date"]).utcoffset().total_seconds() == 0
+    assert parsed["Message-ID"].startswith("<") and parsed["Message-ID"].endswith("@example.org>")
+    token = unsubscribe_token("jane.doe+news@example.com", SECRET)
+    url = f"https://news.example.org/unsubscribe?email=Jane.Doe%2Bnews@example.com&token={token}&list=weekly.news.example.org"
+    assert parsed["List-Unsubscribe"] == f"<{url}>, <mailto:unsubscribe@example.org?subject=unsubscribe>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in parsed.iter_parts()] == ["text/plain", "text/html"]
+    assert all(part.get_content_charset() == "utf-8" for part in parsed.iter_parts())
+
+
+def test_message_fields_for_api_transports():
+    message = compose(subscriber("jane@example.com", "Doe, Jane", city="Leuven"))
+    assert (message.recipient, message.sender) == ("jane@example.com", "news@Example.org")
+    assert message.to_header == '"Doe, Jane" <jane@example.com>'
+    assert message.from_header == "The Weekly <news@Example.org>"
+    assert message.subject == "Issue 1: hello"
+    assert set(message.headers) == {"Date", "Message-ID", "Reply-To", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post"}
+    assert message.merge["city"] == "Leuven"
+    assert "Leuven" in message.html and "Hello Doe," in message.text
+    assert parse(message.raw)["To"].addresses[0].display_name == "Doe, Jane"
+
+
+def test_each_message_has_its_own_id():
+    composer = Composer(make_issue(), make_config())
+    ids = {composer.compose(subscriber(f"r{i}@example.com")).headers["Message-ID"] for i in range(50)}
+    assert len(ids) == 50
+
+
+@pytest.mark.parametrize("subject", ["Café — naïve résumé 🎉 " * 8, "Plain but long subject " * 20])
+def test_subject_round_trips_and_folds(subject):
+    message = compose(issue=make_issue(subject=subject))
+    assert parse(message.raw)["Subject"] == subject
+    head = message.raw.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n") if b"https://" not in line)
+    if not subject.isascii():
+        assert b"Subject: =?utf-8?b?" in head
+
+
+def test_non_ascii_display_name_is_encoded_and_round_trips():
+    message = compose(subscriber("zoe@example.com", "Zoë Ångström"))
+    assert b"To: =?utf-8?b?" in message.raw
+    assert parse(message.raw)["To"].addresses[0].display_name == "Zoë Ångström"
+    assert message.to_header == "Zoë Ångström <zoe@example.com>"
+
+
+def test_long_display_name_is_split_into_encoded_words():
+    name = "Zoë Ångström-Łukasiewicz " * 10
+    to = compose(subscriber("zoe@example.com", name)).raw.split(b"\r\nTo: ", 1)[1].split(b"\r\nDate:", 1)[0]
+    assert max(len(line) for line in to.split(b"\r\n")) <= 78
+    # RFC 2047 decoding (the stdlib address parser wrongly keeps the space between encoded words)
+    assert str(email.header.make_header(email.header.decode_header(to.decode().replace("\r\n", "")))) == (
+        f"{name} <zoe@example.com>"
+    )
+
+
+def test_every_line_at_most_998_bytes_and_crlf():
+    long_value = "x" * 5000
+    issue = make_issue(text=TEXT_WITH_FIELD, html="<p>{{ subscriber.note }}</p>" + "y" * 3000)
+    message = compose(subscriber("a@example.com", "A " + "b" * 300, note=long_value + "\rbare\nlf"), issue=issue)
+    assert_wire_format(message.raw)
+    text, html = parts(message.raw)
+    assert long_value + "\nbare\nlf" in text
+    assert long_value in html
+
+
+TEXT_WITH_FIELD = "Note: {{ subscriber.note }}\nend"
+
+
+def test_body_is_personalised_for_each_recipient():
+    composer = Composer(make_issue(), make_config())
+    ann = composer.compose(subscriber("ann@example.com", "Ann Smith", city="Ghent"))
+    bob = composer.compose(subscriber("bob@example.com", "Bob Jones", city="Leuven"))
+    ann_text, ann_html = parts(ann.raw)
+    assert "Hello Ann (Ann Smith)" in ann_text and "<p>Hello Ann (Ann Smith)</p>" in ann_html
+    assert "Ghent" in ann_html and "Bob" not in ann_html + ann_text and "Leuven" not in ann_html
+    assert "Hello Bob (Bob Jones)" in parts(bob.raw)[0]
+    assert unsubscribe_token("bob@example.com", SECRET) in parts(bob.raw)[0]
+
+
+def test_missing_or_empty_field_falls_back_to_default():
+    text, html = parts(compose(subscriber("ann@example.com", "", first_name="")).raw)
+    assert text.startswith("Hello reader ()")
+    assert "<p></p>" in html  # subscriber.city is undefined: empty
+
+
+def test_html_escapes_subscriber_values_text_does_not():
+    message = compose(subscriber("eve@example.com", "<script>alert(1)</script>"))
+    text, html = parts(message.raw)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+    assert "<script>alert(1)</script>" in text
+    assert parse(message.raw)["To"].addresses[0].display_name == "<script>alert(1)</script>"
+
+
+@pytest.mark.parametrize("name", ["Eve\r\nBcc: victim@example.com", "Eve\nX", "Eve\rX"])
+def test_line_break_in_name_rejects_the_recipient(name):
+    with pytest.raises(RecipientRejected) as caught:
+        compose(subscriber("eve@example.com", name))
+    assert caught.value.reason == "line break in the name"
+    assert caught.value.where == "eve@example.com"
+
+
+@pytest.mark.parametrize("address", ["eve@example.com\r\nBcc: x@example.com", "Eve <eve@example.com>", "zoë@example.com"])
+def test_unusable_address_rejects_the_recipient(address):
+    with pytest.raises(RecipientRejected):
+        compose(subscriber(address, "Eve"))
+
+
+def test_line_break_in_subject_is_refused_up_front():
+    with pytest.raises(ContentError, match="subject"):
+        Composer(make_issue(subject="Hello\r\nBcc: x@example.com"), make_config())
+
+
+def test_test_send_prefixes_the_subject():
+    assert parse(compose(test=True).raw)["Subject"] == "[TEST] Issue 1: hello"
+
+
+def test_escaped_template_syntax_in_content_shows_literally():
+    issue = make_issue(html="<p>Use {{ '{{' }} name }} here</p>", text="Use {{ '{{' }} name }} here")
+    text, html = parts(compose(issue=issue).raw)
+    assert "Use {{ name }} here" in text and "Use {{ name }} here" in html
+
+
+def test_invalid_template_is_a_template_error():
+    with pytest.raises(TemplateError) as caught:
+        Composer(make_issue(html="<p>{% if %}</p>"), make_config())
+    assert "(html)" in caught.value.where
+
+
+def test_template_failing_for_one_subscriber_rejects_only_that_one():
+    composer = Composer(make_issue(text="{{ subscriber.city.upper() }}"), make_config())
+    assert "GHENT" in composer.compose(subscriber(city="Ghent")).text
+    with pytest.raises(RecipientRejected, match="template"):
+        composer.compose(subscriber())
+
+
+def test_unsubscribe_token_verifies():
+    token = unsubscribe_token("Jane@Example.com", SECRET)
+    assert verify_unsubscribe_token("jane@example.com", token, SECRET)
+    assert not verify_unsubscribe_token("john@example.com", token, SECRET)
+    assert not verify_unsubscribe_token("jane@example.com", token, "other secret")
+    assert "=" not in token and "+" not in token and "/" not in token
+
+
+def test_token_template_needs_the_secret(monkeypatch):
+    monkeypatch.delenv("BROADSHEET_SECRET")
+    with pytest.raises(ConfigError, match="BROADSHEET_SECRET"):
+        Composer(make_issue(), make_config())
+    plain = make_config(unsubscribe_url="https://news.example.org/u?e={email}")
+    assert parse(compose(config=plain).raw)["List-Unsubscribe"].startswith("<https://news.example.org/u?e=jane@")
+
+
+def test_mailto_only_unsubscribe_has_no_one_click():
+    message = compose(config=make_config(unsubscribe_url="", unsubscribe_mailto="mailto:leave@example.org"))
+    parsed = parse(message.raw)
+    assert parsed["List-Unsubscribe"] == "<mailto:leave@example.org?subject=unsubscribe>"
+    assert "List-Unsubscribe-Post" not in parsed
+
+
+def test_http_unsubscribe_url_has_no_one_click():
+    parsed = parse(compose(config=make_config(unsubscribe_url="http://news.example.org/u?e={email}")).raw)
+    assert parsed["List-Unsubscribe"].startswith("<http://")
+    assert "List-Unsubscribe-Post" not in parsed
+
+
+def test_from_without_a_name_uses_the_newsletter_name():
+    assert compose(config=make_config(from_address="news@example.org")).from_header == "The Weekly <news@example.org>"
+
+
+def test_bad_from_is_a_config_error():
+    with pytest.raises(ConfigError) as caught:
+        Composer(make_issue(), make_config(from_address="not an address"))
+    assert caught.value.where == "broadsheet.toml: from"
+
+
+def dkim_config(tmp_path, **overrides):
+    pem, _ = rsa_key_pair()
+    (tmp_path / "dkim.pem").write_bytes(pem)
+    settings = dict(dkim=Dkim(domain="example.org", selector="news", private_key_file="dkim.pem"), root=tmp_path)
+    return make_config(**{**settings, **overrides})
+
+
+def dns_record(name, timeout=5):
+    assert name == b"news._domainkey.example.org."
+    return rsa_key_pair()[1]
+
+
+def test_dkim_signature_verifies_and_covers_the_list_headers(tmp_path):
+    raw = compose(subscriber("zoe@example.com", "Zoë"), config=dkim_config(tmp_path)).raw
+    assert raw.startswith(b"DKIM-Signature:")
+    assert dkim.verify(raw, dnsfunc=dns_record)
+    signed = parse(raw)["DKIM-Signature"].replace(" ", "").lower()
+    for name in ("from", "to", "subject", "date", "message-id", "list-id", "list-unsubscribe", "list-unsubscribe-post"):
+        assert name in signed.split("h=", 1)[1].split(";", 1)[0].split(":")
+    assert_wire_format(raw)
+
+
+def test_dkim_fails_after_tampering(tmp_path):
+    raw = compose(config=dkim_config(tmp_path)).raw
+    assert not dkim.verify(raw.replace(b">unsubscribe</a>", b">stay</a>"), dnsfunc=dns_record)
+    assert not dkim.verify(raw.replace(b"Subject: Issue 1", b"Subject: Issue 2"), dnsfunc=dns_record)
+
+
+def test_dkim_key_from_environment(monkeypatch):
+    pem, _ = rsa_key_pair()
+    monkeypatch.setenv("BROADSHEET_DKIM_KEY", pem.decode().replace("\n", "\\n"))
+    config = make_config(dkim=Dkim(domain="example.org", selector="news"))
+    assert dkim.verify(compose(config=config).raw, dnsfunc=dns_record)
+
+
+def test_unusable_dkim_key_is_a_config_error_without_the_key(monkeypatch):
+    monkeypatch.setenv("BROADSHEET_DKIM_KEY", "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----")
+    with pytest.raises(ConfigError) as caught:
+        Composer(make_issue(), make_config(dkim=Dkim(domain="example.org", selector="news")))
+    assert caught.value.where == "BROADSHEET_DKIM_KEY" and "c2VjcmV0" not in str(caught.value)
