@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import email.utils
 import hashlib
 import hmac
 import json
@@ -75,12 +76,13 @@ def make_message(n: int, *, first_name: str | None = None, local: str | None = N
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "MIME-Version": "1.0",
     }
-    raw = _raw("Weekly <newsletter@news.example.org>", f"{name} <{address}>", "Issue 12: rivers", headers, text, html)
+    to = email.utils.formataddr((name, address))
+    raw = _raw("Weekly <newsletter@news.example.org>", to, "Issue 12: rivers", headers, text, html)
     return Message(
         recipient=address,
         sender="newsletter@news.example.org",
         from_header="Weekly <newsletter@news.example.org>",
-        to_header=f"{name} <{address}>",
+        to_header=to,
         subject="Issue 12: rivers",
         headers=headers,
         html=html,
@@ -170,6 +172,7 @@ class Fake:
     """Base of the provider fakes: script handling, violation log, deliveries."""
 
     path = "/"
+    answers: dict[str, tuple[int, Any, dict]] = {}  # provider-specific script entries: canned answers
 
     def __init__(self) -> None:
         self.script: list[str] = []
@@ -193,8 +196,14 @@ class Fake:
             return self.unauthorized(request)
         if mode == "429":
             return self.json({"message": "too many requests"}, 429, {"Retry-After": "2"})
+        if mode == "429-reset":  # no Retry-After, a reset time as epoch seconds (SendGrid) instead
+            return self.json({"errors": [{"message": "too many requests"}]}, 429,
+                             {"X-RateLimit-Reset": str(int(time.time()) + 3)})
         if mode == "500":
             return self.json({"message": "internal error"}, 500)
+        if mode in self.answers:
+            status, body, headers = self.answers[mode]
+            return self.json(body, status, headers)
         response = self.process(request)
         if mode == "timeout":
             self.slow_until = time.monotonic() + SLOW
@@ -250,6 +259,7 @@ class PostmarkFake(Fake):
     """``POST /email/batch``: at most 500 messages and 50 MB; answers one result per message."""
 
     path = "/email/batch"
+    answers = {"unconfirmed": (422, {"ErrorCode": 401, "Message": "Sender signature not confirmed."}, {})}
 
     def authorized(self, request: Request) -> bool:
         return request.headers.get("X-Postmark-Server-Token") == SECRET
@@ -301,6 +311,7 @@ class SendgridFake(Fake):
     """``POST /v3/mail/send``: 1 to 1,000 personalizations; substitutions applied to the content."""
 
     path = "/v3/mail/send"
+    answers = {"bad-from": (400, {"errors": [{"message": "The from object must be provided.", "field": "from"}]}, {})}
 
     def process(self, request: Request) -> Response:
         data = self.json_body(request)
@@ -346,6 +357,10 @@ class MailgunFake(Fake):
     """``POST /v3/mg.example.org/messages`` (multipart): at most 1,000 to, recipient-variables."""
 
     path = "/v3/mg.example.org/messages"
+    answers = {
+        "404": (404, {"message": "Domain not found: mg.example.org"}, {}),
+        "from": (400, {"message": "'from' parameter is not a valid address. please check documentation"}, {}),
+    }
 
     def authorized(self, request: Request) -> bool:
         auth = request.authorization
@@ -385,6 +400,11 @@ class SesFake(Fake):
     """``POST /v2/email/outbound-emails``: SigV4 for service ses checked by recomputing it."""
 
     path = "/v2/email/outbound-emails"
+    answers = {
+        "throttle": (429, {"message": "Maximum sending rate exceeded."}, {"x-amzn-ErrorType": "TooManyRequestsException:"}),
+        "mailfrom": (400, {"message": "Mail from domain not verified"},
+                     {"x-amzn-ErrorType": "MailFromDomainNotVerifiedException:"}),
+    }
 
     def authorized(self, request: Request) -> bool:
         problem = sigv4_problem(request, ACCESS_KEY, SECRET, REGION, "ses")

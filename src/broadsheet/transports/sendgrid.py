@@ -47,7 +47,7 @@ class SendgridTransport(SharedBodyTransport):
         return data
 
     def _personalization(self, message: Message, headers: dict, values: dict, own_subject: bool) -> dict:
-        item: dict = {"to": [_email_object(message.to_header)]}
+        item: dict = {"to": [_email_object(message.to_header, message.recipient)]}
         if own_subject:
             item["subject"] = message.subject
         if headers:
@@ -87,6 +87,6 @@ class SendgridTransport(SharedBodyTransport):
         return outcome
 
 
-def _email_object(value: str) -> dict:
+def _email_object(value: str, bare: str = "") -> dict:
     name, addr = address(value)
-    return {"email": addr, "name": name} if name else {"email": addr}
+    return {"email": bare or addr, "name": name} if name else {"email": bare or addr}

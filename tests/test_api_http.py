@@ -1,0 +1,90 @@
+"""The shared HTTP layer: retry times, error text, connection failures, the shared-body form."""
+
+from __future__ import annotations
+
+import email.utils
+import socket
+
+import pytest
+import requests
+
+from broadsheet.errors import TransientTransportError
+from broadsheet.transports.http import describe_error, personal_values, retry_after, share_bodies
+from broadsheet.transports.postmark import PostmarkTransport
+from support.providers import ENV, TIMEOUT, make_config, make_message, make_messages
+
+NOW = 1_800_000_000.0
+
+
+def answer(headers: dict[str, str]) -> requests.Response:
+    response = requests.Response()
+    response.headers.update(headers)
+    return response
+
+
+@pytest.mark.parametrize(
+    "headers, seconds",
+    [
+        ({"Retry-After": "7"}, 7.0),
+        ({"Retry-After": email.utils.formatdate(NOW + 30, usegmt=True)}, 30.0),
+        ({"ratelimit-reset": "4"}, 4.0),  # Resend: seconds from now
+        ({"X-RateLimit-Reset": str(int(NOW + 12))}, 12.0),  # SendGrid: epoch seconds
+        ({"X-RateLimit-Reset": str(int((NOW + 5) * 1000))}, 5.0),  # epoch milliseconds
+        ({"X-RateLimit-Reset": str(int(NOW - 5))}, 0.0),  # already past
+        ({"Retry-After": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_reads_every_form(headers, seconds):
+    assert retry_after(answer(headers), now=NOW) == seconds
+
+
+@pytest.mark.parametrize(
+    "body, text",
+    [
+        ({"ErrorCode": 406, "Message": "Inactive recipient"}, "406: Inactive recipient"),
+        ({"errors": [{"message": "bad", "field": "from"}]}, "bad (from)"),
+        ({"message": "Queued"}, "Queued"),
+        ({"name": "validation_error", "message": "Invalid `to`"}, "validation_error: Invalid `to`"),
+    ],
+)
+def test_error_text_reads_each_providers_shape(body, text):
+    assert describe_error(body) == text
+
+
+def test_no_connection_is_transient_and_says_nothing_was_sent(monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("BROADSHEET_POSTMARK_TOKEN", ENV["postmark"]["BROADSHEET_POSTMARK_TOKEN"])
+    transport = PostmarkTransport(make_config("postmark", f"http://127.0.0.1:{port}"), timeout=TIMEOUT)
+    with pytest.raises(TransientTransportError, match="cannot connect") as caught, transport:
+        transport.send_batch(make_messages(1))
+    assert "SECRET" not in str(caught.value)
+
+
+def placeholder(name: str) -> str:
+    return f"{{{{{name}}}}}"
+
+
+def test_personalised_messages_share_one_body():
+    messages = make_messages(20)
+    groups = share_bodies(messages, placeholder, "{{")
+    assert len(groups) == 1 and groups[0].members == list(range(20))
+    assert "{{first_name}}" in groups[0].html and "{{list_unsubscribe_1_html}}" in groups[0].html
+    assert "reader0" not in groups[0].html
+
+
+def test_a_body_that_cannot_round_trip_keeps_its_own_literal_text():
+    odd = make_message(1, first_name="{{email}}")
+    groups = share_bodies([make_message(0), odd, make_message(2)], placeholder, "{{")
+    assert [g.members for g in groups] == [[0, 2], [1]]
+    assert groups[1].html == odd.html and groups[1].values == [{}]
+
+
+def test_unsubscribe_urls_count_as_personal_values():
+    message = make_message(3)
+    values = personal_values(message)
+    assert values["email"] == "reader3@example.com"
+    assert values["list_unsubscribe_1"].startswith("https://news.example.org/unsubscribe?email=reader3")
+    assert "recipient" not in values  # the same value as email

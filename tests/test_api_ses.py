@@ -1,0 +1,52 @@
+"""Amazon SES v2 specifics: SigV4 checked server-side, the raw message, SES error types."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+
+import pytest
+
+from broadsheet.errors import TransientTransportError, TransportAuthError
+from support.providers import INACTIVE, api, drive, make_message, make_messages  # noqa: F401
+
+
+def test_requests_are_signed_for_ses_and_carry_our_raw_message(api):
+    fake, transport = api("ses")
+    messages = make_messages(3)
+    run = drive(transport, messages)
+    assert fake.calls == 3 and fake.violations == []  # the fake recomputed every signature
+    for message, got in zip(messages, fake.delivered):
+        assert got["raw"] == message.raw
+        parsed = email.message_from_bytes(got["raw"], policy=email.policy.default)
+        assert parsed["List-Unsubscribe"] == message.headers["List-Unsubscribe"]
+        assert run.final()[message.recipient].message_id == got["message_id"]
+
+
+def test_a_wrong_secret_key_is_refused_and_not_repeated(api, monkeypatch):
+    fake, transport = api("ses")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "WRONG-KEY-456")
+    with pytest.raises(TransportAuthError) as caught, transport:
+        transport.send_batch(make_messages(1))
+    assert fake.violations == ["signature does not match"]
+    fake.violations.clear()
+    assert "WRONG-KEY-456" not in str(caught.value)
+
+
+def test_a_rejected_message_fails_alone(api):
+    fake, transport = api("ses")
+    run = drive(transport, [make_message(0, local=INACTIVE), make_message(1)])
+    final = run.final()
+    assert final[f"{INACTIVE}@example.com"].status == "failed"
+    assert "MessageRejected" in final[f"{INACTIVE}@example.com"].detail
+    assert final["reader1@example.com"].status == "sent"
+
+
+def test_throttling_is_retried_and_an_unverified_domain_stops(api):
+    fake, transport = api("ses")
+    fake.script = ["throttle", "mailfrom"]
+    with transport:
+        with pytest.raises(TransientTransportError):
+            transport.send_batch(make_messages(1))
+        with pytest.raises(TransportAuthError, match="MailFromDomainNotVerified"):
+            transport.send_batch(make_messages(1))
