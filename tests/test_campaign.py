@@ -1,0 +1,123 @@
+"""The campaign runner: stopping cleanly, resuming, limits, rates, backoff — with the real pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import pytest
+
+from broadsheet.audience import SubscriberList
+from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+from broadsheet.campaign.ratelimit import RateLimiter, TokenBucket
+from broadsheet.compose import Composer, RecipientRejected
+from broadsheet.config import Smtp, load_config
+from broadsheet.render import build_issue
+from broadsheet.transports.outbox import OutboxTransport
+from broadsheet.transports.smtp import SmtpTransport
+from conftest import ROOT, SAMPLE_ISSUE
+from support.smtpd import Sink, smtp_server, write_subscribers
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return build_issue(SAMPLE_ISSUE, load_config(ROOT / "broadsheet.toml"))
+
+
+@pytest.fixture
+def campaign(tmp_path, rendered, monkeypatch):
+    """(config, journal, record, composer) for 60 subscribers in a fresh project folder."""
+    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    config = dataclasses.replace(load_config(ROOT / "broadsheet.toml"), root=tmp_path)
+    write_subscribers(tmp_path / "list.csv", 60)
+    journal = Journal.for_project(tmp_path)
+    prepared = prepare_campaign(journal, slug=rendered.slug, transport="t", issue_dir="i", fingerprint="f",
+                                subscribers=SubscriberList(tmp_path / "list.csv"))
+    yield config, journal, prepared.record, Composer(rendered, config)
+    journal.close()
+
+
+def runner(campaign, make_transport, **settings) -> CampaignRunner:
+    config, journal, record, composer = campaign
+    return CampaignRunner(journal, record, make_transport, lambda row: composer.compose(subscriber_from_row(row)),
+                          Settings(**{"connections": 2, "batch_size": 5, **settings}), max_batch=5,
+                          rejected=(RecipientRejected,))
+
+
+def smtp_config(config, host, port):
+    return dataclasses.replace(config, smtp=Smtp(host=host, port=port, security="none", username=""))
+
+
+def test_stopping_finishes_in_flight_batches_and_resuming_sends_the_rest_once(campaign):
+    config, journal, record, _ = campaign
+    sink = Sink(delay=0.01)
+    with smtp_server(sink) as (host, port):
+        smtp = smtp_config(config, host, port)
+        first = runner(campaign, lambda: SmtpTransport(smtp))
+        threading.Thread(target=lambda: (_wait_for(lambda: len(sink.received) >= 12), first.stop.set())).start()
+        result = first.run()
+        assert result.interrupted
+        counts = journal.counts(record)
+        assert counts["sending"] == 0 and counts["queued"] > 0
+        assert counts["sent"] == len(sink.received) == result.this_run["sent"]
+        second = runner(campaign, lambda: SmtpTransport(smtp)).run()
+    assert not second.interrupted and second.error is None
+    assert journal.counts(record)["sent"] == 60
+    assert set(sink.recipients().values()) == {1} and len(sink.recipients()) == 60
+
+
+def test_limit_sends_at_most_n_in_a_run(campaign):
+    config, journal, record, _ = campaign
+    result = runner(campaign, lambda: OutboxTransport(config, slug="x"), limit=7).run()
+    assert result.this_run["sent"] == 7
+    assert journal.counts(record)["queued"] == 53
+    assert len(list((config.root / "outbox" / "x").iterdir())) == 7
+
+
+def test_rate_per_second_is_shared_by_all_workers(campaign):
+    config, journal, record, _ = campaign
+    started = time.monotonic()
+    result = runner(campaign, lambda: OutboxTransport(config, slug="x"), connections=3, rate_per_second=20, limit=30).run()
+    elapsed = time.monotonic() - started
+    assert result.this_run["sent"] == 30
+    assert 0.45 <= elapsed < 3  # a burst of 20 (one second's worth), then the other 10 at 20/s
+
+
+def test_an_unexpected_transport_crash_marks_its_batch_unknown_and_stops(campaign):
+    config, journal, record, _ = campaign
+
+    class Broken(OutboxTransport):
+        def send_batch(self, messages):
+            raise RuntimeError("boom")
+
+    result = runner(campaign, lambda: Broken(config), connections=1).run()
+    assert "boom" in str(result.error)
+    counts = journal.counts(record)
+    assert (counts["unknown"], counts["queued"], counts["sending"]) == (5, 55, 0)
+
+
+def test_backoff_doubles_with_jitter(campaign):
+    run = runner(campaign, lambda: None, retry_delay=2.0)
+    assert 1.0 <= run._backoff(1) <= 3.0
+    assert 8.0 <= run._backoff(4) <= 24.0
+
+
+def test_token_bucket_and_limiter():
+    now = [0.0]
+    bucket = TokenBucket(rate=10, capacity=10, clock=lambda: now[0])
+    assert bucket.wait_time(10) == 0
+    bucket.take(10)
+    assert bucket.wait_time(5) == pytest.approx(0.5)
+    now[0] = 1.0
+    assert bucket.wait_time(10) == 0
+    limiter = RateLimiter(per_second=0, per_hour=3600, clock=lambda: now[0])
+    assert limiter.burst() == 0 and not limiter.unlimited
+    assert limiter.acquire(60) is True  # a minute's worth at once, then one a second
+    assert limiter.buckets[1].wait_time(1) == pytest.approx(1.0)
+
+
+def _wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)

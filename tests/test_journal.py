@@ -1,0 +1,94 @@
+"""The campaign journal: set-up, claims, crash recovery, retries, list changes, the send lock."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+
+from broadsheet.campaign import Journal, Outcome, prepare_campaign, subscriber_from_row
+from broadsheet.audience import Subscriber
+from broadsheet.errors import CampaignError
+
+
+def people(count: int, start: int = 0) -> list[Subscriber]:
+    return [
+        Subscriber(f"p{i}@example.com", f"Person {i}", f"P{i}", ("members",), {"email": f"p{i}@example.com", "city": "Gent"}, i + 2)
+        for i in range(start, start + count)
+    ]
+
+
+def prepare(journal: Journal, subscribers, fingerprint="list-1"):
+    return prepare_campaign(journal, slug="issue-1", transport="smtp", issue_dir="issues/issue-1",
+                            fingerprint=fingerprint, subscribers=subscribers)
+
+
+@pytest.fixture
+def journal(tmp_path):
+    with Journal.for_project(tmp_path) as journal:
+        yield journal
+
+
+def test_set_up_is_wal_and_keeps_what_compose_needs(journal, tmp_path):
+    prepared = prepare(journal, people(3))
+    assert prepared.loaded == 3
+    assert journal.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert (tmp_path / ".broadsheet" / "state.db").is_file()
+    row = next(journal.rows(prepared.record, ("queued",)))
+    assert subscriber_from_row(row) == people(1)[0]
+    assert journal.counts(prepared.record)["queued"] == 3
+
+
+def test_unchanged_list_is_not_loaded_again(journal):
+    prepare(journal, people(3))
+    assert prepare(journal, iter(()), fingerprint="list-1").loaded is None
+
+
+def test_claim_marks_sending_and_a_crash_leaves_them_unknown(journal):
+    record = prepare(journal, people(10)).record
+    claimed = journal.claim(record, 4, time.time())
+    assert [row.email for row in claimed] == [f"p{i}@example.com" for i in range(4)]
+    assert journal.counts(record)["sending"] == 4
+    journal.record([Outcome(claimed[0].id, "sent", "250", "<id@x>")])
+    assert prepare(journal, iter(())).recovered == 3  # a new send after a crash
+    counts = journal.counts(record)
+    assert (counts["unknown"], counts["sent"], counts["queued"]) == (3, 1, 6)
+    assert journal.requeue(record, "unknown") == 3
+    assert journal.counts(record)["queued"] == 9
+
+
+def test_deferred_rows_wait_for_their_time(journal):
+    record = prepare(journal, people(2)).record
+    first, second = journal.claim(record, 2, time.time())
+    journal.record([Outcome(first.id, "deferred", "451 later", next_attempt=time.time() + 60),
+                    Outcome(second.id, "deferred", "451 later", next_attempt=time.time() - 1)])
+    assert [row.email for row in journal.claim(record, 5, time.time())] == [second.email]
+    assert journal.claim(record, 5, time.time()) == []
+    assert journal.next_due(record) > time.time() + 50
+
+
+def test_a_changed_list_adds_new_people_and_drops_unsent_ones_who_left(journal):
+    record = prepare(journal, people(4)).record
+    sent = journal.claim(record, 1, time.time())[0]
+    journal.record([Outcome(sent.id, "sent")])
+    prepared = prepare(journal, people(2, start=2) + people(1, start=9), fingerprint="list-2")
+    emails = {row.email: row.state for row in journal.rows(prepared.record, ("queued", "sent"))}
+    assert emails == {"p0@example.com": "sent", "p2@example.com": "queued", "p3@example.com": "queued",
+                      "p9@example.com": "queued"}
+
+
+def test_a_second_send_is_refused_while_one_runs(tmp_path):
+    with Journal.for_project(tmp_path) as first, Journal.for_project(tmp_path) as second:
+        first.lock()
+        with pytest.raises(CampaignError, match="another 'broadsheet send' is running"):
+            second.lock()
+
+
+def test_hundred_thousand_rows_set_up_quickly(journal):
+    rows = (Subscriber(f"r{i}@example.com", "", "", (), {}, i) for i in range(100_000))
+    started = time.perf_counter()
+    prepared = prepare(journal, rows)
+    assert prepared.loaded == 100_000
+    assert time.perf_counter() - started < 10
+    assert journal.counts(prepared.record)["queued"] == 100_000

@@ -1,0 +1,145 @@
+"""`broadsheet send`, `status` and `subscribers check` end to end, including a send killed with SIGKILL."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from broadsheet.cli import main
+from support.smtpd import Sink, configure, smtp_server, write_subscribers
+
+ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
+
+
+@pytest.fixture
+def sample(project, monkeypatch):
+    monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret")
+    monkeypatch.chdir(project)
+    return project
+
+
+def cli(project, *args: str) -> int:
+    return main(["--config", str(project / "broadsheet.toml"), *args])
+
+
+def states(project) -> dict[str, str]:
+    path = project / ".broadsheet" / "state.db"
+    if not path.exists():
+        return {}
+    with sqlite3.connect(path) as db:
+        return dict(db.execute("SELECT email, state FROM recipients"))
+
+
+def smtp(host, port):
+    return {"host": host, "port": port, "security": "none", "timeout": 10}
+
+
+def with_bad_rows(path):
+    people = write_subscribers(path, 5)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("not-an-address,Bad Row,Bad,Gent\nREADER0001@example.com,Dup Licate,Dup,Gent\n")
+    return people
+
+
+def test_outbox_send_reports_bad_rows_resumes_and_shows_status(sample, capsys):
+    people = with_bad_rows(sample / "list.csv")
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    assert cli(sample, "send", ISSUE, "--yes") == 0
+    out, err = capsys.readouterr()
+    assert "list.csv:7: invalid address" in err and "skipped" in err
+    assert "5 recipient(s), 1 bad row(s) skipped; left out: duplicate 1" in out
+    assert len(list((sample / "outbox").rglob("*.eml"))) == 5
+    assert cli(sample, "send", ISSUE, "--yes") == 0
+    assert "nothing to send: sent 5" in capsys.readouterr().out
+    assert cli(sample, "status", ISSUE) == 0
+    assert "sent 5" in capsys.readouterr().out
+    assert set(states(sample)) == {email for email, _ in people}
+
+
+def test_dry_run_composes_everything_and_sends_nothing(sample, capsys):
+    write_subscribers(sample / "list.csv", 12)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    assert cli(sample, "send", ISSUE, "--dry-run") == 0
+    assert "dry run: composed 12 message(s)" in capsys.readouterr().out
+    assert not (sample / "outbox").exists()
+    assert set(states(sample).values()) == {"queued"}
+
+
+def test_without_a_terminal_or_yes_nothing_is_sent(sample, capsys, monkeypatch):
+    write_subscribers(sample / "list.csv", 3)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert cli(sample, "send", ISSUE) == 2
+    assert "add --yes" in capsys.readouterr().err
+    assert not (sample / "outbox").exists()
+
+
+def test_test_copy_is_personalised_marked_and_not_journaled(sample):
+    write_subscribers(sample / "list.csv", 4)
+    sink = Sink()
+    with smtp_server(sink) as (host, port):
+        configure(sample, send={"transport": "smtp", "list": "list.csv"}, smtp=smtp(host, port))
+        assert cli(sample, "send", ISSUE, "--test", "editor@example.net") == 0
+        assert cli(sample, "send", ISSUE, "--test", "editor@example.net", "--as", "reader0002@example.com") == 0
+    first, second = sink.received
+    assert first.recipients == ["editor@example.net"] and "[TEST]" in first.message["Subject"]
+    assert "Dear Reader0000," in first.text() and "Dear Reader0002," in second.text()
+    assert states(sample) == {}
+
+
+def test_failures_are_exported_with_their_reasons(sample, tmp_path, capsys):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 6)]
+    sink = Sink(replies={people[2]: "550 5.1.1 mailbox unavailable"})
+    with smtp_server(sink) as (host, port):
+        configure(sample, send={"transport": "smtp", "list": "list.csv", "retries": 0}, smtp=smtp(host, port))
+        assert cli(sample, "send", ISSUE, "--yes") == 1
+    capsys.readouterr()
+    assert cli(sample, "status", ISSUE, "--failed-csv", str(tmp_path / "failed.csv")) == 0
+    out = capsys.readouterr().out
+    assert "sent 5 · failed 1" in out and "550 5.1.1 mailbox unavailable" in out
+    exported = (tmp_path / "failed.csv").read_text().splitlines()
+    assert exported[0].startswith("email,state,attempts,reason")
+    assert exported[1].startswith(f"{people[2]},failed,1,550 5.1.1 mailbox unavailable")
+
+
+def test_subscribers_check_lists_every_bad_row(sample, capsys):
+    with_bad_rows(sample / "list.csv")
+    assert cli(sample, "subscribers", "check", "list.csv") == 1
+    out = capsys.readouterr().out
+    assert "list.csv:7: invalid address" in out
+    assert "5 recipient(s)" in out and "left out, duplicate: 1" in out
+
+
+def test_a_send_killed_with_sigkill_resumes_without_loss_or_extra_duplicates(sample):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 80)]
+    sink = Sink(delay=0.015)
+    env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
+    with smtp_server(sink) as (host, port):
+        send = {"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 5}
+        configure(sample, send=send, smtp=smtp(host, port))
+        command = [sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"]
+        process = subprocess.Popen(command, cwd=sample, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while len(sink.received) < 15 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        in_flight = {email for email, state in states(sample).items() if state == "sending"}
+        assert 0 < len(in_flight) <= 2 * 5
+        assert cli(sample, "send", ISSUE, "--yes") == 1  # finished, but some are unknown
+        after = states(sample)
+        assert {email for email, state in after.items() if state == "unknown"} == in_flight
+        received = sink.recipients()
+        assert all(received[email] == 1 for email in people if email not in in_flight)
+        assert all(received[email] <= 1 for email in in_flight)
+        assert cli(sample, "send", ISSUE, "--yes", "--retry-unknown") == 0
+    received = sink.recipients()
+    assert all(received[email] >= 1 for email in people), "someone was lost"
+    assert {email for email in people if received[email] > 1} <= in_flight
