@@ -1,9 +1,10 @@
 """Compose throughput on one core: broadsheet's Composer against the stdlib EmailMessage path.
 
-    .venv/bin/python bench/compose.py [--recipients 5000] [--dkim-recipients 300]
+    .venv/bin/python bench/compose.py [--recipients 5000] [--dkim-recipients 300] [--repeat 3] [--issue DIR]
 
-Builds a synthetic ~60 KB issue (placeholders as render leaves them), composes N personalised
-messages, then builds the same messages with ``email.message.EmailMessage`` and prints both rates.
+Builds a synthetic ~60 KB issue (placeholders as render leaves them), or with ``--issue`` renders a
+real one through broadsheet.render, composes N personalised messages, then builds the same messages
+with ``email.message.EmailMessage`` and prints both rates (best of ``--repeat`` runs).
 """
 
 from __future__ import annotations
@@ -82,10 +83,21 @@ def config(**overrides) -> Config:
     )
 
 
-def rate(build, people) -> tuple[float, int]:
-    started = time.perf_counter()
-    size = sum(len(build(person)) for person in people)
-    return len(people) / (time.perf_counter() - started), size // len(people)
+def rate(build, people, repeat: int = 1) -> tuple[float, int]:
+    """Best messages/second over ``repeat`` runs, and the mean message size."""
+    best, size = 0.0, 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        size = sum(len(build(person)) for person in people)
+        best = max(best, len(people) / (time.perf_counter() - started))
+    return best, size // len(people)
+
+
+def real_issue(issue_dir: Path) -> RenderedIssue:
+    from broadsheet.config import load_config
+    from broadsheet.render import build_issue
+
+    return build_issue(issue_dir, load_config(start=issue_dir))
 
 
 def stdlib_builder(composer: Composer):
@@ -133,17 +145,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=5000)
     parser.add_argument("--dkim-recipients", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--issue", type=Path, help="an issue folder to render instead of the synthetic issue")
     args = parser.parse_args()
     os.environ.setdefault("BROADSHEET_SECRET", "bench-secret")
-    issue = synthetic_issue()
+    issue = real_issue(args.issue.resolve()) if args.issue else synthetic_issue()
     people = subscribers(args.recipients)
     composer = Composer(issue, config())
     composer.compose(people[0])  # warm up
-    fast, size = rate(lambda person: composer.compose(person).raw, people)
-    slow, _ = rate(stdlib_builder(composer), people[: max(1, args.recipients // 5)])
+    fast, size = rate(lambda person: composer.compose(person).raw, people, args.repeat)
+    slow, _ = rate(stdlib_builder(composer), people[: max(1, args.recipients // 5)], args.repeat)
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d')}")
     print(f"issue html {len(issue.html):,} chars, text {len(issue.text):,}; message {size:,} bytes")
-    print(f"Composer                {fast:8.0f} msg/s  ({args.recipients} recipients)")
+    print(f"Composer                {fast:8.0f} msg/s  ({args.recipients} recipients, best of {args.repeat})")
     print(f"stdlib EmailMessage     {slow:8.0f} msg/s  -> Composer is {fast / slow:.1f}x faster")
     with tempfile.TemporaryDirectory() as folder:
         signed_config = dkim_config(Path(folder))
