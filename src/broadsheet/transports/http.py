@@ -333,14 +333,24 @@ def header(message: Message, name: str) -> str:
 
 def address(value: str) -> tuple[str, str]:
     """(display name decoded to Unicode, bare address) of one address header value."""
+    plain = _PLAIN_ADDRESS.fullmatch(value)
+    if plain:  # the usual ``Name <addr>`` or ``addr``, without the cost of parseaddr
+        return (plain.group(1) or "").strip(), plain.group(2) or plain.group(3)
     name, addr = email.utils.parseaddr(value)
     if "=?" in name:
         name = str(email.header.make_header(email.header.decode_header(name)))
     return name, addr
 
 
+_PLAIN_ADDRESS = re.compile(r'(?:([^"<>()\\,;:@\[\]=]*)<([^<>\s]+@[^<>\s]+)>|([^<>\s"]+@[^<>\s"]+))')
+
+
 def json_bytes(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact JSON; ASCII escapes encode faster than UTF-8 output (a few more bytes)."""
+    return _ENCODER.encode(data).encode("ascii")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 
 
 # -- shared body ---------------------------------------------------------------------------------
@@ -356,26 +366,38 @@ class SharedBody:
 
     html: str
     text: str
+    sender: tuple[str, str]  # From and Reply-To: one request has one of each
+    html_names: tuple[str, ...] = ()  # the variables whose placeholders the HTML holds
+    text_names: tuple[str, ...] = ()
     members: list[int] = field(default_factory=list)  # positions in the batch
     values: list[dict[str, str]] = field(default_factory=list)  # per member: variable -> exact text
+
+    def render(self, values: dict[str, str], placeholder: Callable[[str], str]) -> tuple[str, str] | None:
+        """HTML and text with these values in, as the provider will make them; None if one is missing."""
+        if not all(n in values for n in self.html_names) or not all(n in values for n in self.text_names):
+            return None
+        return _swap_in(self.html, values, self.html_names, placeholder), _swap_in(
+            self.text, values, self.text_names, placeholder
+        )
 
 
 def share_bodies(
     messages: Sequence[Message], placeholder: Callable[[str], str], marker: str, *, enabled: bool = True
 ) -> list[SharedBody]:
     """Group a batch by shared body. ``placeholder(name)`` is the provider's substitution tag and
-    contains ``marker``. A message whose values cannot be swapped out and back exactly keeps its
-    own literal body (its own group)."""
-    groups: dict[tuple[str, str], SharedBody] = {}
+    contains ``marker``. A message joins a group when the group's body with its values put in is
+    exactly its own; otherwise it starts one, its values swapped out of its body (or, when they
+    cannot be swapped out and back exactly, its literal body)."""
+    groups: list[SharedBody] = []
     for position, message in enumerate(messages):
-        html, text, values = _templated(message, placeholder, marker) if enabled else (message.html, message.text, {})
-        key = (message.from_header, header(message, "Reply-To"), html, text)
-        group = groups.get(key)
+        values = _swappable(message, marker) if enabled else {}
+        group = _matching(groups, message, values, placeholder)
         if group is None:
-            group = groups[key] = SharedBody(html, text)
+            group = _new_group(message, values, placeholder)
+            groups.append(group)
         group.members.append(position)
-        group.values.append(values)
-    return list(groups.values())
+        group.values.append({n: values[n] for n in dict.fromkeys((*group.html_names, *group.text_names))})
+    return groups
 
 
 def personal_values(message: Message) -> dict[str, str]:
@@ -395,23 +417,39 @@ def _unsubscribe_urls(message: Message) -> list[str]:
     return _UNSUBSCRIBE_URL.findall(header(message, "List-Unsubscribe"))
 
 
-def _templated(message: Message, placeholder: Callable[[str], str], marker: str) -> tuple[str, str, dict[str, str]]:
-    literal = (message.html, message.text, {})
+def _swappable(message: Message, marker: str) -> dict[str, str]:
+    """Personal values and their HTML-escaped forms (``name_html``); none when any of them, or
+    the message itself, holds the marker (the provider would substitute inside it)."""
     values = personal_values(message)
-    if not values or marker in message.html or marker in message.text:
-        return literal
-    html_swaps = dict(values)
-    for name, value in values.items():
+    for name, value in list(values.items()):
         escaped = str(escape(value))
         if escaped != value:
-            html_swaps[name + "_html"] = escaped
-    if any(marker in v for v in html_swaps.values()):
-        return literal
-    html = _swap_out(message.html, html_swaps, placeholder)
-    text = _swap_out(message.text, values, placeholder)
-    if _swap_in(html, html_swaps, placeholder) != message.html or _swap_in(text, values, placeholder) != message.text:
-        return literal
-    return html, text, html_swaps
+            values[name + "_html"] = escaped
+    if marker in message.html or marker in message.text or any(marker in v for v in values.values()):
+        return {}
+    return values
+
+
+def _matching(groups: list[SharedBody], message: Message, values: dict[str, str], placeholder) -> SharedBody | None:
+    sender = (message.from_header, header(message, "Reply-To"))
+    for group in reversed(groups):  # the latest group is the likeliest
+        if group.sender == sender and group.render(values, placeholder) == (message.html, message.text):
+            return group
+    return None
+
+
+def _new_group(message: Message, values: dict[str, str], placeholder: Callable[[str], str]) -> SharedBody:
+    sender = (message.from_header, header(message, "Reply-To"))
+    html = _swap_out(message.html, values, placeholder)
+    text = _swap_out(message.text, {n: v for n, v in values.items() if not n.endswith("_html")}, placeholder)
+    group = SharedBody(html, text, sender, _present(html, values, placeholder), _present(text, values, placeholder))
+    if group.render(values, placeholder) != (message.html, message.text):
+        return SharedBody(message.html, message.text, sender)
+    return group
+
+
+def _present(body: str, values: dict[str, str], placeholder: Callable[[str], str]) -> tuple[str, ...]:
+    return tuple(n for n in values if placeholder(n) in body)
 
 
 def _swap_out(body: str, values: dict[str, str], placeholder: Callable[[str], str]) -> str:
@@ -420,9 +458,9 @@ def _swap_out(body: str, values: dict[str, str], placeholder: Callable[[str], st
     return body
 
 
-def _swap_in(body: str, values: dict[str, str], placeholder: Callable[[str], str]) -> str:
-    for name, value in values.items():
-        body = body.replace(placeholder(name), value)
+def _swap_in(body: str, values: dict[str, str], names: Sequence[str], placeholder: Callable[[str], str]) -> str:
+    for name in names:
+        body = body.replace(placeholder(name), values[name])
     return body
 
 
