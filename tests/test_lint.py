@@ -215,3 +215,39 @@ def test_mjml_rule_is_skipped_without_validator(tmp_path):
 def test_summary():
     assert summary([]) == "no problems found"
     assert summary([Finding("a", "error", "m", "w"), Finding("b", "warning", "m", "w")]) == "1 error, 1 warning"
+
+
+SLUG = "2021-06-01-chengdu-flemish-brabant"
+
+
+def test_lint_command_on_the_sample_issue(project: Path, monkeypatch, capsys):
+    from broadsheet.cli import main
+
+    monkeypatch.chdir(project)
+    assert main(["lint", f"issues/{SLUG}", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["errors"] == 0 and report["issue"].endswith(SLUG)
+    assert all(set(f) == {"rule", "severity", "message", "where"} for f in report["findings"])
+
+
+def test_lint_command_exits_1_on_errors(project: Path, monkeypatch, capsys):
+    from broadsheet.cli import main
+
+    config = project / "broadsheet.toml"
+    config.write_text(config.read_text().replace("postal_address =", "# postal_address ="))
+    article = project / "issues" / SLUG / "articles" / "02-contact.md"
+    article.write_text(article.read_text() + "\n[Click](javascript:alert(1)) and [old](http://example.org/old).\n")
+    monkeypatch.chdir(project)
+    assert main(["lint", f"issues/{SLUG}", "--no-validator"]) == 1
+    out = capsys.readouterr().out
+    assert "broadsheet.toml" in out and "[postal-address]" in out
+    assert f"issues/{SLUG}/articles/02-contact.md:" in out and "[link-https]" in out
+    assert out.strip().endswith("warnings") and "error" in out.splitlines()[-1]
+
+
+def test_lint_command_missing_folder(project: Path, monkeypatch, capsys):
+    from broadsheet.cli import main
+
+    monkeypatch.chdir(project)
+    assert main(["lint", "issues/nope"]) == 2
+    assert "no such issue folder" in capsys.readouterr().err

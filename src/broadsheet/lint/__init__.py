@@ -16,12 +16,12 @@ from ..content.model import Issue
 from ..render.model import RenderedIssue
 from .document import parse_email
 from .findings import Finding, counts, ordered, summary, to_json
-from .rules import RULES, LintContext
+from .rules import RULES, LintContext, check_mjml
 from .sources import SourceIndex
 from .validator import HOW_TO_INSTALL, find_validator
 
 __all__ = [
-    "Finding", "lint_rendered", "lint_issue", "find_validator", "HOW_TO_INSTALL",
+    "Finding", "lint_rendered", "lint_issue", "lint_mjml", "find_validator", "HOW_TO_INSTALL",
     "counts", "ordered", "summary", "to_json", "sample_parts",
 ]
 
@@ -33,33 +33,52 @@ def lint_rendered(
     *,
     html: str | None = None,
     text: str | None = None,
+    unsubscribe_url: str | None = None,
     validate_mjml: bool = True,
 ) -> list[Finding]:
-    """Check a built issue. ``html``/``text`` are one recipient's parts (default: the sample subscriber).
+    """Check a built issue. ``html``, ``text`` and ``unsubscribe_url`` are one recipient's (default: the
+    sample subscriber's, filled without compose).
 
     ``validate_mjml=False`` skips the (slow, external) MJML validator, e.g. for a quick preview pass.
     """
-    sample_html, sample_text, unsubscribe = sample_parts(rendered, config)
+    if html is None or text is None or unsubscribe_url is None:
+        sample_html, sample_text, sample_unsubscribe = sample_parts(rendered, config)
+        html = sample_html if html is None else html
+        text = sample_text if text is None else text
+        unsubscribe_url = sample_unsubscribe if unsubscribe_url is None else unsubscribe_url
     context = LintContext(
         subject=rendered.subject,
         preheader=rendered.preheader,
-        html=html if html is not None else sample_html,
-        text=text if text is not None else sample_text,
+        html=html,
+        text=text,
         mjml=rendered.mjml,
-        document=parse_email(html if html is not None else sample_html),
-        sources=SourceIndex.for_issue(issue.folder, [a.source for a in issue.articles], config.theme_dir,
-                                      config.path),
+        document=parse_email(html),
+        sources=_sources(issue, config),
         issue_folder=issue.folder,
         issue_file=issue.folder / "issue.md",
         config_file=config.path,
         postal_address=config.footer.postal_address,
-        unsubscribe_url=unsubscribe,
+        unsubscribe_url=unsubscribe_url,
         local_images=tuple(dict.fromkeys([*(path for _, path in rendered.images),
                                           *(image.path for image in issue.images if image.path)])),
         validator=find_validator(config.root) if validate_mjml else None,
         mjml_name=f"{config.output_dir}/{rendered.slug}/email.mjml",
     )
     return ordered(finding for rule in RULES for finding in rule(context))
+
+
+def lint_mjml(rendered: RenderedIssue, issue: Issue, config: Config) -> list[Finding]:
+    """Only the MJML validator's findings (the preview runs it after the page has reloaded)."""
+    context = LintContext(
+        subject=rendered.subject, preheader=rendered.preheader, html="", text="", mjml=rendered.mjml,
+        document=parse_email(""), sources=_sources(issue, config), issue_folder=issue.folder,
+        validator=find_validator(config.root), mjml_name=f"{config.output_dir}/{rendered.slug}/email.mjml",
+    )
+    return list(check_mjml(context))
+
+
+def _sources(issue: Issue, config: Config) -> SourceIndex:
+    return SourceIndex.for_issue(issue.folder, [a.source for a in issue.articles], config.theme_dir, config.path)
 
 
 def lint_issue(issue_dir: Path, config: Config, *, validate_mjml: bool = True) -> list[Finding]:

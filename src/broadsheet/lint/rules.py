@@ -139,8 +139,8 @@ def check_link_urls(ctx: LintContext) -> Iterator[Finding]:
     for link in ctx.document.links:
         href = (link.href or "").strip()
         label = f'"{shorten(link.text, 40)}"' if link.text else link.element
-        where = ctx.where(href, *text_needles(link.text), fallback=link.element) if href else \
-            ctx.where(*text_needles(link.text), fallback=link.element)
+        where = ctx.where(*([href] if len(href) > 2 else []), f"]({href})", *text_needles(link.text),
+                          fallback=link.element)
         scheme = urlsplit(href).scheme.lower()
         if scheme == "javascript":
             yield Finding("link-javascript", "error", f"link {label} runs javascript:, which mail clients strip "

@@ -1,0 +1,76 @@
+"""The issue as one subscriber receives it: composed by compose's Composer, for the preview."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+from ..audience import Subscriber, SubscriberList
+from ..compose import Composer
+from ..config import SECRET_ENV, Config
+from ..errors import AudienceError
+from ..render.model import RenderedIssue
+
+PREVIEW_TOKEN = "PREVIEW-TOKEN"
+
+
+@dataclass(frozen=True)
+class PersonalEmail:
+    """What one recipient gets: the header block and both parts."""
+
+    subscriber: Subscriber
+    from_header: str
+    to_header: str
+    subject: str
+    html: str
+    text: str
+    unsubscribe_url: str
+    headers: dict[str, str] = field(default_factory=dict)  # all but From, To and Subject
+    note: str = ""  # why the preview differs from a real send, if it does
+
+
+def sample_subscriber(config: Config) -> Subscriber:
+    """The config's ``[preview] sample_subscriber`` as a Subscriber."""
+    values = dict(config.preview.sample_subscriber)
+    email = values.get("email", "reader@example.com")
+    name = values.get("name", "")
+    first_name = values.get("first_name", "") or (name.split() or [""])[0]
+    return Subscriber(email=email, name=name, first_name=first_name,
+                      fields={**values, "email": email, "name": name, "first_name": first_name})
+
+
+def find_subscriber(config: Config, email: str) -> Subscriber:
+    """The subscriber with this address in the config's list (``[send] list``)."""
+    path = config.resolve(config.send.list)
+    if not path.is_file():
+        raise AudienceError("the subscriber list does not exist", where=str(path),
+                            fix="set [send] list in broadsheet.toml, or preview without --as")
+    wanted = email.strip().lower()
+    for subscriber in SubscriberList(path):
+        if subscriber.email.lower() == wanted:
+            return subscriber
+    raise AudienceError(f"{email} is not a subscribed address in the list", where=str(path),
+                        fix="pick an address from the list, or preview without --as")
+
+
+def personalise(rendered: RenderedIssue, config: Config, subscriber: Subscriber) -> PersonalEmail:
+    """Compose the message for ``subscriber`` exactly as a send would (but never send it).
+
+    Without BROADSHEET_SECRET the signed unsubscribe token cannot be made: the preview then composes
+    with a placeholder token and says so, rather than refusing to show anything.
+    """
+    note = ""
+    variable = SECRET_ENV["unsubscribe"]
+    if "{token}" in config.unsubscribe_url and not os.environ.get(variable):
+        config = replace(config, unsubscribe_url=config.unsubscribe_url.replace("{token}", PREVIEW_TOKEN))
+        note = f"{variable} is not set: the unsubscribe link carries a placeholder token ({PREVIEW_TOKEN})"
+    composer = Composer(rendered, config)
+    message = composer.compose(subscriber)
+    return PersonalEmail(
+        subscriber=subscriber, from_header=message.from_header, to_header=message.to_header,
+        subject=message.subject, html=message.html, text=message.text,
+        unsubscribe_url=composer.unsubscribe.url(message.recipient), headers=dict(message.headers), note=note,
+    )
+
+
+__all__ = ["PersonalEmail", "find_subscriber", "personalise", "sample_subscriber"]

@@ -1,0 +1,64 @@
+"""Headless Chromium for the preview's browser tests: skip cleanly when it is not installed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import pytest
+
+from broadsheet.preview.chromium import chromium, find_chromium
+
+T = TypeVar("T")
+
+
+def require_chromium() -> None:
+    """Skip the calling test unless chromium and chromedriver are installed."""
+    if find_chromium() is None:
+        pytest.skip("chromium/chromedriver not installed (apt-get install chromium chromium-driver, or make browser)")
+
+
+@contextmanager
+def browser(width: int = 1400, height: int = 1000) -> Iterator:
+    """A fresh headless Chromium (skips the test when absent)."""
+    require_chromium()
+    with chromium(width=width, height=height) as driver:
+        yield driver
+
+
+def wait_for(check: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.05, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy; ignore errors meanwhile (page reloading)."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - a reload detaches elements mid-check
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or check}" + (f" (last error: {last})" if last else ""))
+
+
+def frame_text(driver, frame_id: str) -> str:
+    """The visible text inside one of the page's iframes."""
+    driver.switch_to.default_content()
+    driver.switch_to.frame(driver.find_element("id", frame_id))
+    try:
+        return driver.execute_script("return document.body ? document.body.innerText : ''")
+    finally:
+        driver.switch_to.default_content()
+
+
+def frame_overflows(driver, frame_id: str) -> bool:
+    """True when the iframe's document is wider than the frame (it would scroll sideways)."""
+    driver.switch_to.default_content()
+    driver.switch_to.frame(driver.find_element("id", frame_id))
+    try:
+        return bool(driver.execute_script(
+            "var e = document.documentElement; return e.scrollWidth > e.clientWidth || document.body.scrollWidth > e.clientWidth"))
+    finally:
+        driver.switch_to.default_content()

@@ -1,0 +1,82 @@
+"""The preview in real headless Chromium: frames, text tab, live reload, errors shown and recovered."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from broadsheet.preview import Preview
+from support.browser import browser, frame_overflows, frame_text, require_chromium, wait_for
+
+pytestmark = pytest.mark.browser
+
+SLUG = "2021-06-01-chengdu-flemish-brabant"
+TITLE = "10 Years of Partnership: Chengdu and Flemish Brabant"
+ARTICLE_TITLE = "A 10-year partnership between Chengdu and Flemish Brabant"
+
+
+def test_preview_page_live_reload_and_errors(project: Path, tmp_path: Path):
+    require_chromium()
+    issue = project / "issues" / SLUG
+    article = issue / "articles" / "01-chengdu-flemish-brabant.md"
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with Preview(issue, port=0, config_path=project / "broadsheet.toml") as preview, browser() as driver:
+        driver.get(preview.url)
+        assert driver.find_element("id", "subject").text.startswith("BCECC Newsletter")
+        for frame in ("frame-desktop", "frame-mobile"):
+            wait_for(lambda f=frame: TITLE in frame_text(driver, f), what=f"the title in {frame}")
+            wait_for(lambda f=frame: ARTICLE_TITLE in frame_text(driver, f), what=f"the article in {frame}")
+        assert driver.find_element("id", "frame-mobile").size["width"] == 377  # 375 px + borders
+        assert not frame_overflows(driver, "frame-mobile"), "the mobile frame scrolls sideways"
+        driver.save_screenshot(str(shots / "1-email.png"))
+
+        driver.find_element("css selector", 'a[data-tab="text"]').click()
+        text = driver.find_element("id", "text-part")
+        assert text.is_displayed() and "Dear Sam," in text.text
+        assert text.text.strip().splitlines()[0] == preview.current.email.text.strip().splitlines()[0]
+        driver.find_element("css selector", 'a[data-tab="headers"]').click()
+        assert "Subject" in driver.find_element("id", "headers").text
+        driver.save_screenshot(str(shots / "2-headers.png"))
+        driver.find_element("css selector", 'a[data-tab="email"]').click()
+
+        # Save a new article title: the page shows it within a few seconds.
+        source = article.read_text(encoding="utf-8")
+        started = time.monotonic()
+        article.write_text(source.replace(ARTICLE_TITLE, "A decade of Chengdu and Flemish Brabant"), encoding="utf-8")
+        wait_for(lambda: "A decade of Chengdu and Flemish Brabant" in frame_text(driver, "frame-mobile"),
+                 timeout=5, what="the edited title")
+        reload_seconds = time.monotonic() - started
+        assert reload_seconds < 5
+        driver.save_screenshot(str(shots / "3-edited.png"))
+
+        # Break the front matter: the error shows with file and line, the last good build stays.
+        article.write_text("---\ntitle: [unclosed\n---\nBody\n", encoding="utf-8")
+        banner = wait_for(lambda: driver.find_element("id", "build-error"), what="the build error")
+        assert re.search(r"01-chengdu-flemish-brabant\.md:\d+", banner.text), banner.text
+        assert "front matter" in banner.text
+        assert "A decade of Chengdu" in frame_text(driver, "frame-mobile")
+        driver.save_screenshot(str(shots / "4-error.png"))
+
+        # Fix it: the preview comes back without the banner.
+        article.write_text(source, encoding="utf-8")
+        wait_for(lambda: not driver.find_elements("id", "build-error") and
+                 ARTICLE_TITLE in frame_text(driver, "frame-mobile"), what="the preview to recover")
+        driver.save_screenshot(str(shots / "5-fixed.png"))
+    assert all((shots / name).stat().st_size > 1000 for name in ("1-email.png", "4-error.png", "5-fixed.png"))
+
+
+def test_screenshot_command(project: Path, tmp_path: Path, monkeypatch):
+    require_chromium()
+    from broadsheet.cli import main
+
+    monkeypatch.chdir(project)
+    out = tmp_path / "mobile.png"
+    assert main(["preview", f"issues/{SLUG}", "--screenshot", str(out), "--width", "375"]) == 0
+    from PIL import Image
+
+    with Image.open(out) as image:
+        assert image.size[0] == 375 and image.size[1] > 1000
