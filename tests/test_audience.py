@@ -96,6 +96,11 @@ def test_bad_rows_are_recorded_with_lines_and_skipped(tmp_path):
     assert all(isinstance(problem, RowProblem) for problem in subscribers.problems)
 
 
+def test_trailing_empty_values_are_not_a_problem(tmp_path):
+    subscribers = SubscriberList(write(tmp_path, "email,name\nann@example.org,Ann,,\n"))
+    assert emails(subscribers) == ["ann@example.org"] and subscribers.problems == []
+
+
 def test_statuses_only_subscribed_receive(tmp_path):
     text = "email,status\na@example.org,\nb@example.org,Subscribed\nc@example.org,unsubscribed\n"
     text += "d@example.org,bounced\ne@example.org,complained\n"

@@ -7,7 +7,7 @@ Anything else goes through the full ``validate_email``.
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
 
 CASE_INSENSITIVE = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
@@ -56,7 +56,7 @@ class AddressChecker:
         info = self._validate(address)
         return f"{info.local_part}@{info.ascii_domain}"
 
-    def _validate(self, address: str):
+    def _validate(self, address: str) -> ValidatedEmail:
         try:
             return validate_email(
                 address, check_deliverability=self.check_deliverability, allow_smtputf8=False

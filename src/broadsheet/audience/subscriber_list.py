@@ -13,7 +13,6 @@ from .model import RowProblem, Subscriber
 
 STATUSES = ("subscribed", "unsubscribed", "bounced", "complained")
 KNOWN_COLUMNS = ("email", "name", "first_name", "status", "tags")
-TEMPLATE_ONLY = ("status", "tags")  # known columns not passed on as merge fields
 
 
 class SubscriberList:
@@ -77,9 +76,9 @@ class SubscriberList:
         """The row as a Subscriber, or None after recording why it cannot be one."""
         values = row.values
         raw_email = columns.get(values, "email").strip()
-        if len(values) > len(columns.header):
-            return self._problem(row, raw_email, f"{len(values)} values for {len(columns.header)} columns "
-                                 f"(quote values that contain '{columns.delimiter}')")
+        if columns.overflows(values):
+            quote = f"quote values that contain '{columns.delimiter}'"
+            return self._problem(row, raw_email, f"{len(values)} values for {len(columns.header)} columns ({quote})")
         if not raw_email:
             return self._problem(row, "", "missing email")
         status = columns.get(values, "status").strip().lower() or "subscribed"
@@ -151,6 +150,10 @@ class _Columns:
         known = {i for i in self.index.values() if i is not None}
         self.extra = [(i, title) for i, title in enumerate(self.header) if i not in known and title]
         self.tag_separator = "," if self.delimiter == ";" else ";"
+
+    def overflows(self, values: list[str]) -> bool:
+        """More non-empty values than columns (trailing empty ones, as spreadsheets write, are fine)."""
+        return any(value.strip() for value in values[len(self.header) :])
 
     def get(self, values: list[str], name: str) -> str:
         index = self.index[name]

@@ -62,12 +62,12 @@ class Composer:
         self.subject = ("[TEST] " if test else "") + _single_line(issue.subject, issue.slug)
         self.from_header = hdr.address(self.sender.name, self.sender.address, encode=False)
         self.fixed_headers = _fixed_headers(config)
-        self._head = self._fixed_head()
+        head = self._fixed_head()
+        self._head = b"".join(hdr.fold(name, value) for name, value in head.items())
         self._message_ids = MessageIds(self.sender.domain)
         self._dates = DateHeader()
-        present = ["From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
-                   *self.fixed_headers, *self.unsubscribe.headers(self.unsubscribe.url("a@example.org"))]
-        self.signer = DkimSigner.from_config(config, present)
+        varying = ["To", "Date", "Message-ID", *self.unsubscribe.header_names()]
+        self.signer = DkimSigner.from_config(config, [*head, *self.fixed_headers, *varying])
 
     def compose(self, subscriber: Subscriber) -> Message:
         """The personalised message, or RecipientRejected when this subscriber's data cannot go in it."""
@@ -107,15 +107,14 @@ class Composer:
             merge=fields,
         )
 
-    def _fixed_head(self) -> bytes:
-        return b"".join(
-            [
-                hdr.fold("From", hdr.address(self.sender.name, self.sender.address)),
-                hdr.fold("Subject", hdr.unstructured(self.subject)),
-                hdr.fold("MIME-Version", "1.0"),
-                hdr.fold("Content-Type", self.body.content_type),
-            ]
-        )
+    def _fixed_head(self) -> dict[str, str]:
+        """The headers that open every message, encoded."""
+        return {
+            "From": hdr.address(self.sender.name, self.sender.address),
+            "Subject": hdr.unstructured(self.subject),
+            "MIME-Version": "1.0",
+            "Content-Type": self.body.content_type,
+        }
 
 
 class MessageIds:

@@ -42,6 +42,10 @@ class UnsubscribeLinks:
             url = url.replace("{token}", unsubscribe_token(email, self.secret))
         return url
 
+    def header_names(self) -> list[str]:
+        """The headers :meth:`headers` gives every recipient."""
+        return list(self.headers(self.url("reader@example.org")))
+
     def headers(self, url: str) -> dict[str, str]:
         """List-Unsubscribe (URL and/or mailto) and, with an https URL, List-Unsubscribe-Post."""
         links = [f"<{url}>"] if url else []
