@@ -72,7 +72,9 @@ def test_each_message_has_its_own_id():
     assert len(ids) == 50
 
 
-@pytest.mark.parametrize("subject", ["Café — naïve résumé 🎉 " * 8, "Plain but long subject " * 20])
+@pytest.mark.parametrize(
+    "subject", ["Café — naïve résumé 🎉 " * 8, "Plain but long subject " * 20, "Looks encoded: =?utf-8?q?x?="]
+)
 def test_subject_round_trips_and_folds(subject):
     message = compose(issue=make_issue(subject=subject))
     assert parse(message.raw)["Subject"] == subject

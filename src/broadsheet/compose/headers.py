@@ -63,7 +63,8 @@ def address(name: str, addr: str, *, encode: bool = True) -> str:
 
 def unstructured(text: str) -> str:
     """An unstructured value such as Subject: as is when plain ASCII, else encoded-words."""
-    return text if _is_plain_ascii(text) and len(text) <= LONGEST_QUOTED * 4 else encoded_words(text)
+    plain = _is_plain_ascii(text) and len(text) <= LONGEST_QUOTED * 4 and "=?" not in text
+    return text if plain else encoded_words(text)
 
 
 def fold(name: str, value: str) -> bytes:
