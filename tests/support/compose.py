@@ -8,6 +8,8 @@ import email.parser
 import email.policy
 import functools
 
+import pytest
+
 from broadsheet.audience import Subscriber
 from broadsheet.config import Config
 from broadsheet.render.model import RenderedIssue
@@ -60,7 +62,8 @@ def parts(raw: bytes) -> tuple[str, str]:
 
 @functools.cache
 def rsa_key_pair() -> tuple[bytes, bytes]:
-    """(PEM private key, DNS TXT record) for DKIM tests."""
+    """(PEM private key, DNS TXT record) for DKIM tests; cryptography comes with the test extra (trustme)."""
+    pytest.importorskip("cryptography")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
