@@ -19,6 +19,8 @@ from ..render.build import build_issue, write_build
 from ..render.model import RenderedIssue
 from .personal import PersonalEmail, find_subscriber, personalise, sample_subscriber
 
+VALIDATE_AFTER_SECONDS = 1.0  # let the browser reload first: node's start-up competes for the CPU
+
 
 @dataclass(frozen=True)
 class Build:
@@ -95,8 +97,11 @@ class Builder:
         )
 
     def _validate(self, build: Build) -> None:
-        """Run the (slow, external) MJML validator after the page has reloaded; add its findings."""
+        """Run the (slow, external) MJML validator once the page has reloaded and no newer build came."""
         assert build.config is not None and build.rendered is not None and build.issue is not None
+        time.sleep(VALIDATE_AFTER_SECONDS)
+        if self.current.rendered is not build.rendered:
+            return
         extra = lint_mjml(build.rendered, build.issue, build.config)
         with self._lock:
             if self.current.rendered is not build.rendered:

@@ -11,7 +11,7 @@ import watchfiles
 
 from .builder import Builder
 
-QUIET_MS = 40  # a burst of events ends after this long without another one (editors save in steps)
+QUIET_MS = 15  # a burst of events ends after this long without another one (editors save in steps)
 
 
 class Watcher:
