@@ -18,7 +18,6 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from broadsheet.compose import Composer  # noqa: E402
 from broadsheet.config import load_config  # noqa: E402
 from broadsheet.render import build_issue  # noqa: E402
 from broadsheet.transports import transport_class  # noqa: E402
+from compose import machine  # noqa: E402  (bench/compose.py)
 
 SAMPLE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
 PATHS = {"postmark": "/email/batch", "sendgrid": "/v3/mail/send", "mailgun": "/v3/mg.example.org/messages"}
@@ -47,7 +47,7 @@ SECRETS = {"BROADSHEET_POSTMARK_TOKEN": "bench", "BROADSHEET_SENDGRID_KEY": "ben
 def serve(provider: str, latency: float) -> None:
     """Answer like the provider after ``latency`` seconds; print the port; count recipients."""
     received = itertools.count()
-    counted = [0]
+    counted = [0, 0]  # recipients, request body bytes
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -56,12 +56,13 @@ def serve(provider: str, latency: float) -> None:
             pass
 
         def do_GET(self) -> None:  # /stats
-            self.answer(200, json.dumps({"recipients": counted[0]}).encode())
+            self.answer(200, json.dumps({"recipients": counted[0], "bytes": counted[1]}).encode())
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             status, answer, count = ANSWERS[provider](body, received)
             counted[0] += count
+            counted[1] += len(body)
             time.sleep(latency)
             self.answer(status, answer)
 
@@ -105,10 +106,12 @@ def start_fake(provider: str, latency: float) -> tuple[subprocess.Popen, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def fake_count(url: str) -> int:
+def fake_count(url: str) -> tuple[int, int]:
+    """(recipients, request bytes) the fake has received so far."""
     import requests
 
-    return requests.get(url + "/stats", timeout=5).json()["recipients"]
+    stats = requests.get(url + "/stats", timeout=5).json()
+    return stats["recipients"], stats["bytes"]
 
 
 # -- the sender ---------------------------------------------------------------------------------
@@ -184,22 +187,17 @@ def bench(provider: str, args) -> None:
         if provider != "postmark" and args.literal_recipients:
             forms.append(("one request per recipient", False, args.literal_recipients))
         for label, shared, count in forms:
-            before = fake_count(url)
+            before, bytes_before = fake_count(url)
             result = send_all(provider, config, composer, count, args.connections, shared=shared)
-            got = fake_count(url) - before
+            got, sent_bytes = (a - b for a, b in zip(fake_count(url), (before, bytes_before)))
             per = result["cpu"] / count
             print(f"  {label:26} {count:>7,} recipients {result['wall']:7.2f} s  {count / result['wall']:8,.0f} rcpt/s  "
                   f"CPU {per * 1000:.3f} ms/rcpt (transport ~{(per - compose) * 1000:.3f})  "
-                  f"statuses {result['statuses']}  fake received {got:,}")
+                  f"{sent_bytes / count / 1000:.1f} kB/rcpt on the wire  statuses {result['statuses']}  "
+                  f"fake received {got:,}")
     finally:
         process.terminate()
         process.wait()
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return f"{model}, nproc {os.cpu_count()}, Python {platform.python_version()}"
 
 
 def main() -> None:

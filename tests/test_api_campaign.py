@@ -1,0 +1,101 @@
+"""API transports with the real rooms around them: the sample issue through Composer, and a
+campaign through the runner and its journal, against the local provider fakes."""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+
+import pytest
+
+from broadsheet.audience import Subscriber, SubscriberList
+from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+from broadsheet.compose import Composer, RecipientRejected
+from broadsheet.config import load_config
+from broadsheet.errors import TransportAuthError
+from broadsheet.render import build_issue
+from broadsheet.transports.postmark import PostmarkTransport
+from conftest import ROOT, SAMPLE_ISSUE
+from support.providers import INACTIVE, SECRET, TIMEOUT, api, drive  # noqa: F401
+
+PROVIDERS = ["postmark", "sendgrid", "mailgun", "ses", "resend"]
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return build_issue(SAMPLE_ISSUE, load_config(ROOT / "broadsheet.toml"))
+
+
+def sample_config(transport, **changes):
+    """The sample project's config with the transport's table (pointed at the fake)."""
+    table = {transport.name: getattr(transport.config, transport.name)}
+    return dataclasses.replace(load_config(ROOT / "broadsheet.toml"), **table, **changes)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_composed_sample_issue_arrives_as_composed(api, provider, rendered, monkeypatch):
+    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    fake, transport = api(provider)
+    transport.config = sample_config(transport)
+    composer = Composer(rendered, transport.config)
+    people = [(f"reader{i}@example.com", f"Zoë{i} O'Hara") for i in range(12)]
+    messages = [composer.compose(Subscriber(email=e, name=n, first_name=n.split()[0], fields={"email": e}, line=i))
+                for i, (e, n) in enumerate(people)]
+    run = drive(transport, messages)
+    assert all(d.status == "sent" for d in run.final().values())
+    assert sorted(fake.recipients()) == sorted(e for e, _ in people)
+    if provider in ("sendgrid", "mailgun"):
+        assert fake.calls == 1  # one shared body for all twelve
+    by_address = {email.utils.parseaddr(d["to"])[1]: d for d in fake.delivered}
+    for message in messages:
+        got = by_address[message.recipient]
+        if provider == "ses":
+            assert got["raw"] == message.raw
+        else:
+            assert (got["html"], got["text"]) == (message.html, message.text)
+            assert got["headers"]["List-Unsubscribe"] == message.headers["List-Unsubscribe"]
+
+
+@pytest.fixture
+def postmark_campaign(api, tmp_path, rendered, monkeypatch):
+    """(fake, runner factory, journal, record) for 40 subscribers, one of them inactive at Postmark."""
+    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    fake, transport = api("postmark")
+    config = sample_config(transport, root=tmp_path)
+    emails = [f"{INACTIVE}7@example.com" if i == 7 else f"reader{i:02d}@example.com" for i in range(40)]
+    (tmp_path / "list.csv").write_text("email,name\n" + "".join(f"{e},Reader {i}\n" for i, e in enumerate(emails)))
+    journal = Journal.for_project(tmp_path)
+    record = prepare_campaign(journal, slug=rendered.slug, transport="postmark", issue_dir="i", fingerprint="f",
+                              subscribers=SubscriberList(tmp_path / "list.csv")).record
+    composer = Composer(rendered, config)
+
+    def runner() -> CampaignRunner:
+        return CampaignRunner(journal, record, lambda: PostmarkTransport(config, timeout=TIMEOUT),
+                              lambda row: composer.compose(subscriber_from_row(row)),
+                              Settings(connections=2, batch_size=8, retry_delay=0.01), max_batch=500,
+                              rejected=(RecipientRejected,))
+
+    yield fake, runner, journal, record, emails
+    journal.close()
+
+
+def test_a_campaign_through_postmark_journals_every_recipient_once(postmark_campaign):
+    fake, runner, journal, record, emails = postmark_campaign
+    fake.script = ["500"]
+    result = runner().run()
+    assert result.error is None
+    counts = journal.counts(record)
+    assert (counts["sent"], counts["failed"]) == (39, 1)
+    assert sum(counts.values()) == 40
+    [(address, state, _, detail, _)] = list(journal.problems(record))
+    assert (address, state) == (emails[7], "failed") and "406" in detail
+    assert sorted(fake.recipients()) == sorted(e for e in emails if INACTIVE not in e)
+
+
+def test_refused_credentials_stop_the_campaign_and_keep_everyone_queued(postmark_campaign):
+    fake, runner, journal, record, _ = postmark_campaign
+    fake.script = ["401"] * 4
+    result = runner().run()
+    assert isinstance(result.error, TransportAuthError) and SECRET not in str(result.error)
+    counts = journal.counts(record)
+    assert counts["queued"] == 40 and counts["failed"] == counts["sent"] == 0
