@@ -191,7 +191,8 @@ def bench(provider: str, args) -> None:
             result = send_all(provider, config, composer, count, args.connections, shared=shared)
             got, sent_bytes = (a - b for a, b in zip(fake_count(url), (before, bytes_before)))
             per = result["cpu"] / count
-            print(f"  {label:26} {count:>7,} recipients {result['wall']:7.2f} s  {count / result['wall']:8,.0f} rcpt/s  "
+            rate = count / result["wall"]
+            print(f"  {label:26} {count:>7,} recipients {result['wall']:7.2f} s  {rate:8,.0f} rcpt/s  "
                   f"CPU {per * 1000:.3f} ms/rcpt (transport ~{(per - compose) * 1000:.3f})  "
                   f"{sent_bytes / count / 1000:.1f} kB/rcpt on the wire  statuses {result['statuses']}  "
                   f"fake received {got:,}")

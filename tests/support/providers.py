@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from typing import Any
 
+import markupsafe
 import pytest
 from werkzeug import Request, Response
 
@@ -97,7 +98,8 @@ def make_messages(count: int, **kwargs: Any) -> list[Message]:
 
 
 def _esc(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;").replace("'", "&#39;")
+    """Escaped as Jinja2's autoescape does it."""
+    return str(markupsafe.escape(value))
 
 
 def _raw(from_: str, to: str, subject: str, headers: dict, text: str, html: str) -> bytes:
@@ -401,7 +403,8 @@ class SesFake(Fake):
 
     path = "/v2/email/outbound-emails"
     answers = {
-        "throttle": (429, {"message": "Maximum sending rate exceeded."}, {"x-amzn-ErrorType": "TooManyRequestsException:"}),
+        "throttle": (429, {"message": "Maximum sending rate exceeded."},
+                     {"x-amzn-ErrorType": "TooManyRequestsException:"}),
         "mailfrom": (400, {"message": "Mail from domain not verified"},
                      {"x-amzn-ErrorType": "MailFromDomainNotVerifiedException:"}),
     }

@@ -186,9 +186,8 @@ class HttpTransport(Transport):
             )
         except requests.RequestException as exc:
             raise self._network_error(exc) from None
-        log.debug(
-            "%s: POST %s -> %d in %.0f ms", self.provider, path, response.status_code, 1000 * (time.perf_counter() - started)
-        )
+        elapsed = 1000 * (time.perf_counter() - started)
+        log.debug("%s: POST %s -> %d in %.0f ms", self.provider, path, response.status_code, elapsed)
         return response
 
     def _network_error(self, exc: requests.RequestException) -> Exception:
@@ -323,7 +322,9 @@ def _number(text: str) -> float | None:
 def api_headers(message: Message, drop: frozenset[str] = frozenset()) -> dict[str, str]:
     """The message's custom headers an API takes as-is: all but the structural ones and ``drop``
     (lower-case names the provider takes elsewhere or forbids)."""
-    return {k: v for k, v in message.headers.items() if (low := k.lower()) not in STRUCTURAL_HEADERS and low not in drop}
+    return {
+        k: v for k, v in message.headers.items() if (low := k.lower()) not in STRUCTURAL_HEADERS and low not in drop
+    }
 
 
 def header(message: Message, name: str) -> str:

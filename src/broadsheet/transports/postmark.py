@@ -96,7 +96,8 @@ class PostmarkTransport(HttpTransport):
         if code in AUTH_CODES:
             return None
         if code in DEFERRED_CODES:
-            return Delivery(message.recipient, "deferred", detail=self.redact(f"{self.provider}: {self._reason(answer)}"))
+            detail = self.redact(f"{self.provider}: {self._reason(answer)}")
+            return Delivery(message.recipient, "deferred", detail=detail)
         return self.failed(message, self._reason(answer))
 
     @staticmethod
