@@ -97,7 +97,7 @@ def test_image_missing_local_file(tmp_path):
     ("", "link-empty", "error"),
     ("#", "link-empty", "error"),
     ("http://example.org/a", "link-https", "warning"),
-    ("page.html", "link-https", "error"),
+    ("page.html", "link-relative", "error"),
 ])
 def test_bad_links(tmp_path, href, rule, severity):
     [finding] = found(rules.check_link_urls, context(tmp_path, html=page(f'<a href="{href}">Read</a>')))
@@ -251,3 +251,13 @@ def test_lint_command_missing_folder(project: Path, monkeypatch, capsys):
     monkeypatch.chdir(project)
     assert main(["lint", "issues/nope"]) == 2
     assert "no such issue folder" in capsys.readouterr().err
+
+
+def test_build_prints_lint_findings(project: Path, monkeypatch, capsys):
+    from broadsheet.cli import main
+
+    config = project / "broadsheet.toml"
+    config.write_text(config.read_text().replace("postal_address =", "# postal_address ="))
+    monkeypatch.chdir(project)
+    assert main(["build", f"issues/{SLUG}", "--out", str(project / "dist")]) == 0
+    assert "lint: broadsheet.toml" in capsys.readouterr().err

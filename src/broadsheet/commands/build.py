@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from . import project_config
+from ..content import read_issue
+from ..lint import lint_rendered
 from ..render import build_issue, write_build
 from ..render.checks import GMAIL_CLIP_BYTES, html_size
 
@@ -23,11 +25,19 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     config = project_config(args)
-    rendered = build_issue(args.issue_dir, config)
+    issue = read_issue(args.issue_dir, config)
+    rendered = build_issue(args.issue_dir, config, issue=issue)
     target = write_build(rendered, args.out or config.resolve(config.output_dir))
     size = html_size(rendered)
     print(f"built {rendered.slug} → {target}")
     print(f"HTML {size / 1024:.1f} KB of Gmail's {GMAIL_CLIP_BYTES // 1024} KB clipping limit ({size / GMAIL_CLIP_BYTES:.0%})")
     for warning in rendered.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for finding in lint_rendered(rendered, issue, config, validate_mjml=False):
+        if finding.rule not in ALREADY_WARNED:
+            print(f"lint: {finding}", file=sys.stderr)
     return 0
+
+
+# Rules whose problem render.checks already printed above (`broadsheet lint` shows them all).
+ALREADY_WARNED = {"preheader", "subject", "html-size", "link-https"}

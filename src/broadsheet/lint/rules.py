@@ -135,7 +135,7 @@ def check_image_files(ctx: LintContext) -> Iterator[Finding]:
 # Links ---------------------------------------------------------------------------------------------
 
 def check_link_urls(ctx: LintContext) -> Iterator[Finding]:
-    """javascript:, empty or '#' hrefs are errors; http and relative links are warnings."""
+    """javascript:, empty, '#' and relative hrefs are errors; http and other schemes are warnings."""
     for link in ctx.document.links:
         href = (link.href or "").strip()
         label = f'"{shorten(link.text, 40)}"' if link.text else link.element
@@ -152,7 +152,7 @@ def check_link_urls(ctx: LintContext) -> Iterator[Finding]:
         elif scheme == "http":
             yield Finding("link-https", "warning", f"link {href} is not https", where)
         elif not scheme:
-            yield Finding("link-https", "error", f"link {href} is relative and leads nowhere from an inbox; "
+            yield Finding("link-relative", "error", f"link {href} is relative and leads nowhere from an inbox; "
                           "use an absolute https URL", where)
         elif scheme not in ("https", *SAFE_SCHEMES):
             yield Finding("link-https", "warning", f"link {shorten(href)} uses {scheme}: URLs", where)
