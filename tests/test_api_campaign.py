@@ -12,7 +12,7 @@ from broadsheet.audience import Subscriber, SubscriberList
 from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
 from broadsheet.compose import Composer, RecipientRejected
 from broadsheet.config import load_config
-from broadsheet.errors import TransportAuthError
+from broadsheet.errors import TransientTransportError, TransportAuthError
 from broadsheet.render import build_issue
 from broadsheet.transports.postmark import PostmarkTransport
 from conftest import ROOT, SAMPLE_ISSUE
@@ -99,3 +99,20 @@ def test_refused_credentials_stop_the_campaign_and_keep_everyone_queued(postmark
     assert isinstance(result.error, TransportAuthError) and SECRET not in str(result.error)
     counts = journal.counts(record)
     assert counts["queued"] == 40 and counts["failed"] == counts["sent"] == 0
+
+
+def test_a_resend_batch_composed_again_for_its_retry_is_not_delivered_twice(api, rendered, monkeypatch):
+    """The runner composes a batch again for each attempt: the payload, and so the key, must not change."""
+    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    fake, transport = api("resend")
+    transport.config = sample_config(transport)
+    composer = Composer(rendered, transport.config)
+    people = [Subscriber(email=f"r{i}@example.com", name=f"R {i}", first_name="R", fields={}, line=i) for i in range(3)]
+    fake.script = ["timeout"]
+    with transport:
+        with pytest.raises(TransientTransportError):
+            transport.send_batch([composer.compose(p) for p in people])
+        fake.wait_idle()
+        deliveries = transport.send_batch([composer.compose(p) for p in people])
+    assert [d.status for d in deliveries] == ["sent"] * 3
+    assert sorted(fake.recipients()) == [p.email for p in people]
