@@ -197,6 +197,7 @@ def test_colours():
     assert round(contrast((0, 0, 0), (255, 255, 255))) == 21
 
 
+@pytest.mark.node
 def test_mjml_validator_rule(tmp_path):
     validator = find_validator()
     if validator is None:

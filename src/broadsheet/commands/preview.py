@@ -6,9 +6,13 @@ import argparse
 import threading
 import webbrowser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import project_config
 from .lint import issue_folder
+
+if TYPE_CHECKING:
+    from ..preview.builder import Build
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..preview import Preview
+    from ..preview.personal import find_subscriber
 
     config = project_config(args)
     folder = issue_folder(args.issue_dir, config)
@@ -36,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if args.screenshot:
         return _screenshot(folder, config_path, args)
     port = config.preview.port if args.port is None else args.port
+    if args.as_email:
+        find_subscriber(config, args.as_email)  # an unknown address is an error now, not a page later
     try:
         with Preview(folder, port=port, config_path=config_path, as_email=args.as_email, report=_report) as preview:
             print(f"previewing {folder.name} at {preview.url} (Ctrl-C to stop)", flush=True)
@@ -59,7 +66,7 @@ def _screenshot(folder: Path, config_path: Path | None, args: argparse.Namespace
     return 0
 
 
-def _report(kind: str, build) -> None:
+def _report(kind: str, build: Build) -> None:
     """One line per rebuild on the terminal."""
     if kind != "build":
         return

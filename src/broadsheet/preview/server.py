@@ -28,8 +28,8 @@ KEEPALIVE_SECONDS = 15.0
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
                  ".webp": "image/webp", ".svg": "image/svg+xml"}
 _templates = jinja2.Environment(autoescape=True)
-_page = _templates.from_string(PAGE)
-_findings = _templates.from_string(FINDINGS)
+PAGE_TEMPLATE = _templates.from_string(PAGE)
+FINDINGS_TEMPLATE = _templates.from_string(FINDINGS)
 
 
 class Events:
@@ -190,7 +190,7 @@ def local_images(html: str, build: Build) -> str:
 
 def render_page(build: Build) -> str:
     email = build.email
-    return _page.render(
+    return PAGE_TEMPLATE.render(
         title=build.rendered.title if build.rendered else "broadsheet",
         generation=build.generation, seconds=build.seconds, email=email, error=build.error,
         preheader=build.rendered.preheader if build.rendered else "",
@@ -202,7 +202,7 @@ def render_findings(build: Build) -> str:
     note = ""
     if build.config is not None and build.validated and not _has_validator(build):
         note = f"The MJML validator is not installed: {HOW_TO_INSTALL}."
-    return _findings.render(findings=build.findings, validated=build.validated, validator_note=note)
+    return FINDINGS_TEMPLATE.render(findings=build.findings, validated=build.validated, validator_note=note)
 
 
 def lint_count(build: Build) -> str:
