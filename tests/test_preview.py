@@ -74,6 +74,20 @@ def test_path_traversal_is_404(preview):
     assert not any(b"[send]" in body or b"root:" in body for _, body in answers.values())
 
 
+def test_other_host_names_are_refused(preview):
+    connection = http.client.HTTPConnection("127.0.0.1", preview.server.server_address[1], timeout=5)
+    connection.request("GET", "/", headers={"Host": "attacker.example:80"})
+    assert connection.getresponse().status == 421
+    connection.close()
+
+
+def test_the_email_may_not_run_scripts(preview):
+    connection = http.client.HTTPConnection("127.0.0.1", preview.server.server_address[1], timeout=5)
+    connection.request("GET", "/email.html")
+    assert "script-src 'none'" in connection.getresponse().getheader("Content-Security-Policy")
+    connection.close()
+
+
 def test_safe_path():
     assert safe_path("/images/a%20b.png?x=1") == "/images/a b.png"
     assert safe_path("/images/%252e%252e/x") is None

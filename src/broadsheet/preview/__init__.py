@@ -57,13 +57,17 @@ class Preview:
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
             raise
-        self.builder.build()
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="preview-http", daemon=True)
-        self._thread.start()
-        if self.watch:
-            self.watcher = Watcher(self.builder)
-            self.watcher.start()
+        try:
+            self.builder.build()
+            self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                            name="preview-http", daemon=True)
+            self._thread.start()
+            if self.watch:
+                self.watcher = Watcher(self.builder)
+                self.watcher.start()
+        except BaseException:  # Ctrl-C during the first build included: leave nothing behind
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -72,10 +76,10 @@ class Preview:
             self.watcher.stop()
         self.events.close()
         if self.server is not None:
-            self.server.shutdown()
+            if self._thread is not None:  # shutdown() would wait forever for a loop that never ran
+                self.server.shutdown()
+                self._thread.join(timeout=2)
             self.server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

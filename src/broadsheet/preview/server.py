@@ -25,6 +25,7 @@ from .builder import Build, Builder
 
 HOST = "127.0.0.1"
 KEEPALIVE_SECONDS = 15.0
+NO_SCRIPTS = "script-src 'none'; object-src 'none'"  # for the email itself: like an inbox, run nothing
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
                  ".webp": "image/webp", ".svg": "image/svg+xml"}
 _templates = jinja2.Environment(autoescape=True)
@@ -82,6 +83,8 @@ class PreviewHandler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802
+        if not self._local_host():
+            return self._send(HTTPStatus.MISDIRECTED_REQUEST, b"use http://127.0.0.1\n", "text/plain; charset=utf-8")
         path = safe_path(self.path)
         build = self.server.builder.current
         routes = {"/": self._page, "/email.html": self._email, "/web.html": self._web,
@@ -95,18 +98,23 @@ class PreviewHandler(BaseHTTPRequestHandler):
         else:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
 
+    def _local_host(self) -> bool:
+        """Refuse other Host names: a web page re-pointing its own name at 127.0.0.1 must not read us."""
+        port = self.server.server_address[1]
+        return self.headers.get("Host", "") in {f"{HOST}:{port}", f"localhost:{port}"}
+
     def _page(self, build: Build) -> None:
         self._send_text(render_page(build), "text/html; charset=utf-8")
 
     def _email(self, build: Build) -> None:
         if build.email is None:
             return self._send(HTTPStatus.NOT_FOUND, b"no build yet\n", "text/plain; charset=utf-8")
-        self._send_text(local_images(build.email.html, build), "text/html; charset=utf-8")
+        self._send_text(local_images(build.email.html, build), "text/html; charset=utf-8", NO_SCRIPTS)
 
     def _web(self, build: Build) -> None:
         if build.rendered is None:
             return self._send(HTTPStatus.NOT_FOUND, b"no build yet\n", "text/plain; charset=utf-8")
-        self._send_text(local_images(build.rendered.web_html, build), "text/html; charset=utf-8")
+        self._send_text(local_images(build.rendered.web_html, build), "text/html; charset=utf-8", NO_SCRIPTS)
 
     def _findings(self, build: Build) -> None:
         body = {"generation": build.generation, "html": render_findings(build), "count": lint_count(build)}
@@ -152,12 +160,14 @@ class PreviewHandler(BaseHTTPRequestHandler):
         self.wfile.write(f"{prefix}event: {kind}\ndata: {generation}\n\n".encode())
         self.wfile.flush()
 
-    def _send_text(self, text: str, content_type: str) -> None:
-        self._send(HTTPStatus.OK, text.encode("utf-8"), content_type)
+    def _send_text(self, text: str, content_type: str, policy: str = "") -> None:
+        self._send(HTTPStatus.OK, text.encode("utf-8"), content_type, policy)
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str, policy: str = "") -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if policy:
+            self.send_header("Content-Security-Policy", policy)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
