@@ -216,12 +216,11 @@ def render_findings(build: Build) -> str:
 
 
 def lint_count(build: Build) -> str:
+    """The Lint tab's badge: errors in red, warnings in amber, a tick when clean."""
     errors, warnings = counts(build.findings)
-    if errors:
-        return f'<span class="count error">{errors}</span>'
-    if warnings:
-        return f'<span class="count warning">{warnings}</span>'
-    return '<span class="count ok">✓</span>'
+    badges = [f'<span class="count {kind}" title="{n} {kind}s">{n}</span>'
+              for kind, n in (("error", errors), ("warning", warnings)) if n]
+    return " ".join(badges) or '<span class="count ok">✓</span>'
 
 
 def _has_validator(build: Build) -> bool:
