@@ -117,20 +117,40 @@ def test_subscribers_check_lists_every_bad_row(sample, capsys):
     assert "5 recipient(s)" in out and "left out, duplicate: 1" in out
 
 
+def start_send(sample, sink, host, port):
+    """`broadsheet send` in a child process over 2 connections to ``sink``; returned once 15 messages arrived."""
+    configure(sample, send={"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 5},
+              smtp=smtp(host, port))
+    env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"]
+    process = subprocess.Popen(command, cwd=sample, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len(sink.received) < 15 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    return process
+
+
+def test_ctrl_c_finishes_in_flight_messages_records_them_and_says_how_to_resume(sample):
+    write_subscribers(sample / "list.csv", 80)
+    sink = Sink(delay=0.015)
+    with smtp_server(sink) as (host, port):
+        process = start_send(sample, sink, host, port)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "To resume, run the same command again" in out and "stopping: finishing" in err
+    after = states(sample)
+    assert "sending" not in after.values() and "queued" in after.values()
+    assert {email for email, state in after.items() if state == "sent"} == set(sink.recipients())
+
+
 def test_a_send_killed_with_sigkill_resumes_without_loss_or_extra_duplicates(sample):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 80)]
     sink = Sink(delay=0.015)
-    env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
     with smtp_server(sink) as (host, port):
-        send = {"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 5}
-        configure(sample, send=send, smtp=smtp(host, port))
-        command = [sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"]
-        process = subprocess.Popen(command, cwd=sample, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while len(sink.received) < 15 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.01)
+        process = start_send(sample, sink, host, port)
         process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.communicate()
         in_flight = {email for email, state in states(sample).items() if state == "sending"}
         assert 0 < len(in_flight) <= 2 * 5
         assert cli(sample, "send", ISSUE, "--yes") == 1  # finished, but some are unknown

@@ -176,3 +176,14 @@ def test_nobody_listening_stops_after_retries_without_failing_anyone(sample, cap
     assert send(sample) == 2
     assert "cannot connect" in capsys.readouterr().err
     assert {state for state, _, _ in journal(sample).values()} <= {"queued", "deferred"}
+
+
+def test_a_server_refusing_every_recipient_stops_before_failing_the_whole_list(sample, capsys):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 60)]
+    sink = Sink(replies={email: "554 5.7.1 relay access denied" for email in people})
+    with smtp_server(sink) as (host, port):
+        configure(sample, send=fast_send(connections=1), smtp=smtp_settings(host, port))
+        assert send(sample) == 2
+    assert "25 recipients in a row were refused, the last with: 554 5.7.1 relay access denied" in capsys.readouterr().err
+    states = [state for state, _, _ in journal(sample).values()]
+    assert states.count("failed") <= 25 + 5 and states.count("queued") >= 60 - 30

@@ -12,6 +12,7 @@ import collections
 import queue
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from .ratelimit import RateLimiter
 
 MAX_BACKOFF = 3600.0
 POLL = 0.2
+REFUSED_IN_A_ROW = 25  # this many failed recipients in a row, none sent: the server refuses everyone
 
 
 @dataclass
@@ -88,6 +90,7 @@ class CampaignRunner:
         self.limiter = RateLimiter(settings.rate_per_second, settings.rate_per_hour)
         self.batch_size = max(1, min(settings.batch_size, max_batch, self.limiter.burst() or max_batch))
         self.workers = max(1, settings.connections)
+        self.refused_in_a_row = 0
         self.stop = threading.Event()
         self.events: queue.Queue = queue.Queue()
         self.inboxes: list[queue.Queue] = []
@@ -104,12 +107,14 @@ class CampaignRunner:
         workers = [self._start_worker(index) for index in range(self.workers)]
         try:
             self._dispatch(result, len(workers))
-        finally:
-            for inbox in self.inboxes:
-                inbox.put(None)
-            for worker in workers:
-                worker.join(timeout=30)
+        except KeyboardInterrupt:
             restore()
+            raise  # a second Ctrl-C: quit now; rows in flight stay 'sending' and become 'unknown'
+        for inbox in self.inboxes:
+            inbox.put(None)
+        for worker in workers:
+            worker.join(timeout=30)
+        restore()
         result.interrupted = self.stop.is_set() and result.error is None
         result.seconds = time.monotonic() - started
         self.progress(self.counts, self.rate.per_second())
@@ -175,6 +180,7 @@ class CampaignRunner:
             if outcome.counts_attempt:
                 result.this_run[outcome.state] += 1
         self.rate.add(sum(1 for o in outcomes if o.state == "sent"))
+        self._watch_refusals(outcomes, result)
         if isinstance(error, TransientTransportError):
             transient_in_a_row += 1
             if transient_in_a_row >= (self.settings.retries + 1) * self.workers:
@@ -185,6 +191,19 @@ class CampaignRunner:
         if error is not None:
             result.error = result.error or _as_broadsheet_error(error)
         return 0
+
+    def _watch_refusals(self, outcomes: list[Outcome], result: RunResult) -> None:
+        """Stop when the server fails recipient after recipient: the rest is kept queued, not failed too."""
+        for outcome in outcomes:
+            if outcome.state == "sent":
+                self.refused_in_a_row = 0
+            elif outcome.state == "failed":
+                self.refused_in_a_row += 1
+                if self.refused_in_a_row == REFUSED_IN_A_ROW and result.error is None:
+                    result.error = CampaignError(
+                        f"{REFUSED_IN_A_ROW} recipients in a row were refused, the last with: {outcome.detail}",
+                        fix="check the transport's settings, then resend to them with --retry-failed",
+                    )
 
     def _outcome(self, row: Row, delivery: Delivery, now: float) -> Outcome:
         if delivery.status != "deferred":
@@ -214,6 +233,7 @@ class CampaignRunner:
             if self.stop.is_set():
                 raise KeyboardInterrupt
             self.stop.set()
+            print("\nstopping: finishing the messages in flight (Ctrl-C again to quit at once)", file=sys.stderr)
 
         previous = signal.signal(signal.SIGINT, on_interrupt)
         return lambda: signal.signal(signal.SIGINT, previous)

@@ -248,14 +248,26 @@ def _summarise(result: RunResult, args) -> None:
     print(f"this run: sent {run['sent']:,}, failed {run['failed']:,}, deferred {run['deferred']:,}"
           + (f", unknown {run['unknown']:,}" if run["unknown"] else "") + f" in {result.seconds:.1f} s")
     print(f"campaign: {_totals(result.counts)}")
-    command = " ".join(shlex.quote(part) for part in sys.argv) if sys.argv and "send" in sys.argv else "broadsheet send …"
     if result.interrupted or result.error is not None:
-        print(f"stopped; the rest is still queued. To resume, run the same command again:\n  {command}")
+        print(f"stopped; the rest is still queued. To resume, run the same command again:\n  {_resume_command(args)}")
     if result.counts.get("failed"):
         print(f"failures and their reasons: broadsheet status {shlex.quote(str(args.issue_dir))}; "
               "send to them again with --retry-failed")
     if result.counts.get("unknown"):
         print("recipients marked unknown may or may not have received it: resend to them with --retry-unknown")
+
+
+def _resume_command(args) -> str:
+    parts = ["broadsheet", "send", str(args.issue_dir)]
+    if getattr(args, "config", None):
+        parts[1:1] = ["--config", str(args.config)]
+    if args.list_file is not None:
+        parts += ["--list", str(args.list_file)]
+    for tag in args.segment:
+        parts += ["--segment", tag]
+    if args.transport:
+        parts += ["--transport", args.transport]
+    return " ".join(shlex.quote(part) for part in parts)
 
 
 def _totals(counts: dict[str, int]) -> str:

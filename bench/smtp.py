@@ -1,0 +1,237 @@
+"""Benchmark: `broadsheet send` over SMTP with 1, 4 and 10 connections against mailmerge 2.3.0.
+
+2,000 recipients go to a local aiosmtpd sink (its own process) that waits 20 ms before every reply a
+handler gives (EHLO, MAIL, RCPT, end of DATA, RSET, QUIT), like a server across a network. Sending one
+message on an open connection takes three such replies (MAIL, RCPT, DATA), so the latency bound is
+connections / (3 × 20 ms). mailmerge opens a new connection per message (EHLO … QUIT: five replies).
+
+    .venv/bin/pip install mailmerge==2.3.0
+    .venv/bin/python bench/smtp.py [--recipients 2000] [--delay 0.02] [--skip-mailmerge]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
+BIN = Path(sys.executable).parent
+
+
+# -- the sink (runs in a child process) -------------------------------------------------------------
+
+
+class DelayedSink:
+    def __init__(self, delay: float):
+        self.delay = delay
+        self.received = 0
+
+    async def _reply(self, reply: str) -> str:
+        await asyncio.sleep(self.delay)
+        return reply
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        await asyncio.sleep(self.delay)
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        envelope.mail_from = address
+        return await self._reply("250 OK")
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        envelope.rcpt_tos.append(address)
+        return await self._reply("250 OK")
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received += 1
+        return await self._reply("250 2.0.0 queued")
+
+    async def handle_RSET(self, server, session, envelope):
+        return await self._reply("250 OK")
+
+    async def handle_QUIT(self, server, session, envelope):
+        return await self._reply("221 Bye")
+
+
+def serve(port: int, delay: float) -> None:
+    from aiosmtpd.controller import Controller
+
+    sink = DelayedSink(delay)
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    print("ready", flush=True)
+    signal.sigwait({signal.SIGTERM})
+    controller.stop()
+    print(f"received {sink.received}", flush=True)
+
+
+class Sink:
+    """The sink process: started fresh for each run, reports how many messages it accepted."""
+
+    def __init__(self, delay: float):
+        self.port = free_port()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # inherited: the child waits for it
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, __file__, "--serve", str(self.port), "--delay", str(delay)],
+                stdout=subprocess.PIPE, text=True,
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=30)
+        return int(re.search(r"received (\d+)", out).group(1))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# -- the project -----------------------------------------------------------------------------------
+
+
+def copy_sample_project(folder: Path) -> None:
+    """The repository's sample project (config, theme, sample issue, assets) into ``folder``."""
+    for name in ("broadsheet.toml", "templates", "issues", "assets"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name)
+        elif source.exists():
+            shutil.copy(source, folder / name)
+
+
+def make_project(folder: Path, recipients: int) -> None:
+    copy_sample_project(folder)
+    rows = ["email,name,first_name"] + [f"reader{i:05d}@example.com,Reader {i} Bench,Reader{i}" for i in range(recipients)]
+    (folder / "list.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def configure(folder: Path, port: int, connections: int) -> None:
+    text = (folder / "broadsheet.toml").read_text(encoding="utf-8")
+    text = re.sub(r"(?ms)^\[(send|smtp)\]\n.*?(?=^\[|\Z)", "", text)
+    text += (
+        f'\n[send]\ntransport = "smtp"\nlist = "list.csv"\nconnections = {connections}\nbatch_size = 100\n'
+        f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nmessages_per_connection = 100\n'
+    )
+    (folder / "broadsheet.toml").write_text(text, encoding="utf-8")
+
+
+def run_broadsheet(folder: Path, connections: int, delay: float) -> dict:
+    shutil.rmtree(folder / ".broadsheet", ignore_errors=True)
+    sink = Sink(delay)
+    configure(folder, sink.port, connections)
+    env = {**os.environ, "BROADSHEET_SECRET": "bench-secret"}
+    started = time.perf_counter()
+    result = subprocess.run([str(BIN / "broadsheet"), "send", ISSUE, "--yes"], cwd=folder, env=env,
+                            capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    received = sink.stop()
+    if result.returncode != 0:
+        raise SystemExit(f"broadsheet send failed:\n{result.stdout}\n{result.stderr}")
+    match = re.search(r"this run: sent ([\d,]+).* in ([\d.]+) s", result.stdout)
+    sent, seconds = int(match.group(1).replace(",", "")), float(match.group(2))
+    return {"sent": sent, "received": received, "seconds": seconds, "wall": wall, "rate": sent / seconds}
+
+
+# -- mailmerge ---------------------------------------------------------------------------------------
+
+
+def run_mailmerge(folder: Path, recipients: int, delay: float) -> dict:
+    """The same list and sink through mailmerge 2.3.0: one SMTP connection per message."""
+    mailmerge = BIN / "mailmerge"
+    if not mailmerge.exists():
+        raise SystemExit("mailmerge is not installed: .venv/bin/pip install mailmerge==2.3.0")
+    sink = Sink(delay)
+    html, text = _sample_parts(folder)
+    template = folder / "mailmerge_template.txt"
+    template.write_text(
+        "TO: {{email}}\nSUBJECT: Benchmark issue\nFROM: newsletter@example.org\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/alternative; boundary="boundary"\n\n'
+        f'--boundary\nContent-Type: text/plain; charset=utf-8\n\nDear {{{{first_name}}}},\n{text}\n'
+        f'--boundary\nContent-Type: text/html; charset=utf-8\n\n<p>Dear {{{{first_name}}}},</p>{html}\n--boundary--\n',
+        encoding="utf-8",
+    )
+    (folder / "mailmerge_server.conf").write_text(
+        f"[smtp_server]\nhost = 127.0.0.1\nport = {sink.port}\n", encoding="utf-8"
+    )
+    started = time.perf_counter()
+    result = subprocess.run(
+        [str(mailmerge), "--no-dry-run", "--no-limit", "--template", str(template), "--database",
+         str(folder / "list.csv"), "--config", str(folder / "mailmerge_server.conf"), "--output-format", "raw"],
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    seconds = time.perf_counter() - started
+    received = sink.stop()
+    if result.returncode != 0:
+        raise SystemExit(f"mailmerge failed: {result.stderr[-2000:]}")
+    return {"sent": recipients, "received": received, "seconds": seconds, "wall": seconds, "rate": received / seconds}
+
+
+def _sample_parts(folder: Path) -> tuple[str, str]:
+    """One recipient's HTML and text of the sample issue, so mailmerge sends messages of the same size."""
+    os.environ.setdefault("BROADSHEET_SECRET", "bench-secret")
+    from broadsheet.config import load_config
+    from broadsheet.lint import sample_parts
+    from broadsheet.render import build_issue
+
+    config = load_config(folder / "broadsheet.toml")
+    html, text, *_ = sample_parts(build_issue(folder / ISSUE, config), config)
+    return html.replace("{", "&#123;"), text.replace("{", "(")
+
+
+# -- main ----------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipients", type=int, default=2000)
+    parser.add_argument("--delay", type=float, default=0.02)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 4, 10])
+    parser.add_argument("--skip-mailmerge", action="store_true")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve(args.serve, args.delay)
+    print(f"# {platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · "
+          f"Python {platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"# {args.recipients:,} recipients, every handler reply delayed {args.delay * 1000:.0f} ms")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="broadsheet-bench-") as tmp:
+        folder = Path(tmp)
+        make_project(folder, args.recipients)
+        for connections in args.connections:
+            bound = connections / (3 * args.delay)
+            result = run_broadsheet(folder, connections, args.delay)
+            rows.append((f"broadsheet, {connections} connection(s)", result, bound))
+        if not args.skip_mailmerge:
+            rows.append(("mailmerge 2.3.0 (connection per message)", run_mailmerge(folder, args.recipients, args.delay), None))
+    baseline = rows[-1][1]["rate"] if not args.skip_mailmerge else None
+    print("| sender | received | send time | messages/s | of latency bound | × mailmerge |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for label, result, bound in rows:
+        share = f"{result['rate'] / bound:.0%} of {bound:.0f}/s" if bound else "-"
+        ratio = f"{result['rate'] / baseline:.1f}×" if baseline else "-"
+        print(f"| {label} | {result['received']:,} | {result['seconds']:.1f} s (command {result['wall']:.1f} s) "
+              f"| {result['rate']:.1f} | {share} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
