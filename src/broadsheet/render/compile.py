@@ -32,4 +32,5 @@ def inline_css(html: str) -> str:
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
         exclude_pseudoclasses=True,
+        disable_basic_attributes=["width", "height"],  # keep MRML's pixel widths for Outlook
     ).transform(pretty_print=False)
