@@ -1,7 +1,8 @@
-import re
 """Unit tests for every lint rule (a failing and a passing case each), the CLI and the sample issue."""
 
 from __future__ import annotations
+
+import re
 
 import json
 import shutil
