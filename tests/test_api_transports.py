@@ -107,4 +107,6 @@ def test_missing_secret_is_a_config_error_naming_the_variable(api, monkeypatch):
     _, transport = api("postmark")
     monkeypatch.delenv("BROADSHEET_POSTMARK_TOKEN")
     with pytest.raises(ConfigError, match="BROADSHEET_POSTMARK_TOKEN"):
+        type(transport)(transport.config)  # as soon as the transport is made
+    with pytest.raises(ConfigError, match="BROADSHEET_POSTMARK_TOKEN"):
         transport.open()

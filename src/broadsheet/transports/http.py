@@ -71,6 +71,7 @@ class HttpTransport(Transport):
         self.session: requests.Session | None = None
         self.batch_key: str | None = None
         self._secrets: tuple[str, ...] = ()
+        self.load_credentials()  # a missing secret or setting fails now, before a campaign starts
 
     # -- provider hooks -------------------------------------------------------------------------
 
