@@ -70,3 +70,15 @@ def test_without_the_shared_body_each_recipient_is_a_request(api):
     assert fake.calls == 3
     payload = json.dumps(transport.payload(messages[:1]))
     assert "substitutions" not in payload
+
+
+def test_a_long_personal_value_keeps_its_body_literal_and_within_the_substitution_limit(api):
+    fake, transport = api("sendgrid")
+    messages = make_messages(3)
+    long_name = "Reader " + "x" * 12_000
+    messages[1] = make_message(1, first_name=long_name)
+    run = drive(transport, messages)
+    assert all(d.status == "sent" for d in run.final().values())  # the fake checks the 10,000-byte limit
+    got = {d["to"]: d for d in fake.delivered}
+    assert got[messages[1].recipient]["html"] == messages[1].html
+    assert fake.calls == 2  # the others still share one body

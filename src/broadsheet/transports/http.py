@@ -358,6 +358,7 @@ _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 # -- shared body ---------------------------------------------------------------------------------
 
 MIN_VALUE_LENGTH = 3  # shorter values ("1", "no") would turn up everywhere in a body
+MAX_VALUE_LENGTH = 500  # longer ones stay literal: SendGrid takes 10,000 bytes of substitutions per recipient
 _UNSUBSCRIBE_URL = re.compile(r"<([^<>\s]+)>")
 _NAME = re.compile(r"[^A-Za-z0-9_]")
 
@@ -409,7 +410,7 @@ def personal_values(message: Message) -> dict[str, str]:
     candidates = [*message.merge.items(), ("recipient", message.recipient)]
     candidates += [(f"list_unsubscribe_{n}", url) for n, url in enumerate(_unsubscribe_urls(message), 1)]
     for name, value in candidates:
-        if isinstance(value, str) and len(value) >= MIN_VALUE_LENGTH and value not in seen:
+        if isinstance(value, str) and MIN_VALUE_LENGTH <= len(value) <= MAX_VALUE_LENGTH and value not in seen:
             seen.add(value)
             found[_NAME.sub("_", name)] = value
     return found
