@@ -71,10 +71,10 @@ class MailgunTransport(SharedBodyTransport):
             if not _RECIPIENT_PROBLEM.search(reason):
                 raise self.request_error(response)
             return self.bisect(messages, f"400 {reason}")
-        if response.status_code >= 300:
-            raise self.request_error(response)
+        if response.status_code >= 300 or "Mailgun Magnificent API" in response.text:
+            raise self.request_error(response)  # the latter: base_url or domain points at no endpoint
         answer = self.json_answer(response)
         message_id = str(answer.get("id", "")) if isinstance(answer, dict) else ""
         if not message_id:
-            raise self.request_error(response)  # e.g. "Mailgun Magnificent API": a wrong base_url
+            raise self.request_error(response)
         return Outcome({i: Delivery(m.recipient, "sent", message_id=message_id) for i, m in enumerate(messages)})

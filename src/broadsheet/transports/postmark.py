@@ -13,6 +13,7 @@ MAX_MESSAGE_BYTES = 10 * 1000 * 1000  # one message's limit on the Email API
 # ErrorCodes that mean the token or the sender is not good for sending: stop the campaign.
 AUTH_CODES = frozenset({10, 400, 401, 405, 412, 413})
 DEFERRED_CODES = frozenset({100, 429})  # maintenance, rate limit: worth trying again
+DROP = frozenset({"reply-to", "date"})  # Reply-To goes in ReplyTo; Postmark dates the message itself
 
 
 class PostmarkTransport(HttpTransport):
@@ -112,6 +113,3 @@ class PostmarkTransport(HttpTransport):
         except (ValueError, AttributeError):
             code = None
         return self.auth_error(response) if code in AUTH_CODES else self.request_error(response)
-
-
-DROP = frozenset({"reply-to", "date"})  # Reply-To goes in ReplyTo; Postmark dates the message itself

@@ -62,10 +62,21 @@ class SesTransport(HttpTransport):
         return Outcome({0: self._refused(message, response)})
 
     def _refused(self, message: Message, response) -> Delivery:
-        kind = response.headers.get("x-amzn-ErrorType", "").split(":")[0]
+        kind = _error_type(response)
         reason = self.error_text(response)
         if kind in STOP_TYPES or (kind == "MessageRejected" and message.sender in reason and "not verified" in reason):
             raise self.auth_error(response, reason=f"{kind}: {reason}")
         if kind in THROTTLE_TYPES or "Maximum sending rate exceeded" in reason:
             raise TransientTransportError(f"{self.provider} throttled: {kind} {reason}", where=self.where)
         return self.failed(message, f"{response.status_code} {kind}: {reason}".replace(" :", ":"))
+
+
+def _error_type(response) -> str:
+    """The AWS error type: the ``x-amzn-ErrorType`` header, else ``__type`` in the body."""
+    kind = response.headers.get("x-amzn-ErrorType", "")
+    if not kind:
+        try:
+            kind = str(response.json().get("__type", ""))
+        except (ValueError, AttributeError):
+            kind = ""
+    return kind.split(":")[0].rpartition("#")[2]
