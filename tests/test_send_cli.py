@@ -94,19 +94,23 @@ def test_test_copy_is_personalised_marked_and_not_journaled(sample):
     assert states(sample) == {}
 
 
-def test_failures_are_exported_with_their_reasons(sample, tmp_path, capsys):
+def test_failures_are_exported_with_their_reasons_and_retried_on_request(sample, tmp_path, capsys):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 6)]
     sink = Sink(replies={people[2]: "550 5.1.1 mailbox unavailable"})
     with smtp_server(sink) as (host, port):
         configure(sample, send={"transport": "smtp", "list": "list.csv", "retries": 0}, smtp=smtp(host, port))
         assert cli(sample, "send", ISSUE, "--yes") == 1
-    capsys.readouterr()
-    assert cli(sample, "status", ISSUE, "--failed-csv", str(tmp_path / "failed.csv")) == 0
-    out = capsys.readouterr().out
-    assert "sent 5 · failed 1" in out and "550 5.1.1 mailbox unavailable" in out
-    exported = (tmp_path / "failed.csv").read_text().splitlines()
-    assert exported[0].startswith("email,state,attempts,reason")
-    assert exported[1].startswith(f"{people[2]},failed,1,550 5.1.1 mailbox unavailable")
+        capsys.readouterr()
+        assert cli(sample, "status", ISSUE, "--failed-csv", str(tmp_path / "failed.csv")) == 0
+        out = capsys.readouterr().out
+        assert "sent 5 · failed 1" in out and "550 5.1.1 mailbox unavailable" in out
+        exported = (tmp_path / "failed.csv").read_text().splitlines()
+        assert exported[0].startswith("email,state,attempts,reason")
+        assert exported[1].startswith(f"{people[2]},failed,1,550 5.1.1 mailbox unavailable")
+        sink.replies.clear()  # the mailbox is back
+        assert cli(sample, "send", ISSUE, "--yes") == 1  # failed stays failed without the flag
+        assert cli(sample, "send", ISSUE, "--yes", "--retry-failed") == 0
+    assert sink.recipients() == {email: 1 for email in people}
 
 
 def test_subscribers_check_lists_every_bad_row(sample, capsys):

@@ -187,3 +187,12 @@ def test_a_server_refusing_every_recipient_stops_before_failing_the_whole_list(s
     assert "25 recipients in a row were refused, the last with: 554 5.7.1 relay access denied" in capsys.readouterr().err
     states = [state for state, _, _ in journal(sample).values()]
     assert states.count("failed") <= 25 + 5 and states.count("queued") >= 60 - 30
+
+
+def test_starttls_required_but_not_offered_is_a_clear_error(sample, capsys):
+    write_subscribers(sample / "list.csv", 2)
+    with smtp_server(Sink()) as (host, port):
+        configure(sample, send=fast_send(), smtp=smtp_settings(host, port, security="starttls"))
+        assert send(sample) == 2
+    assert "does not offer STARTTLS" in capsys.readouterr().err
+    assert {state for state, _, _ in journal(sample).values()} == {"queued"}
