@@ -7,7 +7,7 @@ import email.policy
 
 import pytest
 
-from broadsheet.errors import TransportAuthError
+from broadsheet.errors import TransportAuthError, TransportError
 from support.providers import BAD, SECRET, api, drive, make_message, make_messages  # noqa: F401
 
 PROVIDERS = ["postmark", "sendgrid", "mailgun", "ses", "resend"]
@@ -110,3 +110,16 @@ def test_missing_secret_is_a_config_error_naming_the_variable(api, monkeypatch):
         type(transport)(transport.config)  # as soon as the transport is made
     with pytest.raises(ConfigError, match="BROADSHEET_POSTMARK_TOKEN"):
         transport.open()
+
+
+@pytest.mark.parametrize("provider", ["postmark", "resend"])
+def test_a_refused_sender_stops_instead_of_failing_every_recipient(api, provider):
+    """Per-message answers that blame what all messages share (the From address) are not recipient failures."""
+    fake, transport = api(provider)
+    messages = make_messages(3)
+    for message in messages:
+        message.from_header = f"Weekly <{BAD}>"
+    with pytest.raises(TransportError, match="(?i)from") as caught, transport:
+        transport.send_batch(messages)
+    assert not isinstance(caught.value, TransportAuthError)
+    assert fake.delivered == []

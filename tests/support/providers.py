@@ -289,6 +289,8 @@ class PostmarkFake(Fake):
             self.require(set(item) == {"Name", "Value"}, f"header {item}")
             self.require(item["Name"].lower() not in {"from", "to", "subject", "content-type"}, f"header {item}")
         to = message.get("To", "")
+        if _invalid(message.get("From", "")):
+            return {"ErrorCode": 300, "Message": f"Invalid 'From' address: '{message.get('From')}'."}
         if _invalid(to):
             return {"ErrorCode": 300, "Message": f"Invalid 'To' address: '{to}'."}
         if INACTIVE in to:
@@ -503,6 +505,9 @@ class ResendFake(Fake):
             headers = item.get("headers", {})
             self.require(isinstance(headers, dict), "headers must be an object")
             to = item["to"][0]
+            if _invalid(item.get("from", "")):
+                errors.append({"index": index, "message": "Invalid `from` field."})
+                continue
             if _invalid(to):
                 errors.append({"index": index, "message": "Invalid `to` field."})
                 continue

@@ -257,6 +257,16 @@ class HttpTransport(Transport):
         return Delivery(message.recipient, "failed", detail=self.redact(f"{self.provider}: {reason}"))
 
 
+_RECIPIENT_PROBLEM = re.compile(r"\bto\b|recipient", re.IGNORECASE)
+
+
+def about_recipient(reason: str) -> bool:
+    """Whether a refusal names the recipient (``'to' parameter…``, ``Invalid 'To' address``) rather
+    than something every message shares (the From address, the payload): only the former fails one
+    recipient; the latter must stop the campaign instead of failing everyone."""
+    return bool(_RECIPIENT_PROBLEM.search(reason))
+
+
 def _never_sent(exc: requests.RequestException) -> bool:
     """True when the connection was never made, so the provider cannot have the request."""
     if isinstance(exc, requests.ConnectTimeout):

@@ -14,10 +14,9 @@ from ..compose.message import Message
 from ..config import secret
 from ..errors import ConfigError
 from .base import Delivery
-from .http import Outcome, SharedBodyTransport, json_bytes, split_headers
+from .http import Outcome, SharedBodyTransport, about_recipient, json_bytes, split_headers
 
 DROP = frozenset({"date"})  # Mailgun dates the message itself
-_RECIPIENT_PROBLEM = re.compile(r"\bto\b|recipient", re.IGNORECASE)
 _HEADER_VAR = re.compile(r"[^A-Za-z0-9]")
 
 
@@ -68,7 +67,7 @@ class MailgunTransport(SharedBodyTransport):
             raise self.auth_error(response)  # unknown sending domain (or the wrong region)
         if response.status_code == 400:
             reason = self.error_text(response)
-            if not _RECIPIENT_PROBLEM.search(reason):
+            if not about_recipient(reason):
                 raise self.request_error(response)
             return self.bisect(messages, f"400 {reason}")
         if response.status_code >= 300 or "Mailgun Magnificent API" in response.text:

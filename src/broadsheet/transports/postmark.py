@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..compose.message import Message
+from ..errors import TransportError
 from .base import Delivery
-from .http import AmbiguousSend, HttpTransport, Outcome, api_headers, header, json_bytes
+from .http import AmbiguousSend, HttpTransport, Outcome, about_recipient, api_headers, header, json_bytes
 
 MAX_CALL_BYTES = 50 * 1000 * 1000  # the batch endpoint's payload limit
 MAX_MESSAGE_BYTES = 10 * 1000 * 1000  # one message's limit on the Email API
@@ -81,20 +82,24 @@ class PostmarkTransport(HttpTransport):
             raise AmbiguousSend(f"{self.provider}: the answer does not list every message")
         results = [self._result(messages[p], a) for p, a in zip(sendable, answers)]
         if all(r is None for r in results):
-            raise self.auth_error(reason=self.redact(self._reason(answers[0])))
+            reason = self.redact(self._reason(answers[0]))
+            if answers[0].get("ErrorCode") in AUTH_CODES:
+                raise self.auth_error(reason=reason)
+            raise TransportError(f"{self.provider} refused every message: {reason}", where=self.where)
         for p, result, answer in zip(sendable, results, answers):
             detail = self.redact(f"{self.provider}: {self._reason(answer)}")
             outcome.deliveries[p] = result or Delivery(messages[p].recipient, "deferred", detail=detail)
         return outcome
 
     def _result(self, message: Message, answer: dict) -> Delivery | None:
-        """This message's Delivery; None when its code says the sender or token is refused."""
+        """This message's Delivery; None when its code says the token or sender is refused, or the
+        message is refused for something every message shares (300 about the From address)."""
         if not isinstance(answer, dict):
             return self.failed(message, f"unexpected answer {answer!r:.80}")
         code = answer.get("ErrorCode", 0)
         if code == 0:
             return Delivery(message.recipient, "sent", message_id=str(answer.get("MessageID", "")))
-        if code in AUTH_CODES:
+        if code in AUTH_CODES or (code == 300 and not about_recipient(str(answer.get("Message", "")))):
             return None
         if code in DEFERRED_CODES:
             detail = self.redact(f"{self.provider}: {self._reason(answer)}")

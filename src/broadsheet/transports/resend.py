@@ -11,9 +11,9 @@ import hashlib
 from collections.abc import Sequence
 
 from ..compose.message import Message
-from ..errors import TransientTransportError
+from ..errors import TransientTransportError, TransportError
 from .base import Delivery
-from .http import AmbiguousSend, HttpTransport, Outcome, address, api_headers, header, json_bytes
+from .http import AmbiguousSend, HttpTransport, Outcome, about_recipient, address, api_headers, header, json_bytes
 
 # Reply-To goes in reply_to. Date and Message-ID change each time a batch is composed again: sent,
 # they would change the payload of a retry, and Resend answers a key reused with another payload
@@ -84,6 +84,8 @@ class ResendTransport(HttpTransport):
         accepted = [i for i in range(len(messages)) if i not in refused]
         if not isinstance(data, list) or len(data) != len(accepted):
             raise AmbiguousSend(f"{self.provider}: the answer does not account for every email")
+        if not accepted and not any(about_recipient(reason) for reason in refused.values()):
+            raise TransportError(f"{self.provider} refused every email: {self.redact(refused[0])}", where=self.where)
         outcome = Outcome({i: self.failed(messages[i], f"422 {reason}") for i, reason in refused.items()})
         for i, item in zip(accepted, data):
             message_id = str(item.get("id", "")) if isinstance(item, dict) else ""
