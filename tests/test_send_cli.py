@@ -78,7 +78,7 @@ def test_without_a_terminal_or_yes_nothing_is_sent(sample, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     assert cli(sample, "send", ISSUE) == 2
     assert "add --yes" in capsys.readouterr().err
-    assert not (sample / "outbox").exists()
+    assert not list(sample.glob("outbox/**/*.eml"))
 
 
 def test_test_copy_is_personalised_marked_and_not_journaled(sample):

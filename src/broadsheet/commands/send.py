@@ -210,6 +210,8 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
     if due == 0:
         print(f"nothing to send: {_totals(counts)}")
         return _exit_code(counts, interrupted=False)
+    with factory():
+        pass  # connect (TLS, login) once before asking: a wrong port, certificate or password shows now
     _confirm(args, config, rendered, transport_name, due)
     settings = Settings(
         connections=config.send.connections, batch_size=config.send.batch_size, retries=config.send.retries,
