@@ -1,10 +1,21 @@
-"""Optional DKIM signing with dkimpy, configured by [dkim] domain and selector."""
+"""Optional DKIM signing (RFC 6376, rsa-sha256, relaxed/simple), configured by [dkim] domain and selector.
+
+Canonicalisation is done here; the RSA signature is OpenSSL's (``cryptography``), about ten times
+faster than dkimpy's pure-Python RSA. Tests verify every signature with dkimpy, an independent
+implementation.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+import time
 from collections.abc import Iterable
 
-import dkim
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..config import Config, secret
 from ..errors import ConfigError
@@ -15,15 +26,19 @@ SIGNED_HEADERS = (
 )
 
 
+FOLDED_WHITESPACE = re.compile(rb"\r\n(?=[ \t])")
+WHITESPACE_RUN = re.compile(rb"[ \t]+")
+
+
 class DkimSigner:
-    """Prepends a DKIM-Signature (relaxed/simple, rsa-sha256) to a raw message."""
+    """Prepends a DKIM-Signature (relaxed/simple, rsa-sha256) to a raw CRLF message."""
 
     def __init__(self, domain: str, selector: str, private_key: bytes, present_headers: Iterable[str]):
-        self.domain = domain.encode("ascii")
-        self.selector = selector.encode("ascii")
-        self.private_key = private_key
+        self.domain = domain
+        self.selector = selector
+        self.key = _rsa_key(private_key)
         present = {name.lower() for name in present_headers}
-        self.headers = [name.lower().encode("ascii") for name in SIGNED_HEADERS if name.lower() in present]
+        self.headers = [name.lower() for name in SIGNED_HEADERS if name.lower() in present]
 
     @classmethod
     def from_config(cls, config: Config, present_headers: Iterable[str]) -> DkimSigner | None:
@@ -36,19 +51,54 @@ class DkimSigner:
                 "DKIM needs both a domain and a selector", where="broadsheet.toml: [dkim]", fix="set dkim.domain and dkim.selector"
             )
         key, origin = _private_key(config)
-        signer = cls(settings.domain, settings.selector, key, present_headers)
         try:
-            signer.sign(b"From: a@" + signer.domain + b"\r\n\r\nkey check\r\n")
-        except dkim.DKIMException:
+            return cls(settings.domain, settings.selector, key, present_headers)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             raise ConfigError("the DKIM private key cannot be used", where=origin, fix="give an RSA key in PEM form") from None
-        return signer
 
     def sign(self, raw: bytes) -> bytes:
-        signature = dkim.sign(
-            raw, self.selector, self.domain, self.private_key,
-            canonicalize=(b"relaxed", b"simple"), include_headers=self.headers,
+        head, _, body = raw.partition(b"\r\n\r\n")
+        fields = _header_fields(head)
+        body_hash = base64.b64encode(hashlib.sha256(_simple_body(body)).digest()).decode()
+        names = [name for name in self.headers if name in fields]
+        tags = (
+            f"v=1; a=rsa-sha256; c=relaxed/simple; d={self.domain}; s={self.selector};\r\n"
+            f"\tt={int(time.time())}; h={':'.join(names)};\r\n\tbh={body_hash};\r\n\tb="
         )
-        return signature + raw
+        unsigned = b"DKIM-Signature: " + tags.encode("ascii")
+        data = b"".join(_relaxed_header(fields[name]) + b"\r\n" for name in names) + _relaxed_header(unsigned)
+        signature = base64.b64encode(self.key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
+        folded = b"\r\n\t".join(signature[i : i + 72] for i in range(0, len(signature), 72))
+        return unsigned + folded + b"\r\n" + raw
+
+
+def _rsa_key(pem: bytes) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("not an RSA key")
+    return key
+
+
+def _header_fields(head: bytes) -> dict[str, bytes]:
+    """Each header's last occurrence, as its whole raw field (name, colon, folded value)."""
+    fields: dict[str, bytes] = {}
+    for field in re.split(rb"\r\n(?![ \t])", head):
+        name = field.split(b":", 1)[0].strip().lower().decode("ascii", "replace")
+        fields[name] = field
+    return fields
+
+
+def _relaxed_header(field: bytes) -> bytes:
+    """RFC 6376 3.4.2: lower-case name, unfolded, white space runs as one space, none around the colon."""
+    name, _, value = field.partition(b":")
+    value = WHITESPACE_RUN.sub(b" ", FOLDED_WHITESPACE.sub(b"", value)).strip(b" \t")
+    return name.strip().lower() + b":" + value
+
+
+def _simple_body(body: bytes) -> bytes:
+    """RFC 6376 3.4.3: trailing empty lines removed, ending in exactly one CRLF."""
+    body = body.rstrip(b"\r\n") if body.endswith(b"\r\n") else body
+    return (body + b"\r\n") if body else b"\r\n"
 
 
 def _private_key(config: Config) -> tuple[bytes, str]:
