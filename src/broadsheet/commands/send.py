@@ -51,6 +51,10 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.as_email and not args.test:
+        raise CampaignError("--as only goes with --test", fix="add --test ADDRESS")
+    if args.limit is not None and args.limit < 1:
+        raise CampaignError("--limit must be 1 or more")
     config = project_config(args)
     transport_name = args.transport or config.send.transport
     transport_class(transport_name)  # an unknown name fails before the issue is built
