@@ -37,9 +37,12 @@ browser:
 	  else echo "chromium/chromedriver missing (apt-get install chromium chromium-driver): browser tests will be skipped"; fi; \
 	fi
 
+# The demo signs unsubscribe links with a throw-away secret; real sends export BROADSHEET_SECRET.
 demo: install
 	$(BIN)/broadsheet build $(SAMPLE)
-	$(BIN)/broadsheet send $(SAMPLE) --list subscribers.example.csv --transport outbox --yes
+	BROADSHEET_SECRET=$${BROADSHEET_SECRET:-demo-only-not-a-real-secret} \
+	  $(BIN)/broadsheet send $(SAMPLE) --list subscribers.example.csv --transport outbox --yes
+	@echo "The messages are in outbox/$(notdir $(SAMPLE))/ and the journal in .broadsheet/state.db (broadsheet status $(SAMPLE))."
 
 test: install-test
 	$(BIN)/python -m pytest -n 2 -q
