@@ -6,7 +6,8 @@
 The fake (a threaded ``http.server`` in a separate process, HTTP/1.1 keep-alive) answers each call
 like the provider after ``--latency`` seconds. The sender drives the transports with its own pool of
 ``--connections`` threads, one transport each, composing each batch in the worker as the campaign
-runner does. Prints recipients/s end to end, the sender's process CPU per recipient, and the part of
+runner does; then again through the campaign runner itself with its SQLite journal
+(``--runner-recipients``). Prints recipients/s end to end, the sender's process CPU per recipient, and the part of
 it that compose alone takes (measured separately), so that the transport's own share shows.
 For SendGrid and Mailgun it also sends ``--literal-recipients`` with the shared body turned off
 (one request per recipient), the form without per-recipient substitutions.
@@ -21,6 +22,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -172,6 +174,26 @@ def send_all(provider: str, config, composer, recipients: int, connections: int,
     return {"statuses": statuses, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
 
 
+def send_through_runner(provider: str, config, composer, recipients: int, connections: int) -> dict:
+    """The same through the campaign runner and its SQLite journal, in a temporary project folder."""
+    from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+
+    cls = transport_class(provider)
+    with tempfile.TemporaryDirectory() as folder, Journal.for_project(Path(folder)) as journal:
+        started = time.perf_counter()
+        record = prepare_campaign(journal, slug="bench", transport=provider, issue_dir="i", fingerprint="f",
+                                  subscribers=(subscriber(i) for i in range(recipients))).record
+        loaded = time.perf_counter() - started
+        runner = CampaignRunner(journal, record, lambda: cls(config),
+                                lambda row: composer.compose(subscriber_from_row(row)),
+                                Settings(connections=connections, batch_size=cls.max_batch), max_batch=cls.max_batch)
+        cpu, wall = time.process_time(), time.perf_counter()
+        result = runner.run()
+        statuses = {k: v for k, v in journal.counts(record).items() if v}
+        return {"statuses": statuses, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+                "loaded": loaded, "error": result.error}
+
+
 def compose_cpu(composer, count: int) -> float:
     """Process CPU seconds per message that compose alone takes."""
     started = time.process_time()
@@ -188,17 +210,25 @@ def bench(provider: str, args) -> None:
         compose = compose_cpu(composer, 5000)
         print(f"\n{provider}: message html {len(message.html):,} chars, raw {len(message.raw):,} bytes; "
               f"compose alone {compose * 1000:.3f} ms CPU per recipient")
-        forms = [("shared body" if provider != "postmark" else "batch", True, args.recipients)]
+        batched = "shared body" if provider != "postmark" else "batch"
+        forms = [(batched, True, args.recipients)]
         if provider != "postmark" and args.literal_recipients:
             forms.append(("one request per recipient", False, args.literal_recipients))
+        if args.runner_recipients:
+            forms.append((f"{batched}, campaign runner", True, args.runner_recipients))
         for label, shared, count in [form for form in forms if form[2]]:
             before, bytes_before = fake_count(url)
-            result = send_all(provider, config, composer, count, args.connections, shared=shared)
+            if "runner" in label:
+                result = send_through_runner(provider, config, composer, count, args.connections)
+                print(f"  (journal loaded with {count:,} rows in {result['loaded']:.1f} s, not counted below; "
+                      f"run error: {result['error']})")
+            else:
+                result = send_all(provider, config, composer, count, args.connections, shared=shared)
             got, sent_bytes = (a - b for a, b in zip(fake_count(url), (before, bytes_before)))
             per = result["cpu"] / count
             rate = count / result["wall"]
             print(f"  {label:26} {count:>7,} recipients {result['wall']:7.2f} s  {rate:8,.0f} rcpt/s  "
-                  f"CPU {per * 1000:.3f} ms/rcpt (transport ~{(per - compose) * 1000:.3f})  "
+                  f"CPU {per * 1000:.3f} ms/rcpt (beyond compose ~{(per - compose) * 1000:.3f})  "
                   f"{sent_bytes / count / 1000:.1f} kB/rcpt on the wire  statuses {result['statuses']}  "
                   f"fake received {got:,}")
     finally:
@@ -213,6 +243,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--literal-recipients", type=int, default=2000)
+    parser.add_argument("--runner-recipients", type=int, default=100_000,
+                        help="also send this many through the campaign runner and journal (0: skip)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
