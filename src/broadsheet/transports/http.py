@@ -35,9 +35,11 @@ from .base import Delivery, Transport
 log = logging.getLogger("broadsheet.transports")
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # seconds to connect, seconds to wait for the answer
-# Headers every API takes from its own fields, or builds itself from the body.
+# Headers every API takes from its own fields or builds itself from the body; a DKIM signature of
+# our raw bytes would not match what the provider builds (it signs for the domain itself).
 STRUCTURAL_HEADERS = frozenset(
-    {"from", "to", "cc", "bcc", "subject", "mime-version", "content-type", "content-transfer-encoding"}
+    {"from", "to", "cc", "bcc", "subject", "mime-version", "content-type", "content-transfer-encoding",
+     "dkim-signature"}
 )
 ERROR_TEXT_LIMIT = 300
 
