@@ -97,6 +97,26 @@ def test_an_unexpected_transport_crash_marks_its_batch_unknown_and_stops(campaig
     assert (counts["unknown"], counts["queued"], counts["sending"]) == (5, 55, 0)
 
 
+def test_an_unexpected_compose_error_stops_the_campaign_instead_of_hanging(campaign):
+    config, journal, record, composer = campaign
+
+    def compose_row(row):
+        if row.email == "reader0007@example.com":
+            raise RuntimeError("compose bug")
+        return composer.compose(subscriber_from_row(row))
+
+    run = CampaignRunner(journal, record, lambda: OutboxTransport(config, slug="x"), compose_row,
+                         Settings(connections=1, batch_size=5), max_batch=5, rejected=(RecipientRejected,))
+    done = []
+    worker = threading.Thread(target=lambda: done.append(run.run()), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert done, "the campaign hung after a worker's unexpected error"
+    assert "compose bug" in str(done[0].error)
+    counts = journal.counts(record)
+    assert (counts["sent"], counts["queued"], counts["sending"]) == (5, 55, 0)  # nothing of that batch went out
+
+
 def test_backoff_doubles_with_jitter(campaign):
     run = runner(campaign, lambda: None, retry_delay=2.0)
     assert 1.0 <= run._backoff(1) <= 3.0

@@ -259,7 +259,12 @@ class CampaignRunner:
         try:
             self.events.put(index)
             while (rows := inbox.get()) is not None:
-                self.events.put(self._send(index, transport, rows))
+                try:
+                    batch = self._send(index, transport, rows)
+                except Exception as exc:  # noqa: BLE001 - never leave the main thread waiting for this batch
+                    # raised before send_batch (send_batch's own errors are caught in _send): nothing went out
+                    batch = _Batch(index, rows, [None] * len(rows), _as_broadsheet_error(exc))
+                self.events.put(batch)
         finally:
             try:
                 transport.close()
