@@ -101,6 +101,16 @@ def test_faults_end_as_sent_once_or_failed_with_the_reason(sample):
     assert sink.connections >= 35 // 6  # the server hung up (421) after 6 messages on each connection
 
 
+def test_a_connection_the_server_closed_while_idle_is_renewed_without_deferring_anyone(sample):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 3)]
+    sink = Sink(replies_once={people[0]: "451 4.7.1 greylisted, come back later"})
+    with smtp_server(sink, timeout=0.3) as (host, port):  # the server hangs up after 0.3 s without a command
+        configure(sample, send=fast_send(connections=1, retries=1, retry_delay=1.0), smtp=smtp_settings(host, port))
+        assert send(sample) == 0  # the retry, 0.5-1.5 s later, finds its connection closed: a new one, not a failure
+    assert sink.recipients() == {email: 1 for email in people}
+    assert journal(sample)[people[0]][:2] == ("sent", 2)
+
+
 def test_starttls_with_a_trusted_ca_file(sample, tmp_path):
     people = write_subscribers(sample / "list.csv", 5)
     certificates = make_certificates(tmp_path)

@@ -1,7 +1,7 @@
 """The SMTP transport: one connection per worker, reused for many messages.
 
 A connection is renewed after ``smtp.messages_per_connection`` messages or when the server closes it
-(421, a dropped connection). TLS always verifies the certificate and the host name, against the system's
+(421, a dropped connection, or a hang-up while it sat idle, found with a NOOP before it is used again). TLS always verifies the certificate and the host name, against the system's
 trust store or ``smtp.ca_file``. Per message: 2xx sent, 4xx (and 421, timeouts, drops) deferred, 5xx
 failed with the server's code and text. Login refused → ``TransportAuthError``; a server that refuses
 the sender or the connection itself with 5xx → ``TransportError``: both stop the campaign.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+import time
 from collections.abc import Sequence
 
 from ..compose.message import Message
@@ -23,6 +24,7 @@ from ..errors import TransientTransportError, TransportAuthError, TransportError
 from .base import Delivery, Transport
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+IDLE_PROBE = 0.25  # seconds unused after which a NOOP checks that the server has not hung up
 
 
 class SmtpTransport(Transport):
@@ -38,6 +40,7 @@ class SmtpTransport(Transport):
         self._password = secret("smtp") if self.settings.username else ""
         self._connection: smtplib.SMTP | None = None
         self._sent_on_connection = 0
+        self._last_used = 0.0
         self._check_settings()
 
     def _check_settings(self) -> None:
@@ -54,6 +57,7 @@ class SmtpTransport(Transport):
         if self._connection is None:
             self._connection = self._connect()
             self._sent_on_connection = 0
+            self._last_used = time.monotonic()
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -139,6 +143,8 @@ class SmtpTransport(Transport):
     def _send(self, message: Message, *, fresh_retry: bool = True) -> Delivery:
         if self._connection is not None and self._sent_on_connection >= max(1, self.settings.messages_per_connection):
             self.close()
+        elif self._connection is not None and time.monotonic() - self._last_used > IDLE_PROBE and not self._alive():
+            self._drop()  # the server hung up while we waited (rate limit, retry delay): nothing was sent on it
         self.open()
         assert self._connection is not None
         self._sent_on_connection += 1
@@ -160,7 +166,16 @@ class SmtpTransport(Transport):
             self._drop()
             reason = "connection lost" if isinstance(exc, smtplib.SMTPServerDisconnected) else _describe(exc)
             return Delivery(message.recipient, "deferred", detail=f"{reason} ({self.where})")
+        finally:
+            self._last_used = time.monotonic()
         return Delivery(message.recipient, "sent", detail="250", message_id=message.headers.get("Message-ID", ""))
+
+    def _alive(self) -> bool:
+        assert self._connection is not None
+        try:
+            return self._connection.noop()[0] == 250
+        except (smtplib.SMTPException, OSError):
+            return False
 
     def _sender_refused(self, message: Message, exc: smtplib.SMTPSenderRefused) -> Delivery:
         """5xx to MAIL FROM refuses every message (552, too big, only this one); 4xx defers it."""
