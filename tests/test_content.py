@@ -159,3 +159,36 @@ def test_local_body_images_get_a_width_capped_to_the_column(tmp_path):
     assert image_size(folder / "articles" / "wide.png") == (1200, 300)
     assert image_size(folder / "articles" / "small.jpg") == (200, 100)
     assert image_size(folder / "issue.md") is None
+
+
+def test_impossible_date_in_front_matter_is_a_content_error(tmp_path):
+    folder = write_issue(tmp_path, articles={"01-x.md": "---\ntitle: x\nauthor: me\ndate: 2021-13-45\n---\nbody"})
+    with pytest.raises(ContentError, match=r"01-x.md:4: .*2021-13-45.*YYYY-MM-DD"):
+        read_issue(folder, config_for(tmp_path))
+
+
+def test_a_link_whose_unsafe_href_is_removed_becomes_plain_text(tmp_path):
+    folder = write_issue(tmp_path, articles={"01-x.md": '---\ntitle: x\n---\nSee <a href="javascript:go()">this</a>.\n'})
+    html = read_issue(folder, config_for(tmp_path)).articles[0].body_html
+    assert "See this." in html and "<a" not in html
+
+
+def test_footnote_markers_in_text_do_not_look_like_link_references():
+    links = LinkRegistry()
+    html = render_markdown("See [site](https://a.example/) and a note[^n].\n\n[^n]: The note.\n").html
+    text = html_to_text(html, links)
+    assert "site [1]" in text and "note[1]" not in text and "note[^1]" in text
+    assert "[^1]: The note." in text or "[^1] The note." in text
+
+
+def test_image_without_alt_names_the_body_line_not_the_front_matter(tmp_path):
+    body = "---\ntitle: x\nimage: pic.png\nimage_alt: A hero\n---\nText\n\n![](pic.png)\n"
+    folder = write_issue(tmp_path, articles={"01-x.md": body})
+    (folder / "articles" / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    notes = read_issue(folder, config_for(tmp_path)).notes
+    assert any("01-x.md:8: image without alt text" in note for note in notes), notes
+
+
+def test_explicit_image_width_wider_than_the_column_is_capped():
+    html = render_markdown('<img src="https://x.example/a.png" width="900" height="300" alt="a">\n').html
+    assert 'width="536"' in html and 'height="300"' not in html

@@ -76,6 +76,9 @@ def _sanitise(root: etree._Element, fragment: Fragment) -> None:
             elif name in ("href", "src") and value.startswith(("javascript:", "vbscript:", "data:text")):
                 fragment.removed.append(f"{value.split(':')[0]}: {name}")
                 del element.attrib[name]
+                if tag == "a":  # a link to nowhere would still look like one: keep only its text
+                    element.drop_tag()
+                    break
 
 
 def _prepare_for_email(root: etree._Element, fragment: Fragment, rewrite_src) -> None:
@@ -90,8 +93,12 @@ def _prepare_for_email(root: etree._Element, fragment: Fragment, rewrite_src) ->
             if rewrite_src:
                 new_src, width = rewrite_src(src)
                 element.set("src", new_src)
-            if width and not element.get("width"):
+            written = element.get("width", "").strip().removesuffix("px")
+            if width and not written:
                 element.set("width", str(min(width, CONTENT_WIDTH)))
+            elif written.isdigit() and int(written) > CONTENT_WIDTH:  # Outlook ignores max-width
+                element.set("width", str(CONTENT_WIDTH))
+                element.attrib.pop("height", None)  # its height would now distort it
             element.set("alt", alt)
             element.set("class", (element.get("class", "") + " content-image").strip())
         elif element.tag == "a" and "footnote-backref" in element.get("class", ""):

@@ -20,6 +20,7 @@ from .text import LinkRegistry, html_to_text
 
 REMOTE_PREFIXES = ("http://", "https://", "data:", "cid:", "mailto:", "//")
 ISSUE_KEYS = {"title", "subject", "preheader", "date", "number", "draft"}
+YAML_DATE = re.compile(r"^\s*[\w-]+\s*:\s*((\d{4})-(\d\d?)-(\d\d?)\b.*?)\s*$")  # an unquoted YAML timestamp
 ARTICLE_KEYS = {"title", "author", "date", "summary", "image", "image_alt", "order", "tags", "draft"}
 
 
@@ -150,7 +151,7 @@ def _render_body(document: _Document, images: _ImageCollector, links: LinkRegist
         notes.append(f"{document.path}: removed {removed} (not allowed in email)")
     for src, alt in fragment.images:
         if not alt.strip():
-            notes.append(f"{_where(document, src)}: image without alt text ({src})")
+            notes.append(f"{_where(document, src, start=document.body_line)}: image without alt text ({src})")
     return fragment.html, html_to_text(fragment.html, links)
 
 
@@ -173,10 +174,27 @@ def _read_document(path: Path) -> _Document:
         raise ContentError(
             f"malformed front matter: {problem}", where=f"{path}{line}", fix="fix the YAML between the --- lines"
         ) from None
+    except ValueError:  # YAML read a timestamp that is no real date (2021-13-45)
+        number, value = _impossible_date(text)
+        raise ContentError(
+            f"not a real date: {value}", where=f"{path}:{number}" if number else str(path), fix="write it as YYYY-MM-DD"
+        ) from None
     if not isinstance(post.metadata, dict):
         raise ContentError("front matter must be a mapping of keys", where=f"{path}:2")
     body_line = text[: len(text) - len(post.content)].count("\n") + 1 if post.content else 1
     return _Document(path=path, text=text, meta=post.metadata, body=post.content, body_line=body_line)
+
+
+def _impossible_date(text: str) -> tuple[int, str]:
+    """(line, value) of the first front-matter date-like value that is no calendar date; (0, '') if none."""
+    for number, line in enumerate(text.splitlines(), 1):
+        match = YAML_DATE.match(line)
+        if match:
+            try:
+                dt.date(*map(int, match.group(2, 3, 4)))
+            except ValueError:
+                return number, match.group(1)
+    return 0, ""
 
 
 def _check_keys(document: _Document, allowed: set[str]) -> None:
@@ -188,10 +206,10 @@ def _check_keys(document: _Document, allowed: set[str]) -> None:
             )  # fmt: skip
 
 
-def _where(document: _Document, needle: str) -> str:
-    """``file:line`` of the first line containing ``needle`` (the file alone if absent)."""
+def _where(document: _Document, needle: str, start: int = 1) -> str:
+    """``file:line`` of the first line from ``start`` on containing ``needle`` (the file alone if absent)."""
     for number, line in enumerate(document.text.splitlines(), 1):
-        if needle and needle in line:
+        if needle and needle in line and number >= start:
             return f"{document.path}:{number}"
     return str(document.path)
 

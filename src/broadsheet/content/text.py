@@ -91,11 +91,12 @@ def _block(element: etree._Element, links: LinkRegistry, width: int) -> str:
 
 def _list(element: etree._Element, links: LinkRegistry, width: int) -> str:
     ordered = element.tag == "ol"
+    footnotes = "footnotes-list" in element.get("class", "")  # numbered apart from the link references
     start = int(element.get("start", "1") or 1)
     items = [li for li in element if isinstance(li.tag, str) and li.tag == "li"]
     lines = []
     for number, item in enumerate(items, start):
-        marker = f"{number}. " if ordered else "- "
+        marker = f"[^{number}]: " if footnotes else f"{number}. " if ordered else "- "
         inner = _blocks(item, links, width - len(marker))
         text = "\n".join(inner)
         first, *rest = text.splitlines() or [""]
@@ -120,6 +121,8 @@ def _inline(element: etree._Element, links: LinkRegistry) -> str:
     if tag == "img":
         alt = element.get("alt", "").strip()
         return f"[{alt}]" if alt else ""
+    if tag == "sup" and "footnote-ref" in element.get("class", ""):
+        return "[^" + element.text_content().strip("[] ") + "]"  # not [1]: that is a link reference
     parts = [element.text or ""]
     for child in element:
         parts.append(_inline(child, links))
