@@ -92,3 +92,13 @@ def test_hundred_thousand_rows_set_up_quickly(journal):
     assert prepared.loaded == 100_000
     assert time.perf_counter() - started < 10
     assert journal.counts(prepared.record)["queued"] == 100_000
+
+
+@pytest.mark.parametrize("make", [lambda path: path.write_bytes(b"not a database " * 20), lambda path: path.mkdir()])
+def test_an_unusable_journal_is_an_error_naming_it(tmp_path, make):
+    path = tmp_path / ".broadsheet" / "state.db"
+    path.parent.mkdir()
+    make(path)
+    with pytest.raises(CampaignError) as caught:
+        Journal.for_project(tmp_path)
+    assert caught.value.where == str(path)

@@ -113,6 +113,17 @@ def test_failures_are_exported_with_their_reasons_and_retried_on_request(sample,
     assert sink.recipients() == {email: 1 for email in people}
 
 
+def test_failed_csv_that_cannot_be_written_is_a_one_line_error(sample, tmp_path, capsys):
+    write_subscribers(sample / "list.csv", 2)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    assert cli(sample, "send", ISSUE, "--yes") == 0
+    capsys.readouterr()
+    target = tmp_path / "no-such-folder" / "failed.csv"
+    assert cli(sample, "status", ISSUE, "--failed-csv", str(target)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"broadsheet: error: {target}: cannot write") and err.count("\n") == 1
+
+
 def test_subscribers_check_lists_every_bad_row(sample, capsys):
     with_bad_rows(sample / "list.csv")
     assert cli(sample, "subscribers", "check", "list.csv") == 1

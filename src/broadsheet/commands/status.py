@@ -60,7 +60,11 @@ def _show(journal: Journal, campaign: CampaignRecord) -> None:
 
 
 def _export(journal: Journal, campaign: CampaignRecord, target: Path, *, first: bool) -> int:
-    with open(target, "w" if first else "a", newline="", encoding="utf-8") as handle:
+    try:
+        handle = open(target, "w" if first else "a", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise CampaignError(f"cannot write the CSV: {exc.strerror}", where=str(target)) from None
+    with handle:
         writer = csv.writer(handle)
         if first:
             writer.writerow(["email", "state", "attempts", "reason", "updated", "transport"])
