@@ -13,6 +13,7 @@ import time
 import pytest
 
 from broadsheet.cli import main
+from support.providers import api  # noqa: F401 - the fixture
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
@@ -122,6 +123,21 @@ def test_failed_csv_that_cannot_be_written_is_a_one_line_error(sample, tmp_path,
     assert cli(sample, "status", ISSUE, "--failed-csv", str(target)) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"broadsheet: error: {target}: cannot write") and err.count("\n") == 1
+
+
+def test_finishing_a_send_over_another_transport_sends_nobody_twice(sample, api, capsys):
+    from test_api_cli import use_fake
+
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 6)]
+    sink = Sink()
+    with smtp_server(sink) as (host, port):
+        configure(sample, send={"transport": "smtp", "list": "list.csv"}, smtp=smtp(host, port))
+        assert cli(sample, "send", ISSUE, "--yes", "--limit", "4") == 0
+    fake, transport = api("postmark")
+    use_fake(sample, "postmark", transport.base_url)  # the SMTP server broke down: finish over the API
+    assert cli(sample, "send", ISSUE, "--yes") == 0
+    assert "4 recipient(s) already sent this issue over smtp" in capsys.readouterr().out
+    assert sorted(sink.recipients()) == people[:4] and sorted(fake.recipients()) == people[4:]
 
 
 def test_subscribers_check_lists_every_bad_row(sample, capsys):

@@ -217,6 +217,28 @@ class Journal:
             )
         return cursor.rowcount
 
+    def skip_sent_elsewhere(self, campaign: CampaignRecord) -> dict[str, int]:
+        """Mark ``sent`` the due rows whose address a send of the same issue over another transport has sent.
+
+        transport -> how many. The outbox only writes files: its campaigns neither count nor are affected.
+        """
+        skipped: dict[str, int] = {}
+        if campaign.transport == "outbox":
+            return skipped
+        for other in self.campaigns_for(campaign.slug, campaign.issue_dir):
+            if other.id == campaign.id or other.transport == "outbox":
+                continue
+            with self._transaction():
+                cursor = self.db.execute(
+                    "UPDATE recipients SET state = 'sent', detail = ?, updated = ? WHERE campaign = ?"
+                    " AND state IN ('queued', 'deferred')"
+                    " AND email IN (SELECT email FROM recipients WHERE campaign = ? AND state = 'sent')",
+                    (f"already sent over {other.transport}", time.time(), campaign.id, other.id),
+                )
+            if cursor.rowcount:
+                skipped[other.transport] = skipped.get(other.transport, 0) + cursor.rowcount
+        return skipped
+
     def requeue(self, campaign: CampaignRecord, state: str) -> int:
         """Put every current ``failed`` or ``unknown`` row back in the queue (``--retry-failed/-unknown``)."""
         with self._transaction():

@@ -142,6 +142,8 @@ def _prepare(journal: Journal, args, config: Config, slug: str, transport_name: 
         for state, flag in (("failed", args.retry_failed), ("unknown", args.retry_unknown)):
             if flag:
                 print(f"re-queued {journal.requeue(prepared.record, state):,} {state} recipient(s)")
+    for other, count in journal.skip_sent_elsewhere(prepared.record).items():
+        print(f"{count:,} recipient(s) already sent this issue over {other}: recorded as sent, not sent again")
     return prepared
 
 
