@@ -80,3 +80,48 @@ def test_screenshot_command(project: Path, tmp_path: Path, monkeypatch):
 
     with Image.open(out) as image:
         assert image.size[0] == 375 and image.size[1] > 1000
+
+
+# Each element with text of its own: its computed colour and the first opaque background behind it.
+TEXT_COLOURS = """
+function opaque(c) { var m = c.match(/[\\d.]+/g); return m && (m.length < 4 || Number(m[3]) > 0.5); }
+var out = [];
+document.querySelectorAll("body *").forEach(function (e) {
+  var own = Array.prototype.some.call(e.childNodes, function (n) { return n.nodeType === 3 && n.textContent.trim(); });
+  if (!own || !e.offsetParent && e.tagName !== "BODY") return;
+  var bg = null;
+  for (var a = e; a && !bg; a = a.parentElement) {
+    var c = getComputedStyle(a).backgroundColor;
+    if (opaque(c)) bg = c;
+  }
+  out.push([e.textContent.trim().slice(0, 40), getComputedStyle(e).color, bg || "rgb(255, 255, 255)"]);
+});
+return out;
+"""
+
+
+def test_email_in_dark_mode_and_on_a_small_screen(project: Path, tmp_path: Path):
+    """Dark mode keeps every text readable; a long code line does not make the mobile email scroll sideways."""
+    require_chromium()
+    from broadsheet.lint.colour import contrast, parse_colour
+
+    issue = project / "issues" / SLUG
+    (issue / "articles" / "03-code.md").write_text(
+        "---\ntitle: Code\n---\nRun this:\n\n```\nresult = some_function(argument_one, argument_two, "
+        "argument_three, argument_four)\n```\n\n| a | b |\n|---|---|\n| `x` | y |\n\n> A quote with a [link](https://example.org/q).\n",
+        encoding="utf-8")
+    with Preview(issue, port=0, config_path=project / "broadsheet.toml", watch=False) as preview, browser() as driver:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 375, "height": 800, "deviceScaleFactor": 1, "mobile": True})
+        driver.get(preview.url + "email.html")
+        width = driver.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 375, f"the email is {width} px wide on a 375 px screen"
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                               {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        driver.get(preview.url + "email.html")
+        driver.save_screenshot(str(tmp_path / "dark.png"))
+        runs = driver.execute_script(TEXT_COLOURS)
+    assert any(text == ARTICLE_TITLE[:40] for text, _, _ in runs)
+    unreadable = [(text, colour, background) for text, colour, background in runs
+                  if contrast(parse_colour(colour), parse_colour(background)) < 3.0]
+    assert not unreadable, f"text hard to read in dark mode: {unreadable[:5]}"
