@@ -117,6 +117,20 @@ def test_an_unexpected_compose_error_stops_the_campaign_instead_of_hanging(campa
     assert (counts["sent"], counts["queued"], counts["sending"]) == (5, 55, 0)  # nothing of that batch went out
 
 
+def test_many_recipients_rejected_by_compose_do_not_stop_the_campaign(campaign):
+    config, journal, record, composer = campaign
+
+    def compose_row(row):  # the first 30 rows lack what the theme needs
+        if row.line <= 31:
+            raise RecipientRejected("the issue template fails for this subscriber: 'company' is undefined")
+        return composer.compose(subscriber_from_row(row))
+
+    result = CampaignRunner(journal, record, lambda: OutboxTransport(config, slug="x"), compose_row,
+                            Settings(connections=2, batch_size=5), max_batch=5, rejected=(RecipientRejected,)).run()
+    assert result.error is None  # the server refused no one: nothing says the transport is broken
+    assert (result.this_run["failed"], result.this_run["sent"]) == (30, 30)
+
+
 def test_backoff_doubles_with_jitter(campaign):
     run = runner(campaign, lambda: None, retry_delay=2.0)
     assert 1.0 <= run._backoff(1) <= 3.0

@@ -59,6 +59,7 @@ class _Batch:
     rows: list[Row]
     deliveries: list[Delivery | None]  # None: not sent (stopped first, or after a fatal error)
     error: BaseException | None = None
+    rejected: frozenset[int] = frozenset()  # positions compose refused: the transport never saw them
 
 
 ComposeRow = Callable[[Row], Message]
@@ -180,7 +181,7 @@ class CampaignRunner:
             if outcome.counts_attempt:
                 result.this_run[outcome.state] += 1
         self.rate.add(sum(1 for o in outcomes if o.state == "sent"))
-        self._watch_refusals(outcomes, result)
+        self._watch_refusals([o for i, o in enumerate(outcomes) if i not in batch.rejected], result)
         if isinstance(error, TransientTransportError):
             transient_in_a_row += 1
             if transient_in_a_row >= (self.settings.retries + 1) * self.workers:
@@ -281,8 +282,9 @@ class CampaignRunner:
                 positions.append(position)
             except self.rejected as exc:
                 deliveries[position] = Delivery(row.email, "failed", detail=getattr(exc, "reason", str(exc)))
+        rejected = frozenset(set(range(len(rows))) - set(positions))
         if not messages or not self.limiter.acquire(len(messages), self.stop):
-            return _Batch(index, rows, deliveries)
+            return _Batch(index, rows, deliveries, rejected=rejected)
         try:
             sent = transport.send_batch(messages)
             error = None
@@ -290,7 +292,7 @@ class CampaignRunner:
             sent, error = list(getattr(exc, "deliveries", [])), exc
         for position, delivery in zip(positions, sent):
             deliveries[position] = delivery
-        return _Batch(index, rows, deliveries, error)
+        return _Batch(index, rows, deliveries, error, rejected)
 
 
 def _as_broadsheet_error(exc: BaseException) -> BroadsheetError:
