@@ -108,6 +108,12 @@ def test_port_taken_is_a_clear_error(project: Path):
     assert f"127.0.0.1:{port}: cannot listen on port {port}: it is already in use" in done.stderr
 
 
+def test_port_out_of_range_is_a_clear_error(project: Path):
+    with pytest.raises(BroadsheetError, match="cannot listen on port 99999") as caught:
+        Preview(project / "issues" / SLUG, port=99999, config_path=project / "broadsheet.toml").start()
+    assert caught.value.fix and "--port" in caught.value.fix
+
+
 def test_reload_event_after_a_save_and_errors_keep_the_last_good_build(preview, project: Path):
     article = project / "issues" / SLUG / "articles" / "02-contact.md"
     source = article.read_text(encoding="utf-8")

@@ -67,8 +67,8 @@ class PreviewHTTPServer(ThreadingHTTPServer):
         self.events = events
         try:
             super().__init__((HOST, port), PreviewHandler)
-        except OSError as exc:
-            taken = exc.errno in (errno.EADDRINUSE, errno.EACCES)
+        except (OSError, OverflowError) as exc:  # OverflowError: a port above 65535
+            taken = getattr(exc, "errno", None) in (errno.EADDRINUSE, errno.EACCES)
             raise BroadsheetError(
                 f"cannot listen on port {port}: " + ("it is already in use" if taken else str(exc)),
                 where=f"{HOST}:{port}", fix="choose another port with --port N, or stop the other server",
