@@ -192,3 +192,11 @@ def test_image_without_alt_names_the_body_line_not_the_front_matter(tmp_path):
 def test_explicit_image_width_wider_than_the_column_is_capped():
     html = render_markdown('<img src="https://x.example/a.png" width="900" height="300" alt="a">\n').html
     assert 'width="536"' in html and 'height="300"' not in html
+
+
+def test_wide_table_rows_are_wrapped_in_the_text_part():
+    row = "| " + " | ".join(f"cell number {n} with words" for n in range(6)) + " |"
+    html = render_markdown("| " + " | ".join("h" * 6 for _ in range(6)) + " |\n|" + "---|" * 6 + "\n" + row + "\n").html
+    text = html_to_text(html, LinkRegistry())
+    assert "cell number 5 with words" in " ".join(text.split())
+    assert all(len(line) <= 78 for line in text.splitlines()), text

@@ -83,7 +83,7 @@ def _block(element: etree._Element, links: LinkRegistry, width: int) -> str:
     if tag == "hr":
         return "-" * 20
     if tag == "table":
-        return _table(element, links)
+        return _table(element, links, width)
     if tag in ("div", "figure"):
         return "\n\n".join(_blocks(element, links, width))
     return wrap(_squash(_inline(element, links)), width)
@@ -105,11 +105,12 @@ def _list(element: etree._Element, links: LinkRegistry, width: int) -> str:
     return "\n".join(lines)
 
 
-def _table(element: etree._Element, links: LinkRegistry) -> str:
+def _table(element: etree._Element, links: LinkRegistry, width: int) -> str:
+    """One line per row, cells joined by ' | '; a row too long for ``width`` wraps, indented."""
     rows = []
     for row in element.iter("tr"):
         cells = [_squash(_inline(cell, links)) for cell in row if isinstance(cell.tag, str)]
-        rows.append(" | ".join(cells))
+        rows.append(wrap(" | ".join(cells), width, indent="  "))
     return "\n".join(rows)
 
 
