@@ -58,9 +58,16 @@ def test_table_expected(tmp_path):
         load_config(write(tmp_path, 'smtp = "localhost"\n'))
 
 
-def test_invalid_toml_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="invalid TOML"):
-        load_config(write(tmp_path, "name = \n"))
+def test_invalid_toml_is_a_config_error_naming_the_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"broadsheet.toml:2: invalid TOML"):
+        load_config(write(tmp_path, 'language = "en"\nname = \n'))
+
+
+def test_config_not_utf8_names_the_line_and_the_fix(tmp_path):
+    path = tmp_path / "broadsheet.toml"
+    path.write_bytes(b'language = "en"\nname = "Caf\xe9"\n')
+    with pytest.raises(ConfigError, match=r"broadsheet.toml:2: .*not UTF-8.*save it as UTF-8"):
+        load_config(path)
 
 
 def test_integers_accepted_for_floats_and_bools_refused_for_ints(tmp_path):

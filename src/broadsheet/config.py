@@ -191,15 +191,23 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     if found is None:
         return Config(root=(start or Path.cwd()).resolve())
     try:
-        text = found.read_text(encoding="utf-8")
+        raw = found.read_bytes()
     except FileNotFoundError:
         raise ConfigError("config file not found", where=str(found), fix="check the --config path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the config: {exc}", where=str(found)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config: {exc.strerror}", where=str(found)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError("the config is not UTF-8", where=f"{found}:{line}", fix="save it as UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", where=str(found), fix="fix the TOML syntax") from None
+        line = re.search(r"at line (\d+)", str(exc))
+        raise ConfigError(
+            f"invalid TOML: {exc}", where=f"{found}:{line[1]}" if line else str(found), fix="fix the TOML syntax"
+        ) from None
     reader = _Reader(found, text)
     values = reader.table(Config, data, prefix="")
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
