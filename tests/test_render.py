@@ -10,7 +10,7 @@ from support.issues import write_issue
 
 from broadsheet.config import Config, load_config
 from broadsheet.content import read_issue
-from broadsheet.errors import TemplateError
+from broadsheet.errors import ConfigError, TemplateError
 from broadsheet.render import build_issue, write_build
 from broadsheet.render.compile import compile_mjml
 
@@ -193,3 +193,29 @@ def test_emitted_mjml_passes_the_official_validator_in_strict_mode(tmp_path, sam
     failed = subprocess.run([str(MJML_CLI), "--validate", str(broken), "--config.validationLevel=strict"],
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert failed.returncode != 0
+
+
+def test_missing_include_names_the_including_template_line_and_the_fix(project):
+    main = project / "templates" / "default" / "email.mjml.j2"
+    main.write_text(main.read_text().replace('"style.css"', '"styles.css"'), encoding="utf-8")
+    line = next(n for n, text in enumerate(main.read_text().splitlines(), 1) if "styles.css" in text)
+    with pytest.raises(TemplateError) as raised:
+        build_issue(project / "issues" / SAMPLE.name, load_config(project / "broadsheet.toml"))
+    assert f"email.mjml.j2:{line}: template not found: styles.css" in str(raised.value)
+    assert raised.value.fix
+
+
+def test_template_syntax_error_says_how_to_fix_it(project):
+    partial = project / "templates" / "default" / "partials" / "intro.mjml.j2"
+    partial.write_text(partial.read_text() + "\n{{ issue.title }\n", encoding="utf-8")
+    with pytest.raises(TemplateError) as raised:
+        build_issue(project / "issues" / SAMPLE.name, load_config(project / "broadsheet.toml"))
+    assert "intro.mjml.j2:" in str(raised.value) and raised.value.fix
+
+
+def test_missing_logo_names_the_config_file(project):
+    config = project / "broadsheet.toml"
+    config.write_text(config.read_text().replace("assets/bcecc-logo.png", "assets/none.png"), encoding="utf-8")
+    line = next(n for n, text in enumerate(config.read_text().splitlines(), 1) if "assets/none.png" in text)
+    with pytest.raises(ConfigError, match=rf"broadsheet.toml:{line}: logo not found: assets/none.png"):
+        build_issue(project / "issues" / SAMPLE.name, load_config(config))

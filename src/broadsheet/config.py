@@ -143,6 +143,15 @@ class Config:
         """A path from the config, relative to the project root."""
         return (self.root / relative).resolve()
 
+    def where(self, dotted: str) -> str:
+        """``file:line`` of a key such as ``brand.logo`` in the config file (for errors)."""
+        if self.path is None:
+            return f"{CONFIG_NAME} [{dotted}]"
+        try:
+            return _Reader(self.path, self.path.read_text(encoding="utf-8")).line_of(dotted)
+        except (OSError, UnicodeDecodeError):
+            return str(self.path)
+
     @property
     def theme_dir(self) -> Path:
         candidate = Path(self.theme)

@@ -91,11 +91,15 @@ def _render(environment: jinja2.Environment, name: str, context: dict[str, Any],
         return environment.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
         where = f"{exc.filename or name}:{exc.lineno}"
-        raise TemplateError(f"template syntax error: {exc.message}", where=where) from None
+        raise TemplateError(f"template syntax error: {exc.message}", where=where,
+                            fix="fix the {{ }} or {% %} on that line of the theme") from None
     except jinja2.TemplateNotFound as exc:
-        raise TemplateError(f"template not found: {exc.name}", where=str(environment.loader.searchpath[0])) from None
+        folder = environment.loader.searchpath[0]
+        raise TemplateError(f"template not found: {exc.name}", where=_template_frame(exc) or folder,
+                            fix=f"add {exc.name} to {folder} or fix the name") from None
     except (jinja2.UndefinedError, TypeError, AttributeError) as exc:
-        raise TemplateError(f"template error: {exc}", where=_template_frame(exc) or name) from None
+        raise TemplateError(f"template error: {exc}", where=_template_frame(exc) or name,
+                            fix="check the name against the issue, article, config, brand and footer fields") from None
 
 
 def _template_frame(exc: BaseException) -> str | None:
@@ -110,7 +114,8 @@ def _logo(config: Config, slug: str) -> tuple[str, tuple[tuple[str, Path], ...]]
         return logo, ()
     path = config.resolve(logo)
     if not path.is_file():
-        raise ConfigError(f"logo not found: {logo}", where="brand.logo", fix=f"add {path} or fix brand.logo")
+        raise ConfigError(f"logo not found: {logo}", where=config.where("brand.logo"),
+                          fix=f"add {path} or fix brand.logo")
     name = f"logo-{path.name}"
     src = f"{config.base_url.rstrip('/')}/{slug}/images/{name}" if config.base_url else f"images/{name}"
     return src, ((name, path),)
