@@ -157,6 +157,14 @@ def test_quoted_multiline_values_keep_line_numbers(tmp_path):
     assert subscribers.problems[0].line == 4
 
 
+def test_an_unclosed_quote_swallowing_rows_is_reported_with_the_lines_it_took(tmp_path):
+    text = 'email,name\nann@example.org,"Ann\nbob@example.org,Bob\ncarl@example.org,Carl\n'
+    subscribers = SubscriberList(write(tmp_path, text))
+    assert emails(subscribers) == []
+    [problem] = subscribers.problems
+    assert problem.line == 2 and "quote" in problem.reason and "lines 2-4" in problem.reason
+
+
 def test_each_pass_starts_counting_afresh(tmp_path):
     subscribers = SubscriberList(write(tmp_path, "email\nann@example.org\nann@example.org\nbad\n"))
     list(subscribers)

@@ -19,6 +19,7 @@ BOM = b"\xef\xbb\xbf"
 class CsvRow:
     line: int  # where the row starts in the file
     values: list[str]
+    end: int = 0  # where it ends (later than ``line`` when a quoted value holds line breaks)
 
 
 class CsvFile:
@@ -46,7 +47,7 @@ class CsvFile:
                 except StopIteration:
                     return
                 if any(value.strip() for value in values):
-                    yield CsvRow(start, values)
+                    yield CsvRow(start, values, reader.line_num)
         except csv.Error as exc:
             raise AudienceError(f"unreadable CSV: {exc}", where=f"{self.path}:{reader.line_num}") from None
 

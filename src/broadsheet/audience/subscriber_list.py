@@ -76,6 +76,9 @@ class SubscriberList:
         """The row as a Subscriber, or None after recording why it cannot be one."""
         values = row.values
         raw_email = columns.get(values, "email").strip()
+        if row.end > row.line and columns.swallows_rows(values):
+            reason = f"a quote on this row is not closed: lines {row.line}-{row.end} were read as one row"
+            return self._problem(row, raw_email, reason + " (close or remove the quote)")
         if columns.overflows(values):
             quote = f"quote values that contain '{columns.delimiter}'"
             return self._problem(row, raw_email, f"{len(values)} values for {len(columns.header)} columns ({quote})")
@@ -154,6 +157,12 @@ class _Columns:
     def overflows(self, values: list[str]) -> bool:
         """More non-empty values than columns (trailing empty ones, as spreadsheets write, are fine)."""
         return any(value.strip() for value in values[len(self.header) :])
+
+    def swallows_rows(self, values: list[str]) -> bool:
+        """A value whose later lines look like rows of their own (a delimiter and an '@'): an unclosed quote."""
+        return any(
+            self.delimiter in line and "@" in line for value in values for line in value.splitlines()[1:]
+        )
 
     def get(self, values: list[str], name: str) -> str:
         index = self.index[name]
