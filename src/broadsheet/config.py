@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ConfigError
+from .errors import BroadsheetError, ConfigError
 
 CONFIG_NAME = "broadsheet.toml"
 
@@ -199,17 +199,9 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     found = Path(path) if path is not None else find_config(start)
     if found is None:
         return Config(root=(start or Path.cwd()).resolve())
-    try:
-        raw = found.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError("config file not found", where=str(found), fix="check the --config path") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the config: {exc.strerror}", where=str(found)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError("the config is not UTF-8", where=f"{found}:{line}", fix="save it as UTF-8") from None
+    if not found.exists():
+        raise ConfigError("config file not found", where=str(found), fix="check the --config path")
+    text = read_utf8(found, ConfigError)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -220,6 +212,19 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     reader = _Reader(found, text)
     values = reader.table(Config, data, prefix="")
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
+
+
+def read_utf8(path: Path, error: type[BroadsheetError]) -> str:
+    """The text of a UTF-8 file (a BOM is dropped); unreadable or not UTF-8 raises ``error`` naming file:line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read the file: {exc.strerror}", where=str(path)) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise error("the file is not UTF-8", where=f"{path}:{line}", fix="save it as UTF-8") from None
 
 
 class _Reader:

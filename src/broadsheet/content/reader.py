@@ -11,7 +11,7 @@ from typing import Any
 import frontmatter
 import yaml
 
-from ..config import Config
+from ..config import Config, read_utf8
 from ..errors import ContentError
 from .images import image_size
 from .markdown import render_markdown
@@ -156,15 +156,7 @@ def _render_body(document: _Document, images: _ImageCollector, links: LinkRegist
 
 
 def _read_document(path: Path) -> _Document:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ContentError(f"cannot read the file: {exc.strerror}", where=str(path)) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ContentError("the file is not UTF-8", where=f"{path}:{line}", fix="save it as UTF-8") from None
+    text = read_utf8(path, ContentError)
     try:
         post = frontmatter.loads(text)
     except yaml.YAMLError as exc:

@@ -9,16 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
 from .colour import contrast, hex_of
 from .document import EmailDocument, collapse, shorten
 from .findings import Finding
 from .sources import SourceIndex, display, text_needles
 from .validator import validate
 
-GMAIL_CLIP_BYTES = 102 * 1024  # Gmail clips messages whose HTML is larger than about 102 KB
 SIZE_WARNING_BYTES = 90 * 1024
 PREHEADER_MAX = 100
-SUBJECT_MAX = 78
 INVISIBLE_CONTRAST = 1.5  # below this, text is effectively hidden: a spam signal
 LOW_CONTRAST = 3.0  # WCAG minimum for large text
 SAFE_SCHEMES = {"mailto", "tel", "sms"}
@@ -217,8 +216,8 @@ def check_subject(ctx: LintContext) -> Iterator[Finding]:
     subject = ctx.subject.strip()
     if not subject:
         yield Finding("subject", "error", "the issue has no subject", ctx.issue_key("subject"))
-    elif len(subject) > SUBJECT_MAX:
-        yield Finding("subject", "warning", f"the subject is {len(subject)} characters, over {SUBJECT_MAX}: "
+    elif len(subject) > SUBJECT_LIMIT:
+        yield Finding("subject", "warning", f"the subject is {len(subject)} characters, over {SUBJECT_LIMIT}: "
                       "inboxes cut it", ctx.issue_key("subject"))
 
 
