@@ -175,7 +175,7 @@ def test_ctrl_c_finishes_in_flight_messages_records_them_and_says_how_to_resume(
     assert {email for email, state in after.items() if state == "sent"} == set(sink.recipients())
 
 
-def test_a_send_killed_with_sigkill_resumes_without_loss_or_extra_duplicates(sample):
+def test_a_send_killed_with_sigkill_resumes_without_loss_or_extra_duplicates(sample, capsys):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 80)]
     sink = Sink(delay=0.015)
     with smtp_server(sink) as (host, port):
@@ -184,6 +184,9 @@ def test_a_send_killed_with_sigkill_resumes_without_loss_or_extra_duplicates(sam
         process.communicate()
         in_flight = {email for email, state in states(sample).items() if state == "sending"}
         assert 0 < len(in_flight) <= 2 * 5
+        assert cli(sample, "status", ISSUE) == 0  # no send runs any more: status reports them as unknown
+        assert f"sending 0 · sent {80 - len(in_flight) - list(states(sample).values()).count('queued')} · " \
+            f"failed 0 · deferred 0 · unknown {len(in_flight)}" in capsys.readouterr().out
         assert cli(sample, "send", ISSUE, "--yes") == 1  # finished, but some are unknown
         after = states(sample)
         assert {email for email, state in after.items() if state == "unknown"} == in_flight

@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
         campaigns = journal.campaigns_for(_slug(args.issue_dir, config), issue_key(args.issue_dir, config.root))
         if not campaigns:
             raise CampaignError("no send has started for this issue", where=str(args.issue_dir))
+        if _no_send_running(journal):  # rows still 'sending' were in flight when a send died (kill -9, crash)
+            for campaign in campaigns:
+                journal.recover_in_flight(campaign)
         for campaign in campaigns:
             _show(journal, campaign)
         if args.failed_csv:
@@ -57,6 +60,15 @@ def _show(journal: Journal, campaign: CampaignRecord) -> None:
         print("  unknown: in flight when a send stopped; resend with: broadsheet send … --retry-unknown")
     if counts["failed"]:
         print("  failed: resend with: broadsheet send … --retry-failed")
+
+
+def _no_send_running(journal: Journal) -> bool:
+    """Take the send lock (held until the journal closes) if no 'broadsheet send' holds it."""
+    try:
+        journal.lock()
+    except CampaignError:
+        return False
+    return True
 
 
 def _export(journal: Journal, campaign: CampaignRecord, target: Path, *, first: bool) -> int:
