@@ -112,15 +112,20 @@ def _check_lint(rendered, issue, config: Config, *, force: bool) -> None:
 
 
 def _subscriber_list(args: argparse.Namespace, config: Config):
+    path = args.list_file if args.list_file is not None else config.resolve(config.send.list)
+    return subscriber_list(Path(path), config, args.segment, fix="pass --list FILE or set send.list")
+
+
+def subscriber_list(path: Path, config: Config, segments, *, fix: str | None = None):
+    """The list at ``path`` as send reads it, with the config's suppression file when it exists."""
     from ..audience import SubscriberList
 
-    path = args.list_file if args.list_file is not None else config.resolve(config.send.list)
-    if not Path(path).is_file():
-        raise AudienceError("subscriber list not found", where=str(path), fix="pass --list FILE or set send.list")
+    if not path.is_file():
+        raise AudienceError("subscriber list not found", where=str(path), fix=fix)
     suppressions = config.resolve(config.send.suppressions) if config.send.suppressions else None
     if suppressions is not None and not suppressions.is_file():
         suppressions = None
-    return SubscriberList(Path(path), segments=args.segment, suppressions=suppressions)
+    return SubscriberList(path, segments=segments, suppressions=suppressions)
 
 
 def _prepare(journal: Journal, args, config: Config, slug: str, transport_name: str, subscribers) -> Prepared:

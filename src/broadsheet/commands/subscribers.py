@@ -10,7 +10,6 @@ import argparse
 from pathlib import Path
 
 from . import project_config
-from ..errors import AudienceError
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -29,15 +28,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..audience import SubscriberList
+    from .send import subscriber_list
 
-    config = project_config(args)
-    if not args.file.is_file():
-        raise AudienceError("subscriber list not found", where=str(args.file))
-    suppressions = config.resolve(config.send.suppressions) if config.send.suppressions else None
-    subscribers = SubscriberList(
-        args.file, segments=args.segment, suppressions=suppressions if suppressions and suppressions.is_file() else None
-    )
+    subscribers = subscriber_list(args.file, project_config(args), args.segment)
     count = sum(1 for _ in subscribers)
     for problem in subscribers.problems:
         print(f"{args.file}:{problem.line}: {problem.reason}" + (f" ({problem.email})" if problem.email else ""))
