@@ -173,16 +173,21 @@ def test_as_subscriber_from_the_list(project: Path):
         assert isinstance(running.current.error, AudienceError)
 
 
-def test_ctrl_c_exits_cleanly(project: Path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_exits_cleanly(project: Path, tmp_path: Path, stop: signal.Signals):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
     process = subprocess.Popen([sys.executable, "-m", "broadsheet", "preview", f"issues/{SLUG}", "--port", "0"],
                                cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(temporary)})
     try:
         lines = [process.stdout.readline(), process.stdout.readline()]
         assert any("previewing" in line and "http://127.0.0.1:" in line for line in lines), lines
-        process.send_signal(signal.SIGINT)
+        assert list(temporary.glob("broadsheet-preview-*"))
+        process.send_signal(stop)
         out, err = process.communicate(timeout=10)
     finally:
         process.kill()
     assert process.returncode == 0, err
     assert "stopped" in out and "Traceback" not in err
+    assert not list(temporary.glob("broadsheet-preview-*")), "the temporary builds were left behind"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 import webbrowser
 from pathlib import Path
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     port = config.preview.port if args.port is None else args.port
     if args.as_email:
         find_subscriber(config, args.as_email)  # an unknown address is an error now, not a page later
+    signal.signal(signal.SIGTERM, _interrupt)  # kill or a service manager: as clean as Ctrl-C
     try:
         with Preview(folder, port=port, config_path=config_path, as_email=args.as_email, report=_report) as preview:
             print(f"previewing {folder.name} at {preview.url} (Ctrl-C to stop)", flush=True)
@@ -52,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopped", flush=True)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _screenshot(folder: Path, config_path: Path | None, args: argparse.Namespace) -> int:
