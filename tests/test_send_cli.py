@@ -95,6 +95,15 @@ def test_test_copy_is_personalised_marked_and_not_journaled(sample):
     assert states(sample) == {}
 
 
+@pytest.mark.parametrize("extra", [["--dry-run"], ["--retry-failed"], ["--limit", "2"]])
+def test_test_copy_refuses_options_it_would_ignore(sample, capsys, extra):
+    write_subscribers(sample / "list.csv", 2)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    assert cli(sample, "send", ISSUE, "--test", "editor@example.net", *extra) == 2
+    assert f"{extra[0]} does not go with --test" in capsys.readouterr().err
+    assert not (sample / "outbox").exists()
+
+
 def test_failures_are_exported_with_their_reasons_and_retried_on_request(sample, tmp_path, capsys):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 6)]
     sink = Sink(replies={people[2]: "550 5.1.1 mailbox unavailable"})

@@ -53,6 +53,12 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.as_email and not args.test:
         raise CampaignError("--as only goes with --test", fix="add --test ADDRESS")
+    if args.test:  # a test copy is one message, never journaled: these would be silently ignored
+        ignored = {"--dry-run": args.dry_run, "--limit": args.limit is not None,
+                   "--retry-failed": args.retry_failed, "--retry-unknown": args.retry_unknown}
+        given = [flag for flag, on in ignored.items() if on]
+        if given:
+            raise CampaignError(f"{given[0]} does not go with --test", fix=f"leave out {given[0]} or --test")
     if args.limit is not None and args.limit < 1:
         raise CampaignError("--limit must be 1 or more")
     config = project_config(args)
