@@ -219,3 +219,16 @@ def test_missing_logo_names_the_config_file(project):
     line = next(n for n, text in enumerate(config.read_text().splitlines(), 1) if "assets/none.png" in text)
     with pytest.raises(ConfigError, match=rf"broadsheet.toml:{line}: logo not found: assets/none.png"):
         build_issue(project / "issues" / SAMPLE.name, load_config(config))
+
+
+def test_article_titles_stand_out_from_the_headings_inside_articles(sample):
+    rendered, _ = sample
+    document = lxml.html.fromstring(personalise(rendered.html))
+
+    def size(element) -> int:
+        return int(re.search(r"font-size:\s*(\d+)px", element.get("style", "")).group(1))
+
+    titles = document.xpath('//h2[contains(@class, "article-title")]')
+    headings = [h for h in document.iter("h2") if h not in titles]
+    assert titles and headings
+    assert min(size(t) for t in titles) >= max(size(h) for h in headings) + 3
