@@ -200,3 +200,14 @@ def test_wide_table_rows_are_wrapped_in_the_text_part():
     text = html_to_text(html, LinkRegistry())
     assert "cell number 5 with words" in " ".join(text.split())
     assert all(len(line) <= 78 for line in text.splitlines()), text
+
+
+@pytest.mark.parametrize("raw", [
+    '<svg><a xlink:href="javascript:alert(1)">x</a></svg>',
+    '<math><mi xlink:href="javascript:alert(1)">x</mi></math>',
+    '<img src="https://x.example/a.png" srcset="javascript:alert(1)" alt="a">',
+    '<a href="https://x.example/" formaction="javascript:alert(1)">x</a>',
+])
+def test_script_urls_in_any_url_attribute_are_removed(raw):
+    fragment = render_markdown(raw + "\n")
+    assert "javascript" not in fragment.html and fragment.removed

@@ -15,8 +15,10 @@ from mdit_py_plugins.footnote import footnote_plugin
 # Elements that never belong in an email: removed with everything inside them.
 FORBIDDEN_ELEMENTS = (
     "script", "iframe", "frame", "frameset", "object", "embed", "applet", "form", "input", "button",
-    "select", "textarea", "style", "link", "meta", "base",
+    "select", "textarea", "style", "link", "meta", "base", "svg", "math",
 )  # fmt: skip
+# Attributes holding a URL, where a javascript: (or vbscript:, data:text) address would run.
+URL_ATTRIBUTES = {"href", "src", "srcset", "action", "formaction", "background", "poster", "data", "xlink:href"}
 
 
 @lru_cache(maxsize=1)
@@ -73,10 +75,10 @@ def _sanitise(root: etree._Element, fragment: Fragment) -> None:
             if name.lower().startswith("on"):
                 fragment.removed.append(f"{name}= attribute")
                 del element.attrib[name]
-            elif name in ("href", "src") and value.startswith(("javascript:", "vbscript:", "data:text")):
+            elif name.lower() in URL_ATTRIBUTES and value.startswith(("javascript:", "vbscript:", "data:text")):
                 fragment.removed.append(f"{value.split(':')[0]}: {name}")
                 del element.attrib[name]
-                if tag == "a":  # a link to nowhere would still look like one: keep only its text
+                if tag == "a" and name.lower() == "href":  # a link to nowhere would still look like one
                     element.drop_tag()
                     break
 
