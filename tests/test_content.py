@@ -211,3 +211,10 @@ def test_wide_table_rows_are_wrapped_in_the_text_part():
 def test_script_urls_in_any_url_attribute_are_removed(raw):
     fragment = render_markdown(raw + "\n")
     assert "javascript" not in fragment.html and fragment.removed
+
+
+def test_removed_html_notes_name_the_line(tmp_path):
+    body = "---\ntitle: x\n---\nText\n\n<script>alert(1)</script>\n\nHi <b onclick=\"x()\">there</b>\n"
+    folder = write_issue(tmp_path, articles={"01-x.md": body})
+    notes = " ".join(read_issue(folder, config_for(tmp_path)).notes)
+    assert "01-x.md:6: removed <script>" in notes and "01-x.md:8: removed onclick= attribute" in notes

@@ -147,8 +147,9 @@ def _article(document: _Document, images: _ImageCollector, links: LinkRegistry, 
 
 def _render_body(document: _Document, images: _ImageCollector, links: LinkRegistry, notes: list[str]) -> tuple[str, str]:
     fragment = render_markdown(document.body, rewrite_src=lambda src: images.relocate_with_width(src, "", document))
-    for removed in sorted(set(fragment.removed)):
-        notes.append(f"{document.path}: removed {removed} (not allowed in email)")
+    for removed in sorted(set(fragment.removed)):  # "<script>", "onclick= attribute", "javascript: href"
+        where = _where(document, removed.split()[0].rstrip(">"), start=document.body_line)
+        notes.append(f"{where}: removed {removed} (not allowed in email)")
     for src, alt in fragment.images:
         if not alt.strip():
             notes.append(f"{_where(document, src, start=document.body_line)}: image without alt text ({src})")
