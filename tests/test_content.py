@@ -218,3 +218,14 @@ def test_removed_html_notes_name_the_line(tmp_path):
     folder = write_issue(tmp_path, articles={"01-x.md": body})
     notes = " ".join(read_issue(folder, config_for(tmp_path)).notes)
     assert "01-x.md:6: removed <script>" in notes and "01-x.md:8: removed onclick= attribute" in notes
+
+
+def test_image_file_names_with_spaces_and_accents(tmp_path):
+    body = "---\ntitle: x\n---\n![One](<my pic.png>)\n\n![Two](café.png)\n"
+    folder = write_issue(tmp_path, articles={"01-x.md": body})
+    for name in ("my pic.png", "café.png"):
+        (folder / "articles" / name).write_bytes(b"\x89PNG\r\n\x1a\n")
+    issue = read_issue(folder, config_for(tmp_path, base_url="https://news.example.org"))
+    assert sorted(image.src for image in issue.images) == ["café.png", "my pic.png"]
+    html = issue.articles[0].body_html
+    assert "/images/my%20pic.png" in html and "/images/caf%C3%A9.png" in html

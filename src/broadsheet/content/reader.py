@@ -7,13 +7,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import frontmatter
 import yaml
 
 from ..config import Config, read_utf8
 from ..errors import ContentError
-from .images import image_size
+from .images import image_size, published_src
 from .markdown import render_markdown
 from .model import Article, Image, Issue
 from .text import LinkRegistry, html_to_text
@@ -49,18 +50,19 @@ class _ImageCollector:
         """The published src of ``src`` and, for a local file, its width in pixels."""
         if not src or src.startswith(REMOTE_PREFIXES):
             return src, None
-        path = (document.path.parent / src.split("#")[0].split("?")[0]).resolve()
+        written = unquote(src.split("#")[0].split("?")[0])  # Markdown gives "my%20pic.png" for <my pic.png>
+        path = (document.path.parent / written).resolve()
         if not path.is_file():
             raise ContentError(
-                f"image not found: {src}", where=_where(document, src), fix=f"add the file {path} or fix the path"
+                f"image not found: {written}", where=_where(document, written if written in document.text else src),
+                fix=f"add the file {path} or fix the path",
             )
         if path not in self.images:
             name = self._unique_name(path.name)
             self.images[path] = Image(src=name, alt=alt, path=path)
         name = self.images[path].src
         size = image_size(path)
-        published = f"{self.base_url.rstrip('/')}/{self.slug}/images/{name}" if self.base_url else f"images/{name}"
-        return published, size[0] if size else None
+        return published_src(self.base_url, self.slug, name), size[0] if size else None
 
     def _unique_name(self, name: str) -> str:
         taken = {image.src for image in self.images.values()}

@@ -11,6 +11,7 @@ import jinja2
 
 from ..config import Config
 from ..content import Issue, read_issue
+from ..content.images import published_src
 from ..content.text import LinkRegistry
 from ..errors import ConfigError, TemplateError
 from .checks import build_warnings
@@ -117,8 +118,7 @@ def _logo(config: Config, slug: str) -> tuple[str, tuple[tuple[str, Path], ...]]
         raise ConfigError(f"logo not found: {logo}", where=config.where("brand.logo"),
                           fix=f"add {path} or fix brand.logo")
     name = f"logo-{path.name}"
-    src = f"{config.base_url.rstrip('/')}/{slug}/images/{name}" if config.base_url else f"images/{name}"
-    return src, ((name, path),)
+    return published_src(config.base_url, slug, name), ((name, path),)
 
 
 def _web_unsubscribe(config: Config) -> str:
