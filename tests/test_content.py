@@ -229,3 +229,10 @@ def test_image_file_names_with_spaces_and_accents(tmp_path):
     assert sorted(image.src for image in issue.images) == ["café.png", "my pic.png"]
     html = issue.articles[0].body_html
     assert "/images/my%20pic.png" in html and "/images/caf%C3%A9.png" in html
+
+
+def test_long_headings_wrap_in_the_text_part():
+    html = render_markdown("## " + "A rather long heading about trade " * 4 + "\n").html
+    text = html_to_text(html, LinkRegistry())
+    assert all(len(line) <= 78 for line in text.splitlines()), text
+    assert text.splitlines()[-1].startswith("-----")

@@ -70,9 +70,9 @@ def _blocks(element: etree._Element, links: LinkRegistry, width: int) -> list[st
 def _block(element: etree._Element, links: LinkRegistry, width: int) -> str:
     tag = element.tag
     if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
-        title = _squash(_inline(element, links))
+        title = wrap(_squash(_inline(element, links)), width)
         rule = "-" if tag in ("h1", "h2") else "~"
-        return f"{title}\n{rule * min(len(title), width)}"
+        return f"{title}\n{rule * min(max(map(len, title.splitlines()), default=0), width)}"
     if tag in ("ul", "ol"):
         return _list(element, links, width)
     if tag == "blockquote":
