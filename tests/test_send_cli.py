@@ -192,7 +192,7 @@ def test_a_send_killed_with_sigkill_resumes_without_loss_or_extra_duplicates(sam
         process.send_signal(signal.SIGKILL)
         process.communicate()
         in_flight = {email for email, state in states(sample).items() if state == "sending"}
-        assert 0 < len(in_flight) <= 2 * 5
+        assert 0 < len(in_flight) <= 2  # one message on each of the 2 connections, not their whole batches
         assert cli(sample, "status", ISSUE) == 0  # no send runs any more: status reports them as unknown
         assert f"sending 0 · sent {80 - len(in_flight) - list(states(sample).values()).count('queued')} · " \
             f"failed 0 · deferred 0 · unknown {len(in_flight)}" in capsys.readouterr().out

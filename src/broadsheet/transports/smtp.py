@@ -31,7 +31,10 @@ class SmtpTransport(Transport):
     """Sends each message with ``sendmail`` over a kept-alive SMTP connection."""
 
     name = "smtp"
-    max_batch = 10  # small batches: at most this many per connection are in flight if the process dies
+    # One message per batch: SMTP sends one at a time on a connection, so what the journal marks 'sending'
+    # is exactly what is in flight (a kill -9 leaves one unknown per connection, not a batch of them), and
+    # Ctrl-C waits for one message per connection. Costs ~10% against a zero-latency local server, none at 20 ms.
+    max_batch = 1
 
     def __init__(self, config: Config, **_: object):
         super().__init__(config)
