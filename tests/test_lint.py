@@ -119,6 +119,16 @@ def test_link_where_points_at_the_markdown_line(tmp_path):
     assert finding.where.endswith("01-article.md:4")
 
 
+def test_image_where_prefers_the_markdown_image_to_the_hero_line(tmp_path):
+    src = "https://news.example.org/issue/images/pic.png"
+    ctx = context(tmp_path, html=page(f'<img src="{src}" alt="" width="536">'))
+    (tmp_path / "01-article.md").write_text("---\ntitle: A\nimage: ../images/pic.png\nimage_alt: Hero\n---\n"
+                                            "Text\n\n![](../images/pic.png)\n")
+    ctx.sources = SourceIndex([tmp_path / "01-article.md"])
+    [finding] = found(rules.check_image_alt, ctx)
+    assert finding.where.endswith("01-article.md:8"), finding.where
+
+
 def test_duplicate_link_texts(tmp_path):
     bad = page('<a href="https://e.org/1">Read more</a><a href="https://e.org/2">read  more</a>')
     [finding] = found(rules.check_duplicate_link_texts, context(tmp_path, html=bad))

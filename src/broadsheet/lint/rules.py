@@ -300,9 +300,10 @@ RULES: tuple[Rule, ...] = (
 
 
 def _image_needles(src: str) -> tuple[str, ...]:
-    """Search strings for an image: its URL, its file name, the name before build prefixed it."""
+    """Search strings for an image: its URL, its file name as a Markdown or HTML image (before a front-matter
+    ``image:`` line holding the same file), its file name, the name before build prefixed it."""
     name = unquote(urlsplit(src).path.rsplit("/", 1)[-1])
-    return src, name, name.removeprefix("logo-")
+    return src, f"{name})", f'{name}"', name, name.removeprefix("logo-")
 
 
 def _name(src: str) -> str:
