@@ -108,3 +108,13 @@ def test_version_and_help_on_every_command(capsys):
             main([command, "--help"])
         assert raised.value.code == 0
         assert "usage: broadsheet " + command in capsys.readouterr().out
+
+
+def test_build_reports_each_problem_once(project):
+    article = project / "issues" / SAMPLE_NAME / "articles" / "02-contact.md"
+    article.write_text(article.read_text(encoding="utf-8") + "\n![](../images/chengdu-flemish-brabant.png)\n",
+                       encoding="utf-8")
+    result = run_cli(project, "build", f"issues/{SAMPLE_NAME}")
+    assert result.returncode == 0, result.stderr
+    alt_lines = [line for line in result.stderr.splitlines() if "alt" in line]
+    assert len(alt_lines) == 1, result.stderr

@@ -39,5 +39,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# Rules whose problem render.checks already printed above (`broadsheet lint` shows them all).
-ALREADY_WARNED = {"preheader", "subject", "html-size", "link-https"}
+# Rules whose problem the build's own warnings (render.checks, content notes) already printed above;
+# `broadsheet lint` shows them all.
+ALREADY_WARNED = {"preheader", "subject", "html-size", "link-https", "image-alt"}
