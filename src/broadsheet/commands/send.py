@@ -226,7 +226,7 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
         due = min(due, args.limit)
     if due == 0:
         print(f"nothing to send: {_totals(counts)}")
-        return _exit_code(counts, interrupted=False)
+        return _exit_code(counts)
     with factory():
         pass  # connect (TLS, login) once before asking: a wrong port, certificate or password shows now
     _confirm(args, config, rendered, transport_name, due)
@@ -247,7 +247,7 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
     _summarise(result, args)
     if result.error is not None:
         raise result.error
-    return 130 if result.interrupted else _exit_code(result.counts, interrupted=False)
+    return 130 if result.interrupted else _exit_code(result.counts)
 
 
 def _confirm(args, config: Config, rendered, transport_name: str, due: int) -> None:
@@ -293,7 +293,5 @@ def _totals(counts: dict[str, int]) -> str:
     return ", ".join(f"{state} {n:,}" for state, n in counts.items() if n) or "no recipients"
 
 
-def _exit_code(counts: dict[str, int], *, interrupted: bool) -> int:
-    if interrupted:
-        return 130
+def _exit_code(counts: dict[str, int]) -> int:
     return 1 if counts.get("failed") or counts.get("unknown") else 0
