@@ -107,7 +107,7 @@ def test_bad_links(tmp_path, href, rule, severity):
 
 
 def test_good_links(tmp_path):
-    html = page('<a href="https://e.org/">x</a><a href="mailto:a@e.org">m</a><a href="#top">t</a>')
+    html = page('<a href="https://e.org/">x</a><a href="mailto:a@e.org">m</a><a href="#top">t</a><a id="top">top</a>')
     assert found(rules.check_link_urls, context(tmp_path, html=html)) == []
 
 

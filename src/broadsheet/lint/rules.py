@@ -136,7 +136,9 @@ def check_image_files(ctx: LintContext) -> Iterator[Finding]:
 def check_link_urls(ctx: LintContext) -> Iterator[Finding]:
     """javascript:, empty, '#' and relative hrefs are errors; http and other schemes are warnings."""
     for link in ctx.document.links:
-        href = (link.href or "").strip()
+        if link.href is None:  # <a id="…">: an anchor, not a link
+            continue
+        href = link.href.strip()
         label = f'"{shorten(link.text, 40)}"' if link.text else link.element
         where = ctx.where(*([href] if len(href) > 2 else []), f"]({href})", *text_needles(link.text),
                           fallback=link.element)
