@@ -165,6 +165,20 @@ def test_an_unclosed_quote_swallowing_rows_is_reported_with_the_lines_it_took(tm
     assert problem.line == 2 and "quote" in problem.reason and "lines 2-4" in problem.reason
 
 
+def test_a_lone_cr_in_an_unquoted_value_is_a_bad_row_not_an_unreadable_list(tmp_path):
+    subscribers = SubscriberList(write(tmp_path, "email,name\nann@example.org,Ann\rSmith\nbob@example.org,Bob\n"))
+    assert emails(subscribers) == ["bob@example.org"]
+    [problem] = subscribers.problems
+    assert problem.line == 2 and "line break" in problem.reason
+
+
+def test_a_header_the_csv_reader_cannot_read_is_an_error_naming_line_1(tmp_path):
+    path = write(tmp_path, "email,name\rann@example.org,Ann\r")  # old Mac line ends: CR only
+    with pytest.raises(AudienceError) as caught:
+        list(SubscriberList(path))
+    assert caught.value.where == f"{path}:1" and "line break" in caught.value.message
+
+
 def test_each_pass_starts_counting_afresh(tmp_path):
     subscribers = SubscriberList(write(tmp_path, "email\nann@example.org\nann@example.org\nbad\n"))
     list(subscribers)

@@ -20,6 +20,7 @@ class CsvRow:
     line: int  # where the row starts in the file
     values: list[str]
     end: int = 0  # where it ends (later than ``line`` when a quoted value holds line breaks)
+    problem: str = ""  # why the CSV reader could not read this row (then ``values`` is empty)
 
 
 class CsvFile:
@@ -35,21 +36,27 @@ class CsvFile:
             )
         self.delimiter = sniff_delimiter(first)
         self._reader = csv.reader(_chain(first, self._lines), delimiter=self.delimiter)
-        self.header = [name.strip() for name in next(self._reader)]
+        try:
+            self.header = [name.strip() for name in next(self._reader)]
+        except csv.Error as exc:
+            raise AudienceError(
+                _unreadable(exc), where=f"{path}:1", fix="save the list as CSV UTF-8 (line ends LF or CRLF)"
+            ) from None
 
     def rows(self) -> Iterator[CsvRow]:
+        """The non-empty rows; one the reader cannot parse comes with ``problem`` (the reader goes on after it)."""
         reader = self._reader
-        try:
-            while True:
-                start = reader.line_num + 1
-                try:
-                    values = next(reader)
-                except StopIteration:
-                    return
-                if any(value.strip() for value in values):
-                    yield CsvRow(start, values, reader.line_num)
-        except csv.Error as exc:
-            raise AudienceError(f"unreadable CSV: {exc}", where=f"{self.path}:{reader.line_num}") from None
+        while True:
+            start = reader.line_num + 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield CsvRow(start, [], reader.line_num, _unreadable(exc))
+                continue
+            if any(value.strip() for value in values):
+                yield CsvRow(start, values, reader.line_num)
 
     def column(self, name: str) -> int | None:
         """Index of a column by case-insensitive name."""
@@ -92,6 +99,12 @@ def _decoded_lines(path: Path, stream: BinaryIO) -> Iterator[str]:
             raise AudienceError(
                 "the list is not UTF-8", where=f"{path}:{number}", fix="save the CSV as UTF-8"
             ) from None
+
+
+def _unreadable(exc: csv.Error) -> str:
+    if "new-line character" in str(exc):
+        return "a line break (a lone CR) inside a value that is not quoted"
+    return f"unreadable CSV: {exc}"
 
 
 def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:

@@ -74,6 +74,8 @@ class SubscriberList:
 
     def _subscriber(self, row: CsvRow, columns: _Columns) -> Subscriber | None:
         """The row as a Subscriber, or None after recording why it cannot be one."""
+        if row.problem:
+            return self._problem(row, "", row.problem)
         values = row.values
         raw_email = columns.get(values, "email").strip()
         if row.end > row.line and columns.swallows_rows(values):
