@@ -179,6 +179,15 @@ def test_a_header_the_csv_reader_cannot_read_is_an_error_naming_line_1(tmp_path)
     assert caught.value.where == f"{path}:1" and "line break" in caught.value.message
 
 
+def test_problems_are_one_line_each_and_a_nul_in_the_name_is_one(tmp_path):
+    text = 'email,name\n"ann@example.org\r\nBcc: x@example.net",Ann\nbob@example.org,B\x00b\ncarl@example.org,Carl\n'
+    subscribers = SubscriberList(write(tmp_path, text))
+    assert emails(subscribers) == ["carl@example.org"]  # send would refuse Bob's name: check says so first
+    first, second = subscribers.problems
+    assert first.email == "ann@example.org\\r\\nBcc: x@example.net"  # printed on one line
+    assert (second.line, second.reason) == (4, "NUL character in the name")
+
+
 def test_each_pass_starts_counting_afresh(tmp_path):
     subscribers = SubscriberList(write(tmp_path, "email\nann@example.org\nann@example.org\nbad\n"))
     list(subscribers)

@@ -100,12 +100,15 @@ class SubscriberList:
         first_name = columns.get(values, "first_name").strip() or (name.split() or [""])[0]
         if _has_line_break(name) or _has_line_break(first_name):
             return self._problem(row, raw_email, "line break in the name")
+        if "\0" in name or "\0" in first_name:
+            return self._problem(row, raw_email, "NUL character in the name")
         fields = columns.merge_fields(values)
         fields.update(email=email, name=name, first_name=first_name)
         tags = columns.tags(values)
         return Subscriber(email=email, name=name, first_name=first_name, tags=tags, fields=fields, line=row.line)
 
     def _problem(self, row: CsvRow, email: str, reason: str) -> None:
+        email = email.replace("\r", "\\r").replace("\n", "\\n")  # one line per problem when printed
         self.problems.append(RowProblem(row.line, email, reason))
         return None
 
