@@ -125,3 +125,17 @@ def test_email_in_dark_mode_and_on_a_small_screen(project: Path, tmp_path: Path)
     unreadable = [(text, colour, background) for text, colour, background in runs
                   if contrast(parse_colour(colour), parse_colour(background)) < 3.0]
     assert not unreadable, f"text hard to read in dark mode: {unreadable[:5]}"
+
+
+def test_screenshot_bad_width_or_unwritable_file_is_a_clear_error(project: Path, tmp_path: Path, monkeypatch, capsys):
+    require_chromium()
+    from broadsheet.cli import main
+
+    monkeypatch.chdir(project)
+    with pytest.raises(SystemExit) as raised:
+        main(["preview", f"issues/{SLUG}", "--screenshot", str(tmp_path / "a.png"), "--width", "0"])
+    assert raised.value.code == 2 and "--width" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["preview", f"issues/{SLUG}", "--screenshot", str(blocker / "shot.png")]) == 2
+    assert "cannot write the screenshot" in capsys.readouterr().err

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--as", dest="as_email", metavar="EMAIL", help="personalise as this subscriber of the list")
     parser.add_argument("--open", action="store_true", help="open the page in the default browser")
     parser.add_argument("--screenshot", type=Path, metavar="OUT.png", help="save the email as a PNG and exit")
-    parser.add_argument("--width", type=int, default=600, help="screenshot width in CSS pixels (default 600)")
+    parser.add_argument("--width", type=_width, default=600, help="screenshot width in CSS pixels (default 600)")
     return parser
 
 
@@ -54,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopped", flush=True)
     return 0
+
+
+def _width(text: str) -> int:
+    if not text.isdigit() or not 100 <= int(text) <= 4000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a width from 100 to 4000 pixels")
+    return int(text)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -70,8 +70,12 @@ def capture(driver: WebDriver, out: Path, width: int) -> Path:
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": width, "height": max(height, 1), "deviceScaleFactor": 1, "mobile": mobile})
     shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(base64.b64decode(shot["data"]))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(base64.b64decode(shot["data"]))
+    except OSError as exc:
+        raise BroadsheetError(f"cannot write the screenshot: {exc.strerror}", where=str(out),
+                              fix="choose a file in a folder you can write to") from None
     return out
 
 
