@@ -118,3 +118,9 @@ def test_build_reports_each_problem_once(project):
     assert result.returncode == 0, result.stderr
     alt_lines = [line for line in result.stderr.splitlines() if "alt" in line]
     assert len(alt_lines) == 1, result.stderr
+
+
+def test_unwritable_out_folder_is_one_line_exit_2(project):
+    (project / "taken").write_text("a file, not a folder")
+    result = run_cli(project, "build", f"issues/{SAMPLE_NAME}", "--out", "taken")
+    assert_one_line_error(result, "taken", "cannot write")

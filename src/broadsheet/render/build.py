@@ -13,7 +13,7 @@ from ..config import Config
 from ..content import Issue, read_issue
 from ..content.images import published_src
 from ..content.text import LinkRegistry
-from ..errors import ConfigError, TemplateError
+from ..errors import ConfigError, ContentError, TemplateError
 from .checks import build_warnings
 from .compile import compile_mjml, inline_css
 from .model import RenderedIssue
@@ -54,18 +54,22 @@ def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) 
 def write_build(rendered: RenderedIssue, out_dir: Path) -> Path:
     """Write ``out_dir/<slug>/`` (email.mjml, email.html, email.txt, web.html, images/); return it."""
     target = Path(out_dir) / rendered.slug
-    target.mkdir(parents=True, exist_ok=True)
-    for name, content in (
-        ("email.mjml", rendered.mjml), ("email.html", rendered.html),
-        ("email.txt", rendered.text), ("web.html", rendered.web_html),
-    ):  # fmt: skip
-        (target / name).write_text(content, encoding="utf-8")
-    if rendered.images:
-        (target / "images").mkdir(exist_ok=True)
-    for name, source in rendered.images:
-        destination = target / "images" / name
-        if not destination.exists() or destination.stat().st_mtime < source.stat().st_mtime:
-            shutil.copy2(source, destination)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name, content in (
+            ("email.mjml", rendered.mjml), ("email.html", rendered.html),
+            ("email.txt", rendered.text), ("web.html", rendered.web_html),
+        ):  # fmt: skip
+            (target / name).write_text(content, encoding="utf-8")
+        if rendered.images:
+            (target / "images").mkdir(exist_ok=True)
+        for name, source in rendered.images:
+            destination = target / "images" / name
+            if not destination.exists() or destination.stat().st_mtime < source.stat().st_mtime:
+                shutil.copy2(source, destination)
+    except OSError as exc:
+        raise ContentError(f"cannot write the build: {exc.strerror}", where=str(exc.filename or target),
+                           fix="choose another --out folder, or make this one writable") from None
     return target
 
 
