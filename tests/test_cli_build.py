@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,9 @@ def test_unwritable_out_folder_is_one_line_exit_2(project):
     (project / "taken").write_text("a file, not a folder")
     result = run_cli(project, "build", f"issues/{SAMPLE_NAME}", "--out", "taken")
     assert_one_line_error(result, "taken", "cannot write")
+
+
+def test_new_where_issues_is_not_a_folder_is_one_line_exit_2(project):
+    shutil.rmtree(project / "issues")
+    (project / "issues").write_text("a file")
+    assert_one_line_error(run_cli(project, "new", "Hello"), "issues", "cannot create")

@@ -46,14 +46,18 @@ def run(args: argparse.Namespace) -> int:
     folder = issues / f"{date.isoformat()}-{slugify(args.title)}"
     if folder.exists():
         raise ContentError("the issue folder already exists", where=str(folder), fix="choose another title or date")
-    (folder / "articles").mkdir(parents=True)
     title = _yaml_string(args.title)
-    (folder / "issue.md").write_text(
-        ISSUE_TEMPLATE.format(title=title, date=date.isoformat(), number=_next_number(issues)), encoding="utf-8"
-    )
-    (folder / "articles" / "01-first-article.md").write_text(
-        ARTICLE_TEMPLATE.format(title=_yaml_string("First article")), encoding="utf-8"
-    )
+    try:
+        (folder / "articles").mkdir(parents=True)
+        (folder / "issue.md").write_text(
+            ISSUE_TEMPLATE.format(title=title, date=date.isoformat(), number=_next_number(issues)), encoding="utf-8"
+        )
+        (folder / "articles" / "01-first-article.md").write_text(
+            ARTICLE_TEMPLATE.format(title=_yaml_string("First article")), encoding="utf-8"
+        )
+    except OSError as exc:
+        raise ContentError(f"cannot create the issue: {exc.strerror}", where=str(exc.filename or folder),
+                           fix=f"make {issues} a folder you can write to (issues_dir in broadsheet.toml)") from None
     print(f"created {folder}")
     return 0
 
