@@ -38,15 +38,11 @@ class _Document:
 class _ImageCollector:
     """Finds local images, checks they exist and gives each a unique name under images/."""
 
-    issue_folder: Path
     base_url: str
     slug: str
     images: dict[Path, Image] = field(default_factory=dict)
 
-    def relocate(self, src: str, alt: str, document: _Document) -> str:
-        return self.relocate_with_width(src, alt, document)[0]
-
-    def relocate_with_width(self, src: str, alt: str, document: _Document) -> tuple[str, int | None]:
+    def relocate(self, src: str, alt: str, document: _Document) -> tuple[str, int | None]:
         """The published src of ``src`` and, for a local file, its width in pixels."""
         if not src or src.startswith(REMOTE_PREFIXES):
             return src, None
@@ -87,7 +83,7 @@ def read_issue(folder: Path, config: Config) -> Issue:
     _check_keys(document, ISSUE_KEYS)
     slug = folder.resolve().name
     links = LinkRegistry()
-    images = _ImageCollector(folder, config.base_url, slug)
+    images = _ImageCollector(config.base_url, slug)
     notes: list[str] = []
     intro_html, intro_text = _render_body(document, images, links, notes)
     articles = _read_articles(folder, images, links, notes)
@@ -128,7 +124,7 @@ def _article(document: _Document, images: _ImageCollector, links: LinkRegistry, 
     hero = None
     if src := _text(document, "image"):
         alt = _text(document, "image_alt")
-        hero = Image(src=images.relocate(src, alt, document), alt=alt)
+        hero = Image(src=images.relocate(src, alt, document)[0], alt=alt)
         if not alt:
             notes.append(f"{_where(document, 'image:')}: image without alt text (add image_alt)")
     body_html, body_text = _render_body(document, images, links, notes)
@@ -148,7 +144,7 @@ def _article(document: _Document, images: _ImageCollector, links: LinkRegistry, 
 
 
 def _render_body(document: _Document, images: _ImageCollector, links: LinkRegistry, notes: list[str]) -> tuple[str, str]:
-    fragment = render_markdown(document.body, rewrite_src=lambda src: images.relocate_with_width(src, "", document))
+    fragment = render_markdown(document.body, rewrite_src=lambda src: images.relocate(src, "", document))
     for removed in sorted(set(fragment.removed)):  # "<script>", "onclick= attribute", "javascript: href"
         where = _where(document, removed.split()[0].rstrip(">"), start=document.body_line)
         notes.append(f"{where}: removed {removed} (not allowed in email)")
