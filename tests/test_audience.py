@@ -51,6 +51,14 @@ def test_delimiter_sniffed_from_header(tmp_path, delimiter):
     assert ann.tags == ("x", "y")
 
 
+def test_semicolon_file_takes_tags_separated_by_quoted_semicolons_as_documented(tmp_path):
+    text = 'email;tags\na@example.org;"members;flanders"\nb@example.org;events,china\n'
+    subscribers = SubscriberList(write(tmp_path, text), segments=["flanders", "china"])
+    assert [(s.email, s.tags) for s in subscribers] == [
+        ("a@example.org", ("members", "flanders")), ("b@example.org", ("events", "china"))
+    ]
+
+
 def test_non_utf8_file_names_file_and_line(tmp_path):
     path = write(tmp_path, "email,name\na@example.org,Ann\nb@example.org,Zoë\n", encoding="latin-1")
     with pytest.raises(AudienceError) as caught:

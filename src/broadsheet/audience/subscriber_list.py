@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -157,7 +158,8 @@ class _Columns:
             )
         known = {i for i in self.index.values() if i is not None}
         self.extra = [(i, title) for i, title in enumerate(self.header) if i not in known and title]
-        self.tag_separator = "," if self.delimiter == ";" else ";"
+        # tags are ';'-separated; in a ';'-delimited file a quoted "a;b" works, and so does a,b
+        self.tag_separators = re.compile("[;,]" if self.delimiter == ";" else ";")
 
     def overflows(self, values: list[str]) -> bool:
         """More non-empty values than columns (trailing empty ones, as spreadsheets write, are fine)."""
@@ -178,7 +180,7 @@ class _Columns:
 
     def tags(self, values: list[str]) -> tuple[str, ...]:
         text = self.get(values, "tags")
-        return tuple(tag.strip() for tag in text.split(self.tag_separator) if tag.strip()) if text else ()
+        return tuple(tag.strip() for tag in self.tag_separators.split(text) if tag.strip()) if text else ()
 
 
 def _has_line_break(text: str) -> bool:
