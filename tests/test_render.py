@@ -232,3 +232,10 @@ def test_article_titles_stand_out_from_the_headings_inside_articles(sample):
     headings = [h for h in document.iter("h2") if h not in titles]
     assert titles and headings
     assert min(size(t) for t in titles) >= max(size(h) for h in headings) + 3
+
+
+def test_masthead_date_does_not_break_across_lines(sample):
+    rendered, _ = sample
+    document = lxml.html.fromstring(personalise(rendered.html))
+    [date] = [e for e in document.iter("span") if e.text_content().strip() == "1 JUNE 2021"]
+    assert "white-space:nowrap" in date.get("style", "").replace(" ", "")
