@@ -239,3 +239,13 @@ def test_masthead_date_does_not_break_across_lines(sample):
     document = lxml.html.fromstring(personalise(rendered.html))
     [date] = [e for e in document.iter("span") if e.text_content().strip() == "1 JUNE 2021"]
     assert "white-space:nowrap" in date.get("style", "").replace(" ", "")
+
+
+def test_http_link_in_the_config_footer_is_traced_to_the_config(project):
+    config_file = project / "broadsheet.toml"
+    config_file.write_text(config_file.read_text().replace("https://www.example.org/bcecc/events",
+                                                           "http://www.example.org/bcecc/events"), encoding="utf-8")
+    line = next(n for n, text in enumerate(config_file.read_text().splitlines(), 1) if "http://www" in text)
+    rendered = build_issue(project / "issues" / SAMPLE.name, load_config(config_file))
+    assert any(w.startswith(f"{config_file.resolve()}:{line}: insecure http:// link") for w in rendered.warnings), \
+        rendered.warnings

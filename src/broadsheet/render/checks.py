@@ -28,7 +28,7 @@ def build_warnings(rendered: RenderedIssue, issue: Issue, config: Config) -> Ite
     if issue.draft:
         yield f"{where}: the issue is marked draft: true"
     for url in sorted(set(HTTP_LINK.findall(rendered.html))):
-        yield f"{_source_of(url, issue)}: insecure http:// link {url} (use https://)"
+        yield f"{_source_of(url, issue, config)}: insecure http:// link {url} (use https://)"
     size = html_size(rendered)
     if size > GMAIL_CLIP_BYTES:
         yield f"{rendered.slug}: HTML is {size / 1024:.1f} KB, over Gmail's clipping limit of 102 KB (shorten the issue)"
@@ -36,9 +36,9 @@ def build_warnings(rendered: RenderedIssue, issue: Issue, config: Config) -> Ite
         yield f"{config.path or 'broadsheet.toml'}: base_url is not set: local images will not load in inboxes"
 
 
-def _source_of(url: str, issue: Issue) -> str:
-    """file:line of the Markdown that holds ``url``."""
-    for path in [issue.folder / "issue.md", *(a.source for a in issue.articles)]:
+def _source_of(url: str, issue: Issue, config: Config) -> str:
+    """file:line of the Markdown (or the config) that holds ``url``."""
+    for path in [issue.folder / "issue.md", *(a.source for a in issue.articles), *filter(None, [config.path])]:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if url in line:
                 return f"{path}:{number}"
