@@ -249,3 +249,15 @@ def test_http_link_in_the_config_footer_is_traced_to_the_config(project):
     rendered = build_issue(project / "issues" / SAMPLE.name, load_config(config_file))
     assert any(w.startswith(f"{config_file.resolve()}:{line}: insecure http:// link") for w in rendered.warnings), \
         rendered.warnings
+
+
+@pytest.mark.parametrize("template, expected", [
+    ("https://news.example.org/unsubscribe?email={email}&token={token}", "https://news.example.org/unsubscribe"),
+    ("https://news.example.org/u/{list_id}/{token}", "https://news.example.org/u/"),
+])
+def test_web_version_unsubscribe_link_has_no_placeholders(project, template, expected):
+    config = load_config(project / "broadsheet.toml")
+    from dataclasses import replace
+
+    rendered = build_issue(project / "issues" / SAMPLE.name, replace(config, unsubscribe_url=template))
+    assert f'href="{expected}"' in rendered.web_html and "{token}" not in rendered.web_html

@@ -128,7 +128,8 @@ def _logo(config: Config, slug: str) -> tuple[str, tuple[tuple[str, Path], ...]]
 def _web_unsubscribe(config: Config) -> str:
     """The browser version has no recipient: link to the unsubscribe page without a token."""
     if config.unsubscribe_url:
-        return config.unsubscribe_url.split("?")[0]
+        page = config.unsubscribe_url.split("?")[0]
+        return page[: page.rfind("/", 0, page.find("{")) + 1] if "{" in page else page
     return f"mailto:{config.unsubscribe_mailto}?subject=unsubscribe" if config.unsubscribe_mailto else ""
 
 
