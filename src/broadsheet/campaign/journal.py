@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS recipients (
     UNIQUE (campaign, email)
 );
 CREATE INDEX IF NOT EXISTS recipients_by_state ON recipients (campaign, state);
+CREATE INDEX IF NOT EXISTS recipients_deferred ON recipients (campaign, next_attempt) WHERE state = 'deferred';
 """
 
 
