@@ -118,6 +118,10 @@ class Journal:
 
     def close(self) -> None:
         self.db.close()
+        self.unlock()
+
+    def unlock(self) -> None:
+        """Let another send in (closing the journal does this too)."""
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         if _no_send_running(journal):  # rows still 'sending' were in flight when a send died (kill -9, crash)
             for campaign in campaigns:
                 journal.recover_in_flight(campaign)
+            journal.unlock()
         for campaign in campaigns:
             _show(journal, campaign)
         if args.failed_csv:
@@ -63,7 +64,7 @@ def _show(journal: Journal, campaign: CampaignRecord) -> None:
 
 
 def _no_send_running(journal: Journal) -> bool:
-    """Take the send lock (held until the journal closes) if no 'broadsheet send' holds it."""
+    """Take the send lock if no 'broadsheet send' holds it (release it with ``journal.unlock()``)."""
     try:
         journal.lock()
     except CampaignError:
