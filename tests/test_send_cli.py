@@ -184,6 +184,20 @@ def test_ctrl_c_finishes_in_flight_messages_records_them_and_says_how_to_resume(
     assert {email for email, state in after.items() if state == "sent"} == set(sink.recipients())
 
 
+def test_a_second_ctrl_c_quits_at_once_and_still_says_how_to_resume(sample):
+    write_subscribers(sample / "list.csv", 80)
+    sink = Sink(delay=0.05)
+    with smtp_server(sink) as (host, port):
+        process = start_send(sample, sink, host, port)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "--retry-unknown" in out and "To resume, run the same command again" in out
+
+
 def test_a_send_killed_with_sigkill_resumes_without_loss_or_extra_duplicates(sample, capsys):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 80)]
     sink = Sink(delay=0.015)

@@ -242,6 +242,11 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
     )  # fmt: skip
     try:
         result = runner.run()
+    except KeyboardInterrupt:  # a second Ctrl-C: the messages in flight were left as they were
+        progress.close()
+        print("quit at once: the messages in flight will be 'unknown' (resend to them with --retry-unknown).\n"
+              f"To resume, run the same command again:\n  {_resume_command(args)}")
+        raise
     finally:
         progress.close()
     _summarise(result, args)
