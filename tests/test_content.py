@@ -236,3 +236,12 @@ def test_long_headings_wrap_in_the_text_part():
     text = html_to_text(html, LinkRegistry())
     assert all(len(line) <= 78 for line in text.splitlines()), text
     assert text.splitlines()[-1].startswith("-----")
+
+
+def test_images_outside_the_project_are_refused(tmp_path):
+    project = tmp_path / "project"
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(b"\x89PNG\r\n\x1a\n")
+    folder = write_issue(project, articles={"01-x.md": "---\ntitle: x\n---\n![a](../../../../secret.png)\n"})
+    with pytest.raises(ContentError, match=r"01-x.md:4: .*outside the project"):
+        read_issue(folder, config_for(project))

@@ -40,6 +40,7 @@ class _ImageCollector:
 
     base_url: str
     slug: str
+    root: Path  # the project: images come from inside it (they are published at base_url)
     images: dict[Path, Image] = field(default_factory=dict)
 
     def relocate(self, src: str, alt: str, document: _Document) -> tuple[str, int | None]:
@@ -48,11 +49,12 @@ class _ImageCollector:
             return src, None
         written = unquote(src.split("#")[0].split("?")[0])  # Markdown gives "my%20pic.png" for <my pic.png>
         path = (document.path.parent / written).resolve()
-        if not path.is_file():
-            raise ContentError(
-                f"image not found: {written}", where=_where(document, written if written in document.text else src),
-                fix=f"add the file {path} or fix the path",
-            )
+        if not path.is_file() or not path.is_relative_to(self.root):
+            where = _where(document, written if written in document.text else src)
+            if not path.is_file():
+                raise ContentError(f"image not found: {written}", where=where, fix=f"add the file {path} or fix the path")
+            raise ContentError(f"image outside the project: {written}", where=where,  # images/ is published
+                               fix="copy it into the issue folder")
         if path not in self.images:
             name = self._unique_name(path.name)
             self.images[path] = Image(src=name, alt=alt, path=path)
@@ -83,7 +85,7 @@ def read_issue(folder: Path, config: Config) -> Issue:
     _check_keys(document, ISSUE_KEYS)
     slug = folder.resolve().name
     links = LinkRegistry()
-    images = _ImageCollector(config.base_url, slug)
+    images = _ImageCollector(config.base_url, slug, config.root.resolve())
     notes: list[str] = []
     intro_html, intro_text = _render_body(document, images, links, notes)
     articles = _read_articles(folder, images, links, notes)
