@@ -245,3 +245,10 @@ def test_images_outside_the_project_are_refused(tmp_path):
     folder = write_issue(project, articles={"01-x.md": "---\ntitle: x\n---\n![a](../../../../secret.png)\n"})
     with pytest.raises(ContentError, match=r"01-x.md:4: .*outside the project"):
         read_issue(folder, config_for(project))
+
+
+def test_images_of_an_issue_kept_outside_the_project_folder_are_fine(tmp_path):
+    folder = write_issue(tmp_path / "elsewhere", articles={"01-x.md": "---\ntitle: x\n---\n![a](pic.png)\n"})
+    (folder / "articles" / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "project").mkdir()
+    assert read_issue(folder, config_for(tmp_path / "project")).images

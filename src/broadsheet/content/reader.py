@@ -40,7 +40,7 @@ class _ImageCollector:
 
     base_url: str
     slug: str
-    root: Path  # the project: images come from inside it (they are published at base_url)
+    roots: tuple[Path, ...]  # the project and the issue folder: images come from inside them (images/ is published)
     images: dict[Path, Image] = field(default_factory=dict)
 
     def relocate(self, src: str, alt: str, document: _Document) -> tuple[str, int | None]:
@@ -49,7 +49,7 @@ class _ImageCollector:
             return src, None
         written = unquote(src.split("#")[0].split("?")[0])  # Markdown gives "my%20pic.png" for <my pic.png>
         path = (document.path.parent / written).resolve()
-        if not path.is_file() or not path.is_relative_to(self.root):
+        if not path.is_file() or not any(path.is_relative_to(root) for root in self.roots):
             where = _where(document, written if written in document.text else src)
             if not path.is_file():
                 raise ContentError(f"image not found: {written}", where=where, fix=f"add the file {path} or fix the path")
@@ -85,7 +85,7 @@ def read_issue(folder: Path, config: Config) -> Issue:
     _check_keys(document, ISSUE_KEYS)
     slug = folder.resolve().name
     links = LinkRegistry()
-    images = _ImageCollector(config.base_url, slug, config.root.resolve())
+    images = _ImageCollector(config.base_url, slug, (config.root.resolve(), folder.resolve()))
     notes: list[str] = []
     intro_html, intro_text = _render_body(document, images, links, notes)
     articles = _read_articles(folder, images, links, notes)
