@@ -170,14 +170,22 @@ def start_send(sample, sink, host, port):
     return process
 
 
-def test_ctrl_c_finishes_in_flight_messages_records_them_and_says_how_to_resume(sample):
+def interrupted_send(sample, *, delay: float, ctrl_c: int):
+    """80 subscribers, a send in a child process, then Ctrl-C ``ctrl_c`` times: (sink, returncode, out, err)."""
     write_subscribers(sample / "list.csv", 80)
-    sink = Sink(delay=0.015)
+    sink = Sink(delay=delay)
     with smtp_server(sink) as (host, port):
         process = start_send(sample, sink, host, port)
-        process.send_signal(signal.SIGINT)
+        for press in range(ctrl_c):
+            time.sleep(0.02 if press else 0)
+            process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err
+    return sink, process.returncode, out, err
+
+
+def test_ctrl_c_finishes_in_flight_messages_records_them_and_says_how_to_resume(sample):
+    sink, returncode, out, err = interrupted_send(sample, delay=0.015, ctrl_c=1)
+    assert returncode == 130, err
     assert "To resume, run the same command again" in out and "stopping: finishing" in err
     after = states(sample)
     assert "sending" not in after.values() and "queued" in after.values()
@@ -185,15 +193,8 @@ def test_ctrl_c_finishes_in_flight_messages_records_them_and_says_how_to_resume(
 
 
 def test_a_second_ctrl_c_quits_at_once_and_still_says_how_to_resume(sample):
-    write_subscribers(sample / "list.csv", 80)
-    sink = Sink(delay=0.05)
-    with smtp_server(sink) as (host, port):
-        process = start_send(sample, sink, host, port)
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.02)
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err
+    _, returncode, out, err = interrupted_send(sample, delay=0.05, ctrl_c=2)
+    assert returncode == 130, err
     assert "Traceback" not in err
     assert "--retry-unknown" in out and "To resume, run the same command again" in out
 
