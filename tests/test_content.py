@@ -252,3 +252,10 @@ def test_images_of_an_issue_kept_outside_the_project_folder_are_fine(tmp_path):
     (folder / "articles" / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (tmp_path / "project").mkdir()
     assert read_issue(folder, config_for(tmp_path / "project")).images
+
+
+def test_editor_lock_and_hidden_files_are_not_articles(tmp_path):
+    folder = write_issue(tmp_path)
+    (folder / "articles" / ".#01-one.md").symlink_to("someone@host.1234:1700000000")  # Emacs, while editing
+    (folder / "articles" / ".notes.md").write_text("not an article", encoding="utf-8")
+    assert [a.title for a in read_issue(folder, config_for(tmp_path)).articles] == ["One"]

@@ -109,7 +109,8 @@ def read_issue(folder: Path, config: Config) -> Issue:
 
 
 def _read_articles(folder: Path, images: _ImageCollector, links: LinkRegistry, notes: list[str]) -> tuple[Article, ...]:
-    documents = [_read_document(path) for path in sorted((folder / "articles").glob("*.md"))]
+    paths = sorted(p for p in (folder / "articles").glob("*.md") if not p.name.startswith("."))  # editors' lock files
+    documents = [_read_document(path) for path in paths]
     kept = []
     for document in documents:
         _check_keys(document, ARTICLE_KEYS)
