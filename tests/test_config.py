@@ -101,3 +101,9 @@ def test_secret_from_environment_only(monkeypatch):
     assert "BROADSHEET_SMTP_PASSWORD" in str(raised.value)
     monkeypatch.setenv("BROADSHEET_SMTP_PASSWORD", "hunter2-secret")
     assert secret("smtp") == "hunter2-secret"
+
+
+def test_base_url_must_be_an_absolute_web_address(tmp_path):
+    with pytest.raises(ConfigError, match=r"broadsheet.toml:2: .*base_url.*https://"):
+        load_config(write(tmp_path, 'name = "N"\nbase_url = "news.example.org"\n'))
+    assert load_config(write(tmp_path, 'base_url = "https://news.example.org"\n')).base_url

@@ -211,6 +211,9 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
         ) from None
     reader = _Reader(found, text)
     values = reader.table(Config, data, prefix="")
+    if values.get("base_url") and not values["base_url"].startswith(("https://", "http://")):
+        raise ConfigError(f"base_url must be a whole web address, not {values['base_url']!r}",
+                          where=reader.line_of("base_url"), fix=f"write base_url = \"https://{values['base_url']}\"")
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
 
 
