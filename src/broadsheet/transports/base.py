@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from ..compose.message import Message
 from ..config import Config
+from ..errors import TransportError
 
 Status = Literal["sent", "failed", "deferred", "unknown"]
 
@@ -52,8 +53,21 @@ class Transport(ABC):
     def close(self) -> None:
         """Close what open() opened; safe to call twice."""
 
-    @abstractmethod
-    def send_batch(self, messages: Sequence[Message]) -> list[Delivery]: ...
+    def send_batch(self, messages: Sequence[Message]) -> list[Delivery]:
+        """By default one message at a time through ``send_one``. A TransportError raised part-way
+        carries ``.deliveries``, the messages settled before it, for the campaign to record."""
+        deliveries: list[Delivery] = []
+        try:
+            for message in messages:
+                deliveries.append(self.send_one(message))
+        except TransportError as exc:
+            exc.deliveries = deliveries
+            raise
+        return deliveries
+
+    def send_one(self, message: Message) -> Delivery:
+        """Deliver one message; transports that send whole batches override send_batch instead."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither send_batch nor send_one")
 
     def __enter__(self) -> Transport:
         self.open()

@@ -10,7 +10,6 @@ import itertools
 import os
 import re
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 from ..compose.message import Message
@@ -55,17 +54,8 @@ class OutboxTransport(Transport):
         except OSError as exc:
             raise TransportError(f"cannot create the outbox: {exc.strerror}", where=str(self.folder)) from None
 
-    def send_batch(self, messages: Sequence[Message]) -> list[Delivery]:
-        deliveries: list[Delivery] = []
-        try:
-            for message in messages:
-                deliveries.append(self._write(message))
-        except TransportError as exc:
-            exc.deliveries = deliveries  # what was written before it: the campaign records these
-            raise
-        return deliveries
 
-    def _write(self, message: Message) -> Delivery:
+    def send_one(self, message: Message) -> Delivery:
         path = self.folder / f"{_next_number(self.folder)}-{safe_address(message.recipient)}.eml"
         partial = path.with_suffix(".part")
         try:

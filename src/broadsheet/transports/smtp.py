@@ -16,7 +16,6 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Sequence
 
 from ..compose.message import Message
 from ..config import Config, secret
@@ -133,17 +132,8 @@ class SmtpTransport(Transport):
 
     # -- sending --------------------------------------------------------------------------------
 
-    def send_batch(self, messages: Sequence[Message]) -> list[Delivery]:
-        deliveries: list[Delivery] = []
-        try:
-            for message in messages:
-                deliveries.append(self._send(message))
-        except TransportError as exc:
-            exc.deliveries = deliveries  # what went out before it: the campaign records these
-            raise
-        return deliveries
 
-    def _send(self, message: Message, *, fresh_retry: bool = True) -> Delivery:
+    def send_one(self, message: Message, *, fresh_retry: bool = True) -> Delivery:
         if self._connection is not None and self._sent_on_connection >= max(1, self.settings.messages_per_connection):
             self.close()
         elif self._connection is not None and time.monotonic() - self._last_used > IDLE_PROBE and not self._alive():
@@ -156,7 +146,7 @@ class SmtpTransport(Transport):
         except smtplib.SMTPSenderRefused as exc:
             if exc.smtp_code == 421 and fresh_retry:  # the server closes this connection: nothing was sent yet
                 self._drop()
-                return self._send(message, fresh_retry=False)
+                return self.send_one(message, fresh_retry=False)
             return self._sender_refused(message, exc)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients.get(message.recipient, (0, b"refused"))
