@@ -170,7 +170,7 @@ def start_send(sample, sink, host, port):
     return process
 
 
-def interrupted_send(sample, *, delay: float, ctrl_c: int):
+def interrupted_send(sample, *, delay: float, ctrl_c: int, signum=signal.SIGINT):
     """80 subscribers, a send in a child process, then Ctrl-C ``ctrl_c`` times: (sink, returncode, out, err)."""
     write_subscribers(sample / "list.csv", 80)
     sink = Sink(delay=delay)
@@ -178,7 +178,7 @@ def interrupted_send(sample, *, delay: float, ctrl_c: int):
         process = start_send(sample, sink, host, port)
         for press in range(ctrl_c):
             time.sleep(0.02 if press else 0)
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signum)
         out, err = process.communicate(timeout=30)
     return sink, process.returncode, out, err
 
@@ -190,6 +190,28 @@ def test_ctrl_c_finishes_in_flight_messages_records_them_and_says_how_to_resume(
     after = states(sample)
     assert "sending" not in after.values() and "queued" in after.values()
     assert {email for email, state in after.items() if state == "sent"} == set(sink.recipients())
+
+
+def test_sigterm_stops_like_ctrl_c(sample):
+    sink, returncode, out, err = interrupted_send(sample, delay=0.015, ctrl_c=1, signum=signal.SIGTERM)
+    assert returncode == 130, err
+    assert "To resume, run the same command again" in out
+    after = states(sample)
+    assert "sending" not in after.values() and "queued" in after.values()
+    assert {email for email, state in after.items() if state == "sent"} == set(sink.recipients())
+
+
+def test_status_into_a_closed_pipe_ends_quietly(sample):
+    env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret"}
+    write_subscribers(sample / "list.csv", 3)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    subprocess.run([sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"], cwd=sample, env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    status = subprocess.Popen([sys.executable, "-m", "broadsheet", "status", ISSUE], cwd=sample, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    status.stdout.close()  # the reader went away before the first line
+    assert "Traceback" not in status.stderr.read().decode()
+    status.wait(timeout=30)
 
 
 def test_a_second_ctrl_c_quits_at_once_and_still_says_how_to_resume(sample):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from . import __version__
 from .errors import BroadsheetError
@@ -40,8 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt) if in_main_thread else None
     try:
         return args.handler(args) or 0
+    except BrokenPipeError:  # `broadsheet status … | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except BroadsheetError as exc:
         if os.environ.get("BROADSHEET_DEBUG"):
             raise
@@ -50,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("broadsheet: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _sigterm_as_interrupt(signum, frame) -> None:
+    """SIGTERM (systemd, docker stop) stops like Ctrl-C: in-flight work is finished and recorded."""
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 if __name__ == "__main__":  # pragma: no cover
