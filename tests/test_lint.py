@@ -274,3 +274,26 @@ def test_build_prints_lint_findings(project: Path, monkeypatch, capsys):
     monkeypatch.chdir(project)
     assert main(["build", f"issues/{SLUG}", "--out", str(project / "dist")]) == 0
     assert "lint: broadsheet.toml" in capsys.readouterr().err
+
+
+def test_relative_src_of_an_image_the_build_publishes_is_not_missing(tmp_path):
+    logo = tmp_path / "assets" / "logo.png"
+    logo.parent.mkdir()
+    logo.write_bytes(b"png")
+    ctx = context(tmp_path, html=page('<img src="images/logo-logo.png" alt="a" width="10">'),
+                  local_images=(logo,), published_images={"logo-logo.png": logo})
+    assert found(rules.check_image_files, ctx) == []
+
+
+def test_the_default_theme_without_base_url_has_no_dead_links(tmp_path):
+    from dataclasses import replace
+
+    from broadsheet.config import load_config
+    from broadsheet.lint import lint_issue
+
+    root = Path(__file__).resolve().parents[1]
+    config = replace(load_config(root / "broadsheet.toml"), base_url="")
+    issue = root / "issues" / "2021-06-01-chengdu-flemish-brabant"
+    rules_found = {f.rule for f in lint_issue(issue, config, validate_mjml=False)}
+    assert "image-url" in rules_found  # relative images: the lint says to set base_url
+    assert not rules_found & {"link-empty", "image-missing"}, rules_found

@@ -59,6 +59,7 @@ def lint_rendered(
         config_file=config.path,
         postal_address=config.footer.postal_address,
         unsubscribe_url=unsubscribe_url,
+        published_images=dict(rendered.images),
         local_images=tuple(dict.fromkeys([*(path for _, path in rendered.images),
                                           *(image.path for image in issue.images if image.path)])),
         validator=find_validator(config.root) if validate_mjml else None,

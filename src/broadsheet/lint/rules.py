@@ -40,6 +40,7 @@ class LintContext:
     postal_address: str = ""
     unsubscribe_url: str = ""
     local_images: tuple[Path, ...] = ()
+    published_images: dict[str, Path] = field(default_factory=dict)  # name under images/ -> its source file
     validator: Path | None = None
     mjml_name: str = "email.mjml"
     extra: dict[str, object] = field(default_factory=dict)
@@ -119,6 +120,8 @@ def check_image_files(ctx: LintContext) -> Iterator[Finding]:
         parts = urlsplit(img.src)
         if parts.scheme or parts.netloc or not parts.path:
             continue
+        if unquote(parts.path).removeprefix("images/") in ctx.published_images:
+            continue  # the build's own images/ (a logo from assets/, say): its source file is checked below
         path = (ctx.issue_folder / unquote(parts.path)).resolve()
         if not path.is_file() and path not in reported:
             reported.add(path)
