@@ -107,3 +107,18 @@ def test_base_url_must_be_an_absolute_web_address(tmp_path):
     with pytest.raises(ConfigError, match=r"broadsheet.toml:2: .*base_url.*https://"):
         load_config(write(tmp_path, 'name = "N"\nbase_url = "news.example.org"\n'))
     assert load_config(write(tmp_path, 'base_url = "https://news.example.org"\n')).base_url
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[smtp]\ntimeout = 0\n", "'smtp.timeout' must be a number above 0"),
+        ("[send]\nretries = -1\n", "'send.retries' must be a whole number of 0 or more"),
+        ("[send]\nrate_per_second = -2.5\n", "'send.rate_per_second' must be a number of 0 or more"),
+        ("[send]\nconnections = 0\n", "'send.connections' must be a whole number above 0"),
+        ("[send]\nconnections = 2.5\n", "'send.connections' must be a whole number"),
+    ],
+)
+def test_numbers_out_of_range_are_refused(tmp_path, text, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, text))

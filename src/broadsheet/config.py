@@ -47,7 +47,7 @@ class Send:
     list: str = "subscribers.csv"
     suppressions: str = "suppressions.csv"
     connections: int = 4
-    batch_size: int = 100
+    batch_size: int = 0  # messages per batch; 0 = as many as the transport takes (smtp 1, postmark 500, …)
     rate_per_second: float = 0.0  # 0 = unlimited
     rate_per_hour: float = 0.0
     retries: int = 5
@@ -161,6 +161,7 @@ class Config:
 
 
 TOML_ALIASES = {"from": "from_address"}
+NONZERO = {"logo_width", "connections", "port", "timeout", "messages_per_connection"}  # 0 makes no sense
 SECRET_ENV = {
     "smtp": "BROADSHEET_SMTP_PASSWORD",
     "postmark": "BROADSHEET_POSTMARK_TOKEN",
@@ -277,12 +278,14 @@ class _Reader:
             return dict(value)
         if origin in (typing.Union, types.UnionType):
             hint = next(a for a in typing.get_args(hint) if a is not type(None))
-        if hint is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if hint is int and isinstance(value, int) and not isinstance(value, bool):
-            if value < 0:
-                raise self.wrong(dotted, "a whole number of 0 or more", value)
-            return value
+        if hint in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if hint is int and isinstance(value, float):
+                raise self.wrong(dotted, "a whole number", value)
+            leaf = dotted.rsplit(".", 1)[-1]
+            if value < 0 or (value == 0 and leaf in NONZERO):
+                kind = "whole number" if hint is int else "number"
+                raise self.wrong(dotted, f"a {kind} {'above' if leaf in NONZERO else 'of'} 0{'' if leaf in NONZERO else ' or more'}", value)
+            return hint(value)
         if hint in (str, float, bool) and type(value) is hint:
             return value
         raise self.wrong(dotted, _describe(hint), value)

@@ -34,7 +34,7 @@ class Settings:
     """How a campaign runs (from ``[send]`` and the command line)."""
 
     connections: int = 4
-    batch_size: int = 100
+    batch_size: int = 0  # 0: the transport's max_batch
     retries: int = 5
     retry_delay: float = 5.0  # seconds before the first retry of a deferred recipient, doubling after
     rate_per_second: float = 0.0
@@ -89,7 +89,8 @@ class CampaignRunner:
         self.progress = progress or (lambda counts, rate: None)
         self.rejected = rejected  # exceptions of compose that fail one recipient (RecipientRejected)
         self.limiter = RateLimiter(settings.rate_per_second, settings.rate_per_hour)
-        self.batch_size = max(1, min(settings.batch_size, max_batch, self.limiter.burst() or max_batch))
+        wanted = settings.batch_size or max_batch
+        self.batch_size = max(1, min(wanted, max_batch, self.limiter.burst() or max_batch))
         self.workers = max(1, settings.connections)
         self.refused_in_a_row = 0
         self.stop = threading.Event()
