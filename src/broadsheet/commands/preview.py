@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import threading
 import webbrowser
 from pathlib import Path
@@ -44,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     port = config.preview.port if args.port is None else args.port
     if args.as_email:
         find_subscriber(config, args.as_email)  # an unknown address is an error now, not a page later
-    signal.signal(signal.SIGTERM, _interrupt)  # kill or a service manager: as clean as Ctrl-C
     try:
         with Preview(folder, port=port, config_path=config_path, as_email=args.as_email, report=_report) as preview:
             print(f"previewing {folder.name} at {preview.url} (Ctrl-C to stop)", flush=True)
@@ -60,10 +58,6 @@ def _width(text: str) -> int:
     if not text.isdigit() or not 100 <= int(text) <= 4000:
         raise argparse.ArgumentTypeError(f"{text!r} is not a width from 100 to 4000 pixels")
     return int(text)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _screenshot(folder: Path, config_path: Path | None, args: argparse.Namespace) -> int:
