@@ -131,3 +131,14 @@ def test_new_where_issues_is_not_a_folder_is_one_line_exit_2(project):
     shutil.rmtree(project / "issues")
     (project / "issues").write_text("a file")
     assert_one_line_error(run_cli(project, "new", "Hello"), "issues", "cannot create")
+
+
+def test_build_send_and_status_take_the_issue_name_too(project, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("BROADSHEET_SECRET", "s3cret-for-tests")
+    assert main(["build", SAMPLE_NAME, "--out", "elsewhere"]) == 0
+    assert (project / "elsewhere" / SAMPLE_NAME / "email.html").is_file()
+    assert main(["send", SAMPLE_NAME, "--transport", "outbox", "--yes"]) == 0
+    capsys.readouterr()
+    assert main(["status", SAMPLE_NAME]) == 0
+    assert "sent 9" in capsys.readouterr().out

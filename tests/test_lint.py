@@ -263,7 +263,7 @@ def test_lint_command_missing_folder(project: Path, monkeypatch, capsys):
 
     monkeypatch.chdir(project)
     assert main(["lint", "issues/nope"]) == 2
-    assert "no such issue folder" in capsys.readouterr().err
+    assert "issues/nope: issue folder not found" in capsys.readouterr().err
 
 
 def test_build_prints_lint_findings(project: Path, monkeypatch, capsys):

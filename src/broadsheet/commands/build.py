@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import project_config
+from . import issue_folder, project_config
 from ..content import read_issue
 from ..lint import lint_rendered
 from ..render import build_issue, write_build
@@ -18,13 +18,14 @@ def register(subparsers) -> argparse.ArgumentParser:
         "build", help="compile an issue to email HTML, plain text and a browser version",
         description="Compile ISSUE_DIR into DIR/<slug>/: email.mjml, email.html, email.txt, web.html, images/.",
     )  # fmt: skip
-    parser.add_argument("issue_dir", type=Path, metavar="ISSUE_DIR")
+    parser.add_argument("issue_dir", type=Path, metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: output_dir in the config, dist/)")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     config = project_config(args)
+    args.issue_dir = issue_folder(args.issue_dir, config)
     issue = read_issue(args.issue_dir, config)
     rendered = build_issue(args.issue_dir, config, issue=issue)
     target = write_build(rendered, args.out or config.resolve(config.output_dir))

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ..config import Config
-from ..errors import ContentError
-from . import project_config
+from . import issue_folder, project_config
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,11 +37,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"{folder.name}: {summary(findings)}")
     return 1 if any(f.severity == "error" for f in findings) else 0
 
-
-def issue_folder(argument: str, config: Config) -> Path:
-    """ISSUE_DIR as given, or the folder of that name under the config's issues_dir."""
-    for candidate in (Path(argument), config.resolve(config.issues_dir) / argument):
-        if candidate.is_dir():
-            return candidate.resolve()
-    raise ContentError("no such issue folder", where=argument,
-                       fix=f"give a folder holding issue.md, e.g. {config.issues_dir}/<date>-<name>")

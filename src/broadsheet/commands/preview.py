@@ -8,8 +8,8 @@ import webbrowser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import project_config
-from .lint import issue_folder
+from ..errors import ContentError
+from . import issue_folder, project_config
 
 if TYPE_CHECKING:
     from ..preview.builder import Build
@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = project_config(args)
     folder = issue_folder(args.issue_dir, config)
+    if not (folder / "issue.md").is_file():
+        raise ContentError("issue folder not found", where=str(args.issue_dir),
+                           fix=f"give a folder holding issue.md, e.g. {config.issues_dir}/<date>-<name>")
     config_path = config.path
     if args.screenshot:
         return _screenshot(folder, config_path, args)

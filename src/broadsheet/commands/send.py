@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import project_config
+from . import issue_folder, project_config
 from ..campaign import (
     Journal, Prepared, Settings, campaign_fingerprint, issue_key, prepare_campaign, subscriber_from_row,
 )
@@ -35,7 +35,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Compose one message per subscriber and deliver them through the configured transport. "
         "Every recipient is journaled in .broadsheet/state.db: running the same command again resumes.",
     )  # fmt: skip
-    parser.add_argument("issue_dir", type=Path, metavar="ISSUE_DIR")
+    parser.add_argument("issue_dir", type=Path, metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)")
     parser.add_argument("--list", dest="list_file", type=Path, metavar="FILE", help="subscriber CSV (default: send.list)")
     parser.add_argument("--segment", action="append", default=[], metavar="TAG", help="only subscribers with this tag (repeatable)")
     parser.add_argument("--limit", type=int, metavar="N", help="send to at most N recipients in this run")
@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise CampaignError("--limit must be 1 or more")
     config = project_config(args)
+    args.issue_dir = issue_folder(args.issue_dir, config)
     transport_name = args.transport or config.send.transport
     transport_class(transport_name)  # an unknown name fails before the issue is built
     issue, rendered = _build(args.issue_dir, config)

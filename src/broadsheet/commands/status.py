@@ -7,7 +7,7 @@ import csv
 import time
 from pathlib import Path
 
-from . import project_config
+from . import issue_folder, project_config
 from ..campaign import CampaignRecord, Journal, issue_key, journal_path
 from ..campaign.journal import STATES
 from ..config import Config
@@ -22,13 +22,14 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Counts by state (queued, sending, sent, failed, deferred, unknown), the last errors, "
         "and optionally every failed or unknown recipient with its reason as CSV.",
     )  # fmt: skip
-    parser.add_argument("issue_dir", type=Path, metavar="ISSUE_DIR")
+    parser.add_argument("issue_dir", type=Path, metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)")
     parser.add_argument("--failed-csv", type=Path, metavar="FILE", help="write failed and unknown recipients here")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     config = project_config(args)
+    args.issue_dir = issue_folder(args.issue_dir, config)
     path = journal_path(config.root)
     if not path.is_file():
         raise CampaignError("nothing has been sent from this project yet", where=str(path))
