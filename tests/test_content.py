@@ -259,3 +259,16 @@ def test_editor_lock_and_hidden_files_are_not_articles(tmp_path):
     (folder / "articles" / ".#01-one.md").symlink_to("someone@host.1234:1700000000")  # Emacs, while editing
     (folder / "articles" / ".notes.md").write_text("not an article", encoding="utf-8")
     assert [a.title for a in read_issue(folder, config_for(tmp_path)).articles] == ["One"]
+
+
+@pytest.mark.parametrize("front", ["- title\n- x", "just a sentence"])
+def test_front_matter_that_is_not_key_value_lines_is_an_error(tmp_path, front):
+    folder = write_issue(tmp_path, articles={"01-x.md": f"---\n{front}\n---\nbody"})
+    with pytest.raises(ContentError, match=r"01-x.md:2: front matter must be 'key: value' lines"):
+        read_issue(folder, config_for(tmp_path))
+
+
+def test_empty_front_matter_is_only_a_missing_title(tmp_path):
+    folder = write_issue(tmp_path, articles={"01-x.md": "---\n---\nbody"})
+    with pytest.raises(ContentError, match="missing title"):
+        read_issue(folder, config_for(tmp_path))

@@ -173,8 +173,8 @@ def _read_document(path: Path) -> _Document:
         raise ContentError(
             f"not a real date: {value}", where=f"{path}:{number}" if number else str(path), fix="write it as YYYY-MM-DD"
         ) from None
-    if not isinstance(post.metadata, dict):
-        raise ContentError("front matter must be a mapping of keys", where=f"{path}:2")
+    if not post.metadata and not _front_matter_is_mapping(text):
+        raise ContentError("front matter must be 'key: value' lines", where=f"{path}:2", fix="write e.g. title: My title")
     body_line = text[: len(text) - len(post.content)].count("\n") + 1 if post.content else 1
     return _Document(path=path, text=text, meta=post.metadata, body=post.content, body_line=body_line)
 
@@ -189,6 +189,15 @@ def _impossible_date(text: str) -> tuple[int, str]:
             except ValueError:
                 return number, match.group(1)
     return 0, ""
+
+
+def _front_matter_is_mapping(text: str) -> bool:
+    """python-frontmatter drops front matter that is a YAML list or a plain string; tell them apart."""
+    handler = frontmatter.YAMLHandler()
+    if not handler.detect(text):
+        return True
+    front, _ = handler.split(text)
+    return isinstance(yaml.safe_load(front), (dict, type(None)))
 
 
 def _check_keys(document: _Document, allowed: set[str]) -> None:
