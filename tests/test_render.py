@@ -261,3 +261,9 @@ def test_web_version_unsubscribe_link_has_no_placeholders(project, template, exp
 
     rendered = build_issue(project / "issues" / SAMPLE.name, replace(config, unsubscribe_url=template))
     assert f'href="{expected}"' in rendered.web_html and "{token}" not in rendered.web_html
+
+
+def test_an_issue_without_articles_is_a_warning(project):
+    folder = write_issue(project, articles={})
+    rendered = build_issue(folder, load_config(project / "broadsheet.toml"))
+    assert any("no articles" in warning for warning in rendered.warnings)

@@ -27,6 +27,8 @@ def build_warnings(rendered: RenderedIssue, issue: Issue, config: Config) -> Ite
         yield f"{where}: subject is {len(issue.subject)} characters, over {SUBJECT_LIMIT}: inboxes will cut it"
     if issue.draft:
         yield f"{where}: the issue is marked draft: true"
+    if not issue.articles:
+        yield f"{issue.folder / 'articles'}: no articles: the issue holds only its introduction (add articles/01-….md)"
     for url in sorted(set(HTTP_LINK.findall(rendered.html))):
         yield f"{_source_of(url, issue, config)}: insecure http:// link {url} (use https://)"
     size = html_size(rendered)
