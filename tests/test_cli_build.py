@@ -142,3 +142,12 @@ def test_build_send_and_status_take_the_issue_name_too(project, monkeypatch, cap
     capsys.readouterr()
     assert main(["status", SAMPLE_NAME]) == 0
     assert "sent 9" in capsys.readouterr().out
+
+
+def test_a_new_project_without_templates_uses_the_shipped_default_theme(tmp_path, monkeypatch, capsys):
+    (tmp_path / "broadsheet.toml").write_text('name = "Fresh"\nbase_url = "https://news.example.org"\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["new", "First issue", "--date", "2025-01-01"]) == 0
+    assert main(["build", "2025-01-01-first-issue"]) == 0
+    html = (tmp_path / "dist" / "2025-01-01-first-issue" / "email.html").read_text(encoding="utf-8")
+    assert "First issue" in html and "Fresh" in html

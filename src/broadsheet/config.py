@@ -154,10 +154,13 @@ class Config:
 
     @property
     def theme_dir(self) -> Path:
+        """A path as given; a name under the project's templates/, else one of the themes broadsheet ships."""
         candidate = Path(self.theme)
         if candidate.is_absolute() or "/" in self.theme:
             return self.resolve(self.theme)
-        return self.root / "templates" / self.theme
+        project_theme = self.root / "templates" / self.theme
+        shipped = Path(__file__).parent / "themes" / self.theme
+        return shipped if not project_theme.is_dir() and shipped.is_dir() else project_theme
 
 
 TOML_ALIASES = {"from": "from_address"}
