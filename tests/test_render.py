@@ -267,3 +267,14 @@ def test_an_issue_without_articles_is_a_warning(project):
     folder = write_issue(project, articles={})
     rendered = build_issue(folder, load_config(project / "broadsheet.toml"))
     assert any("no articles" in warning for warning in rendered.warnings)
+
+
+def test_a_folder_name_with_spaces_is_quoted_in_published_urls(project):
+    folder = project / "issues" / "2024-05-01 spring news"
+    (folder / "articles").mkdir(parents=True)
+    (folder / "issue.md").write_text("---\ntitle: Spring\npreheader: p\n---\nHi\n", encoding="utf-8")
+    (folder / "articles" / "01-a.md").write_text("---\ntitle: A\n---\n![Chart](chart.png)\n", encoding="utf-8")
+    (folder / "articles" / "chart.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    rendered = build_issue(folder, load_config(project / "broadsheet.toml"))
+    assert rendered.view_online_url.endswith("/2024-05-01%20spring%20news/")
+    assert "/2024-05-01%20spring%20news/images/chart.png" in rendered.html

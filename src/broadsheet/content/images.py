@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 def published_src(base_url: str, slug: str, name: str) -> str:
     """The address of ``images/<name>`` once ``dist/<slug>/`` is published at ``base_url`` (relative without)."""
-    return f"{base_url.rstrip('/')}/{slug}/images/{quote(name)}" if base_url else f"images/{quote(name)}"
+    return f"{base_url.rstrip('/')}/{quote(slug)}/images/{quote(name)}" if base_url else f"images/{quote(name)}"
 
 
 def image_size(path: Path) -> tuple[int, int] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import traceback
+from urllib.parse import quote
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) 
     issue = issue or read_issue(Path(issue_dir), config)
     theme = load_theme(config.theme_dir)
     logo_src, logo_image = _logo(config, issue.slug)
-    view_online_url = f"{config.base_url.rstrip('/')}/{issue.slug}/" if config.base_url else ""
+    view_online_url = f"{config.base_url.rstrip('/')}/{quote(issue.slug)}/" if config.base_url else ""
     table = PlaceholderTable()
     context = _context(issue, config, table, logo_src)
     mjml_source = _render(theme.environment, HTML_TEMPLATE, context, table)
