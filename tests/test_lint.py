@@ -297,3 +297,19 @@ def test_the_default_theme_without_base_url_has_no_dead_links(tmp_path):
     rules_found = {f.rule for f in lint_issue(issue, config, validate_mjml=False)}
     assert "image-url" in rules_found  # relative images: the lint says to set base_url
     assert not rules_found & {"link-empty", "image-missing"}, rules_found
+
+
+def test_lint_json_reports_a_build_error_as_json(project: Path, monkeypatch, capsys):
+    import json
+
+    from broadsheet.cli import main
+
+    article = project / "issues" / SLUG / "articles" / "02-contact.md"
+    article.write_text(article.read_text().replace("title:", "title: [unclosed", 1))
+    monkeypatch.chdir(project)
+    assert main(["lint", f"issues/{SLUG}", "--format", "json", "--no-validator"]) == 2
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert document["errors"] == 1 and document["findings"][0]["rule"] == "build"
+    assert "02-contact.md:2" in document["findings"][0]["where"]
+    assert "malformed front matter" in captured.err

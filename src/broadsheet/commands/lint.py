@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import BroadsheetError
 from . import issue_folder, project_config
 
 
@@ -21,11 +22,17 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..lint import HOW_TO_INSTALL, find_validator, lint_issue, summary, to_json
+    from ..lint import HOW_TO_INSTALL, Finding, find_validator, lint_issue, summary, to_json
 
     config = project_config(args)
     folder = issue_folder(args.issue_dir, config)
-    findings = lint_issue(folder, config, validate_mjml=not args.no_validator)
+    try:
+        findings = lint_issue(folder, config, validate_mjml=not args.no_validator)
+    except BroadsheetError as exc:
+        if args.format == "json":  # CI still gets a document: the build error as the one finding
+            error = Finding("build", "error", exc.message + (f" ({exc.fix})" if exc.fix else ""), exc.where or str(folder))
+            print(to_json([error], issue=str(folder)))
+        raise
     validator = None if args.no_validator else find_validator(config.root)
     if args.format == "json":
         print(to_json(findings, issue=str(folder), validator=str(validator) if validator else None))
