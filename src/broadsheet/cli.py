@@ -16,14 +16,15 @@ from .errors import BroadsheetError
 COMMANDS = ("new", "build", "preview", "lint", "send", "status", "subscribers")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (``only``) just that command's, so a run imports one command's rooms."""
     parser = argparse.ArgumentParser(
         prog="broadsheet", description="Write a newsletter in Markdown, deliver it to every subscriber's inbox."
     )
     parser.add_argument("--version", action="version", version=f"broadsheet {__version__}")
     parser.add_argument("--config", metavar="FILE", help="broadsheet.toml to use (default: found upward from here)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f".commands.{name}", __package__)
         except ModuleNotFoundError as exc:
@@ -37,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_requested_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
@@ -60,6 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _requested_command(argv: list[str]) -> str | None:
+    """The command named on the line, when it is a known one (else the full parser explains)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
 def _sigterm_as_interrupt(signum, frame) -> None:
