@@ -82,3 +82,16 @@ def test_a_long_personal_value_keeps_its_body_literal_and_within_the_substitutio
     got = {d["to"]: d for d in fake.delivered}
     assert got[messages[1].recipient]["html"] == messages[1].html
     assert fake.calls == 2  # the others still share one body
+
+
+def test_no_answer_to_one_request_leaves_only_its_recipients_unknown(api):
+    """A batch that takes two requests: the first times out, so the second was never sent."""
+    fake, transport = api("sendgrid")
+    messages = make_messages(3)
+    messages[2] = make_message(2, first_name="Reader " + "x" * 12_000)  # a body of its own: a second request
+    fake.script = ["timeout"]
+    with transport:
+        deliveries = transport.send_batch(messages)
+    fake.wait_idle()
+    assert [d.status for d in deliveries] == ["unknown", "unknown", "deferred"]
+    assert sorted(fake.recipients()) == sorted(m.recipient for m in messages[:2]) and fake.calls == 1

@@ -140,7 +140,8 @@ class HttpTransport(Transport):
 
     def send_parts(self, messages: list[Message], parts: Iterable[list[int]]) -> list[Delivery]:
         """Send the parts one request each, following ``Outcome.again``. An error before anything is
-        known propagates; after that, the rest is returned as unknown (no answer) or deferred."""
+        known propagates, unless it is a request left unanswered with others after it; otherwise the part
+        that failed is returned as unknown (no answer) or deferred, and the parts never sent as deferred."""
         results: list[Delivery | None] = [None] * len(messages)
         queue = deque(parts)
         while queue:
@@ -148,8 +149,9 @@ class HttpTransport(Transport):
             try:
                 outcome = self.send_part([messages[i] for i in part])
             except (AmbiguousSend, TransportError) as exc:
-                if all(r is None for r in results):
-                    raise
+                maybe_sent = isinstance(exc, AmbiguousSend) and queue and not self.idempotent
+                if all(r is None for r in results) and not maybe_sent:
+                    raise  # about the whole batch (an unanswered part with none after it included)
                 rest = [part, *queue]
                 self._settle_rest(messages, results, rest, exc)
                 break
