@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broadsheet.errors import TransportAuthError
+from broadsheet.errors import TransportAuthError, TransportError
 from broadsheet.transports import postmark
 from broadsheet.transports.http import json_bytes
 from support.providers import INACTIVE, api, drive, make_message, make_messages  # noqa: F401
@@ -59,3 +59,12 @@ def test_an_unconfirmed_sender_stops_the_campaign(api):
     fake.script = ["unconfirmed"]
     with pytest.raises(TransportAuthError, match="Sender signature not confirmed"), transport:
         transport.send_batch(make_messages(2))
+
+
+def test_an_unknown_message_stream_stops_without_failing_anyone(api):
+    fake, transport = api("postmark", message_stream="newsletter")
+    with pytest.raises(TransportError, match="MessageStream") as caught, transport:
+        transport.send_batch(make_messages(3))
+    assert not isinstance(caught.value, TransportAuthError)
+    assert "postmark.message_stream" in str(caught.value.fix)
+    assert fake.delivered == []

@@ -284,11 +284,12 @@ class PostmarkFake(Fake):
         for key in ("From", "To", "Subject", "MessageStream"):
             self.require(bool(message.get(key)), f"{key} missing")
         self.require(bool(message.get("HtmlBody") or message.get("TextBody")), "no body")
-        self.require(message.get("MessageStream") == "broadcast", "wrong MessageStream")
         for item in message.get("Headers", []):
             self.require(set(item) == {"Name", "Value"}, f"header {item}")
             self.require(item["Name"].lower() not in {"from", "to", "subject", "content-type"}, f"header {item}")
         to = message.get("To", "")
+        if message.get("MessageStream") != "broadcast":  # the only stream this server has
+            return {"ErrorCode": 1235, "Message": "The 'MessageStream' provided does not exist on this server."}
         if _invalid(message.get("From", "")):
             return {"ErrorCode": 300, "Message": f"Invalid 'From' address: '{message.get('From')}'."}
         if _invalid(to):

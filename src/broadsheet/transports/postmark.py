@@ -13,6 +13,8 @@ MAX_CALL_BYTES = 50 * 1000 * 1000  # the batch endpoint's payload limit
 MAX_MESSAGE_BYTES = 10 * 1000 * 1000  # one message's limit on the Email API
 # ErrorCodes that mean the token or the sender is not good for sending: stop the campaign.
 AUTH_CODES = frozenset({10, 400, 401, 405, 412, 413})
+# ErrorCodes that mean the MessageStream setting names no stream this server can send through.
+STREAM_CODES = frozenset({1221, 1235, 1236})
 DEFERRED_CODES = frozenset({100, 429})  # maintenance, rate limit: worth trying again
 DROP = frozenset({"reply-to", "date"})  # Reply-To goes in ReplyTo; Postmark dates the message itself
 
@@ -83,23 +85,25 @@ class PostmarkTransport(HttpTransport):
         results = [self._result(messages[p], a) for p, a in zip(sendable, answers)]
         if all(r is None for r in results):
             reason = self.redact(self._reason(answers[0]))
-            if answers[0].get("ErrorCode") in AUTH_CODES:
+            code = answers[0].get("ErrorCode")
+            if code in AUTH_CODES:
                 raise self.auth_error(reason=reason)
-            raise TransportError(f"{self.provider} refused every message: {reason}", where=self.where)
+            fix = "check postmark.message_stream (the stream's ID)" if code in STREAM_CODES else None
+            raise TransportError(f"{self.provider} refused every message: {reason}", where=self.where, fix=fix)
         for p, result, answer in zip(sendable, results, answers):
             detail = self.redact(f"{self.provider}: {self._reason(answer)}")
             outcome.deliveries[p] = result or Delivery(messages[p].recipient, "deferred", detail=detail)
         return outcome
 
     def _result(self, message: Message, answer: dict) -> Delivery | None:
-        """This message's Delivery; None when its code says the token or sender is refused, or the
-        message is refused for something every message shares (300 about the From address)."""
+        """This message's Delivery; None when its code says the token, sender or message stream is
+        refused, or the message is refused for something every message shares (300 about From)."""
         if not isinstance(answer, dict):
             return self.failed(message, f"unexpected answer {answer!r:.80}")
         code = answer.get("ErrorCode", 0)
         if code == 0:
             return Delivery(message.recipient, "sent", message_id=str(answer.get("MessageID", "")))
-        if code in AUTH_CODES or (code == 300 and not about_recipient(str(answer.get("Message", "")))):
+        if code in AUTH_CODES or code in STREAM_CODES or (code == 300 and not about_recipient(str(answer.get("Message", "")))):
             return None
         if code in DEFERRED_CODES:
             detail = self.redact(f"{self.provider}: {self._reason(answer)}")
