@@ -8,7 +8,7 @@ import email.policy
 import pytest
 
 from broadsheet.errors import TransientTransportError, TransportAuthError
-from support.providers import INACTIVE, api, drive, make_message, make_messages  # noqa: F401
+from support.providers import ACCESS_KEY, INACTIVE, api, drive, make_message, make_messages  # noqa: F401
 
 
 def test_requests_are_signed_for_ses_and_carry_our_raw_message(api):
@@ -31,6 +31,8 @@ def test_a_wrong_secret_key_is_refused_and_not_repeated(api, monkeypatch):
     assert fake.violations == ["signature does not match"]
     fake.violations.clear()
     assert "WRONG-KEY-456" not in str(caught.value)
+    assert ACCESS_KEY not in str(caught.value)  # AWS_ACCESS_KEY_ID is a secret too (README)
+    assert "SESSION-[secret]" not in str(caught.value)  # the session token blanked whole, not around the key
 
 
 def test_a_rejected_message_fails_alone(api):

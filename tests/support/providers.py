@@ -420,7 +420,8 @@ class SesFake(Fake):
 
     def unauthorized(self, request: Request) -> Response:
         return self.json({"message": f"The security token included in the request is invalid: "
-                                     f"{request.headers.get('X-Amz-Security-Token', '')}"}, 403,
+                                     f"{request.headers.get('X-Amz-Security-Token', '')} "
+                                     f"{request.headers.get('Authorization', '')}"}, 403,
                          {"x-amzn-ErrorType": "UnrecognizedClientException:"})
 
     def process(self, request: Request) -> Response:

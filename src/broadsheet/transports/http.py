@@ -246,7 +246,7 @@ class HttpTransport(Transport):
         return self.redact(" ".join(text.split())[:ERROR_TEXT_LIMIT]) or response.reason or ""
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
+        for secret in sorted(self._secrets, key=len, reverse=True):  # a secret may contain another
             text = text.replace(secret, "[secret]")
         return text
 

@@ -36,7 +36,7 @@ class SesTransport(HttpTransport):
         key = secret("AWS_SECRET_ACCESS_KEY")
         token = os.environ.get("AWS_SESSION_TOKEN", "")
         self._signer = AWS4Auth(access, key, self.config.ses.region, "ses", session_token=token or None)
-        return (key, token)
+        return (key, token, access)  # the key ID too: kept out of every message like the others
 
     def request_credentials(self) -> dict:
         return {"auth": self._signer}
