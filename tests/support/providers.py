@@ -339,6 +339,12 @@ class SendgridFake(Fake):
             if _invalid(to[0].get("email", "")):
                 errors.append({"message": "Does not contain a valid address.",
                                "field": f"personalizations.{i}.to.0.email", "help": "http://sendgrid.com/docs"})
+            name = to[0].get("name", "")
+            if re.search("[,;]", name) and not re.fullmatch(r'"(?:[^"\\]|\\.)*"', name):
+                # "to.name … cannot include either the ; or , characters" (Mail Send limitations);
+                # quoted, the name reaches the To header intact (django-anymail's workaround)
+                errors.append({"message": "The to.name cannot include ; or , characters.",
+                               "field": f"personalizations.{i}.to.0.name", "help": "http://sendgrid.com/docs"})
         if errors:
             return self.json({"errors": errors}, 400)
         bodies = {c["type"]: c["value"] for c in content}
@@ -347,9 +353,15 @@ class SendgridFake(Fake):
             html, text = (_substitute(bodies.get(t, ""), subs) for t in ("text/html", "text/plain"))
             headers = {**data.get("headers", {}), **person.get("headers", {})}
             self.deliver(person["to"][0]["email"], html=html, text=text, headers=headers,
-                         subject=person.get("subject", data.get("subject")), name=person["to"][0].get("name"),
+                         subject=person.get("subject", data.get("subject")), name=_display_name(person["to"][0]),
                          reply_to=data.get("reply_to"))
         return Response("", status=202, headers={"X-Message-Id": uuid.uuid4().hex[:22]})
+
+
+def _display_name(email_object: dict) -> str | None:
+    """The name a reader sees in the To header SendGrid makes from ``{"email", "name"}``."""
+    name = email_object.get("name")
+    return email.utils.parseaddr(f"{name} <{email_object['email']}>")[0] if name else name
 
 
 def _substitute(body: str, values: dict[str, str]) -> str:

@@ -7,6 +7,7 @@ values for the placeholders in the shared body). A 400 names the bad personaliza
 
 from __future__ import annotations
 
+import email.utils
 import re
 from collections.abc import Sequence
 
@@ -47,7 +48,7 @@ class SendgridTransport(SharedBodyTransport):
         return data
 
     def _personalization(self, message: Message, headers: dict, values: dict, own_subject: bool) -> dict:
-        item: dict = {"to": [_email_object(message.to_header, message.recipient)]}
+        item: dict = {"to": [_email_object(message.to_header, message.recipient, quote_specials=True)]}
         if own_subject:
             item["subject"] = message.subject
         if headers:
@@ -87,6 +88,12 @@ class SendgridTransport(SharedBodyTransport):
         return outcome
 
 
-def _email_object(value: str, bare: str = "") -> dict:
+def _email_object(value: str, bare: str = "", *, quote_specials: bool = False) -> dict:
+    """``{"email", "name"}``. SendGrid takes no bare , or ; in a personalization's to.name (it would
+    not quote them in the To header): with ``quote_specials`` such a name goes quoted."""
     name, addr = address(value)
-    return {"email": bare or addr, "name": name} if name else {"email": bare or addr}
+    if not name:
+        return {"email": bare or addr}
+    if quote_specials and ("," in name or ";" in name):
+        name = f'"{email.utils.quote(name)}"'
+    return {"email": bare or addr, "name": name}
