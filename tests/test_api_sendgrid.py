@@ -106,3 +106,19 @@ def test_a_name_with_a_comma_or_semicolon_is_quoted_and_arrives_whole(api):
     assert all(d.status == "sent" for d in run.final().values())
     got = {d["to"]: d for d in fake.delivered}
     assert [got[m.recipient]["name"] for m in messages] == [m.merge["name"] for m in messages]
+
+
+def test_many_personal_values_stay_within_the_substitution_limit(api):
+    """Each value under 500 characters, but together over SendGrid's 10,000 bytes per personalization."""
+    fake, transport = api("sendgrid")
+    messages = make_messages(3)
+    many = make_message(1)
+    extra = {f"field{n}": f"value {n} " + "y" * 440 for n in range(25)}
+    many.merge.update(extra)
+    many.html = many.html.replace("</body>", "".join(f"<p>{v}</p>" for v in extra.values()) + "</body>")
+    many.text += "".join(f"{v}\n" for v in extra.values())
+    messages[1] = many
+    run = drive(transport, messages)  # the fake checks the limit
+    assert all(d.status == "sent" for d in run.final().values())
+    got = {d["to"]: d for d in fake.delivered}
+    assert all(got[m.recipient]["html"] == m.html and got[m.recipient]["text"] == m.text for m in messages)

@@ -334,7 +334,7 @@ class SendgridFake(Fake):
         errors = []
         for i, person in enumerate(people):
             to = person.get("to") or [{}]
-            size = sum(len(k) + len(v) for k, v in (person.get("substitutions") or {}).items())
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in (person.get("substitutions") or {}).items())
             self.require(size <= 10000, f"substitutions of {size} bytes")
             if _invalid(to[0].get("email", "")):
                 errors.append({"message": "Does not contain a valid address.",

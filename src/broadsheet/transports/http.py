@@ -499,6 +499,7 @@ class SharedBodyTransport(HttpTransport):
     """
 
     tag: ClassVar[str]  # the provider's substitution tag, "{}" standing for the variable's name
+    max_values_bytes: ClassVar[int | None] = None  # the provider's limit on one recipient's values
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
@@ -511,10 +512,29 @@ class SharedBodyTransport(HttpTransport):
 
     def split(self, messages: Sequence[Message]) -> list[list[int]]:
         groups = share_bodies(messages, self.placeholder, self.marker, enabled=self.shared_body)
+        if self.max_values_bytes is not None:
+            groups = self._within_limit(groups, messages)
         self._groups = {
             id(messages[p]): (group, values) for group in groups for p, values in zip(group.members, group.values)
         }
         return [group.members for group in groups]
+
+    def _within_limit(self, groups: list[SharedBody], messages: Sequence[Message]) -> list[SharedBody]:
+        """Members whose values would pass ``max_values_bytes`` go out with their literal body."""
+        kept: list[SharedBody] = []
+        for group in groups:
+            over = [self._values_bytes(v) > self.max_values_bytes for v in group.values]  # type: ignore[operator]
+            if any(over):
+                for p in (p for p, too_many in zip(group.members, over) if too_many):
+                    kept.append(SharedBody(messages[p].html, messages[p].text, group.sender, members=[p], values=[{}]))
+                group.members = [p for p, too_many in zip(group.members, over) if not too_many]
+                group.values = [v for v, too_many in zip(group.values, over) if not too_many]
+            if group.members:
+                kept.append(group)
+        return kept
+
+    def _values_bytes(self, values: dict[str, str]) -> int:
+        return sum(len(self.placeholder(n).encode()) + len(v.encode()) for n, v in values.items())
 
     def group_of(self, messages: Sequence[Message]) -> tuple[SharedBody, list[dict[str, str]]]:
         """The shared body of a part (all from one group) and each message's values."""

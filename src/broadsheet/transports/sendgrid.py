@@ -26,6 +26,7 @@ class SendgridTransport(SharedBodyTransport):
     secret_env = "BROADSHEET_SENDGRID_KEY"
     max_batch = 1000
     tag = "[%bs.{}%]"
+    max_values_bytes = 10_000  # substitutions per personalization
 
     def payload(self, messages: Sequence[Message]) -> dict:
         body, values = self.group_of(messages)
