@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-from broadsheet.errors import TransientTransportError
 from support.providers import BAD, api, drive, make_message, make_messages  # noqa: F401
 
 
@@ -13,13 +10,21 @@ def test_no_answer_is_retried_with_the_same_key_and_nobody_gets_two(api):
     fake.script = ["timeout"]
     messages = make_messages(5)
     with transport:
-        with pytest.raises(TransientTransportError, match="safe"):
-            transport.send_batch(messages, batch_key="campaign-7/batch-3")
-        fake.wait_idle()
         deliveries = transport.send_batch(messages, batch_key="campaign-7/batch-3")
     assert [d.status for d in deliveries] == ["sent"] * 5
+    assert fake.calls == 2 and len(fake.seen) == 1  # the same request again, under the same key
     assert sorted(fake.recipients()) == sorted(m.recipient for m in messages)  # once each
     assert [d.message_id for d in deliveries] == [d["message_id"] for d in fake.delivered]
+
+
+def test_no_answer_however_often_it_is_sent_again_leaves_the_batch_unknown(api, monkeypatch):
+    fake, transport = api("resend")
+    monkeypatch.setattr(type(transport), "resend_delays", (1.1,))  # the fake is free again by then
+    fake.script = ["timeout", "500"]
+    with transport:
+        deliveries = transport.send_batch(make_messages(2))
+    assert [d.status for d in deliveries] == ["unknown", "unknown"]  # the first may have gone through
+    assert fake.calls == 2
 
 
 def test_the_key_names_campaign_and_batch_and_stays_within_256(api):

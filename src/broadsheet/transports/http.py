@@ -65,6 +65,7 @@ class HttpTransport(Transport):
     """
 
     provider: ClassVar[str] = "HTTP API"  # the provider's name in messages
+    resend_delays: ClassVar[tuple[float, ...]] = (1.0, 2.0, 4.0)  # idempotent: waits before sending again
     secret_env: ClassVar[str] = ""  # the environment variable a refusal points at
 
     def __init__(self, config, *, timeout: tuple[float, float] | None = None):
@@ -130,13 +131,32 @@ class HttpTransport(Transport):
         if self.session is None:
             self.open()
         self.batch_key = batch_key
+        parts = self.split(messages)
         try:
-            return self.send_parts(messages, self.split(messages))
+            return self.send_parts(messages, parts)
         except AmbiguousSend as exc:
             if self.idempotent:
-                raise TransientTransportError(f"{exc}; retrying is safe", where=self.where) from None
-            log.warning("%s: %s; %d recipients marked unknown", self.provider, exc, len(messages))
-            return [Delivery(m.recipient, "unknown", detail=str(exc)) for m in messages]
+                return self._send_same_again(messages, parts, exc)
+            return self._unknown(messages, exc)
+
+    def _send_same_again(self, messages: list[Message], parts: list[list[int]], exc: Exception) -> list[Delivery]:
+        """Send the very request that went unanswered again, with the same payload and so the same
+        idempotency key: the provider delivers it once. (The campaign would compose the rows again
+        in other batches, under other keys.) Still no clear answer: unknown."""
+        for delay in self.resend_delays:
+            time.sleep(max(delay, min(getattr(exc, "retry_after", None) or 0.0, 60.0)))
+            try:
+                return self.send_parts(messages, parts)
+            except (AmbiguousSend, TransientTransportError) as again:
+                exc = again
+            except TransportError as refused:  # the first request may have gone through: not queued again
+                exc = refused
+                break
+        return self._unknown(messages, exc)
+
+    def _unknown(self, messages: list[Message], exc: Exception) -> list[Delivery]:
+        log.warning("%s: %s; %d recipients marked unknown", self.provider, exc, len(messages))
+        return [Delivery(m.recipient, "unknown", detail=self.redact(str(exc))) for m in messages]
 
     def send_parts(self, messages: list[Message], parts: Iterable[list[int]]) -> list[Delivery]:
         """Send the parts one request each, following ``Outcome.again``. An error before anything is
