@@ -30,7 +30,7 @@ from .. import __version__
 from ..compose.message import Message
 from ..config import secret
 from ..errors import TransientTransportError, TransportAuthError, TransportError
-from .base import Delivery, Transport
+from .base import Delivery, Status, Transport
 
 log = logging.getLogger("broadsheet.transports")
 
@@ -279,6 +279,14 @@ class HttpTransport(Transport):
 
     def failed(self, message: Message, reason: str) -> Delivery:
         return Delivery(message.recipient, "failed", detail=self.redact(f"{self.provider}: {reason}"))
+
+    def deferred(self, message: Message, reason: str) -> Delivery:
+        return Delivery(message.recipient, "deferred", detail=self.redact(f"{self.provider}: {reason}"))
+
+
+def every(messages: Sequence[Message], status: Status, *, detail: str = "", message_id: str = "") -> Outcome:
+    """The same outcome for every message of one request."""
+    return Outcome({i: Delivery(m.recipient, status, detail, message_id) for i, m in enumerate(messages)})
 
 
 _RECIPIENT_PROBLEM = re.compile(r"\bto\b|recipient", re.IGNORECASE)

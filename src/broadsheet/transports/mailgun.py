@@ -13,8 +13,7 @@ from urllib.parse import quote
 from ..compose.message import Message
 from ..config import secret
 from ..errors import ConfigError
-from .base import Delivery
-from .http import Outcome, SharedBodyTransport, about_recipient, json_bytes, split_headers
+from .http import Outcome, SharedBodyTransport, about_recipient, every, json_bytes, split_headers
 
 DROP = frozenset({"date"})  # Mailgun dates the message itself
 _HEADER_VAR = re.compile(r"[^A-Za-z0-9]")
@@ -76,4 +75,4 @@ class MailgunTransport(SharedBodyTransport):
         message_id = str(answer.get("id", "")) if isinstance(answer, dict) else ""
         if not message_id:
             raise self.request_error(response)
-        return Outcome({i: Delivery(m.recipient, "sent", message_id=message_id) for i, m in enumerate(messages)})
+        return every(messages, "sent", message_id=message_id)

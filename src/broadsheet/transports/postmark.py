@@ -91,8 +91,7 @@ class PostmarkTransport(HttpTransport):
             fix = "check postmark.message_stream (the stream's ID)" if code in STREAM_CODES else None
             raise TransportError(f"{self.provider} refused every message: {reason}", where=self.where, fix=fix)
         for p, result, answer in zip(sendable, results, answers):
-            detail = self.redact(f"{self.provider}: {self._reason(answer)}")
-            outcome.deliveries[p] = result or Delivery(messages[p].recipient, "deferred", detail=detail)
+            outcome.deliveries[p] = result or self.deferred(messages[p], self._reason(answer))
         return outcome
 
     def _result(self, message: Message, answer: dict) -> Delivery | None:
@@ -103,11 +102,11 @@ class PostmarkTransport(HttpTransport):
         code = answer.get("ErrorCode", 0)
         if code == 0:
             return Delivery(message.recipient, "sent", message_id=str(answer.get("MessageID", "")))
-        if code in AUTH_CODES or code in STREAM_CODES or (code == 300 and not about_recipient(str(answer.get("Message", "")))):
+        shared = code == 300 and not about_recipient(str(answer.get("Message", "")))
+        if code in AUTH_CODES or code in STREAM_CODES or shared:
             return None
         if code in DEFERRED_CODES:
-            detail = self.redact(f"{self.provider}: {self._reason(answer)}")
-            return Delivery(message.recipient, "deferred", detail=detail)
+            return self.deferred(message, self._reason(answer))
         return self.failed(message, self._reason(answer))
 
     @staticmethod

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from ..compose.message import Message
 from ..errors import TransientTransportError, TransportError
 from .base import Delivery
-from .http import AmbiguousSend, HttpTransport, Outcome, about_recipient, address, api_headers, header, json_bytes
+from .http import (
+    AmbiguousSend, HttpTransport, Outcome, about_recipient, address, api_headers, every, header, json_bytes,
+)
 
 # Reply-To goes in reply_to. Date and Message-ID change each time a batch is composed again: sent,
 # they would change the payload of a retry, and Resend answers a key reused with another payload
@@ -75,7 +77,7 @@ class ResendTransport(HttpTransport):
         if "concurrent" in reason:
             raise TransientTransportError(f"{self.provider}: {reason}", where=self.where, retry_after=1)
         detail = self.redact(f"{self.provider}: {reason}")
-        return Outcome({i: Delivery(m.recipient, "unknown", detail=detail) for i, m in enumerate(messages)})
+        return every(messages, "unknown", detail=detail)
 
     def _read(self, messages: Sequence[Message], answer: object) -> Outcome:
         data = answer.get("data") if isinstance(answer, dict) else None

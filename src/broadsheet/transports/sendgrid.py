@@ -12,8 +12,7 @@ import re
 from collections.abc import Sequence
 
 from ..compose.message import Message
-from .base import Delivery
-from .http import Outcome, SharedBodyTransport, address, header, json_bytes, split_headers
+from .http import Outcome, SharedBodyTransport, address, every, header, json_bytes, split_headers
 
 # SendGrid's reserved headers (besides the structural ones) and those it takes from fields.
 DROP = frozenset({"x-sg-id", "x-sg-eid", "received", "dkim-signature", "reply-to", "date"})
@@ -67,7 +66,7 @@ class SendgridTransport(SharedBodyTransport):
         if response.status_code >= 300:
             raise self.request_error(response)
         message_id = response.headers.get("X-Message-Id", "")
-        return Outcome({i: Delivery(m.recipient, "sent", message_id=message_id) for i, m in enumerate(messages)})
+        return every(messages, "sent", message_id=message_id)
 
     def _refused(self, messages: Sequence[Message], response) -> Outcome:
         """Fail the personalizations the errors name; send the others again."""

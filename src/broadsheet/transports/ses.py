@@ -12,7 +12,7 @@ from ..compose.message import Message
 from ..config import secret
 from ..errors import TransientTransportError
 from .base import Delivery
-from .http import HttpTransport, Outcome, json_bytes
+from .http import HttpTransport, Outcome, every, json_bytes
 
 # Error types (x-amzn-ErrorType) that mean this account or sender cannot send now: stop the campaign.
 STOP_TYPES = frozenset(
@@ -58,7 +58,7 @@ class SesTransport(HttpTransport):
         if response.status_code < 300:
             answer = self.json_answer(response)
             message_id = str(answer.get("MessageId", "")) if isinstance(answer, dict) else ""
-            return Outcome({0: Delivery(message.recipient, "sent", message_id=message_id)})
+            return every(messages, "sent", message_id=message_id)
         return Outcome({0: self._refused(message, response)})
 
     def _refused(self, message: Message, response) -> Delivery:
