@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import email.utils
 import socket
+import ssl
 
 import pytest
 import requests
+from pytest_httpserver import HTTPServer
 
-from broadsheet.errors import TransientTransportError
+from broadsheet.errors import TransientTransportError, TransportError
 from broadsheet.transports.http import describe_error, personal_values, retry_after, share_bodies
 from broadsheet.transports.postmark import PostmarkTransport
-from support.providers import ENV, TIMEOUT, make_config, make_message, make_messages
+from support.providers import ENV, TIMEOUT, PostmarkFake, make_config, make_message, make_messages
 
 NOW = 1_800_000_000.0
 
@@ -88,3 +90,23 @@ def test_unsubscribe_urls_count_as_personal_values():
     assert values["email"] == "reader3@example.com"
     assert values["list_unsubscribe_1"].startswith("https://news.example.org/unsubscribe?email=reader3")
     assert "recipient" not in values  # the same value as email
+
+
+def test_an_untrusted_certificate_stops_and_marks_nobody_unknown(monkeypatch):
+    """The TLS handshake failed, so nothing was sent: not unknown, and not worth retrying either."""
+    trustme = pytest.importorskip("trustme")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)  # a CA nobody trusts
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    server.start()
+    try:
+        fake = PostmarkFake().install(server)
+        monkeypatch.setenv("BROADSHEET_POSTMARK_TOKEN", ENV["postmark"]["BROADSHEET_POSTMARK_TOKEN"])
+        transport = PostmarkTransport(make_config("postmark", server.url_for("/")), timeout=TIMEOUT)
+        with pytest.raises(TransportError, match="certificate") as caught, transport:
+            transport.send_batch(make_messages(2))
+        assert not isinstance(caught.value, TransientTransportError)
+        assert "postmark.base_url" in str(caught.value.fix) and fake.calls == 0
+    finally:
+        server.clear()
+        server.stop()

@@ -217,6 +217,11 @@ class HttpTransport(Transport):
 
     def _network_error(self, exc: requests.RequestException) -> Exception:
         kind = type(exc).__name__
+        if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return TransportError(  # refused in the handshake, before the request: nothing went out
+                f"{self.provider}: the server's certificate is not trusted", where=self.where,
+                fix=f"check {self.name}.base_url",
+            )
         if _never_sent(exc):
             return TransientTransportError(f"{self.provider}: cannot connect ({kind})", where=self.where)
         if isinstance(exc, requests.ReadTimeout):
