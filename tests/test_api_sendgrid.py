@@ -97,17 +97,6 @@ def test_no_answer_to_one_request_leaves_only_its_recipients_unknown(api):
     assert sorted(fake.recipients()) == sorted(m.recipient for m in messages[:2]) and fake.calls == 1
 
 
-def test_a_name_with_a_comma_or_semicolon_is_quoted_and_arrives_whole(api):
-    """SendGrid takes no bare , or ; in to.name (Mail Send limitations): quoted, the name is kept."""
-    fake, transport = api("sendgrid")
-    messages = make_messages(3)
-    messages[1] = make_message(1, first_name='Smith, "Ann"; Jr')
-    run = drive(transport, messages)
-    assert all(d.status == "sent" for d in run.final().values())
-    got = {d["to"]: d for d in fake.delivered}
-    assert [got[m.recipient]["name"] for m in messages] == [m.merge["name"] for m in messages]
-
-
 def test_many_personal_values_stay_within_the_substitution_limit(api):
     """Each value under 500 characters, but together over SendGrid's 10,000 bytes per personalization."""
     fake, transport = api("sendgrid")

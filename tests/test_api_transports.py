@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 
 import pytest
 
@@ -122,3 +123,26 @@ def test_a_refused_sender_stops_instead_of_failing_every_recipient(api, provider
         transport.send_batch(messages)
     assert not isinstance(caught.value, TransportAuthError)
     assert fake.delivered == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_name_that_needs_quotes_reaches_the_to_header_whole(api, provider):
+    """SendGrid takes no bare , or ; in to.name, Resend no quoted name: each gets a form it takes."""
+    fake, transport = api(provider)
+    messages = make_messages(3)
+    messages[1] = make_message(1, first_name='Smith, "J. R."; Jr')
+    run = drive(transport, messages)
+    assert all(d.status == "sent" for d in run.final().values())
+    shown = {displayed(got): got for got in fake.delivered}
+    assert sorted(shown) == sorted(email.utils.parseaddr(m.to_header) for m in messages)
+
+
+def displayed(got: dict) -> tuple[str, str]:
+    """(display name, address) of the To header the recipient gets."""
+    if "raw" in got:
+        to = email.message_from_bytes(got["raw"], policy=email.policy.default)["To"]
+    else:
+        value = email.utils.formataddr((got["name"], got["to"])) if got.get("name") else got["to"]
+        to = email.policy.default.header_factory("To", value)  # encoded words decoded, quotes taken off
+    [mailbox] = to.addresses
+    return mailbox.display_name, mailbox.addr_spec

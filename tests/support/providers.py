@@ -522,7 +522,7 @@ class ResendFake(Fake):
             if _invalid(item.get("from", "")):
                 errors.append({"index": index, "message": "Invalid `from` field."})
                 continue
-            if _invalid(to):
+            if _invalid(to) or to.startswith('"'):  # Resend refuses a quoted display name (django-anymail)
                 errors.append({"index": index, "message": "Invalid `to` field."})
                 continue
             email_id = str(uuid.uuid4())

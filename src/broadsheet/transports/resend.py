@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from ..compose.headers import encoded_words
 from ..compose.message import Message
 from ..errors import TransientTransportError, TransportError
 from .base import Delivery
@@ -35,7 +36,7 @@ class ResendTransport(HttpTransport):
         name, addr = address(message.from_header)
         data: dict = {
             "from": f"{name} <{addr}>" if name else addr,  # Resend refuses encoded words in from
-            "to": [message.to_header],
+            "to": [_unquoted(message.to_header)],
             "subject": message.subject,
             "html": message.html,
             "text": message.text,
@@ -45,7 +46,7 @@ class ResendTransport(HttpTransport):
             data["headers"] = headers
         reply_to = header(message, "Reply-To")
         if reply_to:
-            data["reply_to"] = [reply_to]
+            data["reply_to"] = [_unquoted(reply_to)]
         return data
 
     def idempotency_key(self, body: bytes) -> str:
@@ -93,3 +94,12 @@ class ResendTransport(HttpTransport):
             message_id = str(item.get("id", "")) if isinstance(item, dict) else ""
             outcome.deliveries[i] = Delivery(messages[i].recipient, "sent", message_id=message_id)
         return outcome
+
+
+def _unquoted(value: str) -> str:
+    """An address for to and reply_to. Resend refuses a quoted display name (``"J. Smith" <…>``):
+    such a name goes as RFC 2047 encoded-words instead, as django-anymail sends it."""
+    if not value.startswith('"'):
+        return value
+    name, addr = address(value)
+    return f"{encoded_words(name)} <{addr}>"
