@@ -41,14 +41,17 @@ def test_a_test_copy_goes_through_every_provider(api, sample, provider, capsys):
     assert states(sample) == {}  # a test copy is not journaled
 
 
-def test_a_whole_send_through_postmark_journals_everyone_as_sent(api, sample, capsys):
-    fake, transport = api("postmark")
-    use_fake(sample, "postmark", transport.base_url, batch_size=500)
+@pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "ses", "resend"])
+def test_a_whole_send_journals_everyone_as_sent_and_status_says_so(api, sample, provider, capsys):
+    fake, transport = api(provider)
+    use_fake(sample, provider, transport.base_url, connections=2)
     assert cli(sample, "send", ISSUE, "--yes") == 0
     assert set(states(sample).values()) == {"sent"} and len(states(sample)) == 30
     assert sorted(fake.recipients()) == sorted(states(sample))
-    assert fake.calls == 1  # one batch of 30
+    assert fake.calls == (30 if provider == "ses" else 1)  # one batch of 30, but SES takes one message a call
+    assert cli(sample, "status", ISSUE) == 0
     out, err = capsys.readouterr()
+    assert f"over {provider}" in out and "sent 30" in out
     assert SECRET not in out + err
 
 
