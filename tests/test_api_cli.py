@@ -62,3 +62,11 @@ def test_a_missing_token_stops_before_anything_is_journaled(api, sample, monkeyp
     assert cli(sample, "send", ISSUE, "--yes") == 2
     assert "BROADSHEET_POSTMARK_TOKEN" in capsys.readouterr().err
     assert fake.calls == 0 and not states(sample)
+
+
+def test_a_second_identical_test_copy_through_resend_is_delivered_too(api, sample, capsys):
+    fake, transport = api("resend")
+    use_fake(sample, "resend", transport.base_url)
+    assert cli(sample, "send", ISSUE, "--test", "editor@example.net") == 0
+    assert cli(sample, "send", ISSUE, "--test", "editor@example.net") == 0
+    assert len(fake.delivered) == 2  # not the first answer replayed under the same Idempotency-Key

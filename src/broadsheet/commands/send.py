@@ -13,6 +13,7 @@ import inspect
 import shlex
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -176,8 +177,8 @@ def _send_test(args, config: Config, rendered, subscribers, factory) -> int:
     fields = {**model.fields, "email": args.test}
     subscriber = dataclasses.replace(model, email=args.test, fields=fields)
     message = Composer(rendered, config, test=True).compose(subscriber)
-    with factory() as transport:
-        delivery = transport.send_batch([message])[0]
+    with factory() as transport:  # a fresh key: an identical earlier test copy must not be replayed
+        delivery = transport.send_batch([message], batch_key=f"test-{uuid.uuid4().hex}")[0]
     print(f"test copy to {args.test} (personalised as {model.email}): {delivery.status}"
           + (f" ({delivery.detail})" if delivery.detail else ""))
     return 0 if delivery.status == "sent" else 1

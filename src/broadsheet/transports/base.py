@@ -53,9 +53,12 @@ class Transport(ABC):
     def close(self) -> None:
         """Close what open() opened; safe to call twice."""
 
-    def send_batch(self, messages: Sequence[Message]) -> list[Delivery]:
+    def send_batch(self, messages: Sequence[Message], *, batch_key: str | None = None) -> list[Delivery]:
         """By default one message at a time through ``send_one``. A TransportError raised part-way
-        carries ``.deliveries``, the messages settled before it, for the campaign to record."""
+        carries ``.deliveries``, the messages settled before it, for the campaign to record.
+
+        ``batch_key`` names what is being sent for idempotent providers (which otherwise key on the
+        batch's content); transports without idempotency ignore it."""
         deliveries: list[Delivery] = []
         try:
             for message in messages:
