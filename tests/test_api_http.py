@@ -8,6 +8,7 @@ import ssl
 
 import pytest
 import requests
+import trustme
 from pytest_httpserver import HTTPServer
 
 from broadsheet.errors import TransientTransportError, TransportError
@@ -94,7 +95,6 @@ def test_unsubscribe_urls_count_as_personal_values():
 
 def test_an_untrusted_certificate_stops_and_marks_nobody_unknown(monkeypatch):
     """The TLS handshake failed, so nothing was sent: not unknown, and not worth retrying either."""
-    trustme = pytest.importorskip("trustme")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     trustme.CA().issue_cert("127.0.0.1").configure_cert(context)  # a CA nobody trusts
     server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)

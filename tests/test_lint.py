@@ -17,6 +17,7 @@ from broadsheet.lint.findings import Finding, summary
 from broadsheet.lint.rules import LintContext
 from broadsheet.lint.sources import SourceIndex
 from broadsheet.lint.validator import find_validator
+from support.installed import missing
 
 FOOTER = '<p>Example Org, 1 Main Street, Leuven</p><a href="https://example.org/u/1">Unsubscribe</a>'
 GOOD_TEXT = "Hello readers, a long enough text part. https://example.org/a https://example.org/u/1"
@@ -213,7 +214,7 @@ def test_colours():
 def test_mjml_validator_rule(tmp_path):
     validator = find_validator()
     if validator is None:
-        pytest.skip("npm mjml not installed (make validator)")
+        missing("the npm mjml validator", "make validator")
     bad = "<mjml><mj-body><mj-section><mj-text>Hi</mj-text></mj-section></mj-body></mjml>"
     [finding] = found(rules.check_mjml, context(tmp_path, mjml=bad, validator=validator))
     assert finding.rule == "mjml-valid" and "mj-text" in finding.message and "email.mjml:1" in finding.where

@@ -1,4 +1,4 @@
-"""Headless Chromium for the preview's browser tests: skip cleanly when it is not installed."""
+"""Headless Chromium for the preview's browser tests (a missing install fails them: support/installed.py)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-import pytest
-
 from broadsheet.preview.chromium import chromium, find_chromium
+from support.installed import missing
 
 T = TypeVar("T")
 
 
 def require_chromium() -> None:
-    """Skip the calling test unless chromium and chromedriver are installed."""
+    """Fail the calling test unless chromium and chromedriver are installed (see support/installed.py)."""
     if find_chromium() is None:
-        pytest.skip("chromium/chromedriver not installed (apt-get install chromium chromium-driver, or make browser)")
+        missing("chromium/chromedriver", "apt-get install chromium chromium-driver, or make browser")
 
 
 @contextmanager
 def browser(width: int = 1400, height: int = 1000) -> Iterator:
-    """A fresh headless Chromium (skips the test when absent)."""
+    """A fresh headless Chromium (fails the test when absent)."""
     require_chromium()
     with chromium(width=width, height=height) as driver:
         yield driver
