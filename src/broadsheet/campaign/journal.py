@@ -284,13 +284,6 @@ class Journal:
                 [(o.state, o.detail, o.message_id, o.next_attempt, int(o.counts_attempt), now, o.id) for o in outcomes],
             )
 
-    def next_due(self, campaign: CampaignRecord) -> float | None:
-        """When the earliest deferred row may be tried again, or None when nothing is deferred."""
-        row = self.db.execute(
-            "SELECT min(next_attempt) FROM recipients WHERE campaign = ? AND state = 'deferred'", (campaign.id,)
-        ).fetchone()
-        return row[0]
-
     def counts(self, campaign: CampaignRecord) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
         for state, count in self.db.execute(
