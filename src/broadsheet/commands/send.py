@@ -103,11 +103,9 @@ def _build(issue_dir: Path, config: Config):
 
 
 def _check_lint(rendered, issue, config: Config, *, force: bool) -> None:
-    """Refuse to send an issue with lint errors unless --force (skipped when lint is not installed)."""
-    try:
-        from ..lint import lint_rendered
-    except ImportError:
-        return
+    """Refuse to send an issue with lint errors unless --force."""
+    from ..lint import lint_rendered
+
     errors = [f for f in lint_rendered(rendered, issue, config, validate_mjml=False) if f.severity == "error"]
     if not errors:
         return
