@@ -15,7 +15,7 @@ import fcntl
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import CampaignError
@@ -89,6 +89,11 @@ class Outcome:
     counts_attempt: bool = True
 
 
+# What CampaignRecord and Row are built from: the columns their fields are named after, in order.
+CAMPAIGN_COLUMNS = ", ".join(f.name for f in fields(CampaignRecord))
+ROW_COLUMNS = ", ".join(f.name for f in fields(Row))
+
+
 def journal_path(root: Path) -> Path:
     return root / ".broadsheet" / "state.db"
 
@@ -149,16 +154,14 @@ class Journal:
 
     def campaign(self, slug: str, transport: str) -> CampaignRecord | None:
         row = self.db.execute(
-            "SELECT id, slug, transport, issue_dir, list_fingerprint, generation, created"
-            " FROM campaigns WHERE slug = ? AND transport = ?",
+            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE slug = ? AND transport = ?",
             (slug, transport),
         ).fetchone()
         return CampaignRecord(*row) if row else None
 
     def campaigns_for(self, slug: str, issue_dir: str) -> list[CampaignRecord]:
         rows = self.db.execute(
-            "SELECT id, slug, transport, issue_dir, list_fingerprint, generation, created"
-            " FROM campaigns WHERE slug = ? OR issue_dir = ? ORDER BY id",
+            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE slug = ? OR issue_dir = ? ORDER BY id",
             (slug, issue_dir),
         ).fetchall()
         return [CampaignRecord(*row) for row in rows]
@@ -257,13 +260,13 @@ class Journal:
     def claim(self, campaign: CampaignRecord, size: int, now: float) -> list[Row]:
         """Up to ``size`` rows due now (deferred first, then queued), marked ``sending`` and committed."""
         rows = self.db.execute(
-            "SELECT id, email, line, data, attempts, state FROM recipients"
+            f"SELECT {ROW_COLUMNS} FROM recipients"
             " WHERE campaign = ? AND state = 'deferred' AND next_attempt <= ? ORDER BY next_attempt LIMIT ?",
             (campaign.id, now, size),
         ).fetchall()
         if len(rows) < size:
             rows += self.db.execute(
-                "SELECT id, email, line, data, attempts, state FROM recipients"
+                f"SELECT {ROW_COLUMNS} FROM recipients"
                 " WHERE campaign = ? AND state = 'queued' ORDER BY id LIMIT ?",
                 (campaign.id, size - len(rows)),
             ).fetchall()
@@ -298,7 +301,7 @@ class Journal:
         last, left = 0, limit if limit is not None else -1
         while left != 0:
             page = self.db.execute(
-                f"SELECT id, email, line, data, attempts, state FROM recipients WHERE campaign = ? AND id > ?"
+                f"SELECT {ROW_COLUMNS} FROM recipients WHERE campaign = ? AND id > ?"
                 f" AND state IN ({marks}) ORDER BY id LIMIT ?",
                 (campaign.id, last, *states, 1000 if left < 0 else min(left, 1000)),
             ).fetchall()
