@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 
-from ..config import Config
 from ..errors import ConfigError
 from .base import Delivery, Transport
 
@@ -34,9 +33,4 @@ def transport_class(name: str) -> type[Transport]:
     return getattr(module, class_name)
 
 
-def open_transport(name: str, config: Config) -> Transport:
-    """A new, unopened transport instance."""
-    return transport_class(name)(config)
-
-
-__all__ = ["Delivery", "Transport", "TRANSPORTS", "transport_class", "open_transport"]
+__all__ = ["Delivery", "Transport", "TRANSPORTS", "transport_class"]
