@@ -25,10 +25,13 @@ def verify_unsubscribe_token(email: str, token: str, secret: str) -> bool:
 class UnsubscribeLinks:
     """Builds each recipient's unsubscribe URL from ``unsubscribe_url`` ({email} {token} {list_id})."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, *, token_secret: str | None = None):
+        """``token_secret`` stands in for BROADSHEET_SECRET where no real link is made (lint, preview)."""
         self.template = _checked(config.unsubscribe_url, "unsubscribe_url")
         self.list_id = quote(config.list_id, safe="")
-        self.secret = secret("unsubscribe", required="{token}" in self.template)
+        if token_secret is None:
+            token_secret = secret("unsubscribe", required="{token}" in self.template)
+        self.secret = token_secret
         mailto = _checked(config.unsubscribe_mailto, "unsubscribe_mailto").removeprefix("mailto:")
         if mailto and "?" not in mailto:
             mailto += "?subject=unsubscribe"

@@ -7,9 +7,10 @@ and checks one. Each returns :class:`Finding` objects, errors first.
 from __future__ import annotations
 
 from pathlib import Path
-from string import Formatter
 
 import jinja2
+
+from ..compose.unsubscribe import UnsubscribeLinks
 
 from ..config import Config
 from ..content.model import Issue
@@ -106,16 +107,8 @@ def sample_parts(rendered: RenderedIssue, config: Config) -> tuple[str, str, str
 
 
 def sample_unsubscribe_url(config: Config) -> str:
-    """The configured unsubscribe URL filled for the sample subscriber, or a mailto: link, or ''."""
+    """The unsubscribe link the sample subscriber would get (a stand-in token), or a mailto: link, or ''."""
+    links = UnsubscribeLinks(config, token_secret="lint-sample")
     if config.unsubscribe_url:
-        values = {"email": config.preview.sample_subscriber.get("email", "reader@example.com"),
-                  "token": "sample-token", "list_id": config.list_id}
-        names = {name for _, name, _, _ in Formatter().parse(config.unsubscribe_url) if name}
-        try:
-            return config.unsubscribe_url.format(**{n: values.get(n, n) for n in names})
-        except (ValueError, IndexError, KeyError):
-            return config.unsubscribe_url
-    if config.unsubscribe_mailto:
-        address = config.unsubscribe_mailto
-        return address if address.startswith("mailto:") else f"mailto:{address}"
-    return ""
+        return links.url(config.preview.sample_subscriber.get("email", "reader@example.com"))
+    return f"mailto:{links.mailto[len('<mailto:'):-1]}" if links.mailto else ""
