@@ -26,15 +26,15 @@ install-test: $(VENV)/.installed-test validator browser
 validator:
 	@if command -v npm >/dev/null 2>&1; then \
 	  [ -x node_modules/.bin/mjml ] || npm install --silent --no-audit --no-fund --no-save mjml@4.15.3 >/dev/null; \
-	else echo "npm not found: the MJML validator test will be skipped"; fi
+	else echo "npm not found: the MJML validator tests will fail (install Node.js, or BROADSHEET_TEST_SKIP_MISSING=1)"; fi
 
 # Headless Chromium and its driver from Debian, for the preview's browser tests.
 browser:
 	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
-	      || echo "could not install chromium: browser tests will be skipped"; \
-	  else echo "chromium/chromedriver missing (apt-get install chromium chromium-driver): browser tests will be skipped"; fi; \
+	      || echo "could not install chromium: the browser tests will fail (or BROADSHEET_TEST_SKIP_MISSING=1)"; \
+	  else echo "chromium/chromedriver missing (apt-get install chromium chromium-driver), or BROADSHEET_TEST_SKIP_MISSING=1 to skip the browser tests"; fi; \
 	fi
 
 # The demo signs unsubscribe links with a throw-away secret; real sends export BROADSHEET_SECRET.
