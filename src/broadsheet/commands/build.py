@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 from . import issue_folder, project_config
-from ..content import read_issue
 from ..lint import lint_rendered
-from ..render import build_issue, write_build
+from ..render import read_and_build, write_build
 from ..render.checks import GMAIL_CLIP_BYTES, html_size
 
 
@@ -26,8 +25,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     config = project_config(args)
     args.issue_dir = issue_folder(args.issue_dir, config)
-    issue = read_issue(args.issue_dir, config)
-    rendered = build_issue(args.issue_dir, config, issue=issue)
+    issue, rendered = read_and_build(args.issue_dir, config)
     target = write_build(rendered, args.out or config.resolve(config.output_dir))
     size = html_size(rendered)
     print(f"built {rendered.slug} → {target}")

@@ -25,6 +25,7 @@ from ..campaign.progress import progress_for
 from ..campaign.runner import CampaignRunner, RunResult
 from ..config import Config
 from ..errors import AudienceError, CampaignError
+from ..render import read_and_build
 from ..transports import Transport, transport_class
 
 DUE_STATES = ("queued", "deferred")
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     args.issue_dir = issue_folder(args.issue_dir, config)
     transport_name = args.transport or config.send.transport
     transport_class(transport_name)  # an unknown name fails before the issue is built
-    issue, rendered = _build(args.issue_dir, config)
+    issue, rendered = read_and_build(args.issue_dir, config)
     _check_lint(rendered, issue, config, force=args.force)
     factory = transport_factory(transport_name, config, slug=rendered.slug)
     subscribers = _subscriber_list(args, config)
@@ -92,14 +93,6 @@ def transport_factory(name: str, config: Config, *, slug: str) -> Callable[[], T
     cls = transport_class(name)
     takes_slug = "slug" in inspect.signature(cls.__init__).parameters
     return (lambda: cls(config, slug=slug)) if takes_slug else (lambda: cls(config))
-
-
-def _build(issue_dir: Path, config: Config):
-    from ..content import read_issue
-    from ..render import build_issue
-
-    issue = read_issue(issue_dir, config)
-    return issue, build_issue(issue_dir, config, issue=issue)
 
 
 def _check_lint(rendered, issue, config: Config, *, force: bool) -> None:

@@ -85,11 +85,9 @@ def _sources(issue: Issue, config: Config) -> SourceIndex:
 
 def lint_issue(issue_dir: Path, config: Config, *, validate_mjml: bool = True) -> list[Finding]:
     """Read and build the issue in ``issue_dir``, then lint it (build errors raise as usual)."""
-    from ..content.reader import read_issue
-    from ..render.build import build_issue
+    from ..render.build import read_and_build
 
-    issue = read_issue(issue_dir, config)
-    rendered = build_issue(issue_dir, config, issue=issue)
+    issue, rendered = read_and_build(issue_dir, config)
     return lint_rendered(rendered, issue, config, validate_mjml=validate_mjml)
 
 

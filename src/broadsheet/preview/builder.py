@@ -12,10 +12,9 @@ from pathlib import Path
 
 from ..config import Config, load_config
 from ..content.model import Issue
-from ..content.reader import read_issue
 from ..errors import BroadsheetError
 from ..lint import Finding, find_validator, lint_mjml, lint_rendered, ordered
-from ..render.build import build_issue, write_build
+from ..render.build import read_and_build, write_build
 from ..render.model import RenderedIssue
 from .personal import PersonalEmail, find_subscriber, personalise, sample_subscriber
 
@@ -83,8 +82,7 @@ class Builder:
 
     def _build(self, generation: int, started: float) -> Build:
         config = self.load_config()
-        issue = read_issue(self.issue_dir, config)
-        rendered = build_issue(self.issue_dir, config, issue=issue)
+        issue, rendered = read_and_build(self.issue_dir, config)
         folder = write_build(rendered, self.workdir / f"build-{generation}")
         subscriber = find_subscriber(config, self.as_email) if self.as_email else sample_subscriber(config)
         email = personalise(rendered, config, subscriber)

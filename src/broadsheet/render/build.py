@@ -52,6 +52,12 @@ def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) 
     return _with_warnings(rendered, issue, config)
 
 
+def read_and_build(issue_dir: Path, config: Config) -> tuple[Issue, RenderedIssue]:
+    """The issue model and its rendering: what build, send, lint and preview all start from."""
+    issue = read_issue(Path(issue_dir), config)
+    return issue, build_issue(issue_dir, config, issue=issue)
+
+
 def write_build(rendered: RenderedIssue, out_dir: Path) -> Path:
     """Write ``out_dir/<slug>/`` (email.mjml, email.html, email.txt, web.html, images/); return it."""
     target = Path(out_dir) / rendered.slug
