@@ -52,3 +52,11 @@ def test_throttling_is_retried_and_an_unverified_domain_stops(api):
             transport.send_batch(make_messages(1))
         with pytest.raises(TransportAuthError, match="MailFromDomainNotVerified"):
             transport.send_batch(make_messages(1))
+
+
+def test_the_daily_quota_stops_the_campaign_instead_of_retrying(api):
+    fake, transport = api("ses")
+    fake.script = ["quota"]
+    with transport, pytest.raises(TransportAuthError, match="daily sending quota is used up"):
+        transport.send_batch(make_messages(1))
+    assert fake.delivered == []

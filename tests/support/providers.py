@@ -420,6 +420,8 @@ class SesFake(Fake):
     answers = {
         "throttle": (429, {"message": "Maximum sending rate exceeded."},
                      {"x-amzn-ErrorType": "TooManyRequestsException:"}),
+        "quota": (429, {"message": "Daily message quota exceeded."},
+                  {"x-amzn-ErrorType": "TooManyRequestsException:"}),
         "mailfrom": (400, {"message": "Mail from domain not verified"},
                      {"x-amzn-ErrorType": "MailFromDomainNotVerifiedException:"}),
     }
