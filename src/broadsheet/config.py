@@ -64,6 +64,8 @@ class Smtp:
     timeout: float = 30.0
     messages_per_connection: int = 100
     ca_file: str = ""
+    data_timeout: float = 600.0  # seconds to wait for the reply to the final "." (RFC 5321 §4.5.3.2: 10 min)
+    pipelining: bool = True  # MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920)
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ class Config:
 
 
 TOML_ALIASES = {"from": "from_address"}
-NONZERO = {"logo_width", "connections", "port", "timeout", "messages_per_connection"}  # 0 makes no sense
+NONZERO = {"logo_width", "connections", "port", "timeout", "messages_per_connection", "data_timeout"}  # 0 makes no sense
 SECRET_ENV = {
     "smtp": "BROADSHEET_SMTP_PASSWORD",
     "postmark": "BROADSHEET_POSTMARK_TOKEN",
@@ -218,7 +220,18 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     if values.get("base_url") and not values["base_url"].startswith(("https://", "http://")):
         raise ConfigError(f"base_url must be a whole web address, not {values['base_url']!r}",
                           where=reader.line_of("base_url"), fix=f"write base_url = \"https://{values['base_url']}\"")
+    _check_smtp_timeouts(values.get("smtp"), reader)
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
+
+
+def _check_smtp_timeouts(smtp: Smtp | None, reader: _Reader) -> None:
+    """The reply to the final "." may take longer than any command's, never less (RFC 5321 §4.5.3.2)."""
+    if smtp is not None and smtp.data_timeout < smtp.timeout:
+        where = reader.line_of("smtp.data_timeout")
+        raise ConfigError(
+            f"smtp.data_timeout ({smtp.data_timeout:g} s) is shorter than smtp.timeout ({smtp.timeout:g} s)",
+            where=where if where != str(reader.path) else reader.line_of("smtp.timeout"), fix="set smtp.data_timeout to 600 (RFC 5321 advises 10 minutes)",
+        )
 
 
 def read_utf8(path: Path, error: type[BroadsheetError]) -> str:

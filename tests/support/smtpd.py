@@ -3,15 +3,24 @@
 ``Sink`` records every accepted message and can misbehave on purpose:
   replies       recipient -> reply to RCPT every time ("550 5.1.1 no such user", "451 4.3.0 try later")
   replies_once  recipient -> reply to RCPT the first time only (then accepted)
-  drop_once     recipients whose first DATA is answered by closing the connection (nothing accepted)
+  drop_once     recipients whose first RCPT is answered by closing the connection (before any data)
   close_after   a 421 to MAIL FROM after this many messages on one connection (the server hangs up)
   mail_reply    reply to every MAIL FROM (e.g. "553 5.7.1 sender not allowed")
+  mail_replies_once  sender -> reply to its first MAIL FROM only
+  data_replies_once  recipient -> reply to the final "." the first time, the message not stored ("421 …")
+  stored_late   recipient -> seconds the reply to the final "." waits, the message already stored
+  stored_silent recipients whose message is stored and whose final "." is never answered
+  stored_closed recipients whose message is stored and whose connection is then closed without a reply
   delay         seconds before every reply a handler gives (EHLO, MAIL, RCPT, end of DATA, RSET, QUIT)
+  pipelining    advertise PIPELINING (RFC 2920) after EHLO; aiosmtpd reads commands in order from one buffer
+
+``chunks`` is the server-side transcript: each piece of bytes as the server's socket read it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import ssl
 import threading
@@ -22,7 +31,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 @dataclass
@@ -49,13 +58,21 @@ class Sink:
     drop_once: set[str] = field(default_factory=set)
     close_after: int = 0
     mail_reply: str = ""
+    mail_replies_once: dict[str, str] = field(default_factory=dict)
+    data_replies_once: dict[str, str] = field(default_factory=dict)
+    stored_late: dict[str, float] = field(default_factory=dict)
+    stored_silent: set[str] = field(default_factory=set)
+    stored_closed: set[str] = field(default_factory=set)
     delay: float = 0.0
+    pipelining: bool = True
     received: list[Received] = field(default_factory=list)
     connections: int = 0
+    resets: int = 0
+    chunks: list[bytes] = field(default_factory=list)
 
     def __post_init__(self):
         self.lock = threading.Lock()
-        self._answered_once: set[str] = set()
+        self._answered_once: set[tuple[int, str]] = set()
 
     # -- what the tests read ------------------------------------------------------------------
 
@@ -73,18 +90,30 @@ class Sink:
         if self.delay:
             await asyncio.sleep(self.delay)
 
+    def _once(self, replies: dict, key: str):
+        with self.lock:
+            if key in replies and (id(replies), key) not in self._answered_once:
+                self._answered_once.add((id(replies), key))
+                return replies[key]
+        return None
+
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         await self._wait()
         with self.lock:
             self.connections += 1
         session.messages = 0
         session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, options):
         await self._wait()
         if self.mail_reply:
             return self.mail_reply
+        reply = self._once(self.mail_replies_once, address)
+        if reply:
+            return reply
         if self.close_after and getattr(session, "messages", 0) >= self.close_after:
             asyncio.get_running_loop().call_later(0.05, server.transport.close)
             return "421 4.7.0 too many messages on this connection, closing"
@@ -95,9 +124,14 @@ class Sink:
     async def handle_RCPT(self, server, session, envelope, address, options):
         await self._wait()
         with self.lock:
-            if address in self.replies_once and address not in self._answered_once:
-                self._answered_once.add(address)
-                return self.replies_once[address]
+            dropped = address in self.drop_once
+            self.drop_once.discard(address)
+        if dropped:
+            server.transport.abort()
+            return "451 4.4.2 connection dropped"
+        reply = self._once(self.replies_once, address)
+        if reply:
+            return reply
         if address in self.replies:
             return self.replies[address]
         envelope.rcpt_tos.append(address)
@@ -106,19 +140,27 @@ class Sink:
     async def handle_DATA(self, server, session, envelope):
         await self._wait()
         recipients = list(envelope.rcpt_tos)
-        with self.lock:
-            dropped = [r for r in recipients if r in self.drop_once]
-            self.drop_once.difference_update(dropped)
-        if dropped:
-            server.transport.abort()
-            return "451 4.4.2 connection dropped"
+        for recipient in recipients:
+            reply = self._once(self.data_replies_once, recipient)
+            if reply:
+                if reply.startswith("421"):
+                    asyncio.get_running_loop().call_later(0.05, server.transport.close)
+                return reply
         with self.lock:
             self.received.append(Received(envelope.mail_from, recipients, envelope.original_content or envelope.content))
         session.messages = getattr(session, "messages", 0) + 1
+        if any(r in self.stored_closed for r in recipients):
+            server.transport.close()
+            return None
+        if any(r in self.stored_silent for r in recipients):
+            await asyncio.sleep(3600)  # cancelled when the server stops
+        await asyncio.sleep(max([self.stored_late.get(r, 0.0) for r in recipients], default=0.0))
         return "250 2.0.0 OK queued"
 
     async def handle_RSET(self, server, session, envelope):
         await self._wait()
+        with self.lock:
+            self.resets += 1
         return "250 OK"
 
     async def handle_QUIT(self, server, session, envelope):
@@ -132,11 +174,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class RecordingSMTP(SMTP):
+    """aiosmtpd's SMTP protocol, noting each chunk its socket reads (``Sink.chunks``)."""
+
+    def data_received(self, data: bytes) -> None:
+        with self.event_handler.lock:
+            self.event_handler.chunks.append(bytes(data))
+        super().data_received(data)
+
+
+class RecordingController(Controller):
+    def factory(self):
+        return RecordingSMTP(self.handler, **self.SMTP_kwargs)
+
+
 @contextmanager
 def smtp_server(handler: Sink, **smtp_options):
     """A running aiosmtpd on 127.0.0.1; yields (host, port). Options go to aiosmtpd's SMTP/Controller."""
     smtp_options.setdefault("enable_SMTPUTF8", True)
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **smtp_options)
+    controller = RecordingController(handler, hostname="127.0.0.1", port=free_port(), **smtp_options)
     controller.start()
     try:
         yield controller.hostname, controller.port
@@ -151,6 +207,25 @@ def password_checker(username: str, password: str):
         ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == username \
             and auth_data.password.decode() == password
         return AuthResult(success=ok, handled=False)
+
+    return authenticate
+
+
+def echoing_checker(username: str, password: str):
+    """Like ``password_checker``, but a refused login is answered with what the client sent, in clear
+    and in base64 as AUTH PLAIN and AUTH LOGIN carry it (a careless server)."""
+    check = password_checker(username, password)
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        result = check(server, session, envelope, mechanism, auth_data)
+        if result.success:
+            return result
+        login, sent = auth_data.login, auth_data.password
+        echo = {"PLAIN": [base64.b64encode(b"\0" + login + b"\0" + sent)],
+                "LOGIN": [base64.b64encode(login), base64.b64encode(sent)]}[mechanism]
+        words = " ".join(part.decode() for part in echo)
+        return AuthResult(success=False, handled=False,
+                          message=f"535 5.7.8 bad credentials {words} (password {sent.decode()!r})")
 
     return authenticate
 

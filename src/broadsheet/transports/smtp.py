@@ -1,10 +1,17 @@
 """The SMTP transport: one connection per worker, reused for many messages.
 
 A connection is renewed after ``smtp.messages_per_connection`` messages or when the server closes it
-(421, a dropped connection, or a hang-up while it sat idle, found with a NOOP before it is used again). TLS always verifies the certificate and the host name, against the system's
-trust store or ``smtp.ca_file``. Per message: 2xx sent, 4xx (and 421, timeouts, drops) deferred, 5xx
-failed with the server's code and text. Login refused → ``TransportAuthError``; a server that refuses
-the sender or the connection itself with 5xx → ``TransportError``: both stop the campaign.
+(421, a dropped connection, or a hang-up while it sat idle, found with a NOOP before it is used again).
+TLS always verifies the certificate and the host name, against the system's trust store or
+``smtp.ca_file``; STARTTLS required but not offered is an error, never a fall-back to plain text.
+
+Per message (the conversation itself is in ``smtp_session``: MAIL, RCPT and DATA pipelined when the
+server offers PIPELINING): 2xx sent; 4xx, 421, and a timeout or drop before the final "." deferred;
+5xx failed, with the server's code and text; and no reply to the final "." within
+``smtp.data_timeout`` unknown, never resent by itself (the server may have stored it). Login refused →
+``TransportAuthError``; a server that refuses the sender or the connection itself with 5xx →
+``TransportError``: both stop the campaign. No error or detail carries the password, in clear or in
+the base64 forms AUTH sends.
 
 An exception raised in the middle of a batch carries ``deliveries``: what happened to the messages of
 the batch before it, so the campaign can record them.
@@ -12,6 +19,7 @@ the batch before it, so the campaign can record them.
 
 from __future__ import annotations
 
+import base64
 import functools
 import smtplib
 import socket
@@ -19,16 +27,17 @@ import ssl
 import time
 
 from ..compose.message import Message
-from ..config import Config, secret
+from ..config import SECRET_ENV, Config, secret
 from ..errors import TransientTransportError, TransportAuthError, TransportError
-from .base import Delivery, Transport
+from . import smtp_session
+from .base import Delivery, Status, Transport
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 IDLE_PROBE = 0.25  # seconds unused after which a NOOP checks that the server has not hung up
 
 
 class SmtpTransport(Transport):
-    """Sends each message with ``sendmail`` over a kept-alive SMTP connection."""
+    """Sends each message over a kept-alive SMTP connection (``smtp_session`` speaks for it)."""
 
     name = "smtp"
     # One message per batch: SMTP sends one at a time on a connection, so what the journal marks 'sending'
@@ -41,6 +50,7 @@ class SmtpTransport(Transport):
         self.settings = config.smtp
         self.where = f"{self.settings.host}:{self.settings.port}"
         self._password = secret("smtp") if self.settings.username else ""
+        self._secret_forms = _secret_forms(self.settings.username, self._password)
         self._connection: smtplib.SMTP | None = None
         self._sent_on_connection = 0
         self._last_used = 0.0
@@ -102,7 +112,7 @@ class SmtpTransport(Transport):
                 raise
         except smtplib.SMTPAuthenticationError as exc:
             raise TransportAuthError(
-                f"the server refused the login of '{settings.username}': {self._reply(exc.smtp_code, exc.smtp_error)}",
+                f"the server refused the login of '{settings.username}': {self._reply(exc)}",
                 where=self.where,
                 fix="check smtp.username and BROADSHEET_SMTP_PASSWORD",
             ) from None
@@ -113,12 +123,15 @@ class SmtpTransport(Transport):
                 fix="check smtp.host, or set smtp.ca_file to the CA that signed it",
             ) from None
         except smtplib.SMTPResponseException as exc:
-            reply = self._reply(exc.smtp_code, exc.smtp_error)
+            reply = self._reply(exc)
             if 500 <= exc.smtp_code < 600:
                 raise TransportError(f"the server refuses us: {reply}", where=self.where) from None
             raise TransientTransportError(f"the server is not ready: {reply}", where=self.where) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise TransientTransportError(f"cannot connect: {self._scrub(str(exc) or type(exc).__name__)}",
+                                          where=self.where) from None
+        except ValueError:  # an AUTH challenge that is not base64: its text is not worth the risk of echoing
+            raise TransientTransportError("cannot log in: the server's AUTH challenge is not base64",
                                           where=self.where) from None
         return connection
 
@@ -132,10 +145,27 @@ class SmtpTransport(Transport):
             connection.starttls(context=self._tls_context)
             connection.ehlo()
         if self.settings.username:
-            connection.login(self.settings.username, self._password)
+            self._login(connection)
+
+    def _login(self, connection: smtplib.SMTP) -> None:
+        """smtplib's login for ASCII credentials; AUTH PLAIN in UTF-8 (RFC 4954) for any others."""
+        username, password = self.settings.username, self._password
+        offered = connection.esmtp_features.get("auth", "").upper().split()
+        if not offered:
+            raise TransportError("smtp.username is set but the server offers no AUTH (login)", where=self.where,
+                                 fix="check smtp.host and smtp.security, or remove smtp.username")
+        if (username + password).isascii():
+            connection.login(username, password)
+        elif "PLAIN" in offered:
+            smtp_session.auth_plain(connection, username, password)
+        else:
+            raise TransportAuthError(
+                f"smtp.username or {SECRET_ENV['smtp']} has characters outside ASCII, which only AUTH PLAIN "
+                f"can carry (as UTF-8), and the server offers only {' '.join(offered)}",
+                where=self.where, fix="use an ASCII password for this server",
+            )
 
     # -- sending --------------------------------------------------------------------------------
-
 
     def send_one(self, message: Message, *, fresh_retry: bool = True) -> Delivery:
         if self._connection is not None and self._sent_on_connection >= max(1, self.settings.messages_per_connection):
@@ -146,26 +176,70 @@ class SmtpTransport(Transport):
         assert self._connection is not None
         self._sent_on_connection += 1
         try:
-            self._connection.sendmail(message.sender, [message.recipient], message.raw, mail_options=_options(message))
-        except smtplib.SMTPSenderRefused as exc:
-            if exc.smtp_code == 421 and fresh_retry:  # the server closes this connection: nothing was sent yet
-                self._drop()
-                return self.send_one(message, fresh_retry=False)
-            return self._sender_refused(message, exc)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = exc.recipients.get(message.recipient, (0, b"refused"))
-            return self._refused(message, code, text)
-        except smtplib.SMTPNotSupportedError as exc:
-            return Delivery(message.recipient, "failed", detail=f"the server cannot take this address: {exc}")
-        except smtplib.SMTPResponseException as exc:
-            return self._refused(message, exc.smtp_code, exc.smtp_error)
-        except (smtplib.SMTPException, OSError) as exc:
+            return self._transaction(self._connection, message)
+        except _FreshConnection:
             self._drop()
-            reason = "connection lost" if isinstance(exc, smtplib.SMTPServerDisconnected) else _describe(exc)
-            return Delivery(message.recipient, "deferred", detail=f"{reason} ({self.where})")
+            if fresh_retry:  # the server closes this connection (421 to MAIL): nothing was sent yet
+                return self.send_one(message, fresh_retry=False)
+            return self._delivery(message, "deferred", "the server keeps closing the connection (421)")
         finally:
             self._last_used = time.monotonic()
-        return Delivery(message.recipient, "sent", detail="250", message_id=message.headers.get("Message-ID", ""))
+
+    def _transaction(self, connection: smtplib.SMTP, message: Message) -> Delivery:
+        """MAIL, RCPT, DATA (pipelined when offered), the content and its reply, with every reply checked."""
+        smtputf8 = not (message.sender.isascii() and message.recipient.isascii())
+        if smtputf8 and not connection.has_extn("smtputf8"):
+            return self._delivery(message, "failed", "the server cannot take this address: it does not offer SMTPUTF8")
+        pipelining = self.settings.pipelining and connection.has_extn("pipelining")
+        try:
+            replies = smtp_session.envelope(connection, message.sender, message.recipient,
+                                            smtputf8=smtputf8, pipelining=pipelining)
+            refusal = smtp_session.refusal(replies)
+            if refusal is not None:
+                return self._refused_envelope(connection, message, replies, refusal)
+            reply = smtp_session.content(connection, message.raw, data_timeout=self.settings.data_timeout)
+        except smtp_session.ReplyLost as lost:
+            self._drop()
+            return self._delivery(message, "unknown", f"{lost}: the server may have accepted it, so it is not sent "
+                                                      "again by itself (check with the server; --retry-unknown resends)")
+        except ValueError as exc:  # a line break in an address: the composer never lets one through
+            return self._delivery(message, "failed", str(exc))
+        except (smtplib.SMTPException, OSError) as exc:  # before the final ".": the server cannot have it
+            self._drop()
+            reason = "connection lost" if isinstance(exc, smtplib.SMTPServerDisconnected) else _describe(exc)
+            return self._delivery(message, "deferred", reason)
+        return self._after_content(message, reply)
+
+    def _after_content(self, message: Message, reply: smtp_session.Reply) -> Delivery:
+        """The reply to the final ".": 2xx sent, 4xx deferred, 5xx failed, anything else unknown."""
+        if 200 <= reply.code < 300:
+            return Delivery(message.recipient, "sent", detail=str(reply.code),
+                            message_id=message.headers.get("Message-ID", ""))
+        if not 400 <= reply.code < 600:
+            self._drop()
+            return self._delivery(message, "unknown", f"an unexpected reply to the end of the message: {self._reply(reply)}")
+        if reply.code == 421:
+            self._drop()
+        return self._refused(message, reply)
+
+    def _refused_envelope(self, connection: smtplib.SMTP, message: Message, replies: list[smtp_session.Reply],
+                          refusal: smtp_session.Reply) -> Delivery:
+        """The first refusal among MAIL, RCPT and DATA decides; the transaction is reset (RSET) after it."""
+        mail = replies[0]
+        if len(replies) == 3 and replies[2].code == 354:  # DATA accepted after a refusal (RFC 2920 §3.1)
+            smtp_session.end_empty_data(connection)
+        if mail.code == 421:
+            raise _FreshConnection
+        if any(reply.code == 421 or not 200 <= reply.code < 600 for reply in replies) \
+                or not smtp_session.reset(connection):
+            self._drop()  # the server is closing it, or it no longer speaks SMTP we understand
+        if refusal is mail and 500 <= mail.code < 600 and mail.code != 552:
+            raise TransportError(
+                f"the server refuses the sender {message.sender}: {self._reply(mail)}",
+                where=self.where,
+                fix="check 'from' in broadsheet.toml and that the server lets this account send as it",
+            )
+        return self._refused(message, refusal)
 
     def _alive(self) -> bool:
         assert self._connection is not None
@@ -174,37 +248,42 @@ class SmtpTransport(Transport):
         except (smtplib.SMTPException, OSError):
             return False
 
-    def _sender_refused(self, message: Message, exc: smtplib.SMTPSenderRefused) -> Delivery:
-        """5xx to MAIL FROM refuses every message (552, too big, only this one); 4xx defers it."""
-        if 500 <= exc.smtp_code < 600 and exc.smtp_code != 552:
-            raise TransportError(
-                f"the server refuses the sender {message.sender}: {self._reply(exc.smtp_code, exc.smtp_error)}",
-                where=self.where,
-                fix="check 'from' in broadsheet.toml and that the server lets this account send as it",
-            )
-        return self._refused(message, exc.smtp_code, exc.smtp_error)
+    def _refused(self, message: Message, reply: smtp_session.Reply) -> Delivery:
+        """5xx failed (552 too big: only this message), 4xx deferred, with the server's code and text."""
+        status = "failed" if 500 <= reply.code < 600 else "deferred"
+        return Delivery(message.recipient, status, detail=self._reply(reply))
 
-    def _refused(self, message: Message, code: int, text: bytes | str) -> Delivery:
-        if self._connection is not None and self._connection.sock is None:
-            self._connection = None  # smtplib closed it after a 421
-        reply = self._reply(code, text)
-        status = "failed" if 500 <= code < 600 else "deferred"
-        return Delivery(message.recipient, status, detail=reply)
+    def _delivery(self, message: Message, status: Status, detail: str) -> Delivery:
+        return Delivery(message.recipient, status, detail=f"{self._scrub(detail)} ({self.where})")
 
-    def _reply(self, code: int, text: bytes | str) -> str:
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "replace")
-        return self._scrub(f"{code} {' '.join(text.split())}")
+    def _reply(self, reply: smtp_session.Reply | smtplib.SMTPResponseException) -> str:
+        if isinstance(reply, smtplib.SMTPResponseException):
+            text = reply.smtp_error
+            reply = smtp_session.Reply(reply.smtp_code, " ".join(
+                (text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)).split()))
+        return self._scrub(f"{reply.code} {reply.text}")
 
     def _scrub(self, text: str) -> str:
-        """Never let the password through, whatever a server or library echoes."""
-        return text.replace(self._password, "***") if self._password else text
+        """Never let the password through, in clear or as AUTH sent it (base64), whatever a server echoes."""
+        for form in self._secret_forms:
+            text = text.replace(form, "***")
+        return text
 
 
-def _options(message: Message) -> list[str]:
-    if message.sender.isascii() and message.recipient.isascii():
+def _secret_forms(username: str, password: str) -> list[str]:
+    """The password as a server might echo it: in clear, and base64 as AUTH PLAIN and LOGIN sent it
+    (without padding, so padded and unpadded echoes both go); longest first."""
+    if not password:
         return []
-    return ["SMTPUTF8"]
+    encoded = [smtp_session.plain_blob(username, password),
+               base64.b64encode(password.encode("utf-8")).decode("ascii"),
+               base64.b64encode(username.encode("utf-8")).decode("ascii")]
+    forms = {password, password.encode("utf-8").decode("ascii", "backslashreplace"), *(f.rstrip("=") for f in encoded)}
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
+class _FreshConnection(Exception):
+    """The server answered MAIL with 421 and closes the connection: nothing was sent, try a new one."""
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,154 @@
+"""One message's SMTP conversation on smtplib's connection (its socket, ``send`` and ``getreply``).
+
+smtplib's ``sendmail`` waits for every reply in turn and reads the reply to the final "." with the same
+timeout as any command, then calls a lost reply a lost connection. This module instead:
+
+* sends MAIL FROM, RCPT TO and DATA in one write when the server advertises PIPELINING (RFC 2920) and
+  reads their replies in order, or one command at a time otherwise;
+* sends the content and waits for the reply to the final "." for ``data_timeout`` seconds
+  (RFC 5321 §4.5.3.2: 10 minutes), and raises :class:`ReplyLost` when that reply never comes, because
+  the server may have stored the message by then;
+* logs in with AUTH PLAIN in UTF-8 (RFC 4954, RFC 4616), which smtplib cannot do (it encodes ASCII).
+
+It returns the server's replies and leaves their meaning to the transport.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import smtplib
+import socket
+from dataclasses import dataclass
+
+DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A server's reply: its code (-1 when unreadable) and its text, lines joined by spaces."""
+
+    code: int
+    text: str
+
+    @classmethod
+    def read(cls, connection: smtplib.SMTP) -> Reply:
+        code, text = connection.getreply()
+        return cls(code, " ".join(text.decode("utf-8", "replace").split()))
+
+
+class ReplyLost(Exception):
+    """The final "." went out but no reply came back (timeout, connection closed or reset)."""
+
+
+def envelope(connection: smtplib.SMTP, sender: str, recipient: str, *, smtputf8: bool, pipelining: bool) -> list[Reply]:
+    """Send MAIL FROM, RCPT TO and DATA; return their replies in order.
+
+    Pipelined, the three commands leave in one write and every reply is read (a refused MAIL is
+    followed by the server's refusals of RCPT and DATA). One at a time, it stops at the first refusal.
+    Either way a 421 (the server is closing the connection) ends the reading. Raises smtplib's
+    ``SMTPServerDisconnected`` (or ``OSError``) when the connection fails: nothing was sent.
+    """
+    connection.command_encoding = "utf-8" if smtputf8 else "ascii"
+    commands = [
+        command("MAIL FROM:" + smtplib.quoteaddr(sender) + (" SMTPUTF8" if smtputf8 else ""), connection),
+        command("RCPT TO:" + smtplib.quoteaddr(recipient), connection),
+        command("DATA", connection),
+    ]
+    if pipelining:
+        connection.send(b"".join(commands))
+    replies: list[Reply] = []
+    for line in commands:
+        if not pipelining:
+            connection.send(line)
+        replies.append(Reply.read(connection))
+        if replies[-1].code == 421 or (not pipelining and _refuses(len(replies) - 1, replies[-1])):
+            break
+    return replies
+
+
+def refusal(replies: list[Reply]) -> Reply | None:
+    """The first reply that refuses its command (MAIL and RCPT want 2xx, DATA wants 354), or None."""
+    for index, reply in enumerate(replies):
+        if _refuses(index, reply):
+            return reply
+    return None if len(replies) == 3 else replies[-1]
+
+
+def _refuses(index: int, reply: Reply) -> bool:
+    return reply.code != 354 if index == 2 else not 200 <= reply.code < 300
+
+
+def content(connection: smtplib.SMTP, raw: bytes, *, data_timeout: float) -> Reply:
+    """Send the message (dot-stuffed) and the final "."; the server's reply within ``data_timeout``.
+
+    A failure while sending is smtplib's ``SMTPServerDisconnected``: the final "." did not go out, so
+    the server cannot have taken the message. Once it is out, a missing reply raises :class:`ReplyLost`.
+    """
+    connection.send(dot_stuffed(raw))
+    assert connection.sock is not None
+    command_timeout = connection.sock.gettimeout()
+    connection.sock.settimeout(data_timeout)
+    try:
+        reply = Reply.read(connection)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise ReplyLost(_why_lost(exc, data_timeout)) from None
+    if connection.sock is not None:
+        connection.sock.settimeout(command_timeout)
+    return reply
+
+
+def end_empty_data(connection: smtplib.SMTP) -> Reply:
+    """End a DATA the server accepted although the transaction had failed (RFC 2920 §3.1): a lone "."."""
+    connection.send(b".\r\n")
+    return Reply.read(connection)
+
+
+def reset(connection: smtplib.SMTP) -> bool:
+    """RSET after a refused transaction; False when the connection is no longer usable."""
+    try:
+        connection.send(command("RSET", connection))
+        return Reply.read(connection).code == 250
+    except (smtplib.SMTPException, OSError):
+        return False
+
+
+def auth_plain(connection: smtplib.SMTP, username: str, password: str) -> None:
+    """AUTH PLAIN with the credentials in UTF-8; raises ``SMTPAuthenticationError`` when refused."""
+    blob = plain_blob(username, password)
+    code, text = connection.docmd("AUTH", "PLAIN " + blob)
+    if code == 334:  # the server wants the credentials after an empty challenge
+        code, text = connection.docmd(blob)
+    if code not in (235, 503):  # 503: already authenticated
+        raise smtplib.SMTPAuthenticationError(code, text)
+
+
+def plain_blob(username: str, password: str) -> str:
+    """The base64 SASL PLAIN response: authorisation id (empty), NUL, user name, NUL, password, in UTF-8."""
+    return base64.b64encode(b"\0" + username.encode("utf-8") + b"\0" + password.encode("utf-8")).decode("ascii")
+
+
+def command(line: str, connection: smtplib.SMTP) -> bytes:
+    """One command line in the connection's encoding; a CR or LF inside it is refused (ValueError)."""
+    if "\r" in line or "\n" in line:
+        raise ValueError("a line break inside an SMTP command")
+    return (line + "\r\n").encode(connection.command_encoding)
+
+
+def dot_stuffed(raw: bytes) -> bytes:
+    """The content as it goes after DATA: lines starting with "." doubled, CRLF at the end, then "."."""
+    data = DOT_AT_LINE_START.sub(b"..", raw)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _why_lost(exc: BaseException, data_timeout: float) -> str:
+    cause = exc.__context__ if isinstance(exc, smtplib.SMTPServerDisconnected) else exc
+    if isinstance(cause, (socket.timeout, TimeoutError)):
+        return f"no reply to the end of the message within {data_timeout:g} s"
+    if isinstance(cause, ConnectionResetError):
+        return "the connection was reset after the end of the message, before a reply"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"an unreadable reply to the end of the message ({exc.smtp_code})"
+    return "the server closed the connection after the end of the message without a reply"
