@@ -6,13 +6,16 @@ both in the journal and in what the server received.
 
 from __future__ import annotations
 
+import base64
 import re
 import sqlite3
 
 import pytest
 
 from broadsheet.cli import main
-from support.smtpd import Sink, configure, make_certificates, password_checker, smtp_server, write_subscribers
+from support.smtpd import (
+    Sink, configure, echoing_checker, make_certificates, password_checker, smtp_server, write_subscribers,
+)
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 PASSWORD = "correct-horse-9f3a1c"
@@ -206,3 +209,196 @@ def test_starttls_required_but_not_offered_is_a_clear_error(sample, capsys):
         assert send(sample) == 2
     assert "does not offer STARTTLS" in capsys.readouterr().err
     assert {state for state, _, _ in journal(sample).values()} == {"queued"}
+
+
+# -- the reply to the final "." (issue 8): a missing one is unknown, never resent ---------------------------
+
+
+def test_a_late_reply_to_the_final_dot_within_data_timeout_is_sent_once(sample):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 3)]
+    sink = Sink(stored_late={people[1]: 2.0})  # longer than the command timeout, well within data_timeout
+    with smtp_server(sink) as (host, port):
+        configure(sample, send=fast_send(connections=1), smtp=smtp_settings(host, port, timeout=1, data_timeout=20))
+        assert send(sample) == 0
+    assert sink.recipients() == {email: 1 for email in people}
+    assert {email: state[:2] for email, state in journal(sample).items()} == {email: ("sent", 1) for email in people}
+
+
+@pytest.mark.parametrize("fault", ["stored_silent", "stored_closed"])
+def test_no_reply_to_the_final_dot_is_unknown_stored_once_and_not_resent(sample, capsys, fault):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 4)]
+    lost = people[2]
+    sink = Sink(**{fault: {lost}})
+    with smtp_server(sink) as (host, port):
+        configure(sample, send=fast_send(connections=1, retries=3),
+                  smtp=smtp_settings(host, port, timeout=1, data_timeout=1.5))
+        assert send(sample) == 1
+        assert "may or may not have received it" in capsys.readouterr().out
+        assert send(sample, "--retry-failed") == 1  # unknown is not failed: nothing is sent again
+    assert sink.recipients() == {email: 1 for email in people}  # the server stored it exactly once
+    state, attempts, detail = journal(sample)[lost]
+    assert (state, attempts) == ("unknown", 1)
+    why = "no reply to the end of the message within 1.5 s" if fault == "stored_silent" \
+        else "the server closed the connection after the end of the message without a reply"
+    assert detail.startswith(why) and "not sent again by itself" in detail and f"{host}:{port}" in detail
+    assert all(journal(sample)[email][:2] == ("sent", 1) for email in people if email != lost)
+
+
+def test_errors_before_the_final_dot_are_deferred_and_resent(sample):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 6)]
+    sink = Sink(drop_once={people[1]}, data_replies_once={people[3]: "421 4.3.2 shutting down",
+                                                          people[4]: "451 4.3.0 queue full"})
+    with smtp_server(sink) as (host, port):
+        configure(sample, send=fast_send(connections=1), smtp=smtp_settings(host, port))
+        assert send(sample) == 0
+    assert sink.recipients() == {email: 1 for email in people}
+    states = journal(sample)
+    assert [states[email][:2] for email in people] == [("sent", 1), ("sent", 2), ("sent", 1), ("sent", 2), ("sent", 2), ("sent", 1)]
+
+
+def test_a_refusal_of_the_content_fails_that_recipient_only(sample):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 3)]
+    sink = Sink(data_replies_once={people[0]: "554 5.6.0 message content rejected"})
+    with smtp_server(sink) as (host, port):
+        configure(sample, send=fast_send(connections=1), smtp=smtp_settings(host, port))
+        assert send(sample) == 1
+    assert sink.recipients() == {email: 1 for email in people[1:]}
+    assert journal(sample)[people[0]][0::2] == ("failed", "554 5.6.0 message content rejected")
+
+
+@pytest.mark.parametrize("smtp, error", [
+    ({"data_timeout": 0}, "'smtp.data_timeout' must be a number above 0"),
+    ({"timeout": 30, "data_timeout": 10}, "smtp.data_timeout (10 s) is shorter than smtp.timeout (30 s)"),
+    ({"pipelining": "yes"}, "'smtp.pipelining' must be true or false"),
+])
+def test_smtp_timeouts_and_pipelining_are_checked_in_the_config(sample, capsys, smtp, error):
+    write_subscribers(sample / "list.csv", 1)
+    configure(sample, send=fast_send(), smtp={"host": "127.0.0.1", "security": "none", **smtp})
+    assert send(sample) == 2
+    err = capsys.readouterr().err
+    assert error in err and "broadsheet.toml:" in err and "Traceback" not in err
+
+
+# -- AUTH: UTF-8 passwords, and no echo of the password in any form ---------------------------------------
+
+NON_ASCII_PASSWORD = "pässwörd-’ß-9f3a1c"
+
+
+def auth_server(checker, **more):
+    return dict(authenticator=checker, auth_require_tls=False, **more)
+
+
+def test_a_non_ascii_password_logs_in_with_auth_plain_in_utf8(sample, monkeypatch):
+    people = write_subscribers(sample / "list.csv", 3)
+    monkeypatch.setenv("BROADSHEET_SMTP_PASSWORD", NON_ASCII_PASSWORD)
+    sink = Sink()
+    with smtp_server(sink, **auth_server(password_checker("news", NON_ASCII_PASSWORD))) as (host, port):
+        configure(sample, send=fast_send(), smtp=smtp_settings(host, port, username="news"))
+        assert send(sample) == 0
+    assert sink.recipients() == {email: 1 for email, _ in people}
+
+
+def test_a_non_ascii_password_without_auth_plain_is_one_line_naming_the_variable(sample, monkeypatch, capsys):
+    write_subscribers(sample / "list.csv", 2)
+    monkeypatch.setenv("BROADSHEET_SMTP_PASSWORD", NON_ASCII_PASSWORD)
+    server = auth_server(password_checker("news", NON_ASCII_PASSWORD), auth_exclude_mechanism=["PLAIN"])
+    with smtp_server(Sink(), **server) as (host, port):
+        configure(sample, send=fast_send(), smtp=smtp_settings(host, port, username="news"))
+        assert send(sample) == 2
+    err = capsys.readouterr().err
+    assert "BROADSHEET_SMTP_PASSWORD has characters outside ASCII" in err and "offers only LOGIN" in err
+    assert NON_ASCII_PASSWORD not in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert {state for state, _, _ in journal(sample).values()} == {"queued"}
+
+
+def secret_forms(username: str, password: str) -> list[str]:
+    """What a careless server may echo: the password, and base64 as AUTH PLAIN and LOGIN send it."""
+    encode = lambda raw: base64.b64encode(raw).decode()
+    plain, login = encode(b"\0" + username.encode() + b"\0" + password.encode()), encode(password.encode())
+    return [password, plain, plain.rstrip("="), login, login.rstrip("=")]
+
+
+@pytest.mark.parametrize("password, exclude", [(PASSWORD, []), (PASSWORD, ["PLAIN"]), (NON_ASCII_PASSWORD, [])])
+def test_a_server_echoing_the_credentials_in_its_refusal_leaks_nothing(sample, monkeypatch, capsys, password, exclude):
+    write_subscribers(sample / "list.csv", 2)
+    wrong = "wrong-" + password
+    monkeypatch.setenv("BROADSHEET_SMTP_PASSWORD", wrong)
+    server = auth_server(echoing_checker("news", password), auth_exclude_mechanism=exclude)
+    with smtp_server(Sink(), **server) as (host, port):
+        configure(sample, send=fast_send(), smtp=smtp_settings(host, port, username="news"))
+        assert send(sample) == 2
+    output = capsys.readouterr()
+    assert "refused the login of 'news': 535 5.7.8 bad credentials ***" in output.err
+    journal_text = (sample / ".broadsheet" / "state.db").read_bytes().decode("latin-1")
+    for form in secret_forms("news", wrong):
+        assert form not in output.out + output.err + journal_text
+
+
+# -- STARTTLS never falls back to plain text ------------------------------------------------------------
+
+
+def test_starttls_advertised_but_refused_sends_nothing_in_plain_text(sample, capsys):
+    write_subscribers(sample / "list.csv", 3)
+    sink = Sink(claim_starttls=True)
+    with smtp_server(sink) as (host, port):
+        configure(sample, send=fast_send(connections=1, retries=1), smtp=smtp_settings(host, port, security="starttls"))
+        assert send(sample) == 2
+    assert "the server refused STARTTLS: 454 TLS not available; nothing is sent without TLS" in capsys.readouterr().err
+    assert sink.received == [] and not any(b"MAIL FROM" in chunk for chunk in sink.chunks)
+    assert {state for state, _, _ in journal(sample).values()} <= {"queued", "deferred"}
+
+
+def test_security_none_sends_in_plain_text_even_when_starttls_is_offered(sample, tmp_path):
+    people = write_subscribers(sample / "list.csv", 2)
+    certificates = make_certificates(tmp_path)
+    sink = Sink()
+    with smtp_server(sink, tls_context=certificates.server_context) as (host, port):
+        configure(sample, send=fast_send(), smtp=smtp_settings(host, port))
+        assert send(sample) == 0
+    assert sink.recipients() == {email: 1 for email, _ in people}
+    assert not any(b"STARTTLS" in chunk for chunk in sink.chunks)
+
+
+# -- pipelining (RFC 2920) ----------------------------------------------------------------------------------
+
+
+def envelope_writes(sink: Sink) -> list[bytes]:
+    """The chunks the server read that hold a MAIL FROM."""
+    return [chunk for chunk in sink.chunks if b"MAIL FROM:" in chunk]
+
+
+@pytest.mark.parametrize("advertised, configured, pipelined", [(True, True, True), (True, False, False), (False, True, False)])
+def test_mail_rcpt_and_data_go_in_one_write_when_pipelining_is_offered_and_on(sample, advertised, configured, pipelined):
+    people = write_subscribers(sample / "list.csv", 5)
+    sink = Sink(pipelining=advertised)
+    with smtp_server(sink) as (host, port):
+        configure(sample, send=fast_send(connections=1), smtp=smtp_settings(host, port, pipelining=configured))
+        assert send(sample) == 0
+    assert sink.recipients() == {email: 1 for email, _ in people}
+    writes = envelope_writes(sink)
+    assert len(writes) == len(people)
+    together = [re.fullmatch(rb"MAIL FROM:<[^>]+>\r\nRCPT TO:<[^>]+>\r\nDATA\r\n", chunk) is not None for chunk in writes]
+    assert together == [pipelined] * len(people)
+    rcpt_on_its_own = any(chunk.startswith(b"RCPT TO:") for chunk in sink.chunks)
+    assert rcpt_on_its_own is not pipelined
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_refusals_mid_pipeline_are_classified_and_the_connection_goes_on(sample, pipelining):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 8)]
+    rejected, busy_once, busy_always = people[1], people[3], people[5]
+    sink = Sink(replies={rejected: "550 5.1.1 no such user here", busy_always: "452 4.2.2 mailbox full"},
+                replies_once={busy_once: "451 4.3.0 try again later"},
+                mail_replies_once={"newsletter@example.org": "451 4.3.2 try again later"}, pipelining=pipelining)
+    with smtp_server(sink) as (host, port):
+        configure(sample, send=fast_send(connections=1, retries=1), smtp=smtp_settings(host, port))
+        assert send(sample) == 1
+    states = journal(sample)
+    assert states[rejected] == ("failed", 1, "550 5.1.1 no such user here")
+    assert states[busy_always][0] == "failed" and "452 4.2.2 mailbox full (gave up after 2 attempts)" in states[busy_always][2]
+    assert states[busy_once][:2] == ("sent", 2)
+    assert states[people[0]][:2] == ("sent", 2)  # its first MAIL FROM got the 451
+    assert sink.recipients() == {email: 1 for email in people if email not in (rejected, busy_always)}
+    first_mail = next(i for i, chunk in enumerate(sink.chunks) if chunk.startswith(b"MAIL FROM:"))
+    assert not any(chunk.startswith(b"ehlo") for chunk in sink.chunks[first_mail:])  # one connection throughout:
+    assert sink.resets == 5  # each refusal (2 × 550/452, 451 to RCPT, 451 to MAIL, 452 again) reset it (RSET)

@@ -12,6 +12,7 @@
   stored_silent recipients whose message is stored and whose final "." is never answered
   stored_closed recipients whose message is stored and whose connection is then closed without a reply
   delay         seconds before every reply a handler gives (EHLO, MAIL, RCPT, end of DATA, RSET, QUIT)
+  claim_starttls  advertise STARTTLS without a TLS context: aiosmtpd then answers it "454 TLS not available"
   pipelining    advertise PIPELINING (RFC 2920) after EHLO; aiosmtpd reads commands in order from one buffer
 
 ``chunks`` is the server-side transcript: each piece of bytes as the server's socket read it.
@@ -65,6 +66,7 @@ class Sink:
     stored_closed: set[str] = field(default_factory=set)
     delay: float = 0.0
     pipelining: bool = True
+    claim_starttls: bool = False
     received: list[Received] = field(default_factory=list)
     connections: int = 0
     resets: int = 0
@@ -105,6 +107,8 @@ class Sink:
         session.host_name = hostname
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
+        if self.claim_starttls:
+            responses.insert(-1, "250-STARTTLS")
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, options):

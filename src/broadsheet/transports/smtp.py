@@ -142,7 +142,11 @@ class SmtpTransport(Transport):
                 raise TransportError(
                     "the server does not offer STARTTLS", where=self.where, fix="set smtp.security to 'ssl' or 'none'"
                 )
-            connection.starttls(context=self._tls_context)
+            try:
+                connection.starttls(context=self._tls_context)
+            except smtplib.SMTPResponseException as exc:  # never go on without TLS; a later connection may get it
+                raise TransientTransportError(f"the server refused STARTTLS: {self._reply(exc)}; nothing is sent "
+                                              "without TLS", where=self.where) from None
             connection.ehlo()
         if self.settings.username:
             self._login(connection)
