@@ -25,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import child
+from latency_proxy import LatencyProxy
+
 ROOT = Path(__file__).resolve().parents[1]
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 BIN = Path(sys.executable).parent
@@ -45,6 +48,7 @@ class DelayedSink:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         await asyncio.sleep(self.delay)
         session.host_name = hostname
+        responses.insert(-1, "250-PIPELINING")  # as Postfix, SES, Postmark and SendGrid do
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, options):
@@ -83,20 +87,10 @@ class Sink:
 
     def __init__(self, delay: float):
         self.port = free_port()
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # inherited: the child waits for it
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, __file__, "--serve", str(self.port), "--delay", str(delay)],
-                stdout=subprocess.PIPE, text=True,
-            )
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-        assert self.process.stdout.readline().strip() == "ready"
+        self.process = child.start([sys.executable, __file__, "--serve", str(self.port), "--delay", str(delay)])
 
     def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        out, _ = self.process.communicate(timeout=30)
-        return int(re.search(r"received (\d+)", out).group(1))
+        return int(re.search(r"received (\d+)", child.stop(self.process)).group(1))
 
 
 def free_port() -> int:
@@ -120,24 +114,44 @@ def copy_sample_project(folder: Path) -> None:
 
 def make_project(folder: Path, recipients: int) -> None:
     copy_sample_project(folder)
+    write_list(folder, recipients)
+
+
+def write_list(folder: Path, recipients: int) -> None:
+    """``list.csv`` with this many recipients."""
     rows = ["email,name,first_name"] + [f"reader{i:05d}@example.com,Reader {i} Bench,Reader{i}" for i in range(recipients)]
     (folder / "list.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
-def configure(folder: Path, port: int, connections: int) -> None:
+def configure(folder: Path, port: int, connections: int, *, pipelining: bool = True) -> None:
     text = (folder / "broadsheet.toml").read_text(encoding="utf-8")
     text = re.sub(r"(?ms)^\[(send|smtp)\]\n.*?(?=^\[|\Z)", "", text)
     text += (
         f'\n[send]\ntransport = "smtp"\nlist = "list.csv"\nconnections = {connections}\nbatch_size = 100\n'
         f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nmessages_per_connection = 100\n'
+        f'pipelining = {"true" if pipelining else "false"}\n'
     )
     (folder / "broadsheet.toml").write_text(text, encoding="utf-8")
 
 
-def run_broadsheet(folder: Path, connections: int, delay: float) -> dict:
+class SinkBehind:
+    """The sink, behind a latency proxy when ``latency`` is set; ``port`` is where senders connect."""
+
+    def __init__(self, delay: float, latency: float = 0.0):
+        self.sink = Sink(delay)
+        self.proxy = LatencyProxy(free_port(), self.sink.port, latency) if latency else None
+        self.port = self.proxy.port if self.proxy else self.sink.port
+
+    def stop(self) -> int:
+        if self.proxy:
+            self.proxy.stop()
+        return self.sink.stop()
+
+
+def run_broadsheet(folder: Path, connections: int, delay: float, *, pipelining: bool = True, latency: float = 0.0) -> dict:
     shutil.rmtree(folder / ".broadsheet", ignore_errors=True)
-    sink = Sink(delay)
-    configure(folder, sink.port, connections)
+    sink = SinkBehind(delay, latency)
+    configure(folder, sink.port, connections, pipelining=pipelining)
     env = {**os.environ, "BROADSHEET_SECRET": "bench-secret"}
     started = time.perf_counter()
     result = subprocess.run([str(BIN / "broadsheet"), "send", ISSUE, "--yes"], cwd=folder, env=env,
@@ -154,12 +168,12 @@ def run_broadsheet(folder: Path, connections: int, delay: float) -> dict:
 # -- mailmerge ---------------------------------------------------------------------------------------
 
 
-def run_mailmerge(folder: Path, recipients: int, delay: float) -> dict:
+def run_mailmerge(folder: Path, recipients: int, delay: float, *, latency: float = 0.0) -> dict:
     """The same list and sink through mailmerge 2.3.0: one SMTP connection per message."""
     mailmerge = BIN / "mailmerge"
     if not mailmerge.exists():
         raise SystemExit("mailmerge is not installed: .venv/bin/pip install mailmerge==2.3.0")
-    sink = Sink(delay)
+    sink = SinkBehind(delay, latency)
     html, text = _sample_parts(folder)
     template = folder / "mailmerge_template.txt"
     template.write_text(

@@ -402,3 +402,15 @@ def test_refusals_mid_pipeline_are_classified_and_the_connection_goes_on(sample,
     first_mail = next(i for i, chunk in enumerate(sink.chunks) if chunk.startswith(b"MAIL FROM:"))
     assert not any(chunk.startswith(b"ehlo") for chunk in sink.chunks[first_mail:])  # one connection throughout:
     assert sink.resets == 5  # each refusal (2 × 550/452, 451 to RCPT, 451 to MAIL, 452 again) reset it (RSET)
+
+
+def test_a_server_that_stops_answering_the_final_dot_stops_the_campaign_after_three(sample, capsys):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 6)]
+    sink = Sink(stored_silent=set(people))
+    with smtp_server(sink) as (host, port):
+        configure(sample, send=fast_send(connections=1), smtp=smtp_settings(host, port, timeout=0.5, data_timeout=0.5))
+        assert send(sample) == 2
+    assert "did not answer the end of the last 3 messages within 0.5 s" in capsys.readouterr().err
+    states = journal(sample)
+    assert [states[email][0] for email in people] == ["unknown"] * 3 + ["queued"] * 3
+    assert sink.recipients() == {email: 1 for email in people[:3]}

@@ -34,6 +34,7 @@ from .base import Delivery, Status, Transport
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 IDLE_PROBE = 0.25  # seconds unused after which a NOOP checks that the server has not hung up
+UNKNOWN_IN_A_ROW = 3  # final "." left unanswered this many times in a row on one worker: stop, send no more
 
 
 class SmtpTransport(Transport):
@@ -54,6 +55,7 @@ class SmtpTransport(Transport):
         self._connection: smtplib.SMTP | None = None
         self._sent_on_connection = 0
         self._last_used = 0.0
+        self._unanswered_in_a_row = 0
         self._check_settings()
 
     def _check_settings(self) -> None:
@@ -158,6 +160,9 @@ class SmtpTransport(Transport):
         if not offered:
             raise TransportError("smtp.username is set but the server offers no AUTH (login)", where=self.where,
                                  fix="check smtp.host and smtp.security, or remove smtp.username")
+        if not {"CRAM-MD5", "PLAIN", "LOGIN"} & set(offered):
+            raise TransportError(f"the server offers only AUTH {' '.join(offered)}, none of which broadsheet speaks",
+                                 where=self.where, fix="use a server (or port) that offers AUTH PLAIN or LOGIN over TLS")
         if (username + password).isascii():
             connection.login(username, password)
         elif "PLAIN" in offered:
@@ -172,6 +177,7 @@ class SmtpTransport(Transport):
     # -- sending --------------------------------------------------------------------------------
 
     def send_one(self, message: Message, *, fresh_retry: bool = True) -> Delivery:
+        self._stop_if_the_server_stopped_answering()
         if self._connection is not None and self._sent_on_connection >= max(1, self.settings.messages_per_connection):
             self.close()
         elif self._connection is not None and time.monotonic() - self._last_used > IDLE_PROBE and not self._alive():
@@ -181,11 +187,11 @@ class SmtpTransport(Transport):
         self._sent_on_connection += 1
         try:
             return self._transaction(self._connection, message)
-        except _FreshConnection:
+        except _FreshConnection as closing:
             self._drop()
             if fresh_retry:  # the server closes this connection (421 to MAIL): nothing was sent yet
                 return self.send_one(message, fresh_retry=False)
-            return self._delivery(message, "deferred", "the server keeps closing the connection (421)")
+            return self._delivery(message, "deferred", str(closing))
         finally:
             self._last_used = time.monotonic()
 
@@ -204,6 +210,7 @@ class SmtpTransport(Transport):
             reply = smtp_session.content(connection, message.raw, data_timeout=self.settings.data_timeout)
         except smtp_session.ReplyLost as lost:
             self._drop()
+            self._unanswered_in_a_row += 1
             return self._delivery(message, "unknown", f"{lost}: the server may have accepted it, so it is not sent "
                                                       "again by itself (check with the server; --retry-unknown resends)")
         except ValueError as exc:  # a line break in an address: the composer never lets one through
@@ -214,8 +221,19 @@ class SmtpTransport(Transport):
             return self._delivery(message, "deferred", reason)
         return self._after_content(message, reply)
 
+    def _stop_if_the_server_stopped_answering(self) -> None:
+        """Raised before a message goes out (it stays queued): each unanswered "." costs data_timeout and
+        leaves a recipient unknown, so a server that has stopped answering gets no more."""
+        if self._unanswered_in_a_row >= UNKNOWN_IN_A_ROW:
+            raise TransportError(
+                f"the server did not answer the end of the last {self._unanswered_in_a_row} messages within "
+                f"{self.settings.data_timeout:g} s; they are 'unknown' and nothing more is sent",
+                where=self.where, fix="check with the server whether they arrived, then resume (--retry-unknown resends them)",
+            )
+
     def _after_content(self, message: Message, reply: smtp_session.Reply) -> Delivery:
         """The reply to the final ".": 2xx sent, 4xx deferred, 5xx failed, anything else unknown."""
+        self._unanswered_in_a_row = 0
         if 200 <= reply.code < 300:
             return Delivery(message.recipient, "sent", detail=str(reply.code),
                             message_id=message.headers.get("Message-ID", ""))
@@ -233,7 +251,7 @@ class SmtpTransport(Transport):
         if len(replies) == 3 and replies[2].code == 354:  # DATA accepted after a refusal (RFC 2920 §3.1)
             smtp_session.end_empty_data(connection)
         if mail.code == 421:
-            raise _FreshConnection
+            raise _FreshConnection(self._reply(mail))
         if any(reply.code == 421 or not 200 <= reply.code < 600 for reply in replies) \
                 or not smtp_session.reset(connection):
             self._drop()  # the server is closing it, or it no longer speaks SMTP we understand
@@ -261,10 +279,9 @@ class SmtpTransport(Transport):
         return Delivery(message.recipient, status, detail=f"{self._scrub(detail)} ({self.where})")
 
     def _reply(self, reply: smtp_session.Reply | smtplib.SMTPResponseException) -> str:
+        """The server's code and text, scrubbed; from a reply or from smtplib's exception for one."""
         if isinstance(reply, smtplib.SMTPResponseException):
-            text = reply.smtp_error
-            reply = smtp_session.Reply(reply.smtp_code, " ".join(
-                (text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)).split()))
+            reply = smtp_session.Reply.of(reply.smtp_code, reply.smtp_error)
         return self._scrub(f"{reply.code} {reply.text}")
 
     def _scrub(self, text: str) -> str:

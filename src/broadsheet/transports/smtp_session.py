@@ -33,8 +33,14 @@ class Reply:
 
     @classmethod
     def read(cls, connection: smtplib.SMTP) -> Reply:
-        code, text = connection.getreply()
-        return cls(code, " ".join(text.decode("utf-8", "replace").split()))
+        return cls.of(*connection.getreply())
+
+    @classmethod
+    def of(cls, code: int, text: bytes | str) -> Reply:
+        """A reply from smtplib's (code, text), as ``getreply`` and its exceptions carry them."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        return cls(code, " ".join(str(text).split()))
 
 
 class ReplyLost(Exception):
