@@ -4,6 +4,9 @@
 handler gives (EHLO, MAIL, RCPT, end of DATA, RSET, QUIT), like a server across a network. Sending one
 message on an open connection takes three such replies (MAIL, RCPT, DATA), so the latency bound is
 connections / (3 × 20 ms). mailmerge opens a new connection per message (EHLO … QUIT: five replies).
+The sink advertises PIPELINING; broadsheet then sends MAIL, RCPT and DATA in one write, but this sink
+still answers them one after another, 20 ms each, so the bound stays the same (bench/pipelining.py
+measures pipelining over real latency instead).
 
     .venv/bin/pip install mailmerge==2.3.0
     .venv/bin/python bench/smtp.py [--recipients 2000] [--delay 0.02] [--skip-mailmerge]
