@@ -99,6 +99,7 @@ def _context(issue: Issue, config: Config, table: PlaceholderTable, logo_src: st
 def _render(environment: jinja2.Environment, name: str, context: dict[str, Any], table: PlaceholderTable) -> str:
     """Render a theme template, reporting template mistakes as file:line."""
     environment.filters["default"] = table.default_filter(jinja2.filters.do_default)
+    environment.filters["email_only"] = table.email_only
     try:
         return environment.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
