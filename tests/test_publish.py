@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import email
 import email.policy
+import shutil
 import time
 import types
 from pathlib import Path
@@ -228,6 +229,15 @@ def _tree(folder: Path) -> dict[str, bytes]:
             if p.is_file() and p.parts[len(folder.parts)] in ("dist", "site")}  # fmt: skip
 
 
+def test_an_archive_without_issues_is_an_empty_index_and_feed(tmp_path: Path):
+    project = sample_project(tmp_path / "project")
+    shutil.rmtree(project / "issues" / SAMPLE.name)
+    assert publish(project, tmp_path / "site") == 0
+    index = lxml.html.parse(str(tmp_path / "site" / "index.html")).getroot()
+    assert not index.cssselect("article.issue") and "No issues published yet" in index.text_content()
+    assert atom_problems((tmp_path / "site" / "feed.xml").read_bytes()) == []
+
+
 def test_pages_of_issues_no_longer_published_are_removed(archive: Path, tmp_path: Path, capsys):
     site = tmp_path / "site"
     publish(archive, site)
@@ -285,7 +295,7 @@ def test_without_base_url_the_site_still_works_but_has_no_feed(archive: Path, tm
     assert page.cssselect('meta[property="og:title"]')
 
 
-def test_the_sent_html_part_declares_its_doctype(archive: Path, monkeypatch):
+def test_the_sent_html_part_declares_its_doctype(archive: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("BROADSHEET_SECRET", "test-secret-for-doctype")
     config = load_config(archive / "broadsheet.toml")
     rendered = build_issue(archive / "issues" / SAMPLE.name, config)
@@ -295,3 +305,7 @@ def test_the_sent_html_part_declares_its_doctype(archive: Path, monkeypatch):
     assert html.replace("\r\n", "\n").startswith("<!doctype html>\n<html")
     assert "Dear Ann," in html and f'href="{BASE}/{SAMPLE.name}/"' in html  # the view-online link: the archive page
     assert parsed["Archived-At"] == f"<{BASE}/{SAMPLE.name}/>"
+    # Uploaded at base_url, the archive has a page at each address the email names.
+    publish(archive, tmp_path / "site")
+    for address in (rendered.view_online_url, parsed["Archived-At"].strip("<>"), parsed["List-Archive"].strip("<>")):
+        assert _local_file(tmp_path / "site", tmp_path / "site" / "index.html", address).is_file(), address
