@@ -107,7 +107,7 @@ def test_sign_up_link_from_serve_public_url(archive: Path, tmp_path: Path):
     if not hasattr(config, "serve"):
         object.__setattr__(config, "serve", serve)
     else:
-        config = dataclasses.replace(config, serve=dataclasses.replace(config.serve, public_url=serve.public_url))
+        config = dataclasses.replace(config, serve=dataclasses.replace(config.serve, public_url="https://join.example.org"))
     publish_site(config, tmp_path / "site")
     for page in (tmp_path / "site" / "index.html", tmp_path / "site" / SAMPLE.name / "index.html"):
         links = lxml.html.parse(str(page)).getroot().cssselect("a.signup")
@@ -154,6 +154,25 @@ def test_sitemap_lists_the_index_and_every_page(archive: Path, tmp_path: Path):
 def test_every_link_and_image_in_the_site_resolves_to_a_file(archive: Path, tmp_path: Path):
     site = tmp_path / "site"
     publish(archive, site)
+    assert _links_resolve(site) > 40
+
+
+def test_links_resolve_with_spaces_and_accents_in_names(archive: Path, tmp_path: Path):
+    odd = dated_issue(archive, 40, dt.date(2021, 4, 1))
+    odd.rename(odd.with_name("2021-04-01 Chéngdū notes"))
+    shutil.move(archive / "assets" / "bcecc-logo.png", archive / "assets" / "our logo.png")
+    toml = archive / "broadsheet.toml"
+    toml.write_text(toml.read_text().replace("assets/bcecc-logo.png", "assets/our logo.png"))
+    site = tmp_path / "site"
+    assert publish(archive, site) == 0
+    assert (site / "2021-04-01 Chéngdū notes" / "index.html").is_file() and (site / "logo-our logo.png").is_file()
+    assert _links_resolve(site) > 40
+    assert atom_problems((site / "feed.xml").read_bytes()) == []
+
+
+def _links_resolve(site: Path) -> int:
+    """Check that every link and image of every page, and every address of the feed and sitemap, lands on a
+    file of the site; the number checked."""
     checked = 0
     for page in sorted(site.rglob("*.html")):
         document = lxml.html.parse(str(page)).getroot()
@@ -170,7 +189,7 @@ def test_every_link_and_image_in_the_site_resolves_to_a_file(archive: Path, tmp_
             if target is not None:
                 assert target.is_file(), f"{xml}: {address} has no file"
                 checked += 1
-    assert checked > 40
+    return checked
 
 
 def _local_file(site: Path, page: Path, link: str) -> Path | None:

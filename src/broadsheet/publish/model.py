@@ -50,7 +50,7 @@ class Site:
     accent_color: str
     background_color: str
     text_color: str
-    logo: str  # file name at the site root, a remote URL, or ""
+    logo: str  # its address in a link from the site root (file name, quoted), a remote URL, or ""
     logo_alt: str
     favicon: bool = False
 
@@ -77,7 +77,13 @@ class Site:
             return entry.hero
         if entry.hero:
             return self.absolute(f"{entry.folder}/{entry.hero}")
-        return self.logo if self.logo.startswith(REMOTE) else self.absolute(quote(self.logo)) if self.logo else ""
+        return self.logo_url()
+
+    def logo_url(self) -> str:
+        """The logo as an absolute address ("" without a logo or base_url)."""
+        if self.logo.startswith(REMOTE):
+            return self.logo
+        return self.absolute(self.logo) if self.logo else ""
 
     def tag_uri(self, entry: Entry) -> str:
         """The entry's Atom id (RFC 4151): stable whatever the scheme or path the site moves to."""

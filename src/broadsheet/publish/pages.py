@@ -36,8 +36,7 @@ def _render(name: str, **context) -> str:
 def index_page(entries: list[Entry], site: Site) -> str:
     """The archive's front page: every issue, newest first."""
     description = f"Every issue of {site.name}."
-    image = site.logo if site.logo.startswith(("http://", "https://")) else site.absolute(site.logo) if site.logo else ""
-    head = dict(kind="website", title=site.name, description=description, url=site.absolute(), image=image, root="")
+    head = dict(kind="website", title=site.name, description=description, url=site.absolute(), image=site.logo_url(), root="")
     return _render("index.html.j2", site=site, entries=entries, **head)
 
 
