@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import lxml.html
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from .. import __version__
 from .model import FAVICON, FEED, Entry, Site
-from .reader import absolute_links
 
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
@@ -50,6 +50,16 @@ def sitemap(entries: list[Entry], site: Site) -> bytes:
         if date:
             etree.SubElement(url, f"{{{SITEMAP_NS}}}lastmod").text = date.isoformat()
     return etree.tostring(urlset, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def absolute_links(fragment: str, base: str) -> str:
+    """``fragment`` with every link and image address made absolute against ``base`` (feed readers need it)."""
+    if not base or not fragment.strip():
+        return fragment
+    wrapper = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    wrapper.make_links_absolute(base, resolve_base_href=False)
+    inner = lxml.html.tostring(wrapper, encoding="unicode")
+    return inner[len("<div>"): -len("</div>")]
 
 
 def _timestamp(date: dt.date) -> dt.datetime:

@@ -6,8 +6,6 @@ import dataclasses
 import html
 from pathlib import Path
 
-import lxml.html
-
 from ..config import Config
 from ..content import Issue, read_issue
 from ..errors import PublishError
@@ -75,12 +73,3 @@ def content_html(issue: Issue) -> str:
         parts.append(article.body_html)
     return "\n".join(parts)
 
-
-def absolute_links(fragment: str, base: str) -> str:
-    """``fragment`` with every link and image address made absolute against ``base`` (feed readers need it)."""
-    if not base or not fragment.strip():
-        return fragment
-    wrapper = lxml.html.fragment_fromstring(fragment, create_parent="div")
-    wrapper.make_links_absolute(base, resolve_base_href=False)
-    inner = lxml.html.tostring(wrapper, encoding="unicode")
-    return inner[len("<div>"): -len("</div>")]
