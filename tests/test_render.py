@@ -115,6 +115,19 @@ def test_web_version_has_no_personal_fields(sample):
     assert "Unsubscribe" in rendered.web_html and "Chengdu and Flemish Brabant" in rendered.web_html
 
 
+def test_email_only_stretches_are_kept_in_the_email_and_cut_from_the_browser_version():
+    from markupsafe import Markup
+
+    from broadsheet.render.placeholders import PlaceholderTable
+
+    table = PlaceholderTable()
+    name = table.subscriber().first_name
+    text = f"<p>A</p>{table.email_only(Markup(f'<p>Hi {name}</p>'))}<p>B</p>{table.email_only('x')}<p>C</p>"
+    assert table.to_jinja(text) == "<p>A</p><p>Hi {{ subscriber.first_name }}</p><p>B</p>x<p>C</p>"
+    assert table.fill(text, {"subscriber.first_name": "Ann"}) == "<p>A</p><p>B</p><p>C</p>"
+    assert isinstance(table.email_only(Markup("<b>")), Markup) and not isinstance(table.email_only("<b>"), Markup)
+
+
 def test_every_html_output_declares_its_doctype(sample):
     """premailer drops MRML's <!doctype html>; without it clients render in quirks mode."""
     rendered, _ = sample

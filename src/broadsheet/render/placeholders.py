@@ -3,7 +3,8 @@
 While the theme renders, ``subscriber.x``, ``unsubscribe_url`` and ``view_online_url`` stand for
 opaque ASCII markers (no spaces or punctuation for lxml to percent-encode). After compiling and
 inlining, the markers become Jinja2 expressions again, and any template syntax that came from the
-issue's own content is escaped so that it is shown, never executed.
+issue's own content is escaped so that it is shown, never executed. What the theme wraps in
+``{% filter email_only %}`` is marked the same way: kept in the email, cut from the browser version.
 """
 
 from __future__ import annotations
