@@ -52,4 +52,4 @@ bench: install
 	$(BIN)/python bench/build.py
 
 clean:
-	rm -rf dist outbox .broadsheet build *.egg-info src/*.egg-info
+	rm -rf dist site outbox .broadsheet build *.egg-info src/*.egg-info

@@ -66,6 +66,25 @@ def test_message_fields_for_api_transports():
     assert parse(message.raw)["To"].addresses[0].display_name == "Doe, Jane"
 
 
+def test_archive_headers_point_at_the_published_page():
+    """With base_url, List-Archive names the web archive and Archived-At this issue's page (publish writes both)."""
+    message = compose(config=make_config(base_url="https://news.example.org"))
+    parsed = parse(message.raw)
+    assert parsed["List-Archive"] == "<https://news.example.org/>"
+    assert parsed["Archived-At"] == "<https://news.example.org/2021-06-01-test/>"
+    assert message.headers["Archived-At"] == parsed["Archived-At"]
+    assert "Archived-At" not in compose().headers  # without base_url there is no archive to name
+
+
+
+def test_dkim_signature_covers_the_archive_headers(tmp_path):
+    raw = compose(config=dkim_config(tmp_path, base_url="https://news.example.org")).raw
+    assert dkim.verify(raw, dnsfunc=dns_record)
+    signed = parse(raw)["DKIM-Signature"].replace(" ", "").lower().split("h=", 1)[1].split(";", 1)[0].split(":")
+    assert "list-archive" in signed and "archived-at" in signed
+    assert not dkim.verify(raw.replace(b"2021-06-01-test/>", b"2021-06-02-test/>"), dnsfunc=dns_record)
+
+
 def test_each_message_has_its_own_id():
     composer = Composer(make_issue(), make_config())
     ids = {composer.compose(subscriber(f"r{i}@example.com")).headers["Message-ID"] for i in range(50)}

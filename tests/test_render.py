@@ -107,8 +107,32 @@ def test_text_part_has_every_link_and_is_wrapped(sample):
 def test_web_version_has_no_personal_fields(sample):
     rendered, _ = sample
     assert "{{" not in rendered.web_html and "bsph" not in rendered.web_html
-    assert "Dear reader," in rendered.web_html
-    assert f'href="{rendered.view_online_url}"' in rendered.web_html
+    # The browser version greets nobody and does not link to itself; the email does both.
+    assert "Dear" not in rendered.web_html and "in your browser" not in rendered.web_html
+    assert rendered.view_online_url and f'href="{rendered.view_online_url}"' not in rendered.web_html
+    email = personalise(rendered.html)
+    assert "Dear Ann," in email and email.count(f'href="{PERSONAL["view_online_url"]}"') == 2
+    assert "Unsubscribe" in rendered.web_html and "Chengdu and Flemish Brabant" in rendered.web_html
+
+
+def test_email_only_stretches_are_kept_in_the_email_and_cut_from_the_browser_version():
+    from markupsafe import Markup
+
+    from broadsheet.render.placeholders import PlaceholderTable
+
+    table = PlaceholderTable()
+    name = table.subscriber().first_name
+    text = f"<p>A</p>{table.email_only(Markup(f'<p>Hi {name}</p>'))}<p>B</p>{table.email_only('x')}<p>C</p>"
+    assert table.to_jinja(text) == "<p>A</p><p>Hi {{ subscriber.first_name }}</p><p>B</p>x<p>C</p>"
+    assert table.fill(text, {"subscriber.first_name": "Ann"}) == "<p>A</p><p>B</p><p>C</p>"
+    assert isinstance(table.email_only(Markup("<b>")), Markup) and not isinstance(table.email_only("<b>"), Markup)
+
+
+def test_every_html_output_declares_its_doctype(sample):
+    """premailer drops MRML's <!doctype html>; without it clients render in quirks mode."""
+    rendered, _ = sample
+    for html in (rendered.html, rendered.web_html, personalise(rendered.html)):
+        assert html.startswith("<!doctype html>\n<html"), html[:60]
 
 
 def test_content_template_syntax_is_shown_not_executed(tmp_path, project):

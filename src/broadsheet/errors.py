@@ -56,3 +56,7 @@ class TransientTransportError(TransportError):
 
 class CampaignError(BroadsheetError):
     """A send cannot start or go on (journal mismatch, nothing to send, refused by every server)."""
+
+
+class PublishError(BroadsheetError):
+    """The web archive cannot be written (an issue without a date, an output folder that is not ours)."""

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 
 SIGNED_HEADERS = (
     "From", "To", "Subject", "Date", "Message-ID", "Reply-To", "List-Id",
-    "List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version", "Content-Type",
+    "List-Unsubscribe", "List-Unsubscribe-Post", "List-Archive", "Archived-At", "MIME-Version", "Content-Type",
 )
 
 

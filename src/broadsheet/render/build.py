@@ -29,7 +29,7 @@ def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) 
     issue = issue or read_issue(Path(issue_dir), config)
     theme = load_theme(config.theme_dir)
     logo_src, logo_image = _logo(config, issue.slug)
-    view_online_url = f"{config.base_url.rstrip('/')}/{quote(issue.slug)}/" if config.base_url else ""
+    view_online_url = web_address(config.base_url, issue.slug)
     table = PlaceholderTable()
     context = _context(issue, config, table, logo_src)
     mjml_source = _render(theme.environment, HTML_TEMPLATE, context, table)
@@ -50,6 +50,11 @@ def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) 
         images=images,
     )
     return _with_warnings(rendered, issue, config)
+
+
+def web_address(base_url: str, slug: str) -> str:
+    """The issue's page in the web archive (``broadsheet publish`` writes ``<slug>/index.html``); "" without base_url."""
+    return f"{base_url.rstrip('/')}/{quote(slug)}/" if base_url else ""
 
 
 def read_and_build(issue_dir: Path, config: Config) -> tuple[Issue, RenderedIssue]:
@@ -99,6 +104,7 @@ def _context(issue: Issue, config: Config, table: PlaceholderTable, logo_src: st
 def _render(environment: jinja2.Environment, name: str, context: dict[str, Any], table: PlaceholderTable) -> str:
     """Render a theme template, reporting template mistakes as file:line."""
     environment.filters["default"] = table.default_filter(jinja2.filters.do_default)
+    environment.filters["email_only"] = table.email_only
     try:
         return environment.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
@@ -120,14 +126,22 @@ def _template_frame(exc: BaseException) -> str | None:
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
 
 
-def _logo(config: Config, slug: str) -> tuple[str, tuple[tuple[str, Path], ...]]:
+def logo_file(config: Config) -> Path | None:
+    """The brand logo's local file; None when there is no logo or it is a web address."""
     logo = config.brand.logo
     if not logo or logo.startswith(REMOTE):
-        return logo, ()
+        return None
     path = config.resolve(logo)
     if not path.is_file():
         raise ConfigError(f"logo not found: {logo}", where=config.where("brand.logo"),
                           fix=f"add {path} or fix brand.logo")
+    return path
+
+
+def _logo(config: Config, slug: str) -> tuple[str, tuple[tuple[str, Path], ...]]:
+    path = logo_file(config)
+    if path is None:
+        return config.brand.logo, ()
     name = f"logo-{path.name}"
     return published_src(config.base_url, slug, name), ((name, path),)
 
@@ -146,4 +160,4 @@ def _with_warnings(rendered: RenderedIssue, issue: Issue, config: Config) -> Ren
     return replace(rendered, warnings=tuple(issue.notes) + tuple(build_warnings(rendered, issue, config)))
 
 
-__all__ = ["build_issue", "write_build", "Theme"]
+__all__ = ["build_issue", "write_build", "web_address", "Theme"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import cssutils
 import mjml
@@ -11,6 +12,8 @@ from premailer import Premailer
 from ..errors import TemplateError
 
 cssutils.log.setLevel(logging.CRITICAL)
+
+DOCTYPE = re.compile(r"\s*<!doctype[^>]*>", re.IGNORECASE)
 
 
 def compile_mjml(source: str, *, fonts: dict[str, str], where: str) -> str:
@@ -22,8 +25,13 @@ def compile_mjml(source: str, *, fonts: dict[str, str], where: str) -> str:
 
 
 def inline_css(html: str) -> str:
-    """Inline the CSS, keeping <style> blocks so media queries (mobile, dark mode) still apply."""
-    return Premailer(
+    """Inline the CSS, keeping <style> blocks so media queries (mobile, dark mode) still apply.
+
+    premailer drops the document type; it is put back (MRML's, or HTML5's), so that no client
+    renders the email in quirks mode.
+    """
+    doctype = DOCTYPE.match(html)
+    inlined = Premailer(
         html,
         allow_network=False,
         keep_style_tags=True,
@@ -34,3 +42,6 @@ def inline_css(html: str) -> str:
         exclude_pseudoclasses=True,
         disable_basic_attributes=["width", "height"],  # keep MRML's pixel widths for Outlook
     ).transform(pretty_print=False)
+    if DOCTYPE.match(inlined):
+        return inlined
+    return (doctype.group(0).strip() if doctype else "<!doctype html>") + "\n" + inlined

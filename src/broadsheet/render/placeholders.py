@@ -3,7 +3,8 @@
 While the theme renders, ``subscriber.x``, ``unsubscribe_url`` and ``view_online_url`` stand for
 opaque ASCII markers (no spaces or punctuation for lxml to percent-encode). After compiling and
 inlining, the markers become Jinja2 expressions again, and any template syntax that came from the
-issue's own content is escaped so that it is shown, never executed.
+issue's own content is escaped so that it is shown, never executed. What the theme wraps in
+``{% filter email_only %}`` is marked the same way: kept in the email, cut from the browser version.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
+
+from markupsafe import Markup
 
 TEMPLATE_SYNTAX = re.compile(r"\{[{%#]")
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -39,6 +42,9 @@ class PlaceholderTable:
         self.nonce = secrets.token_hex(5)
         self.entries: dict[str, Placeholder] = {}
         self._pattern = re.compile(rf"bsph{self.nonce}n(\d+)x")
+        self._begin, self._end = f"bsph{self.nonce}bx", f"bsph{self.nonce}ex"  # an email-only stretch
+        self._email_only = re.compile(rf"{self._begin}.*?{self._end}", re.DOTALL)
+        self._section_marks = re.compile(rf"{self._begin}|{self._end}")
 
     def make(self, expression: str, default: str | None = None) -> Placeholder:
         marker = f"bsph{self.nonce}n{len(self.entries)}x"
@@ -59,20 +65,30 @@ class PlaceholderTable:
 
         return default
 
+    def email_only(self, content: str) -> str:
+        """The ``email_only`` filter: ``content`` is kept in the email, left out of the browser version."""
+        if isinstance(content, Markup):
+            return Markup(self._begin) + content + Markup(self._end)
+        return f"{self._begin}{content}{self._end}"
+
     def to_jinja(self, text: str) -> str:
         """Escape content's template syntax, then restore markers as Jinja2 expressions."""
+        text = self._section_marks.sub("", text)
         text = TEMPLATE_SYNTAX.sub(lambda m: "{{ " + _quote(m.group(0)) + " }}", text)
         return self._pattern.sub(lambda m: "{{ " + self._jinja(self.entries[m.group(0)]) + " }}", text)
 
     def fill(self, text: str, values: dict[str, str]) -> str:
-        """Replace markers with fixed values (the browser version); defaults where a value is missing."""
+        """Replace markers with fixed values (the browser version); defaults where a value is missing.
+
+        Email-only stretches (a greeting, the link to the browser version itself) are left out.
+        """
 
         def value(match: re.Match) -> str:
             placeholder = self.entries[match.group(0)]
             found = values.get(placeholder.expression)
             return found if found else (placeholder.default or "")
 
-        return self._pattern.sub(value, text)
+        return self._pattern.sub(value, self._email_only.sub("", text))
 
     @staticmethod
     def _jinja(placeholder: Placeholder) -> str:

@@ -1,0 +1,75 @@
+"""Reader: every non-draft issue under issues/ → an Entry, through content and render (one pipeline)."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from pathlib import Path
+
+from ..config import Config
+from ..content import Issue, read_issue
+from ..errors import PublishError
+from ..render import RenderedIssue, build_issue
+from .model import Entry
+
+SUMMARY_CHARACTERS = 240
+
+
+def issue_folders(config: Config) -> list[Path]:
+    """The folders under issues_dir holding an issue.md, in name order (hidden ones left out)."""
+    root = config.resolve(config.issues_dir)
+    return sorted(p.parent for p in root.glob("*/issue.md") if not p.parent.name.startswith((".", "_")))
+
+
+def read_entries(config: Config) -> list[Entry]:
+    """The published issues, newest first (by date, then by folder name)."""
+    site_config = dataclasses.replace(config, base_url="")  # pages link their images relatively
+    entries = []
+    for folder in issue_folders(config):
+        issue = read_issue(folder, site_config)
+        if issue.draft:
+            continue
+        entries.append(_entry(issue, build_issue(folder, site_config, issue=issue)))
+    return sorted(entries, key=lambda e: (e.date, e.slug), reverse=True)
+
+
+def _entry(issue: Issue, rendered: RenderedIssue) -> Entry:
+    if issue.date is None:
+        raise PublishError("the issue has no date: the archive is in date order and the feed needs one",
+                           where=str(issue.folder / "issue.md"), fix="add date: YYYY-MM-DD, or draft: true to leave it out")
+    hero = next((a.image for a in issue.articles if a.image), None)
+    return Entry(
+        slug=issue.slug,
+        title=issue.title,
+        date=issue.date,
+        number=issue.number,
+        summary=summary(issue),
+        hero=hero.src if hero else "",
+        hero_alt=hero.alt if hero else "",
+        page_html=rendered.web_html,
+        content_html=content_html(issue),
+        images=rendered.images,
+    )
+
+
+def summary(issue: Issue) -> str:
+    """The issue's summary: its own, else the preheader, an article's summary, or the start of the intro."""
+    for text in (getattr(issue, "summary", ""), issue.preheader, *(a.summary for a in issue.articles)):
+        if text:
+            return text
+    intro = " ".join(issue.intro_text.split())
+    return intro if len(intro) <= SUMMARY_CHARACTERS else intro[:SUMMARY_CHARACTERS].rsplit(" ", 1)[0] + " …"
+
+
+def content_html(issue: Issue) -> str:
+    """Intro and articles as one HTML fragment (the feed's full content), from content's sanitised HTML."""
+    parts = [issue.intro_html]
+    for article in issue.articles:
+        parts.append(f"<h2>{html.escape(article.title)}</h2>")
+        if article.author:
+            parts.append(f"<p><em>{html.escape(article.author)}</em></p>")
+        if article.image:
+            parts.append(f'<p><img src="{html.escape(article.image.src)}" alt="{html.escape(article.image.alt)}"></p>')
+        parts.append(article.body_html)
+    return "\n".join(parts)
+
