@@ -6,7 +6,7 @@ from pathlib import Path
 import jinja2
 import lxml.html
 import pytest
-from support.issues import write_issue
+from support.issues import write_image, write_issue
 
 from broadsheet.config import Config, load_config
 from broadsheet.content import read_issue
@@ -159,7 +159,7 @@ def test_warnings(tmp_path):
         issue=f"---\ntitle: T\nsubject: {long_subject}\n---\nintro\n",
         articles={"01-a.md": "---\ntitle: A\n---\nSee [old](http://insecure.example/page).\n\n![](pic.png)\n"},
     )
-    (folder / "articles" / "pic.png").write_bytes(b"png")
+    write_image(folder / "articles" / "pic.png")
     shutil.copytree(ROOT / "templates", tmp_path / "templates")
     rendered = build_issue(folder, Config(root=tmp_path))
     warnings = "\n".join(rendered.warnings)
@@ -274,7 +274,7 @@ def test_a_folder_name_with_spaces_is_quoted_in_published_urls(project):
     (folder / "articles").mkdir(parents=True)
     (folder / "issue.md").write_text("---\ntitle: Spring\npreheader: p\n---\nHi\n", encoding="utf-8")
     (folder / "articles" / "01-a.md").write_text("---\ntitle: A\n---\n![Chart](chart.png)\n", encoding="utf-8")
-    (folder / "articles" / "chart.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    write_image(folder / "articles" / "chart.png")
     rendered = build_issue(folder, load_config(project / "broadsheet.toml"))
     assert rendered.view_online_url.endswith("/2024-05-01%20spring%20news/")
     assert "/2024-05-01%20spring%20news/images/chart.png" in rendered.html

@@ -7,14 +7,17 @@ import textwrap
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Any
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import ConfigError, TemplateError
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
+PATH_ATTRIBUTES = {"name", "stem", "suffix"}  # all a theme may read of a path
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,18 @@ def _cached_theme(folder: Path, fonts: tuple[tuple[str, str], ...]) -> Theme:
     return Theme(folder, _environment(folder, autoescape=True), _environment(folder, autoescape=False), dict(fonts))
 
 
+class ThemeSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox (no ``__class__`` and the like, no changing the values given), and no file
+    access either: a path's methods (``read_text``, ``open``…) are out of reach, its name is not."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, PurePath) and attr not in PATH_ATTRIBUTES:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+
 def _environment(folder: Path, *, autoescape: bool) -> jinja2.Environment:
-    environment = jinja2.Environment(
+    environment = ThemeSandbox(
         loader=jinja2.FileSystemLoader(str(folder)),
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
