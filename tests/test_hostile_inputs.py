@@ -4,9 +4,11 @@ real fake images. Each is one line naming the file (and line) and the fix, exit 
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,6 +104,22 @@ def test_a_truncated_png_is_refused(project, cli):
     picture.write_bytes(picture.read_bytes()[:60])
     article(project, "---\ntitle: x\n---\n![x](../images/cut.png)\n")
     assert_refused(cli, "03-extra.md:4", "image is damaged")
+
+
+def test_an_image_claiming_billions_of_pixels_is_refused(project, cli):
+    picture = write_image(project / "issues" / SAMPLE_NAME / "images" / "bomb.png", size=(1, 1))
+    data = bytearray(picture.read_bytes())
+    data[16:24] = struct.pack(">II", 100_000, 100_000)  # the IHDR chunk's width and height, then its CRC
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    picture.write_bytes(bytes(data))
+    article(project, "---\ntitle: x\n---\n![x](../images/bomb.png)\n")
+    assert_refused(cli, "03-extra.md:4", "image has too many pixels for an email")
+
+
+@pytest.mark.parametrize("src", ["javascript:alert(1)", "data:text/html;base64,PHNjcmlwdD4="])
+def test_a_hero_image_address_that_runs_code_is_refused(project, cli, src):
+    article(project, f"---\ntitle: x\nimage: '{src}'\nimage_alt: x\n---\nhi\n")
+    assert_refused(cli, "03-extra.md:3", "'image' must be a file or a web address")
 
 
 def test_an_image_symlinked_from_outside_the_project_is_refused(project, cli, tmp_path_factory):
@@ -266,6 +284,13 @@ def send_test(project: Path, address: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "BROADSHEET_DEBUG"} | {"BROADSHEET_SECRET": "s3cret-for-tests"}
     return subprocess.run([sys.executable, "-m", "broadsheet", "send", ISSUE, "--test", address], cwd=project,
                           capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+
+
+def test_errors_print_on_one_line_whatever_their_data_holds():
+    from broadsheet.errors import ContentError
+
+    error = ContentError("bad\r\nBcc: x@example.org", where="issues/odd\nname/issue.md:3", fix="a\x00b")
+    assert str(error) == r"issues/odd\nname/issue.md:3: bad\r\nBcc: x@example.org (a\x00b)"
 
 
 def test_send_test_with_a_line_break_in_the_address_is_one_line(project):

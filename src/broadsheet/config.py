@@ -167,6 +167,7 @@ class Config:
 TOML_ALIASES = {"from": "from_address"}
 MULTILINE_KEYS = {"postal_address", "why"}  # the footer's text; every other string is one line
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # control characters but tab
+CSS_COLOUR = re.compile(r"#[0-9a-fA-F]{3,8}|[A-Za-z]+|(?:rgb|rgba|hsl|hsla)\([0-9.,%\s/]+\)")
 TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
 KEY_LINE = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
 NONZERO = {"logo_width", "connections", "port", "timeout", "messages_per_connection"}  # 0 makes no sense
@@ -319,12 +320,14 @@ class _Reader:
 
     def text(self, dotted: str, value: str) -> str:
         """``value`` when it holds no control character (nor a line break, but where text may have several lines)."""
-        multiline = dotted.rsplit(".", 1)[-1] in MULTILINE_KEYS
-        bad = CONTROL.search(value.replace("\n", "") if multiline else value)
+        leaf = dotted.rsplit(".", 1)[-1]
+        bad = CONTROL.search(value.replace("\n", "") if leaf in MULTILINE_KEYS else value)
         if bad:
             what = "a line break" if bad.group() in "\r\n" else f"the control character U+{ord(bad.group()):04X}"
             raise ConfigError(f"'{dotted}' holds {what}", where=self.line_of(dotted),
-                              fix=f"write {dotted} as one line of plain text" if not multiline else "remove it")
+                              fix="remove it" if leaf in MULTILINE_KEYS else f"write {dotted} as one line of plain text")
+        if leaf.endswith("_color") and not CSS_COLOUR.fullmatch(value):  # it goes into the theme's CSS as is
+            raise self.wrong(dotted, 'a CSS colour such as "#1f4e79"', value)
         return value
 
     def wrong(self, dotted: str, expected: str, value: Any) -> ConfigError:

@@ -124,6 +124,9 @@ def _article(document: _Document, images: _ImageCollector, links: LinkRegistry, 
     title = _required_text(document, "title")
     hero = None
     if src := _text(document, "image"):
+        if re.match(r"[A-Za-z][\w+.-]+:", src) and not src.lower().startswith(("https://", "http://")):
+            raise ContentError(f"'image' must be a file or a web address, not {src[:40]!r}",  # javascript:, data:
+                               where=_where(document, "image:"), fix="write image: ../images/hero.png or an https:// URL")
         alt = _text(document, "image_alt")
         hero = Image(src=images.relocate(src, alt, document)[0], alt=alt)
         if not alt:

@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ..config import read_utf8
 from ..errors import ConfigError, TemplateError
 
 HTML_TEMPLATE = "email.mjml.j2"
@@ -76,8 +77,8 @@ def _theme_fonts(folder: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(read_utf8(path, TemplateError))
+    except tomllib.TOMLDecodeError as exc:
         raise TemplateError(f"invalid theme.toml: {exc}", where=str(path)) from None
     fonts = data.get("fonts", {})
     if not isinstance(fonts, dict) or not all(isinstance(v, str) for v in fonts.values()):
