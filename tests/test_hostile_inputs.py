@@ -272,6 +272,14 @@ def test_a_theme_cannot_escape_its_sandbox(project, cli, expression, fragment):
     assert_refused(cli, f"footer.mjml.j2:{line}", "the theme tried something unsafe", fragment)
 
 
+@pytest.mark.parametrize("target", ["subscribers.example.csv", "/dev/zero"])
+def test_a_theme_partial_linked_outside_the_theme_is_refused(project, cli, target):
+    partial = project / "templates" / "default" / "partials" / "footer.mjml.j2"
+    partial.unlink()
+    partial.symlink_to(project / target if not target.startswith("/") else target)
+    assert_refused(cli, "footer.mjml.j2", "theme template partials/footer.mjml.j2 leads to", "inside the theme folder")
+
+
 # Config ------------------------------------------------------------------------------------------
 
 def test_a_control_character_in_the_config_names_its_line_not_the_theme(project, cli):

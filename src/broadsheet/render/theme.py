@@ -11,6 +11,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 import jinja2
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..config import read_utf8
@@ -56,9 +57,24 @@ class ThemeSandbox(ImmutableSandboxedEnvironment):
         return super().is_safe_attribute(obj, attr, value)
 
 
+class ThemeLoader(jinja2.FileSystemLoader):
+    """Templates from the theme folder only: a symbolic link out of it (to the subscriber list, say,
+    which would then be mailed to everyone) or to a device is refused."""
+
+    def get_source(self, environment: jinja2.Environment, template: str):  # noqa: ANN201 - Jinja's signature
+        folder = Path(self.searchpath[0])
+        written = folder.joinpath(*split_template_path(template))
+        path = written.resolve()
+        if written.is_symlink() or written.exists():  # checked before Jinja reads it
+            if not path.is_relative_to(folder.resolve()) or not path.is_file():
+                raise TemplateError(f"theme template {template} leads to {path}", where=str(written),
+                                    fix="keep the theme's templates as files inside the theme folder")
+        return super().get_source(environment, template)
+
+
 def _environment(folder: Path, *, autoescape: bool) -> jinja2.Environment:
     environment = ThemeSandbox(
-        loader=jinja2.FileSystemLoader(str(folder)),
+        loader=ThemeLoader(str(folder)),
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
