@@ -273,3 +273,17 @@ def test_empty_front_matter_is_only_a_missing_title(tmp_path):
     folder = write_issue(tmp_path, articles={"01-x.md": "---\n---\nbody"})
     with pytest.raises(ContentError, match="missing title"):
         read_issue(folder, config_for(tmp_path))
+
+
+def test_body_lines_count_from_the_file_with_crlf_and_leading_blank_lines(tmp_path):
+    text = "\n\n---\r\ntitle: x\r\n---\r\n\r\nText\r\n\r\n<script>x</script>\r\n"
+    folder = write_issue(tmp_path, articles={"01-x.md": text})
+    notes = read_issue(folder, config_for(tmp_path)).notes
+    assert any(note.endswith("01-x.md:9: removed <script> (not allowed in email)") for note in notes), notes
+
+
+def test_front_matter_without_a_body_and_a_file_without_front_matter(tmp_path):
+    folder = write_issue(tmp_path, issue="---\ntitle: Only front matter\n---\n",
+                         articles={"01-x.md": "No front matter at all.\n"})
+    with pytest.raises(ContentError, match=r"01-x.md:1: missing title"):
+        read_issue(folder, config_for(tmp_path))
