@@ -208,8 +208,9 @@ def _clean(document: _Document, key: str, value: str) -> str:
     """``value`` when it holds no control characters (nor line breaks, for one-line keys)."""
     bad = CONTROL.search(value) or (re.search(r"[\n\u2028\u2029]", value) if key in ONE_LINE_KEYS else None)
     if bad:
-        raise ContentError(f"'{key}' holds the control character U+{ord(bad.group()):04X}",
-                           where=_where(document, f"{key}:"), fix=f"write {key} as one line of plain text")
+        what = "a line break" if bad.group() in "\n\u2028\u2029" else f"the control character U+{ord(bad.group()):04X}"
+        raise ContentError(f"'{key}' holds {what}", where=_where(document, f"{key}:"),
+                           fix=f"write {key} as one line of plain text")
     return value
 
 
