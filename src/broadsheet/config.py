@@ -258,19 +258,27 @@ class _Reader:
         self.lines = text.splitlines()
 
     def line_of(self, key: str) -> str:
-        """``file:line`` of a dotted key (``brand.logo``) or table (``footer``), inside its own table."""
+        """``file:line`` of a dotted key (``brand.logo``) or table (``footer``), inside its own table; a key
+        of an inline table (``sample_subscriber = { name = … }``) gives the line of that table."""
+        number = self._find(key, tables=True)
+        while number is None and "." in key:
+            key = key.rpartition(".")[0]
+            number = self._find(key, tables=False)
+        return f"{self.path}:{number}" if number else str(self.path)
+
+    def _find(self, key: str, *, tables: bool) -> int | None:
         table = ""
         for number, line in enumerate(self.lines, 1):
             header = TABLE_HEADER.match(line)
             if header:
                 table = _dotted(header.group(1))
-                if table == key:
-                    return f"{self.path}:{number}"
+                if tables and table == key:
+                    return number
                 continue
             assigned = KEY_LINE.match(line)
             if assigned and ".".join(filter(None, [table, _dotted(assigned.group(1))])) == key:
-                return f"{self.path}:{number}"
-        return self.line_of(key.rpartition(".")[0]) if "." in key else str(self.path)  # in an inline table
+                return number
+        return None
 
     def table(self, cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:
         fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
