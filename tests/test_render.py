@@ -130,6 +130,21 @@ def test_write_build_outputs_and_images(tmp_path, sample):
     assert (target / "email.html").read_text(encoding="utf-8") == rendered.html
 
 
+def test_an_article_image_named_like_the_logo_does_not_replace_it(project, tmp_path):
+    from broadsheet.config import load_config
+
+    issue = project / "issues" / "2021-06-01-chengdu-flemish-brabant"
+    write_image(issue / "images" / "logo-bcecc-logo.png", size=(64, 64))
+    article = issue / "articles" / "02-contact.md"
+    article.write_text(article.read_text(encoding="utf-8") + "\n![Our team](../images/logo-bcecc-logo.png)\n",
+                       encoding="utf-8")
+    rendered = build_issue(issue, load_config(project / "broadsheet.toml"))
+    names = [name for name, _ in rendered.images]
+    assert len(names) == len(set(names)) and {"logo-bcecc-logo.png", "logo-bcecc-logo-2.png"} <= set(names)
+    target = write_build(rendered, tmp_path / "dist")
+    assert (target / "images" / "logo-bcecc-logo-2.png").read_bytes() == (project / "assets" / "bcecc-logo.png").read_bytes()
+
+
 def test_template_syntax_error_names_template_file_and_line(project):
     partial = project / "templates" / "default" / "partials" / "intro.mjml.j2"
     partial.write_text(partial.read_text() + "\n{% if %}\n", encoding="utf-8")

@@ -29,6 +29,16 @@ def published_src(base_url: str, slug: str, name: str) -> str:
     return f"{base_url.rstrip('/')}/{quote(slug)}/images/{quote(name)}" if base_url else f"images/{quote(name)}"
 
 
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``stem-2.ext``, ``stem-3.ext``… the first not in ``taken`` (one folder of published images)."""
+    stem, dot, suffix = name.rpartition(".")
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}{dot}{suffix}" if dot else f"{name}-{n}"
+    return candidate
+
+
 def check_local_image(path: Path, roots: Iterable[Path]) -> tuple[int, int]:
     """(width, height) of ``path`` when it is a PNG, JPEG or GIF file inside one of ``roots``
     (symbolic links followed first); ImageProblem otherwise."""

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 from ..config import Config, read_utf8
 from ..errors import ContentError
 from .frontmatter import FrontMatterError, split_front_matter
-from .images import ImageProblem, check_local_image, published_src
+from .images import ImageProblem, check_local_image, published_src, unique_name
 from .markdown import MAX_DEPTH, render_markdown
 from .model import Article, Image, Issue
 from .text import LinkRegistry, html_to_text
@@ -56,17 +56,10 @@ class _ImageCollector:
             except ImageProblem as exc:
                 where = _where(document, written if written in document.text else src)
                 raise ContentError(f"image {exc.problem}: {written}", where=where, fix=exc.fix) from None
-            self.images[path] = Image(src=self._unique_name(path.name), alt=alt, path=path)
+            name = unique_name(path.name, {image.src for image in self.images.values()})
+            self.images[path] = Image(src=name, alt=alt, path=path)
         return published_src(self.base_url, self.slug, self.images[path].src), self.widths[path]
 
-    def _unique_name(self, name: str) -> str:
-        taken = {image.src for image in self.images.values()}
-        stem, dot, suffix = name.rpartition(".")
-        candidate, n = name, 1
-        while candidate in taken:
-            n += 1
-            candidate = f"{stem}-{n}{dot}{suffix}" if dot else f"{name}-{n}"
-        return candidate
 
 
 def read_issue(folder: Path, config: Config) -> Issue:

@@ -14,7 +14,7 @@ from jinja2.sandbox import SecurityError
 
 from ..config import Config
 from ..content import Issue, read_issue
-from ..content.images import ImageProblem, check_local_image, published_src
+from ..content.images import ImageProblem, check_local_image, published_src, unique_name
 from ..content.text import LinkRegistry
 from ..errors import ConfigError, ContentError, TemplateError
 from .checks import build_warnings
@@ -136,8 +136,7 @@ def _logo(config: Config, issue: Issue) -> tuple[str, tuple[tuple[str, Path], ..
         check_local_image(path, [config.root])
     except ImageProblem as exc:
         raise ConfigError(f"logo {exc.problem}: {logo}", where=config.where("brand.logo"), fix=exc.fix) from None
-    taken = {image.src for image in issue.images}
-    name = next(n for n in (f"logo-{i}{path.name}" for i in ("", *range(2, 100))) if n not in taken)
+    name = unique_name(f"logo-{path.name}", {image.src for image in issue.images})
     return published_src(config.base_url, issue.slug, name), ((name, path),)
 
 
