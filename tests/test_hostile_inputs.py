@@ -229,6 +229,13 @@ def test_a_control_character_in_the_body_names_the_line(project, cli):
     assert_refused(cli, "03-extra.md:6", "control character U+000B")
 
 
+def test_a_warning_about_a_file_with_a_line_break_in_its_name_stays_one_line(project, cli):
+    article(project, "---\ntitle: x\ndraft: true\n---\nhi\n", name="03-odd\nname.md")
+    result = cli("build", ISSUE)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if "draft" in line][0].endswith(r"03-odd\nname.md: draft, left out of the build")
+
+
 def test_windows_line_endings_are_fine(project, cli):
     article(project, "---\r\ntitle: Windows\r\n---\r\nWritten on Windows.\r\n")
     assert cli("build", ISSUE).returncode == 0

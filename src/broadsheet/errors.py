@@ -23,10 +23,10 @@ class BroadsheetError(Exception):
         text = f"{self.where}: {self.message}" if self.where else self.message
         if self.fix:
             text += f" ({self.fix})"
-        return _one_line(text)
+        return one_line(text)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """``text`` with control characters escaped (``\\r``, ``\\n``, ``\\x00``): a line break in an address or
     a file name must not split the error, nor start a line that looks like another message."""
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)

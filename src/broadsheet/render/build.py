@@ -16,7 +16,7 @@ from ..config import Config
 from ..content import Issue, read_issue
 from ..content.images import ImageProblem, check_local_image, published_src, unique_name
 from ..content.text import LinkRegistry
-from ..errors import ConfigError, ContentError, TemplateError
+from ..errors import ConfigError, ContentError, TemplateError, one_line
 from .checks import build_warnings
 from .compile import compile_mjml, inline_css
 from .model import RenderedIssue
@@ -164,7 +164,8 @@ def _web_unsubscribe(config: Config) -> str:
 def _with_warnings(rendered: RenderedIssue, issue: Issue, config: Config) -> RenderedIssue:
     from dataclasses import replace
 
-    return replace(rendered, warnings=tuple(issue.notes) + tuple(build_warnings(rendered, issue, config)))
+    warnings = (*issue.notes, *build_warnings(rendered, issue, config))
+    return replace(rendered, warnings=tuple(one_line(warning) for warning in warnings))  # a file name may hold \n
 
 
 __all__ = ["build_issue", "write_build", "Theme"]
