@@ -240,10 +240,18 @@ def test_from_without_a_name_uses_the_newsletter_name():
     assert compose(config=make_config(from_address="news@example.org")).from_header == "The Weekly <news@example.org>"
 
 
-def test_bad_from_is_a_config_error():
+@pytest.mark.parametrize("key, value", [("from", "not an address"), ("reply_to", "nobody"),
+                                        ("list_id", "no dots"), ("name", "Two\\nlines")])
+def test_bad_sender_settings_are_config_errors_naming_the_line(tmp_path, key, value):
+    from broadsheet.config import load_config
+
+    path = tmp_path / "broadsheet.toml"
+    path.write_text(f'# the sender\nname = "The Weekly"\n\n{key} = "{value}"\n'.replace('name = "The Weekly"\n\nname', "name"),
+                    encoding="utf-8")
+    line = path.read_text().splitlines().index(f'{key} = "{value}"') + 1
     with pytest.raises(ConfigError) as caught:
-        Composer(make_issue(), make_config(from_address="not an address"))
-    assert caught.value.where == "broadsheet.toml: from"
+        Composer(make_issue(), load_config(path))
+    assert caught.value.where == f"{path}:{line}"
 
 
 def dkim_config(tmp_path, **overrides):

@@ -122,3 +122,41 @@ def test_base_url_must_be_an_absolute_web_address(tmp_path):
 def test_numbers_out_of_range_are_refused(tmp_path, text, expected):
     with pytest.raises(ConfigError, match=expected):
         load_config(write(tmp_path, text))
+
+
+def test_errors_name_the_line_in_the_key_s_own_table(tmp_path):
+    path = tmp_path / "broadsheet.toml"
+    path.write_text('[smtp]\nport = 587\n\n[preview]\nport = 0\n\n[footer.links]\n"Our site" = 5\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"broadsheet.toml:5: 'preview.port' must be"):
+        load_config(path)
+    path.write_text('[preview]\nsample_subscriber = { email = "a@example.org", name = 7 }\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"broadsheet.toml:2: 'preview.sample_subscriber' must be a table of strings"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('name = "Weekly\\u0000"\n', r"broadsheet.toml:1: 'name' holds the control character U\+0000"),
+    ('\nfrom = "a@example.org\\r\\nBcc: b@example.org"\n', r"broadsheet.toml:2: 'from' holds a line break"),
+    ('[brand]\nprimary_color = "red; } body { display: none"\n', r"broadsheet.toml:2: 'brand.primary_color' must be a CSS"),
+    ('[preview.sample_subscriber]\nname = "Sam\\u0007"\n', r"broadsheet.toml:2: 'preview.sample_subscriber.name' holds"),
+])
+def test_control_characters_and_bad_colours_name_the_line(tmp_path, text, expected):
+    path = tmp_path / "broadsheet.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path)
+
+
+def test_a_multi_line_postal_address_is_fine(tmp_path):
+    path = tmp_path / "broadsheet.toml"
+    path.write_text('[footer]\npostal_address = """Rue Example 1\n1000 Brussels"""\n', encoding="utf-8")
+    assert load_config(path).footer.postal_address == "Rue Example 1\n1000 Brussels"
+
+
+def test_a_config_that_is_no_regular_file_or_too_large_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="/dev/zero: not a regular file"):
+        load_config(Path("/dev/zero"))
+    big = tmp_path / "broadsheet.toml"
+    big.write_text("# padding\n" * 200_000, encoding="utf-8")
+    with pytest.raises(ConfigError, match="over 1 MiB"):
+        load_config(big)

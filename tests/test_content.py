@@ -2,7 +2,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from support.issues import write_issue
+from support.issues import write_image, write_issue
 
 from broadsheet.config import Config, load_config
 from broadsheet.content import read_issue
@@ -91,7 +91,7 @@ def test_missing_image_names_file_and_line(tmp_path):
 
 def test_local_images_rewritten_to_base_url(tmp_path):
     folder = write_issue(tmp_path, articles={"01-x.md": "---\ntitle: x\n---\n![A chart](chart.png)\n"})
-    (folder / "articles" / "chart.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    write_image(folder / "articles" / "chart.png")
     issue = read_issue(folder, config_for(tmp_path, base_url="https://news.example.org/"))
     assert 'src="https://news.example.org/2024-01-02-test-issue/images/chart.png"' in issue.articles[0].body_html
     assert 'alt="A chart"' in issue.articles[0].body_html
@@ -154,11 +154,12 @@ def test_local_body_images_get_a_width_capped_to_the_column(tmp_path):
     Picture.new("RGB", (200, 100)).save(folder / "articles" / "small.jpg")
     html = read_issue(folder, config_for(tmp_path)).articles[0].body_html
     assert 'width="536"' in html and 'width="200"' in html
-    from broadsheet.content.images import image_size
+    from broadsheet.content.images import ImageProblem, image_size
 
     assert image_size(folder / "articles" / "wide.png") == (1200, 300)
     assert image_size(folder / "articles" / "small.jpg") == (200, 100)
-    assert image_size(folder / "issue.md") is None
+    with pytest.raises(ImageProblem, match="is not a PNG, JPEG or GIF"):
+        image_size(folder / "issue.md")
 
 
 def test_impossible_date_in_front_matter_is_a_content_error(tmp_path):
@@ -184,7 +185,7 @@ def test_footnote_markers_in_text_do_not_look_like_link_references():
 def test_image_without_alt_names_the_body_line_not_the_front_matter(tmp_path):
     body = "---\ntitle: x\nimage: pic.png\nimage_alt: A hero\n---\nText\n\n![](pic.png)\n"
     folder = write_issue(tmp_path, articles={"01-x.md": body})
-    (folder / "articles" / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    write_image(folder / "articles" / "pic.png")
     notes = read_issue(folder, config_for(tmp_path)).notes
     assert any("01-x.md:8: image without alt text" in note for note in notes), notes
 
@@ -224,7 +225,7 @@ def test_image_file_names_with_spaces_and_accents(tmp_path):
     body = "---\ntitle: x\n---\n![One](<my pic.png>)\n\n![Two](café.png)\n"
     folder = write_issue(tmp_path, articles={"01-x.md": body})
     for name in ("my pic.png", "café.png"):
-        (folder / "articles" / name).write_bytes(b"\x89PNG\r\n\x1a\n")
+        write_image(folder / "articles" / name)
     issue = read_issue(folder, config_for(tmp_path, base_url="https://news.example.org"))
     assert sorted(image.src for image in issue.images) == ["café.png", "my pic.png"]
     html = issue.articles[0].body_html
@@ -241,7 +242,7 @@ def test_long_headings_wrap_in_the_text_part():
 def test_images_outside_the_project_are_refused(tmp_path):
     project = tmp_path / "project"
     outside = tmp_path / "secret.png"
-    outside.write_bytes(b"\x89PNG\r\n\x1a\n")
+    write_image(outside)
     folder = write_issue(project, articles={"01-x.md": "---\ntitle: x\n---\n![a](../../../../secret.png)\n"})
     with pytest.raises(ContentError, match=r"01-x.md:4: .*outside the project"):
         read_issue(folder, config_for(project))
@@ -249,7 +250,7 @@ def test_images_outside_the_project_are_refused(tmp_path):
 
 def test_images_of_an_issue_kept_outside_the_project_folder_are_fine(tmp_path):
     folder = write_issue(tmp_path / "elsewhere", articles={"01-x.md": "---\ntitle: x\n---\n![a](pic.png)\n"})
-    (folder / "articles" / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    write_image(folder / "articles" / "pic.png")
     (tmp_path / "project").mkdir()
     assert read_issue(folder, config_for(tmp_path / "project")).images
 
@@ -271,4 +272,18 @@ def test_front_matter_that_is_not_key_value_lines_is_an_error(tmp_path, front):
 def test_empty_front_matter_is_only_a_missing_title(tmp_path):
     folder = write_issue(tmp_path, articles={"01-x.md": "---\n---\nbody"})
     with pytest.raises(ContentError, match="missing title"):
+        read_issue(folder, config_for(tmp_path))
+
+
+def test_body_lines_count_from_the_file_with_crlf_and_leading_blank_lines(tmp_path):
+    text = "\n\n---\r\ntitle: x\r\n---\r\n\r\nText\r\n\r\n<script>x</script>\r\n"
+    folder = write_issue(tmp_path, articles={"01-x.md": text})
+    notes = read_issue(folder, config_for(tmp_path)).notes
+    assert any(note.endswith("01-x.md:9: removed <script> (not allowed in email)") for note in notes), notes
+
+
+def test_front_matter_without_a_body_and_a_file_without_front_matter(tmp_path):
+    folder = write_issue(tmp_path, issue="---\ntitle: Only front matter\n---\n",
+                         articles={"01-x.md": "No front matter at all.\n"})
+    with pytest.raises(ContentError, match=r"01-x.md:1: missing title"):
         read_issue(folder, config_for(tmp_path))

@@ -191,3 +191,13 @@ def test_ctrl_c_exits_cleanly(project: Path, tmp_path: Path, stop: signal.Signal
     assert process.returncode == 0, err
     assert "stopped" in out and "Traceback" not in err
     assert not list(temporary.glob("broadsheet-preview-*")), "the temporary builds were left behind"
+
+
+def test_a_project_file_posing_as_an_image_is_never_served(project):
+    article = project / "issues" / SLUG / "articles" / "03-leak.md"
+    article.write_text("---\ntitle: Leak\n---\n![list](../../../subscribers.example.csv)\n", encoding="utf-8")
+    with Preview(project / "issues" / SLUG, port=0, config_path=project / "broadsheet.toml") as running:
+        status = json.loads(get(running, "/status.json")[1])
+        assert status["ok"] is False and "is not a PNG, JPEG or GIF" in json.dumps(status)
+        assert get(running, "/images/subscribers.example.csv")[0] == 404
+        assert b"ann.peeters@example.com" not in get(running, "/email.html")[1] + get(running, "/web.html")[1]

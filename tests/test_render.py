@@ -6,7 +6,7 @@ from pathlib import Path
 import jinja2
 import lxml.html
 import pytest
-from support.issues import write_issue
+from support.issues import write_image, write_issue
 
 from broadsheet.config import Config, load_config
 from broadsheet.content import read_issue
@@ -154,6 +154,21 @@ def test_write_build_outputs_and_images(tmp_path, sample):
     assert (target / "email.html").read_text(encoding="utf-8") == rendered.html
 
 
+def test_an_article_image_named_like_the_logo_does_not_replace_it(project, tmp_path):
+    from broadsheet.config import load_config
+
+    issue = project / "issues" / "2021-06-01-chengdu-flemish-brabant"
+    write_image(issue / "images" / "logo-bcecc-logo.png", size=(64, 64))
+    article = issue / "articles" / "02-contact.md"
+    article.write_text(article.read_text(encoding="utf-8") + "\n![Our team](../images/logo-bcecc-logo.png)\n",
+                       encoding="utf-8")
+    rendered = build_issue(issue, load_config(project / "broadsheet.toml"))
+    names = [name for name, _ in rendered.images]
+    assert len(names) == len(set(names)) and {"logo-bcecc-logo.png", "logo-bcecc-logo-2.png"} <= set(names)
+    target = write_build(rendered, tmp_path / "dist")
+    assert (target / "images" / "logo-bcecc-logo-2.png").read_bytes() == (project / "assets" / "bcecc-logo.png").read_bytes()
+
+
 def test_template_syntax_error_names_template_file_and_line(project):
     partial = project / "templates" / "default" / "partials" / "intro.mjml.j2"
     partial.write_text(partial.read_text() + "\n{% if %}\n", encoding="utf-8")
@@ -183,7 +198,7 @@ def test_warnings(tmp_path):
         issue=f"---\ntitle: T\nsubject: {long_subject}\n---\nintro\n",
         articles={"01-a.md": "---\ntitle: A\n---\nSee [old](http://insecure.example/page).\n\n![](pic.png)\n"},
     )
-    (folder / "articles" / "pic.png").write_bytes(b"png")
+    write_image(folder / "articles" / "pic.png")
     shutil.copytree(ROOT / "templates", tmp_path / "templates")
     rendered = build_issue(folder, Config(root=tmp_path))
     warnings = "\n".join(rendered.warnings)
@@ -298,7 +313,7 @@ def test_a_folder_name_with_spaces_is_quoted_in_published_urls(project):
     (folder / "articles").mkdir(parents=True)
     (folder / "issue.md").write_text("---\ntitle: Spring\npreheader: p\n---\nHi\n", encoding="utf-8")
     (folder / "articles" / "01-a.md").write_text("---\ntitle: A\n---\n![Chart](chart.png)\n", encoding="utf-8")
-    (folder / "articles" / "chart.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    write_image(folder / "articles" / "chart.png")
     rendered = build_issue(folder, load_config(project / "broadsheet.toml"))
     assert rendered.view_online_url.endswith("/2024-05-01%20spring%20news/")
     assert "/2024-05-01%20spring%20news/images/chart.png" in rendered.html

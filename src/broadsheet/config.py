@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import os
 import re
+import stat
 import tomllib
 import types
 import typing
@@ -166,6 +167,11 @@ class Config:
 
 
 TOML_ALIASES = {"from": "from_address"}
+MULTILINE_KEYS = {"postal_address", "why"}  # the footer's text; every other string is one line
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # control characters but tab
+CSS_COLOUR = re.compile(r"#[0-9a-fA-F]{3,8}|[A-Za-z]+|(?:rgb|rgba|hsl|hsla)\([0-9.,%\s/]+\)")
+TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
+KEY_LINE = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
 NONZERO = {"logo_width", "connections", "port", "timeout", "messages_per_connection", "data_timeout"}  # 0 makes no sense
 SECRET_ENV = {
     "smtp": "BROADSHEET_SMTP_PASSWORD",
@@ -234,12 +240,22 @@ def _check_smtp_timeouts(smtp: Smtp | None, reader: _Reader) -> None:
         )
 
 
-def read_utf8(path: Path, error: type[BroadsheetError]) -> str:
-    """The text of a UTF-8 file (a BOM is dropped); unreadable or not UTF-8 raises ``error`` naming file:line."""
+MAX_TEXT_BYTES = 1024 * 1024  # config and Markdown files: anything larger is a mistake (or /dev/zero)
+
+
+def read_utf8(path: Path, error: type[BroadsheetError], *, limit: int = MAX_TEXT_BYTES) -> str:
+    """The text of a UTF-8 file (a BOM is dropped); unreadable, not a regular file, over ``limit`` bytes
+    or not UTF-8 raises ``error`` naming file:line."""
     try:
-        raw = path.read_bytes()
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, a device never end
+            raise error("not a regular file", where=str(path), fix="point to a text file")
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
     except OSError as exc:
         raise error(f"cannot read the file: {exc.strerror}", where=str(path)) from None
+    if len(raw) > limit:
+        raise error(f"the file is over {limit / 2**20:g} MiB", where=str(path),
+                    fix="split it into smaller files, or check that it is the file you meant")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -255,12 +271,27 @@ class _Reader:
         self.lines = text.splitlines()
 
     def line_of(self, key: str) -> str:
-        leaf = key.rsplit(".", 1)[-1]
-        pattern = re.compile(rf"^\s*(\[\s*{re.escape(key)}\s*\]|\"?{re.escape(leaf)}\"?\s*=)")
+        """``file:line`` of a dotted key (``brand.logo``) or table (``footer``), inside its own table; a key
+        of an inline table (``sample_subscriber = { name = … }``) gives the line of that table."""
+        number = self._find(key, tables=True)
+        while number is None and "." in key:
+            key = key.rpartition(".")[0]
+            number = self._find(key, tables=False)
+        return f"{self.path}:{number}" if number else str(self.path)
+
+    def _find(self, key: str, *, tables: bool) -> int | None:
+        table = ""
         for number, line in enumerate(self.lines, 1):
-            if pattern.match(line):
-                return f"{self.path}:{number}"
-        return str(self.path)
+            header = TABLE_HEADER.match(line)
+            if header:
+                table = _dotted(header.group(1))
+                if tables and table == key:
+                    return number
+                continue
+            assigned = KEY_LINE.match(line)
+            if assigned and ".".join(filter(None, [table, _dotted(assigned.group(1))])) == key:
+                return number
+        return None
 
     def table(self, cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:
         fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
@@ -291,7 +322,7 @@ class _Reader:
         if origin is dict:
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise self.wrong(dotted, "a table of strings", value)
-            return dict(value)
+            return {self.text(dotted, k): self.text(f"{dotted}.{k}", v) for k, v in value.items()}
         if origin in (typing.Union, types.UnionType):
             hint = next(a for a in typing.get_args(hint) if a is not type(None))
         if hint in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -302,9 +333,23 @@ class _Reader:
                 kind = "whole number" if hint is int else "number"
                 raise self.wrong(dotted, f"a {kind} {'above' if leaf in NONZERO else 'of'} 0{'' if leaf in NONZERO else ' or more'}", value)
             return hint(value)
-        if hint in (str, float, bool) and type(value) is hint:
+        if hint is str and type(value) is str:
+            return self.text(dotted, value)
+        if hint in (float, bool) and type(value) is hint:
             return value
         raise self.wrong(dotted, _describe(hint), value)
+
+    def text(self, dotted: str, value: str) -> str:
+        """``value`` when it holds no control character (nor a line break, but where text may have several lines)."""
+        leaf = dotted.rsplit(".", 1)[-1]
+        bad = CONTROL.search(value.replace("\n", "") if leaf in MULTILINE_KEYS else value)
+        if bad:
+            what = "a line break" if bad.group() in "\r\n" else f"the control character U+{ord(bad.group()):04X}"
+            raise ConfigError(f"'{dotted}' holds {what}", where=self.line_of(dotted),
+                              fix="remove it" if leaf in MULTILINE_KEYS else f"write {dotted} as one line of plain text")
+        if leaf.endswith("_color") and not CSS_COLOUR.fullmatch(value):  # it goes into the theme's CSS as is
+            raise self.wrong(dotted, 'a CSS colour such as "#1f4e79"', value)
+        return value
 
     def wrong(self, dotted: str, expected: str, value: Any) -> ConfigError:
         return ConfigError(
@@ -312,6 +357,12 @@ class _Reader:
             where=self.line_of(dotted),
             fix=f"set {dotted} to {expected}",
         )
+
+
+def _dotted(key: str) -> str:
+    """A TOML key as written (``a . "b c"``) in the dotted form errors use (``a.b c``)."""
+    parts = re.findall(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)", key)
+    return ".".join(next(filter(None, part), "") for part in parts)
 
 
 def _toml_name(name: str) -> str:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
 
 class BroadsheetError(Exception):
     """Root of every error broadsheet reports to the user.
@@ -19,7 +23,13 @@ class BroadsheetError(Exception):
         text = f"{self.where}: {self.message}" if self.where else self.message
         if self.fix:
             text += f" ({self.fix})"
-        return text
+        return one_line(text)
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (``\\r``, ``\\n``, ``\\x00``): a line break in an address or
+    a file name must not split the error, nor start a line that looks like another message."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 class ConfigError(BroadsheetError):

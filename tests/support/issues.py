@@ -18,3 +18,12 @@ def write_issue(root: Path, *, issue: str | None = None, articles: dict[str, str
     for name, text in (articles if articles is not None else {"01-one.md": "---\ntitle: One\n---\nBody one.\n"}).items():
         (folder / "articles" / name).write_text(text, encoding="utf-8")
     return folder
+
+
+def write_image(path: Path, size: tuple[int, int] = (40, 20), image_format: str = "PNG") -> Path:
+    """A real image file (Pillow), so that it passes the content check of published images."""
+    from PIL import Image as Picture
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Picture.new("RGB", size, (31, 78, 121)).save(path, format=image_format)
+    return path

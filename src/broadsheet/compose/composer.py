@@ -45,10 +45,10 @@ class Sender:
         if "\n" in config.from_address or "\r" in config.from_address or not _is_bare_address(address):
             raise ConfigError(
                 f"'from' is not an address: {config.from_address!r}",
-                where="broadsheet.toml: from",
+                where=config.where("from"),
                 fix='write from = "Name <newsletter@example.org>" or just the address',
             )
-        return cls(name or _config_line(config.name, "name"), address)
+        return cls(name or _config_line(config, "name"), address)
 
 
 class Composer:
@@ -149,15 +149,16 @@ def _fixed_headers(config: Config) -> dict[str, str]:
     if config.reply_to:
         name, address = email.utils.parseaddr(config.reply_to)
         if not _is_bare_address(address) or "\n" in config.reply_to or "\r" in config.reply_to:
-            raise ConfigError(f"'reply_to' is not an address: {config.reply_to!r}", where="broadsheet.toml: reply_to")
+            raise ConfigError(f"'reply_to' is not an address: {config.reply_to!r}", where=config.where("reply_to"),
+                              fix='write reply_to = "Name <info@example.org>" or just the address')
         fixed["Reply-To"] = hdr.address(name, address)
     if config.list_id:
         if not _is_bare_address(config.list_id.replace(".", "@", 1)):
             raise ConfigError(
                 f"'list_id' must be a dotted name like weekly.news.example.org, not {config.list_id!r}",
-                where="broadsheet.toml: list_id",
+                where=config.where("list_id"),
             )
-        fixed["List-Id"] = f"{hdr.phrase(_config_line(config.name, 'name'))} <{config.list_id}>"
+        fixed["List-Id"] = f"{hdr.phrase(_config_line(config, 'name'))} <{config.list_id}>"
     return fixed
 
 
@@ -189,7 +190,8 @@ def _single_line(subject: str, slug: str) -> str:
     return subject
 
 
-def _config_line(value: str, key: str) -> str:
+def _config_line(config: Config, key: str) -> str:
+    value = getattr(config, key)
     if "\r" in value or "\n" in value:
-        raise ConfigError(f"'{key}' must be one line", where=f"broadsheet.toml: {key}")
+        raise ConfigError(f"'{key}' must be one line", where=config.where(key), fix=f"write {key} on one line")
     return value

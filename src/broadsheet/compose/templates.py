@@ -1,4 +1,4 @@
-"""The issue's per-recipient Jinja templates, compiled once: HTML autoescaped, text not."""
+"""The issue's per-recipient Jinja templates, compiled once (sandboxed): HTML autoescaped, text not."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import types
 from collections.abc import Mapping
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import TemplateError
 from ..render.model import RenderedIssue
@@ -56,7 +57,7 @@ def _literals(template: jinja2.Template) -> set[str]:
 
 
 def _compile(issue: RenderedIssue, part: str, *, autoescape: bool) -> jinja2.Template:
-    environment = jinja2.Environment(autoescape=autoescape, keep_trailing_newline=True, cache_size=0)
+    environment = ImmutableSandboxedEnvironment(autoescape=autoescape, keep_trailing_newline=True, cache_size=0)
     try:
         return environment.from_string(getattr(issue, part))
     except jinja2.TemplateSyntaxError as exc:

@@ -1,10 +1,27 @@
-"""Image dimensions read from file headers (PNG, GIF, JPEG, WebP), without decoding the image."""
+"""Local images checked before they are published: inside the project, and real PNG, JPEG or GIF files."""
 
 from __future__ import annotations
 
-import struct
+import os
+import stat
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
+
+from PIL import Image as Picture
+from PIL import UnidentifiedImageError
+
+FORMATS = ("PNG", "JPEG", "GIF")  # what every mail client shows; SVG and WebP are not among them
+FORMAT_HINT = "use a PNG, JPEG or GIF file"
+
+
+class ImageProblem(ValueError):
+    """Why a local file cannot be published as an image: ``problem`` ("not found", …) and ``fix``."""
+
+    def __init__(self, problem: str, fix: str):
+        super().__init__(problem)
+        self.problem, self.fix = problem, fix
 
 
 def published_src(base_url: str, slug: str, name: str) -> str:
@@ -12,40 +29,57 @@ def published_src(base_url: str, slug: str, name: str) -> str:
     return f"{base_url.rstrip('/')}/{quote(slug)}/images/{quote(name)}" if base_url else f"images/{quote(name)}"
 
 
-def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) in pixels, or None when the format is not recognised."""
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``stem-2.ext``, ``stem-3.ext``… the first not in ``taken`` (one folder of published images)."""
+    stem, dot, suffix = name.rpartition(".")
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}{dot}{suffix}" if dot else f"{name}-{n}"
+    return candidate
+
+
+def check_local_image(path: Path, roots: Iterable[Path]) -> tuple[int, int]:
+    """(width, height) of ``path`` when it is a PNG, JPEG or GIF file inside one of ``roots``
+    (symbolic links followed first); ImageProblem otherwise."""
+    path = Path(path).resolve()
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        raise ImageProblem("not found", f"add the file {path} or fix the path") from None
+    if not any(path.is_relative_to(Path(root).resolve()) for root in roots):
+        raise ImageProblem("outside the project", "copy it into the issue folder")  # everything published is public
+    if not stat.S_ISREG(mode):
+        raise ImageProblem("is not a file", FORMAT_HINT)
+    return image_size(path)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a PNG, JPEG or GIF file, checked by its content; ImageProblem when it is none."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Picture.DecompressionBombWarning)
+            with Picture.open(path, formats=FORMATS) as picture:
+                size = picture.size
+                picture.verify()  # reads the structure (PNG chunks and their checksums) without decoding
+    except UnidentifiedImageError:
+        raise ImageProblem(f"is not a PNG, JPEG or GIF{_kind(path)}", FORMAT_HINT) from None
+    except (Picture.DecompressionBombError, Picture.DecompressionBombWarning):
+        raise ImageProblem("has too many pixels for an email", "scale it down to at most 2000 px wide") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageProblem(f"is damaged ({exc})", "export the image again") from None
+    return size
+
+
+def _kind(path: Path) -> str:
+    """A word on what the file seems to be, for the error message."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(32)
-            if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
-                return struct.unpack(">II", head[16:24])
-            if head[:6] in (b"GIF87a", b"GIF89a"):
-                return struct.unpack("<HH", head[6:10])
-            if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-                return _webp_size(head)
-            if head[:2] == b"\xff\xd8":
-                handle.seek(2)
-                return _jpeg_size(handle)
-    except (OSError, struct.error):
-        return None
-    return None
-
-
-def _jpeg_size(handle) -> tuple[int, int] | None:
-    while True:
-        marker = handle.read(2)
-        if len(marker) < 2 or marker[0] != 0xFF:
-            return None
-        if marker[1] in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            handle.read(3)  # segment length, precision
-            height, width = struct.unpack(">HH", handle.read(4))
-            return width, height
-        (length,) = struct.unpack(">H", handle.read(2))
-        handle.seek(length - 2, 1)
-
-
-def _webp_size(head: bytes) -> tuple[int, int] | None:
-    chunk = head[12:16]
-    if chunk == b"VP8X":
-        return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
-    return None
+            head = handle.read(256).lstrip()
+    except OSError:
+        return ""
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return " (WebP, which Outlook cannot show)"
+    if b"<svg" in head.lower() or (head.startswith(b"<?xml") and path.suffix.lower() == ".svg"):
+        return " (SVG, which Gmail and Outlook cannot show)"
+    return ""

@@ -36,7 +36,10 @@ class Fragment:
     html: str
     removed: list[str] = field(default_factory=list)  # what the sanitiser took out
     images: list[tuple[str, str]] = field(default_factory=list)  # (src, alt) as written
+    too_deep: bool = False  # nested deeper than MAX_DEPTH: html is empty, the caller reports it
 
+
+MAX_DEPTH = 100  # elements nested in content; libxml2 (lxml) silently stops reading at 256, theme included
 
 CONTENT_WIDTH = 536  # px: the theme's 600 px column less its side padding
 
@@ -49,7 +52,10 @@ def render_markdown(text: str, *, rewrite_src: ImageRewriter | None = None) -> F
     html = markdown_parser().render(text)
     if not html.strip():
         return Fragment(html="")
-    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    parser = lxml.html.HTMLParser(huge_tree=True)  # reads past 256 levels, so that the depth can be measured
+    root = lxml.html.fragment_fromstring(html, create_parent="div", parser=parser)
+    if _depth(root) > MAX_DEPTH:
+        return Fragment(html="", too_deep=True)
     fragment = Fragment(html="")
     _sanitise(root, fragment)
     _prepare_for_email(root, fragment, rewrite_src)
@@ -57,6 +63,16 @@ def render_markdown(text: str, *, rewrite_src: ImageRewriter | None = None) -> F
     if root.text and len(root):
         fragment.html = _escape_text(root.text) + fragment.html
     return fragment
+
+
+def _depth(root: etree._Element) -> int:
+    """How deeply elements nest below ``root`` (iteratively: no recursion limit to meet)."""
+    deepest, stack = 0, [(root, 0)]
+    while stack:
+        element, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in element)
+    return deepest
 
 
 def _sanitise(root: etree._Element, fragment: Fragment) -> None:

@@ -9,20 +9,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import frontmatter
-import yaml
-
 from ..config import Config, read_utf8
 from ..errors import ContentError
-from .images import image_size, published_src
-from .markdown import render_markdown
+from .frontmatter import FrontMatterError, split_front_matter
+from .images import ImageProblem, check_local_image, published_src, unique_name
+from .markdown import MAX_DEPTH, render_markdown
 from .model import Article, Image, Issue
 from .text import LinkRegistry, html_to_text
 
 REMOTE_PREFIXES = ("http://", "https://", "data:", "cid:", "mailto:", "//")
 ISSUE_KEYS = {"title", "subject", "preheader", "date", "number", "draft"}
-YAML_DATE = re.compile(r"^\s*[\w-]+\s*:\s*((\d{4})-(\d\d?)-(\d\d?)\b.*?)\s*$")  # an unquoted YAML timestamp
 ARTICLE_KEYS = {"title", "author", "date", "summary", "image", "image_alt", "order", "tags", "draft"}
+ONE_LINE_KEYS = {"title", "subject", "preheader", "author", "image", "image_alt", "number"}  # headers, alt text, …
+VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0/C1 controls but tab and line feed
 
 
 @dataclass
@@ -42,6 +42,7 @@ class _ImageCollector:
     slug: str
     roots: tuple[Path, ...]  # the project and the issue folder: images come from inside them (images/ is published)
     images: dict[Path, Image] = field(default_factory=dict)
+    widths: dict[Path, int] = field(default_factory=dict)
 
     def relocate(self, src: str, alt: str, document: _Document) -> tuple[str, int | None]:
         """The published src of ``src`` and, for a local file, its width in pixels."""
@@ -49,27 +50,16 @@ class _ImageCollector:
             return src, None
         written = unquote(src.split("#")[0].split("?")[0])  # Markdown gives "my%20pic.png" for <my pic.png>
         path = (document.path.parent / written).resolve()
-        if not path.is_file() or not any(path.is_relative_to(root) for root in self.roots):
-            where = _where(document, written if written in document.text else src)
-            if not path.is_file():
-                raise ContentError(f"image not found: {written}", where=where, fix=f"add the file {path} or fix the path")
-            raise ContentError(f"image outside the project: {written}", where=where,  # images/ is published
-                               fix="copy it into the issue folder")
         if path not in self.images:
-            name = self._unique_name(path.name)
+            try:
+                self.widths[path] = check_local_image(path, self.roots)[0]
+            except ImageProblem as exc:
+                where = _where(document, written if written in document.text else src)
+                raise ContentError(f"image {exc.problem}: {written}", where=where, fix=exc.fix) from None
+            name = unique_name(path.name, {image.src for image in self.images.values()})
             self.images[path] = Image(src=name, alt=alt, path=path)
-        name = self.images[path].src
-        size = image_size(path)
-        return published_src(self.base_url, self.slug, name), size[0] if size else None
+        return published_src(self.base_url, self.slug, self.images[path].src), self.widths[path]
 
-    def _unique_name(self, name: str) -> str:
-        taken = {image.src for image in self.images.values()}
-        stem, dot, suffix = name.rpartition(".")
-        candidate, n = name, 1
-        while candidate in taken:
-            n += 1
-            candidate = f"{stem}-{n}{dot}{suffix}" if dot else f"{name}-{n}"
-        return candidate
 
 
 def read_issue(folder: Path, config: Config) -> Issue:
@@ -78,17 +68,17 @@ def read_issue(folder: Path, config: Config) -> Issue:
     if not folder.is_dir():
         raise ContentError("issue folder not found", where=str(folder), fix="give the path of a folder under issues/")
     issue_file = folder / "issue.md"
-    if not issue_file.is_file():
+    if not issue_file.exists():  # a device or a link elsewhere is refused when read, with its reason
         raise ContentError("issue.md is missing", where=str(folder), fix="create issue.md with a title in its front matter")
-    document = _read_document(issue_file)
-    meta = document.meta
+    roots = (config.root.resolve(), folder.resolve())  # what the issue may read and publish
+    document = _read_document(issue_file, roots)
     _check_keys(document, ISSUE_KEYS)
     slug = folder.resolve().name
     links = LinkRegistry()
-    images = _ImageCollector(config.base_url, slug, (config.root.resolve(), folder.resolve()))
+    images = _ImageCollector(config.base_url, slug, roots)
     notes: list[str] = []
     intro_html, intro_text = _render_body(document, images, links, notes)
-    articles = _read_articles(folder, images, links, notes)
+    articles = _read_articles(folder, roots, images, links, notes)
     title = _required_text(document, "title")
     return Issue(
         folder=folder,
@@ -98,7 +88,7 @@ def read_issue(folder: Path, config: Config) -> Issue:
         preheader=_text(document, "preheader"),
         date=_date(document, "date"),
         number=_number(document),
-        draft=bool(meta.get("draft", False)),
+        draft=_bool(document, "draft"),
         intro_html=intro_html,
         intro_text=intro_text,
         articles=articles,
@@ -108,13 +98,14 @@ def read_issue(folder: Path, config: Config) -> Issue:
     )
 
 
-def _read_articles(folder: Path, images: _ImageCollector, links: LinkRegistry, notes: list[str]) -> tuple[Article, ...]:
+def _read_articles(folder: Path, roots: tuple[Path, ...], images: _ImageCollector, links: LinkRegistry,
+                   notes: list[str]) -> tuple[Article, ...]:
     paths = sorted(p for p in (folder / "articles").glob("*.md") if not p.name.startswith("."))  # editors' lock files
-    documents = [_read_document(path) for path in paths]
+    documents = [_read_document(path, roots) for path in paths]
     kept = []
     for document in documents:
         _check_keys(document, ARTICLE_KEYS)
-        if document.meta.get("draft") is True:
+        if _bool(document, "draft"):
             notes.append(f"{document.path}: draft, left out of the build")
         else:
             kept.append(document)
@@ -126,6 +117,9 @@ def _article(document: _Document, images: _ImageCollector, links: LinkRegistry, 
     title = _required_text(document, "title")
     hero = None
     if src := _text(document, "image"):
+        if re.match(r"[A-Za-z][\w+.-]+:", src) and not src.lower().startswith(("https://", "http://")):
+            raise ContentError(f"'image' must be a file or a web address, not {src[:40]!r}",  # javascript:, data:
+                               where=_where(document, "image:"), fix="write image: ../images/hero.png or an https:// URL")
         alt = _text(document, "image_alt")
         hero = Image(src=images.relocate(src, alt, document)[0], alt=alt)
         if not alt:
@@ -148,6 +142,9 @@ def _article(document: _Document, images: _ImageCollector, links: LinkRegistry, 
 
 def _render_body(document: _Document, images: _ImageCollector, links: LinkRegistry, notes: list[str]) -> tuple[str, str]:
     fragment = render_markdown(document.body, rewrite_src=lambda src: images.relocate(src, "", document))
+    if fragment.too_deep:  # lxml (premailer, lint) would silently drop all that follows: the footer too
+        raise ContentError(f"HTML nested more than {MAX_DEPTH} elements deep", where=_deep_line(document),
+                           fix="close the HTML tags you opened, or nest them less")
     for removed in sorted(set(fragment.removed)):  # "<script>", "onclick= attribute", "javascript: href"
         where = _where(document, removed.split()[0].rstrip(">"), start=document.body_line)
         notes.append(f"{where}: removed {removed} (not allowed in email)")
@@ -157,47 +154,21 @@ def _render_body(document: _Document, images: _ImageCollector, links: LinkRegist
     return fragment.html, html_to_text(fragment.html, links)
 
 
-def _read_document(path: Path) -> _Document:
+def _read_document(path: Path, roots: tuple[Path, ...]) -> _Document:
+    resolved = path.resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):  # a symbolic link to a file elsewhere
+        raise ContentError(f"leads outside the project, to {resolved}", where=str(path),
+                           fix="copy the file into the issue folder instead of linking to it")
     text = read_utf8(path, ContentError)
+    if control := CONTROL.search(text.replace("\r", "")):  # invisible in editors; MJML refuses some
+        line = text[: control.start()].count("\n") + 1
+        raise ContentError(f"the control character U+{ord(control.group()):04X} is in the text",
+                           where=f"{path}:{line}", fix="delete it; most editors do not show it")
     try:
-        post = frontmatter.loads(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)  # where the bad construct starts
-        line = f":{mark.line + 1}" if mark is not None else ""  # the YAML starts on the --- line
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ContentError(
-            f"malformed front matter: {problem}", where=f"{path}{line}", fix="fix the YAML between the --- lines"
-        ) from None
-    except ValueError:  # YAML read a timestamp that is no real date (2021-13-45)
-        number, value = _impossible_date(text)
-        raise ContentError(
-            f"not a real date: {value}", where=f"{path}:{number}" if number else str(path), fix="write it as YYYY-MM-DD"
-        ) from None
-    if not post.metadata and not _front_matter_is_mapping(text):
-        raise ContentError("front matter must be 'key: value' lines", where=f"{path}:2", fix="write e.g. title: My title")
-    body_line = text[: len(text) - len(post.content)].count("\n") + 1 if post.content else 1
-    return _Document(path=path, text=text, meta=post.metadata, body=post.content, body_line=body_line)
-
-
-def _impossible_date(text: str) -> tuple[int, str]:
-    """(line, value) of the first front-matter date-like value that is no calendar date; (0, '') if none."""
-    for number, line in enumerate(text.splitlines(), 1):
-        match = YAML_DATE.match(line)
-        if match:
-            try:
-                dt.date(*map(int, match.group(2, 3, 4)))
-            except ValueError:
-                return number, match.group(1)
-    return 0, ""
-
-
-def _front_matter_is_mapping(text: str) -> bool:
-    """python-frontmatter drops front matter that is a YAML list or a plain string; tell them apart."""
-    handler = frontmatter.YAMLHandler()
-    if not handler.detect(text):
-        return True
-    front, _ = handler.split(text)
-    return isinstance(yaml.safe_load(front), (dict, type(None)))
+        parts = split_front_matter(text)
+    except FrontMatterError as exc:
+        raise ContentError(exc.message, where=f"{path}:{exc.line}", fix=exc.fix) from None
+    return _Document(path=path, text=text, meta=parts.meta, body=parts.body, body_line=parts.body_line)
 
 
 def _check_keys(document: _Document, allowed: set[str]) -> None:
@@ -222,8 +193,37 @@ def _text(document: _Document, key: str) -> str:
     if value is None:
         return ""
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value).strip()
+        return _clean(document, key, str(value).strip())
     raise ContentError(f"'{key}' must be text", where=_where(document, f"{key}:"), fix=f"write {key}: some text")
+
+
+def _clean(document: _Document, key: str, value: str) -> str:
+    """``value`` when it holds no control characters (nor line breaks, for one-line keys)."""
+    bad = CONTROL.search(value) or (re.search(r"[\n\u2028\u2029]", value) if key in ONE_LINE_KEYS else None)
+    if bad:
+        what = "a line break" if bad.group() in "\n\u2028\u2029" else f"the control character U+{ord(bad.group()):04X}"
+        raise ContentError(f"'{key}' holds {what}", where=_where(document, f"{key}:"),
+                           fix=f"write {key} as one line of plain text")
+    return value
+
+
+def _bool(document: _Document, key: str) -> bool:
+    value = document.meta.get(key, False)
+    if not isinstance(value, bool):  # draft: "no" is a string, and any string is true
+        raise ContentError(f"'{key}' must be true or false, not {value!r}", where=_where(document, f"{key}:"),
+                           fix=f"write {key}: true or {key}: false, without quotes")
+    return value
+
+
+def _deep_line(document: _Document) -> str:
+    """``file:line`` where the Markdown's own HTML tags first nest deeper than MAX_DEPTH (the body if unsure)."""
+    depth = 0
+    for number, line in enumerate(document.body.splitlines(), document.body_line):
+        for closing, name, empty in re.findall(r"<(/?)([A-Za-z][\w-]*)[^>]*?(/?)>", line):
+            depth += -1 if closing else 0 if empty or name.lower() in VOID_ELEMENTS else 1
+            if depth > MAX_DEPTH:
+                return f"{document.path}:{number}"
+    return f"{document.path}:{document.body_line}"
 
 
 def _required_text(document: _Document, key: str) -> str:
@@ -269,8 +269,8 @@ def _tags(document: _Document) -> tuple[str, ...]:
     value = document.meta.get("tags")
     if value is None:
         return ()
+    if isinstance(value, list) and all(isinstance(t, (str, int, float)) and not isinstance(t, bool) for t in value):
+        return tuple(_clean(document, "tags", str(t).strip()) for t in value)
     if isinstance(value, str):
-        return tuple(t.strip() for t in value.split(",") if t.strip())
-    if isinstance(value, list):
-        return tuple(str(t).strip() for t in value)
+        return tuple(t.strip() for t in _clean(document, "tags", value).split(",") if t.strip())
     raise ContentError("'tags' must be a list", where=_where(document, "tags:"), fix="write tags: [a, b]")

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jinja2
-
+from ..compose.templates import PersonalTemplates
 from ..compose.unsubscribe import UnsubscribeLinks
 
 from ..config import Config
@@ -94,13 +93,8 @@ def lint_issue(issue_dir: Path, config: Config, *, validate_mjml: bool = True) -
 def sample_parts(rendered: RenderedIssue, config: Config) -> tuple[str, str, str]:
     """(html, text, unsubscribe_url) of the issue personalised for the config's sample subscriber."""
     unsubscribe = sample_unsubscribe_url(config)
-    variables = {
-        "subscriber": dict(config.preview.sample_subscriber),
-        "unsubscribe_url": unsubscribe,
-        "view_online_url": rendered.view_online_url,
-    }
-    html = jinja2.Environment(autoescape=True).from_string(rendered.html).render(variables)
-    text = jinja2.Environment(autoescape=False).from_string(rendered.text).render(variables)
+    html, text = ("".join(pieces) for pieces in PersonalTemplates(rendered).render(config.preview.sample_subscriber,
+                                                                                   unsubscribe))
     return html, text, unsubscribe
 
 

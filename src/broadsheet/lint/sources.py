@@ -6,6 +6,8 @@ import html
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..config import MAX_TEXT_BYTES
+
 THEME_SUFFIXES = {".mjml", ".html", ".j2", ".jinja", ".txt", ".css"}
 
 
@@ -27,7 +29,7 @@ class SourceIndex:
         self.files: list[tuple[Path, list[str]]] = []
         seen: set[Path] = set()
         for path in files:
-            if path in seen or not path.is_file():
+            if path in seen or not path.is_file() or path.stat().st_size > MAX_TEXT_BYTES:  # not /dev/zero
                 continue
             seen.add(path)
             try:
@@ -40,7 +42,9 @@ class SourceIndex:
                   config: Path | None = None) -> SourceIndex:
         """Index the issue's ``issue.md`` and articles, the theme folder and the config file."""
         markdown = [folder / "issue.md", *articles, *sorted(folder.rglob("*.md"))]
-        theme_files = sorted(p for p in theme.rglob("*") if p.suffix in THEME_SUFFIXES) if theme else []
+        theme_files = sorted((p for p in theme.rglob("*") if p.suffix in THEME_SUFFIXES),
+                             key=lambda p: (p.suffix == ".txt" or p.name.endswith(".txt.j2"), p)) if theme else []
+        # the HTML's templates before the text part's: a link or a sentence found in both is the HTML's
         return cls([*markdown, *theme_files, *([config] if config else [])])
 
     def locate(self, *needles: str) -> str | None:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import shutil
 import traceback
+from html import unescape as html_unescape
 from urllib.parse import quote
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import SecurityError
 
 from ..config import Config
 from ..content import Issue, read_issue
-from ..content.images import published_src
+from ..content.images import ImageProblem, check_local_image, published_src, unique_name
 from ..content.text import LinkRegistry
-from ..errors import ConfigError, ContentError, TemplateError
+from ..errors import ConfigError, ContentError, TemplateError, one_line
 from .checks import build_warnings
 from .compile import compile_mjml, inline_css
 from .model import RenderedIssue
@@ -28,12 +30,13 @@ def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) 
     """Read and render one issue; nothing is written (see write_build)."""
     issue = issue or read_issue(Path(issue_dir), config)
     theme = load_theme(config.theme_dir)
-    logo_src, logo_image = _logo(config, issue.slug)
+    logo_src, logo_image = _logo(config, issue)
     view_online_url = web_address(config.base_url, issue.slug)
     table = PlaceholderTable()
     context = _context(issue, config, table, logo_src)
     mjml_source = _render(theme.environment, HTML_TEMPLATE, context, table)
     html = inline_css(compile_mjml(mjml_source, fonts=theme.fonts, where=f"{theme.folder / HTML_TEMPLATE}"))
+    _check_survived(mjml_source, html, table, config, where=f"{theme.folder / HTML_TEMPLATE}")
     text = _render(theme.text_environment, TEXT_TEMPLATE, context, table)
     web_values = {"view_online_url": view_online_url, "unsubscribe_url": _web_unsubscribe(config)}
     images = tuple((image.src, image.path) for image in issue.images if image.path) + logo_image
@@ -115,6 +118,9 @@ def _render(environment: jinja2.Environment, name: str, context: dict[str, Any],
         folder = environment.loader.searchpath[0]
         raise TemplateError(f"template not found: {exc.name}", where=_template_frame(exc) or folder,
                             fix=f"add {exc.name} to {folder} or fix the name") from None
+    except SecurityError as exc:
+        raise TemplateError(f"the theme tried something unsafe: {exc}", where=_template_frame(exc) or name,
+                            fix="themes may only show values: remove that expression from the theme") from None
     except (jinja2.UndefinedError, TypeError, AttributeError) as exc:
         raise TemplateError(f"template error: {exc}", where=_template_frame(exc) or name,
                             fix="check the name against the issue, article, config, brand and footer fields") from None
@@ -127,23 +133,38 @@ def _template_frame(exc: BaseException) -> str | None:
 
 
 def logo_file(config: Config) -> Path | None:
-    """The brand logo's local file; None when there is no logo or it is a web address."""
+    """The brand logo's local file, checked like issue images; None when there is no logo or it is a web address."""
     logo = config.brand.logo
     if not logo or logo.startswith(REMOTE):
         return None
     path = config.resolve(logo)
-    if not path.is_file():
-        raise ConfigError(f"logo not found: {logo}", where=config.where("brand.logo"),
-                          fix=f"add {path} or fix brand.logo")
+    try:
+        check_local_image(path, [config.root])
+    except ImageProblem as exc:
+        raise ConfigError(f"logo {exc.problem}: {logo}", where=config.where("brand.logo"), fix=exc.fix) from None
     return path
 
 
-def _logo(config: Config, slug: str) -> tuple[str, tuple[tuple[str, Path], ...]]:
+def _logo(config: Config, issue: Issue) -> tuple[str, tuple[tuple[str, Path], ...]]:
+    """The logo's src, and (name under images/, file) when it is a local file."""
     path = logo_file(config)
     if path is None:
         return config.brand.logo, ()
-    name = f"logo-{path.name}"
-    return published_src(config.base_url, slug, name), ((name, path),)
+    name = unique_name(f"logo-{path.name}", {image.src for image in issue.images})
+    return published_src(config.base_url, issue.slug, name), ((name, path),)
+
+
+def _check_survived(mjml_source: str, html: str, table: PlaceholderTable, config: Config, *, where: str) -> None:
+    """The unsubscribe link and the postal address the theme wrote must reach the compiled email
+    (HTML nested too deep, for one, makes lxml drop everything after it without a word)."""
+    required = [(m, "the unsubscribe link") for m, p in table.entries.items() if p.expression == "unsubscribe_url"]
+    if address := config.footer.postal_address.strip():
+        required.append((address, "the postal address"))
+        mjml_source, html = html_unescape(mjml_source), html_unescape(html)
+    for text, what in required:
+        if text in mjml_source and text not in html:
+            raise TemplateError(f"{what} is lost when the email is compiled", where=where,
+                                fix="check the theme and the issue for HTML nested too deep or left open")
 
 
 def _web_unsubscribe(config: Config) -> str:
@@ -157,7 +178,8 @@ def _web_unsubscribe(config: Config) -> str:
 def _with_warnings(rendered: RenderedIssue, issue: Issue, config: Config) -> RenderedIssue:
     from dataclasses import replace
 
-    return replace(rendered, warnings=tuple(issue.notes) + tuple(build_warnings(rendered, issue, config)))
+    warnings = (*issue.notes, *build_warnings(rendered, issue, config))
+    return replace(rendered, warnings=tuple(one_line(warning) for warning in warnings))  # a file name may hold \n
 
 
 __all__ = ["build_issue", "write_build", "web_address", "Theme"]

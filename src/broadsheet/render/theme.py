@@ -7,14 +7,19 @@ import textwrap
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Any
 
 import jinja2
+from jinja2.loaders import split_template_path
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ..config import read_utf8
 from ..errors import ConfigError, TemplateError
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
+PATH_ATTRIBUTES = {"name", "stem", "suffix"}  # all a theme may read of a path
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,34 @@ def _cached_theme(folder: Path, fonts: tuple[tuple[str, str], ...]) -> Theme:
     return Theme(folder, _environment(folder, autoescape=True), _environment(folder, autoescape=False), dict(fonts))
 
 
+class ThemeSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox (no ``__class__`` and the like, no changing the values given), and no file
+    access either: a path's methods (``read_text``, ``open``…) are out of reach, its name is not."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, PurePath) and attr not in PATH_ATTRIBUTES:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+
+class ThemeLoader(jinja2.FileSystemLoader):
+    """Templates from the theme folder only: a symbolic link out of it (to the subscriber list, say,
+    which would then be mailed to everyone) or to a device is refused."""
+
+    def get_source(self, environment: jinja2.Environment, template: str):  # noqa: ANN201 - Jinja's signature
+        folder = Path(self.searchpath[0])
+        written = folder.joinpath(*split_template_path(template))
+        path = written.resolve()
+        if written.is_symlink() or written.exists():  # checked before Jinja reads it
+            if not path.is_relative_to(folder.resolve()) or not path.is_file():
+                raise TemplateError(f"theme template {template} leads to {path}", where=str(written),
+                                    fix="keep the theme's templates as files inside the theme folder")
+        return super().get_source(environment, template)
+
+
 def _environment(folder: Path, *, autoescape: bool) -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
+    environment = ThemeSandbox(
+        loader=ThemeLoader(str(folder)),
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -63,8 +93,8 @@ def _theme_fonts(folder: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(read_utf8(path, TemplateError))
+    except tomllib.TOMLDecodeError as exc:
         raise TemplateError(f"invalid theme.toml: {exc}", where=str(path)) from None
     fonts = data.get("fonts", {})
     if not isinstance(fonts, dict) or not all(isinstance(v, str) for v in fonts.values()):
