@@ -1,25 +1,31 @@
 """The HTTP layer every transactional-mail API transport shares (after django-anymail's base_requests).
 
 A provider module only builds its payload and reads its answer; this module owns the rest: one pooled
-``requests.Session`` per transport instance, explicit (connect, read) timeouts, HTTP status to
-exception mapping, ``Retry-After`` and rate-limit reset parsing, batches that take several requests,
-ambiguous failures (no answer after the request went out), secret-free error text, and the
-shared-body form (one body with per-recipient placeholders) that SendGrid and Mailgun use.
+``requests.Session`` per transport instance, explicit (connect, read) timeouts, no redirects, HTTP
+status to exception mapping, ``Retry-After`` and rate-limit reset parsing, batches that take several
+requests, ambiguous failures (no answer after the request went out), answers that are not the
+provider's, secret-free text (one scrub on the way out), and the shared-body form (one body with
+per-recipient placeholders) that SendGrid and Mailgun use.
+
+Every message this module and the providers raise is the reason alone: the provider's name is in
+``where`` (``Postmark api.postmarkapp.com``), and ``detail`` adds it once to each Delivery.
 """
 
 from __future__ import annotations
 
 import email.header
 import email.utils
+import ipaddress
 import json
 import logging
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from markupsafe import escape
@@ -29,7 +35,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from .. import __version__
 from ..compose.message import Message
 from ..config import secret
-from ..errors import TransientTransportError, TransportAuthError, TransportError
+from ..errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
 from .base import Delivery, Status, Transport
 
 log = logging.getLogger("broadsheet.transports")
@@ -42,10 +48,20 @@ STRUCTURAL_HEADERS = frozenset(
      "dkim-signature"}
 )
 ERROR_TEXT_LIMIT = 300
+# Raised before the request could be built or sent: nothing went out, and sending again will not help.
+NOT_SENDABLE = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidHeader, requests.exceptions.InvalidProxyURL)
+_warned_plain_http: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
 
 
 class AmbiguousSend(Exception):
     """The request may have reached the provider, but no answer came back (read timeout, reset)."""
+
+
+class UnexpectedAnswer(TransportError):
+    """An answer that is not the provider's (a proxy's HTML page, JSON of another shape, a 303): the
+    request may have been taken, so its recipients are unknown; the campaign stops."""
 
 
 @dataclass
@@ -74,7 +90,8 @@ class HttpTransport(Transport):
         self.session: requests.Session | None = None
         self.batch_key: str | None = None
         self._secrets: tuple[str, ...] = ()
-        self.load_credentials()  # a missing secret or setting fails now, before a campaign starts
+        self.load_credentials()  # a missing or malformed secret or setting fails now, before a campaign starts
+        self._check_base_url()
 
     # -- provider hooks -------------------------------------------------------------------------
 
@@ -83,14 +100,23 @@ class HttpTransport(Transport):
         """``base_url`` of the provider's config table (named like the transport)."""
         return getattr(self.config, self.name).base_url
 
+    @property
+    def base_url_key(self) -> str:
+        """The config key that sets ``base_url`` (for errors)."""
+        return f"{self.name}.base_url"
+
     def load_credentials(self) -> tuple[str, ...]:
-        """Read the secrets from the environment (ConfigError when missing); kept off payloads."""
-        return (secret(self.name),)
+        """Read the secrets from the environment (ConfigError when missing or malformed); kept off payloads."""
+        return (secret(self.name, token=True),)
 
     def request_credentials(self) -> dict[str, Any]:
         """``headers`` and/or ``auth`` for requests, built from the secrets as each request is sent;
         a bearer token by default."""
         return {"headers": {"Authorization": f"Bearer {self._secrets[0]}"}}
+
+    def secret_forms(self, secrets: tuple[str, ...]) -> tuple[str, ...]:
+        """Every form a secret may take on the wire, for ``redact`` (a provider adds encoded ones)."""
+        return secrets
 
     def split(self, messages: Sequence[Message]) -> list[list[int]]:
         """The requests one batch starts as (positions); one request for all by default."""
@@ -105,7 +131,9 @@ class HttpTransport(Transport):
     def open(self) -> None:
         if self.session is not None:
             return
-        self._secrets = tuple(s for s in self.load_credentials() if s)
+        loaded = tuple(s for s in self.load_credentials() if s)
+        escaped = tuple(s.replace("/", "\\/") for s in loaded if "/" in s)  # as some JSON encoders echo it
+        self._secrets = tuple(dict.fromkeys((*self.secret_forms(loaded), *escaped)))
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
         session.mount("https://", adapter)
@@ -118,11 +146,36 @@ class HttpTransport(Transport):
             self.session.close()
             self.session = None
 
+    def _check_base_url(self) -> None:
+        """The credentials go only to an https:// address, or http:// on this machine (with a warning)."""
+        key, url = self.base_url_key, self.base_url
+        parts = urlsplit(url)
+        where = self.config.where(key)
+        if parts.username is not None or parts.password is not None:
+            raise ConfigError(f"{key} holds a user name or password", where=where,
+                              fix=f"write only the address; the key comes from {self.secret_env}")
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ConfigError(f"{key} must be an https:// address, not {url!r}", where=where,
+                              fix=f"write {key} = \"https://…\"")
+        if parts.scheme == "http" and not _loopback(parts.hostname):
+            raise ConfigError(f"{key} is http://: {self.secret_env} would cross the network unencrypted",
+                              where=where, fix="use https://")
+        if parts.scheme == "http":
+            with _warned_lock:
+                first = (key, url) not in _warned_plain_http
+                _warned_plain_http.add((key, url))
+            if first:
+                log.warning("warning: %s is %s: %s goes unencrypted (allowed on this machine only)",
+                            key, url, self.secret_env)
+
     # -- sending --------------------------------------------------------------------------------
 
     def send_batch(self, messages: Sequence[Message], *, batch_key: str | None = None) -> list[Delivery]:
         """One Delivery per message, in order. ``batch_key`` names the batch within its campaign
-        (stable across retries); idempotent providers derive their idempotency key from it."""
+        (stable across retries); idempotent providers derive their idempotency key from it.
+
+        The one place where text leaves the transport: every Delivery and error is scrubbed of
+        every form of every secret the transport loaded."""
         messages = list(messages)
         if not messages:
             return []
@@ -131,6 +184,18 @@ class HttpTransport(Transport):
         if self.session is None:
             self.open()
         self.batch_key = batch_key
+        try:
+            deliveries = self._deliver(messages)
+        except TransportError as exc:
+            raise self._scrubbed_error(exc) from None
+        except Exception as exc:  # noqa: BLE001 - a surprise mid-request: it may have gone out
+            error = TransportError(f"stopped by an unexpected {type(exc).__name__}: {self.redact(str(exc))[:200]}",
+                                   where=self.where)
+            error.deliveries = self._unknown(messages, error)
+            raise self._scrubbed_error(error) from None
+        return [self._scrubbed(d) for d in deliveries]
+
+    def _deliver(self, messages: list[Message]) -> list[Delivery]:
         parts = self.split(messages)
         try:
             return self.send_parts(messages, parts)
@@ -142,25 +207,30 @@ class HttpTransport(Transport):
     def _send_same_again(self, messages: list[Message], parts: list[list[int]], exc: Exception) -> list[Delivery]:
         """Send the very request that went unanswered again, with the same payload and so the same
         idempotency key: the provider delivers it once. (The campaign would compose the rows again
-        in other batches, under other keys.) Still no clear answer: unknown."""
+        in other batches, under other keys.) Still no clear answer: unknown. Refused now: unknown
+        too (the first request may have gone through), and the refusal stops the campaign."""
         for delay in self.resend_delays:
             time.sleep(max(delay, min(getattr(exc, "retry_after", None) or 0.0, 60.0)))
             try:
                 return self.send_parts(messages, parts)
             except (AmbiguousSend, TransientTransportError) as again:
                 exc = again
-            except TransportError as refused:  # the first request may have gone through: not queued again
-                exc = refused
-                break
+            except TransportError as refused:
+                refused.deliveries = self._unknown(messages, exc)
+                raise
         return self._unknown(messages, exc)
 
     def _unknown(self, messages: list[Message], exc: Exception) -> list[Delivery]:
-        log.warning("%s: %s; %d recipients marked unknown", self.provider, exc, len(messages))
-        return [Delivery(m.recipient, "unknown", detail=self.redact(str(exc))) for m in messages]
+        detail = self.detail(exc)
+        log.warning("%s; %d recipients marked unknown", self.redact(detail), len(messages))
+        return [Delivery(m.recipient, "unknown", detail=detail) for m in messages]
 
     def send_parts(self, messages: list[Message], parts: Iterable[list[int]]) -> list[Delivery]:
-        """Send the parts one request each, following ``Outcome.again``. An error before anything is
-        known propagates, unless it is a request left unanswered with others after it; otherwise the part
+        """Send the parts one request each, following ``Outcome.again``.
+
+        A refusal that stops the campaign propagates with ``.deliveries`` (one per message, None for
+        those not sent; an unexpected answer's part unknown). Otherwise an error before anything is
+        known propagates, unless it is a request left unanswered with others after it; else the part
         that failed is returned as unknown (no answer) or deferred, and the parts never sent as deferred."""
         results: list[Delivery | None] = [None] * len(messages)
         queue = deque(parts)
@@ -169,21 +239,26 @@ class HttpTransport(Transport):
             try:
                 outcome = self.send_part([messages[i] for i in part])
             except (AmbiguousSend, TransportError) as exc:
+                if isinstance(exc, TransportError) and not isinstance(exc, TransientTransportError):
+                    if isinstance(exc, UnexpectedAnswer):
+                        for i in part:
+                            results[i] = Delivery(messages[i].recipient, "unknown", detail=self.detail(exc))
+                    exc.deliveries = results
+                    raise
                 maybe_sent = isinstance(exc, AmbiguousSend) and queue and not self.idempotent
                 if all(r is None for r in results) and not maybe_sent:
                     raise  # about the whole batch (an unanswered part with none after it included)
-                rest = [part, *queue]
-                self._settle_rest(messages, results, rest, exc)
+                self._settle_rest(messages, results, [part, *queue], exc)
                 break
             for local, delivery in outcome.deliveries.items():
                 results[part[local]] = delivery
             for again in outcome.again:
                 if not 0 < len(again) < len(part):  # every round sends fewer: the loop ends
-                    raise TransportError(f"{self.provider}: cannot split this request", where=self.where)
+                    raise TransportError("cannot split this request", where=self.where)
                 queue.append([part[j] for j in again])
         missing = [messages[i].recipient for i, r in enumerate(results) if r is None]
         if missing:
-            raise TransportError(f"{self.provider}: no result for {len(missing)} recipients", where=self.where)
+            raise TransportError(f"no result for {len(missing)} recipients", where=self.where)
         return results  # type: ignore[return-value]
 
     def _settle_rest(self, messages, results, parts, exc: Exception) -> None:
@@ -191,50 +266,76 @@ class HttpTransport(Transport):
         status = "unknown" if isinstance(exc, AmbiguousSend) else "deferred"
         retry_after = getattr(exc, "retry_after", None)
         for i in first:
-            results[i] = Delivery(messages[i].recipient, status, detail=str(exc), retry_after=retry_after)
+            results[i] = Delivery(messages[i].recipient, status, detail=self.detail(exc), retry_after=retry_after)
         for part in later:
             for i in part:
-                results[i] = Delivery(messages[i].recipient, "deferred", detail="not sent: an earlier request failed")
+                results[i] = Delivery(messages[i].recipient, "deferred",
+                                      detail=self.detail("not sent: an earlier request failed"))
 
     def post(
         self, path: str, *, body: bytes | None = None, files: Any = None, headers: dict[str, str] | None = None
     ) -> requests.Response:
-        """POST to the provider; network errors become TransientTransportError (nothing sent) or
-        AmbiguousSend (maybe sent). The status is not checked here."""
-        url = self.base_url.rstrip("/") + path
+        """POST to the provider, never following a redirect (a 3xx is a TransportError naming where it
+        pointed). Network errors become TransientTransportError (nothing sent) or AmbiguousSend
+        (maybe sent). Other statuses are not checked here."""
         credentials = self.request_credentials()
-        all_headers = {**(headers or {}), **credentials.get("headers", {})}
+        request = requests.Request(
+            "POST", self.base_url.rstrip("/") + path, data=body, files=files,
+            headers={**(headers or {}), **credentials.get("headers", {})}, auth=credentials.get("auth"),
+        )
+        session = self.session
+        try:
+            prepared = session.prepare_request(request)  # type: ignore[union-attr]
+            settings = session.merge_environment_settings(prepared.url, {}, None, None, None)  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown
+            raise TransportError(f"cannot make the request ({type(exc).__name__})", where=self.where) from None
         started = time.perf_counter()
         try:
-            response = self.session.post(  # type: ignore[union-attr]
-                url, data=body, files=files, headers=all_headers, auth=credentials.get("auth"), timeout=self.timeout
+            response = session.send(  # type: ignore[union-attr]
+                prepared, allow_redirects=False, timeout=self.timeout, **settings
             )
         except requests.RequestException as exc:
             raise self._network_error(exc) from None
+        except Exception as exc:  # noqa: BLE001 - broke off mid-request: it may have gone out
+            raise AmbiguousSend(f"the request broke off ({type(exc).__name__})") from None
         elapsed = 1000 * (time.perf_counter() - started)
         log.debug("%s: POST %s -> %d in %.0f ms", self.provider, path, response.status_code, elapsed)
+        if 300 <= response.status_code < 400:
+            raise self._redirected(response)
         return response
+
+    def _redirected(self, response: requests.Response) -> TransportError:
+        """Never followed: it would take the credentials to wherever it points. A 303 says the
+        request was taken (its recipients unknown); any other 3xx that it was not (they stay queued)."""
+        target = _host(urljoin(self.base_url, response.headers.get("Location", "")))
+        error = UnexpectedAnswer if response.status_code == 303 else TransportError
+        return error(f"answered HTTP {response.status_code}, a redirect to {target or 'an unreadable address'}; "
+                     "redirects are not followed (they would carry the credentials)", where=self.where,
+                     fix=f"set {self.base_url_key} to the provider's API address itself")
 
     def _network_error(self, exc: requests.RequestException) -> Exception:
         kind = type(exc).__name__
         if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
             return TransportError(  # refused in the handshake, before the request: nothing went out
-                f"{self.provider}: the server's certificate is not trusted", where=self.where,
-                fix=f"check {self.name}.base_url",
-            )
+                "the server's certificate is not trusted", where=self.where, fix=f"check {self.base_url_key}")
+        if isinstance(exc, NOT_SENDABLE):
+            return TransportError(f"cannot send the request ({kind})", where=self.where, fix=f"check {self.base_url_key}")
         if _never_sent(exc):
-            return TransientTransportError(f"{self.provider}: cannot connect ({kind})", where=self.where)
+            return TransientTransportError(f"cannot connect ({kind})", where=self.where)
         if isinstance(exc, requests.ReadTimeout):
-            return AmbiguousSend(f"{self.provider}: no answer within {self.timeout[1]:g} s after sending")
-        if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
-            return AmbiguousSend(f"{self.provider}: connection lost after sending ({kind})")
-        return TransientTransportError(f"{self.provider}: request failed ({kind})", where=self.where)
+            return AmbiguousSend(f"no answer within {self.timeout[1]:g} s after sending")
+        return AmbiguousSend(f"connection lost after sending ({kind})")
 
     # -- reading answers ------------------------------------------------------------------------
 
     @property
     def where(self) -> str:
-        return f"{self.provider} {urlsplit(self.base_url).netloc}"
+        return f"{self.provider} {_host(self.base_url)}"
+
+    def detail(self, reason: Exception | str) -> str:
+        """A Delivery's detail: the provider's name, once, and the reason."""
+        text = reason.message if isinstance(reason, TransportError) else str(reason)
+        return f"{self.provider}: {text}"
 
     def raise_for_status(self, response: requests.Response) -> None:
         """401/403 stop the campaign; 408, 429 and 5xx are worth retrying. Other 4xx are left to the
@@ -244,8 +345,7 @@ class HttpTransport(Transport):
             raise self.auth_error(response)
         if status in (408, 429) or status >= 500:
             raise TransientTransportError(
-                f"{self.provider} answered HTTP {status}: {self.error_text(response)}",
-                where=self.where,
+                f"answered HTTP {status}: {self.error_text(response)}", where=self.where,
                 retry_after=retry_after(response),
             )
 
@@ -253,14 +353,12 @@ class HttpTransport(Transport):
         status = f" (HTTP {response.status_code})" if response is not None else ""
         reason = reason or (self.error_text(response) if response is not None else "")
         fix = f"check {self.secret_env} and that the sender is verified" if self.secret_env else None
-        return TransportAuthError(f"{self.provider} refused to send{status}: {reason}", where=self.where, fix=fix)
+        return TransportAuthError(f"refused to send{status}: {reason}", where=self.where, fix=fix)
 
     def request_error(self, response: requests.Response) -> TransportError:
         """A whole request refused for a reason no recipient explains: stop, do not fail anyone."""
-        return TransportError(
-            f"{self.provider} refused the request (HTTP {response.status_code}): {self.error_text(response)}",
-            where=self.where,
-        )
+        return TransportError(f"refused the request (HTTP {response.status_code}): {self.error_text(response)}",
+                              where=self.where)
 
     def error_text(self, response: requests.Response) -> str:
         """The provider's own reason, short, with any secret blanked out."""
@@ -268,25 +366,96 @@ class HttpTransport(Transport):
             text = describe_error(response.json())
         except ValueError:
             text = response.text
-        return self.redact(" ".join(text.split())[:ERROR_TEXT_LIMIT]) or response.reason or ""
+        return self.shorten(text) or response.reason or ""
+
+    def shorten(self, text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
+        """One line of at most ``limit`` characters, secrets blanked out first (a cut must not leave
+        part of one)."""
+        return " ".join(self.redact(text).split())[:limit]
 
     def redact(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):  # a secret may contain another
             text = text.replace(secret, "[secret]")
         return text
 
-    def json_answer(self, response: requests.Response) -> Any:
-        """The answer's JSON; an unreadable 2xx answer is ambiguous (the provider took the request)."""
+    def _scrubbed(self, delivery: Delivery) -> Delivery:
+        clean = self.redact(delivery.detail)
+        return delivery if clean == delivery.detail else replace(delivery, detail=clean)
+
+    def _scrubbed_error(self, exc: TransportError) -> TransportError:
+        exc.message = self.redact(exc.message)
+        exc.args = (exc.message,)
+        exc.where = self.redact(exc.where) if exc.where else exc.where
+        exc.fix = self.redact(exc.fix) if exc.fix else exc.fix
+        deliveries = getattr(exc, "deliveries", None)
+        if deliveries is not None:
+            exc.deliveries = [d if d is None else self._scrubbed(d) for d in deliveries]
+        exc.__cause__, exc.__suppress_context__ = None, True
+        return exc
+
+    # -- is this the provider's answer? ---------------------------------------------------------
+
+    def unexpected(self, response: requests.Response, what: str) -> UnexpectedAnswer:
+        """The request may have been taken, but this answer is not the provider's."""
+        kind = response.headers.get("Content-Type", "") or "no content type"
+        return UnexpectedAnswer(
+            f"answered HTTP {response.status_code} ({self.shorten(kind, 60)}) with {what}: not the provider's answer, "
+            "so whether it sent them is unknown", where=self.where,
+            fix=f"check {self.base_url_key} (a proxy or web page answering?), then resend with --retry-unknown",
+        )
+
+    def json_answer(self, response: requests.Response, status: int = 200) -> Any:
+        """The JSON of an answer that is the provider's: ``status`` and a JSON content type;
+        otherwise UnexpectedAnswer. The shape is the provider's to check (see ``unexpected``)."""
+        if response.status_code != status:
+            raise self.unexpected(response, f"a status other than {status}")
+        if not _is_json(response.headers.get("Content-Type", "")):
+            raise self.unexpected(response, "a body that is not JSON")
         try:
             return response.json()
         except ValueError:
-            raise AmbiguousSend(f"{self.provider}: unreadable answer (HTTP {response.status_code})") from None
+            raise self.unexpected(response, "JSON that does not parse") from None
 
     def failed(self, message: Message, reason: str) -> Delivery:
-        return Delivery(message.recipient, "failed", detail=self.redact(f"{self.provider}: {reason}"))
+        return Delivery(message.recipient, "failed", detail=self.detail(reason))
 
     def deferred(self, message: Message, reason: str) -> Delivery:
-        return Delivery(message.recipient, "deferred", detail=self.redact(f"{self.provider}: {reason}"))
+        return Delivery(message.recipient, "deferred", detail=self.detail(reason))
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.partition(";")[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+def strings(answer: Any, *keys: str) -> tuple[str, ...] | None:
+    """The values of ``keys`` when ``answer`` is an object where each is a non-empty string; else None."""
+    if not isinstance(answer, dict):
+        return None
+    values = tuple(answer.get(k) for k in keys)
+    return values if all(isinstance(v, str) and v for v in values) else None  # type: ignore[return-value]
+
+
+def _host(url: str) -> str:
+    """host[:port] of an address, without user name, password, path or query; "" if there is none."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return ""
+    if not re.fullmatch(r"[a-z0-9.\-:\[\]_]{1,255}", host):
+        return ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port}" if port else host
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def every(messages: Sequence[Message], status: Status, *, detail: str = "", message_id: str = "") -> Outcome:

@@ -63,10 +63,20 @@ class SendgridTransport(SharedBodyTransport):
         self.raise_for_status(response)
         if response.status_code == 400:
             return self._refused(messages, response)
-        if response.status_code >= 300:
+        if response.status_code >= 400:
             raise self.request_error(response)
-        message_id = response.headers.get("X-Message-Id", "")
-        return every(messages, "sent", message_id=message_id)
+        return every(messages, "sent", message_id=self._accepted(response))
+
+    def _accepted(self, response) -> str:
+        """The X-Message-Id of SendGrid's answer to an accepted request: 202, no body, the header."""
+        if response.status_code != 202:
+            raise self.unexpected(response, "a status other than 202")
+        if response.content.strip():
+            raise self.unexpected(response, "a body where SendGrid sends none")
+        message_id = response.headers.get("X-Message-Id", "").strip()
+        if not message_id:
+            raise self.unexpected(response, "no X-Message-Id")
+        return message_id
 
     def _refused(self, messages: Sequence[Message], response) -> Outcome:
         """Fail the personalizations the errors name; send the others again."""
