@@ -279,6 +279,22 @@ def test_nobody_listening_is_worth_retrying_and_nothing_is_unknown(monkeypatch, 
     assert_named_once(transport, str(caught.value))
 
 
+def test_a_tls_handshake_cut_short_sent_nothing_and_is_worth_retrying(monkeypatch):
+    """urllib3 reports it as it reports a TLS read cut short; only the connection knows no byte left."""
+    with RawServer("hangup") as server:
+        transport = transport_at("postmark", server.url.replace("http://", "https://"), monkeypatch)
+        with pytest.raises(TransientTransportError, match="cannot connect"), transport:
+            transport.send_batch(make_messages(2))
+
+
+def test_a_connection_closed_unread_after_the_request_went_out_is_unknown(monkeypatch):
+    with RawServer("hangup") as server:
+        transport = transport_at("postmark", server.url, monkeypatch)
+        with transport:
+            deliveries = transport.send_batch(make_messages(2))
+    assert [d.status for d in deliveries] == ["unknown", "unknown"]
+
+
 # -- plain http, base_url and region -------------------------------------------------------------
 
 

@@ -550,7 +550,8 @@ FAKES: dict[str, type[Fake]] = {
 class RawServer:
     """A TCP server on 127.0.0.1 that reads each whole HTTP request (headers and Content-Length body)
     and then, by ``then``: "silent" holds the connection and never answers, "close" closes it without
-    a word, "reset" aborts it (RST). ``requests`` holds each request as received."""
+    a word, "reset" aborts it (RST); "hangup" closes each connection as soon as it is made, reading
+    nothing. ``requests`` holds each request as received."""
 
     def __init__(self, then: str):
         self.then = then
@@ -581,6 +582,9 @@ class RawServer:
             try:
                 conn, _ = self._listener.accept()
             except TimeoutError:
+                continue
+            if self.then == "hangup":  # before reading anything (before a TLS handshake, too)
+                conn.close()
                 continue
             conn.settimeout(5)
             self.requests.append(_read_request(conn))

@@ -29,13 +29,13 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from markupsafe import escape
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from .. import __version__
 from ..compose.message import Message
 from ..config import secret
 from ..errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
+from . import wire
 from .base import Delivery, Status, Transport
 
 log = logging.getLogger("broadsheet.transports")
@@ -135,7 +135,7 @@ class HttpTransport(Transport):
         escaped = tuple(s.replace("/", "\\/") for s in loaded if "/" in s)  # as some JSON encoders echo it
         self._secrets = tuple(dict.fromkeys((*self.secret_forms(loaded), *escaped)))
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+        adapter = wire.WatchedAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers.update({"User-Agent": f"broadsheet/{__version__}", "Accept": "application/json"})
@@ -290,13 +290,16 @@ class HttpTransport(Transport):
         except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown
             raise TransportError(f"cannot make the request ({type(exc).__name__})", where=self.where) from None
         started = time.perf_counter()
+        wire.reset()
         try:
             response = session.send(  # type: ignore[union-attr]
                 prepared, allow_redirects=False, timeout=self.timeout, **settings
             )
         except requests.RequestException as exc:
             raise self._network_error(exc) from None
-        except Exception as exc:  # noqa: BLE001 - broke off mid-request: it may have gone out
+        except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown
+            if wire.phase() == "connecting":
+                raise TransientTransportError(f"cannot connect ({type(exc).__name__})", where=self.where) from None
             raise AmbiguousSend(f"the request broke off ({type(exc).__name__})") from None
         elapsed = 1000 * (time.perf_counter() - started)
         log.debug("%s: POST %s -> %d in %.0f ms", self.provider, path, response.status_code, elapsed)
@@ -320,7 +323,8 @@ class HttpTransport(Transport):
                 "the server's certificate is not trusted", where=self.where, fix=f"check {self.base_url_key}")
         if isinstance(exc, NOT_SENDABLE):
             return TransportError(f"cannot send the request ({kind})", where=self.where, fix=f"check {self.base_url_key}")
-        if _never_sent(exc):
+        phase = wire.phase()
+        if phase == "connecting" or (phase == "idle" and _never_sent(exc)):
             return TransientTransportError(f"cannot connect ({kind})", where=self.where)
         if isinstance(exc, requests.ReadTimeout):
             return AmbiguousSend(f"no answer within {self.timeout[1]:g} s after sending")
@@ -474,7 +478,8 @@ def about_recipient(reason: str) -> bool:
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
-    """True when the connection was never made, so the provider cannot have the request."""
+    """True when the connection was never made, so the provider cannot have the request (judged by
+    the exception alone, when ``wire`` could not watch the connection)."""
     if isinstance(exc, requests.ConnectTimeout):
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
