@@ -332,3 +332,32 @@ def test_an_ses_region_that_would_name_another_host_is_refused(monkeypatch):
     with pytest.raises(ConfigError, match="ses.region"):
         SesTransport(Config(ses=Ses(region="evil.example/x?")))
     assert SesTransport(Config(ses=Ses(region="us-gov-west-1"))).where == "Amazon SES email.us-gov-west-1.amazonaws.com"
+
+
+# -- a surprise inside a transport ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("after_sending", [True, False])
+def test_a_surprise_inside_a_transport_is_scrubbed_and_unknown_only_once_a_request_went_out(api, after_sending):
+    """A bug in reading an answer must not mark the batch sent, nor show a secret in its text."""
+    fake, transport = api("postmark")
+
+    class Broken(type(transport)):
+        def split(self, messages):
+            if not after_sending:
+                raise KeyError(f"token {SECRET}")
+            return super().split(messages)
+
+        def send_part(self, messages):
+            super().send_part(messages)
+            raise KeyError(f"token {SECRET}")
+
+    broken = Broken(transport.config, timeout=transport.timeout)
+    with pytest.raises(TransportError, match="unexpected KeyError") as caught, broken:
+        broken.send_batch(make_messages(2))
+    assert_secret_free(str(caught.value))
+    deliveries = getattr(caught.value, "deliveries", None)
+    if after_sending:
+        assert [d.status for d in deliveries] == ["unknown", "unknown"] and fake.calls == 1
+    else:
+        assert deliveries is None and fake.calls == 0

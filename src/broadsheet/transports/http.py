@@ -89,6 +89,7 @@ class HttpTransport(Transport):
         self.timeout = timeout or DEFAULT_TIMEOUT
         self.session: requests.Session | None = None
         self.batch_key: str | None = None
+        self.requests_sent = 0  # in the current batch (from the first byte on, or tried to)
         self._secrets: tuple[str, ...] = ()
         self.load_credentials()  # a missing or malformed secret or setting fails now, before a campaign starts
         self._check_base_url()
@@ -184,14 +185,16 @@ class HttpTransport(Transport):
         if self.session is None:
             self.open()
         self.batch_key = batch_key
+        self.requests_sent = 0
         try:
             deliveries = self._deliver(messages)
         except TransportError as exc:
             raise self._scrubbed_error(exc) from None
-        except Exception as exc:  # noqa: BLE001 - a surprise mid-request: it may have gone out
-            error = TransportError(f"stopped by an unexpected {type(exc).__name__}: {self.redact(str(exc))[:200]}",
+        except Exception as exc:  # noqa: BLE001 - a surprise (a bug): its text is shortened and scrubbed
+            error = TransportError(f"stopped by an unexpected {type(exc).__name__}: {self.shorten(str(exc), 200)}",
                                    where=self.where)
-            error.deliveries = self._unknown(messages, error)
+            if self.requests_sent:  # after a request went out: whether it was taken is unknown
+                error.deliveries = self._unknown(messages, error)
             raise self._scrubbed_error(error) from None
         return [self._scrubbed(d) for d in deliveries]
 
@@ -291,6 +294,7 @@ class HttpTransport(Transport):
             raise TransportError(f"cannot make the request ({type(exc).__name__})", where=self.where) from None
         started = time.perf_counter()
         wire.reset()
+        self.requests_sent += 1
         try:
             response = session.send(  # type: ignore[union-attr]
                 prepared, allow_redirects=False, timeout=self.timeout, **settings
