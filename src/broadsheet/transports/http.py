@@ -89,7 +89,7 @@ class HttpTransport(Transport):
         self.timeout = timeout or DEFAULT_TIMEOUT
         self.session: requests.Session | None = None
         self.batch_key: str | None = None
-        self.requests_sent = 0  # in the current batch (from the first byte on, or tried to)
+        self.requests_sent = 0  # requests tried in the current batch
         self._secrets: tuple[str, ...] = ()
         self.load_credentials()  # a missing or malformed secret or setting fails now, before a campaign starts
         self._check_base_url()
@@ -151,23 +151,25 @@ class HttpTransport(Transport):
         """The credentials go only to an https:// address, or http:// on this machine (with a warning)."""
         key, url = self.base_url_key, self.base_url
         parts = urlsplit(url)
-        where = self.config.where(key)
         if parts.username is not None or parts.password is not None:
-            raise ConfigError(f"{key} holds a user name or password", where=where,
-                              fix=f"write only the address; the key comes from {self.secret_env}")
+            raise self._bad_base_url(f"{key} holds a user name or password",
+                                     f"write only the address; the key comes from {self.secret_env}")
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ConfigError(f"{key} must be an https:// address, not {url!r}", where=where,
-                              fix=f"write {key} = \"https://…\"")
-        if parts.scheme == "http" and not _loopback(parts.hostname):
-            raise ConfigError(f"{key} is http://: {self.secret_env} would cross the network unencrypted",
-                              where=where, fix="use https://")
-        if parts.scheme == "http":
-            with _warned_lock:
-                first = (key, url) not in _warned_plain_http
-                _warned_plain_http.add((key, url))
-            if first:
-                log.warning("warning: %s is %s: %s goes unencrypted (allowed on this machine only)",
-                            key, url, self.secret_env)
+            raise self._bad_base_url(f"{key} must be an https:// address, not {url!r}", f'write {key} = "https://…"')
+        if parts.scheme == "https":
+            return
+        if not _loopback(parts.hostname):
+            raise self._bad_base_url(f"{key} is http://: {self.secret_env} would cross the network unencrypted",
+                                     "use https://")
+        with _warned_lock:
+            first = (key, url) not in _warned_plain_http
+            _warned_plain_http.add((key, url))
+        if first:
+            log.warning("warning: %s is %s: %s goes unencrypted (allowed on this machine only)",
+                        key, url, self.secret_env)
+
+    def _bad_base_url(self, message: str, fix: str) -> ConfigError:
+        return ConfigError(message, where=self.config.where(self.base_url_key), fix=fix)
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -286,19 +288,17 @@ class HttpTransport(Transport):
             "POST", self.base_url.rstrip("/") + path, data=body, files=files,
             headers={**(headers or {}), **credentials.get("headers", {})}, auth=credentials.get("auth"),
         )
-        session = self.session
+        session: requests.Session = self.session  # type: ignore[assignment]
         try:
-            prepared = session.prepare_request(request)  # type: ignore[union-attr]
-            settings = session.merge_environment_settings(prepared.url, {}, None, None, None)  # type: ignore[union-attr]
+            prepared = session.prepare_request(request)
+            settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
         except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown
             raise TransportError(f"cannot make the request ({type(exc).__name__})", where=self.where) from None
         started = time.perf_counter()
         wire.reset()
         self.requests_sent += 1
         try:
-            response = session.send(  # type: ignore[union-attr]
-                prepared, allow_redirects=False, timeout=self.timeout, **settings
-            )
+            response = session.send(prepared, allow_redirects=False, timeout=self.timeout, **settings)
         except requests.RequestException as exc:
             raise self._network_error(exc) from None
         except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown
@@ -326,7 +326,8 @@ class HttpTransport(Transport):
             return TransportError(  # refused in the handshake, before the request: nothing went out
                 "the server's certificate is not trusted", where=self.where, fix=f"check {self.base_url_key}")
         if isinstance(exc, NOT_SENDABLE):
-            return TransportError(f"cannot send the request ({kind})", where=self.where, fix=f"check {self.base_url_key}")
+            return TransportError(f"cannot send the request ({kind})", where=self.where,
+                                  fix=f"check {self.base_url_key}")
         phase = wire.phase()
         if phase == "connecting" or (phase == "idle" and _never_sent(exc)):
             return TransientTransportError(f"cannot connect ({kind})", where=self.where)
@@ -370,10 +371,8 @@ class HttpTransport(Transport):
 
     def error_text(self, response: requests.Response) -> str:
         """The provider's own reason, short, with any secret blanked out."""
-        try:
-            text = describe_error(response.json())
-        except ValueError:
-            text = response.text
+        body = json_of(response)
+        text = response.text if body is None else describe_error(body)
         return self.shorten(text) or response.reason or ""
 
     def shorten(self, text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
@@ -419,16 +418,30 @@ class HttpTransport(Transport):
             raise self.unexpected(response, f"a status other than {status}")
         if not _is_json(response.headers.get("Content-Type", "")):
             raise self.unexpected(response, "a body that is not JSON")
-        try:
-            return response.json()
-        except ValueError:
-            raise self.unexpected(response, "JSON that does not parse") from None
+        body = json_of(response)
+        if body is None:
+            raise self.unexpected(response, "JSON that does not parse")
+        return body
 
     def failed(self, message: Message, reason: str) -> Delivery:
         return Delivery(message.recipient, "failed", detail=self.detail(reason))
 
     def deferred(self, message: Message, reason: str) -> Delivery:
         return Delivery(message.recipient, "deferred", detail=self.detail(reason))
+
+
+def json_of(response: requests.Response) -> Any:
+    """The body as JSON; None when it is not JSON (or is nested deeper than Python parses)."""
+    try:
+        return response.json()
+    except (ValueError, RecursionError):
+        return None
+
+
+def field_of(response: requests.Response, key: str) -> Any:
+    """``key`` of a JSON object body; None when there is no such object or key."""
+    body = json_of(response)
+    return body.get(key) if isinstance(body, dict) else None
 
 
 def _is_json(content_type: str) -> bool:

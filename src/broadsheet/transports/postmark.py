@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from ..compose.message import Message
 from ..errors import TransportError
 from .base import Delivery
-from .http import HttpTransport, Outcome, about_recipient, api_headers, header, json_bytes, strings
+from .http import HttpTransport, Outcome, about_recipient, api_headers, field_of, header, json_bytes, strings
 
 MAX_CALL_BYTES = 50 * 1000 * 1000  # the batch endpoint's payload limit
 MAX_MESSAGE_BYTES = 10 * 1000 * 1000  # one message's limit on the Email API
@@ -113,10 +113,7 @@ class PostmarkTransport(HttpTransport):
         return f"{answer.get('ErrorCode')} {answer.get('Message', '')}".strip()
 
     def _whole_request_error(self, response):
-        try:
-            code = response.json().get("ErrorCode")
-        except (ValueError, AttributeError):
-            code = None
+        code = field_of(response, "ErrorCode")
         return self.auth_error(response) if code in AUTH_CODES else self.request_error(response)
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from ..compose.message import Message
-from .http import Outcome, SharedBodyTransport, address, every, header, json_bytes, split_headers
+from .http import Outcome, SharedBodyTransport, address, every, field_of, header, json_bytes, split_headers
 
 # SendGrid's reserved headers (besides the structural ones) and those it takes from fields.
 DROP = frozenset({"x-sg-id", "x-sg-eid", "received", "dkim-signature", "reply-to", "date"})
@@ -80,10 +80,8 @@ class SendgridTransport(SharedBodyTransport):
 
     def _refused(self, messages: Sequence[Message], response) -> Outcome:
         """Fail the personalizations the errors name; send the others again."""
-        try:
-            errors = response.json().get("errors") or []
-        except (ValueError, AttributeError):
-            errors = []
+        errors = field_of(response, "errors")
+        errors = errors if isinstance(errors, list) else []
         bad: dict[int, str] = {}
         for error in errors:
             match = _FIELD.match(str(error.get("field") or "")) if isinstance(error, dict) else None

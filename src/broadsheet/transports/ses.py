@@ -12,7 +12,7 @@ from ..compose.message import Message
 from ..config import secret
 from ..errors import ConfigError, TransientTransportError, TransportAuthError
 from .base import Delivery
-from .http import HttpTransport, Outcome, every, json_bytes, strings
+from .http import HttpTransport, Outcome, every, field_of, json_bytes, strings
 
 # Error types (x-amzn-ErrorType) that mean this account or sender cannot send now: stop the campaign.
 STOP_TYPES = frozenset(
@@ -88,8 +88,5 @@ def _error_type(response) -> str:
     """The AWS error type: the ``x-amzn-ErrorType`` header, else ``__type`` in the body."""
     kind = response.headers.get("x-amzn-ErrorType", "")
     if not kind:
-        try:
-            kind = str(response.json().get("__type", ""))
-        except (ValueError, AttributeError):
-            kind = ""
+        kind = str(field_of(response, "__type") or "")
     return kind.split(":")[0].rpartition("#")[2]
