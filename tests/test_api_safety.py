@@ -7,6 +7,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -270,6 +273,24 @@ def test_a_lost_answer_leaves_the_batch_unknown_and_is_not_sent_again(monkeypatc
     assert_secret_free(caplog.text)
 
 
+def test_a_send_whose_answers_are_lost_records_everyone_unknown_and_sends_each_once(sample):
+    """The real command, so that stderr is what a user sees: the plain-http warning once, one line
+    per unknown batch with the provider named once, no secret."""
+    env = {**os.environ, **ENV["postmark"]}
+    with RawServer("close") as server:
+        use_fake(sample, "postmark", server.url, batch_size=10, connections=1, retries=3)
+        done = subprocess.run([sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"], cwd=sample, env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr  # some unknown
+    assert list(states(sample).values()) == ["unknown"] * 30
+    assert len(server.requests) == 3  # one request per batch of 10: none sent again
+    assert "--retry-unknown" in done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 4 and "postmark.base_url is http://127.0.0.1" in lines[0]
+    assert all(line.startswith("Postmark: connection lost after sending") for line in lines[1:]), lines
+    assert_secret_free(done.stdout, done.stderr)
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_nobody_listening_is_worth_retrying_and_nothing_is_unknown(monkeypatch, provider):
     with RawServer("close") as server:
@@ -363,3 +384,25 @@ def test_a_surprise_inside_a_transport_is_scrubbed_and_unknown_only_once_a_reque
         assert [d.status for d in deliveries] == ["unknown", "unknown"] and fake.calls == 1
     else:
         assert deliveries is None and fake.calls == 0
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "mailgun"])
+@pytest.mark.parametrize("refusal, kind", [("401", TransportAuthError), ("redirect", TransportError),
+                                           ("proxy", UnexpectedAnswer)])
+def test_a_refusal_part_way_stops_and_keeps_what_was_already_sent(api, provider, refusal, kind):
+    """Two senders make two requests: the first is sent, the second stops the campaign. The first
+    must stay recorded as sent (resending it would deliver it twice); the second is queued (or
+    unknown, for an answer that is not the provider's)."""
+    fake, transport = api(provider)
+    fake.answers = {"redirect": (307, {}, {"Location": "https://elsewhere.example/"}),
+                    "proxy": (200, "<html></html>", {})}  # a JSON string: the shape of no provider's answer
+    fake.script = ["ok", refusal]
+    messages = make_messages(4)
+    for message in messages[2:]:
+        message.from_header = "Other <other@news.example.org>"
+    with pytest.raises(kind) as caught, transport:
+        transport.send_batch(messages)
+    deliveries = caught.value.deliveries
+    assert [d.status for d in deliveries[:2]] == ["sent", "sent"]
+    assert [d and d.status for d in deliveries[2:]] == (["unknown"] * 2 if refusal == "proxy" else [None, None])
+    assert sorted(fake.recipients()) == [m.recipient for m in messages[:2]]

@@ -227,7 +227,7 @@ class HttpTransport(Transport):
 
     def _unknown(self, messages: list[Message], exc: Exception) -> list[Delivery]:
         detail = self.detail(exc)
-        log.warning("%s; %d recipients marked unknown", self.redact(detail), len(messages))
+        log.warning("%s; %d recipient(s) marked unknown", self.redact(detail), len(messages))
         return [Delivery(m.recipient, "unknown", detail=detail) for m in messages]
 
     def send_parts(self, messages: list[Message], parts: Iterable[list[int]]) -> list[Delivery]:
@@ -259,11 +259,17 @@ class HttpTransport(Transport):
                 results[part[local]] = delivery
             for again in outcome.again:
                 if not 0 < len(again) < len(part):  # every round sends fewer: the loop ends
-                    raise TransportError("cannot split this request", where=self.where)
+                    error = TransportError("cannot split this request", where=self.where)
+                    error.deliveries = results  # those settled are kept; the rest stays queued
+                    raise error
                 queue.append([part[j] for j in again])
-        missing = [messages[i].recipient for i, r in enumerate(results) if r is None]
-        if missing:
-            raise TransportError(f"no result for {len(missing)} recipients", where=self.where)
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:  # sent, but the answer did not say what became of them
+            error = UnexpectedAnswer(f"no result for {len(missing)} recipient(s) in the answer", where=self.where)
+            for i in missing:
+                results[i] = Delivery(messages[i].recipient, "unknown", detail=self.detail(error))
+            error.deliveries = results
+            raise error
         return results  # type: ignore[return-value]
 
     def _settle_rest(self, messages, results, parts, exc: Exception) -> None:
