@@ -215,6 +215,7 @@ WRONG_SHAPES = [
     ("postmark", answer_with(200, [{"ErrorCode": 0, "To": "x@example.com"}] * 3), "MessageID"),
     ("mailgun", answer_with(200, {"message": "Queued. Thank you."}), "no id"),
     ("mailgun", answer_with(201, {"id": "<a@b>", "message": "Queued"}), "other than 200"),
+    ("mailgun", answer_with(200, {"id": "x" * 5000, "message": "Queued"}), "no id"),  # would fill the journal
     ("ses", answer_with(200, {"MessageId": ""}), "MessageId"),
     ("ses", answer_with(200, "[" * 100_000 + "]" * 100_000), "does not parse"),  # deeper than Python parses
     ("resend", answer_with(200, {"data": [{"id": "a"}]}), "every email"),
@@ -406,3 +407,14 @@ def test_a_refusal_part_way_stops_and_keeps_what_was_already_sent(api, provider,
     assert [d.status for d in deliveries[:2]] == ["sent", "sent"]
     assert [d and d.status for d in deliveries[2:]] == (["unknown"] * 2 if refusal == "proxy" else [None, None])
     assert sorted(fake.recipients()) == [m.recipient for m in messages[:2]]
+
+
+def test_a_long_reason_from_the_server_is_kept_short_in_the_journal(httpserver, monkeypatch):
+    reason = "Inactive recipient. " * 500
+    httpserver.expect_request(PATHS["postmark"]).respond_with_response(answer_with(200, [
+        {"ErrorCode": 406, "Message": reason}, {"ErrorCode": 0, "MessageID": "m1", "To": "reader1@example.com"}]))
+    transport = transport_at("postmark", httpserver.url_for("/"), monkeypatch)
+    with transport:
+        failed, sent = transport.send_batch(make_messages(2))
+    assert (failed.status, sent.status) == ("failed", "sent")
+    assert failed.detail.startswith("Postmark: 406 Inactive recipient.") and len(failed.detail) <= 520

@@ -47,7 +47,9 @@ STRUCTURAL_HEADERS = frozenset(
     {"from", "to", "cc", "bcc", "subject", "mime-version", "content-type", "content-transfer-encoding",
      "dkim-signature"}
 )
-ERROR_TEXT_LIMIT = 300
+ERROR_TEXT_LIMIT = 300  # characters of a server's own reason
+DETAIL_LIMIT = 500  # characters of a Delivery's detail (our words and the server's reason)
+MAX_ID = 1000  # characters of an id or address in an answer; longer is not the provider's
 # Raised before the request could be built or sent: nothing went out, and sending again will not help.
 NOT_SENDABLE = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
                 requests.exceptions.InvalidHeader, requests.exceptions.InvalidProxyURL)
@@ -348,9 +350,9 @@ class HttpTransport(Transport):
         return f"{self.provider} {_host(self.base_url)}"
 
     def detail(self, reason: Exception | str) -> str:
-        """A Delivery's detail: the provider's name, once, and the reason."""
+        """A Delivery's detail: the provider's name, once, and the reason (one line, kept short)."""
         text = reason.message if isinstance(reason, TransportError) else str(reason)
-        return f"{self.provider}: {text}"
+        return f"{self.provider}: {self.shorten(text, DETAIL_LIMIT)}"
 
     def raise_for_status(self, response: requests.Response) -> None:
         """401/403 stop the campaign; 408, 429 and 5xx are worth retrying. Other 4xx are left to the
@@ -456,11 +458,13 @@ def _is_json(content_type: str) -> bool:
 
 
 def strings(answer: Any, *keys: str) -> tuple[str, ...] | None:
-    """The values of ``keys`` when ``answer`` is an object where each is a non-empty string; else None."""
+    """The values of ``keys`` when ``answer`` is an object where each is a non-empty string of at
+    most MAX_ID characters; else None."""
     if not isinstance(answer, dict):
         return None
     values = tuple(answer.get(k) for k in keys)
-    return values if all(isinstance(v, str) and v for v in values) else None  # type: ignore[return-value]
+    ok = all(isinstance(v, str) and 0 < len(v) <= MAX_ID for v in values)
+    return values if ok else None  # type: ignore[return-value]
 
 
 def _host(url: str) -> str:

@@ -12,7 +12,9 @@ import re
 from collections.abc import Sequence
 
 from ..compose.message import Message
-from .http import Outcome, SharedBodyTransport, address, every, field_of, header, json_bytes, split_headers
+from .http import (
+    MAX_ID, Outcome, SharedBodyTransport, address, every, field_of, header, json_bytes, split_headers,
+)
 
 # SendGrid's reserved headers (besides the structural ones) and those it takes from fields.
 DROP = frozenset({"x-sg-id", "x-sg-eid", "received", "dkim-signature", "reply-to", "date"})
@@ -74,7 +76,7 @@ class SendgridTransport(SharedBodyTransport):
         if response.content.strip():
             raise self.unexpected(response, "a body where SendGrid sends none")
         message_id = response.headers.get("X-Message-Id", "").strip()
-        if not message_id:
+        if not 0 < len(message_id) <= MAX_ID:
             raise self.unexpected(response, "no X-Message-Id")
         return message_id
 
