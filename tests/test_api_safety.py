@@ -24,8 +24,7 @@ from test_api_cli import sample, use_fake  # noqa: F401
 from test_send_cli import ISSUE, cli, states
 
 PROVIDERS = ["postmark", "sendgrid", "mailgun", "ses", "resend"]
-PATHS = {"postmark": "/email/batch", "sendgrid": "/v3/mail/send", "mailgun": "/v3/mg.example.org/messages",
-         "ses": "/v2/email/outbound-emails", "resend": "/emails/batch"}
+PATHS = {provider: FAKES[provider].path for provider in PROVIDERS}
 # Every form of the test secrets that must never come out: whole, cut short, Mailgun's Basic credentials.
 BASIC = base64.b64encode(f"api:{SECRET}".encode()).decode()
 SECRET_FORMS = (SECRET, SECRET[:10], "SESSION-", "AKIDEXAMPLE", BASIC[:12])
@@ -49,13 +48,18 @@ def assert_named_once(transport, *texts: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def elsewhere():
-    """Another server on another address, answering as the provider would if a redirect reached it."""
+def second_address():
     server = HTTPServer(host="127.0.0.2", port=0)
     server.start()
     yield server
-    server.clear()
     server.stop()
+
+
+@pytest.fixture
+def elsewhere(second_address):
+    """Another server on another address, where a followed redirect would land."""
+    yield second_address
+    second_address.clear()
 
 
 # -- redirects -----------------------------------------------------------------------------------
@@ -80,7 +84,6 @@ def test_a_redirect_is_not_followed_and_stops_naming_only_its_host(httpserver, e
     assert_named_once(transport, str(error))
     assert len(httpserver.log) == 1
     assert fake.calls == 0 and elsewhere.log == []  # nothing, so no credentials, went there
-    elsewhere.clear()
 
 
 def test_a_see_other_answer_leaves_its_batch_unknown(httpserver, monkeypatch):
@@ -106,7 +109,6 @@ def test_a_redirect_in_a_send_stops_it_with_nobody_sent(api, elsewhere, sample, 
     assert set(states(sample).values()) == {"queued"} and len(states(sample)) == 30
     assert fake.calls == 0 and elsewhere.log == []
     assert_secret_free(out, err)
-    elsewhere.clear()
 
 
 # -- secrets checked when read -------------------------------------------------------------------
