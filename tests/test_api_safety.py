@@ -324,6 +324,17 @@ def test_a_connection_closed_unread_after_the_request_went_out_is_unknown(monkey
 # -- plain http, base_url and region -------------------------------------------------------------
 
 
+def test_plain_http_on_this_machine_never_goes_through_a_proxy(api, monkeypatch):
+    """HTTP_PROXY would take the key, in clear, to another host; this machine needs no proxy."""
+    fake, transport = api("postmark")
+    with RawServer("close") as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "")
+        with transport:
+            [delivery] = transport.send_batch(make_messages(1))
+    assert delivery.status == "sent" and fake.calls == 1 and proxy.requests == []
+
+
 def test_plain_http_to_another_host_is_refused(monkeypatch):
     with pytest.raises(ConfigError, match=r"postmark\.base_url is http://.*BROADSHEET_POSTMARK_TOKEN"):
         transport_at("postmark", "http://api.postmarkapp.com", monkeypatch)
