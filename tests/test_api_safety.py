@@ -276,6 +276,23 @@ def test_a_lost_answer_leaves_the_batch_unknown_and_is_not_sent_again(monkeypatc
     assert_secret_free(caplog.text)
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_gateway_timeout_is_an_answer_lost_not_a_refusal(api, provider):
+    """504: a load balancer passed the request on and stopped waiting; the provider may have sent it."""
+    fake, transport = api(provider)
+    fake.answers = {"504": (504, {"message": "upstream request timeout"}, {})}
+    fake.script = ["504"]
+    transport.resend_delays = (0.01,)
+    messages = batch(transport)
+    with transport:
+        deliveries = transport.send_batch(messages)
+    if provider == "resend":  # the very same request again, same key: sent once
+        assert [d.status for d in deliveries] == ["sent"] * len(messages) and fake.calls == 2
+    else:
+        assert [d.status for d in deliveries] == ["unknown"] * len(messages) and fake.calls == 1
+        assert deliveries[0].detail.startswith(f"{transport.provider}: answered HTTP 504")
+
+
 def test_a_send_whose_answers_are_lost_records_everyone_unknown_and_sends_each_once(sample):
     """The real command, so that stderr is what a user sees: the plain-http warning once, one line
     per unknown batch with the provider named once, no secret."""

@@ -49,6 +49,8 @@ STRUCTURAL_HEADERS = frozenset(
 )
 ERROR_TEXT_LIMIT = 300  # characters of a server's own reason
 DETAIL_LIMIT = 500  # characters of a Delivery's detail (our words and the server's reason)
+# A gateway (load balancer, CDN) gave up waiting after passing the request on: the provider may have it.
+GATEWAY_TIMEOUTS = frozenset({504, 524, 598, 599})
 MAX_ID = 1000  # characters of an id or address in an answer; longer is not the provider's
 # Raised before the request could be built or sent: nothing went out, and sending again will not help.
 NOT_SENDABLE = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
@@ -357,11 +359,14 @@ class HttpTransport(Transport):
         return f"{self.provider}: {self.shorten(text, DETAIL_LIMIT)}"
 
     def raise_for_status(self, response: requests.Response) -> None:
-        """401/403 stop the campaign; 408, 429 and 5xx are worth retrying. Other 4xx are left to the
-        provider (use ``request_error`` for those it cannot pin on a recipient)."""
+        """401/403 stop the campaign; a gateway timeout is an answer lost (AmbiguousSend); 408, 429
+        and other 5xx are worth retrying. Other 4xx are left to the provider (use ``request_error``
+        for those it cannot pin on a recipient)."""
         status = response.status_code
         if status in (401, 403):
             raise self.auth_error(response)
+        if status in GATEWAY_TIMEOUTS:
+            raise AmbiguousSend(f"answered HTTP {status}: a gateway stopped waiting for the provider's answer")
         if status in (408, 429) or status >= 500:
             raise TransientTransportError(
                 f"answered HTTP {status}: {self.error_text(response)}", where=self.where,
