@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -18,7 +19,7 @@ from werkzeug import Request, Response
 from broadsheet.errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
 from broadsheet.transports.http import UnexpectedAnswer
 from support.providers import (  # noqa: F401
-    ENV, FAKES, SECRET, RawServer, api, make_config, make_messages, transport_at,
+    ENV, FAKES, SECRET, RawServer, api, drive, make_config, make_messages, transport_at,
 )
 from test_api_cli import sample, use_fake  # noqa: F401
 from test_send_cli import ISSUE, cli, states
@@ -350,6 +351,22 @@ def test_plain_http_on_this_machine_never_goes_through_a_proxy(api, monkeypatch)
         with transport:
             [delivery] = transport.send_batch(make_messages(1))
     assert delivery.status == "sent" and fake.calls == 1 and proxy.requests == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_credentials_come_from_the_environment_only_never_from_netrc(api, httpserver, monkeypatch, tmp_path,
+                                                                    provider):
+    """requests would add ~/.netrc's password for the host (replacing a bearer token) unless told not to."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine {urlsplit(httpserver.url_for('/')).hostname} login someone password NETRC-PASS\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    fake, transport = api(provider)  # the fakes refuse any credentials but the provider's own
+    run = drive(transport, batch(transport))
+    assert {d.status for d in run.final().values()} == {"sent"}
+    for request, _ in httpserver.log:
+        kind, _, value = request.headers.get("Authorization", "").partition(" ")
+        assert kind != "Basic" or b"NETRC-PASS" not in base64.b64decode(value)
 
 
 def test_plain_http_to_another_host_is_refused(monkeypatch):

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.auth
 from markupsafe import escape
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
@@ -294,10 +295,9 @@ class HttpTransport(Transport):
         pointed). Network errors become TransientTransportError (nothing sent) or AmbiguousSend
         (maybe sent). Other statuses are not checked here."""
         credentials = self.request_credentials()
-        request = requests.Request(
-            "POST", self.base_url.rstrip("/") + path, data=body, files=files,
-            headers={**(headers or {}), **credentials.get("headers", {})}, auth=credentials.get("auth"),
-        )
+        auth = credentials.get("auth") or HeaderAuth(credentials.get("headers", {}))  # never ~/.netrc's
+        request = requests.Request("POST", self.base_url.rstrip("/") + path, data=body, files=files,
+                                   headers=headers or {}, auth=auth)
         session: requests.Session = self.session  # type: ignore[assignment]
         try:
             prepared = session.prepare_request(request)
@@ -443,6 +443,18 @@ class HttpTransport(Transport):
 
     def deferred(self, message: Message, reason: str) -> Delivery:
         return Delivery(message.recipient, "deferred", detail=self.detail(reason))
+
+
+class HeaderAuth(requests.auth.AuthBase):
+    """Credentials sent as headers. Given as the request's auth, it also keeps requests from adding
+    credentials of its own from ``~/.netrc`` (which would replace a bearer token)."""
+
+    def __init__(self, headers: dict[str, str]):
+        self.headers = headers
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self.headers)
+        return request
 
 
 def json_of(response: requests.Response) -> Any:
