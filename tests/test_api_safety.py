@@ -175,6 +175,17 @@ def test_a_server_echoing_the_credentials_gets_them_blanked_even_where_the_text_
     assert_named_once(transport, str(caught.value))
 
 
+def test_a_key_echoed_json_escaped_or_url_encoded_is_blanked_too(httpserver, monkeypatch):
+    key = "AbC/dEf+GhI=jKl-123"
+    httpserver.expect_request(PATHS["postmark"]).respond_with_response(Response(
+        "no such token: AbC\\/dEf+GhI=jKl-123 (AbC%2FdEf%2BGhI%3DjKl-123)", 403, content_type="text/plain"))
+    transport = transport_at("postmark", httpserver.url_for("/"), monkeypatch)
+    monkeypatch.setenv("BROADSHEET_POSTMARK_TOKEN", key)
+    with pytest.raises(TransportAuthError) as caught, transport:
+        transport.send_batch(make_messages(1))
+    assert str(caught.value).count("[secret]") == 2 and "GhI" not in str(caught.value)
+
+
 # -- the answer must be the provider's -----------------------------------------------------------
 
 NOT_THEIRS = {

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 import requests.auth
@@ -138,8 +138,8 @@ class HttpTransport(Transport):
         if self.session is not None:
             return
         loaded = tuple(s for s in self.load_credentials() if s)
-        escaped = tuple(s.replace("/", "\\/") for s in loaded if "/" in s)  # as some JSON encoders echo it
-        self._secrets = tuple(dict.fromkeys((*self.secret_forms(loaded), *escaped)))
+        echoed = [form for s in loaded for form in (s.replace("/", "\\/"), quote(s, safe=""))]  # JSON, URL
+        self._secrets = tuple(dict.fromkeys((*self.secret_forms(loaded), *echoed)))
         session = requests.Session()
         adapter = wire.WatchedAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
         session.mount("https://", adapter)
