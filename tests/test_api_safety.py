@@ -215,6 +215,20 @@ def test_an_answer_that_is_not_the_providers_leaves_the_batch_unknown_and_stops(
     assert_named_once(transport, str(caught.value), caplog.text, *(d.detail for d in deliveries))
 
 
+def test_an_endless_answer_is_not_read_to_the_end(httpserver, monkeypatch):
+    """A web server sending a big file instead of an answer: reading stops at 10 MB."""
+    def endless():
+        while True:
+            yield b"x" * 65536
+
+    httpserver.expect_request(PATHS["mailgun"]).respond_with_response(
+        Response(endless(), 200, content_type="application/octet-stream"))
+    transport = transport_at("mailgun", httpserver.url_for("/"), monkeypatch)
+    with pytest.raises(UnexpectedAnswer, match="more than 10 MB") as caught, transport:
+        transport.send_batch(make_messages(2))
+    assert {d.status for d in caught.value.deliveries} == {"unknown"}
+
+
 def answer_with(status: int, body: object, headers: dict | None = None) -> Response:
     text = body if isinstance(body, str) else json.dumps(body)
     return Response(text, status, {"Content-Type": "application/json", **(headers or {})})

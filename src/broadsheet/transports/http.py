@@ -52,6 +52,7 @@ ERROR_TEXT_LIMIT = 300  # characters of a server's own reason
 DETAIL_LIMIT = 500  # characters of a Delivery's detail (our words and the server's reason)
 # A gateway (load balancer, CDN) gave up waiting after passing the request on: the provider may have it.
 GATEWAY_TIMEOUTS = frozenset({504, 524, 598, 599})
+MAX_ANSWER_BYTES = 10_000_000  # an answer to 500 messages is about 100 KB
 MAX_ID = 1000  # characters of an id or address in an answer; longer is not the provider's
 # Raised before the request could be built or sent: nothing went out, and sending again will not help.
 NOT_SENDABLE = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
@@ -304,6 +305,7 @@ class HttpTransport(Transport):
             settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
             if prepared.url.startswith("http://"):  # loopback only: a proxy would carry the key off in clear
                 settings["proxies"] = {}
+            settings["stream"] = True  # the body is read by _read_answer, at most MAX_ANSWER_BYTES of it
         except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown
             raise TransportError(f"cannot make the request ({type(exc).__name__})", where=self.where) from None
         started = time.perf_counter()
@@ -311,6 +313,9 @@ class HttpTransport(Transport):
         self.requests_sent += 1
         try:
             response = session.send(prepared, allow_redirects=False, timeout=self.timeout, **settings)
+            self._read_answer(response)
+        except TransportError:
+            raise
         except requests.RequestException as exc:
             raise self._network_error(exc) from None
         except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown
@@ -322,6 +327,19 @@ class HttpTransport(Transport):
         if 300 <= response.status_code < 400:
             raise self._redirected(response)
         return response
+
+    def _read_answer(self, response: requests.Response) -> None:
+        """Read the body into the response, or stop at MAX_ANSWER_BYTES (a web server sending a file,
+        say): that is not the provider's answer, and holding it all could exhaust the memory."""
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                response.close()
+                raise self.unexpected(response, f"a body of more than {MAX_ANSWER_BYTES // 1_000_000} MB")
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # what .content, .text and .json() read from now on
 
     def _redirected(self, response: requests.Response) -> TransportError:
         """Never followed: it would take the credentials to wherever it points. A 303 says the
