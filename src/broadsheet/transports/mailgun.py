@@ -14,7 +14,8 @@ from urllib.parse import quote
 from ..compose.message import Message
 from ..config import secret
 from ..errors import ConfigError
-from .http import Outcome, SharedBodyTransport, about_recipient, every, json_bytes, split_headers, strings
+from .http import Outcome, about_recipient, every, json_bytes, strings
+from .shared_body import SharedBodyTransport, split_headers
 
 DROP = frozenset({"date"})  # Mailgun dates the message itself
 _HEADER_VAR = re.compile(r"[^A-Za-z0-9]")

@@ -12,9 +12,8 @@ import re
 from collections.abc import Sequence
 
 from ..compose.message import Message
-from .http import (
-    MAX_ID, Outcome, SharedBodyTransport, address, every, field_of, header, json_bytes, split_headers,
-)
+from .http import MAX_ID, Outcome, address, every, field_of, header, json_bytes
+from .shared_body import SharedBodyTransport, split_headers
 
 # SendGrid's reserved headers (besides the structural ones) and those it takes from fields.
 DROP = frozenset({"x-sg-id", "x-sg-eid", "received", "dkim-signature", "reply-to", "date"})
