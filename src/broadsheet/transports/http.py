@@ -116,8 +116,8 @@ class HttpTransport(Transport):
         return (secret(self.name, token=True),)
 
     def request_credentials(self) -> dict[str, Any]:
-        """``headers`` and/or ``auth`` for requests, built from the secrets as each request is sent;
-        a bearer token by default."""
+        """``headers`` or ``auth`` (a requests auth) for requests, built from the secrets as each
+        request is sent; a bearer token by default."""
         return {"headers": {"Authorization": f"Bearer {self._secrets[0]}"}}
 
     def secret_forms(self, secrets: tuple[str, ...]) -> tuple[str, ...]:
