@@ -12,7 +12,8 @@ import trustme
 from pytest_httpserver import HTTPServer
 
 from broadsheet.errors import TransientTransportError, TransportError
-from broadsheet.transports.http import describe_error, personal_values, retry_after, share_bodies
+from broadsheet.transports.http import describe_error, retry_after
+from broadsheet.transports.shared_body import personal_values, share_bodies
 from broadsheet.transports.postmark import PostmarkTransport
 from support.providers import ENV, TIMEOUT, PostmarkFake, make_config, make_message, make_messages
 

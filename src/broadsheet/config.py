@@ -184,13 +184,39 @@ SECRET_ENV = {
 }
 
 
-def secret(name: str, *, required: bool = True) -> str:
-    """Read a secret from its environment variable; never from the file, never printed."""
+def secret(name: str, *, required: bool = True, token: bool = False) -> str:
+    """Read a secret from its environment variable; never from the file, never printed.
+
+    ``token``: the value goes into an HTTP header or a signature (API keys), so it must be printable
+    ASCII without spaces; anything else (a pasted smart quote, a line break) is a ConfigError that
+    names the variable and what is wrong, never the value."""
     variable = SECRET_ENV.get(name, name)
     value = os.environ.get(variable, "")
     if required and not value:
         raise ConfigError(f"the environment variable {variable} is not set", fix=f"export {variable}=…")
+    if token:
+        _check_token(variable, value)
     return value
+
+
+def _check_token(variable: str, value: str) -> None:
+    """ConfigError at the first character an HTTP header cannot carry as a key (position only)."""
+    for position, char in enumerate(value, 1):
+        if "!" <= char <= "~":
+            continue
+        if char in "\r\n":
+            kind = "a line break"
+        elif char in " \t":
+            kind = "a space"
+        elif char.isascii() or not char.isprintable():
+            kind = "a control character"
+        else:
+            kind = "a character outside ASCII (a pasted smart quote or dash?)"
+        raise ConfigError(
+            f"holds {kind} at character {position} of {len(value)}: API keys are printable ASCII",
+            where=f"environment variable {variable}",
+            fix=f"set {variable} to the key exactly as the provider shows it",
+        )
 
 
 def find_config(start: Path | None = None) -> Path | None:

@@ -19,6 +19,9 @@ import hmac
 import json
 import logging
 import re
+import socket
+import struct
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -539,6 +542,84 @@ class ResendFake(Fake):
 FAKES: dict[str, type[Fake]] = {
     "postmark": PostmarkFake, "sendgrid": SendgridFake, "mailgun": MailgunFake, "ses": SesFake, "resend": ResendFake,
 }
+
+
+# -- a server that takes the request and loses the answer --------------------------------------
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that reads each whole HTTP request (headers and Content-Length body)
+    and then, by ``then``: "silent" holds the connection and never answers, "close" closes it without
+    a word, "reset" aborts it (RST); "hangup" closes each connection as soon as it is made, reading
+    nothing. ``requests`` holds each request as received."""
+
+    def __init__(self, then: str):
+        self.then = then
+        self.requests: list[bytes] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for conn in self._held:
+            conn.close()
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            if self.then == "hangup":  # before reading anything (before a TLS handshake, too)
+                conn.close()
+                continue
+            conn.settimeout(5)
+            self.requests.append(_read_request(conn))
+            if self.then == "silent":
+                self._held.append(conn)
+                continue
+            if self.then == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    while length and len(body) < int(length.group(1)):
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def transport_at(provider: str, base_url: str, monkeypatch, **options: Any) -> Transport:
+    """An unopened transport for ``provider`` pointed at ``base_url``, test secrets in the environment."""
+    from broadsheet.transports import transport_class
+
+    for key, value in ENV[provider].items():
+        monkeypatch.setenv(key, value)
+    return transport_class(provider)(make_config(provider, base_url, **options), timeout=TIMEOUT)
 
 
 # -- fixture -------------------------------------------------------------------------------------

@@ -36,8 +36,10 @@ class Transport(ABC):
 
     ``send_batch`` returns one Delivery per message, in order. It raises
     ``TransportAuthError`` to stop the campaign (bad credentials, unverified sender) and
-    ``TransientTransportError`` when the whole batch should be retried later. Nothing it raises or
-    returns may contain a secret.
+    ``TransientTransportError`` when the whole batch should be retried later. A TransportError may
+    carry ``.deliveries``: in message order, the settled ones (a request whose answer was lost or
+    was not the server's: ``unknown``), None or nothing for those not sent (they stay queued).
+    Nothing it raises or returns may contain a secret.
     """
 
     name: ClassVar[str]

@@ -1,35 +1,41 @@
 """The HTTP layer every transactional-mail API transport shares (after django-anymail's base_requests).
 
 A provider module only builds its payload and reads its answer; this module owns the rest: one pooled
-``requests.Session`` per transport instance, explicit (connect, read) timeouts, HTTP status to
-exception mapping, ``Retry-After`` and rate-limit reset parsing, batches that take several requests,
-ambiguous failures (no answer after the request went out), secret-free error text, and the
-shared-body form (one body with per-recipient placeholders) that SendGrid and Mailgun use.
+``requests.Session`` per transport instance, explicit (connect, read) timeouts, no redirects, HTTP
+status to exception mapping, ``Retry-After`` and rate-limit reset parsing, batches that take several
+requests, ambiguous failures (no answer after the request went out), answers that are not the
+provider's, and secret-free text (one scrub on the way out). The shared-body form that SendGrid and
+Mailgun use is in ``shared_body``.
+
+Every message this module and the providers raise is the reason alone: the provider's name is in
+``where`` (``Postmark api.postmarkapp.com``), and ``detail`` adds it once to each Delivery.
 """
 
 from __future__ import annotations
 
 import email.header
 import email.utils
+import ipaddress
 import json
 import logging
 import re
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
-from markupsafe import escape
-from requests.adapters import HTTPAdapter
+import requests.auth
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from .. import __version__
 from ..compose.message import Message
 from ..config import secret
-from ..errors import TransientTransportError, TransportAuthError, TransportError
+from ..errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
+from . import wire
 from .base import Delivery, Status, Transport
 
 log = logging.getLogger("broadsheet.transports")
@@ -41,11 +47,26 @@ STRUCTURAL_HEADERS = frozenset(
     {"from", "to", "cc", "bcc", "subject", "mime-version", "content-type", "content-transfer-encoding",
      "dkim-signature"}
 )
-ERROR_TEXT_LIMIT = 300
+ERROR_TEXT_LIMIT = 300  # characters of a server's own reason
+DETAIL_LIMIT = 500  # characters of a Delivery's detail (our words and the server's reason)
+# A gateway (load balancer, CDN) gave up waiting after passing the request on: the provider may have it.
+GATEWAY_TIMEOUTS = frozenset({504, 524, 598, 599})
+MAX_ANSWER_BYTES = 10_000_000  # an answer to 500 messages is about 100 KB
+MAX_ID = 1000  # characters of an id or address in an answer; longer is not the provider's
+# Raised before the request could be built or sent: nothing went out, and sending again will not help.
+NOT_SENDABLE = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidHeader, requests.exceptions.InvalidProxyURL)
+_warned_plain_http: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
 
 
 class AmbiguousSend(Exception):
     """The request may have reached the provider, but no answer came back (read timeout, reset)."""
+
+
+class UnexpectedAnswer(TransportError):
+    """An answer that is not the provider's (a proxy's HTML page, JSON of another shape, a 303): the
+    request may have been taken, so its recipients are unknown; the campaign stops."""
 
 
 @dataclass
@@ -73,8 +94,10 @@ class HttpTransport(Transport):
         self.timeout = timeout or DEFAULT_TIMEOUT
         self.session: requests.Session | None = None
         self.batch_key: str | None = None
+        self.requests_sent = 0  # requests tried in the current batch
         self._secrets: tuple[str, ...] = ()
-        self.load_credentials()  # a missing secret or setting fails now, before a campaign starts
+        self.load_credentials()  # a missing or malformed secret or setting fails now, before a campaign starts
+        self._check_base_url()
 
     # -- provider hooks -------------------------------------------------------------------------
 
@@ -83,14 +106,23 @@ class HttpTransport(Transport):
         """``base_url`` of the provider's config table (named like the transport)."""
         return getattr(self.config, self.name).base_url
 
+    @property
+    def base_url_key(self) -> str:
+        """The config key that sets ``base_url`` (for errors)."""
+        return f"{self.name}.base_url"
+
     def load_credentials(self) -> tuple[str, ...]:
-        """Read the secrets from the environment (ConfigError when missing); kept off payloads."""
-        return (secret(self.name),)
+        """Read the secrets from the environment (ConfigError when missing or malformed); kept off payloads."""
+        return (secret(self.name, token=True),)
 
     def request_credentials(self) -> dict[str, Any]:
-        """``headers`` and/or ``auth`` for requests, built from the secrets as each request is sent;
-        a bearer token by default."""
+        """``headers`` or ``auth`` (a requests auth) for requests, built from the secrets as each
+        request is sent; a bearer token by default."""
         return {"headers": {"Authorization": f"Bearer {self._secrets[0]}"}}
+
+    def secret_forms(self, secrets: tuple[str, ...]) -> tuple[str, ...]:
+        """Every form a secret may take on the wire, for ``redact`` (a provider adds encoded ones)."""
+        return secrets
 
     def split(self, messages: Sequence[Message]) -> list[list[int]]:
         """The requests one batch starts as (positions); one request for all by default."""
@@ -105,9 +137,11 @@ class HttpTransport(Transport):
     def open(self) -> None:
         if self.session is not None:
             return
-        self._secrets = tuple(s for s in self.load_credentials() if s)
+        loaded = tuple(s for s in self.load_credentials() if s)
+        echoed = [form for s in loaded for form in (s.replace("/", "\\/"), quote(s, safe=""))]  # JSON, URL
+        self._secrets = tuple(dict.fromkeys((*self.secret_forms(loaded), *echoed)))
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+        adapter = wire.WatchedAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers.update({"User-Agent": f"broadsheet/{__version__}", "Accept": "application/json"})
@@ -118,11 +152,38 @@ class HttpTransport(Transport):
             self.session.close()
             self.session = None
 
+    def _check_base_url(self) -> None:
+        """The credentials go only to an https:// address, or http:// on this machine (with a warning)."""
+        key, url = self.base_url_key, self.base_url
+        parts = urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            raise self._bad_base_url(f"{key} holds a user name or password",
+                                     f"write only the address; the key comes from {self.secret_env}")
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise self._bad_base_url(f"{key} must be an https:// address, not {url!r}", f'write {key} = "https://…"')
+        if parts.scheme == "https":
+            return
+        if not _loopback(parts.hostname):
+            raise self._bad_base_url(f"{key} is http://: {self.secret_env} would cross the network unencrypted",
+                                     "use https://")
+        with _warned_lock:
+            first = (key, url) not in _warned_plain_http
+            _warned_plain_http.add((key, url))
+        if first:
+            log.warning("warning: %s is %s: %s goes unencrypted (allowed on this machine only)",
+                        key, url, self.secret_env)
+
+    def _bad_base_url(self, message: str, fix: str) -> ConfigError:
+        return ConfigError(message, where=self.config.where(self.base_url_key), fix=fix)
+
     # -- sending --------------------------------------------------------------------------------
 
     def send_batch(self, messages: Sequence[Message], *, batch_key: str | None = None) -> list[Delivery]:
         """One Delivery per message, in order. ``batch_key`` names the batch within its campaign
-        (stable across retries); idempotent providers derive their idempotency key from it."""
+        (stable across retries); idempotent providers derive their idempotency key from it.
+
+        The one place where text leaves the transport: every Delivery and error is scrubbed of
+        every form of every secret the transport loaded."""
         messages = list(messages)
         if not messages:
             return []
@@ -131,6 +192,20 @@ class HttpTransport(Transport):
         if self.session is None:
             self.open()
         self.batch_key = batch_key
+        self.requests_sent = 0
+        try:
+            deliveries = self._deliver(messages)
+        except TransportError as exc:
+            raise self._scrubbed_error(exc) from None
+        except Exception as exc:  # noqa: BLE001 - a surprise (a bug): its text is shortened and scrubbed
+            error = TransportError(f"stopped by an unexpected {type(exc).__name__}: {self.shorten(str(exc), 200)}",
+                                   where=self.where)
+            if self.requests_sent:  # after a request went out: whether it was taken is unknown
+                error.deliveries = self._unknown(messages, error)
+            raise self._scrubbed_error(error) from None
+        return [self._scrubbed(d) for d in deliveries]
+
+    def _deliver(self, messages: list[Message]) -> list[Delivery]:
         parts = self.split(messages)
         try:
             return self.send_parts(messages, parts)
@@ -142,25 +217,30 @@ class HttpTransport(Transport):
     def _send_same_again(self, messages: list[Message], parts: list[list[int]], exc: Exception) -> list[Delivery]:
         """Send the very request that went unanswered again, with the same payload and so the same
         idempotency key: the provider delivers it once. (The campaign would compose the rows again
-        in other batches, under other keys.) Still no clear answer: unknown."""
+        in other batches, under other keys.) Still no clear answer: unknown. Refused now: unknown
+        too (the first request may have gone through), and the refusal stops the campaign."""
         for delay in self.resend_delays:
             time.sleep(max(delay, min(getattr(exc, "retry_after", None) or 0.0, 60.0)))
             try:
                 return self.send_parts(messages, parts)
             except (AmbiguousSend, TransientTransportError) as again:
                 exc = again
-            except TransportError as refused:  # the first request may have gone through: not queued again
-                exc = refused
-                break
+            except TransportError as refused:
+                refused.deliveries = self._unknown(messages, exc)
+                raise
         return self._unknown(messages, exc)
 
     def _unknown(self, messages: list[Message], exc: Exception) -> list[Delivery]:
-        log.warning("%s: %s; %d recipients marked unknown", self.provider, exc, len(messages))
-        return [Delivery(m.recipient, "unknown", detail=self.redact(str(exc))) for m in messages]
+        detail = self.detail(exc)
+        log.warning("%s; %d recipient(s) marked unknown", self.redact(detail), len(messages))
+        return [Delivery(m.recipient, "unknown", detail=detail) for m in messages]
 
     def send_parts(self, messages: list[Message], parts: Iterable[list[int]]) -> list[Delivery]:
-        """Send the parts one request each, following ``Outcome.again``. An error before anything is
-        known propagates, unless it is a request left unanswered with others after it; otherwise the part
+        """Send the parts one request each, following ``Outcome.again``.
+
+        A refusal that stops the campaign propagates with ``.deliveries`` (one per message, None for
+        those not sent; an unexpected answer's part unknown). Otherwise an error before anything is
+        known propagates, unless it is a request left unanswered with others after it; else the part
         that failed is returned as unknown (no answer) or deferred, and the parts never sent as deferred."""
         results: list[Delivery | None] = [None] * len(messages)
         queue = deque(parts)
@@ -169,21 +249,32 @@ class HttpTransport(Transport):
             try:
                 outcome = self.send_part([messages[i] for i in part])
             except (AmbiguousSend, TransportError) as exc:
+                if isinstance(exc, TransportError) and not isinstance(exc, TransientTransportError):
+                    if isinstance(exc, UnexpectedAnswer):
+                        for i in part:
+                            results[i] = Delivery(messages[i].recipient, "unknown", detail=self.detail(exc))
+                    exc.deliveries = results
+                    raise
                 maybe_sent = isinstance(exc, AmbiguousSend) and queue and not self.idempotent
                 if all(r is None for r in results) and not maybe_sent:
                     raise  # about the whole batch (an unanswered part with none after it included)
-                rest = [part, *queue]
-                self._settle_rest(messages, results, rest, exc)
+                self._settle_rest(messages, results, [part, *queue], exc)
                 break
             for local, delivery in outcome.deliveries.items():
                 results[part[local]] = delivery
             for again in outcome.again:
                 if not 0 < len(again) < len(part):  # every round sends fewer: the loop ends
-                    raise TransportError(f"{self.provider}: cannot split this request", where=self.where)
+                    error = TransportError("cannot split this request", where=self.where)
+                    error.deliveries = results  # those settled are kept; the rest stays queued
+                    raise error
                 queue.append([part[j] for j in again])
-        missing = [messages[i].recipient for i, r in enumerate(results) if r is None]
-        if missing:
-            raise TransportError(f"{self.provider}: no result for {len(missing)} recipients", where=self.where)
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:  # sent, but the answer did not say what became of them
+            error = UnexpectedAnswer(f"no result for {len(missing)} recipient(s) in the answer", where=self.where)
+            for i in missing:
+                results[i] = Delivery(messages[i].recipient, "unknown", detail=self.detail(error))
+            error.deliveries = results
+            raise error
         return results  # type: ignore[return-value]
 
     def _settle_rest(self, messages, results, parts, exc: Exception) -> None:
@@ -191,61 +282,111 @@ class HttpTransport(Transport):
         status = "unknown" if isinstance(exc, AmbiguousSend) else "deferred"
         retry_after = getattr(exc, "retry_after", None)
         for i in first:
-            results[i] = Delivery(messages[i].recipient, status, detail=str(exc), retry_after=retry_after)
+            results[i] = Delivery(messages[i].recipient, status, detail=self.detail(exc), retry_after=retry_after)
         for part in later:
             for i in part:
-                results[i] = Delivery(messages[i].recipient, "deferred", detail="not sent: an earlier request failed")
+                results[i] = Delivery(messages[i].recipient, "deferred",
+                                      detail=self.detail("not sent: an earlier request failed"))
 
     def post(
         self, path: str, *, body: bytes | None = None, files: Any = None, headers: dict[str, str] | None = None
     ) -> requests.Response:
-        """POST to the provider; network errors become TransientTransportError (nothing sent) or
-        AmbiguousSend (maybe sent). The status is not checked here."""
-        url = self.base_url.rstrip("/") + path
+        """POST to the provider, never following a redirect (a 3xx is a TransportError naming where it
+        pointed). Network errors become TransientTransportError (nothing sent) or AmbiguousSend
+        (maybe sent). Other statuses are not checked here."""
         credentials = self.request_credentials()
-        all_headers = {**(headers or {}), **credentials.get("headers", {})}
-        started = time.perf_counter()
+        auth = credentials.get("auth") or HeaderAuth(credentials.get("headers", {}))  # never ~/.netrc's
+        request = requests.Request("POST", self.base_url.rstrip("/") + path, data=body, files=files,
+                                   headers=headers or {}, auth=auth)
+        session: requests.Session = self.session  # type: ignore[assignment]
         try:
-            response = self.session.post(  # type: ignore[union-attr]
-                url, data=body, files=files, headers=all_headers, auth=credentials.get("auth"), timeout=self.timeout
-            )
+            prepared = session.prepare_request(request)
+            settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
+            if prepared.url.startswith("http://"):  # loopback only: a proxy would carry the key off in clear
+                settings["proxies"] = {}
+            settings["stream"] = True  # the body is read by _read_answer, at most MAX_ANSWER_BYTES of it
+        except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown
+            raise TransportError(f"cannot make the request ({type(exc).__name__})", where=self.where) from None
+        started = time.perf_counter()
+        wire.reset()
+        self.requests_sent += 1
+        try:
+            response = session.send(prepared, allow_redirects=False, timeout=self.timeout, **settings)
+            self._read_answer(response)
+        except TransportError:
+            raise
         except requests.RequestException as exc:
             raise self._network_error(exc) from None
+        except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown
+            if wire.phase() == "connecting":
+                raise TransientTransportError(f"cannot connect ({type(exc).__name__})", where=self.where) from None
+            raise AmbiguousSend(f"the request broke off ({type(exc).__name__})") from None
         elapsed = 1000 * (time.perf_counter() - started)
         log.debug("%s: POST %s -> %d in %.0f ms", self.provider, path, response.status_code, elapsed)
+        if 300 <= response.status_code < 400:
+            raise self._redirected(response)
         return response
+
+    def _read_answer(self, response: requests.Response) -> None:
+        """Read the body into the response, or stop at MAX_ANSWER_BYTES (a web server sending a file,
+        say): that is not the provider's answer, and holding it all could exhaust the memory."""
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                response.close()
+                raise self.unexpected(response, f"a body of more than {MAX_ANSWER_BYTES // 1_000_000} MB")
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # what .content, .text and .json() read from now on
+
+    def _redirected(self, response: requests.Response) -> TransportError:
+        """Never followed: it would take the credentials to wherever it points. A 303 says the
+        request was taken (its recipients unknown); any other 3xx that it was not (they stay queued)."""
+        target = _host(urljoin(self.base_url, response.headers.get("Location", "")))
+        error = UnexpectedAnswer if response.status_code == 303 else TransportError
+        return error(f"answered HTTP {response.status_code}, a redirect to {target or 'an unreadable address'}; "
+                     "redirects are not followed (they would carry the credentials)", where=self.where,
+                     fix=f"set {self.base_url_key} to the provider's API address itself")
 
     def _network_error(self, exc: requests.RequestException) -> Exception:
         kind = type(exc).__name__
         if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
             return TransportError(  # refused in the handshake, before the request: nothing went out
-                f"{self.provider}: the server's certificate is not trusted", where=self.where,
-                fix=f"check {self.name}.base_url",
-            )
-        if _never_sent(exc):
-            return TransientTransportError(f"{self.provider}: cannot connect ({kind})", where=self.where)
+                "the server's certificate is not trusted", where=self.where, fix=f"check {self.base_url_key}")
+        if isinstance(exc, NOT_SENDABLE):
+            return TransportError(f"cannot send the request ({kind})", where=self.where,
+                                  fix=f"check {self.base_url_key}")
+        phase = wire.phase()
+        if phase == "connecting" or (phase == "idle" and _never_sent(exc)):
+            return TransientTransportError(f"cannot connect ({kind})", where=self.where)
         if isinstance(exc, requests.ReadTimeout):
-            return AmbiguousSend(f"{self.provider}: no answer within {self.timeout[1]:g} s after sending")
-        if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
-            return AmbiguousSend(f"{self.provider}: connection lost after sending ({kind})")
-        return TransientTransportError(f"{self.provider}: request failed ({kind})", where=self.where)
+            return AmbiguousSend(f"no answer within {self.timeout[1]:g} s after sending")
+        return AmbiguousSend(f"connection lost after sending ({kind})")
 
     # -- reading answers ------------------------------------------------------------------------
 
     @property
     def where(self) -> str:
-        return f"{self.provider} {urlsplit(self.base_url).netloc}"
+        return f"{self.provider} {_host(self.base_url)}"
+
+    def detail(self, reason: Exception | str) -> str:
+        """A Delivery's detail: the provider's name, once, and the reason (one line, kept short)."""
+        text = reason.message if isinstance(reason, TransportError) else str(reason)
+        return f"{self.provider}: {self.shorten(text, DETAIL_LIMIT)}"
 
     def raise_for_status(self, response: requests.Response) -> None:
-        """401/403 stop the campaign; 408, 429 and 5xx are worth retrying. Other 4xx are left to the
-        provider (use ``request_error`` for those it cannot pin on a recipient)."""
+        """401/403 stop the campaign; a gateway timeout is an answer lost (AmbiguousSend); 408, 429
+        and other 5xx are worth retrying. Other 4xx are left to the provider (use ``request_error``
+        for those it cannot pin on a recipient)."""
         status = response.status_code
         if status in (401, 403):
             raise self.auth_error(response)
+        if status in GATEWAY_TIMEOUTS:
+            raise AmbiguousSend(f"answered HTTP {status}: a gateway stopped waiting for the provider's answer")
         if status in (408, 429) or status >= 500:
             raise TransientTransportError(
-                f"{self.provider} answered HTTP {status}: {self.error_text(response)}",
-                where=self.where,
+                f"answered HTTP {status}: {self.error_text(response)}", where=self.where,
                 retry_after=retry_after(response),
             )
 
@@ -253,40 +394,135 @@ class HttpTransport(Transport):
         status = f" (HTTP {response.status_code})" if response is not None else ""
         reason = reason or (self.error_text(response) if response is not None else "")
         fix = f"check {self.secret_env} and that the sender is verified" if self.secret_env else None
-        return TransportAuthError(f"{self.provider} refused to send{status}: {reason}", where=self.where, fix=fix)
+        return TransportAuthError(f"refused to send{status}: {reason}", where=self.where, fix=fix)
 
     def request_error(self, response: requests.Response) -> TransportError:
         """A whole request refused for a reason no recipient explains: stop, do not fail anyone."""
-        return TransportError(
-            f"{self.provider} refused the request (HTTP {response.status_code}): {self.error_text(response)}",
-            where=self.where,
-        )
+        return TransportError(f"refused the request (HTTP {response.status_code}): {self.error_text(response)}",
+                              where=self.where)
 
     def error_text(self, response: requests.Response) -> str:
         """The provider's own reason, short, with any secret blanked out."""
-        try:
-            text = describe_error(response.json())
-        except ValueError:
-            text = response.text
-        return self.redact(" ".join(text.split())[:ERROR_TEXT_LIMIT]) or response.reason or ""
+        body = json_of(response)
+        text = response.text if body is None else describe_error(body)
+        return self.shorten(text) or response.reason or ""
+
+    def shorten(self, text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
+        """One line of at most ``limit`` characters, secrets blanked out first (a cut must not leave
+        part of one)."""
+        return " ".join(self.redact(text).split())[:limit]
 
     def redact(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):  # a secret may contain another
             text = text.replace(secret, "[secret]")
         return text
 
-    def json_answer(self, response: requests.Response) -> Any:
-        """The answer's JSON; an unreadable 2xx answer is ambiguous (the provider took the request)."""
-        try:
-            return response.json()
-        except ValueError:
-            raise AmbiguousSend(f"{self.provider}: unreadable answer (HTTP {response.status_code})") from None
+    def _scrubbed(self, delivery: Delivery) -> Delivery:
+        clean = self.redact(delivery.detail)
+        return delivery if clean == delivery.detail else replace(delivery, detail=clean)
+
+    def _scrubbed_error(self, exc: TransportError) -> TransportError:
+        exc.message = self.redact(exc.message)
+        exc.args = (exc.message,)
+        exc.where = self.redact(exc.where) if exc.where else exc.where
+        exc.fix = self.redact(exc.fix) if exc.fix else exc.fix
+        deliveries = getattr(exc, "deliveries", None)
+        if deliveries is not None:
+            exc.deliveries = [d if d is None else self._scrubbed(d) for d in deliveries]
+        exc.__cause__, exc.__suppress_context__ = None, True
+        return exc
+
+    # -- is this the provider's answer? ---------------------------------------------------------
+
+    def unexpected(self, response: requests.Response, what: str) -> UnexpectedAnswer:
+        """The request may have been taken, but this answer is not the provider's."""
+        kind = response.headers.get("Content-Type", "") or "no content type"
+        return UnexpectedAnswer(
+            f"answered HTTP {response.status_code} ({self.shorten(kind, 60)}) with {what}: not the provider's answer, "
+            "so whether it sent them is unknown", where=self.where,
+            fix=f"check {self.base_url_key} (a proxy or web page answering?), then resend with --retry-unknown",
+        )
+
+    def json_answer(self, response: requests.Response, status: int = 200) -> Any:
+        """The JSON of an answer that is the provider's: ``status`` and a JSON content type;
+        otherwise UnexpectedAnswer. The shape is the provider's to check (see ``unexpected``)."""
+        if response.status_code != status:
+            raise self.unexpected(response, f"a status other than {status}")
+        if not _is_json(response.headers.get("Content-Type", "")):
+            raise self.unexpected(response, "a body that is not JSON")
+        body = json_of(response)
+        if body is None:
+            raise self.unexpected(response, "JSON that does not parse")
+        return body
 
     def failed(self, message: Message, reason: str) -> Delivery:
-        return Delivery(message.recipient, "failed", detail=self.redact(f"{self.provider}: {reason}"))
+        return Delivery(message.recipient, "failed", detail=self.detail(reason))
 
     def deferred(self, message: Message, reason: str) -> Delivery:
-        return Delivery(message.recipient, "deferred", detail=self.redact(f"{self.provider}: {reason}"))
+        return Delivery(message.recipient, "deferred", detail=self.detail(reason))
+
+
+class HeaderAuth(requests.auth.AuthBase):
+    """Credentials sent as headers. Given as the request's auth, it also keeps requests from adding
+    credentials of its own from ``~/.netrc`` (which would replace a bearer token)."""
+
+    def __init__(self, headers: dict[str, str]):
+        self.headers = headers
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self.headers)
+        return request
+
+
+def json_of(response: requests.Response) -> Any:
+    """The body as JSON; None when it is not JSON (or is nested deeper than Python parses)."""
+    try:
+        return response.json()
+    except (ValueError, RecursionError):
+        return None
+
+
+def field_of(response: requests.Response, key: str) -> Any:
+    """``key`` of a JSON object body; None when there is no such object or key."""
+    body = json_of(response)
+    return body.get(key) if isinstance(body, dict) else None
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.partition(";")[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+def strings(answer: Any, *keys: str) -> tuple[str, ...] | None:
+    """The values of ``keys`` when ``answer`` is an object where each is a non-empty string of at
+    most MAX_ID characters; else None."""
+    if not isinstance(answer, dict):
+        return None
+    values = tuple(answer.get(k) for k in keys)
+    ok = all(isinstance(v, str) and 0 < len(v) <= MAX_ID for v in values)
+    return values if ok else None  # type: ignore[return-value]
+
+
+def _host(url: str) -> str:
+    """host[:port] of an address, without user name, password, path or query; "" if there is none."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return ""
+    if not re.fullmatch(r"[a-z0-9.\-:\[\]_]{1,255}", host):
+        return ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port}" if port else host
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def every(messages: Sequence[Message], status: Status, *, detail: str = "", message_id: str = "") -> Outcome:
@@ -305,7 +541,8 @@ def about_recipient(reason: str) -> bool:
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
-    """True when the connection was never made, so the provider cannot have the request."""
+    """True when the connection was never made, so the provider cannot have the request (judged by
+    the exception alone, when ``wire`` could not watch the connection)."""
     if isinstance(exc, requests.ConnectTimeout):
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
@@ -400,186 +637,3 @@ def json_bytes(data: Any) -> bytes:
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
-
-
-# -- shared body ---------------------------------------------------------------------------------
-
-MIN_VALUE_LENGTH = 3  # shorter values ("1", "no") would turn up everywhere in a body
-MAX_VALUE_LENGTH = 500  # longer ones stay literal: SendGrid takes 10,000 bytes of substitutions per recipient
-_UNSUBSCRIBE_URL = re.compile(r"<([^<>\s]+)>")
-_NAME = re.compile(r"[^A-Za-z0-9_]")
-
-
-@dataclass
-class SharedBody:
-    """Messages whose HTML and text are the same once each one's personal values are placeholders."""
-
-    html: str
-    text: str
-    sender: tuple[str, str]  # From and Reply-To: one request has one of each
-    html_names: tuple[str, ...] = ()  # the variables whose placeholders the HTML holds
-    text_names: tuple[str, ...] = ()
-    members: list[int] = field(default_factory=list)  # positions in the batch
-    values: list[dict[str, str]] = field(default_factory=list)  # per member: variable -> exact text
-
-    def render(self, values: dict[str, str], placeholder: Callable[[str], str]) -> tuple[str, str] | None:
-        """HTML and text with these values in, as the provider will make them; None if one is missing."""
-        if not all(n in values for n in self.html_names) or not all(n in values for n in self.text_names):
-            return None
-        return _swap_in(self.html, values, self.html_names, placeholder), _swap_in(
-            self.text, values, self.text_names, placeholder
-        )
-
-
-def share_bodies(
-    messages: Sequence[Message], placeholder: Callable[[str], str], marker: str, *, enabled: bool = True
-) -> list[SharedBody]:
-    """Group a batch by shared body. ``placeholder(name)`` is the provider's substitution tag and
-    contains ``marker``. A message joins a group when the group's body with its values put in is
-    exactly its own; otherwise it starts one, its values swapped out of its body (or, when they
-    cannot be swapped out and back exactly, its literal body)."""
-    groups: list[SharedBody] = []
-    for position, message in enumerate(messages):
-        values = _swappable(message, marker) if enabled else {}
-        group = _matching(groups, message, values, placeholder)
-        if group is None:
-            group = _new_group(message, values, placeholder)
-            groups.append(group)
-        group.members.append(position)
-        group.values.append({n: values[n] for n in dict.fromkeys((*group.html_names, *group.text_names))})
-    return groups
-
-
-def personal_values(message: Message) -> dict[str, str]:
-    """The per-recipient values a body may contain: merge fields, the address, unsubscribe URLs."""
-    found: dict[str, str] = {}
-    seen: set[str] = set()
-    candidates = [*message.merge.items(), ("recipient", message.recipient)]
-    candidates += [(f"list_unsubscribe_{n}", url) for n, url in enumerate(_unsubscribe_urls(message), 1)]
-    for name, value in candidates:
-        if isinstance(value, str) and MIN_VALUE_LENGTH <= len(value) <= MAX_VALUE_LENGTH and value not in seen:
-            seen.add(value)
-            found[_NAME.sub("_", name)] = value
-    return found
-
-
-def _unsubscribe_urls(message: Message) -> list[str]:
-    return _UNSUBSCRIBE_URL.findall(header(message, "List-Unsubscribe"))
-
-
-def _swappable(message: Message, marker: str) -> dict[str, str]:
-    """Personal values and their HTML-escaped forms (``name_html``); none when any of them, or
-    the message itself, holds the marker (the provider would substitute inside it)."""
-    values = personal_values(message)
-    for name, value in list(values.items()):
-        escaped = str(escape(value))
-        if escaped != value:
-            values[name + "_html"] = escaped
-    if marker in message.html or marker in message.text or any(marker in v for v in values.values()):
-        return {}
-    return values
-
-
-def _matching(groups: list[SharedBody], message: Message, values: dict[str, str], placeholder) -> SharedBody | None:
-    sender = (message.from_header, header(message, "Reply-To"))
-    for group in reversed(groups):  # the latest group is the likeliest
-        if group.sender == sender and group.render(values, placeholder) == (message.html, message.text):
-            return group
-    return None
-
-
-def _new_group(message: Message, values: dict[str, str], placeholder: Callable[[str], str]) -> SharedBody:
-    sender = (message.from_header, header(message, "Reply-To"))
-    html = _swap_out(message.html, values, placeholder)
-    text = _swap_out(message.text, {n: v for n, v in values.items() if not n.endswith("_html")}, placeholder)
-    group = SharedBody(html, text, sender, _present(html, values, placeholder), _present(text, values, placeholder))
-    if group.render(values, placeholder) != (message.html, message.text):
-        return SharedBody(message.html, message.text, sender)
-    return group
-
-
-def _present(body: str, values: dict[str, str], placeholder: Callable[[str], str]) -> tuple[str, ...]:
-    return tuple(n for n in values if placeholder(n) in body)
-
-
-def _swap_out(body: str, values: dict[str, str], placeholder: Callable[[str], str]) -> str:
-    for name, value in sorted(values.items(), key=lambda item: -len(item[1])):
-        body = body.replace(value, placeholder(name))
-    return body
-
-
-def _swap_in(body: str, values: dict[str, str], names: Sequence[str], placeholder: Callable[[str], str]) -> str:
-    for name in names:
-        body = body.replace(placeholder(name), values[name])
-    return body
-
-
-def split_headers(messages: Sequence[Message], drop: frozenset[str]) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """(headers every message has with the same value, each message's other headers)."""
-    all_headers = [api_headers(m, drop) for m in messages]
-    first = all_headers[0]
-    common = {k: v for k, v in first.items() if all(h.get(k) == v for h in all_headers[1:])}
-    own = [{k: v for k, v in h.items() if k not in common} for h in all_headers]
-    return common, own
-
-
-class SharedBodyTransport(HttpTransport):
-    """An API that takes one body per request with per-recipient substitutions (SendGrid, Mailgun).
-
-    ``split`` groups the batch by shared body (one request per group, usually one in all);
-    ``send_part`` gets ``group_of(messages)`` for the body and each member's values. With
-    ``shared_body = False`` every message keeps its literal body (one request per recipient).
-    """
-
-    tag: ClassVar[str]  # the provider's substitution tag, "{}" standing for the variable's name
-    max_values_bytes: ClassVar[int | None] = None  # the provider's limit on one recipient's values
-
-    def __init__(self, config, **kwargs):
-        super().__init__(config, **kwargs)
-        self.shared_body = True
-        self.marker = self.tag.partition("{}")[0]  # no literal body may contain this
-        self._groups: dict[int, tuple[SharedBody, dict[str, str]]] = {}
-
-    def placeholder(self, name: str) -> str:
-        return self.tag.format(name)
-
-    def split(self, messages: Sequence[Message]) -> list[list[int]]:
-        groups = share_bodies(messages, self.placeholder, self.marker, enabled=self.shared_body)
-        if self.max_values_bytes is not None:
-            groups = self._within_limit(groups, messages)
-        self._groups = {
-            id(messages[p]): (group, values) for group in groups for p, values in zip(group.members, group.values)
-        }
-        return [group.members for group in groups]
-
-    def _within_limit(self, groups: list[SharedBody], messages: Sequence[Message]) -> list[SharedBody]:
-        """Members whose values would pass ``max_values_bytes`` go out with their literal body."""
-        kept: list[SharedBody] = []
-        for group in groups:
-            over = [self._values_bytes(v) > self.max_values_bytes for v in group.values]  # type: ignore[operator]
-            if any(over):
-                for p in (p for p, too_many in zip(group.members, over) if too_many):
-                    kept.append(SharedBody(messages[p].html, messages[p].text, group.sender, members=[p], values=[{}]))
-                group.members = [p for p, too_many in zip(group.members, over) if not too_many]
-                group.values = [v for v, too_many in zip(group.values, over) if not too_many]
-            if group.members:
-                kept.append(group)
-        return kept
-
-    def _values_bytes(self, values: dict[str, str]) -> int:
-        return sum(len(self.placeholder(n).encode()) + len(v.encode()) for n, v in values.items())
-
-    def group_of(self, messages: Sequence[Message]) -> tuple[SharedBody, list[dict[str, str]]]:
-        """The shared body of a part (all from one group) and each message's values."""
-        known = [self._groups.get(id(m)) for m in messages]
-        if any(k is None for k in known):  # sent without split(): group them now
-            self.split(messages)
-            known = [self._groups[id(m)] for m in messages]
-        return known[0][0], [k[1] for k in known]  # type: ignore[index]
-
-    def bisect(self, messages: Sequence[Message], reason: str) -> Outcome:
-        """A request refused for a recipient the provider does not name: halve it until found."""
-        if len(messages) == 1:
-            return Outcome({0: self.failed(messages[0], reason)})
-        half = len(messages) // 2
-        return Outcome(again=[list(range(half)), list(range(half, len(messages)))])

@@ -6,6 +6,7 @@ the body, the subject and the ``h:`` headers, and makes Mailgun send everyone a 
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Sequence
 from urllib.parse import quote
@@ -13,7 +14,8 @@ from urllib.parse import quote
 from ..compose.message import Message
 from ..config import secret
 from ..errors import ConfigError
-from .http import Outcome, SharedBodyTransport, about_recipient, every, json_bytes, split_headers
+from .http import Outcome, about_recipient, every, json_bytes, strings
+from .shared_body import SharedBodyTransport, split_headers
 
 DROP = frozenset({"date"})  # Mailgun dates the message itself
 _HEADER_VAR = re.compile(r"[^A-Za-z0-9]")
@@ -30,10 +32,14 @@ class MailgunTransport(SharedBodyTransport):
         domain = self.config.mailgun.domain
         if not domain or "/" in domain:
             raise ConfigError("set the Mailgun sending domain", where="mailgun.domain", fix='domain = "mg.example.org"')
-        return (secret("mailgun"),)
+        return (secret("mailgun", token=True),)
 
     def request_credentials(self) -> dict:
         return {"auth": ("api", self._secrets[0])}
+
+    def secret_forms(self, secrets: tuple[str, ...]) -> tuple[str, ...]:
+        """The key, and the Basic credentials it makes (a server may echo the Authorization header)."""
+        return (*secrets, *(base64.b64encode(f"api:{s}".encode()).decode("ascii") for s in secrets))
 
     def fields(self, messages: Sequence[Message]) -> list[tuple[str, tuple[None, str]]]:
         body, values = self.group_of(messages)
@@ -69,10 +75,9 @@ class MailgunTransport(SharedBodyTransport):
             if not about_recipient(reason):
                 raise self.request_error(response)
             return self.bisect(messages, f"400 {reason}")
-        if response.status_code >= 300 or "Mailgun Magnificent API" in response.text:
+        if response.status_code >= 400 or "Mailgun Magnificent API" in response.text:
             raise self.request_error(response)  # the latter: base_url or domain points at no endpoint
-        answer = self.json_answer(response)
-        message_id = str(answer.get("id", "")) if isinstance(answer, dict) else ""
-        if not message_id:
-            raise self.request_error(response)
-        return every(messages, "sent", message_id=message_id)
+        answer = strings(self.json_answer(response), "id", "message")
+        if answer is None:
+            raise self.unexpected(response, "no id and message")
+        return every(messages, "sent", message_id=answer[0])

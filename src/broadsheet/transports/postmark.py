@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from ..compose.message import Message
 from ..errors import TransportError
 from .base import Delivery
-from .http import AmbiguousSend, HttpTransport, Outcome, about_recipient, api_headers, header, json_bytes
+from .http import HttpTransport, Outcome, about_recipient, api_headers, field_of, header, json_bytes, strings
 
 MAX_CALL_BYTES = 50 * 1000 * 1000  # the batch endpoint's payload limit
 MAX_MESSAGE_BYTES = 10 * 1000 * 1000  # one message's limit on the Email API
@@ -80,16 +80,17 @@ class PostmarkTransport(HttpTransport):
         if response.status_code >= 400:
             raise self.request_error(response)
         answers = self.json_answer(response)
-        if not isinstance(answers, list) or len(answers) != len(sendable):
-            raise AmbiguousSend(f"{self.provider}: the answer does not list every message")
+        problem = _shape_problem(answers, len(sendable))
+        if problem:
+            raise self.unexpected(response, problem)
         results = [self._result(messages[p], a) for p, a in zip(sendable, answers)]
         if all(r is None for r in results):
-            reason = self.redact(self._reason(answers[0]))
+            reason = self.shorten(self._reason(answers[0]))
             code = answers[0].get("ErrorCode")
             if code in AUTH_CODES:
                 raise self.auth_error(reason=reason)
             fix = "check postmark.message_stream (the stream's ID)" if code in STREAM_CODES else None
-            raise TransportError(f"{self.provider} refused every message: {reason}", where=self.where, fix=fix)
+            raise TransportError(f"refused every message: {reason}", where=self.where, fix=fix)
         for p, result, answer in zip(sendable, results, answers):
             outcome.deliveries[p] = result or self.deferred(messages[p], self._reason(answer))
         return outcome
@@ -97,11 +98,9 @@ class PostmarkTransport(HttpTransport):
     def _result(self, message: Message, answer: dict) -> Delivery | None:
         """This message's Delivery; None when its code says the token, sender or message stream is
         refused, or the message is refused for something every message shares (300 about From)."""
-        if not isinstance(answer, dict):
-            return self.failed(message, f"unexpected answer {answer!r:.80}")
-        code = answer.get("ErrorCode", 0)
+        code = answer["ErrorCode"]
         if code == 0:
-            return Delivery(message.recipient, "sent", message_id=str(answer.get("MessageID", "")))
+            return Delivery(message.recipient, "sent", message_id=answer["MessageID"])
         shared = code == 300 and not about_recipient(str(answer.get("Message", "")))
         if code in AUTH_CODES or code in STREAM_CODES or shared:
             return None
@@ -110,14 +109,23 @@ class PostmarkTransport(HttpTransport):
         return self.failed(message, self._reason(answer))
 
     @staticmethod
-    def _reason(answer: object) -> str:
-        if isinstance(answer, dict):
-            return f"{answer.get('ErrorCode')} {answer.get('Message', '')}".strip()
-        return str(answer)
+    def _reason(answer: dict) -> str:
+        return f"{answer.get('ErrorCode')} {answer.get('Message', '')}".strip()
 
     def _whole_request_error(self, response):
-        try:
-            code = response.json().get("ErrorCode")
-        except (ValueError, AttributeError):
-            code = None
+        code = field_of(response, "ErrorCode")
         return self.auth_error(response) if code in AUTH_CODES else self.request_error(response)
+
+
+def _shape_problem(answers: object, count: int) -> str:
+    """What keeps ``answers`` from being Postmark's batch answer for ``count`` messages: an array of
+    one object per message, each with an integer ErrorCode, and for 0 (sent) its MessageID and To."""
+    if not isinstance(answers, list) or len(answers) != count:
+        return f"not an array of {count} results"
+    for answer in answers:
+        code = answer.get("ErrorCode") if isinstance(answer, dict) else None
+        if not isinstance(code, int) or isinstance(code, bool):
+            return "a result without an ErrorCode"
+        if code == 0 and strings(answer, "MessageID", "To") is None:
+            return "a sent result without its MessageID and To"
+    return ""

@@ -15,7 +15,7 @@ from ..compose.message import Message
 from ..errors import TransientTransportError, TransportError
 from .base import Delivery
 from .http import (
-    AmbiguousSend, HttpTransport, Outcome, about_recipient, address, api_headers, every, header, json_bytes,
+    HttpTransport, Outcome, about_recipient, address, api_headers, every, header, json_bytes, strings,
 )
 
 # Reply-To goes in reply_to. Date and Message-ID change each time a batch is composed again: sent,
@@ -67,33 +67,50 @@ class ResendTransport(HttpTransport):
         self.raise_for_status(response)
         if response.status_code == 409:
             return self._conflict(messages, response)
-        if response.status_code >= 300:
+        if response.status_code >= 400:
             raise self.request_error(response)
-        return self._read(messages, self.json_answer(response))
+        answer = self.json_answer(response)
+        problem = _shape_problem(answer, len(messages))
+        if problem:
+            raise self.unexpected(response, problem)
+        return self._read(messages, answer)
 
     def _conflict(self, messages: Sequence[Message], response) -> Outcome:
         """409: the same key is being processed (retry soon), or was used for another payload
         (that one went through, with results we cannot see)."""
         reason = self.error_text(response)
         if "concurrent" in reason:
-            raise TransientTransportError(f"{self.provider}: {reason}", where=self.where, retry_after=1)
-        detail = self.redact(f"{self.provider}: {reason}")
-        return every(messages, "unknown", detail=detail)
+            raise TransientTransportError(reason, where=self.where, retry_after=1)
+        return every(messages, "unknown", detail=self.detail(reason))
 
-    def _read(self, messages: Sequence[Message], answer: object) -> Outcome:
-        data = answer.get("data") if isinstance(answer, dict) else None
-        errors = (answer.get("errors") if isinstance(answer, dict) else None) or []
-        refused = {e["index"]: e.get("message", "") for e in errors if isinstance(e, dict) and "index" in e}
+    def _read(self, messages: Sequence[Message], answer: dict) -> Outcome:
+        """Sent, or failed with Resend's reason (an answer ``_shape_problem`` found nothing wrong in)."""
+        refused = {e["index"]: e["message"] for e in answer.get("errors") or []}
         accepted = [i for i in range(len(messages)) if i not in refused]
-        if not isinstance(data, list) or len(data) != len(accepted):
-            raise AmbiguousSend(f"{self.provider}: the answer does not account for every email")
         if not accepted and not any(about_recipient(reason) for reason in refused.values()):
-            raise TransportError(f"{self.provider} refused every email: {self.redact(refused[0])}", where=self.where)
+            raise TransportError(f"refused every email: {self.shorten(refused[0])}", where=self.where)
         outcome = Outcome({i: self.failed(messages[i], f"422 {reason}") for i, reason in refused.items()})
-        for i, item in zip(accepted, data):
-            message_id = str(item.get("id", "")) if isinstance(item, dict) else ""
-            outcome.deliveries[i] = Delivery(messages[i].recipient, "sent", message_id=message_id)
+        for i, item in zip(accepted, answer["data"]):
+            outcome.deliveries[i] = Delivery(messages[i].recipient, "sent", message_id=item["id"])
         return outcome
+
+
+def _shape_problem(answer: object, count: int) -> str:
+    """What keeps ``answer`` from being Resend's batch answer for ``count`` emails: ``data``, one
+    ``{"id"}`` per email sent, and ``errors``, one ``{"index", "message"}`` per email refused."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+        return "no data array"
+    errors = answer.get("errors") or []
+    if not isinstance(errors, list) or not all(
+        isinstance(e, dict) and type(e.get("index")) is int and 0 <= e["index"] < count
+        and isinstance(e.get("message"), str) for e in errors
+    ):
+        return "errors that name no email of the batch"
+    if len({e["index"] for e in errors}) != len(errors) or len(answer["data"]) != count - len(errors):
+        return "an answer that does not account for every email"
+    if not all(strings(item, "id") for item in answer["data"]):
+        return "a sent email without its id"
+    return ""
 
 
 def _unquoted(value: str) -> str:

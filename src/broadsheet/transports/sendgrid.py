@@ -12,7 +12,8 @@ import re
 from collections.abc import Sequence
 
 from ..compose.message import Message
-from .http import Outcome, SharedBodyTransport, address, every, header, json_bytes, split_headers
+from .http import MAX_ID, Outcome, address, every, field_of, header, json_bytes
+from .shared_body import SharedBodyTransport, split_headers
 
 # SendGrid's reserved headers (besides the structural ones) and those it takes from fields.
 DROP = frozenset({"x-sg-id", "x-sg-eid", "received", "dkim-signature", "reply-to", "date"})
@@ -63,17 +64,25 @@ class SendgridTransport(SharedBodyTransport):
         self.raise_for_status(response)
         if response.status_code == 400:
             return self._refused(messages, response)
-        if response.status_code >= 300:
+        if response.status_code >= 400:
             raise self.request_error(response)
-        message_id = response.headers.get("X-Message-Id", "")
-        return every(messages, "sent", message_id=message_id)
+        return every(messages, "sent", message_id=self._accepted(response))
+
+    def _accepted(self, response) -> str:
+        """The X-Message-Id of SendGrid's answer to an accepted request: 202, no body, the header."""
+        if response.status_code != 202:
+            raise self.unexpected(response, "a status other than 202")
+        if response.content.strip():
+            raise self.unexpected(response, "a body where SendGrid sends none")
+        message_id = response.headers.get("X-Message-Id", "").strip()
+        if not 0 < len(message_id) <= MAX_ID:
+            raise self.unexpected(response, "no X-Message-Id")
+        return message_id
 
     def _refused(self, messages: Sequence[Message], response) -> Outcome:
         """Fail the personalizations the errors name; send the others again."""
-        try:
-            errors = response.json().get("errors") or []
-        except (ValueError, AttributeError):
-            errors = []
+        errors = field_of(response, "errors")
+        errors = errors if isinstance(errors, list) else []
         bad: dict[int, str] = {}
         for error in errors:
             match = _FIELD.match(str(error.get("field") or "")) if isinstance(error, dict) else None

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import base64
-import os
+import re
 from collections.abc import Sequence
 
 from requests_aws4auth import AWS4Auth
 
 from ..compose.message import Message
 from ..config import secret
-from ..errors import TransientTransportError, TransportAuthError
+from ..errors import ConfigError, TransientTransportError, TransportAuthError
 from .base import Delivery
-from .http import HttpTransport, Outcome, every, json_bytes
+from .http import HttpTransport, Outcome, every, field_of, json_bytes, strings
 
 # Error types (x-amzn-ErrorType) that mean this account or sender cannot send now: stop the campaign.
 STOP_TYPES = frozenset(
     {"AccountSuspendedException", "SendingPausedException", "MailFromDomainNotVerifiedException", "NotFoundException"}
 )
 THROTTLE_TYPES = frozenset({"TooManyRequestsException", "LimitExceededException", "ThrottlingException"})
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # us-east-1, eu-central-2, us-gov-west-1
 
 
 class SesTransport(HttpTransport):
@@ -31,11 +32,19 @@ class SesTransport(HttpTransport):
     def base_url(self) -> str:
         return self.config.ses.base_url or f"https://email.{self.config.ses.region}.amazonaws.com"
 
+    @property
+    def base_url_key(self) -> str:
+        return "ses.base_url" if self.config.ses.base_url else "ses.region"
+
     def load_credentials(self) -> tuple[str, ...]:
-        access = secret("AWS_ACCESS_KEY_ID")
-        key = secret("AWS_SECRET_ACCESS_KEY")
-        token = os.environ.get("AWS_SESSION_TOKEN", "")
-        self._signer = AWS4Auth(access, key, self.config.ses.region, "ses", session_token=token or None)
+        region = self.config.ses.region
+        if not REGION.fullmatch(region):  # it names the host the credentials go to
+            raise ConfigError(f"ses.region {region!r} is not an AWS region", where=self.config.where("ses.region"),
+                              fix='write the region\'s code, e.g. region = "eu-west-1"')
+        access = secret("AWS_ACCESS_KEY_ID", token=True)
+        key = secret("AWS_SECRET_ACCESS_KEY", token=True)
+        token = secret("AWS_SESSION_TOKEN", required=False, token=True)
+        self._signer = AWS4Auth(access, key, region, "ses", session_token=token or None)
         return (key, token, access)  # the key ID too: kept out of every message like the others
 
     def request_credentials(self) -> dict:
@@ -55,13 +64,14 @@ class SesTransport(HttpTransport):
         body = json_bytes(self.payload(message))
         response = self.post("/v2/email/outbound-emails", body=body, headers={"Content-Type": "application/json"})
         if response.status_code >= 400 and "daily message quota exceeded" in self.error_text(response).lower():
-            raise TransportAuthError(f"{self.provider}: the daily sending quota is used up", where=self.where,
+            raise TransportAuthError("the daily sending quota is used up", where=self.where,
                                      fix="run the same send again once the quota resets, or ask AWS to raise it")
         self.raise_for_status(response)
-        if response.status_code < 300:
-            answer = self.json_answer(response)
-            message_id = str(answer.get("MessageId", "")) if isinstance(answer, dict) else ""
-            return every(messages, "sent", message_id=message_id)
+        if response.status_code < 400:
+            answer = strings(self.json_answer(response), "MessageId")
+            if answer is None:
+                raise self.unexpected(response, "no MessageId")
+            return every(messages, "sent", message_id=answer[0])
         return Outcome({0: self._refused(message, response)})
 
     def _refused(self, message: Message, response) -> Delivery:
@@ -70,7 +80,7 @@ class SesTransport(HttpTransport):
         if kind in STOP_TYPES or (kind == "MessageRejected" and message.sender in reason and "not verified" in reason):
             raise self.auth_error(response, reason=f"{kind}: {reason}")
         if kind in THROTTLE_TYPES or "Maximum sending rate exceeded" in reason:
-            raise TransientTransportError(f"{self.provider} throttled: {kind} {reason}", where=self.where)
+            raise TransientTransportError(f"throttled: {kind} {reason}", where=self.where)
         return self.failed(message, f"{response.status_code} {kind}: {reason}".replace(" :", ":"))
 
 
@@ -78,8 +88,5 @@ def _error_type(response) -> str:
     """The AWS error type: the ``x-amzn-ErrorType`` header, else ``__type`` in the body."""
     kind = response.headers.get("x-amzn-ErrorType", "")
     if not kind:
-        try:
-            kind = str(response.json().get("__type", ""))
-        except (ValueError, AttributeError):
-            kind = ""
+        kind = str(field_of(response, "__type") or "")
     return kind.split(":")[0].rpartition("#")[2]
