@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import re
+import secrets
 import unicodedata
 from pathlib import Path
 
@@ -17,6 +18,7 @@ subject: {title}
 preheader: "One line that inboxes show after the subject."
 date: {date}
 number: {number}
+id: "{issue_id}"
 ---
 A few words from the editor: what this issue is about and why it matters.
 """
@@ -50,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         (folder / "articles").mkdir(parents=True)
         (folder / "issue.md").write_text(
-            ISSUE_TEMPLATE.format(title=title, date=date.isoformat(), number=_next_number(issues)), encoding="utf-8"
-        )
+            ISSUE_TEMPLATE.format(issue_id=new_issue_id(date), title=title, date=date.isoformat(),
+                                  number=_next_number(issues)), encoding="utf-8",
+        )  # fmt: skip
         (folder / "articles" / "01-first-article.md").write_text(
             ARTICLE_TEMPLATE.format(title=_yaml_string("First article")), encoding="utf-8"
         )
@@ -66,6 +69,12 @@ def slugify(text: str) -> str:
     """ASCII, lower case, words joined by hyphens."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:60] or "issue"
+
+
+def new_issue_id(date: dt.date) -> str:
+    """A fresh identity for an issue: its date and 8 random hex digits (sends find the issue by it,
+    wherever its folder moves)."""
+    return f"{date.isoformat()}-{secrets.token_hex(4)}"
 
 
 def _yaml_string(text: str) -> str:
