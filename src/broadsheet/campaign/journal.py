@@ -99,9 +99,9 @@ class Journal:
 
     def __init__(self, path: Path, *, wait: float = WAIT, patience: float = PATIENCE, create: bool = True):
         self.path = path
-        self.patience = patience
+        self.wait, self.patience = wait, patience
         self.db = open_journal(path, wait=wait, create=create)
-        self.uid = journal_uid(self.db)
+        self.uid = journal_uid(self.db, path)
         self._identity = _file_identity(path)
         self._project_lock = ProjectLock(path.parent.parent)
         self._blocked: CampaignError | None = None  # set once the journal cannot be written any more
@@ -133,14 +133,48 @@ class Journal:
         return not self._project_lock.is_free()
 
     def check_in_place(self) -> None:
-        """Raise unless the journal file at ``path`` is still the one this connection writes to."""
+        """Raise JournalGone unless the file at ``path`` is still the one this connection writes to.
+
+        A journal removed under a running send (``rm -rf .broadsheet``) is written back first, from this
+        connection, which then writes to it: the send stops, and the next one resumes instead of mailing
+        everyone again. A journal replaced by another file is left alone; outcomes go aside (``record``).
+        """
         now = _file_identity(self.path)
-        if now != self._identity:
-            what = "removed" if now is None else "replaced by another file"
+        if now == self._identity:
+            return
+        if now is None and self._write_back():
             raise JournalGone(
-                f"the send journal was {what} while this send ran; stopped", where=str(self.path),
-                fix="put the journal back and run the same command to resume (a new journal forgets who was sent)",
+                "the send journal was removed while this send ran: written back from the running send, which "
+                "stopped", where=str(self.path),
+                fix="run the same command to resume; delete the journal only when no send runs (it is what "
+                "keeps anyone from being mailed twice)",
             )  # fmt: skip
+        what = "removed" if now is None else "replaced by another file"
+        raise JournalGone(
+            f"the send journal was {what} while this send ran; stopped", where=str(self.path),
+            fix="put the journal back and run the same command to resume (a new journal forgets who was sent)",
+        )  # fmt: skip
+
+    def _write_back(self) -> bool:
+        """Copy this connection's journal (still readable after its file was unlinked) to ``path`` and
+        continue on the copy. False when that cannot be done (then nothing changed)."""
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.restore")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            copy = sqlite3.connect(temporary)
+            try:
+                self.db.backup(copy)
+            finally:
+                copy.close()
+            os.link(temporary, self.path)  # never over a file that appeared meanwhile
+            restored = open_journal(self.path, wait=self.wait)
+        except (OSError, sqlite3.Error, CampaignError):
+            return False
+        finally:
+            temporary.unlink(missing_ok=True)
+        self.db.close()
+        self.db, self._identity = restored, _file_identity(self.path)
+        return True
 
     # -- campaigns ------------------------------------------------------------------------------
 
@@ -314,10 +348,9 @@ class Journal:
                 (campaign.id, size - len(rows)),
             ).fetchall()
         if rows:
-            with self._transaction():
-                self.db.executemany(
-                    "UPDATE recipients SET state = 'sending', updated = ? WHERE id = ?", [(now, row[0]) for row in rows]
-                )
+            self._write_patiently(
+                "UPDATE recipients SET state = 'sending', updated = ? WHERE id = ?", [(now, row[0]) for row in rows]
+            )
         return [Row(*row) for row in rows]
 
     def record(self, outcomes: Iterable[Outcome]) -> None:
@@ -343,20 +376,25 @@ class Journal:
 
     def _write_outcomes(self, outcomes: list[Outcome]) -> None:
         now = time.time()
-        values = [(o.state, o.detail, o.message_id, o.next_attempt, int(o.counts_attempt), now, o.id) for o in outcomes]
+        self._write_patiently(
+            "UPDATE recipients SET state = ?, detail = ?, message_id = ?, next_attempt = ?,"
+            " attempts = attempts + ?, updated = ? WHERE id = ?",
+            [(o.state, o.detail, o.message_id, o.next_attempt, int(o.counts_attempt), now, o.id) for o in outcomes],
+        )  # fmt: skip
+
+    def _write_patiently(self, statement: str, values: list[tuple]) -> None:
+        """One transaction of ``statement`` over ``values``, tried again through another program's write
+        lock until ``patience`` runs out (then JournalLocked)."""
         deadline = time.monotonic() + self.patience
         while True:
             try:
                 with self._transaction():
-                    self.db.executemany(
-                        "UPDATE recipients SET state = ?, detail = ?, message_id = ?, next_attempt = ?,"
-                        " attempts = attempts + ?, updated = ? WHERE id = ?", values,
-                    )  # fmt: skip
+                    self.db.executemany(statement, values)
                 return
             except JournalLocked:
                 if time.monotonic() >= deadline:
                     raise
-                time.sleep(0.05)  # the statement already waited `wait` seconds; try again until patience ends
+                time.sleep(0.05)  # each statement already waited `wait` seconds for the lock
 
     def _save_aside(self, outcomes: list[Outcome]) -> None:
         """Append outcomes to ``<journal>.pending`` (flushed to disk); best effort when the folder is gone."""

@@ -21,6 +21,7 @@ from ..errors import CampaignError
 
 APPLICATION_ID = 0x42534A31  # "BSJ1": this file is a broadsheet journal
 SCHEMA_VERSION = 2
+SQLITE_HEADER = b"SQLite format 3\x00"
 LOST_WARNING = "a new journal forgets who was sent, and the next send mails them again"
 
 SCHEMA = """
@@ -90,11 +91,8 @@ def open_journal(path: Path, *, wait: float, create: bool = True) -> sqlite3.Con
         if not create:
             raise CampaignError("nothing has been sent from this project yet", where=str(path))
         _create(path)
-    elif path.is_file() and path.stat().st_size == 0:
-        raise CampaignError(
-            "the send journal is empty (0 bytes): it is not a journal broadsheet wrote", where=str(path),
-            fix=f"restore it from a backup; delete it only if no send ever ran from this project ({LOST_WARNING})",
-        )  # fmt: skip
+    elif path.is_file():
+        _check_header(path)
     try:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -113,9 +111,12 @@ def open_journal(path: Path, *, wait: float, create: bool = True) -> sqlite3.Con
     return db
 
 
-def journal_uid(db: sqlite3.Connection) -> str:
+def journal_uid(db: sqlite3.Connection, path: Path) -> str:
     """This journal's own random id (kept in ``meta``): outcomes saved aside name the journal they belong to."""
-    row = db.execute("SELECT value FROM meta WHERE name = 'uid'").fetchone()
+    try:
+        row = db.execute("SELECT value FROM meta WHERE name = 'uid'").fetchone()
+    except sqlite3.Error as exc:
+        raise explain(exc, path) from None
     return row[0] if row else ""
 
 
@@ -185,6 +186,26 @@ def _create(path: Path) -> None:
         raise explain(exc, path) from None
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def _check_header(path: Path) -> None:
+    """An empty file or one that is no SQLite database is refused before SQLite opens it (SQLite would
+    take an empty file for a new database, and pair any file with a -wal left beside it)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise explain(exc, path) from None
+    if not header:
+        raise CampaignError(
+            "the send journal is empty (0 bytes): it is not a journal broadsheet wrote", where=str(path),
+            fix=f"restore it from a backup; delete it only if no send ever ran from this project ({LOST_WARNING})",
+        )  # fmt: skip
+    if header != SQLITE_HEADER:
+        raise CampaignError(
+            "the send journal is not a journal broadsheet wrote (not an SQLite database)", where=str(path),
+            fix=f"put the journal back, or move this file aside if it is not one ({LOST_WARNING})",
+        )  # fmt: skip
 
 
 def _stamp(db: sqlite3.Connection) -> None:
