@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,6 @@ from broadsheet.audience import SubscriberList
 from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
 from broadsheet.campaign.journal import pending_path
 from broadsheet.campaign.journalfile import APPLICATION_ID, SCHEMA_VERSION
-from broadsheet.cli import main
 from broadsheet.compose import Composer, RecipientRejected
 from broadsheet.config import Smtp
 from broadsheet.content import read_issue
@@ -34,20 +34,10 @@ from broadsheet.render import read_and_build
 from broadsheet.transports.smtp import SmtpTransport
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from support.unprivileged import without_permission_override
+from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 ENV = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
-
-
-@pytest.fixture
-def sample(project, monkeypatch):
-    monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret")
-    monkeypatch.chdir(project)
-    return project
-
-
-def cli(project, *args: str) -> int:
-    return main(["--config", str(project / "broadsheet.toml"), *args])
 
 
 def send_process(project, *args: str, **options) -> subprocess.Popen:
@@ -63,6 +53,12 @@ def send(project, *args: str, timeout: float = 60, **options) -> subprocess.Comp
 def states(project) -> dict[str, str]:
     with sqlite3.connect(project / ".broadsheet" / "state.db") as db:
         return dict(db.execute("SELECT email, state FROM recipients"))
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stderr: str
 
 
 def one_line_error(result, *fragments: str) -> None:
@@ -254,15 +250,15 @@ def other_application(path: Path) -> None:
     (other_application, "another program's database"),
     (lambda path: path.write_bytes(b"SQLite format 3\0" + b"\xff" * 200), "not a journal broadsheet wrote"),
 ], ids=["empty", "foreign", "other-application-id", "damaged"])
-def test_an_empty_or_foreign_journal_is_an_error_not_a_fresh_start(sample, make, message):
+def test_an_empty_or_foreign_journal_is_an_error_not_a_fresh_start(sample, make, message, capsys):
     write_subscribers(sample / "list.csv", 3)
     configure(sample, send={"transport": "outbox", "list": "list.csv"})
     journal = sample / ".broadsheet" / "state.db"
     journal.parent.mkdir()
     make(journal)
     before = journal.read_bytes()
-    result = send(sample, ISSUE, "--yes")
-    one_line_error(result, str(journal), message)
+    assert cli(sample, "send", ISSUE, "--yes") == 2
+    one_line_error(Ran(2, capsys.readouterr().err), str(journal), message)
     assert not outbox_files(sample) and journal.read_bytes() == before
 
 
@@ -276,7 +272,7 @@ def test_a_journal_crash_during_creation_leaves_no_empty_file(tmp_path):
 def test_read_only_journal_file_or_folder_is_one_line(sample, case):
     write_subscribers(sample / "list.csv", 3)
     configure(sample, send={"transport": "outbox", "list": "list.csv"})
-    assert send(sample, ISSUE, "--yes", "--limit", "1").returncode == 0  # the journal exists, one sent
+    assert cli(sample, "send", ISSUE, "--yes", "--limit", "1") == 0  # the journal exists, one sent
     journal = sample / ".broadsheet" / "state.db"
     before = outbox_files(sample)
     target, mode = {"file": (journal, 0o444), "folder": (journal.parent, 0o555), "project": (sample, 0o333)}[case]
@@ -312,13 +308,14 @@ def journal_held(project: Path, seconds: float):
         holder.wait()
 
 
-def test_a_journal_locked_by_another_program_is_one_line_and_sends_nothing(sample):
+def test_a_journal_locked_by_another_program_is_one_line_and_sends_nothing(sample, capsys):
     write_subscribers(sample / "list.csv", 3)
     configure(sample, send={"transport": "outbox", "list": "list.csv"})
-    assert send(sample, ISSUE, "--yes", "--limit", "1").returncode == 0
+    assert cli(sample, "send", ISSUE, "--yes", "--limit", "1") == 0
     before = outbox_files(sample)
+    capsys.readouterr()
     with journal_held(sample, 60):
-        result = send(sample, ISSUE, "--yes")
+        result = Ran(cli(sample, "send", ISSUE, "--yes"), capsys.readouterr().err)
     journal = sample / ".broadsheet" / "state.db"
     one_line_error(result, f"{journal}: the send journal is locked by another program", "close the program")
     assert outbox_files(sample) == before
@@ -478,3 +475,23 @@ def test_send_stops_on_a_signal_while_it_connects_even_with_sigint_ignored(sampl
     assert process.returncode == 130, err
     assert time.monotonic() - started < 5 and "Traceback" not in err and "interrupted" in err
     assert set(states(sample).values()) == {"queued"}
+
+
+def test_status_reads_a_journal_another_program_holds_or_that_is_read_only(sample, capsys):
+    write_subscribers(sample / "list.csv", 3)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    assert cli(sample, "send", ISSUE, "--yes") == 0
+    capsys.readouterr()
+    with journal_held(sample, 60):
+        started = time.monotonic()
+        assert cli(sample, "status", ISSUE) == 0
+        assert time.monotonic() - started < 2 and "sent 3" in capsys.readouterr().out
+    journal = sample / ".broadsheet" / "state.db"
+    journal.chmod(0o444)
+    try:
+        status = subprocess.run([sys.executable, "-m", "broadsheet", "status", ISSUE], cwd=sample, env=ENV,
+                                capture_output=True, text=True, timeout=60, preexec_fn=without_permission_override)
+    finally:
+        journal.chmod(0o644)
+    assert status.returncode == 0, status.stderr
+    assert "sent 3" in status.stdout

@@ -90,20 +90,28 @@ def journal_path(root: Path) -> Path:
 
 
 class Journal:
-    """The SQLite journal. Use from one thread; ``lock()`` keeps a second ``send`` out of the project.
+    """The SQLite journal. Use from one thread; the send lock (``lock=True`` or ``lock()``) keeps a second
+    ``send`` out of the project.
 
     ``wait``: seconds each statement waits for another program's write lock; ``patience``: how long
     recording outcomes keeps trying before it saves them aside (see ``record``); ``create``: make the
-    file when it does not exist (status does not).
+    file when it does not exist; ``read_only`` (status): neither create it nor probe it for writing.
     """
 
-    def __init__(self, path: Path, *, wait: float = WAIT, patience: float = PATIENCE, create: bool = True):
+    def __init__(self, path: Path, *, wait: float = WAIT, patience: float = PATIENCE, create: bool = True,
+                 lock: bool = False, read_only: bool = False):
         self.path = path
         self.wait, self.patience = wait, patience
-        self.db = open_journal(path, wait=wait, create=create)
-        self.uid = journal_uid(self.db, path)
-        self._identity = _file_identity(path)
         self._project_lock = ProjectLock(path.parent.parent)
+        if lock:  # before the file is opened or created: a send never makes a journal under another's feet
+            self._project_lock.acquire()
+        try:
+            self.db = open_journal(path, wait=wait, create=create, read_only=read_only)
+            self.uid = journal_uid(self.db, path)
+        except BaseException:
+            self._project_lock.release()
+            raise
+        self._identity = _file_identity(path)
         self._blocked: CampaignError | None = None  # set once the journal cannot be written any more
 
     @classmethod

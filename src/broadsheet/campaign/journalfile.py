@@ -84,11 +84,12 @@ CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 SCHEMA_1_TABLES = {"campaigns", "recipients"}
 
 
-def open_journal(path: Path, *, wait: float, create: bool = True) -> sqlite3.Connection:
+def open_journal(path: Path, *, wait: float, create: bool = True, read_only: bool = False) -> sqlite3.Connection:
     """A connection to the journal at ``path``: created whole when absent (if ``create``), checked,
-    migrated to the current schema, in WAL mode. CampaignError when it cannot be used."""
+    migrated to the current schema, in WAL mode. CampaignError when it cannot be used. ``read_only``
+    (status): never created, and not probed for writing."""
     if not path.exists():
-        if not create:
+        if not create or read_only:
             raise CampaignError("nothing has been sent from this project yet", where=str(path))
         _create(path)
     elif path.is_file():
@@ -99,7 +100,7 @@ def open_journal(path: Path, *, wait: float, create: bool = True) -> sqlite3.Con
         raise explain(exc, path) from None
     try:
         db.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
-        _upgrade(db, path)
+        _upgrade(db, path, probe=not read_only)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.Error as exc:
@@ -214,9 +215,11 @@ def _stamp(db: sqlite3.Connection) -> None:
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
-def _upgrade(db: sqlite3.Connection, path: Path) -> None:
+def _upgrade(db: sqlite3.Connection, path: Path, *, probe: bool) -> None:
     """Check the file is our journal and bring it to SCHEMA_VERSION (in one transaction)."""
     version = _version(db, path)
+    if version == SCHEMA_VERSION and not probe:
+        return
     if version == SCHEMA_VERSION:
         db.execute("BEGIN IMMEDIATE")  # a write probe: a read-only file or folder shows now, not mid-send
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

@@ -79,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     composer = Composer(rendered, config)  # settings and secrets are checked before the journal is touched
     factory()
-    with Journal.for_project(config.root) as journal:
-        journal.lock()
+    with Journal.for_project(config.root, lock=True) as journal:
         prepared = _prepare(journal, args, config, rendered, issue.id, transport_name, subscribers)
         _check_recent_sends(journal, prepared, args)
         if args.dry_run:

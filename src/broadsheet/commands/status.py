@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import issue_folder, project_config
 from ..campaign import CampaignRecord, Journal, campaign_key, journal_path
-from ..campaign.journal import STATES
+from ..campaign.journal import STATES, pending_path
 from ..config import Config
 from ..errors import BroadsheetError, CampaignError
 
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     """Reads the journal and changes nothing in it (a crash's rows are made unknown by the next send)."""
     config = project_config(args)
     args.issue_dir = issue_folder(args.issue_dir, config)
-    with Journal(journal_path(config.root), create=False) as journal:
+    with Journal(journal_path(config.root), read_only=True) as journal:
         issue_id, slug = _identity(args.issue_dir, config)
         campaigns = journal.campaigns_for(campaign_key(issue_id, slug), slug)
         if not campaigns:
@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         running = journal.send_running()
         for campaign in campaigns:
             _show(journal, campaign, running=running)
+        if pending_path(journal.path).is_file():
+            print(f"outcomes a send could not write (the journal was locked) wait in {pending_path(journal.path)}: "
+                  "the next send records them")
         if args.failed_csv:
             written = sum(_export(journal, campaign, args.failed_csv, first=i == 0) for i, campaign in enumerate(campaigns))
             print(f"wrote {written:,} failed or unknown recipient(s) to {args.failed_csv}")
