@@ -497,3 +497,21 @@ def test_status_reads_a_journal_another_program_holds_or_that_is_read_only(sampl
         journal.chmod(0o644)
     assert status.returncode == 0, status.stderr
     assert "sent 3" in status.stdout
+
+
+def test_a_copied_folder_that_keeps_the_id_is_refused_instead_of_reaching_nobody(sample, capsys):
+    write_subscribers(sample / "list.csv", 3)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    assert cli(sample, "send", ISSUE, "--yes") == 0
+    copy = sample / "issues" / "2021-06-08-next"
+    shutil.copytree(sample / ISSUE, copy)
+    set_front_matter(copy, "subject", '"The next issue"')
+    capsys.readouterr()
+    assert cli(sample, "send", str(copy), "--yes") == 2
+    err = capsys.readouterr().err
+    assert "another issue folder has the same id (2021-06-01-5c1e7a9b): " \
+        "issues/2021-06-01-chengdu-flemish-brabant, already sent over outbox" in err
+    assert "give this issue its own id" in err
+    set_front_matter(copy, "id", '"2021-06-08-1a2b3c4d"')
+    assert cli(sample, "send", str(copy), "--yes") == 0
+    assert len(outbox_files(sample)) == 6

@@ -81,6 +81,7 @@ ALTER TABLE campaigns_v2 RENAME TO campaigns;
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+MIGRATIONS = {1: MIGRATE_1_TO_2}  # schema version → the statements that bring it to the next one
 SCHEMA_1_TABLES = {"campaigns", "recipients"}
 
 
@@ -227,11 +228,12 @@ def _upgrade(db: sqlite3.Connection, path: Path, *, probe: bool) -> None:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        if _version(db, path) == 1:  # read again under the write lock: another process may have migrated it
-            for statement in MIGRATE_1_TO_2.split(";\n"):  # not executescript: it would commit halfway
+        version = _version(db, path)  # read again under the write lock: another process may have migrated it
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step].split(";\n"):  # not executescript: it would commit halfway
                 if statement.strip():
                     db.execute(statement)
-            _stamp(db)
+        _stamp(db)
     except BaseException:
         db.execute("ROLLBACK")
         raise

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import issue_folder, project_config
+from .new import front_matter_value
 from ..campaign import (
     Journal, Prepared, Settings, campaign_fingerprint, issue_key, prepare_campaign, subscriber_from_row,
 )
@@ -133,6 +134,7 @@ def _prepare(journal: Journal, args, config: Config, rendered, issue_id: str | N
              subscribers) -> Prepared:
     fingerprint = campaign_fingerprint(subscribers.path, subscribers.suppressions, args.segment)
     issue_dir = issue_key(Path(args.issue_dir), config.root)
+    _check_id_is_this_issues(journal, issue_id, issue_dir, config.root)
     prepared = prepare_campaign(
         journal, slug=rendered.slug, transport=transport_name, issue_dir=issue_dir, fingerprint=fingerprint,
         subscribers=subscribers, issue_id=issue_id, subject=rendered.subject,
@@ -154,6 +156,21 @@ def _prepare(journal: Journal, args, config: Config, rendered, issue_id: str | N
     for other, count in journal.skip_sent_elsewhere(prepared.record).items():
         print(f"{count:,} recipient(s) already sent this issue over {other}: recorded as sent, not sent again")
     return prepared
+
+
+def _check_id_is_this_issues(journal: Journal, issue_id: str | None, issue_dir: str, root: Path) -> None:
+    """Refuse an id that another issue folder still carries (a folder copied as the next issue's start):
+    both would be one campaign, and the new issue would reach nobody the old one reached."""
+    if not issue_id:
+        return
+    for campaign in journal.campaigns_for(issue_id):
+        other = root / campaign.issue_dir
+        if campaign.issue_dir != issue_dir and front_matter_value(other / "issue.md", "id") == issue_id:
+            raise CampaignError(
+                f"another issue folder has the same id ({issue_id}): {campaign.issue_dir}, already sent "
+                f"over {campaign.transport}", where=f"{issue_dir}/issue.md",
+                fix="give this issue its own id (a copied folder keeps the old one); broadsheet new makes a fresh one",
+            )  # fmt: skip
 
 
 def _check_recent_sends(journal: Journal, prepared: Prepared, args) -> None:
