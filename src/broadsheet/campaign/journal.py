@@ -14,6 +14,7 @@ recognised and migrated by ``journalfile``; the send lock is ``lock.ProjectLock`
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -83,6 +84,19 @@ class Outcome:
 # What CampaignRecord and Row are built from: the columns their fields are named after, in order.
 CAMPAIGN_COLUMNS = ", ".join(f.name for f in fields(CampaignRecord))
 ROW_COLUMNS = ", ".join(f.name for f in fields(Row))
+
+
+def _explained(method):
+    """A journal read whose SQLite failure (disk I/O error, damaged page) becomes a one-line CampaignError."""
+
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise explain(exc, self.path) from None
+
+    return read
 
 
 def journal_path(root: Path) -> Path:
@@ -186,12 +200,14 @@ class Journal:
 
     # -- campaigns ------------------------------------------------------------------------------
 
+    @_explained
     def campaign(self, key: str, transport: str) -> CampaignRecord | None:
         row = self.db.execute(
             f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE key = ? AND transport = ?", (key, transport)
         ).fetchone()
         return CampaignRecord(*row) if row else None
 
+    @_explained
     def campaigns_for(self, key: str, slug: str = "") -> list[CampaignRecord]:
         """Every campaign of this issue (all transports); ``slug`` also finds ones begun before it had an id."""
         rows = self.db.execute(
@@ -230,6 +246,7 @@ class Journal:
             (issue_id, issue_id, slug, issue_id),
         )
 
+    @_explained
     def recent_same_subject(self, campaign: CampaignRecord, *, days: float = RECENT_DAYS,
                             now: float | None = None) -> list[RecentSend]:
         """Other issues' campaigns with this subject that sent to this campaign's due recipients lately.
@@ -338,6 +355,7 @@ class Journal:
             )
         return cursor.rowcount
 
+    @_explained
     def claim(self, campaign: CampaignRecord, size: int, now: float) -> list[Row]:
         """Up to ``size`` rows due now (deferred first, then queued), marked ``sending`` and committed.
 
@@ -437,6 +455,7 @@ class Journal:
         path.unlink(missing_ok=True)
         return len(outcomes)
 
+    @_explained
     def counts(self, campaign: CampaignRecord) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
         for state, count in self.db.execute(
