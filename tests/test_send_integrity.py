@@ -219,15 +219,21 @@ def test_another_issue_with_the_same_subject_is_refused_but_not_for_new_readers(
 
 def test_the_recent_send_check_is_one_indexed_join(tmp_path):
     """The check reads each earlier same-subject campaign's rows by index, never scanning the table."""
+    from broadsheet.audience import Subscriber
+
+    readers = [Subscriber(f"r{i}@example.com", "", "", (), {}, i) for i in range(50)]
     with Journal.for_project(tmp_path) as journal:
-        record = prepare_campaign(journal, slug="s", transport="smtp", issue_dir="i", fingerprint="f",
-                                  subscribers=iter(()), subject="Hello")
-        plan = " ".join(str(row) for row in journal.db.execute(
-            "EXPLAIN QUERY PLAN SELECT count(*), max(theirs.updated) FROM recipients AS mine"
-            " JOIN recipients AS theirs ON theirs.campaign = ? AND theirs.email = mine.email"
-            " WHERE mine.campaign = ? AND mine.state IN ('queued', 'deferred')"
-            " AND theirs.state = 'sent' AND theirs.updated >= ?", (1, record.record.id, 0)))
-    assert "SCAN" not in plan and "USING INDEX" in plan
+        for key in ("one", "two"):
+            record = prepare_campaign(journal, slug=key, transport="smtp", issue_dir=key, fingerprint="f",
+                                      subscribers=readers, issue_id=key, subject="Hello").record
+        journal.db.execute("UPDATE recipients SET state = 'sent', updated = ? WHERE campaign = 1", (time.time(),))
+        statements = []
+        journal.db.set_trace_callback(statements.append)
+        assert journal.recent_same_subject(record)[0].recipients == 50
+        journal.db.set_trace_callback(None)
+        [join] = [sql for sql in statements if " JOIN " in sql]
+        plan = " ".join(str(row) for row in journal.db.execute("EXPLAIN QUERY PLAN " + join))
+    assert "SCAN" not in plan and plan.count("USING INDEX") == 2, plan
 
 
 # -- the journal's file ---------------------------------------------------------------------------------
