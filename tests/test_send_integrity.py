@@ -521,3 +521,21 @@ def test_a_copied_folder_that_keeps_the_id_is_refused_instead_of_reaching_nobody
     set_front_matter(copy, "id", '"2021-06-08-1a2b3c4d"')
     assert cli(sample, "send", str(copy), "--yes") == 0
     assert len(outbox_files(sample)) == 6
+
+
+def test_outcomes_noticed_after_the_journal_was_removed_go_into_the_journal_written_back(tmp_path):
+    from broadsheet.audience import Subscriber
+    from broadsheet.campaign.journal import JournalGone, Outcome
+
+    readers = [Subscriber(f"r{i}@example.com", "", "", (), {}, i) for i in range(4)]
+    with Journal.for_project(tmp_path) as journal:
+        record = prepare_campaign(journal, slug="s", transport="smtp", issue_dir="i", fingerprint="f",
+                                  subscribers=readers).record
+        claimed = journal.claim(record, 2, time.time())
+        shutil.rmtree(tmp_path / ".broadsheet")  # while those two are out
+        with pytest.raises(JournalGone, match="written back from the running send"):
+            journal.record([Outcome(row.id, "sent", "250 OK") for row in claimed])
+        journal.record([])  # nothing more to say; the campaign stops on the error above
+    assert states(tmp_path) == {"r0@example.com": "sent", "r1@example.com": "sent",
+                                "r2@example.com": "queued", "r3@example.com": "queued"}
+    assert not pending_path(tmp_path / ".broadsheet" / "state.db").exists()

@@ -390,15 +390,23 @@ class Journal:
         outcomes = list(outcomes)
         if not outcomes:
             return
+        moved = None
         try:
             if self._blocked is not None:
                 raise self._blocked
-            self.check_in_place()
+            try:
+                self.check_in_place()
+            except JournalGone as exc:
+                if _file_identity(self.path) != self._identity:
+                    raise  # not written back: nowhere to write
+                moved = exc  # written back: record there, then stop the campaign
             self._write_outcomes(outcomes)
         except CampaignError as exc:
             self._blocked = exc
             self._save_aside(outcomes)
             raise
+        if moved is not None:
+            raise moved
 
     def _write_outcomes(self, outcomes: list[Outcome]) -> None:
         now = time.time()
