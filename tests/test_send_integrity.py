@@ -539,3 +539,16 @@ def test_outcomes_noticed_after_the_journal_was_removed_go_into_the_journal_writ
     assert states(tmp_path) == {"r0@example.com": "sent", "r1@example.com": "sent",
                                 "r2@example.com": "queued", "r3@example.com": "queued"}
     assert not pending_path(tmp_path / ".broadsheet" / "state.db").exists()
+
+
+def test_no_journal_yet_and_a_read_only_folder_for_it_is_one_line(sample):
+    write_subscribers(sample / "list.csv", 2)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    folder = sample / ".broadsheet"
+    folder.mkdir(mode=0o555)
+    try:
+        result = send(sample, ISSUE, "--yes", preexec_fn=without_permission_override)
+    finally:
+        folder.chmod(0o755)
+    one_line_error(result, f"{folder}: cannot create the send journal: Permission denied", "folder you can write to")
+    assert not outbox_files(sample) and list(folder.iterdir()) == []

@@ -168,7 +168,9 @@ def _create(path: Path) -> None:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
         os.close(handle)
     except OSError as exc:
-        where = Path(exc.filename) if exc.filename else path.parent
+        failed = Path(exc.filename) if exc.filename else path.parent
+        # the folder that refused: the journal's (not the temporary file's name), or the one to create it in
+        where = path.parent if failed.parent == path.parent else failed.parent if failed == path.parent else failed
         raise CampaignError(f"cannot create the send journal: {exc.strerror}", where=str(where),
                             fix=f"make {where} a folder you can write to") from None
     try:
