@@ -173,13 +173,20 @@ def test_as_subscriber_from_the_list(project: Path):
         assert isinstance(running.current.error, AudienceError)
 
 
+def ignore_sigint() -> None:
+    """What a shell does to `broadsheet preview &` in a script: the child starts with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("started", [None, ignore_sigint], ids=["foreground", "background-from-a-script"])
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_exits_cleanly(project: Path, tmp_path: Path, stop: signal.Signals):
+def test_ctrl_c_exits_cleanly(project: Path, tmp_path: Path, stop: signal.Signals, started):
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     process = subprocess.Popen([sys.executable, "-m", "broadsheet", "preview", f"issues/{SLUG}", "--port", "0"],
                                cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(temporary)})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(temporary)},
+                               preexec_fn=started)  # fmt: skip
     try:
         lines = [process.stdout.readline(), process.stdout.readline()]
         assert any("previewing" in line and "http://127.0.0.1:" in line for line in lines), lines

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt) if in_main_thread else None
+    previous = _stop_on_signals() if in_main_thread else None
     try:
         return args.handler(args) or 0
     except BrokenPipeError:  # `broadsheet status … | head`
@@ -60,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         print("broadsheet: interrupted", file=sys.stderr)
         return 130
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous_sigterm)
+        if previous is not None:
+            for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous):
+                if handler is not None:
+                    signal.signal(signum, handler)
 
 
 def _requested_command(argv: list[str]) -> str | None:
@@ -75,9 +77,30 @@ def _requested_command(argv: list[str]) -> str | None:
     return None
 
 
+def _stop_on_signals():
+    """Ctrl-C and SIGTERM stop every command cleanly, from its first line on; returns the old handlers.
+
+    A shell running ``broadsheet … &`` from a script starts it with SIGINT ignored, and Python then
+    installs no handler of its own: SIGINT did nothing, and SIGTERM (turned into SIGINT) neither.
+    Both are handled here whatever the process inherited.
+    """
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    return previous_int, previous_term
+
+
 def _sigterm_as_interrupt(signum, frame) -> None:
-    """SIGTERM (systemd, docker stop) stops like Ctrl-C: in-flight work is finished and recorded."""
-    os.kill(os.getpid(), signal.SIGINT)
+    """SIGTERM (systemd, docker stop, kill) stops like Ctrl-C: in-flight work is finished and recorded.
+
+    Calls whatever handles Ctrl-C now (the send runner's, or Python's KeyboardInterrupt).
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audience import Subscriber
-from .journal import CampaignRecord, Journal, Outcome, Row, journal_path
+from .journal import CampaignRecord, Journal, Outcome, RecentSend, Row, journal_path
 from .recipients import campaign_fingerprint, journal_rows, subscriber_from_row
 from .runner import CampaignRunner, RunResult, Settings
 
@@ -21,6 +21,7 @@ class Prepared:
     loaded: int | None  # recipients (re)loaded from the list; None when the list had not changed
     setup_seconds: float
     recovered: int  # rows a crashed send left in flight, now unknown
+    replayed: int = 0  # outcomes an earlier send could not write (journal locked), written now
 
 
 def prepare_campaign(
@@ -31,17 +32,33 @@ def prepare_campaign(
     issue_dir: str,
     fingerprint: str,
     subscribers: Iterable[Subscriber],
+    issue_id: str | None = None,
+    subject: str = "",
 ) -> Prepared:
-    """Find or create the campaign, load the list when it is new or changed, recover a crash's rows."""
-    record, changed = journal.start_campaign(slug, transport, issue_dir, fingerprint)
+    """Find or create the campaign, load the list when it is new or changed, recover a crash's rows.
+
+    The campaign is the issue's (``campaign_key``): the same after a rename, a move or content edits
+    when the issue has an ``id``. Call with the send lock held.
+    """
+    key = campaign_key(issue_id, slug)
+    replayed = journal.replay_pending()
+    record, changed = journal.start_campaign(
+        key, transport, issue_dir, fingerprint, slug=slug, issue_id=issue_id or "", subject=subject
+    )
     started = time.perf_counter()
     loaded = None
     if changed:
         loaded = journal.load_recipients(record, fingerprint, journal_rows(subscribers))
-        record = journal.current(slug, transport)
+        record = journal.current(key, transport)
     seconds = time.perf_counter() - started
     recovered = journal.recover_in_flight(record)
-    return Prepared(record, loaded, seconds, recovered)
+    return Prepared(record, loaded, seconds, recovered, replayed)
+
+
+def campaign_key(issue_id: str | None, slug: str) -> str:
+    """A campaign's identity: the issue's front-matter id; for an issue without one, its folder name
+    (as every campaign was keyed before ids existed, so those campaigns resume)."""
+    return issue_id or slug
 
 
 def issue_key(issue_dir: Path, root: Path) -> str:
@@ -54,6 +71,6 @@ def issue_key(issue_dir: Path, root: Path) -> str:
 
 
 __all__ = [
-    "CampaignRecord", "CampaignRunner", "Journal", "Outcome", "Prepared", "Row", "RunResult", "Settings",
-    "campaign_fingerprint", "issue_key", "journal_path", "prepare_campaign", "subscriber_from_row",
+    "CampaignRecord", "CampaignRunner", "Journal", "Outcome", "Prepared", "RecentSend", "Row", "RunResult",
+    "Settings", "campaign_fingerprint", "campaign_key", "issue_key", "journal_path", "prepare_campaign", "subscriber_from_row",
 ]

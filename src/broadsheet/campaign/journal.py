@@ -1,68 +1,60 @@
 """The campaign journal: SQLite at ``.broadsheet/state.db`` beside broadsheet.toml (WAL).
 
-One campaign per issue slug and transport; one row per recipient with its state:
+One campaign per issue identity and transport. The identity (``key``) is the issue's front-matter ``id``
+(``broadsheet new`` writes one), so renaming or moving the folder, or editing the content, resumes the
+same campaign; an issue without an id falls back to its folder name. One row per recipient with its state:
 
     queued → sending → sent | failed | deferred (→ sending again) ; sending left by a crash → unknown
 
 A row is marked ``sending`` (and committed) before its message goes out, so a crash can never lose track
 of one: at the next start, rows still in ``sending`` become ``unknown``. The subscriber's own fields are
-kept in the row (``data``), so a resumed send composes from the journal alone.
+kept in the row (``data``), so a resumed send composes from the journal alone. The file itself is made,
+recognised and migrated by ``journalfile``; the send lock is ``lock.ProjectLock``.
 """
 
 from __future__ import annotations
 
-import fcntl
+import functools
+import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 from ..errors import CampaignError
+from .journalfile import JournalLocked, explain, journal_uid, open_journal
+from .lock import ProjectLock
 
 STATES = ("queued", "sending", "sent", "failed", "deferred", "unknown")
 INSERT_CHUNK = 10_000  # rows per transaction: big enough to be fast, small enough to keep memory flat
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS campaigns (
-    id INTEGER PRIMARY KEY,
-    slug TEXT NOT NULL,
-    transport TEXT NOT NULL,
-    issue_dir TEXT NOT NULL DEFAULT '',
-    list_fingerprint TEXT NOT NULL,
-    generation INTEGER NOT NULL DEFAULT 1,
-    created TEXT NOT NULL,
-    UNIQUE (slug, transport)
-);
-CREATE TABLE IF NOT EXISTS recipients (
-    id INTEGER PRIMARY KEY,
-    campaign INTEGER NOT NULL REFERENCES campaigns(id),
-    email TEXT NOT NULL COLLATE NOCASE,
-    line INTEGER NOT NULL DEFAULT 0,
-    data TEXT NOT NULL DEFAULT '{}',
-    generation INTEGER NOT NULL,
-    state TEXT NOT NULL DEFAULT 'queued',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    detail TEXT NOT NULL DEFAULT '',
-    message_id TEXT NOT NULL DEFAULT '',
-    next_attempt REAL NOT NULL DEFAULT 0,
-    updated REAL NOT NULL DEFAULT 0,
-    UNIQUE (campaign, email)
-);
-CREATE INDEX IF NOT EXISTS recipients_by_state ON recipients (campaign, state);
-CREATE INDEX IF NOT EXISTS recipients_deferred ON recipients (campaign, next_attempt) WHERE state = 'deferred';
-"""
+WAIT = 5.0  # seconds SQLite waits for another program's write lock before a statement gives up
+PATIENCE = 60.0  # seconds recording outcomes keeps trying through another program's lock
+RECENT_DAYS = 7  # a campaign mailing people who got the same subject this recently is refused
 
 
 @dataclass(frozen=True, slots=True)
 class CampaignRecord:
     id: int
-    slug: str
+    key: str  # the issue's identity: its front-matter id, else its folder name
+    issue_id: str  # the front-matter id ("" when the issue has none)
+    slug: str  # the folder name at the last send
     transport: str
     issue_dir: str
+    subject: str  # the subject at the last send
     list_fingerprint: str
     generation: int
     created: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecentSend:
+    """Another campaign that sent the same subject to some of this campaign's recipients lately."""
+
+    campaign: CampaignRecord
+    recipients: int  # how many of this campaign's due recipients it sent to
+    last: float  # when it last sent to one of them (Unix time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,32 +86,51 @@ CAMPAIGN_COLUMNS = ", ".join(f.name for f in fields(CampaignRecord))
 ROW_COLUMNS = ", ".join(f.name for f in fields(Row))
 
 
+def _explained(method):
+    """A journal read whose SQLite failure (disk I/O error, damaged page) becomes a one-line CampaignError."""
+
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise explain(exc, self.path) from None
+
+    return read
+
+
 def journal_path(root: Path) -> Path:
     return root / ".broadsheet" / "state.db"
 
 
 class Journal:
-    """The SQLite journal. Use from one thread; ``lock()`` keeps a second ``send`` out."""
+    """The SQLite journal. Use from one thread; the send lock (``lock=True`` or ``lock()``) keeps a second
+    ``send`` out of the project.
 
-    def __init__(self, path: Path):
+    ``wait``: seconds each statement waits for another program's write lock; ``patience``: how long
+    recording outcomes keeps trying before it saves them aside (see ``record``); ``create``: make the
+    file when it does not exist; ``read_only`` (status): neither create it nor probe it for writing.
+    """
+
+    def __init__(self, path: Path, *, wait: float = WAIT, patience: float = PATIENCE, create: bool = True,
+                 lock: bool = False, read_only: bool = False):
         self.path = path
-        self._lock_file = None
+        self.wait, self.patience = wait, patience
+        self._project_lock = ProjectLock(path.parent.parent)
+        if lock:  # before the file is opened or created: a send never makes a journal under another's feet
+            self._project_lock.acquire()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=10000")
-            self.db.executescript(SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise CampaignError(
-                f"cannot open the send journal: {exc}", where=str(path),
-                fix="check that the folder is writable; move a damaged file aside (a new journal forgets who was sent)",
-            ) from None
+            self.db = open_journal(path, wait=wait, create=create, read_only=read_only)
+            self.uid = journal_uid(self.db, path)
+        except BaseException:
+            self._project_lock.release()
+            raise
+        self._identity = _file_identity(path)
+        self._blocked: CampaignError | None = None  # set once the journal cannot be written any more
 
     @classmethod
-    def for_project(cls, root: Path) -> Journal:
-        return cls(journal_path(root))
+    def for_project(cls, root: Path, **options) -> Journal:
+        return cls(journal_path(root), **options)
 
     def close(self) -> None:
         self.db.close()
@@ -127,9 +138,7 @@ class Journal:
 
     def unlock(self) -> None:
         """Let another send in (closing the journal does this too)."""
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        self._project_lock.release()
 
     def __enter__(self) -> Journal:
         return self
@@ -139,45 +148,134 @@ class Journal:
 
     def lock(self) -> None:
         """Hold the send lock for this project, or refuse: two sends must not share a journal."""
-        handle = open(self.path.with_suffix(".lock"), "w")
+        self._project_lock.acquire()
+
+    def send_running(self) -> bool:
+        """Whether another process holds the send lock now."""
+        return not self._project_lock.is_free()
+
+    def check_in_place(self) -> None:
+        """Raise JournalGone unless the file at ``path`` is still the one this connection writes to.
+
+        A journal removed under a running send (``rm -rf .broadsheet``) is written back first, from this
+        connection, which then writes to it: the send stops, and the next one resumes instead of mailing
+        everyone again. A journal replaced by another file is left alone; outcomes go aside (``record``).
+        """
+        now = _file_identity(self.path)
+        if now == self._identity:
+            return
+        if now is None and self._write_back():
+            raise JournalGone(
+                "the send journal was removed while this send ran: written back from the running send, which "
+                "stopped", where=str(self.path),
+                fix="run the same command to resume; delete the journal only when no send runs (it is what "
+                "keeps anyone from being mailed twice)",
+            )  # fmt: skip
+        what = "removed" if now is None else "replaced by another file"
+        raise JournalGone(
+            f"the send journal was {what} while this send ran; stopped", where=str(self.path),
+            fix="put the journal back and run the same command to resume (a new journal forgets who was sent)",
+        )  # fmt: skip
+
+    def _write_back(self) -> bool:
+        """Copy this connection's journal (still readable after its file was unlinked) to ``path`` and
+        continue on the copy. False when that cannot be done (then nothing changed)."""
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.restore")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise CampaignError(
-                "another 'broadsheet send' is running for this project", where=str(self.path),
-                fix="wait for it to finish, or stop it with Ctrl-C",
-            ) from None
-        self._lock_file = handle
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            copy = sqlite3.connect(temporary)
+            try:
+                self.db.backup(copy)
+            finally:
+                copy.close()
+            os.link(temporary, self.path)  # never over a file that appeared meanwhile
+            restored = open_journal(self.path, wait=self.wait)
+        except (OSError, sqlite3.Error, CampaignError):
+            return False
+        finally:
+            temporary.unlink(missing_ok=True)
+        self.db.close()
+        self.db, self._identity = restored, _file_identity(self.path)
+        return True
 
     # -- campaigns ------------------------------------------------------------------------------
 
-    def campaign(self, slug: str, transport: str) -> CampaignRecord | None:
+    @_explained
+    def campaign(self, key: str, transport: str) -> CampaignRecord | None:
         row = self.db.execute(
-            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE slug = ? AND transport = ?",
-            (slug, transport),
+            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE key = ? AND transport = ?", (key, transport)
         ).fetchone()
         return CampaignRecord(*row) if row else None
 
-    def campaigns_for(self, slug: str, issue_dir: str) -> list[CampaignRecord]:
+    @_explained
+    def campaigns_for(self, key: str, slug: str = "") -> list[CampaignRecord]:
+        """Every campaign of this issue (all transports); ``slug`` also finds ones begun before it had an id."""
         rows = self.db.execute(
-            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE slug = ? OR issue_dir = ? ORDER BY id",
-            (slug, issue_dir),
+            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE key = ? OR (key = ? AND issue_id = '') ORDER BY id",
+            (key, slug),
         ).fetchall()
         return [CampaignRecord(*row) for row in rows]
 
-    def start_campaign(self, slug: str, transport: str, issue_dir: str, fingerprint: str) -> tuple[CampaignRecord, bool]:
-        """The campaign for this issue and transport, created if new. True when its list must be (re)loaded."""
-        existing = self.campaign(slug, transport)
-        if existing is None:
+    def start_campaign(
+        self, key: str, transport: str, issue_dir: str, fingerprint: str, *, slug: str = "", issue_id: str = "",
+        subject: str = "",
+    ) -> tuple[CampaignRecord, bool]:
+        """The campaign for this issue and transport, created if new. True when its list must be (re)loaded.
+
+        An issue given an id after a send began (its campaigns keyed by folder name) keeps those campaigns.
+        The folder, slug and subject are updated to the current ones: they describe, the key identifies.
+        """
+        slug = slug or key
+        with self._transaction():
+            if issue_id:
+                self._adopt(issue_id, slug)
             self.db.execute(
-                "INSERT INTO campaigns (slug, transport, issue_dir, list_fingerprint, created)"
-                " VALUES (?, ?, ?, ?, datetime('now'))",
-                (slug, transport, issue_dir, ""),
+                "INSERT INTO campaigns (key, issue_id, slug, transport, issue_dir, subject, list_fingerprint, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, '', datetime('now')) ON CONFLICT (key, transport) DO UPDATE SET"
+                " slug = excluded.slug, issue_dir = excluded.issue_dir, subject = excluded.subject",
+                (key, issue_id, slug, transport, issue_dir, subject),
             )
-            existing = self.campaign(slug, transport)
-            assert existing is not None
-        return existing, existing.list_fingerprint != fingerprint
+        record = self.current(key, transport)
+        return record, record.list_fingerprint != fingerprint
+
+    def _adopt(self, issue_id: str, slug: str) -> None:
+        """Key the campaigns begun under the folder name ``slug`` (before the issue had an id) by the id."""
+        self.db.execute(
+            "UPDATE campaigns SET key = ?, issue_id = ? WHERE key = ? AND issue_id = ''"
+            " AND transport NOT IN (SELECT transport FROM campaigns WHERE key = ?)",
+            (issue_id, issue_id, slug, issue_id),
+        )
+
+    @_explained
+    def recent_same_subject(self, campaign: CampaignRecord, *, days: float = RECENT_DAYS,
+                            now: float | None = None) -> list[RecentSend]:
+        """Other issues' campaigns with this subject that sent to this campaign's due recipients lately.
+
+        One indexed join per such campaign (recipients are looked up by (campaign, email)), so it stays
+        cheap for a million recipients. Outbox campaigns neither count nor are checked: they mail no one.
+        """
+        wanted = _same_subject(campaign.subject)
+        if campaign.transport == "outbox" or not wanted:
+            return []
+        since = (time.time() if now is None else now) - days * 86400
+        found = []
+        for row in self.db.execute(
+            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE key <> ? AND transport <> 'outbox' ORDER BY id",
+            (campaign.key,),
+        ).fetchall():
+            other = CampaignRecord(*row)
+            if _same_subject(other.subject) != wanted:
+                continue
+            count, last = self.db.execute(
+                "SELECT count(*), max(theirs.updated) FROM recipients AS mine"
+                " JOIN recipients AS theirs ON theirs.campaign = ? AND theirs.email = mine.email"
+                " WHERE mine.campaign = ? AND mine.state IN ('queued', 'deferred')"
+                " AND theirs.state = 'sent' AND theirs.updated >= ?",
+                (other.id, campaign.id, since),
+            ).fetchone()
+            if count:
+                found.append(RecentSend(other, count, last))
+        return found
 
     def load_recipients(self, campaign: CampaignRecord, fingerprint: str, subscribers: Iterable[tuple[str, int, str]]) -> int:
         """Store (email, line, data) for each subscriber of the current list, in big transactions.
@@ -207,10 +305,10 @@ class Journal:
             )
         return total
 
-    def current(self, slug: str, transport: str) -> CampaignRecord:
-        record = self.campaign(slug, transport)
+    def current(self, key: str, transport: str) -> CampaignRecord:
+        record = self.campaign(key, transport)
         if record is None:
-            raise CampaignError(f"no campaign for {slug} over {transport}")
+            raise CampaignError(f"no campaign for {key} over {transport}")
         return record
 
     # -- states ---------------------------------------------------------------------------------
@@ -233,7 +331,7 @@ class Journal:
         skipped: dict[str, int] = {}
         if campaign.transport == "outbox":
             return skipped
-        for other in self.campaigns_for(campaign.slug, campaign.issue_dir):
+        for other in self.campaigns_for(campaign.key):
             if other.id == campaign.id or other.transport == "outbox":
                 continue
             with self._transaction():
@@ -257,8 +355,13 @@ class Journal:
             )
         return cursor.rowcount
 
+    @_explained
     def claim(self, campaign: CampaignRecord, size: int, now: float) -> list[Row]:
-        """Up to ``size`` rows due now (deferred first, then queued), marked ``sending`` and committed."""
+        """Up to ``size`` rows due now (deferred first, then queued), marked ``sending`` and committed.
+
+        Raises JournalGone when the journal file was removed or replaced: nothing more may go out.
+        """
+        self.check_in_place()
         rows = self.db.execute(
             f"SELECT {ROW_COLUMNS} FROM recipients"
             " WHERE campaign = ? AND state = 'deferred' AND next_attempt <= ? ORDER BY next_attempt LIMIT ?",
@@ -271,22 +374,96 @@ class Journal:
                 (campaign.id, size - len(rows)),
             ).fetchall()
         if rows:
-            with self._transaction():
-                self.db.executemany(
-                    "UPDATE recipients SET state = 'sending', updated = ? WHERE id = ?", [(now, row[0]) for row in rows]
-                )
+            self._write_patiently(
+                "UPDATE recipients SET state = 'sending', updated = ? WHERE id = ?", [(now, row[0]) for row in rows]
+            )
         return [Row(*row) for row in rows]
 
     def record(self, outcomes: Iterable[Outcome]) -> None:
-        """Write what happened to claimed rows, in one transaction."""
-        now = time.time()
-        with self._transaction():
-            self.db.executemany(
-                "UPDATE recipients SET state = ?, detail = ?, message_id = ?, next_attempt = ?,"
-                " attempts = attempts + ?, updated = ? WHERE id = ?",
-                [(o.state, o.detail, o.message_id, o.next_attempt, int(o.counts_attempt), now, o.id) for o in outcomes],
-            )
+        """Write what happened to claimed rows, in one transaction.
 
+        Another program's write lock is waited out for ``patience`` seconds. When the outcomes cannot be
+        written (lock held longer, journal removed or replaced), they are saved aside in ``<journal>.pending``
+        — replayed by the next send before it recovers anything — and CampaignError says why: messages
+        that went out stay recorded as sent, never turn ``unknown``.
+        """
+        outcomes = list(outcomes)
+        if not outcomes:
+            return
+        moved = None
+        try:
+            if self._blocked is not None:
+                raise self._blocked
+            try:
+                self.check_in_place()
+            except JournalGone as exc:
+                if _file_identity(self.path) != self._identity:
+                    raise  # not written back: nowhere to write
+                moved = exc  # written back: record there, then stop the campaign
+            self._write_outcomes(outcomes)
+        except CampaignError as exc:
+            self._blocked = exc
+            self._save_aside(outcomes)
+            raise
+        if moved is not None:
+            raise moved
+
+    def _write_outcomes(self, outcomes: list[Outcome]) -> None:
+        now = time.time()
+        self._write_patiently(
+            "UPDATE recipients SET state = ?, detail = ?, message_id = ?, next_attempt = ?,"
+            " attempts = attempts + ?, updated = ? WHERE id = ?",
+            [(o.state, o.detail, o.message_id, o.next_attempt, int(o.counts_attempt), now, o.id) for o in outcomes],
+        )  # fmt: skip
+
+    def _write_patiently(self, statement: str, values: list[tuple]) -> None:
+        """One transaction of ``statement`` over ``values``, tried again through another program's write
+        lock until ``patience`` runs out (then JournalLocked)."""
+        deadline = time.monotonic() + self.patience
+        while True:
+            try:
+                with self._transaction():
+                    self.db.executemany(statement, values)
+                return
+            except JournalLocked:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)  # each statement already waited `wait` seconds for the lock
+
+    def _save_aside(self, outcomes: list[Outcome]) -> None:
+        """Append outcomes to ``<journal>.pending`` (flushed to disk); best effort when the folder is gone."""
+        lines = "".join(json.dumps([self.uid, *astuple(o)]) + "\n" for o in outcomes)
+        try:
+            with open(pending_path(self.path), "a", encoding="utf-8") as handle:
+                handle.write(lines)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            pass
+
+    def replay_pending(self) -> int:
+        """Write outcomes an earlier send saved aside into this journal (when they name it); returns how many."""
+        path = pending_path(self.path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise explain(exc, path) from None
+        outcomes = []
+        for line in text.splitlines():
+            try:
+                uid, *values = json.loads(line)
+                outcome = Outcome(*values)
+            except (ValueError, TypeError):
+                continue  # a line cut short by a crash while it was written
+            if uid == self.uid:
+                outcomes.append(outcome)
+        self._write_outcomes(outcomes)
+        path.unlink(missing_ok=True)
+        return len(outcomes)
+
+    @_explained
     def counts(self, campaign: CampaignRecord) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
         for state, count in self.db.execute(
@@ -322,18 +499,54 @@ class Journal:
         )
 
     def _transaction(self):
-        return _Transaction(self.db)
+        return _Transaction(self.db, self.path)
+
+
+class JournalGone(CampaignError):
+    """The journal file was removed or replaced under a running send."""
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection):
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error; SQLite failures become one-line CampaignErrors."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path):
         self.db = db
+        self.path = path
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise explain(exc, self.path) from None
 
-    def __exit__(self, exc_type, *rest) -> None:
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        try:
+            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        except sqlite3.Error as failure:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise explain(exc if isinstance(exc, sqlite3.Error) else failure, self.path) from None
+        if isinstance(exc, sqlite3.Error):
+            raise explain(exc, self.path) from None
+        return False
+
+
+def pending_path(path: Path) -> Path:
+    """Where outcomes that could not be written are kept until the next send writes them."""
+    return path.with_name(path.name + ".pending")
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _same_subject(subject: str) -> str:
+    """Subjects compared without case and spacing differences."""
+    return " ".join(subject.split()).casefold()
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:

@@ -130,7 +130,7 @@ class CampaignRunner:
             stopping = self.stop.is_set() or result.error is not None
             while not stopping and idle and (limit is None or claimed < limit):
                 size = self.batch_size if limit is None else min(self.batch_size, limit - claimed)
-                rows = self.journal.claim(self.campaign, size, time.time())
+                rows = self._claim(size, result)
                 if not rows:
                     break
                 self._moved([row.state for row in rows], "sending")
@@ -155,6 +155,21 @@ class CampaignRunner:
                 result.error = result.error or event[1]
             self.progress(self.counts, self.rate.per_second())
 
+    def _claim(self, size: int, result: RunResult) -> list[Row]:
+        """Claim a batch; a journal that cannot be used any more stops the campaign (in-flight ones finish)."""
+        try:
+            return self.journal.claim(self.campaign, size, time.time())
+        except CampaignError as exc:
+            result.error = result.error or exc
+            return []
+
+    def _record(self, outcomes: list[Outcome], result: RunResult) -> None:
+        """Record outcomes; when the journal cannot take them (the journal saved them aside), stop the campaign."""
+        try:
+            self.journal.record(outcomes)
+        except CampaignError as exc:
+            result.error = result.error or exc
+
     def _finished(self, claimed: int) -> bool:
         """Nothing left for this run: the limit is reached, or nothing is queued or deferred."""
         if self.settings.limit is not None and claimed >= self.settings.limit:
@@ -176,7 +191,7 @@ class CampaignRunner:
                 outcomes.append(Outcome(row.id, "unknown", f"unexpected error: {error!r}"))
             else:  # stopped before sending, or a fatal transport error: back in the queue
                 outcomes.append(Outcome(row.id, "queued", counts_attempt=False))
-        self.journal.record(outcomes)
+        self._record(outcomes, result)
         for outcome in outcomes:
             self._moved(["sending"], outcome.state)
             if outcome.counts_attempt:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import re
+import secrets
 import unicodedata
 from pathlib import Path
 
@@ -17,6 +18,7 @@ subject: {title}
 preheader: "One line that inboxes show after the subject."
 date: {date}
 number: {number}
+id: "{issue_id}"
 ---
 A few words from the editor: what this issue is about and why it matters.
 """
@@ -50,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         (folder / "articles").mkdir(parents=True)
         (folder / "issue.md").write_text(
-            ISSUE_TEMPLATE.format(title=title, date=date.isoformat(), number=_next_number(issues)), encoding="utf-8"
-        )
+            ISSUE_TEMPLATE.format(issue_id=new_issue_id(date), title=title, date=date.isoformat(),
+                                  number=_next_number(issues)), encoding="utf-8",
+        )  # fmt: skip
         (folder / "articles" / "01-first-article.md").write_text(
             ARTICLE_TEMPLATE.format(title=_yaml_string("First article")), encoding="utf-8"
         )
@@ -68,14 +71,27 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:60] or "issue"
 
 
+def new_issue_id(date: dt.date) -> str:
+    """A fresh identity for an issue: its date and 8 random hex digits (sends find the issue by it,
+    wherever its folder moves)."""
+    return f"{date.isoformat()}-{secrets.token_hex(4)}"
+
+
 def _yaml_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _next_number(issues: Path) -> int:
-    numbers = []
-    for issue_file in issues.glob("*/issue.md"):
-        match = re.search(r"^number:\s*(\d+)\s*$", issue_file.read_text(encoding="utf-8", errors="replace"), re.M)
-        if match:
-            numbers.append(int(match.group(1)))
+    numbers = [int(n) for path in issues.glob("*/issue.md") if (n := front_matter_value(path, "number")) and n.isdigit()]
     return max(numbers, default=0) + 1
+
+
+def front_matter_value(issue_file: Path, key: str) -> str | None:
+    """The plain value of ``key:`` in a front matter, quotes removed, without parsing (or rendering) the
+    issue: for looking across many issue folders. None when absent or unreadable."""
+    try:
+        text = issue_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    match = re.search(rf"^{re.escape(key)}:[ \t]*(.*?)[ \t]*$", text, re.M)
+    return match.group(1).strip("\"'") if match else None

@@ -18,9 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import issue_folder, project_config
+from .new import front_matter_value
 from ..campaign import (
     Journal, Prepared, Settings, campaign_fingerprint, issue_key, prepare_campaign, subscriber_from_row,
 )
+from ..campaign.journal import RECENT_DAYS
 from ..campaign.progress import progress_for
 from ..campaign.runner import CampaignRunner, RunResult
 from ..config import Config
@@ -48,7 +50,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--as", dest="as_email", metavar="EMAIL", help="with --test: personalise as this subscriber")
     parser.add_argument("--retry-failed", action="store_true", help="send again to recipients that failed")
     parser.add_argument("--retry-unknown", action="store_true", help="send again to recipients left unknown by a crash")
-    parser.add_argument("--force", action="store_true", help="send even when lint reports errors")
+    parser.add_argument("--force", action="store_true",
+                        help="send even when lint reports errors, or when recipients got the same subject lately")
     return parser
 
 
@@ -77,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
     composer = Composer(rendered, config)  # settings and secrets are checked before the journal is touched
     factory()
-    with Journal.for_project(config.root) as journal:
-        journal.lock()
-        prepared = _prepare(journal, args, config, rendered.slug, transport_name, subscribers)
+    with Journal.for_project(config.root, lock=True) as journal:
+        prepared = _prepare(journal, args, config, rendered, issue.id, transport_name, subscribers)
+        _check_recent_sends(journal, prepared, args)
         if args.dry_run:
             return _dry_run(journal, prepared, args, composer)
         return _send(journal, prepared, args, config, rendered, transport_name, factory, composer)
@@ -127,13 +130,17 @@ def subscriber_list(path: Path, config: Config, segments, *, fix: str | None = N
     return SubscriberList(path, segments=segments, suppressions=suppressions)
 
 
-def _prepare(journal: Journal, args, config: Config, slug: str, transport_name: str, subscribers) -> Prepared:
+def _prepare(journal: Journal, args, config: Config, rendered, issue_id: str | None, transport_name: str,
+             subscribers) -> Prepared:
     fingerprint = campaign_fingerprint(subscribers.path, subscribers.suppressions, args.segment)
     issue_dir = issue_key(Path(args.issue_dir), config.root)
+    _check_id_is_this_issues(journal, issue_id, issue_dir, config.root)
     prepared = prepare_campaign(
-        journal, slug=slug, transport=transport_name, issue_dir=issue_dir, fingerprint=fingerprint,
-        subscribers=subscribers,
+        journal, slug=rendered.slug, transport=transport_name, issue_dir=issue_dir, fingerprint=fingerprint,
+        subscribers=subscribers, issue_id=issue_id, subject=rendered.subject,
     )  # fmt: skip
+    if prepared.replayed:
+        print(f"recorded {prepared.replayed:,} outcome(s) an earlier send could not write to the journal")
     if prepared.loaded is None:
         print(f"{subscribers.path.name}: unchanged since this campaign started; resuming")
     else:
@@ -149,6 +156,45 @@ def _prepare(journal: Journal, args, config: Config, slug: str, transport_name: 
     for other, count in journal.skip_sent_elsewhere(prepared.record).items():
         print(f"{count:,} recipient(s) already sent this issue over {other}: recorded as sent, not sent again")
     return prepared
+
+
+def _check_id_is_this_issues(journal: Journal, issue_id: str | None, issue_dir: str, root: Path) -> None:
+    """Refuse an id that another issue folder still carries (a folder copied as the next issue's start):
+    both would be one campaign, and the new issue would reach nobody the old one reached."""
+    if not issue_id:
+        return
+    for campaign in journal.campaigns_for(issue_id):
+        other = root / campaign.issue_dir
+        if campaign.issue_dir != issue_dir and front_matter_value(other / "issue.md", "id") == issue_id:
+            raise CampaignError(
+                f"another issue folder has the same id ({issue_id}): {campaign.issue_dir}, already sent "
+                f"over {campaign.transport}", where=f"{issue_dir}/issue.md",
+                fix="give this issue its own id (a copied folder keeps the old one); broadsheet new makes a fresh one",
+            )  # fmt: skip
+
+
+def _check_recent_sends(journal: Journal, prepared: Prepared, args) -> None:
+    """Refuse (unless --force) to mail people who got an issue with the same subject in the last days:
+    most likely this issue again under a new folder name, or a copy whose subject was not changed."""
+    recent = journal.recent_same_subject(prepared.record)
+    if not recent:
+        return
+    for send in recent:
+        other = send.campaign
+        print(f"{send.recipients:,} recipient(s) got “{other.subject}” from campaign {other.key} "
+              f"({other.issue_dir or other.slug}, over {other.transport}) on {_when(send.last)}", file=sys.stderr)
+    if args.force or args.dry_run:
+        if args.force and not args.dry_run:
+            print("sending to them again (--force)", file=sys.stderr)
+        return
+    first = recent[0].campaign
+    total = sum(send.recipients for send in recent)
+    raise CampaignError(
+        f"{total:,} recipient(s) got an issue with this subject in the last {RECENT_DAYS} days "
+        f"(campaign {first.key}, {first.issue_dir or first.slug})", where=str(args.issue_dir),
+        fix=f'if this is that issue moved or renamed, put id: "{first.key}" in its issue.md to resume that campaign; '
+        "to mail them again anyway, add --force",
+    )  # fmt: skip
 
 
 def report_list(subscribers, count: int) -> None:
@@ -285,6 +331,10 @@ def _resume_command(args) -> str:
     if args.transport:
         parts += ["--transport", args.transport]
     return " ".join(shlex.quote(part) for part in parts)
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
 
 
 def _totals(counts: dict[str, int]) -> str:

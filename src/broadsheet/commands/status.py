@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from . import issue_folder, project_config
-from ..campaign import CampaignRecord, Journal, issue_key, journal_path
-from ..campaign.journal import STATES
+from ..campaign import CampaignRecord, Journal, campaign_key, journal_path
+from ..campaign.journal import STATES, pending_path
 from ..config import Config
 from ..errors import BroadsheetError, CampaignError
 
@@ -28,28 +28,27 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Reads the journal and changes nothing in it (a crash's rows are made unknown by the next send)."""
     config = project_config(args)
     args.issue_dir = issue_folder(args.issue_dir, config)
-    path = journal_path(config.root)
-    if not path.is_file():
-        raise CampaignError("nothing has been sent from this project yet", where=str(path))
-    with Journal(path) as journal:
-        campaigns = journal.campaigns_for(_slug(args.issue_dir, config), issue_key(args.issue_dir, config.root))
+    with Journal(journal_path(config.root), read_only=True) as journal:
+        issue_id, slug = _identity(args.issue_dir, config)
+        campaigns = journal.campaigns_for(campaign_key(issue_id, slug), slug)
         if not campaigns:
             raise CampaignError("no send has started for this issue", where=str(args.issue_dir))
-        if _no_send_running(journal):  # rows still 'sending' were in flight when a send died (kill -9, crash)
-            for campaign in campaigns:
-                journal.recover_in_flight(campaign)
-            journal.unlock()
+        running = journal.send_running()
         for campaign in campaigns:
-            _show(journal, campaign)
+            _show(journal, campaign, running=running)
+        if pending_path(journal.path).is_file():
+            print(f"outcomes a send could not write (the journal was locked) wait in {pending_path(journal.path)}: "
+                  "the next send records them")
         if args.failed_csv:
             written = sum(_export(journal, campaign, args.failed_csv, first=i == 0) for i, campaign in enumerate(campaigns))
             print(f"wrote {written:,} failed or unknown recipient(s) to {args.failed_csv}")
     return 0
 
 
-def _show(journal: Journal, campaign: CampaignRecord) -> None:
+def _show(journal: Journal, campaign: CampaignRecord, *, running: bool) -> None:
     counts = journal.counts(campaign)
     print(f"{campaign.slug} over {campaign.transport} (started {campaign.created} UTC)")
     print("  " + " · ".join(f"{state} {counts[state]:,}" for state in STATES) + f"  (total {sum(counts.values()):,})")
@@ -58,19 +57,12 @@ def _show(journal: Journal, campaign: CampaignRecord) -> None:
         print("  last errors:")
     for email, state, attempts, detail, updated in problems:
         print(f"    {email}  {state}  {detail or '-'}  ({attempts} attempt(s), {_when(updated)})")
+    if counts["sending"] and not running:
+        print("  sending: in flight when a send stopped (crash, kill -9); the next send marks them unknown")
     if counts["unknown"]:
         print("  unknown: in flight when a send stopped; resend with: broadsheet send … --retry-unknown")
     if counts["failed"]:
         print("  failed: resend with: broadsheet send … --retry-failed")
-
-
-def _no_send_running(journal: Journal) -> bool:
-    """Take the send lock if no 'broadsheet send' holds it (release it with ``journal.unlock()``)."""
-    try:
-        journal.lock()
-    except CampaignError:
-        return False
-    return True
 
 
 def _export(journal: Journal, campaign: CampaignRecord, target: Path, *, first: bool) -> int:
@@ -93,11 +85,12 @@ def _when(stamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
 
 
-def _slug(issue_dir: Path, config: Config) -> str:
-    """The issue's slug from its front matter; the folder name when the issue cannot be read."""
+def _identity(issue_dir: Path, config: Config) -> tuple[str | None, str]:
+    """The issue's front-matter id and folder name; the id is None when the issue cannot be read."""
     from ..content import read_issue
 
+    slug = Path(issue_dir).resolve().name
     try:
-        return read_issue(issue_dir, config).slug
+        return read_issue(issue_dir, config).id, slug
     except BroadsheetError:
-        return Path(issue_dir).resolve().name
+        return None, slug

@@ -47,3 +47,4 @@ class Issue:
     images: tuple[Image, ...] = ()  # every local image used, once; src is its name under images/
     links: tuple[str, ...] = ()  # the text part's numbered link references, in order
     notes: tuple[str, ...] = field(default=())  # warnings met while reading (drafts left out, …)
+    id: str | None = None  # front-matter ``id``: the issue's identity for sending, kept across renames

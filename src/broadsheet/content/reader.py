@@ -18,7 +18,7 @@ from .model import Article, Image, Issue
 from .text import LinkRegistry, html_to_text
 
 REMOTE_PREFIXES = ("http://", "https://", "data:", "cid:", "mailto:", "//")
-ISSUE_KEYS = {"title", "subject", "preheader", "date", "number", "draft"}
+ISSUE_KEYS = {"title", "subject", "preheader", "date", "number", "draft", "id"}
 ARTICLE_KEYS = {"title", "author", "date", "summary", "image", "image_alt", "order", "tags", "draft"}
 ONE_LINE_KEYS = {"title", "subject", "preheader", "author", "image", "image_alt", "number"}  # headers, alt text, …
 VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -95,6 +95,7 @@ def read_issue(folder: Path, config: Config) -> Issue:
         images=tuple(images.images.values()),
         links=tuple(links.urls),
         notes=tuple(notes),
+        id=_issue_id(document),
     )
 
 
@@ -274,3 +275,20 @@ def _tags(document: _Document) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(t.strip() for t in _clean(document, "tags", value).split(",") if t.strip())
     raise ContentError("'tags' must be a list", where=_where(document, "tags:"), fix="write tags: [a, b]")
+
+
+ISSUE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+
+
+def _issue_id(document: _Document) -> str | None:
+    """The issue's ``id``: text of letters, digits, '.', '_' or '-' (what ``broadsheet new`` writes)."""
+    value = document.meta.get("id")
+    if value is None:
+        return None
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if text is None or not ISSUE_ID.fullmatch(text):
+        raise ContentError(
+            f"'id' must be a short text of letters, digits, '.', '_' or '-': {value!r}", where=_where(document, "id:"),
+            fix='write id: "…" as broadsheet new does; keep it once a send has begun (it names the campaign)',
+        )  # fmt: skip
+    return text
