@@ -54,6 +54,9 @@ class Send:
     retries: int = 5
     retry_delay: float = 5.0  # seconds before the first retry of a deferred recipient; doubles each time
     outbox_dir: str = "outbox"
+    daily_limit: int = 0  # messages per calendar day in UTC over real transports; 0 = no limit
+    warmup: bool = False  # cap each day by the warm-up table (campaign/caps.py) for a new sending domain
+    warmup_start: str = ""  # YYYY-MM-DD, day 1 of the warm-up; empty: the day the journal first sent
 
 
 @dataclass(frozen=True)

@@ -498,6 +498,31 @@ class Journal:
             (campaign.id, *states),
         )
 
+    # -- what went out, for the daily limit (campaign/caps.py) ----------------------------------
+
+    @_explained
+    def sent_between(self, start: float, end: float) -> int:
+        """Messages sent from ``start`` to ``end`` (Unix times) over real transports, every campaign.
+
+        Rows marked sent without an attempt (already sent over another transport) went out earlier and
+        are not counted again; outbox campaigns mail no one. Read through the ``recipients_sent`` index:
+        the cost is the rows of that span, not the journal's size.
+        """
+        return self.db.execute(
+            "SELECT count(*) FROM recipients AS r JOIN campaigns AS c ON c.id = r.campaign"
+            " WHERE r.state = 'sent' AND r.updated >= ? AND r.updated < ? AND r.attempts > 0"
+            " AND c.transport <> 'outbox'",
+            (start, end),
+        ).fetchone()[0]
+
+    @_explained
+    def first_sent(self) -> float | None:
+        """When the first message the journal knows went out over a real transport (Unix time), or None."""
+        return self.db.execute(
+            "SELECT min(r.updated) FROM recipients AS r JOIN campaigns AS c ON c.id = r.campaign"
+            " WHERE r.state = 'sent' AND r.attempts > 0 AND c.transport <> 'outbox'"
+        ).fetchone()[0]
+
     def _transaction(self):
         return _Transaction(self.db, self.path)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import CampaignError
 
 APPLICATION_ID = 0x42534A31  # "BSJ1": this file is a broadsheet journal
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SQLITE_HEADER = b"SQLite format 3\x00"
 LOST_WARNING = "a new journal forgets who was sent, and the next send mails them again"
 
@@ -56,6 +56,12 @@ CREATE TABLE recipients (
 CREATE INDEX recipients_by_state ON recipients (campaign, state);
 CREATE INDEX recipients_deferred ON recipients (campaign, next_attempt) WHERE state = 'deferred';
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE INDEX recipients_sent ON recipients (updated) WHERE state = 'sent';
+"""
+
+# Schema 2 → 3: what went out each day is counted for the daily limit (campaign/caps.py) from this index.
+MIGRATE_2_TO_3 = """
+CREATE INDEX IF NOT EXISTS recipients_sent ON recipients (updated) WHERE state = 'sent';
 """
 
 # Schema 1 → 2: campaigns are keyed by the issue's identity instead of its folder name. SQLite cannot
@@ -81,7 +87,7 @@ ALTER TABLE campaigns_v2 RENAME TO campaigns;
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-MIGRATIONS = {1: MIGRATE_1_TO_2}  # schema version → the statements that bring it to the next one
+MIGRATIONS = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3}  # schema version → the statements that bring it to the next one
 SCHEMA_1_TABLES = {"campaigns", "recipients"}
 
 

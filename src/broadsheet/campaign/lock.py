@@ -14,6 +14,10 @@ from pathlib import Path
 from ..errors import CampaignError
 
 
+class SendRunning(CampaignError):
+    """Another process holds the send lock of this project (``send --due`` then leaves quietly)."""
+
+
 class ProjectLock:
     """Held from ``acquire()`` to ``release()``; ``acquire`` refuses when another process holds it."""
 
@@ -39,7 +43,7 @@ class ProjectLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise CampaignError(
+            raise SendRunning(
                 "another 'broadsheet send' is running for this project", where=str(self.folder),
                 fix="wait for it to finish, or stop it with Ctrl-C",
             ) from None

@@ -1,6 +1,10 @@
 """broadsheet send ISSUE_DIR: deliver an issue to the subscriber list, journaled, resumable.
 
-Exit codes: 0 every recipient of the campaign is sent (or the --limit was reached with no failure);
+``broadsheet send --due`` (for cron or a systemd timer): every issue whose ``send_at`` has come and whose
+campaign is not finished, one after the other, without asking (see ``due.py``).
+
+Exit codes: 0 every recipient of the campaign is sent (or the --limit or the daily limit was reached with
+no failure);
 1 some recipients are failed or unknown, or a --test/--dry-run found a problem; 130 stopped by Ctrl-C
 (resumable); 2 an error (printed on one line by the CLI).
 """
@@ -22,6 +26,7 @@ from .new import front_matter_value
 from ..campaign import (
     Journal, Prepared, Settings, campaign_fingerprint, issue_key, prepare_campaign, subscriber_from_row,
 )
+from ..campaign.caps import DailyCap, daily_cap, utc_text
 from ..campaign.journal import RECENT_DAYS
 from ..campaign.progress import progress_for
 from ..campaign.runner import CampaignRunner, RunResult
@@ -29,6 +34,7 @@ from ..config import Config
 from ..errors import AudienceError, CampaignError
 from ..render import read_and_build
 from ..transports import Transport, transport_class
+from .signing_secret import token_secret
 
 DUE_STATES = ("queued", "deferred")
 
@@ -39,11 +45,15 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Compose one message per subscriber and deliver them through the configured transport. "
         "Every recipient is journaled in .broadsheet/state.db: running the same command again resumes.",
     )  # fmt: skip
-    parser.add_argument("issue_dir", type=Path, metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)")
+    parser.add_argument("issue_dir", type=Path, metavar="ISSUE_DIR", nargs="?",
+                        help="the issue folder (or its name under issues/)")
+    parser.add_argument("--due", action="store_true",
+                        help="send every issue whose send_at has come and whose campaign is not finished "
+                        "(for cron; implies --yes)")
     parser.add_argument("--list", dest="list_file", type=Path, metavar="FILE", help="subscriber CSV (default: send.list)")
     parser.add_argument("--segment", action="append", default=[], metavar="TAG", help="only subscribers with this tag (repeatable)")
     parser.add_argument("--limit", type=int, metavar="N", help="send to at most N recipients in this run")
-    parser.add_argument("--dry-run", action="store_true", help="compose every message, send none")
+    parser.add_argument("--dry-run", action="store_true", help="compose every message, send none, write nothing")
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--transport", metavar="NAME", help="override send.transport")
     parser.add_argument("--test", metavar="ADDRESS", help="send one [TEST] copy to ADDRESS (not journaled)")
@@ -56,6 +66,26 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    _check_flags(args)
+    config = project_config(args)
+    if args.due:
+        from .due import send_due
+
+        return send_due(args, config)
+    return send_issue(args, config)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    if args.due:
+        given = [flag for flag, on in {"ISSUE_DIR": args.issue_dir is not None, "--test": bool(args.test),
+                                       "--dry-run": args.dry_run, "--limit": args.limit is not None,
+                                       "--retry-failed": args.retry_failed, "--retry-unknown": args.retry_unknown}.items() if on]
+        if given:
+            raise CampaignError(f"{given[0]} does not go with --due (which sends every issue that is due)",
+                                fix=f"leave out {given[0]} or --due")
+        return
+    if args.issue_dir is None:
+        raise CampaignError("no issue to send", fix="give the issue folder (broadsheet send issues/<name>), or --due")
     if args.as_email and not args.test:
         raise CampaignError("--as only goes with --test", fix="add --test ADDRESS")
     if args.test:  # a test copy is one message, never journaled: these would be silently ignored
@@ -66,36 +96,53 @@ def run(args: argparse.Namespace) -> int:
             raise CampaignError(f"{given[0]} does not go with --test", fix=f"leave out {given[0]} or --test")
     if args.limit is not None and args.limit < 1:
         raise CampaignError("--limit must be 1 or more")
-    config = project_config(args)
+
+
+def send_issue(args: argparse.Namespace, config: Config, journal: Journal | None = None) -> int:
+    """Send (or test, or dry-run) the issue ``args.issue_dir``; ``journal``: one already open under the
+    send lock (``--due``), else the journal is opened here, locked."""
     args.issue_dir = issue_folder(args.issue_dir, config)
     transport_name = args.transport or config.send.transport
     transport_class(transport_name)  # an unknown name fails before the issue is built
     issue, rendered = read_and_build(args.issue_dir, config)
     _check_lint(rendered, issue, config, force=args.force)
-    factory = transport_factory(transport_name, config, slug=rendered.slug)
     subscribers = _subscriber_list(args, config)
     if args.test:
+        factory = transport_factory(transport_name, config, slug=rendered.slug, test=True)
         return _send_test(args, config, rendered, subscribers, factory)
+    factory = transport_factory(transport_name, config, slug=rendered.slug)
     from ..compose import Composer
 
-    composer = Composer(rendered, config)  # settings and secrets are checked before the journal is touched
+    # settings and secrets are checked before the journal is touched; the outbox mails no one
+    composer = Composer(rendered, config, token_secret=token_secret(config, throwaway=transport_name == "outbox"))
     factory()
+    if args.dry_run:
+        return _dry_run(subscribers, args, composer)
+    if journal is not None:
+        return _send_journaled(journal, args, config, rendered, issue.id, transport_name, subscribers, factory, composer)
     with Journal.for_project(config.root, lock=True) as journal:
-        prepared = _prepare(journal, args, config, rendered, issue.id, transport_name, subscribers)
-        _check_recent_sends(journal, prepared, args)
-        if args.dry_run:
-            return _dry_run(journal, prepared, args, composer)
-        return _send(journal, prepared, args, config, rendered, transport_name, factory, composer)
+        return _send_journaled(journal, args, config, rendered, issue.id, transport_name, subscribers, factory, composer)
+
+
+def _send_journaled(journal: Journal, args, config: Config, rendered, issue_id: str | None, transport_name: str,
+                    subscribers, factory, composer) -> int:
+    prepared = _prepare(journal, args, config, rendered, issue_id, transport_name, subscribers)
+    _check_recent_sends(journal, prepared, args)
+    return _send(journal, prepared, args, config, rendered, transport_name, factory, composer)
 
 
 # -- steps --------------------------------------------------------------------------------------
 
 
-def transport_factory(name: str, config: Config, *, slug: str) -> Callable[[], Transport]:
-    """A maker of new transport instances; ``slug`` goes to transports that take it (the outbox)."""
+def transport_factory(name: str, config: Config, *, slug: str, test: bool = False) -> Callable[[], Transport]:
+    """A maker of new transport instances; ``slug`` (and ``test``: test copies kept apart) go to
+    transports that take them (the outbox)."""
     cls = transport_class(name)
-    takes_slug = "slug" in inspect.signature(cls.__init__).parameters
-    return (lambda: cls(config, slug=slug)) if takes_slug else (lambda: cls(config))
+    parameters = inspect.signature(cls.__init__).parameters
+    options: dict[str, object] = {"slug": slug} if "slug" in parameters else {}
+    if test and "test" in parameters:
+        options["test"] = True
+    return lambda: cls(config, **options)
 
 
 def _check_lint(rendered, issue, config: Config, *, force: bool) -> None:
@@ -213,7 +260,8 @@ def _send_test(args, config: Config, rendered, subscribers, factory) -> int:
     model = _test_subscriber(subscribers, args.as_email)
     fields = {**model.fields, "email": args.test}
     subscriber = dataclasses.replace(model, email=args.test, fields=fields)
-    message = Composer(rendered, config, test=True).compose(subscriber)
+    composer = Composer(rendered, config, test=True, token_secret=token_secret(config, throwaway=True))
+    message = composer.compose(subscriber)
     with factory() as transport:  # a fresh key: an identical earlier test copy must not be replayed
         delivery = transport.send_batch([message], batch_key=f"test-{uuid.uuid4().hex}")[0]
     print(f"test copy to {args.test} (personalised as {model.email}): {delivery.status}"
@@ -231,27 +279,29 @@ def _test_subscriber(subscribers, as_email: str | None):
     raise AudienceError("the list has no recipient to personalise the test as", where=str(subscribers.path))
 
 
-def _dry_run(journal: Journal, prepared: Prepared, args, composer) -> int:
+def _dry_run(subscribers, args, composer) -> int:
+    """Compose each recipient's message from the list as it streams by; nothing is written anywhere
+    (no journal, no campaign): what a send would find wrong, and how fast it composes."""
     from ..compose import RecipientRejected
 
-    states = DUE_STATES + (("failed",) if args.retry_failed else ()) + (("unknown",) if args.retry_unknown else ())
     started = time.perf_counter()
-    composed = size = 0
-    rejected: list[str] = []
-    for row in journal.rows(prepared.record, states, limit=args.limit):
+    composed = size = rejected = 0
+    for subscriber in subscribers:
+        if args.limit is not None and composed + rejected >= args.limit:
+            break
         try:
-            message = composer.compose(subscriber_from_row(row))
+            size += len(composer.compose(subscriber).raw)
         except RecipientRejected as exc:
-            rejected.append(f"{row.email} (line {row.line}): {exc.reason}")
+            rejected += 1
+            print(f"would fail: {subscriber.email} (line {subscriber.line}): {exc.reason}", file=sys.stderr)
             continue
         composed += 1
-        size += len(message.raw)
     seconds = time.perf_counter() - started
-    for line in rejected:
-        print(f"would fail: {line}", file=sys.stderr)
+    report_list(subscribers, composed + rejected)
     average = size / composed / 1024 if composed else 0
     print(f"dry run: composed {composed:,} message(s) in {seconds:.1f} s ({composed / seconds if seconds else 0:,.0f}/s, "
-          f"{average:.1f} KB each), {len(rejected):,} would fail; nothing sent")
+          f"{average:.1f} KB each), {rejected:,} would fail; nothing sent, nothing written "
+          "(a real send skips those an earlier send of this issue reached)")
     return 1 if rejected else 0
 
 
@@ -261,18 +311,23 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
 
     counts = journal.counts(prepared.record)
     due = counts["queued"] + counts["deferred"]
-    if args.limit is not None:
-        due = min(due, args.limit)
     if due == 0:
         print(f"nothing to send: {_totals(counts)}")
         return _exit_code(counts)
+    cap = daily_cap(config, journal, transport_name, time.time())
+    limit = _capped_limit(args.limit, cap)
+    if limit == 0:
+        _report_cap(cap, due)
+        return _exit_code(counts)
+    if limit is not None:
+        due = min(due, limit)
     with factory():
         pass  # connect (TLS, login) once before asking: a wrong port, certificate or password shows now
     _confirm(args, config, rendered, transport_name, due)
     settings = Settings(
         connections=config.send.connections, batch_size=config.send.batch_size, retries=config.send.retries,
         retry_delay=config.send.retry_delay, rate_per_second=config.send.rate_per_second,
-        rate_per_hour=config.send.rate_per_hour, limit=args.limit,
+        rate_per_hour=config.send.rate_per_hour, limit=limit,
     )  # fmt: skip
     progress = progress_for(sys.stdout)
     runner = CampaignRunner(
@@ -289,9 +344,26 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
     finally:
         progress.close()
     _summarise(result, args)
+    if cap is not None and not result.interrupted and result.error is None:
+        left = result.counts.get("queued", 0) + result.counts.get("deferred", 0)
+        after = daily_cap(config, journal, transport_name, time.time())
+        if left and after is not None and (after.left == 0 or limit == cap.left):
+            _report_cap(after, left)
     if result.error is not None:
         raise result.error
     return 130 if result.interrupted else _exit_code(result.counts)
+
+
+def _capped_limit(limit: int | None, cap: DailyCap | None) -> int | None:
+    """This run's limit: --limit, and what today's cap leaves (None: no limit)."""
+    if cap is None:
+        return limit
+    return cap.left if limit is None else min(limit, cap.left)
+
+
+def _report_cap(cap: DailyCap, left: int) -> None:
+    print(f"daily limit reached: {cap.sent_today:,} sent today ({cap.reason}: {cap.limit:,}); the rest "
+          f"({left:,}) stays queued and goes with the next run after {utc_text(cap.resets_at)}")
 
 
 def _confirm(args, config: Config, rendered, transport_name: str, due: int) -> None:

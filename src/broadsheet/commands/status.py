@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import issue_folder, project_config
 from ..campaign import CampaignRecord, Journal, campaign_key, journal_path
+from ..campaign.caps import daily_cap, days_to_send, utc_text
 from ..campaign.journal import STATES, pending_path
 from ..config import Config
 from ..errors import BroadsheetError, CampaignError
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         running = journal.send_running()
         for campaign in campaigns:
             _show(journal, campaign, running=running)
+            _show_what_is_left(journal, campaign, config, args.issue_dir)
         if pending_path(journal.path).is_file():
             print(f"outcomes a send could not write (the journal was locked) wait in {pending_path(journal.path)}: "
                   "the next send records them")
@@ -63,6 +65,39 @@ def _show(journal: Journal, campaign: CampaignRecord, *, running: bool) -> None:
         print("  unknown: in flight when a send stopped; resend with: broadsheet send … --retry-unknown")
     if counts["failed"]:
         print("  failed: resend with: broadsheet send … --retry-failed")
+
+
+def _show_what_is_left(journal: Journal, campaign: CampaignRecord, config: Config, issue_dir: Path) -> None:
+    """How many are still to go, and when: send_at when it is still ahead, and the days the daily cap
+    spreads them over (today's cap first), assuming no other issue is sent meanwhile."""
+    counts = journal.counts(campaign)
+    left = counts["queued"] + counts["deferred"]
+    if not left:
+        return
+    now = time.time()
+    send_at = _send_at(issue_dir, config)
+    if send_at is not None and send_at.timestamp() > now:
+        print(f"  left: {left:,}; send_at {utc_text(send_at.timestamp())}: broadsheet send --due sends them then")
+        return
+    cap = daily_cap(config, journal, campaign.transport, now)
+    if cap is None:
+        print(f"  left: {left:,}; they go with the next send (broadsheet send … or send --due)")
+        return
+    plan = days_to_send(config, journal, cap, left)
+    today = f"{cap.left:,} more can go today" if cap.left else f"today's cap is used up, next run after {utc_text(cap.resets_at)}"
+    print(f"  left: {left:,}; {cap.reason} {cap.limit:,}, {cap.sent_today:,} sent today: {today}")
+    shown = ", ".join(f"{utc_text(day)[:10]} {count:,}" for day, count in plan[:7])
+    more = f", … the last on {utc_text(plan[-1][0])[:10]}" if len(plan) > 7 else ""
+    print(f"  at the daily cap they go: {shown}{more}")
+
+
+def _send_at(issue_dir: Path, config: Config):
+    from ..content import read_schedule
+
+    try:
+        return read_schedule(issue_dir, config).send_at
+    except BroadsheetError:
+        return None
 
 
 def _export(journal: Journal, campaign: CampaignRecord, target: Path, *, first: bool) -> int:

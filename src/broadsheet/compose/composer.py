@@ -54,9 +54,10 @@ class Sender:
 class Composer:
     """Personalises one issue for each subscriber. Safe to share between threads."""
 
-    def __init__(self, issue: RenderedIssue, config: Config, *, test: bool = False):
+    def __init__(self, issue: RenderedIssue, config: Config, *, test: bool = False, token_secret: str | None = None):
+        """``token_secret``: signs the unsubscribe links instead of BROADSHEET_SECRET (test copies)."""
         self.templates = PersonalTemplates(issue)
-        self.unsubscribe = UnsubscribeLinks(config)
+        self.unsubscribe = UnsubscribeLinks(config, token_secret=token_secret)
         self.body = AlternativeBody(self.templates.literals())
         self.sender = Sender.from_config(config)
         self.subject = ("[TEST] " if test else "") + _single_line(issue.subject, issue.slug)

@@ -48,3 +48,14 @@ class Issue:
     links: tuple[str, ...] = ()  # the text part's numbered link references, in order
     notes: tuple[str, ...] = field(default=())  # warnings met while reading (drafts left out, …)
     id: str | None = None  # front-matter ``id``: the issue's identity for sending, kept across renames
+    send_at: dt.datetime | None = None  # front-matter ``send_at`` (aware, UTC): when ``send --due`` sends it
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What ``send --due`` needs of an issue, read from its front matter alone (no Markdown, no images)."""
+
+    folder: Path
+    id: str | None
+    draft: bool
+    send_at: dt.datetime | None  # aware, in UTC

@@ -14,11 +14,11 @@ from ..errors import ContentError
 from .frontmatter import FrontMatterError, split_front_matter
 from .images import ImageProblem, check_local_image, published_src, unique_name
 from .markdown import MAX_DEPTH, render_markdown
-from .model import Article, Image, Issue
+from .model import Article, Image, Issue, Schedule
 from .text import LinkRegistry, html_to_text
 
 REMOTE_PREFIXES = ("http://", "https://", "data:", "cid:", "mailto:", "//")
-ISSUE_KEYS = {"title", "subject", "preheader", "date", "number", "draft", "id"}
+ISSUE_KEYS = {"title", "subject", "preheader", "date", "number", "draft", "id", "send_at"}
 ARTICLE_KEYS = {"title", "author", "date", "summary", "image", "image_alt", "order", "tags", "draft"}
 ONE_LINE_KEYS = {"title", "subject", "preheader", "author", "image", "image_alt", "number"}  # headers, alt text, …
 VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -96,7 +96,20 @@ def read_issue(folder: Path, config: Config) -> Issue:
         links=tuple(links.urls),
         notes=tuple(notes),
         id=_issue_id(document),
+        send_at=_send_at(document),
     )
+
+
+def read_schedule(folder: Path, config: Config) -> Schedule:
+    """The issue's id, draft flag and ``send_at`` from issue.md's front matter only: cheap enough to
+    look at every issue folder each minute (``send --due``). Errors name file:line, as read_issue's."""
+    folder = Path(folder)
+    issue_file = folder / "issue.md"
+    if not issue_file.exists():
+        raise ContentError("issue.md is missing", where=str(folder), fix="create issue.md with a title in its front matter")
+    document = _read_document(issue_file, (config.root.resolve(), folder.resolve()))
+    _check_keys(document, ISSUE_KEYS)
+    return Schedule(folder=folder, id=_issue_id(document), draft=_bool(document, "draft"), send_at=_send_at(document))
 
 
 def _read_articles(folder: Path, roots: tuple[Path, ...], images: _ImageCollector, links: LinkRegistry,
@@ -248,6 +261,28 @@ def _date(document: _Document, key: str) -> dt.date | None:
         raise ContentError(
             f"'{key}' is not a date: {value!r}", where=_where(document, f"{key}:"), fix="write it as YYYY-MM-DD"
         ) from None
+
+
+SEND_AT_FIX = "write send_at: 2026-12-03 09:00:00+01:00 (a date, a time and the UTC offset; without an offset it is UTC)"
+
+
+def _send_at(document: _Document) -> dt.datetime | None:
+    """``send_at``: a date and time, in UTC. With an offset (+01:00, Z) it is that moment; without one it
+    is read as UTC (never the machine's zone, which cron and a laptop may not share)."""
+    value = document.meta.get("send_at")
+    if value is None or value == "":
+        return None
+    where = _where(document, "send_at:")
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(re.sub(r"\s+([+-]\d\d(:?\d\d)?|Z)$", r"\1", value.strip()))
+        except ValueError:
+            raise ContentError(f"'send_at' is not a date and time: {value!r}", where=where, fix=SEND_AT_FIX) from None
+    if not isinstance(value, dt.datetime):  # a date alone: which hour was meant is a guess
+        raise ContentError(f"'send_at' needs a time of day, not only {value}", where=where, fix=SEND_AT_FIX)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
 
 
 def _number(document: _Document) -> int | str | None:

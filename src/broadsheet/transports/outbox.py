@@ -2,6 +2,7 @@
 
 Files land in ``<send.outbox_dir>/<slug>/<n>-<address>.eml`` under the project root. ``slug`` (the
 issue's) comes through the constructor keyword; without it the files go straight into the outbox folder.
+Test copies (``test=True``, from ``send --test``) go to ``<slug>/test/``, apart from the campaign's.
 """
 
 from __future__ import annotations
@@ -42,11 +43,13 @@ class OutboxTransport(Transport):
     name = "outbox"
     max_batch = 100
 
-    def __init__(self, config: Config, *, slug: str = ""):
+    def __init__(self, config: Config, *, slug: str = "", test: bool = False):
         super().__init__(config)
         self.folder = config.resolve(config.send.outbox_dir) / safe_address(slug) if slug else config.resolve(
             config.send.outbox_dir
         )
+        if test:
+            self.folder = self.folder / "test"
 
     def open(self) -> None:
         try:
