@@ -77,9 +77,22 @@ def test_due_sends_the_issue_whose_time_has_come_once_and_leaves_future_and_draf
     assert capsys.readouterr().out == ""
     assert sent_to(sample) == {SAMPLE: 5}
     assert cli(sample, "status", later) == 2  # never started
-    assert "no send has started" in capsys.readouterr().err
+    assert re.search(r"no send has started for this issue \(send_at \S+ \S+ UTC: broadsheet send --due sends",
+                     capsys.readouterr().err)
     assert cli(sample, "status", due) == 0
     assert "sent 5" in capsys.readouterr().out
+
+
+def test_an_issue_scheduled_for_later_is_not_sent_by_hand_without_force(sample, capsys):
+    write_subscribers(sample / "list.csv", 2)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    scheduled(sample, SAMPLE, send_at=moment(+1))
+    assert cli(sample, "send", ISSUE, "--yes") == 2
+    assert "this issue is scheduled: send_at" in capsys.readouterr().err
+    assert sent_to(sample) == {} and not journal_path(sample).exists()
+    assert cli(sample, "send", ISSUE, "--test", "editor@example.org") == 0  # a test copy is always fine
+    assert cli(sample, "send", ISSUE, "--yes", "--force") == 0
+    assert len(list((sample / "outbox" / SAMPLE).glob("*.eml"))) == 2
 
 
 def test_due_with_a_bad_send_at_names_the_line_and_still_sends_the_others(sample, capsys):

@@ -106,6 +106,8 @@ def send_issue(args: argparse.Namespace, config: Config, journal: Journal | None
     transport_class(transport_name)  # an unknown name fails before the issue is built
     issue, rendered = read_and_build(args.issue_dir, config)
     _check_lint(rendered, issue, config, force=args.force)
+    if not (args.test or args.dry_run):
+        _check_send_at(issue, args)
     subscribers = _subscriber_list(args, config)
     if args.test:
         factory = transport_factory(transport_name, config, slug=rendered.slug, test=True)
@@ -158,6 +160,18 @@ def _check_lint(rendered, issue, config: Config, *, force: bool) -> None:
         print(f"sending despite {len(errors)} lint error(s) (--force)", file=sys.stderr)
         return
     raise CampaignError(f"lint found {len(errors)} error(s) in the issue", fix="fix them, or add --force")
+
+
+def _check_send_at(issue, args) -> None:
+    """Refuse (unless --force) to send by hand an issue scheduled for later: send --due sends it then."""
+    if issue.send_at is None or issue.send_at.timestamp() <= time.time():
+        return
+    when = utc_text(issue.send_at.timestamp())
+    if args.force:
+        print(f"sending now although send_at is {when} (--force)", file=sys.stderr)
+        return
+    raise CampaignError(f"this issue is scheduled: send_at {when}", where=f"{args.issue_dir}/issue.md",
+                        fix="leave it to broadsheet send --due (from cron), or add --force to send it now")
 
 
 def _subscriber_list(args: argparse.Namespace, config: Config):

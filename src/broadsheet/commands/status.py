@@ -36,7 +36,12 @@ def run(args: argparse.Namespace) -> int:
         issue_id, slug = _identity(args.issue_dir, config)
         campaigns = journal.campaigns_for(campaign_key(issue_id, slug), slug)
         if not campaigns:
-            raise CampaignError("no send has started for this issue", where=str(args.issue_dir))
+            send_at = _send_at(args.issue_dir, config)
+            raise CampaignError(
+                "no send has started for this issue", where=str(args.issue_dir),
+                fix=f"send_at {utc_text(send_at.timestamp())}: broadsheet send --due sends it from then on"
+                if send_at is not None else None,
+            )  # fmt: skip
         running = journal.send_running()
         for campaign in campaigns:
             _show(journal, campaign, running=running)
