@@ -242,18 +242,17 @@ def test_a_warmup_start_that_is_no_date_is_a_config_error(sample, capsys):
     assert re.search(r"broadsheet.toml:\d+: 'warmup_start' is not a date", err) and not sink.received
 
 
-def test_the_day_count_reads_the_sent_index():
-    import broadsheet.campaign.journal as journal_module
-
-    source = open(journal_module.__file__, encoding="utf-8").read()
-    query = re.search(r'def sent_between.*?execute\(\s*(".*?")\s*,\s*\(start', source, re.S).group(1)
-    statement = "".join(re.findall(r'"(.*?)"', query))
-    with sqlite3.connect(":memory:") as db:
-        from broadsheet.campaign.journalfile import SCHEMA
-
-        db.executescript(SCHEMA)
-        plan = " ".join(row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + statement, (0, 1)))
-    assert "USING INDEX recipients_sent" in plan, plan
+def test_the_day_count_and_the_first_send_read_the_sent_index(sample):
+    statements = []
+    with Journal.for_project(sample) as journal:
+        journal.db.set_trace_callback(statements.append)
+        journal.sent_between(0, 1)
+        journal.first_sent()
+        journal.db.set_trace_callback(None)
+        for statement in statements:  # the statements the journal really ran
+            plan = " ".join(row[-1] for row in journal.db.execute("EXPLAIN QUERY PLAN " + statement))
+            assert "USING INDEX recipients_sent" in plan and "TEMP B-TREE" not in plan, (statement, plan)
+    assert len(statements) == 2
 
 
 def test_a_schema_2_journal_gains_the_sent_index(sample, capsys):

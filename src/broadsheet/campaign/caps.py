@@ -60,14 +60,15 @@ def day_start(now: float) -> float:
     return now - now % DAY
 
 
-def cap_for_day(config: Config, journal: Journal, day: float) -> tuple[int | None, str]:
-    """The cap of the UTC day starting at ``day`` and what sets it; (None, "") when nothing caps it."""
+def cap_for_day(config: Config, day: float, start: float | None) -> tuple[int | None, str]:
+    """The cap of the UTC day starting at ``day`` and what sets it; (None, "") when nothing caps it.
+    ``start``: day 1 of the warm-up (``warmup_start``), None without a warm-up."""
     send = config.send
     caps: list[tuple[int, str]] = []
     if send.daily_limit:
         caps.append((send.daily_limit, "daily limit"))
-    if send.warmup:
-        number = int((day - day_start(warmup_start(config, journal, day))) // DAY) + 1
+    if send.warmup and start is not None:
+        number = int((day - day_start(start)) // DAY) + 1
         cap = warmup_cap(number)
         if cap is not None:
             caps.append((cap, f"warm-up day {number} of {WARMUP_DAYS}"))
@@ -82,14 +83,17 @@ def daily_cap(config: Config, journal: Journal, transport: str, now: float) -> D
     if transport == "outbox":
         return None
     today = day_start(now)
-    limit, reason = cap_for_day(config, journal, today)
+    limit, reason = cap_for_day(config, today, warmup_start(config, journal, today))
     if limit is None:
         return None
     return DailyCap(limit, journal.sent_between(today, today + DAY), today + DAY, reason)
 
 
-def warmup_start(config: Config, journal: Journal, today: float) -> float:
-    """Day 1 of the warm-up: ``warmup_start``, else the day of the journal's first message, else today."""
+def warmup_start(config: Config, journal: Journal, today: float) -> float | None:
+    """Day 1 of the warm-up: ``warmup_start``, else the day of the journal's first message, else today;
+    None without a warm-up."""
+    if not config.send.warmup:
+        return None
     if config.send.warmup_start:
         start = dt.datetime.combine(_start_date(config), dt.time(), dt.timezone.utc)
         return start.timestamp()
@@ -105,8 +109,9 @@ def days_to_send(config: Config, journal: Journal, cap: DailyCap, count: int) ->
         plan.append((day_start(cap.resets_at - DAY), min(cap.left, count)))
         count -= plan[-1][1]
     day = cap.resets_at
+    start = warmup_start(config, journal, day - DAY)
     while count > 0 and len(plan) < 400:
-        limit, _ = cap_for_day(config, journal, day)
+        limit, _ = cap_for_day(config, day, start)
         share = count if limit is None else min(limit, count)
         plan.append((day, share))
         count -= share
