@@ -2,8 +2,9 @@
 
 Sets up two campaigns of ``--rows`` recipients each in a fresh journal: an earlier one, all sent, and a
 new one with the same subject, all queued. Times ``Journal.recent_same_subject`` (the check `send` runs
-before it asks), the migration of a schema-1 journal of that size, and ``claim`` (which now also checks
-that the journal file is still in place).
+before it asks), the migration of a schema-1 journal of that size (to schema 3, which adds the
+``recipients_sent`` index), ``claim`` (which now also checks that the journal file is still in place),
+and the daily cap's counts (``sent_between`` for yesterday's million and today's few, ``first_sent``).
 
     .venv/bin/python bench/journal_checks.py [--rows 1000000]
 """
@@ -48,7 +49,7 @@ def main() -> None:
             earlier = timed("set-up, earlier campaign", lambda: prepare_campaign(
                 journal, slug="2026-11-24-news", transport="smtp", issue_dir="issues/a", fingerprint="f",
                 subscribers=people(args.rows), issue_id="a1", subject="Weekly news").record)
-            journal.db.execute("UPDATE recipients SET state = 'sent', updated = ? WHERE campaign = ?",
+            journal.db.execute("UPDATE recipients SET state = 'sent', attempts = 1, updated = ? WHERE campaign = ?",
                                (time.time() - 86400, earlier.id))
             current = timed("set-up, new campaign", lambda: prepare_campaign(
                 journal, slug="2026-12-01-news", transport="smtp", issue_dir="issues/b", fingerprint="f",
@@ -61,6 +62,13 @@ def main() -> None:
                 rows = journal.claim(current, 1, time.time())
                 journal.record([Outcome(rows[0].id, "sent")])
             print(f"claim + record of one row: {(time.perf_counter() - started) / claims * 1e6:.0f} µs")
+            now = time.time()
+            today = now - now % 86400
+            yesterday = timed("sent_between, the day a million went", lambda: journal.sent_between(now - 90000, now - 80000))
+            assert yesterday == args.rows, yesterday
+            sent_today = timed("sent_between, today", lambda: journal.sent_between(today, today + 86400))
+            print(f"  (today: {sent_today:,} sent)")
+            timed("first_sent", journal.first_sent)
         with sqlite3.connect(root / ".broadsheet" / "state.db") as db:  # back to schema 1, to time the migration
             db.executescript("""
                 CREATE TABLE old (id INTEGER PRIMARY KEY, slug TEXT NOT NULL, transport TEXT NOT NULL,
@@ -68,9 +76,11 @@ def main() -> None:
                   generation INTEGER NOT NULL DEFAULT 1, created TEXT NOT NULL, UNIQUE (slug, transport));
                 INSERT INTO old SELECT id, slug, transport, issue_dir, list_fingerprint, generation, created FROM campaigns;
                 DROP TABLE campaigns; ALTER TABLE old RENAME TO campaigns; DROP TABLE meta;
+                DROP INDEX recipients_sent;
                 PRAGMA application_id = 0; PRAGMA user_version = 0;
             """)
-        timed(f"open + migrate a schema-1 journal of {2 * args.rows:,} rows", lambda: Journal.for_project(root).close())
+        timed(f"open + migrate a schema-1 journal of {2 * args.rows:,} rows to schema 3",
+              lambda: Journal.for_project(root).close())
 
 
 if __name__ == "__main__":
