@@ -57,7 +57,8 @@ def main() -> None:
         print(f"| rows | command | journal set-up | peak RSS | journal size |")
         print(f"| ---: | ---: | ---: | ---: | ---: |")
         size = f"{database.stat().st_size / 1e6:.0f} MB" if database.exists() else "none written"
-        print(f"| {args.rows:,} | {wall:.0f} s | {setup.group(1) + ' s' if setup else '-'} | {peak_mb:.0f} MB | {size} |")
+        setup_time = setup.group(1) + " s" if setup else "-"
+        print(f"| {args.rows:,} | {wall:.0f} s | {setup_time} | {peak_mb:.0f} MB | {size} |")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,8 @@ def main() -> None:
             print(f"claim + record of one row: {(time.perf_counter() - started) / claims * 1e6:.0f} µs")
             now = time.time()
             today = now - now % 86400
-            yesterday = timed("sent_between, the day a million went", lambda: journal.sent_between(now - 90000, now - 80000))
+            yesterday = timed("sent_between, the day a million went",
+                              lambda: journal.sent_between(now - 90000, now - 80000))
             assert yesterday == args.rows, yesterday
             sent_today = timed("sent_between, today", lambda: journal.sent_between(today, today + 86400))
             print(f"  (today: {sent_today:,} sent)")

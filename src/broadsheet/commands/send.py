@@ -77,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_flags(args: argparse.Namespace) -> None:
     if args.due:
-        given = [flag for flag, on in {"ISSUE_DIR": args.issue_dir is not None, "--test": bool(args.test),
-                                       "--dry-run": args.dry_run, "--limit": args.limit is not None,
-                                       "--retry-failed": args.retry_failed, "--retry-unknown": args.retry_unknown}.items() if on]
+        refused = {"ISSUE_DIR": args.issue_dir is not None, "--test": bool(args.test), "--dry-run": args.dry_run,
+                   "--limit": args.limit is not None, "--retry-failed": args.retry_failed,
+                   "--retry-unknown": args.retry_unknown}
+        given = [flag for flag, on in refused.items() if on]
         if given:
             raise CampaignError(f"{given[0]} does not go with --due (which sends every issue that is due)",
                                 fix=f"leave out {given[0]} or --due")
@@ -121,9 +122,11 @@ def send_issue(args: argparse.Namespace, config: Config, journal: Journal | None
     if args.dry_run:
         return _dry_run(subscribers, args, composer)
     if journal is not None:
-        return _send_journaled(journal, args, config, rendered, issue.id, transport_name, subscribers, factory, composer)
+        return _send_journaled(journal, args, config, rendered, issue.id, transport_name, subscribers, factory,
+                               composer)
     with Journal.for_project(config.root, lock=True) as journal:
-        return _send_journaled(journal, args, config, rendered, issue.id, transport_name, subscribers, factory, composer)
+        return _send_journaled(journal, args, config, rendered, issue.id, transport_name, subscribers, factory,
+                               composer)
 
 
 def _send_journaled(journal: Journal, args, config: Config, rendered, issue_id: str | None, transport_name: str,

@@ -89,7 +89,8 @@ def _show_what_is_left(journal: Journal, campaign: CampaignRecord, config: Confi
         print(f"  left: {left:,}; they go with the next send (broadsheet send … or send --due)")
         return
     plan = days_to_send(config, journal, cap, left)
-    today = f"{cap.left:,} more can go today" if cap.left else f"today's cap is used up, next run after {utc_text(cap.resets_at)}"
+    today = (f"{cap.left:,} more can go today" if cap.left
+             else f"today's cap is used up, next run after {utc_text(cap.resets_at)}")
     print(f"  left: {left:,}; {cap.reason} {cap.limit:,}, {cap.sent_today:,} sent today: {today}")
     shown = ", ".join(f"{utc_text(day)[:10]} {count:,}" for day, count in plan[:7])
     more = f", … the last on {utc_text(plan[-1][0])[:10]}" if len(plan) > 7 else ""

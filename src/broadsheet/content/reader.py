@@ -106,7 +106,8 @@ def read_schedule(folder: Path, config: Config) -> Schedule:
     folder = Path(folder)
     issue_file = folder / "issue.md"
     if not issue_file.exists():
-        raise ContentError("issue.md is missing", where=str(folder), fix="create issue.md with a title in its front matter")
+        raise ContentError("issue.md is missing", where=str(folder),
+                           fix="create issue.md with a title in its front matter")
     document = _read_document(issue_file, (config.root.resolve(), folder.resolve()))
     _check_keys(document, ISSUE_KEYS)
     return Schedule(folder=folder, id=_issue_id(document), draft=_bool(document, "draft"), send_at=_send_at(document))
@@ -263,7 +264,7 @@ def _date(document: _Document, key: str) -> dt.date | None:
         ) from None
 
 
-SEND_AT_FIX = "write send_at: 2026-12-03 09:00:00+01:00 (a date, a time and the UTC offset; without an offset it is UTC)"
+SEND_AT_FIX = "write send_at: 2026-12-03 09:00:00+01:00 (date, time and UTC offset; without an offset it is UTC)"
 
 
 def _send_at(document: _Document) -> dt.datetime | None:
