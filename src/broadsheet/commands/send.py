@@ -36,9 +36,6 @@ from ..render import read_and_build
 from ..transports import Transport, transport_class
 from .signing_secret import token_secret
 
-DUE_STATES = ("queued", "deferred")
-
-
 def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "send", help="send an issue to the subscriber list (resumable)",
