@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ..audience import ListRow, RowProblem, Subscriber, list_rows
 from ..errors import StoreError
@@ -40,8 +43,7 @@ class ImportReport:
     by_status: dict[str, int] = field(default_factory=dict)  # added, by status
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
+class _Entry(NamedTuple):  # a tuple: cheaper to make a million of than a frozen dataclass
     status: str
     subscriber: Subscriber
     key: str
@@ -60,15 +62,55 @@ def import_csv(
         raise StoreError("--resubscribe only goes with --update", fix="add --update")
     report = ImportReport()
     source = path.name
-    for chunk in _chunks(_entries(path, store, report, on_problem), CHUNK):
+
+    def write(chunk: list[_Entry]) -> None:
         with store._write():
             chunk = _drop_forgotten(store, chunk, report)
-            before = _insert_new(store, chunk, source, report)
+            present = _insert_new(store, chunk, source, report)
             if update:
-                _merge_present(store, chunk, before, source, report, resubscribe=resubscribe)
+                _merge_present(store, chunk, present, source, report, resubscribe=resubscribe)
             else:
                 _apply_opt_outs(store, chunk, source, report)
+
+    with _Pipeline(write) as pipeline:
+        for chunk in _chunks(_entries(path, store, report, on_problem), CHUNK):
+            pipeline.put(chunk)
     return report
+
+
+class _Pipeline:
+    """Chunks written by a second thread while the next one is read: SQLite works without the GIL, so
+    reading the CSV and writing the store overlap on two cores. At most two chunks wait (flat memory).
+    An error in the writer stops the reading at the next chunk and is raised here."""
+
+    def __init__(self, write: Callable[[list[_Entry]], None]):
+        self.write = write
+        self.chunks: queue.Queue[list[_Entry] | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="broadsheet-import", daemon=True)
+
+    def __enter__(self) -> _Pipeline:
+        self.thread.start()
+        return self
+
+    def put(self, chunk: list[_Entry]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.chunks.put(chunk)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.chunks.put(None)
+        self.thread.join()
+        if self.error is not None and exc_info[0] is None:
+            raise self.error
+
+    def _run(self) -> None:
+        while (chunk := self.chunks.get()) is not None:
+            if self.error is None:
+                try:
+                    self.write(chunk)
+                except BaseException as exc:  # noqa: BLE001 - raised in the reading thread
+                    self.error = exc
 
 
 def _entries(path: Path, store: Store, report: ImportReport, on_problem) -> Iterator[_Entry]:
@@ -97,10 +139,11 @@ def _drop_forgotten(store: Store, chunk: list[_Entry], report: ImportReport) -> 
     return [entry for entry in chunk if entry.key not in found]
 
 
-def _insert_new(store: Store, chunk: list[_Entry], source: str, report: ImportReport) -> int:
-    """Insert the addresses the store does not have, with their tags and an ``imported`` event each.
+def _insert_new(store: Store, chunk: list[_Entry], source: str, report: ImportReport) -> set[str]:
+    """Insert the chunk's addresses the store does not have, with their tags and an ``imported`` event each.
 
-    Returns the largest id before the insert: rows with a larger one are this chunk's new ones."""
+    The UNIQUE email_key decides (``ON CONFLICT DO NOTHING``); rows with an id above the largest before are
+    the new ones (the write lock is held: nobody else inserts). Returns the addresses present before."""
     db = store.db
     now = utc_now()
     before = db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0]
@@ -109,24 +152,24 @@ def _insert_new(store: Store, chunk: list[_Entry], source: str, report: ImportRe
         " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING",
         [(e.subscriber.email, e.key, e.subscriber.name, _fields_json(e.subscriber), e.status, now, now) for e in chunk],
     )
-    added = db.execute("SELECT count(*) FROM subscribers WHERE id > ?", (before,)).fetchone()[0]
-    if not added:
-        return before
+    new = dict(db.execute("SELECT email_key, id FROM subscribers WHERE id > ?", (before,)))
+    present = {entry.key for entry in chunk if entry.key not in new}
+    if not new:
+        return present
+    db.execute(
+        "INSERT INTO events (subscriber, at, kind, source, detail) SELECT id, ?, 'imported', 'import', ?"
+        " FROM subscribers WHERE id > ?",
+        (now, source, before),
+    )
+    db.executemany(
+        "INSERT INTO tags (subscriber, tag, tag_key) VALUES (?, ?, ?) ON CONFLICT (subscriber, tag_key) DO NOTHING",
+        [(new[e.key], tag, tag.casefold()) for e in chunk if e.subscriber.tags and e.key in new for tag in e.subscriber.tags],
+    )  # a repeat of a new address in the chunk adds its tags too: harmless, and --update would anyway
     store._touch()
-    report.added += added
+    report.added += len(new)
     for status, count in db.execute("SELECT status, count(*) FROM subscribers WHERE id > ? GROUP BY status", (before,)):
         report.by_status[status] = report.by_status.get(status, 0) + count
-    db.executemany(
-        "INSERT INTO events (subscriber, at, kind, source, detail)"
-        " SELECT id, ?, 'imported', 'import', ? FROM subscribers WHERE email_key = ? AND id > ?",
-        [(now, f"{source}:{e.subscriber.line}", e.key, before) for e in _first_of_each(chunk)],
-    )
-    db.executemany(
-        "INSERT INTO tags (subscriber, tag, tag_key) SELECT id, ?, ? FROM subscribers WHERE email_key = ? AND id > ?"
-        " ON CONFLICT (subscriber, tag_key) DO NOTHING",
-        [(tag, tag.casefold(), e.key, before) for e in _first_of_each(chunk) for tag in e.subscriber.tags],
-    )
-    return before
+    return present
 
 
 def _apply_opt_outs(store: Store, chunk: list[_Entry], source: str, report: ImportReport) -> None:
@@ -159,13 +202,10 @@ class _Present:
 
 
 def _merge_present(
-    store: Store, chunk: list[_Entry], before: int, source: str, report: ImportReport, *, resubscribe: bool
+    store: Store, chunk: list[_Entry], existed: set[str], source: str, report: ImportReport, *, resubscribe: bool
 ) -> None:
     """--update: rows of addresses present before this chunk, and repeats within it, merge into the store."""
     firsts = {id(entry) for entry in _first_of_each(chunk)}
-    existed = {key for (key,) in _select_in(
-        store, "SELECT email_key FROM subscribers WHERE email_key IN ({}) AND id <= ?", [e.key for e in chunk], (before,)
-    )}  # fmt: skip
     merging = [entry for entry in chunk if entry.key in existed or id(entry) not in firsts]
     present = _load_present(store, {entry.key for entry in merging})
     for entry in merging:
@@ -225,7 +265,7 @@ def _select_in(store: Store, query: str, values: list, extra: tuple = ()) -> Ite
         yield from store.db.execute(query.format(",".join("?" * len(part))), (*part, *extra))
 
 
-def _first_of_each(chunk: list[_Entry]) -> Iterator[_Entry]:
+def _first_of_each(chunk: Iterable[_Entry]) -> Iterator[_Entry]:
     """The first entry of each address in the chunk (the one an insert keeps)."""
     seen: set[str] = set()
     for entry in chunk:
