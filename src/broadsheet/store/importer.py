@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from ..audience import ListRow, RowProblem, Subscriber, list_rows
+from ..audience import RowProblem, Subscriber, list_rows
 from ..errors import StoreError
 from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING
 from .store import IN_CHUNK, Store, dump_fields, utc_now
@@ -47,6 +47,7 @@ class _Entry(NamedTuple):  # a tuple: cheaper to make a million of than a frozen
     status: str
     subscriber: Subscriber
     key: str
+    row: tuple[str, ...]  # the subscribers row to insert, made in the reading thread
 
 
 def import_csv(
@@ -114,14 +115,17 @@ class _Pipeline:
 
 
 def _entries(path: Path, store: Store, report: ImportReport, on_problem) -> Iterator[_Entry]:
+    now = utc_now()  # one import, one time: every row it adds was created when it started
     for item in list_rows(path, store._addresses, wanted=STATUSES):
         if isinstance(item, RowProblem):
             report.problems += 1
             on_problem(item)
             continue
-        assert isinstance(item, ListRow) and item.subscriber is not None
+        status, subscriber = item
+        assert subscriber is not None
         report.rows += 1
-        yield _Entry(item.status, item.subscriber, item.subscriber.email.lower())
+        key = subscriber.email.lower()
+        yield _Entry(status, subscriber, key, (subscriber.email, key, subscriber.name, _fields_json(subscriber), status, now, now))
 
 
 def _drop_forgotten(store: Store, chunk: list[_Entry], report: ImportReport) -> list[_Entry]:
@@ -150,7 +154,7 @@ def _insert_new(store: Store, chunk: list[_Entry], source: str, report: ImportRe
     db.executemany(
         "INSERT INTO subscribers (email, email_key, name, fields, status, created, updated)"
         " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING",
-        [(e.subscriber.email, e.key, e.subscriber.name, _fields_json(e.subscriber), e.status, now, now) for e in chunk],
+        [entry.row for entry in chunk],
     )
     new = dict(db.execute("SELECT email_key, id FROM subscribers WHERE id > ?", (before,)))
     present = {entry.key for entry in chunk if entry.key not in new}

@@ -137,8 +137,8 @@ class Store:
         if status is not None:
             conditions.append("status = ?")
             parameters.append(status)
-        if tag is not None:
-            conditions.append("id IN (SELECT subscriber FROM tags WHERE tag_key = ?)")
+        if tag is not None:  # in id order, each subscriber's tag looked up by the tags' primary key
+            conditions.append("EXISTS (SELECT 1 FROM tags WHERE subscriber = id AND tag_key = ?)")
             parameters.append(tag.strip().casefold())
         query = f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE {' AND '.join(conditions)} ORDER BY id LIMIT {PAGE}"
         last = 0
