@@ -263,3 +263,21 @@ def test_two_processes_write_at_once_and_nothing_is_lost(tmp_path):
         assert store.count("subscribed") == 300 and store.count("unsubscribed") == 150
         kinds = dict(store.db.execute("SELECT kind, count(*) FROM events GROUP BY kind"))
         assert kinds == {"added": 300, "unsubscribed": 150, "delivered": 300}
+
+
+def test_a_store_from_a_newer_broadsheet_is_refused(tmp_path):
+    with Store.for_project(tmp_path) as store:
+        store.db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="schema version 99"):
+        Store.for_project(tmp_path)
+
+
+def test_opening_a_store_takes_no_write_lock(tmp_path):
+    with Store.for_project(tmp_path) as first:
+        first.add("ann@example.org")
+        first.db.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+        try:
+            with Store.for_project(tmp_path) as second:
+                assert second.get("ann@example.org") is not None
+        finally:
+            first.db.execute("ROLLBACK")

@@ -417,27 +417,37 @@ class Store:
                 raise
 
     def _set_up(self) -> bytes:
-        """Create the tables and the meta rows once (safe when two processes race); the hash key."""
+        """The hash key, after creating the tables and meta rows if this file has none yet (safe when two
+        processes race: one waits for the other's transaction). An opened store takes no write lock."""
         with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                version = self._meta("schema_version")
-                if version is not None and int(version) > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"the subscriber store has schema version {version}; this broadsheet knows {SCHEMA_VERSION}",
-                        where=str(self.path), fix="upgrade broadsheet",
-                    )
-                for name, value in (("schema_version", str(SCHEMA_VERSION)), ("hash_key", secrets.token_hex(32)),
-                                    ("revision", "0")):  # fmt: skip
-                    self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (name, value))
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+            if not self._ready():
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
+                    for name, value in (("schema_version", str(SCHEMA_VERSION)), ("hash_key", secrets.token_hex(32)),
+                                        ("revision", "0")):  # fmt: skip
+                        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                                        (name, value))  # fmt: skip
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
             return bytes.fromhex(self._meta("hash_key") or "")
+
+    def _ready(self) -> bool:
+        """The file has this schema version's tables (StoreError for a newer one)."""
+        try:
+            version = self._meta("schema_version")
+        except sqlite3.OperationalError:  # no meta table: a new file
+            return False
+        if version is not None and int(version) > SCHEMA_VERSION:
+            raise StoreError(
+                f"the subscriber store has schema version {version}; this broadsheet knows {SCHEMA_VERSION}",
+                where=str(self.path), fix="upgrade broadsheet",
+            )
+        return version == str(SCHEMA_VERSION) and self._meta("hash_key") is not None
 
     def _meta(self, name: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
