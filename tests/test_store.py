@@ -281,3 +281,27 @@ def test_opening_a_store_takes_no_write_lock(tmp_path):
                 assert second.get("ann@example.org") is not None
         finally:
             first.db.execute("ROLLBACK")
+
+
+def test_import_across_chunks_and_statement_groups_keeps_each_row_with_its_tags(tmp_path, monkeypatch):
+    from broadsheet.store import importer
+
+    monkeypatch.setattr(importer, "CHUNK", 1000)  # 2,345 rows: three transactions, full and partial VALUES groups
+    lines = ["email,name,status,tags,n"]
+    for i in range(2345):
+        status = "bounced" if i % 100 == 7 else ""
+        lines.append(f"u{i}@example.org,User {i},{status},t{i % 3};all,{i}")
+    lines.append("u5@example.org,Again,,extra,")  # a repeat: the first row wins
+    (tmp_path / "big.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with Store.for_project(tmp_path) as store:
+        store.add("u10@example.org", name="Present")
+        report = importer.import_csv(store, tmp_path / "big.csv")
+        assert (report.rows, report.added, report.problems) == (2346, 2344, 0)
+        assert report.by_status == {"subscribed": 2320, "bounced": 24}
+        for i in (0, 99, 100, 107, 999, 1000, 1001, 2344):
+            row = store.get(f"u{i}@example.org")
+            assert (row.name, row.fields, set(row.tags)) == (f"User {i}", {"n": str(i)}, {f"t{i % 3}", "all"})
+            assert row.status == ("bounced" if i % 100 == 7 else "subscribed")
+            assert [(e.kind, e.detail) for e in store.events(row.email)] == [("imported", "big.csv")]
+        assert store.get("u10@example.org").name == "Present" and store.get("u5@example.org").name == "User 5"
+        assert store.count() == 2345 and sum(1 for _ in store.subscribers(tag="T2")) == 781

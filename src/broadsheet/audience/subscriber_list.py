@@ -208,7 +208,7 @@ class _Columns:
 
     def tags(self, values: list[str]) -> tuple[str, ...]:
         text = self.get(values, "tags")
-        return tuple(tag.strip() for tag in self.tag_separators.split(text) if tag.strip()) if text else ()
+        return tuple(filter(None, map(str.strip, self.tag_separators.split(text)))) if text else ()
 
 
 def _has_line_break(text: str) -> bool:

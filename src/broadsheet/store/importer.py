@@ -26,6 +26,7 @@ from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING
 from .store import IN_CHUNK, Store, dump_fields, utc_now
 
 CHUNK = 10_000  # rows per transaction
+ROWS_PER_STATEMENT = 100  # rows in one INSERT's VALUES list (100 × 7 parameters, well under SQLite's limit)
 MOVABLE = ("subscribed", "unconfirmed")  # statuses a row of the file may move to a suppressing one
 
 
@@ -151,11 +152,8 @@ def _insert_new(store: Store, chunk: list[_Entry], source: str, report: ImportRe
     db = store.db
     now = utc_now()
     before = db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0]
-    db.executemany(
-        "INSERT INTO subscribers (email, email_key, name, fields, status, created, updated)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING",
-        [entry.row for entry in chunk],
-    )
+    _insert_many(db, "INSERT INTO subscribers (email, email_key, name, fields, status, created, updated)",
+                 [entry.row for entry in chunk], "ON CONFLICT (email_key) DO NOTHING")  # fmt: skip
     new = dict(db.execute("SELECT email_key, id FROM subscribers WHERE id > ?", (before,)))
     present = {entry.key for entry in chunk if entry.key not in new}
     if not new:
@@ -165,15 +163,32 @@ def _insert_new(store: Store, chunk: list[_Entry], source: str, report: ImportRe
         " FROM subscribers WHERE id > ?",
         (now, source, before),
     )
-    db.executemany(
-        "INSERT INTO tags (subscriber, tag, tag_key) VALUES (?, ?, ?) ON CONFLICT (subscriber, tag_key) DO NOTHING",
-        [(new[e.key], tag, tag.casefold()) for e in chunk if e.subscriber.tags and e.key in new for tag in e.subscriber.tags],
-    )  # a repeat of a new address in the chunk adds its tags too: harmless, and --update would anyway
+    _insert_many(db, "INSERT INTO tags (subscriber, tag, tag_key)",
+                 [(new[e.key], tag, tag.casefold()) for e in chunk if e.subscriber.tags and e.key in new
+                  for tag in e.subscriber.tags],
+                 "ON CONFLICT (subscriber, tag_key) DO NOTHING")  # fmt: skip
+    # (a repeat of a new address in the chunk adds its tags too: harmless, and --update would anyway)
     store._touch()
     report.added += len(new)
     for status, count in db.execute("SELECT status, count(*) FROM subscribers WHERE id > ? GROUP BY status", (before,)):
         report.by_status[status] = report.by_status.get(status, 0) + count
     return present
+
+
+def _insert_many(db, head: str, rows: list[tuple], tail: str) -> None:
+    """``head VALUES (…), (…), … tail`` with ROWS_PER_STATEMENT rows a statement: about twice as fast as one
+    row a statement (the rows go in, in order; ON CONFLICT still applies row by row)."""
+    if not rows:
+        return
+    one = "(" + ",".join("?" * len(rows[0])) + ")"
+    full = len(rows) - len(rows) % ROWS_PER_STATEMENT
+    if full:
+        flat = list(itertools.chain.from_iterable(rows[:full]))
+        size = len(rows[0]) * ROWS_PER_STATEMENT
+        db.executemany(f"{head} VALUES {','.join([one] * ROWS_PER_STATEMENT)} {tail}",
+                       [flat[start : start + size] for start in range(0, len(flat), size)])  # fmt: skip
+    if full < len(rows):
+        db.executemany(f"{head} VALUES {one} {tail}", rows[full:])
 
 
 def _apply_opt_outs(store: Store, chunk: list[_Entry], source: str, report: ImportReport) -> None:
