@@ -305,3 +305,13 @@ def test_import_across_chunks_and_statement_groups_keeps_each_row_with_its_tags(
             assert [(e.kind, e.detail) for e in store.events(row.email)] == [("imported", "big.csv")]
         assert store.get("u10@example.org").name == "Present" and store.get("u5@example.org").name == "User 5"
         assert store.count() == 2345 and sum(1 for _ in store.subscribers(tag="T2")) == 781
+
+
+@pytest.mark.parametrize("fields", [{}, {"company": "ACME"}, {'quo"te\n': "é \u2028 \x01 \\ </script>", "empty": ""}])
+def test_fields_are_stored_as_the_json_the_stdlib_writes(fields):
+    import json
+
+    from broadsheet.store.store import dump_fields
+
+    assert dump_fields(fields) == json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    assert json.loads(dump_fields(fields)) == fields

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
+from json.encoder import encode_basestring as _quote  # noqa: N812 - json's C string quoting
 from pathlib import Path
 
 from ..audience.addresses import AddressChecker, InvalidAddress
@@ -533,11 +534,10 @@ def check_fields(fields: dict[str, str]) -> dict[str, str]:
     return fields
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # built once: imports call it a lot
-
-
 def dump_fields(fields: dict[str, str]) -> str:
-    return _ENCODE(fields)
+    """``json.dumps(fields, ensure_ascii=False, separators=(",", ":"))`` for text values, about twice as fast
+    (an import calls it for every row): each string quoted by json's own C quoting."""
+    return "{" + ",".join([f"{_quote(title)}:{_quote(value)}" for title, value in fields.items()]) + "}"
 
 
 def _digest(nonce: str) -> str:
