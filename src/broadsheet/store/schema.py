@@ -36,7 +36,6 @@ CREATE TABLE IF NOT EXISTS subscribers (
     created TEXT NOT NULL,
     updated TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS subscribers_by_status ON subscribers (status, id);
 CREATE TABLE IF NOT EXISTS tags (
     subscriber INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
     tag TEXT NOT NULL,
