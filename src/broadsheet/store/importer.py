@@ -158,13 +158,8 @@ def _drop_forgotten(store: Store, chunk: list[_Entry], report: ImportReport) -> 
     if store.db.execute("SELECT 1 FROM forgotten LIMIT 1").fetchone() is None:
         return chunk
     hashes = {store.forgotten_hash(entry.key): entry.key for entry in chunk}
-    found: set[str] = set()
-    digests = list(hashes)
-    for start in range(0, len(digests), IN_CHUNK):
-        part = digests[start : start + IN_CHUNK]
-        found.update(hashes[d] for (d,) in store.db.execute(
-            f"SELECT email_hash FROM forgotten WHERE email_hash IN ({','.join('?' * len(part))})", part
-        ))  # fmt: skip
+    query = "SELECT email_hash FROM forgotten WHERE email_hash IN ({})"
+    found = {hashes[digest] for (digest,) in _select_in(store, query, list(hashes))}
     report.forgotten += sum(1 for entry in chunk if entry.key in found)
     return [entry for entry in chunk if entry.key not in found]
 
