@@ -24,7 +24,7 @@ from typing import NamedTuple
 from ..audience import RowProblem, Subscriber, list_rows
 from ..errors import StoreError
 from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING
-from .store import IN_CHUNK, Store, dump_fields, utc_now
+from .store import Store, dump_fields, utc_now
 
 CHUNK = 5_000  # rows handed from the reading thread to the writing one at a time
 ROWS_PER_TRANSACTION = 50_000  # about half a second of the write lock
@@ -159,7 +159,7 @@ def _drop_forgotten(store: Store, chunk: list[_Entry], report: ImportReport) -> 
         return chunk
     hashes = {store.forgotten_hash(entry.key): entry.key for entry in chunk}
     query = "SELECT email_hash FROM forgotten WHERE email_hash IN ({})"
-    found = {hashes[digest] for (digest,) in _select_in(store, query, list(hashes))}
+    found = {hashes[digest] for (digest,) in store.select_in(query, list(hashes))}
     report.forgotten += sum(1 for entry in chunk if entry.key in found)
     return [entry for entry in chunk if entry.key not in found]
 
@@ -253,11 +253,11 @@ def _merge_present(
 
 def _load_present(store: Store, keys: set[str]) -> dict[str, _Present]:
     present: dict[str, _Present] = {}
-    rows = _select_in(store, "SELECT id, email_key, name, fields, status FROM subscribers WHERE email_key IN ({})", list(keys))
+    rows = store.select_in("SELECT id, email_key, name, fields, status FROM subscribers WHERE email_key IN ({})", list(keys))
     for id_, key, name, fields_json, status in rows:
         present[key] = _Present(id_, name, json.loads(fields_json), status, set())
     by_id = {p.id: p for p in present.values()}
-    for subscriber, tag_key in _select_in(store, "SELECT subscriber, tag_key FROM tags WHERE subscriber IN ({})", list(by_id)):
+    for subscriber, tag_key in store.select_in("SELECT subscriber, tag_key FROM tags WHERE subscriber IN ({})", list(by_id)):
         by_id[subscriber].tags.add(tag_key)
     return present
 
@@ -296,12 +296,6 @@ def _merged_status(old: str, new: str, *, resubscribe: bool) -> str:
     if new == "subscribed" and (old == "unconfirmed" or (old in SUPPRESSING and resubscribe)):
         return "subscribed"
     return old
-
-
-def _select_in(store: Store, query: str, values: list, extra: tuple = ()) -> Iterator[tuple]:
-    for start in range(0, len(values), IN_CHUNK):
-        part = values[start : start + IN_CHUNK]
-        yield from store.db.execute(query.format(",".join("?" * len(part))), (*part, *extra))
 
 
 def _first_of_each(chunk: Iterable[_Entry]) -> Iterator[_Entry]:

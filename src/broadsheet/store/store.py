@@ -183,20 +183,15 @@ class Store:
         for email in emails:
             by_key.setdefault(self.key(email), []).append(email)
         keys = list(by_key)
-        found: set[str] = set()
         marks = ",".join("?" * len(SUPPRESSING))
+        hashes = {self.forgotten_hash(key): key for key in keys}
         with self._lock:
-            for start in range(0, len(keys), IN_CHUNK):
-                chunk = keys[start : start + IN_CHUNK]
-                places = ",".join("?" * len(chunk))
-                found.update(key for (key,) in self.db.execute(
-                    f"SELECT email_key FROM subscribers WHERE email_key IN ({places}) AND status IN ({marks})",
-                    (*chunk, *SUPPRESSING),
-                ))  # fmt: skip
-                hashes = {self.forgotten_hash(key): key for key in chunk}
-                found.update(hashes[digest] for (digest,) in self.db.execute(
-                    f"SELECT email_hash FROM forgotten WHERE email_hash IN ({places})", tuple(hashes)
-                ))  # fmt: skip
+            found = {key for (key,) in self.select_in(
+                f"SELECT email_key FROM subscribers WHERE email_key IN ({{}}) AND status IN ({marks})", keys, SUPPRESSING
+            )}  # fmt: skip
+            found.update(hashes[digest] for (digest,) in self.select_in(
+                "SELECT email_hash FROM forgotten WHERE email_hash IN ({})", list(hashes)
+            ))  # fmt: skip
         return {email for key in found for email in by_key[key]}
 
     def is_forgotten(self, email: str) -> bool:
@@ -495,19 +490,21 @@ class Store:
             (subscriber, at or utc_now(), kind, source, campaign, detail, dedupe_key),
         )
 
+    def select_in(self, query: str, values: list, extra: Iterable = ()) -> Iterator[tuple]:
+        """Rows of ``query`` (its ``IN ({})`` filled with ``values``, then ``extra`` parameters), asked
+        IN_CHUNK values at a time. Hold the lock while reading them."""
+        for start in range(0, len(values), IN_CHUNK):
+            part = values[start : start + IN_CHUNK]
+            yield from self.db.execute(query.format(",".join("?" * len(part))), (*part, *extra))
+
     def _with_tags(self, rows: list[tuple]) -> list[StoredSubscriber]:
         """Subscribers from rows of SUBSCRIBER_COLUMNS, with their tags (one query per page)."""
         if not rows:
             return []
         tags: dict[int, list[str]] = {}
-        ids = [row[0] for row in rows]
-        for start in range(0, len(ids), IN_CHUNK):
-            chunk = ids[start : start + IN_CHUNK]
-            for subscriber, tag in self.db.execute(
-                f"SELECT subscriber, tag FROM tags WHERE subscriber IN ({','.join('?' * len(chunk))}) ORDER BY subscriber, tag_key",
-                chunk,
-            ):
-                tags.setdefault(subscriber, []).append(tag)
+        query = "SELECT subscriber, tag FROM tags WHERE subscriber IN ({}) ORDER BY subscriber, tag_key"
+        for subscriber, tag in self.select_in(query, [row[0] for row in rows]):
+            tags.setdefault(subscriber, []).append(tag)
         return [
             StoredSubscriber(id, email, name, json.loads(fields_json), tuple(tags.get(id, ())), status, created, updated)
             for id, email, name, fields_json, status, created, updated in rows
