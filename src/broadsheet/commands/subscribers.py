@@ -46,7 +46,8 @@ def _register_store_actions(actions) -> None:
     imports.add_argument("file", type=Path, metavar="FILE.csv")
     imports.add_argument("--update", action="store_true", help="merge name, fields and tags into present subscribers")
     imports.add_argument("--resubscribe", action="store_true",
-                         help="with --update: a row saying subscribed resubscribes someone who unsubscribed, bounced or complained")  # fmt: skip
+                         help="with --update: a row saying subscribed resubscribes someone who unsubscribed, "
+                         "bounced or complained")  # fmt: skip
     export = actions.add_parser("export", help="write the store as CSV (stdout by default)",
                                 description="Write the store's subscribers as a CSV that import reads.")  # fmt: skip
     export.add_argument("file", type=Path, nargs="?", metavar="FILE")

@@ -156,7 +156,8 @@ class Store:
         with self._lock:
             if status is None:
                 return self.db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
-            return self.db.execute("SELECT count(*) FROM subscribers WHERE status = ?", (check_status(status),)).fetchone()[0]
+            query = "SELECT count(*) FROM subscribers WHERE status = ?"
+            return self.db.execute(query, (check_status(status),)).fetchone()[0]
 
     def events(self, email: str) -> list[Event]:
         """The subscriber's events, oldest first ([] for an unknown or forgotten address)."""
