@@ -243,3 +243,15 @@ def test_check_counts_unconfirmed_rows_as_left_out(sample):
     (sample / "list.csv").write_text("email,status\nann@example.org,unconfirmed\nbob@example.org,\n", encoding="utf-8")
     result = run_cli(sample, "subscribers", "check", "list.csv")
     assert result.returncode == 0 and "1 recipient(s)" in result.stdout and "left out, unconfirmed: 1" in result.stdout
+
+
+def test_values_from_forms_and_csvs_cannot_drive_the_terminal(sample):
+    (sample / "list.csv").write_text('email,name,note\nann@example.org,"Ann \x1b[31mRed",\"two\nlines"\n',
+                                     encoding="utf-8")  # fmt: skip
+    run_cli(sample, "subscribers", "import", "list.csv")
+    listing = run_cli(sample, "subscribers", "list").stdout
+    show = run_cli(sample, "subscribers", "show", "ann@example.org").stdout
+    for output in (listing, show):
+        assert "\x1b" not in output and "\\x1b[31mRed" in output
+    assert "note     two\\nlines" in show
+    assert_one_line_error(run_cli(sample, "subscribers", "add", "bob@example.org", "--tag", "a;b"), "tag 'a;b'")

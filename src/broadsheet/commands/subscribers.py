@@ -200,7 +200,7 @@ def _list(args, store, config) -> int:
     count = 0
     for subscriber in store.subscribers(status=args.status, tag=args.tag):
         tags = f"  [{', '.join(subscriber.tags)}]" if subscriber.tags else ""
-        print(f"{subscriber.email}  {subscriber.status}  {subscriber.name or '-'}{tags}")
+        print(_shown(f"{subscriber.email}  {subscriber.status}  {subscriber.name or '-'}{tags}"))
         count += 1
     print(f"{count:,} subscriber(s)", file=sys.stderr)
     return 0
@@ -214,18 +214,21 @@ def _show(args, store, config) -> int:
             return 0
         raise StoreError(f"{args.email.strip()} is not in the subscriber store", where=str(store.path),
                          fix="see who is with: broadsheet subscribers list")  # fmt: skip
-    print(subscriber.email)
-    print(f"  status   {subscriber.status}")
-    print(f"  name     {subscriber.name or '-'}")
-    print(f"  tags     {', '.join(subscriber.tags) or '-'}")
-    for name, value in subscriber.fields.items():
-        print(f"  {name:8} {value}")
-    print(f"  added    {subscriber.created} (changed {subscriber.updated})")
-    print("events:")
+    lines = [subscriber.email, f"  status   {subscriber.status}", f"  name     {subscriber.name or '-'}",
+             f"  tags     {', '.join(subscriber.tags) or '-'}"]  # fmt: skip
+    lines += [f"  {name:8} {value}" for name, value in subscriber.fields.items()]
+    lines += [f"  added    {subscriber.created} (changed {subscriber.updated})", "events:"]
     for event in store.events(subscriber.email):
         extras = [text for text in (event.campaign and f"campaign {event.campaign}", event.detail) if text]
-        print(f"  {event.at}  {event.kind:13} {event.source}" + (f"  ({'; '.join(extras)})" if extras else ""))
+        lines.append(f"  {event.at}  {event.kind:13} {event.source}" + (f"  ({'; '.join(extras)})" if extras else ""))
+    print("\n".join(_shown(line) for line in lines))
     return 0
+
+
+def _shown(text: str) -> str:
+    """A line as it is safe to print: control characters (a terminal's escape sequences, line breaks that
+    came from a form or a CSV) shown escaped."""
+    return "".join(character if character.isprintable() else repr(character)[1:-1] for character in text)
 
 
 ACTIONS = {

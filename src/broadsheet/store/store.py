@@ -237,7 +237,7 @@ class Store:
         """A new subscriber (StoreError when present, or forgotten unless ``resubscribe``)."""
         email = self.valid_address(email)
         check_status(status)
-        name, fields = check_name(name), check_fields(fields or {})
+        name, fields, tags = check_name(name), check_fields(fields or {}), check_tags(tags)
         key = email.lower()
         with self._write():
             if self._forgotten(key):
@@ -523,6 +523,15 @@ def check_name(name: str) -> str:
     if any(character in name for character in "\r\n\0"):
         raise StoreError("a line break or NUL character in the name", fix="give the name on one line")
     return name
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    """Tags as a CSV can hold them again: no ';' (the separator), no line break or NUL."""
+    tags = [tag.strip() for tag in tags if tag.strip()]
+    for tag in tags:
+        if any(character in tag for character in ";\r\n\0"):
+            raise StoreError(f"tag {tag!r} has a ';', a line break or a NUL character", fix="give each tag on its own")
+    return tags
 
 
 def check_fields(fields: dict[str, str]) -> dict[str, str]:
