@@ -146,6 +146,8 @@ def test_add_remove_list_and_show(sample):
     assert "status   unsubscribed" in show and "tags     news, vip" in show
     assert [line.split()[1:3] for line in show.splitlines() if line.startswith("  20")] == [
         ["added", "cli"], ["unsubscribed", "cli"], ["unsubscribed", "cli"]]
+    assert_one_line_error(run_cli(sample, "subscribers", "add", "eve@example.org"),
+                          "already in the store, unsubscribed", "--resubscribe")  # fmt: skip
     again = run_cli(sample, "subscribers", "add", "eve@example.org", "--resubscribe")
     assert "resubscribed Eve@example.org (was unsubscribed)" in again.stdout
 

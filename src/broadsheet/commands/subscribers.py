@@ -154,6 +154,9 @@ def _write_csv(store, handle, status: str | None) -> int:
 
 def _add(args, store, config) -> int:
     present = store.get(args.email)
+    if present is not None and present.status != "subscribed" and not args.resubscribe:
+        raise StoreError(f"{present.email} is already in the store, {present.status}", where=str(store.path),
+                         fix="add --resubscribe if they asked to subscribe again")  # fmt: skip
     if args.resubscribe and present is not None and present.status != "subscribed":
         store.set_status(args.email, "subscribed", source="cli", detail="resubscribed at their request")
         print(f"resubscribed {present.email} (was {present.status})")
