@@ -73,7 +73,8 @@ class Store:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # this instance's connection
+        self._writers = _writers_of(self.path)  # every writer of this file in this process
         self._addresses = AddressChecker()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -398,20 +399,30 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[None]:
-        """One write transaction (BEGIN IMMEDIATE: waits for other writers up to busy_timeout), committed on
-        leaving, rolled back on an exception."""
+        """One write transaction, committed on leaving, rolled back on an exception.
+
+        Writers of this process queue on one lock per file (threads of a server take turns at once instead
+        of sleeping in SQLite's busy handler, whose back-off grows to 100 ms); writers of other processes
+        are waited for by BEGIN IMMEDIATE up to busy_timeout. Either wait longer than that: StoreError."""
+        writers = self._writers
         with self._lock:
+            if not writers.acquire(timeout=BUSY_MS / 1000):
+                raise StoreError("the subscriber store is busy: another thread of this process holds it",
+                                 where=str(self.path), fix="try again")  # fmt: skip
             try:
-                self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreError(f"the subscriber store is busy: {exc}", where=str(self.path),
-                                 fix="try again; another process holds the store for too long") from None  # fmt: skip
-            try:
-                yield
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+                try:
+                    self.db.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    raise StoreError(f"the subscriber store is busy: {exc}", where=str(self.path),
+                                     fix="try again; another process holds the store for too long") from None  # fmt: skip
+                try:
+                    yield
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+            finally:
+                writers.release()
 
     def _set_up(self) -> bytes:
         """The hash key, after creating the tables and meta rows if this file has none yet (safe when two
@@ -510,6 +521,17 @@ class Store:
             StoredSubscriber(id, email, name, json.loads(fields_json), tuple(tags.get(id, ())), status, created, updated)
             for id, email, name, fields_json, status, created, updated in rows
         ]
+
+
+_WRITERS: dict[Path, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writers_of(path: Path) -> threading.Lock:
+    """The lock the writers of this process take for one store file."""
+    key = path.resolve()
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(key, threading.Lock())
 
 
 def check_status(status: str) -> str:
