@@ -70,3 +70,7 @@ class CampaignError(BroadsheetError):
 
 class PublishError(BroadsheetError):
     """The web archive cannot be written (an issue without a date, an output folder that is not ours)."""
+
+
+class StoreError(BroadsheetError):
+    """The subscriber store cannot be opened or refuses a change (bad address, already present, forgotten)."""

@@ -5,6 +5,7 @@ One campaign per issue identity and transport. The identity (``key``) is the iss
 same campaign; an issue without an id falls back to its folder name. One row per recipient with its state:
 
     queued → sending → sent | failed | deferred (→ sending again) ; sending left by a crash → unknown
+    sending → skipped: the subscriber store suppressed the address after the campaign started (never mailed)
 
 A row is marked ``sending`` (and committed) before its message goes out, so a crash can never lose track
 of one: at the next start, rows still in ``sending`` become ``unknown``. The subscriber's own fields are
@@ -27,7 +28,7 @@ from ..errors import CampaignError
 from .journalfile import JournalLocked, explain, journal_uid, open_journal
 from .lock import ProjectLock
 
-STATES = ("queued", "sending", "sent", "failed", "deferred", "unknown")
+STATES = ("queued", "sending", "sent", "failed", "deferred", "unknown", "skipped")
 INSERT_CHUNK = 10_000  # rows per transaction: big enough to be fast, small enough to keep memory flat
 WAIT = 5.0  # seconds SQLite waits for another program's write lock before a statement gives up
 PATIENCE = 60.0  # seconds recording outcomes keeps trying through another program's lock
@@ -523,6 +524,19 @@ class Journal:
             " AND campaign IN (SELECT id FROM campaigns WHERE transport <> 'outbox') ORDER BY updated LIMIT 1"
         ).fetchone()
         return row[0] if row else None
+
+    def forget(self, email: str) -> int:
+        """Erase an address from every campaign (a GDPR request): its rows keep their counts, not who they
+        were; rows not yet sent become ``skipped``. Returns how many rows held it."""
+        with self._transaction():
+            cursor = self.db.execute(
+                "UPDATE recipients SET email = 'forgotten-' || id || '@invalid', data = '[\"\",\"\",[],{}]',"
+                " detail = CASE WHEN state IN ('queued', 'deferred') THEN 'forgotten' ELSE '' END,"
+                " state = CASE WHEN state IN ('queued', 'deferred') THEN 'skipped' ELSE state END, updated = ?"
+                " WHERE email = ?",
+                (time.time(), email.strip()),
+            )
+        return cursor.rowcount
 
     def _transaction(self):
         return _Transaction(self.db, self.path)

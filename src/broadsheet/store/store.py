@@ -1,0 +1,574 @@
+"""The subscriber store: SQLite at ``.broadsheet/audience.db`` beside broadsheet.toml (WAL, busy_timeout).
+
+One connection per ``Store``; use one instance per thread (a lock makes a shared one safe, but serial).
+Any number of threads and processes (send, serve, the CLI) share the file. Every write is one
+``BEGIN IMMEDIATE`` transaction, committed before the method returns. ``synchronous=NORMAL`` in WAL mode:
+a committed event survives a crash of the process; a power cut may lose the last few (as for the journal).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from json.encoder import encode_basestring as _quote  # noqa: N812 - json's C string quoting
+from pathlib import Path
+
+from ..audience.addresses import AddressChecker, InvalidAddress
+from ..errors import StoreError
+from .schema import SCHEMA, SCHEMA_VERSION, STATUS_EVENTS, STATUSES, SUPPRESSING
+
+BUSY_MS = 10_000
+PAGE = 1000  # rows per page when streaming subscribers
+IN_CHUNK = 500  # addresses per ``IN (...)`` look-up (SQLite allows 999 parameters by default)
+REVIVING = ("unconfirmed", "unsubscribed")  # statuses a sign-up may (re)confirm
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubscriber:
+    id: int
+    email: str  # normalised as audience normalises (domain lower-case, IDNA)
+    name: str
+    fields: dict[str, str]  # extra CSV columns / form fields (JSON in the db)
+    tags: tuple[str, ...]
+    status: str  # one of STATUSES
+    created: str  # ISO 8601 UTC, e.g. 2026-12-01T14:00:00Z
+    updated: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    subscriber: int | None  # None once forgotten
+    at: str  # ISO 8601 UTC
+    kind: str  # added, imported, updated, signed_up, confirmed, subscribed, unsubscribed, bounced_hard, ...
+    source: str  # import, form, confirm, one-click, unsubscribe-page, cli, send, webhook:<provider>, ...
+    campaign: str  # the campaign that caused it, or ""
+    detail: str
+    dedupe_key: str | None  # unique when set: recording the same key twice changes nothing
+
+
+SUBSCRIBER_COLUMNS = "id, email, name, fields, status, created, updated"
+EVENT_COLUMNS = ", ".join(f.name for f in fields(Event))
+
+
+def store_path(root: Path) -> Path:
+    return Path(root) / ".broadsheet" / "audience.db"
+
+
+def utc_now() -> str:
+    """Now as the store writes times: ISO 8601 UTC to the second."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Store:
+    """The subscriber store (see the module docstring). Also a context manager."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.RLock()  # this instance's connection
+        self._writers = _writers_of(self.path)  # every writer of this file in this process
+        self._addresses = AddressChecker()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_MS / 1000)
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA secure_delete=ON")  # erased data is overwritten, not left in free pages
+            self._hash_key = self._set_up()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"cannot open the subscriber store: {exc}", where=str(self.path),
+                fix="check that the folder is writable and the file is a broadsheet store",
+            ) from None
+
+    @classmethod
+    def for_project(cls, root: Path) -> Store:
+        return cls(store_path(root))
+
+    @classmethod
+    def exists_for(cls, root: Path) -> bool:
+        """A store file exists in the project and has its subscribers table (nothing is created)."""
+        path = store_path(root)
+        if not path.is_file():
+            return False
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=BUSY_MS / 1000)
+            try:
+                found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'subscribers'").fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return False
+        return found is not None
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, email: str) -> StoredSubscriber | None:
+        """The subscriber with this address (case-insensitive), or None."""
+        with self._lock:
+            row = self.db.execute(
+                f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email_key = ?", (self.key(email),)
+            ).fetchone()
+            return self._with_tags([row])[0] if row else None
+
+    def subscribers(self, *, status: str | None = None, tag: str | None = None) -> Iterator[StoredSubscriber]:
+        """Every subscriber in id order, optionally of one status and/or with one tag; streamed a page at a time."""
+        if status is not None:
+            check_status(status)
+        conditions, parameters = ["id > ?"], []
+        if status is not None:
+            conditions.append("status = ?")
+            parameters.append(status)
+        if tag is not None:  # in id order, each subscriber's tag looked up by the tags' primary key
+            conditions.append("EXISTS (SELECT 1 FROM tags WHERE subscriber = id AND tag_key = ?)")
+            parameters.append(tag.strip().casefold())
+        query = f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE {' AND '.join(conditions)} ORDER BY id LIMIT {PAGE}"
+        last = 0
+        while True:
+            with self._lock:
+                rows = self.db.execute(query, (last, *parameters)).fetchall()
+                page = self._with_tags(rows)
+            yield from page
+            if len(rows) < PAGE:
+                return
+            last = rows[-1][0]
+
+    def count(self, status: str | None = None) -> int:
+        with self._lock:
+            if status is None:
+                return self.db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
+            query = "SELECT count(*) FROM subscribers WHERE status = ?"
+            return self.db.execute(query, (check_status(status),)).fetchone()[0]
+
+    def events(self, email: str) -> list[Event]:
+        """The subscriber's events, oldest first ([] for an unknown or forgotten address)."""
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE subscriber ="
+                " (SELECT id FROM subscribers WHERE email_key = ?) ORDER BY id",
+                (self.key(email),),
+            ).fetchall()
+        return [Event(*row) for row in rows]
+
+    def count_events(self, email: str, kind: str, since: str) -> int:
+        """How many events of ``kind`` the subscriber has at or after ``since`` (ISO 8601 UTC)."""
+        with self._lock:
+            return self.db.execute(
+                "SELECT count(*) FROM events WHERE kind = ? AND at >= ? AND subscriber ="
+                " (SELECT id FROM subscribers WHERE email_key = ?)",
+                (kind, since, self.key(email)),
+            ).fetchone()[0]
+
+    def suppressed(self, emails: Iterable[str]) -> set[str]:
+        """The given addresses (as given) that must never be mailed: suppressing status, or forgotten."""
+        by_key: dict[str, list[str]] = {}
+        for email in emails:
+            by_key.setdefault(self.key(email), []).append(email)
+        keys = list(by_key)
+        marks = ",".join("?" * len(SUPPRESSING))
+        hashes = {self.forgotten_hash(key): key for key in keys}
+        with self._lock:
+            found = {key for (key,) in self.select_in(
+                f"SELECT email_key FROM subscribers WHERE email_key IN ({{}}) AND status IN ({marks})", keys, SUPPRESSING
+            )}  # fmt: skip
+            found.update(hashes[digest] for (digest,) in self.select_in(
+                "SELECT email_hash FROM forgotten WHERE email_hash IN ({})", list(hashes)
+            ))  # fmt: skip
+        return {email for key in found for email in by_key[key]}
+
+    def is_forgotten(self, email: str) -> bool:
+        with self._lock:
+            return self._forgotten(self.key(email))
+
+    def revision(self) -> int:
+        """A number that grows with every change to who is subscribed (for a campaign's fingerprint)."""
+        with self._lock:
+            return int(self._meta("revision") or 0)
+
+    def field_names(self) -> list[str]:
+        """Every extra field name any subscriber has, in first-seen order."""
+        names: dict[str, None] = {}
+        last = 0
+        while True:
+            with self._lock:
+                rows = self.db.execute(
+                    f"SELECT id, fields FROM subscribers WHERE id > ? AND fields <> '{{}}' ORDER BY id LIMIT {PAGE}",
+                    (last,),
+                ).fetchall()
+            for _, text in rows:
+                names.update(dict.fromkeys(json.loads(text)))
+            if len(rows) < PAGE:
+                return list(names)
+            last = rows[-1][0]
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def add(
+        self,
+        email: str,
+        *,
+        name: str = "",
+        fields: dict[str, str] | None = None,
+        tags: Iterable[str] = (),
+        status: str = "subscribed",
+        source: str = "cli",
+        detail: str = "",
+        resubscribe: bool = False,
+    ) -> StoredSubscriber:
+        """A new subscriber (StoreError when present, or forgotten unless ``resubscribe``)."""
+        email = self.valid_address(email)
+        check_status(status)
+        name, fields, tags = check_name(name), check_fields(fields or {}), check_tags(tags)
+        key = email.lower()
+        with self._write():
+            if self._forgotten(key):
+                if not resubscribe:
+                    raise StoreError(
+                        f"{email} was forgotten at the person's request and stays suppressed", where=str(self.path),
+                        fix="add it again only if they asked to subscribe again (subscribers add --resubscribe)",
+                    )
+                self.db.execute("DELETE FROM forgotten WHERE email_hash = ?", (self.forgotten_hash(key),))
+            if self.db.execute("SELECT 1 FROM subscribers WHERE email_key = ?", (key,)).fetchone():
+                raise StoreError(f"{email} is already in the store", where=str(self.path),
+                                 fix="see it with: broadsheet subscribers show " + email)  # fmt: skip
+            subscriber = self._insert(email, name=name, fields=fields, status=status)
+            self._add_tags(subscriber, tags)
+            self._event(subscriber, "added", source=source, detail=detail)
+        found = self.get(email)
+        assert found is not None
+        return found
+
+    def set_status(
+        self, email: str, status: str, *, source: str, campaign: str = "", detail: str = "",
+        dedupe_key: str | None = None,
+    ) -> bool:  # fmt: skip
+        """Record the status's event and set it; True when the status changed.
+
+        An unknown address records nothing (False), except for a suppressing status: then a suppressed
+        row is created so the address is never mailed. A dedupe_key seen before changes nothing (False).
+        """
+        check_status(status)
+        email, key = self._address(email), self.key(email)
+        with self._write():
+            if dedupe_key is not None and self._seen(dedupe_key):
+                return False
+            row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+            if row is None:
+                if status not in SUPPRESSING or self._forgotten(key):
+                    return False
+                subscriber, old = self._insert(email, status=status), None
+            else:
+                subscriber, old = row
+            self._event(subscriber, STATUS_EVENTS[status], source=source, campaign=campaign, detail=detail,
+                        dedupe_key=dedupe_key)  # fmt: skip
+            if old is None or old == status:
+                return old is None
+            nonce = ", nonce = ''" if status == "subscribed" else ""
+            self.db.execute(f"UPDATE subscribers SET status = ?, updated = ?{nonce} WHERE id = ?",
+                            (status, utc_now(), subscriber))  # fmt: skip
+            self._touch()
+            return True
+
+    def record_event(
+        self, email: str, kind: str, *, source: str, campaign: str = "", detail: str = "",
+        dedupe_key: str | None = None, at: str | None = None,
+    ) -> bool:  # fmt: skip
+        """Append an event without changing the status. False (nothing recorded) for an address the store
+        does not know (or forgot) and for a dedupe_key seen before."""
+        if not kind:
+            raise StoreError("an event needs a kind")
+        with self._write():
+            if dedupe_key is not None and self._seen(dedupe_key):
+                return False
+            row = self.db.execute("SELECT id FROM subscribers WHERE email_key = ?", (self.key(email),)).fetchone()
+            if row is None:
+                return False
+            self._event(row[0], kind, source=source, campaign=campaign, detail=detail, dedupe_key=dedupe_key, at=at)
+            return True
+
+    def forget(self, email: str, *, source: str = "cli") -> bool:
+        """Erase the address, name, fields, tags and events' detail; keep a keyed hash so it stays suppressed.
+
+        True when something was erased or the hash is new; False when the address was forgotten already.
+        """
+        key = self.key(email)
+        with self._write():
+            row = self.db.execute("SELECT id FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+            new_hash = self.db.execute(
+                "INSERT INTO forgotten (email_hash, at) VALUES (?, ?) ON CONFLICT (email_hash) DO NOTHING",
+                (self.forgotten_hash(key), utc_now()),
+            ).rowcount
+            if row is not None:
+                self.db.execute("UPDATE events SET subscriber = NULL, detail = '' WHERE subscriber = ?", row)
+                self.db.execute("DELETE FROM tags WHERE subscriber = ?", row)
+                self.db.execute("DELETE FROM subscribers WHERE id = ?", row)
+            if row is None and not new_hash:
+                return False
+            self._touch()
+            self._event(None, "forgotten", source=source)
+        self._checkpoint()  # the old pages in the WAL still hold the data: write them back over it
+        return True
+
+    # -- double opt-in --------------------------------------------------------------------------
+
+    def sign_up(self, email: str, *, name: str = "", fields: dict[str, str] | None = None,
+                source: str = "form") -> str | None:  # fmt: skip
+        """A fresh confirmation nonce when a confirmation should be mailed (new, unconfirmed or
+        unsubscribed address), else None. A new address is recorded as unconfirmed. Only the latest
+        nonce works. Name and fields are kept for a new address only: a form cannot rename anyone."""
+        email = self.valid_address(email)
+        name, fields = check_name(name), check_fields(fields or {})
+        key = email.lower()
+        nonce = secrets.token_urlsafe(18)
+        with self._write():
+            if self._forgotten(key):
+                return None
+            row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+            if row is None:
+                subscriber = self._insert(email, name=name, fields=fields, status="unconfirmed", nonce=_digest(nonce))
+            elif row[1] in REVIVING:
+                subscriber = row[0]
+                self.db.execute("UPDATE subscribers SET nonce = ? WHERE id = ?", (_digest(nonce), subscriber))
+            else:
+                return None
+            self._event(subscriber, "signed_up", source=source)
+        return nonce
+
+    def confirm(self, email: str, nonce: str) -> bool:
+        """Subscribe an unconfirmed or unsubscribed address whose latest nonce this is (works once)."""
+        with self._write():
+            row = self.db.execute(
+                "SELECT id, status, nonce FROM subscribers WHERE email_key = ?", (self.key(email),)
+            ).fetchone()
+            if row is None or row[1] not in REVIVING or not row[2]:
+                return False
+            if not hmac.compare_digest(row[2], _digest(nonce)):
+                return False
+            self.db.execute(
+                "UPDATE subscribers SET status = 'subscribed', nonce = '', updated = ? WHERE id = ?", (utc_now(), row[0])
+            )
+            self._touch()
+            self._event(row[0], "confirmed", source="confirm")
+            return True
+
+    # -- addresses ------------------------------------------------------------------------------
+
+    def key(self, email: str) -> str:
+        """The address as the store looks it up: normalised when valid, lower-cased."""
+        return self._address(email).lower()
+
+    def valid_address(self, email: str) -> str:
+        """The normalised address, or StoreError saying why it is not one."""
+        try:
+            return self._addresses.normalise(email)
+        except InvalidAddress as exc:
+            shown = email.strip().replace("\r", "\\r").replace("\n", "\\n")
+            raise StoreError(f"invalid address {shown!r}: {exc}", fix="check the address") from None
+
+    def forgotten_hash(self, key: str) -> str:
+        """The keyed hash (BLAKE2b with the store's random key) kept for a forgotten address."""
+        return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), key=self._hash_key, digest_size=32).hexdigest()
+
+    def _address(self, email: str) -> str:
+        try:
+            return self._addresses.normalise(email)
+        except InvalidAddress:
+            return email.strip()
+
+    # -- inside ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction, committed on leaving, rolled back on an exception.
+
+        Writers of this process queue on one lock per file (threads of a server take turns at once instead
+        of sleeping in SQLite's busy handler, whose back-off grows to 100 ms); writers of other processes
+        are waited for by BEGIN IMMEDIATE up to busy_timeout. Either wait longer than that: StoreError."""
+        writers = self._writers
+        with self._lock:
+            if not writers.acquire(timeout=BUSY_MS / 1000):
+                raise StoreError("the subscriber store is busy: another thread of this process holds it",
+                                 where=str(self.path), fix="try again")  # fmt: skip
+            try:
+                try:
+                    self.db.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    raise StoreError(f"the subscriber store is busy: {exc}", where=str(self.path),
+                                     fix="try again; another process holds the store for too long") from None  # fmt: skip
+                try:
+                    yield
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+            finally:
+                writers.release()
+
+    def _set_up(self) -> bytes:
+        """The hash key, after creating the tables and meta rows if this file has none yet (safe when two
+        processes race: one waits for the other's transaction). An opened store takes no write lock."""
+        with self._lock:
+            if not self._ready():
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
+                    for name, value in (("schema_version", str(SCHEMA_VERSION)), ("hash_key", secrets.token_hex(32)),
+                                        ("revision", "0")):  # fmt: skip
+                        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                                        (name, value))  # fmt: skip
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+            return bytes.fromhex(self._meta("hash_key") or "")
+
+    def _ready(self) -> bool:
+        """The file has this schema version's tables (StoreError for a newer one)."""
+        try:
+            version = self._meta("schema_version")
+        except sqlite3.OperationalError:  # no meta table: a new file
+            return False
+        if version is not None and int(version) > SCHEMA_VERSION:
+            raise StoreError(
+                f"the subscriber store has schema version {version}; this broadsheet knows {SCHEMA_VERSION}",
+                where=str(self.path), fix="upgrade broadsheet",
+            )
+        return version == str(SCHEMA_VERSION) and self._meta("hash_key") is not None
+
+    def _meta(self, name: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database and empty it (best effort: a reader may hold old pages a while)."""
+        with self._lock:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _touch(self) -> None:
+        """Inside a write: who is subscribed, or what they are subscribed with, changed."""
+        self.db.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'revision'")
+
+    def _forgotten(self, key: str) -> bool:
+        found = self.db.execute("SELECT 1 FROM forgotten WHERE email_hash = ?", (self.forgotten_hash(key),)).fetchone()
+        return found is not None
+
+    def _seen(self, dedupe_key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM events WHERE dedupe_key = ?", (dedupe_key,)).fetchone() is not None
+
+    def _insert(self, email: str, *, name: str = "", fields: dict[str, str] | None = None, status: str,
+                nonce: str = "") -> int:  # fmt: skip
+        now = utc_now()
+        cursor = self.db.execute(
+            "INSERT INTO subscribers (email, email_key, name, fields, status, nonce, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (email, email.lower(), name, dump_fields(fields or {}), status, nonce, now, now),
+        )
+        assert cursor.lastrowid is not None
+        self._touch()
+        return cursor.lastrowid
+
+    def _add_tags(self, subscriber: int, tags: Iterable[str]) -> None:
+        self.db.executemany(
+            "INSERT INTO tags (subscriber, tag, tag_key) VALUES (?, ?, ?) ON CONFLICT (subscriber, tag_key) DO NOTHING",
+            [(subscriber, tag.strip(), tag.strip().casefold()) for tag in tags if tag.strip()],
+        )
+
+    def _event(self, subscriber: int | None, kind: str, *, source: str, campaign: str = "", detail: str = "",
+               dedupe_key: str | None = None, at: str | None = None) -> None:  # fmt: skip
+        self.db.execute(
+            "INSERT INTO events (subscriber, at, kind, source, campaign, detail, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (subscriber, at or utc_now(), kind, source, campaign, detail, dedupe_key),
+        )
+
+    def select_in(self, query: str, values: list, extra: Iterable = ()) -> Iterator[tuple]:
+        """Rows of ``query`` (its ``IN ({})`` filled with ``values``, then ``extra`` parameters), asked
+        IN_CHUNK values at a time. Hold the lock while reading them."""
+        for start in range(0, len(values), IN_CHUNK):
+            part = values[start : start + IN_CHUNK]
+            yield from self.db.execute(query.format(",".join("?" * len(part))), (*part, *extra))
+
+    def _with_tags(self, rows: list[tuple]) -> list[StoredSubscriber]:
+        """Subscribers from rows of SUBSCRIBER_COLUMNS, with their tags (one query per page)."""
+        if not rows:
+            return []
+        tags: dict[int, list[str]] = {}
+        query = "SELECT subscriber, tag FROM tags WHERE subscriber IN ({}) ORDER BY subscriber, tag_key"
+        for subscriber, tag in self.select_in(query, [row[0] for row in rows]):
+            tags.setdefault(subscriber, []).append(tag)
+        return [
+            StoredSubscriber(id, email, name, json.loads(fields_json), tuple(tags.get(id, ())), status, created, updated)
+            for id, email, name, fields_json, status, created, updated in rows
+        ]
+
+
+_WRITERS: dict[Path, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writers_of(path: Path) -> threading.Lock:
+    """The lock the writers of this process take for one store file."""
+    key = path.resolve()
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(key, threading.Lock())
+
+
+def check_status(status: str) -> str:
+    if status not in STATUSES:
+        raise StoreError(f"unknown status '{status}'", fix=f"use one of: {', '.join(STATUSES)}")
+    return status
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if any(character in name for character in "\r\n\0"):
+        raise StoreError("a line break or NUL character in the name", fix="give the name on one line")
+    return name
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    """Tags as a CSV can hold them again: no ';' (the separator), no line break or NUL."""
+    tags = [tag.strip() for tag in tags if tag.strip()]
+    for tag in tags:
+        if any(character in tag for character in ";\r\n\0"):
+            raise StoreError(f"tag {tag!r} has a ';', a line break or a NUL character", fix="give each tag on its own")
+    return tags
+
+
+def check_fields(fields: dict[str, str]) -> dict[str, str]:
+    for title, value in fields.items():
+        if not isinstance(title, str) or not isinstance(value, str) or "\0" in title or "\0" in value:
+            raise StoreError(f"field {title!r} must be text without NUL characters")
+    return fields
+
+
+def dump_fields(fields: dict[str, str]) -> str:
+    """``json.dumps(fields, ensure_ascii=False, separators=(",", ":"))`` for text values, about twice as fast
+    (an import calls it for every row): each string quoted by json's own C quoting."""
+    return "{" + ",".join([f"{_quote(title)}:{_quote(value)}" for title, value in fields.items()]) + "}"
+
+
+def _digest(nonce: str) -> str:
+    """What the store keeps of a confirmation nonce: its SHA-256 (a stolen db holds no usable nonce)."""
+    return hashlib.sha256(nonce.encode("utf-8", "surrogatepass")).hexdigest()
