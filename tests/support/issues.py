@@ -27,3 +27,13 @@ def write_image(path: Path, size: tuple[int, int] = (40, 20), image_format: str 
     path.parent.mkdir(parents=True, exist_ok=True)
     Picture.new("RGB", size, (31, 78, 121)).save(path, format=image_format)
     return path
+
+
+def hashed(name: str) -> str:
+    """A regular expression for ``name`` as the build publishes it: ``<stem>-<10 hex digits>.<ext>``
+    (content/optimise.py; JPEG files end in .jpg)."""
+    import re as _re
+
+    stem, _, suffix = name.rpartition(".")
+    suffix = "jpg" if suffix.lower() in ("jpg", "jpeg") else suffix
+    return _re.escape(stem) + r"-[0-9a-f]{10}\." + _re.escape(suffix)

@@ -9,11 +9,15 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Image:
-    """An image an article uses: ``src`` as written, ``path`` when it is a local file."""
+    """An image an article uses: ``src`` as written (for a local file: its name under images/), ``path``
+    the local file, ``file`` its optimised copy that is published (content/optimise.py)."""
 
     src: str
     alt: str
     path: Path | None = None
+    file: Path | None = None
+    original_bytes: int = 0
+    optimised_bytes: int = 0
 
 
 @dataclass(frozen=True)

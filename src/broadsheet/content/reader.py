@@ -13,6 +13,7 @@ from ..config import Config, read_utf8
 from ..errors import ContentError
 from .frontmatter import FrontMatterError, split_front_matter
 from .images import ImageProblem, check_local_image, published_src, unique_name
+from .optimise import CACHE_FOLDER, COLUMN_WIDTH, max_width_for, optimise
 from .markdown import MAX_DEPTH, render_markdown
 from .model import Article, Image, Issue
 from .text import LinkRegistry, html_to_text
@@ -41,6 +42,7 @@ class _ImageCollector:
     base_url: str
     slug: str
     roots: tuple[Path, ...]  # the project and the issue folder: images come from inside them (images/ is published)
+    cache: Path  # where optimised images are kept between builds
     images: dict[Path, Image] = field(default_factory=dict)
     widths: dict[Path, int] = field(default_factory=dict)
 
@@ -52,12 +54,15 @@ class _ImageCollector:
         path = (document.path.parent / written).resolve()
         if path not in self.images:
             try:
-                self.widths[path] = check_local_image(path, self.roots)[0]
+                check_local_image(path, self.roots)
             except ImageProblem as exc:
                 where = _where(document, written if written in document.text else src)
                 raise ContentError(f"image {exc.problem}: {written}", where=where, fix=exc.fix) from None
-            name = unique_name(path.name, {image.src for image in self.images.values()})
-            self.images[path] = Image(src=name, alt=alt, path=path)
+            ready = optimise(path, max_width=max_width_for(COLUMN_WIDTH), cache=self.cache)
+            self.widths[path] = ready.width
+            name = unique_name(ready.name, {image.src for image in self.images.values()})
+            self.images[path] = Image(src=name, alt=alt, path=path, file=ready.file,
+                                      original_bytes=ready.original_bytes, optimised_bytes=ready.optimised_bytes)
         return published_src(self.base_url, self.slug, self.images[path].src), self.widths[path]
 
 
@@ -75,7 +80,7 @@ def read_issue(folder: Path, config: Config) -> Issue:
     _check_keys(document, ISSUE_KEYS)
     slug = folder.resolve().name
     links = LinkRegistry()
-    images = _ImageCollector(config.base_url, slug, roots)
+    images = _ImageCollector(config.base_url, slug, roots, config.root / CACHE_FOLDER)
     notes: list[str] = []
     intro_html, intro_text = _render_body(document, images, links, notes)
     articles = _read_articles(folder, roots, images, links, notes)

@@ -15,6 +15,7 @@ from jinja2.sandbox import SecurityError
 from ..config import Config
 from ..content import Issue, read_issue
 from ..content.images import ImageProblem, check_local_image, published_src, unique_name
+from ..content.optimise import CACHE_FOLDER, max_width_for, optimise
 from ..content.text import LinkRegistry
 from ..errors import ConfigError, ContentError, TemplateError, one_line
 from .checks import build_warnings
@@ -39,7 +40,7 @@ def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) 
     _check_survived(mjml_source, html, table, config, where=f"{theme.folder / HTML_TEMPLATE}")
     text = _render(theme.text_environment, TEXT_TEMPLATE, context, table)
     web_values = {"view_online_url": view_online_url, "unsubscribe_url": _web_unsubscribe(config)}
-    images = tuple((image.src, image.path) for image in issue.images if image.path) + logo_image
+    images = tuple((image.src, image.file or image.path) for image in issue.images if image.path) + logo_image
     rendered = RenderedIssue(
         slug=issue.slug,
         title=issue.title,
@@ -80,7 +81,7 @@ def write_build(rendered: RenderedIssue, out_dir: Path) -> Path:
             (target / "images").mkdir(exist_ok=True)
         for name, source in rendered.images:
             destination = target / "images" / name
-            if not destination.exists() or destination.stat().st_mtime < source.stat().st_mtime:
+            if not destination.exists() or destination.stat().st_size != source.stat().st_size:  # names hash the bytes
                 shutil.copy2(source, destination)
     except OSError as exc:
         raise ContentError(f"cannot write the build: {exc.strerror}", where=str(exc.filename or target),
@@ -150,8 +151,9 @@ def _logo(config: Config, issue: Issue) -> tuple[str, tuple[tuple[str, Path], ..
     path = logo_file(config)
     if path is None:
         return config.brand.logo, ()
-    name = unique_name(f"logo-{path.name}", {image.src for image in issue.images})
-    return published_src(config.base_url, issue.slug, name), ((name, path),)
+    ready = optimise(path, max_width=max_width_for(config.brand.logo_width), cache=config.root / CACHE_FOLDER)
+    name = unique_name(f"logo-{ready.name}", {image.src for image in issue.images})
+    return published_src(config.base_url, issue.slug, name), ((name, ready.file),)
 
 
 def _check_survived(mjml_source: str, html: str, table: PlaceholderTable, config: Config, *, where: str) -> None:
