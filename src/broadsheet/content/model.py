@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+WORDS_PER_MINUTE = 230
+
+
 @dataclass(frozen=True)
 class Image:
     """An image an article uses: ``src`` as written (for a local file: its name under images/), ``path``
@@ -51,3 +54,12 @@ class Issue:
     images: tuple[Image, ...] = ()  # every local image used, once; src is its name under images/
     links: tuple[str, ...] = ()  # the text part's numbered link references, in order
     notes: tuple[str, ...] = field(default=())  # warnings met while reading (drafts left out, …)
+    summary: str = ""  # front matter summary: the archive's, and the preheader when there is none
+    greeting: str = ""  # plain text, merge tags as markers (content/mergetags.py); "" for none
+    toc: bool = False  # a list of the articles at the top
+
+    @property
+    def reading_minutes(self) -> int:
+        """Minutes to read the intro and the articles at 230 words a minute (at least 1)."""
+        words = sum(len(text.split()) for text in (self.intro_text, *(a.body_text for a in self.articles)))
+        return max(1, round(words / WORDS_PER_MINUTE))

@@ -15,13 +15,15 @@ from .frontmatter import FrontMatterError, split_front_matter
 from .images import ImageProblem, check_local_image, published_src, unique_name
 from .optimise import CACHE_FOLDER, COLUMN_WIDTH, max_width_for, optimise
 from .markdown import MAX_DEPTH, render_markdown
+from .mergetags import to_markers
 from .model import Article, Image, Issue
 from .text import LinkRegistry, html_to_text
 
 REMOTE_PREFIXES = ("http://", "https://", "data:", "cid:", "mailto:", "//")
-ISSUE_KEYS = {"title", "subject", "preheader", "date", "number", "draft"}
+ISSUE_KEYS = {"title", "subject", "preheader", "date", "number", "draft", "greeting", "summary", "toc"}
+DEFAULT_GREETING = 'Dear {{ subscriber.first_name | default("reader") }},'  # greeting: "" for none
 ARTICLE_KEYS = {"title", "author", "date", "summary", "image", "image_alt", "order", "tags", "draft"}
-ONE_LINE_KEYS = {"title", "subject", "preheader", "author", "image", "image_alt", "number"}  # headers, alt text, …
+ONE_LINE_KEYS = {"title", "subject", "preheader", "author", "image", "image_alt", "number", "greeting"}  # headers, alt text, …
 VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0/C1 controls but tab and line feed
 
@@ -85,12 +87,16 @@ def read_issue(folder: Path, config: Config) -> Issue:
     intro_html, intro_text = _render_body(document, images, links, notes)
     articles = _read_articles(folder, roots, images, links, notes)
     title = _required_text(document, "title")
+    summary = _text(document, "summary")
     return Issue(
         folder=folder,
         slug=slug,
         title=title,
         subject=_text(document, "subject") or title,
-        preheader=_text(document, "preheader"),
+        preheader=_text(document, "preheader") or " ".join(summary.split()),
+        summary=summary,
+        greeting=to_markers(_text(document, "greeting") if "greeting" in document.meta else DEFAULT_GREETING),
+        toc=_bool(document, "toc"),
         date=_date(document, "date"),
         number=_number(document),
         draft=_bool(document, "draft"),

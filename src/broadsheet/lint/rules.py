@@ -13,6 +13,7 @@ from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
 from .colour import contrast, hex_of
 from .document import EmailDocument, Img, collapse, shorten
 from .findings import Finding
+from .mergetags import check_merge_tags
 from .sources import SourceIndex, display, text_needles
 from .validator import validate
 
@@ -44,6 +45,7 @@ class LintContext:
     local_images: tuple[Path, ...] = ()
     published_images: dict[str, Path] = field(default_factory=dict)  # name under images/ -> the file published
     image_sources: dict[str, Path] = field(default_factory=dict)  # name under images/ -> the file as written
+    subscriber_fields: frozenset[str] | None = None  # what merge tags may name; None: the list is unreadable
     validator: Path | None = None
     mjml_name: str = "email.mjml"
     extra: dict[str, object] = field(default_factory=dict)
@@ -342,6 +344,7 @@ RULES: tuple[Rule, ...] = (
     check_link_urls,
     check_duplicate_link_texts, check_unsubscribe, check_postal_address, check_preheader, check_subject,
     check_mjml, check_text_part, check_image_only, check_subject_caps, check_contrast,
+    check_merge_tags,
 )
 
 

@@ -35,10 +35,10 @@ def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) 
     view_online_url = web_address(config.base_url, issue.slug)
     table = PlaceholderTable()
     context = _context(issue, config, table, logo_src)
-    mjml_source = _render(theme.environment, HTML_TEMPLATE, context, table)
+    mjml_source = table.merge_tags(_render(theme.environment, HTML_TEMPLATE, context, table))
     html = inline_css(compile_mjml(mjml_source, fonts=theme.fonts, where=f"{theme.folder / HTML_TEMPLATE}"))
     _check_survived(mjml_source, html, table, config, where=f"{theme.folder / HTML_TEMPLATE}")
-    text = _render(theme.text_environment, TEXT_TEMPLATE, context, table)
+    text = table.merge_tags(_render(theme.text_environment, TEXT_TEMPLATE, context, table))
     web_values = {"view_online_url": view_online_url, "unsubscribe_url": _web_unsubscribe(config)}
     images = tuple((image.src, image.file or image.path) for image in issue.images if image.path) + logo_image
     rendered = RenderedIssue(

@@ -15,6 +15,9 @@ from collections.abc import Callable
 
 from markupsafe import Markup
 
+from ..content.mergetags import MARKER as MERGE_TAG_MARKER
+from ..content.mergetags import read_marker
+
 TEMPLATE_SYNTAX = re.compile(r"\{[{%#]")
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -64,6 +67,15 @@ class PlaceholderTable:
             return fallback(value, default_value, boolean)
 
         return default
+
+    def merge_tags(self, text: str) -> str:
+        """The content's merge-tag markers (content/mergetags.py) made into this table's placeholders."""
+
+        def placeholder(match: re.Match) -> str:
+            tag = read_marker(match)
+            return self.make(f"subscriber.{tag.field}", tag.default)
+
+        return MERGE_TAG_MARKER.sub(placeholder, text)
 
     def email_only(self, content: str) -> str:
         """The ``email_only`` filter: ``content`` is kept in the email, left out of the browser version."""
