@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
 from .colour import contrast, hex_of
 from .document import EmailDocument, Img, collapse, shorten
+from ..content.scaffold import PLACEHOLDERS
 from .findings import Finding
 from .mergetags import check_merge_tags
 from .sources import SourceIndex, display, text_needles
@@ -172,6 +173,18 @@ def check_image_weight(ctx: LintContext) -> Iterator[Finding]:
         yield Finding("image-weight", "warning", f"the issue's images weigh {total / 1024 / 1024:.1f} MB after "
                       f"optimisation, over {IMAGES_WARNING_BYTES // 1024 // 1024} MB: readers on a phone wait "
                       "for them; use fewer or smaller images", display(ctx.issue_folder))
+
+
+def check_scaffold(ctx: LintContext) -> Iterator[Finding]:
+    """Text `broadsheet new` wrote and nobody replaced: an error, so that `send` refuses it (build only prints it)."""
+    for needle, what in PLACEHOLDERS:
+        for path, lines in ctx.sources.files:
+            if path.suffix != ".md":
+                continue
+            for number, line in enumerate(lines, 1):
+                if needle in line:
+                    yield Finding("scaffold", "error", f"{what} is still the placeholder `broadsheet new` wrote: "
+                                  "replace it", f"{display(path)}:{number}")
 
 
 # Links ---------------------------------------------------------------------------------------------
@@ -344,7 +357,7 @@ RULES: tuple[Rule, ...] = (
     check_link_urls,
     check_duplicate_link_texts, check_unsubscribe, check_postal_address, check_preheader, check_subject,
     check_mjml, check_text_part, check_image_only, check_subject_caps, check_contrast,
-    check_merge_tags,
+    check_merge_tags, check_scaffold,
 )
 
 
