@@ -128,3 +128,15 @@ def test_preview_as_a_subscriber_shows_their_values(project):
         page = urllib.request.urlopen(running.url + "email.html", timeout=10).read().decode()
     flat = " ".join(page.split())
     assert "Hi Ann, greetings to Leuven Biotech NV." in flat and "We met Ann in Leuven." in flat
+
+
+def test_send_test_as_a_subscriber_fills_their_values(project, monkeypatch):
+    folder = issue_with(project)
+    monkeypatch.chdir(project)
+    assert main(["send", str(folder), "--transport", "outbox", "--test", "editor@example.net",
+                 "--as", "ann.peeters@example.com", "--force"]) == 0
+    [copy] = list(project.glob("outbox/**/*.eml"))
+    message = email.message_from_bytes(copy.read_bytes(), policy=email.policy.default)
+    html, text = parts(message)
+    assert "Hi Ann, greetings to Leuven Biotech NV." in " ".join(text.split())
+    assert "We met Ann in Leuven." in html
