@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
@@ -128,16 +127,15 @@ def test_a_changed_image_gets_a_new_name(project, tmp_path):
     assert optimise(source, max_width=400, cache=tmp_path / "cache").width == 400  # the settings are in the key
 
 
-def test_a_read_only_project_still_builds(project, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root writes to read-only folders")
-    (project / ".broadsheet").mkdir()
-    (project / ".broadsheet").chmod(0o500)
-    try:
-        assert main(["--config", str(project / "broadsheet.toml"), "build", str(project / ISSUE),
-                     "--out", str(tmp_path / "out")]) == 0
-    finally:
-        (project / ".broadsheet").chmod(0o700)
+def test_a_project_whose_cache_cannot_be_written_still_builds(project, tmp_path):
+    (project / ".broadsheet" / "cache").mkdir(parents=True)
+    (project / CACHE_FOLDER).write_text("a file where the cache folder would be")  # mkdir fails, even for root
+    gps_photo(project / "issues" / SAMPLE_NAME / "images" / "holiday.jpg", size=(1600, 1200))
+    use_image(project, "![The square](../images/holiday.jpg)")
+    assert main(["--config", str(project / "broadsheet.toml"), "build", str(project / ISSUE),
+                 "--out", str(tmp_path / "out")]) == 0
+    with Image.open(next((tmp_path / "out" / SAMPLE_NAME / "images").glob("holiday-*.jpg"))) as photo:
+        assert photo.width == 1200 and not photo.getexif()
 
 
 def noise(path: Path, size: tuple[int, int], seed: int) -> Path:
@@ -171,3 +169,35 @@ def test_lint_names_each_article_that_uses_a_shared_image(project, capsys):
     main(["--config", str(project / "broadsheet.toml"), "lint", str(project / ISSUE), "--no-validator"])
     alt = [line for line in capsys.readouterr().out.splitlines() if "image-alt" in line or "alt text" in line]
     assert alt and all("04-second.md:6" in line for line in alt), alt
+
+
+def test_a_gif_keeps_its_animation_and_loses_its_comment(project):
+    frames = [Image.new("RGB", (60, 40), colour) for colour in ((200, 16, 46), (31, 78, 121), (240, 200, 0))]
+    path = project / "issues" / SAMPLE_NAME / "images" / "spinner.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[100, 200, 300], loop=0,
+                   comment=b"made by Jane Private at home")
+    use_image(project, "![Spinner](../images/spinner.gif)")
+    assert run_cli(project, "build", ISSUE).returncode == 0
+    out = published(project, hashed("spinner.gif"))
+    assert b"Jane Private" not in out.read_bytes()
+    with Image.open(out) as gif, Image.open(path) as original:
+        assert gif.n_frames == 3 and gif.info.get("loop") == 0 and "comment" not in gif.info
+        durations = []
+        for n in range(3):
+            gif.seek(n)
+            original.seek(n)
+            durations.append(gif.info["duration"])
+            assert gif.convert("RGB").tobytes() == original.convert("RGB").tobytes()
+        assert durations == [100, 200, 300]
+
+
+def test_a_rebuild_removes_the_image_it_replaced(project):
+    path = project / "issues" / SAMPLE_NAME / "images" / "chart.png"
+    Image.new("RGB", (300, 200), (10, 200, 30)).save(path)
+    use_image(project, "![A chart](../images/chart.png)")
+    assert run_cli(project, "build", ISSUE).returncode == 0
+    first = published(project, hashed("chart.png"))
+    Image.new("RGB", (300, 200), (200, 10, 30)).save(path)
+    assert run_cli(project, "build", ISSUE).returncode == 0
+    second = published(project, hashed("chart.png"))  # exactly one chart: the old one is gone
+    assert second.name != first.name and not first.exists()

@@ -1,8 +1,9 @@
 """Local images made ready to mail: resized to twice their displayed width, re-encoded, stripped of metadata.
 
-JPEG becomes progressive at quality 82, PNG is re-encoded with ``optimize``; GIF is copied as it is
-(animation). Nothing is kept but the pixels and the colour profile: EXIF (a phone's GPS position, the
-camera's serial), XMP, text chunks and comments are dropped, the EXIF orientation applied first. The
+JPEG becomes progressive at quality 82, PNG is re-encoded with ``optimize``; a GIF keeps its frames
+as they are (animation) but loses its comment and application blocks but the looping one. Nothing is
+kept but the pixels and the colour profile: EXIF (a phone's GPS position, the camera's serial), XMP,
+text chunks and comments are dropped, the EXIF orientation applied first. The
 result is cached under ``<root>/.broadsheet/cache/images/`` by the digest of the source bytes and the
 settings, so a warm build or preview opens no image; its name carries the digest of its own bytes.
 Pillow's encoders are deterministic, so the same source gives the same bytes and name everywhere.
@@ -68,8 +69,8 @@ def _encode(data: bytes, max_width: int) -> tuple[bytes, int, str]:
     """(bytes, width, extension) of the image in ``data`` made ready to mail."""
     with Picture.open(io.BytesIO(data)) as picture:
         kind = picture.format
-        if kind == "GIF":  # animated GIFs lose their frames when resized by Pillow: sent as they are
-            return data, picture.size[0], "gif"
+        if kind == "GIF":  # Pillow would lose an animation's timing: only the metadata blocks go
+            return strip_gif(data), picture.size[0], "gif"
         icc = picture.info.get("icc_profile")
         transparency = picture.info.get("transparency")
         image = ImageOps.exif_transpose(picture)  # the orientation is in the EXIF that is about to go
@@ -103,8 +104,12 @@ def _writable(folder: Path) -> Path:
             return folder
     except OSError:
         pass
-    fallback = Path(tempfile.gettempdir()) / f"broadsheet-images-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    fallback = Path(tempfile.gettempdir()) / f"broadsheet-images-{uid}"
     fallback.mkdir(mode=0o700, exist_ok=True)
+    status = fallback.lstat()
+    if fallback.is_symlink() or status.st_uid != uid or status.st_mode & 0o077:  # someone else's folder
+        return Path(tempfile.mkdtemp(prefix="broadsheet-images-"))
     return fallback
 
 
@@ -118,3 +123,45 @@ def _write_atomically(target: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+GIF_KEPT_APPLICATIONS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")  # how often an animation loops
+
+
+def strip_gif(data: bytes) -> bytes:
+    """``data`` (a GIF already read by Pillow) without comment blocks and application blocks (XMP, …) but
+    the looping one; the frames, palettes and timing are copied byte for byte."""
+    out = bytearray(data[:13])
+    position = 13 + _palette_size(data[10])
+    out += data[13:position]
+    while position < len(data):
+        introducer = data[position]
+        if introducer == 0x3B:  # trailer
+            out.append(0x3B)
+            break
+        if introducer == 0x21:  # extension: label, then data sub-blocks
+            label = data[position + 1]
+            end = _sub_blocks_end(data, position + 2)
+            identifier = data[position + 3 : position + 14] if label == 0xFF else b""
+            if label in (0xF9, 0x01) or identifier in GIF_KEPT_APPLICATIONS:
+                out += data[position:end]
+            position = end
+        elif introducer == 0x2C:  # image: descriptor, local palette, LZW code size, data sub-blocks
+            start = position + 10 + _palette_size(data[position + 9])
+            end = _sub_blocks_end(data, start + 1)
+            out += data[position:end]
+            position = end
+        else:  # not a block Pillow would have read: keep the file as it is
+            return data
+    return bytes(out)
+
+
+def _palette_size(packed: int) -> int:
+    return 3 * (2 ** ((packed & 0x07) + 1)) if packed & 0x80 else 0
+
+
+def _sub_blocks_end(data: bytes, position: int) -> int:
+    """Where the data sub-blocks starting at ``position`` end (after their zero-length terminator)."""
+    while position < len(data) and data[position]:
+        position += data[position] + 1
+    return position + 1

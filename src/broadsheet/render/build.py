@@ -83,10 +83,19 @@ def write_build(rendered: RenderedIssue, out_dir: Path) -> Path:
             destination = target / "images" / name
             if not destination.exists() or destination.stat().st_size != source.stat().st_size:  # names hash the bytes
                 shutil.copy2(source, destination)
+        _remove_stale_images(target / "images", {name for name, _ in rendered.images})
     except OSError as exc:
         raise ContentError(f"cannot write the build: {exc.strerror}", where=str(exc.filename or target),
                            fix="choose another --out folder, or make this one writable") from None
     return target
+
+
+def _remove_stale_images(folder: Path, current: set[str]) -> None:
+    """Images an earlier build of this issue wrote that this one does not use (a changed image has a new name)."""
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.name not in current and path.is_file() and not path.is_symlink():
+                path.unlink()
 
 
 def _context(issue: Issue, config: Config, table: PlaceholderTable, logo_src: str) -> dict[str, Any]:
