@@ -87,6 +87,9 @@ def test_on_a_phone_and_in_outlook_dark_mode(project, issue):
         assert driver.execute_script(BROKEN_WORDS) == []
         phone_padding = driver.execute_script(
             "return parseFloat(getComputedStyle(document.querySelector('.prose')).paddingLeft)")
+        sides = driver.execute_script(  # the article's divider and lead image line up with its text
+            "return Array.prototype.map.call(document.querySelectorAll('.side'),"
+            " function (e) { return parseFloat(getComputedStyle(e).paddingLeft); });")
         quote, attribution = driver.execute_script(
             "var q = document.querySelector('.pull-quote p'), a = document.querySelector('.quote-attribution');"
             "return [getComputedStyle(q).fontStyle, getComputedStyle(a).fontStyle];")
@@ -102,6 +105,7 @@ def test_on_a_phone_and_in_outlook_dark_mode(project, issue):
         desktop_padding = driver.execute_script(
             "return parseFloat(getComputedStyle(document.querySelector('.prose')).paddingLeft)")
     assert phone_padding == 16 and desktop_padding == 32
+    assert sides and set(sides) == {16}
     assert quote == "italic" and attribution == "normal"
     assert len(heights) == 2 and heights[0] == heights[1], heights  # the footnote marker does not open its line
     assert dark_title == "rgb(230, 233, 238)"
