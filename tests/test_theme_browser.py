@@ -20,7 +20,7 @@ Short line.[^1]
 
 Short line.
 
-Bare address: https://example.org/report and again[^1].
+Bare address: https://example.org/report and again[^1]. Not links: readme.md, Node.js. Mail ann@example.org.
 
 > The partnership opened doors for both regions.
 >
@@ -68,7 +68,9 @@ def test_footnotes_are_plain_references_and_bare_urls_are_links(project, issue):
     document = lxml.html.fromstring(html_of(project, issue))
     assert not [a.get("href") for a in document.iter("a") if (a.get("href") or "").startswith("#")]
     assert [sup.text_content() for sup in document.cssselect("sup.footnote-ref")] == ["[1]", "[1]"]
-    assert "https://example.org/report" in [a.get("href") for a in document.iter("a")]
+    hrefs = [a.get("href") for a in document.iter("a")]
+    assert "https://example.org/report" in hrefs and "mailto:ann@example.org" in hrefs
+    assert not [href for href in hrefs if "readme" in href or "node.js" in href.lower()]
 
 
 def test_table_cells_carry_the_font_stack_for_outlook(project, issue):

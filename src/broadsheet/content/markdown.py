@@ -30,6 +30,7 @@ def markdown_parser() -> MarkdownIt:
     (linkify-it-py) and merge tags (content/mergetags.py)."""
     parser = MarkdownIt("commonmark", {"typographer": True, "html": True, "linkify": True})
     parser.enable(["table", "strikethrough", "replacements", "smartquotes", "linkify"])
+    parser.linkify.set({"fuzzy_link": False})  # only addresses with a scheme: "readme.md" is no Moldovan site
     return parser.use(footnote_plugin).use(attrs_plugin).use(merge_tag_plugin)
 
 
