@@ -140,3 +140,11 @@ def test_send_test_as_a_subscriber_fills_their_values(project, monkeypatch):
     html, text = parts(message)
     assert "Hi Ann, greetings to Leuven Biotech NV." in " ".join(text.split())
     assert "We met Ann in Leuven." in html
+
+
+def test_a_default_is_text_in_every_part(project):
+    folder = issue_with(project, intro='Hi {{ subscriber.first_name | default("<b>you</b> & co") }}.\n')
+    rendered = build_issue(folder, load_config(project / "broadsheet.toml"))
+    assert "Hi &lt;b&gt;you&lt;/b&gt; &amp; co." in rendered.web_html
+    html, text = parts(message_for(project, folder))
+    assert "Hi &lt;b&gt;you&lt;/b&gt; &amp; co." in html and "Hi <b>you</b> & co." in text

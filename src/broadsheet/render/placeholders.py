@@ -9,6 +9,7 @@ issue's own content is escaped so that it is shown, never executed. What the the
 
 from __future__ import annotations
 
+import html
 import re
 import secrets
 from collections.abc import Callable
@@ -98,7 +99,7 @@ class PlaceholderTable:
         def value(match: re.Match) -> str:
             placeholder = self.entries[match.group(0)]
             found = values.get(placeholder.expression)
-            return found if found else (placeholder.default or "")
+            return found if found else html.escape(placeholder.default or "")  # an editor's default("<…>") is text
 
         return self._pattern.sub(value, self._email_only.sub("", text))
 
