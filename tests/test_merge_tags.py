@@ -104,7 +104,8 @@ def lint_lines(project: Path, folder: Path, capsys) -> list[str]:
 
 
 def test_lint_names_literal_braces_unknown_fields_and_mailchimp_tags(project, capsys):
-    article = ARTICLE + "\n{{ subscriber.shoe_size | default(\"42\") }} and *|FNAME|*\n\n```\n{{ 1 + 1 }}\n```\n"
+    article = ARTICLE + ("\n{{ subscriber.shoe_size | default(\"42\") }} and *|FNAME|*\n\n```\n{{ 1 + 1 }}\n```\n"
+                         "\n[Your page](https://example.org/p?u={{ subscriber.email }})\n")
     folder = issue_with(project, article=article)
     lines = lint_lines(project, folder, capsys)
     found = [line for line in lines if "merge tag" in line or "shown literally" in line or "no subscriber" in line]
@@ -115,6 +116,7 @@ def test_lint_names_literal_braces_unknown_fields_and_mailchimp_tags(project, ca
                for line in found), found
     assert any(f"{source}:8" in line and "*|FNAME|*" in line and "{{ subscriber.first_name }}" in line for line in found)
     assert not any(f"{source}:11" in line for line in found)  # inside a code block
+    assert any(f"{source}:14" in line and "not filled" in line for line in found), found
     assert not any("'company'" in line or "'city'" in line for line in found)  # columns of the list
     assert not any(f"{source}:4" in line for line in found)  # merge tags and a code span
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 OPENING = re.compile(r"\{[{%#]")
 CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
 FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+IN_ADDRESS = re.compile(r"""\]\([^)\s]*\{\{|\b(?:href|src)\s*=\s*["'][^"']*\{\{""")  # [text](…{{ or href="…{{
 MAILCHIMP = re.compile(r"\*\|([A-Z0-9_]+)\|\*")
 MAILCHIMP_FIELDS = {"FNAME": "first_name", "LNAME": "last_name", "EMAIL": "email", "NAME": "name"}
 FORM = 'only {{ subscriber.<field> }} or {{ subscriber.<field> | default("…") }} is a merge tag'
@@ -44,6 +45,10 @@ def check_merge_tags(ctx: LintContext) -> Iterator[Finding]:
             where = f"{display(path)}:{number}"
             tags = list(MERGE_TAG.finditer(line))
             starts = {tag.start() for tag in tags}
+            if IN_ADDRESS.search(line):
+                yield Finding("merge-tag", "warning", "a merge tag in a link or image address is not filled: "
+                              "merge tags work in text only", where)
+                starts = set()  # and what it holds is shown literally too
             for opening in OPENING.finditer(line):
                 if opening.start() not in starts:
                     yield Finding("merge-tag", "warning", f"{_snippet(line, opening.start())} is shown literally: "
