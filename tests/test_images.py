@@ -201,3 +201,13 @@ def test_a_rebuild_removes_the_image_it_replaced(project):
     assert run_cli(project, "build", ISSUE).returncode == 0
     second = published(project, hashed("chart.png"))  # exactly one chart: the old one is gone
     assert second.name != first.name and not first.exists()
+
+
+def test_a_truncated_jpeg_is_one_line_naming_its_markdown(project):
+    path = gps_photo(project / "issues" / SAMPLE_NAME / "images" / "cut.jpg", size=(1600, 1200))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # its header reads; its pixels do not
+    use_image(project, "![Cut](../images/cut.jpg)")
+    result = run_cli(project, "build", ISSUE)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "03-photo.md:6" in line and "image cannot be optimised" in line and "export it again" in line

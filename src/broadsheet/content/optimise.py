@@ -22,6 +22,8 @@ from PIL import Image as Picture
 from PIL import ImageOps
 from PIL import __version__ as PILLOW_VERSION
 
+from .images import ImageProblem
+
 COLUMN_WIDTH = 600  # px: the theme's column; images are shown at most this wide
 DENSITY = 2  # pixels per CSS pixel kept: sharp on high-density screens, no more
 JPEG_QUALITY = 82
@@ -51,14 +53,18 @@ def max_width_for(displayed: int) -> int:
 
 
 def optimise(source: Path, *, max_width: int, cache: Path) -> Optimised:
-    """The optimised copy of ``source`` (already checked to be a PNG, JPEG or GIF), from ``cache`` when there."""
+    """The optimised copy of ``source`` (already checked to be a PNG, JPEG or GIF), from ``cache`` when there;
+    ImageProblem when Pillow cannot re-encode it."""
     data = Path(source).read_bytes()
     key = hashlib.sha256(f"{RECIPE}:{max_width}:".encode() + data).hexdigest()[:32]
     folder = _writable(Path(cache))
     for found in folder.glob(f"{key}.*"):  # <key>.<width>.<digest>.<ext>
         _, width, digest, extension = found.name.split(".", 3)
         return Optimised(source, found, _name(source, digest, extension), len(data), found.stat().st_size, int(width))
-    encoded, width, extension = _encode(data, max_width)
+    try:
+        encoded, width, extension = _encode(data, max_width)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # a mode or a structure Pillow cannot write
+        raise ImageProblem(f"cannot be optimised ({exc})", "export it again as an 8-bit PNG or JPEG") from None
     digest = hashlib.sha256(encoded).hexdigest()[:10]
     target = folder / f"{key}.{width}.{digest}.{extension}"
     _write_atomically(target, encoded)

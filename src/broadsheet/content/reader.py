@@ -57,10 +57,10 @@ class _ImageCollector:
         if path not in self.images:
             try:
                 check_local_image(path, self.roots)
+                ready = optimise(path, max_width=max_width_for(COLUMN_WIDTH), cache=self.cache)
             except ImageProblem as exc:
                 where = _where(document, written if written in document.text else src)
                 raise ContentError(f"image {exc.problem}: {written}", where=where, fix=exc.fix) from None
-            ready = optimise(path, max_width=max_width_for(COLUMN_WIDTH), cache=self.cache)
             self.widths[path] = ready.width
             name = unique_name(ready.name, {image.src for image in self.images.values()})
             self.images[path] = Image(src=name, alt=alt, path=path, file=ready.file,

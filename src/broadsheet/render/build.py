@@ -160,7 +160,11 @@ def _logo(config: Config, issue: Issue) -> tuple[str, tuple[tuple[str, Path], ..
     path = logo_file(config)
     if path is None:
         return config.brand.logo, ()
-    ready = optimise(path, max_width=max_width_for(config.brand.logo_width), cache=config.root / CACHE_FOLDER)
+    try:
+        ready = optimise(path, max_width=max_width_for(config.brand.logo_width), cache=config.root / CACHE_FOLDER)
+    except ImageProblem as exc:
+        raise ConfigError(f"logo {exc.problem}: {config.brand.logo}", where=config.where("brand.logo"),
+                          fix=exc.fix) from None
     name = unique_name(f"logo-{ready.name}", {image.src for image in issue.images})
     return published_src(config.base_url, issue.slug, name), ((name, ready.file),)
 
