@@ -7,7 +7,6 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
 from PIL import Image, PngImagePlugin
 from support.issues import hashed
 from test_cli_build import SAMPLE_NAME, run_cli

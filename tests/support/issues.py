@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -32,8 +33,6 @@ def write_image(path: Path, size: tuple[int, int] = (40, 20), image_format: str 
 def hashed(name: str) -> str:
     """A regular expression for ``name`` as the build publishes it: ``<stem>-<10 hex digits>.<ext>``
     (content/optimise.py; JPEG files end in .jpg)."""
-    import re as _re
-
     stem, _, suffix = name.rpartition(".")
     suffix = "jpg" if suffix.lower() in ("jpg", "jpeg") else suffix
-    return _re.escape(stem) + r"-[0-9a-f]{10}\." + _re.escape(suffix)
+    return re.escape(stem) + r"-[0-9a-f]{10}\." + re.escape(suffix)
