@@ -147,9 +147,17 @@ def test_missing_suppression_file_suppresses_nobody(tmp_path):
 
 def test_segments_keep_any_tag(tmp_path):
     text = "email,tags\na@example.org,news;Events\nb@example.org,jobs\nc@example.org,\nd@example.org,events\n"
-    subscribers = SubscriberList(write(tmp_path, text), segments=["events", "vip"])
+    subscribers = SubscriberList(write(tmp_path, text), segments=["events", "news"])
     assert emails(subscribers) == ["a@example.org", "d@example.org"]
     assert subscribers.skipped == {"not in segment": 2}
+
+
+def test_a_segment_no_subscriber_has_is_an_error_naming_the_tags(tmp_path):
+    text = "email,tags\na@example.org,news;Events\nb@example.org,jobs\n"
+    with pytest.raises(AudienceError) as raised:
+        emails(SubscriberList(write(tmp_path, text), segments=["events", "evnets"]))
+    assert "no subscriber has the tag 'evnets'" in raised.value.message
+    assert raised.value.fix == "--segment one of: Events, jobs, news" and "subscribers.csv" in raised.value.where
 
 
 def test_duplicate_counts_only_among_recipients(tmp_path):

@@ -139,3 +139,23 @@ def test_screenshot_bad_width_or_unwritable_file_is_a_clear_error(project: Path,
     blocker.write_text("not a folder")
     assert main(["preview", f"issues/{SLUG}", "--screenshot", str(blocker / "shot.png")]) == 2
     assert "cannot write the screenshot" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("variable", ["BROADSHEET_CHROMIUM", "BROADSHEET_CHROMEDRIVER"])
+def test_screenshot_without_chromium_is_one_line(project: Path, tmp_path: Path, monkeypatch, capsys, variable):
+    from broadsheet.cli import main
+
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("BROADSHEET_DEBUG", raising=False)
+    monkeypatch.setenv(variable, str(tmp_path / "not-installed"))
+    assert main(["preview", f"issues/{SLUG}", "--screenshot", str(tmp_path / "shot.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "headless Chromium is not installed" in err[0] and "not-installed" in err[0]
+    assert "apt-get install chromium chromium-driver" in err[0] and not (tmp_path / "shot.png").exists()
+
+
+def test_screenshot_is_a_feature_of_the_installed_package():
+    """selenium is a dependency of broadsheet itself, not only of its tests (`make demo` installs no extras)."""
+    from importlib.metadata import requires
+
+    assert any(r.split(">")[0].split("=")[0].strip() == "selenium" and "extra" not in r for r in requires("broadsheet"))

@@ -246,3 +246,11 @@ def test_a_send_killed_with_sigkill_resumes_without_loss_or_extra_duplicates(sam
     received = sink.recipients()
     assert all(received[email] >= 1 for email in people), "someone was lost"
     assert {email for email in people if received[email] > 1} <= in_flight
+
+
+def test_a_segment_no_subscriber_has_sends_nothing_and_lists_the_tags(sample, capsys):
+    configure(sample, send={"transport": "outbox", "list": "subscribers.example.csv"})
+    assert cli(sample, "send", ISSUE, "--segment", "memebrs", "--yes") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no subscriber has the tag 'memebrs'" in err[0] and "members" in err[0]
+    assert not list(sample.glob("outbox/**/*.eml")) and states(sample) == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -27,3 +28,11 @@ def write_image(path: Path, size: tuple[int, int] = (40, 20), image_format: str 
     path.parent.mkdir(parents=True, exist_ok=True)
     Picture.new("RGB", size, (31, 78, 121)).save(path, format=image_format)
     return path
+
+
+def hashed(name: str) -> str:
+    """A regular expression for ``name`` as the build publishes it: ``<stem>-<10 hex digits>.<ext>``
+    (content/optimise.py; JPEG files end in .jpg)."""
+    stem, _, suffix = name.rpartition(".")
+    suffix = "jpg" if suffix.lower() in ("jpg", "jpeg") else suffix
+    return re.escape(stem) + r"-[0-9a-f]{10}\." + re.escape(suffix)

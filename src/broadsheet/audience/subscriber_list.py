@@ -47,6 +47,8 @@ class SubscriberList:
     def __iter__(self) -> Iterator[Subscriber]:
         self.problems = []
         self.skipped = collections.Counter()
+        if self.segments:
+            self.check_segments()
         suppressed = self._suppressed()
         opted_out = self._opted_out()
         seen: set[str] = set()
@@ -65,6 +67,19 @@ class SubscriberList:
                 continue
             seen.add(key)
             yield subscriber
+
+    def check_segments(self) -> None:
+        """AudienceError naming the tags that exist when a segment's tag is on no row (a typo would send to no one)."""
+        with open_csv(self.path) as stream:
+            csv_file = CsvFile(self.path, stream)
+            columns = _Columns(csv_file)
+            present = {tag for row in csv_file.rows() if not row.problem for tag in columns.tags(row.values)}
+        known = {tag.casefold() for tag in present}
+        missing = sorted(tag for tag in self.segments if tag not in known)
+        if missing:
+            existing = ", ".join(sorted(present, key=str.casefold)) or "none"
+            raise AudienceError(f"no subscriber has the tag {', '.join(repr(t) for t in missing)}",
+                                where=f"{self.path} (tags column)", fix=f"--segment one of: {existing}")
 
     def _left_out(
         self, subscriber: Subscriber, key: str, suppressed: set[str], opted_out: dict[str, str], seen: set[str]

@@ -6,21 +6,24 @@ import argparse
 import datetime as dt
 import re
 import secrets
+import shlex
 import unicodedata
 from pathlib import Path
 
 from . import project_config
+from ..content import scaffold
 from ..errors import ContentError
 
 ISSUE_TEMPLATE = """---
 title: {title}
 subject: {title}
-preheader: "One line that inboxes show after the subject."
+preheader: "{preheader}"
 date: {date}
 number: {number}
 id: "{issue_id}"
+greeting: "Dear {{{{ subscriber.first_name | default('reader') }}}},"
 ---
-A few words from the editor: what this issue is about and why it matters.
+{intro}
 """
 
 ARTICLE_TEMPLATE = """---
@@ -28,7 +31,7 @@ title: {title}
 author: ""
 summary: ""
 ---
-Write the article here in Markdown: **bold**, *italic*, [links](https://example.org), lists and
+{body}: **bold**, *italic*, [links](https://example.org), lists and
 
 > pull quotes.
 """
@@ -51,24 +54,43 @@ def run(args: argparse.Namespace) -> int:
     title = _yaml_string(args.title)
     try:
         (folder / "articles").mkdir(parents=True)
+        (folder / "images").mkdir()
         (folder / "issue.md").write_text(
             ISSUE_TEMPLATE.format(issue_id=new_issue_id(date), title=title, date=date.isoformat(),
-                                  number=_next_number(issues)), encoding="utf-8",
+                                  number=_next_number(issues), preheader=scaffold.PREHEADER, intro=scaffold.INTRO),
+            encoding="utf-8",
         )  # fmt: skip
         (folder / "articles" / "01-first-article.md").write_text(
-            ARTICLE_TEMPLATE.format(title=_yaml_string("First article")), encoding="utf-8"
+            ARTICLE_TEMPLATE.format(title=_yaml_string(scaffold.ARTICLE_TITLE), body=scaffold.ARTICLE_BODY),
+            encoding="utf-8"
         )
     except OSError as exc:
         raise ContentError(f"cannot create the issue: {exc.strerror}", where=str(exc.filename or folder),
                            fix=f"make {issues} a folder you can write to (issues_dir in broadsheet.toml)") from None
     print(f"created {folder}")
+    print(_next_steps(folder, config.root))
     return 0
 
 
+def _next_steps(folder: Path, root: Path) -> str:
+    """What to run next, with the folder as the editor would type it."""
+    try:
+        name = folder.relative_to(Path.cwd())
+    except ValueError:
+        name = folder.relative_to(root) if folder.is_relative_to(root) else folder
+    quoted = shlex.quote(str(name)) if re.search(r"""[\s'"\\$`!*?;&|<>(){}\[\]#~]""", str(name)) else str(name)
+    return (f"next: write {quoted}/issue.md and {quoted}/articles/ (images in {quoted}/images/), then\n"
+            f"  broadsheet preview {quoted}       # live preview in the browser\n"
+            f"  broadsheet lint {quoted}          # what to fix before sending\n"
+            f"  broadsheet send {quoted} --test you@example.org")
+
+
 def slugify(text: str) -> str:
-    """ASCII, lower case, words joined by hyphens."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:60] or "issue"
+    """Lower case, words joined by hyphens; accents dropped (Café → cafe), other scripts kept as they are
+    (成都 stays 成都: letters and digits only, which the published addresses percent-encode)."""
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"[\W_]+", "-", unicodedata.normalize("NFC", bare).lower()).strip("-")[:60].strip("-") or "issue"
 
 
 def new_issue_id(date: dt.date) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -11,6 +12,8 @@ from lxml import etree
 from markdown_it import MarkdownIt
 from mdit_py_plugins.attrs import attrs_plugin
 from mdit_py_plugins.footnote import footnote_plugin
+
+from .mergetags import merge_tag_plugin
 
 # Elements that never belong in an email: removed with everything inside them.
 FORBIDDEN_ELEMENTS = (
@@ -23,10 +26,12 @@ URL_ATTRIBUTES = {"href", "src", "srcset", "action", "formaction", "background",
 
 @lru_cache(maxsize=1)
 def markdown_parser() -> MarkdownIt:
-    """CommonMark with tables, strikethrough, footnotes, attributes and smart quotes."""
-    parser = MarkdownIt("commonmark", {"typographer": True, "html": True})
-    parser.enable(["table", "strikethrough", "replacements", "smartquotes"])
-    return parser.use(footnote_plugin).use(attrs_plugin)
+    """CommonMark with tables, strikethrough, footnotes, attributes, smart quotes, bare URLs linked
+    (linkify-it-py) and merge tags (content/mergetags.py)."""
+    parser = MarkdownIt("commonmark", {"typographer": True, "html": True, "linkify": True})
+    parser.enable(["table", "strikethrough", "replacements", "smartquotes", "linkify"])
+    parser.linkify.set({"fuzzy_link": False})  # only addresses with a scheme: "readme.md" is no Moldovan site
+    return parser.use(footnote_plugin).use(attrs_plugin).use(merge_tag_plugin)
 
 
 @dataclass
@@ -121,12 +126,44 @@ def _prepare_for_email(root: etree._Element, fragment: Fragment, rewrite_src) ->
             element.set("class", (element.get("class", "") + " content-image").strip())
         elif element.tag == "a" and "footnote-backref" in element.get("class", ""):
             element.drop_tree()
+        elif element.tag == "a" and _in_footnote_ref(element):  # Gmail and Outlook follow no in-page anchor
+            element.text = FOOTNOTE_REPEAT.sub("]", element.text or "")
+            element.drop_tag()
+        elif element.tag == "li" and "footnote-item" in element.get("class", ""):
+            element.attrib.pop("id", None)
         elif element.tag == "section":
             element.tag = "div"
         elif element.tag == "table":
             element.set("class", (element.get("class", "") + " content-table").strip())
+            _wrap(element, "table-scroll")  # a wide table scrolls on a phone instead of breaking words
         elif element.tag == "blockquote":
             element.set("class", (element.get("class", "") + " pull-quote").strip())
+            _mark_attribution(element)
+
+
+FOOTNOTE_REPEAT = re.compile(r":\d+\]$")  # markdown-it numbers a second reference to note 1 "[1:1]"
+ATTRIBUTION = ("—", "–", "--", "~")  # a pull quote's last paragraph starting so names who said it
+
+
+def _in_footnote_ref(element: etree._Element) -> bool:
+    parent = element.getparent()
+    return parent is not None and parent.tag == "sup" and "footnote-ref" in parent.get("class", "")
+
+
+def _wrap(element: etree._Element, css_class: str) -> None:
+    """Put ``element`` inside a new ``<div class=css_class>`` where it stands."""
+    wrapper = etree.Element("div", {"class": css_class})
+    element.addprevious(wrapper)
+    wrapper.tail, element.tail = element.tail, None
+    wrapper.append(element)
+
+
+def _mark_attribution(quote: etree._Element) -> None:
+    """The last paragraph of a pull quote that starts with a dash is its attribution, styled apart."""
+    paragraphs = [child for child in quote if child.tag == "p"]
+    if len(paragraphs) > 1 and paragraphs[-1].text_content().lstrip().startswith(ATTRIBUTION):
+        last = paragraphs[-1]
+        last.set("class", (last.get("class", "") + " quote-attribution").strip())
 
 
 def _serialise(element: etree._Element) -> str:

@@ -7,13 +7,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+WORDS_PER_MINUTE = 230
+
+
 @dataclass(frozen=True)
 class Image:
-    """An image an article uses: ``src`` as written, ``path`` when it is a local file."""
+    """An image an article uses: ``src`` as written (for a local file: its name under images/), ``path``
+    the local file, ``file`` its optimised copy that is published (content/optimise.py)."""
 
     src: str
     alt: str
     path: Path | None = None
+    file: Path | None = None
+    original_bytes: int = 0
+    optimised_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,15 @@ class Issue:
     notes: tuple[str, ...] = field(default=())  # warnings met while reading (drafts left out, …)
     id: str | None = None  # front-matter ``id``: the issue's identity for sending, kept across renames
     send_at: dt.datetime | None = None  # front-matter ``send_at`` (aware, UTC): when ``send --due`` sends it
+    summary: str = ""  # front matter summary: the archive's, and the preheader when there is none
+    greeting: str = ""  # plain text, merge tags as markers (content/mergetags.py); "" for none
+    toc: bool = False  # a list of the articles at the top
+
+    @property
+    def reading_minutes(self) -> int:
+        """Minutes to read the intro and the articles at 230 words a minute (at least 1)."""
+        words = sum(len(text.split()) for text in (self.intro_text, *(a.body_text for a in self.articles)))
+        return max(1, round(words / WORDS_PER_MINUTE))
 
 
 @dataclass(frozen=True)

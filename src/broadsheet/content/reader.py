@@ -13,14 +13,17 @@ from ..config import Config, read_utf8
 from ..errors import ContentError
 from .frontmatter import FrontMatterError, split_front_matter
 from .images import ImageProblem, check_local_image, published_src, unique_name
+from .optimise import CACHE_FOLDER, COLUMN_WIDTH, max_width_for, optimise
 from .markdown import MAX_DEPTH, render_markdown
+from .mergetags import to_markers
 from .model import Article, Image, Issue, Schedule
 from .text import LinkRegistry, html_to_text
 
 REMOTE_PREFIXES = ("http://", "https://", "data:", "cid:", "mailto:", "//")
-ISSUE_KEYS = {"title", "subject", "preheader", "date", "number", "draft", "id", "send_at"}
+ISSUE_KEYS = {"title", "subject", "preheader", "date", "number", "draft", "id", "send_at", "greeting", "summary", "toc"}
+DEFAULT_GREETING = 'Dear {{ subscriber.first_name | default("reader") }},'  # greeting: "" for none
 ARTICLE_KEYS = {"title", "author", "date", "summary", "image", "image_alt", "order", "tags", "draft"}
-ONE_LINE_KEYS = {"title", "subject", "preheader", "author", "image", "image_alt", "number"}  # headers, alt text, …
+ONE_LINE_KEYS = {"title", "subject", "preheader", "author", "image", "image_alt", "number", "greeting"}  # headers, alt text, …
 VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0/C1 controls but tab and line feed
 
@@ -41,6 +44,7 @@ class _ImageCollector:
     base_url: str
     slug: str
     roots: tuple[Path, ...]  # the project and the issue folder: images come from inside them (images/ is published)
+    cache: Path  # where optimised images are kept between builds
     images: dict[Path, Image] = field(default_factory=dict)
     widths: dict[Path, int] = field(default_factory=dict)
 
@@ -52,12 +56,15 @@ class _ImageCollector:
         path = (document.path.parent / written).resolve()
         if path not in self.images:
             try:
-                self.widths[path] = check_local_image(path, self.roots)[0]
+                check_local_image(path, self.roots)
+                ready = optimise(path, max_width=max_width_for(COLUMN_WIDTH), cache=self.cache)
             except ImageProblem as exc:
                 where = _where(document, written if written in document.text else src)
                 raise ContentError(f"image {exc.problem}: {written}", where=where, fix=exc.fix) from None
-            name = unique_name(path.name, {image.src for image in self.images.values()})
-            self.images[path] = Image(src=name, alt=alt, path=path)
+            self.widths[path] = ready.width
+            name = unique_name(ready.name, {image.src for image in self.images.values()})
+            self.images[path] = Image(src=name, alt=alt, path=path, file=ready.file,
+                                      original_bytes=ready.original_bytes, optimised_bytes=ready.optimised_bytes)
         return published_src(self.base_url, self.slug, self.images[path].src), self.widths[path]
 
 
@@ -75,17 +82,21 @@ def read_issue(folder: Path, config: Config) -> Issue:
     _check_keys(document, ISSUE_KEYS)
     slug = folder.resolve().name
     links = LinkRegistry()
-    images = _ImageCollector(config.base_url, slug, roots)
+    images = _ImageCollector(config.base_url, slug, roots, config.root / CACHE_FOLDER)
     notes: list[str] = []
     intro_html, intro_text = _render_body(document, images, links, notes)
     articles = _read_articles(folder, roots, images, links, notes)
     title = _required_text(document, "title")
+    summary = _text(document, "summary")
     return Issue(
         folder=folder,
         slug=slug,
         title=title,
         subject=_text(document, "subject") or title,
-        preheader=_text(document, "preheader"),
+        preheader=_text(document, "preheader") or " ".join(summary.split()),
+        summary=summary,
+        greeting=to_markers(_text(document, "greeting") if "greeting" in document.meta else DEFAULT_GREETING),
+        toc=_bool(document, "toc"),
         date=_date(document, "date"),
         number=_number(document),
         draft=_bool(document, "draft"),

@@ -16,6 +16,7 @@ from ..content.model import Issue
 from ..render.model import RenderedIssue
 from .document import parse_email
 from .findings import Finding, counts, ordered, summary, to_json
+from .mergetags import list_fields
 from .rules import RULES, LintContext, check_mjml
 from .sources import SourceIndex
 from .validator import HOW_TO_INSTALL, find_validator
@@ -60,6 +61,8 @@ def lint_rendered(
         postal_address=config.footer.postal_address,
         unsubscribe_url=unsubscribe_url,
         published_images=dict(rendered.images),
+        image_sources=_image_sources(rendered, issue, config),
+        subscriber_fields=list_fields(config.resolve(config.send.list)),
         local_images=tuple(dict.fromkeys([*(path for _, path in rendered.images),
                                           *(image.path for image in issue.images if image.path)])),
         validator=find_validator(config.root) if validate_mjml else None,
@@ -76,6 +79,15 @@ def lint_mjml(rendered: RenderedIssue, issue: Issue, config: Config) -> list[Fin
         validator=find_validator(config.root), mjml_name=f"{config.output_dir}/{rendered.slug}/email.mjml",
     )
     return list(check_mjml(context))
+
+
+def _image_sources(rendered: RenderedIssue, issue: Issue, config: Config) -> dict[str, Path]:
+    """Each published image's name under images/ → the file the editor wrote (the logo's from the config)."""
+    from ..render.build import logo_file
+
+    sources = {image.src: image.path for image in issue.images if image.path}
+    logo = logo_file(config)
+    return sources | {name: logo for name, _ in rendered.images if name not in sources and logo is not None}
 
 
 def _sources(issue: Issue, config: Config) -> SourceIndex:

@@ -11,8 +11,10 @@ from urllib.parse import unquote, urlsplit
 
 from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
 from .colour import contrast, hex_of
-from .document import EmailDocument, collapse, shorten
+from .document import EmailDocument, Img, collapse, shorten
+from ..content.scaffold import PLACEHOLDERS
 from .findings import Finding
+from .mergetags import check_merge_tags
 from .sources import SourceIndex, display, text_needles
 from .validator import validate
 
@@ -21,6 +23,8 @@ PREHEADER_MAX = 100
 INVISIBLE_CONTRAST = 1.5  # below this, text is effectively hidden: a spam signal
 LOW_CONTRAST = 3.0  # WCAG minimum for large text
 SAFE_SCHEMES = {"mailto", "tel", "sms"}
+IMAGE_WARNING_BYTES = 200 * 1024  # one image, after optimisation
+IMAGES_WARNING_BYTES = 1024 * 1024  # all of an issue's images
 
 
 @dataclass
@@ -40,7 +44,9 @@ class LintContext:
     postal_address: str = ""
     unsubscribe_url: str = ""
     local_images: tuple[Path, ...] = ()
-    published_images: dict[str, Path] = field(default_factory=dict)  # name under images/ -> its source file
+    published_images: dict[str, Path] = field(default_factory=dict)  # name under images/ -> the file published
+    image_sources: dict[str, Path] = field(default_factory=dict)  # name under images/ -> the file as written
+    subscriber_fields: frozenset[str] | None = None  # what merge tags may name; None: the list is unreadable
     validator: Path | None = None
     mjml_name: str = "email.mjml"
     extra: dict[str, object] = field(default_factory=dict)
@@ -48,6 +54,21 @@ class LintContext:
     def where(self, *needles: str, fallback: str) -> str:
         """``file:line`` of the first needle found in the sources, else ``fallback``."""
         return self.sources.locate(*needles) or fallback
+
+    def where_image(self, img: Img) -> str:
+        """``file:line`` of the Markdown that shows ``img``: the n-th use of a file in the email is the n-th
+        line naming it (an image in two articles is found in each), else the first needle found."""
+        name = unquote(urlsplit(img.src).path.rsplit("/", 1)[-1])
+        source = self.image_sources.get(name)
+        if source is not None:
+            n = sum(1 for other in self.document.images[: self._index(img)] if other.src == img.src)
+            for needle in (f"{source.name})", f'{source.name}"', source.name):
+                if found := self.sources.locate_nth(needle, n):
+                    return found
+        return self.where(*_image_needles(img.src), fallback=img.element)
+
+    def _index(self, img: Img) -> int:
+        return next(i for i, other in enumerate(self.document.images) if other is img)
 
     def issue_key(self, key: str) -> str:
         return self.sources.locate_key(self.issue_file, key) or display(self.issue_file or self.issue_folder)
@@ -84,7 +105,7 @@ def check_image_alt(ctx: LintContext) -> Iterator[Finding]:
         if img.alt is None or not img.alt.strip():
             state = "no alt attribute" if img.alt is None else "an empty alt text"
             yield Finding("image-alt", "warning", f"image {_name(img.src)} has {state}: readers with images "
-                          "off see nothing; describe the image", ctx.where(*_image_needles(img.src), fallback=img.element))
+                          "off see nothing; describe the image", ctx.where_image(img))
 
 
 def check_image_width(ctx: LintContext) -> Iterator[Finding]:
@@ -94,13 +115,13 @@ def check_image_width(ctx: LintContext) -> Iterator[Finding]:
         state = f'a width="{img.width}" attribute' if img.width else "no width attribute"
         yield Finding("image-width", "warning", f"image {_name(img.src)} has {state}: Outlook needs a width "
                       "in pixels or shows the image at its natural size",
-                      ctx.where(*_image_needles(img.src), fallback=img.element))
+                      ctx.where_image(img))
 
 
 def check_image_url(ctx: LintContext) -> Iterator[Finding]:
     for img in ctx.document.images:
         scheme = urlsplit(img.src).scheme.lower()
-        where = ctx.where(*_image_needles(img.src), fallback=img.element)
+        where = ctx.where_image(img)
         if not img.src:
             yield Finding("image-url", "error", "an image has no src", where)
         elif scheme == "http":
@@ -132,6 +153,38 @@ def check_image_files(ctx: LintContext) -> Iterator[Finding]:
             reported.add(path.resolve())
             yield Finding("image-missing", "error", f"image file {display(path)} does not exist",
                           ctx.where(path.name, fallback=display(path)))
+
+
+def check_image_weight(ctx: LintContext) -> Iterator[Finding]:
+    """After optimisation, one image over 200 KB or all of them over 1 MB: slow on a phone, clipped by some clients."""
+    total = 0
+    for name, file in sorted(ctx.published_images.items()):
+        try:
+            size = file.stat().st_size
+        except OSError:
+            continue  # check_image_files reports it
+        total += size
+        if size > IMAGE_WARNING_BYTES:
+            source = ctx.image_sources.get(name, file)
+            yield Finding("image-weight", "warning", f"image {source.name} is {size / 1024:.0f} KB after optimisation, "
+                          f"over {IMAGE_WARNING_BYTES // 1024} KB: crop it or make it smaller",
+                          ctx.where(f"{source.name})", f'{source.name}"', source.name, fallback=display(source)))
+    if total > IMAGES_WARNING_BYTES:
+        yield Finding("image-weight", "warning", f"the issue's images weigh {total / 1024 / 1024:.1f} MB after "
+                      f"optimisation, over {IMAGES_WARNING_BYTES // 1024 // 1024} MB: readers on a phone wait "
+                      "for them; use fewer or smaller images", display(ctx.issue_folder))
+
+
+def check_scaffold(ctx: LintContext) -> Iterator[Finding]:
+    """Text `broadsheet new` wrote and nobody replaced: an error, so that `send` refuses it (build only prints it)."""
+    for needle, what in PLACEHOLDERS:
+        for path, lines in ctx.sources.files:
+            if path.suffix != ".md":
+                continue
+            for number, line in enumerate(lines, 1):
+                if needle in line:
+                    yield Finding("scaffold", "error", f"{what} is still the placeholder `broadsheet new` wrote: "
+                                  "replace it", f"{display(path)}:{number}")
 
 
 # Links ---------------------------------------------------------------------------------------------
@@ -300,9 +353,11 @@ def check_contrast(ctx: LintContext) -> Iterator[Finding]:
 
 
 RULES: tuple[Rule, ...] = (
-    check_size, check_image_alt, check_image_width, check_image_url, check_image_files, check_link_urls,
+    check_size, check_image_alt, check_image_width, check_image_url, check_image_files, check_image_weight,
+    check_link_urls,
     check_duplicate_link_texts, check_unsubscribe, check_postal_address, check_preheader, check_subject,
     check_mjml, check_text_part, check_image_only, check_subject_caps, check_contrast,
+    check_merge_tags, check_scaffold,
 )
 
 

@@ -60,6 +60,18 @@ class SourceIndex:
                         return f"{display(path)}:{number}"
         return None
 
+    def locate_nth(self, needle: str, n: int) -> str | None:
+        """``file:line`` of the ``n``-th (from 0) line holding ``needle``, or of the last one when fewer."""
+        found = None
+        for path, lines in self.files:
+            for number, line in enumerate(lines, 1):
+                if needle in line:
+                    found = f"{display(path)}:{number}"
+                    if n == 0:
+                        return found
+                    n -= 1
+        return found
+
     def locate_key(self, path: Path | None, key: str) -> str | None:
         """``file:line`` where ``key:`` or ``key =`` starts a line of ``path`` (front matter, TOML)."""
         for known, lines in self.files:

@@ -40,10 +40,17 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
     """A headless Chromium with a fresh profile, closed (and its profile deleted) on exit."""
     found = find_chromium()
     if found is None:
-        raise BroadsheetError("headless Chromium is not installed",
-                              fix="apt-get install chromium chromium-driver (or make browser)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+        named = os.environ.get("BROADSHEET_CHROMIUM") or os.environ.get("BROADSHEET_CHROMEDRIVER")
+        raise BroadsheetError("headless Chromium is not installed", where=named or "chromium, chromedriver",
+                              fix="apt-get install chromium chromium-driver (or make browser); "
+                              "BROADSHEET_CHROMIUM and BROADSHEET_CHROMEDRIVER name them elsewhere")
+    try:
+        from selenium import webdriver
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        raise BroadsheetError("screenshots need selenium, which is not installed", where="python -m pip",
+                              fix="python -m pip install 'selenium>=4.20' (or reinstall broadsheet)") from None
 
     browser, driver_path = found
     profile = tempfile.mkdtemp(prefix="broadsheet-chromium-")
@@ -51,7 +58,13 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
     options.binary_location = str(browser)
     for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=str(driver_path)), options=options)
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=str(driver_path)), options=options)
+    except WebDriverException as exc:  # a driver for another Chromium version, a browser that cannot start
+        shutil.rmtree(profile, ignore_errors=True)
+        first = (exc.msg or str(exc)).strip().splitlines()[0] if (exc.msg or str(exc)).strip() else type(exc).__name__
+        raise BroadsheetError(f"headless Chromium did not start: {first}", where=f"{browser}, {driver_path}",
+                              fix="install matching chromium and chromium-driver packages") from None
     try:
         driver.set_page_load_timeout(30)
         yield driver

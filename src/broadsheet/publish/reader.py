@@ -6,6 +6,7 @@ import dataclasses
 import html
 from pathlib import Path
 
+from ..content.mergetags import with_defaults
 from ..config import Config
 from ..content import Issue, read_issue
 from ..errors import PublishError
@@ -57,7 +58,7 @@ def summary(issue: Issue) -> str:
     for text in (getattr(issue, "summary", ""), issue.preheader, *(a.summary for a in issue.articles)):
         if text:
             return text
-    intro = " ".join(issue.intro_text.split())
+    intro = " ".join(with_defaults(issue.intro_text).split())
     return intro if len(intro) <= SUMMARY_CHARACTERS else intro[:SUMMARY_CHARACTERS].rsplit(" ", 1)[0] + " …"
 
 
@@ -71,5 +72,5 @@ def content_html(issue: Issue) -> str:
         if article.image:
             parts.append(f'<p><img src="{html.escape(article.image.src)}" alt="{html.escape(article.image.alt)}"></p>')
         parts.append(article.body_html)
-    return "\n".join(parts)
+    return with_defaults("\n".join(parts))  # merge tags: the feed has no reader, so their defaults
 

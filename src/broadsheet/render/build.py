@@ -15,6 +15,7 @@ from jinja2.sandbox import SecurityError
 from ..config import Config
 from ..content import Issue, read_issue
 from ..content.images import ImageProblem, check_local_image, published_src, unique_name
+from ..content.optimise import CACHE_FOLDER, max_width_for, optimise
 from ..content.text import LinkRegistry
 from ..errors import ConfigError, ContentError, TemplateError, one_line
 from .checks import build_warnings
@@ -34,12 +35,12 @@ def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) 
     view_online_url = web_address(config.base_url, issue.slug)
     table = PlaceholderTable()
     context = _context(issue, config, table, logo_src)
-    mjml_source = _render(theme.environment, HTML_TEMPLATE, context, table)
+    mjml_source = table.merge_tags(_render(theme.environment, HTML_TEMPLATE, context, table))
     html = inline_css(compile_mjml(mjml_source, fonts=theme.fonts, where=f"{theme.folder / HTML_TEMPLATE}"))
     _check_survived(mjml_source, html, table, config, where=f"{theme.folder / HTML_TEMPLATE}")
-    text = _render(theme.text_environment, TEXT_TEMPLATE, context, table)
+    text = table.merge_tags(_render(theme.text_environment, TEXT_TEMPLATE, context, table))
     web_values = {"view_online_url": view_online_url, "unsubscribe_url": _web_unsubscribe(config)}
-    images = tuple((image.src, image.path) for image in issue.images if image.path) + logo_image
+    images = tuple((image.src, image.file or image.path) for image in issue.images if image.path) + logo_image
     rendered = RenderedIssue(
         slug=issue.slug,
         title=issue.title,
@@ -80,12 +81,21 @@ def write_build(rendered: RenderedIssue, out_dir: Path) -> Path:
             (target / "images").mkdir(exist_ok=True)
         for name, source in rendered.images:
             destination = target / "images" / name
-            if not destination.exists() or destination.stat().st_mtime < source.stat().st_mtime:
+            if not destination.exists() or destination.stat().st_size != source.stat().st_size:  # names hash the bytes
                 shutil.copy2(source, destination)
+        _remove_stale_images(target / "images", {name for name, _ in rendered.images})
     except OSError as exc:
         raise ContentError(f"cannot write the build: {exc.strerror}", where=str(exc.filename or target),
                            fix="choose another --out folder, or make this one writable") from None
     return target
+
+
+def _remove_stale_images(folder: Path, current: set[str]) -> None:
+    """Images an earlier build of this issue wrote that this one does not use (a changed image has a new name)."""
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.name not in current and path.is_file() and not path.is_symlink():
+                path.unlink()
 
 
 def _context(issue: Issue, config: Config, table: PlaceholderTable, logo_src: str) -> dict[str, Any]:
@@ -150,8 +160,13 @@ def _logo(config: Config, issue: Issue) -> tuple[str, tuple[tuple[str, Path], ..
     path = logo_file(config)
     if path is None:
         return config.brand.logo, ()
-    name = unique_name(f"logo-{path.name}", {image.src for image in issue.images})
-    return published_src(config.base_url, issue.slug, name), ((name, path),)
+    try:
+        ready = optimise(path, max_width=max_width_for(config.brand.logo_width), cache=config.root / CACHE_FOLDER)
+    except ImageProblem as exc:
+        raise ConfigError(f"logo {exc.problem}: {config.brand.logo}", where=config.where("brand.logo"),
+                          fix=exc.fix) from None
+    name = unique_name(f"logo-{ready.name}", {image.src for image in issue.images})
+    return published_src(config.base_url, issue.slug, name), ((name, ready.file),)
 
 
 def _check_survived(mjml_source: str, html: str, table: PlaceholderTable, config: Config, *, where: str) -> None:

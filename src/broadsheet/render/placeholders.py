@@ -9,11 +9,15 @@ issue's own content is escaped so that it is shown, never executed. What the the
 
 from __future__ import annotations
 
+import html
 import re
 import secrets
 from collections.abc import Callable
 
 from markupsafe import Markup
+
+from ..content.mergetags import MARKER as MERGE_TAG_MARKER
+from ..content.mergetags import read_marker
 
 TEMPLATE_SYNTAX = re.compile(r"\{[{%#]")
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -65,6 +69,15 @@ class PlaceholderTable:
 
         return default
 
+    def merge_tags(self, text: str) -> str:
+        """The content's merge-tag markers (content/mergetags.py) made into this table's placeholders."""
+
+        def placeholder(match: re.Match) -> str:
+            tag = read_marker(match)
+            return self.make(f"subscriber.{tag.field}", tag.default)
+
+        return MERGE_TAG_MARKER.sub(placeholder, text)
+
     def email_only(self, content: str) -> str:
         """The ``email_only`` filter: ``content`` is kept in the email, left out of the browser version."""
         if isinstance(content, Markup):
@@ -86,7 +99,7 @@ class PlaceholderTable:
         def value(match: re.Match) -> str:
             placeholder = self.entries[match.group(0)]
             found = values.get(placeholder.expression)
-            return found if found else (placeholder.default or "")
+            return found if found else html.escape(placeholder.default or "")  # an editor's default("<…>") is text
 
         return self._pattern.sub(value, self._email_only.sub("", text))
 
