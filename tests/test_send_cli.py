@@ -70,7 +70,10 @@ def test_dry_run_composes_everything_and_sends_nothing(sample, capsys):
     assert cli(sample, "send", ISSUE, "--dry-run") == 0
     assert "dry run: composed 12 message(s)" in capsys.readouterr().out
     assert not (sample / "outbox").exists()
-    assert not (sample / ".broadsheet").exists()  # a dry run writes nothing: no journal, no campaign
+    state = sample / ".broadsheet"  # a dry run writes nothing but the build's image cache: no journal, no campaign
+    assert not (state / "state.db").exists() and not (state / "audience.db").exists()
+    if state.exists():
+        assert [path.name for path in state.iterdir()] == ["cache"]
 
 
 def test_without_a_terminal_or_yes_nothing_is_sent(sample, capsys, monkeypatch):
