@@ -22,6 +22,7 @@ from support.serve import SECRET, serve_process
 
 LIST = "newsletter.bcecc.example.org"
 GMAIL_BOUNDARY = "000000000000c0ffee0123456789"
+web = requests.Session()  # a browser: keeps serve's form cookie
 
 
 def copy_sample(folder: Path) -> Path:
@@ -107,7 +108,7 @@ def test_a_one_click_for_an_address_the_store_never_saw_suppresses_it(base, stor
 
 def test_the_unsubscribe_page_shows_a_masked_address_and_never_unsubscribes_on_get(base, store):
     store.add("jane.doe@example.org", name="Jane")
-    answer = requests.get(unsubscribe_url(base, "jane.doe@example.org"), timeout=10)
+    answer = web.get(unsubscribe_url(base, "jane.doe@example.org"), timeout=10)
     assert answer.status_code == 200 and status_of(store, "jane.doe@example.org") == "subscribed"
     page = answer.text
     assert "ja•••e@example.org" in page and "jane.doe@example.org" not in page and "BCECC Newsletter" in page
@@ -117,17 +118,18 @@ def test_the_unsubscribe_page_shows_a_masked_address_and_never_unsubscribes_on_g
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["Referrer-Policy"] == "no-referrer" and headers["X-Content-Type-Options"] == "nosniff"
+    assert "SameSite=Strict" in headers["Set-Cookie"] and "HttpOnly" in headers["Set-Cookie"]
 
 
 def test_the_page_button_unsubscribes_and_offers_to_resubscribe(base, store):
     store.add("button@example.org")
     url = unsubscribe_url(base, "button@example.org")
-    page = requests.get(url, timeout=10).text
-    done = requests.post(url, data={"form": form_token(page), "action": "unsubscribe"}, timeout=10)
+    page = web.get(url, timeout=10).text
+    done = web.post(url, data={"form": form_token(page), "action": "unsubscribe"}, timeout=10)
     assert done.status_code == 200 and "You are unsubscribed" in done.text
     assert status_of(store, "button@example.org") == "unsubscribed"
     assert store.events("button@example.org")[-1].source == "unsubscribe-page"
-    back = requests.post(url, data={"form": form_token(done.text), "action": "resubscribe"}, timeout=10)
+    back = web.post(url, data={"form": form_token(done.text), "action": "resubscribe"}, timeout=10)
     assert back.status_code == 200 and "Welcome back" in back.text
     assert status_of(store, "button@example.org") == "subscribed"
     assert [e.kind for e in store.events("button@example.org")][-1] == "subscribed"
@@ -136,27 +138,29 @@ def test_the_page_button_unsubscribes_and_offers_to_resubscribe(base, store):
 def test_resubscribing_never_undoes_a_complaint(base, store):
     store.add("angry@example.org", status="complained")
     url = unsubscribe_url(base, "angry@example.org")
-    token = form_token(requests.get(url, timeout=10).text)
-    answer = requests.post(url, data={"form": token, "action": "resubscribe"}, timeout=10)
+    token = form_token(web.get(url, timeout=10).text)
+    answer = web.post(url, data={"form": token, "action": "resubscribe"}, timeout=10)
     assert answer.status_code == 409 and status_of(store, "angry@example.org") == "complained"
 
 
-@pytest.mark.parametrize("case", ["no form token", "foreign origin", "token for another page", "null origin"])
+@pytest.mark.parametrize("case", ["no form token", "foreign origin", "token for another page", "no form cookie",
+                                  "another browser's cookie"])
 def test_page_forms_refuse_cross_site_posts(base, store, case):
     address = f"csrf-{case.replace(' ', '-')}@example.org"
     store.add(address)
     url = unsubscribe_url(base, address)
-    token = form_token(requests.get(url, timeout=10).text)
+    token = form_token(web.get(url, timeout=10).text)
     data, headers = {"form": token, "action": "unsubscribe"}, {}
     if case == "no form token":
         del data["form"]
     elif case == "foreign origin":
         headers["Origin"] = "https://evil.example"
-    elif case == "null origin":
-        headers["Origin"] = "null"
-    else:
-        data["form"] = form_token(requests.get(unsubscribe_url(base, "other@example.org"), timeout=10).text)
-    answer = requests.post(url, data=data, headers=headers, timeout=10)
+    elif case == "token for another page":
+        data["form"] = form_token(web.get(unsubscribe_url(base, "other@example.org"), timeout=10).text)
+    elif case == "another browser's cookie":
+        headers["Cookie"] = "broadsheet_form=" + "A" * 22
+    poster = requests.post if case in ("no form cookie", "another browser's cookie") else web.post
+    answer = poster(url, data=data, headers={"Origin": "null", **headers}, timeout=10)
     assert answer.status_code == 403 and status_of(store, address) == "subscribed"
 
 
@@ -167,57 +171,57 @@ def test_bad_and_tampered_tokens_change_nothing(base, store):
     forged = [flipped, token[:-2], "AAAA", make_token("unsubscribe", "tamper@example.org", LIST, "guessed-secret"),
               make_token("confirm", "tamper@example.org", LIST, SECRET, extra="x.1")]
     for bad in forged:
-        assert requests.get(f"{base}/u/{bad}", timeout=10).status_code == 400
+        assert web.get(f"{base}/u/{bad}", timeout=10).status_code == 400
         assert gmail_one_click(f"{base}/u/{bad}").status_code == 400
-    assert requests.get(f"{base}/u/not*a*token", timeout=10).status_code == 404
+    assert web.get(f"{base}/u/not*a*token", timeout=10).status_code == 404
     assert status_of(store, "tamper@example.org") == "subscribed"
     assert [e.kind for e in store.events("tamper@example.org")] == ["added"]
 
 
 def test_a_post_without_one_click_or_a_form_is_refused(base, store):
     store.add("empty-post@example.org")
-    answer = requests.post(unsubscribe_url(base, "empty-post@example.org"), data={"x": "y"}, timeout=10)
+    answer = web.post(unsubscribe_url(base, "empty-post@example.org"), data={"x": "y"}, timeout=10)
     assert answer.status_code == 403 and status_of(store, "empty-post@example.org") == "subscribed"
 
 
 def test_a_foreign_host_is_refused(base, store):
     store.add("host@example.org")
     url = unsubscribe_url(base, "host@example.org")
-    answer = requests.post(url, data={"List-Unsubscribe": "One-Click"}, headers={"Host": "evil.example"}, timeout=10)
+    answer = web.post(url, data={"List-Unsubscribe": "One-Click"}, headers={"Host": "evil.example"}, timeout=10)
     assert answer.status_code == 421 and status_of(store, "host@example.org") == "subscribed"
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(base, store):
     store.add("big@example.org")
     body = "List-Unsubscribe=One-Click&pad=" + "x" * 20_000
-    answer = requests.post(unsubscribe_url(base, "big@example.org"), data=body, timeout=10,
+    answer = web.post(unsubscribe_url(base, "big@example.org"), data=body, timeout=10,
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert answer.status_code == 413 and status_of(store, "big@example.org") == "subscribed"
-    huge = requests.post(f"{base}/webhooks/postmark", data=b"x" * (5 * 1024 * 1024), timeout=30)
+    huge = web.post(f"{base}/webhooks/postmark", data=b"x" * (5 * 1024 * 1024), timeout=30)
     assert huge.status_code == 413
 
 
 def test_other_methods_are_not_allowed(base):
-    answer = requests.put(f"{base}/subscribe", data="x", timeout=10)
+    answer = web.put(f"{base}/subscribe", data="x", timeout=10)
     assert answer.status_code == 405 and answer.headers["Allow"] == "GET, HEAD, POST"
 
 
 def test_the_logo_is_served_by_serve_itself(base):
-    answer = requests.get(f"{base}/brand/logo", timeout=10)
+    answer = web.get(f"{base}/brand/logo", timeout=10)
     assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/png"
     assert answer.content == (ROOT / "assets" / "bcecc-logo.png").read_bytes()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("broadsheet.events") is not None, reason="the events room answers")
 def test_webhooks_are_not_found_until_the_events_room_exists(base):
-    assert requests.post(f"{base}/webhooks/postmark", data=b"{}", timeout=10).status_code == 404
+    assert web.post(f"{base}/webhooks/postmark", data=b"{}", timeout=10).status_code == 404
 
 
 # -- sign-up and confirmation -------------------------------------------------------------------
 
 def sign_up(base: str, address: str, **fields: str) -> requests.Response:
-    token = form_token(requests.get(f"{base}/subscribe", timeout=10).text)
-    return requests.post(f"{base}/subscribe", data={"form": token, "email": address, "name": "New Reader", **fields},
+    token = form_token(web.get(f"{base}/subscribe", timeout=10).text)
+    return web.post(f"{base}/subscribe", data={"form": token, "email": address, "name": "New Reader", **fields},
                          headers={"X-Forwarded-For": f"198.51.100.{sum(map(ord, address)) % 250}"}, timeout=10)
 
 
@@ -236,12 +240,12 @@ def test_sign_up_mails_a_themed_confirmation_and_its_link_confirms_once(site, st
     assert f"{base}/brand/logo" in html and "#1f4e79" in html and "Confirm my subscription" in html
     link = confirm_link(message)
     assert link in html and "newbie" not in link
-    page = requests.get(link, timeout=10)
+    page = web.get(link, timeout=10)
     assert page.status_code == 200 and status_of(store, "newbie@example.org") == "unconfirmed"
-    confirmed = requests.post(link, data={"form": form_token(page.text)}, timeout=10)
+    confirmed = web.post(link, data={"form": form_token(page.text)}, timeout=10)
     assert confirmed.status_code == 200 and "You are subscribed" in confirmed.text
     assert status_of(store, "newbie@example.org") == "subscribed"
-    replay = requests.post(link, data={"form": form_token(page.text)}, timeout=10)
+    replay = web.post(link, data={"form": form_token(page.text)}, timeout=10)
     assert replay.status_code == 410 and status_of(store, "newbie@example.org") == "subscribed"
 
 
@@ -273,8 +277,8 @@ def test_an_invalid_address_shows_the_form_again_with_the_reason(site, store):
 
 
 def test_a_sign_up_post_from_another_site_is_refused(base, store):
-    token = form_token(requests.get(f"{base}/subscribe", timeout=10).text)
-    answer = requests.post(f"{base}/subscribe", data={"form": token, "email": "victim@example.org"},
+    token = form_token(web.get(f"{base}/subscribe", timeout=10).text)
+    answer = web.post(f"{base}/subscribe", data={"form": token, "email": "victim@example.org"},
                            headers={"Origin": "https://evil.example"}, timeout=10)
     assert answer.status_code == 403 and store.get("victim@example.org") is None
 
@@ -284,26 +288,26 @@ def test_an_expired_or_tampered_confirmation_link_confirms_nothing(site, store):
     config = load_config(project / "broadsheet.toml")
     nonce = store.sign_up("late@example.org")
     old = confirm_token("late@example.org", nonce, config, SECRET, issued=int(time.time()) - 8 * 24 * 3600)
-    assert requests.get(f"{base}/c/{old}", timeout=10).status_code == 410
+    assert web.get(f"{base}/c/{old}", timeout=10).status_code == 410
     fresh = confirm_token("late@example.org", nonce, config, SECRET)
-    form = form_token(requests.get(f"{base}/c/{fresh}", timeout=10).text)
-    assert requests.post(f"{base}/c/{old}", data={"form": form}, timeout=10).status_code in (403, 410)
+    form = form_token(web.get(f"{base}/c/{fresh}", timeout=10).text)
+    assert web.post(f"{base}/c/{old}", data={"form": form}, timeout=10).status_code in (403, 410)
     wrong_nonce = confirm_token("late@example.org", "guessed", config, SECRET)
-    form = form_token(requests.get(f"{base}/c/{wrong_nonce}", timeout=10).text)
-    assert requests.post(f"{base}/c/{wrong_nonce}", data={"form": form}, timeout=10).status_code == 410
-    assert requests.get(f"{base}/c/{fresh[:-3]}", timeout=10).status_code == 400
+    form = form_token(web.get(f"{base}/c/{wrong_nonce}", timeout=10).text)
+    assert web.post(f"{base}/c/{wrong_nonce}", data={"form": form}, timeout=10).status_code == 410
+    assert web.get(f"{base}/c/{fresh[:-3]}", timeout=10).status_code == 400
     assert status_of(store, "late@example.org") == "unconfirmed"
 
 
 def test_sign_ups_are_rate_limited_per_client(tmp_path):
     project = copy_sample(tmp_path)
     with serve_process(project, extra_config="signups_per_minute = 2\n") as base:
-        codes = []
+        codes, web = [], requests.Session()
         for n in range(4):
-            token = form_token(requests.get(f"{base}/subscribe", timeout=10).text)
-            codes.append(requests.post(f"{base}/subscribe", data={"form": token, "email": f"r{n}@example.org"},
+            token = form_token(web.get(f"{base}/subscribe", timeout=10).text)
+            codes.append(web.post(f"{base}/subscribe", data={"form": token, "email": f"r{n}@example.org"},
                                        timeout=10).status_code)
-        other = requests.post(f"{base}/subscribe", data={"form": token, "email": "x@example.org"},
+        other = web.post(f"{base}/subscribe", data={"form": token, "email": "x@example.org"},
                               headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
     assert codes == [200, 200, 429, 429] and other.status_code == 200
     with Store.for_project(project) as store:

@@ -48,7 +48,8 @@ class App:
         self.pages = Pages(config)
         self.hosts = allowed_hosts(config.serve.public_url)
         origins = frozenset(origin_of(url) for url in (config.serve.public_url, *config.serve.form_origins))
-        self.guard = FormGuard(config.list_id, self.secrets, origins)
+        self.guard = FormGuard(config.list_id, self.secrets, origins,
+                               secure=config.serve.public_url.startswith("https://"))
         self.signups = RateLimit(config.serve.signups_per_minute, config.serve.signups_per_hour)
         self.headers = security_headers(self.pages.style_hash)
         self.mail = ConfirmationMail(config, self.pages, transport, self.secrets[0])
@@ -88,7 +89,7 @@ class App:
             show, act = handlers[match[1]]
             return self.by_method(request, get=lambda: show(request, match[2]), post=lambda: act(request, match[2]))
         if path in ("/", "/subscribe"):
-            return self.by_method(request, get=lambda: self.subscribe_form(), post=lambda: self.subscribe(request))
+            return self.by_method(request, get=lambda: self.subscribe_form(request), post=lambda: self.subscribe(request))
         if path in ("/u", "/u/"):
             return self.pages.message(200, "unsubscribe_title", "web_unsubscribe_text")
         if match := WEBHOOK_PATH.match(path):
@@ -125,8 +126,7 @@ class App:
         data = self.read("unsubscribe", token)
         if data is None:
             return self.pages.message(400, "bad_link_title", "bad_link_text")
-        return self.pages.render("unsubscribe.html", address=mask_address(data.email), action=request.path,
-                                 form=self.guard.token(request.path))
+        return self.form_page(request, "unsubscribe.html", address=mask_address(data.email))
 
     def unsubscribe(self, request: Request, token: str) -> Response:
         """RFC 8058 one-click (the token is the authentication), or the page's own buttons."""
@@ -137,13 +137,12 @@ class App:
         if form.get("List-Unsubscribe") == "One-Click":
             self.store.set_status(data.email, "unsubscribed", source="one-click")
             return Response.text(200, "unsubscribed\n")
-        if not self.guard.allows(request.path, form, request.header("Origin")):
+        if not self.form_allowed(request, form):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
         address = mask_address(data.email)
         if form.get("action") == "unsubscribe":
             self.store.set_status(data.email, "unsubscribed", source="unsubscribe-page")
-            return self.pages.render("unsubscribed.html", address=address, action=request.path,
-                                     form=self.guard.token(request.path))
+            return self.form_page(request, "unsubscribed.html", address=address)
         if form.get("action") == "resubscribe":
             return self.resubscribe(data.email, address)
         return self.pages.message(400, "bad_link_title", "bad_link_text")
@@ -158,16 +157,30 @@ class App:
         return self.pages.message(200, "resubscribed_title", "resubscribed_text", list=self.config.name,
                                   address=address)
 
+    def form_page(self, request: Request, template: str, status: int = 200, *, action: str = "", **values) -> Response:
+        """A page with a form posting to ``action`` (default: this page), protected by FormGuard."""
+        action = action or request.path
+        nonce = self.guard.nonce(request.header("Cookie"))
+        response = self.pages.render(template, status, action=action, form=self.guard.token(action, nonce), **values)
+        response.headers["Set-Cookie"] = self.guard.cookie(nonce)
+        return response
+
+    def form_allowed(self, request: Request, form: dict[str, str], *, action: str = "",
+                     origin_suffices: bool = False) -> bool:
+        return self.guard.allows(action or request.path, form, request.header("Origin"), request.header("Cookie"),
+                                 origin_suffices=origin_suffices)
+
     # -- sign-up and confirmation ---------------------------------------------------------------
 
-    def subscribe_form(self, *, status: int = 200, error: str = "", email: str = "", name: str = "") -> Response:
-        return self.pages.render("subscribe.html", status, form=self.guard.token("/subscribe"), error=error,
-                                 email=email, name=name)
+    def subscribe_form(self, request: Request, *, status: int = 200, error: str = "", email: str = "",
+                       name: str = "") -> Response:
+        return self.form_page(request, "subscribe.html", status, action="/subscribe", error=error, email=email,
+                              name=name)
 
     def subscribe(self, request: Request) -> Response:
         """Record the address as unconfirmed and mail a confirmation link; the same page for every address."""
         form = request.form()
-        if not self.guard.allows("/subscribe", form, request.header("Origin"), origin_suffices=True):
+        if not self.form_allowed(request, form, action="/subscribe", origin_suffices=True):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
         if not self.signups.allow(request.client):
             return self.pages.message(429, "too_many_title", "too_many_text")
@@ -176,7 +189,7 @@ class App:
         try:
             email = self.addresses.normalise(typed)
         except InvalidAddress:
-            return self.subscribe_form(status=400, error="invalid_address", email=typed, name=name)
+            return self.subscribe_form(request, status=400, error="invalid_address", email=typed, name=name)
         if not form.get("website"):  # the honeypot: only robots fill it in
             nonce = self.store.sign_up(email, name=name, source="form")
             if nonce is not None:
@@ -187,11 +200,10 @@ class App:
         data, answer = self.confirmation(token)
         if answer is not None:
             return answer
-        return self.pages.render("confirm.html", address=mask_address(data.email), action=request.path,
-                                 form=self.guard.token(request.path))
+        return self.form_page(request, "confirm.html", address=mask_address(data.email))
 
     def confirm(self, request: Request, token: str) -> Response:
-        if not self.guard.allows(request.path, request.form(), request.header("Origin")):
+        if not self.form_allowed(request, request.form()):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
         data, answer = self.confirmation(token)
         if answer is not None:

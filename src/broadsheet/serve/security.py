@@ -3,8 +3,11 @@ per-client rate limits, and the security headers every answer carries."""
 
 from __future__ import annotations
 
-import hashlib
 import base64
+import hashlib
+import hmac
+import re
+import secrets
 import threading
 import time
 from collections import deque
@@ -13,6 +16,7 @@ from urllib.parse import urlsplit
 from ..tokens import make_token, read_token
 
 FORM_TOKEN_SECONDS = 24 * 3600  # a page's form can be posted for a day
+NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def allowed_hosts(public_url: str) -> frozenset[str]:
@@ -52,34 +56,63 @@ def style_hash(css: str) -> str:
 
 
 class FormGuard:
-    """Cross-site posting protection: every page form carries a signed token bound to its action (the
-    path it posts to) and its time; a browser's ``Origin``, when sent, must be one of ours."""
+    """Cross-site posting protection without sessions (double-submit): a page sets a random ``SameSite=Strict``
+    cookie and its form carries a signed token bound to the form's action (the path it posts to), its time
+    and that cookie. A cross-site post lacks the cookie; a browser's ``Origin``, when it names a site, must
+    be one of ours. (Our pages send no referrer, so a browser's own same-origin post says ``Origin: null``.)"""
 
-    def __init__(self, list_id: str, secrets: tuple[str, ...], origins: frozenset[str]):
+    COOKIE = "broadsheet_form"
+
+    def __init__(self, list_id: str, secrets: tuple[str, ...], origins: frozenset[str], *, secure: bool):
         self.list_id = list_id
         self.secrets = secrets
         self.origins = origins
+        self.secure = secure
 
-    def token(self, action: str) -> str:
-        return make_token("form", action, self.list_id, self.secrets[0], extra=str(int(time.time())))
+    def nonce(self, cookie_header: str | None) -> str:
+        """This browser's form nonce from its cookie, or a new one."""
+        found = _cookie(cookie_header, self.COOKIE)
+        return found if found and NONCE.fullmatch(found) else secrets.token_urlsafe(16)
+
+    def cookie(self, nonce: str) -> str:
+        """The Set-Cookie value that gives the browser its nonce for a day."""
+        return (f"{self.COOKIE}={nonce}; Max-Age={FORM_TOKEN_SECONDS}; Path=/; HttpOnly; SameSite=Strict"
+                + ("; Secure" if self.secure else ""))
+
+    def token(self, action: str, nonce: str) -> str:
+        return make_token("form", action, self.list_id, self.secrets[0], extra=f"{int(time.time())}.{nonce}")
 
     def origin_ok(self, origin: str | None) -> bool:
-        """No Origin (a mail provider's one-click POST, old browsers), or one of ours."""
-        return origin is None or origin.lower() in self.origins
+        """No Origin (a mail provider's one-click POST), ``null`` (our no-referrer pages), or one of ours."""
+        return origin is None or origin == "null" or origin.lower() in self.origins
 
-    def token_ok(self, action: str, token: str | None) -> bool:
+    def token_ok(self, action: str, token: str | None, cookie_header: str | None) -> bool:
         data = read_token("form", token or "", self.list_id, self.secrets)
-        if data is None or data.email != action or not data.extra.isdigit():
+        if data is None or data.email != action:
             return False
-        return 0 <= time.time() - int(data.extra) <= FORM_TOKEN_SECONDS
+        issued, _, nonce = data.extra.partition(".")
+        cookie = _cookie(cookie_header, self.COOKIE) or ""
+        if not issued.isdigit() or not nonce or not hmac.compare_digest(nonce.encode(), cookie.encode()):
+            return False
+        return 0 <= time.time() - int(issued) <= FORM_TOKEN_SECONDS
 
-    def allows(self, action: str, form: dict[str, str], origin: str | None, *, origin_suffices: bool = False) -> bool:
-        """A page's own form (right token), or — for the sign-up snippet on another site — a listed Origin."""
+    def allows(self, action: str, form: dict[str, str], origin: str | None, cookie_header: str | None, *,
+               origin_suffices: bool = False) -> bool:
+        """A page's own form (right token and cookie), or — for the sign-up snippet pasted on another of
+        our sites — a listed Origin."""
         if not self.origin_ok(origin):
             return False
-        if self.token_ok(action, form.get("form")):
+        if self.token_ok(action, form.get("form"), cookie_header):
             return True
-        return origin_suffices and origin is not None
+        return origin_suffices and origin is not None and origin != "null"
+
+
+def _cookie(header: str | None, name: str) -> str | None:
+    for part in (header or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
 
 
 class RateLimit:
