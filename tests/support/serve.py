@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,15 +45,17 @@ def serve_process(project: Path, *, extra_config: str = "", env: dict[str, str] 
     """Run `broadsheet serve` in ``project`` until the block ends; yields its base URL."""
     port = free_port()
     base = configure(project, port, extra_config)
+    log = tempfile.TemporaryFile(mode="w+")  # not a pipe: a full pipe would block the server
     process = subprocess.Popen(
         [sys.executable, "-m", "broadsheet", "serve", "--port", str(port)], cwd=project,
-        env=env or environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env or environment(), stdout=subprocess.DEVNULL, stderr=log, text=True,
     )
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise AssertionError(f"serve exited {process.returncode}: {process.stderr.read()}")
+                log.seek(0)
+                raise AssertionError(f"serve exited {process.returncode}: {log.read()}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
@@ -68,5 +71,4 @@ def serve_process(project: Path, *, extra_config: str = "", env: dict[str, str] 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        for stream in (process.stdout, process.stderr):
-            stream.close()
+        log.close()

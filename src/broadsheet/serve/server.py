@@ -3,6 +3,7 @@ Linux and Windows alike, with its own thread pool, request size limits and proxy
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from waitress.server import create_server
@@ -28,6 +29,7 @@ def create(app: App, config: Config, *, host: str, port: int):
 
 def run(app: App, config: Config, *, host: str, port: int, ready: Callable[[str], None] = print) -> None:
     """Serve until interrupted (Ctrl-C, or SIGTERM which the CLI turns into Ctrl-C)."""
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N" on every burst
     server = create(app, config, host=host, port=port)
     ready(f"serving {config.name} on http://{host}:{server.effective_port} "
           f"(public address {config.serve.public_url}; Ctrl-C to stop)")
