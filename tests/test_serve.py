@@ -76,8 +76,8 @@ def status_of(store: Store, address: str) -> str | None:
     return found.status if found else None
 
 
-def outbox_messages(project: Path) -> list:
-    folder = project / "outbox"
+def outbox_messages(project: Path, slug: str = "") -> list:
+    folder = project / "outbox" / slug
     parser = email.parser.BytesParser(policy=email.policy.default)
     return [parser.parsebytes(path.read_bytes()) for path in sorted(folder.glob("*.eml"))] if folder.is_dir() else []
 
@@ -353,3 +353,32 @@ def test_the_form_snippet_posts_to_the_public_url(tmp_path, monkeypatch, capsys)
     snippet = capsys.readouterr().out
     assert 'action="https://newsletter.example.org/subscribe"' in snippet and 'name="email"' in snippet
     assert 'name="website"' in snippet and "<script" not in snippet and "form_origins" in snippet
+
+
+def test_a_campaign_running_while_a_reader_unsubscribes_does_not_mail_them(project):
+    import subprocess
+    import sys
+
+    from support.serve import environment
+
+    readers = [f"reader{n:02d}@example.org" for n in range(16)]
+    with Store.for_project(project) as store:
+        for address in readers:
+            store.add(address)
+    config = project / "broadsheet.toml"
+    config.write_text(config.read_text().replace("rate_per_second = 0", "rate_per_second = 8\nbatch_size = 1")
+                      .replace("connections = 4", "connections = 1"), encoding="utf-8")
+    issue = "issues/2021-06-01-chengdu-flemish-brabant"
+    box = project / "outbox" / issue.rsplit("/", 1)[1]
+    with serve_process(project) as base:
+        send = subprocess.Popen([sys.executable, "-m", "broadsheet", "send", issue, "--yes", "--force"], cwd=project,
+                                env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not list(box.glob("*.eml")) and time.monotonic() < deadline and send.poll() is None:
+            time.sleep(0.02)
+        assert gmail_one_click(unsubscribe_url(base, readers[-1])).status_code == 200
+        _, err = send.communicate(timeout=60)
+    assert send.returncode == 0, err
+    mailed = {m["To"].addresses[0].addr_spec for m in outbox_messages(project, box.name)}
+    assert readers[0] in mailed, (err, sorted(str(p) for p in (project / "outbox").rglob("*")))
+    assert readers[-1] not in mailed and mailed == set(readers[:-1])
