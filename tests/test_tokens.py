@@ -75,3 +75,15 @@ def test_the_same_input_gives_the_same_token_and_different_inputs_differ():
     assert one != make_token("unsubscribe", "bob@example.org", LIST, "s1")
     assert make_token("confirm", "a@example.org", LIST, "s1", extra="n1.1") != make_token(
         "confirm", "a@example.org", LIST, "s1", extra="n2.1")
+
+
+@pytest.mark.parametrize("size", [0, 1, 16, 17, 33, 200])
+@pytest.mark.parametrize("tag", [bytes(range(16)), b"\xff" * 16])
+def test_the_keystream_is_standard_aes_ctr_including_counter_wraparound(size, tag):
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    from broadsheet.tokens import _ctr, _keys
+
+    keys, data = _keys("s1"), bytes(range(size)) if size <= 256 else b""
+    reference = Cipher(keys.aes, modes.CTR(tag)).encryptor()
+    assert _ctr(keys, tag, data) == reference.update(data) + reference.finalize()

@@ -71,9 +71,16 @@ def _keys(secret: str) -> _Keys:
     return _Keys(mac_key, enc_key)
 
 
-def _tag(keys: _Keys, purpose: str, list_id: str, plain: bytes) -> bytes:
+@functools.lru_cache(maxsize=64)
+def _prefixed(keys: _Keys, purpose: str, list_id: str) -> hmac.HMAC:
+    """The keyed MAC with ``purpose NUL list_id NUL`` already fed (copied per token)."""
     mac = keys.mac.copy()
     mac.update(b"%s\x00%s\x00" % (purpose.encode("ascii"), list_id.encode("utf-8")))
+    return mac
+
+
+def _tag(keys: _Keys, purpose: str, list_id: str, plain: bytes) -> bytes:
+    mac = _prefixed(keys, purpose, list_id).copy()
     mac.update(plain)
     return mac.digest()[:TAG_BYTES]
 
@@ -81,11 +88,13 @@ def _tag(keys: _Keys, purpose: str, list_id: str, plain: bytes) -> bytes:
 def _ctr(keys: _Keys, tag: bytes, data: bytes) -> bytes:
     """AES-CTR with ``tag`` as the initial 128-bit big-endian counter (as modes.CTR), built from one
     reusable ECB encryptor: a fresh CTR context per token would cost five times more."""
-    start = int.from_bytes(tag, "big")
-    count = -(-len(data) // 16)
-    counters = b"".join(((start + i) & COUNTER_MASK).to_bytes(16, "big") for i in range(count))
-    stream = keys.blocks(counters)[: len(data)]
-    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(len(data), "big")
+    size = len(data)
+    counters = tag
+    if size > 16:
+        start = int.from_bytes(tag, "big")
+        counters += b"".join([((start + i) & COUNTER_MASK).to_bytes(16, "big") for i in range(1, -(-size // 16))])
+    stream = keys.blocks(counters)
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream[:size], "big")).to_bytes(size, "big")
 
 
 def make_token(purpose: str, email: str, list_id: str, secret: str, *, extra: str = "") -> str:
