@@ -382,3 +382,50 @@ def test_a_campaign_running_while_a_reader_unsubscribes_does_not_mail_them(proje
     mailed = {m["To"].addresses[0].addr_spec for m in outbox_messages(project, box.name)}
     assert readers[0] in mailed, (err, sorted(str(p) for p in (project / "outbox").rglob("*")))
     assert readers[-1] not in mailed and mailed == set(readers[:-1])
+
+
+def test_pages_label_every_field_and_keep_readable_contrast(base):
+    from lxml import html as lxml_html
+
+    from broadsheet.lint.colour import contrast, parse_colour
+
+    page = web.get(f"{base}/subscribe", timeout=10).text
+    document = lxml_html.fromstring(page)
+    labelled = {label.get("for") for label in document.iter("label")}
+    fields = [i for i in document.iter("input") if i.get("type") != "hidden"]
+    assert fields and all(field.get("id") in labelled for field in fields)
+    css = document.find(".//style").text
+    button = re.search(r"button\{[^}]*background:(#[0-9a-f]{6});color:(#[0-9a-f]{6})", css)
+    assert contrast(parse_colour(button[1]), parse_colour(button[2])) >= 4.5
+
+
+@pytest.mark.parametrize("language, lang, heading", [("fr-BE", "fr-BE", "Se désabonner"), ("nl", "nl", "Uitschrijven"),
+                                                     ("de", "en", "Unsubscribe")])
+def test_pages_speak_the_configured_language(tmp_path, language, lang, heading):
+    from dataclasses import replace
+
+    from broadsheet.serve.pages import Pages
+
+    config = replace(load_config(copy_sample(tmp_path) / "broadsheet.toml"), language=language)
+    page = Pages(config).render("unsubscribe.html", address="a•••@example.org", action="/u/x", form="f").body.decode()
+    assert f'<html lang="{lang}">' in page and f"<h1>{heading}</h1>" in page
+
+
+def test_a_site_folder_is_served_and_nothing_outside_it(tmp_path):
+    import http.client
+
+    project = copy_sample(tmp_path)
+    (project / "site" / "2021").mkdir(parents=True)
+    (project / "site" / "index.html").write_text("<h1>Archive</h1>", encoding="utf-8")
+    (project / "site" / "2021" / "issue.html").write_text("<h1>An issue</h1>", encoding="utf-8")
+    with serve_process(project) as base:
+        assert web.get(f"{base}/", timeout=10).text == "<h1>Archive</h1>"
+        assert web.get(f"{base}/2021/issue.html", timeout=10).text == "<h1>An issue</h1>"
+        assert "Subscribe to" in web.get(f"{base}/subscribe", timeout=10).text
+        host, port = base.removeprefix("http://").split(":")
+        for path in ("/../broadsheet.toml", "/2021/../../broadsheet.toml", "/%2e%2e/broadsheet.toml"):
+            connection = http.client.HTTPConnection(host, int(port), timeout=10)
+            connection.request("GET", path, headers={"Host": f"{host}:{port}"})
+            answer = connection.getresponse()
+            assert answer.status == 404 and b"public_url" not in answer.read(), path
+            connection.close()

@@ -91,6 +91,8 @@ class App:
             handlers = {"u": (self.unsubscribe_page, self.unsubscribe), "c": (self.confirm_page, self.confirm)}
             show, act = handlers[match[1]]
             return self.by_method(request, get=lambda: show(request, match[2]), post=lambda: act(request, match[2]))
+        if path == "/" and request.method in ("GET", "HEAD") and (index := self.site_file(path)) is not None:
+            return _file(index)
         if path in ("/", "/subscribe"):
             return self.by_method(request, get=lambda: self.subscribe_form(request), post=lambda: self.subscribe(request))
         if path in ("/u", "/u/"):
