@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -21,24 +20,26 @@ from pathlib import Path
 from compose import machine  # bench/compose.py
 
 
-def write_list(path: Path, rows: int) -> None:
+def write_list(path: Path, rows: int, *, in_order: bool = False) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("email,name,status,tags,company\n")
         for i in range(rows):
             status = "unsubscribed" if i % 50 == 0 else ""
-            handle.write(f"reader{i:07d}@example{i % 500}.com,Reader {i} Million,{status},members;news,Company {i % 977}\n")
+            # addresses in no particular order, as real lists are (harder on the UNIQUE index), or sorted
+            n = i if in_order else (i * 7_919) % rows
+            handle.write(f"reader{n:07d}@example{n % 500}.com,Reader {n} Million,{status},members;news,Company {n % 977}\n")
 
 
-def run_import(folder: Path, *args: str) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB of this child, its stdout) for one `subscribers import` in a fresh process."""
+def run_import(folder: Path, *args: str) -> tuple[float, float, float, str]:
+    """(seconds, CPU seconds, peak RSS in MB, stdout) of one `subscribers import` in a fresh process."""
     command = [sys.executable, "-c", CHILD, *args]
     started = time.perf_counter()
     result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode not in (0, 1):
         raise SystemExit(result.stderr[-2000:])
-    peak = float(result.stderr.strip().splitlines()[-1])
-    return seconds, peak, result.stdout.strip()
+    peak, cpu = map(float, result.stderr.strip().splitlines()[-1].split())
+    return seconds, cpu, peak, result.stdout.strip()
 
 
 # The command in a child that prints its own peak RSS (RUSAGE_CHILDREN would keep the largest child's).
@@ -46,7 +47,8 @@ CHILD = """
 import resource, sys
 from broadsheet.cli import main
 code = main(["subscribers", "import", *sys.argv[1:]])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, file=sys.stderr)
 sys.exit(code)
 """
 
@@ -55,24 +57,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--update-rows", type=int, default=100_000)
+    parser.add_argument("--in-order", action="store_true", help="addresses in sorted order (easiest on the index)")
     args = parser.parse_args()
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}")
     with tempfile.TemporaryDirectory(prefix="broadsheet-import-") as tmp:
         folder = Path(tmp)
         (folder / "broadsheet.toml").write_text('name = "Bench"\nfrom = "bench@example.org"\n', encoding="utf-8")
-        write_list(folder / "list.csv", args.rows)
-        write_list(folder / "slice.csv", args.update_rows)
+        write_list(folder / "list.csv", args.rows, in_order=args.in_order)
+        write_list(folder / "slice.csv", args.update_rows, in_order=args.in_order)
         size = (folder / "list.csv").stat().st_size / 1e6
-        print(f"list: {args.rows:,} rows, {size:.0f} MB")
-        print("| run | rows | time | rows/s | peak RSS |")
-        print("| --- | ---: | ---: | ---: | ---: |")
+        print(f"list: {args.rows:,} rows, {size:.0f} MB, addresses {'sorted' if args.in_order else 'in no order'}")
+        print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print("| run | rows | time | rows/s | CPU (both threads) | peak RSS |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for label, rows, extra in (("empty store", args.rows, ("list.csv",)),
                                    ("again, all present", args.rows, ("list.csv",)),
                                    ("--update", args.update_rows, ("slice.csv", "--update"))):  # fmt: skip
-            seconds, peak, out = run_import(folder, *extra)
-            print(f"| {label} | {rows:,} | {seconds:.1f} s | {rows / seconds:,.0f} | {peak:.0f} MB |")
+            seconds, cpu, peak, out = run_import(folder, *extra)
+            print(f"| {label} | {rows:,} | {seconds:.1f} s | {rows / seconds:,.0f} | {cpu:.1f} s | {peak:.0f} MB |")
         database = folder / ".broadsheet" / "audience.db"
-        print(f"store: {database.stat().st_size / 1e6:.0f} MB; last output: {out.splitlines()[0]}")
+        print(f"store: {database.stat().st_size / 1e6:.0f} MB; load average after: "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -36,14 +36,12 @@ CREATE TABLE IF NOT EXISTS subscribers (
     created TEXT NOT NULL,
     updated TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS subscribers_by_status ON subscribers (status, id);
 CREATE TABLE IF NOT EXISTS tags (
     subscriber INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
     tag TEXT NOT NULL,
     tag_key TEXT NOT NULL,
     PRIMARY KEY (subscriber, tag_key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tags_by_key ON tags (tag_key, subscriber);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     subscriber INTEGER REFERENCES subscribers (id),
