@@ -121,6 +121,12 @@ def recorded(folder: Path) -> tuple[int, int]:
     return unsubscribed, events
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def machine() -> str:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
@@ -150,7 +156,9 @@ def main() -> None:
                                     cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(3)  # the campaign is loaded and sending
             running = send.poll() is None
+            cpu_before = cpu_seconds(serve.pid)
             seconds, latencies, failures = asyncio.run(load(port, tokens, args.clients))
+            serve_cpu = cpu_seconds(serve.pid) - cpu_before
             still_running = send.poll() is None
         finally:
             for process in (send, serve):
@@ -168,10 +176,14 @@ def main() -> None:
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    p90 = latencies[int(len(latencies) * 0.90) - 1] * 1000
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d')}")
     print(f"{args.unsubscribes} one-click unsubscribes from {args.clients} concurrent clients, {args.threads} serve "
           f"threads, in {seconds:.2f} s: "
-          f"{args.unsubscribes / seconds:.0f}/s, latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+          f"{args.unsubscribes / seconds:.0f}/s, latency p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, "
+          f"max {latencies[-1] * 1000:.0f} ms")
+    print(f"serve's CPU: {serve_cpu:.2f} s, {serve_cpu / args.unsubscribes * 1e6:.0f} µs per unsubscribe "
+          f"(one core would answer {args.unsubscribes / serve_cpu:.0f}/s)")
     print(f"campaign running during the whole measurement: {running and still_running} "
           f"({sent} messages written to the outbox meanwhile)")
     print(f"recorded: {unsubscribed}/{args.unsubscribes} unsubscribed, {events} one-click events, "
