@@ -429,3 +429,18 @@ def test_a_site_folder_is_served_and_nothing_outside_it(tmp_path):
             answer = connection.getresponse()
             assert answer.status == 404 and b"public_url" not in answer.read(), path
             connection.close()
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n"
+                                        b"Content-Type: text/plain; charset=no-such-charset\r\n\r\nOne-Click\r\n--x--\r\n"),
+    ("multipart/form-data; boundary=x", b"--x\r\nno headers at all\r\n--y--"),
+    ("multipart/form-data", b"List-Unsubscribe=One-Click"),
+    ("application/x-www-form-urlencoded", b"List-Unsubscribe=One-Click\xff\xfe"),
+    ("application/json", b'{"List-Unsubscribe": "One-Click"}'),
+])
+def test_hostile_bodies_are_refused_without_an_error(base, store, content_type, body):
+    store.add(f"hostile{len(body)}{len(content_type)}@example.org")
+    address = f"hostile{len(body)}{len(content_type)}@example.org"
+    answer = requests.post(unsubscribe_url(base, address), data=body, headers={"Content-Type": content_type}, timeout=10)
+    assert answer.status_code == 403 and status_of(store, address) == "subscribed"

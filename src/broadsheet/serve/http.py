@@ -62,7 +62,7 @@ class Request:
                 return dict(reversed(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True)))
             if kind == MULTIPART:
                 return _multipart(self.body, params)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, LookupError):  # bad bytes, bad structure, unknown charset
             return {}
         return {}
 
