@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from broadsheet.store import Store  # noqa: E402
 from broadsheet.tokens import make_token  # noqa: E402
+from compose import machine  # noqa: E402 - bench/compose.py, beside this script
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 LIST = "newsletter.bcecc.example.org"
@@ -125,12 +125,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return f"{model}, nproc {os.cpu_count()}, Python {platform.python_version()}"
 
 
 def main() -> None:
