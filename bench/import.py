@@ -4,7 +4,7 @@ Runs the real command in a fresh process on an empty store and reports rows/s an
 process (targets: at least 100,000 rows/s, under 150 MB), then imports the same file again (every row
 already present: the ``ON CONFLICT`` path) and once more with ``--update`` on a smaller slice.
 
-    .venv/bin/python bench/import.py [--rows 1000000] [--update-rows 100000]
+    .venv/bin/python bench/import.py [--rows 1000000] [--update-rows 100000] [--in-order]
 """
 
 from __future__ import annotations

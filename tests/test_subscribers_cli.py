@@ -146,6 +146,8 @@ def test_add_remove_list_and_show(sample):
     assert "status   unsubscribed" in show and "tags     news, vip" in show
     assert [line.split()[1:3] for line in show.splitlines() if line.startswith("  20")] == [
         ["added", "cli"], ["unsubscribed", "cli"], ["unsubscribed", "cli"]]
+    assert_one_line_error(run_cli(sample, "subscribers", "add", "eve@example.org"),
+                          "already in the store, unsubscribed", "--resubscribe")  # fmt: skip
     again = run_cli(sample, "subscribers", "add", "eve@example.org", "--resubscribe")
     assert "resubscribed Eve@example.org (was unsubscribed)" in again.stdout
 
@@ -202,7 +204,7 @@ def test_an_unsubscribe_during_a_running_campaign_is_honoured(sample):
     """A real send in its own process, slowed by its rate limit; another process unsubscribes the last reader."""
     configure(sample, send={"transport": "outbox", "connections": 1, "rate_per_second": 2})
     with Store.for_project(sample) as store:
-        for i in range(6):
+        for i in range(8):  # batches of 2 at 2/s: the last batch is claimed about 2 s after the first is sent
             store.add(f"reader{i}@example.org")
     env = {k: v for k, v in os.environ.items() if k != "BROADSHEET_DEBUG"}
     send = subprocess.Popen([sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"], cwd=sample, env=env,
@@ -212,16 +214,16 @@ def test_an_unsubscribe_during_a_running_campaign_is_honoured(sample):
         while not list((sample / "outbox").rglob("*.eml")) and time.monotonic() < deadline:
             time.sleep(0.02)
         with Store.for_project(sample) as store:  # as `serve` records a one-click unsubscribe
-            assert store.set_status("reader5@example.org", "unsubscribed", source="one-click")
+            assert store.set_status("reader7@example.org", "unsubscribed", source="one-click")
         out, err = send.communicate(timeout=60)
     finally:
         send.kill()
     assert send.returncode == 0, err
-    assert outbox_recipients(sample) == [f"reader{i}@example.org" for i in range(5)]
+    assert outbox_recipients(sample) == [f"reader{i}@example.org" for i in range(7)]
     with sqlite3.connect(sample / ".broadsheet" / "state.db") as db:
-        state, detail = db.execute("SELECT state, detail FROM recipients WHERE email = 'reader5@example.org'").fetchone()
+        state, detail = db.execute("SELECT state, detail FROM recipients WHERE email = 'reader7@example.org'").fetchone()
     assert state == "skipped" and "unsubscribed" in detail
-    assert "sent 5" in out and "skipped 1" in out
+    assert "sent 7" in out and "skipped 1" in out
     status = run_cli(sample, "status", ISSUE)
     assert "skipped 1" in status.stdout
 
@@ -243,3 +245,15 @@ def test_check_counts_unconfirmed_rows_as_left_out(sample):
     (sample / "list.csv").write_text("email,status\nann@example.org,unconfirmed\nbob@example.org,\n", encoding="utf-8")
     result = run_cli(sample, "subscribers", "check", "list.csv")
     assert result.returncode == 0 and "1 recipient(s)" in result.stdout and "left out, unconfirmed: 1" in result.stdout
+
+
+def test_values_from_forms_and_csvs_cannot_drive_the_terminal(sample):
+    (sample / "list.csv").write_text('email,name,note\nann@example.org,"Ann \x1b[31mRed",\"two\nlines"\n',
+                                     encoding="utf-8")  # fmt: skip
+    run_cli(sample, "subscribers", "import", "list.csv")
+    listing = run_cli(sample, "subscribers", "list").stdout
+    show = run_cli(sample, "subscribers", "show", "ann@example.org").stdout
+    for output in (listing, show):
+        assert "\x1b" not in output and "\\x1b[31mRed" in output
+    assert "note     two\\nlines" in show
+    assert_one_line_error(run_cli(sample, "subscribers", "add", "bob@example.org", "--tag", "a;b"), "tag 'a;b'")

@@ -163,7 +163,8 @@ def _read_row(row: CsvRow, columns: _Columns, addresses: AddressChecker, wanted:
     fields = columns.merge_fields(values)
     fields.update(email=email, name=name, first_name=first_name)
     tags = columns.tags(values)
-    return ListRow(status, Subscriber(email=email, name=name, first_name=first_name, tags=tags, fields=fields, line=row.line))
+    subscriber = Subscriber(email=email, name=name, first_name=first_name, tags=tags, fields=fields, line=row.line)
+    return ListRow(status, subscriber)
 
 
 def _problem(row: CsvRow, email: str, reason: str) -> RowProblem:

@@ -46,7 +46,8 @@ def _register_store_actions(actions) -> None:
     imports.add_argument("file", type=Path, metavar="FILE.csv")
     imports.add_argument("--update", action="store_true", help="merge name, fields and tags into present subscribers")
     imports.add_argument("--resubscribe", action="store_true",
-                         help="with --update: a row saying subscribed resubscribes someone who unsubscribed, bounced or complained")  # fmt: skip
+                         help="with --update: a row saying subscribed resubscribes someone who unsubscribed, "
+                         "bounced or complained")  # fmt: skip
     export = actions.add_parser("export", help="write the store as CSV (stdout by default)",
                                 description="Write the store's subscribers as a CSV that import reads.")  # fmt: skip
     export.add_argument("file", type=Path, nargs="?", metavar="FILE")
@@ -153,6 +154,9 @@ def _write_csv(store, handle, status: str | None) -> int:
 
 def _add(args, store, config) -> int:
     present = store.get(args.email)
+    if present is not None and present.status != "subscribed" and not args.resubscribe:
+        raise StoreError(f"{present.email} is already in the store, {present.status}", where=str(store.path),
+                         fix="add --resubscribe if they asked to subscribe again")  # fmt: skip
     if args.resubscribe and present is not None and present.status != "subscribed":
         store.set_status(args.email, "subscribed", source="cli", detail="resubscribed at their request")
         print(f"resubscribed {present.email} (was {present.status})")
@@ -199,7 +203,7 @@ def _list(args, store, config) -> int:
     count = 0
     for subscriber in store.subscribers(status=args.status, tag=args.tag):
         tags = f"  [{', '.join(subscriber.tags)}]" if subscriber.tags else ""
-        print(f"{subscriber.email}  {subscriber.status}  {subscriber.name or '-'}{tags}")
+        print(_shown(f"{subscriber.email}  {subscriber.status}  {subscriber.name or '-'}{tags}"))
         count += 1
     print(f"{count:,} subscriber(s)", file=sys.stderr)
     return 0
@@ -213,18 +217,21 @@ def _show(args, store, config) -> int:
             return 0
         raise StoreError(f"{args.email.strip()} is not in the subscriber store", where=str(store.path),
                          fix="see who is with: broadsheet subscribers list")  # fmt: skip
-    print(subscriber.email)
-    print(f"  status   {subscriber.status}")
-    print(f"  name     {subscriber.name or '-'}")
-    print(f"  tags     {', '.join(subscriber.tags) or '-'}")
-    for name, value in subscriber.fields.items():
-        print(f"  {name:8} {value}")
-    print(f"  added    {subscriber.created} (changed {subscriber.updated})")
-    print("events:")
+    lines = [subscriber.email, f"  status   {subscriber.status}", f"  name     {subscriber.name or '-'}",
+             f"  tags     {', '.join(subscriber.tags) or '-'}"]  # fmt: skip
+    lines += [f"  {name:8} {value}" for name, value in subscriber.fields.items()]
+    lines += [f"  added    {subscriber.created} (changed {subscriber.updated})", "events:"]
     for event in store.events(subscriber.email):
         extras = [text for text in (event.campaign and f"campaign {event.campaign}", event.detail) if text]
-        print(f"  {event.at}  {event.kind:13} {event.source}" + (f"  ({'; '.join(extras)})" if extras else ""))
+        lines.append(f"  {event.at}  {event.kind:13} {event.source}" + (f"  ({'; '.join(extras)})" if extras else ""))
+    print("\n".join(_shown(line) for line in lines))
     return 0
+
+
+def _shown(text: str) -> str:
+    """A line as it is safe to print: control characters (a terminal's escape sequences, line breaks that
+    came from a form or a CSV) shown escaped."""
+    return "".join(character if character.isprintable() else repr(character)[1:-1] for character in text)
 
 
 ACTIONS = {

@@ -151,7 +151,8 @@ def _entries(path: Path, store: Store, report: ImportReport, on_problem) -> Iter
         assert subscriber is not None
         report.rows += 1
         key = subscriber.email.lower()
-        yield _Entry(status, subscriber, key, (subscriber.email, key, subscriber.name, _fields_json(subscriber), status, now, now))
+        row = (subscriber.email, key, subscriber.name, _fields_json(subscriber), status, now, now)
+        yield _Entry(status, subscriber, key, row)
 
 
 def _drop_forgotten(store: Store, chunk: list[_Entry], report: ImportReport) -> list[_Entry]:

@@ -24,7 +24,9 @@ CHECK_CHUNK = 1000  # CSV addresses asked of the store at once
 LEFT_OUT_BY_STORE = "unsubscribed, bounced, complained or forgotten in the store"
 
 
-def recipients_for(config: Config, list_file: Path | None, segments: Sequence[str]) -> SubscriberList | StoreList | CheckedList:
+def recipients_for(
+    config: Config, list_file: Path | None, segments: Sequence[str]
+) -> SubscriberList | StoreList | CheckedList:
     """The recipients of a send: ``--list FILE`` (or send.list when the store is empty) checked against the
     store when there is one, else the store's subscribed subscribers."""
     suppressions = config.resolve(config.send.suppressions) if config.send.suppressions else None
@@ -35,8 +37,8 @@ def recipients_for(config: Config, list_file: Path | None, segments: Sequence[st
         return StoreList(config.root, segments=segments, suppressions=suppressions)
     path = Path(list_file if list_file is not None else config.resolve(config.send.list))
     if not path.is_file():
-        raise AudienceError("subscriber list not found", where=str(path),
-                            fix="pass --list FILE, set send.list, or fill the store: broadsheet subscribers import FILE.csv")  # fmt: skip
+        fix = "pass --list FILE, set send.list, or fill the store: broadsheet subscribers import FILE.csv"
+        raise AudienceError("subscriber list not found", where=str(path), fix=fix)
     csv_list = SubscriberList(path, segments=segments, suppressions=suppressions)
     return CheckedList(csv_list, config.root) if has_store else csv_list
 

@@ -73,7 +73,8 @@ class Store:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # this instance's connection
+        self._writers = _writers_of(self.path)  # every writer of this file in this process
         self._addresses = AddressChecker()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +157,8 @@ class Store:
         with self._lock:
             if status is None:
                 return self.db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
-            return self.db.execute("SELECT count(*) FROM subscribers WHERE status = ?", (check_status(status),)).fetchone()[0]
+            query = "SELECT count(*) FROM subscribers WHERE status = ?"
+            return self.db.execute(query, (check_status(status),)).fetchone()[0]
 
     def events(self, email: str) -> list[Event]:
         """The subscriber's events, oldest first ([] for an unknown or forgotten address)."""
@@ -236,7 +238,7 @@ class Store:
         """A new subscriber (StoreError when present, or forgotten unless ``resubscribe``)."""
         email = self.valid_address(email)
         check_status(status)
-        name, fields = check_name(name), check_fields(fields or {})
+        name, fields, tags = check_name(name), check_fields(fields or {}), check_tags(tags)
         key = email.lower()
         with self._write():
             if self._forgotten(key):
@@ -397,20 +399,30 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[None]:
-        """One write transaction (BEGIN IMMEDIATE: waits for other writers up to busy_timeout), committed on
-        leaving, rolled back on an exception."""
+        """One write transaction, committed on leaving, rolled back on an exception.
+
+        Writers of this process queue on one lock per file (threads of a server take turns at once instead
+        of sleeping in SQLite's busy handler, whose back-off grows to 100 ms); writers of other processes
+        are waited for by BEGIN IMMEDIATE up to busy_timeout. Either wait longer than that: StoreError."""
+        writers = self._writers
         with self._lock:
+            if not writers.acquire(timeout=BUSY_MS / 1000):
+                raise StoreError("the subscriber store is busy: another thread of this process holds it",
+                                 where=str(self.path), fix="try again")  # fmt: skip
             try:
-                self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreError(f"the subscriber store is busy: {exc}", where=str(self.path),
-                                 fix="try again; another process holds the store for too long") from None  # fmt: skip
-            try:
-                yield
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+                try:
+                    self.db.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    raise StoreError(f"the subscriber store is busy: {exc}", where=str(self.path),
+                                     fix="try again; another process holds the store for too long") from None  # fmt: skip
+                try:
+                    yield
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+            finally:
+                writers.release()
 
     def _set_up(self) -> bytes:
         """The hash key, after creating the tables and meta rows if this file has none yet (safe when two
@@ -511,6 +523,17 @@ class Store:
         ]
 
 
+_WRITERS: dict[Path, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writers_of(path: Path) -> threading.Lock:
+    """The lock the writers of this process take for one store file."""
+    key = path.resolve()
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(key, threading.Lock())
+
+
 def check_status(status: str) -> str:
     if status not in STATUSES:
         raise StoreError(f"unknown status '{status}'", fix=f"use one of: {', '.join(STATUSES)}")
@@ -522,6 +545,15 @@ def check_name(name: str) -> str:
     if any(character in name for character in "\r\n\0"):
         raise StoreError("a line break or NUL character in the name", fix="give the name on one line")
     return name
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    """Tags as a CSV can hold them again: no ';' (the separator), no line break or NUL."""
+    tags = [tag.strip() for tag in tags if tag.strip()]
+    for tag in tags:
+        if any(character in tag for character in ";\r\n\0"):
+            raise StoreError(f"tag {tag!r} has a ';', a line break or a NUL character", fix="give each tag on its own")
+    return tags
 
 
 def check_fields(fields: dict[str, str]) -> dict[str, str]:
