@@ -115,7 +115,7 @@ class Serve:
     public_url: str = ""  # where `broadsheet serve` is reached, e.g. https://news.example.org (behind a proxy)
     host: str = "127.0.0.1"
     port: int = 8026
-    threads: int = 4  # waitress worker threads (store writes are one at a time anyway)
+    threads: int = 4  # waitress worker threads (the store takes its writers one at a time anyway)
     trusted_proxy: str = "127.0.0.1"  # X-Forwarded-For from this address names the client ("" = none)
     form_origins: list[str] = field(default_factory=list)  # other sites whose pages may post the sign-up form
     signups_per_minute: int = 5  # per client address

@@ -17,7 +17,6 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from ..audience.addresses import AddressChecker, InvalidAddress
 from ..config import Config
@@ -34,7 +33,6 @@ WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a 
 TOKEN_PATH = re.compile(r"^/([uc])/([A-Za-z0-9_-]{1,700})$")
 WEBHOOK_PATH = re.compile(r"^/webhooks/([a-z0-9-]{1,40})$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-T = TypeVar("T")
 
 
 class App:
@@ -58,7 +56,6 @@ class App:
         self.addresses = AddressChecker()
         self.site = config.root / "site"
         self.local = threading.local()
-        self.writing = threading.Lock()
 
     # -- WSGI -----------------------------------------------------------------------------------
 
@@ -124,12 +121,6 @@ class App:
             store = self.local.store = Store.for_project(self.config.root)
         return store
 
-    def write(self, change: Callable[..., T], *args, **kwargs) -> T:
-        """Run one store write, one thread at a time: SQLite takes one writer anyway, and threads queued
-        here wake at once, where SQLite's busy handler would make them sleep and retry (long tails)."""
-        with self.writing:
-            return change(*args, **kwargs)
-
     # -- unsubscribe ----------------------------------------------------------------------------
 
     def unsubscribe_page(self, request: Request, token: str) -> Response:
@@ -146,13 +137,13 @@ class App:
         if data is None:
             return self.pages.message(400, "bad_link_title", "bad_link_text")
         if form.get("List-Unsubscribe") == "One-Click":
-            self.write(self.store.set_status, data.email, "unsubscribed", source="one-click")
+            self.store.set_status(data.email, "unsubscribed", source="one-click")
             return Response.text(200, "unsubscribed\n")
         if not self.form_allowed(request, form):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
         address = mask_address(data.email)
         if form.get("action") == "unsubscribe":
-            self.write(self.store.set_status, data.email, "unsubscribed", source="unsubscribe-page")
+            self.store.set_status(data.email, "unsubscribed", source="unsubscribe-page")
             return self.form_page(request, "unsubscribed.html", address=address)
         if form.get("action") == "resubscribe":
             return self.resubscribe(data.email, address)
@@ -162,7 +153,7 @@ class App:
         """Back to subscribed, only from unsubscribed (never over a bounce or a complaint)."""
         current = self.store.get(email)
         if current is not None and current.status == "unsubscribed":
-            self.write(self.store.set_status, email, "subscribed", source="unsubscribe-page", detail="resubscribed")
+            self.store.set_status(email, "subscribed", source="unsubscribe-page", detail="resubscribed")
         elif current is None or current.status != "subscribed":
             return self.pages.message(409, "error_title", "error_text")
         return self.pages.message(200, "resubscribed_title", "resubscribed_text", list=self.config.name,
@@ -202,7 +193,7 @@ class App:
         except InvalidAddress:
             return self.subscribe_form(request, status=400, error="invalid_address", email=typed, name=name)
         if not form.get("website"):  # the honeypot: only robots fill it in
-            nonce = self.write(self.store.sign_up, email, name=name, source="form")
+            nonce = self.store.sign_up(email, name=name, source="form")
             if nonce is not None:
                 self.mail.send(email, name, nonce)
         return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=email, list=self.config.name)
@@ -219,7 +210,7 @@ class App:
         data, answer = self.confirmation(token)
         if answer is not None:
             return answer
-        if not self.write(self.store.confirm, data.email, data.extra.partition(".")[0]):
+        if not self.store.confirm(data.email, data.extra.partition(".")[0]):
             return self.pages.message(410, "expired_title", "expired_text")
         return self.pages.message(200, "confirmed_title", "confirmed_text", address=mask_address(data.email),
                                   list=self.config.name)
@@ -244,7 +235,7 @@ class App:
             if exc.name not in ("broadsheet.events", "broadsheet.events.webhooks"):
                 raise
             return Response.text(404, "no webhooks here\n")
-        status, text = self.write(webhooks.handle, provider, request.headers(), request.body, self.store)
+        status, text = webhooks.handle(provider, request.headers(), request.body, self.store)
         return Response.text(status, text if text.endswith("\n") else text + "\n")
 
     def read(self, purpose: str, token: str) -> TokenData | None:
