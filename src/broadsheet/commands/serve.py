@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
         run_server(app, config, host=args.host or config.serve.host,
                    port=config.serve.port if args.port is None else args.port,
                    ready=lambda line: print(line, flush=True))
-    except KeyboardInterrupt:
-        print("\nstopped", flush=True)
+    except KeyboardInterrupt:  # waitress usually handles it and returns
+        pass
+    print("stopped", flush=True)
     return 0
 
 
