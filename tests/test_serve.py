@@ -444,3 +444,13 @@ def test_hostile_bodies_are_refused_without_an_error(base, store, content_type, 
     address = f"hostile{len(body)}{len(content_type)}@example.org"
     answer = requests.post(unsubscribe_url(base, address), data=body, headers={"Content-Type": content_type}, timeout=10)
     assert answer.status_code == 403 and status_of(store, address) == "subscribed"
+
+
+def test_one_address_gets_at_most_one_confirmation_a_minute_however_often_it_signs_up(site, store):
+    base, project = site
+    answers = [sign_up(base, "popular@example.org", name=f"Try {n}") for n in range(3)]
+    assert {a.status_code for a in answers} == {200}
+    [message] = mails_to(project, "popular@example.org")
+    page = web.get(confirm_link(message), timeout=10)  # the one link mailed still works
+    assert web.post(confirm_link(message), data={"form": form_token(page.text)}, timeout=10).status_code == 200
+    assert status_of(store, "popular@example.org") == "subscribed"

@@ -29,6 +29,7 @@ from .pages import Pages, mask_address
 from .security import FormGuard, RateLimit, allowed_hosts, origin_of, security_headers
 from .signup import CONFIRM_SECONDS, ConfirmationMail
 
+CONFIRMATIONS_PER_ADDRESS = (1, 3)  # per minute, per hour: nobody's inbox is flooded from many clients
 WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a thousand events at once)
 TOKEN_PATH = re.compile(r"^/([uc])/([A-Za-z0-9_-]{1,700})$")
 WEBHOOK_PATH = re.compile(r"^/webhooks/([a-z0-9-]{1,40})$")
@@ -51,6 +52,7 @@ class App:
         self.guard = FormGuard(config.list_id, self.secrets, origins,
                                secure=config.serve.public_url.startswith("https://"))
         self.signups = RateLimit(config.serve.signups_per_minute, config.serve.signups_per_hour)
+        self.mails_per_address = RateLimit(CONFIRMATIONS_PER_ADDRESS[0], CONFIRMATIONS_PER_ADDRESS[1])
         self.headers = security_headers(self.pages.style_hash)
         self.mail = ConfirmationMail(config, self.pages, transport, self.secrets[0])
         self.addresses = AddressChecker()
@@ -192,7 +194,9 @@ class App:
             email = self.addresses.normalise(typed)
         except InvalidAddress:
             return self.subscribe_form(request, status=400, error="invalid_address", email=typed, name=name)
-        if not form.get("website"):  # the honeypot: only robots fill it in
+        # the honeypot (only robots fill it in), then at most a few confirmations per address: a new
+        # sign-up replaces the nonce, so one refused here must not reach the store either
+        if not form.get("website") and self.mails_per_address.allow(email.lower()):
             nonce = self.store.sign_up(email, name=name, source="form")
             if nonce is not None:
                 self.mail.send(email, name, nonce)
