@@ -85,7 +85,7 @@ class App:
             return self.pages.message(500, "error_title", "error_text")
 
     def route(self, request: Request) -> Response:
-        path, method = request.path, request.method
+        path = request.path
         if match := TOKEN_PATH.match(path):
             handlers = {"u": (self.unsubscribe_page, self.unsubscribe), "c": (self.confirm_page, self.confirm)}
             show, act = handlers[match[1]]
