@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from ..serve.server import run as run_server
 
     app = make_app(config)
+    if not config.serve.public_url.startswith("https://"):
+        print("note: [serve] public_url is not https://, so messages carry no List-Unsubscribe-Post "
+              "(RFC 8058 one-click needs an https link); fine for trying serve out locally", flush=True)
     try:
         run_server(app, config, host=args.host or config.serve.host,
                    port=config.serve.port if args.port is None else args.port,
