@@ -117,6 +117,19 @@ class Preview:
 
 
 @dataclass(frozen=True)
+class Serve:
+    public_url: str = ""  # where `broadsheet serve` is reached, e.g. https://news.example.org (behind a proxy)
+    host: str = "127.0.0.1"
+    port: int = 8026
+    threads: int = 4  # waitress worker threads (the store takes its writers one at a time anyway)
+    trusted_proxy: str = "127.0.0.1"  # X-Forwarded-For from this address names the client ("" = none)
+    form_origins: list[str] = field(default_factory=list)  # other sites whose pages may post the sign-up form
+    signups_per_minute: int = 5  # per client address
+    signups_per_hour: int = 30
+    max_body_bytes: int = 16384
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
 
@@ -142,8 +155,14 @@ class Config:
     ses: Ses = field(default_factory=Ses)
     resend: Resend = field(default_factory=Resend)
     preview: Preview = field(default_factory=Preview)
+    serve: Serve = field(default_factory=Serve)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
+
+    def __post_init__(self) -> None:
+        """Without an ``unsubscribe_url``, links go to `broadsheet serve`: ``{serve.public_url}/u/{token}``."""
+        if not self.unsubscribe_url and self.serve.public_url:
+            object.__setattr__(self, "unsubscribe_url", self.serve.public_url.rstrip("/") + "/u/{token}")
 
     def resolve(self, relative: str) -> Path:
         """A path from the config, relative to the project root."""
@@ -175,7 +194,7 @@ CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # control characters but
 CSS_COLOUR = re.compile(r"#[0-9a-fA-F]{3,8}|[A-Za-z]+|(?:rgb|rgba|hsl|hsla)\([0-9.,%\s/]+\)")
 TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
 KEY_LINE = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
-NONZERO = {"logo_width", "connections", "port", "timeout", "messages_per_connection", "data_timeout"}  # 0 makes no sense
+NONZERO = {"logo_width", "connections", "port", "timeout", "messages_per_connection", "data_timeout", "threads", "max_body_bytes"}  # 0 makes no sense
 SECRET_ENV = {
     "smtp": "BROADSHEET_SMTP_PASSWORD",
     "postmark": "BROADSHEET_POSTMARK_TOKEN",
@@ -256,7 +275,18 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
         raise ConfigError(f"base_url must be a whole web address, not {values['base_url']!r}",
                           where=reader.line_of("base_url"), fix=f"write base_url = \"https://{values['base_url']}\"")
     _check_smtp_timeouts(values.get("smtp"), reader)
+    if "serve" in values:
+        _check_origins(values["serve"], reader)
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
+
+
+def _check_origins(serve: Serve, reader: _Reader) -> None:
+    """``[serve] public_url`` and ``form_origins`` are origins: scheme and host (and port), no path."""
+    named = [("serve.public_url", serve.public_url)] if serve.public_url else []
+    for key, value in [*named, *(("serve.form_origins", origin) for origin in serve.form_origins)]:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?/?", value):
+            raise ConfigError(f"{key} must be a site's address like https://news.example.org, not {value!r}",
+                              where=reader.line_of(key), fix="give scheme and host (and port) only, no path")
 
 
 def _check_smtp_timeouts(smtp: Smtp | None, reader: _Reader) -> None:
@@ -348,6 +378,10 @@ class _Reader:
             if value not in allowed:
                 raise self.wrong(dotted, " or ".join(repr(a) for a in allowed), value)
             return value
+        if origin is list:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise self.wrong(dotted, "a list of strings", value)
+            return list(value)
         if origin is dict:
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise self.wrong(dotted, "a table of strings", value)
