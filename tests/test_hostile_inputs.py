@@ -333,9 +333,11 @@ def test_bad_sender_addresses_name_their_config_line(project, cli, monkeypatch, 
 @pytest.mark.parametrize("setting", ["absent", "empty"])
 def test_lint_names_the_unsubscribe_setting_not_the_text_template(project, cli, setting):
     config = project / "broadsheet.toml"
-    kept = [line for line in config.read_text().splitlines() if not line.startswith("unsubscribe_mailto")]
-    kept = [('unsubscribe_url = ""' if setting == "empty" else "") if line.startswith("unsubscribe_url") else line
-            for line in kept]
+    kept = [line for line in config.read_text().splitlines()  # without [serve] public_url, no default link either
+            if not line.startswith(("unsubscribe_mailto", "public_url"))]
+    kept = [line for line in kept if not line.startswith("unsubscribe_url")]
+    if setting == "empty":  # a top-level key: before the first table
+        kept.insert(next(n for n, line in enumerate(kept) if line.startswith("[")), 'unsubscribe_url = ""')
     config.write_text("\n".join(kept) + "\n")
     result = cli("lint", ISSUE)
     errors = [line for line in (result.stdout + result.stderr).splitlines() if "error:" in line]

@@ -90,7 +90,7 @@ def test_issue_pages_are_the_browser_version_with_the_archive_around_it(archive:
         assert [a.get("href") for a in newer] == ([f"../{SLUGS[position - 1]}/index.html"] if position else [])
         text = page.text_content()
         assert "Dear" not in text and "in your browser" not in text  # no greeting, no link to itself
-        assert not page.cssselect(".signup")  # no [serve] public_url in the sample
+        assert [a.get("href") for a in page.cssselect("a.signup")] == ["https://newsletter.example.org/subscribe"]
         assert page.cssselect('link[rel="icon"]')[0].get("href") == "../favicon.png"
     sample = lxml.html.parse(str(site / SAMPLE.name / "index.html")).getroot()
     meta = {m.get("property") or m.get("name"): m.get("content") for m in sample.cssselect("meta[content]")}
@@ -105,14 +105,9 @@ def test_issue_pages_are_the_browser_version_with_the_archive_around_it(archive:
 
 def test_sign_up_link_from_serve_public_url(archive: Path, tmp_path: Path):
     config = load_config(archive / "broadsheet.toml")
-    serve = types.SimpleNamespace(public_url="https://join.example.org/")
-    assert signup_url(types.SimpleNamespace(serve=serve)) == "https://join.example.org/subscribe"
-    assert signup_url(config) == ""
-    # [serve] comes with `broadsheet serve`; until then the table is set on the loaded config.
-    if not hasattr(config, "serve"):
-        object.__setattr__(config, "serve", serve)
-    else:
-        config = dataclasses.replace(config, serve=dataclasses.replace(config.serve, public_url="https://join.example.org"))
+    assert signup_url(config) == "https://newsletter.example.org/subscribe"  # the sample's [serve] public_url
+    assert signup_url(dataclasses.replace(config, serve=dataclasses.replace(config.serve, public_url=""))) == ""
+    config = dataclasses.replace(config, serve=dataclasses.replace(config.serve, public_url="https://join.example.org"))
     publish_site(config, tmp_path / "site")
     for page in (tmp_path / "site" / "index.html", tmp_path / "site" / SAMPLE.name / "index.html"):
         links = lxml.html.parse(str(page)).getroot().cssselect("a.signup")
