@@ -111,6 +111,13 @@ class Preview:
 
 
 @dataclass(frozen=True)
+class Bounces:
+    soft_limit: int = 3  # soft bounces within window_days that count as a hard one (0: never)
+    window_days: int = 30
+    sns_topic_arn: str = ""  # SES through SNS: the topic(s) accepted, comma-separated ARNs
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
 
@@ -136,6 +143,7 @@ class Config:
     ses: Ses = field(default_factory=Ses)
     resend: Resend = field(default_factory=Resend)
     preview: Preview = field(default_factory=Preview)
+    bounces: Bounces = field(default_factory=Bounces)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
 

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS recipients (
     UNIQUE (campaign, email)
 );
 CREATE INDEX IF NOT EXISTS recipients_by_state ON recipients (campaign, state);
+CREATE INDEX IF NOT EXISTS recipients_by_message_id ON recipients (message_id) WHERE message_id <> '';
 CREATE INDEX IF NOT EXISTS recipients_deferred ON recipients (campaign, next_attempt) WHERE state = 'deferred';
 """
 
@@ -320,6 +321,19 @@ class Journal:
             " ORDER BY updated DESC, id",
             (campaign.id, *states),
         )
+
+    def campaign_of(self, message_ids: Iterable[str], email: str) -> str:
+        """The slug of the campaign that sent ``email`` a message with one of these ids (provider's or
+        Message-ID, with or without angle brackets), or "" when none did (for bounces and complaints)."""
+        ids = {form for mid in message_ids if mid for form in (mid.strip("<>"), f"<{mid.strip('<>')}>")}
+        if not ids:
+            return ""
+        row = self.db.execute(
+            "SELECT c.slug FROM recipients r JOIN campaigns c ON c.id = r.campaign"
+            f" WHERE r.message_id IN ({','.join('?' * len(ids))}) AND r.email = ? LIMIT 1",
+            (*ids, email),
+        ).fetchone()
+        return row[0] if row else ""
 
     def _transaction(self):
         return _Transaction(self.db)
