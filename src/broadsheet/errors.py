@@ -56,3 +56,7 @@ class TransientTransportError(TransportError):
 
 class CampaignError(BroadsheetError):
     """A send cannot start or go on (journal mismatch, nothing to send, refused by every server)."""
+
+
+class StoreError(BroadsheetError):
+    """The subscriber store cannot be opened or refuses a change (bad address, already present, forgotten)."""

@@ -1,0 +1,9 @@
+"""The subscriber store: who is subscribed, with what, and everything that happened to them (SQLite).
+
+A room beside audience: imports config, errors and audience only. See docs/architecture.md for the schema.
+"""
+
+from .schema import STATUSES, SUPPRESSING
+from .store import Event, Store, StoredSubscriber, store_path, utc_now
+
+__all__ = ["STATUSES", "SUPPRESSING", "Event", "Store", "StoredSubscriber", "store_path", "utc_now"]

@@ -1,0 +1,532 @@
+"""The subscriber store: SQLite at ``.broadsheet/audience.db`` beside broadsheet.toml (WAL, busy_timeout).
+
+One connection per ``Store``; use one instance per thread (a lock makes a shared one safe, but serial).
+Any number of threads and processes (send, serve, the CLI) share the file. Every write is one
+``BEGIN IMMEDIATE`` transaction, committed before the method returns. ``synchronous=NORMAL`` in WAL mode:
+a committed event survives a crash of the process; a power cut may lose the last few (as for the journal).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..audience.addresses import AddressChecker, InvalidAddress
+from ..errors import StoreError
+from .schema import SCHEMA, SCHEMA_VERSION, STATUS_EVENTS, STATUSES, SUPPRESSING
+
+BUSY_MS = 10_000
+PAGE = 1000  # rows per page when streaming subscribers
+IN_CHUNK = 500  # addresses per ``IN (...)`` look-up (SQLite allows 999 parameters by default)
+REVIVING = ("unconfirmed", "unsubscribed")  # statuses a sign-up may (re)confirm
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubscriber:
+    id: int
+    email: str  # normalised as audience normalises (domain lower-case, IDNA)
+    name: str
+    fields: dict[str, str]  # extra CSV columns / form fields (JSON in the db)
+    tags: tuple[str, ...]
+    status: str  # one of STATUSES
+    created: str  # ISO 8601 UTC, e.g. 2026-12-01T14:00:00Z
+    updated: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    subscriber: int | None  # None once forgotten
+    at: str  # ISO 8601 UTC
+    kind: str  # added, imported, updated, signed_up, confirmed, subscribed, unsubscribed, bounced_hard, ...
+    source: str  # import, form, confirm, one-click, unsubscribe-page, cli, send, webhook:<provider>, ...
+    campaign: str  # the campaign that caused it, or ""
+    detail: str
+    dedupe_key: str | None  # unique when set: recording the same key twice changes nothing
+
+
+SUBSCRIBER_COLUMNS = "id, email, name, fields, status, created, updated"
+EVENT_COLUMNS = ", ".join(f.name for f in fields(Event))
+
+
+def store_path(root: Path) -> Path:
+    return Path(root) / ".broadsheet" / "audience.db"
+
+
+def utc_now() -> str:
+    """Now as the store writes times: ISO 8601 UTC to the second."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Store:
+    """The subscriber store (see the module docstring). Also a context manager."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._addresses = AddressChecker()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_MS / 1000)
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA secure_delete=ON")  # erased data is overwritten, not left in free pages
+            self._hash_key = self._set_up()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"cannot open the subscriber store: {exc}", where=str(self.path),
+                fix="check that the folder is writable and the file is a broadsheet store",
+            ) from None
+
+    @classmethod
+    def for_project(cls, root: Path) -> Store:
+        return cls(store_path(root))
+
+    @classmethod
+    def exists_for(cls, root: Path) -> bool:
+        """A store file exists in the project and has its subscribers table (nothing is created)."""
+        path = store_path(root)
+        if not path.is_file():
+            return False
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=BUSY_MS / 1000)
+            try:
+                found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'subscribers'").fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return False
+        return found is not None
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, email: str) -> StoredSubscriber | None:
+        """The subscriber with this address (case-insensitive), or None."""
+        with self._lock:
+            row = self.db.execute(
+                f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email_key = ?", (self.key(email),)
+            ).fetchone()
+            return self._with_tags([row])[0] if row else None
+
+    def subscribers(self, *, status: str | None = None, tag: str | None = None) -> Iterator[StoredSubscriber]:
+        """Every subscriber in id order, optionally of one status and/or with one tag; streamed a page at a time."""
+        if status is not None:
+            check_status(status)
+        conditions, parameters = ["id > ?"], []
+        if status is not None:
+            conditions.append("status = ?")
+            parameters.append(status)
+        if tag is not None:
+            conditions.append("id IN (SELECT subscriber FROM tags WHERE tag_key = ?)")
+            parameters.append(tag.strip().casefold())
+        query = f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE {' AND '.join(conditions)} ORDER BY id LIMIT {PAGE}"
+        last = 0
+        while True:
+            with self._lock:
+                rows = self.db.execute(query, (last, *parameters)).fetchall()
+                page = self._with_tags(rows)
+            yield from page
+            if len(rows) < PAGE:
+                return
+            last = rows[-1][0]
+
+    def count(self, status: str | None = None) -> int:
+        with self._lock:
+            if status is None:
+                return self.db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
+            return self.db.execute("SELECT count(*) FROM subscribers WHERE status = ?", (check_status(status),)).fetchone()[0]
+
+    def events(self, email: str) -> list[Event]:
+        """The subscriber's events, oldest first ([] for an unknown or forgotten address)."""
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE subscriber ="
+                " (SELECT id FROM subscribers WHERE email_key = ?) ORDER BY id",
+                (self.key(email),),
+            ).fetchall()
+        return [Event(*row) for row in rows]
+
+    def count_events(self, email: str, kind: str, since: str) -> int:
+        """How many events of ``kind`` the subscriber has at or after ``since`` (ISO 8601 UTC)."""
+        with self._lock:
+            return self.db.execute(
+                "SELECT count(*) FROM events WHERE kind = ? AND at >= ? AND subscriber ="
+                " (SELECT id FROM subscribers WHERE email_key = ?)",
+                (kind, since, self.key(email)),
+            ).fetchone()[0]
+
+    def suppressed(self, emails: Iterable[str]) -> set[str]:
+        """The given addresses (as given) that must never be mailed: suppressing status, or forgotten."""
+        by_key: dict[str, list[str]] = {}
+        for email in emails:
+            by_key.setdefault(self.key(email), []).append(email)
+        keys = list(by_key)
+        found: set[str] = set()
+        marks = ",".join("?" * len(SUPPRESSING))
+        with self._lock:
+            for start in range(0, len(keys), IN_CHUNK):
+                chunk = keys[start : start + IN_CHUNK]
+                places = ",".join("?" * len(chunk))
+                found.update(key for (key,) in self.db.execute(
+                    f"SELECT email_key FROM subscribers WHERE email_key IN ({places}) AND status IN ({marks})",
+                    (*chunk, *SUPPRESSING),
+                ))  # fmt: skip
+                hashes = {self.forgotten_hash(key): key for key in chunk}
+                found.update(hashes[digest] for (digest,) in self.db.execute(
+                    f"SELECT email_hash FROM forgotten WHERE email_hash IN ({places})", tuple(hashes)
+                ))  # fmt: skip
+        return {email for key in found for email in by_key[key]}
+
+    def is_forgotten(self, email: str) -> bool:
+        with self._lock:
+            return self._forgotten(self.key(email))
+
+    def revision(self) -> int:
+        """A number that grows with every change to who is subscribed (for a campaign's fingerprint)."""
+        with self._lock:
+            return int(self._meta("revision") or 0)
+
+    def field_names(self) -> list[str]:
+        """Every extra field name any subscriber has, in first-seen order."""
+        names: dict[str, None] = {}
+        last = 0
+        while True:
+            with self._lock:
+                rows = self.db.execute(
+                    f"SELECT id, fields FROM subscribers WHERE id > ? AND fields <> '{{}}' ORDER BY id LIMIT {PAGE}",
+                    (last,),
+                ).fetchall()
+            for _, text in rows:
+                names.update(dict.fromkeys(json.loads(text)))
+            if len(rows) < PAGE:
+                return list(names)
+            last = rows[-1][0]
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def add(
+        self,
+        email: str,
+        *,
+        name: str = "",
+        fields: dict[str, str] | None = None,
+        tags: Iterable[str] = (),
+        status: str = "subscribed",
+        source: str = "cli",
+        detail: str = "",
+        resubscribe: bool = False,
+    ) -> StoredSubscriber:
+        """A new subscriber (StoreError when present, or forgotten unless ``resubscribe``)."""
+        email = self.valid_address(email)
+        check_status(status)
+        name, fields = check_name(name), check_fields(fields or {})
+        key = email.lower()
+        with self._write():
+            if self._forgotten(key):
+                if not resubscribe:
+                    raise StoreError(
+                        f"{email} was forgotten at the person's request and stays suppressed", where=str(self.path),
+                        fix="add it again only if they asked to subscribe again (subscribers add --resubscribe)",
+                    )
+                self.db.execute("DELETE FROM forgotten WHERE email_hash = ?", (self.forgotten_hash(key),))
+            if self.db.execute("SELECT 1 FROM subscribers WHERE email_key = ?", (key,)).fetchone():
+                raise StoreError(f"{email} is already in the store", where=str(self.path),
+                                 fix="see it with: broadsheet subscribers show " + email)  # fmt: skip
+            subscriber = self._insert(email, name=name, fields=fields, status=status)
+            self._add_tags(subscriber, tags)
+            self._event(subscriber, "added", source=source, detail=detail)
+        found = self.get(email)
+        assert found is not None
+        return found
+
+    def set_status(
+        self, email: str, status: str, *, source: str, campaign: str = "", detail: str = "",
+        dedupe_key: str | None = None,
+    ) -> bool:  # fmt: skip
+        """Record the status's event and set it; True when the status changed.
+
+        An unknown address records nothing (False), except for a suppressing status: then a suppressed
+        row is created so the address is never mailed. A dedupe_key seen before changes nothing (False).
+        """
+        check_status(status)
+        email, key = self._address(email), self.key(email)
+        with self._write():
+            if dedupe_key is not None and self._seen(dedupe_key):
+                return False
+            row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+            if row is None:
+                if status not in SUPPRESSING or self._forgotten(key):
+                    return False
+                subscriber, old = self._insert(email, status=status), None
+            else:
+                subscriber, old = row
+            self._event(subscriber, STATUS_EVENTS[status], source=source, campaign=campaign, detail=detail,
+                        dedupe_key=dedupe_key)  # fmt: skip
+            if old is None or old == status:
+                return old is None
+            nonce = ", nonce = ''" if status == "subscribed" else ""
+            self.db.execute(f"UPDATE subscribers SET status = ?, updated = ?{nonce} WHERE id = ?",
+                            (status, utc_now(), subscriber))  # fmt: skip
+            self._touch()
+            return True
+
+    def record_event(
+        self, email: str, kind: str, *, source: str, campaign: str = "", detail: str = "",
+        dedupe_key: str | None = None, at: str | None = None,
+    ) -> bool:  # fmt: skip
+        """Append an event without changing the status. False (nothing recorded) for an address the store
+        does not know (or forgot) and for a dedupe_key seen before."""
+        if not kind:
+            raise StoreError("an event needs a kind")
+        with self._write():
+            if dedupe_key is not None and self._seen(dedupe_key):
+                return False
+            row = self.db.execute("SELECT id FROM subscribers WHERE email_key = ?", (self.key(email),)).fetchone()
+            if row is None:
+                return False
+            self._event(row[0], kind, source=source, campaign=campaign, detail=detail, dedupe_key=dedupe_key, at=at)
+            return True
+
+    def forget(self, email: str, *, source: str = "cli") -> bool:
+        """Erase the address, name, fields, tags and events' detail; keep a keyed hash so it stays suppressed.
+
+        True when something was erased or the hash is new; False when the address was forgotten already.
+        """
+        key = self.key(email)
+        with self._write():
+            row = self.db.execute("SELECT id FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+            new_hash = self.db.execute(
+                "INSERT INTO forgotten (email_hash, at) VALUES (?, ?) ON CONFLICT (email_hash) DO NOTHING",
+                (self.forgotten_hash(key), utc_now()),
+            ).rowcount
+            if row is not None:
+                self.db.execute("UPDATE events SET subscriber = NULL, detail = '' WHERE subscriber = ?", row)
+                self.db.execute("DELETE FROM tags WHERE subscriber = ?", row)
+                self.db.execute("DELETE FROM subscribers WHERE id = ?", row)
+            if row is None and not new_hash:
+                return False
+            self._touch()
+            self._event(None, "forgotten", source=source)
+        self._checkpoint()  # the old pages in the WAL still hold the data: write them back over it
+        return True
+
+    # -- double opt-in --------------------------------------------------------------------------
+
+    def sign_up(self, email: str, *, name: str = "", fields: dict[str, str] | None = None,
+                source: str = "form") -> str | None:  # fmt: skip
+        """A fresh confirmation nonce when a confirmation should be mailed (new, unconfirmed or
+        unsubscribed address), else None. A new address is recorded as unconfirmed. Only the latest
+        nonce works. Name and fields are kept for a new address only: a form cannot rename anyone."""
+        email = self.valid_address(email)
+        name, fields = check_name(name), check_fields(fields or {})
+        key = email.lower()
+        nonce = secrets.token_urlsafe(18)
+        with self._write():
+            if self._forgotten(key):
+                return None
+            row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+            if row is None:
+                subscriber = self._insert(email, name=name, fields=fields, status="unconfirmed", nonce=_digest(nonce))
+            elif row[1] in REVIVING:
+                subscriber = row[0]
+                self.db.execute("UPDATE subscribers SET nonce = ? WHERE id = ?", (_digest(nonce), subscriber))
+            else:
+                return None
+            self._event(subscriber, "signed_up", source=source)
+        return nonce
+
+    def confirm(self, email: str, nonce: str) -> bool:
+        """Subscribe an unconfirmed or unsubscribed address whose latest nonce this is (works once)."""
+        with self._write():
+            row = self.db.execute(
+                "SELECT id, status, nonce FROM subscribers WHERE email_key = ?", (self.key(email),)
+            ).fetchone()
+            if row is None or row[1] not in REVIVING or not row[2]:
+                return False
+            if not hmac.compare_digest(row[2], _digest(nonce)):
+                return False
+            self.db.execute(
+                "UPDATE subscribers SET status = 'subscribed', nonce = '', updated = ? WHERE id = ?", (utc_now(), row[0])
+            )
+            self._touch()
+            self._event(row[0], "confirmed", source="confirm")
+            return True
+
+    # -- addresses ------------------------------------------------------------------------------
+
+    def key(self, email: str) -> str:
+        """The address as the store looks it up: normalised when valid, lower-cased."""
+        return self._address(email).lower()
+
+    def valid_address(self, email: str) -> str:
+        """The normalised address, or StoreError saying why it is not one."""
+        try:
+            return self._addresses.normalise(email)
+        except InvalidAddress as exc:
+            shown = email.strip().replace("\r", "\\r").replace("\n", "\\n")
+            raise StoreError(f"invalid address {shown!r}: {exc}", fix="check the address") from None
+
+    def forgotten_hash(self, key: str) -> str:
+        """The keyed hash (BLAKE2b with the store's random key) kept for a forgotten address."""
+        return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), key=self._hash_key, digest_size=32).hexdigest()
+
+    def _address(self, email: str) -> str:
+        try:
+            return self._addresses.normalise(email)
+        except InvalidAddress:
+            return email.strip()
+
+    # -- inside ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE: waits for other writers up to busy_timeout), committed on
+        leaving, rolled back on an exception."""
+        with self._lock:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"the subscriber store is busy: {exc}", where=str(self.path),
+                                 fix="try again; another process holds the store for too long") from None  # fmt: skip
+            try:
+                yield
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _set_up(self) -> bytes:
+        """Create the tables and the meta rows once (safe when two processes race); the hash key."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                version = self._meta("schema_version")
+                if version is not None and int(version) > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the subscriber store has schema version {version}; this broadsheet knows {SCHEMA_VERSION}",
+                        where=str(self.path), fix="upgrade broadsheet",
+                    )
+                for name, value in (("schema_version", str(SCHEMA_VERSION)), ("hash_key", secrets.token_hex(32)),
+                                    ("revision", "0")):  # fmt: skip
+                    self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (name, value))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            return bytes.fromhex(self._meta("hash_key") or "")
+
+    def _meta(self, name: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database and empty it (best effort: a reader may hold old pages a while)."""
+        with self._lock:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _touch(self) -> None:
+        """Inside a write: who is subscribed, or what they are subscribed with, changed."""
+        self.db.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'revision'")
+
+    def _forgotten(self, key: str) -> bool:
+        found = self.db.execute("SELECT 1 FROM forgotten WHERE email_hash = ?", (self.forgotten_hash(key),)).fetchone()
+        return found is not None
+
+    def _seen(self, dedupe_key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM events WHERE dedupe_key = ?", (dedupe_key,)).fetchone() is not None
+
+    def _insert(self, email: str, *, name: str = "", fields: dict[str, str] | None = None, status: str,
+                nonce: str = "") -> int:  # fmt: skip
+        now = utc_now()
+        cursor = self.db.execute(
+            "INSERT INTO subscribers (email, email_key, name, fields, status, nonce, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (email, email.lower(), name, dump_fields(fields or {}), status, nonce, now, now),
+        )
+        assert cursor.lastrowid is not None
+        self._touch()
+        return cursor.lastrowid
+
+    def _add_tags(self, subscriber: int, tags: Iterable[str]) -> None:
+        self.db.executemany(
+            "INSERT INTO tags (subscriber, tag, tag_key) VALUES (?, ?, ?) ON CONFLICT (subscriber, tag_key) DO NOTHING",
+            [(subscriber, tag.strip(), tag.strip().casefold()) for tag in tags if tag.strip()],
+        )
+
+    def _event(self, subscriber: int | None, kind: str, *, source: str, campaign: str = "", detail: str = "",
+               dedupe_key: str | None = None, at: str | None = None) -> None:  # fmt: skip
+        self.db.execute(
+            "INSERT INTO events (subscriber, at, kind, source, campaign, detail, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (subscriber, at or utc_now(), kind, source, campaign, detail, dedupe_key),
+        )
+
+    def _with_tags(self, rows: list[tuple]) -> list[StoredSubscriber]:
+        """Subscribers from rows of SUBSCRIBER_COLUMNS, with their tags (one query per page)."""
+        if not rows:
+            return []
+        tags: dict[int, list[str]] = {}
+        ids = [row[0] for row in rows]
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = ids[start : start + IN_CHUNK]
+            for subscriber, tag in self.db.execute(
+                f"SELECT subscriber, tag FROM tags WHERE subscriber IN ({','.join('?' * len(chunk))}) ORDER BY rowid",
+                chunk,
+            ):
+                tags.setdefault(subscriber, []).append(tag)
+        return [
+            StoredSubscriber(id, email, name, json.loads(fields_json), tuple(tags.get(id, ())), status, created, updated)
+            for id, email, name, fields_json, status, created, updated in rows
+        ]
+
+
+def check_status(status: str) -> str:
+    if status not in STATUSES:
+        raise StoreError(f"unknown status '{status}'", fix=f"use one of: {', '.join(STATUSES)}")
+    return status
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if any(character in name for character in "\r\n\0"):
+        raise StoreError("a line break or NUL character in the name", fix="give the name on one line")
+    return name
+
+
+def check_fields(fields: dict[str, str]) -> dict[str, str]:
+    for title, value in fields.items():
+        if not isinstance(title, str) or not isinstance(value, str) or "\0" in title or "\0" in value:
+            raise StoreError(f"field {title!r} must be text without NUL characters")
+    return fields
+
+
+def dump_fields(fields: dict[str, str]) -> str:
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+
+def _digest(nonce: str) -> str:
+    """What the store keeps of a confirmation nonce: its SHA-256 (a stolen db holds no usable nonce)."""
+    return hashlib.sha256(nonce.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,0 +1,265 @@
+"""The subscriber store on real SQLite files: the interface serve and events code against."""
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from broadsheet.errors import StoreError
+from broadsheet.store import Store, store_path
+from broadsheet.store.store import PAGE
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.for_project(tmp_path) as opened:
+        yield opened
+
+
+def test_file_is_created_in_wal_mode_with_the_schema(tmp_path):
+    assert not Store.exists_for(tmp_path)
+    with Store.for_project(tmp_path):
+        pass
+    path = store_path(tmp_path)
+    assert path == tmp_path / ".broadsheet" / "audience.db" and Store.exists_for(tmp_path)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"meta", "subscribers", "tags", "events", "forgotten"} <= tables
+    meta = dict(db.execute("SELECT key, value FROM meta"))
+    assert meta["schema_version"] == "1" and len(bytes.fromhex(meta["hash_key"])) == 32
+
+
+def test_exists_for_is_false_for_a_file_that_is_not_a_store(tmp_path):
+    store_path(tmp_path).parent.mkdir()
+    sqlite3.connect(store_path(tmp_path)).execute("CREATE TABLE other (x)")
+    assert not Store.exists_for(tmp_path)
+
+
+def test_a_file_that_is_not_sqlite_is_a_one_line_store_error(tmp_path):
+    store_path(tmp_path).parent.mkdir()
+    store_path(tmp_path).write_bytes(b"not a database" * 100)
+    with pytest.raises(StoreError) as caught:
+        Store.for_project(tmp_path)
+    assert caught.value.where == str(store_path(tmp_path)) and "\n" not in str(caught.value)
+
+
+def test_add_normalises_and_get_is_case_insensitive(store):
+    added = store.add("Ann@Bücher.Example", name="Ann Lee", fields={"city": "Gent"}, tags=["news", "Art"])
+    assert added.email == "Ann@xn--bcher-kva.example" and added.status == "subscribed"
+    assert added.tags == ("news", "Art") and added.fields == {"city": "Gent"}
+    assert added.created.endswith("Z") and added.created == added.updated
+    assert store.get("ANN@BÜCHER.example") == added
+    assert store.get("ann@elsewhere.example") is None
+    [event] = store.events("ann@xn--bcher-kva.example")
+    assert (event.kind, event.source, event.subscriber) == ("added", "cli", added.id)
+
+
+def test_add_refuses_a_present_or_invalid_address_and_a_name_with_a_line_break(store):
+    store.add("ann@example.org")
+    with pytest.raises(StoreError, match="already in the store"):
+        store.add("ANN@example.org")
+    with pytest.raises(StoreError, match="invalid address"):
+        store.add("not-an-address")
+    with pytest.raises(StoreError, match="line break"):
+        store.add("bob@example.org", name="Bob\r\nBcc: x@y.org")
+    with pytest.raises(StoreError, match="unknown status"):
+        store.add("bob@example.org", status="maybe")
+    assert store.count() == 1
+
+
+def test_set_status_records_the_event_and_says_whether_it_changed(store):
+    store.add("ann@example.org")
+    assert store.set_status("ANN@example.org", "unsubscribed", source="one-click", campaign="2026-12", detail="ok")
+    assert not store.set_status("ann@example.org", "unsubscribed", source="unsubscribe-page")  # recorded, unchanged
+    assert store.get("ann@example.org").status == "unsubscribed"
+    kinds = [(e.kind, e.source, e.campaign) for e in store.events("ann@example.org")]
+    assert kinds == [("added", "cli", ""), ("unsubscribed", "one-click", "2026-12"), ("unsubscribed", "unsubscribe-page", "")]
+    assert store.set_status("ann@example.org", "bounced", source="webhook:postmark")
+    assert store.events("ann@example.org")[-1].kind == "bounced_hard"
+
+
+def test_set_status_for_an_unknown_address(store):
+    assert not store.set_status("new@example.org", "subscribed", source="cli")
+    assert store.get("new@example.org") is None and store.count() == 0
+    assert store.set_status("New@Example.org", "complained", source="webhook:ses", detail="abuse")
+    row = store.get("new@example.org")
+    assert row.status == "complained" and row.email == "New@example.org"
+    assert [e.kind for e in store.events("new@example.org")] == ["complained"]
+
+
+def test_a_dedupe_key_changes_nothing_the_second_time(store):
+    store.add("ann@example.org")
+    assert store.set_status("ann@example.org", "bounced", source="webhook:postmark", dedupe_key="pm-1")
+    store.set_status("ann@example.org", "subscribed", source="cli")
+    assert not store.set_status("ann@example.org", "bounced", source="webhook:postmark", dedupe_key="pm-1")
+    assert store.get("ann@example.org").status == "subscribed"
+    assert store.record_event("ann@example.org", "bounced_soft", source="sync:ses", dedupe_key="ses-9")
+    assert not store.record_event("ann@example.org", "bounced_soft", source="sync:ses", dedupe_key="ses-9")
+    assert not store.set_status("ann@example.org", "bounced", source="sync:ses", dedupe_key="ses-9")
+    assert [e.dedupe_key for e in store.events("ann@example.org")].count("ses-9") == 1
+
+
+def test_record_event_keeps_the_status_and_counts_in_a_window(store):
+    store.add("ann@example.org")
+    for at in ("2026-11-01T10:00:00Z", "2026-11-20T10:00:00Z", "2026-11-28T10:00:00Z"):
+        assert store.record_event("ann@example.org", "bounced_soft", source="webhook:mailgun", at=at)
+    assert not store.record_event("nobody@example.org", "bounced_soft", source="webhook:mailgun")
+    assert store.get("ann@example.org").status == "subscribed"
+    assert store.count_events("ann@example.org", "bounced_soft", "2026-11-15T00:00:00Z") == 2
+    assert store.count_events("ann@example.org", "bounced_soft", "2026-01-01T00:00:00Z") == 3
+    assert store.count_events("ann@example.org", "delivered", "2026-01-01T00:00:00Z") == 0
+    assert store.count_events("nobody@example.org", "bounced_soft", "2026-01-01T00:00:00Z") == 0
+
+
+def test_suppressed_answers_the_addresses_as_given(store):
+    store.add("ann@example.org")
+    store.add("bob@example.org", status="unsubscribed")
+    store.set_status("cy@example.org", "bounced", source="webhook:postmark")
+    store.add("dee@example.org", status="unconfirmed")
+    store.add("eve@example.org")
+    store.forget("eve@example.org")
+    given = ["ANN@example.org", "Bob@Example.ORG", "bob@example.org", "cy@example.org", "dee@example.org",
+             "eve@EXAMPLE.org", "zed@example.org", "not an address"]  # fmt: skip
+    assert store.suppressed(given) == {"Bob@Example.ORG", "bob@example.org", "cy@example.org", "eve@EXAMPLE.org"}
+    many = [f"user{i}@example.org" for i in range(1200)] + ["cy@example.org"]  # more than one IN (...) chunk
+    assert store.suppressed(many) == {"cy@example.org"}
+    assert store.suppressed([]) == set()
+
+
+def test_subscribers_stream_by_status_and_tag_across_pages(store):
+    for i in range(PAGE + 150):
+        tags = ["odd"] if i % 2 else ["Even", "all"]
+        store.add(f"user{i}@example.org", tags=tags, status="unsubscribed" if i % 10 == 0 else "subscribed")
+    everyone = list(store.subscribers())
+    assert len(everyone) == PAGE + 150 == store.count() and [s.id for s in everyone] == sorted(s.id for s in everyone)
+    assert sum(1 for _ in store.subscribers(status="unsubscribed")) == store.count("unsubscribed") == 115
+    even = list(store.subscribers(tag="EVEN"))
+    assert len(even) == (PAGE + 150) // 2 and all(s.tags == ("Even", "all") for s in even)
+    assert sum(1 for _ in store.subscribers(status="subscribed", tag="even")) == (PAGE + 150) // 2 - 115
+    with pytest.raises(StoreError):
+        list(store.subscribers(status="gone"))
+
+
+def test_forget_erases_personal_data_and_keeps_the_address_suppressed(store, tmp_path):
+    store.add("ann@example.org", name="Ann Lee", fields={"city": "Gent"}, tags=["news"])
+    store.set_status("ann@example.org", "unsubscribed", source="one-click", detail="ann@example.org clicked")
+    assert store.forget("Ann@Example.org")
+    assert not store.forget("ann@example.org")
+    assert store.get("ann@example.org") is None and store.events("ann@example.org") == []
+    assert store.suppressed(["ann@example.org"]) == {"ann@example.org"} and store.is_forgotten("ANN@example.org")
+    assert store.sign_up("ann@example.org") is None
+    assert not store.set_status("ann@example.org", "bounced", source="webhook:ses")  # no new row for it
+    with pytest.raises(StoreError, match="forgotten"):
+        store.add("ann@example.org")
+    dump = b"".join(path.read_bytes() for path in (tmp_path / ".broadsheet").iterdir())  # the db and its WAL
+    for personal in (b"ann@example.org", b"Ann Lee", b"Gent", b"clicked"):
+        assert personal not in dump
+    kinds = [row for row in store.db.execute("SELECT subscriber, kind, detail FROM events ORDER BY id")]
+    assert kinds == [(None, "added", ""), (None, "unsubscribed", ""), (None, "forgotten", "")]
+    again = store.add("ann@example.org", resubscribe=True)
+    assert again.status == "subscribed" and not store.is_forgotten("ann@example.org")
+
+
+def test_forgetting_an_unknown_address_suppresses_it(store):
+    assert store.forget("stranger@example.org")
+    assert store.suppressed(["stranger@example.org"]) == {"stranger@example.org"}
+
+
+def test_sign_up_then_confirm_works_once(store):
+    nonce = store.sign_up("New@Example.org", name="New", fields={"source": "footer"})
+    assert nonce and store.get("new@example.org").status == "unconfirmed"
+    assert not store.confirm("new@example.org", "wrong")
+    assert store.confirm("NEW@example.org", nonce)
+    assert not store.confirm("new@example.org", nonce)
+    row = store.get("new@example.org")
+    assert (row.status, row.name, row.fields) == ("subscribed", "New", {"source": "footer"})
+    assert [(e.kind, e.source) for e in store.events("new@example.org")] == [("signed_up", "form"), ("confirmed", "confirm")]
+    assert nonce not in str(list(store.db.execute("SELECT * FROM subscribers")))  # only its digest is kept
+
+
+def test_sign_up_answers_by_status_and_never_renames(store):
+    store.add("sub@example.org", name="Sub")
+    store.add("gone@example.org", name="Gone", status="unsubscribed")
+    store.add("angry@example.org", status="complained")
+    store.add("dead@example.org", status="bounced")
+    assert store.sign_up("sub@example.org", name="Attacker") is None
+    assert store.sign_up("angry@example.org") is None and store.sign_up("dead@example.org") is None
+    first = store.sign_up("gone@example.org", name="Attacker")
+    second = store.sign_up("gone@example.org")
+    assert first and second and first != second
+    assert store.get("gone@example.org").status == "unsubscribed"  # not until confirmed
+    assert not store.confirm("gone@example.org", first)  # only the latest works
+    assert store.confirm("gone@example.org", second)
+    assert store.get("gone@example.org").name == "Gone" and store.get("sub@example.org").name == "Sub"
+
+
+def test_revision_grows_with_changes_to_who_is_subscribed(store):
+    before = store.revision()
+    store.add("ann@example.org")
+    after_add = store.revision()
+    store.record_event("ann@example.org", "delivered", source="webhook:postmark")
+    assert after_add > before and store.revision() == after_add
+    store.set_status("ann@example.org", "unsubscribed", source="cli")
+    assert store.revision() > after_add
+
+
+def test_every_change_is_committed_before_the_method_returns(tmp_path):
+    with Store.for_project(tmp_path) as writer, Store.for_project(tmp_path) as reader:
+        writer.add("ann@example.org")
+        assert reader.get("ann@example.org") is not None
+        writer.set_status("ann@example.org", "unsubscribed", source="one-click")
+        assert reader.suppressed(["ann@example.org"]) == {"ann@example.org"}
+
+
+def test_one_store_per_thread_in_several_threads(tmp_path):
+    Store.for_project(tmp_path).close()
+    errors = []
+
+    def work(n):
+        try:
+            with Store.for_project(tmp_path) as store:
+                for i in range(50):
+                    store.add(f"t{n}-{i}@example.org")
+                    store.set_status(f"t{n}-{i}@example.org", "unsubscribed", source="one-click", dedupe_key=f"k{i}")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with Store.for_project(tmp_path) as store:
+        assert store.count() == 200
+        assert store.count("unsubscribed") == 50  # each dedupe key counted once, whichever thread came first
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from broadsheet.store import Store
+    root, name = Path(sys.argv[1]), sys.argv[2]
+    with Store.for_project(root) as store:
+        for i in range(150):
+            store.add(f"{name}{i}@example.org")
+            store.set_status(f"shared{i}@example.org", "unsubscribed", source="cli", dedupe_key=f"shared-{i}")
+            store.record_event(f"{name}{i}@example.org", "delivered", source="webhook:test")
+""")
+
+
+def test_two_processes_write_at_once_and_nothing_is_lost(tmp_path):
+    Store.for_project(tmp_path).close()
+    processes = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), name], stderr=subprocess.PIPE)
+                 for name in ("a", "b")]  # fmt: skip
+    for process in processes:
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr.decode()
+    with Store.for_project(tmp_path) as store:
+        assert store.count("subscribed") == 300 and store.count("unsubscribed") == 150
+        kinds = dict(store.db.execute("SELECT kind, count(*) FROM events GROUP BY kind"))
+        assert kinds == {"added": 300, "unsubscribed": 150, "delivered": 300}
