@@ -118,6 +118,18 @@ class Bounces:
 
 
 @dataclass(frozen=True)
+class Inbox:
+    host: str = ""  # IMAP server of the mailbox bounces, complaints and unsubscribe mails arrive in
+    port: int = 993
+    security: Literal["ssl", "starttls"] = "ssl"  # always TLS, certificate verified
+    username: str = ""  # password from BROADSHEET_INBOX_PASSWORD
+    folder: str = "INBOX"
+    processed_folder: str = "broadsheet-processed"  # recognised mails are moved here
+    ca_file: str = ""
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
 
@@ -144,6 +156,7 @@ class Config:
     resend: Resend = field(default_factory=Resend)
     preview: Preview = field(default_factory=Preview)
     bounces: Bounces = field(default_factory=Bounces)
+    inbox: Inbox = field(default_factory=Inbox)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
 
@@ -181,6 +194,7 @@ SECRET_ENV = {
     "resend": "BROADSHEET_RESEND_KEY",
     "unsubscribe": "BROADSHEET_SECRET",
     "dkim": "BROADSHEET_DKIM_KEY",
+    "inbox": "BROADSHEET_INBOX_PASSWORD",
 }
 
 

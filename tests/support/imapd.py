@@ -1,0 +1,81 @@
+"""A real IMAP server for the tests: pymap's in-memory backend on 127.0.0.1, STARTTLS with a trustme cert."""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import trustme
+
+USER, PASSWORD = "news", "imap-secret-pw"
+
+
+@dataclass
+class ImapServer:
+    host: str
+    port: int
+    ca_file: str
+
+    def client(self) -> imaplib.IMAP4:
+        imap = imaplib.IMAP4(self.host, self.port, timeout=5)
+        imap.starttls(ssl.create_default_context(cafile=self.ca_file))
+        imap.login(USER, PASSWORD)
+        return imap
+
+    def append(self, *messages: bytes, folder: str = "INBOX") -> None:
+        imap = self.client()
+        try:
+            for raw in messages:
+                status, _ = imap.append(folder, None, None, raw)
+                assert status == "OK"
+        finally:
+            imap.logout()
+
+    def count(self, folder: str) -> int:
+        imap = self.client()
+        try:
+            status, data = imap.select(f'"{folder}"', readonly=True)
+            return int(data[0]) if status == "OK" else -1
+        finally:
+            imap.logout()
+
+
+@contextlib.contextmanager
+def imap_server(tmp_path: Path):
+    authority = trustme.CA()
+    cert = authority.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "imap-key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "imap-cert.pem"))
+    authority.cert_pem.write_to_path(str(tmp_path / "imap-ca.pem"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-c", "import sys; from pymap.main import main; sys.exit(main())", "--host", "127.0.0.1", "--port", str(port),
+               "--cert", str(tmp_path / "imap-cert.pem"), "--key", str(tmp_path / "imap-key.pem"),
+               "dict", "--demo-user", USER, "--demo-password", PASSWORD]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"pymap did not start: {process.stderr.read().decode()[-500:]}") from None
+                time.sleep(0.05)
+        yield ImapServer("127.0.0.1", port, str(tmp_path / "imap-ca.pem"))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
