@@ -12,6 +12,7 @@ from ..campaign import CampaignRecord, Journal, issue_key, journal_path
 from ..campaign.journal import STATES
 from ..config import Config
 from ..errors import BroadsheetError, CampaignError
+from ..events.report import after_send_lines
 
 LAST_ERRORS = 10
 
@@ -43,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
             journal.unlock()
         for campaign in campaigns:
             _show(journal, campaign)
+        sent = sum(journal.counts(c)["sent"] for c in campaigns if c.transport != "outbox")
+        for line in after_send_lines(config.root, campaigns[0].slug, sent):  # bounces, complaints, unsubscribes
+            print(line)
         if args.failed_csv:
             written = sum(_export(journal, campaign, args.failed_csv, first=i == 0) for i, campaign in enumerate(campaigns))
             print(f"wrote {written:,} failed or unknown recipient(s) to {args.failed_csv}")

@@ -176,6 +176,13 @@ class Store:
                 (kind, since, self.key(email)),
             ).fetchone()[0]
 
+    def campaign_counts(self, campaign: str) -> dict[str, int]:
+        """kind -> how many subscribers have an event of that kind caused by ``campaign`` (each person once)."""
+        with self._lock:
+            return dict(self.db.execute(
+                "SELECT kind, count(DISTINCT subscriber) FROM events WHERE campaign = ? GROUP BY kind", (campaign,)
+            ).fetchall())
+
     def suppressed(self, emails: Iterable[str]) -> set[str]:
         """The given addresses (as given) that must never be mailed: suppressing status, or forgotten."""
         by_key: dict[str, list[str]] = {}
