@@ -27,7 +27,8 @@ def read_inbox(config: Config, store) -> InboxResult:
     moved to ``processed_folder``; the others left and counted. Events are recorded before the move, so a
     crash in between only means the mail is read again next time, and changes nothing then."""
     result = InboxResult()
-    with Mailbox(config.inbox) as box, journal_lookup(config.root) as campaigns:
+    campaigns = journal_lookup(config.root)
+    with Mailbox(config.inbox) as box:
         uids = box.uids()
         for start in range(0, len(uids), 500):
             events: list[MailEvent] = []

@@ -48,8 +48,7 @@ def handle(provider: str, headers: Mapping[str, str], body: bytes, store, *, con
         return 503, "webhook not configured on this server"
     except WebhookMalformed as exc:
         return 400, exc.message
-    with journal_lookup(config.root) as campaigns:
-        applied = apply(events, store, config.bounces, source="webhook", campaigns=campaigns)
+    applied = apply(events, store, config.bounces, source="webhook", campaigns=journal_lookup(config.root))
     return 200, applied.summary()
 
 

@@ -1,0 +1,137 @@
+"""Webhook events verified and recorded per second, and inbox messages read per second.
+
+    .venv/bin/python bench/webhooks.py [--events 5000] [--threads 2] [--messages 1000]
+
+Webhooks: signed Mailgun requests (HMAC-SHA256, as Mailgun signs them) for subscribers of a real store
+with a real send journal, each passed to ``broadsheet.events.webhooks.handle`` — verify, parse, match
+the campaign through the journal, record in SQLite — first on one thread, then on ``--threads`` threads
+(one Store each, as serve's worker threads have). Inbox: the sample reports in tests/data/inbox parsed
+by ``read_report``, then ``read_inbox`` end to end against a local pymap IMAP server (STARTTLS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from broadsheet.campaign.journal import Journal, Outcome  # noqa: E402
+from broadsheet.config import Config, Inbox  # noqa: E402
+from broadsheet.events.inbox import read_inbox, read_report  # noqa: E402
+from broadsheet.events.webhooks import handle  # noqa: E402
+from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext  # noqa: E402
+from broadsheet.store import Store  # noqa: E402
+from compose import machine  # noqa: E402  (bench/compose.py)
+from support.imapd import PASSWORD, USER, imap_server  # noqa: E402
+from support.webhooks import MailgunSigner  # noqa: E402
+
+SHAPES = [({"event": "delivered"}, 14), ({"event": "failed", "severity": "temporary"}, 3),
+          ({"event": "failed", "severity": "permanent"}, 2), ({"event": "complained"}, 1)]
+
+
+def project(root: Path, people: int) -> None:
+    with Journal.for_project(root) as journal:
+        campaign, _ = journal.start_campaign("bench-issue", "mailgun", "issues/bench", "")
+        journal.load_recipients(campaign, "fp", [(f"p{n}@example.com", n, "{}") for n in range(people)])
+        rows = journal.claim(campaign, people, time.time())
+        journal.record([Outcome(r.id, "sent", message_id=f"<bench.{r.email}@mg.example.org>") for r in rows])
+    with Store.for_project(root) as store:
+        for n in range(people):
+            store.add(f"p{n}@example.com")
+
+
+def requests_for(signer: MailgunSigner, count: int, people: int, offset: int) -> list[bytes]:
+    shapes = list(itertools.chain.from_iterable([shape] * weight for shape, weight in SHAPES))
+    now = time.time()
+    bodies = []
+    for n in range(offset, offset + count):
+        email = f"p{n % people}@example.com"
+        data = {**shapes[n % len(shapes)], "id": f"ev-{n}", "recipient": email, "timestamp": now,
+                "message": {"headers": {"message-id": f"bench.{email}@mg.example.org"}},
+                "delivery-status": {"code": 550, "message": "bench"}}
+        bodies.append(signer.body(data, timestamp=now))
+    return bodies
+
+
+def run_handle(root: Path, config: Config, context: WebhookContext, bodies: list[bytes], answers: list) -> None:
+    with Store.for_project(root) as store:
+        for body in bodies:
+            answers.append(handle("mailgun", {}, body, store, config=config, context=context)[0])
+
+
+def bench_webhooks(events: int, threads: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        people = max(1000, events // 5)
+        project(root, people)
+        signer = MailgunSigner()
+        context = WebhookContext(env={"BROADSHEET_MAILGUN_WEBHOOK_KEY": signer.key}, replays=ReplayGuard())
+        config = Config(root=root)
+        for label, workers, offset in (("1 thread", 1, 0), (f"{threads} threads", threads, events)):
+            bodies = requests_for(signer, events, people, offset)
+            answers: list[int] = []
+            parts = [bodies[i::workers] for i in range(workers)]
+            started = time.perf_counter()
+            pool = [threading.Thread(target=run_handle, args=(root, config, context, part, answers)) for part in parts]
+            for thread in pool:
+                thread.start()
+            for thread in pool:
+                thread.join()
+            seconds = time.perf_counter() - started
+            assert answers.count(200) == events, set(answers)
+            print(f"webhooks, {label}: {events:,} Mailgun events verified and recorded in {seconds:.2f} s "
+                  f"= {events / seconds:,.0f}/s")
+        with Store.for_project(root) as store:
+            print(f"  store: {store.count('bounced'):,} bounced, {store.count('complained'):,} complained")
+
+
+def bench_inbox(messages: int) -> None:
+    samples = [p.read_bytes().replace(b"\n", b"\r\n") for p in sorted((ROOT / "tests" / "data" / "inbox").glob("*.eml"))]
+    count = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < 2.0:
+        for raw in samples:
+            read_report(raw, unsubscribe_address="mailto:unsubscribe@news.example.org")
+        count += len(samples)
+    print(f"inbox, parse only: {count / (time.perf_counter() - started):,.0f} reports/s (read_report, the {len(samples)} samples)")
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        with imap_server(root) as server:
+            batch = [samples[n % len(samples)].replace(b"Message-I", f"X-Bench: {n}\r\nMessage-I".encode(), 1)
+                     for n in range(messages)]
+            server.append(*batch)
+            import os
+
+            os.environ["BROADSHEET_INBOX_PASSWORD"] = PASSWORD
+            config = Config(root=root, unsubscribe_mailto="mailto:unsubscribe@news.example.org",
+                            inbox=Inbox(host=server.host, port=server.port, security="starttls", username=USER,
+                                        ca_file=server.ca_file))
+            with Store.for_project(root) as store:
+                started = time.perf_counter()
+                result = read_inbox(config, store)
+                seconds = time.perf_counter() - started
+        print(f"inbox, end to end over IMAP (pymap): {result.read:,} messages in {seconds:.2f} s = "
+              f"{result.read / seconds:,.0f}/s ({result.processed:,} moved, {result.unrecognised:,} left)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--messages", type=int, default=1000)
+    args = parser.parse_args()
+    print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}")
+    bench_webhooks(args.events, args.threads)
+    bench_inbox(args.messages)
+
+
+if __name__ == "__main__":
+    main()
