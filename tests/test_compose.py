@@ -45,7 +45,7 @@ def test_headers_present_and_correct():
     assert parsed["MIME-Version"] == "1.0"
     assert email.utils.parsedate_to_datetime(parsed["Date"]).utcoffset().total_seconds() == 0
     assert parsed["Message-ID"].startswith("<") and parsed["Message-ID"].endswith("@example.org>")
-    token = unsubscribe_token("jane.doe+news@example.com", SECRET)
+    token = unsubscribe_token("Jane.Doe+news@example.com", "weekly.news.example.org", SECRET)
     url = f"https://news.example.org/unsubscribe?email=Jane.Doe%2Bnews@example.com&token={token}&list=weekly.news.example.org"
     assert parsed["List-Unsubscribe"] == f"<{url}>, <mailto:unsubscribe@example.org?subject=unsubscribe>"
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -122,7 +122,7 @@ def test_body_is_personalised_for_each_recipient():
     assert "Hello Ann (Ann Smith)" in ann_text and "<p>Hello Ann (Ann Smith)</p>" in ann_html
     assert "Ghent" in ann_html and "Bob" not in ann_html + ann_text and "Leuven" not in ann_html
     assert "Hello Bob (Bob Jones)" in parts(bob.raw)[0]
-    assert unsubscribe_token("bob@example.com", SECRET) in parts(bob.raw)[0]
+    assert unsubscribe_token("bob@example.com", "weekly.news.example.org", SECRET) in parts(bob.raw)[0]
 
 
 def test_missing_or_empty_field_falls_back_to_default():
@@ -188,12 +188,26 @@ def test_template_raising_a_python_error_for_one_subscriber_rejects_only_that_on
         composer.compose(subscriber(count="0"))
 
 
-def test_unsubscribe_token_verifies():
-    token = unsubscribe_token("Jane@Example.com", SECRET)
-    assert verify_unsubscribe_token("jane@example.com", token, SECRET)
-    assert not verify_unsubscribe_token("john@example.com", token, SECRET)
-    assert not verify_unsubscribe_token("jane@example.com", token, "other secret")
+def test_unsubscribe_token_verifies_and_hides_the_address():
+    token = unsubscribe_token("Jane@Example.com", "weekly.news.example.org", SECRET)
+    assert verify_unsubscribe_token("Jane@Example.com", token, "weekly.news.example.org", SECRET)
+    assert not verify_unsubscribe_token("john@example.com", token, "weekly.news.example.org", SECRET)
+    assert not verify_unsubscribe_token("Jane@Example.com", token, "other.list.example.org", SECRET)
+    assert not verify_unsubscribe_token("Jane@Example.com", token, "weekly.news.example.org", "other secret")
     assert "=" not in token and "+" not in token and "/" not in token
+    assert "jane" not in token.lower() and "example" not in token.lower()
+
+
+def test_default_unsubscribe_url_follows_serve_public_url():
+    from broadsheet.config import Serve
+    from broadsheet.tokens import read_token
+
+    config = make_config(unsubscribe_url="", serve=Serve(public_url="https://news.example.org/"))
+    header = parse(compose(config=config).raw)["List-Unsubscribe"]
+    url = header.split(",")[0].strip("<>")
+    assert url.startswith("https://news.example.org/u/") and "jane" not in url.lower()
+    token = url.rsplit("/", 1)[1]
+    assert read_token("unsubscribe", token, "weekly.news.example.org", [SECRET]).email == "jane@example.com"
 
 
 def test_token_template_needs_the_secret(monkeypatch):

@@ -147,6 +147,16 @@ def test_unsubscribe_link(tmp_path):
     assert not found(rules.check_unsubscribe, context(tmp_path, html=by_url))
 
 
+def test_an_address_in_the_unsubscribe_link_is_a_warning(tmp_path):
+    leaky = context(tmp_path, unsubscribe_url="https://example.org/unsubscribe?email=reader@example.com&token=x")
+    [finding] = found(rules.check_unsubscribe_address, leaky)
+    assert finding.severity == "warning" and "public_url" in finding.message
+    encoded = context(tmp_path, unsubscribe_url="https://example.org/unsubscribe?e=reader%40example.com")
+    assert found(rules.check_unsubscribe_address, encoded)
+    assert not found(rules.check_unsubscribe_address, context(tmp_path, unsubscribe_url="https://example.org/u/AbC"))
+    assert not found(rules.check_unsubscribe_address, context(tmp_path, unsubscribe_url="mailto:leave@example.org"))
+
+
 def test_postal_address(tmp_path):
     assert found(rules.check_postal_address, context(tmp_path, postal_address=""))[0].severity == "error"
     hidden = context(tmp_path, postal_address="Somewhere Else 9, Gent")

@@ -130,6 +130,19 @@ class Inbox:
 
 
 @dataclass(frozen=True)
+class Serve:
+    public_url: str = ""  # where `broadsheet serve` is reached, e.g. https://news.example.org (behind a proxy)
+    host: str = "127.0.0.1"
+    port: int = 8026
+    threads: int = 8
+    trusted_proxy: str = "127.0.0.1"  # X-Forwarded-For from this address names the client ("" = none)
+    form_origins: list[str] = field(default_factory=list)  # other sites whose pages may post the sign-up form
+    signups_per_minute: int = 5  # per client address
+    signups_per_hour: int = 30
+    max_body_bytes: int = 16384
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
 
@@ -157,8 +170,14 @@ class Config:
     preview: Preview = field(default_factory=Preview)
     bounces: Bounces = field(default_factory=Bounces)
     inbox: Inbox = field(default_factory=Inbox)
+    serve: Serve = field(default_factory=Serve)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
+
+    def __post_init__(self) -> None:
+        """Without an ``unsubscribe_url``, links go to `broadsheet serve`: ``{serve.public_url}/u/{token}``."""
+        if not self.unsubscribe_url and self.serve.public_url:
+            object.__setattr__(self, "unsubscribe_url", self.serve.public_url.rstrip("/") + "/u/{token}")
 
     def resolve(self, relative: str) -> Path:
         """A path from the config, relative to the project root."""
@@ -185,7 +204,7 @@ class Config:
 
 
 TOML_ALIASES = {"from": "from_address"}
-NONZERO = {"logo_width", "connections", "port", "timeout", "messages_per_connection"}  # 0 makes no sense
+NONZERO = {"logo_width", "connections", "port", "timeout", "messages_per_connection", "threads", "max_body_bytes"}  # 0 makes no sense
 SECRET_ENV = {
     "smtp": "BROADSHEET_SMTP_PASSWORD",
     "postmark": "BROADSHEET_POSTMARK_TOKEN",
@@ -240,7 +259,18 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     if values.get("base_url") and not values["base_url"].startswith(("https://", "http://")):
         raise ConfigError(f"base_url must be a whole web address, not {values['base_url']!r}",
                           where=reader.line_of("base_url"), fix=f"write base_url = \"https://{values['base_url']}\"")
+    if "serve" in values:
+        _check_origins(values["serve"], reader)
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
+
+
+def _check_origins(serve: Serve, reader: _Reader) -> None:
+    """``[serve] public_url`` and ``form_origins`` are origins: scheme and host (and port), no path."""
+    named = [("serve.public_url", serve.public_url)] if serve.public_url else []
+    for key, value in [*named, *(("serve.form_origins", origin) for origin in serve.form_origins)]:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?/?", value):
+            raise ConfigError(f"{key} must be a site's address like https://news.example.org, not {value!r}",
+                              where=reader.line_of(key), fix="give scheme and host (and port) only, no path")
 
 
 def read_utf8(path: Path, error: type[BroadsheetError]) -> str:
@@ -297,6 +327,10 @@ class _Reader:
             if value not in allowed:
                 raise self.wrong(dotted, " or ".join(repr(a) for a in allowed), value)
             return value
+        if origin is list:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise self.wrong(dotted, "a list of strings", value)
+            return list(value)
         if origin is dict:
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise self.wrong(dotted, "a table of strings", value)

@@ -1,34 +1,37 @@
-"""Unsubscribe links: the signed token, the per-recipient URL, and the RFC 2369/8058 headers."""
+"""Unsubscribe links: the per-recipient URL with its opaque token, and the RFC 2369/8058 headers."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from urllib.parse import quote
 
 from ..config import Config, secret
 from ..errors import ConfigError
+from ..tokens import make_token, read_token
 
 
-def unsubscribe_token(email: str, secret: str) -> str:
-    """HMAC-SHA256 of the lower-cased address, URL-safe base64 without padding."""
-    digest = hmac.new(secret.encode("utf-8"), email.lower().encode("utf-8"), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+def unsubscribe_token(email: str, list_id: str, secret: str) -> str:
+    """The opaque unsubscribe token `broadsheet serve` reads (see broadsheet.tokens)."""
+    return make_token("unsubscribe", email, list_id, secret)
 
 
-def verify_unsubscribe_token(email: str, token: str, secret: str) -> bool:
-    """True when ``token`` is the one :func:`unsubscribe_token` gives for ``email``."""
-    return hmac.compare_digest(unsubscribe_token(email, secret), token)
+def verify_unsubscribe_token(email: str, token: str, list_id: str, secret: str) -> bool:
+    """True when ``token`` is a valid unsubscribe token for ``email`` on ``list_id``."""
+    data = read_token("unsubscribe", token, list_id, (secret,))
+    return data is not None and data.email == email
 
 
 class UnsubscribeLinks:
-    """Builds each recipient's unsubscribe URL from ``unsubscribe_url`` ({email} {token} {list_id})."""
+    """Builds each recipient's unsubscribe URL from ``unsubscribe_url`` ({email} {token} {list_id}).
+
+    ``{token}`` is opaque (the address never shows in the link); ``{email}`` still works for a page of
+    one's own, but lint warns about it: an address in a link looks like phishing and leaks into logs.
+    """
 
     def __init__(self, config: Config, *, token_secret: str | None = None):
         """``token_secret`` stands in for BROADSHEET_SECRET where no real link is made (lint, preview)."""
         self.template = _checked(config.unsubscribe_url, "unsubscribe_url")
-        self.list_id = quote(config.list_id, safe="")
+        self.list_id = config.list_id
+        self.quoted_list_id = quote(config.list_id, safe="")
         if token_secret is None:
             token_secret = secret("unsubscribe", required="{token}" in self.template)
         self.secret = token_secret
@@ -40,9 +43,13 @@ class UnsubscribeLinks:
     def url(self, email: str) -> str:
         if not self.template:
             return ""
-        url = self.template.replace("{email}", quote(email, safe="@")).replace("{list_id}", self.list_id)
+        url = self.template
+        if "{email}" in url:
+            url = url.replace("{email}", quote(email, safe="@"))
+        if "{list_id}" in url:
+            url = url.replace("{list_id}", self.quoted_list_id)
         if "{token}" in url:
-            url = url.replace("{token}", unsubscribe_token(email, self.secret))
+            url = url.replace("{token}", make_token("unsubscribe", email, self.list_id, self.secret))
         return url
 
     def header_names(self) -> list[str]:

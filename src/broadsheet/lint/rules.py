@@ -194,6 +194,16 @@ def check_unsubscribe(ctx: LintContext) -> Iterator[Finding]:
                   ctx.config_key("unsubscribe_url"))
 
 
+def check_unsubscribe_address(ctx: LintContext) -> Iterator[Finding]:
+    """An unsubscribe link that carries the recipient's address ({email}) looks like phishing to spam
+    filters (SpamAssassin GB_CUSTOM_HTM_URI) and leaks the address into logs."""
+    url = ctx.unsubscribe_url
+    if url.startswith("http") and ("@" in url or "%40" in url.lower()):
+        yield Finding("unsubscribe-address", "warning", "the unsubscribe link shows the recipient's address "
+                      "({email}): spam filters score that as phishing and it leaks into logs; set [serve] "
+                      "public_url and drop unsubscribe_url, or use {token} alone", ctx.config_key("unsubscribe_url"))
+
+
 def check_postal_address(ctx: LintContext) -> Iterator[Finding]:
     address = ctx.postal_address.strip()
     if not address:
@@ -299,7 +309,7 @@ def check_contrast(ctx: LintContext) -> Iterator[Finding]:
 
 RULES: tuple[Rule, ...] = (
     check_size, check_image_alt, check_image_width, check_image_url, check_image_files, check_link_urls,
-    check_duplicate_link_texts, check_unsubscribe, check_postal_address, check_preheader, check_subject,
+    check_duplicate_link_texts, check_unsubscribe, check_unsubscribe_address, check_postal_address, check_preheader, check_subject,
     check_mjml, check_text_part, check_image_only, check_subject_caps, check_contrast,
 )
 
