@@ -51,7 +51,7 @@ def test_reasons_and_keys():
 def test_a_verp_token_names_the_recipient_whatever_the_report_says():
     raw = sample("postfix.eml").replace(b"Delivered-To: bounces@news.example.org",
                                         b"Delivered-To: bounces+tok123@news.example.org")
-    [event] = read_report(raw, verp=lambda token: "real@example.com" if token == "tok123" else None)
+    [event] = read_report(raw, verp=lambda address: "real@example.com" if address == "bounces+tok123@news.example.org" else None)
     assert event.email == "real@example.com"
 
 

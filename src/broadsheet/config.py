@@ -64,6 +64,7 @@ class Smtp:
     timeout: float = 30.0
     messages_per_connection: int = 100
     ca_file: str = ""
+    return_path: str = ""  # VERP envelope sender, e.g. "bounces+{token}@example.org" (token: opaque, per recipient)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...compose.verp import ReturnPaths
 from ...config import Config
+from ...tokens import token_secrets
 from ..matching import journal_lookup
 from ..model import MailEvent
 from ..policy import Applied, apply
@@ -28,6 +30,7 @@ def read_inbox(config: Config, store) -> InboxResult:
     crash in between only means the mail is read again next time, and changes nothing then."""
     result = InboxResult()
     campaigns = journal_lookup(config.root)
+    verp = verp_reader(config)
     with Mailbox(config.inbox) as box:
         uids = box.uids()
         for start in range(0, len(uids), 500):
@@ -35,7 +38,7 @@ def read_inbox(config: Config, store) -> InboxResult:
             processed: list[bytes] = []
             for uid, raw in box.fetch(uids[start : start + 500]):
                 result.read += 1
-                found = read_report(raw, unsubscribe_address=config.unsubscribe_mailto)
+                found = read_report(raw, unsubscribe_address=config.unsubscribe_mailto, verp=verp)
                 if found is None:
                     result.unrecognised += 1
                     continue
@@ -45,3 +48,12 @@ def read_inbox(config: Config, store) -> InboxResult:
             box.move(processed, config.inbox.processed_folder)
             result.processed += len(processed)
     return result
+
+
+def verp_reader(config: Config):
+    """address -> recipient for ``[smtp] return_path`` VERP addresses (None when VERP is off)."""
+    if not config.smtp.return_path:
+        return None
+    secrets = token_secrets()
+    paths = ReturnPaths(config, config.from_address, token_secret=secrets[0])
+    return lambda address: paths.recipient_of(address, secrets)

@@ -20,7 +20,7 @@ from flufl.bounce import all_failures
 
 from ..model import MailEvent, iso_utc, short
 
-# A VERP return path's token -> the address it was sent to (tokens.read_token, purpose "bounce"), or None.
+# A VERP return path -> the address it was made for (compose.verp.ReturnPaths.recipient_of), or None.
 VerpReader = Callable[[str], "str | None"]
 QUOTED_MESSAGE_ID = re.compile(r"^Message-ID:\s*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
 STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
@@ -148,16 +148,14 @@ def _quoted_message_id(message) -> str:
 
 
 def _verp_address(message, verp: VerpReader | None) -> str | None:
-    """The recipient named by the VERP token in the address the bounce came back to."""
+    """The recipient named by the VERP address the bounce came back to (Delivered-To, X-Original-To, To)."""
     if verp is None:
         return None
     for _, address in getaddresses(message.get_all("Delivered-To", []) + message.get_all("X-Original-To", [])
                                    + message.get_all("To", [])):
-        local = address.rpartition("@")[0]
-        if "+" in local:
-            found = verp(local.split("+", 1)[1])
-            if found:
-                return found
+        found = verp(address)
+        if found:
+            return found
     return None
 
 
