@@ -1,7 +1,7 @@
 """Audience: the subscriber CSV -> a stream of valid, filtered, deduplicated, suppressed Subscribers."""
 
 from .csvfile import list_fingerprint
-from .model import RowProblem, Subscriber
-from .subscriber_list import SubscriberList
+from .model import ListRow, RowProblem, Subscriber
+from .subscriber_list import SubscriberList, list_rows, read_suppressions
 
-__all__ = ["RowProblem", "Subscriber", "SubscriberList", "list_fingerprint"]
+__all__ = ["ListRow", "RowProblem", "Subscriber", "SubscriberList", "list_fingerprint", "list_rows", "read_suppressions"]

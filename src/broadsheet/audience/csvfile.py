@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -87,6 +87,14 @@ def list_fingerprint(path: Path) -> str:
         while chunk := stream.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def selection_fingerprint(list_path: Path, suppressions: Path | None, segments: Iterable[str]) -> str:
+    """What decides who is on a campaign sent from a CSV: the list's bytes, the suppressions' bytes, the segments."""
+    parts = [list_fingerprint(list_path)]
+    parts.append(list_fingerprint(suppressions) if suppressions is not None and suppressions.is_file() else "-")
+    parts.append(",".join(sorted(tag.casefold() for tag in segments)))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 def _decoded_lines(path: Path, stream: BinaryIO) -> Iterator[str]:

@@ -28,3 +28,11 @@ class RowProblem:
     line: int
     email: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListRow:
+    """One readable row of a list: its status and, when that status was wanted, the validated subscriber."""
+
+    status: str
+    subscriber: Subscriber | None

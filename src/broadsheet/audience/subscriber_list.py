@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import collections
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import AudienceError
 from .addresses import AddressChecker, InvalidAddress
-from .csvfile import CsvFile, CsvRow, open_csv
-from .model import RowProblem, Subscriber
+from .csvfile import CsvFile, CsvRow, open_csv, selection_fingerprint
+from .model import ListRow, RowProblem, Subscriber
 
-STATUSES = ("subscribed", "unsubscribed", "bounced", "complained")
+STATUSES = ("subscribed", "unsubscribed", "bounced", "complained", "unconfirmed")
+OPTED_OUT = ("unsubscribed", "bounced", "complained")  # on any row: that address never receives
 KNOWN_COLUMNS = ("email", "name", "first_name", "status", "tags")
 
 
@@ -39,26 +40,31 @@ class SubscriberList:
         self.problems: list[RowProblem] = []
         self.skipped: collections.Counter[str] = collections.Counter()
 
+    def fingerprint(self) -> str:
+        """What decides who is on a campaign sent to this list (a changed one is loaded again)."""
+        return selection_fingerprint(self.path, self.suppressions, self.segments)
+
     def __iter__(self) -> Iterator[Subscriber]:
         self.problems = []
         self.skipped = collections.Counter()
         suppressed = self._suppressed()
         opted_out = self._opted_out()
         seen: set[str] = set()
-        with open_csv(self.path) as stream:
-            csv_file = CsvFile(self.path, stream)
-            columns = _Columns(csv_file)
-            for row in csv_file.rows():
-                subscriber = self._subscriber(row, columns)
-                if subscriber is None:
-                    continue
-                key = subscriber.email.lower()
-                reason = self._left_out(subscriber, key, suppressed, opted_out, seen)
-                if reason:
-                    self.skipped[reason] += 1
-                    continue
-                seen.add(key)
-                yield subscriber
+        for item in list_rows(self.path, self.addresses):
+            if isinstance(item, RowProblem):
+                self.problems.append(item)
+                continue
+            subscriber = item.subscriber
+            if subscriber is None:
+                self.skipped[item.status] += 1
+                continue
+            key = subscriber.email.lower()
+            reason = self._left_out(subscriber, key, suppressed, opted_out, seen)
+            if reason:
+                self.skipped[reason] += 1
+                continue
+            seen.add(key)
+            yield subscriber
 
     def _left_out(
         self, subscriber: Subscriber, key: str, suppressed: set[str], opted_out: dict[str, str], seen: set[str]
@@ -73,46 +79,6 @@ class SubscriberList:
             return "duplicate"
         return ""
 
-    def _subscriber(self, row: CsvRow, columns: _Columns) -> Subscriber | None:
-        """The row as a Subscriber, or None after recording why it cannot be one."""
-        if row.problem:
-            return self._problem(row, "", row.problem)
-        values = row.values
-        raw_email = columns.get(values, "email").strip()
-        if row.end > row.line and columns.swallows_rows(values):
-            reason = f"a quote on this row is not closed: lines {row.line}-{row.end} were read as one row"
-            return self._problem(row, raw_email, reason + " (close or remove the quote)")
-        if columns.overflows(values):
-            quote = f"quote values that contain '{columns.delimiter}'"
-            return self._problem(row, raw_email, f"{len(values)} values for {len(columns.header)} columns ({quote})")
-        if not raw_email:
-            return self._problem(row, "", "missing email")
-        status = columns.get(values, "status").strip().lower() or "subscribed"
-        if status not in STATUSES:
-            return self._problem(row, raw_email, f"unknown status '{status}' (allowed: {', '.join(STATUSES)})")
-        if status != "subscribed":
-            self.skipped[status] += 1
-            return None
-        try:
-            email = self.addresses.normalise(raw_email)
-        except InvalidAddress as exc:
-            return self._problem(row, raw_email, f"invalid address: {exc}")
-        name = columns.get(values, "name").strip()
-        first_name = columns.get(values, "first_name").strip() or (name.split() or [""])[0]
-        if _has_line_break(name) or _has_line_break(first_name):
-            return self._problem(row, raw_email, "line break in the name")
-        if "\0" in name or "\0" in first_name:
-            return self._problem(row, raw_email, "NUL character in the name")
-        fields = columns.merge_fields(values)
-        fields.update(email=email, name=name, first_name=first_name)
-        tags = columns.tags(values)
-        return Subscriber(email=email, name=name, first_name=first_name, tags=tags, fields=fields, line=row.line)
-
-    def _problem(self, row: CsvRow, email: str, reason: str) -> None:
-        email = email.replace("\r", "\\r").replace("\n", "\\n")  # one line per problem when printed
-        self.problems.append(RowProblem(row.line, email, reason))
-        return None
-
     def _opted_out(self) -> dict[str, str]:
         """Addresses (lower-cased) whose row says unsubscribed, bounced or complained -> that status."""
         opted_out: dict[str, str] = {}
@@ -123,24 +89,86 @@ class SubscriberList:
                 return opted_out
             for row in csv_file.rows():
                 status = columns.get(row.values, "status").strip().lower()
-                if status in STATUSES[1:]:
+                if status in OPTED_OUT:
                     opted_out.setdefault(self._key(columns.get(row.values, "email")), status)
         return opted_out
 
     def _suppressed(self) -> set[str]:
-        """Lower-cased addresses from the suppression file; a missing file suppresses nobody."""
-        if self.suppressions is None or not self.suppressions.exists():
-            return set()
-        with open_csv(self.suppressions) as stream:
-            csv_file = CsvFile(self.suppressions, stream)
-            columns = _Columns(csv_file)
-            return {self._key(columns.get(row.values, "email")) for row in csv_file.rows()}
+        return read_suppressions(self.suppressions, self.addresses)
 
     def _key(self, address: str) -> str:
-        try:
-            return self.addresses.normalise(address).lower()
-        except InvalidAddress:
-            return address.strip().lower()
+        return address_key(address, self.addresses)
+
+
+def list_rows(
+    path: Path, addresses: AddressChecker, *, wanted: Container[str] = ("subscribed",)
+) -> Iterator[ListRow | RowProblem]:
+    """Every non-empty row of the CSV at ``path``, streamed once: a ListRow, or a RowProblem for a bad one.
+
+    Rows whose status is not ``wanted`` are not validated further (their ListRow has no subscriber).
+    """
+    with open_csv(path) as stream:
+        csv_file = CsvFile(path, stream)
+        columns = _Columns(csv_file)
+        for row in csv_file.rows():
+            yield _read_row(row, columns, addresses, wanted)
+
+
+def read_suppressions(path: Path | None, addresses: AddressChecker) -> set[str]:
+    """Lower-cased addresses from a suppression file; a missing file (or None) suppresses nobody."""
+    if path is None or not path.exists():
+        return set()
+    with open_csv(path) as stream:
+        csv_file = CsvFile(path, stream)
+        columns = _Columns(csv_file)
+        return {address_key(columns.get(row.values, "email"), addresses) for row in csv_file.rows()}
+
+
+def address_key(address: str, addresses: AddressChecker) -> str:
+    """How an address is compared: normalised when valid, lower-cased."""
+    try:
+        return addresses.normalise(address).lower()
+    except InvalidAddress:
+        return address.strip().lower()
+
+
+def _read_row(row: CsvRow, columns: _Columns, addresses: AddressChecker, wanted: Container[str]) -> ListRow | RowProblem:
+    if row.problem:
+        return _problem(row, "", row.problem)
+    values = row.values
+    raw_email = columns.get(values, "email").strip()
+    if row.end > row.line and columns.swallows_rows(values):
+        reason = f"a quote on this row is not closed: lines {row.line}-{row.end} were read as one row"
+        return _problem(row, raw_email, reason + " (close or remove the quote)")
+    if columns.overflows(values):
+        quote = f"quote values that contain '{columns.delimiter}'"
+        return _problem(row, raw_email, f"{len(values)} values for {len(columns.header)} columns ({quote})")
+    if not raw_email:
+        return _problem(row, "", "missing email")
+    status = columns.get(values, "status").strip().lower() or "subscribed"
+    if status not in STATUSES:
+        return _problem(row, raw_email, f"unknown status '{status}' (allowed: {', '.join(STATUSES)})")
+    if status not in wanted:
+        return ListRow(status, None)
+    try:
+        email = addresses.normalise(raw_email)
+    except InvalidAddress as exc:
+        return _problem(row, raw_email, f"invalid address: {exc}")
+    name = columns.get(values, "name").strip()
+    first_name = columns.get(values, "first_name").strip() or (name.split() or [""])[0]
+    if _has_line_break(name) or _has_line_break(first_name):
+        return _problem(row, raw_email, "line break in the name")
+    if "\0" in name or "\0" in first_name:
+        return _problem(row, raw_email, "NUL character in the name")
+    fields = columns.merge_fields(values)
+    fields.update(email=email, name=name, first_name=first_name)
+    tags = columns.tags(values)
+    return ListRow(status, Subscriber(email=email, name=name, first_name=first_name, tags=tags, fields=fields, line=row.line))
+
+
+def _problem(row: CsvRow, email: str, reason: str) -> RowProblem:
+    email = email.replace("\r", "\\r").replace("\n", "\\n")  # one line per problem when printed
+    return RowProblem(row.line, email, reason)
 
 
 class _Columns:

@@ -3,6 +3,7 @@
 One campaign per issue slug and transport; one row per recipient with its state:
 
     queued → sending → sent | failed | deferred (→ sending again) ; sending left by a crash → unknown
+    sending → skipped: the subscriber store suppressed the address after the campaign started (never mailed)
 
 A row is marked ``sending`` (and committed) before its message goes out, so a crash can never lose track
 of one: at the next start, rows still in ``sending`` become ``unknown``. The subscriber's own fields are
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from ..errors import CampaignError
 
-STATES = ("queued", "sending", "sent", "failed", "deferred", "unknown")
+STATES = ("queued", "sending", "sent", "failed", "deferred", "unknown", "skipped")
 INSERT_CHUNK = 10_000  # rows per transaction: big enough to be fast, small enough to keep memory flat
 
 SCHEMA = """
@@ -334,6 +335,19 @@ class Journal:
             (*ids, email),
         ).fetchone()
         return row[0] if row else ""
+
+    def forget(self, email: str) -> int:
+        """Erase an address from every campaign (a GDPR request): its rows keep their counts, not who they
+        were; rows not yet sent become ``skipped``. Returns how many rows held it."""
+        with self._transaction():
+            cursor = self.db.execute(
+                "UPDATE recipients SET email = 'forgotten-' || id || '@invalid', data = '[\"\",\"\",[],{}]',"
+                " detail = CASE WHEN state IN ('queued', 'deferred') THEN 'forgotten' ELSE '' END,"
+                " state = CASE WHEN state IN ('queued', 'deferred') THEN 'skipped' ELSE state END, updated = ?"
+                " WHERE email = ?",
+                (time.time(), email.strip()),
+            )
+        return cursor.rowcount
 
     def _transaction(self):
         return _Transaction(self.db)

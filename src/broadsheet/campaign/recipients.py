@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from ..audience import Subscriber, list_fingerprint
+from ..audience import Subscriber
+from ..audience.csvfile import selection_fingerprint
 from .journal import Row
 
 
 def campaign_fingerprint(list_path: Path, suppressions: Path | None, segments: Sequence[str]) -> str:
     """What decides who is on the campaign: the list's bytes, the suppressions' bytes, the segments."""
-    parts = [list_fingerprint(list_path)]
-    parts.append(list_fingerprint(suppressions) if suppressions is not None and suppressions.is_file() else "-")
-    parts.append(",".join(sorted(tag.casefold() for tag in segments)))
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+    return selection_fingerprint(list_path, suppressions, segments)
 
 
 def journal_rows(subscribers: Iterable[Subscriber]) -> Iterator[tuple[str, int, str]]:

@@ -26,6 +26,7 @@ from .ratelimit import RateLimiter
 
 MAX_BACKOFF = 3600.0
 POLL = 0.2
+SKIPPED = "unsubscribed, bounced, complained or forgotten in the subscriber store since the campaign started"
 REFUSED_IN_A_ROW = 25  # this many failed recipients in a row, none sent: the server refuses everyone
 
 
@@ -80,6 +81,7 @@ class CampaignRunner:
         max_batch: int = 1,
         progress: Progress | None = None,
         rejected: tuple[type[BaseException], ...] = (),
+        suppressed: Callable[[list[str]], set[str]] | None = None,
     ):
         self.journal = journal
         self.campaign = campaign
@@ -88,6 +90,7 @@ class CampaignRunner:
         self.settings = settings
         self.progress = progress or (lambda counts, rate: None)
         self.rejected = rejected  # exceptions of compose that fail one recipient (RecipientRejected)
+        self.suppressed = suppressed  # which of these addresses the subscriber store suppresses now
         self.limiter = RateLimiter(settings.rate_per_second, settings.rate_per_hour)
         wanted = settings.batch_size or max_batch
         self.batch_size = max(1, min(wanted, max_batch, self.limiter.burst() or max_batch))
@@ -135,6 +138,11 @@ class CampaignRunner:
                     break
                 self._moved([row.state for row in rows], "sending")
                 claimed += len(rows)
+                rows = self._skip_suppressed(rows, result)
+                if not rows:
+                    if result.error is not None:
+                        break
+                    continue
                 in_flight += 1
                 self.inboxes[idle.popleft()].put(rows)
             if in_flight == 0 and (stopping or alive == 0 or self._finished(claimed)):
@@ -154,6 +162,26 @@ class CampaignRunner:
                 alive -= 1
                 result.error = result.error or event[1]
             self.progress(self.counts, self.rate.per_second())
+
+    def _skip_suppressed(self, rows: list[Row], result: RunResult) -> list[Row]:
+        """Claimed rows whose address unsubscribed, bounced, complained or was forgotten since the campaign
+        started end ``skipped`` with the reason, never sent. When the store cannot be asked, the batch goes
+        back to the queue and the campaign stops: nobody is mailed unchecked."""
+        if self.suppressed is None:
+            return rows
+        try:
+            gone = self.suppressed([row.email for row in rows])
+        except BroadsheetError as exc:
+            self.journal.record([Outcome(row.id, "queued", counts_attempt=False) for row in rows])
+            self._moved(["sending"] * len(rows), "queued")
+            result.error = result.error or exc
+            return []
+        skipped = [row for row in rows if row.email in gone]
+        if skipped:
+            self.journal.record([Outcome(row.id, "skipped", SKIPPED, counts_attempt=False) for row in skipped])
+            self._moved(["sending"] * len(skipped), "skipped")
+            result.this_run["skipped"] += len(skipped)
+        return [row for row in rows if row.email not in gone]
 
     def _finished(self, claimed: int) -> bool:
         """Nothing left for this run: the limit is reached, or nothing is queued or deferred."""

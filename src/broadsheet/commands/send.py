@@ -19,13 +19,14 @@ from pathlib import Path
 
 from . import issue_folder, project_config
 from ..campaign import (
-    Journal, Prepared, Settings, campaign_fingerprint, issue_key, prepare_campaign, subscriber_from_row,
+    Journal, Prepared, Settings, issue_key, prepare_campaign, subscriber_from_row,
 )
 from ..campaign.progress import progress_for
 from ..campaign.runner import CampaignRunner, RunResult
 from ..config import Config
 from ..errors import AudienceError, CampaignError
 from ..render import read_and_build
+from ..store.recipients import StoreSuppressions, recipients_for
 from ..transports import Transport, transport_class
 
 DUE_STATES = ("queued", "deferred")
@@ -111,8 +112,7 @@ def _check_lint(rendered, issue, config: Config, *, force: bool) -> None:
 
 
 def _subscriber_list(args: argparse.Namespace, config: Config):
-    path = args.list_file if args.list_file is not None else config.resolve(config.send.list)
-    return subscriber_list(Path(path), config, args.segment, fix="pass --list FILE or set send.list")
+    return recipients_for(config, args.list_file, args.segment)  # the store, or a CSV checked against it
 
 
 def subscriber_list(path: Path, config: Config, segments, *, fix: str | None = None):
@@ -128,7 +128,7 @@ def subscriber_list(path: Path, config: Config, segments, *, fix: str | None = N
 
 
 def _prepare(journal: Journal, args, config: Config, slug: str, transport_name: str, subscribers) -> Prepared:
-    fingerprint = campaign_fingerprint(subscribers.path, subscribers.suppressions, args.segment)
+    fingerprint = subscribers.fingerprint()
     issue_dir = issue_key(Path(args.issue_dir), config.root)
     prepared = prepare_campaign(
         journal, slug=slug, transport=transport_name, issue_dir=issue_dir, fingerprint=fingerprint,
@@ -232,6 +232,7 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
     runner = CampaignRunner(
         journal, prepared.record, factory, lambda row: composer.compose(subscriber_from_row(row)), settings,
         max_batch=transport_class(transport_name).max_batch, progress=progress, rejected=(RecipientRejected,),
+        suppressed=StoreSuppressions(config.root),
     )  # fmt: skip
     try:
         result = runner.run()

@@ -1,21 +1,29 @@
-"""broadsheet subscribers check FILE: count who would receive, list every bad row with line and reason.
+"""broadsheet subscribers ACTION: check a CSV, and keep the subscriber store (.broadsheet/audience.db).
 
-Exit code 0 when every row is usable, 1 when any row is bad (so CI or a script can stop on it).
-Rows rightly left out (unsubscribed, bounced, duplicate, suppressed…) are counted, not problems.
+check FILE        count who would receive, list every bad row with line and reason (exit 1 when any)
+import FILE.csv   add the CSV's subscribers to the store (--update merges; exit 1 when a row was bad)
+export [FILE]     the store as a CSV import reads (stdout by default)
+add, remove, forget EMAIL; list; show EMAIL
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import sys
 from pathlib import Path
 
 from . import project_config
+from ..errors import StoreError
+
+STATUS_CHOICES = ("unconfirmed", "subscribed", "unsubscribed", "bounced", "complained")  # = store.STATUSES
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "subscribers", help="check a subscriber list", description="Work with subscriber lists."
-    )
+        "subscribers", help="check a subscriber list; keep the subscriber store",
+        description="Work with subscriber lists and the subscriber store (.broadsheet/audience.db).",
+    )  # fmt: skip
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     check = actions.add_parser(
         "check", help="count recipients and report every bad row",
@@ -24,13 +32,63 @@ def register(subparsers) -> argparse.ArgumentParser:
     )  # fmt: skip
     check.add_argument("file", type=Path, metavar="FILE")
     check.add_argument("--segment", action="append", default=[], metavar="TAG", help="only subscribers with this tag")
+    _register_store_actions(actions)
     return parser
 
 
+def _register_store_actions(actions) -> None:
+    imports = actions.add_parser(
+        "import", help="add a CSV's subscribers to the store",
+        description="Read FILE.csv (the format send reads) into the store. New addresses are added with the "
+        "row's status; a row saying unsubscribed, bounced or complained is applied to anyone present. "
+        "Bad rows are reported with their line and skipped (exit code 1). Forgotten addresses are never added.",
+    )  # fmt: skip
+    imports.add_argument("file", type=Path, metavar="FILE.csv")
+    imports.add_argument("--update", action="store_true", help="merge name, fields and tags into present subscribers")
+    imports.add_argument("--resubscribe", action="store_true",
+                         help="with --update: a row saying subscribed resubscribes someone who unsubscribed, bounced or complained")  # fmt: skip
+    export = actions.add_parser("export", help="write the store as CSV (stdout by default)",
+                                description="Write the store's subscribers as a CSV that import reads.")  # fmt: skip
+    export.add_argument("file", type=Path, nargs="?", metavar="FILE")
+    export.add_argument("--status", choices=STATUS_CHOICES, help="only subscribers with this status")
+    add = actions.add_parser("add", help="add one subscriber", description="Add EMAIL to the store as subscribed.")
+    add.add_argument("email", metavar="EMAIL")
+    add.add_argument("--name", default="", help="the subscriber's name")
+    add.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag (repeatable)")
+    add.add_argument("--resubscribe", action="store_true",
+                     help="the person asked to subscribe again after unsubscribing or being forgotten")  # fmt: skip
+    remove = actions.add_parser("remove", help="unsubscribe one address (the event is kept)",
+                                description="Unsubscribe EMAIL. An address the store does not know is kept as "
+                                "unsubscribed, so no list mails it.")  # fmt: skip
+    remove.add_argument("email", metavar="EMAIL")
+    forget = actions.add_parser("forget", help="erase one person's data (GDPR); the address stays suppressed",
+                                description="Erase EMAIL's address, name, fields, tags and event details from the "
+                                "store and the send journal. Only a keyed hash is kept, so the address is never "
+                                "mailed or imported again.")  # fmt: skip
+    forget.add_argument("email", metavar="EMAIL")
+    listing = actions.add_parser("list", help="list subscribers", description="One line per subscriber: "
+                                 "email, status, name, tags.")  # fmt: skip
+    listing.add_argument("--status", choices=STATUS_CHOICES, help="only subscribers with this status")
+    listing.add_argument("--tag", metavar="TAG", help="only subscribers with this tag")
+    show = actions.add_parser("show", help="one subscriber's fields and event history",
+                              description="Show EMAIL's fields, tags, status and every event with its source.")
+    show.add_argument("email", metavar="EMAIL")
+
+
 def run(args: argparse.Namespace) -> int:
+    config = project_config(args)
+    if args.action == "check":
+        return _check(args, config)
+    from ..store import Store
+
+    with Store.for_project(config.root) as store:
+        return ACTIONS[args.action](args, store, config)
+
+
+def _check(args: argparse.Namespace, config) -> int:
     from .send import subscriber_list
 
-    subscribers = subscriber_list(args.file, project_config(args), args.segment)
+    subscribers = subscriber_list(args.file, config, args.segment)
     count = sum(1 for _ in subscribers)
     for problem in subscribers.problems:
         print(f"{args.file}:{problem.line}: {problem.reason}" + (f" ({problem.email})" if problem.email else ""))
@@ -41,3 +99,134 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(subscribers.problems):,} bad row(s): they will be skipped by send")
         return 1
     return 0
+
+
+def _import(args, store, config) -> int:
+    from ..store.importer import import_csv
+
+    def on_problem(problem) -> None:
+        print(f"{args.file}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped", file=sys.stderr)
+
+    report = import_csv(store, args.file, update=args.update, resubscribe=args.resubscribe, on_problem=on_problem)
+    statuses = ", ".join(f"{status} {n:,}" for status, n in sorted(report.by_status.items()))
+    print(f"{args.file.name}: {report.rows:,} row(s) read; added {report.added:,}" + (f" ({statuses})" if statuses else ""))
+    notes = [
+        (report.updated, "merged into present subscribers"),
+        (report.opted_out, "unsubscribed, bounced or complained now (the file says so)"),
+        (report.forgotten, "row(s) for addresses forgotten at their request: not added again"),
+        (report.kept_suppressed, "say subscribed for someone who unsubscribed, bounced or complained: kept suppressed"
+                                 " (--update --resubscribe to change that)"),
+        (report.problems, "bad row(s) skipped"),
+    ]  # fmt: skip
+    for count, text in notes:
+        if count:
+            print(f"  {count:,} {text}")
+    if not args.update:
+        print("  addresses already in the store were left as they are (--update merges the file into them)")
+    return 1 if report.problems else 0
+
+
+def _export(args, store, config) -> int:
+    if args.file is None:
+        written = _write_csv(store, sys.stdout, args.status)
+    else:
+        try:
+            with open(args.file, "w", newline="", encoding="utf-8") as handle:
+                written = _write_csv(store, handle, args.status)
+        except OSError as exc:
+            raise StoreError(f"cannot write the CSV: {exc.strerror}", where=str(args.file)) from None
+        print(f"wrote {written:,} subscriber(s) to {args.file}")
+    return 0
+
+
+def _write_csv(store, handle, status: str | None) -> int:
+    extra = [name for name in store.field_names() if name.lower() not in ("email", "name", "status", "tags")]
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(["email", "name", "status", "tags", *extra])
+    written = 0
+    for subscriber in store.subscribers(status=status):
+        writer.writerow([subscriber.email, subscriber.name, subscriber.status, ";".join(subscriber.tags),
+                         *(subscriber.fields.get(name, "") for name in extra)])  # fmt: skip
+        written += 1
+    return written
+
+
+def _add(args, store, config) -> int:
+    present = store.get(args.email)
+    if args.resubscribe and present is not None and present.status != "subscribed":
+        store.set_status(args.email, "subscribed", source="cli", detail="resubscribed at their request")
+        print(f"resubscribed {present.email} (was {present.status})")
+        return 0
+    added = store.add(args.email, name=args.name, tags=args.tag, resubscribe=args.resubscribe)
+    print(f"added {added.email} (subscribed)")
+    return 0
+
+
+def _remove(args, store, config) -> int:
+    present = store.get(args.email)
+    changed = store.set_status(args.email, "unsubscribed", source="cli")
+    if present is None and changed:
+        print(f"{args.email.strip()} was not in the store: kept as unsubscribed, so no list mails it")
+    elif present is None:
+        print(f"{args.email.strip()} was forgotten at their request: it stays suppressed")
+    elif changed:
+        print(f"unsubscribed {present.email} (was {present.status})")
+    else:
+        print(f"{present.email} was unsubscribed already")
+    return 0
+
+
+def _forget(args, store, config) -> int:
+    from ..campaign import Journal, journal_path
+
+    key = store.key(args.email)
+    erased = store.forget(args.email)
+    journal_rows = 0
+    if journal_path(config.root).is_file():
+        with Journal.for_project(config.root) as journal:
+            journal_rows = journal.forget(key)
+    if erased:
+        print(f"forgot {args.email.strip()}: its data is erased from the store"
+              + (f" and from {journal_rows:,} send journal row(s)" if journal_rows else "")
+              + "; a keyed hash keeps it suppressed")  # fmt: skip
+    else:
+        print(f"{args.email.strip()} was forgotten already; it stays suppressed")
+    return 0
+
+
+def _list(args, store, config) -> int:
+    count = 0
+    for subscriber in store.subscribers(status=args.status, tag=args.tag):
+        tags = f"  [{', '.join(subscriber.tags)}]" if subscriber.tags else ""
+        print(f"{subscriber.email}  {subscriber.status}  {subscriber.name or '-'}{tags}")
+        count += 1
+    print(f"{count:,} subscriber(s)", file=sys.stderr)
+    return 0
+
+
+def _show(args, store, config) -> int:
+    subscriber = store.get(args.email)
+    if subscriber is None:
+        if store.is_forgotten(args.email):
+            print(f"{args.email.strip()} was forgotten at their request: only a keyed hash is kept; it stays suppressed")
+            return 0
+        raise StoreError(f"{args.email.strip()} is not in the subscriber store", where=str(store.path),
+                         fix="see who is with: broadsheet subscribers list")  # fmt: skip
+    print(subscriber.email)
+    print(f"  status   {subscriber.status}")
+    print(f"  name     {subscriber.name or '-'}")
+    print(f"  tags     {', '.join(subscriber.tags) or '-'}")
+    for name, value in subscriber.fields.items():
+        print(f"  {name:8} {value}")
+    print(f"  added    {subscriber.created} (changed {subscriber.updated})")
+    print("events:")
+    for event in store.events(subscriber.email):
+        extras = [text for text in (event.campaign and f"campaign {event.campaign}", event.detail) if text]
+        print(f"  {event.at}  {event.kind:13} {event.source}" + (f"  ({'; '.join(extras)})" if extras else ""))
+    return 0
+
+
+ACTIONS = {
+    "import": _import, "export": _export, "add": _add, "remove": _remove, "forget": _forget, "list": _list,
+    "show": _show,
+}  # fmt: skip

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS tags (
     tag TEXT NOT NULL,
     tag_key TEXT NOT NULL,
     PRIMARY KEY (subscriber, tag_key)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_by_key ON tags (tag_key, subscriber);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -52,8 +52,9 @@ CREATE TABLE IF NOT EXISTS events (
     source TEXT NOT NULL,
     campaign TEXT NOT NULL DEFAULT '',
     detail TEXT NOT NULL DEFAULT '',
-    dedupe_key TEXT UNIQUE
+    dedupe_key TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_dedupe_key ON events (dedupe_key) WHERE dedupe_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_by_subscriber ON events (subscriber, kind, at);
 CREATE TABLE IF NOT EXISTS forgotten (
     email_hash TEXT PRIMARY KEY,

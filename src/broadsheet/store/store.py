@@ -500,7 +500,7 @@ class Store:
         for start in range(0, len(ids), IN_CHUNK):
             chunk = ids[start : start + IN_CHUNK]
             for subscriber, tag in self.db.execute(
-                f"SELECT subscriber, tag FROM tags WHERE subscriber IN ({','.join('?' * len(chunk))}) ORDER BY rowid",
+                f"SELECT subscriber, tag FROM tags WHERE subscriber IN ({','.join('?' * len(chunk))}) ORDER BY subscriber, tag_key",
                 chunk,
             ):
                 tags.setdefault(subscriber, []).append(tag)
@@ -530,8 +530,11 @@ def check_fields(fields: dict[str, str]) -> dict[str, str]:
     return fields
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # built once: imports call it a lot
+
+
 def dump_fields(fields: dict[str, str]) -> str:
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODE(fields)
 
 
 def _digest(nonce: str) -> str:

@@ -1,0 +1,79 @@
+"""Benchmark: `broadsheet subscribers import` of a generated 1,000,000-row CSV into the subscriber store.
+
+Runs the real command in a fresh process on an empty store and reports rows/s and the peak RSS of that
+process (targets: at least 100,000 rows/s, under 150 MB), then imports the same file again (every row
+already present: the ``ON CONFLICT`` path) and once more with ``--update`` on a smaller slice.
+
+    .venv/bin/python bench/import.py [--rows 1000000] [--update-rows 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from compose import machine  # bench/compose.py
+
+
+def write_list(path: Path, rows: int) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("email,name,status,tags,company\n")
+        for i in range(rows):
+            status = "unsubscribed" if i % 50 == 0 else ""
+            handle.write(f"reader{i:07d}@example{i % 500}.com,Reader {i} Million,{status},members;news,Company {i % 977}\n")
+
+
+def run_import(folder: Path, *args: str) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MB of this child, its stdout) for one `subscribers import` in a fresh process."""
+    command = [sys.executable, "-c", CHILD, *args]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode not in (0, 1):
+        raise SystemExit(result.stderr[-2000:])
+    peak = float(result.stderr.strip().splitlines()[-1])
+    return seconds, peak, result.stdout.strip()
+
+
+# The command in a child that prints its own peak RSS (RUSAGE_CHILDREN would keep the largest child's).
+CHILD = """
+import resource, sys
+from broadsheet.cli import main
+code = main(["subscribers", "import", *sys.argv[1:]])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--update-rows", type=int, default=100_000)
+    args = parser.parse_args()
+    print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}")
+    with tempfile.TemporaryDirectory(prefix="broadsheet-import-") as tmp:
+        folder = Path(tmp)
+        (folder / "broadsheet.toml").write_text('name = "Bench"\nfrom = "bench@example.org"\n', encoding="utf-8")
+        write_list(folder / "list.csv", args.rows)
+        write_list(folder / "slice.csv", args.update_rows)
+        size = (folder / "list.csv").stat().st_size / 1e6
+        print(f"list: {args.rows:,} rows, {size:.0f} MB")
+        print("| run | rows | time | rows/s | peak RSS |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for label, rows, extra in (("empty store", args.rows, ("list.csv",)),
+                                   ("again, all present", args.rows, ("list.csv",)),
+                                   ("--update", args.update_rows, ("slice.csv", "--update"))):  # fmt: skip
+            seconds, peak, out = run_import(folder, *extra)
+            print(f"| {label} | {rows:,} | {seconds:.1f} s | {rows / seconds:,.0f} | {peak:.0f} MB |")
+        database = folder / ".broadsheet" / "audience.db"
+        print(f"store: {database.stat().st_size / 1e6:.0f} MB; last output: {out.splitlines()[0]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""`broadsheet subscribers import/export/add/remove/forget/list/show` and `send` through the store, by the real CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from broadsheet.store import Store
+from support.smtpd import configure, write_subscribers
+from test_cli_build import assert_one_line_error, run_cli
+
+ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
+
+LIST = """email,name,status,tags,city
+ann@example.org,Ann Lee,,news;art,Gent
+bob@example.org,Bob,unsubscribed,news,
+not-an-address,Nobody,,,
+cy@EXAMPLE.org,Cy,,art,Leuven
+ANN@example.org,Ann Again,,,Brugge
+"""
+
+
+@pytest.fixture
+def sample(project, monkeypatch):
+    monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret")
+    configure(project, send={"transport": "outbox", "list": "list.csv", "connections": 1})
+    return project
+
+
+def stored(project, email):
+    with Store.for_project(project) as store:
+        return store.get(email)
+
+
+def outbox_recipients(project) -> list[str]:
+    return sorted(path.name.split("-", 1)[1][: -len(".eml")] for path in (project / "outbox").rglob("*.eml"))
+
+
+def test_import_streams_the_csv_reports_bad_rows_and_keeps_the_first_row_of_each_address(sample):
+    (sample / "list.csv").write_text(LIST, encoding="utf-8")
+    result = run_cli(sample, "subscribers", "import", "list.csv")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == "list.csv:4: invalid address: An email address must have an @-sign. (not-an-address); skipped"
+    assert "4 row(s) read; added 3 (subscribed 2, unsubscribed 1)" in result.stdout
+    assert "1 bad row(s) skipped" in result.stdout
+    ann = stored(sample, "ann@example.org")
+    assert (ann.name, ann.tags, ann.fields, ann.status) == ("Ann Lee", ("art", "news"), {"city": "Gent"}, "subscribed")
+    assert stored(sample, "bob@example.org").status == "unsubscribed"
+    assert stored(sample, "cy@example.org").email == "cy@example.org"
+    show = run_cli(sample, "subscribers", "show", "ANN@example.org")
+    assert show.returncode == 0 and "imported      import  (list.csv)" in show.stdout and "city     Gent" in show.stdout
+
+
+def test_import_update_merges_but_never_resubscribes_without_being_asked(sample):
+    (sample / "list.csv").write_text(LIST, encoding="utf-8")
+    run_cli(sample, "subscribers", "import", "list.csv")
+    (sample / "more.csv").write_text(
+        "email,name,status,tags,city,company\n"
+        "ann@example.org,,,events,,ACME\n"
+        "bob@example.org,Robert,subscribed,,,\n"
+        "cy@example.org,Cy,complained,,,\n"
+        "new@example.org,New,,,,\n",
+        encoding="utf-8",
+    )
+    plain = run_cli(sample, "subscribers", "import", "more.csv")
+    assert plain.returncode == 0, plain.stderr
+    assert "added 1" in plain.stdout and "1 unsubscribed, bounced or complained now" in plain.stdout
+    assert stored(sample, "ann@example.org").fields == {"city": "Gent"}  # no merge without --update
+    assert stored(sample, "cy@example.org").status == "complained"  # an opt-out always applies
+    update = run_cli(sample, "subscribers", "import", "more.csv", "--update")
+    assert update.returncode == 0, update.stderr
+    assert "1 say subscribed for someone who unsubscribed" in update.stdout
+    ann, bob = stored(sample, "ann@example.org"), stored(sample, "bob@example.org")
+    assert ann.fields == {"city": "Gent", "company": "ACME"} and ann.tags == ("art", "events", "news")
+    assert ann.name == "Ann Lee"  # an empty cell never erases
+    assert (bob.name, bob.status) == ("Robert", "unsubscribed")
+    again = run_cli(sample, "subscribers", "import", "more.csv", "--update", "--resubscribe")
+    assert again.returncode == 0 and stored(sample, "bob@example.org").status == "subscribed"
+    assert stored(sample, "cy@example.org").status == "complained"  # its row still says complained
+    events = [(e.kind, e.source, e.detail) for e in Store.for_project(sample).events("bob@example.org")]
+    assert events[-1] == ("subscribed", "import", "more.csv:3")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (("import", "missing.csv"), ("missing.csv", "the list does not exist")),
+    (("import", "list.csv", "--resubscribe"), ("--resubscribe only goes with --update",)),
+    (("add", "not-an-address"), ("invalid address",)),
+    (("add", "ann@example.org"), ("ann@example.org is already in the store", "audience.db")),
+    (("show", "zed@example.org"), ("zed@example.org is not in the subscriber store",)),
+])  # fmt: skip
+def test_bad_input_is_one_line(sample, args, fragments):
+    (sample / "list.csv").write_text(LIST, encoding="utf-8")
+    run_cli(sample, "subscribers", "add", "ann@example.org")
+    assert_one_line_error(run_cli(sample, "subscribers", *args), *fragments)
+
+
+def test_a_list_without_an_email_column_is_one_line_and_imports_nothing(sample):
+    (sample / "list.csv").write_text("mail,name\nann@example.org,Ann\n", encoding="utf-8")
+    assert_one_line_error(run_cli(sample, "subscribers", "import", "list.csv"), "list.csv:1", "no 'email' column")
+    assert Store.for_project(sample).count() == 0
+
+
+def test_export_writes_what_import_reads(sample, tmp_path):
+    (sample / "list.csv").write_text(LIST, encoding="utf-8")
+    run_cli(sample, "subscribers", "import", "list.csv")
+    run_cli(sample, "subscribers", "add", "dee@example.org", "--name", "Dee, the Second", "--tag", "vip")
+    exported = run_cli(sample, "subscribers", "export")
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert [(r["email"], r["status"], r["tags"], r["city"]) for r in rows] == [
+        ("ann@example.org", "subscribed", "art;news", "Gent"), ("bob@example.org", "unsubscribed", "news", ""),
+        ("cy@example.org", "subscribed", "art", "Leuven"), ("dee@example.org", "subscribed", "vip", ""),
+    ]  # fmt: skip
+    assert rows[3]["name"] == "Dee, the Second"
+    only = run_cli(sample, "subscribers", "export", "--status", "unsubscribed", "out.csv")
+    assert only.returncode == 0 and "wrote 1 subscriber(s)" in only.stdout
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "broadsheet.toml").write_text('name = "Other"\nfrom = "x@example.org"\n', encoding="utf-8")
+    (other / "all.csv").write_text(exported.stdout, encoding="utf-8")
+    assert run_cli(other, "subscribers", "import", "all.csv").returncode == 0
+    assert run_cli(other, "subscribers", "export").stdout == exported.stdout
+
+
+def test_add_remove_list_and_show(sample):
+    added = run_cli(sample, "subscribers", "add", "Eve@Example.ORG", "--name", "Eve", "--tag", "news", "--tag", "vip")
+    assert added.returncode == 0 and "added Eve@example.org (subscribed)" in added.stdout
+    run_cli(sample, "subscribers", "add", "fay@example.org", "--tag", "news")
+    removed = run_cli(sample, "subscribers", "remove", "eve@example.org")
+    assert removed.returncode == 0 and "unsubscribed Eve@example.org (was subscribed)" in removed.stdout
+    assert "was unsubscribed already" in run_cli(sample, "subscribers", "remove", "eve@example.org").stdout
+    stranger = run_cli(sample, "subscribers", "remove", "stranger@example.org")
+    assert "kept as unsubscribed, so no list mails it" in stranger.stdout
+    listing = run_cli(sample, "subscribers", "list", "--status", "unsubscribed", "--tag", "NEWS")
+    assert listing.stdout.splitlines() == ["Eve@example.org  unsubscribed  Eve  [news, vip]"]
+    assert "1 subscriber(s)" in listing.stderr
+    assert len(run_cli(sample, "subscribers", "list").stdout.splitlines()) == 3
+    show = run_cli(sample, "subscribers", "show", "eve@example.org").stdout
+    assert "status   unsubscribed" in show and "tags     news, vip" in show
+    assert [line.split()[1:3] for line in show.splitlines() if line.startswith("  20")] == [
+        ["added", "cli"], ["unsubscribed", "cli"], ["unsubscribed", "cli"]]
+    again = run_cli(sample, "subscribers", "add", "eve@example.org", "--resubscribe")
+    assert "resubscribed Eve@example.org (was unsubscribed)" in again.stdout
+
+
+def test_forget_erases_the_person_everywhere_and_import_never_brings_them_back(sample):
+    (sample / "list.csv").write_text(LIST, encoding="utf-8")
+    assert run_cli(sample, "send", ISSUE, "--yes").returncode == 0  # the journal now holds ann too
+    run_cli(sample, "subscribers", "import", "list.csv")
+    forgot = run_cli(sample, "subscribers", "forget", "Ann@Example.org")
+    assert forgot.returncode == 0, forgot.stderr
+    assert "erased from the store and from 1 send journal row(s)" in forgot.stdout
+    with sqlite3.connect(sample / ".broadsheet" / "state.db") as db:
+        assert db.execute("SELECT count(*) FROM recipients WHERE email LIKE 'ann@%' OR data LIKE '%Ann%'").fetchone() == (0,)
+    assert "was forgotten at their request" in run_cli(sample, "subscribers", "show", "ann@example.org").stdout
+    again = run_cli(sample, "subscribers", "import", "list.csv", "--update")
+    assert "2 row(s) for addresses forgotten at their request: not added again" in again.stdout
+    assert stored(sample, "ann@example.org") is None
+    assert_one_line_error(run_cli(sample, "subscribers", "add", "ann@example.org"), "forgotten", "--resubscribe")
+    sent = run_cli(sample, "send", ISSUE, "--list", "list.csv", "--transport", "outbox", "--yes")
+    assert sent.returncode == 0, sent.stderr
+    assert outbox_recipients(sample).count("ann@example.org") == 1  # mailed before the request, never after
+
+
+def test_send_uses_the_store_by_default_with_segments_and_suppressions(sample):
+    run_cli(sample, "subscribers", "add", "ann@example.org", "--tag", "news")
+    run_cli(sample, "subscribers", "add", "bob@example.org", "--tag", "art")
+    run_cli(sample, "subscribers", "add", "cy@example.org", "--tag", "News")
+    run_cli(sample, "subscribers", "remove", "cy@example.org")
+    (sample / "suppressions.csv").write_text("email\nBOB@example.org\n", encoding="utf-8")
+    result = run_cli(sample, "send", ISSUE, "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "audience.db: 1 recipient(s); left out: suppressed 1, unsubscribed 1" in result.stdout
+    assert outbox_recipients(sample) == ["ann@example.org"]
+    (sample / "suppressions.csv").unlink()
+    run_cli(sample, "subscribers", "add", "dee@example.org", "--tag", "news")
+    segment = run_cli(sample, "send", ISSUE, "--yes", "--segment", "NEWS")
+    assert segment.returncode == 0, segment.stderr
+    assert outbox_recipients(sample) == ["ann@example.org", "dee@example.org"]
+
+
+def test_a_csv_send_is_filtered_through_the_store(sample):
+    people = write_subscribers(sample / "list.csv", 4)
+    with Store.for_project(sample) as store:
+        store.set_status(people[1][0].upper(), "unsubscribed", source="one-click")
+        store.set_status(people[2][0], "complained", source="webhook:postmark")
+        store.add("other@example.org")  # the store has subscribers, but --list names the CSV
+    result = run_cli(sample, "send", ISSUE, "--list", "list.csv", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "2 recipient(s); left out: unsubscribed, bounced, complained or forgotten in the store 2" in result.stdout
+    assert outbox_recipients(sample) == [people[0][0], people[3][0]]
+
+
+def test_an_unsubscribe_during_a_running_campaign_is_honoured(sample):
+    """A real send in its own process, slowed by its rate limit; another process unsubscribes the last reader."""
+    configure(sample, send={"transport": "outbox", "connections": 1, "rate_per_second": 2})
+    with Store.for_project(sample) as store:
+        for i in range(6):
+            store.add(f"reader{i}@example.org")
+    env = {k: v for k, v in os.environ.items() if k != "BROADSHEET_DEBUG"}
+    send = subprocess.Popen([sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"], cwd=sample, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not list((sample / "outbox").rglob("*.eml")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with Store.for_project(sample) as store:  # as `serve` records a one-click unsubscribe
+            assert store.set_status("reader5@example.org", "unsubscribed", source="one-click")
+        out, err = send.communicate(timeout=60)
+    finally:
+        send.kill()
+    assert send.returncode == 0, err
+    assert outbox_recipients(sample) == [f"reader{i}@example.org" for i in range(5)]
+    with sqlite3.connect(sample / ".broadsheet" / "state.db") as db:
+        state, detail = db.execute("SELECT state, detail FROM recipients WHERE email = 'reader5@example.org'").fetchone()
+    assert state == "skipped" and "unsubscribed" in detail
+    assert "sent 5" in out and "skipped 1" in out
+    status = run_cli(sample, "status", ISSUE)
+    assert "skipped 1" in status.stdout
