@@ -68,3 +68,9 @@ def test_a_bounce_to_a_verp_address_suppresses_the_subscriber_it_was_made_for(pr
         assert result.applied.suppressed == [people[1]]
         assert [store.get(p).status for p in people] == ["subscribed", "bounced", "subscribed"]
         assert store.get("forwarded@elsewhere.example") is None
+
+    # The next send skips the address the bounce suppressed.
+    configure(project, send={"transport": "outbox", "outbox_dir": "outbox"}, smtp={"return_path": RETURN_PATH})
+    assert main(["send", ISSUE, "--list", "list.csv", "--yes"]) == 0
+    written = sorted(p.name for p in (project / "outbox").rglob("*.eml"))
+    assert len(written) == 2 and not any(people[1] in name for name in written)
