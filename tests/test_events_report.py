@@ -58,3 +58,17 @@ def test_status_shows_what_came_back_after_the_send(project, monkeypatch, capsys
     out = capsys.readouterr().out
     assert "after sending: bounced 2 (hard 1, soft 1) 0.50% · complained 1 0.50% · unsubscribed 0 0.00%" in out
     assert "warning: complaints 0.50% are above 0.1%" in out and "hard bounces" not in out
+
+
+def test_send_warns_before_mailing_a_store_with_many_unconfirmed_addresses(project, monkeypatch, capsys):
+    monkeypatch.setenv("BROADSHEET_SECRET", "report-test-secret")
+    monkeypatch.chdir(project)
+    with Store.for_project(project) as store:
+        for n in range(8):
+            store.add(f"s{n}@example.com")
+        for n in range(3):
+            store.add(f"u{n}@example.com", status="unconfirmed")
+    assert main(["send", str(project / "issues" / SAMPLE_ISSUE.name), "--yes"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: 3 of 11 addresses in the store are unconfirmed (27%)" in captured.err
+    assert len(list((project / "outbox").rglob("*.eml"))) == 8  # the unconfirmed are not mailed

@@ -55,11 +55,19 @@ def store_warnings(store, *, now: datetime | None = None) -> list[str]:
         warnings.append(f"{unconfirmed:,} of {subscribed + unconfirmed:,} addresses in the store are unconfirmed "
                         f"({unconfirmed / (subscribed + unconfirmed):.0%}); they are not mailed until they confirm")
     cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=STALE_DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    stale = sum(1 for s in store.subscribers(status="subscribed") if s.updated < cutoff)
+    stale = store.count_unchanged("subscribed", cutoff)
     if subscribed and stale / subscribed > UNCONFIRMED_LIMIT:
         warnings.append(f"{stale:,} subscribed addresses have not changed in over {STALE_DAYS} days; "
                         "consider asking them to confirm they still want the newsletter")
     return warnings
+
+
+def store_health(root) -> list[str]:
+    """``store_warnings`` for the project's store, when it has one (before a send)."""
+    if not Store.exists_for(root):
+        return []
+    with Store.for_project(root) as store:
+        return store_warnings(store)
 
 
 def after_send_lines(root, slug: str, sent: int) -> list[str]:

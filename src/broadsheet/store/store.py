@@ -183,6 +183,12 @@ class Store:
                 "SELECT kind, count(DISTINCT subscriber) FROM events WHERE campaign = ? GROUP BY kind", (campaign,)
             ).fetchall())
 
+    def count_unchanged(self, status: str, before: str) -> int:
+        """How many subscribers of ``status`` have not changed since ``before`` (ISO 8601 UTC)."""
+        with self._lock:
+            return self.db.execute("SELECT count(*) FROM subscribers WHERE status = ? AND updated < ?",
+                                   (check_status(status), before)).fetchone()[0]
+
     def suppressed(self, emails: Iterable[str]) -> set[str]:
         """The given addresses (as given) that must never be mailed: suppressing status, or forgotten."""
         by_key: dict[str, list[str]] = {}
