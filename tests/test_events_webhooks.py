@@ -266,3 +266,57 @@ def test_ses_complaint_and_event_publishing_shapes():
     events = ses.parse_notification(complaint, "sns-1") + ses.parse_notification(published, "sns-2")
     assert [(e.kind, e.email) for e in events] == [("complaint", "c@example.com"), ("soft_bounce", "d@example.com")]
     assert events[0].dedupe_key == "ses:f:c@example.com"
+
+
+def test_ses_notification_with_a_subject_is_signed_with_it(sns):
+    server, signer, ctx = sns
+    body = signer.notification(ses_bounce("sub@example.com"), Subject="Amazon SES Email Event Notification")
+    assert [e.email for e in ses.verify_and_parse({}, body, ctx)] == ["sub@example.com"]
+    forged = json.loads(body)
+    forged["Subject"] = "changed"
+    with pytest.raises(WebhookRejected):
+        ses.verify_and_parse({}, json.dumps(forged).encode(), ctx)
+
+
+def signed_requests(sns_signer: SnsSigner | None = None):
+    """provider -> (env, headers, body) of one signed report that a.b@example.com hard-bounced."""
+    sendgrid_signer, mailgun_signer, svix = SendgridSigner(), MailgunSigner(), SvixSigner()
+    sendgrid_body = json.dumps([{**SENDGRID_EVENTS[0], "email": "a.b@example.com"}]).encode()
+    resend_body = json.dumps({**RESEND_BOUNCE, "data": {**RESEND_BOUNCE["data"], "to": ["a.b@example.com"]}}).encode()
+    requests = {
+        "postmark": (POSTMARK_ENV, basic_auth("hook", "s3cret:pw"), json.dumps({**POSTMARK_BOUNCE, "Email": "a.b@example.com"}).encode()),
+        "sendgrid": ({"BROADSHEET_SENDGRID_WEBHOOK_KEY": sendgrid_signer.public_key}, sendgrid_signer.sign(sendgrid_body), sendgrid_body),
+        "mailgun": ({"BROADSHEET_MAILGUN_WEBHOOK_KEY": mailgun_signer.key}, {},
+                    mailgun_signer.body({**MAILGUN_FAILED, "recipient": "a.b@example.com"})),
+        "resend": ({"BROADSHEET_RESEND_WEBHOOK_SECRET": svix.secret}, svix.sign(resend_body), resend_body),
+    }
+    if sns_signer is not None:
+        requests["ses"] = ({}, {"x-amz-sns-message-type": "Notification"}, sns_signer.notification(ses_bounce("a.b@example.com")))
+    return requests
+
+
+@pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "resend", "ses"])
+def test_handle_records_each_provider_once_and_refuses_a_forged_request(provider, sns, tmp_path):
+    from broadsheet.config import Config
+    from broadsheet.events.webhooks import handle
+    from broadsheet.store import Store
+
+    _, sns_signer, sns_context = sns
+    env, headers, body = signed_requests(sns_signer)[provider]
+    ctx = WebhookContext(env=env, replays=ReplayGuard(), sns_topics=(TOPIC,), certificates=sns_context.certificates)
+    with Store.for_project(tmp_path) as store:
+        store.add("a.b@example.com")
+        # Postmark signs nothing (credentials only) and Mailgun signs timestamp + token, not the body:
+        # for them the forgery is a wrong password or another key; for the others, a changed body.
+        forged_headers, forged = {
+            "postmark": (basic_auth("hook", "guess"), body.replace(b"a.b@example.com", b"x.y@example.com")),
+            "mailgun": ({}, MailgunSigner().body({**MAILGUN_FAILED, "recipient": "x.y@example.com"})),
+        }.get(provider, (headers, body.replace(b"a.b@example.com", b"x.y@example.com")))
+        assert handle(provider, forged_headers, forged, store, config=Config(root=tmp_path), context=ctx) == (401, "refused")
+        assert store.get("x.y@example.com") is None
+        status, text = handle(provider, headers, body, store, config=Config(root=tmp_path), context=ctx)
+        assert (status, store.get("a.b@example.com").status) == (200, "bounced") and "1 newly suppressed" in text
+        events = len(store.events("a.b@example.com"))
+        ctx.replays = ReplayGuard()  # even past the replay guard (another process), a repeat changes nothing
+        assert handle(provider, headers, body, store, config=Config(root=tmp_path), context=ctx)[0] == 200
+        assert len(store.events("a.b@example.com")) == events
