@@ -1,0 +1,276 @@
+"""The WSGI application of `broadsheet serve`: routing, and what each public endpoint does.
+
+    make_app(config, transport=...) -> WSGI callable, run by waitress (see broadsheet.commands.serve)
+
+Every answer passes the Host allow-list and carries the security headers; every state change goes
+through the subscriber store (one Store per server thread) and is committed before the answer leaves.
+Nothing here lists or exports subscribers.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from ..audience.addresses import AddressChecker, InvalidAddress
+from ..config import Config
+from ..errors import ConfigError
+from ..store import Store
+from ..tokens import TokenData, read_token, token_secrets
+from ..transports import Transport
+from .http import BodyTooLarge, Request, Response
+from .pages import Pages, mask_address
+from .security import FormGuard, RateLimit, allowed_hosts, origin_of, security_headers
+from .signup import CONFIRM_SECONDS, ConfirmationMail
+
+WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a thousand events at once)
+TOKEN_PATH = re.compile(r"^/([uc])/([A-Za-z0-9_-]{1,700})$")
+WEBHOOK_PATH = re.compile(r"^/webhooks/([a-z0-9-]{1,40})$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+class App:
+    """The WSGI callable; shared by every waitress thread."""
+
+    def __init__(self, config: Config, transport: Callable[[], Transport], *, secrets: tuple[str, ...] | None = None):
+        if not config.serve.public_url:
+            raise ConfigError("[serve] public_url is not set", where=config.where("serve.public_url"),
+                              fix='add [serve] public_url = "https://news.example.org" (where readers reach serve)')
+        self.config = config
+        self.secrets = secrets or token_secrets()
+        self.list_id = config.list_id
+        self.pages = Pages(config)
+        self.hosts = allowed_hosts(config.serve.public_url)
+        origins = frozenset(origin_of(url) for url in (config.serve.public_url, *config.serve.form_origins))
+        self.guard = FormGuard(config.list_id, self.secrets, origins,
+                               secure=config.serve.public_url.startswith("https://"))
+        self.signups = RateLimit(config.serve.signups_per_minute, config.serve.signups_per_hour)
+        self.headers = security_headers(self.pages.style_hash)
+        self.mail = ConfirmationMail(config, self.pages, transport, self.secrets[0])
+        self.addresses = AddressChecker()
+        self.site = config.root / "site"
+        self.local = threading.local()
+
+    # -- WSGI -----------------------------------------------------------------------------------
+
+    def __call__(self, environ: dict, start_response) -> list[bytes]:
+        response = self.answer(environ)
+        extra = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+        if response.content_type.startswith("text/html") and "Content-Security-Policy" not in response.headers:
+            extra = self.headers
+        return response.finish(start_response, extra)
+
+    def answer(self, environ: dict) -> Response:
+        if (environ.get("HTTP_HOST") or "").lower() not in self.hosts:
+            return Response.text(421, "unknown host\n")
+        path = environ.get("PATH_INFO", "/")
+        limit = WEBHOOK_MAX_BYTES if path.startswith("/webhooks/") else self.config.serve.max_body_bytes
+        try:
+            request = Request.read(environ, limit)
+        except BodyTooLarge:
+            return self.pages.message(413, "too_large_title")
+        try:
+            return self.route(request)
+        except Exception:  # noqa: BLE001 - one failed request must not take the server down
+            print(f"broadsheet serve: {request.method} {_path_for_log(request.path)} failed:\n"
+                  f"{traceback.format_exc()}", file=sys.stderr, flush=True)
+            return self.pages.message(500, "error_title", "error_text")
+
+    def route(self, request: Request) -> Response:
+        path, method = request.path, request.method
+        if match := TOKEN_PATH.match(path):
+            handlers = {"u": (self.unsubscribe_page, self.unsubscribe), "c": (self.confirm_page, self.confirm)}
+            show, act = handlers[match[1]]
+            return self.by_method(request, get=lambda: show(request, match[2]), post=lambda: act(request, match[2]))
+        if path in ("/", "/subscribe"):
+            return self.by_method(request, get=lambda: self.subscribe_form(request), post=lambda: self.subscribe(request))
+        if path in ("/u", "/u/"):
+            return self.pages.message(200, "unsubscribe_title", "web_unsubscribe_text")
+        if match := WEBHOOK_PATH.match(path):
+            return self.by_method(request, post=lambda: self.webhook(request, match[1]))
+        if path == "/brand/logo" and self.pages.brand.logo_file:
+            return self.by_method(request, get=lambda: _file(self.pages.brand.logo_file))
+        if path == "/healthz":
+            return Response.text(200, "ok\n")
+        if request.method in ("GET", "HEAD") and (found := self.site_file(path)) is not None:
+            return _file(found)
+        return self.pages.message(404, "not_found_title")
+
+    @staticmethod
+    def by_method(request: Request, *, get: Callable[[], Response] | None = None,
+                  post: Callable[[], Response] | None = None) -> Response:
+        handler = {"GET": get, "HEAD": get, "POST": post}.get(request.method)
+        if handler is None:
+            allowed = ", ".join(name for name, h in (("GET, HEAD", get), ("POST", post)) if h)
+            return Response(405, b"", "text/plain; charset=utf-8", {"Allow": allowed})
+        return handler()
+
+    @property
+    def store(self) -> Store:
+        """This thread's Store (SQLite connections are not shared between threads)."""
+        store = getattr(self.local, "store", None)
+        if store is None:
+            store = self.local.store = Store.for_project(self.config.root)
+        return store
+
+    # -- unsubscribe ----------------------------------------------------------------------------
+
+    def unsubscribe_page(self, request: Request, token: str) -> Response:
+        """The page behind the link: which address and list, and a button. A GET never unsubscribes."""
+        data = self.read("unsubscribe", token)
+        if data is None:
+            return self.pages.message(400, "bad_link_title", "bad_link_text")
+        return self.form_page(request, "unsubscribe.html", address=mask_address(data.email))
+
+    def unsubscribe(self, request: Request, token: str) -> Response:
+        """RFC 8058 one-click (the token is the authentication), or the page's own buttons."""
+        data = self.read("unsubscribe", token)
+        form = request.form()
+        if data is None:
+            return self.pages.message(400, "bad_link_title", "bad_link_text")
+        if form.get("List-Unsubscribe") == "One-Click":
+            self.store.set_status(data.email, "unsubscribed", source="one-click")
+            return Response.text(200, "unsubscribed\n")
+        if not self.form_allowed(request, form):
+            return self.pages.message(403, "forbidden_title", "forbidden_text")
+        address = mask_address(data.email)
+        if form.get("action") == "unsubscribe":
+            self.store.set_status(data.email, "unsubscribed", source="unsubscribe-page")
+            return self.form_page(request, "unsubscribed.html", address=address)
+        if form.get("action") == "resubscribe":
+            return self.resubscribe(data.email, address)
+        return self.pages.message(400, "bad_link_title", "bad_link_text")
+
+    def resubscribe(self, email: str, address: str) -> Response:
+        """Back to subscribed, only from unsubscribed (never over a bounce or a complaint)."""
+        current = self.store.get(email)
+        if current is not None and current.status == "unsubscribed":
+            self.store.set_status(email, "subscribed", source="unsubscribe-page", detail="resubscribed")
+        elif current is None or current.status != "subscribed":
+            return self.pages.message(409, "error_title", "error_text")
+        return self.pages.message(200, "resubscribed_title", "resubscribed_text", list=self.config.name,
+                                  address=address)
+
+    def form_page(self, request: Request, template: str, status: int = 200, *, action: str = "", **values) -> Response:
+        """A page with a form posting to ``action`` (default: this page), protected by FormGuard."""
+        action = action or request.path
+        nonce = self.guard.nonce(request.header("Cookie"))
+        response = self.pages.render(template, status, action=action, form=self.guard.token(action, nonce), **values)
+        response.headers["Set-Cookie"] = self.guard.cookie(nonce)
+        return response
+
+    def form_allowed(self, request: Request, form: dict[str, str], *, action: str = "",
+                     origin_suffices: bool = False) -> bool:
+        return self.guard.allows(action or request.path, form, request.header("Origin"), request.header("Cookie"),
+                                 origin_suffices=origin_suffices)
+
+    # -- sign-up and confirmation ---------------------------------------------------------------
+
+    def subscribe_form(self, request: Request, *, status: int = 200, error: str = "", email: str = "",
+                       name: str = "") -> Response:
+        return self.form_page(request, "subscribe.html", status, action="/subscribe", error=error, email=email,
+                              name=name)
+
+    def subscribe(self, request: Request) -> Response:
+        """Record the address as unconfirmed and mail a confirmation link; the same page for every address."""
+        form = request.form()
+        if not self.form_allowed(request, form, action="/subscribe", origin_suffices=True):
+            return self.pages.message(403, "forbidden_title", "forbidden_text")
+        if not self.signups.allow(request.client):
+            return self.pages.message(429, "too_many_title", "too_many_text")
+        typed = form.get("email", "").strip()[:254]
+        name = CONTROL.sub(" ", form.get("name", "")).strip()[:200]
+        try:
+            email = self.addresses.normalise(typed)
+        except InvalidAddress:
+            return self.subscribe_form(request, status=400, error="invalid_address", email=typed, name=name)
+        if not form.get("website"):  # the honeypot: only robots fill it in
+            nonce = self.store.sign_up(email, name=name, source="form")
+            if nonce is not None:
+                self.mail.send(email, name, nonce)
+        return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=email, list=self.config.name)
+
+    def confirm_page(self, request: Request, token: str) -> Response:
+        data, answer = self.confirmation(token)
+        if answer is not None:
+            return answer
+        return self.form_page(request, "confirm.html", address=mask_address(data.email))
+
+    def confirm(self, request: Request, token: str) -> Response:
+        if not self.form_allowed(request, request.form()):
+            return self.pages.message(403, "forbidden_title", "forbidden_text")
+        data, answer = self.confirmation(token)
+        if answer is not None:
+            return answer
+        if not self.store.confirm(data.email, data.extra.partition(".")[0]):
+            return self.pages.message(410, "expired_title", "expired_text")
+        return self.pages.message(200, "confirmed_title", "confirmed_text", address=mask_address(data.email),
+                                  list=self.config.name)
+
+    def confirmation(self, token: str) -> tuple[TokenData | None, Response | None]:
+        """The token's data, or the page to answer instead (bad link, expired)."""
+        data = self.read("confirm", token)
+        nonce, _, issued = data.extra.rpartition(".") if data else ("", "", "")
+        if data is None or not nonce or not issued.isdigit():
+            return None, self.pages.message(400, "bad_link_title", "bad_link_text")
+        if not 0 <= time.time() - int(issued) <= CONFIRM_SECONDS:
+            return None, self.pages.message(410, "expired_title", "expired_text")
+        return data, None
+
+    # -- the rest -------------------------------------------------------------------------------
+
+    def webhook(self, request: Request, provider: str) -> Response:
+        """Delivery events from a provider, handed to broadsheet.events when that room exists."""
+        try:
+            from ..events import webhooks
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("broadsheet.events", "broadsheet.events.webhooks"):
+                raise
+            return Response.text(404, "no webhooks here\n")
+        status, text = webhooks.handle(provider, request.headers(), request.body, self.store)
+        return Response.text(status, text if text.endswith("\n") else text + "\n")
+
+    def read(self, purpose: str, token: str) -> TokenData | None:
+        return read_token(purpose, token, self.list_id, self.secrets)
+
+    def site_file(self, path: str) -> Path | None:
+        """A file of the project's ``site/`` folder (a static archive), never outside it."""
+        if not self.site.is_dir() or "\x00" in path:
+            return None
+        root = self.site.resolve()
+        candidate = (root / path.lstrip("/")).resolve()
+        if candidate.is_dir():
+            candidate = candidate / "index.html"
+        return candidate if candidate.is_file() and candidate.is_relative_to(root) else None
+
+
+def make_app(config: Config, transport: Callable[[], Transport] | None = None) -> App:
+    """The serve WSGI application; ``transport`` makes the Transport that sends confirmation messages
+    (default: the configured ``[send] transport``)."""
+    if transport is None:
+        from ..transports import transport_class
+
+        cls = transport_class(config.send.transport)
+        transport = lambda: cls(config)  # noqa: E731
+    return App(config, transport)
+
+
+def _file(path: Path) -> Response:
+    """A static file (the logo, the site/ archive): cached an hour, never framed."""
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if kind.startswith("text/") or kind in ("application/javascript", "image/svg+xml"):
+        kind += "; charset=utf-8"
+    headers = {"Cache-Control": "public, max-age=3600", "X-Frame-Options": "DENY",
+               "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"}
+    return Response(200, path.read_bytes(), kind, headers)
+
+
+def _path_for_log(path: str) -> str:
+    """A path for the log with any token cut off (tokens name subscribers)."""
+    return TOKEN_PATH.sub(lambda m: f"/{m[1]}/…", path)

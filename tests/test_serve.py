@@ -1,0 +1,355 @@
+"""`broadsheet serve` as a real waitress process on 127.0.0.1, hit with real HTTP (requests)."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import importlib.util
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from broadsheet.config import load_config
+from broadsheet.serve.signup import confirm_token
+from broadsheet.store import Store
+from broadsheet.tokens import make_token
+from conftest import ROOT
+from support.serve import SECRET, serve_process
+
+LIST = "newsletter.bcecc.example.org"
+GMAIL_BOUNDARY = "000000000000c0ffee0123456789"
+web = requests.Session()  # a browser: keeps serve's form cookie
+
+
+def copy_sample(folder: Path) -> Path:
+    for name in ("broadsheet.toml", "subscribers.example.csv"):
+        shutil.copy(ROOT / name, folder / name)
+    shutil.copytree(ROOT / "assets", folder / "assets")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """(base URL, project folder) of one serve process shared by this module's tests."""
+    project = copy_sample(tmp_path_factory.mktemp("serve"))
+    with serve_process(project) as base:
+        yield base, project
+
+
+@pytest.fixture
+def base(site) -> str:
+    return site[0]
+
+
+@pytest.fixture
+def store(site):
+    with Store.for_project(site[1]) as opened:
+        yield opened
+
+
+def unsubscribe_url(base: str, address: str) -> str:
+    return f"{base}/u/{make_token('unsubscribe', address, LIST, SECRET)}"
+
+
+def gmail_one_click(url: str, *, multipart: bool = True) -> requests.Response:
+    """The POST Gmail sends for a List-Unsubscribe-Post header (RFC 8058): no cookies, no Origin."""
+    if multipart:
+        body = (f"--{GMAIL_BOUNDARY}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
+                f"One-Click\r\n--{GMAIL_BOUNDARY}--\r\n")
+        headers = {"Content-Type": f"multipart/form-data; boundary={GMAIL_BOUNDARY}"}
+    else:
+        body, headers = "List-Unsubscribe=One-Click", {"Content-Type": "application/x-www-form-urlencoded"}
+    return requests.post(url, data=body.encode(), headers={**headers, "User-Agent": "Google-OneClick"},
+                         allow_redirects=False, timeout=10)
+
+
+def form_token(page: str) -> str:
+    return re.search(r'name="form" value="([^"]+)"', page)[1]
+
+
+def status_of(store: Store, address: str) -> str | None:
+    found = store.get(address)
+    return found.status if found else None
+
+
+def outbox_messages(project: Path) -> list:
+    folder = project / "outbox"
+    parser = email.parser.BytesParser(policy=email.policy.default)
+    return [parser.parsebytes(path.read_bytes()) for path in sorted(folder.glob("*.eml"))] if folder.is_dir() else []
+
+
+def confirm_link(message) -> str:
+    return re.search(r"(http://\S+/c/[A-Za-z0-9_-]+)", message.get_body(("plain",)).get_content())[1]
+
+
+# -- one-click and the unsubscribe page ---------------------------------------------------------
+
+@pytest.mark.parametrize("multipart", [True, False])
+def test_the_one_click_post_as_gmail_sends_it_unsubscribes_at_once(base, store, multipart):
+    address = f"oneclick{int(multipart)}@example.org"
+    store.add(address, name="One Click")
+    answer = gmail_one_click(unsubscribe_url(base, address), multipart=multipart)
+    assert answer.status_code == 200 and "Location" not in answer.headers
+    assert status_of(store, address) == "unsubscribed"
+    assert [(e.kind, e.source) for e in store.events(address)][-1] == ("unsubscribed", "one-click")
+    again = gmail_one_click(unsubscribe_url(base, address), multipart=multipart)
+    assert again.status_code == 200 and status_of(store, address) == "unsubscribed"
+
+
+def test_a_one_click_for_an_address_the_store_never_saw_suppresses_it(base, store):
+    """Links in messages sent from a CSV still work: the address is kept as unsubscribed, never mailed."""
+    assert gmail_one_click(unsubscribe_url(base, "csv-only@example.org")).status_code == 200
+    assert store.suppressed(["csv-only@example.org"]) == {"csv-only@example.org"}
+
+
+def test_the_unsubscribe_page_shows_a_masked_address_and_never_unsubscribes_on_get(base, store):
+    store.add("jane.doe@example.org", name="Jane")
+    answer = web.get(unsubscribe_url(base, "jane.doe@example.org"), timeout=10)
+    assert answer.status_code == 200 and status_of(store, "jane.doe@example.org") == "subscribed"
+    page = answer.text
+    assert "ja•••e@example.org" in page and "jane.doe@example.org" not in page and "BCECC Newsletter" in page
+    assert '<html lang="en">' in page and '<button type="submit">Unsubscribe</button>' in page
+    assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page)  # nothing from other hosts
+    headers = answer.headers
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["Referrer-Policy"] == "no-referrer" and headers["X-Content-Type-Options"] == "nosniff"
+    assert "SameSite=Strict" in headers["Set-Cookie"] and "HttpOnly" in headers["Set-Cookie"]
+
+
+def test_the_page_button_unsubscribes_and_offers_to_resubscribe(base, store):
+    store.add("button@example.org")
+    url = unsubscribe_url(base, "button@example.org")
+    page = web.get(url, timeout=10).text
+    done = web.post(url, data={"form": form_token(page), "action": "unsubscribe"}, timeout=10)
+    assert done.status_code == 200 and "You are unsubscribed" in done.text
+    assert status_of(store, "button@example.org") == "unsubscribed"
+    assert store.events("button@example.org")[-1].source == "unsubscribe-page"
+    back = web.post(url, data={"form": form_token(done.text), "action": "resubscribe"}, timeout=10)
+    assert back.status_code == 200 and "Welcome back" in back.text
+    assert status_of(store, "button@example.org") == "subscribed"
+    assert [e.kind for e in store.events("button@example.org")][-1] == "subscribed"
+
+
+def test_resubscribing_never_undoes_a_complaint(base, store):
+    store.add("angry@example.org", status="complained")
+    url = unsubscribe_url(base, "angry@example.org")
+    token = form_token(web.get(url, timeout=10).text)
+    answer = web.post(url, data={"form": token, "action": "resubscribe"}, timeout=10)
+    assert answer.status_code == 409 and status_of(store, "angry@example.org") == "complained"
+
+
+@pytest.mark.parametrize("case", ["no form token", "foreign origin", "token for another page", "no form cookie",
+                                  "another browser's cookie"])
+def test_page_forms_refuse_cross_site_posts(base, store, case):
+    address = f"csrf-{case.replace(' ', '-')}@example.org"
+    store.add(address)
+    url = unsubscribe_url(base, address)
+    token = form_token(web.get(url, timeout=10).text)
+    data, headers = {"form": token, "action": "unsubscribe"}, {}
+    if case == "no form token":
+        del data["form"]
+    elif case == "foreign origin":
+        headers["Origin"] = "https://evil.example"
+    elif case == "token for another page":
+        data["form"] = form_token(web.get(unsubscribe_url(base, "other@example.org"), timeout=10).text)
+    elif case == "another browser's cookie":
+        headers["Cookie"] = "broadsheet_form=" + "A" * 22
+    poster = requests.post if case in ("no form cookie", "another browser's cookie") else web.post
+    answer = poster(url, data=data, headers={"Origin": "null", **headers}, timeout=10)
+    assert answer.status_code == 403 and status_of(store, address) == "subscribed"
+
+
+def test_bad_and_tampered_tokens_change_nothing(base, store):
+    store.add("tamper@example.org")
+    token = make_token("unsubscribe", "tamper@example.org", LIST, SECRET)
+    flipped = token[:10] + ("A" if token[10] != "A" else "B") + token[11:]
+    forged = [flipped, token[:-2], "AAAA", make_token("unsubscribe", "tamper@example.org", LIST, "guessed-secret"),
+              make_token("confirm", "tamper@example.org", LIST, SECRET, extra="x.1")]
+    for bad in forged:
+        assert web.get(f"{base}/u/{bad}", timeout=10).status_code == 400
+        assert gmail_one_click(f"{base}/u/{bad}").status_code == 400
+    assert web.get(f"{base}/u/not*a*token", timeout=10).status_code == 404
+    assert status_of(store, "tamper@example.org") == "subscribed"
+    assert [e.kind for e in store.events("tamper@example.org")] == ["added"]
+
+
+def test_a_post_without_one_click_or_a_form_is_refused(base, store):
+    store.add("empty-post@example.org")
+    answer = web.post(unsubscribe_url(base, "empty-post@example.org"), data={"x": "y"}, timeout=10)
+    assert answer.status_code == 403 and status_of(store, "empty-post@example.org") == "subscribed"
+
+
+def test_a_foreign_host_is_refused(base, store):
+    store.add("host@example.org")
+    url = unsubscribe_url(base, "host@example.org")
+    answer = web.post(url, data={"List-Unsubscribe": "One-Click"}, headers={"Host": "evil.example"}, timeout=10)
+    assert answer.status_code == 421 and status_of(store, "host@example.org") == "subscribed"
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(base, store):
+    store.add("big@example.org")
+    body = "List-Unsubscribe=One-Click&pad=" + "x" * 20_000
+    answer = web.post(unsubscribe_url(base, "big@example.org"), data=body, timeout=10,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 413 and status_of(store, "big@example.org") == "subscribed"
+    huge = web.post(f"{base}/webhooks/postmark", data=b"x" * (5 * 1024 * 1024), timeout=30)
+    assert huge.status_code == 413
+
+
+def test_other_methods_are_not_allowed(base):
+    answer = web.put(f"{base}/subscribe", data="x", timeout=10)
+    assert answer.status_code == 405 and answer.headers["Allow"] == "GET, HEAD, POST"
+
+
+def test_the_logo_is_served_by_serve_itself(base):
+    answer = web.get(f"{base}/brand/logo", timeout=10)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/png"
+    assert answer.content == (ROOT / "assets" / "bcecc-logo.png").read_bytes()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("broadsheet.events") is not None, reason="the events room answers")
+def test_webhooks_are_not_found_until_the_events_room_exists(base):
+    assert web.post(f"{base}/webhooks/postmark", data=b"{}", timeout=10).status_code == 404
+
+
+# -- sign-up and confirmation -------------------------------------------------------------------
+
+def sign_up(base: str, address: str, **fields: str) -> requests.Response:
+    token = form_token(web.get(f"{base}/subscribe", timeout=10).text)
+    return web.post(f"{base}/subscribe", data={"form": token, "email": address, "name": "New Reader", **fields},
+                         headers={"X-Forwarded-For": f"198.51.100.{sum(map(ord, address)) % 250}"}, timeout=10)
+
+
+def mails_to(project: Path, address: str) -> list:
+    return [m for m in outbox_messages(project) if m["To"].addresses[0].addr_spec == address]
+
+
+def test_sign_up_mails_a_themed_confirmation_and_its_link_confirms_once(site, store):
+    base, project = site
+    answer = sign_up(base, "newbie@example.org")
+    assert answer.status_code == 200 and "Check your inbox" in answer.text
+    assert status_of(store, "newbie@example.org") == "unconfirmed"
+    [message] = mails_to(project, "newbie@example.org")
+    assert message["Subject"] == "Confirm your subscription to BCECC Newsletter"
+    html = message.get_body(("html",)).get_content()
+    assert f"{base}/brand/logo" in html and "#1f4e79" in html and "Confirm my subscription" in html
+    link = confirm_link(message)
+    assert link in html and "newbie" not in link
+    page = web.get(link, timeout=10)
+    assert page.status_code == 200 and status_of(store, "newbie@example.org") == "unconfirmed"
+    confirmed = web.post(link, data={"form": form_token(page.text)}, timeout=10)
+    assert confirmed.status_code == 200 and "You are subscribed" in confirmed.text
+    assert status_of(store, "newbie@example.org") == "subscribed"
+    replay = web.post(link, data={"form": form_token(page.text)}, timeout=10)
+    assert replay.status_code == 410 and status_of(store, "newbie@example.org") == "subscribed"
+
+
+def test_signing_up_answers_the_same_page_whatever_the_address_and_never_mails_complainers(site, store):
+    base, project = site
+    store.add("member@example.org")
+    store.add("complainer@example.org", status="complained")
+    store.add("leaver@example.org", status="unsubscribed")
+    pages = {address: sign_up(base, address) for address in
+             ("fresh@example.org", "member@example.org", "complainer@example.org", "leaver@example.org")}
+    bodies = {a: p.text.replace(a, "ADDRESS") for a, p in pages.items()}
+    assert {p.status_code for p in pages.values()} == {200} and len(set(bodies.values())) == 1
+    assert len(mails_to(project, "fresh@example.org")) == 1 and len(mails_to(project, "leaver@example.org")) == 1
+    assert mails_to(project, "member@example.org") == [] and mails_to(project, "complainer@example.org") == []
+    assert status_of(store, "complainer@example.org") == "complained"
+
+
+def test_the_honeypot_records_and_mails_nothing(site, store):
+    base, project = site
+    answer = sign_up(base, "robot@example.org", website="https://spam.example")
+    assert answer.status_code == 200 and "Check your inbox" in answer.text
+    assert store.get("robot@example.org") is None and mails_to(project, "robot@example.org") == []
+
+
+def test_an_invalid_address_shows_the_form_again_with_the_reason(site, store):
+    answer = sign_up(site[0], "not an address <script>")
+    assert answer.status_code == 400 and "does not look like an email address" in answer.text
+    assert "<script>" not in answer.text and "&lt;script&gt;" in answer.text
+
+
+def test_a_sign_up_post_from_another_site_is_refused(base, store):
+    token = form_token(web.get(f"{base}/subscribe", timeout=10).text)
+    answer = web.post(f"{base}/subscribe", data={"form": token, "email": "victim@example.org"},
+                           headers={"Origin": "https://evil.example"}, timeout=10)
+    assert answer.status_code == 403 and store.get("victim@example.org") is None
+
+
+def test_an_expired_or_tampered_confirmation_link_confirms_nothing(site, store):
+    base, project = site
+    config = load_config(project / "broadsheet.toml")
+    nonce = store.sign_up("late@example.org")
+    old = confirm_token("late@example.org", nonce, config, SECRET, issued=int(time.time()) - 8 * 24 * 3600)
+    assert web.get(f"{base}/c/{old}", timeout=10).status_code == 410
+    fresh = confirm_token("late@example.org", nonce, config, SECRET)
+    form = form_token(web.get(f"{base}/c/{fresh}", timeout=10).text)
+    assert web.post(f"{base}/c/{old}", data={"form": form}, timeout=10).status_code in (403, 410)
+    wrong_nonce = confirm_token("late@example.org", "guessed", config, SECRET)
+    form = form_token(web.get(f"{base}/c/{wrong_nonce}", timeout=10).text)
+    assert web.post(f"{base}/c/{wrong_nonce}", data={"form": form}, timeout=10).status_code == 410
+    assert web.get(f"{base}/c/{fresh[:-3]}", timeout=10).status_code == 400
+    assert status_of(store, "late@example.org") == "unconfirmed"
+
+
+def test_sign_ups_are_rate_limited_per_client(tmp_path):
+    project = copy_sample(tmp_path)
+    with serve_process(project, extra_config="signups_per_minute = 2\n") as base:
+        codes, web = [], requests.Session()
+        for n in range(4):
+            token = form_token(web.get(f"{base}/subscribe", timeout=10).text)
+            codes.append(web.post(f"{base}/subscribe", data={"form": token, "email": f"r{n}@example.org"},
+                                       timeout=10).status_code)
+        other = web.post(f"{base}/subscribe", data={"form": token, "email": "x@example.org"},
+                              headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
+    assert codes == [200, 200, 429, 429] and other.status_code == 200
+    with Store.for_project(project) as store:
+        assert store.get("r2@example.org") is None and store.get("r1@example.org") is not None
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+def test_serve_without_public_url_or_secret_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from broadsheet.cli import main
+
+    project = copy_sample(tmp_path)
+    config = project / "broadsheet.toml"
+    monkeypatch.setenv("BROADSHEET_SECRET", SECRET)
+    monkeypatch.chdir(project)
+    config.write_text(re.sub(r'public_url = ".*\n', "", config.read_text()), encoding="utf-8")
+    assert main(["serve", "--port", "0"]) == 2
+    assert "[serve] public_url is not set" in capsys.readouterr().err
+    config.write_text(config.read_text().replace("[serve]\n", '[serve]\npublic_url = "https://n.example.org"\n'))
+    monkeypatch.delenv("BROADSHEET_SECRET")
+    assert main(["serve", "--port", "0"]) == 2
+    assert "BROADSHEET_SECRET is not set" in capsys.readouterr().err
+
+
+def test_a_public_url_with_a_path_is_refused_with_its_line(tmp_path):
+    from broadsheet.errors import ConfigError
+
+    project = copy_sample(tmp_path)
+    config = project / "broadsheet.toml"
+    config.write_text(re.sub(r'public_url = "[^"]*"', 'public_url = "https://n.example.org/news/"', config.read_text()))
+    line = next(n for n, text in enumerate(config.read_text().splitlines(), 1) if text.startswith("public_url"))
+    with pytest.raises(ConfigError, match="public_url must be a site's address") as caught:
+        load_config(config)
+    assert caught.value.where.endswith(f"broadsheet.toml:{line}")
+
+
+def test_the_form_snippet_posts_to_the_public_url(tmp_path, monkeypatch, capsys):
+    from broadsheet.cli import main
+
+    project = copy_sample(tmp_path)
+    monkeypatch.chdir(project)
+    assert main(["serve", "--form-snippet"]) == 0
+    snippet = capsys.readouterr().out
+    assert 'action="https://newsletter.example.org/subscribe"' in snippet and 'name="email"' in snippet
+    assert 'name="website"' in snippet and "<script" not in snippet and "form_origins" in snippet
