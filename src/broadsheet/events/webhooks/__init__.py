@@ -7,6 +7,7 @@ a verified one is normalised and applied through the store (policy.apply), each 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,7 +37,7 @@ def handle(provider: str, headers: Mapping[str, str], body: bytes, store, *, con
         return 404, "no webhook for this provider"
     if len(body) > MAX_BODY:
         return 413, "request body too large"
-    config = config or load_config(start=project_root(store))
+    config = config or project_config(project_root(store))
     context = context or default_context(config)
     try:
         events = module.verify_and_parse(headers, body, context)
@@ -55,6 +56,12 @@ def handle(provider: str, headers: Mapping[str, str], body: bytes, store, *, con
 def default_context(config: Config) -> WebhookContext:
     topics = tuple(t.strip() for t in config.bounces.sns_topic_arn.split(",") if t.strip())
     return WebhookContext(sns_topics=topics, replays=REPLAYS)
+
+
+@functools.lru_cache(maxsize=8)
+def project_config(root: Path | None) -> Config:
+    """The project's config, read once per process (like serve's own): a change needs a restart."""
+    return load_config(start=root)
 
 
 def project_root(store) -> Path | None:
