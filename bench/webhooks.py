@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import sys
 import tempfile
 import threading
@@ -93,6 +94,57 @@ def bench_webhooks(events: int, threads: int) -> None:
             print(f"  store: {store.count('bounced'):,} bounced, {store.count('complained'):,} complained")
 
 
+def bench_http(events: int, clients: int) -> None:
+    """The same requests over HTTP to serve's app under waitress (in this process, 127.0.0.1)."""
+    import dataclasses
+    import os
+    import socket
+
+    import requests
+
+    from broadsheet.config import Serve
+    from broadsheet.serve.app import make_app
+    from broadsheet.serve.server import create
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        people = max(1000, events // 5)
+        project(root, people)
+        signer = MailgunSigner()
+        os.environ.update(BROADSHEET_MAILGUN_WEBHOOK_KEY=signer.key, BROADSHEET_SECRET="bench-secret")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        config = dataclasses.replace(Config(root=root), serve=Serve(public_url=f"http://127.0.0.1:{port}", threads=4))
+        server = create(make_app(config), config, host="127.0.0.1", port=port)
+        threading.Thread(target=server.run, daemon=True).start()
+        bodies = requests_for(signer, events, people, 0)
+        import multiprocessing
+
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
+        pool = [context.Process(target=_client, args=(port, bodies[i::clients], results)) for i in range(clients)]
+        started = time.perf_counter()
+        for process in pool:
+            process.start()
+        answers = [code for _ in pool for code in results.get()]
+        for process in pool:
+            process.join()
+        seconds = time.perf_counter() - started
+        server.close()
+        assert answers.count(200) == events, set(answers)
+        print(f"webhooks over HTTP (serve's app under waitress, 4 threads; {clients} keep-alive client processes): "
+              f"{events:,} in {seconds:.2f} s = {events / seconds:,.0f}/s")
+
+
+def _client(port: int, bodies: list[bytes], results) -> None:
+    import requests
+
+    with requests.Session() as session:
+        results.put([session.post(f"http://127.0.0.1:{port}/webhooks/mailgun", data=b, timeout=30).status_code for b in bodies])
+
+
 def bench_inbox(messages: int) -> None:
     samples = [p.read_bytes().replace(b"\n", b"\r\n") for p in sorted((ROOT / "tests" / "data" / "inbox").glob("*.eml"))]
     count = 0
@@ -130,6 +182,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}")
     bench_webhooks(args.events, args.threads)
+    bench_http(args.events, args.threads * 2)
     bench_inbox(args.messages)
 
 
