@@ -8,9 +8,9 @@ import time
 import pytest
 from pytest_httpserver import HTTPServer
 
-from broadsheet.events.model import WebhookRejected
+from broadsheet.events.model import WebhookNotConfigured, WebhookRejected
 from broadsheet.events.webhooks import mailgun, postmark, resend, sendgrid, ses
-from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext, WebhookNotConfigured
+from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext
 from support.webhooks import TOPIC, MailgunSigner, SendgridSigner, SnsSigner, SvixSigner, basic_auth, local_https, ses_bounce
 
 

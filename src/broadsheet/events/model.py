@@ -6,16 +6,19 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import BroadsheetError
 
-Kind = Literal["hard_bounce", "soft_bounce", "complaint", "unsubscribe", "delivered"]
 KINDS: tuple[str, ...] = ("hard_bounce", "soft_bounce", "complaint", "unsubscribe", "delivered")
 
 
 class WebhookRejected(BroadsheetError):
     """A webhook request whose signature, credentials or timestamp do not hold: answered 401, recorded nowhere."""
+
+
+class WebhookNotConfigured(BroadsheetError):
+    """The secret or setting a provider's webhook needs is missing: answered 503, recorded nowhere."""
 
 
 class WebhookMalformed(BroadsheetError):

@@ -14,11 +14,11 @@ from pathlib import Path
 from types import ModuleType
 
 from ...config import Config, load_config
-from ..model import WebhookMalformed, WebhookRejected
-from ..policy import apply
 from ..matching import journal_lookup
+from ..model import WebhookMalformed, WebhookNotConfigured, WebhookRejected
+from ..policy import apply
 from . import mailgun, postmark, resend, sendgrid, ses
-from .checks import ReplayGuard, WebhookContext, WebhookNotConfigured
+from .checks import ReplayGuard, WebhookContext
 
 log = logging.getLogger("broadsheet.webhooks")
 

@@ -12,14 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import BroadsheetError
-from ..model import WebhookMalformed, WebhookRejected
+from ..model import WebhookMalformed, WebhookNotConfigured, WebhookRejected
 
 TOLERANCE = 300.0  # seconds a signed timestamp may be away from now (Svix and Mailgun use 5 minutes)
-
-
-class WebhookNotConfigured(BroadsheetError):
-    """The secret or setting a provider's webhook needs is missing: answered 503, recorded nowhere."""
 
 
 class ReplayGuard:

@@ -12,8 +12,8 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from ..model import MailEvent, WebhookRejected, iso_utc, short
-from .checks import WebhookContext, WebhookNotConfigured, header, json_body, require_fresh, table, text
+from ..model import MailEvent, WebhookNotConfigured, WebhookRejected, iso_utc, short
+from .checks import WebhookContext, header, json_body, require_fresh, table, text
 
 SECRET_ENV = "BROADSHEET_RESEND_WEBHOOK_SECRET"
 BOUNCE_KINDS = {"Permanent": "hard_bounce"}  # Transient and Undetermined count as soft

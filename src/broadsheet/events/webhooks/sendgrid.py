@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
-from ..model import MailEvent, WebhookRejected, dedupe_key, iso_utc, short
-from .checks import WebhookContext, WebhookNotConfigured, header, json_body, require_fresh, table, text
+from ..model import MailEvent, WebhookNotConfigured, WebhookRejected, dedupe_key, iso_utc, short
+from .checks import WebhookContext, header, json_body, require_fresh, table, text
 
 KEY_ENV = "BROADSHEET_SENDGRID_WEBHOOK_KEY"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"

@@ -24,8 +24,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..model import MailEvent, WebhookMalformed, WebhookRejected, dedupe_key, iso_utc, short
-from .checks import WebhookContext, WebhookNotConfigured, json_body, table, text
+from ..model import MailEvent, WebhookMalformed, WebhookNotConfigured, WebhookRejected, dedupe_key, iso_utc, short
+from .checks import WebhookContext, json_body, table, text
 
 AMAZON_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 SIGNED_FIELDS = {
