@@ -13,7 +13,7 @@ import requests
 from broadsheet.store import Store
 from conftest import ROOT
 from support.serve import environment, serve_process
-from support.webhooks import MailgunSigner, SendgridSigner, SvixSigner, basic_auth
+from support.webhooks import TOPIC, MailgunSigner, SendgridSigner, SvixSigner, basic_auth
 
 MAILGUN, SENDGRID, SVIX = MailgunSigner(), SendgridSigner(), SvixSigner()
 
@@ -22,6 +22,8 @@ MAILGUN, SENDGRID, SVIX = MailgunSigner(), SendgridSigner(), SvixSigner()
 def site(tmp_path_factory):
     project = tmp_path_factory.mktemp("events-serve")
     shutil.copy(ROOT / "broadsheet.toml", project / "broadsheet.toml")
+    with open(project / "broadsheet.toml", "a", encoding="utf-8") as config:
+        config.write(f'\n[bounces]\nsns_topic_arn = "{TOPIC}"\n')
     env = environment(BROADSHEET_MAILGUN_WEBHOOK_KEY=MAILGUN.key, BROADSHEET_SENDGRID_WEBHOOK_KEY=SENDGRID.public_key,
                       BROADSHEET_RESEND_WEBHOOK_SECRET=SVIX.secret, BROADSHEET_POSTMARK_WEBHOOK_USER="hook",
                       BROADSHEET_POSTMARK_WEBHOOK_PASSWORD="pm-pass")
@@ -68,10 +70,12 @@ def test_sendgrid_resend_and_postmark_over_http(site):
         "complained", "complained", "unsubscribed", "subscribed"]
 
 
-def test_unknown_provider_and_unconfigured_ses(site):
+def test_unknown_provider_and_ses_from_anywhere_but_amazon(site):
     base, _ = site
     assert requests.post(f"{base}/webhooks/nosuch", data=b"{}", timeout=10).status_code == 404
-    # No [bounces] sns_topic_arn and no way to point the certificate fetch anywhere but Amazon: refused.
-    message = {"Type": "Notification", "SignatureVersion": "2", "Signature": "AAAA", "TopicArn": "arn:x",
+    # A running serve has no way to fetch a certificate anywhere but Amazon's SNS hosts, and no other topic.
+    message = {"Type": "Notification", "SignatureVersion": "2", "Signature": "AAAA", "TopicArn": TOPIC,
                "SigningCertURL": f"{base}/cert.pem", "Message": "{}", "MessageId": "1", "Timestamp": "t"}
+    assert requests.post(f"{base}/webhooks/ses", data=json.dumps(message), timeout=10).status_code == 401
+    message["TopicArn"] = "arn:aws:sns:eu-west-1:999999999999:someone-else"
     assert requests.post(f"{base}/webhooks/ses", data=json.dumps(message), timeout=10).status_code == 401

@@ -110,12 +110,12 @@ def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookCo
     message = table(json_body(body))
     kind = text(message.get("Type"))
     certificates = context.certificates or CERTIFICATES
-    verify(message, kind, certificates)
     if not context.sns_topics:
         raise WebhookNotConfigured("no SNS topic is accepted", where="[bounces] sns_topic_arn",
                                    fix="set sns_topic_arn to the ARN of the topic SES notifies")
-    if text(message.get("TopicArn")) not in context.sns_topics:
+    if text(message.get("TopicArn")) not in context.sns_topics:  # before any certificate is fetched
         raise WebhookRejected("the SNS topic is not one of [bounces] sns_topic_arn")
+    verify(message, kind, certificates)
     if kind == "SubscriptionConfirmation":
         certificates.confirm(text(message.get("SubscribeURL")))
         return []
