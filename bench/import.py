@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,16 +28,16 @@ def write_list(path: Path, rows: int) -> None:
             handle.write(f"reader{i:07d}@example{i % 500}.com,Reader {i} Million,{status},members;news,Company {i % 977}\n")
 
 
-def run_import(folder: Path, *args: str) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB of this child, its stdout) for one `subscribers import` in a fresh process."""
+def run_import(folder: Path, *args: str) -> tuple[float, float, float, str]:
+    """(seconds, CPU seconds, peak RSS in MB, stdout) of one `subscribers import` in a fresh process."""
     command = [sys.executable, "-c", CHILD, *args]
     started = time.perf_counter()
     result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode not in (0, 1):
         raise SystemExit(result.stderr[-2000:])
-    peak = float(result.stderr.strip().splitlines()[-1])
-    return seconds, peak, result.stdout.strip()
+    peak, cpu = map(float, result.stderr.strip().splitlines()[-1].split())
+    return seconds, cpu, peak, result.stdout.strip()
 
 
 # The command in a child that prints its own peak RSS (RUSAGE_CHILDREN would keep the largest child's).
@@ -46,7 +45,8 @@ CHILD = """
 import resource, sys
 from broadsheet.cli import main
 code = main(["subscribers", "import", *sys.argv[1:]])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, file=sys.stderr)
 sys.exit(code)
 """
 
@@ -64,15 +64,17 @@ def main() -> None:
         write_list(folder / "slice.csv", args.update_rows)
         size = (folder / "list.csv").stat().st_size / 1e6
         print(f"list: {args.rows:,} rows, {size:.0f} MB")
-        print("| run | rows | time | rows/s | peak RSS |")
-        print("| --- | ---: | ---: | ---: | ---: |")
+        print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print("| run | rows | time | rows/s | CPU (both threads) | peak RSS |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for label, rows, extra in (("empty store", args.rows, ("list.csv",)),
                                    ("again, all present", args.rows, ("list.csv",)),
                                    ("--update", args.update_rows, ("slice.csv", "--update"))):  # fmt: skip
-            seconds, peak, out = run_import(folder, *extra)
-            print(f"| {label} | {rows:,} | {seconds:.1f} s | {rows / seconds:,.0f} | {peak:.0f} MB |")
+            seconds, cpu, peak, out = run_import(folder, *extra)
+            print(f"| {label} | {rows:,} | {seconds:.1f} s | {rows / seconds:,.0f} | {cpu:.1f} s | {peak:.0f} MB |")
         database = folder / ".broadsheet" / "audience.db"
-        print(f"store: {database.stat().st_size / 1e6:.0f} MB; last output: {out.splitlines()[0]}")
+        print(f"store: {database.stat().st_size / 1e6:.0f} MB; load average after: "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

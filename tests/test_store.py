@@ -263,3 +263,55 @@ def test_two_processes_write_at_once_and_nothing_is_lost(tmp_path):
         assert store.count("subscribed") == 300 and store.count("unsubscribed") == 150
         kinds = dict(store.db.execute("SELECT kind, count(*) FROM events GROUP BY kind"))
         assert kinds == {"added": 300, "unsubscribed": 150, "delivered": 300}
+
+
+def test_a_store_from_a_newer_broadsheet_is_refused(tmp_path):
+    with Store.for_project(tmp_path) as store:
+        store.db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="schema version 99"):
+        Store.for_project(tmp_path)
+
+
+def test_opening_a_store_takes_no_write_lock(tmp_path):
+    with Store.for_project(tmp_path) as first:
+        first.add("ann@example.org")
+        first.db.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+        try:
+            with Store.for_project(tmp_path) as second:
+                assert second.get("ann@example.org") is not None
+        finally:
+            first.db.execute("ROLLBACK")
+
+
+def test_import_across_chunks_and_statement_groups_keeps_each_row_with_its_tags(tmp_path, monkeypatch):
+    from broadsheet.store import importer
+
+    monkeypatch.setattr(importer, "CHUNK", 1000)  # 2,345 rows: three transactions, full and partial VALUES groups
+    lines = ["email,name,status,tags,n"]
+    for i in range(2345):
+        status = "bounced" if i % 100 == 7 else ""
+        lines.append(f"u{i}@example.org,User {i},{status},t{i % 3};all,{i}")
+    lines.append("u5@example.org,Again,,extra,")  # a repeat: the first row wins
+    (tmp_path / "big.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with Store.for_project(tmp_path) as store:
+        store.add("u10@example.org", name="Present")
+        report = importer.import_csv(store, tmp_path / "big.csv")
+        assert (report.rows, report.added, report.problems) == (2346, 2344, 0)
+        assert report.by_status == {"subscribed": 2320, "bounced": 24}
+        for i in (0, 99, 100, 107, 999, 1000, 1001, 2344):
+            row = store.get(f"u{i}@example.org")
+            assert (row.name, row.fields, set(row.tags)) == (f"User {i}", {"n": str(i)}, {f"t{i % 3}", "all"})
+            assert row.status == ("bounced" if i % 100 == 7 else "subscribed")
+            assert [(e.kind, e.detail) for e in store.events(row.email)] == [("imported", "big.csv")]
+        assert store.get("u10@example.org").name == "Present" and store.get("u5@example.org").name == "User 5"
+        assert store.count() == 2345 and sum(1 for _ in store.subscribers(tag="T2")) == 781
+
+
+@pytest.mark.parametrize("fields", [{}, {"company": "ACME"}, {'quo"te\n': "é \u2028 \x01 \\ </script>", "empty": ""}])
+def test_fields_are_stored_as_the_json_the_stdlib_writes(fields):
+    import json
+
+    from broadsheet.store.store import dump_fields
+
+    assert dump_fields(fields) == json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    assert json.loads(dump_fields(fields)) == fields

@@ -224,3 +224,22 @@ def test_an_unsubscribe_during_a_running_campaign_is_honoured(sample):
     assert "sent 5" in out and "skipped 1" in out
     status = run_cli(sample, "status", ISSUE)
     assert "skipped 1" in status.stdout
+
+
+def test_a_store_send_run_again_mails_only_who_joined_since(sample):
+    run_cli(sample, "subscribers", "add", "ann@example.org")
+    run_cli(sample, "subscribers", "add", "bob@example.org")
+    assert run_cli(sample, "send", ISSUE, "--yes").returncode == 0
+    unchanged = run_cli(sample, "send", ISSUE, "--yes")
+    assert "unchanged since this campaign started; resuming" in unchanged.stdout and "nothing to send" in unchanged.stdout
+    run_cli(sample, "subscribers", "add", "cy@example.org")
+    again = run_cli(sample, "send", ISSUE, "--yes")
+    assert again.returncode == 0, again.stderr
+    assert "audience.db: 3 recipient(s)" in again.stdout
+    assert outbox_recipients(sample) == ["ann@example.org", "bob@example.org", "cy@example.org"]
+
+
+def test_check_counts_unconfirmed_rows_as_left_out(sample):
+    (sample / "list.csv").write_text("email,status\nann@example.org,unconfirmed\nbob@example.org,\n", encoding="utf-8")
+    result = run_cli(sample, "subscribers", "check", "list.csv")
+    assert result.returncode == 0 and "1 recipient(s)" in result.stdout and "left out, unconfirmed: 1" in result.stdout

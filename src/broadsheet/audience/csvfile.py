@@ -55,7 +55,7 @@ class CsvFile:
             except csv.Error as exc:
                 yield CsvRow(start, [], reader.line_num, _unreadable(exc))
                 continue
-            if any(value.strip() for value in values):
+            if "".join(values).strip():  # not an empty row (cheaper than any() over the values)
                 yield CsvRow(start, values, reader.line_num)
 
     def column(self, name: str) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +31,7 @@ class RowProblem:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ListRow:
+class ListRow(NamedTuple):  # a tuple: an import makes a million of them
     """One readable row of a list: its status and, when that status was wanted, the validated subscriber."""
 
     status: str

@@ -191,7 +191,7 @@ class _Columns:
 
     def overflows(self, values: list[str]) -> bool:
         """More non-empty values than columns (trailing empty ones, as spreadsheets write, are fine)."""
-        return any(value.strip() for value in values[len(self.header) :])
+        return len(values) > len(self.header) and any(value.strip() for value in values[len(self.header) :])
 
     def swallows_rows(self, values: list[str]) -> bool:
         """A value whose later lines look like rows of their own (a delimiter and an '@'): an unclosed quote."""
@@ -208,7 +208,7 @@ class _Columns:
 
     def tags(self, values: list[str]) -> tuple[str, ...]:
         text = self.get(values, "tags")
-        return tuple(tag.strip() for tag in self.tag_separators.split(text) if tag.strip()) if text else ()
+        return tuple(filter(None, map(str.strip, self.tag_separators.split(text)))) if text else ()
 
 
 def _has_line_break(text: str) -> bool:

@@ -163,6 +163,7 @@ def _add(args, store, config) -> int:
 
 
 def _remove(args, store, config) -> int:
+    store.valid_address(args.email)  # a typo is an error, not a new suppressed row
     present = store.get(args.email)
     changed = store.set_status(args.email, "unsubscribed", source="cli")
     if present is None and changed:

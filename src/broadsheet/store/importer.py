@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from ..audience import ListRow, RowProblem, Subscriber, list_rows
+from ..audience import RowProblem, Subscriber, list_rows
 from ..errors import StoreError
 from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING
 from .store import IN_CHUNK, Store, dump_fields, utc_now
 
 CHUNK = 10_000  # rows per transaction
+ROWS_PER_STATEMENT = 100  # rows in one INSERT's VALUES list (100 × 7 parameters, well under SQLite's limit)
 MOVABLE = ("subscribed", "unconfirmed")  # statuses a row of the file may move to a suppressing one
 
 
@@ -47,6 +48,7 @@ class _Entry(NamedTuple):  # a tuple: cheaper to make a million of than a frozen
     status: str
     subscriber: Subscriber
     key: str
+    row: tuple[str, ...]  # the subscribers row to insert, made in the reading thread
 
 
 def import_csv(
@@ -114,14 +116,17 @@ class _Pipeline:
 
 
 def _entries(path: Path, store: Store, report: ImportReport, on_problem) -> Iterator[_Entry]:
+    now = utc_now()  # one import, one time: every row it adds was created when it started
     for item in list_rows(path, store._addresses, wanted=STATUSES):
         if isinstance(item, RowProblem):
             report.problems += 1
             on_problem(item)
             continue
-        assert isinstance(item, ListRow) and item.subscriber is not None
+        status, subscriber = item
+        assert subscriber is not None
         report.rows += 1
-        yield _Entry(item.status, item.subscriber, item.subscriber.email.lower())
+        key = subscriber.email.lower()
+        yield _Entry(status, subscriber, key, (subscriber.email, key, subscriber.name, _fields_json(subscriber), status, now, now))
 
 
 def _drop_forgotten(store: Store, chunk: list[_Entry], report: ImportReport) -> list[_Entry]:
@@ -147,11 +152,8 @@ def _insert_new(store: Store, chunk: list[_Entry], source: str, report: ImportRe
     db = store.db
     now = utc_now()
     before = db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0]
-    db.executemany(
-        "INSERT INTO subscribers (email, email_key, name, fields, status, created, updated)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING",
-        [(e.subscriber.email, e.key, e.subscriber.name, _fields_json(e.subscriber), e.status, now, now) for e in chunk],
-    )
+    _insert_many(db, "INSERT INTO subscribers (email, email_key, name, fields, status, created, updated)",
+                 [entry.row for entry in chunk], "ON CONFLICT (email_key) DO NOTHING")  # fmt: skip
     new = dict(db.execute("SELECT email_key, id FROM subscribers WHERE id > ?", (before,)))
     present = {entry.key for entry in chunk if entry.key not in new}
     if not new:
@@ -161,15 +163,32 @@ def _insert_new(store: Store, chunk: list[_Entry], source: str, report: ImportRe
         " FROM subscribers WHERE id > ?",
         (now, source, before),
     )
-    db.executemany(
-        "INSERT INTO tags (subscriber, tag, tag_key) VALUES (?, ?, ?) ON CONFLICT (subscriber, tag_key) DO NOTHING",
-        [(new[e.key], tag, tag.casefold()) for e in chunk if e.subscriber.tags and e.key in new for tag in e.subscriber.tags],
-    )  # a repeat of a new address in the chunk adds its tags too: harmless, and --update would anyway
+    _insert_many(db, "INSERT INTO tags (subscriber, tag, tag_key)",
+                 [(new[e.key], tag, tag.casefold()) for e in chunk if e.subscriber.tags and e.key in new
+                  for tag in e.subscriber.tags],
+                 "ON CONFLICT (subscriber, tag_key) DO NOTHING")  # fmt: skip
+    # (a repeat of a new address in the chunk adds its tags too: harmless, and --update would anyway)
     store._touch()
     report.added += len(new)
     for status, count in db.execute("SELECT status, count(*) FROM subscribers WHERE id > ? GROUP BY status", (before,)):
         report.by_status[status] = report.by_status.get(status, 0) + count
     return present
+
+
+def _insert_many(db, head: str, rows: list[tuple], tail: str) -> None:
+    """``head VALUES (…), (…), … tail`` with ROWS_PER_STATEMENT rows a statement: about twice as fast as one
+    row a statement (the rows go in, in order; ON CONFLICT still applies row by row)."""
+    if not rows:
+        return
+    one = "(" + ",".join("?" * len(rows[0])) + ")"
+    full = len(rows) - len(rows) % ROWS_PER_STATEMENT
+    if full:
+        flat = list(itertools.chain.from_iterable(rows[:full]))
+        size = len(rows[0]) * ROWS_PER_STATEMENT
+        db.executemany(f"{head} VALUES {','.join([one] * ROWS_PER_STATEMENT)} {tail}",
+                       [flat[start : start + size] for start in range(0, len(flat), size)])  # fmt: skip
+    if full < len(rows):
+        db.executemany(f"{head} VALUES {one} {tail}", rows[full:])
 
 
 def _apply_opt_outs(store: Store, chunk: list[_Entry], source: str, report: ImportReport) -> None:

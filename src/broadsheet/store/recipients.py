@@ -30,7 +30,7 @@ def recipients_for(config: Config, list_file: Path | None, segments: Sequence[st
     suppressions = config.resolve(config.send.suppressions) if config.send.suppressions else None
     if suppressions is not None and not suppressions.is_file():
         suppressions = None
-    has_store = Store.exists_for(config.root)
+    has_store = store_path(config.root).is_file()  # a damaged one is an error (StoreError), never ignored
     if list_file is None and has_store and _has_subscribers(config.root):
         return StoreList(config.root, segments=segments, suppressions=suppressions)
     path = Path(list_file if list_file is not None else config.resolve(config.send.list))
@@ -137,9 +137,9 @@ class StoreSuppressions:
 
     def __call__(self, emails: list[str]) -> set[str]:
         if self._store is None:
-            if not Store.exists_for(self.root):
+            if not store_path(self.root).is_file():
                 return set()
-            self._store = Store.for_project(self.root)
+            self._store = Store.for_project(self.root)  # StoreError for a damaged file: the campaign stops
         return self._store.suppressed(emails)
 
     def close(self) -> None:

@@ -43,7 +43,6 @@ CREATE TABLE IF NOT EXISTS tags (
     tag_key TEXT NOT NULL,
     PRIMARY KEY (subscriber, tag_key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tags_by_key ON tags (tag_key, subscriber);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     subscriber INTEGER REFERENCES subscribers (id),

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
+from json.encoder import encode_basestring as _quote  # noqa: N812 - json's C string quoting
 from pathlib import Path
 
 from ..audience.addresses import AddressChecker, InvalidAddress
@@ -137,8 +138,8 @@ class Store:
         if status is not None:
             conditions.append("status = ?")
             parameters.append(status)
-        if tag is not None:
-            conditions.append("id IN (SELECT subscriber FROM tags WHERE tag_key = ?)")
+        if tag is not None:  # in id order, each subscriber's tag looked up by the tags' primary key
+            conditions.append("EXISTS (SELECT 1 FROM tags WHERE subscriber = id AND tag_key = ?)")
             parameters.append(tag.strip().casefold())
         query = f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE {' AND '.join(conditions)} ORDER BY id LIMIT {PAGE}"
         last = 0
@@ -430,27 +431,37 @@ class Store:
                 raise
 
     def _set_up(self) -> bytes:
-        """Create the tables and the meta rows once (safe when two processes race); the hash key."""
+        """The hash key, after creating the tables and meta rows if this file has none yet (safe when two
+        processes race: one waits for the other's transaction). An opened store takes no write lock."""
         with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                version = self._meta("schema_version")
-                if version is not None and int(version) > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"the subscriber store has schema version {version}; this broadsheet knows {SCHEMA_VERSION}",
-                        where=str(self.path), fix="upgrade broadsheet",
-                    )
-                for name, value in (("schema_version", str(SCHEMA_VERSION)), ("hash_key", secrets.token_hex(32)),
-                                    ("revision", "0")):  # fmt: skip
-                    self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (name, value))
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+            if not self._ready():
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
+                    for name, value in (("schema_version", str(SCHEMA_VERSION)), ("hash_key", secrets.token_hex(32)),
+                                        ("revision", "0")):  # fmt: skip
+                        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                                        (name, value))  # fmt: skip
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
             return bytes.fromhex(self._meta("hash_key") or "")
+
+    def _ready(self) -> bool:
+        """The file has this schema version's tables (StoreError for a newer one)."""
+        try:
+            version = self._meta("schema_version")
+        except sqlite3.OperationalError:  # no meta table: a new file
+            return False
+        if version is not None and int(version) > SCHEMA_VERSION:
+            raise StoreError(
+                f"the subscriber store has schema version {version}; this broadsheet knows {SCHEMA_VERSION}",
+                where=str(self.path), fix="upgrade broadsheet",
+            )
+        return version == str(SCHEMA_VERSION) and self._meta("hash_key") is not None
 
     def _meta(self, name: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
@@ -536,11 +547,10 @@ def check_fields(fields: dict[str, str]) -> dict[str, str]:
     return fields
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # built once: imports call it a lot
-
-
 def dump_fields(fields: dict[str, str]) -> str:
-    return _ENCODE(fields)
+    """``json.dumps(fields, ensure_ascii=False, separators=(",", ":"))`` for text values, about twice as fast
+    (an import calls it for every row): each string quoted by json's own C quoting."""
+    return "{" + ",".join([f"{_quote(title)}:{_quote(value)}" for title, value in fields.items()]) + "}"
 
 
 def _digest(nonce: str) -> str:
