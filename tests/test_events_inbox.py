@@ -115,3 +115,15 @@ def test_wrong_password_untrusted_certificate_and_missing_password_are_one_line_
     imap.append(sample("arf.eml"))
     assert main(["inbox"]) == 0
     assert "1 processed" in capsys.readouterr().out
+
+
+def test_implicit_tls_is_verified_too(tmp_path, imap, monkeypatch):
+    monkeypatch.setenv("BROADSHEET_INBOX_PASSWORD", PASSWORD)
+    imap.append(sample("arf.eml"), sample("reply.eml"))
+    with Store.for_project(tmp_path) as store:
+        result = read_inbox(inbox_config(tmp_path, imap, security="ssl", port=imap.tls_port), store)
+        assert (result.processed, result.unrecognised) == (1, 1)
+        with pytest.raises(InboxError, match="cannot reach"):
+            read_inbox(inbox_config(tmp_path, imap, security="ssl", port=imap.tls_port, ca_file=""), store)
+        with pytest.raises(InboxError, match="cannot reach"):  # STARTTLS expected, the server speaks TLS at once
+            read_inbox(inbox_config(tmp_path, imap, security="starttls", port=imap.tls_port, timeout=0.5), store)
