@@ -127,3 +127,21 @@ def test_implicit_tls_is_verified_too(tmp_path, imap, monkeypatch):
             read_inbox(inbox_config(tmp_path, imap, security="ssl", port=imap.tls_port, ca_file=""), store)
         with pytest.raises(InboxError, match="cannot reach"):  # STARTTLS expected, the server speaks TLS at once
             read_inbox(inbox_config(tmp_path, imap, security="starttls", port=imap.tls_port, timeout=0.5), store)
+
+
+HOSTILE_MAILS = [
+    b"", b"\x00\xff" * 100, b"Content-Type: multipart/report; report-type=delivery-status\r\n\r\nno boundary",
+    b"Content-Type: multipart/mixed; boundary=a\r\n\r\n" + b"--a\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n" * 3000,
+    b"Subject: " + b"x" * 100_000 + b"\r\n\r\nbody",
+    b"Content-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n--b\r\n"
+    b"Content-Type: message/feedback-report\r\n\r\nOriginal-Rcpt-To: \r\n--b--",
+    b"From: x@y.org\r\nContent-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!!",
+    b"From: \xff\xfe\r\nX-Failed-Recipients: \xff@\xfe\r\nSubject: \xe9\r\n\r\nbody",
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE_MAILS)
+def test_hostile_mails_are_unrecognised_or_harmless_never_a_crash(raw, capsys):
+    events = read_report(raw, unsubscribe_address=UNSUBSCRIBE)
+    assert events is None or all(e.kind in ("hard_bounce", "soft_bounce", "complaint") for e in events)
+    assert capsys.readouterr().err == ""

@@ -320,3 +320,30 @@ def test_handle_records_each_provider_once_and_refuses_a_forged_request(provider
         ctx.replays = ReplayGuard()  # even past the replay guard (another process), a repeat changes nothing
         assert handle(provider, headers, body, store, config=Config(root=tmp_path), context=ctx)[0] == 200
         assert len(store.events("a.b@example.com")) == events
+
+
+HOSTILE_BODIES = [b"", b"\xff\xfe", b"null", b"[]", b"{}", b'"text"', b"1e999999", b'{"signature": "x", "event-data": []}',
+                  b'{"signature": {"timestamp": [], "token": {}, "signature": "\xc3\xa9\xc3\xa9"}}',
+                  json.dumps([{"event": ["bounce"], "email": {"a": 1}}]).encode(), b'{"Type": "Notification"}',
+                  json.dumps({"RecordType": "Bounce", "Type": ["HardBounce"], "Email": None}).encode(),
+                  b"[" * 5000 + b"]" * 5000]
+HOSTILE_HEADERS = [{}, {"Authorization": "Basic \u00e9\u00e9"}, {"X-Twilio-Email-Event-Webhook-Signature": "\u00e9",
+                   "X-Twilio-Email-Event-Webhook-Timestamp": "\u00e9"}, {"svix-id": "\u00e9", "svix-timestamp": "x",
+                   "svix-signature": "v1,\u00e9 v1"}]
+
+
+@pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "resend", "ses"])
+def test_hostile_requests_are_answered_never_raised(provider, tmp_path):
+    from broadsheet.config import Config
+    from broadsheet.events.webhooks import handle
+    from broadsheet.store import Store
+
+    env = {**POSTMARK_ENV, "BROADSHEET_SENDGRID_WEBHOOK_KEY": SendgridSigner().public_key,
+           "BROADSHEET_MAILGUN_WEBHOOK_KEY": "k", "BROADSHEET_RESEND_WEBHOOK_SECRET": SvixSigner().secret}
+    ctx = WebhookContext(env=env, replays=ReplayGuard(), sns_topics=(TOPIC,))
+    with Store.for_project(tmp_path) as store:
+        for body in HOSTILE_BODIES:
+            for headers in HOSTILE_HEADERS:
+                status, _ = handle(provider, headers, body, store, config=Config(root=tmp_path), context=ctx)
+                assert status in (400, 401), (body[:40], headers)
+        assert store.count() == 0

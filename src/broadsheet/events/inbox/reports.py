@@ -12,6 +12,7 @@ import email
 import email.message
 import email.policy
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from email.utils import getaddresses, parseaddr
@@ -22,6 +23,11 @@ from ..model import MailEvent, iso_utc, short
 
 # A VERP return path -> the address it was made for (compose.verp.ReturnPaths.recipient_of), or None.
 VerpReader = Callable[[str], "str | None"]
+# flufl.bounce logs each detector that raises (with its traceback) before raising; a hostile mail must
+# not print a traceback: read_report counts such a mail as unrecognised instead.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
+logging.getLogger("flufl.bounce").propagate = False
+
 QUOTED_MESSAGE_ID = re.compile(r"^Message-ID:\s*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
 STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
 
@@ -33,7 +39,7 @@ def read_report(raw: bytes, *, unsubscribe_address: str = "", verp: VerpReader |
     content_type = message.get_content_type()
     report_type = (message.get_param("report-type") or "").lower() if content_type == "multipart/report" else ""
     original = _original_headers(message)
-    ids = {"message_id": (original.get("Message-ID") or "").strip() if original else _quoted_message_id(message)}
+    ids = {"message_id": _field(original, "Message-ID") if original else _quoted_message_id(message)}
     if report_type == "feedback-report":
         return _complaint(message, original, at, key, ids)
     if report_type == "delivery-status":
@@ -63,19 +69,24 @@ def _dsn(message, at: str, key: str, ids: dict, verp: VerpReader | None) -> list
     blocks = status_part.get_payload() if status_part.is_multipart() else []
     events, verp_address = [], _verp_address(message, verp)
     for block in blocks[1:] if len(blocks) > 1 else blocks:  # the first block is about the reporting MTA
-        action = (block.get("Action") or "").strip().lower()
-        recipient = verp_address or _address(block.get("Original-Recipient") or block.get("Final-Recipient") or "")
+        action = _field(block, "Action").lower()
+        recipient = verp_address or _address(_field(block, "Original-Recipient") or _field(block, "Final-Recipient"))
         if action != "failed" or not recipient:
             continue  # delayed, delivered, relayed, expanded: not a bounce
-        status = (block.get("Status") or "").strip()
-        diagnostic = " ".join(str(block.get("Diagnostic-Code") or "").split())
+        status = _field(block, "Status")
+        diagnostic = " ".join(_field(block, "Diagnostic-Code").split())
         kind = "soft_bounce" if status.startswith("4") else "hard_bounce"
         events.append(_event(kind, recipient, at, key, short(f"{status} {diagnostic}".strip()), ids))
     return events
 
 
 def _other_bounce(message, at: str, key: str, ids: dict, verp: VerpReader | None) -> list[MailEvent] | None:
-    temporary, permanent = all_failures(message)
+    if not _field(message, "From"):
+        return None  # every bounce has a From; flufl.bounce's heuristics fail on mails without one
+    try:
+        temporary, permanent = all_failures(message)
+    except Exception:  # noqa: BLE001 - third-party heuristics on hostile mail: not a report we can read
+        return None
     if not permanent and not temporary:
         return None
     verp_address = _verp_address(message, verp)
@@ -90,7 +101,7 @@ def _unsubscribe_request(message, unsubscribe_address: str, at: str, key: str) -
     target = unsubscribe_address.removeprefix("mailto:").split("?", 1)[0].strip().lower()
     to = {a.lower() for _, a in getaddresses(message.get_all("To", []) + message.get_all("Delivered-To", []))}
     sender = _sender(message)
-    if not target or target not in to or "unsubscribe" not in str(message.get("Subject", "")).lower() or "@" not in sender:
+    if not target or target not in to or "unsubscribe" not in _field(message, "Subject").lower() or "@" not in sender:
         return None
     return [_event("unsubscribe", sender, at, key, "unsubscribe request by mail (List-Unsubscribe mailto)", {})]
 
@@ -105,7 +116,7 @@ def _event(kind: str, email_address: str, at: str, key: str, detail: str, ids: d
 
 def _report_key(message, raw: bytes) -> str:
     """``inbox:`` + a digest of the report's Message-ID (or of its bytes): the same mail read twice is one event."""
-    identity = (message.get("Message-ID") or "").strip().encode() or raw
+    identity = _field(message, "Message-ID").encode("utf-8", "replace") or raw
     return "inbox:" + hashlib.sha256(identity).hexdigest()[:32]
 
 
@@ -166,7 +177,7 @@ def _address(field: str) -> str:
 
 
 def _sender(message) -> str:
-    return parseaddr(str(message.get("From", "")))[1]
+    return parseaddr(_field(message, "From"))[1]
 
 
 def _reason(message) -> str:
@@ -177,11 +188,17 @@ def _reason(message) -> str:
             for line in text.splitlines():
                 if STATUS.search(line) or re.search(r"\b5\d\d\b", line):
                     return short(line)
-    return short(str(message.get("Subject", "")))
+    return short(_field(message, "Subject"))
+
+
+def _field(message, name: str) -> str:
+    """A header's value as text, stripped ("" when absent; undecodable bytes kept as replacement characters)."""
+    value = message.get(name)
+    return str(value).strip() if value is not None else ""
 
 
 def _date(message) -> str | None:
-    value = message.get("Date")
+    value = _field(message, "Date")
     if not value:
         return None
     try:

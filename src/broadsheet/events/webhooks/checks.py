@@ -76,7 +76,7 @@ def require_fresh(timestamp: str, now: float, tolerance: float = TOLERANCE) -> N
 def json_body(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         raise WebhookMalformed("the body is not JSON") from None
 
 

@@ -21,8 +21,8 @@ def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookCo
     payload = table(json_body(body))
     signature = table(payload.get("signature"))
     timestamp, token, given = (text(signature.get(k)) for k in ("timestamp", "token", "signature"))
-    expected = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
-    if not (token and hmac.compare_digest(expected, given.lower())):
+    expected = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest().encode()
+    if not (token and hmac.compare_digest(expected, given.lower().encode())):
         raise WebhookRejected("the HMAC signature does not match")
     now = context.clock()
     require_fresh(timestamp, now)
