@@ -105,6 +105,8 @@ def test_wrong_password_untrusted_certificate_and_missing_password_are_one_line_
         monkeypatch.setenv("BROADSHEET_INBOX_PASSWORD", PASSWORD)
         with pytest.raises(InboxError, match="cannot reach"):
             read_inbox(inbox_config(tmp_path, imap, ca_file=""), store)  # the test CA is not trusted by default
+        with pytest.raises(InboxError, match="processed_folder"):
+            read_inbox(inbox_config(tmp_path, imap, processed_folder="inbox"), store)
     (tmp_path / "broadsheet.toml").write_text(
         f'[inbox]\nhost = "127.0.0.1"\nport = {imap.port}\nsecurity = "starttls"\nusername = "{USER}"\nca_file = "{imap.ca_file}"\n')
     monkeypatch.chdir(tmp_path)

@@ -24,6 +24,9 @@ class Mailbox:
     def __init__(self, settings: Inbox):
         if not settings.host:
             raise InboxError("no IMAP server is set", where="inbox.host", fix='set [inbox] host = "imap.example.org"')
+        if settings.processed_folder.strip().lower() == settings.folder.strip().lower():
+            raise InboxError("processed_folder is the folder being read: processed mails would be read again",
+                             where="inbox.processed_folder", fix='set processed_folder = "broadsheet-processed"')
         self.settings = settings
         self.where = f"{settings.host}:{settings.port}"
         self.imap: imaplib.IMAP4 | None = None
