@@ -12,23 +12,32 @@ by ``read_report``, then ``read_inbox`` end to end against a local pymap IMAP se
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import itertools
 import logging
+import multiprocessing
+import os
+import socket
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import requests
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from broadsheet.campaign.journal import Journal, Outcome  # noqa: E402
-from broadsheet.config import Config, Inbox  # noqa: E402
+from broadsheet.config import Config, Inbox, Serve  # noqa: E402
 from broadsheet.events.inbox import read_inbox, read_report  # noqa: E402
 from broadsheet.events.webhooks import handle  # noqa: E402
 from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext  # noqa: E402
+from broadsheet.serve.app import make_app  # noqa: E402
+from broadsheet.serve.server import create  # noqa: E402
 from broadsheet.store import Store  # noqa: E402
 from compose import machine  # noqa: E402  (bench/compose.py)
 from support.imapd import PASSWORD, USER, imap_server  # noqa: E402
@@ -68,12 +77,17 @@ def run_handle(root: Path, config: Config, context: WebhookContext, bodies: list
             answers.append(handle("mailgun", {}, body, store, config=config, context=context)[0])
 
 
-def bench_webhooks(events: int, threads: int) -> None:
+@contextlib.contextmanager
+def bench_project(events: int):
+    """(root, people, signer): a project with a store and a journal of ``events // 5`` people (at least 1,000)."""
     with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        people = max(1000, events // 5)
+        root, people = Path(folder), max(1000, events // 5)
         project(root, people)
-        signer = MailgunSigner()
+        yield root, people, MailgunSigner()
+
+
+def bench_webhooks(events: int, threads: int) -> None:
+    with bench_project(events) as (root, people, signer):
         context = WebhookContext(env={"BROADSHEET_MAILGUN_WEBHOOK_KEY": signer.key}, replays=ReplayGuard())
         config = Config(root=root)
         for label, workers, offset in (("1 thread", 1, 0), (f"{threads} threads", threads, events)):
@@ -96,21 +110,7 @@ def bench_webhooks(events: int, threads: int) -> None:
 
 def bench_http(events: int, clients: int) -> None:
     """The same requests over HTTP to serve's app under waitress (in this process, 127.0.0.1)."""
-    import dataclasses
-    import os
-    import socket
-
-    import requests
-
-    from broadsheet.config import Serve
-    from broadsheet.serve.app import make_app
-    from broadsheet.serve.server import create
-
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        people = max(1000, events // 5)
-        project(root, people)
-        signer = MailgunSigner()
+    with bench_project(events) as (root, people, signer):
         os.environ.update(BROADSHEET_MAILGUN_WEBHOOK_KEY=signer.key, BROADSHEET_SECRET="bench-secret")
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -119,8 +119,6 @@ def bench_http(events: int, clients: int) -> None:
         server = create(make_app(config), config, host="127.0.0.1", port=port)
         threading.Thread(target=server.run, daemon=True).start()
         bodies = requests_for(signer, events, people, 0)
-        import multiprocessing
-
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         context = multiprocessing.get_context("fork")
         results = context.Queue()
@@ -139,8 +137,6 @@ def bench_http(events: int, clients: int) -> None:
 
 
 def _client(port: int, bodies: list[bytes], results) -> None:
-    import requests
-
     with requests.Session() as session:
         results.put([session.post(f"http://127.0.0.1:{port}/webhooks/mailgun", data=b, timeout=30).status_code for b in bodies])
 
@@ -160,8 +156,6 @@ def bench_inbox(messages: int) -> None:
             batch = [samples[n % len(samples)].replace(b"Message-I", f"X-Bench: {n}\r\nMessage-I".encode(), 1)
                      for n in range(messages)]
             server.append(*batch)
-            import os
-
             os.environ["BROADSHEET_INBOX_PASSWORD"] = PASSWORD
             config = Config(root=root, unsubscribe_mailto="mailto:unsubscribe@news.example.org",
                             inbox=Inbox(host=server.host, port=server.port, security="starttls", username=USER,
