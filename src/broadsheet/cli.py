@@ -13,7 +13,7 @@ from . import __version__
 from .errors import BroadsheetError
 
 # Each module in broadsheet.commands has register(subparsers) and run(args) -> int.
-COMMANDS = ("new", "build", "preview", "lint", "send", "status", "subscribers", "publish", "serve")
+COMMANDS = ("new", "build", "preview", "lint", "send", "status", "subscribers", "publish", "serve", "sync", "inbox")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -70,6 +70,7 @@ class Smtp:
     ca_file: str = ""
     data_timeout: float = 600.0  # seconds to wait for the reply to the final "." (RFC 5321 §4.5.3.2: 10 min)
     pipelining: bool = True  # MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920)
+    return_path: str = ""  # VERP envelope sender, e.g. "bounces+{token}@example.org" (token: opaque, per recipient)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,25 @@ class Preview:
 
 
 @dataclass(frozen=True)
+class Bounces:
+    soft_limit: int = 3  # soft bounces within window_days that count as a hard one (0: never)
+    window_days: int = 30
+    sns_topic_arn: str = ""  # SES through SNS: the topic(s) accepted, comma-separated ARNs
+
+
+@dataclass(frozen=True)
+class Inbox:
+    host: str = ""  # IMAP server of the mailbox bounces, complaints and unsubscribe mails arrive in
+    port: int = 993
+    security: Literal["ssl", "starttls"] = "ssl"  # always TLS, certificate verified
+    username: str = ""  # password from BROADSHEET_INBOX_PASSWORD
+    folder: str = "INBOX"
+    processed_folder: str = "broadsheet-processed"  # recognised mails are moved here
+    ca_file: str = ""
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class Serve:
     public_url: str = ""  # where `broadsheet serve` is reached, e.g. https://news.example.org (behind a proxy)
     host: str = "127.0.0.1"
@@ -155,6 +175,8 @@ class Config:
     ses: Ses = field(default_factory=Ses)
     resend: Resend = field(default_factory=Resend)
     preview: Preview = field(default_factory=Preview)
+    bounces: Bounces = field(default_factory=Bounces)
+    inbox: Inbox = field(default_factory=Inbox)
     serve: Serve = field(default_factory=Serve)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
@@ -203,6 +225,7 @@ SECRET_ENV = {
     "resend": "BROADSHEET_RESEND_KEY",
     "unsubscribe": "BROADSHEET_SECRET",
     "dkim": "BROADSHEET_DKIM_KEY",
+    "inbox": "BROADSHEET_INBOX_PASSWORD",
 }
 
 

@@ -525,6 +525,20 @@ class Journal:
         ).fetchone()
         return row[0] if row else None
 
+    @_explained
+    def campaign_of(self, message_ids: Iterable[str], email: str) -> str:
+        """The slug of the campaign that sent ``email`` a message with one of these ids (provider's or
+        Message-ID, with or without angle brackets), or "" when none did (for bounces and complaints)."""
+        ids = {form for mid in message_ids if mid for form in (mid.strip("<>"), f"<{mid.strip('<>')}>")}
+        if not ids:
+            return ""
+        row = self.db.execute(
+            "SELECT c.slug FROM recipients r JOIN campaigns c ON c.id = r.campaign"
+            f" WHERE r.message_id IN ({','.join('?' * len(ids))}) AND r.email = ? LIMIT 1",
+            (*ids, email),
+        ).fetchone()
+        return row[0] if row else ""
+
     def forget(self, email: str) -> int:
         """Erase an address from every campaign (a GDPR request): its rows keep their counts, not who they
         were; rows not yet sent become ``skipped``. Returns how many rows held it."""

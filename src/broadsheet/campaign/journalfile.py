@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import CampaignError
 
 APPLICATION_ID = 0x42534A31  # "BSJ1": this file is a broadsheet journal
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SQLITE_HEADER = b"SQLite format 3\x00"
 LOST_WARNING = "a new journal forgets who was sent, and the next send mails them again"
 
@@ -57,6 +57,12 @@ CREATE INDEX recipients_by_state ON recipients (campaign, state);
 CREATE INDEX recipients_deferred ON recipients (campaign, next_attempt) WHERE state = 'deferred';
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE INDEX recipients_sent ON recipients (updated) WHERE state = 'sent';
+CREATE INDEX recipients_by_message_id ON recipients (message_id) WHERE message_id <> '';
+"""
+
+# Schema 3 → 4: bounces and complaints find their campaign by the message id (events/matching.py).
+MIGRATE_3_TO_4 = """
+CREATE INDEX IF NOT EXISTS recipients_by_message_id ON recipients (message_id) WHERE message_id <> '';
 """
 
 # Schema 2 → 3: what went out each day is counted for the daily limit (campaign/caps.py) from this index.
@@ -87,7 +93,7 @@ ALTER TABLE campaigns_v2 RENAME TO campaigns;
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-MIGRATIONS = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3}  # schema version → the statements that bring it to the next one
+MIGRATIONS = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3, 3: MIGRATE_3_TO_4}  # schema version → the statements that bring it to the next one
 SCHEMA_1_TABLES = {"campaigns", "recipients"}
 
 

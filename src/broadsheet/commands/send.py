@@ -32,6 +32,7 @@ from ..campaign.progress import progress_for
 from ..campaign.runner import CampaignRunner, RunResult
 from ..config import Config
 from ..errors import AudienceError, CampaignError
+from ..events.report import store_health
 from ..render import read_and_build
 from ..store.recipients import StoreSuppressions, recipients_for
 from ..transports import Transport, transport_class
@@ -338,6 +339,8 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
         due = min(due, limit)
     with factory():
         pass  # connect (TLS, login) once before asking: a wrong port, certificate or password shows now
+    for warning in store_health(config.root):  # many unconfirmed or long-unchanged addresses
+        print(f"warning: {warning}", file=sys.stderr)
     _confirm(args, config, rendered, transport_name, due)
     settings = Settings(
         connections=config.send.connections, batch_size=config.send.batch_size, retries=config.send.retries,

@@ -13,6 +13,7 @@ from ..campaign.caps import daily_cap, days_to_send, utc_text
 from ..campaign.journal import STATES, pending_path
 from ..config import Config
 from ..errors import BroadsheetError, CampaignError
+from ..events.report import after_send_lines
 
 LAST_ERRORS = 10
 
@@ -49,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
         if pending_path(journal.path).is_file():
             print(f"outcomes a send could not write (the journal was locked) wait in {pending_path(journal.path)}: "
                   "the next send records them")
+        sent = sum(journal.counts(c)["sent"] for c in campaigns if c.transport != "outbox")
+        for line in after_send_lines(config.root, campaigns[0].slug, sent):  # bounces, complaints, unsubscribes
+            print(line)
         if args.failed_csv:
             written = sum(_export(journal, campaign, args.failed_csv, first=i == 0) for i, campaign in enumerate(campaigns))
             print(f"wrote {written:,} failed or unknown recipient(s) to {args.failed_csv}")

@@ -25,6 +25,7 @@ from .mime import AlternativeBody
 from .signing import DkimSigner
 from .templates import PersonalTemplates
 from .unsubscribe import UnsubscribeLinks
+from .verp import ReturnPaths
 
 BARE_ADDRESS = re.compile(r"[^\s<>(),;:\"\[\]\\@]+@[^\s<>(),;:\"\[\]\\@]+")
 
@@ -60,6 +61,7 @@ class Composer:
         self.unsubscribe = UnsubscribeLinks(config, token_secret=token_secret)
         self.body = AlternativeBody(self.templates.literals())
         self.sender = Sender.from_config(config)
+        self.return_paths = ReturnPaths(config, self.sender.address)
         self.subject = ("[TEST] " if test else "") + _single_line(issue.subject, issue.slug)
         self.from_header = hdr.address(self.sender.name, self.sender.address, encode=False)
         self.fixed_headers = {**_fixed_headers(config), **_archive_headers(issue, config)}
@@ -97,7 +99,7 @@ class Composer:
             raw = self.signer.sign(raw)
         return Message(
             recipient=recipient,
-            sender=self.sender.address,
+            sender=self.return_paths.for_recipient(recipient),
             from_header=self.from_header,
             to_header=hdr.address(name, recipient, encode=False),
             subject=self.subject,

@@ -179,6 +179,19 @@ class Store:
                 (kind, since, self.key(email)),
             ).fetchone()[0]
 
+    def campaign_counts(self, campaign: str) -> dict[str, int]:
+        """kind -> how many subscribers have an event of that kind caused by ``campaign`` (each person once)."""
+        with self._lock:
+            return dict(self.db.execute(
+                "SELECT kind, count(DISTINCT subscriber) FROM events WHERE campaign = ? GROUP BY kind", (campaign,)
+            ).fetchall())
+
+    def count_unchanged(self, status: str, before: str) -> int:
+        """How many subscribers of ``status`` have not changed since ``before`` (ISO 8601 UTC)."""
+        with self._lock:
+            return self.db.execute("SELECT count(*) FROM subscribers WHERE status = ? AND updated < ?",
+                                   (check_status(status), before)).fetchone()[0]
+
     def suppressed(self, emails: Iterable[str]) -> set[str]:
         """The given addresses (as given) that must never be mailed: suppressing status, or forgotten."""
         by_key: dict[str, list[str]] = {}

@@ -1,0 +1,31 @@
+"""broadsheet inbox: read bounces, complaint reports and unsubscribe mails from the IMAP mailbox in [inbox]."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import project_config
+from ..events.inbox import read_inbox
+from ..store import Store
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    return subparsers.add_parser(
+        "inbox", help="read bounces, complaints and unsubscribe requests from the IMAP mailbox into the store",
+        description="Reads every message in [inbox] folder over IMAP (TLS verified, password from "
+        "BROADSHEET_INBOX_PASSWORD): delivery status notifications, ARF complaint reports and mailto: "
+        "unsubscribe requests are recorded once in the subscriber store and moved to [inbox] processed_folder; "
+        "anything else is left where it is and counted.",
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    config = project_config(args)
+    with Store.for_project(config.root) as store:
+        result = read_inbox(config, store)
+    print(f"{config.inbox.host}: read {result.read:,} message(s): {result.processed:,} processed and moved to "
+          f"{config.inbox.processed_folder}, {result.unrecognised:,} not recognised (left in {config.inbox.folder})")
+    print(f"  {result.applied.summary()}")
+    for email in result.applied.suppressed[:20]:
+        print(f"  suppressed {email}")
+    return 0

@@ -1,0 +1,59 @@
+"""``broadsheet inbox``: read the bounce mailbox over IMAP, apply what the reports say, move them away."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...compose.verp import ReturnPaths
+from ...config import Config
+from ...tokens import token_secrets
+from ..matching import journal_lookup
+from ..model import MailEvent
+from ..policy import Applied, apply
+from .imap import InboxError, Mailbox
+from .reports import read_report
+
+__all__ = ["InboxError", "InboxResult", "read_inbox", "read_report"]
+
+
+@dataclass
+class InboxResult:
+    read: int = 0
+    processed: int = 0  # recognised and moved to the processed folder
+    unrecognised: int = 0  # left where they were
+    applied: Applied = field(default_factory=Applied)
+
+
+def read_inbox(config: Config, store) -> InboxResult:
+    """Every message in ``[inbox] folder``: recognised ones applied to ``store`` (each event once), then
+    moved to ``processed_folder``; the others left and counted. Events are recorded before the move, so a
+    crash in between only means the mail is read again next time, and changes nothing then."""
+    result = InboxResult()
+    campaigns = journal_lookup(config.root)
+    verp = verp_reader(config)
+    with Mailbox(config.inbox) as box:
+        uids = box.uids()
+        for start in range(0, len(uids), 500):
+            events: list[MailEvent] = []
+            processed: list[bytes] = []
+            for uid, raw in box.fetch(uids[start : start + 500]):
+                result.read += 1
+                found = read_report(raw, unsubscribe_address=config.unsubscribe_mailto, verp=verp)
+                if found is None:
+                    result.unrecognised += 1
+                    continue
+                events += found
+                processed.append(uid)
+            result.applied.add(apply(events, store, config.bounces, source="inbox", campaigns=campaigns))
+            box.move(processed, config.inbox.processed_folder)
+            result.processed += len(processed)
+    return result
+
+
+def verp_reader(config: Config):
+    """address -> recipient for ``[smtp] return_path`` VERP addresses (None when VERP is off)."""
+    if not config.smtp.return_path:
+        return None
+    secrets = token_secrets()
+    paths = ReturnPaths(config, config.from_address, token_secret=secrets[0])
+    return lambda address: paths.recipient_of(address, secrets)

@@ -1,0 +1,81 @@
+"""What comes back after a send, in one shape whichever way it arrived (webhook, API pull, mailbox)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import BroadsheetError
+
+KINDS: tuple[str, ...] = ("hard_bounce", "soft_bounce", "complaint", "unsubscribe", "delivered")
+
+
+class WebhookRejected(BroadsheetError):
+    """A webhook request whose signature, credentials or timestamp do not hold: answered 401, recorded nowhere."""
+
+
+class WebhookNotConfigured(BroadsheetError):
+    """The secret or setting a provider's webhook needs is missing: answered 503, recorded nowhere."""
+
+
+class WebhookMalformed(BroadsheetError):
+    """A verified webhook request whose body cannot be read: answered 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class MailEvent:
+    """One thing that happened to one message for one recipient, normalised from a provider's report."""
+
+    kind: str  # one of KINDS
+    email: str
+    provider: str  # postmark, sendgrid, mailgun, ses, resend, inbox, …
+    at: str  # ISO 8601 UTC, e.g. 2026-12-01T14:00:00Z
+    dedupe_key: str  # the provider's event id, or a digest of the raw report: recording it twice changes nothing
+    provider_message_id: str = ""
+    message_id: str = ""  # the RFC 5322 Message-ID, when the report carries it
+    campaign: str = ""  # the campaign slug, when known
+    detail: str = ""  # the server's or provider's reason, shortened
+
+
+def dedupe_key(provider: str, event_id: str | None, raw: Any) -> str:
+    """``provider:event_id`` when the provider names its events, else ``provider:sha256(raw)``."""
+    if event_id:
+        return f"{provider}:{event_id}"
+    data = raw if isinstance(raw, bytes) else json.dumps(raw, sort_keys=True, default=str).encode()
+    return f"{provider}:sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def iso_utc(value: Any) -> str:
+    """An ISO 8601 UTC timestamp from a Unix time (int/float/str) or an ISO string; now when unreadable."""
+    moment: datetime | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        moment = _from_unix(float(value))
+    elif isinstance(value, str) and value:
+        try:
+            moment = _from_unix(float(value))
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                moment = None
+    if moment is None:
+        moment = datetime.now(timezone.utc)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def short(text: Any, limit: int = 300) -> str:
+    """A detail for the events table: one line, printable, at most ``limit`` characters."""
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _from_unix(seconds: float) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None

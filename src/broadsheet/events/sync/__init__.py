@@ -1,0 +1,42 @@
+"""``broadsheet sync``: read the provider's suppression lists through its API and apply them (policy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ...config import Config
+from ...errors import ConfigError
+from ...transports import transport_class
+from ...transports.http import HttpTransport
+from ..policy import Applied, apply
+from .pulls import PULLS
+from .reader import ApiReader
+
+NO_API = {
+    "resend": "Resend's API has no suppression or bounce list to read; use its webhook (broadsheet serve, /webhooks/resend)",
+    "smtp": "an SMTP server has no list to read; read the bounces that come back by mail with 'broadsheet inbox'",
+    "outbox": "the outbox sends nothing, so nothing comes back",
+}
+
+
+@dataclass
+class SyncResult:
+    provider: str
+    applied: Applied
+    requests: int
+
+
+def sync(config: Config, store, transport_name: str, since: datetime | None, *, sleep=None) -> SyncResult:
+    """Pull one provider's lists and apply them to ``store``; a second run changes nothing."""
+    if transport_name in NO_API:
+        raise ConfigError(f"cannot sync from {transport_name}: {NO_API[transport_name]}", where="--transport")
+    transport = transport_class(transport_name)(config)
+    if not isinstance(transport, HttpTransport) or transport_name not in PULLS:
+        raise ConfigError(f"cannot sync from {transport_name}", where="--transport", fix="use one of " + ", ".join(PULLS))
+    reader = ApiReader(transport, **({"sleep": sleep} if sleep else {}))
+    try:
+        applied = apply(PULLS[transport_name](reader, config, since), store, config.bounces, source="sync")
+    finally:
+        transport.close()
+    return SyncResult(transport_name, applied, reader.requests)

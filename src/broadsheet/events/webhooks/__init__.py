@@ -1,0 +1,70 @@
+"""Webhooks: one module per provider with ``verify_and_parse(headers, body, context) -> [MailEvent]``,
+and :func:`handle`, which ``broadsheet serve`` calls for ``POST /webhooks/<provider>``.
+
+A request whose signature, credentials or timestamp do not hold is answered 401 and recorded nowhere;
+a verified one is normalised and applied through the store (policy.apply), each event once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+
+from ...config import Config, load_config
+from ..matching import journal_lookup
+from ..model import WebhookMalformed, WebhookNotConfigured, WebhookRejected
+from ..policy import apply
+from . import mailgun, postmark, resend, sendgrid, ses
+from .checks import ReplayGuard, WebhookContext
+
+log = logging.getLogger("broadsheet.webhooks")
+
+PROVIDERS: dict[str, ModuleType] = {
+    "postmark": postmark, "sendgrid": sendgrid, "mailgun": mailgun, "ses": ses, "resend": resend,
+}
+MAX_BODY = 5 * 1024 * 1024  # SendGrid batches are the largest: well under this
+REPLAYS = ReplayGuard()  # one per process: a signed token is accepted once
+
+
+def handle(provider: str, headers: Mapping[str, str], body: bytes, store, *, config: Config | None = None,
+           context: WebhookContext | None = None) -> tuple[int, str]:
+    """Verify, normalise and apply one webhook request; (HTTP status, short plain-text answer)."""
+    module = PROVIDERS.get(provider)
+    if module is None:
+        return 404, "no webhook for this provider"
+    if len(body) > MAX_BODY:
+        return 413, "request body too large"
+    config = config or project_config(project_root(store))
+    context = context or default_context(config)
+    try:
+        events = module.verify_and_parse(headers, body, context)
+    except WebhookRejected as exc:
+        log.warning("webhook %s refused: %s", provider, exc.message)
+        return 401, "refused"
+    except WebhookNotConfigured as exc:
+        log.error("webhook %s not configured: %s", provider, exc)
+        return 503, "webhook not configured on this server"
+    except WebhookMalformed as exc:
+        return 400, exc.message
+    applied = apply(events, store, config.bounces, source="webhook", campaigns=journal_lookup(config.root))
+    return 200, applied.summary()
+
+
+def default_context(config: Config) -> WebhookContext:
+    topics = tuple(t.strip() for t in config.bounces.sns_topic_arn.split(",") if t.strip())
+    return WebhookContext(sns_topics=topics, replays=REPLAYS)
+
+
+@functools.lru_cache(maxsize=8)
+def project_config(root: Path | None) -> Config:
+    """The project's config, read once per process (like serve's own): a change needs a restart."""
+    return load_config(start=root)
+
+
+def project_root(store) -> Path | None:
+    """The project folder of a store at <root>/.broadsheet/audience.db, when the store says where it is."""
+    path = getattr(store, "path", None)
+    return Path(path).parent.parent if path else None

@@ -1,0 +1,74 @@
+"""After-send figures in broadsheet status, and the store's health warnings, over a real store and journal."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from broadsheet.campaign import issue_key
+from broadsheet.campaign.journal import Journal, Outcome
+from broadsheet.cli import main
+from broadsheet.commands.status import _slug
+from broadsheet.config import load_config
+from broadsheet.events.report import AfterSend, store_warnings
+from broadsheet.store import Store
+from conftest import SAMPLE_ISSUE
+
+
+def test_rates_and_warnings_against_the_thresholds():
+    quiet = AfterSend(sent=10_000, hard=150, soft=30, complained=5, unsubscribed=20)
+    assert quiet.lines() == ["  after sending: bounced 180 (hard 150, soft 30) 1.50% · complained 5 0.05% · unsubscribed 20 0.20%"]
+    loud = AfterSend(sent=1_000, hard=25, complained=2)
+    warnings = loud.lines()[1:]
+    assert len(warnings) == 2 and "complaints 0.20% are above 0.1%" in warnings[0] and "hard bounces 2.50% are above 2%" in warnings[1]
+    assert AfterSend(sent=0).lines() == []
+
+
+def test_store_warnings_for_unconfirmed_and_long_unchanged_addresses(tmp_path):
+    with Store.for_project(tmp_path) as store:
+        for n in range(8):
+            store.add(f"s{n}@example.com")
+        assert store_warnings(store) == []
+        for n in range(2):
+            store.add(f"u{n}@example.com", status="unconfirmed")
+        [warning] = store_warnings(store)
+        assert warning.startswith("2 of 10 addresses in the store are unconfirmed (20%)")
+        later = store_warnings(store, now=datetime(2030, 1, 1, tzinfo=timezone.utc))
+        assert "8 subscribed addresses have not changed in over 365 days" in later[1]
+
+
+def test_status_shows_what_came_back_after_the_send(project, monkeypatch, capsys):
+    config = load_config(project / "broadsheet.toml")
+    issue = project / "issues" / SAMPLE_ISSUE.name
+    slug = _slug(issue, config)
+    people = [f"p{n}@example.com" for n in range(200)]
+    with Journal.for_project(project) as journal:
+        campaign, _ = journal.start_campaign(slug, "smtp", issue_key(issue, project), "")
+        journal.load_recipients(campaign, "fp", [(p, n, "{}") for n, p in enumerate(people)])
+        journal.record([Outcome(r.id, "sent") for r in journal.claim(campaign, 200, time.time())])
+    with Store.for_project(project) as store:
+        for person in people:
+            store.add(person)
+        store.set_status("p1@example.com", "bounced", source="inbox", campaign=slug)
+        store.set_status("p2@example.com", "complained", source="webhook:ses", campaign=slug)
+        store.record_event("p3@example.com", "bounced_soft", source="inbox", campaign=slug)
+        store.set_status("p4@example.com", "unsubscribed", source="webhook:ses", campaign="another-issue")
+    monkeypatch.chdir(project)
+    assert main(["status", str(issue)]) == 0
+    out = capsys.readouterr().out
+    assert "after sending: bounced 2 (hard 1, soft 1) 0.50% · complained 1 0.50% · unsubscribed 0 0.00%" in out
+    assert "warning: complaints 0.50% are above 0.1%" in out and "hard bounces" not in out
+
+
+def test_send_warns_before_mailing_a_store_with_many_unconfirmed_addresses(project, monkeypatch, capsys):
+    monkeypatch.setenv("BROADSHEET_SECRET", "report-test-secret")
+    monkeypatch.chdir(project)
+    with Store.for_project(project) as store:
+        for n in range(8):
+            store.add(f"s{n}@example.com")
+        for n in range(3):
+            store.add(f"u{n}@example.com", status="unconfirmed")
+    assert main(["send", str(project / "issues" / SAMPLE_ISSUE.name), "--yes"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: 3 of 11 addresses in the store are unconfirmed (27%)" in captured.err
+    assert len(list((project / "outbox").rglob("*.eml"))) == 8  # the unconfirmed are not mailed
