@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from broadsheet.campaign import issue_key
 from broadsheet.campaign.journal import Journal, Outcome
 from broadsheet.cli import main
-from broadsheet.commands.status import _slug
+from broadsheet.commands.status import _identity
 from broadsheet.config import load_config
 from broadsheet.events.report import AfterSend, store_warnings
 from broadsheet.store import Store
@@ -40,7 +40,7 @@ def test_store_warnings_for_unconfirmed_and_long_unchanged_addresses(tmp_path):
 def test_status_shows_what_came_back_after_the_send(project, monkeypatch, capsys):
     config = load_config(project / "broadsheet.toml")
     issue = project / "issues" / SAMPLE_ISSUE.name
-    slug = _slug(issue, config)
+    slug = _identity(issue, config)[1]
     people = [f"p{n}@example.com" for n in range(200)]
     with Journal.for_project(project) as journal:
         campaign, _ = journal.start_campaign(slug, "smtp", issue_key(issue, project), "")
