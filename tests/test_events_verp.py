@@ -14,6 +14,7 @@ from broadsheet.config import Config, Inbox, Smtp, load_config
 from broadsheet.errors import ConfigError
 from broadsheet.events.inbox import read_inbox
 from broadsheet.store import Store
+from broadsheet.tokens import make_token
 from support.imapd import PASSWORD, USER, imap_server
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_events_inbox import sample
@@ -25,18 +26,46 @@ RETURN_PATH = "bounces+{token}@news.example.org"
 def test_return_paths_round_trip_and_refuse_what_is_not_theirs():
     config = Config(list_id="weekly.example.org", smtp=Smtp(return_path=RETURN_PATH))
     paths = ReturnPaths(config, "news@example.org", token_secret="s3cret")
-    address = paths.for_recipient("jane.doe@example.com")
-    assert re.fullmatch(r"bounces\+[A-Za-z0-9_-]+@news\.example\.org", address) and "jane" not in address
-    assert paths.recipient_of(address, ["s3cret"]) == "jane.doe@example.com"
+    rows = {41: "jane.doe@example.com", 42: "john@example.com"}
+    address = paths.for_recipient("jane.doe@example.com", 41)
+    assert re.fullmatch(r"bounces\+[a-z2-7]{17,24}@news\.example\.org", address) and "jane" not in address
+    assert paths.recipient_of(address, ["s3cret"], rows.get) == "jane.doe@example.com"
+    assert paths.recipient_of(address.upper(), ["s3cret"], rows.get) == "jane.doe@example.com"  # an MTA's case
+    assert paths.recipient_of(address, ["new", "s3cret"], rows.get) == "jane.doe@example.com"  # a rotated secret
     token = address.removeprefix("bounces+").removesuffix("@news.example.org")
-    assert paths.recipient_of(f"bounces+{token.swapcase()}@news.example.org", ["s3cret"]) is None  # tampered token
-    assert paths.recipient_of(address, ["another-secret"]) is None
-    assert paths.recipient_of("bounces+AAAA@news.example.org", ["s3cret"]) is None
-    assert paths.recipient_of(address.replace("news.", "evil."), ["s3cret"]) is None
-    assert ReturnPaths(Config(), "news@example.org").for_recipient("a@example.com") == "news@example.org"
-    for bad in ("bounces@news.example.org", "bounces+{token}", "{token}{token}@x.org", "b+{token}@x.org\r\nBcc: y"):
+    for tampered in (token[:-1] + ("a" if token[-1] != "a" else "b"), "a" + token[1:] if token[0] != "a" else "b" + token[1:]):
+        assert paths.recipient_of(f"bounces+{tampered}@news.example.org", ["s3cret"], rows.get) is None
+    assert paths.recipient_of(address, ["s3cret"], {41: "someone.else@example.com"}.get) is None  # row reused
+    assert paths.recipient_of(address, ["s3cret"], {}.get) is None  # row gone
+    assert paths.recipient_of(address, ["s3cret"]) is None  # no journal to look it up in
+    assert paths.recipient_of(address, ["another-secret"], rows.get) is None
+    assert paths.recipient_of("bounces+aaaa@news.example.org", ["s3cret"], rows.get) is None
+    assert paths.recipient_of(address.replace("news.", "evil."), ["s3cret"], rows.get) is None
+    assert paths.for_recipient("jane.doe@example.com") == "news@example.org"  # no journal row: the From address
+    assert ReturnPaths(Config(), "news@example.org").for_recipient("a@example.com", 1) == "news@example.org"
+    for bad in ("bounces@news.example.org", "bounces+{token}", "{token}{token}@x.org", "b+{token}@x.org\r\nBcc: y",
+                "b" * 41 + "+{token}@x.org"):
         with pytest.raises(ConfigError, match="return_path"):
             ReturnPaths(Config(smtp=Smtp(return_path=bad)), "n@example.org", token_secret="s")
+
+
+def test_tokens_of_the_first_kind_are_still_read_for_bounces_of_mail_sent_before():
+    config = Config(list_id="weekly.example.org", smtp=Smtp(return_path=RETURN_PATH))
+    paths = ReturnPaths(config, "news@example.org", token_secret="s3cret")
+    old = f"bounces+{make_token('bounce', 'jane.doe@example.com', 'weekly.example.org', 's3cret')}@news.example.org"
+    assert paths.recipient_of(old, ["s3cret"]) == "jane.doe@example.com"
+
+
+def test_a_long_address_still_gets_a_return_path_within_the_local_part_limit():
+    longest = "b" * 39 + "+{token}@news.example.org"  # 40 + 24 = 64: the longest prefix allowed
+    recipient = "a.very.long.local.part.for.testing.purpose@exampledomain.org"
+    assert len(recipient) == 60
+    for template in (RETURN_PATH, longest):
+        paths = ReturnPaths(Config(smtp=Smtp(return_path=template)), "news@example.org", token_secret="s3cret")
+        for row in (1, 2**20, 2**35 - 1):
+            local, _, domain = paths.for_recipient(recipient, row).rpartition("@")
+            assert len(local) <= 64 and domain == "news.example.org" and "very" not in local
+            assert paths.recipient_of(f"{local}@{domain}", ["s3cret"], {row: recipient}.get) == recipient
 
 
 def test_a_bounce_to_a_verp_address_suppresses_the_subscriber_it_was_made_for(project, tmp_path, monkeypatch):

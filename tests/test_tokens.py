@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 
 from broadsheet.errors import ConfigError
-from broadsheet.tokens import make_token, read_token, token_secrets
+from broadsheet.tokens import make_reference_token, make_token, read_reference_token, read_token, reference_of, token_secrets
 
 LIST = "weekly.news.example.org"
 
@@ -87,3 +88,20 @@ def test_the_keystream_is_standard_aes_ctr_including_counter_wraparound(size, ta
     keys, data = _keys("s1"), bytes(range(size)) if size <= 256 else b""
     reference = Cipher(keys.aes, modes.CTR(tag)).encryptor()
     assert _ctr(keys, tag, data) == reference.update(data) + reference.finalize()
+
+
+def test_reference_tokens_round_trip_in_any_case_and_refuse_every_change():
+    rows = {0: "a@example.com", 300: "Jane.Doe@Example.com", 2**35 - 1: "z@example.com"}
+    for row, email in rows.items():
+        token = make_reference_token("bounce", row, email, "list", "secret")
+        assert re.fullmatch(r"[a-z2-7]{17,24}", token) and reference_of(token) == row
+        for spelling in (token, token.upper()):
+            assert read_reference_token("bounce", spelling, "list", ["secret"], rows.get) == email
+        assert read_reference_token("unsubscribe", token, "list", ["secret"], rows.get) is None
+        assert read_reference_token("bounce", token, "other-list", ["secret"], rows.get) is None
+        for index in range(len(token)):
+            changed = token[:index] + ("b" if token[index] == "a" else "a") + token[index + 1 :]
+            assert read_reference_token("bounce", changed, "list", ["secret"], rows.get) is None, index
+    for junk in ("", "a" * 25, "0000000000000000", "abc-def", "é" * 18):
+        assert reference_of(junk) is None
+        assert read_reference_token("bounce", junk, "list", ["secret"], rows.get) is None

@@ -9,6 +9,14 @@ and any changed bit fails the tag). Both keys come from the secret through HKDF-
 
 Verification tries every secret given (BROADSHEET_SECRET, then BROADSHEET_SECRET_PREVIOUS while a
 secret is rotated) and compares tags in constant time. Nothing here imports anything but errors/config.
+
+Reference tokens (:func:`make_reference_token`) are the short kind, for VERP bounce addresses whose local
+part must stay within 64 characters (RFC 5321) whatever the address: they carry a number (a journal row
+id) instead of the address, plus a truncated tag over ``purpose | list_id | number | email`` — the holder
+looks the number up and checks the tag against the address found there. Lower-case base32, so a server
+that lower-cases the local part changes nothing:
+
+    token = base32( varint(number) | tag(10) )         # 17–24 characters
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import hashlib
 import hmac
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
@@ -36,6 +44,8 @@ MAX_TOKEN_CHARS = 700  # a token longer than this is refused before any work
 COUNTER_MASK = (1 << 128) - 1
 PURPOSES = ("unsubscribe", "confirm", "bounce", "form")  # form: serve's signed page forms (extra = issued)
 PREVIOUS_SECRET_ENV = "BROADSHEET_SECRET_PREVIOUS"
+REFERENCE_TAG_BYTES = 10  # 80 bits: a forger must guess online, one bounce at a time
+MAX_REFERENCE_CHARS = 24  # a number below 2**35 (5 varint bytes) and the tag, in base32
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,78 @@ def _decode(token: str) -> bytes | None:
         return None
 
 
+def make_reference_token(purpose: str, number: int, email: str, list_id: str, secret: str) -> str:
+    """A short lower-case token naming ``number`` (e.g. a journal row), tied to ``email`` (any case)."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown token purpose {purpose!r}")
+    reference = _varint(number)
+    raw = reference + _reference_tag(_keys(secret), purpose, list_id, reference, email)
+    return base64.b32encode(raw).rstrip(b"=").decode("ascii").lower()
+
+
+def reference_of(token: str) -> int | None:
+    """The number a reference token names, before any check (the caller looks it up), or None."""
+    raw = _decode_reference(token)
+    return None if raw is None else raw[0]
+
+
+def read_reference_token(purpose: str, token: str, list_id: str, secrets: Sequence[str],
+                         email_of: Callable[[int], str | None]) -> str | None:
+    """The address a valid reference token was made for: ``email_of(number)`` when the tag matches it
+    under one of ``secrets`` (constant-time check); None for anything else."""
+    raw = _decode_reference(token)
+    if raw is None:
+        return None
+    number, reference, tag = raw
+    email = email_of(number)
+    if email is None:
+        return None
+    for secret in secrets:
+        if secret and hmac.compare_digest(_reference_tag(_keys(secret), purpose, list_id, reference, email), tag):
+            return email
+    return None
+
+
+def _reference_tag(keys: _Keys, purpose: str, list_id: str, reference: bytes, email: str) -> bytes:
+    mac = _prefixed(keys, purpose, list_id).copy()
+    mac.update(b"ref\x00%s\x00%s" % (reference, email.strip().lower().encode("utf-8")))
+    return mac.digest()[:REFERENCE_TAG_BYTES]
+
+
+def _varint(number: int) -> bytes:
+    """LEB128: seven bits a byte, low bits first, the high bit set on every byte but the last."""
+    if number < 0:
+        raise ValueError("a reference token names a number >= 0")
+    out = bytearray()
+    while True:
+        low, number = number & 0x7F, number >> 7
+        out.append(low | (0x80 if number else 0))
+        if not number:
+            return bytes(out)
+
+
+def _decode_reference(token: str) -> tuple[int, bytes, bytes] | None:
+    """(number, its varint bytes, tag) of a well-formed reference token, any letter case; else None."""
+    if not token or len(token) > MAX_REFERENCE_CHARS or not token.isascii() or not token.isalnum():
+        return None
+    try:
+        raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
+    except (binascii.Error, ValueError):
+        return None
+    if base64.b32encode(raw).rstrip(b"=").decode("ascii") != token.upper():
+        return None  # spare low bits set: one token, one spelling
+    number, shift = 0, 0
+    for index, byte in enumerate(raw[:5]):
+        number |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            size = index + 1
+            if len(raw) != size + REFERENCE_TAG_BYTES or (size > 1 and byte == 0):
+                return None  # wrong length, or a padded varint (one number, one spelling)
+            return number, raw[:size], raw[size:]
+    return None
+
+
 def token_secrets(*, required: bool = True) -> tuple[str, ...]:
     """(BROADSHEET_SECRET, BROADSHEET_SECRET_PREVIOUS) from the environment, the unset ones left out."""
     current = os.environ.get(SECRET_ENV["unsubscribe"], "")
@@ -148,4 +230,5 @@ def token_secrets(*, required: bool = True) -> tuple[str, ...]:
     return tuple(s for s in (current, os.environ.get(PREVIOUS_SECRET_ENV, "")) if s)
 
 
-__all__ = ["TokenData", "make_token", "read_token", "token_secrets", "PURPOSES"]
+__all__ = ["TokenData", "make_token", "read_token", "token_secrets", "PURPOSES", "make_reference_token",
+           "read_reference_token", "reference_of"]

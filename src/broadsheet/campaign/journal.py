@@ -539,6 +539,12 @@ class Journal:
         ).fetchone()
         return row[0] if row else ""
 
+    @_explained
+    def email_of_row(self, row: int) -> str | None:
+        """The address of recipient row ``row`` (any campaign), or None: for VERP bounce tokens."""
+        found = self.db.execute("SELECT email FROM recipients WHERE id = ?", (row,)).fetchone()
+        return found[0] if found else None
+
     def forget(self, email: str) -> int:
         """Erase an address from every campaign (a GDPR request): its rows keep their counts, not who they
         were; rows not yet sent become ``skipped``. Returns how many rows held it."""

@@ -349,7 +349,7 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
     )  # fmt: skip
     progress = progress_for(sys.stdout)
     runner = CampaignRunner(
-        journal, prepared.record, factory, lambda row: composer.compose(subscriber_from_row(row)), settings,
+        journal, prepared.record, factory, lambda row: composer.compose(subscriber_from_row(row), row=row.id), settings,
         max_batch=transport_class(transport_name).max_batch, progress=progress, rejected=(RecipientRejected,),
         suppressed=StoreSuppressions(config.root),
     )  # fmt: skip

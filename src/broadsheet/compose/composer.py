@@ -72,15 +72,16 @@ class Composer:
         varying = ["To", "Date", "Message-ID", *self.unsubscribe.header_names()]
         self.signer = DkimSigner.from_config(config, [*head, *self.fixed_headers, *varying])
 
-    def compose(self, subscriber: Subscriber) -> Message:
-        """The personalised message, or RecipientRejected when this subscriber's data cannot go in it."""
+    def compose(self, subscriber: Subscriber, *, row: int | None = None) -> Message:
+        """The personalised message, or RecipientRejected when this subscriber's data cannot go in it.
+        ``row``: the subscriber's journal row, named by the VERP return path (see compose.verp)."""
         try:
-            return self._compose(subscriber)
+            return self._compose(subscriber, row)
         except RecipientRejected as exc:
             exc.where = subscriber.email
             raise
 
-    def _compose(self, subscriber: Subscriber) -> Message:
+    def _compose(self, subscriber: Subscriber, row: int | None = None) -> Message:
         recipient = _recipient_address(subscriber.email)
         name = hdr.check_single_line("name", subscriber.name)
         fields = {**subscriber.fields, "email": subscriber.email, "name": name, "first_name": subscriber.first_name}
@@ -99,7 +100,7 @@ class Composer:
             raw = self.signer.sign(raw)
         return Message(
             recipient=recipient,
-            sender=self.return_paths.for_recipient(recipient),
+            sender=self.return_paths.for_recipient(subscriber.email, row),
             from_header=self.from_header,
             to_header=hdr.address(name, recipient, encode=False),
             subject=self.subject,

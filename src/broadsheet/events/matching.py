@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ..campaign.journal import Journal, journal_path
@@ -20,6 +21,12 @@ def journal_lookup(root: Path) -> CampaignLookup | None:
     if journal is None:
         return None
     return lambda provider_id, message_id, email: journal.campaign_of((provider_id, message_id), email)
+
+
+def row_email_lookup(root: Path) -> Callable[[int], str | None] | None:
+    """journal row id -> its address (for VERP bounce tokens), or None when nothing was ever sent."""
+    journal = _journal(root)
+    return None if journal is None else journal.email_of_row
 
 
 def _journal(root: Path) -> Journal | None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...compose.verp import ReturnPaths
 from ...config import Config
 from ...tokens import token_secrets
-from ..matching import journal_lookup
+from ..matching import journal_lookup, row_email_lookup
 from ..model import MailEvent
 from ..policy import Applied, apply
 from .imap import InboxError, Mailbox
@@ -50,10 +51,12 @@ def read_inbox(config: Config, store) -> InboxResult:
     return result
 
 
-def verp_reader(config: Config):
-    """address -> recipient for ``[smtp] return_path`` VERP addresses (None when VERP is off)."""
+def verp_reader(config: Config) -> Callable[[str], str | None] | None:
+    """address -> recipient for ``[smtp] return_path`` VERP addresses, their tokens resolved through the
+    send journal (None when VERP is off)."""
     if not config.smtp.return_path:
         return None
     secrets = token_secrets()
     paths = ReturnPaths(config, config.from_address, token_secret=secrets[0])
-    return lambda address: paths.recipient_of(address, secrets)
+    email_of = row_email_lookup(config.root)
+    return lambda address: paths.recipient_of(address, secrets, email_of)
