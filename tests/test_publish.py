@@ -27,6 +27,7 @@ from broadsheet.config import load_config
 from broadsheet.errors import PublishError
 from broadsheet.publish import publish_site
 from broadsheet.publish.model import signup_url
+from broadsheet.publish.reader import read_entries
 from broadsheet.publish.writer import MANIFEST, SiteWriter
 from broadsheet.render import build_issue
 from support.archive import SAMPLE, dated_issue, sample_project
@@ -329,3 +330,20 @@ def test_the_sent_html_part_declares_its_doctype(archive: Path, tmp_path: Path, 
     publish(archive, tmp_path / "site")
     for address in (rendered.view_online_url, parsed["Archived-At"].strip("<>"), parsed["List-Archive"].strip("<>")):
         assert _local_file(tmp_path / "site", tmp_path / "site" / "index.html", address).is_file(), address
+
+
+def test_an_issue_scheduled_for_later_is_left_out_until_its_send_at(archive: Path, tmp_path: Path, capsys):
+    ahead = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=1)
+    for number, send_at in ((45, ahead), (46, ahead - dt.timedelta(days=2))):
+        issue_md = dated_issue(archive, number, dt.date(2021, 9, number - 44), image=False) / "issue.md"
+        issue_md.write_text(issue_md.read_text().replace("---\nIntro", f"send_at: {send_at:%Y-%m-%d %H:%M:%S}+00:00\n---\nIntro", 1))
+    site = tmp_path / "site"
+    assert publish(archive, site) == 0
+    out, err = capsys.readouterr()
+    assert "published 4 issues" in out and not (site / "2021-09-01-issue-45").exists()
+    assert (site / "2021-09-02-issue-46" / "index.html").is_file()
+    assert f"2021-09-01-issue-45 is left out until its send_at, {ahead:%Y-%m-%d %H:%M} UTC" in err
+    assert "issue-45" not in (site / "index.html").read_text() + (site / "feed.xml").read_text()
+    config = load_config(archive / "broadsheet.toml")
+    later = [entry.slug for entry in read_entries(config, now=ahead + dt.timedelta(seconds=1))]
+    assert later[0] == "2021-09-02-issue-46" and "2021-09-01-issue-45" in later

@@ -36,9 +36,11 @@ class Published:
 def publish_site(config: Config, out: Path) -> Published:
     """Build the archive of every non-draft issue into ``out``."""
     writer = SiteWriter(out)
-    entries = read_entries(config)
+    notes: list[str] = []
+    entries = read_entries(config, notes=notes)
     site = Site.from_config(config, logo="", favicon=False)
-    site, notes = _write_brand(writer, config, site)
+    site, brand_notes = _write_brand(writer, config, site)
+    notes += brand_notes
     for position, entry in enumerate(entries):
         older = entries[position + 1] if position + 1 < len(entries) else None
         newer = entries[position - 1] if position else None

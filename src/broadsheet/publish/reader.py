@@ -1,8 +1,13 @@
-"""Reader: every non-draft issue under issues/ → an Entry, through content and render (one pipeline)."""
+"""Reader: every non-draft issue under issues/ → an Entry, through content and render (one pipeline).
+
+An issue whose ``send_at`` is still ahead is left out (with a note): it appears online once it is due to
+be mailed, never before its subscribers get it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import html
 from pathlib import Path
 
@@ -22,13 +27,20 @@ def issue_folders(config: Config) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/issue.md") if not p.parent.name.startswith((".", "_")))
 
 
-def read_entries(config: Config) -> list[Entry]:
-    """The published issues, newest first (by date, then by folder name)."""
+def read_entries(config: Config, *, now: dt.datetime | None = None, notes: list[str] | None = None) -> list[Entry]:
+    """The published issues, newest first (by date, then by folder name): not drafts, and not issues
+    scheduled after ``now`` (default: the current time), for which a line is added to ``notes``."""
     site_config = dataclasses.replace(config, base_url="")  # pages link their images relatively
+    now = now or dt.datetime.now(dt.timezone.utc)
     entries = []
     for folder in issue_folders(config):
         issue = read_issue(folder, site_config)
         if issue.draft:
+            continue
+        if issue.send_at is not None and issue.send_at > now:
+            if notes is not None:
+                notes.append(f"{folder.name} is left out until its send_at, {issue.send_at:%Y-%m-%d %H:%M} UTC:"
+                             " publish again once it is sent")
             continue
         entries.append(_entry(issue, build_issue(folder, site_config, issue=issue)))
     return sorted(entries, key=lambda e: (e.date, e.slug), reverse=True)
