@@ -86,6 +86,21 @@ def test_events_are_matched_to_their_campaign_through_the_journal(tmp_path, stor
     assert (last.kind, last.campaign, last.source) == ("bounced_hard", "2026-12-issue", "webhook:mailgun")
 
 
+def test_the_campaign_look_up_reads_the_message_id_index_not_the_whole_journal(tmp_path):
+    with Journal.for_project(tmp_path) as journal:
+        campaign, _ = journal.start_campaign("2026-12-issue", "mailgun", "issues/x", "")
+        journal.load_recipients(campaign, "fp", [("ann@example.com", 2, "{}")])
+        [row] = journal.claim(campaign, 1, time.time())
+        journal.record([Outcome(row.id, "sent", message_id="<m1@mg.example.org>")])
+        statements: list[str] = []
+        journal.db.set_trace_callback(statements.append)
+        assert journal.campaign_of(["m1@mg.example.org", ""], "ann@example.com") == "2026-12-issue"
+        journal.db.set_trace_callback(None)
+        [select] = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        plan = " ".join(str(step[-1]) for step in journal.db.execute(f"EXPLAIN QUERY PLAN {select}"))
+        assert "USING INDEX recipients_by_message_id" in plan and "SCAN r" not in plan
+
+
 def test_handle_refuses_bad_signatures_without_recording_and_answers_plain_statuses(tmp_path, store, monkeypatch):
     signer = MailgunSigner()
     monkeypatch.setenv("BROADSHEET_MAILGUN_WEBHOOK_KEY", signer.key)

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 
 import pytest
 import requests
 
+from broadsheet.config import load_config
+from broadsheet.serve.app import make_app
+from broadsheet.serve.server import create
 from broadsheet.store import Store
 from conftest import ROOT
-from support.serve import environment, serve_process
+from support.serve import environment, free_port, serve_process
 from support.webhooks import TOPIC, MailgunSigner, SendgridSigner, SvixSigner, basic_auth
 
 MAILGUN, SENDGRID, SVIX = MailgunSigner(), SendgridSigner(), SvixSigner()
@@ -79,3 +83,28 @@ def test_unknown_provider_and_ses_from_anywhere_but_amazon(site):
     assert requests.post(f"{base}/webhooks/ses", data=json.dumps(message), timeout=10).status_code == 401
     message["TopicArn"] = "arn:aws:sns:eu-west-1:999999999999:someone-else"
     assert requests.post(f"{base}/webhooks/ses", data=json.dumps(message), timeout=10).status_code == 401
+
+
+def test_serve_applies_webhooks_with_its_own_config_not_one_found_beside_the_store(tmp_path, monkeypatch):
+    """`serve --config staging.toml`: the policy comes from that file (soft_limit 1 here), not from a
+    broadsheet.toml looked for upward from the store's folder (there is none: the defaults would apply)."""
+    port = free_port()
+    staging = tmp_path / "staging.toml"
+    staging.write_text(f'list_id = "weekly.example.org"\n[serve]\npublic_url = "http://127.0.0.1:{port}"\n'
+                       "[bounces]\nsoft_limit = 1\n", encoding="utf-8")
+    monkeypatch.setenv("BROADSHEET_MAILGUN_WEBHOOK_KEY", MAILGUN.key)
+    monkeypatch.setenv("BROADSHEET_SECRET", "serve-config-secret")
+    config = load_config(staging)
+    with Store.for_project(config.root) as store:
+        store.add("soft@example.com")
+    server = create(make_app(config), config, host="127.0.0.1", port=port)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        body = MAILGUN.body({"event": "failed", "severity": "temporary", "id": "cfg-1", "recipient": "soft@example.com",
+                             "timestamp": time.time(), "delivery-status": {"code": 452, "message": "mailbox full"}})
+        answer = requests.post(f"http://127.0.0.1:{port}/webhooks/mailgun", data=body, timeout=10)
+    finally:
+        server.close()  # its loop thread (a daemon) ends at its next poll
+    assert (answer.status_code, answer.text) == (200, "1 soft bounce; 1 newly suppressed\n")
+    assert status_of(config.root, "soft@example.com") == "bounced"

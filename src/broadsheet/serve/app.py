@@ -239,7 +239,7 @@ class App:
             if exc.name not in ("broadsheet.events", "broadsheet.events.webhooks"):
                 raise
             return Response.text(404, "no webhooks here\n")
-        status, text = webhooks.handle(provider, request.headers(), request.body, self.store)
+        status, text = webhooks.handle(provider, request.headers(), request.body, self.store, config=self.config)
         return Response.text(status, text if text.endswith("\n") else text + "\n")
 
     def read(self, purpose: str, token: str) -> TokenData | None:

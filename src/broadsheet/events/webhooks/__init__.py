@@ -31,7 +31,9 @@ REPLAYS = ReplayGuard()  # one per process: a signed token is accepted once
 
 def handle(provider: str, headers: Mapping[str, str], body: bytes, store, *, config: Config | None = None,
            context: WebhookContext | None = None) -> tuple[int, str]:
-    """Verify, normalise and apply one webhook request; (HTTP status, short plain-text answer)."""
+    """Verify, normalise and apply one webhook request; (HTTP status, short plain-text answer).
+    ``config``: the server's own (serve passes it, so ``--config`` holds); without it, the config found
+    upward from the store's folder."""
     module = PROVIDERS.get(provider)
     if module is None:
         return 404, "no webhook for this provider"
