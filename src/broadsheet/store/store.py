@@ -281,7 +281,8 @@ class Store:
         row is created so the address is never mailed. A dedupe_key seen before changes nothing (False).
         """
         check_status(status)
-        email, key = self._address(email), self.key(email)
+        email = self._address(email)
+        key = email.lower()  # self.key(email), without normalising the address a second time
         with self._write():
             if dedupe_key is not None and self._seen(dedupe_key):
                 return False
