@@ -72,3 +72,19 @@ def test_send_warns_before_mailing_a_store_with_many_unconfirmed_addresses(proje
     captured = capsys.readouterr()
     assert "warning: 3 of 11 addresses in the store are unconfirmed (27%)" in captured.err
     assert len(list((project / "outbox").rglob("*.eml"))) == 8  # the unconfirmed are not mailed
+
+
+def test_lint_warns_about_a_store_with_many_unconfirmed_addresses(project, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    issue = str(project / "issues" / SAMPLE_ISSUE.name)
+    assert main(["lint", issue, "--no-validator"]) in (0, 1)
+    assert "store-health" not in capsys.readouterr().out  # no store: nothing to say
+    with Store.for_project(project) as store:
+        for n in range(8):
+            store.add(f"s{n}@example.com")
+        for n in range(3):
+            store.add(f"u{n}@example.com", status="unconfirmed")
+    main(["lint", issue, "--no-validator"])
+    out = capsys.readouterr().out
+    assert f"{project / '.broadsheet' / 'audience.db'}: warning: 3 of 11 addresses in the store are unconfirmed (27%)" in out
+    assert "[store-health]" in out

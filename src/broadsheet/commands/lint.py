@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
+from ..config import Config
 from ..errors import BroadsheetError
 from . import issue_folder, project_config
+
+if TYPE_CHECKING:
+    from ..lint import Finding
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
             error = Finding("build", "error", exc.message + (f" ({exc.fix})" if exc.fix else ""), exc.where or str(folder))
             print(to_json([error], issue=str(folder)))
         raise
+    findings += store_findings(config)
     validator = None if args.no_validator else find_validator(config.root)
     if args.format == "json":
         print(to_json(findings, issue=str(folder), validator=str(validator) if validator else None))
@@ -44,3 +50,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{folder.name}: {summary(findings)}")
     return 1 if any(f.severity == "error" for f in findings) else 0
 
+
+
+def store_findings(config: Config) -> list[Finding]:
+    """Warnings about the subscriber store (many unconfirmed or long-unchanged addresses), as ``send`` gives."""
+    from ..events.report import store_health
+    from ..lint import Finding
+    from ..store import store_path
+
+    where = str(store_path(config.root))
+    return [Finding("store-health", "warning", text, where) for text in store_health(config.root)]
