@@ -21,9 +21,10 @@ from pathlib import Path
 from ..audience.addresses import AddressChecker, InvalidAddress
 from ..config import Config
 from ..errors import ConfigError
-from ..store import Store
+from ..store import Store, store_path
 from ..tokens import TokenData, read_token, token_secrets
 from ..transports import Transport
+from .checkpoint import Checkpointer, without_autocheckpoint
 from .http import BodyTooLarge, Request, Response
 from .pages import Pages, mask_address
 from .security import FormGuard, RateLimit, allowed_hosts, origin_of, security_headers
@@ -58,6 +59,7 @@ class App:
         self.addresses = AddressChecker()
         self.site = config.root / "site"
         self.local = threading.local()
+        self.checkpointer = Checkpointer(store_path(config.root))
 
     # -- WSGI -----------------------------------------------------------------------------------
 
@@ -121,6 +123,8 @@ class App:
         store = getattr(self.local, "store", None)
         if store is None:
             store = self.local.store = Store.for_project(self.config.root)
+            without_autocheckpoint(store.db)  # checkpoints run in their own thread, not inside a request
+            self.checkpointer.start()
         return store
 
     # -- unsubscribe ----------------------------------------------------------------------------
