@@ -333,7 +333,7 @@ class CampaignRunner:
             sent = transport.send_batch(messages)
             error = None
         except Exception as exc:  # noqa: BLE001 - recorded by the main thread
-            sent, error = list(getattr(exc, "deliveries", [])), exc
+            sent, error = (list(exc.deliveries) if isinstance(exc, TransportError) else []), exc
         for position, delivery in zip(positions, sent):
             deliveries[position] = delivery
         return _Batch(index, rows, deliveries, error, rejected)

@@ -426,9 +426,7 @@ class HttpTransport(Transport):
         exc.args = (exc.message,)
         exc.where = self.redact(exc.where) if exc.where else exc.where
         exc.fix = self.redact(exc.fix) if exc.fix else exc.fix
-        deliveries = getattr(exc, "deliveries", None)
-        if deliveries is not None:
-            exc.deliveries = [d if d is None else self._scrubbed(d) for d in deliveries]
+        exc.deliveries = [d if d is None else self._scrubbed(d) for d in exc.deliveries]
         exc.__cause__, exc.__suppress_context__ = None, True
         return exc
 

@@ -10,7 +10,7 @@ from requests_aws4auth import AWS4Auth
 
 from ..compose.message import Message
 from ..config import secret
-from ..errors import ConfigError, TransientTransportError, TransportAuthError
+from ..errors import ConfigError, TransientTransportError, TransportQuotaError
 from .base import Delivery
 from .http import HttpTransport, Outcome, every, field_of, json_bytes, strings
 
@@ -64,8 +64,8 @@ class SesTransport(HttpTransport):
         body = json_bytes(self.payload(message))
         response = self.post("/v2/email/outbound-emails", body=body, headers={"Content-Type": "application/json"})
         if response.status_code >= 400 and "daily message quota exceeded" in self.error_text(response).lower():
-            raise TransportAuthError("the daily sending quota is used up", where=self.where,
-                                     fix="run the same send again once the quota resets, or ask AWS to raise it")
+            raise TransportQuotaError("the daily sending quota is used up", where=self.where,
+                                      fix="run the same send again once the quota resets, or ask AWS to raise it")
         self.raise_for_status(response)
         if response.status_code < 400:
             answer = strings(self.json_answer(response), "MessageId")

@@ -28,7 +28,7 @@ import time
 
 from ..compose.message import Message
 from ..config import SECRET_ENV, Config, secret
-from ..errors import TransientTransportError, TransportAuthError, TransportError
+from ..errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
 from . import smtp_session
 from .base import Delivery, Status, Transport
 
@@ -60,9 +60,9 @@ class SmtpTransport(Transport):
 
     def _check_settings(self) -> None:
         if self.settings.username and self.settings.security == "none" and self.settings.host not in LOCAL_HOSTS:
-            raise TransportError(
+            raise ConfigError(
                 "smtp.username is set but smtp.security = 'none' would send the password unencrypted",
-                where="smtp.security",
+                where=self.config.where("smtp.security"),
                 fix="use 'starttls' or 'ssl'",
             )
 
@@ -96,7 +96,8 @@ class SmtpTransport(Transport):
         try:
             return ssl.create_default_context(cafile=ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise TransportError(f"cannot read the CA file: {exc}", where="smtp.ca_file") from None
+            raise ConfigError(f"cannot read the CA file: {exc}", where=self.config.where("smtp.ca_file"),
+                              fix="point smtp.ca_file at a PEM file of CA certificates") from None
 
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings
