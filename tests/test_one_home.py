@@ -51,3 +51,18 @@ def test_lint_sample_is_the_message_a_send_composes(config: Config) -> None:
     assert "Dear Sam," in html and "Dear Sam," in text
     assert (html, text) == (message.html, message.text)
     assert f"<{unsubscribe}>" in message.headers["List-Unsubscribe"]
+
+
+def test_the_provider_facts_are_the_transports_own() -> None:
+    """Each transport's class, batch size and credential come from broadsheet.providers."""
+    from broadsheet.config import SECRET_ENV
+    from broadsheet.providers import NOT_DELIVERING, PROVIDERS, delivers
+    from broadsheet.transports import transport_class
+
+    assert NOT_DELIVERING == ("outbox",) and not delivers("outbox") and delivers("ses")
+    for name, provider in PROVIDERS.items():
+        cls = transport_class(name)
+        assert cls.max_batch == provider.max_batch
+        assert getattr(cls, "secret_env", "") == (provider.secret_env or "") or name == "smtp"
+        if provider.secret_env:
+            assert SECRET_ENV[name] == provider.secret_env

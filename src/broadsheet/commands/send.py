@@ -33,6 +33,7 @@ from ..campaign.runner import CampaignRunner, RunResult
 from ..config import Config
 from ..errors import AudienceError, CampaignError
 from ..events.report import store_health
+from ..providers import delivers
 from ..render import read_and_build
 from ..store.recipients import StoreSuppressions, recipients_for
 from ..transports import Transport, transport_class
@@ -117,7 +118,7 @@ def send_issue(args: argparse.Namespace, config: Config, journal: Journal | None
     from ..compose import Composer
 
     # settings and secrets are checked before the journal is touched; the outbox mails no one
-    composer = Composer(rendered, config, token_secret=token_secret(config, throwaway=transport_name == "outbox"))
+    composer = Composer(rendered, config, token_secret=token_secret(config, throwaway=not delivers(transport_name)))
     factory()
     if args.dry_run:
         return _dry_run(subscribers, args, composer)

@@ -5,17 +5,10 @@ from __future__ import annotations
 import importlib
 
 from ..errors import ConfigError
+from ..providers import PROVIDERS
 from .base import Delivery, Transport
 
-TRANSPORTS = {
-    "outbox": "outbox:OutboxTransport",
-    "smtp": "smtp:SmtpTransport",
-    "postmark": "postmark:PostmarkTransport",
-    "sendgrid": "sendgrid:SendgridTransport",
-    "mailgun": "mailgun:MailgunTransport",
-    "ses": "ses:SesTransport",
-    "resend": "resend:ResendTransport",
-}
+TRANSPORTS = {name: provider.target for name, provider in PROVIDERS.items()}
 
 
 def transport_class(name: str) -> type[Transport]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..compose.message import Message
 from ..config import Config
 from ..errors import TransportError
+from ..providers import PROVIDERS
 from .base import Delivery, Transport
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
@@ -41,7 +42,7 @@ class OutboxTransport(Transport):
     """Writes each message's raw bytes to its own file (written whole, then renamed into place)."""
 
     name = "outbox"
-    max_batch = 100
+    max_batch = PROVIDERS["outbox"].max_batch
 
     def __init__(self, config: Config, *, slug: str = "", test: bool = False):
         super().__init__(config)

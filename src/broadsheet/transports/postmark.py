@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from ..compose.message import Message
 from ..errors import TransportError
+from ..providers import PROVIDERS
 from .base import Delivery
 from .http import HttpTransport, Outcome, about_recipient, api_headers, field_of, header, json_bytes, strings
 
@@ -22,8 +23,8 @@ DROP = frozenset({"reply-to", "date"})  # Reply-To goes in ReplyTo; Postmark dat
 class PostmarkTransport(HttpTransport):
     name = "postmark"
     provider = "Postmark"
-    secret_env = "BROADSHEET_POSTMARK_TOKEN"
-    max_batch = 500
+    secret_env = PROVIDERS["postmark"].secret_env or ""
+    max_batch = PROVIDERS["postmark"].max_batch
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)

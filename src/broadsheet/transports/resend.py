@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ..compose.headers import encoded_words
 from ..compose.message import Message
 from ..errors import TransientTransportError, TransportError
+from ..providers import PROVIDERS
 from .base import Delivery
 from .http import (
     HttpTransport, Outcome, about_recipient, address, api_headers, every, header, json_bytes, strings,
@@ -28,8 +29,8 @@ MAX_KEY = 256
 class ResendTransport(HttpTransport):
     name = "resend"
     provider = "Resend"
-    secret_env = "BROADSHEET_RESEND_KEY"
-    max_batch = 100
+    secret_env = PROVIDERS["resend"].secret_env or ""
+    max_batch = PROVIDERS["resend"].max_batch
     idempotent = True
 
     def payload(self, message: Message) -> dict:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from ..compose.message import Message
+from ..providers import PROVIDERS
 from .http import MAX_ID, Outcome, address, every, field_of, header, json_bytes
 from .shared_body import SharedBodyTransport, split_headers
 
@@ -23,8 +24,8 @@ _FIELD = re.compile(r"^personalizations\.(\d+)\b")
 class SendgridTransport(SharedBodyTransport):
     name = "sendgrid"
     provider = "SendGrid"
-    secret_env = "BROADSHEET_SENDGRID_KEY"
-    max_batch = 1000
+    secret_env = PROVIDERS["sendgrid"].secret_env or ""
+    max_batch = PROVIDERS["sendgrid"].max_batch
     tag = "[%bs.{}%]"
     max_values_bytes = 10_000  # substitutions per personalization
 
