@@ -16,6 +16,7 @@ from broadsheet.errors import TransportAuthError
 from broadsheet.render import build_issue
 from broadsheet.transports.postmark import PostmarkTransport
 from broadsheet.transports.resend import ResendTransport
+from broadsheet.transports.base import TransportOptions
 from conftest import ROOT, SAMPLE_ISSUE
 from support.providers import INACTIVE, SECRET, TIMEOUT, api, drive  # noqa: F401
 
@@ -71,7 +72,7 @@ def postmark_campaign(api, tmp_path, rendered, monkeypatch):
     composer = Composer(rendered, config)
 
     def runner() -> CampaignRunner:
-        return CampaignRunner(journal, record, lambda: PostmarkTransport(config, timeout=TIMEOUT),
+        return CampaignRunner(journal, record, lambda: PostmarkTransport(config, TransportOptions(timeout=TIMEOUT)),
                               lambda row: composer.compose(subscriber_from_row(row)),
                               Settings(connections=2, batch_size=8, retry_delay=0.01), max_batch=500,
                               rejected=(RecipientRejected,))
@@ -130,7 +131,7 @@ def test_an_unanswered_resend_batch_in_a_campaign_reaches_everyone_once(api, tmp
                               subscribers=SubscriberList(tmp_path / "list.csv")).record
     composer = Composer(rendered, config)
     fake.script = ["timeout"]
-    runner = CampaignRunner(journal, record, lambda: ResendTransport(config, timeout=TIMEOUT),
+    runner = CampaignRunner(journal, record, lambda: ResendTransport(config, TransportOptions(timeout=TIMEOUT)),
                             lambda row: composer.compose(subscriber_from_row(row)),
                             Settings(connections=1, batch_size=10, retry_delay=0.01), max_batch=100,
                             rejected=(RecipientRejected,))

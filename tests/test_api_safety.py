@@ -448,7 +448,7 @@ def test_a_surprise_inside_a_transport_is_scrubbed_and_unknown_only_once_a_reque
             super().send_part(messages)
             raise KeyError(f"token {SECRET}")
 
-    broken = Broken(transport.config, timeout=transport.timeout)
+    broken = Broken(transport.config, transport.options)
     with pytest.raises(TransportError, match="unexpected KeyError") as caught, broken:
         broken.send_batch(make_messages(2))
     assert_secret_free(str(caught.value))

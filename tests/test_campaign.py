@@ -16,6 +16,7 @@ from broadsheet.config import Smtp, load_config
 from broadsheet.render import build_issue
 from broadsheet.transports.outbox import OutboxTransport
 from broadsheet.transports.smtp import SmtpTransport
+from broadsheet.transports.base import TransportOptions
 from conftest import ROOT, SAMPLE_ISSUE
 from support.smtpd import Sink, smtp_server, write_subscribers
 
@@ -69,7 +70,7 @@ def test_stopping_finishes_in_flight_batches_and_resuming_sends_the_rest_once(ca
 
 def test_limit_sends_at_most_n_in_a_run(campaign):
     config, journal, record, _ = campaign
-    result = runner(campaign, lambda: OutboxTransport(config, slug="x"), limit=7).run()
+    result = runner(campaign, lambda: OutboxTransport(config, TransportOptions(slug="x")), limit=7).run()
     assert result.this_run["sent"] == 7
     assert journal.counts(record)["queued"] == 53
     assert len(list((config.root / "outbox" / "x").iterdir())) == 7
@@ -78,7 +79,7 @@ def test_limit_sends_at_most_n_in_a_run(campaign):
 def test_rate_per_second_is_shared_by_all_workers(campaign):
     config, journal, record, _ = campaign
     started = time.monotonic()
-    result = runner(campaign, lambda: OutboxTransport(config, slug="x"), connections=3, rate_per_second=20, limit=30).run()
+    result = runner(campaign, lambda: OutboxTransport(config, TransportOptions(slug="x")), connections=3, rate_per_second=20, limit=30).run()
     elapsed = time.monotonic() - started
     assert result.this_run["sent"] == 30
     assert 0.45 <= elapsed < 3  # a burst of 20 (one second's worth), then the other 10 at 20/s
@@ -105,7 +106,7 @@ def test_an_unexpected_compose_error_stops_the_campaign_instead_of_hanging(campa
             raise RuntimeError("compose bug")
         return composer.compose(subscriber_from_row(row))
 
-    run = CampaignRunner(journal, record, lambda: OutboxTransport(config, slug="x"), compose_row,
+    run = CampaignRunner(journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")), compose_row,
                          Settings(connections=1, batch_size=5), max_batch=5, rejected=(RecipientRejected,))
     done = []
     worker = threading.Thread(target=lambda: done.append(run.run()), daemon=True)
@@ -125,7 +126,7 @@ def test_many_recipients_rejected_by_compose_do_not_stop_the_campaign(campaign):
             raise RecipientRejected("the issue template fails for this subscriber: 'company' is undefined")
         return composer.compose(subscriber_from_row(row))
 
-    result = CampaignRunner(journal, record, lambda: OutboxTransport(config, slug="x"), compose_row,
+    result = CampaignRunner(journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")), compose_row,
                             Settings(connections=2, batch_size=5), max_batch=5, rejected=(RecipientRejected,)).run()
     assert result.error is None  # the server refused no one: nothing says the transport is broken
     assert (result.this_run["failed"], result.this_run["sent"]) == (30, 30)

@@ -15,6 +15,7 @@ from broadsheet.render import build_issue
 from broadsheet.store import Store, store_path
 from broadsheet.store.recipients import StoreSuppressions
 from broadsheet.transports.outbox import OutboxTransport
+from broadsheet.transports.base import TransportOptions
 from conftest import ROOT, SAMPLE_ISSUE
 from support.smtpd import write_subscribers
 
@@ -30,7 +31,7 @@ def campaign(tmp_path, monkeypatch):
                                   subscribers=SubscriberList(tmp_path / "list.csv")).record  # fmt: skip
         composer = Composer(rendered, config)
         make = lambda: CampaignRunner(  # noqa: E731
-            journal, record, lambda: OutboxTransport(config, slug="x"),
+            journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")),
             lambda row: composer.compose(subscriber_from_row(row)), Settings(connections=1, batch_size=4),
             max_batch=4, suppressed=StoreSuppressions(tmp_path),
         )  # fmt: skip

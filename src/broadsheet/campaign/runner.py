@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..compose.message import Message
+from ..config import Config
 from ..errors import BroadsheetError, CampaignError, TransientTransportError, TransportError
 from ..transports.base import Delivery, Transport
 from .journal import CampaignRecord, Journal, Outcome, Row
@@ -41,6 +42,14 @@ class Settings:
     rate_per_second: float = 0.0
     rate_per_hour: float = 0.0
     limit: int | None = None  # at most this many recipients in this run
+
+    @classmethod
+    def from_config(cls, config: Config, *, limit: int | None = None) -> Settings:
+        """The campaign settings of ``[send]``, with this run's ``limit``."""
+        send = config.send
+        return cls(connections=send.connections, batch_size=send.batch_size, retries=send.retries,
+                   retry_delay=send.retry_delay, rate_per_second=send.rate_per_second,
+                   rate_per_hour=send.rate_per_hour, limit=limit)
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import shlex
 import sys
 import time
@@ -36,7 +35,7 @@ from ..events.report import store_health
 from ..providers import delivers
 from ..render import read_and_build
 from ..store.recipients import StoreSuppressions, recipients_for
-from ..transports import Transport, transport_class
+from ..transports import Transport, TransportOptions, transport_class
 from .signing_secret import token_secret
 
 
@@ -141,14 +140,11 @@ def _send_journaled(journal: Journal, args, config: Config, rendered, issue_id: 
 
 
 def transport_factory(name: str, config: Config, *, slug: str, test: bool = False) -> Callable[[], Transport]:
-    """A maker of new transport instances; ``slug`` (and ``test``: test copies kept apart) go to
-    transports that take them (the outbox)."""
+    """A maker of new transport instances, each given the same options (the outbox files by slug and
+    keeps test copies apart; the others need neither)."""
     cls = transport_class(name)
-    parameters = inspect.signature(cls.__init__).parameters
-    options: dict[str, object] = {"slug": slug} if "slug" in parameters else {}
-    if test and "test" in parameters:
-        options["test"] = True
-    return lambda: cls(config, **options)
+    options = TransportOptions(slug=slug, test=test)
+    return lambda: cls(config, options)
 
 
 def _check_lint(rendered, issue, config: Config, *, force: bool) -> None:
@@ -343,11 +339,7 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
     for warning in store_health(config.root):  # many unconfirmed or long-unchanged addresses
         print(f"warning: {warning}", file=sys.stderr)
     _confirm(args, config, rendered, transport_name, due)
-    settings = Settings(
-        connections=config.send.connections, batch_size=config.send.batch_size, retries=config.send.retries,
-        retry_delay=config.send.retry_delay, rate_per_second=config.send.rate_per_second,
-        rate_per_hour=config.send.rate_per_hour, limit=limit,
-    )  # fmt: skip
+    settings = Settings.from_config(config, limit=limit)
     progress = progress_for(sys.stdout)
     runner = CampaignRunner(
         journal, prepared.record, factory, lambda row: composer.compose(subscriber_from_row(row)), settings,

@@ -6,7 +6,7 @@ import importlib
 
 from ..errors import ConfigError
 from ..providers import PROVIDERS
-from .base import Delivery, Transport
+from .base import Delivery, Transport, TransportOptions
 
 TRANSPORTS = {name: provider.target for name, provider in PROVIDERS.items()}
 
@@ -26,4 +26,4 @@ def transport_class(name: str) -> type[Transport]:
     return getattr(module, class_name)
 
 
-__all__ = ["Delivery", "Transport", "TRANSPORTS", "transport_class"]
+__all__ = ["Delivery", "Transport", "TransportOptions", "TRANSPORTS", "transport_class"]

@@ -31,6 +31,15 @@ class Delivery:
     retry_after: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """What a send tells every transport besides the config (each uses what concerns it)."""
+
+    slug: str = ""  # the issue being sent (the outbox writes under outbox/<slug>/)
+    test: bool = False  # a --test copy (the outbox keeps them apart, in <slug>/test/)
+    timeout: tuple[float, float] | None = None  # HTTP APIs: (connect, read) seconds; None: their default
+
+
 class Transport(ABC):
     """Delivers batches of composed messages. One instance per worker; not shared across threads.
 
@@ -46,8 +55,9 @@ class Transport(ABC):
     max_batch: ClassVar[int] = 1  # messages one send_batch call may carry
     idempotent: ClassVar[bool] = False  # a retried batch is never delivered twice
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, options: TransportOptions | None = None):
         self.config = config
+        self.options = options or TransportOptions()
 
     def open(self) -> None:
         """Open connections or sessions; called before the first batch."""

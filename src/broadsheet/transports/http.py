@@ -33,10 +33,10 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from .. import __version__
 from ..compose.message import Message
-from ..config import secret
+from ..config import Config, secret
 from ..errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
 from . import wire
-from .base import Delivery, Status, Transport
+from .base import Delivery, Status, Transport, TransportOptions
 
 log = logging.getLogger("broadsheet.transports")
 
@@ -89,9 +89,9 @@ class HttpTransport(Transport):
     resend_delays: ClassVar[tuple[float, ...]] = (1.0, 2.0, 4.0)  # idempotent: waits before sending again
     secret_env: ClassVar[str] = ""  # the environment variable a refusal points at
 
-    def __init__(self, config, *, timeout: tuple[float, float] | None = None):
-        super().__init__(config)
-        self.timeout = timeout or DEFAULT_TIMEOUT
+    def __init__(self, config: Config, options: TransportOptions | None = None):
+        super().__init__(config, options)
+        self.timeout = self.options.timeout or DEFAULT_TIMEOUT
         self.session: requests.Session | None = None
         self.batch_key: str | None = None
         self.requests_sent = 0  # requests tried in the current batch

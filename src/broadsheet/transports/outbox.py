@@ -17,7 +17,7 @@ from ..compose.message import Message
 from ..config import Config
 from ..errors import TransportError
 from ..providers import PROVIDERS
-from .base import Delivery, Transport
+from .base import Delivery, Transport, TransportOptions
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
 _counters: dict[Path, itertools.count] = {}
@@ -44,8 +44,9 @@ class OutboxTransport(Transport):
     name = "outbox"
     max_batch = PROVIDERS["outbox"].max_batch
 
-    def __init__(self, config: Config, *, slug: str = "", test: bool = False):
-        super().__init__(config)
+    def __init__(self, config: Config, options: TransportOptions | None = None):
+        super().__init__(config, options)
+        slug, test = self.options.slug, self.options.test
         self.folder = config.resolve(config.send.outbox_dir) / safe_address(slug) if slug else config.resolve(
             config.send.outbox_dir
         )

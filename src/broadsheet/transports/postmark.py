@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from ..compose.message import Message
 from ..errors import TransportError
 from ..providers import PROVIDERS
-from .base import Delivery
+from ..config import Config
+from .base import Delivery, TransportOptions
 from .http import HttpTransport, Outcome, about_recipient, api_headers, field_of, header, json_bytes, strings
 
 MAX_CALL_BYTES = 50 * 1000 * 1000  # the batch endpoint's payload limit
@@ -26,8 +27,8 @@ class PostmarkTransport(HttpTransport):
     secret_env = PROVIDERS["postmark"].secret_env or ""
     max_batch = PROVIDERS["postmark"].max_batch
 
-    def __init__(self, config, **kwargs):
-        super().__init__(config, **kwargs)
+    def __init__(self, config: Config, options: TransportOptions | None = None):
+        super().__init__(config, options)
         self._encoded: dict[int, bytes] = {}
 
     def request_credentials(self) -> dict:

@@ -11,6 +11,8 @@ from typing import ClassVar
 from markupsafe import escape
 
 from ..compose.message import Message
+from ..config import Config
+from .base import TransportOptions
 from .http import HttpTransport, Outcome, api_headers, header
 
 MIN_VALUE_LENGTH = 3  # shorter values ("1", "no") would turn up everywhere in a body
@@ -143,8 +145,8 @@ class SharedBodyTransport(HttpTransport):
     tag: ClassVar[str]  # the provider's substitution tag, "{}" standing for the variable's name
     max_values_bytes: ClassVar[int | None] = None  # the provider's limit on one recipient's values
 
-    def __init__(self, config, **kwargs):
-        super().__init__(config, **kwargs)
+    def __init__(self, config: Config, options: TransportOptions | None = None):
+        super().__init__(config, options)
         self.shared_body = True
         self.marker = self.tag.partition("{}")[0]  # no literal body may contain this
         self._groups: dict[int, tuple[SharedBody, dict[str, str]]] = {}

@@ -31,7 +31,7 @@ from ..config import SECRET_ENV, Config, secret
 from ..errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
 from ..providers import PROVIDERS
 from . import smtp_session
-from .base import Delivery, Status, Transport
+from .base import Delivery, Status, Transport, TransportOptions
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 IDLE_PROBE = 0.25  # seconds unused after which a NOOP checks that the server has not hung up
@@ -47,8 +47,8 @@ class SmtpTransport(Transport):
     # Ctrl-C waits for one message per connection. Costs ~10% against a zero-latency local server, none at 20 ms.
     max_batch = PROVIDERS["smtp"].max_batch
 
-    def __init__(self, config: Config, **_: object):
-        super().__init__(config)
+    def __init__(self, config: Config, options: TransportOptions | None = None):
+        super().__init__(config, options)
         self.settings = config.smtp
         self.where = f"{self.settings.host}:{self.settings.port}"
         self._password = secret("smtp") if self.settings.username else ""
