@@ -9,7 +9,7 @@ import email.utils
 import pytest
 
 from broadsheet.audience import Subscriber, SubscriberList
-from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 from broadsheet.compose import Composer, RecipientRejected
 from broadsheet.config import load_config
 from broadsheet.errors import TransportAuthError
@@ -73,7 +73,7 @@ def postmark_campaign(api, tmp_path, rendered, monkeypatch):
 
     def runner() -> CampaignRunner:
         return CampaignRunner(journal, record, lambda: PostmarkTransport(config, TransportOptions(timeout=TIMEOUT)),
-                              lambda row: composer.compose(subscriber_from_row(row)),
+                              composer,
                               Settings(connections=2, batch_size=8, retry_delay=0.01), max_batch=500,
                               rejected=(RecipientRejected,))
 
@@ -132,7 +132,7 @@ def test_an_unanswered_resend_batch_in_a_campaign_reaches_everyone_once(api, tmp
     composer = Composer(rendered, config)
     fake.script = ["timeout"]
     runner = CampaignRunner(journal, record, lambda: ResendTransport(config, TransportOptions(timeout=TIMEOUT)),
-                            lambda row: composer.compose(subscriber_from_row(row)),
+                            composer,
                             Settings(connections=1, batch_size=10, retry_delay=0.01), max_batch=100,
                             rejected=(RecipientRejected,))
     result = runner.run()

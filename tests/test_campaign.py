@@ -9,7 +9,7 @@ import time
 import pytest
 
 from broadsheet.audience import SubscriberList
-from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 from broadsheet.campaign.ratelimit import RateLimiter, TokenBucket
 from broadsheet.compose import Composer, RecipientRejected
 from broadsheet.config import Smtp, load_config
@@ -41,7 +41,7 @@ def campaign(tmp_path, rendered, monkeypatch):
 
 def runner(campaign, make_transport, **settings) -> CampaignRunner:
     config, journal, record, composer = campaign
-    return CampaignRunner(journal, record, make_transport, lambda row: composer.compose(subscriber_from_row(row)),
+    return CampaignRunner(journal, record, make_transport, composer,
                           Settings(**{"connections": 2, "batch_size": 5, **settings}), max_batch=5,
                           rejected=(RecipientRejected,))
 
@@ -101,12 +101,13 @@ def test_an_unexpected_transport_crash_marks_its_batch_unknown_and_stops(campaig
 def test_an_unexpected_compose_error_stops_the_campaign_instead_of_hanging(campaign):
     config, journal, record, composer = campaign
 
-    def compose_row(row):
-        if row.email == "reader0007@example.com":
-            raise RuntimeError("compose bug")
-        return composer.compose(subscriber_from_row(row))
+    class Buggy:
+        def compose(self, subscriber):
+            if subscriber.email == "reader0007@example.com":
+                raise RuntimeError("compose bug")
+            return composer.compose(subscriber)
 
-    run = CampaignRunner(journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")), compose_row,
+    run = CampaignRunner(journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")), Buggy(),
                          Settings(connections=1, batch_size=5), max_batch=5, rejected=(RecipientRejected,))
     done = []
     worker = threading.Thread(target=lambda: done.append(run.run()), daemon=True)
@@ -121,12 +122,13 @@ def test_an_unexpected_compose_error_stops_the_campaign_instead_of_hanging(campa
 def test_many_recipients_rejected_by_compose_do_not_stop_the_campaign(campaign):
     config, journal, record, composer = campaign
 
-    def compose_row(row):  # the first 30 rows lack what the theme needs
-        if row.line <= 31:
-            raise RecipientRejected("the issue template fails for this subscriber: 'company' is undefined")
-        return composer.compose(subscriber_from_row(row))
+    class Lacking:
+        def compose(self, subscriber):  # the first 30 rows lack what the theme needs
+            if subscriber.line <= 31:
+                raise RecipientRejected("the issue template fails for this subscriber: 'company' is undefined")
+            return composer.compose(subscriber)
 
-    result = CampaignRunner(journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")), compose_row,
+    result = CampaignRunner(journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")), Lacking(),
                             Settings(connections=2, batch_size=5), max_batch=5, rejected=(RecipientRejected,)).run()
     assert result.error is None  # the server refused no one: nothing says the transport is broken
     assert (result.this_run["failed"], result.this_run["sent"]) == (30, 30)

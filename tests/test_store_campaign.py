@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from broadsheet.audience import SubscriberList
-from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 from broadsheet.compose import Composer
 from broadsheet.config import load_config
 from broadsheet.errors import StoreError
@@ -32,7 +32,7 @@ def campaign(tmp_path, monkeypatch):
         composer = Composer(rendered, config)
         make = lambda: CampaignRunner(  # noqa: E731
             journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")),
-            lambda row: composer.compose(subscriber_from_row(row)), Settings(connections=1, batch_size=4),
+            composer, Settings(connections=1, batch_size=4),
             max_batch=4, suppressed=StoreSuppressions(tmp_path),
         )  # fmt: skip
         yield config, journal, record, make, people

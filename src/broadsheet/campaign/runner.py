@@ -17,13 +17,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from ..audience import Subscriber
+from ..compose.headers import RecipientRejected
 from ..compose.message import Message
 from ..config import Config
 from ..errors import BroadsheetError, CampaignError, TransientTransportError, TransportError
 from ..transports.base import Delivery, Transport
 from .journal import CampaignRecord, Journal, Outcome, Row
 from .ratelimit import RateLimiter
+from .recipients import subscriber_from_row
 
 MAX_BACKOFF = 3600.0
 POLL = 0.2
@@ -72,7 +76,12 @@ class _Batch:
     rejected: frozenset[int] = frozenset()  # positions compose refused: the transport never saw them
 
 
-ComposeRow = Callable[[Row], Message]
+class Composes(Protocol):
+    """What the runner composes with: ``compose.Composer`` (or a stand-in in tests)."""
+
+    def compose(self, subscriber: Subscriber) -> Message: ...
+
+
 Progress = Callable[[dict[str, int], float], None]
 
 
@@ -84,21 +93,21 @@ class CampaignRunner:
         journal: Journal,
         campaign: CampaignRecord,
         transport_factory: Callable[[], Transport],
-        compose_row: ComposeRow,
+        composer: Composes,
         settings: Settings,
         *,
         max_batch: int = 1,
         progress: Progress | None = None,
-        rejected: tuple[type[BaseException], ...] = (),
+        rejected: tuple[type[BaseException], ...] = (RecipientRejected,),
         suppressed: Callable[[list[str]], set[str]] | None = None,
     ):
         self.journal = journal
         self.campaign = campaign
         self.transport_factory = transport_factory
-        self.compose_row = compose_row
+        self.composer = composer
         self.settings = settings
         self.progress = progress or (lambda counts, rate: None)
-        self.rejected = rejected  # exceptions of compose that fail one recipient (RecipientRejected)
+        self.rejected = rejected  # exceptions of compose that fail one recipient
         self.suppressed = suppressed  # which of these addresses the subscriber store suppresses now
         self.limiter = RateLimiter(settings.rate_per_second, settings.rate_per_hour)
         wanted = settings.batch_size or max_batch
@@ -331,7 +340,7 @@ class CampaignRunner:
         positions: list[int] = []
         for position, row in enumerate(rows):
             try:
-                messages.append(self.compose_row(row))
+                messages.append(self.composer.compose(subscriber_from_row(row)))
                 positions.append(position)
             except self.rejected as exc:
                 deliveries[position] = Delivery(row.email, "failed", detail=getattr(exc, "reason", str(exc)))

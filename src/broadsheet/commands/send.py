@@ -23,7 +23,7 @@ from pathlib import Path
 from . import issue_folder, project_config
 from .new import front_matter_value
 from ..campaign import (
-    Journal, Prepared, Settings, issue_key, prepare_campaign, subscriber_from_row,
+    Journal, Prepared, Settings, issue_key, prepare_campaign,
 )
 from ..campaign.caps import DailyCap, daily_cap, utc_text
 from ..campaign.journal import RECENT_DAYS
@@ -320,8 +320,6 @@ def _dry_run(subscribers, args, composer) -> int:
 
 def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, transport_name: str, factory,
           composer) -> int:
-    from ..compose import RecipientRejected
-
     counts = journal.counts(prepared.record)
     due = counts["queued"] + counts["deferred"]
     if due == 0:
@@ -342,8 +340,8 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
     settings = Settings.from_config(config, limit=limit)
     progress = progress_for(sys.stdout)
     runner = CampaignRunner(
-        journal, prepared.record, factory, lambda row: composer.compose(subscriber_from_row(row)), settings,
-        max_batch=transport_class(transport_name).max_batch, progress=progress, rejected=(RecipientRejected,),
+        journal, prepared.record, factory, composer, settings,
+        max_batch=transport_class(transport_name).max_batch, progress=progress,
         suppressed=StoreSuppressions(config.root),
     )  # fmt: skip
     try:
