@@ -178,18 +178,6 @@ def _subscriber_list(args: argparse.Namespace, config: Config):
     return recipients_for(config, args.list_file, args.segment)  # the store, or a CSV checked against it
 
 
-def subscriber_list(path: Path, config: Config, segments, *, fix: str | None = None):
-    """The list at ``path`` as send reads it, with the config's suppression file when it exists."""
-    from ..audience import SubscriberList
-
-    if not path.is_file():
-        raise AudienceError("subscriber list not found", where=str(path), fix=fix)
-    suppressions = config.resolve(config.send.suppressions) if config.send.suppressions else None
-    if suppressions is not None and not suppressions.is_file():
-        suppressions = None
-    return SubscriberList(path, segments=segments, suppressions=suppressions)
-
-
 def _prepare(journal: Journal, args, config: Config, rendered, issue_id: str | None, transport_name: str,
              subscribers) -> Prepared:
     fingerprint = subscribers.fingerprint()
