@@ -156,7 +156,7 @@ def drive(transport: Transport, messages: list[Message], *, batch_size: int | No
             batch = queue.pop(0)
             tries += 1
             try:
-                deliveries = transport.send_batch(batch, batch_key=f"campaign-1/batch-{run.batches}")
+                deliveries = transport.send_batch(batch)  # as the campaign runner sends: no batch key
             except TransientTransportError as exc:
                 run.retry_after.append(exc.retry_after)
                 queue.insert(0, batch)

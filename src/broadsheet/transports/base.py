@@ -69,8 +69,8 @@ class Transport(ABC):
         """By default one message at a time through ``send_one``. A TransportError raised part-way
         carries ``.deliveries``, the messages settled before it, for the campaign to record.
 
-        ``batch_key`` names what is being sent for idempotent providers (which otherwise key on the
-        batch's content); transports without idempotency ignore it."""
+        ``batch_key``, when a caller gives one (``send --test`` does; the campaign runner does not), goes
+        into an idempotent provider's key with a digest of the payload; other transports ignore it."""
         deliveries: list[Delivery] = []
         try:
             for message in messages:

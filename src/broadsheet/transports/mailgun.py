@@ -15,7 +15,7 @@ from ..compose.message import Message
 from ..config import secret
 from ..errors import ConfigError
 from ..providers import PROVIDERS
-from .http import Outcome, about_recipient, every, json_bytes, strings
+from .http import Outcome, Part, about_recipient, every, json_bytes, strings
 from .shared_body import SharedBodyTransport, split_headers
 
 DROP = frozenset({"date"})  # Mailgun dates the message itself
@@ -65,7 +65,7 @@ class MailgunTransport(SharedBodyTransport):
         fields.append(("recipient-variables", json_bytes(recipient_variables).decode("utf-8")))
         return [(k, (None, v)) for k, v in fields]
 
-    def send_part(self, messages: Sequence[Message]) -> Outcome:
+    def send_part(self, messages: Part) -> Outcome:
         path = f"/v3/{quote(self.config.mailgun.domain, safe='')}/messages"
         response = self.post(path, files=self.fields(messages))
         self.raise_for_status(response)

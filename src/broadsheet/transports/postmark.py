@@ -9,7 +9,9 @@ from ..errors import TransportError
 from ..providers import PROVIDERS
 from ..config import Config
 from .base import Delivery, TransportOptions
-from .http import HttpTransport, Outcome, about_recipient, api_headers, field_of, header, json_bytes, strings
+from .http import (
+    HttpTransport, Outcome, Part, about_recipient, api_headers, field_of, header, json_bytes, prepared_of, strings,
+)
 
 MAX_CALL_BYTES = 50 * 1000 * 1000  # the batch endpoint's payload limit
 MAX_MESSAGE_BYTES = 10 * 1000 * 1000  # one message's limit on the Email API
@@ -27,17 +29,14 @@ class PostmarkTransport(HttpTransport):
     secret_env = PROVIDERS["postmark"].secret_env or ""
     max_batch = PROVIDERS["postmark"].max_batch
 
-    def __init__(self, config: Config, options: TransportOptions | None = None):
-        super().__init__(config, options)
-        self._encoded: dict[int, bytes] = {}
-
     def request_credentials(self) -> dict:
         return {"headers": {"X-Postmark-Server-Token": self._secrets[0]}}
 
-    def split(self, messages: Sequence[Message]) -> list[list[int]]:
-        """Chunks under the 50 MB call limit (one chunk for any ordinary newsletter)."""
-        encoded = [json_bytes(self.payload(m)) for m in messages]
-        self._encoded = {id(m): data for m, data in zip(messages, encoded)}
+    def split(self, batch: Part) -> list[Part]:
+        """Chunks under the 50 MB call limit (one chunk for any ordinary newsletter), each message
+        prepared as its JSON."""
+        encoded = [json_bytes(self.payload(m)) for m in batch]
+        batch = Part(batch, positions=batch.positions, prepared=encoded, batch_key=batch.batch_key)
         parts: list[list[int]] = [[]]
         size = 2
         for position, data in enumerate(encoded):
@@ -46,7 +45,7 @@ class PostmarkTransport(HttpTransport):
                 size = 2
             parts[-1].append(position)
             size += len(data) + 1
-        return parts
+        return [batch.subset(chunk) for chunk in parts]
 
     def payload(self, message: Message) -> dict:
         data = {
@@ -63,8 +62,8 @@ class PostmarkTransport(HttpTransport):
             data["ReplyTo"] = reply_to
         return data
 
-    def send_part(self, messages: Sequence[Message]) -> Outcome:
-        encoded = [self._encoded.pop(id(m), None) or json_bytes(self.payload(m)) for m in messages]
+    def send_part(self, messages: Part) -> Outcome:
+        encoded = [data or json_bytes(self.payload(m)) for m, data in zip(messages, prepared_of(messages))]
         outcome = Outcome()
         sendable = []
         for position, (message, data) in enumerate(zip(messages, encoded)):

@@ -1,7 +1,8 @@
 """Resend: ``POST /emails/batch``, up to 100 emails per call, idempotent, permissive validation.
 
-The ``Idempotency-Key`` comes from the batch key the campaign passes (campaign and batch), so a
-retried batch is never delivered twice; ``x-batch-validation: permissive`` makes Resend send the
+The ``Idempotency-Key`` is a digest of the exact payload (after the caller's batch key, when one is
+given: ``send --test`` gives a fresh one, the campaign runner none), so a request sent again after no
+answer is delivered once; ``x-batch-validation: permissive`` makes Resend send the
 valid emails and list the others as ``errors`` with their index.
 """
 
@@ -16,7 +17,7 @@ from ..errors import TransientTransportError, TransportError
 from ..providers import PROVIDERS
 from .base import Delivery
 from .http import (
-    HttpTransport, Outcome, about_recipient, address, api_headers, every, header, json_bytes, strings,
+    HttpTransport, Outcome, Part, about_recipient, address, api_headers, every, header, json_bytes, strings,
 )
 
 # Reply-To goes in reply_to. Date and Message-ID change each time a batch is composed again: sent,
@@ -50,18 +51,19 @@ class ResendTransport(HttpTransport):
             data["reply_to"] = [_unquoted(reply_to)]
         return data
 
-    def idempotency_key(self, body: bytes) -> str:
-        """The campaign's batch key (when given) and a digest of the exact payload: a retried batch
-        gets the same key, and no key is ever reused for a different payload."""
+    @staticmethod
+    def idempotency_key(body: bytes, batch_key: str | None = None) -> str:
+        """The caller's batch key (when given) and a digest of the exact payload: the same request sent
+        again gets the same key, and no key is ever reused for a different payload."""
         digest = hashlib.sha256(body).hexdigest()[:40]
-        prefix = f"broadsheet/{self.batch_key}/" if self.batch_key else "broadsheet/"
+        prefix = f"broadsheet/{batch_key}/" if batch_key else "broadsheet/"
         return prefix[: MAX_KEY - len(digest)] + digest
 
-    def send_part(self, messages: Sequence[Message]) -> Outcome:
+    def send_part(self, messages: Part) -> Outcome:
         body = json_bytes([self.payload(m) for m in messages])
         headers = {
             "Content-Type": "application/json",
-            "Idempotency-Key": self.idempotency_key(body),
+            "Idempotency-Key": self.idempotency_key(body, messages.batch_key),
             "x-batch-validation": "permissive",
         }
         response = self.post("/emails/batch", body=body, headers=headers)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ..compose.message import Message
 from ..providers import PROVIDERS
-from .http import MAX_ID, Outcome, address, every, field_of, header, json_bytes
+from .http import MAX_ID, Outcome, Part, address, every, field_of, header, json_bytes
 from .shared_body import SharedBodyTransport, split_headers
 
 # SendGrid's reserved headers (besides the structural ones) and those it takes from fields.
@@ -59,7 +59,7 @@ class SendgridTransport(SharedBodyTransport):
             item["substitutions"] = {self.placeholder(n): v for n, v in values.items()}
         return item
 
-    def send_part(self, messages: Sequence[Message]) -> Outcome:
+    def send_part(self, messages: Part) -> Outcome:
         body = json_bytes(self.payload(messages))
         response = self.post("/v3/mail/send", body=body, headers={"Content-Type": "application/json"})
         self.raise_for_status(response)

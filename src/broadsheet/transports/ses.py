@@ -13,7 +13,7 @@ from ..config import secret
 from ..errors import ConfigError, TransientTransportError, TransportQuotaError
 from ..providers import PROVIDERS
 from .base import Delivery
-from .http import HttpTransport, Outcome, every, field_of, json_bytes, strings
+from .http import HttpTransport, Outcome, Part, every, field_of, json_bytes, strings
 
 # Error types (x-amzn-ErrorType) that mean this account or sender cannot send now: stop the campaign.
 STOP_TYPES = frozenset(
@@ -60,7 +60,7 @@ class SesTransport(HttpTransport):
             data["ConfigurationSetName"] = self.config.ses.configuration_set
         return data
 
-    def send_part(self, messages: Sequence[Message]) -> Outcome:
+    def send_part(self, messages: Part) -> Outcome:
         (message,) = messages
         body = json_bytes(self.payload(message))
         response = self.post("/v2/email/outbound-emails", body=body, headers={"Content-Type": "application/json"})
