@@ -5,11 +5,12 @@ from __future__ import annotations
 from abc import ABC
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from ..compose.message import Message
 from ..config import Config
 from ..errors import TransportError
+from ..providers import PROVIDERS
 
 Status = Literal["sent", "failed", "deferred", "unknown"]
 
@@ -53,7 +54,16 @@ class Transport(ABC):
 
     name: ClassVar[str]
     max_batch: ClassVar[int] = 1  # messages one send_batch call may carry
+    secret_env: ClassVar[str] = ""  # the environment variable of its credential (for messages)
     idempotent: ClassVar[bool] = False  # a retried batch is never delivered twice
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A transport named in ``broadsheet.providers`` takes its batch size and credential from there."""
+        super().__init_subclass__(**kwargs)
+        provider = PROVIDERS.get(cls.__dict__.get("name", ""))
+        if provider is not None:
+            cls.max_batch = provider.max_batch
+            cls.secret_env = provider.secret_env or ""
 
     def __init__(self, config: Config, options: TransportOptions | None = None):
         self.config = config

@@ -113,7 +113,6 @@ class HttpTransport(Transport):
 
     provider: ClassVar[str] = "HTTP API"  # the provider's name in messages
     resend_delays: ClassVar[tuple[float, ...]] = (1.0, 2.0, 4.0)  # idempotent: waits before sending again
-    secret_env: ClassVar[str] = ""  # the environment variable a refusal points at
 
     def __init__(self, config: Config, options: TransportOptions | None = None):
         super().__init__(config, options)

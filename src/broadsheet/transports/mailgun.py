@@ -14,7 +14,6 @@ from urllib.parse import quote
 from ..compose.message import Message
 from ..config import secret
 from ..errors import ConfigError
-from ..providers import PROVIDERS
 from .http import Outcome, Part, about_recipient, every, json_bytes, strings
 from .shared_body import SharedBodyTransport, split_headers
 
@@ -25,8 +24,6 @@ _HEADER_VAR = re.compile(r"[^A-Za-z0-9]")
 class MailgunTransport(SharedBodyTransport):
     name = "mailgun"
     provider = "Mailgun"
-    secret_env = PROVIDERS["mailgun"].secret_env or ""
-    max_batch = PROVIDERS["mailgun"].max_batch
     tag = "%recipient.{}%"
 
     def load_credentials(self) -> tuple[str, ...]:

@@ -16,7 +16,6 @@ from pathlib import Path
 from ..compose.message import Message
 from ..config import Config
 from ..errors import TransportError
-from ..providers import PROVIDERS
 from .base import Delivery, Transport, TransportOptions
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
@@ -42,7 +41,6 @@ class OutboxTransport(Transport):
     """Writes each message's raw bytes to its own file (written whole, then renamed into place)."""
 
     name = "outbox"
-    max_batch = PROVIDERS["outbox"].max_batch
 
     def __init__(self, config: Config, options: TransportOptions | None = None):
         super().__init__(config, options)

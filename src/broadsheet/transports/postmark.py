@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from ..compose.message import Message
 from ..errors import TransportError
-from ..providers import PROVIDERS
 from ..config import Config
 from .base import Delivery, TransportOptions
 from .http import (
@@ -26,8 +25,6 @@ DROP = frozenset({"reply-to", "date"})  # Reply-To goes in ReplyTo; Postmark dat
 class PostmarkTransport(HttpTransport):
     name = "postmark"
     provider = "Postmark"
-    secret_env = PROVIDERS["postmark"].secret_env or ""
-    max_batch = PROVIDERS["postmark"].max_batch
 
     def request_credentials(self) -> dict:
         return {"headers": {"X-Postmark-Server-Token": self._secrets[0]}}

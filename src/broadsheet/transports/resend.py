@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from ..compose.headers import encoded_words
 from ..compose.message import Message
 from ..errors import TransientTransportError, TransportError
-from ..providers import PROVIDERS
 from .base import Delivery
 from .http import (
     HttpTransport, Outcome, Part, about_recipient, address, api_headers, every, header, json_bytes, strings,
@@ -30,8 +29,6 @@ MAX_KEY = 256
 class ResendTransport(HttpTransport):
     name = "resend"
     provider = "Resend"
-    secret_env = PROVIDERS["resend"].secret_env or ""
-    max_batch = PROVIDERS["resend"].max_batch
     idempotent = True
 
     def payload(self, message: Message) -> dict:

@@ -12,7 +12,6 @@ import re
 from collections.abc import Sequence
 
 from ..compose.message import Message
-from ..providers import PROVIDERS
 from .http import MAX_ID, Outcome, Part, address, every, field_of, header, json_bytes
 from .shared_body import SharedBodyTransport, split_headers
 
@@ -24,8 +23,6 @@ _FIELD = re.compile(r"^personalizations\.(\d+)\b")
 class SendgridTransport(SharedBodyTransport):
     name = "sendgrid"
     provider = "SendGrid"
-    secret_env = PROVIDERS["sendgrid"].secret_env or ""
-    max_batch = PROVIDERS["sendgrid"].max_batch
     tag = "[%bs.{}%]"
     max_values_bytes = 10_000  # substitutions per personalization
 

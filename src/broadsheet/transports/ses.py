@@ -11,7 +11,6 @@ from requests_aws4auth import AWS4Auth
 from ..compose.message import Message
 from ..config import secret
 from ..errors import ConfigError, TransientTransportError, TransportQuotaError
-from ..providers import PROVIDERS
 from .base import Delivery
 from .http import HttpTransport, Outcome, Part, every, field_of, json_bytes, strings
 
@@ -26,8 +25,6 @@ REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # us-east-1, eu-central-2, u
 class SesTransport(HttpTransport):
     name = "ses"
     provider = "Amazon SES"
-    secret_env = PROVIDERS["ses"].secret_env or ""
-    max_batch = PROVIDERS["ses"].max_batch
 
     @property
     def base_url(self) -> str:

@@ -29,7 +29,6 @@ import time
 from ..compose.message import Message
 from ..config import SECRET_ENV, Config, secret
 from ..errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
-from ..providers import PROVIDERS
 from . import smtp_session
 from .base import Delivery, Status, Transport, TransportOptions
 
@@ -45,7 +44,6 @@ class SmtpTransport(Transport):
     # One message per batch: SMTP sends one at a time on a connection, so what the journal marks 'sending'
     # is exactly what is in flight (a kill -9 leaves one unknown per connection, not a batch of them), and
     # Ctrl-C waits for one message per connection. Costs ~10% against a zero-latency local server, none at 20 ms.
-    max_batch = PROVIDERS["smtp"].max_batch
 
     def __init__(self, config: Config, options: TransportOptions | None = None):
         super().__init__(config, options)
