@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Protocol
 
 from ..audience import Subscriber
@@ -61,7 +62,7 @@ class RunResult:
     """What one run did, and why it ended."""
 
     counts: dict[str, int]  # the whole campaign's rows by state, at the end
-    this_run: collections.Counter = field(default_factory=collections.Counter)
+    this_run: collections.Counter[str] = field(default_factory=collections.Counter)
     interrupted: bool = False
     error: BroadsheetError | None = None
     seconds: float = 0.0
@@ -115,8 +116,8 @@ class CampaignRunner:
         self.workers = max(1, settings.connections)
         self.refused_in_a_row = 0
         self.stop = threading.Event()
-        self.events: queue.Queue = queue.Queue()
-        self.inboxes: list[queue.Queue] = []
+        self.events: queue.Queue[int | _Batch | tuple[int, BroadsheetError]] = queue.Queue()
+        self.inboxes: list[queue.Queue[list[Row] | None]] = []
         self.counts: dict[str, int] = {}
         self.rate = _RateMeter()
 
@@ -184,7 +185,8 @@ class CampaignRunner:
     def _claim(self, size: int, result: RunResult) -> list[Row]:
         """Claim a batch; a journal that cannot be used any more stops the campaign (in-flight ones finish)."""
         try:
-            return self.journal.claim(self.campaign, size, time.time())
+            rows: list[Row] = self.journal.claim(self.campaign, size, time.time())
+            return rows
         except CampaignError as exc:
             result.error = result.error or exc
             return []
@@ -280,7 +282,7 @@ class CampaignRunner:
     def _backoff(self, attempts: int) -> float:
         """Exponential backoff with jitter: about retry_delay × 2^(attempts-1), ±50%."""
         base = min(self.settings.retry_delay * 2 ** (attempts - 1), MAX_BACKOFF)
-        return base * random.uniform(0.5, 1.5)
+        return float(base * random.uniform(0.5, 1.5))
 
     def _moved(self, old_states: Sequence[str], new_state: str) -> None:
         for state in old_states:
@@ -292,25 +294,29 @@ class CampaignRunner:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
-        def on_interrupt(signum, frame):
+        def on_interrupt(signum: int, frame: FrameType | None) -> None:
             if self.stop.is_set():
                 raise KeyboardInterrupt
             self.stop.set()
             print("\nstopping: finishing the messages in flight (Ctrl-C again to quit at once)", file=sys.stderr)
 
         previous = signal.signal(signal.SIGINT, on_interrupt)
-        return lambda: signal.signal(signal.SIGINT, previous)
+
+        def restore() -> None:
+            signal.signal(signal.SIGINT, previous)
+
+        return restore
 
     # -- the workers ----------------------------------------------------------------------------
 
     def _start_worker(self, index: int) -> threading.Thread:
-        inbox: queue.Queue = queue.Queue()
+        inbox: queue.Queue[list[Row] | None] = queue.Queue()
         self.inboxes.append(inbox)
         thread = threading.Thread(target=self._work, args=(index, inbox), name=f"broadsheet-send-{index}", daemon=True)
         thread.start()
         return thread
 
-    def _work(self, index: int, inbox: queue.Queue) -> None:
+    def _work(self, index: int, inbox: queue.Queue[list[Row] | None]) -> None:
         try:
             transport = self.transport_factory()
             transport.open()

@@ -195,7 +195,7 @@ def _single_line(subject: str, slug: str) -> str:
 
 
 def _config_line(config: Config, key: str) -> str:
-    value = getattr(config, key)
+    value: str = getattr(config, key)
     if "\r" in value or "\n" in value:
         raise ConfigError(f"'{key}' must be one line", where=config.where(key), fix=f"write {key} on one line")
     return value

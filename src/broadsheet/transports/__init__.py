@@ -23,7 +23,8 @@ def transport_class(name: str) -> type[Transport]:
         module = importlib.import_module(f".{module_name}", __name__)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"transport '{name}' is not available: {exc}", where="send.transport") from None
-    return getattr(module, class_name)
+    found: type[Transport] = getattr(module, class_name)
+    return found
 
 
 __all__ = ["Delivery", "Transport", "TransportOptions", "TRANSPORTS", "transport_class"]

@@ -128,7 +128,8 @@ class HttpTransport(Transport):
     @property
     def base_url(self) -> str:
         """``base_url`` of the provider's config table (named like the transport)."""
-        return getattr(self.config, self.name).base_url
+        url: str = getattr(self.config, self.name).base_url
+        return url
 
     @property
     def base_url_key(self) -> str:
@@ -327,8 +328,9 @@ class HttpTransport(Transport):
         session: requests.Session = self.session  # type: ignore[assignment]
         try:
             prepared = session.prepare_request(request)
-            settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
-            if prepared.url.startswith("http://"):  # loopback only: a proxy would carry the key off in clear
+            url = prepared.url or ""
+            settings = session.merge_environment_settings(url, {}, None, None, None)
+            if url.startswith("http://"):  # loopback only: a proxy would carry the key off in clear
                 settings["proxies"] = {}
             settings["stream"] = True  # the body is read by _read_answer, at most MAX_ANSWER_BYTES of it
         except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown

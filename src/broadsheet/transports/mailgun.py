@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
+
+import requests
 
 from ..compose.message import Message
 from ..config import secret
@@ -32,7 +35,7 @@ class MailgunTransport(SharedBodyTransport):
             raise ConfigError("set the Mailgun sending domain", where="mailgun.domain", fix='domain = "mg.example.org"')
         return (secret("mailgun", token=True),)
 
-    def request_credentials(self) -> dict:
+    def request_credentials(self) -> dict[str, Any]:
         return {"auth": ("api", self._secrets[0])}
 
     def secret_forms(self, secrets: tuple[str, ...]) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from ..errors import TransportError
 from .base import Delivery, Transport, TransportOptions
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
-_counters: dict[Path, itertools.count] = {}
+_counters: dict[Path, itertools.count[int]] = {}
 _counters_lock = threading.Lock()
 
 

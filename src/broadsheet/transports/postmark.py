@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import requests
 
 from ..compose.message import Message
 from ..errors import TransportError
@@ -26,7 +29,7 @@ class PostmarkTransport(HttpTransport):
     name = "postmark"
     provider = "Postmark"
 
-    def request_credentials(self) -> dict:
+    def request_credentials(self) -> dict[str, Any]:
         return {"headers": {"X-Postmark-Server-Token": self._secrets[0]}}
 
     def split(self, batch: Part) -> list[Part]:
@@ -44,7 +47,7 @@ class PostmarkTransport(HttpTransport):
             size += len(data) + 1
         return [batch.subset(chunk) for chunk in parts]
 
-    def payload(self, message: Message) -> dict:
+    def payload(self, message: Message) -> dict[str, Any]:
         data = {
             "From": message.from_header,
             "To": message.to_header,
@@ -93,7 +96,7 @@ class PostmarkTransport(HttpTransport):
             outcome.deliveries[p] = result or self.deferred(messages[p], self._reason(answer))
         return outcome
 
-    def _result(self, message: Message, answer: dict) -> Delivery | None:
+    def _result(self, message: Message, answer: dict[str, Any]) -> Delivery | None:
         """This message's Delivery; None when its code says the token, sender or message stream is
         refused, or the message is refused for something every message shares (300 about From)."""
         code = answer["ErrorCode"]
@@ -107,10 +110,10 @@ class PostmarkTransport(HttpTransport):
         return self.failed(message, self._reason(answer))
 
     @staticmethod
-    def _reason(answer: dict) -> str:
+    def _reason(answer: dict[str, Any]) -> str:
         return f"{answer.get('ErrorCode')} {answer.get('Message', '')}".strip()
 
-    def _whole_request_error(self, response):
+    def _whole_request_error(self, response: requests.Response) -> TransportError:
         code = field_of(response, "ErrorCode")
         return self.auth_error(response) if code in AUTH_CODES else self.request_error(response)
 

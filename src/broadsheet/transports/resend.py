@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
+
+import requests
 
 from ..compose.headers import encoded_words
 from ..compose.message import Message
@@ -31,9 +34,9 @@ class ResendTransport(HttpTransport):
     provider = "Resend"
     idempotent = True
 
-    def payload(self, message: Message) -> dict:
+    def payload(self, message: Message) -> dict[str, Any]:
         name, addr = address(message.from_header)
-        data: dict = {
+        data: dict[str, Any] = {
             "from": f"{name} <{addr}>" if name else addr,  # Resend refuses encoded words in from
             "to": [_unquoted(message.to_header)],
             "subject": message.subject,
@@ -75,7 +78,7 @@ class ResendTransport(HttpTransport):
             raise self.unexpected(response, problem)
         return self._read(messages, answer)
 
-    def _conflict(self, messages: Sequence[Message], response) -> Outcome:
+    def _conflict(self, messages: Sequence[Message], response: requests.Response) -> Outcome:
         """409: the same key is being processed (retry soon), or was used for another payload
         (that one went through, with results we cannot see)."""
         reason = self.error_text(response)
@@ -83,7 +86,7 @@ class ResendTransport(HttpTransport):
             raise TransientTransportError(reason, where=self.where, retry_after=1)
         return every(messages, "unknown", detail=self.detail(reason))
 
-    def _read(self, messages: Sequence[Message], answer: dict) -> Outcome:
+    def _read(self, messages: Sequence[Message], answer: dict[str, Any]) -> Outcome:
         """Sent, or failed with Resend's reason (an answer ``_shape_problem`` found nothing wrong in)."""
         refused = {e["index"]: e["message"] for e in answer.get("errors") or []}
         accepted = [i for i in range(len(messages)) if i not in refused]

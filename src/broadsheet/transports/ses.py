@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
+from typing import Any
 
+import requests
 from requests_aws4auth import AWS4Auth
 
 from ..compose.message import Message
@@ -45,11 +47,11 @@ class SesTransport(HttpTransport):
         self._signer = AWS4Auth(access, key, region, "ses", session_token=token or None)
         return (key, token, access)  # the key ID too: kept out of every message like the others
 
-    def request_credentials(self) -> dict:
+    def request_credentials(self) -> dict[str, Any]:
         return {"auth": self._signer}
 
-    def payload(self, message: Message) -> dict:
-        data: dict = {
+    def payload(self, message: Message) -> dict[str, Any]:
+        data: dict[str, Any] = {
             "Destination": {"ToAddresses": [message.recipient]},
             "Content": {"Raw": {"Data": base64.b64encode(message.raw).decode("ascii")}},
         }
@@ -72,7 +74,7 @@ class SesTransport(HttpTransport):
             return every(messages, "sent", message_id=answer[0])
         return Outcome({0: self._refused(message, response)})
 
-    def _refused(self, message: Message, response) -> Delivery:
+    def _refused(self, message: Message, response: requests.Response) -> Delivery:
         kind = _error_type(response)
         reason = self.error_text(response)
         if kind in STOP_TYPES or (kind == "MessageRejected" and message.sender in reason and "not verified" in reason):
@@ -82,7 +84,7 @@ class SesTransport(HttpTransport):
         return self.failed(message, f"{response.status_code} {kind}: {reason}".replace(" :", ":"))
 
 
-def _error_type(response) -> str:
+def _error_type(response: requests.Response) -> str:
     """The AWS error type: the ``x-amzn-ErrorType`` header, else ``__type`` in the body."""
     kind = response.headers.get("x-amzn-ErrorType", "")
     if not kind:

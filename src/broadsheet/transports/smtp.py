@@ -101,6 +101,7 @@ class SmtpTransport(Transport):
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings
         try:
+            connection: smtplib.SMTP
             if settings.security == "ssl":
                 connection = smtplib.SMTP_SSL(
                     settings.host, settings.port, timeout=settings.timeout, context=self._tls_context
@@ -272,7 +273,7 @@ class SmtpTransport(Transport):
 
     def _refused(self, message: Message, reply: smtp_session.Reply) -> Delivery:
         """5xx failed (552 too big: only this message), 4xx deferred, with the server's code and text."""
-        status = "failed" if 500 <= reply.code < 600 else "deferred"
+        status: Status = "failed" if 500 <= reply.code < 600 else "deferred"
         return Delivery(message.recipient, status, detail=self._reply(reply))
 
     def _delivery(self, message: Message, status: Status, detail: str) -> Delivery:
