@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import issue_folder, project_config
 from .new import front_matter_value
@@ -38,8 +39,15 @@ from ..store.recipients import StoreSuppressions, recipients_for
 from ..transports import Transport, TransportOptions, transport_class
 from .signing_secret import token_secret
 
+if TYPE_CHECKING:
+    from ..audience import Subscriber
+    from ..compose import Composer
+    from ..content import Issue
+    from ..render.model import RenderedIssue
+    from ..store.recipients import Recipients
 
-def register(subparsers) -> argparse.ArgumentParser:
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "send", help="send an issue to the subscriber list (resumable)",
         description="Compose one message per subscriber and deliver them through the configured transport. "
@@ -129,8 +137,9 @@ def send_issue(args: argparse.Namespace, config: Config, journal: Journal | None
                                composer)
 
 
-def _send_journaled(journal: Journal, args, config: Config, rendered, issue_id: str | None, transport_name: str,
-                    subscribers, factory, composer) -> int:
+def _send_journaled(journal: Journal, args: argparse.Namespace, config: Config, rendered: RenderedIssue,
+                    issue_id: str | None, transport_name: str, subscribers: Recipients,
+                    factory: Callable[[], Transport], composer: Composer) -> int:
     prepared = _prepare(journal, args, config, rendered, issue_id, transport_name, subscribers)
     _check_recent_sends(journal, prepared, args)
     return _send(journal, prepared, args, config, rendered, transport_name, factory, composer)
@@ -147,7 +156,7 @@ def transport_factory(name: str, config: Config, *, slug: str, test: bool = Fals
     return lambda: cls(config, options)
 
 
-def _check_lint(rendered, issue, config: Config, *, force: bool) -> None:
+def _check_lint(rendered: RenderedIssue, issue: Issue, config: Config, *, force: bool) -> None:
     """Refuse to send an issue with lint errors unless --force."""
     from ..lint import lint_rendered
 
@@ -162,7 +171,7 @@ def _check_lint(rendered, issue, config: Config, *, force: bool) -> None:
     raise CampaignError(f"lint found {len(errors)} error(s) in the issue", fix="fix them, or add --force")
 
 
-def _check_send_at(issue, args) -> None:
+def _check_send_at(issue: Issue, args: argparse.Namespace) -> None:
     """Refuse (unless --force) to send by hand an issue scheduled for later: send --due sends it then."""
     if issue.send_at is None or issue.send_at.timestamp() <= time.time():
         return
@@ -174,12 +183,12 @@ def _check_send_at(issue, args) -> None:
                         fix="leave it to broadsheet send --due (from cron), or add --force to send it now")
 
 
-def _subscriber_list(args: argparse.Namespace, config: Config):
+def _subscriber_list(args: argparse.Namespace, config: Config) -> Recipients:
     return recipients_for(config, args.list_file, args.segment)  # the store, or a CSV checked against it
 
 
-def _prepare(journal: Journal, args, config: Config, rendered, issue_id: str | None, transport_name: str,
-             subscribers) -> Prepared:
+def _prepare(journal: Journal, args: argparse.Namespace, config: Config, rendered: RenderedIssue,
+             issue_id: str | None, transport_name: str, subscribers: Recipients) -> Prepared:
     fingerprint = subscribers.fingerprint()
     issue_dir = issue_key(Path(args.issue_dir), config.root)
     _check_id_is_this_issues(journal, issue_id, issue_dir, config.root)
@@ -221,7 +230,7 @@ def _check_id_is_this_issues(journal: Journal, issue_id: str | None, issue_dir: 
             )  # fmt: skip
 
 
-def _check_recent_sends(journal: Journal, prepared: Prepared, args) -> None:
+def _check_recent_sends(journal: Journal, prepared: Prepared, args: argparse.Namespace) -> None:
     """Refuse (unless --force) to mail people who got an issue with the same subject in the last days:
     most likely this issue again under a new folder name, or a copy whose subject was not changed."""
     recent = journal.recent_same_subject(prepared.record)
@@ -245,7 +254,7 @@ def _check_recent_sends(journal: Journal, prepared: Prepared, args) -> None:
     )  # fmt: skip
 
 
-def report_list(subscribers, count: int) -> None:
+def report_list(subscribers: Recipients, count: int) -> None:
     """Every bad row (line and reason), then who was left out and why."""
     for problem in subscribers.problems:
         print(f"{subscribers.path}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped",
@@ -255,7 +264,8 @@ def report_list(subscribers, count: int) -> None:
     print(f"{subscribers.path.name}: {count:,} recipient(s){bad}" + (f"; left out: {left_out}" if left_out else ""))
 
 
-def _send_test(args, config: Config, rendered, subscribers, factory) -> int:
+def _send_test(args: argparse.Namespace, config: Config, rendered: RenderedIssue, subscribers: Recipients,
+               factory: Callable[[], Transport]) -> int:
     from ..compose import Composer
 
     model = _test_subscriber(subscribers, args.as_email)
@@ -270,7 +280,7 @@ def _send_test(args, config: Config, rendered, subscribers, factory) -> int:
     return 0 if delivery.status == "sent" else 1
 
 
-def _test_subscriber(subscribers, as_email: str | None):
+def _test_subscriber(subscribers: Recipients, as_email: str | None) -> Subscriber:
     wanted = as_email.strip().lower() if as_email else None
     for subscriber in subscribers:
         if wanted is None or subscriber.email.lower() == wanted:
@@ -280,7 +290,7 @@ def _test_subscriber(subscribers, as_email: str | None):
     raise AudienceError("the list has no recipient to personalise the test as", where=str(subscribers.path))
 
 
-def _dry_run(subscribers, args, composer) -> int:
+def _dry_run(subscribers: Recipients, args: argparse.Namespace, composer: Composer) -> int:
     """Compose each recipient's message from the list as it streams by; nothing is written anywhere
     (no journal, no campaign): what a send would find wrong, and how fast it composes."""
     from ..compose import RecipientRejected
@@ -306,8 +316,8 @@ def _dry_run(subscribers, args, composer) -> int:
     return 1 if rejected else 0
 
 
-def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, transport_name: str, factory,
-          composer) -> int:
+def _send(journal: Journal, prepared: Prepared, args: argparse.Namespace, config: Config, rendered: RenderedIssue,
+          transport_name: str, factory: Callable[[], Transport], composer: Composer) -> int:
     counts = journal.counts(prepared.record)
     due = counts["queued"] + counts["deferred"]
     if due == 0:
@@ -315,7 +325,7 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
         return _exit_code(counts)
     cap = daily_cap(config, journal, transport_name, time.time())
     limit = _capped_limit(args.limit, cap)
-    if limit == 0:
+    if cap is not None and limit == 0:  # --limit is at least 1: only the cap leaves none
         _report_cap(cap, due)
         return _exit_code(counts)
     if limit is not None:
@@ -364,7 +374,8 @@ def _report_cap(cap: DailyCap, left: int) -> None:
           f"({left:,}) stays queued and goes with the next run after {utc_text(cap.resets_at)}")
 
 
-def _confirm(args, config: Config, rendered, transport_name: str, due: int) -> None:
+def _confirm(args: argparse.Namespace, config: Config, rendered: RenderedIssue, transport_name: str,
+             due: int) -> None:
     if args.yes:
         return
     if not sys.stdin.isatty():
@@ -376,7 +387,7 @@ def _confirm(args, config: Config, rendered, transport_name: str, due: int) -> N
         raise CampaignError("not sent: the send was not confirmed")
 
 
-def _summarise(result: RunResult, args) -> None:
+def _summarise(result: RunResult, args: argparse.Namespace) -> None:
     run = result.this_run
     print(f"this run: sent {run['sent']:,}, failed {run['failed']:,}, deferred {run['deferred']:,}"
           + (f", unknown {run['unknown']:,}" if run["unknown"] else "") + f" in {result.seconds:.1f} s")
@@ -390,7 +401,7 @@ def _summarise(result: RunResult, args) -> None:
         print("recipients marked unknown may or may not have received it: resend to them with --retry-unknown")
 
 
-def _resume_command(args) -> str:
+def _resume_command(args: argparse.Namespace) -> str:
     parts = ["broadsheet", "send", str(args.issue_dir)]
     if getattr(args, "config", None):
         parts[1:1] = ["--config", str(args.config)]

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from ..audience import RowProblem, Subscriber, SubscriberList, list_fingerprint, read_suppressions
 from ..audience.addresses import AddressChecker
@@ -24,9 +25,7 @@ CHECK_CHUNK = 1000  # CSV addresses asked of the store at once
 LEFT_OUT_BY_STORE = "unsubscribed, bounced, complained or forgotten in the store"
 
 
-def recipients_for(
-    config: Config, list_file: Path | None, segments: Sequence[str]
-) -> SubscriberList | StoreList | CheckedList:
+def recipients_for(config: Config, list_file: Path | None, segments: Sequence[str]) -> Recipients:
     """The recipients of a send: ``--list FILE`` (or send.list when the store is empty) checked against the
     store when there is one, else the store's subscribed subscribers."""
     suppressions = suppression_file(config)
@@ -164,3 +163,6 @@ def as_subscriber(stored: StoredSubscriber) -> Subscriber:
     first_name = stored.fields.get("first_name") or (stored.name.split() or [""])[0]
     fields = {**stored.fields, "email": stored.email, "name": stored.name, "first_name": first_name}
     return Subscriber(stored.email, stored.name, first_name, stored.tags, fields)
+
+
+Recipients: TypeAlias = SubscriberList | StoreList | CheckedList  # what recipients_for gives
