@@ -27,7 +27,7 @@ import ssl
 import time
 
 from ..compose.message import Message
-from ..config import SECRET_ENV, Config, secret
+from ..config import Config, secret
 from ..errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
 from . import smtp_session
 from .base import Delivery, Status, Transport, TransportOptions
@@ -117,7 +117,7 @@ class SmtpTransport(Transport):
             raise TransportAuthError(
                 f"the server refused the login of '{settings.username}': {self._reply(exc)}",
                 where=self.where,
-                fix="check smtp.username and BROADSHEET_SMTP_PASSWORD",
+                fix=f"check smtp.username and {self.secret_env}",
             ) from None
         except ssl.SSLCertVerificationError as exc:
             raise TransportError(
@@ -170,7 +170,7 @@ class SmtpTransport(Transport):
             smtp_session.auth_plain(connection, username, password)
         else:
             raise TransportAuthError(
-                f"smtp.username or {SECRET_ENV['smtp']} has characters outside ASCII, which only AUTH PLAIN "
+                f"smtp.username or {self.secret_env} has characters outside ASCII, which only AUTH PLAIN "
                 f"can carry (as UTF-8), and the server offers only {' '.join(offered)}",
                 where=self.where, fix="use an ASCII password for this server",
             )
