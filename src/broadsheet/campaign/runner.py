@@ -3,7 +3,8 @@
 The main thread is the only one that touches the journal: it claims a batch (marked ``sending`` and
 committed) for each idle worker and records what comes back. Workers compose their batch, wait for the
 shared rate limiter and send it. A fatal transport error (login refused, sender refused, untrusted
-certificate) stops the campaign: in-flight batches are finished and recorded, the rest stays queued.
+certificate, a used-up quota, a setting the transport finds wrong) stops the campaign: in-flight
+batches are finished and recorded, the rest stays queued (docs/architecture.md: what stops a campaign).
 """
 
 from __future__ import annotations
