@@ -176,7 +176,7 @@ def send_all(provider: str, config, composer, recipients: int, connections: int,
 
 def send_through_runner(provider: str, config, composer, recipients: int, connections: int) -> dict:
     """The same through the campaign runner and its SQLite journal, in a temporary project folder."""
-    from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+    from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 
     cls = transport_class(provider)
     with tempfile.TemporaryDirectory() as folder, Journal.for_project(Path(folder)) as journal:
@@ -185,7 +185,7 @@ def send_through_runner(provider: str, config, composer, recipients: int, connec
                                   subscribers=(subscriber(i) for i in range(recipients))).record
         loaded = time.perf_counter() - started
         runner = CampaignRunner(journal, record, lambda: cls(config),
-                                lambda row: composer.compose(subscriber_from_row(row)),
+                                composer,
                                 Settings(connections=connections, batch_size=cls.max_batch), max_batch=cls.max_batch)
         cpu, wall = time.process_time(), time.perf_counter()
         result = runner.run()

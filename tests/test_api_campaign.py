@@ -9,13 +9,14 @@ import email.utils
 import pytest
 
 from broadsheet.audience import Subscriber, SubscriberList
-from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 from broadsheet.compose import Composer, RecipientRejected
 from broadsheet.config import load_config
 from broadsheet.errors import TransportAuthError
 from broadsheet.render import build_issue
 from broadsheet.transports.postmark import PostmarkTransport
 from broadsheet.transports.resend import ResendTransport
+from broadsheet.transports.base import TransportOptions
 from conftest import ROOT, SAMPLE_ISSUE
 from support.providers import INACTIVE, SECRET, TIMEOUT, api, drive  # noqa: F401
 
@@ -71,8 +72,8 @@ def postmark_campaign(api, tmp_path, rendered, monkeypatch):
     composer = Composer(rendered, config)
 
     def runner() -> CampaignRunner:
-        return CampaignRunner(journal, record, lambda: PostmarkTransport(config, timeout=TIMEOUT),
-                              lambda row: composer.compose(subscriber_from_row(row)),
+        return CampaignRunner(journal, record, lambda: PostmarkTransport(config, TransportOptions(timeout=TIMEOUT)),
+                              composer,
                               Settings(connections=2, batch_size=8, retry_delay=0.01), max_batch=500,
                               rejected=(RecipientRejected,))
 
@@ -130,8 +131,8 @@ def test_an_unanswered_resend_batch_in_a_campaign_reaches_everyone_once(api, tmp
                               subscribers=SubscriberList(tmp_path / "list.csv")).record
     composer = Composer(rendered, config)
     fake.script = ["timeout"]
-    runner = CampaignRunner(journal, record, lambda: ResendTransport(config, timeout=TIMEOUT),
-                            lambda row: composer.compose(subscriber_from_row(row)),
+    runner = CampaignRunner(journal, record, lambda: ResendTransport(config, TransportOptions(timeout=TIMEOUT)),
+                            composer,
                             Settings(connections=1, batch_size=10, retry_delay=0.01), max_batch=100,
                             rejected=(RecipientRejected,))
     result = runner.run()
@@ -139,3 +140,25 @@ def test_an_unanswered_resend_batch_in_a_campaign_reaches_everyone_once(api, tmp
     journal.close()
     assert result.error is None
     assert sorted(fake.recipients()) == emails  # once each
+
+
+def test_a_used_up_ses_quota_stops_the_campaign_as_a_quota_error_keeping_the_rest_queued(api, tmp_path, rendered,
+                                                                                          monkeypatch):
+    from broadsheet.errors import TransportQuotaError
+    from broadsheet.transports.ses import SesTransport
+
+    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    fake, transport = api("ses")
+    config = sample_config(transport, root=tmp_path)
+    (tmp_path / "list.csv").write_text("email\n" + "".join(f"reader{i:02d}@example.com\n" for i in range(12)))
+    with Journal.for_project(tmp_path) as journal:
+        record = prepare_campaign(journal, slug=rendered.slug, transport="ses", issue_dir="i", fingerprint="f",
+                                  subscribers=SubscriberList(tmp_path / "list.csv")).record
+        fake.script = ["ok", "ok", "ok", "quota"]
+        result = CampaignRunner(journal, record, lambda: SesTransport(config, TransportOptions(timeout=TIMEOUT)),
+                                Composer(rendered, config), Settings(connections=1, retry_delay=0.01)).run()
+        counts = journal.counts(record)
+    assert isinstance(result.error, TransportQuotaError) and not isinstance(result.error, TransportAuthError)
+    assert "quota" in str(result.error)
+    assert (counts["sent"], counts["queued"], counts["failed"], counts["unknown"]) == (3, 9, 0, 0)
+    assert len(fake.delivered) == 3

@@ -15,6 +15,7 @@ from broadsheet.errors import TransientTransportError, TransportError
 from broadsheet.transports.http import describe_error, retry_after
 from broadsheet.transports.shared_body import personal_values, share_bodies
 from broadsheet.transports.postmark import PostmarkTransport
+from broadsheet.transports.base import TransportOptions
 from support.providers import ENV, TIMEOUT, PostmarkFake, make_config, make_message, make_messages
 
 NOW = 1_800_000_000.0
@@ -61,7 +62,7 @@ def test_no_connection_is_transient_and_says_nothing_was_sent(monkeypatch):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     monkeypatch.setenv("BROADSHEET_POSTMARK_TOKEN", ENV["postmark"]["BROADSHEET_POSTMARK_TOKEN"])
-    transport = PostmarkTransport(make_config("postmark", f"http://127.0.0.1:{port}"), timeout=TIMEOUT)
+    transport = PostmarkTransport(make_config("postmark", f"http://127.0.0.1:{port}"), TransportOptions(timeout=TIMEOUT))
     with pytest.raises(TransientTransportError, match="cannot connect") as caught, transport:
         transport.send_batch(make_messages(1))
     assert "SECRET" not in str(caught.value)
@@ -103,7 +104,7 @@ def test_an_untrusted_certificate_stops_and_marks_nobody_unknown(monkeypatch):
     try:
         fake = PostmarkFake().install(server)
         monkeypatch.setenv("BROADSHEET_POSTMARK_TOKEN", ENV["postmark"]["BROADSHEET_POSTMARK_TOKEN"])
-        transport = PostmarkTransport(make_config("postmark", server.url_for("/")), timeout=TIMEOUT)
+        transport = PostmarkTransport(make_config("postmark", server.url_for("/")), TransportOptions(timeout=TIMEOUT))
         with pytest.raises(TransportError, match="certificate") as caught, transport:
             transport.send_batch(make_messages(2))
         assert not isinstance(caught.value, TransientTransportError)

@@ -29,12 +29,9 @@ def test_no_answer_however_often_it_is_sent_again_leaves_the_batch_unknown(api, 
 
 def test_the_key_names_campaign_and_batch_and_stays_within_256(api):
     _, transport = api("resend")
-    transport.batch_key = "campaign-7/batch-3"
-    key = transport.idempotency_key(b"[]")
+    key = transport.idempotency_key(b"[]", "campaign-7/batch-3")
     assert key.startswith("broadsheet/campaign-7/batch-3/") and len(key) <= 256
-    transport.batch_key = "x" * 400
-    assert len(transport.idempotency_key(b"[]")) == 256
-    transport.batch_key = None
+    assert len(transport.idempotency_key(b"[]", "x" * 400)) == 256
     assert transport.idempotency_key(b"[1]") != transport.idempotency_key(b"[2]")
 
 

@@ -7,7 +7,7 @@ import email.policy
 
 import pytest
 
-from broadsheet.errors import TransientTransportError, TransportAuthError
+from broadsheet.errors import TransientTransportError, TransportAuthError, TransportQuotaError
 from support.providers import ACCESS_KEY, INACTIVE, api, drive, make_message, make_messages  # noqa: F401
 
 
@@ -57,6 +57,7 @@ def test_throttling_is_retried_and_an_unverified_domain_stops(api):
 def test_the_daily_quota_stops_the_campaign_instead_of_retrying(api):
     fake, transport = api("ses")
     fake.script = ["quota"]
-    with transport, pytest.raises(TransportAuthError, match="daily sending quota is used up"):
+    with transport, pytest.raises(TransportQuotaError, match="daily sending quota is used up") as caught:
         transport.send_batch(make_messages(1))
+    assert not isinstance(caught.value, TransportAuthError)
     assert fake.delivered == []

@@ -146,3 +146,17 @@ def displayed(got: dict) -> tuple[str, str]:
         to = email.policy.default.header_factory("To", value)  # encoded words decoded, quotes taken off
     [mailbox] = to.addresses
     return mailbox.display_name, mailbox.addr_spec
+
+
+@pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "resend"])
+def test_a_transport_keeps_no_state_of_the_requests_it_sent(api, provider):
+    """What one request needs (groups, encoded JSON, the batch key) travels with it (a Part), not on
+    the transport: after a batch, the instance holds nothing of it."""
+    fake, transport = api(provider)
+    with transport:
+        before = dict(vars(transport))
+        messages = make_messages(3)
+        assert [d.status for d in transport.send_batch(messages, batch_key="k")] == ["sent"] * 3
+        changed = {name for name, value in vars(transport).items() if before.get(name, object()) is not value}
+    assert changed <= {"requests_sent", "session"}
+    assert not any(m in (v if isinstance(v, (list, tuple, dict)) else ()) for m in messages for v in vars(transport).values())

@@ -9,13 +9,14 @@ import time
 import pytest
 
 from broadsheet.audience import SubscriberList
-from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 from broadsheet.campaign.ratelimit import RateLimiter, TokenBucket
 from broadsheet.compose import Composer, RecipientRejected
 from broadsheet.config import Smtp, load_config
 from broadsheet.render import build_issue
 from broadsheet.transports.outbox import OutboxTransport
 from broadsheet.transports.smtp import SmtpTransport
+from broadsheet.transports.base import TransportOptions
 from conftest import ROOT, SAMPLE_ISSUE
 from support.smtpd import Sink, smtp_server, write_subscribers
 
@@ -40,7 +41,7 @@ def campaign(tmp_path, rendered, monkeypatch):
 
 def runner(campaign, make_transport, **settings) -> CampaignRunner:
     config, journal, record, composer = campaign
-    return CampaignRunner(journal, record, make_transport, lambda row: composer.compose(subscriber_from_row(row)),
+    return CampaignRunner(journal, record, make_transport, composer,
                           Settings(**{"connections": 2, "batch_size": 5, **settings}), max_batch=5,
                           rejected=(RecipientRejected,))
 
@@ -69,7 +70,7 @@ def test_stopping_finishes_in_flight_batches_and_resuming_sends_the_rest_once(ca
 
 def test_limit_sends_at_most_n_in_a_run(campaign):
     config, journal, record, _ = campaign
-    result = runner(campaign, lambda: OutboxTransport(config, slug="x"), limit=7).run()
+    result = runner(campaign, lambda: OutboxTransport(config, TransportOptions(slug="x")), limit=7).run()
     assert result.this_run["sent"] == 7
     assert journal.counts(record)["queued"] == 53
     assert len(list((config.root / "outbox" / "x").iterdir())) == 7
@@ -78,7 +79,7 @@ def test_limit_sends_at_most_n_in_a_run(campaign):
 def test_rate_per_second_is_shared_by_all_workers(campaign):
     config, journal, record, _ = campaign
     started = time.monotonic()
-    result = runner(campaign, lambda: OutboxTransport(config, slug="x"), connections=3, rate_per_second=20, limit=30).run()
+    result = runner(campaign, lambda: OutboxTransport(config, TransportOptions(slug="x")), connections=3, rate_per_second=20, limit=30).run()
     elapsed = time.monotonic() - started
     assert result.this_run["sent"] == 30
     assert 0.45 <= elapsed < 3  # a burst of 20 (one second's worth), then the other 10 at 20/s
@@ -100,12 +101,13 @@ def test_an_unexpected_transport_crash_marks_its_batch_unknown_and_stops(campaig
 def test_an_unexpected_compose_error_stops_the_campaign_instead_of_hanging(campaign):
     config, journal, record, composer = campaign
 
-    def compose_row(row):
-        if row.email == "reader0007@example.com":
-            raise RuntimeError("compose bug")
-        return composer.compose(subscriber_from_row(row))
+    class Buggy:
+        def compose(self, subscriber, *, row=None):
+            if subscriber.email == "reader0007@example.com":
+                raise RuntimeError("compose bug")
+            return composer.compose(subscriber)
 
-    run = CampaignRunner(journal, record, lambda: OutboxTransport(config, slug="x"), compose_row,
+    run = CampaignRunner(journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")), Buggy(),
                          Settings(connections=1, batch_size=5), max_batch=5, rejected=(RecipientRejected,))
     done = []
     worker = threading.Thread(target=lambda: done.append(run.run()), daemon=True)
@@ -120,12 +122,13 @@ def test_an_unexpected_compose_error_stops_the_campaign_instead_of_hanging(campa
 def test_many_recipients_rejected_by_compose_do_not_stop_the_campaign(campaign):
     config, journal, record, composer = campaign
 
-    def compose_row(row):  # the first 30 rows lack what the theme needs
-        if row.line <= 31:
-            raise RecipientRejected("the issue template fails for this subscriber: 'company' is undefined")
-        return composer.compose(subscriber_from_row(row))
+    class Lacking:
+        def compose(self, subscriber, *, row=None):  # the first 30 rows lack what the theme needs
+            if subscriber.line <= 31:
+                raise RecipientRejected("the issue template fails for this subscriber: 'company' is undefined")
+            return composer.compose(subscriber)
 
-    result = CampaignRunner(journal, record, lambda: OutboxTransport(config, slug="x"), compose_row,
+    result = CampaignRunner(journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")), Lacking(),
                             Settings(connections=2, batch_size=5), max_batch=5, rejected=(RecipientRejected,)).run()
     assert result.error is None  # the server refused no one: nothing says the transport is broken
     assert (result.this_run["failed"], result.this_run["sent"]) == (30, 30)

@@ -6,6 +6,7 @@ from broadsheet.compose.message import Message
 from broadsheet.config import Config, Send
 from broadsheet.transports import transport_class
 from broadsheet.transports.outbox import OutboxTransport, safe_address
+from broadsheet.transports.base import TransportOptions
 
 
 def message(recipient: str) -> Message:
@@ -16,7 +17,7 @@ def message(recipient: str) -> Message:
 
 def test_writes_one_file_per_recipient_in_the_issue_folder(tmp_path):
     config = Config(root=tmp_path, send=Send(outbox_dir="out"))
-    with OutboxTransport(config, slug="2021-06-01-issue") as outbox:
+    with OutboxTransport(config, TransportOptions(slug="2021-06-01-issue")) as outbox:
         deliveries = outbox.send_batch([message("ann@example.com"), message("bob@example.org")])
     folder = tmp_path / "out" / "2021-06-01-issue"
     assert sorted(p.name for p in folder.iterdir()) == ["1-ann@example.com.eml", "2-bob@example.org.eml"]
@@ -28,7 +29,7 @@ def test_writes_one_file_per_recipient_in_the_issue_folder(tmp_path):
 def test_numbers_continue_and_addresses_are_made_safe(tmp_path):
     config = Config(root=tmp_path)
     for _ in range(2):
-        with OutboxTransport(config, slug="s") as outbox:
+        with OutboxTransport(config, TransportOptions(slug="s")) as outbox:
             outbox.send_batch([message("odd/name\\..@example.com")])
     names = sorted(p.name for p in (tmp_path / "outbox" / "s").iterdir())
     assert names == ["1-odd_name_..@example.com.eml", "2-odd_name_..@example.com.eml"]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from broadsheet.audience import SubscriberList
-from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 from broadsheet.campaign.journal import pending_path
 from broadsheet.campaign.journalfile import APPLICATION_ID, SCHEMA_VERSION
 from broadsheet.compose import Composer, RecipientRejected
@@ -354,7 +354,7 @@ def smtp_campaign(tmp_path, monkeypatch):
                                         fingerprint="f", subscribers=SubscriberList(tmp_path / "list.csv"),
                                         issue_id=issue.id, subject=rendered.subject)
             runner = CampaignRunner(journal, prepared.record, lambda: SmtpTransport(smtp_config),
-                                    lambda row: composer.compose(subscriber_from_row(row)),
+                                    composer,
                                     Settings(connections=2, batch_size=1), max_batch=1, rejected=(RecipientRejected,))
             return prepared, runner.run()
 

@@ -414,3 +414,22 @@ def test_a_server_that_stops_answering_the_final_dot_stops_the_campaign_after_th
     states = journal(sample)
     assert [states[email][0] for email in people] == ["unknown"] * 3 + ["queued"] * 3
     assert sink.recipients() == {email: 1 for email in people[:3]}
+
+
+@pytest.mark.parametrize(("smtp", "error"), [
+    ({"host": "mail.example.org", "username": "news"}, "would send the password unencrypted"),
+    ({"host": "127.0.0.1", "ca_file": "missing-ca.pem"}, "cannot read the CA file"),
+])
+def test_a_config_mistake_the_transport_finds_is_a_config_error(sample, monkeypatch, smtp, error):
+    """Named with the key's line in broadsheet.toml, before anyone is mailed."""
+    from broadsheet.config import load_config
+    from broadsheet.errors import ConfigError
+    from broadsheet.transports.smtp import SmtpTransport
+
+    monkeypatch.setenv("BROADSHEET_SMTP_PASSWORD", PASSWORD)
+    configure(sample, send=fast_send(), smtp={"security": "none", **smtp})
+    config = load_config(sample / "broadsheet.toml")
+    with pytest.raises(ConfigError, match=error) as caught:
+        transport = SmtpTransport(config)
+        transport._tls_context()
+    assert caught.value.where is not None and "broadsheet.toml:" in caught.value.where

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from broadsheet.audience import SubscriberList
-from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 from broadsheet.compose import Composer
 from broadsheet.config import load_config
 from broadsheet.errors import StoreError
@@ -15,6 +15,7 @@ from broadsheet.render import build_issue
 from broadsheet.store import Store, store_path
 from broadsheet.store.recipients import StoreSuppressions
 from broadsheet.transports.outbox import OutboxTransport
+from broadsheet.transports.base import TransportOptions
 from conftest import ROOT, SAMPLE_ISSUE
 from support.smtpd import write_subscribers
 
@@ -30,8 +31,8 @@ def campaign(tmp_path, monkeypatch):
                                   subscribers=SubscriberList(tmp_path / "list.csv")).record  # fmt: skip
         composer = Composer(rendered, config)
         make = lambda: CampaignRunner(  # noqa: E731
-            journal, record, lambda: OutboxTransport(config, slug="x"),
-            lambda row: composer.compose(subscriber_from_row(row)), Settings(connections=1, batch_size=4),
+            journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")),
+            composer, Settings(connections=1, batch_size=4),
             max_batch=4, suppressed=StoreSuppressions(tmp_path),
         )  # fmt: skip
         yield config, journal, record, make, people

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import BroadsheetError, ConfigError
+from .providers import secret_variables
 
 CONFIG_NAME = "broadsheet.toml"
 
@@ -218,11 +219,7 @@ TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
 KEY_LINE = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
 NONZERO = {"logo_width", "connections", "port", "timeout", "messages_per_connection", "data_timeout", "threads", "max_body_bytes"}  # 0 makes no sense
 SECRET_ENV = {
-    "smtp": "BROADSHEET_SMTP_PASSWORD",
-    "postmark": "BROADSHEET_POSTMARK_TOKEN",
-    "sendgrid": "BROADSHEET_SENDGRID_KEY",
-    "mailgun": "BROADSHEET_MAILGUN_KEY",
-    "resend": "BROADSHEET_RESEND_KEY",
+    **secret_variables(),  # the transports' (broadsheet.providers)
     "unsubscribe": "BROADSHEET_SECRET",
     "dkim": "BROADSHEET_DKIM_KEY",
     "inbox": "BROADSHEET_INBOX_PASSWORD",

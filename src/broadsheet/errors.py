@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -49,18 +50,33 @@ class AudienceError(BroadsheetError):
 
 
 class TransportError(BroadsheetError):
-    """A transport failed as a whole; see the subclasses for what the campaign does next."""
+    """A transport failed as a whole; see the subclasses for what the campaign does next.
+
+    ``deliveries``: the transport's ``Delivery`` for each message of the batch, in order, that was
+    settled before the failure (``None`` where nothing is known); the campaign records them. Empty when
+    nothing of the batch went out.
+    """
+
+    def __init__(self, message: str, *, where: str | None = None, fix: str | None = None):
+        super().__init__(message, where=where, fix=fix)
+        self.deliveries: list[Any] = []  # transports.base.Delivery | None (a lower room cannot name it)
 
 
 class TransportAuthError(TransportError):
     """Credentials refused or sender not verified: stop the campaign, keep the rest queued."""
 
 
+class TransportQuotaError(TransportError):
+    """The provider's sending quota (SES's daily quota) is used up: stop the campaign, keep the rest
+    queued, and send again once it resets. Not a credentials problem."""
+
+
 class TransientTransportError(TransportError):
     """Worth retrying later (network error, 4xx SMTP, 429/5xx HTTP). ``retry_after`` in seconds."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
-        super().__init__(message, **kwargs)
+    def __init__(self, message: str, *, retry_after: float | None = None, where: str | None = None,
+                 fix: str | None = None):
+        super().__init__(message, where=where, fix=fix)
         self.retry_after = retry_after
 
 

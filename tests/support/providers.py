@@ -36,6 +36,7 @@ from broadsheet.compose.message import Message
 from broadsheet.config import Config, Mailgun, Postmark, Resend, Sendgrid, Ses
 from broadsheet.errors import TransientTransportError
 from broadsheet.transports.base import Delivery, Transport
+from broadsheet.transports.base import TransportOptions
 
 SECRET = "SECRET-TOKEN-123"
 ACCESS_KEY = "AKIDEXAMPLE"
@@ -155,7 +156,7 @@ def drive(transport: Transport, messages: list[Message], *, batch_size: int | No
             batch = queue.pop(0)
             tries += 1
             try:
-                deliveries = transport.send_batch(batch, batch_key=f"campaign-1/batch-{run.batches}")
+                deliveries = transport.send_batch(batch)  # as the campaign runner sends: no batch key
             except TransientTransportError as exc:
                 run.retry_after.append(exc.retry_after)
                 queue.insert(0, batch)
@@ -619,7 +620,7 @@ def transport_at(provider: str, base_url: str, monkeypatch, **options: Any) -> T
 
     for key, value in ENV[provider].items():
         monkeypatch.setenv(key, value)
-    return transport_class(provider)(make_config(provider, base_url, **options), timeout=TIMEOUT)
+    return transport_class(provider)(make_config(provider, base_url, **options), TransportOptions(timeout=TIMEOUT))
 
 
 # -- fixture -------------------------------------------------------------------------------------
@@ -641,7 +642,7 @@ def api(httpserver, monkeypatch, caplog):
         fake = FAKES[provider]().install(httpserver)
         made.append(fake)
         config = make_config(provider, httpserver.url_for("/"), **options)
-        return fake, transport_class(provider)(config, timeout=TIMEOUT)
+        return fake, transport_class(provider)(config, TransportOptions(timeout=TIMEOUT))
 
     yield make
     for fake in made:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..errors import ConfigError
+from ..providers import delivers
 from .journal import Journal
 
 DAY = 86400
@@ -80,7 +81,7 @@ def cap_for_day(config: Config, day: float, start: float | None) -> tuple[int | 
 def daily_cap(config: Config, journal: Journal, transport: str, now: float) -> DailyCap | None:
     """Today's cap for a send over ``transport``; None when nothing caps it (no limit, or the outbox)."""
     check_caps(config)
-    if transport == "outbox":
+    if not delivers(transport):
         return None
     today = day_start(now)
     limit, reason = cap_for_day(config, today, warmup_start(config, journal, today))

@@ -25,6 +25,7 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 from ..errors import CampaignError
+from ..providers import delivers, not_delivering_sql
 from .journalfile import JournalLocked, explain, journal_uid, open_journal
 from .lock import ProjectLock
 
@@ -256,12 +257,12 @@ class Journal:
         cheap for a million recipients. Outbox campaigns neither count nor are checked: they mail no one.
         """
         wanted = _same_subject(campaign.subject)
-        if campaign.transport == "outbox" or not wanted:
+        if not delivers(campaign.transport) or not wanted:
             return []
         since = (time.time() if now is None else now) - days * 86400
         found = []
         for row in self.db.execute(
-            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE key <> ? AND transport <> 'outbox' ORDER BY id",
+            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE key <> ? AND {not_delivering_sql('transport')} ORDER BY id",
             (campaign.key,),
         ).fetchall():
             other = CampaignRecord(*row)
@@ -330,10 +331,10 @@ class Journal:
         transport -> how many. The outbox only writes files: its campaigns neither count nor are affected.
         """
         skipped: dict[str, int] = {}
-        if campaign.transport == "outbox":
+        if not delivers(campaign.transport):
             return skipped
         for other in self.campaigns_for(campaign.key):
-            if other.id == campaign.id or other.transport == "outbox":
+            if other.id == campaign.id or not delivers(other.transport):
                 continue
             with self._transaction():
                 cursor = self.db.execute(
@@ -512,7 +513,7 @@ class Journal:
         return self.db.execute(
             "SELECT count(*) FROM recipients AS r JOIN campaigns AS c ON c.id = r.campaign"
             " WHERE r.state = 'sent' AND r.updated >= ? AND r.updated < ? AND r.attempts > 0"
-            " AND c.transport <> 'outbox'",
+            f" AND {not_delivering_sql('c.transport')}",
             (start, end),
         ).fetchone()[0]
 
@@ -521,7 +522,7 @@ class Journal:
         """When the first message the journal knows went out over a real transport (Unix time), or None."""
         row = self.db.execute(  # walks the recipients_sent index in time order and stops at the first
             "SELECT updated FROM recipients INDEXED BY recipients_sent WHERE state = 'sent' AND attempts > 0"
-            " AND campaign IN (SELECT id FROM campaigns WHERE transport <> 'outbox') ORDER BY updated LIMIT 1"
+            f" AND campaign IN (SELECT id FROM campaigns WHERE {not_delivering_sql('transport')}) ORDER BY updated LIMIT 1"
         ).fetchone()
         return row[0] if row else None
 

@@ -3,7 +3,8 @@
 The main thread is the only one that touches the journal: it claims a batch (marked ``sending`` and
 committed) for each idle worker and records what comes back. Workers compose their batch, wait for the
 shared rate limiter and send it. A fatal transport error (login refused, sender refused, untrusted
-certificate) stops the campaign: in-flight batches are finished and recorded, the rest stays queued.
+certificate, a used-up quota, a setting the transport finds wrong) stops the campaign: in-flight
+batches are finished and recorded, the rest stays queued (docs/architecture.md: what stops a campaign).
 """
 
 from __future__ import annotations
@@ -17,12 +18,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
+from typing import Protocol
 
+from ..audience import Subscriber
+from ..compose.headers import RecipientRejected
 from ..compose.message import Message
+from ..config import Config
 from ..errors import BroadsheetError, CampaignError, TransientTransportError, TransportError
 from ..transports.base import Delivery, Transport
 from .journal import CampaignRecord, Journal, Outcome, Row
 from .ratelimit import RateLimiter
+from .recipients import subscriber_from_row
 
 MAX_BACKOFF = 3600.0
 POLL = 0.2
@@ -42,13 +49,21 @@ class Settings:
     rate_per_hour: float = 0.0
     limit: int | None = None  # at most this many recipients in this run
 
+    @classmethod
+    def from_config(cls, config: Config, *, limit: int | None = None) -> Settings:
+        """The campaign settings of ``[send]``, with this run's ``limit``."""
+        send = config.send
+        return cls(connections=send.connections, batch_size=send.batch_size, retries=send.retries,
+                   retry_delay=send.retry_delay, rate_per_second=send.rate_per_second,
+                   rate_per_hour=send.rate_per_hour, limit=limit)
+
 
 @dataclass
 class RunResult:
     """What one run did, and why it ended."""
 
     counts: dict[str, int]  # the whole campaign's rows by state, at the end
-    this_run: collections.Counter = field(default_factory=collections.Counter)
+    this_run: collections.Counter[str] = field(default_factory=collections.Counter)
     interrupted: bool = False
     error: BroadsheetError | None = None
     seconds: float = 0.0
@@ -63,7 +78,12 @@ class _Batch:
     rejected: frozenset[int] = frozenset()  # positions compose refused: the transport never saw them
 
 
-ComposeRow = Callable[[Row], Message]
+class Composes(Protocol):
+    """What the runner composes with: ``compose.Composer`` (or a stand-in in tests)."""
+
+    def compose(self, subscriber: Subscriber, *, row: int | None = None) -> Message: ...
+
+
 Progress = Callable[[dict[str, int], float], None]
 
 
@@ -75,21 +95,21 @@ class CampaignRunner:
         journal: Journal,
         campaign: CampaignRecord,
         transport_factory: Callable[[], Transport],
-        compose_row: ComposeRow,
+        composer: Composes,
         settings: Settings,
         *,
         max_batch: int = 1,
         progress: Progress | None = None,
-        rejected: tuple[type[BaseException], ...] = (),
+        rejected: tuple[type[BaseException], ...] = (RecipientRejected,),
         suppressed: Callable[[list[str]], set[str]] | None = None,
     ):
         self.journal = journal
         self.campaign = campaign
         self.transport_factory = transport_factory
-        self.compose_row = compose_row
+        self.composer = composer
         self.settings = settings
         self.progress = progress or (lambda counts, rate: None)
-        self.rejected = rejected  # exceptions of compose that fail one recipient (RecipientRejected)
+        self.rejected = rejected  # exceptions of compose that fail one recipient
         self.suppressed = suppressed  # which of these addresses the subscriber store suppresses now
         self.limiter = RateLimiter(settings.rate_per_second, settings.rate_per_hour)
         wanted = settings.batch_size or max_batch
@@ -97,8 +117,8 @@ class CampaignRunner:
         self.workers = max(1, settings.connections)
         self.refused_in_a_row = 0
         self.stop = threading.Event()
-        self.events: queue.Queue = queue.Queue()
-        self.inboxes: list[queue.Queue] = []
+        self.events: queue.Queue[int | _Batch | tuple[int, BroadsheetError]] = queue.Queue()
+        self.inboxes: list[queue.Queue[list[Row] | None]] = []
         self.counts: dict[str, int] = {}
         self.rate = _RateMeter()
 
@@ -166,7 +186,8 @@ class CampaignRunner:
     def _claim(self, size: int, result: RunResult) -> list[Row]:
         """Claim a batch; a journal that cannot be used any more stops the campaign (in-flight ones finish)."""
         try:
-            return self.journal.claim(self.campaign, size, time.time())
+            rows: list[Row] = self.journal.claim(self.campaign, size, time.time())
+            return rows
         except CampaignError as exc:
             result.error = result.error or exc
             return []
@@ -262,7 +283,7 @@ class CampaignRunner:
     def _backoff(self, attempts: int) -> float:
         """Exponential backoff with jitter: about retry_delay × 2^(attempts-1), ±50%."""
         base = min(self.settings.retry_delay * 2 ** (attempts - 1), MAX_BACKOFF)
-        return base * random.uniform(0.5, 1.5)
+        return float(base * random.uniform(0.5, 1.5))
 
     def _moved(self, old_states: Sequence[str], new_state: str) -> None:
         for state in old_states:
@@ -274,25 +295,29 @@ class CampaignRunner:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
-        def on_interrupt(signum, frame):
+        def on_interrupt(signum: int, frame: FrameType | None) -> None:
             if self.stop.is_set():
                 raise KeyboardInterrupt
             self.stop.set()
             print("\nstopping: finishing the messages in flight (Ctrl-C again to quit at once)", file=sys.stderr)
 
         previous = signal.signal(signal.SIGINT, on_interrupt)
-        return lambda: signal.signal(signal.SIGINT, previous)
+
+        def restore() -> None:
+            signal.signal(signal.SIGINT, previous)
+
+        return restore
 
     # -- the workers ----------------------------------------------------------------------------
 
     def _start_worker(self, index: int) -> threading.Thread:
-        inbox: queue.Queue = queue.Queue()
+        inbox: queue.Queue[list[Row] | None] = queue.Queue()
         self.inboxes.append(inbox)
         thread = threading.Thread(target=self._work, args=(index, inbox), name=f"broadsheet-send-{index}", daemon=True)
         thread.start()
         return thread
 
-    def _work(self, index: int, inbox: queue.Queue) -> None:
+    def _work(self, index: int, inbox: queue.Queue[list[Row] | None]) -> None:
         try:
             transport = self.transport_factory()
             transport.open()
@@ -322,7 +347,7 @@ class CampaignRunner:
         positions: list[int] = []
         for position, row in enumerate(rows):
             try:
-                messages.append(self.compose_row(row))
+                messages.append(self.composer.compose(subscriber_from_row(row), row=row.id))  # row: the VERP reference
                 positions.append(position)
             except self.rejected as exc:
                 deliveries[position] = Delivery(row.email, "failed", detail=getattr(exc, "reason", str(exc)))
@@ -333,7 +358,7 @@ class CampaignRunner:
             sent = transport.send_batch(messages)
             error = None
         except Exception as exc:  # noqa: BLE001 - recorded by the main thread
-            sent, error = list(getattr(exc, "deliveries", [])), exc
+            sent, error = (list(exc.deliveries) if isinstance(exc, TransportError) else []), exc
         for position, delivery in zip(positions, sent):
             deliveries[position] = delivery
         return _Batch(index, rows, deliveries, error, rejected)

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import shlex
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import issue_folder, project_config
 from .new import front_matter_value
 from ..campaign import (
-    Journal, Prepared, Settings, issue_key, prepare_campaign, subscriber_from_row,
+    Journal, Prepared, Settings, issue_key, prepare_campaign,
 )
 from ..campaign.caps import DailyCap, daily_cap, utc_text
 from ..campaign.journal import RECENT_DAYS
@@ -33,13 +33,21 @@ from ..campaign.runner import CampaignRunner, RunResult
 from ..config import Config
 from ..errors import AudienceError, CampaignError
 from ..events.report import store_health
+from ..providers import delivers
 from ..render import read_and_build
 from ..store.recipients import StoreSuppressions, recipients_for
-from ..transports import Transport, transport_class
+from ..transports import Transport, TransportOptions, transport_class
 from .signing_secret import token_secret
 
+if TYPE_CHECKING:
+    from ..audience import Subscriber
+    from ..compose import Composer
+    from ..content import Issue
+    from ..render.model import RenderedIssue
+    from ..store.recipients import Recipients
 
-def register(subparsers) -> argparse.ArgumentParser:
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "send", help="send an issue to the subscriber list (resumable)",
         description="Compose one message per subscriber and deliver them through the configured transport. "
@@ -117,7 +125,7 @@ def send_issue(args: argparse.Namespace, config: Config, journal: Journal | None
     from ..compose import Composer
 
     # settings and secrets are checked before the journal is touched; the outbox mails no one
-    composer = Composer(rendered, config, token_secret=token_secret(config, throwaway=transport_name == "outbox"))
+    composer = Composer(rendered, config, token_secret=token_secret(config, throwaway=not delivers(transport_name)))
     factory()
     if args.dry_run:
         return _dry_run(subscribers, args, composer)
@@ -129,8 +137,9 @@ def send_issue(args: argparse.Namespace, config: Config, journal: Journal | None
                                composer)
 
 
-def _send_journaled(journal: Journal, args, config: Config, rendered, issue_id: str | None, transport_name: str,
-                    subscribers, factory, composer) -> int:
+def _send_journaled(journal: Journal, args: argparse.Namespace, config: Config, rendered: RenderedIssue,
+                    issue_id: str | None, transport_name: str, subscribers: Recipients,
+                    factory: Callable[[], Transport], composer: Composer) -> int:
     prepared = _prepare(journal, args, config, rendered, issue_id, transport_name, subscribers)
     _check_recent_sends(journal, prepared, args)
     return _send(journal, prepared, args, config, rendered, transport_name, factory, composer)
@@ -140,17 +149,14 @@ def _send_journaled(journal: Journal, args, config: Config, rendered, issue_id: 
 
 
 def transport_factory(name: str, config: Config, *, slug: str, test: bool = False) -> Callable[[], Transport]:
-    """A maker of new transport instances; ``slug`` (and ``test``: test copies kept apart) go to
-    transports that take them (the outbox)."""
+    """A maker of new transport instances, each given the same options (the outbox files by slug and
+    keeps test copies apart; the others need neither)."""
     cls = transport_class(name)
-    parameters = inspect.signature(cls.__init__).parameters
-    options: dict[str, object] = {"slug": slug} if "slug" in parameters else {}
-    if test and "test" in parameters:
-        options["test"] = True
-    return lambda: cls(config, **options)
+    options = TransportOptions(slug=slug, test=test)
+    return lambda: cls(config, options)
 
 
-def _check_lint(rendered, issue, config: Config, *, force: bool) -> None:
+def _check_lint(rendered: RenderedIssue, issue: Issue, config: Config, *, force: bool) -> None:
     """Refuse to send an issue with lint errors unless --force."""
     from ..lint import lint_rendered
 
@@ -165,7 +171,7 @@ def _check_lint(rendered, issue, config: Config, *, force: bool) -> None:
     raise CampaignError(f"lint found {len(errors)} error(s) in the issue", fix="fix them, or add --force")
 
 
-def _check_send_at(issue, args) -> None:
+def _check_send_at(issue: Issue, args: argparse.Namespace) -> None:
     """Refuse (unless --force) to send by hand an issue scheduled for later: send --due sends it then."""
     if issue.send_at is None or issue.send_at.timestamp() <= time.time():
         return
@@ -177,24 +183,12 @@ def _check_send_at(issue, args) -> None:
                         fix="leave it to broadsheet send --due (from cron), or add --force to send it now")
 
 
-def _subscriber_list(args: argparse.Namespace, config: Config):
+def _subscriber_list(args: argparse.Namespace, config: Config) -> Recipients:
     return recipients_for(config, args.list_file, args.segment)  # the store, or a CSV checked against it
 
 
-def subscriber_list(path: Path, config: Config, segments, *, fix: str | None = None):
-    """The list at ``path`` as send reads it, with the config's suppression file when it exists."""
-    from ..audience import SubscriberList
-
-    if not path.is_file():
-        raise AudienceError("subscriber list not found", where=str(path), fix=fix)
-    suppressions = config.resolve(config.send.suppressions) if config.send.suppressions else None
-    if suppressions is not None and not suppressions.is_file():
-        suppressions = None
-    return SubscriberList(path, segments=segments, suppressions=suppressions)
-
-
-def _prepare(journal: Journal, args, config: Config, rendered, issue_id: str | None, transport_name: str,
-             subscribers) -> Prepared:
+def _prepare(journal: Journal, args: argparse.Namespace, config: Config, rendered: RenderedIssue,
+             issue_id: str | None, transport_name: str, subscribers: Recipients) -> Prepared:
     fingerprint = subscribers.fingerprint()
     issue_dir = issue_key(Path(args.issue_dir), config.root)
     _check_id_is_this_issues(journal, issue_id, issue_dir, config.root)
@@ -236,7 +230,7 @@ def _check_id_is_this_issues(journal: Journal, issue_id: str | None, issue_dir: 
             )  # fmt: skip
 
 
-def _check_recent_sends(journal: Journal, prepared: Prepared, args) -> None:
+def _check_recent_sends(journal: Journal, prepared: Prepared, args: argparse.Namespace) -> None:
     """Refuse (unless --force) to mail people who got an issue with the same subject in the last days:
     most likely this issue again under a new folder name, or a copy whose subject was not changed."""
     recent = journal.recent_same_subject(prepared.record)
@@ -260,7 +254,7 @@ def _check_recent_sends(journal: Journal, prepared: Prepared, args) -> None:
     )  # fmt: skip
 
 
-def report_list(subscribers, count: int) -> None:
+def report_list(subscribers: Recipients, count: int) -> None:
     """Every bad row (line and reason), then who was left out and why."""
     for problem in subscribers.problems:
         print(f"{subscribers.path}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped",
@@ -270,7 +264,8 @@ def report_list(subscribers, count: int) -> None:
     print(f"{subscribers.path.name}: {count:,} recipient(s){bad}" + (f"; left out: {left_out}" if left_out else ""))
 
 
-def _send_test(args, config: Config, rendered, subscribers, factory) -> int:
+def _send_test(args: argparse.Namespace, config: Config, rendered: RenderedIssue, subscribers: Recipients,
+               factory: Callable[[], Transport]) -> int:
     from ..compose import Composer
 
     model = _test_subscriber(subscribers, args.as_email)
@@ -285,7 +280,7 @@ def _send_test(args, config: Config, rendered, subscribers, factory) -> int:
     return 0 if delivery.status == "sent" else 1
 
 
-def _test_subscriber(subscribers, as_email: str | None):
+def _test_subscriber(subscribers: Recipients, as_email: str | None) -> Subscriber:
     wanted = as_email.strip().lower() if as_email else None
     for subscriber in subscribers:
         if wanted is None or subscriber.email.lower() == wanted:
@@ -295,7 +290,7 @@ def _test_subscriber(subscribers, as_email: str | None):
     raise AudienceError("the list has no recipient to personalise the test as", where=str(subscribers.path))
 
 
-def _dry_run(subscribers, args, composer) -> int:
+def _dry_run(subscribers: Recipients, args: argparse.Namespace, composer: Composer) -> int:
     """Compose each recipient's message from the list as it streams by; nothing is written anywhere
     (no journal, no campaign): what a send would find wrong, and how fast it composes."""
     from ..compose import RecipientRejected
@@ -321,10 +316,8 @@ def _dry_run(subscribers, args, composer) -> int:
     return 1 if rejected else 0
 
 
-def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, transport_name: str, factory,
-          composer) -> int:
-    from ..compose import RecipientRejected
-
+def _send(journal: Journal, prepared: Prepared, args: argparse.Namespace, config: Config, rendered: RenderedIssue,
+          transport_name: str, factory: Callable[[], Transport], composer: Composer) -> int:
     counts = journal.counts(prepared.record)
     due = counts["queued"] + counts["deferred"]
     if due == 0:
@@ -332,7 +325,7 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
         return _exit_code(counts)
     cap = daily_cap(config, journal, transport_name, time.time())
     limit = _capped_limit(args.limit, cap)
-    if limit == 0:
+    if cap is not None and limit == 0:  # --limit is at least 1: only the cap leaves none
         _report_cap(cap, due)
         return _exit_code(counts)
     if limit is not None:
@@ -342,15 +335,11 @@ def _send(journal: Journal, prepared: Prepared, args, config: Config, rendered, 
     for warning in store_health(config.root):  # many unconfirmed or long-unchanged addresses
         print(f"warning: {warning}", file=sys.stderr)
     _confirm(args, config, rendered, transport_name, due)
-    settings = Settings(
-        connections=config.send.connections, batch_size=config.send.batch_size, retries=config.send.retries,
-        retry_delay=config.send.retry_delay, rate_per_second=config.send.rate_per_second,
-        rate_per_hour=config.send.rate_per_hour, limit=limit,
-    )  # fmt: skip
+    settings = Settings.from_config(config, limit=limit)
     progress = progress_for(sys.stdout)
     runner = CampaignRunner(
-        journal, prepared.record, factory, lambda row: composer.compose(subscriber_from_row(row), row=row.id), settings,
-        max_batch=transport_class(transport_name).max_batch, progress=progress, rejected=(RecipientRejected,),
+        journal, prepared.record, factory, composer, settings,
+        max_batch=transport_class(transport_name).max_batch, progress=progress,
         suppressed=StoreSuppressions(config.root),
     )  # fmt: skip
     try:
@@ -385,7 +374,8 @@ def _report_cap(cap: DailyCap, left: int) -> None:
           f"({left:,}) stays queued and goes with the next run after {utc_text(cap.resets_at)}")
 
 
-def _confirm(args, config: Config, rendered, transport_name: str, due: int) -> None:
+def _confirm(args: argparse.Namespace, config: Config, rendered: RenderedIssue, transport_name: str,
+             due: int) -> None:
     if args.yes:
         return
     if not sys.stdin.isatty():
@@ -397,7 +387,7 @@ def _confirm(args, config: Config, rendered, transport_name: str, due: int) -> N
         raise CampaignError("not sent: the send was not confirmed")
 
 
-def _summarise(result: RunResult, args) -> None:
+def _summarise(result: RunResult, args: argparse.Namespace) -> None:
     run = result.this_run
     print(f"this run: sent {run['sent']:,}, failed {run['failed']:,}, deferred {run['deferred']:,}"
           + (f", unknown {run['unknown']:,}" if run["unknown"] else "") + f" in {result.seconds:.1f} s")
@@ -411,7 +401,7 @@ def _summarise(result: RunResult, args) -> None:
         print("recipients marked unknown may or may not have received it: resend to them with --retry-unknown")
 
 
-def _resume_command(args) -> str:
+def _resume_command(args: argparse.Namespace) -> str:
     parts = ["broadsheet", "send", str(args.issue_dir)]
     if getattr(args, "config", None):
         parts[1:1] = ["--config", str(args.config)]

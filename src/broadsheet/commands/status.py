@@ -14,6 +14,7 @@ from ..campaign.journal import STATES, pending_path
 from ..config import Config
 from ..errors import BroadsheetError, CampaignError
 from ..events.report import after_send_lines
+from ..providers import delivers
 
 LAST_ERRORS = 10
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         if pending_path(journal.path).is_file():
             print(f"outcomes a send could not write (the journal was locked) wait in {pending_path(journal.path)}: "
                   "the next send records them")
-        sent = sum(journal.counts(c)["sent"] for c in campaigns if c.transport != "outbox")
+        sent = sum(journal.counts(c)["sent"] for c in campaigns if delivers(c.transport))
         for line in after_send_lines(config.root, campaigns[0].slug, sent):  # bounces, complaints, unsubscribes
             print(line)
         if args.failed_csv:

@@ -87,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace, config) -> int:
-    from .send import subscriber_list
+    from ..store.recipients import csv_recipients
 
-    subscribers = subscriber_list(args.file, config, args.segment)
+    subscribers = csv_recipients(args.file, config, args.segment)
     count = sum(1 for _ in subscribers)
     for problem in subscribers.problems:
         print(f"{args.file}:{problem.line}: {problem.reason}" + (f" ({problem.email})" if problem.email else ""))

@@ -19,6 +19,7 @@ from ..config import Config
 from ..errors import ConfigError, ContentError
 from ..render.model import RenderedIssue
 from . import headers as hdr
+from .fields import personal_fields
 from .headers import RecipientRejected
 from .message import Message
 from .mime import AlternativeBody
@@ -83,8 +84,8 @@ class Composer:
 
     def _compose(self, subscriber: Subscriber, row: int | None = None) -> Message:
         recipient = _recipient_address(subscriber.email)
-        name = hdr.check_single_line("name", subscriber.name)
-        fields = {**subscriber.fields, "email": subscriber.email, "name": name, "first_name": subscriber.first_name}
+        fields = personal_fields(subscriber)
+        name = fields["name"]
         unsubscribe_url = self.unsubscribe.url(recipient)
         html_pieces, text_pieces = self.templates.render(fields, unsubscribe_url)
         headers = {
@@ -195,7 +196,7 @@ def _single_line(subject: str, slug: str) -> str:
 
 
 def _config_line(config: Config, key: str) -> str:
-    value = getattr(config, key)
+    value: str = getattr(config, key)
     if "\r" in value or "\n" in value:
         raise ConfigError(f"'{key}' must be one line", where=config.where(key), fix=f"write {key} on one line")
     return value

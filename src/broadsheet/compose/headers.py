@@ -31,7 +31,9 @@ def check_single_line(name: str, value: str) -> str:
 
 def encoded_words(text: str) -> str:
     """``text`` as RFC 2047 base64 encoded-words, space separated, each at most 75 characters."""
-    words, chunk, size = [], [], 0
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for char in text:
         width = len(char.encode("utf-8"))
         if size + width > WORD_BYTES:

@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from ..config import Config, secret
 from ..errors import ConfigError
+from ..render.links import unsubscribe_mailto
 from ..tokens import make_token, read_token
 
 
@@ -35,10 +36,8 @@ class UnsubscribeLinks:
         if token_secret is None:
             token_secret = secret("unsubscribe", required="{token}" in self.template)
         self.secret = token_secret
-        mailto = _checked(config.unsubscribe_mailto, "unsubscribe_mailto").removeprefix("mailto:")
-        if mailto and "?" not in mailto:
-            mailto += "?subject=unsubscribe"
-        self.mailto = f"<mailto:{mailto}>" if mailto else ""
+        self.mailto_url = unsubscribe_mailto(_checked(config.unsubscribe_mailto, "unsubscribe_mailto"))
+        self.mailto = f"<{self.mailto_url}>" if self.mailto_url else ""
 
     def url(self, email: str) -> str:
         if not self.template:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..compose.fields import personal_fields, sample_subscriber
 from ..compose.templates import PersonalTemplates
 from ..compose.unsubscribe import UnsubscribeLinks
 
@@ -103,16 +104,16 @@ def lint_issue(issue_dir: Path, config: Config, *, validate_mjml: bool = True) -
 
 
 def sample_parts(rendered: RenderedIssue, config: Config) -> tuple[str, str, str]:
-    """(html, text, unsubscribe_url) of the issue personalised for the config's sample subscriber."""
-    unsubscribe = sample_unsubscribe_url(config)
-    html, text = ("".join(pieces) for pieces in PersonalTemplates(rendered).render(config.preview.sample_subscriber,
+    """(html, text, unsubscribe_url) of the issue personalised for the config's sample subscriber,
+    with the fields a real send gives the templates (``compose.fields``)."""
+    subscriber = sample_subscriber(config)
+    unsubscribe = sample_unsubscribe_url(config, subscriber.email)
+    html, text = ("".join(pieces) for pieces in PersonalTemplates(rendered).render(personal_fields(subscriber),
                                                                                    unsubscribe))
     return html, text, unsubscribe
 
 
-def sample_unsubscribe_url(config: Config) -> str:
-    """The unsubscribe link the sample subscriber would get (a stand-in token), or a mailto: link, or ''."""
+def sample_unsubscribe_url(config: Config, email: str) -> str:
+    """The unsubscribe link ``email`` would get (a stand-in token), or the mailto: link, or ''."""
     links = UnsubscribeLinks(config, token_secret="lint-sample")
-    if config.unsubscribe_url:
-        return links.url(config.preview.sample_subscriber.get("email", "reader@example.com"))
-    return f"mailto:{links.mailto[len('<mailto:'):-1]}" if links.mailto else ""
+    return links.url(email) if config.unsubscribe_url else links.mailto_url

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from ..audience import Subscriber, SubscriberList
 from ..compose import Composer
+from ..compose.fields import sample_subscriber
 from ..config import SECRET_ENV, Config
 from ..errors import AudienceError
 from ..render.model import RenderedIssue
@@ -27,16 +28,6 @@ class PersonalEmail:
     unsubscribe_url: str
     headers: dict[str, str] = field(default_factory=dict)  # all but From, To and Subject
     note: str = ""  # why the preview differs from a real send, if it does
-
-
-def sample_subscriber(config: Config) -> Subscriber:
-    """The config's ``[preview] sample_subscriber`` as a Subscriber."""
-    values = dict(config.preview.sample_subscriber)
-    email = values.get("email", "reader@example.com")
-    name = values.get("name", "")
-    first_name = values.get("first_name", "") or (name.split() or [""])[0]
-    return Subscriber(email=email, name=name, first_name=first_name,
-                      fields={**values, "email": email, "name": name, "first_name": first_name})
 
 
 def find_subscriber(config: Config, email: str) -> Subscriber:

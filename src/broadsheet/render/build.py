@@ -20,6 +20,7 @@ from ..content.text import LinkRegistry
 from ..errors import ConfigError, ContentError, TemplateError, one_line
 from .checks import build_warnings
 from .compile import compile_mjml, inline_css
+from .links import unsubscribe_mailto
 from .model import RenderedIssue
 from .placeholders import PlaceholderTable
 from .theme import HTML_TEMPLATE, TEXT_TEMPLATE, Theme, load_theme
@@ -187,7 +188,7 @@ def _web_unsubscribe(config: Config) -> str:
     if config.unsubscribe_url:
         page = config.unsubscribe_url.split("?")[0]
         return page[: page.rfind("/", 0, page.find("{")) + 1] if "{" in page else page
-    return f"mailto:{config.unsubscribe_mailto}?subject=unsubscribe" if config.unsubscribe_mailto else ""
+    return unsubscribe_mailto(config.unsubscribe_mailto)
 
 
 def _with_warnings(rendered: RenderedIssue, issue: Issue, config: Config) -> RenderedIssue:

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from ..audience import RowProblem, Subscriber, SubscriberList, list_fingerprint, read_suppressions
 from ..audience.addresses import AddressChecker
@@ -24,23 +25,30 @@ CHECK_CHUNK = 1000  # CSV addresses asked of the store at once
 LEFT_OUT_BY_STORE = "unsubscribed, bounced, complained or forgotten in the store"
 
 
-def recipients_for(
-    config: Config, list_file: Path | None, segments: Sequence[str]
-) -> SubscriberList | StoreList | CheckedList:
+def recipients_for(config: Config, list_file: Path | None, segments: Sequence[str]) -> Recipients:
     """The recipients of a send: ``--list FILE`` (or send.list when the store is empty) checked against the
     store when there is one, else the store's subscribed subscribers."""
-    suppressions = config.resolve(config.send.suppressions) if config.send.suppressions else None
-    if suppressions is not None and not suppressions.is_file():
-        suppressions = None
+    suppressions = suppression_file(config)
     has_store = store_path(config.root).is_file()  # a damaged one is an error (StoreError), never ignored
     if list_file is None and has_store and _has_subscribers(config.root):
         return StoreList(config.root, segments=segments, suppressions=suppressions)
     path = Path(list_file if list_file is not None else config.resolve(config.send.list))
-    if not path.is_file():
-        fix = "pass --list FILE, set send.list, or fill the store: broadsheet subscribers import FILE.csv"
-        raise AudienceError("subscriber list not found", where=str(path), fix=fix)
-    csv_list = SubscriberList(path, segments=segments, suppressions=suppressions)
+    fix = "pass --list FILE, set send.list, or fill the store: broadsheet subscribers import FILE.csv"
+    csv_list = csv_recipients(path, config, segments, fix=fix)
     return CheckedList(csv_list, config.root) if has_store else csv_list
+
+
+def csv_recipients(path: Path, config: Config, segments: Sequence[str], *, fix: str | None = None) -> SubscriberList:
+    """The CSV list at ``path`` as a send reads it, with the config's suppression file when it exists."""
+    if not path.is_file():
+        raise AudienceError("subscriber list not found", where=str(path), fix=fix)
+    return SubscriberList(path, segments=segments, suppressions=suppression_file(config))
+
+
+def suppression_file(config: Config) -> Path | None:
+    """``[send] suppressions`` when that file exists (a missing one suppresses no one)."""
+    path = config.resolve(config.send.suppressions) if config.send.suppressions else None
+    return path if path is not None and path.is_file() else None
 
 
 def _has_subscribers(root: Path) -> bool:
@@ -155,3 +163,6 @@ def as_subscriber(stored: StoredSubscriber) -> Subscriber:
     first_name = stored.fields.get("first_name") or (stored.name.split() or [""])[0]
     fields = {**stored.fields, "email": stored.email, "name": stored.name, "first_name": first_name}
     return Subscriber(stored.email, stored.name, first_name, stored.tags, fields)
+
+
+Recipients: TypeAlias = SubscriberList | StoreList | CheckedList  # what recipients_for gives

@@ -5,17 +5,10 @@ from __future__ import annotations
 import importlib
 
 from ..errors import ConfigError
-from .base import Delivery, Transport
+from ..providers import PROVIDERS
+from .base import Delivery, Transport, TransportOptions
 
-TRANSPORTS = {
-    "outbox": "outbox:OutboxTransport",
-    "smtp": "smtp:SmtpTransport",
-    "postmark": "postmark:PostmarkTransport",
-    "sendgrid": "sendgrid:SendgridTransport",
-    "mailgun": "mailgun:MailgunTransport",
-    "ses": "ses:SesTransport",
-    "resend": "resend:ResendTransport",
-}
+TRANSPORTS = {name: provider.target for name, provider in PROVIDERS.items()}
 
 
 def transport_class(name: str) -> type[Transport]:
@@ -30,7 +23,8 @@ def transport_class(name: str) -> type[Transport]:
         module = importlib.import_module(f".{module_name}", __name__)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"transport '{name}' is not available: {exc}", where="send.transport") from None
-    return getattr(module, class_name)
+    found: type[Transport] = getattr(module, class_name)
+    return found
 
 
-__all__ = ["Delivery", "Transport", "TRANSPORTS", "transport_class"]
+__all__ = ["Delivery", "Transport", "TransportOptions", "TRANSPORTS", "transport_class"]

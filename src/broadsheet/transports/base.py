@@ -5,11 +5,12 @@ from __future__ import annotations
 from abc import ABC
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from ..compose.message import Message
 from ..config import Config
 from ..errors import TransportError
+from ..providers import PROVIDERS
 
 Status = Literal["sent", "failed", "deferred", "unknown"]
 
@@ -31,6 +32,15 @@ class Delivery:
     retry_after: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """What a send tells every transport besides the config (each uses what concerns it)."""
+
+    slug: str = ""  # the issue being sent (the outbox writes under outbox/<slug>/)
+    test: bool = False  # a --test copy (the outbox keeps them apart, in <slug>/test/)
+    timeout: tuple[float, float] | None = None  # HTTP APIs: (connect, read) seconds; None: their default
+
+
 class Transport(ABC):
     """Delivers batches of composed messages. One instance per worker; not shared across threads.
 
@@ -44,10 +54,20 @@ class Transport(ABC):
 
     name: ClassVar[str]
     max_batch: ClassVar[int] = 1  # messages one send_batch call may carry
+    secret_env: ClassVar[str] = ""  # the environment variable of its credential (for messages)
     idempotent: ClassVar[bool] = False  # a retried batch is never delivered twice
 
-    def __init__(self, config: Config):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A transport named in ``broadsheet.providers`` takes its batch size and credential from there."""
+        super().__init_subclass__(**kwargs)
+        provider = PROVIDERS.get(cls.__dict__.get("name", ""))
+        if provider is not None:
+            cls.max_batch = provider.max_batch
+            cls.secret_env = provider.secret_env or ""
+
+    def __init__(self, config: Config, options: TransportOptions | None = None):
         self.config = config
+        self.options = options or TransportOptions()
 
     def open(self) -> None:
         """Open connections or sessions; called before the first batch."""
@@ -59,8 +79,8 @@ class Transport(ABC):
         """By default one message at a time through ``send_one``. A TransportError raised part-way
         carries ``.deliveries``, the messages settled before it, for the campaign to record.
 
-        ``batch_key`` names what is being sent for idempotent providers (which otherwise key on the
-        batch's content); transports without idempotency ignore it."""
+        ``batch_key``, when a caller gives one (``send --test`` does; the campaign runner does not), goes
+        into an idempotent provider's key with a digest of the payload; other transports ignore it."""
         deliveries: list[Delivery] = []
         try:
             for message in messages:

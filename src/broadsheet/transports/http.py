@@ -33,10 +33,10 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from .. import __version__
 from ..compose.message import Message
-from ..config import secret
+from ..config import Config, secret
 from ..errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
 from . import wire
-from .base import Delivery, Status, Transport
+from .base import Delivery, Status, Transport, TransportOptions
 
 log = logging.getLogger("broadsheet.transports")
 
@@ -69,6 +69,32 @@ class UnexpectedAnswer(TransportError):
     request may have been taken, so its recipients are unknown; the campaign stops."""
 
 
+class Part(list[Message]):
+    """The messages of one request, and what that request carries besides them (django-anymail's
+    payload): the caller's ``batch_key``, where each message sits in the batch (``positions``) and what
+    ``split`` prepared for each (``prepared``: a shared body and values, encoded JSON). Made per
+    ``send_batch`` call and handed down, never kept on the transport: the transport holds no
+    per-request state."""
+
+    def __init__(self, messages: Iterable[Message], *, positions: list[int] | None = None,
+                 prepared: list[Any] | None = None, batch_key: str | None = None):
+        super().__init__(messages)
+        self.positions = positions if positions is not None else list(range(len(self)))
+        self.prepared: list[Any] = prepared if prepared is not None else [None] * len(self)
+        self.batch_key = batch_key
+
+    def subset(self, local: Iterable[int]) -> Part:
+        """The part of these messages at ``local`` (positions within this part), with their state."""
+        chosen = list(local)
+        return Part([self[j] for j in chosen], positions=[self.positions[j] for j in chosen],
+                     prepared=[self.prepared[j] for j in chosen], batch_key=self.batch_key)
+
+
+def prepared_of(messages: Sequence[Message]) -> list[Any]:
+    """What ``split`` prepared for each of ``messages`` (None each when they come without a Part)."""
+    return messages.prepared if isinstance(messages, Part) else [None] * len(messages)
+
+
 @dataclass
 class Outcome:
     """What one request did: deliveries by position in its part, and positions to send again."""
@@ -87,13 +113,11 @@ class HttpTransport(Transport):
 
     provider: ClassVar[str] = "HTTP API"  # the provider's name in messages
     resend_delays: ClassVar[tuple[float, ...]] = (1.0, 2.0, 4.0)  # idempotent: waits before sending again
-    secret_env: ClassVar[str] = ""  # the environment variable a refusal points at
 
-    def __init__(self, config, *, timeout: tuple[float, float] | None = None):
-        super().__init__(config)
-        self.timeout = timeout or DEFAULT_TIMEOUT
+    def __init__(self, config: Config, options: TransportOptions | None = None):
+        super().__init__(config, options)
+        self.timeout = self.options.timeout or DEFAULT_TIMEOUT
         self.session: requests.Session | None = None
-        self.batch_key: str | None = None
         self.requests_sent = 0  # requests tried in the current batch
         self._secrets: tuple[str, ...] = ()
         self.load_credentials()  # a missing or malformed secret or setting fails now, before a campaign starts
@@ -104,7 +128,8 @@ class HttpTransport(Transport):
     @property
     def base_url(self) -> str:
         """``base_url`` of the provider's config table (named like the transport)."""
-        return getattr(self.config, self.name).base_url
+        url: str = getattr(self.config, self.name).base_url
+        return url
 
     @property
     def base_url_key(self) -> str:
@@ -124,11 +149,12 @@ class HttpTransport(Transport):
         """Every form a secret may take on the wire, for ``redact`` (a provider adds encoded ones)."""
         return secrets
 
-    def split(self, messages: Sequence[Message]) -> list[list[int]]:
-        """The requests one batch starts as (positions); one request for all by default."""
-        return [list(range(len(messages)))]
+    def split(self, batch: Part) -> list[Part]:
+        """The requests one batch starts as (``batch.subset``, with what each message needs prepared);
+        one request for all by default."""
+        return [batch]
 
-    def send_part(self, messages: Sequence[Message]) -> Outcome:
+    def send_part(self, messages: Part) -> Outcome:
         """Send one request for ``messages`` and read the answer."""
         raise NotImplementedError
 
@@ -179,8 +205,9 @@ class HttpTransport(Transport):
     # -- sending --------------------------------------------------------------------------------
 
     def send_batch(self, messages: Sequence[Message], *, batch_key: str | None = None) -> list[Delivery]:
-        """One Delivery per message, in order. ``batch_key`` names the batch within its campaign
-        (stable across retries); idempotent providers derive their idempotency key from it.
+        """One Delivery per message, in order. ``batch_key``, when the caller gives one (``send --test``
+        does; the campaign runner does not), goes into an idempotent provider's key with a digest of
+        the payload.
 
         The one place where text leaves the transport: every Delivery and error is scrubbed of
         every form of every secret the transport loaded."""
@@ -191,10 +218,9 @@ class HttpTransport(Transport):
             raise ValueError(f"{self.provider} takes at most {self.max_batch} messages per batch")
         if self.session is None:
             self.open()
-        self.batch_key = batch_key
         self.requests_sent = 0
         try:
-            deliveries = self._deliver(messages)
+            deliveries = self._deliver(messages, batch_key)
         except TransportError as exc:
             raise self._scrubbed_error(exc) from None
         except Exception as exc:  # noqa: BLE001 - a surprise (a bug): its text is shortened and scrubbed
@@ -205,8 +231,8 @@ class HttpTransport(Transport):
             raise self._scrubbed_error(error) from None
         return [self._scrubbed(d) for d in deliveries]
 
-    def _deliver(self, messages: list[Message]) -> list[Delivery]:
-        parts = self.split(messages)
+    def _deliver(self, messages: list[Message], batch_key: str | None) -> list[Delivery]:
+        parts = self.split(Part(messages, batch_key=batch_key))
         try:
             return self.send_parts(messages, parts)
         except AmbiguousSend as exc:
@@ -214,7 +240,7 @@ class HttpTransport(Transport):
                 return self._send_same_again(messages, parts, exc)
             return self._unknown(messages, exc)
 
-    def _send_same_again(self, messages: list[Message], parts: list[list[int]], exc: Exception) -> list[Delivery]:
+    def _send_same_again(self, messages: list[Message], parts: list[Part], exc: Exception) -> list[Delivery]:
         """Send the very request that went unanswered again, with the same payload and so the same
         idempotency key: the provider delivers it once. (The campaign would compose the rows again
         in other batches, under other keys.) Still no clear answer: unknown. Refused now: unknown
@@ -235,7 +261,7 @@ class HttpTransport(Transport):
         log.warning("%s; %d recipient(s) marked unknown", self.redact(detail), len(messages))
         return [Delivery(m.recipient, "unknown", detail=detail) for m in messages]
 
-    def send_parts(self, messages: list[Message], parts: Iterable[list[int]]) -> list[Delivery]:
+    def send_parts(self, messages: list[Message], parts: Iterable[Part]) -> list[Delivery]:
         """Send the parts one request each, following ``Outcome.again``.
 
         A refusal that stops the campaign propagates with ``.deliveries`` (one per message, None for
@@ -247,11 +273,11 @@ class HttpTransport(Transport):
         while queue:
             part = queue.popleft()
             try:
-                outcome = self.send_part([messages[i] for i in part])
+                outcome = self.send_part(part)
             except (AmbiguousSend, TransportError) as exc:
                 if isinstance(exc, TransportError) and not isinstance(exc, TransientTransportError):
                     if isinstance(exc, UnexpectedAnswer):
-                        for i in part:
+                        for i in part.positions:
                             results[i] = Delivery(messages[i].recipient, "unknown", detail=self.detail(exc))
                     exc.deliveries = results
                     raise
@@ -261,13 +287,13 @@ class HttpTransport(Transport):
                 self._settle_rest(messages, results, [part, *queue], exc)
                 break
             for local, delivery in outcome.deliveries.items():
-                results[part[local]] = delivery
+                results[part.positions[local]] = delivery
             for again in outcome.again:
                 if not 0 < len(again) < len(part):  # every round sends fewer: the loop ends
                     error = TransportError("cannot split this request", where=self.where)
                     error.deliveries = results  # those settled are kept; the rest stays queued
                     raise error
-                queue.append([part[j] for j in again])
+                queue.append(part.subset(again))
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:  # sent, but the answer did not say what became of them
             error = UnexpectedAnswer(f"no result for {len(missing)} recipient(s) in the answer", where=self.where)
@@ -277,14 +303,15 @@ class HttpTransport(Transport):
             raise error
         return results  # type: ignore[return-value]
 
-    def _settle_rest(self, messages, results, parts, exc: Exception) -> None:
+    def _settle_rest(self, messages: list[Message], results: list[Delivery | None], parts: list[Part],
+                     exc: Exception) -> None:
         first, *later = parts
-        status = "unknown" if isinstance(exc, AmbiguousSend) else "deferred"
+        status: Status = "unknown" if isinstance(exc, AmbiguousSend) else "deferred"
         retry_after = getattr(exc, "retry_after", None)
-        for i in first:
+        for i in first.positions:
             results[i] = Delivery(messages[i].recipient, status, detail=self.detail(exc), retry_after=retry_after)
         for part in later:
-            for i in part:
+            for i in part.positions:
                 results[i] = Delivery(messages[i].recipient, "deferred",
                                       detail=self.detail("not sent: an earlier request failed"))
 
@@ -301,8 +328,9 @@ class HttpTransport(Transport):
         session: requests.Session = self.session  # type: ignore[assignment]
         try:
             prepared = session.prepare_request(request)
-            settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
-            if prepared.url.startswith("http://"):  # loopback only: a proxy would carry the key off in clear
+            url = prepared.url or ""
+            settings = session.merge_environment_settings(url, {}, None, None, None)
+            if url.startswith("http://"):  # loopback only: a proxy would carry the key off in clear
                 settings["proxies"] = {}
             settings["stream"] = True  # the body is read by _read_answer, at most MAX_ANSWER_BYTES of it
         except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown
@@ -426,9 +454,7 @@ class HttpTransport(Transport):
         exc.args = (exc.message,)
         exc.where = self.redact(exc.where) if exc.where else exc.where
         exc.fix = self.redact(exc.fix) if exc.fix else exc.fix
-        deliveries = getattr(exc, "deliveries", None)
-        if deliveries is not None:
-            exc.deliveries = [d if d is None else self._scrubbed(d) for d in deliveries]
+        exc.deliveries = [d if d is None else self._scrubbed(d) for d in exc.deliveries]
         exc.__cause__, exc.__suppress_context__ = None, True
         return exc
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
+
+import requests
 
 from ..compose.message import Message
 from ..config import secret
 from ..errors import ConfigError
-from .http import Outcome, about_recipient, every, json_bytes, strings
+from .http import Outcome, Part, about_recipient, every, json_bytes, strings
 from .shared_body import SharedBodyTransport, split_headers
 
 DROP = frozenset({"date"})  # Mailgun dates the message itself
@@ -24,8 +27,6 @@ _HEADER_VAR = re.compile(r"[^A-Za-z0-9]")
 class MailgunTransport(SharedBodyTransport):
     name = "mailgun"
     provider = "Mailgun"
-    secret_env = "BROADSHEET_MAILGUN_KEY"
-    max_batch = 1000
     tag = "%recipient.{}%"
 
     def load_credentials(self) -> tuple[str, ...]:
@@ -34,7 +35,7 @@ class MailgunTransport(SharedBodyTransport):
             raise ConfigError("set the Mailgun sending domain", where="mailgun.domain", fix='domain = "mg.example.org"')
         return (secret("mailgun", token=True),)
 
-    def request_credentials(self) -> dict:
+    def request_credentials(self) -> dict[str, Any]:
         return {"auth": ("api", self._secrets[0])}
 
     def secret_forms(self, secrets: tuple[str, ...]) -> tuple[str, ...]:
@@ -64,7 +65,7 @@ class MailgunTransport(SharedBodyTransport):
         fields.append(("recipient-variables", json_bytes(recipient_variables).decode("utf-8")))
         return [(k, (None, v)) for k, v in fields]
 
-    def send_part(self, messages: Sequence[Message]) -> Outcome:
+    def send_part(self, messages: Part) -> Outcome:
         path = f"/v3/{quote(self.config.mailgun.domain, safe='')}/messages"
         response = self.post(path, files=self.fields(messages))
         self.raise_for_status(response)

@@ -16,10 +16,10 @@ from pathlib import Path
 from ..compose.message import Message
 from ..config import Config
 from ..errors import TransportError
-from .base import Delivery, Transport
+from .base import Delivery, Transport, TransportOptions
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
-_counters: dict[Path, itertools.count] = {}
+_counters: dict[Path, itertools.count[int]] = {}
 _counters_lock = threading.Lock()
 
 
@@ -41,10 +41,10 @@ class OutboxTransport(Transport):
     """Writes each message's raw bytes to its own file (written whole, then renamed into place)."""
 
     name = "outbox"
-    max_batch = 100
 
-    def __init__(self, config: Config, *, slug: str = "", test: bool = False):
-        super().__init__(config)
+    def __init__(self, config: Config, options: TransportOptions | None = None):
+        super().__init__(config, options)
+        slug, test = self.options.slug, self.options.test
         self.folder = config.resolve(config.send.outbox_dir) / safe_address(slug) if slug else config.resolve(
             config.send.outbox_dir
         )

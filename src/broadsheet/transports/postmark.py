@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import requests
 
 from ..compose.message import Message
 from ..errors import TransportError
-from .base import Delivery
-from .http import HttpTransport, Outcome, about_recipient, api_headers, field_of, header, json_bytes, strings
+from ..config import Config
+from .base import Delivery, TransportOptions
+from .http import (
+    HttpTransport, Outcome, Part, about_recipient, api_headers, field_of, header, json_bytes, prepared_of, strings,
+)
 
 MAX_CALL_BYTES = 50 * 1000 * 1000  # the batch endpoint's payload limit
 MAX_MESSAGE_BYTES = 10 * 1000 * 1000  # one message's limit on the Email API
@@ -22,20 +28,15 @@ DROP = frozenset({"reply-to", "date"})  # Reply-To goes in ReplyTo; Postmark dat
 class PostmarkTransport(HttpTransport):
     name = "postmark"
     provider = "Postmark"
-    secret_env = "BROADSHEET_POSTMARK_TOKEN"
-    max_batch = 500
 
-    def __init__(self, config, **kwargs):
-        super().__init__(config, **kwargs)
-        self._encoded: dict[int, bytes] = {}
-
-    def request_credentials(self) -> dict:
+    def request_credentials(self) -> dict[str, Any]:
         return {"headers": {"X-Postmark-Server-Token": self._secrets[0]}}
 
-    def split(self, messages: Sequence[Message]) -> list[list[int]]:
-        """Chunks under the 50 MB call limit (one chunk for any ordinary newsletter)."""
-        encoded = [json_bytes(self.payload(m)) for m in messages]
-        self._encoded = {id(m): data for m, data in zip(messages, encoded)}
+    def split(self, batch: Part) -> list[Part]:
+        """Chunks under the 50 MB call limit (one chunk for any ordinary newsletter), each message
+        prepared as its JSON."""
+        encoded = [json_bytes(self.payload(m)) for m in batch]
+        batch = Part(batch, positions=batch.positions, prepared=encoded, batch_key=batch.batch_key)
         parts: list[list[int]] = [[]]
         size = 2
         for position, data in enumerate(encoded):
@@ -44,9 +45,9 @@ class PostmarkTransport(HttpTransport):
                 size = 2
             parts[-1].append(position)
             size += len(data) + 1
-        return parts
+        return [batch.subset(chunk) for chunk in parts]
 
-    def payload(self, message: Message) -> dict:
+    def payload(self, message: Message) -> dict[str, Any]:
         data = {
             "From": message.from_header,
             "To": message.to_header,
@@ -61,8 +62,8 @@ class PostmarkTransport(HttpTransport):
             data["ReplyTo"] = reply_to
         return data
 
-    def send_part(self, messages: Sequence[Message]) -> Outcome:
-        encoded = [self._encoded.pop(id(m), None) or json_bytes(self.payload(m)) for m in messages]
+    def send_part(self, messages: Part) -> Outcome:
+        encoded = [data or json_bytes(self.payload(m)) for m, data in zip(messages, prepared_of(messages))]
         outcome = Outcome()
         sendable = []
         for position, (message, data) in enumerate(zip(messages, encoded)):
@@ -95,7 +96,7 @@ class PostmarkTransport(HttpTransport):
             outcome.deliveries[p] = result or self.deferred(messages[p], self._reason(answer))
         return outcome
 
-    def _result(self, message: Message, answer: dict) -> Delivery | None:
+    def _result(self, message: Message, answer: dict[str, Any]) -> Delivery | None:
         """This message's Delivery; None when its code says the token, sender or message stream is
         refused, or the message is refused for something every message shares (300 about From)."""
         code = answer["ErrorCode"]
@@ -109,10 +110,10 @@ class PostmarkTransport(HttpTransport):
         return self.failed(message, self._reason(answer))
 
     @staticmethod
-    def _reason(answer: dict) -> str:
+    def _reason(answer: dict[str, Any]) -> str:
         return f"{answer.get('ErrorCode')} {answer.get('Message', '')}".strip()
 
-    def _whole_request_error(self, response):
+    def _whole_request_error(self, response: requests.Response) -> TransportError:
         code = field_of(response, "ErrorCode")
         return self.auth_error(response) if code in AUTH_CODES else self.request_error(response)
 

@@ -1,7 +1,8 @@
 """Resend: ``POST /emails/batch``, up to 100 emails per call, idempotent, permissive validation.
 
-The ``Idempotency-Key`` comes from the batch key the campaign passes (campaign and batch), so a
-retried batch is never delivered twice; ``x-batch-validation: permissive`` makes Resend send the
+The ``Idempotency-Key`` is a digest of the exact payload (after the caller's batch key, when one is
+given: ``send --test`` gives a fresh one, the campaign runner none), so a request sent again after no
+answer is delivered once; ``x-batch-validation: permissive`` makes Resend send the
 valid emails and list the others as ``errors`` with their index.
 """
 
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
+
+import requests
 
 from ..compose.headers import encoded_words
 from ..compose.message import Message
 from ..errors import TransientTransportError, TransportError
 from .base import Delivery
 from .http import (
-    HttpTransport, Outcome, about_recipient, address, api_headers, every, header, json_bytes, strings,
+    HttpTransport, Outcome, Part, about_recipient, address, api_headers, every, header, json_bytes, strings,
 )
 
 # Reply-To goes in reply_to. Date and Message-ID change each time a batch is composed again: sent,
@@ -28,13 +32,11 @@ MAX_KEY = 256
 class ResendTransport(HttpTransport):
     name = "resend"
     provider = "Resend"
-    secret_env = "BROADSHEET_RESEND_KEY"
-    max_batch = 100
     idempotent = True
 
-    def payload(self, message: Message) -> dict:
+    def payload(self, message: Message) -> dict[str, Any]:
         name, addr = address(message.from_header)
-        data: dict = {
+        data: dict[str, Any] = {
             "from": f"{name} <{addr}>" if name else addr,  # Resend refuses encoded words in from
             "to": [_unquoted(message.to_header)],
             "subject": message.subject,
@@ -49,18 +51,19 @@ class ResendTransport(HttpTransport):
             data["reply_to"] = [_unquoted(reply_to)]
         return data
 
-    def idempotency_key(self, body: bytes) -> str:
-        """The campaign's batch key (when given) and a digest of the exact payload: a retried batch
-        gets the same key, and no key is ever reused for a different payload."""
+    @staticmethod
+    def idempotency_key(body: bytes, batch_key: str | None = None) -> str:
+        """The caller's batch key (when given) and a digest of the exact payload: the same request sent
+        again gets the same key, and no key is ever reused for a different payload."""
         digest = hashlib.sha256(body).hexdigest()[:40]
-        prefix = f"broadsheet/{self.batch_key}/" if self.batch_key else "broadsheet/"
+        prefix = f"broadsheet/{batch_key}/" if batch_key else "broadsheet/"
         return prefix[: MAX_KEY - len(digest)] + digest
 
-    def send_part(self, messages: Sequence[Message]) -> Outcome:
+    def send_part(self, messages: Part) -> Outcome:
         body = json_bytes([self.payload(m) for m in messages])
         headers = {
             "Content-Type": "application/json",
-            "Idempotency-Key": self.idempotency_key(body),
+            "Idempotency-Key": self.idempotency_key(body, messages.batch_key),
             "x-batch-validation": "permissive",
         }
         response = self.post("/emails/batch", body=body, headers=headers)
@@ -75,7 +78,7 @@ class ResendTransport(HttpTransport):
             raise self.unexpected(response, problem)
         return self._read(messages, answer)
 
-    def _conflict(self, messages: Sequence[Message], response) -> Outcome:
+    def _conflict(self, messages: Sequence[Message], response: requests.Response) -> Outcome:
         """409: the same key is being processed (retry soon), or was used for another payload
         (that one went through, with results we cannot see)."""
         reason = self.error_text(response)
@@ -83,7 +86,7 @@ class ResendTransport(HttpTransport):
             raise TransientTransportError(reason, where=self.where, retry_after=1)
         return every(messages, "unknown", detail=self.detail(reason))
 
-    def _read(self, messages: Sequence[Message], answer: dict) -> Outcome:
+    def _read(self, messages: Sequence[Message], answer: dict[str, Any]) -> Outcome:
         """Sent, or failed with Resend's reason (an answer ``_shape_problem`` found nothing wrong in)."""
         refused = {e["index"]: e["message"] for e in answer.get("errors") or []}
         accepted = [i for i in range(len(messages)) if i not in refused]

@@ -10,9 +10,12 @@ from __future__ import annotations
 import email.utils
 import re
 from collections.abc import Sequence
+from typing import Any
+
+import requests
 
 from ..compose.message import Message
-from .http import MAX_ID, Outcome, address, every, field_of, header, json_bytes
+from .http import MAX_ID, Outcome, Part, address, every, field_of, header, json_bytes
 from .shared_body import SharedBodyTransport, split_headers
 
 # SendGrid's reserved headers (besides the structural ones) and those it takes from fields.
@@ -23,17 +26,15 @@ _FIELD = re.compile(r"^personalizations\.(\d+)\b")
 class SendgridTransport(SharedBodyTransport):
     name = "sendgrid"
     provider = "SendGrid"
-    secret_env = "BROADSHEET_SENDGRID_KEY"
-    max_batch = 1000
     tag = "[%bs.{}%]"
     max_values_bytes = 10_000  # substitutions per personalization
 
-    def payload(self, messages: Sequence[Message]) -> dict:
+    def payload(self, messages: Sequence[Message]) -> dict[str, Any]:
         body, values = self.group_of(messages)
         common, own = split_headers(messages, DROP)
         subjects = {m.subject for m in messages}
         first = messages[0]
-        data: dict = {
+        data: dict[str, Any] = {
             "personalizations": [
                 self._personalization(m, headers, v, len(subjects) > 1) for m, headers, v in zip(messages, own, values)
             ],
@@ -48,8 +49,8 @@ class SendgridTransport(SharedBodyTransport):
             data["headers"] = common
         return data
 
-    def _personalization(self, message: Message, headers: dict, values: dict, own_subject: bool) -> dict:
-        item: dict = {"to": [_email_object(message.to_header, message.recipient, quote_specials=True)]}
+    def _personalization(self, message: Message, headers: dict[str, Any], values: dict[str, Any], own_subject: bool) -> dict[str, Any]:
+        item: dict[str, Any] = {"to": [_email_object(message.to_header, message.recipient, quote_specials=True)]}
         if own_subject:
             item["subject"] = message.subject
         if headers:
@@ -58,7 +59,7 @@ class SendgridTransport(SharedBodyTransport):
             item["substitutions"] = {self.placeholder(n): v for n, v in values.items()}
         return item
 
-    def send_part(self, messages: Sequence[Message]) -> Outcome:
+    def send_part(self, messages: Part) -> Outcome:
         body = json_bytes(self.payload(messages))
         response = self.post("/v3/mail/send", body=body, headers={"Content-Type": "application/json"})
         self.raise_for_status(response)
@@ -68,7 +69,7 @@ class SendgridTransport(SharedBodyTransport):
             raise self.request_error(response)
         return every(messages, "sent", message_id=self._accepted(response))
 
-    def _accepted(self, response) -> str:
+    def _accepted(self, response: requests.Response) -> str:
         """The X-Message-Id of SendGrid's answer to an accepted request: 202, no body, the header."""
         if response.status_code != 202:
             raise self.unexpected(response, "a status other than 202")
@@ -79,7 +80,7 @@ class SendgridTransport(SharedBodyTransport):
             raise self.unexpected(response, "no X-Message-Id")
         return message_id
 
-    def _refused(self, messages: Sequence[Message], response) -> Outcome:
+    def _refused(self, messages: Sequence[Message], response: requests.Response) -> Outcome:
         """Fail the personalizations the errors name; send the others again."""
         errors = field_of(response, "errors")
         errors = errors if isinstance(errors, list) else []
@@ -97,7 +98,7 @@ class SendgridTransport(SharedBodyTransport):
         return outcome
 
 
-def _email_object(value: str, bare: str = "", *, quote_specials: bool = False) -> dict:
+def _email_object(value: str, bare: str = "", *, quote_specials: bool = False) -> dict[str, Any]:
     """``{"email", "name"}``. SendGrid takes no bare , or ; in a personalization's to.name (it would
     not quote them in the To header): with ``quote_specials`` such a name goes quoted."""
     name, addr = address(value)

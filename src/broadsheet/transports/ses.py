@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
+from typing import Any
 
+import requests
 from requests_aws4auth import AWS4Auth
 
 from ..compose.message import Message
 from ..config import secret
-from ..errors import ConfigError, TransientTransportError, TransportAuthError
+from ..errors import ConfigError, TransientTransportError, TransportQuotaError
 from .base import Delivery
-from .http import HttpTransport, Outcome, every, field_of, json_bytes, strings
+from .http import HttpTransport, Outcome, Part, every, field_of, json_bytes, strings
 
 # Error types (x-amzn-ErrorType) that mean this account or sender cannot send now: stop the campaign.
 STOP_TYPES = frozenset(
@@ -25,8 +27,6 @@ REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # us-east-1, eu-central-2, u
 class SesTransport(HttpTransport):
     name = "ses"
     provider = "Amazon SES"
-    secret_env = "AWS_SECRET_ACCESS_KEY"
-    max_batch = 1
 
     @property
     def base_url(self) -> str:
@@ -47,11 +47,11 @@ class SesTransport(HttpTransport):
         self._signer = AWS4Auth(access, key, region, "ses", session_token=token or None)
         return (key, token, access)  # the key ID too: kept out of every message like the others
 
-    def request_credentials(self) -> dict:
+    def request_credentials(self) -> dict[str, Any]:
         return {"auth": self._signer}
 
-    def payload(self, message: Message) -> dict:
-        data: dict = {
+    def payload(self, message: Message) -> dict[str, Any]:
+        data: dict[str, Any] = {
             "Destination": {"ToAddresses": [message.recipient]},
             "Content": {"Raw": {"Data": base64.b64encode(message.raw).decode("ascii")}},
         }
@@ -59,13 +59,13 @@ class SesTransport(HttpTransport):
             data["ConfigurationSetName"] = self.config.ses.configuration_set
         return data
 
-    def send_part(self, messages: Sequence[Message]) -> Outcome:
+    def send_part(self, messages: Part) -> Outcome:
         (message,) = messages
         body = json_bytes(self.payload(message))
         response = self.post("/v2/email/outbound-emails", body=body, headers={"Content-Type": "application/json"})
         if response.status_code >= 400 and "daily message quota exceeded" in self.error_text(response).lower():
-            raise TransportAuthError("the daily sending quota is used up", where=self.where,
-                                     fix="run the same send again once the quota resets, or ask AWS to raise it")
+            raise TransportQuotaError("the daily sending quota is used up", where=self.where,
+                                      fix="run the same send again once the quota resets, or ask AWS to raise it")
         self.raise_for_status(response)
         if response.status_code < 400:
             answer = strings(self.json_answer(response), "MessageId")
@@ -74,7 +74,7 @@ class SesTransport(HttpTransport):
             return every(messages, "sent", message_id=answer[0])
         return Outcome({0: self._refused(message, response)})
 
-    def _refused(self, message: Message, response) -> Delivery:
+    def _refused(self, message: Message, response: requests.Response) -> Delivery:
         kind = _error_type(response)
         reason = self.error_text(response)
         if kind in STOP_TYPES or (kind == "MessageRejected" and message.sender in reason and "not verified" in reason):
@@ -84,7 +84,7 @@ class SesTransport(HttpTransport):
         return self.failed(message, f"{response.status_code} {kind}: {reason}".replace(" :", ":"))
 
 
-def _error_type(response) -> str:
+def _error_type(response: requests.Response) -> str:
     """The AWS error type: the ``x-amzn-ErrorType`` header, else ``__type`` in the body."""
     kind = response.headers.get("x-amzn-ErrorType", "")
     if not kind:

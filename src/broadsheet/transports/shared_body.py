@@ -11,7 +11,9 @@ from typing import ClassVar
 from markupsafe import escape
 
 from ..compose.message import Message
-from .http import HttpTransport, Outcome, api_headers, header
+from ..config import Config
+from .base import TransportOptions
+from .http import HttpTransport, Outcome, Part, api_headers, header, prepared_of
 
 MIN_VALUE_LENGTH = 3  # shorter values ("1", "no") would turn up everywhere in a body
 MAX_VALUE_LENGTH = 500  # longer ones stay literal: SendGrid takes 10,000 bytes of substitutions per recipient
@@ -89,7 +91,8 @@ def _swappable(message: Message, marker: str) -> dict[str, str]:
     return values
 
 
-def _matching(groups: list[SharedBody], message: Message, values: dict[str, str], placeholder) -> SharedBody | None:
+def _matching(groups: list[SharedBody], message: Message, values: dict[str, str],
+             placeholder: Callable[[str], str]) -> SharedBody | None:
     sender = (message.from_header, header(message, "Reply-To"))
     for group in reversed(groups):  # the latest group is the likeliest
         if group.sender == sender and group.render(values, placeholder) == (message.html, message.text):
@@ -143,23 +146,29 @@ class SharedBodyTransport(HttpTransport):
     tag: ClassVar[str]  # the provider's substitution tag, "{}" standing for the variable's name
     max_values_bytes: ClassVar[int | None] = None  # the provider's limit on one recipient's values
 
-    def __init__(self, config, **kwargs):
-        super().__init__(config, **kwargs)
+    def __init__(self, config: Config, options: TransportOptions | None = None):
+        super().__init__(config, options)
         self.shared_body = True
         self.marker = self.tag.partition("{}")[0]  # no literal body may contain this
-        self._groups: dict[int, tuple[SharedBody, dict[str, str]]] = {}
 
     def placeholder(self, name: str) -> str:
         return self.tag.format(name)
 
-    def split(self, messages: Sequence[Message]) -> list[list[int]]:
+    def split(self, batch: Part) -> list[Part]:
+        """One part per shared body, each message prepared with its group and its values."""
+        groups = self._groups(batch)
+        parts = []
+        for group in groups:
+            part = batch.subset(group.members)
+            part.prepared = [(group, values) for values in group.values]
+            parts.append(part)
+        return parts
+
+    def _groups(self, messages: Sequence[Message]) -> list[SharedBody]:
         groups = share_bodies(messages, self.placeholder, self.marker, enabled=self.shared_body)
         if self.max_values_bytes is not None:
             groups = self._within_limit(groups, messages)
-        self._groups = {
-            id(messages[p]): (group, values) for group in groups for p, values in zip(group.members, group.values)
-        }
-        return [group.members for group in groups]
+        return groups
 
     def _within_limit(self, groups: list[SharedBody], messages: Sequence[Message]) -> list[SharedBody]:
         """Members whose values would pass ``max_values_bytes`` go out with their literal body."""
@@ -180,11 +189,11 @@ class SharedBodyTransport(HttpTransport):
 
     def group_of(self, messages: Sequence[Message]) -> tuple[SharedBody, list[dict[str, str]]]:
         """The shared body of a part (all from one group) and each message's values."""
-        known = [self._groups.get(id(m)) for m in messages]
+        known = prepared_of(messages)
         if any(k is None for k in known):  # sent without split(): group them now
-            self.split(messages)
-            known = [self._groups[id(m)] for m in messages]
-        return known[0][0], [k[1] for k in known]  # type: ignore[index]
+            by_position = {p: (g, v) for g in self._groups(messages) for p, v in zip(g.members, g.values)}
+            known = [by_position[p] for p in range(len(messages))]
+        return known[0][0], [k[1] for k in known]
 
     def bisect(self, messages: Sequence[Message], reason: str) -> Outcome:
         """A request refused for a recipient the provider does not name: halve it until found."""

@@ -27,10 +27,10 @@ import ssl
 import time
 
 from ..compose.message import Message
-from ..config import SECRET_ENV, Config, secret
-from ..errors import TransientTransportError, TransportAuthError, TransportError
+from ..config import Config, secret
+from ..errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
 from . import smtp_session
-from .base import Delivery, Status, Transport
+from .base import Delivery, Status, Transport, TransportOptions
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 IDLE_PROBE = 0.25  # seconds unused after which a NOOP checks that the server has not hung up
@@ -44,10 +44,9 @@ class SmtpTransport(Transport):
     # One message per batch: SMTP sends one at a time on a connection, so what the journal marks 'sending'
     # is exactly what is in flight (a kill -9 leaves one unknown per connection, not a batch of them), and
     # Ctrl-C waits for one message per connection. Costs ~10% against a zero-latency local server, none at 20 ms.
-    max_batch = 1
 
-    def __init__(self, config: Config, **_: object):
-        super().__init__(config)
+    def __init__(self, config: Config, options: TransportOptions | None = None):
+        super().__init__(config, options)
         self.settings = config.smtp
         self.where = f"{self.settings.host}:{self.settings.port}"
         self._password = secret("smtp") if self.settings.username else ""
@@ -60,9 +59,9 @@ class SmtpTransport(Transport):
 
     def _check_settings(self) -> None:
         if self.settings.username and self.settings.security == "none" and self.settings.host not in LOCAL_HOSTS:
-            raise TransportError(
+            raise ConfigError(
                 "smtp.username is set but smtp.security = 'none' would send the password unencrypted",
-                where="smtp.security",
+                where=self.config.where("smtp.security"),
                 fix="use 'starttls' or 'ssl'",
             )
 
@@ -96,11 +95,13 @@ class SmtpTransport(Transport):
         try:
             return ssl.create_default_context(cafile=ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise TransportError(f"cannot read the CA file: {exc}", where="smtp.ca_file") from None
+            raise ConfigError(f"cannot read the CA file: {exc}", where=self.config.where("smtp.ca_file"),
+                              fix="point smtp.ca_file at a PEM file of CA certificates") from None
 
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings
         try:
+            connection: smtplib.SMTP
             if settings.security == "ssl":
                 connection = smtplib.SMTP_SSL(
                     settings.host, settings.port, timeout=settings.timeout, context=self._tls_context
@@ -116,7 +117,7 @@ class SmtpTransport(Transport):
             raise TransportAuthError(
                 f"the server refused the login of '{settings.username}': {self._reply(exc)}",
                 where=self.where,
-                fix="check smtp.username and BROADSHEET_SMTP_PASSWORD",
+                fix=f"check smtp.username and {self.secret_env}",
             ) from None
         except ssl.SSLCertVerificationError as exc:
             raise TransportError(
@@ -169,7 +170,7 @@ class SmtpTransport(Transport):
             smtp_session.auth_plain(connection, username, password)
         else:
             raise TransportAuthError(
-                f"smtp.username or {SECRET_ENV['smtp']} has characters outside ASCII, which only AUTH PLAIN "
+                f"smtp.username or {self.secret_env} has characters outside ASCII, which only AUTH PLAIN "
                 f"can carry (as UTF-8), and the server offers only {' '.join(offered)}",
                 where=self.where, fix="use an ASCII password for this server",
             )
@@ -272,7 +273,7 @@ class SmtpTransport(Transport):
 
     def _refused(self, message: Message, reply: smtp_session.Reply) -> Delivery:
         """5xx failed (552 too big: only this message), 4xx deferred, with the server's code and text."""
-        status = "failed" if 500 <= reply.code < 600 else "deferred"
+        status: Status = "failed" if 500 <= reply.code < 600 else "deferred"
         return Delivery(message.recipient, status, detail=self._reply(reply))
 
     def _delivery(self, message: Message, status: Status, detail: str) -> Delivery:

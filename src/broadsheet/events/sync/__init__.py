@@ -7,6 +7,7 @@ from datetime import datetime
 
 from ...config import Config
 from ...errors import ConfigError
+from ...providers import delivers
 from ...transports import transport_class
 from ...transports.http import HttpTransport
 from ..policy import Applied, apply
@@ -16,7 +17,6 @@ from .reader import ApiReader
 NO_API = {
     "resend": "Resend's API has no suppression or bounce list to read; use its webhook (broadsheet serve, /webhooks/resend)",
     "smtp": "an SMTP server has no list to read; read the bounces that come back by mail with 'broadsheet inbox'",
-    "outbox": "the outbox sends nothing, so nothing comes back",
 }
 
 
@@ -29,6 +29,9 @@ class SyncResult:
 
 def sync(config: Config, store, transport_name: str, since: datetime | None, *, sleep=None) -> SyncResult:
     """Pull one provider's lists and apply them to ``store``; a second run changes nothing."""
+    if not delivers(transport_name):
+        raise ConfigError(f"cannot sync from {transport_name}: it sends nothing, so nothing comes back",
+                          where="--transport")
     if transport_name in NO_API:
         raise ConfigError(f"cannot sync from {transport_name}: {NO_API[transport_name]}", where="--transport")
     transport = transport_class(transport_name)(config)
