@@ -7,6 +7,8 @@ import dataclasses
 import email.utils
 
 import pytest
+from conftest import ROOT, SAMPLE_ISSUE
+from support.providers import INACTIVE, SECRET, TIMEOUT, api, drive  # noqa: F401
 
 from broadsheet.audience import Subscriber, SubscriberList
 from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
@@ -16,8 +18,6 @@ from broadsheet.errors import TransportAuthError
 from broadsheet.render import build_issue
 from broadsheet.transports.postmark import PostmarkTransport
 from broadsheet.transports.resend import ResendTransport
-from conftest import ROOT, SAMPLE_ISSUE
-from support.providers import INACTIVE, SECRET, TIMEOUT, api, drive  # noqa: F401
 
 PROVIDERS = ["postmark", "sendgrid", "mailgun", "ses", "resend"]
 

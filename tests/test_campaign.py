@@ -7,6 +7,8 @@ import threading
 import time
 
 import pytest
+from conftest import ROOT, SAMPLE_ISSUE
+from support.smtpd import Sink, smtp_server, write_subscribers
 
 from broadsheet.audience import SubscriberList
 from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
@@ -16,8 +18,6 @@ from broadsheet.config import Smtp, load_config
 from broadsheet.render import build_issue
 from broadsheet.transports.outbox import OutboxTransport
 from broadsheet.transports.smtp import SmtpTransport
-from conftest import ROOT, SAMPLE_ISSUE
-from support.smtpd import Sink, smtp_server, write_subscribers
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def campaign(tmp_path, rendered, monkeypatch):
 
 
 def runner(campaign, make_transport, **settings) -> CampaignRunner:
-    config, journal, record, composer = campaign
+    _config, journal, record, composer = campaign
     return CampaignRunner(journal, record, make_transport, lambda row: composer.compose(subscriber_from_row(row)),
                           Settings(**{"connections": 2, "batch_size": 5, **settings}), max_batch=5,
                           rejected=(RecipientRejected,))
@@ -76,7 +76,7 @@ def test_limit_sends_at_most_n_in_a_run(campaign):
 
 
 def test_rate_per_second_is_shared_by_all_workers(campaign):
-    config, journal, record, _ = campaign
+    config, _journal, _record, _ = campaign
     started = time.monotonic()
     result = runner(campaign, lambda: OutboxTransport(config, slug="x"), connections=3, rate_per_second=20, limit=30).run()
     elapsed = time.monotonic() - started

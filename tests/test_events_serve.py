@@ -9,11 +9,11 @@ import time
 
 import pytest
 import requests
-
-from broadsheet.store import Store
 from conftest import ROOT
 from support.serve import environment, serve_process
 from support.webhooks import TOPIC, MailgunSigner, SendgridSigner, SvixSigner, basic_auth
+
+from broadsheet.store import Store
 
 MAILGUN, SENDGRID, SVIX = MailgunSigner(), SendgridSigner(), SvixSigner()
 

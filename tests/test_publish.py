@@ -9,7 +9,6 @@ import email.policy
 import re
 import shutil
 import time
-import types
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -18,6 +17,8 @@ import lxml.html
 import pytest
 from lxml import etree
 from PIL import Image
+from support.archive import SAMPLE, dated_issue, sample_project
+from support.atom import ATOM, atom_problems
 from support.issues import hashed
 
 from broadsheet.audience import Subscriber
@@ -29,8 +30,6 @@ from broadsheet.publish import publish_site
 from broadsheet.publish.model import signup_url
 from broadsheet.publish.writer import MANIFEST, SiteWriter
 from broadsheet.render import build_issue
-from support.archive import SAMPLE, dated_issue, sample_project
-from support.atom import ATOM, atom_problems
 
 BASE = "https://newsletter.example.org"
 
@@ -130,7 +129,7 @@ def test_feed_is_valid_atom_with_full_content_and_stable_ids(archive: Path, tmp_
     assert "A 10-year partnership between Chengdu and Flemish Brabant" in content.text_content()
     assert "Dear" not in content.text_content()
     assert re.fullmatch(f"{BASE}/{SAMPLE.name}/images/" + hashed("chengdu-flemish-brabant.png"),
-                        [img.get("src") for img in content.iter("img")][0])
+                        next(img.get("src") for img in content.iter("img")))
     assert all(urlsplit(a.get("href")).scheme in ("https", "mailto") for a in content.iter("a"))
     feed = etree.fromstring(data)
     assert feed.findtext(f"{ATOM}updated").startswith("2021-07-01")  # the newest issue, not the clock

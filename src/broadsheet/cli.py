@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if previous is not None:
-            for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous):
+            for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
                 if handler is not None:
                     signal.signal(signum, handler)
 

@@ -162,9 +162,9 @@ def drive(transport: Transport, messages: list[Message], *, batch_size: int | No
                 continue
             run.batches += 1
             assert [d.recipient for d in deliveries] == [m.recipient for m in batch]
-            for message, delivery in zip(batch, deliveries):
+            for message, delivery in zip(batch, deliveries, strict=False):
                 run.journal.setdefault(message.recipient, []).append(delivery)
-            again = [m for m, d in zip(batch, deliveries) if d.status == "deferred"]
+            again = [m for m, d in zip(batch, deliveries, strict=False) if d.status == "deferred"]
             if again and len(run.journal[again[0].recipient]) < attempts:
                 queue.append(again)
     return run

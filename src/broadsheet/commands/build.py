@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import issue_folder, project_config
 from ..content import Issue
 from ..lint import lint_rendered
 from ..render import read_and_build, write_build
 from ..render.checks import GMAIL_CLIP_BYTES, html_size
+from . import issue_folder, project_config
 
 
 def register(subparsers) -> argparse.ArgumentParser:

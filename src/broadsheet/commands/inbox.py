@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from . import project_config
 from ..events.inbox import read_inbox
 from ..store import Store
+from . import project_config
 
 
 def register(subparsers) -> argparse.ArgumentParser:

@@ -10,9 +10,9 @@ import shlex
 import unicodedata
 from pathlib import Path
 
-from . import project_config
 from ..content import scaffold
 from ..errors import ContentError
+from . import project_config
 
 ISSUE_TEMPLATE = """---
 title: {title}

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import project_config
 from ..publish import publish_site
+from . import project_config
 
 DEFAULT_OUT = "site"
 

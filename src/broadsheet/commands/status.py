@@ -7,13 +7,13 @@ import csv
 import time
 from pathlib import Path
 
-from . import issue_folder, project_config
 from ..campaign import CampaignRecord, Journal, campaign_key, journal_path
 from ..campaign.caps import daily_cap, days_to_send, utc_text
 from ..campaign.journal import STATES, pending_path
 from ..config import Config
 from ..errors import BroadsheetError, CampaignError
 from ..events.report import after_send_lines
+from . import issue_folder, project_config
 
 LAST_ERRORS = 10
 
@@ -112,7 +112,7 @@ def _send_at(issue_dir: Path, config: Config):
 
 def _export(journal: Journal, campaign: CampaignRecord, target: Path, *, first: bool) -> int:
     try:
-        handle = open(target, "w" if first else "a", newline="", encoding="utf-8")
+        handle = open(target, "w" if first else "a", newline="", encoding="utf-8")  # noqa: SIM115 -- `with handle` below
     except OSError as exc:
         raise CampaignError(f"cannot write the CSV: {exc.strerror}", where=str(target)) from None
     with handle:

@@ -13,8 +13,8 @@ import csv
 import sys
 from pathlib import Path
 
-from . import project_config
 from ..errors import StoreError
+from . import project_config
 
 STATUS_CHOICES = ("unconfirmed", "subscribed", "unsubscribed", "bounced", "complained")  # = store.STATUSES
 

@@ -106,7 +106,7 @@ def _check_events(source: str) -> None:
 class _Loader(_Base):
     """The safe loader, with keys that must be names, once each, and dates that must exist."""
 
-    def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+    def construct_mapping(self, node, deep=False):
         seen: set[str] = set()
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
@@ -119,7 +119,7 @@ class _Loader(_Base):
             seen.add(key_node.value)
         return super().construct_mapping(node, deep=deep)
 
-    def construct_yaml_timestamp(self, node):  # noqa: ANN001
+    def construct_yaml_timestamp(self, node):
         try:
             return super().construct_yaml_timestamp(node)
         except (ValueError, OverflowError):

@@ -43,7 +43,7 @@ def wrap(text: str, width: int = WIDTH, prefix: str = "", indent: str = "") -> s
         textwrap.fill(
             line, width=width, initial_indent=prefix, subsequent_indent=indent or " " * len(prefix),
             break_long_words=False, break_on_hyphens=False,
-        )  # fmt: skip
+        )
         for line in text.split(HARD_BREAK)
     )
 

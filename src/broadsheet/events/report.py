@@ -4,7 +4,7 @@ health before one (many unconfirmed or long-silent addresses hurt a sender's rep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ..store import Store
 
@@ -54,7 +54,7 @@ def store_warnings(store, *, now: datetime | None = None) -> list[str]:
     if subscribed + unconfirmed and unconfirmed / (subscribed + unconfirmed) > UNCONFIRMED_LIMIT:
         warnings.append(f"{unconfirmed:,} of {subscribed + unconfirmed:,} addresses in the store are unconfirmed "
                         f"({unconfirmed / (subscribed + unconfirmed):.0%}); they are not mailed until they confirm")
-    cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=STALE_DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cutoff = ((now or datetime.now(UTC)) - timedelta(days=STALE_DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
     stale = store.count_unchanged("subscribed", cutoff)
     if subscribed and stale / subscribed > UNCONFIRMED_LIMIT:
         warnings.append(f"{stale:,} subscribed addresses have not changed in over {STALE_DAYS} days; "

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from ..compose.templates import PersonalTemplates
 from ..compose.unsubscribe import UnsubscribeLinks
-
 from ..config import Config
 from ..content.model import Issue
 from ..render.model import RenderedIssue
@@ -112,7 +111,7 @@ def sample_parts(rendered: RenderedIssue, config: Config) -> tuple[str, str, str
 
 def sample_unsubscribe_url(config: Config) -> str:
     """The unsubscribe link the sample subscriber would get (a stand-in token), or a mailto: link, or ''."""
-    links = UnsubscribeLinks(config, token_secret="lint-sample")
+    links = UnsubscribeLinks(config, token_secret="lint-sample")  # noqa: S106 -- a stand-in: lint never sends
     if config.unsubscribe_url:
         return links.url(config.preview.sample_subscriber.get("email", "reader@example.com"))
     return f"mailto:{links.mailto[len('<mailto:'):-1]}" if links.mailto else ""

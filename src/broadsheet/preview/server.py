@@ -79,10 +79,10 @@ class PreviewHandler(BaseHTTPRequestHandler):
     server: PreviewHTTPServer
     server_version = "broadsheet-preview"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet by default
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if not self._local_host():
             return self._send(HTTPStatus.MISDIRECTED_REQUEST, b"use http://127.0.0.1\n", "text/plain; charset=utf-8")
         path = safe_path(self.path)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 import traceback
 from html import unescape as html_unescape
-from urllib.parse import quote
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from jinja2.sandbox import SecurityError

@@ -79,7 +79,7 @@ class App:
             return self.pages.message(413, "too_large_title")
         try:
             return self.route(request)
-        except Exception:  # noqa: BLE001 - one failed request must not take the server down
+        except Exception:
             print(f"broadsheet serve: {request.method} {_path_for_log(request.path)} failed:\n"
                   f"{traceback.format_exc()}", file=sys.stderr, flush=True)
             return self.pages.message(500, "error_title", "error_text")

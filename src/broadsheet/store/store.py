@@ -17,8 +17,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
-from json.encoder import encode_basestring as _quote  # noqa: N812 - json's C string quoting
+from datetime import UTC, datetime
+from json.encoder import encode_basestring as _quote
 from pathlib import Path
 
 from ..audience.addresses import AddressChecker, InvalidAddress
@@ -65,7 +65,7 @@ def store_path(root: Path) -> Path:
 
 def utc_now() -> str:
     """Now as the store writes times: ISO 8601 UTC to the second."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Store:

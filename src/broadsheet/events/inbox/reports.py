@@ -85,7 +85,7 @@ def _other_bounce(message, at: str, key: str, ids: dict, verp: VerpReader | None
         return None  # every bounce has a From; flufl.bounce's heuristics fail on mails without one
     try:
         temporary, permanent = all_failures(message)
-    except Exception:  # noqa: BLE001 - third-party heuristics on hostile mail: not a report we can read
+    except Exception:
         return None
     if not permanent and not temporary:
         return None

@@ -7,7 +7,7 @@ same lists records nothing new.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
@@ -111,7 +111,7 @@ def _rfc2822(value: str) -> datetime | None:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 PULLS = {"postmark": postmark, "sendgrid": sendgrid, "mailgun": mailgun, "ses": ses}
