@@ -6,10 +6,10 @@ import argparse
 
 from ..events.inbox import read_inbox
 from ..store import Store
-from . import project_config
+from . import Subparsers, project_config
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     return subparsers.add_parser(
         "inbox", help="read bounces, complaints and unsubscribe requests from the IMAP mailbox into the store",
         description="Reads every message in [inbox] folder over IMAP (TLS verified, password from "

@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from ..errors import BroadsheetError
-from . import issue_folder, project_config
+from . import Subparsers, issue_folder, project_config
 
 
-def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     parser = sub.add_parser(
         "lint", help="check an issue for what hurts delivery",
         description="Build ISSUE_DIR and check it: size, images, links, required parts, MJML, text part, "

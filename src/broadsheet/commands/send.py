@@ -21,10 +21,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from . import issue_folder, project_config
-from .new import front_matter_value
 from ..campaign import (
-    Journal, Prepared, Settings, issue_key, prepare_campaign, subscriber_from_row,
+    Journal,
+    Prepared,
+    Settings,
+    issue_key,
+    prepare_campaign,
+    subscriber_from_row,
 )
 from ..campaign.caps import DailyCap, daily_cap, utc_text
 from ..campaign.journal import RECENT_DAYS
@@ -36,6 +39,8 @@ from ..events.report import store_health
 from ..render import read_and_build
 from ..store.recipients import StoreSuppressions, recipients_for
 from ..transports import Transport, transport_class
+from . import issue_folder, project_config
+from .new import front_matter_value
 from .signing_secret import token_secret
 
 

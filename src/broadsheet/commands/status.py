@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -13,12 +14,12 @@ from ..campaign.journal import STATES, pending_path
 from ..config import Config
 from ..errors import BroadsheetError, CampaignError
 from ..events.report import after_send_lines
-from . import issue_folder, project_config
+from . import Subparsers, issue_folder, project_config
 
 LAST_ERRORS = 10
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "status", help="show how far the sends of an issue got",
         description="Counts by state (queued, sending, sent, failed, deferred, unknown), the last errors, "
@@ -101,7 +102,7 @@ def _show_what_is_left(journal: Journal, campaign: CampaignRecord, config: Confi
     print(f"  at the daily cap they go: {shown}{more}")
 
 
-def _send_at(issue_dir: Path, config: Config):
+def _send_at(issue_dir: Path, config: Config) -> dt.datetime | None:
     from ..content import read_schedule
 
     try:

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 from ..events.sync import sync
 from ..store import Store
-from . import project_config
+from . import Subparsers, project_config
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "sync", help="read bounces, complaints and unsubscribes from the provider's API into the store",
         description="Reads the provider's suppression lists (Postmark, SendGrid, Mailgun, SES) page by page and "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from ..store import Store
 
@@ -47,7 +48,7 @@ class AfterSend:
         return f"{count / self.sent:.2%}"
 
 
-def store_warnings(store, *, now: datetime | None = None) -> list[str]:
+def store_warnings(store: Store, *, now: datetime | None = None) -> list[str]:
     """Warnings about the store before a campaign: many unconfirmed addresses, many long-silent ones."""
     subscribed, unconfirmed = store.count("subscribed"), store.count("unconfirmed")
     warnings = []
@@ -62,7 +63,7 @@ def store_warnings(store, *, now: datetime | None = None) -> list[str]:
     return warnings
 
 
-def store_health(root) -> list[str]:
+def store_health(root: Path) -> list[str]:
     """``store_warnings`` for the project's store, when it has one (before a send)."""
     if not Store.exists_for(root):
         return []
@@ -70,7 +71,7 @@ def store_health(root) -> list[str]:
         return store_warnings(store)
 
 
-def after_send_lines(root, slug: str, sent: int) -> list[str]:
+def after_send_lines(root: Path, slug: str, sent: int) -> list[str]:
     """The after-send lines for ``broadsheet status``, when the project has a subscriber store."""
     if not sent or not Store.exists_for(root):
         return []

@@ -122,7 +122,7 @@ class PreviewHandler(BaseHTTPRequestHandler):
 
     def _status(self, build: Build) -> None:
         body = {"generation": build.generation, "ok": build.error is None, "seconds": build.seconds,
-                "error": str(build.error) if build.error else None, "title": build.rendered.title if build.ok else None}
+                "error": str(build.error) if build.error else None, "title": build.rendered.title if build.rendered is not None else None}
         self._send_text(json.dumps(body), "application/json")
 
     def _file(self, path: Path) -> None:
@@ -142,7 +142,7 @@ class PreviewHandler(BaseHTTPRequestHandler):
         seen = events.seq
         try:
             self._write_event("build", build.generation, retry=True)
-            while not events.closed:
+            while True:  # wait() answers at once when closed
                 new = events.wait(seen, KEEPALIVE_SECONDS)
                 if events.closed:
                     return

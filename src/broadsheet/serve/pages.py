@@ -75,7 +75,7 @@ class Pages:
         filled = {name: Markup("<strong>{}</strong>").format(value) for name, value in values.items()}
         return escape(self.texts[key]).format(**filled)
 
-    def render(self, template: str, status: int = 200, **values) -> Response:
+    def render(self, template: str, status: int = 200, **values: object) -> Response:
         html = self.env.get_template(template).render(list=self.brand.name, **values)
         return Response(status, html.encode("utf-8"))
 
