@@ -36,7 +36,8 @@ def atom_feed(entries: list[Entry], site: Site) -> bytes:
         item.updated(_timestamp(entry.date))
         item.summary(entry.summary)
         item.content(absolute_links(entry.content_html, site.page_url(entry)), type="html")
-    return feed.atom_str(pretty=True, encoding="UTF-8")
+    atom: bytes = feed.atom_str(pretty=True, encoding="UTF-8")  # feedgen is untyped
+    return atom
 
 
 def sitemap(entries: list[Entry], site: Site) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import textwrap
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePath
@@ -61,7 +62,7 @@ class ThemeLoader(jinja2.FileSystemLoader):
     """Templates from the theme folder only: a symbolic link out of it (to the subscriber list, say,
     which would then be mailed to everyone) or to a device is refused."""
 
-    def get_source(self, environment: jinja2.Environment, template: str):
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
         folder = Path(self.searchpath[0])
         written = folder.joinpath(*split_template_path(template))
         path = written.resolve()
