@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := issues/2021-06-01-chengdu-flemish-brabant
 
-.PHONY: demo test install install-test browser validator bench clean
+.PHONY: demo test lint-fix install install-test browser validator bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,17 @@ demo: install
 	  $(BIN)/broadsheet send $(SAMPLE) --list subscribers.example.csv --transport outbox --yes
 	@echo "The messages are in outbox/$(notdir $(SAMPLE))/ and the journal in .broadsheet/state.db (broadsheet status $(SAMPLE))."
 
+# Lint, format check and strict types first (configured in pyproject.toml), then the suite; any failure fails.
 test: install-test
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q
+
+# The fixes ruff can make by itself, and the formatter (run before committing).
+lint-fix: install-test
+	$(BIN)/ruff check --fix
+	$(BIN)/ruff format
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

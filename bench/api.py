@@ -31,12 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from compose import machine  # noqa: E402  (bench/compose.py)
+
 from broadsheet.audience import Subscriber  # noqa: E402
 from broadsheet.compose import Composer  # noqa: E402
 from broadsheet.config import load_config  # noqa: E402
 from broadsheet.render import build_issue  # noqa: E402
 from broadsheet.transports import transport_class  # noqa: E402
-from compose import machine  # noqa: E402  (bench/compose.py)
 
 SAMPLE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
 PATHS = {"postmark": "/email/batch", "sendgrid": "/v3/mail/send", "mailgun": "/v3/mg.example.org/messages"}
@@ -224,7 +225,7 @@ def bench(provider: str, args) -> None:
                       f"run error: {result['error']})")
             else:
                 result = send_all(provider, config, composer, count, args.connections, shared=shared)
-            got, sent_bytes = (a - b for a, b in zip(fake_count(url), (before, bytes_before)))
+            got, sent_bytes = (a - b for a, b in zip(fake_count(url), (before, bytes_before), strict=False))
             per = result["cpu"] / count
             rate = count / result["wall"]
             print(f"  {label:26} {count:>7,} recipients {result['wall']:7.2f} s  {rate:8,.0f} rcpt/s  "

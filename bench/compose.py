@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from broadsheet.audience import Subscriber  # noqa: E402
-from broadsheet.compose import Composer  # noqa: E402
-from broadsheet.config import Config, Dkim  # noqa: E402
-from broadsheet.render.model import RenderedIssue  # noqa: E402
+from broadsheet.audience import Subscriber
+from broadsheet.compose import Composer
+from broadsheet.config import Config, Dkim
+from broadsheet.render.model import RenderedIssue
 
 ARTICLE_HTML = """<tr><td style="padding:24px 32px;font-family:Georgia,serif;font-size:16px;line-height:1.6;color:#1a1a1a">
 <h2 style="margin:0 0 12px;font-size:22px;color:#1f4e79">Article {n}: Chengdu &amp; Flemish Brabant, côte à côte</h2>

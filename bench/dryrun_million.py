@@ -54,8 +54,8 @@ def main() -> None:
             raise SystemExit(result.stderr[-2000:])
         setup = re.search(r"set up in ([\d.]+) s", result.stdout)
         database = folder / ".broadsheet" / "state.db"
-        print(f"| rows | command | journal set-up | peak RSS | journal size |")
-        print(f"| ---: | ---: | ---: | ---: | ---: |")
+        print("| rows | command | journal set-up | peak RSS | journal size |")
+        print("| ---: | ---: | ---: | ---: | ---: |")
         size = f"{database.stat().st_size / 1e6:.0f} MB" if database.exists() else "none written"
         setup_time = setup.group(1) + " s" if setup else "-"
         print(f"| {args.rows:,} | {wall:.0f} s | {setup_time} | {peak_mb:.0f} MB | {size} |")

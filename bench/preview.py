@@ -58,9 +58,9 @@ def save_to_page(issue: Path, config: Path, saves: int) -> tuple[list[float], li
             started = time.perf_counter()
             generation = preview.current.generation
             article.write_text(source.replace(TITLE, marker), encoding="utf-8")
-            wait(lambda: preview.current.generation > generation, interval=0.001)
+            wait(lambda generation=generation: preview.current.generation > generation, interval=0.001)
             built = time.perf_counter() - started
-            wait(lambda: driver.execute_script(SHOWS, marker))
+            wait(lambda marker=marker: driver.execute_script(SHOWS, marker))
             if n:  # the first save warms caches
                 totals.append(time.perf_counter() - started)
                 rebuilt.append(built)

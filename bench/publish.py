@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from support.archive import many_issues, sample_project  # noqa: E402
+
 from broadsheet.config import load_config  # noqa: E402
 from broadsheet.publish import publish_site  # noqa: E402
-from support.archive import many_issues, sample_project  # noqa: E402
 
 ISSUES = 50
 
@@ -49,7 +50,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project = sample_project(Path(tmp) / "project")
         many_issues(project, ISSUES - 1)  # and the sample: 50
-        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "?")
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
               f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
         first = cold(project, Path(tmp) / "site-cold")

@@ -28,9 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from compose import machine  # noqa: E402 - bench/compose.py, beside this script
+
 from broadsheet.store import Store  # noqa: E402
 from broadsheet.tokens import make_token  # noqa: E402
-from compose import machine  # noqa: E402 - bench/compose.py, beside this script
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 LIST = "newsletter.bcecc.example.org"

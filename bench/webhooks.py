@@ -30,6 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from compose import machine  # noqa: E402  (bench/compose.py)
+from support.imapd import PASSWORD, USER, imap_server  # noqa: E402
+from support.webhooks import MailgunSigner  # noqa: E402
+
 from broadsheet.campaign.journal import Journal, Outcome  # noqa: E402
 from broadsheet.config import Config, Inbox, Serve  # noqa: E402
 from broadsheet.events.inbox import read_inbox, read_report  # noqa: E402
@@ -38,9 +42,6 @@ from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext  # noq
 from broadsheet.serve.app import make_app  # noqa: E402
 from broadsheet.serve.server import create  # noqa: E402
 from broadsheet.store import Store  # noqa: E402
-from compose import machine  # noqa: E402  (bench/compose.py)
-from support.imapd import PASSWORD, USER, imap_server  # noqa: E402
-from support.webhooks import MailgunSigner  # noqa: E402
 
 SHAPES = [({"event": "delivered"}, 14), ({"event": "failed", "severity": "temporary"}, 3),
           ({"event": "failed", "severity": "permanent"}, 2), ({"event": "complained"}, 1)]

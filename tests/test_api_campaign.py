@@ -7,6 +7,8 @@ import dataclasses
 import email.utils
 
 import pytest
+from conftest import ROOT, SAMPLE_ISSUE
+from support.providers import INACTIVE, SECRET, TIMEOUT, api, drive  # noqa: F401  # noqa: F401
 
 from broadsheet.audience import Subscriber, SubscriberList
 from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
@@ -14,11 +16,9 @@ from broadsheet.compose import Composer, RecipientRejected
 from broadsheet.config import load_config
 from broadsheet.errors import TransportAuthError
 from broadsheet.render import build_issue
+from broadsheet.transports.base import TransportOptions
 from broadsheet.transports.postmark import PostmarkTransport
 from broadsheet.transports.resend import ResendTransport
-from broadsheet.transports.base import TransportOptions
-from conftest import ROOT, SAMPLE_ISSUE
-from support.providers import INACTIVE, SECRET, TIMEOUT, api, drive  # noqa: F401
 
 PROVIDERS = ["postmark", "sendgrid", "mailgun", "ses", "resend"]
 

@@ -6,7 +6,6 @@ import email
 import email.policy
 
 import pytest
-
 from support.providers import SECRET, api  # noqa: F401
 from support.smtpd import configure, write_subscribers
 from test_send_cli import ISSUE, cli, states

@@ -10,13 +10,13 @@ import pytest
 import requests
 import trustme
 from pytest_httpserver import HTTPServer
+from support.providers import ENV, TIMEOUT, PostmarkFake, make_config, make_message, make_messages
 
 from broadsheet.errors import TransientTransportError, TransportError
-from broadsheet.transports.http import describe_error, retry_after
-from broadsheet.transports.shared_body import personal_values, share_bodies
-from broadsheet.transports.postmark import PostmarkTransport
 from broadsheet.transports.base import TransportOptions
-from support.providers import ENV, TIMEOUT, PostmarkFake, make_config, make_message, make_messages
+from broadsheet.transports.http import describe_error, retry_after
+from broadsheet.transports.postmark import PostmarkTransport
+from broadsheet.transports.shared_body import personal_values, share_bodies
 
 NOW = 1_800_000_000.0
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from support.providers import BAD, api, drive, make_message, make_messages  # noqa: F401
 
 from broadsheet.errors import ConfigError, TransportAuthError, TransportError
-from support.providers import BAD, api, drive, make_message, make_messages  # noqa: F401
 
 
 def test_a_batch_is_one_call_and_everyone_gets_their_own_message(api):

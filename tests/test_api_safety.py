@@ -14,15 +14,23 @@ from urllib.parse import urlsplit
 
 import pytest
 from pytest_httpserver import HTTPServer
+from support.providers import (  # noqa: F401
+    ENV,
+    FAKES,
+    SECRET,
+    RawServer,
+    api,
+    drive,
+    make_config,
+    make_messages,
+    transport_at,
+)
+from test_api_cli import sample, use_fake  # noqa: F401
+from test_send_cli import ISSUE, cli, states
 from werkzeug import Request, Response
 
 from broadsheet.errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
 from broadsheet.transports.http import UnexpectedAnswer
-from support.providers import (  # noqa: F401
-    ENV, FAKES, SECRET, RawServer, api, drive, make_config, make_messages, transport_at,
-)
-from test_api_cli import sample, use_fake  # noqa: F401
-from test_send_cli import ISSUE, cli, states
 
 PROVIDERS = ["postmark", "sendgrid", "mailgun", "ses", "resend"]
 PATHS = {provider: FAKES[provider].path for provider in PROVIDERS}
@@ -268,7 +276,7 @@ def test_a_proxy_page_in_a_send_marks_one_batch_unknown_and_stops(httpserver, sa
         Response("<html>Access granted</html>", 200, {"Content-Type": "text/html"}))
     use_fake(sample, "sendgrid", httpserver.url_for("/"), batch_size=10, connections=1)
     assert cli(sample, "send", ISSUE, "--yes") == 2
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert "SendGrid" in err and "text/html" in err and len(err.strip().splitlines()) == 1
     got = list(states(sample).values())
     assert (got.count("unknown"), got.count("queued"), got.count("sent")) == (10, 20, 0)
@@ -386,7 +394,7 @@ def test_credentials_come_from_the_environment_only_never_from_netrc(api, httpse
     netrc.write_text(f"machine {urlsplit(httpserver.url_for('/')).hostname} login someone password NETRC-PASS\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    fake, transport = api(provider)  # the fakes refuse any credentials but the provider's own
+    _fake, transport = api(provider)  # the fakes refuse any credentials but the provider's own
     run = drive(transport, batch(transport))
     assert {d.status for d in run.final().values()} == {"sent"}
     for request, _ in httpserver.log:
@@ -425,7 +433,7 @@ def test_an_ses_region_that_would_name_another_host_is_refused(monkeypatch):
     from broadsheet.config import Config, Ses
     from broadsheet.transports.ses import SesTransport
 
-    with pytest.raises(ConfigError, match="ses.region"):
+    with pytest.raises(ConfigError, match=r"ses\.region"):
         SesTransport(Config(ses=Ses(region="evil.example/x?")))
     assert SesTransport(Config(ses=Ses(region="us-gov-west-1"))).where == "Amazon SES email.us-gov-west-1.amazonaws.com"
 

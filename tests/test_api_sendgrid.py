@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from broadsheet.errors import TransportError, TransportAuthError
 from support.providers import BAD, api, drive, make_message, make_messages  # noqa: F401
+
+from broadsheet.errors import TransportAuthError, TransportError
 
 
 def test_a_batch_shares_one_body_and_each_recipient_gets_their_own(api):

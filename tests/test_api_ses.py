@@ -6,9 +6,9 @@ import email
 import email.policy
 
 import pytest
+from support.providers import ACCESS_KEY, INACTIVE, api, drive, make_message, make_messages  # noqa: F401  # noqa: F401
 
 from broadsheet.errors import TransientTransportError, TransportAuthError, TransportQuotaError
-from support.providers import ACCESS_KEY, INACTIVE, api, drive, make_message, make_messages  # noqa: F401
 
 
 def test_requests_are_signed_for_ses_and_carry_our_raw_message(api):
@@ -16,7 +16,7 @@ def test_requests_are_signed_for_ses_and_carry_our_raw_message(api):
     messages = make_messages(3)
     run = drive(transport, messages)
     assert fake.calls == 3 and fake.violations == []  # the fake recomputed every signature
-    for message, got in zip(messages, fake.delivered):
+    for message, got in zip(messages, fake.delivered, strict=False):
         assert got["raw"] == message.raw
         parsed = email.message_from_bytes(got["raw"], policy=email.policy.default)
         assert parsed["List-Unsubscribe"] == message.headers["List-Unsubscribe"]
@@ -36,7 +36,7 @@ def test_a_wrong_secret_key_is_refused_and_not_repeated(api, monkeypatch):
 
 
 def test_a_rejected_message_fails_alone(api):
-    fake, transport = api("ses")
+    _fake, transport = api("ses")
     run = drive(transport, [make_message(0, local=INACTIVE), make_message(1)])
     final = run.final()
     assert final[f"{INACTIVE}@example.com"].status == "failed"

@@ -7,9 +7,9 @@ import email.policy
 import email.utils
 
 import pytest
+from support.providers import BAD, SECRET, api, drive, make_message, make_messages  # noqa: F401
 
 from broadsheet.errors import TransportAuthError, TransportError
-from support.providers import BAD, SECRET, api, drive, make_message, make_messages  # noqa: F401
 
 PROVIDERS = ["postmark", "sendgrid", "mailgun", "ses", "resend"]
 HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id")
@@ -119,7 +119,7 @@ def test_a_refused_sender_stops_instead_of_failing_every_recipient(api, provider
     messages = make_messages(3)
     for message in messages:
         message.from_header = f"Weekly <{BAD}>"
-    with pytest.raises(TransportError, match="(?i)from") as caught, transport:
+    with pytest.raises(TransportError, match=r"(?i)from") as caught, transport:
         transport.send_batch(messages)
     assert not isinstance(caught.value, TransportAuthError)
     assert fake.delivered == []

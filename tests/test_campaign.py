@@ -7,6 +7,8 @@ import threading
 import time
 
 import pytest
+from conftest import ROOT, SAMPLE_ISSUE
+from support.smtpd import Sink, smtp_server, write_subscribers
 
 from broadsheet.audience import SubscriberList
 from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
@@ -14,11 +16,9 @@ from broadsheet.campaign.ratelimit import RateLimiter, TokenBucket
 from broadsheet.compose import Composer, RecipientRejected
 from broadsheet.config import Smtp, load_config
 from broadsheet.render import build_issue
+from broadsheet.transports.base import TransportOptions
 from broadsheet.transports.outbox import OutboxTransport
 from broadsheet.transports.smtp import SmtpTransport
-from broadsheet.transports.base import TransportOptions
-from conftest import ROOT, SAMPLE_ISSUE
-from support.smtpd import Sink, smtp_server, write_subscribers
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_limit_sends_at_most_n_in_a_run(campaign):
 
 
 def test_rate_per_second_is_shared_by_all_workers(campaign):
-    config, journal, record, _ = campaign
+    config, _journal, _record, _ = campaign
     started = time.monotonic()
     result = runner(campaign, lambda: OutboxTransport(config, TransportOptions(slug="x")), connections=3, rate_per_second=20, limit=30).run()
     elapsed = time.monotonic() - started

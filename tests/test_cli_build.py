@@ -71,7 +71,7 @@ def break_file(path: Path, old: str, new: str) -> None:
          ("01-chengdu-flemish-brabant.md:", "image not found")),
     ],
     ids=["missing-folder", "bad-yaml", "unknown-key", "missing-title", "not-utf8", "config-key", "template-syntax",
-         "mjml", "missing-image"],  # fmt: skip
+         "mjml", "missing-image"],
 )
 def test_bad_input_is_one_line_exit_2(project, breakage, fragments):
     breakage(project)

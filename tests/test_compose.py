@@ -203,7 +203,7 @@ def test_template_failing_for_one_subscriber_rejects_only_that_one():
 def test_template_raising_a_python_error_for_one_subscriber_rejects_only_that_one():
     composer = Composer(make_issue(text="{{ 100 // (subscriber.count | int) }}"), make_config())
     assert "50" in composer.compose(subscriber(count="2")).text
-    with pytest.raises(RecipientRejected, match="template fails for this subscriber: .*ZeroDivisionError"):
+    with pytest.raises(RecipientRejected, match=r"template fails for this subscriber: .*ZeroDivisionError"):
         composer.compose(subscriber(count="0"))
 
 

@@ -127,7 +127,7 @@ def test_numbers_out_of_range_are_refused(tmp_path, text, expected):
 def test_errors_name_the_line_in_the_key_s_own_table(tmp_path):
     path = tmp_path / "broadsheet.toml"
     path.write_text('[smtp]\nport = 587\n\n[preview]\nport = 0\n\n[footer.links]\n"Our site" = 5\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=rf"broadsheet.toml:5: 'preview.port' must be"):
+    with pytest.raises(ConfigError, match=r"broadsheet.toml:5: 'preview.port' must be"):
         load_config(path)
     path.write_text('[preview]\nsample_subscriber = { email = "a@example.org", name = 7 }\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"broadsheet.toml:2: 'preview.sample_subscriber' must be a table of strings"):

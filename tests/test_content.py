@@ -3,8 +3,7 @@ import re
 from pathlib import Path
 
 import pytest
-from support.issues import write_image, write_issue
-from support.issues import hashed
+from support.issues import hashed, write_image, write_issue
 
 from broadsheet.config import Config, load_config
 from broadsheet.content import read_issue
@@ -24,7 +23,7 @@ def test_sample_issue_model():
     issue = read_issue(SAMPLE, load_config(ROOT / "broadsheet.toml"))
     assert issue.slug == SAMPLE.name
     assert issue.date == dt.date(2021, 6, 1) and issue.number == 42
-    assert [a.title for a in issue.articles][0].startswith("A 10-year partnership")
+    assert next(a.title for a in issue.articles).startswith("A 10-year partnership")
     first = issue.articles[0]
     assert first.image and first.image.alt and re.search("/images/" + hashed("chengdu-flemish-brabant.png") + "$", first.image.src)
     assert first.body_html.count('class="pull-quote"') == 3
@@ -55,7 +54,7 @@ def test_missing_folder_and_issue_file(tmp_path):
     with pytest.raises(ContentError, match="issue folder not found"):
         read_issue(tmp_path / "nope", config_for(tmp_path))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ContentError, match="issue.md is missing"):
+    with pytest.raises(ContentError, match=r"issue\.md is missing"):
         read_issue(tmp_path / "empty", config_for(tmp_path))
 
 

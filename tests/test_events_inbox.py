@@ -7,13 +7,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from support.imapd import PASSWORD, USER, imap_server
 
 from broadsheet.campaign.journal import Journal, Outcome
 from broadsheet.cli import main
 from broadsheet.config import Config, Inbox
 from broadsheet.events.inbox import InboxError, read_inbox, read_report
 from broadsheet.store import Store
-from support.imapd import PASSWORD, USER, imap_server
 
 DATA = Path(__file__).parent / "data" / "inbox"
 UNSUBSCRIBE = "mailto:unsubscribe@news.example.org"

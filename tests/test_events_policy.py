@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from support.webhooks import MailgunSigner
 
 from broadsheet.campaign.journal import Journal, Outcome
 from broadsheet.config import Bounces, Config
@@ -12,7 +13,6 @@ from broadsheet.events import MailEvent, apply
 from broadsheet.events.webhooks import handle
 from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext
 from broadsheet.store import Store
-from support.webhooks import MailgunSigner
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+
+from conftest import SAMPLE_ISSUE
 
 from broadsheet.campaign import issue_key
 from broadsheet.campaign.journal import Journal, Outcome
@@ -12,7 +14,6 @@ from broadsheet.commands.status import _identity
 from broadsheet.config import load_config
 from broadsheet.events.report import AfterSend, store_warnings
 from broadsheet.store import Store
-from conftest import SAMPLE_ISSUE
 
 
 def test_rates_and_warnings_against_the_thresholds():
@@ -33,7 +34,7 @@ def test_store_warnings_for_unconfirmed_and_long_unchanged_addresses(tmp_path):
             store.add(f"u{n}@example.com", status="unconfirmed")
         [warning] = store_warnings(store)
         assert warning.startswith("2 of 10 addresses in the store are unconfirmed (20%)")
-        later = store_warnings(store, now=datetime(2030, 1, 1, tzinfo=timezone.utc))
+        later = store_warnings(store, now=datetime(2030, 1, 1, tzinfo=UTC))
         assert "8 subscribed addresses have not changed in over 365 days" in later[1]
 
 

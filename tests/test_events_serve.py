@@ -10,14 +10,14 @@ import time
 
 import pytest
 import requests
+from conftest import ROOT
+from support.serve import environment, free_port, serve_process
+from support.webhooks import TOPIC, MailgunSigner, SendgridSigner, SvixSigner, basic_auth
 
 from broadsheet.config import load_config
 from broadsheet.serve.app import make_app
 from broadsheet.serve.server import create
 from broadsheet.store import Store
-from conftest import ROOT
-from support.serve import environment, free_port, serve_process
-from support.webhooks import TOPIC, MailgunSigner, SendgridSigner, SvixSigner, basic_auth
 
 MAILGUN, SENDGRID, SVIX = MailgunSigner(), SendgridSigner(), SvixSigner()
 

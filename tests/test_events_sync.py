@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from support.providers import ACCESS_KEY, ENV, REGION, SECRET, make_config, sigv4_problem
 from werkzeug import Request, Response
 
 from broadsheet.cli import main
 from broadsheet.errors import ConfigError, TransportAuthError
 from broadsheet.events.sync import sync
 from broadsheet.store import Store
-from support.providers import ACCESS_KEY, ENV, REGION, SECRET, make_config, sigv4_problem
 
 
 @pytest.fixture
@@ -61,15 +61,15 @@ def test_sendgrid_pages_by_offset_waits_on_429_and_a_second_sync_changes_nothing
     httpserver.expect_request("/v3/suppression/unsubscribes", method="GET").respond_with_handler(handler)
     config = make_config("sendgrid", httpserver.url_for("/"))
     waits: list[float] = []
-    result = sync(config, store, "sendgrid", datetime(2026, 11, 1, tzinfo=timezone.utc), sleep=waits.append)
+    result = sync(config, store, "sendgrid", datetime(2026, 11, 1, tzinfo=UTC), sleep=waits.append)
     assert [s[:2] for s in seen] == [("bounces", 0), ("bounces", 500), ("bounces", 1000), ("spam_reports", 0), ("unsubscribes", 0)]
-    assert {s[2] for s in seen} == {str(int(datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()))}
+    assert {s[2] for s in seen} == {str(int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()))}
     assert waits == [0.0] and result.requests == 6
     assert statuses(store) == {"subscribed": 1, "bounced": 1203, "complained": 1, "unsubscribed": 1}
     assert store.events("bounced-7@example.com")[-1].source == "sync:sendgrid"
     assert "5.1.1 550 unknown" in store.events("bounced-7@example.com")[-1].detail
     events_before = sum(len(store.events(e)) for e in ("bounced-0@example.com", "spam@example.com"))
-    again = sync(config, store, "sendgrid", datetime(2026, 11, 1, tzinfo=timezone.utc), sleep=waits.append)
+    again = sync(config, store, "sendgrid", datetime(2026, 11, 1, tzinfo=UTC), sleep=waits.append)
     assert again.applied.suppressed == []
     assert sum(len(store.events(e)) for e in ("bounced-0@example.com", "spam@example.com")) == events_before
 
@@ -98,7 +98,7 @@ def test_mailgun_follows_paging_next_until_an_empty_page(httpserver, store, monk
 
     for name in items:
         httpserver.expect_request(f"/v3/mg.example.org/{name}", method="GET").respond_with_handler(handler)
-    result = sync(make_config("mailgun", base), store, "mailgun", datetime(2026, 1, 1, tzinfo=timezone.utc))
+    result = sync(make_config("mailgun", base), store, "mailgun", datetime(2026, 1, 1, tzinfo=UTC))
     assert pages == [("bounces", 0), ("bounces", 2), ("bounces", 4), ("complaints", 0), ("complaints", 2), ("unsubscribes", 0)]
     assert sorted(result.applied.suppressed) == ["b0@example.com", "b1@example.com", "b2@example.com", "c@example.com"]
     assert store.get("old@example.com") is None  # before --since
@@ -140,7 +140,7 @@ def test_postmark_suppression_dump_and_ses_next_token(httpserver, store, monkeyp
         return answer(body)
 
     httpserver.expect_request("/v2/email/suppression/addresses", method="GET").respond_with_handler(ses_handler)
-    ses = sync(make_config("ses", httpserver.url_for("/")), store, "ses", datetime(2026, 1, 1, tzinfo=timezone.utc))
+    ses = sync(make_config("ses", httpserver.url_for("/")), store, "ses", datetime(2026, 1, 1, tzinfo=UTC))
     assert tokens == ["", "page2"] and sorted(ses.applied.suppressed) == ["ses-b@example.com", "ses-c@example.com"]
     assert store.get("ses-c@example.com").status == "complained"
 

@@ -7,6 +7,9 @@ import re
 from dataclasses import replace
 
 import pytest
+from support.imapd import PASSWORD, USER, imap_server
+from support.smtpd import Sink, configure, smtp_server, write_subscribers
+from test_events_inbox import sample
 
 from broadsheet.cli import main
 from broadsheet.compose.verp import ReturnPaths
@@ -15,9 +18,6 @@ from broadsheet.errors import ConfigError
 from broadsheet.events.inbox import read_inbox
 from broadsheet.store import Store
 from broadsheet.tokens import make_token
-from support.imapd import PASSWORD, USER, imap_server
-from support.smtpd import Sink, configure, smtp_server, write_subscribers
-from test_events_inbox import sample
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 RETURN_PATH = "bounces+{token}@news.example.org"

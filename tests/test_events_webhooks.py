@@ -7,11 +7,20 @@ import time
 
 import pytest
 from pytest_httpserver import HTTPServer
+from support.webhooks import (
+    TOPIC,
+    MailgunSigner,
+    SendgridSigner,
+    SnsSigner,
+    SvixSigner,
+    basic_auth,
+    local_https,
+    ses_bounce,
+)
 
 from broadsheet.events.model import WebhookNotConfigured, WebhookRejected
 from broadsheet.events.webhooks import mailgun, postmark, resend, sendgrid, ses
 from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext
-from support.webhooks import TOPIC, MailgunSigner, SendgridSigner, SnsSigner, SvixSigner, basic_auth, local_https, ses_bounce
 
 
 def context(env: dict, **kwargs) -> WebhookContext:
@@ -251,7 +260,7 @@ def test_production_certificate_source_accepts_only_amazon_sns_hosts():
 
 
 def test_ses_without_a_configured_topic_refuses_to_run(sns):
-    server, signer, ctx = sns
+    _server, signer, ctx = sns
     ctx.sns_topics = ()
     with pytest.raises(WebhookNotConfigured, match="sns_topic_arn"):
         ses.verify_and_parse({}, signer.notification(ses_bounce("bob@example.com")), ctx)
@@ -269,7 +278,7 @@ def test_ses_complaint_and_event_publishing_shapes():
 
 
 def test_ses_notification_with_a_subject_is_signed_with_it(sns):
-    server, signer, ctx = sns
+    _server, signer, ctx = sns
     body = signer.notification(ses_bounce("sub@example.com"), Subject="Amazon SES Email Event Notification")
     assert [e.email for e in ses.verify_and_parse({}, body, ctx)] == ["sub@example.com"]
     forged = json.loads(body)

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.issues import write_image
-from support.issues import hashed
+from support.issues import hashed, write_image
 from test_cli_build import SAMPLE_NAME, assert_one_line_error, run_cli
 
 from broadsheet.cli import main
@@ -236,7 +235,7 @@ def test_a_warning_about_a_file_with_a_line_break_in_its_name_stays_one_line(pro
     article(project, "---\ntitle: x\ndraft: true\n---\nhi\n", name="03-odd\nname.md")
     result = cli("build", ISSUE)
     assert result.returncode == 0, result.stderr
-    assert [line for line in result.stderr.splitlines() if "draft" in line][0].endswith(r"03-odd\nname.md: draft, left out of the build")
+    assert next(line for line in result.stderr.splitlines() if "draft" in line).endswith(r"03-odd\nname.md: draft, left out of the build")
 
 
 def test_windows_line_endings_are_fine(project, cli):

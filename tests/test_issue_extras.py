@@ -32,7 +32,7 @@ def test_the_summary_is_the_preheader_when_there_is_none_and_the_archive_summary
 
 
 def test_reading_time_tags_and_table_of_contents(project):
-    folder, issue, rendered = build(project, front="toc: true\n", article_front="tags: [trade, events]\n")
+    _folder, issue, rendered = build(project, front="toc: true\n", article_front="tags: [trade, events]\n")
     assert issue.reading_minutes == 3
     document = lxml.html.fromstring(rendered.web_html)
     assert "3 MIN READ" in document.text_content() and "3 min read" in rendered.text

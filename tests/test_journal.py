@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import pytest
 
-from broadsheet.campaign import Journal, Outcome, prepare_campaign, subscriber_from_row
 from broadsheet.audience import Subscriber
+from broadsheet.campaign import Journal, Outcome, prepare_campaign, subscriber_from_row
 from broadsheet.errors import CampaignError
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import json
-import shutil
+import re
 from pathlib import Path
 
 import pytest
+from support.installed import missing
 
 from broadsheet.lint import rules
 from broadsheet.lint.colour import contrast, parse_colour
@@ -17,7 +16,6 @@ from broadsheet.lint.findings import Finding, summary
 from broadsheet.lint.rules import LintContext
 from broadsheet.lint.sources import SourceIndex
 from broadsheet.lint.validator import find_validator
-from support.installed import missing
 
 FOOTER = '<p>Example Org, 1 Main Street, Leuven</p><a href="https://example.org/u/1">Unsubscribe</a>'
 GOOD_TEXT = "Hello readers, a long enough text part. https://example.org/a https://example.org/u/1"

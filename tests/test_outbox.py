@@ -5,8 +5,8 @@ from __future__ import annotations
 from broadsheet.compose.message import Message
 from broadsheet.config import Config, Send
 from broadsheet.transports import transport_class
-from broadsheet.transports.outbox import OutboxTransport, safe_address
 from broadsheet.transports.base import TransportOptions
+from broadsheet.transports.outbox import OutboxTransport, safe_address
 
 
 def message(recipient: str) -> Message:

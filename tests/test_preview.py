@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+from support.browser import wait_for
+from support.issues import hashed
 
 from broadsheet.errors import AudienceError, BroadsheetError
 from broadsheet.preview import Preview
 from broadsheet.preview.server import safe_path
-from support.browser import wait_for
-from support.issues import hashed
 
 SLUG = "2021-06-01-chengdu-flemish-brabant"
 
@@ -136,7 +136,7 @@ def test_reload_event_after_a_save_and_errors_keep_the_last_good_build(preview, 
     article.write_text("---\ntitle: [oops\n---\n", encoding="utf-8")
     wait_for(lambda: preview.current.error is not None, timeout=3, what="the build error")
     assert preview.current.error.where.endswith("02-contact.md:2")
-    status, page = get(preview, "/")
+    _status, page = get(preview, "/")
     assert b'id="build-error"' in page and b"02-contact.md:2" in page
     assert get(preview, "/email.html")[0] == 200  # the last good build is still served
 

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support.browser import browser, frame_overflows, frame_text, require_chromium, wait_for
 
 from broadsheet.preview import Preview
-from support.browser import browser, frame_overflows, frame_text, require_chromium, wait_for
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,6 @@ import email.policy
 import re
 import shutil
 import time
-import types
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -18,6 +17,8 @@ import lxml.html
 import pytest
 from lxml import etree
 from PIL import Image
+from support.archive import SAMPLE, dated_issue, sample_project
+from support.atom import ATOM, atom_problems
 from support.issues import hashed
 
 from broadsheet.audience import Subscriber
@@ -30,8 +31,6 @@ from broadsheet.publish.model import signup_url
 from broadsheet.publish.reader import read_entries
 from broadsheet.publish.writer import MANIFEST, SiteWriter
 from broadsheet.render import build_issue
-from support.archive import SAMPLE, dated_issue, sample_project
-from support.atom import ATOM, atom_problems
 
 BASE = "https://newsletter.example.org"
 
@@ -131,7 +130,7 @@ def test_feed_is_valid_atom_with_full_content_and_stable_ids(archive: Path, tmp_
     assert "A 10-year partnership between Chengdu and Flemish Brabant" in content.text_content()
     assert "Dear" not in content.text_content()
     assert re.fullmatch(f"{BASE}/{SAMPLE.name}/images/" + hashed("chengdu-flemish-brabant.png"),
-                        [img.get("src") for img in content.iter("img")][0])
+                        next(img.get("src") for img in content.iter("img")))
     assert all(urlsplit(a.get("href")).scheme in ("https", "mailto") for a in content.iter("a"))
     feed = etree.fromstring(data)
     assert feed.findtext(f"{ATOM}updated").startswith("2021-07-01")  # the newest issue, not the clock
@@ -333,7 +332,7 @@ def test_the_sent_html_part_declares_its_doctype(archive: Path, tmp_path: Path, 
 
 
 def test_an_issue_scheduled_for_later_is_left_out_until_its_send_at(archive: Path, tmp_path: Path, capsys):
-    ahead = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=1)
+    ahead = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=1)
     for number, send_at in ((45, ahead), (46, ahead - dt.timedelta(days=2))):
         issue_md = dated_issue(archive, number, dt.date(2021, 9, number - 44), image=False) / "issue.md"
         issue_md.write_text(issue_md.read_text().replace("---\nIntro", f"send_at: {send_at:%Y-%m-%d %H:%M:%S}+00:00\n---\nIntro", 1))

@@ -9,16 +9,16 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from broadsheet.cli import main
 from support.archive import SAMPLE, dated_issue, sample_project
 from support.browser import browser, wait_for
+
+from broadsheet.cli import main
 
 pytestmark = pytest.mark.browser
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the stdlib's name
+    def log_message(self, format, *args):
         pass
 
 

@@ -7,8 +7,7 @@ import jinja2
 import lxml.html
 import pytest
 from PIL import Image
-from support.issues import write_image, write_issue
-from support.issues import hashed
+from support.issues import hashed, write_image, write_issue
 
 from broadsheet.config import Config, load_config
 from broadsheet.content import read_issue

@@ -4,6 +4,7 @@ dry run / test copies that leave no trace (issues 10 and 11), through the real C
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import re
 import shutil
@@ -12,14 +13,14 @@ import subprocess
 import sys
 import time
 
+from support.smtpd import Sink, configure, smtp_server, write_subscribers
+from test_send_cli import cli, sample, smtp  # noqa: F401 - sample is the fixture
+
 from broadsheet.campaign import Journal, journal_path
 from broadsheet.campaign.caps import DAY, WARMUP, WARMUP_DAYS, daily_cap, day_start, warmup_cap
 from broadsheet.campaign.journal import Outcome
 from broadsheet.campaign.journalfile import SCHEMA_VERSION
-from broadsheet.cli import main
 from broadsheet.config import load_config
-from support.smtpd import Sink, configure, smtp_server, write_subscribers
-from test_send_cli import cli, sample, smtp  # noqa: F401 - sample is the fixture
 
 SAMPLE = "2021-06-01-chengdu-flemish-brabant"
 ISSUE = f"issues/{SAMPLE}"
@@ -112,7 +113,7 @@ def test_send_at_without_an_offset_is_utc_and_a_date_alone_is_refused(sample, ca
 
     config = load_config(sample / "broadsheet.toml")
     scheduled(sample, SAMPLE, send_at="2026-12-03 09:00:00")
-    assert read_schedule(sample / ISSUE, config).send_at == dt.datetime(2026, 12, 3, 9, tzinfo=dt.timezone.utc)
+    assert read_schedule(sample / ISSUE, config).send_at == dt.datetime(2026, 12, 3, 9, tzinfo=dt.UTC)
     scheduled(sample, "2021-07-01-offset", send_at='"2026-12-03 09:00 +01:00"')
     assert read_schedule(sample / "issues/2021-07-01-offset", config).send_at.hour == 8
     scheduled(sample, "2021-08-01-date", send_at="2026-12-03")
@@ -161,7 +162,7 @@ def test_a_capped_campaign_stops_at_the_limit_and_goes_on_the_next_day(sample, c
         assert cli(sample, "status", ISSUE) == 0
         status = capsys.readouterr().out
         assert "left: 6; daily limit 4, 4 sent today: today's cap is used up" in status
-        tomorrow = dt.datetime.fromtimestamp(day_start(time.time()) + DAY, dt.timezone.utc).strftime("%Y-%m-%d")
+        tomorrow = dt.datetime.fromtimestamp(day_start(time.time()) + DAY, dt.UTC).strftime("%Y-%m-%d")
         assert f"at the daily cap they go: {tomorrow} 4," in status
 
         assert cli(sample, "send", ISSUE, "--yes") == 0  # the same day: nothing more goes
@@ -206,8 +207,8 @@ def test_the_outbox_is_not_capped_and_its_files_are_not_counted(sample, capsys):
 
 def test_the_warm_up_grows_each_day_for_six_weeks():
     assert WARMUP[0] == 200 and len(WARMUP) == WARMUP_DAYS == 42
-    assert all(later > earlier for earlier, later in zip(WARMUP, WARMUP[1:]))
-    assert all(later <= earlier * 1.3 for earlier, later in zip(WARMUP, WARMUP[1:]))  # never a jump
+    assert all(later > earlier for earlier, later in itertools.pairwise(WARMUP))
+    assert all(later <= earlier * 1.3 for earlier, later in itertools.pairwise(WARMUP))  # never a jump
     assert warmup_cap(1) == 200 and warmup_cap(42) == WARMUP[-1] >= 300_000 and warmup_cap(43) is None
 
 

@@ -11,10 +11,10 @@ import sys
 import time
 
 import pytest
-
-from broadsheet.cli import main
 from support.providers import api  # noqa: F401 - the fixture
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
+
+from broadsheet.cli import main
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 

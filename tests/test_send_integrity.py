@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.smtpd import Sink, configure, smtp_server, write_subscribers
+from support.unprivileged import without_permission_override
+from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
 
 from broadsheet.audience import SubscriberList
 from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
@@ -32,9 +35,6 @@ from broadsheet.content import read_issue
 from broadsheet.errors import CampaignError, ContentError
 from broadsheet.render import read_and_build
 from broadsheet.transports.smtp import SmtpTransport
-from support.smtpd import Sink, configure, smtp_server, write_subscribers
-from support.unprivileged import without_permission_override
-from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 ENV = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
@@ -435,8 +435,8 @@ def test_a_second_send_is_kept_out_even_when_the_journal_goes_and_nobody_gets_tw
                 (sample / "notes.txt").write_text("not a journal\n" * 10, encoding="utf-8")
                 os.replace(sample / "notes.txt", journal)
             second = send_process(sample, ISSUE, "--yes")  # at once: refused, or (first gone) resumes
-            out, err = first.communicate(timeout=30)
-            second_out, second_err = second.communicate(timeout=60)
+            _out, err = first.communicate(timeout=30)
+            _second_out, second_err = second.communicate(timeout=60)
         finally:
             first.kill()
     assert first.returncode == 2, err
@@ -477,7 +477,7 @@ def test_send_stops_on_a_signal_while_it_connects_even_with_sigint_ignored(sampl
             time.sleep(0.3)  # in the connection check, before the runner
             started = time.monotonic()
             process.send_signal(stop)
-            out, err = process.communicate(timeout=10)
+            _out, err = process.communicate(timeout=10)
         finally:
             process.kill()
     assert process.returncode == 130, err

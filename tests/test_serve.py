@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import ROOT
+from support.serve import SECRET, serve_process
 
 from broadsheet.config import load_config
 from broadsheet.serve.signup import confirm_token
 from broadsheet.store import Store
 from broadsheet.tokens import make_token
-from conftest import ROOT
-from support.serve import SECRET, serve_process
 
 LIST = "newsletter.bcecc.example.org"
 GMAIL_BOUNDARY = "000000000000c0ffee0123456789"

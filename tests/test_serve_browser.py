@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from broadsheet.cli import main
-from broadsheet.store import Store
 from support.browser import browser, require_chromium, wait_for
 from support.issues import write_issue
 from support.serve import SECRET, serve_process
+
+from broadsheet.cli import main
+from broadsheet.store import Store
 
 pytestmark = pytest.mark.browser
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import requests
+from support.serve import free_port
 
 from broadsheet.config import load_config
 from broadsheet.serve.app import make_app
@@ -14,7 +15,6 @@ from broadsheet.serve.checkpoint import Checkpointer
 from broadsheet.serve.server import create
 from broadsheet.store import Store, store_path
 from broadsheet.tokens import make_token
-from support.serve import free_port
 
 SECRET = "checkpoint-test-secret"
 

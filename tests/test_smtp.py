@@ -11,11 +11,17 @@ import re
 import sqlite3
 
 import pytest
+from support.smtpd import (
+    Sink,
+    configure,
+    echoing_checker,
+    make_certificates,
+    password_checker,
+    smtp_server,
+    write_subscribers,
+)
 
 from broadsheet.cli import main
-from support.smtpd import (
-    Sink, configure, echoing_checker, make_certificates, password_checker, smtp_server, write_subscribers,
-)
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 PASSWORD = "correct-horse-9f3a1c"
@@ -91,7 +97,7 @@ def test_faults_end_as_sent_once_or_failed_with_the_reason(sample):
     states = journal(sample)
     received = sink.recipients()
     for email in people:
-        state, attempts, detail = states[email]
+        state, _attempts, detail = states[email]
         if email in rejected:
             assert (state, received[email]) == ("failed", 0)
             assert detail.startswith("550 5.1.1 no such user")
@@ -313,7 +319,10 @@ def test_a_non_ascii_password_without_auth_plain_is_one_line_naming_the_variable
 
 def secret_forms(username: str, password: str) -> list[str]:
     """What a careless server may echo: the password, and base64 as AUTH PLAIN and LOGIN send it."""
-    encode = lambda raw: base64.b64encode(raw).decode()
+
+    def encode(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
     plain, login = encode(b"\0" + username.encode() + b"\0" + password.encode()), encode(password.encode())
     return [password, plain, plain.rstrip("="), login, login.rstrip("=")]
 

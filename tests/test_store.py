@@ -225,7 +225,7 @@ def test_one_store_per_thread_in_several_threads(tmp_path):
                 for i in range(50):
                     store.add(f"t{n}-{i}@example.org")
                     store.set_status(f"t{n}-{i}@example.org", "unsubscribed", source="one-click", dedupe_key=f"k{i}")
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]

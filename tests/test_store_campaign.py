@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from conftest import ROOT, SAMPLE_ISSUE
+from support.smtpd import write_subscribers
 
 from broadsheet.audience import SubscriberList
 from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
@@ -14,10 +16,8 @@ from broadsheet.errors import StoreError
 from broadsheet.render import build_issue
 from broadsheet.store import Store, store_path
 from broadsheet.store.recipients import StoreSuppressions
-from broadsheet.transports.outbox import OutboxTransport
 from broadsheet.transports.base import TransportOptions
-from conftest import ROOT, SAMPLE_ISSUE
-from support.smtpd import write_subscribers
+from broadsheet.transports.outbox import OutboxTransport
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_suppressed_rows_end_skipped_with_the_reason_and_the_rest_are_sent(campa
 
 
 def test_a_damaged_store_stops_the_campaign_before_anything_is_sent(campaign):
-    config, journal, record, make, people = campaign
+    config, journal, record, make, _people = campaign
     store_path(config.root).parent.mkdir(exist_ok=True)
     store_path(config.root).write_bytes(b"this is not a database" * 200)
     result = make().run()

@@ -11,10 +11,10 @@ import sys
 import time
 
 import pytest
-
-from broadsheet.store import Store
 from support.smtpd import configure, write_subscribers
 from test_cli_build import assert_one_line_error, run_cli
+
+from broadsheet.store import Store
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 

@@ -8,7 +8,14 @@ import re
 import pytest
 
 from broadsheet.errors import ConfigError
-from broadsheet.tokens import make_reference_token, make_token, read_reference_token, read_token, reference_of, token_secrets
+from broadsheet.tokens import (
+    make_reference_token,
+    make_token,
+    read_reference_token,
+    read_token,
+    reference_of,
+    token_secrets,
+)
 
 LIST = "weekly.news.example.org"
 

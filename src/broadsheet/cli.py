@@ -8,9 +8,15 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, TypeAlias
 
 from . import __version__
 from .errors import BroadsheetError
+
+# What signal.getsignal answers: a handler, SIG_IGN/SIG_DFL, or None (set from outside Python).
+SignalHandler: TypeAlias = "Callable[[int, FrameType | None], Any] | int | signal.Handlers | None"
 
 # Each module in broadsheet.commands has register(subparsers) and run(args) -> int.
 COMMANDS = ("new", "build", "preview", "lint", "send", "status", "subscribers", "publish", "serve", "sync", "inbox")
@@ -61,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if previous is not None:
-            for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous):
+            for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
                 if handler is not None:
                     signal.signal(signum, handler)
 
@@ -77,7 +83,7 @@ def _requested_command(argv: list[str]) -> str | None:
     return None
 
 
-def _stop_on_signals():
+def _stop_on_signals() -> tuple[SignalHandler, SignalHandler]:
     """Ctrl-C and SIGTERM stop every command cleanly, from its first line on; returns the old handlers.
 
     A shell running ``broadsheet … &`` from a script starts it with SIGINT ignored, and Python then
@@ -91,7 +97,7 @@ def _stop_on_signals():
     return previous_int, previous_term
 
 
-def _sigterm_as_interrupt(signum, frame) -> None:
+def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGTERM (systemd, docker stop, kill) stops like Ctrl-C: in-flight work is finished and recorded.
 
     Calls whatever handles Ctrl-C now (the send runner's, or Python's KeyboardInterrupt).

@@ -388,7 +388,7 @@ class _Reader:
         return values
 
     def value(self, hint: Any, value: Any, dotted: str) -> Any:
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a [table]
             if not isinstance(value, dict):
                 raise self.wrong(dotted, f"a table [{dotted}]", value)
             return hint(**self.table(hint, value, prefix=dotted + "."))

@@ -36,7 +36,7 @@ def wait_for(check: Callable[[], T], *, timeout: float = 5.0, interval: float = 
             value = check()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - a reload detaches elements mid-check
+        except Exception as exc:
             last = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what or check}" + (f" (last error: {last})" if last else ""))

@@ -35,8 +35,7 @@ from werkzeug import Request, Response
 from broadsheet.compose.message import Message
 from broadsheet.config import Config, Mailgun, Postmark, Resend, Sendgrid, Ses
 from broadsheet.errors import TransientTransportError
-from broadsheet.transports.base import Delivery, Transport
-from broadsheet.transports.base import TransportOptions
+from broadsheet.transports.base import Delivery, Transport, TransportOptions
 
 SECRET = "SECRET-TOKEN-123"
 ACCESS_KEY = "AKIDEXAMPLE"
@@ -163,9 +162,9 @@ def drive(transport: Transport, messages: list[Message], *, batch_size: int | No
                 continue
             run.batches += 1
             assert [d.recipient for d in deliveries] == [m.recipient for m in batch]
-            for message, delivery in zip(batch, deliveries):
+            for message, delivery in zip(batch, deliveries, strict=False):
                 run.journal.setdefault(message.recipient, []).append(delivery)
-            again = [m for m, d in zip(batch, deliveries) if d.status == "deferred"]
+            again = [m for m, d in zip(batch, deliveries, strict=False) if d.status == "deferred"]
             if again and len(run.journal[again[0].recipient]) < attempts:
                 queue.append(again)
     return run

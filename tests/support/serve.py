@@ -45,7 +45,7 @@ def serve_process(project: Path, *, extra_config: str = "", env: dict[str, str] 
     """Run `broadsheet serve` in ``project`` until the block ends; yields its base URL."""
     port = free_port()
     base = configure(project, port, extra_config)
-    log = tempfile.TemporaryFile(mode="w+")  # not a pipe: a full pipe would block the server
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 -- closed by the fixture; not a pipe: a full pipe would block the server
     process = subprocess.Popen(
         [sys.executable, "-m", "broadsheet", "serve", "--port", str(port)], cwd=project,
         env=env or environment(), stdout=subprocess.DEVNULL, stderr=log, text=True,

@@ -16,7 +16,7 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import trustme
 from cryptography import x509
@@ -83,7 +83,7 @@ class SnsSigner:
         self.cert_url = cert_url
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.certificate = (
             x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
@@ -96,7 +96,7 @@ class SnsSigner:
 
     def message(self, kind: str, version: str = "2", topic: str = TOPIC, **fields) -> dict:
         message = {"Type": kind, "MessageId": str(uuid.uuid4()), "TopicArn": topic,
-                   "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                   "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
                    "SignatureVersion": version, "SigningCertURL": self.cert_url, **fields}
         order = (("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type") if kind == "Notification"
                  else ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"))

@@ -96,7 +96,7 @@ def warmup_start(config: Config, journal: Journal, today: float) -> float | None
     if not config.send.warmup:
         return None
     if config.send.warmup_start:
-        start = dt.datetime.combine(_start_date(config), dt.time(), dt.timezone.utc)
+        start = dt.datetime.combine(_start_date(config), dt.time(), dt.UTC)
         return start.timestamp()
     first = journal.first_sent()
     return day_start(first) if first is not None else today
@@ -141,4 +141,4 @@ def _start_date(config: Config) -> dt.date:
 
 def utc_text(stamp: float) -> str:
     """``2026-12-02 00:00 UTC``."""
-    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

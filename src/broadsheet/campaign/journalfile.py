@@ -263,7 +263,7 @@ def _version(db: sqlite3.Connection, path: Path) -> int:
                                 where=str(path), fix="upgrade broadsheet (pip install -U broadsheet)")
         return version
     tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if application_id == 0 and version == 0 and SCHEMA_1_TABLES <= tables:
+    if application_id == 0 and version == 0 and tables >= SCHEMA_1_TABLES:
         columns = {row[1] for row in db.execute("PRAGMA table_info(campaigns)")}
         if {"slug", "transport", "list_fingerprint"} <= columns:
             return 1

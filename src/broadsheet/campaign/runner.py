@@ -323,7 +323,7 @@ class CampaignRunner:
             transport.open()
         except TransientTransportError:
             pass  # transports connect again lazily; the first batch will tell
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+        except BaseException as exc:
             self.events.put((index, _as_broadsheet_error(exc)))
             return
         try:
@@ -331,14 +331,14 @@ class CampaignRunner:
             while (rows := inbox.get()) is not None:
                 try:
                     batch = self._send(index, transport, rows)
-                except Exception as exc:  # noqa: BLE001 - never leave the main thread waiting for this batch
+                except Exception as exc:
                     # raised before send_batch (send_batch's own errors are caught in _send): nothing went out
                     batch = _Batch(index, rows, [None] * len(rows), _as_broadsheet_error(exc))
                 self.events.put(batch)
         finally:
             try:
                 transport.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
+            except Exception:
                 pass
 
     def _send(self, index: int, transport: Transport, rows: list[Row]) -> _Batch:
@@ -357,7 +357,7 @@ class CampaignRunner:
         try:
             sent = transport.send_batch(messages)
             error = None
-        except Exception as exc:  # noqa: BLE001 - recorded by the main thread
+        except Exception as exc:
             sent, error = (list(exc.deliveries) if isinstance(exc, TransportError) else []), exc
         for position, delivery in zip(positions, sent):
             deliveries[position] = delivery

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TypeAlias
 
 from ..config import Config, load_config
+
+# What register() receives: argparse's sub-command action (generic only to the type checker).
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def project_config(args: argparse.Namespace) -> Config:

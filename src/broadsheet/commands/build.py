@@ -6,14 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import issue_folder, project_config
 from ..content import Issue
 from ..lint import lint_rendered
 from ..render import read_and_build, write_build
 from ..render.checks import GMAIL_CLIP_BYTES, html_size
+from . import Subparsers, issue_folder, project_config
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "build", help="compile an issue to email HTML, plain text and a browser version",
         description="Compile ISSUE_DIR into DIR/<slug>/: email.mjml, email.html, email.txt, web.html, images/.",

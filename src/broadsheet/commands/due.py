@@ -54,7 +54,7 @@ def due_issues(config: Config, now: float) -> tuple[list[Schedule], int]:
     folder = config.resolve(config.issues_dir)
     due: list[Schedule] = []
     code = 0
-    moment = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(now, dt.UTC)
     for issue in sorted(path for path in folder.iterdir() if (path / "issue.md").is_file()) if folder.is_dir() else ():
         try:
             schedule = read_schedule(issue, config)

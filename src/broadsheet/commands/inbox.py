@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from . import project_config
 from ..events.inbox import read_inbox
 from ..store import Store
+from . import Subparsers, project_config
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     return subparsers.add_parser(
         "inbox", help="read bounces, complaints and unsubscribe requests from the IMAP mailbox into the store",
         description="Reads every message in [inbox] folder over IMAP (TLS verified, password from "

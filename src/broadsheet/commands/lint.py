@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..errors import BroadsheetError
-from . import issue_folder, project_config
+from . import Subparsers, issue_folder, project_config
 
 if TYPE_CHECKING:
     from ..lint import Finding
 
 
-def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     parser = sub.add_parser(
         "lint", help="check an issue for what hurts delivery",
         description="Build ISSUE_DIR and check it: size, images, links, required parts, MJML, text part, "

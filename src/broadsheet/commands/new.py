@@ -10,9 +10,9 @@ import shlex
 import unicodedata
 from pathlib import Path
 
-from . import project_config
 from ..content import scaffold
 from ..errors import ContentError
+from . import Subparsers, project_config
 
 ISSUE_TEMPLATE = """---
 title: {title}
@@ -37,7 +37,7 @@ summary: ""
 """
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("new", help="scaffold a new issue folder", description="Create issues/<date>-<slug>/.")
     parser.add_argument("title", help="the issue's title")
     parser.add_argument("--date", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD (default: today)")

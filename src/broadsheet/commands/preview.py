@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ContentError
-from . import issue_folder, project_config
+from . import Subparsers, issue_folder, project_config
 
 if TYPE_CHECKING:
     from ..preview.builder import Build
 
 
-def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     parser = sub.add_parser(
         "preview", help="preview an issue in the browser, reloading on every save",
         description="Serve ISSUE_DIR on 127.0.0.1: subject, from, preheader, desktop and mobile frames, "

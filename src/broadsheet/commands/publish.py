@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import project_config
 from ..publish import publish_site
+from . import Subparsers, project_config
 
 DEFAULT_OUT = "site"
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "publish", help="build the web archive: an index, a page per issue, an Atom feed and a sitemap",
         description="Build a static site of every non-draft issue under issues/ into DIR: index.html, "

@@ -21,10 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import issue_folder, project_config
-from .new import front_matter_value
 from ..campaign import (
-    Journal, Prepared, Settings, issue_key, prepare_campaign,
+    Journal,
+    Prepared,
+    Settings,
+    issue_key,
+    prepare_campaign,
 )
 from ..campaign.caps import DailyCap, daily_cap, utc_text
 from ..campaign.journal import RECENT_DAYS
@@ -37,6 +39,8 @@ from ..providers import delivers
 from ..render import read_and_build
 from ..store.recipients import StoreSuppressions, recipients_for
 from ..transports import Transport, TransportOptions, transport_class
+from . import Subparsers, issue_folder, project_config
+from .new import front_matter_value
 from .signing_secret import token_secret
 
 if TYPE_CHECKING:
@@ -47,7 +51,7 @@ if TYPE_CHECKING:
     from ..store.recipients import Recipients
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "send", help="send an issue to the subscriber list (resumable)",
         description="Compose one message per subscriber and deliver them through the configured transport. "

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import html
 
-from . import project_config
+from . import Subparsers, project_config
 
 
-def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     parser = sub.add_parser(
         "serve", help="serve unsubscribe, sign-up and confirmation pages (behind a reverse proxy)",
         description="Run the public side of the newsletter under waitress: RFC 8058 one-click unsubscribes "

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import time
 from pathlib import Path
 
-from . import issue_folder, project_config
 from ..campaign import CampaignRecord, Journal, campaign_key, journal_path
 from ..campaign.caps import daily_cap, days_to_send, utc_text
 from ..campaign.journal import STATES, pending_path
@@ -15,11 +15,12 @@ from ..config import Config
 from ..errors import BroadsheetError, CampaignError
 from ..events.report import after_send_lines
 from ..providers import delivers
+from . import Subparsers, issue_folder, project_config
 
 LAST_ERRORS = 10
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "status", help="show how far the sends of an issue got",
         description="Counts by state (queued, sending, sent, failed, deferred, unknown), the last errors, "
@@ -102,7 +103,7 @@ def _show_what_is_left(journal: Journal, campaign: CampaignRecord, config: Confi
     print(f"  at the daily cap they go: {shown}{more}")
 
 
-def _send_at(issue_dir: Path, config: Config):
+def _send_at(issue_dir: Path, config: Config) -> dt.datetime | None:
     from ..content import read_schedule
 
     try:
@@ -113,7 +114,7 @@ def _send_at(issue_dir: Path, config: Config):
 
 def _export(journal: Journal, campaign: CampaignRecord, target: Path, *, first: bool) -> int:
     try:
-        handle = open(target, "w" if first else "a", newline="", encoding="utf-8")
+        handle = open(target, "w" if first else "a", newline="", encoding="utf-8")  # noqa: SIM115 -- `with handle` below
     except OSError as exc:
         raise CampaignError(f"cannot write the CSV: {exc.strerror}", where=str(target)) from None
     with handle:

@@ -12,14 +12,20 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
-from . import project_config
+from ..config import Config
 from ..errors import StoreError
+from . import Subparsers, project_config
+
+if TYPE_CHECKING:
+    from ..audience import RowProblem
+    from ..store import Store
 
 STATUS_CHOICES = ("unconfirmed", "subscribed", "unsubscribed", "bounced", "complained")  # = store.STATUSES
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "subscribers", help="check a subscriber list; keep the subscriber store",
         description="Work with subscriber lists and the subscriber store (.broadsheet/audience.db).",
@@ -36,7 +42,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _register_store_actions(actions) -> None:
+def _register_store_actions(actions: Subparsers) -> None:
     imports = actions.add_parser(
         "import", help="add a CSV's subscribers to the store",
         description="Read FILE.csv (the format send reads) into the store. New addresses are added with the "
@@ -86,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         return ACTIONS[args.action](args, store, config)
 
 
-def _check(args: argparse.Namespace, config) -> int:
+def _check(args: argparse.Namespace, config: Config) -> int:
     from ..store.recipients import csv_recipients
 
     subscribers = csv_recipients(args.file, config, args.segment)
@@ -102,10 +108,10 @@ def _check(args: argparse.Namespace, config) -> int:
     return 0
 
 
-def _import(args, store, config) -> int:
+def _import(args: argparse.Namespace, store: Store, config: Config) -> int:
     from ..store.importer import import_csv
 
-    def on_problem(problem) -> None:
+    def on_problem(problem: RowProblem) -> None:
         print(f"{args.file}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped", file=sys.stderr)
 
     report = import_csv(store, args.file, update=args.update, resubscribe=args.resubscribe, on_problem=on_problem)
@@ -127,7 +133,7 @@ def _import(args, store, config) -> int:
     return 1 if report.problems else 0
 
 
-def _export(args, store, config) -> int:
+def _export(args: argparse.Namespace, store: Store, config: Config) -> int:
     if args.file is None:
         written = _write_csv(store, sys.stdout, args.status)
     else:
@@ -140,7 +146,7 @@ def _export(args, store, config) -> int:
     return 0
 
 
-def _write_csv(store, handle, status: str | None) -> int:
+def _write_csv(store: Store, handle: TextIO, status: str | None) -> int:
     extra = [name for name in store.field_names() if name.lower() not in ("email", "name", "status", "tags")]
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(["email", "name", "status", "tags", *extra])
@@ -152,7 +158,7 @@ def _write_csv(store, handle, status: str | None) -> int:
     return written
 
 
-def _add(args, store, config) -> int:
+def _add(args: argparse.Namespace, store: Store, config: Config) -> int:
     present = store.get(args.email)
     if present is not None and present.status != "subscribed" and not args.resubscribe:
         raise StoreError(f"{present.email} is already in the store, {present.status}", where=str(store.path),
@@ -166,7 +172,7 @@ def _add(args, store, config) -> int:
     return 0
 
 
-def _remove(args, store, config) -> int:
+def _remove(args: argparse.Namespace, store: Store, config: Config) -> int:
     store.valid_address(args.email)  # a typo is an error, not a new suppressed row
     present = store.get(args.email)
     changed = store.set_status(args.email, "unsubscribed", source="cli")
@@ -181,7 +187,7 @@ def _remove(args, store, config) -> int:
     return 0
 
 
-def _forget(args, store, config) -> int:
+def _forget(args: argparse.Namespace, store: Store, config: Config) -> int:
     from ..campaign import Journal, journal_path
 
     key = store.key(args.email)
@@ -199,7 +205,7 @@ def _forget(args, store, config) -> int:
     return 0
 
 
-def _list(args, store, config) -> int:
+def _list(args: argparse.Namespace, store: Store, config: Config) -> int:
     count = 0
     for subscriber in store.subscribers(status=args.status, tag=args.tag):
         tags = f"  [{', '.join(subscriber.tags)}]" if subscriber.tags else ""
@@ -209,7 +215,7 @@ def _list(args, store, config) -> int:
     return 0
 
 
-def _show(args, store, config) -> int:
+def _show(args: argparse.Namespace, store: Store, config: Config) -> int:
     subscriber = store.get(args.email)
     if subscriber is None:
         if store.is_forgotten(args.email):

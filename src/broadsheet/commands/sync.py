@@ -4,14 +4,14 @@ unsubscribe lists into the subscriber store, for senders who do not run ``broads
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from . import project_config
 from ..events.sync import sync
 from ..store import Store
+from . import Subparsers, project_config
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "sync", help="read bounces, complaints and unsubscribes from the provider's API into the store",
         description="Reads the provider's suppression lists (Postmark, SendGrid, Mailgun, SES) page by page and "
@@ -38,6 +38,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _date(value: str) -> datetime:
     try:
-        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date like 2026-12-01, not {value!r}") from None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import lxml.html
-from lxml import etree
+from lxml.html import HtmlElement
 from markdown_it import MarkdownIt
 from mdit_py_plugins.attrs import attrs_plugin
 from mdit_py_plugins.footnote import footnote_plugin
@@ -30,6 +30,7 @@ def markdown_parser() -> MarkdownIt:
     (linkify-it-py) and merge tags (content/mergetags.py)."""
     parser = MarkdownIt("commonmark", {"typographer": True, "html": True, "linkify": True})
     parser.enable(["table", "strikethrough", "replacements", "smartquotes", "linkify"])
+    assert parser.linkify is not None  # made by the "linkify" option (linkify-it-py is a dependency)
     parser.linkify.set({"fuzzy_link": False})  # only addresses with a scheme: "readme.md" is no Moldovan site
     return parser.use(footnote_plugin).use(attrs_plugin).use(merge_tag_plugin)
 
@@ -70,7 +71,7 @@ def render_markdown(text: str, *, rewrite_src: ImageRewriter | None = None) -> F
     return fragment
 
 
-def _depth(root: etree._Element) -> int:
+def _depth(root: HtmlElement) -> int:
     """How deeply elements nest below ``root`` (iteratively: no recursion limit to meet)."""
     deepest, stack = 0, [(root, 0)]
     while stack:
@@ -80,7 +81,7 @@ def _depth(root: etree._Element) -> int:
     return deepest
 
 
-def _sanitise(root: etree._Element, fragment: Fragment) -> None:
+def _sanitise(root: HtmlElement, fragment: Fragment) -> None:
     for element in list(root.iter()):
         if not isinstance(element.tag, str):  # comments, processing instructions
             if element is not root and element.getparent() is not None:
@@ -104,7 +105,7 @@ def _sanitise(root: etree._Element, fragment: Fragment) -> None:
                     break
 
 
-def _prepare_for_email(root: etree._Element, fragment: Fragment, rewrite_src) -> None:
+def _prepare_for_email(root: HtmlElement, fragment: Fragment, rewrite_src: ImageRewriter | None) -> None:
     for element in list(root.iter()):
         if not isinstance(element.tag, str):
             continue
@@ -145,20 +146,20 @@ FOOTNOTE_REPEAT = re.compile(r":\d+\]$")  # markdown-it numbers a second referen
 ATTRIBUTION = ("—", "–", "--", "~")  # a pull quote's last paragraph starting so names who said it
 
 
-def _in_footnote_ref(element: etree._Element) -> bool:
+def _in_footnote_ref(element: HtmlElement) -> bool:
     parent = element.getparent()
     return parent is not None and parent.tag == "sup" and "footnote-ref" in parent.get("class", "")
 
 
-def _wrap(element: etree._Element, css_class: str) -> None:
+def _wrap(element: HtmlElement, css_class: str) -> None:
     """Put ``element`` inside a new ``<div class=css_class>`` where it stands."""
-    wrapper = etree.Element("div", {"class": css_class})
+    wrapper = element.makeelement("div", {"class": css_class})
     element.addprevious(wrapper)
     wrapper.tail, element.tail = element.tail, None
     wrapper.append(element)
 
 
-def _mark_attribution(quote: etree._Element) -> None:
+def _mark_attribution(quote: HtmlElement) -> None:
     """The last paragraph of a pull quote that starts with a dash is its attribution, styled apart."""
     paragraphs = [child for child in quote if child.tag == "p"]
     if len(paragraphs) > 1 and paragraphs[-1].text_content().lstrip().startswith(ATTRIBUTION):
@@ -166,7 +167,7 @@ def _mark_attribution(quote: etree._Element) -> None:
         last.set("class", (last.get("class", "") + " quote-attribution").strip())
 
 
-def _serialise(element: etree._Element) -> str:
+def _serialise(element: HtmlElement) -> str:
     return lxml.html.tostring(element, encoding="unicode", method="html")
 
 

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.rules_inline import StateInline
 
 MERGE_TAG = re.compile(
     r"""\{\{\s*subscriber\.(?P<field>[A-Za-z_][A-Za-z0-9_]*)\s*"""
@@ -32,13 +37,13 @@ def marker(tag: MergeTag) -> str:
     return f"bsmerge{tag.field.encode('ascii').hex()}{default}z"
 
 
-def tag_of(match: re.Match) -> MergeTag:
+def tag_of(match: re.Match[str]) -> MergeTag:
     """The MergeTag of a MERGE_TAG match."""
     default = match.group("double") if match.group("double") is not None else match.group("single")
     return MergeTag(match.group("field"), default)
 
 
-def read_marker(match: re.Match) -> MergeTag:
+def read_marker(match: re.Match[str]) -> MergeTag:
     """The MergeTag of a MARKER match."""
     default = None if match.group(2) is None else bytes.fromhex(match.group(2)).decode("utf-8", "replace")
     return MergeTag(bytes.fromhex(match.group(1)).decode("ascii", "replace"), default)
@@ -54,10 +59,10 @@ def with_defaults(text: str) -> str:
     return MARKER.sub(lambda m: read_marker(m).default or "", text)
 
 
-def merge_tag_plugin(parser) -> None:
+def merge_tag_plugin(parser: MarkdownIt) -> None:
     """markdown-it: a merge tag in running text (never in code or a URL) becomes its marker."""
 
-    def rule(state, silent: bool) -> bool:
+    def rule(state: StateInline, silent: bool) -> bool:
         if state.src[state.pos] != "{":
             return False
         match = MERGE_TAG.match(state.src, state.pos)

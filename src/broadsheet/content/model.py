@@ -6,7 +6,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 WORDS_PER_MINUTE = 230
 
 

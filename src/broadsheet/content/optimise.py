@@ -59,8 +59,9 @@ def optimise(source: Path, *, max_width: int, cache: Path) -> Optimised:
     key = hashlib.sha256(f"{RECIPE}:{max_width}:".encode() + data).hexdigest()[:32]
     folder = _writable(Path(cache))
     for found in folder.glob(f"{key}.*"):  # <key>.<width>.<digest>.<ext>
-        _, width, digest, extension = found.name.split(".", 3)
-        return Optimised(source, found, _name(source, digest, extension), len(data), found.stat().st_size, int(width))
+        _, cached_width, digest, extension = found.name.split(".", 3)
+        return Optimised(source, found, _name(source, digest, extension), len(data), found.stat().st_size,
+                         int(cached_width))
     try:
         encoded, width, extension = _encode(data, max_width)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # a mode or a structure Pillow cannot write
@@ -84,7 +85,7 @@ def _encode(data: bytes, max_width: int) -> tuple[bytes, int, str]:
             if image.mode not in ("RGB", "RGBA", "L", "LA"):
                 image = image.convert("RGBA" if transparency is not None or "A" in image.mode else "RGB")
                 transparency = None
-            image = image.resize((max_width, round(image.height * max_width / image.width)), Picture.LANCZOS)
+            image = image.resize((max_width, round(image.height * max_width / image.width)), Picture.Resampling.LANCZOS)
         out = io.BytesIO()
         if kind == "JPEG":
             if image.mode not in ("RGB", "L"):

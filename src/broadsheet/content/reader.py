@@ -13,10 +13,10 @@ from ..config import Config, read_utf8
 from ..errors import ContentError
 from .frontmatter import FrontMatterError, split_front_matter
 from .images import ImageProblem, check_local_image, published_src, unique_name
-from .optimise import CACHE_FOLDER, COLUMN_WIDTH, max_width_for, optimise
 from .markdown import MAX_DEPTH, render_markdown
 from .mergetags import to_markers
 from .model import Article, Image, Issue, Schedule
+from .optimise import CACHE_FOLDER, COLUMN_WIDTH, max_width_for, optimise
 from .text import LinkRegistry, html_to_text
 
 REMOTE_PREFIXES = ("http://", "https://", "data:", "cid:", "mailto:", "//")
@@ -293,13 +293,13 @@ def _send_at(document: _Document) -> dt.datetime | None:
     if not isinstance(value, dt.datetime):  # a date alone: which hour was meant is a guess
         raise ContentError(f"'send_at' needs a time of day, not only {value}", where=where, fix=SEND_AT_FIX)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 def _number(document: _Document) -> int | str | None:
     value = document.meta.get("number")
-    if value is None or isinstance(value, int) and not isinstance(value, bool):
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     return _text(document, "number")
 

@@ -6,7 +6,7 @@ import re
 import textwrap
 
 import lxml.html
-from lxml import etree
+from lxml.html import HtmlElement
 
 WIDTH = 78
 HARD_BREAK = "\u2028"  # a <br>, kept through white-space folding
@@ -43,12 +43,12 @@ def wrap(text: str, width: int = WIDTH, prefix: str = "", indent: str = "") -> s
         textwrap.fill(
             line, width=width, initial_indent=prefix, subsequent_indent=indent or " " * len(prefix),
             break_long_words=False, break_on_hyphens=False,
-        )  # fmt: skip
+        )
         for line in text.split(HARD_BREAK)
     )
 
 
-def _blocks(element: etree._Element, links: LinkRegistry, width: int) -> list[str]:
+def _blocks(element: HtmlElement, links: LinkRegistry, width: int) -> list[str]:
     """Block-level children as text blocks; loose inline content becomes a paragraph."""
     blocks: list[str] = []
     loose: list[str] = [element.text or ""]
@@ -67,7 +67,7 @@ def _blocks(element: etree._Element, links: LinkRegistry, width: int) -> list[st
     return [b for b in blocks if b.strip()]
 
 
-def _block(element: etree._Element, links: LinkRegistry, width: int) -> str:
+def _block(element: HtmlElement, links: LinkRegistry, width: int) -> str:
     tag = element.tag
     if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
         title = wrap(_squash(_inline(element, links)), width)
@@ -89,7 +89,7 @@ def _block(element: etree._Element, links: LinkRegistry, width: int) -> str:
     return wrap(_squash(_inline(element, links)), width)
 
 
-def _list(element: etree._Element, links: LinkRegistry, width: int) -> str:
+def _list(element: HtmlElement, links: LinkRegistry, width: int) -> str:
     ordered = element.tag == "ol"
     footnotes = "footnotes-list" in element.get("class", "")  # numbered apart from the link references
     start = int(element.get("start", "1") or 1)
@@ -105,7 +105,7 @@ def _list(element: etree._Element, links: LinkRegistry, width: int) -> str:
     return "\n".join(lines)
 
 
-def _table(element: etree._Element, links: LinkRegistry, width: int) -> str:
+def _table(element: HtmlElement, links: LinkRegistry, width: int) -> str:
     """One line per row, cells joined by ' | '; a row too long for ``width`` wraps, indented."""
     rows = []
     for row in element.iter("tr"):
@@ -114,7 +114,7 @@ def _table(element: etree._Element, links: LinkRegistry, width: int) -> str:
     return "\n".join(rows)
 
 
-def _inline(element: etree._Element, links: LinkRegistry) -> str:
+def _inline(element: HtmlElement, links: LinkRegistry) -> str:
     """The text of an inline element and its children, links numbered."""
     tag = element.tag if isinstance(element.tag, str) else ""
     if tag == "br":

@@ -12,10 +12,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from ..audience.addresses import AddressChecker, InvalidAddress
 from ..config import Bounces
 from .model import MailEvent
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 # (provider message id, RFC 5322 Message-ID, email) -> campaign slug or ""
 CampaignLookup = Callable[[str, str, str], str]
@@ -29,7 +33,7 @@ RECORDED_AS = {"soft_bounce": "bounced_soft", "delivered": "delivered"}
 class Applied:
     """What a batch of events did: how many of each kind were read, and whom they newly suppressed."""
 
-    kinds: Counter = field(default_factory=Counter)  # kind -> events read (repeats included)
+    kinds: Counter[str] = field(default_factory=Counter)  # kind -> events read (repeats included)
     invalid: int = 0  # events whose address is not an address: skipped
     suppressed: list[str] = field(default_factory=list)  # addresses whose status became a suppressing one
 
@@ -48,7 +52,7 @@ class Applied:
         return f"{kinds}; {len(self.suppressed)} newly suppressed{skipped}"
 
 
-def apply(events: Iterable[MailEvent], store, bounces: Bounces, *, source: str,
+def apply(events: Iterable[MailEvent], store: Store, bounces: Bounces, *, source: str,
           campaigns: CampaignLookup | None = None) -> Applied:
     """Record each event once in ``store`` and change statuses by the policy; ``source`` names the way in
     (``webhook``, ``sync``, ``inbox``): the store's event source is ``source:provider`` (just ``inbox``)."""
@@ -65,7 +69,7 @@ def apply(events: Iterable[MailEvent], store, bounces: Bounces, *, source: str,
     return applied
 
 
-def _apply_one(event: MailEvent, store, bounces: Bounces, source: str, applied: Applied) -> None:
+def _apply_one(event: MailEvent, store: Store, bounces: Bounces, source: str, applied: Applied) -> None:
     common = {"source": source, "campaign": event.campaign, "detail": event.detail}
     applied.kinds[event.kind] += 1
     status = STATUS_FOR.get(event.kind)

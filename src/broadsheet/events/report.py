@@ -4,7 +4,8 @@ health before one (many unconfirmed or long-silent addresses hurt a sender's rep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from ..store import Store
 
@@ -47,14 +48,14 @@ class AfterSend:
         return f"{count / self.sent:.2%}"
 
 
-def store_warnings(store, *, now: datetime | None = None) -> list[str]:
+def store_warnings(store: Store, *, now: datetime | None = None) -> list[str]:
     """Warnings about the store before a campaign: many unconfirmed addresses, many long-silent ones."""
     subscribed, unconfirmed = store.count("subscribed"), store.count("unconfirmed")
     warnings = []
     if subscribed + unconfirmed and unconfirmed / (subscribed + unconfirmed) > UNCONFIRMED_LIMIT:
         warnings.append(f"{unconfirmed:,} of {subscribed + unconfirmed:,} addresses in the store are unconfirmed "
                         f"({unconfirmed / (subscribed + unconfirmed):.0%}); they are not mailed until they confirm")
-    cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=STALE_DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cutoff = ((now or datetime.now(UTC)) - timedelta(days=STALE_DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
     stale = store.count_unchanged("subscribed", cutoff)
     if subscribed and stale / subscribed > UNCONFIRMED_LIMIT:
         warnings.append(f"{stale:,} subscribed addresses have not changed in over {STALE_DAYS} days; "
@@ -62,7 +63,7 @@ def store_warnings(store, *, now: datetime | None = None) -> list[str]:
     return warnings
 
 
-def store_health(root) -> list[str]:
+def store_health(root: Path) -> list[str]:
     """``store_warnings`` for the project's store, when it has one (before a send)."""
     if not Store.exists_for(root):
         return []
@@ -70,7 +71,7 @@ def store_health(root) -> list[str]:
         return store_warnings(store)
 
 
-def after_send_lines(root, slug: str, sent: int) -> list[str]:
+def after_send_lines(root: Path, slug: str, sent: int) -> list[str]:
     """The after-send lines for ``broadsheet status``, when the project has a subscriber store."""
     if not sent or not Store.exists_for(root):
         return []

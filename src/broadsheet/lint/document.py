@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 import lxml.html
-from lxml import etree
+from lxml.html import HtmlElement
 
 from .colour import RGB, parse_colour
 
@@ -76,7 +76,7 @@ def parse_email(html: str) -> EmailDocument:
     return document
 
 
-def _walk(element: etree._Element, background: RGB, colour: RGB, out: EmailDocument) -> None:
+def _walk(element: HtmlElement, background: RGB, colour: RGB, out: EmailDocument) -> None:
     tag = element.tag if isinstance(element.tag, str) else ""
     if tag in _SKIP_TAGS or _hidden(element):
         return
@@ -93,7 +93,7 @@ def _walk(element: etree._Element, background: RGB, colour: RGB, out: EmailDocum
         _walk(child, background, colour, out)
 
 
-def styles(element: etree._Element) -> dict[str, str]:
+def styles(element: HtmlElement) -> dict[str, str]:
     """The element's inline ``style`` as a mapping of lower-case property -> value (last wins)."""
     result: dict[str, str] = {}
     for declaration in (element.get("style") or "").split(";"):
@@ -103,7 +103,7 @@ def styles(element: etree._Element) -> dict[str, str]:
     return result
 
 
-def _hidden(element: etree._Element) -> bool:
+def _hidden(element: HtmlElement) -> bool:
     style = styles(element)
     if style.get("display") == "none" or style.get("visibility") == "hidden":
         return True
@@ -114,7 +114,7 @@ def _hidden(element: etree._Element) -> bool:
     return element.get("hidden") is not None
 
 
-def _background_of(element: etree._Element) -> RGB | None:
+def _background_of(element: HtmlElement) -> RGB | None:
     style = styles(element)
     for value in (style.get("background-color"), style.get("background"), element.get("bgcolor")):
         if value and (colour := parse_colour(value)):
@@ -122,12 +122,12 @@ def _background_of(element: etree._Element) -> RGB | None:
     return None
 
 
-def _colour_of(element: etree._Element) -> RGB | None:
+def _colour_of(element: HtmlElement) -> RGB | None:
     value = styles(element).get("color") or (element.get("color") if element.tag == "font" else None)
     return parse_colour(value) if value else None
 
 
-def _img(element: etree._Element) -> Img:
+def _img(element: HtmlElement) -> Img:
     width = element.get("width")
     return Img(
         src=(element.get("src") or "").strip(),
@@ -138,9 +138,9 @@ def _img(element: etree._Element) -> Img:
     )
 
 
-def _describe(element: etree._Element) -> str:
+def _describe(element: HtmlElement) -> str:
     """A short, recognisable description of an element: its tag, its URL or its text."""
-    tag = element.tag
+    tag = str(element.tag)
     if tag == "img":
         return f'<img src="{shorten(element.get("src") or "", 70)}">'
     if tag == "a":

@@ -61,7 +61,7 @@ def check_merge_tags(ctx: LintContext) -> Iterator[Finding]:
                               f"literally here: write {{{{ subscriber.{field} }}}}", where)
 
 
-def _unknown_field(ctx: LintContext, tag: re.Match, where: str) -> Iterator[Finding]:
+def _unknown_field(ctx: LintContext, tag: re.Match[str], where: str) -> Iterator[Finding]:
     known = ctx.subscriber_fields
     field = tag.group("field")
     if known is None or field in known:

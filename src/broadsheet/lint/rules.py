@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from ..content.scaffold import PLACEHOLDERS
 from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
 from .colour import contrast, hex_of
 from .document import EmailDocument, Img, collapse, shorten
-from ..content.scaffold import PLACEHOLDERS
 from .findings import Finding
 from .mergetags import check_merge_tags
 from .sources import SourceIndex, display, text_needles

@@ -79,10 +79,10 @@ class PreviewHandler(BaseHTTPRequestHandler):
     server: PreviewHTTPServer
     server_version = "broadsheet-preview"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet by default
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if not self._local_host():
             return self._send(HTTPStatus.MISDIRECTED_REQUEST, b"use http://127.0.0.1\n", "text/plain; charset=utf-8")
         path = safe_path(self.path)
@@ -122,7 +122,7 @@ class PreviewHandler(BaseHTTPRequestHandler):
 
     def _status(self, build: Build) -> None:
         body = {"generation": build.generation, "ok": build.error is None, "seconds": build.seconds,
-                "error": str(build.error) if build.error else None, "title": build.rendered.title if build.ok else None}
+                "error": str(build.error) if build.error else None, "title": build.rendered.title if build.rendered is not None else None}
         self._send_text(json.dumps(body), "application/json")
 
     def _file(self, path: Path) -> None:
@@ -142,7 +142,7 @@ class PreviewHandler(BaseHTTPRequestHandler):
         seen = events.seq
         try:
             self._write_event("build", build.generation, retry=True)
-            while not events.closed:
+            while True:  # wait() answers at once when closed
                 new = events.wait(seen, KEEPALIVE_SECONDS)
                 if events.closed:
                     return

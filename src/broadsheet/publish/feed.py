@@ -26,7 +26,7 @@ def atom_feed(entries: list[Entry], site: Site) -> bytes:
     feed.generator("broadsheet", version=__version__)
     if site.favicon:
         feed.icon(site.absolute(FAVICON))
-    feed.updated(_timestamp(entries[0].date) if entries else dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc))
+    feed.updated(_timestamp(entries[0].date) if entries else dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
     for entry in entries:  # newest first, as written
         item = feed.add_entry(order="append")
         item.id(site.tag_uri(entry))
@@ -36,7 +36,8 @@ def atom_feed(entries: list[Entry], site: Site) -> bytes:
         item.updated(_timestamp(entry.date))
         item.summary(entry.summary)
         item.content(absolute_links(entry.content_html, site.page_url(entry)), type="html")
-    return feed.atom_str(pretty=True, encoding="UTF-8")
+    atom: bytes = feed.atom_str(pretty=True, encoding="UTF-8")  # feedgen is untyped
+    return atom
 
 
 def sitemap(entries: list[Entry], site: Site) -> bytes:
@@ -63,4 +64,4 @@ def absolute_links(fragment: str, base: str) -> str:
 
 
 def _timestamp(date: dt.date) -> dt.datetime:
-    return dt.datetime.combine(date, dt.time(0), tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(date, dt.time(0), tzinfo=dt.UTC)

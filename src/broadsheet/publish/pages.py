@@ -29,7 +29,7 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
-def _render(name: str, **context) -> str:
+def _render(name: str, **context: object) -> str:
     return _environment().get_template(name).render(index=INDEX, **context)
 
 
@@ -53,7 +53,7 @@ def issue_page(entry: Entry, site: Site, *, older: Entry | None, newer: Entry | 
     return _insert_before_last(BODY_END, page, bottom)
 
 
-def _insert_before_last(pattern: re.Pattern, text: str, insert: str) -> str:
+def _insert_before_last(pattern: re.Pattern[str], text: str, insert: str) -> str:
     matches = list(pattern.finditer(text))
     if not matches:
         return text + insert

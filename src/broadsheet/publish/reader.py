@@ -11,9 +11,9 @@ import datetime as dt
 import html
 from pathlib import Path
 
-from ..content.mergetags import with_defaults
 from ..config import Config
 from ..content import Issue, read_issue
+from ..content.mergetags import with_defaults
 from ..errors import PublishError
 from ..render import RenderedIssue, build_issue
 from .model import Entry
@@ -31,7 +31,7 @@ def read_entries(config: Config, *, now: dt.datetime | None = None, notes: list[
     """The published issues, newest first (by date, then by folder name): not drafts, and not issues
     scheduled after ``now`` (default: the current time), for which a line is added to ``notes``."""
     site_config = dataclasses.replace(config, base_url="")  # pages link their images relatively
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     entries = []
     for folder in issue_folders(config):
         issue = read_issue(folder, site_config)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import traceback
 from html import unescape as html_unescape
-from urllib.parse import quote
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
-from jinja2.sandbox import SecurityError
+from jinja2.exceptions import SecurityError
 
 from ..config import Config
 from ..content import Issue, read_issue
@@ -126,7 +126,8 @@ def _render(environment: jinja2.Environment, name: str, context: dict[str, Any],
         raise TemplateError(f"template syntax error: {exc.message}", where=where,
                             fix="fix the {{ }} or {% %} on that line of the theme") from None
     except jinja2.TemplateNotFound as exc:
-        folder = environment.loader.searchpath[0]
+        loader = environment.loader
+        folder = loader.searchpath[0] if isinstance(loader, jinja2.FileSystemLoader) else "the theme"
         raise TemplateError(f"template not found: {exc.name}", where=_template_frame(exc) or folder,
                             fix=f"add {exc.name} to {folder} or fix the name") from None
     except SecurityError as exc:

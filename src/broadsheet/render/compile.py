@@ -31,7 +31,7 @@ def inline_css(html: str) -> str:
     renders the email in quirks mode.
     """
     doctype = DOCTYPE.match(html)
-    inlined = Premailer(
+    inlined: str = Premailer(  # premailer is untyped
         html,
         allow_network=False,
         keep_style_tags=True,

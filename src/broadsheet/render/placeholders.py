@@ -13,6 +13,7 @@ import html
 import re
 import secrets
 from collections.abc import Callable
+from typing import Any, Self
 
 from markupsafe import Markup
 
@@ -29,7 +30,7 @@ class Placeholder(str):
     expression: str
     default: str | None
 
-    def __new__(cls, marker: str, expression: str, default: str | None = None):
+    def __new__(cls, marker: str, expression: str, default: str | None = None) -> Self:
         value = super().__new__(cls, marker)
         value.expression = expression
         value.default = default
@@ -59,10 +60,10 @@ class PlaceholderTable:
     def subscriber(self) -> SubscriberPlaceholders:
         return SubscriberPlaceholders(self)
 
-    def default_filter(self, fallback: Callable) -> Callable:
+    def default_filter(self, fallback: Callable[..., Any]) -> Callable[..., Any]:
         """Jinja's ``default`` filter, taught to record defaults on placeholders."""
 
-        def default(value, default_value="", boolean=False):
+        def default(value: object, default_value: object = "", boolean: bool = False) -> object:
             if isinstance(value, Placeholder):
                 return self.make(value.expression, str(default_value))
             return fallback(value, default_value, boolean)
@@ -72,7 +73,7 @@ class PlaceholderTable:
     def merge_tags(self, text: str) -> str:
         """The content's merge-tag markers (content/mergetags.py) made into this table's placeholders."""
 
-        def placeholder(match: re.Match) -> str:
+        def placeholder(match: re.Match[str]) -> str:
             tag = read_marker(match)
             return self.make(f"subscriber.{tag.field}", tag.default)
 
@@ -81,7 +82,7 @@ class PlaceholderTable:
     def email_only(self, content: str) -> str:
         """The ``email_only`` filter: ``content`` is kept in the email, left out of the browser version."""
         if isinstance(content, Markup):
-            return Markup(self._begin) + content + Markup(self._end)
+            return Markup(self._begin) + content + Markup(self._end)  # noqa: S704 -- our own fixed markers
         return f"{self._begin}{content}{self._end}"
 
     def to_jinja(self, text: str) -> str:
@@ -96,7 +97,7 @@ class PlaceholderTable:
         Email-only stretches (a greeting, the link to the browser version itself) are left out.
         """
 
-        def value(match: re.Match) -> str:
+        def value(match: re.Match[str]) -> str:
             placeholder = self.entries[match.group(0)]
             found = values.get(placeholder.expression)
             return found if found else html.escape(placeholder.default or "")  # an editor's default("<…>") is text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import textwrap
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePath
@@ -61,14 +62,14 @@ class ThemeLoader(jinja2.FileSystemLoader):
     """Templates from the theme folder only: a symbolic link out of it (to the subscriber list, say,
     which would then be mailed to everyone) or to a device is refused."""
 
-    def get_source(self, environment: jinja2.Environment, template: str):  # noqa: ANN201 - Jinja's signature
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
         folder = Path(self.searchpath[0])
         written = folder.joinpath(*split_template_path(template))
         path = written.resolve()
-        if written.is_symlink() or written.exists():  # checked before Jinja reads it
-            if not path.is_relative_to(folder.resolve()) or not path.is_file():
-                raise TemplateError(f"theme template {template} leads to {path}", where=str(written),
-                                    fix="keep the theme's templates as files inside the theme folder")
+        escapes = not path.is_relative_to(folder.resolve()) or not path.is_file()
+        if (written.is_symlink() or written.exists()) and escapes:  # checked before Jinja reads it
+            raise TemplateError(f"theme template {template} leads to {path}", where=str(written),
+                                fix="keep the theme's templates as files inside the theme folder")
         return super().get_source(environment, template)
 
 

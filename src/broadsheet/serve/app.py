@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..audience.addresses import AddressChecker, InvalidAddress
 from ..config import Config
@@ -29,6 +30,9 @@ from .http import BodyTooLarge, Request, Response
 from .pages import Pages, mask_address
 from .security import FormGuard, RateLimit, allowed_hosts, origin_of, security_headers
 from .signup import CONFIRM_SECONDS, ConfirmationMail
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 CONFIRMATIONS_PER_ADDRESS = (1, 3)  # per minute, per hour: nobody's inbox is flooded from many clients
 WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a thousand events at once)
@@ -63,14 +67,14 @@ class App:
 
     # -- WSGI -----------------------------------------------------------------------------------
 
-    def __call__(self, environ: dict, start_response) -> list[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         response = self.answer(environ)
         extra = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
         if response.content_type.startswith("text/html") and "Content-Security-Policy" not in response.headers:
             extra = self.headers
         return response.finish(start_response, extra)
 
-    def answer(self, environ: dict) -> Response:
+    def answer(self, environ: WSGIEnvironment) -> Response:
         if (environ.get("HTTP_HOST") or "").lower() not in self.hosts:
             return Response.text(421, "unknown host\n")
         path = environ.get("PATH_INFO", "/")
@@ -81,7 +85,7 @@ class App:
             return self.pages.message(413, "too_large_title")
         try:
             return self.route(request)
-        except Exception:  # noqa: BLE001 - one failed request must not take the server down
+        except Exception:
             print(f"broadsheet serve: {request.method} {_path_for_log(request.path)} failed:\n"
                   f"{traceback.format_exc()}", file=sys.stderr, flush=True)
             return self.pages.message(500, "error_title", "error_text")
@@ -91,7 +95,8 @@ class App:
         if match := TOKEN_PATH.match(path):
             handlers = {"u": (self.unsubscribe_page, self.unsubscribe), "c": (self.confirm_page, self.confirm)}
             show, act = handlers[match[1]]
-            return self.by_method(request, get=lambda: show(request, match[2]), post=lambda: act(request, match[2]))
+            token = match[2]
+            return self.by_method(request, get=lambda: show(request, token), post=lambda: act(request, token))
         if path == "/" and request.method in ("GET", "HEAD") and (index := self.site_file(path)) is not None:
             return _file(index)
         if path in ("/", "/subscribe"):
@@ -99,9 +104,10 @@ class App:
         if path in ("/u", "/u/"):
             return self.pages.message(200, "unsubscribe_title", "web_unsubscribe_text")
         if match := WEBHOOK_PATH.match(path):
-            return self.by_method(request, post=lambda: self.webhook(request, match[1]))
-        if path == "/brand/logo" and self.pages.brand.logo_file:
-            return self.by_method(request, get=lambda: _file(self.pages.brand.logo_file))
+            provider = match[1]
+            return self.by_method(request, post=lambda: self.webhook(request, provider))
+        if path == "/brand/logo" and (logo := self.pages.brand.logo_file):
+            return self.by_method(request, get=lambda: _file(logo))
         if path == "/healthz":
             return Response.text(200, "ok\n")
         if request.method in ("GET", "HEAD") and (found := self.site_file(path)) is not None:
@@ -165,7 +171,7 @@ class App:
         return self.pages.message(200, "resubscribed_title", "resubscribed_text", list=self.config.name,
                                   address=address)
 
-    def form_page(self, request: Request, template: str, status: int = 200, *, action: str = "", **values) -> Response:
+    def form_page(self, request: Request, template: str, status: int = 200, *, action: str = "", **values: object) -> Response:
         """A page with a form posting to ``action`` (default: this page), protected by FormGuard."""
         action = action or request.path
         nonce = self.guard.nonce(request.header("Cookie"))
@@ -207,31 +213,31 @@ class App:
         return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=email, list=self.config.name)
 
     def confirm_page(self, request: Request, token: str) -> Response:
-        data, answer = self.confirmation(token)
-        if answer is not None:
-            return answer
+        data = self.confirmation(token)
+        if isinstance(data, Response):
+            return data
         return self.form_page(request, "confirm.html", address=mask_address(data.email))
 
     def confirm(self, request: Request, token: str) -> Response:
         if not self.form_allowed(request, request.form()):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
-        data, answer = self.confirmation(token)
-        if answer is not None:
-            return answer
+        data = self.confirmation(token)
+        if isinstance(data, Response):
+            return data
         if not self.store.confirm(data.email, data.extra.partition(".")[0]):
             return self.pages.message(410, "expired_title", "expired_text")
         return self.pages.message(200, "confirmed_title", "confirmed_text", address=mask_address(data.email),
                                   list=self.config.name)
 
-    def confirmation(self, token: str) -> tuple[TokenData | None, Response | None]:
+    def confirmation(self, token: str) -> TokenData | Response:
         """The token's data, or the page to answer instead (bad link, expired)."""
         data = self.read("confirm", token)
         nonce, _, issued = data.extra.rpartition(".") if data else ("", "", "")
         if data is None or not nonce or not issued.isdigit():
-            return None, self.pages.message(400, "bad_link_title", "bad_link_text")
+            return self.pages.message(400, "bad_link_title", "bad_link_text")
         if not 0 <= time.time() - int(issued) <= CONFIRM_SECONDS:
-            return None, self.pages.message(410, "expired_title", "expired_text")
-        return data, None
+            return self.pages.message(410, "expired_title", "expired_text")
+        return data
 
     # -- the rest -------------------------------------------------------------------------------
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import email.parser
 import email.policy
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
@@ -25,11 +29,11 @@ class Request:
     method: str
     path: str
     client: str
-    environ: dict
+    environ: WSGIEnvironment
     body: bytes = b""
 
     @classmethod
-    def read(cls, environ: dict, max_body: int) -> Request:
+    def read(cls, environ: WSGIEnvironment, max_body: int) -> Request:
         """Parse ``environ``; a body longer than ``max_body`` raises BodyTooLarge before it is read."""
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -78,8 +82,8 @@ def _multipart(body: bytes, params: str) -> dict[str, str]:
         name = part.get_param("name", header="content-disposition")
         if not name or part.get_filename() or name in fields:
             continue
-        payload = part.get_payload(decode=True) or b""
-        fields[str(name)] = payload.decode(part.get_content_charset() or "utf-8")
+        payload = part.get_payload(decode=True)
+        fields[str(name)] = (payload if isinstance(payload, bytes) else b"").decode(part.get_content_charset() or "utf-8")
     return fields
 
 
@@ -96,7 +100,7 @@ class Response:
     def text(cls, status: int, text: str) -> Response:
         return cls(status, text.encode("utf-8"), "text/plain; charset=utf-8")
 
-    def finish(self, start_response, extra: dict[str, str]) -> list[bytes]:
+    def finish(self, start_response: StartResponse, extra: dict[str, str]) -> list[bytes]:
         headers = {"Content-Type": self.content_type, "Content-Length": str(len(self.body)), **extra, **self.headers}
         start_response(f"{self.status} {REASONS.get(self.status, 'Unknown')}", list(headers.items()))
         return [self.body]

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 
 from ..audience import Subscriber
+from ..compose import Composer, RecipientRejected
 from ..config import Config
 from ..errors import BroadsheetError
-from ..compose import Composer, RecipientRejected
 from ..render.model import RenderedIssue
 from ..render.placeholders import PlaceholderTable
 from ..tokens import make_token

@@ -134,7 +134,7 @@ class _Pipeline:
                         self.write(chunk)
                         written += len(chunk)
                         chunk = self.chunks.get()
-            except BaseException as exc:  # noqa: BLE001 - raised in the reading thread
+            except BaseException as exc:
                 self.error = exc
                 while chunk is not None:  # let the reader finish putting; it raises at its next put
                     chunk = self.chunks.get()

@@ -14,12 +14,13 @@ import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
-from json.encoder import encode_basestring as _quote  # noqa: N812 - json's C string quoting
+from datetime import UTC, datetime
+from json.encoder import encode_basestring as _quote
 from pathlib import Path
+from typing import Any
 
 from ..audience.addresses import AddressChecker, InvalidAddress
 from ..errors import StoreError
@@ -65,7 +66,7 @@ def store_path(root: Path) -> Path:
 
 def utc_now() -> str:
     """Now as the store writes times: ISO 8601 UTC to the second."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Store:
@@ -156,9 +157,9 @@ class Store:
     def count(self, status: str | None = None) -> int:
         with self._lock:
             if status is None:
-                return self.db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
+                return self._count("SELECT count(*) FROM subscribers")
             query = "SELECT count(*) FROM subscribers WHERE status = ?"
-            return self.db.execute(query, (check_status(status),)).fetchone()[0]
+            return self._count(query, (check_status(status),))
 
     def events(self, email: str) -> list[Event]:
         """The subscriber's events, oldest first ([] for an unknown or forgotten address)."""
@@ -173,11 +174,11 @@ class Store:
     def count_events(self, email: str, kind: str, since: str) -> int:
         """How many events of ``kind`` the subscriber has at or after ``since`` (ISO 8601 UTC)."""
         with self._lock:
-            return self.db.execute(
+            return self._count(
                 "SELECT count(*) FROM events WHERE kind = ? AND at >= ? AND subscriber ="
                 " (SELECT id FROM subscribers WHERE email_key = ?)",
                 (kind, since, self.key(email)),
-            ).fetchone()[0]
+            )
 
     def campaign_counts(self, campaign: str) -> dict[str, int]:
         """kind -> how many subscribers have an event of that kind caused by ``campaign`` (each person once)."""
@@ -189,8 +190,8 @@ class Store:
     def count_unchanged(self, status: str, before: str) -> int:
         """How many subscribers of ``status`` have not changed since ``before`` (ISO 8601 UTC)."""
         with self._lock:
-            return self.db.execute("SELECT count(*) FROM subscribers WHERE status = ? AND updated < ?",
-                                   (check_status(status), before)).fetchone()[0]
+            return self._count("SELECT count(*) FROM subscribers WHERE status = ? AND updated < ?",
+                               (check_status(status), before))
 
     def suppressed(self, emails: Iterable[str]) -> set[str]:
         """The given addresses (as given) that must never be mailed: suppressing status, or forgotten."""
@@ -516,14 +517,19 @@ class Store:
             (subscriber, at or utc_now(), kind, source, campaign, detail, dedupe_key),
         )
 
-    def select_in(self, query: str, values: list, extra: Iterable = ()) -> Iterator[tuple]:
+    def _count(self, query: str, parameters: tuple[str, ...] = ()) -> int:
+        """The number a ``SELECT count(*)`` query answers. Hold the lock."""
+        (count,) = self.db.execute(query, parameters).fetchone()
+        return int(count)
+
+    def select_in(self, query: str, values: Sequence[str | int], extra: Iterable[str | int] = ()) -> Iterator[tuple[Any, ...]]:
         """Rows of ``query`` (its ``IN ({})`` filled with ``values``, then ``extra`` parameters), asked
         IN_CHUNK values at a time. Hold the lock while reading them."""
         for start in range(0, len(values), IN_CHUNK):
             part = values[start : start + IN_CHUNK]
             yield from self.db.execute(query.format(",".join("?" * len(part))), (*part, *extra))
 
-    def _with_tags(self, rows: list[tuple]) -> list[StoredSubscriber]:
+    def _with_tags(self, rows: list[tuple[Any, ...]]) -> list[StoredSubscriber]:
         """Subscribers from rows of SUBSCRIBER_COLUMNS, with their tags (one query per page)."""
         if not rows:
             return []

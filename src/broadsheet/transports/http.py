@@ -223,7 +223,7 @@ class HttpTransport(Transport):
             deliveries = self._deliver(messages, batch_key)
         except TransportError as exc:
             raise self._scrubbed_error(exc) from None
-        except Exception as exc:  # noqa: BLE001 - a surprise (a bug): its text is shortened and scrubbed
+        except Exception as exc:
             error = TransportError(f"stopped by an unexpected {type(exc).__name__}: {self.shorten(str(exc), 200)}",
                                    where=self.where)
             if self.requests_sent:  # after a request went out: whether it was taken is unknown
@@ -333,7 +333,7 @@ class HttpTransport(Transport):
             if url.startswith("http://"):  # loopback only: a proxy would carry the key off in clear
                 settings["proxies"] = {}
             settings["stream"] = True  # the body is read by _read_answer, at most MAX_ANSWER_BYTES of it
-        except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown
+        except Exception as exc:
             raise TransportError(f"cannot make the request ({type(exc).__name__})", where=self.where) from None
         started = time.perf_counter()
         wire.reset()
@@ -345,7 +345,7 @@ class HttpTransport(Transport):
             raise
         except requests.RequestException as exc:
             raise self._network_error(exc) from None
-        except Exception as exc:  # noqa: BLE001 - its text may hold a header: only its name is shown
+        except Exception as exc:
             if wire.phase() == "connecting":
                 raise TransientTransportError(f"cannot connect ({type(exc).__name__})", where=self.where) from None
             raise AmbiguousSend(f"the request broke off ({type(exc).__name__})") from None

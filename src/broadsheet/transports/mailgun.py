@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-import requests
-
 from ..compose.message import Message
 from ..config import secret
 from ..errors import ConfigError

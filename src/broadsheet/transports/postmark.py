@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import requests
 
 from ..compose.message import Message
 from ..errors import TransportError
-from ..config import Config
-from .base import Delivery, TransportOptions
+from .base import Delivery
 from .http import (
-    HttpTransport, Outcome, Part, about_recipient, api_headers, field_of, header, json_bytes, prepared_of, strings,
+    HttpTransport,
+    Outcome,
+    Part,
+    about_recipient,
+    api_headers,
+    field_of,
+    header,
+    json_bytes,
+    prepared_of,
+    strings,
 )
 
 MAX_CALL_BYTES = 50 * 1000 * 1000  # the batch endpoint's payload limit

@@ -19,7 +19,16 @@ from ..compose.message import Message
 from ..errors import TransientTransportError, TransportError
 from .base import Delivery
 from .http import (
-    HttpTransport, Outcome, Part, about_recipient, address, api_headers, every, header, json_bytes, strings,
+    HttpTransport,
+    Outcome,
+    Part,
+    about_recipient,
+    address,
+    api_headers,
+    every,
+    header,
+    json_bytes,
+    strings,
 )
 
 # Reply-To goes in reply_to. Date and Message-ID change each time a batch is composed again: sent,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ...compose.verp import ReturnPaths
 from ...config import Config
@@ -12,7 +13,10 @@ from ..matching import journal_lookup, row_email_lookup
 from ..model import MailEvent
 from ..policy import Applied, apply
 from .imap import InboxError, Mailbox
-from .reports import read_report
+from .reports import VerpReader, read_report
+
+if TYPE_CHECKING:
+    from ...store import Store
 
 __all__ = ["InboxError", "InboxResult", "read_inbox", "read_report"]
 
@@ -25,7 +29,7 @@ class InboxResult:
     applied: Applied = field(default_factory=Applied)
 
 
-def read_inbox(config: Config, store) -> InboxResult:
+def read_inbox(config: Config, store: Store) -> InboxResult:
     """Every message in ``[inbox] folder``: recognised ones applied to ``store`` (each event once), then
     moved to ``processed_folder``; the others left and counted. Events are recorded before the move, so a
     crash in between only means the mail is read again next time, and changes nothing then."""
@@ -51,7 +55,7 @@ def read_inbox(config: Config, store) -> InboxResult:
     return result
 
 
-def verp_reader(config: Config) -> Callable[[str], str | None] | None:
+def verp_reader(config: Config) -> VerpReader | None:
     """address -> recipient for ``[smtp] return_path`` VERP addresses, their tokens resolved through the
     send journal (None when VERP is off)."""
     if not config.smtp.return_path:

@@ -6,6 +6,7 @@ import imaplib
 import re
 import ssl
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from ...config import Inbox, secret
 from ...errors import BroadsheetError
@@ -61,7 +62,7 @@ class Mailbox:
             self.imap = None
 
     def uids(self) -> list[bytes]:
-        data = self._ok(self._imap.uid("SEARCH", None, "ALL"), "list the messages")
+        data = self._ok(self._imap.uid("SEARCH", "ALL"), "list the messages")
         return data[0].split() if data and data[0] else []
 
     def fetch(self, uids: Sequence[bytes]) -> Iterator[tuple[bytes, bytes]]:
@@ -105,7 +106,7 @@ class Mailbox:
             raise
         return imap
 
-    def _ok(self, answer: tuple[str, list], doing: str) -> list:
+    def _ok(self, answer: tuple[str, list[Any]], doing: str) -> list[Any]:
         status, data = answer
         if status != "OK":
             detail = b" ".join(d for d in data if isinstance(d, bytes)).decode("utf-8", "replace")

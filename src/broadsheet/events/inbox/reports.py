@@ -15,6 +15,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
+from email.message import Message
 from email.utils import getaddresses, parseaddr
 
 from flufl.bounce import all_failures
@@ -37,7 +38,8 @@ def read_report(raw: bytes, *, unsubscribe_address: str = "", verp: VerpReader |
     at = iso_utc(_date(message))
     key = _report_key(message, raw)
     content_type = message.get_content_type()
-    report_type = (message.get_param("report-type") or "").lower() if content_type == "multipart/report" else ""
+    param = message.get_param("report-type") if content_type == "multipart/report" else None
+    report_type = param.lower() if isinstance(param, str) else ""  # an RFC 2231 (encoded) value is no report
     original = _original_headers(message)
     ids = {"message_id": _field(original, "Message-ID") if original else _quoted_message_id(message)}
     if report_type == "feedback-report":
@@ -50,7 +52,7 @@ def read_report(raw: bytes, *, unsubscribe_address: str = "", verp: VerpReader |
     return _unsubscribe_request(message, unsubscribe_address, at, key)
 
 
-def _complaint(message, original, at: str, key: str, ids: dict) -> list[MailEvent] | None:
+def _complaint(message: Message, original: Message | None, at: str, key: str, ids: dict[str, str]) -> list[MailEvent] | None:
     report = _part(message, "message/feedback-report")
     fields = _fields(report)
     recipients = [a for _, a in getaddresses(fields.get("original-rcpt-to", []))]
@@ -62,11 +64,11 @@ def _complaint(message, original, at: str, key: str, ids: dict) -> list[MailEven
     return [_event("complaint", r, at, key, short(detail), ids) for r in recipients if "@" in r]
 
 
-def _dsn(message, at: str, key: str, ids: dict, verp: VerpReader | None) -> list[MailEvent] | None:
+def _dsn(message: Message, at: str, key: str, ids: dict[str, str], verp: VerpReader | None) -> list[MailEvent] | None:
     status_part = _part(message, "message/delivery-status")
     if status_part is None:
         return _other_bounce(message, at, key, ids, verp)
-    blocks = status_part.get_payload() if status_part.is_multipart() else []
+    blocks = _subparts(status_part)
     events, verp_address = [], _verp_address(message, verp)
     for block in blocks[1:] if len(blocks) > 1 else blocks:  # the first block is about the reporting MTA
         action = _field(block, "Action").lower()
@@ -80,12 +82,12 @@ def _dsn(message, at: str, key: str, ids: dict, verp: VerpReader | None) -> list
     return events
 
 
-def _other_bounce(message, at: str, key: str, ids: dict, verp: VerpReader | None) -> list[MailEvent] | None:
+def _other_bounce(message: Message, at: str, key: str, ids: dict[str, str], verp: VerpReader | None) -> list[MailEvent] | None:
     if not _field(message, "From"):
         return None  # every bounce has a From; flufl.bounce's heuristics fail on mails without one
     try:
         temporary, permanent = all_failures(message)
-    except Exception:  # noqa: BLE001 - third-party heuristics on hostile mail: not a report we can read
+    except Exception:
         return None
     if not permanent and not temporary:
         return None
@@ -97,7 +99,7 @@ def _other_bounce(message, at: str, key: str, ids: dict, verp: VerpReader | None
     return [_event("hard_bounce", r, at, key, reason, ids) for r in recipients]
 
 
-def _unsubscribe_request(message, unsubscribe_address: str, at: str, key: str) -> list[MailEvent] | None:
+def _unsubscribe_request(message: Message, unsubscribe_address: str, at: str, key: str) -> list[MailEvent] | None:
     target = unsubscribe_address.removeprefix("mailto:").split("?", 1)[0].strip().lower()
     to = {a.lower() for _, a in getaddresses(message.get_all("To", []) + message.get_all("Delivered-To", []))}
     sender = _sender(message)
@@ -109,27 +111,27 @@ def _unsubscribe_request(message, unsubscribe_address: str, at: str, key: str) -
 # -- pieces -------------------------------------------------------------------------------------
 
 
-def _event(kind: str, email_address: str, at: str, key: str, detail: str, ids: dict) -> MailEvent:
+def _event(kind: str, email_address: str, at: str, key: str, detail: str, ids: dict[str, str]) -> MailEvent:
     return MailEvent(kind=kind, email=email_address, provider="inbox", at=at,
                      dedupe_key=f"{key}:{email_address.lower()}", detail=detail, **ids)
 
 
-def _report_key(message, raw: bytes) -> str:
+def _report_key(message: Message, raw: bytes) -> str:
     """``inbox:`` + a digest of the report's Message-ID (or of its bytes): the same mail read twice is one event."""
     identity = _field(message, "Message-ID").encode("utf-8", "replace") or raw
     return "inbox:" + hashlib.sha256(identity).hexdigest()[:32]
 
 
-def _part(message, content_type: str):
+def _part(message: Message, content_type: str) -> Message | None:
     return next((p for p in message.walk() if p.get_content_type() == content_type), None)
 
 
-def _fields(part) -> dict[str, list[str]]:
+def _fields(part: Message | None) -> dict[str, list[str]]:
     """The header fields of a message/feedback-report part, by lower-case name."""
     if part is None:
         return {}
     payload = part.get_payload()
-    blocks = payload if isinstance(payload, list) else [email.message_from_string(str(payload))]
+    blocks = _subparts(part) if isinstance(payload, list) else [email.message_from_string(str(payload))]
     fields: dict[str, list[str]] = {}
     for block in blocks:
         for name, value in block.items():
@@ -137,28 +139,40 @@ def _fields(part) -> dict[str, list[str]]:
     return fields
 
 
-def _original_headers(message):
+def _original_headers(message: Message) -> Message | None:
     """The headers of the message that bounced or was reported (message/rfc822 or text/rfc822-headers)."""
     for part in message.walk():
         kind = part.get_content_type()
         if kind == "message/rfc822" and part.is_multipart():
-            return part.get_payload(0)
+            return next(iter(_subparts(part)), None)
         if kind == "text/rfc822-headers":
-            return email.message_from_bytes(part.get_payload(decode=True) or b"")
+            return email.message_from_bytes(_decoded(part))
     return None
 
 
-def _quoted_message_id(message) -> str:
+def _subparts(part: Message) -> list[Message]:
+    """The parts inside a multipart (or message/*) part; [] for a leaf."""
+    payload = part.get_payload() if part.is_multipart() else []
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+
+
+def _decoded(part: Message) -> bytes:
+    """A leaf part's content with its transfer encoding undone (b"" for a multipart)."""
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _quoted_message_id(message: Message) -> str:
     """The Message-ID of an original quoted in a plain-text bounce (Exim: "a copy of the message")."""
     for part in message.walk():
         if part.get_content_type() == "text/plain":
-            found = QUOTED_MESSAGE_ID.search((part.get_payload(decode=True) or b"").decode("utf-8", "replace"))
+            found = QUOTED_MESSAGE_ID.search(_decoded(part).decode("utf-8", "replace"))
             if found:
                 return found[1]
     return ""
 
 
-def _verp_address(message, verp: VerpReader | None) -> str | None:
+def _verp_address(message: Message, verp: VerpReader | None) -> str | None:
     """The recipient named by the VERP address the bounce came back to (Delivered-To, X-Original-To, To)."""
     if verp is None:
         return None
@@ -176,28 +190,28 @@ def _address(field: str) -> str:
     return parseaddr(value.strip())[1]
 
 
-def _sender(message) -> str:
+def _sender(message: Message) -> str:
     return parseaddr(_field(message, "From"))[1]
 
 
-def _reason(message) -> str:
+def _reason(message: Message) -> str:
     """A line from a non-standard bounce that looks like the server's reason (an SMTP status), if any."""
     for part in message.walk():
         if part.get_content_maintype() == "text" and not part.is_multipart():
-            text = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+            text = _decoded(part).decode("utf-8", "replace")
             for line in text.splitlines():
                 if STATUS.search(line) or re.search(r"\b5\d\d\b", line):
                     return short(line)
     return short(_field(message, "Subject"))
 
 
-def _field(message, name: str) -> str:
+def _field(message: Message, name: str) -> str:
     """A header's value as text, stripped ("" when absent; undecodable bytes kept as replacement characters)."""
     value = message.get(name)
     return str(value).strip() if value is not None else ""
 
 
-def _date(message) -> str | None:
+def _date(message: Message) -> str | None:
     value = _field(message, "Date")
     if not value:
         return None

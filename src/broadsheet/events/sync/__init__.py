@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ...config import Config
 from ...errors import ConfigError
@@ -13,6 +15,9 @@ from ...transports.http import HttpTransport
 from ..policy import Applied, apply
 from .pulls import PULLS
 from .reader import ApiReader
+
+if TYPE_CHECKING:
+    from ...store import Store
 
 NO_API = {
     "resend": "Resend's API has no suppression or bounce list to read; use its webhook (broadsheet serve, /webhooks/resend)",
@@ -27,7 +32,8 @@ class SyncResult:
     requests: int
 
 
-def sync(config: Config, store, transport_name: str, since: datetime | None, *, sleep=None) -> SyncResult:
+def sync(config: Config, store: Store, transport_name: str, since: datetime | None, *,
+         sleep: Callable[[float], None] | None = None) -> SyncResult:
     """Pull one provider's lists and apply them to ``store``; a second run changes nothing."""
     if not delivers(transport_name):
         raise ConfigError(f"cannot sync from {transport_name}: it sends nothing, so nothing comes back",

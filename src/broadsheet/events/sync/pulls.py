@@ -7,7 +7,7 @@ same lists records nothing new.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
@@ -26,7 +26,7 @@ SES_PAGE = 1000
 MAX_PAGES = 100_000  # a provider that pages for ever stops here
 
 
-def event(provider: str, kind: str, email: str, at, list_name: str, detail: str = "") -> MailEvent:
+def event(provider: str, kind: str, email: str, at: object, list_name: str, detail: str = "") -> MailEvent:
     when = iso_utc(at)
     return MailEvent(kind=kind, email=email, provider=provider, at=when,
                      dedupe_key=f"sync:{provider}:{list_name}:{email.lower()}:{when}", detail=short(detail))
@@ -70,7 +70,8 @@ def mailgun(reader: ApiReader, config: Config, since: datetime | None) -> Iterat
     """GET /v3/{domain}/{bounces,complaints,unsubscribes}?limit=, then each answer's paging.next until empty."""
     domain = quote(config.mailgun.domain, safe="")
     for list_name, kind in MAILGUN_LISTS.items():
-        url, params = f"/v3/{domain}/{list_name}", {"limit": MAILGUN_PAGE}
+        url = f"/v3/{domain}/{list_name}"
+        params: dict[str, int] | None = {"limit": MAILGUN_PAGE}  # paging.next carries its own query
         for _ in range(MAX_PAGES):
             answer = table(reader.get(url, params))
             items = answer.get("items") or []
@@ -89,7 +90,7 @@ def ses(reader: ApiReader, config: Config, since: datetime | None) -> Iterator[M
     """GET /v2/email/suppression/addresses (ListSuppressedDestinations), following NextToken."""
     token = ""
     for _ in range(MAX_PAGES):
-        params: dict = {"PageSize": SES_PAGE}
+        params: dict[str, str | int] = {"PageSize": SES_PAGE}
         if since:
             params["StartDate"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
         if token:
@@ -111,7 +112,7 @@ def _rfc2822(value: str) -> datetime | None:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 PULLS = {"postmark": postmark, "sendgrid": sendgrid, "mailgun": mailgun, "ses": ses}

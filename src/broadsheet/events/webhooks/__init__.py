@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ...config import Config, load_config
 from ..matching import journal_lookup
@@ -19,6 +20,9 @@ from ..model import WebhookMalformed, WebhookNotConfigured, WebhookRejected
 from ..policy import apply
 from . import mailgun, postmark, resend, sendgrid, ses
 from .checks import ReplayGuard, WebhookContext
+
+if TYPE_CHECKING:
+    from ...store import Store
 
 log = logging.getLogger("broadsheet.webhooks")
 
@@ -29,7 +33,7 @@ MAX_BODY = 5 * 1024 * 1024  # SendGrid batches are the largest: well under this
 REPLAYS = ReplayGuard()  # one per process: a signed token is accepted once
 
 
-def handle(provider: str, headers: Mapping[str, str], body: bytes, store, *, config: Config | None = None,
+def handle(provider: str, headers: Mapping[str, str], body: bytes, store: Store, *, config: Config | None = None,
            context: WebhookContext | None = None) -> tuple[int, str]:
     """Verify, normalise and apply one webhook request; (HTTP status, short plain-text answer).
     ``config``: the server's own (serve passes it, so ``--config`` holds); without it, the config found
@@ -66,7 +70,7 @@ def project_config(root: Path | None) -> Config:
     return load_config(start=root)
 
 
-def project_root(store) -> Path | None:
+def project_root(store: Store) -> Path | None:
     """The project folder of a store at <root>/.broadsheet/audience.db, when the store says where it is."""
     path = getattr(store, "path", None)
     return Path(path).parent.parent if path else None

@@ -89,6 +89,6 @@ def text(value: Any) -> str:
     return ""
 
 
-def table(value: Any) -> dict:
+def table(value: Any) -> dict[str, Any]:
     """A JSON object from hostile JSON, or an empty one."""
     return value if isinstance(value, dict) else {}

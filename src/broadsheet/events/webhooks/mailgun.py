@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from typing import Any
 
 from ..model import MailEvent, WebhookRejected, dedupe_key, iso_utc, short
 from .checks import WebhookContext, json_body, require_fresh, table, text
@@ -32,8 +33,9 @@ def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookCo
     return [event] if event else []
 
 
-def parse_one(data: dict) -> MailEvent | None:
+def parse_one(data: dict[str, Any]) -> MailEvent | None:
     name, email = text(data.get("event")), text(data.get("recipient"))
+    kind: str | None
     if name == "failed":
         kind = "hard_bounce" if text(data.get("severity")) == "permanent" else "soft_bounce"
     else:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 from collections.abc import Mapping
+from typing import Any
 
 from ..model import MailEvent, WebhookRejected, dedupe_key, iso_utc, short
 from .checks import WebhookContext, header, json_body, table, text
@@ -45,8 +46,8 @@ def check_credentials(authorization: str, user: str, password: str) -> None:
         raise WebhookRejected("the basic-auth credentials are missing or wrong")
 
 
-def parse(record) -> list[MailEvent]:
-    record = table(record)
+def parse(payload: object) -> list[MailEvent]:
+    record = table(payload)
     record_type = text(record.get("RecordType"))
     if record_type in ("Bounce", "SpamComplaint"):
         kind = "complaint" if record_type == "SpamComplaint" else BOUNCE_KINDS.get(text(record.get("Type")))
@@ -71,7 +72,7 @@ def parse(record) -> list[MailEvent]:
     return []
 
 
-def _event(kind: str, email: str, record: dict, at, event_id: str | None, detail: str) -> MailEvent:
+def _event(kind: str, email: str, record: dict[str, Any], at: object, event_id: str | None, detail: str) -> MailEvent:
     return MailEvent(kind=kind, email=email, provider="postmark", at=iso_utc(at),
                      dedupe_key=dedupe_key("postmark", event_id, record),
                      provider_message_id=text(record.get("MessageID")), detail=detail)

@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
+from typing import Any
 
 from ..model import MailEvent, WebhookNotConfigured, WebhookRejected, iso_utc, short
 from .checks import WebhookContext, header, json_body, require_fresh, table, text
@@ -48,8 +49,9 @@ def verify(headers: Mapping[str, str], body: bytes, key: bytes, now: float) -> s
     return message_id
 
 
-def parse(payload: dict, message_id: str) -> list[MailEvent]:
+def parse(payload: dict[str, Any], message_id: str) -> list[MailEvent]:
     name, data = text(payload.get("type")), table(payload.get("data"))
+    kind: str | None
     if name == "email.bounced":
         bounce = table(data.get("bounce"))
         kind = BOUNCE_KINDS.get(text(bounce.get("type")), "soft_bounce")

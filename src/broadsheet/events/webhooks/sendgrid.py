@@ -9,6 +9,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -54,8 +55,9 @@ def public_key(value: str) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def parse_one(item: dict) -> MailEvent | None:
+def parse_one(item: dict[str, Any]) -> MailEvent | None:
     name, email = text(item.get("event")), text(item.get("email"))
+    kind: str | None
     if name == "bounce":
         kind = "soft_bounce" if text(item.get("type")) == "blocked" else "hard_bounce"
     elif name == "dropped":

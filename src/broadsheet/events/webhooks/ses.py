@@ -16,6 +16,7 @@ import ipaddress
 import re
 import threading
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -124,7 +125,7 @@ def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookCo
     return parse_notification(json_body(text(message.get("Message")).encode()), text(message.get("MessageId")))
 
 
-def verify(message: dict, kind: str, certificates: SnsCertificates) -> None:
+def verify(message: dict[str, Any], kind: str, certificates: SnsCertificates) -> None:
     fields = SIGNED_FIELDS.get(kind)
     algorithm = HASHES.get(text(message.get("SignatureVersion")))
     if fields is None or algorithm is None:
@@ -141,9 +142,9 @@ def verify(message: dict, kind: str, certificates: SnsCertificates) -> None:
         raise WebhookRejected("the SNS signature does not match") from None
 
 
-def parse_notification(notification, sns_id: str) -> list[MailEvent]:
+def parse_notification(payload: object, sns_id: str) -> list[MailEvent]:
     """SES's notification (notificationType) or event publishing (eventType) record -> events."""
-    notification = table(notification)
+    notification = table(payload)
     name = text(notification.get("notificationType") or notification.get("eventType"))
     mail = table(notification.get("mail"))
     ids = {"provider_message_id": text(mail.get("messageId")),
