@@ -73,7 +73,7 @@ def main() -> None:
         for label, rows, extra in (("empty store", args.rows, ("list.csv",)),
                                    ("again, all present", args.rows, ("list.csv",)),
                                    ("--update", args.update_rows, ("slice.csv", "--update"))):  # fmt: skip
-            seconds, cpu, peak, out = run_import(folder, *extra)
+            seconds, cpu, peak, _out = run_import(folder, *extra)
             print(f"| {label} | {rows:,} | {seconds:.1f} s | {rows / seconds:,.0f} | {cpu:.1f} s | {peak:.0f} MB |")
         database = folder / ".broadsheet" / "audience.db"
         print(f"store: {database.stat().st_size / 1e6:.0f} MB; load average after: "

@@ -152,7 +152,7 @@ def displayed(got: dict) -> tuple[str, str]:
 def test_a_transport_keeps_no_state_of_the_requests_it_sent(api, provider):
     """What one request needs (groups, encoded JSON, the batch key) travels with it (a Part), not on
     the transport: after a batch, the instance holds nothing of it."""
-    fake, transport = api(provider)
+    _fake, transport = api(provider)
     with transport:
         before = dict(vars(transport))
         messages = make_messages(3)

@@ -40,7 +40,7 @@ def campaign(tmp_path, rendered, monkeypatch):
 
 
 def runner(campaign, make_transport, **settings) -> CampaignRunner:
-    config, journal, record, composer = campaign
+    _config, journal, record, composer = campaign
     return CampaignRunner(journal, record, make_transport, composer,
                           Settings(**{"connections": 2, "batch_size": 5, **settings}), max_batch=5,
                           rejected=(RecipientRejected,))

@@ -10,6 +10,7 @@ batches are finished and recorded, the rest stays queued (docs/architecture.md: 
 from __future__ import annotations
 
 import collections
+import contextlib
 import queue
 import random
 import signal
@@ -230,7 +231,7 @@ class CampaignRunner:
         now = time.time()
         error = batch.error
         outcomes = []
-        for row, delivery in zip(batch.rows, batch.deliveries):
+        for row, delivery in zip(batch.rows, batch.deliveries, strict=False):
             if delivery is not None:
                 outcomes.append(self._outcome(row, delivery, now))
             elif isinstance(error, TransientTransportError):
@@ -336,10 +337,8 @@ class CampaignRunner:
                     batch = _Batch(index, rows, [None] * len(rows), _as_broadsheet_error(exc))
                 self.events.put(batch)
         finally:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail; the batch is settled
                 transport.close()
-            except Exception:
-                pass
 
     def _send(self, index: int, transport: Transport, rows: list[Row]) -> _Batch:
         deliveries: list[Delivery | None] = [None] * len(rows)
@@ -359,7 +358,7 @@ class CampaignRunner:
             error = None
         except Exception as exc:
             sent, error = (list(exc.deliveries) if isinstance(exc, TransportError) else []), exc
-        for position, delivery in zip(positions, sent):
+        for position, delivery in zip(positions, sent, strict=False):
             deliveries[position] = delivery
         return _Batch(index, rows, deliveries, error, rejected)
 

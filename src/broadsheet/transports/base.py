@@ -69,10 +69,10 @@ class Transport(ABC):
         self.config = config
         self.options = options or TransportOptions()
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 -- a default: a transport with nothing to open keeps it
         """Open connections or sessions; called before the first batch."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 -- a default, like open()
         """Close what open() opened; safe to call twice."""
 
     def send_batch(self, messages: Sequence[Message], *, batch_key: str | None = None) -> list[Delivery]:

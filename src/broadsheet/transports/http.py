@@ -441,8 +441,8 @@ class HttpTransport(Transport):
         return " ".join(self.redact(text).split())[:limit]
 
     def redact(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):  # a secret may contain another
-            text = text.replace(secret, "[secret]")
+        for value in sorted(self._secrets, key=len, reverse=True):  # a secret may contain another
+            text = text.replace(value, "[secret]")
         return text
 
     def _scrubbed(self, delivery: Delivery) -> Delivery:

@@ -48,7 +48,7 @@ class MailgunTransport(SharedBodyTransport):
         subject = messages[0].subject
         if len(subjects) > 1:
             subject = self.placeholder("bs_subject")
-            for v, m in zip(variables, messages):
+            for v, m in zip(variables, messages, strict=False):
                 v["bs_subject"] = m.subject
         fields = [("from", messages[0].from_header), *(("to", m.to_header) for m in messages), ("subject", subject)]
         fields += [("html", body.html)] if body.html else []
@@ -57,9 +57,9 @@ class MailgunTransport(SharedBodyTransport):
         for name in dict.fromkeys(k for h in own for k in h):
             var = "h_" + _HEADER_VAR.sub("_", name).lower()
             fields.append((f"h:{name}", self.placeholder(var)))
-            for v, headers in zip(variables, own):
+            for v, headers in zip(variables, own, strict=False):
                 v[var] = headers.get(name, "")
-        recipient_variables = {m.recipient: v for m, v in zip(messages, variables)}
+        recipient_variables = {m.recipient: v for m, v in zip(messages, variables, strict=False)}
         fields.append(("recipient-variables", json_bytes(recipient_variables).decode("utf-8")))
         return [(k, (None, v)) for k, v in fields]
 

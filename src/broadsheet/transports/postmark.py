@@ -70,10 +70,10 @@ class PostmarkTransport(HttpTransport):
         return data
 
     def send_part(self, messages: Part) -> Outcome:
-        encoded = [data or json_bytes(self.payload(m)) for m, data in zip(messages, prepared_of(messages))]
+        encoded = [data or json_bytes(self.payload(m)) for m, data in zip(messages, prepared_of(messages), strict=False)]
         outcome = Outcome()
         sendable = []
-        for position, (message, data) in enumerate(zip(messages, encoded)):
+        for position, (message, data) in enumerate(zip(messages, encoded, strict=False)):
             if len(data) > MAX_MESSAGE_BYTES:
                 outcome.deliveries[position] = self.failed(message, "message larger than the 10 MB limit")
             else:
@@ -91,7 +91,7 @@ class PostmarkTransport(HttpTransport):
         problem = _shape_problem(answers, len(sendable))
         if problem:
             raise self.unexpected(response, problem)
-        results = [self._result(messages[p], a) for p, a in zip(sendable, answers)]
+        results = [self._result(messages[p], a) for p, a in zip(sendable, answers, strict=False)]
         if all(r is None for r in results):
             reason = self.shorten(self._reason(answers[0]))
             code = answers[0].get("ErrorCode")
@@ -99,7 +99,7 @@ class PostmarkTransport(HttpTransport):
                 raise self.auth_error(reason=reason)
             fix = "check postmark.message_stream (the stream's ID)" if code in STREAM_CODES else None
             raise TransportError(f"refused every message: {reason}", where=self.where, fix=fix)
-        for p, result, answer in zip(sendable, results, answers):
+        for p, result, answer in zip(sendable, results, answers, strict=False):
             outcome.deliveries[p] = result or self.deferred(messages[p], self._reason(answer))
         return outcome
 

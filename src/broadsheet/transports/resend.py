@@ -102,7 +102,7 @@ class ResendTransport(HttpTransport):
         if not accepted and not any(about_recipient(reason) for reason in refused.values()):
             raise TransportError(f"refused every email: {self.shorten(refused[0])}", where=self.where)
         outcome = Outcome({i: self.failed(messages[i], f"422 {reason}") for i, reason in refused.items()})
-        for i, item in zip(accepted, answer["data"]):
+        for i, item in zip(accepted, answer["data"], strict=False):
             outcome.deliveries[i] = Delivery(messages[i].recipient, "sent", message_id=item["id"])
         return outcome
 

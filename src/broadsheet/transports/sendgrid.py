@@ -36,7 +36,7 @@ class SendgridTransport(SharedBodyTransport):
         first = messages[0]
         data: dict[str, Any] = {
             "personalizations": [
-                self._personalization(m, headers, v, len(subjects) > 1) for m, headers, v in zip(messages, own, values)
+                self._personalization(m, headers, v, len(subjects) > 1) for m, headers, v in zip(messages, own, values, strict=False)
             ],
             "from": _email_object(first.from_header),
             "subject": first.subject,

@@ -176,10 +176,10 @@ class SharedBodyTransport(HttpTransport):
         for group in groups:
             over = [self._values_bytes(v) > self.max_values_bytes for v in group.values]  # type: ignore[operator]
             if any(over):
-                for p in (p for p, too_many in zip(group.members, over) if too_many):
+                for p in (p for p, too_many in zip(group.members, over, strict=False) if too_many):
                     kept.append(SharedBody(messages[p].html, messages[p].text, group.sender, members=[p], values=[{}]))
-                group.members = [p for p, too_many in zip(group.members, over) if not too_many]
-                group.values = [v for v, too_many in zip(group.values, over) if not too_many]
+                group.members = [p for p, too_many in zip(group.members, over, strict=False) if not too_many]
+                group.values = [v for v, too_many in zip(group.values, over, strict=False) if not too_many]
             if group.members:
                 kept.append(group)
         return kept
@@ -191,7 +191,7 @@ class SharedBodyTransport(HttpTransport):
         """The shared body of a part (all from one group) and each message's values."""
         known = prepared_of(messages)
         if any(k is None for k in known):  # sent without split(): group them now
-            by_position = {p: (g, v) for g in self._groups(messages) for p, v in zip(g.members, g.values)}
+            by_position = {p: (g, v) for g in self._groups(messages) for p, v in zip(g.members, g.values, strict=False)}
             known = [by_position[p] for p in range(len(messages))]
         return known[0][0], [k[1] for k in known]
 
