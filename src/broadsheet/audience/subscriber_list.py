@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import re
 from collections.abc import Container, Iterator, Sequence
 from pathlib import Path
@@ -10,11 +11,13 @@ from pathlib import Path
 from ..errors import AudienceError
 from .addresses import AddressChecker, InvalidAddress
 from .csvfile import CsvFile, CsvRow, open_csv, selection_fingerprint
+from .ledger import Ledger
 from .model import ListRow, RowProblem, Subscriber
 
 STATUSES = ("subscribed", "unsubscribed", "bounced", "complained", "unconfirmed")
 OPTED_OUT = ("unsubscribed", "bounced", "complained")  # on any row: that address never receives
 KNOWN_COLUMNS = ("email", "name", "first_name", "status", "tags")
+CHUNK = 5_000  # rows checked against the ledger at once
 
 
 class SubscriberList:
@@ -49,10 +52,19 @@ class SubscriberList:
         self.skipped = collections.Counter()
         if self.segments:
             self.check_segments()
-        suppressed = self._suppressed()
-        opted_out = self._opted_out()
-        seen: set[str] = set()
-        for item in list_rows(self.path, self.addresses):
+        with Ledger() as ledger:  # suppressed, opted-out and seen addresses on disk: flat memory
+            ledger.add_suppressed(suppression_keys(self.suppressions, self.addresses))
+            ledger.add_opted_out(self._opted_out())
+            rows = list_rows(self.path, self.addresses)
+            while chunk := list(itertools.islice(rows, CHUNK)):
+                yield from self._pass(chunk, ledger)
+
+    def _pass(self, chunk: list[ListRow | RowProblem], ledger: Ledger) -> Iterator[Subscriber]:
+        """The chunk's rows in order: problems noted, the left-out counted, the rest handed on."""
+        keys = list({item.subscriber.email.lower() for item in chunk if isinstance(item, ListRow) and item.subscriber})
+        suppressed, opted_out, seen = ledger.suppressed(keys), ledger.opted_out(keys), ledger.seen(keys)
+        handed_on: set[str] = set()
+        for item in chunk:
             if isinstance(item, RowProblem):
                 self.problems.append(item)
                 continue
@@ -66,7 +78,9 @@ class SubscriberList:
                 self.skipped[reason] += 1
                 continue
             seen.add(key)
+            handed_on.add(key)
             yield subscriber
+        ledger.mark_seen(handed_on)
 
     def check_segments(self) -> None:
         """AudienceError naming the tags that exist when a segment's tag is on no row (a typo would send to no one)."""
@@ -82,7 +96,7 @@ class SubscriberList:
                                 where=f"{self.path} (tags column)", fix=f"--segment one of: {existing}")
 
     def _left_out(
-        self, subscriber: Subscriber, key: str, suppressed: set[str], opted_out: dict[str, str], seen: set[str]
+        self, subscriber: Subscriber, key: str, suppressed: Container[str], opted_out: dict[str, str], seen: Container[str]
     ) -> str:
         if key in suppressed:
             return "suppressed"
@@ -94,22 +108,17 @@ class SubscriberList:
             return "duplicate"
         return ""
 
-    def _opted_out(self) -> dict[str, str]:
-        """Addresses (lower-cased) whose row says unsubscribed, bounced or complained -> that status."""
-        opted_out: dict[str, str] = {}
+    def _opted_out(self) -> Iterator[tuple[str, str]]:
+        """(address lower-cased, status) for each row that says unsubscribed, bounced or complained."""
         with open_csv(self.path) as stream:
             csv_file = CsvFile(self.path, stream)
             columns = _Columns(csv_file)
             if columns.index["status"] is None:
-                return opted_out
+                return
             for row in csv_file.rows():
                 status = columns.get(row.values, "status").strip().lower()
                 if status in OPTED_OUT:
-                    opted_out.setdefault(self._key(columns.get(row.values, "email")), status)
-        return opted_out
-
-    def _suppressed(self) -> set[str]:
-        return read_suppressions(self.suppressions, self.addresses)
+                    yield self._key(columns.get(row.values, "email")), status
 
     def _key(self, address: str) -> str:
         return address_key(address, self.addresses)
@@ -130,13 +139,19 @@ def list_rows(
 
 
 def read_suppressions(path: Path | None, addresses: AddressChecker) -> set[str]:
-    """Lower-cased addresses from a suppression file; a missing file (or None) suppresses nobody."""
+    """Lower-cased addresses from a suppression file, in memory (a small file; see ``suppression_keys``)."""
+    return set(suppression_keys(path, addresses))
+
+
+def suppression_keys(path: Path | None, addresses: AddressChecker) -> Iterator[str]:
+    """Lower-cased addresses from a suppression file, streamed; a missing file (or None) suppresses nobody."""
     if path is None or not path.exists():
-        return set()
+        return
     with open_csv(path) as stream:
         csv_file = CsvFile(path, stream)
         columns = _Columns(csv_file)
-        return {address_key(columns.get(row.values, "email"), addresses) for row in csv_file.rows()}
+        for row in csv_file.rows():
+            yield address_key(columns.get(row.values, "email"), addresses)
 
 
 def address_key(address: str, addresses: AddressChecker) -> str:
