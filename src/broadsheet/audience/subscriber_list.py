@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import operator
 import re
 from collections.abc import Container, Iterator, Sequence
 from pathlib import Path
@@ -165,17 +166,18 @@ def address_key(address: str, addresses: AddressChecker) -> str:
 def _read_row(row: CsvRow, columns: _Columns, addresses: AddressChecker, wanted: Container[str]) -> ListRow | RowProblem:
     if row.problem:
         return _problem(row, "", row.problem)
-    values = row.values
-    raw_email = columns.get(values, "email").strip()
+    values = columns.padded(row.values)
+    raw_email, raw_status, raw_name, raw_first_name, raw_tags = columns.known(values)
+    raw_email = raw_email.strip()
     if row.end > row.line and columns.swallows_rows(values):
         reason = f"a quote on this row is not closed: lines {row.line}-{row.end} were read as one row"
         return _problem(row, raw_email, reason + " (close or remove the quote)")
-    if columns.overflows(values):
+    if columns.overflows(row.values):
         quote = f"quote values that contain '{columns.delimiter}'"
-        return _problem(row, raw_email, f"{len(values)} values for {len(columns.header)} columns ({quote})")
+        return _problem(row, raw_email, f"{len(row.values)} values for {len(columns.header)} columns ({quote})")
     if not raw_email:
         return _problem(row, "", "missing email")
-    status = columns.get(values, "status").strip().lower() or "subscribed"
+    status = raw_status.strip().lower() or "subscribed"
     if status not in STATUSES:
         return _problem(row, raw_email, f"unknown status '{status}' (allowed: {', '.join(STATUSES)})")
     if status not in wanted:
@@ -184,15 +186,15 @@ def _read_row(row: CsvRow, columns: _Columns, addresses: AddressChecker, wanted:
         email = addresses.normalise(raw_email)
     except InvalidAddress as exc:
         return _problem(row, raw_email, f"invalid address: {exc}")
-    name = columns.get(values, "name").strip()
-    first_name = columns.get(values, "first_name").strip() or (name.split() or [""])[0]
+    name = raw_name.strip()
+    first_name = raw_first_name.strip() or (name.split() or [""])[0]
     if _has_line_break(name) or _has_line_break(first_name):
         return _problem(row, raw_email, "line break in the name")
     if "\0" in name or "\0" in first_name:
         return _problem(row, raw_email, "NUL character in the name")
     fields = columns.merge_fields(values)
     fields.update(email=email, name=name, first_name=first_name)
-    tags = columns.tags(values)
+    tags = columns.split_tags(raw_tags) if raw_tags else ()
     subscriber = Subscriber(email=email, name=name, first_name=first_name, tags=tags, fields=fields, line=row.line)
     return ListRow(status, subscriber)
 
@@ -217,6 +219,12 @@ class _Columns:
             )
         known = {i for i in self.index.values() if i is not None}
         self.extra = [(i, title) for i, title in enumerate(self.header) if i not in known and title]
+        # the hot path: rows padded to one value past the header, an absent column read from that last ""
+        self.width = len(self.header) + 1
+        absent = len(self.header)
+        self._known = operator.itemgetter(*(absent if self.index[n] is None else self.index[n] for n in ("email", "status", "name", "first_name", "tags")))
+        self._extra_titles = [title for _, title in self.extra]
+        self._extra_values = operator.itemgetter(*(i for i, _ in self.extra), absent, absent)  # always a tuple
         # tags are ';'-separated; in a ';'-delimited file a quoted "a;b" works, and so does a,b
         self.tag_separators = re.compile("[;,]" if self.delimiter == ";" else ";")
 
@@ -230,16 +238,29 @@ class _Columns:
             self.delimiter in line and "@" in line for value in values for line in value.splitlines()[1:]
         )
 
+    def padded(self, values: list[str]) -> list[str]:
+        """The row with "" for missing trailing values and one more past the header (new list when short)."""
+        short = self.width - len(values)
+        return values + [""] * short if short > 0 else values
+
+    def known(self, values: list[str]) -> tuple[str, str, str, str, str]:
+        """email, status, name, first_name, tags of a ``padded`` row."""
+        return self._known(values)  # type: ignore[no-any-return]
+
     def get(self, values: list[str], name: str) -> str:
         index = self.index[name]
         return values[index] if index is not None and index < len(values) else ""
 
     def merge_fields(self, values: list[str]) -> dict[str, str]:
-        return {title: values[i] if i < len(values) else "" for i, title in self.extra}
+        """The extra columns of a ``padded`` row, by title."""
+        return dict(zip(self._extra_titles, self._extra_values(values)))
 
     def tags(self, values: list[str]) -> tuple[str, ...]:
         text = self.get(values, "tags")
-        return tuple(filter(None, map(str.strip, self.tag_separators.split(text)))) if text else ()
+        return self.split_tags(text) if text else ()
+
+    def split_tags(self, text: str) -> tuple[str, ...]:
+        return tuple(filter(None, map(str.strip, self.tag_separators.split(text))))
 
 
 def _has_line_break(text: str) -> bool:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
+from ..audience.bulk import insert_many, read_ahead
 from ..errors import CampaignError
 from .journalfile import JournalLocked, explain, journal_uid, open_journal
 from .lock import ProjectLock
@@ -286,14 +287,15 @@ class Journal:
         """
         generation = campaign.generation + (1 if campaign.list_fingerprint else 0)
         upsert = (
-            "INSERT INTO recipients (campaign, email, line, data, generation) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (campaign, email) DO UPDATE SET line = excluded.line, data = excluded.data,"
+            "ON CONFLICT (campaign, email) DO UPDATE SET line = excluded.line, data = excluded.data,"
             " generation = excluded.generation"
         )
         total = 0
-        for chunk in _chunks(subscribers, INSERT_CHUNK):
+        # the list is read (and validated) in a second thread while this one writes the last chunk
+        for chunk in read_ahead(subscribers, INSERT_CHUNK):
+            rows = [(campaign.id, email, line, data, generation) for email, line, data in chunk]
             with self._transaction():
-                self.db.executemany(upsert, [(campaign.id, email, line, data, generation) for email, line, data in chunk])
+                insert_many(self.db, "INSERT INTO recipients (campaign, email, line, data, generation)", rows, upsert)
             total += len(chunk)
         with self._transaction():
             self.db.execute(
