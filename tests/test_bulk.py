@@ -39,7 +39,7 @@ def test_a_consumer_that_stops_early_stops_the_reader():
             yield n
 
     before = threading.active_count()
-    for chunk in read_ahead(rows(), 10):
+    for _chunk in read_ahead(rows(), 10):
         break
     assert threading.active_count() == before
     assert len(produced) < 100  # a few chunks ahead at most, never the whole list

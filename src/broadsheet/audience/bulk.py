@@ -53,7 +53,7 @@ def read_ahead(items: Iterable[T], size: int) -> Iterator[list[T]]:
                 _put(chunks, stop, (chunk, None))
                 if not chunk:
                     return
-        except BaseException as exc:  # noqa: BLE001 - raised in the consuming thread
+        except BaseException as exc:  # raised in the consuming thread
             _put(chunks, stop, ([], exc))
 
     thread = threading.Thread(target=produce, name="broadsheet-read-ahead", daemon=True)

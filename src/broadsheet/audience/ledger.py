@@ -51,12 +51,12 @@ class Ledger:
 
     def add_suppressed(self, keys: Iterable[str]) -> None:
         self._insert("INSERT OR IGNORE INTO suppressed (key) VALUES (?)", ((key,) for key in keys))
-        self.has_suppressed = self._any("suppressed")
+        self.has_suppressed = self._any("SELECT 1 FROM suppressed LIMIT 1")
 
     def add_opted_out(self, pairs: Iterable[tuple[str, str]]) -> None:
         """(key, status) pairs; a key's first status is kept (as ``dict.setdefault`` would)."""
         self._insert("INSERT OR IGNORE INTO opted_out (key, status) VALUES (?, ?)", pairs)
-        self.has_opted_out = self._any("opted_out")
+        self.has_opted_out = self._any("SELECT 1 FROM opted_out LIMIT 1")
 
     def suppressed(self, keys: list[str]) -> set[str]:
         """Which of ``keys`` are suppressed."""
@@ -68,7 +68,7 @@ class Ledger:
         """Which of ``keys`` are opted out, and how."""
         if not self.has_opted_out:
             return {}
-        return dict(self._select("SELECT key, status FROM opted_out WHERE key IN ({})", keys))
+        return {key: status for key, status in self._select("SELECT key, status FROM opted_out WHERE key IN ({})", keys)}
 
     def seen(self, keys: list[str]) -> set[str]:
         """Which of ``keys`` were marked seen before."""
@@ -85,8 +85,8 @@ class Ledger:
         finally:
             self.db.execute("COMMIT")
 
-    def _any(self, table: str) -> bool:
-        return self.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
+    def _any(self, query: str) -> bool:
+        return self.db.execute(query).fetchone() is not None
 
     def _select(self, query: str, keys: list[str]) -> list[tuple[str, ...]]:
         found: list[tuple[str, ...]] = []

@@ -253,7 +253,7 @@ class _Columns:
 
     def merge_fields(self, values: list[str]) -> dict[str, str]:
         """The extra columns of a ``padded`` row, by title."""
-        return dict(zip(self._extra_titles, self._extra_values(values)))
+        return dict(zip(self._extra_titles, self._extra_values(values), strict=False))  # the getter gives two more
 
     def tags(self, values: list[str]) -> tuple[str, ...]:
         text = self.get(values, "tags")
