@@ -1,9 +1,17 @@
 """Benchmark: a 1,000,000-row subscriber CSV through `broadsheet send --dry-run`.
 
 Every message is composed, none is sent, nothing is written (a dry run composes from the list as it
-streams by; no journal). Reports the peak RSS of the send process (target < 200 MB) and the compose rate.
+streams by; no journal; the addresses seen go to a temporary ledger file). Reports the peak RSS of the send
+process (target < 150 MB whatever --rows), the compose rate and the CPU time per row (steadier than the
+wall clock on a shared machine).
 
-    .venv/bin/python bench/dryrun_million.py [--rows 1000000]
+    .venv/bin/python bench/dryrun_million.py [--rows 1000000] [--shuffled]
+    .venv/bin/python bench/dryrun_million.py --setup-only [--rows 1000000] [--shuffled]
+
+``--setup-only`` times what a real send does before its first message: the list read, validated,
+deduplicated and loaded into a new campaign in the journal (target 200,000 rows/s), in a fresh process
+that reports its own CPU time and peak RSS. ``--shuffled`` writes the addresses in no order (as real
+lists are; harder on the indexes) instead of sorted.
 """
 
 from __future__ import annotations
@@ -22,43 +30,81 @@ from pathlib import Path
 from smtp import ISSUE, copy_sample_project  # bench/smtp.py
 
 
-def make_project(folder: Path, rows: int) -> None:
+def make_project(folder: Path, rows: int, *, shuffled: bool = False) -> None:
     copy_sample_project(folder)
     with open(folder / "list.csv", "w", encoding="utf-8") as handle:
         handle.write("email,name,first_name,tags,company\n")
         for i in range(rows):
-            handle.write(f"reader{i:07d}@example{i % 500}.com,Reader {i} Million,Reader{i},members;news,Company {i % 977}\n")
+            n = (i * 7_919) % rows if shuffled else i  # 7,919 is prime: every row once, in no order
+            handle.write(f"reader{n:07d}@example{n % 500}.com,Reader {n} Million,Reader{n},members;news,Company {n % 977}\n")
+
+
+# List read + journal set-up in a child that reports rows, seconds, CPU seconds and its own peak RSS.
+SETUP_CHILD = """
+import resource, sys, time
+from pathlib import Path
+from broadsheet.audience import SubscriberList
+from broadsheet.campaign.journal import Journal
+from broadsheet.campaign.recipients import journal_rows
+with Journal.for_project(Path(".")) as journal:
+    campaign, _ = journal.start_campaign("bench", "outbox", "issue", "fingerprint")
+    started = time.perf_counter()
+    rows = journal.load_recipients(campaign, "fingerprint", journal_rows(SubscriberList(Path("list.csv"))))
+    seconds = time.perf_counter() - started
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(rows, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+"""
+
+
+def setup_only(folder: Path, rows: int) -> None:
+    (folder / ".broadsheet").mkdir(exist_ok=True)
+    result = subprocess.run([sys.executable, "-c", SETUP_CHILD], cwd=folder, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(result.stderr[-2000:])
+    loaded, seconds, cpu, peak = result.stdout.split()
+    print("| rows | list read + journal set-up | rows/s | CPU per row (whole process) | peak RSS |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    print(f"| {int(loaded):,} | {float(seconds):.1f} s | {rows / float(seconds):,.0f} | "
+          f"{float(cpu) / rows * 1e6:.1f} µs | {float(peak):.0f} MB |")
+    print(f"# load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--shuffled", action="store_true", help="addresses in no order instead of sorted")
+    parser.add_argument("--setup-only", action="store_true", help="time the list read + journal set-up alone")
     args = parser.parse_args()
     print(f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
     with tempfile.TemporaryDirectory(prefix="broadsheet-million-") as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
-        make_project(folder, args.rows)
-        print(f"# wrote {args.rows:,} rows ({(folder / 'list.csv').stat().st_size / 1e6:.0f} MB) in "
-              f"{time.perf_counter() - started:.1f} s")
+        make_project(folder, args.rows, shuffled=args.shuffled)
+        print(f"# wrote {args.rows:,} rows ({(folder / 'list.csv').stat().st_size / 1e6:.0f} MB, "
+              f"{'in no order' if args.shuffled else 'sorted'}) in {time.perf_counter() - started:.1f} s")
+        if args.setup_only:
+            return setup_only(folder, args.rows)
         env = {**os.environ, "BROADSHEET_SECRET": "bench-secret"}
         command = [str(Path(sys.executable).parent / "broadsheet"), "send", ISSUE, "--list", "list.csv",
                    "--transport", "outbox", "--dry-run"]
         started = time.perf_counter()
         result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb = usage.ru_maxrss / 1024
+        cpu = usage.ru_utime + usage.ru_stime
         print(result.stdout.strip())
         if result.returncode not in (0, 1):
             raise SystemExit(result.stderr[-2000:])
         setup = re.search(r"set up in ([\d.]+) s", result.stdout)
         database = folder / ".broadsheet" / "state.db"
-        print("| rows | command | journal set-up | peak RSS | journal size |")
-        print("| ---: | ---: | ---: | ---: | ---: |")
+        print("| rows | command | CPU per row | journal set-up | peak RSS | journal size |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
         size = f"{database.stat().st_size / 1e6:.0f} MB" if database.exists() else "none written"
         setup_time = setup.group(1) + " s" if setup else "-"
-        print(f"| {args.rows:,} | {wall:.0f} s | {setup_time} | {peak_mb:.0f} MB | {size} |")
+        print(f"| {args.rows:,} | {wall:.0f} s | {cpu / args.rows * 1e6:.0f} µs | {setup_time} | {peak_mb:.0f} MB | {size} |")
+        print(f"# load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

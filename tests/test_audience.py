@@ -231,7 +231,11 @@ def test_list_fingerprint_is_sha256_of_bytes(tmp_path):
 @pytest.mark.parametrize(
     "address",
     ["Jane@Example.COM", "a+b@x.org", "Postmaster@X.org", "a@bücher.de", "a..b@x.org", "a@b", "x@localhost",
-     "ü@x.org", '"a b"@x.org', "a@x.invalid", "a@-x.org", "a@x_y.org", "." + "a" * 250 + "@x.org"],
+     "ü@x.org", '"a b"@x.org', "a@x.invalid", "a@-x.org", "a@x_y.org", "." + "a" * 250 + "@x.org",
+     "a." + "@x.org", ".a@x.org", "a@x..org", "a@x.org.", "a@.x.org", "a" * 64 + "@x.org", "a" * 65 + "@x.org",
+     "b@" + "x" * 63 + ".org", "b@" + "x" * 64 + ".org", "a@x.o", "a@x.123", "a@1.2.3.4", "a@[127.0.0.1]",
+     "!#$%&'*+/=?^_`{|}~-@x.org", "a@xn--bcher-kva.de", "a@XN--BCHER-KVA.DE", "ABUSE@x.org", "a b@x.org",
+     " a@x.org ", "a@x.org\n", "a\t@x.org", "a@@x.org", "@x.org", "a@", "a(b)@x.org", "a@x.local", "a@x.com-"],
 )
 def test_fast_address_check_agrees_with_email_validator(address):
     from email_validator import EmailNotValidError, validate_email
@@ -239,7 +243,7 @@ def test_fast_address_check_agrees_with_email_validator(address):
     from broadsheet.audience.addresses import AddressChecker, InvalidAddress
 
     try:
-        info = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+        info = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)  # normalise strips
         expected = f"{info.local_part}@{info.ascii_domain}"
     except EmailNotValidError:
         expected = None
@@ -249,3 +253,18 @@ def test_fast_address_check_agrees_with_email_validator(address):
             assert checker.normalise(address) == expected
         except InvalidAddress:
             assert expected is None
+
+
+def test_a_long_list_is_checked_against_the_ledger_across_chunks(tmp_path, monkeypatch):
+    """Duplicates, opt-outs and suppressions are found whichever chunk their first row was in."""
+    from broadsheet.audience import subscriber_list
+
+    monkeypatch.setattr(subscriber_list, "CHUNK", 3)
+    rows = ["a@x.org,", "b@x.org,", "c@x.org,bounced", "A@x.org,", "d@x.org,", "b@X.ORG,", "c@x.org,",
+            "e@x.org,unsubscribed", "e@x.org,complained", "f@x.org,", "d@x.org,", "s@x.org,"]
+    path = write(tmp_path, "email,status\n" + "\n".join(rows) + "\n")
+    suppressions = write(tmp_path, "email\nS@x.org\n", name="suppressions.csv")
+    subscribers = SubscriberList(path, suppressions=suppressions)
+    got = [(s.email, s.line) for s in subscribers]
+    assert got == [("a@x.org", 2), ("b@x.org", 3), ("d@x.org", 6), ("f@x.org", 11)]
+    assert subscribers.skipped == {"duplicate": 3, "bounced": 2, "unsubscribed": 1, "complained": 1, "suppressed": 1}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import itertools
+import operator
 import re
 from collections.abc import Container, Iterator, Sequence
 from pathlib import Path
@@ -10,11 +12,13 @@ from pathlib import Path
 from ..errors import AudienceError
 from .addresses import AddressChecker, InvalidAddress
 from .csvfile import CsvFile, CsvRow, open_csv, selection_fingerprint
+from .ledger import Ledger
 from .model import ListRow, RowProblem, Subscriber
 
 STATUSES = ("subscribed", "unsubscribed", "bounced", "complained", "unconfirmed")
 OPTED_OUT = ("unsubscribed", "bounced", "complained")  # on any row: that address never receives
 KNOWN_COLUMNS = ("email", "name", "first_name", "status", "tags")
+CHUNK = 5_000  # rows checked against the ledger at once
 
 
 class SubscriberList:
@@ -49,10 +53,19 @@ class SubscriberList:
         self.skipped = collections.Counter()
         if self.segments:
             self.check_segments()
-        suppressed = self._suppressed()
-        opted_out = self._opted_out()
-        seen: set[str] = set()
-        for item in list_rows(self.path, self.addresses):
+        with Ledger() as ledger:  # suppressed, opted-out and seen addresses on disk: flat memory
+            ledger.add_suppressed(suppression_keys(self.suppressions, self.addresses))
+            ledger.add_opted_out(self._opted_out())
+            rows = list_rows(self.path, self.addresses)
+            while chunk := list(itertools.islice(rows, CHUNK)):
+                yield from self._pass(chunk, ledger)
+
+    def _pass(self, chunk: list[ListRow | RowProblem], ledger: Ledger) -> Iterator[Subscriber]:
+        """The chunk's rows in order: problems noted, the left-out counted, the rest handed on."""
+        keys = list({item.subscriber.email.lower() for item in chunk if isinstance(item, ListRow) and item.subscriber})
+        suppressed, opted_out, seen = ledger.suppressed(keys), ledger.opted_out(keys), ledger.seen(keys)
+        handed_on: set[str] = set()
+        for item in chunk:
             if isinstance(item, RowProblem):
                 self.problems.append(item)
                 continue
@@ -66,7 +79,9 @@ class SubscriberList:
                 self.skipped[reason] += 1
                 continue
             seen.add(key)
+            handed_on.add(key)
             yield subscriber
+        ledger.mark_seen(handed_on)
 
     def check_segments(self) -> None:
         """AudienceError naming the tags that exist when a segment's tag is on no row (a typo would send to no one)."""
@@ -82,7 +97,7 @@ class SubscriberList:
                                 where=f"{self.path} (tags column)", fix=f"--segment one of: {existing}")
 
     def _left_out(
-        self, subscriber: Subscriber, key: str, suppressed: set[str], opted_out: dict[str, str], seen: set[str]
+        self, subscriber: Subscriber, key: str, suppressed: Container[str], opted_out: dict[str, str], seen: Container[str]
     ) -> str:
         if key in suppressed:
             return "suppressed"
@@ -94,22 +109,17 @@ class SubscriberList:
             return "duplicate"
         return ""
 
-    def _opted_out(self) -> dict[str, str]:
-        """Addresses (lower-cased) whose row says unsubscribed, bounced or complained -> that status."""
-        opted_out: dict[str, str] = {}
+    def _opted_out(self) -> Iterator[tuple[str, str]]:
+        """(address lower-cased, status) for each row that says unsubscribed, bounced or complained."""
         with open_csv(self.path) as stream:
             csv_file = CsvFile(self.path, stream)
             columns = _Columns(csv_file)
             if columns.index["status"] is None:
-                return opted_out
+                return
             for row in csv_file.rows():
                 status = columns.get(row.values, "status").strip().lower()
                 if status in OPTED_OUT:
-                    opted_out.setdefault(self._key(columns.get(row.values, "email")), status)
-        return opted_out
-
-    def _suppressed(self) -> set[str]:
-        return read_suppressions(self.suppressions, self.addresses)
+                    yield self._key(columns.get(row.values, "email")), status
 
     def _key(self, address: str) -> str:
         return address_key(address, self.addresses)
@@ -130,13 +140,19 @@ def list_rows(
 
 
 def read_suppressions(path: Path | None, addresses: AddressChecker) -> set[str]:
-    """Lower-cased addresses from a suppression file; a missing file (or None) suppresses nobody."""
+    """Lower-cased addresses from a suppression file, in memory (a small file; see ``suppression_keys``)."""
+    return set(suppression_keys(path, addresses))
+
+
+def suppression_keys(path: Path | None, addresses: AddressChecker) -> Iterator[str]:
+    """Lower-cased addresses from a suppression file, streamed; a missing file (or None) suppresses nobody."""
     if path is None or not path.exists():
-        return set()
+        return
     with open_csv(path) as stream:
         csv_file = CsvFile(path, stream)
         columns = _Columns(csv_file)
-        return {address_key(columns.get(row.values, "email"), addresses) for row in csv_file.rows()}
+        for row in csv_file.rows():
+            yield address_key(columns.get(row.values, "email"), addresses)
 
 
 def address_key(address: str, addresses: AddressChecker) -> str:
@@ -150,17 +166,18 @@ def address_key(address: str, addresses: AddressChecker) -> str:
 def _read_row(row: CsvRow, columns: _Columns, addresses: AddressChecker, wanted: Container[str]) -> ListRow | RowProblem:
     if row.problem:
         return _problem(row, "", row.problem)
-    values = row.values
-    raw_email = columns.get(values, "email").strip()
+    values = columns.padded(row.values)
+    raw_email, raw_status, raw_name, raw_first_name, raw_tags = columns.known(values)
+    raw_email = raw_email.strip()
     if row.end > row.line and columns.swallows_rows(values):
         reason = f"a quote on this row is not closed: lines {row.line}-{row.end} were read as one row"
         return _problem(row, raw_email, reason + " (close or remove the quote)")
-    if columns.overflows(values):
+    if columns.overflows(row.values):
         quote = f"quote values that contain '{columns.delimiter}'"
-        return _problem(row, raw_email, f"{len(values)} values for {len(columns.header)} columns ({quote})")
+        return _problem(row, raw_email, f"{len(row.values)} values for {len(columns.header)} columns ({quote})")
     if not raw_email:
         return _problem(row, "", "missing email")
-    status = columns.get(values, "status").strip().lower() or "subscribed"
+    status = raw_status.strip().lower() or "subscribed"
     if status not in STATUSES:
         return _problem(row, raw_email, f"unknown status '{status}' (allowed: {', '.join(STATUSES)})")
     if status not in wanted:
@@ -169,15 +186,15 @@ def _read_row(row: CsvRow, columns: _Columns, addresses: AddressChecker, wanted:
         email = addresses.normalise(raw_email)
     except InvalidAddress as exc:
         return _problem(row, raw_email, f"invalid address: {exc}")
-    name = columns.get(values, "name").strip()
-    first_name = columns.get(values, "first_name").strip() or (name.split() or [""])[0]
+    name = raw_name.strip()
+    first_name = raw_first_name.strip() or (name.split() or [""])[0]
     if _has_line_break(name) or _has_line_break(first_name):
         return _problem(row, raw_email, "line break in the name")
     if "\0" in name or "\0" in first_name:
         return _problem(row, raw_email, "NUL character in the name")
     fields = columns.merge_fields(values)
     fields.update(email=email, name=name, first_name=first_name)
-    tags = columns.tags(values)
+    tags = columns.split_tags(raw_tags) if raw_tags else ()
     subscriber = Subscriber(email=email, name=name, first_name=first_name, tags=tags, fields=fields, line=row.line)
     return ListRow(status, subscriber)
 
@@ -202,6 +219,12 @@ class _Columns:
             )
         known = {i for i in self.index.values() if i is not None}
         self.extra = [(i, title) for i, title in enumerate(self.header) if i not in known and title]
+        # the hot path: rows padded to one value past the header, an absent column read from that last ""
+        self.width = len(self.header) + 1
+        absent = len(self.header)
+        self._known = operator.itemgetter(*(absent if self.index[n] is None else self.index[n] for n in ("email", "status", "name", "first_name", "tags")))
+        self._extra_titles = [title for _, title in self.extra]
+        self._extra_values = operator.itemgetter(*(i for i, _ in self.extra), absent, absent)  # always a tuple
         # tags are ';'-separated; in a ';'-delimited file a quoted "a;b" works, and so does a,b
         self.tag_separators = re.compile("[;,]" if self.delimiter == ";" else ";")
 
@@ -215,16 +238,29 @@ class _Columns:
             self.delimiter in line and "@" in line for value in values for line in value.splitlines()[1:]
         )
 
+    def padded(self, values: list[str]) -> list[str]:
+        """The row with "" for missing trailing values and one more past the header (new list when short)."""
+        short = self.width - len(values)
+        return values + [""] * short if short > 0 else values
+
+    def known(self, values: list[str]) -> tuple[str, str, str, str, str]:
+        """email, status, name, first_name, tags of a ``padded`` row."""
+        return self._known(values)  # type: ignore[no-any-return]
+
     def get(self, values: list[str], name: str) -> str:
         index = self.index[name]
         return values[index] if index is not None and index < len(values) else ""
 
     def merge_fields(self, values: list[str]) -> dict[str, str]:
-        return {title: values[i] if i < len(values) else "" for i, title in self.extra}
+        """The extra columns of a ``padded`` row, by title."""
+        return dict(zip(self._extra_titles, self._extra_values(values), strict=False))  # the getter gives two more
 
     def tags(self, values: list[str]) -> tuple[str, ...]:
         text = self.get(values, "tags")
-        return tuple(filter(None, map(str.strip, self.tag_separators.split(text)))) if text else ()
+        return self.split_tags(text) if text else ()
+
+    def split_tags(self, text: str) -> tuple[str, ...]:
+        return tuple(filter(None, map(str.strip, self.tag_separators.split(text))))
 
 
 def _has_line_break(text: str) -> bool:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
+from ..audience.bulk import insert_many, read_ahead
 from ..errors import CampaignError
 from ..providers import delivers, not_delivering_sql
 from .journalfile import JournalLocked, explain, journal_uid, open_journal
@@ -31,6 +32,7 @@ from .lock import ProjectLock
 
 STATES = ("queued", "sending", "sent", "failed", "deferred", "unknown", "skipped")
 INSERT_CHUNK = 10_000  # rows per transaction: big enough to be fast, small enough to keep memory flat
+LOAD_CACHE_KIB = 24_576  # page cache while a list loads (24 MiB; default 2): a list in no order hits every page
 WAIT = 5.0  # seconds SQLite waits for another program's write lock before a statement gives up
 PATIENCE = 60.0  # seconds recording outcomes keeps trying through another program's lock
 RECENT_DAYS = 7  # a campaign mailing people who got the same subject this recently is refused
@@ -287,15 +289,20 @@ class Journal:
         """
         generation = campaign.generation + (1 if campaign.list_fingerprint else 0)
         upsert = (
-            "INSERT INTO recipients (campaign, email, line, data, generation) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (campaign, email) DO UPDATE SET line = excluded.line, data = excluded.data,"
+            "ON CONFLICT (campaign, email) DO UPDATE SET line = excluded.line, data = excluded.data,"
             " generation = excluded.generation"
         )
         total = 0
-        for chunk in _chunks(subscribers, INSERT_CHUNK):
-            with self._transaction():
-                self.db.executemany(upsert, [(campaign.id, email, line, data, generation) for email, line, data in chunk])
-            total += len(chunk)
+        cache = self.db.execute("PRAGMA cache_size").fetchone()[0]
+        self.db.execute(f"PRAGMA cache_size={-LOAD_CACHE_KIB}")
+        try:  # the list is read (and validated) in a second thread while this one writes the last chunk
+            for chunk in read_ahead(subscribers, INSERT_CHUNK):
+                rows = [(campaign.id, email, line, data, generation) for email, line, data in chunk]
+                with self._transaction():
+                    insert_many(self.db, "INSERT INTO recipients (campaign, email, line, data, generation)", rows, upsert)
+                total += len(chunk)
+        finally:
+            self.db.execute(f"PRAGMA cache_size={cache}")
         with self._transaction():
             self.db.execute(
                 "DELETE FROM recipients WHERE campaign = ? AND generation <> ? AND state IN ('queued', 'deferred')",

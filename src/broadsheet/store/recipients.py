@@ -15,8 +15,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
-from ..audience import RowProblem, Subscriber, SubscriberList, list_fingerprint, read_suppressions
+from ..audience import RowProblem, Subscriber, SubscriberList, list_fingerprint
 from ..audience.addresses import AddressChecker
+from ..audience.ledger import Ledger
+from ..audience.subscriber_list import suppression_keys
 from ..config import Config
 from ..errors import AudienceError
 from .store import Store, StoredSubscriber, store_path
@@ -69,14 +71,17 @@ class StoreList:
 
     def __iter__(self) -> Iterator[Subscriber]:
         self.skipped = collections.Counter()
-        suppressed = read_suppressions(self.suppressions, AddressChecker())
-        with Store.for_project(self.root) as store:
-            for stored in store.subscribers(status="subscribed"):
-                reason = self._left_out(stored, suppressed)
-                if reason:
-                    self.skipped[reason] += 1
-                    continue
-                yield as_subscriber(stored)
+        with Ledger() as ledger, Store.for_project(self.root) as store:  # the suppression file on disk
+            ledger.add_suppressed(suppression_keys(self.suppressions, AddressChecker()))
+            stream = store.subscribers(status="subscribed")
+            while chunk := list(itertools.islice(stream, CHECK_CHUNK)):
+                suppressed = ledger.suppressed([stored.email.lower() for stored in chunk])
+                for stored in chunk:
+                    reason = self._left_out(stored, suppressed)
+                    if reason:
+                        self.skipped[reason] += 1
+                        continue
+                    yield as_subscriber(stored)
             for status in ("unconfirmed", "unsubscribed", "bounced", "complained"):
                 if count := store.count(status):
                     self.skipped[status] += count
