@@ -20,9 +20,11 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..audience.bulk import insert_many, read_ahead
 from ..errors import CampaignError
@@ -36,6 +38,10 @@ LOAD_CACHE_KIB = 24_576  # page cache while a list loads (24 MiB; default 2): a 
 WAIT = 5.0  # seconds SQLite waits for another program's write lock before a statement gives up
 PATIENCE = 60.0  # seconds recording outcomes keeps trying through another program's lock
 RECENT_DAYS = 7  # a campaign mailing people who got the same subject this recently is refused
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +96,11 @@ CAMPAIGN_COLUMNS = ", ".join(f.name for f in fields(CampaignRecord))
 ROW_COLUMNS = ", ".join(f.name for f in fields(Row))
 
 
-def _explained(method):
+def _explained(method: Callable[Concatenate[Journal, P], R]) -> Callable[Concatenate[Journal, P], R]:
     """A journal read whose SQLite failure (disk I/O error, damaged page) becomes a one-line CampaignError."""
 
     @functools.wraps(method)
-    def read(self, *args, **kwargs):
+    def read(self: Journal, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.Error as exc:
@@ -133,7 +139,7 @@ class Journal:
         self._blocked: CampaignError | None = None  # set once the journal cannot be written any more
 
     @classmethod
-    def for_project(cls, root: Path, **options) -> Journal:
+    def for_project(cls, root: Path, **options: Any) -> Journal:
         return cls(journal_path(root), **options)
 
     def close(self) -> None:
@@ -425,7 +431,7 @@ class Journal:
             [(o.state, o.detail, o.message_id, o.next_attempt, int(o.counts_attempt), now, o.id) for o in outcomes],
         )  # fmt: skip
 
-    def _write_patiently(self, statement: str, values: list[tuple]) -> None:
+    def _write_patiently(self, statement: str, values: list[tuple[Any, ...]]) -> None:
         """One transaction of ``statement`` over ``values``, tried again through another program's write
         lock until ``patience`` runs out (then JournalLocked)."""
         deadline = time.monotonic() + self.patience
@@ -498,7 +504,9 @@ class Journal:
             last = page[-1][0]
             left = left - len(page) if left > 0 else left
 
-    def problems(self, campaign: CampaignRecord, states: tuple[str, ...] = ("failed", "unknown", "deferred")):
+    def problems(
+        self, campaign: CampaignRecord, states: tuple[str, ...] = ("failed", "unknown", "deferred")
+    ) -> sqlite3.Cursor:
         """(email, state, attempts, detail, updated) for rows not sent, most recent first."""
         marks = ",".join("?" * len(states))
         return self.db.execute(
@@ -517,12 +525,13 @@ class Journal:
         are not counted again; outbox campaigns mail no one. Read through the ``recipients_sent`` index:
         the cost is the rows of that span, not the journal's size.
         """
-        return self.db.execute(
+        count: int = self.db.execute(
             "SELECT count(*) FROM recipients AS r JOIN campaigns AS c ON c.id = r.campaign"
             " WHERE r.state = 'sent' AND r.updated >= ? AND r.updated < ? AND r.attempts > 0"
             f" AND {not_delivering_sql('c.transport')}",
             (start, end),
         ).fetchone()[0]
+        return count
 
     @_explained
     def first_sent(self) -> float | None:
@@ -568,7 +577,7 @@ class Journal:
             )
         return cursor.rowcount
 
-    def _transaction(self):
+    def _transaction(self) -> _Transaction:
         return _Transaction(self.db, self.path)
 
 
@@ -589,7 +598,9 @@ class _Transaction:
         except sqlite3.Error as exc:
             raise explain(exc, self.path) from None
 
-    def __exit__(self, exc_type, exc, traceback) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         try:
             self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
         except sqlite3.Error as failure:
@@ -598,7 +609,6 @@ class _Transaction:
             raise explain(exc if isinstance(exc, sqlite3.Error) else failure, self.path) from None
         if isinstance(exc, sqlite3.Error):
             raise explain(exc, self.path) from None
-        return False
 
 
 def pending_path(path: Path) -> Path:
@@ -619,8 +629,8 @@ def _same_subject(subject: str) -> str:
     return " ".join(subject.split()).casefold()
 
 
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
-    chunk: list = []
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
     for item in items:
         chunk.append(item)
         if len(chunk) >= size:

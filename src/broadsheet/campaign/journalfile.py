@@ -256,7 +256,7 @@ def _upgrade(db: sqlite3.Connection, path: Path, *, probe: bool) -> None:
 
 def _version(db: sqlite3.Connection, path: Path) -> int:
     application_id = db.execute("PRAGMA application_id").fetchone()[0]
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
     if application_id == APPLICATION_ID:
         if version > SCHEMA_VERSION:
             raise CampaignError(f"the send journal was written by a newer broadsheet (schema {version})",

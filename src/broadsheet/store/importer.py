@@ -100,7 +100,7 @@ class _Pipeline:
     reading the CSV and writing the store overlap on two cores. At most two chunks wait (flat memory).
     An error in the writer stops the reading at the next chunk and is raised here."""
 
-    def __init__(self, transaction: Callable[[], AbstractContextManager], write: Callable[[list[_Entry]], None]):
+    def __init__(self, transaction: Callable[[], AbstractContextManager[object]], write: Callable[[list[_Entry]], None]):
         self.transaction = transaction
         self.write = write
         self.chunks: queue.Queue[list[_Entry] | None] = queue.Queue(maxsize=2)
@@ -140,7 +140,7 @@ class _Pipeline:
                     chunk = self.chunks.get()
 
 
-def _entries(path: Path, store: Store, report: ImportReport, on_problem) -> Iterator[_Entry]:
+def _entries(path: Path, store: Store, report: ImportReport, on_problem: Callable[[RowProblem], None]) -> Iterator[_Entry]:
     now = utc_now()  # one import, one time: every row it adds was created when it started
     for item in list_rows(path, store._addresses, wanted=STATUSES):
         if isinstance(item, RowProblem):
