@@ -41,8 +41,12 @@ from broadsheet.transports import transport_class  # noqa: E402
 
 SAMPLE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
 PATHS = {"postmark": "/email/batch", "sendgrid": "/v3/mail/send", "mailgun": "/v3/mg.example.org/messages"}
-SECRETS = {"BROADSHEET_POSTMARK_TOKEN": "bench", "BROADSHEET_SENDGRID_KEY": "bench", "BROADSHEET_MAILGUN_KEY": "bench",
-           "BROADSHEET_SECRET": "bench-secret"}
+SECRETS = {
+    "BROADSHEET_POSTMARK_TOKEN": "bench",
+    "BROADSHEET_SENDGRID_KEY": "bench",
+    "BROADSHEET_MAILGUN_KEY": "bench",
+    "BROADSHEET_SECRET": "bench-secret",
+}
 
 
 # -- the fake, in its own process ---------------------------------------------------------------
@@ -182,17 +186,33 @@ def send_through_runner(provider: str, config, composer, recipients: int, connec
     cls = transport_class(provider)
     with tempfile.TemporaryDirectory() as folder, Journal.for_project(Path(folder)) as journal:
         started = time.perf_counter()
-        record = prepare_campaign(journal, slug="bench", transport=provider, issue_dir="i", fingerprint="f",
-                                  subscribers=(subscriber(i) for i in range(recipients))).record
+        record = prepare_campaign(
+            journal,
+            slug="bench",
+            transport=provider,
+            issue_dir="i",
+            fingerprint="f",
+            subscribers=(subscriber(i) for i in range(recipients)),
+        ).record
         loaded = time.perf_counter() - started
-        runner = CampaignRunner(journal, record, lambda: cls(config),
-                                composer,
-                                Settings(connections=connections, batch_size=cls.max_batch), max_batch=cls.max_batch)
+        runner = CampaignRunner(
+            journal,
+            record,
+            lambda: cls(config),
+            composer,
+            Settings(connections=connections, batch_size=cls.max_batch),
+            max_batch=cls.max_batch,
+        )
         cpu, wall = time.process_time(), time.perf_counter()
         result = runner.run()
         statuses = {k: v for k, v in journal.counts(record).items() if v}
-        return {"statuses": statuses, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
-                "loaded": loaded, "error": result.error}
+        return {
+            "statuses": statuses,
+            "wall": time.perf_counter() - wall,
+            "cpu": time.process_time() - cpu,
+            "loaded": loaded,
+            "error": result.error,
+        }
 
 
 def compose_cpu(composer, count: int) -> float:
@@ -209,8 +229,10 @@ def bench(provider: str, args) -> None:
         config, composer = sample_composer(provider, url)
         message = composer.compose(subscriber(0))
         compose = compose_cpu(composer, 5000)
-        print(f"\n{provider}: message html {len(message.html):,} chars, raw {len(message.raw):,} bytes; "
-              f"compose alone {compose * 1000:.3f} ms CPU per recipient")
+        print(
+            f"\n{provider}: message html {len(message.html):,} chars, raw {len(message.raw):,} bytes; "
+            f"compose alone {compose * 1000:.3f} ms CPU per recipient"
+        )
         batched = "shared body" if provider != "postmark" else "batch"
         forms = [(batched, True, args.recipients)]
         if provider != "postmark" and args.literal_recipients:
@@ -221,17 +243,21 @@ def bench(provider: str, args) -> None:
             before, bytes_before = fake_count(url)
             if "runner" in label:
                 result = send_through_runner(provider, config, composer, count, args.connections)
-                print(f"  (journal loaded with {count:,} rows in {result['loaded']:.1f} s, not counted below; "
-                      f"run error: {result['error']})")
+                print(
+                    f"  (journal loaded with {count:,} rows in {result['loaded']:.1f} s, not counted below; "
+                    f"run error: {result['error']})"
+                )
             else:
                 result = send_all(provider, config, composer, count, args.connections, shared=shared)
             got, sent_bytes = (a - b for a, b in zip(fake_count(url), (before, bytes_before), strict=False))
             per = result["cpu"] / count
             rate = count / result["wall"]
-            print(f"  {label:26} {count:>7,} recipients {result['wall']:7.2f} s  {rate:8,.0f} rcpt/s  "
-                  f"CPU {per * 1000:.3f} ms/rcpt (beyond compose ~{(per - compose) * 1000:.3f})  "
-                  f"{sent_bytes / count / 1000:.1f} kB/rcpt on the wire  statuses {result['statuses']}  "
-                  f"fake received {got:,}")
+            print(
+                f"  {label:26} {count:>7,} recipients {result['wall']:7.2f} s  {rate:8,.0f} rcpt/s  "
+                f"CPU {per * 1000:.3f} ms/rcpt (beyond compose ~{(per - compose) * 1000:.3f})  "
+                f"{sent_bytes / count / 1000:.1f} kB/rcpt on the wire  statuses {result['statuses']}  "
+                f"fake received {got:,}"
+            )
     finally:
         process.terminate()
         process.wait()
@@ -244,8 +270,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--literal-recipients", type=int, default=2000)
-    parser.add_argument("--runner-recipients", type=int, default=100_000,
-                        help="also send this many through the campaign runner and journal (0: skip)")
+    parser.add_argument(
+        "--runner-recipients",
+        type=int,
+        default=100_000,
+        help="also send this many through the campaign runner and journal (0: skip)",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -253,8 +283,10 @@ def main() -> None:
         return
     for key, value in SECRETS.items():
         os.environ.setdefault(key, value)
-    print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}; latency {args.latency * 1000:.0f} ms, "
-          f"{args.connections} connections")
+    print(
+        f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M')}; latency {args.latency * 1000:.0f} ms, "
+        f"{args.connections} connections"
+    )
     for provider in PATHS if args.provider == "all" else [args.provider]:
         bench(provider, args)
 

@@ -67,8 +67,14 @@ def main() -> None:
         shutil.copytree(SAMPLE, project / "issues" / SAMPLE.name)
         big = generated_issue(project)
         config = load_config(project / "broadsheet.toml")
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), "?")
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "?",
+        )
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}")
         for label, folder in (("sample issue", project / "issues" / SAMPLE.name), ("20-article issue", big)):
             median, worst = warm(folder, config)

@@ -61,8 +61,15 @@ def synthetic_issue(size: int = 60_000) -> RenderedIssue:
         text += ARTICLE_TEXT.format(n=n)
     text += "Unsubscribe: {{ unsubscribe_url }}\n"
     return RenderedIssue(
-        slug="bench", title="Bench", subject="Chengdu & Flemish Brabant — côte à côte", preheader="",
-        mjml="", html=html + foot, text=text, web_html="", view_online_url="https://news.example.org/bench",
+        slug="bench",
+        title="Bench",
+        subject="Chengdu & Flemish Brabant — côte à côte",
+        preheader="",
+        mjml="",
+        html=html + foot,
+        text=text,
+        web_html="",
+        view_online_url="https://news.example.org/bench",
     )
 
 
@@ -77,9 +84,12 @@ def subscribers(count: int) -> list[Subscriber]:
 
 def config(**overrides) -> Config:
     return Config(
-        name="The Bench Weekly", from_address="The Bench Weekly <news@example.org>", list_id="weekly.example.org",
+        name="The Bench Weekly",
+        from_address="The Bench Weekly <news@example.org>",
+        list_id="weekly.example.org",
         unsubscribe_url="https://news.example.org/unsubscribe?e={email}&t={token}",
-        unsubscribe_mailto="unsubscribe@example.org", **overrides,
+        unsubscribe_mailto="unsubscribe@example.org",
+        **overrides,
     )
 
 
@@ -136,8 +146,14 @@ def dkim_config(folder: Path) -> Config | None:
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return f"{model}, nproc {os.cpu_count()}, Python {platform.python_version()}"
 
 

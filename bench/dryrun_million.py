@@ -36,7 +36,9 @@ def make_project(folder: Path, rows: int, *, shuffled: bool = False) -> None:
         handle.write("email,name,first_name,tags,company\n")
         for i in range(rows):
             n = (i * 7_919) % rows if shuffled else i  # 7,919 is prime: every row once, in no order
-            handle.write(f"reader{n:07d}@example{n % 500}.com,Reader {n} Million,Reader{n},members;news,Company {n % 977}\n")
+            handle.write(
+                f"reader{n:07d}@example{n % 500}.com,Reader {n} Million,Reader{n},members;news,Company {n % 977}\n"
+            )
 
 
 # List read + journal set-up in a child that reports rows, seconds, CPU seconds and its own peak RSS.
@@ -64,8 +66,10 @@ def setup_only(folder: Path, rows: int) -> None:
     loaded, seconds, cpu, peak = result.stdout.split()
     print("| rows | list read + journal set-up | rows/s | CPU per row (whole process) | peak RSS |")
     print("| ---: | ---: | ---: | ---: | ---: |")
-    print(f"| {int(loaded):,} | {float(seconds):.1f} s | {rows / float(seconds):,.0f} | "
-          f"{float(cpu) / rows * 1e6:.1f} µs | {float(peak):.0f} MB |")
+    print(
+        f"| {int(loaded):,} | {float(seconds):.1f} s | {rows / float(seconds):,.0f} | "
+        f"{float(cpu) / rows * 1e6:.1f} µs | {float(peak):.0f} MB |"
+    )
     print(f"# load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
@@ -75,19 +79,31 @@ def main() -> None:
     parser.add_argument("--shuffled", action="store_true", help="addresses in no order instead of sorted")
     parser.add_argument("--setup-only", action="store_true", help="time the list read + journal set-up alone")
     args = parser.parse_args()
-    print(f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
-          f"{time.strftime('%Y-%m-%d %H:%M')}")
+    print(
+        f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+    )
     with tempfile.TemporaryDirectory(prefix="broadsheet-million-") as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
         make_project(folder, args.rows, shuffled=args.shuffled)
-        print(f"# wrote {args.rows:,} rows ({(folder / 'list.csv').stat().st_size / 1e6:.0f} MB, "
-              f"{'in no order' if args.shuffled else 'sorted'}) in {time.perf_counter() - started:.1f} s")
+        print(
+            f"# wrote {args.rows:,} rows ({(folder / 'list.csv').stat().st_size / 1e6:.0f} MB, "
+            f"{'in no order' if args.shuffled else 'sorted'}) in {time.perf_counter() - started:.1f} s"
+        )
         if args.setup_only:
             return setup_only(folder, args.rows)
         env = {**os.environ, "BROADSHEET_SECRET": "bench-secret"}
-        command = [str(Path(sys.executable).parent / "broadsheet"), "send", ISSUE, "--list", "list.csv",
-                   "--transport", "outbox", "--dry-run"]
+        command = [
+            str(Path(sys.executable).parent / "broadsheet"),
+            "send",
+            ISSUE,
+            "--list",
+            "list.csv",
+            "--transport",
+            "outbox",
+            "--dry-run",
+        ]
         started = time.perf_counter()
         result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
@@ -103,7 +119,9 @@ def main() -> None:
         print("| ---: | ---: | ---: | ---: | ---: | ---: |")
         size = f"{database.stat().st_size / 1e6:.0f} MB" if database.exists() else "none written"
         setup_time = setup.group(1) + " s" if setup else "-"
-        print(f"| {args.rows:,} | {wall:.0f} s | {cpu / args.rows * 1e6:.0f} µs | {setup_time} | {peak_mb:.0f} MB | {size} |")
+        print(
+            f"| {args.rows:,} | {wall:.0f} s | {cpu / args.rows * 1e6:.0f} µs | {setup_time} | {peak_mb:.0f} MB | {size} |"
+        )
         print(f"# load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

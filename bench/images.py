@@ -58,21 +58,27 @@ def measure(source: Path, max_width: int, runs: int = 5) -> tuple[float, float, 
 
 
 def main() -> None:
-    print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
     with tempfile.TemporaryDirectory() as folder:
         photo = phone_photo(Path(folder) / "photo.jpg")
-        cases = [("sample article image (PNG)", SAMPLE, max_width_for(COLUMN_WIDTH)),
-                 ("sample logo (PNG, logo_width 160)", LOGO, max_width_for(160)),
-                 ("12-megapixel photo (JPEG 4000×3000)", photo, max_width_for(COLUMN_WIDTH))]
+        cases = [
+            ("sample article image (PNG)", SAMPLE, max_width_for(COLUMN_WIDTH)),
+            ("sample logo (PNG, logo_width 160)", LOGO, max_width_for(160)),
+            ("12-megapixel photo (JPEG 4000×3000)", photo, max_width_for(COLUMN_WIDTH)),
+        ]
         print("| image | size | cold | warm | bytes before → after | saved |")
         print("| --- | --- | --- | --- | --- | --- |")
         for label, path, width in cases:
             cold, warm, before, after = measure(path, width)
             with Image.open(path) as picture:
                 size = "×".join(map(str, picture.size))
-            print(f"| {label} | {size} | {cold * 1000:.0f} ms | {warm * 1000:.1f} ms | "
-                  f"{before / 1024:.0f} KB → {after / 1024:.0f} KB | {1 - after / before:.0%} |")
+            print(
+                f"| {label} | {size} | {cold * 1000:.0f} ms | {warm * 1000:.1f} ms | "
+                f"{before / 1024:.0f} KB → {after / 1024:.0f} KB | {1 - after / before:.0%} |"
+            )
         cold, warm = build_with_photo(photo)
         print(f"\nbuild_issue of the sample + the photo: cold cache {cold * 1000:.0f} ms, warm {warm * 1000:.0f} ms")
 

@@ -27,7 +27,9 @@ def write_list(path: Path, rows: int, *, in_order: bool = False) -> None:
             status = "unsubscribed" if i % 50 == 0 else ""
             # addresses in no particular order, as real lists are (harder on the UNIQUE index), or sorted
             n = i if in_order else (i * 7_919) % rows
-            handle.write(f"reader{n:07d}@example{n % 500}.com,Reader {n} Million,{status},members;news,Company {n % 977}\n")
+            handle.write(
+                f"reader{n:07d}@example{n % 500}.com,Reader {n} Million,{status},members;news,Company {n % 977}\n"
+            )
 
 
 def run_import(folder: Path, *args: str) -> tuple[float, float, float, str]:
@@ -76,8 +78,10 @@ def main() -> None:
             seconds, cpu, peak, _out = run_import(folder, *extra)
             print(f"| {label} | {rows:,} | {seconds:.1f} s | {rows / seconds:,.0f} | {cpu:.1f} s | {peak:.0f} MB |")
         database = folder / ".broadsheet" / "audience.db"
-        print(f"store: {database.stat().st_size / 1e6:.0f} MB; load average after: "
-              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(
+            f"store: {database.stat().st_size / 1e6:.0f} MB; load average after: "
+            f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        )
 
 
 if __name__ == "__main__":

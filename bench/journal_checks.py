@@ -41,19 +41,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
-    print(f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
-          f"SQLite {sqlite3.sqlite_version} · {time.strftime('%Y-%m-%d %H:%M')} · {args.rows:,} rows")
+    print(
+        f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
+        f"SQLite {sqlite3.sqlite_version} · {time.strftime('%Y-%m-%d %H:%M')} · {args.rows:,} rows"
+    )
     with tempfile.TemporaryDirectory(prefix="broadsheet-journal-") as tmp:
         root = Path(tmp)
         with Journal.for_project(root) as journal:
-            earlier = timed("set-up, earlier campaign", lambda: prepare_campaign(
-                journal, slug="2026-11-24-news", transport="smtp", issue_dir="issues/a", fingerprint="f",
-                subscribers=people(args.rows), issue_id="a1", subject="Weekly news").record)
-            journal.db.execute("UPDATE recipients SET state = 'sent', attempts = 1, updated = ? WHERE campaign = ?",
-                               (time.time() - 86400, earlier.id))
-            current = timed("set-up, new campaign", lambda: prepare_campaign(
-                journal, slug="2026-12-01-news", transport="smtp", issue_dir="issues/b", fingerprint="f",
-                subscribers=people(args.rows), issue_id="b2", subject="Weekly  NEWS").record)
+            earlier = timed(
+                "set-up, earlier campaign",
+                lambda: (
+                    prepare_campaign(
+                        journal,
+                        slug="2026-11-24-news",
+                        transport="smtp",
+                        issue_dir="issues/a",
+                        fingerprint="f",
+                        subscribers=people(args.rows),
+                        issue_id="a1",
+                        subject="Weekly news",
+                    ).record
+                ),
+            )
+            journal.db.execute(
+                "UPDATE recipients SET state = 'sent', attempts = 1, updated = ? WHERE campaign = ?",
+                (time.time() - 86400, earlier.id),
+            )
+            current = timed(
+                "set-up, new campaign",
+                lambda: (
+                    prepare_campaign(
+                        journal,
+                        slug="2026-12-01-news",
+                        transport="smtp",
+                        issue_dir="issues/b",
+                        fingerprint="f",
+                        subscribers=people(args.rows),
+                        issue_id="b2",
+                        subject="Weekly  NEWS",
+                    ).record
+                ),
+            )
             found = timed("recent_same_subject", lambda: journal.recent_same_subject(current))
             assert found and found[0].recipients == args.rows, found
             claims = 2000
@@ -64,8 +92,9 @@ def main() -> None:
             print(f"claim + record of one row: {(time.perf_counter() - started) / claims * 1e6:.0f} µs")
             now = time.time()
             today = now - now % 86400
-            yesterday = timed("sent_between, the day a million went",
-                              lambda: journal.sent_between(now - 90000, now - 80000))
+            yesterday = timed(
+                "sent_between, the day a million went", lambda: journal.sent_between(now - 90000, now - 80000)
+            )
             assert yesterday == args.rows, yesterday
             sent_today = timed("sent_between, today", lambda: journal.sent_between(today, today + 86400))
             print(f"  (today: {sent_today:,} sent)")
@@ -80,8 +109,10 @@ def main() -> None:
                 DROP INDEX recipients_sent;
                 PRAGMA application_id = 0; PRAGMA user_version = 0;
             """)
-        timed(f"open + migrate a schema-1 journal of {2 * args.rows:,} rows to schema 3",
-              lambda: Journal.for_project(root).close())
+        timed(
+            f"open + migrate a schema-1 journal of {2 * args.rows:,} rows to schema 3",
+            lambda: Journal.for_project(root).close(),
+        )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,9 @@ async def _serve(listen_port: int, upstream_port: int, latency: float) -> None:
         except OSError:
             client_writer.close()
             return
-        await asyncio.gather(_delayed_pipe(client_reader, server_writer, latency),
-                             _delayed_pipe(server_reader, client_writer, latency))
+        await asyncio.gather(
+            _delayed_pipe(client_reader, server_writer, latency), _delayed_pipe(server_reader, client_writer, latency)
+        )
 
     server = await asyncio.start_server(handle, "127.0.0.1", listen_port)
     print("ready", flush=True)

@@ -24,11 +24,19 @@ from smtp import copy_sample_project, run_broadsheet, run_mailmerge, write_list
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), "?")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+            if line.startswith("Model name")
+        ),
+        "?",
+    )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{platform.machine()} · {model} · nproc {os.cpu_count()} · Python {platform.python_version()} · "
-            f"load {load} · {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    return (
+        f"{platform.machine()} · {model} · nproc {os.cpu_count()} · Python {platform.python_version()} · "
+        f"load {load} · {time.strftime('%Y-%m-%d %H:%M %Z')}"
+    )
 
 
 def main() -> None:
@@ -41,7 +49,9 @@ def main() -> None:
     args = parser.parse_args()
     rtt = 2 * args.latency
     print(f"# {machine()}")
-    print(f"# proxy latency {args.latency * 1000:.0f} ms each way (round trip {rtt * 1000:.0f} ms), sink answers at once")
+    print(
+        f"# proxy latency {args.latency * 1000:.0f} ms each way (round trip {rtt * 1000:.0f} ms), sink answers at once"
+    )
     print("| sender | connections | received | send time | messages/s | of bound | × without pipelining |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory(prefix="broadsheet-bench-") as tmp:
@@ -51,18 +61,24 @@ def main() -> None:
             write_list(folder, args.per_connection * connections)
             results = {}
             for pipelining, trips in ((False, 4), (True, 2)):
-                results[pipelining] = result = run_broadsheet(folder, connections, 0.0, pipelining=pipelining,
-                                                              latency=args.latency)
+                results[pipelining] = result = run_broadsheet(
+                    folder, connections, 0.0, pipelining=pipelining, latency=args.latency
+                )
                 bound = connections / (trips * rtt)
                 ratio = f"{result['rate'] / results[False]['rate']:.2f}×" if pipelining else "1.00×"
                 label = "broadsheet, pipelining" if pipelining else "broadsheet, pipelining = false"
-                print(f"| {label} | {connections} | {result['received']:,} | {result['seconds']:.1f} s "
-                      f"| {result['rate']:.1f} | {result['rate'] / bound:.0%} of {bound:.0f}/s | {ratio} |", flush=True)
+                print(
+                    f"| {label} | {connections} | {result['received']:,} | {result['seconds']:.1f} s "
+                    f"| {result['rate']:.1f} | {result['rate'] / bound:.0%} of {bound:.0f}/s | {ratio} |",
+                    flush=True,
+                )
         if not args.skip_mailmerge:
             write_list(folder, args.mailmerge_recipients)
             result = run_mailmerge(folder, args.mailmerge_recipients, 0.0, latency=args.latency)
-            print(f"| mailmerge 2.3.0 (connection per message) | 1 | {result['received']:,} | {result['seconds']:.1f} s "
-                  f"| {result['rate']:.1f} | - | - |")
+            print(
+                f"| mailmerge 2.3.0 (connection per message) | 1 | {result['received']:,} | {result['seconds']:.1f} s "
+                f"| {result['rate']:.1f} | - | - |"
+            )
 
 
 if __name__ == "__main__":

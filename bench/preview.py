@@ -32,8 +32,10 @@ from broadsheet.render import build_issue  # noqa: E402
 
 SLUG = "2021-06-01-chengdu-flemish-brabant"
 TITLE = "A 10-year partnership between Chengdu and Flemish Brabant"
-SHOWS = "var f = document.getElementById('frame-mobile'); " \
-        "return !!(f && f.contentDocument && f.contentDocument.body && f.contentDocument.body.innerText.includes(arguments[0]))"
+SHOWS = (
+    "var f = document.getElementById('frame-mobile'); "
+    "return !!(f && f.contentDocument && f.contentDocument.body && f.contentDocument.body.innerText.includes(arguments[0]))"
+)
 
 
 def copy_project(target: Path) -> Path:
@@ -88,7 +90,8 @@ def lint_times(issue: Path, config_path: Path, runs: int = 20) -> dict[str, floa
         figures["rules + MJML validator (median)"] = timed(lambda: lint_rendered(rendered, parsed, config), 5)
     cli = [sys.executable, "-m", "broadsheet", "lint", f"issues/{SLUG}"]
     figures["`broadsheet lint` cold, with validator (median)"] = timed(
-        lambda: subprocess.run(cli, cwd=issue.parents[1], capture_output=True, check=False), 5)
+        lambda: subprocess.run(cli, cwd=issue.parents[1], capture_output=True, check=False), 5
+    )
     return figures
 
 
@@ -105,18 +108,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--saves", type=int, default=20)
     args = parser.parse_args()
-    print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d')}, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}, load {os.getloadavg()[0]:.1f}"
+    )
     with tempfile.TemporaryDirectory(prefix="broadsheet-bench-") as folder:
         issue = copy_project(Path(folder))
         config = Path(folder) / "broadsheet.toml"
         if find_chromium():
             totals, rebuilt, builds = save_to_page(issue, config, args.saves)
             ms = sorted(t * 1000 for t in totals)
-            print(f"save → refreshed page ({len(ms)} saves): median {statistics.median(ms):.0f} ms, "
-                  f"p90 {ms[int(len(ms) * 0.9) - 1]:.0f} ms, max {ms[-1]:.0f} ms")
-            print(f"  save → rebuild done: median {statistics.median(rebuilt) * 1000:.0f} ms "
-                  f"(the build itself: median {statistics.median(builds) * 1000:.0f} ms)")
+            print(
+                f"save → refreshed page ({len(ms)} saves): median {statistics.median(ms):.0f} ms, "
+                f"p90 {ms[int(len(ms) * 0.9) - 1]:.0f} ms, max {ms[-1]:.0f} ms"
+            )
+            print(
+                f"  save → rebuild done: median {statistics.median(rebuilt) * 1000:.0f} ms "
+                f"(the build itself: median {statistics.median(builds) * 1000:.0f} ms)"
+            )
         else:
             print("save → refreshed page: skipped (no chromium/chromedriver)")
         for name, seconds in lint_times(issue, config).items():

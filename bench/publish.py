@@ -50,8 +50,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project = sample_project(Path(tmp) / "project")
         many_issues(project, ISSUES - 1)  # and the sample: 50
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), "?")
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "?",
+        )
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
               f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
         first = cold(project, Path(tmp) / "site-cold")

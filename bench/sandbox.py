@@ -27,8 +27,11 @@ from broadsheet.compose import Composer
 def unsandboxed(composer: Composer, issue) -> Composer:
     """``composer`` with its per-recipient templates compiled by a plain jinja2.Environment, as before."""
     for part, autoescape in (("html", True), ("text", False)):
-        environment = jinja2.Environment(autoescape=autoescape,  # noqa: S701 -- the text part is plain text, as in compose
-                                          keep_trailing_newline=True, cache_size=0)
+        environment = jinja2.Environment(
+            autoescape=autoescape,  # noqa: S701 -- the text part is plain text, as in compose
+            keep_trailing_newline=True,
+            cache_size=0,
+        )
         setattr(composer.templates, part, environment.from_string(getattr(issue, part)))
     return composer
 
@@ -42,7 +45,10 @@ def main() -> None:
     os.environ.setdefault("BROADSHEET_SECRET", "bench-secret")
     issue = bench.real_issue(args.issue.resolve()) if args.issue else bench.synthetic_issue()
     people = bench.subscribers(args.recipients)
-    composers = {"sandboxed": Composer(issue, bench.config()), "plain": unsandboxed(Composer(issue, bench.config()), issue)}
+    composers = {
+        "sandboxed": Composer(issue, bench.config()),
+        "plain": unsandboxed(Composer(issue, bench.config()), issue),
+    }
     assert composers["plain"].compose(people[0]).html == composers["sandboxed"].compose(people[0]).html
     best = dict.fromkeys(composers, 0.0)
     for round_ in range(args.rounds):
@@ -52,8 +58,10 @@ def main() -> None:
                 composers[name].compose(person)
             best[name] = max(best[name], len(people) / (time.process_time() - started))
     print(f"machine: {bench.machine()}; {time.strftime('%Y-%m-%d')}; {args.issue or 'synthetic issue'}")
-    print(f"plain {best['plain']:.0f} msg/s, sandboxed {best['sandboxed']:.0f} msg/s "
-          f"({100 * (best['sandboxed'] / best['plain'] - 1):+.1f} %), best of {args.rounds} rounds of {len(people)}")
+    print(
+        f"plain {best['plain']:.0f} msg/s, sandboxed {best['sandboxed']:.0f} msg/s "
+        f"({100 * (best['sandboxed'] / best['plain'] - 1):+.1f} %), best of {args.rounds} rounds of {len(people)}"
+    )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def project(folder: Path, port: int, send_rate: float, threads: int) -> None:
     shutil.copytree(ROOT / ISSUE, folder / ISSUE)
     config = folder / "broadsheet.toml"
     text = config.read_text(encoding="utf-8").replace(
-        'public_url = "https://newsletter.example.org"', f'public_url = "http://127.0.0.1:{port}"')
+        'public_url = "https://newsletter.example.org"', f'public_url = "http://127.0.0.1:{port}"'
+    )
     text = text.replace("[serve]\n", f"[serve]\nthreads = {threads}\n")
     config.write_text(text.replace("rate_per_second = 0", f"rate_per_second = {send_rate}"), encoding="utf-8")
 
@@ -88,14 +89,22 @@ async def client(port: int, tokens: list[str], latencies: list[float], failures:
     try:
         while tokens:
             token = tokens.pop()
-            request = (b"POST /u/" + token.encode() + b" HTTP/1.1\r\nHost: " + host +
-                       b"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
-                       str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+            request = (
+                b"POST /u/"
+                + token.encode()
+                + b" HTTP/1.1\r\nHost: "
+                + host
+                + b"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+                + str(len(BODY)).encode()
+                + b"\r\n\r\n"
+                + BODY
+            )
             started = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
+            length = next(
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+            )
             await reader.readexactly(length)
             latencies.append(time.perf_counter() - started)
             if not head.startswith(b"HTTP/1.1 200"):
@@ -116,8 +125,9 @@ async def load(port: int, tokens: list[str], clients: int) -> tuple[float, list[
 def recorded(folder: Path) -> tuple[int, int]:
     """(leavers now unsubscribed, one-click events) in the store."""
     with sqlite3.connect(folder / ".broadsheet" / "audience.db") as db:
-        unsubscribed = db.execute("SELECT count(*) FROM subscribers WHERE email LIKE 'leaver%' "
-                                  "AND status = 'unsubscribed'").fetchone()[0]
+        unsubscribed = db.execute(
+            "SELECT count(*) FROM subscribers WHERE email LIKE 'leaver%' AND status = 'unsubscribed'"
+        ).fetchone()[0]
         events = db.execute("SELECT count(*) FROM events WHERE source = 'one-click'").fetchone()[0]
     return unsubscribed, events
 
@@ -142,13 +152,24 @@ def main() -> None:
         project(folder, port, args.send_rate, args.threads)
         tokens = fill_store(folder, args.readers, args.unsubscribes)
         log = open(folder / "serve.log", "w+")  # noqa: SIM115 - read back below
-        serve = subprocess.Popen([sys.executable, "-m", "broadsheet", "serve", "--port", str(port)], cwd=folder,
-                                 env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "broadsheet", "serve", "--port", str(port)],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
         send = None
         try:
             wait_listening(port, serve)
-            send = subprocess.Popen([sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes", "--force"],
-                                    cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            send = subprocess.Popen(
+                [sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes", "--force"],
+                cwd=folder,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(3)  # the campaign is loaded and sending
             running = send.poll() is None
             cpu_before = cpu_seconds(serve.pid)
@@ -173,16 +194,24 @@ def main() -> None:
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
     p90 = latencies[int(len(latencies) * 0.90) - 1] * 1000
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d')}")
-    print(f"{args.unsubscribes} one-click unsubscribes from {args.clients} concurrent clients, {args.threads} serve "
-          f"threads, in {seconds:.2f} s: "
-          f"{args.unsubscribes / seconds:.0f}/s, latency p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, "
-          f"max {latencies[-1] * 1000:.0f} ms")
-    print(f"serve's CPU: {serve_cpu:.2f} s, {serve_cpu / args.unsubscribes * 1e6:.0f} µs per unsubscribe "
-          f"(one core would answer {args.unsubscribes / serve_cpu:.0f}/s)")
-    print(f"campaign running during the whole measurement: {running and still_running} "
-          f"({sent} messages written to the outbox meanwhile)")
-    print(f"recorded: {unsubscribed}/{args.unsubscribes} unsubscribed, {events} one-click events, "
-          f"{len(failures)} non-200 answers")
+    print(
+        f"{args.unsubscribes} one-click unsubscribes from {args.clients} concurrent clients, {args.threads} serve "
+        f"threads, in {seconds:.2f} s: "
+        f"{args.unsubscribes / seconds:.0f}/s, latency p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, "
+        f"max {latencies[-1] * 1000:.0f} ms"
+    )
+    print(
+        f"serve's CPU: {serve_cpu:.2f} s, {serve_cpu / args.unsubscribes * 1e6:.0f} µs per unsubscribe "
+        f"(one core would answer {args.unsubscribes / serve_cpu:.0f}/s)"
+    )
+    print(
+        f"campaign running during the whole measurement: {running and still_running} "
+        f"({sent} messages written to the outbox meanwhile)"
+    )
+    print(
+        f"recorded: {unsubscribed}/{args.unsubscribes} unsubscribed, {events} one-click events, "
+        f"{len(failures)} non-200 answers"
+    )
     errors = "\n".join(line for line in errors.splitlines() if not line.startswith("Task queue depth"))
     if errors.strip():
         print("serve's log:\n" + errors[-3000:])

@@ -122,7 +122,9 @@ def make_project(folder: Path, recipients: int) -> None:
 
 def write_list(folder: Path, recipients: int) -> None:
     """``list.csv`` with this many recipients."""
-    rows = ["email,name,first_name"] + [f"reader{i:05d}@example.com,Reader {i} Bench,Reader{i}" for i in range(recipients)]
+    rows = ["email,name,first_name"] + [
+        f"reader{i:05d}@example.com,Reader {i} Bench,Reader{i}" for i in range(recipients)
+    ]
     (folder / "list.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
@@ -132,7 +134,7 @@ def configure(folder: Path, port: int, connections: int, *, pipelining: bool = T
     text += (
         f'\n[send]\ntransport = "smtp"\nlist = "list.csv"\nconnections = {connections}\nbatch_size = 100\n'
         f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nmessages_per_connection = 100\n'
-        f'pipelining = {"true" if pipelining else "false"}\n'
+        f"pipelining = {'true' if pipelining else 'false'}\n"
     )
     (folder / "broadsheet.toml").write_text(text, encoding="utf-8")
 
@@ -151,14 +153,17 @@ class SinkBehind:
         return self.sink.stop()
 
 
-def run_broadsheet(folder: Path, connections: int, delay: float, *, pipelining: bool = True, latency: float = 0.0) -> dict:
+def run_broadsheet(
+    folder: Path, connections: int, delay: float, *, pipelining: bool = True, latency: float = 0.0
+) -> dict:
     shutil.rmtree(folder / ".broadsheet", ignore_errors=True)
     sink = SinkBehind(delay, latency)
     configure(folder, sink.port, connections, pipelining=pipelining)
     env = {**os.environ, "BROADSHEET_SECRET": "bench-secret"}
     started = time.perf_counter()
-    result = subprocess.run([str(BIN / "broadsheet"), "send", ISSUE, "--yes"], cwd=folder, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(BIN / "broadsheet"), "send", ISSUE, "--yes"], cwd=folder, env=env, capture_output=True, text=True
+    )
     wall = time.perf_counter() - started
     received = sink.stop()
     if result.returncode != 0:
@@ -182,8 +187,8 @@ def run_mailmerge(folder: Path, recipients: int, delay: float, *, latency: float
     template.write_text(
         "TO: {{email}}\nSUBJECT: Benchmark issue\nFROM: newsletter@example.org\nMIME-Version: 1.0\n"
         'Content-Type: multipart/alternative; boundary="boundary"\n\n'
-        f'--boundary\nContent-Type: text/plain; charset=utf-8\n\nDear {{{{first_name}}}},\n{text}\n'
-        f'--boundary\nContent-Type: text/html; charset=utf-8\n\n<p>Dear {{{{first_name}}}},</p>{html}\n--boundary--\n',
+        f"--boundary\nContent-Type: text/plain; charset=utf-8\n\nDear {{{{first_name}}}},\n{text}\n"
+        f"--boundary\nContent-Type: text/html; charset=utf-8\n\n<p>Dear {{{{first_name}}}},</p>{html}\n--boundary--\n",
         encoding="utf-8",
     )
     (folder / "mailmerge_server.conf").write_text(
@@ -191,9 +196,23 @@ def run_mailmerge(folder: Path, recipients: int, delay: float, *, latency: float
     )
     started = time.perf_counter()
     result = subprocess.run(
-        [str(mailmerge), "--no-dry-run", "--no-limit", "--template", str(template), "--database",
-         str(folder / "list.csv"), "--config", str(folder / "mailmerge_server.conf"), "--output-format", "raw"],
-        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            str(mailmerge),
+            "--no-dry-run",
+            "--no-limit",
+            "--template",
+            str(template),
+            "--database",
+            str(folder / "list.csv"),
+            "--config",
+            str(folder / "mailmerge_server.conf"),
+            "--output-format",
+            "raw",
+        ],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     seconds = time.perf_counter() - started
     received = sink.stop()
@@ -227,8 +246,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve:
         return serve(args.serve, args.delay)
-    print(f"# {platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · "
-          f"Python {platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M')}")
+    print(
+        f"# {platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · "
+        f"Python {platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M')}"
+    )
     print(f"# {args.recipients:,} recipients, every handler reply delayed {args.delay * 1000:.0f} ms")
     rows = []
     with tempfile.TemporaryDirectory(prefix="broadsheet-bench-") as tmp:
@@ -239,15 +260,19 @@ def main() -> None:
             result = run_broadsheet(folder, connections, args.delay)
             rows.append((f"broadsheet, {connections} connection(s)", result, bound))
         if not args.skip_mailmerge:
-            rows.append(("mailmerge 2.3.0 (connection per message)", run_mailmerge(folder, args.recipients, args.delay), None))
+            rows.append(
+                ("mailmerge 2.3.0 (connection per message)", run_mailmerge(folder, args.recipients, args.delay), None)
+            )
     baseline = rows[-1][1]["rate"] if not args.skip_mailmerge else None
     print("| sender | received | send time | messages/s | of latency bound | × mailmerge |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for label, result, bound in rows:
         share = f"{result['rate'] / bound:.0%} of {bound:.0f}/s" if bound else "-"
         ratio = f"{result['rate'] / baseline:.1f}×" if baseline else "-"
-        print(f"| {label} | {result['received']:,} | {result['seconds']:.1f} s (command {result['wall']:.1f} s) "
-              f"| {result['rate']:.1f} | {share} | {ratio} |")
+        print(
+            f"| {label} | {result['received']:,} | {result['seconds']:.1f} s (command {result['wall']:.1f} s) "
+            f"| {result['rate']:.1f} | {share} | {ratio} |"
+        )
 
 
 if __name__ == "__main__":

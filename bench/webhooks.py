@@ -43,8 +43,12 @@ from broadsheet.serve.app import make_app  # noqa: E402
 from broadsheet.serve.server import create  # noqa: E402
 from broadsheet.store import Store  # noqa: E402
 
-SHAPES = [({"event": "delivered"}, 14), ({"event": "failed", "severity": "temporary"}, 3),
-          ({"event": "failed", "severity": "permanent"}, 2), ({"event": "complained"}, 1)]
+SHAPES = [
+    ({"event": "delivered"}, 14),
+    ({"event": "failed", "severity": "temporary"}, 3),
+    ({"event": "failed", "severity": "permanent"}, 2),
+    ({"event": "complained"}, 1),
+]
 
 
 def project(root: Path, people: int, history: int = 0) -> None:
@@ -69,9 +73,14 @@ def requests_for(signer: MailgunSigner, count: int, people: int, offset: int) ->
     bodies = []
     for n in range(offset, offset + count):
         email = f"p{n % people}@example.com"
-        data = {**shapes[n % len(shapes)], "id": f"ev-{n}", "recipient": email, "timestamp": now,
-                "message": {"headers": {"message-id": f"bench.{email}@mg.example.org"}},
-                "delivery-status": {"code": 550, "message": "bench"}}
+        data = {
+            **shapes[n % len(shapes)],
+            "id": f"ev-{n}",
+            "recipient": email,
+            "timestamp": now,
+            "message": {"headers": {"message-id": f"bench.{email}@mg.example.org"}},
+            "delivery-status": {"code": 550, "message": "bench"},
+        }
         bodies.append(signer.body(data, timestamp=now))
     return bodies
 
@@ -108,8 +117,10 @@ def bench_webhooks(events: int, threads: int, history: int) -> None:
                 thread.join()
             seconds = time.perf_counter() - started
             assert answers.count(200) == events, set(answers)
-            print(f"webhooks, {label}: {events:,} Mailgun events verified and recorded in {seconds:.2f} s "
-                  f"= {events / seconds:,.0f}/s")
+            print(
+                f"webhooks, {label}: {events:,} Mailgun events verified and recorded in {seconds:.2f} s "
+                f"= {events / seconds:,.0f}/s"
+            )
         with Store.for_project(root) as store:
             print(f"  store: {store.count('bounced'):,} bounced, {store.count('complained'):,} complained")
 
@@ -138,9 +149,11 @@ def bench_http(events: int, clients: int, history: int) -> None:
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         server.close()
         assert answers.count(200) == events, set(answers)
-        print(f"webhooks over HTTP (serve's app under waitress, 4 threads; {clients} keep-alive client processes): "
-              f"{events:,} in {seconds:.2f} s = {events / seconds:,.0f}/s; server CPU {cpu / events * 1e6:,.0f} µs"
-              f" an event = {events / cpu:,.0f}/s a core")
+        print(
+            f"webhooks over HTTP (serve's app under waitress, 4 threads; {clients} keep-alive client processes): "
+            f"{events:,} in {seconds:.2f} s = {events / seconds:,.0f}/s; server CPU {cpu / events * 1e6:,.0f} µs"
+            f" an event = {events / cpu:,.0f}/s a core"
+        )
 
 
 def _client(port: int, bodies: list[bytes], results) -> None:
@@ -158,30 +171,42 @@ def _client(port: int, bodies: list[bytes], results) -> None:
 
 
 def bench_inbox(messages: int) -> None:
-    samples = [p.read_bytes().replace(b"\n", b"\r\n") for p in sorted((ROOT / "tests" / "data" / "inbox").glob("*.eml"))]
+    samples = [
+        p.read_bytes().replace(b"\n", b"\r\n") for p in sorted((ROOT / "tests" / "data" / "inbox").glob("*.eml"))
+    ]
     count = 0
     started = time.perf_counter()
     while time.perf_counter() - started < 2.0:
         for raw in samples:
             read_report(raw, unsubscribe_address="mailto:unsubscribe@news.example.org")
         count += len(samples)
-    print(f"inbox, parse only: {count / (time.perf_counter() - started):,.0f} reports/s (read_report, the {len(samples)} samples)")
+    print(
+        f"inbox, parse only: {count / (time.perf_counter() - started):,.0f} reports/s (read_report, the {len(samples)} samples)"
+    )
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         with imap_server(root) as server:
-            batch = [samples[n % len(samples)].replace(b"Message-I", f"X-Bench: {n}\r\nMessage-I".encode(), 1)
-                     for n in range(messages)]
+            batch = [
+                samples[n % len(samples)].replace(b"Message-I", f"X-Bench: {n}\r\nMessage-I".encode(), 1)
+                for n in range(messages)
+            ]
             server.append(*batch)
             os.environ["BROADSHEET_INBOX_PASSWORD"] = PASSWORD
-            config = Config(root=root, unsubscribe_mailto="mailto:unsubscribe@news.example.org",
-                            inbox=Inbox(host=server.host, port=server.port, security="starttls", username=USER,
-                                        ca_file=server.ca_file))
+            config = Config(
+                root=root,
+                unsubscribe_mailto="mailto:unsubscribe@news.example.org",
+                inbox=Inbox(
+                    host=server.host, port=server.port, security="starttls", username=USER, ca_file=server.ca_file
+                ),
+            )
             with Store.for_project(root) as store:
                 started = time.perf_counter()
                 result = read_inbox(config, store)
                 seconds = time.perf_counter() - started
-        print(f"inbox, end to end over IMAP (pymap): {result.read:,} messages in {seconds:.2f} s = "
-              f"{result.read / seconds:,.0f}/s ({result.processed:,} moved, {result.unrecognised:,} left)")
+        print(
+            f"inbox, end to end over IMAP (pymap): {result.read:,} messages in {seconds:.2f} s = "
+            f"{result.read / seconds:,.0f}/s ({result.processed:,} moved, {result.unrecognised:,} left)"
+        )
 
 
 def main() -> None:

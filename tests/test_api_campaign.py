@@ -41,8 +41,10 @@ def test_the_composed_sample_issue_arrives_as_composed(api, provider, rendered, 
     transport.config = sample_config(transport)
     composer = Composer(rendered, transport.config)
     people = [(f"reader{i}@example.com", f"Zoë{i} O'Hara") for i in range(12)]
-    messages = [composer.compose(Subscriber(email=e, name=n, first_name=n.split()[0], fields={"email": e}, line=i))
-                for i, (e, n) in enumerate(people)]
+    messages = [
+        composer.compose(Subscriber(email=e, name=n, first_name=n.split()[0], fields={"email": e}, line=i))
+        for i, (e, n) in enumerate(people)
+    ]
     run = drive(transport, messages)
     assert all(d.status == "sent" for d in run.final().values())
     assert sorted(fake.recipients()) == sorted(e for e, _ in people)
@@ -67,15 +69,26 @@ def postmark_campaign(api, tmp_path, rendered, monkeypatch):
     emails = [f"{INACTIVE}7@example.com" if i == 7 else f"reader{i:02d}@example.com" for i in range(40)]
     (tmp_path / "list.csv").write_text("email,name\n" + "".join(f"{e},Reader {i}\n" for i, e in enumerate(emails)))
     journal = Journal.for_project(tmp_path)
-    record = prepare_campaign(journal, slug=rendered.slug, transport="postmark", issue_dir="i", fingerprint="f",
-                              subscribers=SubscriberList(tmp_path / "list.csv")).record
+    record = prepare_campaign(
+        journal,
+        slug=rendered.slug,
+        transport="postmark",
+        issue_dir="i",
+        fingerprint="f",
+        subscribers=SubscriberList(tmp_path / "list.csv"),
+    ).record
     composer = Composer(rendered, config)
 
     def runner() -> CampaignRunner:
-        return CampaignRunner(journal, record, lambda: PostmarkTransport(config, TransportOptions(timeout=TIMEOUT)),
-                              composer,
-                              Settings(connections=2, batch_size=8, retry_delay=0.01), max_batch=500,
-                              rejected=(RecipientRejected,))
+        return CampaignRunner(
+            journal,
+            record,
+            lambda: PostmarkTransport(config, TransportOptions(timeout=TIMEOUT)),
+            composer,
+            Settings(connections=2, batch_size=8, retry_delay=0.01),
+            max_batch=500,
+            rejected=(RecipientRejected,),
+        )
 
     yield fake, runner, journal, record, emails
     journal.close()
@@ -127,14 +140,25 @@ def test_an_unanswered_resend_batch_in_a_campaign_reaches_everyone_once(api, tmp
     emails = [f"reader{i:02d}@example.com" for i in range(11)]
     (tmp_path / "list.csv").write_text("email,name\n" + "".join(f"{e},Reader {i}\n" for i, e in enumerate(emails)))
     journal = Journal.for_project(tmp_path)
-    record = prepare_campaign(journal, slug=rendered.slug, transport="resend", issue_dir="i", fingerprint="f",
-                              subscribers=SubscriberList(tmp_path / "list.csv")).record
+    record = prepare_campaign(
+        journal,
+        slug=rendered.slug,
+        transport="resend",
+        issue_dir="i",
+        fingerprint="f",
+        subscribers=SubscriberList(tmp_path / "list.csv"),
+    ).record
     composer = Composer(rendered, config)
     fake.script = ["timeout"]
-    runner = CampaignRunner(journal, record, lambda: ResendTransport(config, TransportOptions(timeout=TIMEOUT)),
-                            composer,
-                            Settings(connections=1, batch_size=10, retry_delay=0.01), max_batch=100,
-                            rejected=(RecipientRejected,))
+    runner = CampaignRunner(
+        journal,
+        record,
+        lambda: ResendTransport(config, TransportOptions(timeout=TIMEOUT)),
+        composer,
+        Settings(connections=1, batch_size=10, retry_delay=0.01),
+        max_batch=100,
+        rejected=(RecipientRejected,),
+    )
     result = runner.run()
     fake.wait_idle()
     journal.close()
@@ -142,8 +166,9 @@ def test_an_unanswered_resend_batch_in_a_campaign_reaches_everyone_once(api, tmp
     assert sorted(fake.recipients()) == emails  # once each
 
 
-def test_a_used_up_ses_quota_stops_the_campaign_as_a_quota_error_keeping_the_rest_queued(api, tmp_path, rendered,
-                                                                                          monkeypatch):
+def test_a_used_up_ses_quota_stops_the_campaign_as_a_quota_error_keeping_the_rest_queued(
+    api, tmp_path, rendered, monkeypatch
+):
     from broadsheet.errors import TransportQuotaError
     from broadsheet.transports.ses import SesTransport
 
@@ -152,11 +177,22 @@ def test_a_used_up_ses_quota_stops_the_campaign_as_a_quota_error_keeping_the_res
     config = sample_config(transport, root=tmp_path)
     (tmp_path / "list.csv").write_text("email\n" + "".join(f"reader{i:02d}@example.com\n" for i in range(12)))
     with Journal.for_project(tmp_path) as journal:
-        record = prepare_campaign(journal, slug=rendered.slug, transport="ses", issue_dir="i", fingerprint="f",
-                                  subscribers=SubscriberList(tmp_path / "list.csv")).record
+        record = prepare_campaign(
+            journal,
+            slug=rendered.slug,
+            transport="ses",
+            issue_dir="i",
+            fingerprint="f",
+            subscribers=SubscriberList(tmp_path / "list.csv"),
+        ).record
         fake.script = ["ok", "ok", "ok", "quota"]
-        result = CampaignRunner(journal, record, lambda: SesTransport(config, TransportOptions(timeout=TIMEOUT)),
-                                Composer(rendered, config), Settings(connections=1, retry_delay=0.01)).run()
+        result = CampaignRunner(
+            journal,
+            record,
+            lambda: SesTransport(config, TransportOptions(timeout=TIMEOUT)),
+            Composer(rendered, config),
+            Settings(connections=1, retry_delay=0.01),
+        ).run()
         counts = journal.counts(record)
     assert isinstance(result.error, TransportQuotaError) and not isinstance(result.error, TransportAuthError)
     assert "quota" in str(result.error)

@@ -62,7 +62,9 @@ def test_no_connection_is_transient_and_says_nothing_was_sent(monkeypatch):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     monkeypatch.setenv("BROADSHEET_POSTMARK_TOKEN", ENV["postmark"]["BROADSHEET_POSTMARK_TOKEN"])
-    transport = PostmarkTransport(make_config("postmark", f"http://127.0.0.1:{port}"), TransportOptions(timeout=TIMEOUT))
+    transport = PostmarkTransport(
+        make_config("postmark", f"http://127.0.0.1:{port}"), TransportOptions(timeout=TIMEOUT)
+    )
     with pytest.raises(TransientTransportError, match="cannot connect") as caught, transport:
         transport.send_batch(make_messages(1))
     assert "SECRET" not in str(caught.value)

@@ -76,8 +76,9 @@ def elsewhere(second_address):
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
-def test_a_redirect_is_not_followed_and_stops_naming_only_its_host(httpserver, elsewhere, monkeypatch, provider,
-                                                                 status):
+def test_a_redirect_is_not_followed_and_stops_naming_only_its_host(
+    httpserver, elsewhere, monkeypatch, provider, status
+):
     fake = FAKES[provider]().install(elsewhere)  # would accept it: the transport would count everyone sent
     target = elsewhere.url_for(PATHS[provider]) + f"?token={SECRET}"
     httpserver.expect_request(PATHS[provider]).respond_with_response(Response("", status, {"Location": target}))
@@ -98,7 +99,8 @@ def test_a_redirect_is_not_followed_and_stops_naming_only_its_host(httpserver, e
 def test_a_see_other_answer_leaves_its_batch_unknown(httpserver, monkeypatch):
     """303 is what a server says after it took a POST: whether it sent the messages is unknown."""
     httpserver.expect_request(PATHS["postmark"]).respond_with_response(
-        Response("", 303, {"Location": "https://user:pw@other.example:8443/done?x=1"}))
+        Response("", 303, {"Location": "https://user:pw@other.example:8443/done?x=1"})
+    )
     transport = transport_at("postmark", httpserver.url_for("/"), monkeypatch)
     with pytest.raises(UnexpectedAnswer, match=r"other\.example:8443") as caught, transport:
         transport.send_batch(make_messages(2))
@@ -122,9 +124,15 @@ def test_a_redirect_in_a_send_stops_it_with_nobody_sent(api, elsewhere, sample, 
 
 # -- secrets checked when read -------------------------------------------------------------------
 
-VARIABLES = [("postmark", "BROADSHEET_POSTMARK_TOKEN"), ("sendgrid", "BROADSHEET_SENDGRID_KEY"),
-             ("mailgun", "BROADSHEET_MAILGUN_KEY"), ("resend", "BROADSHEET_RESEND_KEY"),
-             ("ses", "AWS_ACCESS_KEY_ID"), ("ses", "AWS_SECRET_ACCESS_KEY"), ("ses", "AWS_SESSION_TOKEN")]
+VARIABLES = [
+    ("postmark", "BROADSHEET_POSTMARK_TOKEN"),
+    ("sendgrid", "BROADSHEET_SENDGRID_KEY"),
+    ("mailgun", "BROADSHEET_MAILGUN_KEY"),
+    ("resend", "BROADSHEET_RESEND_KEY"),
+    ("ses", "AWS_ACCESS_KEY_ID"),
+    ("ses", "AWS_SECRET_ACCESS_KEY"),
+    ("ses", "AWS_SESSION_TOKEN"),
+]
 MALFORMED = {
     "smart quote": (f"{SECRET}\u201d", "outside ASCII"),
     "accented letter": ("SECRÉT-TOKEN-123", "outside ASCII"),
@@ -167,8 +175,9 @@ CREDENTIAL_HEADERS = ("Authorization", "X-Postmark-Server-Token", "X-Amz-Securit
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_a_server_echoing_the_credentials_gets_them_blanked_even_where_the_text_is_cut(httpserver, monkeypatch,
-                                                                                      provider):
+def test_a_server_echoing_the_credentials_gets_them_blanked_even_where_the_text_is_cut(
+    httpserver, monkeypatch, provider
+):
     def echo(request: Request) -> Response:  # as a careless gateway might: every header, late in a long text
         secret_first = sorted(request.headers.items(), key=lambda kv: kv[0] not in CREDENTIAL_HEADERS)
         seen = " ".join(f"{k}: {v}" for k, v in secret_first)
@@ -185,8 +194,9 @@ def test_a_server_echoing_the_credentials_gets_them_blanked_even_where_the_text_
 
 def test_a_key_echoed_json_escaped_or_url_encoded_is_blanked_too(httpserver, monkeypatch):
     key = "AbC/dEf+GhI=jKl-123"
-    httpserver.expect_request(PATHS["postmark"]).respond_with_response(Response(
-        "no such token: AbC\\/dEf+GhI=jKl-123 (AbC%2FdEf%2BGhI%3DjKl-123)", 403, content_type="text/plain"))
+    httpserver.expect_request(PATHS["postmark"]).respond_with_response(
+        Response("no such token: AbC\\/dEf+GhI=jKl-123 (AbC%2FdEf%2BGhI%3DjKl-123)", 403, content_type="text/plain")
+    )
     transport = transport_at("postmark", httpserver.url_for("/"), monkeypatch)
     monkeypatch.setenv("BROADSHEET_POSTMARK_TOKEN", key)
     with pytest.raises(TransportAuthError) as caught, transport:
@@ -206,8 +216,9 @@ NOT_THEIRS = {
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("answer", NOT_THEIRS)
-def test_an_answer_that_is_not_the_providers_leaves_the_batch_unknown_and_stops(httpserver, monkeypatch, caplog,
-                                                                               provider, answer):
+def test_an_answer_that_is_not_the_providers_leaves_the_batch_unknown_and_stops(
+    httpserver, monkeypatch, caplog, provider, answer
+):
     status, kind, body, says = NOT_THEIRS[answer]
     headers = {"Content-Type": kind} if kind else {}
     httpserver.expect_request(PATHS[provider]).respond_with_response(Response(body, status, headers))
@@ -225,12 +236,14 @@ def test_an_answer_that_is_not_the_providers_leaves_the_batch_unknown_and_stops(
 
 def test_an_endless_answer_is_not_read_to_the_end(httpserver, monkeypatch):
     """A web server sending a big file instead of an answer: reading stops at 10 MB."""
+
     def endless():
         while True:
             yield b"x" * 65536
 
     httpserver.expect_request(PATHS["mailgun"]).respond_with_response(
-        Response(endless(), 200, content_type="application/octet-stream"))
+        Response(endless(), 200, content_type="application/octet-stream")
+    )
     transport = transport_at("mailgun", httpserver.url_for("/"), monkeypatch)
     with pytest.raises(UnexpectedAnswer, match="more than 10 MB") as caught, transport:
         transport.send_batch(make_messages(2))
@@ -273,7 +286,8 @@ def test_a_proxy_page_in_a_send_marks_one_batch_unknown_and_stops(httpserver, sa
     for key, value in ENV["sendgrid"].items():
         monkeypatch.setenv(key, value)
     httpserver.expect_request(PATHS["sendgrid"]).respond_with_response(
-        Response("<html>Access granted</html>", 200, {"Content-Type": "text/html"}))
+        Response("<html>Access granted</html>", 200, {"Content-Type": "text/html"})
+    )
     use_fake(sample, "sendgrid", httpserver.url_for("/"), batch_size=10, connections=1)
     assert cli(sample, "send", ISSUE, "--yes") == 2
     _out, err = capsys.readouterr()
@@ -333,8 +347,14 @@ def test_a_send_whose_answers_are_lost_records_everyone_unknown_and_sends_each_o
     env = {**os.environ, **ENV["postmark"]}
     with RawServer("close") as server:
         use_fake(sample, "postmark", server.url, batch_size=10, connections=1, retries=3)
-        done = subprocess.run([sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"], cwd=sample, env=env,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"],
+            cwd=sample,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 1, done.stderr  # some unknown
     assert list(states(sample).values()) == ["unknown"] * 30
     assert len(server.requests) == 3  # one request per batch of 10: none sent again
@@ -387,8 +407,7 @@ def test_plain_http_on_this_machine_never_goes_through_a_proxy(api, monkeypatch)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_credentials_come_from_the_environment_only_never_from_netrc(api, httpserver, monkeypatch, tmp_path,
-                                                                    provider):
+def test_credentials_come_from_the_environment_only_never_from_netrc(api, httpserver, monkeypatch, tmp_path, provider):
     """requests would add ~/.netrc's password for the host (replacing a bearer token) unless told not to."""
     netrc = tmp_path / "netrc"
     netrc.write_text(f"machine {urlsplit(httpserver.url_for('/')).hostname} login someone password NETRC-PASS\n")
@@ -416,11 +435,14 @@ def test_plain_http_on_this_machine_is_allowed_with_one_warning(monkeypatch, cap
     assert len(warnings) == 1 and "resend.base_url" in warnings[0] and "BROADSHEET_RESEND_KEY" in warnings[0]
 
 
-@pytest.mark.parametrize("url, says", [
-    ("https://apikey:hunter2@api.sendgrid.com", "user name or password"),
-    ("ftp://api.sendgrid.com", "https://"),
-    ("api.sendgrid.com", "https://"),
-])
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("https://apikey:hunter2@api.sendgrid.com", "user name or password"),
+        ("ftp://api.sendgrid.com", "https://"),
+        ("api.sendgrid.com", "https://"),
+    ],
+)
 def test_a_base_url_that_is_no_plain_https_address_is_refused(monkeypatch, url, says):
     with pytest.raises(ConfigError, match=says) as caught:
         transport_at("sendgrid", url, monkeypatch)
@@ -468,15 +490,18 @@ def test_a_surprise_inside_a_transport_is_scrubbed_and_unknown_only_once_a_reque
 
 
 @pytest.mark.parametrize("provider", ["sendgrid", "mailgun"])
-@pytest.mark.parametrize("refusal, kind", [("401", TransportAuthError), ("redirect", TransportError),
-                                           ("proxy", UnexpectedAnswer)])
+@pytest.mark.parametrize(
+    "refusal, kind", [("401", TransportAuthError), ("redirect", TransportError), ("proxy", UnexpectedAnswer)]
+)
 def test_a_refusal_part_way_stops_and_keeps_what_was_already_sent(api, provider, refusal, kind):
     """Two senders make two requests: the first is sent, the second stops the campaign. The first
     must stay recorded as sent (resending it would deliver it twice); the second is queued (or
     unknown, for an answer that is not the provider's)."""
     fake, transport = api(provider)
-    fake.answers = {"redirect": (307, {}, {"Location": "https://elsewhere.example/"}),
-                    "proxy": (200, "<html></html>", {})}  # a JSON string: the shape of no provider's answer
+    fake.answers = {
+        "redirect": (307, {}, {"Location": "https://elsewhere.example/"}),
+        "proxy": (200, "<html></html>", {}),
+    }  # a JSON string: the shape of no provider's answer
     fake.script = ["ok", refusal]
     messages = make_messages(4)
     for message in messages[2:]:
@@ -491,8 +516,12 @@ def test_a_refusal_part_way_stops_and_keeps_what_was_already_sent(api, provider,
 
 def test_a_long_reason_from_the_server_is_kept_short_in_the_journal(httpserver, monkeypatch):
     reason = "Inactive recipient. " * 500
-    httpserver.expect_request(PATHS["postmark"]).respond_with_response(answer_with(200, [
-        {"ErrorCode": 406, "Message": reason}, {"ErrorCode": 0, "MessageID": "m1", "To": "reader1@example.com"}]))
+    httpserver.expect_request(PATHS["postmark"]).respond_with_response(
+        answer_with(
+            200,
+            [{"ErrorCode": 406, "Message": reason}, {"ErrorCode": 0, "MessageID": "m1", "To": "reader1@example.com"}],
+        )
+    )
     transport = transport_at("postmark", httpserver.url_for("/"), monkeypatch)
     with transport:
         failed, sent = transport.send_batch(make_messages(2))

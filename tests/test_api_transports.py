@@ -159,4 +159,6 @@ def test_a_transport_keeps_no_state_of_the_requests_it_sent(api, provider):
         assert [d.status for d in transport.send_batch(messages, batch_key="k")] == ["sent"] * 3
         changed = {name for name, value in vars(transport).items() if before.get(name, object()) is not value}
     assert changed <= {"requests_sent", "session"}
-    assert not any(m in (v if isinstance(v, (list, tuple, dict)) else ()) for m in messages for v in vars(transport).values())
+    assert not any(
+        m in (v if isinstance(v, (list, tuple, dict)) else ()) for m in messages for v in vars(transport).values()
+    )

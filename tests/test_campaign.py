@@ -33,17 +33,29 @@ def campaign(tmp_path, rendered, monkeypatch):
     config = dataclasses.replace(load_config(ROOT / "broadsheet.toml"), root=tmp_path)
     write_subscribers(tmp_path / "list.csv", 60)
     journal = Journal.for_project(tmp_path)
-    prepared = prepare_campaign(journal, slug=rendered.slug, transport="t", issue_dir="i", fingerprint="f",
-                                subscribers=SubscriberList(tmp_path / "list.csv"))
+    prepared = prepare_campaign(
+        journal,
+        slug=rendered.slug,
+        transport="t",
+        issue_dir="i",
+        fingerprint="f",
+        subscribers=SubscriberList(tmp_path / "list.csv"),
+    )
     yield config, journal, prepared.record, Composer(rendered, config)
     journal.close()
 
 
 def runner(campaign, make_transport, **settings) -> CampaignRunner:
     _config, journal, record, composer = campaign
-    return CampaignRunner(journal, record, make_transport, composer,
-                          Settings(**{"connections": 2, "batch_size": 5, **settings}), max_batch=5,
-                          rejected=(RecipientRejected,))
+    return CampaignRunner(
+        journal,
+        record,
+        make_transport,
+        composer,
+        Settings(**{"connections": 2, "batch_size": 5, **settings}),
+        max_batch=5,
+        rejected=(RecipientRejected,),
+    )
 
 
 def smtp_config(config, host, port):
@@ -79,7 +91,13 @@ def test_limit_sends_at_most_n_in_a_run(campaign):
 def test_rate_per_second_is_shared_by_all_workers(campaign):
     config, _journal, _record, _ = campaign
     started = time.monotonic()
-    result = runner(campaign, lambda: OutboxTransport(config, TransportOptions(slug="x")), connections=3, rate_per_second=20, limit=30).run()
+    result = runner(
+        campaign,
+        lambda: OutboxTransport(config, TransportOptions(slug="x")),
+        connections=3,
+        rate_per_second=20,
+        limit=30,
+    ).run()
     elapsed = time.monotonic() - started
     assert result.this_run["sent"] == 30
     assert 0.45 <= elapsed < 3  # a burst of 20 (one second's worth), then the other 10 at 20/s
@@ -107,8 +125,15 @@ def test_an_unexpected_compose_error_stops_the_campaign_instead_of_hanging(campa
                 raise RuntimeError("compose bug")
             return composer.compose(subscriber)
 
-    run = CampaignRunner(journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")), Buggy(),
-                         Settings(connections=1, batch_size=5), max_batch=5, rejected=(RecipientRejected,))
+    run = CampaignRunner(
+        journal,
+        record,
+        lambda: OutboxTransport(config, TransportOptions(slug="x")),
+        Buggy(),
+        Settings(connections=1, batch_size=5),
+        max_batch=5,
+        rejected=(RecipientRejected,),
+    )
     done = []
     worker = threading.Thread(target=lambda: done.append(run.run()), daemon=True)
     worker.start()
@@ -128,8 +153,15 @@ def test_many_recipients_rejected_by_compose_do_not_stop_the_campaign(campaign):
                 raise RecipientRejected("the issue template fails for this subscriber: 'company' is undefined")
             return composer.compose(subscriber)
 
-    result = CampaignRunner(journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")), Lacking(),
-                            Settings(connections=2, batch_size=5), max_batch=5, rejected=(RecipientRejected,)).run()
+    result = CampaignRunner(
+        journal,
+        record,
+        lambda: OutboxTransport(config, TransportOptions(slug="x")),
+        Lacking(),
+        Settings(connections=2, batch_size=5),
+        max_batch=5,
+        rejected=(RecipientRejected,),
+    ).run()
     assert result.error is None  # the server refused no one: nothing says the transport is broken
     assert (result.this_run["failed"], result.this_run["sent"]) == (30, 30)
 

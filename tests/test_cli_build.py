@@ -53,25 +53,56 @@ def break_file(path: Path, old: str, new: str) -> None:
     "breakage, fragments",
     [
         (lambda p: None, ("issues/missing", "issue folder not found")),
-        (lambda p: break_file(p / "issues" / SAMPLE_NAME / "issue.md", "number: 42", "number: [42"),
-         ("issue.md:6", "malformed front matter")),
-        (lambda p: break_file(p / "issues" / SAMPLE_NAME / "articles" / "02-contact.md", "title:", "titel:"),
-         ("02-contact.md:2", "unknown front matter key 'titel'")),
-        (lambda p: break_file(p / "issues" / SAMPLE_NAME / "articles" / "02-contact.md", 'title: "Need more information?"\n', ""),
-         ("02-contact.md:1", "missing title")),
-        (lambda p: (p / "issues" / SAMPLE_NAME / "articles" / "03-latin.md").write_bytes(b"---\ntitle: caf\xe9\n---\n"),
-         ("03-latin.md:2", "not UTF-8", "save it as UTF-8")),
-        (lambda p: break_file(p / "broadsheet.toml", "[send]\n", "[send]\nconections = 2\n"),
-         ("broadsheet.toml:", "unknown key 'send.conections'", "did you mean 'connections'")),
-        (lambda p: break_file(p / "templates" / "default" / "partials" / "footer.mjml.j2", "{% endif %}", "{% endfi %}"),
-         ("footer.mjml.j2:", "template syntax error")),
-        (lambda p: break_file(p / "templates" / "default" / "email.mjml.j2", "</mj-body>", ""),
-         ("email.mjml.j2", "MJML does not compile")),
-        (lambda p: (p / "issues" / SAMPLE_NAME / "images" / "chengdu-flemish-brabant.png").unlink(),
-         ("01-chengdu-flemish-brabant.md:", "image not found")),
+        (
+            lambda p: break_file(p / "issues" / SAMPLE_NAME / "issue.md", "number: 42", "number: [42"),
+            ("issue.md:6", "malformed front matter"),
+        ),
+        (
+            lambda p: break_file(p / "issues" / SAMPLE_NAME / "articles" / "02-contact.md", "title:", "titel:"),
+            ("02-contact.md:2", "unknown front matter key 'titel'"),
+        ),
+        (
+            lambda p: break_file(
+                p / "issues" / SAMPLE_NAME / "articles" / "02-contact.md", 'title: "Need more information?"\n', ""
+            ),
+            ("02-contact.md:1", "missing title"),
+        ),
+        (
+            lambda p: (p / "issues" / SAMPLE_NAME / "articles" / "03-latin.md").write_bytes(
+                b"---\ntitle: caf\xe9\n---\n"
+            ),
+            ("03-latin.md:2", "not UTF-8", "save it as UTF-8"),
+        ),
+        (
+            lambda p: break_file(p / "broadsheet.toml", "[send]\n", "[send]\nconections = 2\n"),
+            ("broadsheet.toml:", "unknown key 'send.conections'", "did you mean 'connections'"),
+        ),
+        (
+            lambda p: break_file(
+                p / "templates" / "default" / "partials" / "footer.mjml.j2", "{% endif %}", "{% endfi %}"
+            ),
+            ("footer.mjml.j2:", "template syntax error"),
+        ),
+        (
+            lambda p: break_file(p / "templates" / "default" / "email.mjml.j2", "</mj-body>", ""),
+            ("email.mjml.j2", "MJML does not compile"),
+        ),
+        (
+            lambda p: (p / "issues" / SAMPLE_NAME / "images" / "chengdu-flemish-brabant.png").unlink(),
+            ("01-chengdu-flemish-brabant.md:", "image not found"),
+        ),
     ],
-    ids=["missing-folder", "bad-yaml", "unknown-key", "missing-title", "not-utf8", "config-key", "template-syntax",
-         "mjml", "missing-image"],
+    ids=[
+        "missing-folder",
+        "bad-yaml",
+        "unknown-key",
+        "missing-title",
+        "not-utf8",
+        "config-key",
+        "template-syntax",
+        "mjml",
+        "missing-image",
+    ],
 )
 def test_bad_input_is_one_line_exit_2(project, breakage, fragments):
     breakage(project)
@@ -112,8 +143,9 @@ def test_version_and_help_on_every_command(capsys):
 
 def test_build_reports_each_problem_once(project):
     article = project / "issues" / SAMPLE_NAME / "articles" / "02-contact.md"
-    article.write_text(article.read_text(encoding="utf-8") + "\n![](../images/chengdu-flemish-brabant.png)\n",
-                       encoding="utf-8")
+    article.write_text(
+        article.read_text(encoding="utf-8") + "\n![](../images/chengdu-flemish-brabant.png)\n", encoding="utf-8"
+    )
     result = run_cli(project, "build", f"issues/{SAMPLE_NAME}")
     assert result.returncode == 0, result.stderr
     alt_lines = [line for line in result.stderr.splitlines() if "alt" in line]

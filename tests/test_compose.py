@@ -60,7 +60,14 @@ def test_message_fields_for_api_transports():
     assert message.to_header == '"Doe, Jane" <jane@example.com>'
     assert message.from_header == "The Weekly <news@Example.org>"
     assert message.subject == "Issue 1: hello"
-    assert set(message.headers) == {"Date", "Message-ID", "Reply-To", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post"}
+    assert set(message.headers) == {
+        "Date",
+        "Message-ID",
+        "Reply-To",
+        "List-Id",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+    }
     assert message.merge["city"] == "Leuven"
     assert "Leuven" in message.html and "Hello Doe," in message.text
     assert parse(message.raw)["To"].addresses[0].display_name == "Doe, Jane"
@@ -74,7 +81,6 @@ def test_archive_headers_point_at_the_published_page():
     assert parsed["Archived-At"] == "<https://news.example.org/2021-06-01-test/>"
     assert message.headers["Archived-At"] == parsed["Archived-At"]
     assert "Archived-At" not in compose().headers  # without base_url there is no archive to name
-
 
 
 def test_dkim_signature_covers_the_archive_headers(tmp_path):
@@ -166,7 +172,9 @@ def test_line_break_in_name_rejects_the_recipient(name):
     assert caught.value.where == "eve@example.com"
 
 
-@pytest.mark.parametrize("address", ["eve@example.com\r\nBcc: x@example.com", "Eve <eve@example.com>", "zoë@example.com"])
+@pytest.mark.parametrize(
+    "address", ["eve@example.com\r\nBcc: x@example.com", "Eve <eve@example.com>", "zoë@example.com"]
+)
 def test_unusable_address_rejects_the_recipient(address):
     with pytest.raises(RecipientRejected):
         compose(subscriber(address, "Eve"))
@@ -254,14 +262,17 @@ def test_from_without_a_name_uses_the_newsletter_name():
     assert compose(config=make_config(from_address="news@example.org")).from_header == "The Weekly <news@example.org>"
 
 
-@pytest.mark.parametrize("key, value", [("from", "not an address"), ("reply_to", "nobody"),
-                                        ("list_id", "no dots"), ("name", "Two\\nlines")])
+@pytest.mark.parametrize(
+    "key, value", [("from", "not an address"), ("reply_to", "nobody"), ("list_id", "no dots"), ("name", "Two\\nlines")]
+)
 def test_bad_sender_settings_are_config_errors_naming_the_line(tmp_path, key, value):
     from broadsheet.config import load_config
 
     path = tmp_path / "broadsheet.toml"
-    path.write_text(f'# the sender\nname = "The Weekly"\n\n{key} = "{value}"\n'.replace('name = "The Weekly"\n\nname', "name"),
-                    encoding="utf-8")
+    path.write_text(
+        f'# the sender\nname = "The Weekly"\n\n{key} = "{value}"\n'.replace('name = "The Weekly"\n\nname', "name"),
+        encoding="utf-8",
+    )
     line = path.read_text().splitlines().index(f'{key} = "{value}"') + 1
     with pytest.raises(ConfigError) as caught:
         Composer(make_issue(), load_config(path))

@@ -134,12 +134,21 @@ def test_errors_name_the_line_in_the_key_s_own_table(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('name = "Weekly\\u0000"\n', r"broadsheet.toml:1: 'name' holds the control character U\+0000"),
-    ('\nfrom = "a@example.org\\r\\nBcc: b@example.org"\n', r"broadsheet.toml:2: 'from' holds a line break"),
-    ('[brand]\nprimary_color = "red; } body { display: none"\n', r"broadsheet.toml:2: 'brand.primary_color' must be a CSS"),
-    ('[preview.sample_subscriber]\nname = "Sam\\u0007"\n', r"broadsheet.toml:2: 'preview.sample_subscriber.name' holds"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('name = "Weekly\\u0000"\n', r"broadsheet.toml:1: 'name' holds the control character U\+0000"),
+        ('\nfrom = "a@example.org\\r\\nBcc: b@example.org"\n', r"broadsheet.toml:2: 'from' holds a line break"),
+        (
+            '[brand]\nprimary_color = "red; } body { display: none"\n',
+            r"broadsheet.toml:2: 'brand.primary_color' must be a CSS",
+        ),
+        (
+            '[preview.sample_subscriber]\nname = "Sam\\u0007"\n',
+            r"broadsheet.toml:2: 'preview.sample_subscriber.name' holds",
+        ),
+    ],
+)
 def test_control_characters_and_bad_colours_name_the_line(tmp_path, text, expected):
     path = tmp_path / "broadsheet.toml"
     path.write_text(text, encoding="utf-8")

@@ -25,7 +25,11 @@ def test_sample_issue_model():
     assert issue.date == dt.date(2021, 6, 1) and issue.number == 42
     assert next(a.title for a in issue.articles).startswith("A 10-year partnership")
     first = issue.articles[0]
-    assert first.image and first.image.alt and re.search("/images/" + hashed("chengdu-flemish-brabant.png") + "$", first.image.src)
+    assert (
+        first.image
+        and first.image.alt
+        and re.search("/images/" + hashed("chengdu-flemish-brabant.png") + "$", first.image.src)
+    )
     assert first.body_html.count('class="pull-quote"') == 3
     assert "<ol>" in first.body_html and first.body_html.count("<li>") == 5
     assert len(issue.images) == 1 and re.fullmatch(hashed("chengdu-flemish-brabant.png"), issue.images[0].src)
@@ -94,15 +98,17 @@ def test_local_images_rewritten_to_base_url(tmp_path):
     folder = write_issue(tmp_path, articles={"01-x.md": "---\ntitle: x\n---\n![A chart](chart.png)\n"})
     write_image(folder / "articles" / "chart.png")
     issue = read_issue(folder, config_for(tmp_path, base_url="https://news.example.org/"))
-    assert re.search(r'src="https://news.example.org/2024-01-02-test-issue/images/' + hashed("chart.png") + '"',
-                     issue.articles[0].body_html)
+    assert re.search(
+        r'src="https://news.example.org/2024-01-02-test-issue/images/' + hashed("chart.png") + '"',
+        issue.articles[0].body_html,
+    )
     assert 'alt="A chart"' in issue.articles[0].body_html
     assert issue.images[0].path == (folder / "articles" / "chart.png").resolve()
 
 
 def test_unsafe_html_removed_with_notes(tmp_path):
     body = (
-        "Hi <span onclick=\"steal()\">there</span>\n\n<script>alert(1)</script>\n\n"
+        'Hi <span onclick="steal()">there</span>\n\n<script>alert(1)</script>\n\n'
         '<iframe src="https://x.example"></iframe>\n\n<form><input name=a></form>\n\n<a href="javascript:alert(2)">x</a>\n'
     )
     folder = write_issue(tmp_path, articles={"01-x.md": "---\ntitle: x\n---\n" + body})
@@ -116,7 +122,9 @@ def test_unsafe_html_removed_with_notes(tmp_path):
 
 
 def test_template_syntax_in_content_is_kept_as_text(tmp_path):
-    folder = write_issue(tmp_path, articles={"01-x.md": "---\ntitle: x\n---\nUse {{ name }} and {% if %} and {# c #}.\n"})
+    folder = write_issue(
+        tmp_path, articles={"01-x.md": "---\ntitle: x\n---\nUse {{ name }} and {% if %} and {# c #}.\n"}
+    )
     issue = read_issue(folder, config_for(tmp_path))
     assert "{{ name }}" in issue.articles[0].body_html and "{% if %}" in issue.articles[0].body_text
 
@@ -151,7 +159,9 @@ def test_plain_text_headings_lists_links_and_wrapping():
 def test_local_body_images_get_a_width_capped_to_the_column(tmp_path):
     from PIL import Image as Picture
 
-    folder = write_issue(tmp_path, articles={"01-x.md": "---\ntitle: x\n---\n![Wide](wide.png)\n\n![Small](small.jpg)\n"})
+    folder = write_issue(
+        tmp_path, articles={"01-x.md": "---\ntitle: x\n---\n![Wide](wide.png)\n\n![Small](small.jpg)\n"}
+    )
     Picture.new("RGB", (1200, 300)).save(folder / "articles" / "wide.png")
     Picture.new("RGB", (200, 100)).save(folder / "articles" / "small.jpg")
     html = read_issue(folder, config_for(tmp_path)).articles[0].body_html
@@ -171,7 +181,9 @@ def test_impossible_date_in_front_matter_is_a_content_error(tmp_path):
 
 
 def test_a_link_whose_unsafe_href_is_removed_becomes_plain_text(tmp_path):
-    folder = write_issue(tmp_path, articles={"01-x.md": '---\ntitle: x\n---\nSee <a href="javascript:go()">this</a>.\n'})
+    folder = write_issue(
+        tmp_path, articles={"01-x.md": '---\ntitle: x\n---\nSee <a href="javascript:go()">this</a>.\n'}
+    )
     html = read_issue(folder, config_for(tmp_path)).articles[0].body_html
     assert "See this." in html and "<a" not in html
 
@@ -205,19 +217,22 @@ def test_wide_table_rows_are_wrapped_in_the_text_part():
     assert all(len(line) <= 78 for line in text.splitlines()), text
 
 
-@pytest.mark.parametrize("raw", [
-    '<svg><a xlink:href="javascript:alert(1)">x</a></svg>',
-    '<math><mi xlink:href="javascript:alert(1)">x</mi></math>',
-    '<img src="https://x.example/a.png" srcset="javascript:alert(1)" alt="a">',
-    '<a href="https://x.example/" formaction="javascript:alert(1)">x</a>',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '<svg><a xlink:href="javascript:alert(1)">x</a></svg>',
+        '<math><mi xlink:href="javascript:alert(1)">x</mi></math>',
+        '<img src="https://x.example/a.png" srcset="javascript:alert(1)" alt="a">',
+        '<a href="https://x.example/" formaction="javascript:alert(1)">x</a>',
+    ],
+)
 def test_script_urls_in_any_url_attribute_are_removed(raw):
     fragment = render_markdown(raw + "\n")
     assert "javascript" not in fragment.html and fragment.removed
 
 
 def test_removed_html_notes_name_the_line(tmp_path):
-    body = "---\ntitle: x\n---\nText\n\n<script>alert(1)</script>\n\nHi <b onclick=\"x()\">there</b>\n"
+    body = '---\ntitle: x\n---\nText\n\n<script>alert(1)</script>\n\nHi <b onclick="x()">there</b>\n'
     folder = write_issue(tmp_path, articles={"01-x.md": body})
     notes = " ".join(read_issue(folder, config_for(tmp_path)).notes)
     assert "01-x.md:6: removed <script>" in notes and "01-x.md:8: removed onclick= attribute" in notes
@@ -286,7 +301,8 @@ def test_body_lines_count_from_the_file_with_crlf_and_leading_blank_lines(tmp_pa
 
 
 def test_front_matter_without_a_body_and_a_file_without_front_matter(tmp_path):
-    folder = write_issue(tmp_path, issue="---\ntitle: Only front matter\n---\n",
-                         articles={"01-x.md": "No front matter at all.\n"})
+    folder = write_issue(
+        tmp_path, issue="---\ntitle: Only front matter\n---\n", articles={"01-x.md": "No front matter at all.\n"}
+    )
     with pytest.raises(ContentError, match=r"01-x.md:1: missing title"):
         read_issue(folder, config_for(tmp_path))

@@ -23,17 +23,20 @@ def sample(name: str) -> bytes:
     return (DATA / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("postfix.eml", [("hard_bounce", "ann@example.com", "<issue-1.ann@news.example.org>")]),
-    ("exim.eml", [("hard_bounce", "bob@example.net", "<issue-1.bob@news.example.org>")]),
-    ("gmail.eml", [("hard_bounce", "cat.no.such.user@gmail.com", "<issue-1.cat@news.example.org>")]),
-    ("microsoft.eml", [("hard_bounce", "dan@contoso.example", "<issue-1.dan@news.example.org>")]),
-    ("mailbox-full.eml", [("soft_bounce", "eve@example.com", "")]),
-    ("delayed.eml", []),
-    ("arf.eml", [("complaint", "gus@example-isp.com", "<issue-1.gus@news.example.org>")]),
-    ("unsubscribe.eml", [("unsubscribe", "hal@example.com", "")]),
-    ("reply.eml", None),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("postfix.eml", [("hard_bounce", "ann@example.com", "<issue-1.ann@news.example.org>")]),
+        ("exim.eml", [("hard_bounce", "bob@example.net", "<issue-1.bob@news.example.org>")]),
+        ("gmail.eml", [("hard_bounce", "cat.no.such.user@gmail.com", "<issue-1.cat@news.example.org>")]),
+        ("microsoft.eml", [("hard_bounce", "dan@contoso.example", "<issue-1.dan@news.example.org>")]),
+        ("mailbox-full.eml", [("soft_bounce", "eve@example.com", "")]),
+        ("delayed.eml", []),
+        ("arf.eml", [("complaint", "gus@example-isp.com", "<issue-1.gus@news.example.org>")]),
+        ("unsubscribe.eml", [("unsubscribe", "hal@example.com", "")]),
+        ("reply.eml", None),
+    ],
+)
 def test_each_real_world_shape_is_read(name, expected):
     events = read_report(sample(name), unsubscribe_address=UNSUBSCRIBE)
     assert (None if events is None else [(e.kind, e.email, e.message_id) for e in events]) == expected
@@ -49,9 +52,12 @@ def test_reasons_and_keys():
 
 
 def test_a_verp_token_names_the_recipient_whatever_the_report_says():
-    raw = sample("postfix.eml").replace(b"Delivered-To: bounces@news.example.org",
-                                        b"Delivered-To: bounces+tok123@news.example.org")
-    [event] = read_report(raw, verp=lambda address: "real@example.com" if address == "bounces+tok123@news.example.org" else None)
+    raw = sample("postfix.eml").replace(
+        b"Delivered-To: bounces@news.example.org", b"Delivered-To: bounces+tok123@news.example.org"
+    )
+    [event] = read_report(
+        raw, verp=lambda address: "real@example.com" if address == "bounces+tok123@news.example.org" else None
+    )
     assert event.email == "real@example.com"
 
 
@@ -62,7 +68,9 @@ def imap(tmp_path):
 
 
 def inbox_config(root: Path, server, **changes) -> Config:
-    settings = Inbox(host=server.host, port=server.port, security="starttls", username=USER, ca_file=server.ca_file, timeout=5)
+    settings = Inbox(
+        host=server.host, port=server.port, security="starttls", username=USER, ca_file=server.ca_file, timeout=5
+    )
     return Config(root=root, unsubscribe_mailto=UNSUBSCRIBE, inbox=replace(settings, **changes))
 
 
@@ -80,9 +88,15 @@ def test_inbox_applies_reports_moves_them_and_leaves_the_rest(tmp_path, imap, mo
             store.add(email)
         result = read_inbox(inbox_config(tmp_path, imap), store)
         assert (result.read, result.processed, result.unrecognised) == (len(names), len(names) - 1, 1)
-        assert {s: store.get(e).status for s, e in [("ann", "ann@example.com"), ("hal", "hal@example.com"),
-                                                    ("ivy", "ivy@example.com"), ("eve", "eve@example.com")]} == {
-            "ann": "bounced", "hal": "unsubscribed", "ivy": "subscribed", "eve": "subscribed"}
+        assert {
+            s: store.get(e).status
+            for s, e in [
+                ("ann", "ann@example.com"),
+                ("hal", "hal@example.com"),
+                ("ivy", "ivy@example.com"),
+                ("eve", "eve@example.com"),
+            ]
+        } == {"ann": "bounced", "hal": "unsubscribed", "ivy": "subscribed", "eve": "subscribed"}
         assert store.get("gus@example-isp.com").status == "complained"
         last = store.events("ann@example.com")[-1]
         assert (last.source, last.campaign) == ("inbox", "2026-12-issue")
@@ -96,7 +110,9 @@ def test_inbox_applies_reports_moves_them_and_leaves_the_rest(tmp_path, imap, mo
         assert len(store.events("ann@example.com")) == before
 
 
-def test_wrong_password_untrusted_certificate_and_missing_password_are_one_line_errors(tmp_path, imap, monkeypatch, capsys):
+def test_wrong_password_untrusted_certificate_and_missing_password_are_one_line_errors(
+    tmp_path, imap, monkeypatch, capsys
+):
     monkeypatch.setenv("BROADSHEET_INBOX_PASSWORD", "wrong-pw")
     with Store.for_project(tmp_path) as store:
         with pytest.raises(InboxError, match="refused") as caught:
@@ -108,7 +124,8 @@ def test_wrong_password_untrusted_certificate_and_missing_password_are_one_line_
         with pytest.raises(InboxError, match="processed_folder"):
             read_inbox(inbox_config(tmp_path, imap, processed_folder="inbox"), store)
     (tmp_path / "broadsheet.toml").write_text(
-        f'[inbox]\nhost = "127.0.0.1"\nport = {imap.port}\nsecurity = "starttls"\nusername = "{USER}"\nca_file = "{imap.ca_file}"\n')
+        f'[inbox]\nhost = "127.0.0.1"\nport = {imap.port}\nsecurity = "starttls"\nusername = "{USER}"\nca_file = "{imap.ca_file}"\n'
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("BROADSHEET_INBOX_PASSWORD")
     assert main(["inbox"]) == 2
@@ -132,8 +149,11 @@ def test_implicit_tls_is_verified_too(tmp_path, imap, monkeypatch):
 
 
 HOSTILE_MAILS = [
-    b"", b"\x00\xff" * 100, b"Content-Type: multipart/report; report-type=delivery-status\r\n\r\nno boundary",
-    b"Content-Type: multipart/mixed; boundary=a\r\n\r\n" + b"--a\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n" * 3000,
+    b"",
+    b"\x00\xff" * 100,
+    b"Content-Type: multipart/report; report-type=delivery-status\r\n\r\nno boundary",
+    b"Content-Type: multipart/mixed; boundary=a\r\n\r\n"
+    + b"--a\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n" * 3000,
     b"Subject: " + b"x" * 100_000 + b"\r\n\r\nbody",
     b"Content-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n--b\r\n"
     b"Content-Type: message/feedback-report\r\n\r\nOriginal-Rcpt-To: \r\n--b--",

@@ -23,21 +23,41 @@ def store(tmp_path):
         yield opened
 
 
-def event(kind: str, email: str = "ann@example.com", key: str = "k1", at: str = "2026-12-01T10:00:00Z", **kw) -> MailEvent:
+def event(
+    kind: str, email: str = "ann@example.com", key: str = "k1", at: str = "2026-12-01T10:00:00Z", **kw
+) -> MailEvent:
     return MailEvent(kind=kind, email=email, provider="mailgun", at=at, dedupe_key=key, **kw)
 
 
 def test_hard_bounce_complaint_and_unsubscribe_suppress_and_record_their_source(store):
-    applied = apply([event("hard_bounce", key="a", detail="550 5.1.1 no such user"),
-                     event("complaint", "bob@example.com", key="b"), event("unsubscribe", "CAT@example.com", key="c")],
-                    store, Bounces(), source="webhook")
+    applied = apply(
+        [
+            event("hard_bounce", key="a", detail="550 5.1.1 no such user"),
+            event("complaint", "bob@example.com", key="b"),
+            event("unsubscribe", "CAT@example.com", key="c"),
+        ],
+        store,
+        Bounces(),
+        source="webhook",
+    )
     assert [store.get(e).status for e in ("ann@example.com", "bob@example.com", "cat@example.com")] == [
-        "bounced", "complained", "unsubscribed"]
+        "bounced",
+        "complained",
+        "unsubscribed",
+    ]
     assert sorted(applied.suppressed) == ["CAT@example.com", "ann@example.com", "bob@example.com"]
     last = store.events("ann@example.com")[-1]
-    assert (last.kind, last.source, last.detail, last.dedupe_key) == ("bounced_hard", "webhook:mailgun", "550 5.1.1 no such user", "a")
+    assert (last.kind, last.source, last.detail, last.dedupe_key) == (
+        "bounced_hard",
+        "webhook:mailgun",
+        "550 5.1.1 no such user",
+        "a",
+    )
     assert store.suppressed(["ann@example.com", "bob@example.com", "cat@example.com"]) == {
-        "ann@example.com", "bob@example.com", "cat@example.com"}
+        "ann@example.com",
+        "bob@example.com",
+        "cat@example.com",
+    }
 
 
 def test_a_replayed_event_changes_nothing(store):
@@ -51,20 +71,34 @@ def test_a_replayed_event_changes_nothing(store):
 def test_soft_bounces_count_as_hard_at_the_limit_within_the_window(store):
     policy = Bounces(soft_limit=3, window_days=30)
     apply([event("soft_bounce", key="old", at="2026-09-01T10:00:00Z")], store, policy, source="sync")  # outside
-    apply([event("soft_bounce", key=f"s{n}", at=f"2026-12-0{n}T10:00:00Z") for n in (1, 2)], store, policy, source="sync")
+    apply(
+        [event("soft_bounce", key=f"s{n}", at=f"2026-12-0{n}T10:00:00Z") for n in (1, 2)], store, policy, source="sync"
+    )
     apply([event("soft_bounce", key="s2", at="2026-12-02T10:00:00Z")], store, policy, source="sync")  # replay
     assert store.get("ann@example.com").status == "subscribed"
     applied = apply([event("soft_bounce", key="s3", at="2026-12-03T10:00:00Z")], store, policy, source="sync")
     assert store.get("ann@example.com").status == "bounced" and applied.suppressed == ["ann@example.com"]
     assert "3 soft bounces within 30 days" in store.events("ann@example.com")[-1].detail
-    apply([event("soft_bounce", "bob@example.com", key=f"b{n}", at=f"2026-12-0{n}T10:00:00Z") for n in (1, 2, 3)],
-          store, Bounces(soft_limit=0), source="sync")
+    apply(
+        [event("soft_bounce", "bob@example.com", key=f"b{n}", at=f"2026-12-0{n}T10:00:00Z") for n in (1, 2, 3)],
+        store,
+        Bounces(soft_limit=0),
+        source="sync",
+    )
     assert store.get("bob@example.com").status == "subscribed"  # soft_limit 0: never
 
 
 def test_an_unknown_address_that_bounces_is_suppressed_and_a_bad_one_skipped(store):
-    applied = apply([event("hard_bounce", "new@example.com", key="n"), event("complaint", "not an address\r\nX: y", key="x"),
-                     event("delivered", "nobody@example.com", key="d")], store, Bounces(), source="inbox")
+    applied = apply(
+        [
+            event("hard_bounce", "new@example.com", key="n"),
+            event("complaint", "not an address\r\nX: y", key="x"),
+            event("delivered", "nobody@example.com", key="d"),
+        ],
+        store,
+        Bounces(),
+        source="inbox",
+    )
     assert store.get("new@example.com").status == "bounced" and applied.invalid == 1
     assert store.get("nobody@example.com") is None
     assert store.events("new@example.com")[-1].source == "inbox"
@@ -77,8 +111,16 @@ def test_events_are_matched_to_their_campaign_through_the_journal(tmp_path, stor
         rows = journal.claim(campaign, 2, time.time())
         journal.record([Outcome(r.id, "sent", message_id=f"<20261201.{r.email[0]}@mg.example.org>") for r in rows])
     signer = MailgunSigner()
-    body = signer.body({"event": "failed", "severity": "permanent", "id": "ev-1", "recipient": "ann@example.com",
-                        "timestamp": time.time(), "message": {"headers": {"message-id": "20261201.a@mg.example.org"}}})
+    body = signer.body(
+        {
+            "event": "failed",
+            "severity": "permanent",
+            "id": "ev-1",
+            "recipient": "ann@example.com",
+            "timestamp": time.time(),
+            "message": {"headers": {"message-id": "20261201.a@mg.example.org"}},
+        }
+    )
     context = WebhookContext(env={"BROADSHEET_MAILGUN_WEBHOOK_KEY": signer.key}, replays=ReplayGuard())
     status, answer = handle("mailgun", {}, body, store, config=Config(root=tmp_path), context=context)
     assert (status, answer) == (200, "1 hard bounce; 1 newly suppressed")
@@ -111,7 +153,9 @@ def test_handle_refuses_bad_signatures_without_recording_and_answers_plain_statu
     assert handle("mailgun", {}, forged, store) == (401, "refused")
     assert len(store.events("bob@example.com")) == before and store.get("bob@example.com").status == "subscribed"
     assert handle("nosuch", {}, b"{}", store)[0] == 404
-    assert handle("postmark", {}, b"{}", store)[0] == 503  # credentials not configured: nothing verified, nothing recorded
+    assert (
+        handle("postmark", {}, b"{}", store)[0] == 503
+    )  # credentials not configured: nothing verified, nothing recorded
     assert handle("mailgun", {}, b"x" * (6 * 1024 * 1024), store)[0] == 413
     good = signer.body(data)
     assert handle("mailgun", {}, good, store)[0] == 200  # config found from the store's project folder

@@ -18,10 +18,16 @@ from broadsheet.store import Store
 
 def test_rates_and_warnings_against_the_thresholds():
     quiet = AfterSend(sent=10_000, hard=150, soft=30, complained=5, unsubscribed=20)
-    assert quiet.lines() == ["  after sending: bounced 180 (hard 150, soft 30) 1.50% · complained 5 0.05% · unsubscribed 20 0.20%"]
+    assert quiet.lines() == [
+        "  after sending: bounced 180 (hard 150, soft 30) 1.50% · complained 5 0.05% · unsubscribed 20 0.20%"
+    ]
     loud = AfterSend(sent=1_000, hard=25, complained=2)
     warnings = loud.lines()[1:]
-    assert len(warnings) == 2 and "complaints 0.20% are above 0.1%" in warnings[0] and "hard bounces 2.50% are above 2%" in warnings[1]
+    assert (
+        len(warnings) == 2
+        and "complaints 0.20% are above 0.1%" in warnings[0]
+        and "hard bounces 2.50% are above 2%" in warnings[1]
+    )
     assert AfterSend(sent=0).lines() == []
 
 
@@ -87,5 +93,8 @@ def test_lint_warns_about_a_store_with_many_unconfirmed_addresses(project, monke
             store.add(f"u{n}@example.com", status="unconfirmed")
     main(["lint", issue, "--no-validator"])
     out = capsys.readouterr().out
-    assert f"{project / '.broadsheet' / 'audience.db'}: warning: 3 of 11 addresses in the store are unconfirmed (27%)" in out
+    assert (
+        f"{project / '.broadsheet' / 'audience.db'}: warning: 3 of 11 addresses in the store are unconfirmed (27%)"
+        in out
+    )
     assert "[store-health]" in out

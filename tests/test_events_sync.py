@@ -39,10 +39,14 @@ def statuses(store: Store) -> dict[str, int]:
 
 def test_sendgrid_pages_by_offset_waits_on_429_and_a_second_sync_changes_nothing(httpserver, store, monkeypatch):
     env(monkeypatch, "sendgrid")
-    lists = {"bounces": [{"created": 1764583200 + i, "email": f"bounced-{i}@example.com", "reason": "550 unknown",
-                          "status": "5.1.1"} for i in range(1203)],
-             "spam_reports": [{"created": 1764583200, "email": "spam@example.com", "ip": "10.0.0.1"}],
-             "unsubscribes": [{"created": 1764583200, "email": "gone@example.com"}]}
+    lists = {
+        "bounces": [
+            {"created": 1764583200 + i, "email": f"bounced-{i}@example.com", "reason": "550 unknown", "status": "5.1.1"}
+            for i in range(1203)
+        ],
+        "spam_reports": [{"created": 1764583200, "email": "spam@example.com", "ip": "10.0.0.1"}],
+        "unsubscribes": [{"created": 1764583200, "email": "gone@example.com"}],
+    }
     seen, throttled = [], []
 
     def handler(request: Request) -> Response:
@@ -62,7 +66,13 @@ def test_sendgrid_pages_by_offset_waits_on_429_and_a_second_sync_changes_nothing
     config = make_config("sendgrid", httpserver.url_for("/"))
     waits: list[float] = []
     result = sync(config, store, "sendgrid", datetime(2026, 11, 1, tzinfo=UTC), sleep=waits.append)
-    assert [s[:2] for s in seen] == [("bounces", 0), ("bounces", 500), ("bounces", 1000), ("spam_reports", 0), ("unsubscribes", 0)]
+    assert [s[:2] for s in seen] == [
+        ("bounces", 0),
+        ("bounces", 500),
+        ("bounces", 1000),
+        ("spam_reports", 0),
+        ("unsubscribes", 0),
+    ]
     assert {s[2] for s in seen} == {str(int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()))}
     assert waits == [0.0] and result.requests == 6
     assert statuses(store) == {"subscribed": 1, "bounced": 1203, "complained": 1, "unsubscribed": 1}
@@ -77,11 +87,22 @@ def test_sendgrid_pages_by_offset_waits_on_429_and_a_second_sync_changes_nothing
 def test_mailgun_follows_paging_next_until_an_empty_page(httpserver, store, monkeypatch):
     env(monkeypatch, "mailgun")
     base = httpserver.url_for("/")
-    items = {"bounces": [{"address": f"b{i}@example.com", "code": "550", "error": "No such mailbox",
-                          "created_at": "Tue, 01 Dec 2026 10:00:00 UTC"} for i in range(3)],
-             "complaints": [{"address": "c@example.com", "created_at": "Tue, 01 Dec 2026 10:00:00 UTC"},
-                            {"address": "old@example.com", "created_at": "Mon, 01 Jan 2024 10:00:00 UTC"}],
-             "unsubscribes": []}
+    items = {
+        "bounces": [
+            {
+                "address": f"b{i}@example.com",
+                "code": "550",
+                "error": "No such mailbox",
+                "created_at": "Tue, 01 Dec 2026 10:00:00 UTC",
+            }
+            for i in range(3)
+        ],
+        "complaints": [
+            {"address": "c@example.com", "created_at": "Tue, 01 Dec 2026 10:00:00 UTC"},
+            {"address": "old@example.com", "created_at": "Mon, 01 Jan 2024 10:00:00 UTC"},
+        ],
+        "unsubscribes": [],
+    }
     pages = []
 
     def handler(request: Request) -> Response:
@@ -99,7 +120,14 @@ def test_mailgun_follows_paging_next_until_an_empty_page(httpserver, store, monk
     for name in items:
         httpserver.expect_request(f"/v3/mg.example.org/{name}", method="GET").respond_with_handler(handler)
     result = sync(make_config("mailgun", base), store, "mailgun", datetime(2026, 1, 1, tzinfo=UTC))
-    assert pages == [("bounces", 0), ("bounces", 2), ("bounces", 4), ("complaints", 0), ("complaints", 2), ("unsubscribes", 0)]
+    assert pages == [
+        ("bounces", 0),
+        ("bounces", 2),
+        ("bounces", 4),
+        ("complaints", 0),
+        ("complaints", 2),
+        ("unsubscribes", 0),
+    ]
     assert sorted(result.applied.suppressed) == ["b0@example.com", "b1@example.com", "b2@example.com", "c@example.com"]
     assert store.get("old@example.com") is None  # before --since
 
@@ -107,7 +135,11 @@ def test_mailgun_follows_paging_next_until_an_empty_page(httpserver, store, monk
 def test_mailgun_paging_link_to_another_host_is_not_followed(httpserver, store, monkeypatch):
     env(monkeypatch, "mailgun")
     httpserver.expect_request("/v3/mg.example.org/bounces").respond_with_json(
-        {"items": [{"address": "x@example.com", "created_at": ""}], "paging": {"next": "https://evil.example.com/steal"}})
+        {
+            "items": [{"address": "x@example.com", "created_at": ""}],
+            "paging": {"next": "https://evil.example.com/steal"},
+        }
+    )
     with pytest.raises(Exception, match="another host"):
         sync(make_config("mailgun", httpserver.url_for("/")), store, "mailgun", None)
 
@@ -115,12 +147,34 @@ def test_mailgun_paging_link_to_another_host_is_not_followed(httpserver, store, 
 def test_postmark_suppression_dump_and_ses_next_token(httpserver, store, monkeypatch):
     env(monkeypatch, "postmark")
     env(monkeypatch, "ses")
-    httpserver.expect_request("/message-streams/broadcast/suppressions/dump", method="GET",
-                              headers={"X-Postmark-Server-Token": SECRET, "Accept": "application/json"}).respond_with_json(
-        {"Suppressions": [
-            {"EmailAddress": "pm-hard@example.com", "SuppressionReason": "HardBounce", "Origin": "Recipient", "CreatedAt": "2026-12-01T10:00:00-05:00"},
-            {"EmailAddress": "pm-spam@example.com", "SuppressionReason": "SpamComplaint", "Origin": "Recipient", "CreatedAt": "2026-12-01T10:00:00-05:00"},
-            {"EmailAddress": "keep@example.com", "SuppressionReason": "ManualSuppression", "Origin": "Customer", "CreatedAt": "2026-12-01T10:00:00-05:00"}]})
+    httpserver.expect_request(
+        "/message-streams/broadcast/suppressions/dump",
+        method="GET",
+        headers={"X-Postmark-Server-Token": SECRET, "Accept": "application/json"},
+    ).respond_with_json(
+        {
+            "Suppressions": [
+                {
+                    "EmailAddress": "pm-hard@example.com",
+                    "SuppressionReason": "HardBounce",
+                    "Origin": "Recipient",
+                    "CreatedAt": "2026-12-01T10:00:00-05:00",
+                },
+                {
+                    "EmailAddress": "pm-spam@example.com",
+                    "SuppressionReason": "SpamComplaint",
+                    "Origin": "Recipient",
+                    "CreatedAt": "2026-12-01T10:00:00-05:00",
+                },
+                {
+                    "EmailAddress": "keep@example.com",
+                    "SuppressionReason": "ManualSuppression",
+                    "Origin": "Customer",
+                    "CreatedAt": "2026-12-01T10:00:00-05:00",
+                },
+            ]
+        }
+    )
     postmark = sync(make_config("postmark", httpserver.url_for("/")), store, "postmark", None)
     assert sorted(postmark.applied.suppressed) == ["keep@example.com", "pm-hard@example.com", "pm-spam@example.com"]
     assert store.get("keep@example.com").status == "unsubscribed"
@@ -132,9 +186,16 @@ def test_postmark_suppression_dump_and_ses_next_token(httpserver, store, monkeyp
         assert problem is None, problem
         token = request.args.get("NextToken", "")
         tokens.append(token)
-        pages = {"": ([("ses-b@example.com", "BOUNCE")], "page2"), "page2": ([("ses-c@example.com", "COMPLAINT")], None)}
+        pages = {
+            "": ([("ses-b@example.com", "BOUNCE")], "page2"),
+            "page2": ([("ses-c@example.com", "COMPLAINT")], None),
+        }
         entries, nxt = pages[token]
-        body = {"SuppressedDestinationSummaries": [{"EmailAddress": e, "Reason": r, "LastUpdateTime": 1764583200} for e, r in entries]}
+        body = {
+            "SuppressedDestinationSummaries": [
+                {"EmailAddress": e, "Reason": r, "LastUpdateTime": 1764583200} for e, r in entries
+            ]
+        }
         if nxt:
             body["NextToken"] = nxt
         return answer(body)
@@ -147,7 +208,9 @@ def test_postmark_suppression_dump_and_ses_next_token(httpserver, store, monkeyp
 
 def test_refused_credentials_stop_with_the_secret_kept_out(httpserver, store, monkeypatch):
     env(monkeypatch, "sendgrid")
-    httpserver.expect_request("/v3/suppression/bounces").respond_with_json({"errors": [{"message": f"bad key {SECRET}"}]}, status=401)
+    httpserver.expect_request("/v3/suppression/bounces").respond_with_json(
+        {"errors": [{"message": f"bad key {SECRET}"}]}, status=401
+    )
     with pytest.raises(TransportAuthError) as caught:
         sync(make_config("sendgrid", httpserver.url_for("/")), store, "sendgrid", None)
     assert SECRET not in str(caught.value)
@@ -166,7 +229,8 @@ def test_the_command_prints_what_it_did_and_errors_are_one_line(httpserver, tmp_
     (tmp_path / "broadsheet.toml").write_text(f'[sendgrid]\nbase_url = "{httpserver.url_for("/").rstrip("/")}"\n')
     for name in ("bounces", "spam_reports", "unsubscribes"):
         httpserver.expect_request(f"/v3/suppression/{name}").respond_with_json(
-            [{"created": 1764583200, "email": f"{name}@example.com"}] if name == "bounces" else [])
+            [{"created": 1764583200, "email": f"{name}@example.com"}] if name == "bounces" else []
+        )
     monkeypatch.chdir(tmp_path)
     assert main(["sync", "--transport", "sendgrid", "--since", "2026-11-01"]) == 0
     out = capsys.readouterr().out

@@ -33,7 +33,10 @@ def test_return_paths_round_trip_and_refuse_what_is_not_theirs():
     assert paths.recipient_of(address.upper(), ["s3cret"], rows.get) == "jane.doe@example.com"  # an MTA's case
     assert paths.recipient_of(address, ["new", "s3cret"], rows.get) == "jane.doe@example.com"  # a rotated secret
     token = address.removeprefix("bounces+").removesuffix("@news.example.org")
-    for tampered in (token[:-1] + ("a" if token[-1] != "a" else "b"), "a" + token[1:] if token[0] != "a" else "b" + token[1:]):
+    for tampered in (
+        token[:-1] + ("a" if token[-1] != "a" else "b"),
+        "a" + token[1:] if token[0] != "a" else "b" + token[1:],
+    ):
         assert paths.recipient_of(f"bounces+{tampered}@news.example.org", ["s3cret"], rows.get) is None
     assert paths.recipient_of(address, ["s3cret"], {41: "someone.else@example.com"}.get) is None  # row reused
     assert paths.recipient_of(address, ["s3cret"], {}.get) is None  # row gone
@@ -43,8 +46,13 @@ def test_return_paths_round_trip_and_refuse_what_is_not_theirs():
     assert paths.recipient_of(address.replace("news.", "evil."), ["s3cret"], rows.get) is None
     assert paths.for_recipient("jane.doe@example.com") == "news@example.org"  # no journal row: the From address
     assert ReturnPaths(Config(), "news@example.org").for_recipient("a@example.com", 1) == "news@example.org"
-    for bad in ("bounces@news.example.org", "bounces+{token}", "{token}{token}@x.org", "b+{token}@x.org\r\nBcc: y",
-                "b" * 41 + "+{token}@x.org"):
+    for bad in (
+        "bounces@news.example.org",
+        "bounces+{token}",
+        "{token}{token}@x.org",
+        "b+{token}@x.org\r\nBcc: y",
+        "b" * 41 + "+{token}@x.org",
+    ):
         with pytest.raises(ConfigError, match="return_path"):
             ReturnPaths(Config(smtp=Smtp(return_path=bad)), "n@example.org", token_secret="s")
 
@@ -75,24 +83,35 @@ def test_a_bounce_to_a_verp_address_suppresses_the_subscriber_it_was_made_for(pr
     people = [email for email, _ in write_subscribers(project / "list.csv", 3)]
     sink = Sink()
     with smtp_server(sink) as (host, port):
-        configure(project, send={"transport": "smtp", "connections": 1},
-                  smtp={"host": host, "port": port, "security": "none", "return_path": RETURN_PATH})
+        configure(
+            project,
+            send={"transport": "smtp", "connections": 1},
+            smtp={"host": host, "port": port, "security": "none", "return_path": RETURN_PATH},
+        )
         assert main(["send", ISSUE, "--list", "list.csv", "--yes"]) == 0
     senders = {r.recipients[0]: r.sender for r in sink.received}
     assert set(senders) == set(people) and len(set(senders.values())) == 3
-    assert all(s.startswith("bounces+") and s.endswith("@news.example.org") and "reader" not in s for s in senders.values())
+    assert all(
+        s.startswith("bounces+") and s.endswith("@news.example.org") and "reader" not in s for s in senders.values()
+    )
 
     # The remote server forwarded reader0001 elsewhere and reports the forwarding address, not ours.
-    bounce = (sample("postfix.eml")
-              .replace(b"Delivered-To: bounces@news.example.org", f"Delivered-To: {senders[people[1]]}".encode())
-              .replace(b"ann@example.com", b"forwarded@elsewhere.example"))
+    bounce = (
+        sample("postfix.eml")
+        .replace(b"Delivered-To: bounces@news.example.org", f"Delivered-To: {senders[people[1]]}".encode())
+        .replace(b"ann@example.com", b"forwarded@elsewhere.example")
+    )
     with Store.for_project(project) as store, imap_server(tmp_path) as imap:
         for person in people:
             store.add(person)
         imap.append(bounce)
         config = load_config(project / "broadsheet.toml")
-        config = replace(config, inbox=Inbox(host=imap.host, port=imap.port, security="starttls", username=USER,
-                                             ca_file=imap.ca_file, timeout=5))
+        config = replace(
+            config,
+            inbox=Inbox(
+                host=imap.host, port=imap.port, security="starttls", username=USER, ca_file=imap.ca_file, timeout=5
+            ),
+        )
         result = read_inbox(config, store)
         assert result.applied.suppressed == [people[1]]
         assert [store.get(p).status for p in people] == ["subscribed", "bounced", "subscribed"]

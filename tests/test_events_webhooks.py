@@ -30,21 +30,41 @@ def context(env: dict, **kwargs) -> WebhookContext:
 # -- Postmark ----------------------------------------------------------------------------------------
 
 POSTMARK_ENV = {"BROADSHEET_POSTMARK_WEBHOOK_USER": "hook", "BROADSHEET_POSTMARK_WEBHOOK_PASSWORD": "s3cret:pw"}
-POSTMARK_BOUNCE = {"RecordType": "Bounce", "ID": 4323372036854775807, "Type": "HardBounce", "TypeCode": 1,
-                   "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483", "Email": "Gone@Example.com",
-                   "BouncedAt": "2026-12-01T10:00:00Z", "Details": "smtp;550 5.1.1 unknown user", "MessageStream": "broadcast"}
+POSTMARK_BOUNCE = {
+    "RecordType": "Bounce",
+    "ID": 4323372036854775807,
+    "Type": "HardBounce",
+    "TypeCode": 1,
+    "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+    "Email": "Gone@Example.com",
+    "BouncedAt": "2026-12-01T10:00:00Z",
+    "Details": "smtp;550 5.1.1 unknown user",
+    "MessageStream": "broadcast",
+}
 
 
 def test_postmark_bounce_with_the_right_credentials_is_read():
     body = json.dumps(POSTMARK_BOUNCE).encode()
     [event] = postmark.verify_and_parse(basic_auth("hook", "s3cret:pw"), body, context(POSTMARK_ENV))
-    assert (event.kind, event.email, event.provider_message_id) == ("hard_bounce", "Gone@Example.com", POSTMARK_BOUNCE["MessageID"])
+    assert (event.kind, event.email, event.provider_message_id) == (
+        "hard_bounce",
+        "Gone@Example.com",
+        POSTMARK_BOUNCE["MessageID"],
+    )
     assert event.dedupe_key == "postmark:bounce:4323372036854775807" and event.at == "2026-12-01T10:00:00Z"
     assert "550 5.1.1" in event.detail
 
 
-@pytest.mark.parametrize("headers", [{}, basic_auth("hook", "wrong"), basic_auth("other", "s3cret:pw"),
-                                     {"Authorization": "Basic !!!"}, {"Authorization": "Bearer s3cret:pw"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        basic_auth("hook", "wrong"),
+        basic_auth("other", "s3cret:pw"),
+        {"Authorization": "Basic !!!"},
+        {"Authorization": "Bearer s3cret:pw"},
+    ],
+)
 def test_postmark_without_the_right_credentials_is_refused(headers):
     with pytest.raises(WebhookRejected):
         postmark.verify_and_parse(headers, json.dumps(POSTMARK_BOUNCE).encode(), context(POSTMARK_ENV))
@@ -54,12 +74,26 @@ def test_postmark_kinds():
     complaint = {**POSTMARK_BOUNCE, "RecordType": "SpamComplaint", "Type": "SpamComplaint"}
     soft = {**POSTMARK_BOUNCE, "Type": "SoftBounce", "ID": 2}
     autoreply = {**POSTMARK_BOUNCE, "Type": "AutoResponder", "ID": 3}
-    change = {"RecordType": "SubscriptionChange", "MessageID": "x", "Recipient": "a@example.com",
-              "ChangedAt": "2026-12-01T10:00:00Z", "Origin": "Recipient", "SuppressSending": True,
-              "SuppressionReason": "ManualSuppression"}
+    change = {
+        "RecordType": "SubscriptionChange",
+        "MessageID": "x",
+        "Recipient": "a@example.com",
+        "ChangedAt": "2026-12-01T10:00:00Z",
+        "Origin": "Recipient",
+        "SuppressSending": True,
+        "SuppressionReason": "ManualSuppression",
+    }
     reactivated = {**change, "SuppressSending": False}
-    delivery = {"RecordType": "Delivery", "MessageID": "m", "Recipient": "a@example.com", "DeliveredAt": "2026-12-01T10:00:00Z"}
-    kinds = [[e.kind for e in postmark.parse(r)] for r in (complaint, soft, autoreply, change, reactivated, delivery, {"RecordType": "Open"})]
+    delivery = {
+        "RecordType": "Delivery",
+        "MessageID": "m",
+        "Recipient": "a@example.com",
+        "DeliveredAt": "2026-12-01T10:00:00Z",
+    }
+    kinds = [
+        [e.kind for e in postmark.parse(r)]
+        for r in (complaint, soft, autoreply, change, reactivated, delivery, {"RecordType": "Open"})
+    ]
     assert kinds == [["complaint"], ["soft_bounce"], [], ["unsubscribe"], [], ["delivered"], []]
 
 
@@ -71,23 +105,44 @@ def test_postmark_without_configured_credentials_refuses_to_run():
 # -- SendGrid ----------------------------------------------------------------------------------------
 
 SENDGRID_EVENTS = [
-    {"email": "a@example.com", "timestamp": 1764583200, "event": "bounce", "type": "bounce", "status": "5.1.1",
-     "reason": "550 unknown", "sg_event_id": "ev-1", "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
-     "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>"},
+    {
+        "email": "a@example.com",
+        "timestamp": 1764583200,
+        "event": "bounce",
+        "type": "bounce",
+        "status": "5.1.1",
+        "reason": "550 unknown",
+        "sg_event_id": "ev-1",
+        "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
+        "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
+    },
     {"email": "b@example.com", "timestamp": 1764583200, "event": "bounce", "type": "blocked", "sg_event_id": "ev-2"},
     {"email": "c@example.com", "timestamp": 1764583200, "event": "spamreport", "sg_event_id": "ev-3"},
     {"email": "d@example.com", "timestamp": 1764583200, "event": "group_unsubscribe", "sg_event_id": "ev-4"},
     {"email": "e@example.com", "timestamp": 1764583200, "event": "deferred", "sg_event_id": "ev-5"},
-    {"email": "f@example.com", "timestamp": 1764583200, "event": "dropped", "reason": "Bounced Address", "sg_event_id": "ev-6"},
+    {
+        "email": "f@example.com",
+        "timestamp": 1764583200,
+        "event": "dropped",
+        "reason": "Bounced Address",
+        "sg_event_id": "ev-6",
+    },
 ]
 
 
 def test_sendgrid_signed_batch_is_read():
     signer = SendgridSigner()
     body = json.dumps(SENDGRID_EVENTS).encode()
-    events = sendgrid.verify_and_parse(signer.sign(body), body, context({"BROADSHEET_SENDGRID_WEBHOOK_KEY": signer.public_key}))
-    assert [(e.email[0], e.kind) for e in events] == [("a", "hard_bounce"), ("b", "soft_bounce"), ("c", "complaint"),
-                                                      ("d", "unsubscribe"), ("f", "hard_bounce")]
+    events = sendgrid.verify_and_parse(
+        signer.sign(body), body, context({"BROADSHEET_SENDGRID_WEBHOOK_KEY": signer.public_key})
+    )
+    assert [(e.email[0], e.kind) for e in events] == [
+        ("a", "hard_bounce"),
+        ("b", "soft_bounce"),
+        ("c", "complaint"),
+        ("d", "unsubscribe"),
+        ("f", "hard_bounce"),
+    ]
     assert events[0].provider_message_id == "14c5d75ce93.dfd.64b469" and events[0].dedupe_key == "sendgrid:ev-1"
     assert events[0].message_id == "<14c5d75ce93.dfd.64b469@ismtpd-555>" and events[0].at == "2025-12-01T10:00:00Z"
 
@@ -112,19 +167,31 @@ def test_sendgrid_key_in_pem_form_works_and_garbage_key_is_a_configuration_probl
     from cryptography.hazmat.primitives import serialization
 
     signer = SendgridSigner()
-    pem = signer.key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pem = (
+        signer.key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     body = json.dumps(SENDGRID_EVENTS[:1]).encode()
-    assert len(sendgrid.verify_and_parse(signer.sign(body), body, context({"BROADSHEET_SENDGRID_WEBHOOK_KEY": pem}))) == 1
+    assert (
+        len(sendgrid.verify_and_parse(signer.sign(body), body, context({"BROADSHEET_SENDGRID_WEBHOOK_KEY": pem}))) == 1
+    )
     with pytest.raises(WebhookNotConfigured):
         sendgrid.verify_and_parse(signer.sign(body), body, context({"BROADSHEET_SENDGRID_WEBHOOK_KEY": "bm90IGEga2V5"}))
 
 
 # -- Mailgun -----------------------------------------------------------------------------------------
 
-MAILGUN_FAILED = {"event": "failed", "severity": "permanent", "id": "G9Bn5sl1TC6nu79C8C0bwg", "timestamp": 1764583200.5,
-                  "recipient": "alice@example.com", "reason": "bounce",
-                  "delivery-status": {"code": 550, "message": "5.1.1 The email account does not exist"},
-                  "message": {"headers": {"message-id": "20261201100000.1.ABC@mg.example.org"}}}
+MAILGUN_FAILED = {
+    "event": "failed",
+    "severity": "permanent",
+    "id": "G9Bn5sl1TC6nu79C8C0bwg",
+    "timestamp": 1764583200.5,
+    "recipient": "alice@example.com",
+    "reason": "bounce",
+    "delivery-status": {"code": 550, "message": "5.1.1 The email account does not exist"},
+    "message": {"headers": {"message-id": "20261201100000.1.ABC@mg.example.org"}},
+}
 
 
 def test_mailgun_signed_event_is_read_once():
@@ -132,7 +199,11 @@ def test_mailgun_signed_event_is_read_once():
     ctx = context({"BROADSHEET_MAILGUN_WEBHOOK_KEY": signer.key})
     body = signer.body(MAILGUN_FAILED)
     [event] = mailgun.verify_and_parse({}, body, ctx)
-    assert (event.kind, event.email, event.dedupe_key) == ("hard_bounce", "alice@example.com", "mailgun:G9Bn5sl1TC6nu79C8C0bwg")
+    assert (event.kind, event.email, event.dedupe_key) == (
+        "hard_bounce",
+        "alice@example.com",
+        "mailgun:G9Bn5sl1TC6nu79C8C0bwg",
+    )
     assert event.message_id == "20261201100000.1.ABC@mg.example.org" and "550 5.1.1" in event.detail
     with pytest.raises(WebhookRejected, match="used before"):
         mailgun.verify_and_parse({}, body, ctx)  # the same signed request again
@@ -143,23 +214,41 @@ def test_mailgun_bad_stale_and_foreign_signatures_are_refused():
     ctx = context({"BROADSHEET_MAILGUN_WEBHOOK_KEY": signer.key})
     tampered = json.loads(signer.body(MAILGUN_FAILED))
     tampered["signature"]["timestamp"] = str(int(time.time()) + 5)
-    for body in (json.dumps(tampered).encode(), signer.body(MAILGUN_FAILED, timestamp=time.time() - 3600),
-                 MailgunSigner().body(MAILGUN_FAILED), json.dumps({"event-data": MAILGUN_FAILED}).encode()):
+    for body in (
+        json.dumps(tampered).encode(),
+        signer.body(MAILGUN_FAILED, timestamp=time.time() - 3600),
+        MailgunSigner().body(MAILGUN_FAILED),
+        json.dumps({"event-data": MAILGUN_FAILED}).encode(),
+    ):
         with pytest.raises(WebhookRejected):
             mailgun.verify_and_parse({}, body, ctx)
 
 
 def test_mailgun_kinds():
-    kinds = [getattr(mailgun.parse_one({**MAILGUN_FAILED, **change}), "kind", None) for change in (
-        {"severity": "temporary"}, {"event": "complained"}, {"event": "unsubscribed"}, {"event": "opened"}, {"recipient": None})]
+    kinds = [
+        getattr(mailgun.parse_one({**MAILGUN_FAILED, **change}), "kind", None)
+        for change in (
+            {"severity": "temporary"},
+            {"event": "complained"},
+            {"event": "unsubscribed"},
+            {"event": "opened"},
+            {"recipient": None},
+        )
+    ]
     assert kinds == ["soft_bounce", "complaint", "unsubscribe", None, None]
 
 
 # -- Resend (Svix) -----------------------------------------------------------------------------------
 
-RESEND_BOUNCE = {"type": "email.bounced", "created_at": "2026-12-01T10:00:00.000Z",
-                 "data": {"email_id": "4ef9a417-02e9-4d39-ad75-9611e0fcc33c", "to": ["x@example.com"],
-                          "bounce": {"type": "Permanent", "subType": "General", "message": "mailbox does not exist"}}}
+RESEND_BOUNCE = {
+    "type": "email.bounced",
+    "created_at": "2026-12-01T10:00:00.000Z",
+    "data": {
+        "email_id": "4ef9a417-02e9-4d39-ad75-9611e0fcc33c",
+        "to": ["x@example.com"],
+        "bounce": {"type": "Permanent", "subType": "General", "message": "mailbox does not exist"},
+    },
+}
 
 
 def test_resend_signed_event_is_read():
@@ -167,7 +256,11 @@ def test_resend_signed_event_is_read():
     body = json.dumps(RESEND_BOUNCE).encode()
     headers = signer.sign(body, message_id="msg_2Lh9KRb0pzN4LePd3XiA4v12Axj")
     [event] = resend.verify_and_parse(headers, body, context({"BROADSHEET_RESEND_WEBHOOK_SECRET": signer.secret}))
-    assert (event.kind, event.email, event.provider_message_id) == ("hard_bounce", "x@example.com", "4ef9a417-02e9-4d39-ad75-9611e0fcc33c")
+    assert (event.kind, event.email, event.provider_message_id) == (
+        "hard_bounce",
+        "x@example.com",
+        "4ef9a417-02e9-4d39-ad75-9611e0fcc33c",
+    )
     assert event.dedupe_key == "resend:msg_2Lh9KRb0pzN4LePd3XiA4v12Axj:x@example.com"
 
 
@@ -175,8 +268,11 @@ def test_resend_matches_the_svix_documented_example():
     # The worked example in Svix's "verifying payloads manually" documentation, checked at its own time.
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     body = b'{"test": 2432232314}'
-    headers = {"svix-id": "msg_p5jXN8AQM9LWM0D4loKWxJek", "svix-timestamp": "1614265330",
-               "svix-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}
+    headers = {
+        "svix-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        "svix-timestamp": "1614265330",
+        "svix-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    }
     assert resend.verify(headers, body, resend.signing_key(secret), now=1614265330) == "msg_p5jXN8AQM9LWM0D4loKWxJek"
 
 
@@ -185,10 +281,12 @@ def test_resend_tampered_or_stale_is_refused():
     ctx = context({"BROADSHEET_RESEND_WEBHOOK_SECRET": signer.secret})
     body = json.dumps(RESEND_BOUNCE).encode()
     headers = signer.sign(body)
-    for bad_headers, bad_body in [(headers, body.replace(b"x@example.com", b"y@example.com")),
-                                  ({**headers, "svix-id": "msg_other"}, body),
-                                  (signer.sign(body, timestamp=time.time() - 600), body),
-                                  (SvixSigner().sign(body), body)]:
+    for bad_headers, bad_body in [
+        (headers, body.replace(b"x@example.com", b"y@example.com")),
+        ({**headers, "svix-id": "msg_other"}, body),
+        (signer.sign(body, timestamp=time.time() - 600), body),
+        (SvixSigner().sign(body), body),
+    ]:
         with pytest.raises(WebhookRejected):
             resend.verify_and_parse(bad_headers, bad_body, ctx)
 
@@ -218,7 +316,8 @@ def test_ses_notification_signed_by_sns_is_read_and_the_certificate_fetched_once
     for _ in range(2):
         events += ses.verify_and_parse({}, signer.notification(ses_bounce("bob@example.com"), version=version), ctx)
     assert [(e.kind, e.email, e.provider_message_id, e.message_id) for e in events] == [
-        ("hard_bounce", "bob@example.com", "ses-1", "<m1@example.org>")] * 2
+        ("hard_bounce", "bob@example.com", "ses-1", "<m1@example.org>")
+    ] * 2
     assert len(server.log) == 1  # cached
 
 
@@ -228,10 +327,16 @@ def test_ses_tampered_foreign_topic_and_foreign_certificate_are_refused(sns):
     tampered = {**good, "Message": good["Message"].replace("bob@", "eve@")}
     with pytest.raises(WebhookRejected, match="does not match"):
         ses.verify_and_parse({}, json.dumps(tampered).encode(), ctx)
-    other_topic = signer.notification(ses_bounce("bob@example.com"), topic="arn:aws:sns:eu-west-1:999999999999:attacker")
+    other_topic = signer.notification(
+        ses_bounce("bob@example.com"), topic="arn:aws:sns:eu-west-1:999999999999:attacker"
+    )
     with pytest.raises(WebhookRejected, match="topic"):
         ses.verify_and_parse({}, other_topic, ctx)
-    for url in ("http://127.0.0.1/cert.pem", "https://evil.example.com/cert.pem", "https://sns.eu-west-1.amazonaws.com.evil.com/x.pem"):
+    for url in (
+        "http://127.0.0.1/cert.pem",
+        "https://evil.example.com/cert.pem",
+        "https://sns.eu-west-1.amazonaws.com.evil.com/x.pem",
+    ):
         foreign = SnsSigner(url).notification(ses_bounce("bob@example.com"))
         with pytest.raises(WebhookRejected, match="SigningCertURL"):
             ses.verify_and_parse({}, foreign, ctx)
@@ -240,7 +345,9 @@ def test_ses_tampered_foreign_topic_and_foreign_certificate_are_refused(sns):
 
 def test_ses_subscription_confirmation_fetches_the_subscribe_url(sns):
     server, signer, ctx = sns
-    server.expect_request("/", query_string={"Action": "ConfirmSubscription", "Token": "tok"}).respond_with_data("<ok/>")
+    server.expect_request("/", query_string={"Action": "ConfirmSubscription", "Token": "tok"}).respond_with_data(
+        "<ok/>"
+    )
     url = server.url_for("/") + "?Action=ConfirmSubscription&Token=tok"
     message = signer.message("SubscriptionConfirmation", Message="confirm", SubscribeURL=url, Token="tok")
     assert ses.verify_and_parse({}, json.dumps(message).encode(), ctx) == []
@@ -251,9 +358,14 @@ def test_production_certificate_source_accepts_only_amazon_sns_hosts():
     production = ses.SnsCertificates()
     assert production.allowed("https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem")
     assert production.allowed("https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem")
-    for url in ("http://sns.eu-west-1.amazonaws.com/x.pem", "https://sns.eu-west-1.amazonaws.com:8443/x.pem",
-                "https://user@sns.eu-west-1.amazonaws.com/x.pem", "https://127.0.0.1/x.pem",
-                "https://sns.eu-west-1.amazonaws.com.evil.com/x.pem", "https://s3.amazonaws.com/x.pem"):
+    for url in (
+        "http://sns.eu-west-1.amazonaws.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com:8443/x.pem",
+        "https://user@sns.eu-west-1.amazonaws.com/x.pem",
+        "https://127.0.0.1/x.pem",
+        "https://sns.eu-west-1.amazonaws.com.evil.com/x.pem",
+        "https://s3.amazonaws.com/x.pem",
+    ):
         assert not production.allowed(url), url
     with pytest.raises(ValueError):
         ses.SnsCertificates.for_local_tests("10.0.0.1", 443, "ca.pem")
@@ -267,9 +379,16 @@ def test_ses_without_a_configured_topic_refuses_to_run(sns):
 
 
 def test_ses_complaint_and_event_publishing_shapes():
-    complaint = {"notificationType": "Complaint", "mail": {"messageId": "m"},
-                 "complaint": {"feedbackId": "f", "complaintFeedbackType": "abuse", "timestamp": "2026-12-01T10:00:00Z",
-                               "complainedRecipients": [{"emailAddress": "c@example.com"}]}}
+    complaint = {
+        "notificationType": "Complaint",
+        "mail": {"messageId": "m"},
+        "complaint": {
+            "feedbackId": "f",
+            "complaintFeedbackType": "abuse",
+            "timestamp": "2026-12-01T10:00:00Z",
+            "complainedRecipients": [{"emailAddress": "c@example.com"}],
+        },
+    }
     published = {**ses_bounce("d@example.com", bounce_type="Transient"), "eventType": "Bounce"}
     del published["notificationType"]
     events = ses.parse_notification(complaint, "sns-1") + ses.parse_notification(published, "sns-2")
@@ -293,14 +412,29 @@ def signed_requests(sns_signer: SnsSigner | None = None):
     sendgrid_body = json.dumps([{**SENDGRID_EVENTS[0], "email": "a.b@example.com"}]).encode()
     resend_body = json.dumps({**RESEND_BOUNCE, "data": {**RESEND_BOUNCE["data"], "to": ["a.b@example.com"]}}).encode()
     requests = {
-        "postmark": (POSTMARK_ENV, basic_auth("hook", "s3cret:pw"), json.dumps({**POSTMARK_BOUNCE, "Email": "a.b@example.com"}).encode()),
-        "sendgrid": ({"BROADSHEET_SENDGRID_WEBHOOK_KEY": sendgrid_signer.public_key}, sendgrid_signer.sign(sendgrid_body), sendgrid_body),
-        "mailgun": ({"BROADSHEET_MAILGUN_WEBHOOK_KEY": mailgun_signer.key}, {},
-                    mailgun_signer.body({**MAILGUN_FAILED, "recipient": "a.b@example.com"})),
+        "postmark": (
+            POSTMARK_ENV,
+            basic_auth("hook", "s3cret:pw"),
+            json.dumps({**POSTMARK_BOUNCE, "Email": "a.b@example.com"}).encode(),
+        ),
+        "sendgrid": (
+            {"BROADSHEET_SENDGRID_WEBHOOK_KEY": sendgrid_signer.public_key},
+            sendgrid_signer.sign(sendgrid_body),
+            sendgrid_body,
+        ),
+        "mailgun": (
+            {"BROADSHEET_MAILGUN_WEBHOOK_KEY": mailgun_signer.key},
+            {},
+            mailgun_signer.body({**MAILGUN_FAILED, "recipient": "a.b@example.com"}),
+        ),
         "resend": ({"BROADSHEET_RESEND_WEBHOOK_SECRET": svix.secret}, svix.sign(resend_body), resend_body),
     }
     if sns_signer is not None:
-        requests["ses"] = ({}, {"x-amz-sns-message-type": "Notification"}, sns_signer.notification(ses_bounce("a.b@example.com")))
+        requests["ses"] = (
+            {},
+            {"x-amz-sns-message-type": "Notification"},
+            sns_signer.notification(ses_bounce("a.b@example.com")),
+        )
     return requests
 
 
@@ -321,7 +455,10 @@ def test_handle_records_each_provider_once_and_refuses_a_forged_request(provider
             "postmark": (basic_auth("hook", "guess"), body.replace(b"a.b@example.com", b"x.y@example.com")),
             "mailgun": ({}, MailgunSigner().body({**MAILGUN_FAILED, "recipient": "x.y@example.com"})),
         }.get(provider, (headers, body.replace(b"a.b@example.com", b"x.y@example.com")))
-        assert handle(provider, forged_headers, forged, store, config=Config(root=tmp_path), context=ctx) == (401, "refused")
+        assert handle(provider, forged_headers, forged, store, config=Config(root=tmp_path), context=ctx) == (
+            401,
+            "refused",
+        )
         assert store.get("x.y@example.com") is None
         status, text = handle(provider, headers, body, store, config=Config(root=tmp_path), context=ctx)
         assert (status, store.get("a.b@example.com").status) == (200, "bounced") and "1 newly suppressed" in text
@@ -331,14 +468,27 @@ def test_handle_records_each_provider_once_and_refuses_a_forged_request(provider
         assert len(store.events("a.b@example.com")) == events
 
 
-HOSTILE_BODIES = [b"", b"\xff\xfe", b"null", b"[]", b"{}", b'"text"', b"1e999999", b'{"signature": "x", "event-data": []}',
-                  b'{"signature": {"timestamp": [], "token": {}, "signature": "\xc3\xa9\xc3\xa9"}}',
-                  json.dumps([{"event": ["bounce"], "email": {"a": 1}}]).encode(), b'{"Type": "Notification"}',
-                  json.dumps({"RecordType": "Bounce", "Type": ["HardBounce"], "Email": None}).encode(),
-                  b"[" * 5000 + b"]" * 5000]
-HOSTILE_HEADERS = [{}, {"Authorization": "Basic \u00e9\u00e9"}, {"X-Twilio-Email-Event-Webhook-Signature": "\u00e9",
-                   "X-Twilio-Email-Event-Webhook-Timestamp": "\u00e9"}, {"svix-id": "\u00e9", "svix-timestamp": "x",
-                   "svix-signature": "v1,\u00e9 v1"}]
+HOSTILE_BODIES = [
+    b"",
+    b"\xff\xfe",
+    b"null",
+    b"[]",
+    b"{}",
+    b'"text"',
+    b"1e999999",
+    b'{"signature": "x", "event-data": []}',
+    b'{"signature": {"timestamp": [], "token": {}, "signature": "\xc3\xa9\xc3\xa9"}}',
+    json.dumps([{"event": ["bounce"], "email": {"a": 1}}]).encode(),
+    b'{"Type": "Notification"}',
+    json.dumps({"RecordType": "Bounce", "Type": ["HardBounce"], "Email": None}).encode(),
+    b"[" * 5000 + b"]" * 5000,
+]
+HOSTILE_HEADERS = [
+    {},
+    {"Authorization": "Basic \u00e9\u00e9"},
+    {"X-Twilio-Email-Event-Webhook-Signature": "\u00e9", "X-Twilio-Email-Event-Webhook-Timestamp": "\u00e9"},
+    {"svix-id": "\u00e9", "svix-timestamp": "x", "svix-signature": "v1,\u00e9 v1"},
+]
 
 
 @pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "resend", "ses"])
@@ -347,8 +497,12 @@ def test_hostile_requests_are_answered_never_raised(provider, tmp_path):
     from broadsheet.events.webhooks import handle
     from broadsheet.store import Store
 
-    env = {**POSTMARK_ENV, "BROADSHEET_SENDGRID_WEBHOOK_KEY": SendgridSigner().public_key,
-           "BROADSHEET_MAILGUN_WEBHOOK_KEY": "k", "BROADSHEET_RESEND_WEBHOOK_SECRET": SvixSigner().secret}
+    env = {
+        **POSTMARK_ENV,
+        "BROADSHEET_SENDGRID_WEBHOOK_KEY": SendgridSigner().public_key,
+        "BROADSHEET_MAILGUN_WEBHOOK_KEY": "k",
+        "BROADSHEET_RESEND_WEBHOOK_SECRET": SvixSigner().secret,
+    }
     ctx = WebhookContext(env=env, replays=ReplayGuard(), sns_topics=(TOPIC,))
     with Store.for_project(tmp_path) as store:
         for body in HOSTILE_BODIES:

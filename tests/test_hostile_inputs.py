@@ -79,11 +79,16 @@ def line_of(path: Path, needle: str) -> int:
 
 # Images: only real PNG, JPEG or GIF files from inside the project are published -----------------------
 
-@pytest.mark.parametrize("text, line", [
-    ("---\ntitle: x\nimage: ../../../subscribers.example.csv\nimage_alt: x\n---\nhi\n", 3),
-    ("---\ntitle: x\n---\nSee\n\n![x](../../../broadsheet.toml)\n", 6),
-    ('---\ntitle: x\n---\n<img src="../../../broadsheet.toml" alt="x">\n', 4),
-], ids=["front-matter-image", "markdown-image", "html-img"])
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("---\ntitle: x\nimage: ../../../subscribers.example.csv\nimage_alt: x\n---\nhi\n", 3),
+        ("---\ntitle: x\n---\nSee\n\n![x](../../../broadsheet.toml)\n", 6),
+        ('---\ntitle: x\n---\n<img src="../../../broadsheet.toml" alt="x">\n', 4),
+    ],
+    ids=["front-matter-image", "markdown-image", "html-img"],
+)
 def test_project_files_are_not_published_as_images(project, cli, text, line):
     article(project, text)
     assert_refused(cli, f"03-extra.md:{line}", "is not a PNG, JPEG or GIF", "use a PNG, JPEG or GIF file")
@@ -130,11 +135,14 @@ def test_an_image_symlinked_from_outside_the_project_is_refused(project, cli, tm
     assert_refused(cli, "03-extra.md:4", "image outside the project: ../images/linked.png", "copy it into")
 
 
-@pytest.mark.parametrize("logo, fragment", [
-    ("subscribers.example.csv", "logo is not a PNG, JPEG or GIF: subscribers.example.csv"),
-    ("../outside.png", "logo outside the project: ../outside.png"),
-    ("assets", "logo is not a file: assets"),
-])
+@pytest.mark.parametrize(
+    "logo, fragment",
+    [
+        ("subscribers.example.csv", "logo is not a PNG, JPEG or GIF: subscribers.example.csv"),
+        ("../outside.png", "logo outside the project: ../outside.png"),
+        ("assets", "logo is not a file: assets"),
+    ],
+)
 def test_brand_logo_must_be_a_real_image_inside_the_project(project, cli, logo, fragment):
     write_image(project.parent / "outside.png")
     config = project / "broadsheet.toml"
@@ -155,6 +163,7 @@ def test_real_jpeg_and_gif_images_are_published(project, cli):
 
 
 # Markdown files: inside the project, regular, at most 1 MiB ----------------------------------------
+
 
 def test_an_article_symlinked_from_outside_the_project_is_refused(project, cli, tmp_path_factory):
     outside = tmp_path_factory.mktemp("elsewhere") / "notes.md"
@@ -184,18 +193,32 @@ def test_an_article_over_1_mib_is_refused(project, cli):
 
 # Front matter ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, fragments", [
-    ("---\ntitle: x\n\nNo closing line.\n", ("03-extra.md:1", "front matter is not closed", "three dashes")),
-    ("---\ntitle: x\n1: y\n---\nhi\n", ("03-extra.md:3", "front matter key '1' is not a name")),
-    ("---\ntitle: x\nnull: y\n---\nhi\n", ("03-extra.md:3", "front matter key 'null' is not a name")),
-    ("---\ntitle: x\ntitle: y\n---\nhi\n", ("03-extra.md:3", "key 'title' appears twice")),
-    ('---\ntitle: x\ndraft: "no"\n---\nhi\n', ("03-extra.md:3", "'draft' must be true or false, not 'no'")),
-    ("---\ntitle: x\ndate: 2026-02-30\n---\nhi\n", ("03-extra.md:3", "not a real date or time: 2026-02-30")),
-    ("---\ntitle: x\ndate: 2026-02-03 25:00:00\n---\nhi\n", ("03-extra.md:3", "2026-02-03 25:00:00")),
-    ("---\ntitle: x\ntags: " + "[" * 50 + "]" * 50 + "\n---\nhi\n", ("03-extra.md:3", "nested more than")),
-    ("---\ntitle: x\ntags: [a, [b]]\n---\nhi\n", ("03-extra.md:3", "'tags' must be a list")),
-], ids=["not-closed", "key-1", "key-null", "duplicate-key", "draft-string", "impossible-date", "impossible-time",
-        "deep-yaml", "nested-tag"])
+
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        ("---\ntitle: x\n\nNo closing line.\n", ("03-extra.md:1", "front matter is not closed", "three dashes")),
+        ("---\ntitle: x\n1: y\n---\nhi\n", ("03-extra.md:3", "front matter key '1' is not a name")),
+        ("---\ntitle: x\nnull: y\n---\nhi\n", ("03-extra.md:3", "front matter key 'null' is not a name")),
+        ("---\ntitle: x\ntitle: y\n---\nhi\n", ("03-extra.md:3", "key 'title' appears twice")),
+        ('---\ntitle: x\ndraft: "no"\n---\nhi\n', ("03-extra.md:3", "'draft' must be true or false, not 'no'")),
+        ("---\ntitle: x\ndate: 2026-02-30\n---\nhi\n", ("03-extra.md:3", "not a real date or time: 2026-02-30")),
+        ("---\ntitle: x\ndate: 2026-02-03 25:00:00\n---\nhi\n", ("03-extra.md:3", "2026-02-03 25:00:00")),
+        ("---\ntitle: x\ntags: " + "[" * 50 + "]" * 50 + "\n---\nhi\n", ("03-extra.md:3", "nested more than")),
+        ("---\ntitle: x\ntags: [a, [b]]\n---\nhi\n", ("03-extra.md:3", "'tags' must be a list")),
+    ],
+    ids=[
+        "not-closed",
+        "key-1",
+        "key-null",
+        "duplicate-key",
+        "draft-string",
+        "impossible-date",
+        "impossible-time",
+        "deep-yaml",
+        "nested-tag",
+    ],
+)
 def test_front_matter_mistakes_are_one_line_with_the_line(project, cli, text, fragments):
     article(project, text)
     assert_refused(cli, *fragments)
@@ -215,15 +238,20 @@ def test_draft_false_without_quotes_is_a_real_boolean(project, cli):
     assert "Kept in" in (project / "dist" / SAMPLE_NAME / "email.html").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("key, value", [("subject", r'"News\0 today"'), ("preheader", r'"Read\x07 this"'),
-                                        ("title", r'"Two\nlines"')])
+@pytest.mark.parametrize(
+    "key, value", [("subject", r'"News\0 today"'), ("preheader", r'"Read\x07 this"'), ("title", r'"Two\nlines"')]
+)
 def test_control_characters_in_one_line_fields_name_the_line(project, cli, key, value):
     issue = project / "issues" / SAMPLE_NAME / "issue.md"
     text = issue.read_text(encoding="utf-8")
     start = text.index(f"{key}:")
-    issue.write_text(text[:start] + f"{key}: {value}" + text[text.index("\n", start):], encoding="utf-8")
-    assert_refused(cli, f"issue.md:{line_of(issue, key + ':')}", f"'{key}' holds",
-                   "a line break" if "\\n" in value else "the control character U+00")
+    issue.write_text(text[:start] + f"{key}: {value}" + text[text.index("\n", start) :], encoding="utf-8")
+    assert_refused(
+        cli,
+        f"issue.md:{line_of(issue, key + ':')}",
+        f"'{key}' holds",
+        "a line break" if "\\n" in value else "the control character U+00",
+    )
 
 
 def test_a_control_character_in_the_body_names_the_line(project, cli):
@@ -235,7 +263,9 @@ def test_a_warning_about_a_file_with_a_line_break_in_its_name_stays_one_line(pro
     article(project, "---\ntitle: x\ndraft: true\n---\nhi\n", name="03-odd\nname.md")
     result = cli("build", ISSUE)
     assert result.returncode == 0, result.stderr
-    assert next(line for line in result.stderr.splitlines() if "draft" in line).endswith(r"03-odd\nname.md: draft, left out of the build")
+    assert next(line for line in result.stderr.splitlines() if "draft" in line).endswith(
+        r"03-odd\nname.md: draft, left out of the build"
+    )
 
 
 def test_windows_line_endings_are_fine(project, cli):
@@ -244,6 +274,7 @@ def test_windows_line_endings_are_fine(project, cli):
 
 
 # HTML nested too deep: lxml would silently drop the rest of the email, footer included ------------------
+
 
 def test_content_nested_256_deep_is_refused_with_its_line(project, cli):
     article(project, "---\ntitle: x\n---\nIntro.\n\n" + "<div>" * 300 + "deep" + "</div>" * 300 + "\n\nafter\n")
@@ -255,7 +286,10 @@ def test_a_theme_that_loses_the_footer_when_compiled_is_refused(project, cli):
     deep = "<div>" * 300 + "deep" + "</div>" * 300
     text = theme.read_text(encoding="utf-8").replace(
         '{% include "partials/intro.mjml.j2" %}',
-        '{% include "partials/intro.mjml.j2" %}\n<mj-section><mj-column><mj-text>' + deep + "</mj-text></mj-column></mj-section>")
+        '{% include "partials/intro.mjml.j2" %}\n<mj-section><mj-column><mj-text>'
+        + deep
+        + "</mj-text></mj-column></mj-section>",
+    )
     theme.write_text(text, encoding="utf-8")
     assert_refused(cli, "email.mjml.j2", "the unsubscribe link is lost when the email is compiled")
 
@@ -270,11 +304,16 @@ def test_the_built_email_keeps_unsubscribe_link_and_postal_address(project, cli)
 
 # Theme: sandboxed ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("expression, fragment", [
-    ("''.__class__.__mro__[1].__subclasses__()", "attribute '__class__' of 'str' object is unsafe"),
-    ("cycler.__init__.__globals__.os.popen('id').read()", "attribute '__init__'"),
-    ("config.root.joinpath('subscribers.example.csv').read_text()", "attribute 'joinpath' of 'PosixPath'"),
-], ids=["mro", "globals", "read-file"])
+
+@pytest.mark.parametrize(
+    "expression, fragment",
+    [
+        ("''.__class__.__mro__[1].__subclasses__()", "attribute '__class__' of 'str' object is unsafe"),
+        ("cycler.__init__.__globals__.os.popen('id').read()", "attribute '__init__'"),
+        ("config.root.joinpath('subscribers.example.csv').read_text()", "attribute 'joinpath' of 'PosixPath'"),
+    ],
+    ids=["mro", "globals", "read-file"],
+)
 def test_a_theme_cannot_escape_its_sandbox(project, cli, expression, fragment):
     theme = project / "templates" / "default" / "partials" / "footer.mjml.j2"
     theme.write_text(theme.read_text(encoding="utf-8") + "{{ " + expression + " }}\n", encoding="utf-8")
@@ -291,6 +330,7 @@ def test_a_theme_partial_linked_outside_the_theme_is_refused(project, cli, targe
 
 
 # Config ------------------------------------------------------------------------------------------
+
 
 def test_a_control_character_in_the_config_names_its_line_not_the_theme(project, cli):
     config = project / "broadsheet.toml"
@@ -317,10 +357,13 @@ def test_send_test_with_a_line_break_in_the_address_is_one_line(project):
     assert not (project / "outbox").exists()
 
 
-@pytest.mark.parametrize("key, old, new", [
-    ("from", 'from = "BCECC Newsletter <newsletter@example.org>"', 'from = "newsletter at example.org"'),
-    ("reply_to", 'reply_to = "info@example.org"', 'reply_to = "info"'),
-])
+@pytest.mark.parametrize(
+    "key, old, new",
+    [
+        ("from", 'from = "BCECC Newsletter <newsletter@example.org>"', 'from = "newsletter at example.org"'),
+        ("reply_to", 'reply_to = "info@example.org"', 'reply_to = "info"'),
+    ],
+)
 def test_bad_sender_addresses_name_their_config_line(project, cli, monkeypatch, key, old, new):
     monkeypatch.setenv("BROADSHEET_SECRET", "s3cret-for-tests")
     config = project / "broadsheet.toml"
@@ -332,8 +375,11 @@ def test_bad_sender_addresses_name_their_config_line(project, cli, monkeypatch, 
 @pytest.mark.parametrize("setting", ["absent", "empty"])
 def test_lint_names_the_unsubscribe_setting_not_the_text_template(project, cli, setting):
     config = project / "broadsheet.toml"
-    kept = [line for line in config.read_text().splitlines()  # without [serve] public_url, no default link either
-            if not line.startswith(("unsubscribe_mailto", "public_url"))]
+    kept = [
+        line
+        for line in config.read_text().splitlines()  # without [serve] public_url, no default link either
+        if not line.startswith(("unsubscribe_mailto", "public_url"))
+    ]
     kept = [line for line in kept if not line.startswith("unsubscribe_url")]
     if setting == "empty":  # a top-level key: before the first table
         kept.insert(next(n for n, line in enumerate(kept) if line.startswith("[")), 'unsubscribe_url = ""')
@@ -341,5 +387,9 @@ def test_lint_names_the_unsubscribe_setting_not_the_text_template(project, cli, 
     result = cli("lint", ISSUE)
     errors = [line for line in (result.stdout + result.stderr).splitlines() if "error:" in line]
     assert len(errors) == 1, result.stdout + result.stderr
-    where = f"broadsheet.toml:{line_of(config, 'unsubscribe_url =')}" if setting == "empty" else "broadsheet.toml [unsubscribe_url]"
+    where = (
+        f"broadsheet.toml:{line_of(config, 'unsubscribe_url =')}"
+        if setting == "empty"
+        else "broadsheet.toml [unsubscribe_url]"
+    )
     assert errors[0].startswith(where) and "[unsubscribe]" in errors[0]

@@ -92,8 +92,9 @@ def test_the_logo_is_kept_at_twice_its_displayed_width(project):
     logo = project / "assets" / "wide-logo.png"
     Image.new("RGB", (1000, 250), (255, 255, 255)).save(logo)
     config = project / "broadsheet.toml"
-    config.write_text(config.read_text(encoding="utf-8").replace("assets/bcecc-logo.png", "assets/wide-logo.png"),
-                      encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("assets/bcecc-logo.png", "assets/wide-logo.png"), encoding="utf-8"
+    )
     assert run_cli(project, "build", ISSUE).returncode == 0
     with Image.open(published(project, "logo-" + hashed("wide-logo.png"))) as shown:
         assert shown.size == (320, 80)  # logo_width = 160
@@ -131,8 +132,19 @@ def test_a_project_whose_cache_cannot_be_written_still_builds(project, tmp_path)
     (project / CACHE_FOLDER).write_text("a file where the cache folder would be")  # mkdir fails, even for root
     gps_photo(project / "issues" / SAMPLE_NAME / "images" / "holiday.jpg", size=(1600, 1200))
     use_image(project, "![The square](../images/holiday.jpg)")
-    assert main(["--config", str(project / "broadsheet.toml"), "build", str(project / ISSUE),
-                 "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(project / "broadsheet.toml"),
+                "build",
+                str(project / ISSUE),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     with Image.open(next((tmp_path / "out" / SAMPLE_NAME / "images").glob("holiday-*.jpg"))) as photo:
         assert photo.width == 1200 and not photo.getexif()
 
@@ -149,8 +161,10 @@ def test_lint_warns_about_a_heavy_image_and_a_heavy_issue(project, capsys):
     noise(images / "static.png", (400, 300), seed=1)  # ~350 KB
     for n in range(3):
         noise(images / f"snow-{n}.png", (400, 300), seed=2 + n)
-    use_image(project, "![Static](../images/static.png)\n\n" + "\n\n".join(
-        f"![Snow {n}](../images/snow-{n}.png)" for n in range(3)))
+    use_image(
+        project,
+        "![Static](../images/static.png)\n\n" + "\n\n".join(f"![Snow {n}](../images/snow-{n}.png)" for n in range(3)),
+    )
     capsys.readouterr()
     main(["--config", str(project / "broadsheet.toml"), "lint", str(project / ISSUE), "--no-validator"])
     out = capsys.readouterr().out
@@ -173,8 +187,14 @@ def test_lint_names_each_article_that_uses_a_shared_image(project, capsys):
 def test_a_gif_keeps_its_animation_and_loses_its_comment(project):
     frames = [Image.new("RGB", (60, 40), colour) for colour in ((200, 16, 46), (31, 78, 121), (240, 200, 0))]
     path = project / "issues" / SAMPLE_NAME / "images" / "spinner.gif"
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[100, 200, 300], loop=0,
-                   comment=b"made by Jane Private at home")
+    frames[0].save(
+        path,
+        save_all=True,
+        append_images=frames[1:],
+        duration=[100, 200, 300],
+        loop=0,
+        comment=b"made by Jane Private at home",
+    )
     use_image(project, "![Spinner](../images/spinner.gif)")
     assert run_cli(project, "build", ISSUE).returncode == 0
     out = published(project, hashed("spinner.gif"))

@@ -15,9 +15,14 @@ WORDS = " ".join(["word"] * 700)  # ~3 minutes at 230 words a minute
 
 
 def build(project, front: str = "", article_front: str = ""):
-    folder = write_issue(project, issue=f"---\ntitle: Extras\n{front}---\nIntro.\n", articles={
-        "01-one.md": f"---\ntitle: First story\n{article_front}---\n{WORDS}\n",
-        "02-two.md": "---\ntitle: Second story\n---\nShort.\n"})
+    folder = write_issue(
+        project,
+        issue=f"---\ntitle: Extras\n{front}---\nIntro.\n",
+        articles={
+            "01-one.md": f"---\ntitle: First story\n{article_front}---\n{WORDS}\n",
+            "02-two.md": "---\ntitle: Second story\n---\nShort.\n",
+        },
+    )
     config = load_config(project / "broadsheet.toml")
     return folder, read_issue(folder, config), build_issue(folder, config)
 
@@ -46,14 +51,16 @@ def test_reading_time_tags_and_table_of_contents(project):
     assert {href.split("#")[1] for href in slug_hrefs} <= targets  # each entry leads to its article
     assert "In this issue:\n1. First story\n2. Second story" in rendered.text
     _, _, plain = build(project)
-    assert "ol class=\"toc\"" not in plain.html and "In this issue" not in plain.text
+    assert 'ol class="toc"' not in plain.html and "In this issue" not in plain.text
 
 
 def test_build_prints_every_finding_lint_prints(project):
     folder, _, _ = build(project, front="preheader: " + "p" * 120 + "\n")
-    (folder / "articles" / "02-two.md").write_text("---\ntitle: Second story\n---\n![](http://example.org/a.png)\n"
-                                                   "\n[here](https://a.example) and [here](https://b.example)\n",
-                                                   encoding="utf-8")
+    (folder / "articles" / "02-two.md").write_text(
+        "---\ntitle: Second story\n---\n![](http://example.org/a.png)\n"
+        "\n[here](https://a.example) and [here](https://b.example)\n",
+        encoding="utf-8",
+    )
     lint = run_cli(project, "lint", f"issues/{folder.name}", "--no-validator")
     build_run = run_cli(project, "build", f"issues/{folder.name}")
     findings = [line for line in lint.stdout.splitlines() if line.rstrip().endswith("]")]

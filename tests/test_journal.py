@@ -13,14 +13,27 @@ from broadsheet.errors import CampaignError
 
 def people(count: int, start: int = 0) -> list[Subscriber]:
     return [
-        Subscriber(f"p{i}@example.com", f"Person {i}", f"P{i}", ("members",), {"email": f"p{i}@example.com", "city": "Gent"}, i + 2)
+        Subscriber(
+            f"p{i}@example.com",
+            f"Person {i}",
+            f"P{i}",
+            ("members",),
+            {"email": f"p{i}@example.com", "city": "Gent"},
+            i + 2,
+        )
         for i in range(start, start + count)
     ]
 
 
 def prepare(journal: Journal, subscribers, fingerprint="list-1"):
-    return prepare_campaign(journal, slug="issue-1", transport="smtp", issue_dir="issues/issue-1",
-                            fingerprint=fingerprint, subscribers=subscribers)
+    return prepare_campaign(
+        journal,
+        slug="issue-1",
+        transport="smtp",
+        issue_dir="issues/issue-1",
+        fingerprint=fingerprint,
+        subscribers=subscribers,
+    )
 
 
 @pytest.fixture
@@ -60,8 +73,12 @@ def test_claim_marks_sending_and_a_crash_leaves_them_unknown(journal):
 def test_deferred_rows_wait_for_their_time(journal):
     record = prepare(journal, people(2)).record
     first, second = journal.claim(record, 2, time.time())
-    journal.record([Outcome(first.id, "deferred", "451 later", next_attempt=time.time() + 60),
-                    Outcome(second.id, "deferred", "451 later", next_attempt=time.time() - 1)])
+    journal.record(
+        [
+            Outcome(first.id, "deferred", "451 later", next_attempt=time.time() + 60),
+            Outcome(second.id, "deferred", "451 later", next_attempt=time.time() - 1),
+        ]
+    )
     assert [row.email for row in journal.claim(record, 5, time.time())] == [second.email]
     assert journal.claim(record, 5, time.time()) == []
     assert [row.email for row in journal.claim(record, 5, time.time() + 61)] == [first.email]
@@ -73,8 +90,12 @@ def test_a_changed_list_adds_new_people_and_drops_unsent_ones_who_left(journal):
     journal.record([Outcome(sent.id, "sent")])
     prepared = prepare(journal, people(2, start=2) + people(1, start=9), fingerprint="list-2")
     emails = {row.email: row.state for row in journal.rows(prepared.record, ("queued", "sent"))}
-    assert emails == {"p0@example.com": "sent", "p2@example.com": "queued", "p3@example.com": "queued",
-                      "p9@example.com": "queued"}
+    assert emails == {
+        "p0@example.com": "sent",
+        "p2@example.com": "queued",
+        "p3@example.com": "queued",
+        "p9@example.com": "queued",
+    }
 
 
 def test_a_second_send_is_refused_while_one_runs(tmp_path):
@@ -87,8 +108,12 @@ def test_a_second_send_is_refused_while_one_runs(tmp_path):
 def test_claims_stay_fast_with_many_deferred_rows(journal):
     record = prepare(journal, (Subscriber(f"r{i}@example.com", "", "", (), {}, i) for i in range(100_000))).record
     now = time.time()
-    journal.record([Outcome(row.id, "deferred", "451 greylisted", next_attempt=now + 60 + row.id % 600)
-                    for row in journal.claim(record, 100_000, now)])  # a big greylisting wave
+    journal.record(
+        [
+            Outcome(row.id, "deferred", "451 greylisted", next_attempt=now + 60 + row.id % 600)
+            for row in journal.claim(record, 100_000, now)
+        ]
+    )  # a big greylisting wave
     started = time.perf_counter()
     for _ in range(100):  # SMTP claims one row at a time, and looks at the deferred ones first
         journal.claim(record, 1, time.time())

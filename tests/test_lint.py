@@ -29,9 +29,16 @@ def context(tmp_path: Path, html: str = "", **overrides) -> LintContext:
         (tmp_path / "issue.md").write_text("---\nsubject: Weekly news\npreheader: What happened\n---\n")
     body = html or f'<p>{"Plenty of words here. " * 20}</p><a href="https://example.org/a">the page</a>{FOOTER}'
     values = dict(
-        subject="Weekly news", preheader="What happened this week", html=body, text=GOOD_TEXT,
-        mjml="", document=parse_email(body), sources=SourceIndex([tmp_path / "issue.md", article]),
-        issue_folder=tmp_path, issue_file=tmp_path / "issue.md", postal_address="Example Org, 1 Main Street",
+        subject="Weekly news",
+        preheader="What happened this week",
+        html=body,
+        text=GOOD_TEXT,
+        mjml="",
+        document=parse_email(body),
+        sources=SourceIndex([tmp_path / "issue.md", article]),
+        issue_folder=tmp_path,
+        issue_file=tmp_path / "issue.md",
+        postal_address="Example Org, 1 Main Street",
         unsubscribe_url="https://example.org/u/1",
     )
     values.update(overrides)
@@ -45,7 +52,7 @@ def found(rule, ctx: LintContext) -> list[Finding]:
 
 
 def page(inner: str) -> str:
-    return f'<p>{"Plenty of words here. " * 20}</p>{inner}{FOOTER}'
+    return f"<p>{'Plenty of words here. ' * 20}</p>{inner}{FOOTER}"
 
 
 def test_the_default_context_is_clean(tmp_path):
@@ -64,15 +71,21 @@ def test_size_error_above_gmail_clip_and_warning_near(tmp_path):
 
 
 def test_image_alt(tmp_path):
-    bad = page('<img src="https://example.org/a.png" width="600"><img src="https://example.org/b.png" alt="" width="6">')
+    bad = page(
+        '<img src="https://example.org/a.png" width="600"><img src="https://example.org/b.png" alt="" width="6">'
+    )
     assert [f.rule for f in found(rules.check_image_alt, context(tmp_path, html=bad))] == ["image-alt"] * 2
-    good = page('<img src="https://example.org/a.png" alt="A map" width="600"><img src="https://x.org/p.gif" width="1" height="1">')
+    good = page(
+        '<img src="https://example.org/a.png" alt="A map" width="600"><img src="https://x.org/p.gif" width="1" height="1">'
+    )
     assert found(rules.check_image_alt, context(tmp_path, html=good)) == []
 
 
 def test_image_width(tmp_path):
     assert found(rules.check_image_width, context(tmp_path, html=page('<img src="https://e.org/a.png" alt="a">')))
-    assert not found(rules.check_image_width, context(tmp_path, html=page('<img src="https://e.org/a.png" alt="a" width="600">')))
+    assert not found(
+        rules.check_image_width, context(tmp_path, html=page('<img src="https://e.org/a.png" alt="a" width="600">'))
+    )
 
 
 def test_image_url_http_and_relative(tmp_path):
@@ -83,23 +96,31 @@ def test_image_url_http_and_relative(tmp_path):
 
 
 def test_image_missing_local_file(tmp_path):
-    ctx = context(tmp_path, html=page('<img src="images/gone.png" alt="a" width="10">'),
-                  local_images=(tmp_path / "images" / "also-gone.png",))
+    ctx = context(
+        tmp_path,
+        html=page('<img src="images/gone.png" alt="a" width="10">'),
+        local_images=(tmp_path / "images" / "also-gone.png",),
+    )
     assert [f.message for f in found(rules.check_image_files, ctx)] == [
-        "image file images/gone.png does not exist", f"image file {tmp_path / 'images' / 'also-gone.png'} does not exist"]
+        "image file images/gone.png does not exist",
+        f"image file {tmp_path / 'images' / 'also-gone.png'} does not exist",
+    ]
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "gone.png").write_bytes(b"png")
     (tmp_path / "images" / "also-gone.png").write_bytes(b"png")
     assert found(rules.check_image_files, ctx) == []
 
 
-@pytest.mark.parametrize(("href", "rule", "severity"), [
-    ("javascript:alert(1)", "link-javascript", "error"),
-    ("", "link-empty", "error"),
-    ("#", "link-empty", "error"),
-    ("http://example.org/a", "link-https", "warning"),
-    ("page.html", "link-relative", "error"),
-])
+@pytest.mark.parametrize(
+    ("href", "rule", "severity"),
+    [
+        ("javascript:alert(1)", "link-javascript", "error"),
+        ("", "link-empty", "error"),
+        ("#", "link-empty", "error"),
+        ("http://example.org/a", "link-https", "warning"),
+        ("page.html", "link-relative", "error"),
+    ],
+)
 def test_bad_links(tmp_path, href, rule, severity):
     [finding] = found(rules.check_link_urls, context(tmp_path, html=page(f'<a href="{href}">Read</a>')))
     assert (finding.rule, finding.severity) == (rule, severity)
@@ -121,8 +142,9 @@ def test_link_where_points_at_the_markdown_line(tmp_path):
 def test_image_where_prefers_the_markdown_image_to_the_hero_line(tmp_path):
     src = "https://news.example.org/issue/images/pic.png"
     ctx = context(tmp_path, html=page(f'<img src="{src}" alt="" width="536">'))
-    (tmp_path / "01-article.md").write_text("---\ntitle: A\nimage: ../images/pic.png\nimage_alt: Hero\n---\n"
-                                            "Text\n\n![](../images/pic.png)\n")
+    (tmp_path / "01-article.md").write_text(
+        "---\ntitle: A\nimage: ../images/pic.png\nimage_alt: Hero\n---\nText\n\n![](../images/pic.png)\n"
+    )
     ctx.sources = SourceIndex([tmp_path / "01-article.md"])
     [finding] = found(rules.check_image_alt, ctx)
     assert finding.where.endswith("01-article.md:8"), finding.where
@@ -137,7 +159,7 @@ def test_duplicate_link_texts(tmp_path):
 
 
 def test_unsubscribe_link(tmp_path):
-    html = f'<p>{"words " * 50}</p><p>Example Org, 1 Main Street</p>'
+    html = f"<p>{'words ' * 50}</p><p>Example Org, 1 Main Street</p>"
     [finding] = found(rules.check_unsubscribe, context(tmp_path, html=html))
     assert finding.severity == "error"
     assert not found(rules.check_unsubscribe, context(tmp_path))
@@ -185,7 +207,10 @@ def test_text_part_missing(tmp_path):
 
 
 def test_text_part_lacks_a_link(tmp_path):
-    [finding] = found(rules.check_text_part, context(tmp_path, text="Hello readers, this text has no links at all. https://example.org/u/1"))
+    [finding] = found(
+        rules.check_text_part,
+        context(tmp_path, text="Hello readers, this text has no links at all. https://example.org/u/1"),
+    )
     assert finding.rule == "text-links" and "https://example.org/a" in finding.message
     assert finding.where.endswith("01-article.md:4")
     assert not found(rules.check_text_part, context(tmp_path))
@@ -194,8 +219,10 @@ def test_text_part_lacks_a_link(tmp_path):
 def test_image_only(tmp_path):
     only = '<img src="https://e.org/a.png" alt="a" width="600"><a href="https://e.org/u">Unsubscribe</a>'
     assert found(rules.check_image_only, context(tmp_path, html=only))[0].severity == "error"
-    nearly = '<img src="https://e.org/a.png" alt="a" width="600"><img src="https://e.org/b.png" alt="b" width="600">' \
-             f'<p>{"word " * 40}</p>'
+    nearly = (
+        '<img src="https://e.org/a.png" alt="a" width="600"><img src="https://e.org/b.png" alt="b" width="600">'
+        f"<p>{'word ' * 40}</p>"
+    )
     assert found(rules.check_image_only, context(tmp_path, html=nearly))[0].severity == "warning"
     assert not found(rules.check_image_only, context(tmp_path, html=page('<img src="https://e.org/a.png" alt="a">')))
 
@@ -206,8 +233,10 @@ def test_low_contrast_white_on_white(tmp_path):
     assert finding.severity == "error" and "#fefefe on #ffffff" in finding.message
     grey = page('<table bgcolor="#f2f4f7"><tr><td style="color:#bbbbbb">Faint footer words</td></tr></table>')
     assert found(rules.check_contrast, context(tmp_path, html=grey))[0].severity == "warning"
-    ok = page('<div style="background:#1f4e79 url(x.png)"><p style="color:white">Header</p></div>'
-              '<div style="display:none;color:#ffffff">hidden preheader</div>')
+    ok = page(
+        '<div style="background:#1f4e79 url(x.png)"><p style="color:white">Header</p></div>'
+        '<div style="display:none;color:#ffffff">hidden preheader</div>'
+    )
     assert not found(rules.check_contrast, context(tmp_path, html=ok))
 
 
@@ -289,8 +318,12 @@ def test_relative_src_of_an_image_the_build_publishes_is_not_missing(tmp_path):
     logo = tmp_path / "assets" / "logo.png"
     logo.parent.mkdir()
     logo.write_bytes(b"png")
-    ctx = context(tmp_path, html=page('<img src="images/logo-logo.png" alt="a" width="10">'),
-                  local_images=(logo,), published_images={"logo-logo.png": logo})
+    ctx = context(
+        tmp_path,
+        html=page('<img src="images/logo-logo.png" alt="a" width="10">'),
+        local_images=(logo,),
+        published_images={"logo-logo.png": logo},
+    )
     assert found(rules.check_image_files, ctx) == []
 
 

@@ -17,13 +17,16 @@ from broadsheet.preview import Preview
 from broadsheet.render import build_issue
 
 INTRO = 'Hi {{ subscriber.first_name | default("there") }}, greetings to {{subscriber.company}}.\n'
-ARTICLE = ("---\ntitle: One\n---\nWe met {{ subscriber.first_name|default('friend') }} in {{ subscriber.city }}.\n\n"
-           "Code stays: `{{ subscriber.city }}`; so does {{ 7*7 }} and {{ subscriber.city.upper() }}.\n")
+ARTICLE = (
+    "---\ntitle: One\n---\nWe met {{ subscriber.first_name|default('friend') }} in {{ subscriber.city }}.\n\n"
+    "Code stays: `{{ subscriber.city }}`; so does {{ 7*7 }} and {{ subscriber.city.upper() }}.\n"
+)
 
 
 def issue_with(project: Path, intro: str = INTRO, front: str = "", article: str = ARTICLE) -> Path:
-    return write_issue(project, issue=f"---\ntitle: Tags\npreheader: p\n{front}---\n{intro}",
-                       articles={"01-one.md": article})
+    return write_issue(
+        project, issue=f"---\ntitle: Tags\npreheader: p\n{front}---\n{intro}", articles={"01-one.md": article}
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -35,8 +38,12 @@ def message_for(project: Path, folder: Path, **fields: str) -> email.message.Ema
     config = load_config(project / "broadsheet.toml")
     rendered = build_issue(folder, config)
     composer = Composer(rendered, config)
-    subscriber = Subscriber(email=fields.get("email", "ann@example.com"), name=fields.get("name", ""),
-                            first_name=fields.get("first_name", ""), fields=fields)
+    subscriber = Subscriber(
+        email=fields.get("email", "ann@example.com"),
+        name=fields.get("name", ""),
+        first_name=fields.get("first_name", ""),
+        fields=fields,
+    )
     return email.message_from_bytes(composer.compose(subscriber).raw, policy=email.policy.default)
 
 
@@ -81,10 +88,13 @@ def test_the_browser_version_and_the_feed_show_the_defaults(project, tmp_path):
     assert "bsmerge" not in summary(issue)
 
 
-@pytest.mark.parametrize("front, expected", [
-    ("", "Dear Ann,"),
-    ("greeting: \"Hello {{ subscriber.first_name | default('friend') }}!\"\n", "Hello Ann!"),
-])
+@pytest.mark.parametrize(
+    "front, expected",
+    [
+        ("", "Dear Ann,"),
+        ("greeting: \"Hello {{ subscriber.first_name | default('friend') }}!\"\n", "Hello Ann!"),
+    ],
+)
 def test_the_greeting_comes_from_the_front_matter(project, front, expected):
     folder = issue_with(project, intro="Intro.\n", front=front)
     html, text = parts(message_for(project, folder, first_name="Ann"))
@@ -104,17 +114,22 @@ def lint_lines(project: Path, folder: Path, capsys) -> list[str]:
 
 
 def test_lint_names_literal_braces_unknown_fields_and_mailchimp_tags(project, capsys):
-    article = ARTICLE + ("\n{{ subscriber.shoe_size | default(\"42\") }} and *|FNAME|*\n\n```\n{{ 1 + 1 }}\n```\n"
-                         "\n[Your page](https://example.org/p?u={{ subscriber.email }})\n")
+    article = ARTICLE + (
+        '\n{{ subscriber.shoe_size | default("42") }} and *|FNAME|*\n\n```\n{{ 1 + 1 }}\n```\n'
+        "\n[Your page](https://example.org/p?u={{ subscriber.email }})\n"
+    )
     folder = issue_with(project, article=article)
     lines = lint_lines(project, folder, capsys)
     found = [line for line in lines if "merge tag" in line or "shown literally" in line or "no subscriber" in line]
     source = "01-one.md"
     assert any(f"{source}:6" in line and "{{ 7*7 }} is shown literally" in line for line in found), found
     assert any(f"{source}:6" in line and "{{ subscriber.city.upper() }} is shown literally" in line for line in found)
-    assert any(f"{source}:8" in line and "no subscriber has the field 'shoe_size'" in line and '"42"' in line
-               for line in found), found
-    assert any(f"{source}:8" in line and "*|FNAME|*" in line and "{{ subscriber.first_name }}" in line for line in found)
+    assert any(
+        f"{source}:8" in line and "no subscriber has the field 'shoe_size'" in line and '"42"' in line for line in found
+    ), found
+    assert any(
+        f"{source}:8" in line and "*|FNAME|*" in line and "{{ subscriber.first_name }}" in line for line in found
+    )
     assert not any(f"{source}:11" in line for line in found)  # inside a code block
     assert any(f"{source}:14" in line and "not filled" in line for line in found), found
     assert not any("'company'" in line or "'city'" in line for line in found)  # columns of the list
@@ -123,8 +138,9 @@ def test_lint_names_literal_braces_unknown_fields_and_mailchimp_tags(project, ca
 
 def test_preview_as_a_subscriber_shows_their_values(project):
     folder = issue_with(project)
-    with Preview(folder, port=0, config_path=project / "broadsheet.toml",
-                 as_email="ann.peeters@example.com", watch=False) as running:
+    with Preview(
+        folder, port=0, config_path=project / "broadsheet.toml", as_email="ann.peeters@example.com", watch=False
+    ) as running:
         import urllib.request
 
         page = urllib.request.urlopen(running.url + "email.html", timeout=10).read().decode()
@@ -135,8 +151,22 @@ def test_preview_as_a_subscriber_shows_their_values(project):
 def test_send_test_as_a_subscriber_fills_their_values(project, monkeypatch):
     folder = issue_with(project)
     monkeypatch.chdir(project)
-    assert main(["send", str(folder), "--transport", "outbox", "--test", "editor@example.net",
-                 "--as", "ann.peeters@example.com", "--force"]) == 0
+    assert (
+        main(
+            [
+                "send",
+                str(folder),
+                "--transport",
+                "outbox",
+                "--test",
+                "editor@example.net",
+                "--as",
+                "ann.peeters@example.com",
+                "--force",
+            ]
+        )
+        == 0
+    )
     [copy] = list(project.glob("outbox/**/*.eml"))
     message = email.message_from_bytes(copy.read_bytes(), policy=email.policy.default)
     html, text = parts(message)

@@ -56,10 +56,13 @@ def test_a_written_issue_has_no_scaffold_findings(project):
     issue_md = folder / "issue.md"
     text = issue_md.read_text(encoding="utf-8")
     text = re.sub(r'preheader: ".*"', 'preheader: "Three stories from the spring fair"', text)
-    issue_md.write_text(text.replace("A few words from the editor: what this issue is about and why it matters.",
-                                     "The fair was busy."), encoding="utf-8")
-    (folder / "articles" / "01-first-article.md").write_text("---\ntitle: The fair\n---\nIt was busy.\n",
-                                                             encoding="utf-8")
+    issue_md.write_text(
+        text.replace("A few words from the editor: what this issue is about and why it matters.", "The fair was busy."),
+        encoding="utf-8",
+    )
+    (folder / "articles" / "01-first-article.md").write_text(
+        "---\ntitle: The fair\n---\nIt was busy.\n", encoding="utf-8"
+    )
     lint = run_cli(project, "lint", f"issues/{folder.name}", "--no-validator")
     assert "[scaffold]" not in lint.stdout
     build = run_cli(project, "build", f"issues/{folder.name}")

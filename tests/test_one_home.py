@@ -23,19 +23,26 @@ def config() -> Config:
     return load_config(ROOT / "broadsheet.toml")
 
 
-@pytest.mark.parametrize(("configured", "link"), [
-    ("leave@example.org", "mailto:leave@example.org?subject=unsubscribe"),
-    ("mailto:leave@example.org", "mailto:leave@example.org?subject=unsubscribe"),
-    ("mailto:leave@example.org?subject=stop", "mailto:leave@example.org?subject=stop"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("configured", "link"),
+    [
+        ("leave@example.org", "mailto:leave@example.org?subject=unsubscribe"),
+        ("mailto:leave@example.org", "mailto:leave@example.org?subject=unsubscribe"),
+        ("mailto:leave@example.org?subject=stop", "mailto:leave@example.org?subject=stop"),
+        ("", ""),
+    ],
+)
 def test_one_mailto_link_for_every_configured_form(configured: str, link: str) -> None:
     assert unsubscribe_mailto(configured) == link
 
 
 def test_the_browser_version_links_a_configured_mailto_url_once(config: Config) -> None:
-    mailto_only = replace(config, unsubscribe_url="", unsubscribe_mailto="mailto:leave@example.org",
-                          serve=replace(config.serve, public_url=""))
+    mailto_only = replace(
+        config,
+        unsubscribe_url="",
+        unsubscribe_mailto="mailto:leave@example.org",
+        serve=replace(config.serve, public_url=""),
+    )
     web_html = build_issue(SAMPLE, mailto_only).web_html
     assert 'href="mailto:leave@example.org?subject=unsubscribe"' in web_html
     assert "mailto:mailto:" not in web_html and web_html.count("?subject=") == 1
@@ -43,8 +50,7 @@ def test_the_browser_version_links_a_configured_mailto_url_once(config: Config) 
 
 def test_lint_sample_is_the_message_a_send_composes(config: Config) -> None:
     """No first_name in the sample: the send derives it from the name, and so does lint's sample."""
-    config = replace(config, preview=Preview(sample_subscriber={"email": "sam@example.org",
-                                                                      "name": "Sam Reader"}))
+    config = replace(config, preview=Preview(sample_subscriber={"email": "sam@example.org", "name": "Sam Reader"}))
     rendered = build_issue(SAMPLE, config)
     html, text, unsubscribe = sample_parts(rendered, config)
     message = Composer(rendered, config, token_secret="lint-sample").compose(sample_subscriber(config))

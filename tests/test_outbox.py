@@ -11,8 +11,17 @@ from broadsheet.transports.outbox import OutboxTransport, safe_address
 
 def message(recipient: str) -> Message:
     raw = f"To: {recipient}\r\nSubject: hi\r\nMessage-ID: <1@example.org>\r\n\r\nHello\r\n".encode()
-    return Message(recipient, "news@example.org", "news@example.org", recipient, "hi", {"Message-ID": "<1@example.org>"},
-                   "<p>Hello</p>", "Hello", raw)
+    return Message(
+        recipient,
+        "news@example.org",
+        "news@example.org",
+        recipient,
+        "hi",
+        {"Message-ID": "<1@example.org>"},
+        "<p>Hello</p>",
+        "Hello",
+        raw,
+    )
 
 
 def test_writes_one_file_per_recipient_in_the_issue_folder(tmp_path):

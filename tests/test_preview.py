@@ -62,12 +62,24 @@ def test_serves_the_page_email_and_images_on_localhost(preview):
 
 
 TRAVERSALS = [
-    "/../broadsheet.toml", "/images/../../broadsheet.toml", "/images/..%2f..%2fbroadsheet.toml",
-    "/images/%2e%2e/%2e%2e/broadsheet.toml", "/images/%2E%2E%2F%2E%2E%2Fbroadsheet.toml",
-    "/images/%252e%252e%252f%252e%252e%252fbroadsheet.toml", "/images/%25252e%25252e/x",
-    "/images/..\\..\\broadsheet.toml", "/images/%5c..%5cbroadsheet.toml", "/images/chengdu-flemish-brabant.png%00",
-    "/images//etc/passwd", "//etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/images/", "/issue.md",
-    "/articles/01-chengdu-flemish-brabant.md", "/broadsheet.toml", "/email.mjml/../../broadsheet.toml",
+    "/../broadsheet.toml",
+    "/images/../../broadsheet.toml",
+    "/images/..%2f..%2fbroadsheet.toml",
+    "/images/%2e%2e/%2e%2e/broadsheet.toml",
+    "/images/%2E%2E%2F%2E%2E%2Fbroadsheet.toml",
+    "/images/%252e%252e%252f%252e%252e%252fbroadsheet.toml",
+    "/images/%25252e%25252e/x",
+    "/images/..\\..\\broadsheet.toml",
+    "/images/%5c..%5cbroadsheet.toml",
+    "/images/chengdu-flemish-brabant.png%00",
+    "/images//etc/passwd",
+    "//etc/passwd",
+    "/%2e%2e/%2e%2e/etc/passwd",
+    "/images/",
+    "/issue.md",
+    "/articles/01-chengdu-flemish-brabant.md",
+    "/broadsheet.toml",
+    "/email.mjml/../../broadsheet.toml",
 ]
 
 
@@ -105,8 +117,13 @@ def test_port_taken_is_a_clear_error(project: Path):
         with pytest.raises(BroadsheetError, match="already in use") as caught:
             Preview(project / "issues" / SLUG, port=port, config_path=project / "broadsheet.toml").start()
         assert caught.value.where == f"127.0.0.1:{port}"
-        done = subprocess.run([sys.executable, "-m", "broadsheet", "preview", f"issues/{SLUG}", "--port", str(port)],
-                              cwd=project, capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [sys.executable, "-m", "broadsheet", "preview", f"issues/{SLUG}", "--port", str(port)],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert done.returncode == 2
     assert f"127.0.0.1:{port}: cannot listen on port {port}: it is already in use" in done.stderr
 
@@ -149,8 +166,11 @@ def test_config_and_theme_changes_rebuild(preview, project: Path):
     generation = preview.current.generation
     config = project / "broadsheet.toml"
     config.write_text(config.read_text().replace('name = "BCECC Newsletter"', 'name = "BCECC Letter"'))
-    wait_for(lambda: preview.current.generation > generation and b"BCECC Letter" in get(preview, "/")[1],
-             timeout=3, what="a config rebuild")
+    wait_for(
+        lambda: preview.current.generation > generation and b"BCECC Letter" in get(preview, "/")[1],
+        timeout=3,
+        what="a config rebuild",
+    )
     generation = preview.current.generation
     style = project / "templates" / "default" / "style.css"
     style.write_text(style.read_text() + "\n/* edited */\n")
@@ -167,12 +187,22 @@ def test_first_build_failing_still_serves_the_error(project: Path):
 
 
 def test_as_subscriber_from_the_list(project: Path):
-    with Preview(project / "issues" / SLUG, port=0, config_path=project / "broadsheet.toml",
-                 as_email="ann.peeters@example.com", watch=False) as running:
+    with Preview(
+        project / "issues" / SLUG,
+        port=0,
+        config_path=project / "broadsheet.toml",
+        as_email="ann.peeters@example.com",
+        watch=False,
+    ) as running:
         assert b"Dear Ann," in get(running, "/email.html")[1]
         assert b"Ann Peeters &lt;ann.peeters@example.com&gt;" in get(running, "/")[1]
-    with Preview(project / "issues" / SLUG, port=0, config_path=project / "broadsheet.toml",
-                 as_email="nobody@example.com", watch=False) as running:
+    with Preview(
+        project / "issues" / SLUG,
+        port=0,
+        config_path=project / "broadsheet.toml",
+        as_email="nobody@example.com",
+        watch=False,
+    ) as running:
         assert isinstance(running.current.error, AudienceError)
 
 

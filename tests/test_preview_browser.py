@@ -47,8 +47,11 @@ def test_preview_page_live_reload_and_errors(project: Path, tmp_path: Path):
         source = article.read_text(encoding="utf-8")
         started = time.monotonic()
         article.write_text(source.replace(ARTICLE_TITLE, "A decade of Chengdu and Flemish Brabant"), encoding="utf-8")
-        wait_for(lambda: "A decade of Chengdu and Flemish Brabant" in frame_text(driver, "frame-mobile"),
-                 timeout=5, what="the edited title")
+        wait_for(
+            lambda: "A decade of Chengdu and Flemish Brabant" in frame_text(driver, "frame-mobile"),
+            timeout=5,
+            what="the edited title",
+        )
         reload_seconds = time.monotonic() - started
         assert reload_seconds < 5
         driver.save_screenshot(str(shots / "3-edited.png"))
@@ -63,8 +66,12 @@ def test_preview_page_live_reload_and_errors(project: Path, tmp_path: Path):
 
         # Fix it: the preview comes back without the banner.
         article.write_text(source, encoding="utf-8")
-        wait_for(lambda: not driver.find_elements("id", "build-error") and
-                 ARTICLE_TITLE in frame_text(driver, "frame-mobile"), what="the preview to recover")
+        wait_for(
+            lambda: (
+                not driver.find_elements("id", "build-error") and ARTICLE_TITLE in frame_text(driver, "frame-mobile")
+            ),
+            what="the preview to recover",
+        )
         driver.save_screenshot(str(shots / "5-fixed.png"))
     assert all((shots / name).stat().st_size > 1000 for name in ("1-email.png", "4-error.png", "5-fixed.png"))
 
@@ -109,21 +116,27 @@ def test_email_in_dark_mode_and_on_a_small_screen(project: Path, tmp_path: Path)
     (issue / "articles" / "03-code.md").write_text(
         "---\ntitle: Code\n---\nRun this:\n\n```\nresult = some_function(argument_one, argument_two, "
         "argument_three, argument_four)\n```\n\n| a | b |\n|---|---|\n| `x` | y |\n\n> A quote with a [link](https://example.org/q).\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     with Preview(issue, port=0, config_path=project / "broadsheet.toml", watch=False) as preview, browser() as driver:
-        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                               {"width": 375, "height": 800, "deviceScaleFactor": 1, "mobile": True})
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {"width": 375, "height": 800, "deviceScaleFactor": 1, "mobile": True}
+        )
         driver.get(preview.url + "email.html")
         width = driver.execute_script("return document.documentElement.scrollWidth")
         assert width <= 375, f"the email is {width} px wide on a 375 px screen"
-        driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
-                               {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+        )
         driver.get(preview.url + "email.html")
         driver.save_screenshot(str(tmp_path / "dark.png"))
         runs = driver.execute_script(TEXT_COLOURS)
     assert any(text == ARTICLE_TITLE[:40] for text, _, _ in runs)
-    unreadable = [(text, colour, background) for text, colour, background in runs
-                  if contrast(parse_colour(colour), parse_colour(background)) < 3.0]
+    unreadable = [
+        (text, colour, background)
+        for text, colour, background in runs
+        if contrast(parse_colour(colour), parse_colour(background)) < 3.0
+    ]
     assert not unreadable, f"text hard to read in dark mode: {unreadable[:5]}"
 
 

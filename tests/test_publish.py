@@ -60,9 +60,16 @@ def test_index_lists_every_published_issue_newest_first(archive: Path, tmp_path:
     cards = index.cssselect("article.issue")
     assert [card.cssselect("h2 a")[0].get("href") for card in cards] == [f"{slug}/index.html" for slug in SLUGS]
     assert [card.cssselect("h2 a")[0].text_content() for card in cards] == [
-        "Summer <news> & more", "10 Years of Partnership: Chengdu and Flemish Brabant", "Issue number 41"]
+        "Summer <news> & more",
+        "10 Years of Partnership: Chengdu and Flemish Brabant",
+        "Issue number 41",
+    ]
     assert [card.cssselect("time")[0].get("datetime") for card in cards] == ["2021-07-01", "2021-06-01", "2021-05-01"]
-    assert [card.cssselect(".meta")[0].text_content().split(" · ")[0] for card in cards] == ["Issue 43", "Issue 42", "Issue 41"]
+    assert [card.cssselect(".meta")[0].text_content().split(" · ")[0] for card in cards] == [
+        "Issue 43",
+        "Issue 42",
+        "Issue 41",
+    ]
     assert cards[1].cssselect(".summary")[0].text_content().startswith("How a Belgian province")
     heroes = [[img.get("src") for img in card.cssselect("img")] for card in cards]
     assert heroes[0] == [] and len(heroes[1]) == len(heroes[2]) == 1
@@ -129,8 +136,10 @@ def test_feed_is_valid_atom_with_full_content_and_stable_ids(archive: Path, tmp_
     content = lxml.html.fromstring(sample.content[0].value)
     assert "A 10-year partnership between Chengdu and Flemish Brabant" in content.text_content()
     assert "Dear" not in content.text_content()
-    assert re.fullmatch(f"{BASE}/{SAMPLE.name}/images/" + hashed("chengdu-flemish-brabant.png"),
-                        next(img.get("src") for img in content.iter("img")))
+    assert re.fullmatch(
+        f"{BASE}/{SAMPLE.name}/images/" + hashed("chengdu-flemish-brabant.png"),
+        next(img.get("src") for img in content.iter("img")),
+    )
     assert all(urlsplit(a.get("href")).scheme in ("https", "mailto") for a in content.iter("a"))
     feed = etree.fromstring(data)
     assert feed.findtext(f"{ATOM}updated").startswith("2021-07-01")  # the newest issue, not the clock
@@ -149,7 +158,11 @@ def test_sitemap_lists_the_index_and_every_page(archive: Path, tmp_path: Path):
     root = etree.parse(str(tmp_path / "site" / "sitemap.xml")).getroot()
     ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
     assert root.xpath("/s:urlset/s:url/s:loc/text()", namespaces=ns) == [f"{BASE}/", *(f"{BASE}/{s}/" for s in SLUGS)]
-    assert root.xpath("/s:urlset/s:url/s:lastmod/text()", namespaces=ns)[1:] == ["2021-07-01", "2021-06-01", "2021-05-01"]
+    assert root.xpath("/s:urlset/s:url/s:lastmod/text()", namespaces=ns)[1:] == [
+        "2021-07-01",
+        "2021-06-01",
+        "2021-05-01",
+    ]
 
 
 def test_every_link_and_image_in_the_site_resolves_to_a_file(archive: Path, tmp_path: Path):
@@ -177,15 +190,22 @@ def _links_resolve(site: Path) -> int:
     checked = 0
     for page in sorted(site.rglob("*.html")):
         document = lxml.html.parse(str(page)).getroot()
-        links = [(e, a, link) for e, a, link, _ in document.iterlinks() if not link.startswith(BASE)]  # inside: relative
-        links += [(m, "content", m.get("content")) for m in document.cssselect('meta[property="og:url"], meta[property="og:image"]')]
+        links = [
+            (e, a, link) for e, a, link, _ in document.iterlinks() if not link.startswith(BASE)
+        ]  # inside: relative
+        links += [
+            (m, "content", m.get("content"))
+            for m in document.cssselect('meta[property="og:url"], meta[property="og:image"]')
+        ]
         for element, attribute, link in links:
             target = _local_file(site, page, link)
             if target is not None:
                 assert target.is_file(), f"{page.relative_to(site)}: <{element.tag} {attribute}={link!r}> has no file"
                 checked += 1
     for xml in ("feed.xml", "sitemap.xml"):
-        for address in etree.parse(str(site / xml)).xpath("//@href | //*[local-name()='loc']/text() | //*[local-name()='icon']/text()"):
+        for address in etree.parse(str(site / xml)).xpath(
+            "//@href | //*[local-name()='loc']/text() | //*[local-name()='icon']/text()"
+        ):
             target = _local_file(site, site / "index.html", str(address))
             if target is not None:
                 assert target.is_file(), f"{xml}: {address} has no file"
@@ -196,7 +216,7 @@ def _links_resolve(site: Path) -> int:
 def _local_file(site: Path, page: Path, link: str) -> Path | None:
     """The file a link of ``page`` lands on in ``site`` (site-relative or under base_url); None for elsewhere."""
     if link.startswith(BASE + "/"):
-        link, page = link[len(BASE) + 1:], site / "index.html"
+        link, page = link[len(BASE) + 1 :], site / "index.html"
     elif urlsplit(link).scheme or link.startswith(("//", "#")):
         return None
     path = unquote(urlsplit(link).path)
@@ -211,7 +231,9 @@ def test_favicon_is_a_square_png_made_from_the_logo(archive: Path, tmp_path: Pat
         with Image.open(tmp_path / "site" / name) as icon:
             assert (icon.format, icon.size, icon.mode) == ("PNG", (size, size), "RGBA")
             assert icon.getextrema()[3][1] == 255  # the logo is there, not a blank square
-    assert (tmp_path / "site" / "logo-bcecc-logo.png").read_bytes() == (archive / "assets" / "bcecc-logo.png").read_bytes()
+    assert (tmp_path / "site" / "logo-bcecc-logo.png").read_bytes() == (
+        archive / "assets" / "bcecc-logo.png"
+    ).read_bytes()
 
 
 def test_builds_are_byte_reproducible(tmp_path: Path, monkeypatch):
@@ -335,7 +357,9 @@ def test_an_issue_scheduled_for_later_is_left_out_until_its_send_at(archive: Pat
     ahead = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=1)
     for number, send_at in ((45, ahead), (46, ahead - dt.timedelta(days=2))):
         issue_md = dated_issue(archive, number, dt.date(2021, 9, number - 44), image=False) / "issue.md"
-        issue_md.write_text(issue_md.read_text().replace("---\nIntro", f"send_at: {send_at:%Y-%m-%d %H:%M:%S}+00:00\n---\nIntro", 1))
+        issue_md.write_text(
+            issue_md.read_text().replace("---\nIntro", f"send_at: {send_at:%Y-%m-%d %H:%M:%S}+00:00\n---\nIntro", 1)
+        )
     site = tmp_path / "site"
     assert publish(archive, site) == 0
     out, err = capsys.readouterr()

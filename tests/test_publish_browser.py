@@ -46,15 +46,18 @@ def static_server(site: Path):
 def images_loaded(driver) -> list[str]:
     """The src of every image on the page that did not load (naturalWidth 0)."""
     return driver.execute_script(
-        "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+        "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+    )
 
 
 def test_archive_in_chromium_from_a_base_path(static_server: str):
     with browser(width=900, height=900) as driver:
         driver.get(static_server)
         assert driver.title == "BCECC Newsletter"
-        wait_for(lambda: driver.execute_script("return document.images.length") > 0 and not images_loaded(driver),
-                 what="the index's images")
+        wait_for(
+            lambda: driver.execute_script("return document.images.length") > 0 and not images_loaded(driver),
+            what="the index's images",
+        )
         titles = [a.text for a in driver.find_elements("css selector", "article.issue h2 a")]
         assert titles == ["10 Years of Partnership: Chengdu and Flemish Brabant", "Issue number 41"]
 

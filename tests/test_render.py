@@ -163,8 +163,9 @@ def test_an_article_image_named_like_the_logo_does_not_replace_it(project, tmp_p
     issue = project / "issues" / "2021-06-01-chengdu-flemish-brabant"
     write_image(issue / "images" / "logo-bcecc-logo.png", size=(64, 64))
     article = issue / "articles" / "02-contact.md"
-    article.write_text(article.read_text(encoding="utf-8") + "\n![Our team](../images/logo-bcecc-logo.png)\n",
-                       encoding="utf-8")
+    article.write_text(
+        article.read_text(encoding="utf-8") + "\n![Our team](../images/logo-bcecc-logo.png)\n", encoding="utf-8"
+    )
     rendered = build_issue(issue, load_config(project / "broadsheet.toml"))
     names = [name for name, _ in rendered.images]
     assert len(names) == len(set(names)) == 3
@@ -288,18 +289,24 @@ def test_masthead_date_does_not_break_across_lines(sample):
 
 def test_http_link_in_the_config_footer_is_traced_to_the_config(project):
     config_file = project / "broadsheet.toml"
-    config_file.write_text(config_file.read_text().replace("https://www.example.org/bcecc/events",
-                                                           "http://www.example.org/bcecc/events"), encoding="utf-8")
+    config_file.write_text(
+        config_file.read_text().replace("https://www.example.org/bcecc/events", "http://www.example.org/bcecc/events"),
+        encoding="utf-8",
+    )
     line = next(n for n, text in enumerate(config_file.read_text().splitlines(), 1) if "http://www" in text)
     rendered = build_issue(project / "issues" / SAMPLE.name, load_config(config_file))
-    assert any(w.startswith(f"{config_file.resolve()}:{line}: insecure http:// link") for w in rendered.warnings), \
+    assert any(w.startswith(f"{config_file.resolve()}:{line}: insecure http:// link") for w in rendered.warnings), (
         rendered.warnings
+    )
 
 
-@pytest.mark.parametrize("template, expected", [
-    ("https://news.example.org/unsubscribe?email={email}&token={token}", "https://news.example.org/unsubscribe"),
-    ("https://news.example.org/u/{list_id}/{token}", "https://news.example.org/u/"),
-])
+@pytest.mark.parametrize(
+    "template, expected",
+    [
+        ("https://news.example.org/unsubscribe?email={email}&token={token}", "https://news.example.org/unsubscribe"),
+        ("https://news.example.org/u/{list_id}/{token}", "https://news.example.org/u/"),
+    ],
+)
 def test_web_version_unsubscribe_link_has_no_placeholders(project, template, expected):
     config = load_config(project / "broadsheet.toml")
     from dataclasses import replace

@@ -9,15 +9,22 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "broadsheet"
 
 # Each room may import rooms of a lower rank only (rooms of one rank do not import each other).
 ROOMS: dict[str, int] = {
-    "broadsheet": 0, "errors": 0, "providers": 0,  # the package itself (__version__) and the bottom
+    "broadsheet": 0,
+    "errors": 0,
+    "providers": 0,  # the package itself (__version__) and the bottom
     "config": 1,
-    "content": 2, "tokens": 2,
-    "render": 3, "audience": 3,
+    "content": 2,
+    "tokens": 2,
+    "render": 3,
+    "audience": 3,
     "store": 4,
     "compose": 5,
     "transports": 6,
-    "campaign": 7, "lint": 7,
-    "events": 8, "publish": 8, "preview": 8,
+    "campaign": 7,
+    "lint": 7,
+    "events": 8,
+    "publish": 8,
+    "preview": 8,
     "serve": 9,
     "commands": 10,
     "cli": 11,

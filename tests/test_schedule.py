@@ -34,8 +34,8 @@ def scheduled(project, name: str, *, send_at: str | None, draft: bool = False) -
     text = (folder / "issue.md").read_text(encoding="utf-8")
     head, body = text.split("\n---\n", 1)
     head = re.sub(r"^(send_at|draft): .*\n?", "", head, flags=re.M).rstrip("\n")
-    head = re.sub(r'^id: .*$', f'id: "{name}"', head, flags=re.M)
-    head = re.sub(r'^subject: .*$', f'subject: "Issue {name}"', head, flags=re.M)
+    head = re.sub(r"^id: .*$", f'id: "{name}"', head, flags=re.M)
+    head = re.sub(r"^subject: .*$", f'subject: "Issue {name}"', head, flags=re.M)
     head += (f"\nsend_at: {send_at}" if send_at else "") + ("\ndraft: true" if draft else "")
     (folder / "issue.md").write_text(head + "\n---\n" + body, encoding="utf-8")
     return f"issues/{name}"
@@ -78,8 +78,10 @@ def test_due_sends_the_issue_whose_time_has_come_once_and_leaves_future_and_draf
     assert capsys.readouterr().out == ""
     assert sent_to(sample) == {SAMPLE: 5}
     assert cli(sample, "status", later) == 2  # never started
-    assert re.search(r"no send has started for this issue \(send_at \S+ \S+ UTC: broadsheet send --due sends",
-                     capsys.readouterr().err)
+    assert re.search(
+        r"no send has started for this issue \(send_at \S+ \S+ UTC: broadsheet send --due sends",
+        capsys.readouterr().err,
+    )
     assert cli(sample, "status", due) == 0
     assert "sent 5" in capsys.readouterr().out
 
@@ -136,8 +138,10 @@ def test_two_due_runs_at_once_send_each_message_once(sample):
         scheduled(sample, SAMPLE, send_at=moment(-0.5))
         env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
         command = [sys.executable, "-m", "broadsheet", "send", "--due"]
-        runs = [subprocess.Popen(command, cwd=sample, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True) for _ in range(2)]
+        runs = [
+            subprocess.Popen(command, cwd=sample, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
         results = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], results
     assert sink.recipients() == {email: 1 for email in people}
@@ -156,8 +160,11 @@ def test_a_capped_campaign_stops_at_the_limit_and_goes_on_the_next_day(sample, c
         configure(sample, send={"transport": "smtp", "list": "list.csv", "daily_limit": 4}, smtp=smtp(host, port))
         assert cli(sample, "send", ISSUE, "--yes") == 0
         out = capsys.readouterr().out
-        assert re.search(r"daily limit reached: 4 sent today \(daily limit: 4\); the rest \(6\) stays queued "
-                         r"and goes with the next run after \d{4}-\d\d-\d\d 00:00 UTC", out), out
+        assert re.search(
+            r"daily limit reached: 4 sent today \(daily limit: 4\); the rest \(6\) stays queued "
+            r"and goes with the next run after \d{4}-\d\d-\d\d 00:00 UTC",
+            out,
+        ), out
         assert len(sink.received) == 4
         assert cli(sample, "status", ISSUE) == 0
         status = capsys.readouterr().out
@@ -236,8 +243,11 @@ def test_a_warmup_start_that_is_no_date_is_a_config_error(sample, capsys):
     write_subscribers(sample / "list.csv", 2)
     sink = Sink()
     with smtp_server(sink) as (host, port):
-        configure(sample, send={"transport": "smtp", "list": "list.csv", "warmup": True, "warmup_start": "monday"},
-                  smtp=smtp(host, port))
+        configure(
+            sample,
+            send={"transport": "smtp", "list": "list.csv", "warmup": True, "warmup_start": "monday"},
+            smtp=smtp(host, port),
+        )
         assert cli(sample, "send", ISSUE, "--yes") == 2
     err = capsys.readouterr().err
     assert re.search(r"broadsheet.toml:\d+: 'warmup_start' is not a date", err) and not sink.received

@@ -162,8 +162,9 @@ def test_subscribers_check_lists_every_bad_row(sample, capsys):
 
 def start_send(sample, sink, host, port):
     """`broadsheet send` in a child process over 2 connections to ``sink``; returned once 15 messages arrived."""
-    configure(sample, send={"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 5},
-              smtp=smtp(host, port))
+    configure(
+        sample, send={"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 5}, smtp=smtp(host, port)
+    )
     env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"]
     process = subprocess.Popen(command, cwd=sample, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -236,8 +237,10 @@ def test_a_send_killed_with_sigkill_resumes_without_loss_or_extra_duplicates(sam
         before = states(sample)
         assert cli(sample, "status", ISSUE) == 0  # status reads, it changes nothing: the next send recovers
         out = capsys.readouterr().out
-        assert f"sending {len(in_flight)} · sent {80 - len(in_flight) - list(before.values()).count('queued')} · " \
+        assert (
+            f"sending {len(in_flight)} · sent {80 - len(in_flight) - list(before.values()).count('queued')} · "
             "failed 0 · deferred 0 · unknown 0" in out
+        )
         assert "the next send marks them unknown" in out and states(sample) == before
         assert cli(sample, "send", ISSUE, "--yes") == 1  # finished, but some are unknown
         after = states(sample)

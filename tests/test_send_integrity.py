@@ -41,13 +41,27 @@ ENV = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERE
 
 
 def send_process(project, *args: str, **options) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "broadsheet", "send", *args], cwd=project, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
+    return subprocess.Popen(
+        [sys.executable, "-m", "broadsheet", "send", *args],
+        cwd=project,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **options,
+    )
 
 
 def send(project, *args: str, timeout: float = 60, **options) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "broadsheet", "send", *args], cwd=project, env=ENV,
-                          capture_output=True, text=True, timeout=timeout, **options)
+    return subprocess.run(
+        [sys.executable, "-m", "broadsheet", "send", *args],
+        cwd=project,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **options,
+    )
 
 
 def states(project) -> dict[str, str]:
@@ -110,7 +124,8 @@ def test_a_renamed_moved_and_edited_issue_resumes_its_campaign(sample, capsys):
     assert sink.recipients() == {email: 1 for email in people}
     with sqlite3.connect(sample / ".broadsheet" / "state.db") as db:
         assert db.execute("SELECT key, slug, issue_dir FROM campaigns").fetchall() == [
-            ("2021-06-01-5c1e7a9b", "partnership", "archive/2021/partnership")]
+            ("2021-06-01-5c1e7a9b", "partnership", "archive/2021/partnership")
+        ]
 
 
 def test_new_writes_a_unique_id_that_the_issue_model_reads(sample):
@@ -155,10 +170,15 @@ def test_a_journal_from_before_ids_is_migrated_and_its_campaign_resumed(sample, 
     (sample / ".broadsheet").mkdir()
     with sqlite3.connect(sample / ".broadsheet" / "state.db") as db:
         db.executescript(SCHEMA_1)
-        db.execute("INSERT INTO campaigns VALUES (1, '2021-06-01-chengdu-flemish-brabant', 'smtp', ?, 'old', 1, "
-                   "'2026-11-30 10:00:00')", (ISSUE,))
-        db.executemany("INSERT INTO recipients (campaign, email, generation, state, updated) VALUES (1, ?, 1, 'sent', ?)",
-                       [(email, time.time() - 3600) for email in people[:4]])
+        db.execute(
+            "INSERT INTO campaigns VALUES (1, '2021-06-01-chengdu-flemish-brabant', 'smtp', ?, 'old', 1, "
+            "'2026-11-30 10:00:00')",
+            (ISSUE,),
+        )
+        db.executemany(
+            "INSERT INTO recipients (campaign, email, generation, state, updated) VALUES (1, ?, 1, 'sent', ?)",
+            [(email, time.time() - 3600) for email in people[:4]],
+        )
     sink = Sink()
     with smtp_server(sink) as (host, port):
         configure(sample, send={"transport": "smtp", "list": "list.csv"}, smtp=smtp(host, port))
@@ -168,7 +188,8 @@ def test_a_journal_from_before_ids_is_migrated_and_its_campaign_resumed(sample, 
         assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("SELECT id, key, issue_id FROM campaigns").fetchall() == [
-            (1, "2021-06-01-5c1e7a9b", "2021-06-01-5c1e7a9b")]
+            (1, "2021-06-01-5c1e7a9b", "2021-06-01-5c1e7a9b")
+        ]
 
 
 # -- the same subject sent lately -------------------------------------------------------------------
@@ -186,8 +207,10 @@ def test_an_issue_without_id_renamed_after_a_send_is_refused_then_forced(sample,
         capsys.readouterr()
         assert cli(sample, "send", str(renamed), "--yes") == 2
         err = capsys.readouterr().err
-        assert "5 recipient(s) got an issue with this subject in the last 7 days (campaign " \
+        assert (
+            "5 recipient(s) got an issue with this subject in the last 7 days (campaign "
             "2021-06-01-chengdu-flemish-brabant" in err
+        )
         assert 'put id: "2021-06-01-chengdu-flemish-brabant" in its issue.md' in err and "--force" in err
         assert sink.recipients() == {email: 1 for email in people}
         set_front_matter(renamed, "id", '"2021-06-01-chengdu-flemish-brabant"')  # the fix the error gives
@@ -224,8 +247,16 @@ def test_the_recent_send_check_is_one_indexed_join(tmp_path):
     readers = [Subscriber(f"r{i}@example.com", "", "", (), {}, i) for i in range(50)]
     with Journal.for_project(tmp_path) as journal:
         for key in ("one", "two"):
-            record = prepare_campaign(journal, slug=key, transport="smtp", issue_dir=key, fingerprint="f",
-                                      subscribers=readers, issue_id=key, subject="Hello").record
+            record = prepare_campaign(
+                journal,
+                slug=key,
+                transport="smtp",
+                issue_dir=key,
+                fingerprint="f",
+                subscribers=readers,
+                issue_id=key,
+                subject="Hello",
+            ).record
         journal.db.execute("UPDATE recipients SET state = 'sent', updated = ? WHERE campaign = 1", (time.time(),))
         statements = []
         journal.db.set_trace_callback(statements.append)
@@ -250,12 +281,16 @@ def other_application(path: Path) -> None:
         db.execute("PRAGMA application_id = 1234")
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda path: path.write_bytes(b""), "the send journal is empty (0 bytes)"),
-    (foreign_database, "another program's database"),
-    (other_application, "another program's database"),
-    (lambda path: path.write_bytes(b"SQLite format 3\0" + b"\xff" * 200), "not a journal broadsheet wrote"),
-], ids=["empty", "foreign", "other-application-id", "damaged"])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda path: path.write_bytes(b""), "the send journal is empty (0 bytes)"),
+        (foreign_database, "another program's database"),
+        (other_application, "another program's database"),
+        (lambda path: path.write_bytes(b"SQLite format 3\0" + b"\xff" * 200), "not a journal broadsheet wrote"),
+    ],
+    ids=["empty", "foreign", "other-application-id", "damaged"],
+)
 def test_an_empty_or_foreign_journal_is_an_error_not_a_fresh_start(sample, make, message, capsys):
     write_subscribers(sample / "list.csv", 3)
     configure(sample, send={"transport": "outbox", "list": "list.csv"})
@@ -300,12 +335,17 @@ def test_read_only_journal_file_or_folder_is_one_line(sample, case):
 @contextmanager
 def journal_held(project: Path, seconds: float):
     """Another process holding the journal's write lock (BEGIN IMMEDIATE) for ``seconds``, from when it says so."""
-    code = ("import sqlite3, sys, time\n"
-            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-            "db.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(float(sys.argv[2]))\n"
-            "db.execute('COMMIT')\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(project / ".broadsheet" / "state.db"), str(seconds)],
-                              stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sqlite3, sys, time\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(float(sys.argv[2]))\n"
+        "db.execute('COMMIT')\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(project / ".broadsheet" / "state.db"), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         yield holder
@@ -350,12 +390,25 @@ def smtp_campaign(tmp_path, monkeypatch):
         composer = Composer(rendered, smtp_config)
 
         def run(journal: Journal):
-            prepared = prepare_campaign(journal, slug=rendered.slug, transport="smtp", issue_dir=ISSUE,
-                                        fingerprint="f", subscribers=SubscriberList(tmp_path / "list.csv"),
-                                        issue_id=issue.id, subject=rendered.subject)
-            runner = CampaignRunner(journal, prepared.record, lambda: SmtpTransport(smtp_config),
-                                    composer,
-                                    Settings(connections=2, batch_size=1), max_batch=1, rejected=(RecipientRejected,))
+            prepared = prepare_campaign(
+                journal,
+                slug=rendered.slug,
+                transport="smtp",
+                issue_dir=ISSUE,
+                fingerprint="f",
+                subscribers=SubscriberList(tmp_path / "list.csv"),
+                issue_id=issue.id,
+                subject=rendered.subject,
+            )
+            runner = CampaignRunner(
+                journal,
+                prepared.record,
+                lambda: SmtpTransport(smtp_config),
+                composer,
+                Settings(connections=2, batch_size=1),
+                max_batch=1,
+                rejected=(RecipientRejected,),
+            )
             return prepared, runner.run()
 
         yield tmp_path, run, sink, people
@@ -422,8 +475,11 @@ def test_a_second_send_is_kept_out_even_when_the_journal_goes_and_nobody_gets_tw
     people = [email for email, _ in write_subscribers(sample / "list.csv", 40)]
     sink = Sink(delay=0.05)  # about 0.25 s a message: the first send is still running when the others start
     with smtp_server(sink) as (host, port):
-        configure(sample, send={"transport": "smtp", "list": "list.csv", "connections": 1, "batch_size": 1},
-                  smtp=smtp(host, port))
+        configure(
+            sample,
+            send={"transport": "smtp", "list": "list.csv", "connections": 1, "batch_size": 1},
+            smtp=smtp(host, port),
+        )
         first = send_process(sample, ISSUE, "--yes")
         try:
             _wait_for(lambda: len(sink.received) >= 3 or first.poll() is not None)
@@ -497,8 +553,15 @@ def test_status_reads_a_journal_another_program_holds_or_that_is_read_only(sampl
     journal = sample / ".broadsheet" / "state.db"
     journal.chmod(0o444)
     try:
-        status = subprocess.run([sys.executable, "-m", "broadsheet", "status", ISSUE], cwd=sample, env=ENV,
-                                capture_output=True, text=True, timeout=60, preexec_fn=without_permission_override)
+        status = subprocess.run(
+            [sys.executable, "-m", "broadsheet", "status", ISSUE],
+            cwd=sample,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=without_permission_override,
+        )
     finally:
         journal.chmod(0o644)
     assert status.returncode == 0, status.stderr
@@ -515,8 +578,10 @@ def test_a_copied_folder_that_keeps_the_id_is_refused_instead_of_reaching_nobody
     capsys.readouterr()
     assert cli(sample, "send", str(copy), "--yes") == 2
     err = capsys.readouterr().err
-    assert "another issue folder has the same id (2021-06-01-5c1e7a9b): " \
+    assert (
+        "another issue folder has the same id (2021-06-01-5c1e7a9b): "
         "issues/2021-06-01-chengdu-flemish-brabant, already sent over outbox" in err
+    )
     assert "give this issue its own id" in err
     set_front_matter(copy, "id", '"2021-06-08-1a2b3c4d"')
     assert cli(sample, "send", str(copy), "--yes") == 0
@@ -529,15 +594,20 @@ def test_outcomes_noticed_after_the_journal_was_removed_go_into_the_journal_writ
 
     readers = [Subscriber(f"r{i}@example.com", "", "", (), {}, i) for i in range(4)]
     with Journal.for_project(tmp_path) as journal:
-        record = prepare_campaign(journal, slug="s", transport="smtp", issue_dir="i", fingerprint="f",
-                                  subscribers=readers).record
+        record = prepare_campaign(
+            journal, slug="s", transport="smtp", issue_dir="i", fingerprint="f", subscribers=readers
+        ).record
         claimed = journal.claim(record, 2, time.time())
         shutil.rmtree(tmp_path / ".broadsheet")  # while those two are out
         with pytest.raises(JournalGone, match="written back from the running send"):
             journal.record([Outcome(row.id, "sent", "250 OK") for row in claimed])
         journal.record([])  # nothing more to say; the campaign stops on the error above
-    assert states(tmp_path) == {"r0@example.com": "sent", "r1@example.com": "sent",
-                                "r2@example.com": "queued", "r3@example.com": "queued"}
+    assert states(tmp_path) == {
+        "r0@example.com": "sent",
+        "r1@example.com": "sent",
+        "r2@example.com": "queued",
+        "r3@example.com": "queued",
+    }
     assert not pending_path(tmp_path / ".broadsheet" / "state.db").exists()
 
 

@@ -57,13 +57,16 @@ def unsubscribe_url(base: str, address: str) -> str:
 def gmail_one_click(url: str, *, multipart: bool = True) -> requests.Response:
     """The POST Gmail sends for a List-Unsubscribe-Post header (RFC 8058): no cookies, no Origin."""
     if multipart:
-        body = (f"--{GMAIL_BOUNDARY}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
-                f"One-Click\r\n--{GMAIL_BOUNDARY}--\r\n")
+        body = (
+            f'--{GMAIL_BOUNDARY}\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+            f"One-Click\r\n--{GMAIL_BOUNDARY}--\r\n"
+        )
         headers = {"Content-Type": f"multipart/form-data; boundary={GMAIL_BOUNDARY}"}
     else:
         body, headers = "List-Unsubscribe=One-Click", {"Content-Type": "application/x-www-form-urlencoded"}
-    return requests.post(url, data=body.encode(), headers={**headers, "User-Agent": "Google-OneClick"},
-                         allow_redirects=False, timeout=10)
+    return requests.post(
+        url, data=body.encode(), headers={**headers, "User-Agent": "Google-OneClick"}, allow_redirects=False, timeout=10
+    )
 
 
 def form_token(page: str) -> str:
@@ -86,6 +89,7 @@ def confirm_link(message) -> str:
 
 
 # -- one-click and the unsubscribe page ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("multipart", [True, False])
 def test_the_one_click_post_as_gmail_sends_it_unsubscribes_at_once(base, store, multipart):
@@ -142,8 +146,9 @@ def test_resubscribing_never_undoes_a_complaint(base, store):
     assert answer.status_code == 409 and status_of(store, "angry@example.org") == "complained"
 
 
-@pytest.mark.parametrize("case", ["no form token", "foreign origin", "token for another page", "no form cookie",
-                                  "another browser's cookie"])
+@pytest.mark.parametrize(
+    "case", ["no form token", "foreign origin", "token for another page", "no form cookie", "another browser's cookie"]
+)
 def test_page_forms_refuse_cross_site_posts(base, store, case):
     address = f"csrf-{case.replace(' ', '-')}@example.org"
     store.add(address)
@@ -167,8 +172,13 @@ def test_bad_and_tampered_tokens_change_nothing(base, store):
     store.add("tamper@example.org")
     token = make_token("unsubscribe", "tamper@example.org", LIST, SECRET)
     flipped = token[:10] + ("A" if token[10] != "A" else "B") + token[11:]
-    forged = [flipped, token[:-2], "AAAA", make_token("unsubscribe", "tamper@example.org", LIST, "guessed-secret"),
-              make_token("confirm", "tamper@example.org", LIST, SECRET, extra="x.1")]
+    forged = [
+        flipped,
+        token[:-2],
+        "AAAA",
+        make_token("unsubscribe", "tamper@example.org", LIST, "guessed-secret"),
+        make_token("confirm", "tamper@example.org", LIST, SECRET, extra="x.1"),
+    ]
     for bad in forged:
         assert web.get(f"{base}/u/{bad}", timeout=10).status_code == 400
         assert gmail_one_click(f"{base}/u/{bad}").status_code == 400
@@ -193,8 +203,12 @@ def test_a_foreign_host_is_refused(base, store):
 def test_an_oversized_body_is_refused_before_it_is_read(base, store):
     store.add("big@example.org")
     body = "List-Unsubscribe=One-Click&pad=" + "x" * 20_000
-    answer = web.post(unsubscribe_url(base, "big@example.org"), data=body, timeout=10,
-                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    answer = web.post(
+        unsubscribe_url(base, "big@example.org"),
+        data=body,
+        timeout=10,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert answer.status_code == 413 and status_of(store, "big@example.org") == "subscribed"
     huge = web.post(f"{base}/webhooks/postmark", data=b"x" * (5 * 1024 * 1024), timeout=30)
     assert huge.status_code == 413
@@ -217,10 +231,15 @@ def test_webhooks_of_an_unknown_provider_are_not_found(base):
 
 # -- sign-up and confirmation -------------------------------------------------------------------
 
+
 def sign_up(base: str, address: str, **fields: str) -> requests.Response:
     token = form_token(web.get(f"{base}/subscribe", timeout=10).text)
-    return web.post(f"{base}/subscribe", data={"form": token, "email": address, "name": "New Reader", **fields},
-                         headers={"X-Forwarded-For": f"198.51.100.{sum(map(ord, address)) % 250}"}, timeout=10)
+    return web.post(
+        f"{base}/subscribe",
+        data={"form": token, "email": address, "name": "New Reader", **fields},
+        headers={"X-Forwarded-For": f"198.51.100.{sum(map(ord, address)) % 250}"},
+        timeout=10,
+    )
 
 
 def mails_to(project: Path, address: str) -> list:
@@ -252,8 +271,10 @@ def test_signing_up_answers_the_same_page_whatever_the_address_and_never_mails_c
     store.add("member@example.org")
     store.add("complainer@example.org", status="complained")
     store.add("leaver@example.org", status="unsubscribed")
-    pages = {address: sign_up(base, address) for address in
-             ("fresh@example.org", "member@example.org", "complainer@example.org", "leaver@example.org")}
+    pages = {
+        address: sign_up(base, address)
+        for address in ("fresh@example.org", "member@example.org", "complainer@example.org", "leaver@example.org")
+    }
     bodies = {a: p.text.replace(a, "ADDRESS") for a, p in pages.items()}
     assert {p.status_code for p in pages.values()} == {200} and len(set(bodies.values())) == 1
     assert len(mails_to(project, "fresh@example.org")) == 1 and len(mails_to(project, "leaver@example.org")) == 1
@@ -276,8 +297,12 @@ def test_an_invalid_address_shows_the_form_again_with_the_reason(site, store):
 
 def test_a_sign_up_post_from_another_site_is_refused(base, store):
     token = form_token(web.get(f"{base}/subscribe", timeout=10).text)
-    answer = web.post(f"{base}/subscribe", data={"form": token, "email": "victim@example.org"},
-                           headers={"Origin": "https://evil.example"}, timeout=10)
+    answer = web.post(
+        f"{base}/subscribe",
+        data={"form": token, "email": "victim@example.org"},
+        headers={"Origin": "https://evil.example"},
+        timeout=10,
+    )
     assert answer.status_code == 403 and store.get("victim@example.org") is None
 
 
@@ -303,16 +328,24 @@ def test_sign_ups_are_rate_limited_per_client(tmp_path):
         codes, web = [], requests.Session()
         for n in range(4):
             token = form_token(web.get(f"{base}/subscribe", timeout=10).text)
-            codes.append(web.post(f"{base}/subscribe", data={"form": token, "email": f"r{n}@example.org"},
-                                       timeout=10).status_code)
-        other = web.post(f"{base}/subscribe", data={"form": token, "email": "x@example.org"},
-                              headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
+            codes.append(
+                web.post(
+                    f"{base}/subscribe", data={"form": token, "email": f"r{n}@example.org"}, timeout=10
+                ).status_code
+            )
+        other = web.post(
+            f"{base}/subscribe",
+            data={"form": token, "email": "x@example.org"},
+            headers={"X-Forwarded-For": "203.0.113.9"},
+            timeout=10,
+        )
     assert codes == [200, 200, 429, 429] and other.status_code == 200
     with Store.for_project(project) as store:
         assert store.get("r2@example.org") is None and store.get("r1@example.org") is not None
 
 
 # -- the command ----------------------------------------------------------------------------------
+
 
 def test_serve_without_public_url_or_secret_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     from broadsheet.cli import main
@@ -364,13 +397,23 @@ def test_a_campaign_running_while_a_reader_unsubscribes_does_not_mail_them(proje
         for address in readers:
             store.add(address)
     config = project / "broadsheet.toml"
-    config.write_text(config.read_text().replace("rate_per_second = 0", "rate_per_second = 8\nbatch_size = 1")
-                      .replace("connections = 4", "connections = 1"), encoding="utf-8")
+    config.write_text(
+        config.read_text()
+        .replace("rate_per_second = 0", "rate_per_second = 8\nbatch_size = 1")
+        .replace("connections = 4", "connections = 1"),
+        encoding="utf-8",
+    )
     issue = "issues/2021-06-01-chengdu-flemish-brabant"
     box = project / "outbox" / issue.rsplit("/", 1)[1]
     with serve_process(project) as base:
-        send = subprocess.Popen([sys.executable, "-m", "broadsheet", "send", issue, "--yes", "--force"], cwd=project,
-                                env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        send = subprocess.Popen(
+            [sys.executable, "-m", "broadsheet", "send", issue, "--yes", "--force"],
+            cwd=project,
+            env=environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 30
         while not list(box.glob("*.eml")) and time.monotonic() < deadline and send.poll() is None:
             time.sleep(0.02)
@@ -397,8 +440,10 @@ def test_pages_label_every_field_and_keep_readable_contrast(base):
     assert contrast(parse_colour(button[1]), parse_colour(button[2])) >= 4.5
 
 
-@pytest.mark.parametrize("language, lang, heading", [("fr-BE", "fr-BE", "Se désabonner"), ("nl", "nl", "Uitschrijven"),
-                                                     ("de", "en", "Unsubscribe")])
+@pytest.mark.parametrize(
+    "language, lang, heading",
+    [("fr-BE", "fr-BE", "Se désabonner"), ("nl", "nl", "Uitschrijven"), ("de", "en", "Unsubscribe")],
+)
 def test_pages_speak_the_configured_language(tmp_path, language, lang, heading):
     from dataclasses import replace
 
@@ -429,18 +474,26 @@ def test_a_site_folder_is_served_and_nothing_outside_it(tmp_path):
             connection.close()
 
 
-@pytest.mark.parametrize("content_type, body", [
-    ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n"
-                                        b"Content-Type: text/plain; charset=no-such-charset\r\n\r\nOne-Click\r\n--x--\r\n"),
-    ("multipart/form-data; boundary=x", b"--x\r\nno headers at all\r\n--y--"),
-    ("multipart/form-data", b"List-Unsubscribe=One-Click"),
-    ("application/x-www-form-urlencoded", b"List-Unsubscribe=One-Click\xff\xfe"),
-    ("application/json", b'{"List-Unsubscribe": "One-Click"}'),
-])
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        (
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n'
+            b"Content-Type: text/plain; charset=no-such-charset\r\n\r\nOne-Click\r\n--x--\r\n",
+        ),
+        ("multipart/form-data; boundary=x", b"--x\r\nno headers at all\r\n--y--"),
+        ("multipart/form-data", b"List-Unsubscribe=One-Click"),
+        ("application/x-www-form-urlencoded", b"List-Unsubscribe=One-Click\xff\xfe"),
+        ("application/json", b'{"List-Unsubscribe": "One-Click"}'),
+    ],
+)
 def test_hostile_bodies_are_refused_without_an_error(base, store, content_type, body):
     store.add(f"hostile{len(body)}{len(content_type)}@example.org")
     address = f"hostile{len(body)}{len(content_type)}@example.org"
-    answer = requests.post(unsubscribe_url(base, address), data=body, headers={"Content-Type": content_type}, timeout=10)
+    answer = requests.post(
+        unsubscribe_url(base, address), data=body, headers={"Content-Type": content_type}, timeout=10
+    )
     assert answer.status_code == 403 and status_of(store, address) == "subscribed"
 
 

@@ -48,7 +48,10 @@ def test_sign_up_confirm_receive_one_click_unsubscribe_and_receive_nothing_more(
         driver.find_element("id", "email").send_keys(READER)
         driver.find_element("id", "name").send_keys("New <b>Reader</b>")
         driver.find_element("css selector", "button[type=submit]").click()
-        wait_for(lambda: "Check your inbox" in driver.find_element("tag name", "h1").text, what="the answer page: " + driver.page_source[-600:])
+        wait_for(
+            lambda: "Check your inbox" in driver.find_element("tag name", "h1").text,
+            what="the answer page: " + driver.page_source[-600:],
+        )
 
         [confirmation] = [m for m in messages(project / "outbox") if m["To"].addresses[0].addr_spec == READER]
         assert "New <b>Reader</b>" in str(confirmation["To"])

@@ -22,8 +22,9 @@ SECRET = "checkpoint-test-secret"
 def test_one_click_is_checkpointed_by_serves_own_thread_not_by_the_request(tmp_path: Path, monkeypatch) -> None:
     port = free_port()
     config_file = tmp_path / "broadsheet.toml"
-    config_file.write_text(f'list_id = "weekly.example.org"\n[serve]\npublic_url = "http://127.0.0.1:{port}"\n',
-                           encoding="utf-8")
+    config_file.write_text(
+        f'list_id = "weekly.example.org"\n[serve]\npublic_url = "http://127.0.0.1:{port}"\n', encoding="utf-8"
+    )
     monkeypatch.setenv("BROADSHEET_SECRET", SECRET)
     config = load_config(config_file)
     with Store.for_project(config.root) as store:

@@ -43,8 +43,10 @@ def send(project, *extra: str) -> int:
 def journal(project) -> dict[str, tuple[str, int, str]]:
     """email -> (state, attempts, detail) of the one campaign."""
     with sqlite3.connect(project / ".broadsheet" / "state.db") as db:
-        return {email: (state, attempts, detail) for email, state, attempts, detail in
-                db.execute("SELECT email, state, attempts, detail FROM recipients")}
+        return {
+            email: (state, attempts, detail)
+            for email, state, attempts, detail in db.execute("SELECT email, state, attempts, detail FROM recipients")
+        }
 
 
 def smtp_settings(host, port, **more):
@@ -86,7 +88,10 @@ def test_faults_end_as_sent_once_or_failed_with_the_reason(sample):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 40)]
     rejected, greylisted, always_busy, dropped = people[1:4], people[5:9], people[10:12], people[13:17]
     sink = Sink(
-        replies={**{e: "550 5.1.1 no such user here" for e in rejected}, **{e: "451 4.3.0 mailbox busy" for e in always_busy}},
+        replies={
+            **{e: "550 5.1.1 no such user here" for e in rejected},
+            **{e: "451 4.3.0 mailbox busy" for e in always_busy},
+        },
         replies_once={e: "451 4.7.1 greylisted, come back later" for e in greylisted},
         drop_once=set(dropped),
         close_after=6,
@@ -125,7 +130,11 @@ def test_starttls_with_a_trusted_ca_file(sample, tmp_path):
     certificates = make_certificates(tmp_path)
     sink = Sink()
     with smtp_server(sink, tls_context=certificates.server_context, require_starttls=True) as (host, port):
-        configure(sample, send=fast_send(), smtp=smtp_settings(host, port, security="starttls", ca_file=str(certificates.ca_file)))
+        configure(
+            sample,
+            send=fast_send(),
+            smtp=smtp_settings(host, port, security="starttls", ca_file=str(certificates.ca_file)),
+        )
         assert send(sample) == 0
     assert sink.recipients() == {email: 1 for email, _ in people}
 
@@ -147,7 +156,9 @@ def test_implicit_tls(sample, tmp_path):
     certificates = make_certificates(tmp_path)
     sink = Sink()
     with smtp_server(sink, ssl_context=certificates.server_context) as (host, port):
-        configure(sample, send=fast_send(), smtp=smtp_settings(host, port, security="ssl", ca_file=str(certificates.ca_file)))
+        configure(
+            sample, send=fast_send(), smtp=smtp_settings(host, port, security="ssl", ca_file=str(certificates.ca_file))
+        )
         assert send(sample) == 0
     assert sink.recipients() == {email: 1 for email, _ in people}
 
@@ -158,8 +169,12 @@ def test_auth_over_starttls_and_no_secret_leaks(sample, tmp_path, capsys, monkey
     certificates = make_certificates(tmp_path)
     monkeypatch.setenv("BROADSHEET_SMTP_PASSWORD", password)
     sink = Sink()
-    server = dict(tls_context=certificates.server_context, require_starttls=True,
-                  authenticator=password_checker("news", PASSWORD), auth_require_tls=True)
+    server = dict(
+        tls_context=certificates.server_context,
+        require_starttls=True,
+        authenticator=password_checker("news", PASSWORD),
+        auth_require_tls=True,
+    )
     with smtp_server(sink, **server) as (host, port):
         smtp = smtp_settings(host, port, security="starttls", ca_file=str(certificates.ca_file), username="news")
         configure(sample, send=fast_send(), smtp=smtp)
@@ -203,7 +218,9 @@ def test_a_server_refusing_every_recipient_stops_before_failing_the_whole_list(s
     with smtp_server(sink) as (host, port):
         configure(sample, send=fast_send(connections=1), smtp=smtp_settings(host, port))
         assert send(sample) == 2
-    assert "25 recipients in a row were refused, the last with: 554 5.7.1 relay access denied" in capsys.readouterr().err
+    assert (
+        "25 recipients in a row were refused, the last with: 554 5.7.1 relay access denied" in capsys.readouterr().err
+    )
     states = [state for state, _, _ in journal(sample).values()]
     assert states.count("failed") <= 25 + 5 and states.count("queued") >= 60 - 30
 
@@ -236,30 +253,45 @@ def test_no_reply_to_the_final_dot_is_unknown_stored_once_and_not_resent(sample,
     lost = people[2]
     sink = Sink(**{fault: {lost}})
     with smtp_server(sink) as (host, port):
-        configure(sample, send=fast_send(connections=1, retries=3),
-                  smtp=smtp_settings(host, port, timeout=1, data_timeout=1.5))
+        configure(
+            sample,
+            send=fast_send(connections=1, retries=3),
+            smtp=smtp_settings(host, port, timeout=1, data_timeout=1.5),
+        )
         assert send(sample) == 1
         assert "may or may not have received it" in capsys.readouterr().out
         assert send(sample, "--retry-failed") == 1  # unknown is not failed: nothing is sent again
     assert sink.recipients() == {email: 1 for email in people}  # the server stored it exactly once
     state, attempts, detail = journal(sample)[lost]
     assert (state, attempts) == ("unknown", 1)
-    why = "no reply to the end of the message within 1.5 s" if fault == "stored_silent" \
+    why = (
+        "no reply to the end of the message within 1.5 s"
+        if fault == "stored_silent"
         else "the server closed the connection after the end of the message without a reply"
+    )
     assert detail.startswith(why) and "not sent again by itself" in detail and f"{host}:{port}" in detail
     assert all(journal(sample)[email][:2] == ("sent", 1) for email in people if email != lost)
 
 
 def test_errors_before_the_final_dot_are_deferred_and_resent(sample):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 6)]
-    sink = Sink(drop_once={people[1]}, data_replies_once={people[3]: "421 4.3.2 shutting down",
-                                                          people[4]: "451 4.3.0 queue full"})
+    sink = Sink(
+        drop_once={people[1]},
+        data_replies_once={people[3]: "421 4.3.2 shutting down", people[4]: "451 4.3.0 queue full"},
+    )
     with smtp_server(sink) as (host, port):
         configure(sample, send=fast_send(connections=1), smtp=smtp_settings(host, port))
         assert send(sample) == 0
     assert sink.recipients() == {email: 1 for email in people}
     states = journal(sample)
-    assert [states[email][:2] for email in people] == [("sent", 1), ("sent", 2), ("sent", 1), ("sent", 2), ("sent", 2), ("sent", 1)]
+    assert [states[email][:2] for email in people] == [
+        ("sent", 1),
+        ("sent", 2),
+        ("sent", 1),
+        ("sent", 2),
+        ("sent", 2),
+        ("sent", 1),
+    ]
 
 
 def test_a_refusal_of_the_content_fails_that_recipient_only(sample):
@@ -272,11 +304,14 @@ def test_a_refusal_of_the_content_fails_that_recipient_only(sample):
     assert journal(sample)[people[0]][0::2] == ("failed", "554 5.6.0 message content rejected")
 
 
-@pytest.mark.parametrize("smtp, error", [
-    ({"data_timeout": 0}, "'smtp.data_timeout' must be a number above 0"),
-    ({"timeout": 30, "data_timeout": 10}, "smtp.data_timeout (10 s) is shorter than smtp.timeout (30 s)"),
-    ({"pipelining": "yes"}, "'smtp.pipelining' must be true or false"),
-])
+@pytest.mark.parametrize(
+    "smtp, error",
+    [
+        ({"data_timeout": 0}, "'smtp.data_timeout' must be a number above 0"),
+        ({"timeout": 30, "data_timeout": 10}, "smtp.data_timeout (10 s) is shorter than smtp.timeout (30 s)"),
+        ({"pipelining": "yes"}, "'smtp.pipelining' must be true or false"),
+    ],
+)
 def test_smtp_timeouts_and_pipelining_are_checked_in_the_config(sample, capsys, smtp, error):
     write_subscribers(sample / "list.csv", 1)
     configure(sample, send=fast_send(), smtp={"host": "127.0.0.1", "security": "none", **smtp})
@@ -376,8 +411,12 @@ def envelope_writes(sink: Sink) -> list[bytes]:
     return [chunk for chunk in sink.chunks if b"MAIL FROM:" in chunk]
 
 
-@pytest.mark.parametrize("advertised, configured, pipelined", [(True, True, True), (True, False, False), (False, True, False)])
-def test_mail_rcpt_and_data_go_in_one_write_when_pipelining_is_offered_and_on(sample, advertised, configured, pipelined):
+@pytest.mark.parametrize(
+    "advertised, configured, pipelined", [(True, True, True), (True, False, False), (False, True, False)]
+)
+def test_mail_rcpt_and_data_go_in_one_write_when_pipelining_is_offered_and_on(
+    sample, advertised, configured, pipelined
+):
     people = write_subscribers(sample / "list.csv", 5)
     sink = Sink(pipelining=advertised)
     with smtp_server(sink) as (host, port):
@@ -386,7 +425,9 @@ def test_mail_rcpt_and_data_go_in_one_write_when_pipelining_is_offered_and_on(sa
     assert sink.recipients() == {email: 1 for email, _ in people}
     writes = envelope_writes(sink)
     assert len(writes) == len(people)
-    together = [re.fullmatch(rb"MAIL FROM:<[^>]+>\r\nRCPT TO:<[^>]+>\r\nDATA\r\n", chunk) is not None for chunk in writes]
+    together = [
+        re.fullmatch(rb"MAIL FROM:<[^>]+>\r\nRCPT TO:<[^>]+>\r\nDATA\r\n", chunk) is not None for chunk in writes
+    ]
     assert together == [pipelined] * len(people)
     rcpt_on_its_own = any(chunk.startswith(b"RCPT TO:") for chunk in sink.chunks)
     assert rcpt_on_its_own is not pipelined
@@ -396,15 +437,21 @@ def test_mail_rcpt_and_data_go_in_one_write_when_pipelining_is_offered_and_on(sa
 def test_refusals_mid_pipeline_are_classified_and_the_connection_goes_on(sample, pipelining):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 8)]
     rejected, busy_once, busy_always = people[1], people[3], people[5]
-    sink = Sink(replies={rejected: "550 5.1.1 no such user here", busy_always: "452 4.2.2 mailbox full"},
-                replies_once={busy_once: "451 4.3.0 try again later"},
-                mail_replies_once={"newsletter@example.org": "451 4.3.2 try again later"}, pipelining=pipelining)
+    sink = Sink(
+        replies={rejected: "550 5.1.1 no such user here", busy_always: "452 4.2.2 mailbox full"},
+        replies_once={busy_once: "451 4.3.0 try again later"},
+        mail_replies_once={"newsletter@example.org": "451 4.3.2 try again later"},
+        pipelining=pipelining,
+    )
     with smtp_server(sink) as (host, port):
         configure(sample, send=fast_send(connections=1, retries=1), smtp=smtp_settings(host, port))
         assert send(sample) == 1
     states = journal(sample)
     assert states[rejected] == ("failed", 1, "550 5.1.1 no such user here")
-    assert states[busy_always][0] == "failed" and "452 4.2.2 mailbox full (gave up after 2 attempts)" in states[busy_always][2]
+    assert (
+        states[busy_always][0] == "failed"
+        and "452 4.2.2 mailbox full (gave up after 2 attempts)" in states[busy_always][2]
+    )
     assert states[busy_once][:2] == ("sent", 2)
     assert states[people[0]][:2] == ("sent", 2)  # its first MAIL FROM got the 451
     assert sink.recipients() == {email: 1 for email in people if email not in (rejected, busy_always)}
@@ -425,10 +472,13 @@ def test_a_server_that_stops_answering_the_final_dot_stops_the_campaign_after_th
     assert sink.recipients() == {email: 1 for email in people[:3]}
 
 
-@pytest.mark.parametrize(("smtp", "error"), [
-    ({"host": "mail.example.org", "username": "news"}, "would send the password unencrypted"),
-    ({"host": "127.0.0.1", "ca_file": "missing-ca.pem"}, "cannot read the CA file"),
-])
+@pytest.mark.parametrize(
+    ("smtp", "error"),
+    [
+        ({"host": "mail.example.org", "username": "news"}, "would send the password unencrypted"),
+        ({"host": "127.0.0.1", "ca_file": "missing-ca.pem"}, "cannot read the CA file"),
+    ],
+)
 def test_a_config_mistake_the_transport_finds_is_a_config_error(sample, monkeypatch, smtp, error):
     """Named with the key's line in broadsheet.toml, before anyone is mailed."""
     from broadsheet.config import load_config

@@ -77,7 +77,11 @@ def test_set_status_records_the_event_and_says_whether_it_changed(store):
     assert not store.set_status("ann@example.org", "unsubscribed", source="unsubscribe-page")  # recorded, unchanged
     assert store.get("ann@example.org").status == "unsubscribed"
     kinds = [(e.kind, e.source, e.campaign) for e in store.events("ann@example.org")]
-    assert kinds == [("added", "cli", ""), ("unsubscribed", "one-click", "2026-12"), ("unsubscribed", "unsubscribe-page", "")]
+    assert kinds == [
+        ("added", "cli", ""),
+        ("unsubscribed", "one-click", "2026-12"),
+        ("unsubscribed", "unsubscribe-page", ""),
+    ]
     assert store.set_status("ann@example.org", "bounced", source="webhook:postmark")
     assert store.events("ann@example.org")[-1].kind == "bounced_hard"
 
@@ -177,7 +181,10 @@ def test_sign_up_then_confirm_works_once(store):
     assert not store.confirm("new@example.org", nonce)
     row = store.get("new@example.org")
     assert (row.status, row.name, row.fields) == ("subscribed", "New", {"source": "footer"})
-    assert [(e.kind, e.source) for e in store.events("new@example.org")] == [("signed_up", "form"), ("confirmed", "confirm")]
+    assert [(e.kind, e.source) for e in store.events("new@example.org")] == [
+        ("signed_up", "form"),
+        ("confirmed", "confirm"),
+    ]
     assert nonce not in str(list(store.db.execute("SELECT * FROM subscribers")))  # only its digest is kept
 
 

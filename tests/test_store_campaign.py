@@ -61,7 +61,9 @@ def test_suppressed_rows_end_skipped_with_the_reason_and_the_rest_are_sent(campa
     result = make().run()
     assert result.error is None and result.this_run["skipped"] == 3 and result.this_run["sent"] == 9
     assert sent_to(config) == set(people) - {people[5], people[9], people[11]}
-    skipped = {row[0]: row[1] for row in journal.db.execute("SELECT email, detail FROM recipients WHERE state = 'skipped'")}
+    skipped = {
+        row[0]: row[1] for row in journal.db.execute("SELECT email, detail FROM recipients WHERE state = 'skipped'")
+    }
     assert set(skipped) == {people[5], people[9], people[11]}
     assert all("subscriber store" in detail for detail in skipped.values())
     assert journal.counts(record)["skipped"] == 3

@@ -47,7 +47,10 @@ def test_import_streams_the_csv_reports_bad_rows_and_keeps_the_first_row_of_each
     (sample / "list.csv").write_text(LIST, encoding="utf-8")
     result = run_cli(sample, "subscribers", "import", "list.csv")
     assert result.returncode == 1, result.stderr
-    assert result.stderr.strip() == "list.csv:4: invalid address: An email address must have an @-sign. (not-an-address); skipped"
+    assert (
+        result.stderr.strip()
+        == "list.csv:4: invalid address: An email address must have an @-sign. (not-an-address); skipped"
+    )
     assert "4 row(s) read; added 3 (subscribed 2, unsubscribed 1)" in result.stdout
     assert "1 bad row(s) skipped" in result.stdout
     ann = stored(sample, "ann@example.org")
@@ -145,7 +148,10 @@ def test_add_remove_list_and_show(sample):
     show = run_cli(sample, "subscribers", "show", "eve@example.org").stdout
     assert "status   unsubscribed" in show and "tags     news, vip" in show
     assert [line.split()[1:3] for line in show.splitlines() if line.startswith("  20")] == [
-        ["added", "cli"], ["unsubscribed", "cli"], ["unsubscribed", "cli"]]
+        ["added", "cli"],
+        ["unsubscribed", "cli"],
+        ["unsubscribed", "cli"],
+    ]
     assert_one_line_error(run_cli(sample, "subscribers", "add", "eve@example.org"),
                           "already in the store, unsubscribed", "--resubscribe")  # fmt: skip
     again = run_cli(sample, "subscribers", "add", "eve@example.org", "--resubscribe")
@@ -160,7 +166,9 @@ def test_forget_erases_the_person_everywhere_and_import_never_brings_them_back(s
     assert forgot.returncode == 0, forgot.stderr
     assert "erased from the store and from 1 send journal row(s)" in forgot.stdout
     with sqlite3.connect(sample / ".broadsheet" / "state.db") as db:
-        assert db.execute("SELECT count(*) FROM recipients WHERE email LIKE 'ann@%' OR data LIKE '%Ann%'").fetchone() == (0,)
+        assert db.execute(
+            "SELECT count(*) FROM recipients WHERE email LIKE 'ann@%' OR data LIKE '%Ann%'"
+        ).fetchone() == (0,)
     assert "was forgotten at their request" in run_cli(sample, "subscribers", "show", "ann@example.org").stdout
     again = run_cli(sample, "subscribers", "import", "list.csv", "--update")
     assert "2 row(s) for addresses forgotten at their request: not added again" in again.stdout
@@ -221,7 +229,9 @@ def test_an_unsubscribe_during_a_running_campaign_is_honoured(sample):
     assert send.returncode == 0, err
     assert outbox_recipients(sample) == [f"reader{i}@example.org" for i in range(7)]
     with sqlite3.connect(sample / ".broadsheet" / "state.db") as db:
-        state, detail = db.execute("SELECT state, detail FROM recipients WHERE email = 'reader7@example.org'").fetchone()
+        state, detail = db.execute(
+            "SELECT state, detail FROM recipients WHERE email = 'reader7@example.org'"
+        ).fetchone()
     assert state == "skipped" and "unsubscribed" in detail
     assert "sent 7" in out and "skipped 1" in out
     status = run_cli(sample, "status", ISSUE)
@@ -233,7 +243,9 @@ def test_a_store_send_run_again_mails_only_who_joined_since(sample):
     run_cli(sample, "subscribers", "add", "bob@example.org")
     assert run_cli(sample, "send", ISSUE, "--yes").returncode == 0
     unchanged = run_cli(sample, "send", ISSUE, "--yes")
-    assert "unchanged since this campaign started; resuming" in unchanged.stdout and "nothing to send" in unchanged.stdout
+    assert (
+        "unchanged since this campaign started; resuming" in unchanged.stdout and "nothing to send" in unchanged.stdout
+    )
     run_cli(sample, "subscribers", "add", "cy@example.org")
     again = run_cli(sample, "send", ISSUE, "--yes")
     assert again.returncode == 0, again.stderr

@@ -76,36 +76,46 @@ def test_footnotes_are_plain_references_and_bare_urls_are_links(project, issue):
 def test_table_cells_carry_the_font_stack_for_outlook(project, issue):
     document = lxml.html.fromstring(html_of(project, issue))
     cells = document.cssselect(".content-table td, .content-table th")
-    assert cells and all("font-family:Helvetica, Arial, sans-serif" in (c.get("style") or "").replace(": ", ":")
-                         for c in cells)
+    assert cells and all(
+        "font-family:Helvetica, Arial, sans-serif" in (c.get("style") or "").replace(": ", ":") for c in cells
+    )
 
 
 def test_on_a_phone_and_in_outlook_dark_mode(project, issue):
     require_chromium()
     with Preview(issue, port=0, config_path=project / "broadsheet.toml", watch=False) as preview, browser() as driver:
-        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                               {"width": 375, "height": 800, "deviceScaleFactor": 1, "mobile": True})
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {"width": 375, "height": 800, "deviceScaleFactor": 1, "mobile": True}
+        )
         driver.get(preview.url + "email.html")
         assert driver.execute_script(BROKEN_WORDS) == []
         phone_padding = driver.execute_script(
-            "return parseFloat(getComputedStyle(document.querySelector('.prose')).paddingLeft)")
+            "return parseFloat(getComputedStyle(document.querySelector('.prose')).paddingLeft)"
+        )
         sides = driver.execute_script(  # the article's divider and lead image line up with its text
             "return Array.prototype.map.call(document.querySelectorAll('.side'),"
-            " function (e) { return parseFloat(getComputedStyle(e).paddingLeft); });")
+            " function (e) { return parseFloat(getComputedStyle(e).paddingLeft); });"
+        )
         quote, attribution = driver.execute_script(
             "var q = document.querySelector('.pull-quote p'), a = document.querySelector('.quote-attribution');"
-            "return [getComputedStyle(q).fontStyle, getComputedStyle(a).fontStyle];")
+            "return [getComputedStyle(q).fontStyle, getComputedStyle(a).fontStyle];"
+        )
         heights = driver.execute_script(
             "return Array.prototype.filter.call(document.querySelectorAll('.prose p'),"
             " function (p) { return p.textContent.trim().indexOf('Short line.') === 0; })"
-            ".map(function (p) { return p.getBoundingClientRect().height; });")
-        driver.execute_script("document.body.setAttribute('data-ogsc', ''); document.body.setAttribute('data-ogsb', '');")
+            ".map(function (p) { return p.getBoundingClientRect().height; });"
+        )
+        driver.execute_script(
+            "document.body.setAttribute('data-ogsc', ''); document.body.setAttribute('data-ogsb', '');"
+        )
         dark_title = driver.execute_script("return getComputedStyle(document.querySelector('.article-title')).color")
-        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                               {"width": 800, "height": 800, "deviceScaleFactor": 1, "mobile": False})
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {"width": 800, "height": 800, "deviceScaleFactor": 1, "mobile": False}
+        )
         driver.get(preview.url + "email.html")
         desktop_padding = driver.execute_script(
-            "return parseFloat(getComputedStyle(document.querySelector('.prose')).paddingLeft)")
+            "return parseFloat(getComputedStyle(document.querySelector('.prose')).paddingLeft)"
+        )
     assert phone_padding == 16 and desktop_padding == 32
     assert sides and set(sides) == {16}
     assert quote == "italic" and attribution == "normal"

@@ -33,12 +33,15 @@ def test_unicode_and_long_addresses_round_trip():
     assert read_token("unsubscribe", make_token("unsubscribe", email, LIST, "s"), LIST, ["s"]).email == email
 
 
-@pytest.mark.parametrize("purpose, list_id, secrets", [
-    ("confirm", LIST, ["s1"]),                  # an unsubscribe token is no confirmation token
-    ("unsubscribe", "other.example.org", ["s1"]),  # nor valid for another list
-    ("unsubscribe", LIST, ["s2"]),              # nor under another secret
-    ("unsubscribe", LIST, []),
-])
+@pytest.mark.parametrize(
+    "purpose, list_id, secrets",
+    [
+        ("confirm", LIST, ["s1"]),  # an unsubscribe token is no confirmation token
+        ("unsubscribe", "other.example.org", ["s1"]),  # nor valid for another list
+        ("unsubscribe", LIST, ["s2"]),  # nor under another secret
+        ("unsubscribe", LIST, []),
+    ],
+)
 def test_a_token_is_bound_to_purpose_list_and_secret(purpose, list_id, secrets):
     token = make_token("unsubscribe", "ann@example.org", LIST, "s1")
     assert read_token(purpose, token, list_id, secrets) is None
@@ -82,7 +85,8 @@ def test_the_same_input_gives_the_same_token_and_different_inputs_differ():
     assert one == make_token("unsubscribe", "ann@example.org", LIST, "s1")
     assert one != make_token("unsubscribe", "bob@example.org", LIST, "s1")
     assert make_token("confirm", "a@example.org", LIST, "s1", extra="n1.1") != make_token(
-        "confirm", "a@example.org", LIST, "s1", extra="n2.1")
+        "confirm", "a@example.org", LIST, "s1", extra="n2.1"
+    )
 
 
 @pytest.mark.parametrize("size", [0, 1, 16, 17, 33, 200])

@@ -216,8 +216,19 @@ MULTILINE_KEYS = {"postal_address", "why"}  # the footer's text; every other str
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # control characters but tab
 CSS_COLOUR = re.compile(r"#[0-9a-fA-F]{3,8}|[A-Za-z]+|(?:rgb|rgba|hsl|hsla)\([0-9.,%\s/]+\)")
 TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
-KEY_LINE = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
-NONZERO = {"logo_width", "connections", "port", "timeout", "messages_per_connection", "data_timeout", "threads", "max_body_bytes"}  # 0 makes no sense
+KEY_LINE = re.compile(
+    r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*="
+)
+NONZERO = {
+    "logo_width",
+    "connections",
+    "port",
+    "timeout",
+    "messages_per_connection",
+    "data_timeout",
+    "threads",
+    "max_body_bytes",
+}  # 0 makes no sense
 SECRET_ENV = {
     **secret_variables(),  # the transports' (broadsheet.providers)
     "unsubscribe": "BROADSHEET_SECRET",
@@ -292,8 +303,11 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     reader = _Reader(found, text)
     values = reader.table(Config, data, prefix="")
     if values.get("base_url") and not values["base_url"].startswith(("https://", "http://")):
-        raise ConfigError(f"base_url must be a whole web address, not {values['base_url']!r}",
-                          where=reader.line_of("base_url"), fix=f"write base_url = \"https://{values['base_url']}\"")
+        raise ConfigError(
+            f"base_url must be a whole web address, not {values['base_url']!r}",
+            where=reader.line_of("base_url"),
+            fix=f'write base_url = "https://{values["base_url"]}"',
+        )
     _check_smtp_timeouts(values.get("smtp"), reader)
     if "serve" in values:
         _check_origins(values["serve"], reader)
@@ -305,8 +319,11 @@ def _check_origins(serve: Serve, reader: _Reader) -> None:
     named = [("serve.public_url", serve.public_url)] if serve.public_url else []
     for key, value in [*named, *(("serve.form_origins", origin) for origin in serve.form_origins)]:
         if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?/?", value):
-            raise ConfigError(f"{key} must be a site's address like https://news.example.org, not {value!r}",
-                              where=reader.line_of(key), fix="give scheme and host (and port) only, no path")
+            raise ConfigError(
+                f"{key} must be a site's address like https://news.example.org, not {value!r}",
+                where=reader.line_of(key),
+                fix="give scheme and host (and port) only, no path",
+            )
 
 
 def _check_smtp_timeouts(smtp: Smtp | None, reader: _Reader) -> None:
@@ -315,7 +332,8 @@ def _check_smtp_timeouts(smtp: Smtp | None, reader: _Reader) -> None:
         where = reader.line_of("smtp.data_timeout")
         raise ConfigError(
             f"smtp.data_timeout ({smtp.data_timeout:g} s) is shorter than smtp.timeout ({smtp.timeout:g} s)",
-            where=where if where != str(reader.path) else reader.line_of("smtp.timeout"), fix="set smtp.data_timeout to 600 (RFC 5321 advises 10 minutes)",
+            where=where if where != str(reader.path) else reader.line_of("smtp.timeout"),
+            fix="set smtp.data_timeout to 600 (RFC 5321 advises 10 minutes)",
         )
 
 
@@ -333,8 +351,11 @@ def read_utf8(path: Path, error: type[BroadsheetError], *, limit: int = MAX_TEXT
     except OSError as exc:
         raise error(f"cannot read the file: {exc.strerror}", where=str(path)) from None
     if len(raw) > limit:
-        raise error(f"the file is over {limit / 2**20:g} MiB", where=str(path),
-                    fix="split it into smaller files, or check that it is the file you meant")
+        raise error(
+            f"the file is over {limit / 2**20:g} MiB",
+            where=str(path),
+            fix="split it into smaller files, or check that it is the file you meant",
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -414,7 +435,11 @@ class _Reader:
             leaf = dotted.rsplit(".", 1)[-1]
             if value < 0 or (value == 0 and leaf in NONZERO):
                 kind = "whole number" if hint is int else "number"
-                raise self.wrong(dotted, f"a {kind} {'above' if leaf in NONZERO else 'of'} 0{'' if leaf in NONZERO else ' or more'}", value)
+                raise self.wrong(
+                    dotted,
+                    f"a {kind} {'above' if leaf in NONZERO else 'of'} 0{'' if leaf in NONZERO else ' or more'}",
+                    value,
+                )
             return hint(value)
         if hint is str and type(value) is str:
             return self.text(dotted, value)
@@ -428,8 +453,11 @@ class _Reader:
         bad = CONTROL.search(value.replace("\n", "") if leaf in MULTILINE_KEYS else value)
         if bad:
             what = "a line break" if bad.group() in "\r\n" else f"the control character U+{ord(bad.group()):04X}"
-            raise ConfigError(f"'{dotted}' holds {what}", where=self.line_of(dotted),
-                              fix="remove it" if leaf in MULTILINE_KEYS else f"write {dotted} as one line of plain text")
+            raise ConfigError(
+                f"'{dotted}' holds {what}",
+                where=self.line_of(dotted),
+                fix="remove it" if leaf in MULTILINE_KEYS else f"write {dotted} as one line of plain text",
+            )
         if leaf.endswith("_color") and not CSS_COLOUR.fullmatch(value):  # it goes into the theme's CSS as is
             raise self.wrong(dotted, 'a CSS colour such as "#1f4e79"', value)
         return value

@@ -74,8 +74,9 @@ class TransportQuotaError(TransportError):
 class TransientTransportError(TransportError):
     """Worth retrying later (network error, 4xx SMTP, 429/5xx HTTP). ``retry_after`` in seconds."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, where: str | None = None,
-                 fix: str | None = None):
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, where: str | None = None, fix: str | None = None
+    ):
         super().__init__(message, where=where, fix=fix)
         self.retry_after = retry_after
 

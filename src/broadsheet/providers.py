@@ -19,15 +19,18 @@ class Provider:
     max_batch: int  # messages one send_batch call may carry
 
 
-PROVIDERS: dict[str, Provider] = {p.name: p for p in (
-    Provider("outbox", "outbox:OutboxTransport", None, delivers=False, max_batch=100),
-    Provider("smtp", "smtp:SmtpTransport", "BROADSHEET_SMTP_PASSWORD", delivers=True, max_batch=1),
-    Provider("postmark", "postmark:PostmarkTransport", "BROADSHEET_POSTMARK_TOKEN", delivers=True, max_batch=500),
-    Provider("sendgrid", "sendgrid:SendgridTransport", "BROADSHEET_SENDGRID_KEY", delivers=True, max_batch=1000),
-    Provider("mailgun", "mailgun:MailgunTransport", "BROADSHEET_MAILGUN_KEY", delivers=True, max_batch=1000),
-    Provider("ses", "ses:SesTransport", "AWS_SECRET_ACCESS_KEY", delivers=True, max_batch=1),
-    Provider("resend", "resend:ResendTransport", "BROADSHEET_RESEND_KEY", delivers=True, max_batch=100),
-)}
+PROVIDERS: dict[str, Provider] = {
+    p.name: p
+    for p in (
+        Provider("outbox", "outbox:OutboxTransport", None, delivers=False, max_batch=100),
+        Provider("smtp", "smtp:SmtpTransport", "BROADSHEET_SMTP_PASSWORD", delivers=True, max_batch=1),
+        Provider("postmark", "postmark:PostmarkTransport", "BROADSHEET_POSTMARK_TOKEN", delivers=True, max_batch=500),
+        Provider("sendgrid", "sendgrid:SendgridTransport", "BROADSHEET_SENDGRID_KEY", delivers=True, max_batch=1000),
+        Provider("mailgun", "mailgun:MailgunTransport", "BROADSHEET_MAILGUN_KEY", delivers=True, max_batch=1000),
+        Provider("ses", "ses:SesTransport", "AWS_SECRET_ACCESS_KEY", delivers=True, max_batch=1),
+        Provider("resend", "resend:ResendTransport", "BROADSHEET_RESEND_KEY", delivers=True, max_batch=100),
+    )
+}
 
 NOT_DELIVERING: tuple[str, ...] = tuple(name for name, p in PROVIDERS.items() if not p.delivers)
 

@@ -163,8 +163,9 @@ def reference_of(token: str) -> int | None:
     return None if raw is None else raw[0]
 
 
-def read_reference_token(purpose: str, token: str, list_id: str, secrets: Sequence[str],
-                         email_of: Callable[[int], str | None]) -> str | None:
+def read_reference_token(
+    purpose: str, token: str, list_id: str, secrets: Sequence[str], email_of: Callable[[int], str | None]
+) -> str | None:
     """The address a valid reference token was made for: ``email_of(number)`` when the tag matches it
     under one of ``secrets`` (constant-time check); None for anything else."""
     raw = _decode_reference(token)
@@ -225,10 +226,20 @@ def token_secrets(*, required: bool = True) -> tuple[str, ...]:
     current = os.environ.get(SECRET_ENV["unsubscribe"], "")
     if required and not current:
         variable = SECRET_ENV["unsubscribe"]
-        raise ConfigError(f"the environment variable {variable} is not set",
-                          fix=f"export {variable}=… (a long random string, e.g. from `openssl rand -hex 32`)")
+        raise ConfigError(
+            f"the environment variable {variable} is not set",
+            fix=f"export {variable}=… (a long random string, e.g. from `openssl rand -hex 32`)",
+        )
     return tuple(s for s in (current, os.environ.get(PREVIOUS_SECRET_ENV, "")) if s)
 
 
-__all__ = ["TokenData", "make_token", "read_token", "token_secrets", "PURPOSES", "make_reference_token",
-           "read_reference_token", "reference_of"]
+__all__ = [
+    "TokenData",
+    "make_token",
+    "read_token",
+    "token_secrets",
+    "PURPOSES",
+    "make_reference_token",
+    "read_reference_token",
+    "reference_of",
+]

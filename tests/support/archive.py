@@ -23,13 +23,23 @@ def sample_project(root: Path) -> Path:
     return root
 
 
-def dated_issue(project: Path, number: int, date: dt.date, *, title: str = "", image: bool = True,
-                draft: bool = False, articles: int = 2) -> Path:
+def dated_issue(
+    project: Path,
+    number: int,
+    date: dt.date,
+    *,
+    title: str = "",
+    image: bool = True,
+    draft: bool = False,
+    articles: int = 2,
+) -> Path:
     """issues/<date>-issue-<number>/ with ``articles`` articles; the first has a lead image when ``image``."""
     folder = project / "issues" / f"{date.isoformat()}-issue-{number}"
     (folder / "articles").mkdir(parents=True)
     title = title or f"Issue number {number}"
-    front = f"title: \"{title}\"\npreheader: \"What happened in issue {number}\"\ndate: {date.isoformat()}\nnumber: {number}\n"
+    front = (
+        f'title: "{title}"\npreheader: "What happened in issue {number}"\ndate: {date.isoformat()}\nnumber: {number}\n'
+    )
     (folder / "issue.md").write_text(f"---\n{front}{'draft: true' + chr(10) if draft else ''}---\nIntro of {number}.\n",
                                      encoding="utf-8")  # fmt: skip
     if image:
@@ -39,7 +49,8 @@ def dated_issue(project: Path, number: int, date: dt.date, *, title: str = "", i
         lead = "image: ../images/lead.png\nimage_alt: The lead picture\n" if image and n == 0 else ""
         body = PARAGRAPH.format(n=n) * 3 + ("![An inline picture](../images/lead.png)\n" if image and n == 1 else "")
         (folder / "articles" / f"{n + 1:02d}-article.md").write_text(
-            f"---\ntitle: Article {n + 1} of issue {number}\nauthor: Ed\n{lead}---\n{body}", encoding="utf-8")
+            f"---\ntitle: Article {n + 1} of issue {number}\nauthor: Ed\n{lead}---\n{body}", encoding="utf-8"
+        )
     return folder
 
 

@@ -68,7 +68,11 @@ def _container(element, name: str) -> list[str]:
 
 
 def _date(element, name: str) -> list[str]:
-    return [] if RFC3339.match(element.text or "") else [f"{name}: {element.tag} {element.text!r} is no RFC 3339 date (3.3)"]
+    return (
+        []
+        if RFC3339.match(element.text or "")
+        else [f"{name}: {element.tag} {element.text!r} is no RFC 3339 date (3.3)"]
+    )
 
 
 def _links(element, rel: str) -> list:

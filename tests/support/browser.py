@@ -39,7 +39,9 @@ def wait_for(check: Callable[[], T], *, timeout: float = 5.0, interval: float = 
         except Exception as exc:
             last = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or check}" + (f" (last error: {last})" if last else ""))
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what or check}" + (f" (last error: {last})" if last else "")
+    )
 
 
 def frame_text(driver, frame_id: str) -> str:
@@ -57,7 +59,10 @@ def frame_overflows(driver, frame_id: str) -> bool:
     driver.switch_to.default_content()
     driver.switch_to.frame(driver.find_element("id", frame_id))
     try:
-        return bool(driver.execute_script(
-            "var e = document.documentElement; return e.scrollWidth > e.clientWidth || document.body.scrollWidth > e.clientWidth"))
+        return bool(
+            driver.execute_script(
+                "var e = document.documentElement; return e.scrollWidth > e.clientWidth || document.body.scrollWidth > e.clientWidth"
+            )
+        )
     finally:
         driver.switch_to.default_content()

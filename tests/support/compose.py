@@ -24,8 +24,15 @@ TEXT = "Hello {{ subscriber.first_name | default('reader') }} ({{ subscriber.nam
 
 def make_issue(*, html: str = HTML, text: str = TEXT, subject: str = "Issue 1: hello") -> RenderedIssue:
     return RenderedIssue(
-        slug="2021-06-01-test", title="Test", subject=subject, preheader="", mjml="", html=html, text=text,
-        web_html="", view_online_url="https://news.example.org/2021-06-01-test/",
+        slug="2021-06-01-test",
+        title="Test",
+        subject=subject,
+        preheader="",
+        mjml="",
+        html=html,
+        text=text,
+        web_html="",
+        view_online_url="https://news.example.org/2021-06-01-test/",
     )
 
 
@@ -68,10 +75,6 @@ def rsa_key_pair() -> tuple[bytes, bytes]:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return pem, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)

@@ -59,9 +59,24 @@ def imap_server(tmp_path: Path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-c", "import sys; from pymap.main import main; sys.exit(main())", "--host", "127.0.0.1", "--port", str(port),
-               "--cert", str(tmp_path / "imap-cert.pem"), "--key", str(tmp_path / "imap-key.pem"),
-               "dict", "--demo-user", USER, "--demo-password", PASSWORD]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from pymap.main import main; sys.exit(main())",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--cert",
+        str(tmp_path / "imap-cert.pem"),
+        "--key",
+        str(tmp_path / "imap-key.pem"),
+        "dict",
+        "--demo-user",
+        USER,
+        "--demo-password",
+        PASSWORD,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 15

@@ -16,7 +16,9 @@ def write_issue(root: Path, *, issue: str | None = None, articles: dict[str, str
         else "---\ntitle: Test issue\npreheader: A short preheader\ndate: 2024-01-02\nnumber: 3\n---\nHello intro.\n",
         encoding="utf-8",
     )
-    for name, text in (articles if articles is not None else {"01-one.md": "---\ntitle: One\n---\nBody one.\n"}).items():
+    for name, text in (
+        articles if articles is not None else {"01-one.md": "---\ntitle: One\n---\nBody one.\n"}
+    ).items():
         (folder / "articles" / name).write_text(text, encoding="utf-8")
     return folder
 

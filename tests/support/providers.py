@@ -55,7 +55,7 @@ INACTIVE = "inactive"  # a recipient Postmark/Resend refuse as suppressed
 
 # -- messages ------------------------------------------------------------------------------------
 
-FILLER = "<p style=\"margin:0 0 12px;font-family:Georgia,serif\">Week in review: rivers, tea and trains.</p>\n"
+FILLER = '<p style="margin:0 0 12px;font-family:Georgia,serif">Week in review: rivers, tea and trains.</p>\n'
 
 
 def make_message(n: int, *, first_name: str | None = None, local: str | None = None, filler: int = 20) -> Message:
@@ -68,7 +68,7 @@ def make_message(n: int, *, first_name: str | None = None, local: str | None = N
     unsubscribe = f"https://news.example.org/unsubscribe?email={address}&token={token}"
     html = (
         f"<html><body><p>Hello {_esc(first)},</p>\n{FILLER * filler}"
-        f"<p>Sent to {_esc(address)}. <a href=\"{_esc(unsubscribe)}\">Unsubscribe</a></p></body></html>"
+        f'<p>Sent to {_esc(address)}. <a href="{_esc(unsubscribe)}">Unsubscribe</a></p></body></html>'
     )
     text = f"Hello {first},\n\nWeek in review.\n\nSent to {address}. Unsubscribe: {unsubscribe}\n"
     headers = {
@@ -202,8 +202,9 @@ class Fake:
         if mode == "429":
             return self.json({"message": "too many requests"}, 429, {"Retry-After": "2"})
         if mode == "429-reset":  # no Retry-After, a reset time as epoch seconds (SendGrid) instead
-            return self.json({"errors": [{"message": "too many requests"}]}, 429,
-                             {"X-RateLimit-Reset": str(int(time.time()) + 3)})
+            return self.json(
+                {"errors": [{"message": "too many requests"}]}, 429, {"X-RateLimit-Reset": str(int(time.time()) + 3)}
+            )
         if mode == "500":
             return self.json({"message": "internal error"}, 500)
         if mode in self.answers:
@@ -305,14 +306,38 @@ class PostmarkFake(Fake):
             }
         message_id = str(uuid.uuid4())
         headers = {h["Name"]: h["Value"] for h in message.get("Headers", [])}
-        self.deliver(to, html=message.get("HtmlBody"), text=message.get("TextBody"), subject=message["Subject"],
-                     headers=headers, message_id=message_id, reply_to=message.get("ReplyTo"))
-        return {"ErrorCode": 0, "Message": "OK", "MessageID": message_id, "To": to,
-                "SubmittedAt": "2026-11-29T15:00:00Z"}
+        self.deliver(
+            to,
+            html=message.get("HtmlBody"),
+            text=message.get("TextBody"),
+            subject=message["Subject"],
+            headers=headers,
+            message_id=message_id,
+            reply_to=message.get("ReplyTo"),
+        )
+        return {
+            "ErrorCode": 0,
+            "Message": "OK",
+            "MessageID": message_id,
+            "To": to,
+            "SubmittedAt": "2026-11-29T15:00:00Z",
+        }
 
 
-SENDGRID_RESERVED = {"x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type",
-                     "content-transfer-encoding", "to", "from", "subject", "reply-to", "cc", "bcc"}
+SENDGRID_RESERVED = {
+    "x-sg-id",
+    "x-sg-eid",
+    "received",
+    "dkim-signature",
+    "content-type",
+    "content-transfer-encoding",
+    "to",
+    "from",
+    "subject",
+    "reply-to",
+    "cc",
+    "bcc",
+}
 
 
 class SendgridFake(Fake):
@@ -340,14 +365,24 @@ class SendgridFake(Fake):
             size = sum(len(k.encode()) + len(v.encode()) for k, v in (person.get("substitutions") or {}).items())
             self.require(size <= 10000, f"substitutions of {size} bytes")
             if _invalid(to[0].get("email", "")):
-                errors.append({"message": "Does not contain a valid address.",
-                               "field": f"personalizations.{i}.to.0.email", "help": "http://sendgrid.com/docs"})
+                errors.append(
+                    {
+                        "message": "Does not contain a valid address.",
+                        "field": f"personalizations.{i}.to.0.email",
+                        "help": "http://sendgrid.com/docs",
+                    }
+                )
             name = to[0].get("name", "")
             if re.search("[,;]", name) and not re.fullmatch(r'"(?:[^"\\]|\\.)*"', name):
                 # "to.name … cannot include either the ; or , characters" (Mail Send limitations);
                 # quoted, the name reaches the To header intact (django-anymail's workaround)
-                errors.append({"message": "The to.name cannot include ; or , characters.",
-                               "field": f"personalizations.{i}.to.0.name", "help": "http://sendgrid.com/docs"})
+                errors.append(
+                    {
+                        "message": "The to.name cannot include ; or , characters.",
+                        "field": f"personalizations.{i}.to.0.name",
+                        "help": "http://sendgrid.com/docs",
+                    }
+                )
         if errors:
             return self.json({"errors": errors}, 400)
         bodies = {c["type"]: c["value"] for c in content}
@@ -355,9 +390,15 @@ class SendgridFake(Fake):
             subs = person.get("substitutions") or {}
             html, text = (_substitute(bodies.get(t, ""), subs) for t in ("text/html", "text/plain"))
             headers = {**data.get("headers", {}), **person.get("headers", {})}
-            self.deliver(person["to"][0]["email"], html=html, text=text, headers=headers,
-                         subject=person.get("subject", data.get("subject")), name=_display_name(person["to"][0]),
-                         reply_to=data.get("reply_to"))
+            self.deliver(
+                person["to"][0]["email"],
+                html=html,
+                text=text,
+                headers=headers,
+                subject=person.get("subject", data.get("subject")),
+                name=_display_name(person["to"][0]),
+                reply_to=data.get("reply_to"),
+            )
         return Response("", status=202, headers={"X-Message-Id": uuid.uuid4().hex[:22]})
 
 
@@ -399,8 +440,10 @@ class MailgunFake(Fake):
         self.require(bool(form.get("html") or form.get("text")), "no body")
         variables = json.loads(form.get("recipient-variables", "null") or "null")
         if len(to) > 1:
-            self.require(isinstance(variables, dict) and all(_bare(t) in variables for t in to),
-                         "recipient-variables must name every recipient")
+            self.require(
+                isinstance(variables, dict) and all(_bare(t) in variables for t in to),
+                "recipient-variables must name every recipient",
+            )
         if any(_invalid(t) for t in to):
             return self.json({"message": "'to' parameter is not a valid address. please check documentation"}, 400)
         headers = {k[2:]: v for k, v in form.items(multi=True) if k.startswith("h:")}
@@ -411,8 +454,13 @@ class MailgunFake(Fake):
             def fill(text: str, values=values) -> str:
                 return re.sub(r"%recipient\.([A-Za-z0-9_]+)%", lambda m: str(values.get(m.group(1), "")), text)
 
-            self.deliver(address, html=fill(form.get("html", "")), text=fill(form.get("text", "")),
-                         subject=fill(form["subject"]), headers={k: fill(v) for k, v in headers.items()})
+            self.deliver(
+                address,
+                html=fill(form.get("html", "")),
+                text=fill(form.get("text", "")),
+                subject=fill(form["subject"]),
+                headers={k: fill(v) for k, v in headers.items()},
+            )
         return self.json({"id": message_id, "message": "Queued. Thank you."})
 
 
@@ -421,12 +469,17 @@ class SesFake(Fake):
 
     path = "/v2/email/outbound-emails"
     answers = {
-        "throttle": (429, {"message": "Maximum sending rate exceeded."},
-                     {"x-amzn-ErrorType": "TooManyRequestsException:"}),
-        "quota": (429, {"message": "Daily message quota exceeded."},
-                  {"x-amzn-ErrorType": "TooManyRequestsException:"}),
-        "mailfrom": (400, {"message": "Mail from domain not verified"},
-                     {"x-amzn-ErrorType": "MailFromDomainNotVerifiedException:"}),
+        "throttle": (
+            429,
+            {"message": "Maximum sending rate exceeded."},
+            {"x-amzn-ErrorType": "TooManyRequestsException:"},
+        ),
+        "quota": (429, {"message": "Daily message quota exceeded."}, {"x-amzn-ErrorType": "TooManyRequestsException:"}),
+        "mailfrom": (
+            400,
+            {"message": "Mail from domain not verified"},
+            {"x-amzn-ErrorType": "MailFromDomainNotVerifiedException:"},
+        ),
     }
 
     def authorized(self, request: Request) -> bool:
@@ -436,10 +489,15 @@ class SesFake(Fake):
         return problem is None
 
     def unauthorized(self, request: Request) -> Response:
-        return self.json({"message": f"The security token included in the request is invalid: "
-                                     f"{request.headers.get('X-Amz-Security-Token', '')} "
-                                     f"{request.headers.get('Authorization', '')}"}, 403,
-                         {"x-amzn-ErrorType": "UnrecognizedClientException:"})
+        return self.json(
+            {
+                "message": f"The security token included in the request is invalid: "
+                f"{request.headers.get('X-Amz-Security-Token', '')} "
+                f"{request.headers.get('Authorization', '')}"
+            },
+            403,
+            {"x-amzn-ErrorType": "UnrecognizedClientException:"},
+        )
 
     def process(self, request: Request) -> Response:
         data = self.json_body(request)
@@ -452,8 +510,11 @@ class SesFake(Fake):
         if _invalid(to):
             return self.json({"message": f"Illegal address {to}"}, 400, {"x-amzn-ErrorType": "BadRequestException:"})
         if INACTIVE in to:
-            return self.json({"message": "Address is on the account-level suppression list"}, 400,
-                             {"x-amzn-ErrorType": "MessageRejected:"})
+            return self.json(
+                {"message": "Address is on the account-level suppression list"},
+                400,
+                {"x-amzn-ErrorType": "MessageRejected:"},
+            )
         message_id = f"0100{uuid.uuid4().hex}-000000"
         self.deliver(to, raw=raw, message_id=message_id)
         return self.json({"MessageId": message_id})
@@ -482,8 +543,9 @@ def sigv4_problem(request: Request, access: str, secret: str, region: str, servi
     if "host" not in names or "x-amz-date" not in names:
         return f"signed headers {signed}"
     canonical_headers = "".join(f"{n}:{' '.join(request.headers.get(n, '').split())}\n" for n in names)
-    canonical = "\n".join([request.method, request.path, request.query_string.decode(), canonical_headers, signed,
-                           payload_hash])
+    canonical = "\n".join(
+        [request.method, request.path, request.query_string.decode(), canonical_headers, signed, payload_hash]
+    )
     scope = f"{day}/{region}/{service}/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     key = ("AWS4" + secret).encode()
@@ -532,15 +594,26 @@ class ResendFake(Fake):
                 continue
             email_id = str(uuid.uuid4())
             data.append({"id": email_id})
-            self.deliver(to, html=item.get("html"), text=item.get("text"), subject=item["subject"], headers=headers,
-                         reply_to=item.get("reply_to"), message_id=email_id)
+            self.deliver(
+                to,
+                html=item.get("html"),
+                text=item.get("text"),
+                subject=item["subject"],
+                headers=headers,
+                reply_to=item.get("reply_to"),
+                message_id=email_id,
+            )
         answer = self.json({"data": data, "errors": errors})
         self.seen[key] = (body, answer)
         return answer
 
 
 FAKES: dict[str, type[Fake]] = {
-    "postmark": PostmarkFake, "sendgrid": SendgridFake, "mailgun": MailgunFake, "ses": SesFake, "resend": ResendFake,
+    "postmark": PostmarkFake,
+    "sendgrid": SendgridFake,
+    "mailgun": MailgunFake,
+    "ses": SesFake,
+    "resend": ResendFake,
 }
 
 

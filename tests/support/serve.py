@@ -40,15 +40,20 @@ def environment(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def serve_process(project: Path, *, extra_config: str = "", env: dict[str, str] | None = None,
-                  timeout: float = 15.0) -> Iterator[str]:
+def serve_process(
+    project: Path, *, extra_config: str = "", env: dict[str, str] | None = None, timeout: float = 15.0
+) -> Iterator[str]:
     """Run `broadsheet serve` in ``project`` until the block ends; yields its base URL."""
     port = free_port()
     base = configure(project, port, extra_config)
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 -- closed by the fixture; not a pipe: a full pipe would block the server
     process = subprocess.Popen(
-        [sys.executable, "-m", "broadsheet", "serve", "--port", str(port)], cwd=project,
-        env=env or environment(), stdout=subprocess.DEVNULL, stderr=log, text=True,
+        [sys.executable, "-m", "broadsheet", "serve", "--port", str(port)],
+        cwd=project,
+        env=env or environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        text=True,
     )
     try:
         deadline = time.monotonic() + timeout

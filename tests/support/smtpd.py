@@ -151,7 +151,9 @@ class Sink:
                     asyncio.get_running_loop().call_later(0.05, server.transport.close)
                 return reply
         with self.lock:
-            self.received.append(Received(envelope.mail_from, recipients, envelope.original_content or envelope.content))
+            self.received.append(
+                Received(envelope.mail_from, recipients, envelope.original_content or envelope.content)
+            )
         session.messages = getattr(session, "messages", 0) + 1
         if any(r in self.stored_closed for r in recipients):
             server.transport.close()
@@ -208,8 +210,11 @@ def password_checker(username: str, password: str):
     """An aiosmtpd authenticator accepting exactly this login."""
 
     def authenticate(server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == username \
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == username
             and auth_data.password.decode() == password
+        )
         return AuthResult(success=ok, handled=False)
 
     return authenticate
@@ -225,11 +230,14 @@ def echoing_checker(username: str, password: str):
         if result.success:
             return result
         login, sent = auth_data.login, auth_data.password
-        echo = {"PLAIN": [base64.b64encode(b"\0" + login + b"\0" + sent)],
-                "LOGIN": [base64.b64encode(login), base64.b64encode(sent)]}[mechanism]
+        echo = {
+            "PLAIN": [base64.b64encode(b"\0" + login + b"\0" + sent)],
+            "LOGIN": [base64.b64encode(login), base64.b64encode(sent)],
+        }[mechanism]
         words = " ".join(part.decode() for part in echo)
-        return AuthResult(success=False, handled=False,
-                          message=f"535 5.7.8 bad credentials {words} (password {sent.decode()!r})")
+        return AuthResult(
+            success=False, handled=False, message=f"535 5.7.8 bad credentials {words} (password {sent.decode()!r})"
+        )
 
     return authenticate
 

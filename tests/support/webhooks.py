@@ -38,14 +38,19 @@ class SendgridSigner:
     @property
     def public_key(self) -> str:
         """The verification key as SendGrid shows it: base64 of the DER SubjectPublicKeyInfo."""
-        der = self.key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        der = self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         return base64.b64encode(der).decode()
 
     def sign(self, body: bytes, timestamp: float | None = None) -> dict[str, str]:
         stamp = str(int(time.time() if timestamp is None else timestamp))
         signature = self.key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-        return {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-                "X-Twilio-Email-Event-Webhook-Timestamp": stamp, "Content-Type": "application/json"}
+        return {
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+            "Content-Type": "application/json",
+        }
 
 
 @dataclass
@@ -56,8 +61,9 @@ class MailgunSigner:
         stamp = str(int(time.time() if timestamp is None else timestamp))
         token = token or secrets.token_hex(25)
         signature = hmac.new(self.key.encode(), (stamp + token).encode(), hashlib.sha256).hexdigest()
-        return json.dumps({"signature": {"timestamp": stamp, "token": token, "signature": signature},
-                           "event-data": event_data}).encode()
+        return json.dumps(
+            {"signature": {"timestamp": stamp, "token": token, "signature": signature}, "event-data": event_data}
+        ).encode()
 
 
 @dataclass
@@ -72,8 +78,11 @@ class SvixSigner:
         stamp = str(int(time.time() if timestamp is None else timestamp))
         message_id = message_id or f"msg_{uuid.uuid4().hex}"
         mac = hmac.new(self.raw, f"{message_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
-        return {"svix-id": message_id, "svix-timestamp": stamp,
-                "svix-signature": f"v1,{base64.b64encode(b'not-this-one').decode()} v1,{base64.b64encode(mac).decode()}"}
+        return {
+            "svix-id": message_id,
+            "svix-timestamp": stamp,
+            "svix-signature": f"v1,{base64.b64encode(b'not-this-one').decode()} v1,{base64.b64encode(mac).decode()}",
+        }
 
 
 class SnsSigner:
@@ -85,9 +94,14 @@ class SnsSigner:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
         now = datetime.now(UTC)
         self.certificate = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=30)).sign(self.key, hashes.SHA256())
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30))
+            .sign(self.key, hashes.SHA256())
         )
 
     @property
@@ -95,11 +109,20 @@ class SnsSigner:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
     def message(self, kind: str, version: str = "2", topic: str = TOPIC, **fields) -> dict:
-        message = {"Type": kind, "MessageId": str(uuid.uuid4()), "TopicArn": topic,
-                   "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                   "SignatureVersion": version, "SigningCertURL": self.cert_url, **fields}
-        order = (("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type") if kind == "Notification"
-                 else ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"))
+        message = {
+            "Type": kind,
+            "MessageId": str(uuid.uuid4()),
+            "TopicArn": topic,
+            "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "SignatureVersion": version,
+            "SigningCertURL": self.cert_url,
+            **fields,
+        }
+        order = (
+            ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+            if kind == "Notification"
+            else ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
+        )
         text = "".join(f"{k}\n{message[k]}\n" for k in order if k in message)
         digest = hashes.SHA1() if version == "1" else hashes.SHA256()
         message["Signature"] = base64.b64encode(self.key.sign(text.encode(), padding.PKCS1v15(), digest)).decode()
@@ -119,10 +142,19 @@ def local_https(tmp_path) -> tuple[ssl.SSLContext, str]:
     return context, str(ca_file)
 
 
-def ses_bounce(email: str, bounce_type: str = "Permanent", feedback: str | None = None, message_id: str = "ses-1") -> dict:
-    return {"notificationType": "Bounce",
-            "bounce": {"bounceType": bounce_type, "bounceSubType": "General", "feedbackId": feedback or str(uuid.uuid4()),
-                       "timestamp": "2026-12-01T12:00:00.000Z",
-                       "bouncedRecipients": [{"emailAddress": email, "status": "5.1.1",
-                                              "diagnosticCode": "smtp; 550 5.1.1 user unknown"}]},
-            "mail": {"messageId": message_id, "commonHeaders": {"messageId": "<m1@example.org>"}}}
+def ses_bounce(
+    email: str, bounce_type: str = "Permanent", feedback: str | None = None, message_id: str = "ses-1"
+) -> dict:
+    return {
+        "notificationType": "Bounce",
+        "bounce": {
+            "bounceType": bounce_type,
+            "bounceSubType": "General",
+            "feedbackId": feedback or str(uuid.uuid4()),
+            "timestamp": "2026-12-01T12:00:00.000Z",
+            "bouncedRecipients": [
+                {"emailAddress": email, "status": "5.1.1", "diagnosticCode": "smtp; 550 5.1.1 user unknown"}
+            ],
+        },
+        "mail": {"messageId": message_id, "commonHeaders": {"messageId": "<m1@example.org>"}},
+    }

@@ -4,4 +4,12 @@ from .csvfile import list_fingerprint
 from .model import ListRow, RowProblem, Subscriber
 from .subscriber_list import SubscriberList, list_rows, read_suppressions
 
-__all__ = ["ListRow", "RowProblem", "Subscriber", "SubscriberList", "list_fingerprint", "list_rows", "read_suppressions"]
+__all__ = [
+    "ListRow",
+    "RowProblem",
+    "Subscriber",
+    "SubscriberList",
+    "list_fingerprint",
+    "list_rows",
+    "read_suppressions",
+]

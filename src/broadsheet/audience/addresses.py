@@ -58,8 +58,6 @@ class AddressChecker:
 
     def _validate(self, address: str) -> ValidatedEmail:
         try:
-            return validate_email(
-                address, check_deliverability=self.check_deliverability, allow_smtputf8=False
-            )
+            return validate_email(address, check_deliverability=self.check_deliverability, allow_smtputf8=False)
         except EmailNotValidError as exc:
             raise InvalidAddress(str(exc)) from None

@@ -31,7 +31,9 @@ class CsvFile:
         first = next(self._lines, "")
         if not first.strip():
             raise AudienceError(
-                "the list has no header row", where=f"{path}:1", fix="put the column names (one of them 'email') on line 1"
+                "the list has no header row",
+                where=f"{path}:1",
+                fix="put the column names (one of them 'email') on line 1",
             )
         self.delimiter = sniff_delimiter(first)
         self._reader = csv.reader(_chain(first, self._lines), delimiter=self.delimiter)

@@ -68,7 +68,9 @@ class Ledger:
         """Which of ``keys`` are opted out, and how."""
         if not self.has_opted_out:
             return {}
-        return {key: status for key, status in self._select("SELECT key, status FROM opted_out WHERE key IN ({})", keys)}
+        return {
+            key: status for key, status in self._select("SELECT key, status FROM opted_out WHERE key IN ({})", keys)
+        }
 
     def seen(self, keys: list[str]) -> set[str]:
         """Which of ``keys`` were marked seen before."""

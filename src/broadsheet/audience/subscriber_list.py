@@ -93,11 +93,19 @@ class SubscriberList:
         missing = sorted(tag for tag in self.segments if tag not in known)
         if missing:
             existing = ", ".join(sorted(present, key=str.casefold)) or "none"
-            raise AudienceError(f"no subscriber has the tag {', '.join(repr(t) for t in missing)}",
-                                where=f"{self.path} (tags column)", fix=f"--segment one of: {existing}")
+            raise AudienceError(
+                f"no subscriber has the tag {', '.join(repr(t) for t in missing)}",
+                where=f"{self.path} (tags column)",
+                fix=f"--segment one of: {existing}",
+            )
 
     def _left_out(
-        self, subscriber: Subscriber, key: str, suppressed: Container[str], opted_out: dict[str, str], seen: Container[str]
+        self,
+        subscriber: Subscriber,
+        key: str,
+        suppressed: Container[str],
+        opted_out: dict[str, str],
+        seen: Container[str],
     ) -> str:
         if key in suppressed:
             return "suppressed"
@@ -163,7 +171,9 @@ def address_key(address: str, addresses: AddressChecker) -> str:
         return address.strip().lower()
 
 
-def _read_row(row: CsvRow, columns: _Columns, addresses: AddressChecker, wanted: Container[str]) -> ListRow | RowProblem:
+def _read_row(
+    row: CsvRow, columns: _Columns, addresses: AddressChecker, wanted: Container[str]
+) -> ListRow | RowProblem:
     if row.problem:
         return _problem(row, "", row.problem)
     values = columns.padded(row.values)
@@ -222,7 +232,12 @@ class _Columns:
         # the hot path: rows padded to one value past the header, an absent column read from that last ""
         self.width = len(self.header) + 1
         absent = len(self.header)
-        self._known = operator.itemgetter(*(absent if self.index[n] is None else self.index[n] for n in ("email", "status", "name", "first_name", "tags")))
+        self._known = operator.itemgetter(
+            *(
+                absent if self.index[n] is None else self.index[n]
+                for n in ("email", "status", "name", "first_name", "tags")
+            )
+        )
         self._extra_titles = [title for _, title in self.extra]
         self._extra_values = operator.itemgetter(*(i for i, _ in self.extra), absent, absent)  # always a tuple
         # tags are ';'-separated; in a ';'-delimited file a quoted "a;b" works, and so does a,b
@@ -234,9 +249,7 @@ class _Columns:
 
     def swallows_rows(self, values: list[str]) -> bool:
         """A value whose later lines look like rows of their own (a delimiter and an '@'): an unclosed quote."""
-        return any(
-            self.delimiter in line and "@" in line for value in values for line in value.splitlines()[1:]
-        )
+        return any(self.delimiter in line and "@" in line for value in values for line in value.splitlines()[1:])
 
     def padded(self, values: list[str]) -> list[str]:
         """The row with "" for missing trailing values and one more past the header (new list when short)."""

@@ -71,6 +71,19 @@ def issue_key(issue_dir: Path, root: Path) -> str:
 
 
 __all__ = [
-    "CampaignRecord", "CampaignRunner", "Journal", "Outcome", "Prepared", "RecentSend", "Row", "RunResult",
-    "Settings", "campaign_fingerprint", "campaign_key", "issue_key", "journal_path", "prepare_campaign", "subscriber_from_row",
+    "CampaignRecord",
+    "CampaignRunner",
+    "Journal",
+    "Outcome",
+    "Prepared",
+    "RecentSend",
+    "Row",
+    "RunResult",
+    "Settings",
+    "campaign_fingerprint",
+    "campaign_key",
+    "issue_key",
+    "journal_path",
+    "prepare_campaign",
+    "subscriber_from_row",
 ]

@@ -123,8 +123,11 @@ def days_to_send(config: Config, journal: Journal, cap: DailyCap, count: int) ->
 def check_caps(config: Config) -> None:
     """ConfigError for a negative daily_limit or a warmup_start that is not a date."""
     if config.send.daily_limit < 0:
-        raise ConfigError("'daily_limit' must be 0 (no limit) or more", where=config.where("send.daily_limit"),
-                          fix="write daily_limit = 5000, or leave it out")
+        raise ConfigError(
+            "'daily_limit' must be 0 (no limit) or more",
+            where=config.where("send.daily_limit"),
+            fix="write daily_limit = 5000, or leave it out",
+        )
     if config.send.warmup_start:
         _start_date(config)
 
@@ -134,7 +137,8 @@ def _start_date(config: Config) -> dt.date:
         return dt.date.fromisoformat(config.send.warmup_start)
     except ValueError:
         raise ConfigError(
-            f"'warmup_start' is not a date: {config.send.warmup_start!r}", where=config.where("send.warmup_start"),
+            f"'warmup_start' is not a date: {config.send.warmup_start!r}",
+            where=config.where("send.warmup_start"),
             fix='write warmup_start = "2026-12-01" (the first day the new domain sends), or leave it out',
         ) from None
 

@@ -122,8 +122,16 @@ class Journal:
     file when it does not exist; ``read_only`` (status): neither create it nor probe it for writing.
     """
 
-    def __init__(self, path: Path, *, wait: float = WAIT, patience: float = PATIENCE, create: bool = True,
-                 lock: bool = False, read_only: bool = False):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        wait: float = WAIT,
+        patience: float = PATIENCE,
+        create: bool = True,
+        lock: bool = False,
+        read_only: bool = False,
+    ):
         self.path = path
         self.wait, self.patience = wait, patience
         self._project_lock = ProjectLock(path.parent.parent)
@@ -227,7 +235,14 @@ class Journal:
         return [CampaignRecord(*row) for row in rows]
 
     def start_campaign(
-        self, key: str, transport: str, issue_dir: str, fingerprint: str, *, slug: str = "", issue_id: str = "",
+        self,
+        key: str,
+        transport: str,
+        issue_dir: str,
+        fingerprint: str,
+        *,
+        slug: str = "",
+        issue_id: str = "",
         subject: str = "",
     ) -> tuple[CampaignRecord, bool]:
         """The campaign for this issue and transport, created if new. True when its list must be (re)loaded.
@@ -257,8 +272,9 @@ class Journal:
         )
 
     @_explained
-    def recent_same_subject(self, campaign: CampaignRecord, *, days: float = RECENT_DAYS,
-                            now: float | None = None) -> list[RecentSend]:
+    def recent_same_subject(
+        self, campaign: CampaignRecord, *, days: float = RECENT_DAYS, now: float | None = None
+    ) -> list[RecentSend]:
         """Other issues' campaigns with this subject that sent to this campaign's due recipients lately.
 
         One indexed join per such campaign (recipients are looked up by (campaign, email)), so it stays
@@ -287,7 +303,9 @@ class Journal:
                 found.append(RecentSend(other, count, last))
         return found
 
-    def load_recipients(self, campaign: CampaignRecord, fingerprint: str, subscribers: Iterable[tuple[str, int, str]]) -> int:
+    def load_recipients(
+        self, campaign: CampaignRecord, fingerprint: str, subscribers: Iterable[tuple[str, int, str]]
+    ) -> int:
         """Store (email, line, data) for each subscriber of the current list, in big transactions.
 
         New subscribers are queued; known ones keep their state. Queued or deferred rows of people who
@@ -305,7 +323,9 @@ class Journal:
             for chunk in read_ahead(subscribers, INSERT_CHUNK):
                 rows = [(campaign.id, email, line, data, generation) for email, line, data in chunk]
                 with self._transaction():
-                    insert_many(self.db, "INSERT INTO recipients (campaign, email, line, data, generation)", rows, upsert)
+                    insert_many(
+                        self.db, "INSERT INTO recipients (campaign, email, line, data, generation)", rows, upsert
+                    )
                 total += len(chunk)
         finally:
             self.db.execute(f"PRAGMA cache_size={cache}")
@@ -384,8 +404,7 @@ class Journal:
         ).fetchall()
         if len(rows) < size:
             rows += self.db.execute(
-                f"SELECT {ROW_COLUMNS} FROM recipients"
-                " WHERE campaign = ? AND state = 'queued' ORDER BY id LIMIT ?",
+                f"SELECT {ROW_COLUMNS} FROM recipients WHERE campaign = ? AND state = 'queued' ORDER BY id LIMIT ?",
                 (campaign.id, size - len(rows)),
             ).fetchall()
         if rows:

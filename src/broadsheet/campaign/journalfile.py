@@ -93,7 +93,11 @@ ALTER TABLE campaigns_v2 RENAME TO campaigns;
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-MIGRATIONS = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3, 3: MIGRATE_3_TO_4}  # schema version → the statements that bring it to the next one
+MIGRATIONS = {
+    1: MIGRATE_1_TO_2,
+    2: MIGRATE_2_TO_3,
+    3: MIGRATE_3_TO_4,
+}  # schema version → the statements that bring it to the next one
 SCHEMA_1_TABLES = {"campaigns", "recipients"}
 
 
@@ -144,26 +148,36 @@ def explain(exc: BaseException, path: Path) -> CampaignError:
             fix="close the program holding it open for writing (a sqlite3 shell, a database browser), "
             "then run the same command again",
         )  # fmt: skip
-    if name == "SQLITE_READONLY_DIRECTORY" or (name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN"))
-                                               and not _can_create_in(folder)):
+    if name == "SQLITE_READONLY_DIRECTORY" or (
+        name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) and not _can_create_in(folder)
+    ):
         return CampaignError(
             "the send journal's folder is read-only", where=str(folder),
             fix=f"make {folder} writable: SQLite keeps {path.name}-wal and {path.name}-shm beside the journal",
         )  # fmt: skip
     if name.startswith("SQLITE_READONLY") or (name.startswith("SQLITE_CANTOPEN") and not _can_write(path)):
-        return CampaignError("the send journal is read-only", where=str(path),
-                             fix="make the file writable (chmod u+w), or run broadsheet as the user who owns it")
+        return CampaignError(
+            "the send journal is read-only",
+            where=str(path),
+            fix="make the file writable (chmod u+w), or run broadsheet as the user who owns it",
+        )
     if name.startswith("SQLITE_FULL") or getattr(exc, "errno", None) == 28:
-        return CampaignError("the disk holding the send journal is full", where=str(path),
-                             fix="free some space, then run the same command again to resume")
+        return CampaignError(
+            "the disk holding the send journal is full",
+            where=str(path),
+            fix="free some space, then run the same command again to resume",
+        )
     if name.startswith("SQLITE_NOTADB") or name.startswith("SQLITE_CORRUPT"):
         return CampaignError(
             "the send journal is not a journal broadsheet wrote (not a database, or damaged)", where=str(path),
             fix=f"restore it from a backup; move it aside only if no send ever ran from this project ({LOST_WARNING})",
         )  # fmt: skip
     detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return CampaignError(f"cannot use the send journal: {detail}", where=str(path),
-                         fix="check that the file and its folder exist and are writable")
+    return CampaignError(
+        f"cannot use the send journal: {detail}",
+        where=str(path),
+        fix="check that the file and its folder exist and are writable",
+    )
 
 
 class JournalLocked(CampaignError):
@@ -183,8 +197,11 @@ def _create(path: Path) -> None:
         failed = Path(exc.filename) if exc.filename else path.parent
         # the folder that refused: the journal's (not the temporary file's name), or the one to create it in
         where = path.parent if failed.parent == path.parent else failed.parent if failed == path.parent else failed
-        raise CampaignError(f"cannot create the send journal: {exc.strerror}", where=str(where),
-                            fix=f"make {where} a folder you can write to") from None
+        raise CampaignError(
+            f"cannot create the send journal: {exc.strerror}",
+            where=str(where),
+            fix=f"make {where} a folder you can write to",
+        ) from None
     try:
         db = sqlite3.connect(temporary, isolation_level=None)
         try:
@@ -259,8 +276,11 @@ def _version(db: sqlite3.Connection, path: Path) -> int:
     version: int = db.execute("PRAGMA user_version").fetchone()[0]
     if application_id == APPLICATION_ID:
         if version > SCHEMA_VERSION:
-            raise CampaignError(f"the send journal was written by a newer broadsheet (schema {version})",
-                                where=str(path), fix="upgrade broadsheet (pip install -U broadsheet)")
+            raise CampaignError(
+                f"the send journal was written by a newer broadsheet (schema {version})",
+                where=str(path),
+                fix="upgrade broadsheet (pip install -U broadsheet)",
+            )
         return version
     tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if application_id == 0 and version == 0 and tables >= SCHEMA_1_TABLES:
@@ -268,7 +288,8 @@ def _version(db: sqlite3.Connection, path: Path) -> int:
         if {"slug", "transport", "list_fingerprint"} <= columns:
             return 1
     raise CampaignError(
-        "the send journal is not a journal broadsheet wrote (another program's database)", where=str(path),
+        "the send journal is not a journal broadsheet wrote (another program's database)",
+        where=str(path),
         fix=f"put the journal back, or move this file aside if it is not one ({LOST_WARNING})",
     )
 

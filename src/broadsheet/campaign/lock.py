@@ -36,7 +36,8 @@ class ProjectLock:
             fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
         except OSError as exc:
             raise CampaignError(
-                f"cannot open the project folder to take the send lock: {exc.strerror}", where=str(self.folder),
+                f"cannot open the project folder to take the send lock: {exc.strerror}",
+                where=str(self.folder),
                 fix="make the project folder readable by the user running broadsheet",
             ) from None
         try:
@@ -44,13 +45,17 @@ class ProjectLock:
         except BlockingIOError:
             os.close(fd)
             raise SendRunning(
-                "another 'broadsheet send' is running for this project", where=str(self.folder),
+                "another 'broadsheet send' is running for this project",
+                where=str(self.folder),
                 fix="wait for it to finish, or stop it with Ctrl-C",
             ) from None
         except OSError as exc:
             os.close(fd)
-            raise CampaignError(f"cannot take the send lock: {exc.strerror}", where=str(self.folder),
-                                fix="keep the project on a local file system that supports flock") from None
+            raise CampaignError(
+                f"cannot take the send lock: {exc.strerror}",
+                where=str(self.folder),
+                fix="keep the project on a local file system that supports flock",
+            ) from None
         self._fd = fd
 
     def release(self) -> None:

@@ -15,8 +15,11 @@ def describe(counts: dict[str, int], rate: float) -> str:
     """``sent 1,200 / 5,000 · failed 3 · deferred 10 · 41.2/s · ETA 1m32s``."""
     total = sum(counts.values())
     left = counts.get("queued", 0) + counts.get("deferred", 0) + counts.get("sending", 0)
-    parts = [f"sent {counts.get('sent', 0):,} / {total:,}", f"failed {counts.get('failed', 0):,}",
-             f"deferred {counts.get('deferred', 0):,}"]
+    parts = [
+        f"sent {counts.get('sent', 0):,} / {total:,}",
+        f"failed {counts.get('failed', 0):,}",
+        f"deferred {counts.get('deferred', 0):,}",
+    ]
     if counts.get("unknown"):
         parts.append(f"unknown {counts['unknown']:,}")
     parts.append(f"{rate:,.1f}/s")

@@ -54,9 +54,15 @@ class Settings:
     def from_config(cls, config: Config, *, limit: int | None = None) -> Settings:
         """The campaign settings of ``[send]``, with this run's ``limit``."""
         send = config.send
-        return cls(connections=send.connections, batch_size=send.batch_size, retries=send.retries,
-                   retry_delay=send.retry_delay, rate_per_second=send.rate_per_second,
-                   rate_per_hour=send.rate_per_hour, limit=limit)
+        return cls(
+            connections=send.connections,
+            batch_size=send.batch_size,
+            retries=send.retries,
+            retry_delay=send.retry_delay,
+            rate_per_second=send.rate_per_second,
+            rate_per_hour=send.rate_per_hour,
+            limit=limit,
+        )
 
 
 @dataclass

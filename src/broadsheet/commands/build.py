@@ -18,8 +18,12 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
         "build", help="compile an issue to email HTML, plain text and a browser version",
         description="Compile ISSUE_DIR into DIR/<slug>/: email.mjml, email.html, email.txt, web.html, images/.",
     )  # fmt: skip
-    parser.add_argument("issue_dir", type=Path, metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: output_dir in the config, dist/)")
+    parser.add_argument(
+        "issue_dir", type=Path, metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)"
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="output folder (default: output_dir in the config, dist/)"
+    )
     return parser
 
 
@@ -30,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     target = write_build(rendered, args.out or config.resolve(config.output_dir))
     size = html_size(rendered)
     print(f"built {rendered.slug} → {target}")
-    print(f"HTML {size / 1024:.1f} KB of Gmail's {GMAIL_CLIP_BYTES // 1024} KB clipping limit ({size / GMAIL_CLIP_BYTES:.0%})")
+    print(
+        f"HTML {size / 1024:.1f} KB of Gmail's {GMAIL_CLIP_BYTES // 1024} KB clipping limit ({size / GMAIL_CLIP_BYTES:.0%})"
+    )
     if line := images_line(issue):
         print(line)
     findings = lint_rendered(rendered, issue, config, validate_mjml=False)
@@ -49,8 +55,7 @@ def images_line(issue: Issue) -> str:
     if not local:
         return ""
     before, after = sum(i.original_bytes for i in local), sum(i.optimised_bytes for i in local)
-    return (f"images: {len(local)} optimised, {_size(before)} → {_size(after)} "
-            f"(saved {_size(max(before - after, 0))})")
+    return f"images: {len(local)} optimised, {_size(before)} → {_size(after)} (saved {_size(max(before - after, 0))})"
 
 
 def _size(count: int) -> str:
@@ -58,5 +63,10 @@ def _size(count: int) -> str:
 
 
 # A build warning that a lint finding of the same rule also states (in other words) is printed once, as lint's.
-SAID_BY_LINT = {"preheader": "no preheader", "subject": "subject is", "html-size": "HTML is",
-                "link-https": "insecure http://", "image-alt": "without alt text"}
+SAID_BY_LINT = {
+    "preheader": "no preheader",
+    "subject": "subject is",
+    "html-size": "HTML is",
+    "link-https": "insecure http://",
+    "image-alt": "without alt text",
+}

@@ -23,8 +23,10 @@ def run(args: argparse.Namespace) -> int:
     config = project_config(args)
     with Store.for_project(config.root) as store:
         result = read_inbox(config, store)
-    print(f"{config.inbox.host}: read {result.read:,} message(s): {result.processed:,} processed and moved to "
-          f"{config.inbox.processed_folder}, {result.unrecognised:,} not recognised (left in {config.inbox.folder})")
+    print(
+        f"{config.inbox.host}: read {result.read:,} message(s): {result.processed:,} processed and moved to "
+        f"{config.inbox.processed_folder}, {result.unrecognised:,} not recognised (left in {config.inbox.folder})"
+    )
     print(f"  {result.applied.summary()}")
     for email in result.applied.suppressed[:20]:
         print(f"  suppressed {email}")

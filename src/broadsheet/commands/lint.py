@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 def register(sub: Subparsers) -> argparse.ArgumentParser:
     parser = sub.add_parser(
-        "lint", help="check an issue for what hurts delivery",
+        "lint",
+        help="check an issue for what hurts delivery",
         description="Build ISSUE_DIR and check it: size, images, links, required parts, MJML, text part, "
         "spam-prone patterns. Exit 1 on errors, 0 on warnings only.",
     )
@@ -35,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
         findings = lint_issue(folder, config, validate_mjml=not args.no_validator)
     except BroadsheetError as exc:
         if args.format == "json":  # CI still gets a document: the build error as the one finding
-            error = Finding("build", "error", exc.message + (f" ({exc.fix})" if exc.fix else ""), exc.where or str(folder))
+            error = Finding(
+                "build", "error", exc.message + (f" ({exc.fix})" if exc.fix else ""), exc.where or str(folder)
+            )
             print(to_json([error], issue=str(folder)))
         raise
     findings += store_findings(config)
@@ -49,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: MJML validator not installed, skipped ({HOW_TO_INSTALL})", file=sys.stderr)
         print(f"{folder.name}: {summary(findings)}")
     return 1 if any(f.severity == "error" for f in findings) else 0
-
 
 
 def store_findings(config: Config) -> list[Finding]:

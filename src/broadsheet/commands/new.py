@@ -38,7 +38,9 @@ summary: ""
 
 
 def register(subparsers: Subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("new", help="scaffold a new issue folder", description="Create issues/<date>-<slug>/.")
+    parser = subparsers.add_parser(
+        "new", help="scaffold a new issue folder", description="Create issues/<date>-<slug>/."
+    )
     parser.add_argument("title", help="the issue's title")
     parser.add_argument("--date", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD (default: today)")
     return parser
@@ -62,11 +64,14 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         (folder / "articles" / "01-first-article.md").write_text(
             ARTICLE_TEMPLATE.format(title=_yaml_string(scaffold.ARTICLE_TITLE), body=scaffold.ARTICLE_BODY),
-            encoding="utf-8"
+            encoding="utf-8",
         )
     except OSError as exc:
-        raise ContentError(f"cannot create the issue: {exc.strerror}", where=str(exc.filename or folder),
-                           fix=f"make {issues} a folder you can write to (issues_dir in broadsheet.toml)") from None
+        raise ContentError(
+            f"cannot create the issue: {exc.strerror}",
+            where=str(exc.filename or folder),
+            fix=f"make {issues} a folder you can write to (issues_dir in broadsheet.toml)",
+        ) from None
     print(f"created {folder}")
     print(_next_steps(folder, config.root))
     return 0
@@ -79,10 +84,12 @@ def _next_steps(folder: Path, root: Path) -> str:
     except ValueError:
         name = folder.relative_to(root) if folder.is_relative_to(root) else folder
     quoted = shlex.quote(str(name)) if re.search(r"""[\s'"\\$`!*?;&|<>(){}\[\]#~]""", str(name)) else str(name)
-    return (f"next: write {quoted}/issue.md and {quoted}/articles/ (images in {quoted}/images/), then\n"
-            f"  broadsheet preview {quoted}       # live preview in the browser\n"
-            f"  broadsheet lint {quoted}          # what to fix before sending\n"
-            f"  broadsheet send {quoted} --test you@example.org")
+    return (
+        f"next: write {quoted}/issue.md and {quoted}/articles/ (images in {quoted}/images/), then\n"
+        f"  broadsheet preview {quoted}       # live preview in the browser\n"
+        f"  broadsheet lint {quoted}          # what to fix before sending\n"
+        f"  broadsheet send {quoted} --test you@example.org"
+    )
 
 
 def slugify(text: str) -> str:
@@ -104,7 +111,9 @@ def _yaml_string(text: str) -> str:
 
 
 def _next_number(issues: Path) -> int:
-    numbers = [int(n) for path in issues.glob("*/issue.md") if (n := front_matter_value(path, "number")) and n.isdigit()]
+    numbers = [
+        int(n) for path in issues.glob("*/issue.md") if (n := front_matter_value(path, "number")) and n.isdigit()
+    ]
     return max(numbers, default=0) + 1
 
 

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 def register(sub: Subparsers) -> argparse.ArgumentParser:
     parser = sub.add_parser(
-        "preview", help="preview an issue in the browser, reloading on every save",
+        "preview",
+        help="preview an issue in the browser, reloading on every save",
         description="Serve ISSUE_DIR on 127.0.0.1: subject, from, preheader, desktop and mobile frames, "
         "text part, headers and lint findings; rebuilt and reloaded whenever a file of the issue, the "
         "theme or the config is saved. Ctrl-C stops it.",
@@ -38,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
     config = project_config(args)
     folder = issue_folder(args.issue_dir, config)
     if not (folder / "issue.md").is_file():
-        raise ContentError("issue folder not found", where=str(args.issue_dir),
-                           fix=f"give a folder holding issue.md, e.g. {config.issues_dir}/<date>-<name>")
+        raise ContentError(
+            "issue folder not found",
+            where=str(args.issue_dir),
+            fix=f"give a folder holding issue.md, e.g. {config.issues_dir}/<date>-<name>",
+        )
     config_path = config.path
     if args.screenshot:
         return _screenshot(folder, config_path, args)
@@ -83,5 +87,8 @@ def _report(kind: str, build: Build) -> None:
         print(f"build {build.generation} failed: {build.error}", flush=True)
     else:
         errors = sum(1 for f in build.findings if f.severity == "error")
-        print(f"build {build.generation} in {build.seconds * 1000:.0f} ms "
-              f"({errors} lint errors, {len(build.findings) - errors} warnings)", flush=True)
+        print(
+            f"build {build.generation} in {build.seconds * 1000:.0f} ms "
+            f"({errors} lint errors, {len(build.findings) - errors} warnings)",
+            flush=True,
+        )

@@ -19,7 +19,9 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
                     "<slug>/index.html with its images, feed.xml, sitemap.xml, favicon.png. Upload DIR to base_url: "
                     "the emails' 'view in your browser' links and images point there.",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT}/ in the project)")
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT}/ in the project)"
+    )
     return parser
 
 

@@ -57,13 +57,20 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
         description="Compose one message per subscriber and deliver them through the configured transport. "
         "Every recipient is journaled in .broadsheet/state.db: running the same command again resumes.",
     )  # fmt: skip
-    parser.add_argument("issue_dir", type=Path, metavar="ISSUE_DIR", nargs="?",
-                        help="the issue folder (or its name under issues/)")
-    parser.add_argument("--due", action="store_true",
-                        help="send every issue whose send_at has come and whose campaign is not finished "
-                        "(for cron; implies --yes)")
-    parser.add_argument("--list", dest="list_file", type=Path, metavar="FILE", help="subscriber CSV (default: send.list)")
-    parser.add_argument("--segment", action="append", default=[], metavar="TAG", help="only subscribers with this tag (repeatable)")
+    parser.add_argument(
+        "issue_dir", type=Path, metavar="ISSUE_DIR", nargs="?", help="the issue folder (or its name under issues/)"
+    )
+    parser.add_argument(
+        "--due",
+        action="store_true",
+        help="send every issue whose send_at has come and whose campaign is not finished (for cron; implies --yes)",
+    )
+    parser.add_argument(
+        "--list", dest="list_file", type=Path, metavar="FILE", help="subscriber CSV (default: send.list)"
+    )
+    parser.add_argument(
+        "--segment", action="append", default=[], metavar="TAG", help="only subscribers with this tag (repeatable)"
+    )
     parser.add_argument("--limit", type=int, metavar="N", help="send to at most N recipients in this run")
     parser.add_argument("--dry-run", action="store_true", help="compose every message, send none, write nothing")
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
@@ -72,8 +79,11 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--as", dest="as_email", metavar="EMAIL", help="with --test: personalise as this subscriber")
     parser.add_argument("--retry-failed", action="store_true", help="send again to recipients that failed")
     parser.add_argument("--retry-unknown", action="store_true", help="send again to recipients left unknown by a crash")
-    parser.add_argument("--force", action="store_true",
-                        help="send even when lint reports errors, or when recipients got the same subject lately")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="send even when lint reports errors, or when recipients got the same subject lately",
+    )
     return parser
 
 
@@ -89,21 +99,32 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_flags(args: argparse.Namespace) -> None:
     if args.due:
-        refused = {"ISSUE_DIR": args.issue_dir is not None, "--test": bool(args.test), "--dry-run": args.dry_run,
-                   "--limit": args.limit is not None, "--retry-failed": args.retry_failed,
-                   "--retry-unknown": args.retry_unknown}
+        refused = {
+            "ISSUE_DIR": args.issue_dir is not None,
+            "--test": bool(args.test),
+            "--dry-run": args.dry_run,
+            "--limit": args.limit is not None,
+            "--retry-failed": args.retry_failed,
+            "--retry-unknown": args.retry_unknown,
+        }
         given = [flag for flag, on in refused.items() if on]
         if given:
-            raise CampaignError(f"{given[0]} does not go with --due (which sends every issue that is due)",
-                                fix=f"leave out {given[0]} or --due")
+            raise CampaignError(
+                f"{given[0]} does not go with --due (which sends every issue that is due)",
+                fix=f"leave out {given[0]} or --due",
+            )
         return
     if args.issue_dir is None:
         raise CampaignError("no issue to send", fix="give the issue folder (broadsheet send issues/<name>), or --due")
     if args.as_email and not args.test:
         raise CampaignError("--as only goes with --test", fix="add --test ADDRESS")
     if args.test:  # a test copy is one message, never journaled: these would be silently ignored
-        ignored = {"--dry-run": args.dry_run, "--limit": args.limit is not None,
-                   "--retry-failed": args.retry_failed, "--retry-unknown": args.retry_unknown}
+        ignored = {
+            "--dry-run": args.dry_run,
+            "--limit": args.limit is not None,
+            "--retry-failed": args.retry_failed,
+            "--retry-unknown": args.retry_unknown,
+        }
         given = [flag for flag, on in ignored.items() if on]
         if given:
             raise CampaignError(f"{given[0]} does not go with --test", fix=f"leave out {given[0]} or --test")
@@ -134,16 +155,26 @@ def send_issue(args: argparse.Namespace, config: Config, journal: Journal | None
     if args.dry_run:
         return _dry_run(subscribers, args, composer)
     if journal is not None:
-        return _send_journaled(journal, args, config, rendered, issue.id, transport_name, subscribers, factory,
-                               composer)
+        return _send_journaled(
+            journal, args, config, rendered, issue.id, transport_name, subscribers, factory, composer
+        )
     with Journal.for_project(config.root, lock=True) as journal:
-        return _send_journaled(journal, args, config, rendered, issue.id, transport_name, subscribers, factory,
-                               composer)
+        return _send_journaled(
+            journal, args, config, rendered, issue.id, transport_name, subscribers, factory, composer
+        )
 
 
-def _send_journaled(journal: Journal, args: argparse.Namespace, config: Config, rendered: RenderedIssue,
-                    issue_id: str | None, transport_name: str, subscribers: Recipients,
-                    factory: Callable[[], Transport], composer: Composer) -> int:
+def _send_journaled(
+    journal: Journal,
+    args: argparse.Namespace,
+    config: Config,
+    rendered: RenderedIssue,
+    issue_id: str | None,
+    transport_name: str,
+    subscribers: Recipients,
+    factory: Callable[[], Transport],
+    composer: Composer,
+) -> int:
     prepared = _prepare(journal, args, config, rendered, issue_id, transport_name, subscribers)
     _check_recent_sends(journal, prepared, args)
     return _send(journal, prepared, args, config, rendered, transport_name, factory, composer)
@@ -183,16 +214,26 @@ def _check_send_at(issue: Issue, args: argparse.Namespace) -> None:
     if args.force:
         print(f"sending now although send_at is {when} (--force)", file=sys.stderr)
         return
-    raise CampaignError(f"this issue is scheduled: send_at {when}", where=f"{args.issue_dir}/issue.md",
-                        fix="leave it to broadsheet send --due (from cron), or add --force to send it now")
+    raise CampaignError(
+        f"this issue is scheduled: send_at {when}",
+        where=f"{args.issue_dir}/issue.md",
+        fix="leave it to broadsheet send --due (from cron), or add --force to send it now",
+    )
 
 
 def _subscriber_list(args: argparse.Namespace, config: Config) -> Recipients:
     return recipients_for(config, args.list_file, args.segment)  # the store, or a CSV checked against it
 
 
-def _prepare(journal: Journal, args: argparse.Namespace, config: Config, rendered: RenderedIssue,
-             issue_id: str | None, transport_name: str, subscribers: Recipients) -> Prepared:
+def _prepare(
+    journal: Journal,
+    args: argparse.Namespace,
+    config: Config,
+    rendered: RenderedIssue,
+    issue_id: str | None,
+    transport_name: str,
+    subscribers: Recipients,
+) -> Prepared:
     fingerprint = subscribers.fingerprint()
     issue_dir = issue_key(Path(args.issue_dir), config.root)
     _check_id_is_this_issues(journal, issue_id, issue_dir, config.root)
@@ -208,8 +249,10 @@ def _prepare(journal: Journal, args: argparse.Namespace, config: Config, rendere
         report_list(subscribers, prepared.loaded)
         print(f"journal: {prepared.loaded:,} recipients set up in {prepared.setup_seconds:.1f} s")
     if prepared.recovered:
-        print(f"{prepared.recovered:,} recipient(s) were in flight when an earlier send stopped: now 'unknown' "
-              "(resend to them with --retry-unknown)")
+        print(
+            f"{prepared.recovered:,} recipient(s) were in flight when an earlier send stopped: now 'unknown' "
+            "(resend to them with --retry-unknown)"
+        )
     if not args.dry_run:
         for state, flag in (("failed", args.retry_failed), ("unknown", args.retry_unknown)):
             if flag:
@@ -242,8 +285,11 @@ def _check_recent_sends(journal: Journal, prepared: Prepared, args: argparse.Nam
         return
     for send in recent:
         other = send.campaign
-        print(f"{send.recipients:,} recipient(s) got “{other.subject}” from campaign {other.key} "
-              f"({other.issue_dir or other.slug}, over {other.transport}) on {_when(send.last)}", file=sys.stderr)
+        print(
+            f"{send.recipients:,} recipient(s) got “{other.subject}” from campaign {other.key} "
+            f"({other.issue_dir or other.slug}, over {other.transport}) on {_when(send.last)}",
+            file=sys.stderr,
+        )
     if args.force or args.dry_run:
         if args.force and not args.dry_run:
             print("sending to them again (--force)", file=sys.stderr)
@@ -261,15 +307,22 @@ def _check_recent_sends(journal: Journal, prepared: Prepared, args: argparse.Nam
 def report_list(subscribers: Recipients, count: int) -> None:
     """Every bad row (line and reason), then who was left out and why."""
     for problem in subscribers.problems:
-        print(f"{subscribers.path}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped",
-              file=sys.stderr)
+        print(
+            f"{subscribers.path}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped",
+            file=sys.stderr,
+        )
     left_out = ", ".join(f"{reason} {n:,}" for reason, n in sorted(subscribers.skipped.items()))
     bad = f", {len(subscribers.problems):,} bad row(s) skipped" if subscribers.problems else ""
     print(f"{subscribers.path.name}: {count:,} recipient(s){bad}" + (f"; left out: {left_out}" if left_out else ""))
 
 
-def _send_test(args: argparse.Namespace, config: Config, rendered: RenderedIssue, subscribers: Recipients,
-               factory: Callable[[], Transport]) -> int:
+def _send_test(
+    args: argparse.Namespace,
+    config: Config,
+    rendered: RenderedIssue,
+    subscribers: Recipients,
+    factory: Callable[[], Transport],
+) -> int:
     from ..compose import Composer
 
     model = _test_subscriber(subscribers, args.as_email)
@@ -279,8 +332,10 @@ def _send_test(args: argparse.Namespace, config: Config, rendered: RenderedIssue
     message = composer.compose(subscriber)
     with factory() as transport:  # a fresh key: an identical earlier test copy must not be replayed
         delivery = transport.send_batch([message], batch_key=f"test-{uuid.uuid4().hex}")[0]
-    print(f"test copy to {args.test} (personalised as {model.email}): {delivery.status}"
-          + (f" ({delivery.detail})" if delivery.detail else ""))
+    print(
+        f"test copy to {args.test} (personalised as {model.email}): {delivery.status}"
+        + (f" ({delivery.detail})" if delivery.detail else "")
+    )
     return 0 if delivery.status == "sent" else 1
 
 
@@ -314,14 +369,24 @@ def _dry_run(subscribers: Recipients, args: argparse.Namespace, composer: Compos
     seconds = time.perf_counter() - started
     report_list(subscribers, composed + rejected)
     average = size / composed / 1024 if composed else 0
-    print(f"dry run: composed {composed:,} message(s) in {seconds:.1f} s ({composed / seconds if seconds else 0:,.0f}/s, "
-          f"{average:.1f} KB each), {rejected:,} would fail; nothing sent, nothing written "
-          "(a real send skips those an earlier send of this issue reached)")
+    print(
+        f"dry run: composed {composed:,} message(s) in {seconds:.1f} s ({composed / seconds if seconds else 0:,.0f}/s, "
+        f"{average:.1f} KB each), {rejected:,} would fail; nothing sent, nothing written "
+        "(a real send skips those an earlier send of this issue reached)"
+    )
     return 1 if rejected else 0
 
 
-def _send(journal: Journal, prepared: Prepared, args: argparse.Namespace, config: Config, rendered: RenderedIssue,
-          transport_name: str, factory: Callable[[], Transport], composer: Composer) -> int:
+def _send(
+    journal: Journal,
+    prepared: Prepared,
+    args: argparse.Namespace,
+    config: Config,
+    rendered: RenderedIssue,
+    transport_name: str,
+    factory: Callable[[], Transport],
+    composer: Composer,
+) -> int:
     counts = journal.counts(prepared.record)
     due = counts["queued"] + counts["deferred"]
     if due == 0:
@@ -350,8 +415,10 @@ def _send(journal: Journal, prepared: Prepared, args: argparse.Namespace, config
         result = runner.run()
     except KeyboardInterrupt:  # a second Ctrl-C: the messages in flight were left as they were
         progress.close()
-        print("quit at once: the messages in flight will be 'unknown' (resend to them with --retry-unknown).\n"
-              f"To resume, run the same command again:\n  {_resume_command(args)}")
+        print(
+            "quit at once: the messages in flight will be 'unknown' (resend to them with --retry-unknown).\n"
+            f"To resume, run the same command again:\n  {_resume_command(args)}"
+        )
         raise
     finally:
         progress.close()
@@ -374,33 +441,41 @@ def _capped_limit(limit: int | None, cap: DailyCap | None) -> int | None:
 
 
 def _report_cap(cap: DailyCap, left: int) -> None:
-    print(f"daily limit reached: {cap.sent_today:,} sent today ({cap.reason}: {cap.limit:,}); the rest "
-          f"({left:,}) stays queued and goes with the next run after {utc_text(cap.resets_at)}")
+    print(
+        f"daily limit reached: {cap.sent_today:,} sent today ({cap.reason}: {cap.limit:,}); the rest "
+        f"({left:,}) stays queued and goes with the next run after {utc_text(cap.resets_at)}"
+    )
 
 
-def _confirm(args: argparse.Namespace, config: Config, rendered: RenderedIssue, transport_name: str,
-             due: int) -> None:
+def _confirm(args: argparse.Namespace, config: Config, rendered: RenderedIssue, transport_name: str, due: int) -> None:
     if args.yes:
         return
     if not sys.stdin.isatty():
         raise CampaignError("no terminal to confirm the send on", fix="add --yes to send without asking")
     where = f" ({config.smtp.host}:{config.smtp.port})" if transport_name == "smtp" else ""
-    answer = input(f"Send “{rendered.subject}” to {due:,} recipient(s) via {transport_name}{where} "
-                   f"from {config.from_address}? [y/N] ")
+    answer = input(
+        f"Send “{rendered.subject}” to {due:,} recipient(s) via {transport_name}{where} "
+        f"from {config.from_address}? [y/N] "
+    )
     if answer.strip().lower() not in ("y", "yes"):
         raise CampaignError("not sent: the send was not confirmed")
 
 
 def _summarise(result: RunResult, args: argparse.Namespace) -> None:
     run = result.this_run
-    print(f"this run: sent {run['sent']:,}, failed {run['failed']:,}, deferred {run['deferred']:,}"
-          + (f", unknown {run['unknown']:,}" if run["unknown"] else "") + f" in {result.seconds:.1f} s")
+    print(
+        f"this run: sent {run['sent']:,}, failed {run['failed']:,}, deferred {run['deferred']:,}"
+        + (f", unknown {run['unknown']:,}" if run["unknown"] else "")
+        + f" in {result.seconds:.1f} s"
+    )
     print(f"campaign: {_totals(result.counts)}")
     if result.interrupted or result.error is not None:
         print(f"stopped; the rest is still queued. To resume, run the same command again:\n  {_resume_command(args)}")
     if result.counts.get("failed"):
-        print(f"failures and their reasons: broadsheet status {shlex.quote(str(args.issue_dir))}; "
-              "send to them again with --retry-failed")
+        print(
+            f"failures and their reasons: broadsheet status {shlex.quote(str(args.issue_dir))}; "
+            "send to them again with --retry-failed"
+        )
     if result.counts.get("unknown"):
         print("recipients marked unknown may or may not have received it: resend to them with --retry-unknown")
 

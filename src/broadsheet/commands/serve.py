@@ -10,7 +10,8 @@ from . import Subparsers, project_config
 
 def register(sub: Subparsers) -> argparse.ArgumentParser:
     parser = sub.add_parser(
-        "serve", help="serve unsubscribe, sign-up and confirmation pages (behind a reverse proxy)",
+        "serve",
+        help="serve unsubscribe, sign-up and confirmation pages (behind a reverse proxy)",
         description="Run the public side of the newsletter under waitress: RFC 8058 one-click unsubscribes "
         "at /u/<token>, the sign-up form at /subscribe with double opt-in (/c/<token>), provider webhooks. "
         "Readers reach it at [serve] public_url through a reverse proxy (Caddy, nginx) that adds HTTPS. "
@@ -18,8 +19,9 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default=None, help="address to listen on (default: [serve] host, 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: [serve] port, 8026)")
-    parser.add_argument("--form-snippet", action="store_true",
-                        help="print an HTML sign-up form to paste into a website, and exit")
+    parser.add_argument(
+        "--form-snippet", action="store_true", help="print an HTML sign-up form to paste into a website, and exit"
+    )
     return parser
 
 
@@ -33,12 +35,19 @@ def run(args: argparse.Namespace) -> int:
 
     app = make_app(config)
     if not config.serve.public_url.startswith("https://"):
-        print("note: [serve] public_url is not https://, so messages carry no List-Unsubscribe-Post "
-              "(RFC 8058 one-click needs an https link); fine for trying serve out locally", flush=True)
+        print(
+            "note: [serve] public_url is not https://, so messages carry no List-Unsubscribe-Post "
+            "(RFC 8058 one-click needs an https link); fine for trying serve out locally",
+            flush=True,
+        )
     try:
-        run_server(app, config, host=args.host or config.serve.host,
-                   port=config.serve.port if args.port is None else args.port,
-                   ready=lambda line: print(line, flush=True))
+        run_server(
+            app,
+            config,
+            host=args.host or config.serve.host,
+            port=config.serve.port if args.port is None else args.port,
+            ready=lambda line: print(line, flush=True),
+        )
     except KeyboardInterrupt:  # waitress usually handles it and returns
         pass
     print("stopped", flush=True)

@@ -20,8 +20,11 @@ def token_secret(config: Config, *, throwaway: bool) -> str | None:
     if "{token}" not in config.unsubscribe_url or os.environ.get(VARIABLE):
         return None
     if throwaway:
-        print(f"{VARIABLE} is not set: the unsubscribe links of these copies are signed with a throw-away "
-              "secret and will not work (fine for a test; a real send needs the secret)", file=sys.stderr)
+        print(
+            f"{VARIABLE} is not set: the unsubscribe links of these copies are signed with a throw-away "
+            "secret and will not work (fine for a test; a real send needs the secret)",
+            file=sys.stderr,
+        )
         return "throwaway-" + secrets.token_urlsafe(32)
     raise ConfigError(
         f"{VARIABLE} is not set: it signs each reader's unsubscribe link (unsubscribe_url holds {{token}}), "

@@ -26,7 +26,9 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
         description="Counts by state (queued, sending, sent, failed, deferred, unknown), the last errors, "
         "and optionally every failed or unknown recipient with its reason as CSV.",
     )  # fmt: skip
-    parser.add_argument("issue_dir", type=Path, metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)")
+    parser.add_argument(
+        "issue_dir", type=Path, metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)"
+    )
     parser.add_argument("--failed-csv", type=Path, metavar="FILE", help="write failed and unknown recipients here")
     return parser
 
@@ -50,13 +52,17 @@ def run(args: argparse.Namespace) -> int:
             _show(journal, campaign, running=running)
             _show_what_is_left(journal, campaign, config, args.issue_dir)
         if pending_path(journal.path).is_file():
-            print(f"outcomes a send could not write (the journal was locked) wait in {pending_path(journal.path)}: "
-                  "the next send records them")
+            print(
+                f"outcomes a send could not write (the journal was locked) wait in {pending_path(journal.path)}: "
+                "the next send records them"
+            )
         sent = sum(journal.counts(c)["sent"] for c in campaigns if delivers(c.transport))
         for line in after_send_lines(config.root, campaigns[0].slug, sent):  # bounces, complaints, unsubscribes
             print(line)
         if args.failed_csv:
-            written = sum(_export(journal, campaign, args.failed_csv, first=i == 0) for i, campaign in enumerate(campaigns))
+            written = sum(
+                _export(journal, campaign, args.failed_csv, first=i == 0) for i, campaign in enumerate(campaigns)
+            )
             print(f"wrote {written:,} failed or unknown recipient(s) to {args.failed_csv}")
     return 0
 
@@ -95,8 +101,11 @@ def _show_what_is_left(journal: Journal, campaign: CampaignRecord, config: Confi
         print(f"  left: {left:,}; they go with the next send (broadsheet send … or send --due)")
         return
     plan = days_to_send(config, journal, cap, left)
-    today = (f"{cap.left:,} more can go today" if cap.left
-             else f"today's cap is used up, next run after {utc_text(cap.resets_at)}")
+    today = (
+        f"{cap.left:,} more can go today"
+        if cap.left
+        else f"today's cap is used up, next run after {utc_text(cap.resets_at)}"
+    )
     print(f"  left: {left:,}; {cap.reason} {cap.limit:,}, {cap.sent_today:,} sent today: {today}")
     shown = ", ".join(f"{utc_text(day)[:10]} {count:,}" for day, count in plan[:7])
     more = f", … the last on {utc_text(plan[-1][0])[:10]}" if len(plan) > 7 else ""

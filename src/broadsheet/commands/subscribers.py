@@ -77,8 +77,11 @@ def _register_store_actions(actions: Subparsers) -> None:
                                  "email, status, name, tags.")  # fmt: skip
     listing.add_argument("--status", choices=STATUS_CHOICES, help="only subscribers with this status")
     listing.add_argument("--tag", metavar="TAG", help="only subscribers with this tag")
-    show = actions.add_parser("show", help="one subscriber's fields and event history",
-                              description="Show EMAIL's fields, tags, status and every event with its source.")
+    show = actions.add_parser(
+        "show",
+        help="one subscriber's fields and event history",
+        description="Show EMAIL's fields, tags, status and every event with its source.",
+    )
     show.add_argument("email", metavar="EMAIL")
 
 
@@ -112,11 +115,16 @@ def _import(args: argparse.Namespace, store: Store, config: Config) -> int:
     from ..store.importer import import_csv
 
     def on_problem(problem: RowProblem) -> None:
-        print(f"{args.file}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped", file=sys.stderr)
+        print(
+            f"{args.file}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped", file=sys.stderr
+        )
 
     report = import_csv(store, args.file, update=args.update, resubscribe=args.resubscribe, on_problem=on_problem)
     statuses = ", ".join(f"{status} {n:,}" for status, n in sorted(report.by_status.items()))
-    print(f"{args.file.name}: {report.rows:,} row(s) read; added {report.added:,}" + (f" ({statuses})" if statuses else ""))
+    print(
+        f"{args.file.name}: {report.rows:,} row(s) read; added {report.added:,}"
+        + (f" ({statuses})" if statuses else "")
+    )
     notes = [
         (report.updated, "merged into present subscribers"),
         (report.opted_out, "unsubscribed, bounced or complained now (the file says so)"),
@@ -219,7 +227,9 @@ def _show(args: argparse.Namespace, store: Store, config: Config) -> int:
     subscriber = store.get(args.email)
     if subscriber is None:
         if store.is_forgotten(args.email):
-            print(f"{args.email.strip()} was forgotten at their request: only a keyed hash is kept; it stays suppressed")
+            print(
+                f"{args.email.strip()} was forgotten at their request: only a keyed hash is kept; it stays suppressed"
+            )
             return 0
         raise StoreError(f"{args.email.strip()} is not in the subscriber store", where=str(store.path),
                          fix="see who is with: broadsheet subscribers list")  # fmt: skip

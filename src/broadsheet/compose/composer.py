@@ -154,8 +154,11 @@ def _fixed_headers(config: Config) -> dict[str, str]:
     if config.reply_to:
         name, address = email.utils.parseaddr(config.reply_to)
         if not _is_bare_address(address) or "\n" in config.reply_to or "\r" in config.reply_to:
-            raise ConfigError(f"'reply_to' is not an address: {config.reply_to!r}", where=config.where("reply_to"),
-                              fix='write reply_to = "Name <info@example.org>" or just the address')
+            raise ConfigError(
+                f"'reply_to' is not an address: {config.reply_to!r}",
+                where=config.where("reply_to"),
+                fix='write reply_to = "Name <info@example.org>" or just the address',
+            )
         fixed["Reply-To"] = hdr.address(name, address)
     if config.list_id:
         if not _is_bare_address(config.list_id.replace(".", "@", 1)):
@@ -190,7 +193,9 @@ def _is_bare_address(address: str) -> bool:
 def _single_line(subject: str, slug: str) -> str:
     if "\r" in subject or "\n" in subject or not subject.strip():
         raise ContentError(
-            "the subject must be one non-empty line", where=f"issue {slug}: subject", fix="write the subject on one line"
+            "the subject must be one non-empty line",
+            where=f"issue {slug}: subject",
+            fix="write the subject on one line",
         )
     return subject
 

@@ -19,5 +19,9 @@ def sample_subscriber(config: Config) -> Subscriber:
     email = values.get("email", "reader@example.com")
     name = values.get("name", "")
     first_name = values.get("first_name", "") or (name.split() or [""])[0]
-    return Subscriber(email=email, name=name, first_name=first_name,
-                      fields={**values, "email": email, "name": name, "first_name": first_name})
+    return Subscriber(
+        email=email,
+        name=name,
+        first_name=first_name,
+        fields={**values, "email": email, "name": name, "first_name": first_name},
+    )

@@ -31,9 +31,7 @@ class AlternativeBody:
         self._encoded = {literal: quoted_printable(literal) for literal in literals if literal}
 
     def build(self, text_pieces: Iterable[str], html_pieces: Iterable[str]) -> bytes:
-        return b"".join(
-            (self._text_head, self._part(text_pieces), self._html_head, self._part(html_pieces), self._end)
-        )
+        return b"".join((self._text_head, self._part(text_pieces), self._html_head, self._part(html_pieces), self._end))
 
     def _part(self, pieces: Iterable[str]) -> bytes:
         known = self._encoded

@@ -21,8 +21,19 @@ from ..config import Config, secret
 from ..errors import ConfigError
 
 SIGNED_HEADERS = (
-    "From", "To", "Subject", "Date", "Message-ID", "Reply-To", "List-Id",
-    "List-Unsubscribe", "List-Unsubscribe-Post", "List-Archive", "Archived-At", "MIME-Version", "Content-Type",
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "List-Archive",
+    "Archived-At",
+    "MIME-Version",
+    "Content-Type",
 )
 
 
@@ -48,13 +59,17 @@ class DkimSigner:
             return None
         if not (settings.domain and settings.selector):
             raise ConfigError(
-                "DKIM needs both a domain and a selector", where="broadsheet.toml: [dkim]", fix="set dkim.domain and dkim.selector"
+                "DKIM needs both a domain and a selector",
+                where="broadsheet.toml: [dkim]",
+                fix="set dkim.domain and dkim.selector",
             )
         key, origin = _private_key(config)
         try:
             return cls(settings.domain, settings.selector, key, present_headers)
         except (ValueError, TypeError, UnsupportedAlgorithm):
-            raise ConfigError("the DKIM private key cannot be used", where=origin, fix="give an RSA key in PEM form") from None
+            raise ConfigError(
+                "the DKIM private key cannot be used", where=origin, fix="give an RSA key in PEM form"
+            ) from None
 
     def sign(self, raw: bytes) -> bytes:
         head, _, body = raw.partition(b"\r\n\r\n")

@@ -36,7 +36,9 @@ class PersonalTemplates:
         except jinja2.TemplateError as exc:
             raise RecipientRejected(f"the issue template fails for this subscriber: {exc}") from None
         except Exception as exc:
-            raise RecipientRejected(f"the issue template fails for this subscriber: {type(exc).__name__}: {exc}") from None
+            raise RecipientRejected(
+                f"the issue template fails for this subscriber: {type(exc).__name__}: {exc}"
+            ) from None
 
     def literals(self) -> set[str]:
         """The literal strings of both compiled templates: the text every recipient gets."""

@@ -69,7 +69,7 @@ class UnsubscribeLinks:
 
 
 def _checked(value: str, key: str) -> str:
-    if not value.isascii() or any(char.isspace() or char in "<>\"" for char in value):
+    if not value.isascii() or any(char.isspace() or char in '<>"' for char in value):
         raise ConfigError(
             f"'{key}' must be one ASCII URL without spaces, quotes or angle brackets",
             where=f"broadsheet.toml: {key}",

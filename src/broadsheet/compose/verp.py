@@ -33,7 +33,9 @@ class ReturnPaths:
         if self.template:
             self.prefix, self.suffix = _parts(self.template)
             self.secret = token_secret if token_secret is not None else secret("unsubscribe")
-            self.pattern = re.compile(re.escape(self.prefix) + f"({TOKEN_TEXT})" + re.escape(self.suffix), re.IGNORECASE)
+            self.pattern = re.compile(
+                re.escape(self.prefix) + f"({TOKEN_TEXT})" + re.escape(self.suffix), re.IGNORECASE
+            )
 
     def for_recipient(self, email: str, row: int | None = None) -> str:
         """The envelope sender for ``email`` in journal row ``row`` (the From address without a row)."""
@@ -61,14 +63,26 @@ class ReturnPaths:
 def _parts(template: str) -> tuple[str, str]:
     """(text before {token}, text after it) of a valid template: one {token}, in the local part."""
     local, at, domain = template.rpartition("@")
-    valid = (template.isascii() and template.count("{token}") == 1 and "{token}" in local and at and domain
-             and not any(c.isspace() or c in '<>"()[],;:\\' for c in template))
+    valid = (
+        template.isascii()
+        and template.count("{token}") == 1
+        and "{token}" in local
+        and at
+        and domain
+        and not any(c.isspace() or c in '<>"()[],;:\\' for c in template)
+    )
     if not valid:
-        raise ConfigError(f"return_path must be an address with {{token}} in its local part, not {template!r}",
-                          where="smtp.return_path", fix='write return_path = "bounces+{token}@example.org"')
+        raise ConfigError(
+            f"return_path must be an address with {{token}} in its local part, not {template!r}",
+            where="smtp.return_path",
+            fix='write return_path = "bounces+{token}@example.org"',
+        )
     prefix, _, suffix = template.partition("{token}")
     if len(local) - len("{token}") + MAX_REFERENCE_CHARS > MAX_LOCAL_PART:
-        raise ConfigError(f"return_path's local part leaves no room for a {MAX_REFERENCE_CHARS}-character token"
-                          f" within {MAX_LOCAL_PART} characters: {template!r}", where="smtp.return_path",
-                          fix='shorten the text before the @, e.g. "bounces+{token}@example.org"')
+        raise ConfigError(
+            f"return_path's local part leaves no room for a {MAX_REFERENCE_CHARS}-character token"
+            f" within {MAX_LOCAL_PART} characters: {template!r}",
+            where="smtp.return_path",
+            fix='shorten the text before the @, e.g. "bounces+{token}@example.org"',
+        )
     return prefix, suffix

@@ -45,11 +45,12 @@ def split_front_matter(text: str) -> Split:
         return Split({}, stripped, offset + 1 if stripped else 1)
     closing = BOUNDARY.search(stripped, opening.end())
     if closing is None:
-        raise FrontMatterError("front matter is not closed", offset + 1,
-                               "end it with a line of three dashes (---) before the text")
-    source = stripped[opening.end():closing.start()]  # starts with the newline ending the opening line
+        raise FrontMatterError(
+            "front matter is not closed", offset + 1, "end it with a line of three dashes (---) before the text"
+        )
+    source = stripped[opening.end() : closing.start()]  # starts with the newline ending the opening line
     meta = load_yaml(source, first_line=offset + 1)
-    rest = stripped[closing.end():]
+    rest = stripped[closing.end() :]
     start = lead + len(stripped) - len(rest.lstrip())  # where the body begins in ``text``
     body = rest.strip()
     return Split(meta, body, text[:start].count("\n") + 1 if body else 1)
@@ -69,8 +70,9 @@ def load_yaml(source: str, *, first_line: int = 1) -> dict[str, Any]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.context_mark or exc.problem_mark  # where the bad construct starts
         line = first_line + mark.line if mark is not None else first_line
-        raise FrontMatterError(f"malformed front matter: {exc.problem or 'malformed YAML'}", line,
-                               "fix the YAML between the --- lines") from None
+        raise FrontMatterError(
+            f"malformed front matter: {exc.problem or 'malformed YAML'}", line, "fix the YAML between the --- lines"
+        ) from None
     except yaml.YAMLError:
         raise FrontMatterError("malformed front matter", first_line, "fix the YAML between the --- lines") from None
     if data is None:
@@ -97,13 +99,19 @@ def _check_events(source: str) -> None:
     depth = 0
     for event in yaml.parse(source, Loader=_Base):
         if isinstance(event, yaml.AliasEvent):
-            raise _Refused(f"YAML alias *{event.anchor} in front matter", event.start_mark,
-                           "write the value out; aliases are not allowed (they can expand without limit)")
+            raise _Refused(
+                f"YAML alias *{event.anchor} in front matter",
+                event.start_mark,
+                "write the value out; aliases are not allowed (they can expand without limit)",
+            )
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
-                raise _Refused(f"front matter nested more than {MAX_DEPTH} deep", event.start_mark,
-                               "flatten the value: front matter holds text, dates, numbers and lists")
+                raise _Refused(
+                    f"front matter nested more than {MAX_DEPTH} deep",
+                    event.start_mark,
+                    "flatten the value: front matter holds text, dates, numbers and lists",
+                )
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             depth -= 1
 
@@ -116,11 +124,15 @@ class _Loader(_Base):
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
                 name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "[…]"
-                raise _Refused(f"front matter key {name or 'null'!r} is not a name", key_node.start_mark,
-                               "keys are names such as title: or date:")
+                raise _Refused(
+                    f"front matter key {name or 'null'!r} is not a name",
+                    key_node.start_mark,
+                    "keys are names such as title: or date:",
+                )
             if key_node.value in seen:
-                raise _Refused(f"front matter key '{key_node.value}' appears twice", key_node.start_mark,
-                               "keep one of them")
+                raise _Refused(
+                    f"front matter key '{key_node.value}' appears twice", key_node.start_mark, "keep one of them"
+                )
             seen.add(key_node.value)
         return super().construct_mapping(node, deep=deep)
 
@@ -128,8 +140,9 @@ class _Loader(_Base):
         try:
             return super().construct_yaml_timestamp(node)
         except (ValueError, OverflowError):
-            raise _Refused(f"not a real date or time: {node.value}", node.start_mark,
-                           "write it as YYYY-MM-DD or YYYY-MM-DD HH:MM") from None
+            raise _Refused(
+                f"not a real date or time: {node.value}", node.start_mark, "write it as YYYY-MM-DD or YYYY-MM-DD HH:MM"
+            ) from None
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)

@@ -60,8 +60,9 @@ def optimise(source: Path, *, max_width: int, cache: Path) -> Optimised:
     folder = _writable(Path(cache))
     for found in folder.glob(f"{key}.*"):  # <key>.<width>.<digest>.<ext>
         _, cached_width, digest, extension = found.name.split(".", 3)
-        return Optimised(source, found, _name(source, digest, extension), len(data), found.stat().st_size,
-                         int(cached_width))
+        return Optimised(
+            source, found, _name(source, digest, extension), len(data), found.stat().st_size, int(cached_width)
+        )
     try:
         encoded, width, extension = _encode(data, max_width)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # a mode or a structure Pillow cannot write
@@ -91,8 +92,14 @@ def _encode(data: bytes, max_width: int) -> tuple[bytes, int, str]:
             if image.mode not in ("RGB", "L"):
                 image = image.convert("RGB")  # CMYK and the rest: what every mail client shows right
                 icc = None
-            image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True,
-                       **({"icc_profile": icc} if icc else {}))
+            image.save(
+                out,
+                "JPEG",
+                quality=JPEG_QUALITY,
+                optimize=True,
+                progressive=True,
+                **({"icc_profile": icc} if icc else {}),
+            )
             return out.getvalue(), image.width, "jpg"
         options = {"transparency": transparency} if transparency is not None else {}
         image.save(out, "PNG", optimize=True, **options, **({"icc_profile": icc} if icc else {}))

@@ -23,7 +23,16 @@ REMOTE_PREFIXES = ("http://", "https://", "data:", "cid:", "mailto:", "//")
 ISSUE_KEYS = {"title", "subject", "preheader", "date", "number", "draft", "id", "send_at", "greeting", "summary", "toc"}
 DEFAULT_GREETING = 'Dear {{ subscriber.first_name | default("reader") }},'  # greeting: "" for none
 ARTICLE_KEYS = {"title", "author", "date", "summary", "image", "image_alt", "order", "tags", "draft"}
-ONE_LINE_KEYS = {"title", "subject", "preheader", "author", "image", "image_alt", "number", "greeting"}  # headers, alt text, …
+ONE_LINE_KEYS = {
+    "title",
+    "subject",
+    "preheader",
+    "author",
+    "image",
+    "image_alt",
+    "number",
+    "greeting",
+}  # headers, alt text, …
 VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0/C1 controls but tab and line feed
 
@@ -63,10 +72,15 @@ class _ImageCollector:
                 raise ContentError(f"image {exc.problem}: {written}", where=where, fix=exc.fix) from None
             self.widths[path] = ready.width
             name = unique_name(ready.name, {image.src for image in self.images.values()})
-            self.images[path] = Image(src=name, alt=alt, path=path, file=ready.file,
-                                      original_bytes=ready.original_bytes, optimised_bytes=ready.optimised_bytes)
+            self.images[path] = Image(
+                src=name,
+                alt=alt,
+                path=path,
+                file=ready.file,
+                original_bytes=ready.original_bytes,
+                optimised_bytes=ready.optimised_bytes,
+            )
         return published_src(self.base_url, self.slug, self.images[path].src), self.widths[path]
-
 
 
 def read_issue(folder: Path, config: Config) -> Issue:
@@ -76,7 +90,9 @@ def read_issue(folder: Path, config: Config) -> Issue:
         raise ContentError("issue folder not found", where=str(folder), fix="give the path of a folder under issues/")
     issue_file = folder / "issue.md"
     if not issue_file.exists():  # a device or a link elsewhere is refused when read, with its reason
-        raise ContentError("issue.md is missing", where=str(folder), fix="create issue.md with a title in its front matter")
+        raise ContentError(
+            "issue.md is missing", where=str(folder), fix="create issue.md with a title in its front matter"
+        )
     roots = (config.root.resolve(), folder.resolve())  # what the issue may read and publish
     document = _read_document(issue_file, roots)
     _check_keys(document, ISSUE_KEYS)
@@ -117,15 +133,17 @@ def read_schedule(folder: Path, config: Config) -> Schedule:
     folder = Path(folder)
     issue_file = folder / "issue.md"
     if not issue_file.exists():
-        raise ContentError("issue.md is missing", where=str(folder),
-                           fix="create issue.md with a title in its front matter")
+        raise ContentError(
+            "issue.md is missing", where=str(folder), fix="create issue.md with a title in its front matter"
+        )
     document = _read_document(issue_file, (config.root.resolve(), folder.resolve()))
     _check_keys(document, ISSUE_KEYS)
     return Schedule(folder=folder, id=_issue_id(document), draft=_bool(document, "draft"), send_at=_send_at(document))
 
 
-def _read_articles(folder: Path, roots: tuple[Path, ...], images: _ImageCollector, links: LinkRegistry,
-                   notes: list[str]) -> tuple[Article, ...]:
+def _read_articles(
+    folder: Path, roots: tuple[Path, ...], images: _ImageCollector, links: LinkRegistry, notes: list[str]
+) -> tuple[Article, ...]:
     paths = sorted(p for p in (folder / "articles").glob("*.md") if not p.name.startswith("."))  # editors' lock files
     documents = [_read_document(path, roots) for path in paths]
     kept = []
@@ -144,8 +162,11 @@ def _article(document: _Document, images: _ImageCollector, links: LinkRegistry, 
     hero = None
     if src := _text(document, "image"):
         if re.match(r"[A-Za-z][\w+.-]+:", src) and not src.lower().startswith(("https://", "http://")):
-            raise ContentError(f"'image' must be a file or a web address, not {src[:40]!r}",  # javascript:, data:
-                               where=_where(document, "image:"), fix="write image: ../images/hero.png or an https:// URL")
+            raise ContentError(
+                f"'image' must be a file or a web address, not {src[:40]!r}",  # javascript:, data:
+                where=_where(document, "image:"),
+                fix="write image: ../images/hero.png or an https:// URL",
+            )
         alt = _text(document, "image_alt")
         hero = Image(src=images.relocate(src, alt, document)[0], alt=alt)
         if not alt:
@@ -166,11 +187,16 @@ def _article(document: _Document, images: _ImageCollector, links: LinkRegistry, 
     )
 
 
-def _render_body(document: _Document, images: _ImageCollector, links: LinkRegistry, notes: list[str]) -> tuple[str, str]:
+def _render_body(
+    document: _Document, images: _ImageCollector, links: LinkRegistry, notes: list[str]
+) -> tuple[str, str]:
     fragment = render_markdown(document.body, rewrite_src=lambda src: images.relocate(src, "", document))
     if fragment.too_deep:  # lxml (premailer, lint) would silently drop all that follows: the footer too
-        raise ContentError(f"HTML nested more than {MAX_DEPTH} elements deep", where=_deep_line(document),
-                           fix="close the HTML tags you opened, or nest them less")
+        raise ContentError(
+            f"HTML nested more than {MAX_DEPTH} elements deep",
+            where=_deep_line(document),
+            fix="close the HTML tags you opened, or nest them less",
+        )
     for removed in sorted(set(fragment.removed)):  # "<script>", "onclick= attribute", "javascript: href"
         where = _where(document, removed.split()[0].rstrip(">"), start=document.body_line)
         notes.append(f"{where}: removed {removed} (not allowed in email)")
@@ -183,13 +209,19 @@ def _render_body(document: _Document, images: _ImageCollector, links: LinkRegist
 def _read_document(path: Path, roots: tuple[Path, ...]) -> _Document:
     resolved = path.resolve()
     if not any(resolved.is_relative_to(root) for root in roots):  # a symbolic link to a file elsewhere
-        raise ContentError(f"leads outside the project, to {resolved}", where=str(path),
-                           fix="copy the file into the issue folder instead of linking to it")
+        raise ContentError(
+            f"leads outside the project, to {resolved}",
+            where=str(path),
+            fix="copy the file into the issue folder instead of linking to it",
+        )
     text = read_utf8(path, ContentError)
     if control := CONTROL.search(text.replace("\r", "")):  # invisible in editors; MJML refuses some
         line = text[: control.start()].count("\n") + 1
-        raise ContentError(f"the control character U+{ord(control.group()):04X} is in the text",
-                           where=f"{path}:{line}", fix="delete it; most editors do not show it")
+        raise ContentError(
+            f"the control character U+{ord(control.group()):04X} is in the text",
+            where=f"{path}:{line}",
+            fix="delete it; most editors do not show it",
+        )
     try:
         parts = split_front_matter(text)
     except FrontMatterError as exc:
@@ -228,16 +260,20 @@ def _clean(document: _Document, key: str, value: str) -> str:
     bad = CONTROL.search(value) or (re.search(r"[\n\u2028\u2029]", value) if key in ONE_LINE_KEYS else None)
     if bad:
         what = "a line break" if bad.group() in "\n\u2028\u2029" else f"the control character U+{ord(bad.group()):04X}"
-        raise ContentError(f"'{key}' holds {what}", where=_where(document, f"{key}:"),
-                           fix=f"write {key} as one line of plain text")
+        raise ContentError(
+            f"'{key}' holds {what}", where=_where(document, f"{key}:"), fix=f"write {key} as one line of plain text"
+        )
     return value
 
 
 def _bool(document: _Document, key: str) -> bool:
     value = document.meta.get(key, False)
     if not isinstance(value, bool):  # draft: "no" is a string, and any string is true
-        raise ContentError(f"'{key}' must be true or false, not {value!r}", where=_where(document, f"{key}:"),
-                           fix=f"write {key}: true or {key}: false, without quotes")
+        raise ContentError(
+            f"'{key}' must be true or false, not {value!r}",
+            where=_where(document, f"{key}:"),
+            fix=f"write {key}: true or {key}: false, without quotes",
+        )
     return value
 
 

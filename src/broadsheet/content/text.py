@@ -41,8 +41,12 @@ def wrap(text: str, width: int = WIDTH, prefix: str = "", indent: str = "") -> s
     """Wrap a paragraph without breaking URLs or words; explicit line breaks are kept."""
     return "\n".join(
         textwrap.fill(
-            line, width=width, initial_indent=prefix, subsequent_indent=indent or " " * len(prefix),
-            break_long_words=False, break_on_hyphens=False,
+            line,
+            width=width,
+            initial_indent=prefix,
+            subsequent_indent=indent or " " * len(prefix),
+            break_long_words=False,
+            break_on_hyphens=False,
         )
         for line in text.split(HARD_BREAK)
     )

@@ -52,8 +52,9 @@ class Applied:
         return f"{kinds}; {len(self.suppressed)} newly suppressed{skipped}"
 
 
-def apply(events: Iterable[MailEvent], store: Store, bounces: Bounces, *, source: str,
-          campaigns: CampaignLookup | None = None) -> Applied:
+def apply(
+    events: Iterable[MailEvent], store: Store, bounces: Bounces, *, source: str, campaigns: CampaignLookup | None = None
+) -> Applied:
     """Record each event once in ``store`` and change statuses by the policy; ``source`` names the way in
     (``webhook``, ``sync``, ``inbox``): the store's event source is ``source:provider`` (just ``inbox``)."""
     applied = Applied()
@@ -82,7 +83,10 @@ def _apply_one(event: MailEvent, store: Store, bounces: Bounces, source: str, ap
         since = _days_before(event.at, bounces.window_days)
         count = store.count_events(event.email, "bounced_soft", since)
         if count >= bounces.soft_limit and store.set_status(
-            event.email, "bounced", source=source, campaign=event.campaign,
+            event.email,
+            "bounced",
+            source=source,
+            campaign=event.campaign,
             detail=f"{count} soft bounces within {bounces.window_days} days (soft_limit {bounces.soft_limit})",
             dedupe_key=f"{event.dedupe_key}:soft-limit",
         ):

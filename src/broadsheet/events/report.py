@@ -27,21 +27,32 @@ class AfterSend:
 
     @classmethod
     def from_counts(cls, sent: int, counts: dict[str, int]) -> AfterSend:
-        return cls(sent, counts.get("bounced_hard", 0), counts.get("bounced_soft", 0), counts.get("complained", 0),
-                   counts.get("unsubscribed", 0))
+        return cls(
+            sent,
+            counts.get("bounced_hard", 0),
+            counts.get("bounced_soft", 0),
+            counts.get("complained", 0),
+            counts.get("unsubscribed", 0),
+        )
 
     def lines(self) -> list[str]:
         if not self.sent:
             return []
-        lines = [f"  after sending: bounced {self.hard + self.soft:,} (hard {self.hard:,}, soft {self.soft:,}) "
-                 f"{self._rate(self.hard)} · complained {self.complained:,} {self._rate(self.complained)} · "
-                 f"unsubscribed {self.unsubscribed:,} {self._rate(self.unsubscribed)}"]
+        lines = [
+            f"  after sending: bounced {self.hard + self.soft:,} (hard {self.hard:,}, soft {self.soft:,}) "
+            f"{self._rate(self.hard)} · complained {self.complained:,} {self._rate(self.complained)} · "
+            f"unsubscribed {self.unsubscribed:,} {self._rate(self.unsubscribed)}"
+        ]
         if self.complained / self.sent > COMPLAINT_LIMIT:
-            lines.append(f"  warning: complaints {self._rate(self.complained)} are above {COMPLAINT_LIMIT:.1%} "
-                         "(providers suspend senders at about 0.1–0.3 %): mail only people who asked, make leaving easy")
+            lines.append(
+                f"  warning: complaints {self._rate(self.complained)} are above {COMPLAINT_LIMIT:.1%} "
+                "(providers suspend senders at about 0.1–0.3 %): mail only people who asked, make leaving easy"
+            )
         if self.hard / self.sent > BOUNCE_LIMIT:
-            lines.append(f"  warning: hard bounces {self._rate(self.hard)} are above {BOUNCE_LIMIT:.0%} "
-                         "(providers review accounts at about 5 %): clean the list, confirm new sign-ups")
+            lines.append(
+                f"  warning: hard bounces {self._rate(self.hard)} are above {BOUNCE_LIMIT:.0%} "
+                "(providers review accounts at about 5 %): clean the list, confirm new sign-ups"
+            )
         return lines
 
     def _rate(self, count: int) -> str:
@@ -53,13 +64,17 @@ def store_warnings(store: Store, *, now: datetime | None = None) -> list[str]:
     subscribed, unconfirmed = store.count("subscribed"), store.count("unconfirmed")
     warnings = []
     if subscribed + unconfirmed and unconfirmed / (subscribed + unconfirmed) > UNCONFIRMED_LIMIT:
-        warnings.append(f"{unconfirmed:,} of {subscribed + unconfirmed:,} addresses in the store are unconfirmed "
-                        f"({unconfirmed / (subscribed + unconfirmed):.0%}); they are not mailed until they confirm")
+        warnings.append(
+            f"{unconfirmed:,} of {subscribed + unconfirmed:,} addresses in the store are unconfirmed "
+            f"({unconfirmed / (subscribed + unconfirmed):.0%}); they are not mailed until they confirm"
+        )
     cutoff = ((now or datetime.now(UTC)) - timedelta(days=STALE_DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
     stale = store.count_unchanged("subscribed", cutoff)
     if subscribed and stale / subscribed > UNCONFIRMED_LIMIT:
-        warnings.append(f"{stale:,} subscribed addresses have not changed in over {STALE_DAYS} days; "
-                        "consider asking them to confirm they still want the newsletter")
+        warnings.append(
+            f"{stale:,} subscribed addresses have not changed in over {STALE_DAYS} days; "
+            "consider asking them to confirm they still want the newsletter"
+        )
     return warnings
 
 

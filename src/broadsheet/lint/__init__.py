@@ -22,8 +22,17 @@ from .sources import SourceIndex
 from .validator import HOW_TO_INSTALL, find_validator
 
 __all__ = [
-    "Finding", "lint_rendered", "lint_issue", "lint_mjml", "find_validator", "HOW_TO_INSTALL",
-    "counts", "ordered", "summary", "to_json", "sample_parts",
+    "Finding",
+    "lint_rendered",
+    "lint_issue",
+    "lint_mjml",
+    "find_validator",
+    "HOW_TO_INSTALL",
+    "counts",
+    "ordered",
+    "summary",
+    "to_json",
+    "sample_parts",
 ]
 
 
@@ -63,8 +72,11 @@ def lint_rendered(
         published_images=dict(rendered.images),
         image_sources=_image_sources(rendered, issue, config),
         subscriber_fields=list_fields(config.resolve(config.send.list)),
-        local_images=tuple(dict.fromkeys([*(path for _, path in rendered.images),
-                                          *(image.path for image in issue.images if image.path)])),
+        local_images=tuple(
+            dict.fromkeys(
+                [*(path for _, path in rendered.images), *(image.path for image in issue.images if image.path)]
+            )
+        ),
         validator=find_validator(config.root) if validate_mjml else None,
         mjml_name=f"{config.output_dir}/{rendered.slug}/email.mjml",
     )
@@ -74,9 +86,16 @@ def lint_rendered(
 def lint_mjml(rendered: RenderedIssue, issue: Issue, config: Config) -> list[Finding]:
     """Only the MJML validator's findings (the preview runs it after the page has reloaded)."""
     context = LintContext(
-        subject=rendered.subject, preheader=rendered.preheader, html="", text="", mjml=rendered.mjml,
-        document=parse_email(""), sources=_sources(issue, config), issue_folder=issue.folder,
-        validator=find_validator(config.root), mjml_name=f"{config.output_dir}/{rendered.slug}/email.mjml",
+        subject=rendered.subject,
+        preheader=rendered.preheader,
+        html="",
+        text="",
+        mjml=rendered.mjml,
+        document=parse_email(""),
+        sources=_sources(issue, config),
+        issue_folder=issue.folder,
+        validator=find_validator(config.root),
+        mjml_name=f"{config.output_dir}/{rendered.slug}/email.mjml",
     )
     return list(check_mjml(context))
 
@@ -107,8 +126,9 @@ def sample_parts(rendered: RenderedIssue, config: Config) -> tuple[str, str, str
     with the fields a real send gives the templates (``compose.fields``)."""
     subscriber = sample_subscriber(config)
     unsubscribe = sample_unsubscribe_url(config, subscriber.email)
-    html, text = ("".join(pieces) for pieces in PersonalTemplates(rendered).render(personal_fields(subscriber),
-                                                                                   unsubscribe))
+    html, text = (
+        "".join(pieces) for pieces in PersonalTemplates(rendered).render(personal_fields(subscriber), unsubscribe)
+    )
     return html, text, unsubscribe
 
 

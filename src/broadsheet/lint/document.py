@@ -146,4 +146,4 @@ def _describe(element: HtmlElement) -> str:
     if tag == "a":
         text = shorten(element.text_content(), 40)
         return f'<a href="{shorten(element.get("href") or "", 70)}">{text}</a>'
-    return f"<{tag}> \"{shorten(element.text_content(), 40)}\""
+    return f'<{tag}> "{shorten(element.text_content(), 40)}"'

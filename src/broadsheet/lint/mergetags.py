@@ -46,19 +46,29 @@ def check_merge_tags(ctx: LintContext) -> Iterator[Finding]:
             tags = list(MERGE_TAG.finditer(line))
             starts = {tag.start() for tag in tags}
             if IN_ADDRESS.search(line):
-                yield Finding("merge-tag", "warning", "a merge tag in a link or image address is not filled: "
-                              "merge tags work in text only", where)
+                yield Finding(
+                    "merge-tag",
+                    "warning",
+                    "a merge tag in a link or image address is not filled: merge tags work in text only",
+                    where,
+                )
                 starts = set()  # and what it holds is shown literally too
             for opening in OPENING.finditer(line):
                 if opening.start() not in starts:
-                    yield Finding("merge-tag", "warning", f"{_snippet(line, opening.start())} is shown literally: "
-                                  f"{FORM}", where)
+                    yield Finding(
+                        "merge-tag", "warning", f"{_snippet(line, opening.start())} is shown literally: {FORM}", where
+                    )
             for tag in tags:
                 yield from _unknown_field(ctx, tag, where)
             for mailchimp in MAILCHIMP.finditer(line):
                 field = MAILCHIMP_FIELDS.get(mailchimp.group(1), mailchimp.group(1).lower())
-                yield Finding("merge-tag", "warning", f"{mailchimp.group(0)} is a Mailchimp merge tag, shown "
-                              f"literally here: write {{{{ subscriber.{field} }}}}", where)
+                yield Finding(
+                    "merge-tag",
+                    "warning",
+                    f"{mailchimp.group(0)} is a Mailchimp merge tag, shown "
+                    f"literally here: write {{{{ subscriber.{field} }}}}",
+                    where,
+                )
 
 
 def _unknown_field(ctx: LintContext, tag: re.Match[str], where: str) -> Iterator[Finding]:
@@ -68,8 +78,12 @@ def _unknown_field(ctx: LintContext, tag: re.Match[str], where: str) -> Iterator
         return
     default = tag.group("double") if tag.group("double") is not None else tag.group("single")
     gets = f'"{default}"' if default else "nothing"
-    yield Finding("merge-tag", "warning", f"no subscriber has the field '{field}' (the list has "
-                  f"{', '.join(sorted(known))}): every reader gets {gets}", where)
+    yield Finding(
+        "merge-tag",
+        "warning",
+        f"no subscriber has the field '{field}' (the list has {', '.join(sorted(known))}): every reader gets {gets}",
+        where,
+    )
 
 
 def _prose_lines(lines: list[str]) -> Iterator[tuple[int, str]]:

@@ -84,19 +84,27 @@ Rule = Callable[[LintContext], Iterator[Finding]]
 
 # Size ----------------------------------------------------------------------------------------------
 
+
 def check_size(ctx: LintContext) -> Iterator[Finding]:
     """HTML bytes against Gmail's clipping limit: error above, warning within ~12 KB of it."""
     size = len(ctx.html.encode("utf-8"))
     where = f"HTML part ({size / 1024:.1f} KB)"
     if size > GMAIL_CLIP_BYTES:
-        yield Finding("html-size", "error", f"the HTML is {size / 1024:.1f} KB: Gmail clips messages over "
-                      f"102 KB and hides the rest, unsubscribe link included; shorten the issue", where)
+        yield Finding(
+            "html-size",
+            "error",
+            f"the HTML is {size / 1024:.1f} KB: Gmail clips messages over "
+            f"102 KB and hides the rest, unsubscribe link included; shorten the issue",
+            where,
+        )
     elif size > SIZE_WARNING_BYTES:
-        yield Finding("html-size", "warning", f"the HTML is {size / 1024:.1f} KB, close to Gmail's 102 KB "
-                      "clipping limit", where)
+        yield Finding(
+            "html-size", "warning", f"the HTML is {size / 1024:.1f} KB, close to Gmail's 102 KB clipping limit", where
+        )
 
 
 # Images --------------------------------------------------------------------------------------------
+
 
 def check_image_alt(ctx: LintContext) -> Iterator[Finding]:
     for img in ctx.document.images:
@@ -104,8 +112,12 @@ def check_image_alt(ctx: LintContext) -> Iterator[Finding]:
             continue
         if img.alt is None or not img.alt.strip():
             state = "no alt attribute" if img.alt is None else "an empty alt text"
-            yield Finding("image-alt", "warning", f"image {_name(img.src)} has {state}: readers with images "
-                          "off see nothing; describe the image", ctx.where_image(img))
+            yield Finding(
+                "image-alt",
+                "warning",
+                f"image {_name(img.src)} has {state}: readers with images off see nothing; describe the image",
+                ctx.where_image(img),
+            )
 
 
 def check_image_width(ctx: LintContext) -> Iterator[Finding]:
@@ -113,9 +125,13 @@ def check_image_width(ctx: LintContext) -> Iterator[Finding]:
         if img.width and img.width.removesuffix("px").isdigit():
             continue
         state = f'a width="{img.width}" attribute' if img.width else "no width attribute"
-        yield Finding("image-width", "warning", f"image {_name(img.src)} has {state}: Outlook needs a width "
-                      "in pixels or shows the image at its natural size",
-                      ctx.where_image(img))
+        yield Finding(
+            "image-width",
+            "warning",
+            f"image {_name(img.src)} has {state}: Outlook needs a width "
+            "in pixels or shows the image at its natural size",
+            ctx.where_image(img),
+        )
 
 
 def check_image_url(ctx: LintContext) -> Iterator[Finding]:
@@ -125,11 +141,17 @@ def check_image_url(ctx: LintContext) -> Iterator[Finding]:
         if not img.src:
             yield Finding("image-url", "error", "an image has no src", where)
         elif scheme == "http":
-            yield Finding("image-url", "warning", f"image {img.src} is not https: mail clients may block or "
-                          "warn about it", where)
+            yield Finding(
+                "image-url", "warning", f"image {img.src} is not https: mail clients may block or warn about it", where
+            )
         elif not scheme:
-            yield Finding("image-url", "error", f"image {img.src} has a relative URL that no inbox can load; "
-                          "set base_url in broadsheet.toml so images get absolute https URLs", where)
+            yield Finding(
+                "image-url",
+                "error",
+                f"image {img.src} has a relative URL that no inbox can load; "
+                "set base_url in broadsheet.toml so images get absolute https URLs",
+                where,
+            )
         elif scheme not in ("https", "cid", "data"):
             yield Finding("image-url", "warning", f"image {shorten(img.src)} uses {scheme}: URLs", where)
 
@@ -146,13 +168,21 @@ def check_image_files(ctx: LintContext) -> Iterator[Finding]:
         path = (ctx.issue_folder / unquote(parts.path)).resolve()
         if not path.is_file() and path not in reported:
             reported.add(path)
-            yield Finding("image-missing", "error", f"image file {img.src} does not exist",
-                          ctx.where(img.src, fallback=img.element))
+            yield Finding(
+                "image-missing",
+                "error",
+                f"image file {img.src} does not exist",
+                ctx.where(img.src, fallback=img.element),
+            )
     for path in ctx.local_images:
         if not path.is_file() and path.resolve() not in reported:
             reported.add(path.resolve())
-            yield Finding("image-missing", "error", f"image file {display(path)} does not exist",
-                          ctx.where(path.name, fallback=display(path)))
+            yield Finding(
+                "image-missing",
+                "error",
+                f"image file {display(path)} does not exist",
+                ctx.where(path.name, fallback=display(path)),
+            )
 
 
 def check_image_weight(ctx: LintContext) -> Iterator[Finding]:
@@ -166,13 +196,22 @@ def check_image_weight(ctx: LintContext) -> Iterator[Finding]:
         total += size
         if size > IMAGE_WARNING_BYTES:
             source = ctx.image_sources.get(name, file)
-            yield Finding("image-weight", "warning", f"image {source.name} is {size / 1024:.0f} KB after optimisation, "
-                          f"over {IMAGE_WARNING_BYTES // 1024} KB: crop it or make it smaller",
-                          ctx.where(f"{source.name})", f'{source.name}"', source.name, fallback=display(source)))
+            yield Finding(
+                "image-weight",
+                "warning",
+                f"image {source.name} is {size / 1024:.0f} KB after optimisation, "
+                f"over {IMAGE_WARNING_BYTES // 1024} KB: crop it or make it smaller",
+                ctx.where(f"{source.name})", f'{source.name}"', source.name, fallback=display(source)),
+            )
     if total > IMAGES_WARNING_BYTES:
-        yield Finding("image-weight", "warning", f"the issue's images weigh {total / 1024 / 1024:.1f} MB after "
-                      f"optimisation, over {IMAGES_WARNING_BYTES // 1024 // 1024} MB: readers on a phone wait "
-                      "for them; use fewer or smaller images", display(ctx.issue_folder))
+        yield Finding(
+            "image-weight",
+            "warning",
+            f"the issue's images weigh {total / 1024 / 1024:.1f} MB after "
+            f"optimisation, over {IMAGES_WARNING_BYTES // 1024 // 1024} MB: readers on a phone wait "
+            "for them; use fewer or smaller images",
+            display(ctx.issue_folder),
+        )
 
 
 def check_scaffold(ctx: LintContext) -> Iterator[Finding]:
@@ -183,11 +222,16 @@ def check_scaffold(ctx: LintContext) -> Iterator[Finding]:
                 continue
             for number, line in enumerate(lines, 1):
                 if needle in line:
-                    yield Finding("scaffold", "error", f"{what} is still the placeholder `broadsheet new` wrote: "
-                                  "replace it", f"{display(path)}:{number}")
+                    yield Finding(
+                        "scaffold",
+                        "error",
+                        f"{what} is still the placeholder `broadsheet new` wrote: replace it",
+                        f"{display(path)}:{number}",
+                    )
 
 
 # Links ---------------------------------------------------------------------------------------------
+
 
 def check_link_urls(ctx: LintContext) -> Iterator[Finding]:
     """javascript:, empty, '#' and relative hrefs are errors; http and other schemes are warnings."""
@@ -196,12 +240,17 @@ def check_link_urls(ctx: LintContext) -> Iterator[Finding]:
             continue
         href = link.href.strip()
         label = f'"{shorten(link.text, 40)}"' if link.text else link.element
-        where = ctx.where(*([href] if len(href) > 2 else []), f"]({href})", *text_needles(link.text),
-                          fallback=link.element)
+        where = ctx.where(
+            *([href] if len(href) > 2 else []), f"]({href})", *text_needles(link.text), fallback=link.element
+        )
         scheme = urlsplit(href).scheme.lower()
         if scheme == "javascript":
-            yield Finding("link-javascript", "error", f"link {label} runs javascript:, which mail clients strip "
-                          "and spam filters punish", where)
+            yield Finding(
+                "link-javascript",
+                "error",
+                f"link {label} runs javascript:, which mail clients strip and spam filters punish",
+                where,
+            )
         elif href in ("", "#"):
             if UNSUBSCRIBE_WORDS.search(link.text):
                 continue  # the unsubscribe link without an address: check_unsubscribe names the setting
@@ -211,8 +260,12 @@ def check_link_urls(ctx: LintContext) -> Iterator[Finding]:
         elif scheme == "http":
             yield Finding("link-https", "warning", f"link {href} is not https", where)
         elif not scheme:
-            yield Finding("link-relative", "error", f"link {href} is relative and leads nowhere from an inbox; "
-                          "use an absolute https URL", where)
+            yield Finding(
+                "link-relative",
+                "error",
+                f"link {href} is relative and leads nowhere from an inbox; use an absolute https URL",
+                where,
+            )
         elif scheme not in ("https", *SAFE_SCHEMES):
             yield Finding("link-https", "warning", f"link {shorten(href)} uses {scheme}: URLs", where)
 
@@ -227,9 +280,13 @@ def check_duplicate_link_texts(ctx: LintContext) -> Iterator[Finding]:
     for text, hrefs in targets.items():
         if len(hrefs) > 1:
             urls = ", ".join(list(hrefs.values())[:4])
-            yield Finding("link-duplicate-text", "warning", f"the link text \"{shorten(text, 40)}\" points to "
-                          f"{len(hrefs)} different URLs ({shorten(urls, 160)}); give each link its own words",
-                          ctx.where(*list(hrefs.values())[1:], fallback=f'<a>{shorten(text, 40)}</a>'))
+            yield Finding(
+                "link-duplicate-text",
+                "warning",
+                f'the link text "{shorten(text, 40)}" points to '
+                f"{len(hrefs)} different URLs ({shorten(urls, 160)}); give each link its own words",
+                ctx.where(*list(hrefs.values())[1:], fallback=f"<a>{shorten(text, 40)}</a>"),
+            )
 
 
 # Required parts ------------------------------------------------------------------------------------
@@ -244,9 +301,13 @@ def check_unsubscribe(ctx: LintContext) -> Iterator[Finding]:
             continue
         if (ctx.unsubscribe_url and href == ctx.unsubscribe_url) or UNSUBSCRIBE_WORDS.search(link.text):
             return
-    yield Finding("unsubscribe", "error", "the body has no working unsubscribe link; set unsubscribe_url "
-                  "(or unsubscribe_mailto) in broadsheet.toml and keep {{ unsubscribe_url }} in the theme",
-                  ctx.config_key("unsubscribe_url"))
+    yield Finding(
+        "unsubscribe",
+        "error",
+        "the body has no working unsubscribe link; set unsubscribe_url "
+        "(or unsubscribe_mailto) in broadsheet.toml and keep {{ unsubscribe_url }} in the theme",
+        ctx.config_key("unsubscribe_url"),
+    )
 
 
 def check_unsubscribe_address(ctx: LintContext) -> Iterator[Finding]:
@@ -254,32 +315,53 @@ def check_unsubscribe_address(ctx: LintContext) -> Iterator[Finding]:
     filters (SpamAssassin GB_CUSTOM_HTM_URI) and leaks the address into logs."""
     url = ctx.unsubscribe_url
     if url.startswith("http") and ("@" in url or "%40" in url.lower()):
-        yield Finding("unsubscribe-address", "warning", "the unsubscribe link shows the recipient's address "
-                      "({email}): spam filters score that as phishing and it leaks into logs; set [serve] "
-                      "public_url and drop unsubscribe_url, or use {token} alone", ctx.config_key("unsubscribe_url"))
+        yield Finding(
+            "unsubscribe-address",
+            "warning",
+            "the unsubscribe link shows the recipient's address "
+            "({email}): spam filters score that as phishing and it leaks into logs; set [serve] "
+            "public_url and drop unsubscribe_url, or use {token} alone",
+            ctx.config_key("unsubscribe_url"),
+        )
 
 
 def check_postal_address(ctx: LintContext) -> Iterator[Finding]:
     address = ctx.postal_address.strip()
     if not address:
-        yield Finding("postal-address", "error", "no postal address: anti-spam laws (CAN-SPAM) require one "
-                      "in the footer; set footer.postal_address", ctx.config_key("footer.postal_address"))
+        yield Finding(
+            "postal-address",
+            "error",
+            "no postal address: anti-spam laws (CAN-SPAM) require one in the footer; set footer.postal_address",
+            ctx.config_key("footer.postal_address"),
+        )
         return
     visible = collapse(ctx.document.visible_text).lower()
     first = collapse(re.split(r"[\n,]", address)[0]).lower()
     if first not in visible:
-        yield Finding("postal-address", "error", "the postal address is set but not shown in the footer; "
-                      "keep it in the theme", ctx.config_key("footer.postal_address"))
+        yield Finding(
+            "postal-address",
+            "error",
+            "the postal address is set but not shown in the footer; keep it in the theme",
+            ctx.config_key("footer.postal_address"),
+        )
 
 
 def check_preheader(ctx: LintContext) -> Iterator[Finding]:
     preheader = ctx.preheader.strip()
     if not preheader:
-        yield Finding("preheader", "warning", "no preheader: inboxes show the first words of the body "
-                      "instead; add preheader: to the front matter", ctx.issue_key("preheader"))
+        yield Finding(
+            "preheader",
+            "warning",
+            "no preheader: inboxes show the first words of the body instead; add preheader: to the front matter",
+            ctx.issue_key("preheader"),
+        )
     elif len(preheader) > PREHEADER_MAX:
-        yield Finding("preheader", "warning", f"the preheader is {len(preheader)} characters; inboxes show "
-                      f"about {PREHEADER_MAX}", ctx.issue_key("preheader"))
+        yield Finding(
+            "preheader",
+            "warning",
+            f"the preheader is {len(preheader)} characters; inboxes show about {PREHEADER_MAX}",
+            ctx.issue_key("preheader"),
+        )
 
 
 def check_subject(ctx: LintContext) -> Iterator[Finding]:
@@ -287,11 +369,16 @@ def check_subject(ctx: LintContext) -> Iterator[Finding]:
     if not subject:
         yield Finding("subject", "error", "the issue has no subject", ctx.issue_key("subject"))
     elif len(subject) > SUBJECT_LIMIT:
-        yield Finding("subject", "warning", f"the subject is {len(subject)} characters, over {SUBJECT_LIMIT}: "
-                      "inboxes cut it", ctx.issue_key("subject"))
+        yield Finding(
+            "subject",
+            "warning",
+            f"the subject is {len(subject)} characters, over {SUBJECT_LIMIT}: inboxes cut it",
+            ctx.issue_key("subject"),
+        )
 
 
 # MJML ----------------------------------------------------------------------------------------------
+
 
 def check_mjml(ctx: LintContext) -> Iterator[Finding]:
     """The official validator (strict) on the emitted MJML, when installed (see lint.validator)."""
@@ -307,10 +394,15 @@ def check_mjml(ctx: LintContext) -> Iterator[Finding]:
 
 # Text part -----------------------------------------------------------------------------------------
 
+
 def check_text_part(ctx: LintContext) -> Iterator[Finding]:
     if len(collapse(ctx.text)) < 20:
-        yield Finding("text-part", "error", "the plain-text part is missing or empty; spam filters and "
-                      "text-only readers need it", "text part")
+        yield Finding(
+            "text-part",
+            "error",
+            "the plain-text part is missing or empty; spam filters and text-only readers need it",
+            "text part",
+        )
         return
     text = ctx.text.replace("&amp;", "&")
     seen: set[str] = set()
@@ -322,11 +414,16 @@ def check_text_part(ctx: LintContext) -> Iterator[Finding]:
         seen.add(href)
         bare = href.removeprefix("mailto:") if scheme == "mailto" else href
         if bare not in text and bare.rstrip("/") not in text:
-            yield Finding("text-links", "warning", f"the text part lacks the link {shorten(href, 100)}",
-                          ctx.where(href, fallback=link.element))
+            yield Finding(
+                "text-links",
+                "warning",
+                f"the text part lacks the link {shorten(href, 100)}",
+                ctx.where(href, fallback=link.element),
+            )
 
 
 # Spam-prone patterns -------------------------------------------------------------------------------
+
 
 def check_image_only(ctx: LintContext) -> Iterator[Finding]:
     images = [img for img in ctx.document.images if not _is_pixel(img.width, img.height)]
@@ -334,18 +431,28 @@ def check_image_only(ctx: LintContext) -> Iterator[Finding]:
         return
     words = ctx.document.words
     if words < 25:
-        yield Finding("image-only", "error", f"the email is image-only ({len(images)} images, {words} words "
-                      "of text): spam filters distrust it and readers with images off see nothing", "HTML part")
+        yield Finding(
+            "image-only",
+            "error",
+            f"the email is image-only ({len(images)} images, {words} words "
+            "of text): spam filters distrust it and readers with images off see nothing",
+            "HTML part",
+        )
     elif words < 40 * len(images):
-        yield Finding("image-only", "warning", f"the email is nearly image-only ({len(images)} images, "
-                      f"{words} words of text); add text", "HTML part")
+        yield Finding(
+            "image-only",
+            "warning",
+            f"the email is nearly image-only ({len(images)} images, {words} words of text); add text",
+            "HTML part",
+        )
 
 
 def check_subject_caps(ctx: LintContext) -> Iterator[Finding]:
     letters = [c for c in ctx.subject if c.isalpha()]
     if len(letters) >= 6 and sum(c.isupper() for c in letters) / len(letters) >= 0.7:
-        yield Finding("subject-caps", "warning", "the subject is in capitals, a classic spam signal",
-                      ctx.issue_key("subject"))
+        yield Finding(
+            "subject-caps", "warning", "the subject is in capitals, a classic spam signal", ctx.issue_key("subject")
+        )
 
 
 def check_contrast(ctx: LintContext) -> Iterator[Finding]:
@@ -355,19 +462,40 @@ def check_contrast(ctx: LintContext) -> Iterator[Finding]:
         if ratio >= LOW_CONTRAST:
             continue
         invisible = ratio < INVISIBLE_CONTRAST
-        message = (f"text \"{shorten(run.text, 40)}\" is {hex_of(run.colour)} on {hex_of(run.background)} "
-                   f"(contrast {ratio:.1f}:1): " + ("invisible text looks like spam to filters" if invisible
-                                                    else "hard to read; aim for 4.5:1"))
-        yield Finding("low-contrast", "error" if invisible else "warning", message,
-                      ctx.where(*text_needles(run.text), fallback=run.element))
+        message = (
+            f'text "{shorten(run.text, 40)}" is {hex_of(run.colour)} on {hex_of(run.background)} '
+            f"(contrast {ratio:.1f}:1): "
+            + ("invisible text looks like spam to filters" if invisible else "hard to read; aim for 4.5:1")
+        )
+        yield Finding(
+            "low-contrast",
+            "error" if invisible else "warning",
+            message,
+            ctx.where(*text_needles(run.text), fallback=run.element),
+        )
 
 
 RULES: tuple[Rule, ...] = (
-    check_size, check_image_alt, check_image_width, check_image_url, check_image_files, check_image_weight,
+    check_size,
+    check_image_alt,
+    check_image_width,
+    check_image_url,
+    check_image_files,
+    check_image_weight,
     check_link_urls,
-    check_duplicate_link_texts, check_unsubscribe, check_unsubscribe_address, check_postal_address, check_preheader, check_subject,
-    check_mjml, check_text_part, check_image_only, check_subject_caps, check_contrast,
-    check_merge_tags, check_scaffold,
+    check_duplicate_link_texts,
+    check_unsubscribe,
+    check_unsubscribe_address,
+    check_postal_address,
+    check_preheader,
+    check_subject,
+    check_mjml,
+    check_text_part,
+    check_image_only,
+    check_subject_caps,
+    check_contrast,
+    check_merge_tags,
+    check_scaffold,
 )
 
 

@@ -38,12 +38,19 @@ class SourceIndex:
                 continue
 
     @classmethod
-    def for_issue(cls, folder: Path, articles: Iterable[Path] = (), theme: Path | None = None,
-                  config: Path | None = None) -> SourceIndex:
+    def for_issue(
+        cls, folder: Path, articles: Iterable[Path] = (), theme: Path | None = None, config: Path | None = None
+    ) -> SourceIndex:
         """Index the issue's ``issue.md`` and articles, the theme folder and the config file."""
         markdown = [folder / "issue.md", *articles, *sorted(folder.rglob("*.md"))]
-        theme_files = sorted((p for p in theme.rglob("*") if p.suffix in THEME_SUFFIXES),
-                             key=lambda p: (p.suffix == ".txt" or p.name.endswith(".txt.j2"), p)) if theme else []
+        theme_files = (
+            sorted(
+                (p for p in theme.rglob("*") if p.suffix in THEME_SUFFIXES),
+                key=lambda p: (p.suffix == ".txt" or p.name.endswith(".txt.j2"), p),
+            )
+            if theme
+            else []
+        )
         # the HTML's templates before the text part's: a link or a sentence found in both is the HTML's
         return cls([*markdown, *theme_files, *([config] if config else [])])
 

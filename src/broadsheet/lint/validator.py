@@ -47,7 +47,10 @@ def validate(mjml: str, validator: Path, *, timeout: float = 60.0) -> list[Probl
         try:
             done = subprocess.run(
                 [str(validator), "--validate", str(source)],
-                capture_output=True, text=True, timeout=timeout, check=False,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return [Problem(0, "mjml", f"the validator could not run: {exc}")]

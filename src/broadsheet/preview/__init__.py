@@ -22,8 +22,16 @@ __all__ = ["Build", "Preview", "HOST"]
 class Preview:
     """Builder + watcher + HTTP server for one issue, on 127.0.0.1:``port`` (0 picks a free port)."""
 
-    def __init__(self, issue_dir: Path, *, port: int, config_path: Path | None = None, as_email: str | None = None,
-                 watch: bool = True, report: Callable[[str, Build], None] | None = None):
+    def __init__(
+        self,
+        issue_dir: Path,
+        *,
+        port: int,
+        config_path: Path | None = None,
+        as_email: str | None = None,
+        watch: bool = True,
+        report: Callable[[str, Build], None] | None = None,
+    ):
         self.issue_dir = Path(issue_dir)
         self.port = port
         self.config_path = config_path
@@ -50,8 +58,13 @@ class Preview:
     def start(self) -> Preview:
         """Bind the port (failing fast if taken), build once, then serve and watch."""
         self.workdir = Path(tempfile.mkdtemp(prefix="broadsheet-preview-"))
-        self.builder = Builder(self.issue_dir, config_path=self.config_path, as_email=self.as_email,
-                               workdir=self.workdir, on_change=self._changed)
+        self.builder = Builder(
+            self.issue_dir,
+            config_path=self.config_path,
+            as_email=self.as_email,
+            workdir=self.workdir,
+            on_change=self._changed,
+        )
         try:
             self.server = PreviewHTTPServer(self.port, self.builder, self.events)
         except BaseException:
@@ -59,8 +72,9 @@ class Preview:
             raise
         try:
             self.builder.build()
-            self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                            name="preview-http", daemon=True)
+            self._thread = threading.Thread(
+                target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name="preview-http", daemon=True
+            )
             self._thread.start()
             if self.watch:
                 self.watcher = Watcher(self.builder)

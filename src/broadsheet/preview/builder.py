@@ -45,8 +45,15 @@ class Build:
 class Builder:
     """Rebuilds on demand, one build at a time; tells ``on_change`` of each new state."""
 
-    def __init__(self, issue_dir: Path, *, config_path: Path | None = None, as_email: str | None = None,
-                 workdir: Path, on_change: Callable[[str, Build], None] | None = None):
+    def __init__(
+        self,
+        issue_dir: Path,
+        *,
+        config_path: Path | None = None,
+        as_email: str | None = None,
+        workdir: Path,
+        on_change: Callable[[str, Build], None] | None = None,
+    ):
         self.issue_dir = Path(issue_dir).resolve()
         self.config_path = config_path
         self.as_email = as_email
@@ -69,12 +76,10 @@ class Builder:
             try:
                 build = self._build(generation, started)
             except BroadsheetError as exc:
-                build = replace(self.current, generation=generation, error=exc,
-                                seconds=time.perf_counter() - started)
+                build = replace(self.current, generation=generation, error=exc, seconds=time.perf_counter() - started)
             except Exception as exc:  # a bug must not stop the preview: show it, keep serving
                 error = BroadsheetError(f"{type(exc).__name__}: {exc}", where=_innermost(exc))
-                build = replace(self.current, generation=generation, error=error,
-                                seconds=time.perf_counter() - started)
+                build = replace(self.current, generation=generation, error=error, seconds=time.perf_counter() - started)
             self._publish("build", build)
             if build.error is None and not build.validated:
                 threading.Thread(target=self._validate, args=(build,), daemon=True).start()
@@ -86,12 +91,26 @@ class Builder:
         folder = write_build(rendered, self.workdir / f"build-{generation}")
         subscriber = find_subscriber(config, self.as_email) if self.as_email else sample_subscriber(config)
         email = personalise(rendered, config, subscriber)
-        findings = lint_rendered(rendered, issue, config, html=email.html, text=email.text,
-                                 unsubscribe_url=email.unsubscribe_url, validate_mjml=False)
+        findings = lint_rendered(
+            rendered,
+            issue,
+            config,
+            html=email.html,
+            text=email.text,
+            unsubscribe_url=email.unsubscribe_url,
+            validate_mjml=False,
+        )
         return Build(
-            generation=generation, config=config, issue=issue, rendered=rendered, email=email, folder=folder,
-            findings=tuple(findings), validated=find_validator(config.root) is None,
-            seconds=time.perf_counter() - started, images=_images(folder),
+            generation=generation,
+            config=config,
+            issue=issue,
+            rendered=rendered,
+            email=email,
+            folder=folder,
+            findings=tuple(findings),
+            validated=find_validator(config.root) is None,
+            seconds=time.perf_counter() - started,
+            images=_images(folder),
         )
 
     def _validate(self, build: Build) -> None:
@@ -104,8 +123,9 @@ class Builder:
         with self._lock:
             if self.current.rendered is not build.rendered:
                 return
-            self.current = replace(self.current, findings=tuple(ordered([*self.current.findings, *extra])),
-                                   validated=True)
+            self.current = replace(
+                self.current, findings=tuple(ordered([*self.current.findings, *extra])), validated=True
+            )
             updated = self.current
         self.on_change("findings", updated)
 

@@ -34,14 +34,20 @@ def find_subscriber(config: Config, email: str) -> Subscriber:
     """The subscriber with this address in the config's list (``[send] list``)."""
     path = config.resolve(config.send.list)
     if not path.is_file():
-        raise AudienceError("the subscriber list does not exist", where=str(path),
-                            fix="set [send] list in broadsheet.toml, or preview without --as")
+        raise AudienceError(
+            "the subscriber list does not exist",
+            where=str(path),
+            fix="set [send] list in broadsheet.toml, or preview without --as",
+        )
     wanted = email.strip().lower()
     for subscriber in SubscriberList(path):
         if subscriber.email.lower() == wanted:
             return subscriber
-    raise AudienceError(f"{email} is not a subscribed address in the list", where=str(path),
-                        fix="pick an address from the list, or preview without --as")
+    raise AudienceError(
+        f"{email} is not a subscribed address in the list",
+        where=str(path),
+        fix="pick an address from the list, or preview without --as",
+    )
 
 
 def personalise(rendered: RenderedIssue, config: Config, subscriber: Subscriber) -> PersonalEmail:
@@ -58,9 +64,15 @@ def personalise(rendered: RenderedIssue, config: Config, subscriber: Subscriber)
     composer = Composer(rendered, config)
     message = composer.compose(subscriber)
     return PersonalEmail(
-        subscriber=subscriber, from_header=message.from_header, to_header=message.to_header,
-        subject=message.subject, html=message.html, text=message.text,
-        unsubscribe_url=composer.unsubscribe.url(message.recipient), headers=dict(message.headers), note=note,
+        subscriber=subscriber,
+        from_header=message.from_header,
+        to_header=message.to_header,
+        subject=message.subject,
+        html=message.html,
+        text=message.text,
+        unsubscribe_url=composer.unsubscribe.url(message.recipient),
+        headers=dict(message.headers),
+        note=note,
     )
 
 

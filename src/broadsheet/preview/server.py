@@ -26,8 +26,14 @@ from .builder import Build, Builder
 HOST = "127.0.0.1"
 KEEPALIVE_SECONDS = 15.0
 NO_SCRIPTS = "script-src 'none'; object-src 'none'"  # for the email itself: like an inbox, run nothing
-CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-                 ".webp": "image/webp", ".svg": "image/svg+xml"}
+CONTENT_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".svg": "image/svg+xml",
+}
 _templates = jinja2.Environment(autoescape=True)
 PAGE_TEMPLATE = _templates.from_string(PAGE)
 FINDINGS_TEMPLATE = _templates.from_string(FINDINGS)
@@ -71,7 +77,8 @@ class PreviewHTTPServer(ThreadingHTTPServer):
             taken = getattr(exc, "errno", None) in (errno.EADDRINUSE, errno.EACCES)
             raise BroadsheetError(
                 f"cannot listen on port {port}: " + ("it is already in use" if taken else str(exc)),
-                where=f"{HOST}:{port}", fix="choose another port with --port N, or stop the other server",
+                where=f"{HOST}:{port}",
+                fix="choose another port with --port N, or stop the other server",
             ) from None
 
 
@@ -87,8 +94,13 @@ class PreviewHandler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.MISDIRECTED_REQUEST, b"use http://127.0.0.1\n", "text/plain; charset=utf-8")
         path = safe_path(self.path)
         build = self.server.builder.current
-        routes = {"/": self._page, "/email.html": self._email, "/web.html": self._web,
-                  "/findings": self._findings, "/status.json": self._status}
+        routes = {
+            "/": self._page,
+            "/email.html": self._email,
+            "/web.html": self._web,
+            "/findings": self._findings,
+            "/status.json": self._status,
+        }
         if path in routes:
             routes[path](build)
         elif path == "/events":
@@ -121,8 +133,13 @@ class PreviewHandler(BaseHTTPRequestHandler):
         self._send_text(json.dumps(body), "application/json")
 
     def _status(self, build: Build) -> None:
-        body = {"generation": build.generation, "ok": build.error is None, "seconds": build.seconds,
-                "error": str(build.error) if build.error else None, "title": build.rendered.title if build.rendered is not None else None}
+        body = {
+            "generation": build.generation,
+            "ok": build.error is None,
+            "seconds": build.seconds,
+            "error": str(build.error) if build.error else None,
+            "title": build.rendered.title if build.rendered is not None else None,
+        }
         self._send_text(json.dumps(body), "application/json")
 
     def _file(self, path: Path) -> None:
@@ -202,9 +219,13 @@ def render_page(build: Build) -> str:
     email = build.email
     return PAGE_TEMPLATE.render(
         title=build.rendered.title if build.rendered else "broadsheet",
-        generation=build.generation, seconds=build.seconds, email=email, error=build.error,
+        generation=build.generation,
+        seconds=build.seconds,
+        email=email,
+        error=build.error,
         preheader=build.rendered.preheader if build.rendered else "",
-        lint_count=lint_count(build), findings_html=render_findings(build),
+        lint_count=lint_count(build),
+        findings_html=render_findings(build),
     )
 
 
@@ -218,8 +239,11 @@ def render_findings(build: Build) -> str:
 def lint_count(build: Build) -> str:
     """The Lint tab's badge: errors in red, warnings in amber, a tick when clean."""
     errors, warnings = counts(build.findings)
-    badges = [f'<span class="count {kind}" title="{n} {kind}s">{n}</span>'
-              for kind, n in (("error", errors), ("warning", warnings)) if n]
+    badges = [
+        f'<span class="count {kind}" title="{n} {kind}s">{n}</span>'
+        for kind, n in (("error", errors), ("warning", warnings))
+        if n
+    ]
     return " ".join(badges) or '<span class="count ok">✓</span>'
 
 

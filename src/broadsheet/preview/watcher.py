@@ -46,20 +46,31 @@ class Watcher:
         self._watch_stop = stop = threading.Event()
         folders, config_file = self._watching = self.builder.watched()
         targets: list[tuple[tuple[Path, ...], bool, watchfiles.BaseFilter | None]] = [
-            (folders, True, watchfiles.DefaultFilter())]
+            (folders, True, watchfiles.DefaultFilter())
+        ]
         if config_file is not None and config_file.parent.is_dir():
             targets.append(((config_file.parent,), False, _OnlyFile(config_file)))
         for paths, recursive, only in targets:
-            thread = threading.Thread(target=self._watch, args=(paths, recursive, only, stop),
-                                      name="preview-watch", daemon=True)
+            thread = threading.Thread(
+                target=self._watch, args=(paths, recursive, only, stop), name="preview-watch", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 
-    def _watch(self, paths: tuple[Path, ...], recursive: bool, only: watchfiles.BaseFilter | None,
-               stop: threading.Event) -> None:
-        for changes in watchfiles.watch(*paths, watch_filter=only, recursive=recursive, stop_event=stop,
-                                        debounce=400, step=20, raise_interrupt=False, rust_timeout=500,
-                                        yield_on_timeout=False):
+    def _watch(
+        self, paths: tuple[Path, ...], recursive: bool, only: watchfiles.BaseFilter | None, stop: threading.Event
+    ) -> None:
+        for changes in watchfiles.watch(
+            *paths,
+            watch_filter=only,
+            recursive=recursive,
+            stop_event=stop,
+            debounce=400,
+            step=20,
+            raise_interrupt=False,
+            rust_timeout=500,
+            yield_on_timeout=False,
+        ):
             self.events.put({Path(path) for _, path in changes})
 
     def _loop(self) -> None:

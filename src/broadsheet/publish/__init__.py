@@ -63,7 +63,9 @@ def _write_brand(writer: SiteWriter, config: Config, site: Site) -> tuple[Site, 
     if path is None and not config.brand.logo:
         return site, ["no brand.logo: the site has no favicon"]
     if path is None:
-        return Site.from_config(config, logo=config.brand.logo, favicon=False), ["brand.logo is a web address: no favicon is made from it"]
+        return Site.from_config(config, logo=config.brand.logo, favicon=False), [
+            "brand.logo is a web address: no favicon is made from it"
+        ]
     name = f"logo-{path.name}"
     writer.copy(name, path)
     made = icons(path, where=config.where("brand.logo"))

@@ -19,8 +19,9 @@ def icons(logo: Path, *, where: str) -> dict[str, bytes]:
             image.load()
             square = _squared(image.convert("RGBA"))
     except (UnidentifiedImageError, OSError) as exc:
-        raise PublishError(f"cannot make a favicon from the logo: {exc}", where=where,
-                           fix="use a PNG, JPEG or GIF logo") from None
+        raise PublishError(
+            f"cannot make a favicon from the logo: {exc}", where=where, fix="use a PNG, JPEG or GIF logo"
+        ) from None
     return {name: _png(square.resize((size, size), Image.Resampling.LANCZOS)) for name, size in SIZES.items()}
 
 

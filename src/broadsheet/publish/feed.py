@@ -60,7 +60,7 @@ def absolute_links(fragment: str, base: str) -> str:
     wrapper = lxml.html.fragment_fromstring(fragment, create_parent="div")
     wrapper.make_links_absolute(base, resolve_base_href=False)
     inner = lxml.html.tostring(wrapper, encoding="unicode")
-    return inner[len("<div>"): -len("</div>")]
+    return inner[len("<div>") : -len("</div>")]
 
 
 def _timestamp(date: dt.date) -> dt.datetime:

@@ -36,15 +36,25 @@ def _render(name: str, **context: object) -> str:
 def index_page(entries: list[Entry], site: Site) -> str:
     """The archive's front page: every issue, newest first."""
     description = f"Every issue of {site.name}."
-    head = dict(kind="website", title=site.name, description=description, url=site.absolute(), image=site.logo_url(), root="")
+    head = dict(
+        kind="website", title=site.name, description=description, url=site.absolute(), image=site.logo_url(), root=""
+    )
     return _render("index.html.j2", site=site, entries=entries, **head)
 
 
 def issue_page(entry: Entry, site: Site, *, older: Entry | None, newer: Entry | None) -> str:
     """The issue's browser version with the archive's head tags, a bar to the index and links to its neighbours."""
     title = f"{entry.title} · {site.name}"
-    head = _render("head.html.j2", site=site, kind="article", title=title, description=entry.summary,
-                   url=site.page_url(entry), image=site.image_url(entry), root="../")
+    head = _render(
+        "head.html.j2",
+        site=site,
+        kind="article",
+        title=title,
+        description=entry.summary,
+        url=site.page_url(entry),
+        image=site.image_url(entry),
+        root="../",
+    )
     top = _render("page_top.html.j2", site=site)
     bottom = _render("page_bottom.html.j2", site=site, older=older, newer=newer)
     page = TITLE.sub(lambda _: f"<title>{escape(title)}</title>", entry.page_html, count=1)

@@ -39,8 +39,10 @@ def read_entries(config: Config, *, now: dt.datetime | None = None, notes: list[
             continue
         if issue.send_at is not None and issue.send_at > now:
             if notes is not None:
-                notes.append(f"{folder.name} is left out until its send_at, {issue.send_at:%Y-%m-%d %H:%M} UTC:"
-                             " publish again once it is sent")
+                notes.append(
+                    f"{folder.name} is left out until its send_at, {issue.send_at:%Y-%m-%d %H:%M} UTC:"
+                    " publish again once it is sent"
+                )
             continue
         entries.append(_entry(issue, build_issue(folder, site_config, issue=issue)))
     return sorted(entries, key=lambda e: (e.date, e.slug), reverse=True)
@@ -48,8 +50,11 @@ def read_entries(config: Config, *, now: dt.datetime | None = None, notes: list[
 
 def _entry(issue: Issue, rendered: RenderedIssue) -> Entry:
     if issue.date is None:
-        raise PublishError("the issue has no date: the archive is in date order and the feed needs one",
-                           where=str(issue.folder / "issue.md"), fix="add date: YYYY-MM-DD, or draft: true to leave it out")
+        raise PublishError(
+            "the issue has no date: the archive is in date order and the feed needs one",
+            where=str(issue.folder / "issue.md"),
+            fix="add date: YYYY-MM-DD, or draft: true to leave it out",
+        )
     hero = next((a.image for a in issue.articles if a.image), None)
     return Entry(
         slug=issue.slug,
@@ -85,4 +90,3 @@ def content_html(issue: Issue) -> str:
             parts.append(f'<p><img src="{html.escape(article.image.src)}" alt="{html.escape(article.image.alt)}"></p>')
         parts.append(article.body_html)
     return with_defaults("\n".join(parts))  # merge tags: the feed has no reader, so their defaults
-

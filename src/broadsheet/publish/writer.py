@@ -30,8 +30,11 @@ class SiteWriter:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
         except OSError as exc:
-            raise PublishError(f"cannot write the site: {exc.strerror}", where=str(exc.filename or target),
-                               fix="choose another --out folder, or make this one writable") from None
+            raise PublishError(
+                f"cannot write the site: {exc.strerror}",
+                where=str(exc.filename or target),
+                fix="choose another --out folder, or make this one writable",
+            ) from None
         self.written.add(relative)
 
     def copy(self, relative: str, source: Path) -> None:
@@ -52,8 +55,11 @@ class SiteWriter:
     def _target(self, relative: str) -> Path:
         target = (self.root / relative).resolve()
         if target == self.root or not target.is_relative_to(self.root):
-            raise PublishError(f"refusing to write outside the output folder: {relative}", where=str(self.root),
-                               fix="rename the issue folder or image so that its name has no path in it")
+            raise PublishError(
+                f"refusing to write outside the output folder: {relative}",
+                where=str(self.root),
+                fix="rename the issue folder or image so that its name has no path in it",
+            )
         return target
 
     def _previous(self) -> set[str]:
@@ -67,8 +73,11 @@ class SiteWriter:
         if self.root.exists() and not self.root.is_dir():
             raise PublishError("the output is a file, not a folder", where=str(self.root), fix="choose another --out")
         if self.root.is_dir() and any(self.root.iterdir()) and not (self.root / MANIFEST).is_file():
-            raise PublishError("the output folder is not empty and was not made by broadsheet publish",
-                               where=str(self.root), fix="choose a new or empty folder with --out")
+            raise PublishError(
+                "the output folder is not empty and was not made by broadsheet publish",
+                where=str(self.root),
+                fix="choose a new or empty folder with --out",
+            )
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

@@ -86,8 +86,11 @@ def write_build(rendered: RenderedIssue, out_dir: Path) -> Path:
                 shutil.copy2(source, destination)
         _remove_stale_images(target / "images", {name for name, _ in rendered.images})
     except OSError as exc:
-        raise ContentError(f"cannot write the build: {exc.strerror}", where=str(exc.filename or target),
-                           fix="choose another --out folder, or make this one writable") from None
+        raise ContentError(
+            f"cannot write the build: {exc.strerror}",
+            where=str(exc.filename or target),
+            fix="choose another --out folder, or make this one writable",
+        ) from None
     return target
 
 
@@ -123,19 +126,29 @@ def _render(environment: jinja2.Environment, name: str, context: dict[str, Any],
         return environment.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
         where = f"{exc.filename or name}:{exc.lineno}"
-        raise TemplateError(f"template syntax error: {exc.message}", where=where,
-                            fix="fix the {{ }} or {% %} on that line of the theme") from None
+        raise TemplateError(
+            f"template syntax error: {exc.message}", where=where, fix="fix the {{ }} or {% %} on that line of the theme"
+        ) from None
     except jinja2.TemplateNotFound as exc:
         loader = environment.loader
         folder = loader.searchpath[0] if isinstance(loader, jinja2.FileSystemLoader) else "the theme"
-        raise TemplateError(f"template not found: {exc.name}", where=_template_frame(exc) or folder,
-                            fix=f"add {exc.name} to {folder} or fix the name") from None
+        raise TemplateError(
+            f"template not found: {exc.name}",
+            where=_template_frame(exc) or folder,
+            fix=f"add {exc.name} to {folder} or fix the name",
+        ) from None
     except SecurityError as exc:
-        raise TemplateError(f"the theme tried something unsafe: {exc}", where=_template_frame(exc) or name,
-                            fix="themes may only show values: remove that expression from the theme") from None
+        raise TemplateError(
+            f"the theme tried something unsafe: {exc}",
+            where=_template_frame(exc) or name,
+            fix="themes may only show values: remove that expression from the theme",
+        ) from None
     except (jinja2.UndefinedError, TypeError, AttributeError) as exc:
-        raise TemplateError(f"template error: {exc}", where=_template_frame(exc) or name,
-                            fix="check the name against the issue, article, config, brand and footer fields") from None
+        raise TemplateError(
+            f"template error: {exc}",
+            where=_template_frame(exc) or name,
+            fix="check the name against the issue, article, config, brand and footer fields",
+        ) from None
 
 
 def _template_frame(exc: BaseException) -> str | None:
@@ -165,8 +178,9 @@ def _logo(config: Config, issue: Issue) -> tuple[str, tuple[tuple[str, Path], ..
     try:
         ready = optimise(path, max_width=max_width_for(config.brand.logo_width), cache=config.root / CACHE_FOLDER)
     except ImageProblem as exc:
-        raise ConfigError(f"logo {exc.problem}: {config.brand.logo}", where=config.where("brand.logo"),
-                          fix=exc.fix) from None
+        raise ConfigError(
+            f"logo {exc.problem}: {config.brand.logo}", where=config.where("brand.logo"), fix=exc.fix
+        ) from None
     name = unique_name(f"logo-{ready.name}", {image.src for image in issue.images})
     return published_src(config.base_url, issue.slug, name), ((name, ready.file),)
 
@@ -180,8 +194,11 @@ def _check_survived(mjml_source: str, html: str, table: PlaceholderTable, config
         mjml_source, html = html_unescape(mjml_source), html_unescape(html)
     for text, what in required:
         if text in mjml_source and text not in html:
-            raise TemplateError(f"{what} is lost when the email is compiled", where=where,
-                                fix="check the theme and the issue for HTML nested too deep or left open")
+            raise TemplateError(
+                f"{what} is lost when the email is compiled",
+                where=where,
+                fix="check the theme and the issue for HTML nested too deep or left open",
+            )
 
 
 def _web_unsubscribe(config: Config) -> str:

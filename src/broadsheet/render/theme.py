@@ -68,8 +68,11 @@ class ThemeLoader(jinja2.FileSystemLoader):
         path = written.resolve()
         escapes = not path.is_relative_to(folder.resolve()) or not path.is_file()
         if (written.is_symlink() or written.exists()) and escapes:  # checked before Jinja reads it
-            raise TemplateError(f"theme template {template} leads to {path}", where=str(written),
-                                fix="keep the theme's templates as files inside the theme folder")
+            raise TemplateError(
+                f"theme template {template} leads to {path}",
+                where=str(written),
+                fix="keep the theme's templates as files inside the theme folder",
+            )
         return super().get_source(environment, template)
 
 

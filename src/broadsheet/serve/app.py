@@ -46,16 +46,20 @@ class App:
 
     def __init__(self, config: Config, transport: Callable[[], Transport], *, secrets: tuple[str, ...] | None = None):
         if not config.serve.public_url:
-            raise ConfigError("[serve] public_url is not set", where=config.where("serve.public_url"),
-                              fix='add [serve] public_url = "https://news.example.org" (where readers reach serve)')
+            raise ConfigError(
+                "[serve] public_url is not set",
+                where=config.where("serve.public_url"),
+                fix='add [serve] public_url = "https://news.example.org" (where readers reach serve)',
+            )
         self.config = config
         self.secrets = secrets or token_secrets()
         self.list_id = config.list_id
         self.pages = Pages(config)
         self.hosts = allowed_hosts(config.serve.public_url)
         origins = frozenset(origin_of(url) for url in (config.serve.public_url, *config.serve.form_origins))
-        self.guard = FormGuard(config.list_id, self.secrets, origins,
-                               secure=config.serve.public_url.startswith("https://"))
+        self.guard = FormGuard(
+            config.list_id, self.secrets, origins, secure=config.serve.public_url.startswith("https://")
+        )
         self.signups = RateLimit(config.serve.signups_per_minute, config.serve.signups_per_hour)
         self.mails_per_address = RateLimit(CONFIRMATIONS_PER_ADDRESS[0], CONFIRMATIONS_PER_ADDRESS[1])
         self.headers = security_headers(self.pages.style_hash)
@@ -86,8 +90,11 @@ class App:
         try:
             return self.route(request)
         except Exception:
-            print(f"broadsheet serve: {request.method} {_path_for_log(request.path)} failed:\n"
-                  f"{traceback.format_exc()}", file=sys.stderr, flush=True)
+            print(
+                f"broadsheet serve: {request.method} {_path_for_log(request.path)} failed:\n{traceback.format_exc()}",
+                file=sys.stderr,
+                flush=True,
+            )
             return self.pages.message(500, "error_title", "error_text")
 
     def route(self, request: Request) -> Response:
@@ -100,7 +107,9 @@ class App:
         if path == "/" and request.method in ("GET", "HEAD") and (index := self.site_file(path)) is not None:
             return _file(index)
         if path in ("/", "/subscribe"):
-            return self.by_method(request, get=lambda: self.subscribe_form(request), post=lambda: self.subscribe(request))
+            return self.by_method(
+                request, get=lambda: self.subscribe_form(request), post=lambda: self.subscribe(request)
+            )
         if path in ("/u", "/u/"):
             return self.pages.message(200, "unsubscribe_title", "web_unsubscribe_text")
         if match := WEBHOOK_PATH.match(path):
@@ -115,8 +124,9 @@ class App:
         return self.pages.message(404, "not_found_title")
 
     @staticmethod
-    def by_method(request: Request, *, get: Callable[[], Response] | None = None,
-                  post: Callable[[], Response] | None = None) -> Response:
+    def by_method(
+        request: Request, *, get: Callable[[], Response] | None = None, post: Callable[[], Response] | None = None
+    ) -> Response:
         handler = {"GET": get, "HEAD": get, "POST": post}.get(request.method)
         if handler is None:
             allowed = ", ".join(name for name, h in (("GET, HEAD", get), ("POST", post)) if h)
@@ -168,10 +178,13 @@ class App:
             self.store.set_status(email, "subscribed", source="unsubscribe-page", detail="resubscribed")
         elif current is None or current.status != "subscribed":
             return self.pages.message(409, "error_title", "error_text")
-        return self.pages.message(200, "resubscribed_title", "resubscribed_text", list=self.config.name,
-                                  address=address)
+        return self.pages.message(
+            200, "resubscribed_title", "resubscribed_text", list=self.config.name, address=address
+        )
 
-    def form_page(self, request: Request, template: str, status: int = 200, *, action: str = "", **values: object) -> Response:
+    def form_page(
+        self, request: Request, template: str, status: int = 200, *, action: str = "", **values: object
+    ) -> Response:
         """A page with a form posting to ``action`` (default: this page), protected by FormGuard."""
         action = action or request.path
         nonce = self.guard.nonce(request.header("Cookie"))
@@ -179,17 +192,25 @@ class App:
         response.headers["Set-Cookie"] = self.guard.cookie(nonce)
         return response
 
-    def form_allowed(self, request: Request, form: dict[str, str], *, action: str = "",
-                     origin_suffices: bool = False) -> bool:
-        return self.guard.allows(action or request.path, form, request.header("Origin"), request.header("Cookie"),
-                                 origin_suffices=origin_suffices)
+    def form_allowed(
+        self, request: Request, form: dict[str, str], *, action: str = "", origin_suffices: bool = False
+    ) -> bool:
+        return self.guard.allows(
+            action or request.path,
+            form,
+            request.header("Origin"),
+            request.header("Cookie"),
+            origin_suffices=origin_suffices,
+        )
 
     # -- sign-up and confirmation ---------------------------------------------------------------
 
-    def subscribe_form(self, request: Request, *, status: int = 200, error: str = "", email: str = "",
-                       name: str = "") -> Response:
-        return self.form_page(request, "subscribe.html", status, action="/subscribe", error=error, email=email,
-                              name=name)
+    def subscribe_form(
+        self, request: Request, *, status: int = 200, error: str = "", email: str = "", name: str = ""
+    ) -> Response:
+        return self.form_page(
+            request, "subscribe.html", status, action="/subscribe", error=error, email=email, name=name
+        )
 
     def subscribe(self, request: Request) -> Response:
         """Record the address as unconfirmed and mail a confirmation link; the same page for every address."""
@@ -226,8 +247,9 @@ class App:
             return data
         if not self.store.confirm(data.email, data.extra.partition(".")[0]):
             return self.pages.message(410, "expired_title", "expired_text")
-        return self.pages.message(200, "confirmed_title", "confirmed_text", address=mask_address(data.email),
-                                  list=self.config.name)
+        return self.pages.message(
+            200, "confirmed_title", "confirmed_text", address=mask_address(data.email), list=self.config.name
+        )
 
     def confirmation(self, token: str) -> TokenData | Response:
         """The token's data, or the page to answer instead (bad link, expired)."""
@@ -282,8 +304,11 @@ def _file(path: Path) -> Response:
     kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if kind.startswith("text/") or kind in ("application/javascript", "image/svg+xml"):
         kind += "; charset=utf-8"
-    headers = {"Cache-Control": "public, max-age=3600", "X-Frame-Options": "DENY",
-               "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"}
+    headers = {
+        "Cache-Control": "public, max-age=3600",
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    }
     return Response(200, path.read_bytes(), kind, headers)
 
 

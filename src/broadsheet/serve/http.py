@@ -13,9 +13,20 @@ if TYPE_CHECKING:
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
-REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 410: "Gone", 413: "Content Too Large", 421: "Misdirected Request",
-           429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    303: "See Other",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    410: "Gone",
+    413: "Content Too Large",
+    421: "Misdirected Request",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class BodyTooLarge(Exception):
@@ -83,7 +94,9 @@ def _multipart(body: bytes, params: str) -> dict[str, str]:
         if not name or part.get_filename() or name in fields:
             continue
         payload = part.get_payload(decode=True)
-        fields[str(name)] = (payload if isinstance(payload, bytes) else b"").decode(part.get_content_charset() or "utf-8")
+        fields[str(name)] = (payload if isinstance(payload, bytes) else b"").decode(
+            part.get_content_charset() or "utf-8"
+        )
     return fields
 
 

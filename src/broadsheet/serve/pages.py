@@ -65,8 +65,9 @@ class Pages:
         self.language, self.texts = texts_for(config.language)
         self.css = self.brand.css()
         self.style_hash = style_hash(self.css)
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                                      undefined=jinja2.StrictUndefined)
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+        )
         css = Markup(self.css)  # noqa: S704 -- CSS built by Brand from validated config
         self.env.globals.update(brand=self.brand, css=css, lang=self.language, t=self.text)
 

@@ -39,8 +39,10 @@ def origin_of(url: str) -> str:
 
 def security_headers(style_hash: str) -> dict[str, str]:
     """CSP (only our own inline style, images from here, forms to here, never framed), no referrer."""
-    policy = (f"default-src 'none'; style-src '{style_hash}'; img-src 'self' data:; form-action 'self'; "
-              "frame-ancestors 'none'; base-uri 'none'")
+    policy = (
+        f"default-src 'none'; style-src '{style_hash}'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
     return {
         "Content-Security-Policy": policy,
         "Referrer-Policy": "no-referrer",
@@ -76,8 +78,9 @@ class FormGuard:
 
     def cookie(self, nonce: str) -> str:
         """The Set-Cookie value that gives the browser its nonce for a day."""
-        return (f"{self.COOKIE}={nonce}; Max-Age={FORM_TOKEN_SECONDS}; Path=/; HttpOnly; SameSite=Strict"
-                + ("; Secure" if self.secure else ""))
+        return f"{self.COOKIE}={nonce}; Max-Age={FORM_TOKEN_SECONDS}; Path=/; HttpOnly; SameSite=Strict" + (
+            "; Secure" if self.secure else ""
+        )
 
     def token(self, action: str, nonce: str) -> str:
         return make_token("form", action, self.list_id, self.secrets[0], extra=f"{int(time.time())}.{nonce}")
@@ -96,8 +99,15 @@ class FormGuard:
             return False
         return 0 <= time.time() - int(issued) <= FORM_TOKEN_SECONDS
 
-    def allows(self, action: str, form: dict[str, str], origin: str | None, cookie_header: str | None, *,
-               origin_suffices: bool = False) -> bool:
+    def allows(
+        self,
+        action: str,
+        form: dict[str, str],
+        origin: str | None,
+        cookie_header: str | None,
+        *,
+        origin_suffices: bool = False,
+    ) -> bool:
         """A page's own form (right token and cookie), or — for the sign-up snippet pasted on another of
         our sites — a listed Origin."""
         if not self.origin_ok(origin):

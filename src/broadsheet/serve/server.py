@@ -19,9 +19,16 @@ def create(app: App, config: Config, *, host: str, port: int) -> BaseWSGIServer:
     """The waitress server bound to host:port (port 0: any free one; see ``.effective_port``)."""
     serve = config.serve
     options: dict[str, Any] = dict(  # waitress.Adjustments settings
-        host=host, port=port, threads=serve.threads, ident="broadsheet",
-        max_request_body_size=max(serve.max_body_bytes, WEBHOOK_MAX_BYTES), max_request_header_size=32 * 1024,
-        channel_timeout=30, connection_limit=1000, expose_tracebacks=False, clear_untrusted_proxy_headers=True,
+        host=host,
+        port=port,
+        threads=serve.threads,
+        ident="broadsheet",
+        max_request_body_size=max(serve.max_body_bytes, WEBHOOK_MAX_BYTES),
+        max_request_header_size=32 * 1024,
+        channel_timeout=30,
+        connection_limit=1000,
+        expose_tracebacks=False,
+        clear_untrusted_proxy_headers=True,
     )
     if serve.trusted_proxy:
         options.update(trusted_proxy=serve.trusted_proxy, trusted_proxy_headers=PROXY_HEADERS)
@@ -35,8 +42,7 @@ def run(app: App, config: Config, *, host: str, port: int, ready: Callable[[str]
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N" on every burst
     server = create(app, config, host=host, port=port)
     bound = server.effective_port  # type: ignore[attr-defined]  # set by waitress; types-waitress omits it
-    ready(f"serving {config.name} on http://{host}:{bound} "
-          f"(public address {config.serve.public_url}; Ctrl-C to stop)")
+    ready(f"serving {config.name} on http://{host}:{bound} (public address {config.serve.public_url}; Ctrl-C to stop)")
     try:
         server.run()
     finally:

@@ -33,11 +33,23 @@ def confirmation_issue(config: Config, pages: Pages) -> RenderedIssue:
     url = table.make("subscriber.confirm_url")
     subject = pages.texts["mail_subject"].format(list=config.name)
     logo = f"{config.serve.public_url.rstrip('/')}/brand/logo" if pages.brand.logo_file else pages.brand.remote_logo
-    html = pages.env.get_template("confirmation_email.html").render(
-        list=config.name, subject=subject, logo_url=logo).replace("CONFIRM_URL", url)
+    html = (
+        pages.env.get_template("confirmation_email.html")
+        .render(list=config.name, subject=subject, logo_url=logo)
+        .replace("CONFIRM_URL", url)
+    )
     text = "\n\n".join([pages.texts["mail_intro"].format(list=config.name), url, pages.texts["mail_ignore"]]) + "\n"
-    return RenderedIssue(slug="confirm", title=subject, subject=subject, preheader="", mjml="",
-                         html=table.to_jinja(html), text=table.to_jinja(text), web_html="", view_online_url="")
+    return RenderedIssue(
+        slug="confirm",
+        title=subject,
+        subject=subject,
+        preheader="",
+        mjml="",
+        html=table.to_jinja(html),
+        text=table.to_jinja(text),
+        web_html="",
+        view_online_url="",
+    )
 
 
 class ConfirmationMail:
@@ -53,8 +65,12 @@ class ConfirmationMail:
     def send(self, email: str, name: str, nonce: str) -> bool:
         """True when the transport took the message; a failure is reported on stderr, never to the visitor."""
         url = f"{self.base}/c/{confirm_token(email, nonce, self.config, self.secret)}"
-        subscriber = Subscriber(email=email, name=name, first_name=name.split(" ")[0] if name else "",
-                                fields={"email": email, "name": name, "confirm_url": url})
+        subscriber = Subscriber(
+            email=email,
+            name=name,
+            first_name=name.split(" ")[0] if name else "",
+            fields={"email": email, "name": name, "confirm_url": url},
+        )
         try:
             message = self.composer.compose(subscriber)
             transport = self.transport()
@@ -67,6 +83,9 @@ class ConfirmationMail:
             print(f"broadsheet serve: confirmation message not sent: {exc}", file=sys.stderr, flush=True)
             return False
         if delivery.status != "sent":
-            print(f"broadsheet serve: confirmation message {delivery.status}: {delivery.detail}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"broadsheet serve: confirmation message {delivery.status}: {delivery.detail}",
+                file=sys.stderr,
+                flush=True,
+            )
         return delivery.status == "sent"

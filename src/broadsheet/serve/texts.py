@@ -22,7 +22,7 @@ EN = {
     "subscribe_button": "Subscribe",
     "check_inbox_title": "Check your inbox",
     "check_inbox_text": "If {address} can subscribe, a message to confirm it is on its way. "
-                        "Follow its link to start receiving {list}.",
+    "Follow its link to start receiving {list}.",
     "invalid_address": "That does not look like an email address.",
     "confirm_title": "Confirm your subscription",
     "confirm_intro": "Subscribe {address} to {list}?",
@@ -46,7 +46,7 @@ EN = {
     "mail_intro": "Please confirm that you want to receive {list}.",
     "mail_button": "Confirm my subscription",
     "mail_ignore": "If you did not ask for this, ignore this message: you will not be subscribed. "
-                   "The link works for a week.",
+    "The link works for a week.",
 }
 
 FR = {
@@ -67,7 +67,7 @@ FR = {
     "subscribe_button": "M'abonner",
     "check_inbox_title": "Consultez votre boîte de réception",
     "check_inbox_text": "Si {address} peut s'abonner, un message de confirmation est en route. "
-                        "Suivez son lien pour recevoir {list}.",
+    "Suivez son lien pour recevoir {list}.",
     "invalid_address": "Ce n'est pas une adresse e-mail valable.",
     "confirm_title": "Confirmez votre abonnement",
     "confirm_intro": "Abonner {address} à {list} ?",
@@ -100,7 +100,7 @@ NL = {
     "subscribe_button": "Inschrijven",
     "check_inbox_title": "Kijk in je mailbox",
     "check_inbox_text": "Als {address} zich kan inschrijven, is er een bevestigingsbericht onderweg. "
-                        "Volg de link erin om {list} te ontvangen.",
+    "Volg de link erin om {list} te ontvangen.",
     "invalid_address": "Dat lijkt geen e-mailadres.",
     "confirm_title": "Bevestig je inschrijving",
     "confirm_intro": "{address} inschrijven op {list}?",

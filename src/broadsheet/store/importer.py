@@ -100,7 +100,9 @@ class _Pipeline:
     reading the CSV and writing the store overlap on two cores. At most two chunks wait (flat memory).
     An error in the writer stops the reading at the next chunk and is raised here."""
 
-    def __init__(self, transaction: Callable[[], AbstractContextManager[object]], write: Callable[[list[_Entry]], None]):
+    def __init__(
+        self, transaction: Callable[[], AbstractContextManager[object]], write: Callable[[list[_Entry]], None]
+    ):
         self.transaction = transaction
         self.write = write
         self.chunks: queue.Queue[list[_Entry] | None] = queue.Queue(maxsize=2)
@@ -140,7 +142,9 @@ class _Pipeline:
                     chunk = self.chunks.get()
 
 
-def _entries(path: Path, store: Store, report: ImportReport, on_problem: Callable[[RowProblem], None]) -> Iterator[_Entry]:
+def _entries(
+    path: Path, store: Store, report: ImportReport, on_problem: Callable[[RowProblem], None]
+) -> Iterator[_Entry]:
     now = utc_now()  # one import, one time: every row it adds was created when it started
     for item in list_rows(path, store._addresses, wanted=STATUSES):
         if isinstance(item, RowProblem):
@@ -238,11 +242,15 @@ def _merge_present(
 
 def _load_present(store: Store, keys: set[str]) -> dict[str, _Present]:
     present: dict[str, _Present] = {}
-    rows = store.select_in("SELECT id, email_key, name, fields, status FROM subscribers WHERE email_key IN ({})", list(keys))
+    rows = store.select_in(
+        "SELECT id, email_key, name, fields, status FROM subscribers WHERE email_key IN ({})", list(keys)
+    )
     for id_, key, name, fields_json, status in rows:
         present[key] = _Present(id_, name, json.loads(fields_json), status, set())
     by_id = {p.id: p for p in present.values()}
-    for subscriber, tag_key in store.select_in("SELECT subscriber, tag_key FROM tags WHERE subscriber IN ({})", list(by_id)):
+    for subscriber, tag_key in store.select_in(
+        "SELECT subscriber, tag_key FROM tags WHERE subscriber IN ({})", list(by_id)
+    ):
         by_id[subscriber].tags.add(tag_key)
     return present
 

@@ -88,7 +88,8 @@ class Store:
             self._hash_key = self._set_up()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
-                f"cannot open the subscriber store: {exc}", where=str(self.path),
+                f"cannot open the subscriber store: {exc}",
+                where=str(self.path),
                 fix="check that the folder is writable and the file is a broadsheet store",
             ) from None
 
@@ -105,7 +106,9 @@ class Store:
         try:
             db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=BUSY_MS / 1000)
             try:
-                found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'subscribers'").fetchone()
+                found = db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'subscribers'"
+                ).fetchone()
             finally:
                 db.close()
         except sqlite3.Error:
@@ -143,7 +146,9 @@ class Store:
         if tag is not None:  # in id order, each subscriber's tag looked up by the tags' primary key
             conditions.append("EXISTS (SELECT 1 FROM tags WHERE subscriber = id AND tag_key = ?)")
             parameters.append(tag.strip().casefold())
-        query = f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE {' AND '.join(conditions)} ORDER BY id LIMIT {PAGE}"
+        query = (
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE {' AND '.join(conditions)} ORDER BY id LIMIT {PAGE}"
+        )
         last = 0
         while True:
             with self._lock:
@@ -183,15 +188,18 @@ class Store:
     def campaign_counts(self, campaign: str) -> dict[str, int]:
         """kind -> how many subscribers have an event of that kind caused by ``campaign`` (each person once)."""
         with self._lock:
-            return dict(self.db.execute(
-                "SELECT kind, count(DISTINCT subscriber) FROM events WHERE campaign = ? GROUP BY kind", (campaign,)
-            ).fetchall())
+            return dict(
+                self.db.execute(
+                    "SELECT kind, count(DISTINCT subscriber) FROM events WHERE campaign = ? GROUP BY kind", (campaign,)
+                ).fetchall()
+            )
 
     def count_unchanged(self, status: str, before: str) -> int:
         """How many subscribers of ``status`` have not changed since ``before`` (ISO 8601 UTC)."""
         with self._lock:
-            return self._count("SELECT count(*) FROM subscribers WHERE status = ? AND updated < ?",
-                               (check_status(status), before))
+            return self._count(
+                "SELECT count(*) FROM subscribers WHERE status = ? AND updated < ?", (check_status(status), before)
+            )
 
     def suppressed(self, emails: Iterable[str]) -> set[str]:
         """The given addresses (as given) that must never be mailed: suppressing status, or forgotten."""
@@ -258,7 +266,8 @@ class Store:
             if self._forgotten(key):
                 if not resubscribe:
                     raise StoreError(
-                        f"{email} was forgotten at the person's request and stays suppressed", where=str(self.path),
+                        f"{email} was forgotten at the person's request and stays suppressed",
+                        where=str(self.path),
                         fix="add it again only if they asked to subscribe again (subscribers add --resubscribe)",
                     )
                 self.db.execute("DELETE FROM forgotten WHERE email_hash = ?", (self.forgotten_hash(key),))
@@ -380,7 +389,8 @@ class Store:
             if not hmac.compare_digest(row[2], _digest(nonce)):
                 return False
             self.db.execute(
-                "UPDATE subscribers SET status = 'subscribed', nonce = '', updated = ? WHERE id = ?", (utc_now(), row[0])
+                "UPDATE subscribers SET status = 'subscribed', nonce = '', updated = ? WHERE id = ?",
+                (utc_now(), row[0]),
             )
             self._touch()
             self._event(row[0], "confirmed", source="confirm")
@@ -468,7 +478,8 @@ class Store:
         if version is not None and int(version) > SCHEMA_VERSION:
             raise StoreError(
                 f"the subscriber store has schema version {version}; this broadsheet knows {SCHEMA_VERSION}",
-                where=str(self.path), fix="upgrade broadsheet",
+                where=str(self.path),
+                fix="upgrade broadsheet",
             )
         return version == str(SCHEMA_VERSION) and self._meta("hash_key") is not None
 
@@ -522,7 +533,9 @@ class Store:
         (count,) = self.db.execute(query, parameters).fetchone()
         return int(count)
 
-    def select_in(self, query: str, values: Sequence[str | int], extra: Iterable[str | int] = ()) -> Iterator[tuple[Any, ...]]:
+    def select_in(
+        self, query: str, values: Sequence[str | int], extra: Iterable[str | int] = ()
+    ) -> Iterator[tuple[Any, ...]]:
         """Rows of ``query`` (its ``IN ({})`` filled with ``values``, then ``extra`` parameters), asked
         IN_CHUNK values at a time. Hold the lock while reading them."""
         for start in range(0, len(values), IN_CHUNK):
@@ -538,7 +551,9 @@ class Store:
         for subscriber, tag in self.select_in(query, [row[0] for row in rows]):
             tags.setdefault(subscriber, []).append(tag)
         return [
-            StoredSubscriber(id, email, name, json.loads(fields_json), tuple(tags.get(id, ())), status, created, updated)
+            StoredSubscriber(
+                id, email, name, json.loads(fields_json), tuple(tags.get(id, ())), status, created, updated
+            )
             for id, email, name, fields_json, status, created, updated in rows
         ]
 

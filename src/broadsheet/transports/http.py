@@ -44,8 +44,17 @@ DEFAULT_TIMEOUT = (5.0, 30.0)  # seconds to connect, seconds to wait for the ans
 # Headers every API takes from its own fields or builds itself from the body; a DKIM signature of
 # our raw bytes would not match what the provider builds (it signs for the domain itself).
 STRUCTURAL_HEADERS = frozenset(
-    {"from", "to", "cc", "bcc", "subject", "mime-version", "content-type", "content-transfer-encoding",
-     "dkim-signature"}
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "dkim-signature",
+    }
 )
 ERROR_TEXT_LIMIT = 300  # characters of a server's own reason
 DETAIL_LIMIT = 500  # characters of a Delivery's detail (our words and the server's reason)
@@ -54,8 +63,13 @@ GATEWAY_TIMEOUTS = frozenset({504, 524, 598, 599})
 MAX_ANSWER_BYTES = 10_000_000  # an answer to 500 messages is about 100 KB
 MAX_ID = 1000  # characters of an id or address in an answer; longer is not the provider's
 # Raised before the request could be built or sent: nothing went out, and sending again will not help.
-NOT_SENDABLE = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidHeader, requests.exceptions.InvalidProxyURL)
+NOT_SENDABLE = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.InvalidProxyURL,
+)
 _warned_plain_http: set[tuple[str, str]] = set()
 _warned_lock = threading.Lock()
 
@@ -76,8 +90,14 @@ class Part(list[Message]):
     ``send_batch`` call and handed down, never kept on the transport: the transport holds no
     per-request state."""
 
-    def __init__(self, messages: Iterable[Message], *, positions: list[int] | None = None,
-                 prepared: list[Any] | None = None, batch_key: str | None = None):
+    def __init__(
+        self,
+        messages: Iterable[Message],
+        *,
+        positions: list[int] | None = None,
+        prepared: list[Any] | None = None,
+        batch_key: str | None = None,
+    ):
         super().__init__(messages)
         self.positions = positions if positions is not None else list(range(len(self)))
         self.prepared: list[Any] = prepared if prepared is not None else [None] * len(self)
@@ -86,8 +106,12 @@ class Part(list[Message]):
     def subset(self, local: Iterable[int]) -> Part:
         """The part of these messages at ``local`` (positions within this part), with their state."""
         chosen = list(local)
-        return Part([self[j] for j in chosen], positions=[self.positions[j] for j in chosen],
-                     prepared=[self.prepared[j] for j in chosen], batch_key=self.batch_key)
+        return Part(
+            [self[j] for j in chosen],
+            positions=[self.positions[j] for j in chosen],
+            prepared=[self.prepared[j] for j in chosen],
+            batch_key=self.batch_key,
+        )
 
 
 def prepared_of(messages: Sequence[Message]) -> list[Any]:
@@ -183,21 +207,24 @@ class HttpTransport(Transport):
         key, url = self.base_url_key, self.base_url
         parts = urlsplit(url)
         if parts.username is not None or parts.password is not None:
-            raise self._bad_base_url(f"{key} holds a user name or password",
-                                     f"write only the address; the key comes from {self.secret_env}")
+            raise self._bad_base_url(
+                f"{key} holds a user name or password", f"write only the address; the key comes from {self.secret_env}"
+            )
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise self._bad_base_url(f"{key} must be an https:// address, not {url!r}", f'write {key} = "https://…"')
         if parts.scheme == "https":
             return
         if not _loopback(parts.hostname):
-            raise self._bad_base_url(f"{key} is http://: {self.secret_env} would cross the network unencrypted",
-                                     "use https://")
+            raise self._bad_base_url(
+                f"{key} is http://: {self.secret_env} would cross the network unencrypted", "use https://"
+            )
         with _warned_lock:
             first = (key, url) not in _warned_plain_http
             _warned_plain_http.add((key, url))
         if first:
-            log.warning("warning: %s is %s: %s goes unencrypted (allowed on this machine only)",
-                        key, url, self.secret_env)
+            log.warning(
+                "warning: %s is %s: %s goes unencrypted (allowed on this machine only)", key, url, self.secret_env
+            )
 
     def _bad_base_url(self, message: str, fix: str) -> ConfigError:
         return ConfigError(message, where=self.config.where(self.base_url_key), fix=fix)
@@ -224,8 +251,9 @@ class HttpTransport(Transport):
         except TransportError as exc:
             raise self._scrubbed_error(exc) from None
         except Exception as exc:
-            error = TransportError(f"stopped by an unexpected {type(exc).__name__}: {self.shorten(str(exc), 200)}",
-                                   where=self.where)
+            error = TransportError(
+                f"stopped by an unexpected {type(exc).__name__}: {self.shorten(str(exc), 200)}", where=self.where
+            )
             if self.requests_sent:  # after a request went out: whether it was taken is unknown
                 error.deliveries = self._unknown(messages, error)
             raise self._scrubbed_error(error) from None
@@ -303,8 +331,9 @@ class HttpTransport(Transport):
             raise error
         return results  # type: ignore[return-value]
 
-    def _settle_rest(self, messages: list[Message], results: list[Delivery | None], parts: list[Part],
-                     exc: Exception) -> None:
+    def _settle_rest(
+        self, messages: list[Message], results: list[Delivery | None], parts: list[Part], exc: Exception
+    ) -> None:
         first, *later = parts
         status: Status = "unknown" if isinstance(exc, AmbiguousSend) else "deferred"
         retry_after = getattr(exc, "retry_after", None)
@@ -312,8 +341,9 @@ class HttpTransport(Transport):
             results[i] = Delivery(messages[i].recipient, status, detail=self.detail(exc), retry_after=retry_after)
         for part in later:
             for i in part.positions:
-                results[i] = Delivery(messages[i].recipient, "deferred",
-                                      detail=self.detail("not sent: an earlier request failed"))
+                results[i] = Delivery(
+                    messages[i].recipient, "deferred", detail=self.detail("not sent: an earlier request failed")
+                )
 
     def post(
         self, path: str, *, body: bytes | None = None, files: Any = None, headers: dict[str, str] | None = None
@@ -323,8 +353,9 @@ class HttpTransport(Transport):
         (maybe sent). Other statuses are not checked here."""
         credentials = self.request_credentials()
         auth = credentials.get("auth") or HeaderAuth(credentials.get("headers", {}))  # never ~/.netrc's
-        request = requests.Request("POST", self.base_url.rstrip("/") + path, data=body, files=files,
-                                   headers=headers or {}, auth=auth)
+        request = requests.Request(
+            "POST", self.base_url.rstrip("/") + path, data=body, files=files, headers=headers or {}, auth=auth
+        )
         session: requests.Session = self.session  # type: ignore[assignment]
         try:
             prepared = session.prepare_request(request)
@@ -373,18 +404,23 @@ class HttpTransport(Transport):
         request was taken (its recipients unknown); any other 3xx that it was not (they stay queued)."""
         target = _host(urljoin(self.base_url, response.headers.get("Location", "")))
         error = UnexpectedAnswer if response.status_code == 303 else TransportError
-        return error(f"answered HTTP {response.status_code}, a redirect to {target or 'an unreadable address'}; "
-                     "redirects are not followed (they would carry the credentials)", where=self.where,
-                     fix=f"set {self.base_url_key} to the provider's API address itself")
+        return error(
+            f"answered HTTP {response.status_code}, a redirect to {target or 'an unreadable address'}; "
+            "redirects are not followed (they would carry the credentials)",
+            where=self.where,
+            fix=f"set {self.base_url_key} to the provider's API address itself",
+        )
 
     def _network_error(self, exc: requests.RequestException) -> Exception:
         kind = type(exc).__name__
         if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
             return TransportError(  # refused in the handshake, before the request: nothing went out
-                "the server's certificate is not trusted", where=self.where, fix=f"check {self.base_url_key}")
+                "the server's certificate is not trusted", where=self.where, fix=f"check {self.base_url_key}"
+            )
         if isinstance(exc, NOT_SENDABLE):
-            return TransportError(f"cannot send the request ({kind})", where=self.where,
-                                  fix=f"check {self.base_url_key}")
+            return TransportError(
+                f"cannot send the request ({kind})", where=self.where, fix=f"check {self.base_url_key}"
+            )
         phase = wire.phase()
         if phase == "connecting" or (phase == "idle" and _never_sent(exc)):
             return TransientTransportError(f"cannot connect ({kind})", where=self.where)
@@ -414,7 +450,8 @@ class HttpTransport(Transport):
             raise AmbiguousSend(f"answered HTTP {status}: a gateway stopped waiting for the provider's answer")
         if status in (408, 429) or status >= 500:
             raise TransientTransportError(
-                f"answered HTTP {status}: {self.error_text(response)}", where=self.where,
+                f"answered HTTP {status}: {self.error_text(response)}",
+                where=self.where,
                 retry_after=retry_after(response),
             )
 
@@ -426,8 +463,9 @@ class HttpTransport(Transport):
 
     def request_error(self, response: requests.Response) -> TransportError:
         """A whole request refused for a reason no recipient explains: stop, do not fail anyone."""
-        return TransportError(f"refused the request (HTTP {response.status_code}): {self.error_text(response)}",
-                              where=self.where)
+        return TransportError(
+            f"refused the request (HTTP {response.status_code}): {self.error_text(response)}", where=self.where
+        )
 
     def error_text(self, response: requests.Response) -> str:
         """The provider's own reason, short, with any secret blanked out."""
@@ -465,7 +503,8 @@ class HttpTransport(Transport):
         kind = response.headers.get("Content-Type", "") or "no content type"
         return UnexpectedAnswer(
             f"answered HTTP {response.status_code} ({self.shorten(kind, 60)}) with {what}: not the provider's answer, "
-            "so whether it sent them is unknown", where=self.where,
+            "so whether it sent them is unknown",
+            where=self.where,
             fix=f"check {self.base_url_key} (a proxy or web page answering?), then resend with --retry-unknown",
         )
 

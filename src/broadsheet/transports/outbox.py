@@ -45,8 +45,10 @@ class OutboxTransport(Transport):
     def __init__(self, config: Config, options: TransportOptions | None = None):
         super().__init__(config, options)
         slug, test = self.options.slug, self.options.test
-        self.folder = config.resolve(config.send.outbox_dir) / safe_address(slug) if slug else config.resolve(
-            config.send.outbox_dir
+        self.folder = (
+            config.resolve(config.send.outbox_dir) / safe_address(slug)
+            if slug
+            else config.resolve(config.send.outbox_dir)
         )
         if test:
             self.folder = self.folder / "test"
@@ -56,7 +58,6 @@ class OutboxTransport(Transport):
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TransportError(f"cannot create the outbox: {exc.strerror}", where=str(self.folder)) from None
-
 
     def send_one(self, message: Message) -> Delivery:
         path = self.folder / f"{_next_number(self.folder)}-{safe_address(message.recipient)}.eml"

@@ -70,7 +70,9 @@ class PostmarkTransport(HttpTransport):
         return data
 
     def send_part(self, messages: Part) -> Outcome:
-        encoded = [data or json_bytes(self.payload(m)) for m, data in zip(messages, prepared_of(messages), strict=False)]
+        encoded = [
+            data or json_bytes(self.payload(m)) for m, data in zip(messages, prepared_of(messages), strict=False)
+        ]
         outcome = Outcome()
         sendable = []
         for position, (message, data) in enumerate(zip(messages, encoded, strict=False)):

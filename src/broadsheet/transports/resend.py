@@ -114,8 +114,11 @@ def _shape_problem(answer: object, count: int) -> str:
         return "no data array"
     errors = answer.get("errors") or []
     if not isinstance(errors, list) or not all(
-        isinstance(e, dict) and type(e.get("index")) is int and 0 <= e["index"] < count
-        and isinstance(e.get("message"), str) for e in errors
+        isinstance(e, dict)
+        and type(e.get("index")) is int
+        and 0 <= e["index"] < count
+        and isinstance(e.get("message"), str)
+        for e in errors
     ):
         return "errors that name no email of the batch"
     if len({e["index"] for e in errors}) != len(errors) or len(answer["data"]) != count - len(errors):

@@ -36,7 +36,8 @@ class SendgridTransport(SharedBodyTransport):
         first = messages[0]
         data: dict[str, Any] = {
             "personalizations": [
-                self._personalization(m, headers, v, len(subjects) > 1) for m, headers, v in zip(messages, own, values, strict=False)
+                self._personalization(m, headers, v, len(subjects) > 1)
+                for m, headers, v in zip(messages, own, values, strict=False)
             ],
             "from": _email_object(first.from_header),
             "subject": first.subject,
@@ -49,7 +50,9 @@ class SendgridTransport(SharedBodyTransport):
             data["headers"] = common
         return data
 
-    def _personalization(self, message: Message, headers: dict[str, Any], values: dict[str, Any], own_subject: bool) -> dict[str, Any]:
+    def _personalization(
+        self, message: Message, headers: dict[str, Any], values: dict[str, Any], own_subject: bool
+    ) -> dict[str, Any]:
         item: dict[str, Any] = {"to": [_email_object(message.to_header, message.recipient, quote_specials=True)]}
         if own_subject:
             item["subject"] = message.subject

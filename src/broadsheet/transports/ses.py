@@ -38,8 +38,11 @@ class SesTransport(HttpTransport):
     def load_credentials(self) -> tuple[str, ...]:
         region = self.config.ses.region
         if not REGION.fullmatch(region):  # it names the host the credentials go to
-            raise ConfigError(f"ses.region {region!r} is not an AWS region", where=self.config.where("ses.region"),
-                              fix='write the region\'s code, e.g. region = "eu-west-1"')
+            raise ConfigError(
+                f"ses.region {region!r} is not an AWS region",
+                where=self.config.where("ses.region"),
+                fix='write the region\'s code, e.g. region = "eu-west-1"',
+            )
         access = secret("AWS_ACCESS_KEY_ID", token=True)
         key = secret("AWS_SECRET_ACCESS_KEY", token=True)
         token = secret("AWS_SESSION_TOKEN", required=False, token=True)
@@ -63,8 +66,11 @@ class SesTransport(HttpTransport):
         body = json_bytes(self.payload(message))
         response = self.post("/v2/email/outbound-emails", body=body, headers={"Content-Type": "application/json"})
         if response.status_code >= 400 and "daily message quota exceeded" in self.error_text(response).lower():
-            raise TransportQuotaError("the daily sending quota is used up", where=self.where,
-                                      fix="run the same send again once the quota resets, or ask AWS to raise it")
+            raise TransportQuotaError(
+                "the daily sending quota is used up",
+                where=self.where,
+                fix="run the same send again once the quota resets, or ask AWS to raise it",
+            )
         self.raise_for_status(response)
         if response.status_code < 400:
             answer = strings(self.json_answer(response), "MessageId")

@@ -91,8 +91,9 @@ def _swappable(message: Message, marker: str) -> dict[str, str]:
     return values
 
 
-def _matching(groups: list[SharedBody], message: Message, values: dict[str, str],
-             placeholder: Callable[[str], str]) -> SharedBody | None:
+def _matching(
+    groups: list[SharedBody], message: Message, values: dict[str, str], placeholder: Callable[[str], str]
+) -> SharedBody | None:
     sender = (message.from_header, header(message, "Reply-To"))
     for group in reversed(groups):  # the latest group is the likeliest
         if group.sender == sender and group.render(values, placeholder) == (message.html, message.text):

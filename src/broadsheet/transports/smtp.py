@@ -95,8 +95,11 @@ class SmtpTransport(Transport):
         try:
             return ssl.create_default_context(cafile=ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot read the CA file: {exc}", where=self.config.where("smtp.ca_file"),
-                              fix="point smtp.ca_file at a PEM file of CA certificates") from None
+            raise ConfigError(
+                f"cannot read the CA file: {exc}",
+                where=self.config.where("smtp.ca_file"),
+                fix="point smtp.ca_file at a PEM file of CA certificates",
+            ) from None
 
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings
@@ -131,11 +134,13 @@ class SmtpTransport(Transport):
                 raise TransportError(f"the server refuses us: {reply}", where=self.where) from None
             raise TransientTransportError(f"the server is not ready: {reply}", where=self.where) from None
         except (smtplib.SMTPException, OSError) as exc:
-            raise TransientTransportError(f"cannot connect: {self._scrub(str(exc) or type(exc).__name__)}",
-                                          where=self.where) from None
+            raise TransientTransportError(
+                f"cannot connect: {self._scrub(str(exc) or type(exc).__name__)}", where=self.where
+            ) from None
         except ValueError:  # an AUTH challenge that is not base64: its text is not worth the risk of echoing
-            raise TransientTransportError("cannot log in: the server's AUTH challenge is not base64",
-                                          where=self.where) from None
+            raise TransientTransportError(
+                "cannot log in: the server's AUTH challenge is not base64", where=self.where
+            ) from None
         return connection
 
     def _greet(self, connection: smtplib.SMTP) -> None:
@@ -148,8 +153,9 @@ class SmtpTransport(Transport):
             try:
                 connection.starttls(context=self._tls_context)
             except smtplib.SMTPResponseException as exc:  # never go on without TLS; a later connection may get it
-                raise TransientTransportError(f"the server refused STARTTLS: {self._reply(exc)}; nothing is sent "
-                                              "without TLS", where=self.where) from None
+                raise TransientTransportError(
+                    f"the server refused STARTTLS: {self._reply(exc)}; nothing is sent without TLS", where=self.where
+                ) from None
             connection.ehlo()
         if self.settings.username:
             self._login(connection)
@@ -159,11 +165,17 @@ class SmtpTransport(Transport):
         username, password = self.settings.username, self._password
         offered = connection.esmtp_features.get("auth", "").upper().split()
         if not offered:
-            raise TransportError("smtp.username is set but the server offers no AUTH (login)", where=self.where,
-                                 fix="check smtp.host and smtp.security, or remove smtp.username")
+            raise TransportError(
+                "smtp.username is set but the server offers no AUTH (login)",
+                where=self.where,
+                fix="check smtp.host and smtp.security, or remove smtp.username",
+            )
         if not {"CRAM-MD5", "PLAIN", "LOGIN"} & set(offered):
-            raise TransportError(f"the server offers only AUTH {' '.join(offered)}, none of which broadsheet speaks",
-                                 where=self.where, fix="use a server (or port) that offers AUTH PLAIN or LOGIN over TLS")
+            raise TransportError(
+                f"the server offers only AUTH {' '.join(offered)}, none of which broadsheet speaks",
+                where=self.where,
+                fix="use a server (or port) that offers AUTH PLAIN or LOGIN over TLS",
+            )
         if (username + password).isascii():
             connection.login(username, password)
         elif "PLAIN" in offered:
@@ -172,7 +184,8 @@ class SmtpTransport(Transport):
             raise TransportAuthError(
                 f"smtp.username or {self.secret_env} has characters outside ASCII, which only AUTH PLAIN "
                 f"can carry (as UTF-8), and the server offers only {' '.join(offered)}",
-                where=self.where, fix="use an ASCII password for this server",
+                where=self.where,
+                fix="use an ASCII password for this server",
             )
 
     # -- sending --------------------------------------------------------------------------------
@@ -203,8 +216,9 @@ class SmtpTransport(Transport):
             return self._delivery(message, "failed", "the server cannot take this address: it does not offer SMTPUTF8")
         pipelining = self.settings.pipelining and connection.has_extn("pipelining")
         try:
-            replies = smtp_session.envelope(connection, message.sender, message.recipient,
-                                            smtputf8=smtputf8, pipelining=pipelining)
+            replies = smtp_session.envelope(
+                connection, message.sender, message.recipient, smtputf8=smtputf8, pipelining=pipelining
+            )
             refusal = smtp_session.refusal(replies)
             if refusal is not None:
                 return self._refused_envelope(connection, message, replies, refusal)
@@ -212,8 +226,12 @@ class SmtpTransport(Transport):
         except smtp_session.ReplyLost as lost:
             self._drop()
             self._unanswered_in_a_row += 1
-            return self._delivery(message, "unknown", f"{lost}: the server may have accepted it, so it is not sent "
-                                                      "again by itself (check with the server; --retry-unknown resends)")
+            return self._delivery(
+                message,
+                "unknown",
+                f"{lost}: the server may have accepted it, so it is not sent "
+                "again by itself (check with the server; --retry-unknown resends)",
+            )
         except ValueError as exc:  # a line break in an address: the composer never lets one through
             return self._delivery(message, "failed", str(exc))
         except (smtplib.SMTPException, OSError) as exc:  # before the final ".": the server cannot have it
@@ -229,32 +247,38 @@ class SmtpTransport(Transport):
             raise TransportError(
                 f"the server did not answer the end of the last {self._unanswered_in_a_row} messages within "
                 f"{self.settings.data_timeout:g} s; they are 'unknown' and nothing more is sent",
-                where=self.where, fix="check with the server whether they arrived, then resume (--retry-unknown resends them)",
+                where=self.where,
+                fix="check with the server whether they arrived, then resume (--retry-unknown resends them)",
             )
 
     def _after_content(self, message: Message, reply: smtp_session.Reply) -> Delivery:
         """The reply to the final ".": 2xx sent, 4xx deferred, 5xx failed, anything else unknown."""
         self._unanswered_in_a_row = 0
         if 200 <= reply.code < 300:
-            return Delivery(message.recipient, "sent", detail=str(reply.code),
-                            message_id=message.headers.get("Message-ID", ""))
+            return Delivery(
+                message.recipient, "sent", detail=str(reply.code), message_id=message.headers.get("Message-ID", "")
+            )
         if not 400 <= reply.code < 600:
             self._drop()
-            return self._delivery(message, "unknown", f"an unexpected reply to the end of the message: {self._reply(reply)}")
+            return self._delivery(
+                message, "unknown", f"an unexpected reply to the end of the message: {self._reply(reply)}"
+            )
         if reply.code == 421:
             self._drop()
         return self._refused(message, reply)
 
-    def _refused_envelope(self, connection: smtplib.SMTP, message: Message, replies: list[smtp_session.Reply],
-                          refusal: smtp_session.Reply) -> Delivery:
+    def _refused_envelope(
+        self, connection: smtplib.SMTP, message: Message, replies: list[smtp_session.Reply], refusal: smtp_session.Reply
+    ) -> Delivery:
         """The first refusal among MAIL, RCPT and DATA decides; the transaction is reset (RSET) after it."""
         mail = replies[0]
         if len(replies) == 3 and replies[2].code == 354:  # DATA accepted after a refusal (RFC 2920 §3.1)
             smtp_session.end_empty_data(connection)
         if mail.code == 421:
             raise _FreshConnection(self._reply(mail))
-        if any(reply.code == 421 or not 200 <= reply.code < 600 for reply in replies) \
-                or not smtp_session.reset(connection):
+        if any(reply.code == 421 or not 200 <= reply.code < 600 for reply in replies) or not smtp_session.reset(
+            connection
+        ):
             self._drop()  # the server is closing it, or it no longer speaks SMTP we understand
         if refusal is mail and 500 <= mail.code < 600 and mail.code != 552:
             raise TransportError(
@@ -297,9 +321,11 @@ def _secret_forms(username: str, password: str) -> list[str]:
     (without padding, so padded and unpadded echoes both go); longest first."""
     if not password:
         return []
-    encoded = [smtp_session.plain_blob(username, password),
-               base64.b64encode(password.encode("utf-8")).decode("ascii"),
-               base64.b64encode(username.encode("utf-8")).decode("ascii")]
+    encoded = [
+        smtp_session.plain_blob(username, password),
+        base64.b64encode(password.encode("utf-8")).decode("ascii"),
+        base64.b64encode(username.encode("utf-8")).decode("ascii"),
+    ]
     forms = {password, password.encode("utf-8").decode("ascii", "backslashreplace"), *(f.rstrip("=") for f in encoded)}
     return sorted((form for form in forms if form), key=len, reverse=True)
 

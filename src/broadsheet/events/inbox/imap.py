@@ -26,8 +26,11 @@ class Mailbox:
         if not settings.host:
             raise InboxError("no IMAP server is set", where="inbox.host", fix='set [inbox] host = "imap.example.org"')
         if settings.processed_folder.strip().lower() == settings.folder.strip().lower():
-            raise InboxError("processed_folder is the folder being read: processed mails would be read again",
-                             where="inbox.processed_folder", fix='set processed_folder = "broadsheet-processed"')
+            raise InboxError(
+                "processed_folder is the folder being read: processed mails would be read again",
+                where="inbox.processed_folder",
+                fix='set processed_folder = "broadsheet-processed"',
+            )
         self.settings = settings
         self.where = f"{settings.host}:{settings.port}"
         self.imap: imaplib.IMAP4 | None = None
@@ -38,16 +41,24 @@ class Mailbox:
         try:
             self.imap = self._connect()
             self._ok(self.imap.login(self.settings.username, password), "log in")
-            self.can_move = "MOVE" in self._ok(self.imap.capability(), "ask the capabilities")[0].decode().upper().split()
+            self.can_move = (
+                "MOVE" in self._ok(self.imap.capability(), "ask the capabilities")[0].decode().upper().split()
+            )
             self._ok(self.imap.select(_quoted(self.settings.folder)), f"open the folder {self.settings.folder!r}")
         except imaplib.IMAP4.error as exc:
             self.close()
-            raise InboxError(f"the IMAP server refused: {_clean(exc, password)}", where=self.where,
-                             fix="check inbox.username and BROADSHEET_INBOX_PASSWORD") from None
+            raise InboxError(
+                f"the IMAP server refused: {_clean(exc, password)}",
+                where=self.where,
+                fix="check inbox.username and BROADSHEET_INBOX_PASSWORD",
+            ) from None
         except (OSError, ssl.SSLError) as exc:
             self.close()
-            raise InboxError(f"cannot reach the IMAP server: {exc}", where=self.where,
-                             fix="check inbox.host, inbox.port and inbox.security") from None
+            raise InboxError(
+                f"cannot reach the IMAP server: {exc}",
+                where=self.where,
+                fix="check inbox.host, inbox.port and inbox.security",
+            ) from None
         return self
 
     def __exit__(self, *exc_info: object) -> None:

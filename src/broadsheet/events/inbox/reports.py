@@ -52,7 +52,9 @@ def read_report(raw: bytes, *, unsubscribe_address: str = "", verp: VerpReader |
     return _unsubscribe_request(message, unsubscribe_address, at, key)
 
 
-def _complaint(message: Message, original: Message | None, at: str, key: str, ids: dict[str, str]) -> list[MailEvent] | None:
+def _complaint(
+    message: Message, original: Message | None, at: str, key: str, ids: dict[str, str]
+) -> list[MailEvent] | None:
     report = _part(message, "message/feedback-report")
     fields = _fields(report)
     recipients = [a for _, a in getaddresses(fields.get("original-rcpt-to", []))]
@@ -82,7 +84,9 @@ def _dsn(message: Message, at: str, key: str, ids: dict[str, str], verp: VerpRea
     return events
 
 
-def _other_bounce(message: Message, at: str, key: str, ids: dict[str, str], verp: VerpReader | None) -> list[MailEvent] | None:
+def _other_bounce(
+    message: Message, at: str, key: str, ids: dict[str, str], verp: VerpReader | None
+) -> list[MailEvent] | None:
     if not _field(message, "From"):
         return None  # every bounce has a From; flufl.bounce's heuristics fail on mails without one
     try:
@@ -112,8 +116,15 @@ def _unsubscribe_request(message: Message, unsubscribe_address: str, at: str, ke
 
 
 def _event(kind: str, email_address: str, at: str, key: str, detail: str, ids: dict[str, str]) -> MailEvent:
-    return MailEvent(kind=kind, email=email_address, provider="inbox", at=at,
-                     dedupe_key=f"{key}:{email_address.lower()}", detail=detail, **ids)
+    return MailEvent(
+        kind=kind,
+        email=email_address,
+        provider="inbox",
+        at=at,
+        dedupe_key=f"{key}:{email_address.lower()}",
+        detail=detail,
+        **ids,
+    )
 
 
 def _report_key(message: Message, raw: bytes) -> str:
@@ -176,8 +187,9 @@ def _verp_address(message: Message, verp: VerpReader | None) -> str | None:
     """The recipient named by the VERP address the bounce came back to (Delivered-To, X-Original-To, To)."""
     if verp is None:
         return None
-    for _, address in getaddresses(message.get_all("Delivered-To", []) + message.get_all("X-Original-To", [])
-                                   + message.get_all("To", [])):
+    for _, address in getaddresses(
+        message.get_all("Delivered-To", []) + message.get_all("X-Original-To", []) + message.get_all("To", [])
+    ):
         found = verp(address)
         if found:
             return found

@@ -32,17 +32,26 @@ class SyncResult:
     requests: int
 
 
-def sync(config: Config, store: Store, transport_name: str, since: datetime | None, *,
-         sleep: Callable[[float], None] | None = None) -> SyncResult:
+def sync(
+    config: Config,
+    store: Store,
+    transport_name: str,
+    since: datetime | None,
+    *,
+    sleep: Callable[[float], None] | None = None,
+) -> SyncResult:
     """Pull one provider's lists and apply them to ``store``; a second run changes nothing."""
     if not delivers(transport_name):
-        raise ConfigError(f"cannot sync from {transport_name}: it sends nothing, so nothing comes back",
-                          where="--transport")
+        raise ConfigError(
+            f"cannot sync from {transport_name}: it sends nothing, so nothing comes back", where="--transport"
+        )
     if transport_name in NO_API:
         raise ConfigError(f"cannot sync from {transport_name}: {NO_API[transport_name]}", where="--transport")
     transport = transport_class(transport_name)(config)
     if not isinstance(transport, HttpTransport) or transport_name not in PULLS:
-        raise ConfigError(f"cannot sync from {transport_name}", where="--transport", fix="use one of " + ", ".join(PULLS))
+        raise ConfigError(
+            f"cannot sync from {transport_name}", where="--transport", fix="use one of " + ", ".join(PULLS)
+        )
     reader = ApiReader(transport, **({"sleep": sleep} if sleep else {}))
     try:
         applied = apply(PULLS[transport_name](reader, config, since), store, config.bounces, source="sync")

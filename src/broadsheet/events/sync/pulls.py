@@ -28,8 +28,14 @@ MAX_PAGES = 100_000  # a provider that pages for ever stops here
 
 def event(provider: str, kind: str, email: str, at: object, list_name: str, detail: str = "") -> MailEvent:
     when = iso_utc(at)
-    return MailEvent(kind=kind, email=email, provider=provider, at=when,
-                     dedupe_key=f"sync:{provider}:{list_name}:{email.lower()}:{when}", detail=short(detail))
+    return MailEvent(
+        kind=kind,
+        email=email,
+        provider=provider,
+        at=when,
+        dedupe_key=f"sync:{provider}:{list_name}:{email.lower()}:{when}",
+        detail=short(detail),
+    )
 
 
 def postmark(reader: ApiReader, config: Config, since: datetime | None) -> Iterator[MailEvent]:
@@ -42,8 +48,14 @@ def postmark(reader: ApiReader, config: Config, since: datetime | None) -> Itera
         kind = POSTMARK_REASONS.get(text(entry.get("SuppressionReason")))
         email = text(entry.get("EmailAddress"))
         if kind and email:
-            yield event("postmark", kind, email, entry.get("CreatedAt"), "suppressions",
-                        f"suppressed by Postmark ({text(entry.get('SuppressionReason'))}, origin {text(entry.get('Origin'))})")
+            yield event(
+                "postmark",
+                kind,
+                email,
+                entry.get("CreatedAt"),
+                "suppressions",
+                f"suppressed by Postmark ({text(entry.get('SuppressionReason'))}, origin {text(entry.get('Origin'))})",
+            )
 
 
 def sendgrid(reader: ApiReader, config: Config, since: datetime | None) -> Iterator[MailEvent]:
@@ -60,7 +72,14 @@ def sendgrid(reader: ApiReader, config: Config, since: datetime | None) -> Itera
                 email = text(entry.get("email"))
                 if email:
                     detail = " ".join(filter(None, (text(entry.get("status")), text(entry.get("reason")))))
-                    yield event("sendgrid", kind, email, entry.get("created"), list_name, detail or f"on SendGrid's {list_name} list")
+                    yield event(
+                        "sendgrid",
+                        kind,
+                        email,
+                        entry.get("created"),
+                        list_name,
+                        detail or f"on SendGrid's {list_name} list",
+                    )
             if len(page) < SENDGRID_PAGE:
                 break
             offset += SENDGRID_PAGE
@@ -79,8 +98,14 @@ def mailgun(reader: ApiReader, config: Config, since: datetime | None) -> Iterat
                 email, created = text(entry.get("address")), _rfc2822(text(entry.get("created_at")))
                 if email and (since is None or created is None or created >= since):
                     detail = " ".join(filter(None, (text(entry.get("code")), text(entry.get("error")))))
-                    yield event("mailgun", kind, email, created.isoformat() if created else None, list_name,
-                                detail or f"on Mailgun's {list_name} list")
+                    yield event(
+                        "mailgun",
+                        kind,
+                        email,
+                        created.isoformat() if created else None,
+                        list_name,
+                        detail or f"on Mailgun's {list_name} list",
+                    )
             url, params = text(table(answer.get("paging")).get("next")), None
             if not items or not url:
                 break
@@ -100,8 +125,14 @@ def ses(reader: ApiReader, config: Config, since: datetime | None) -> Iterator[M
         for entry in map(table, answer.get("SuppressedDestinationSummaries") or []):
             kind, email = SES_REASONS.get(text(entry.get("Reason"))), text(entry.get("EmailAddress"))
             if kind and email:
-                yield event("ses", kind, email, entry.get("LastUpdateTime"), "suppression",
-                            f"on SES's account suppression list ({text(entry.get('Reason'))})")
+                yield event(
+                    "ses",
+                    kind,
+                    email,
+                    entry.get("LastUpdateTime"),
+                    "suppression",
+                    f"on SES's account suppression list ({text(entry.get('Reason'))})",
+                )
         token = text(answer.get("NextToken"))
         if not token:
             break

@@ -45,27 +45,34 @@ class ApiReader:
         self.requests += 1
         try:
             response = transport.session.get(  # type: ignore[union-attr]
-                url, params=params, headers=credentials.get("headers"), auth=credentials.get("auth"),
-                timeout=transport.timeout, allow_redirects=False,
+                url,
+                params=params,
+                headers=credentials.get("headers"),
+                auth=credentials.get("auth"),
+                timeout=transport.timeout,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise TransientTransportError(f"{transport.provider}: request failed ({type(exc).__name__})",
-                                          where=transport.where) from None
+            raise TransientTransportError(
+                f"{transport.provider}: request failed ({type(exc).__name__})", where=transport.where
+            ) from None
         transport.raise_for_status(response)  # 401/403 stop; 408, 429, 5xx are retried after Retry-After
         if response.status_code >= 300:
             raise transport.request_error(response)
         try:
             return response.json()
         except ValueError:
-            raise TransportError(f"{transport.provider}: unreadable answer to a list request", where=transport.where) from None
+            raise TransportError(
+                f"{transport.provider}: unreadable answer to a list request", where=transport.where
+            ) from None
 
     def _url(self, path_or_url: str) -> str:
         base = self.transport.base_url.rstrip("/")
         if "://" not in path_or_url:
             return base + path_or_url
         if urlsplit(path_or_url)[:2] != urlsplit(base)[:2]:
-            raise TransportError(f"{self.transport.provider}: a paging link points at another host; not followed",
-                                 where=self.transport.where)
+            raise TransportError(
+                f"{self.transport.provider}: a paging link points at another host; not followed",
+                where=self.transport.where,
+            )
         return path_or_url
-
-

@@ -27,14 +27,25 @@ if TYPE_CHECKING:
 log = logging.getLogger("broadsheet.webhooks")
 
 PROVIDERS: dict[str, ModuleType] = {
-    "postmark": postmark, "sendgrid": sendgrid, "mailgun": mailgun, "ses": ses, "resend": resend,
+    "postmark": postmark,
+    "sendgrid": sendgrid,
+    "mailgun": mailgun,
+    "ses": ses,
+    "resend": resend,
 }
 MAX_BODY = 5 * 1024 * 1024  # SendGrid batches are the largest: well under this
 REPLAYS = ReplayGuard()  # one per process: a signed token is accepted once
 
 
-def handle(provider: str, headers: Mapping[str, str], body: bytes, store: Store, *, config: Config | None = None,
-           context: WebhookContext | None = None) -> tuple[int, str]:
+def handle(
+    provider: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    store: Store,
+    *,
+    config: Config | None = None,
+    context: WebhookContext | None = None,
+) -> tuple[int, str]:
     """Verify, normalise and apply one webhook request; (HTTP status, short plain-text answer).
     ``config``: the server's own (serve passes it, so ``--config`` holds); without it, the config found
     upward from the store's folder."""

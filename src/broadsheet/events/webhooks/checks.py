@@ -49,8 +49,10 @@ class WebhookContext:
     def secret(self, variable: str) -> str:
         value = self.env.get(variable, "")
         if not value:
-            raise WebhookNotConfigured(f"the environment variable {variable} is not set",
-                                       fix=f"export {variable}=… where broadsheet serve runs")
+            raise WebhookNotConfigured(
+                f"the environment variable {variable} is not set",
+                fix=f"export {variable}=… where broadsheet serve runs",
+            )
         return value
 
 

@@ -44,8 +44,23 @@ def parse_one(data: dict[str, Any]) -> MailEvent | None:
         return None
     status = table(data.get("delivery-status"))
     message_id = text(table(table(data.get("message")).get("headers")).get("message-id"))
-    detail = " ".join(filter(None, (text(status.get("code")), text(status.get("message")) or text(status.get("description")),
-                                    text(data.get("reason")))))
-    return MailEvent(kind=kind, email=email, provider="mailgun", at=iso_utc(data.get("timestamp")),
-                     dedupe_key=dedupe_key("mailgun", text(data.get("id")), data),
-                     provider_message_id=message_id, message_id=message_id, detail=short(detail))
+    detail = " ".join(
+        filter(
+            None,
+            (
+                text(status.get("code")),
+                text(status.get("message")) or text(status.get("description")),
+                text(data.get("reason")),
+            ),
+        )
+    )
+    return MailEvent(
+        kind=kind,
+        email=email,
+        provider="mailgun",
+        at=iso_utc(data.get("timestamp")),
+        dedupe_key=dedupe_key("mailgun", text(data.get("id")), data),
+        provider_message_id=message_id,
+        message_id=message_id,
+        detail=short(detail),
+    )

@@ -21,9 +21,15 @@ PASSWORD_ENV = "BROADSHEET_POSTMARK_WEBHOOK_PASSWORD"
 
 # Bounce "Type" -> kind (https://postmarkapp.com/developer/api/bounce-api#bounce-types); others are ignored
 BOUNCE_KINDS = {
-    "HardBounce": "hard_bounce", "BadEmailAddress": "hard_bounce", "ManuallyDeactivated": "hard_bounce",
-    "SoftBounce": "soft_bounce", "Transient": "soft_bounce", "DnsError": "soft_bounce", "Blocked": "soft_bounce",
-    "Unsubscribe": "unsubscribe", "SpamComplaint": "complaint",
+    "HardBounce": "hard_bounce",
+    "BadEmailAddress": "hard_bounce",
+    "ManuallyDeactivated": "hard_bounce",
+    "SoftBounce": "soft_bounce",
+    "Transient": "soft_bounce",
+    "DnsError": "soft_bounce",
+    "Blocked": "soft_bounce",
+    "Unsubscribe": "unsubscribe",
+    "SpamComplaint": "complaint",
 }
 SUPPRESSION_KINDS = {"HardBounce": "hard_bounce", "SpamComplaint": "complaint", "ManualSuppression": "unsubscribe"}
 
@@ -54,25 +60,57 @@ def parse(payload: object) -> list[MailEvent]:
         email, event_id = text(record.get("Email")), text(record.get("ID"))
         if not kind or not email:
             return []
-        return [_event(kind, email, record, record.get("BouncedAt"), event_id and f"bounce:{event_id}",
-                       short(record.get("Details") or record.get("Description")))]
+        return [
+            _event(
+                kind,
+                email,
+                record,
+                record.get("BouncedAt"),
+                event_id and f"bounce:{event_id}",
+                short(record.get("Details") or record.get("Description")),
+            )
+        ]
     if record_type == "SubscriptionChange":
         kind = SUPPRESSION_KINDS.get(text(record.get("SuppressionReason")))
         email = text(record.get("Recipient"))
         if record.get("SuppressSending") is not True or not kind or not email:
             return []  # a reactivation is not a subscription: the subscriber signs up again themselves
-        return [_event(kind, email, record, record.get("ChangedAt"), None,
-                       short(f"suppressed by Postmark ({record.get('SuppressionReason')}, origin {text(record.get('Origin'))})"))]
+        return [
+            _event(
+                kind,
+                email,
+                record,
+                record.get("ChangedAt"),
+                None,
+                short(
+                    f"suppressed by Postmark ({record.get('SuppressionReason')}, origin {text(record.get('Origin'))})"
+                ),
+            )
+        ]
     if record_type == "Delivery":
         email, message = text(record.get("Recipient")), text(record.get("MessageID"))
         if not email:
             return []
-        return [_event("delivered", email, record, record.get("DeliveredAt"), message and f"delivery:{message}:{email}",
-                       short(record.get("Details")))]
+        return [
+            _event(
+                "delivered",
+                email,
+                record,
+                record.get("DeliveredAt"),
+                message and f"delivery:{message}:{email}",
+                short(record.get("Details")),
+            )
+        ]
     return []
 
 
 def _event(kind: str, email: str, record: dict[str, Any], at: object, event_id: str | None, detail: str) -> MailEvent:
-    return MailEvent(kind=kind, email=email, provider="postmark", at=iso_utc(at),
-                     dedupe_key=dedupe_key("postmark", event_id, record),
-                     provider_message_id=text(record.get("MessageID")), detail=detail)
+    return MailEvent(
+        kind=kind,
+        email=email,
+        provider="postmark",
+        at=iso_utc(at),
+        dedupe_key=dedupe_key("postmark", event_id, record),
+        provider_message_id=text(record.get("MessageID")),
+        detail=detail,
+    )

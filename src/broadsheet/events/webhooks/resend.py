@@ -30,8 +30,10 @@ def signing_key(secret: str) -> bytes:
     try:
         return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
     except (binascii.Error, ValueError):
-        raise WebhookNotConfigured(f"{SECRET_ENV} is not a whsec_… signing secret",
-                                   fix="copy the signing secret of the webhook from Resend's dashboard") from None
+        raise WebhookNotConfigured(
+            f"{SECRET_ENV} is not a whsec_… signing secret",
+            fix="copy the signing secret of the webhook from Resend's dashboard",
+        ) from None
 
 
 def verify(headers: Mapping[str, str], body: bytes, key: bytes, now: float) -> str:
@@ -41,8 +43,11 @@ def verify(headers: Mapping[str, str], body: bytes, key: bytes, now: float) -> s
     signatures = header(headers, "svix-signature") or header(headers, "webhook-signature")
     signed = f"{message_id}.{timestamp}.".encode() + body
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
-    matches = [hmac.compare_digest(expected, given.encode()) for version, _, given in
-               (part.partition(",") for part in signatures.split()) if version == "v1"]
+    matches = [
+        hmac.compare_digest(expected, given.encode())
+        for version, _, given in (part.partition(",") for part in signatures.split())
+        if version == "v1"
+    ]
     if not (message_id and any(matches)):
         raise WebhookRejected("the Svix signature does not match")
     require_fresh(timestamp, now)
@@ -55,13 +60,24 @@ def parse(payload: dict[str, Any], message_id: str) -> list[MailEvent]:
     if name == "email.bounced":
         bounce = table(data.get("bounce"))
         kind = BOUNCE_KINDS.get(text(bounce.get("type")), "soft_bounce")
-        detail = " ".join(filter(None, (text(bounce.get("type")), text(bounce.get("subType")), text(bounce.get("message")))))
+        detail = " ".join(
+            filter(None, (text(bounce.get("type")), text(bounce.get("subType")), text(bounce.get("message"))))
+        )
     else:
         kind, detail = EVENT_KINDS.get(name), ""
     recipients = data.get("to")
     if not kind or not isinstance(recipients, list):
         return []
-    return [MailEvent(kind=kind, email=email, provider="resend", at=iso_utc(payload.get("created_at")),
-                      dedupe_key=f"resend:{message_id}:{email.lower()}", provider_message_id=text(data.get("email_id")),
-                      detail=short(detail))
-            for email in recipients if isinstance(email, str) and email]
+    return [
+        MailEvent(
+            kind=kind,
+            email=email,
+            provider="resend",
+            at=iso_utc(payload.get("created_at")),
+            dedupe_key=f"resend:{message_id}:{email.lower()}",
+            provider_message_id=text(data.get("email_id")),
+            detail=short(detail),
+        )
+        for email in recipients
+        if isinstance(email, str) and email
+    ]

@@ -23,10 +23,17 @@ KEY_ENV = "BROADSHEET_SENDGRID_WEBHOOK_KEY"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 
-DROPPED_KINDS = {"Bounced Address": "hard_bounce", "Spam Reporting Address": "complaint",
-                 "Unsubscribed Address": "unsubscribe"}
-EVENT_KINDS = {"spamreport": "complaint", "unsubscribe": "unsubscribe", "group_unsubscribe": "unsubscribe",
-               "delivered": "delivered"}
+DROPPED_KINDS = {
+    "Bounced Address": "hard_bounce",
+    "Spam Reporting Address": "complaint",
+    "Unsubscribed Address": "unsubscribe",
+}
+EVENT_KINDS = {
+    "spamreport": "complaint",
+    "unsubscribe": "unsubscribe",
+    "group_unsubscribe": "unsubscribe",
+    "delivered": "delivered",
+}
 
 
 def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookContext) -> list[MailEvent]:
@@ -45,13 +52,18 @@ def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookCo
 @lru_cache(maxsize=4)
 def public_key(value: str) -> ec.EllipticCurvePublicKey:
     try:
-        key = (load_pem_public_key(value.encode()) if "BEGIN" in value
-               else load_der_public_key(base64.b64decode(value.strip(), validate=True)))
+        key = (
+            load_pem_public_key(value.encode())
+            if "BEGIN" in value
+            else load_der_public_key(base64.b64decode(value.strip(), validate=True))
+        )
     except (binascii.Error, ValueError):
         key = None
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise WebhookNotConfigured(f"{KEY_ENV} is not an ECDSA public key",
-                                   fix="copy the verification key from SendGrid's Mail Settings > Event Webhook")
+        raise WebhookNotConfigured(
+            f"{KEY_ENV} is not an ECDSA public key",
+            fix="copy the verification key from SendGrid's Mail Settings > Event Webhook",
+        )
     return key
 
 
@@ -68,8 +80,12 @@ def parse_one(item: dict[str, Any]) -> MailEvent | None:
         return None
     detail = " ".join(filter(None, (text(item.get("status")), text(item.get("reason")), text(item.get("response")))))
     return MailEvent(
-        kind=kind, email=email, provider="sendgrid", at=iso_utc(item.get("timestamp")),
+        kind=kind,
+        email=email,
+        provider="sendgrid",
+        at=iso_utc(item.get("timestamp")),
         dedupe_key=dedupe_key("sendgrid", text(item.get("sg_event_id")), item),
         provider_message_id=text(item.get("sg_message_id")).split(".filter", 1)[0],  # X-Message-Id + filter suffix
-        message_id=text(item.get("smtp-id")), detail=short(detail),
+        message_id=text(item.get("smtp-id")),
+        detail=short(detail),
     )

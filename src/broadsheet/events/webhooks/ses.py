@@ -112,8 +112,11 @@ def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookCo
     kind = text(message.get("Type"))
     certificates = context.certificates or CERTIFICATES
     if not context.sns_topics:
-        raise WebhookNotConfigured("no SNS topic is accepted", where="[bounces] sns_topic_arn",
-                                   fix="set sns_topic_arn to the ARN of the topic SES notifies")
+        raise WebhookNotConfigured(
+            "no SNS topic is accepted",
+            where="[bounces] sns_topic_arn",
+            fix="set sns_topic_arn to the ARN of the topic SES notifies",
+        )
     if text(message.get("TopicArn")) not in context.sns_topics:  # before any certificate is fetched
         raise WebhookRejected("the SNS topic is not one of [bounces] sns_topic_arn")
     verify(message, kind, certificates)
@@ -147,8 +150,10 @@ def parse_notification(payload: object, sns_id: str) -> list[MailEvent]:
     notification = table(payload)
     name = text(notification.get("notificationType") or notification.get("eventType"))
     mail = table(notification.get("mail"))
-    ids = {"provider_message_id": text(mail.get("messageId")),
-           "message_id": text(table(mail.get("commonHeaders")).get("messageId"))}
+    ids = {
+        "provider_message_id": text(mail.get("messageId")),
+        "message_id": text(table(mail.get("commonHeaders")).get("messageId")),
+    }
     if name == "Bounce":
         bounce = table(notification.get("bounce"))
         kind = "hard_bounce" if text(bounce.get("bounceType")) == "Permanent" else "soft_bounce"
@@ -167,9 +172,25 @@ def parse_notification(payload: object, sns_id: str) -> list[MailEvent]:
     for person in people if isinstance(people, list) else []:
         email = text(table(person).get("emailAddress"))
         if email:
-            detail = " ".join(filter(None, (text(table(person).get("status")), text(table(person).get("diagnosticCode")),
-                                            text(report.get("bounceSubType") or report.get("complaintFeedbackType")))))
-            events.append(MailEvent(kind=kind, email=email, provider="ses", at=iso_utc(at),
-                                    dedupe_key=dedupe_key("ses", event_id and f"{event_id}:{email.lower()}", person),
-                                    detail=short(detail), **ids))
+            detail = " ".join(
+                filter(
+                    None,
+                    (
+                        text(table(person).get("status")),
+                        text(table(person).get("diagnosticCode")),
+                        text(report.get("bounceSubType") or report.get("complaintFeedbackType")),
+                    ),
+                )
+            )
+            events.append(
+                MailEvent(
+                    kind=kind,
+                    email=email,
+                    provider="ses",
+                    at=iso_utc(at),
+                    dedupe_key=dedupe_key("ses", event_id and f"{event_id}:{email.lower()}", person),
+                    detail=short(detail),
+                    **ids,
+                )
+            )
     return events
