@@ -180,6 +180,8 @@ def interrupted_send(sample, *, delay: float, ctrl_c: int, signum=signal.SIGINT)
     sink = Sink(delay=delay)
     with smtp_server(sink) as (host, port):
         process = start_send(sample, sink, host, port)
+        if ctrl_c > 1:  # slow replies from now on, so the second press surely lands while messages are in flight
+            sink.delay = 0.5
         for press in range(ctrl_c):
             time.sleep(0.02 if press else 0)
             process.send_signal(signum)
