@@ -97,37 +97,32 @@ def run(args: argparse.Namespace) -> int:
     return send_issue(args, config)
 
 
+def _refuse_with(flag: str, given: dict[str, bool], *, why: str = "") -> None:
+    """A one-line error for the first option in ``given`` that is on: it does not go with ``flag``."""
+    first = next((name for name, on in given.items() if on), None)
+    if first is not None:
+        raise CampaignError(f"{first} does not go with {flag}{why}", fix=f"leave out {first} or {flag}")
+
+
 def _check_flags(args: argparse.Namespace) -> None:
+    journaled = {  # what only a journaled send of one issue takes
+        "--dry-run": args.dry_run,
+        "--limit": args.limit is not None,
+        "--retry-failed": args.retry_failed,
+        "--retry-unknown": args.retry_unknown,
+    }
     if args.due:
-        refused = {
-            "ISSUE_DIR": args.issue_dir is not None,
-            "--test": bool(args.test),
-            "--dry-run": args.dry_run,
-            "--limit": args.limit is not None,
-            "--retry-failed": args.retry_failed,
-            "--retry-unknown": args.retry_unknown,
-        }
-        given = [flag for flag, on in refused.items() if on]
-        if given:
-            raise CampaignError(
-                f"{given[0]} does not go with --due (which sends every issue that is due)",
-                fix=f"leave out {given[0]} or --due",
-            )
+        _refuse_with(
+            "--due", {"ISSUE_DIR": args.issue_dir is not None, "--test": bool(args.test), **journaled},
+            why=" (which sends every issue that is due)",
+        )  # fmt: skip
         return
     if args.issue_dir is None:
         raise CampaignError("no issue to send", fix="give the issue folder (broadsheet send issues/<name>), or --due")
     if args.as_email and not args.test:
         raise CampaignError("--as only goes with --test", fix="add --test ADDRESS")
     if args.test:  # a test copy is one message, never journaled: these would be silently ignored
-        ignored = {
-            "--dry-run": args.dry_run,
-            "--limit": args.limit is not None,
-            "--retry-failed": args.retry_failed,
-            "--retry-unknown": args.retry_unknown,
-        }
-        given = [flag for flag, on in ignored.items() if on]
-        if given:
-            raise CampaignError(f"{given[0]} does not go with --test", fix=f"leave out {given[0]} or --test")
+        _refuse_with("--test", journaled)
     if args.limit is not None and args.limit < 1:
         raise CampaignError("--limit must be 1 or more")
 
