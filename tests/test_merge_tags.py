@@ -15,6 +15,7 @@ from broadsheet.compose import Composer
 from broadsheet.config import load_config
 from broadsheet.preview import Preview
 from broadsheet.render import build_issue
+from broadsheet.store import Store
 
 INTRO = 'Hi {{ subscriber.first_name | default("there") }}, greetings to {{subscriber.company}}.\n'
 ARTICLE = (
@@ -134,6 +135,16 @@ def test_lint_names_literal_braces_unknown_fields_and_mailchimp_tags(project, ca
     assert any(f"{source}:14" in line and "not filled" in line for line in found), found
     assert not any("'company'" in line or "'city'" in line for line in found)  # columns of the list
     assert not any(f"{source}:4" in line for line in found)  # merge tags and a code span
+
+
+def test_lint_reads_the_fields_from_the_store_when_send_would_mail_it(project, capsys):
+    article = ARTICLE + "\n{{ subscriber.shoe_size }} and {{ subscriber.company }}\n"
+    folder = issue_with(project, article=article)
+    with Store.for_project(project) as store:
+        store.add("ann@example.org", name="Ann", fields={"shoe_size": "38"})
+    found = [line for line in lint_lines(project, folder, capsys) if "no subscriber has the field" in line]
+    assert found and all("'company'" in line for line in found), found  # the CSV's column is not the store's
+    assert "the list has email, first_name, name, shoe_size" in found[0]
 
 
 def test_preview_as_a_subscriber_shows_their_values(project):

@@ -16,7 +16,7 @@ from ..content.model import Issue
 from ..render.model import RenderedIssue
 from .document import parse_email
 from .findings import Finding, counts, ordered, summary, to_json
-from .mergetags import list_fields
+from .mergetags import audience_fields
 from .rules import RULES, LintContext, check_mjml
 from .sources import SourceIndex
 from .validator import HOW_TO_INSTALL, find_validator
@@ -71,7 +71,7 @@ def lint_rendered(
         unsubscribe_url=unsubscribe_url,
         published_images=dict(rendered.images),
         image_sources=_image_sources(rendered, issue, config),
-        subscriber_fields=list_fields(config.resolve(config.send.list)),
+        subscriber_fields=audience_fields(config),
         local_images=tuple(
             dict.fromkeys(
                 [*(path for _, path in rendered.images), *(image.path for image in issue.images if image.path)]

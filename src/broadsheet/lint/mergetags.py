@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..audience.csvfile import CsvFile, open_csv
+from ..config import Config
 from ..content.mergetags import MERGE_TAG, STANDARD_FIELDS
 from ..errors import BroadsheetError
+from ..store import Store
 from .findings import Finding
 from .sources import display
 
@@ -33,6 +35,15 @@ def list_fields(list_path: Path) -> frozenset[str] | None:
     except (OSError, BroadsheetError):
         return None
     return frozenset(STANDARD_FIELDS) | {name for name in header if name and name.lower() not in ("status", "tags")}
+
+
+def audience_fields(config: Config) -> frozenset[str] | None:
+    """What merge tags may name: the store's fields when ``send`` would mail the store, else the CSV list's."""
+    if Store.exists_for(config.root):
+        with Store.for_project(config.root) as store:
+            if store.count():
+                return frozenset(STANDARD_FIELDS) | frozenset(store.field_names())
+    return list_fields(config.resolve(config.send.list))
 
 
 def check_merge_tags(ctx: LintContext) -> Iterator[Finding]:
