@@ -138,6 +138,17 @@ def test_the_page_button_unsubscribes_and_offers_to_resubscribe(base, store):
     assert [e.kind for e in store.events("button@example.org")][-1] == "subscribed"
 
 
+def test_the_link_of_someone_already_unsubscribed_says_so_and_offers_to_resubscribe(base, store):
+    store.add("gone@example.org")
+    url = unsubscribe_url(base, "gone@example.org")
+    assert gmail_one_click(url).status_code == 200
+    page = web.get(url, timeout=10)
+    assert page.status_code == 200 and "You are unsubscribed" in page.text and "resubscribe" in page.text
+    assert status_of(store, "gone@example.org") == "unsubscribed"  # the GET changed nothing
+    back = web.post(url, data={"form": form_token(page.text), "action": "resubscribe"}, timeout=10)
+    assert back.status_code == 200 and status_of(store, "gone@example.org") == "subscribed"
+
+
 def test_resubscribing_never_undoes_a_complaint(base, store):
     store.add("angry@example.org", status="complained")
     url = unsubscribe_url(base, "angry@example.org")

@@ -146,11 +146,14 @@ class App:
     # -- unsubscribe ----------------------------------------------------------------------------
 
     def unsubscribe_page(self, request: Request, token: str) -> Response:
-        """The page behind the link: which address and list, and a button. A GET never unsubscribes."""
+        """The page behind the link: which address and list, and a button. A GET never unsubscribes;
+        a reader already unsubscribed is told so and offered to resubscribe."""
         data = self.read("unsubscribe", token)
         if data is None:
             return self.pages.message(400, "bad_link_title", "bad_link_text")
-        return self.form_page(request, "unsubscribe.html", address=mask_address(data.email))
+        current = self.store.get(data.email)
+        page = "unsubscribed.html" if current is not None and current.status == "unsubscribed" else "unsubscribe.html"
+        return self.form_page(request, page, address=mask_address(data.email))
 
     def unsubscribe(self, request: Request, token: str) -> Response:
         """RFC 8058 one-click (the token is the authentication), or the page's own buttons."""
