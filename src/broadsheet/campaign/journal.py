@@ -309,12 +309,14 @@ class Journal:
         """Store (email, line, data) for each subscriber of the current list, in big transactions.
 
         New subscribers are queued; known ones keep their state. Queued or deferred rows of people who
-        are no longer on the list are dropped (they were never sent anything). Returns the row count.
+        are no longer on the list are dropped (they were never sent anything). An address given twice
+        keeps its first row: every load is a new generation, and a row already of this generation is
+        left alone. Returns the count of distinct addresses (the rows offered less the repeats).
         """
-        generation = campaign.generation + (1 if campaign.list_fingerprint else 0)
+        generation = campaign.generation + 1
         upsert = (
             "ON CONFLICT (campaign, email) DO UPDATE SET line = excluded.line, data = excluded.data,"
-            " generation = excluded.generation"
+            " generation = excluded.generation WHERE recipients.generation <> excluded.generation"
         )
         total = 0
         cache = self.db.execute("PRAGMA cache_size").fetchone()[0]
@@ -323,10 +325,11 @@ class Journal:
             for chunk in read_ahead(subscribers, INSERT_CHUNK):
                 rows = [(campaign.id, email, line, data, generation) for email, line, data in chunk]
                 with self._transaction():
+                    before = self.db.total_changes
                     insert_many(
                         self.db, "INSERT INTO recipients (campaign, email, line, data, generation)", rows, upsert
                     )
-                total += len(chunk)
+                    total += self.db.total_changes - before
         finally:
             self.db.execute(f"PRAGMA cache_size={cache}")
         with self._transaction():
