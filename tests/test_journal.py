@@ -173,3 +173,10 @@ def test_a_list_leaves_its_repeats_to_the_journal_and_still_counts_them(journal,
     loaded = {row.email: row.line for row in journal.rows(prepared.record, ("queued",))}
     assert loaded == {"ann@example.org": 2, "bob@example.org": 3, "ann@xn--bcher-kva.example": 6}
     assert [s.email for s in SubscriberList(path)] == list(loaded)  # what a dry run would hand on
+
+
+def test_a_load_gives_back_the_connection_settings_it_changed(journal):
+    settings = [journal.db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")]
+    campaign, _ = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
+    journal.load_recipients(campaign, "list-1", [("ann@example.com", 2, "{}")])
+    assert [journal.db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")] == settings

@@ -322,6 +322,7 @@ class Journal:
         )
         total = 0
         cache = self.db.execute("PRAGMA cache_size").fetchone()[0]
+        temp_store = self.db.execute("PRAGMA temp_store").fetchone()[0]
         self.db.execute(f"PRAGMA cache_size={-LOAD_CACHE_KIB}")
         self.db.execute("PRAGMA temp_store=MEMORY")  # each upsert's statement journal: RAM, not a temp file
         try:  # the list is read (and validated) in a second thread while this one writes the last chunk
@@ -336,7 +337,7 @@ class Journal:
                     total += self.db.total_changes - before
         finally:
             self.db.execute(f"PRAGMA cache_size={cache}")
-            self.db.execute("PRAGMA temp_store=DEFAULT")
+            self.db.execute(f"PRAGMA temp_store={temp_store}")
         with self._transaction():
             self.db.execute(
                 "DELETE FROM recipients WHERE campaign = ? AND generation <> ? AND state IN ('queued', 'deferred')",

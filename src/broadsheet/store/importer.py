@@ -89,6 +89,7 @@ def _bigger_cache(store: Store) -> Iterator[None]:
     temp file that is two small writes a page (measured: most of the system time of a bulk load)."""
     with store._lock:
         old = store.db.execute("PRAGMA cache_size").fetchone()[0]
+        temp_store = store.db.execute("PRAGMA temp_store").fetchone()[0]
         store.db.execute(f"PRAGMA cache_size={-CACHE_KIB}")
         store.db.execute("PRAGMA temp_store=MEMORY")  # each insert's statement journal: RAM, not a temp file
     try:
@@ -96,7 +97,7 @@ def _bigger_cache(store: Store) -> Iterator[None]:
     finally:
         with store._lock:
             store.db.execute(f"PRAGMA cache_size={old}")
-            store.db.execute("PRAGMA temp_store=DEFAULT")
+            store.db.execute(f"PRAGMA temp_store={temp_store}")
 
 
 class _Pipeline:
