@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from broadsheet.audience import Subscriber
+from broadsheet.audience import Subscriber, SubscriberList
 from broadsheet.campaign import Journal, Outcome, prepare_campaign, subscriber_from_row
 from broadsheet.errors import CampaignError
 
@@ -137,3 +137,46 @@ def test_an_unusable_journal_is_an_error_naming_it(tmp_path, make):
     with pytest.raises(CampaignError) as caught:
         Journal.for_project(tmp_path)
     assert caught.value.where == str(path)
+
+
+def test_repeats_of_an_address_keep_the_first_row_and_are_not_counted(journal):
+    campaign, _ = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
+    rows = [("ann@example.com", 2, "first"), ("ANN@example.com", 3, "second"), ("bob@example.com", 4, "bob")]
+    assert journal.load_recipients(campaign, "list-1", rows) == 2
+    stored = {row.email.lower(): (row.line, row.data) for row in journal.rows(campaign, ("queued",))}
+    assert stored == {"ann@example.com": (2, "first"), "bob@example.com": (4, "bob")}
+
+
+def test_a_second_load_of_a_changed_list_still_refreshes_known_rows(journal):
+    campaign, _ = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
+    journal.load_recipients(campaign, "list-1", [("ann@example.com", 2, "old")])
+    campaign, changed = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-2")
+    assert changed
+    rows = [("ann@example.com", 5, "new"), ("Ann@example.com", 6, "repeat")]
+    assert journal.load_recipients(campaign, "list-2", rows) == 1
+    [ann] = journal.rows(campaign, ("queued",))
+    assert (ann.line, ann.data) == (5, "new")
+
+
+def test_a_list_leaves_its_repeats_to_the_journal_and_still_counts_them(journal, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text(
+        "email,name\nann@example.org,Ann\nbob@example.org,Bob\nANN@example.org,Ann Again\n"
+        "ann@EXAMPLE.ORG,Ann Thrice\nann@Bücher.example,Ann B\nann@bÜCHER.example,Ann B Again\n",
+        encoding="utf-8",
+    )
+    subscribers = SubscriberList(path)
+    prepared = prepare(journal, subscribers)
+    assert prepared.loaded == 3
+    assert subscribers.skipped == {"duplicate": 3}
+    assert subscribers.deduplicate  # given back as it was
+    loaded = {row.email: row.line for row in journal.rows(prepared.record, ("queued",))}
+    assert loaded == {"ann@example.org": 2, "bob@example.org": 3, "ann@xn--bcher-kva.example": 6}
+    assert [s.email for s in SubscriberList(path)] == list(loaded)  # what a dry run would hand on
+
+
+def test_a_load_gives_back_the_connection_settings_it_changed(journal):
+    settings = [journal.db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")]
+    campaign, _ = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
+    journal.load_recipients(campaign, "list-1", [("ann@example.com", 2, "{}")])
+    assert [journal.db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")] == settings

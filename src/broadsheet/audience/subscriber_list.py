@@ -27,6 +27,11 @@ class SubscriberList:
     Each pass refills ``problems`` (bad rows, with line numbers) and ``skipped`` (rows rightly left
     out: unsubscribed, bounced, complained, suppressed, not in segment, duplicate). An address marked
     unsubscribed, bounced or complained on any row never receives, wherever its other rows stand.
+
+    With ``deduplicate`` False, repeats of an ASCII address are handed on too, for a consumer that keeps
+    the first of each itself and counts the rest in ``skipped["duplicate"]`` (the journal's UNIQUE
+    (campaign, email), whose COLLATE NOCASE folds ASCII letters only: other addresses are still
+    deduplicated here). Saves a look-up per row in the ledger's largest table.
     """
 
     def __init__(
@@ -36,11 +41,13 @@ class SubscriberList:
         segments: Sequence[str] = (),
         suppressions: Path | None = None,
         check_deliverability: bool = False,
+        deduplicate: bool = True,
     ):
         self.path = Path(path)
         self.segments = frozenset(tag.casefold() for tag in segments)
         self.suppressions = Path(suppressions) if suppressions is not None else None
         self.addresses = AddressChecker(check_deliverability=check_deliverability)
+        self.deduplicate = deduplicate
         self.problems: list[RowProblem] = []
         self.skipped: collections.Counter[str] = collections.Counter()
 
@@ -63,7 +70,8 @@ class SubscriberList:
     def _pass(self, chunk: list[ListRow | RowProblem], ledger: Ledger) -> Iterator[Subscriber]:
         """The chunk's rows in order: problems noted, the left-out counted, the rest handed on."""
         keys = list({item.subscriber.email.lower() for item in chunk if isinstance(item, ListRow) and item.subscriber})
-        suppressed, opted_out, seen = ledger.suppressed(keys), ledger.opted_out(keys), ledger.seen(keys)
+        unique = keys if self.deduplicate else [key for key in keys if not key.isascii()]
+        suppressed, opted_out, seen = ledger.suppressed(keys), ledger.opted_out(keys), ledger.seen(unique)
         handed_on: set[str] = set()
         for item in chunk:
             if isinstance(item, RowProblem):
@@ -78,8 +86,9 @@ class SubscriberList:
             if reason:
                 self.skipped[reason] += 1
                 continue
-            seen.add(key)
-            handed_on.add(key)
+            if self.deduplicate or not key.isascii():
+                seen.add(key)
+                handed_on.add(key)
             yield subscriber
         ledger.mark_seen(handed_on)
 

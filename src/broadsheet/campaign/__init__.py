@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
-from ..audience import Subscriber
+from ..audience import Subscriber, SubscriberList
 from .journal import CampaignRecord, Journal, Outcome, RecentSend, Row, journal_path
 from .recipients import campaign_fingerprint, journal_rows, subscriber_from_row
 from .runner import CampaignRunner, RunResult, Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,41 @@ def prepare_campaign(
     started = time.perf_counter()
     loaded = None
     if changed:
-        loaded = journal.load_recipients(record, fingerprint, journal_rows(subscribers))
+        loaded = _load(journal, record, fingerprint, subscribers)
         record = journal.current(key, transport)
     seconds = time.perf_counter() - started
     recovered = journal.recover_in_flight(record)
     return Prepared(record, loaded, seconds, recovered, replayed)
+
+
+def _load(journal: Journal, record: CampaignRecord, fingerprint: str, subscribers: Iterable[Subscriber]) -> int:
+    """The list into the journal. A SubscriberList leaves the repeats of an address to the journal's UNIQUE
+    (campaign, email), which keeps the first (cheaper than the list's own look-up of every address); the
+    repeats are counted back into its ``skipped``, as the list would have counted them."""
+    if not isinstance(subscribers, SubscriberList):
+        return journal.load_recipients(record, fingerprint, journal_rows(subscribers))
+    offered = _Counted(journal_rows(subscribers))
+    deduplicate, subscribers.deduplicate = subscribers.deduplicate, False
+    try:
+        loaded = journal.load_recipients(record, fingerprint, offered)
+    finally:
+        subscribers.deduplicate = deduplicate
+    if offered.count > loaded:
+        subscribers.skipped["duplicate"] += offered.count - loaded
+    return loaded
+
+
+class _Counted(Generic[T]):
+    """Items passed through, counted."""
+
+    def __init__(self, items: Iterable[T]):
+        self.items = items
+        self.count = 0
+
+    def __iter__(self) -> Iterator[T]:
+        for item in self.items:
+            self.count += 1
+            yield item
 
 
 def campaign_key(issue_id: str | None, slug: str) -> str:

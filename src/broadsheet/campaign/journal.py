@@ -16,6 +16,7 @@ recognised and migrated by ``journalfile``; the send lock is ``lock.ProjectLock`
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import sqlite3
@@ -33,7 +34,8 @@ from .journalfile import JournalLocked, explain, journal_uid, open_journal
 from .lock import ProjectLock
 
 STATES = ("queued", "sending", "sent", "failed", "deferred", "unknown", "skipped")
-INSERT_CHUNK = 10_000  # rows per transaction: big enough to be fast, small enough to keep memory flat
+INSERT_CHUNK = 10_000  # rows read ahead at a time: small enough to keep memory flat
+CHUNKS_PER_TRANSACTION = 5  # every index page a transaction touches is written once: bigger ones write less
 LOAD_CACHE_KIB = 24_576  # page cache while a list loads (24 MiB; default 2): a list in no order hits every page
 WAIT = 5.0  # seconds SQLite waits for another program's write lock before a statement gives up
 PATIENCE = 60.0  # seconds recording outcomes keeps trying through another program's lock
@@ -309,26 +311,33 @@ class Journal:
         """Store (email, line, data) for each subscriber of the current list, in big transactions.
 
         New subscribers are queued; known ones keep their state. Queued or deferred rows of people who
-        are no longer on the list are dropped (they were never sent anything). Returns the row count.
+        are no longer on the list are dropped (they were never sent anything). An address given twice
+        keeps its first row: every load is a new generation, and a row already of this generation is
+        left alone. Returns the count of distinct addresses (the rows offered less the repeats).
         """
-        generation = campaign.generation + (1 if campaign.list_fingerprint else 0)
+        generation = campaign.generation + 1
         upsert = (
             "ON CONFLICT (campaign, email) DO UPDATE SET line = excluded.line, data = excluded.data,"
-            " generation = excluded.generation"
+            " generation = excluded.generation WHERE recipients.generation <> excluded.generation"
         )
         total = 0
         cache = self.db.execute("PRAGMA cache_size").fetchone()[0]
+        temp_store = self.db.execute("PRAGMA temp_store").fetchone()[0]
         self.db.execute(f"PRAGMA cache_size={-LOAD_CACHE_KIB}")
+        self.db.execute("PRAGMA temp_store=MEMORY")  # each upsert's statement journal: RAM, not a temp file
         try:  # the list is read (and validated) in a second thread while this one writes the last chunk
-            for chunk in read_ahead(subscribers, INSERT_CHUNK):
-                rows = [(campaign.id, email, line, data, generation) for email, line, data in chunk]
+            chunks = read_ahead(subscribers, INSERT_CHUNK)
+            for first in chunks:  # CHUNKS_PER_TRANSACTION chunks a transaction: fewer index pages rewritten
                 with self._transaction():
-                    insert_many(
-                        self.db, "INSERT INTO recipients (campaign, email, line, data, generation)", rows, upsert
-                    )
-                total += len(chunk)
+                    before = self.db.total_changes
+                    for chunk in itertools.chain([first], itertools.islice(chunks, CHUNKS_PER_TRANSACTION - 1)):
+                        rows = [(campaign.id, email, line, data, generation) for email, line, data in chunk]
+                        insert_many(self.db, "INSERT INTO recipients (campaign, email, line, data, generation)",
+                                    rows, upsert)  # fmt: skip
+                    total += self.db.total_changes - before
         finally:
             self.db.execute(f"PRAGMA cache_size={cache}")
+            self.db.execute(f"PRAGMA temp_store={temp_store}")
         with self._transaction():
             self.db.execute(
                 "DELETE FROM recipients WHERE campaign = ? AND generation <> ? AND state IN ('queued', 'deferred')",
