@@ -26,7 +26,7 @@ def context(tmp_path: Path, html: str = "", **overrides) -> LintContext:
     article = tmp_path / "01-article.md"
     if not article.exists():
         article.write_text("---\ntitle: A\n---\nSee [the page](https://example.org/a).\n")
-        (tmp_path / "issue.md").write_text("---\nsubject: Weekly news\npreheader: What happened\n---\n")
+        (tmp_path / "issue.md").write_text("---\nsubject: Weekly news\npreheader: What happened\nid: w-1\n---\n")
     body = html or f'<p>{"Plenty of words here. " * 20}</p><a href="https://example.org/a">the page</a>{FOOTER}'
     values = dict(
         subject="Weekly news",
@@ -38,6 +38,7 @@ def context(tmp_path: Path, html: str = "", **overrides) -> LintContext:
         sources=SourceIndex([tmp_path / "issue.md", article]),
         issue_folder=tmp_path,
         issue_file=tmp_path / "issue.md",
+        issue_id="w-1",
         postal_address="Example Org, 1 Main Street",
         unsubscribe_url="https://example.org/u/1",
     )
@@ -355,3 +356,18 @@ def test_lint_json_reports_a_build_error_as_json(project: Path, monkeypatch, cap
     assert document["errors"] == 1 and document["findings"][0]["rule"] == "build"
     assert "02-contact.md:2" in document["findings"][0]["where"]
     assert "malformed front matter" in captured.err
+
+
+def test_an_issue_without_an_id_is_warned_about_and_one_with_an_id_is_not(project: Path, monkeypatch, capsys):
+    from broadsheet.cli import main
+
+    monkeypatch.chdir(project)
+
+    def rules_found() -> list[str]:
+        main(["lint", f"issues/{SLUG}", "--format", "json", "--no-validator"])
+        return [f["rule"] for f in json.loads(capsys.readouterr().out)["findings"]]
+
+    assert "issue-id" not in rules_found()  # the sample has an id
+    issue = project / "issues" / SLUG / "issue.md"
+    issue.write_text("".join(line for line in issue.read_text().splitlines(True) if not line.startswith("id:")))
+    assert rules_found().count("issue-id") == 1

@@ -66,6 +66,7 @@ def lint_rendered(
         sources=_sources(issue, config),
         issue_folder=issue.folder,
         issue_file=issue.folder / "issue.md",
+        issue_id=issue.id,
         config_file=config.path,
         postal_address=config.footer.postal_address,
         unsubscribe_url=unsubscribe_url,

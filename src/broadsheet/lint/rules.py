@@ -40,6 +40,7 @@ class LintContext:
     sources: SourceIndex
     issue_folder: Path
     issue_file: Path | None = None  # issue.md, for subject and preheader lines
+    issue_id: str | None = None  # front-matter id: the campaign's identity (None: the folder name stands in)
     config_file: Path | None = None
     postal_address: str = ""
     unsubscribe_url: str = ""
@@ -346,6 +347,19 @@ def check_postal_address(ctx: LintContext) -> Iterator[Finding]:
         )
 
 
+def check_issue_id(ctx: LintContext) -> Iterator[Finding]:
+    """An issue without ``id:`` is a campaign named by its folder: renamed after a send, it would mail
+    everyone again (the same-subject check only looks back a week)."""
+    if ctx.issue_file is not None and ctx.issue_id is None:
+        yield Finding(
+            "issue-id",
+            "warning",
+            "no id: renaming or moving this folder after a send would start a new campaign; add "
+            'id: "<date>-<8 hex digits>" to the front matter (broadsheet new writes one) before the first send',
+            display(ctx.issue_file),
+        )
+
+
 def check_preheader(ctx: LintContext) -> Iterator[Finding]:
     preheader = ctx.preheader.strip()
     if not preheader:
@@ -487,6 +501,7 @@ RULES: tuple[Rule, ...] = (
     check_unsubscribe,
     check_unsubscribe_address,
     check_postal_address,
+    check_issue_id,
     check_preheader,
     check_subject,
     check_mjml,
