@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -149,30 +150,31 @@ def send_issue(args: argparse.Namespace, config: Config, journal: Journal | None
     factory()
     if args.dry_run:
         return _dry_run(subscribers, args, composer)
+    send = _Send(args, config, rendered, issue.id, transport_name, subscribers, factory, composer)
     if journal is not None:
-        return _send_journaled(
-            journal, args, config, rendered, issue.id, transport_name, subscribers, factory, composer
-        )
+        return _send_journaled(journal, send)
     with Journal.for_project(config.root, lock=True) as journal:
-        return _send_journaled(
-            journal, args, config, rendered, issue.id, transport_name, subscribers, factory, composer
-        )
+        return _send_journaled(journal, send)
 
 
-def _send_journaled(
-    journal: Journal,
-    args: argparse.Namespace,
-    config: Config,
-    rendered: RenderedIssue,
-    issue_id: str | None,
-    transport_name: str,
-    subscribers: Recipients,
-    factory: Callable[[], Transport],
-    composer: Composer,
-) -> int:
-    prepared = _prepare(journal, args, config, rendered, issue_id, transport_name, subscribers)
-    _check_recent_sends(journal, prepared, args)
-    return _send(journal, prepared, args, config, rendered, transport_name, factory, composer)
+@dataclass(frozen=True)
+class _Send:
+    """One journaled send of one issue: what the steps below share."""
+
+    args: argparse.Namespace
+    config: Config
+    rendered: RenderedIssue
+    issue_id: str | None
+    transport_name: str
+    subscribers: Recipients
+    factory: Callable[[], Transport]
+    composer: Composer
+
+
+def _send_journaled(journal: Journal, send: _Send) -> int:
+    prepared = _prepare(journal, send)
+    _check_recent_sends(journal, prepared, send.args)
+    return _send(journal, prepared, send)
 
 
 # -- steps --------------------------------------------------------------------------------------
@@ -220,36 +222,28 @@ def _subscriber_list(args: argparse.Namespace, config: Config) -> Recipients:
     return recipients_for(config, args.list_file, args.segment)  # the store, or a CSV checked against it
 
 
-def _prepare(
-    journal: Journal,
-    args: argparse.Namespace,
-    config: Config,
-    rendered: RenderedIssue,
-    issue_id: str | None,
-    transport_name: str,
-    subscribers: Recipients,
-) -> Prepared:
-    fingerprint = subscribers.fingerprint()
-    issue_dir = issue_key(Path(args.issue_dir), config.root)
-    _check_id_is_this_issues(journal, issue_id, issue_dir, config.root)
+def _prepare(journal: Journal, send: _Send) -> Prepared:
+    fingerprint = send.subscribers.fingerprint()
+    issue_dir = issue_key(Path(send.args.issue_dir), send.config.root)
+    _check_id_is_this_issues(journal, send.issue_id, issue_dir, send.config.root)
     prepared = prepare_campaign(
-        journal, slug=rendered.slug, transport=transport_name, issue_dir=issue_dir, fingerprint=fingerprint,
-        subscribers=subscribers, issue_id=issue_id, subject=rendered.subject,
+        journal, slug=send.rendered.slug, transport=send.transport_name, issue_dir=issue_dir, fingerprint=fingerprint,
+        subscribers=send.subscribers, issue_id=send.issue_id, subject=send.rendered.subject,
     )  # fmt: skip
     if prepared.replayed:
         print(f"recorded {prepared.replayed:,} outcome(s) an earlier send could not write to the journal")
     if prepared.loaded is None:
-        print(f"{subscribers.path.name}: unchanged since this campaign started; resuming")
+        print(f"{send.subscribers.path.name}: unchanged since this campaign started; resuming")
     else:
-        report_list(subscribers, prepared.loaded)
+        report_list(send.subscribers, prepared.loaded)
         print(f"journal: {prepared.loaded:,} recipients set up in {prepared.setup_seconds:.1f} s")
     if prepared.recovered:
         print(
             f"{prepared.recovered:,} recipient(s) were in flight when an earlier send stopped: now 'unknown' "
             "(resend to them with --retry-unknown)"
         )
-    if not args.dry_run:
-        for state, flag in (("failed", args.retry_failed), ("unknown", args.retry_unknown)):
+    if not send.args.dry_run:
+        for state, flag in (("failed", send.args.retry_failed), ("unknown", send.args.retry_unknown)):
             if flag:
                 print(f"re-queued {journal.requeue(prepared.record, state):,} {state} recipient(s)")
     for other, count in journal.skip_sent_elsewhere(prepared.record).items():
@@ -372,39 +366,30 @@ def _dry_run(subscribers: Recipients, args: argparse.Namespace, composer: Compos
     return 1 if rejected else 0
 
 
-def _send(
-    journal: Journal,
-    prepared: Prepared,
-    args: argparse.Namespace,
-    config: Config,
-    rendered: RenderedIssue,
-    transport_name: str,
-    factory: Callable[[], Transport],
-    composer: Composer,
-) -> int:
+def _send(journal: Journal, prepared: Prepared, send: _Send) -> int:
     counts = journal.counts(prepared.record)
     due = counts["queued"] + counts["deferred"]
     if due == 0:
         print(f"nothing to send: {_totals(counts)}")
         return _exit_code(counts)
-    cap = daily_cap(config, journal, transport_name, time.time())
-    limit = _capped_limit(args.limit, cap)
+    cap = daily_cap(send.config, journal, send.transport_name, time.time())
+    limit = _capped_limit(send.args.limit, cap)
     if cap is not None and limit == 0:  # --limit is at least 1: only the cap leaves none
         _report_cap(cap, due)
         return _exit_code(counts)
     if limit is not None:
         due = min(due, limit)
-    with factory():
+    with send.factory():
         pass  # connect (TLS, login) once before asking: a wrong port, certificate or password shows now
-    for warning in store_health(config.root):  # many unconfirmed or long-unchanged addresses
+    for warning in store_health(send.config.root):  # many unconfirmed or long-unchanged addresses
         print(f"warning: {warning}", file=sys.stderr)
-    _confirm(args, config, rendered, transport_name, due)
-    settings = Settings.from_config(config, limit=limit)
+    _confirm(send.args, send.config, send.rendered, send.transport_name, due)
+    settings = Settings.from_config(send.config, limit=limit)
     progress = progress_for(sys.stdout)
     runner = CampaignRunner(
-        journal, prepared.record, factory, composer, settings,
-        max_batch=transport_class(transport_name).max_batch, progress=progress,
-        suppressed=StoreSuppressions(config.root),
+        journal, prepared.record, send.factory, send.composer, settings,
+        max_batch=transport_class(send.transport_name).max_batch, progress=progress,
+        suppressed=StoreSuppressions(send.config.root),
     )  # fmt: skip
     try:
         result = runner.run()
@@ -412,15 +397,15 @@ def _send(
         progress.close()
         print(
             "quit at once: the messages in flight will be 'unknown' (resend to them with --retry-unknown).\n"
-            f"To resume, run the same command again:\n  {_resume_command(args)}"
+            f"To resume, run the same command again:\n  {_resume_command(send.args)}"
         )
         raise
     finally:
         progress.close()
-    _summarise(result, args)
+    _summarise(result, send.args)
     if cap is not None and not result.interrupted and result.error is None:
         left = result.counts.get("queued", 0) + result.counts.get("deferred", 0)
-        after = daily_cap(config, journal, transport_name, time.time())
+        after = daily_cap(send.config, journal, send.transport_name, time.time())
         if left and after is not None and (after.left == 0 or limit == cap.left):
             _report_cap(after, left)
     if result.error is not None:
