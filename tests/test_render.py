@@ -7,6 +7,7 @@ import jinja2
 import lxml.html
 import pytest
 from PIL import Image
+from support.installed import missing
 from support.issues import hashed, write_image, write_issue
 
 from broadsheet.config import Config, load_config
@@ -226,8 +227,9 @@ def test_clipping_warning_for_a_huge_issue(tmp_path):
 
 
 @pytest.mark.node
-@pytest.mark.skipif(not MJML_CLI.exists(), reason="npm mjml not installed (make validator)")
 def test_emitted_mjml_passes_the_official_validator_in_strict_mode(tmp_path, sample):
+    if not MJML_CLI.exists():
+        missing("the npm mjml validator", "make validator")
     rendered, _ = sample
     path = tmp_path / "email.mjml"
     path.write_text(rendered.mjml, encoding="utf-8")
