@@ -46,13 +46,13 @@ SETUP_CHILD = """
 import resource, sys, time
 from pathlib import Path
 from broadsheet.audience import SubscriberList
-from broadsheet.campaign.journal import Journal
-from broadsheet.campaign.recipients import journal_rows
-with Journal.for_project(Path(".")) as journal:
-    campaign, _ = journal.start_campaign("bench", "outbox", "issue", "fingerprint")
+from broadsheet.campaign import Journal, prepare_campaign
+with Journal.for_project(Path(".")) as journal:  # as a send prepares its campaign
     started = time.perf_counter()
-    rows = journal.load_recipients(campaign, "fingerprint", journal_rows(SubscriberList(Path("list.csv"))))
+    prepared = prepare_campaign(journal, slug="bench", transport="outbox", issue_dir="issue",
+                                fingerprint="fingerprint", subscribers=SubscriberList(Path("list.csv")))
     seconds = time.perf_counter() - started
+    rows = prepared.loaded
 usage = resource.getrusage(resource.RUSAGE_SELF)
 print(rows, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 """

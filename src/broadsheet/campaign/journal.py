@@ -15,6 +15,7 @@ recognised and migrated by ``journalfile``; the send lock is ``lock.ProjectLock`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -27,16 +28,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ..audience.bulk import insert_many, read_ahead
+from ..audience.bulk import Staging
 from ..errors import CampaignError
 from ..providers import delivers, not_delivering_sql
 from .journalfile import JournalLocked, explain, journal_uid, open_journal
 from .lock import ProjectLock
 
 STATES = ("queued", "sending", "sent", "failed", "deferred", "unknown", "skipped")
-INSERT_CHUNK = 10_000  # rows read ahead at a time: small enough to keep memory flat
-CHUNKS_PER_TRANSACTION = 5  # every index page a transaction touches is written once: bigger ones write less
-LOAD_CACHE_KIB = 24_576  # page cache while a list loads (24 MiB; default 2): a list in no order hits every page
+LOAD_CACHE_KIB = 24_576  # page cache while a list moves in (24 MiB; default 2), also the sort's memory
 WAIT = 5.0  # seconds SQLite waits for another program's write lock before a statement gives up
 PATIENCE = 60.0  # seconds recording outcomes keeps trying through another program's lock
 RECENT_DAYS = 7  # a campaign mailing people who got the same subject this recently is refused
@@ -308,46 +307,54 @@ class Journal:
     def load_recipients(
         self, campaign: CampaignRecord, fingerprint: str, subscribers: Iterable[tuple[str, int, str]]
     ) -> int:
-        """Store (email, line, data) for each subscriber of the current list, in big transactions.
+        """Store (email, line, data) for each subscriber of the current list, in one transaction.
 
         New subscribers are queued; known ones keep their state. Queued or deferred rows of people who
         are no longer on the list are dropped (they were never sent anything). An address given twice
         keeps its first row: every load is a new generation, and a row already of this generation is
         left alone. Returns the count of distinct addresses (the rows offered less the repeats).
+
+        The list is parked in a staging file while it is read (the journal is not locked meanwhile), then
+        moved in address order: the UNIQUE (campaign, email) index is filled front to back, so new rows
+        get their ids, and are sent, in address order.
         """
         generation = campaign.generation + 1
-        upsert = (
-            "ON CONFLICT (campaign, email) DO UPDATE SET line = excluded.line, data = excluded.data,"
-            " generation = excluded.generation WHERE recipients.generation <> excluded.generation"
-        )
-        total = 0
+        with Staging(self.db, self.path.parent, ("email", "line", "data")) as staging:
+            staging.fill(subscribers)
+            with self._load_pragmas(), self._transaction():
+                before = self.db.total_changes
+                self.db.execute(
+                    "INSERT INTO recipients (campaign, email, line, data, generation)"
+                    f" SELECT ?, email, line, data, ? FROM {staging.TABLE} WHERE true"
+                    " ORDER BY email COLLATE NOCASE, rowid"
+                    " ON CONFLICT (campaign, email) DO UPDATE SET line = excluded.line, data = excluded.data,"
+                    " generation = excluded.generation WHERE recipients.generation <> excluded.generation",
+                    (campaign.id, generation),
+                )
+                total = self.db.total_changes - before
+                self.db.execute(
+                    "DELETE FROM recipients WHERE campaign = ? AND generation <> ? AND state IN ('queued', 'deferred')",
+                    (campaign.id, generation),
+                )
+                self.db.execute(
+                    "UPDATE campaigns SET list_fingerprint = ?, generation = ? WHERE id = ?",
+                    (fingerprint, generation, campaign.id),
+                )
+        return total
+
+    @contextlib.contextmanager
+    def _load_pragmas(self) -> Iterator[None]:
+        """A bigger page cache while a list moves in (it is also the external sort's memory), and its
+        temporary files on disk, never in RAM (the sort spills the whole list)."""
         cache = self.db.execute("PRAGMA cache_size").fetchone()[0]
         temp_store = self.db.execute("PRAGMA temp_store").fetchone()[0]
         self.db.execute(f"PRAGMA cache_size={-LOAD_CACHE_KIB}")
-        self.db.execute("PRAGMA temp_store=MEMORY")  # each upsert's statement journal: RAM, not a temp file
-        try:  # the list is read (and validated) in a second thread while this one writes the last chunk
-            chunks = read_ahead(subscribers, INSERT_CHUNK)
-            for first in chunks:  # CHUNKS_PER_TRANSACTION chunks a transaction: fewer index pages rewritten
-                with self._transaction():
-                    before = self.db.total_changes
-                    for chunk in itertools.chain([first], itertools.islice(chunks, CHUNKS_PER_TRANSACTION - 1)):
-                        rows = [(campaign.id, email, line, data, generation) for email, line, data in chunk]
-                        insert_many(self.db, "INSERT INTO recipients (campaign, email, line, data, generation)",
-                                    rows, upsert)  # fmt: skip
-                    total += self.db.total_changes - before
+        self.db.execute("PRAGMA temp_store=FILE")
+        try:
+            yield
         finally:
             self.db.execute(f"PRAGMA cache_size={cache}")
             self.db.execute(f"PRAGMA temp_store={temp_store}")
-        with self._transaction():
-            self.db.execute(
-                "DELETE FROM recipients WHERE campaign = ? AND generation <> ? AND state IN ('queued', 'deferred')",
-                (campaign.id, generation),
-            )
-            self.db.execute(
-                "UPDATE campaigns SET list_fingerprint = ?, generation = ? WHERE id = ?",
-                (fingerprint, generation, campaign.id),
-            )
-        return total
 
     def current(self, key: str, transport: str) -> CampaignRecord:
         record = self.campaign(key, transport)
