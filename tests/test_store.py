@@ -293,7 +293,7 @@ def test_opening_a_store_takes_no_write_lock(tmp_path):
 def test_import_across_chunks_and_statement_groups_keeps_each_row_with_its_tags(tmp_path, monkeypatch):
     from broadsheet.store import importer
 
-    monkeypatch.setattr(importer, "CHUNK", 1000)  # 2,345 rows: three transactions, full and partial VALUES groups
+    monkeypatch.setattr(importer, "ROWS_PER_TRANSACTION", 1000)  # 2,346 rows: three transactions
     lines = ["email,name,status,tags,n"]
     for i in range(2345):
         status = "bounced" if i % 100 == 7 else ""

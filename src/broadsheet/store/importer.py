@@ -1,36 +1,56 @@
-"""A subscriber CSV (the format send reads) into the store: streamed, in big transactions, flat memory.
+"""A subscriber CSV (the format send reads) into the store: parked in a staging file, then moved in address
+order, in bounded transactions, with flat memory.
 
-The UNIQUE ``email_key`` decides who is new (``INSERT … ON CONFLICT DO NOTHING``): no set of every address
-is ever held. Rules for addresses already in the store:
+Rules (who is new is decided by the UNIQUE ``email_key``: no set of every address is ever held):
 
-- a row that says unsubscribed, bounced or complained is always applied to a subscribed or unconfirmed one;
-- with ``update``, name, fields and tags are merged in, and a subscribed row confirms an unconfirmed one,
-  but never resubscribes someone unsubscribed, bounced or complained unless ``resubscribe``;
-- a forgotten address is never added again.
+- an address the store does not have is added from its first row in the file (with its tags and an
+  ``imported`` event); its later rows, and every row of an address already present, are *present rows*;
+- a present row that says unsubscribed, bounced or complained is always applied to a subscribed or
+  unconfirmed subscriber;
+- with ``update``, present rows merge name, fields and tags in, and a subscribed row confirms an
+  unconfirmed one, but never resubscribes someone unsubscribed, bounced or complained unless ``resubscribe``;
+- a forgotten address is never added again (its rows are counted, nothing else).
+
+How: the reading thread (``audience.list_rows``: validation, line numbers) turns each row into its staged
+form (key, the fields and tags as JSON) and the other thread appends it to an index-free table in a
+temporary SQLite file beside the store (``audience.bulk.Staging``): the store is not locked while the CSV
+is read. SQLite then sorts the rows by address into a second staging table (an external sort on disk, so
+memory stays flat), and they move into the store ROWS_PER_TRANSACTION at a time, in address order: the
+UNIQUE index is filled front to back, in one pass, and other writers (serve's one-click unsubscribes) get
+the store between two transactions. New subscribers, their tags and events go in set-based, in SQL; only
+present rows that may change something come back to Python. New subscribers get ids in address order
+(with gaps where a present row was). Rows of the file are handled one address at a time, in file order
+within an address (the events' details name the file's line, as before).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _quote
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from ..audience import RowProblem, Subscriber, list_rows
-from ..audience.bulk import insert_many
+from ..audience import RowProblem, list_rows
+from ..audience.addresses import AddressChecker
+from ..audience.bulk import Staging
 from ..errors import StoreError
 from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING
 from .store import Store, dump_fields, utc_now
 
-CHUNK = 5_000  # rows handed from the reading thread to the writing one at a time
-ROWS_PER_TRANSACTION = 50_000  # about half a second of the write lock
-CACHE_KIB = 49_152  # SQLite's page cache during an import (48 MiB; the default is 2 MiB)
+ROWS_PER_TRANSACTION = 50_000  # a bounded hold of the store's write lock (~0.2 s), in address order
+MERGE_CHUNK = 5_000  # present rows brought to Python at a time (--update)
+CACHE_KIB = 49_152  # the page cache during an import, and the external sort's memory (48 MiB; default 2)
+PAUSE = 0.005  # seconds between two transactions of the move: another writer's turn
+STAGED = ("key", "email", "name", "fields", "status", "tags", "line")  # a staged row; tags: {tag_key: tag}
+SORTED = "staging.sorted"  # the staged rows in (key, file order); its rowid is the position
 MOVABLE = ("subscribed", "unconfirmed")  # statuses a row of the file may move to a suppressing one
+TAG_CACHE = 4_096  # distinct tag lists whose JSON is kept while reading (lists repeat a few tag sets)
+SKIPPED_FIELDS = frozenset(("email", "name", "first_name"))  # columns the subscribers row holds itself
 
 
 @dataclass
@@ -47,13 +67,6 @@ class ImportReport:
     by_status: dict[str, int] = field(default_factory=dict)  # added, by status
 
 
-class _Entry(NamedTuple):  # a tuple: cheaper to make a million of than a frozen dataclass
-    status: str
-    subscriber: Subscriber
-    key: str
-    row: tuple[str, ...]  # the subscribers row to insert, made in the reading thread
-
-
 def import_csv(
     store: Store,
     path: Path,
@@ -62,96 +75,38 @@ def import_csv(
     resubscribe: bool = False,
     on_problem: Callable[[RowProblem], None] = lambda problem: None,
 ) -> ImportReport:
-    """Import the CSV at ``path``; each bad row goes to ``on_problem`` and is skipped."""
+    """Import the CSV at ``path``; each bad row goes to ``on_problem`` and is skipped.
+
+    An error stops the import with the transactions before it committed (each whole: subscribers with their
+    tags and events) and the staging file removed."""
     if resubscribe and not update:
         raise StoreError("--resubscribe only goes with --update", fix="add --update")
     report = ImportReport()
-    source = path.name
-
-    def write(chunk: list[_Entry]) -> None:  # inside a transaction of the writing thread
-        chunk = _drop_forgotten(store, chunk, report)
-        present = _insert_new(store, chunk, source, report)
-        if update:
-            _merge_present(store, chunk, present, source, report, resubscribe=resubscribe)
-        else:
-            _apply_opt_outs(store, chunk, source, report)
-
-    with _bigger_cache(store), _Pipeline(store._write, write) as pipeline:
-        for chunk in _chunks(_entries(path, store, report, on_problem), CHUNK):
-            pipeline.put(chunk)
+    move = _Move(store, path.name, report, update=update, resubscribe=resubscribe)
+    try:
+        with store._lock, Staging(store.db, store.path.parent, STAGED) as staging:
+            staging.fill(_staged_rows(path, store._addresses, report, on_problem))
+            with _pragmas(store.db, temp_store="FILE"):  # the sort spills to temporary files, not RAM
+                total = _sort(store.db, staging)
+            with _pragmas(store.db, temp_store="MEMORY"):  # statement journals: small, and not a file each
+                for start in range(0, total, ROWS_PER_TRANSACTION):
+                    if start:
+                        time.sleep(PAUSE)  # another writer's turn (the lock is no queue)
+                    with store._write():
+                        move.batch(start, min(start + ROWS_PER_TRANSACTION, total))
+    except sqlite3.Error as exc:
+        raise StoreError(f"the import stopped: {exc}", where=str(store.path),
+                         fix=f"{report.added:,} subscriber(s) were added before it; run the import again"
+                             " (present addresses are left as they are)") from None  # fmt: skip
     return report
 
 
-@contextmanager
-def _bigger_cache(store: Store) -> Iterator[None]:
-    """A page cache that holds a transaction's dirty index pages (else SQLite spills and rereads them), and
-    statement journals in memory: a multi-row INSERT that may fail journals every page it changes, and in a
-    temp file that is two small writes a page (measured: most of the system time of a bulk load)."""
-    with store._lock:
-        old = store.db.execute("PRAGMA cache_size").fetchone()[0]
-        temp_store = store.db.execute("PRAGMA temp_store").fetchone()[0]
-        store.db.execute(f"PRAGMA cache_size={-CACHE_KIB}")
-        store.db.execute("PRAGMA temp_store=MEMORY")  # each insert's statement journal: RAM, not a temp file
-    try:
-        yield
-    finally:
-        with store._lock:
-            store.db.execute(f"PRAGMA cache_size={old}")
-            store.db.execute(f"PRAGMA temp_store={temp_store}")
-
-
-class _Pipeline:
-    """Chunks written by a second thread while the next one is read: SQLite works without the GIL, so
-    reading the CSV and writing the store overlap on two cores. At most two chunks wait (flat memory).
-    An error in the writer stops the reading at the next chunk and is raised here."""
-
-    def __init__(
-        self, transaction: Callable[[], AbstractContextManager[object]], write: Callable[[list[_Entry]], None]
-    ):
-        self.transaction = transaction
-        self.write = write
-        self.chunks: queue.Queue[list[_Entry] | None] = queue.Queue(maxsize=2)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="broadsheet-import", daemon=True)
-
-    def __enter__(self) -> _Pipeline:
-        self.thread.start()
-        return self
-
-    def put(self, chunk: list[_Entry]) -> None:
-        if self.error is not None:
-            raise self.error
-        self.chunks.put(chunk)
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.chunks.put(None)
-        self.thread.join()
-        if self.error is not None and exc_info[0] is None:
-            raise self.error
-
-    def _run(self) -> None:
-        """Chunks written in transactions of about ROWS_PER_TRANSACTION rows: every index page a transaction
-        touches is written once per transaction, so bigger ones write much less for a list in random order."""
-        chunk = self.chunks.get()
-        while chunk is not None:
-            try:
-                with self.transaction():
-                    written = 0
-                    while chunk is not None and written < ROWS_PER_TRANSACTION:
-                        self.write(chunk)
-                        written += len(chunk)
-                        chunk = self.chunks.get()
-            except BaseException as exc:
-                self.error = exc
-                while chunk is not None:  # let the reader finish putting; it raises at its next put
-                    chunk = self.chunks.get()
-
-
-def _entries(
-    path: Path, store: Store, report: ImportReport, on_problem: Callable[[RowProblem], None]
-) -> Iterator[_Entry]:
-    now = utc_now()  # one import, one time: every row it adds was created when it started
-    for item in list_rows(path, store._addresses, wanted=STATUSES):
+def _staged_rows(
+    path: Path, addresses: AddressChecker, report: ImportReport, on_problem: Callable[[RowProblem], None]
+) -> Iterator[tuple[str, str, str, str, str, str | None, int]]:
+    """The CSV's valid rows as STAGED tuples (run by the reading thread: keep it lean)."""
+    tag_json: dict[tuple[str, ...], str] = {}
+    for item in list_rows(path, addresses, wanted=STATUSES):
         if isinstance(item, RowProblem):
             report.problems += 1
             on_problem(item)
@@ -159,74 +114,72 @@ def _entries(
         status, subscriber = item
         assert subscriber is not None
         report.rows += 1
-        key = subscriber.email.lower()
-        row = (subscriber.email, key, subscriber.name, _fields_json(subscriber), status, now, now)
-        yield _Entry(status, subscriber, key, row)
+        email, name, tags = subscriber.email, subscriber.name, subscriber.tags
+        fields = [
+            f"{_quote(title)}:{_quote(value)}"
+            for title, value in subscriber.fields.items()
+            if value and title not in SKIPPED_FIELDS
+        ]
+        first_name = subscriber.first_name
+        if first_name and first_name != (name.split(None, 1) or ("",))[0]:
+            fields.append(f'"first_name":{_quote(first_name)}')
+        tags_json = None
+        if tags:
+            tags_json = tag_json.get(tags)
+            if tags_json is None:
+                if len(tag_json) >= TAG_CACHE:
+                    tag_json.clear()
+                tags_json = tag_json[tags] = "{" + ",".join([f"{_quote(t.casefold())}:{_quote(t)}" for t in tags]) + "}"
+        yield email.lower(), email, name, "{" + ",".join(fields) + "}", status, tags_json, subscriber.line
 
 
-def _drop_forgotten(store: Store, chunk: list[_Entry], report: ImportReport) -> list[_Entry]:
-    if store.db.execute("SELECT 1 FROM forgotten LIMIT 1").fetchone() is None:
-        return chunk
-    hashes = {store.forgotten_hash(entry.key): entry.key for entry in chunk}
-    query = "SELECT email_hash FROM forgotten WHERE email_hash IN ({})"
-    found = {hashes[digest] for (digest,) in store.select_in(query, list(hashes))}
-    report.forgotten += sum(1 for entry in chunk if entry.key in found)
-    return [entry for entry in chunk if entry.key not in found]
+def _sort(db: sqlite3.Connection, staging: Staging) -> int:
+    """Copy the staged rows into SORTED in address order (file order within an address); their count.
+    Only the staging file is written: the store stays free."""
+    columns = ", ".join(STAGED)
+    db.execute(f"CREATE TABLE {SORTED} ({columns})")
+    db.execute("BEGIN")
+    try:
+        total = db.execute(
+            f"INSERT INTO {SORTED} ({columns}) SELECT {columns} FROM {staging.TABLE} WHERE true ORDER BY key, rowid"
+        ).rowcount
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return total
 
 
-def _insert_new(store: Store, chunk: list[_Entry], source: str, report: ImportReport) -> set[str]:
-    """Insert the chunk's addresses the store does not have, with their tags and an ``imported`` event each.
-
-    The UNIQUE email_key decides (``ON CONFLICT DO NOTHING``); rows with an id above the largest before are
-    the new ones (the write lock is held: nobody else inserts). Returns the addresses present before."""
-    db = store.db
-    now = utc_now()
-    before = db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0]
-    insert_many(db, "INSERT INTO subscribers (email, email_key, name, fields, status, created, updated)",
-                 [entry.row for entry in chunk], "ON CONFLICT (email_key) DO NOTHING")  # fmt: skip
-    new = dict(db.execute("SELECT email_key, id FROM subscribers WHERE id > ?", (before,)))
-    present = {entry.key for entry in chunk if entry.key not in new}
-    if not new:
-        return present
-    db.execute(
-        "INSERT INTO events (subscriber, at, kind, source, detail) SELECT id, ?, 'imported', 'import', ?"
-        " FROM subscribers WHERE id > ?",
-        (now, source, before),
-    )
-    insert_many(db, "INSERT INTO tags (subscriber, tag, tag_key)",
-                 [(new[e.key], tag, tag.casefold()) for e in chunk if e.subscriber.tags and e.key in new
-                  for tag in e.subscriber.tags],
-                 "ON CONFLICT (subscriber, tag_key) DO NOTHING")  # fmt: skip
-    # (a repeat of a new address in the chunk adds its tags too: harmless, and --update would anyway)
-    store._touch()
-    report.added += len(new)
-    for status, count in db.execute("SELECT status, count(*) FROM subscribers WHERE id > ? GROUP BY status", (before,)):
-        report.by_status[status] = report.by_status.get(status, 0) + count
-    return present
+@contextmanager
+def _pragmas(db: sqlite3.Connection, *, temp_store: str) -> Iterator[None]:
+    """A page cache that holds a transaction's dirty pages (and is the sort's memory), and ``temp_store``
+    for temporary data; both given back as they were."""
+    cache = db.execute("PRAGMA cache_size").fetchone()[0]
+    old_temp_store = db.execute("PRAGMA temp_store").fetchone()[0]
+    db.execute(f"PRAGMA cache_size={-CACHE_KIB}")
+    db.execute(f"PRAGMA temp_store={temp_store}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA cache_size={cache}")
+        db.execute(f"PRAGMA temp_store={old_temp_store}")
 
 
-def _apply_opt_outs(store: Store, chunk: list[_Entry], source: str, report: ImportReport) -> None:
-    """Rows that say unsubscribed, bounced or complained, for an address still subscribed or unconfirmed."""
-    for entry in chunk:
-        if entry.status in SUPPRESSING and _move(store, entry, source):
-            report.opted_out += 1
+class _Row(NamedTuple):
+    """A present row of the file, as staged."""
 
-
-def _move(store: Store, entry: _Entry, source: str) -> bool:
-    marks = ",".join("?" * len(MOVABLE))
-    row = store.db.execute(
-        f"UPDATE subscribers SET status = ?, updated = ? WHERE email_key = ? AND status IN ({marks}) RETURNING id",
-        (entry.status, utc_now(), entry.key, *MOVABLE),
-    ).fetchone()
-    if row is None:
-        return False
-    store._touch()
-    store._event(row[0], STATUS_EVENTS[entry.status], source="import", detail=f"{source}:{entry.subscriber.line}")
-    return True
+    key: str
+    status: str
+    name: str
+    fields: str  # JSON
+    tags: str | None  # JSON {tag_key: tag}
+    line: int
 
 
 @dataclass
-class _Present:
+class _Subscriber:
+    """A subscriber of the store that present rows merge into (kept up to date as they do)."""
+
     id: int
     name: str
     fields: dict[str, str]
@@ -234,41 +187,148 @@ class _Present:
     tags: set[str]
 
 
-def _merge_present(
-    store: Store, chunk: list[_Entry], existed: set[str], source: str, report: ImportReport, *, resubscribe: bool
-) -> None:
-    """--update: rows of addresses present before this chunk, and repeats within it, merge into the store."""
-    firsts = {id(entry) for entry in _first_of_each(chunk)}
-    merging = [entry for entry in chunk if entry.key in existed or id(entry) not in firsts]
-    present = _load_present(store, {entry.key for entry in merging})
-    for entry in merging:
-        _merge(store, present[entry.key], entry, source, report, resubscribe=resubscribe)
+class _Move:
+    """Moves rows [start, end) of SORTED into the store, inside a write transaction."""
+
+    def __init__(self, store: Store, source: str, report: ImportReport, *, update: bool, resubscribe: bool):
+        self.store, self.db, self.source, self.report = store, store.db, source, report
+        self.update, self.resubscribe = update, resubscribe
+        self.created = utc_now()  # one import, one time: every row it adds was created when it started
+
+    def batch(self, start: int, end: int) -> None:
+        before = self.db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0]
+        # rows of forgotten addresses are left out of everything below (usually there are none)
+        unforgotten, forgotten = self._unforgotten(start, end)
+        # the row at position p (> start) gets the id base + p: ids in address order, and each new row's
+        # tags join it by id (a present row leaves its id unused)
+        rows = {"start": start, "end": end, "base": before - start, "before": before, "forgotten": forgotten}
+        self._insert_new(rows, unforgotten)
+        if self.update:
+            for sub_start in range(start, end, MERGE_CHUNK):
+                self._merge_present({**rows, "start": sub_start, "end": min(sub_start + MERGE_CHUNK, end)}, unforgotten)
+        else:
+            self._apply_opt_outs(rows, unforgotten)
+
+    def _unforgotten(self, start: int, end: int) -> tuple[str, str]:
+        """A condition on ``s.key`` that leaves out forgotten addresses (and the JSON list it uses)."""
+        if self.db.execute("SELECT 1 FROM forgotten LIMIT 1").fetchone() is None:
+            return "", "[]"
+        keys = [key for (key,) in self.db.execute(
+            f"SELECT DISTINCT key FROM {SORTED} WHERE rowid > ? AND rowid <= ?", (start, end)
+        )]  # fmt: skip
+        hashes = {self.store.forgotten_hash(key): key for key in keys}
+        query = "SELECT email_hash FROM forgotten WHERE email_hash IN ({})"
+        found = json.dumps([hashes[digest] for (digest,) in self.store.select_in(query, list(hashes))])
+        self.report.forgotten += self.db.execute(
+            f"SELECT count(*) FROM {SORTED} WHERE rowid > ? AND rowid <= ? AND key IN (SELECT value FROM json_each(?))",
+            (start, end, found),
+        ).fetchone()[0]
+        return " AND s.key NOT IN (SELECT value FROM json_each(:forgotten))", found
+
+    def _insert_new(self, rows: dict[str, Any], unforgotten: str) -> None:
+        """The first row of each address the store does not have, in address order, with its tags and event."""
+        db = self.db
+        added = db.execute(
+            "INSERT INTO subscribers (id, email, email_key, name, fields, status, created, updated)"
+            " SELECT :base + s.rowid, s.email, s.key, s.name, s.fields, s.status, :now, :now"
+            f" FROM {SORTED} s WHERE s.rowid > :start AND s.rowid <= :end{unforgotten} ORDER BY s.rowid"
+            " ON CONFLICT (email_key) DO NOTHING",
+            {**rows, "now": self.created},
+        ).rowcount
+        if not added:
+            return
+        db.execute(
+            "INSERT INTO events (subscriber, at, kind, source, detail)"
+            " SELECT id, ?, 'imported', 'import', ? FROM subscribers WHERE id > ?",
+            (utc_now(), self.source, rows["before"]),
+        )
+        db.execute(
+            "INSERT INTO tags (subscriber, tag, tag_key) SELECT u.id, t.value, t.key"
+            f" FROM {SORTED} s CROSS JOIN subscribers u ON u.id = :base + s.rowid, json_each(s.tags) t"
+            " WHERE s.rowid > :start AND s.rowid <= :end AND s.tags IS NOT NULL"
+            " ON CONFLICT (subscriber, tag_key) DO NOTHING",
+            rows,
+        )
+        self.store._touch()
+        self.report.added += added
+        by_status = self.report.by_status
+        for status, count in db.execute(
+            "SELECT status, count(*) FROM subscribers WHERE id > ? GROUP BY status", (rows["before"],)
+        ):
+            by_status[status] = by_status.get(status, 0) + count
+
+    def _apply_opt_outs(self, rows: dict[str, Any], unforgotten: str) -> None:
+        """Without --update: the rows that say unsubscribed, bounced or complained, for an address now
+        subscribed or unconfirmed (a row just added has its own status already, so it is not among them)."""
+        suppressing, movable = _sql_list(SUPPRESSING), _sql_list(MOVABLE)
+        found = self.db.execute(
+            f"SELECT s.key, s.status, s.line FROM {SORTED} s CROSS JOIN subscribers u ON u.email_key = s.key"
+            f" WHERE s.rowid > :start AND s.rowid <= :end AND s.status IN ({suppressing})"
+            f" AND u.status IN ({movable}){unforgotten} ORDER BY s.rowid",
+            rows,
+        ).fetchall()
+        for key, status, line in found:  # in file order within an address: the first one moves it
+            if _move(self.store, key, status, f"{self.source}:{line}"):
+                self.report.opted_out += 1
+
+    def _merge_present(self, rows: dict[str, Any], unforgotten: str) -> None:
+        """--update: every row not just added (present before, or a later row of an address) merges in."""
+        present = [_Row(*row) for row in self.db.execute(
+            f"SELECT s.key, s.status, s.name, s.fields, s.tags, s.line FROM {SORTED} s"
+            f" WHERE s.rowid > :start AND s.rowid <= :end{unforgotten}"
+            " AND NOT EXISTS (SELECT 1 FROM subscribers u WHERE u.id = :base + s.rowid) ORDER BY s.rowid",
+            rows,
+        )]  # fmt: skip
+        if not present:
+            return
+        subscribers = _load(self.store, {row.key for row in present})
+        for row in present:
+            _merge(self.store, subscribers[row.key], row, self.source, self.report, resubscribe=self.resubscribe)
 
 
-def _load_present(store: Store, keys: set[str]) -> dict[str, _Present]:
-    present: dict[str, _Present] = {}
+def _sql_list(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{value}'" for value in values)
+
+
+def _move(store: Store, key: str, status: str, detail: str) -> bool:
+    """A subscribed or unconfirmed subscriber to the suppressing ``status``, with its event."""
+    marks = ",".join("?" * len(MOVABLE))
+    row = store.db.execute(
+        f"UPDATE subscribers SET status = ?, updated = ? WHERE email_key = ? AND status IN ({marks}) RETURNING id",
+        (status, utc_now(), key, *MOVABLE),
+    ).fetchone()
+    if row is None:
+        return False
+    store._touch()
+    store._event(row[0], STATUS_EVENTS[status], source="import", detail=detail)
+    return True
+
+
+def _load(store: Store, keys: set[str]) -> dict[str, _Subscriber]:
+    found: dict[str, _Subscriber] = {}
     rows = store.select_in(
         "SELECT id, email_key, name, fields, status FROM subscribers WHERE email_key IN ({})", list(keys)
     )
     for id_, key, name, fields_json, status in rows:
-        present[key] = _Present(id_, name, json.loads(fields_json), status, set())
-    by_id = {p.id: p for p in present.values()}
+        found[key] = _Subscriber(id_, name, json.loads(fields_json), status, set())
+    by_id = {subscriber.id: subscriber for subscriber in found.values()}
     for subscriber, tag_key in store.select_in(
         "SELECT subscriber, tag_key FROM tags WHERE subscriber IN ({})", list(by_id)
     ):
         by_id[subscriber].tags.add(tag_key)
-    return present
+    return found
 
 
-def _merge(store: Store, present: _Present, entry: _Entry, source: str, report: ImportReport, *,
+def _merge(store: Store, present: _Subscriber, row: _Row, source: str, report: ImportReport, *,
            resubscribe: bool) -> None:  # fmt: skip
     """Merge one row into a present subscriber (and into ``present``, for later rows of the same address)."""
-    subscriber, detail = entry.subscriber, f"{source}:{entry.subscriber.line}"
-    name = subscriber.name or present.name
-    fields = {**present.fields, **_stored_fields(subscriber)}
-    tags = [tag for tag in subscriber.tags if tag.casefold() not in present.tags]
-    status = _merged_status(present.status, entry.status, resubscribe=resubscribe)
-    if entry.status == "subscribed" and present.status in SUPPRESSING and status != "subscribed":
+    detail = f"{source}:{row.line}"
+    name = row.name or present.name
+    fields = {**present.fields, **json.loads(row.fields)}
+    pairs: list[tuple[str, str]] = json.loads(row.tags, object_pairs_hook=list) if row.tags else []
+    new_tags = [(key, tag) for key, tag in pairs if key not in present.tags]
+    status = _merged_status(present.status, row.status, resubscribe=resubscribe)
+    if row.status == "subscribed" and present.status in SUPPRESSING and status != "subscribed":
         report.kept_suppressed += 1
     if status != present.status:
         store.db.execute("UPDATE subscribers SET status = ?, updated = ? WHERE id = ?", (status, utc_now(), present.id))
@@ -277,13 +337,13 @@ def _merge(store: Store, present: _Present, entry: _Entry, source: str, report: 
             report.opted_out += 1
         present.status = status
         store._touch()
-    if name != present.name or fields != present.fields or tags:
+    if name != present.name or fields != present.fields or new_tags:
         store.db.execute("UPDATE subscribers SET name = ?, fields = ?, updated = ? WHERE id = ?",
                          (name, dump_fields(fields), utc_now(), present.id))  # fmt: skip
-        store._add_tags(present.id, tags)
+        store._add_tags(present.id, [tag for _, tag in new_tags])
         store._event(present.id, "updated", source="import", detail=detail)
         present.name, present.fields = name, fields
-        present.tags.update(tag.casefold() for tag in tags)
+        present.tags.update(key for key, _ in new_tags)
         report.updated += 1
         store._touch()
 
@@ -294,32 +354,3 @@ def _merged_status(old: str, new: str, *, resubscribe: bool) -> str:
     if new == "subscribed" and (old == "unconfirmed" or (old in SUPPRESSING and resubscribe)):
         return "subscribed"
     return old
-
-
-def _first_of_each(chunk: Iterable[_Entry]) -> Iterator[_Entry]:
-    """The first entry of each address in the chunk (the one an insert keeps)."""
-    seen: set[str] = set()
-    for entry in chunk:
-        if entry.key not in seen:
-            seen.add(entry.key)
-            yield entry
-
-
-def _stored_fields(subscriber: Subscriber) -> dict[str, str]:
-    """What the store keeps as fields: the non-empty extra columns, and first_name when it is not the name's
-    first word (an empty cell never erases a field on --update)."""
-    fields = {k: v for k, v in subscriber.fields.items() if v and k not in ("email", "name", "first_name")}
-    if subscriber.first_name and subscriber.first_name != (subscriber.name.split() or [""])[0]:
-        fields["first_name"] = subscriber.first_name
-    return fields
-
-
-def _fields_json(subscriber: Subscriber) -> str:
-    fields = _stored_fields(subscriber)
-    return dump_fields(fields) if fields else "{}"
-
-
-def _chunks(items: Iterable[_Entry], size: int) -> Iterator[list[_Entry]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk

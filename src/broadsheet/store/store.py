@@ -14,6 +14,7 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -27,6 +28,7 @@ from ..errors import StoreError
 from .schema import SCHEMA, SCHEMA_VERSION, STATUS_EVENTS, STATUSES, SUPPRESSING
 
 BUSY_MS = 10_000
+RETRY_SECONDS = 0.001  # between two tries to begin a write while another process writes
 PAGE = 1000  # rows per page when streaming subscribers
 IN_CHUNK = 500  # addresses per ``IN (...)`` look-up (SQLite allows 999 parameters by default)
 REVIVING = ("unconfirmed", "unsubscribed")  # statuses a sign-up may (re)confirm
@@ -435,11 +437,7 @@ class Store:
                 raise StoreError("the subscriber store is busy: another thread of this process holds it",
                                  where=str(self.path), fix="try again")  # fmt: skip
             try:
-                try:
-                    self.db.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:
-                    raise StoreError(f"the subscriber store is busy: {exc}", where=str(self.path),
-                                     fix="try again; another process holds the store for too long") from None  # fmt: skip
+                self._begin_immediate()
                 try:
                     yield
                     self.db.execute("COMMIT")
@@ -448,6 +446,27 @@ class Store:
                     raise
             finally:
                 writers.release()
+
+    def _begin_immediate(self) -> None:
+        """BEGIN IMMEDIATE, tried again every millisecond while another process writes, up to BUSY_MS.
+
+        SQLite's own busy handler sleeps longer and longer between tries (100 ms after a third of a second),
+        so it would miss the short pauses a long import leaves between its transactions: a one-click
+        unsubscribe would wait for the whole import."""
+        self.db.execute("PRAGMA busy_timeout=0")
+        try:
+            deadline = time.monotonic() + BUSY_MS / 1000
+            while True:
+                try:
+                    self.db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                        raise StoreError(f"the subscriber store is busy: {exc}", where=str(self.path),
+                                         fix="try again; another process holds the store for too long") from None  # fmt: skip
+                time.sleep(RETRY_SECONDS)
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
 
     def _set_up(self) -> bytes:
         """The hash key, after creating the tables and meta rows if this file has none yet (safe when two
