@@ -2,7 +2,10 @@
 
 Runs the real command in a fresh process on an empty store and reports rows/s and the peak RSS of that
 process (targets: at least 100,000 rows/s, under 150 MB), then imports the same file again (every row
-already present: the ``ON CONFLICT`` path) and once more with ``--update`` on a smaller slice.
+already present), once more with ``--update`` on a smaller slice, and into a second store that already
+holds another million addresses (interleaved with the file's in address order; issue 11's target: 200,000
+rows/s). During that last run another process records a one-click unsubscribe every 20 ms in the same
+store, as serve would, and the longest wait of one is reported.
 
     .venv/bin/python bench/import.py [--rows 1000000] [--update-rows 100000] [--in-order]
 """
@@ -20,7 +23,7 @@ from pathlib import Path
 from compose import machine  # bench/compose.py
 
 
-def write_list(path: Path, rows: int, *, in_order: bool = False) -> None:
+def write_list(path: Path, rows: int, *, in_order: bool = False, domain: str = "example") -> None:
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("email,name,status,tags,company\n")
         for i in range(rows):
@@ -28,7 +31,7 @@ def write_list(path: Path, rows: int, *, in_order: bool = False) -> None:
             # addresses in no particular order, as real lists are (harder on the UNIQUE index), or sorted
             n = i if in_order else (i * 7_919) % rows
             handle.write(
-                f"reader{n:07d}@example{n % 500}.com,Reader {n} Million,{status},members;news,Company {n % 977}\n"
+                f"reader{n:07d}@{domain}{n % 500}.com,Reader {n} Million,{status},members;news,Company {n % 977}\n"
             )
 
 
@@ -44,6 +47,43 @@ def run_import(folder: Path, *args: str) -> tuple[float, float, float, str]:
     return seconds, cpu, peak, result.stdout.strip()
 
 
+# One-click unsubscribes every 20 ms in another process while an import runs: how long does one wait?
+UNSUBSCRIBER = """
+import sys, time
+from pathlib import Path
+from broadsheet.store import Store
+root = Path(sys.argv[1])
+waits = []
+with Store.for_project(root) as store:
+    (root / "unsubscriber-started").touch()
+    i = 0
+    while not (root / "unsubscriber-stop").exists():
+        started = time.perf_counter()
+        store.set_status(f"reader{i:07d}@other{i % 500}.com", "unsubscribed", source="one-click")
+        waits.append(time.perf_counter() - started)
+        i += 1
+        time.sleep(0.02)
+waits.sort()
+print(len(waits), waits[len(waits) // 2] * 1000, waits[int(len(waits) * 0.99)] * 1000, waits[-1] * 1000)
+"""
+
+
+def with_unsubscriber(folder: Path, *args: str) -> tuple[tuple[float, float, float, str], str]:
+    """An import while another process records a one-click unsubscribe every 20 ms: the import's figures,
+    and the unsubscribes' count, median, p99 and longest wait."""
+    child = subprocess.Popen([sys.executable, "-c", UNSUBSCRIBER, str(folder)], stdout=subprocess.PIPE, text=True)
+    while not (folder / "unsubscriber-started").exists():
+        time.sleep(0.01)
+    try:
+        figures = run_import(folder, *args)
+    finally:
+        (folder / "unsubscriber-stop").touch()
+        out, _ = child.communicate(timeout=60)
+    count, p50, p99, longest = out.split()
+    waits = f"{count} one-click unsubscribes meanwhile: median {float(p50):.1f} ms, p99 {float(p99):.1f} ms,"
+    return figures, waits + f" longest {float(longest):.0f} ms"
+
+
 # The command in a child that prints its own peak RSS (RUSAGE_CHILDREN would keep the largest child's).
 CHILD = """
 import resource, sys
@@ -53,6 +93,11 @@ usage = resource.getrusage(resource.RUSAGE_SELF)
 print(usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, file=sys.stderr)
 sys.exit(code)
 """
+
+
+def report(label: str, rows: int, figures: tuple[float, float, float, str]) -> None:
+    seconds, cpu, peak, _out = figures
+    print(f"| {label} | {rows:,} | {seconds:.1f} s | {rows / seconds:,.0f} | {cpu:.1f} s | {peak:.0f} MB |")
 
 
 def main() -> None:
@@ -75,8 +120,16 @@ def main() -> None:
         for label, rows, extra in (("empty store", args.rows, ("list.csv",)),
                                    ("again, all present", args.rows, ("list.csv",)),
                                    ("--update", args.update_rows, ("slice.csv", "--update"))):  # fmt: skip
-            seconds, cpu, peak, _out = run_import(folder, *extra)
-            print(f"| {label} | {rows:,} | {seconds:.1f} s | {rows / seconds:,.0f} | {cpu:.1f} s | {peak:.0f} MB |")
+            report(label, rows, run_import(folder, *extra))
+        other = folder / "other"
+        other.mkdir()
+        (other / "broadsheet.toml").write_text((folder / "broadsheet.toml").read_text(), encoding="utf-8")
+        write_list(other / "others.csv", args.rows, in_order=args.in_order, domain="other")
+        run_import(other, "others.csv")
+        (other / "list.csv").symlink_to(folder / "list.csv")
+        figures, waits = with_unsubscriber(other, "list.csv")
+        report(f"into a store holding {args.rows:,} others", args.rows, figures)
+        print(waits)
         database = folder / ".broadsheet" / "audience.db"
         print(
             f"store: {database.stat().st_size / 1e6:.0f} MB; load average after: "

@@ -44,7 +44,8 @@ from .store import Store, dump_fields, utc_now
 
 ROWS_PER_TRANSACTION = 50_000  # a bounded hold of the store's write lock (~0.2 s), in address order
 MERGE_CHUNK = 5_000  # present rows brought to Python at a time (--update)
-CACHE_KIB = 49_152  # the page cache during an import, and the external sort's memory (48 MiB; default 2)
+CACHE_KIB = 49_152  # the page cache during an import, and the sort's memory (48 MiB; default 2)
+CHECKPOINT_PAGES = 10_000  # WAL pages before a checkpoint during the move (default 1,000: a checkpoint each)
 PAUSE = 0.005  # seconds between two transactions of the move: another writer's turn
 STAGED = ("key", "email", "name", "fields", "status", "tags", "line")  # a staged row; tags: {tag_key: tag}
 SORTED = "staging.sorted"  # the staged rows in (key, file order); its rowid is the position
@@ -85,15 +86,17 @@ def import_csv(
     move = _Move(store, path.name, report, update=update, resubscribe=resubscribe)
     try:
         with store._lock, Staging(store.db, store.path.parent, STAGED) as staging:
-            staging.fill(_staged_rows(path, store._addresses, report, on_problem))
-            with _pragmas(store.db, temp_store="FILE"):  # the sort spills to temporary files, not RAM
+            with _pragmas(store.db, cache_size=-CACHE_KIB, temp_store="FILE"):  # sorts spill to files, not RAM
+                staging.fill(_staged_rows(path, store._addresses, report, on_problem))
                 total = _sort(store.db, staging)
-            with _pragmas(store.db, temp_store="MEMORY"):  # statement journals: small, and not a file each
+            # statement journals in memory (small: the move mostly appends), and fewer checkpoints
+            with _pragmas(store.db, cache_size=-CACHE_KIB, temp_store="MEMORY", wal_autocheckpoint=CHECKPOINT_PAGES):
                 for start in range(0, total, ROWS_PER_TRANSACTION):
                     if start:
                         time.sleep(PAUSE)  # another writer's turn (the lock is no queue)
                     with store._write():
                         move.batch(start, min(start + ROWS_PER_TRANSACTION, total))
+            store.db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # what the last transactions wrote, into the file
     except sqlite3.Error as exc:
         raise StoreError(f"the import stopped: {exc}", where=str(store.path),
                          fix=f"{report.added:,} subscriber(s) were added before it; run the import again"
@@ -138,31 +141,34 @@ def _sort(db: sqlite3.Connection, staging: Staging) -> int:
     Only the staging file is written: the store stays free."""
     columns = ", ".join(STAGED)
     db.execute(f"CREATE TABLE {SORTED} ({columns})")
+    with _transaction(db):
+        return int(db.execute(f"INSERT INTO {SORTED} ({columns}) SELECT {columns} FROM {staging.TABLE}"
+                              " WHERE true ORDER BY key, rowid").rowcount)  # fmt: skip
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """A deferred transaction: one on the staging file takes no lock on the store."""
     db.execute("BEGIN")
     try:
-        total = db.execute(
-            f"INSERT INTO {SORTED} ({columns}) SELECT {columns} FROM {staging.TABLE} WHERE true ORDER BY key, rowid"
-        ).rowcount
+        yield
     except BaseException:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-    return total
 
 
 @contextmanager
-def _pragmas(db: sqlite3.Connection, *, temp_store: str) -> Iterator[None]:
-    """A page cache that holds a transaction's dirty pages (and is the sort's memory), and ``temp_store``
-    for temporary data; both given back as they were."""
-    cache = db.execute("PRAGMA cache_size").fetchone()[0]
-    old_temp_store = db.execute("PRAGMA temp_store").fetchone()[0]
-    db.execute(f"PRAGMA cache_size={-CACHE_KIB}")
-    db.execute(f"PRAGMA temp_store={temp_store}")
+def _pragmas(db: sqlite3.Connection, **settings: int | str) -> Iterator[None]:
+    """The connection's ``settings`` changed for a while, then given back as they were."""
+    old = {name: db.execute(f"PRAGMA {name}").fetchone()[0] for name in settings}
+    for name, value in settings.items():
+        db.execute(f"PRAGMA {name}={value}")
     try:
         yield
     finally:
-        db.execute(f"PRAGMA cache_size={cache}")
-        db.execute(f"PRAGMA temp_store={old_temp_store}")
+        for name, value in old.items():
+            db.execute(f"PRAGMA {name}={value}")
 
 
 class _Row(NamedTuple):
