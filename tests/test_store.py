@@ -322,3 +322,28 @@ def test_fields_are_stored_as_the_json_the_stdlib_writes(fields):
 
     assert dump_fields(fields) == json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     assert json.loads(dump_fields(fields)) == fields
+
+
+def test_a_write_waits_for_another_programs_transaction_and_gets_in_when_it_ends(store, monkeypatch):
+    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another program writing for a moment
+    timer = threading.Timer(0.3, other.execute, ("COMMIT",))
+    timer.start()
+    try:
+        store.add("ann@example.org")  # tried again every millisecond: in as soon as the other one commits
+    finally:
+        timer.join()
+    assert store.get("ann@example.org") is not None
+    assert store.db.execute("PRAGMA busy_timeout").fetchone() == (10_000,)  # given back for reads
+
+    from broadsheet.store import store as module
+
+    monkeypatch.setattr(module, "BUSY_MS", 200)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="busy"):
+            store.add("bob@example.org")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.get("bob@example.org") is None
