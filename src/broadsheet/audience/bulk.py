@@ -11,6 +11,8 @@ index is filled from SQLite's external sort, front to back.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import queue
 import shutil
@@ -45,6 +47,20 @@ def insert_many(db: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]]
                        [flat[start : start + size] for start in range(0, len(flat), size)])  # fmt: skip
     if full < len(rows):
         db.executemany(f"{head} VALUES {one} {tail}", rows[full:])
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while a list streams through: the rows make no cycles, yet their
+    millions of short-lived lists, dicts and tuples would set it off every 700 allocations, each time
+    walking every young object (measured: a sixth of the reading's time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def read_ahead(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -121,15 +137,16 @@ class Staging:
         locked meanwhile: the real database stays free for other writers."""
         count = 0
         head = f"INSERT INTO {self.TABLE} ({', '.join(self.columns)})"
-        for chunk in read_ahead(rows, STAGING_CHUNK):
-            self.db.execute("BEGIN")  # deferred: takes the staging file's lock only
-            try:
-                insert_many(self.db, head, chunk)
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
-            count += len(chunk)
+        with collector_paused():
+            for chunk in read_ahead(rows, STAGING_CHUNK):
+                self.db.execute("BEGIN")  # deferred: takes the staging file's lock only
+                try:
+                    insert_many(self.db, head, chunk)
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+                self.db.execute("COMMIT")
+                count += len(chunk)
         return count
 
     def close(self) -> None:

@@ -166,7 +166,7 @@ class StoreSuppressions:
 def as_subscriber(stored: StoredSubscriber) -> Subscriber:
     """A stored subscriber as the audience room hands one on (the fields the templates see)."""
     first_name = stored.fields.get("first_name") or (stored.name.split() or [""])[0]
-    fields = {**stored.fields, "email": stored.email, "name": stored.name, "first_name": first_name}
+    fields = {name: value for name, value in stored.fields.items() if name != "first_name"}
     return Subscriber(stored.email, stored.name, first_name, stored.tags, fields)
 
 
