@@ -33,6 +33,8 @@ class CsvFile:
     The bytes are decoded by one ``TextIOWrapper`` that ends lines at LF only (as the CSV reader needs; a
     lone CR stays inside its line), so the reader pulls lines in C, not through a Python generator."""
 
+    _offset = 0  # lines before the first one this reader reads (a part of the file: see ``part``)
+
     def __init__(self, path: Path, stream: BinaryIO):
         self.path = path
         self._text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n")  # BOM or not
@@ -52,6 +54,21 @@ class CsvFile:
                 _unreadable(exc), where=f"{path}:1", fix="save the list as CSV UTF-8 (line ends LF or CRLF)"
             ) from None
 
+    @classmethod
+    def part(cls, path: Path, lines: Iterable[str], header: list[str], delimiter: str, first_line: int) -> CsvFile:
+        """A reader for rows that start at ``first_line`` of the file (``lines`` from there), with the
+        file's ``header`` and ``delimiter`` read by another."""
+        csv_file = cls.__new__(cls)
+        csv_file.path, csv_file.header, csv_file.delimiter = path, header, delimiter
+        csv_file._offset = first_line - 1
+        csv_file._reader = csv.reader(lines, delimiter=delimiter)
+        return csv_file
+
+    @property
+    def lines_read(self) -> int:
+        """Lines of the file read so far (the header's, after it is read)."""
+        return self._offset + self._reader.line_num
+
     def rows(self) -> Iterator[CsvRow]:
         """The non-empty rows; one the reader cannot parse comes with ``problem`` (the reader goes on after it)."""
         for chunk in self.chunks():
@@ -62,14 +79,14 @@ class CsvFile:
     def chunks(self, size: int = CHUNK) -> Iterator[list[tuple[int, list[str], int, str]]]:
         """Every row, blank ones too, as (line, values, end line, problem) in lists of about ``size``: the
         hot loop of a long list, one plain tuple a row."""
-        reader = self._reader
+        reader, offset = self._reader, self._offset
         while True:
             chunk: list[tuple[int, list[str], int, str]] = []
             append = chunk.append
-            start = reader.line_num + 1
+            start = offset + reader.line_num + 1
             try:
                 for values in reader:
-                    end = reader.line_num
+                    end = offset + reader.line_num
                     append((start, values, end, ""))
                     start = end + 1
                     if len(chunk) >= size:
@@ -79,7 +96,7 @@ class CsvFile:
                         yield chunk
                     return
             except csv.Error as exc:
-                append((start, [], reader.line_num, _unreadable(exc)))
+                append((start, [], offset + reader.line_num, _unreadable(exc)))
             except UnicodeDecodeError:
                 raise _not_utf8(self.path) from None
             yield chunk

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass is built four times slower, and lists hold millions
@@ -37,3 +38,15 @@ class ListRow(NamedTuple):  # a tuple: an import makes a million of them
 
     status: str
     subscriber: Subscriber | None
+
+
+@runtime_checkable
+class ChunkedList(Protocol):
+    """A list that hands its subscribers on a chunk at a time and can leave the repeats of an ASCII address
+    to a consumer that keeps the first itself (the journal) and tells their count back."""
+
+    deduplicate: bool
+
+    def chunks(self) -> Iterator[list[Subscriber]]: ...
+
+    def count_duplicates(self, count: int) -> None: ...

@@ -72,16 +72,22 @@ class SubscriberList:
                 if handed_on := self._pass(chunk, ledger):
                     yield handed_on
 
+    def count_duplicates(self, count: int) -> None:
+        """Repeats a consumer left out for this list (see ``deduplicate``)."""
+        if count:
+            self.skipped["duplicate"] += count
+
+    def splittable(self) -> bool:
+        """Whether parts of the list may be read apart (``audience.parts``): nothing asks about the
+        whole list at once (repeats left to the consumer, no segment, no suppression, no opted-out row,
+        no DNS checks)."""
+        if self.deduplicate or self.segments or self.addresses.check_deliverability:
+            return False
+        return not any(suppression_keys(self.suppressions, self.addresses)) and not any(self._opted_out())
+
     def _pass(self, chunk: list[ListRow | RowProblem], ledger: Ledger) -> list[Subscriber]:
         """The chunk's rows in order: problems noted, the left-out counted, the rest handed on."""
-        wanted: list[Subscriber] = []
-        for item in chunk:
-            if item.__class__ is RowProblem:
-                self.problems.append(item)  # type: ignore[arg-type]
-            elif item[1] is None:  # type: ignore[index]
-                self.skipped[item[0]] += 1  # type: ignore[index]
-            else:
-                wanted.append(item[1])  # type: ignore[index]
+        wanted = sort_out(chunk, self.problems, self.skipped)
         if not (self.deduplicate or ledger.has_suppressed or ledger.has_opted_out or self.segments):
             return self._repeats_left_to_the_consumer(wanted, ledger)
         keys = list({subscriber.email.lower() for subscriber in wanted})
@@ -122,7 +128,7 @@ class SubscriberList:
         """AudienceError naming the tags that exist when a segment's tag is on no row (a typo would send to no one)."""
         with open_csv(self.path) as stream:
             csv_file = CsvFile(self.path, stream)
-            columns = _Columns(csv_file)
+            columns = Columns(csv_file)
             present = {tag for row in csv_file.rows() if not row.problem for tag in columns.tags(row.values)}
         known = {tag.casefold() for tag in present}
         missing = sorted(tag for tag in self.segments if tag not in known)
@@ -156,7 +162,7 @@ class SubscriberList:
         """(address lower-cased, status) for each row that says unsubscribed, bounced or complained."""
         with open_csv(self.path) as stream:
             csv_file = CsvFile(self.path, stream)
-            columns = _Columns(csv_file)
+            columns = Columns(csv_file)
             if columns.index["status"] is None:
                 return
             for row in csv_file.rows():
@@ -166,6 +172,21 @@ class SubscriberList:
 
     def _key(self, address: str) -> str:
         return address_key(address, self.addresses)
+
+
+def sort_out(
+    chunk: list[ListRow | RowProblem], problems: list[RowProblem], skipped: collections.Counter[str]
+) -> list[Subscriber]:
+    """The chunk's subscribers in order; its problems and the rows of other statuses noted down."""
+    wanted: list[Subscriber] = []
+    for item in chunk:
+        if item.__class__ is RowProblem:
+            problems.append(item)
+        elif item[1] is None:  # type: ignore[index]
+            skipped[item[0]] += 1  # type: ignore[index]
+        else:
+            wanted.append(item[1])  # type: ignore[index]
+    return wanted
 
 
 def list_rows(
@@ -185,7 +206,7 @@ def list_chunks(
     """``list_rows`` a few thousand at a time (the loop a million-row list runs in)."""
     with open_csv(path) as stream:
         csv_file = CsvFile(path, stream)
-        read = _RowReader(_Columns(csv_file), addresses, wanted).read
+        read = RowReader(Columns(csv_file), addresses, wanted).read
         for chunk in csv_file.chunks(CHUNK):
             rows = [read(*row) for row in chunk]
             yield [row for row in rows if row is not None]
@@ -202,7 +223,7 @@ def suppression_keys(path: Path | None, addresses: AddressChecker) -> Iterator[s
         return
     with open_csv(path) as stream:
         csv_file = CsvFile(path, stream)
-        columns = _Columns(csv_file)
+        columns = Columns(csv_file)
         for row in csv_file.rows():
             yield address_key(columns.get(row.values, "email"), addresses)
 
@@ -215,12 +236,12 @@ def address_key(address: str, addresses: AddressChecker) -> str:
         return address.strip().lower()
 
 
-class _RowReader:
+class RowReader:
     """One row of values into a ListRow, a RowProblem, or None for a blank row: the validation every list
     goes through (send, dry run, check, import), written for a million rows (what most rows need is
     checked first; a tag list or a domain seen before is not worked out again)."""
 
-    def __init__(self, columns: _Columns, addresses: AddressChecker, wanted: Container[str]):
+    def __init__(self, columns: Columns, addresses: AddressChecker, wanted: Container[str]):
         self.columns = columns
         self.normalise = addresses.normalise
         self.wanted = wanted
@@ -291,7 +312,7 @@ def _problem(line: int, email: str, reason: str) -> RowProblem:
     return RowProblem(line, email, reason)
 
 
-class _Columns:
+class Columns:
     """Where the known columns are in one CSV, and how to read them from a row."""
 
     def __init__(self, csv_file: CsvFile):

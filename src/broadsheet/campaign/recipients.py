@@ -18,10 +18,15 @@ def campaign_fingerprint(list_path: Path, suppressions: Path | None, segments: S
 
 def journal_rows(subscribers: Iterable[Subscriber]) -> Iterator[tuple[str, int, str]]:
     """(email, line, data) per subscriber, data being the JSON the journal keeps to compose again."""
+    for chunk in journal_chunks([subscriber] for subscriber in subscribers):
+        yield from chunk
+
+
+def journal_chunks(chunks: Iterable[list[Subscriber]]) -> Iterator[list[tuple[str, int, str]]]:
+    """``journal_rows`` a chunk at a time."""
     dumps = _compact_json()
-    for subscriber in subscribers:
-        data = dumps([subscriber.name, subscriber.first_name, subscriber.tags, subscriber.fields])
-        yield subscriber.email, subscriber.line, data
+    for chunk in chunks:
+        yield [(s.email, s.line, dumps([s.name, s.first_name, s.tags, s.fields])) for s in chunk]
 
 
 def _compact_json() -> Callable[[object], str]:

@@ -132,14 +132,33 @@ class CheckedList:
     def fingerprint(self) -> str:
         return self.subscribers.fingerprint()  # a later unsubscribe is caught when its batch is claimed
 
+    @property
+    def deduplicate(self) -> bool:
+        return self.subscribers.deduplicate
+
+    @deduplicate.setter
+    def deduplicate(self, value: bool) -> None:
+        self.subscribers.deduplicate = value
+
+    def count_duplicates(self, count: int) -> None:
+        self.subscribers.count_duplicates(count)
+
     def __iter__(self) -> Iterator[Subscriber]:
+        for chunk in self.chunks():
+            yield from chunk
+
+    def chunks(self) -> Iterator[list[Subscriber]]:
+        """The list's chunks, less whom the store suppresses (asked a chunk at a time)."""
         self.left_out = 0
-        stream = iter(self.subscribers)
         with Store.for_project(self.root) as store:
-            while chunk := list(itertools.islice(stream, CHECK_CHUNK)):
+            for chunk in self.subscribers.chunks():
                 gone = store.suppressed(subscriber.email for subscriber in chunk)
-                self.left_out += sum(1 for subscriber in chunk if subscriber.email in gone)
-                yield from (subscriber for subscriber in chunk if subscriber.email not in gone)
+                if gone:
+                    kept = [subscriber for subscriber in chunk if subscriber.email not in gone]
+                    self.left_out += len(chunk) - len(kept)
+                    chunk = kept
+                if chunk:
+                    yield chunk
 
 
 class StoreSuppressions:

@@ -1,0 +1,172 @@
+"""A long list read in parts by separate processes: the same rows, lines, problems and journal as one reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from broadsheet.audience import SubscriberList
+from broadsheet.audience.addresses import AddressChecker
+from broadsheet.audience.parts import CutInsideRow, cut, read_part
+from broadsheet.audience.subscriber_list import list_chunks
+from broadsheet.campaign import Journal, parts, prepare_campaign
+from broadsheet.errors import AudienceError
+
+
+class Sample:
+    """A list with what a reader must get right: a BOM, CRLF, blank rows, bad rows, statuses, quoted
+    values (one with a line break), repeats of an address far apart, tags, an extra column; and what a
+    reader should make of it, worked out here, not by the code under test."""
+
+    def __init__(self, rows: int = 600):
+        lines = ["\ufeffemail,name,status,tags,city"]
+        self.readers: set[str] = set()  # lower-cased addresses of subscribed rows
+        self.bad_lines: list[int] = []
+        self.unconfirmed = 0
+        self.offered = 0  # subscribed rows, repeats included
+        line = 2  # of the next row
+        for i in range(rows):
+            if i % 97 == 5:
+                lines.append(f"not-an-address-{i},Bad {i},,,Gent")
+                self.bad_lines.append(line)
+            elif i % 89 == 7:
+                lines.append("")
+            elif i % 83 == 3:
+                lines.append(f'r{i}@example.org,Reader {i},,news,"Gent\r\nKouter {i}"')  # two lines
+                self.readers.add(f"r{i}@example.org")
+                self.offered += 1
+                line += 1
+            elif i % 71 == 1:
+                lines.append(f"p{i}@example.org,Pending {i},unconfirmed,,Brugge")
+                self.unconfirmed += 1
+            else:
+                lines.append(f'"R{i % 250}@Example.org","Reader, {i}",,members;news,"Kortrijk {i}"')
+                self.readers.add(f"r{i % 250}@example.org")
+                self.offered += 1
+            line += 1
+        self.text = "\r\n".join(lines) + "\r\n"
+
+
+def long_note_in_the_middle() -> str:
+    """200 rows; the 101st (line 102) has a quoted note of 300 lines, across the middle of the file."""
+    rows = [f"r{i}@example.org,Reader {i}," for i in range(200)]
+    rows[100] = 'long@example.org,Long,"' + "\n".join(f"line {n}" for n in range(300)) + '"'
+    return "email,name,note\n" + "\n".join(rows) + "\n"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "list.csv"
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def journal_of(folder: Path) -> Journal:
+    folder.mkdir()
+    return Journal.for_project(folder)
+
+
+def loaded_rows(journal: Journal) -> list[tuple[str, int, str]]:
+    return journal.db.execute("SELECT email, line, data FROM recipients ORDER BY id").fetchall()
+
+
+def start(journal: Journal):
+    campaign, _ = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
+    return campaign
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_the_parts_read_together_give_what_one_reader_gives(tmp_path, count):
+    sample = Sample()
+    path = write(tmp_path, sample.text)
+    pieces = cut(path, count)
+    assert len(pieces) == count
+    assert pieces[0].first_line == 2 and pieces[-1].end is None
+    one = [row for chunk in list_chunks(path, AddressChecker(), wanted=("subscribed", "unconfirmed")) for row in chunk]
+    together = [
+        row
+        for piece in pieces
+        for chunk in read_part(piece, AddressChecker(), wanted=("subscribed", "unconfirmed"))
+        for row in chunk
+    ]
+    assert together == one
+    assert [row.line for row in one if hasattr(row, "reason")] == sample.bad_lines
+
+
+def test_a_cut_inside_a_quoted_value_is_noticed(tmp_path):
+    path = write(tmp_path, long_note_in_the_middle())
+    first, _second = cut(path, 2)
+    with pytest.raises(CutInsideRow):
+        for _chunk in read_part(first, AddressChecker()):
+            pass
+
+
+def test_a_list_loaded_in_parts_is_the_list_loaded_by_one_process(tmp_path, monkeypatch):
+    sample = Sample()
+    path = write(tmp_path, sample.text)
+    with journal_of(tmp_path / "one") as journal:
+        alone = SubscriberList(path)
+        one = prepare_campaign(journal, slug="issue-1", transport="smtp", issue_dir="issues/issue-1",
+                               fingerprint="list-1", subscribers=alone)  # fmt: skip
+        expected = loaded_rows(journal)
+    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    with journal_of(tmp_path / "parts") as journal:
+        split = SubscriberList(path)
+        split.deduplicate = False  # as prepare_campaign sets it for the load
+        loaded = parts.load_in_parts(journal, start(journal), "list-1", split, processes=3)
+        assert loaded == one.loaded == len(sample.readers)
+        assert loaded_rows(journal) == expected  # address order, the first line of each address kept
+        assert {email.lower() for email, _line, _data in expected} == sample.readers
+        assert not list((tmp_path / "parts" / ".broadsheet").glob(".staging-*"))
+    assert [problem.line for problem in split.problems] == [problem.line for problem in alone.problems]
+    assert [problem.line for problem in split.problems] == sample.bad_lines
+    duplicates = sample.offered - len(sample.readers)
+    assert split.skipped == alone.skipped == {"duplicate": duplicates, "unconfirmed": sample.unconfirmed}
+
+
+def test_a_list_cut_inside_a_row_is_loaded_by_one_process_instead(tmp_path, monkeypatch):
+    path = write(tmp_path, long_note_in_the_middle())
+    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    with journal_of(tmp_path / "project") as journal:
+        subscribers = SubscriberList(path)
+        subscribers.deduplicate = False
+        assert parts.load_in_parts(journal, start(journal), "list-1", subscribers, processes=2) is None
+        assert loaded_rows(journal) == []  # nothing half-loaded
+        prepared = prepare_campaign(journal, slug="issue-1", transport="smtp", issue_dir="issues/issue-1",
+                                    fingerprint="list-2", subscribers=SubscriberList(path))  # fmt: skip
+        assert prepared.loaded == 200
+        [long] = [row for row in loaded_rows(journal) if row[0] == "long@example.org"]
+        assert long[1] == 102 and "line 299" in long[2]
+        assert not list((tmp_path / "project" / ".broadsheet").glob(".staging-*"))
+
+
+def test_a_part_that_is_not_utf8_names_its_line(tmp_path, monkeypatch):
+    text = Sample(400).text.encode("utf-8")
+    lines = text.split(b"\r\n")
+    lines[350] = b"zoe@example.org,Zo\xeb,,,Gent"  # Latin-1, in the second part
+    path = tmp_path / "list.csv"
+    path.write_bytes(b"\r\n".join(lines))
+    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    with journal_of(tmp_path / "project") as journal:
+        subscribers = SubscriberList(path)
+        subscribers.deduplicate = False
+        with pytest.raises(AudienceError) as caught:
+            parts.load_in_parts(journal, start(journal), "list-1", subscribers, processes=2)
+        assert caught.value.where == f"{path}:351" and "UTF-8" in caught.value.message
+        assert loaded_rows(journal) == []
+        assert not list((tmp_path / "project" / ".broadsheet").glob(".staging-*"))
+
+
+@pytest.mark.parametrize("setting", ["segment", "suppressed", "opted out", "deduplicate"])
+def test_a_list_that_needs_a_look_at_the_whole_of_it_is_not_split(tmp_path, monkeypatch, setting):
+    text = Sample(100).text
+    if setting == "opted out":
+        text += "r5@example.org,Gone,unsubscribed,,Gent\r\n"
+    path = write(tmp_path, text)
+    suppressions = tmp_path / "suppressions.csv"
+    suppressions.write_text("email\nr9@example.org\n" if setting == "suppressed" else "email\n", encoding="utf-8")
+    subscribers = SubscriberList(path, segments=["news"] if setting == "segment" else (), suppressions=suppressions)
+    subscribers.deduplicate = setting == "deduplicate"
+    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    with journal_of(tmp_path / "project") as journal:
+        assert parts.load_in_parts(journal, start(journal), "list-1", subscribers, processes=2) is None
