@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,8 @@ from broadsheet.audience.parts import CutInsideRow, cut, read_part
 from broadsheet.audience.subscriber_list import list_chunks
 from broadsheet.campaign import Journal, parts, prepare_campaign
 from broadsheet.errors import AudienceError
+
+ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 
 
 class Sample:
@@ -170,3 +177,48 @@ def test_a_list_that_needs_a_look_at_the_whole_of_it_is_not_split(tmp_path, monk
     monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
     with journal_of(tmp_path / "project") as journal:
         assert parts.load_in_parts(journal, start(journal), "list-1", subscribers, processes=2) is None
+
+
+def test_a_reader_that_fails_sends_the_list_back_to_one_process(tmp_path):
+    path = write(tmp_path, Sample(50).text)
+    [whole] = cut(path, 1)
+    [outcome] = parts._stage_all([whole], [str(tmp_path / "no-such-folder" / "part.db")])  # cannot be written
+    assert "unable to open database file" in outcome.failed and outcome.staged == 0
+
+
+def running_readers(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker`` (a sender and the part readers it forked)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_a_send_while_parts_are_read_leaves_no_reader_staging_file_or_traceback(project, signum):
+    """A real `broadsheet send` of a list long enough to be read in parts (32 MB), stopped while it loads."""
+    marker = f"list-{signum}-{os.getpid()}.csv"
+    with (project / marker).open("w", encoding="utf-8") as out:
+        out.write("email,name,city\n")
+        out.writelines(
+            f"reader{(i * 7919) % 420_000}@example{i % 97}.org,Reader {i},{'Gent' * 10}\n" for i in range(420_000)
+        )
+    assert (project / marker).stat().st_size >= parts.SPLIT_BYTES
+    env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret"}
+    command = [sys.executable, "-m", "broadsheet", "send", ISSUE, "--list", marker, "--transport", "outbox", "--yes"]
+    process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len(running_readers(marker)) < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)  # the sender and its two part readers (or more, on more cores)
+    assert len(running_readers(marker)) >= 3, process.communicate()
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert running_readers(marker) == []
+    assert not list((project / ".broadsheet").glob(".staging-*"))
+    assert not (project / "outbox").exists() or not list((project / "outbox").rglob("*.eml"))

@@ -6,7 +6,7 @@ machine has. For a list of at least ``SPLIT_BYTES`` that needs nothing of the wh
 its own process into its own staging file, which it then sorts by address; the journal merges the sorted
 parts in with one ``INSERT … SELECT`` (``Journal.load_staged``), the first row of an address (by line)
 kept. The reading and the sorting run on every core; only the merge runs on one. A part that
-did not end between rows, or a process that could not start, sends the list back to the one-process load.
+did not end between rows, or a reader that failed or was killed, sends the list back to the one-process load.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import shutil
+import signal
 import sqlite3
 import tempfile
 import threading
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkContext, SpawnContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from ..audience import RowProblem, SubscriberList
@@ -44,6 +47,7 @@ class PartOutcome:
     skipped: dict[str, int] = field(default_factory=dict)
     cut_inside_row: bool = False
     error: tuple[str, str | None, str | None] | None = None  # an AudienceError's message, where, fix
+    failed: str = ""  # any other failure (the list is then read by one process, which reports it)
 
 
 def load_in_parts(
@@ -65,9 +69,8 @@ def load_in_parts(
     folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=journal.path.parent))
     try:
         files = [str(folder / f"part-{number}.db") for number in range(len(parts))]
-        with ProcessPoolExecutor(len(parts), mp_context=_start_method()) as pool:
-            outcomes = list(pool.map(stage_part, parts, files))
-        if any(outcome.cut_inside_row for outcome in outcomes):
+        outcomes = _stage_all(parts, files)
+        if outcomes is None or any(outcome.cut_inside_row or outcome.failed for outcome in outcomes):
             return None
         for outcome in outcomes:
             if outcome.error is not None:
@@ -117,7 +120,50 @@ def stage_part(part: Part, file: str) -> PartOutcome:
     return outcome
 
 
-def _start_method() -> multiprocessing.context.BaseContext:
+def _stage_all(parts: list[Part], files: list[str]) -> list[PartOutcome] | None:
+    """Each part staged by a process of its own; None when one ended without an answer (killed). Ctrl-C
+    reaches this process only (the readers ignore it): the readers are stopped and it goes on up."""
+    context = _start_method()
+    answers: list[Connection] = []
+    processes: list[BaseProcess] = []
+    try:
+        for number, (part, file) in enumerate(zip(parts, files, strict=True)):
+            answer, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_read_part, args=(part, file, sender), name=f"broadsheet-part-{number}")
+            process.daemon = True
+            process.start()
+            sender.close()
+            answers.append(answer)
+            processes.append(process)
+        outcomes: list[PartOutcome] = []
+        for answer in answers:
+            try:
+                outcomes.append(answer.recv())
+            except EOFError:
+                return None
+        return outcomes
+    finally:
+        for reader in processes:
+            if reader.is_alive():
+                reader.terminate()
+            reader.join()
+        for answer in answers:
+            answer.close()
+
+
+def _read_part(part: Part, file: str, answer: Connection) -> None:
+    """A part reader's whole life: its outcome sent back, never a traceback on its stderr."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sender's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the sender stops a reader with SIGTERM: it just ends
+    try:
+        outcome = stage_part(part, file)
+    except Exception as exc:  # e.g. a full disk: the sender reads the list itself and reports it
+        outcome = PartOutcome(failed=f"{type(exc).__name__}: {exc}")
+    answer.send(outcome)
+    answer.close()
+
+
+def _start_method() -> ForkContext | SpawnContext:
     """fork when this process runs one thread (cheap: nothing to import again), else spawn (forking a
     process with threads can copy a lock another thread holds)."""
     if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
