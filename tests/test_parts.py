@@ -17,6 +17,8 @@ from broadsheet.audience.parts import CutInsideRow, cut, read_part
 from broadsheet.audience.subscriber_list import list_chunks
 from broadsheet.campaign import Journal, parts, prepare_campaign
 from broadsheet.errors import AudienceError
+from broadsheet.store import Store
+from broadsheet.store.recipients import CheckedList
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 
@@ -164,16 +166,56 @@ def test_a_part_that_is_not_utf8_names_its_line(tmp_path, monkeypatch):
         assert not list((tmp_path / "project" / ".broadsheet").glob(".staging-*"))
 
 
-@pytest.mark.parametrize("setting", ["segment", "suppressed", "opted out", "deduplicate"])
-def test_a_list_that_needs_a_look_at_the_whole_of_it_is_not_split(tmp_path, monkeypatch, setting):
-    text = Sample(100).text
-    if setting == "opted out":
-        text += "r5@example.org,Gone,unsubscribed,,Gent\r\n"
+@pytest.mark.parametrize("setting", ["segment", "suppressed", "opted out"])
+def test_segments_suppressions_and_opt_outs_apply_across_the_parts(tmp_path, monkeypatch, setting):
+    """The pass is begun once (its ledger: suppressed and opted-out addresses) and run by every part: an
+    address opted out on a row in one part is left out of every other; a missing segment tag is an error."""
+    sample = Sample(600)
+    text = sample.text + "r5@example.org,Gone,unsubscribed,,Gent\r\n"  # r5 is subscribed in the first part
     path = write(tmp_path, text)
     suppressions = tmp_path / "suppressions.csv"
-    suppressions.write_text("email\nr9@example.org\n" if setting == "suppressed" else "email\n", encoding="utf-8")
-    subscribers = SubscriberList(path, segments=["news"] if setting == "segment" else (), suppressions=suppressions)
-    subscribers.deduplicate = setting == "deduplicate"
+    suppressions.write_text("email\nR9@example.org\nr11@EXAMPLE.org\n" if setting == "suppressed" else "email\n")
+    segments = ["members"] if setting == "segment" else ()
+
+    def load(folder: str, **split) -> tuple[list[tuple[str, int, str]], SubscriberList]:
+        subscribers = SubscriberList(path, segments=segments, suppressions=suppressions)
+        with journal_of(tmp_path / folder) as journal:
+            if split:
+                subscribers.deduplicate = False
+                assert parts.load_in_parts(journal, start(journal), "list-1", subscribers, **split) is not None
+            else:
+                prepare_campaign(journal, slug="issue-1", transport="smtp", issue_dir="issues/issue-1",
+                                 fingerprint="list-1", subscribers=subscribers)  # fmt: skip
+            return loaded_rows(journal), subscribers
+
+    monkeypatch.setattr(parts, "SPLIT_BYTES", 10**12)
+    one_rows, one = load("one")
+    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    split_rows, split = load("parts", processes=3)
+    assert split_rows == one_rows
+    assert split.skipped == one.skipped and split.problems == one.problems
+    emails = {email.lower() for email, _line, _data in split_rows}
+    assert "r5@example.org" not in emails and split.skipped["unsubscribed"] > 1
+    if setting == "suppressed":
+        assert not {"r9@example.org", "r11@example.org"} & emails and split.skipped["suppressed"] > 2
+    if setting == "segment":
+        assert split.skipped["not in segment"] > 0
+        assert all('"members"' in data for _email, _line, data in split_rows)
+
+
+def test_a_missing_segment_tag_is_an_error_before_any_part_is_read(tmp_path, monkeypatch):
+    path = write(tmp_path, Sample(100).text)
+    subscribers = SubscriberList(path, segments=["no-such-tag"])
+    subscribers.deduplicate = False
+    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    with journal_of(tmp_path / "project") as journal:
+        with pytest.raises(AudienceError, match="no subscriber has the tag 'no-such-tag'"):
+            parts.load_in_parts(journal, start(journal), "list-1", subscribers, processes=2)
+        assert not list((tmp_path / "project" / ".broadsheet").glob(".staging-*"))
+
+
+def test_a_list_that_deduplicates_itself_is_read_by_one_process(tmp_path, monkeypatch):
+    subscribers = SubscriberList(write(tmp_path, Sample(100).text))  # deduplicate: the ledger's seen is written
     monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
     with journal_of(tmp_path / "project") as journal:
         assert parts.load_in_parts(journal, start(journal), "list-1", subscribers, processes=2) is None
@@ -182,7 +224,9 @@ def test_a_list_that_needs_a_look_at_the_whole_of_it_is_not_split(tmp_path, monk
 def test_a_reader_that_fails_sends_the_list_back_to_one_process(tmp_path):
     path = write(tmp_path, Sample(50).text)
     [whole] = cut(path, 1)
-    [outcome] = parts._stage_all([whole], [str(tmp_path / "no-such-folder" / "part.db")])  # cannot be written
+    ledger = tmp_path / "no-ledger.db"
+    task = parts.PartTask((), str(ledger))
+    [outcome] = parts._stage_all([whole], [str(tmp_path / "no-such-folder" / "part.db")], task)  # cannot be written
     assert "unable to open database file" in outcome.failed and outcome.staged == 0
 
 
@@ -222,3 +266,38 @@ def test_stopping_a_send_while_parts_are_read_leaves_no_reader_staging_file_or_t
     assert running_readers(marker) == []
     assert not list((project / ".broadsheet").glob(".staging-*"))
     assert not (project / "outbox").exists() or not list((project / "outbox").rglob("*.eml"))
+
+
+def test_a_list_checked_against_the_store_is_checked_in_every_part(tmp_path, monkeypatch):
+    """A CSV sent while the project has a subscriber store: whom the store knows as unsubscribed, bounced,
+    complained or forgotten is left out by every part reader, and counted once."""
+    sample = Sample(600)
+    path = write(tmp_path, sample.text)
+    monkeypatch.setenv("BROADSHEET_SECRET", "store-secret")  # the forgotten addresses' keyed hashes
+
+    def load(folder: str, **split) -> tuple[list[tuple[str, int, str]], CheckedList]:
+        root = tmp_path / folder
+        root.mkdir()
+        with Store.for_project(root) as store:
+            store.add("r7@example.org", status="unsubscribed")  # in the first part
+            store.set_status("R240@example.org", "bounced", source="cli")  # in the last
+            store.add("r120@example.org")
+            store.forget("r120@example.org")
+        checked = CheckedList(SubscriberList(path), root)
+        with Journal.for_project(root) as journal:
+            if split:
+                checked.deduplicate = False
+                assert parts.load_in_parts(journal, start(journal), "list-1", checked, **split) is not None
+            else:
+                prepare_campaign(journal, slug="issue-1", transport="smtp", issue_dir="issues/issue-1",
+                                 fingerprint="list-1", subscribers=checked)  # fmt: skip
+            return loaded_rows(journal), checked
+
+    monkeypatch.setattr(parts, "SPLIT_BYTES", 10**12)
+    one_rows, one = load("one")
+    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    split_rows, split = load("parts", processes=3)
+    assert split_rows == one_rows
+    assert not {"r7@example.org", "r240@example.org", "r120@example.org"} & {e.lower() for e, _l, _d in split_rows}
+    assert split.left_out == one.left_out > 3  # each of the three, on every row that names them
+    assert split.skipped == one.skipped and split.problems == one.problems

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import operator
 import re
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import AudienceError
@@ -61,16 +62,28 @@ class SubscriberList:
 
     def chunks(self) -> Iterator[list[Subscriber]]:
         """The same subscribers as iterating, a few thousand at a time (for a consumer that works in chunks)."""
+        with self.pass_ledger() as ledger:
+            yield from self.part_chunks(list_chunks(self.path, self.addresses), ledger)
+
+    @contextlib.contextmanager
+    def pass_ledger(self) -> Iterator[Ledger]:
+        """A pass begins: counts start afresh, segments are checked, and a new ledger holds the suppressed
+        and opted-out addresses (and, deduplicating, those handed on): on disk, flat memory."""
         self.problems = []
         self.skipped = collections.Counter()
         if self.segments:
             self.check_segments()
-        with Ledger() as ledger:  # suppressed, opted-out and seen addresses on disk: flat memory
+        with Ledger() as ledger:
             ledger.add_suppressed(suppression_keys(self.suppressions, self.addresses))
             ledger.add_opted_out(self._opted_out())
-            for chunk in list_chunks(self.path, self.addresses):
-                if handed_on := self._pass(chunk, ledger):
-                    yield handed_on
+            yield ledger
+
+    def part_chunks(self, rows: Iterable[list[ListRow | RowProblem]], ledger: Ledger) -> Iterator[list[Subscriber]]:
+        """Chunks of read rows (the whole list, or a part another process reads: ``audience.parts``, with a
+        reader of the pass's ledger) through the pass: problems noted, the left-out counted, the rest on."""
+        for chunk in rows:
+            if handed_on := self._pass(chunk, ledger):
+                yield handed_on
 
     def count_duplicates(self, count: int) -> None:
         """Repeats a consumer left out for this list (see ``deduplicate``)."""
@@ -78,12 +91,10 @@ class SubscriberList:
             self.skipped["duplicate"] += count
 
     def splittable(self) -> bool:
-        """Whether parts of the list may be read apart (``audience.parts``): nothing asks about the
-        whole list at once (repeats left to the consumer, no segment, no suppression, no opted-out row,
-        no DNS checks)."""
-        if self.deduplicate or self.segments or self.addresses.check_deliverability:
-            return False
-        return not any(suppression_keys(self.suppressions, self.addresses)) and not any(self._opted_out())
+        """Whether parts of the list may be read by other processes (``audience.parts``), each through a
+        reader of ``pass_ledger``'s ledger: the repeats are left to the consumer (the ledger's ``seen``
+        is written as a list is read), and no DNS look-ups (each process would make its own)."""
+        return not self.deduplicate and not self.addresses.check_deliverability
 
     def _pass(self, chunk: list[ListRow | RowProblem], ledger: Ledger) -> list[Subscriber]:
         """The chunk's rows in order: problems noted, the left-out counted, the rest handed on."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audience import ChunkedList, Subscriber, SubscriberList
+from ..store.recipients import CheckedList
 from .journal import CampaignRecord, Journal, Outcome, RecentSend, Row, journal_path
 from .parts import load_in_parts
 from .recipients import campaign_fingerprint, journal_chunks, journal_rows, subscriber_from_row
@@ -64,7 +65,7 @@ def _load(journal: Journal, record: CampaignRecord, fingerprint: str, subscriber
         return journal.load_recipients(record, fingerprint, journal_rows(subscribers))
     deduplicate, subscribers.deduplicate = subscribers.deduplicate, False
     try:
-        if isinstance(subscribers, SubscriberList):  # a long one is read by one process per core
+        if isinstance(subscribers, (SubscriberList, CheckedList)):  # a long one is read by one process per core
             loaded = load_in_parts(journal, record, fingerprint, subscribers)
             if loaded is not None:
                 return loaded

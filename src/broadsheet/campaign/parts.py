@@ -1,17 +1,18 @@
 """A long CSV list loaded into the journal by one process per core.
 
 Reading and validating a row is Python work that one process does at one core's pace, whatever the
-machine has. For a list of at least ``SPLIT_BYTES`` that needs nothing of the whole list at once
-(``SubscriberList.splittable``), the file is cut into parts (``audience.parts``); each part is read by
-its own process into its own staging file, which it then sorts by address; the journal merges the sorted
-parts in with one ``INSERT … SELECT`` (``Journal.load_staged``), the first row of an address (by line)
-kept. The reading and the sorting run on every core; only the merge runs on one. A part that
-did not end between rows, or a reader that failed or was killed, sends the list back to the one-process load.
-"""
+machine has. A list of at least ``SPLIT_BYTES`` whose pass can run in pieces (``SubscriberList.splittable``)
+is cut into parts (``audience.parts``). This process begins the pass (segments checked; suppressed and
+opted-out addresses in its ledger); each part is read by its own process through the same pass, with a
+read-only view of that ledger, into its own staging file, which it then sorts by address; the journal
+merges the sorted parts in with one ``INSERT … SELECT`` (``Journal.load_staged``), the first row of an
+address (by line) kept. The reading and the sorting run on every core; only the merge runs on one. A part
+that did not end between rows, or a reader that failed or was killed, sends the list back to the
+one-process load."""
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import multiprocessing
 import shutil
 import signal
@@ -25,11 +26,12 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from ..audience import RowProblem, SubscriberList
-from ..audience.addresses import AddressChecker
 from ..audience.bulk import collector_paused, insert_many
+from ..audience.ledger import Ledger
 from ..audience.parts import CutInsideRow, Part, cores, cut, read_part
-from ..audience.subscriber_list import sort_out
 from ..errors import AudienceError
+from ..store.recipients import CheckedList
+from ..store.store import Store
 from .journal import CampaignRecord, Journal
 from .recipients import journal_chunks
 
@@ -48,19 +50,23 @@ class PartOutcome:
     cut_inside_row: bool = False
     error: tuple[str, str | None, str | None] | None = None  # an AudienceError's message, where, fix
     failed: str = ""  # any other failure (the list is then read by one process, which reports it)
+    left_out_by_store: int = 0
 
 
 def load_in_parts(
     journal: Journal,
     record: CampaignRecord,
     fingerprint: str,
-    subscribers: SubscriberList,
+    recipients: SubscriberList | CheckedList,
     *,
     processes: int | None = None,
 ) -> int | None:
     """Load the list in parts (one process each, one per core by default) and return the count
     ``load_recipient_chunks`` would; None when it is not a list to split (then nothing was loaded). Sets
-    the list's ``problems`` and ``skipped`` as a pass over it would."""
+    the list's ``problems`` and ``skipped`` (and a CheckedList's ``left_out``) as a pass over it would."""
+    checked = recipients if isinstance(recipients, CheckedList) else None
+    subscribers = checked.subscribers if checked is not None else recipients
+    assert isinstance(subscribers, SubscriberList)
     if subscribers.path.stat().st_size < SPLIT_BYTES or not subscribers.splittable():
         return None
     parts = cut(subscribers.path, min(processes or cores(), MAX_PARTS))
@@ -68,18 +74,22 @@ def load_in_parts(
         return None
     folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=journal.path.parent))
     try:
-        files = [str(folder / f"part-{number}.db") for number in range(len(parts))]
-        outcomes = _stage_all(parts, files)
+        with subscribers.pass_ledger() as ledger:  # segments checked, suppressed and opted-out addresses noted
+            store = str(checked.root) if checked is not None else None
+            task = PartTask(tuple(sorted(subscribers.segments)), str(ledger.path), store)
+            files = [str(folder / f"part-{number}.db") for number in range(len(parts))]
+            outcomes = _stage_all(parts, files, task)
         if outcomes is None or any(outcome.cut_inside_row or outcome.failed for outcome in outcomes):
             return None
         for outcome in outcomes:
             if outcome.error is not None:
                 message, where, fix = outcome.error
                 raise AudienceError(message, where=where, fix=fix)
-        subscribers.problems = [problem for outcome in outcomes for problem in outcome.problems]
-        subscribers.skipped = collections.Counter()
-        for outcome in outcomes:
+        for outcome in outcomes:  # in line order, as one pass would have noted them
+            subscribers.problems.extend(outcome.problems)
             subscribers.skipped.update(outcome.skipped)
+        if checked is not None:
+            checked.left_out = sum(outcome.left_out_by_store for outcome in outcomes)
         loaded = journal.load_staged(record, fingerprint, [Path(file) for file in files])
         subscribers.count_duplicates(sum(outcome.staged for outcome in outcomes) - loaded)
         return loaded
@@ -87,19 +97,34 @@ def load_in_parts(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def stage_part(part: Part, file: str) -> PartOutcome:
-    """In a child process: one part of the list into a new staging file, appended to ``rows``, then copied
-    sorted into ``sorted`` (keyed by address and line: the journal merges the parts without a sort)."""
+@dataclass(frozen=True)
+class PartTask:
+    """What every part reader needs of the list besides its part: the segments, and the pass's ledger."""
+
+    segments: tuple[str, ...]
+    ledger: str  # path of the ledger file (read-only for the readers)
+    store: str | None = None  # the project whose subscriber store checks the list (a CheckedList), if any
+
+
+def stage_part(part: Part, file: str, task: PartTask) -> PartOutcome:
+    """In a child process: one part of the list through the pass (``SubscriberList.part_chunks``) into a new
+    staging file, appended to ``rows``, then copied sorted into ``sorted`` (keyed by address and line: the
+    journal merges the parts without a sort)."""
     outcome = PartOutcome()
-    skipped: collections.Counter[str] = collections.Counter()
+    subscribers = SubscriberList(part.path, segments=task.segments, deduplicate=False)
+    checked = CheckedList(subscribers, Path(task.store)) if task.store is not None else None
     db = sqlite3.connect(file, isolation_level=None)
     try:
         for pragma in ("journal_mode=OFF", "synchronous=OFF"):
             db.execute(f"PRAGMA {pragma}")
         db.execute("CREATE TABLE rows (email TEXT, line INTEGER, data TEXT)")
-        subscribers = (sort_out(chunk, outcome.problems, skipped) for chunk in read_part(part, AddressChecker()))
-        with collector_paused():
-            for rows in journal_chunks(subscribers):
+        with contextlib.ExitStack() as stack:
+            ledger = stack.enter_context(Ledger.reader(Path(task.ledger)))
+            chunks = subscribers.part_chunks(read_part(part, subscribers.addresses), ledger)
+            if checked is not None:
+                chunks = checked.checked(chunks, stack.enter_context(Store.for_project(checked.root)))
+            stack.enter_context(collector_paused())
+            for rows in journal_chunks(chunks):
                 db.execute("BEGIN")
                 insert_many(db, "INSERT INTO rows (email, line, data)", rows)
                 db.execute("COMMIT")
@@ -116,11 +141,12 @@ def stage_part(part: Part, file: str) -> PartOutcome:
         return PartOutcome(error=(exc.message, exc.where, exc.fix))
     finally:
         db.close()
-    outcome.skipped = dict(skipped)
+    outcome.problems, outcome.skipped = subscribers.problems, dict(subscribers.skipped)
+    outcome.left_out_by_store = checked.left_out if checked is not None else 0
     return outcome
 
 
-def _stage_all(parts: list[Part], files: list[str]) -> list[PartOutcome] | None:
+def _stage_all(parts: list[Part], files: list[str], task: PartTask) -> list[PartOutcome] | None:
     """Each part staged by a process of its own; None when one ended without an answer (killed). Ctrl-C
     reaches this process only (the readers ignore it): the readers are stopped and it goes on up."""
     context = _start_method()
@@ -129,7 +155,9 @@ def _stage_all(parts: list[Part], files: list[str]) -> list[PartOutcome] | None:
     try:
         for number, (part, file) in enumerate(zip(parts, files, strict=True)):
             answer, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_read_part, args=(part, file, sender), name=f"broadsheet-part-{number}")
+            process = context.Process(
+                target=_read_part, args=(part, file, task, sender), name=f"broadsheet-part-{number}"
+            )
             process.daemon = True
             process.start()
             sender.close()
@@ -151,12 +179,12 @@ def _stage_all(parts: list[Part], files: list[str]) -> list[PartOutcome] | None:
             answer.close()
 
 
-def _read_part(part: Part, file: str, answer: Connection) -> None:
+def _read_part(part: Part, file: str, task: PartTask, answer: Connection) -> None:
     """A part reader's whole life: its outcome sent back, never a traceback on its stderr."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sender's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the sender stops a reader with SIGTERM: it just ends
     try:
-        outcome = stage_part(part, file)
+        outcome = stage_part(part, file, task)
     except Exception as exc:  # e.g. a full disk: the sender reads the list itself and reports it
         outcome = PartOutcome(failed=f"{type(exc).__name__}: {exc}")
     answer.send(outcome)

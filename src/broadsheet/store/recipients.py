@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
@@ -151,14 +151,19 @@ class CheckedList:
         """The list's chunks, less whom the store suppresses (asked a chunk at a time)."""
         self.left_out = 0
         with Store.for_project(self.root) as store:
-            for chunk in self.subscribers.chunks():
-                gone = store.suppressed(subscriber.email for subscriber in chunk)
-                if gone:
-                    kept = [subscriber for subscriber in chunk if subscriber.email not in gone]
-                    self.left_out += len(chunk) - len(kept)
-                    chunk = kept
-                if chunk:
-                    yield chunk
+            yield from self.checked(self.subscribers.chunks(), store)
+
+    def checked(self, chunks: Iterable[list[Subscriber]], store: Store) -> Iterator[list[Subscriber]]:
+        """``chunks`` less whom ``store`` suppresses, counted in ``left_out`` (also for a part of the list
+        read by another process: ``campaign.parts``)."""
+        for chunk in chunks:
+            gone = store.suppressed(subscriber.email for subscriber in chunk)
+            if gone:
+                kept = [subscriber for subscriber in chunk if subscriber.email not in gone]
+                self.left_out += len(chunk) - len(kept)
+                chunk = kept
+            if chunk:
+                yield chunk
 
 
 class StoreSuppressions:
