@@ -84,6 +84,30 @@ def start(journal: Journal):
     return campaign
 
 
+def once_and_in_parts(tmp_path, monkeypatch, make_list):
+    """The list ``make_list(root)`` loaded into a journal in ``tmp_path/one`` by one process (as a send does)
+    and into one in ``tmp_path/parts`` by three part readers: ((rows, list), (rows, list))."""
+
+    def load(folder: str, split: bool):
+        root = tmp_path / folder
+        root.mkdir()
+        recipients = make_list(root)
+        with Journal.for_project(root) as journal:
+            if split:
+                recipients.deduplicate = False  # as prepare_campaign sets it for the load
+                assert parts.load_in_parts(journal, start(journal), "list-1", recipients, processes=3) is not None
+                assert not list((root / ".broadsheet").glob(".staging-*"))
+            else:
+                prepare_campaign(journal, slug="issue-1", transport="smtp", issue_dir="issues/issue-1",
+                                 fingerprint="list-1", subscribers=recipients)  # fmt: skip
+            return loaded_rows(journal), recipients
+
+    monkeypatch.setattr(parts, "SPLIT_BYTES", 10**12)
+    one = load("one", split=False)
+    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    return one, load("parts", split=True)
+
+
 @pytest.mark.parametrize("count", [2, 3, 5])
 def test_the_parts_read_together_give_what_one_reader_gives(tmp_path, count):
     sample = Sample()
@@ -113,20 +137,9 @@ def test_a_cut_inside_a_quoted_value_is_noticed(tmp_path):
 def test_a_list_loaded_in_parts_is_the_list_loaded_by_one_process(tmp_path, monkeypatch):
     sample = Sample()
     path = write(tmp_path, sample.text)
-    with journal_of(tmp_path / "one") as journal:
-        alone = SubscriberList(path)
-        one = prepare_campaign(journal, slug="issue-1", transport="smtp", issue_dir="issues/issue-1",
-                               fingerprint="list-1", subscribers=alone)  # fmt: skip
-        expected = loaded_rows(journal)
-    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
-    with journal_of(tmp_path / "parts") as journal:
-        split = SubscriberList(path)
-        split.deduplicate = False  # as prepare_campaign sets it for the load
-        loaded = parts.load_in_parts(journal, start(journal), "list-1", split, processes=3)
-        assert loaded == one.loaded == len(sample.readers)
-        assert loaded_rows(journal) == expected  # address order, the first line of each address kept
-        assert {email.lower() for email, _line, _data in expected} == sample.readers
-        assert not list((tmp_path / "parts" / ".broadsheet").glob(".staging-*"))
+    (expected, alone), (loaded, split) = once_and_in_parts(tmp_path, monkeypatch, lambda root: SubscriberList(path))
+    assert loaded == expected  # address order, the first line of each address kept
+    assert {email.lower() for email, _line, _data in loaded} == sample.readers
     assert [problem.line for problem in split.problems] == [problem.line for problem in alone.problems]
     assert [problem.line for problem in split.problems] == sample.bad_lines
     duplicates = sample.offered - len(sample.readers)
@@ -177,21 +190,10 @@ def test_segments_suppressions_and_opt_outs_apply_across_the_parts(tmp_path, mon
     suppressions.write_text("email\nR9@example.org\nr11@EXAMPLE.org\n" if setting == "suppressed" else "email\n")
     segments = ["members"] if setting == "segment" else ()
 
-    def load(folder: str, **split) -> tuple[list[tuple[str, int, str]], SubscriberList]:
-        subscribers = SubscriberList(path, segments=segments, suppressions=suppressions)
-        with journal_of(tmp_path / folder) as journal:
-            if split:
-                subscribers.deduplicate = False
-                assert parts.load_in_parts(journal, start(journal), "list-1", subscribers, **split) is not None
-            else:
-                prepare_campaign(journal, slug="issue-1", transport="smtp", issue_dir="issues/issue-1",
-                                 fingerprint="list-1", subscribers=subscribers)  # fmt: skip
-            return loaded_rows(journal), subscribers
+    def the_list(root: Path) -> SubscriberList:
+        return SubscriberList(path, segments=segments, suppressions=suppressions)
 
-    monkeypatch.setattr(parts, "SPLIT_BYTES", 10**12)
-    one_rows, one = load("one")
-    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
-    split_rows, split = load("parts", processes=3)
+    (one_rows, one), (split_rows, split) = once_and_in_parts(tmp_path, monkeypatch, the_list)
     assert split_rows == one_rows
     assert split.skipped == one.skipped and split.problems == one.problems
     emails = {email.lower() for email, _line, _data in split_rows}
@@ -275,28 +277,15 @@ def test_a_list_checked_against_the_store_is_checked_in_every_part(tmp_path, mon
     path = write(tmp_path, sample.text)
     monkeypatch.setenv("BROADSHEET_SECRET", "store-secret")  # the forgotten addresses' keyed hashes
 
-    def load(folder: str, **split) -> tuple[list[tuple[str, int, str]], CheckedList]:
-        root = tmp_path / folder
-        root.mkdir()
+    def checked_list(root: Path) -> CheckedList:
         with Store.for_project(root) as store:
             store.add("r7@example.org", status="unsubscribed")  # in the first part
             store.set_status("R240@example.org", "bounced", source="cli")  # in the last
             store.add("r120@example.org")
             store.forget("r120@example.org")
-        checked = CheckedList(SubscriberList(path), root)
-        with Journal.for_project(root) as journal:
-            if split:
-                checked.deduplicate = False
-                assert parts.load_in_parts(journal, start(journal), "list-1", checked, **split) is not None
-            else:
-                prepare_campaign(journal, slug="issue-1", transport="smtp", issue_dir="issues/issue-1",
-                                 fingerprint="list-1", subscribers=checked)  # fmt: skip
-            return loaded_rows(journal), checked
+        return CheckedList(SubscriberList(path), root)
 
-    monkeypatch.setattr(parts, "SPLIT_BYTES", 10**12)
-    one_rows, one = load("one")
-    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
-    split_rows, split = load("parts", processes=3)
+    (one_rows, one), (split_rows, split) = once_and_in_parts(tmp_path, monkeypatch, checked_list)
     assert split_rows == one_rows
     assert not {"r7@example.org", "r240@example.org", "r120@example.org"} & {e.lower() for e, _l, _d in split_rows}
     assert split.left_out == one.left_out > 3  # each of the three, on every row that names them
