@@ -551,7 +551,7 @@ class Journal:
         return counts
 
     def rows(self, campaign: CampaignRecord, states: tuple[str, ...], *, limit: int | None = None) -> Iterator[Row]:
-        """Stream rows in list order (for dry runs), a page at a time."""
+        """Stream rows in id order (the order they are sent in: by address), a page at a time."""
         marks = ",".join("?" * len(states))
         last, left = 0, limit if limit is not None else -1
         while left != 0:
