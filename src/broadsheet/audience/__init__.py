@@ -1,10 +1,11 @@
 """Audience: the subscriber CSV -> a stream of valid, filtered, deduplicated, suppressed Subscribers."""
 
 from .csvfile import list_fingerprint
-from .model import ListRow, RowProblem, Subscriber
+from .model import ChunkedList, ListRow, RowProblem, Subscriber
 from .subscriber_list import SubscriberList, list_rows, read_suppressions
 
 __all__ = [
+    "ChunkedList",
     "ListRow",
     "RowProblem",
     "Subscriber",

@@ -7,10 +7,15 @@ Anything else goes through the full ``validate_email``.
 
 from __future__ import annotations
 
+import re
+
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
 
 CASE_INSENSITIVE = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+# A dot-atom local part (email-validator's own pattern) and a domain, split at the only "@".
+PLAIN = re.compile("(" + DOT_ATOM_TEXT.pattern.removesuffix(r"\Z") + r")@([^@]*)\Z")
+DOMAINS_KEPT = 100_000  # validated domains remembered
 
 
 class InvalidAddress(ValueError):
@@ -27,22 +32,18 @@ class AddressChecker:
     def normalise(self, address: str) -> str:
         """The normalised address, or InvalidAddress."""
         address = address.strip()
-        local, at, domain = address.rpartition("@")
-        if at and self._plain(local, address):
-            return f"{local}@{self._domain(domain)}"
+        plain = PLAIN.match(address) if address.isascii() and len(address) <= EMAIL_MAX_LENGTH else None
+        if plain is not None:
+            local, domain = plain.groups()
+            if local.lower() not in CASE_INSENSITIVE:
+                return f"{local}@{self._domain(domain)}"
         return self._full(address)
-
-    def _plain(self, local: str, address: str) -> bool:
-        return (
-            address.isascii()
-            and len(address) <= EMAIL_MAX_LENGTH
-            and DOT_ATOM_TEXT.match(local) is not None
-            and local.lower() not in CASE_INSENSITIVE
-        )
 
     def _domain(self, domain: str) -> str:
         known = self._domains.get(domain)
         if known is None:
+            if len(self._domains) >= DOMAINS_KEPT:  # a list of a million domains: memory stays flat
+                self._domains.clear()
             try:
                 known = self._validate(f"x@{domain}").ascii_domain
             except InvalidAddress as exc:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterable, Iterator
+import io
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, TypeVar
 
 from ..errors import AudienceError
 
 DELIMITERS = (",", ";", "\t")
 BOM = b"\xef\xbb\xbf"
 READ_BUFFER = 1 << 20  # bytes read from the list at once
+CHUNK = 5_000  # rows a ``chunks()`` list holds
+
+T = TypeVar("T")
 
 
 class CsvRow(NamedTuple):  # a tuple: lists of a million rows make one each
@@ -23,12 +28,17 @@ class CsvRow(NamedTuple):  # a tuple: lists of a million rows make one each
 
 
 class CsvFile:
-    """A CSV read lazily: ``header`` (names stripped), ``delimiter``, then ``rows()`` once."""
+    """A CSV read lazily: ``header`` (names stripped), ``delimiter``, then ``rows()`` or ``chunks()`` once.
+
+    The bytes are decoded by one ``TextIOWrapper`` that ends lines at LF only (as the CSV reader needs; a
+    lone CR stays inside its line), so the reader pulls lines in C, not through a Python generator."""
+
+    _offset = 0  # lines before the first one this reader reads (a part of the file: see ``part``)
 
     def __init__(self, path: Path, stream: BinaryIO):
         self.path = path
-        self._lines = _decoded_lines(path, stream)
-        first = next(self._lines, "")
+        self._text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n")  # BOM or not
+        first = self._read(self._text.readline)
         if not first.strip():
             raise AudienceError(
                 "the list has no header row",
@@ -36,33 +46,71 @@ class CsvFile:
                 fix="put the column names (one of them 'email') on line 1",
             )
         self.delimiter = sniff_delimiter(first)
-        self._reader = csv.reader(_chain(first, self._lines), delimiter=self.delimiter)
+        self._reader = csv.reader(itertools.chain((first,), self._text), delimiter=self.delimiter)
         try:
-            self.header = [name.strip() for name in next(self._reader)]
+            self.header = [name.strip() for name in self._read(lambda: next(self._reader))]
         except csv.Error as exc:
             raise AudienceError(
                 _unreadable(exc), where=f"{path}:1", fix="save the list as CSV UTF-8 (line ends LF or CRLF)"
             ) from None
 
+    @classmethod
+    def part(cls, path: Path, lines: Iterable[str], header: list[str], delimiter: str, first_line: int) -> CsvFile:
+        """A reader for rows that start at ``first_line`` of the file (``lines`` from there), with the
+        file's ``header`` and ``delimiter`` read by another."""
+        csv_file = cls.__new__(cls)
+        csv_file.path, csv_file.header, csv_file.delimiter = path, header, delimiter
+        csv_file._offset = first_line - 1
+        csv_file._reader = csv.reader(lines, delimiter=delimiter)
+        return csv_file
+
+    @property
+    def lines_read(self) -> int:
+        """Lines of the file read so far (the header's, after it is read)."""
+        return self._offset + self._reader.line_num
+
     def rows(self) -> Iterator[CsvRow]:
         """The non-empty rows; one the reader cannot parse comes with ``problem`` (the reader goes on after it)."""
-        reader = self._reader
+        for chunk in self.chunks():
+            for line, values, end, problem in chunk:
+                if problem or not _blank(values):
+                    yield CsvRow(line, values, end, problem)
+
+    def chunks(self, size: int = CHUNK) -> Iterator[list[tuple[int, list[str], int, str]]]:
+        """Every row, blank ones too, as (line, values, end line, problem) in lists of about ``size``: the
+        hot loop of a long list, one plain tuple a row."""
+        reader, offset = self._reader, self._offset
         while True:
-            start = reader.line_num + 1
+            chunk: list[tuple[int, list[str], int, str]] = []
+            append = chunk.append
+            start = offset + reader.line_num + 1
             try:
-                values = next(reader)
-            except StopIteration:
-                return
+                for values in reader:
+                    end = offset + reader.line_num
+                    append((start, values, end, ""))
+                    start = end + 1
+                    if len(chunk) >= size:
+                        break
+                else:
+                    if chunk:
+                        yield chunk
+                    return
             except csv.Error as exc:
-                yield CsvRow(start, [], reader.line_num, _unreadable(exc))
-                continue
-            if "".join(values).strip():  # not an empty row (cheaper than any() over the values)
-                yield CsvRow(start, values, reader.line_num)
+                append((start, [], offset + reader.line_num, _unreadable(exc)))
+            except UnicodeDecodeError:
+                raise _not_utf8(self.path) from None
+            yield chunk
 
     def column(self, name: str) -> int | None:
         """Index of a column by case-insensitive name."""
         lowered = [title.lower() for title in self.header]
         return lowered.index(name) if name in lowered else None
+
+    def _read(self, read: Callable[[], T]) -> T:
+        try:
+            return read()
+        except UnicodeDecodeError:
+            raise _not_utf8(self.path) from None
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -98,24 +146,28 @@ def selection_fingerprint(list_path: Path, suppressions: Path | None, segments: 
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-def _decoded_lines(path: Path, stream: BinaryIO) -> Iterator[str]:
-    for number, raw in enumerate(stream, 1):
-        if number == 1 and raw.startswith(BOM):
-            raw = raw[len(BOM) :]
-        try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise AudienceError(
-                "the list is not UTF-8", where=f"{path}:{number}", fix="save the CSV as UTF-8"
-            ) from None
+def _not_utf8(path: Path) -> AudienceError:
+    """The error for a list that is not UTF-8, naming the first line that is not (found by reading again:
+    the decoder reads ahead, so where it failed is not where the reader was)."""
+    number = 1
+    with open_csv(path) as stream:
+        for number, raw in enumerate(stream, 1):
+            if number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM) :]
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                break
+    return AudienceError("the list is not UTF-8", where=f"{path}:{number}", fix="save the CSV as UTF-8")
+
+
+def _blank(values: list[str]) -> bool:
+    """An empty row, or one of empty values (",,,")."""
+    text = "".join(values)
+    return not text or text.isspace()
 
 
 def _unreadable(exc: csv.Error) -> str:
     if "new-line character" in str(exc):
         return "a line break (a lone CR) inside a value that is not quoted"
     return f"unreadable CSV: {exc}"
-
-
-def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
-    yield first
-    yield from rest

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import collections
-import itertools
+import contextlib
 import operator
 import re
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import AudienceError
 from .addresses import AddressChecker, InvalidAddress
-from .csvfile import CsvFile, CsvRow, open_csv, selection_fingerprint
+from .csvfile import CsvFile, open_csv, selection_fingerprint
 from .ledger import Ledger
 from .model import ListRow, RowProblem, Subscriber
 
 STATUSES = ("subscribed", "unsubscribed", "bounced", "complained", "unconfirmed")
 OPTED_OUT = ("unsubscribed", "bounced", "complained")  # on any row: that address never receives
 KNOWN_COLUMNS = ("email", "name", "first_name", "status", "tags")
-CHUNK = 5_000  # rows checked against the ledger at once
+CHUNK = 5_000  # rows read, validated and checked against the ledger at once
+TAG_LISTS_KEPT = 10_000  # distinct tags cells whose split is remembered (most lists repeat a few)
 
 
 class SubscriberList:
@@ -56,31 +57,55 @@ class SubscriberList:
         return selection_fingerprint(self.path, self.suppressions, self.segments)
 
     def __iter__(self) -> Iterator[Subscriber]:
+        for chunk in self.chunks():
+            yield from chunk
+
+    def chunks(self) -> Iterator[list[Subscriber]]:
+        """The same subscribers as iterating, a few thousand at a time (for a consumer that works in chunks)."""
+        with self.pass_ledger() as ledger:
+            yield from self.part_chunks(list_chunks(self.path, self.addresses), ledger)
+
+    @contextlib.contextmanager
+    def pass_ledger(self) -> Iterator[Ledger]:
+        """A pass begins: counts start afresh, segments are checked, and a new ledger holds the suppressed
+        and opted-out addresses (and, deduplicating, those handed on): on disk, flat memory."""
         self.problems = []
         self.skipped = collections.Counter()
         if self.segments:
             self.check_segments()
-        with Ledger() as ledger:  # suppressed, opted-out and seen addresses on disk: flat memory
+        with Ledger() as ledger:
             ledger.add_suppressed(suppression_keys(self.suppressions, self.addresses))
             ledger.add_opted_out(self._opted_out())
-            rows = list_rows(self.path, self.addresses)
-            while chunk := list(itertools.islice(rows, CHUNK)):
-                yield from self._pass(chunk, ledger)
+            yield ledger
 
-    def _pass(self, chunk: list[ListRow | RowProblem], ledger: Ledger) -> Iterator[Subscriber]:
+    def part_chunks(self, rows: Iterable[list[ListRow | RowProblem]], ledger: Ledger) -> Iterator[list[Subscriber]]:
+        """Chunks of read rows (the whole list, or a part another process reads: ``audience.parts``, with a
+        reader of the pass's ledger) through the pass: problems noted, the left-out counted, the rest on."""
+        for chunk in rows:
+            if handed_on := self._pass(chunk, ledger):
+                yield handed_on
+
+    def count_duplicates(self, count: int) -> None:
+        """Repeats a consumer left out for this list (see ``deduplicate``)."""
+        if count:
+            self.skipped["duplicate"] += count
+
+    def splittable(self) -> bool:
+        """Whether parts of the list may be read by other processes (``audience.parts``), each through a
+        reader of ``pass_ledger``'s ledger: the repeats are left to the consumer (the ledger's ``seen``
+        is written as a list is read), and no DNS look-ups (each process would make its own)."""
+        return not self.deduplicate and not self.addresses.check_deliverability
+
+    def _pass(self, chunk: list[ListRow | RowProblem], ledger: Ledger) -> list[Subscriber]:
         """The chunk's rows in order: problems noted, the left-out counted, the rest handed on."""
-        keys = list({item.subscriber.email.lower() for item in chunk if isinstance(item, ListRow) and item.subscriber})
+        wanted = sort_out(chunk, self.problems, self.skipped)
+        if not (self.deduplicate or ledger.has_suppressed or ledger.has_opted_out or self.segments):
+            return self._repeats_left_to_the_consumer(wanted, ledger)
+        keys = list({subscriber.email.lower() for subscriber in wanted})
         unique = keys if self.deduplicate else [key for key in keys if not key.isascii()]
         suppressed, opted_out, seen = ledger.suppressed(keys), ledger.opted_out(keys), ledger.seen(unique)
-        handed_on: set[str] = set()
-        for item in chunk:
-            if isinstance(item, RowProblem):
-                self.problems.append(item)
-                continue
-            subscriber = item.subscriber
-            if subscriber is None:
-                self.skipped[item.status] += 1
-                continue
+        handed_on: list[Subscriber] = []
+        for subscriber in wanted:
             key = subscriber.email.lower()
             reason = self._left_out(subscriber, key, suppressed, opted_out, seen)
             if reason:
@@ -88,15 +113,33 @@ class SubscriberList:
                 continue
             if self.deduplicate or not key.isascii():
                 seen.add(key)
-                handed_on.add(key)
-            yield subscriber
-        ledger.mark_seen(handed_on)
+            handed_on.append(subscriber)
+        ledger.mark_seen({s.email.lower() for s in handed_on if self.deduplicate or not s.email.isascii()})
+        return handed_on
+
+    def _repeats_left_to_the_consumer(self, wanted: list[Subscriber], ledger: Ledger) -> list[Subscriber]:
+        """The common case of a send's load: nothing suppressed, no segment, ASCII repeats left to the
+        journal; only non-ASCII addresses (which its index does not fold) are deduplicated here."""
+        if all(subscriber.email.isascii() for subscriber in wanted):
+            return wanted
+        seen = ledger.seen(list({s.email.lower() for s in wanted if not s.email.isascii()}))
+        handed_on: list[Subscriber] = []
+        for subscriber in wanted:
+            if not subscriber.email.isascii():
+                key = subscriber.email.lower()
+                if key in seen:
+                    self.skipped["duplicate"] += 1
+                    continue
+                seen.add(key)
+            handed_on.append(subscriber)
+        ledger.mark_seen({s.email.lower() for s in handed_on if not s.email.isascii()})
+        return handed_on
 
     def check_segments(self) -> None:
         """AudienceError naming the tags that exist when a segment's tag is on no row (a typo would send to no one)."""
         with open_csv(self.path) as stream:
             csv_file = CsvFile(self.path, stream)
-            columns = _Columns(csv_file)
+            columns = Columns(csv_file)
             present = {tag for row in csv_file.rows() if not row.problem for tag in columns.tags(row.values)}
         known = {tag.casefold() for tag in present}
         missing = sorted(tag for tag in self.segments if tag not in known)
@@ -130,7 +173,7 @@ class SubscriberList:
         """(address lower-cased, status) for each row that says unsubscribed, bounced or complained."""
         with open_csv(self.path) as stream:
             csv_file = CsvFile(self.path, stream)
-            columns = _Columns(csv_file)
+            columns = Columns(csv_file)
             if columns.index["status"] is None:
                 return
             for row in csv_file.rows():
@@ -142,6 +185,21 @@ class SubscriberList:
         return address_key(address, self.addresses)
 
 
+def sort_out(
+    chunk: list[ListRow | RowProblem], problems: list[RowProblem], skipped: collections.Counter[str]
+) -> list[Subscriber]:
+    """The chunk's subscribers in order; its problems and the rows of other statuses noted down."""
+    wanted: list[Subscriber] = []
+    for item in chunk:
+        if item.__class__ is RowProblem:
+            problems.append(item)
+        elif item[1] is None:  # type: ignore[index]
+            skipped[item[0]] += 1  # type: ignore[index]
+        else:
+            wanted.append(item[1])  # type: ignore[index]
+    return wanted
+
+
 def list_rows(
     path: Path, addresses: AddressChecker, *, wanted: Container[str] = ("subscribed",)
 ) -> Iterator[ListRow | RowProblem]:
@@ -149,11 +207,20 @@ def list_rows(
 
     Rows whose status is not ``wanted`` are not validated further (their ListRow has no subscriber).
     """
+    for chunk in list_chunks(path, addresses, wanted=wanted):
+        yield from chunk
+
+
+def list_chunks(
+    path: Path, addresses: AddressChecker, *, wanted: Container[str] = ("subscribed",)
+) -> Iterator[list[ListRow | RowProblem]]:
+    """``list_rows`` a few thousand at a time (the loop a million-row list runs in)."""
     with open_csv(path) as stream:
         csv_file = CsvFile(path, stream)
-        columns = _Columns(csv_file)
-        for row in csv_file.rows():
-            yield _read_row(row, columns, addresses, wanted)
+        read = RowReader(Columns(csv_file), addresses, wanted).read
+        for chunk in csv_file.chunks(CHUNK):
+            rows = [read(*row) for row in chunk]
+            yield [row for row in rows if row is not None]
 
 
 def read_suppressions(path: Path | None, addresses: AddressChecker) -> set[str]:
@@ -167,7 +234,7 @@ def suppression_keys(path: Path | None, addresses: AddressChecker) -> Iterator[s
         return
     with open_csv(path) as stream:
         csv_file = CsvFile(path, stream)
-        columns = _Columns(csv_file)
+        columns = Columns(csv_file)
         for row in csv_file.rows():
             yield address_key(columns.get(row.values, "email"), addresses)
 
@@ -180,50 +247,83 @@ def address_key(address: str, addresses: AddressChecker) -> str:
         return address.strip().lower()
 
 
-def _read_row(
-    row: CsvRow, columns: _Columns, addresses: AddressChecker, wanted: Container[str]
-) -> ListRow | RowProblem:
-    if row.problem:
-        return _problem(row, "", row.problem)
-    values = columns.padded(row.values)
-    raw_email, raw_status, raw_name, raw_first_name, raw_tags = columns.known(values)
-    raw_email = raw_email.strip()
-    if row.end > row.line and columns.swallows_rows(values):
-        reason = f"a quote on this row is not closed: lines {row.line}-{row.end} were read as one row"
-        return _problem(row, raw_email, reason + " (close or remove the quote)")
-    if columns.overflows(row.values):
-        quote = f"quote values that contain '{columns.delimiter}'"
-        return _problem(row, raw_email, f"{len(row.values)} values for {len(columns.header)} columns ({quote})")
-    if not raw_email:
-        return _problem(row, "", "missing email")
-    status = raw_status.strip().lower() or "subscribed"
-    if status not in STATUSES:
-        return _problem(row, raw_email, f"unknown status '{status}' (allowed: {', '.join(STATUSES)})")
-    if status not in wanted:
-        return ListRow(status, None)
-    try:
-        email = addresses.normalise(raw_email)
-    except InvalidAddress as exc:
-        return _problem(row, raw_email, f"invalid address: {exc}")
-    name = raw_name.strip()
-    first_name = raw_first_name.strip() or (name.split() or [""])[0]
-    if _has_line_break(name) or _has_line_break(first_name):
-        return _problem(row, raw_email, "line break in the name")
-    if "\0" in name or "\0" in first_name:
-        return _problem(row, raw_email, "NUL character in the name")
-    fields = columns.merge_fields(values)
-    fields.update(email=email, name=name, first_name=first_name)
-    tags = columns.split_tags(raw_tags) if raw_tags else ()
-    subscriber = Subscriber(email=email, name=name, first_name=first_name, tags=tags, fields=fields, line=row.line)
-    return ListRow(status, subscriber)
+class RowReader:
+    """One row of values into a ListRow, a RowProblem, or None for a blank row: the validation every list
+    goes through (send, dry run, check, import), written for a million rows (what most rows need is
+    checked first; a tag list or a domain seen before is not worked out again)."""
+
+    def __init__(self, columns: Columns, addresses: AddressChecker, wanted: Container[str]):
+        self.columns = columns
+        self.normalise = addresses.normalise
+        self.wanted = wanted
+        self.header_width = len(columns.header)
+        self._tags: dict[str, tuple[str, ...]] = {}
+
+    def read(self, line: int, values: list[str], end: int, problem: str) -> ListRow | RowProblem | None:
+        if problem:
+            return RowProblem(line, "", problem)
+        text = "".join(values)
+        if not text or text.isspace():
+            return None
+        columns = self.columns
+        given = len(values)
+        if given <= self.header_width:  # one "" past the header: where an absent column is read
+            if given < self.header_width:
+                values.extend([""] * (self.header_width - given))
+            values.append("")
+        raw_email, raw_status, raw_name, raw_first_name, raw_tags = columns.known(values)
+        raw_email = raw_email.strip()
+        if end > line and columns.swallows_rows(values):
+            reason = f"a quote on this row is not closed: lines {line}-{end} were read as one row"
+            return _problem(line, raw_email, reason + " (close or remove the quote)")
+        if given > self.header_width and columns.overflows(values):
+            quote = f"quote values that contain '{columns.delimiter}'"
+            return _problem(line, raw_email, f"{given} values for {self.header_width} columns ({quote})")
+        if not raw_email:
+            return _problem(line, "", "missing email")
+        status = raw_status.strip().lower() or "subscribed" if raw_status else "subscribed"
+        if status not in STATUSES:
+            return _problem(line, raw_email, f"unknown status '{status}' (allowed: {', '.join(STATUSES)})")
+        if status not in self.wanted:
+            return ListRow(status, None)
+        try:
+            email = self.normalise(raw_email)
+        except InvalidAddress as exc:
+            return _problem(line, raw_email, f"invalid address: {exc}")
+        name = raw_name.strip()
+        first_name = raw_first_name.strip() or (name.split(None, 1) or [""])[0]
+        if "\r" in text or "\n" in text or "\0" in text:
+            reason = _bad_name(name) or _bad_name(first_name)
+            if reason:
+                return _problem(line, raw_email, reason)
+        fields = columns.merge_fields(values)
+        return ListRow(status, Subscriber(email, name, first_name, self._split_tags(raw_tags), fields, line))
+
+    def _split_tags(self, text: str) -> tuple[str, ...]:
+        if not text:
+            return ()
+        tags = self._tags.get(text)
+        if tags is None:
+            if len(self._tags) >= TAG_LISTS_KEPT:
+                self._tags.clear()
+            tags = self._tags[text] = self.columns.split_tags(text)
+        return tags
 
 
-def _problem(row: CsvRow, email: str, reason: str) -> RowProblem:
+def _bad_name(text: str) -> str:
+    if "\r" in text or "\n" in text:
+        return "line break in the name"
+    if "\0" in text:
+        return "NUL character in the name"
+    return ""
+
+
+def _problem(line: int, email: str, reason: str) -> RowProblem:
     email = email.replace("\r", "\\r").replace("\n", "\\n")  # one line per problem when printed
-    return RowProblem(row.line, email, reason)
+    return RowProblem(line, email, reason)
 
 
-class _Columns:
+class Columns:
     """Where the known columns are in one CSV, and how to read them from a row."""
 
     def __init__(self, csv_file: CsvFile):
@@ -260,13 +360,8 @@ class _Columns:
         """A value whose later lines look like rows of their own (a delimiter and an '@'): an unclosed quote."""
         return any(self.delimiter in line and "@" in line for value in values for line in value.splitlines()[1:])
 
-    def padded(self, values: list[str]) -> list[str]:
-        """The row with "" for missing trailing values and one more past the header (new list when short)."""
-        short = self.width - len(values)
-        return values + [""] * short if short > 0 else values
-
     def known(self, values: list[str]) -> tuple[str, str, str, str, str]:
-        """email, status, name, first_name, tags of a ``padded`` row."""
+        """email, status, name, first_name, tags of a row padded to one value past the header."""
         return self._known(values)  # type: ignore[no-any-return]
 
     def get(self, values: list[str], name: str) -> str:
@@ -274,7 +369,7 @@ class _Columns:
         return values[index] if index is not None and index < len(values) else ""
 
     def merge_fields(self, values: list[str]) -> dict[str, str]:
-        """The extra columns of a ``padded`` row, by title."""
+        """The extra columns of a padded row, by title."""
         return dict(zip(self._extra_titles, self._extra_values(values), strict=False))  # the getter gives two more
 
     def tags(self, values: list[str]) -> tuple[str, ...]:
@@ -283,7 +378,3 @@ class _Columns:
 
     def split_tags(self, text: str) -> tuple[str, ...]:
         return tuple(filter(None, map(str.strip, self.tag_separators.split(text))))
-
-
-def _has_line_break(text: str) -> bool:
-    return "\r" in text or "\n" in text

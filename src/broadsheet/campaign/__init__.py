@@ -6,14 +6,13 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
 
-from ..audience import Subscriber, SubscriberList
+from ..audience import ChunkedList, Subscriber, SubscriberList
+from ..store.recipients import CheckedList
 from .journal import CampaignRecord, Journal, Outcome, RecentSend, Row, journal_path
-from .recipients import campaign_fingerprint, journal_rows, subscriber_from_row
+from .parts import load_in_parts
+from .recipients import campaign_fingerprint, journal_chunks, journal_rows, subscriber_from_row
 from .runner import CampaignRunner, RunResult, Settings
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,33 +58,36 @@ def prepare_campaign(
 
 
 def _load(journal: Journal, record: CampaignRecord, fingerprint: str, subscribers: Iterable[Subscriber]) -> int:
-    """The list into the journal. A SubscriberList leaves the repeats of an address to the journal's UNIQUE
-    (campaign, email), which keeps the first (cheaper than the list's own look-up of every address); the
-    repeats are counted back into its ``skipped``, as the list would have counted them."""
-    if not isinstance(subscribers, SubscriberList):
+    """The list into the journal. A list read in chunks leaves the repeats of an address to the journal's
+    UNIQUE (campaign, email), which keeps the first (cheaper than the list's own look-up of every
+    address); the repeats are told back to the list, which counts them as it would have."""
+    if not isinstance(subscribers, ChunkedList):
         return journal.load_recipients(record, fingerprint, journal_rows(subscribers))
-    offered = _Counted(journal_rows(subscribers))
     deduplicate, subscribers.deduplicate = subscribers.deduplicate, False
     try:
-        loaded = journal.load_recipients(record, fingerprint, offered)
+        if isinstance(subscribers, (SubscriberList, CheckedList)):  # a long one is read by one process per core
+            loaded = load_in_parts(journal, record, fingerprint, subscribers)
+            if loaded is not None:
+                return loaded
+        offered = _Counted(subscribers.chunks())
+        loaded = journal.load_recipient_chunks(record, fingerprint, journal_chunks(offered))
     finally:
         subscribers.deduplicate = deduplicate
-    if offered.count > loaded:
-        subscribers.skipped["duplicate"] += offered.count - loaded
+    subscribers.count_duplicates(offered.count - loaded)
     return loaded
 
 
-class _Counted(Generic[T]):
-    """Items passed through, counted."""
+class _Counted:
+    """Chunks passed through, their items counted."""
 
-    def __init__(self, items: Iterable[T]):
-        self.items = items
+    def __init__(self, chunks: Iterable[list[Subscriber]]):
+        self.chunks = chunks
         self.count = 0
 
-    def __iter__(self) -> Iterator[T]:
-        for item in self.items:
-            self.count += 1
-            yield item
+    def __iter__(self) -> Iterator[list[Subscriber]]:
+        for chunk in self.chunks:
+            self.count += len(chunk)
+            yield chunk
 
 
 def campaign_key(issue_id: str | None, slug: str) -> str:

@@ -17,24 +17,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ..audience.bulk import Staging
+from ..audience.bulk import Staging, chunked
 from ..errors import CampaignError
 from ..providers import delivers, not_delivering_sql
 from .journalfile import JournalLocked, explain, journal_uid, open_journal
 from .lock import ProjectLock
 
 STATES = ("queued", "sending", "sent", "failed", "deferred", "unknown", "skipped")
+LOAD_CHUNK = 5_000  # rows handed from the reading thread to the loading one at a time
 LOAD_CACHE_KIB = 24_576  # page cache while a list moves in (24 MiB; default 2), also the sort's memory
 WAIT = 5.0  # seconds SQLite waits for another program's write lock before a statement gives up
 PATIENCE = 60.0  # seconds recording outcomes keeps trying through another program's lock
@@ -307,6 +307,12 @@ class Journal:
     def load_recipients(
         self, campaign: CampaignRecord, fingerprint: str, subscribers: Iterable[tuple[str, int, str]]
     ) -> int:
+        """``load_recipient_chunks`` for rows one by one."""
+        return self.load_recipient_chunks(campaign, fingerprint, chunked(subscribers, LOAD_CHUNK))
+
+    def load_recipient_chunks(
+        self, campaign: CampaignRecord, fingerprint: str, chunks: Iterable[list[tuple[str, int, str]]]
+    ) -> int:
         """Store (email, line, data) for each subscriber of the current list, in one transaction.
 
         New subscribers are queued; known ones keep their state. Queued or deferred rows of people who
@@ -318,28 +324,50 @@ class Journal:
         moved in address order: the UNIQUE (campaign, email) index is filled front to back, so new rows
         get their ids, and are sent, in address order.
         """
-        generation = campaign.generation + 1
         with Staging(self.db, self.path.parent, ("email", "line", "data")) as staging:
-            staging.fill(subscribers)
-            with self._load_pragmas(), self._transaction():
-                before = self.db.total_changes
-                self.db.execute(
-                    "INSERT INTO recipients (campaign, email, line, data, generation)"
-                    f" SELECT ?, email, line, data, ? FROM {staging.TABLE} WHERE true"
-                    " ORDER BY email COLLATE NOCASE, rowid"
-                    " ON CONFLICT (campaign, email) DO UPDATE SET line = excluded.line, data = excluded.data,"
-                    " generation = excluded.generation WHERE recipients.generation <> excluded.generation",
-                    (campaign.id, generation),
-                )
-                total = self.db.total_changes - before
-                self.db.execute(
-                    "DELETE FROM recipients WHERE campaign = ? AND generation <> ? AND state IN ('queued', 'deferred')",
-                    (campaign.id, generation),
-                )
-                self.db.execute(
-                    "UPDATE campaigns SET list_fingerprint = ?, generation = ? WHERE id = ?",
-                    (fingerprint, generation, campaign.id),
-                )
+            staging.fill(chunks)
+            return self._move_in(
+                campaign, fingerprint,
+                f"SELECT ?1, email, line, data, ?2 FROM {staging.TABLE} WHERE true ORDER BY email COLLATE NOCASE, rowid",
+            )  # fmt: skip
+
+    def load_staged(self, campaign: CampaignRecord, fingerprint: str, files: Sequence[Path]) -> int:
+        """``load_recipient_chunks`` for a list read in parts by other processes (``campaign.parts``): SQLite
+        files each with a table ``sorted (email COLLATE NOCASE, line, data)`` whose primary key is (email,
+        line). SQLite merges the sorted parts (no sort here); the smallest line of an address is kept."""
+        names = [f"part{number}" for number in range(len(files))]
+        for name, file in zip(names, files, strict=True):
+            self.db.execute(f"ATTACH DATABASE ? AS {name}", (str(file),))
+        try:
+            parts = " UNION ALL ".join(
+                f"SELECT ?1, email, line, data, ?2 FROM {name}.sorted WHERE true" for name in names
+            )
+            return self._move_in(campaign, fingerprint, f"{parts} ORDER BY 2 COLLATE NOCASE, 3")
+        finally:
+            for name in names:
+                self.db.execute(f"DETACH DATABASE {name}")
+
+    def _move_in(self, campaign: CampaignRecord, fingerprint: str, select: str) -> int:
+        """The rows of ``select`` (campaign ?1, email, line, data, generation ?2, in address order, the row
+        an address keeps first) into the journal, in one transaction; see ``load_recipient_chunks``."""
+        generation = campaign.generation + 1
+        with self._load_pragmas(), self._transaction():
+            before = self.db.total_changes
+            self.db.execute(
+                f"INSERT INTO recipients (campaign, email, line, data, generation) {select}"
+                " ON CONFLICT (campaign, email) DO UPDATE SET line = excluded.line, data = excluded.data,"
+                " generation = excluded.generation WHERE recipients.generation <> excluded.generation",
+                (campaign.id, generation),
+            )
+            total = self.db.total_changes - before
+            self.db.execute(
+                "DELETE FROM recipients WHERE campaign = ? AND generation <> ? AND state IN ('queued', 'deferred')",
+                (campaign.id, generation),
+            )
+            self.db.execute(
+                "UPDATE campaigns SET list_fingerprint = ?, generation = ? WHERE id = ?",
+                (fingerprint, generation, campaign.id),
+            )
         return total
 
     @contextlib.contextmanager
@@ -523,7 +551,7 @@ class Journal:
         return counts
 
     def rows(self, campaign: CampaignRecord, states: tuple[str, ...], *, limit: int | None = None) -> Iterator[Row]:
-        """Stream rows in list order (for dry runs), a page at a time."""
+        """Stream rows in id order (the order they are sent in: by address), a page at a time."""
         marks = ",".join("?" * len(states))
         last, left = 0, limit if limit is not None else -1
         while left != 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
@@ -132,14 +132,38 @@ class CheckedList:
     def fingerprint(self) -> str:
         return self.subscribers.fingerprint()  # a later unsubscribe is caught when its batch is claimed
 
+    @property
+    def deduplicate(self) -> bool:
+        return self.subscribers.deduplicate
+
+    @deduplicate.setter
+    def deduplicate(self, value: bool) -> None:
+        self.subscribers.deduplicate = value
+
+    def count_duplicates(self, count: int) -> None:
+        self.subscribers.count_duplicates(count)
+
     def __iter__(self) -> Iterator[Subscriber]:
+        for chunk in self.chunks():
+            yield from chunk
+
+    def chunks(self) -> Iterator[list[Subscriber]]:
+        """The list's chunks, less whom the store suppresses (asked a chunk at a time)."""
         self.left_out = 0
-        stream = iter(self.subscribers)
         with Store.for_project(self.root) as store:
-            while chunk := list(itertools.islice(stream, CHECK_CHUNK)):
-                gone = store.suppressed(subscriber.email for subscriber in chunk)
-                self.left_out += sum(1 for subscriber in chunk if subscriber.email in gone)
-                yield from (subscriber for subscriber in chunk if subscriber.email not in gone)
+            yield from self.checked(self.subscribers.chunks(), store)
+
+    def checked(self, chunks: Iterable[list[Subscriber]], store: Store) -> Iterator[list[Subscriber]]:
+        """``chunks`` less whom ``store`` suppresses, counted in ``left_out`` (also for a part of the list
+        read by another process: ``campaign.parts``)."""
+        for chunk in chunks:
+            gone = store.suppressed(subscriber.email for subscriber in chunk)
+            if gone:
+                kept = [subscriber for subscriber in chunk if subscriber.email not in gone]
+                self.left_out += len(chunk) - len(kept)
+                chunk = kept
+            if chunk:
+                yield chunk
 
 
 class StoreSuppressions:
@@ -166,7 +190,7 @@ class StoreSuppressions:
 def as_subscriber(stored: StoredSubscriber) -> Subscriber:
     """A stored subscriber as the audience room hands one on (the fields the templates see)."""
     first_name = stored.fields.get("first_name") or (stored.name.split() or [""])[0]
-    fields = {**stored.fields, "email": stored.email, "name": stored.name, "first_name": first_name}
+    fields = {name: value for name, value in stored.fields.items() if name != "first_name"}
     return Subscriber(stored.email, stored.name, first_name, stored.tags, fields)
 
 
