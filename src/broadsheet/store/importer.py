@@ -26,20 +26,24 @@ within an address (the events' details name the file's line, as before).
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring as _quote
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..audience import RowProblem, list_rows
-from ..audience.addresses import AddressChecker
+from ..audience import RowProblem
 from ..audience.bulk import Staging
+from ..audience.subscriber_list import list_chunks
 from ..errors import StoreError
+from .parts import SORTED as PART_TABLE
+from .parts import stage_in_parts
 from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING
+from .staged import STAGED, staged_chunks
 from .store import Store, dump_fields, utc_now
 
 ROWS_PER_TRANSACTION = 50_000  # a bounded hold of the store's write lock (~0.2 s), in address order
@@ -47,11 +51,8 @@ MERGE_CHUNK = 5_000  # present rows brought to Python at a time (--update)
 CACHE_KIB = 49_152  # the page cache during an import, and the sort's memory (48 MiB; default 2)
 CHECKPOINT_PAGES = 10_000  # WAL pages before a checkpoint during the move (default 1,000: a checkpoint each)
 PAUSE = 0.005  # seconds between two transactions of the move: another writer's turn
-STAGED = ("key", "email", "name", "fields", "status", "tags", "line")  # a staged row; tags: {tag_key: tag}
 SORTED = "staging.sorted"  # the staged rows in (key, file order); its rowid is the position
 MOVABLE = ("subscribed", "unconfirmed")  # statuses a row of the file may move to a suppressing one
-TAG_CACHE = 4_096  # distinct tag lists whose JSON is kept while reading (lists repeat a few tag sets)
-SKIPPED_FIELDS = frozenset(("email", "name", "first_name"))  # columns the subscribers row holds itself
 
 
 @dataclass
@@ -87,8 +88,7 @@ def import_csv(
     try:
         with store._lock, Staging(store.db, store.path.parent, STAGED) as staging:
             with _pragmas(store.db, cache_size=-CACHE_KIB, temp_store="FILE"):  # sorts spill to files, not RAM
-                staging.fill(_staged_rows(path, store._addresses, report, on_problem))
-                total = _sort(store.db, staging)
+                total = _stage(store, staging, path, report, on_problem)
             # statement journals in memory (small: the move mostly appends), and fewer checkpoints
             with _pragmas(store.db, cache_size=-CACHE_KIB, temp_store="MEMORY", wal_autocheckpoint=CHECKPOINT_PAGES):
                 for start in range(0, total, ROWS_PER_TRANSACTION):
@@ -104,36 +104,50 @@ def import_csv(
     return report
 
 
-def _staged_rows(
-    path: Path, addresses: AddressChecker, report: ImportReport, on_problem: Callable[[RowProblem], None]
-) -> Iterator[tuple[str, str, str, str, str, str | None, int]]:
-    """The CSV's valid rows as STAGED tuples (run by the reading thread: keep it lean)."""
-    tag_json: dict[tuple[str, ...], str] = {}
-    for item in list_rows(path, addresses, wanted=STATUSES):
-        if isinstance(item, RowProblem):
-            report.problems += 1
-            on_problem(item)
-            continue
-        status, subscriber = item
-        assert subscriber is not None
-        report.rows += 1
-        email, name, tags = subscriber.email, subscriber.name, subscriber.tags
-        fields = [
-            f"{_quote(title)}:{_quote(value)}"
-            for title, value in subscriber.fields.items()
-            if value and title not in SKIPPED_FIELDS
-        ]
-        first_name = subscriber.first_name
-        if first_name and first_name != (name.split(None, 1) or ("",))[0]:
-            fields.append(f'"first_name":{_quote(first_name)}')
-        tags_json = None
-        if tags:
-            tags_json = tag_json.get(tags)
-            if tags_json is None:
-                if len(tag_json) >= TAG_CACHE:
-                    tag_json.clear()
-                tags_json = tag_json[tags] = "{" + ",".join([f"{_quote(t.casefold())}:{_quote(t)}" for t in tags]) + "}"
-        yield email.lower(), email, name, "{" + ",".join(fields) + "}", status, tags_json, subscriber.line
+def _stage(
+    store: Store, staging: Staging, path: Path, report: ImportReport, on_problem: Callable[[RowProblem], None]
+) -> int:
+    """The list's valid rows in SORTED, in address order (file order within an address); their count.
+
+    A long list is read by one process per core, each sorting its part (``store.parts``), and the sorted
+    parts merged; a shorter one (or one that cannot be cut between rows) is read here, by a second
+    thread, and sorted once read."""
+
+    def noted(problem: RowProblem) -> None:
+        report.problems += 1
+        on_problem(problem)
+
+    folder = Path(tempfile.mkdtemp(prefix=".staging-parts-", dir=store.path.parent))
+    try:
+        parts = stage_in_parts(path, folder)
+        if parts is None:
+            chunks = list_chunks(path, store._addresses, wanted=STATUSES)
+            report.rows = staging.fill(staged_chunks(chunks, noted))
+            return _sort(store.db, staging)
+        for _, outcome in parts:  # in line order, as one reader would have met them
+            report.rows += outcome.rows
+            for problem in outcome.problems:
+                noted(problem)
+        return _merge_parts(store.db, [file for file, _ in parts])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _merge_parts(db: sqlite3.Connection, files: list[Path]) -> int:
+    """The parts' sorted tables merged into SORTED (each is read in its key's order: SQLite merges them,
+    no sort); the rows' count."""
+    names = [f"part{number}" for number in range(len(files))]
+    for name, file in zip(names, files, strict=True):
+        db.execute(f"ATTACH DATABASE ? AS {name}", (str(file),))
+    try:
+        columns = ", ".join(STAGED)
+        union = " UNION ALL ".join(f"SELECT {columns} FROM {name}.{PART_TABLE}" for name in names)
+        db.execute(f"CREATE TABLE {SORTED} ({columns})")
+        with _transaction(db):
+            return int(db.execute(f"INSERT INTO {SORTED} ({columns}) {union} ORDER BY key, line").rowcount)
+    finally:
+        for name in names:
+            db.execute(f"DETACH DATABASE {name}")
 
 
 def _sort(db: sqlite3.Connection, staging: Staging) -> int:
