@@ -11,16 +11,18 @@ Rules (who is new is decided by the UNIQUE ``email_key``: no set of every addres
   unconfirmed one, but never resubscribes someone unsubscribed, bounced or complained unless ``resubscribe``;
 - a forgotten address is never added again (its rows are counted, nothing else).
 
-How: the reading thread (``audience.list_rows``: validation, line numbers) turns each row into its staged
-form (key, the fields and tags as JSON) and the other thread appends it to an index-free table in a
-temporary SQLite file beside the store (``audience.bulk.Staging``): the store is not locked while the CSV
-is read. SQLite then sorts the rows by address into a second staging table (an external sort on disk, so
-memory stays flat), and they move into the store ROWS_PER_TRANSACTION at a time, in address order: the
-UNIQUE index is filled front to back, in one pass, and other writers (serve's one-click unsubscribes) get
-the store between two transactions. New subscribers, their tags and events go in set-based, in SQL; only
-present rows that may change something come back to Python. New subscribers get ids in address order
-(with gaps where a present row was). Rows of the file are handled one address at a time, in file order
-within an address (the events' details name the file's line, as before).
+How: each row is validated by audience's row reader (the line numbers too) and turned into its staged
+form (``staged.py``: key, fields and tags as JSON), then parked in a temporary SQLite file beside the
+store, which is not locked while the CSV is read. A long list is read by one process per core, each
+sorting its part by address (``parts.py``), and the sorted parts are merged without a sort; a shorter
+one is read by a second thread into ``audience.bulk.Staging`` and sorted once read (an external sort on
+disk: memory stays flat). The sorted rows move into the store ROWS_PER_TRANSACTION at a time, in
+address order: the UNIQUE index is filled front to back, in one pass, and other writers (serve's
+one-click unsubscribes) get the store between two transactions. New subscribers, their tags and events
+go in set-based, in SQL; only present rows that may change something come back to Python. New
+subscribers get ids in address order (with gaps where a present row was). Rows of the file are handled
+one address at a time, in file order within an address (the events' details name the file's line, as
+before).
 """
 
 from __future__ import annotations
@@ -136,10 +138,11 @@ def _stage(
 def _merge_parts(db: sqlite3.Connection, files: list[Path]) -> int:
     """The parts' sorted tables merged into SORTED (each is read in its key's order: SQLite merges them,
     no sort); the rows' count."""
-    names = [f"part{number}" for number in range(len(files))]
-    for name, file in zip(names, files, strict=True):
-        db.execute(f"ATTACH DATABASE ? AS {name}", (str(file),))
+    names: list[str] = []
     try:
+        for number, file in enumerate(files):
+            db.execute(f"ATTACH DATABASE ? AS part{number}", (str(file),))
+            names.append(f"part{number}")
         columns = ", ".join(STAGED)
         union = " UNION ALL ".join(f"SELECT {columns} FROM {name}.{PART_TABLE}" for name in names)
         db.execute(f"CREATE TABLE {SORTED} ({columns})")
