@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from broadsheet.audience import SubscriberList
+from broadsheet.audience import parts as list_parts
 from broadsheet.audience.addresses import AddressChecker
-from broadsheet.audience.parts import CutInsideRow, cut, read_part
+from broadsheet.audience.parts import CutInsideRow, Part, cut, in_processes, read_part
 from broadsheet.audience.subscriber_list import list_chunks
 from broadsheet.campaign import Journal, parts, prepare_campaign
 from broadsheet.errors import AudienceError
@@ -102,9 +103,9 @@ def once_and_in_parts(tmp_path, monkeypatch, make_list):
                                  fingerprint="list-1", subscribers=recipients)  # fmt: skip
             return loaded_rows(journal), recipients
 
-    monkeypatch.setattr(parts, "SPLIT_BYTES", 10**12)
+    monkeypatch.setattr(list_parts, "SPLIT_BYTES", 10**12)
     one = load("one", split=False)
-    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(list_parts, "SPLIT_BYTES", 0)
     return one, load("parts", split=True)
 
 
@@ -148,7 +149,7 @@ def test_a_list_loaded_in_parts_is_the_list_loaded_by_one_process(tmp_path, monk
 
 def test_a_list_cut_inside_a_row_is_loaded_by_one_process_instead(tmp_path, monkeypatch):
     path = write(tmp_path, long_note_in_the_middle())
-    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(list_parts, "SPLIT_BYTES", 0)
     with journal_of(tmp_path / "project") as journal:
         subscribers = SubscriberList(path)
         subscribers.deduplicate = False
@@ -168,7 +169,7 @@ def test_a_part_that_is_not_utf8_names_its_line(tmp_path, monkeypatch):
     lines[350] = b"zoe@example.org,Zo\xeb,,,Gent"  # Latin-1, in the second part
     path = tmp_path / "list.csv"
     path.write_bytes(b"\r\n".join(lines))
-    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(list_parts, "SPLIT_BYTES", 0)
     with journal_of(tmp_path / "project") as journal:
         subscribers = SubscriberList(path)
         subscribers.deduplicate = False
@@ -209,7 +210,7 @@ def test_a_missing_segment_tag_is_an_error_before_any_part_is_read(tmp_path, mon
     path = write(tmp_path, Sample(100).text)
     subscribers = SubscriberList(path, segments=["no-such-tag"])
     subscribers.deduplicate = False
-    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(list_parts, "SPLIT_BYTES", 0)
     with journal_of(tmp_path / "project") as journal:
         with pytest.raises(AudienceError, match="no subscriber has the tag 'no-such-tag'"):
             parts.load_in_parts(journal, start(journal), "list-1", subscribers, processes=2)
@@ -218,18 +219,31 @@ def test_a_missing_segment_tag_is_an_error_before_any_part_is_read(tmp_path, mon
 
 def test_a_list_that_deduplicates_itself_is_read_by_one_process(tmp_path, monkeypatch):
     subscribers = SubscriberList(write(tmp_path, Sample(100).text))  # deduplicate: the ledger's seen is written
-    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(list_parts, "SPLIT_BYTES", 0)
     with journal_of(tmp_path / "project") as journal:
         assert parts.load_in_parts(journal, start(journal), "list-1", subscribers, processes=2) is None
 
 
-def test_a_reader_that_fails_sends_the_list_back_to_one_process(tmp_path):
-    path = write(tmp_path, Sample(50).text)
-    [whole] = cut(path, 1)
-    ledger = tmp_path / "no-ledger.db"
-    task = parts.PartTask((), str(ledger))
-    [outcome] = parts._stage_all([whole], [str(tmp_path / "no-such-folder" / "part.db")], task)  # cannot be written
-    assert "unable to open database file" in outcome.failed and outcome.staged == 0
+def where_it_starts(number: int, part: Part) -> tuple[int, int]:
+    return number, part.first_line
+
+
+def fails(number: int, part: Part) -> None:
+    raise OSError(28, "No space left on device")
+
+
+def refuses(number: int, part: Part) -> None:
+    raise AudienceError("the list is not UTF-8", where=f"{part.path}:{part.first_line}", fix="save it as UTF-8")
+
+
+def test_part_readers_answer_in_order_refuse_in_one_line_and_fail_back_to_one_process(tmp_path):
+    path = write(tmp_path, Sample(300).text)
+    pieces = cut(path, 3)
+    assert in_processes(where_it_starts, pieces) == [(number, piece.first_line) for number, piece in enumerate(pieces)]
+    assert in_processes(fails, pieces) is None  # the one-process read then meets the full disk and says so
+    with pytest.raises(AudienceError) as caught:
+        in_processes(refuses, pieces)
+    assert caught.value.where == f"{path}:2" and caught.value.fix == "save it as UTF-8"
 
 
 def running_readers(marker: str) -> list[int]:
@@ -253,7 +267,7 @@ def test_stopping_a_send_while_parts_are_read_leaves_no_reader_staging_file_or_t
         out.writelines(
             f"reader{(i * 7919) % 420_000}@example{i % 97}.org,Reader {i},{'Gent' * 10}\n" for i in range(420_000)
         )
-    assert (project / marker).stat().st_size >= parts.SPLIT_BYTES
+    assert (project / marker).stat().st_size >= list_parts.SPLIT_BYTES
     env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret"}
     command = [sys.executable, "-m", "broadsheet", "send", ISSUE, "--list", marker, "--transport", "outbox", "--yes"]
     process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

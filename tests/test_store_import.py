@@ -221,7 +221,7 @@ def test_a_write_error_mid_move_keeps_the_transactions_before_whole(store, tmp_p
 
 def import_whole_and_in_parts(tmp_path, monkeypatch, path, **options):
     """The same CSV imported by one process and by three part readers: (report, problems, store dump) each."""
-    from broadsheet.store import parts
+    from broadsheet.audience import parts
 
     results = []
     for name, split_bytes in (("whole", 10**12), ("parts", 0)):
@@ -268,7 +268,7 @@ def test_a_list_cut_inside_a_quoted_value_is_read_by_one_process(tmp_path, monke
 
 
 def test_a_part_that_is_not_utf8_stops_the_import_naming_its_line(store, tmp_path, monkeypatch):
-    from broadsheet.store import parts
+    from broadsheet.audience import parts
 
     monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
     monkeypatch.setattr(parts, "cores", lambda: 2)
@@ -284,7 +284,7 @@ def test_stopping_an_import_while_parts_are_read_leaves_no_reader_staging_file_o
     """A real `broadsheet subscribers import` of a list long enough to be read in parts, stopped by Ctrl-C."""
     from test_parts import running_readers
 
-    from broadsheet.store import parts
+    from broadsheet.audience import parts
 
     (tmp_path / "broadsheet.toml").write_text('name = "Test"\nfrom = "news@example.org"\n', encoding="utf-8")
     marker = f"import-{os.getpid()}.csv"

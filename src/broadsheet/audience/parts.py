@@ -1,4 +1,5 @@
-"""A long list cut into parts that separate processes read at once (one per core).
+"""A long list cut into parts that separate processes read at once (one per core): ``cut``, ``read_part``
+and ``in_processes`` (the journal's load and the store's import use them).
 
 The cut is at a line end near each share of the file. Whether a row runs across it (a quoted value with
 line breaks) cannot be seen from the bytes, so every part but the last is read with one extra line, a
@@ -11,12 +12,19 @@ from __future__ import annotations
 
 import io
 import itertools
+import multiprocessing
 import os
-from collections.abc import Container, Iterator
+import signal
+import threading
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkContext, SpawnContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Generic, NamedTuple, TypeVar
 
+from ..errors import AudienceError
 from .addresses import AddressChecker
 from .csvfile import CsvFile, open_csv
 from .model import ListRow, RowProblem
@@ -24,6 +32,10 @@ from .subscriber_list import CHUNK, Columns, RowReader
 
 SENTINEL = "broadsheet: end of part 5f0c2a\n"  # a line no row reads as, alone, unless the part ended between rows
 SCAN_BLOCK = 1 << 20
+SPLIT_BYTES = 32 << 20  # lists this big or bigger are read in parts (smaller ones: starting processes costs more)
+MAX_PARTS = 8  # SQLite attaches at most 10 files to one connection (the parts, the database, a staging file)
+
+R = TypeVar("R")
 
 
 class CutInsideRow(Exception):
@@ -40,6 +52,19 @@ class Part:
     start: int
     end: int | None
     first_line: int
+
+
+def split(path: Path, processes: int | None = None) -> list[Part] | None:
+    """The list cut for one reader per core (or ``processes``), when it is long enough to be worth
+    starting them; None otherwise (or when it is not a file: the one-process read says what is wrong)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if size < SPLIT_BYTES:
+        return None
+    parts = cut(path, min(processes or cores(), MAX_PARTS))
+    return parts if len(parts) > 1 else None
 
 
 def cut(path: Path, parts: int) -> list[Part]:
@@ -137,6 +162,95 @@ def _count_lines(raw: BinaryIO, start: int, end: int) -> int:
         count += block.count(b"\n")
         left -= len(block)
     return count
+
+
+def in_processes(job: Callable[[int, Part], R], parts: list[Part]) -> list[R] | None:
+    """``job(number, part)`` for every part, each in a process of its own; their answers in part order.
+
+    None when the list must be read by one process instead: a part did not end between rows
+    (``CutInsideRow``), or a reader failed (a full disk: the one-process read will say so) or was killed.
+    An AudienceError in a reader (a line that is not UTF-8) is raised here. ``job`` must pickle (a
+    module-level function, or a ``functools.partial`` of one). Ctrl-C and SIGTERM are this process's to
+    handle: the readers ignore Ctrl-C and end at once on SIGTERM, which is how they are stopped."""
+    context = _start_method()
+    answers: list[Connection] = []
+    processes: list[BaseProcess] = []
+    try:
+        for number, part in enumerate(parts):
+            answer, sender = context.Pipe(duplex=False)
+            reader = _Reader(job, number, part, sender)
+            process = context.Process(target=reader.run, name=f"broadsheet-part-{number}")
+            process.daemon = True
+            process.start()
+            sender.close()
+            answers.append(answer)
+            processes.append(process)
+        results: list[R] = []
+        for answer in answers:
+            try:
+                result = answer.recv()
+            except EOFError:  # killed
+                return None
+            if isinstance(result, _Refused):
+                raise AudienceError(result.message, where=result.where, fix=result.fix)
+            if isinstance(result, _ReadWhole):
+                return None
+            results.append(result)
+        return results
+    finally:
+        for started in processes:
+            if started.is_alive():
+                started.terminate()
+            started.join()
+        for answer in answers:
+            answer.close()
+
+
+class _ReadWhole(NamedTuple):
+    """A reader's answer when the list must be read by one process: why."""
+
+    reason: str
+
+
+class _Refused(NamedTuple):
+    """A reader's answer for an AudienceError (an exception with keyword arguments does not pickle whole)."""
+
+    message: str
+    where: str | None
+    fix: str | None
+
+
+@dataclass
+class _Reader(Generic[R]):
+    """One part reader's whole life in its process: its answer sent back, never a traceback on stderr."""
+
+    job: Callable[[int, Part], R]
+    number: int
+    part: Part
+    answer: Connection
+
+    def run(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent stops a reader with SIGTERM: it just ends
+        result: R | _ReadWhole | _Refused
+        try:
+            result = self.job(self.number, self.part)
+        except CutInsideRow as exc:
+            result = _ReadWhole(str(exc))
+        except AudienceError as exc:
+            result = _Refused(exc.message, exc.where, exc.fix)
+        except Exception as exc:  # e.g. a full disk
+            result = _ReadWhole(f"{type(exc).__name__}: {exc}")
+        self.answer.send(result)
+        self.answer.close()
+
+
+def _start_method() -> ForkContext | SpawnContext:
+    """fork when this process runs one thread (cheap: nothing to import again), else spawn (forking a
+    process with threads can copy a lock another thread holds)."""
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 def cores() -> int:

@@ -1,7 +1,7 @@
 """A long CSV list loaded into the journal by one process per core.
 
 Reading and validating a row is Python work that one process does at one core's pace, whatever the
-machine has. A list of at least ``SPLIT_BYTES`` whose pass can run in pieces (``SubscriberList.splittable``)
+machine has. A list of at least ``audience.parts.SPLIT_BYTES`` whose pass can run in pieces (``SubscriberList.splittable``)
 is cut into parts (``audience.parts``). This process begins the pass (segments checked; suppressed and
 opted-out addresses in its ledger); each part is read by its own process through the same pass, with a
 read-only view of that ledger, into its own staging file, which it then sorts by address; the journal
@@ -13,43 +13,32 @@ one-process load."""
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import functools
 import shutil
-import signal
 import sqlite3
 import tempfile
-import threading
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from multiprocessing.context import ForkContext, SpawnContext
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from ..audience import RowProblem, SubscriberList
 from ..audience.bulk import collector_paused, insert_many
 from ..audience.ledger import Ledger
-from ..audience.parts import CutInsideRow, Part, cores, cut, read_part
-from ..errors import AudienceError
+from ..audience.parts import Part, in_processes, read_part, split
 from ..store.recipients import CheckedList
 from ..store.store import Store
 from .journal import CampaignRecord, Journal
 from .recipients import journal_chunks
 
-SPLIT_BYTES = 32 << 20  # lists this big or bigger are read in parts (smaller ones: starting processes costs more)
-MAX_PARTS = 8  # SQLite attaches at most 10 files to one connection
 SORT_CACHE_KIB = 16_384  # each part's page cache while it sorts itself (also the sort's memory)
 
 
 @dataclass
 class PartOutcome:
-    """What reading one part gave: rows staged, problems and left-out rows in line order, or why not."""
+    """What reading one part gave: rows staged, problems and left-out rows in line order."""
 
     staged: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
-    cut_inside_row: bool = False
-    error: tuple[str, str | None, str | None] | None = None  # an AudienceError's message, where, fix
-    failed: str = ""  # any other failure (the list is then read by one process, which reports it)
     left_out_by_store: int = 0
 
 
@@ -67,34 +56,31 @@ def load_in_parts(
     checked = recipients if isinstance(recipients, CheckedList) else None
     subscribers = checked.subscribers if checked is not None else recipients
     assert isinstance(subscribers, SubscriberList)
-    if subscribers.path.stat().st_size < SPLIT_BYTES or not subscribers.splittable():
-        return None
-    parts = cut(subscribers.path, min(processes or cores(), MAX_PARTS))
-    if len(parts) < 2:
+    parts = split(subscribers.path, processes) if subscribers.splittable() else None
+    if parts is None:
         return None
     folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=journal.path.parent))
     try:
         with subscribers.pass_ledger() as ledger:  # segments checked, suppressed and opted-out addresses noted
             store = str(checked.root) if checked is not None else None
             task = PartTask(tuple(sorted(subscribers.segments)), str(ledger.path), store)
-            files = [str(folder / f"part-{number}.db") for number in range(len(parts))]
-            outcomes = _stage_all(parts, files, task)
-        if outcomes is None or any(outcome.cut_inside_row or outcome.failed for outcome in outcomes):
+            outcomes = in_processes(functools.partial(stage_part, folder=str(folder), task=task), parts)
+        if outcomes is None:
             return None
-        for outcome in outcomes:
-            if outcome.error is not None:
-                message, where, fix = outcome.error
-                raise AudienceError(message, where=where, fix=fix)
         for outcome in outcomes:  # in line order, as one pass would have noted them
             subscribers.problems.extend(outcome.problems)
             subscribers.skipped.update(outcome.skipped)
         if checked is not None:
             checked.left_out = sum(outcome.left_out_by_store for outcome in outcomes)
-        loaded = journal.load_staged(record, fingerprint, [Path(file) for file in files])
+        loaded = journal.load_staged(record, fingerprint, [part_file(folder, number) for number in range(len(parts))])
         subscribers.count_duplicates(sum(outcome.staged for outcome in outcomes) - loaded)
         return loaded
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def part_file(folder: Path, number: int) -> Path:
+    return folder / f"part-{number}.db"
 
 
 @dataclass(frozen=True)
@@ -106,14 +92,14 @@ class PartTask:
     store: str | None = None  # the project whose subscriber store checks the list (a CheckedList), if any
 
 
-def stage_part(part: Part, file: str, task: PartTask) -> PartOutcome:
+def stage_part(number: int, part: Part, *, folder: str, task: PartTask) -> PartOutcome:
     """In a child process: one part of the list through the pass (``SubscriberList.part_chunks``) into a new
     staging file, appended to ``rows``, then copied sorted into ``sorted`` (keyed by address and line: the
     journal merges the parts without a sort)."""
     outcome = PartOutcome()
     subscribers = SubscriberList(part.path, segments=task.segments, deduplicate=False)
     checked = CheckedList(subscribers, Path(task.store)) if task.store is not None else None
-    db = sqlite3.connect(file, isolation_level=None)
+    db = sqlite3.connect(part_file(Path(folder), number), isolation_level=None)
     try:
         for pragma in ("journal_mode=OFF", "synchronous=OFF"):
             db.execute(f"PRAGMA {pragma}")
@@ -135,65 +121,8 @@ def stage_part(part: Part, file: str, task: PartTask) -> PartOutcome:
             " WITHOUT ROWID"
         )
         db.execute("INSERT INTO sorted SELECT email, line, data FROM rows ORDER BY email COLLATE NOCASE, line")
-    except CutInsideRow:
-        return PartOutcome(cut_inside_row=True)
-    except AudienceError as exc:
-        return PartOutcome(error=(exc.message, exc.where, exc.fix))
     finally:
         db.close()
     outcome.problems, outcome.skipped = subscribers.problems, dict(subscribers.skipped)
     outcome.left_out_by_store = checked.left_out if checked is not None else 0
     return outcome
-
-
-def _stage_all(parts: list[Part], files: list[str], task: PartTask) -> list[PartOutcome] | None:
-    """Each part staged by a process of its own; None when one ended without an answer (killed). Ctrl-C
-    reaches this process only (the readers ignore it): the readers are stopped and it goes on up."""
-    context = _start_method()
-    answers: list[Connection] = []
-    processes: list[BaseProcess] = []
-    try:
-        for number, (part, file) in enumerate(zip(parts, files, strict=True)):
-            answer, sender = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_read_part, args=(part, file, task, sender), name=f"broadsheet-part-{number}"
-            )
-            process.daemon = True
-            process.start()
-            sender.close()
-            answers.append(answer)
-            processes.append(process)
-        outcomes: list[PartOutcome] = []
-        for answer in answers:
-            try:
-                outcomes.append(answer.recv())
-            except EOFError:
-                return None
-        return outcomes
-    finally:
-        for reader in processes:
-            if reader.is_alive():
-                reader.terminate()
-            reader.join()
-        for answer in answers:
-            answer.close()
-
-
-def _read_part(part: Part, file: str, task: PartTask, answer: Connection) -> None:
-    """A part reader's whole life: its outcome sent back, never a traceback on its stderr."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sender's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the sender stops a reader with SIGTERM: it just ends
-    try:
-        outcome = stage_part(part, file, task)
-    except Exception as exc:  # e.g. a full disk: the sender reads the list itself and reports it
-        outcome = PartOutcome(failed=f"{type(exc).__name__}: {exc}")
-    answer.send(outcome)
-    answer.close()
-
-
-def _start_method() -> ForkContext | SpawnContext:
-    """fork when this process runs one thread (cheap: nothing to import again), else spawn (forking a
-    process with threads can copy a lock another thread holds)."""
-    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
