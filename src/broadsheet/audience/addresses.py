@@ -36,7 +36,8 @@ class AddressChecker:
         if plain is not None:
             local, domain = plain.groups()
             if local.lower() not in CASE_INSENSITIVE:
-                return f"{local}@{self._domain(domain)}"
+                known = self._domains.get(domain)  # the common case, without a call
+                return f"{local}@{known if known.__class__ is str else self._domain(domain)}"
         return self._full(address)
 
     def _domain(self, domain: str) -> str:
