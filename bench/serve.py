@@ -6,7 +6,11 @@ mails them to the outbox (rate-limited, so that it runs for the whole measuremen
 post RFC 8058 one-click unsubscribes for ``--unsubscribes`` other readers as fast as serve answers.
 Prints unsubscribes per second, latency p50/p99, and checks that every one was recorded in the store.
 
-    .venv/bin/python bench/serve.py [--unsubscribes 5000] [--clients 50] [--readers 3000] [--send-rate 100]
+    .venv/bin/python bench/serve.py [--unsubscribes 5000] [--clients 50] [--readers 3000] [--send-rate 100] [--rate R]
+
+Without ``--rate`` the clients post as fast as serve answers (its throughput; the latency is then mostly
+the queue: 50 requests in flight at N/s wait about 50/N s). ``--rate R`` paces them to R a second in all
+and counts each latency from when the request was due: the latency at that load.
 """
 
 from __future__ import annotations
@@ -82,7 +86,26 @@ def wait_listening(port: int, process: subprocess.Popen) -> None:
     raise SystemExit("serve did not start")
 
 
-async def client(port: int, tokens: list[str], latencies: list[float], failures: list[str]) -> None:
+class Pace:
+    """When each request is due: as fast as the clients go (``rate`` 0: a closed loop, latency is what a
+    saturated server gives), or ``rate`` requests a second in all (an open loop: latency is counted from
+    when a request was due, so a server that falls behind is charged for the wait)."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.started = time.perf_counter()
+        self.issued = 0
+
+    async def next_due(self) -> float:
+        if not self.rate:
+            return time.perf_counter()
+        due = self.started + self.issued / self.rate
+        self.issued += 1
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        return due
+
+
+async def client(port: int, tokens: list[str], latencies: list[float], failures: list[str], pace: Pace) -> None:
     """One keep-alive connection posting one-click unsubscribes, one at a time."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     host = f"127.0.0.1:{port}".encode()
@@ -99,7 +122,7 @@ async def client(port: int, tokens: list[str], latencies: list[float], failures:
                 + b"\r\n\r\n"
                 + BODY
             )
-            started = time.perf_counter()
+            started = await pace.next_due()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             length = next(
@@ -113,12 +136,13 @@ async def client(port: int, tokens: list[str], latencies: list[float], failures:
         writer.close()
 
 
-async def load(port: int, tokens: list[str], clients: int) -> tuple[float, list[float], list[str]]:
+async def load(port: int, tokens: list[str], clients: int, rate: float) -> tuple[float, list[float], list[str]]:
     latencies: list[float] = []
     failures: list[str] = []
     queue = list(tokens)
+    pace = Pace(rate)
     started = time.perf_counter()
-    await asyncio.gather(*(client(port, queue, latencies, failures) for _ in range(clients)))
+    await asyncio.gather(*(client(port, queue, latencies, failures, pace) for _ in range(clients)))
     return time.perf_counter() - started, latencies, failures
 
 
@@ -145,6 +169,7 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=3000, help="subscribers the running campaign mails")
     parser.add_argument("--threads", type=int, default=4, help="serve's [serve] threads")
     parser.add_argument("--send-rate", type=float, default=100, help="the campaign's messages per second")
+    parser.add_argument("--rate", type=float, default=0, help="unsubscribes per second in all (0: as fast as served)")
     args = parser.parse_args()
     env = {**os.environ, "BROADSHEET_SECRET": SECRET, "PYTHONPATH": str(ROOT / "src")}
     with tempfile.TemporaryDirectory() as name:
@@ -173,7 +198,7 @@ def main() -> None:
             time.sleep(3)  # the campaign is loaded and sending
             running = send.poll() is None
             cpu_before = cpu_seconds(serve.pid)
-            seconds, latencies, failures = asyncio.run(load(port, tokens, args.clients))
+            seconds, latencies, failures = asyncio.run(load(port, tokens, args.clients, args.rate))
             serve_cpu = cpu_seconds(serve.pid) - cpu_before
             still_running = send.poll() is None
         finally:
@@ -195,8 +220,8 @@ def main() -> None:
     p90 = latencies[int(len(latencies) * 0.90) - 1] * 1000
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d')}")
     print(
-        f"{args.unsubscribes} one-click unsubscribes from {args.clients} concurrent clients, {args.threads} serve "
-        f"threads, in {seconds:.2f} s: "
+        f"{args.unsubscribes} one-click unsubscribes from {args.clients} concurrent clients"
+        f"{f' paced at {args.rate:.0f}/s' if args.rate else ''}, {args.threads} serve threads, in {seconds:.2f} s: "
         f"{args.unsubscribes / seconds:.0f}/s, latency p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, "
         f"max {latencies[-1] * 1000:.0f} ms"
     )

@@ -32,7 +32,9 @@ from .subscriber_list import CHUNK, Columns, RowReader
 
 SENTINEL = "broadsheet: end of part 5f0c2a\n"  # a line no row reads as, alone, unless the part ended between rows
 SCAN_BLOCK = 1 << 20
-SPLIT_BYTES = 8 << 20  # lists this big or bigger (~100,000 rows) are read in parts: below, starting processes costs more
+SPLIT_BYTES = (
+    8 << 20
+)  # lists this big or bigger (~100,000 rows) are read in parts: below, starting processes costs more
 MAX_PARTS = 8  # SQLite attaches at most 10 files to one connection (the parts, the database, a staging file)
 
 R = TypeVar("R")
