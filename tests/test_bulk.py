@@ -8,14 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from broadsheet.audience.bulk import ROWS_PER_STATEMENT, insert_many, read_ahead
+from broadsheet.audience.bulk import ROWS_PER_STATEMENT, chunked, insert_many, read_ahead
 from broadsheet.errors import AudienceError
 
 
 def test_read_ahead_hands_every_item_on_in_order_in_chunks():
-    chunks = list(read_ahead(range(10), 4))
+    chunks = list(read_ahead(chunked(range(10), 4)))
     assert chunks == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-    assert list(read_ahead([], 4)) == []
+    assert list(read_ahead(chunked([], 4))) == []
 
 
 def test_an_error_while_reading_is_raised_to_the_consumer_after_the_rows_before_it():
@@ -25,7 +25,7 @@ def test_an_error_while_reading_is_raised_to_the_consumer_after_the_rows_before_
 
     got: list[int] = []
     with pytest.raises(AudienceError, match="bad list"):
-        for chunk in read_ahead(rows(), 2):
+        for chunk in read_ahead(chunked(rows(), 2)):
             got.extend(chunk)
     assert got == [0, 1, 2, 3]  # the chunk with the error is not handed on half-read
 
@@ -39,7 +39,7 @@ def test_a_consumer_that_stops_early_stops_the_reader():
             yield n
 
     before = threading.active_count()
-    for _chunk in read_ahead(rows(), 10):
+    for _chunk in read_ahead(chunked(rows(), 10)):
         break
     assert threading.active_count() == before
     assert len(produced) < 100  # a few chunks ahead at most, never the whole list

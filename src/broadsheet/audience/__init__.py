@@ -2,7 +2,7 @@
 
 from .csvfile import list_fingerprint
 from .model import ChunkedList, ListRow, RowProblem, Subscriber
-from .subscriber_list import SubscriberList, list_rows, read_suppressions
+from .subscriber_list import SubscriberList, list_chunks, read_suppressions
 
 __all__ = [
     "ChunkedList",
@@ -11,6 +11,6 @@ __all__ = [
     "Subscriber",
     "SubscriberList",
     "list_fingerprint",
-    "list_rows",
+    "list_chunks",
     "read_suppressions",
 ]

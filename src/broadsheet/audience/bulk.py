@@ -70,12 +70,7 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def read_ahead(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """``items`` in chunks of ``size``, produced by a second thread (see ``read_ahead_chunks``)."""
-    return read_ahead_chunks(chunked(items, size))
-
-
-def read_ahead_chunks(chunks: Iterable[list[T]]) -> Iterator[list[T]]:
+def read_ahead(chunks: Iterable[list[T]]) -> Iterator[list[T]]:
     """The same chunks, produced by a second thread while the caller works on the last one.
 
     An exception in the producer is raised here, at the chunk where it happened; a caller that stops
@@ -149,7 +144,7 @@ class Staging:
         count = 0
         head = f"INSERT INTO {self.TABLE} ({', '.join(self.columns)})"
         with collector_paused():
-            for chunk in read_ahead_chunks(chunks):
+            for chunk in read_ahead(chunks):
                 self.db.execute("BEGIN")  # deferred: takes the staging file's lock only
                 try:
                     insert_many(self.db, head, chunk)

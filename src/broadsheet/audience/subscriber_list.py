@@ -201,21 +201,12 @@ def sort_out(
     return wanted
 
 
-def list_rows(
-    path: Path, addresses: AddressChecker, *, wanted: Container[str] = ("subscribed",)
-) -> Iterator[ListRow | RowProblem]:
-    """Every non-empty row of the CSV at ``path``, streamed once: a ListRow, or a RowProblem for a bad one.
-
-    Rows whose status is not ``wanted`` are not validated further (their ListRow has no subscriber).
-    """
-    for chunk in list_chunks(path, addresses, wanted=wanted):
-        yield from chunk
-
-
 def list_chunks(
     path: Path, addresses: AddressChecker, *, wanted: Container[str] = ("subscribed",)
 ) -> Iterator[list[ListRow | RowProblem]]:
-    """``list_rows`` a few thousand at a time (the loop a million-row list runs in)."""
+    """Every non-empty row of the CSV at ``path``, a few thousand at a time, read once: a ListRow, or a
+    RowProblem for a bad one. Rows whose status is not ``wanted`` are not validated further (their ListRow
+    has no subscriber)."""
     with open_csv(path) as stream:
         csv_file = CsvFile(path, stream)
         read = RowReader(Columns(csv_file), addresses, wanted).read
