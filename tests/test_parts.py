@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from broadsheet.audience import SubscriberList
+from broadsheet.audience import RowProblem, SubscriberList
 from broadsheet.audience import parts as list_parts
 from broadsheet.audience.addresses import AddressChecker
-from broadsheet.audience.parts import CutInsideRow, Part, cut, in_processes, read_part
-from broadsheet.audience.subscriber_list import list_chunks
+from broadsheet.audience.parts import SENTINEL, CutInsideRow, Part, cut, in_processes, read_part
+from broadsheet.audience.subscriber_list import CHUNK, list_chunks
 from broadsheet.campaign import Journal, parts, prepare_campaign
 from broadsheet.errors import AudienceError
 from broadsheet.store import Store
@@ -125,6 +125,21 @@ def test_the_parts_read_together_give_what_one_reader_gives(tmp_path, count):
     ]
     assert together == one
     assert [row.line for row in one if hasattr(row, "reason")] == sample.bad_lines
+
+
+def test_a_row_that_reads_like_the_sentinel_is_an_ordinary_row(tmp_path):
+    """The file's own line with the sentinel's text, as the last line of a part and of a full chunk (the
+    part's rows fill its first chunk exactly), is read as any row."""
+    head = "".join(f"r{i:05d}@example.org,Reader {i:05d}\n" for i in range(CHUNK - 1))
+    tail = "".join(f"r{i:05d}@example.org,Reader {i:05d}\n" for i in range(CHUNK, 2 * CHUNK - 1))  # as long
+    path = write(tmp_path, "email,name\n" + head + SENTINEL + tail)
+    first, second = cut(path, 2)
+    assert path.read_bytes()[: first.end].endswith(SENTINEL.encode())  # the part ends with that line
+    one = [row for chunk in list_chunks(path, AddressChecker()) for row in chunk]
+    together = [row for piece in (first, second) for chunk in read_part(piece, AddressChecker()) for row in chunk]
+    assert together == one and len(one) == 2 * CHUNK - 1
+    problem = one[CHUNK - 1]
+    assert problem == RowProblem(CHUNK + 1, SENTINEL.strip(), problem.reason)  # an invalid address, reported
 
 
 def test_a_cut_inside_a_quoted_value_is_noticed(tmp_path):

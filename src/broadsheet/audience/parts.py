@@ -32,9 +32,8 @@ from .subscriber_list import CHUNK, Columns, RowReader
 
 SENTINEL = "broadsheet: end of part 5f0c2a\n"  # a line no row reads as, alone, unless the part ended between rows
 SCAN_BLOCK = 1 << 20
-SPLIT_BYTES = (
-    8 << 20
-)  # lists this big or bigger (~100,000 rows) are read in parts: below, starting processes costs more
+# Lists this big or bigger (about 100,000 rows) are read in parts: below it, starting processes costs more.
+SPLIT_BYTES = 8 << 20
 MAX_PARTS = 8  # SQLite attaches at most 10 files to one connection (the parts, the database, a staging file)
 
 R = TypeVar("R")
@@ -102,14 +101,25 @@ def read_part(
         csv_file = CsvFile.part(part.path, lines, part.header, part.delimiter, part.first_line)
         read = RowReader(Columns(csv_file), addresses, wanted).read
         ended_between_rows = part.end is None
-        for chunk in csv_file.chunks(CHUNK):
-            if not ended_between_rows and chunk and chunk[-1][1] == [SENTINEL.rstrip("\n")]:
-                chunk.pop()  # the sentinel is the last line: only the last chunk can end with it
-                ended_between_rows = True
-            rows = [read(*row) for row in chunk]
-            yield [row for row in rows if row is not None]
+        last: list[tuple[int, list[str], int, str]] | None = None
+        for chunk in csv_file.chunks(CHUNK):  # one chunk behind: the sentinel can only end the last
+            if last is not None:
+                yield _read_all(read, last)
+            last = chunk
+        if last is not None and not ended_between_rows and last[-1][1] == [SENTINEL.rstrip("\n")]:
+            last.pop()
+            ended_between_rows = True
+        if last:
+            yield _read_all(read, last)
         if not ended_between_rows:
             raise CutInsideRow(f"{part.path}: a row runs across byte {part.end}")
+
+
+def _read_all(
+    read: Callable[[int, list[str], int, str], ListRow | RowProblem | None], rows: list[tuple[int, list[str], int, str]]
+) -> list[ListRow | RowProblem]:
+    read_rows = [read(*row) for row in rows]
+    return [row for row in read_rows if row is not None]
 
 
 class _Range(io.RawIOBase):
