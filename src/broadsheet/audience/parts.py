@@ -10,6 +10,7 @@ list in one piece instead. Each part numbers its lines as the whole file does.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import multiprocessing
@@ -28,7 +29,7 @@ from ..errors import AudienceError
 from .addresses import AddressChecker
 from .csvfile import CsvFile, open_csv
 from .model import ListRow, RowProblem
-from .subscriber_list import CHUNK, Columns, RowReader
+from .subscriber_list import CHUNK, Columns, RowReader, opted_out_in
 
 SENTINEL = "broadsheet: end of part 5f0c2a\n"  # a line no row reads as, alone, unless the part ended between rows
 SCAN_BLOCK = 1 << 20
@@ -93,12 +94,7 @@ def read_part(
 ) -> Iterator[list[ListRow | RowProblem]]:
     """``list_chunks`` for one part. CutInsideRow, after the part's last chunk, when it did not end between
     two rows: what it handed on is then wrong, and must be thrown away."""
-    with open(part.path, "rb") as raw:
-        raw.seek(part.start)
-        stream = io.BufferedReader(_Range(raw, part.end), SCAN_BLOCK)
-        text = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
-        lines = text if part.end is None else itertools.chain(text, (SENTINEL,))
-        csv_file = CsvFile.part(part.path, lines, part.header, part.delimiter, part.first_line)
+    with _part_csv(part) as csv_file:
         read = RowReader(Columns(csv_file), addresses, wanted).read
         ended_between_rows = part.end is None
         last: list[tuple[int, list[str], int, str]] | None = None
@@ -113,6 +109,24 @@ def read_part(
             yield _read_all(read, last)
         if not ended_between_rows:
             raise CutInsideRow(f"{part.path}: a row runs across byte {part.end}")
+
+
+def opted_out_of_part(number: int, part: Part) -> list[tuple[str, str]]:
+    """``subscriber_list.opted_out_in`` for one part (for ``in_processes``). A part cut inside a row may
+    give a wrong answer here: its pass (``read_part``) then finds it out, and the list is read whole."""
+    with _part_csv(part) as csv_file:
+        return list(opted_out_in(csv_file, AddressChecker()))
+
+
+@contextlib.contextmanager
+def _part_csv(part: Part) -> Iterator[CsvFile]:
+    """A CsvFile over the part's lines (and the sentinel after them, for every part but the last)."""
+    with open(part.path, "rb") as raw:
+        raw.seek(part.start)
+        stream = io.BufferedReader(_Range(raw, part.end), SCAN_BLOCK)
+        text = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
+        lines = text if part.end is None else itertools.chain(text, (SENTINEL,))
+        yield CsvFile.part(part.path, lines, part.header, part.delimiter, part.first_line)
 
 
 def _read_all(

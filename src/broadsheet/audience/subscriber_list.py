@@ -67,16 +67,17 @@ class SubscriberList:
             yield from self.part_chunks(list_chunks(self.path, self.addresses), ledger)
 
     @contextlib.contextmanager
-    def pass_ledger(self) -> Iterator[Ledger]:
+    def pass_ledger(self, opted_out: Iterable[tuple[str, str]] | None = None) -> Iterator[Ledger]:
         """A pass begins: counts start afresh, segments are checked, and a new ledger holds the suppressed
-        and opted-out addresses (and, deduplicating, those handed on): on disk, flat memory."""
+        and opted-out addresses (and, deduplicating, those handed on): on disk, flat memory. ``opted_out``:
+        the list's opted-out (key, status) pairs in line order, when read already (by parts)."""
         self.problems = []
         self.skipped = collections.Counter()
         if self.segments:
             self.check_segments()
         with Ledger() as ledger:
             ledger.add_suppressed(suppression_keys(self.suppressions, self.addresses))
-            ledger.add_opted_out(self._opted_out())
+            ledger.add_opted_out(self._opted_out() if opted_out is None else opted_out)
             yield ledger
 
     def part_chunks(self, rows: Iterable[list[ListRow | RowProblem]], ledger: Ledger) -> Iterator[list[Subscriber]]:
@@ -173,17 +174,11 @@ class SubscriberList:
     def _opted_out(self) -> Iterator[tuple[str, str]]:
         """(address lower-cased, status) for each row that says unsubscribed, bounced or complained."""
         with open_csv(self.path) as stream:
-            csv_file = CsvFile(self.path, stream)
-            columns = Columns(csv_file)
-            if columns.index["status"] is None:
-                return
-            for row in csv_file.rows():
-                status = columns.get(row.values, "status").strip().lower()
-                if status in OPTED_OUT:
-                    yield self._key(columns.get(row.values, "email")), status
+            yield from opted_out_in(CsvFile(self.path, stream), self.addresses)
 
-    def _key(self, address: str) -> str:
-        return address_key(address, self.addresses)
+    def has_status_column(self) -> bool:
+        with open_csv(self.path) as stream:
+            return Columns(CsvFile(self.path, stream)).index["status"] is not None
 
 
 def sort_out(
@@ -218,6 +213,18 @@ def list_chunks(
 def read_suppressions(path: Path | None, addresses: AddressChecker) -> set[str]:
     """Lower-cased addresses from a suppression file, in memory (a small file; see ``suppression_keys``)."""
     return set(suppression_keys(path, addresses))
+
+
+def opted_out_in(csv_file: CsvFile, addresses: AddressChecker) -> Iterator[tuple[str, str]]:
+    """(address lower-cased, status) for each row of ``csv_file`` that says unsubscribed, bounced or
+    complained (the whole list, or a part: ``audience.parts``)."""
+    columns = Columns(csv_file)
+    if columns.index["status"] is None:
+        return
+    for row in csv_file.rows():
+        status = columns.get(row.values, "status").strip().lower()
+        if status in OPTED_OUT:
+            yield address_key(columns.get(row.values, "email"), addresses), status
 
 
 def suppression_keys(path: Path | None, addresses: AddressChecker) -> Iterator[str]:
