@@ -9,9 +9,9 @@ from pathlib import Path
 import requests
 from support.serve import free_port
 
+from broadsheet.checkpoint import Checkpointer
 from broadsheet.config import load_config
 from broadsheet.serve.app import make_app
-from broadsheet.serve.checkpoint import Checkpointer
 from broadsheet.serve.server import create
 from broadsheet.store import Store, store_path
 from broadsheet.tokens import make_token

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..audience.bulk import Staging, chunked
+from ..checkpoint import Checkpointer, without_autocheckpoint
 from ..errors import CampaignError
 from ..providers import delivers, not_delivering_sql
 from .journalfile import JournalLocked, explain, journal_uid, open_journal
@@ -135,6 +136,7 @@ class Journal:
     ):
         self.path = path
         self.wait, self.patience = wait, patience
+        self._checkpointer: Checkpointer | None = None
         self._project_lock = ProjectLock(path.parent.parent)
         if lock:  # before the file is opened or created: a send never makes a journal under another's feet
             self._project_lock.acquire()
@@ -152,8 +154,18 @@ class Journal:
         return cls(journal_path(root), **options)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()  # its last checkpoint, before the connection goes
         self.db.close()
         self.unlock()
+
+    def checkpoints_aside(self) -> Callable[[], None]:
+        """From now on this connection's commits never copy the WAL into the file (``checkpoint``); returns
+        what starts the thread that does. Start it once no process is to be forked any more (after the list
+        is loaded: its part readers fork from a process of one thread); closing the journal stops it."""
+        without_autocheckpoint(self.db)
+        self._checkpointer = Checkpointer(self.path)
+        return self._checkpointer.start
 
     def unlock(self) -> None:
         """Let another send in (closing the journal does this too)."""

@@ -172,7 +172,9 @@ class _Send:
 
 
 def _send_journaled(journal: Journal, send: _Send) -> int:
+    start_checkpoints = journal.checkpoints_aside()  # the load's commit and the claims never copy the WAL
     prepared = _prepare(journal, send)
+    start_checkpoints()  # after the load: a long list's part readers fork from a process of one thread
     _check_recent_sends(journal, prepared, send.args)
     return _send(journal, prepared, send)
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..audience.addresses import AddressChecker, InvalidAddress
+from ..checkpoint import Checkpointer, without_autocheckpoint
 from ..config import Config
 from ..errors import ConfigError
 from ..store import Store, store_path
 from ..tokens import TokenData, read_token, token_secrets
 from ..transports import Transport
-from .checkpoint import Checkpointer, without_autocheckpoint
 from .http import BodyTooLarge, Request, Response
 from .pages import Pages, mask_address
 from .security import FormGuard, RateLimit, allowed_hosts, origin_of, security_headers
