@@ -193,3 +193,22 @@ def test_a_load_gives_back_the_connection_settings_it_changed(journal):
     campaign, _ = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
     journal.load_recipients(campaign, "list-1", [("ann@example.com", 2, "{}")])
     assert [journal.db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")] == settings
+
+
+def test_checkpoints_aside_leave_the_log_to_a_thread_of_the_journals_own(tmp_path):
+    """As a send runs it: the load's commit does not copy the write-ahead log into the file (it would
+    stall the send's start); the journal's checkpoint thread does, once started."""
+    database = tmp_path / ".broadsheet" / "state.db"
+    with Journal.for_project(tmp_path) as journal:
+        start = journal.checkpoints_aside()
+        assert journal.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert prepare(journal, people(30_000)).loaded == 30_000
+        log = database.with_name("state.db-wal").stat().st_size
+        assert log > 4 * 1024 * 1024 and database.stat().st_size < log / 4  # still in the log
+        start()
+        deadline = time.monotonic() + 10
+        while database.stat().st_size < log / 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert database.stat().st_size >= log / 2  # copied by the thread
+    with Journal.for_project(tmp_path) as journal:
+        assert journal.db.execute("SELECT count(*) FROM recipients").fetchone()[0] == 30_000
