@@ -347,10 +347,11 @@ class Journal:
         """``load_recipient_chunks`` for a list read in parts by other processes (``campaign.parts``): SQLite
         files each with a table ``sorted (email COLLATE NOCASE, line, data)`` whose primary key is (email,
         line). SQLite merges the sorted parts (no sort here); the smallest line of an address is kept."""
-        names = [f"part{number}" for number in range(len(files))]
-        for name, file in zip(names, files, strict=True):
-            self.db.execute(f"ATTACH DATABASE ? AS {name}", (str(file),))
+        names: list[str] = []  # those attached
         try:
+            for number, file in enumerate(files):
+                self.db.execute(f"ATTACH DATABASE ? AS part{number}", (str(file),))
+                names.append(f"part{number}")
             parts = " UNION ALL ".join(
                 f"SELECT ?1, email, line, data, ?2 FROM {name}.sorted WHERE true" for name in names
             )
