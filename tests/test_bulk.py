@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from broadsheet.audience.bulk import ROWS_PER_STATEMENT, chunked, insert_many, read_ahead
+from broadsheet.audience.bulk import ROWS_PER_STATEMENT, STALE_AFTER, chunked, insert_many, read_ahead, staging_folder
 from broadsheet.errors import AudienceError
 
 
@@ -51,3 +53,15 @@ def test_insert_many_writes_every_row_in_order_with_the_conflict_clause():
     rows = [(f"k{i % 150}", i) for i in range(2 * ROWS_PER_STATEMENT + 7)]  # full statements and a tail
     insert_many(db, "INSERT INTO t (key, n)", rows, "ON CONFLICT (key) DO NOTHING")
     assert db.execute("SELECT key, n FROM t ORDER BY id").fetchall() == [(f"k{i}", i) for i in range(150)]
+
+
+def test_a_staging_folder_left_by_a_killed_process_goes_with_the_next_one(tmp_path):
+    left = tmp_path / ".staging-left"  # a day and more untouched: its maker was killed
+    left.mkdir()
+    (left / "rows.db").write_bytes(b"x" * 1000)
+    recent = tmp_path / ".staging-running"  # another process's, still at work
+    recent.mkdir()
+    os.utime(left, (time.time() - STALE_AFTER - 60,) * 2)
+    made = staging_folder(tmp_path)
+    assert made.is_dir() and made.name.startswith(".staging-")
+    assert not left.exists() and recent.is_dir()

@@ -19,6 +19,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +27,7 @@ from typing import Any, TypeVar
 
 ROWS_PER_STATEMENT = 100  # rows in one INSERT's VALUES list (100 × 7 parameters, well under SQLite's limit)
 AHEAD = 2  # chunks read ahead at most
+STALE_AFTER = 24 * 3600  # seconds: a staging folder untouched this long was left by a killed process
 STAGING_CACHE_KIB = 4_096  # the staging file's page cache: it is only appended to
 
 T = TypeVar("T")
@@ -117,6 +119,18 @@ def _put(chunks: queue.Queue[Any], stop: threading.Event, item: Any) -> None:
             continue
 
 
+def staging_folder(folder: Path) -> Path:
+    """A new folder for staging files in ``folder`` (``.staging-*``, removed by whoever made it). Ones left
+    there by a process that was killed (untouched for STALE_AFTER) are removed first."""
+    for old in folder.glob(".staging-*"):
+        try:
+            if time.time() - old.stat().st_mtime > STALE_AFTER:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # gone meanwhile
+            continue
+    return Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+
+
 class Staging:
     """An index-free table ``staging.rows (columns)`` in a temporary SQLite file beside ``db``'s own
     (never in RAM: it holds the whole list), attached to ``db`` so that one ``INSERT … SELECT`` moves the
@@ -128,7 +142,7 @@ class Staging:
     def __init__(self, db: sqlite3.Connection, folder: Path, columns: Sequence[str]):
         self.db = db
         self.columns = list(columns)
-        self._folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+        self._folder = staging_folder(folder)
         db.execute("ATTACH DATABASE ? AS staging", (str(self._folder / "rows.db"),))
         try:
             for pragma in ("journal_mode=OFF", "synchronous=OFF", f"cache_size={-STAGING_CACHE_KIB}"):

@@ -17,12 +17,11 @@ import functools
 import itertools
 import shutil
 import sqlite3
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..audience import RowProblem, SubscriberList
-from ..audience.bulk import collector_paused, insert_many
+from ..audience.bulk import collector_paused, insert_many, staging_folder
 from ..audience.ledger import Ledger
 from ..audience.parts import Part, in_processes, opted_out_of_part, read_part, split
 from ..store.recipients import CheckedList
@@ -60,7 +59,7 @@ def load_in_parts(
     parts = split(subscribers.path, processes) if subscribers.splittable() else None
     if parts is None:
         return None
-    folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=journal.path.parent))
+    folder = staging_folder(journal.path.parent)
     try:
         opted_out = None
         if subscribers.has_status_column():  # its opted-out rows, read in parts too, before the pass begins

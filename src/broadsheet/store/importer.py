@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..audience import RowProblem
-from ..audience.bulk import Staging
+from ..audience.bulk import Staging, staging_folder
 from ..audience.subscriber_list import list_chunks
 from ..errors import StoreError
 from .parts import SORTED as PART_TABLE
@@ -119,7 +118,7 @@ def _stage(
         report.problems += 1
         on_problem(problem)
 
-    folder = Path(tempfile.mkdtemp(prefix=".staging-parts-", dir=store.path.parent))
+    folder = staging_folder(store.path.parent)
     try:
         parts = stage_in_parts(path, folder)
         if parts is None:
