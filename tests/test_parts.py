@@ -221,7 +221,17 @@ def test_segments_suppressions_and_opt_outs_apply_across_the_parts(tmp_path, mon
         assert all('"members"' in data for _email, _line, data in split_rows)
 
 
-def test_a_missing_segment_tag_is_an_error_before_any_part_is_read(tmp_path, monkeypatch):
+def test_a_segment_tag_found_in_one_part_only_is_found(tmp_path, monkeypatch):
+    path = write(tmp_path, Sample(300).text + "late@example.org,Late,,late-tag,Gent\r\n")  # on the last row only
+    subscribers = SubscriberList(path, segments=["Late-Tag"])
+    subscribers.deduplicate = False
+    monkeypatch.setattr(list_parts, "SPLIT_BYTES", 0)
+    with journal_of(tmp_path / "project") as journal:
+        assert parts.load_in_parts(journal, start(journal), "list-1", subscribers, processes=3) == 1
+        assert [email for email, _line, _data in loaded_rows(journal)] == ["late@example.org"]
+
+
+def test_a_missing_segment_tag_is_an_error_before_the_pass(tmp_path, monkeypatch):
     path = write(tmp_path, Sample(100).text)
     subscribers = SubscriberList(path, segments=["no-such-tag"])
     subscribers.deduplicate = False

@@ -16,6 +16,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from ..errors import AudienceError
 from .addresses import AddressChecker
 from .csvfile import CsvFile, open_csv
 from .model import ListRow, RowProblem
-from .subscriber_list import CHUNK, Columns, RowReader, opted_out_in
+from .subscriber_list import CHUNK, Columns, ListFacts, RowReader, read_facts
 
 SENTINEL = "broadsheet: end of part 5f0c2a\n"  # a line no row reads as, alone, unless the part ended between rows
 SCAN_BLOCK = 1 << 20
@@ -111,11 +112,42 @@ def read_part(
             raise CutInsideRow(f"{part.path}: a row runs across byte {part.end}")
 
 
-def opted_out_of_part(number: int, part: Part) -> list[tuple[str, str]]:
-    """``subscriber_list.opted_out_in`` for one part (for ``in_processes``). A part cut inside a row may
-    give a wrong answer here: its pass (``read_part``) then finds it out, and the list is read whole."""
-    with _part_csv(part) as csv_file:
-        return list(opted_out_in(csv_file, AddressChecker()))
+def read_facts_of_part(number: int, part: Part, *, folder: str, tags: bool) -> set[str] | None:
+    """In a part reader: ``subscriber_list.read_facts`` for one part. Its opted-out pairs go, in line order,
+    into ``folder``'s ``facts-<number>.db`` (a list of millions stays out of memory: ``part_facts`` reads
+    them back); the tags on its rows (when ``tags``) come back. A part cut inside a row may give a wrong
+    answer here: its pass (``read_part``) then finds it out, and the list is read whole."""
+    facts = ListFacts(tags=set() if tags else None)
+    db = sqlite3.connect(Path(folder) / f"facts-{number}.db", isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("CREATE TABLE opted_out (key TEXT, status TEXT)")
+        with _part_csv(part) as csv_file:
+            pairs = read_facts(csv_file, AddressChecker(), facts)
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO opted_out (key, status) VALUES (?, ?)", pairs)
+            db.execute("COMMIT")
+    finally:
+        db.close()
+    return facts.tags
+
+
+def part_facts(folder: Path, answers: list[set[str] | None]) -> ListFacts:
+    """The whole list's facts from its parts' (``read_facts_of_part``): the opted-out pairs streamed from
+    their files in part order (so in line order), the tags of every part together."""
+    tags: set[str] | None = set()
+    for answer in answers:
+        tags = None if answer is None or tags is None else tags | answer
+    return ListFacts(_pairs_of(folder, len(answers)), tags)
+
+
+def _pairs_of(folder: Path, parts: int) -> Iterator[tuple[str, str]]:
+    for number in range(parts):
+        db = sqlite3.connect(folder / f"facts-{number}.db")
+        try:
+            yield from db.execute("SELECT key, status FROM opted_out ORDER BY rowid")
+        finally:
+            db.close()
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ import contextlib
 import operator
 import re
 from collections.abc import Container, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AudienceError
@@ -67,17 +68,22 @@ class SubscriberList:
             yield from self.part_chunks(list_chunks(self.path, self.addresses), ledger)
 
     @contextlib.contextmanager
-    def pass_ledger(self, opted_out: Iterable[tuple[str, str]] | None = None) -> Iterator[Ledger]:
+    def pass_ledger(self, facts: ListFacts | None = None) -> Iterator[Ledger]:
         """A pass begins: counts start afresh, segments are checked, and a new ledger holds the suppressed
-        and opted-out addresses (and, deduplicating, those handed on): on disk, flat memory. ``opted_out``:
-        the list's opted-out (key, status) pairs in line order, when read already (by parts)."""
+        and opted-out addresses (and, deduplicating, those handed on): on disk, flat memory. ``facts``:
+        what a first read of the list found, when done already (by parts); else it is done here, once."""
         self.problems = []
         self.skipped = collections.Counter()
-        if self.segments:
-            self.check_segments()
         with Ledger() as ledger:
+            if facts is None:
+                facts = ListFacts(tags=set() if self.segments else None)
+                with open_csv(self.path) as stream:
+                    ledger.add_opted_out(read_facts(CsvFile(self.path, stream), self.addresses, facts))
+            else:
+                ledger.add_opted_out(facts.opted_out)
+            if self.segments:
+                self.check_segments(facts.tags or set())
             ledger.add_suppressed(suppression_keys(self.suppressions, self.addresses))
-            ledger.add_opted_out(self._opted_out() if opted_out is None else opted_out)
             yield ledger
 
     def part_chunks(self, rows: Iterable[list[ListRow | RowProblem]], ledger: Ledger) -> Iterator[list[Subscriber]]:
@@ -137,12 +143,9 @@ class SubscriberList:
         ledger.mark_seen({s.email.lower() for s in handed_on if not s.email.isascii()})
         return handed_on
 
-    def check_segments(self) -> None:
-        """AudienceError naming the tags that exist when a segment's tag is on no row (a typo would send to no one)."""
-        with open_csv(self.path) as stream:
-            csv_file = CsvFile(self.path, stream)
-            columns = Columns(csv_file)
-            present = {tag for row in csv_file.rows() if not row.problem for tag in columns.tags(row.values)}
+    def check_segments(self, present: set[str]) -> None:
+        """AudienceError naming the tags that exist (``present``: on some row) when a segment's tag is on no
+        row (a typo would send to no one)."""
         known = {tag.casefold() for tag in present}
         missing = sorted(tag for tag in self.segments if tag not in known)
         if missing:
@@ -171,12 +174,11 @@ class SubscriberList:
             return "duplicate"
         return ""
 
-    def _opted_out(self) -> Iterator[tuple[str, str]]:
-        """(address lower-cased, status) for each row that says unsubscribed, bounced or complained."""
-        with open_csv(self.path) as stream:
-            yield from opted_out_in(CsvFile(self.path, stream), self.addresses)
-
-    def has_status_column(self) -> bool:
+    def needs_facts(self) -> bool:
+        """Whether a pass must read the list once first: for opted-out rows (it has a status column), or
+        for the tags a segment may name."""
+        if self.segments:
+            return True
         with open_csv(self.path) as stream:
             return Columns(CsvFile(self.path, stream)).index["status"] is not None
 
@@ -215,16 +217,31 @@ def read_suppressions(path: Path | None, addresses: AddressChecker) -> set[str]:
     return set(suppression_keys(path, addresses))
 
 
-def opted_out_in(csv_file: CsvFile, addresses: AddressChecker) -> Iterator[tuple[str, str]]:
-    """(address lower-cased, status) for each row of ``csv_file`` that says unsubscribed, bounced or
-    complained (the whole list, or a part: ``audience.parts``)."""
+@dataclass
+class ListFacts:
+    """What a pass must know of the whole list before it begins: the opted-out (address lower-cased,
+    status) pairs in line order (an iterable: streamed, never all in memory), and the tags on its rows
+    (None: not asked, no segment)."""
+
+    opted_out: Iterable[tuple[str, str]] = ()
+    tags: set[str] | None = None
+
+
+def read_facts(csv_file: CsvFile, addresses: AddressChecker, facts: ListFacts) -> Iterator[tuple[str, str]]:
+    """One read of ``csv_file`` (the whole list, or a part: ``audience.parts``): the (address lower-cased,
+    status) of each row that says unsubscribed, bounced or complained, while ``facts.tags`` (when asked)
+    gathers every tag of a readable row."""
     columns = Columns(csv_file)
-    if columns.index["status"] is None:
+    has_status, tags = columns.index["status"] is not None, facts.tags
+    if not has_status and tags is None:
         return
     for row in csv_file.rows():
-        status = columns.get(row.values, "status").strip().lower()
-        if status in OPTED_OUT:
-            yield address_key(columns.get(row.values, "email"), addresses), status
+        if tags is not None and not row.problem:
+            tags.update(columns.tags(row.values))
+        if has_status:
+            status = columns.get(row.values, "status").strip().lower()
+            if status in OPTED_OUT:
+                yield address_key(columns.get(row.values, "email"), addresses), status
 
 
 def suppression_keys(path: Path | None, addresses: AddressChecker) -> Iterator[str]:

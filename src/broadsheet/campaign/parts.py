@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 from ..audience import RowProblem, SubscriberList
 from ..audience.bulk import collector_paused, insert_many, staging_folder
 from ..audience.ledger import Ledger
-from ..audience.parts import Part, in_processes, opted_out_of_part, read_part, split
+from ..audience.parts import Part, in_processes, part_facts, read_facts_of_part, read_part, split
 from ..store.recipients import CheckedList
 from ..store.store import Store
 from .journal import CampaignRecord, Journal
@@ -61,13 +60,14 @@ def load_in_parts(
         return None
     folder = staging_folder(journal.path.parent)
     try:
-        opted_out = None
-        if subscribers.has_status_column():  # its opted-out rows, read in parts too, before the pass begins
-            found = in_processes(opted_out_of_part, parts)
-            if found is None:
+        facts = None
+        if subscribers.needs_facts():  # the opted-out rows and the tags, read in parts too, before the pass
+            job = functools.partial(read_facts_of_part, folder=str(folder), tags=bool(subscribers.segments))
+            answers = in_processes(job, parts)
+            if answers is None:
                 return None
-            opted_out = itertools.chain.from_iterable(found)  # in line order: the first status wins
-        with subscribers.pass_ledger(opted_out) as ledger:  # segments checked, suppressed and opted out noted
+            facts = part_facts(folder, answers)
+        with subscribers.pass_ledger(facts) as ledger:  # segments checked, suppressed and opted out noted
             store = str(checked.root) if checked is not None else None
             task = PartTask(tuple(sorted(subscribers.segments)), str(ledger.path), store)
             outcomes = in_processes(functools.partial(stage_part, folder=str(folder), task=task), parts)
