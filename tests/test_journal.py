@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -212,3 +213,16 @@ def test_checkpoints_aside_leave_the_log_to_a_thread_of_the_journals_own(tmp_pat
         assert database.stat().st_size >= log / 2  # copied by the thread
     with Journal.for_project(tmp_path) as journal:
         assert journal.db.execute("SELECT count(*) FROM recipients").fetchone()[0] == 30_000
+
+
+def test_each_issue_of_a_due_run_stops_the_last_checkpoint_thread_before_its_load(tmp_path):
+    """send --due sends several issues through one journal: a checkpoint thread left running would make
+    the next load spawn its part readers instead of forking them, and would outlive the journal."""
+    threads = threading.active_count()
+    with Journal.for_project(tmp_path) as journal:
+        journal.checkpoints_aside()()
+        assert threading.active_count() == threads + 1
+        start = journal.checkpoints_aside()  # the next issue
+        assert threading.active_count() == threads  # nothing of ours runs while it loads
+        start()
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("checkpoint-")]

@@ -329,3 +329,29 @@ def test_a_list_checked_against_the_store_is_checked_in_every_part(tmp_path, mon
     assert not {"r7@example.org", "r240@example.org", "r120@example.org"} & {e.lower() for e, _l, _d in split_rows}
     assert split.left_out == one.left_out > 3  # each of the three, on every row that names them
     assert split.skipped == one.skipped and split.problems == one.problems
+
+
+def test_a_segment_tag_on_a_row_across_a_cut_sends_the_list_to_one_process_not_to_an_error(tmp_path, monkeypatch):
+    """The first read (opted-out rows, tags) notices a cut inside a row too: its tags would be wrong."""
+    rows = [f"r{i}@example.org,,news" for i in range(200)]
+    rows[100] = 'vip@example.org,"' + "\n".join(f"line {n}" for n in range(300)) + '",vip'  # across the middle
+    path = write(tmp_path, "email,note,tags\n" + "\n".join(rows) + "\n")
+    monkeypatch.setattr(list_parts, "SPLIT_BYTES", 0)
+    with journal_of(tmp_path / "project") as journal:
+        subscribers = SubscriberList(path, segments=["vip"])
+        subscribers.deduplicate = False
+        assert parts.load_in_parts(journal, start(journal), "list-1", subscribers, processes=2) is None
+        prepared = prepare_campaign(journal, slug="issue-1", transport="smtp", issue_dir="issues/issue-1",
+                                    fingerprint="list-2", subscribers=SubscriberList(path, segments=["vip"]))  # fmt: skip
+        assert prepared.loaded == 1
+
+
+def test_the_sentinel_is_no_tag_when_tags_come_first(tmp_path, monkeypatch):
+    path = write(tmp_path, "tags,email\n" + "".join(f"news,r{i}@example.org\n" for i in range(300)))
+    monkeypatch.setattr(list_parts, "SPLIT_BYTES", 0)
+    for segment in ("nosuch", SENTINEL.strip()):
+        subscribers = SubscriberList(path, segments=[segment])
+        subscribers.deduplicate = False
+        with journal_of(tmp_path / f"project-{len(segment)}") as journal, pytest.raises(AudienceError) as caught:
+            parts.load_in_parts(journal, start(journal), "list-1", subscribers, processes=3)
+        assert caught.value.fix == "--segment one of: news"

@@ -119,6 +119,21 @@ def _put(chunks: queue.Queue[Any], stop: threading.Event, item: Any) -> None:
             continue
 
 
+@contextlib.contextmanager
+def attached(db: sqlite3.Connection, files: Sequence[Path]) -> Iterator[list[str]]:
+    """``files`` attached to ``db`` as part0, part1, … (the names given), each detached on leaving (one whose
+    ATTACH failed or was interrupted is skipped: the first error stays the one raised)."""
+    names = [f"part{number}" for number in range(len(files))]
+    try:
+        for name, file in zip(names, files, strict=True):
+            db.execute(f"ATTACH DATABASE ? AS {name}", (str(file),))
+        yield names
+    finally:
+        for name in names:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute(f"DETACH DATABASE {name}")
+
+
 def staging_folder(folder: Path) -> Path:
     """A new folder for staging files in ``folder`` (``.staging-*``, removed by whoever made it). Ones left
     there by a process that was killed (untouched for STALE_AFTER) are removed first."""

@@ -97,26 +97,16 @@ def read_part(
     two rows: what it handed on is then wrong, and must be thrown away."""
     with _part_csv(part) as csv_file:
         read = RowReader(Columns(csv_file), addresses, wanted).read
-        ended_between_rows = part.end is None
-        last: list[tuple[int, list[str], int, str]] | None = None
-        for chunk in csv_file.chunks(CHUNK):  # one chunk behind: the sentinel can only end the last
-            if last is not None:
-                yield _read_all(read, last)
-            last = chunk
-        if last is not None and not ended_between_rows and last[-1][1] == [SENTINEL.rstrip("\n")]:
-            last.pop()
-            ended_between_rows = True
-        if last:
-            yield _read_all(read, last)
-        if not ended_between_rows:
-            raise CutInsideRow(f"{part.path}: a row runs across byte {part.end}")
+        for chunk in csv_file.chunks(CHUNK):
+            rows = [read(*row) for row in chunk]
+            yield [row for row in rows if row is not None]
 
 
 def read_facts_of_part(number: int, part: Part, *, folder: str, tags: bool) -> set[str] | None:
     """In a part reader: ``subscriber_list.read_facts`` for one part. Its opted-out pairs go, in line order,
     into ``folder``'s ``facts-<number>.db`` (a list of millions stays out of memory: ``part_facts`` reads
-    them back); the tags on its rows (when ``tags``) come back. A part cut inside a row may give a wrong
-    answer here: its pass (``read_part``) then finds it out, and the list is read whole."""
+    them back); the tags on its rows (when ``tags``) come back. CutInsideRow when the part did not end
+    between rows (its facts would be wrong: the list is read whole)."""
     facts = ListFacts(tags=set() if tags else None)
     db = sqlite3.connect(Path(folder) / f"facts-{number}.db", isolation_level=None)
     try:
@@ -158,14 +148,32 @@ def _part_csv(part: Part) -> Iterator[CsvFile]:
         stream = io.BufferedReader(_Range(raw, part.end), SCAN_BLOCK)
         text = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
         lines = text if part.end is None else itertools.chain(text, (SENTINEL,))
-        yield CsvFile.part(part.path, lines, part.header, part.delimiter, part.first_line)
+        csv_file = _PartCsv.part(part.path, lines, part.header, part.delimiter, part.first_line)
+        assert isinstance(csv_file, _PartCsv)
+        csv_file.part_end = part.end
+        yield csv_file
 
 
-def _read_all(
-    read: Callable[[int, list[str], int, str], ListRow | RowProblem | None], rows: list[tuple[int, list[str], int, str]]
-) -> list[ListRow | RowProblem]:
-    read_rows = [read(*row) for row in rows]
-    return [row for row in read_rows if row is not None]
+class _PartCsv(CsvFile):
+    """A part's CsvFile: its rows without the sentinel after them, and CutInsideRow after the last when the
+    sentinel did not come back as a row of its own (every way of reading a part goes through ``chunks``)."""
+
+    part_end: int | None = None
+
+    def chunks(self, size: int = CHUNK) -> Iterator[list[tuple[int, list[str], int, str]]]:
+        last: list[tuple[int, list[str], int, str]] | None = None
+        for chunk in super().chunks(size):  # one chunk behind: the sentinel can only end the last
+            if last is not None:
+                yield last
+            last = chunk
+        ended_between_rows = self.part_end is None
+        if last is not None and not ended_between_rows and last[-1][1] == [SENTINEL.rstrip("\n")]:
+            last.pop()
+            ended_between_rows = True
+        if last:
+            yield last
+        if not ended_between_rows:
+            raise CutInsideRow(f"{self.path}: a row runs across byte {self.part_end}")
 
 
 class _Range(io.RawIOBase):
@@ -299,7 +307,10 @@ class _Reader(Generic[R]):
             result = _Refused(exc.message, exc.where, exc.fix)
         except Exception as exc:  # e.g. a full disk
             result = _ReadWhole(f"{type(exc).__name__}: {exc}")
-        self.answer.send(result)
+        try:
+            self.answer.send(result)
+        except OSError:  # the parent is gone (killed): nobody to answer
+            pass
         self.answer.close()
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ..audience.bulk import Staging, chunked
+from ..audience.bulk import Staging, attached, chunked
 from ..checkpoint import Checkpointer, without_autocheckpoint
 from ..errors import CampaignError
 from ..providers import delivers, not_delivering_sql
@@ -163,6 +163,8 @@ class Journal:
         """From now on this connection's commits never copy the WAL into the file (``checkpoint``); returns
         what starts the thread that does. Start it once no process is to be forked any more (after the list
         is loaded: its part readers fork from a process of one thread); closing the journal stops it."""
+        if self._checkpointer is not None:  # an earlier issue's (send --due): stopped, so this load may fork
+            self._checkpointer.stop()
         without_autocheckpoint(self.db)
         self._checkpointer = Checkpointer(self.path)
         return self._checkpointer.start
@@ -347,18 +349,11 @@ class Journal:
         """``load_recipient_chunks`` for a list read in parts by other processes (``campaign.parts``): SQLite
         files each with a table ``sorted (email COLLATE NOCASE, line, data)`` whose primary key is (email,
         line). SQLite merges the sorted parts (no sort here); the smallest line of an address is kept."""
-        names: list[str] = []  # those attached
-        try:
-            for number, file in enumerate(files):
-                self.db.execute(f"ATTACH DATABASE ? AS part{number}", (str(file),))
-                names.append(f"part{number}")
+        with attached(self.db, files) as names:
             parts = " UNION ALL ".join(
                 f"SELECT ?1, email, line, data, ?2 FROM {name}.sorted WHERE true" for name in names
             )
             return self._move_in(campaign, fingerprint, f"{parts} ORDER BY 2 COLLATE NOCASE, 3")
-        finally:
-            for name in names:
-                self.db.execute(f"DETACH DATABASE {name}")
 
     def _move_in(self, campaign: CampaignRecord, fingerprint: str, select: str) -> int:
         """The rows of ``select`` (campaign ?1, email, line, data, generation ?2, in address order, the row

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..audience import RowProblem
-from ..audience.bulk import Staging, staging_folder
+from ..audience.bulk import Staging, attached, staging_folder
 from ..audience.subscriber_list import list_chunks
 from ..errors import StoreError
 from .parts import SORTED as PART_TABLE
@@ -137,19 +137,12 @@ def _stage(
 def _merge_parts(db: sqlite3.Connection, files: list[Path]) -> int:
     """The parts' sorted tables merged into SORTED (each is read in its key's order: SQLite merges them,
     no sort); the rows' count."""
-    names: list[str] = []
-    try:
-        for number, file in enumerate(files):
-            db.execute(f"ATTACH DATABASE ? AS part{number}", (str(file),))
-            names.append(f"part{number}")
+    with attached(db, files) as names:
         columns = ", ".join(STAGED)
         union = " UNION ALL ".join(f"SELECT {columns} FROM {name}.{PART_TABLE}" for name in names)
         db.execute(f"CREATE TABLE {SORTED} ({columns})")
         with _transaction(db):
             return int(db.execute(f"INSERT INTO {SORTED} ({columns}) {union} ORDER BY key, line").rowcount)
-    finally:
-        for name in names:
-            db.execute(f"DETACH DATABASE {name}")
 
 
 def _sort(db: sqlite3.Connection, staging: Staging) -> int:
