@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from support.parts import running_readers, stopped_while_parts_are_read, write_long_list
 
 from broadsheet.audience import RowProblem, SubscriberList
 from broadsheet.audience import parts as list_parts
@@ -271,38 +270,15 @@ def test_part_readers_answer_in_order_refuse_in_one_line_and_fail_back_to_one_pr
     assert caught.value.where == f"{path}:2" and caught.value.fix == "save it as UTF-8"
 
 
-def running_readers(marker: str) -> list[int]:
-    """Processes whose command line holds ``marker`` (a sender and the part readers it forked)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if marker.encode() in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_stopping_a_send_while_parts_are_read_leaves_no_reader_staging_file_or_traceback(project, signum):
-    """A real `broadsheet send` of a list long enough to be read in parts (32 MB), stopped while it loads."""
+    """A real `broadsheet send` of a list long enough to be read in parts, stopped while it loads."""
     marker = f"list-{signum}-{os.getpid()}.csv"
-    with (project / marker).open("w", encoding="utf-8") as out:
-        out.write("email,name,city\n")
-        out.writelines(
-            f"reader{(i * 7919) % 420_000}@example{i % 97}.org,Reader {i},{'Gent' * 10}\n" for i in range(420_000)
-        )
-    assert (project / marker).stat().st_size >= list_parts.SPLIT_BYTES
+    write_long_list(project / marker)
     env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret"}
     command = [sys.executable, "-m", "broadsheet", "send", ISSUE, "--list", marker, "--transport", "outbox", "--yes"]
-    process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while len(running_readers(marker)) < 3 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.02)  # the sender and its two part readers (or more, on more cores)
-    assert len(running_readers(marker)) >= 3, process.communicate()
-    process.send_signal(signum)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err
+    returncode, err = stopped_while_parts_are_read(command, project, marker, signum, env)
+    assert returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert running_readers(marker) == []
     assert not list((project / ".broadsheet").glob(".staging-*"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -282,27 +281,14 @@ def test_a_part_that_is_not_utf8_stops_the_import_naming_its_line(store, tmp_pat
 
 def test_stopping_an_import_while_parts_are_read_leaves_no_reader_staging_file_or_traceback(tmp_path):
     """A real `broadsheet subscribers import` of a list long enough to be read in parts, stopped by Ctrl-C."""
-    from test_parts import running_readers
-
-    from broadsheet.audience import parts
+    from support.parts import running_readers, stopped_while_parts_are_read, write_long_list
 
     (tmp_path / "broadsheet.toml").write_text('name = "Test"\nfrom = "news@example.org"\n', encoding="utf-8")
     marker = f"import-{os.getpid()}.csv"
-    with (tmp_path / marker).open("w", encoding="utf-8") as out:
-        out.write("email,name,city\n")
-        out.writelines(
-            f"reader{(i * 7919) % 420_000}@example{i % 97}.org,Reader {i},{'Gent' * 10}\n" for i in range(420_000)
-        )
-    assert (tmp_path / marker).stat().st_size >= parts.SPLIT_BYTES
+    write_long_list(tmp_path / marker)
     command = [sys.executable, "-m", "broadsheet", "subscribers", "import", marker]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while len(running_readers(marker)) < 3 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.02)  # the command and its two part readers (or more, on more cores)
-    assert len(running_readers(marker)) >= 3, process.communicate()
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err
+    returncode, err = stopped_while_parts_are_read(command, tmp_path, marker)
+    assert returncode == 130, err
     assert "Traceback" not in err
     assert running_readers(marker) == []
     assert not list((tmp_path / ".broadsheet").glob(".staging-*"))
