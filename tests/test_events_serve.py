@@ -159,7 +159,8 @@ def test_serve_applies_webhooks_with_its_own_config_not_one_found_beside_the_sto
     config = load_config(staging)
     with Store.for_project(config.root) as store:
         store.add("soft@example.com")
-    server = create(make_app(config), config, host="127.0.0.1", port=port)
+    app = make_app(config)
+    server = create(app, config, host="127.0.0.1", port=port)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -176,5 +177,6 @@ def test_serve_applies_webhooks_with_its_own_config_not_one_found_beside_the_sto
         answer = requests.post(f"http://127.0.0.1:{port}/webhooks/mailgun", data=body, timeout=10)
     finally:
         server.close()  # its loop thread (a daemon) ends at its next poll
+        app.close()
     assert (answer.status_code, answer.text) == (200, "1 soft bounce; 1 newly suppressed\n")
     assert status_of(config.root, "soft@example.com") == "bounced"

@@ -44,7 +44,7 @@ def test_one_click_is_checkpointed_by_serves_own_thread_not_by_the_request(tmp_p
         assert b"one-click" in database.read_bytes()  # the event reached the database file, not only the WAL
     finally:
         server.close()
-        app.checkpointer.stop()
+        app.close()
     assert app.store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     with Store.for_project(config.root) as store:
         assert store.get("leaver@example.net").status == "unsubscribed"

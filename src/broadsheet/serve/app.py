@@ -69,6 +69,10 @@ class App:
         self.local = threading.local()
         self.checkpointer = Checkpointer(store_path(config.root))
 
+    def close(self) -> None:
+        """Stop the checkpoint thread after its last checkpoint (the server has stopped answering)."""
+        self.checkpointer.stop()
+
     # -- WSGI -----------------------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:

@@ -57,3 +57,4 @@ def run(app: App, config: Config, *, host: str, port: int, ready: Callable[[str]
     finally:
         sys.setswitchinterval(interval)
         server.close()
+        app.close()
