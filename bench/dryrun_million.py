@@ -7,6 +7,10 @@ wall clock on a shared machine).
 
     .venv/bin/python bench/dryrun_million.py [--rows 1000000] [--shuffled]
     .venv/bin/python bench/dryrun_million.py --setup-only [--rows 1000000] [--shuffled]
+    .venv/bin/python bench/dryrun_million.py --setup-only --from-store [--rows 1000000] [--shuffled]
+
+``--setup-only --from-store`` imports the list into the subscriber store first and times the set-up of a
+send that mails the store (the store's selection loaded into the journal in SQL).
 
 ``--setup-only`` times what a real send does before its first message: the list read, validated,
 deduplicated and loaded into a new campaign in the journal (target 200,000 rows/s), in a fresh process
@@ -45,13 +49,15 @@ def make_project(folder: Path, rows: int, *, shuffled: bool = False) -> None:
 SETUP_CHILD = """
 import resource, sys, time
 from pathlib import Path
-from broadsheet.audience import SubscriberList
+from broadsheet.config import load_config
 from broadsheet.campaign import Journal, prepare_campaign
+from broadsheet.store.recipients import recipients_for
+recipients = recipients_for(load_config(Path("broadsheet.toml")), None if "--from-store" in sys.argv else Path("list.csv"), ())
 with Journal.for_project(Path(".")) as journal:  # as a send prepares its campaign
     start_checkpoints = journal.checkpoints_aside()  # as send does: the WAL is copied by a thread of its own
     started = time.perf_counter()
     prepared = prepare_campaign(journal, slug="bench", transport="outbox", issue_dir="issue",
-                                fingerprint="fingerprint", subscribers=SubscriberList(Path("list.csv")))
+                                fingerprint="fingerprint", subscribers=recipients)
     seconds = time.perf_counter() - started
     start_checkpoints()  # (what send's first messages would run beside)
     rows = prepared.loaded
@@ -62,9 +68,14 @@ print(rows, seconds, cpu, usage.ru_maxrss / 1024, children.ru_maxrss / 1024)
 """
 
 
-def setup_only(folder: Path, rows: int) -> None:
+def setup_only(folder: Path, rows: int, *, from_store: bool = False) -> None:
     (folder / ".broadsheet").mkdir(exist_ok=True)
-    result = subprocess.run([sys.executable, "-c", SETUP_CHILD], cwd=folder, capture_output=True, text=True)
+    if from_store:  # the list imported into the subscriber store first; the send then mails the store
+        broadsheet = str(Path(sys.executable).parent / "broadsheet")
+        subprocess.run([broadsheet, "subscribers", "import", "list.csv"], cwd=folder, check=True, capture_output=True)
+        (folder / "list.csv").unlink()
+    command = [sys.executable, "-c", SETUP_CHILD, *(["--from-store"] if from_store else [])]
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(result.stderr[-2000:])
     loaded, seconds, cpu, peak, child_peak = result.stdout.split()
@@ -82,6 +93,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--shuffled", action="store_true", help="addresses in no order instead of sorted")
     parser.add_argument("--setup-only", action="store_true", help="time the list read + journal set-up alone")
+    parser.add_argument(
+        "--from-store",
+        action="store_true",
+        help="with --setup-only: import the list, then set up a send from the store",
+    )
     args = parser.parse_args()
     print(
         f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
@@ -96,7 +112,7 @@ def main() -> None:
             f"{'in no order' if args.shuffled else 'sorted'}) in {time.perf_counter() - started:.1f} s"
         )
         if args.setup_only:
-            return setup_only(folder, args.rows)
+            return setup_only(folder, args.rows, from_store=args.from_store)
         env = {**os.environ, "BROADSHEET_SECRET": "bench-secret"}
         command = [
             str(Path(sys.executable).parent / "broadsheet"),

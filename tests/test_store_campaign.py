@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import sqlite3
 
 import pytest
 from conftest import ROOT, SAMPLE_ISSUE
 from support.smtpd import write_subscribers
 
-from broadsheet.audience import SubscriberList
-from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
+from broadsheet.audience import Subscriber, SubscriberList
+from broadsheet.audience.bulk import attached
+from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+from broadsheet.campaign.recipients import journal_chunks
 from broadsheet.compose import Composer
 from broadsheet.config import load_config
 from broadsheet.errors import StoreError
 from broadsheet.render import build_issue
 from broadsheet.store import Store, store_path
-from broadsheet.store.recipients import StoreSuppressions
+from broadsheet.store.recipients import StoreList, StoreSuppressions
 from broadsheet.transports.base import TransportOptions
 from broadsheet.transports.outbox import OutboxTransport
 
@@ -76,3 +80,66 @@ def test_a_damaged_store_stops_the_campaign_before_anything_is_sent(campaign):
     result = make().run()
     assert isinstance(result.error, StoreError) and "audience.db" in str(result.error)
     assert journal.counts(record)["queued"] == 12 and sent_to(config) == set()
+
+
+def _stored_list(root):
+    """A store with what a send from it must tell apart, and the suppression file beside it."""
+    with Store.for_project(root) as store:
+        store.add("zoe@example.org", name="Zoë\tvan Dam", tags=["News", "art"], fields={"city": "Gent"})
+        store.add("amy@example.org", name="Amy Lee", fields={"first_name": "Ames", "plan": "pro"}, tags=["news"])
+        store.add("BOB@example.org", name="", tags=["art"])  # no name: no first name; not in the segment
+        store.add("cy@example.org", name="Cy", tags=["news"], status="unconfirmed")
+        store.add("dee@example.org", name="Dee", tags=["news"])
+        store.set_status("dee@example.org", "unsubscribed", source="one-click")
+        store.add("eve@example.org", name="Eve", tags=["NEWS"])  # suppressed by the file
+    suppressions = root / "suppressions.csv"
+    suppressions.write_text("email\nEVE@example.org\n", encoding="utf-8")
+    return suppressions
+
+
+@pytest.mark.parametrize("segments", [(), ("news",)])
+def test_a_send_from_the_store_loads_who_a_dry_run_streams_with_what_a_csv_send_keeps(tmp_path, segments):
+    """The journal loads the store's selection in SQL; a dry run streams the same selection: the same people
+    with the same name, first name, tags and fields as a CSV row of theirs gives, and the same left-out counts."""
+    suppressions = _stored_list(tmp_path)
+    streamed_list = StoreList(tmp_path, segments=segments, suppressions=suppressions)
+    streamed = list(streamed_list)
+    loaded_list = StoreList(tmp_path, segments=segments, suppressions=suppressions)
+    with Journal.for_project(tmp_path) as journal:
+        prepared = prepare_campaign(journal, slug="x", transport="outbox", issue_dir="i", fingerprint="f",
+                                    subscribers=loaded_list)  # fmt: skip
+        rows = list(journal.rows(prepared.record, ("queued",)))
+    loaded = [subscriber_from_row(row) for row in sorted(rows, key=lambda row: row.id)]
+    zoe = Subscriber("zoe@example.org", "Zoë\tvan Dam", "Zoë", ("art", "News"), {"city": "Gent"})
+    amy = Subscriber("amy@example.org", "Amy Lee", "Ames", ("news",), {"plan": "pro"})
+    bob = Subscriber("BOB@example.org", "", "", ("art",), {})
+    expected = [zoe, amy, bob] if not segments else [zoe, amy]
+    assert streamed == expected  # in the order they joined
+    assert loaded == sorted(expected, key=lambda s: s.email.lower())  # ids in address order
+    assert prepared.loaded == len(expected)
+    left_out = {"suppressed": 1, "unconfirmed": 1, "unsubscribed": 1, **({"not in segment": 1} if segments else {})}
+    assert streamed_list.skipped == loaded_list.skipped == left_out
+    # what a CSV send keeps of the same person is what the store's selection gave
+    (csv_data,) = next(journal_chunks([[amy]]))[0][2:]
+    assert json.loads(csv_data) == json.loads(next(row.data for row in rows if row.email == amy.email))
+
+
+def test_loading_from_the_store_takes_no_lock_on_it(tmp_path):
+    """The journal's load attaches the store read-only: serve's one-click unsubscribes are written meanwhile."""
+    with Store.for_project(tmp_path) as store:
+        store.add("ann@example.org")
+    journal = Journal.for_project(tmp_path)
+    with (
+        journal,
+        StoreList(tmp_path).selection() as selection,
+        attached(journal.db, list(selection.files.values()), list(selection.files), read_only=True),
+    ):
+        journal.db.execute("BEGIN IMMEDIATE")  # as the load's transaction
+        try:
+            journal.db.execute("SELECT count(*) FROM store.subscribers").fetchone()
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                journal.db.execute("UPDATE store.subscribers SET name = 'x'")
+            with Store.for_project(tmp_path) as store:  # another writer, meanwhile
+                assert store.set_status("ann@example.org", "unsubscribed", source="one-click")
+        finally:
+            journal.db.execute("ROLLBACK")

@@ -1,7 +1,7 @@
 """Audience: the subscriber CSV -> a stream of valid, filtered, deduplicated, suppressed Subscribers."""
 
 from .csvfile import list_fingerprint
-from .model import ChunkedList, ListRow, RowProblem, Subscriber
+from .model import ChunkedList, ListRow, RowProblem, Subscriber, first_word
 from .subscriber_list import SubscriberList, list_chunks, read_suppressions
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "Subscriber",
     "SubscriberList",
     "list_fingerprint",
+    "first_word",
     "list_chunks",
     "read_suppressions",
 ]

@@ -20,7 +20,8 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -119,14 +120,31 @@ def _put(chunks: queue.Queue[Any], stop: threading.Event, item: Any) -> None:
             continue
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Recipient rows one room selects in SQL for another to load without Python per row: ``query`` gives
+    (email, line, data) in the order to load them, from ``files`` attached read-only under their names;
+    ``parameters`` are its named values, ``functions`` the one-argument SQL functions it calls."""
+
+    query: str
+    files: Mapping[str, Path]
+    parameters: Mapping[str, object] = field(default_factory=dict)
+    functions: Mapping[str, Callable[[str], str]] = field(default_factory=dict)
+
+
 @contextlib.contextmanager
-def attached(db: sqlite3.Connection, files: Sequence[Path]) -> Iterator[list[str]]:
-    """``files`` attached to ``db`` as part0, part1, … (the names given), each detached on leaving (one whose
-    ATTACH failed or was interrupted is skipped: the first error stays the one raised)."""
-    names = [f"part{number}" for number in range(len(files))]
+def attached(
+    db: sqlite3.Connection, files: Sequence[Path], names: Sequence[str] = (), *, read_only: bool = False
+) -> Iterator[list[str]]:
+    """``files`` attached to ``db`` as ``names`` (by default part0, part1, …; the names given), each detached on
+    leaving (one whose ATTACH failed or was interrupted is skipped: the first error stays the one raised).
+    ``read_only`` (``db`` opened with ``uri=True``): nothing through ``db`` can write them, and a write
+    transaction of ``db`` (BEGIN IMMEDIATE) takes no write lock on them."""
+    names = list(names) or [f"part{number}" for number in range(len(files))]
     try:
         for name, file in zip(names, files, strict=True):
-            db.execute(f"ATTACH DATABASE ? AS {name}", (str(file),))
+            where = f"{file.resolve().as_uri()}?mode=ro" if read_only else str(file)
+            db.execute(f"ATTACH DATABASE ? AS {name}", (where,))
         yield names
     finally:
         for name in names:

@@ -24,6 +24,11 @@ class Subscriber:
     line: int = 0
 
 
+def first_word(name: str) -> str:
+    """A name's first word: the first name when none is given (split at any whitespace, as Python does)."""
+    return (name.split(None, 1) or ("",))[0]
+
+
 @dataclass(frozen=True, slots=True)
 class RowProblem:
     """A bad row, skipped: where it is and what is wrong with it."""

@@ -14,7 +14,7 @@ from ..errors import AudienceError
 from .addresses import AddressChecker, InvalidAddress
 from .csvfile import CsvFile, open_csv, selection_fingerprint
 from .ledger import Ledger
-from .model import ListRow, RowProblem, Subscriber
+from .model import ListRow, RowProblem, Subscriber, first_word
 
 STATUSES = ("subscribed", "unsubscribed", "bounced", "complained", "unconfirmed")
 OPTED_OUT = ("unsubscribed", "bounced", "complained")  # on any row: that address never receives
@@ -315,7 +315,7 @@ class RowReader:
         except InvalidAddress as exc:
             return _problem(line, raw_email, f"invalid address: {exc}")
         name = raw_name.strip()
-        first_name = raw_first_name.strip() or (name.split(None, 1) or [""])[0]
+        first_name = raw_first_name.strip() or first_word(name)
         if "\r" in text or "\n" in text or "\0" in text:
             reason = _bad_name(name) or _bad_name(first_name)
             if reason:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audience import ChunkedList, Subscriber, SubscriberList
-from ..store.recipients import CheckedList
+from ..store.recipients import CheckedList, StoreList
 from .journal import CampaignRecord, Journal, Outcome, RecentSend, Row, journal_path
 from .parts import load_in_parts
 from .recipients import campaign_fingerprint, journal_chunks, journal_rows, subscriber_from_row
@@ -61,6 +61,9 @@ def _load(journal: Journal, record: CampaignRecord, fingerprint: str, subscriber
     """The list into the journal. A list read in chunks leaves the repeats of an address to the journal's
     UNIQUE (campaign, email), which keeps the first (cheaper than the list's own look-up of every
     address); the repeats are told back to the list, which counts them as it would have."""
+    if isinstance(subscribers, StoreList):  # selected in SQL: no Python per subscriber
+        with subscribers.selection() as selection:
+            return journal.load_selected(record, fingerprint, selection)
     if not isinstance(subscribers, ChunkedList):
         return journal.load_recipients(record, fingerprint, journal_rows(subscribers))
     deduplicate, subscribers.deduplicate = subscribers.deduplicate, False

@@ -21,13 +21,13 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ..audience.bulk import Staging, attached, chunked
+from ..audience.bulk import Selection, Staging, attached, chunked
 from ..checkpoint import Checkpointer, without_autocheckpoint
 from ..errors import CampaignError
 from ..providers import delivers, not_delivering_sql
@@ -342,7 +342,8 @@ class Journal:
             staging.fill(chunks)
             return self._move_in(
                 campaign, fingerprint,
-                f"SELECT ?1, email, line, data, ?2 FROM {staging.TABLE} WHERE true ORDER BY email COLLATE NOCASE, rowid",
+                f"SELECT :campaign, email, line, data, :generation FROM {staging.TABLE} WHERE true"
+                " ORDER BY email COLLATE NOCASE, rowid",
             )  # fmt: skip
 
     def load_staged(self, campaign: CampaignRecord, fingerprint: str, files: Sequence[Path]) -> int:
@@ -351,13 +352,27 @@ class Journal:
         line). SQLite merges the sorted parts (no sort here); the smallest line of an address is kept."""
         with attached(self.db, files) as names:
             parts = " UNION ALL ".join(
-                f"SELECT ?1, email, line, data, ?2 FROM {name}.sorted WHERE true" for name in names
+                f"SELECT :campaign, email, line, data, :generation FROM {name}.sorted WHERE true" for name in names
             )
             return self._move_in(campaign, fingerprint, f"{parts} ORDER BY 2 COLLATE NOCASE, 3")
 
-    def _move_in(self, campaign: CampaignRecord, fingerprint: str, select: str) -> int:
-        """The rows of ``select`` (campaign ?1, email, line, data, generation ?2, in address order, the row
-        an address keeps first) into the journal, in one transaction; see ``load_recipient_chunks``."""
+    def load_selected(self, campaign: CampaignRecord, fingerprint: str, selection: Selection) -> int:
+        """``load_recipient_chunks`` for rows another room selects in SQL, with no Python per row (a send from
+        the subscriber store: ``store.recipients.StoreList``). Its files are attached read-only, so this
+        load's write transaction locks none of them."""
+        for name, function in selection.functions.items():
+            self.db.create_function(name, 1, function, deterministic=True)
+        files = selection.files
+        with attached(self.db, list(files.values()), list(files), read_only=True):
+            # WHERE true: without it SQLite would read ON CONFLICT as a join's ON
+            select = f"SELECT :campaign, email, line, data, :generation FROM ({selection.query}) WHERE true"
+            return self._move_in(campaign, fingerprint, select, selection.parameters)
+
+    def _move_in(
+        self, campaign: CampaignRecord, fingerprint: str, select: str, parameters: Mapping[str, object] | None = None
+    ) -> int:
+        """The rows of ``select`` (:campaign, email, line, data, :generation, in address order, the row an
+        address keeps first) into the journal, in one transaction; see ``load_recipient_chunks``."""
         generation = campaign.generation + 1
         with self._load_pragmas(), self._transaction():
             before = self.db.total_changes
@@ -365,7 +380,7 @@ class Journal:
                 f"INSERT INTO recipients (campaign, email, line, data, generation) {select}"
                 " ON CONFLICT (campaign, email) DO UPDATE SET line = excluded.line, data = excluded.data,"
                 " generation = excluded.generation WHERE recipients.generation <> excluded.generation",
-                (campaign.id, generation),
+                {**(parameters or {}), "campaign": campaign.id, "generation": generation},
             )
             total = self.db.total_changes - before
             self.db.execute(

@@ -112,7 +112,8 @@ def open_journal(path: Path, *, wait: float, create: bool = True, read_only: boo
     elif path.is_file():
         _check_header(path)
     try:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # uri: the store is attached read-only by a URI (a send from the store); a path is still a path
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, uri=True)
     except sqlite3.Error as exc:
         raise explain(exc, path) from None
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..audience import Subscriber
+from ..audience import Subscriber, first_word
 from ..config import Config
 from .headers import check_single_line
 
@@ -18,7 +18,7 @@ def sample_subscriber(config: Config) -> Subscriber:
     values = dict(config.preview.sample_subscriber)
     email = values.get("email", "reader@example.com")
     name = values.get("name", "")
-    first_name = values.get("first_name", "") or (name.split() or [""])[0]
+    first_name = values.get("first_name", "") or first_word(name)
     return Subscriber(
         email=email,
         name=name,

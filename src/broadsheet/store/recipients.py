@@ -9,22 +9,24 @@ campaign asks before each batch.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
-import itertools
-from collections.abc import Iterable, Iterator, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
-from ..audience import RowProblem, Subscriber, SubscriberList, list_fingerprint
+from ..audience import RowProblem, Subscriber, SubscriberList, first_word, list_fingerprint
 from ..audience.addresses import AddressChecker
+from ..audience.bulk import Selection, attached
 from ..audience.ledger import Ledger
 from ..audience.subscriber_list import suppression_keys
 from ..config import Config
 from ..errors import AudienceError
-from .store import Store, StoredSubscriber, store_path
+from .store import PAGE, Store, store_path
 
-CHECK_CHUNK = 1000  # CSV addresses asked of the store at once
 LEFT_OUT_BY_STORE = "unsubscribed, bounced, complained or forgotten in the store"
+SQL_FUNCTIONS: Mapping[str, Callable[[str], str]] = {"first_word": first_word}  # what StoreList's SQL calls
 
 
 def recipients_for(config: Config, list_file: Path | None, segments: Sequence[str]) -> Recipients:
@@ -59,7 +61,12 @@ def _has_subscribers(root: Path) -> bool:
 
 
 class StoreList:
-    """The store's subscribed subscribers (in the order they joined), less segments and the suppression file."""
+    """The store's subscribed subscribers, less segments and the suppression file.
+
+    Who they are is one SQL selection (``_rows``), with what a send keeps of each (the journal's data:
+    name, first name, tags, fields): a send loads it into its journal with no Python per row
+    (``selection``, in address order); a dry run streams it (iterating, in the order they joined).
+    """
 
     def __init__(self, root: Path, *, segments: Sequence[str] = (), suppressions: Path | None = None):
         self.root = root
@@ -69,29 +76,85 @@ class StoreList:
         self.problems: list[RowProblem] = []
         self.skipped: collections.Counter[str] = collections.Counter()
 
-    def __iter__(self) -> Iterator[Subscriber]:
-        self.skipped = collections.Counter()
-        with Ledger() as ledger, Store.for_project(self.root) as store:  # the suppression file on disk
+    @contextlib.contextmanager
+    def selection(self) -> Iterator[Selection]:
+        """Whom a send mails, for the journal to load (``Journal.load_selected``): the store and the
+        suppression file's ledger attached as ``store`` and ``ledger``; ``skipped`` is counted on leaving."""
+        with Ledger() as ledger:
             ledger.add_suppressed(suppression_keys(self.suppressions, AddressChecker()))
-            stream = store.subscribers(status="subscribed")
-            while chunk := list(itertools.islice(stream, CHECK_CHUNK)):
-                suppressed = ledger.suppressed([stored.email.lower() for stored in chunk])
-                for stored in chunk:
-                    reason = self._left_out(stored, suppressed)
-                    if reason:
-                        self.skipped[reason] += 1
-                        continue
-                    yield as_subscriber(stored)
-            for status in ("unconfirmed", "unsubscribed", "bounced", "complained"):
-                if count := store.count(status):
-                    self.skipped[status] += count
+            files = {"store": self.path, "ledger": ledger.path}
+            query = self._rows("store") + " ORDER BY s.email_key"  # the UNIQUE index's order: no sort
+            yield Selection(query, files, {"segments": self._segments()}, SQL_FUNCTIONS)
+            with Store.for_project(self.root) as store, _attached_ledger(store, ledger):
+                self.skipped = self._count_skipped(store)
 
-    def _left_out(self, stored: StoredSubscriber, suppressed: set[str]) -> str:
-        if stored.email.lower() in suppressed:
-            return "suppressed"
-        if self.segments and not any(tag.casefold() in self.segments for tag in stored.tags):
-            return "not in segment"
-        return ""
+    def __iter__(self) -> Iterator[Subscriber]:
+        """The same subscribers as ``selection``, in the order they joined, a page at a time."""
+        self.skipped = collections.Counter()
+        with Ledger() as ledger, Store.for_project(self.root) as store, _attached_ledger(store, ledger):
+            ledger.add_suppressed(suppression_keys(self.suppressions, AddressChecker()))
+            query = self._rows("main") + f" AND s.id > :last ORDER BY s.id LIMIT {PAGE}"
+            last = 0
+            while True:
+                with store._lock:
+                    page = store.db.execute(query, {"segments": self._segments(), "last": last}).fetchall()
+                for _, email, line, data in page:
+                    name, first_name, tags, fields = json.loads(data)
+                    yield Subscriber(email, name, first_name, tuple(tags), fields, line)
+                if len(page) < PAGE:
+                    break
+                last = page[-1][0]
+            self.skipped = self._count_skipped(store)
+
+    def _rows(self, schema: str) -> str:
+        """SQL: (id, email, line, data) of each subscriber of ``schema`` a send mails; data is the journal's
+        JSON [name, first name, tags, fields] (``campaign.recipients.journal_chunks`` for a CSV's rows):
+        the first name is the ``first_name`` field, else the name's first word; tags in their keys' order."""
+        return (
+            "SELECT s.id AS id, s.email AS email, 0 AS line, json_array(s.name,"
+            " CASE WHEN json_extract(s.fields, '$.first_name') <> '' THEN json_extract(s.fields, '$.first_name')"
+            " ELSE first_word(s.name) END,"
+            f" json((SELECT json_group_array(tag) FROM (SELECT tag FROM {schema}.tags t WHERE t.subscriber = s.id"
+            " ORDER BY t.tag_key))),"
+            " json(json_remove(s.fields, '$.first_name'))) AS data"
+            f" FROM {schema}.subscribers s WHERE s.status = 'subscribed' AND {self._kept(schema)}"
+        )
+
+    def _kept(self, schema: str) -> str:
+        """SQL: ``s`` is neither in the suppression file nor (with segments) outside them."""
+        kept = "NOT EXISTS (SELECT 1 FROM ledger.suppressed x WHERE x.key = s.email_key)"
+        if self.segments:
+            kept += f" AND {self._in_segment(schema)}"
+        return kept
+
+    @staticmethod
+    def _in_segment(schema: str) -> str:
+        return (
+            f"EXISTS (SELECT 1 FROM {schema}.tags t WHERE t.subscriber = s.id"
+            " AND t.tag_key IN (SELECT value FROM json_each(:segments)))"
+        )
+
+    def _segments(self) -> str:
+        return json.dumps(sorted(self.segments))
+
+    def _count_skipped(self, store: Store) -> collections.Counter[str]:
+        """Why the store's other subscribers are not mailed (the suppression file's ledger attached)."""
+        skipped: collections.Counter[str] = collections.Counter()
+        db = store.db
+        subscribed = "FROM subscribers s WHERE s.status = 'subscribed'"
+        suppressed = "EXISTS (SELECT 1 FROM ledger.suppressed x WHERE x.key = s.email_key)"
+        with store._lock:
+            if count := db.execute(f"SELECT count(*) {subscribed} AND {suppressed}").fetchone()[0]:
+                skipped["suppressed"] = count
+            if self.segments:
+                query = f"SELECT count(*) {subscribed} AND NOT {suppressed} AND NOT {self._in_segment('main')}"
+                if count := db.execute(query, {"segments": self._segments()}).fetchone()[0]:
+                    skipped["not in segment"] = count
+            counts = dict(db.execute("SELECT status, count(*) FROM subscribers GROUP BY status").fetchall())
+        for status in ("unconfirmed", "unsubscribed", "bounced", "complained"):
+            if counts.get(status):
+                skipped[status] += counts[status]
+        return skipped
 
     def fingerprint(self) -> str:
         """Changes whenever who is subscribed (or with what) changes, or the suppression file or segments do."""
@@ -187,11 +250,14 @@ class StoreSuppressions:
             self._store = None
 
 
-def as_subscriber(stored: StoredSubscriber) -> Subscriber:
-    """A stored subscriber as the audience room hands one on (the fields the templates see)."""
-    first_name = stored.fields.get("first_name") or (stored.name.split() or [""])[0]
-    fields = {name: value for name, value in stored.fields.items() if name != "first_name"}
-    return Subscriber(stored.email, stored.name, first_name, stored.tags, fields)
+@contextlib.contextmanager
+def _attached_ledger(store: Store, ledger: Ledger) -> Iterator[None]:
+    """``ledger`` attached read-only to ``store``'s connection as ``ledger``, with the SQL functions of a
+    selection (``StoreList``)."""
+    for name, function in SQL_FUNCTIONS.items():
+        store.db.create_function(name, 1, function, deterministic=True)
+    with attached(store.db, [ledger.path], ["ledger"], read_only=True):
+        yield
 
 
 Recipients: TypeAlias = SubscriberList | StoreList | CheckedList  # what recipients_for gives

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from json.encoder import encode_basestring as _quote
 
-from ..audience import ListRow, RowProblem
+from ..audience import ListRow, RowProblem, first_word
 
 STAGED = ("key", "email", "name", "fields", "status", "tags", "line")  # a staged row; tags: {tag_key: tag}
 TAG_CACHE = 4_096  # distinct tag lists whose JSON is kept while reading (lists repeat a few tag sets)
@@ -35,7 +35,7 @@ def staged_chunks(
                 if value:
                     fields.append(_quote(title) + ":" + _quote(value))
             first_name = subscriber.first_name
-            if first_name and first_name != (name.split(None, 1) or ("",))[0]:
+            if first_name and first_name != first_word(name):
                 fields.append('"first_name":' + _quote(first_name))
             tags_json = None
             if tags:
