@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from broadsheet.audience import RowProblem, SubscriberList, list_fingerprint
+from broadsheet.audience.spreadsheet import FORMULA_STARTS, as_written, spreadsheet_safe
 from broadsheet.errors import AudienceError
 
 
@@ -317,3 +318,35 @@ def test_a_long_list_is_checked_against_the_ledger_across_chunks(tmp_path, monke
     got = [(s.email, s.line) for s in subscribers]
     assert got == [("a@x.org", 2), ("b@x.org", 3), ("d@x.org", 6), ("f@x.org", 11)]
     assert subscribers.skipped == {"duplicate": 3, "bounced": 2, "unsubscribed": 1, "complained": 1, "suppressed": 1}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "Ann",
+        "O'Brien",
+        "'",
+        "''",
+        "=1+2",
+        "'=1+2",
+        "''=x",
+        "-30",
+        "+1.5",
+        "'-30",
+        "-",
+        "-x",
+        "@here",
+        "\tindented",
+        "\rreturn",
+        "-dash@example.org",
+        "'plain",
+    ],
+)
+def test_a_cell_written_spreadsheet_safe_reads_back_as_it_was(value):
+    written = spreadsheet_safe(value)
+    assert as_written(written) == value
+    if value[:1] in FORMULA_STARTS and value not in ("-30", "+1.5"):
+        assert written.startswith("'")  # shown as text, never run
+    if value in ("Ann", "O'Brien", "-30", "+1.5", "'plain", ""):
+        assert written == value  # nothing to guard: written as it is

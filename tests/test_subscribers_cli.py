@@ -132,6 +132,41 @@ def test_export_writes_what_import_reads(sample, tmp_path):
     assert run_cli(other, "subscribers", "export").stdout == exported.stdout
 
 
+def test_an_export_opens_in_a_spreadsheet_as_text_and_imports_as_it_was(sample, tmp_path):
+    """A name from a public sign-up form is hostile: no exported cell starts a formula (=, +, -, @), and
+    the apostrophe that stops it comes off again when the file is imported."""
+    (sample / "list.csv").write_text(
+        "email,name,tags,note,score\n"
+        '-dash@example.org,"=HYPERLINK(""http://evil.example"",""click"")",@team;-vip,+32 2 555 0101,-30\n'
+        "plain@example.org,O'Brien,news,'=already quoted,12\n",
+        encoding="utf-8",
+    )
+    assert run_cli(sample, "subscribers", "import", "list.csv").returncode == 0
+    exported = run_cli(sample, "subscribers", "export")
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.reader(io.StringIO(exported.stdout)))
+    cells = [cell for row in rows for cell in row]
+    assert not [cell for cell in cells if cell[:1] in "=+-@" and cell != "-30"]  # a signed number stays one
+    dash = next(row for row in rows if "dash@example.org" in row[0])
+    assert dash[:2] == ["'-dash@example.org", '\'=HYPERLINK("http://evil.example","click")']
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "broadsheet.toml").write_text('name = "Other"\nfrom = "x@example.org"\n', encoding="utf-8")
+    (other / "all.csv").write_text(exported.stdout, encoding="utf-8")
+    assert run_cli(other, "subscribers", "import", "all.csv").returncode == 0
+    for email in ("-dash@example.org", "plain@example.org"):
+        before, after = stored(sample, email), stored(other, email)
+        assert (after.email, after.name, after.tags, after.fields) == (
+            before.email,
+            before.name,
+            before.tags,
+            before.fields,
+        )
+    assert stored(other, "-dash@example.org").name == '=HYPERLINK("http://evil.example","click")'
+    assert stored(other, "-dash@example.org").tags == ("-vip", "@team")
+    assert stored(other, "plain@example.org").fields == {"note": "=already quoted", "score": "12"}
+
+
 def test_add_remove_list_and_show(sample):
     added = run_cli(sample, "subscribers", "add", "Eve@Example.ORG", "--name", "Eve", "--tag", "news", "--tag", "vip")
     assert added.returncode == 0 and "added Eve@example.org (subscribed)" in added.stdout

@@ -15,6 +15,7 @@ from .addresses import AddressChecker, InvalidAddress
 from .csvfile import CsvFile, open_csv, selection_fingerprint
 from .ledger import Ledger
 from .model import ListRow, RowProblem, Subscriber, first_word
+from .spreadsheet import as_written
 
 STATUSES = ("subscribed", "unsubscribed", "bounced", "complained", "unconfirmed")
 OPTED_OUT = ("unsubscribed", "bounced", "complained")  # on any row: that address never receives
@@ -287,6 +288,8 @@ class RowReader:
         text = "".join(values)
         if not text or text.isspace():
             return None
+        if "'" in text:  # a cell written by spreadsheet_safe (an export) reads as it was
+            values = [as_written(value) for value in values]
         columns = self.columns
         given = len(values)
         if given <= self.header_width:  # one "" past the header: where an absent column is read
@@ -383,7 +386,7 @@ class Columns:
 
     def get(self, values: list[str], name: str) -> str:
         index = self.index[name]
-        return values[index] if index is not None and index < len(values) else ""
+        return as_written(values[index]) if index is not None and index < len(values) else ""
 
     def tags(self, values: list[str]) -> tuple[str, ...]:
         text = self.get(values, "tags")

@@ -8,6 +8,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
+from ..audience.spreadsheet import spreadsheet_safe
 from ..campaign import CampaignRecord, Journal, campaign_key, journal_path
 from ..campaign.caps import daily_cap, days_to_send, utc_text
 from ..campaign.journal import STATES, pending_path
@@ -132,7 +133,8 @@ def _export(journal: Journal, campaign: CampaignRecord, target: Path, *, first: 
             writer.writerow(["email", "state", "attempts", "reason", "updated", "transport"])
         count = 0
         for email, state, attempts, detail, updated in journal.problems(campaign, ("failed", "unknown")):
-            writer.writerow([email, state, attempts, detail, _when(updated), campaign.transport])
+            cells = [email, state, str(attempts), detail, _when(updated), campaign.transport]
+            writer.writerow(map(spreadsheet_safe, cells))
             count += 1
     return count
 

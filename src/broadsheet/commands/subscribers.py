@@ -155,13 +155,17 @@ def _export(args: argparse.Namespace, store: Store, config: Config) -> int:
 
 
 def _write_csv(store: Store, handle: TextIO, status: str | None) -> int:
+    """The store as the CSV ``import`` reads, every cell one a spreadsheet shows as text (``spreadsheet_safe``)."""
+    from ..audience.spreadsheet import spreadsheet_safe
+
     extra = [name for name in store.field_names() if name.lower() not in ("email", "name", "status", "tags")]
     writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(["email", "name", "status", "tags", *extra])
+    writer.writerow(map(spreadsheet_safe, ["email", "name", "status", "tags", *extra]))
     written = 0
     for subscriber in store.subscribers(status=status):
-        writer.writerow([subscriber.email, subscriber.name, subscriber.status, ";".join(subscriber.tags),
-                         *(subscriber.fields.get(name, "") for name in extra)])  # fmt: skip
+        cells = [subscriber.email, subscriber.name, subscriber.status, ";".join(subscriber.tags),
+                 *(subscriber.fields.get(name, "") for name in extra)]  # fmt: skip
+        writer.writerow(map(spreadsheet_safe, cells))
         written += 1
     return written
 
