@@ -160,26 +160,28 @@ def test_subscribers_check_lists_every_bad_row(sample, capsys):
     assert "5 recipient(s)" in out and "left out, duplicate: 1" in out
 
 
-def start_send(sample, sink, host, port):
-    """`broadsheet send` in a child process over 2 connections to ``sink``; returned once 15 messages arrived."""
+def start_send(sample, sink, host, port, *, hangup=signal.SIG_DFL):
+    """`broadsheet send` in a child process over 2 connections to ``sink``; returned once 15 messages arrived.
+    ``hangup``: SIGHUP's disposition as the child inherits it (SIG_IGN: started under ``nohup``)."""
     configure(
         sample, send={"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 5}, smtp=smtp(host, port)
     )
     env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"]
-    process = subprocess.Popen(command, cwd=sample, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=sample, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, hangup))  # fmt: skip
     deadline = time.monotonic() + 30
     while len(sink.received) < 15 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.01)
     return process
 
 
-def interrupted_send(sample, *, delay: float, ctrl_c: int, signum=signal.SIGINT):
+def interrupted_send(sample, *, delay: float, ctrl_c: int, signum=signal.SIGINT, hangup=signal.SIG_DFL):
     """80 subscribers, a send in a child process, then Ctrl-C ``ctrl_c`` times: (sink, returncode, out, err)."""
     write_subscribers(sample / "list.csv", 80)
     sink = Sink(delay=delay)
     with smtp_server(sink) as (host, port):
-        process = start_send(sample, sink, host, port)
+        process = start_send(sample, sink, host, port, hangup=hangup)
         if ctrl_c > 1:  # slow replies from now on, so the second press surely lands while messages are in flight
             sink.delay = 0.5
         for press in range(ctrl_c):
@@ -198,13 +200,23 @@ def test_ctrl_c_finishes_in_flight_messages_records_them_and_says_how_to_resume(
     assert {email for email, state in after.items() if state == "sent"} == set(sink.recipients())
 
 
-def test_sigterm_stops_like_ctrl_c(sample):
-    sink, returncode, out, err = interrupted_send(sample, delay=0.015, ctrl_c=1, signum=signal.SIGTERM)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "hangup"])
+def test_sigterm_and_a_closed_terminal_stop_like_ctrl_c(sample, signum):
+    """systemd's stop, and an SSH session that drops: the batches in flight are finished and recorded."""
+    sink, returncode, out, err = interrupted_send(sample, delay=0.015, ctrl_c=1, signum=signum)
     assert returncode == 130, err
     assert "To resume, run the same command again" in out
     after = states(sample)
     assert "sending" not in after.values() and "queued" in after.values()
     assert {email for email, state in after.items() if state == "sent"} == set(sink.recipients())
+
+
+def test_a_send_started_under_nohup_goes_on_after_a_hangup(sample):
+    sink, returncode, _, err = interrupted_send(
+        sample, delay=0.015, ctrl_c=1, signum=signal.SIGHUP, hangup=signal.SIG_IGN
+    )
+    assert returncode == 0, err
+    assert set(states(sample).values()) == {"sent"} and len(sink.recipients()) == 80
 
 
 def test_status_into_a_closed_pipe_ends_quietly(sample):

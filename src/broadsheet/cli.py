@@ -43,6 +43,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what stops a command like Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_requested_command(argv))
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if previous is not None:
-            for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
+            for signum, handler in zip(STOP_SIGNALS, previous, strict=True):
                 if handler is not None:
                     signal.signal(signum, handler)
 
@@ -83,22 +86,29 @@ def _requested_command(argv: list[str]) -> str | None:
     return None
 
 
-def _stop_on_signals() -> tuple[SignalHandler, SignalHandler]:
-    """Ctrl-C and SIGTERM stop every command cleanly, from its first line on; returns the old handlers.
+def _stop_on_signals() -> tuple[SignalHandler, ...]:
+    """Ctrl-C, SIGTERM and SIGHUP stop every command cleanly, from its first line on; returns the old
+    handlers (in STOP_SIGNALS' order).
 
     A shell running ``broadsheet … &`` from a script starts it with SIGINT ignored, and Python then
     installs no handler of its own: SIGINT did nothing, and SIGTERM (turned into SIGINT) neither.
-    Both are handled here whatever the process inherited.
+    Both are handled here whatever the process inherited. SIGHUP (the terminal or SSH session closed)
+    would end a send at once, leaving its batch in flight (``unknown``); it stops like Ctrl-C instead,
+    unless it was ignored on purpose (``nohup broadsheet send …``): then the command goes on.
     """
     previous_int = signal.getsignal(signal.SIGINT)
     if previous_int in (signal.SIG_IGN, signal.SIG_DFL, None):
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    previous_term = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    return previous_int, previous_term
+    previous_term = signal.signal(signal.SIGTERM, _as_interrupt)
+    previous_hup = signal.getsignal(signal.SIGHUP)
+    if previous_hup == signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, _as_interrupt)
+    return previous_int, previous_term, previous_hup
 
 
-def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM (systemd, docker stop, kill) stops like Ctrl-C: in-flight work is finished and recorded.
+def _as_interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (systemd, docker stop, kill) and SIGHUP stop like Ctrl-C: in-flight work is finished and
+    recorded.
 
     Calls whatever handles Ctrl-C now (the send runner's, or Python's KeyboardInterrupt).
     """

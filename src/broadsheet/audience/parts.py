@@ -236,8 +236,9 @@ def in_processes(job: Callable[[int, Part], R], parts: list[Part]) -> list[R] | 
     None when the list must be read by one process instead: a part did not end between rows
     (``CutInsideRow``), or a reader failed (a full disk: the one-process read will say so) or was killed.
     An AudienceError in a reader (a line that is not UTF-8) is raised here. ``job`` must pickle (a
-    module-level function, or a ``functools.partial`` of one). Ctrl-C and SIGTERM are this process's to
-    handle: the readers ignore Ctrl-C and end at once on SIGTERM, which is how they are stopped."""
+    module-level function, or a ``functools.partial`` of one). Ctrl-C, SIGHUP and SIGTERM are this
+    process's to handle: the readers ignore Ctrl-C and SIGHUP and end at once on SIGTERM, which is how
+    they are stopped."""
     context = _start_method()
     answers: list[Connection] = []
     processes: list[BaseProcess] = []
@@ -297,6 +298,7 @@ class _Reader(Generic[R]):
 
     def run(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # and so is a closed terminal
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent stops a reader with SIGTERM: it just ends
         result: R | _ReadWhole | _Refused
         try:
