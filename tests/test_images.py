@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
+import time
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
@@ -12,7 +14,7 @@ from support.issues import hashed
 from test_cli_build import SAMPLE_NAME, run_cli
 
 from broadsheet.cli import main
-from broadsheet.content.optimise import CACHE_FOLDER, optimise
+from broadsheet.content.optimise import CACHE_FOLDER, UNUSED_FOR, optimise
 
 ISSUE = f"issues/{SAMPLE_NAME}"
 GPS = {1: "N", 2: (30.0, 39.0, 36.0), 3: "E", 4: (104.0, 3.0, 58.0)}  # a phone photo taken in Chengdu
@@ -108,10 +110,10 @@ def test_names_and_bytes_are_the_same_wherever_and_however_warm(project, tmp_pat
     assert run_cli(project, "build", ISSUE).returncode == 0
     cold = {p.name: p.read_bytes() for p in (project / "dist" / SAMPLE_NAME / "images").iterdir()}
     cached = sorted((project / CACHE_FOLDER).iterdir())
-    stamps = [p.stat().st_mtime_ns for p in cached]
+    files = [p.stat().st_ino for p in cached]  # a result written again is a new file (a rename)
     shutil.rmtree(project / "dist")
     assert run_cli(project, "build", ISSUE).returncode == 0  # warm: read from the cache, not encoded again
-    assert [p.stat().st_mtime_ns for p in sorted((project / CACHE_FOLDER).iterdir())] == stamps
+    assert [p.stat().st_ino for p in sorted((project / CACHE_FOLDER).iterdir())] == files
     warm = {p.name: p.read_bytes() for p in (project / "dist" / SAMPLE_NAME / "images").iterdir()}
     assert run_cli(other, "build", ISSUE).returncode == 0
     elsewhere = {p.name: p.read_bytes() for p in (other / "dist" / SAMPLE_NAME / "images").iterdir()}
@@ -125,6 +127,21 @@ def test_a_changed_image_gets_a_new_name(project, tmp_path):
     second = optimise(source, max_width=1200, cache=tmp_path / "cache")
     assert first.name != second.name and first.file.read_bytes() != second.file.read_bytes()
     assert optimise(source, max_width=400, cache=tmp_path / "cache").width == 400  # the settings are in the key
+
+
+def test_the_cache_keeps_what_is_used_and_drops_what_no_build_used_for_half_a_year(tmp_path):
+    cache = tmp_path / "cache"
+    kept = optimise(gps_photo(tmp_path / "kept.jpg", size=(800, 600)), max_width=1200, cache=cache)
+    replaced = optimise(gps_photo(tmp_path / "old.jpg", size=(640, 480)), max_width=1200, cache=cache)
+    half_written = cache / ".partial-abc"
+    half_written.write_bytes(b"killed mid-write")
+    long_ago = time.time() - UNUSED_FOR - 86_400
+    for path in (kept.file, replaced.file, half_written):
+        os.utime(path, (long_ago, long_ago))
+    assert optimise(tmp_path / "kept.jpg", max_width=1200, cache=cache).file == kept.file  # used again: touched
+    Image.new("RGB", (300, 200), (9, 9, 9)).save(tmp_path / "new.jpg", "JPEG")
+    new = optimise(tmp_path / "new.jpg", max_width=1200, cache=cache)  # a new result: the unused ones go
+    assert sorted(cache.iterdir()) == sorted([kept.file, new.file])
 
 
 def test_a_project_whose_cache_cannot_be_written_still_builds(project, tmp_path):

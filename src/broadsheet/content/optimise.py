@@ -5,7 +5,9 @@ as they are (animation) but loses its comment and application blocks but the loo
 kept but the pixels and the colour profile: EXIF (a phone's GPS position, the camera's serial), XMP,
 text chunks and comments are dropped, the EXIF orientation applied first. The
 result is cached under ``<root>/.broadsheet/cache/images/`` by the digest of the source bytes and the
-settings, so a warm build or preview opens no image; its name carries the digest of its own bytes.
+settings, so a warm build or preview opens no image; its name carries the digest of its own bytes. Each
+use touches the cached file; whenever a new one is written, those unused for UNUSED_FOR (images since
+replaced, issues removed) go, so the cache does not grow for ever.
 Pillow's encoders are deterministic, so the same source gives the same bytes and name everywhere.
 """
 
@@ -15,6 +17,7 @@ import hashlib
 import io
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,7 @@ DENSITY = 2  # pixels per CSS pixel kept: sharp on high-density screens, no more
 JPEG_QUALITY = 82
 RECIPE = f"1:q{JPEG_QUALITY}:pillow{PILLOW_VERSION}"  # a change here makes every cached result stale
 CACHE_FOLDER = Path(".broadsheet") / "cache" / "images"
+UNUSED_FOR = 180 * 86_400  # seconds after which a cached image no build or preview used is removed
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ def optimise(source: Path, *, max_width: int, cache: Path) -> Optimised:
     folder = _writable(Path(cache))
     for found in folder.glob(f"{key}.*"):  # <key>.<width>.<digest>.<ext>
         _, cached_width, digest, extension = found.name.split(".", 3)
+        _touch(found)
         return Optimised(
             source, found, _name(source, digest, extension), len(data), found.stat().st_size, int(cached_width)
         )
@@ -70,6 +75,7 @@ def optimise(source: Path, *, max_width: int, cache: Path) -> Optimised:
     digest = hashlib.sha256(encoded).hexdigest()[:10]
     target = folder / f"{key}.{width}.{digest}.{extension}"
     _write_atomically(target, encoded)
+    _remove_unused(folder)
     return Optimised(source, target, _name(source, digest, extension), len(data), len(encoded), width)
 
 
@@ -125,6 +131,25 @@ def _writable(folder: Path) -> Path:
     if fallback.is_symlink() or status.st_uid != uid or status.st_mode & 0o077:  # someone else's folder
         return Path(tempfile.mkdtemp(prefix="broadsheet-images-"))
     return fallback
+
+
+def _touch(cached: Path) -> None:
+    """Mark ``cached`` as used now (a read-only cache is left as it is)."""
+    try:
+        os.utime(cached)
+    except OSError:
+        pass
+
+
+def _remove_unused(folder: Path) -> None:
+    """Remove what no build or preview used for UNUSED_FOR: old results and half-written files."""
+    now = time.time()
+    for entry in folder.iterdir():
+        try:
+            if entry.is_file() and now - entry.stat().st_mtime > UNUSED_FOR:
+                entry.unlink()
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
