@@ -53,6 +53,7 @@ def test_import_streams_the_csv_reports_bad_rows_and_keeps_the_first_row_of_each
     )
     assert "4 row(s) read; added 3 (subscribed 2, unsubscribed 1)" in result.stdout
     assert "1 bad row(s) skipped" in result.stdout
+    assert "1 row(s) for addresses already in the store (or repeated in the file) left as they were" in result.stdout
     ann = stored(sample, "ann@example.org")
     assert (ann.name, ann.tags, ann.fields, ann.status) == ("Ann Lee", ("art", "news"), {"city": "Gent"}, "subscribed")
     assert stored(sample, "bob@example.org").status == "unsubscribed"
@@ -141,7 +142,8 @@ def test_an_export_opens_in_a_spreadsheet_as_text_and_imports_as_it_was(sample, 
         "plain@example.org,O'Brien,news,'=already quoted,12\n",
         encoding="utf-8",
     )
-    assert run_cli(sample, "subscribers", "import", "list.csv").returncode == 0
+    imported = run_cli(sample, "subscribers", "import", "list.csv")
+    assert imported.returncode == 0 and "left as they were" not in imported.stdout  # every address was new
     exported = run_cli(sample, "subscribers", "export")
     assert exported.returncode == 0, exported.stderr
     rows = list(csv.reader(io.StringIO(exported.stdout)))

@@ -136,8 +136,10 @@ def _import(args: argparse.Namespace, store: Store, config: Config) -> int:
     for count, text in notes:
         if count:
             print(f"  {count:,} {text}")
-    if not args.update:
-        print("  addresses already in the store were left as they are (--update merges the file into them)")
+    left = report.rows - report.added - report.opted_out - report.forgotten  # present rows nothing changed
+    if not args.update and left > 0:
+        print(f"  {left:,} row(s) for addresses already in the store (or repeated in the file) left as they were"
+              " (--update merges the file into them)")  # fmt: skip
     return 1 if report.problems else 0
 
 
