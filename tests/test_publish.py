@@ -25,6 +25,7 @@ from broadsheet.audience import Subscriber
 from broadsheet.cli import main
 from broadsheet.compose import Composer
 from broadsheet.config import load_config
+from broadsheet.content import scaffold
 from broadsheet.errors import PublishError
 from broadsheet.publish import publish_site
 from broadsheet.publish.model import signup_url
@@ -370,3 +371,25 @@ def test_an_issue_scheduled_for_later_is_left_out_until_its_send_at(archive: Pat
     config = load_config(archive / "broadsheet.toml")
     later = [entry.slug for entry in read_entries(config, now=ahead + dt.timedelta(seconds=1))]
     assert later[0] == "2021-09-02-issue-46" and "2021-09-01-issue-45" in later
+
+
+def test_an_issue_just_scaffolded_by_new_stays_out_of_the_archive(archive: Path, tmp_path: Path, capsys):
+    """`broadsheet new` then `publish` (to refresh the archive): the placeholder issue is not made public."""
+    assert main(["new", "Next month", "--config", str(archive / "broadsheet.toml")]) == 0
+    (folder,) = [p for p in (archive / "issues").iterdir() if p.name.endswith("-next-month")]
+    site = tmp_path / "site"
+    assert publish(archive, site) == 0
+    out, err = capsys.readouterr()
+    assert "published 3 issues" in out and not (site / folder.name).exists()
+    assert f"{folder.name} is left out: the preheader is still the placeholder `broadsheet new` wrote" in err
+    assert f"({folder.name}/issue.md:4)" in err
+    assert "Next month" not in (site / "index.html").read_text() + (site / "feed.xml").read_text()
+    issue_md = folder / "issue.md"  # written, it is published like any other
+    text = issue_md.read_text().replace(scaffold.PREHEADER, "Real words").replace(scaffold.INTRO, "Real intro")
+    issue_md.write_text(text)
+    article = folder / "articles" / "01-first-article.md"
+    article.write_text(
+        article.read_text().replace(scaffold.ARTICLE_TITLE, "News").replace(scaffold.ARTICLE_BODY, "Body")
+    )
+    assert publish(archive, site) == 0
+    assert "published 4 issues" in capsys.readouterr().out and (site / folder.name / "index.html").is_file()

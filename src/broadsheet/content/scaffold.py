@@ -1,6 +1,11 @@
-"""The placeholder text `broadsheet new` writes; lint refuses to let it be sent (commands/new.py, lint/rules.py)."""
+"""The placeholder text `broadsheet new` writes; lint refuses to let it be sent and publish leaves it out
+(commands/new.py, lint/rules.py, publish/reader.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
 
 PREHEADER = "One line that inboxes show after the subject."
 INTRO = "A few words from the editor: what this issue is about and why it matters."
@@ -14,3 +19,33 @@ PLACEHOLDERS = (
     (f'title: "{ARTICLE_TITLE}"', "an article title"),
     (ARTICLE_BODY, "an article's text"),
 )
+
+
+class Placeholder(NamedTuple):
+    """Placeholder text left in an issue: where, and what it stands for."""
+
+    path: Path
+    line: int
+    what: str
+
+
+def find_placeholders(files: Iterable[tuple[Path, Sequence[str]]]) -> Iterator[Placeholder]:
+    """The placeholders in ``files`` (Markdown files as (path, lines)), in PLACEHOLDERS' order."""
+    files = [(path, lines) for path, lines in files if path.suffix == ".md"]
+    for needle, what in PLACEHOLDERS:
+        for path, lines in files:
+            for number, line in enumerate(lines, 1):
+                if needle in line:
+                    yield Placeholder(path, number, what)
+
+
+def placeholders_in(folder: Path) -> list[Placeholder]:
+    """The placeholders in an issue folder's issue.md and articles/*.md."""
+    paths = [folder / "issue.md", *sorted((folder / "articles").glob("*.md"))]
+    files = []
+    for path in paths:
+        try:
+            files.append((path, path.read_text(encoding="utf-8", errors="replace").splitlines()))
+        except OSError:  # unreadable: reading the issue says so
+            continue
+    return list(find_placeholders(files))

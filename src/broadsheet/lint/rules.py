@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ..content.scaffold import PLACEHOLDERS
+from ..content.scaffold import find_placeholders
 from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
 from .colour import contrast, hex_of
 from .document import EmailDocument, Img, collapse, shorten
@@ -217,18 +217,13 @@ def check_image_weight(ctx: LintContext) -> Iterator[Finding]:
 
 def check_scaffold(ctx: LintContext) -> Iterator[Finding]:
     """Text `broadsheet new` wrote and nobody replaced: an error, so that `send` refuses it (build only prints it)."""
-    for needle, what in PLACEHOLDERS:
-        for path, lines in ctx.sources.files:
-            if path.suffix != ".md":
-                continue
-            for number, line in enumerate(lines, 1):
-                if needle in line:
-                    yield Finding(
-                        "scaffold",
-                        "error",
-                        f"{what} is still the placeholder `broadsheet new` wrote: replace it",
-                        f"{display(path)}:{number}",
-                    )
+    for found in find_placeholders(ctx.sources.files):
+        yield Finding(
+            "scaffold",
+            "error",
+            f"{found.what} is still the placeholder `broadsheet new` wrote: replace it",
+            f"{display(found.path)}:{found.line}",
+        )
 
 
 # Links ---------------------------------------------------------------------------------------------

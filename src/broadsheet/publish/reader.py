@@ -14,6 +14,7 @@ from pathlib import Path
 from ..config import Config
 from ..content import Issue, read_issue
 from ..content.mergetags import with_defaults
+from ..content.scaffold import placeholders_in
 from ..errors import PublishError
 from ..render import RenderedIssue, build_issue
 from .model import Entry
@@ -29,13 +30,22 @@ def issue_folders(config: Config) -> list[Path]:
 
 def read_entries(config: Config, *, now: dt.datetime | None = None, notes: list[str] | None = None) -> list[Entry]:
     """The published issues, newest first (by date, then by folder name): not drafts, and not issues
-    scheduled after ``now`` (default: the current time), for which a line is added to ``notes``."""
+    still holding the text `broadsheet new` wrote or scheduled after ``now`` (default: the current time),
+    for which a line is added to ``notes``."""
     site_config = dataclasses.replace(config, base_url="")  # pages link their images relatively
     now = now or dt.datetime.now(dt.UTC)
     entries = []
     for folder in issue_folders(config):
         issue = read_issue(folder, site_config)
         if issue.draft:
+            continue
+        if placeholders := placeholders_in(folder):
+            if notes is not None:
+                first = placeholders[0]  # its path is inside the folder: placeholders_in looked there
+                notes.append(
+                    f"{folder.name} is left out: {first.what} is still the placeholder `broadsheet new` wrote"
+                    f" ({first.path.relative_to(folder.parent)}:{first.line}); write it, or mark it draft: true"
+                )
             continue
         if issue.send_at is not None and issue.send_at > now:
             if notes is not None:
