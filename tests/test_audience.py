@@ -350,3 +350,12 @@ def test_a_cell_written_spreadsheet_safe_reads_back_as_it_was(value):
         assert written.startswith("'")  # shown as text, never run
     if value in ("Ann", "O'Brien", "-30", "+1.5", "'plain", ""):
         assert written == value  # nothing to guard: written as it is
+
+
+def test_a_known_column_named_twice_is_one_line_naming_the_header(tmp_path):
+    """email,name,first_name,first_name: which first name is meant? Neither is guessed."""
+    path = tmp_path / "list.csv"
+    path.write_text("email,name,First_Name,first_name\nann@example.org,Ann Lee,Ann,Annie\n", encoding="utf-8")
+    with pytest.raises(AudienceError) as raised:
+        list(SubscriberList(path))
+    assert raised.value.where == f"{path}:1" and "'first_name' 2 times" in str(raised.value)

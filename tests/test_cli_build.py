@@ -182,3 +182,12 @@ def test_a_new_project_without_templates_uses_the_shipped_default_theme(tmp_path
     assert main(["build", "2025-01-01-first-issue"]) == 0
     html = (tmp_path / "dist" / "2025-01-01-first-issue" / "email.html").read_text(encoding="utf-8")
     assert "First issue" in html and "Fresh" in html
+
+
+def test_the_cli_runs_where_the_platform_has_no_sighup(project):
+    """Windows has no SIGHUP (waitress and the part readers' spawn are there for it): nothing may need one."""
+    code = "import signal, sys; del signal.SIGHUP; from broadsheet.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", code, "build", f"issues/{SAMPLE_NAME}"], cwd=project,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (project / "dist" / SAMPLE_NAME / "email.html").is_file()

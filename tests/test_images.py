@@ -144,6 +144,18 @@ def test_the_cache_keeps_what_is_used_and_drops_what_no_build_used_for_half_a_ye
     assert sorted(cache.iterdir()) == sorted([kept.file, new.file])
 
 
+def test_a_cached_image_removed_as_it_is_found_is_made_again(tmp_path):
+    """Another build's clean-up can remove an entry between the listing that found it and its use."""
+    cache = tmp_path / "cache"
+    source = gps_photo(tmp_path / "photo.jpg", size=(800, 600))
+    first = optimise(source, max_width=1200, cache=cache)
+    made = first.file.read_bytes()
+    first.file.unlink()
+    first.file.symlink_to(tmp_path / "gone")  # listed under its name, but nothing there any more
+    again = optimise(source, max_width=1200, cache=cache)
+    assert again.file == first.file and not again.file.is_symlink() and again.file.read_bytes() == made
+
+
 def test_a_project_whose_cache_cannot_be_written_still_builds(project, tmp_path):
     (project / ".broadsheet" / "cache").mkdir(parents=True)
     (project / CACHE_FOLDER).write_text("a file where the cache folder would be")  # mkdir fails, even for root

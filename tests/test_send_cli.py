@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import os
+import pty
 import signal
 import sqlite3
 import subprocess
 import sys
+import termios
 import time
 
 import pytest
@@ -206,6 +210,36 @@ def test_sigterm_and_a_closed_terminal_stop_like_ctrl_c(sample, signum):
     sink, returncode, out, err = interrupted_send(sample, delay=0.015, ctrl_c=1, signum=signum)
     assert returncode == 130, err
     assert "To resume, run the same command again" in out
+    after = states(sample)
+    assert "sending" not in after.values() and "queued" in after.values()
+    assert {email for email, state in after.items() if state == "sent"} == set(sink.recipients())
+
+
+def test_a_terminal_that_closes_stops_the_send_like_ctrl_c(sample):
+    """The send runs in a real terminal (a pty it controls) that closes: a hangup, and every later write to
+    the terminal fails. The batches in flight are finished and recorded all the same, nothing is left
+    `sending`, and the rest stays queued."""
+    write_subscribers(sample / "list.csv", 80)
+    sink = Sink(delay=0.015)
+    with smtp_server(sink) as (host, port):
+        configure(sample, send={"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 5},
+                  smtp=smtp(host, port))  # fmt: skip
+        env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
+        terminal, its_end = pty.openpty()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"], cwd=sample, env=env,
+            stdin=its_end, stdout=its_end, stderr=its_end, start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # the session's controlling terminal
+        )  # fmt: skip
+        os.close(its_end)
+        os.set_blocking(terminal, False)
+        deadline = time.monotonic() + 30
+        while len(sink.received) < 15 and time.monotonic() < deadline and process.poll() is None:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.read(terminal, 65536)  # what a terminal shows, read so that the send never blocks on it
+            time.sleep(0.01)
+        os.close(terminal)  # the window closes, the SSH session drops
+        assert process.wait(timeout=30) == 130
     after = states(sample)
     assert "sending" not in after.values() and "queued" in after.values()
     assert {email for email, state in after.items() if state == "sent"} == set(sink.recipients())

@@ -137,9 +137,9 @@ def test_an_export_opens_in_a_spreadsheet_as_text_and_imports_as_it_was(sample, 
     """A name from a public sign-up form is hostile: no exported cell starts a formula (=, +, -, @), and
     the apostrophe that stops it comes off again when the file is imported."""
     (sample / "list.csv").write_text(
-        "email,name,tags,note,score\n"
-        '-dash@example.org,"=HYPERLINK(""http://evil.example"",""click"")",@team;-vip,+32 2 555 0101,-30\n'
-        "plain@example.org,O'Brien,news,'=already quoted,12\n",
+        "email,name,tags,note,score,@handle\n"
+        '-dash@example.org,"=HYPERLINK(""http://evil.example"",""click"")",@team;-vip,+32 2 555 0101,-30,@dash\n'
+        "plain@example.org,O'Brien,news,'=already quoted,12,\n",
         encoding="utf-8",
     )
     imported = run_cli(sample, "subscribers", "import", "list.csv")
@@ -148,7 +148,7 @@ def test_an_export_opens_in_a_spreadsheet_as_text_and_imports_as_it_was(sample, 
     assert exported.returncode == 0, exported.stderr
     rows = list(csv.reader(io.StringIO(exported.stdout)))
     cells = [cell for row in rows for cell in row]
-    assert not [cell for cell in cells if cell[:1] in "=+-@" and cell != "-30"]  # a signed number stays one
+    assert not [cell for cell in cells if cell[:1] and cell[0] in "=+-@" and cell != "-30"]  # a signed number stays one
     dash = next(row for row in rows if "dash@example.org" in row[0])
     assert dash[:2] == ["'-dash@example.org", '\'=HYPERLINK("http://evil.example","click")']
     other = tmp_path / "other"
@@ -167,6 +167,7 @@ def test_an_export_opens_in_a_spreadsheet_as_text_and_imports_as_it_was(sample, 
     assert stored(other, "-dash@example.org").name == '=HYPERLINK("http://evil.example","click")'
     assert stored(other, "-dash@example.org").tags == ("-vip", "@team")
     assert stored(other, "plain@example.org").fields == {"note": "=already quoted", "score": "12"}
+    assert rows[0][-1] == "'@handle" and stored(other, "-dash@example.org").fields["@handle"] == "@dash"  # titles too
 
 
 def test_add_remove_list_and_show(sample):

@@ -43,7 +43,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what stops a command like Ctrl-C
+# what stops a command like Ctrl-C (Windows has no SIGHUP)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,10 +101,37 @@ def _stop_on_signals() -> tuple[SignalHandler, ...]:
     if previous_int in (signal.SIG_IGN, signal.SIG_DFL, None):
         signal.signal(signal.SIGINT, signal.default_int_handler)
     previous_term = signal.signal(signal.SIGTERM, _as_interrupt)
+    if not hasattr(signal, "SIGHUP"):  # Windows
+        return previous_int, previous_term
     previous_hup = signal.getsignal(signal.SIGHUP)
     if previous_hup == signal.SIG_DFL:
-        signal.signal(signal.SIGHUP, _as_interrupt)
+        # which outputs are the terminal: asked now, as a hung-up terminal may no longer say so
+        signal.signal(signal.SIGHUP, _HangUp([fd for fd in (1, 2) if os.isatty(fd)]))
     return previous_int, previous_term, previous_hup
+
+
+class _HangUp:
+    """SIGHUP: the terminal closed. Output that went to it goes nowhere from now on (a write to a closed
+    terminal fails, and would abort the stop half-way), the hangups that follow are ignored (a shell sends
+    one to each job, and a second stop would quit at once, leaving messages in flight), then the command
+    stops like Ctrl-C."""
+
+    def __init__(self, terminals: list[int]):
+        self.terminals = terminals
+        self.seen = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if self.seen:  # one that arrived before the line above
+            return
+        self.seen = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in self.terminals:
+                os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+        _as_interrupt(signum, frame)
 
 
 def _as_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple, TypeVar
 
 from ..errors import AudienceError
+from .spreadsheet import as_written
 
 DELIMITERS = (",", ";", "\t")
 BOM = b"\xef\xbb\xbf"
@@ -48,7 +49,8 @@ class CsvFile:
         self.delimiter = sniff_delimiter(first)
         self._reader = csv.reader(itertools.chain((first,), self._text), delimiter=self.delimiter)
         try:
-            self.header = [name.strip() for name in self._read(lambda: next(self._reader))]
+            # a title an export wrote spreadsheet-safe ('@handle) reads as it was
+            self.header = [as_written(name.strip()) for name in self._read(lambda: next(self._reader))]
         except csv.Error as exc:
             raise AudienceError(
                 _unreadable(exc), where=f"{path}:1", fix="save the list as CSV UTF-8 (line ends LF or CRLF)"

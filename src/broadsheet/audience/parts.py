@@ -298,7 +298,8 @@ class _Reader(Generic[R]):
 
     def run(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # and so is a closed terminal
+        if hasattr(signal, "SIGHUP"):  # and so is a closed terminal (none on Windows)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent stops a reader with SIGTERM: it just ends
         result: R | _ReadWhole | _Refused
         try:

@@ -360,6 +360,14 @@ class Columns:
                 where=f"{csv_file.path}:1",
                 fix=f"name the address column 'email' in the header row (found: {', '.join(self.header) or 'nothing'})",
             )
+        titles = [title.lower() for title in self.header]
+        for name in KNOWN_COLUMNS:
+            if titles.count(name) > 1:  # which one would be meant? (the first would be read, the other kept as a field)
+                raise AudienceError(
+                    f"the header names the column '{name}' {titles.count(name)} times",
+                    where=f"{csv_file.path}:1",
+                    fix=f"keep one '{name}' column, or rename the others",
+                )
         known = {i for i in self.index.values() if i is not None}
         self.extra = [(i, title) for i, title in enumerate(self.header) if i not in known and title]
         # the hot path: rows padded to one value past the header, an absent column read from that last ""

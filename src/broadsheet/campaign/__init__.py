@@ -61,7 +61,7 @@ def _load(journal: Journal, record: CampaignRecord, fingerprint: str, subscriber
     """The list into the journal. A list read in chunks leaves the repeats of an address to the journal's
     UNIQUE (campaign, email), which keeps the first (cheaper than the list's own look-up of every
     address); the repeats are told back to the list, which counts them as it would have."""
-    if isinstance(subscribers, StoreList):  # selected in SQL: no Python per subscriber
+    if isinstance(subscribers, StoreList):  # selected in SQL: no Python per subscriber but the first-name rule
         with subscribers.selection() as selection:
             return journal.load_selected(record, fingerprint, selection)
     if not isinstance(subscribers, ChunkedList):

@@ -363,10 +363,19 @@ class Journal:
         for name, function in selection.functions.items():
             self.db.create_function(name, 1, function, deterministic=True)
         files = selection.files
-        with attached(self.db, list(files.values()), list(files), read_only=True):
+        with self._attached(files):
             # WHERE true: without it SQLite would read ON CONFLICT as a join's ON
             select = f"SELECT :campaign, email, line, data, :generation FROM ({selection.query}) WHERE true"
             return self._move_in(campaign, fingerprint, select, selection.parameters)
+
+    @contextlib.contextmanager
+    def _attached(self, files: Mapping[str, Path]) -> Iterator[None]:
+        """``files`` attached read-only under their names; a failure to attach is one line (CampaignError)."""
+        try:
+            with attached(self.db, list(files.values()), list(files), read_only=True):
+                yield
+        except sqlite3.Error as exc:
+            raise explain(exc, self.path) from None
 
     def _move_in(
         self, campaign: CampaignRecord, fingerprint: str, select: str, parameters: Mapping[str, object] | None = None

@@ -56,5 +56,7 @@ def run(app: App, config: Config, *, host: str, port: int, ready: Callable[[str]
         server.run()
     finally:
         sys.setswitchinterval(interval)
-        server.close()
-        app.close()
+        try:
+            server.close()
+        finally:
+            app.close()

@@ -252,11 +252,11 @@ class StoreSuppressions:
 
 @contextlib.contextmanager
 def _attached_ledger(store: Store, ledger: Ledger) -> Iterator[None]:
-    """``ledger`` attached read-only to ``store``'s connection as ``ledger``, with the SQL functions of a
-    selection (``StoreList``)."""
+    """``ledger`` attached to ``store``'s connection as ``ledger``, with the SQL functions of a selection
+    (``StoreList``)."""
     for name, function in SQL_FUNCTIONS.items():
         store.db.create_function(name, 1, function, deterministic=True)
-    with attached(store.db, [ledger.path], ["ledger"], read_only=True):
+    with attached(store.db, [ledger.path], ["ledger"]):  # only read here; a URI needs a connection opened for one
         yield
 
 
