@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -516,3 +520,22 @@ def test_one_address_gets_at_most_one_confirmation_a_minute_however_often_it_sig
     page = web.get(confirm_link(message), timeout=10)  # the one link mailed still works
     assert web.post(confirm_link(message), data={"form": form_token(page.text)}, timeout=10).status_code == 200
     assert status_of(store, "popular@example.org") == "subscribed"
+
+
+@pytest.mark.parametrize("port", ["taken", 99999])
+def test_a_port_serve_cannot_have_is_one_line(tmp_path, port):
+    project = copy_sample(tmp_path)
+    env = {**os.environ, "BROADSHEET_SECRET": SECRET}
+    env.pop("BROADSHEET_DEBUG", None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        number = taken.getsockname()[1] if port == "taken" else port
+        done = subprocess.run([sys.executable, "-m", "broadsheet", "serve", "--port", str(number)], cwd=project,
+                              env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"broadsheet: error: 127.0.0.1:{number}: cannot listen on port {number}: "
+        + ("it is already in use" if port == "taken" else done.stderr.split(": ", 4)[-1].split(" (")[0])
+        + " (choose another with --port N, or stop the other server)"
+    ]

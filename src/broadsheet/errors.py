@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 from typing import Any
 
@@ -25,6 +26,13 @@ class BroadsheetError(Exception):
         if self.fix:
             text += f" ({self.fix})"
         return one_line(text)
+
+
+def cannot_listen(exc: OSError | OverflowError, host: str, port: int, fix: str) -> BroadsheetError:
+    """A local server's port that cannot be had (taken, privileged, out of range), as one line."""
+    taken = getattr(exc, "errno", None) in (errno.EADDRINUSE, errno.EACCES)
+    reason = "it is already in use" if taken else str(exc)
+    return BroadsheetError(f"cannot listen on port {port}: {reason}", where=f"{host}:{port}", fix=fix)
 
 
 def one_line(text: str) -> str:

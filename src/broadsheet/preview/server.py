@@ -6,7 +6,6 @@ files, so ``..`` and its encoded forms can never reach anything else (they answe
 
 from __future__ import annotations
 
-import errno
 import json
 import posixpath
 import threading
@@ -18,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 import jinja2
 
-from ..errors import BroadsheetError
+from ..errors import cannot_listen
 from ..lint import HOW_TO_INSTALL, counts
 from .assets import FINDINGS, PAGE
 from .builder import Build, Builder
@@ -74,11 +73,8 @@ class PreviewHTTPServer(ThreadingHTTPServer):
         try:
             super().__init__((HOST, port), PreviewHandler)
         except (OSError, OverflowError) as exc:  # OverflowError: a port above 65535
-            taken = getattr(exc, "errno", None) in (errno.EADDRINUSE, errno.EACCES)
-            raise BroadsheetError(
-                f"cannot listen on port {port}: " + ("it is already in use" if taken else str(exc)),
-                where=f"{HOST}:{port}",
-                fix="choose another port with --port N, or stop the other server",
+            raise cannot_listen(
+                exc, HOST, port, "choose another port with --port N, or stop the other server"
             ) from None
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from waitress.server import BaseWSGIServer, create_server
 
 from ..config import Config
+from ..errors import cannot_listen
 from .app import WEBHOOK_MAX_BYTES, App
 
 PROXY_HEADERS = {"x-forwarded-for", "x-forwarded-proto"}
@@ -39,7 +40,12 @@ def create(app: App, config: Config, *, host: str, port: int) -> BaseWSGIServer:
     )
     if serve.trusted_proxy:
         options.update(trusted_proxy=serve.trusted_proxy, trusted_proxy_headers=PROXY_HEADERS)
-    server = create_server(app, **options)
+    try:
+        if not 0 <= port <= 65535:  # waitress would wrap 99999 round to 34463
+            raise OverflowError("a port is a number from 1 to 65535")
+        server = create_server(app, **options)
+    except (OSError, OverflowError) as exc:
+        raise cannot_listen(exc, host, port, "choose another with --port N, or stop the other server") from None
     assert isinstance(server, BaseWSGIServer)  # one host: one socket (a MultiSocketServer only for several)
     return server
 
@@ -49,7 +55,10 @@ def run(app: App, config: Config, *, host: str, port: int, ready: Callable[[str]
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N" on every burst
     server = create(app, config, host=host, port=port)
     bound = server.effective_port  # type: ignore[attr-defined]  # set by waitress; types-waitress omits it
-    ready(f"serving {config.name} on http://{host}:{bound} (public address {config.serve.public_url}; Ctrl-C to stop)")
+    ready(
+        f"serving {config.name} on http://{host}:{bound} for {config.serve.public_url} (requests must say"
+        f" Host: {sorted(app.hosts)[0]}, as through its reverse proxy; Ctrl-C to stop)"
+    )
     interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
