@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -13,6 +12,18 @@ if TYPE_CHECKING:
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
+# Forms are read by hand, with caps, never by email.parser: a Content-Type of thousands of parameters, or
+# a Content-Disposition of nested comments, cost it seconds of CPU (or a RecursionError) per request.
+MAX_CONTENT_TYPE = 256  # characters of a Content-Type worth reading
+MAX_PARTS = 20  # parts of a multipart form read (serve's forms have a handful of fields)
+MAX_PART_HEAD = 1024  # bytes of one part's headers
+BOUNDARY = re.compile(
+    r"""boundary=(?:"([0-9A-Za-z'()+_,./:=? -]{1,70})"|([0-9A-Za-z'()+_,./:=?-]{1,70}))\s*(?:;|\Z)""", re.I
+)  # RFC 2046's bchars
+FIELD_NAME = re.compile(r"""(?:^|;)\s*name=(?:"([^"\\\r\n]{1,100})"|([A-Za-z0-9_.-]{1,100}))\s*(?:;|\Z)""", re.I)
+FILE_PART = re.compile(r"(?:^|;)\s*filename\*?=", re.I)
+CHARSET = re.compile(r"""(?:^|;)\s*charset="?([^";\s]{1,40})""", re.I)
+UTF8 = ("utf-8", "utf8", "us-ascii")
 REASONS = {
     200: "OK",
     303: "See Other",
@@ -70,7 +81,10 @@ class Request:
 
     def form(self) -> dict[str, str]:
         """The fields of a urlencoded or multipart form body (first value of each); {} for anything else."""
-        kind, _, params = (self.header("Content-Type") or "").partition(";")
+        content_type = self.header("Content-Type") or ""
+        if len(content_type) > MAX_CONTENT_TYPE:
+            return {}
+        kind, _, params = content_type.partition(";")
         kind = kind.strip().lower()
         try:
             if kind == FORM:
@@ -83,20 +97,32 @@ class Request:
 
 
 def _multipart(body: bytes, params: str) -> dict[str, str]:
-    """Text fields of a multipart/form-data body (files are ignored)."""
-    head = f"Content-Type: {MULTIPART};{params}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    """Text fields of a multipart/form-data body (first value of each; files and parts past MAX_PARTS are
+    ignored); a bad byte in a field is a UnicodeDecodeError (form() answers {})."""
+    boundary = BOUNDARY.search(params)
+    if boundary is None:
+        return {}
     fields: dict[str, str] = {}
-    if not message.is_multipart():
-        return fields
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name or part.get_filename() or name in fields:
+    delimiter = b"\r\n--" + (boundary[1] or boundary[2]).encode("ascii")
+    for section in (b"\r\n" + body).split(delimiter)[1 : MAX_PARTS + 1]:  # [0]: the preamble
+        if section.startswith(b"--"):  # the closing delimiter
+            break
+        head, blank, content = section.partition(b"\r\n\r\n")
+        if not blank or len(head) > MAX_PART_HEAD:
             continue
-        payload = part.get_payload(decode=True)
-        fields[str(name)] = (payload if isinstance(payload, bytes) else b"").decode(
-            part.get_content_charset() or "utf-8"
-        )
+        disposition = ""
+        for line in head.decode("latin-1").split("\r\n"):
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            if key == "content-disposition":
+                disposition = value.strip()
+            elif key == "content-type" and (charset := CHARSET.search(value)) and charset[1].lower() not in UTF8:
+                raise LookupError(f"a form field in {charset[1]}")  # text of ours is UTF-8: form() answers {}
+        kind, _, disposition_params = disposition.partition(";")
+        name = FIELD_NAME.search(disposition_params) if kind.strip().lower() == "form-data" else None
+        if name is None or FILE_PART.search(disposition_params) or (name[1] or name[2]) in fields:
+            continue
+        fields[name[1] or name[2]] = content.decode("utf-8")
     return fields
 
 
