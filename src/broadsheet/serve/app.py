@@ -70,8 +70,12 @@ class App:
         self.checkpointer = Checkpointer(store_path(config.root))
 
     def close(self) -> None:
-        """Stop the checkpoint thread after its last checkpoint (the server has stopped answering)."""
-        self.checkpointer.stop()
+        """Send the confirmations still waiting, then stop the checkpoint thread after its last checkpoint
+        (the server has stopped answering)."""
+        try:
+            self.mail.close()
+        finally:
+            self.checkpointer.stop()
 
     # -- WSGI -----------------------------------------------------------------------------------
 
@@ -179,15 +183,17 @@ class App:
         return self.pages.message(400, "bad_link_title", "bad_link_text")
 
     def resubscribe(self, email: str, address: str) -> Response:
-        """Back to subscribed, only from unsubscribed (never over a bounce or a complaint)."""
+        """Back to subscribed through a confirmation mailed to the address, as a sign-up (the link in an
+        issue never expires, and travels: forwarded, archived, quoted, it must not be enough), and only
+        from unsubscribed (never over a bounce or a complaint)."""
         current = self.store.get(email)
-        if current is not None and current.status == "unsubscribed":
-            self.store.set_status(email, "subscribed", source="unsubscribe-page", detail="resubscribed")
-        elif current is None or current.status != "subscribed":
+        if current is None or current.status not in ("unsubscribed", "subscribed"):
             return self.pages.message(409, "error_title", "error_text")
-        return self.pages.message(
-            200, "resubscribed_title", "resubscribed_text", list=self.config.name, address=address
-        )
+        if current.status == "unsubscribed" and self.mails_per_address.allow(email.lower()):
+            nonce = self.store.sign_up(email, source="unsubscribe-page")
+            if nonce is not None:
+                self.mail.post(email, current.name, nonce)
+        return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=address, list=self.config.name)
 
     def form_page(
         self, request: Request, template: str, status: int = 200, *, action: str = "", **values: object
@@ -237,7 +243,7 @@ class App:
         if not form.get("website") and self.mails_per_address.allow(email.lower()):
             nonce = self.store.sign_up(email, name=name, source="form")
             if nonce is not None:
-                self.mail.send(email, name, nonce)
+                self.mail.post(email, name, nonce)
         return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=email, list=self.config.name)
 
     def confirm_page(self, request: Request, token: str) -> Response:

@@ -3,11 +3,13 @@ and sent through the configured transport (the same pieces a campaign uses)."""
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 
-from ..audience import Subscriber
+from ..audience import Subscriber, first_word
 from ..compose import Composer, RecipientRejected
 from ..config import Config
 from ..errors import BroadsheetError
@@ -18,6 +20,8 @@ from ..transports import Transport
 from .pages import Pages
 
 CONFIRM_SECONDS = 7 * 24 * 3600  # a confirmation link works for a week
+WAITING_MAILS = 1_000  # confirmations waiting to be sent; past that a sign-up is answered but not mailed
+DRAIN_SECONDS = 10  # how long stopping serve waits for the confirmations still waiting
 
 
 def confirm_token(email: str, nonce: str, config: Config, secret: str, *, issued: int | None = None) -> str:
@@ -53,7 +57,10 @@ def confirmation_issue(config: Config, pages: Pages) -> RenderedIssue:
 
 
 class ConfirmationMail:
-    """Composes and sends one confirmation message per sign-up. Safe to share between threads."""
+    """Composes and sends one confirmation message per sign-up, in a thread of its own (``post``): the
+    answer to a visitor takes as long whatever the address is (a subscribed or complained one gets no
+    mail: a reply that came back sooner would tell who is on the list), and a slow provider holds no
+    request thread. Safe to share between threads."""
 
     def __init__(self, config: Config, pages: Pages, transport: Callable[[], Transport], secret: str):
         self.config = config
@@ -61,6 +68,34 @@ class ConfirmationMail:
         self.composer = Composer(confirmation_issue(config, pages), config)
         self.transport = transport
         self.base = config.serve.public_url.rstrip("/")
+        self._waiting: queue.Queue[tuple[str, str, str] | None] = queue.Queue(WAITING_MAILS)
+        self._starting = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def post(self, email: str, name: str, nonce: str) -> None:
+        """Have the confirmation sent soon, by the mailing thread (started on first use)."""
+        with self._starting:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="confirmations", daemon=True)
+                self._thread.start()
+        try:
+            self._waiting.put_nowait((email, name, nonce))
+        except queue.Full:
+            print("broadsheet serve: confirmation message not sent: too many waiting", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Send what is waiting (for up to DRAIN_SECONDS), then stop the mailing thread."""
+        if self._thread is None:
+            return
+        try:
+            self._waiting.put(None, timeout=DRAIN_SECONDS)
+        except queue.Full:
+            return
+        self._thread.join(DRAIN_SECONDS)
+
+    def _run(self) -> None:
+        while (waiting := self._waiting.get()) is not None:
+            self.send(*waiting)
 
     def send(self, email: str, name: str, nonce: str) -> bool:
         """True when the transport took the message; a failure is reported on stderr, never to the visitor."""
@@ -68,7 +103,7 @@ class ConfirmationMail:
         subscriber = Subscriber(
             email=email,
             name=name,
-            first_name=name.split(" ")[0] if name else "",
+            first_name=first_word(name),
             fields={"email": email, "name": name, "confirm_url": url},
         )
         try:
