@@ -20,7 +20,7 @@ from support.webhooks import (
 
 from broadsheet.events.model import WebhookNotConfigured, WebhookRejected
 from broadsheet.events.webhooks import mailgun, postmark, resend, sendgrid, ses
-from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext
+from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext, require_fresh
 
 
 def context(env: dict, **kwargs) -> WebhookContext:
@@ -510,3 +510,10 @@ def test_hostile_requests_are_answered_never_raised(provider, tmp_path):
                 status, _ = handle(provider, headers, body, store, config=Config(root=tmp_path), context=ctx)
                 assert status in (400, 401), (body[:40], headers)
         assert store.count() == 0
+
+
+@pytest.mark.parametrize("stamp", ["nan", "inf", "-inf", "", "12abc"])
+def test_a_signed_timestamp_that_is_no_finite_number_is_refused(stamp):
+    """float('nan') compares false with everything: it would pass any 'too old' check."""
+    with pytest.raises(WebhookRejected):
+        require_fresh(stamp, time.time())

@@ -558,3 +558,19 @@ def test_a_port_serve_cannot_have_is_one_line(tmp_path, port):
         + ("it is already in use" if port == "taken" else done.stderr.split(": ", 4)[-1].split(" (")[0])
         + " (choose another with --port N, or stop the other server)"
     ]
+
+
+def test_hidden_files_of_the_site_folder_and_odd_paths_are_not_served(site, store):
+    base, project = site
+    (project / "site" / ".git").mkdir(parents=True, exist_ok=True)
+    (project / "site" / ".env").write_text("SECRET=1\n")
+    (project / "site" / ".git" / "config").write_text("[core]\n")
+    (project / "site" / "page.html").write_text("<p>public</p>\n")
+    assert web.get(f"{base}/page.html", timeout=10).status_code == 200
+    for path in ("/.env", "/.git/config", "/sub/../.env"):
+        assert web.get(base + path, timeout=10).status_code == 404, path
+    store.add("newline@example.org")
+    answer = requests.post(unsubscribe_url(base, "newline@example.org") + "%0a", data={"List-Unsubscribe": "One-Click"},
+                           timeout=10)  # fmt: skip
+    assert answer.status_code == 404 and status_of(store, "newline@example.org") == "subscribed"
+    assert web.request("TRACE", f"{base}/healthz", timeout=10).status_code == 405

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 CONFIRMATIONS_PER_ADDRESS = (1, 3)  # per minute, per hour: nobody's inbox is flooded from many clients
 WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a thousand events at once)
-TOKEN_PATH = re.compile(r"^/([uc])/([A-Za-z0-9_-]{1,700})$")
-WEBHOOK_PATH = re.compile(r"^/webhooks/([a-z0-9-]{1,40})$")
+TOKEN_PATH = re.compile(r"/([uc])/([A-Za-z0-9_-]{1,700})\Z")  # matched from the start; \Z: no newline after
+WEBHOOK_PATH = re.compile(r"/webhooks/([a-z0-9-]{1,40})\Z")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -126,7 +126,7 @@ class App:
         if path == "/brand/logo" and (logo := self.pages.brand.logo_file):
             return self.by_method(request, get=lambda: _file(logo))
         if path == "/healthz":
-            return Response.text(200, "ok\n")
+            return self.by_method(request, get=lambda: Response.text(200, "ok\n"))
         if request.method in ("GET", "HEAD") and (found := self.site_file(path)) is not None:
             return _file(found)
         return self.pages.message(404, "not_found_title")
@@ -294,6 +294,8 @@ class App:
         """A file of the project's ``site/`` folder (a static archive), never outside it."""
         if not self.site.is_dir() or "\x00" in path:
             return None
+        if any(part.startswith(".") and part != ".well-known" for part in path.split("/")):
+            return None  # .git, .env, .broadsheet-site: never published, whatever the folder holds
         root = self.site.resolve()
         candidate = (root / path.lstrip("/")).resolve()
         if candidate.is_dir():

@@ -33,7 +33,7 @@ def create(app: App, config: Config, *, host: str, port: int) -> BaseWSGIServer:
         ident="broadsheet",
         max_request_body_size=max(serve.max_body_bytes, WEBHOOK_MAX_BYTES),
         max_request_header_size=32 * 1024,
-        channel_timeout=30,
+        channel_timeout=10,  # seconds a connection may sit idle or trickle: slow-sending clients go sooner
         connection_limit=1000,
         expose_tracebacks=False,
         clear_untrusted_proxy_headers=True,

@@ -4,6 +4,7 @@ timestamps, tokens seen once, JSON bodies. Each failure is a WebhookRejected (40
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -71,7 +72,7 @@ def require_fresh(timestamp: str, now: float, tolerance: float = TOLERANCE) -> N
         moment = float(timestamp)
     except (TypeError, ValueError):
         raise WebhookRejected("the signed timestamp is missing or not a number") from None
-    if abs(now - moment) > tolerance:
+    if not math.isfinite(moment) or abs(now - moment) > tolerance:  # nan compares false with everything
         raise WebhookRejected(f"the signed timestamp is {abs(now - moment):.0f} s away from now (stale or replayed)")
 
 
