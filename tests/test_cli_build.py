@@ -191,3 +191,18 @@ def test_the_cli_runs_where_the_platform_has_no_sighup(project):
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (project / "dist" / SAMPLE_NAME / "email.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment", "command"),
+    [
+        (["subscribers", "forget", "x@example.org", "--yes"], "unrecognized arguments: --yes", "subscribers"),
+        (["preview", "issues/x", "--width", "50"], "not a width from 100 to 4000 pixels", "preview"),
+        (["subscribers"], "the following arguments are required: ACTION", "subscribers"),
+        (["bogus"], "invalid choice: 'bogus'", ""),
+    ],
+)
+def test_a_command_line_argparse_cannot_read_is_one_line(project, args, fragment, command):
+    result = run_cli(project, *args)
+    assert_one_line_error(result, fragment, f"(see broadsheet {command} --help)".replace("  ", " "))
+    assert "usage:" not in result.stderr

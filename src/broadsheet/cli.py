@@ -10,10 +10,10 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 from . import __version__
-from .errors import BroadsheetError
+from .errors import BroadsheetError, one_line
 
 # What signal.getsignal answers: a handler, SIG_IGN/SIG_DFL, or None (set from outside Python).
 SignalHandler: TypeAlias = "Callable[[int, FrameType | None], Any] | int | signal.Handlers | None"
@@ -22,9 +22,21 @@ SignalHandler: TypeAlias = "Callable[[int, FrameType | None], Any] | int | signa
 COMMANDS = ("new", "build", "preview", "lint", "send", "status", "subscribers", "publish", "serve", "sync", "inbox")
 
 
+class UsageError(Exception):
+    """A command line argparse cannot read (main prints it as one line, exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is one line, as every other bad input is (argparse
+    prints its whole usage block first); ``--help`` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or (``only``) just that command's, so a run imports one command's rooms."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="broadsheet", description="Write a newsletter in Markdown, deliver it to every subscriber's inbox."
     )
     parser.add_argument("--version", action="version", version=f"broadsheet {__version__}")
@@ -49,8 +61,14 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(_requested_command(argv))
-    args = parser.parse_args(argv)
+    command = _requested_command(argv)
+    parser = build_parser(command)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        where = f"broadsheet {command}" if command else "broadsheet"
+        print(f"broadsheet: error: {one_line(str(exc))} (see {where} --help)", file=sys.stderr)
+        return 2
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
