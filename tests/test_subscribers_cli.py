@@ -232,6 +232,9 @@ def test_send_uses_the_store_by_default_with_segments_and_suppressions(sample):
     segment = run_cli(sample, "send", ISSUE, "--yes", "--segment", "NEWS")
     assert segment.returncode == 0, segment.stderr
     assert outbox_recipients(sample) == ["ann@example.org", "dee@example.org"]
+    for command in (("send", ISSUE, "--yes"), ("send", ISSUE, "--dry-run")):  # a typo mails no one: an error
+        typo = run_cli(sample, *command, "--segment", "news", "--segment", "nwes")
+        assert_one_line_error(typo, "audience.db", "no subscriber has the tag 'nwes'", "--segment one of: art, ")
 
 
 def test_a_csv_send_is_filtered_through_the_store(sample):

@@ -25,6 +25,21 @@ TAG_LISTS_KEPT = 10_000  # distinct tags cells whose split is remembered (most l
 _list_row = tuple.__new__  # ListRow without its Python-level __new__ (half the cost, a million times)
 
 
+def check_segments(segments: Iterable[str], present: Iterable[str], *, where: str) -> None:
+    """AudienceError naming the tags that exist (``present``) when a segment's tag (casefolded) is not one
+    of them: a typo would send to no one."""
+    present = set(present)
+    known = {tag.casefold() for tag in present}
+    missing = sorted(tag for tag in segments if tag not in known)
+    if missing:
+        existing = ", ".join(sorted(present, key=str.casefold)) or "none"
+        raise AudienceError(
+            f"no subscriber has the tag {', '.join(repr(t) for t in missing)}",
+            where=where,
+            fix=f"--segment one of: {existing}",
+        )
+
+
 class SubscriberList:
     """Iterate to stream the subscribers who should receive the issue.
 
@@ -145,17 +160,8 @@ class SubscriberList:
         return handed_on
 
     def check_segments(self, present: set[str]) -> None:
-        """AudienceError naming the tags that exist (``present``: on some row) when a segment's tag is on no
-        row (a typo would send to no one)."""
-        known = {tag.casefold() for tag in present}
-        missing = sorted(tag for tag in self.segments if tag not in known)
-        if missing:
-            existing = ", ".join(sorted(present, key=str.casefold)) or "none"
-            raise AudienceError(
-                f"no subscriber has the tag {', '.join(repr(t) for t in missing)}",
-                where=f"{self.path} (tags column)",
-                fix=f"--segment one of: {existing}",
-            )
+        """``check_segments`` for this list (``present``: the tags on some row)."""
+        check_segments(self.segments, present, where=f"{self.path} (tags column)")
 
     def _left_out(
         self,

@@ -20,7 +20,7 @@ from ..audience import RowProblem, Subscriber, SubscriberList, first_word, list_
 from ..audience.addresses import AddressChecker
 from ..audience.bulk import Selection, attached
 from ..audience.ledger import Ledger
-from ..audience.subscriber_list import suppression_keys
+from ..audience.subscriber_list import check_segments, suppression_keys
 from ..config import Config
 from ..errors import AudienceError
 from .store import PAGE, Store, store_path
@@ -80,6 +80,7 @@ class StoreList:
     def selection(self) -> Iterator[Selection]:
         """Whom a send mails, for the journal to load (``Journal.load_selected``): the store and the
         suppression file's ledger attached as ``store`` and ``ledger``; ``skipped`` is counted on leaving."""
+        self.check_segments()
         with Ledger() as ledger:
             ledger.add_suppressed(suppression_keys(self.suppressions, AddressChecker()))
             files = {"store": self.path, "ledger": ledger.path}
@@ -91,6 +92,7 @@ class StoreList:
     def __iter__(self) -> Iterator[Subscriber]:
         """The same subscribers as ``selection``, in the order they joined, a page at a time."""
         self.skipped = collections.Counter()
+        self.check_segments()
         with Ledger() as ledger, Store.for_project(self.root) as store, _attached_ledger(store, ledger):
             ledger.add_suppressed(suppression_keys(self.suppressions, AddressChecker()))
             query = self._rows("main") + f" AND s.id > :last ORDER BY s.id LIMIT {PAGE}"
@@ -105,6 +107,14 @@ class StoreList:
                     break
                 last = page[-1][0]
             self.skipped = self._count_skipped(store)
+
+    def check_segments(self) -> None:
+        """AudienceError when a segment is a tag no subscriber of the store has (a typo would mail no one)."""
+        if not self.segments:
+            return
+        with Store.for_project(self.root) as store, store._lock:
+            tags = [tag for (tag,) in store.db.execute("SELECT min(tag) FROM tags GROUP BY tag_key")]
+        check_segments(self.segments, tags, where=str(self.path))
 
     def _rows(self, schema: str) -> str:
         """SQL: (id, email, line, data) of each subscriber of ``schema`` a send mails; data is the journal's
