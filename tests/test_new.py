@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from test_cli_build import run_cli
+from test_cli_build import assert_one_line_error, run_cli
 
 from broadsheet.cli import main
 
@@ -68,3 +68,9 @@ def test_a_written_issue_has_no_scaffold_findings(project):
     build = run_cli(project, "build", f"issues/{folder.name}")
     html = (project / "dist" / folder.name / "email.html").read_text(encoding="utf-8")
     assert build.returncode == 0 and "Dear {{ subscriber.first_name | default('reader') }}," in html
+
+
+def test_an_empty_title_is_one_line(project):
+    result = run_cli(project, "new", "  ")
+    assert_one_line_error(result, "the issue needs a title")
+    assert not [p for p in (project / "issues").iterdir() if p.name.endswith("-issue")]

@@ -162,13 +162,13 @@ def test_a_capped_campaign_stops_at_the_limit_and_goes_on_the_next_day(sample, c
         out = capsys.readouterr().out
         assert re.search(
             r"daily limit reached: 4 sent today \(daily limit: 4\); the rest \(6\) stays queued "
-            r"and goes with the next run after \d{4}-\d\d-\d\d 00:00 UTC",
+            r"and goes with the next send of this issue after \d{4}-\d\d-\d\d 00:00 UTC",
             out,
         ), out
         assert len(sink.received) == 4
         assert cli(sample, "status", ISSUE) == 0
         status = capsys.readouterr().out
-        assert "left: 6; daily limit 4, 4 sent today: today's cap is used up" in status
+        assert "left: 6; daily limit: 4 a day, 4 sent today: today's cap is used up" in status
         tomorrow = dt.datetime.fromtimestamp(day_start(time.time()) + DAY, dt.UTC).strftime("%Y-%m-%d")
         assert f"at the daily cap they go: {tomorrow} 4," in status
 
@@ -320,6 +320,6 @@ def test_a_real_send_without_the_secret_says_what_it_is_for_and_how_to_make_one(
         configure(sample, send={"transport": "smtp", "list": "list.csv"}, smtp=smtp(host, port))
         assert cli(sample, "send", ISSUE, "--yes") == 2
     err = capsys.readouterr().err
-    assert "BROADSHEET_SECRET is not set: it signs each reader's unsubscribe link" in err
+    assert "environment variable BROADSHEET_SECRET: not set: it signs each reader's unsubscribe link" in err
     assert "python -c 'import secrets; print(secrets.token_urlsafe(32))'" in err
     assert not sink.received and not journal_path(sample).exists()

@@ -123,6 +123,7 @@ def test_present_rows_opt_outs_update_resubscribe_and_forgotten(store, tmp_path,
     assert (gone.status, gone.name) == ("unsubscribed", "Gone")  # never resubscribed without being asked
     again = importer.import_csv(store, path, update=True, resubscribe=True)
     assert again.updated == 0 and store.get("gone@example.org").status == "subscribed"
+    assert again.resubscribed == 1
     assert store.get("sub@example.org").status == "complained"  # its row still says complained
     assert store.events("gone@example.org")[-1].detail == "list.csv:5"
 

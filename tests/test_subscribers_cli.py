@@ -51,7 +51,7 @@ def test_import_streams_the_csv_reports_bad_rows_and_keeps_the_first_row_of_each
         result.stderr.strip()
         == "list.csv:4: invalid address: An email address must have an @-sign. (not-an-address); skipped"
     )
-    assert "4 row(s) read; added 3 (subscribed 2, unsubscribed 1)" in result.stdout
+    assert "5 row(s) read; added 3 (subscribed 2, unsubscribed 1)" in result.stdout  # the bad one too
     assert "1 bad row(s) skipped" in result.stdout
     assert "1 row(s) for addresses already in the store (or repeated in the file) left as they were" in result.stdout
     ann = stored(sample, "ann@example.org")

@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     config = project_config(args)
     date = args.date or dt.date.today()
     issues = config.resolve(config.issues_dir)
+    if not args.title.strip():
+        raise ContentError("the issue needs a title", fix='broadsheet new "Spring trade mission"')
     folder = issues / f"{date.isoformat()}-{slugify(args.title)}"
     if folder.exists():
         raise ContentError("the issue folder already exists", where=str(folder), fix="choose another title or date")

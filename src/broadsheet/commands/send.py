@@ -425,7 +425,8 @@ def _capped_limit(limit: int | None, cap: DailyCap | None) -> int | None:
 def _report_cap(cap: DailyCap, left: int) -> None:
     print(
         f"daily limit reached: {cap.sent_today:,} sent today ({cap.reason}: {cap.limit:,}); the rest "
-        f"({left:,}) stays queued and goes with the next run after {utc_text(cap.resets_at)}"
+        f"({left:,}) stays queued and goes with the next send of this issue after {utc_text(cap.resets_at)}"
+        " (send --due sends it then when the issue has a send_at)"
     )
 
 

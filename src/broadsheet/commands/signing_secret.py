@@ -27,8 +27,8 @@ def token_secret(config: Config, *, throwaway: bool) -> str | None:
         )
         return "throwaway-" + secrets.token_urlsafe(32)
     raise ConfigError(
-        f"{VARIABLE} is not set: it signs each reader's unsubscribe link (unsubscribe_url holds {{token}}), "
-        "so that no one can unsubscribe someone else", where=f"environment variable {VARIABLE}",
+        "not set: it signs each reader's unsubscribe link, so that no one can unsubscribe someone else",
+        where=f"environment variable {VARIABLE}",
         fix=f"make one with {MAKE_ONE}, then export {VARIABLE}=<it> wherever you send from; keep it "
         "(links in issues already sent stop working when it changes)",
     )  # fmt: skip

@@ -99,7 +99,8 @@ def _show_what_is_left(journal: Journal, campaign: CampaignRecord, config: Confi
         return
     cap = daily_cap(config, journal, campaign.transport, now)
     if cap is None:
-        print(f"  left: {left:,}; they go with the next send (broadsheet send … or send --due)")
+        due = " (or send --due: it has a send_at)" if send_at is not None else ""
+        print(f"  left: {left:,}; they go with the next send of this issue (broadsheet send …{due})")
         return
     plan = days_to_send(config, journal, cap, left)
     today = (
@@ -107,7 +108,7 @@ def _show_what_is_left(journal: Journal, campaign: CampaignRecord, config: Confi
         if cap.left
         else f"today's cap is used up, next run after {utc_text(cap.resets_at)}"
     )
-    print(f"  left: {left:,}; {cap.reason} {cap.limit:,}, {cap.sent_today:,} sent today: {today}")
+    print(f"  left: {left:,}; {cap.reason}: {cap.limit:,} a day, {cap.sent_today:,} sent today: {today}")
     shown = ", ".join(f"{utc_text(day)[:10]} {count:,}" for day, count in plan[:7])
     more = f", … the last on {utc_text(plan[-1][0])[:10]}" if len(plan) > 7 else ""
     print(f"  at the daily cap they go: {shown}{more}")

@@ -122,12 +122,13 @@ def _import(args: argparse.Namespace, store: Store, config: Config) -> int:
     report = import_csv(store, args.file, update=args.update, resubscribe=args.resubscribe, on_problem=on_problem)
     statuses = ", ".join(f"{status} {n:,}" for status, n in sorted(report.by_status.items()))
     print(
-        f"{args.file.name}: {report.rows:,} row(s) read; added {report.added:,}"
+        f"{args.file.name}: {report.rows + report.problems:,} row(s) read; added {report.added:,}"
         + (f" ({statuses})" if statuses else "")
     )
     notes = [
         (report.updated, "merged into present subscribers"),
         (report.opted_out, "unsubscribed, bounced or complained now (the file says so)"),
+        (report.resubscribed, "subscribed again (--resubscribe)"),
         (report.forgotten, "row(s) for addresses forgotten at their request: not added again"),
         (report.kept_suppressed, "say subscribed for someone who unsubscribed, bounced or complained: kept suppressed"
                                  " (--update --resubscribe to change that)"),

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-HOW_TO_INSTALL = "make validator (npm install mjml@4.15.3)"
+HOW_TO_INSTALL = "make validator, or npm install mjml@4.15.3"
 _CHECKOUT = Path(__file__).resolve().parents[3]
 _LINE = re.compile(r"Line (\d+) of .*? \(([\w-]+)\)\s+[—-]+\s+(.*)")
 

@@ -65,6 +65,7 @@ class ImportReport:
     updated: int = 0
     opted_out: int = 0  # present addresses the file moved to unsubscribed, bounced or complained
     kept_suppressed: int = 0  # rows saying subscribed for a suppressed address, left as it was
+    resubscribed: int = 0  # suppressed addresses subscribed again (--update --resubscribe)
     forgotten: int = 0  # forgotten addresses, not added again
     problems: int = 0
     by_status: dict[str, int] = field(default_factory=dict)  # added, by status
@@ -350,6 +351,8 @@ def _merge(store: Store, present: _Subscriber, row: _Row, source: str, report: I
         store._event(present.id, STATUS_EVENTS[status], source="import", detail=detail)
         if status in SUPPRESSING:
             report.opted_out += 1
+        elif present.status in SUPPRESSING:
+            report.resubscribed += 1
         present.status = status
         store._touch()
     if name != present.name or fields != present.fields or new_tags:

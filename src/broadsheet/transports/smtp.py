@@ -148,7 +148,9 @@ class SmtpTransport(Transport):
         if self.settings.security == "starttls":
             if not connection.has_extn("starttls"):
                 raise TransportError(
-                    "the server does not offer STARTTLS", where=self.where, fix="set smtp.security to 'ssl' or 'none'"
+                    "the server does not offer STARTTLS",
+                    where=self.where,
+                    fix="set smtp.security to 'ssl' with the server's TLS port, usually 465 ('none' sends in clear: only for a relay on this machine)",
                 )
             try:
                 connection.starttls(context=self._tls_context)
