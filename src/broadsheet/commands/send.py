@@ -446,10 +446,13 @@ def _confirm(args: argparse.Namespace, config: Config, rendered: RenderedIssue, 
 
 def _summarise(result: RunResult, args: argparse.Namespace) -> None:
     run = result.this_run
+    # a deferral is an attempt, not a recipient: one deferred and retried in this run ends sent or failed
+    # too, so it is told apart (the campaign's line counts who is still deferred)
     print(
-        f"this run: sent {run['sent']:,}, failed {run['failed']:,}, deferred {run['deferred']:,}"
+        f"this run: sent {run['sent']:,}, failed {run['failed']:,}"
         + (f", unknown {run['unknown']:,}" if run["unknown"] else "")
         + f" in {result.seconds:.1f} s"
+        + (f" ({run['deferred']:,} deferral(s) by the server on the way)" if run["deferred"] else "")
     )
     print(f"campaign: {_totals(result.counts)}")
     if result.interrupted or result.error is not None:
