@@ -49,6 +49,10 @@ def test_an_untouched_scaffold_is_an_error_for_lint_and_send_and_printed_by_buil
     assert main(["send", f"issues/{folder.name}", "--transport", "outbox", "--yes"]) == 2
     assert "lint found 4 error(s)" in capsys.readouterr().err
     assert not (project / "outbox").exists()
+    # a test copy of the draft to yourself goes, with the errors shown: a draft is what it is for
+    assert main(["send", f"issues/{folder.name}", "--transport", "outbox", "--test", "me@example.org"]) == 0
+    assert "a test copy despite 4 lint error(s)" in capsys.readouterr().err
+    assert len(list((project / "outbox").rglob("*.eml"))) == 1
 
 
 def test_a_written_issue_has_no_scaffold_findings(project):

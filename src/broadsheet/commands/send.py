@@ -135,7 +135,7 @@ def send_issue(args: argparse.Namespace, config: Config, journal: Journal | None
     transport_name = args.transport or config.send.transport
     transport_class(transport_name)  # an unknown name fails before the issue is built
     issue, rendered = read_and_build(args.issue_dir, config)
-    _check_lint(rendered, issue, config, force=args.force)
+    _check_lint(rendered, issue, config, force=args.force, test=bool(args.test))
     if not (args.test or args.dry_run):
         _check_send_at(issue, args)
     subscribers = _subscriber_list(args, config)
@@ -190,8 +190,9 @@ def transport_factory(name: str, config: Config, *, slug: str, test: bool = Fals
     return lambda: cls(config, options)
 
 
-def _check_lint(rendered: RenderedIssue, issue: Issue, config: Config, *, force: bool) -> None:
-    """Refuse to send an issue with lint errors unless --force."""
+def _check_lint(rendered: RenderedIssue, issue: Issue, config: Config, *, force: bool, test: bool = False) -> None:
+    """Refuse to send an issue with lint errors unless --force; a test copy to yourself goes (a draft is
+    what it is for), with the errors shown."""
     from ..lint import lint_rendered
 
     errors = [f for f in lint_rendered(rendered, issue, config, validate_mjml=False) if f.severity == "error"]
@@ -201,6 +202,9 @@ def _check_lint(rendered: RenderedIssue, issue: Issue, config: Config, *, force:
         print(f"lint: {finding}", file=sys.stderr)
     if force:
         print(f"sending despite {len(errors)} lint error(s) (--force)", file=sys.stderr)
+        return
+    if test:
+        print(f"a test copy despite {len(errors)} lint error(s); the real send refuses them", file=sys.stderr)
         return
     raise CampaignError(f"lint found {len(errors)} error(s) in the issue", fix="fix them, or add --force")
 
