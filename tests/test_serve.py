@@ -541,6 +541,15 @@ def test_one_address_gets_at_most_one_confirmation_a_minute_however_often_it_sig
     assert status_of(store, "popular@example.org") == "subscribed"
 
 
+def test_tagged_and_dotted_forms_of_one_mailbox_share_its_confirmation_limit(site, store):
+    """victim+1@, vic.tim+2@ … all reach one Gmail inbox: a flood by variants is still one mail a minute."""
+    base, project = site
+    variants = ["victim+1@gmail.com", "vic.tim+2@gmail.com", "Victim@googlemail.com"]
+    assert {sign_up(base, address).status_code for address in variants} == {200}
+    first = mails_to(project, variants[0], expected=1)
+    assert len(first) + sum(len(mails_to(project, address)) for address in variants[1:]) == 1
+
+
 @pytest.mark.parametrize("port", ["taken", 99999])
 def test_a_port_serve_cannot_have_is_one_line(tmp_path, port):
     project = copy_sample(tmp_path)

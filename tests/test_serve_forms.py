@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from broadsheet.serve.http import MAX_PARTS, Request
+from broadsheet.serve.security import mailbox_of
 
 
 def form(body: bytes, content_type: str) -> dict[str, str]:
@@ -52,3 +53,10 @@ def test_hostile_forms_are_read_as_nothing_or_capped_never_costly():
     assert form(multipart(('form-data; name="a"', "1"), boundary="x"), "multipart/form-data") == {}  # no boundary
     bad_bytes = multipart(('form-data; name="a"', "1"), boundary="x").replace(b"1", b"\xff")
     assert form(bad_bytes, "multipart/form-data; boundary=x") == {}
+
+
+def test_the_mailbox_an_address_reaches():
+    assert mailbox_of("Ann+news@Example.org") == "ann@example.org"
+    assert mailbox_of("a.n.n+x@googlemail.com") == mailbox_of("ann@gmail.com") == "ann@gmail.com"
+    assert mailbox_of("a.n.n@example.org") == "a.n.n@example.org"  # dots matter elsewhere
+    assert mailbox_of("+only@example.org") == "+only@example.org"

@@ -28,13 +28,13 @@ from ..tokens import TokenData, read_token, token_secrets
 from ..transports import Transport
 from .http import BodyTooLarge, Request, Response
 from .pages import Pages, mask_address
-from .security import FormGuard, RateLimit, allowed_hosts, origin_of, security_headers
+from .security import FormGuard, RateLimit, allowed_hosts, mailbox_of, origin_of, security_headers
 from .signup import CONFIRM_SECONDS, ConfirmationMail
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-CONFIRMATIONS_PER_ADDRESS = (1, 3)  # per minute, per hour: nobody's inbox is flooded from many clients
+CONFIRMATIONS_PER_ADDRESS = (1, 3)  # per minute, per hour and mailbox: nobody's inbox is flooded from many clients
 WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a thousand events at once)
 TOKEN_PATH = re.compile(r"/([uc])/([A-Za-z0-9_-]{1,700})\Z")  # matched from the start; \Z: no newline after
 WEBHOOK_PATH = re.compile(r"/webhooks/([a-z0-9-]{1,40})\Z")
@@ -189,7 +189,7 @@ class App:
         current = self.store.get(email)
         if current is None or current.status not in ("unsubscribed", "subscribed"):
             return self.pages.message(409, "error_title", "error_text")
-        if current.status == "unsubscribed" and self.mails_per_address.allow(email.lower()):
+        if current.status == "unsubscribed" and self.mails_per_address.allow(mailbox_of(email)):
             nonce = self.store.sign_up(email, source="unsubscribe-page")
             if nonce is not None:
                 self.mail.post(email, current.name, nonce)
@@ -240,7 +240,7 @@ class App:
             return self.subscribe_form(request, status=400, error="invalid_address", email=typed, name=name)
         # the honeypot (only robots fill it in), then at most a few confirmations per address: a new
         # sign-up replaces the nonce, so one refused here must not reach the store either
-        if not form.get("website") and self.mails_per_address.allow(email.lower()):
+        if not form.get("website") and self.mails_per_address.allow(mailbox_of(email)):
             nonce = self.store.sign_up(email, name=name, source="form")
             if nonce is not None:
                 self.mail.post(email, name, nonce)
