@@ -517,3 +517,15 @@ def test_a_signed_timestamp_that_is_no_finite_number_is_refused(stamp):
     """float('nan') compares false with everything: it would pass any 'too old' check."""
     with pytest.raises(WebhookRejected):
         require_fresh(stamp, time.time())
+
+
+def test_a_certificate_that_could_not_be_fetched_is_not_fetched_again_at_once(sns):
+    """Anyone can name a certificate URL in an unsigned request: a failing one costs one fetch, not one each."""
+    server, signer, ctx = sns
+    missing = server.url_for("/SimpleNotificationService-missing.pem")
+    server.expect_request("/SimpleNotificationService-missing.pem").respond_with_data("gone", status=404)
+    forged = SnsSigner(missing)
+    for _ in range(3):
+        with pytest.raises(WebhookRejected, match="could not be fetched"):
+            ses.verify_and_parse({}, forged.notification(ses_bounce("x@example.com")), ctx)
+    assert [entry[0].path for entry in server.log].count("/SimpleNotificationService-missing.pem") == 1

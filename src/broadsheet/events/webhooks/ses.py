@@ -15,6 +15,7 @@ import binascii
 import ipaddress
 import re
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +37,7 @@ SIGNED_FIELDS = {
 }
 HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
 TIMEOUT = (5.0, 10.0)
+FAILED_FOR = 300.0  # seconds a certificate URL that could not be fetched is refused without another try
 
 
 class SnsCertificates:
@@ -51,7 +53,9 @@ class SnsCertificates:
         self._local: tuple[str, int] | None = None
         self._verify: str | bool = True
         self._cache: dict[str, rsa.RSAPublicKey] = {}
+        self._failed: dict[str, float] = {}  # url -> when a fetch of it failed
         self._lock = threading.Lock()
+        self._fetching = threading.Lock()  # one fetch at a time: unsigned requests cannot hold every thread
 
     @classmethod
     def for_local_tests(cls, host: str, port: int, ca_file: str) -> SnsCertificates:
@@ -79,14 +83,25 @@ class SnsCertificates:
             raise WebhookRejected("SigningCertURL is not a certificate on an sns.<region>.amazonaws.com host")
         with self._lock:
             known = self._cache.get(url)
+            failed = time.monotonic() - self._failed.get(url, -FAILED_FOR) < FAILED_FOR
         if known is not None:
             return known
+        if failed:
+            raise WebhookRejected("the SNS signing certificate could not be fetched lately")
+        if not self._fetching.acquire(blocking=False):  # SNS delivers again later
+            raise WebhookRejected("another SNS signing certificate is being fetched")
         try:
             response = requests.get(url, timeout=TIMEOUT, verify=self._verify, allow_redirects=False)
             response.raise_for_status()
             key = x509.load_pem_x509_certificate(response.content).public_key()
         except (requests.RequestException, ValueError):
+            with self._lock:
+                if len(self._failed) > 1024:
+                    self._failed.clear()
+                self._failed[url] = time.monotonic()
             raise WebhookRejected("the SNS signing certificate could not be fetched") from None
+        finally:
+            self._fetching.release()
         if not isinstance(key, rsa.RSAPublicKey):
             raise WebhookRejected("the SNS signing certificate has no RSA key")
         with self._lock:
