@@ -258,6 +258,15 @@ def test_http_unsubscribe_url_has_no_one_click():
     assert "List-Unsubscribe-Post" not in parsed
 
 
+def test_a_link_the_same_for_every_reader_offers_no_one_click():
+    """A one-click POST to a URL that does not say who is leaving would unsubscribe no one (RFC 8058)."""
+    parsed = parse(compose(config=make_config(unsubscribe_url="https://news.example.org/unsubscribe")).raw)
+    assert parsed["List-Unsubscribe"].startswith("<https://news.example.org/unsubscribe>")
+    assert "List-Unsubscribe-Post" not in parsed
+    personal = parse(compose(config=make_config(unsubscribe_url="https://news.example.org/u/{token}")).raw)
+    assert personal["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
 def test_from_without_a_name_uses_the_newsletter_name():
     assert compose(config=make_config(from_address="news@example.org")).from_header == "The Weekly <news@example.org>"
 

@@ -521,7 +521,7 @@ def test_a_signed_timestamp_that_is_no_finite_number_is_refused(stamp):
 
 def test_a_certificate_that_could_not_be_fetched_is_not_fetched_again_at_once(sns):
     """Anyone can name a certificate URL in an unsigned request: a failing one costs one fetch, not one each."""
-    server, signer, ctx = sns
+    server, _, ctx = sns
     missing = server.url_for("/SimpleNotificationService-missing.pem")
     server.expect_request("/SimpleNotificationService-missing.pem").respond_with_data("gone", status=404)
     forged = SnsSigner(missing)

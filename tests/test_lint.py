@@ -168,6 +168,15 @@ def test_unsubscribe_link(tmp_path):
     assert not found(rules.check_unsubscribe, context(tmp_path, html=by_url))
 
 
+def test_an_unsubscribe_link_the_same_for_every_reader_is_a_warning(tmp_path):
+    same = context(tmp_path, unsubscribe_url="https://example.org/unsubscribe", unsubscribe_personal=False)
+    [finding] = found(rules.check_unsubscribe_personal, same)
+    assert finding.severity == "warning" and "{token}" in finding.message
+    assert not found(rules.check_unsubscribe_personal, context(tmp_path, unsubscribe_url="https://example.org/u/AbC"))
+    mailto = context(tmp_path, unsubscribe_url="mailto:leave@example.org", unsubscribe_personal=False)
+    assert not found(rules.check_unsubscribe_personal, mailto)  # a mail says who sent it
+
+
 def test_an_address_in_the_unsubscribe_link_is_a_warning(tmp_path):
     leaky = context(tmp_path, unsubscribe_url="https://example.org/unsubscribe?email=reader@example.com&token=x")
     [finding] = found(rules.check_unsubscribe_address, leaky)

@@ -10,6 +10,11 @@ from ..render.links import unsubscribe_mailto
 from ..tokens import make_token, read_token
 
 
+def is_personal(unsubscribe_url: str) -> bool:
+    """The URL names the reader ({token}, or {email}): only then can following it unsubscribe anyone."""
+    return "{token}" in unsubscribe_url or "{email}" in unsubscribe_url
+
+
 def unsubscribe_token(email: str, list_id: str, secret: str) -> str:
     """The opaque unsubscribe token `broadsheet serve` reads (see broadsheet.tokens)."""
     return make_token("unsubscribe", email, list_id, secret)
@@ -56,14 +61,14 @@ class UnsubscribeLinks:
         return list(self.headers(self.url("reader@example.org")))
 
     def headers(self, url: str) -> dict[str, str]:
-        """List-Unsubscribe (URL and/or mailto) and, with an https URL, List-Unsubscribe-Post."""
+        """List-Unsubscribe (URL and/or mailto) and, with a personal https URL, List-Unsubscribe-Post."""
         links = [f"<{url}>"] if url else []
         if self.mailto:
             links.append(self.mailto)
         if not links:
             return {}
         headers = {"List-Unsubscribe": ", ".join(links)}
-        if url.startswith("https://"):
+        if url.startswith("https://") and is_personal(self.template):  # a one-click POST must say who
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         return headers
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..compose.fields import personal_fields, sample_subscriber
 from ..compose.templates import PersonalTemplates
-from ..compose.unsubscribe import UnsubscribeLinks
+from ..compose.unsubscribe import UnsubscribeLinks, is_personal
 from ..config import Config
 from ..content.model import Issue
 from ..render.model import RenderedIssue
@@ -70,6 +70,7 @@ def lint_rendered(
         config_file=config.path,
         postal_address=config.footer.postal_address,
         unsubscribe_url=unsubscribe_url,
+        unsubscribe_personal=is_personal(config.unsubscribe_url),
         published_images=dict(rendered.images),
         image_sources=_image_sources(rendered, issue, config),
         subscriber_fields=audience_fields(config),

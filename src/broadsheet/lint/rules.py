@@ -44,6 +44,7 @@ class LintContext:
     config_file: Path | None = None
     postal_address: str = ""
     unsubscribe_url: str = ""
+    unsubscribe_personal: bool = True  # unsubscribe_url names the reader ({token} or {email})
     local_images: tuple[Path, ...] = ()
     published_images: dict[str, Path] = field(default_factory=dict)  # name under images/ -> the file published
     image_sources: dict[str, Path] = field(default_factory=dict)  # name under images/ -> the file as written
@@ -321,6 +322,19 @@ def check_unsubscribe_address(ctx: LintContext) -> Iterator[Finding]:
         )
 
 
+def check_unsubscribe_personal(ctx: LintContext) -> Iterator[Finding]:
+    """A link that is the same for every reader cannot tell who is leaving."""
+    if ctx.unsubscribe_url.startswith("http") and not ctx.unsubscribe_personal:
+        yield Finding(
+            "unsubscribe-personal",
+            "warning",
+            "unsubscribe_url has neither {token} nor {email}: every reader gets the same link, which cannot tell "
+            "who is leaving, and mailbox providers get no one-click unsubscribe (RFC 8058); drop it to use "
+            "broadsheet serve's {public_url}/u/{token}, or add {token}",
+            ctx.config_key("unsubscribe_url"),
+        )
+
+
 def check_postal_address(ctx: LintContext) -> Iterator[Finding]:
     address = ctx.postal_address.strip()
     if not address:
@@ -495,6 +509,7 @@ RULES: tuple[Rule, ...] = (
     check_duplicate_link_texts,
     check_unsubscribe,
     check_unsubscribe_address,
+    check_unsubscribe_personal,
     check_postal_address,
     check_issue_id,
     check_preheader,
