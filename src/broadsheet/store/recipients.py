@@ -113,6 +113,9 @@ class StoreList:
         if not self.segments:
             return
         with Store.for_project(self.root) as store, store._lock:
+            found = "SELECT 1 FROM tags WHERE tag_key = ? LIMIT 1"  # stops at the first: a real tag is quick
+            if all(store.db.execute(found, (tag,)).fetchone() for tag in self.segments):
+                return
             tags = [tag for (tag,) in store.db.execute("SELECT min(tag) FROM tags GROUP BY tag_key")]
         check_segments(self.segments, tags, where=str(self.path))
 
