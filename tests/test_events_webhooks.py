@@ -18,7 +18,7 @@ from support.webhooks import (
     ses_bounce,
 )
 
-from broadsheet.events.model import WebhookNotConfigured, WebhookRejected
+from broadsheet.events.model import WebhookNotConfigured, WebhookRejected, WebhookUnavailable
 from broadsheet.events.webhooks import mailgun, postmark, resend, sendgrid, ses
 from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext, require_fresh
 
@@ -526,6 +526,15 @@ def test_a_certificate_that_could_not_be_fetched_is_not_fetched_again_at_once(sn
     server.expect_request("/SimpleNotificationService-missing.pem").respond_with_data("gone", status=404)
     forged = SnsSigner(missing)
     for _ in range(3):
-        with pytest.raises(WebhookRejected, match="could not be fetched"):
+        with pytest.raises(WebhookRejected, match=r"could not be fetched|asked lately"):
             ses.verify_and_parse({}, forged.notification(ses_bounce("x@example.com")), ctx)
     assert [entry[0].path for entry in server.log].count("/SimpleNotificationService-missing.pem") == 1
+
+
+def test_a_certificate_out_of_reach_is_a_try_later_never_remembered(sns):
+    """A network failure is no answer from Amazon: 503 (SNS delivers again; a 4xx would drop the bounce)."""
+    server, signer, ctx = sns
+    server.stop()
+    for _ in range(2):  # not remembered as missing: each delivery tries again
+        with pytest.raises(WebhookUnavailable):
+            ses.verify_and_parse({}, signer.notification(ses_bounce("x@example.com")), ctx)

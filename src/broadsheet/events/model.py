@@ -21,6 +21,11 @@ class WebhookNotConfigured(BroadsheetError):
     """The secret or setting a provider's webhook needs is missing: answered 503, recorded nowhere."""
 
 
+class WebhookUnavailable(BroadsheetError):
+    """What a webhook needs cannot be had just now (a signing certificate): answered 503, so that the
+    provider delivers it again (SNS drops a notification answered 4xx)."""
+
+
 class WebhookMalformed(BroadsheetError):
     """A verified webhook request whose body cannot be read: answered 400."""
 

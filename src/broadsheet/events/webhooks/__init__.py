@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ...config import Config, load_config
 from ..matching import journal_lookup
-from ..model import WebhookMalformed, WebhookNotConfigured, WebhookRejected
+from ..model import WebhookMalformed, WebhookNotConfigured, WebhookRejected, WebhookUnavailable
 from ..policy import apply
 from . import mailgun, postmark, resend, sendgrid, ses
 from .checks import ReplayGuard, WebhookContext
@@ -64,6 +64,9 @@ def handle(
     except WebhookNotConfigured as exc:
         log.error("webhook %s not configured: %s", provider, exc)
         return 503, "webhook not configured on this server"
+    except WebhookUnavailable as exc:
+        log.warning("webhook %s not handled now: %s", provider, exc.message)
+        return 503, "try again later"
     except WebhookMalformed as exc:
         return 400, exc.message
     applied = apply(events, store, config.bounces, source="webhook", campaigns=journal_lookup(config.root))

@@ -26,7 +26,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..model import MailEvent, WebhookMalformed, WebhookNotConfigured, WebhookRejected, dedupe_key, iso_utc, short
+from ..model import (
+    MailEvent,
+    WebhookMalformed,
+    WebhookNotConfigured,
+    WebhookRejected,
+    WebhookUnavailable,
+    dedupe_key,
+    iso_utc,
+    short,
+)
 from .checks import WebhookContext, json_body, table, text
 
 AMAZON_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
@@ -37,7 +46,8 @@ SIGNED_FIELDS = {
 }
 HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
 TIMEOUT = (5.0, 10.0)
-FAILED_FOR = 300.0  # seconds a certificate URL that could not be fetched is refused without another try
+FAILED_FOR = 300.0  # seconds a certificate URL Amazon answered no certificate for is refused without a try
+FETCH_WAIT = 2.0  # seconds a request waits for another's certificate fetch before answering 503
 
 
 class SnsCertificates:
@@ -87,21 +97,24 @@ class SnsCertificates:
         if known is not None:
             return known
         if failed:
-            raise WebhookRejected("the SNS signing certificate could not be fetched lately")
-        if not self._fetching.acquire(blocking=False):  # SNS delivers again later
-            raise WebhookRejected("another SNS signing certificate is being fetched")
+            raise WebhookRejected("no SNS signing certificate at that address (asked lately)")
+        if not self._fetching.acquire(timeout=FETCH_WAIT):  # answered 503: SNS delivers it again
+            raise WebhookUnavailable("another SNS signing certificate is being fetched")
         try:
             response = requests.get(url, timeout=TIMEOUT, verify=self._verify, allow_redirects=False)
+        except requests.RequestException:  # the network, not the address: not remembered, tried again
+            raise WebhookUnavailable("the SNS signing certificate could not be fetched") from None
+        finally:
+            self._fetching.release()
+        try:
             response.raise_for_status()
             key = x509.load_pem_x509_certificate(response.content).public_key()
-        except (requests.RequestException, ValueError):
+        except (requests.RequestException, ValueError):  # Amazon answered, and it is no certificate
             with self._lock:
                 if len(self._failed) > 1024:
                     self._failed.clear()
                 self._failed[url] = time.monotonic()
             raise WebhookRejected("the SNS signing certificate could not be fetched") from None
-        finally:
-            self._fetching.release()
         if not isinstance(key, rsa.RSAPublicKey):
             raise WebhookRejected("the SNS signing certificate has no RSA key")
         with self._lock:
