@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import io
+import shutil
 
+from conftest import ROOT
+
+from broadsheet.config import load_config
 from broadsheet.serve.http import MAX_PARTS, Request
+from broadsheet.serve.pages import Pages
 from broadsheet.serve.security import mailbox_of
+from broadsheet.serve.signup import ConfirmationMail
+from broadsheet.transports.outbox import OutboxTransport
 
 
 def form(body: bytes, content_type: str) -> dict[str, str]:
@@ -43,6 +50,23 @@ def test_fields_files_quoted_boundaries_and_utf8():
     assert form(body, 'multipart/form-data; boundary="a b\'c"') == {"email": "ann@example.org", "name": "Zoë"}
 
 
+def test_what_hand_written_clients_send_reads_too_and_lookalikes_do_not_cut_values():
+    lf_only = multipart(('form-data; name="a"', "1"), boundary="B").replace(b"\r\n", b"\n")
+    assert form(lf_only, "multipart/form-data; boundary=B") == {"a": "1"}
+    assert form(
+        multipart(('form-data; name="a"', "1"), boundary="B"), "multipart/form-data; xboundary=zzz; boundary=B"
+    ) == {"a": "1"}
+    inside = multipart(('form-data; name="a"', "x\r\n--Bnot-a-delimiter"), boundary="B")
+    assert form(inside, "multipart/form-data; boundary=B") == {"a": "x\r\n--Bnot-a-delimiter"}
+    latin = multipart(('form-data; name="a"', "caf\xe9"), boundary="B").replace("caf\xe9".encode(), b"caf\xe9")
+    latin = latin.replace(b'name="a"', b'name="a"\r\nContent-Type: text/plain; charset=ISO-8859-1')
+    assert form(latin, "multipart/form-data; boundary=B") == {"a": "caf\xe9"}
+    encoded = multipart(('form-data; name="a"', "MQ=="), boundary="B").replace(
+        b'name="a"', b'name="a"\r\nContent-Transfer-Encoding: base64'
+    )
+    assert form(encoded, "multipart/form-data; boundary=B") == {}  # never taken as the text it hides
+
+
 def test_hostile_forms_are_read_as_nothing_or_capped_never_costly():
     many_params = "multipart/form-data; " + "a=b; " * 6000 + "boundary=x"
     assert form(multipart(('form-data; name="a"', "1"), boundary="x"), many_params) == {}
@@ -60,3 +84,39 @@ def test_the_mailbox_an_address_reaches():
     assert mailbox_of("a.n.n+x@googlemail.com") == mailbox_of("ann@gmail.com") == "ann@gmail.com"
     assert mailbox_of("a.n.n@example.org") == "a.n.n@example.org"  # dots matter elsewhere
     assert mailbox_of("+only@example.org") == "+only@example.org"
+
+
+def _confirmations(tmp_path, monkeypatch, fail_first: bool):
+    """ConfirmationMail over the real outbox, whose first message fails with a surprise when asked."""
+    monkeypatch.setenv("BROADSHEET_SECRET", "confirmations-test-secret")
+    shutil.copy(ROOT / "broadsheet.toml", tmp_path / "broadsheet.toml")
+    shutil.copytree(ROOT / "assets", tmp_path / "assets")
+    config = load_config(tmp_path / "broadsheet.toml")
+    calls: list[str] = []
+
+    class Outbox(OutboxTransport):
+        def send_batch(self, messages):
+            calls.append(messages[0].recipient)
+            if fail_first and len(calls) == 1:
+                raise RuntimeError("a surprise")  # not a transport error: the kind nothing expects
+            return super().send_batch(messages)
+
+    return ConfirmationMail(config, Pages(config), lambda: Outbox(config), "secret"), tmp_path / "outbox"
+
+
+def test_one_surprising_failure_does_not_silence_the_confirmations_after_it(tmp_path, monkeypatch, capsys):
+    mail, outbox = _confirmations(tmp_path, monkeypatch, fail_first=True)
+    mail.post("first@example.org", "First", "nonce-1")
+    mail.post("second@example.org", "Second", "nonce-2")
+    mail.close()
+    assert [path.name.split("-", 1)[1] for path in outbox.rglob("*.eml")] == ["second@example.org.eml"]
+    assert "RuntimeError: a surprise" in capsys.readouterr().err
+
+
+def test_confirmations_asked_for_after_serve_began_to_stop_are_counted_not_lost_silently(tmp_path, monkeypatch, capsys):
+    mail, outbox = _confirmations(tmp_path, monkeypatch, fail_first=False)
+    mail.post("early@example.org", "Early", "nonce-1")
+    mail.close()  # sends what waits
+    mail.post("late@example.org", "Late", "nonce-2")
+    assert [path.name.split("-", 1)[1] for path in outbox.rglob("*.eml")] == ["early@example.org.eml"]
+    assert "1 confirmation message(s) not sent: serve is stopping" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,12 +20,12 @@ MAX_CONTENT_TYPE = 256  # characters of a Content-Type worth reading
 MAX_PARTS = 20  # parts of a multipart form read (serve's forms have a handful of fields)
 MAX_PART_HEAD = 1024  # bytes of one part's headers
 BOUNDARY = re.compile(
-    r"""boundary=(?:"([0-9A-Za-z'()+_,./:=? -]{1,70})"|([0-9A-Za-z'()+_,./:=?-]{1,70}))\s*(?:;|\Z)""", re.I
+    r"""(?:^|;)\s*boundary=(?:"([0-9A-Za-z'()+_,./:=? -]{1,70})"|([0-9A-Za-z'()+_,./:=?-]{1,70}))\s*(?:;|\Z)""", re.I
 )  # RFC 2046's bchars
 FIELD_NAME = re.compile(r"""(?:^|;)\s*name=(?:"([^"\\\r\n]{1,100})"|([A-Za-z0-9_.-]{1,100}))\s*(?:;|\Z)""", re.I)
 FILE_PART = re.compile(r"(?:^|;)\s*filename\*?=", re.I)
 CHARSET = re.compile(r"""(?:^|;)\s*charset="?([^";\s]{1,40})""", re.I)
-UTF8 = ("utf-8", "utf8", "us-ascii")
+PART_BREAK = re.compile(rb"\r?\n\r?\n")  # between a part's headers and its content
 REASONS = {
     200: "OK",
     303: "See Other",
@@ -98,32 +100,46 @@ class Request:
 
 def _multipart(body: bytes, params: str) -> dict[str, str]:
     """Text fields of a multipart/form-data body (first value of each; files and parts past MAX_PARTS are
-    ignored); a bad byte in a field is a UnicodeDecodeError (form() answers {})."""
+    ignored). A field in a charset Python does not know, a transfer encoding, or bad bytes raise
+    (form() answers {})."""
     boundary = BOUNDARY.search(params)
     if boundary is None:
         return {}
+    token = re.escape((boundary[1] or boundary[2]).encode("ascii"))
+    delimiter = re.compile(rb"\r?\n--" + token + rb"(--)?[ \t]*(?:\r?\n|\Z)")  # a whole line (RFC 2046)
+    text = b"\r\n" + body  # the first delimiter may open the body
+    marks = list(itertools.islice(delimiter.finditer(text), MAX_PARTS + 1))
     fields: dict[str, str] = {}
-    delimiter = b"\r\n--" + (boundary[1] or boundary[2]).encode("ascii")
-    for section in (b"\r\n" + body).split(delimiter)[1 : MAX_PARTS + 1]:  # [0]: the preamble
-        if section.startswith(b"--"):  # the closing delimiter
+    for this, following in itertools.pairwise(marks):
+        if this[1]:  # the closing delimiter
             break
-        head, blank, content = section.partition(b"\r\n\r\n")
-        if not blank or len(head) > MAX_PART_HEAD:
+        part = text[this.end() : following.start()]
+        blank = PART_BREAK.search(part)
+        if blank is None or blank.start() > MAX_PART_HEAD:
             continue
-        disposition = ""
-        for line in head.decode("latin-1").split("\r\n"):
-            key, _, value = line.partition(":")
-            key = key.strip().lower()
-            if key == "content-disposition":
-                disposition = value.strip()
-            elif key == "content-type" and (charset := CHARSET.search(value)) and charset[1].lower() not in UTF8:
-                raise LookupError(f"a form field in {charset[1]}")  # text of ours is UTF-8: form() answers {}
-        kind, _, disposition_params = disposition.partition(";")
-        name = FIELD_NAME.search(disposition_params) if kind.strip().lower() == "form-data" else None
-        if name is None or FILE_PART.search(disposition_params) or (name[1] or name[2]) in fields:
-            continue
-        fields[name[1] or name[2]] = content.decode("utf-8")
+        name, charset = _part_head(part[: blank.start()].decode("utf-8"))
+        if name is not None and name not in fields:
+            fields[name] = part[blank.end() :].decode(charset)
     return fields
+
+
+def _part_head(head: str) -> tuple[str | None, str]:
+    """(the field's name, or None for a file or a part without one; its charset) from a part's headers."""
+    disposition, charset = "", "utf-8"
+    for line in re.split(r"\r?\n", head):
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "content-disposition":
+            disposition = value.strip()
+        elif key == "content-type" and (declared := CHARSET.search(value)):
+            charset = codecs.lookup(declared[1]).name  # LookupError for a name Python does not know
+        elif key == "content-transfer-encoding" and value.strip().lower() not in ("7bit", "8bit", "binary"):
+            raise ValueError("a transfer-encoded form field")  # browsers never send one (RFC 7578)
+    kind, _, params = disposition.partition(";")
+    name = FIELD_NAME.search(params) if kind.strip().lower() == "form-data" else None
+    if name is None or FILE_PART.search(params):
+        return None, charset
+    return name[1] or name[2], charset
 
 
 @dataclass

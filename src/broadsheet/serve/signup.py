@@ -7,6 +7,7 @@ import queue
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 
 from ..audience import Subscriber, first_word
@@ -56,6 +57,10 @@ def confirmation_issue(config: Config, pages: Pages) -> RenderedIssue:
     )
 
 
+def _not_sent(count: int, why: str) -> None:
+    print(f"broadsheet serve: {count} confirmation message(s) not sent: {why}", file=sys.stderr, flush=True)
+
+
 class ConfirmationMail:
     """Composes and sends one confirmation message per sign-up, in a thread of its own (``post``): the
     answer to a visitor takes as long whatever the address is (a subscribed or complained one gets no
@@ -71,31 +76,49 @@ class ConfirmationMail:
         self._waiting: queue.Queue[tuple[str, str, str] | None] = queue.Queue(WAITING_MAILS)
         self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def post(self, email: str, name: str, nonce: str) -> None:
         """Have the confirmation sent soon, by the mailing thread (started on first use)."""
         with self._starting:
-            if self._thread is None:
+            if self._closed:  # a request that ended after serve began to stop
+                _not_sent(1, "serve is stopping")
+                return
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="confirmations", daemon=True)
                 self._thread.start()
         try:
             self._waiting.put_nowait((email, name, nonce))
         except queue.Full:
-            print("broadsheet serve: confirmation message not sent: too many waiting", file=sys.stderr, flush=True)
+            _not_sent(1, "too many waiting")
 
     def close(self) -> None:
-        """Send what is waiting (for up to DRAIN_SECONDS), then stop the mailing thread."""
-        if self._thread is None:
+        """Send what is waiting (for up to DRAIN_SECONDS), then stop the mailing thread; what could not be
+        sent by then is counted on stderr (those readers sign up again: their link never left)."""
+        with self._starting:
+            self._closed = True
+            thread = self._thread
+        if thread is None or not thread.is_alive():
             return
+        deadline = time.monotonic() + DRAIN_SECONDS
         try:
             self._waiting.put(None, timeout=DRAIN_SECONDS)
         except queue.Full:
-            return
-        self._thread.join(DRAIN_SECONDS)
+            pass
+        thread.join(max(0.0, deadline - time.monotonic()))
+        left = sum(1 for waiting in list(self._waiting.queue) if waiting is not None)
+        if thread.is_alive() or left:
+            _not_sent(
+                left + (1 if thread.is_alive() else 0), f"serve stopped before they went (after {DRAIN_SECONDS} s)"
+            )
 
     def _run(self) -> None:
         while (waiting := self._waiting.get()) is not None:
-            self.send(*waiting)
+            try:
+                self.send(*waiting)
+            except Exception:  # one message's surprise must not silence the sign-ups after it
+                print(f"broadsheet serve: confirmation message not sent:\n{traceback.format_exc()}", file=sys.stderr,
+                      flush=True)  # fmt: skip
 
     def send(self, email: str, name: str, nonce: str) -> bool:
         """True when the transport took the message; a failure is reported on stderr, never to the visitor."""
