@@ -294,13 +294,18 @@ class App:
         """A file of the project's ``site/`` folder (a static archive), never outside it."""
         if not self.site.is_dir() or "\x00" in path:
             return None
-        if any(part.startswith(".") and part != ".well-known" for part in path.split("/")):
-            return None  # .git, .env, .broadsheet-site: never published, whatever the folder holds
         root = self.site.resolve()
         candidate = (root / path.lstrip("/")).resolve()
         if candidate.is_dir():
             candidate = candidate / "index.html"
-        return candidate if candidate.is_file() and candidate.is_relative_to(root) else None
+        if not (candidate.is_file() and candidate.is_relative_to(root)):
+            return None
+        # .git, .env, .broadsheet-site: never published, whatever the folder holds (asked for, or linked to)
+        hidden = (
+            part.startswith(".") and part != ".well-known"
+            for part in (*path.split("/"), *candidate.relative_to(root).parts)
+        )
+        return None if any(hidden) else candidate
 
 
 def make_app(config: Config, transport: Callable[[], Transport] | None = None) -> App:
