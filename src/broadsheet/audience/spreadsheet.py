@@ -24,7 +24,7 @@ def _formula_like(value: str) -> bool:
 def spreadsheet_safe(value: str) -> str:
     """``value`` as a cell to write: an apostrophe first when it would start a formula (or is already such
     a cell, so that ``as_written`` gives it back exactly)."""
-    return "'" + value if value[:1] in ("'", *FORMULA_STARTS) and value and _formula_like(value) else value
+    return "'" + value if _formula_like(value) else value
 
 
 def as_written(value: str) -> str:
