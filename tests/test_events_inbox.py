@@ -119,8 +119,11 @@ def test_wrong_password_untrusted_certificate_and_missing_password_are_one_line_
             read_inbox(inbox_config(tmp_path, imap), store)
         assert "wrong-pw" not in str(caught.value)
         monkeypatch.setenv("BROADSHEET_INBOX_PASSWORD", PASSWORD)
-        with pytest.raises(InboxError, match="cannot reach"):
+        with pytest.raises(InboxError, match="certificate is not trusted: unable to get local issuer") as caught:
             read_inbox(inbox_config(tmp_path, imap, ca_file=""), store)  # the test CA is not trusted by default
+        assert "Errno" not in str(caught.value) and "inbox.ca_file" in str(caught.value)
+        with pytest.raises(InboxError, match="certificate is not trusted: Hostname mismatch"):
+            read_inbox(inbox_config(tmp_path, imap, host="localhost"), store)  # issued for 127.0.0.1 only
         with pytest.raises(InboxError, match="processed_folder"):
             read_inbox(inbox_config(tmp_path, imap, processed_folder="inbox"), store)
     (tmp_path / "broadsheet.toml").write_text(
@@ -142,7 +145,7 @@ def test_implicit_tls_is_verified_too(tmp_path, imap, monkeypatch):
     with Store.for_project(tmp_path) as store:
         result = read_inbox(inbox_config(tmp_path, imap, security="ssl", port=imap.tls_port), store)
         assert (result.processed, result.unrecognised) == (1, 1)
-        with pytest.raises(InboxError, match="cannot reach"):
+        with pytest.raises(InboxError, match="certificate is not trusted"):
             read_inbox(inbox_config(tmp_path, imap, security="ssl", port=imap.tls_port, ca_file=""), store)
         with pytest.raises(InboxError, match="cannot reach"):  # STARTTLS expected, the server speaks TLS at once
             read_inbox(inbox_config(tmp_path, imap, security="starttls", port=imap.tls_port, timeout=0.5), store)
