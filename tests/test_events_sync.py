@@ -12,7 +12,7 @@ from werkzeug import Request, Response
 
 from broadsheet.cli import main
 from broadsheet.errors import ConfigError, TransportAuthError
-from broadsheet.events.sync import sync
+from broadsheet.events.sync import reader, sync
 from broadsheet.store import Store
 
 
@@ -142,6 +142,39 @@ def test_mailgun_paging_link_to_another_host_is_not_followed(httpserver, store, 
     )
     with pytest.raises(Exception, match="another host"):
         sync(make_config("mailgun", httpserver.url_for("/")), store, "mailgun", None)
+
+
+def test_mailgun_paging_link_that_repeats_stops_at_the_repeat_and_says_so(httpserver, tmp_path, monkeypatch, capsys):
+    env(monkeypatch, "mailgun")
+    base = httpserver.url_for("/").rstrip("/")
+    for name in ("bounces", "complaints", "unsubscribes"):
+        httpserver.expect_request(f"/v3/mg.example.org/{name}").respond_with_json(
+            {
+                "items": [{"address": f"{name}@example.com", "created_at": "Tue, 01 Dec 2026 10:00:00 UTC"}],
+                "paging": {"next": f"{base}/v3/mg.example.org/{name}?page=next&p=same"},  # the same link, for ever
+            }
+        )
+    (tmp_path / "broadsheet.toml").write_text(f'[mailgun]\nbase_url = "{base}"\ndomain = "mg.example.org"\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["sync", "--transport", "mailgun"]) == 0
+    captured = capsys.readouterr()
+    assert "(6 request(s))" in captured.out  # each list: its first page, the linked page, then the repeat is seen
+    assert "Mailgun's bounces list links to a page already read; stopped there" in captured.err
+    with Store.for_project(tmp_path) as opened:
+        assert opened.get("complaints@example.com").status == "complained"
+
+
+def test_a_provider_that_pages_for_ever_stops_at_the_page_bound(httpserver, store, monkeypatch):
+    env(monkeypatch, "ses")
+    monkeypatch.setattr(reader, "MAX_PAGES", 5)
+    tokens = iter(range(1_000_000))
+    httpserver.expect_request("/v2/email/suppression/addresses").respond_with_handler(
+        lambda request: answer({"SuppressedDestinationSummaries": [], "NextToken": f"t{next(tokens)}"})
+    )
+    result = sync(make_config("ses", httpserver.url_for("/")), store, "ses", None)
+    assert result.requests == 5 and result.notes == [
+        "stopped after 5 pages, the most one run reads; the lists were not read to the end"
+    ]
 
 
 def test_postmark_suppression_dump_and_ses_next_token(httpserver, store, monkeypatch):

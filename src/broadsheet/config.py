@@ -135,6 +135,8 @@ class Inbox:
     processed_folder: str = "broadsheet-processed"  # recognised mails are moved here
     ca_file: str = ""
     timeout: float = 30.0
+    feedback_senders: list[str] = field(default_factory=list)  # feedback-loop addresses whose ARF reports count
+    authserv_id: str = ""  # the receiving server's name in Authentication-Results (complaints, unsubscribes)
 
 
 @dataclass(frozen=True)
@@ -309,6 +311,8 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
             fix=f'write base_url = "https://{values["base_url"]}"',
         )
     _check_smtp_timeouts(values.get("smtp"), reader)
+    if "inbox" in values:
+        _check_inbox(values["inbox"], reader)
     if "serve" in values:
         _check_origins(values["serve"], reader)
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
@@ -324,6 +328,23 @@ def _check_origins(serve: Serve, reader: _Reader) -> None:
                 where=reader.line_of(key),
                 fix="give scheme and host (and port) only, no path",
             )
+
+
+def _check_inbox(inbox: Inbox, reader: _Reader) -> None:
+    """``feedback_senders`` are addresses; ``authserv_id`` is a name as Authentication-Results writes it."""
+    for sender in inbox.feedback_senders:
+        if not re.fullmatch(r"[^@\s<>\"(),;:]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", sender):
+            raise ConfigError(
+                f'inbox.feedback_senders must hold addresses such as "fbl@isp.example", not {sender!r}',
+                where=reader.line_of("inbox.feedback_senders"),
+                fix="list the From addresses of your providers' feedback loops",
+            )
+    if inbox.authserv_id and not re.fullmatch(r"[A-Za-z0-9._-]+", inbox.authserv_id):
+        raise ConfigError(
+            f'inbox.authserv_id must be a host name such as "mx.example.org", not {inbox.authserv_id!r}',
+            where=reader.line_of("inbox.authserv_id"),
+            fix="copy the name before the first ';' of the Authentication-Results your server adds",
+        )
 
 
 def _check_smtp_timeouts(smtp: Smtp | None, reader: _Reader) -> None:

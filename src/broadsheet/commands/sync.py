@@ -4,6 +4,7 @@ unsubscribe lists into the subscriber store, for senders who do not run ``broads
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 
 from ..events.sync import sync
@@ -33,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  suppressed {email}")
     if len(result.applied.suppressed) > 20:
         print(f"  … and {len(result.applied.suppressed) - 20:,} more")
+    for note in result.notes:
+        print(f"warning: {name}: {note}", file=sys.stderr)
     return 0
 
 

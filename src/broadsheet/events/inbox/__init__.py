@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -12,12 +13,12 @@ from ..matching import journal_lookup, row_email_lookup
 from ..model import MailEvent
 from ..policy import Applied, apply
 from .imap import InboxError, Mailbox
-from .reports import VerpReader, read_report
+from .reports import Refused, VerpReader, read_report
 
 if TYPE_CHECKING:
     from ...store import Store
 
-__all__ = ["InboxError", "InboxResult", "read_inbox", "read_report"]
+__all__ = ["InboxError", "InboxResult", "Refused", "read_inbox", "read_report"]
 
 
 @dataclass
@@ -25,13 +26,15 @@ class InboxResult:
     read: int = 0
     processed: int = 0  # recognised and moved to the processed folder
     unrecognised: int = 0  # left where they were
+    refused: Counter[str] = field(default_factory=Counter)  # reason -> reports not trusted, left where they were
     applied: Applied = field(default_factory=Applied)
 
 
 def read_inbox(config: Config, store: Store) -> InboxResult:
     """Every message in ``[inbox] folder``: recognised ones applied to ``store`` (each event once), then
-    moved to ``processed_folder``; the others left and counted. Events are recorded before the move, so a
-    crash in between only means the mail is read again next time, and changes nothing then."""
+    moved to ``processed_folder``; the others, and reports refused as possibly forged, left and counted.
+    Events are recorded before the move, so a crash in between only means the mail is read again next
+    time, and changes nothing then."""
     result = InboxResult()
     campaigns = journal_lookup(config.root)
     verp = verp_reader(config)
@@ -42,9 +45,18 @@ def read_inbox(config: Config, store: Store) -> InboxResult:
             processed: list[bytes] = []
             for uid, raw in box.fetch(uids[start : start + 500]):
                 result.read += 1
-                found = read_report(raw, unsubscribe_address=config.unsubscribe_mailto, verp=verp)
+                found = read_report(
+                    raw,
+                    unsubscribe_address=config.unsubscribe_mailto,
+                    verp=verp,
+                    feedback_senders=config.inbox.feedback_senders,
+                    authserv_id=config.inbox.authserv_id,
+                )
                 if found is None:
                     result.unrecognised += 1
+                    continue
+                if isinstance(found, Refused):
+                    result.refused[found.reason] += 1
                     continue
                 events += found
                 processed.append(uid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import re
 import ssl
@@ -51,6 +52,13 @@ class Mailbox:
                 f"the IMAP server refused: {_clean(exc, password)}",
                 where=self.where,
                 fix="check inbox.username and BROADSHEET_INBOX_PASSWORD",
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            self.close()
+            raise InboxError(
+                f"the IMAP server's certificate is not trusted: {exc.verify_message}",
+                where=self.where,
+                fix="check inbox.host, or set inbox.ca_file to the CA that signed it",
             ) from None
         except (OSError, ssl.SSLError) as exc:
             self.close()
@@ -113,7 +121,8 @@ class Mailbox:
         try:
             self._ok(imap.starttls(ssl_context=context), "start TLS")
         except (imaplib.IMAP4.error, OSError):
-            imap.shutdown()
+            with contextlib.suppress(OSError):  # a failed handshake leaves the socket closed: keep its error
+                imap.shutdown()
             raise
         return imap
 

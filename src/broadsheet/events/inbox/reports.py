@@ -3,7 +3,10 @@ shapes real servers send, read by flufl.bounce), complaint reports (ARF, RFC 596
 unsubscribe requests (the List-Unsubscribe address with subject "unsubscribe").
 
 :func:`read_report` returns the events one mail carries; ``[]`` for a recognised mail that changes nothing
-(a delay warning), ``None`` for a mail it does not recognise (left in the mailbox and counted).
+(a delay warning), ``None`` for a mail it does not recognise, :class:`Refused` for a report that may be
+forged (both left in the mailbox and counted). Anyone can send a mail, so: with VERP on, a bounce counts
+only through a valid token; a complaint report only from a ``feedback_senders`` address, and a
+complaint or unsubscribe only when the receiving server authenticated its From (authresults.py).
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ import email.policy
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses, parseaddr
 
 from flufl.bounce import all_failures
 
 from ..model import MailEvent, iso_utc, short
+from .authresults import unauthenticated
 
 # A VERP return path -> the address it was made for (compose.verp.ReturnPaths.recipient_of), or None.
 VerpReader = Callable[[str], "str | None"]
@@ -33,7 +38,24 @@ QUOTED_MESSAGE_ID = re.compile(r"^Message-ID:\s*(<[^<>\s]+>)", re.IGNORECASE | r
 STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
 
 
-def read_report(raw: bytes, *, unsubscribe_address: str = "", verp: VerpReader | None = None) -> list[MailEvent] | None:
+@dataclass(frozen=True)
+class Refused:
+    """A report not trusted enough to change the store: why (the count's key in the summary)."""
+
+    reason: str
+
+
+def read_report(
+    raw: bytes,
+    *,
+    unsubscribe_address: str = "",
+    verp: VerpReader | None = None,
+    feedback_senders: Collection[str] = (),
+    authserv_id: str = "",
+) -> list[MailEvent] | Refused | None:
+    """The events of one mail. ``verp`` (return_path set): bounces only through a valid token;
+    ``feedback_senders``: who may send complaint reports; ``authserv_id``: the receiving server whose
+    Authentication-Results must show the From of a complaint or unsubscribe mail authenticated."""
     message = email.message_from_bytes(raw)  # compat32: what flufl.bounce reads
     at = iso_utc(_date(message))
     key = _report_key(message, raw)
@@ -43,13 +65,36 @@ def read_report(raw: bytes, *, unsubscribe_address: str = "", verp: VerpReader |
     original = _original_headers(message)
     ids = {"message_id": _field(original, "Message-ID") if original else _quoted_message_id(message)}
     if report_type == "feedback-report":
-        return _complaint(message, original, at, key, ids)
+        events = _complaint(message, original, at, key, ids)
+        return events and _trusted_complaint(message, feedback_senders, authserv_id, events)
     if report_type == "delivery-status":
         return _dsn(message, at, key, ids, verp)
-    events = _other_bounce(message, at, key, ids, verp)
-    if events is not None:
-        return events
-    return _unsubscribe_request(message, unsubscribe_address, at, key)
+    bounce = _other_bounce(message, at, key, ids, verp)
+    if bounce is not None:
+        return bounce
+    unsubscribe = _unsubscribe_request(message, unsubscribe_address, at, key)
+    why = unauthenticated(message, authserv_id) if unsubscribe else None
+    return Refused(f"unsubscribe mail: {why}") if why else unsubscribe
+
+
+def _tokened(events: list[MailEvent], verp: VerpReader | None, verp_address: str | None) -> list[MailEvent] | Refused:
+    """With VERP on, a bounce that changes the store must have come back to a valid token: anyone can
+    write a bounce naming any address, only we can make the token."""
+    if events and verp is not None and verp_address is None:
+        return Refused("bounce: no valid return-path token")
+    return events
+
+
+def _trusted_complaint(
+    message: Message, feedback_senders: Collection[str], authserv_id: str, events: list[MailEvent]
+) -> list[MailEvent] | Refused:
+    """A complaint report only from a provider's feedback loop listed in the config, its From authenticated."""
+    if not feedback_senders:
+        return Refused("complaint report: [inbox] feedback_senders is empty (your providers' feedback-loop addresses)")
+    if _sender(message).lower() not in {s.lower() for s in feedback_senders}:
+        return Refused("complaint report: its sender is not in [inbox] feedback_senders")
+    why = unauthenticated(message, authserv_id)
+    return Refused(f"complaint report: {why}") if why else events
 
 
 def _complaint(
@@ -66,7 +111,9 @@ def _complaint(
     return [_event("complaint", r, at, key, short(detail), ids) for r in recipients if "@" in r]
 
 
-def _dsn(message: Message, at: str, key: str, ids: dict[str, str], verp: VerpReader | None) -> list[MailEvent] | None:
+def _dsn(
+    message: Message, at: str, key: str, ids: dict[str, str], verp: VerpReader | None
+) -> list[MailEvent] | Refused | None:
     status_part = _part(message, "message/delivery-status")
     if status_part is None:
         return _other_bounce(message, at, key, ids, verp)
@@ -81,12 +128,12 @@ def _dsn(message: Message, at: str, key: str, ids: dict[str, str], verp: VerpRea
         diagnostic = " ".join(_field(block, "Diagnostic-Code").split())
         kind = "soft_bounce" if status.startswith("4") else "hard_bounce"
         events.append(_event(kind, recipient, at, key, short(f"{status} {diagnostic}".strip()), ids))
-    return events
+    return _tokened(events, verp, verp_address)
 
 
 def _other_bounce(
     message: Message, at: str, key: str, ids: dict[str, str], verp: VerpReader | None
-) -> list[MailEvent] | None:
+) -> list[MailEvent] | Refused | None:
     if not _field(message, "From"):
         return None  # every bounce has a From; flufl.bounce's heuristics fail on mails without one
     try:
@@ -100,7 +147,7 @@ def _other_bounce(
         return []  # a delay warning: the server is still trying
     reason = _reason(message)
     recipients = [verp_address] if verp_address else [a.decode("ascii", "replace") for a in sorted(permanent)]
-    return [_event("hard_bounce", r, at, key, reason, ids) for r in recipients]
+    return _tokened([_event("hard_bounce", r, at, key, reason, ids) for r in recipients], verp, verp_address)
 
 
 def _unsubscribe_request(message: Message, unsubscribe_address: str, at: str, key: str) -> list[MailEvent] | None:

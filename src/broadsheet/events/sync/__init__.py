@@ -30,6 +30,7 @@ class SyncResult:
     provider: str
     applied: Applied
     requests: int
+    notes: list[str]  # why the lists were not read to the end, if they were not
 
 
 def sync(
@@ -57,4 +58,4 @@ def sync(
         applied = apply(PULLS[transport_name](reader, config, since), store, config.bounces, source="sync")
     finally:
         transport.close()
-    return SyncResult(transport_name, applied, reader.requests)
+    return SyncResult(transport_name, applied, reader.requests, reader.notes)

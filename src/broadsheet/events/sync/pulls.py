@@ -23,7 +23,6 @@ MAILGUN_LISTS = {"bounces": "hard_bounce", "complaints": "complaint", "unsubscri
 MAILGUN_PAGE = 1000
 SES_REASONS = {"BOUNCE": "hard_bounce", "COMPLAINT": "complaint"}
 SES_PAGE = 1000
-MAX_PAGES = 100_000  # a provider that pages for ever stops here
 
 
 def event(provider: str, kind: str, email: str, at: object, list_name: str, detail: str = "") -> MailEvent:
@@ -62,7 +61,7 @@ def sendgrid(reader: ApiReader, config: Config, since: datetime | None) -> Itera
     """GET /v3/suppression/{bounces,spam_reports,unsubscribes}?limit=&offset= until a short page."""
     for list_name, kind in SENDGRID_LISTS.items():
         offset = 0
-        for _ in range(MAX_PAGES):
+        while reader.another_page():
             params = {"limit": SENDGRID_PAGE, "offset": offset}
             if since:
                 params["start_time"] = int(since.timestamp())
@@ -86,12 +85,14 @@ def sendgrid(reader: ApiReader, config: Config, since: datetime | None) -> Itera
 
 
 def mailgun(reader: ApiReader, config: Config, since: datetime | None) -> Iterator[MailEvent]:
-    """GET /v3/{domain}/{bounces,complaints,unsubscribes}?limit=, then each answer's paging.next until empty."""
+    """GET /v3/{domain}/{bounces,complaints,unsubscribes}?limit=, then each answer's paging.next until empty
+    (or until it names a page already read)."""
     domain = quote(config.mailgun.domain, safe="")
     for list_name, kind in MAILGUN_LISTS.items():
         url = f"/v3/{domain}/{list_name}"
         params: dict[str, int] | None = {"limit": MAILGUN_PAGE}  # paging.next carries its own query
-        for _ in range(MAX_PAGES):
+        followed: set[str] = set()
+        while reader.another_page():
             answer = table(reader.get(url, params))
             items = answer.get("items") or []
             for entry in map(table, items):
@@ -109,12 +110,16 @@ def mailgun(reader: ApiReader, config: Config, since: datetime | None) -> Iterat
             url, params = text(table(answer.get("paging")).get("next")), None
             if not items or not url:
                 break
+            if url in followed:
+                reader.notes.append(f"Mailgun's {list_name} list links to a page already read; stopped there")
+                break
+            followed.add(url)
 
 
 def ses(reader: ApiReader, config: Config, since: datetime | None) -> Iterator[MailEvent]:
     """GET /v2/email/suppression/addresses (ListSuppressedDestinations), following NextToken."""
     token = ""
-    for _ in range(MAX_PAGES):
+    while reader.another_page():
         params: dict[str, str | int] = {"PageSize": SES_PAGE}
         if since:
             params["StartDate"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -16,6 +16,7 @@ from ...transports.http import HttpTransport
 ATTEMPTS = 5
 LONGEST_WAIT = 60.0  # seconds: a longer Retry-After is cut to this
 FIRST_WAIT = 1.0  # seconds before the first retry when the provider says nothing; doubles
+MAX_PAGES = 10_000  # pages one sync run reads at most, over all lists: a provider that pages for ever stops
 
 
 class ApiReader:
@@ -24,7 +25,19 @@ class ApiReader:
     def __init__(self, transport: HttpTransport, *, sleep: Callable[[float], None] = time.sleep):
         self.transport, self.sleep = transport, sleep
         self.requests = 0
+        self.pages = 0
+        self.notes: list[str] = []  # why a run stopped short, for the command to print
         transport.open()
+
+    def another_page(self) -> bool:
+        """True while this run may read one more page (MAX_PAGES in all); past that, False and a note."""
+        if self.pages >= MAX_PAGES:
+            note = f"stopped after {MAX_PAGES:,} pages, the most one run reads; the lists were not read to the end"
+            if note not in self.notes:
+                self.notes.append(note)
+            return False
+        self.pages += 1
+        return True
 
     def get(self, path_or_url: str, params: dict[str, Any] | None = None) -> Any:
         url = self._url(path_or_url)
