@@ -113,6 +113,37 @@ def test_a_one_click_for_an_address_the_store_never_saw_suppresses_it(base, stor
     assert store.suppressed(["csv-only@example.org"]) == {"csv-only@example.org"}
 
 
+def test_a_repeated_one_click_records_nothing_and_never_weakens_a_complaint(base, store):
+    store.add("twice@example.org")
+    store.add("angry-one-click@example.org", status="complained")
+    before = len(store.events("angry-one-click@example.org"))
+    answers = [gmail_one_click(unsubscribe_url(base, "twice@example.org")) for _ in range(3)]
+    answers.append(gmail_one_click(unsubscribe_url(base, "angry-one-click@example.org")))
+    assert [(a.status_code, a.text) for a in answers] == [(200, "unsubscribed\n")] * 4
+    assert [e.kind for e in store.events("twice@example.org")] == ["added", "unsubscribed"]
+    assert status_of(store, "angry-one-click@example.org") == "complained"
+    assert len(store.events("angry-one-click@example.org")) == before
+
+
+def test_one_clicks_are_rate_limited_per_link_and_per_client(base, store):
+    from broadsheet.serve.app import ONE_CLICKS_PER_ADDRESS, ONE_CLICKS_PER_CLIENT
+
+    def one_click(address: str, client: str) -> int:
+        return requests.post(
+            unsubscribe_url(base, address),
+            data={"List-Unsubscribe": "One-Click"},
+            headers={"X-Forwarded-For": client},
+            timeout=10,
+        ).status_code
+
+    per_link = [one_click("clicker@example.org", f"192.0.2.{n}") for n in range(ONE_CLICKS_PER_ADDRESS[0] + 2)]
+    assert per_link == [200] * ONE_CLICKS_PER_ADDRESS[0] + [429, 429]
+    flood = [one_click(f"flood{n}@example.org", "203.0.113.200") for n in range(ONE_CLICKS_PER_CLIENT[0] + 1)]
+    assert flood == [200] * ONE_CLICKS_PER_CLIENT[0] + [429]
+    assert store.get(f"flood{ONE_CLICKS_PER_CLIENT[0]}@example.org") is None
+    assert one_click(f"flood{ONE_CLICKS_PER_CLIENT[0]}@example.org", "203.0.113.201") == 200  # another client
+
+
 def test_the_unsubscribe_page_shows_a_masked_address_and_never_unsubscribes_on_get(base, store):
     store.add("jane.doe@example.org", name="Jane")
     answer = web.get(unsubscribe_url(base, "jane.doe@example.org"), timeout=10)
