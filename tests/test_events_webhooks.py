@@ -359,6 +359,8 @@ def test_production_certificate_source_accepts_only_amazon_sns_hosts():
     production = ses.SnsCertificates()
     assert production.allowed("https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem")
     assert production.allowed("https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem")
+    assert production.allowed("https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-abc.pem")
+    assert production.allowed("https://sns.ap-southeast-4.amazonaws.com/SimpleNotificationService-abc.pem")
     for url in (
         "http://sns.eu-west-1.amazonaws.com/x.pem",
         "https://sns.eu-west-1.amazonaws.com:8443/x.pem",
@@ -366,8 +368,15 @@ def test_production_certificate_source_accepts_only_amazon_sns_hosts():
         "https://127.0.0.1/x.pem",
         "https://sns.eu-west-1.amazonaws.com.evil.com/x.pem",
         "https://s3.amazonaws.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com.cn/x.pem",
+        "https://sns.amazonaws.com/x.pem",
     ):
         assert not production.allowed(url), url
+    for bucket in ("sns.s3.amazonaws.com", "sns.s3-accelerate.amazonaws.com", "sns.s3-website-us-east-1.amazonaws.com",
+                   "sns.s3-eu-west-1.amazonaws.com", "sns.s3-external-1.amazonaws.com"):  # fmt: skip
+        assert not production.allowed(f"https://{bucket}/SimpleNotificationService-abc.pem"), bucket
+        with pytest.raises(WebhookRejected, match="SigningCertURL"):  # refused before any fetch
+            production.key(f"https://{bucket}/SimpleNotificationService-abc.pem")
     with pytest.raises(ValueError):
         ses.SnsCertificates.for_local_tests("10.0.0.1", 443, "ca.pem")
 
