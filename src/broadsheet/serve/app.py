@@ -3,7 +3,8 @@
     make_app(config, transport=...) -> WSGI callable, run by waitress (see broadsheet.commands.serve)
 
 Every answer passes the Host allow-list and carries the security headers; every state change goes
-through the subscriber store (one Store per server thread) and is committed before the answer leaves.
+through the subscriber store (one Store per server thread) and is committed before the answer leaves,
+but a sign-up's, which the mailing thread records just after (the answer must not depend on the address).
 Nothing here lists or exports subscribers.
 """
 
@@ -69,7 +70,7 @@ class App:
         self.one_clicks = RateLimit(ONE_CLICKS_PER_CLIENT[0], ONE_CLICKS_PER_CLIENT[1])
         self.one_clicks_per_address = RateLimit(ONE_CLICKS_PER_ADDRESS[0], ONE_CLICKS_PER_ADDRESS[1])
         self.headers = security_headers(self.pages.style_hash)
-        self.mail = ConfirmationMail(config, self.pages, transport, self.secrets[0])
+        self.mail = ConfirmationMail(config, self.pages, transport, self.secrets[0], store=lambda: self.store)
         self.addresses = AddressChecker()
         self.site = config.root / "site"
         self.local = threading.local()
@@ -204,9 +205,7 @@ class App:
         if current is None or current.status not in ("unsubscribed", "subscribed"):
             return self.pages.message(409, "error_title", "error_text")
         if current.status == "unsubscribed" and self.mails_per_address.allow(mailbox_of(email)):
-            nonce = self.store.sign_up(email, source="unsubscribe-page")
-            if nonce is not None:
-                self.mail.post(email, current.name, nonce)
+            self.mail.post(email, current.name, source="unsubscribe-page")
         return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=address, list=self.config.name)
 
     def form_page(
@@ -240,7 +239,8 @@ class App:
         )
 
     def subscribe(self, request: Request) -> Response:
-        """Record the address as unconfirmed and mail a confirmation link; the same page for every address."""
+        """Have the address recorded as unconfirmed and mailed a confirmation link, after the answer: the same
+        page, from the same work, for every address (nothing here depends on its state)."""
         form = request.form()
         if not self.form_allowed(request, form, action="/subscribe", origin_suffices=True):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
@@ -255,9 +255,7 @@ class App:
         # the honeypot (only robots fill it in), then at most a few confirmations per address: a new
         # sign-up replaces the nonce, so one refused here must not reach the store either
         if not form.get("website") and self.mails_per_address.allow(mailbox_of(email)):
-            nonce = self.store.sign_up(email, name=name, source="form")
-            if nonce is not None:
-                self.mail.post(email, name, nonce)
+            self.mail.post(email, name, source="form")
         return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=email, list=self.config.name)
 
     def confirm_page(self, request: Request, token: str) -> Response:
