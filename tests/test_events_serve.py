@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 
 import pytest
 import requests
 from conftest import ROOT
-from support.serve import environment, free_port, serve_process
+from support.serve import environment, free_port, serve_process, serving
 from support.webhooks import TOPIC, MailgunSigner, SendgridSigner, SvixSigner, basic_auth
 
 from broadsheet.config import load_config
 from broadsheet.serve.app import make_app
-from broadsheet.serve.server import create
 from broadsheet.store import Store
 
 MAILGUN, SENDGRID, SVIX = MailgunSigner(), SendgridSigner(), SvixSigner()
@@ -160,10 +158,7 @@ def test_serve_applies_webhooks_with_its_own_config_not_one_found_beside_the_sto
     with Store.for_project(config.root) as store:
         store.add("soft@example.com")
     app = make_app(config)
-    server = create(app, config, host="127.0.0.1", port=port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
+    with serving(app, config, port):
         body = MAILGUN.body(
             {
                 "event": "failed",
@@ -175,8 +170,5 @@ def test_serve_applies_webhooks_with_its_own_config_not_one_found_beside_the_sto
             }
         )
         answer = requests.post(f"http://127.0.0.1:{port}/webhooks/mailgun", data=body, timeout=10)
-    finally:
-        server.close()  # its loop thread (a daemon) ends at its next poll
-        app.close()
     assert (answer.status_code, answer.text) == (200, "1 soft bounce; 1 newly suppressed\n")
     assert status_of(config.root, "soft@example.com") == "bounced"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -358,6 +359,8 @@ def test_production_certificate_source_accepts_only_amazon_sns_hosts():
     production = ses.SnsCertificates()
     assert production.allowed("https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem")
     assert production.allowed("https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem")
+    assert production.allowed("https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-abc.pem")
+    assert production.allowed("https://sns.ap-southeast-4.amazonaws.com/SimpleNotificationService-abc.pem")
     for url in (
         "http://sns.eu-west-1.amazonaws.com/x.pem",
         "https://sns.eu-west-1.amazonaws.com:8443/x.pem",
@@ -365,8 +368,15 @@ def test_production_certificate_source_accepts_only_amazon_sns_hosts():
         "https://127.0.0.1/x.pem",
         "https://sns.eu-west-1.amazonaws.com.evil.com/x.pem",
         "https://s3.amazonaws.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com.cn/x.pem",
+        "https://sns.amazonaws.com/x.pem",
     ):
         assert not production.allowed(url), url
+    for bucket in ("sns.s3.amazonaws.com", "sns.s3-accelerate.amazonaws.com", "sns.s3-website-us-east-1.amazonaws.com",
+                   "sns.s3-eu-west-1.amazonaws.com", "sns.s3-external-1.amazonaws.com"):  # fmt: skip
+        assert not production.allowed(f"https://{bucket}/SimpleNotificationService-abc.pem"), bucket
+        with pytest.raises(WebhookRejected, match="SigningCertURL"):  # refused before any fetch
+            production.key(f"https://{bucket}/SimpleNotificationService-abc.pem")
     with pytest.raises(ValueError):
         ses.SnsCertificates.for_local_tests("10.0.0.1", 443, "ca.pem")
 
@@ -466,6 +476,48 @@ def test_handle_records_each_provider_once_and_refuses_a_forged_request(provider
         ctx.replays = ReplayGuard()  # even past the replay guard (another process), a repeat changes nothing
         assert handle(provider, headers, body, store, config=Config(root=tmp_path), context=ctx)[0] == 200
         assert len(store.events("a.b@example.com")) == events
+
+
+def soft_bounces_at(stamp: str, sns_signer: SnsSigner) -> dict:
+    """provider -> (env, headers, body) of one signed report that s@example.com soft-bounced at ``stamp``."""
+    sendgrid_signer, mailgun_signer, svix = SendgridSigner(), MailgunSigner(), SvixSigner()
+    sendgrid_body = json.dumps([{**SENDGRID_EVENTS[1], "email": "s@example.com", "timestamp": stamp}]).encode()
+    resend_bounce = {"to": ["s@example.com"], "bounce": {"type": "Transient"}}
+    resend_body = json.dumps({**RESEND_BOUNCE, "created_at": stamp, "data": resend_bounce}).encode()
+    ses_record = ses_bounce("s@example.com", bounce_type="Transient")
+    ses_record["bounce"]["timestamp"] = stamp
+    postmark_body = {**POSTMARK_BOUNCE, "Type": "SoftBounce", "Email": "s@example.com", "BouncedAt": stamp}
+    mailgun_data = {**MAILGUN_FAILED, "severity": "temporary", "recipient": "s@example.com", "timestamp": stamp}
+    return {
+        "postmark": (POSTMARK_ENV, basic_auth("hook", "s3cret:pw"), json.dumps(postmark_body).encode()),
+        "sendgrid": (
+            {"BROADSHEET_SENDGRID_WEBHOOK_KEY": sendgrid_signer.public_key},
+            sendgrid_signer.sign(sendgrid_body),
+            sendgrid_body,
+        ),
+        "mailgun": ({"BROADSHEET_MAILGUN_WEBHOOK_KEY": mailgun_signer.key}, {}, mailgun_signer.body(mailgun_data)),
+        "resend": ({"BROADSHEET_RESEND_WEBHOOK_SECRET": svix.secret}, svix.sign(resend_body), resend_body),
+        "ses": ({}, {}, sns_signer.notification(ses_record)),
+    }
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00Z"])
+@pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "resend", "ses"])
+def test_an_event_time_at_the_edge_of_the_calendar_is_stored_not_a_failure(provider, stamp, sns, tmp_path):
+    """One odd time must not refuse the provider's whole batch: the event is recorded (soft bounces also
+    count those of the window before it)."""
+    from broadsheet.config import Config
+    from broadsheet.events.webhooks import handle
+    from broadsheet.store import Store
+
+    env, headers, body = soft_bounces_at(stamp, sns[1])[provider]
+    ctx = WebhookContext(env=env, replays=ReplayGuard(), sns_topics=(TOPIC,), certificates=sns[2].certificates)
+    with Store.for_project(tmp_path) as store:
+        store.add("s@example.com")
+        status, text = handle(provider, headers, body, store, config=Config(root=tmp_path), context=ctx)
+        assert (status, text) == (200, "1 soft bounce; 0 newly suppressed")
+        [event] = [e for e in store.events("s@example.com") if e.kind == "bounced_soft"]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event.at)
 
 
 HOSTILE_BODIES = [

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -111,6 +112,37 @@ def test_a_one_click_for_an_address_the_store_never_saw_suppresses_it(base, stor
     """Links in messages sent from a CSV still work: the address is kept as unsubscribed, never mailed."""
     assert gmail_one_click(unsubscribe_url(base, "csv-only@example.org")).status_code == 200
     assert store.suppressed(["csv-only@example.org"]) == {"csv-only@example.org"}
+
+
+def test_a_repeated_one_click_records_nothing_and_never_weakens_a_complaint(base, store):
+    store.add("twice@example.org")
+    store.add("angry-one-click@example.org", status="complained")
+    before = len(store.events("angry-one-click@example.org"))
+    answers = [gmail_one_click(unsubscribe_url(base, "twice@example.org")) for _ in range(3)]
+    answers.append(gmail_one_click(unsubscribe_url(base, "angry-one-click@example.org")))
+    assert [(a.status_code, a.text) for a in answers] == [(200, "unsubscribed\n")] * 4
+    assert [e.kind for e in store.events("twice@example.org")] == ["added", "unsubscribed"]
+    assert status_of(store, "angry-one-click@example.org") == "complained"
+    assert len(store.events("angry-one-click@example.org")) == before
+
+
+def test_one_clicks_are_rate_limited_per_link_and_per_client(base, store):
+    from broadsheet.serve.app import ONE_CLICKS_PER_ADDRESS, ONE_CLICKS_PER_CLIENT
+
+    def one_click(address: str, client: str) -> int:
+        return requests.post(
+            unsubscribe_url(base, address),
+            data={"List-Unsubscribe": "One-Click"},
+            headers={"X-Forwarded-For": client},
+            timeout=10,
+        ).status_code
+
+    per_link = [one_click("clicker@example.org", f"192.0.2.{n}") for n in range(ONE_CLICKS_PER_ADDRESS[0] + 2)]
+    assert per_link == [200] * ONE_CLICKS_PER_ADDRESS[0] + [429, 429]
+    flood = [one_click(f"flood{n}@example.org", "203.0.113.200") for n in range(ONE_CLICKS_PER_CLIENT[0] + 1)]
+    assert flood == [200] * ONE_CLICKS_PER_CLIENT[0] + [429]
+    assert store.get(f"flood{ONE_CLICKS_PER_CLIENT[0]}@example.org") is None
+    assert one_click(f"flood{ONE_CLICKS_PER_CLIENT[0]}@example.org", "203.0.113.201") == 200  # another client
 
 
 def test_the_unsubscribe_page_shows_a_masked_address_and_never_unsubscribes_on_get(base, store):
@@ -283,8 +315,8 @@ def test_sign_up_mails_a_themed_confirmation_and_its_link_confirms_once(site, st
     base, project = site
     answer = sign_up(base, "newbie@example.org")
     assert answer.status_code == 200 and "Check your inbox" in answer.text
-    assert status_of(store, "newbie@example.org") == "unconfirmed"
     [message] = mails_to(project, "newbie@example.org", expected=1)
+    assert status_of(store, "newbie@example.org") == "unconfirmed"  # recorded before it was mailed
     assert message["Subject"] == "Confirm your subscription to BCECC Newsletter"
     html = message.get_body(("html",)).get_content()
     assert f"{base}/brand/logo" in html and "#1f4e79" in html and "Confirm my subscription" in html
@@ -314,6 +346,30 @@ def test_signing_up_answers_the_same_page_whatever_the_address_and_never_mails_c
     assert len(mails_to(project, "leaver@example.org", expected=1)) == 1
     assert mails_to(project, "member@example.org") == [] and mails_to(project, "complainer@example.org") == []
     assert status_of(store, "complainer@example.org") == "complained"
+
+
+def test_a_sign_up_is_answered_before_the_store_is_touched_whatever_the_address(site, store):
+    """Enumeration by timing: a write only for new addresses made their answers slower. The answer does the
+    same work for every address: it comes while another process holds the store's write lock, and the
+    sign-up is recorded (and mailed) after it."""
+    base, project = site
+    store.add("held-member@example.org")
+    store.add("held-complainer@example.org", status="complained")
+    store.add("held-leaver@example.org", status="unsubscribed")
+    addresses = ("held-new@example.org", "held-member@example.org", "held-complainer@example.org",
+                 "held-leaver@example.org")  # fmt: skip
+    holder = sqlite3.connect(project / ".broadsheet" / "audience.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        pages = {address: sign_up(base, address) for address in addresses}
+    finally:
+        holder.close()  # rolls back: the lock is released
+    assert {p.status_code for p in pages.values()} == {200}
+    assert len({p.text.replace(a, "ADDRESS") for a, p in pages.items()}) == 1
+    assert len(mails_to(project, "held-new@example.org", expected=1)) == 1
+    assert len(mails_to(project, "held-leaver@example.org", expected=1)) == 1
+    assert status_of(store, "held-new@example.org") == "unconfirmed"
+    assert mails_to(project, "held-member@example.org") == [] and mails_to(project, "held-complainer@example.org") == []
 
 
 def test_the_honeypot_records_and_mails_nothing(site, store):

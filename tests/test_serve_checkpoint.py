@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import requests
-from support.serve import free_port
+from support.serve import free_port, serving
 
 from broadsheet.checkpoint import Checkpointer
 from broadsheet.config import load_config
 from broadsheet.serve.app import make_app
-from broadsheet.serve.server import create
 from broadsheet.store import Store, store_path
 from broadsheet.tokens import make_token
 
@@ -32,9 +30,7 @@ def test_one_click_is_checkpointed_by_serves_own_thread_not_by_the_request(tmp_p
     database = store_path(config.root)
     app = make_app(config)
     app.checkpointer = Checkpointer(database, interval=0.05)
-    server = create(app, config, host="127.0.0.1", port=port)
-    threading.Thread(target=server.run, daemon=True).start()
-    try:
+    with serving(app, config, port):
         token = make_token("unsubscribe", "leaver@example.net", "weekly.example.org", SECRET)
         answer = requests.post(f"http://127.0.0.1:{port}/u/{token}", data={"List-Unsubscribe": "One-Click"}, timeout=10)
         assert answer.status_code == 200
@@ -42,9 +38,6 @@ def test_one_click_is_checkpointed_by_serves_own_thread_not_by_the_request(tmp_p
         while b"one-click" not in database.read_bytes() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert b"one-click" in database.read_bytes()  # the event reached the database file, not only the WAL
-    finally:
-        server.close()
-        app.close()
     assert app.store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     with Store.for_project(config.root) as store:
         assert store.get("leaver@example.net").status == "unsubscribed"

@@ -12,6 +12,7 @@ from broadsheet.serve.http import MAX_PARTS, Request
 from broadsheet.serve.pages import Pages
 from broadsheet.serve.security import mailbox_of
 from broadsheet.serve.signup import ConfirmationMail
+from broadsheet.store import Store
 from broadsheet.transports.outbox import OutboxTransport
 
 
@@ -87,7 +88,8 @@ def test_the_mailbox_an_address_reaches():
 
 
 def _confirmations(tmp_path, monkeypatch, fail_first: bool):
-    """ConfirmationMail over the real outbox, whose first message fails with a surprise when asked."""
+    """ConfirmationMail over a real store and the real outbox, whose first message fails with a surprise
+    when asked."""
     monkeypatch.setenv("BROADSHEET_SECRET", "confirmations-test-secret")
     shutil.copy(ROOT / "broadsheet.toml", tmp_path / "broadsheet.toml")
     shutil.copytree(ROOT / "assets", tmp_path / "assets")
@@ -101,13 +103,15 @@ def _confirmations(tmp_path, monkeypatch, fail_first: bool):
                 raise RuntimeError("a surprise")  # not a transport error: the kind nothing expects
             return super().send_batch(messages)
 
-    return ConfirmationMail(config, Pages(config), lambda: Outbox(config), "secret"), tmp_path / "outbox"
+    store = Store.for_project(tmp_path)
+    mail = ConfirmationMail(config, Pages(config), lambda: Outbox(config), "secret", store=lambda: store)
+    return mail, tmp_path / "outbox"
 
 
 def test_one_surprising_failure_does_not_silence_the_confirmations_after_it(tmp_path, monkeypatch, capsys):
     mail, outbox = _confirmations(tmp_path, monkeypatch, fail_first=True)
-    mail.post("first@example.org", "First", "nonce-1")
-    mail.post("second@example.org", "Second", "nonce-2")
+    mail.post("first@example.org", "First", source="form")
+    mail.post("second@example.org", "Second", source="form")
     mail.close()
     assert [path.name.split("-", 1)[1] for path in outbox.rglob("*.eml")] == ["second@example.org.eml"]
     assert "RuntimeError: a surprise" in capsys.readouterr().err
@@ -115,8 +119,8 @@ def test_one_surprising_failure_does_not_silence_the_confirmations_after_it(tmp_
 
 def test_confirmations_asked_for_after_serve_began_to_stop_are_counted_not_lost_silently(tmp_path, monkeypatch, capsys):
     mail, outbox = _confirmations(tmp_path, monkeypatch, fail_first=False)
-    mail.post("early@example.org", "Early", "nonce-1")
+    mail.post("early@example.org", "Early", source="form")
     mail.close()  # sends what waits
-    mail.post("late@example.org", "Late", "nonce-2")
+    mail.post("late@example.org", "Late", source="form")
     assert [path.name.split("-", 1)[1] for path in outbox.rglob("*.eml")] == ["early@example.org.eml"]
     assert "1 confirmation message(s) not sent: serve is stopping" in capsys.readouterr().err

@@ -8,10 +8,19 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from waitress import wasyncore
+from waitress.server import BaseWSGIServer
+
+from broadsheet.config import Config
+from broadsheet.serve.app import App
+from broadsheet.serve.server import create
 
 SECRET = "serve-test-secret"
 
@@ -77,3 +86,21 @@ def serve_process(
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def serving(app: App, config: Config, port: int, **options: Any) -> Iterator[BaseWSGIServer]:
+    """serve's waitress server (``create``) in a thread of this process until the block ends; stopped from
+    its own loop, then joined (closing it from another thread pulls its sockets from under its poll)."""
+    server = create(app, config, host="127.0.0.1", port=port, **options)
+    loop = threading.Thread(target=server.run, name="waitress-loop", daemon=True)
+    loop.start()
+    try:
+        yield server
+    finally:
+        # the trigger's thunk runs in the loop: with every socket closed, its map is empty and the loop returns
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))  # type: ignore[attr-defined]
+        loop.join(timeout=10)
+        server.task_dispatcher.shutdown()
+        app.close()
+        assert not loop.is_alive(), "the waitress loop did not stop"

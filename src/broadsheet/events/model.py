@@ -70,7 +70,11 @@ def iso_utc(value: Any) -> str:
         moment = datetime.now(UTC)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # at the calendar's edge: 9999-12-31T23:59:59-12:00 is in the year 10000 in UTC
+        moment = datetime.now(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"  # strftime's %Y: "1", not "0001"
 
 
 def short(text: Any, limit: int = 300) -> str:

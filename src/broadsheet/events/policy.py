@@ -99,4 +99,5 @@ def _source(way_in: str, provider: str) -> str:
 
 def _days_before(at: str, days: int) -> str:
     moment = datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
-    return (moment - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    since = moment - min(timedelta(days=days), moment - datetime.min)  # never before the year 1
+    return since.isoformat(timespec="seconds") + "Z"

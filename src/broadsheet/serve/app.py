@@ -3,7 +3,8 @@
     make_app(config, transport=...) -> WSGI callable, run by waitress (see broadsheet.commands.serve)
 
 Every answer passes the Host allow-list and carries the security headers; every state change goes
-through the subscriber store (one Store per server thread) and is committed before the answer leaves.
+through the subscriber store (one Store per server thread) and is committed before the answer leaves,
+but a sign-up's, which the mailing thread records just after (the answer must not depend on the address).
 Nothing here lists or exports subscribers.
 """
 
@@ -23,7 +24,7 @@ from ..audience.addresses import AddressChecker, InvalidAddress
 from ..checkpoint import Checkpointer, without_autocheckpoint
 from ..config import Config
 from ..errors import ConfigError
-from ..store import Store, store_path
+from ..store import SUPPRESSING, Store, store_path
 from ..tokens import TokenData, read_token, token_secrets
 from ..transports import Transport
 from .http import BodyTooLarge, Request, Response
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 CONFIRMATIONS_PER_ADDRESS = (1, 3)  # per minute, per hour and mailbox: nobody's inbox is flooded from many clients
+# one-click POSTs per minute and per hour: a link's own (a provider posts it once, a reader may click twice),
+# and a client's (a mail provider's server posts its users' one-clicks, so far more than sign-ups)
+ONE_CLICKS_PER_ADDRESS = (3, 20)
+ONE_CLICKS_PER_CLIENT = (120, 2400)
 WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a thousand events at once)
 TOKEN_PATH = re.compile(r"/([uc])/([A-Za-z0-9_-]{1,700})\Z")  # matched from the start; \Z: no newline after
 WEBHOOK_PATH = re.compile(r"/webhooks/([a-z0-9-]{1,40})\Z")
@@ -62,8 +67,10 @@ class App:
         )
         self.signups = RateLimit(config.serve.signups_per_minute, config.serve.signups_per_hour)
         self.mails_per_address = RateLimit(CONFIRMATIONS_PER_ADDRESS[0], CONFIRMATIONS_PER_ADDRESS[1])
+        self.one_clicks = RateLimit(ONE_CLICKS_PER_CLIENT[0], ONE_CLICKS_PER_CLIENT[1])
+        self.one_clicks_per_address = RateLimit(ONE_CLICKS_PER_ADDRESS[0], ONE_CLICKS_PER_ADDRESS[1])
         self.headers = security_headers(self.pages.style_hash)
-        self.mail = ConfirmationMail(config, self.pages, transport, self.secrets[0])
+        self.mail = ConfirmationMail(config, self.pages, transport, self.secrets[0], store=lambda: self.store)
         self.addresses = AddressChecker()
         self.site = config.root / "site"
         self.local = threading.local()
@@ -170,17 +177,25 @@ class App:
         if data is None:
             return self.pages.message(400, "bad_link_title", "bad_link_text")
         if form.get("List-Unsubscribe") == "One-Click":
-            self.store.set_status(data.email, "unsubscribed", source="one-click")
+            if not (self.one_clicks.allow(request.client) and self.one_clicks_per_address.allow(data.email.lower())):
+                return Response.text(429, "too many requests\n")
+            self.leave(data.email, "one-click")
             return Response.text(200, "unsubscribed\n")
         if not self.form_allowed(request, form):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
         address = mask_address(data.email)
         if form.get("action") == "unsubscribe":
-            self.store.set_status(data.email, "unsubscribed", source="unsubscribe-page")
+            self.leave(data.email, "unsubscribe-page")
             return self.form_page(request, "unsubscribed.html", address=address)
         if form.get("action") == "resubscribe":
             return self.resubscribe(data.email, address)
         return self.pages.message(400, "bad_link_title", "bad_link_text")
+
+    def leave(self, email: str, source: str) -> None:
+        """Unsubscribe the address; a repeat (already unsubscribed, bounced or complained) records nothing."""
+        current = self.store.get(email)
+        if current is None or current.status not in SUPPRESSING:
+            self.store.set_status(email, "unsubscribed", source=source)
 
     def resubscribe(self, email: str, address: str) -> Response:
         """Back to subscribed through a confirmation mailed to the address, as a sign-up (the link in an
@@ -190,9 +205,7 @@ class App:
         if current is None or current.status not in ("unsubscribed", "subscribed"):
             return self.pages.message(409, "error_title", "error_text")
         if current.status == "unsubscribed" and self.mails_per_address.allow(mailbox_of(email)):
-            nonce = self.store.sign_up(email, source="unsubscribe-page")
-            if nonce is not None:
-                self.mail.post(email, current.name, nonce)
+            self.mail.post(email, current.name, source="unsubscribe-page")
         return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=address, list=self.config.name)
 
     def form_page(
@@ -226,7 +239,8 @@ class App:
         )
 
     def subscribe(self, request: Request) -> Response:
-        """Record the address as unconfirmed and mail a confirmation link; the same page for every address."""
+        """Have the address recorded as unconfirmed and mailed a confirmation link, after the answer: the same
+        page, from the same work, for every address (nothing here depends on its state)."""
         form = request.form()
         if not self.form_allowed(request, form, action="/subscribe", origin_suffices=True):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
@@ -241,9 +255,7 @@ class App:
         # the honeypot (only robots fill it in), then at most a few confirmations per address: a new
         # sign-up replaces the nonce, so one refused here must not reach the store either
         if not form.get("website") and self.mails_per_address.allow(mailbox_of(email)):
-            nonce = self.store.sign_up(email, name=name, source="form")
-            if nonce is not None:
-                self.mail.post(email, name, nonce)
+            self.mail.post(email, name, source="form")
         return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=email, list=self.config.name)
 
     def confirm_page(self, request: Request, token: str) -> Response:

@@ -4,11 +4,14 @@ Linux and Windows alike, with its own thread pool, request size limits and proxy
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from waitress.server import BaseWSGIServer, create_server
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer, TcpWSGIServer
 
 from ..config import Config
 from ..errors import cannot_listen
@@ -21,9 +24,33 @@ PROXY_HEADERS = {"x-forwarded-for", "x-forwarded-proto"}
 # cost more than the work: 50 clients as fast as served, 4 threads, measured 770-980 unsubscribes/s with
 # p99 120-180 ms at 5 ms, 1,740-1,840/s with p99 55-69 ms at 0.5 ms and 0.2 ms (docs/performance.md).
 SWITCH_INTERVAL = 0.0005
+IDLE_SECONDS = 10  # a connection idle (or trickling) this long is closed, a second later at most
+CONNECTION_LIMIT = 1000  # open connections in all; past that waitress stops accepting until some close
+PER_CLIENT = 50  # open connections from one address (a browser opens 6): one client cannot take them all
 
 
-def create(app: App, config: Config, *, host: str, port: int) -> BaseWSGIServer:
+class Server(TcpWSGIServer):
+    """waitress's TCP server, closing at once a connection past ``per_client`` from one address (the
+    trusted proxy aside: it speaks for every reader)."""
+
+    def __init__(self, app: App, adj: Adjustments, *, per_client: int, proxy: str):
+        self.per_client, self.proxy = per_client, proxy
+        super().__init__(app, adj=adj)
+
+    def accept(self) -> tuple[socket.socket, Any] | None:
+        accepted = super().accept()
+        if accepted is None or self.proxy in (accepted[1][0], "*"):
+            return accepted
+        channels: dict[int, HTTPChannel] = self.active_channels  # type: ignore[assignment]  # fd -> channel; types-waitress says otherwise
+        if sum(1 for channel in channels.values() if channel.addr[0] == accepted[1][0]) < self.per_client:
+            return accepted
+        accepted[0].close()
+        return None  # to waitress's handle_accept: nothing accepted
+
+
+def create(
+    app: App, config: Config, *, host: str, port: int, idle_seconds: int = IDLE_SECONDS, per_client: int = PER_CLIENT
+) -> BaseWSGIServer:
     """The waitress server bound to host:port (port 0: any free one; see ``.effective_port``)."""
     serve = config.serve
     options: dict[str, Any] = dict(  # waitress.Adjustments settings
@@ -33,8 +60,9 @@ def create(app: App, config: Config, *, host: str, port: int) -> BaseWSGIServer:
         ident="broadsheet",
         max_request_body_size=max(serve.max_body_bytes, WEBHOOK_MAX_BYTES),
         max_request_header_size=32 * 1024,
-        channel_timeout=10,  # seconds a connection may sit idle or trickle: slow-sending clients go sooner
-        connection_limit=1000,
+        channel_timeout=idle_seconds,  # slow-sending clients go sooner
+        cleanup_interval=1,  # how often idle connections are looked for (waitress's default: 30 s)
+        connection_limit=CONNECTION_LIMIT,
         expose_tracebacks=False,
         clear_untrusted_proxy_headers=True,
     )
@@ -43,11 +71,9 @@ def create(app: App, config: Config, *, host: str, port: int) -> BaseWSGIServer:
     try:
         if not 0 <= port <= 65535:  # waitress would wrap 99999 round to 34463
             raise OverflowError("a port is a number from 1 to 65535")
-        server = create_server(app, **options)
+        return Server(app, Adjustments(**options), per_client=per_client, proxy=serve.trusted_proxy)
     except (OSError, OverflowError) as exc:
         raise cannot_listen(exc, host, port, "choose another with --port N, or stop the other server") from None
-    assert isinstance(server, BaseWSGIServer)  # one host: one socket (a MultiSocketServer only for several)
-    return server
 
 
 def run(app: App, config: Config, *, host: str, port: int, ready: Callable[[str], None] = print) -> None:

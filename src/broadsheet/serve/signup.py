@@ -16,6 +16,7 @@ from ..config import Config
 from ..errors import BroadsheetError
 from ..render.model import RenderedIssue
 from ..render.placeholders import PlaceholderTable
+from ..store import Store
 from ..tokens import make_token
 from ..transports import Transport
 from .pages import Pages
@@ -62,24 +63,27 @@ def _not_sent(count: int, why: str) -> None:
 
 
 class ConfirmationMail:
-    """Composes and sends one confirmation message per sign-up, in a thread of its own (``post``): the
-    answer to a visitor takes as long whatever the address is (a subscribed or complained one gets no
-    mail: a reply that came back sooner would tell who is on the list), and a slow provider holds no
-    request thread. Safe to share between threads."""
+    """Records each sign-up in the store and sends its confirmation message, in a thread of its own
+    (``post``): the answer to a visitor does the same work whatever the address is (a new one is written,
+    a subscribed or complained one is not, and gets no mail: an answer that came back sooner would tell
+    who is on the list), and a slow provider holds no request thread. Safe to share between threads."""
 
-    def __init__(self, config: Config, pages: Pages, transport: Callable[[], Transport], secret: str):
+    def __init__(
+        self, config: Config, pages: Pages, transport: Callable[[], Transport], secret: str, store: Callable[[], Store]
+    ):
         self.config = config
         self.secret = secret
+        self.store = store  # the calling thread's Store
         self.composer = Composer(confirmation_issue(config, pages), config)
         self.transport = transport
         self.base = config.serve.public_url.rstrip("/")
-        self._waiting: queue.Queue[tuple[str, str, str] | None] = queue.Queue(WAITING_MAILS)
+        self._waiting: queue.Queue[tuple[str, str, str] | None] = queue.Queue(WAITING_MAILS)  # email, name, source
         self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def post(self, email: str, name: str, nonce: str) -> None:
-        """Have the confirmation sent soon, by the mailing thread (started on first use)."""
+    def post(self, email: str, name: str, *, source: str) -> None:
+        """Have the sign-up recorded and its confirmation sent soon, by the mailing thread (started on first use)."""
         with self._starting:
             if self._closed:  # a request that ended after serve began to stop
                 _not_sent(1, "serve is stopping")
@@ -88,7 +92,7 @@ class ConfirmationMail:
                 self._thread = threading.Thread(target=self._run, name="confirmations", daemon=True)
                 self._thread.start()
         try:
-            self._waiting.put_nowait((email, name, nonce))
+            self._waiting.put_nowait((email, name, source))
         except queue.Full:
             _not_sent(1, "too many waiting")
 
@@ -115,10 +119,19 @@ class ConfirmationMail:
     def _run(self) -> None:
         while (waiting := self._waiting.get()) is not None:
             try:
-                self.send(*waiting)
+                self.sign_up(*waiting)
             except Exception:  # one message's surprise must not silence the sign-ups after it
                 print(f"broadsheet serve: confirmation message not sent:\n{traceback.format_exc()}", file=sys.stderr,
                       flush=True)  # fmt: skip
+
+    def sign_up(self, email: str, name: str, source: str) -> bool:
+        """Record the sign-up (``Store.sign_up``) and mail its confirmation when one is due; True when sent."""
+        try:
+            nonce = self.store().sign_up(email, name=name, source=source)
+        except BroadsheetError as exc:
+            print(f"broadsheet serve: sign-up not recorded: {exc}", file=sys.stderr, flush=True)
+            return False
+        return nonce is not None and self.send(email, name, nonce)
 
     def send(self, email: str, name: str, nonce: str) -> bool:
         """True when the transport took the message; a failure is reported on stderr, never to the visitor."""

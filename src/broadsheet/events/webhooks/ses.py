@@ -38,7 +38,11 @@ from ..model import (
 )
 from .checks import WebhookContext, json_body, table, text
 
-AMAZON_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
+# sns.<region>.amazonaws.com exactly (GovCloud: us-gov-west-1; China: sns.cn-north-1.amazonaws.com.cn), never
+# an S3 bucket's host (sns.s3.amazonaws.com, sns.s3-accelerate…, sns.s3-website-…), which anyone can hold
+AMAZON_HOST = re.compile(
+    r"sns\.(?:[a-z]{2}(?:-gov)?-[a-z]+-\d{1,2}\.amazonaws\.com|cn-[a-z]+-\d{1,2}\.amazonaws\.com\.cn)"
+)
 SIGNED_FIELDS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
     "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
