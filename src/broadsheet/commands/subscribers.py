@@ -179,7 +179,8 @@ def _add(args: argparse.Namespace, store: Store, config: Config) -> int:
         raise StoreError(f"{present.email} is already in the store, {present.status}", where=str(store.path),
                          fix="add --resubscribe if they asked to subscribe again")  # fmt: skip
     if args.resubscribe and present is not None and present.status != "subscribed":
-        store.set_status(args.email, "subscribed", source="cli", detail="resubscribed at their request")
+        store.set_status(args.email, "subscribed", source="cli", detail="resubscribed at their request",
+                         resubscribe=True)  # fmt: skip
         print(f"resubscribed {present.email} (was {present.status})")
         return 0
     added = store.add(args.email, name=args.name, tags=args.tag, resubscribe=args.resubscribe)
@@ -197,8 +198,8 @@ def _remove(args: argparse.Namespace, store: Store, config: Config) -> int:
         print(f"{args.email.strip()} was forgotten at their request: it stays suppressed")
     elif changed:
         print(f"unsubscribed {present.email} (was {present.status})")
-    else:
-        print(f"{present.email} was unsubscribed already")
+    else:  # unsubscribed already, or suppressed more strongly (bounced, complained): it stays so
+        print(f"{present.email} was {present.status} already")
     return 0
 
 
