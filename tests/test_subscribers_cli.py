@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import random as random_module
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 from support.smtpd import configure, write_subscribers
 from test_cli_build import assert_one_line_error, run_cli
 
+from broadsheet.cli import main
+from broadsheet.commands.subscribers import STATUS_CHOICES
 from broadsheet.store import Store
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
@@ -310,3 +313,55 @@ def test_values_from_forms_and_csvs_cannot_drive_the_terminal(sample):
         assert "\x1b" not in output and "\\x1b[31mRed" in output
     assert "note     two\\nlines" in show
     assert_one_line_error(run_cli(sample, "subscribers", "add", "bob@example.org", "--tag", "a;b"), "tag 'a;b'")
+
+
+FUZZ_PIECES = [
+    "\r",
+    "\n",
+    "\r\n",
+    '"',
+    "=",
+    "+",
+    "-",
+    "@",
+    "\u200b",
+    ",",
+    "'",
+    ";",
+    " ",
+    "\t",
+    "a",
+    "Zé",
+    "1",
+    "x@y.org",
+]
+
+
+def fuzzed(random: random_module.Random, *, leave_out: str = "") -> str:
+    """A short text of FUZZ_PIECES (those holding a character of ``leave_out`` left out)."""
+    pieces = [piece for piece in FUZZ_PIECES if not set(piece) & set(leave_out)]
+    return "".join(random.choice(pieces) for _ in range(random.randint(1, 8)))
+
+
+def test_every_row_export_writes_import_reads_back_as_it_was(sample, tmp_path, capsys):
+    """A seeded fuzz through the real `subscribers export` and `subscribers import`: quotes, CR, LF, CRLF,
+    formulas, zero-width characters, delimiters and address-like text in names, tags and fields."""
+    random = random_module.Random(20261207)
+    with Store.for_project(sample) as store:
+        for n in range(400):
+            fields = {title: fuzzed(random) for title in ("note", "=calc", "@handle") if random.random() < 0.8}
+            store.add(f"{random.choice(['', '-', '=', '+'])}r{n}@example.org", name=fuzzed(random, leave_out="\r\n"),
+                      fields=fields, tags=[fuzzed(random, leave_out=";\r\n") for _ in range(random.randint(0, 3))],
+                      status=random.choice(STATUS_CHOICES))  # fmt: skip
+        before = [(s.email, s.name, s.status, s.tags, s.fields) for s in store.subscribers()]
+    assert main(["--config", str(sample / "broadsheet.toml"), "subscribers", "export", str(tmp_path / "all.csv")]) == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "broadsheet.toml").write_text('name = "Other"\nfrom = "x@example.org"\n', encoding="utf-8")
+    capsys.readouterr()
+    assert main(["--config", str(other / "broadsheet.toml"), "subscribers", "import", str(tmp_path / "all.csv")]) == 0
+    assert "bad row" not in capsys.readouterr().out
+    with Store.for_project(other) as store:
+        after = [(s.email, s.name, s.status, s.tags, s.fields) for s in store.subscribers()]
+    assert len(after) == len(before) == 400
+    assert sorted(after) == sorted(before)

@@ -158,11 +158,12 @@ def _export(args: argparse.Namespace, store: Store, config: Config) -> int:
 
 
 def _write_csv(store: Store, handle: TextIO, status: str | None) -> int:
-    """The store as the CSV ``import`` reads, every cell one a spreadsheet shows as text (``spreadsheet_safe``)."""
+    """The store as the CSV ``import`` reads, every cell one a spreadsheet shows as text (``spreadsheet_safe``).
+    Rows end in CRLF (RFC 4180), so that a value holding a CR or an LF alone is quoted too."""
     from ..audience.spreadsheet import spreadsheet_safe
 
     extra = [name for name in store.field_names() if name.lower() not in ("email", "name", "status", "tags")]
-    writer = csv.writer(handle, lineterminator="\n")
+    writer = csv.writer(handle, lineterminator="\r\n")
     writer.writerow(map(spreadsheet_safe, ["email", "name", "status", "tags", *extra]))
     written = 0
     for subscriber in store.subscribers(status=status):
