@@ -365,3 +365,20 @@ def test_every_row_export_writes_import_reads_back_as_it_was(sample, tmp_path, c
         after = [(s.email, s.name, s.status, s.tags, s.fields) for s in store.subscribers()]
     assert len(after) == len(before) == 400
     assert sorted(after) == sorted(before)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_a_list_that_is_not_a_regular_file_is_one_line_and_never_waits(sample, kind):
+    """A FIFO would wait for a writer, /dev/zero never ends: refused before reading, not "not found"."""
+    (sample / "list.csv").write_text(LIST, encoding="utf-8")
+    odd = sample / "odd.csv"
+    if kind == "fifo":
+        os.mkfifo(odd)
+    else:
+        odd.symlink_to("/dev/zero")
+    for args in (("subscribers", "check", "odd.csv"), ("subscribers", "import", "odd.csv"),
+                 ("send", ISSUE, "--dry-run", "--list", "odd.csv")):  # fmt: skip
+        assert_one_line_error(run_cli(sample, *args), "odd.csv", "not a regular file")
+    configure(sample, send={"transport": "outbox", "list": "list.csv", "suppressions": "odd.csv"})
+    suppressions = run_cli(sample, "send", ISSUE, "--dry-run")  # never silently no one suppressed
+    assert_one_line_error(suppressions, "odd.csv" if kind == "fifo" else "/dev/zero", "not a regular file")
