@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import os
@@ -203,9 +204,11 @@ def test_forget_erases_the_person_everywhere_and_import_never_brings_them_back(s
     (sample / "list.csv").write_text(LIST, encoding="utf-8")
     assert run_cli(sample, "send", ISSUE, "--yes").returncode == 0  # the journal now holds ann too
     run_cli(sample, "subscribers", "import", "list.csv")
+    assert outbox_recipients(sample).count("ann@example.org") == 1
     forgot = run_cli(sample, "subscribers", "forget", "Ann@Example.org")
     assert forgot.returncode == 0, forgot.stderr
-    assert "erased from the store and from 1 send journal row(s)" in forgot.stdout
+    assert "erased from the store and from 1 send journal row(s) and from 1 outbox message(s)" in forgot.stdout
+    assert outbox_recipients(sample).count("ann@example.org") == 0
     with sqlite3.connect(sample / ".broadsheet" / "state.db") as db:
         assert db.execute(
             "SELECT count(*) FROM recipients WHERE email LIKE 'ann@%' OR data LIKE '%Ann%'"
@@ -217,7 +220,30 @@ def test_forget_erases_the_person_everywhere_and_import_never_brings_them_back(s
     assert_one_line_error(run_cli(sample, "subscribers", "add", "ann@example.org"), "forgotten", "--resubscribe")
     sent = run_cli(sample, "send", ISSUE, "--list", "list.csv", "--transport", "outbox", "--yes")
     assert sent.returncode == 0, sent.stderr
-    assert outbox_recipients(sample).count("ann@example.org") == 1  # mailed before the request, never after
+    assert outbox_recipients(sample).count("ann@example.org") == 0  # never mailed after the request
+
+
+def test_forget_removes_the_outbox_messages_to_them_by_their_parsed_recipient(sample, capsys):
+    """Headers may carry the address folded, with an RFC 2047 name or an IDNA domain: each message to
+    the person goes, and no other (one to a longer address, one merely naming them in its body)."""
+    config = str(sample / "broadsheet.toml")
+    assert main(["--config", config, "subscribers", "add", "Ann@bücher.org"]) == 0
+    folder = sample / "outbox" / "issue"
+    (folder / "test").mkdir(parents=True)
+    body = "\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(b"Hello ann@b\xc3\xbccher.org").decode()
+    messages = {
+        "1-ann.eml": "To: =?utf-8?q?Ann_L=C3=A9e?= <ANN@XN--BCHER-KVA.ORG>" + body,
+        "test/1-ann.eml": "Subject: x\r\nTo: Ann\r\n <ann@xn--bcher-kva.org>\r\n\r\nhi",
+        "2-cc.eml": "To: bob@example.org\r\nCc: =?utf-8?b?QW5u?= <ann@xn--bcher-kva.org>\r\n\r\nhi",
+        "3-bob.eml": "To: bob@example.org" + body,
+        "4-annie.eml": "To: annie@xn--bcher-kva.org\r\n\r\nhi",
+    }
+    for name, text in messages.items():
+        (folder / name).write_bytes(text.encode("ascii"))
+    capsys.readouterr()
+    assert main(["--config", config, "subscribers", "forget", "ann@BÜCHER.org"]) == 0
+    assert "and from 3 outbox message(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.rglob("*.eml")) == ["3-bob.eml", "4-annie.eml"]
 
 
 def test_send_uses_the_store_by_default_with_segments_and_suppressions(sample):

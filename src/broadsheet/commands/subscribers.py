@@ -70,7 +70,7 @@ def _register_store_actions(actions: Subparsers) -> None:
     remove.add_argument("email", metavar="EMAIL")
     forget = actions.add_parser("forget", help="erase one person's data (GDPR); the address stays suppressed",
                                 description="Erase EMAIL's address, name, fields, tags and event details from the "
-                                "store and the send journal. Only a keyed hash is kept, so the address is never "
+                                "store and the send journal, and delete the outbox's messages to it. Only a keyed hash is kept, so the address is never "
                                 "mailed or imported again.")  # fmt: skip
     forget.add_argument("email", metavar="EMAIL")
     listing = actions.add_parser("list", help="list subscribers", description="One line per subscriber: "
@@ -206,6 +206,7 @@ def _remove(args: argparse.Namespace, store: Store, config: Config) -> int:
 
 def _forget(args: argparse.Namespace, store: Store, config: Config) -> int:
     from ..campaign import Journal, journal_path
+    from ..transports.outbox import remove_messages_to
 
     key = store.key(args.email)
     erased = store.forget(args.email)
@@ -213,12 +214,16 @@ def _forget(args: argparse.Namespace, store: Store, config: Config) -> int:
     if journal_path(config.root).is_file():
         with Journal.for_project(config.root) as journal:
             journal_rows = journal.forget(key)
+    outbox = config.resolve(config.send.outbox_dir)  # test copies on disk: the address is in each one
+    messages = remove_messages_to(outbox, lambda address: store.key(address) == key) if outbox.is_dir() else 0
+    places = ([f"{journal_rows:,} send journal row(s)"] if journal_rows else []) + (
+        [f"{messages:,} outbox message(s)"] if messages else [])  # fmt: skip
+    also = "".join(f" and from {place}" for place in places)
     if erased:
-        print(f"forgot {args.email.strip()}: its data is erased from the store"
-              + (f" and from {journal_rows:,} send journal row(s)" if journal_rows else "")
-              + "; a keyed hash keeps it suppressed")  # fmt: skip
+        print(f"forgot {args.email.strip()}: its data is erased from the store{also}; a keyed hash keeps it suppressed")
     else:
-        print(f"{args.email.strip()} was forgotten already; it stays suppressed")
+        print(f"{args.email.strip()} was forgotten already; it stays suppressed"
+              + (f" (erased now{also.removeprefix(' and')})" if also else ""))  # fmt: skip
     return 0
 
 
