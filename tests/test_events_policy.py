@@ -62,10 +62,22 @@ def test_hard_bounce_complaint_and_unsubscribe_suppress_and_record_their_source(
 
 def test_a_replayed_event_changes_nothing(store):
     apply([event("unsubscribe", key="u")], store, Bounces(), source="webhook")
-    store.set_status("ann@example.com", "subscribed", source="cli")  # the person came back
+    store.set_status("ann@example.com", "subscribed", source="cli", resubscribe=True)  # the person came back
     again = apply([event("unsubscribe", key="u")], store, Bounces(), source="webhook")
     assert store.get("ann@example.com").status == "subscribed" and again.suppressed == []
     assert [e.kind for e in store.events("ann@example.com")].count("unsubscribed") == 1
+
+
+def test_the_strongest_status_stays_and_only_a_new_suppression_is_counted(store):
+    first = apply([event("hard_bounce", key="h1")], store, Bounces(), source="webhook")
+    assert first.summary() == "1 hard bounce; 1 newly suppressed"
+    for kind, key in (("complaint", "c1"), ("hard_bounce", "h2"), ("unsubscribe", "u1")):
+        later = apply([event(kind, key=key)], store, Bounces(), source="webhook")
+        assert later.suppressed == [] and "; 0 newly suppressed" in later.summary()
+        assert store.get("ann@example.com").status == "complained"
+    both = apply([event("hard_bounce", "bob@example.com", key="b1"), event("complaint", "bob@example.com", key="b2")],
+                 store, Bounces(), source="sync")  # fmt: skip
+    assert both.suppressed == ["bob@example.com"] and store.get("bob@example.com").status == "complained"
 
 
 def test_soft_bounces_count_as_hard_at_the_limit_within_the_window(store):

@@ -98,13 +98,29 @@ def test_set_status_for_an_unknown_address(store):
 def test_a_dedupe_key_changes_nothing_the_second_time(store):
     store.add("ann@example.org")
     assert store.set_status("ann@example.org", "bounced", source="webhook:postmark", dedupe_key="pm-1")
-    store.set_status("ann@example.org", "subscribed", source="cli")
+    store.set_status("ann@example.org", "subscribed", source="cli", resubscribe=True)
     assert not store.set_status("ann@example.org", "bounced", source="webhook:postmark", dedupe_key="pm-1")
     assert store.get("ann@example.org").status == "subscribed"
     assert store.record_event("ann@example.org", "bounced_soft", source="sync:ses", dedupe_key="ses-9")
     assert not store.record_event("ann@example.org", "bounced_soft", source="sync:ses", dedupe_key="ses-9")
     assert not store.set_status("ann@example.org", "bounced", source="sync:ses", dedupe_key="ses-9")
     assert [e.dedupe_key for e in store.events("ann@example.org")].count("ses-9") == 1
+
+
+def test_suppression_only_gets_stronger_unless_resubscribed(store):
+    """complained > bounced > unsubscribed: a weaker status is recorded as an event, never set, so a
+    one-click cannot turn a complaint into an unsubscribe that a sign-up would revive."""
+    store.add("ann@example.org")
+    assert store.set_status("ann@example.org", "bounced", source="webhook:ses").newly_suppressed
+    complaint = store.set_status("ann@example.org", "complained", source="webhook:ses")
+    assert (complaint.before, complaint.after, complaint.newly_suppressed) == ("bounced", "complained", False)
+    assert store.set_status("ann@example.org", "bounced", source="webhook:ses") is None
+    assert store.set_status("ann@example.org", "unsubscribed", source="one-click") is None
+    assert store.get("ann@example.org").status == "complained"
+    assert [e.kind for e in store.events("ann@example.org")][-3:] == ["complained", "bounced_hard", "unsubscribed"]
+    assert store.sign_up("ann@example.org") is None  # no confirmation for a complainer
+    back = store.set_status("ann@example.org", "subscribed", source="cli", resubscribe=True)
+    assert (back.before, back.after) == ("complained", "subscribed")
 
 
 def test_record_event_keeps_the_status_and_counts_in_a_window(store):

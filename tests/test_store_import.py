@@ -80,10 +80,10 @@ def test_repeats_first_row_is_added_later_rows_are_present_rows_across_transacti
     plain = importer.import_csv(store, path)
     assert (plain.rows, plain.added, plain.opted_out, plain.updated) == (8, 5, 1, 0)
     assert plain.by_status == {"subscribed": 5}
-    rep = store.get("rep@example.org")
-    assert (rep.name, rep.fields, rep.tags, rep.status) == ("First", {"city": "Gent"}, ("one",), "unsubscribed")
+    rep = store.get("rep@example.org")  # unsubscribed, then bounced: the stronger one stays
+    assert (rep.name, rep.fields, rep.tags, rep.status) == ("First", {"city": "Gent"}, ("one",), "bounced")
     events = [(e.kind, e.detail) for e in store.events("rep@example.org")]
-    assert events == [("imported", "list.csv"), ("unsubscribed", "list.csv:7")]  # the header is line 1
+    assert events == [("imported", "list.csv"), ("unsubscribed", "list.csv:7"), ("bounced_hard", "list.csv:8")]
 
     other = tmp_path / "other"
     other.mkdir()
@@ -92,10 +92,10 @@ def test_repeats_first_row_is_added_later_rows_are_present_rows_across_transacti
         assert (update.added, update.opted_out, update.updated) == (5, 1, 3)
         rep = fresh.get("rep@example.org")  # each later row merged in, in file order
         assert (rep.name, rep.fields, rep.tags, rep.status) == (
-            "Fourth", {"city": "Leuven"}, ("one", "two"), "unsubscribed")  # fmt: skip
+            "Fourth", {"city": "Leuven"}, ("one", "two"), "bounced")  # fmt: skip
         assert [(e.kind, e.detail) for e in fresh.events("rep@example.org")] == [
             ("imported", "list.csv"), ("updated", "list.csv:5"), ("unsubscribed", "list.csv:7"),
-            ("updated", "list.csv:7"), ("updated", "list.csv:8"),
+            ("updated", "list.csv:7"), ("bounced_hard", "list.csv:8"), ("updated", "list.csv:8"),
         ]  # fmt: skip
 
 
@@ -126,6 +126,19 @@ def test_present_rows_opt_outs_update_resubscribe_and_forgotten(store, tmp_path,
     assert again.resubscribed == 1
     assert store.get("sub@example.org").status == "complained"  # its row still says complained
     assert store.events("gone@example.org")[-1].detail == "list.csv:5"
+
+
+@pytest.mark.parametrize("update", [False, True])
+def test_an_import_makes_suppression_stronger_never_weaker(store, tmp_path, update):
+    store.add("left@example.org", status="unsubscribed")
+    store.add("angry@example.org", status="complained")
+    path = write_csv(tmp_path / "list.csv", ["left@example.org,,complained,,", "angry@example.org,,unsubscribed,,",
+                                             "angry@example.org,,bounced,,"])  # fmt: skip
+    report = importer.import_csv(store, path, update=update)
+    assert store.get("left@example.org").status == "complained"
+    assert store.get("angry@example.org").status == "complained"
+    assert report.opted_out == 0  # both were suppressed already: none newly opted out
+    assert store.events("left@example.org")[-1].kind == "complained"
 
 
 def test_the_store_is_not_locked_while_the_csv_is_read(store, tmp_path):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import os
+import random as random_module
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +16,8 @@ import pytest
 from support.smtpd import configure, write_subscribers
 from test_cli_build import assert_one_line_error, run_cli
 
+from broadsheet.cli import main
+from broadsheet.commands.subscribers import STATUS_CHOICES
 from broadsheet.store import Store
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
@@ -200,9 +204,11 @@ def test_forget_erases_the_person_everywhere_and_import_never_brings_them_back(s
     (sample / "list.csv").write_text(LIST, encoding="utf-8")
     assert run_cli(sample, "send", ISSUE, "--yes").returncode == 0  # the journal now holds ann too
     run_cli(sample, "subscribers", "import", "list.csv")
+    assert outbox_recipients(sample).count("ann@example.org") == 1
     forgot = run_cli(sample, "subscribers", "forget", "Ann@Example.org")
     assert forgot.returncode == 0, forgot.stderr
-    assert "erased from the store and from 1 send journal row(s)" in forgot.stdout
+    assert "erased from the store and from 1 send journal row(s) and from 1 outbox message(s)" in forgot.stdout
+    assert outbox_recipients(sample).count("ann@example.org") == 0
     with sqlite3.connect(sample / ".broadsheet" / "state.db") as db:
         assert db.execute(
             "SELECT count(*) FROM recipients WHERE email LIKE 'ann@%' OR data LIKE '%Ann%'"
@@ -214,7 +220,30 @@ def test_forget_erases_the_person_everywhere_and_import_never_brings_them_back(s
     assert_one_line_error(run_cli(sample, "subscribers", "add", "ann@example.org"), "forgotten", "--resubscribe")
     sent = run_cli(sample, "send", ISSUE, "--list", "list.csv", "--transport", "outbox", "--yes")
     assert sent.returncode == 0, sent.stderr
-    assert outbox_recipients(sample).count("ann@example.org") == 1  # mailed before the request, never after
+    assert outbox_recipients(sample).count("ann@example.org") == 0  # never mailed after the request
+
+
+def test_forget_removes_the_outbox_messages_to_them_by_their_parsed_recipient(sample, capsys):
+    """Headers may carry the address folded, with an RFC 2047 name or an IDNA domain: each message to
+    the person goes, and no other (one to a longer address, one merely naming them in its body)."""
+    config = str(sample / "broadsheet.toml")
+    assert main(["--config", config, "subscribers", "add", "Ann@bücher.org"]) == 0
+    folder = sample / "outbox" / "issue"
+    (folder / "test").mkdir(parents=True)
+    body = "\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(b"Hello ann@b\xc3\xbccher.org").decode()
+    messages = {
+        "1-ann.eml": "To: =?utf-8?q?Ann_L=C3=A9e?= <ANN@XN--BCHER-KVA.ORG>" + body,
+        "test/1-ann.eml": "Subject: x\r\nTo: Ann\r\n <ann@xn--bcher-kva.org>\r\n\r\nhi",
+        "2-cc.eml": "To: bob@example.org\r\nCc: =?utf-8?b?QW5u?= <ann@xn--bcher-kva.org>\r\n\r\nhi",
+        "3-bob.eml": "To: bob@example.org" + body,
+        "4-annie.eml": "To: annie@xn--bcher-kva.org\r\n\r\nhi",
+    }
+    for name, text in messages.items():
+        (folder / name).write_bytes(text.encode("ascii"))
+    capsys.readouterr()
+    assert main(["--config", config, "subscribers", "forget", "ann@BÜCHER.org"]) == 0
+    assert "and from 3 outbox message(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.rglob("*.eml")) == ["3-bob.eml", "4-annie.eml"]
 
 
 def test_send_uses_the_store_by_default_with_segments_and_suppressions(sample):
@@ -310,3 +339,72 @@ def test_values_from_forms_and_csvs_cannot_drive_the_terminal(sample):
         assert "\x1b" not in output and "\\x1b[31mRed" in output
     assert "note     two\\nlines" in show
     assert_one_line_error(run_cli(sample, "subscribers", "add", "bob@example.org", "--tag", "a;b"), "tag 'a;b'")
+
+
+FUZZ_PIECES = [
+    "\r",
+    "\n",
+    "\r\n",
+    '"',
+    "=",
+    "+",
+    "-",
+    "@",
+    "\u200b",
+    ",",
+    "'",
+    ";",
+    " ",
+    "\t",
+    "a",
+    "Zé",
+    "1",
+    "x@y.org",
+]
+
+
+def fuzzed(random: random_module.Random, *, leave_out: str = "") -> str:
+    """A short text of FUZZ_PIECES (those holding a character of ``leave_out`` left out)."""
+    pieces = [piece for piece in FUZZ_PIECES if not set(piece) & set(leave_out)]
+    return "".join(random.choice(pieces) for _ in range(random.randint(1, 8)))
+
+
+def test_every_row_export_writes_import_reads_back_as_it_was(sample, tmp_path, capsys):
+    """A seeded fuzz through the real `subscribers export` and `subscribers import`: quotes, CR, LF, CRLF,
+    formulas, zero-width characters, delimiters and address-like text in names, tags and fields."""
+    random = random_module.Random(20261207)
+    with Store.for_project(sample) as store:
+        for n in range(400):
+            fields = {title: fuzzed(random) for title in ("note", "=calc", "@handle") if random.random() < 0.8}
+            store.add(f"{random.choice(['', '-', '=', '+'])}r{n}@example.org", name=fuzzed(random, leave_out="\r\n"),
+                      fields=fields, tags=[fuzzed(random, leave_out=";\r\n") for _ in range(random.randint(0, 3))],
+                      status=random.choice(STATUS_CHOICES))  # fmt: skip
+        before = [(s.email, s.name, s.status, s.tags, s.fields) for s in store.subscribers()]
+    assert main(["--config", str(sample / "broadsheet.toml"), "subscribers", "export", str(tmp_path / "all.csv")]) == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "broadsheet.toml").write_text('name = "Other"\nfrom = "x@example.org"\n', encoding="utf-8")
+    capsys.readouterr()
+    assert main(["--config", str(other / "broadsheet.toml"), "subscribers", "import", str(tmp_path / "all.csv")]) == 0
+    assert "bad row" not in capsys.readouterr().out
+    with Store.for_project(other) as store:
+        after = [(s.email, s.name, s.status, s.tags, s.fields) for s in store.subscribers()]
+    assert len(after) == len(before) == 400
+    assert sorted(after) == sorted(before)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_a_list_that_is_not_a_regular_file_is_one_line_and_never_waits(sample, kind):
+    """A FIFO would wait for a writer, /dev/zero never ends: refused before reading, not "not found"."""
+    (sample / "list.csv").write_text(LIST, encoding="utf-8")
+    odd = sample / "odd.csv"
+    if kind == "fifo":
+        os.mkfifo(odd)
+    else:
+        odd.symlink_to("/dev/zero")
+    for args in (("subscribers", "check", "odd.csv"), ("subscribers", "import", "odd.csv"),
+                 ("send", ISSUE, "--dry-run", "--list", "odd.csv")):  # fmt: skip
+        assert_one_line_error(run_cli(sample, *args), "odd.csv", "not a regular file")
+    configure(sample, send={"transport": "outbox", "list": "list.csv", "suppressions": "odd.csv"})
+    suppressions = run_cli(sample, "send", ISSUE, "--dry-run")  # never silently no one suppressed
+    assert_one_line_error(suppressions, "odd.csv" if kind == "fifo" else "/dev/zero", "not a regular file")

@@ -6,6 +6,8 @@ import csv
 import hashlib
 import io
 import itertools
+import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, TypeVar
@@ -123,12 +125,18 @@ def sniff_delimiter(header_line: str) -> str:
 
 
 def open_csv(path: Path) -> BinaryIO:
+    """The list's bytes; AudienceError for one that is missing, unreadable or not a regular file (a FIFO
+    would wait for a writer and a device such as /dev/zero never end: opened without waiting, refused)."""
     try:
-        return path.open("rb", buffering=READ_BUFFER)  # few reads: each one hands the GIL over
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise AudienceError("the list does not exist", where=str(path), fix="check the path to the CSV") from None
     except OSError as exc:
         raise AudienceError(f"cannot read the list: {exc.strerror}", where=str(path)) from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise AudienceError("the list is not a regular file", where=str(path), fix="give the path of a CSV file")
+    return os.fdopen(descriptor, "rb", buffering=READ_BUFFER)  # few reads: each one hands the GIL over
 
 
 def list_fingerprint(path: Path) -> str:
@@ -143,7 +151,7 @@ def list_fingerprint(path: Path) -> str:
 def selection_fingerprint(list_path: Path, suppressions: Path | None, segments: Iterable[str]) -> str:
     """What decides who is on a campaign sent from a CSV: the list's bytes, the suppressions' bytes, the segments."""
     parts = [list_fingerprint(list_path)]
-    parts.append(list_fingerprint(suppressions) if suppressions is not None and suppressions.is_file() else "-")
+    parts.append(list_fingerprint(suppressions) if suppressions is not None and suppressions.exists() else "-")
     parts.append(",".join(sorted(tag.casefold() for tag in segments)))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 

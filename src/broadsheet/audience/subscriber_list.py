@@ -6,7 +6,7 @@ import collections
 import contextlib
 import operator
 import re
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -304,7 +304,7 @@ class RowReader:
             values.append("")
         raw_email, raw_status, raw_name, raw_first_name, raw_tags = self._known(values)
         raw_email = raw_email.strip()
-        if end > line and columns.swallows_rows(values):
+        if end > line and columns.swallows_rows(values, self._is_address):
             reason = f"a quote on this row is not closed: lines {line}-{end} were read as one row"
             return _problem(line, raw_email, reason + " (close or remove the quote)")
         if given > self.header_width and columns.overflows(values):
@@ -332,6 +332,13 @@ class RowReader:
         fields = dict(zip(self._extra_titles, self._extra_values(values), strict=False))  # the getter gives two more
         tags = (self._tags.get(raw_tags) or self._split_tags(raw_tags)) if raw_tags else ()
         return _list_row(ListRow, (status, Subscriber(email, name, first_name, tags, fields, line)))
+
+    def _is_address(self, text: str) -> bool:
+        try:
+            self.normalise(text)
+        except InvalidAddress:
+            return False
+        return True
 
     def _split_tags(self, text: str) -> tuple[str, ...]:
         if len(self._tags) >= TAG_LISTS_KEPT:
@@ -394,9 +401,17 @@ class Columns:
         """More non-empty values than columns (trailing empty ones, as spreadsheets write, are fine)."""
         return len(values) > len(self.header) and any(value.strip() for value in values[len(self.header) :])
 
-    def swallows_rows(self, values: list[str]) -> bool:
-        """A value whose later lines look like rows of their own (a delimiter and an '@'): an unclosed quote."""
-        return any(self.delimiter in line and "@" in line for value in values for line in value.splitlines()[1:])
+    def swallows_rows(self, values: list[str], is_address: Callable[[str], bool]) -> bool:
+        """A value whose later lines look like rows of their own (a value for each column, an address in the
+        email column): an unclosed quote. A quoted value may hold line breaks, delimiters and '@' alone."""
+        at, width = self.index["email"], len(self.header)
+        assert at is not None
+        for value in values:
+            for line in value.splitlines()[1:]:
+                cells = line.split(self.delimiter)
+                if len(cells) >= width and is_address(as_written(cells[at].strip())):
+                    return True
+        return False
 
     def get(self, values: list[str], name: str) -> str:
         index = self.index[name]

@@ -70,7 +70,7 @@ def _register_store_actions(actions: Subparsers) -> None:
     remove.add_argument("email", metavar="EMAIL")
     forget = actions.add_parser("forget", help="erase one person's data (GDPR); the address stays suppressed",
                                 description="Erase EMAIL's address, name, fields, tags and event details from the "
-                                "store and the send journal. Only a keyed hash is kept, so the address is never "
+                                "store and the send journal, and delete the outbox's messages to it. Only a keyed hash is kept, so the address is never "
                                 "mailed or imported again.")  # fmt: skip
     forget.add_argument("email", metavar="EMAIL")
     listing = actions.add_parser("list", help="list subscribers", description="One line per subscriber: "
@@ -158,11 +158,12 @@ def _export(args: argparse.Namespace, store: Store, config: Config) -> int:
 
 
 def _write_csv(store: Store, handle: TextIO, status: str | None) -> int:
-    """The store as the CSV ``import`` reads, every cell one a spreadsheet shows as text (``spreadsheet_safe``)."""
+    """The store as the CSV ``import`` reads, every cell one a spreadsheet shows as text (``spreadsheet_safe``).
+    Rows end in CRLF (RFC 4180), so that a value holding a CR or an LF alone is quoted too."""
     from ..audience.spreadsheet import spreadsheet_safe
 
     extra = [name for name in store.field_names() if name.lower() not in ("email", "name", "status", "tags")]
-    writer = csv.writer(handle, lineterminator="\n")
+    writer = csv.writer(handle, lineterminator="\r\n")
     writer.writerow(map(spreadsheet_safe, ["email", "name", "status", "tags", *extra]))
     written = 0
     for subscriber in store.subscribers(status=status):
@@ -179,7 +180,8 @@ def _add(args: argparse.Namespace, store: Store, config: Config) -> int:
         raise StoreError(f"{present.email} is already in the store, {present.status}", where=str(store.path),
                          fix="add --resubscribe if they asked to subscribe again")  # fmt: skip
     if args.resubscribe and present is not None and present.status != "subscribed":
-        store.set_status(args.email, "subscribed", source="cli", detail="resubscribed at their request")
+        store.set_status(args.email, "subscribed", source="cli", detail="resubscribed at their request",
+                         resubscribe=True)  # fmt: skip
         print(f"resubscribed {present.email} (was {present.status})")
         return 0
     added = store.add(args.email, name=args.name, tags=args.tag, resubscribe=args.resubscribe)
@@ -197,13 +199,14 @@ def _remove(args: argparse.Namespace, store: Store, config: Config) -> int:
         print(f"{args.email.strip()} was forgotten at their request: it stays suppressed")
     elif changed:
         print(f"unsubscribed {present.email} (was {present.status})")
-    else:
-        print(f"{present.email} was unsubscribed already")
+    else:  # unsubscribed already, or suppressed more strongly (bounced, complained): it stays so
+        print(f"{present.email} was {present.status} already")
     return 0
 
 
 def _forget(args: argparse.Namespace, store: Store, config: Config) -> int:
     from ..campaign import Journal, journal_path
+    from ..transports.outbox import remove_messages_to
 
     key = store.key(args.email)
     erased = store.forget(args.email)
@@ -211,12 +214,16 @@ def _forget(args: argparse.Namespace, store: Store, config: Config) -> int:
     if journal_path(config.root).is_file():
         with Journal.for_project(config.root) as journal:
             journal_rows = journal.forget(key)
+    outbox = config.resolve(config.send.outbox_dir)  # test copies on disk: the address is in each one
+    messages = remove_messages_to(outbox, lambda address: store.key(address) == key) if outbox.is_dir() else 0
+    places = ([f"{journal_rows:,} send journal row(s)"] if journal_rows else []) + (
+        [f"{messages:,} outbox message(s)"] if messages else [])  # fmt: skip
+    also = "".join(f" and from {place}" for place in places)
     if erased:
-        print(f"forgot {args.email.strip()}: its data is erased from the store"
-              + (f" and from {journal_rows:,} send journal row(s)" if journal_rows else "")
-              + "; a keyed hash keeps it suppressed")  # fmt: skip
+        print(f"forgot {args.email.strip()}: its data is erased from the store{also}; a keyed hash keeps it suppressed")
     else:
-        print(f"{args.email.strip()} was forgotten already; it stays suppressed")
+        print(f"{args.email.strip()} was forgotten already; it stays suppressed"
+              + (f" (erased now{also.removeprefix(' and')})" if also else ""))  # fmt: skip
     return 0
 
 

@@ -2,6 +2,8 @@
 
 A hard bounce or a complaint suppresses the address (status bounced or complained); ``soft_limit`` soft
 bounces within ``window_days`` count as a hard one; an unsubscribe unsubscribes; a delivery is recorded.
+The store keeps the strongest status (complained > bounced > unsubscribed): a later, weaker event is
+recorded without lowering it.
 Every event carries a dedupe key, so a replayed webhook, a second sync or a mail read twice changes
 nothing. Events are matched to their campaign through the send journal when the caller passes a lookup.
 """
@@ -35,7 +37,7 @@ class Applied:
 
     kinds: Counter[str] = field(default_factory=Counter)  # kind -> events read (repeats included)
     invalid: int = 0  # events whose address is not an address: skipped
-    suppressed: list[str] = field(default_factory=list)  # addresses whose status became a suppressing one
+    suppressed: list[str] = field(default_factory=list)  # addresses mailable before (or unknown), suppressed now
 
     @property
     def total(self) -> int:
@@ -71,26 +73,29 @@ def apply(
 
 
 def _apply_one(event: MailEvent, store: Store, bounces: Bounces, source: str, applied: Applied) -> None:
-    common = {"source": source, "campaign": event.campaign, "detail": event.detail}
     applied.kinds[event.kind] += 1
     status = STATUS_FOR.get(event.kind)
     if status is not None:
-        if store.set_status(event.email, status, dedupe_key=event.dedupe_key, **common):
-            applied.suppressed.append(event.email)
-        return
-    new = store.record_event(event.email, RECORDED_AS[event.kind], dedupe_key=event.dedupe_key, at=event.at, **common)
-    if new and event.kind == "soft_bounce" and bounces.soft_limit:
-        since = _days_before(event.at, bounces.window_days)
-        count = store.count_events(event.email, "bounced_soft", since)
-        if count >= bounces.soft_limit and store.set_status(
+        change = store.set_status(event.email, status, source=source, campaign=event.campaign, detail=event.detail,
+                                  dedupe_key=event.dedupe_key)  # fmt: skip
+    else:
+        new = store.record_event(event.email, RECORDED_AS[event.kind], source=source, campaign=event.campaign,
+                                 detail=event.detail, dedupe_key=event.dedupe_key, at=event.at)  # fmt: skip
+        if not (new and event.kind == "soft_bounce" and bounces.soft_limit):
+            return
+        count = store.count_events(event.email, "bounced_soft", _days_before(event.at, bounces.window_days))
+        if count < bounces.soft_limit:
+            return
+        change = store.set_status(
             event.email,
             "bounced",
             source=source,
             campaign=event.campaign,
             detail=f"{count} soft bounces within {bounces.window_days} days (soft_limit {bounces.soft_limit})",
             dedupe_key=f"{event.dedupe_key}:soft-limit",
-        ):
-            applied.suppressed.append(event.email)
+        )
+    if change is not None and change.newly_suppressed:
+        applied.suppressed.append(event.email)
 
 
 def _source(way_in: str, provider: str) -> str:

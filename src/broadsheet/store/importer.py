@@ -5,8 +5,8 @@ Rules (who is new is decided by the UNIQUE ``email_key``: no set of every addres
 
 - an address the store does not have is added from its first row in the file (with its tags and an
   ``imported`` event); its later rows, and every row of an address already present, are *present rows*;
-- a present row that says unsubscribed, bounced or complained is always applied to a subscribed or
-  unconfirmed subscriber;
+- a present row that says unsubscribed, bounced or complained is always applied to a subscriber whose
+  status is weaker (suppression only gets stronger: complained > bounced > unsubscribed);
 - with ``update``, present rows merge name, fields and tags in, and a subscribed row confirms an
   unconfirmed one, but never resubscribes someone unsubscribed, bounced or complained unless ``resubscribe``;
 - a forgotten address is never added again (its rows are counted, nothing else).
@@ -43,7 +43,7 @@ from ..audience.subscriber_list import list_chunks
 from ..errors import StoreError
 from .parts import SORTED as PART_TABLE
 from .parts import stage_in_parts
-from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING
+from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING, settled, weaker_sql
 from .staged import STAGED, staged_chunks
 from .store import Store, dump_fields, utc_now
 
@@ -53,7 +53,6 @@ CACHE_KIB = 49_152  # the page cache during an import, and the sort's memory (48
 CHECKPOINT_PAGES = 10_000  # WAL pages before a checkpoint during the move (default 1,000: a checkpoint each)
 PAUSE = 0.005  # seconds between two transactions of the move: another writer's turn
 SORTED = "staging.sorted"  # the staged rows in (key, file order); its rowid is the position
-MOVABLE = ("subscribed", "unconfirmed")  # statuses a row of the file may move to a suppressing one
 
 
 @dataclass
@@ -274,18 +273,20 @@ class _Move:
             by_status[status] = by_status.get(status, 0) + count
 
     def _apply_opt_outs(self, rows: dict[str, Any], unforgotten: str) -> None:
-        """Without --update: the rows that say unsubscribed, bounced or complained, for an address now
-        subscribed or unconfirmed (a row just added has its own status already, so it is not among them)."""
-        suppressing, movable = _sql_list(SUPPRESSING), _sql_list(MOVABLE)
+        """Without --update: the rows that say unsubscribed, bounced or complained, for an address whose
+        status is weaker now (a row just added has its own status already, so it is not among them)."""
+        suppressing = ", ".join(f"'{status}'" for status in SUPPRESSING)
         found = self.db.execute(
-            f"SELECT s.key, s.status, s.line FROM {SORTED} s CROSS JOIN subscribers u ON u.email_key = s.key"
+            f"SELECT s.key, s.status, s.line, u.status FROM {SORTED} s CROSS JOIN subscribers u ON u.email_key = s.key"
             f" WHERE s.rowid > :start AND s.rowid <= :end AND s.status IN ({suppressing})"
-            f" AND u.status IN ({movable}){unforgotten} ORDER BY s.rowid",
+            f" AND {weaker_sql('u.status', 's.status')}{unforgotten} ORDER BY s.rowid",
             rows,
         ).fetchall()
-        for key, status, line in found:  # in file order within an address: the first one moves it
-            if _move(self.store, key, status, f"{self.source}:{line}"):
-                self.report.opted_out += 1
+        opted_out = set()  # in file order within an address: each row stronger than the status it meets moves it
+        for key, status, line, before in found:
+            if _move(self.store, key, status, f"{self.source}:{line}") and before not in SUPPRESSING:
+                opted_out.add(key)
+        self.report.opted_out += len(opted_out)
 
     def _merge_present(self, rows: dict[str, Any], unforgotten: str) -> None:
         """--update: every row not just added (present before, or a later row of an address) merges in."""
@@ -302,16 +303,12 @@ class _Move:
             _merge(self.store, subscribers[row.key], row, self.source, self.report, resubscribe=self.resubscribe)
 
 
-def _sql_list(values: tuple[str, ...]) -> str:
-    return ", ".join(f"'{value}'" for value in values)
-
-
 def _move(store: Store, key: str, status: str, detail: str) -> bool:
-    """A subscribed or unconfirmed subscriber to the suppressing ``status``, with its event."""
-    marks = ",".join("?" * len(MOVABLE))
+    """A subscriber whose status is weaker than the suppressing ``status`` to it, with its event."""
     row = store.db.execute(
-        f"UPDATE subscribers SET status = ?, updated = ? WHERE email_key = ? AND status IN ({marks}) RETURNING id",
-        (status, utc_now(), key, *MOVABLE),
+        "UPDATE subscribers SET status = :status, updated = :now WHERE email_key = :key"
+        f" AND {weaker_sql('status', ':status')} RETURNING id",
+        {"status": status, "now": utc_now(), "key": key},
     ).fetchone()
     if row is None:
         return False
@@ -350,7 +347,7 @@ def _merge(store: Store, present: _Subscriber, row: _Row, source: str, report: I
         store.db.execute("UPDATE subscribers SET status = ?, updated = ? WHERE id = ?", (status, utc_now(), present.id))
         store._event(present.id, STATUS_EVENTS[status], source="import", detail=detail)
         if status in SUPPRESSING:
-            report.opted_out += 1
+            report.opted_out += present.status not in SUPPRESSING  # not when only made stronger
         elif present.status in SUPPRESSING:
             report.resubscribed += 1
         present.status = status
@@ -368,7 +365,7 @@ def _merge(store: Store, present: _Subscriber, row: _Row, source: str, report: I
 
 def _merged_status(old: str, new: str, *, resubscribe: bool) -> str:
     if new in SUPPRESSING:
-        return new if old in MOVABLE else old
+        return settled(old, new)
     if new == "subscribed" and (old == "unconfirmed" or (old in SUPPRESSING and resubscribe)):
         return "subscribed"
     return old

@@ -19,6 +19,7 @@ from typing import TypeAlias
 from ..audience import RowProblem, Subscriber, SubscriberList, first_word, list_fingerprint
 from ..audience.addresses import AddressChecker
 from ..audience.bulk import Selection, attached
+from ..audience.csvfile import open_csv
 from ..audience.ledger import Ledger
 from ..audience.subscriber_list import check_segments, suppression_keys
 from ..config import Config
@@ -44,15 +45,17 @@ def recipients_for(config: Config, list_file: Path | None, segments: Sequence[st
 
 def csv_recipients(path: Path, config: Config, segments: Sequence[str], *, fix: str | None = None) -> SubscriberList:
     """The CSV list at ``path`` as a send reads it, with the config's suppression file when it exists."""
-    if not path.is_file():
+    if not path.exists():
         raise AudienceError("subscriber list not found", where=str(path), fix=fix)
+    open_csv(path).close()  # a FIFO, a device, a folder: one line saying it is not a regular file
     return SubscriberList(path, segments=segments, suppressions=suppression_file(config))
 
 
 def suppression_file(config: Config) -> Path | None:
-    """``[send] suppressions`` when that file exists (a missing one suppresses no one)."""
+    """``[send] suppressions`` when that file exists (a missing one suppresses no one; one that is not a
+    regular file is an error when read, never silently no one)."""
     path = config.resolve(config.send.suppressions) if config.send.suppressions else None
-    return path if path is not None and path.is_file() else None
+    return path if path is not None and path.exists() else None
 
 
 def _has_subscribers(root: Path) -> bool:

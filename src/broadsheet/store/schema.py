@@ -10,6 +10,26 @@ SCHEMA_VERSION = 1
 
 STATUSES = ("unconfirmed", "subscribed", "unsubscribed", "bounced", "complained")
 SUPPRESSING = ("unsubscribed", "bounced", "complained")  # never mailed again
+# How firmly a status keeps an address from being mailed: suppression only ever gets stronger
+# (complained > bounced > unsubscribed), and only an explicit resubscribe lowers it.
+STRENGTH = {"unconfirmed": 0, "subscribed": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
+
+
+def settled(old: str, new: str, *, resubscribe: bool = False) -> str:
+    """The status an address of status ``old`` has after ``new`` is asked: ``new``, unless it is weaker
+    and this is no explicit resubscribe (a one-click or a bounce never lifts a complaint)."""
+    return new if resubscribe or STRENGTH[new] >= STRENGTH[old] else old
+
+
+def weaker_sql(column: str, than: str) -> str:
+    """SQL that is true when the status in ``column`` is weaker than the status in ``than`` (SQL too)."""
+    return f"{_strength_sql(column)} < {_strength_sql(than)}"
+
+
+def _strength_sql(column: str) -> str:
+    cases = " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in STRENGTH.items() if rank)
+    return f"(CASE {column} {cases} ELSE 0 END)"
+
 
 # The event a status change records.
 STATUS_EVENTS = {

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..audience.addresses import AddressChecker, InvalidAddress
 from ..errors import StoreError
-from .schema import SCHEMA, SCHEMA_VERSION, STATUS_EVENTS, STATUSES, SUPPRESSING
+from .schema import SCHEMA, SCHEMA_VERSION, STATUS_EVENTS, STATUSES, SUPPRESSING, settled
 
 BUSY_MS = 10_000
 RETRY_SECONDS = 0.001  # between two tries to begin a write while another process writes
@@ -56,6 +56,19 @@ class Event:
     campaign: str  # the campaign that caused it, or ""
     detail: str
     dedupe_key: str | None  # unique when set: recording the same key twice changes nothing
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """What ``set_status`` changed: the status before (None: the store did not have the address) and after."""
+
+    before: str | None
+    after: str
+
+    @property
+    def newly_suppressed(self) -> bool:
+        """The address could be mailed (or was not in the store) and no longer can."""
+        return self.after in SUPPRESSING and self.before not in SUPPRESSING
 
 
 SUBSCRIBER_COLUMNS = "id, email, name, fields, status, created, updated"
@@ -285,35 +298,40 @@ class Store:
 
     def set_status(
         self, email: str, status: str, *, source: str, campaign: str = "", detail: str = "",
-        dedupe_key: str | None = None,
-    ) -> bool:  # fmt: skip
-        """Record the status's event and set it; True when the status changed.
+        dedupe_key: str | None = None, resubscribe: bool = False,
+    ) -> StatusChange | None:  # fmt: skip
+        """Record the status's event and set it; what changed, or None.
 
-        An unknown address records nothing (False), except for a suppressing status: then a suppressed
-        row is created so the address is never mailed. A dedupe_key seen before changes nothing (False).
+        Suppression only gets stronger (``schema.settled``): a status weaker than the present one is
+        recorded as an event but not set, unless ``resubscribe`` (the person asked). An unknown address
+        records nothing, except for a suppressing status: then a suppressed row is created so the address
+        is never mailed. A dedupe_key seen before changes nothing.
         """
         check_status(status)
         email = self._address(email)
         key = email.lower()  # self.key(email), without normalising the address a second time
         with self._write():
             if dedupe_key is not None and self._seen(dedupe_key):
-                return False
+                return None
             row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
             if row is None:
                 if status not in SUPPRESSING or self._forgotten(key):
-                    return False
+                    return None
                 subscriber, old = self._insert(email, status=status), None
             else:
                 subscriber, old = row
             self._event(subscriber, STATUS_EVENTS[status], source=source, campaign=campaign, detail=detail,
                         dedupe_key=dedupe_key)  # fmt: skip
-            if old is None or old == status:
-                return old is None
-            nonce = ", nonce = ''" if status == "subscribed" else ""
+            if old is None:
+                return StatusChange(None, status)
+            new = settled(old, status, resubscribe=resubscribe)
+            if new == old:
+                return None
+            nonce = ", nonce = ''" if new == "subscribed" else ""
             self.db.execute(f"UPDATE subscribers SET status = ?, updated = ?{nonce} WHERE id = ?",
-                            (status, utc_now(), subscriber))  # fmt: skip
+                            (new, utc_now(), subscriber))  # fmt: skip
             self._touch()
-            return True
+            return StatusChange(old, new)
 
     def record_event(
         self, email: str, kind: str, *, source: str, campaign: str = "", detail: str = "",

@@ -7,10 +7,13 @@ Test copies (``test=True``, from ``send --test``) go to ``<slug>/test/``, apart 
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import itertools
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ..compose.message import Message
@@ -35,6 +38,32 @@ def _next_number(folder: Path) -> int:
         if counter is None:
             counter = _counters[folder] = itertools.count(sum(1 for _ in folder.glob("*.eml")) + 1)
         return next(counter)
+
+
+def remove_messages_to(folder: Path, is_them: Callable[[str], bool]) -> int:
+    """Delete every message under ``folder`` (campaigns' and test copies) whose To or Cc names an address
+    ``is_them`` accepts, read from the parsed headers (RFC 2047 names, IDNA domains); how many. Links are
+    not followed: only the outbox's own files go."""
+    parser = email.parser.BytesHeaderParser(policy=email.policy.default)
+    removed = 0
+    for top, _, names in os.walk(folder):
+        for name in names:
+            path = Path(top) / name
+            if path.suffix != ".eml" or path.is_symlink():
+                continue
+            try:
+                with path.open("rb") as handle:
+                    headers = parser.parse(handle)
+                recipients = [address.addr_spec for field in ("To", "Cc") for value in headers.get_all(field, [])
+                              for address in getattr(value, "addresses", ())]  # fmt: skip
+                if any(is_them(recipient) for recipient in recipients):
+                    path.unlink()
+                    removed += 1
+            except OSError as exc:
+                raise TransportError(
+                    f"cannot remove a message from the outbox: {exc.strerror}", where=str(path)
+                ) from None
+    return removed
 
 
 class OutboxTransport(Transport):
