@@ -312,6 +312,7 @@ def _date(document: _Document, key: str) -> dt.date | None:
 
 
 SEND_AT_FIX = "write send_at: 2026-12-03 09:00:00+01:00 (date, time and UTC offset; without an offset it is UTC)"
+SEND_AT_RANGE = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC))
 
 
 def _send_at(document: _Document) -> dt.datetime | None:
@@ -330,7 +331,17 @@ def _send_at(document: _Document) -> dt.datetime | None:
         raise ContentError(f"'send_at' needs a time of day, not only {value}", where=where, fix=SEND_AT_FIX)
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    try:  # a moment past 9999 or before year 1 in UTC cannot be held: every command would fail on it
+        moment = value.astimezone(dt.UTC)
+    except OverflowError:
+        moment = None
+    if moment is None or not SEND_AT_RANGE[0] <= moment <= SEND_AT_RANGE[1]:
+        raise ContentError(
+            f"'send_at' is out of range: {document.meta['send_at']}",
+            where=where,
+            fix="give a moment between 1970-01-01 and 9999-12-31 23:59:59 UTC",
+        )
+    return moment
 
 
 def _number(document: _Document) -> int | str | None:
