@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import lxml.html
 import pytest
 from support.issues import hashed, write_image
 from test_cli_build import SAMPLE_NAME, assert_one_line_error, run_cli
@@ -279,6 +280,32 @@ def test_windows_line_endings_are_fine(project, cli):
 def test_content_nested_256_deep_is_refused_with_its_line(project, cli):
     article(project, "---\ntitle: x\n---\nIntro.\n\n" + "<div>" * 300 + "deep" + "</div>" * 300 + "\n\nafter\n")
     assert_refused(cli, "03-extra.md:6", "HTML nested more than 100 elements deep")
+
+
+@pytest.mark.parametrize(
+    "body, items",
+    [
+        ("- a\n-\n- b\n", ["a", "", "b"]),
+        ("<ul><li></li><li>x</li></ul>\n", ["", "x"]),
+        ("".join("  " * level + f"- {level}\n" for level in range(10)), [str(n) for n in range(10)]),
+        ("".join("  " * level + f"- {level}\n" for level in range(45)), [str(n) for n in range(45)]),
+    ],
+    ids=["empty-markdown-item", "empty-li", "list-10-deep", "list-45-deep"],
+)
+def test_empty_list_items_and_deep_lists_are_built_whole(project, cli, body, items):
+    article(project, "---\ntitle: Lists\n---\nIntro.\n\n" + body + "\nafter the list\n")
+    result = cli("build", ISSUE)
+    assert result.returncode == 0, result.stderr
+    html = lxml.html.parse(project / "dist" / SAMPLE_NAME / "email.html")
+    shown = [(item.text or "").strip() for item in html.iter("li")]  # each item's own text
+    assert any(shown[at : at + len(items)] == items for at in range(len(shown))), shown
+    text = (project / "dist" / SAMPLE_NAME / "email.txt").read_text(encoding="utf-8")
+    assert "after the list" in text and f"- {items[-1]}" in text
+
+
+def test_a_list_nested_past_the_depth_limit_names_its_line(project, cli):
+    article(project, "---\ntitle: x\n---\nIntro.\n\n" + "".join("  " * n + f"- {n}\n" for n in range(60)))
+    assert_refused(cli, "03-extra.md:55", "lists or quotes nested more than 100 deep")
 
 
 def test_a_theme_that_loses_the_footer_when_compiled_is_refused(project, cli):

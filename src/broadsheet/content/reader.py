@@ -191,6 +191,12 @@ def _render_body(
     document: _Document, images: _ImageCollector, links: LinkRegistry, notes: list[str]
 ) -> tuple[str, str]:
     fragment = render_markdown(document.body, rewrite_src=lambda src: images.relocate(src, "", document))
+    if fragment.too_deep and fragment.deep_line is not None:
+        raise ContentError(
+            f"lists or quotes nested more than {MAX_DEPTH} deep",
+            where=f"{document.path}:{document.body_line + fragment.deep_line}",
+            fix="nest them less",
+        )
     if fragment.too_deep:  # lxml (premailer, lint) would silently drop all that follows: the footer too
         raise ContentError(
             f"HTML nested more than {MAX_DEPTH} elements deep",
