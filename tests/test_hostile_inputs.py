@@ -348,6 +348,41 @@ def test_a_theme_cannot_escape_its_sandbox(project, cli, expression, fragment):
     assert_refused(cli, f"footer.mjml.j2:{line}", "the theme tried something unsafe", fragment)
 
 
+@pytest.mark.parametrize(
+    "expression, fragment",
+    [
+        ("{{ range(10**8) | list }}", "the theme does too much: Range too big"),
+        (
+            "{% macro again(n) %}{{ again(n) }}{% endmacro %}{{ again(1) }}",
+            "the theme does too much: maximum recursion",
+        ),
+        ("{{ 1/0 }}", "template error: ZeroDivisionError: division by zero"),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "the theme does too much: more than 1,000,000 loop steps and calls",
+        ),
+        ("{{ ('x' * 10**9) | length }}", "the theme does too much: a value 1 long times 1000000000"),
+        ("{{ 10 ** (10 ** 9) }}", "the theme does too much: 10 ** 1000000000 is a number of more than"),
+        ("{{ 'x' | center(10**9) }}", "the theme does too much: the filter center was given 1000000000"),
+        ("{{ 'x'.encode('no-such-codec') }}", "template error: LookupError: unknown encoding"),
+    ],
+    ids=["range", "recursive-macro", "zero-division", "nested-loops", "repeat", "power", "filter", "codec"],
+)
+def test_a_theme_that_fails_or_does_too_much_is_one_line_naming_its_line(project, expression, fragment):
+    theme = project / "templates" / "default" / "partials" / "footer.mjml.j2"
+    theme.write_text(theme.read_text(encoding="utf-8") + expression + "\n", encoding="utf-8")
+    line = len(theme.read_text(encoding="utf-8").splitlines())
+    assert_refused(project, f"footer.mjml.j2:{line}: {fragment}")  # in a child process: a hang fails the test
+
+
+def test_a_theme_within_its_bounds_still_loops_multiplies_and_filters(project, cli):
+    theme = project / "templates" / "default" / "partials" / "footer.mjml.j2"
+    expression = "{% for i in range(3) %}{{ loop.index }}/{{ loop.length }} {% endfor %}{{ 'ab' * 2 }} {{ 2 ** 10 }}"
+    theme.write_text(theme.read_text(encoding="utf-8") + expression + "\n", encoding="utf-8")
+    assert cli("build", ISSUE).returncode == 0
+    assert "1/3 2/3 3/3 abab 1024" in (project / "dist" / SAMPLE_NAME / "email.html").read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("target", ["subscribers.example.csv", "/dev/zero"])
 def test_a_theme_partial_linked_outside_the_theme_is_refused(project, cli, target):
     partial = project / "templates" / "default" / "partials" / "footer.mjml.j2"

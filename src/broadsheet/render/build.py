@@ -17,13 +17,13 @@ from ..content import Issue, read_issue
 from ..content.images import ImageProblem, check_local_image, published_src, unique_name
 from ..content.optimise import CACHE_FOLDER, max_width_for, optimise
 from ..content.text import LinkRegistry
-from ..errors import ConfigError, ContentError, TemplateError, one_line
+from ..errors import BroadsheetError, ConfigError, ContentError, TemplateError, one_line
 from .checks import build_warnings
 from .compile import compile_mjml, inline_css
 from .links import unsubscribe_mailto
 from .model import RenderedIssue
 from .placeholders import PlaceholderTable
-from .theme import HTML_TEMPLATE, TEXT_TEMPLATE, Theme, load_theme
+from .theme import HTML_TEMPLATE, TEXT_TEMPLATE, Theme, ThemeLimit, limited, load_theme
 
 REMOTE = ("http://", "https://")
 
@@ -123,7 +123,8 @@ def _render(environment: jinja2.Environment, name: str, context: dict[str, Any],
     environment.filters["default"] = table.default_filter(jinja2.filters.do_default)
     environment.filters["email_only"] = table.email_only
     try:
-        return environment.get_template(name).render(context)
+        with limited():
+            return environment.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
         where = f"{exc.filename or name}:{exc.lineno}"
         raise TemplateError(
@@ -148,6 +149,18 @@ def _render(environment: jinja2.Environment, name: str, context: dict[str, Any],
             f"template error: {exc}",
             where=_template_frame(exc) or name,
             fix="check the name against the issue, article, config, brand and footer fields",
+        ) from None
+    except (ThemeLimit, RecursionError, MemoryError, OverflowError) as exc:  # range(10**8), a macro calling itself
+        raise TemplateError(
+            f"the theme does too much: {exc}",
+            where=_template_frame(exc) or name,
+            fix="a theme shows the issue's values: no long loops, deep recursion or huge values",
+        ) from None
+    except BroadsheetError:
+        raise
+    except Exception as exc:  # 1/0, int("x"), …: whatever a theme's expression raises is the theme's mistake
+        raise TemplateError(
+            f"template error: {type(exc).__name__}: {exc}", where=_template_frame(exc) or name, fix="fix that line"
         ) from None
 
 
