@@ -15,7 +15,7 @@ from jinja2.exceptions import SecurityError
 from ..config import Config
 from ..content import Issue, read_issue
 from ..content.images import ImageProblem, check_local_image, published_src, unique_name
-from ..content.optimise import CACHE_FOLDER, max_width_for, optimise
+from ..content.optimise import CACHE_FOLDER, Optimised, max_width_for, optimise
 from ..content.text import LinkRegistry
 from ..errors import BroadsheetError, ConfigError, ContentError, TemplateError, one_line
 from .checks import build_warnings
@@ -188,14 +188,19 @@ def _logo(config: Config, issue: Issue) -> tuple[str, tuple[tuple[str, Path], ..
     path = logo_file(config)
     if path is None:
         return config.brand.logo, ()
+    ready = optimised_logo(config, path, width=config.brand.logo_width)
+    name = unique_name(f"logo-{ready.name}", {image.src for image in issue.images})
+    return published_src(config.base_url, issue.slug, name), ((name, ready.file),)
+
+
+def optimised_logo(config: Config, path: Path, *, width: int) -> Optimised:
+    """The logo's published copy (re-encoded: no metadata) for showing ``width`` CSS pixels wide at most."""
     try:
-        ready = optimise(path, max_width=max_width_for(config.brand.logo_width), cache=config.root / CACHE_FOLDER)
+        return optimise(path, max_width=max_width_for(width), cache=config.root / CACHE_FOLDER)
     except ImageProblem as exc:
         raise ConfigError(
             f"logo {exc.problem}: {config.brand.logo}", where=config.where("brand.logo"), fix=exc.fix
         ) from None
-    name = unique_name(f"logo-{ready.name}", {image.src for image in issue.images})
-    return published_src(config.base_url, issue.slug, name), ((name, ready.file),)
 
 
 def _check_survived(mjml_source: str, html: str, table: PlaceholderTable, config: Config, *, where: str) -> None:
