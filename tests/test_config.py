@@ -1,8 +1,10 @@
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
 
-from broadsheet.config import Config, find_config, load_config, secret
+from broadsheet.config import MAXIMUM, Config, find_config, load_config, secret
 from broadsheet.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,16 +114,37 @@ def test_base_url_must_be_an_absolute_web_address(tmp_path):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("[smtp]\ntimeout = 0\n", "'smtp.timeout' must be a number above 0"),
-        ("[send]\nretries = -1\n", "'send.retries' must be a whole number of 0 or more"),
-        ("[send]\nrate_per_second = -2.5\n", "'send.rate_per_second' must be a number of 0 or more"),
-        ("[send]\nconnections = 0\n", "'send.connections' must be a whole number above 0"),
+        ("[smtp]\ntimeout = 0\n", "'smtp.timeout' must be a number above 0 and at most 3600"),
+        ("[send]\nretries = -1\n", "'send.retries' must be a whole number from 0 to 100"),
+        ("[send]\nrate_per_second = -2.5\n", "'send.rate_per_second' must be a number from 0 to 10000"),
+        ("[send]\nconnections = 0\n", "'send.connections' must be a whole number from 1 to 100"),
         ("[send]\nconnections = 2.5\n", "'send.connections' must be a whole number"),
+        ("[send]\nrate_per_second = inf\n", r"'send.rate_per_second' must be a number from 0 to 10000, not float inf"),
+        ("[send]\nrate_per_hour = nan\n", r"'send.rate_per_hour' must be a number from 0 to 36000000, not float nan"),
+        (
+            "[send]\nconnections = 100000\n",
+            r"broadsheet.toml:2: 'send.connections' must be a whole number from 1 to 100",
+        ),
+        ("[smtp]\ntimeout = -inf\n", "'smtp.timeout' must be a number above 0 and at most 3600, not float -inf"),
+        ("[bounces]\nwindow_days = 99999999\n", "'bounces.window_days' must be a whole number from 0 to 3650"),
+        (
+            "[serve]\nport = 70000\n",
+            r"'serve.port' must be a whole number from 1 to 65535, not int 70000 \(set serve.port to a whole",
+        ),
     ],
 )
 def test_numbers_out_of_range_are_refused(tmp_path, text, expected):
     with pytest.raises(ConfigError, match=expected):
         load_config(write(tmp_path, text))
+
+
+def test_every_number_key_has_its_range_and_each_default_is_in_it(tmp_path):
+    """Each int and float of the schema, in every table, is checked against its range on load."""
+    tables = [Config, *(hint for hint in typing.get_type_hints(Config).values() if dataclasses.is_dataclass(hint))]
+    numbers = [(table, item) for table in tables for item in dataclasses.fields(table) if item.type in ("int", "float")]
+    assert len(numbers) > 20
+    for table, item in numbers:
+        assert 0 <= getattr(table(), item.name) <= MAXIMUM[item.name], (table.__name__, item.name)
 
 
 def test_errors_name_the_line_in_the_key_s_own_table(tmp_path):

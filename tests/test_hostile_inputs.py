@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import lxml.html
 import pytest
 from support.issues import hashed, write_image
 from test_cli_build import SAMPLE_NAME, assert_one_line_error, run_cli
@@ -281,6 +282,32 @@ def test_content_nested_256_deep_is_refused_with_its_line(project, cli):
     assert_refused(cli, "03-extra.md:6", "HTML nested more than 100 elements deep")
 
 
+@pytest.mark.parametrize(
+    "body, items",
+    [
+        ("- a\n-\n- b\n", ["a", "", "b"]),
+        ("<ul><li></li><li>x</li></ul>\n", ["", "x"]),
+        ("".join("  " * level + f"- {level}\n" for level in range(10)), [str(n) for n in range(10)]),
+        ("".join("  " * level + f"- {level}\n" for level in range(45)), [str(n) for n in range(45)]),
+    ],
+    ids=["empty-markdown-item", "empty-li", "list-10-deep", "list-45-deep"],
+)
+def test_empty_list_items_and_deep_lists_are_built_whole(project, cli, body, items):
+    article(project, "---\ntitle: Lists\n---\nIntro.\n\n" + body + "\nafter the list\n")
+    result = cli("build", ISSUE)
+    assert result.returncode == 0, result.stderr
+    html = lxml.html.parse(project / "dist" / SAMPLE_NAME / "email.html")
+    shown = [(item.text or "").strip() for item in html.iter("li")]  # each item's own text
+    assert any(shown[at : at + len(items)] == items for at in range(len(shown))), shown
+    text = (project / "dist" / SAMPLE_NAME / "email.txt").read_text(encoding="utf-8")
+    assert "after the list" in text and f"- {items[-1]}" in text
+
+
+def test_a_list_nested_past_the_depth_limit_names_its_line(project, cli):
+    article(project, "---\ntitle: x\n---\nIntro.\n\n" + "".join("  " * n + f"- {n}\n" for n in range(60)))
+    assert_refused(cli, "03-extra.md:55", "lists or quotes nested more than 100 deep")
+
+
 def test_a_theme_that_loses_the_footer_when_compiled_is_refused(project, cli):
     theme = project / "templates" / "default" / "email.mjml.j2"
     deep = "<div>" * 300 + "deep" + "</div>" * 300
@@ -319,6 +346,41 @@ def test_a_theme_cannot_escape_its_sandbox(project, cli, expression, fragment):
     theme.write_text(theme.read_text(encoding="utf-8") + "{{ " + expression + " }}\n", encoding="utf-8")
     line = len(theme.read_text(encoding="utf-8").splitlines())
     assert_refused(cli, f"footer.mjml.j2:{line}", "the theme tried something unsafe", fragment)
+
+
+@pytest.mark.parametrize(
+    "expression, fragment",
+    [
+        ("{{ range(10**8) | list }}", "the theme does too much: Range too big"),
+        (
+            "{% macro again(n) %}{{ again(n) }}{% endmacro %}{{ again(1) }}",
+            "the theme does too much: maximum recursion",
+        ),
+        ("{{ 1/0 }}", "template error: ZeroDivisionError: division by zero"),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "the theme does too much: more than 1,000,000 loop steps and calls",
+        ),
+        ("{{ ('x' * 10**9) | length }}", "the theme does too much: a value 1 long times 1000000000"),
+        ("{{ 10 ** (10 ** 9) }}", "the theme does too much: 10 ** 1000000000 is a number of more than"),
+        ("{{ 'x' | center(10**9) }}", "the theme does too much: the filter center was given 1000000000"),
+        ("{{ 'x'.encode('no-such-codec') }}", "template error: LookupError: unknown encoding"),
+    ],
+    ids=["range", "recursive-macro", "zero-division", "nested-loops", "repeat", "power", "filter", "codec"],
+)
+def test_a_theme_that_fails_or_does_too_much_is_one_line_naming_its_line(project, expression, fragment):
+    theme = project / "templates" / "default" / "partials" / "footer.mjml.j2"
+    theme.write_text(theme.read_text(encoding="utf-8") + expression + "\n", encoding="utf-8")
+    line = len(theme.read_text(encoding="utf-8").splitlines())
+    assert_refused(project, f"footer.mjml.j2:{line}: {fragment}")  # in a child process: a hang fails the test
+
+
+def test_a_theme_within_its_bounds_still_loops_multiplies_and_filters(project, cli):
+    theme = project / "templates" / "default" / "partials" / "footer.mjml.j2"
+    expression = "{% for i in range(3) %}{{ loop.index }}/{{ loop.length }} {% endfor %}{{ 'ab' * 2 }} {{ 2 ** 10 }}"
+    theme.write_text(theme.read_text(encoding="utf-8") + expression + "\n", encoding="utf-8")
+    assert cli("build", ISSUE).returncode == 0
+    assert "1/3 2/3 3/3 abab 1024" in (project / "dist" / SAMPLE_NAME / "email.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("target", ["subscribers.example.csv", "/dev/zero"])

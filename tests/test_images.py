@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import re
@@ -88,6 +89,48 @@ def test_png_text_chunks_are_dropped_and_small_images_keep_their_size(project):
     with Image.open(out) as chart:
         assert chart.size == (300, 200) and not chart.text
     assert b"Jane Private" not in out.read_bytes()
+
+
+def jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
+    """(marker, first bytes of the payload) of each segment of a JPEG up to the start of the scan."""
+    segments, position = [], 2
+    while position < len(data) and data[position] == 0xFF:
+        marker, length = data[position + 1], int.from_bytes(data[position + 2 : position + 4], "big")
+        segments.append((marker, data[position + 4 : position + 4 + min(length - 2, 14)]))
+        if marker == 0xDA:  # start of scan: the pixels follow
+            break
+        position += 2 + length
+    return segments
+
+
+def with_segment(data: bytes, marker: int, payload: bytes) -> bytes:
+    """``data`` (a JPEG) with one more segment after its SOI marker."""
+    return data[:2] + bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload + data[2:]
+
+
+def test_a_small_jpeg_loses_its_comment_and_every_metadata_segment_but_its_colour_profile(project):
+    from PIL import ImageCms
+
+    path = project / "issues" / SAMPLE_NAME / "images" / "small.jpg"
+    picture = Image.new("RGB", (300, 200), (200, 120, 40))  # narrower than the column: not resized
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x8825] = GPS
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", comment=b"Jane Private, at home", exif=exif.tobytes(), icc_profile=icc)
+    data = with_segment(buffer.getvalue(), 0xE1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>Jane Private</x:xmpmeta>")
+    data = with_segment(data, 0xED, b"Photoshop 3.0\08BIM\x04\x04\0\0\0\0\0\x0cJane Private")  # IPTC
+    path.write_bytes(data)
+    assert {marker for marker, _ in jpeg_segments(data)} >= {0xFE, 0xE1, 0xE2, 0xED}  # all there to begin with
+    use_image(project, "![Small](../images/small.jpg)")
+    assert main(["--config", str(project / "broadsheet.toml"), "build", str(project / ISSUE)]) == 0
+    out = published(project, hashed("small.jpg")).read_bytes()
+    kept = [(marker, head) for marker, head in jpeg_segments(out) if marker == 0xFE or 0xE0 <= marker <= 0xEF]
+    assert [marker for marker, _ in kept] == [0xE0, 0xE2], kept  # JFIF, and the ICC profile (for the colours)
+    assert kept[0][1].startswith(b"JFIF\0") and kept[1][1].startswith(b"ICC_PROFILE\0")
+    assert b"Jane Private" not in out
+    with Image.open(io.BytesIO(out)) as small:
+        assert small.size == (300, 200) and small.info.get("icc_profile") == icc
 
 
 def test_the_logo_is_kept_at_twice_its_displayed_width(project):

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import email
 import email.policy
+import io
 import re
 import shutil
 import time
@@ -232,9 +233,25 @@ def test_favicon_is_a_square_png_made_from_the_logo(archive: Path, tmp_path: Pat
         with Image.open(tmp_path / "site" / name) as icon:
             assert (icon.format, icon.size, icon.mode) == ("PNG", (size, size), "RGBA")
             assert icon.getextrema()[3][1] == 255  # the logo is there, not a blank square
-    assert (tmp_path / "site" / "logo-bcecc-logo.png").read_bytes() == (
-        archive / "assets" / "bcecc-logo.png"
-    ).read_bytes()
+    with (
+        Image.open(tmp_path / "site" / "logo-bcecc-logo.png") as logo,
+        Image.open(archive / "assets" / "bcecc-logo.png") as source,
+    ):
+        assert logo.format == "PNG" and logo.size == source.size  # re-encoded, not resized (narrower than 1,200)
+
+
+def test_the_site_logo_is_published_without_its_metadata(archive: Path, tmp_path: Path):
+    logo = archive / "assets" / "private-logo.jpg"
+    exif = Image.Exif()
+    exif[0x010F] = "Jane Private's phone"
+    Image.new("RGB", (400, 100), (31, 78, 121)).save(logo, "JPEG", comment=b"Jane Private", exif=exif.tobytes())
+    toml = archive / "broadsheet.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace("assets/bcecc-logo.png", "assets/private-logo.jpg"))
+    assert publish(archive, tmp_path / "site") == 0
+    published = (tmp_path / "site" / "logo-private-logo.jpg").read_bytes()
+    assert b"Jane Private" not in published and b"Exif" not in published
+    with Image.open(io.BytesIO(published)) as shown:
+        assert shown.format == "JPEG" and shown.size == (400, 100) and "comment" not in shown.info
 
 
 def test_builds_are_byte_reproducible(tmp_path: Path, monkeypatch):

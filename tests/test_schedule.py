@@ -29,7 +29,7 @@ ISSUE = f"issues/{SAMPLE}"
 def scheduled(project, name: str, *, send_at: str | None, draft: bool = False) -> str:
     """A copy of the sample issue as issues/<name>, with its own id and subject, and this front matter."""
     folder = project / "issues" / name
-    if folder.name != SAMPLE:
+    if folder.name != SAMPLE and not folder.exists():
         shutil.copytree(project / ISSUE, folder)
     text = (folder / "issue.md").read_text(encoding="utf-8")
     head, body = text.split("\n---\n", 1)
@@ -108,6 +108,23 @@ def test_due_with_a_bad_send_at_names_the_line_and_still_sends_the_others(sample
     assert re.search(r"issues/2021-07-01-bad/issue.md:\d+: 'send_at' is not a date and time", err)
     assert "Traceback" not in err
     assert sent_to(sample) == {SAMPLE: 3}
+
+
+def test_a_send_at_out_of_range_is_one_line_in_every_command_and_the_others_still_go(sample, capsys):
+    write_subscribers(sample / "list.csv", 3)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    scheduled(sample, SAMPLE, send_at=moment(-1))
+    bad = scheduled(sample, "2021-07-01-bad", send_at="9999-12-31 23:59:59-12:00")  # year 10000 in UTC
+    line = r"issues/2021-07-01-bad/issue.md:\d+: 'send_at' is out of range: 9999-12-31 23:59:59-12:00 \(give"
+    for command in (["send", "--due"], ["build", bad], ["publish"]):
+        assert cli(sample, *command) == 2, command
+        err = capsys.readouterr().err
+        assert re.search(line, err) and "Traceback" not in err, command
+    assert sent_to(sample) == {SAMPLE: 3}
+    for written in ('"0001-01-01 00:00 +12:00"', "1969-12-31 23:00:00Z"):
+        scheduled(sample, "2021-07-01-bad", send_at=written)
+        assert cli(sample, "build", bad) == 2
+        assert "'send_at' is out of range" in capsys.readouterr().err
 
 
 def test_send_at_without_an_offset_is_utc_and_a_date_alone_is_refused(sample, capsys):

@@ -231,6 +231,26 @@ NONZERO = {
     "threads",
     "max_body_bytes",
 }  # 0 makes no sense
+MAXIMUM = {
+    "logo_width": 600,  # px, the email's column
+    "connections": 100,  # a thread each
+    "batch_size": 10_000,
+    "rate_per_second": 10_000,
+    "rate_per_hour": 36_000_000,
+    "retries": 100,
+    "retry_delay": 86_400,  # s
+    "daily_limit": 1_000_000_000,
+    "port": 65_535,
+    "timeout": 3_600,  # s
+    "messages_per_connection": 1_000_000,
+    "data_timeout": 3_600,  # s
+    "soft_limit": 1_000,
+    "window_days": 3_650,
+    "threads": 100,
+    "signups_per_minute": 10_000,
+    "signups_per_hour": 1_000_000,
+    "max_body_bytes": 10 * 1024 * 1024,
+}  # the largest value of each number key: beyond it a thread, a date or a buffer cannot be had (and inf, nan)
 SECRET_ENV = {
     **secret_variables(),  # the transports' (broadsheet.providers)
     "unsubscribe": "BROADSHEET_SECRET",
@@ -454,13 +474,9 @@ class _Reader:
             if hint is int and isinstance(value, float):
                 raise self.wrong(dotted, "a whole number", value)
             leaf = dotted.rsplit(".", 1)[-1]
-            if value < 0 or (value == 0 and leaf in NONZERO):
-                kind = "whole number" if hint is int else "number"
-                raise self.wrong(
-                    dotted,
-                    f"a {kind} {'above' if leaf in NONZERO else 'of'} 0{'' if leaf in NONZERO else ' or more'}",
-                    value,
-                )
+            low = 0 if hint is float or leaf not in NONZERO else 1
+            if not low <= value <= MAXIMUM[leaf] or (value == 0 and leaf in NONZERO):  # nan is in no range
+                raise self.wrong(dotted, _allowed(hint, leaf), value)
             return hint(value)
         if hint is str and type(value) is str:
             return self.text(dotted, value)
@@ -499,6 +515,14 @@ def _dotted(key: str) -> str:
 
 def _toml_name(name: str) -> str:
     return {v: k for k, v in TOML_ALIASES.items()}.get(name, name)
+
+
+def _allowed(hint: Any, leaf: str) -> str:
+    """The range a number key takes, as its error says it."""
+    if hint is float and leaf in NONZERO:
+        return f"a number above 0 and at most {MAXIMUM[leaf]}"
+    kind = "whole number" if hint is int else "number"
+    return f"a {kind} from {1 if hint is int and leaf in NONZERO else 0} to {MAXIMUM[leaf]}"
 
 
 def _describe(hint: Any) -> str:

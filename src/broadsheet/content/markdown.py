@@ -6,10 +6,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import pairwise
+from typing import Any
 
 import lxml.html
 from lxml.html import HtmlElement
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from mdit_py_plugins.attrs import attrs_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
@@ -22,13 +25,15 @@ FORBIDDEN_ELEMENTS = (
 )  # fmt: skip
 # Attributes holding a URL, where a javascript: (or vbscript:, data:text) address would run.
 URL_ATTRIBUTES = {"href", "src", "srcset", "action", "formaction", "background", "poster", "data", "xlink:href"}
+MAX_DEPTH = 100  # elements nested in content; libxml2 (lxml) silently stops reading at 256, theme included
 
 
 @lru_cache(maxsize=1)
 def markdown_parser() -> MarkdownIt:
     """CommonMark with tables, strikethrough, footnotes, attributes, smart quotes, bare URLs linked
     (linkify-it-py) and merge tags (content/mergetags.py)."""
-    parser = MarkdownIt("commonmark", {"typographer": True, "html": True, "linkify": True})
+    # maxNesting: commonmark's 20 silently dropped what a list 10 deep held; deeper than MAX_DEPTH is refused
+    parser = MarkdownIt("commonmark", {"typographer": True, "html": True, "linkify": True, "maxNesting": MAX_DEPTH})
     parser.enable(["table", "strikethrough", "replacements", "smartquotes", "linkify"])
     assert parser.linkify is not None  # made by the "linkify" option (linkify-it-py is a dependency)
     parser.linkify.set({"fuzzy_link": False})  # only addresses with a scheme: "readme.md" is no Moldovan site
@@ -43,9 +48,8 @@ class Fragment:
     removed: list[str] = field(default_factory=list)  # what the sanitiser took out
     images: list[tuple[str, str]] = field(default_factory=list)  # (src, alt) as written
     too_deep: bool = False  # nested deeper than MAX_DEPTH: html is empty, the caller reports it
+    deep_line: int | None = None  # when the Markdown itself (lists, quotes) nests too deep: its line, from 0
 
-
-MAX_DEPTH = 100  # elements nested in content; libxml2 (lxml) silently stops reading at 256, theme included
 
 CONTENT_WIDTH = 536  # px: the theme's 600 px column less its side padding
 
@@ -55,7 +59,13 @@ ImageRewriter = Callable[[str], tuple[str, "int | None"]]
 
 def render_markdown(text: str, *, rewrite_src: ImageRewriter | None = None) -> Fragment:
     """Render Markdown, strip unsafe HTML, and let ``rewrite_src`` relocate image sources."""
-    html = markdown_parser().render(text)
+    markdown = markdown_parser()
+    env: dict[str, Any] = {}
+    tokens = markdown.parse(text, env)
+    deep = _cut_at(tokens)
+    if deep is not None:  # markdown-it drops what lies deeper than maxNesting without a word
+        return Fragment(html="", too_deep=True, deep_line=deep.map[0] if deep.map else None)
+    html = markdown.renderer.render(tokens, markdown.options, env)
     if not html.strip():
         return Fragment(html="")
     parser = lxml.html.HTMLParser(huge_tree=True)  # reads past 256 levels, so that the depth can be measured
@@ -69,6 +79,14 @@ def render_markdown(text: str, *, rewrite_src: ImageRewriter | None = None) -> F
     if root.text and len(root):
         fragment.html = _escape_text(root.text) + fragment.html
     return fragment
+
+
+def _cut_at(tokens: list[Token]) -> Token | None:
+    """The block at the deepest level markdown-it reads, if its content would be blocks (and so dropped)."""
+    for token, following in pairwise(tokens):
+        if token.nesting == 1 and token.level >= MAX_DEPTH - 1 and following.type != "inline":
+            return token
+    return None
 
 
 def _depth(root: HtmlElement) -> int:
@@ -132,6 +150,8 @@ def _prepare_for_email(root: HtmlElement, fragment: Fragment, rewrite_src: Image
             element.drop_tag()
         elif element.tag == "li" and "footnote-item" in element.get("class", ""):
             element.attrib.pop("id", None)
+        elif element.tag == "li" and not len(element) and not element.text:
+            element.text = ""  # else lxml writes an empty item as "<li>" alone, which MRML cannot read
         elif element.tag == "section":
             element.tag = "div"
         elif element.tag == "table":

@@ -2,8 +2,9 @@
 
 JPEG becomes progressive at quality 82, PNG is re-encoded with ``optimize``; a GIF keeps its frames
 as they are (animation) but loses its comment and application blocks but the looping one. Nothing is
-kept but the pixels and the colour profile: EXIF (a phone's GPS position, the camera's serial), XMP,
-text chunks and comments are dropped, the EXIF orientation applied first. The
+kept but the pixels and the colour profile (wide-gamut photos need it to show their colours): EXIF (a
+phone's GPS position, the camera's serial), XMP, IPTC, PNG text chunks and JPEG comments are dropped, the
+EXIF orientation applied first. The
 result is cached under ``<root>/.broadsheet/cache/images/`` by the digest of the source bytes and the
 settings, so a warm build or preview opens no image; its name carries the digest of its own bytes. Each
 use touches the cached file; whenever a new one is written, those unused for UNUSED_FOR (images since
@@ -30,7 +31,7 @@ from .images import ImageProblem
 COLUMN_WIDTH = 600  # px: the theme's column; images are shown at most this wide
 DENSITY = 2  # pixels per CSS pixel kept: sharp on high-density screens, no more
 JPEG_QUALITY = 82
-RECIPE = f"1:q{JPEG_QUALITY}:pillow{PILLOW_VERSION}"  # a change here makes every cached result stale
+RECIPE = f"2:q{JPEG_QUALITY}:pillow{PILLOW_VERSION}"  # a change here makes every cached result stale
 CACHE_FOLDER = Path(".broadsheet") / "cache" / "images"
 UNUSED_FOR = 180 * 86_400  # seconds after which a cached image no build or preview used is removed
 
@@ -92,6 +93,7 @@ def _encode(data: bytes, max_width: int) -> tuple[bytes, int, str]:
         icc = picture.info.get("icc_profile")
         transparency = picture.info.get("transparency")
         image = ImageOps.exif_transpose(picture)  # the orientation is in the EXIF that is about to go
+        image.info = {}  # Pillow writes some of it back by itself (a JPEG's comment): only what is passed below
         if image.width > max_width:
             if image.mode not in ("RGB", "RGBA", "L", "LA"):
                 image = image.convert("RGBA" if transparency is not None or "A" in image.mode else "RGB")

@@ -191,6 +191,12 @@ def _render_body(
     document: _Document, images: _ImageCollector, links: LinkRegistry, notes: list[str]
 ) -> tuple[str, str]:
     fragment = render_markdown(document.body, rewrite_src=lambda src: images.relocate(src, "", document))
+    if fragment.too_deep and fragment.deep_line is not None:
+        raise ContentError(
+            f"lists or quotes nested more than {MAX_DEPTH} deep",
+            where=f"{document.path}:{document.body_line + fragment.deep_line}",
+            fix="nest them less",
+        )
     if fragment.too_deep:  # lxml (premailer, lint) would silently drop all that follows: the footer too
         raise ContentError(
             f"HTML nested more than {MAX_DEPTH} elements deep",
@@ -312,6 +318,7 @@ def _date(document: _Document, key: str) -> dt.date | None:
 
 
 SEND_AT_FIX = "write send_at: 2026-12-03 09:00:00+01:00 (date, time and UTC offset; without an offset it is UTC)"
+SEND_AT_RANGE = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC))
 
 
 def _send_at(document: _Document) -> dt.datetime | None:
@@ -330,7 +337,17 @@ def _send_at(document: _Document) -> dt.datetime | None:
         raise ContentError(f"'send_at' needs a time of day, not only {value}", where=where, fix=SEND_AT_FIX)
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    try:  # a moment past 9999 or before year 1 in UTC cannot be held: every command would fail on it
+        moment = value.astimezone(dt.UTC)
+    except OverflowError:
+        moment = None
+    if moment is None or not SEND_AT_RANGE[0] <= moment <= SEND_AT_RANGE[1]:
+        raise ContentError(
+            f"'send_at' is out of range: {document.meta['send_at']}",
+            where=where,
+            fix="give a moment between 1970-01-01 and 9999-12-31 23:59:59 UTC",
+        )
+    return moment
 
 
 def _number(document: _Document) -> int | str | None:

@@ -9,6 +9,7 @@ import lxml.html
 from lxml.html import HtmlElement
 
 WIDTH = 78
+MIN_WIDTH = 20  # what deep nesting leaves to a line's text at least (textwrap refuses a width below 1)
 HARD_BREAK = "\u2028"  # a <br>, kept through white-space folding
 BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "blockquote", "pre", "table", "hr", "figure"}
 
@@ -42,7 +43,7 @@ def wrap(text: str, width: int = WIDTH, prefix: str = "", indent: str = "") -> s
     return "\n".join(
         textwrap.fill(
             line,
-            width=width,
+            width=max(width, MIN_WIDTH),
             initial_indent=prefix,
             subsequent_indent=indent or " " * len(prefix),
             break_long_words=False,

@@ -13,7 +13,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..config import Config
-from ..render.build import logo_file
+from ..content.optimise import COLUMN_WIDTH
+from ..render.build import logo_file, optimised_logo
 from .favicon import icons
 from .feed import atom_feed, sitemap
 from .model import FAVICON, FEED, INDEX, SITEMAP, TOUCH_ICON, Entry, Site
@@ -67,7 +68,7 @@ def _write_brand(writer: SiteWriter, config: Config, site: Site) -> tuple[Site, 
             "brand.logo is a web address: no favicon is made from it"
         ]
     name = f"logo-{path.name}"
-    writer.copy(name, path)
+    writer.copy(name, optimised_logo(config, path, width=COLUMN_WIDTH).file)  # the file as is would carry its EXIF
     made = icons(path, where=config.where("brand.logo"))
     writer.write(FAVICON, made["favicon"])
     writer.write(TOUCH_ICON, made["touch"])

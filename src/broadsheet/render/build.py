@@ -15,15 +15,15 @@ from jinja2.exceptions import SecurityError
 from ..config import Config
 from ..content import Issue, read_issue
 from ..content.images import ImageProblem, check_local_image, published_src, unique_name
-from ..content.optimise import CACHE_FOLDER, max_width_for, optimise
+from ..content.optimise import CACHE_FOLDER, Optimised, max_width_for, optimise
 from ..content.text import LinkRegistry
-from ..errors import ConfigError, ContentError, TemplateError, one_line
+from ..errors import BroadsheetError, ConfigError, ContentError, TemplateError, one_line
 from .checks import build_warnings
 from .compile import compile_mjml, inline_css
 from .links import unsubscribe_mailto
 from .model import RenderedIssue
 from .placeholders import PlaceholderTable
-from .theme import HTML_TEMPLATE, TEXT_TEMPLATE, Theme, load_theme
+from .theme import HTML_TEMPLATE, TEXT_TEMPLATE, Theme, ThemeLimit, limited, load_theme
 
 REMOTE = ("http://", "https://")
 
@@ -123,7 +123,8 @@ def _render(environment: jinja2.Environment, name: str, context: dict[str, Any],
     environment.filters["default"] = table.default_filter(jinja2.filters.do_default)
     environment.filters["email_only"] = table.email_only
     try:
-        return environment.get_template(name).render(context)
+        with limited():
+            return environment.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
         where = f"{exc.filename or name}:{exc.lineno}"
         raise TemplateError(
@@ -148,6 +149,18 @@ def _render(environment: jinja2.Environment, name: str, context: dict[str, Any],
             f"template error: {exc}",
             where=_template_frame(exc) or name,
             fix="check the name against the issue, article, config, brand and footer fields",
+        ) from None
+    except (ThemeLimit, RecursionError, MemoryError, OverflowError) as exc:  # range(10**8), a macro calling itself
+        raise TemplateError(
+            f"the theme does too much: {exc}",
+            where=_template_frame(exc) or name,
+            fix="a theme shows the issue's values: no long loops, deep recursion or huge values",
+        ) from None
+    except BroadsheetError:
+        raise
+    except Exception as exc:  # 1/0, int("x"), …: whatever a theme's expression raises is the theme's mistake
+        raise TemplateError(
+            f"template error: {type(exc).__name__}: {exc}", where=_template_frame(exc) or name, fix="fix that line"
         ) from None
 
 
@@ -175,14 +188,19 @@ def _logo(config: Config, issue: Issue) -> tuple[str, tuple[tuple[str, Path], ..
     path = logo_file(config)
     if path is None:
         return config.brand.logo, ()
+    ready = optimised_logo(config, path, width=config.brand.logo_width)
+    name = unique_name(f"logo-{ready.name}", {image.src for image in issue.images})
+    return published_src(config.base_url, issue.slug, name), ((name, ready.file),)
+
+
+def optimised_logo(config: Config, path: Path, *, width: int) -> Optimised:
+    """The logo's published copy (re-encoded: no metadata) for showing ``width`` CSS pixels wide at most."""
     try:
-        ready = optimise(path, max_width=max_width_for(config.brand.logo_width), cache=config.root / CACHE_FOLDER)
+        return optimise(path, max_width=max_width_for(width), cache=config.root / CACHE_FOLDER)
     except ImageProblem as exc:
         raise ConfigError(
             f"logo {exc.problem}: {config.brand.logo}", where=config.where("brand.logo"), fix=exc.fix
         ) from None
-    name = unique_name(f"logo-{ready.name}", {image.src for image in issue.images})
-    return published_src(config.base_url, issue.slug, name), ((name, ready.file),)
 
 
 def _check_survived(mjml_source: str, html: str, table: PlaceholderTable, config: Config, *, where: str) -> None:
