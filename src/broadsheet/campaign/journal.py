@@ -105,7 +105,7 @@ def _explained(method: Callable[Concatenate[Journal, P], R]) -> Callable[Concate
     def read(self: Journal, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise explain(exc, self.path) from None
 
     return read
@@ -601,14 +601,17 @@ class Journal:
 
     def problems(
         self, campaign: CampaignRecord, states: tuple[str, ...] = ("failed", "unknown", "deferred")
-    ) -> sqlite3.Cursor:
+    ) -> Iterator[tuple[str, str, int, str, float]]:
         """(email, state, attempts, detail, updated) for rows not sent, most recent first."""
         marks = ",".join("?" * len(states))
-        return self.db.execute(
-            f"SELECT email, state, attempts, detail, updated FROM recipients WHERE campaign = ? AND state IN ({marks})"
-            " ORDER BY updated DESC, id",
-            (campaign.id, *states),
-        )
+        try:
+            yield from self.db.execute(
+                f"SELECT email, state, attempts, detail, updated FROM recipients WHERE campaign = ?"
+                f" AND state IN ({marks}) ORDER BY updated DESC, id",
+                (campaign.id, *states),
+            )
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            raise explain(exc, self.path) from None
 
     # -- what went out, for the daily limit (campaign/caps.py) ----------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import itertools
 import time
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def _show(journal: Journal, campaign: CampaignRecord, *, running: bool) -> None:
     counts = journal.counts(campaign)
     print(f"{campaign.slug} over {campaign.transport} (started {campaign.created} UTC)")
     print("  " + " · ".join(f"{state} {counts[state]:,}" for state in STATES) + f"  (total {sum(counts.values()):,})")
-    problems = journal.problems(campaign).fetchmany(LAST_ERRORS)
+    problems = list(itertools.islice(journal.problems(campaign), LAST_ERRORS))
     if problems:
         print("  last errors:")
     for email, state, attempts, detail, updated in problems:

@@ -1,0 +1,55 @@
+"""Nothing sent twice when the journal or the disk fails: a damaged or misplaced journal, a journal lost
+between two sends or removed during one, a full disk, and a send finished over another transport.
+
+Real processes (`python -m broadsheet send`), a real SMTP server, a local HTTP API, real SQLite and a real
+full file system (a small tmpfs, mounted when the tests run as root).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+from support.smtpd import configure, write_subscribers
+from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
+from test_send_integrity import ENV, ISSUE, one_line_error, send, states
+
+
+def status(project) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "broadsheet", "status", ISSUE],
+        cwd=project,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+# -- a journal that is not what it should be ---------------------------------------------------------
+
+
+def test_a_journal_with_text_that_is_not_utf8_is_one_line_in_send_and_status(sample):
+    write_subscribers(sample / "list.csv", 6)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    assert cli(sample, "send", ISSUE, "--yes", "--limit", "2") == 0
+    journal = sample / ".broadsheet" / "state.db"
+    with sqlite3.connect(journal) as db:  # bytes that are not UTF-8 where text belongs, as a damaged page has
+        db.execute("UPDATE recipients SET state = 'failed', detail = CAST(X'353530FF' AS TEXT) WHERE id = 1")
+        db.execute("UPDATE recipients SET data = CAST(X'5B22FF' AS TEXT) WHERE state = 'queued'")
+    damaged = f"{journal}: the send journal is damaged: it holds text that is not UTF-8"
+    one_line_error(status(sample), damaged, "restore it from a backup")
+    one_line_error(send(sample, ISSUE, "--yes"), damaged)
+    assert sorted(states(sample).values()) == ["failed", "queued", "queued", "queued", "queued", "sent"]
+
+
+def test_a_journal_that_is_a_folder_is_named_for_what_it_is(sample):
+    write_subscribers(sample / "list.csv", 3)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})
+    journal = sample / ".broadsheet" / "state.db"
+    journal.mkdir(parents=True)
+    for result in (send(sample, ISSUE, "--yes"), status(sample)):
+        one_line_error(result, f"{journal}: the send journal is a folder, not a file", "move it aside")
+        assert "read-only" not in result.stderr
+    assert not (sample / "outbox").exists() and list(journal.iterdir()) == []
