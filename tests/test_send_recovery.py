@@ -11,7 +11,9 @@ import sqlite3
 import subprocess
 import sys
 
-from support.smtpd import configure, write_subscribers
+from support.providers import api  # noqa: F401 - the fixture
+from support.smtpd import Sink, configure, smtp_server, write_subscribers
+from test_api_cli import use_fake
 from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
 from test_send_integrity import ENV, ISSUE, one_line_error, send, states
 
@@ -53,3 +55,30 @@ def test_a_journal_that_is_a_folder_is_named_for_what_it_is(sample):
         one_line_error(result, f"{journal}: the send journal is a folder, not a file", "move it aside")
         assert "read-only" not in result.stderr
     assert not (sample / "outbox").exists() and list(journal.iterdir()) == []
+
+
+# -- finishing over another transport -----------------------------------------------------------------
+
+
+def test_unknown_over_smtp_is_not_sent_again_over_an_api_unless_asked(sample, api, capsys):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 12)]
+    lost = {people[1], people[4], people[7]}  # the server stores these, then hangs up before its reply to the final "."
+    sink = Sink(stored_closed=lost)
+    with smtp_server(sink) as (host, port):
+        configure(
+            sample,
+            send={"transport": "smtp", "list": "list.csv", "connections": 1, "retries": 1},
+            smtp={"host": host, "port": port, "security": "none", "timeout": 5},
+        )
+        assert cli(sample, "send", ISSUE, "--yes", "--limit", "8") == 1  # unknown ones: exit 1
+    assert set(sink.recipients()) == set(people[:8])
+    fake, transport = api("postmark")
+    use_fake(sample, "postmark", transport.base_url)  # the SMTP server broke down: finish over the API
+    capsys.readouterr()
+    assert cli(sample, "send", ISSUE, "--yes") == 1
+    out = capsys.readouterr().out
+    assert "3 recipient(s) are unknown over smtp" in out and "--retry-unknown" in out
+    assert sorted(fake.recipients()) == people[8:]  # nobody got a second copy
+    assert cli(sample, "send", ISSUE, "--yes") == 1 and sorted(fake.recipients()) == people[8:]
+    assert cli(sample, "send", ISSUE, "--yes", "--retry-unknown") == 0  # the one way to send them again
+    assert sorted(fake.recipients()) == sorted(people[8:] + list(lost))

@@ -439,22 +439,37 @@ class Journal:
 
         transport -> how many. The outbox only writes files: its campaigns neither count nor are affected.
         """
-        skipped: dict[str, int] = {}
+        return self._settle_from_elsewhere(campaign, ("sent",), "sent", "already sent over {}")
+
+    def hold_unknown_elsewhere(self, campaign: CampaignRecord) -> dict[str, int]:
+        """Mark ``unknown`` the due rows whose address is unknown (or was in flight) in a send of the same issue
+        over another transport: it may have arrived, so only ``--retry-unknown`` sends it. transport -> how many."""
+        return self._settle_from_elsewhere(
+            campaign, ("unknown", "sending"), "unknown", "unknown over {}: it may have arrived"
+        )
+
+    def _settle_from_elsewhere(
+        self, campaign: CampaignRecord, theirs: tuple[str, ...], state: str, detail: str
+    ) -> dict[str, int]:
+        """Due rows of ``campaign`` whose address is in one of ``theirs`` states in this issue's campaign over
+        another real transport become ``state`` (``detail`` names that transport). transport -> how many."""
+        settled: dict[str, int] = {}
         if not delivers(campaign.transport):
-            return skipped
+            return settled
+        marks = ",".join("?" * len(theirs))
         for other in self.campaigns_for(campaign.key):
             if other.id == campaign.id or not delivers(other.transport):
                 continue
             with self._transaction():
                 cursor = self.db.execute(
-                    "UPDATE recipients SET state = 'sent', detail = ?, updated = ? WHERE campaign = ?"
+                    "UPDATE recipients SET state = ?, detail = ?, updated = ? WHERE campaign = ?"
                     " AND state IN ('queued', 'deferred')"
-                    " AND email IN (SELECT email FROM recipients WHERE campaign = ? AND state = 'sent')",
-                    (f"already sent over {other.transport}", time.time(), campaign.id, other.id),
+                    f" AND email IN (SELECT email FROM recipients WHERE campaign = ? AND state IN ({marks}))",
+                    (state, detail.format(other.transport), time.time(), campaign.id, other.id, *theirs),
                 )
             if cursor.rowcount:
-                skipped[other.transport] = skipped.get(other.transport, 0) + cursor.rowcount
-        return skipped
+                settled[other.transport] = settled.get(other.transport, 0) + cursor.rowcount
+        return settled
 
     def requeue(self, campaign: CampaignRecord, state: str) -> int:
         """Put every current ``failed`` or ``unknown`` row back in the queue (``--retry-failed/-unknown``)."""

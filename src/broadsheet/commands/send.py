@@ -254,6 +254,12 @@ def _prepare(journal: Journal, send: _Send) -> Prepared:
                 print(f"re-queued {journal.requeue(prepared.record, state):,} {state} recipient(s)")
     for other, count in journal.skip_sent_elsewhere(prepared.record).items():
         print(f"{count:,} recipient(s) already sent this issue over {other}: recorded as sent, not sent again")
+    if not send.args.retry_unknown:  # unknown elsewhere may have arrived: as unknown here, sent only on request
+        for other, count in journal.hold_unknown_elsewhere(prepared.record).items():
+            print(
+                f"{count:,} recipient(s) are unknown over {other} (they may have got it): recorded as unknown, "
+                "not sent (resend to them with --retry-unknown)"
+            )
     return prepared
 
 
