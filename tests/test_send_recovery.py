@@ -7,7 +7,10 @@ full file system (a small tmpfs, mounted when the tests run as root).
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 
@@ -15,7 +18,7 @@ from support.providers import api  # noqa: F401 - the fixture
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_api_cli import use_fake
 from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
-from test_send_integrity import ENV, ISSUE, one_line_error, send, states
+from test_send_integrity import ENV, ISSUE, _wait_for, one_line_error, send, send_process, smtp, states
 
 
 def status(project) -> subprocess.CompletedProcess:
@@ -82,3 +85,35 @@ def test_unknown_over_smtp_is_not_sent_again_over_an_api_unless_asked(sample, ap
     assert cli(sample, "send", ISSUE, "--yes") == 1 and sorted(fake.recipients()) == people[8:]
     assert cli(sample, "send", ISSUE, "--yes", "--retry-unknown") == 0  # the one way to send them again
     assert sorted(fake.recipients()) == sorted(people[8:] + list(lost))
+
+
+# -- the journal removed during a send -----------------------------------------------------------------
+
+
+def test_a_journal_removed_mid_send_is_written_back_with_the_messages_in_flight_and_its_mode(sample):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 40)]
+    journal = sample / ".broadsheet" / "state.db"
+    sink = Sink(delay=0.05)  # four connections, each with a message on its way when the journal goes
+    with smtp_server(sink) as (host, port):
+        configure(
+            sample,
+            send={"transport": "smtp", "list": "list.csv", "connections": 4, "batch_size": 1},
+            smtp=smtp(host, port),
+        )
+        first = send_process(sample, ISSUE, "--yes")
+        try:
+            _wait_for(lambda: len(sink.received) >= 6 or first.poll() is not None)
+            mode = stat.S_IMODE(os.stat(journal).st_mode)
+            shutil.rmtree(sample / ".broadsheet")
+            _out, err = first.communicate(timeout=30)
+        finally:
+            first.kill()
+        assert first.returncode == 2 and "written back from the running send" in err
+        assert "Traceback" not in err
+        assert mode == 0o600 and stat.S_IMODE(os.stat(journal).st_mode) == mode
+        delivered = set(sink.recipients())
+        assert {email: state for email, state in states(sample).items() if email in delivered} == dict.fromkeys(
+            delivered, "sent"
+        )
+        assert send(sample, ISSUE, "--yes").returncode == 0  # resumes: the rest, once each
+    assert sink.recipients() == {email: 1 for email in people}

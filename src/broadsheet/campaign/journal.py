@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
@@ -147,6 +148,7 @@ class Journal:
             self._project_lock.release()
             raise
         self._identity = _file_identity(path)
+        self._mode = _file_mode(path)  # a journal written back after its removal gets it again
         self._blocked: CampaignError | None = None  # set once the journal cannot be written any more
 
     @classmethod
@@ -211,23 +213,39 @@ class Journal:
         )  # fmt: skip
 
     def _write_back(self) -> bool:
-        """Copy this connection's journal (still readable after its file was unlinked) to ``path`` and
-        continue on the copy. False when that cannot be done (then nothing changed)."""
+        """Copy this connection's journal (still readable after its file was unlinked) to ``path``, with the
+        file's mode, and continue on the copy. False when that cannot be done (outcomes then go aside).
+
+        The connections to the removed file close before the copy takes its name: the last one to close
+        deletes ``<name>-wal`` by name, which would by then be the copy's, with what it recorded since."""
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.restore")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.unlink(missing_ok=True)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.fchmod(descriptor, self._mode)
+            finally:
+                os.close(descriptor)
             copy = sqlite3.connect(temporary)
             try:
                 self.db.backup(copy)
             finally:
                 copy.close()
+        except (OSError, sqlite3.Error):
+            temporary.unlink(missing_ok=True)
+            return False
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        self.db.close()
+        try:
             os.link(temporary, self.path)  # never over a file that appeared meanwhile
             restored = open_journal(self.path, wait=self.wait)
         except (OSError, sqlite3.Error, CampaignError):
             return False
         finally:
             temporary.unlink(missing_ok=True)
-        self.db.close()
         self.db, self._identity = restored, _file_identity(self.path)
         return True
 
@@ -735,6 +753,14 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_dev, info.st_ino
+
+
+def _file_mode(path: Path) -> int:
+    """The permission bits of ``path`` (0o600, as a new journal has, when it cannot be read)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o600
 
 
 def _same_subject(subject: str) -> str:
