@@ -87,6 +87,29 @@ def test_unknown_over_smtp_is_not_sent_again_over_an_api_unless_asked(sample, ap
     assert sorted(fake.recipients()) == sorted(people[8:] + list(lost))
 
 
+# -- the journal lost between two sends ------------------------------------------------------------------
+
+
+def test_a_journal_lost_between_two_sends_is_refused_until_asked_and_test_copies_still_go(sample):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 30)]
+    sink = Sink()
+    with smtp_server(sink) as (host, port):
+        configure(sample, send={"transport": "smtp", "list": "list.csv"}, smtp=smtp(host, port))
+        assert send(sample, ISSUE, "--yes").returncode == 0
+        for leftover in (sample / ".broadsheet").glob("state.db*"):  # a clean-up script, a restore without it
+            leftover.unlink()
+        again = send(sample, ISSUE, "--yes")
+        assert sink.recipients() == {email: 1 for email in people}  # nobody mailed again
+        mark = sample / ".broadsheet" / "sent" / "2021-06-01-5c1e7a9b.json"  # kept apart from state.db*
+        one_line_error(again, f"{mark}: this issue was sent over smtp on ", "--resend-all")
+        assert send(sample, ISSUE, "--test", "editor@example.net").returncode == 0  # not journaled: goes
+        assert sink.recipients()["editor@example.net"] == 1
+        one_line_error(send(sample, "--due", "--resend-all"), "--resend-all does not go with --due")
+        assert send(sample, ISSUE, "--yes", "--resend-all").returncode == 0  # deliberately: everyone again
+        assert send(sample, ISSUE, "--yes").returncode == 0  # the new journal knows it: nothing more
+    assert sink.recipients() == {**{email: 2 for email in people}, "editor@example.net": 1}
+
+
 # -- the journal removed during a send -----------------------------------------------------------------
 
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
+import re
 import sqlite3
 import stat
 import time
@@ -150,6 +152,7 @@ class Journal:
         self._identity = _file_identity(path)
         self._mode = _file_mode(path)  # a journal written back after its removal gets it again
         self._blocked: CampaignError | None = None  # set once the journal cannot be written any more
+        self._marked: set[int] = set()  # campaigns whose sent-mark this journal has written (``claim``)
 
     @classmethod
     def for_project(cls, root: Path, **options: Any) -> Journal:
@@ -517,10 +520,52 @@ class Journal:
                 (campaign.id, size - len(rows)),
             ).fetchall()
         if rows:
+            self._mark_sent(campaign)
             self._write_patiently(
                 "UPDATE recipients SET state = 'sending', updated = ? WHERE id = ?", [(now, row[0]) for row in rows]
             )
         return [Row(*row) for row in rows]
+
+    # -- sent-marks: what a lost journal cannot take with it -------------------------------------
+
+    def _mark_sent(self, campaign: CampaignRecord) -> None:
+        """Before a campaign's first message leaves, note in ``sent/<key>.json`` beside the journal that this
+        journal sent the issue over this transport (``lost_send`` reads it). Once per campaign and run."""
+        if campaign.id in self._marked or not delivers(campaign.transport):
+            return
+        path = sent_mark_path(self.path, campaign.key)
+        mark = read_sent_mark(path)
+        transports = set(mark.get("transports", ())) if mark and mark.get("journal") == self.uid else set()
+        if campaign.transport not in transports:
+            since = mark.get("since") if mark and transports else None
+            content = {
+                "key": campaign.key,
+                "journal": self.uid,
+                "transports": sorted(transports | {campaign.transport}),
+            }
+            _write_whole(path, json.dumps({**content, "since": since or time.time()}).encode())
+        self._marked.add(campaign.id)
+
+    def lost_send(self, key: str, slug: str) -> None:
+        """Raise CampaignError when a sent-mark says this issue was sent from a journal that is not this one, or
+        that this journal no longer knows it (removed, replaced, restored from an older backup): a send would
+        mail everyone again. ``send --resend-all`` does not ask."""
+        path = sent_mark_path(self.path, key)
+        mark = read_sent_mark(path)
+        if mark is None:
+            return
+        known = any(delivers(c.transport) for c in self.campaigns_for(key, slug))
+        if mark.get("journal") == self.uid and known:
+            return
+        over = ", ".join(str(name) for name in mark.get("transports", ())) or "a transport"
+        since = mark.get("since")
+        when = time.strftime(" on %Y-%m-%d", time.gmtime(since)) if isinstance(since, (int, float)) else ""
+        raise CampaignError(
+            f"this issue was sent over {over}{when}, but the send journal does not record it (removed, replaced "
+            "or restored from an older backup): a send now would mail everyone again", where=str(path),
+            fix=f"put back the {self.path.name} that sent it and run the same command to resume; "
+            "to mail the whole list again anyway, add --resend-all",
+        )  # fmt: skip
 
     def record(self, outcomes: Iterable[Outcome]) -> None:
         """Write what happened to claimed rows, in one transaction.
@@ -740,6 +785,41 @@ class _Transaction:
             raise explain(exc if isinstance(exc, sqlite3.Error) else failure, self.path) from None
         if isinstance(exc, sqlite3.Error):
             raise explain(exc, self.path) from None
+
+
+def sent_mark_path(path: Path, key: str) -> Path:
+    """Where the sent-mark of campaign ``key`` is kept: ``sent/`` beside the journal (not ``state.db*``)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", key)[:100]
+    if name != key:  # two keys must not share a file
+        name += "-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    return path.parent / "sent" / f"{name}.json"
+
+
+def read_sent_mark(path: Path) -> dict[str, Any] | None:
+    """A sent-mark's content; None when there is none. One that cannot be read counts as a mark (of an
+    unknown journal): it says no more than that the issue went."""
+    try:
+        mark = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return mark if isinstance(mark, dict) else {}
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` whole or not at all: a file beside it, flushed to disk, renamed over it."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise explain(exc, path) from None
 
 
 def pending_path(path: Path) -> Path:
