@@ -7,6 +7,7 @@ full file system (a small tmpfs, mounted when the tests run as root).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -14,11 +15,14 @@ import stat
 import subprocess
 import sys
 
+import pytest
 from support.providers import api  # noqa: F401 - the fixture
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_api_cli import use_fake
 from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
 from test_send_integrity import ENV, ISSUE, _wait_for, one_line_error, send, send_process, smtp, states
+
+from broadsheet.campaign.journal import ROOM
 
 
 def status(project) -> subprocess.CompletedProcess:
@@ -140,3 +144,54 @@ def test_a_journal_removed_mid_send_is_written_back_with_the_messages_in_flight_
         )
         assert send(sample, ISSUE, "--yes").returncode == 0  # resumes: the rest, once each
     assert sink.recipients() == {email: 1 for email in people}
+
+
+# -- a full disk ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path_factory):
+    """A 4 MB tmpfs, mounted for the test (needs root: skipped elsewhere) and unmounted afterwards."""
+    folder = tmp_path_factory.mktemp("disk")
+    mount, umount = shutil.which("mount"), shutil.which("umount")
+    if not (mount and umount):
+        pytest.skip("no mount command here")
+    mounted = subprocess.run([mount, "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run([umount, "-l", str(folder)], check=True)
+
+
+def fill(folder, leave: int) -> None:
+    """Fill the file system of ``folder`` but for about ``leave`` bytes."""
+    info = os.statvfs(folder)
+    with open(folder / "filler", "wb") as handle, contextlib.suppress(OSError):
+        handle.write(b"\0" * max(0, info.f_bavail * info.f_frsize - leave))
+
+
+def test_a_full_disk_during_a_send_is_one_line_leaves_no_partial_file_and_resumes(sample, small_disk):
+    write_subscribers(sample / "list.csv", 30)
+    configure(sample, send={"transport": "outbox", "list": "list.csv", "connections": 4})
+    project = small_disk / "project"
+    shutil.copytree(sample, project)
+    assert send(project, ISSUE, "--yes", "--limit", "5").returncode == 0
+    written = list((project / "outbox").rglob("*.eml"))
+    size = max(path.stat().st_size for path in written)
+    fill(small_disk, leave=ROOM + 3 * size)  # room for the send's reserve, and for a message or two more
+    result = send(project, ISSUE, "--yes")
+    one_line_error(result, "the disk holding the", "is full", "run the same command again to resume")
+    assert "Traceback" not in result.stderr  # nor from the checkpoint thread
+    files = [path for path in (project / "outbox").rglob("*") if path.is_file()]
+    assert len(files) > len(written)  # the disk filled up during the send, not before it
+    assert all(path.suffix == ".eml" and path.stat().st_size == size for path in files)
+    recorded = states(project)
+    assert sorted(recorded.values()).count("sent") == len(files) and set(recorded.values()) == {"sent", "queued"}
+    checked = status(project)
+    assert checked.returncode == 0 and "locked" not in checked.stdout + checked.stderr
+    (small_disk / "filler").unlink()
+    assert send(project, ISSUE, "--yes").returncode == 0  # resumes: the rest, once each
+    names = sorted(path.name.split("-", 1)[1] for path in (project / "outbox").rglob("*.eml"))
+    assert names == sorted(f"{email}.eml" for email in recorded)

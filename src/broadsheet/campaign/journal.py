@@ -34,7 +34,7 @@ from ..audience.bulk import Selection, Staging, attached, chunked
 from ..checkpoint import Checkpointer, without_autocheckpoint
 from ..errors import CampaignError
 from ..providers import delivers, not_delivering_sql
-from .journalfile import JournalLocked, explain, journal_uid, open_journal
+from .journalfile import JournalFull, JournalLocked, explain, journal_uid, open_journal
 from .lock import ProjectLock
 
 STATES = ("queued", "sending", "sent", "failed", "deferred", "unknown", "skipped")
@@ -42,6 +42,7 @@ LOAD_CHUNK = 5_000  # rows handed from the reading thread to the loading one at 
 LOAD_CACHE_KIB = 24_576  # page cache while a list moves in (24 MiB; default 2), also the sort's memory
 WAIT = 5.0  # seconds SQLite waits for another program's write lock before a statement gives up
 PATIENCE = 60.0  # seconds recording outcomes keeps trying through another program's lock
+ROOM = 1 << 20  # bytes kept aside during a send for the outcomes in flight when the disk fills up
 RECENT_DAYS = 7  # a campaign mailing people who got the same subject this recently is refused
 
 P = ParamSpec("P")
@@ -162,6 +163,7 @@ class Journal:
         if self._checkpointer is not None:
             self._checkpointer.stop()  # its last checkpoint, before the connection goes
         self.db.close()
+        self._release_room()
         self.unlock()
 
     def checkpoints_aside(self) -> Callable[[], None]:
@@ -173,6 +175,24 @@ class Journal:
         without_autocheckpoint(self.db)
         self._checkpointer = Checkpointer(self.path)
         return self._checkpointer.start
+
+    def keep_room(self) -> None:
+        """Set ``ROOM`` bytes of disk aside (``<journal>.room``) for the outcomes of the messages in flight when
+        the disk fills up: a full disk stops the send with everyone recorded. A disk without that room is
+        refused now, before anything is sent. Closing the journal gives the room back."""
+        path = room_path(self.path)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(descriptor, 0, ROOM)
+            finally:
+                os.close(descriptor)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise explain(exc, self.path) from None
+
+    def _release_room(self) -> None:
+        room_path(self.path).unlink(missing_ok=True)
 
     def unlock(self) -> None:
         """Let another send in (closing the journal does this too)."""
@@ -608,6 +628,7 @@ class Journal:
         """One transaction of ``statement`` over ``values``, tried again through another program's write
         lock until ``patience`` runs out (then JournalLocked)."""
         deadline = time.monotonic() + self.patience
+        reclaimed = False
         while True:
             try:
                 with self._transaction():
@@ -617,17 +638,27 @@ class Journal:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.05)  # each statement already waited `wait` seconds for the lock
+            except JournalFull:
+                if reclaimed:
+                    raise
+                reclaimed = True  # once: the room kept aside, and the WAL copied into the file, make space
+                self._release_room()
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _save_aside(self, outcomes: list[Outcome]) -> None:
         """Append outcomes to ``<journal>.pending`` (flushed to disk); best effort when the folder is gone."""
         lines = "".join(json.dumps([self.uid, *astuple(o)]) + "\n" for o in outcomes)
+        path = pending_path(self.path)
         try:
-            with open(pending_path(self.path), "a", encoding="utf-8") as handle:
+            with open(path, "a", encoding="utf-8") as handle:
                 handle.write(lines)
                 handle.flush()
                 os.fsync(handle.fileno())
-        except OSError:
-            pass
+        except OSError:  # a line cut short is skipped by the replay; an empty file is not left to be read
+            with contextlib.suppress(OSError):
+                if path.stat().st_size == 0:
+                    path.unlink()
 
     def replay_pending(self) -> int:
         """Write outcomes an earlier send saved aside into this journal (when they name it); returns how many."""
@@ -820,6 +851,11 @@ def _write_whole(path: Path, data: bytes) -> None:
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         raise explain(exc, path) from None
+
+
+def room_path(path: Path) -> Path:
+    """The disk space a running send keeps aside for recording outcomes on a full disk (``keep_room``)."""
+    return path.with_name(path.name + ".room")
 
 
 def pending_path(path: Path) -> Path:

@@ -174,7 +174,7 @@ def explain(exc: BaseException, path: Path) -> CampaignError:
             fix="make the file writable (chmod u+w), or run broadsheet as the user who owns it",
         )
     if name.startswith("SQLITE_FULL") or getattr(exc, "errno", None) == 28:
-        return CampaignError(
+        return JournalFull(
             "the disk holding the send journal is full",
             where=str(path),
             fix="free some space, then run the same command again to resume",
@@ -194,6 +194,10 @@ def explain(exc: BaseException, path: Path) -> CampaignError:
 
 class JournalLocked(CampaignError):
     """Another program holds the journal's write lock (after waiting for it)."""
+
+
+class JournalFull(CampaignError):
+    """The disk holding the journal is full."""
 
 
 # -- creating and recognising ----------------------------------------------------------------------

@@ -178,6 +178,7 @@ class _Send:
 
 
 def _send_journaled(journal: Journal, send: _Send) -> int:
+    journal.keep_room()  # outcomes are still recorded when the disk fills up during the send
     start_checkpoints = journal.checkpoints_aside()  # the load's commit and the claims never copy the WAL
     prepared = _prepare(journal, send)
     start_checkpoints()  # after the load: a long list's part readers fork from a process of one thread
