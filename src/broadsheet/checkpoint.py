@@ -51,14 +51,22 @@ class Checkpointer:
         return frames, moved
 
     def _run(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        """Checkpoint until stopped, then once more. A failure (busy, a full disk, a removed file) is left to the
+        writers, whose own statements fail and say so in one line: the WAL keeps every commit meanwhile."""
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            return
         try:
             db.execute("PRAGMA busy_timeout=1000")
             while not self._stop.wait(self.interval):
-                try:
-                    self.checkpoint(db)
-                except sqlite3.Error:  # busy or locked this time: the next round tries again
-                    continue
-            self.checkpoint(db)
+                self._try(db)
+            self._try(db)
         finally:
             db.close()
+
+    def _try(self, db: sqlite3.Connection) -> None:
+        try:
+            self.checkpoint(db)
+        except sqlite3.Error:  # busy or locked this time: the next round tries again
+            pass

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audience import ChunkedList, Subscriber, SubscriberList
+from ..providers import delivers
 from ..store.recipients import CheckedList, StoreList
 from .journal import CampaignRecord, Journal, Outcome, RecentSend, Row, journal_path
 from .parts import load_in_parts
@@ -36,13 +37,17 @@ def prepare_campaign(
     subscribers: Iterable[Subscriber],
     issue_id: str | None = None,
     subject: str = "",
+    resend_all: bool = False,
 ) -> Prepared:
     """Find or create the campaign, load the list when it is new or changed, recover a crash's rows.
 
     The campaign is the issue's (``campaign_key``): the same after a rename, a move or content edits
-    when the issue has an ``id``. Call with the send lock held.
+    when the issue has an ``id``. Call with the send lock held. A sent-mark of this issue that the journal
+    does not account for (a lost journal) stops it, unless ``resend_all``.
     """
     key = campaign_key(issue_id, slug)
+    if delivers(transport) and not resend_all:
+        journal.lost_send(key, slug)
     replayed = journal.replay_pending()
     record, changed = journal.start_campaign(
         key, transport, issue_dir, fingerprint, slug=slug, issue_id=issue_id or "", subject=subject

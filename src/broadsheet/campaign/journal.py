@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
+import re
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
@@ -31,7 +34,7 @@ from ..audience.bulk import Selection, Staging, attached, chunked
 from ..checkpoint import Checkpointer, without_autocheckpoint
 from ..errors import CampaignError
 from ..providers import delivers, not_delivering_sql
-from .journalfile import JournalLocked, explain, journal_uid, open_journal
+from .journalfile import JournalFull, JournalLocked, explain, journal_uid, open_journal
 from .lock import ProjectLock
 
 STATES = ("queued", "sending", "sent", "failed", "deferred", "unknown", "skipped")
@@ -39,6 +42,7 @@ LOAD_CHUNK = 5_000  # rows handed from the reading thread to the loading one at 
 LOAD_CACHE_KIB = 24_576  # page cache while a list moves in (24 MiB; default 2), also the sort's memory
 WAIT = 5.0  # seconds SQLite waits for another program's write lock before a statement gives up
 PATIENCE = 60.0  # seconds recording outcomes keeps trying through another program's lock
+ROOM = 1 << 20  # bytes kept aside during a send for the outcomes in flight when the disk fills up
 RECENT_DAYS = 7  # a campaign mailing people who got the same subject this recently is refused
 
 P = ParamSpec("P")
@@ -105,7 +109,7 @@ def _explained(method: Callable[Concatenate[Journal, P], R]) -> Callable[Concate
     def read(self: Journal, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise explain(exc, self.path) from None
 
     return read
@@ -147,7 +151,9 @@ class Journal:
             self._project_lock.release()
             raise
         self._identity = _file_identity(path)
+        self._mode = _file_mode(path)  # a journal written back after its removal gets it again
         self._blocked: CampaignError | None = None  # set once the journal cannot be written any more
+        self._marked: set[int] = set()  # campaigns whose sent-mark this journal has written (``claim``)
 
     @classmethod
     def for_project(cls, root: Path, **options: Any) -> Journal:
@@ -157,6 +163,7 @@ class Journal:
         if self._checkpointer is not None:
             self._checkpointer.stop()  # its last checkpoint, before the connection goes
         self.db.close()
+        self._release_room()
         self.unlock()
 
     def checkpoints_aside(self) -> Callable[[], None]:
@@ -168,6 +175,24 @@ class Journal:
         without_autocheckpoint(self.db)
         self._checkpointer = Checkpointer(self.path)
         return self._checkpointer.start
+
+    def keep_room(self) -> None:
+        """Set ``ROOM`` bytes of disk aside (``<journal>.room``) for the outcomes of the messages in flight when
+        the disk fills up: a full disk stops the send with everyone recorded. A disk without that room is
+        refused now, before anything is sent. Closing the journal gives the room back."""
+        path = room_path(self.path)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(descriptor, 0, ROOM)
+            finally:
+                os.close(descriptor)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise explain(exc, self.path) from None
+
+    def _release_room(self) -> None:
+        room_path(self.path).unlink(missing_ok=True)
 
     def unlock(self) -> None:
         """Let another send in (closing the journal does this too)."""
@@ -211,23 +236,39 @@ class Journal:
         )  # fmt: skip
 
     def _write_back(self) -> bool:
-        """Copy this connection's journal (still readable after its file was unlinked) to ``path`` and
-        continue on the copy. False when that cannot be done (then nothing changed)."""
+        """Copy this connection's journal (still readable after its file was unlinked) to ``path``, with the
+        file's mode, and continue on the copy. False when that cannot be done (outcomes then go aside).
+
+        The connections to the removed file close before the copy takes its name: the last one to close
+        deletes ``<name>-wal`` by name, which would by then be the copy's, with what it recorded since."""
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.restore")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.unlink(missing_ok=True)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.fchmod(descriptor, self._mode)
+            finally:
+                os.close(descriptor)
             copy = sqlite3.connect(temporary)
             try:
                 self.db.backup(copy)
             finally:
                 copy.close()
+        except (OSError, sqlite3.Error):
+            temporary.unlink(missing_ok=True)
+            return False
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        self.db.close()
+        try:
             os.link(temporary, self.path)  # never over a file that appeared meanwhile
             restored = open_journal(self.path, wait=self.wait)
         except (OSError, sqlite3.Error, CampaignError):
             return False
         finally:
             temporary.unlink(missing_ok=True)
-        self.db.close()
         self.db, self._identity = restored, _file_identity(self.path)
         return True
 
@@ -439,22 +480,37 @@ class Journal:
 
         transport -> how many. The outbox only writes files: its campaigns neither count nor are affected.
         """
-        skipped: dict[str, int] = {}
+        return self._settle_from_elsewhere(campaign, ("sent",), "sent", "already sent over {}")
+
+    def hold_unknown_elsewhere(self, campaign: CampaignRecord) -> dict[str, int]:
+        """Mark ``unknown`` the due rows whose address is unknown (or was in flight) in a send of the same issue
+        over another transport: it may have arrived, so only ``--retry-unknown`` sends it. transport -> how many."""
+        return self._settle_from_elsewhere(
+            campaign, ("unknown", "sending"), "unknown", "unknown over {}: it may have arrived"
+        )
+
+    def _settle_from_elsewhere(
+        self, campaign: CampaignRecord, theirs: tuple[str, ...], state: str, detail: str
+    ) -> dict[str, int]:
+        """Due rows of ``campaign`` whose address is in one of ``theirs`` states in this issue's campaign over
+        another real transport become ``state`` (``detail`` names that transport). transport -> how many."""
+        settled: dict[str, int] = {}
         if not delivers(campaign.transport):
-            return skipped
+            return settled
+        marks = ",".join("?" * len(theirs))
         for other in self.campaigns_for(campaign.key):
             if other.id == campaign.id or not delivers(other.transport):
                 continue
             with self._transaction():
                 cursor = self.db.execute(
-                    "UPDATE recipients SET state = 'sent', detail = ?, updated = ? WHERE campaign = ?"
+                    "UPDATE recipients SET state = ?, detail = ?, updated = ? WHERE campaign = ?"
                     " AND state IN ('queued', 'deferred')"
-                    " AND email IN (SELECT email FROM recipients WHERE campaign = ? AND state = 'sent')",
-                    (f"already sent over {other.transport}", time.time(), campaign.id, other.id),
+                    f" AND email IN (SELECT email FROM recipients WHERE campaign = ? AND state IN ({marks}))",
+                    (state, detail.format(other.transport), time.time(), campaign.id, other.id, *theirs),
                 )
             if cursor.rowcount:
-                skipped[other.transport] = skipped.get(other.transport, 0) + cursor.rowcount
-        return skipped
+                settled[other.transport] = settled.get(other.transport, 0) + cursor.rowcount
+        return settled
 
     def requeue(self, campaign: CampaignRecord, state: str) -> int:
         """Put every current ``failed`` or ``unknown`` row back in the queue (``--retry-failed/-unknown``)."""
@@ -484,10 +540,52 @@ class Journal:
                 (campaign.id, size - len(rows)),
             ).fetchall()
         if rows:
+            self._mark_sent(campaign)
             self._write_patiently(
                 "UPDATE recipients SET state = 'sending', updated = ? WHERE id = ?", [(now, row[0]) for row in rows]
             )
         return [Row(*row) for row in rows]
+
+    # -- sent-marks: what a lost journal cannot take with it -------------------------------------
+
+    def _mark_sent(self, campaign: CampaignRecord) -> None:
+        """Before a campaign's first message leaves, note in ``sent/<key>.json`` beside the journal that this
+        journal sent the issue over this transport (``lost_send`` reads it). Once per campaign and run."""
+        if campaign.id in self._marked or not delivers(campaign.transport):
+            return
+        path = sent_mark_path(self.path, campaign.key)
+        mark = read_sent_mark(path)
+        transports = set(mark.get("transports", ())) if mark and mark.get("journal") == self.uid else set()
+        if campaign.transport not in transports:
+            since = mark.get("since") if mark and transports else None
+            content = {
+                "key": campaign.key,
+                "journal": self.uid,
+                "transports": sorted(transports | {campaign.transport}),
+            }
+            _write_whole(path, json.dumps({**content, "since": since or time.time()}).encode())
+        self._marked.add(campaign.id)
+
+    def lost_send(self, key: str, slug: str) -> None:
+        """Raise CampaignError when a sent-mark says this issue was sent from a journal that is not this one, or
+        that this journal no longer knows it (removed, replaced, restored from an older backup): a send would
+        mail everyone again. ``send --resend-all`` does not ask."""
+        path = sent_mark_path(self.path, key)
+        mark = read_sent_mark(path)
+        if mark is None:
+            return
+        known = any(delivers(c.transport) for c in self.campaigns_for(key, slug))
+        if mark.get("journal") == self.uid and known:
+            return
+        over = ", ".join(str(name) for name in mark.get("transports", ())) or "a transport"
+        since = mark.get("since")
+        when = time.strftime(" on %Y-%m-%d", time.gmtime(since)) if isinstance(since, (int, float)) else ""
+        raise CampaignError(
+            f"this issue was sent over {over}{when}, but the send journal does not record it (removed, replaced "
+            "or restored from an older backup): a send now would mail everyone again", where=str(path),
+            fix=f"put back the {self.path.name} that sent it and run the same command to resume; "
+            "to mail the whole list again anyway, add --resend-all",
+        )  # fmt: skip
 
     def record(self, outcomes: Iterable[Outcome]) -> None:
         """Write what happened to claimed rows, in one transaction.
@@ -530,6 +628,7 @@ class Journal:
         """One transaction of ``statement`` over ``values``, tried again through another program's write
         lock until ``patience`` runs out (then JournalLocked)."""
         deadline = time.monotonic() + self.patience
+        reclaimed = False
         while True:
             try:
                 with self._transaction():
@@ -539,17 +638,27 @@ class Journal:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.05)  # each statement already waited `wait` seconds for the lock
+            except JournalFull:
+                if reclaimed:
+                    raise
+                reclaimed = True  # once: the room kept aside, and the WAL copied into the file, make space
+                self._release_room()
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _save_aside(self, outcomes: list[Outcome]) -> None:
         """Append outcomes to ``<journal>.pending`` (flushed to disk); best effort when the folder is gone."""
         lines = "".join(json.dumps([self.uid, *astuple(o)]) + "\n" for o in outcomes)
+        path = pending_path(self.path)
         try:
-            with open(pending_path(self.path), "a", encoding="utf-8") as handle:
+            with open(path, "a", encoding="utf-8") as handle:
                 handle.write(lines)
                 handle.flush()
                 os.fsync(handle.fileno())
-        except OSError:
-            pass
+        except OSError:  # a line cut short is skipped by the replay; an empty file is not left to be read
+            with contextlib.suppress(OSError):
+                if path.stat().st_size == 0:
+                    path.unlink()
 
     def replay_pending(self) -> int:
         """Write outcomes an earlier send saved aside into this journal (when they name it); returns how many."""
@@ -601,14 +710,17 @@ class Journal:
 
     def problems(
         self, campaign: CampaignRecord, states: tuple[str, ...] = ("failed", "unknown", "deferred")
-    ) -> sqlite3.Cursor:
+    ) -> Iterator[tuple[str, str, int, str, float]]:
         """(email, state, attempts, detail, updated) for rows not sent, most recent first."""
         marks = ",".join("?" * len(states))
-        return self.db.execute(
-            f"SELECT email, state, attempts, detail, updated FROM recipients WHERE campaign = ? AND state IN ({marks})"
-            " ORDER BY updated DESC, id",
-            (campaign.id, *states),
-        )
+        try:
+            yield from self.db.execute(
+                f"SELECT email, state, attempts, detail, updated FROM recipients WHERE campaign = ?"
+                f" AND state IN ({marks}) ORDER BY updated DESC, id",
+                (campaign.id, *states),
+            )
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            raise explain(exc, self.path) from None
 
     # -- what went out, for the daily limit (campaign/caps.py) ----------------------------------
 
@@ -706,6 +818,46 @@ class _Transaction:
             raise explain(exc, self.path) from None
 
 
+def sent_mark_path(path: Path, key: str) -> Path:
+    """Where the sent-mark of campaign ``key`` is kept: ``sent/`` beside the journal (not ``state.db*``)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", key)[:100]
+    if name != key:  # two keys must not share a file
+        name += "-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    return path.parent / "sent" / f"{name}.json"
+
+
+def read_sent_mark(path: Path) -> dict[str, Any] | None:
+    """A sent-mark's content; None when there is none. One that cannot be read counts as a mark (of an
+    unknown journal): it says no more than that the issue went."""
+    try:
+        mark = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return mark if isinstance(mark, dict) else {}
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` whole or not at all: a file beside it, flushed to disk, renamed over it."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise explain(exc, path) from None
+
+
+def room_path(path: Path) -> Path:
+    """The disk space a running send keeps aside for recording outcomes on a full disk (``keep_room``)."""
+    return path.with_name(path.name + ".room")
+
+
 def pending_path(path: Path) -> Path:
     """Where outcomes that could not be written are kept until the next send writes them."""
     return path.with_name(path.name + ".pending")
@@ -717,6 +869,14 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_dev, info.st_ino
+
+
+def _file_mode(path: Path) -> int:
+    """The permission bits of ``path`` (0o600, as a new journal has, when it cannot be read)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o600
 
 
 def _same_subject(subject: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import tempfile
 import uuid
 from pathlib import Path
@@ -111,6 +112,11 @@ def open_journal(path: Path, *, wait: float, create: bool = True, read_only: boo
         _create(path)
     elif path.is_file():
         _check_header(path)
+    else:
+        raise CampaignError(
+            f"the send journal is {_kind(path)}, not a file", where=str(path),
+            fix=f"move it aside and put the journal back from a backup ({LOST_WARNING})",
+        )  # fmt: skip
     try:
         # uri: the store is attached read-only by a URI (a send from the store); a path is still a path
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, uri=True)
@@ -143,6 +149,11 @@ def explain(exc: BaseException, path: Path) -> CampaignError:
     """One line for a SQLite or OS failure on the journal, naming the file and what to do."""
     name = getattr(exc, "sqlite_errorname", "")
     folder = path.parent
+    if isinstance(exc, UnicodeDecodeError) or "Could not decode to UTF-8" in str(exc):  # the text is not shown
+        return CampaignError(
+            "the send journal is damaged: it holds text that is not UTF-8", where=str(path),
+            fix=f"restore it from a backup; move it aside only if no send ever ran from this project ({LOST_WARNING})",
+        )  # fmt: skip
     if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED") or "locked" in str(exc):
         return JournalLocked(
             "the send journal is locked by another program", where=str(path),
@@ -163,7 +174,7 @@ def explain(exc: BaseException, path: Path) -> CampaignError:
             fix="make the file writable (chmod u+w), or run broadsheet as the user who owns it",
         )
     if name.startswith("SQLITE_FULL") or getattr(exc, "errno", None) == 28:
-        return CampaignError(
+        return JournalFull(
             "the disk holding the send journal is full",
             where=str(path),
             fix="free some space, then run the same command again to resume",
@@ -183,6 +194,10 @@ def explain(exc: BaseException, path: Path) -> CampaignError:
 
 class JournalLocked(CampaignError):
     """Another program holds the journal's write lock (after waiting for it)."""
+
+
+class JournalFull(CampaignError):
+    """The disk holding the journal is full."""
 
 
 # -- creating and recognising ----------------------------------------------------------------------
@@ -293,6 +308,21 @@ def _version(db: sqlite3.Connection, path: Path) -> int:
         where=str(path),
         fix=f"put the journal back, or move this file aside if it is not one ({LOST_WARNING})",
     )
+
+
+def _kind(path: Path) -> str:
+    """What ``path`` is when it is not a regular file, in words."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "not readable"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
 
 
 def _can_write(path: Path) -> bool:

@@ -81,6 +81,11 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--retry-failed", action="store_true", help="send again to recipients that failed")
     parser.add_argument("--retry-unknown", action="store_true", help="send again to recipients left unknown by a crash")
     parser.add_argument(
+        "--resend-all",
+        action="store_true",
+        help="send although this issue went from a journal that is gone (everyone on the list is mailed again)",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="send even when lint reports errors, or when recipients got the same subject lately",
@@ -111,6 +116,7 @@ def _check_flags(args: argparse.Namespace) -> None:
         "--limit": args.limit is not None,
         "--retry-failed": args.retry_failed,
         "--retry-unknown": args.retry_unknown,
+        "--resend-all": args.resend_all,
     }
     if args.due:
         _refuse_with(
@@ -172,6 +178,7 @@ class _Send:
 
 
 def _send_journaled(journal: Journal, send: _Send) -> int:
+    journal.keep_room()  # outcomes are still recorded when the disk fills up during the send
     start_checkpoints = journal.checkpoints_aside()  # the load's commit and the claims never copy the WAL
     prepared = _prepare(journal, send)
     start_checkpoints()  # after the load: a long list's part readers fork from a process of one thread
@@ -235,6 +242,7 @@ def _prepare(journal: Journal, send: _Send) -> Prepared:
     prepared = prepare_campaign(
         journal, slug=send.rendered.slug, transport=send.transport_name, issue_dir=issue_dir, fingerprint=fingerprint,
         subscribers=send.subscribers, issue_id=send.issue_id, subject=send.rendered.subject,
+        resend_all=send.args.resend_all,
     )  # fmt: skip
     if prepared.replayed:
         print(f"recorded {prepared.replayed:,} outcome(s) an earlier send could not write to the journal")
@@ -254,6 +262,12 @@ def _prepare(journal: Journal, send: _Send) -> Prepared:
                 print(f"re-queued {journal.requeue(prepared.record, state):,} {state} recipient(s)")
     for other, count in journal.skip_sent_elsewhere(prepared.record).items():
         print(f"{count:,} recipient(s) already sent this issue over {other}: recorded as sent, not sent again")
+    if not send.args.retry_unknown:  # unknown elsewhere may have arrived: as unknown here, sent only on request
+        for other, count in journal.hold_unknown_elsewhere(prepared.record).items():
+            print(
+                f"{count:,} recipient(s) are unknown over {other} (they may have got it): recorded as unknown, "
+                "not sent (resend to them with --retry-unknown)"
+            )
     return prepared
 
 

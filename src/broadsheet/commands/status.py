@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import itertools
 import time
 from pathlib import Path
 
@@ -52,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
         for campaign in campaigns:
             _show(journal, campaign, running=running)
             _show_what_is_left(journal, campaign, config, args.issue_dir)
-        if pending_path(journal.path).is_file():
+        if _has_content(pending_path(journal.path)):
             print(
-                f"outcomes a send could not write (the journal was locked) wait in {pending_path(journal.path)}: "
+                f"outcomes a send could not write to the journal wait in {pending_path(journal.path)}: "
                 "the next send records them"
             )
         sent = sum(journal.counts(c)["sent"] for c in campaigns if delivers(c.transport))
@@ -72,7 +73,7 @@ def _show(journal: Journal, campaign: CampaignRecord, *, running: bool) -> None:
     counts = journal.counts(campaign)
     print(f"{campaign.slug} over {campaign.transport} (started {campaign.created} UTC)")
     print("  " + " · ".join(f"{state} {counts[state]:,}" for state in STATES) + f"  (total {sum(counts.values()):,})")
-    problems = journal.problems(campaign).fetchmany(LAST_ERRORS)
+    problems = list(itertools.islice(journal.problems(campaign), LAST_ERRORS))
     if problems:
         print("  last errors:")
     for email, state, attempts, detail, updated in problems:
@@ -138,6 +139,13 @@ def _export(journal: Journal, campaign: CampaignRecord, target: Path, *, first: 
             writer.writerow(map(spreadsheet_safe, cells))
             count += 1
     return count
+
+
+def _has_content(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _when(stamp: float) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import errno
 import itertools
 import os
 import re
@@ -90,10 +91,19 @@ class OutboxTransport(Transport):
 
     def send_one(self, message: Message) -> Delivery:
         path = self.folder / f"{_next_number(self.folder)}-{safe_address(message.recipient)}.eml"
-        partial = path.with_suffix(".part")
+        partial = path.with_name(f".{path.name}.part")
         try:
-            partial.write_bytes(message.raw)
+            with open(partial, "wb") as handle:
+                handle.write(message.raw)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(partial, path)
         except OSError as exc:
+            partial.unlink(missing_ok=True)  # no part of a message is left behind
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise TransportError(
+                    "the disk holding the outbox is full", where=str(self.folder),
+                    fix="free some space, then run the same command again to resume",
+                ) from None  # fmt: skip
             raise TransportError(f"cannot write to the outbox: {exc.strerror}", where=str(path)) from None
         return Delivery(message.recipient, "sent", detail=str(path), message_id=message.headers.get("Message-ID", ""))
