@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import io
 import os
 import re
 import shutil
@@ -17,9 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import ROOT
-from support.serve import SECRET, serve_process
+from PIL import Image
+from support.serve import SECRET, configure, free_port, serve_process, serving
 
 from broadsheet.config import load_config
+from broadsheet.serve.app import make_app
 from broadsheet.serve.signup import confirm_token
 from broadsheet.store import Store
 from broadsheet.tokens import make_token
@@ -298,7 +301,28 @@ def test_other_methods_are_not_allowed(base):
 def test_the_logo_is_served_by_serve_itself(base):
     answer = web.get(f"{base}/brand/logo", timeout=10)
     assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/png"
-    assert answer.content == (ROOT / "assets" / "bcecc-logo.png").read_bytes()
+    with Image.open(io.BytesIO(answer.content)) as logo, Image.open(ROOT / "assets" / "bcecc-logo.png") as original:
+        assert logo.size == original.size
+
+
+def test_the_logo_is_served_without_its_metadata(tmp_path, monkeypatch):
+    """The copy build and publish use: a comment or EXIF in the file never reaches a visitor."""
+    project = copy_sample(tmp_path)
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 80), (30, 80, 120)).save(buffer, "JPEG", comment=b"Jane Private, at home")
+    (project / "assets" / "logo.jpg").write_bytes(buffer.getvalue())
+    port = free_port()
+    configure(project, port)
+    path = project / "broadsheet.toml"
+    path.write_text(path.read_text("utf-8").replace("assets/bcecc-logo.png", "assets/logo.jpg"), "utf-8")
+    monkeypatch.setenv("BROADSHEET_SECRET", SECRET)
+    config = load_config(path)
+    with serving(make_app(config), config, port):
+        answer = requests.get(f"http://127.0.0.1:{port}/brand/logo", timeout=10)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/jpeg"
+    assert b"Jane Private" not in answer.content
+    with Image.open(io.BytesIO(answer.content)) as logo:
+        assert logo.size == (200, 80) and "comment" not in logo.info
 
 
 def test_webhooks_of_an_unknown_provider_are_not_found(base):

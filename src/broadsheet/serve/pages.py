@@ -10,14 +10,15 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..config import Config
+from ..errors import ConfigError
 from ..lint.colour import contrast, hex_of, parse_colour
+from ..render.build import logo_file, optimised_logo
 from .http import Response
 from .security import style_hash
 from .texts import texts_for
 
 TEMPLATES = Path(__file__).parent / "templates"
 WHITE = (255, 255, 255)
-LOGO_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"}
 
 
 class Brand:
@@ -101,8 +102,9 @@ def _colour(value: str, fallback: str) -> str:
 
 
 def _logo_file(config: Config) -> Path | None:
-    logo = config.brand.logo
-    if not logo or "://" in logo:
+    """The logo's re-encoded copy, as build and publish use it: the file as it is would carry its metadata."""
+    try:
+        path = logo_file(config)
+        return optimised_logo(config, path, width=min(config.brand.logo_width, 320)).file if path else None
+    except ConfigError:  # lint and build name the problem; serve's pages show the newsletter's name instead
         return None
-    path = config.resolve(logo)
-    return path if path.is_file() and path.suffix.lower() in LOGO_TYPES else None
