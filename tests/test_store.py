@@ -220,6 +220,28 @@ def test_sign_up_answers_by_status_and_never_renames(store):
     assert store.get("gone@example.org").name == "Gone" and store.get("sub@example.org").name == "Sub"
 
 
+def test_suppress_changes_and_records_only_what_is_weaker(store):
+    store.add("ann@example.org")
+    store.add("angry@example.org", status="complained")
+    assert store.suppress("ANN@example.org", "unsubscribed", source="one-click")
+    assert not store.suppress("ann@example.org", "unsubscribed", source="one-click")  # a repeat: nothing
+    assert not store.suppress("angry@example.org", "unsubscribed", source="one-click")  # never weakened
+    assert store.suppress("ann@example.org", "complained", source="inbox")
+    assert [(e.kind, e.source) for e in store.events("ann@example.org")] == [
+        ("added", "cli"),
+        ("unsubscribed", "one-click"),
+        ("complained", "inbox"),
+    ]
+    assert [e.kind for e in store.events("angry@example.org")] == ["added"]
+    assert store.suppress("csv-only@example.org", "unsubscribed", source="one-click")  # kept, never mailed
+    assert store.get("csv-only@example.org").status == "unsubscribed"
+    store.forget("gone@example.org")
+    assert not store.suppress("gone@example.org", "unsubscribed", source="one-click")
+    assert store.get("gone@example.org") is None
+    with pytest.raises(StoreError, match="does not suppress"):
+        store.suppress("ann@example.org", "subscribed", source="cli")
+
+
 def test_revision_grows_with_changes_to_who_is_subscribed(store):
     before = store.revision()
     store.add("ann@example.org")

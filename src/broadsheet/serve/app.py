@@ -24,7 +24,7 @@ from ..audience.addresses import AddressChecker, InvalidAddress
 from ..checkpoint import Checkpointer, without_autocheckpoint
 from ..config import Config
 from ..errors import ConfigError
-from ..store import SUPPRESSING, Store, store_path
+from ..store import Store, store_path
 from ..tokens import TokenData, read_token, token_secrets
 from ..transports import Transport
 from .http import BodyTooLarge, Request, Response
@@ -192,10 +192,9 @@ class App:
         return self.pages.message(400, "bad_link_title", "bad_link_text")
 
     def leave(self, email: str, source: str) -> None:
-        """Unsubscribe the address; a repeat (already unsubscribed, bounced or complained) records nothing."""
-        current = self.store.get(email)
-        if current is None or current.status not in SUPPRESSING:
-            self.store.set_status(email, "unsubscribed", source=source)
+        """Unsubscribe the address in one conditional write: a repeat (already unsubscribed, bounced or
+        complained), or a duplicate at the same moment, records nothing."""
+        self.store.suppress(email, "unsubscribed", source=source)
 
     def resubscribe(self, email: str, address: str) -> Response:
         """Back to subscribed through a confirmation mailed to the address, as a sign-up (the link in an

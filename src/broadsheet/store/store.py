@@ -25,7 +25,7 @@ from typing import Any
 
 from ..audience.addresses import AddressChecker, InvalidAddress
 from ..errors import StoreError
-from .schema import SCHEMA, SCHEMA_VERSION, STATUS_EVENTS, STATUSES, SUPPRESSING, settled
+from .schema import SCHEMA, SCHEMA_VERSION, STATUS_EVENTS, STATUSES, SUPPRESSING, settled, weaker_sql
 
 BUSY_MS = 10_000
 RETRY_SECONDS = 0.001  # between two tries to begin a write while another process writes
@@ -333,6 +333,25 @@ class Store:
             self._touch()
             return StatusChange(old, new)
 
+    def suppress(self, email: str, status: str, *, source: str) -> bool:
+        """Set the suppressing ``status`` and record its event, only when the present one is weaker (one
+        conditional UPDATE: a repeat, or a duplicate at the same moment, records nothing); an address the
+        store lacks is added with it, unless forgotten. True when something changed."""
+        if status not in SUPPRESSING:
+            raise StoreError(f"'{status}' does not suppress", fix=f"use one of: {', '.join(SUPPRESSING)}")
+        email = self._address(email)
+        key = email.lower()
+        with self._write():
+            if self._strengthen(key, status, source=source):
+                return True
+            if (
+                self._forgotten(key)
+                or self.db.execute("SELECT 1 FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+            ):
+                return False
+            self._event(self._insert(email, status=status), STATUS_EVENTS[status], source=source)
+            return True
+
     def record_event(
         self, email: str, kind: str, *, source: str, campaign: str = "", detail: str = "",
         dedupe_key: str | None = None, at: str | None = None,
@@ -539,6 +558,20 @@ class Store:
 
     def _seen(self, dedupe_key: str) -> bool:
         return self.db.execute("SELECT 1 FROM events WHERE dedupe_key = ?", (dedupe_key,)).fetchone() is not None
+
+    def _strengthen(self, key: str, status: str, *, source: str, detail: str = "") -> bool:
+        """Inside a write: the subscriber ``key`` to the suppressing ``status``, with its event, only when
+        their status is weaker (the UPDATE's own condition, so a repeat changes and records nothing)."""
+        row = self.db.execute(
+            "UPDATE subscribers SET status = :status, updated = :now WHERE email_key = :key"
+            f" AND {weaker_sql('status', ':status')} RETURNING id",
+            {"status": status, "now": utc_now(), "key": key},
+        ).fetchone()
+        if row is None:
+            return False
+        self._touch()
+        self._event(row[0], STATUS_EVENTS[status], source=source, detail=detail)
+        return True
 
     def _insert(self, email: str, *, name: str = "", fields: dict[str, str] | None = None, status: str,
                 nonce: str = "") -> int:  # fmt: skip
