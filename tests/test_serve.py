@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -388,30 +387,6 @@ def test_signing_up_answers_the_same_page_whatever_the_address_and_never_mails_c
     assert len(mails_to(project, "leaver@example.org", expected=1)) == 1
     assert mails_to(project, "member@example.org") == [] and mails_to(project, "complainer@example.org") == []
     assert status_of(store, "complainer@example.org") == "complained"
-
-
-def test_a_sign_up_is_answered_before_the_store_is_touched_whatever_the_address(site, store):
-    """Enumeration by timing: a write only for new addresses made their answers slower. The answer does the
-    same work for every address: it comes while another process holds the store's write lock, and the
-    sign-up is recorded (and mailed) after it."""
-    base, project = site
-    store.add("held-member@example.org")
-    store.add("held-complainer@example.org", status="complained")
-    store.add("held-leaver@example.org", status="unsubscribed")
-    addresses = ("held-new@example.org", "held-member@example.org", "held-complainer@example.org",
-                 "held-leaver@example.org")  # fmt: skip
-    holder = sqlite3.connect(project / ".broadsheet" / "audience.db", isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")
-        pages = {address: sign_up(base, address) for address in addresses}
-    finally:
-        holder.close()  # rolls back: the lock is released
-    assert {p.status_code for p in pages.values()} == {200}
-    assert len({p.text.replace(a, "ADDRESS") for a, p in pages.items()}) == 1
-    assert len(mails_to(project, "held-new@example.org", expected=1)) == 1
-    assert len(mails_to(project, "held-leaver@example.org", expected=1)) == 1
-    assert status_of(store, "held-new@example.org") == "unconfirmed"
-    assert mails_to(project, "held-member@example.org") == [] and mails_to(project, "held-complainer@example.org") == []
 
 
 def test_the_honeypot_records_and_mails_nothing(site, store):

@@ -10,6 +10,7 @@ import pytest
 
 from broadsheet.errors import StoreError
 from broadsheet.store import Store, store_path
+from broadsheet.store.schema import SCHEMA_VERSION
 from broadsheet.store.store import PAGE
 
 
@@ -30,7 +31,7 @@ def test_file_is_created_in_wal_mode_with_the_schema(tmp_path):
     tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"meta", "subscribers", "tags", "events", "forgotten"} <= tables
     meta = dict(db.execute("SELECT key, value FROM meta"))
-    assert meta["schema_version"] == "1" and len(bytes.fromhex(meta["hash_key"])) == 32
+    assert meta["schema_version"] == str(SCHEMA_VERSION) and len(bytes.fromhex(meta["hash_key"])) == 32
 
 
 def test_exists_for_is_false_for_a_file_that_is_not_a_store(tmp_path):
@@ -167,7 +168,9 @@ def test_subscribers_stream_by_status_and_tag_across_pages(store):
 def test_forget_erases_personal_data_and_keeps_the_address_suppressed(store, tmp_path):
     store.add("ann@example.org", name="Ann Lee", fields={"city": "Gent"}, tags=["news"])
     store.set_status("ann@example.org", "unsubscribed", source="one-click", detail="ann@example.org clicked")
+    assert store.take_sign_up("ann@example.org", name="Ann Lee", source="form", limit=10)  # not yet applied
     assert store.forget("Ann@Example.org")
+    assert store.waiting_sign_ups(10) == []
     assert not store.forget("ann@example.org")
     assert store.get("ann@example.org") is None and store.events("ann@example.org") == []
     assert store.suppressed(["ann@example.org"]) == {"ann@example.org"} and store.is_forgotten("ANN@example.org")
@@ -218,6 +221,96 @@ def test_sign_up_answers_by_status_and_never_renames(store):
     assert not store.confirm("gone@example.org", first)  # only the latest works
     assert store.confirm("gone@example.org", second)
     assert store.get("gone@example.org").name == "Gone" and store.get("sub@example.org").name == "Sub"
+
+
+def test_suppress_changes_and_records_only_what_is_weaker(store):
+    store.add("ann@example.org")
+    store.add("angry@example.org", status="complained")
+    assert store.suppress("ANN@example.org", "unsubscribed", source="one-click")
+    assert not store.suppress("ann@example.org", "unsubscribed", source="one-click")  # a repeat: nothing
+    assert not store.suppress("angry@example.org", "unsubscribed", source="one-click")  # never weakened
+    assert store.suppress("ann@example.org", "complained", source="inbox")
+    assert [(e.kind, e.source) for e in store.events("ann@example.org")] == [
+        ("added", "cli"),
+        ("unsubscribed", "one-click"),
+        ("complained", "inbox"),
+    ]
+    assert [e.kind for e in store.events("angry@example.org")] == ["added"]
+    assert store.suppress("csv-only@example.org", "unsubscribed", source="one-click")  # kept, never mailed
+    assert store.get("csv-only@example.org").status == "unsubscribed"
+    store.forget("gone@example.org")
+    assert not store.suppress("gone@example.org", "unsubscribed", source="one-click")
+    assert store.get("gone@example.org") is None
+    with pytest.raises(StoreError, match="does not suppress"):
+        store.suppress("ann@example.org", "subscribed", source="cli")
+
+
+def test_the_intake_is_bounded_and_each_sign_up_is_applied_once(store, tmp_path):
+    store.add("member@example.org")
+    taken = [store.take_sign_up(f"{who}@example.org", name="A Reader", source="form", limit=3)
+             for who in ("new", "member", "new", "late")]  # fmt: skip
+    assert taken == [True, True, True, False]
+    first, member, second = store.waiting_sign_ups(10)
+    other = Store.for_project(tmp_path)  # another serve draining the same intake
+    nonce = store.sign_up_waiting(first)
+    assert nonce and other.sign_up_waiting(first) is None  # marked: never applied (or mailed) twice
+    assert store.sign_up_waiting(member) is None  # nothing to mail: done with
+    assert [one.id for one in other.waiting_sign_ups(10)] == [second.id]
+    assert store.get("new@example.org").status == "unconfirmed" and store.confirm("new@example.org", nonce)
+    store.drop_sign_up(first.id)
+    assert store.db.execute("SELECT count(*) FROM intake").fetchone() == (1,)
+    assert other.sign_up_waiting(second) is None  # subscribed by now
+    other.close()
+
+
+def test_a_mailing_whose_process_stopped_is_dropped_once_it_is_old(store):
+    for who in ("stopped", "sending"):
+        store.take_sign_up(f"{who}@example.org", name="", source="form", limit=10)
+        assert store.sign_up_waiting(store.waiting_sign_ups(1)[0])
+    store.db.execute("UPDATE intake SET mailing = '2026-01-01T00:00:00Z' WHERE email = 'stopped@example.org'")
+    assert store.drop_unfinished_mailings(3600) == 1  # the other may be being sent right now
+    assert [email for (email,) in store.db.execute("SELECT email FROM intake")] == ["sending@example.org"]
+    assert store.waiting_sign_ups(10) == []
+
+
+SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE subscribers (id INTEGER PRIMARY KEY, email TEXT NOT NULL, email_key TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL DEFAULT '', fields TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL,
+    nonce TEXT NOT NULL DEFAULT '', created TEXT NOT NULL, updated TEXT NOT NULL);
+CREATE TABLE tags (subscriber INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE, tag TEXT NOT NULL,
+    tag_key TEXT NOT NULL, PRIMARY KEY (subscriber, tag_key)) WITHOUT ROWID;
+CREATE TABLE events (id INTEGER PRIMARY KEY, subscriber INTEGER REFERENCES subscribers (id), at TEXT NOT NULL,
+    kind TEXT NOT NULL, source TEXT NOT NULL, campaign TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '',
+    dedupe_key TEXT);
+CREATE UNIQUE INDEX events_by_dedupe_key ON events (dedupe_key) WHERE dedupe_key IS NOT NULL;
+CREATE INDEX events_by_subscriber ON events (subscriber, kind, at);
+CREATE TABLE forgotten (email_hash TEXT PRIMARY KEY, at TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1'), ('hash_key', '%s'), ('revision', '7');
+INSERT INTO subscribers VALUES (1, 'ann@example.org', 'ann@example.org', 'Ann', '{}', 'subscribed', '',
+    '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z');
+INSERT INTO events VALUES (1, 1, '2026-11-30T10:00:00Z', 'added', 'cli', '', '', NULL);
+"""
+
+
+def test_a_store_of_schema_1_opens_with_the_intake_and_keeps_everything(tmp_path):
+    """A store written by the broadsheet before the intake (schema 1: the same tables, less the intake)."""
+    store_path(tmp_path).parent.mkdir()
+    with sqlite3.connect(store_path(tmp_path)) as db:
+        db.executescript(SCHEMA_1 % ("ab" * 32))
+    with Store.for_project(tmp_path) as store:
+        assert store.get("ann@example.org").name == "Ann" and store.revision() == 7
+        assert [e.kind for e in store.events("ann@example.org")] == ["added"]
+        assert store.take_sign_up("bob@example.org", name="Bob", source="form", limit=10)
+        assert store.sign_up_waiting(store.waiting_sign_ups(1)[0])
+    db = sqlite3.connect(store_path(tmp_path))
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    assert db.execute("SELECT value FROM meta WHERE key = 'hash_key'").fetchone() == ("ab" * 32,)
+    db.execute("BEGIN IMMEDIATE")  # the migrated store opens without writing again
+    try:
+        Store.for_project(tmp_path).close()
+    finally:
+        db.rollback()
 
 
 def test_revision_grows_with_changes_to_who_is_subscribed(store):

@@ -3,8 +3,8 @@
     make_app(config, transport=...) -> WSGI callable, run by waitress (see broadsheet.commands.serve)
 
 Every answer passes the Host allow-list and carries the security headers; every state change goes
-through the subscriber store (one Store per server thread) and is committed before the answer leaves,
-but a sign-up's, which the mailing thread records just after (the answer must not depend on the address).
+through the subscriber store (one Store per server thread) and is committed before the answer leaves (a
+sign-up as a row of the store's intake, the same whatever the address, which the mailing thread applies).
 Nothing here lists or exports subscribers.
 """
 
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 from ..audience.addresses import AddressChecker, InvalidAddress
 from ..checkpoint import Checkpointer, without_autocheckpoint
 from ..config import Config
-from ..errors import ConfigError
-from ..store import SUPPRESSING, Store, store_path
+from ..errors import ConfigError, StoreError
+from ..store import Store, store_path
 from ..tokens import TokenData, read_token, token_secrets
 from ..transports import Transport
 from .http import BodyTooLarge, Request, Response
@@ -75,6 +75,10 @@ class App:
         self.site = config.root / "site"
         self.local = threading.local()
         self.checkpointer = Checkpointer(store_path(config.root))
+
+    def start(self) -> None:
+        """Before the first request: the mailing thread applies the sign-ups a stopped serve left."""
+        self.mail.start()
 
     def close(self) -> None:
         """Send the confirmations still waiting, then stop the checkpoint thread after its last checkpoint
@@ -192,10 +196,9 @@ class App:
         return self.pages.message(400, "bad_link_title", "bad_link_text")
 
     def leave(self, email: str, source: str) -> None:
-        """Unsubscribe the address; a repeat (already unsubscribed, bounced or complained) records nothing."""
-        current = self.store.get(email)
-        if current is None or current.status not in SUPPRESSING:
-            self.store.set_status(email, "unsubscribed", source=source)
+        """Unsubscribe the address in one conditional write: a repeat (already unsubscribed, bounced or
+        complained), or a duplicate at the same moment, records nothing."""
+        self.store.suppress(email, "unsubscribed", source=source)
 
     def resubscribe(self, email: str, address: str) -> Response:
         """Back to subscribed through a confirmation mailed to the address, as a sign-up (the link in an
@@ -204,8 +207,12 @@ class App:
         current = self.store.get(email)
         if current is None or current.status not in ("unsubscribed", "subscribed"):
             return self.pages.message(409, "error_title", "error_text")
-        if current.status == "unsubscribed" and self.mails_per_address.allow(mailbox_of(email)):
-            self.mail.post(email, current.name, source="unsubscribe-page")
+        if (
+            current.status == "unsubscribed"
+            and self.mails_per_address.allow(mailbox_of(email))
+            and not self.take_sign_up(email, current.name, source="unsubscribe-page")
+        ):
+            return self.pages.message(503, "error_title", "error_text")
         return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=address, list=self.config.name)
 
     def form_page(
@@ -254,9 +261,24 @@ class App:
             return self.subscribe_form(request, status=400, error="invalid_address", email=typed, name=name)
         # the honeypot (only robots fill it in), then at most a few confirmations per address: a new
         # sign-up replaces the nonce, so one refused here must not reach the store either
-        if not form.get("website") and self.mails_per_address.allow(mailbox_of(email)):
-            self.mail.post(email, name, source="form")
+        if (
+            not form.get("website")
+            and self.mails_per_address.allow(mailbox_of(email))
+            and not self.take_sign_up(email, name, source="form")
+        ):
+            return self.pages.message(503, "error_title", "error_text")
         return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=email, list=self.config.name)
+
+    def take_sign_up(self, email: str, name: str, *, source: str) -> bool:
+        """Keep the sign-up in the store's intake, committed before the answer; False (answer 503) when the
+        store stayed busy or the intake is full: the same work, and answer, whatever the address."""
+        try:
+            if self.mail.post(email, name, source=source):
+                return True
+            print("broadsheet serve: sign-up not taken: too many wait to be mailed", file=sys.stderr, flush=True)
+        except StoreError as exc:
+            print(f"broadsheet serve: sign-up not taken: {exc}", file=sys.stderr, flush=True)
+        return False
 
     def confirm_page(self, request: Request, token: str) -> Response:
         data = self.confirmation(token)

@@ -71,9 +71,11 @@ def create(
     try:
         if not 0 <= port <= 65535:  # waitress would wrap 99999 round to 34463
             raise OverflowError("a port is a number from 1 to 65535")
-        return Server(app, Adjustments(**options), per_client=per_client, proxy=serve.trusted_proxy)
+        server = Server(app, Adjustments(**options), per_client=per_client, proxy=serve.trusted_proxy)
     except (OSError, OverflowError) as exc:
         raise cannot_listen(exc, host, port, "choose another with --port N, or stop the other server") from None
+    app.start()
+    return server
 
 
 def run(app: App, config: Config, *, host: str, port: int, ready: Callable[[str], None] = print) -> None:

@@ -1,9 +1,9 @@
 """The confirmation message of a sign-up, themed like the newsletter, made by compose's Composer
-and sent through the configured transport (the same pieces a campaign uses)."""
+and sent through the configured transport (the same pieces a campaign uses), by the thread that applies
+the sign-ups kept in the store's intake."""
 
 from __future__ import annotations
 
-import queue
 import sys
 import threading
 import time
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from ..audience import Subscriber, first_word
 from ..compose import Composer, RecipientRejected
 from ..config import Config
-from ..errors import BroadsheetError
+from ..errors import BroadsheetError, StoreError
 from ..render.model import RenderedIssue
 from ..render.placeholders import PlaceholderTable
 from ..store import Store
@@ -22,8 +22,11 @@ from ..transports import Transport
 from .pages import Pages
 
 CONFIRM_SECONDS = 7 * 24 * 3600  # a confirmation link works for a week
-WAITING_MAILS = 1_000  # confirmations waiting to be sent; past that a sign-up is answered but not mailed
-DRAIN_SECONDS = 10  # how long stopping serve waits for the confirmations still waiting
+INTAKE_LIMIT = 1_000  # sign-ups waiting in the store's intake; past that a sign-up is answered 503
+DRAIN_BATCH = 100  # sign-ups read from the intake at a time
+DRAIN_INTERVAL = 5.0  # seconds between looks at the intake for sign-ups another serve left
+DRAIN_SECONDS = 10  # how long stopping serve waits for the mailing thread
+UNFINISHED_SECONDS = 3600  # a mailing begun this long ago and not ended: its serve stopped while sending
 
 
 def confirm_token(email: str, nonce: str, config: Config, secret: str, *, issued: int | None = None) -> str:
@@ -63,10 +66,12 @@ def _not_sent(count: int, why: str) -> None:
 
 
 class ConfirmationMail:
-    """Records each sign-up in the store and sends its confirmation message, in a thread of its own
-    (``post``): the answer to a visitor does the same work whatever the address is (a new one is written,
-    a subscribed or complained one is not, and gets no mail: an answer that came back sooner would tell
-    who is on the list), and a slow provider holds no request thread. Safe to share between threads."""
+    """Applies the sign-ups serve answered and sends their confirmation messages, in a thread of its own.
+    A request only keeps its sign-up in the store's intake (``post``: one INSERT, committed before the
+    answer, the same whatever the address, so no answer tells by its timing who is on the list); this
+    thread applies each (``Store.sign_up``: a subscribed or complained address gets no mail) and mails it.
+    It also drains, when it starts and every DRAIN_INTERVAL seconds, what a stopped serve or another one
+    left, and a slow provider holds no request thread. Safe to share between threads."""
 
     def __init__(
         self, config: Config, pages: Pages, transport: Callable[[], Transport], secret: str, store: Callable[[], Store]
@@ -77,61 +82,77 @@ class ConfirmationMail:
         self.composer = Composer(confirmation_issue(config, pages), config)
         self.transport = transport
         self.base = config.serve.public_url.rstrip("/")
-        self._waiting: queue.Queue[tuple[str, str, str] | None] = queue.Queue(WAITING_MAILS)  # email, name, source
+        self._wake = threading.Event()
         self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def post(self, email: str, name: str, *, source: str) -> None:
-        """Have the sign-up recorded and its confirmation sent soon, by the mailing thread (started on first use)."""
+    def post(self, email: str, name: str, *, source: str) -> bool:
+        """Keep the sign-up in the store's intake (committed when this returns; StoreError when the store
+        stays busy) and wake the mailing thread; False when INTAKE_LIMIT sign-ups wait already."""
+        taken = self.store().take_sign_up(email, name=name, source=source, limit=INTAKE_LIMIT)
+        self.start()
+        self._wake.set()
+        return taken
+
+    def start(self) -> None:
+        """Start the mailing thread, which drains the intake at once (nothing once serve began to stop:
+        what waits then is kept for the next start)."""
         with self._starting:
-            if self._closed:  # a request that ended after serve began to stop
-                _not_sent(1, "serve is stopping")
-                return
-            if self._thread is None or not self._thread.is_alive():
+            if not self._closed and (self._thread is None or not self._thread.is_alive()):
                 self._thread = threading.Thread(target=self._run, name="confirmations", daemon=True)
                 self._thread.start()
-        try:
-            self._waiting.put_nowait((email, name, source))
-        except queue.Full:
-            _not_sent(1, "too many waiting")
 
     def close(self) -> None:
-        """Send what is waiting (for up to DRAIN_SECONDS), then stop the mailing thread; what could not be
-        sent by then is counted on stderr (those readers sign up again: their link never left)."""
+        """Let the mailing thread drain the intake (for up to DRAIN_SECONDS), then stop it; what it could
+        not mail by then stays in the intake for serve's next start."""
         with self._starting:
             self._closed = True
             thread = self._thread
         if thread is None or not thread.is_alive():
             return
-        deadline = time.monotonic() + DRAIN_SECONDS
-        try:
-            self._waiting.put(None, timeout=DRAIN_SECONDS)
-        except queue.Full:
-            pass
-        thread.join(max(0.0, deadline - time.monotonic()))
-        left = sum(1 for waiting in list(self._waiting.queue) if waiting is not None)
-        if thread.is_alive() or left:
-            _not_sent(
-                left + (1 if thread.is_alive() else 0), f"serve stopped before they went (after {DRAIN_SECONDS} s)"
-            )
+        self._wake.set()
+        thread.join(DRAIN_SECONDS)
+        if thread.is_alive():
+            print(f"broadsheet serve: confirmations still being sent after {DRAIN_SECONDS} s; those not sent yet"
+                  " wait in the subscriber store for serve's next start", file=sys.stderr, flush=True)  # fmt: skip
 
     def _run(self) -> None:
-        while (waiting := self._waiting.get()) is not None:
+        while True:
+            self._wake.clear()
             try:
-                self.sign_up(*waiting)
-            except Exception:  # one message's surprise must not silence the sign-ups after it
-                print(f"broadsheet serve: confirmation message not sent:\n{traceback.format_exc()}", file=sys.stderr,
+                self.drain()
+            except Exception:  # the next round tries again
+                print(f"broadsheet serve: sign-ups not applied:\n{traceback.format_exc()}", file=sys.stderr,
                       flush=True)  # fmt: skip
+            if self._closed:
+                return
+            self._wake.wait(DRAIN_INTERVAL)
 
-    def sign_up(self, email: str, name: str, source: str) -> bool:
-        """Record the sign-up (``Store.sign_up``) and mail its confirmation when one is due; True when sent."""
-        try:
-            nonce = self.store().sign_up(email, name=name, source=source)
-        except BroadsheetError as exc:
-            print(f"broadsheet serve: sign-up not recorded: {exc}", file=sys.stderr, flush=True)
-            return False
-        return nonce is not None and self.send(email, name, nonce)
+    def drain(self) -> None:
+        """Apply and mail every sign-up waiting in the intake (none when there is no store yet)."""
+        if not Store.exists_for(self.config.root):
+            return
+        store = self.store()
+        dropped = store.drop_unfinished_mailings(UNFINISHED_SECONDS)
+        if dropped:
+            _not_sent(dropped, "serve stopped while sending them, so whether they left is unknown (not sent again)")
+        while waiting := store.waiting_sign_ups(DRAIN_BATCH):
+            for one in waiting:
+                try:
+                    nonce = store.sign_up_waiting(one)
+                except StoreError as exc:  # busy: the next round tries again; invalid: dropped
+                    print(f"broadsheet serve: sign-up not applied: {exc}", file=sys.stderr, flush=True)
+                    return
+                if nonce is None:
+                    continue
+                try:
+                    self.send(one.email, one.name, nonce)
+                except Exception:  # one message's surprise must not silence the sign-ups after it
+                    print(f"broadsheet serve: confirmation message not sent:\n{traceback.format_exc()}",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                finally:
+                    store.drop_sign_up(one.id)
 
     def send(self, email: str, name: str, nonce: str) -> bool:
         """True when the transport took the message; a failure is reported on stderr, never to the visitor."""

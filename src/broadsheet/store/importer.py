@@ -284,7 +284,8 @@ class _Move:
         ).fetchall()
         opted_out = set()  # in file order within an address: each row stronger than the status it meets moves it
         for key, status, line, before in found:
-            if _move(self.store, key, status, f"{self.source}:{line}") and before not in SUPPRESSING:
+            moved = self.store._strengthen(key, status, source="import", detail=f"{self.source}:{line}")
+            if moved and before not in SUPPRESSING:
                 opted_out.add(key)
         self.report.opted_out += len(opted_out)
 
@@ -301,20 +302,6 @@ class _Move:
         subscribers = _load(self.store, {row.key for row in present})
         for row in present:
             _merge(self.store, subscribers[row.key], row, self.source, self.report, resubscribe=self.resubscribe)
-
-
-def _move(store: Store, key: str, status: str, detail: str) -> bool:
-    """A subscriber whose status is weaker than the suppressing ``status`` to it, with its event."""
-    row = store.db.execute(
-        "UPDATE subscribers SET status = :status, updated = :now WHERE email_key = :key"
-        f" AND {weaker_sql('status', ':status')} RETURNING id",
-        {"status": status, "now": utc_now(), "key": key},
-    ).fetchone()
-    if row is None:
-        return False
-    store._touch()
-    store._event(row[0], STATUS_EVENTS[status], source="import", detail=detail)
-    return True
 
 
 def _load(store: Store, keys: set[str]) -> dict[str, _Subscriber]:

@@ -6,7 +6,7 @@ SQLite writes ``INTEGER PRIMARY KEY``, and nothing else differs.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the intake table (version 1 stores get it when opened)
 
 STATUSES = ("unconfirmed", "subscribed", "unsubscribed", "bounced", "complained")
 SUPPRESSING = ("unsubscribed", "bounced", "complained")  # never mailed again
@@ -77,5 +77,14 @@ CREATE INDEX IF NOT EXISTS events_by_subscriber ON events (subscriber, kind, at)
 CREATE TABLE IF NOT EXISTS forgotten (
     email_hash TEXT PRIMARY KEY,
     at TEXT NOT NULL
+);
+-- sign-ups serve answered, until its mailing thread applies (sign_up) and mails them (mailing: since when)
+CREATE TABLE IF NOT EXISTS intake (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL,
+    at TEXT NOT NULL,
+    mailing TEXT NOT NULL DEFAULT ''
 );
 """

@@ -18,14 +18,14 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
 from typing import Any
 
 from ..audience.addresses import AddressChecker, InvalidAddress
 from ..errors import StoreError
-from .schema import SCHEMA, SCHEMA_VERSION, STATUS_EVENTS, STATUSES, SUPPRESSING, settled
+from .schema import SCHEMA, SCHEMA_VERSION, STATUS_EVENTS, STATUSES, SUPPRESSING, settled, weaker_sql
 
 BUSY_MS = 10_000
 RETRY_SECONDS = 0.001  # between two tries to begin a write while another process writes
@@ -59,6 +59,16 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingSignUp:
+    """A sign-up serve answered, kept in the store's intake until it is applied and mailed."""
+
+    id: int
+    email: str
+    name: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class StatusChange:
     """What ``set_status`` changed: the status before (None: the store did not have the address) and after."""
 
@@ -75,13 +85,16 @@ SUBSCRIBER_COLUMNS = "id, email, name, fields, status, created, updated"
 EVENT_COLUMNS = ", ".join(f.name for f in fields(Event))
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def store_path(root: Path) -> Path:
     return Path(root) / ".broadsheet" / "audience.db"
 
 
 def utc_now() -> str:
     """Now as the store writes times: ISO 8601 UTC to the second."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime(TIME_FORMAT)
 
 
 class Store:
@@ -333,6 +346,25 @@ class Store:
             self._touch()
             return StatusChange(old, new)
 
+    def suppress(self, email: str, status: str, *, source: str) -> bool:
+        """Set the suppressing ``status`` and record its event, only when the present one is weaker (one
+        conditional UPDATE: a repeat, or a duplicate at the same moment, records nothing); an address the
+        store lacks is added with it, unless forgotten. True when something changed."""
+        if status not in SUPPRESSING:
+            raise StoreError(f"'{status}' does not suppress", fix=f"use one of: {', '.join(SUPPRESSING)}")
+        email = self._address(email)
+        key = email.lower()
+        with self._write():
+            if self._strengthen(key, status, source=source):
+                return True
+            if (
+                self._forgotten(key)
+                or self.db.execute("SELECT 1 FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+            ):
+                return False
+            self._event(self._insert(email, status=status), STATUS_EVENTS[status], source=source)
+            return True
+
     def record_event(
         self, email: str, kind: str, *, source: str, campaign: str = "", detail: str = "",
         dedupe_key: str | None = None, at: str | None = None,
@@ -351,7 +383,8 @@ class Store:
             return True
 
     def forget(self, email: str, *, source: str = "cli") -> bool:
-        """Erase the address, name, fields, tags and events' detail; keep a keyed hash so it stays suppressed.
+        """Erase the address, name, fields, tags, events' detail and waiting sign-ups; keep a keyed hash so
+        it stays suppressed.
 
         True when something was erased or the hash is new; False when the address was forgotten already.
         """
@@ -362,6 +395,10 @@ class Store:
                 "INSERT INTO forgotten (email_hash, at) VALUES (?, ?) ON CONFLICT (email_hash) DO NOTHING",
                 (self.forgotten_hash(key), utc_now()),
             ).rowcount
+            waiting = [
+                (id_,) for id_, queued in self.db.execute("SELECT id, email FROM intake") if self.key(queued) == key
+            ]
+            self.db.executemany("DELETE FROM intake WHERE id = ?", waiting)
             if row is not None:
                 self.db.execute("UPDATE events SET subscriber = NULL, detail = '' WHERE subscriber = ?", row)
                 self.db.execute("DELETE FROM tags WHERE subscriber = ?", row)
@@ -382,21 +419,82 @@ class Store:
         nonce works. Name and fields are kept for a new address only: a form cannot rename anyone."""
         email = self.valid_address(email)
         name, fields = check_name(name), check_fields(fields or {})
-        key = email.lower()
-        nonce = secrets.token_urlsafe(18)
         with self._write():
-            if self._forgotten(key):
-                return None
-            row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
-            if row is None:
-                subscriber = self._insert(email, name=name, fields=fields, status="unconfirmed", nonce=_digest(nonce))
-            elif row[1] in REVIVING:
-                subscriber = row[0]
-                self.db.execute("UPDATE subscribers SET nonce = ? WHERE id = ?", (_digest(nonce), subscriber))
-            else:
-                return None
-            self._event(subscriber, "signed_up", source=source)
+            return self._sign_up(email, name, fields, source)
+
+    def _sign_up(self, email: str, name: str, fields: dict[str, str], source: str) -> str | None:
+        """``sign_up`` inside a write, for a valid address, name and fields."""
+        key = email.lower()
+        if self._forgotten(key):
+            return None
+        nonce = secrets.token_urlsafe(18)
+        row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+        if row is None:
+            subscriber = self._insert(email, name=name, fields=fields, status="unconfirmed", nonce=_digest(nonce))
+        elif row[1] in REVIVING:
+            subscriber = row[0]
+            self.db.execute("UPDATE subscribers SET nonce = ? WHERE id = ?", (_digest(nonce), subscriber))
+        else:
+            return None
+        self._event(subscriber, "signed_up", source=source)
         return nonce
+
+    # -- sign-ups serve has answered: the intake ------------------------------------------------
+
+    def take_sign_up(self, email: str, *, name: str, source: str, limit: int) -> bool:
+        """Keep a sign-up in the intake until ``sign_up_waiting`` applies it: one INSERT, the same whatever
+        the address (nothing about it is looked up, so how long it takes tells nothing). False when
+        ``limit`` sign-ups wait already."""
+        with self._write():
+            cursor = self.db.execute(
+                "INSERT INTO intake (email, name, source, at) SELECT ?, ?, ?, ? WHERE (SELECT count(*) FROM intake) < ?",
+                (email, name, source, utc_now(), limit),
+            )
+            return cursor.rowcount == 1
+
+    def waiting_sign_ups(self, count: int) -> list[WaitingSignUp]:
+        """The oldest ``count`` sign-ups of the intake whose mailing has not begun."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, email, name, source FROM intake WHERE mailing = '' ORDER BY id LIMIT ?", (count,)
+            ).fetchall()
+        return [WaitingSignUp(*row) for row in rows]
+
+    def sign_up_waiting(self, waiting: WaitingSignUp) -> str | None:
+        """``sign_up`` for a sign-up of the intake, marked in the same transaction as being mailed (so it is
+        applied once, by one process); the nonce to mail, or None when there is nothing to mail (the row is
+        gone) or another process has it. An invalid one is dropped (StoreError)."""
+        try:
+            email, name = self.valid_address(waiting.email), check_name(waiting.name)
+        except StoreError:
+            self.drop_sign_up(waiting.id)
+            raise
+        with self._write():
+            marked = self.db.execute(
+                "UPDATE intake SET mailing = ? WHERE id = ? AND mailing = ''", (utc_now(), waiting.id)
+            ).rowcount
+            if not marked:
+                return None
+            nonce = self._sign_up(email, name, {}, waiting.source)
+            if nonce is None:
+                self.db.execute("DELETE FROM intake WHERE id = ?", (waiting.id,))
+            return nonce
+
+    def drop_sign_up(self, id: int) -> None:
+        """The intake's sign-up ``id`` is done with (mailed, or its message failed)."""
+        with self._write():
+            self.db.execute("DELETE FROM intake WHERE id = ?", (id,))
+
+    def drop_unfinished_mailings(self, seconds: float) -> int:
+        """Drop the intake's sign-ups whose mailing began over ``seconds`` ago and never ended (their process
+        stopped): whether their message left is unknown, so it is never sent again. How many."""
+        before = (datetime.now(UTC) - timedelta(seconds=seconds)).strftime(TIME_FORMAT)
+        query = "FROM intake WHERE mailing <> '' AND mailing < ?"
+        with self._lock:
+            if not self._count(f"SELECT count(*) {query}", (before,)):  # no write lock taken for nothing
+                return 0
+            with self._write():
+                return self.db.execute(f"DELETE {query}", (before,)).rowcount
 
     def confirm(self, email: str, nonce: str) -> bool:
         """Subscribe an unconfirmed or unsubscribed address whose latest nonce this is (works once)."""
@@ -487,8 +585,9 @@ class Store:
             self.db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
 
     def _set_up(self) -> bytes:
-        """The hash key, after creating the tables and meta rows if this file has none yet (safe when two
-        processes race: one waits for the other's transaction). An opened store takes no write lock."""
+        """The hash key, after creating the tables and meta rows if this file has none yet, or the tables
+        an older schema version lacks (safe when two processes race: one waits for the other's
+        transaction). An opened store of this version takes no write lock."""
         with self._lock:
             if not self._ready():
                 self.db.execute("BEGIN IMMEDIATE")
@@ -496,10 +595,14 @@ class Store:
                     for statement in SCHEMA.split(";"):
                         if statement.strip():
                             self.db.execute(statement)
-                    for name, value in (("schema_version", str(SCHEMA_VERSION)), ("hash_key", secrets.token_hex(32)),
-                                        ("revision", "0")):  # fmt: skip
+                    for name, value in (("hash_key", secrets.token_hex(32)), ("revision", "0")):
                         self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                                         (name, value))  # fmt: skip
+                    self.db.execute(  # an older version's file now has this version's tables too
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (str(SCHEMA_VERSION),),
+                    )
                     self.db.execute("COMMIT")
                 except BaseException:
                     self.db.execute("ROLLBACK")
@@ -539,6 +642,20 @@ class Store:
 
     def _seen(self, dedupe_key: str) -> bool:
         return self.db.execute("SELECT 1 FROM events WHERE dedupe_key = ?", (dedupe_key,)).fetchone() is not None
+
+    def _strengthen(self, key: str, status: str, *, source: str, detail: str = "") -> bool:
+        """Inside a write: the subscriber ``key`` to the suppressing ``status``, with its event, only when
+        their status is weaker (the UPDATE's own condition, so a repeat changes and records nothing)."""
+        row = self.db.execute(
+            "UPDATE subscribers SET status = :status, updated = :now WHERE email_key = :key"
+            f" AND {weaker_sql('status', ':status')} RETURNING id",
+            {"status": status, "now": utc_now(), "key": key},
+        ).fetchone()
+        if row is None:
+            return False
+        self._touch()
+        self._event(row[0], STATUS_EVENTS[status], source=source, detail=detail)
+        return True
 
     def _insert(self, email: str, *, name: str = "", fields: dict[str, str] | None = None, status: str,
                 nonce: str = "") -> int:  # fmt: skip
