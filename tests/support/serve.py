@@ -98,9 +98,10 @@ def serving(app: App, config: Config, port: int, **options: Any) -> Iterator[Bas
     try:
         yield server
     finally:
-        # the trigger's thunk runs in the loop: with every socket closed, its map is empty and the loop returns
+        # the workers first (one still answering would pull the trigger once it is closed: EBADF), then the
+        # trigger's thunk in the loop: with every socket closed, its map is empty and the loop returns
+        server.task_dispatcher.shutdown()
         server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))  # type: ignore[attr-defined]
         loop.join(timeout=10)
-        server.task_dispatcher.shutdown()
         app.close()
         assert not loop.is_alive(), "the waitress loop did not stop"
