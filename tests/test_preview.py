@@ -206,6 +206,14 @@ def test_as_subscriber_from_the_list(project: Path):
         assert isinstance(running.current.error, AudienceError)
 
 
+def test_a_weak_secret_previews_with_a_placeholder_token(project: Path, monkeypatch):
+    monkeypatch.setenv("BROADSHEET_SECRET", "demo-only-not-a-real-secret")  # make demo's: too weak to send with
+    with Preview(project / "issues" / SLUG, port=0, config_path=project / "broadsheet.toml", watch=False) as running:
+        assert running.current.error is None
+        assert "BROADSHEET_SECRET is too weak for a real send" in running.current.email.note
+        assert b"/u/PREVIEW-TOKEN" in get(running, "/email.html")[1]
+
+
 def ignore_sigint() -> None:
     """What a shell does to `broadsheet preview &` in a script: the child starts with SIGINT ignored."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
