@@ -45,7 +45,7 @@ SECRETS = {
     "BROADSHEET_POSTMARK_TOKEN": "bench",
     "BROADSHEET_SENDGRID_KEY": "bench",
     "BROADSHEET_MAILGUN_KEY": "bench",
-    "BROADSHEET_SECRET": "bench-secret",
+    "BROADSHEET_SECRET": "bench-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0",
 }
 
 

@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--issue", type=Path, help="an issue folder to render instead of the synthetic issue")
     args = parser.parse_args()
-    os.environ.setdefault("BROADSHEET_SECRET", "bench-secret")
+    os.environ.setdefault("BROADSHEET_SECRET", "bench-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     issue = real_issue(args.issue.resolve()) if args.issue else synthetic_issue()
     people = subscribers(args.recipients)
     composer = Composer(issue, config())

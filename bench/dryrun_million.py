@@ -113,7 +113,7 @@ def main() -> None:
         )
         if args.setup_only:
             return setup_only(folder, args.rows, from_store=args.from_store)
-        env = {**os.environ, "BROADSHEET_SECRET": "bench-secret"}
+        env = {**os.environ, "BROADSHEET_SECRET": "bench-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"}
         command = [
             str(Path(sys.executable).parent / "broadsheet"),
             "send",

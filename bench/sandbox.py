@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    os.environ.setdefault("BROADSHEET_SECRET", "bench-secret")
+    os.environ.setdefault("BROADSHEET_SECRET", "bench-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     issue = bench.real_issue(args.issue.resolve()) if args.issue else bench.synthetic_issue()
     people = bench.subscribers(args.recipients)
     composers = {

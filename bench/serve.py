@@ -39,7 +39,7 @@ from broadsheet.tokens import make_token  # noqa: E402
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 LIST = "newsletter.bcecc.example.org"
-SECRET = "bench-serve-secret"
+SECRET = "bench-serve-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
 BODY = b"List-Unsubscribe=One-Click"
 
 

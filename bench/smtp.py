@@ -159,7 +159,7 @@ def run_broadsheet(
     shutil.rmtree(folder / ".broadsheet", ignore_errors=True)
     sink = SinkBehind(delay, latency)
     configure(folder, sink.port, connections, pipelining=pipelining)
-    env = {**os.environ, "BROADSHEET_SECRET": "bench-secret"}
+    env = {**os.environ, "BROADSHEET_SECRET": "bench-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"}
     started = time.perf_counter()
     result = subprocess.run(
         [str(BIN / "broadsheet"), "send", ISSUE, "--yes"], cwd=folder, env=env, capture_output=True, text=True
@@ -223,7 +223,7 @@ def run_mailmerge(folder: Path, recipients: int, delay: float, *, latency: float
 
 def _sample_parts(folder: Path) -> tuple[str, str]:
     """One recipient's HTML and text of the sample issue, so mailmerge sends messages of the same size."""
-    os.environ.setdefault("BROADSHEET_SECRET", "bench-secret")
+    os.environ.setdefault("BROADSHEET_SECRET", "bench-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     from broadsheet.config import load_config
     from broadsheet.lint import sample_parts
     from broadsheet.render import build_issue

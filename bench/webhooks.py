@@ -128,7 +128,9 @@ def bench_webhooks(events: int, threads: int, history: int) -> None:
 def bench_http(events: int, clients: int, history: int) -> None:
     """The same requests over HTTP to serve's app under waitress (in this process, 127.0.0.1)."""
     with bench_project(events, history) as (root, people, signer):
-        os.environ.update(BROADSHEET_MAILGUN_WEBHOOK_KEY=signer.key, BROADSHEET_SECRET="bench-secret")
+        os.environ.update(
+            BROADSHEET_MAILGUN_WEBHOOK_KEY=signer.key, BROADSHEET_SECRET="bench-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
+        )
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]

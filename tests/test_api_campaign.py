@@ -36,7 +36,7 @@ def sample_config(transport, **changes):
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_the_composed_sample_issue_arrives_as_composed(api, provider, rendered, monkeypatch):
-    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    monkeypatch.setenv("BROADSHEET_SECRET", "s-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     fake, transport = api(provider)
     transport.config = sample_config(transport)
     composer = Composer(rendered, transport.config)
@@ -63,7 +63,7 @@ def test_the_composed_sample_issue_arrives_as_composed(api, provider, rendered, 
 @pytest.fixture
 def postmark_campaign(api, tmp_path, rendered, monkeypatch):
     """(fake, runner factory, journal, record) for 40 subscribers, one of them inactive at Postmark."""
-    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    monkeypatch.setenv("BROADSHEET_SECRET", "s-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     fake, transport = api("postmark")
     config = sample_config(transport, root=tmp_path)
     emails = [f"{INACTIVE}7@example.com" if i == 7 else f"reader{i:02d}@example.com" for i in range(40)]
@@ -118,7 +118,7 @@ def test_refused_credentials_stop_the_campaign_and_keep_everyone_queued(postmark
 
 def test_a_resend_batch_composed_again_for_its_retry_is_not_delivered_twice(api, rendered, monkeypatch):
     """The runner composes a batch again for each attempt: the payload, and so the key, must not change."""
-    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    monkeypatch.setenv("BROADSHEET_SECRET", "s-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     fake, transport = api("resend")
     transport.config = sample_config(transport)
     composer = Composer(rendered, transport.config)
@@ -134,7 +134,7 @@ def test_a_resend_batch_composed_again_for_its_retry_is_not_delivered_twice(api,
 def test_an_unanswered_resend_batch_in_a_campaign_reaches_everyone_once(api, tmp_path, rendered, monkeypatch):
     """The runner claims retried rows again in another order and with other rows, so only the very
     same request, with its key, is safe to send again: the transport retries it itself."""
-    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    monkeypatch.setenv("BROADSHEET_SECRET", "s-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     fake, transport = api("resend")
     config = sample_config(transport, root=tmp_path)
     emails = [f"reader{i:02d}@example.com" for i in range(11)]
@@ -172,7 +172,7 @@ def test_a_used_up_ses_quota_stops_the_campaign_as_a_quota_error_keeping_the_res
     from broadsheet.errors import TransportQuotaError
     from broadsheet.transports.ses import SesTransport
 
-    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    monkeypatch.setenv("BROADSHEET_SECRET", "s-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     fake, transport = api("ses")
     config = sample_config(transport, root=tmp_path)
     (tmp_path / "list.csv").write_text("email\n" + "".join(f"reader{i:02d}@example.com\n" for i in range(12)))

@@ -24,7 +24,7 @@ def use_fake(project, provider: str, url: str, **send) -> None:
 
 @pytest.fixture
 def sample(project, monkeypatch):
-    monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret")
+    monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     monkeypatch.chdir(project)
     write_subscribers(project / "list.csv", 30)
     return project

@@ -29,7 +29,7 @@ def rendered():
 @pytest.fixture
 def campaign(tmp_path, rendered, monkeypatch):
     """(config, journal, record, composer) for 60 subscribers in a fresh project folder."""
-    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    monkeypatch.setenv("BROADSHEET_SECRET", "s-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     config = dataclasses.replace(load_config(ROOT / "broadsheet.toml"), root=tmp_path)
     write_subscribers(tmp_path / "list.csv", 60)
     journal = Journal.for_project(tmp_path)

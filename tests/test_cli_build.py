@@ -166,7 +166,7 @@ def test_new_where_issues_is_not_a_folder_is_one_line_exit_2(project):
 
 def test_build_send_and_status_take_the_issue_name_too(project, monkeypatch, capsys):
     monkeypatch.chdir(project)
-    monkeypatch.setenv("BROADSHEET_SECRET", "s3cret-for-tests")
+    monkeypatch.setenv("BROADSHEET_SECRET", "s3cret-for-tests-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     assert main(["build", SAMPLE_NAME, "--out", "elsewhere"]) == 0
     assert (project / "elsewhere" / SAMPLE_NAME / "email.html").is_file()
     assert main(["send", SAMPLE_NAME, "--transport", "outbox", "--yes"]) == 0

@@ -13,7 +13,7 @@ from broadsheet.compose import Composer, RecipientRejected, unsubscribe_token, v
 from broadsheet.config import Dkim
 from broadsheet.errors import ConfigError, ContentError, TemplateError
 
-SECRET = "s3cret-for-tests"
+SECRET = "s3cret-for-tests-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
 
 
 @pytest.fixture(autouse=True)

@@ -219,7 +219,7 @@ def test_with_verp_only_genuine_reports_change_the_store_the_forged_are_counted_
     tmp_path, imap, monkeypatch, capsys
 ):
     monkeypatch.setenv("BROADSHEET_INBOX_PASSWORD", PASSWORD)
-    monkeypatch.setenv("BROADSHEET_SECRET", "inbox-test-secret")
+    monkeypatch.setenv("BROADSHEET_SECRET", "inbox-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     (tmp_path / "broadsheet.toml").write_text(
         f'list_id = "weekly.news.example.org"\nunsubscribe_mailto = "{UNSUBSCRIBE}"\n'
         '[smtp]\nreturn_path = "bounces+{token}@news.example.org"\n'
@@ -232,7 +232,7 @@ def test_with_verp_only_genuine_reports_change_the_store_the_forged_are_counted_
         campaign, _ = journal.start_campaign("2026-12-issue", "smtp", "issues/x", "")
         journal.load_recipients(campaign, "fp", [(p, i + 2, "{}") for i, p in enumerate(people[:2])])
         rows = {row.email: row.id for row in journal.claim(campaign, 2, time.time())}
-    paths = ReturnPaths(config, config.from_address, token_secret="inbox-test-secret")
+    paths = ReturnPaths(config, config.from_address, token_secret="inbox-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     ann_path, bob_path = (paths.for_recipient(p, rows[p]) for p in people[:2])
     token = bob_path.removeprefix("bounces+").removesuffix("@news.example.org")
     tampered = "bounces+" + token[:-1] + ("a" if token[-1] != "a" else "b") + "@news.example.org"

@@ -68,7 +68,7 @@ def test_status_shows_what_came_back_after_the_send(project, monkeypatch, capsys
 
 
 def test_send_warns_before_mailing_a_store_with_many_unconfirmed_addresses(project, monkeypatch, capsys):
-    monkeypatch.setenv("BROADSHEET_SECRET", "report-test-secret")
+    monkeypatch.setenv("BROADSHEET_SECRET", "report-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     monkeypatch.chdir(project)
     with Store.for_project(project) as store:
         for n in range(8):

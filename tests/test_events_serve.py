@@ -153,7 +153,7 @@ def test_serve_applies_webhooks_with_its_own_config_not_one_found_beside_the_sto
         encoding="utf-8",
     )
     monkeypatch.setenv("BROADSHEET_MAILGUN_WEBHOOK_KEY", MAILGUN.key)
-    monkeypatch.setenv("BROADSHEET_SECRET", "serve-config-secret")
+    monkeypatch.setenv("BROADSHEET_SECRET", "serve-config-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     config = load_config(staging)
     with Store.for_project(config.root) as store:
         store.add("soft@example.com")

@@ -77,7 +77,7 @@ def test_a_long_address_still_gets_a_return_path_within_the_local_part_limit():
 
 
 def test_a_bounce_to_a_verp_address_suppresses_the_subscriber_it_was_made_for(project, tmp_path, monkeypatch):
-    monkeypatch.setenv("BROADSHEET_SECRET", "verp-test-secret")
+    monkeypatch.setenv("BROADSHEET_SECRET", "verp-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     monkeypatch.setenv("BROADSHEET_INBOX_PASSWORD", PASSWORD)
     monkeypatch.chdir(project)
     people = [email for email, _ in write_subscribers(project / "list.csv", 3)]

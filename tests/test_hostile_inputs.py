@@ -401,7 +401,9 @@ def test_a_control_character_in_the_config_names_its_line_not_the_theme(project,
 
 
 def send_test(project: Path, address: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "BROADSHEET_DEBUG"} | {"BROADSHEET_SECRET": "s3cret-for-tests"}
+    env = {k: v for k, v in os.environ.items() if k != "BROADSHEET_DEBUG"} | {
+        "BROADSHEET_SECRET": "s3cret-for-tests-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
+    }
     return subprocess.run([sys.executable, "-m", "broadsheet", "send", ISSUE, "--test", address], cwd=project,
                           capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
 
@@ -427,7 +429,7 @@ def test_send_test_with_a_line_break_in_the_address_is_one_line(project):
     ],
 )
 def test_bad_sender_addresses_name_their_config_line(project, cli, monkeypatch, key, old, new):
-    monkeypatch.setenv("BROADSHEET_SECRET", "s3cret-for-tests")
+    monkeypatch.setenv("BROADSHEET_SECRET", "s3cret-for-tests-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     config = project / "broadsheet.toml"
     config.write_text(config.read_text().replace(old, new))
     result = cli("send", ISSUE, "--test", "me@example.org")

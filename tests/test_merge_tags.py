@@ -32,7 +32,7 @@ def issue_with(project: Path, intro: str = INTRO, front: str = "", article: str 
 
 @pytest.fixture(autouse=True)
 def secret(monkeypatch):
-    monkeypatch.setenv("BROADSHEET_SECRET", "merge-tag-tests-secret")
+    monkeypatch.setenv("BROADSHEET_SECRET", "merge-tag-tests-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
 
 
 def message_for(project: Path, folder: Path, **fields: str) -> email.message.EmailMessage:

@@ -44,7 +44,7 @@ def test_an_untouched_scaffold_is_an_error_for_lint_and_send_and_printed_by_buil
     assert any("01-first-article.md:6" in e and "an article's text" in e for e in errors)
     build = run_cli(project, "build", f"issues/{folder.name}")
     assert build.returncode == 0 and len(re.findall(r"lint: .*\[scaffold\]", build.stderr)) == 4
-    monkeypatch.setenv("BROADSHEET_SECRET", "scaffold-test-secret")
+    monkeypatch.setenv("BROADSHEET_SECRET", "scaffold-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     monkeypatch.chdir(project)
     assert main(["send", f"issues/{folder.name}", "--transport", "outbox", "--yes"]) == 2
     assert "lint found 4 error(s)" in capsys.readouterr().err

@@ -275,7 +275,7 @@ def test_stopping_a_send_while_parts_are_read_leaves_no_reader_staging_file_or_t
     """A real `broadsheet send` of a list long enough to be read in parts, stopped while it loads."""
     marker = f"list-{signum}-{os.getpid()}.csv"
     write_long_list(project / marker)
-    env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret"}
+    env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"}
     command = [sys.executable, "-m", "broadsheet", "send", ISSUE, "--list", marker, "--transport", "outbox", "--yes"]
     returncode, err = stopped_while_parts_are_read(command, project, marker, signum, env)
     assert returncode == 130, err
@@ -290,7 +290,8 @@ def test_a_list_checked_against_the_store_is_checked_in_every_part(tmp_path, mon
     complained or forgotten is left out by every part reader, and counted once."""
     sample = Sample(600)
     path = write(tmp_path, sample.text)
-    monkeypatch.setenv("BROADSHEET_SECRET", "store-secret")  # the forgotten addresses' keyed hashes
+    # the forgotten addresses' keyed hashes
+    monkeypatch.setenv("BROADSHEET_SECRET", "store-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
 
     def checked_list(root: Path) -> CheckedList:
         with Store.for_project(root) as store:

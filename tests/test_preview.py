@@ -206,6 +206,14 @@ def test_as_subscriber_from_the_list(project: Path):
         assert isinstance(running.current.error, AudienceError)
 
 
+def test_a_weak_secret_previews_with_a_placeholder_token(project: Path, monkeypatch):
+    monkeypatch.setenv("BROADSHEET_SECRET", "demo-only-not-a-real-secret")  # make demo's: too weak to send with
+    with Preview(project / "issues" / SLUG, port=0, config_path=project / "broadsheet.toml", watch=False) as running:
+        assert running.current.error is None
+        assert "BROADSHEET_SECRET is too weak for a real send" in running.current.email.note
+        assert b"/u/PREVIEW-TOKEN" in get(running, "/email.html")[1]
+
+
 def ignore_sigint() -> None:
     """What a shell does to `broadsheet preview &` in a script: the child starts with SIGINT ignored."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -231,6 +239,26 @@ def test_ctrl_c_exits_cleanly(project: Path, tmp_path: Path, stop: signal.Signal
     assert process.returncode == 0, err
     assert "stopped" in out and "Traceback" not in err
     assert not list(temporary.glob("broadsheet-preview-*")), "the temporary builds were left behind"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc/PID/task")
+def test_a_stop_signal_taken_by_another_thread_still_stops(project: Path):
+    """A signal sent to the process can be taken by any of its threads, or land just before the main
+    thread starts waiting: Python's handler is then due but nothing wakes the main thread. Sent to a
+    thread of the preview's own (kill(2) of a thread id), it shows the same: the preview must stop."""
+    process = subprocess.Popen([sys.executable, "-m", "broadsheet", "preview", f"issues/{SLUG}", "--port", "0"],
+                               cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    try:
+        lines = [process.stdout.readline(), process.stdout.readline()]
+        assert any("previewing" in line for line in lines), lines
+        threads = [int(task.name) for task in Path(f"/proc/{process.pid}/task").iterdir()]
+        os.kill(next(tid for tid in threads if tid != process.pid), signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "stopped" in out and "Traceback" not in err
 
 
 def test_a_project_file_posing_as_an_image_is_never_served(project):

@@ -356,7 +356,7 @@ def test_without_base_url_the_site_still_works_but_has_no_feed(archive: Path, tm
 
 
 def test_the_sent_html_part_declares_its_doctype(archive: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("BROADSHEET_SECRET", "test-secret-for-doctype")
+    monkeypatch.setenv("BROADSHEET_SECRET", "test-secret-for-doctype-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     config = load_config(archive / "broadsheet.toml")
     rendered = build_issue(archive / "issues" / SAMPLE.name, config)
     message = Composer(rendered, config).compose(Subscriber(email="ann@example.com", name="Ann Lee", first_name="Ann"))

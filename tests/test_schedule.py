@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_send_cli import cli, sample, smtp  # noqa: F401 - sample is the fixture
 
@@ -153,7 +154,11 @@ def test_two_due_runs_at_once_send_each_message_once(sample):
     with smtp_server(sink) as (host, port):
         configure(sample, send={"transport": "smtp", "list": "list.csv", "connections": 1}, smtp=smtp(host, port))
         scheduled(sample, SAMPLE, send_at=moment(-0.5))
-        env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "BROADSHEET_SECRET": "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0",
+            "PYTHONUNBUFFERED": "1",
+        }
         command = [sys.executable, "-m", "broadsheet", "send", "--due"]
         runs = [
             subprocess.Popen(command, cwd=sample, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -329,14 +334,35 @@ def test_test_copies_go_to_their_own_folder_without_the_secret(sample, capsys, m
     assert len(list((sample / "outbox" / SAMPLE / "test").glob("*.eml"))) == 1
 
 
-def test_a_real_send_without_the_secret_says_what_it_is_for_and_how_to_make_one(sample, capsys, monkeypatch):
-    monkeypatch.delenv("BROADSHEET_SECRET")
+def refused_by_a_real_send(sample, capsys) -> str:
+    """What a real send over SMTP to two readers said on stderr, having sent nothing and journaled nothing."""
     write_subscribers(sample / "list.csv", 2)
     sink = Sink()
     with smtp_server(sink) as (host, port):
         configure(sample, send={"transport": "smtp", "list": "list.csv"}, smtp=smtp(host, port))
         assert cli(sample, "send", ISSUE, "--yes") == 2
-    err = capsys.readouterr().err
-    assert "environment variable BROADSHEET_SECRET: not set: it signs each reader's unsubscribe link" in err
-    assert "python -c 'import secrets; print(secrets.token_urlsafe(32))'" in err
     assert not sink.received and not journal_path(sample).exists()
+    err = capsys.readouterr().err
+    assert "python -c 'import secrets; print(secrets.token_urlsafe(32))'" in err and err.count("\n") == 1
+    return err
+
+
+def test_a_real_send_without_the_secret_says_what_it_is_for_and_how_to_make_one(sample, capsys, monkeypatch):
+    monkeypatch.delenv("BROADSHEET_SECRET")
+    err = refused_by_a_real_send(sample, capsys)
+    assert "environment variable BROADSHEET_SECRET: not set: it signs each reader's unsubscribe link" in err
+
+
+@pytest.mark.parametrize(
+    "weak", ["x", " " * 40, "ab" * 32, "demo-only-not-a-real-secret"], ids=["one-char", "spaces", "abab", "make-demo"]
+)
+def test_a_weak_secret_is_refused_by_a_real_send_and_kept_by_the_outbox(sample, capsys, monkeypatch, weak):
+    """One received message is enough to guess a weak secret by brute force and forge anyone's link."""
+    monkeypatch.setenv("BROADSHEET_SECRET", weak)
+    err = refused_by_a_real_send(sample, capsys)
+    assert err.startswith("broadsheet: error: environment variable BROADSHEET_SECRET: too weak to sign links: it ")
+    assert len(weak.strip()) < 8 or weak not in err
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})  # make demo: copies that reach no reader
+    assert cli(sample, "send", ISSUE, "--test", "editor@example.org") == 0
+    assert cli(sample, "send", ISSUE, "--yes") == 0
+    assert sent_to(sample) == {SAMPLE: 2}

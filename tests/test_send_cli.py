@@ -25,7 +25,7 @@ ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 
 @pytest.fixture
 def sample(project, monkeypatch):
-    monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret")
+    monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     monkeypatch.chdir(project)
     return project
 
@@ -170,7 +170,11 @@ def start_send(sample, sink, host, port, *, hangup=signal.SIG_DFL):
     configure(
         sample, send={"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 5}, smtp=smtp(host, port)
     )
-    env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "BROADSHEET_SECRET": "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0",
+        "PYTHONUNBUFFERED": "1",
+    }
     command = [sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"]
     process = subprocess.Popen(command, cwd=sample, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGHUP, hangup))  # fmt: skip
@@ -224,7 +228,11 @@ def test_a_terminal_that_closes_stops_the_send_like_ctrl_c(sample):
     with smtp_server(sink) as (host, port):
         configure(sample, send={"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 5},
                   smtp=smtp(host, port))  # fmt: skip
-        env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "BROADSHEET_SECRET": "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0",
+            "PYTHONUNBUFFERED": "1",
+        }
         terminal, its_end = pty.openpty()
         process = subprocess.Popen(
             [sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"], cwd=sample, env=env,
@@ -254,7 +262,7 @@ def test_a_send_started_under_nohup_goes_on_after_a_hangup(sample):
 
 
 def test_status_into_a_closed_pipe_ends_quietly(sample):
-    env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret"}
+    env = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"}
     write_subscribers(sample / "list.csv", 3)
     configure(sample, send={"transport": "outbox", "list": "list.csv"})
     subprocess.run([sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"], cwd=sample, env=env, check=True,

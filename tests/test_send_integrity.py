@@ -37,7 +37,7 @@ from broadsheet.render import read_and_build
 from broadsheet.transports.smtp import SmtpTransport
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
-ENV = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret", "PYTHONUNBUFFERED": "1"}
+ENV = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0", "PYTHONUNBUFFERED": "1"}
 
 
 def send_process(project, *args: str, **options) -> subprocess.Popen:
@@ -373,7 +373,7 @@ def test_a_journal_locked_by_another_program_is_one_line_and_sends_nothing(sampl
 @pytest.fixture
 def smtp_campaign(tmp_path, monkeypatch):
     """(run, journal factory, sink, people): a 30-recipient campaign over a real SMTP server."""
-    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    monkeypatch.setenv("BROADSHEET_SECRET", "s-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     shutil.copy(Path(__file__).resolve().parents[1] / "broadsheet.toml", tmp_path / "broadsheet.toml")
     for folder in ("templates", "assets", "issues"):
         shutil.copytree(Path(__file__).resolve().parents[1] / folder, tmp_path / folder)

@@ -470,6 +470,20 @@ def test_serve_without_public_url_or_secret_is_a_one_line_error(tmp_path, monkey
     assert "BROADSHEET_SECRET is not set" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("variable", ["BROADSHEET_SECRET", "BROADSHEET_SECRET_PREVIOUS"])
+def test_serve_refuses_a_weak_secret_at_start_up(tmp_path, monkeypatch, capsys, variable):
+    from broadsheet.cli import main
+
+    monkeypatch.chdir(copy_sample(tmp_path))
+    monkeypatch.setenv("BROADSHEET_SECRET", SECRET)
+    monkeypatch.setenv(variable, "tiny")
+    assert main(["serve", "--port", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"broadsheet: error: environment variable {variable}: too weak to sign links: it is shorter")
+    assert "secrets.token_urlsafe(32)" in err and "tiny" not in err and err.count("\n") == 1
+    assert "listening" not in out
+
+
 def test_a_public_url_with_a_path_is_refused_with_its_line(tmp_path):
     from broadsheet.errors import ConfigError
 

@@ -14,7 +14,7 @@ from broadsheet.serve.app import make_app
 from broadsheet.store import Store, store_path
 from broadsheet.tokens import make_token
 
-SECRET = "checkpoint-test-secret"
+SECRET = "checkpoint-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
 
 
 def test_one_click_is_checkpointed_by_serves_own_thread_not_by_the_request(tmp_path: Path, monkeypatch) -> None:

@@ -24,7 +24,7 @@ def config(tmp_path: Path, monkeypatch) -> Config:
     port = free_port()
     path = tmp_path / "broadsheet.toml"
     path.write_text(f'list_id = "weekly.example.org"\n[serve]\npublic_url = "http://127.0.0.1:{port}"\n', "utf-8")
-    monkeypatch.setenv("BROADSHEET_SECRET", "connections-test-secret")
+    monkeypatch.setenv("BROADSHEET_SECRET", "connections-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     return load_config(path)
 
 

@@ -90,7 +90,7 @@ def test_the_mailbox_an_address_reaches():
 def _confirmations(tmp_path, monkeypatch, fail_first: bool):
     """ConfirmationMail over a real store and the real outbox, whose first message fails with a surprise
     when asked."""
-    monkeypatch.setenv("BROADSHEET_SECRET", "confirmations-test-secret")
+    monkeypatch.setenv("BROADSHEET_SECRET", "confirmations-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     shutil.copy(ROOT / "broadsheet.toml", tmp_path / "broadsheet.toml")
     shutil.copytree(ROOT / "assets", tmp_path / "assets")
     config = load_config(tmp_path / "broadsheet.toml")

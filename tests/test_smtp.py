@@ -30,7 +30,7 @@ HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "List-
 
 @pytest.fixture
 def sample(project, monkeypatch):
-    monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret")
+    monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     monkeypatch.delenv("BROADSHEET_SMTP_PASSWORD", raising=False)
     monkeypatch.chdir(project)
     return project

@@ -26,7 +26,7 @@ from broadsheet.transports.outbox import OutboxTransport
 
 @pytest.fixture
 def campaign(tmp_path, monkeypatch):
-    monkeypatch.setenv("BROADSHEET_SECRET", "s")
+    monkeypatch.setenv("BROADSHEET_SECRET", "s-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     rendered = build_issue(SAMPLE_ISSUE, load_config(ROOT / "broadsheet.toml"))
     config = dataclasses.replace(load_config(ROOT / "broadsheet.toml"), root=tmp_path)
     people = [email for email, _ in write_subscribers(tmp_path / "list.csv", 12)]

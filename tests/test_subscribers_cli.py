@@ -33,7 +33,7 @@ ANN@example.org,Ann Again,,,Brugge
 
 @pytest.fixture
 def sample(project, monkeypatch):
-    monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret")
+    monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     configure(project, send={"transport": "outbox", "list": "list.csv", "connections": 1})
     return project
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import re
+import secrets
 
 import pytest
 
+from broadsheet.config import weak_secret
 from broadsheet.errors import ConfigError
 from broadsheet.tokens import (
     make_reference_token,
@@ -64,14 +66,36 @@ def test_junk_is_refused(junk):
 
 
 def test_the_previous_secret_still_verifies_during_rotation(monkeypatch):
-    old = make_token("unsubscribe", "ann@example.org", LIST, "old-secret")
-    monkeypatch.setenv("BROADSHEET_SECRET", "new-secret")
-    monkeypatch.setenv("BROADSHEET_SECRET_PREVIOUS", "old-secret")
+    old = make_token("unsubscribe", "ann@example.org", LIST, "old-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
+    monkeypatch.setenv("BROADSHEET_SECRET", "new-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
+    monkeypatch.setenv("BROADSHEET_SECRET_PREVIOUS", "old-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     secrets = token_secrets()
-    assert secrets == ("new-secret", "old-secret")
+    assert secrets == ("new-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0", "old-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     assert read_token("unsubscribe", old, LIST, secrets).email == "ann@example.org"
     monkeypatch.delenv("BROADSHEET_SECRET_PREVIOUS")
     assert read_token("unsubscribe", old, LIST, token_secrets()) is None
+
+
+WEAK = ["x", "demo-only-not-a-real-secret", " " * 40, "a" * 64, "ab" * 64, "abcd" * 8, "abcdefg" * 6]
+
+
+@pytest.mark.parametrize("weak", WEAK)
+@pytest.mark.parametrize("variable", ["BROADSHEET_SECRET", "BROADSHEET_SECRET_PREVIOUS"])
+def test_a_weak_secret_is_refused_naming_its_variable_never_its_value(monkeypatch, variable, weak):
+    monkeypatch.setenv("BROADSHEET_SECRET", secrets.token_urlsafe(32))
+    monkeypatch.setenv("BROADSHEET_SECRET_PREVIOUS", secrets.token_hex(32))
+    monkeypatch.setenv(variable, weak)
+    with pytest.raises(ConfigError) as caught:
+        token_secrets()
+    assert str(caught.value).startswith(f"environment variable {variable}: too weak to sign links: it ")
+    assert "secrets.token_urlsafe(32)" in str(caught.value)
+    assert len(weak.strip()) < 8 or weak not in str(caught.value)
+
+
+def test_every_secret_made_as_the_readme_says_is_strong_enough():
+    made = [secrets.token_urlsafe(32) for _ in range(2000)] + [secrets.token_hex(32) for _ in range(2000)]
+    assert [weak_secret(secret) for secret in made] == [None] * len(made)
+    assert [weak_secret(secret) for secret in WEAK if weak_secret(secret) is None] == []
 
 
 def test_no_secret_is_a_config_error_naming_the_variable(monkeypatch):

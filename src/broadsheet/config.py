@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import stat
@@ -259,19 +260,52 @@ SECRET_ENV = {
 }
 
 
+# How to make a secret that signs links (README, the errors that ask for one).
+MAKE_SIGNING_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+SIGNING_SECRET_CHARS = 32
+SIGNING_SECRET_BITS = 128
+
+
 def secret(name: str, *, required: bool = True, token: bool = False) -> str:
     """Read a secret from its environment variable; never from the file, never printed.
 
     ``token``: the value goes into an HTTP header or a signature (API keys), so it must be printable
     ASCII without spaces; anything else (a pasted smart quote, a line break) is a ConfigError that
-    names the variable and what is wrong, never the value."""
+    names the variable and what is wrong, never the value. The secret that signs links, when
+    ``required``, must be strong (:func:`check_signing_secret`)."""
     variable = SECRET_ENV.get(name, name)
     value = os.environ.get(variable, "")
     if required and not value:
         raise ConfigError(f"the environment variable {variable} is not set", fix=f"export {variable}=…")
+    if required and name == "unsubscribe":
+        check_signing_secret(variable, value)
     if token:
         _check_token(variable, value)
     return value
+
+
+def weak_secret(value: str) -> str | None:
+    """Why ``value`` is too weak to sign links (a forger who guesses it unsubscribes anyone), or None.
+
+    It needs 32 characters or more and room for 128 random bits: at least 8 different characters, and
+    length × log2(different characters) ≥ 128, the most that many characters from that few can hold.
+    Every ``secrets.token_urlsafe(32)`` and ``token_hex(32)`` passes; ``aaaa…``, ``abab…`` do not."""
+    if len(value) < SIGNING_SECRET_CHARS:
+        return f"it is shorter than {SIGNING_SECRET_CHARS} characters"
+    different = len(set(value))
+    if different < 8 or len(value) * math.log2(different) < SIGNING_SECRET_BITS:
+        return f"it repeats too few different characters to hold {SIGNING_SECRET_BITS} random bits"
+    return None
+
+
+def check_signing_secret(variable: str, value: str) -> None:
+    """ConfigError naming ``variable`` (never the value) when the secret in it is too weak to sign links."""
+    if (why := weak_secret(value)) is not None:
+        raise ConfigError(
+            f"too weak to sign links: {why}, so one message received is enough to guess it and forge links",
+            where=f"environment variable {variable}",
+            fix=f"make one with {MAKE_SIGNING_SECRET} and export {variable}=<it>",
+        )
 
 
 def _check_token(variable: str, value: str) -> None:

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .config import SECRET_ENV
+from .config import SECRET_ENV, check_signing_secret
 from .errors import ConfigError
 
 VERSION = b"\x01"
@@ -222,15 +222,20 @@ def _decode_reference(token: str) -> tuple[int, bytes, bytes] | None:
 
 
 def token_secrets(*, required: bool = True) -> tuple[str, ...]:
-    """(BROADSHEET_SECRET, BROADSHEET_SECRET_PREVIOUS) from the environment, the unset ones left out."""
-    current = os.environ.get(SECRET_ENV["unsubscribe"], "")
+    """(BROADSHEET_SECRET, BROADSHEET_SECRET_PREVIOUS) from the environment, the unset ones left out;
+    a weak one is a ConfigError (:func:`broadsheet.config.check_signing_secret`)."""
+    variable = SECRET_ENV["unsubscribe"]
+    current = os.environ.get(variable, "")
     if required and not current:
-        variable = SECRET_ENV["unsubscribe"]
         raise ConfigError(
             f"the environment variable {variable} is not set",
             fix=f"export {variable}=… (a long random string, e.g. from `openssl rand -hex 32`)",
         )
-    return tuple(s for s in (current, os.environ.get(PREVIOUS_SECRET_ENV, "")) if s)
+    given = {variable: current, PREVIOUS_SECRET_ENV: os.environ.get(PREVIOUS_SECRET_ENV, "")}
+    for name, value in given.items():
+        if value:
+            check_signing_secret(name, value)
+    return tuple(value for value in given.values() if value)
 
 
 __all__ = [

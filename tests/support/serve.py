@@ -22,7 +22,7 @@ from broadsheet.config import Config
 from broadsheet.serve.app import App
 from broadsheet.serve.server import create
 
-SECRET = "serve-test-secret"
+SECRET = "serve-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
 
 
 def free_port() -> int:

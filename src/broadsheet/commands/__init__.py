@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import socket
+import threading
 from pathlib import Path
-from typing import TypeAlias
+from typing import NoReturn, TypeAlias
 
 from ..config import Config, load_config
 
@@ -26,3 +29,24 @@ def issue_folder(argument: str | Path, config: Config) -> Path:
         if candidate.is_dir():
             return candidate
     return Path(argument)
+
+
+def wait_until_stopped() -> NoReturn:
+    """Block until Ctrl-C, SIGTERM or SIGHUP stops the command (KeyboardInterrupt).
+
+    Waits on the signal wake-up socket, not on a lock: a signal taken by another thread, or arriving just
+    before the wait begins, only marks Python's handler as due, and a lock wait never wakes to run it.
+    Python writes each signal to the socket whatever thread it lands on, so the wait always ends.
+    """
+    if threading.current_thread() is not threading.main_thread():  # no signal reaches this thread
+        threading.Event().wait()
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno())
+    try:
+        while True:  # the handler, due once a byte arrives, raises at the next turn
+            reader.recv(64)
+    finally:
+        signal.set_wakeup_fd(previous)
+        reader.close()
+        writer.close()

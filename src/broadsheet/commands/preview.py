@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import threading
 import webbrowser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ContentError
-from . import Subparsers, issue_folder, project_config
+from . import Subparsers, issue_folder, project_config, wait_until_stopped
 
 if TYPE_CHECKING:
     from ..preview.builder import Build
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"previewing {folder.name} at {preview.url} (Ctrl-C to stop)", flush=True)
             if args.open:
                 webbrowser.open(preview.url)
-            threading.Event().wait()
+            wait_until_stopped()
     except KeyboardInterrupt:
         print("\nstopped", flush=True)
     return 0

@@ -7,18 +7,21 @@ import os
 import secrets
 import sys
 
-from ..config import SECRET_ENV, Config
+from ..config import MAKE_SIGNING_SECRET, SECRET_ENV, Config, check_signing_secret, weak_secret
 from ..errors import ConfigError
 
 VARIABLE = SECRET_ENV["unsubscribe"]
-MAKE_ONE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 def token_secret(config: Config, *, throwaway: bool) -> str | None:
-    """None when the Composer reads BROADSHEET_SECRET itself (it is set, or no link needs it); a fresh
-    throw-away secret when it is not set and ``throwaway``; else a ConfigError saying what it is for."""
-    if "{token}" not in config.unsubscribe_url or os.environ.get(VARIABLE):
+    """None when the Composer reads BROADSHEET_SECRET itself (it is set and strong, or no link needs it);
+    when ``throwaway``, a weak one as given (``make demo``'s) or a fresh throw-away one when it is not set;
+    else a ConfigError saying what it is for, or why it is too weak."""
+    given = os.environ.get(VARIABLE, "")
+    if "{token}" not in config.unsubscribe_url or (given and weak_secret(given) is None):
         return None
+    if throwaway and given:
+        return given  # it signs copies that reach no reader
     if throwaway:
         print(
             f"{VARIABLE} is not set: the unsubscribe links of these copies are signed with a throw-away "
@@ -26,9 +29,11 @@ def token_secret(config: Config, *, throwaway: bool) -> str | None:
             file=sys.stderr,
         )
         return "throwaway-" + secrets.token_urlsafe(32)
+    if given:
+        check_signing_secret(VARIABLE, given)
     raise ConfigError(
         "not set: it signs each reader's unsubscribe link, so that no one can unsubscribe someone else",
         where=f"environment variable {VARIABLE}",
-        fix=f"make one with {MAKE_ONE}, then export {VARIABLE}=<it> wherever you send from; keep it "
+        fix=f"make one with {MAKE_SIGNING_SECRET}, then export {VARIABLE}=<it> wherever you send from; keep it "
         "(links in issues already sent stop working when it changes)",
     )  # fmt: skip

@@ -57,12 +57,13 @@ class Composer:
     """Personalises one issue for each subscriber. Safe to share between threads."""
 
     def __init__(self, issue: RenderedIssue, config: Config, *, test: bool = False, token_secret: str | None = None):
-        """``token_secret``: signs the unsubscribe links instead of BROADSHEET_SECRET (test copies)."""
+        """``token_secret``: signs the unsubscribe links and return paths instead of BROADSHEET_SECRET
+        (copies that reach no reader)."""
         self.templates = PersonalTemplates(issue)
         self.unsubscribe = UnsubscribeLinks(config, token_secret=token_secret)
         self.body = AlternativeBody(self.templates.literals())
         self.sender = Sender.from_config(config)
-        self.return_paths = ReturnPaths(config, self.sender.address)
+        self.return_paths = ReturnPaths(config, self.sender.address, token_secret=token_secret)
         self.subject = ("[TEST] " if test else "") + _single_line(issue.subject, issue.slug)
         self.from_header = hdr.address(self.sender.name, self.sender.address, encode=False)
         self.fixed_headers = {**_fixed_headers(config), **_archive_headers(issue, config)}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from ..audience import Subscriber, SubscriberList
 from ..compose import Composer
 from ..compose.fields import sample_subscriber
-from ..config import SECRET_ENV, Config
+from ..config import SECRET_ENV, Config, weak_secret
 from ..errors import AudienceError
 from ..render.model import RenderedIssue
 
@@ -53,14 +53,16 @@ def find_subscriber(config: Config, email: str) -> Subscriber:
 def personalise(rendered: RenderedIssue, config: Config, subscriber: Subscriber) -> PersonalEmail:
     """Compose the message for ``subscriber`` exactly as a send would (but never send it).
 
-    Without BROADSHEET_SECRET the signed unsubscribe token cannot be made: the preview then composes
-    with a placeholder token and says so, rather than refusing to show anything.
+    Without BROADSHEET_SECRET (or with one too weak for a send) the signed unsubscribe token cannot be
+    made: the preview then composes with a placeholder token and says so, rather than refusing to show anything.
     """
     note = ""
     variable = SECRET_ENV["unsubscribe"]
-    if "{token}" in config.unsubscribe_url and not os.environ.get(variable):
+    given = os.environ.get(variable, "")
+    if "{token}" in config.unsubscribe_url and (not given or weak_secret(given)):
         config = replace(config, unsubscribe_url=config.unsubscribe_url.replace("{token}", PREVIEW_TOKEN))
-        note = f"{variable} is not set: the unsubscribe link carries a placeholder token ({PREVIEW_TOKEN})"
+        why = "is too weak for a real send" if given else "is not set"
+        note = f"{variable} {why}: the unsubscribe link carries a placeholder token ({PREVIEW_TOKEN})"
     composer = Composer(rendered, config)
     message = composer.compose(subscriber)
     return PersonalEmail(
