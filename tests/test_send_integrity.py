@@ -473,7 +473,7 @@ def _wait_for(condition, timeout: float = 30) -> None:
 @pytest.mark.parametrize("how", ["removed", "replaced"])
 def test_a_second_send_is_kept_out_even_when_the_journal_goes_and_nobody_gets_two(sample, how):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 40)]
-    sink = Sink(delay=0.05)  # about 0.25 s a message: the first send is still running when the others start
+    sink = Sink(hold_after=3)  # the first send waits on its fourth message until the journal is gone
     with smtp_server(sink) as (host, port):
         configure(
             sample,
@@ -483,6 +483,7 @@ def test_a_second_send_is_kept_out_even_when_the_journal_goes_and_nobody_gets_tw
         first = send_process(sample, ISSUE, "--yes")
         try:
             _wait_for(lambda: len(sink.received) >= 3 or first.poll() is not None)
+            assert first.poll() is None, "the first send ended before its fourth message"
             one_line_error(send(sample, ISSUE, "--yes"), "another 'broadsheet send' is running")
             journal = sample / ".broadsheet" / "state.db"
             if how == "removed":  # rm -rf .broadsheet: the running send writes the journal back and stops
@@ -491,9 +492,11 @@ def test_a_second_send_is_kept_out_even_when_the_journal_goes_and_nobody_gets_tw
                 (sample / "notes.txt").write_text("not a journal\n" * 10, encoding="utf-8")
                 os.replace(sample / "notes.txt", journal)
             second = send_process(sample, ISSUE, "--yes")  # at once: refused, or (first gone) resumes
-            _out, err = first.communicate(timeout=30)
+            sink.released.set()
+            _out, err = first.communicate(timeout=60)
             _second_out, second_err = second.communicate(timeout=60)
         finally:
+            sink.released.set()
             first.kill()
     assert first.returncode == 2, err
     assert f"the send journal was {'removed' if how == 'removed' else 'replaced by another file'}" in err

@@ -65,6 +65,7 @@ class Sink:
     stored_silent: set[str] = field(default_factory=set)
     stored_closed: set[str] = field(default_factory=set)
     delay: float = 0.0
+    hold_after: int = 0  # messages stored before the next waits for ``released`` (a send caught mid-way)
     pipelining: bool = True
     claim_starttls: bool = False
     received: list[Received] = field(default_factory=list)
@@ -74,6 +75,7 @@ class Sink:
 
     def __post_init__(self):
         self.lock = threading.Lock()
+        self.released = threading.Event()
         self._answered_once: set[tuple[int, str]] = set()
 
     # -- what the tests read ------------------------------------------------------------------
@@ -143,6 +145,8 @@ class Sink:
 
     async def handle_DATA(self, server, session, envelope):
         await self._wait()
+        while self.hold_after and len(self.received) >= self.hold_after and not self.released.is_set():
+            await asyncio.sleep(0.01)
         recipients = list(envelope.rcpt_tos)
         for recipient in recipients:
             reply = self._once(self.data_replies_once, recipient)
