@@ -76,6 +76,42 @@ def test_the_previous_secret_still_verifies_during_rotation(monkeypatch):
     assert read_token("unsubscribe", old, LIST, token_secrets()) is None
 
 
+# Tokens minted by the first format (version 1, AES-CTR with an HMAC synthetic IV) under SECRET: links
+# already sent must keep working for as long as BROADSHEET_SECRET (or _PREVIOUS) holds that secret.
+SECRET = "serve-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
+SERVE_LIST = "newsletter.bcecc.example.org"
+VERSION_1 = [
+    ("unsubscribe", "kept-link@example.org", "", "AW8tKJJfmOjJ702f-A-KWyIDrvX3s4jfWeFmZNetimGOGfMEsyFi"),
+    ("unsubscribe", "josé.kept@exämple.org", "", "AdrY1Cm34xGwVgtdewswUI7gD7ql9mAi6LFfNBNWW2svQd2mfxjfDuY"),
+    (
+        "confirm",
+        "kept-confirm@example.org",
+        "n0nce_AbC123.1700000000",
+        "ARxCnidKKFrNIsFkFsw6lX70PjS8RLbio_ss0DB5sddwdJD4L1ajl5i7c_YJy9l4j5rgtfCmML7ARjVYAlPftvc",
+    ),
+    (
+        "form",
+        "/signup",
+        "1700000000.cookieNonce_123",
+        "AYEAkmBEvZFx5HUbIJ82CYgQIml9C4ma43pL1lk6EMnuxNcW_qjZEqHDMw9UxPPGu4my",
+    ),
+    ("form", "/u/x", "", "AX4Sr3T8qoXRHo_wyZHpwPwhpBMsdw"),
+    ("bounce", "kept-bounce@example.org", "", "AY7j_lMWrhblE1QTM5rZq3oNv7hCO5BYli7kJb0XMl-PQPLvyfsj8nQ"),
+]
+
+
+@pytest.mark.parametrize("purpose, email, extra, token", VERSION_1)
+def test_tokens_of_the_first_format_are_still_read_under_either_secret(purpose, email, extra, token):
+    other = "other-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
+    for given in ([SECRET], [other, SECRET]):  # BROADSHEET_SECRET, or _PREVIOUS while rotating
+        data = read_token(purpose, token, SERVE_LIST, given)
+        assert data is not None and (data.email, data.extra) == (email, extra)
+    assert read_token(purpose, token, SERVE_LIST, [other]) is None
+    assert read_token(purpose, token, "other.example.org", [SECRET]) is None
+    wrong = "confirm" if purpose != "confirm" else "unsubscribe"
+    assert read_token(wrong, token, SERVE_LIST, [SECRET]) is None
+
+
 WEAK = ["x", "demo-only-not-a-real-secret", " " * 40, "a" * 64, "ab" * 64, "abcd" * 8, "abcdefg" * 6]
 
 
