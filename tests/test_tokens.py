@@ -112,6 +112,23 @@ def test_tokens_of_the_first_format_are_still_read_under_either_secret(purpose, 
     assert read_token(wrong, token, SERVE_LIST, [SECRET]) is None
 
 
+def test_new_tokens_are_rfc_5297_aes_siv_with_purpose_and_list_as_associated_data():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    token = make_token("confirm", "kept-confirm@example.org", SERVE_LIST, SECRET, extra="n0nce_AbC123.1700000000")
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    key = HKDF(hashes.SHA256(), 64, salt=b"broadsheet tokens", info=b"aes-siv").derive(SECRET.encode())
+    sealed = AESSIV(key).encrypt(
+        b"kept-confirm@example.org\x00n0nce_AbC123.1700000000", [b"confirm", SERVE_LIST.encode()]
+    )
+    assert raw == b"\x02" + sealed
+    assert len(token) == len(VERSION_1[2][3])  # as long as before: the same limits hold
+    downgraded = base64.urlsafe_b64encode(b"\x01" + raw[1:]).rstrip(b"=").decode()
+    assert read_token("confirm", downgraded, SERVE_LIST, [SECRET]) is None
+
+
 WEAK = ["x", "demo-only-not-a-real-secret", " " * 40, "a" * 64, "ab" * 64, "abcd" * 8, "abcdefg" * 6]
 
 
