@@ -4,7 +4,8 @@
 
 Builds a synthetic ~60 KB issue (placeholders as render leaves them), or with ``--issue`` renders a
 real one through broadsheet.render, composes N personalised messages, then builds the same messages
-with ``email.message.EmailMessage`` and prints both rates (best of ``--repeat`` runs).
+with ``email.message.EmailMessage`` and prints both rates (best of ``--repeat`` runs), and how many
+unsubscribe tokens a second are made and read (one per message).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from broadsheet.audience import Subscriber
 from broadsheet.compose import Composer
 from broadsheet.config import Config, Dkim
 from broadsheet.render.model import RenderedIssue
+from broadsheet.tokens import make_token, read_token
 
 ARTICLE_HTML = """<tr><td style="padding:24px 32px;font-family:Georgia,serif;font-size:16px;line-height:1.6;color:#1a1a1a">
 <h2 style="margin:0 0 12px;font-size:22px;color:#1f4e79">Article {n}: Chengdu &amp; Flemish Brabant, côte à côte</h2>
@@ -103,6 +105,20 @@ def rate(build, people, repeat: int = 1) -> tuple[float, int]:
     return best, size // len(people)
 
 
+def token_rates(people: list[Subscriber], list_id: str, secret: str, repeat: int) -> tuple[float, float]:
+    """Best unsubscribe tokens/second made, and read back, over ``repeat`` runs."""
+    made, read, tokens = 0.0, 0.0, []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        tokens = [make_token("unsubscribe", person.email, list_id, secret) for person in people]
+        made = max(made, len(people) / (time.perf_counter() - started))
+        started = time.perf_counter()
+        if not all(read_token("unsubscribe", token, list_id, (secret,)) for token in tokens):
+            raise SystemExit("a token did not read back")
+        read = max(read, len(people) / (time.perf_counter() - started))
+    return made, read
+
+
 def real_issue(issue_dir: Path) -> RenderedIssue:
     from broadsheet.config import load_config
     from broadsheet.render import build_issue
@@ -175,6 +191,8 @@ def main() -> None:
     print(f"issue html {len(issue.html):,} chars, text {len(issue.text):,}; message {size:,} bytes")
     print(f"Composer                {fast:8.0f} msg/s  ({args.recipients} recipients, best of {args.repeat})")
     print(f"stdlib EmailMessage     {slow:8.0f} msg/s  -> Composer is {fast / slow:.1f}x faster")
+    made, read = token_rates(people, composer.unsubscribe.list_id, os.environ["BROADSHEET_SECRET"], args.repeat)
+    print(f"unsubscribe tokens      {made:8.0f} made/s, {read:8.0f} read/s")
     with tempfile.TemporaryDirectory() as folder:
         signed_config = dkim_config(Path(folder))
         if signed_config is None:

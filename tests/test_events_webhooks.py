@@ -20,7 +20,7 @@ from support.webhooks import (
 )
 
 from broadsheet.events.model import WebhookNotConfigured, WebhookRejected, WebhookUnavailable
-from broadsheet.events.webhooks import mailgun, postmark, resend, sendgrid, ses
+from broadsheet.events.webhooks import mailgun, postmark, resend, sendgrid, ses, verified_events
 from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext, require_fresh
 
 
@@ -46,7 +46,7 @@ POSTMARK_BOUNCE = {
 
 def test_postmark_bounce_with_the_right_credentials_is_read():
     body = json.dumps(POSTMARK_BOUNCE).encode()
-    [event] = postmark.verify_and_parse(basic_auth("hook", "s3cret:pw"), body, context(POSTMARK_ENV))
+    [event] = verified_events(postmark, basic_auth("hook", "s3cret:pw"), body, context(POSTMARK_ENV))
     assert (event.kind, event.email, event.provider_message_id) == (
         "hard_bounce",
         "Gone@Example.com",
@@ -68,7 +68,7 @@ def test_postmark_bounce_with_the_right_credentials_is_read():
 )
 def test_postmark_without_the_right_credentials_is_refused(headers):
     with pytest.raises(WebhookRejected):
-        postmark.verify_and_parse(headers, json.dumps(POSTMARK_BOUNCE).encode(), context(POSTMARK_ENV))
+        verified_events(postmark, headers, json.dumps(POSTMARK_BOUNCE).encode(), context(POSTMARK_ENV))
 
 
 def test_postmark_kinds():
@@ -92,7 +92,7 @@ def test_postmark_kinds():
         "DeliveredAt": "2026-12-01T10:00:00Z",
     }
     kinds = [
-        [e.kind for e in postmark.parse(r)]
+        [e.kind for e in postmark.parse_record(r)]
         for r in (complaint, soft, autoreply, change, reactivated, delivery, {"RecordType": "Open"})
     ]
     assert kinds == [["complaint"], ["soft_bounce"], [], ["unsubscribe"], [], ["delivered"], []]
@@ -100,7 +100,7 @@ def test_postmark_kinds():
 
 def test_postmark_without_configured_credentials_refuses_to_run():
     with pytest.raises(WebhookNotConfigured, match="BROADSHEET_POSTMARK_WEBHOOK_USER"):
-        postmark.verify_and_parse(basic_auth("", ""), b"{}", context({}))
+        verified_events(postmark, basic_auth("", ""), b"{}", context({}))
 
 
 # -- SendGrid ----------------------------------------------------------------------------------------
@@ -134,8 +134,8 @@ SENDGRID_EVENTS = [
 def test_sendgrid_signed_batch_is_read():
     signer = SendgridSigner()
     body = json.dumps(SENDGRID_EVENTS).encode()
-    events = sendgrid.verify_and_parse(
-        signer.sign(body), body, context({"BROADSHEET_SENDGRID_WEBHOOK_KEY": signer.public_key})
+    events = verified_events(
+        sendgrid, signer.sign(body), body, context({"BROADSHEET_SENDGRID_WEBHOOK_KEY": signer.public_key})
     )
     assert [(e.email[0], e.kind) for e in events] == [
         ("a", "hard_bounce"),
@@ -161,7 +161,7 @@ def test_sendgrid_tampered_stale_or_foreign_signatures_are_refused():
         ({}, body),
     ]:
         with pytest.raises(WebhookRejected):
-            sendgrid.verify_and_parse(bad_headers, bad_body, context(env))
+            verified_events(sendgrid, bad_headers, bad_body, context(env))
 
 
 def test_sendgrid_key_in_pem_form_works_and_garbage_key_is_a_configuration_problem():
@@ -175,10 +175,10 @@ def test_sendgrid_key_in_pem_form_works_and_garbage_key_is_a_configuration_probl
     )
     body = json.dumps(SENDGRID_EVENTS[:1]).encode()
     assert (
-        len(sendgrid.verify_and_parse(signer.sign(body), body, context({"BROADSHEET_SENDGRID_WEBHOOK_KEY": pem}))) == 1
+        len(verified_events(sendgrid, signer.sign(body), body, context({"BROADSHEET_SENDGRID_WEBHOOK_KEY": pem}))) == 1
     )
     with pytest.raises(WebhookNotConfigured):
-        sendgrid.verify_and_parse(signer.sign(body), body, context({"BROADSHEET_SENDGRID_WEBHOOK_KEY": "bm90IGEga2V5"}))
+        verified_events(sendgrid, signer.sign(body), body, context({"BROADSHEET_SENDGRID_WEBHOOK_KEY": "bm90IGEga2V5"}))
 
 
 # -- Mailgun -----------------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ def test_mailgun_signed_event_is_read_once():
     signer = MailgunSigner()
     ctx = context({"BROADSHEET_MAILGUN_WEBHOOK_KEY": signer.key})
     body = signer.body(MAILGUN_FAILED)
-    [event] = mailgun.verify_and_parse({}, body, ctx)
+    [event] = verified_events(mailgun, {}, body, ctx)
     assert (event.kind, event.email, event.dedupe_key) == (
         "hard_bounce",
         "alice@example.com",
@@ -207,7 +207,7 @@ def test_mailgun_signed_event_is_read_once():
     )
     assert event.message_id == "20261201100000.1.ABC@mg.example.org" and "550 5.1.1" in event.detail
     with pytest.raises(WebhookRejected, match="used before"):
-        mailgun.verify_and_parse({}, body, ctx)  # the same signed request again
+        verified_events(mailgun, {}, body, ctx)  # the same signed request again
 
 
 def test_mailgun_bad_stale_and_foreign_signatures_are_refused():
@@ -222,7 +222,7 @@ def test_mailgun_bad_stale_and_foreign_signatures_are_refused():
         json.dumps({"event-data": MAILGUN_FAILED}).encode(),
     ):
         with pytest.raises(WebhookRejected):
-            mailgun.verify_and_parse({}, body, ctx)
+            verified_events(mailgun, {}, body, ctx)
 
 
 def test_mailgun_kinds():
@@ -256,7 +256,7 @@ def test_resend_signed_event_is_read():
     signer = SvixSigner()
     body = json.dumps(RESEND_BOUNCE).encode()
     headers = signer.sign(body, message_id="msg_2Lh9KRb0pzN4LePd3XiA4v12Axj")
-    [event] = resend.verify_and_parse(headers, body, context({"BROADSHEET_RESEND_WEBHOOK_SECRET": signer.secret}))
+    [event] = verified_events(resend, headers, body, context({"BROADSHEET_RESEND_WEBHOOK_SECRET": signer.secret}))
     assert (event.kind, event.email, event.provider_message_id) == (
         "hard_bounce",
         "x@example.com",
@@ -274,7 +274,10 @@ def test_resend_matches_the_svix_documented_example():
         "svix-timestamp": "1614265330",
         "svix-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
     }
-    assert resend.verify(headers, body, resend.signing_key(secret), now=1614265330) == "msg_p5jXN8AQM9LWM0D4loKWxJek"
+    assert (
+        resend.check_signature(headers, body, resend.signing_key(secret), now=1614265330)
+        == "msg_p5jXN8AQM9LWM0D4loKWxJek"
+    )
 
 
 def test_resend_tampered_or_stale_is_refused():
@@ -289,7 +292,7 @@ def test_resend_tampered_or_stale_is_refused():
         (SvixSigner().sign(body), body),
     ]:
         with pytest.raises(WebhookRejected):
-            resend.verify_and_parse(bad_headers, bad_body, ctx)
+            verified_events(resend, bad_headers, bad_body, ctx)
 
 
 # -- SES through SNS ---------------------------------------------------------------------------------
@@ -315,7 +318,7 @@ def test_ses_notification_signed_by_sns_is_read_and_the_certificate_fetched_once
     server, signer, ctx = sns
     events = []
     for _ in range(2):
-        events += ses.verify_and_parse({}, signer.notification(ses_bounce("bob@example.com"), version=version), ctx)
+        events += verified_events(ses, {}, signer.notification(ses_bounce("bob@example.com"), version=version), ctx)
     assert [(e.kind, e.email, e.provider_message_id, e.message_id) for e in events] == [
         ("hard_bounce", "bob@example.com", "ses-1", "<m1@example.org>")
     ] * 2
@@ -327,12 +330,12 @@ def test_ses_tampered_foreign_topic_and_foreign_certificate_are_refused(sns):
     good = json.loads(signer.notification(ses_bounce("bob@example.com")))
     tampered = {**good, "Message": good["Message"].replace("bob@", "eve@")}
     with pytest.raises(WebhookRejected, match="does not match"):
-        ses.verify_and_parse({}, json.dumps(tampered).encode(), ctx)
+        verified_events(ses, {}, json.dumps(tampered).encode(), ctx)
     other_topic = signer.notification(
         ses_bounce("bob@example.com"), topic="arn:aws:sns:eu-west-1:999999999999:attacker"
     )
     with pytest.raises(WebhookRejected, match="topic"):
-        ses.verify_and_parse({}, other_topic, ctx)
+        verified_events(ses, {}, other_topic, ctx)
     for url in (
         "http://127.0.0.1/cert.pem",
         "https://evil.example.com/cert.pem",
@@ -340,7 +343,7 @@ def test_ses_tampered_foreign_topic_and_foreign_certificate_are_refused(sns):
     ):
         foreign = SnsSigner(url).notification(ses_bounce("bob@example.com"))
         with pytest.raises(WebhookRejected, match="SigningCertURL"):
-            ses.verify_and_parse({}, foreign, ctx)
+            verified_events(ses, {}, foreign, ctx)
     assert len(server.log) == 1
 
 
@@ -351,7 +354,7 @@ def test_ses_subscription_confirmation_fetches_the_subscribe_url(sns):
     )
     url = server.url_for("/") + "?Action=ConfirmSubscription&Token=tok"
     message = signer.message("SubscriptionConfirmation", Message="confirm", SubscribeURL=url, Token="tok")
-    assert ses.verify_and_parse({}, json.dumps(message).encode(), ctx) == []
+    assert verified_events(ses, {}, json.dumps(message).encode(), ctx) == []
     assert [r.path for r, _ in server.log] == ["/SimpleNotificationService-0123456789abcdef.pem", "/"]
 
 
@@ -385,7 +388,7 @@ def test_ses_without_a_configured_topic_refuses_to_run(sns):
     _server, signer, ctx = sns
     ctx.sns_topics = ()
     with pytest.raises(WebhookNotConfigured, match="sns_topic_arn"):
-        ses.verify_and_parse({}, signer.notification(ses_bounce("bob@example.com")), ctx)
+        verified_events(ses, {}, signer.notification(ses_bounce("bob@example.com")), ctx)
 
 
 def test_ses_complaint_and_event_publishing_shapes():
@@ -409,11 +412,11 @@ def test_ses_complaint_and_event_publishing_shapes():
 def test_ses_notification_with_a_subject_is_signed_with_it(sns):
     _server, signer, ctx = sns
     body = signer.notification(ses_bounce("sub@example.com"), Subject="Amazon SES Email Event Notification")
-    assert [e.email for e in ses.verify_and_parse({}, body, ctx)] == ["sub@example.com"]
+    assert [e.email for e in verified_events(ses, {}, body, ctx)] == ["sub@example.com"]
     forged = json.loads(body)
     forged["Subject"] = "changed"
     with pytest.raises(WebhookRejected):
-        ses.verify_and_parse({}, json.dumps(forged).encode(), ctx)
+        verified_events(ses, {}, json.dumps(forged).encode(), ctx)
 
 
 def signed_requests(sns_signer: SnsSigner | None = None):
@@ -579,7 +582,7 @@ def test_a_certificate_that_could_not_be_fetched_is_not_fetched_again_at_once(sn
     forged = SnsSigner(missing)
     for _ in range(3):
         with pytest.raises(WebhookRejected, match=r"could not be fetched|asked lately"):
-            ses.verify_and_parse({}, forged.notification(ses_bounce("x@example.com")), ctx)
+            verified_events(ses, {}, forged.notification(ses_bounce("x@example.com")), ctx)
     assert [entry[0].path for entry in server.log].count("/SimpleNotificationService-missing.pem") == 1
 
 
@@ -589,4 +592,4 @@ def test_a_certificate_out_of_reach_is_a_try_later_never_remembered(sns):
     server.stop()
     for _ in range(2):  # not remembered as missing: each delivery tries again
         with pytest.raises(WebhookUnavailable):
-            ses.verify_and_parse({}, signer.notification(ses_bounce("x@example.com")), ctx)
+            verified_events(ses, {}, signer.notification(ses_bounce("x@example.com")), ctx)

@@ -128,6 +128,14 @@ def test_a_repeated_one_click_records_nothing_and_never_weakens_a_complaint(base
     assert len(store.events("angry-one-click@example.org")) == before
 
 
+def test_a_link_sent_with_a_token_of_the_first_format_still_unsubscribes(base, store):
+    """Minted by the first token format (version 1) under SECRET, as in links already sent."""
+    store.add("kept-link@example.org")
+    answer = gmail_one_click(f"{base}/u/AW8tKJJfmOjJ702f-A-KWyIDrvX3s4jfWeFmZNetimGOGfMEsyFi")
+    assert answer.status_code == 200 and status_of(store, "kept-link@example.org") == "unsubscribed"
+    assert store.events("kept-link@example.org")[-1].source == "one-click"
+
+
 def test_one_clicks_are_rate_limited_per_link_and_per_client(base, store):
     from broadsheet.serve.app import ONE_CLICKS_PER_ADDRESS, ONE_CLICKS_PER_CLIENT
 

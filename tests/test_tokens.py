@@ -76,6 +76,59 @@ def test_the_previous_secret_still_verifies_during_rotation(monkeypatch):
     assert read_token("unsubscribe", old, LIST, token_secrets()) is None
 
 
+# Tokens minted by the first format (version 1, AES-CTR with an HMAC synthetic IV) under SECRET: links
+# already sent must keep working for as long as BROADSHEET_SECRET (or _PREVIOUS) holds that secret.
+SECRET = "serve-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
+SERVE_LIST = "newsletter.bcecc.example.org"
+VERSION_1 = [
+    ("unsubscribe", "kept-link@example.org", "", "AW8tKJJfmOjJ702f-A-KWyIDrvX3s4jfWeFmZNetimGOGfMEsyFi"),
+    ("unsubscribe", "josé.kept@exämple.org", "", "AdrY1Cm34xGwVgtdewswUI7gD7ql9mAi6LFfNBNWW2svQd2mfxjfDuY"),
+    (
+        "confirm",
+        "kept-confirm@example.org",
+        "n0nce_AbC123.1700000000",
+        "ARxCnidKKFrNIsFkFsw6lX70PjS8RLbio_ss0DB5sddwdJD4L1ajl5i7c_YJy9l4j5rgtfCmML7ARjVYAlPftvc",
+    ),
+    (
+        "form",
+        "/signup",
+        "1700000000.cookieNonce_123",
+        "AYEAkmBEvZFx5HUbIJ82CYgQIml9C4ma43pL1lk6EMnuxNcW_qjZEqHDMw9UxPPGu4my",
+    ),
+    ("form", "/u/x", "", "AX4Sr3T8qoXRHo_wyZHpwPwhpBMsdw"),
+    ("bounce", "kept-bounce@example.org", "", "AY7j_lMWrhblE1QTM5rZq3oNv7hCO5BYli7kJb0XMl-PQPLvyfsj8nQ"),
+]
+
+
+@pytest.mark.parametrize("purpose, email, extra, token", VERSION_1)
+def test_tokens_of_the_first_format_are_still_read_under_either_secret(purpose, email, extra, token):
+    other = "other-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
+    for given in ([SECRET], [other, SECRET]):  # BROADSHEET_SECRET, or _PREVIOUS while rotating
+        data = read_token(purpose, token, SERVE_LIST, given)
+        assert data is not None and (data.email, data.extra) == (email, extra)
+    assert read_token(purpose, token, SERVE_LIST, [other]) is None
+    assert read_token(purpose, token, "other.example.org", [SECRET]) is None
+    wrong = "confirm" if purpose != "confirm" else "unsubscribe"
+    assert read_token(wrong, token, SERVE_LIST, [SECRET]) is None
+
+
+def test_new_tokens_are_rfc_5297_aes_siv_with_purpose_and_list_as_associated_data():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    token = make_token("confirm", "kept-confirm@example.org", SERVE_LIST, SECRET, extra="n0nce_AbC123.1700000000")
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    key = HKDF(hashes.SHA256(), 64, salt=b"broadsheet tokens", info=b"aes-siv").derive(SECRET.encode())
+    sealed = AESSIV(key).encrypt(
+        b"kept-confirm@example.org\x00n0nce_AbC123.1700000000", [b"confirm", SERVE_LIST.encode()]
+    )
+    assert raw == b"\x02" + sealed
+    assert len(token) == len(VERSION_1[2][3])  # as long as before: the same limits hold
+    downgraded = base64.urlsafe_b64encode(b"\x01" + raw[1:]).rstrip(b"=").decode()
+    assert read_token("confirm", downgraded, SERVE_LIST, [SECRET]) is None
+
+
 WEAK = ["x", "demo-only-not-a-real-secret", " " * 40, "a" * 64, "ab" * 64, "abcd" * 8, "abcdefg" * 6]
 
 

@@ -1,14 +1,16 @@
 """Opaque signed tokens for links: unsubscribe, confirmation, bounce addresses (VERP), serve's forms.
 
-A token names a subscriber and a list without showing the address: the address (and ``extra``) is
-encrypted with AES-CTR whose counter block is the token's own tag, an HMAC-SHA256 over
-``purpose | list_id | email | extra`` (a synthetic IV, as in SIV: the same input gives the same token,
-and any changed bit fails the tag). Both keys come from the secret through HKDF-SHA256, once per secret.
+A token names a subscriber and a list without showing the address: the address (and ``extra``) is sealed
+with AES-SIV (RFC 5297, ``cryptography``'s ``AESSIV``), the purpose and list as associated data. SIV is
+deterministic (the same input gives the same token) and any changed bit fails its tag, which OpenSSL
+checks in constant time. The 64-byte key comes from the secret through HKDF-SHA256, once per secret.
 
-    token = base64url( version(1) | tag(16) | AES-CTR(email NUL extra) )
+    token = base64url( version(2) | AES-SIV(email NUL extra; purpose, list_id) )   # SIV(16) | ciphertext
 
-Verification tries every secret given (BROADSHEET_SECRET, then BROADSHEET_SECRET_PREVIOUS while a
-secret is rotated) and compares tags in constant time. Nothing here imports anything but errors/config.
+Tokens of version 1 (links already sent) are still read: AES-CTR whose counter block is an HMAC-SHA256
+over ``purpose | list_id | email | extra`` (a synthetic IV too), built by hand from AES blocks; the tag is
+compared in constant time. Verification tries every secret given (BROADSHEET_SECRET, then
+BROADSHEET_SECRET_PREVIOUS while a secret is rotated). Nothing here imports anything but errors/config.
 
 Reference tokens (:func:`make_reference_token`) are the short kind, for VERP bounce addresses whose local
 part must stay within 64 characters (RFC 5321) whatever the address: they carry a number (a journal row
@@ -31,15 +33,18 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .config import SECRET_ENV, check_signing_secret
 from .errors import ConfigError
 
-VERSION = b"\x01"
-TAG_BYTES = 16
+VERSION = b"\x02"  # AES-SIV
+VERSION_1 = b"\x01"  # AES-CTR with an HMAC synthetic IV: read only, for links already sent
+TAG_BYTES = 16  # both versions: SIV's and version 1's tag
 MAX_TOKEN_CHARS = 700  # a token longer than this is refused before any work
 COUNTER_MASK = (1 << 128) - 1
 PURPOSES = ("unsubscribe", "confirm", "bounce", "form")  # form: serve's signed page forms (extra = issued)
@@ -57,9 +62,11 @@ class TokenData:
 
 
 class _Keys:
-    """One secret's keys: a keyed HMAC (copied per token) and an AES block encryptor per thread."""
+    """One secret's keys: AES-SIV for tokens; a keyed HMAC (copied per token, also for reference tokens)
+    and an AES block encryptor per thread for reading version 1."""
 
-    def __init__(self, mac_key: bytes, enc_key: bytes):
+    def __init__(self, siv_key: bytes, mac_key: bytes, enc_key: bytes):
+        self.siv = AESSIV(siv_key)
         self.mac = hmac.new(mac_key, digestmod=hashlib.sha256)
         self.aes = algorithms.AES(enc_key)
         self.local = threading.local()
@@ -74,11 +81,12 @@ class _Keys:
 
 @functools.lru_cache(maxsize=8)
 def _keys(secret: str) -> _Keys:
-    """The MAC and encryption keys of a secret (HKDF-SHA256, distinct info per key)."""
+    """The keys of a secret (HKDF-SHA256, distinct info per key)."""
     material = secret.encode("utf-8")
+    siv_key = HKDF(hashes.SHA256(), 64, salt=b"broadsheet tokens", info=b"aes-siv").derive(material)
     mac_key = HKDF(hashes.SHA256(), 32, salt=b"broadsheet tokens", info=b"mac").derive(material)
     enc_key = HKDF(hashes.SHA256(), 32, salt=b"broadsheet tokens", info=b"enc").derive(material)
-    return _Keys(mac_key, enc_key)
+    return _Keys(siv_key, mac_key, enc_key)
 
 
 @functools.lru_cache(maxsize=64)
@@ -113,30 +121,54 @@ def make_token(purpose: str, email: str, list_id: str, secret: str, *, extra: st
         raise ValueError(f"unknown token purpose {purpose!r}")
     if "\x00" in email or "\x00" in extra:
         raise ValueError("a token cannot carry NUL characters")
-    keys = _keys(secret)
     plain = email.encode("utf-8") + b"\x00" + extra.encode("utf-8")
-    tag = _tag(keys, purpose, list_id, plain)
-    return base64.urlsafe_b64encode(VERSION + tag + _ctr(keys, tag, plain)).rstrip(b"=").decode("ascii")
+    sealed = _keys(secret).siv.encrypt(plain, _bound(purpose, list_id))
+    return base64.urlsafe_b64encode(VERSION + sealed).rstrip(b"=").decode("ascii")
 
 
 def read_token(purpose: str, token: str, list_id: str, secrets: Sequence[str]) -> TokenData | None:
-    """The data of a valid token for ``purpose`` and ``list_id`` under one of ``secrets``; else None."""
+    """The data of a valid token for ``purpose`` and ``list_id`` under one of ``secrets``; else None.
+    Either version: the first byte tells them apart."""
     raw = _decode(token)
-    if raw is None or raw[:1] != VERSION or len(raw) < 1 + TAG_BYTES + 1:
+    if raw is None or len(raw) < 1 + TAG_BYTES + 1:
         return None
-    tag, sealed = raw[1 : 1 + TAG_BYTES], raw[1 + TAG_BYTES :]
+    version, sealed = raw[:1], raw[1:]
+    if version not in (VERSION, VERSION_1):
+        return None
     for secret in secrets:
         if not secret:
             continue
         keys = _keys(secret)
-        plain = _ctr(keys, tag, sealed)
-        if hmac.compare_digest(_tag(keys, purpose, list_id, plain), tag):
+        plain = _open(keys, purpose, list_id, sealed) if version == VERSION else _open_1(keys, purpose, list_id, sealed)
+        if plain is not None:
             email, _, extra = plain.partition(b"\x00")
             try:
                 return TokenData(email.decode("utf-8"), extra.decode("utf-8"))
             except UnicodeDecodeError:  # pragma: no cover - a valid tag means we wrote it as UTF-8
                 return None
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _bound(purpose: str, list_id: str) -> list[bytes]:
+    """AES-SIV's associated data: what a token is for, as two separate strings (no delimiter to forge);
+    one list per pair, shared, never changed."""
+    return [purpose.encode("ascii"), list_id.encode("utf-8")]
+
+
+def _open(keys: _Keys, purpose: str, list_id: str, sealed: bytes) -> bytes | None:
+    """The plaintext of a version-2 token when its SIV tag matches."""
+    try:
+        return keys.siv.decrypt(sealed, _bound(purpose, list_id))
+    except InvalidTag:
+        return None
+
+
+def _open_1(keys: _Keys, purpose: str, list_id: str, sealed: bytes) -> bytes | None:
+    """The plaintext of a version-1 token when its tag matches (compared in constant time)."""
+    tag, ciphertext = sealed[:TAG_BYTES], sealed[TAG_BYTES:]
+    plain = _ctr(keys, tag, ciphertext)
+    return plain if hmac.compare_digest(_tag(keys, purpose, list_id, plain), tag) else None
 
 
 def _decode(token: str) -> bytes | None:

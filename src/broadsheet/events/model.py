@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,21 +14,44 @@ from ..errors import BroadsheetError
 KINDS: tuple[str, ...] = ("hard_bounce", "soft_bounce", "complaint", "unsubscribe", "delivered")
 
 
-class WebhookRejected(BroadsheetError):
-    """A webhook request whose signature, credentials or timestamp do not hold: answered 401, recorded nowhere."""
+class WebhookError(BroadsheetError):
+    """A webhook request that is not applied: answered ``status`` with ``answer``, recorded nowhere, logged
+    at ``level``. The one error a provider's adapter raises (one of the kinds below)."""
+
+    status = 400
+    level = logging.INFO
+    reply = "bad request"
+
+    @property
+    def answer(self) -> str:
+        return self.reply
 
 
-class WebhookNotConfigured(BroadsheetError):
-    """The secret or setting a provider's webhook needs is missing: answered 503, recorded nowhere."""
+class WebhookRejected(WebhookError):
+    """A webhook request whose signature, credentials or timestamp do not hold: answered 401."""
+
+    status, level, reply = 401, logging.WARNING, "refused"
 
 
-class WebhookUnavailable(BroadsheetError):
+class WebhookNotConfigured(WebhookError):
+    """The secret or setting a provider's webhook needs is missing: answered 503."""
+
+    status, level, reply = 503, logging.ERROR, "webhook not configured on this server"
+
+
+class WebhookUnavailable(WebhookError):
     """What a webhook needs cannot be had just now (a signing certificate): answered 503, so that the
     provider delivers it again (SNS drops a notification answered 4xx)."""
 
+    status, level, reply = 503, logging.WARNING, "try again later"
 
-class WebhookMalformed(BroadsheetError):
-    """A verified webhook request whose body cannot be read: answered 400."""
+
+class WebhookMalformed(WebhookError):
+    """A verified webhook request whose body cannot be read: answered 400 with what is wrong."""
+
+    @property
+    def answer(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True, slots=True)

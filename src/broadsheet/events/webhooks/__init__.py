@@ -1,5 +1,6 @@
-"""Webhooks: one module per provider with ``verify_and_parse(headers, body, context) -> [MailEvent]``,
-and :func:`handle`, which ``broadsheet serve`` calls for ``POST /webhooks/<provider>``.
+"""Webhooks as django-anymail has them: one adapter module per provider (``checks.Adapter``:
+``verify(request, context)`` raising a WebhookError, ``parse(request) -> [MailEvent]``), and
+:func:`handle`, which ``broadsheet serve`` calls for ``POST /webhooks/<provider>`` and which applies them.
 
 A request whose signature, credentials or timestamp do not hold is answered 401 and recorded nowhere;
 a verified one is normalised and applied through the store (policy.apply), each event once.
@@ -11,22 +12,21 @@ import functools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from ...config import Config, load_config
 from ..matching import journal_lookup
-from ..model import WebhookMalformed, WebhookNotConfigured, WebhookRejected, WebhookUnavailable
+from ..model import MailEvent, WebhookError
 from ..policy import apply
 from . import mailgun, postmark, resend, sendgrid, ses
-from .checks import ReplayGuard, WebhookContext
+from .checks import Adapter, ReplayGuard, WebhookContext, WebhookRequest
 
 if TYPE_CHECKING:
     from ...store import Store
 
 log = logging.getLogger("broadsheet.webhooks")
 
-PROVIDERS: dict[str, ModuleType] = {
+PROVIDERS: dict[str, Adapter] = {
     "postmark": postmark,
     "sendgrid": sendgrid,
     "mailgun": mailgun,
@@ -49,28 +49,29 @@ def handle(
     """Verify, normalise and apply one webhook request; (HTTP status, short plain-text answer).
     ``config``: the server's own (serve passes it, so ``--config`` holds); without it, the config found
     upward from the store's folder."""
-    module = PROVIDERS.get(provider)
-    if module is None:
+    adapter = PROVIDERS.get(provider)
+    if adapter is None:
         return 404, "no webhook for this provider"
     if len(body) > MAX_BODY:
         return 413, "request body too large"
     config = config or project_config(project_root(store))
     context = context or default_context(config)
     try:
-        events = module.verify_and_parse(headers, body, context)
-    except WebhookRejected as exc:
-        log.warning("webhook %s refused: %s", provider, exc.message)
-        return 401, "refused"
-    except WebhookNotConfigured as exc:
-        log.error("webhook %s not configured: %s", provider, exc)
-        return 503, "webhook not configured on this server"
-    except WebhookUnavailable as exc:
-        log.warning("webhook %s not handled now: %s", provider, exc.message)
-        return 503, "try again later"
-    except WebhookMalformed as exc:
-        return 400, exc.message
+        events = verified_events(adapter, headers, body, context)
+    except WebhookError as exc:
+        log.log(exc.level, "webhook %s not applied (%s): %s", provider, exc.answer, exc)
+        return exc.status, exc.answer
     applied = apply(events, store, config.bounces, source="webhook", campaigns=journal_lookup(config.root))
     return 200, applied.summary()
+
+
+def verified_events(
+    adapter: Adapter, headers: Mapping[str, str], body: bytes, context: WebhookContext
+) -> list[MailEvent]:
+    """The events of a request ``adapter`` has verified; a WebhookError when it is not to be applied."""
+    request = WebhookRequest(headers, body)
+    adapter.verify(request, context)
+    return adapter.parse(request)
 
 
 def default_context(config: Config) -> WebhookContext:

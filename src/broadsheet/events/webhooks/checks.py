@@ -1,5 +1,6 @@
-"""Checks every provider's webhook shares: headers by any case, secrets from the environment, fresh
-timestamps, tokens seen once, JSON bodies. Each failure is a WebhookRejected (401) or WebhookMalformed (400)."""
+"""The adapter interface every provider's webhook module fulfils, and the checks they share: headers by
+any case, secrets from the environment, fresh timestamps, tokens seen once, JSON bodies. Each failure is
+a WebhookError (WebhookRejected: 401, WebhookMalformed: 400, …)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from ..model import WebhookMalformed, WebhookNotConfigured, WebhookRejected
+from ..model import MailEvent, WebhookMalformed, WebhookNotConfigured, WebhookRejected
 
 TOLERANCE = 300.0  # seconds a signed timestamp may be away from now (Svix and Mailgun use 5 minutes)
 
@@ -55,6 +56,29 @@ class WebhookContext:
                 fix=f"export {variable}=… where broadsheet serve runs",
             )
         return value
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A webhook as it was posted: headers (any case) and the raw body."""
+
+    headers: Mapping[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str:
+        return header(self.headers, name)
+
+
+class Adapter(Protocol):
+    """One provider's webhook (a module under ``webhooks/``): all it knows of that provider's signature and
+    payload. Nothing after it is provider-specific."""
+
+    def verify(self, request: WebhookRequest, context: WebhookContext) -> None:
+        """Return only when the request is the provider's own (signed, fresh, not replayed); else raise a
+        WebhookError. A handshake the provider asks for (SNS's subscription confirmation) is done here."""
+
+    def parse(self, request: WebhookRequest) -> list[MailEvent]:
+        """The verified request's events, normalised (WebhookMalformed for a body that cannot be read)."""
 
 
 def header(headers: Mapping[str, str], name: str) -> str:

@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
 from typing import Any
 
 from ..model import MailEvent, WebhookRejected, dedupe_key, iso_utc, short
-from .checks import WebhookContext, json_body, require_fresh, table, text
+from .checks import WebhookContext, WebhookRequest, json_body, require_fresh, table, text
 
 KEY_ENV = "BROADSHEET_MAILGUN_WEBHOOK_KEY"
 EVENT_KINDS = {"complained": "complaint", "unsubscribed": "unsubscribe", "delivered": "delivered"}
 
 
-def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookContext) -> list[MailEvent]:
+def verify(request: WebhookRequest, context: WebhookContext) -> None:
     key = context.secret(KEY_ENV)
-    payload = table(json_body(body))
-    signature = table(payload.get("signature"))
+    signature = table(table(json_body(request.body)).get("signature"))
     timestamp, token, given = (text(signature.get(k)) for k in ("timestamp", "token", "signature"))
     expected = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest().encode()
     if not (token and hmac.compare_digest(expected, given.lower().encode())):
@@ -29,7 +27,10 @@ def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookCo
     require_fresh(timestamp, now)
     if not context.replays.first_time(f"mailgun:{token}", now):
         raise WebhookRejected("this signed token was used before (replayed request)")
-    event = parse_one(table(payload.get("event-data")))
+
+
+def parse(request: WebhookRequest) -> list[MailEvent]:
+    event = parse_one(table(table(json_body(request.body)).get("event-data")))
     return [event] if event else []
 
 

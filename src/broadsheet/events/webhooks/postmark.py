@@ -10,11 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Mapping
 from typing import Any
 
 from ..model import MailEvent, WebhookRejected, dedupe_key, iso_utc, short
-from .checks import WebhookContext, header, json_body, table, text
+from .checks import WebhookContext, WebhookRequest, json_body, table, text
 
 USER_ENV = "BROADSHEET_POSTMARK_WEBHOOK_USER"
 PASSWORD_ENV = "BROADSHEET_POSTMARK_WEBHOOK_PASSWORD"
@@ -34,9 +33,12 @@ BOUNCE_KINDS = {
 SUPPRESSION_KINDS = {"HardBounce": "hard_bounce", "SpamComplaint": "complaint", "ManualSuppression": "unsubscribe"}
 
 
-def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookContext) -> list[MailEvent]:
-    check_credentials(header(headers, "Authorization"), context.secret(USER_ENV), context.secret(PASSWORD_ENV))
-    return parse(json_body(body))
+def verify(request: WebhookRequest, context: WebhookContext) -> None:
+    check_credentials(request.header("Authorization"), context.secret(USER_ENV), context.secret(PASSWORD_ENV))
+
+
+def parse(request: WebhookRequest) -> list[MailEvent]:
+    return parse_record(json_body(request.body))
 
 
 def check_credentials(authorization: str, user: str, password: str) -> None:
@@ -52,7 +54,7 @@ def check_credentials(authorization: str, user: str, password: str) -> None:
         raise WebhookRejected("the basic-auth credentials are missing or wrong")
 
 
-def parse(payload: object) -> list[MailEvent]:
+def parse_record(payload: object) -> list[MailEvent]:
     record = table(payload)
     record_type = text(record.get("RecordType"))
     if record_type in ("Bounce", "SpamComplaint"):

@@ -14,16 +14,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..model import MailEvent, WebhookNotConfigured, WebhookRejected, iso_utc, short
-from .checks import WebhookContext, header, json_body, require_fresh, table, text
+from .checks import WebhookContext, WebhookRequest, header, json_body, require_fresh, table, text
 
 SECRET_ENV = "BROADSHEET_RESEND_WEBHOOK_SECRET"
 BOUNCE_KINDS = {"Permanent": "hard_bounce"}  # Transient and Undetermined count as soft
 EVENT_KINDS = {"email.complained": "complaint", "email.delivered": "delivered"}
 
 
-def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookContext) -> list[MailEvent]:
-    message_id = verify(headers, body, signing_key(context.secret(SECRET_ENV)), context.clock())
-    return parse(table(json_body(body)), message_id)
+def verify(request: WebhookRequest, context: WebhookContext) -> None:
+    check_signature(request.headers, request.body, signing_key(context.secret(SECRET_ENV)), context.clock())
+
+
+def parse(request: WebhookRequest) -> list[MailEvent]:
+    return parse_payload(table(json_body(request.body)), svix_id(request.headers))
 
 
 def signing_key(secret: str) -> bytes:
@@ -36,9 +39,14 @@ def signing_key(secret: str) -> bytes:
         ) from None
 
 
-def verify(headers: Mapping[str, str], body: bytes, key: bytes, now: float) -> str:
+def svix_id(headers: Mapping[str, str]) -> str:
+    """The message id Svix signs with the body (the same on every delivery of one event)."""
+    return header(headers, "svix-id") or header(headers, "webhook-id")
+
+
+def check_signature(headers: Mapping[str, str], body: bytes, key: bytes, now: float) -> str:
     """The message id once the signature holds and the timestamp is fresh; WebhookRejected otherwise."""
-    message_id = header(headers, "svix-id") or header(headers, "webhook-id")
+    message_id = svix_id(headers)
     timestamp = header(headers, "svix-timestamp") or header(headers, "webhook-timestamp")
     signatures = header(headers, "svix-signature") or header(headers, "webhook-signature")
     signed = f"{message_id}.{timestamp}.".encode() + body
@@ -54,7 +62,7 @@ def verify(headers: Mapping[str, str], body: bytes, key: bytes, now: float) -> s
     return message_id
 
 
-def parse(payload: dict[str, Any], message_id: str) -> list[MailEvent]:
+def parse_payload(payload: dict[str, Any], message_id: str) -> list[MailEvent]:
     name, data = text(payload.get("type")), table(payload.get("data"))
     kind: str | None
     if name == "email.bounced":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -17,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 from ..model import MailEvent, WebhookNotConfigured, WebhookRejected, dedupe_key, iso_utc, short
-from .checks import WebhookContext, header, json_body, require_fresh, table, text
+from .checks import WebhookContext, WebhookRequest, json_body, require_fresh, table, text
 
 KEY_ENV = "BROADSHEET_SENDGRID_WEBHOOK_KEY"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -36,16 +35,19 @@ EVENT_KINDS = {
 }
 
 
-def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookContext) -> list[MailEvent]:
+def verify(request: WebhookRequest, context: WebhookContext) -> None:
     key = public_key(context.secret(KEY_ENV))
-    timestamp = header(headers, TIMESTAMP_HEADER)
+    timestamp = request.header(TIMESTAMP_HEADER)
     try:
-        signature = base64.b64decode(header(headers, SIGNATURE_HEADER), validate=True)
-        key.verify(signature, timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        signature = base64.b64decode(request.header(SIGNATURE_HEADER), validate=True)
+        key.verify(signature, timestamp.encode() + request.body, ec.ECDSA(hashes.SHA256()))
     except (binascii.Error, ValueError, InvalidSignature):
         raise WebhookRejected("the ECDSA signature does not match") from None
     require_fresh(timestamp, context.clock())
-    events = json_body(body)
+
+
+def parse(request: WebhookRequest) -> list[MailEvent]:
+    events = json_body(request.body)
     return [e for item in (events if isinstance(events, list) else []) if (e := parse_one(table(item)))]
 
 

@@ -16,7 +16,6 @@ import ipaddress
 import re
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,7 +35,7 @@ from ..model import (
     iso_utc,
     short,
 )
-from .checks import WebhookContext, json_body, table, text
+from .checks import WebhookContext, WebhookRequest, json_body, table, text
 
 # sns.<region>.amazonaws.com exactly (GovCloud: us-gov-west-1; China: sns.cn-north-1.amazonaws.com.cn), never
 # an S3 bucket's host (sns.s3.amazonaws.com, sns.s3-accelerate…, sns.s3-website-…), which anyone can hold
@@ -139,8 +138,9 @@ class SnsCertificates:
 CERTIFICATES = SnsCertificates()  # the one production source; tests pass their own in the WebhookContext
 
 
-def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookContext) -> list[MailEvent]:
-    message = table(json_body(body))
+def verify(request: WebhookRequest, context: WebhookContext) -> None:
+    """The SNS message signed by Amazon for one of our topics; a subscription to one is confirmed here."""
+    message = table(json_body(request.body))
     kind = text(message.get("Type"))
     certificates = context.certificates or CERTIFICATES
     if not context.sns_topics:
@@ -151,16 +151,19 @@ def verify_and_parse(headers: Mapping[str, str], body: bytes, context: WebhookCo
         )
     if text(message.get("TopicArn")) not in context.sns_topics:  # before any certificate is fetched
         raise WebhookRejected("the SNS topic is not one of [bounces] sns_topic_arn")
-    verify(message, kind, certificates)
+    check_signature(message, kind, certificates)
     if kind == "SubscriptionConfirmation":
         certificates.confirm(text(message.get("SubscribeURL")))
-        return []
-    if kind != "Notification":
-        return []
+
+
+def parse(request: WebhookRequest) -> list[MailEvent]:
+    message = table(json_body(request.body))
+    if text(message.get("Type")) != "Notification":
+        return []  # a subscription (un)confirmed: no event
     return parse_notification(json_body(text(message.get("Message")).encode()), text(message.get("MessageId")))
 
 
-def verify(message: dict[str, Any], kind: str, certificates: SnsCertificates) -> None:
+def check_signature(message: dict[str, Any], kind: str, certificates: SnsCertificates) -> None:
     fields = SIGNED_FIELDS.get(kind)
     algorithm = HASHES.get(text(message.get("SignatureVersion")))
     if fields is None or algorithm is None:
