@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import sqlite3
 import subprocess
@@ -232,79 +231,17 @@ def test_a_write_error_mid_move_keeps_the_transactions_before_whole(store, tmp_p
     assert (again.added, store.count()) == (200, 400)
 
 
-def import_whole_and_in_parts(tmp_path, monkeypatch, path, **options):
-    """The same CSV imported by one process and by three part readers: (report, problems, store dump) each."""
-    from broadsheet.audience import parts
-
-    results = []
-    for name, split_bytes in (("whole", 10**12), ("parts", 0)):
-        monkeypatch.setattr(parts, "SPLIT_BYTES", split_bytes)
-        monkeypatch.setattr(parts, "cores", lambda: 3)
-        (tmp_path / name).mkdir(parents=True)
-        with Store.for_project(tmp_path / name) as store:
-            store.add("present@example.org", name="Present", tags=["old"])
-            problems: list[RowProblem] = []
-            report = importer.import_csv(store, path, on_problem=problems.append, **options)
-            dump = [(s.email, s.name, s.fields, s.tags, s.status, [(e.kind, e.detail) for e in store.events(s.email)])
-                    for s in store.subscribers()]  # fmt: skip
-            assert staging_left(store) == []
-        results.append((report, [problem.line for problem in problems], dump))
-    return results
-
-
-def test_a_long_list_read_in_parts_imports_what_one_reader_imports(tmp_path, monkeypatch):
-    rows = []
-    for n in range(3000):
-        status = ("unsubscribed", "bounced", "", "", "")[n % 5]
-        rows.append(f"U{(n * 7919) % 2000}@Example.org,Üser {n},{status},t{n % 3};Straße,city {n % 7}")
-        if n % 250 == 3:
-            rows.append(f"bad-{n},Nobody,,,")  # a problem in every part
-        if n == 2500:
-            rows.append("present@example.org,Renamed,complained,,")
-    path = write_csv(tmp_path / "list.csv", rows)
-    for options in ({}, {"update": True}):
-        (whole, whole_problems, whole_dump), (parted, parted_problems, parted_dump) = import_whole_and_in_parts(
-            tmp_path / ("update" if options else "plain"), monkeypatch, path, **options
-        )
-        assert parted == whole and parted_problems == whole_problems == sorted(whole_problems)
-        assert parted_dump == whole_dump
-        assert (whole.rows, whole.problems, whole.added) == (3001, 12, 2000)
-        assert whole_dump[0][0] == "present@example.org" and whole_dump[0][4] == "complained"
-
-
-def test_a_list_cut_inside_a_quoted_value_is_read_by_one_process(tmp_path, monkeypatch):
+def test_a_quoted_value_with_line_breaks_is_imported_whole(store, tmp_path):
     rows = [f'u{n}@example.org,U {n},,,"line one\nline two of {n}"' for n in range(400)]
-    path = write_csv(tmp_path / "list.csv", rows)
-    (whole, _, whole_dump), (parted, _, parted_dump) = import_whole_and_in_parts(tmp_path, monkeypatch, path)
-    assert parted == whole and parted_dump == whole_dump and whole.added == 400
-    assert whole_dump[1][2] == {"city": "line one\nline two of 0"}
+    report = importer.import_csv(store, write_csv(tmp_path / "list.csv", rows))
+    assert (report.rows, report.added, report.problems) == (400, 400, 0)
+    assert store.get("u0@example.org").fields == {"city": "line one\nline two of 0"}
 
 
-def test_a_part_that_is_not_utf8_stops_the_import_naming_its_line(store, tmp_path, monkeypatch):
-    from broadsheet.audience import parts
-
-    monkeypatch.setattr(parts, "SPLIT_BYTES", 0)
-    monkeypatch.setattr(parts, "cores", lambda: 2)
+def test_a_line_that_is_not_utf8_stops_the_import_naming_it(store, tmp_path):
     path = tmp_path / "list.csv"
     path.write_bytes(b"email,name\n" + b"".join(b"u%d@example.org,U\n" % n for n in range(3000)) + b"z@x.org,\xff\n")
     with pytest.raises(AudienceError, match="not UTF-8") as raised:
         importer.import_csv(store, path)
     assert raised.value.where.endswith("list.csv:3002")
     assert store.count() == 0 and staging_left(store) == []
-
-
-def test_stopping_an_import_while_parts_are_read_leaves_no_reader_staging_file_or_traceback(tmp_path):
-    """A real `broadsheet subscribers import` of a list long enough to be read in parts, stopped by Ctrl-C."""
-    from support.parts import running_readers, stopped_while_parts_are_read, write_long_list
-
-    (tmp_path / "broadsheet.toml").write_text('name = "Test"\nfrom = "news@example.org"\n', encoding="utf-8")
-    marker = f"import-{os.getpid()}.csv"
-    write_long_list(tmp_path / marker)
-    command = [sys.executable, "-m", "broadsheet", "subscribers", "import", marker]
-    returncode, err = stopped_while_parts_are_read(command, tmp_path, marker)
-    assert returncode == 130, err
-    assert "Traceback" not in err
-    assert running_readers(marker) == []
-    assert not list((tmp_path / ".broadsheet").glob(".staging-*"))
-    with Store.for_project(tmp_path) as store:
-        assert store.count() == 0

@@ -1,12 +1,13 @@
 """Audience: the subscriber CSV -> a stream of valid, filtered, deduplicated, suppressed Subscribers."""
 
 from .csvfile import list_fingerprint
-from .model import ChunkedList, ListRow, RowProblem, Subscriber, first_word
+from .model import JournalLoader, ListRow, LoadableList, RowProblem, Subscriber, first_word
 from .subscriber_list import SubscriberList, list_chunks, read_suppressions
 
 __all__ = [
-    "ChunkedList",
+    "JournalLoader",
     "ListRow",
+    "LoadableList",
     "RowProblem",
     "Subscriber",
     "SubscriberList",

@@ -58,16 +58,6 @@ class CsvFile:
                 _unreadable(exc), where=f"{path}:1", fix="save the list as CSV UTF-8 (line ends LF or CRLF)"
             ) from None
 
-    @classmethod
-    def part(cls, path: Path, lines: Iterable[str], header: list[str], delimiter: str, first_line: int) -> CsvFile:
-        """A reader for rows that start at ``first_line`` of the file (``lines`` from there), with the
-        file's ``header`` and ``delimiter`` read by another."""
-        csv_file = cls.__new__(cls)
-        csv_file.path, csv_file.header, csv_file.delimiter = path, header, delimiter
-        csv_file._offset = first_line - 1
-        csv_file._reader = csv.reader(lines, delimiter=delimiter)
-        return csv_file
-
     @property
     def lines_read(self) -> int:
         """Lines of the file read so far (the header's, after it is read)."""

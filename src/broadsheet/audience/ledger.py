@@ -31,7 +31,7 @@ class Ledger:
     addresses already handed on, all lower-cased keys. A context manager; ``close()`` removes the file."""
 
     def __init__(self) -> None:
-        self._folder: Path | None = Path(tempfile.mkdtemp(prefix="broadsheet-ledger-"))
+        self._folder = Path(tempfile.mkdtemp(prefix="broadsheet-ledger-"))
         self.path = self._folder / "ledger.db"
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE", f"cache_size={-CACHE_KIB}"):
@@ -40,22 +40,9 @@ class Ledger:
         self.has_suppressed = False
         self.has_opted_out = False
 
-    @classmethod
-    def reader(cls, path: Path) -> Ledger:
-        """Another process's ledger at ``path``, read-only (a part of a list read apart: ``audience.parts``);
-        closing it leaves the file to its owner."""
-        ledger = cls.__new__(cls)
-        ledger._folder, ledger.path = None, path
-        ledger.db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
-        ledger.db.execute(f"PRAGMA cache_size={-CACHE_KIB}")
-        ledger.has_suppressed = ledger._any("SELECT 1 FROM suppressed LIMIT 1")
-        ledger.has_opted_out = ledger._any("SELECT 1 FROM opted_out LIMIT 1")
-        return ledger
-
     def close(self) -> None:
         self.db.close()
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     def __enter__(self) -> Ledger:
         return self

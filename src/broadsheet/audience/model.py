@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .bulk import Selection
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass is built four times slower, and lists hold millions
@@ -45,13 +48,22 @@ class ListRow(NamedTuple):  # a tuple: an import makes a million of them
     subscriber: Subscriber | None
 
 
+class JournalLoader(Protocol):
+    """A campaign's journal, ready to take its recipients one of two ways (``campaign`` makes one)."""
+
+    def chunks(self, chunks: Iterable[list[Subscriber]]) -> int:
+        """Subscribers a chunk at a time; the first row of an address is kept (ASCII letters folded).
+        Returns the count kept."""
+        ...
+
+    def selected(self, selection: Selection) -> int:
+        """Rows another room selects in SQL, loaded with no Python per row; returns their count."""
+        ...
+
+
 @runtime_checkable
-class ChunkedList(Protocol):
-    """A list that hands its subscribers on a chunk at a time and can leave the repeats of an ASCII address
-    to a consumer that keeps the first itself (the journal) and tells their count back."""
+class LoadableList(Protocol):
+    """A list that loads itself into a campaign's journal the cheapest way it knows (``load_into``),
+    counting what it left out as a pass over it would."""
 
-    deduplicate: bool
-
-    def chunks(self) -> Iterator[list[Subscriber]]: ...
-
-    def count_duplicates(self, count: int) -> None: ...
+    def load_into(self, loader: JournalLoader) -> int: ...

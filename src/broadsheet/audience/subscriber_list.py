@@ -14,7 +14,7 @@ from ..errors import AudienceError
 from .addresses import AddressChecker, InvalidAddress
 from .csvfile import CsvFile, open_csv, selection_fingerprint
 from .ledger import Ledger
-from .model import ListRow, RowProblem, Subscriber, first_word
+from .model import JournalLoader, ListRow, RowProblem, Subscriber, first_word
 from .spreadsheet import as_written
 
 STATUSES = ("subscribed", "unsubscribed", "bounced", "complained", "unconfirmed")
@@ -47,10 +47,7 @@ class SubscriberList:
     out: unsubscribed, bounced, complained, suppressed, not in segment, duplicate). An address marked
     unsubscribed, bounced or complained on any row never receives, wherever its other rows stand.
 
-    With ``deduplicate`` False, repeats of an ASCII address are handed on too, for a consumer that keeps
-    the first of each itself and counts the rest in ``skipped["duplicate"]`` (the journal's UNIQUE
-    (campaign, email), whose COLLATE NOCASE folds ASCII letters only: other addresses are still
-    deduplicated here). Saves a look-up per row in the ledger's largest table.
+    ``load_into`` a journal leaves the repeats of an ASCII address to it (see there).
     """
 
     def __init__(
@@ -60,13 +57,11 @@ class SubscriberList:
         segments: Sequence[str] = (),
         suppressions: Path | None = None,
         check_deliverability: bool = False,
-        deduplicate: bool = True,
     ):
         self.path = Path(path)
         self.segments = frozenset(tag.casefold() for tag in segments)
         self.suppressions = Path(suppressions) if suppressions is not None else None
         self.addresses = AddressChecker(check_deliverability=check_deliverability)
-        self.deduplicate = deduplicate
         self.problems: list[RowProblem] = []
         self.skipped: collections.Counter[str] = collections.Counter()
 
@@ -78,55 +73,59 @@ class SubscriberList:
         for chunk in self.chunks():
             yield from chunk
 
-    def chunks(self) -> Iterator[list[Subscriber]]:
-        """The same subscribers as iterating, a few thousand at a time (for a consumer that works in chunks)."""
-        with self.pass_ledger() as ledger:
-            yield from self.part_chunks(list_chunks(self.path, self.addresses), ledger)
+    def chunks(self, *, deduplicate: bool = True) -> Iterator[list[Subscriber]]:
+        """The same subscribers as iterating, a few thousand at a time (for a consumer that works in chunks).
+        Not ``deduplicate``: repeats of an ASCII address are handed on too (``load_into``)."""
+        with self._pass_ledger() as ledger:
+            for chunk in list_chunks(self.path, self.addresses):
+                if handed_on := self._pass(chunk, ledger, deduplicate):
+                    yield handed_on
+
+    def load_into(
+        self,
+        loader: JournalLoader,
+        *,
+        kept: Callable[[Iterator[list[Subscriber]]], Iterator[list[Subscriber]]] = lambda chunks: chunks,
+    ) -> int:
+        """The list (through ``kept``, a filter over its chunks) into a journal, whose UNIQUE (campaign,
+        email) keeps the first row of an ASCII address (its COLLATE NOCASE folds ASCII letters only: other
+        addresses are still deduplicated here): a look-up per row in the ledger's largest table saved.
+        The repeats it dropped are counted in ``skipped["duplicate"]`` as a pass would."""
+        offered = 0
+
+        def counted(chunks: Iterable[list[Subscriber]]) -> Iterator[list[Subscriber]]:
+            nonlocal offered
+            for chunk in chunks:
+                offered += len(chunk)
+                yield chunk
+
+        loaded = loader.chunks(counted(kept(self.chunks(deduplicate=False))))
+        if offered > loaded:
+            self.skipped["duplicate"] += offered - loaded
+        return loaded
 
     @contextlib.contextmanager
-    def pass_ledger(self, facts: ListFacts | None = None) -> Iterator[Ledger]:
+    def _pass_ledger(self) -> Iterator[Ledger]:
         """A pass begins: counts start afresh, segments are checked, and a new ledger holds the suppressed
-        and opted-out addresses (and, deduplicating, those handed on): on disk, flat memory. ``facts``:
-        what a first read of the list found, when done already (by parts); else it is done here, once."""
+        and opted-out addresses (and, deduplicating, those handed on): on disk, flat memory."""
         self.problems = []
         self.skipped = collections.Counter()
         with Ledger() as ledger:
-            if facts is None:
-                facts = ListFacts(tags=set() if self.segments else None)
-                with open_csv(self.path) as stream:
-                    ledger.add_opted_out(read_facts(CsvFile(self.path, stream), self.addresses, facts))
-            else:
-                ledger.add_opted_out(facts.opted_out)
+            facts = ListFacts(tags=set() if self.segments else None)
+            with open_csv(self.path) as stream:
+                ledger.add_opted_out(read_facts(CsvFile(self.path, stream), self.addresses, facts))
             if self.segments:
                 self.check_segments(facts.tags or set())
             ledger.add_suppressed(suppression_keys(self.suppressions, self.addresses))
             yield ledger
 
-    def part_chunks(self, rows: Iterable[list[ListRow | RowProblem]], ledger: Ledger) -> Iterator[list[Subscriber]]:
-        """Chunks of read rows (the whole list, or a part another process reads: ``audience.parts``, with a
-        reader of the pass's ledger) through the pass: problems noted, the left-out counted, the rest on."""
-        for chunk in rows:
-            if handed_on := self._pass(chunk, ledger):
-                yield handed_on
-
-    def count_duplicates(self, count: int) -> None:
-        """Repeats a consumer left out for this list (see ``deduplicate``)."""
-        if count:
-            self.skipped["duplicate"] += count
-
-    def splittable(self) -> bool:
-        """Whether parts of the list may be read by other processes (``audience.parts``), each through a
-        reader of ``pass_ledger``'s ledger: the repeats are left to the consumer (the ledger's ``seen``
-        is written as a list is read), and no DNS look-ups (each process would make its own)."""
-        return not self.deduplicate and not self.addresses.check_deliverability
-
-    def _pass(self, chunk: list[ListRow | RowProblem], ledger: Ledger) -> list[Subscriber]:
+    def _pass(self, chunk: list[ListRow | RowProblem], ledger: Ledger, deduplicate: bool) -> list[Subscriber]:
         """The chunk's rows in order: problems noted, the left-out counted, the rest handed on."""
         wanted = sort_out(chunk, self.problems, self.skipped)
-        if not (self.deduplicate or ledger.has_suppressed or ledger.has_opted_out or self.segments):
+        if not (deduplicate or ledger.has_suppressed or ledger.has_opted_out or self.segments):
             return self._repeats_left_to_the_consumer(wanted, ledger)
         keys = list({subscriber.email.lower() for subscriber in wanted})
-        unique = keys if self.deduplicate else [key for key in keys if not key.isascii()]
+        unique = keys if deduplicate else [key for key in keys if not key.isascii()]
         suppressed, opted_out, seen = ledger.suppressed(keys), ledger.opted_out(keys), ledger.seen(unique)
         handed_on: list[Subscriber] = []
         for subscriber in wanted:
@@ -135,10 +134,10 @@ class SubscriberList:
             if reason:
                 self.skipped[reason] += 1
                 continue
-            if self.deduplicate or not key.isascii():
+            if deduplicate or not key.isascii():
                 seen.add(key)
             handed_on.append(subscriber)
-        ledger.mark_seen({s.email.lower() for s in handed_on if self.deduplicate or not s.email.isascii()})
+        ledger.mark_seen({s.email.lower() for s in handed_on if deduplicate or not s.email.isascii()})
         return handed_on
 
     def _repeats_left_to_the_consumer(self, wanted: list[Subscriber], ledger: Ledger) -> list[Subscriber]:
@@ -181,14 +180,6 @@ class SubscriberList:
             return "duplicate"
         return ""
 
-    def needs_facts(self) -> bool:
-        """Whether a pass must read the list once first: for opted-out rows (it has a status column), or
-        for the tags a segment may name."""
-        if self.segments:
-            return True
-        with open_csv(self.path) as stream:
-            return Columns(CsvFile(self.path, stream)).index["status"] is not None
-
 
 def sort_out(
     chunk: list[ListRow | RowProblem], problems: list[RowProblem], skipped: collections.Counter[str]
@@ -226,18 +217,15 @@ def read_suppressions(path: Path | None, addresses: AddressChecker) -> set[str]:
 
 @dataclass
 class ListFacts:
-    """What a pass must know of the whole list before it begins: the opted-out (address lower-cased,
-    status) pairs in line order (an iterable: streamed, never all in memory), and the tags on its rows
-    (None: not asked, no segment)."""
+    """What a pass must know of the whole list before it begins, besides its opted-out rows: the tags on
+    its rows (None: not asked, no segment)."""
 
-    opted_out: Iterable[tuple[str, str]] = ()
     tags: set[str] | None = None
 
 
 def read_facts(csv_file: CsvFile, addresses: AddressChecker, facts: ListFacts) -> Iterator[tuple[str, str]]:
-    """One read of ``csv_file`` (the whole list, or a part: ``audience.parts``): the (address lower-cased,
-    status) of each row that says unsubscribed, bounced or complained, while ``facts.tags`` (when asked)
-    gathers every tag of a readable row."""
+    """One read of ``csv_file``: the (address lower-cased, status) of each row that says unsubscribed,
+    bounced or complained, while ``facts.tags`` (when asked) gathers every tag of a readable row."""
     columns = Columns(csv_file)
     has_status, tags = columns.index["status"] is not None, facts.tags
     if not has_status and tags is None:

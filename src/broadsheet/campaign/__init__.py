@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..audience import ChunkedList, Subscriber, SubscriberList
+from ..audience import LoadableList, Subscriber
+from ..audience.bulk import Selection
 from ..providers import delivers
-from ..store.recipients import CheckedList, StoreList
 from .journal import CampaignRecord, Journal, Outcome, RecentSend, Row, journal_path
-from .parts import load_in_parts
 from .recipients import campaign_fingerprint, journal_chunks, journal_rows, subscriber_from_row
 from .runner import CampaignRunner, RunResult, Settings
 
@@ -34,7 +33,7 @@ def prepare_campaign(
     transport: str,
     issue_dir: str,
     fingerprint: str,
-    subscribers: Iterable[Subscriber],
+    subscribers: LoadableList | Iterable[Subscriber],
     issue_id: str | None = None,
     subject: str = "",
     resend_all: bool = False,
@@ -62,40 +61,30 @@ def prepare_campaign(
     return Prepared(record, loaded, seconds, recovered, replayed)
 
 
-def _load(journal: Journal, record: CampaignRecord, fingerprint: str, subscribers: Iterable[Subscriber]) -> int:
-    """The list into the journal. A list read in chunks leaves the repeats of an address to the journal's
-    UNIQUE (campaign, email), which keeps the first (cheaper than the list's own look-up of every
-    address); the repeats are told back to the list, which counts them as it would have."""
-    if isinstance(subscribers, StoreList):  # selected in SQL: no Python per subscriber but the first-name rule
-        with subscribers.selection() as selection:
-            return journal.load_selected(record, fingerprint, selection)
-    if not isinstance(subscribers, ChunkedList):
-        return journal.load_recipients(record, fingerprint, journal_rows(subscribers))
-    deduplicate, subscribers.deduplicate = subscribers.deduplicate, False
-    try:
-        if isinstance(subscribers, (SubscriberList, CheckedList)):  # a long one is read by one process per core
-            loaded = load_in_parts(journal, record, fingerprint, subscribers)
-            if loaded is not None:
-                return loaded
-        offered = _Counted(subscribers.chunks())
-        loaded = journal.load_recipient_chunks(record, fingerprint, journal_chunks(offered))
-    finally:
-        subscribers.deduplicate = deduplicate
-    subscribers.count_duplicates(offered.count - loaded)
-    return loaded
+def _load(
+    journal: Journal, record: CampaignRecord, fingerprint: str, subscribers: LoadableList | Iterable[Subscriber]
+) -> int:
+    """The list into the journal: a list kind loads itself (``LoadableList``); any other iterable of
+    Subscribers is loaded as it comes."""
+    loader = _Loader(journal, record, fingerprint)
+    if isinstance(subscribers, LoadableList):
+        return subscribers.load_into(loader)
+    return journal.load_recipients(record, fingerprint, journal_rows(subscribers))
 
 
-class _Counted:
-    """Chunks passed through, their items counted."""
+@dataclass(frozen=True)
+class _Loader:
+    """The journal bound to one campaign and list fingerprint: what a list loads itself into."""
 
-    def __init__(self, chunks: Iterable[list[Subscriber]]):
-        self.chunks = chunks
-        self.count = 0
+    journal: Journal
+    record: CampaignRecord
+    fingerprint: str
 
-    def __iter__(self) -> Iterator[list[Subscriber]]:
-        for chunk in self.chunks:
-            self.count += len(chunk)
-            yield chunk
+    def chunks(self, chunks: Iterable[list[Subscriber]]) -> int:
+        return self.journal.load_recipient_chunks(self.record, self.fingerprint, journal_chunks(chunks))
+
+    def selected(self, selection: Selection) -> int:
+        return self.journal.load_selected(self.record, self.fingerprint, selection)
 
 
 def campaign_key(issue_id: str | None, slug: str) -> str:

@@ -24,7 +24,7 @@ import re
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from types import TracebackType
@@ -386,16 +386,6 @@ class Journal:
                 f"SELECT :campaign, email, line, data, :generation FROM {staging.TABLE} WHERE true"
                 " ORDER BY email COLLATE NOCASE, rowid",
             )  # fmt: skip
-
-    def load_staged(self, campaign: CampaignRecord, fingerprint: str, files: Sequence[Path]) -> int:
-        """``load_recipient_chunks`` for a list read in parts by other processes (``campaign.parts``): SQLite
-        files each with a table ``sorted (email COLLATE NOCASE, line, data)`` whose primary key is (email,
-        line). SQLite merges the sorted parts (no sort here); the smallest line of an address is kept."""
-        with attached(self.db, files) as names:
-            parts = " UNION ALL ".join(
-                f"SELECT :campaign, email, line, data, :generation FROM {name}.sorted WHERE true" for name in names
-            )
-            return self._move_in(campaign, fingerprint, f"{parts} ORDER BY 2 COLLATE NOCASE, 3")
 
     def load_selected(self, campaign: CampaignRecord, fingerprint: str, selection: Selection) -> int:
         """``load_recipient_chunks`` for rows another room selects in SQL, with no Python per row (a send from

@@ -13,10 +13,8 @@ Rules (who is new is decided by the UNIQUE ``email_key``: no set of every addres
 
 How: each row is validated by audience's row reader (the line numbers too) and turned into its staged
 form (``staged.py``: key, fields and tags as JSON), then parked in a temporary SQLite file beside the
-store, which is not locked while the CSV is read. A long list is read by one process per core, each
-sorting its part by address (``parts.py``), and the sorted parts are merged without a sort; a shorter
-one is read by a second thread into ``audience.bulk.Staging`` and sorted once read (an external sort on
-disk: memory stays flat). The sorted rows move into the store ROWS_PER_TRANSACTION at a time, in
+store, which is not locked while the CSV is read: it is read by a second thread into
+``audience.bulk.Staging`` and sorted once read (an external sort on disk: memory stays flat). The sorted rows move into the store ROWS_PER_TRANSACTION at a time, in
 address order: the UNIQUE index is filled front to back, in one pass, and other writers (serve's
 one-click unsubscribes) get the store between two transactions. New subscribers, their tags and events
 go in set-based, in SQL; only present rows that may change something come back to Python. New
@@ -28,7 +26,6 @@ before).
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -38,11 +35,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..audience import RowProblem
-from ..audience.bulk import Staging, attached, staging_folder
+from ..audience.bulk import Staging
 from ..audience.subscriber_list import list_chunks
 from ..errors import StoreError
-from .parts import SORTED as PART_TABLE
-from .parts import stage_in_parts
 from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING, settled, weaker_sql
 from .staged import STAGED, staged_chunks
 from .store import Store, dump_fields, utc_now
@@ -109,40 +104,15 @@ def _stage(
     store: Store, staging: Staging, path: Path, report: ImportReport, on_problem: Callable[[RowProblem], None]
 ) -> int:
     """The list's valid rows in SORTED, in address order (file order within an address); their count.
-
-    A long list is read by one process per core, each sorting its part (``store.parts``), and the sorted
-    parts merged; a shorter one (or one that cannot be cut between rows) is read here, by a second
-    thread, and sorted once read."""
+    The list is read by a second thread, and sorted once read."""
 
     def noted(problem: RowProblem) -> None:
         report.problems += 1
         on_problem(problem)
 
-    folder = staging_folder(store.path.parent)
-    try:
-        parts = stage_in_parts(path, folder)
-        if parts is None:
-            chunks = list_chunks(path, store._addresses, wanted=STATUSES)
-            report.rows = staging.fill(staged_chunks(chunks, noted))
-            return _sort(store.db, staging)
-        for _, outcome in parts:  # in line order, as one reader would have met them
-            report.rows += outcome.rows
-            for problem in outcome.problems:
-                noted(problem)
-        return _merge_parts(store.db, [file for file, _ in parts])
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _merge_parts(db: sqlite3.Connection, files: list[Path]) -> int:
-    """The parts' sorted tables merged into SORTED (each is read in its key's order: SQLite merges them,
-    no sort); the rows' count."""
-    with attached(db, files) as names:
-        columns = ", ".join(STAGED)
-        union = " UNION ALL ".join(f"SELECT {columns} FROM {name}.{PART_TABLE}" for name in names)
-        db.execute(f"CREATE TABLE {SORTED} ({columns})")
-        with _transaction(db):
-            return int(db.execute(f"INSERT INTO {SORTED} ({columns}) {union} ORDER BY key, line").rowcount)
+    chunks = list_chunks(path, store._addresses, wanted=STATUSES)
+    report.rows = staging.fill(staged_chunks(chunks, noted))
+    return _sort(store.db, staging)
 
 
 def _sort(db: sqlite3.Connection, staging: Staging) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
-from ..audience import RowProblem, Subscriber, SubscriberList, first_word, list_fingerprint
+from ..audience import JournalLoader, RowProblem, Subscriber, SubscriberList, first_word, list_fingerprint
 from ..audience.addresses import AddressChecker
 from ..audience.bulk import Selection, attached
 from ..audience.csvfile import open_csv
@@ -91,6 +91,11 @@ class StoreList:
             yield Selection(query, files, self._segments(), SQL_FUNCTIONS)
             with Store.for_project(self.root) as store, _attached_ledger(store, ledger):
                 self.skipped = self._count_skipped(store)
+
+    def load_into(self, loader: JournalLoader) -> int:
+        """The store's selection into a journal, in SQL (``selection``)."""
+        with self.selection() as selection:
+            return loader.selected(selection)
 
     def __iter__(self) -> Iterator[Subscriber]:
         """The same subscribers as ``selection``, in the order they joined, a page at a time."""
@@ -209,17 +214,6 @@ class CheckedList:
     def fingerprint(self) -> str:
         return self.subscribers.fingerprint()  # a later unsubscribe is caught when its batch is claimed
 
-    @property
-    def deduplicate(self) -> bool:
-        return self.subscribers.deduplicate
-
-    @deduplicate.setter
-    def deduplicate(self, value: bool) -> None:
-        self.subscribers.deduplicate = value
-
-    def count_duplicates(self, count: int) -> None:
-        self.subscribers.count_duplicates(count)
-
     def __iter__(self) -> Iterator[Subscriber]:
         for chunk in self.chunks():
             yield from chunk
@@ -230,9 +224,14 @@ class CheckedList:
         with Store.for_project(self.root) as store:
             yield from self.checked(self.subscribers.chunks(), store)
 
+    def load_into(self, loader: JournalLoader) -> int:
+        """The list's ``load_into``, less whom the store suppresses."""
+        self.left_out = 0
+        with Store.for_project(self.root) as store:
+            return self.subscribers.load_into(loader, kept=lambda chunks: self.checked(chunks, store))
+
     def checked(self, chunks: Iterable[list[Subscriber]], store: Store) -> Iterator[list[Subscriber]]:
-        """``chunks`` less whom ``store`` suppresses, counted in ``left_out`` (also for a part of the list
-        read by another process: ``campaign.parts``)."""
+        """``chunks`` less whom ``store`` suppresses, counted in ``left_out``."""
         for chunk in chunks:
             gone = store.suppressed(subscriber.email for subscriber in chunk)
             if gone:
