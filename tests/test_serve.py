@@ -579,7 +579,11 @@ def test_pages_speak_the_configured_language(tmp_path, language, lang, heading):
     from broadsheet.serve.pages import Pages
 
     config = replace(load_config(copy_sample(tmp_path) / "broadsheet.toml"), language=language)
-    page = Pages(config).render("unsubscribe.html", address="a•••@example.org", action="/u/x", form="f").body.decode()
+    page = (
+        Pages(config)
+        .render("unsubscribe.html", address="a•••@example.org", action="/u/x", form="f")
+        .get_data(as_text=True)
+    )
     assert f'<html lang="{lang}">' in page and f"<h1>{heading}</h1>" in page
 
 
@@ -679,3 +683,58 @@ def test_hidden_files_of_the_site_folder_and_odd_paths_are_not_served(site, stor
                            timeout=10)  # fmt: skip
     assert answer.status_code == 404 and status_of(store, "newline@example.org") == "subscribed"
     assert web.request("TRACE", f"{base}/healthz", timeout=10).status_code == 405
+
+
+def test_a_path_routes_only_as_written(base, store):
+    """No trailing slash, newline or doubled slash variant reaches an endpoint, and none is redirected."""
+    import http.client
+
+    store.add("as-written@example.org")
+    token_path = unsubscribe_url(base, "as-written@example.org").removeprefix(base)
+    host, port = base.removeprefix("http://").split(":")
+    for method, path in [
+        ("POST", token_path.replace("/u/", "/u//")),
+        ("POST", token_path + "/"),
+        ("POST", token_path + "%0a"),
+        ("GET", "/healthz/"),
+        ("GET", "/subscribe/"),
+        ("POST", "/webhooks//sendgrid"),
+    ]:
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        body = b"List-Unsubscribe=One-Click"
+        headers = {"Host": f"{host}:{port}", "Content-Type": "application/x-www-form-urlencoded"}
+        connection.request(method, path, body=body if method == "POST" else None, headers=headers)
+        answer = connection.getresponse()
+        answer.read()
+        connection.close()
+        assert answer.status == 404 and answer.getheader("Location") is None, path
+    assert status_of(store, "as-written@example.org") == "subscribed"
+
+
+def test_serve_logs_its_notices_on_stderr_a_line_each(tmp_path):
+    """The CLI's handler for the ``broadsheet.serve`` logger: what the mailing thread reports at start-up
+    reaches stderr as ``broadsheet serve: …``."""
+    from support.serve import environment
+
+    project = copy_sample(tmp_path)
+    port = free_port()
+    configure(project, port)
+    with Store.for_project(project) as opened:
+        assert opened.take_sign_up("cut-off@example.org", name="", source="form", limit=10)
+        assert opened.sign_up_waiting(opened.waiting_sign_ups(1)[0])
+        opened.db.execute("UPDATE intake SET mailing = '2026-01-01T00:00:00Z'")  # its serve stopped while mailing
+    log = tmp_path / "serve.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "broadsheet", "serve", "--port", str(port)], cwd=project,
+                                   env=environment(), stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while "not sent" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    assert (
+        "broadsheet serve: 1 confirmation message(s) not sent: serve stopped while sending them, so whether they"
+        " left is unknown (not sent again)"
+    ) in log.read_text().splitlines()

@@ -61,7 +61,13 @@ def answered(sock: socket.socket, host: bytes) -> bool:
     try:
         sock.sendall(HEALTH % host)
         sock.settimeout(20)
-        return sock.recv(1024).startswith(b"HTTP/1.1 200")
+        answer = sock.recv(1024)
+        while answer and not answer.endswith(b"ok\n"):  # waitress may send the head and the body apart
+            more = sock.recv(1024)
+            answer += more
+            if not more:
+                break
+        return answer.startswith(b"HTTP/1.1 200")
     except (ConnectionResetError, BrokenPipeError):
         return False
 

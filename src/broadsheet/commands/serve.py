@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import logging
 
 from . import Subparsers, project_config
 
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..serve import make_app
     from ..serve.server import run as run_server
 
+    log_to_stderr()
     app = make_app(config)
     if not config.serve.public_url.startswith("https://"):
         print(
@@ -52,6 +54,17 @@ def run(args: argparse.Namespace) -> int:
         pass
     print("stopped", flush=True)
     return 0
+
+
+def log_to_stderr() -> None:
+    """serve's log (its notices and failed requests) on stderr, a line each as ``broadsheet serve: …``,
+    a traceback under its line."""
+    handler = logging.StreamHandler()  # sys.stderr
+    handler.setFormatter(logging.Formatter("broadsheet serve: %(message)s"))
+    log = logging.getLogger("broadsheet.serve")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def form_snippet(public_url: str, name: str) -> str:

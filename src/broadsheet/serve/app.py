@@ -10,15 +10,18 @@ Nothing here lists or exports subscribers.
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import re
-import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.routing import BaseConverter, Map, MapAdapter, RequestRedirect, Rule
+from werkzeug.security import safe_join
 
 from ..audience.addresses import AddressChecker, InvalidAddress
 from ..checkpoint import Checkpointer, without_autocheckpoint
@@ -27,23 +30,38 @@ from ..errors import ConfigError, StoreError
 from ..store import Store, store_path
 from ..tokens import TokenData, read_token, token_secrets
 from ..transports import Transport
-from .http import BodyTooLarge, Request, Response
+from .http import Request, Response
 from .pages import Pages, mask_address
 from .security import FormGuard, RateLimit, allowed_hosts, mailbox_of, origin_of, security_headers
 from .signup import CONFIRM_SECONDS, ConfirmationMail
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+log = logging.getLogger("broadsheet.serve")
 CONFIRMATIONS_PER_ADDRESS = (1, 3)  # per minute, per hour and mailbox: nobody's inbox is flooded from many clients
 # one-click POSTs per minute and per hour: a link's own (a provider posts it once, a reader may click twice),
 # and a client's (a mail provider's server posts its users' one-clicks, so far more than sign-ups)
 ONE_CLICKS_PER_ADDRESS = (3, 20)
 ONE_CLICKS_PER_CLIENT = (120, 2400)
 WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a thousand events at once)
-TOKEN_PATH = re.compile(r"/([uc])/([A-Za-z0-9_-]{1,700})\Z")  # matched from the start; \Z: no newline after
-WEBHOOK_PATH = re.compile(r"/webhooks/([a-z0-9-]{1,40})\Z")
+TOKEN_PATH = re.compile(r"/([uc])/([A-Za-z0-9_-]{1,700})\Z")  # for the log: tokens name subscribers
 CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+PLAIN_HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}  # answers other than pages
+
+
+class TokenPart(BaseConverter):
+    """A token in a path: base64url, never a slash or a newline."""
+
+    regex = r"[A-Za-z0-9_-]{1,700}"
+
+
+class ProviderPart(BaseConverter):
+    """A webhook provider's name in a path."""
+
+    regex = r"[a-z0-9-]{1,40}"
 
 
 class App:
@@ -75,6 +93,7 @@ class App:
         self.site = config.root / "site"
         self.local = threading.local()
         self.checkpointer = Checkpointer(store_path(config.root))
+        self.routes, self.endpoints = self.routing()
 
     def start(self) -> None:
         """Before the first request: the mailing thread applies the sign-ups a stopped serve left."""
@@ -90,67 +109,87 @@ class App:
 
     # -- WSGI -----------------------------------------------------------------------------------
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         response = self.answer(environ)
-        extra = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
-        if response.content_type.startswith("text/html") and "Content-Security-Policy" not in response.headers:
-            extra = self.headers
-        return response.finish(start_response, extra)
+        own_policy = "Content-Security-Policy" in response.headers
+        defaults = self.headers if response.mimetype == "text/html" and not own_policy else PLAIN_HEADERS
+        for name, value in defaults.items():
+            response.headers.setdefault(name, value)
+        app_iter, status, headers = response.get_wsgi_response(environ)
+        start_response(status, headers)
+        return [b"".join(app_iter)]  # one piece: waitress sends it with the headers, in one write
 
     def answer(self, environ: WSGIEnvironment) -> Response:
         if (environ.get("HTTP_HOST") or "").lower() not in self.hosts:
             return Response.text(421, "unknown host\n")
         path = environ.get("PATH_INFO", "/")
-        limit = WEBHOOK_MAX_BYTES if path.startswith("/webhooks/") else self.config.serve.max_body_bytes
+        request = Request(
+            environ, WEBHOOK_MAX_BYTES if path.startswith("/webhooks/") else self.config.serve.max_body_bytes
+        )
         try:
-            request = Request.read(environ, limit)
-        except BodyTooLarge:
-            return self.pages.message(413, "too_large_title")
-        try:
+            if request.too_large():
+                raise RequestEntityTooLarge
             return self.route(request)
+        except RequestEntityTooLarge:  # the declared length, or a form over its limits
+            return self.pages.message(413, "too_large_title")
         except Exception:
-            print(
-                f"broadsheet serve: {request.method} {_path_for_log(request.path)} failed:\n{traceback.format_exc()}",
-                file=sys.stderr,
-                flush=True,
-            )
+            log.exception("%s %s failed", request.method, _path_for_log(request.path))
             return self.pages.message(500, "error_title", "error_text")
 
     def route(self, request: Request) -> Response:
+        """The endpoint of the request's path and method (a site/ file for any other GET); a path routes
+        only as written: no trailing slash or newline variant, and never a redirect (waitress, like werkzeug,
+        reads a path's leading slashes as one)."""
         path = request.path
-        if match := TOKEN_PATH.match(path):
-            handlers = {"u": (self.unsubscribe_page, self.unsubscribe), "c": (self.confirm_page, self.confirm)}
-            show, act = handlers[match[1]]
-            token = match[2]
-            return self.by_method(request, get=lambda: show(request, token), post=lambda: act(request, token))
         if path == "/" and request.method in ("GET", "HEAD") and (index := self.site_file(path)) is not None:
             return _file(index)
-        if path in ("/", "/subscribe"):
-            return self.by_method(
-                request, get=lambda: self.subscribe_form(request), post=lambda: self.subscribe(request)
-            )
-        if path in ("/u", "/u/"):
-            return self.pages.message(200, "unsubscribe_title", "web_unsubscribe_text")
-        if match := WEBHOOK_PATH.match(path):
-            provider = match[1]
-            return self.by_method(request, post=lambda: self.webhook(request, provider))
-        if path == "/brand/logo" and (logo := self.pages.brand.logo_file):
-            return self.by_method(request, get=lambda: _file(logo))
-        if path == "/healthz":
-            return self.by_method(request, get=lambda: Response.text(200, "ok\n"))
-        if request.method in ("GET", "HEAD") and (found := self.site_file(path)) is not None:
-            return _file(found)
-        return self.pages.message(404, "not_found_title")
+        try:
+            endpoint, values = self.routes.match(path, request.method)
+        except MethodNotAllowed as exc:
+            allowed = ", ".join(sorted(exc.valid_methods or ()))
+            return Response(b"", 405, {"Allow": allowed}, content_type="text/plain; charset=utf-8")
+        except (NotFound, RequestRedirect):
+            if request.method in ("GET", "HEAD") and (found := self.site_file(path)) is not None:
+                return _file(found)
+            return self.pages.message(404, "not_found_title")
+        return self.endpoints[endpoint](request, **values)
 
-    @staticmethod
-    def by_method(
-        request: Request, *, get: Callable[[], Response] | None = None, post: Callable[[], Response] | None = None
-    ) -> Response:
-        handler = {"GET": get, "HEAD": get, "POST": post}.get(request.method)
-        if handler is None:
-            allowed = ", ".join(name for name, h in (("GET, HEAD", get), ("POST", post)) if h)
-            return Response(405, b"", "text/plain; charset=utf-8", {"Allow": allowed})
-        return handler()
+    def routing(self) -> tuple[MapAdapter, dict[str, Callable[..., Response]]]:
+        """The URL map (strict: werkzeug's redirects and slash merging off) and its endpoints."""
+        logo = self.pages.brand.logo_file
+        endpoints: dict[str, Callable[..., Response]] = {
+            "unsubscribe_page": self.unsubscribe_page,
+            "unsubscribe": self.unsubscribe,
+            "confirm_page": self.confirm_page,
+            "confirm": self.confirm,
+            "subscribe_form": self.subscribe_form,
+            "subscribe": self.subscribe,
+            "unsubscribe_help": lambda request: self.pages.message(200, "unsubscribe_title", "web_unsubscribe_text"),
+            "webhook": self.webhook,
+            "logo": lambda request: _file(logo) if logo else self.pages.message(404, "not_found_title"),
+            "healthz": lambda request: Response.text(200, "ok\n"),
+        }
+        get, post = ("GET",), ("POST",)  # werkzeug adds HEAD to GET
+        rules = [
+            Rule("/u/<token:token>", endpoint="unsubscribe_page", methods=get),
+            Rule("/u/<token:token>", endpoint="unsubscribe", methods=post),
+            Rule("/c/<token:token>", endpoint="confirm_page", methods=get),
+            Rule("/c/<token:token>", endpoint="confirm", methods=post),
+            *(Rule(path, endpoint="subscribe_form", methods=get) for path in ("/", "/subscribe")),
+            *(Rule(path, endpoint="subscribe", methods=post) for path in ("/", "/subscribe")),
+            *(Rule(path, endpoint="unsubscribe_help") for path in ("/u", "/u/")),
+            Rule("/webhooks/<provider:provider>", endpoint="webhook", methods=post),
+            *([Rule("/brand/logo", endpoint="logo", methods=get)] if logo else []),
+            Rule("/healthz", endpoint="healthz", methods=get),
+        ]
+        urls = Map(
+            rules,
+            converters={"token": TokenPart, "provider": ProviderPart},
+            strict_slashes=True,
+            merge_slashes=False,
+            redirect_defaults=False,
+        )
+        return urls.bind("localhost"), endpoints
 
     @property
     def store(self) -> Store:
@@ -177,11 +216,14 @@ class App:
     def unsubscribe(self, request: Request, token: str) -> Response:
         """RFC 8058 one-click (the token is the authentication), or the page's own buttons."""
         data = self.read("unsubscribe", token)
-        form = request.form()
+        form = request.form
         if data is None:
             return self.pages.message(400, "bad_link_title", "bad_link_text")
         if form.get("List-Unsubscribe") == "One-Click":
-            if not (self.one_clicks.allow(request.client) and self.one_clicks_per_address.allow(data.email.lower())):
+            if not (
+                self.one_clicks.allow(request.remote_addr or "")
+                and self.one_clicks_per_address.allow(data.email.lower())
+            ):
                 return Response.text(429, "too many requests\n")
             self.leave(data.email, "one-click")
             return Response.text(200, "unsubscribed\n")
@@ -220,19 +262,19 @@ class App:
     ) -> Response:
         """A page with a form posting to ``action`` (default: this page), protected by FormGuard."""
         action = action or request.path
-        nonce = self.guard.nonce(request.header("Cookie"))
+        nonce = self.guard.nonce(request.headers.get("Cookie"))
         response = self.pages.render(template, status, action=action, form=self.guard.token(action, nonce), **values)
         response.headers["Set-Cookie"] = self.guard.cookie(nonce)
         return response
 
     def form_allowed(
-        self, request: Request, form: dict[str, str], *, action: str = "", origin_suffices: bool = False
+        self, request: Request, form: Mapping[str, str], *, action: str = "", origin_suffices: bool = False
     ) -> bool:
         return self.guard.allows(
             action or request.path,
             form,
-            request.header("Origin"),
-            request.header("Cookie"),
+            request.headers.get("Origin"),
+            request.headers.get("Cookie"),
             origin_suffices=origin_suffices,
         )
 
@@ -248,10 +290,10 @@ class App:
     def subscribe(self, request: Request) -> Response:
         """Have the address recorded as unconfirmed and mailed a confirmation link, after the answer: the same
         page, from the same work, for every address (nothing here depends on its state)."""
-        form = request.form()
+        form = request.form
         if not self.form_allowed(request, form, action="/subscribe", origin_suffices=True):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
-        if not self.signups.allow(request.client):
+        if not self.signups.allow(request.remote_addr or ""):
             return self.pages.message(429, "too_many_title", "too_many_text")
         typed = form.get("email", "").strip()[:254]
         name = CONTROL.sub(" ", form.get("name", "")).strip()[:200]
@@ -275,9 +317,9 @@ class App:
         try:
             if self.mail.post(email, name, source=source):
                 return True
-            print("broadsheet serve: sign-up not taken: too many wait to be mailed", file=sys.stderr, flush=True)
+            log.warning("sign-up not taken: too many wait to be mailed")
         except StoreError as exc:
-            print(f"broadsheet serve: sign-up not taken: {exc}", file=sys.stderr, flush=True)
+            log.error("sign-up not taken: %s", exc)
         return False
 
     def confirm_page(self, request: Request, token: str) -> Response:
@@ -287,7 +329,7 @@ class App:
         return self.form_page(request, "confirm.html", address=mask_address(data.email))
 
     def confirm(self, request: Request, token: str) -> Response:
-        if not self.form_allowed(request, request.form()):
+        if not self.form_allowed(request, request.form):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
         data = self.confirmation(token)
         if isinstance(data, Response):
@@ -318,7 +360,9 @@ class App:
             if exc.name not in ("broadsheet.events", "broadsheet.events.webhooks"):
                 raise
             return Response.text(404, "no webhooks here\n")
-        status, text = webhooks.handle(provider, request.headers(), request.body, self.store, config=self.config)
+        status, text = webhooks.handle(
+            provider, dict(request.headers), request.get_data(), self.store, config=self.config
+        )
         return Response.text(status, text if text.endswith("\n") else text + "\n")
 
     def read(self, purpose: str, token: str) -> TokenData | None:
@@ -326,10 +370,11 @@ class App:
 
     def site_file(self, path: str) -> Path | None:
         """A file of the project's ``site/`` folder (a static archive), never outside it."""
-        if not self.site.is_dir() or "\x00" in path:
+        joined = safe_join(str(self.site), path.lstrip("/")) if "\x00" not in path else None
+        if joined is None or not self.site.is_dir():  # None: a path that leaves the folder
             return None
         root = self.site.resolve()
-        candidate = (root / path.lstrip("/")).resolve()
+        candidate = Path(joined).resolve()  # a symlink, followed: still inside, and not to a hidden file
         if candidate.is_dir():
             candidate = candidate / "index.html"
         if not (candidate.is_file() and candidate.is_relative_to(root)):
@@ -363,7 +408,7 @@ def _file(path: Path) -> Response:
         "X-Frame-Options": "DENY",
         "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     }
-    return Response(200, path.read_bytes(), kind, headers)
+    return Response(path.read_bytes(), 200, headers, content_type=kind)
 
 
 def _path_for_log(path: str) -> str:

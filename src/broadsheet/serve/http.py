@@ -1,161 +1,109 @@
-"""The little WSGI vocabulary serve needs: a parsed request and a response (no framework)."""
+"""serve's request and response: werkzeug's, with form parsing held to serve's limits."""
 
 from __future__ import annotations
 
 import codecs
-import itertools
+import io
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.datastructures import FileStorage, Headers, MultiDict
+from werkzeug.formparser import FormDataParser, MultiPartParser
+from werkzeug.http import parse_options_header
+from werkzeug.wrappers import Request as BaseRequest
+from werkzeug.wrappers import Response as BaseResponse
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from typing import IO
 
-FORM = "application/x-www-form-urlencoded"
-MULTIPART = "multipart/form-data"
-# Forms are read by hand, with caps, never by email.parser: a Content-Type of thousands of parameters, or
-# a Content-Disposition of nested comments, cost it seconds of CPU (or a RecursionError) per request.
-MAX_CONTENT_TYPE = 256  # characters of a Content-Type worth reading
-MAX_PARTS = 20  # parts of a multipart form read (serve's forms have a handful of fields)
-MAX_PART_HEAD = 1024  # bytes of one part's headers
-BOUNDARY = re.compile(
-    r"""(?:^|;)\s*boundary=(?:"([0-9A-Za-z'()+_,./:=? -]{1,70})"|([0-9A-Za-z'()+_,./:=?-]{1,70}))\s*(?:;|\Z)""", re.I
-)  # RFC 2046's bchars
-FIELD_NAME = re.compile(r"""(?:^|;)\s*name=(?:"([^"\\\r\n]{1,100})"|([A-Za-z0-9_.-]{1,100}))\s*(?:;|\Z)""", re.I)
-FILE_PART = re.compile(r"(?:^|;)\s*filename\*?=", re.I)
-CHARSET = re.compile(r"""(?:^|;)\s*charset="?([^";\s]{1,40})""", re.I)
+    from werkzeug.formparser import t_parse_result as ParseResult
+
+# A Content-Type past this many characters is no form (serve's forms have a short one), and its
+# parameters are never parsed.
+MAX_CONTENT_TYPE = 256
+MAX_PARTS = 20  # parts of a multipart form (serve's forms have a handful of fields); more is a 413
+# bytes of one part's headers: werkzeug reads a Content-Disposition of 16 KB of parameters in tens of ms
+MAX_PART_HEAD = 1024
 PART_BREAK = re.compile(rb"\r?\n\r?\n")  # between a part's headers and its content
-REASONS = {
-    200: "OK",
-    303: "See Other",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    410: "Gone",
-    413: "Content Too Large",
-    421: "Misdirected Request",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
+PLAIN_ENCODINGS = frozenset({"", "7bit", "8bit", "binary"})  # browsers never send another (RFC 7578)
 
 
-class BodyTooLarge(Exception):
-    """The request body is over the limit (answered 413)."""
+class FieldParser(MultiPartParser):
+    """werkzeug's multipart parser, refusing what serve never reads: a transfer-encoded field (never taken
+    as the text it hides), a field in a charset Python does not know (a declared one is honoured), and a
+    part whose headers run past MAX_PART_HEAD (the whole form is then read as no fields)."""
 
+    def parse(
+        self, stream: IO[bytes], boundary: bytes, content_length: int | None
+    ) -> tuple[MultiDict[str, str], MultiDict[str, FileStorage]]:
+        body = stream.read()  # at most the request's limit
+        delimiter = re.compile(rb"(?:\A|\r?\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)")  # as werkzeug's
+        for mark in delimiter.finditer(body):
+            if not mark[1] and not PART_BREAK.search(body[mark.end() : mark.end() + MAX_PART_HEAD + 4]):
+                raise ValueError("a form part's headers are too long")
+        return super().parse(io.BytesIO(body), boundary, content_length)
 
-@dataclass
-class Request:
-    """One request: method, path, client address, headers as WSGI gives them, and the raw body."""
-
-    method: str
-    path: str
-    client: str
-    environ: WSGIEnvironment
-    body: bytes = b""
-
-    @classmethod
-    def read(cls, environ: WSGIEnvironment, max_body: int) -> Request:
-        """Parse ``environ``; a body longer than ``max_body`` raises BodyTooLarge before it is read."""
+    def get_part_charset(self, headers: Headers) -> str:
+        if headers.get("content-transfer-encoding", "").strip().lower() not in PLAIN_ENCODINGS:
+            raise ValueError("a transfer-encoded form field")
+        declared = parse_options_header(headers.get("content-type"))[1].get("charset", "")
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
+            return codecs.lookup(declared).name if declared else "utf-8"
+        except LookupError:
+            raise ValueError(f"unknown charset {declared[:40]!r}") from None
+
+
+class FormParser(FormDataParser):
+    """werkzeug's form parser with serve's multipart rules (a bad form is read as no fields)."""
+
+    def _parse_multipart(
+        self, stream: IO[bytes], mimetype: str, content_length: int | None, options: dict[str, str]
+    ) -> ParseResult:
+        parser = FieldParser(
+            stream_factory=self.stream_factory,
+            max_form_memory_size=self.max_form_memory_size,
+            max_form_parts=self.max_form_parts,
+            cls=self.cls,
+        )
+        boundary = options.get("boundary", "").encode("ascii")
+        if not boundary:
+            raise ValueError("Missing boundary")
+        form, files = parser.parse(stream, boundary, content_length)
+        return stream, form, files
+
+
+class Request(BaseRequest):
+    """One request; ``limit`` bytes of body at most (more: RequestEntityTooLarge, answered 413), forms
+    parsed by FormParser. ``form`` holds the text fields (first value by ``get``)."""
+
+    form_data_parser_class = FormParser
+    max_form_parts = MAX_PARTS
+
+    def __init__(self, environ: Any, limit: int):
+        super().__init__(environ)
+        self.max_content_length = self.max_form_memory_size = limit
+
+    def too_large(self) -> bool:
+        """The declared body is over the limit (or unreadable), known before any of it is read."""
+        try:
+            length = int(self.environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            length = max_body + 1
-        if length > max_body or length < 0:
-            raise BodyTooLarge
-        body = environ["wsgi.input"].read(length) if length else b""
-        path = environ.get("PATH_INFO", "/").encode("latin-1", "replace").decode("utf-8", "replace")
-        return cls(environ.get("REQUEST_METHOD", "GET").upper(), path, environ.get("REMOTE_ADDR", ""), environ, body)
+            return True
+        return not 0 <= length <= (self.max_content_length or 0)
 
-    def header(self, name: str) -> str | None:
-        key = "CONTENT_TYPE" if name.lower() == "content-type" else "HTTP_" + name.upper().replace("-", "_")
-        return self.environ.get(key)
-
-    def headers(self) -> dict[str, str]:
-        """Every request header, by its usual name (``X-Foo-Bar``)."""
-        found = {"Content-Type": self.environ.get("CONTENT_TYPE", "")}
-        for key, value in self.environ.items():
-            if key.startswith("HTTP_"):
-                found["-".join(word.capitalize() for word in key[5:].split("_"))] = value
-        return found
-
-    def form(self) -> dict[str, str]:
-        """The fields of a urlencoded or multipart form body (first value of each); {} for anything else."""
-        content_type = self.header("Content-Type") or ""
-        if len(content_type) > MAX_CONTENT_TYPE:
-            return {}
-        kind, _, params = content_type.partition(";")
-        kind = kind.strip().lower()
-        try:
-            if kind == FORM:
-                return dict(reversed(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True)))
-            if kind == MULTIPART:
-                return _multipart(self.body, params)
-        except (UnicodeDecodeError, ValueError, LookupError):  # bad bytes, bad structure, unknown charset
-            return {}
-        return {}
+    def _load_form_data(self) -> None:
+        if "form" not in self.__dict__ and len(self.headers.get("Content-Type", "")) > MAX_CONTENT_TYPE:
+            empty: MultiDict[str, Any] = self.parameter_storage_class()
+            self.__dict__.update(form=empty, files=empty)
+            return
+        super()._load_form_data()
 
 
-def _multipart(body: bytes, params: str) -> dict[str, str]:
-    """Text fields of a multipart/form-data body (first value of each; files and parts past MAX_PARTS are
-    ignored). A field in a charset Python does not know, a transfer encoding, or bad bytes raise
-    (form() answers {})."""
-    boundary = BOUNDARY.search(params)
-    if boundary is None:
-        return {}
-    token = re.escape((boundary[1] or boundary[2]).encode("ascii"))
-    delimiter = re.compile(rb"\r?\n--" + token + rb"(--)?[ \t]*(?:\r?\n|\Z)")  # a whole line (RFC 2046)
-    text = b"\r\n" + body  # the first delimiter may open the body
-    marks = list(itertools.islice(delimiter.finditer(text), MAX_PARTS + 1))
-    fields: dict[str, str] = {}
-    for this, following in itertools.pairwise(marks):
-        if this[1]:  # the closing delimiter
-            break
-        part = text[this.end() : following.start()]
-        blank = PART_BREAK.search(part)
-        if blank is None or blank.start() > MAX_PART_HEAD:
-            continue
-        name, charset = _part_head(part[: blank.start()].decode("utf-8"))
-        if name is not None and name not in fields:
-            fields[name] = part[blank.end() :].decode(charset)
-    return fields
+class Response(BaseResponse):
+    """An HTML page by default (``pages``); ``text`` for the short plain-text answers."""
 
-
-def _part_head(head: str) -> tuple[str | None, str]:
-    """(the field's name, or None for a file or a part without one; its charset) from a part's headers."""
-    disposition, charset = "", "utf-8"
-    for line in re.split(r"\r?\n", head):
-        key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key == "content-disposition":
-            disposition = value.strip()
-        elif key == "content-type" and (declared := CHARSET.search(value)):
-            charset = codecs.lookup(declared[1]).name  # LookupError for a name Python does not know
-        elif key == "content-transfer-encoding" and value.strip().lower() not in ("7bit", "8bit", "binary"):
-            raise ValueError("a transfer-encoded form field")  # browsers never send one (RFC 7578)
-    kind, _, params = disposition.partition(";")
-    name = FIELD_NAME.search(params) if kind.strip().lower() == "form-data" else None
-    if name is None or FILE_PART.search(params):
-        return None, charset
-    return name[1] or name[2], charset
-
-
-@dataclass
-class Response:
-    """Status, body and headers; ``finish`` hands them to WSGI."""
-
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "text/html; charset=utf-8"
-    headers: dict[str, str] = field(default_factory=dict)
+    default_mimetype = "text/html"
 
     @classmethod
     def text(cls, status: int, text: str) -> Response:
-        return cls(status, text.encode("utf-8"), "text/plain; charset=utf-8")
-
-    def finish(self, start_response: StartResponse, extra: dict[str, str]) -> list[bytes]:
-        headers = {"Content-Type": self.content_type, "Content-Length": str(len(self.body)), **extra, **self.headers}
-        start_response(f"{self.status} {REASONS.get(self.status, 'Unknown')}", list(headers.items()))
-        return [self.body]
+        return cls(text, status, content_type="text/plain; charset=utf-8")

@@ -79,7 +79,7 @@ class Pages:
 
     def render(self, template: str, status: int = 200, **values: object) -> Response:
         html = self.env.get_template(template).render(list=self.brand.name, **values)
-        return Response(status, html.encode("utf-8"))
+        return Response(html, status)
 
     def message(self, status: int, title: str, text: str = "", **values: str) -> Response:
         """A page with a title and one paragraph (errors, expired links, …)."""

@@ -11,6 +11,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from ..tokens import make_token, read_token
@@ -116,7 +117,7 @@ class FormGuard:
     def allows(
         self,
         action: str,
-        form: dict[str, str],
+        form: Mapping[str, str],
         origin: str | None,
         cookie_header: str | None,
         *,

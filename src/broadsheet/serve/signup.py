@@ -4,10 +4,9 @@ the sign-ups kept in the store's intake."""
 
 from __future__ import annotations
 
-import sys
+import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable
 
 from ..audience import Subscriber, first_word
@@ -27,6 +26,8 @@ DRAIN_BATCH = 100  # sign-ups read from the intake at a time
 DRAIN_INTERVAL = 5.0  # seconds between looks at the intake for sign-ups another serve left
 DRAIN_SECONDS = 10  # how long stopping serve waits for the mailing thread
 UNFINISHED_SECONDS = 3600  # a mailing begun this long ago and not ended: its serve stopped while sending
+
+log = logging.getLogger("broadsheet.serve")
 
 
 def confirm_token(email: str, nonce: str, config: Config, secret: str, *, issued: int | None = None) -> str:
@@ -62,7 +63,7 @@ def confirmation_issue(config: Config, pages: Pages) -> RenderedIssue:
 
 
 def _not_sent(count: int, why: str) -> None:
-    print(f"broadsheet serve: {count} confirmation message(s) not sent: {why}", file=sys.stderr, flush=True)
+    log.error("%d confirmation message(s) not sent: %s", count, why)
 
 
 class ConfirmationMail:
@@ -114,8 +115,11 @@ class ConfirmationMail:
         self._wake.set()
         thread.join(DRAIN_SECONDS)
         if thread.is_alive():
-            print(f"broadsheet serve: confirmations still being sent after {DRAIN_SECONDS} s; those not sent yet"
-                  " wait in the subscriber store for serve's next start", file=sys.stderr, flush=True)  # fmt: skip
+            log.warning(
+                "confirmations still being sent after %d s; those not sent yet wait in the subscriber store for"
+                " serve's next start",
+                DRAIN_SECONDS,
+            )
 
     def _run(self) -> None:
         while True:
@@ -123,8 +127,7 @@ class ConfirmationMail:
             try:
                 self.drain()
             except Exception:  # the next round tries again
-                print(f"broadsheet serve: sign-ups not applied:\n{traceback.format_exc()}", file=sys.stderr,
-                      flush=True)  # fmt: skip
+                log.exception("sign-ups not applied")
             if self._closed:
                 return
             self._wake.wait(DRAIN_INTERVAL)
@@ -142,20 +145,19 @@ class ConfirmationMail:
                 try:
                     nonce = store.sign_up_waiting(one)
                 except StoreError as exc:  # busy: the next round tries again; invalid: dropped
-                    print(f"broadsheet serve: sign-up not applied: {exc}", file=sys.stderr, flush=True)
+                    log.error("sign-up not applied: %s", exc)
                     return
                 if nonce is None:
                     continue
                 try:
                     self.send(one.email, one.name, nonce)
                 except Exception:  # one message's surprise must not silence the sign-ups after it
-                    print(f"broadsheet serve: confirmation message not sent:\n{traceback.format_exc()}",
-                          file=sys.stderr, flush=True)  # fmt: skip
+                    log.exception("confirmation message not sent")
                 finally:
                     store.drop_sign_up(one.id)
 
     def send(self, email: str, name: str, nonce: str) -> bool:
-        """True when the transport took the message; a failure is reported on stderr, never to the visitor."""
+        """True when the transport took the message; a failure is logged, never shown to the visitor."""
         url = f"{self.base}/c/{confirm_token(email, nonce, self.config, self.secret)}"
         subscriber = Subscriber(
             email=email,
@@ -172,12 +174,8 @@ class ConfirmationMail:
             finally:
                 transport.close()
         except (BroadsheetError, RecipientRejected, OSError) as exc:
-            print(f"broadsheet serve: confirmation message not sent: {exc}", file=sys.stderr, flush=True)
+            log.error("confirmation message not sent: %s", exc)
             return False
         if delivery.status != "sent":
-            print(
-                f"broadsheet serve: confirmation message {delivery.status}: {delivery.detail}",
-                file=sys.stderr,
-                flush=True,
-            )
+            log.error("confirmation message %s: %s", delivery.status, delivery.detail)
         return delivery.status == "sent"
