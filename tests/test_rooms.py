@@ -26,10 +26,11 @@ ROOMS: dict[str, int] = {
     "events": 8,
     "publish": 8,
     "preview": 8,
-    "serve": 9,
-    "commands": 10,
-    "cli": 11,
-    "__main__": 12,
+    "usecases": 9,  # what a command does, with typed options and a Reporter (no argv, no print)
+    "serve": 10,
+    "commands": 11,
+    "cli": 12,
+    "__main__": 13,
 }
 
 

@@ -1,13 +1,15 @@
 """Nothing sent twice when the journal or the disk fails: a damaged or misplaced journal, a journal lost
 between two sends or removed during one, a full disk, and a send finished over another transport.
 
-Real processes (`python -m broadsheet send`), a real SMTP server, a local HTTP API, real SQLite and a real
+The use case and the CLI in-process, real processes (`python -m broadsheet send`) where the send is removed
+from under a running one, a real SMTP server, a local HTTP API, real SQLite and a real
 full file system (a small tmpfs, mounted when the tests run as root).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import sqlite3
@@ -17,12 +19,16 @@ import sys
 
 import pytest
 from support.providers import api  # noqa: F401 - the fixture
+from support.reporting import Recorder
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_api_cli import use_fake
 from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
-from test_send_integrity import ENV, ISSUE, _wait_for, one_line_error, send, send_process, smtp, states
+from test_send_integrity import ENV, ISSUE, Ran, _wait_for, one_line_error, send, send_process, smtp, states
 
 from broadsheet.campaign.journal import ROOM
+from broadsheet.config import load_config
+from broadsheet.errors import CampaignError
+from broadsheet.usecases.send import SendOptions, send_issue
 
 
 def status(project) -> subprocess.CompletedProcess:
@@ -36,10 +42,17 @@ def status(project) -> subprocess.CompletedProcess:
     )
 
 
+def cli_run(project, capsys, *args: str) -> Ran:
+    """The real CLI in this process: its exit code and what it said on stderr."""
+    capsys.readouterr()
+    code = cli(project, *args)
+    return Ran(code, capsys.readouterr().err)
+
+
 # -- a journal that is not what it should be ---------------------------------------------------------
 
 
-def test_a_journal_with_text_that_is_not_utf8_is_one_line_in_send_and_status(sample):
+def test_a_journal_with_text_that_is_not_utf8_is_one_line_in_send_and_status(sample, capsys):
     write_subscribers(sample / "list.csv", 6)
     configure(sample, send={"transport": "outbox", "list": "list.csv"})
     assert cli(sample, "send", ISSUE, "--yes", "--limit", "2") == 0
@@ -48,17 +61,18 @@ def test_a_journal_with_text_that_is_not_utf8_is_one_line_in_send_and_status(sam
         db.execute("UPDATE recipients SET state = 'failed', detail = CAST(X'353530FF' AS TEXT) WHERE id = 1")
         db.execute("UPDATE recipients SET data = CAST(X'5B22FF' AS TEXT) WHERE state = 'queued'")
     damaged = f"{journal}: the send journal is damaged: it holds text that is not UTF-8"
-    one_line_error(status(sample), damaged, "restore it from a backup")
-    one_line_error(send(sample, ISSUE, "--yes"), damaged)
+    one_line_error(cli_run(sample, capsys, "status", ISSUE), damaged, "restore it from a backup")
+    one_line_error(cli_run(sample, capsys, "send", ISSUE, "--yes"), damaged)
     assert sorted(states(sample).values()) == ["failed", "queued", "queued", "queued", "queued", "sent"]
 
 
-def test_a_journal_that_is_a_folder_is_named_for_what_it_is(sample):
+def test_a_journal_that_is_a_folder_is_named_for_what_it_is(sample, capsys):
     write_subscribers(sample / "list.csv", 3)
     configure(sample, send={"transport": "outbox", "list": "list.csv"})
     journal = sample / ".broadsheet" / "state.db"
     journal.mkdir(parents=True)
-    for result in (send(sample, ISSUE, "--yes"), status(sample)):
+    for command in (["send", ISSUE, "--yes"], ["status", ISSUE]):
+        result = cli_run(sample, capsys, *command)
         one_line_error(result, f"{journal}: the send journal is a folder, not a file", "move it aside")
         assert "read-only" not in result.stderr
     assert not (sample / "outbox").exists() and list(journal.iterdir()) == []
@@ -99,18 +113,23 @@ def test_a_journal_lost_between_two_sends_is_refused_until_asked_and_test_copies
     sink = Sink()
     with smtp_server(sink) as (host, port):
         configure(sample, send={"transport": "smtp", "list": "list.csv"}, smtp=smtp(host, port))
-        assert send(sample, ISSUE, "--yes").returncode == 0
+        config = load_config(sample / "broadsheet.toml")
+        options = SendOptions(issue_dir=sample / ISSUE, yes=True)
+        assert send_issue(options, config, Recorder()).complete
         for leftover in (sample / ".broadsheet").glob("state.db*"):  # a clean-up script, a restore without it
             leftover.unlink()
-        again = send(sample, ISSUE, "--yes")
-        assert sink.recipients() == {email: 1 for email in people}  # nobody mailed again
         mark = sample / ".broadsheet" / "sent" / "2021-06-01-5c1e7a9b.json"  # kept apart from state.db*
-        one_line_error(again, f"{mark}: this issue was sent over smtp on ", "--resend-all")
-        assert send(sample, ISSUE, "--test", "editor@example.net").returncode == 0  # not journaled: goes
+        with pytest.raises(CampaignError, match="--resend-all") as refused:
+            send_issue(options, config, Recorder())
+        assert str(refused.value).startswith(f"{mark}: this issue was sent over smtp on ")
+        assert sink.recipients() == {email: 1 for email in people}  # nobody mailed again
+        test_copy = SendOptions(issue_dir=sample / ISSUE, test="editor@example.net")
+        assert send_issue(test_copy, config, Recorder()).complete  # not journaled: goes
         assert sink.recipients()["editor@example.net"] == 1
-        one_line_error(send(sample, "--due", "--resend-all"), "--resend-all does not go with --due")
-        assert send(sample, ISSUE, "--yes", "--resend-all").returncode == 0  # deliberately: everyone again
-        assert send(sample, ISSUE, "--yes").returncode == 0  # the new journal knows it: nothing more
+        with pytest.raises(CampaignError, match="--resend-all does not go with --due"):
+            SendOptions(due=True, resend_all=True)
+        assert send_issue(dataclasses.replace(options, resend_all=True), config, Recorder()).complete  # everyone
+        assert send_issue(options, config, Recorder()).counts["sent"] == 30  # the new journal knows it: nothing more
     assert sink.recipients() == {**{email: 2 for email in people}, "editor@example.net": 1}
 
 

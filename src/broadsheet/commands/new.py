@@ -11,6 +11,7 @@ import unicodedata
 from pathlib import Path
 
 from ..content import scaffold
+from ..content.frontmatter import front_matter_value
 from ..errors import ContentError
 from . import Subparsers, project_config
 
@@ -117,14 +118,3 @@ def _next_number(issues: Path) -> int:
         int(n) for path in issues.glob("*/issue.md") if (n := front_matter_value(path, "number")) and n.isdigit()
     ]
     return max(numbers, default=0) + 1
-
-
-def front_matter_value(issue_file: Path, key: str) -> str | None:
-    """The plain value of ``key:`` in a front matter, quotes removed, without parsing (or rendering) the
-    issue: for looking across many issue folders. None when absent or unreadable."""
-    try:
-        text = issue_file.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    match = re.search(rf"^{re.escape(key)}:[ \t]*(.*?)[ \t]*$", text, re.M)
-    return match.group(1).strip("\"'") if match else None

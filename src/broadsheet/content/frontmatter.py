@@ -12,6 +12,7 @@ import re
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -54,6 +55,17 @@ def split_front_matter(text: str) -> Split:
     start = lead + len(stripped) - len(rest.lstrip())  # where the body begins in ``text``
     body = rest.strip()
     return Split(meta, body, text[:start].count("\n") + 1 if body else 1)
+
+
+def front_matter_value(issue_file: Path, key: str) -> str | None:
+    """The plain value of ``key:`` in a front matter, quotes removed, without parsing (or rendering) the
+    issue: for looking across many issue folders. None when absent or unreadable."""
+    try:
+        text = issue_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    match = re.search(rf"^{re.escape(key)}:[ \t]*(.*?)[ \t]*$", text, re.M)
+    return match.group(1).strip("\"'") if match else None
 
 
 def load_yaml(source: str, *, first_line: int = 1) -> dict[str, Any]:

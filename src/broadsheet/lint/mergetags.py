@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..audience.csvfile import CsvFile, open_csv
 from ..config import Config
@@ -13,10 +12,7 @@ from ..content.mergetags import MERGE_TAG, STANDARD_FIELDS
 from ..errors import BroadsheetError
 from ..store import Store
 from .findings import Finding
-from .sources import display
-
-if TYPE_CHECKING:
-    from .rules import LintContext
+from .sources import SourceIndex, display
 
 OPENING = re.compile(r"\{[{%#]")
 CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
@@ -46,10 +42,10 @@ def audience_fields(config: Config) -> frozenset[str] | None:
     return list_fields(config.resolve(config.send.list))
 
 
-def check_merge_tags(ctx: LintContext) -> Iterator[Finding]:
+def merge_tag_findings(sources: SourceIndex, known: frozenset[str] | None) -> Iterator[Finding]:
     """Per Markdown line: template syntax that stays literal, merge tags naming a field no subscriber
-    has, and Mailchimp's ``*|FNAME|*``."""
-    for path, lines in ctx.sources.files:
+    has (``known``: the fields; None when the list is unreadable), and Mailchimp's ``*|FNAME|*``."""
+    for path, lines in sources.files:
         if path.suffix != ".md":
             continue
         for number, line in _prose_lines(lines):
@@ -70,7 +66,7 @@ def check_merge_tags(ctx: LintContext) -> Iterator[Finding]:
                         "merge-tag", "warning", f"{_snippet(line, opening.start())} is shown literally: {FORM}", where
                     )
             for tag in tags:
-                yield from _unknown_field(ctx, tag, where)
+                yield from _unknown_field(known, tag, where)
             for mailchimp in MAILCHIMP.finditer(line):
                 field = MAILCHIMP_FIELDS.get(mailchimp.group(1), mailchimp.group(1).lower())
                 yield Finding(
@@ -82,8 +78,7 @@ def check_merge_tags(ctx: LintContext) -> Iterator[Finding]:
                 )
 
 
-def _unknown_field(ctx: LintContext, tag: re.Match[str], where: str) -> Iterator[Finding]:
-    known = ctx.subscriber_fields
+def _unknown_field(known: frozenset[str] | None, tag: re.Match[str], where: str) -> Iterator[Finding]:
     field = tag.group("field")
     if known is None or field in known:
         return

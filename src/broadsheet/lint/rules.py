@@ -14,7 +14,7 @@ from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
 from .colour import contrast, hex_of
 from .document import EmailDocument, Img, collapse, shorten
 from .findings import Finding
-from .mergetags import check_merge_tags
+from .mergetags import merge_tag_findings
 from .sources import SourceIndex, display, text_needles
 from .validator import validate
 
@@ -496,6 +496,10 @@ def check_contrast(ctx: LintContext) -> Iterator[Finding]:
             message,
             ctx.where(*text_needles(run.text), fallback=run.element),
         )
+
+
+def check_merge_tags(ctx: LintContext) -> Iterator[Finding]:
+    return merge_tag_findings(ctx.sources, ctx.subscriber_fields)
 
 
 RULES: tuple[Rule, ...] = (

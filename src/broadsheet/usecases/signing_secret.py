@@ -1,11 +1,11 @@
 """Where ``send`` gets the secret that signs unsubscribe links: BROADSHEET_SECRET, or for copies that
-reach no reader (``send --test``, sends to the outbox) a throw-away one, said so on the terminal."""
+reach no reader (``send --test``, sends to the outbox) a throw-away one, said so through ``warn``."""
 
 from __future__ import annotations
 
 import os
 import secrets
-import sys
+from collections.abc import Callable
 
 from ..config import MAKE_SIGNING_SECRET, SECRET_ENV, Config, check_signing_secret, weak_secret
 from ..errors import ConfigError
@@ -13,7 +13,7 @@ from ..errors import ConfigError
 VARIABLE = SECRET_ENV["unsubscribe"]
 
 
-def token_secret(config: Config, *, throwaway: bool) -> str | None:
+def token_secret(config: Config, *, throwaway: bool, warn: Callable[[str], None]) -> str | None:
     """None when the Composer reads BROADSHEET_SECRET itself (it is set and strong, or no link needs it);
     when ``throwaway``, a weak one as given (``make demo``'s) or a fresh throw-away one when it is not set;
     else a ConfigError saying what it is for, or why it is too weak."""
@@ -23,10 +23,9 @@ def token_secret(config: Config, *, throwaway: bool) -> str | None:
     if throwaway and given:
         return given  # it signs copies that reach no reader
     if throwaway:
-        print(
+        warn(
             f"{VARIABLE} is not set: the unsubscribe links of these copies are signed with a throw-away "
-            "secret and will not work (fine for a test; a real send needs the secret)",
-            file=sys.stderr,
+            "secret and will not work (fine for a test; a real send needs the secret)"
         )
         return "throwaway-" + secrets.token_urlsafe(32)
     if given:

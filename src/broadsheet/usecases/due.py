@@ -1,9 +1,9 @@
-"""``broadsheet send --due``: send every issue whose ``send_at`` has come, for cron or a systemd timer.
+"""``send --due``: send every issue whose ``send_at`` has come, for cron or a systemd timer.
 
 Safe to run every minute. It reads only the front matter of each issue folder; drafts and issues without
 ``send_at`` are never sent by it. Issues that are due go one after the other (earliest ``send_at``
 first) under the project's send lock, without asking (``--due`` implies ``--yes``). When another send
-holds the lock, it says so in one line and exits 0: that send is doing the work. An issue whose campaign
+holds the lock, it says so in one line and ends: that send is doing the work. An issue whose campaign
 over the transport has nothing queued or deferred left is finished and left alone, so nobody is mailed
 twice (subscribers who joined after it finished get it only from a ``broadsheet send ISSUE`` by hand).
 When today's daily limit is used up it stops quietly; the next run after 00:00 UTC goes on.
@@ -11,10 +11,10 @@ When today's daily limit is used up it stops quietly; the next run after 00:00 U
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import datetime as dt
-import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..campaign import Journal, campaign_key
@@ -23,68 +23,82 @@ from ..campaign.lock import ProjectLock, SendRunning
 from ..config import Config
 from ..content import Schedule, read_schedule
 from ..errors import BroadsheetError
+from .report import Reporter
+from .send import SendOptions, SendResult, send_issue
 
 
-def send_due(args: argparse.Namespace, config: Config) -> int:
-    """0 when every due issue went (or nothing was due); the worst exit code of the sends otherwise."""
+@dataclass
+class DueResult:
+    """What each due issue's send came to, and how many issues could not be read or sent (each told to
+    the reporter as a problem; the others still went)."""
+
+    sent: list[SendResult] = field(default_factory=list)
+    errors: int = 0
+
+
+def send_due(options: SendOptions, config: Config, reporter: Reporter) -> DueResult:
+    """Send each due issue with ``options`` (ISSUE_DIR left out), one after the other, under the send lock;
+    stops after one that a stop signal ended."""
     now = time.time()
-    due, code = due_issues(config, now)
+    due, result = due_issues(config, now, reporter)
     if not due:
-        return code
+        return result
     lock = ProjectLock(config.root)
     try:
         lock.acquire()
     except SendRunning:
-        print("send --due: another send is running for this project; leaving the due issues to it and to later runs")
-        return code
+        reporter.info(
+            "send --due: another send is running for this project; leaving the due issues to it and to later runs"
+        )
+        return result
     try:
         with Journal.for_project(config.root) as journal:  # the lock above keeps other sends out
             for schedule in due:
-                code = max(code, _send_one(args, config, journal, schedule, now))
-                if code == 130:
+                _send_one(options, config, journal, schedule, reporter, result)
+                if result.sent and result.sent[-1].interrupted:
                     break
     finally:
         lock.release()
-    return code
+    return result
 
 
-def due_issues(config: Config, now: float) -> tuple[list[Schedule], int]:
-    """The issues whose send_at has come, earliest first, and 2 when an issue.md could not be read (said
-    on stderr; the other issues still go)."""
+def due_issues(config: Config, now: float, reporter: Reporter) -> tuple[list[Schedule], DueResult]:
+    """The issues whose send_at has come, earliest first, and a result counting the issue.md files that
+    could not be read (each told to the reporter; the other issues still go)."""
     folder = config.resolve(config.issues_dir)
     due: list[Schedule] = []
-    code = 0
+    result = DueResult()
     moment = dt.datetime.fromtimestamp(now, dt.UTC)
     for issue in sorted(path for path in folder.iterdir() if (path / "issue.md").is_file()) if folder.is_dir() else ():
         try:
             schedule = read_schedule(issue, config)
         except BroadsheetError as exc:
-            print(f"broadsheet: error: {exc}", file=sys.stderr)
-            code = 2
+            reporter.problem(exc)
+            result.errors += 1
             continue
         if not schedule.draft and schedule.send_at is not None and schedule.send_at <= moment:
             due.append(schedule)
     due.sort(key=lambda schedule: schedule.send_at or moment)
-    return due, code
+    return due, result
 
 
-def _send_one(args: argparse.Namespace, config: Config, journal: Journal, schedule: Schedule, now: float) -> int:
-    from .send import send_issue
-
-    transport = args.transport or config.send.transport
+def _send_one(
+    options: SendOptions, config: Config, journal: Journal, schedule: Schedule, reporter: Reporter, result: DueResult
+) -> None:
+    transport = options.transport or config.send.transport
     if _finished(journal, schedule, transport):
-        return 0
+        return
     cap = daily_cap(config, journal, transport, time.time())
     if cap is not None and cap.left == 0:
-        return 0  # said once by the run that reached it; `broadsheet status` says when the rest goes
+        return  # said once by the run that reached it; `broadsheet status` says when the rest goes
     assert schedule.send_at is not None
-    print(f"send --due: {schedule.folder.name} (send_at {utc_text(schedule.send_at.timestamp())})")
-    issue_args = argparse.Namespace(**{**vars(args), "issue_dir": schedule.folder, "due": False, "yes": True})
+    reporter.info(f"send --due: {schedule.folder.name} (send_at {utc_text(schedule.send_at.timestamp())})")
+    issue_options = dataclasses.replace(options, issue_dir=schedule.folder, due=False, yes=True)
     try:
-        return send_issue(issue_args, config, journal)
+        result.sent.append(send_issue(issue_options, config, reporter, journal))
     except BroadsheetError as exc:  # this issue cannot go; the others still may
-        print(f"broadsheet: error: {exc}", file=sys.stderr)
-        return 2
+        reporter.problem(exc)
+        result.errors += 1
 
 
 def _finished(journal: Journal, schedule: Schedule, transport: str) -> bool:

@@ -1,0 +1,489 @@
+"""Send one issue to the subscriber list, journaled and resumable; or one test copy; or a dry run.
+
+``send_issue(options, reporter)``: the options are what ``broadsheet send`` was given, the reporter
+hears every line the command shows and answers the confirmation. Errors are BroadsheetErrors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..campaign import (
+    Journal,
+    Prepared,
+    Settings,
+    issue_key,
+    prepare_campaign,
+)
+from ..campaign.caps import DailyCap, daily_cap, utc_text
+from ..campaign.journal import RECENT_DAYS
+from ..campaign.runner import CampaignRunner, RunResult
+from ..config import Config
+from ..content.frontmatter import front_matter_value
+from ..errors import AudienceError, CampaignError
+from ..events.report import store_health
+from ..providers import delivers
+from ..render import read_and_build
+from ..store.recipients import StoreSuppressions, recipients_for
+from ..transports import Transport, TransportOptions, transport_class
+from .report import Reporter
+from .signing_secret import token_secret
+
+if TYPE_CHECKING:
+    from ..audience import Subscriber
+    from ..compose import Composer
+    from ..content import Issue
+    from ..render.model import RenderedIssue
+    from ..store.recipients import Recipients
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """Every choice ``broadsheet send`` takes; options that do not go together are refused when made."""
+
+    issue_dir: Path | None = None  # None only with ``due``
+    due: bool = False  # every issue whose send_at has come (usecases.due)
+    list_file: Path | None = None  # default: send.list (or the store)
+    segments: tuple[str, ...] = ()
+    limit: int | None = None
+    dry_run: bool = False
+    yes: bool = False
+    transport: str | None = None  # default: send.transport
+    test: str | None = None  # one [TEST] copy to this address, not journaled
+    as_email: str | None = None  # with ``test``: personalised as this subscriber
+    retry_failed: bool = False
+    retry_unknown: bool = False
+    resend_all: bool = False
+    force: bool = False
+    config_file: str | None = None  # --config as given: named again in the line that says how to resume
+
+    def __post_init__(self) -> None:
+        journaled = {  # what only a journaled send of one issue takes
+            "--dry-run": self.dry_run,
+            "--limit": self.limit is not None,
+            "--retry-failed": self.retry_failed,
+            "--retry-unknown": self.retry_unknown,
+            "--resend-all": self.resend_all,
+        }
+        if self.due:
+            _refuse_with(
+                "--due", {"ISSUE_DIR": self.issue_dir is not None, "--test": bool(self.test), **journaled},
+                why=" (which sends every issue that is due)",
+            )  # fmt: skip
+            return
+        if self.issue_dir is None:
+            raise CampaignError(
+                "no issue to send", fix="give the issue folder (broadsheet send issues/<name>), or --due"
+            )
+        if self.as_email and not self.test:
+            raise CampaignError("--as only goes with --test", fix="add --test ADDRESS")
+        if self.test:  # a test copy is one message, never journaled: these would be silently ignored
+            _refuse_with("--test", journaled)
+        if self.limit is not None and self.limit < 1:
+            raise CampaignError("--limit must be 1 or more")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a send came to: the campaign's counts after it (empty for a test copy or a dry run), the
+    messages of a test copy or dry run that failed or would fail, and whether a stop signal ended it."""
+
+    counts: Mapping[str, int] = field(default_factory=dict)
+    failed: int = 0
+    interrupted: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Nobody failed or unknown, nothing stopped early."""
+        return not (self.failed or self.interrupted or self.counts.get("failed") or self.counts.get("unknown"))
+
+
+def _refuse_with(flag: str, given: dict[str, bool], *, why: str = "") -> None:
+    """A one-line error for the first option in ``given`` that is on: it does not go with ``flag``."""
+    first = next((name for name, on in given.items() if on), None)
+    if first is not None:
+        raise CampaignError(f"{first} does not go with {flag}{why}", fix=f"leave out {first} or {flag}")
+
+
+def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal: Journal | None = None) -> SendResult:
+    """Send (or test, or dry-run) the issue ``options.issue_dir``; ``journal``: one already open under the
+    send lock (``send --due``), else the journal is opened here, locked."""
+    if options.due or options.issue_dir is None:
+        raise ValueError("send_issue sends one issue: send_due sends those that are due")
+    transport_name = options.transport or config.send.transport
+    transport_class(transport_name)  # an unknown name fails before the issue is built
+    issue, rendered = read_and_build(options.issue_dir, config)
+    _check_lint(rendered, issue, config, reporter, force=options.force, test=bool(options.test))
+    if not (options.test or options.dry_run):
+        _check_send_at(issue, options, reporter)
+    subscribers = recipients_for(config, options.list_file, list(options.segments))  # the store, or a CSV
+    if options.test:
+        factory = transport_factory(transport_name, config, slug=rendered.slug, test=True)
+        return _send_test(options, config, rendered, subscribers, factory, reporter)
+    factory = transport_factory(transport_name, config, slug=rendered.slug)
+    from ..compose import Composer
+
+    # settings and secrets are checked before the journal is touched; the outbox mails no one
+    secret = token_secret(config, throwaway=not delivers(transport_name), warn=reporter.warn)
+    composer = Composer(rendered, config, token_secret=secret)
+    factory()
+    if options.dry_run:
+        return _dry_run(subscribers, options, composer, reporter)
+    send = _Send(
+        options, options.issue_dir, config, rendered, issue.id, transport_name, subscribers, factory, composer, reporter
+    )
+    if journal is not None:
+        return _send_journaled(journal, send)
+    with Journal.for_project(config.root, lock=True) as journal:
+        return _send_journaled(journal, send)
+
+
+@dataclass(frozen=True)
+class _Send:
+    """One journaled send of one issue: what the steps below share."""
+
+    options: SendOptions
+    issue_dir: Path
+    config: Config
+    rendered: RenderedIssue
+    issue_id: str | None
+    transport_name: str
+    subscribers: Recipients
+    factory: Callable[[], Transport]
+    composer: Composer
+    reporter: Reporter
+
+
+def _send_journaled(journal: Journal, send: _Send) -> SendResult:
+    journal.keep_room()  # outcomes are still recorded when the disk fills up during the send
+    start_checkpoints = journal.checkpoints_aside()  # the load's commit and the claims never copy the WAL
+    prepared = _prepare(journal, send)
+    start_checkpoints()  # after the load: a long list's part readers fork from a process of one thread
+    _check_recent_sends(journal, prepared, send.options, send.reporter)
+    return _send(journal, prepared, send)
+
+
+# -- steps --------------------------------------------------------------------------------------
+
+
+def transport_factory(name: str, config: Config, *, slug: str, test: bool = False) -> Callable[[], Transport]:
+    """A maker of new transport instances, each given the same options (the outbox files by slug and
+    keeps test copies apart; the others need neither)."""
+    cls = transport_class(name)
+    options = TransportOptions(slug=slug, test=test)
+    return lambda: cls(config, options)
+
+
+def _check_lint(
+    rendered: RenderedIssue, issue: Issue, config: Config, reporter: Reporter, *, force: bool, test: bool = False
+) -> None:
+    """Refuse to send an issue with lint errors unless --force; a test copy to yourself goes (a draft is
+    what it is for), with the errors shown."""
+    from ..lint import lint_rendered
+
+    errors = [f for f in lint_rendered(rendered, issue, config, validate_mjml=False) if f.severity == "error"]
+    if not errors:
+        return
+    for finding in errors:
+        reporter.warn(f"lint: {finding}")
+    if force:
+        reporter.warn(f"sending despite {len(errors)} lint error(s) (--force)")
+        return
+    if test:
+        reporter.warn(f"a test copy despite {len(errors)} lint error(s); the real send refuses them")
+        return
+    raise CampaignError(f"lint found {len(errors)} error(s) in the issue", fix="fix them, or add --force")
+
+
+def _check_send_at(issue: Issue, options: SendOptions, reporter: Reporter) -> None:
+    """Refuse (unless --force) to send by hand an issue scheduled for later: send --due sends it then."""
+    if issue.send_at is None or issue.send_at.timestamp() <= time.time():
+        return
+    when = utc_text(issue.send_at.timestamp())
+    if options.force:
+        reporter.warn(f"sending now although send_at is {when} (--force)")
+        return
+    raise CampaignError(
+        f"this issue is scheduled: send_at {when}",
+        where=f"{options.issue_dir}/issue.md",
+        fix="leave it to broadsheet send --due (from cron), or add --force to send it now",
+    )
+
+
+def _prepare(journal: Journal, send: _Send) -> Prepared:
+    say = send.reporter.info
+    fingerprint = send.subscribers.fingerprint()
+    issue_dir = issue_key(send.issue_dir, send.config.root)
+    _check_id_is_this_issues(journal, send.issue_id, issue_dir, send.config.root)
+    prepared = prepare_campaign(
+        journal, slug=send.rendered.slug, transport=send.transport_name, issue_dir=issue_dir, fingerprint=fingerprint,
+        subscribers=send.subscribers, issue_id=send.issue_id, subject=send.rendered.subject,
+        resend_all=send.options.resend_all,
+    )  # fmt: skip
+    if prepared.replayed:
+        say(f"recorded {prepared.replayed:,} outcome(s) an earlier send could not write to the journal")
+    if prepared.loaded is None:
+        say(f"{send.subscribers.path.name}: unchanged since this campaign started; resuming")
+    else:
+        report_list(send.subscribers, prepared.loaded, send.reporter)
+        say(f"journal: {prepared.loaded:,} recipients set up in {prepared.setup_seconds:.1f} s")
+    if prepared.recovered:
+        say(
+            f"{prepared.recovered:,} recipient(s) were in flight when an earlier send stopped: now 'unknown' "
+            "(resend to them with --retry-unknown)"
+        )
+    for state, flag in (("failed", send.options.retry_failed), ("unknown", send.options.retry_unknown)):
+        if flag:
+            say(f"re-queued {journal.requeue(prepared.record, state):,} {state} recipient(s)")
+    for other, count in journal.skip_sent_elsewhere(prepared.record).items():
+        say(f"{count:,} recipient(s) already sent this issue over {other}: recorded as sent, not sent again")
+    if not send.options.retry_unknown:  # unknown elsewhere may have arrived: as unknown here, sent only on request
+        for other, count in journal.hold_unknown_elsewhere(prepared.record).items():
+            say(
+                f"{count:,} recipient(s) are unknown over {other} (they may have got it): recorded as unknown, "
+                "not sent (resend to them with --retry-unknown)"
+            )
+    return prepared
+
+
+def _check_id_is_this_issues(journal: Journal, issue_id: str | None, issue_dir: str, root: Path) -> None:
+    """Refuse an id that another issue folder still carries (a folder copied as the next issue's start):
+    both would be one campaign, and the new issue would reach nobody the old one reached."""
+    if not issue_id:
+        return
+    for campaign in journal.campaigns_for(issue_id):
+        other = root / campaign.issue_dir
+        if campaign.issue_dir != issue_dir and front_matter_value(other / "issue.md", "id") == issue_id:
+            raise CampaignError(
+                f"another issue folder has the same id ({issue_id}): {campaign.issue_dir}, already sent "
+                f"over {campaign.transport}", where=f"{issue_dir}/issue.md",
+                fix="give this issue its own id (a copied folder keeps the old one); broadsheet new makes a fresh one",
+            )  # fmt: skip
+
+
+def _check_recent_sends(journal: Journal, prepared: Prepared, options: SendOptions, reporter: Reporter) -> None:
+    """Refuse (unless --force) to mail people who got an issue with the same subject in the last days:
+    most likely this issue again under a new folder name, or a copy whose subject was not changed."""
+    recent = journal.recent_same_subject(prepared.record)
+    if not recent:
+        return
+    for send in recent:
+        other = send.campaign
+        reporter.warn(
+            f"{send.recipients:,} recipient(s) got “{other.subject}” from campaign {other.key} "
+            f"({other.issue_dir or other.slug}, over {other.transport}) on {_when(send.last)}"
+        )
+    if options.force:
+        reporter.warn("sending to them again (--force)")
+        return
+    first = recent[0].campaign
+    total = sum(send.recipients for send in recent)
+    raise CampaignError(
+        f"{total:,} recipient(s) got an issue with this subject in the last {RECENT_DAYS} days "
+        f"(campaign {first.key}, {first.issue_dir or first.slug})", where=str(options.issue_dir),
+        fix=f'if this is that issue moved or renamed, put id: "{first.key}" in its issue.md to resume that campaign; '
+        "to mail them again anyway, add --force",
+    )  # fmt: skip
+
+
+def report_list(subscribers: Recipients, count: int, reporter: Reporter) -> None:
+    """Every bad row (line and reason), then who was left out and why."""
+    for problem in subscribers.problems:
+        reporter.warn(f"{subscribers.path}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped")
+    left_out = ", ".join(f"{reason} {n:,}" for reason, n in sorted(subscribers.skipped.items()))
+    bad = f", {len(subscribers.problems):,} bad row(s) skipped" if subscribers.problems else ""
+    reporter.info(
+        f"{subscribers.path.name}: {count:,} recipient(s){bad}" + (f"; left out: {left_out}" if left_out else "")
+    )
+
+
+def _send_test(
+    options: SendOptions,
+    config: Config,
+    rendered: RenderedIssue,
+    subscribers: Recipients,
+    factory: Callable[[], Transport],
+    reporter: Reporter,
+) -> SendResult:
+    from ..compose import Composer
+
+    assert options.test is not None
+    model = _test_subscriber(subscribers, options.as_email)
+    fields = {**model.fields, "email": options.test}
+    subscriber = dataclasses.replace(model, email=options.test, fields=fields)
+    secret = token_secret(config, throwaway=True, warn=reporter.warn)
+    message = Composer(rendered, config, test=True, token_secret=secret).compose(subscriber)
+    with factory() as transport:  # a fresh key: an identical earlier test copy must not be replayed
+        delivery = transport.send_batch([message], batch_key=f"test-{uuid.uuid4().hex}")[0]
+    reporter.info(
+        f"test copy to {options.test} (personalised as {model.email}): {delivery.status}"
+        + (f" ({delivery.detail})" if delivery.detail else "")
+    )
+    return SendResult(failed=0 if delivery.status == "sent" else 1)
+
+
+def _test_subscriber(subscribers: Recipients, as_email: str | None) -> Subscriber:
+    wanted = as_email.strip().lower() if as_email else None
+    for subscriber in subscribers:
+        if wanted is None or subscriber.email.lower() == wanted:
+            return subscriber
+    if wanted:
+        raise AudienceError(f"{as_email} is not a recipient on the list", where=str(subscribers.path))
+    raise AudienceError("the list has no recipient to personalise the test as", where=str(subscribers.path))
+
+
+def _dry_run(subscribers: Recipients, options: SendOptions, composer: Composer, reporter: Reporter) -> SendResult:
+    """Compose each recipient's message from the list as it streams by; nothing is written anywhere
+    (no journal, no campaign): what a send would find wrong, and how fast it composes."""
+    from ..compose import RecipientRejected
+
+    started = time.perf_counter()
+    composed = size = rejected = 0
+    for subscriber in subscribers:
+        if options.limit is not None and composed + rejected >= options.limit:
+            break
+        try:
+            size += len(composer.compose(subscriber).raw)
+        except RecipientRejected as exc:
+            rejected += 1
+            reporter.warn(f"would fail: {subscriber.email} (line {subscriber.line}): {exc.reason}")
+            continue
+        composed += 1
+    seconds = time.perf_counter() - started
+    report_list(subscribers, composed + rejected, reporter)
+    average = size / composed / 1024 if composed else 0
+    reporter.info(
+        f"dry run: composed {composed:,} message(s) in {seconds:.1f} s ({composed / seconds if seconds else 0:,.0f}/s, "
+        f"{average:.1f} KB each), {rejected:,} would fail; nothing sent, nothing written "
+        "(a real send skips those an earlier send of this issue reached)"
+    )
+    return SendResult(failed=rejected)
+
+
+def _send(journal: Journal, prepared: Prepared, send: _Send) -> SendResult:
+    reporter = send.reporter
+    counts = journal.counts(prepared.record)
+    due = counts["queued"] + counts["deferred"]
+    if due == 0:
+        reporter.info(f"nothing to send: {_totals(counts)}")
+        return SendResult(counts)
+    cap = daily_cap(send.config, journal, send.transport_name, time.time())
+    limit = _capped_limit(send.options.limit, cap)
+    if cap is not None and limit == 0:  # --limit is at least 1: only the cap leaves none
+        _report_cap(cap, due, reporter)
+        return SendResult(counts)
+    if limit is not None:
+        due = min(due, limit)
+    with send.factory():
+        pass  # connect (TLS, login) once before asking: a wrong port, certificate or password shows now
+    for warning in store_health(send.config.root):  # many unconfirmed or long-unchanged addresses
+        reporter.warn(f"warning: {warning}")
+    _confirm(send, due)
+    settings = Settings.from_config(send.config, limit=limit)
+    progress = reporter.progress()
+    runner = CampaignRunner(
+        journal, prepared.record, send.factory, send.composer, settings,
+        max_batch=transport_class(send.transport_name).max_batch, progress=progress,
+        suppressed=StoreSuppressions(send.config.root),
+    )  # fmt: skip
+    try:
+        result = runner.run()
+    except KeyboardInterrupt:  # a second Ctrl-C: the messages in flight were left as they were
+        progress.close()
+        reporter.info(
+            "quit at once: the messages in flight will be 'unknown' (resend to them with --retry-unknown).\n"
+            f"To resume, run the same command again:\n  {resume_command(send.options)}"
+        )
+        raise
+    finally:
+        progress.close()
+    _summarise(result, send.options, reporter)
+    if cap is not None and not result.interrupted and result.error is None:
+        left = result.counts.get("queued", 0) + result.counts.get("deferred", 0)
+        after = daily_cap(send.config, journal, send.transport_name, time.time())
+        if left and after is not None and (after.left == 0 or limit == cap.left):
+            _report_cap(after, left, reporter)
+    if result.error is not None:
+        raise result.error
+    return SendResult(result.counts, interrupted=result.interrupted)
+
+
+def _capped_limit(limit: int | None, cap: DailyCap | None) -> int | None:
+    """This run's limit: --limit, and what today's cap leaves (None: no limit)."""
+    if cap is None:
+        return limit
+    return cap.left if limit is None else min(limit, cap.left)
+
+
+def _report_cap(cap: DailyCap, left: int, reporter: Reporter) -> None:
+    reporter.info(
+        f"daily limit reached: {cap.sent_today:,} sent today ({cap.reason}: {cap.limit:,}); the rest "
+        f"({left:,}) stays queued and goes with the next send of this issue after {utc_text(cap.resets_at)}"
+        " (send --due sends it then when the issue has a send_at)"
+    )
+
+
+def _confirm(send: _Send, due: int) -> None:
+    if send.options.yes:
+        return
+    config = send.config
+    where = f" ({config.smtp.host}:{config.smtp.port})" if send.transport_name == "smtp" else ""
+    question = (
+        f"Send “{send.rendered.subject}” to {due:,} recipient(s) via {send.transport_name}{where} "
+        f"from {config.from_address}?"
+    )
+    if not send.reporter.confirm(question):
+        raise CampaignError("not sent: the send was not confirmed")
+
+
+def _summarise(result: RunResult, options: SendOptions, reporter: Reporter) -> None:
+    run = result.this_run
+    # a deferral is an attempt, not a recipient: one deferred and retried in this run ends sent or failed
+    # too, so it is told apart (the campaign's line counts who is still deferred)
+    reporter.info(
+        f"this run: sent {run['sent']:,}, failed {run['failed']:,}"
+        + (f", unknown {run['unknown']:,}" if run["unknown"] else "")
+        + f" in {result.seconds:.1f} s"
+        + (f" ({run['deferred']:,} deferral(s) by the server on the way)" if run["deferred"] else "")
+    )
+    reporter.info(f"campaign: {_totals(result.counts)}")
+    if result.interrupted or result.error is not None:
+        reporter.info(
+            f"stopped; the rest is still queued. To resume, run the same command again:\n  {resume_command(options)}"
+        )
+    if result.counts.get("failed"):
+        reporter.info(
+            f"failures and their reasons: broadsheet status {shlex.quote(str(options.issue_dir))}; "
+            "send to them again with --retry-failed"
+        )
+    if result.counts.get("unknown"):
+        reporter.info("recipients marked unknown may or may not have received it: resend to them with --retry-unknown")
+
+
+def resume_command(options: SendOptions) -> str:
+    """The command line that resumes this send."""
+    parts = ["broadsheet", "send", str(options.issue_dir)]
+    if options.config_file:
+        parts[1:1] = ["--config", str(options.config_file)]
+    if options.list_file is not None:
+        parts += ["--list", str(options.list_file)]
+    for tag in options.segments:
+        parts += ["--segment", tag]
+    if options.transport:
+        parts += ["--transport", options.transport]
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+
+
+def _totals(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{state} {n:,}" for state, n in counts.items() if n) or "no recipients"
