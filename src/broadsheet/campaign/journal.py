@@ -31,7 +31,8 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..audience.bulk import Selection, Staging, attached, chunked
-from ..checkpoint import Checkpointer, without_autocheckpoint
+from ..db import connect
+from ..db.checkpoint import Checkpointer, without_autocheckpoint
 from ..errors import CampaignError
 from ..providers import delivers, not_delivering_sql
 from .journalfile import JournalFull, JournalLocked, explain, journal_uid, open_journal
@@ -250,7 +251,7 @@ class Journal:
                 os.fchmod(descriptor, self._mode)
             finally:
                 os.close(descriptor)
-            copy = sqlite3.connect(temporary)
+            copy = connect(temporary)
             try:
                 self.db.backup(copy)
             finally:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..audience.addresses import AddressChecker, InvalidAddress
-from ..checkpoint import Checkpointer, without_autocheckpoint
 from ..config import Config
+from ..db.checkpoint import Checkpointer, without_autocheckpoint
 from ..errors import ConfigError, StoreError
 from ..store import Store, store_path
 from ..tokens import TokenData, read_token, token_secrets

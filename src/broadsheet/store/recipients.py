@@ -20,7 +20,7 @@ from ..audience import RowProblem, Subscriber, SubscriberList, first_word, list_
 from ..audience.addresses import AddressChecker
 from ..audience.bulk import Selection, attached
 from ..audience.csvfile import open_csv
-from ..audience.ledger import Ledger
+from ..db.ledger import Ledger
 from ..audience.subscriber_list import check_segments, suppression_keys
 from ..config import Config
 from ..errors import AudienceError
