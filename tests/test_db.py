@@ -73,3 +73,14 @@ def test_a_store_written_by_the_broadsheet_of_today_migrates_with_every_row(tmp_
     finally:
         db.execute("ROLLBACK")
 
+
+def test_lint_is_given_the_subscriber_fields_and_never_opens_the_store() -> None:
+    from test_rooms import imported
+
+    opened = [
+        f"{path.name}:{line}: {target}"
+        for path in sorted((PACKAGE / "lint").rglob("*.py"))
+        for line, target in imported(path)
+        if target.startswith(("broadsheet.store", "broadsheet.db"))
+    ]
+    assert opened == []
