@@ -12,8 +12,8 @@ ROOMS: dict[str, int] = {
     "broadsheet": 0,
     "errors": 0,
     "providers": 0,  # the package itself (__version__) and the bottom
-    "checkpoint": 0,  # WAL checkpoints in a thread of their own (serve's store, send's journal)
     "config": 1,
+    "db": 2,  # every SQLite connection, the migration runner, WAL checkpoints
     "content": 2,
     "tokens": 2,
     "render": 3,

@@ -8,8 +8,8 @@ from pathlib import Path
 import requests
 from support.serve import free_port, serving
 
-from broadsheet.checkpoint import Checkpointer
 from broadsheet.config import load_config
+from broadsheet.db.checkpoint import Checkpointer
 from broadsheet.serve.app import make_app
 from broadsheet.store import Store, store_path
 from broadsheet.tokens import make_token

@@ -26,6 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ..db import attached_uri
+
 ROWS_PER_STATEMENT = 100  # rows in one INSERT's VALUES list (100 × 7 parameters, well under SQLite's limit)
 AHEAD = 2  # chunks read ahead at most
 STALE_AFTER = 24 * 3600  # seconds: a staging folder untouched this long was left by a killed process
@@ -143,7 +145,7 @@ def attached(
     names = list(names) or [f"part{number}" for number in range(len(files))]
     try:
         for name, file in zip(names, files, strict=True):
-            where = f"{file.resolve().as_uri()}?mode=ro" if read_only else str(file)
+            where = attached_uri(file) if read_only else str(file)
             db.execute(f"ATTACH DATABASE ? AS {name}", (where,))
         yield names
     finally:

@@ -10,10 +10,10 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..db.ledger import Ledger
 from ..errors import AudienceError
 from .addresses import AddressChecker, InvalidAddress
 from .csvfile import CsvFile, open_csv, selection_fingerprint
-from .ledger import Ledger
 from .model import JournalLoader, ListRow, RowProblem, Subscriber, first_word
 from .spreadsheet import as_written
 

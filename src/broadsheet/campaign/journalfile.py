@@ -18,10 +18,10 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from ..db import Schema, connect, migrate, use_wal
 from ..errors import CampaignError
 
 APPLICATION_ID = 0x42534A31  # "BSJ1": this file is a broadsheet journal
-SCHEMA_VERSION = 4
 SQLITE_HEADER = b"SQLite format 3\x00"
 LOST_WARNING = "a new journal forgets who was sent, and the next send mails them again"
 
@@ -94,11 +94,9 @@ ALTER TABLE campaigns_v2 RENAME TO campaigns;
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-MIGRATIONS = {
-    1: MIGRATE_1_TO_2,
-    2: MIGRATE_2_TO_3,
-    3: MIGRATE_3_TO_4,
-}  # schema version → the statements that bring it to the next one
+# Step n brings schema n to n + 1 (db/migrate.py); schema 0 is no journal (a new one is made whole).
+STEPS = ("", MIGRATE_1_TO_2, MIGRATE_2_TO_3, MIGRATE_3_TO_4)
+SCHEMA_VERSION = len(STEPS)
 SCHEMA_1_TABLES = {"campaigns", "recipients"}
 
 
@@ -118,15 +116,12 @@ def open_journal(path: Path, *, wait: float, create: bool = True, read_only: boo
             fix=f"move it aside and put the journal back from a backup ({LOST_WARNING})",
         )  # fmt: skip
     try:
-        # uri: the store is attached read-only by a URI (a send from the store); a path is still a path
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, uri=True)
+        db = connect(path, wait=wait)  # by URI: the store is attached read-only by one (a send from the store)
     except sqlite3.Error as exc:
         raise explain(exc, path) from None
     try:
-        db.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
-        _upgrade(db, path, probe=not read_only)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        migrate(db, Schema(STEPS, version=lambda db: _version(db, path), stamp=_stamp), probe=not read_only)
+        use_wal(db)
     except sqlite3.Error as exc:
         db.close()
         raise explain(exc, path) from None
@@ -219,10 +214,11 @@ def _create(path: Path) -> None:
             fix=f"make {where} a folder you can write to",
         ) from None
     try:
-        db = sqlite3.connect(temporary, isolation_level=None)
+        db = connect(temporary)
         try:
             db.executescript(SCHEMA)
             _stamp(db)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         finally:
             db.close()
         try:
@@ -260,31 +256,6 @@ def _check_header(path: Path) -> None:
 def _stamp(db: sqlite3.Connection) -> None:
     db.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('uid', ?)", (uuid.uuid4().hex,))
     db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-
-def _upgrade(db: sqlite3.Connection, path: Path, *, probe: bool) -> None:
-    """Check the file is our journal and bring it to SCHEMA_VERSION (in one transaction)."""
-    version = _version(db, path)
-    if version == SCHEMA_VERSION and not probe:
-        return
-    if version == SCHEMA_VERSION:
-        db.execute("BEGIN IMMEDIATE")  # a write probe: a read-only file or folder shows now, not mid-send
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        db.execute("COMMIT")
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        version = _version(db, path)  # read again under the write lock: another process may have migrated it
-        for step in range(version, SCHEMA_VERSION):
-            for statement in MIGRATIONS[step].split(";\n"):  # not executescript: it would commit halfway
-                if statement.strip():
-                    db.execute(statement)
-        _stamp(db)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _version(db: sqlite3.Connection, path: Path) -> int:

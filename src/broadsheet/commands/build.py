@@ -10,6 +10,7 @@ from ..content import Issue
 from ..lint import lint_rendered
 from ..render import read_and_build, write_build
 from ..render.checks import GMAIL_CLIP_BYTES, html_size
+from ..store.recipients import audience_fields
 from . import Subparsers, issue_folder, project_config
 
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if line := images_line(issue):
         print(line)
-    findings = lint_rendered(rendered, issue, config, validate_mjml=False)
+    findings = lint_rendered(rendered, issue, config, validate_mjml=False, subscriber_fields=audience_fields(config))
     rules = {finding.rule for finding in findings}
     for warning in rendered.warnings:
         if not any(rule in rules and words in warning for rule, words in SAID_BY_LINT.items()):

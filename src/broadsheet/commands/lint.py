@@ -29,11 +29,13 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..lint import HOW_TO_INSTALL, Finding, find_validator, lint_issue, summary, to_json
+    from ..store.recipients import audience_fields
 
     config = project_config(args)
     folder = issue_folder(args.issue_dir, config)
     try:
-        findings = lint_issue(folder, config, validate_mjml=not args.no_validator)
+        fields = audience_fields(config)
+        findings = lint_issue(folder, config, validate_mjml=not args.no_validator, subscriber_fields=fields)
     except BroadsheetError as exc:
         if args.format == "json":  # CI still gets a document: the build error as the one finding
             error = Finding(

@@ -16,7 +16,6 @@ from ..content.model import Issue
 from ..render.model import RenderedIssue
 from .document import parse_email
 from .findings import Finding, counts, ordered, summary, to_json
-from .mergetags import audience_fields
 from .rules import RULES, LintContext, check_mjml
 from .sources import SourceIndex
 from .validator import HOW_TO_INSTALL, find_validator
@@ -45,9 +44,11 @@ def lint_rendered(
     text: str | None = None,
     unsubscribe_url: str | None = None,
     validate_mjml: bool = True,
+    subscriber_fields: frozenset[str] | None = None,
 ) -> list[Finding]:
     """Check a built issue. ``html``, ``text`` and ``unsubscribe_url`` are one recipient's (default: the
-    sample subscriber's, filled without compose).
+    sample subscriber's, filled without compose). ``subscriber_fields``: what merge tags may name (the
+    command reads them: ``store.recipients.audience_fields``); None leaves merge tags' fields unchecked.
 
     ``validate_mjml=False`` skips the (slow, external) MJML validator, e.g. for a quick preview pass.
     """
@@ -73,7 +74,7 @@ def lint_rendered(
         unsubscribe_personal=is_personal(config.unsubscribe_url),
         published_images=dict(rendered.images),
         image_sources=_image_sources(rendered, issue, config),
-        subscriber_fields=audience_fields(config),
+        subscriber_fields=subscriber_fields,
         local_images=tuple(
             dict.fromkeys(
                 [*(path for _, path in rendered.images), *(image.path for image in issue.images if image.path)]
@@ -115,12 +116,14 @@ def _sources(issue: Issue, config: Config) -> SourceIndex:
     return SourceIndex.for_issue(issue.folder, [a.source for a in issue.articles], config.theme_dir, config.path)
 
 
-def lint_issue(issue_dir: Path, config: Config, *, validate_mjml: bool = True) -> list[Finding]:
+def lint_issue(
+    issue_dir: Path, config: Config, *, validate_mjml: bool = True, subscriber_fields: frozenset[str] | None = None
+) -> list[Finding]:
     """Read and build the issue in ``issue_dir``, then lint it (build errors raise as usual)."""
     from ..render.build import read_and_build
 
     issue, rendered = read_and_build(issue_dir, config)
-    return lint_rendered(rendered, issue, config, validate_mjml=validate_mjml)
+    return lint_rendered(rendered, issue, config, validate_mjml=validate_mjml, subscriber_fields=subscriber_fields)
 
 
 def sample_parts(rendered: RenderedIssue, config: Config) -> tuple[str, str, str]:

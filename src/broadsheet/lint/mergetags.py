@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
-from ..audience.csvfile import CsvFile, open_csv
-from ..config import Config
-from ..content.mergetags import MERGE_TAG, STANDARD_FIELDS
-from ..errors import BroadsheetError
-from ..store import Store
+from ..content.mergetags import MERGE_TAG
 from .findings import Finding
 from .sources import SourceIndex, display
 
@@ -21,25 +16,6 @@ IN_ADDRESS = re.compile(r"""\]\([^)\s]*\{\{|\b(?:href|src)\s*=\s*["'][^"']*\{\{"
 MAILCHIMP = re.compile(r"\*\|([A-Z0-9_]+)\|\*")
 MAILCHIMP_FIELDS = {"FNAME": "first_name", "LNAME": "last_name", "EMAIL": "email", "NAME": "name"}
 FORM = 'only {{ subscriber.<field> }} or {{ subscriber.<field> | default("…") }} is a merge tag'
-
-
-def list_fields(list_path: Path) -> frozenset[str] | None:
-    """The fields a subscriber of the CSV list has (the standard ones and every extra column); None if unreadable."""
-    try:
-        with open_csv(list_path) as stream:
-            header = CsvFile(list_path, stream).header
-    except (OSError, BroadsheetError):
-        return None
-    return frozenset(STANDARD_FIELDS) | {name for name in header if name and name.lower() not in ("status", "tags")}
-
-
-def audience_fields(config: Config) -> frozenset[str] | None:
-    """What merge tags may name: the store's fields when ``send`` would mail the store, else the CSV list's."""
-    if Store.exists_for(config.root):
-        with Store.for_project(config.root) as store:
-            if store.count():
-                return frozenset(STANDARD_FIELDS) | frozenset(store.field_names())
-    return list_fields(config.resolve(config.send.list))
 
 
 def merge_tag_findings(sources: SourceIndex, known: frozenset[str] | None) -> Iterator[Finding]:

@@ -16,6 +16,7 @@ from ..errors import BroadsheetError
 from ..lint import Finding, find_validator, lint_mjml, lint_rendered, ordered
 from ..render.build import read_and_build, write_build
 from ..render.model import RenderedIssue
+from ..store.recipients import audience_fields
 from .personal import PersonalEmail, find_subscriber, personalise, sample_subscriber
 
 VALIDATE_AFTER_SECONDS = 1.0  # let the browser reload first: node's start-up competes for the CPU
@@ -99,6 +100,7 @@ class Builder:
             text=email.text,
             unsubscribe_url=email.unsubscribe_url,
             validate_mjml=False,
+            subscriber_fields=audience_fields(config),
         )
         return Build(
             generation=generation,

@@ -24,8 +24,8 @@ from werkzeug.routing import BaseConverter, Map, MapAdapter, RequestRedirect, Ru
 from werkzeug.security import safe_join
 
 from ..audience.addresses import AddressChecker, InvalidAddress
-from ..checkpoint import Checkpointer, without_autocheckpoint
 from ..config import Config
+from ..db.checkpoint import Checkpointer, without_autocheckpoint
 from ..errors import ConfigError, StoreError
 from ..store import Store, store_path
 from ..tokens import TokenData, read_token, token_secrets

@@ -19,11 +19,12 @@ from typing import TypeAlias
 from ..audience import JournalLoader, RowProblem, Subscriber, SubscriberList, first_word, list_fingerprint
 from ..audience.addresses import AddressChecker
 from ..audience.bulk import Selection, attached
-from ..audience.csvfile import open_csv
-from ..audience.ledger import Ledger
+from ..audience.csvfile import CsvFile, open_csv
 from ..audience.subscriber_list import check_segments, suppression_keys
 from ..config import Config
-from ..errors import AudienceError
+from ..content.mergetags import STANDARD_FIELDS
+from ..db.ledger import Ledger
+from ..errors import AudienceError, BroadsheetError
 from .store import PAGE, Store, store_path
 
 LEFT_OUT_BY_STORE = "unsubscribed, bounced, complained or forgotten in the store"
@@ -261,6 +262,25 @@ class StoreSuppressions:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def list_fields(list_path: Path) -> frozenset[str] | None:
+    """The fields a subscriber of the CSV list has (the standard ones and every extra column); None if unreadable."""
+    try:
+        with open_csv(list_path) as stream:
+            header = CsvFile(list_path, stream).header
+    except (OSError, BroadsheetError):
+        return None
+    return frozenset(STANDARD_FIELDS) | {name for name in header if name and name.lower() not in ("status", "tags")}
+
+
+def audience_fields(config: Config) -> frozenset[str] | None:
+    """What merge tags may name: the store's fields when ``send`` would mail the store, else the CSV list's."""
+    if Store.exists_for(config.root):  # the only subscriber data lint sees: its command passes these in
+        with Store.for_project(config.root) as store:
+            if store.count():
+                return frozenset(STANDARD_FIELDS) | frozenset(store.field_names())
+    return list_fields(config.resolve(config.send.list))
 
 
 @contextlib.contextmanager

@@ -6,8 +6,6 @@ SQLite writes ``INTEGER PRIMARY KEY``, and nothing else differs.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # 2: the intake table (version 1 stores get it when opened)
-
 STATUSES = ("unconfirmed", "subscribed", "unsubscribed", "bounced", "complained")
 SUPPRESSING = ("unsubscribed", "bounced", "complained")  # never mailed again
 # How firmly a status keeps an address from being mailed: suppression only ever gets stronger
@@ -40,8 +38,11 @@ STATUS_EVENTS = {
     "complained": "complained",
 }
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
+# Step n brings a store of version n to n + 1 (db/migrate.py). Every statement is idempotent: a store
+# missing its meta rows is brought up again from step 0.
+STEPS = (
+    # 0 → 1: the subscribers, their tags and events, the forgotten addresses
+    """CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
@@ -78,7 +79,9 @@ CREATE TABLE IF NOT EXISTS forgotten (
     email_hash TEXT PRIMARY KEY,
     at TEXT NOT NULL
 );
--- sign-ups serve answered, until its mailing thread applies (sign_up) and mails them (mailing: since when)
+""",
+    # 1 → 2: the intake
+    """-- sign-ups serve answered, until its mailing thread applies (sign_up) and mails them (mailing: since when)
 CREATE TABLE IF NOT EXISTS intake (
     id INTEGER PRIMARY KEY,
     email TEXT NOT NULL,
@@ -87,4 +90,10 @@ CREATE TABLE IF NOT EXISTS intake (
     at TEXT NOT NULL,
     mailing TEXT NOT NULL DEFAULT ''
 );
-"""
+""",
+    # 2 → 3: the version moves from meta's schema_version row to PRAGMA user_version, as the journal's
+    """
+DELETE FROM meta WHERE key = 'schema_version';
+""",
+)
+SCHEMA_VERSION = len(STEPS)

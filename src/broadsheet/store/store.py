@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..audience.addresses import AddressChecker, InvalidAddress
+from ..db import Schema, connect, migrate, use_wal
 from ..errors import StoreError
-from .schema import SCHEMA, SCHEMA_VERSION, STATUS_EVENTS, STATUSES, SUPPRESSING, settled, weaker_sql
+from .schema import SCHEMA_VERSION, STATUS_EVENTS, STATUSES, STEPS, SUPPRESSING, settled, weaker_sql
 
 BUSY_MS = 10_000
 RETRY_SECONDS = 0.001  # between two tries to begin a write while another process writes
@@ -107,12 +108,8 @@ class Store:
         self._addresses = AddressChecker()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_MS / 1000)
-            self.db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute("PRAGMA secure_delete=ON")  # erased data is overwritten, not left in free pages
+            self.db = connect(self.path, wait=BUSY_MS / 1000)
+            use_wal(self.db, foreign_keys=True, secure_delete=True)  # erased data is overwritten, not left free
             self._hash_key = self._set_up()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
@@ -132,7 +129,7 @@ class Store:
         if not path.is_file():
             return False
         try:
-            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=BUSY_MS / 1000)
+            db = connect(path, wait=BUSY_MS / 1000, must_exist=True)
             try:
                 found = db.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'subscribers'"
@@ -585,43 +582,31 @@ class Store:
             self.db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
 
     def _set_up(self) -> bytes:
-        """The hash key, after creating the tables and meta rows if this file has none yet, or the tables
-        an older schema version lacks (safe when two processes race: one waits for the other's
-        transaction). An opened store of this version takes no write lock."""
+        """The hash key, after bringing the file to this schema version (db/migrate.py; safe when two
+        processes race: one waits for the other's transaction). An opened store of this version takes no
+        write lock."""
         with self._lock:
-            if not self._ready():
-                self.db.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            self.db.execute(statement)
-                    for name, value in (("hash_key", secrets.token_hex(32)), ("revision", "0")):
-                        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                                        (name, value))  # fmt: skip
-                    self.db.execute(  # an older version's file now has this version's tables too
-                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
-                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        (str(SCHEMA_VERSION),),
-                    )
-                    self.db.execute("COMMIT")
-                except BaseException:
-                    self.db.execute("ROLLBACK")
-                    raise
+            migrate(self.db, Schema(STEPS, version=self._version, stamp=_stamp))
             return bytes.fromhex(self._meta("hash_key") or "")
 
-    def _ready(self) -> bool:
-        """The file has this schema version's tables (StoreError for a newer one)."""
+    def _version(self, db: sqlite3.Connection) -> int:
+        """The file's schema version: ``user_version``, else (a store of version 1 or 2) meta's
+        ``schema_version``; 0 for a new file or one without its meta rows. StoreError for a newer one."""
+        version: int = db.execute("PRAGMA user_version").fetchone()[0]
         try:
-            version = self._meta("schema_version")
+            if not version and (row := db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()):
+                version = int(row[0])
+            if self._meta("hash_key") is None:
+                return 0
         except sqlite3.OperationalError:  # no meta table: a new file
-            return False
-        if version is not None and int(version) > SCHEMA_VERSION:
+            return 0
+        if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the subscriber store has schema version {version}; this broadsheet knows {SCHEMA_VERSION}",
                 where=str(self.path),
                 fix="upgrade broadsheet",
             )
-        return version == str(SCHEMA_VERSION) and self._meta("hash_key") is not None
+        return version
 
     def _meta(self, name: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
@@ -761,3 +746,9 @@ def dump_fields(fields: dict[str, str]) -> str:
 def _digest(nonce: str) -> str:
     """What the store keeps of a confirmation nonce: its SHA-256 (a stolen db holds no usable nonce)."""
     return hashlib.sha256(nonce.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _stamp(db: sqlite3.Connection) -> None:
+    """The meta rows a new store starts with (kept when present)."""
+    for name, value in (("hash_key", secrets.token_hex(32)), ("revision", "0")):
+        db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (name, value))

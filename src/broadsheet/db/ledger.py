@@ -10,11 +10,12 @@ Python round trip each.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+
+from .connect import scratch
 
 CACHE_KIB = 16_384  # the page cache (16 MiB): what bounds the memory, however many addresses
 PARAMETERS = 500  # addresses per ``IN (…)`` query
@@ -33,9 +34,7 @@ class Ledger:
     def __init__(self) -> None:
         self._folder = Path(tempfile.mkdtemp(prefix="broadsheet-ledger-"))
         self.path = self._folder / "ledger.db"
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE", f"cache_size={-CACHE_KIB}"):
-            self.db.execute(f"PRAGMA {pragma}")
+        self.db = scratch(self.path, cache_kib=CACHE_KIB)
         self.db.executescript(SCHEMA)
         self.has_suppressed = False
         self.has_opted_out = False

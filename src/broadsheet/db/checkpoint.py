@@ -15,6 +15,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from .connect import connect
+
 INTERVAL = 1.0  # seconds between checkpoints: at serve's write rates, a WAL of a few MB at most
 
 
@@ -54,11 +56,10 @@ class Checkpointer:
         """Checkpoint until stopped, then once more. A failure (busy, a full disk, a removed file) is left to the
         writers, whose own statements fail and say so in one line: the WAL keeps every commit meanwhile."""
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db = connect(self.path, wait=1.0)
         except sqlite3.Error:
             return
         try:
-            db.execute("PRAGMA busy_timeout=1000")
             while not self._stop.wait(self.interval):
                 self._try(db)
             self._try(db)
