@@ -8,7 +8,6 @@ import re
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -63,11 +62,11 @@ def cli(project, monkeypatch, capsys):
 
 
 def build(project: Path) -> subprocess.CompletedProcess:
-    return run_cli(project, "build", ISSUE)  # in a child process: a hang or a crash cannot take the tests along
+    return run_cli(project, "build", ISSUE)  # a hang is ended by pytest-timeout, a crash by xdist
 
 
 def assert_refused(run: Path | Callable, *fragments: str) -> None:
-    """The build (in a child process for a project path, else through ``cli``) is one line naming ``fragments``."""
+    """The build (by ``run_cli`` for a project path, else through ``cli``) is one line naming ``fragments``."""
     result = build(run) if isinstance(run, Path) else run("build", ISSUE)
     assert_one_line_error(result, *fragments)
     project = run if isinstance(run, Path) else Path.cwd()
@@ -177,9 +176,7 @@ def test_issue_md_symlinked_to_dev_zero_ends_quickly(project):
     issue = project / "issues" / SAMPLE_NAME / "issue.md"
     issue.unlink()
     issue.symlink_to("/dev/zero")
-    started = time.monotonic()
-    assert_refused(project, "issue.md", "leads outside the project")
-    assert time.monotonic() - started < 20
+    assert_refused(project, "issue.md", "leads outside the project")  # refused before it is read: no endless read
 
 
 def test_an_article_that_is_a_device_or_a_fifo_inside_the_project_is_refused(project):
@@ -227,9 +224,7 @@ def test_front_matter_mistakes_are_one_line_with_the_line(project, cli, text, fr
 
 def test_a_yaml_alias_bomb_is_refused_at_once(project):
     article(project, BILLION_LAUGHS)
-    started = time.monotonic()
-    assert_refused(project, "03-extra.md:4", "YAML alias *a", "aliases are not allowed")
-    assert time.monotonic() - started < 20  # it took 32 s and 2.8 GB before
+    assert_refused(project, "03-extra.md:4", "YAML alias *a", "aliases are not allowed")  # refused, not expanded
 
 
 def test_draft_false_without_quotes_is_a_real_boolean(project, cli):
