@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SAMPLE_ISSUE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
+
+
+@pytest.fixture(autouse=True)
+def _release_ports() -> Iterator[None]:
+    """Close the ports ``support.ports.free_port`` still holds once a test ends."""
+    yield
+    from support.ports import release
+
+    release()
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ import pytest
 import requests
 from conftest import ROOT
 from PIL import Image
-from support.serve import SECRET, configure, free_port, serve_process, serving
+from support.ports import free_port
+from support.serve import SECRET, configure, serve_process, serving
 
 from broadsheet.config import load_config
 from broadsheet.serve.app import make_app

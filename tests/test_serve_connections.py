@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from support.serve import free_port, serving
+from support.ports import free_port
+from support.serve import serving
 
 from broadsheet.config import Config, load_config
 from broadsheet.serve.app import make_app
