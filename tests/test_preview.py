@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from support.browser import wait_for
 from support.issues import hashed
+from test_cli_build import run_cli
 
 from broadsheet.errors import AudienceError, BroadsheetError
 from broadsheet.preview import Preview
@@ -116,13 +117,7 @@ def test_port_taken_is_a_clear_error(project: Path):
         with pytest.raises(BroadsheetError, match="already in use") as caught:
             Preview(project / "issues" / SLUG, port=port, config_path=project / "broadsheet.toml").start()
         assert caught.value.where == f"127.0.0.1:{port}"
-        done = subprocess.run(
-            [sys.executable, "-m", "broadsheet", "preview", f"issues/{SLUG}", "--port", str(port)],
-            cwd=project,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        done = run_cli(project, "preview", f"issues/{SLUG}", "--port", str(port))
     assert done.returncode == 2
     assert f"127.0.0.1:{port}: cannot listen on port {port}: it is already in use" in done.stderr
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import io
-import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from conftest import ROOT
 from PIL import Image
 from support.ports import free_port
 from support.serve import SECRET, configure, serve_process, serving
+from test_cli_build import run_cli
 
 from broadsheet.config import load_config
 from broadsheet.serve.app import make_app
@@ -639,16 +637,14 @@ def test_tagged_and_dotted_forms_of_one_mailbox_share_its_confirmation_limit(sit
 
 
 @pytest.mark.parametrize("port", ["taken", 99999])
-def test_a_port_serve_cannot_have_is_one_line(tmp_path, port):
+def test_a_port_serve_cannot_have_is_one_line(tmp_path, port, monkeypatch):
     project = copy_sample(tmp_path)
-    env = {**os.environ, "BROADSHEET_SECRET": SECRET}
-    env.pop("BROADSHEET_DEBUG", None)
+    monkeypatch.setenv("BROADSHEET_SECRET", SECRET)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         number = taken.getsockname()[1] if port == "taken" else port
-        done = subprocess.run([sys.executable, "-m", "broadsheet", "serve", "--port", str(number)], cwd=project,
-                              env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
+        done = run_cli(project, "serve", "--port", str(number))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
         f"broadsheet: error: 127.0.0.1:{number}: cannot listen on port {number}: "
