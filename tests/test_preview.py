@@ -211,6 +211,7 @@ def ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("started", [None, ignore_sigint], ids=["foreground", "background-from-a-script"])
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_exits_cleanly(project: Path, tmp_path: Path, stop: signal.Signals, started):
@@ -233,6 +234,7 @@ def test_ctrl_c_exits_cleanly(project: Path, tmp_path: Path, stop: signal.Signal
     assert not list(temporary.glob("broadsheet-preview-*")), "the temporary builds were left behind"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc/PID/task")
 def test_a_stop_signal_taken_by_another_thread_still_stops(project: Path):
     """A signal sent to the process can be taken by any of its threads, or land just before the main

@@ -176,6 +176,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_another_process_writes_between_the_moves_transactions(store, tmp_path, monkeypatch):
     monkeypatch.setattr(importer, "ROWS_PER_TRANSACTION", 2_000)  # 40,000 rows: twenty transactions
     path = write_csv(tmp_path / "list.csv", [f"u{(n * 7919) % 40_000}@example.org,U {n},,a;b,X" for n in range(40_000)])
@@ -252,6 +253,7 @@ def import_whole_and_in_parts(tmp_path, monkeypatch, path, **options):
     return results
 
 
+@pytest.mark.slow
 def test_a_long_list_read_in_parts_imports_what_one_reader_imports(tmp_path, monkeypatch):
     rows = []
     for n in range(3000):
@@ -293,6 +295,7 @@ def test_a_part_that_is_not_utf8_stops_the_import_naming_its_line(store, tmp_pat
     assert store.count() == 0 and staging_left(store) == []
 
 
+@pytest.mark.slow
 def test_stopping_an_import_while_parts_are_read_leaves_no_reader_staging_file_or_traceback(tmp_path):
     """A real `broadsheet subscribers import` of a list long enough to be read in parts, stopped by Ctrl-C."""
     from support.parts import running_readers, stopped_while_parts_are_read, write_long_list
