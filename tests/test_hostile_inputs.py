@@ -7,7 +7,6 @@ import os
 import re
 import struct
 import subprocess
-import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -395,14 +394,6 @@ def test_a_control_character_in_the_config_names_its_line_not_the_theme(project,
     assert_refused(cli, f"broadsheet.toml:{line_of(config, 'name =')}", "'name' holds the control character U+0000")
 
 
-def send_test(project: Path, address: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "BROADSHEET_DEBUG"} | {
-        "BROADSHEET_SECRET": "s3cret-for-tests-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
-    }
-    return subprocess.run([sys.executable, "-m", "broadsheet", "send", ISSUE, "--test", address], cwd=project,
-                          capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
-
-
 def test_errors_print_on_one_line_whatever_their_data_holds():
     from broadsheet.errors import ContentError
 
@@ -410,8 +401,9 @@ def test_errors_print_on_one_line_whatever_their_data_holds():
     assert str(error) == r"issues/odd\nname/issue.md:3: bad\r\nBcc: x@example.org (a\x00b)"
 
 
-def test_send_test_with_a_line_break_in_the_address_is_one_line(project):
-    result = send_test(project, "me@example.org\r\nBcc: everyone@example.org")
+def test_send_test_with_a_line_break_in_the_address_is_one_line(project, monkeypatch):
+    monkeypatch.setenv("BROADSHEET_SECRET", "s3cret-for-tests-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
+    result = run_cli(project, "send", ISSUE, "--test", "me@example.org\r\nBcc: everyone@example.org")
     assert_one_line_error(result, r"me@example.org\r\nBcc: everyone@example.org", "not a plain ASCII address")
     assert not (project / "outbox").exists()
 
