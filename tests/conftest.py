@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SAMPLE_ISSUE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test in a browser is slow by nature: marked ``slow`` too."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _release_ports() -> Iterator[None]:
+    """Close the ports ``support.ports.free_port`` still holds once a test ends."""
+    yield
+    from support.ports import release
+
+    release()
 
 
 @pytest.fixture

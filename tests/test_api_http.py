@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import email.utils
-import socket
 import ssl
 
 import pytest
 import requests
 import trustme
 from pytest_httpserver import HTTPServer
+from support.ports import refused_port
 from support.providers import ENV, TIMEOUT, PostmarkFake, make_config, make_message, make_messages
 
 from broadsheet.errors import TransientTransportError, TransportError
@@ -58,15 +58,13 @@ def test_error_text_reads_each_providers_shape(body, text):
 
 
 def test_no_connection_is_transient_and_says_nothing_was_sent(monkeypatch):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     monkeypatch.setenv("BROADSHEET_POSTMARK_TOKEN", ENV["postmark"]["BROADSHEET_POSTMARK_TOKEN"])
-    transport = PostmarkTransport(
-        make_config("postmark", f"http://127.0.0.1:{port}"), TransportOptions(timeout=TIMEOUT)
-    )
-    with pytest.raises(TransientTransportError, match="cannot connect") as caught, transport:
-        transport.send_batch(make_messages(1))
+    with refused_port() as port:
+        transport = PostmarkTransport(
+            make_config("postmark", f"http://127.0.0.1:{port}"), TransportOptions(timeout=TIMEOUT)
+        )
+        with pytest.raises(TransientTransportError, match="cannot connect") as caught, transport:
+            transport.send_batch(make_messages(1))
     assert "SECRET" not in str(caught.value)
 
 

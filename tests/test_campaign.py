@@ -98,9 +98,9 @@ def test_rate_per_second_is_shared_by_all_workers(campaign):
         rate_per_second=20,
         limit=30,
     ).run()
-    elapsed = time.monotonic() - started
     assert result.this_run["sent"] == 30
-    assert 0.45 <= elapsed < 3  # a burst of 20 (one second's worth), then the other 10 at 20/s
+    # a burst of 20 (one second's worth), then the other 10 at 20/s; a limit per worker would send all at once
+    assert time.monotonic() - started >= 0.45
 
 
 def test_an_unexpected_transport_crash_marks_its_batch_unknown_and_stops(campaign):

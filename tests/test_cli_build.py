@@ -1,8 +1,10 @@
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,26 @@ SAMPLE_NAME = "2021-06-01-chengdu-flemish-brabant"
 
 
 def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """The real console entry point in a subprocess, as a user runs it."""
-    env = {k: v for k, v in os.environ.items() if k != "BROADSHEET_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "broadsheet", *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=60)  # fmt: skip
+    """``broadsheet …`` in ``cwd`` through ``cli.main`` in this process, as the console script calls it (no
+    child process to start): stdin empty and not a terminal, output captured, BROADSHEET_DEBUG unset."""
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True) for _ in range(2))
+    debug = os.environ.pop("BROADSHEET_DEBUG", None)
+    before, stdin = Path.cwd(), sys.stdin
+    os.chdir(cwd)
+    sys.stdin = io.StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's --help and usage errors
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.stdin = stdin
+        os.chdir(before)
+        if debug is not None:
+            os.environ["BROADSHEET_DEBUG"] = debug
+    output, errors = (stream.buffer.getvalue().decode("utf-8") for stream in (out, err))  # type: ignore[attr-defined]
+    return subprocess.CompletedProcess(["broadsheet", *args], code, output, errors)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

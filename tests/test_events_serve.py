@@ -10,7 +10,8 @@ import time
 import pytest
 import requests
 from conftest import ROOT
-from support.serve import environment, free_port, serve_process, serving
+from support.ports import free_port
+from support.serve import environment, serve_process, serving
 from support.webhooks import TOPIC, MailgunSigner, SendgridSigner, SvixSigner, basic_auth
 
 from broadsheet.config import load_config

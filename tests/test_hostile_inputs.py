@@ -7,8 +7,6 @@ import os
 import re
 import struct
 import subprocess
-import sys
-import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -63,11 +61,11 @@ def cli(project, monkeypatch, capsys):
 
 
 def build(project: Path) -> subprocess.CompletedProcess:
-    return run_cli(project, "build", ISSUE)  # in a child process: a hang or a crash cannot take the tests along
+    return run_cli(project, "build", ISSUE)  # a hang is ended by pytest-timeout, a crash by xdist
 
 
 def assert_refused(run: Path | Callable, *fragments: str) -> None:
-    """The build (in a child process for a project path, else through ``cli``) is one line naming ``fragments``."""
+    """The build (by ``run_cli`` for a project path, else through ``cli``) is one line naming ``fragments``."""
     result = build(run) if isinstance(run, Path) else run("build", ISSUE)
     assert_one_line_error(result, *fragments)
     project = run if isinstance(run, Path) else Path.cwd()
@@ -177,9 +175,7 @@ def test_issue_md_symlinked_to_dev_zero_ends_quickly(project):
     issue = project / "issues" / SAMPLE_NAME / "issue.md"
     issue.unlink()
     issue.symlink_to("/dev/zero")
-    started = time.monotonic()
-    assert_refused(project, "issue.md", "leads outside the project")
-    assert time.monotonic() - started < 20
+    assert_refused(project, "issue.md", "leads outside the project")  # refused before it is read: no endless read
 
 
 def test_an_article_that_is_a_device_or_a_fifo_inside_the_project_is_refused(project):
@@ -227,9 +223,7 @@ def test_front_matter_mistakes_are_one_line_with_the_line(project, cli, text, fr
 
 def test_a_yaml_alias_bomb_is_refused_at_once(project):
     article(project, BILLION_LAUGHS)
-    started = time.monotonic()
-    assert_refused(project, "03-extra.md:4", "YAML alias *a", "aliases are not allowed")
-    assert time.monotonic() - started < 20  # it took 32 s and 2.8 GB before
+    assert_refused(project, "03-extra.md:4", "YAML alias *a", "aliases are not allowed")  # refused, not expanded
 
 
 def test_draft_false_without_quotes_is_a_real_boolean(project, cli):
@@ -400,14 +394,6 @@ def test_a_control_character_in_the_config_names_its_line_not_the_theme(project,
     assert_refused(cli, f"broadsheet.toml:{line_of(config, 'name =')}", "'name' holds the control character U+0000")
 
 
-def send_test(project: Path, address: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "BROADSHEET_DEBUG"} | {
-        "BROADSHEET_SECRET": "s3cret-for-tests-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
-    }
-    return subprocess.run([sys.executable, "-m", "broadsheet", "send", ISSUE, "--test", address], cwd=project,
-                          capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
-
-
 def test_errors_print_on_one_line_whatever_their_data_holds():
     from broadsheet.errors import ContentError
 
@@ -415,8 +401,9 @@ def test_errors_print_on_one_line_whatever_their_data_holds():
     assert str(error) == r"issues/odd\nname/issue.md:3: bad\r\nBcc: x@example.org (a\x00b)"
 
 
-def test_send_test_with_a_line_break_in_the_address_is_one_line(project):
-    result = send_test(project, "me@example.org\r\nBcc: everyone@example.org")
+def test_send_test_with_a_line_break_in_the_address_is_one_line(project, monkeypatch):
+    monkeypatch.setenv("BROADSHEET_SECRET", "s3cret-for-tests-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
+    result = run_cli(project, "send", ISSUE, "--test", "me@example.org\r\nBcc: everyone@example.org")
     assert_one_line_error(result, r"me@example.org\r\nBcc: everyone@example.org", "not a plain ASCII address")
     assert not (project / "outbox").exists()
 

@@ -258,6 +258,7 @@ def test_colours():
 
 
 @pytest.mark.node
+@pytest.mark.slow
 def test_mjml_validator_rule(tmp_path):
     validator = find_validator()
     if validator is None:

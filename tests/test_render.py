@@ -227,6 +227,7 @@ def test_clipping_warning_for_a_huge_issue(tmp_path):
 
 
 @pytest.mark.node
+@pytest.mark.slow
 def test_emitted_mjml_passes_the_official_validator_in_strict_mode(tmp_path, sample):
     if not MJML_CLI.exists():
         missing("the npm mjml validator", "make validator")

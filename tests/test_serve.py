@@ -5,12 +5,9 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import io
-import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +15,9 @@ import pytest
 import requests
 from conftest import ROOT
 from PIL import Image
-from support.serve import SECRET, configure, free_port, serve_process, serving
+from support.ports import free_port
+from support.serve import SECRET, configure, serve_process, serving
+from test_cli_build import run_cli
 
 from broadsheet.config import load_config
 from broadsheet.serve.app import make_app
@@ -650,16 +649,14 @@ def test_tagged_and_dotted_forms_of_one_mailbox_share_its_confirmation_limit(sit
 
 
 @pytest.mark.parametrize("port", ["taken", 99999])
-def test_a_port_serve_cannot_have_is_one_line(tmp_path, port):
+def test_a_port_serve_cannot_have_is_one_line(tmp_path, port, monkeypatch):
     project = copy_sample(tmp_path)
-    env = {**os.environ, "BROADSHEET_SECRET": SECRET}
-    env.pop("BROADSHEET_DEBUG", None)
+    monkeypatch.setenv("BROADSHEET_SECRET", SECRET)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         number = taken.getsockname()[1] if port == "taken" else port
-        done = subprocess.run([sys.executable, "-m", "broadsheet", "serve", "--port", str(number)], cwd=project,
-                              env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
+        done = run_cli(project, "serve", "--port", str(number))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
         f"broadsheet: error: 127.0.0.1:{number}: cannot listen on port {number}: "
@@ -714,26 +711,16 @@ def test_a_path_routes_only_as_written(base, store):
 def test_serve_logs_its_notices_on_stderr_a_line_each(tmp_path):
     """The CLI's handler for the ``broadsheet.serve`` logger: what the mailing thread reports at start-up
     reaches stderr as ``broadsheet serve: …``."""
-    from support.serve import environment
-
     project = copy_sample(tmp_path)
-    port = free_port()
-    configure(project, port)
     with Store.for_project(project) as opened:
         assert opened.take_sign_up("cut-off@example.org", name="", source="form", limit=10)
         assert opened.sign_up_waiting(opened.waiting_sign_ups(1)[0])
         opened.db.execute("UPDATE intake SET mailing = '2026-01-01T00:00:00Z'")  # its serve stopped while mailing
     log = tmp_path / "serve.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "broadsheet", "serve", "--port", str(port)], cwd=project,
-                                   env=environment(), stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while "not sent" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with log.open("w+") as stderr, serve_process(project, log=stderr):
+        deadline = time.monotonic() + 30
+        while "not sent" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert (
         "broadsheet serve: 1 confirmation message(s) not sent: serve stopped while sending them, so whether they"
         " left is unknown (not sent again)"

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 import requests
-from support.serve import free_port, serving
+from support.ports import free_port
+from support.serve import serving
 
 from broadsheet.config import load_config
 from broadsheet.db.checkpoint import Checkpointer

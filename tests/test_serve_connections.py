@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from support.serve import free_port, serving
+from support.ports import free_port
+from support.serve import serving
 
 from broadsheet.config import Config, load_config
 from broadsheet.serve.app import make_app
@@ -46,10 +47,13 @@ def idle_sockets(port: int, count: int) -> Iterator[list[socket.socket]]:
 
 
 def closed_by_server(sock: socket.socket, wait: float = 20.0) -> bool:
-    """True once the server closes the connection (waits at most ``wait`` seconds: a generous bound)."""
+    """True once the server closes the connection (waits at most ``wait`` seconds: a generous bound); the
+    rest of an answer still on its way (waitress may send a body apart from its head) is read past."""
     sock.settimeout(wait)
     try:
-        return sock.recv(1024) == b""
+        while sock.recv(1024):
+            pass
+        return True
     except (ConnectionResetError, BrokenPipeError):
         return True
     except TimeoutError:

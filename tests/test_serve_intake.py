@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from support.serve import SECRET, configure, free_port, serving
+from support.ports import free_port
+from support.serve import SECRET, configure, serving
 
 from broadsheet.config import Config, load_config
 from broadsheet.serve import app as app_module

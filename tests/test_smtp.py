@@ -11,6 +11,7 @@ import re
 import sqlite3
 
 import pytest
+from support.ports import refused_port
 from support.smtpd import (
     Sink,
     configure,
@@ -204,10 +205,9 @@ def test_a_server_refusing_the_sender_stops_the_campaign(sample, capsys):
 
 def test_nobody_listening_stops_after_retries_without_failing_anyone(sample, capsys):
     write_subscribers(sample / "list.csv", 4)
-    from support.smtpd import free_port
-
-    configure(sample, send=fast_send(connections=1, retries=1), smtp=smtp_settings("127.0.0.1", free_port()))
-    assert send(sample) == 2
+    with refused_port() as port:
+        configure(sample, send=fast_send(connections=1, retries=1), smtp=smtp_settings("127.0.0.1", port))
+        assert send(sample) == 2
     assert "cannot connect" in capsys.readouterr().err
     assert {state for state, _, _ in journal(sample).values()} <= {"queued", "deferred"}
 

@@ -369,6 +369,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_write_at_once_and_nothing_is_lost(tmp_path):
     Store.for_project(tmp_path).close()
     processes = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), name], stderr=subprocess.PIPE)

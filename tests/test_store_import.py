@@ -175,6 +175,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_another_process_writes_between_the_moves_transactions(store, tmp_path, monkeypatch):
     monkeypatch.setattr(importer, "ROWS_PER_TRANSACTION", 2_000)  # 40,000 rows: twenty transactions
     path = write_csv(tmp_path / "list.csv", [f"u{(n * 7919) % 40_000}@example.org,U {n},,a;b,X" for n in range(40_000)])

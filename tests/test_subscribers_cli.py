@@ -278,6 +278,7 @@ def test_a_csv_send_is_filtered_through_the_store(sample):
     assert outbox_recipients(sample) == [people[0][0], people[3][0]]
 
 
+@pytest.mark.slow
 def test_an_unsubscribe_during_a_running_campaign_is_honoured(sample):
     """A real send in its own process, slowed by its rate limit; another process unsubscribes the last reader."""
     configure(sample, send={"transport": "outbox", "connections": 1, "rate_per_second": 2})

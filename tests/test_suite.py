@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_a_hung_test_fails_with_its_name_and_the_run_goes_on(pytestconfig: pytest.Config, tmp_path: Path):
     assert float(pytestconfig.getini("timeout") or 0) > 0, "pyproject.toml gives every test a deadline"
     (tmp_path / "test_hangs.py").write_text(

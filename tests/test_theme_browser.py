@@ -81,6 +81,7 @@ def test_table_cells_carry_the_font_stack_for_outlook(project, issue):
     )
 
 
+@pytest.mark.slow
 def test_on_a_phone_and_in_outlook_dark_mode(project, issue):
     require_chromium()
     with Preview(issue, port=0, config_path=project / "broadsheet.toml", watch=False) as preview, browser() as driver:

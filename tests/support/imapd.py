@@ -15,6 +15,9 @@ from pathlib import Path
 
 import trustme
 
+from support.ports import PortTaken, on_free_port
+from support.serve import stop_process
+
 USER, PASSWORD = "news", "imap-secret-pw"
 
 
@@ -56,47 +59,49 @@ def imap_server(tmp_path: Path):
     cert.private_key_pem.write_to_path(str(tmp_path / "imap-key.pem"))
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "imap-cert.pem"))
     authority.cert_pem.write_to_path(str(tmp_path / "imap-ca.pem"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [
-        sys.executable,
-        "-c",
-        "import sys; from pymap.main import main; sys.exit(main())",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--cert",
-        str(tmp_path / "imap-cert.pem"),
-        "--key",
-        str(tmp_path / "imap-key.pem"),
-        "dict",
-        "--demo-user",
-        USER,
-        "--demo-password",
-        PASSWORD,
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+
+    def start(port: int) -> tuple[subprocess.Popen[bytes], int]:
+        process = subprocess.Popen(command(port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
+                return process, port
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"pymap did not start: {process.stderr.read().decode()[-500:]}") from None
+                    error = process.stderr.read().decode()[-500:] if process.poll() is not None else ""
+                    stop_process(process)
+                    if "already in use" in error:
+                        raise PortTaken(error) from None
+                    raise RuntimeError(f"pymap did not start: {error}") from None
                 time.sleep(0.05)
+
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable,
+            "-c",
+            "import sys; from pymap.main import main; sys.exit(main())",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--cert",
+            str(tmp_path / "imap-cert.pem"),
+            "--key",
+            str(tmp_path / "imap-key.pem"),
+            "dict",
+            "--demo-user",
+            USER,
+            "--demo-password",
+            PASSWORD,
+        ]
+
+    process, port = on_free_port(start)
+    try:
         with tls_front(port, tmp_path / "imap-cert.pem", tmp_path / "imap-key.pem") as tls_port:
             yield ImapServer("127.0.0.1", port, str(tmp_path / "imap-ca.pem"), tls_port)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from waitress import wasyncore
 from waitress.server import BaseWSGIServer
@@ -21,14 +21,9 @@ from waitress.server import BaseWSGIServer
 from broadsheet.config import Config
 from broadsheet.serve.app import App
 from broadsheet.serve.server import create
+from support.ports import PortTaken, on_free_port, take
 
 SECRET = "serve-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def configure(project: Path, port: int, extra: str = "") -> str:
@@ -50,49 +45,76 @@ def environment(**extra: str) -> dict[str, str]:
 
 @contextmanager
 def serve_process(
-    project: Path, *, extra_config: str = "", env: dict[str, str] | None = None, timeout: float = 15.0
+    project: Path,
+    *,
+    extra_config: str = "",
+    env: dict[str, str] | None = None,
+    timeout: float = 15.0,
+    log: IO[str] | None = None,
 ) -> Iterator[str]:
-    """Run `broadsheet serve` in ``project`` until the block ends; yields its base URL."""
-    port = free_port()
-    base = configure(project, port, extra_config)
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 -- closed by the fixture; not a pipe: a full pipe would block the server
-    process = subprocess.Popen(
-        [sys.executable, "-m", "broadsheet", "serve", "--port", str(port)],
-        cwd=project,
-        env=env or environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        text=True,
-    )
-    try:
+    """Run `broadsheet serve` in ``project`` until the block ends; yields its base URL. Its stderr goes to
+    ``log`` when given (a file, never a pipe: a full pipe would block the server)."""
+    config = project / "broadsheet.toml"
+    original = config.read_text(encoding="utf-8")
+    own_log = log is None
+    log = tempfile.TemporaryFile(mode="w+") if log is None else log  # noqa: SIM115 -- closed below
+
+    def start(port: int) -> tuple[subprocess.Popen[str], str]:
+        config.write_text(original, encoding="utf-8")
+        base = configure(project, port, extra_config)
+        log.seek(0)
+        log.truncate()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "broadsheet", "serve", "--port", str(port)],
+            cwd=project,
+            env=env or environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 log.seek(0)
-                raise AssertionError(f"serve exited {process.returncode}: {log.read()}")
+                error = log.read()
+                if "already in use" in error:
+                    raise PortTaken(error)
+                raise AssertionError(f"serve exited {process.returncode}: {error}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
+                return process, base
             except OSError:
                 time.sleep(0.05)
-        else:
-            raise AssertionError("serve did not start listening")
-        yield base
-    finally:
-        process.terminate()
+        stop_process(process)
+        raise AssertionError("serve did not start listening")
+
+    try:
+        process, base = on_free_port(start)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            yield base
+        finally:
+            stop_process(process)
+    finally:
+        if own_log:
+            log.close()
+
+
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """Terminate the child and wait for it (killed if it will not end)."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
 def serving(app: App, config: Config, port: int, **options: Any) -> Iterator[BaseWSGIServer]:
-    """serve's waitress server (``create``) in a thread of this process until the block ends; stopped from
-    its own loop, then joined (closing it from another thread pulls its sockets from under its poll)."""
-    server = create(app, config, host="127.0.0.1", port=port, **options)
+    """serve's waitress server (``create``) in a thread of this process until the block ends, on the socket
+    ``free_port`` holds for ``port``; stopped from its own loop, then joined (closing it from another thread
+    pulls its sockets from under its poll)."""
+    server = create(app, config, host="127.0.0.1", port=port, sock=take(port), **options)
     loop = threading.Thread(target=server.run, name="waitress-loop", daemon=True)
     loop.start()
     try:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import ssl
 import threading
 from collections import Counter
@@ -33,6 +32,8 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from support.ports import on_free_port
 
 
 @dataclass
@@ -178,12 +179,6 @@ class Sink:
         return "221 Bye"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class RecordingSMTP(SMTP):
     """aiosmtpd's SMTP protocol, noting each chunk its socket reads (``Sink.chunks``)."""
 
@@ -202,8 +197,13 @@ class RecordingController(Controller):
 def smtp_server(handler: Sink, **smtp_options):
     """A running aiosmtpd on 127.0.0.1; yields (host, port). Options go to aiosmtpd's SMTP/Controller."""
     smtp_options.setdefault("enable_SMTPUTF8", True)
-    controller = RecordingController(handler, hostname="127.0.0.1", port=free_port(), **smtp_options)
-    controller.start()
+
+    def start(port: int) -> RecordingController:
+        controller = RecordingController(handler, hostname="127.0.0.1", port=port, **smtp_options)
+        controller.start()
+        return controller
+
+    controller = on_free_port(start)
     try:
         yield controller.hostname, controller.port
     finally:

@@ -33,9 +33,9 @@ class Server(TcpWSGIServer):
     """waitress's TCP server, closing at once a connection past ``per_client`` from one address (the
     trusted proxy aside: it speaks for every reader)."""
 
-    def __init__(self, app: App, adj: Adjustments, *, per_client: int, proxy: str):
+    def __init__(self, app: App, adj: Adjustments, *, per_client: int, proxy: str, sock: socket.socket | None = None):
         self.per_client, self.proxy = per_client, proxy
-        super().__init__(app, adj=adj)
+        super().__init__(app, adj=adj, _sock=sock, bind_socket=sock is None)
 
     def accept(self) -> tuple[socket.socket, Any] | None:
         accepted = super().accept()
@@ -49,9 +49,17 @@ class Server(TcpWSGIServer):
 
 
 def create(
-    app: App, config: Config, *, host: str, port: int, idle_seconds: int = IDLE_SECONDS, per_client: int = PER_CLIENT
+    app: App,
+    config: Config,
+    *,
+    host: str,
+    port: int,
+    idle_seconds: int = IDLE_SECONDS,
+    per_client: int = PER_CLIENT,
+    sock: socket.socket | None = None,
 ) -> BaseWSGIServer:
-    """The waitress server bound to host:port (port 0: any free one; see ``.effective_port``)."""
+    """The waitress server bound to host:port (port 0: any free one; see ``.effective_port``), or on
+    ``sock``, a socket already bound there."""
     serve = config.serve
     options: dict[str, Any] = dict(  # waitress.Adjustments settings
         host=host,
@@ -71,7 +79,7 @@ def create(
     try:
         if not 0 <= port <= 65535:  # waitress would wrap 99999 round to 34463
             raise OverflowError("a port is a number from 1 to 65535")
-        server = Server(app, Adjustments(**options), per_client=per_client, proxy=serve.trusted_proxy)
+        server = Server(app, Adjustments(**options), per_client=per_client, proxy=serve.trusted_proxy, sock=sock)
     except (OSError, OverflowError) as exc:
         raise cannot_listen(exc, host, port, "choose another with --port N, or stop the other server") from None
     app.start()
