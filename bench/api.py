@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from compose import machine  # noqa: E402  (bench/compose.py)
 
-from broadsheet.audience import Subscriber  # noqa: E402
-from broadsheet.compose import Composer  # noqa: E402
-from broadsheet.config import load_config  # noqa: E402
-from broadsheet.render import build_issue  # noqa: E402
-from broadsheet.transports import transport_class  # noqa: E402
+from broadsheet.core.audience import Subscriber  # noqa: E402
+from broadsheet.core.compose import Composer  # noqa: E402
+from broadsheet.core.config import load_config  # noqa: E402
+from broadsheet.core.render import build_issue  # noqa: E402
+from broadsheet.delivery.transports import transport_class  # noqa: E402
 
 SAMPLE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
 PATHS = {"postmark": "/email/batch", "sendgrid": "/v3/mail/send", "mailgun": "/v3/mg.example.org/messages"}
@@ -181,7 +181,7 @@ def send_all(provider: str, config, composer, recipients: int, connections: int,
 
 def send_through_runner(provider: str, config, composer, recipients: int, connections: int) -> dict:
     """The same through the campaign runner and its SQLite journal, in a temporary project folder."""
-    from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
+    from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 
     cls = transport_class(provider)
     with tempfile.TemporaryDirectory() as folder, Journal.for_project(Path(folder)) as journal:

@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from broadsheet.config import load_config  # noqa: E402
-from broadsheet.render import build_issue, write_build  # noqa: E402
+from broadsheet.core.config import load_config  # noqa: E402
+from broadsheet.core.render import build_issue, write_build  # noqa: E402
 
 SAMPLE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
 PARAGRAPH = (

@@ -3,7 +3,7 @@
     .venv/bin/python bench/compose.py [--recipients 5000] [--dkim-recipients 300] [--repeat 3] [--issue DIR]
 
 Builds a synthetic ~60 KB issue (placeholders as render leaves them), or with ``--issue`` renders a
-real one through broadsheet.render, composes N personalised messages, then builds the same messages
+real one through broadsheet.core.render, composes N personalised messages, then builds the same messages
 with ``email.message.EmailMessage`` and prints both rates (best of ``--repeat`` runs), and how many
 unsubscribe tokens a second are made and read (one per message).
 """
@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from broadsheet.audience import Subscriber
-from broadsheet.compose import Composer
-from broadsheet.config import Config, Dkim
-from broadsheet.render.model import RenderedIssue
-from broadsheet.tokens import make_token, read_token
+from broadsheet.core.audience import Subscriber
+from broadsheet.core.compose import Composer
+from broadsheet.core.config import Config, Dkim
+from broadsheet.core.render.model import RenderedIssue
+from broadsheet.core.tokens import make_token, read_token
 
 ARTICLE_HTML = """<tr><td style="padding:24px 32px;font-family:Georgia,serif;font-size:16px;line-height:1.6;color:#1a1a1a">
 <h2 style="margin:0 0 12px;font-size:22px;color:#1f4e79">Article {n}: Chengdu &amp; Flemish Brabant, côte à côte</h2>
@@ -120,8 +120,8 @@ def token_rates(people: list[Subscriber], list_id: str, secret: str, repeat: int
 
 
 def real_issue(issue_dir: Path) -> RenderedIssue:
-    from broadsheet.config import load_config
-    from broadsheet.render import build_issue
+    from broadsheet.core.config import load_config
+    from broadsheet.core.render import build_issue
 
     return build_issue(issue_dir, load_config(start=issue_dir))
 

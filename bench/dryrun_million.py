@@ -49,9 +49,9 @@ def make_project(folder: Path, rows: int, *, shuffled: bool = False) -> None:
 SETUP_CHILD = """
 import resource, sys, time
 from pathlib import Path
-from broadsheet.config import load_config
-from broadsheet.campaign import Journal, prepare_campaign
-from broadsheet.store.recipients import recipients_for
+from broadsheet.core.config import load_config
+from broadsheet.usecases.campaign import Journal, prepare_campaign
+from broadsheet.data.store.recipients import recipients_for
 recipients = recipients_for(load_config(Path("broadsheet.toml")), None if "--from-store" in sys.argv else Path("list.csv"), ())
 with Journal.for_project(Path(".")) as journal:  # as a send prepares its campaign
     start_checkpoints = journal.checkpoints_aside()  # as send does: the WAL is copied by a thread of its own

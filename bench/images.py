@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from PIL import Image  # noqa: E402
 
-from broadsheet.config import load_config  # noqa: E402
-from broadsheet.content.optimise import CACHE_FOLDER, COLUMN_WIDTH, max_width_for, optimise  # noqa: E402
-from broadsheet.render import build_issue  # noqa: E402
+from broadsheet.core.config import load_config  # noqa: E402
+from broadsheet.core.content.optimise import CACHE_FOLDER, COLUMN_WIDTH, max_width_for, optimise  # noqa: E402
+from broadsheet.core.render import build_issue  # noqa: E402
 
 SAMPLE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant" / "images" / "chengdu-flemish-brabant.png"
 LOGO = ROOT / "assets" / "bcecc-logo.png"

@@ -56,7 +56,7 @@ def run_import(folder: Path, *args: str) -> Figures:
 UNSUBSCRIBER = """
 import sys, time
 from pathlib import Path
-from broadsheet.store import Store
+from broadsheet.data.store import Store
 root = Path(sys.argv[1])
 waits = []
 with Store.for_project(root) as store:
@@ -92,7 +92,7 @@ def with_unsubscriber(folder: Path, *args: str) -> tuple[Figures, str]:
 # The command in a child that prints its own peak RSS and that of its largest child (the part readers).
 CHILD = """
 import resource, sys
-from broadsheet.cli import main
+from broadsheet.faces.cli import main
 code = main(["subscribers", "import", *sys.argv[1:]])
 usage, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 cpu = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime

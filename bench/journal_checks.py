@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from broadsheet.audience import Subscriber
-from broadsheet.campaign import Journal, Outcome, prepare_campaign
+from broadsheet.core.audience import Subscriber
+from broadsheet.usecases.campaign import Journal, Outcome, prepare_campaign
 
 
 def people(rows: int):

@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from broadsheet.config import load_config  # noqa: E402
-from broadsheet.content.reader import read_issue  # noqa: E402
-from broadsheet.lint import find_validator, lint_rendered  # noqa: E402
-from broadsheet.preview import Preview  # noqa: E402
-from broadsheet.preview.chromium import chromium, find_chromium  # noqa: E402
-from broadsheet.render import build_issue  # noqa: E402
+from broadsheet.core.config import load_config  # noqa: E402
+from broadsheet.core.content.reader import read_issue  # noqa: E402
+from broadsheet.core.lint import find_validator, lint_rendered  # noqa: E402
+from broadsheet.core.render import build_issue  # noqa: E402
+from broadsheet.faces.preview import Preview  # noqa: E402
+from broadsheet.faces.preview.chromium import chromium, find_chromium  # noqa: E402
 
 SLUG = "2021-06-01-chengdu-flemish-brabant"
 TITLE = "A 10-year partnership between Chengdu and Flemish Brabant"

@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.archive import many_issues, sample_project  # noqa: E402
 
-from broadsheet.config import load_config  # noqa: E402
-from broadsheet.publish import publish_site  # noqa: E402
+from broadsheet.core.config import load_config  # noqa: E402
+from broadsheet.usecases.publish import publish_site  # noqa: E402
 
 ISSUES = 50
 

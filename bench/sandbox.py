@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import compose as bench
 
-from broadsheet.compose import Composer
+from broadsheet.core.compose import Composer
 
 
 def unsandboxed(composer: Composer, issue) -> Composer:

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from compose import machine  # noqa: E402 - bench/compose.py, beside this script
 
-from broadsheet.store import Store  # noqa: E402
-from broadsheet.tokens import make_token  # noqa: E402
+from broadsheet.core.tokens import make_token  # noqa: E402
+from broadsheet.data.store import Store  # noqa: E402
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 LIST = "newsletter.bcecc.example.org"

@@ -224,9 +224,9 @@ def run_mailmerge(folder: Path, recipients: int, delay: float, *, latency: float
 def _sample_parts(folder: Path) -> tuple[str, str]:
     """One recipient's HTML and text of the sample issue, so mailmerge sends messages of the same size."""
     os.environ.setdefault("BROADSHEET_SECRET", "bench-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
-    from broadsheet.config import load_config
-    from broadsheet.lint import sample_parts
-    from broadsheet.render import build_issue
+    from broadsheet.core.config import load_config
+    from broadsheet.core.lint import sample_parts
+    from broadsheet.core.render import build_issue
 
     config = load_config(folder / "broadsheet.toml")
     html, text, *_ = sample_parts(build_issue(folder / ISSUE, config), config)

@@ -3,7 +3,7 @@
     .venv/bin/python bench/webhooks.py [--events 5000] [--threads 2] [--messages 1000]
 
 Webhooks: signed Mailgun requests (HMAC-SHA256, as Mailgun signs them) for subscribers of a real store
-with a real send journal, each passed to ``broadsheet.events.webhooks.handle`` — verify, parse, match
+with a real send journal, each passed to ``broadsheet.usecases.events.webhooks.handle`` — verify, parse, match
 the campaign through the journal, record in SQLite — first on one thread, then on ``--threads`` threads
 (one Store each, as serve's worker threads have). Inbox: the sample reports in tests/data/inbox parsed
 by ``read_report``, then ``read_inbox`` end to end against a local pymap IMAP server (STARTTLS).
@@ -34,14 +34,14 @@ from compose import machine  # noqa: E402  (bench/compose.py)
 from support.imapd import PASSWORD, USER, imap_server  # noqa: E402
 from support.webhooks import MailgunSigner  # noqa: E402
 
-from broadsheet.campaign.journal import Journal, Outcome  # noqa: E402
-from broadsheet.config import Config, Inbox, Serve  # noqa: E402
-from broadsheet.events.inbox import read_inbox, read_report  # noqa: E402
-from broadsheet.events.webhooks import handle  # noqa: E402
-from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext  # noqa: E402
-from broadsheet.serve.app import make_app  # noqa: E402
-from broadsheet.serve.server import create  # noqa: E402
-from broadsheet.store import Store  # noqa: E402
+from broadsheet.core.config import Config, Inbox, Serve  # noqa: E402
+from broadsheet.data.journal.journal import Journal, Outcome  # noqa: E402
+from broadsheet.data.store import Store  # noqa: E402
+from broadsheet.delivery.webhooks.checks import ReplayGuard, WebhookContext  # noqa: E402
+from broadsheet.faces.serve.app import make_app  # noqa: E402
+from broadsheet.faces.serve.server import create  # noqa: E402
+from broadsheet.usecases.events.inbox import read_inbox, read_report  # noqa: E402
+from broadsheet.usecases.events.webhooks import handle  # noqa: E402
 
 SHAPES = [
     ({"event": "delivered"}, 14),

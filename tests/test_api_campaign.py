@@ -10,15 +10,15 @@ import pytest
 from conftest import ROOT, SAMPLE_ISSUE
 from support.providers import INACTIVE, SECRET, TIMEOUT, api, drive  # noqa: F401  # noqa: F401
 
-from broadsheet.audience import Subscriber, SubscriberList
-from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
-from broadsheet.compose import Composer, RecipientRejected
-from broadsheet.config import load_config
-from broadsheet.errors import TransportAuthError
-from broadsheet.render import build_issue
-from broadsheet.transports.base import TransportOptions
-from broadsheet.transports.postmark import PostmarkTransport
-from broadsheet.transports.resend import ResendTransport
+from broadsheet.core.audience import Subscriber, SubscriberList
+from broadsheet.core.compose import Composer, RecipientRejected
+from broadsheet.core.config import load_config
+from broadsheet.core.errors import TransportAuthError
+from broadsheet.core.render import build_issue
+from broadsheet.delivery.transports.base import TransportOptions
+from broadsheet.delivery.transports.postmark import PostmarkTransport
+from broadsheet.delivery.transports.resend import ResendTransport
+from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 
 PROVIDERS = ["postmark", "sendgrid", "mailgun", "ses", "resend"]
 
@@ -169,8 +169,8 @@ def test_an_unanswered_resend_batch_in_a_campaign_reaches_everyone_once(api, tmp
 def test_a_used_up_ses_quota_stops_the_campaign_as_a_quota_error_keeping_the_rest_queued(
     api, tmp_path, rendered, monkeypatch
 ):
-    from broadsheet.errors import TransportQuotaError
-    from broadsheet.transports.ses import SesTransport
+    from broadsheet.core.errors import TransportQuotaError
+    from broadsheet.delivery.transports.ses import SesTransport
 
     monkeypatch.setenv("BROADSHEET_SECRET", "s-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     fake, transport = api("ses")

@@ -12,11 +12,11 @@ from pytest_httpserver import HTTPServer
 from support.ports import refused_port
 from support.providers import ENV, TIMEOUT, PostmarkFake, make_config, make_message, make_messages
 
-from broadsheet.errors import TransientTransportError, TransportError
-from broadsheet.transports.base import TransportOptions
-from broadsheet.transports.http import describe_error, retry_after
-from broadsheet.transports.postmark import PostmarkTransport
-from broadsheet.transports.shared_body import personal_values, share_bodies
+from broadsheet.core.errors import TransientTransportError, TransportError
+from broadsheet.delivery.transports.base import TransportOptions
+from broadsheet.delivery.transports.http import describe_error, retry_after
+from broadsheet.delivery.transports.postmark import PostmarkTransport
+from broadsheet.delivery.transports.shared_body import personal_values, share_bodies
 
 NOW = 1_800_000_000.0
 

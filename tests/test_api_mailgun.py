@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from support.providers import BAD, api, drive, make_message, make_messages  # noqa: F401
 
-from broadsheet.errors import ConfigError, TransportAuthError, TransportError
+from broadsheet.core.errors import ConfigError, TransportAuthError, TransportError
 
 
 def test_a_batch_is_one_call_and_everyone_gets_their_own_message(api):

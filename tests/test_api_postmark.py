@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from support.providers import INACTIVE, api, drive, make_message, make_messages  # noqa: F401
 
-from broadsheet.errors import TransportAuthError, TransportError
-from broadsheet.transports import postmark
-from broadsheet.transports.http import json_bytes
+from broadsheet.core.errors import TransportAuthError, TransportError
+from broadsheet.delivery.transports import postmark
+from broadsheet.delivery.transports.http import json_bytes
 
 
 def test_a_full_batch_is_one_call_with_postmarks_fields(api):

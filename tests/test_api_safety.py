@@ -29,8 +29,8 @@ from test_api_cli import sample, use_fake  # noqa: F401
 from test_send_cli import ISSUE, cli, states
 from werkzeug import Request, Response
 
-from broadsheet.errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
-from broadsheet.transports.http import UnexpectedAnswer
+from broadsheet.core.errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
+from broadsheet.delivery.transports.http import UnexpectedAnswer
 
 PROVIDERS = ["postmark", "sendgrid", "mailgun", "ses", "resend"]
 PATHS = {provider: FAKES[provider].path for provider in PROVIDERS}
@@ -150,7 +150,7 @@ def test_a_malformed_secret_is_refused_naming_the_variable_never_the_value(monke
     for key, good in ENV[provider].items():
         monkeypatch.setenv(key, good)
     monkeypatch.setenv(variable, value)
-    from broadsheet.transports import transport_class
+    from broadsheet.delivery.transports import transport_class
 
     with pytest.raises(ConfigError) as caught:
         transport_class(provider)(make_config(provider, "https://api.example.com"))
@@ -452,8 +452,8 @@ def test_a_base_url_that_is_no_plain_https_address_is_refused(monkeypatch, url, 
 def test_an_ses_region_that_would_name_another_host_is_refused(monkeypatch):
     for key, value in ENV["ses"].items():
         monkeypatch.setenv(key, value)
-    from broadsheet.config import Config, Ses
-    from broadsheet.transports.ses import SesTransport
+    from broadsheet.core.config import Config, Ses
+    from broadsheet.delivery.transports.ses import SesTransport
 
     with pytest.raises(ConfigError, match=r"ses\.region"):
         SesTransport(Config(ses=Ses(region="evil.example/x?")))

@@ -7,7 +7,7 @@ import json
 import pytest
 from support.providers import BAD, api, drive, make_message, make_messages  # noqa: F401
 
-from broadsheet.errors import TransportAuthError, TransportError
+from broadsheet.core.errors import TransportAuthError, TransportError
 
 
 def test_a_batch_shares_one_body_and_each_recipient_gets_their_own(api):

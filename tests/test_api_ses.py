@@ -8,7 +8,7 @@ import email.policy
 import pytest
 from support.providers import ACCESS_KEY, INACTIVE, api, drive, make_message, make_messages  # noqa: F401  # noqa: F401
 
-from broadsheet.errors import TransientTransportError, TransportAuthError, TransportQuotaError
+from broadsheet.core.errors import TransientTransportError, TransportAuthError, TransportQuotaError
 
 
 def test_requests_are_signed_for_ses_and_carry_our_raw_message(api):

@@ -9,7 +9,7 @@ import email.utils
 import pytest
 from support.providers import BAD, SECRET, api, drive, make_message, make_messages  # noqa: F401
 
-from broadsheet.errors import TransportAuthError, TransportError
+from broadsheet.core.errors import TransportAuthError, TransportError
 
 PROVIDERS = ["postmark", "sendgrid", "mailgun", "ses", "resend"]
 HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id")
@@ -102,7 +102,7 @@ def test_no_answer_after_sending_marks_the_batch_unknown(api, provider):
 
 
 def test_missing_secret_is_a_config_error_naming_the_variable(api, monkeypatch):
-    from broadsheet.errors import ConfigError
+    from broadsheet.core.errors import ConfigError
 
     _, transport = api("postmark")
     monkeypatch.delenv("BROADSHEET_POSTMARK_TOKEN")

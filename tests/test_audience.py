@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from broadsheet.audience import RowProblem, SubscriberList, list_fingerprint
-from broadsheet.audience.spreadsheet import FORMULA_STARTS, as_written, spreadsheet_safe
-from broadsheet.errors import AudienceError
+from broadsheet.core.audience import RowProblem, SubscriberList, list_fingerprint
+from broadsheet.core.audience.spreadsheet import FORMULA_STARTS, as_written, spreadsheet_safe
+from broadsheet.core.errors import AudienceError
 
 
 def write(tmp_path: Path, text: str, name: str = "subscribers.csv", encoding: str = "utf-8") -> Path:
@@ -278,7 +278,7 @@ def test_list_fingerprint_is_sha256_of_bytes(tmp_path):
 def test_fast_address_check_agrees_with_email_validator(address):
     from email_validator import EmailNotValidError, validate_email
 
-    from broadsheet.audience.addresses import AddressChecker, InvalidAddress
+    from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
 
     try:
         info = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)  # normalise strips
@@ -295,7 +295,7 @@ def test_fast_address_check_agrees_with_email_validator(address):
 
 def test_a_long_list_is_checked_against_the_ledger_across_chunks(tmp_path, monkeypatch):
     """Duplicates, opt-outs and suppressions are found whichever chunk their first row was in."""
-    from broadsheet.audience import subscriber_list
+    from broadsheet.data import subscriber_list
 
     monkeypatch.setattr(subscriber_list, "CHUNK", 3)
     rows = [

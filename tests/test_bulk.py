@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from broadsheet.audience.bulk import ROWS_PER_STATEMENT, STALE_AFTER, chunked, insert_many, read_ahead, staging_folder
-from broadsheet.errors import AudienceError
+from broadsheet.core.errors import AudienceError
+from broadsheet.data.bulk import ROWS_PER_STATEMENT, STALE_AFTER, chunked, insert_many, read_ahead, staging_folder
 
 
 def test_read_ahead_hands_every_item_on_in_order_in_chunks():

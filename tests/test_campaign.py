@@ -10,15 +10,15 @@ import pytest
 from conftest import ROOT, SAMPLE_ISSUE
 from support.smtpd import Sink, smtp_server, write_subscribers
 
-from broadsheet.audience import SubscriberList
-from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
-from broadsheet.campaign.ratelimit import RateLimiter, TokenBucket
-from broadsheet.compose import Composer, RecipientRejected
-from broadsheet.config import Smtp, load_config
-from broadsheet.render import build_issue
-from broadsheet.transports.base import TransportOptions
-from broadsheet.transports.outbox import OutboxTransport
-from broadsheet.transports.smtp import SmtpTransport
+from broadsheet.core.audience import SubscriberList
+from broadsheet.core.compose import Composer, RecipientRejected
+from broadsheet.core.config import Smtp, load_config
+from broadsheet.core.render import build_issue
+from broadsheet.delivery.transports.base import TransportOptions
+from broadsheet.delivery.transports.outbox import OutboxTransport
+from broadsheet.delivery.transports.smtp import SmtpTransport
+from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prepare_campaign
+from broadsheet.usecases.campaign.ratelimit import RateLimiter, TokenBucket
 
 
 @pytest.fixture(scope="module")

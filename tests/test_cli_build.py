@@ -11,7 +11,7 @@ import pytest
 from support.issues import hashed
 
 from broadsheet import __version__
-from broadsheet.cli import COMMANDS, main
+from broadsheet.faces.cli import COMMANDS, main
 
 SAMPLE_NAME = "2021-06-01-chengdu-flemish-brabant"
 
@@ -204,7 +204,7 @@ def test_a_new_project_without_templates_uses_the_shipped_default_theme(tmp_path
 
 def test_the_cli_runs_where_the_platform_has_no_sighup(project):
     """Windows has no SIGHUP (waitress and the part readers' spawn are there for it): nothing may need one."""
-    code = "import signal, sys; del signal.SIGHUP; from broadsheet.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import signal, sys; del signal.SIGHUP; from broadsheet.faces.cli import main; sys.exit(main(sys.argv[1:]))"
     result = subprocess.run([sys.executable, "-c", code, "build", f"issues/{SAMPLE_NAME}"], cwd=project,
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr

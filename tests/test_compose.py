@@ -9,9 +9,9 @@ import dkim
 import pytest
 from support.compose import make_config, make_issue, parse, parts, rsa_key_pair, subscriber
 
-from broadsheet.compose import Composer, RecipientRejected, unsubscribe_token, verify_unsubscribe_token
-from broadsheet.config import Dkim
-from broadsheet.errors import ConfigError, ContentError, TemplateError
+from broadsheet.core.compose import Composer, RecipientRejected, unsubscribe_token, verify_unsubscribe_token
+from broadsheet.core.config import Dkim
+from broadsheet.core.errors import ConfigError, ContentError, TemplateError
 
 SECRET = "s3cret-for-tests-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
 
@@ -226,8 +226,8 @@ def test_unsubscribe_token_verifies_and_hides_the_address():
 
 
 def test_default_unsubscribe_url_follows_serve_public_url():
-    from broadsheet.config import Serve
-    from broadsheet.tokens import read_token
+    from broadsheet.core.config import Serve
+    from broadsheet.core.tokens import read_token
 
     config = make_config(unsubscribe_url="", serve=Serve(public_url="https://news.example.org/"))
     header = parse(compose(config=config).raw)["List-Unsubscribe"]
@@ -275,7 +275,7 @@ def test_from_without_a_name_uses_the_newsletter_name():
     "key, value", [("from", "not an address"), ("reply_to", "nobody"), ("list_id", "no dots"), ("name", "Two\\nlines")]
 )
 def test_bad_sender_settings_are_config_errors_naming_the_line(tmp_path, key, value):
-    from broadsheet.config import load_config
+    from broadsheet.core.config import load_config
 
     path = tmp_path / "broadsheet.toml"
     path.write_text(

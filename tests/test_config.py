@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from broadsheet.config import MAXIMUM, Config, find_config, load_config, secret
-from broadsheet.errors import ConfigError
+from broadsheet.core.config import MAXIMUM, Config, find_config, load_config, secret
+from broadsheet.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 from support.issues import hashed, write_image, write_issue
 
-from broadsheet.config import Config, load_config
-from broadsheet.content import read_issue
-from broadsheet.content.markdown import render_markdown
-from broadsheet.content.text import LinkRegistry, html_to_text
-from broadsheet.errors import ContentError
+from broadsheet.core.config import Config, load_config
+from broadsheet.core.content import read_issue
+from broadsheet.core.content.markdown import render_markdown
+from broadsheet.core.content.text import LinkRegistry, html_to_text
+from broadsheet.core.errors import ContentError
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
@@ -166,7 +166,7 @@ def test_local_body_images_get_a_width_capped_to_the_column(tmp_path):
     Picture.new("RGB", (200, 100)).save(folder / "articles" / "small.jpg")
     html = read_issue(folder, config_for(tmp_path)).articles[0].body_html
     assert 'width="536"' in html and 'width="200"' in html
-    from broadsheet.content.images import ImageProblem, image_size
+    from broadsheet.core.content.images import ImageProblem, image_size
 
     assert image_size(folder / "articles" / "wide.png") == (1200, 300)
     assert image_size(folder / "articles" / "small.jpg") == (200, 100)

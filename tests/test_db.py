@@ -1,4 +1,4 @@
-"""One home for SQLite: every connection is opened by broadsheet.db, and today's files migrate whole."""
+"""One home for SQLite: every connection is opened by broadsheet.data.db, and today's files migrate whole."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from broadsheet.campaign.journal import Journal
-from broadsheet.campaign.journalfile import SCHEMA_VERSION as JOURNAL_VERSION
-from broadsheet.store import Store
-from broadsheet.store.schema import SCHEMA_VERSION as STORE_VERSION
+from broadsheet.data.journal.file import SCHEMA_VERSION as JOURNAL_VERSION
+from broadsheet.data.journal.journal import Journal
+from broadsheet.data.store import Store
+from broadsheet.data.store.schema import SCHEMA_VERSION as STORE_VERSION
 
 DATA = Path(__file__).resolve().parent / "data"
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "broadsheet"
@@ -80,6 +80,6 @@ def test_lint_is_given_the_subscriber_fields_and_never_opens_the_store() -> None
         f"{path.name}:{line}: {target}"
         for path in sorted((PACKAGE / "lint").rglob("*.py"))
         for line, target in imported(path)
-        if target.startswith(("broadsheet.store", "broadsheet.db"))
+        if target.startswith(("broadsheet.data.store", "broadsheet.data.db"))
     ]
     assert opened == []

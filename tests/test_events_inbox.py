@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from support.imapd import PASSWORD, USER, imap_server
 
-from broadsheet.campaign.journal import Journal, Outcome
-from broadsheet.cli import main
-from broadsheet.compose.verp import ReturnPaths
-from broadsheet.config import Config, Inbox, load_config
-from broadsheet.errors import ConfigError
-from broadsheet.events.inbox import InboxError, Refused, read_inbox, read_report
-from broadsheet.store import Store
+from broadsheet.core.compose.verp import ReturnPaths
+from broadsheet.core.config import Config, Inbox, load_config
+from broadsheet.core.errors import ConfigError
+from broadsheet.data.journal.journal import Journal, Outcome
+from broadsheet.data.store import Store
+from broadsheet.faces.cli import main
+from broadsheet.usecases.events.inbox import InboxError, Refused, read_inbox, read_report
 
 DATA = Path(__file__).parent / "data" / "inbox"
 UNSUBSCRIBE = "mailto:unsubscribe@news.example.org"

@@ -7,12 +7,12 @@ import time
 import pytest
 from support.webhooks import MailgunSigner
 
-from broadsheet.campaign.journal import Journal, Outcome
-from broadsheet.config import Bounces, Config
-from broadsheet.events import MailEvent, apply
-from broadsheet.events.webhooks import handle
-from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext
-from broadsheet.store import Store
+from broadsheet.core.config import Bounces, Config
+from broadsheet.data.journal.journal import Journal, Outcome
+from broadsheet.data.store import Store
+from broadsheet.delivery.webhooks.checks import ReplayGuard, WebhookContext
+from broadsheet.usecases.events import MailEvent, apply
+from broadsheet.usecases.events.webhooks import handle
 
 
 @pytest.fixture

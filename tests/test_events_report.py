@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 from conftest import SAMPLE_ISSUE
 
-from broadsheet.campaign import issue_key
-from broadsheet.campaign.journal import Journal, Outcome
-from broadsheet.cli import main
-from broadsheet.commands.status import _identity
-from broadsheet.config import load_config
-from broadsheet.events.report import AfterSend, store_warnings
-from broadsheet.store import Store
+from broadsheet.core.config import load_config
+from broadsheet.data.journal.journal import Journal, Outcome
+from broadsheet.data.store import Store
+from broadsheet.faces.cli import main
+from broadsheet.faces.commands.status import _identity
+from broadsheet.usecases.campaign import issue_key
+from broadsheet.usecases.events.report import AfterSend, store_warnings
 
 
 def test_rates_and_warnings_against_the_thresholds():

@@ -14,9 +14,9 @@ from support.ports import free_port
 from support.serve import environment, serve_process, serving
 from support.webhooks import TOPIC, MailgunSigner, SendgridSigner, SvixSigner, basic_auth
 
-from broadsheet.config import load_config
-from broadsheet.serve.app import make_app
-from broadsheet.store import Store
+from broadsheet.core.config import load_config
+from broadsheet.data.store import Store
+from broadsheet.faces.serve.app import make_app
 
 MAILGUN, SENDGRID, SVIX = MailgunSigner(), SendgridSigner(), SvixSigner()
 

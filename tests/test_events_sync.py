@@ -10,10 +10,11 @@ import pytest
 from support.providers import ACCESS_KEY, ENV, REGION, SECRET, make_config, sigv4_problem
 from werkzeug import Request, Response
 
-from broadsheet.cli import main
-from broadsheet.errors import ConfigError, TransportAuthError
-from broadsheet.events.sync import reader, sync
-from broadsheet.store import Store
+from broadsheet.core.errors import ConfigError, TransportAuthError
+from broadsheet.data.store import Store
+from broadsheet.delivery.sync import reader
+from broadsheet.faces.cli import main
+from broadsheet.usecases.events.sync import sync
 
 
 @pytest.fixture
@@ -250,7 +251,7 @@ def test_refused_credentials_stop_with_the_secret_kept_out(httpserver, store, mo
 
 
 def test_resend_and_smtp_have_nothing_to_sync(store):
-    from broadsheet.config import Config
+    from broadsheet.core.config import Config
 
     for name in ("resend", "smtp"):
         with pytest.raises(ConfigError, match="cannot sync"):

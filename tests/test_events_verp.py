@@ -11,13 +11,13 @@ from support.imapd import PASSWORD, USER, imap_server
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_events_inbox import sample
 
-from broadsheet.cli import main
-from broadsheet.compose.verp import ReturnPaths
-from broadsheet.config import Config, Inbox, Smtp, load_config
-from broadsheet.errors import ConfigError
-from broadsheet.events.inbox import read_inbox
-from broadsheet.store import Store
-from broadsheet.tokens import make_token
+from broadsheet.core.compose.verp import ReturnPaths
+from broadsheet.core.config import Config, Inbox, Smtp, load_config
+from broadsheet.core.errors import ConfigError
+from broadsheet.core.tokens import make_token
+from broadsheet.data.store import Store
+from broadsheet.faces.cli import main
+from broadsheet.usecases.events.inbox import read_inbox
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 RETURN_PATH = "bounces+{token}@news.example.org"

@@ -19,9 +19,10 @@ from support.webhooks import (
     ses_bounce,
 )
 
-from broadsheet.events.model import WebhookNotConfigured, WebhookRejected, WebhookUnavailable
-from broadsheet.events.webhooks import mailgun, postmark, resend, sendgrid, ses, verified_events
-from broadsheet.events.webhooks.checks import ReplayGuard, WebhookContext, require_fresh
+from broadsheet.core.events import WebhookNotConfigured, WebhookRejected, WebhookUnavailable
+from broadsheet.delivery.webhooks import mailgun, postmark, resend, sendgrid, ses
+from broadsheet.delivery.webhooks.checks import ReplayGuard, WebhookContext, require_fresh
+from broadsheet.usecases.events.webhooks import verified_events
 
 
 def context(env: dict, **kwargs) -> WebhookContext:
@@ -453,9 +454,9 @@ def signed_requests(sns_signer: SnsSigner | None = None):
 
 @pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "resend", "ses"])
 def test_handle_records_each_provider_once_and_refuses_a_forged_request(provider, sns, tmp_path):
-    from broadsheet.config import Config
-    from broadsheet.events.webhooks import handle
-    from broadsheet.store import Store
+    from broadsheet.core.config import Config
+    from broadsheet.data.store import Store
+    from broadsheet.usecases.events.webhooks import handle
 
     _, sns_signer, sns_context = sns
     env, headers, body = signed_requests(sns_signer)[provider]
@@ -509,9 +510,9 @@ def soft_bounces_at(stamp: str, sns_signer: SnsSigner) -> dict:
 def test_an_event_time_at_the_edge_of_the_calendar_is_stored_not_a_failure(provider, stamp, sns, tmp_path):
     """One odd time must not refuse the provider's whole batch: the event is recorded (soft bounces also
     count those of the window before it)."""
-    from broadsheet.config import Config
-    from broadsheet.events.webhooks import handle
-    from broadsheet.store import Store
+    from broadsheet.core.config import Config
+    from broadsheet.data.store import Store
+    from broadsheet.usecases.events.webhooks import handle
 
     env, headers, body = soft_bounces_at(stamp, sns[1])[provider]
     ctx = WebhookContext(env=env, replays=ReplayGuard(), sns_topics=(TOPIC,), certificates=sns[2].certificates)
@@ -548,9 +549,9 @@ HOSTILE_HEADERS = [
 
 @pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "resend", "ses"])
 def test_hostile_requests_are_answered_never_raised(provider, tmp_path):
-    from broadsheet.config import Config
-    from broadsheet.events.webhooks import handle
-    from broadsheet.store import Store
+    from broadsheet.core.config import Config
+    from broadsheet.data.store import Store
+    from broadsheet.usecases.events.webhooks import handle
 
     env = {
         **POSTMARK_ENV,

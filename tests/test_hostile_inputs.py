@@ -16,7 +16,7 @@ import pytest
 from support.issues import hashed, write_image
 from test_cli_build import SAMPLE_NAME, assert_one_line_error, run_cli
 
-from broadsheet.cli import main
+from broadsheet.faces.cli import main
 
 ISSUE = f"issues/{SAMPLE_NAME}"
 
@@ -395,7 +395,7 @@ def test_a_control_character_in_the_config_names_its_line_not_the_theme(project,
 
 
 def test_errors_print_on_one_line_whatever_their_data_holds():
-    from broadsheet.errors import ContentError
+    from broadsheet.core.errors import ContentError
 
     error = ContentError("bad\r\nBcc: x@example.org", where="issues/odd\nname/issue.md:3", fix="a\x00b")
     assert str(error) == r"issues/odd\nname/issue.md:3: bad\r\nBcc: x@example.org (a\x00b)"

@@ -14,8 +14,8 @@ from PIL import Image, PngImagePlugin
 from support.issues import hashed
 from test_cli_build import SAMPLE_NAME, run_cli
 
-from broadsheet.cli import main
-from broadsheet.content.optimise import CACHE_FOLDER, UNUSED_FOR, optimise
+from broadsheet.core.content.optimise import CACHE_FOLDER, UNUSED_FOR, optimise
+from broadsheet.faces.cli import main
 
 ISSUE = f"issues/{SAMPLE_NAME}"
 GPS = {1: "N", 2: (30.0, 39.0, 36.0), 3: "E", 4: (104.0, 3.0, 58.0)}  # a phone photo taken in Chengdu

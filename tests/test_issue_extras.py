@@ -6,10 +6,10 @@ import lxml.html
 from support.issues import write_issue
 from test_cli_build import run_cli
 
-from broadsheet.config import load_config
-from broadsheet.content import read_issue
-from broadsheet.publish.reader import summary
-from broadsheet.render import build_issue
+from broadsheet.core.config import load_config
+from broadsheet.core.content import read_issue
+from broadsheet.core.render import build_issue
+from broadsheet.usecases.publish.reader import summary
 
 WORDS = " ".join(["word"] * 700)  # ~3 minutes at 230 words a minute
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from broadsheet.audience import Subscriber, SubscriberList
-from broadsheet.campaign import Journal, Outcome, prepare_campaign, subscriber_from_row
-from broadsheet.errors import CampaignError
+from broadsheet.core.audience import Subscriber, SubscriberList
+from broadsheet.core.errors import CampaignError
+from broadsheet.usecases.campaign import Journal, Outcome, prepare_campaign, subscriber_from_row
 
 
 def people(count: int, start: int = 0) -> list[Subscriber]:

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from support.installed import missing
 
-from broadsheet.lint import rules
-from broadsheet.lint.colour import contrast, parse_colour
-from broadsheet.lint.document import parse_email
-from broadsheet.lint.findings import Finding, summary
-from broadsheet.lint.rules import LintContext
-from broadsheet.lint.sources import SourceIndex
-from broadsheet.lint.validator import find_validator
+from broadsheet.core.lint import rules
+from broadsheet.core.lint.colour import contrast, parse_colour
+from broadsheet.core.lint.document import parse_email
+from broadsheet.core.lint.findings import Finding, summary
+from broadsheet.core.lint.rules import LintContext
+from broadsheet.core.lint.sources import SourceIndex
+from broadsheet.core.lint.validator import find_validator
 
 FOOTER = '<p>Example Org, 1 Main Street, Leuven</p><a href="https://example.org/u/1">Unsubscribe</a>'
 GOOD_TEXT = "Hello readers, a long enough text part. https://example.org/a https://example.org/u/1"
@@ -283,7 +283,7 @@ SLUG = "2021-06-01-chengdu-flemish-brabant"
 
 
 def test_lint_command_on_the_sample_issue(project: Path, monkeypatch, capsys):
-    from broadsheet.cli import main
+    from broadsheet.faces.cli import main
 
     monkeypatch.chdir(project)
     assert main(["lint", f"issues/{SLUG}", "--format", "json"]) == 0
@@ -293,7 +293,7 @@ def test_lint_command_on_the_sample_issue(project: Path, monkeypatch, capsys):
 
 
 def test_lint_command_exits_1_on_errors(project: Path, monkeypatch, capsys):
-    from broadsheet.cli import main
+    from broadsheet.faces.cli import main
 
     config = project / "broadsheet.toml"
     config.write_text(config.read_text().replace("postal_address =", "# postal_address ="))
@@ -308,7 +308,7 @@ def test_lint_command_exits_1_on_errors(project: Path, monkeypatch, capsys):
 
 
 def test_lint_command_missing_folder(project: Path, monkeypatch, capsys):
-    from broadsheet.cli import main
+    from broadsheet.faces.cli import main
 
     monkeypatch.chdir(project)
     assert main(["lint", "issues/nope"]) == 2
@@ -316,7 +316,7 @@ def test_lint_command_missing_folder(project: Path, monkeypatch, capsys):
 
 
 def test_build_prints_lint_findings(project: Path, monkeypatch, capsys):
-    from broadsheet.cli import main
+    from broadsheet.faces.cli import main
 
     config = project / "broadsheet.toml"
     config.write_text(config.read_text().replace("postal_address =", "# postal_address ="))
@@ -341,8 +341,8 @@ def test_relative_src_of_an_image_the_build_publishes_is_not_missing(tmp_path):
 def test_the_default_theme_without_base_url_has_no_dead_links(tmp_path):
     from dataclasses import replace
 
-    from broadsheet.config import load_config
-    from broadsheet.lint import lint_issue
+    from broadsheet.core.config import load_config
+    from broadsheet.core.lint import lint_issue
 
     root = Path(__file__).resolve().parents[1]
     config = replace(load_config(root / "broadsheet.toml"), base_url="")
@@ -355,7 +355,7 @@ def test_the_default_theme_without_base_url_has_no_dead_links(tmp_path):
 def test_lint_json_reports_a_build_error_as_json(project: Path, monkeypatch, capsys):
     import json
 
-    from broadsheet.cli import main
+    from broadsheet.faces.cli import main
 
     article = project / "issues" / SLUG / "articles" / "02-contact.md"
     article.write_text(article.read_text().replace("title:", "title: [unclosed", 1))
@@ -369,7 +369,7 @@ def test_lint_json_reports_a_build_error_as_json(project: Path, monkeypatch, cap
 
 
 def test_an_issue_without_an_id_is_warned_about_and_one_with_an_id_is_not(project: Path, monkeypatch, capsys):
-    from broadsheet.cli import main
+    from broadsheet.faces.cli import main
 
     monkeypatch.chdir(project)
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from support.issues import write_issue
 
-from broadsheet.audience import Subscriber
-from broadsheet.cli import main
-from broadsheet.compose import Composer
-from broadsheet.config import load_config
-from broadsheet.preview import Preview
-from broadsheet.render import build_issue
-from broadsheet.store import Store
+from broadsheet.core.audience import Subscriber
+from broadsheet.core.compose import Composer
+from broadsheet.core.config import load_config
+from broadsheet.core.render import build_issue
+from broadsheet.data.store import Store
+from broadsheet.faces.cli import main
+from broadsheet.faces.preview import Preview
 
 INTRO = 'Hi {{ subscriber.first_name | default("there") }}, greetings to {{subscriber.company}}.\n'
 ARTICLE = (
@@ -81,8 +81,8 @@ def test_the_browser_version_and_the_feed_show_the_defaults(project, tmp_path):
     rendered = build_issue(folder, load_config(project / "broadsheet.toml"))
     flat = " ".join(rendered.web_html.split())
     assert "Hi there, greetings to ." in flat and "bsmerge" not in rendered.web_html
-    from broadsheet.content import read_issue
-    from broadsheet.publish.reader import content_html, summary
+    from broadsheet.core.content import read_issue
+    from broadsheet.usecases.publish.reader import content_html, summary
 
     issue = read_issue(folder, load_config(project / "broadsheet.toml"))
     assert "Hi there" in content_html(issue) and "bsmerge" not in content_html(issue)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_cli_build import assert_one_line_error, run_cli
 
-from broadsheet.cli import main
+from broadsheet.faces.cli import main
 
 
 def scaffold(project: Path, title: str = "成都 and Flemish Brabant") -> tuple[Path, str]:

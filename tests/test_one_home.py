@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from broadsheet.compose import Composer
-from broadsheet.compose.fields import sample_subscriber
-from broadsheet.config import Config, Preview, load_config
-from broadsheet.lint import sample_parts
-from broadsheet.render import build_issue
-from broadsheet.render.links import unsubscribe_mailto
+from broadsheet.core.compose import Composer
+from broadsheet.core.compose.fields import sample_subscriber
+from broadsheet.core.config import Config, Preview, load_config
+from broadsheet.core.lint import sample_parts
+from broadsheet.core.render import build_issue
+from broadsheet.core.render.links import unsubscribe_mailto
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
@@ -60,10 +60,10 @@ def test_lint_sample_is_the_message_a_send_composes(config: Config) -> None:
 
 
 def test_the_provider_facts_are_the_transports_own() -> None:
-    """Each transport's class, batch size and credential come from broadsheet.providers."""
-    from broadsheet.config import SECRET_ENV
-    from broadsheet.providers import NOT_DELIVERING, PROVIDERS, delivers
-    from broadsheet.transports import transport_class
+    """Each transport's class, batch size and credential come from broadsheet.core.providers."""
+    from broadsheet.core.config import SECRET_ENV
+    from broadsheet.core.providers import NOT_DELIVERING, PROVIDERS, delivers
+    from broadsheet.delivery.transports import transport_class
 
     assert NOT_DELIVERING == ("outbox",) and not delivers("outbox") and delivers("ses")
     for name, provider in PROVIDERS.items():

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from broadsheet.compose.message import Message
-from broadsheet.config import Config, Send
-from broadsheet.transports import transport_class
-from broadsheet.transports.base import TransportOptions
-from broadsheet.transports.outbox import OutboxTransport, safe_address
+from broadsheet.core.compose.message import Message
+from broadsheet.core.config import Config, Send
+from broadsheet.delivery.transports import transport_class
+from broadsheet.delivery.transports.base import TransportOptions
+from broadsheet.delivery.transports.outbox import OutboxTransport, safe_address
 
 
 def message(recipient: str) -> Message:

@@ -17,9 +17,9 @@ from support.browser import wait_for
 from support.issues import hashed
 from test_cli_build import run_cli
 
-from broadsheet.errors import AudienceError, BroadsheetError
-from broadsheet.preview import Preview
-from broadsheet.preview.server import safe_path
+from broadsheet.core.errors import AudienceError, BroadsheetError
+from broadsheet.faces.preview import Preview
+from broadsheet.faces.preview.server import safe_path
 
 SLUG = "2021-06-01-chengdu-flemish-brabant"
 

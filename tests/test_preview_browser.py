@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support.browser import browser, frame_overflows, frame_text, require_chromium, wait_for
 
-from broadsheet.preview import Preview
+from broadsheet.faces.preview import Preview
 
 pytestmark = pytest.mark.browser
 
@@ -74,7 +74,7 @@ def test_preview_page_live_reload_and_errors(project: Path, tmp_path: Path):
 
 def test_screenshot_command(project: Path, tmp_path: Path, monkeypatch):
     require_chromium()
-    from broadsheet.cli import main
+    from broadsheet.faces.cli import main
 
     monkeypatch.chdir(project)
     out = tmp_path / "mobile.png"
@@ -106,7 +106,7 @@ return out;
 def test_email_in_dark_mode_and_on_a_small_screen(project: Path, tmp_path: Path):
     """Dark mode keeps every text readable; a long code line does not make the mobile email scroll sideways."""
     require_chromium()
-    from broadsheet.lint.colour import contrast, parse_colour
+    from broadsheet.core.lint.colour import contrast, parse_colour
 
     issue = project / "issues" / SLUG
     (issue / "articles" / "03-code.md").write_text(
@@ -138,7 +138,7 @@ def test_email_in_dark_mode_and_on_a_small_screen(project: Path, tmp_path: Path)
 
 def test_screenshot_bad_width_or_unwritable_file_is_a_clear_error(project: Path, tmp_path: Path, monkeypatch, capsys):
     require_chromium()
-    from broadsheet.cli import main
+    from broadsheet.faces.cli import main
 
     monkeypatch.chdir(project)
     assert main(["preview", f"issues/{SLUG}", "--screenshot", str(tmp_path / "a.png"), "--width", "0"]) == 2
@@ -151,7 +151,7 @@ def test_screenshot_bad_width_or_unwritable_file_is_a_clear_error(project: Path,
 
 @pytest.mark.parametrize("variable", ["BROADSHEET_CHROMIUM", "BROADSHEET_CHROMEDRIVER"])
 def test_screenshot_without_chromium_is_one_line(project: Path, tmp_path: Path, monkeypatch, capsys, variable):
-    from broadsheet.cli import main
+    from broadsheet.faces.cli import main
 
     monkeypatch.chdir(project)
     monkeypatch.delenv("BROADSHEET_DEBUG", raising=False)

@@ -22,17 +22,17 @@ from support.archive import SAMPLE, dated_issue, sample_project
 from support.atom import ATOM, atom_problems
 from support.issues import hashed
 
-from broadsheet.audience import Subscriber
-from broadsheet.cli import main
-from broadsheet.compose import Composer
-from broadsheet.config import load_config
-from broadsheet.content import scaffold
-from broadsheet.errors import PublishError
-from broadsheet.publish import publish_site
-from broadsheet.publish.model import signup_url
-from broadsheet.publish.reader import read_entries
-from broadsheet.publish.writer import MANIFEST, SiteWriter
-from broadsheet.render import build_issue
+from broadsheet.core.audience import Subscriber
+from broadsheet.core.compose import Composer
+from broadsheet.core.config import load_config
+from broadsheet.core.content import scaffold
+from broadsheet.core.errors import PublishError
+from broadsheet.core.render import build_issue
+from broadsheet.faces.cli import main
+from broadsheet.usecases.publish import publish_site
+from broadsheet.usecases.publish.model import signup_url
+from broadsheet.usecases.publish.reader import read_entries
+from broadsheet.usecases.publish.writer import MANIFEST, SiteWriter
 
 BASE = "https://newsletter.example.org"
 

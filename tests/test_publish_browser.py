@@ -12,7 +12,7 @@ import pytest
 from support.archive import SAMPLE, dated_issue, sample_project
 from support.browser import browser, wait_for
 
-from broadsheet.cli import main
+from broadsheet.faces.cli import main
 
 pytestmark = pytest.mark.browser
 

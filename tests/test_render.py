@@ -10,11 +10,11 @@ from PIL import Image
 from support.installed import missing
 from support.issues import hashed, write_image, write_issue
 
-from broadsheet.config import Config, load_config
-from broadsheet.content import read_issue
-from broadsheet.errors import ConfigError, TemplateError
-from broadsheet.render import build_issue, write_build
-from broadsheet.render.compile import compile_mjml
+from broadsheet.core.config import Config, load_config
+from broadsheet.core.content import read_issue
+from broadsheet.core.errors import ConfigError, TemplateError
+from broadsheet.core.render import build_issue, write_build
+from broadsheet.core.render.compile import compile_mjml
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
@@ -120,7 +120,7 @@ def test_web_version_has_no_personal_fields(sample):
 def test_email_only_stretches_are_kept_in_the_email_and_cut_from_the_browser_version():
     from markupsafe import Markup
 
-    from broadsheet.render.placeholders import PlaceholderTable
+    from broadsheet.core.render.placeholders import PlaceholderTable
 
     table = PlaceholderTable()
     name = table.subscriber().first_name
@@ -159,7 +159,7 @@ def test_write_build_outputs_and_images(tmp_path, sample):
 
 
 def test_an_article_image_named_like_the_logo_does_not_replace_it(project, tmp_path):
-    from broadsheet.config import load_config
+    from broadsheet.core.config import load_config
 
     issue = project / "issues" / "2021-06-01-chengdu-flemish-brabant"
     write_image(issue / "images" / "logo-bcecc-logo.png", size=(64, 64))

@@ -35,7 +35,7 @@ ROOMS: dict[str, int] = {
 
 
 def room_of(module: str) -> str:
-    """``broadsheet.compose.fields`` → ``compose``; ``broadsheet`` and ``broadsheet.__version__`` → ``broadsheet``."""
+    """``broadsheet.core.compose.fields`` → ``compose``; ``broadsheet`` and ``broadsheet.__version__`` → ``broadsheet``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[1] != "__version__" else "broadsheet"
 
@@ -93,9 +93,11 @@ def test_the_check_finds_upward_imports_of_every_form(tmp_path: Path) -> None:
     (package / "compose").mkdir(parents=True)
     (package / "compose" / "__init__.py").write_text("from ..render import build\n")  # lower: fine
     (package / "compose" / "late.py").write_text("def f():\n    from ..campaign import runner\n")
-    (package / "config.py").write_text("import broadsheet.lint\nfrom . import errors\nfrom broadsheet.store import x\n")
+    (package / "config.py").write_text(
+        "import broadsheet.core.lint\nfrom . import errors\nfrom broadsheet.data.store import x\n"
+    )
     assert upward_imports(package) == [
-        "compose/late.py:2: compose imports broadsheet.campaign",
-        "config.py:1: config imports broadsheet.lint",
-        "config.py:3: config imports broadsheet.store",
+        "compose/late.py:2: compose imports broadsheet.usecases.campaign",
+        "config.py:1: config imports broadsheet.core.lint",
+        "config.py:3: config imports broadsheet.data.store",
     ]

@@ -17,11 +17,11 @@ import pytest
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_send_cli import cli, sample, smtp  # noqa: F401 - sample is the fixture
 
-from broadsheet.campaign import Journal, journal_path
-from broadsheet.campaign.caps import DAY, WARMUP, WARMUP_DAYS, daily_cap, day_start, warmup_cap
-from broadsheet.campaign.journal import Outcome
-from broadsheet.campaign.journalfile import SCHEMA_VERSION
-from broadsheet.config import load_config
+from broadsheet.core.config import load_config
+from broadsheet.data.journal.file import SCHEMA_VERSION
+from broadsheet.data.journal.journal import Outcome
+from broadsheet.usecases.campaign import Journal, journal_path
+from broadsheet.usecases.campaign.caps import DAY, WARMUP, WARMUP_DAYS, daily_cap, day_start, warmup_cap
 
 SAMPLE = "2021-06-01-chengdu-flemish-brabant"
 ISSUE = f"issues/{SAMPLE}"
@@ -129,7 +129,7 @@ def test_a_send_at_out_of_range_is_one_line_in_every_command_and_the_others_stil
 
 
 def test_send_at_without_an_offset_is_utc_and_a_date_alone_is_refused(sample, capsys):
-    from broadsheet.content import read_schedule
+    from broadsheet.core.content import read_schedule
 
     config = load_config(sample / "broadsheet.toml")
     scheduled(sample, SAMPLE, send_at="2026-12-03 09:00:00")

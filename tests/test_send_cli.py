@@ -18,7 +18,7 @@ import pytest
 from support.providers import api  # noqa: F401 - the fixture
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 
-from broadsheet.cli import main
+from broadsheet.faces.cli import main
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 

@@ -25,16 +25,16 @@ from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from support.unprivileged import without_permission_override
 from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
 
-from broadsheet.audience import SubscriberList
-from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign
-from broadsheet.campaign.journal import pending_path
-from broadsheet.campaign.journalfile import APPLICATION_ID, SCHEMA_VERSION
-from broadsheet.compose import Composer, RecipientRejected
-from broadsheet.config import Smtp
-from broadsheet.content import read_issue
-from broadsheet.errors import CampaignError, ContentError
-from broadsheet.render import read_and_build
-from broadsheet.transports.smtp import SmtpTransport
+from broadsheet.core.audience import SubscriberList
+from broadsheet.core.compose import Composer, RecipientRejected
+from broadsheet.core.config import Smtp
+from broadsheet.core.content import read_issue
+from broadsheet.core.errors import CampaignError, ContentError
+from broadsheet.core.render import read_and_build
+from broadsheet.data.journal.file import APPLICATION_ID, SCHEMA_VERSION
+from broadsheet.data.journal.journal import pending_path
+from broadsheet.delivery.transports.smtp import SmtpTransport
+from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 ENV = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0", "PYTHONUNBUFFERED": "1"}
@@ -147,7 +147,7 @@ def test_an_id_that_is_not_a_short_text_is_an_error_with_its_line(sample, value)
 
 
 def _config(project):
-    from broadsheet.config import load_config
+    from broadsheet.core.config import load_config
 
     return load_config(project / "broadsheet.toml")
 
@@ -242,7 +242,7 @@ def test_another_issue_with_the_same_subject_is_refused_but_not_for_new_readers(
 
 def test_the_recent_send_check_is_one_indexed_join(tmp_path):
     """The check reads each earlier same-subject campaign's rows by index, never scanning the table."""
-    from broadsheet.audience import Subscriber
+    from broadsheet.core.audience import Subscriber
 
     readers = [Subscriber(f"r{i}@example.com", "", "", (), {}, i) for i in range(50)]
     with Journal.for_project(tmp_path) as journal:
@@ -377,7 +377,7 @@ def smtp_campaign(tmp_path, monkeypatch):
     shutil.copy(Path(__file__).resolve().parents[1] / "broadsheet.toml", tmp_path / "broadsheet.toml")
     for folder in ("templates", "assets", "issues"):
         shutil.copytree(Path(__file__).resolve().parents[1] / folder, tmp_path / folder)
-    from broadsheet.config import load_config
+    from broadsheet.core.config import load_config
 
     config = load_config(tmp_path / "broadsheet.toml")
     issue, rendered = read_and_build(tmp_path / ISSUE, config)
@@ -592,8 +592,8 @@ def test_a_copied_folder_that_keeps_the_id_is_refused_instead_of_reaching_nobody
 
 
 def test_outcomes_noticed_after_the_journal_was_removed_go_into_the_journal_written_back(tmp_path):
-    from broadsheet.audience import Subscriber
-    from broadsheet.campaign.journal import JournalGone, Outcome
+    from broadsheet.core.audience import Subscriber
+    from broadsheet.data.journal.journal import JournalGone, Outcome
 
     readers = [Subscriber(f"r{i}@example.com", "", "", (), {}, i) for i in range(4)]
     with Journal.for_project(tmp_path) as journal:

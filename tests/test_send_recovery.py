@@ -25,9 +25,9 @@ from test_api_cli import use_fake
 from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
 from test_send_integrity import ENV, ISSUE, Ran, _wait_for, one_line_error, send, send_process, smtp, states
 
-from broadsheet.campaign.journal import ROOM
-from broadsheet.config import load_config
-from broadsheet.errors import CampaignError
+from broadsheet.core.config import load_config
+from broadsheet.core.errors import CampaignError
+from broadsheet.data.journal.journal import ROOM
 from broadsheet.usecases.send import SendOptions, send_issue
 
 

@@ -19,11 +19,11 @@ from support.ports import free_port
 from support.serve import SECRET, configure, serve_process, serving
 from test_cli_build import run_cli
 
-from broadsheet.config import load_config
-from broadsheet.serve.app import make_app
-from broadsheet.serve.signup import confirm_token
-from broadsheet.store import Store
-from broadsheet.tokens import make_token
+from broadsheet.core.config import load_config
+from broadsheet.core.tokens import make_token
+from broadsheet.data.store import Store
+from broadsheet.faces.serve.app import make_app
+from broadsheet.faces.serve.signup import confirm_token
 
 LIST = "newsletter.bcecc.example.org"
 GMAIL_BOUNDARY = "000000000000c0ffee0123456789"
@@ -136,7 +136,7 @@ def test_a_link_sent_with_a_token_of_the_first_format_still_unsubscribes(base, s
 
 
 def test_one_clicks_are_rate_limited_per_link_and_per_client(base, store):
-    from broadsheet.serve.app import ONE_CLICKS_PER_ADDRESS, ONE_CLICKS_PER_CLIENT
+    from broadsheet.faces.serve.app import ONE_CLICKS_PER_ADDRESS, ONE_CLICKS_PER_CLIENT
 
     def one_click(address: str, client: str) -> int:
         return requests.post(
@@ -462,7 +462,7 @@ def test_sign_ups_are_rate_limited_per_client(tmp_path):
 
 
 def test_serve_without_public_url_or_secret_is_a_one_line_error(tmp_path, monkeypatch, capsys):
-    from broadsheet.cli import main
+    from broadsheet.faces.cli import main
 
     project = copy_sample(tmp_path)
     config = project / "broadsheet.toml"
@@ -479,7 +479,7 @@ def test_serve_without_public_url_or_secret_is_a_one_line_error(tmp_path, monkey
 
 @pytest.mark.parametrize("variable", ["BROADSHEET_SECRET", "BROADSHEET_SECRET_PREVIOUS"])
 def test_serve_refuses_a_weak_secret_at_start_up(tmp_path, monkeypatch, capsys, variable):
-    from broadsheet.cli import main
+    from broadsheet.faces.cli import main
 
     monkeypatch.chdir(copy_sample(tmp_path))
     monkeypatch.setenv("BROADSHEET_SECRET", SECRET)
@@ -492,7 +492,7 @@ def test_serve_refuses_a_weak_secret_at_start_up(tmp_path, monkeypatch, capsys, 
 
 
 def test_a_public_url_with_a_path_is_refused_with_its_line(tmp_path):
-    from broadsheet.errors import ConfigError
+    from broadsheet.core.errors import ConfigError
 
     project = copy_sample(tmp_path)
     config = project / "broadsheet.toml"
@@ -504,7 +504,7 @@ def test_a_public_url_with_a_path_is_refused_with_its_line(tmp_path):
 
 
 def test_the_form_snippet_posts_to_the_public_url(tmp_path, monkeypatch, capsys):
-    from broadsheet.cli import main
+    from broadsheet.faces.cli import main
 
     project = copy_sample(tmp_path)
     monkeypatch.chdir(project)
@@ -556,7 +556,7 @@ def test_a_campaign_running_while_a_reader_unsubscribes_does_not_mail_them(proje
 def test_pages_label_every_field_and_keep_readable_contrast(base):
     from lxml import html as lxml_html
 
-    from broadsheet.lint.colour import contrast, parse_colour
+    from broadsheet.core.lint.colour import contrast, parse_colour
 
     page = web.get(f"{base}/subscribe", timeout=10).text
     document = lxml_html.fromstring(page)
@@ -575,7 +575,7 @@ def test_pages_label_every_field_and_keep_readable_contrast(base):
 def test_pages_speak_the_configured_language(tmp_path, language, lang, heading):
     from dataclasses import replace
 
-    from broadsheet.serve.pages import Pages
+    from broadsheet.faces.serve.pages import Pages
 
     config = replace(load_config(copy_sample(tmp_path) / "broadsheet.toml"), language=language)
     page = (
@@ -709,7 +709,7 @@ def test_a_path_routes_only_as_written(base, store):
 
 
 def test_serve_logs_its_notices_on_stderr_a_line_each(tmp_path):
-    """The CLI's handler for the ``broadsheet.serve`` logger: what the mailing thread reports at start-up
+    """The CLI's handler for the ``broadsheet.faces.serve`` logger: what the mailing thread reports at start-up
     reaches stderr as ``broadsheet serve: …``."""
     project = copy_sample(tmp_path)
     with Store.for_project(project) as opened:

@@ -14,8 +14,8 @@ from support.browser import browser, require_chromium, wait_for
 from support.issues import write_issue
 from support.serve import SECRET, serve_process
 
-from broadsheet.cli import main
-from broadsheet.store import Store
+from broadsheet.data.store import Store
+from broadsheet.faces.cli import main
 
 pytestmark = pytest.mark.browser
 

@@ -9,11 +9,11 @@ import requests
 from support.ports import free_port
 from support.serve import serving
 
-from broadsheet.config import load_config
-from broadsheet.db.checkpoint import Checkpointer
-from broadsheet.serve.app import make_app
-from broadsheet.store import Store, store_path
-from broadsheet.tokens import make_token
+from broadsheet.core.config import load_config
+from broadsheet.core.tokens import make_token
+from broadsheet.data.db.checkpoint import Checkpointer
+from broadsheet.data.store import Store, store_path
+from broadsheet.faces.serve.app import make_app
 
 SECRET = "checkpoint-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
 

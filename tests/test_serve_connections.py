@@ -13,8 +13,8 @@ import requests
 from support.ports import free_port
 from support.serve import serving
 
-from broadsheet.config import Config, load_config
-from broadsheet.serve.app import make_app
+from broadsheet.core.config import Config, load_config
+from broadsheet.faces.serve.app import make_app
 
 IDLE_CLIENT = "127.0.0.2"  # loopback, but not the trusted proxy (127.0.0.1): a client of its own
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: %b\r\n\r\n"

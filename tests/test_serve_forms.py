@@ -11,13 +11,13 @@ import pytest
 from conftest import ROOT
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from broadsheet.config import load_config
-from broadsheet.serve.http import MAX_PARTS, Request
-from broadsheet.serve.pages import Pages
-from broadsheet.serve.security import mailbox_of
-from broadsheet.serve.signup import ConfirmationMail
-from broadsheet.store import Store
-from broadsheet.transports.outbox import OutboxTransport
+from broadsheet.core.config import load_config
+from broadsheet.data.store import Store
+from broadsheet.delivery.transports.outbox import OutboxTransport
+from broadsheet.faces.serve.http import MAX_PARTS, Request
+from broadsheet.faces.serve.pages import Pages
+from broadsheet.faces.serve.security import mailbox_of
+from broadsheet.faces.serve.signup import ConfirmationMail
 
 
 def form(body: bytes, content_type: str) -> dict[str, str]:
@@ -154,5 +154,5 @@ def test_a_confirmation_its_serve_stopped_while_sending_is_never_sent_again(tmp_
     mail.close()
     assert list(outbox.rglob("*.eml")) == [] and store.db.execute("SELECT count(*) FROM intake").fetchone() == (0,)
     assert store.get("cut-off@example.org").status == "unconfirmed"
-    assert ("broadsheet.serve", logging.ERROR) in {(r.name, r.levelno) for r in caplog.records}
+    assert ("broadsheet.faces.serve", logging.ERROR) in {(r.name, r.levelno) for r in caplog.records}
     assert "1 confirmation message(s) not sent: serve stopped while sending them" in caplog.text

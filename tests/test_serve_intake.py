@@ -16,12 +16,12 @@ import requests
 from support.ports import free_port
 from support.serve import SECRET, configure, serving
 
-from broadsheet.config import Config, load_config
-from broadsheet.serve import app as app_module
-from broadsheet.serve.app import App, make_app
-from broadsheet.serve.security import RateLimit
-from broadsheet.store import Store, store_path
-from broadsheet.tokens import make_token
+from broadsheet.core.config import Config, load_config
+from broadsheet.core.tokens import make_token
+from broadsheet.data.store import Store, store_path
+from broadsheet.faces.serve import app as app_module
+from broadsheet.faces.serve.app import App, make_app
+from broadsheet.faces.serve.security import RateLimit
 
 STATES = ("new", "unconfirmed", "subscribed", "unsubscribed", "complained")
 
@@ -124,10 +124,10 @@ def test_a_sign_up_the_store_cannot_take_is_a_503_the_same_for_every_address(con
     with served(app, config) as base:
         app.mail.close()  # nothing drains the intake meanwhile
         if why == "intake full":
-            monkeypatch.setattr("broadsheet.serve.signup.INTAKE_LIMIT", 2)
+            monkeypatch.setattr("broadsheet.faces.serve.signup.INTAKE_LIMIT", 2)
             assert [sign_up(base, f"early{n}@example.org").status_code for n in range(2)] == [200, 200]
         else:
-            monkeypatch.setattr("broadsheet.store.store.BUSY_MS", 200)
+            monkeypatch.setattr("broadsheet.data.store.store.BUSY_MS", 200)
             holder.execute("BEGIN IMMEDIATE")
         try:
             pages = {state: sign_up(base, address) for state, address in addresses.items()}

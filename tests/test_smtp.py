@@ -22,7 +22,7 @@ from support.smtpd import (
     write_subscribers,
 )
 
-from broadsheet.cli import main
+from broadsheet.faces.cli import main
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 PASSWORD = "correct-horse-9f3a1c"
@@ -481,9 +481,9 @@ def test_a_server_that_stops_answering_the_final_dot_stops_the_campaign_after_th
 )
 def test_a_config_mistake_the_transport_finds_is_a_config_error(sample, monkeypatch, smtp, error):
     """Named with the key's line in broadsheet.toml, before anyone is mailed."""
-    from broadsheet.config import load_config
-    from broadsheet.errors import ConfigError
-    from broadsheet.transports.smtp import SmtpTransport
+    from broadsheet.core.config import load_config
+    from broadsheet.core.errors import ConfigError
+    from broadsheet.delivery.transports.smtp import SmtpTransport
 
     monkeypatch.setenv("BROADSHEET_SMTP_PASSWORD", PASSWORD)
     configure(sample, send=fast_send(), smtp={"security": "none", **smtp})

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-from broadsheet.errors import StoreError
-from broadsheet.store import Store, store_path
-from broadsheet.store.schema import SCHEMA_VERSION
-from broadsheet.store.store import PAGE
+from broadsheet.core.errors import StoreError
+from broadsheet.data.store import Store, store_path
+from broadsheet.data.store.schema import SCHEMA_VERSION
+from broadsheet.data.store.store import PAGE
 
 
 @pytest.fixture
@@ -359,7 +359,7 @@ def test_one_store_per_thread_in_several_threads(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from broadsheet.store import Store
+    from broadsheet.data.store import Store
     root, name = Path(sys.argv[1]), sys.argv[2]
     with Store.for_project(root) as store:
         for i in range(150):
@@ -402,7 +402,7 @@ def test_opening_a_store_takes_no_write_lock(tmp_path):
 
 
 def test_import_across_chunks_and_statement_groups_keeps_each_row_with_its_tags(tmp_path, monkeypatch):
-    from broadsheet.store import importer
+    from broadsheet.data.store import importer
 
     monkeypatch.setattr(importer, "ROWS_PER_TRANSACTION", 1000)  # 2,346 rows: three transactions
     lines = ["email,name,status,tags,n"]
@@ -429,7 +429,7 @@ def test_import_across_chunks_and_statement_groups_keeps_each_row_with_its_tags(
 def test_fields_are_stored_as_the_json_the_stdlib_writes(fields):
     import json
 
-    from broadsheet.store.store import dump_fields
+    from broadsheet.data.store.store import dump_fields
 
     assert dump_fields(fields) == json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     assert json.loads(dump_fields(fields)) == fields
@@ -447,7 +447,7 @@ def test_a_write_waits_for_another_programs_transaction_and_gets_in_when_it_ends
     assert store.get("ann@example.org") is not None
     assert store.db.execute("PRAGMA busy_timeout").fetchone() == (10_000,)  # given back for reads
 
-    from broadsheet.store import store as module
+    from broadsheet.data.store import store as module
 
     monkeypatch.setattr(module, "BUSY_MS", 200)
     other.execute("BEGIN IMMEDIATE")

@@ -10,18 +10,18 @@ import pytest
 from conftest import ROOT, SAMPLE_ISSUE
 from support.smtpd import write_subscribers
 
-from broadsheet.audience import Subscriber, SubscriberList
-from broadsheet.audience.bulk import attached
-from broadsheet.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
-from broadsheet.campaign.recipients import journal_chunks
-from broadsheet.compose import Composer
-from broadsheet.config import load_config
-from broadsheet.errors import StoreError
-from broadsheet.render import build_issue
-from broadsheet.store import Store, store_path
-from broadsheet.store.recipients import StoreList, StoreSuppressions
-from broadsheet.transports.base import TransportOptions
-from broadsheet.transports.outbox import OutboxTransport
+from broadsheet.core.audience import Subscriber, SubscriberList
+from broadsheet.core.compose import Composer
+from broadsheet.core.config import load_config
+from broadsheet.core.errors import StoreError
+from broadsheet.core.render import build_issue
+from broadsheet.data.bulk import attached
+from broadsheet.data.store import Store, store_path
+from broadsheet.data.store.recipients import StoreList, StoreSuppressions
+from broadsheet.delivery.transports.base import TransportOptions
+from broadsheet.delivery.transports.outbox import OutboxTransport
+from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
+from broadsheet.usecases.campaign.recipients import journal_chunks
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from broadsheet.audience import RowProblem
-from broadsheet.errors import AudienceError, StoreError
-from broadsheet.store import Store, importer
+from broadsheet.core.audience import RowProblem
+from broadsheet.core.errors import AudienceError, StoreError
+from broadsheet.data.store import Store, importer
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_the_store_is_not_locked_while_the_csv_is_read(store, tmp_path):
 WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from broadsheet.store import Store
+    from broadsheet.data.store import Store
     root = Path(sys.argv[1])
     with Store.for_project(root) as store:
         store.add("writer0@example.org")

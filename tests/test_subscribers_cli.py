@@ -16,9 +16,9 @@ import pytest
 from support.smtpd import configure, write_subscribers
 from test_cli_build import assert_one_line_error, run_cli
 
-from broadsheet.cli import main
-from broadsheet.commands.subscribers import STATUS_CHOICES
-from broadsheet.store import Store
+from broadsheet.data.store import Store
+from broadsheet.faces.cli import main
+from broadsheet.faces.commands.subscribers import STATUS_CHOICES
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 

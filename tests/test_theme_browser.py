@@ -8,9 +8,9 @@ import lxml.html
 import pytest
 from support.browser import browser, require_chromium
 
-from broadsheet.config import load_config
-from broadsheet.preview import Preview
-from broadsheet.render import build_issue
+from broadsheet.core.config import load_config
+from broadsheet.core.render import build_issue
+from broadsheet.faces.preview import Preview
 
 SLUG = "2021-06-01-chengdu-flemish-brabant"
 ARTICLE = """---

@@ -1,4 +1,4 @@
-"""broadsheet.tokens: opaque, bound to purpose and list, tamper-evident, rotation-friendly."""
+"""broadsheet.core.tokens: opaque, bound to purpose and list, tamper-evident, rotation-friendly."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import secrets
 
 import pytest
 
-from broadsheet.config import weak_secret
-from broadsheet.errors import ConfigError
-from broadsheet.tokens import (
+from broadsheet.core.config import weak_secret
+from broadsheet.core.errors import ConfigError
+from broadsheet.core.tokens import (
     make_reference_token,
     make_token,
     read_reference_token,
@@ -171,7 +171,7 @@ def test_the_same_input_gives_the_same_token_and_different_inputs_differ():
 def test_the_keystream_is_standard_aes_ctr_including_counter_wraparound(size, tag):
     from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
-    from broadsheet.tokens import _ctr, _keys
+    from broadsheet.core.tokens import _ctr, _keys
 
     keys, data = _keys("s1"), bytes(range(size)) if size <= 256 else b""
     reference = Cipher(keys.aes, modes.CTR(tag)).encryptor()

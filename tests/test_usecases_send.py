@@ -14,8 +14,8 @@ from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_schedule import moment, scheduled, sent_to
 from test_send_cli import sample, smtp  # noqa: F401 - sample is the fixture
 
-from broadsheet.config import Config, load_config
-from broadsheet.errors import CampaignError
+from broadsheet.core.config import Config, load_config
+from broadsheet.core.errors import CampaignError
 from broadsheet.usecases.due import send_due
 from broadsheet.usecases.send import SendOptions, resume_command, send_issue
 

@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    from broadsheet.store import Store
+    from broadsheet.data.store import Store
 
     with tempfile.TemporaryDirectory() as folder:
         project = Path(folder)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from broadsheet.preview.chromium import chromium, find_chromium
+from broadsheet.faces.preview.chromium import chromium, find_chromium
 from support.installed import missing
 
 T = TypeVar("T")

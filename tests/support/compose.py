@@ -10,9 +10,9 @@ import functools
 
 import pytest
 
-from broadsheet.audience import Subscriber
-from broadsheet.config import Config
-from broadsheet.render.model import RenderedIssue
+from broadsheet.core.audience import Subscriber
+from broadsheet.core.config import Config
+from broadsheet.core.render.model import RenderedIssue
 
 HTML = (
     "<html><body><p>Hello {{ subscriber.first_name | default('reader') }} ({{ subscriber.name }})</p>\n"

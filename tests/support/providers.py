@@ -32,10 +32,10 @@ import markupsafe
 import pytest
 from werkzeug import Request, Response
 
-from broadsheet.compose.message import Message
-from broadsheet.config import Config, Mailgun, Postmark, Resend, Sendgrid, Ses
-from broadsheet.errors import TransientTransportError
-from broadsheet.transports.base import Delivery, Transport, TransportOptions
+from broadsheet.core.compose.message import Message
+from broadsheet.core.config import Config, Mailgun, Postmark, Resend, Sendgrid, Ses
+from broadsheet.core.errors import TransientTransportError
+from broadsheet.delivery.transports.base import Delivery, Transport, TransportOptions
 
 SECRET = "SECRET-TOKEN-123"
 ACCESS_KEY = "AKIDEXAMPLE"
@@ -688,7 +688,7 @@ def _read_request(conn: socket.socket) -> bytes:
 
 def transport_at(provider: str, base_url: str, monkeypatch, **options: Any) -> Transport:
     """An unopened transport for ``provider`` pointed at ``base_url``, test secrets in the environment."""
-    from broadsheet.transports import transport_class
+    from broadsheet.delivery.transports import transport_class
 
     for key, value in ENV[provider].items():
         monkeypatch.setenv(key, value)
@@ -703,7 +703,7 @@ def api(httpserver, monkeypatch, caplog):
     """``api(provider, **options) -> (fake, transport)``: the fake installed on the local server and
     an unopened transport pointed at it, with test secrets in the environment. Afterwards, checks
     that no request broke the contract and that no secret reached the log."""
-    from broadsheet.transports import transport_class
+    from broadsheet.delivery.transports import transport_class
 
     caplog.set_level(logging.DEBUG)
     made: list[Fake] = []

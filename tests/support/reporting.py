@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from broadsheet.errors import BroadsheetError
+from broadsheet.core.errors import BroadsheetError
 
 
 class _Quiet:

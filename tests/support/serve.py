@@ -18,9 +18,9 @@ from typing import IO, Any
 from waitress import wasyncore
 from waitress.server import BaseWSGIServer
 
-from broadsheet.config import Config
-from broadsheet.serve.app import App
-from broadsheet.serve.server import create
+from broadsheet.core.config import Config
+from broadsheet.faces.serve.app import App
+from broadsheet.faces.serve.server import create
 from support.ports import PortTaken, on_free_port, take
 
 SECRET = "serve-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"

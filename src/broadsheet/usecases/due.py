@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..campaign import Journal, campaign_key
-from ..campaign.caps import daily_cap, utc_text
-from ..campaign.lock import ProjectLock, SendRunning
-from ..config import Config
-from ..content import Schedule, read_schedule
-from ..errors import BroadsheetError
+from broadsheet.core.config import Config
+from broadsheet.core.content import Schedule, read_schedule
+from broadsheet.core.errors import BroadsheetError
+from broadsheet.data.journal.lock import ProjectLock, SendRunning
+
+from .campaign import Journal, campaign_key
+from .campaign.caps import daily_cap, utc_text
 from .report import Reporter
 from .send import SendOptions, SendResult, send_issue
 

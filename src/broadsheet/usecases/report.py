@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..errors import BroadsheetError
+from broadsheet.core.errors import BroadsheetError
 
 
 class Progress(Protocol):

@@ -15,33 +15,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..campaign import (
-    Journal,
-    Prepared,
-    Settings,
-    issue_key,
-    prepare_campaign,
-)
-from ..campaign.caps import DailyCap, daily_cap, utc_text
-from ..campaign.journal import RECENT_DAYS
-from ..campaign.runner import CampaignRunner, RunResult
-from ..config import Config
-from ..content.frontmatter import front_matter_value
-from ..errors import AudienceError, CampaignError
-from ..events.report import store_health
-from ..providers import delivers
-from ..render import read_and_build
-from ..store.recipients import StoreSuppressions, recipients_for
-from ..transports import Transport, TransportOptions, transport_class
+from broadsheet.core.config import Config
+from broadsheet.core.content.frontmatter import front_matter_value
+from broadsheet.core.errors import AudienceError, CampaignError
+from broadsheet.core.providers import delivers
+from broadsheet.core.render import read_and_build
+from broadsheet.data.journal.journal import RECENT_DAYS
+from broadsheet.data.store.recipients import StoreSuppressions, recipients_for
+from broadsheet.delivery.transports import Transport, TransportOptions, transport_class
+
+from .campaign import Journal, Prepared, Settings, issue_key, prepare_campaign
+from .campaign.caps import DailyCap, daily_cap, utc_text
+from .campaign.runner import CampaignRunner, RunResult
+from .events.report import store_health
 from .report import Reporter
 from .signing_secret import token_secret
 
 if TYPE_CHECKING:
-    from ..audience import Subscriber
-    from ..compose import Composer
-    from ..content import Issue
-    from ..render.model import RenderedIssue
-    from ..store.recipients import Recipients
+    from broadsheet.core.audience import Subscriber
+    from broadsheet.core.compose import Composer
+    from broadsheet.core.content import Issue
+    from broadsheet.core.render.model import RenderedIssue
+    from broadsheet.data.store.recipients import Recipients
 
 
 @dataclass(frozen=True)
@@ -128,7 +123,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
         factory = transport_factory(transport_name, config, slug=rendered.slug, test=True)
         return _send_test(options, config, rendered, subscribers, factory, reporter)
     factory = transport_factory(transport_name, config, slug=rendered.slug)
-    from ..compose import Composer
+    from broadsheet.core.compose import Composer
 
     # settings and secrets are checked before the journal is touched; the outbox mails no one
     secret = token_secret(config, throwaway=not delivers(transport_name), warn=reporter.warn)
@@ -186,7 +181,7 @@ def _check_lint(
 ) -> None:
     """Refuse to send an issue with lint errors unless --force; a test copy to yourself goes (a draft is
     what it is for), with the errors shown."""
-    from ..lint import lint_rendered
+    from broadsheet.core.lint import lint_rendered
 
     errors = [f for f in lint_rendered(rendered, issue, config, validate_mjml=False) if f.severity == "error"]
     if not errors:
@@ -312,7 +307,7 @@ def _send_test(
     factory: Callable[[], Transport],
     reporter: Reporter,
 ) -> SendResult:
-    from ..compose import Composer
+    from broadsheet.core.compose import Composer
 
     assert options.test is not None
     model = _test_subscriber(subscribers, options.as_email)
@@ -342,7 +337,7 @@ def _test_subscriber(subscribers: Recipients, as_email: str | None) -> Subscribe
 def _dry_run(subscribers: Recipients, options: SendOptions, composer: Composer, reporter: Reporter) -> SendResult:
     """Compose each recipient's message from the list as it streams by; nothing is written anywhere
     (no journal, no campaign): what a send would find wrong, and how fast it composes."""
-    from ..compose import RecipientRejected
+    from broadsheet.core.compose import RecipientRejected
 
     started = time.perf_counter()
     composed = size = rejected = 0

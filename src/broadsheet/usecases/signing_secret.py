@@ -7,8 +7,8 @@ import os
 import secrets
 from collections.abc import Callable
 
-from ..config import MAKE_SIGNING_SECRET, SECRET_ENV, Config, check_signing_secret, weak_secret
-from ..errors import ConfigError
+from broadsheet.core.config import MAKE_SIGNING_SECRET, SECRET_ENV, Config, check_signing_secret, weak_secret
+from broadsheet.core.errors import ConfigError
 
 VARIABLE = SECRET_ENV["unsubscribe"]
 

@@ -1,0 +1,69 @@
+"""What the audience room hands on: one subscriber, or why a row was left out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from broadsheet.data.bulk import Selection
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass is built four times slower, and lists hold millions
+class Subscriber:
+    """One valid, subscribed recipient (treat as a value: nothing changes one after it is made).
+
+    ``email`` is normalised (local part as given, domain lower-cased and IDNA ASCII); ``fields`` holds
+    the other columns (all but email, name, first_name, status and tags). What the templates see is
+    ``compose.fields.personal_fields``: the fields with email, name and first_name.
+    """
+
+    email: str
+    name: str = ""
+    first_name: str = ""
+    tags: tuple[str, ...] = ()
+    fields: dict[str, str] = field(default_factory=dict)
+    line: int = 0
+
+
+def first_word(name: str) -> str:
+    """A name's first word: the first name when none is given (split at any whitespace, as Python does)."""
+    return (name.split(None, 1) or ("",))[0]
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """A bad row, skipped: where it is and what is wrong with it."""
+
+    line: int
+    email: str
+    reason: str
+
+
+class ListRow(NamedTuple):  # a tuple: an import makes a million of them
+    """One readable row of a list: its status and, when that status was wanted, the validated subscriber."""
+
+    status: str
+    subscriber: Subscriber | None
+
+
+class JournalLoader(Protocol):
+    """A campaign's journal, ready to take its recipients one of two ways (``campaign`` makes one)."""
+
+    def chunks(self, chunks: Iterable[list[Subscriber]]) -> int:
+        """Subscribers a chunk at a time; the first row of an address is kept (ASCII letters folded).
+        Returns the count kept."""
+        ...
+
+    def selected(self, selection: Selection) -> int:
+        """Rows another room selects in SQL, loaded with no Python per row; returns their count."""
+        ...
+
+
+@runtime_checkable
+class LoadableList(Protocol):
+    """A list that loads itself into a campaign's journal the cheapest way it knows (``load_into``),
+    counting what it left out as a pass over it would."""
+
+    def load_into(self, loader: JournalLoader) -> int: ...

@@ -1,0 +1,1 @@
+"""Everything SQLite: connections and migrations, the subscriber store, the send journal."""

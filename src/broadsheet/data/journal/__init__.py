@@ -1,0 +1,1 @@
+"""The send journal (.broadsheet/state.db): campaigns, recipients, outcomes, reports and the send lock."""

@@ -1,0 +1,329 @@
+"""A subscriber CSV (the format send reads) into the store: parked in a staging file, then moved in address
+order, in bounded transactions, with flat memory.
+
+Rules (who is new is decided by the UNIQUE ``email_key``: no set of every address is ever held):
+
+- an address the store does not have is added from its first row in the file (with its tags and an
+  ``imported`` event); its later rows, and every row of an address already present, are *present rows*;
+- a present row that says unsubscribed, bounced or complained is always applied to a subscriber whose
+  status is weaker (suppression only gets stronger: complained > bounced > unsubscribed);
+- with ``update``, present rows merge name, fields and tags in, and a subscribed row confirms an
+  unconfirmed one, but never resubscribes someone unsubscribed, bounced or complained unless ``resubscribe``;
+- a forgotten address is never added again (its rows are counted, nothing else).
+
+How: each row is validated by audience's row reader (the line numbers too) and turned into its staged
+form (``staged.py``: key, fields and tags as JSON), then parked in a temporary SQLite file beside the
+store, which is not locked while the CSV is read: it is read by a second thread into
+``audience.bulk.Staging`` and sorted once read (an external sort on disk: memory stays flat). The sorted rows move into the store ROWS_PER_TRANSACTION at a time, in
+address order: the UNIQUE index is filled front to back, in one pass, and other writers (serve's
+one-click unsubscribes) get the store between two transactions. New subscribers, their tags and events
+go in set-based, in SQL; only present rows that may change something come back to Python. New
+subscribers get ids in address order (with gaps where a present row was). Rows of the file are handled
+one address at a time, in file order within an address (the events' details name the file's line, as
+before).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from broadsheet.core.audience import RowProblem
+from broadsheet.core.errors import StoreError
+
+from ..bulk import Staging
+from ..subscriber_list import list_chunks
+from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING, settled, weaker_sql
+from .staged import STAGED, staged_chunks
+from .store import Store, dump_fields, utc_now
+
+ROWS_PER_TRANSACTION = 50_000  # a bounded hold of the store's write lock (~0.2 s), in address order
+MERGE_CHUNK = 5_000  # present rows brought to Python at a time (--update)
+CACHE_KIB = 49_152  # the page cache during an import, and the sort's memory (48 MiB; default 2)
+CHECKPOINT_PAGES = 10_000  # WAL pages before a checkpoint during the move (default 1,000: a checkpoint each)
+PAUSE = 0.005  # seconds between two transactions of the move: another writer's turn
+SORTED = "staging.sorted"  # the staged rows in (key, file order); its rowid is the position
+
+
+@dataclass
+class ImportReport:
+    """What an import did; ``problems`` counts the bad rows (each was handed to ``on_problem``)."""
+
+    rows: int = 0
+    added: int = 0
+    updated: int = 0
+    opted_out: int = 0  # present addresses the file moved to unsubscribed, bounced or complained
+    kept_suppressed: int = 0  # rows saying subscribed for a suppressed address, left as it was
+    resubscribed: int = 0  # suppressed addresses subscribed again (--update --resubscribe)
+    forgotten: int = 0  # forgotten addresses, not added again
+    problems: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)  # added, by status
+
+
+def import_csv(
+    store: Store,
+    path: Path,
+    *,
+    update: bool = False,
+    resubscribe: bool = False,
+    on_problem: Callable[[RowProblem], None] = lambda problem: None,
+) -> ImportReport:
+    """Import the CSV at ``path``; each bad row goes to ``on_problem`` and is skipped.
+
+    An error stops the import with the transactions before it committed (each whole: subscribers with their
+    tags and events) and the staging file removed."""
+    if resubscribe and not update:
+        raise StoreError("--resubscribe only goes with --update", fix="add --update")
+    report = ImportReport()
+    move = _Move(store, path.name, report, update=update, resubscribe=resubscribe)
+    try:
+        with store._lock, Staging(store.db, store.path.parent, STAGED) as staging:
+            with _pragmas(store.db, cache_size=-CACHE_KIB, temp_store="FILE"):  # sorts spill to files, not RAM
+                total = _stage(store, staging, path, report, on_problem)
+            # statement journals in memory (small: the move mostly appends), and fewer checkpoints
+            with _pragmas(store.db, cache_size=-CACHE_KIB, temp_store="MEMORY", wal_autocheckpoint=CHECKPOINT_PAGES):
+                for start in range(0, total, ROWS_PER_TRANSACTION):
+                    if start:
+                        time.sleep(PAUSE)  # another writer's turn (the lock is no queue)
+                    with store._write():
+                        move.batch(start, min(start + ROWS_PER_TRANSACTION, total))
+            store.db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # what the last transactions wrote, into the file
+    except sqlite3.Error as exc:
+        raise StoreError(f"the import stopped: {exc}", where=str(store.path),
+                         fix=f"{report.added:,} subscriber(s) were added before it; run the import again"
+                             " (present addresses are left as they are)") from None  # fmt: skip
+    return report
+
+
+def _stage(
+    store: Store, staging: Staging, path: Path, report: ImportReport, on_problem: Callable[[RowProblem], None]
+) -> int:
+    """The list's valid rows in SORTED, in address order (file order within an address); their count.
+    The list is read by a second thread, and sorted once read."""
+
+    def noted(problem: RowProblem) -> None:
+        report.problems += 1
+        on_problem(problem)
+
+    chunks = list_chunks(path, store._addresses, wanted=STATUSES)
+    report.rows = staging.fill(staged_chunks(chunks, noted))
+    return _sort(store.db, staging)
+
+
+def _sort(db: sqlite3.Connection, staging: Staging) -> int:
+    """Copy the staged rows into SORTED in address order (file order within an address); their count.
+    Only the staging file is written: the store stays free."""
+    columns = ", ".join(STAGED)
+    db.execute(f"CREATE TABLE {SORTED} ({columns})")
+    with _transaction(db):
+        return int(db.execute(f"INSERT INTO {SORTED} ({columns}) SELECT {columns} FROM {staging.TABLE}"
+                              " WHERE true ORDER BY key, rowid").rowcount)  # fmt: skip
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """A deferred transaction: one on the staging file takes no lock on the store."""
+    db.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+@contextmanager
+def _pragmas(db: sqlite3.Connection, **settings: int | str) -> Iterator[None]:
+    """The connection's ``settings`` changed for a while, then given back as they were."""
+    old = {name: db.execute(f"PRAGMA {name}").fetchone()[0] for name in settings}
+    for name, value in settings.items():
+        db.execute(f"PRAGMA {name}={value}")
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            db.execute(f"PRAGMA {name}={value}")
+
+
+class _Row(NamedTuple):
+    """A present row of the file, as staged."""
+
+    key: str
+    status: str
+    name: str
+    fields: str  # JSON
+    tags: str | None  # JSON {tag_key: tag}
+    line: int
+
+
+@dataclass
+class _Subscriber:
+    """A subscriber of the store that present rows merge into (kept up to date as they do)."""
+
+    id: int
+    name: str
+    fields: dict[str, str]
+    status: str
+    tags: set[str]
+
+
+class _Move:
+    """Moves rows [start, end) of SORTED into the store, inside a write transaction."""
+
+    def __init__(self, store: Store, source: str, report: ImportReport, *, update: bool, resubscribe: bool):
+        self.store, self.db, self.source, self.report = store, store.db, source, report
+        self.update, self.resubscribe = update, resubscribe
+        self.created = utc_now()  # one import, one time: every row it adds was created when it started
+
+    def batch(self, start: int, end: int) -> None:
+        before = self.db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0]
+        # rows of forgotten addresses are left out of everything below (usually there are none)
+        unforgotten, forgotten = self._unforgotten(start, end)
+        # the row at position p (> start) gets the id base + p: ids in address order, and each new row's
+        # tags join it by id (a present row leaves its id unused)
+        rows = {"start": start, "end": end, "base": before - start, "before": before, "forgotten": forgotten}
+        self._insert_new(rows, unforgotten)
+        if self.update:
+            for sub_start in range(start, end, MERGE_CHUNK):
+                self._merge_present({**rows, "start": sub_start, "end": min(sub_start + MERGE_CHUNK, end)}, unforgotten)
+        else:
+            self._apply_opt_outs(rows, unforgotten)
+
+    def _unforgotten(self, start: int, end: int) -> tuple[str, str]:
+        """A condition on ``s.key`` that leaves out forgotten addresses (and the JSON list it uses)."""
+        if self.db.execute("SELECT 1 FROM forgotten LIMIT 1").fetchone() is None:
+            return "", "[]"
+        keys = [key for (key,) in self.db.execute(
+            f"SELECT DISTINCT key FROM {SORTED} WHERE rowid > ? AND rowid <= ?", (start, end)
+        )]  # fmt: skip
+        hashes = {self.store.forgotten_hash(key): key for key in keys}
+        query = "SELECT email_hash FROM forgotten WHERE email_hash IN ({})"
+        found = json.dumps([hashes[digest] for (digest,) in self.store.select_in(query, list(hashes))])
+        self.report.forgotten += self.db.execute(
+            f"SELECT count(*) FROM {SORTED} WHERE rowid > ? AND rowid <= ? AND key IN (SELECT value FROM json_each(?))",
+            (start, end, found),
+        ).fetchone()[0]
+        return " AND s.key NOT IN (SELECT value FROM json_each(:forgotten))", found
+
+    def _insert_new(self, rows: dict[str, Any], unforgotten: str) -> None:
+        """The first row of each address the store does not have, in address order, with its tags and event."""
+        db = self.db
+        added = db.execute(
+            "INSERT INTO subscribers (id, email, email_key, name, fields, status, created, updated)"
+            " SELECT :base + s.rowid, s.email, s.key, s.name, s.fields, s.status, :now, :now"
+            f" FROM {SORTED} s WHERE s.rowid > :start AND s.rowid <= :end{unforgotten} ORDER BY s.rowid"
+            " ON CONFLICT (email_key) DO NOTHING",
+            {**rows, "now": self.created},
+        ).rowcount
+        if not added:
+            return
+        db.execute(
+            "INSERT INTO events (subscriber, at, kind, source, detail)"
+            " SELECT id, ?, 'imported', 'import', ? FROM subscribers WHERE id > ?",
+            (utc_now(), self.source, rows["before"]),
+        )
+        db.execute(
+            "INSERT INTO tags (subscriber, tag, tag_key) SELECT u.id, t.value, t.key"
+            f" FROM {SORTED} s CROSS JOIN subscribers u ON u.id = :base + s.rowid, json_each(s.tags) t"
+            " WHERE s.rowid > :start AND s.rowid <= :end AND s.tags IS NOT NULL"
+            " ON CONFLICT (subscriber, tag_key) DO NOTHING",
+            rows,
+        )
+        self.store._touch()
+        self.report.added += added
+        by_status = self.report.by_status
+        for status, count in db.execute(
+            "SELECT status, count(*) FROM subscribers WHERE id > ? GROUP BY status", (rows["before"],)
+        ):
+            by_status[status] = by_status.get(status, 0) + count
+
+    def _apply_opt_outs(self, rows: dict[str, Any], unforgotten: str) -> None:
+        """Without --update: the rows that say unsubscribed, bounced or complained, for an address whose
+        status is weaker now (a row just added has its own status already, so it is not among them)."""
+        suppressing = ", ".join(f"'{status}'" for status in SUPPRESSING)
+        found = self.db.execute(
+            f"SELECT s.key, s.status, s.line, u.status FROM {SORTED} s CROSS JOIN subscribers u ON u.email_key = s.key"
+            f" WHERE s.rowid > :start AND s.rowid <= :end AND s.status IN ({suppressing})"
+            f" AND {weaker_sql('u.status', 's.status')}{unforgotten} ORDER BY s.rowid",
+            rows,
+        ).fetchall()
+        opted_out = set()  # in file order within an address: each row stronger than the status it meets moves it
+        for key, status, line, before in found:
+            moved = self.store._strengthen(key, status, source="import", detail=f"{self.source}:{line}")
+            if moved and before not in SUPPRESSING:
+                opted_out.add(key)
+        self.report.opted_out += len(opted_out)
+
+    def _merge_present(self, rows: dict[str, Any], unforgotten: str) -> None:
+        """--update: every row not just added (present before, or a later row of an address) merges in."""
+        present = [_Row(*row) for row in self.db.execute(
+            f"SELECT s.key, s.status, s.name, s.fields, s.tags, s.line FROM {SORTED} s"
+            f" WHERE s.rowid > :start AND s.rowid <= :end{unforgotten}"
+            " AND NOT EXISTS (SELECT 1 FROM subscribers u WHERE u.id = :base + s.rowid) ORDER BY s.rowid",
+            rows,
+        )]  # fmt: skip
+        if not present:
+            return
+        subscribers = _load(self.store, {row.key for row in present})
+        for row in present:
+            _merge(self.store, subscribers[row.key], row, self.source, self.report, resubscribe=self.resubscribe)
+
+
+def _load(store: Store, keys: set[str]) -> dict[str, _Subscriber]:
+    found: dict[str, _Subscriber] = {}
+    rows = store.select_in(
+        "SELECT id, email_key, name, fields, status FROM subscribers WHERE email_key IN ({})", list(keys)
+    )
+    for id_, key, name, fields_json, status in rows:
+        found[key] = _Subscriber(id_, name, json.loads(fields_json), status, set())
+    by_id = {subscriber.id: subscriber for subscriber in found.values()}
+    for subscriber, tag_key in store.select_in(
+        "SELECT subscriber, tag_key FROM tags WHERE subscriber IN ({})", list(by_id)
+    ):
+        by_id[subscriber].tags.add(tag_key)
+    return found
+
+
+def _merge(store: Store, present: _Subscriber, row: _Row, source: str, report: ImportReport, *,
+           resubscribe: bool) -> None:  # fmt: skip
+    """Merge one row into a present subscriber (and into ``present``, for later rows of the same address)."""
+    detail = f"{source}:{row.line}"
+    name = row.name or present.name
+    fields = {**present.fields, **json.loads(row.fields)}
+    pairs: list[tuple[str, str]] = json.loads(row.tags, object_pairs_hook=list) if row.tags else []
+    new_tags = [(key, tag) for key, tag in pairs if key not in present.tags]
+    status = _merged_status(present.status, row.status, resubscribe=resubscribe)
+    if row.status == "subscribed" and present.status in SUPPRESSING and status != "subscribed":
+        report.kept_suppressed += 1
+    if status != present.status:
+        store.db.execute("UPDATE subscribers SET status = ?, updated = ? WHERE id = ?", (status, utc_now(), present.id))
+        store._event(present.id, STATUS_EVENTS[status], source="import", detail=detail)
+        if status in SUPPRESSING:
+            report.opted_out += present.status not in SUPPRESSING  # not when only made stronger
+        elif present.status in SUPPRESSING:
+            report.resubscribed += 1
+        present.status = status
+        store._touch()
+    if name != present.name or fields != present.fields or new_tags:
+        store.db.execute("UPDATE subscribers SET name = ?, fields = ?, updated = ? WHERE id = ?",
+                         (name, dump_fields(fields), utc_now(), present.id))  # fmt: skip
+        store._add_tags(present.id, [tag for _, tag in new_tags])
+        store._event(present.id, "updated", source="import", detail=detail)
+        present.name, present.fields = name, fields
+        present.tags.update(key for key, _ in new_tags)
+        report.updated += 1
+        store._touch()
+
+
+def _merged_status(old: str, new: str, *, resubscribe: bool) -> str:
+    if new in SUPPRESSING:
+        return settled(old, new)
+    if new == "subscribed" and (old == "unconfirmed" or (old in SUPPRESSING and resubscribe)):
+        return "subscribed"
+    return old

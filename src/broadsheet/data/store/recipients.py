@@ -1,0 +1,297 @@
+"""Who a send mails: the store, or a CSV filtered through the store, with the suppression file either way.
+
+``recipients_for`` makes the choice (the store when no list is named and it has subscribers), so the
+commands do not. Each answer streams Subscribers and has ``path``, ``suppressions``, ``problems``,
+``skipped`` and ``fingerprint()`` as ``SubscriberList`` has. ``StoreSuppressions`` is what a running
+campaign asks before each batch.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TypeAlias
+
+from broadsheet.core.audience import JournalLoader, RowProblem, Subscriber, SubscriberList, first_word, list_fingerprint
+from broadsheet.core.audience.addresses import AddressChecker
+from broadsheet.core.audience.csvfile import CsvFile, open_csv
+from broadsheet.core.config import Config
+from broadsheet.core.content.mergetags import STANDARD_FIELDS
+from broadsheet.core.errors import AudienceError, BroadsheetError
+
+from ..bulk import Selection, attached
+from ..db.ledger import Ledger
+from ..subscriber_list import check_segments, suppression_keys
+from .store import PAGE, Store, store_path
+
+LEFT_OUT_BY_STORE = "unsubscribed, bounced, complained or forgotten in the store"
+SQL_FUNCTIONS: Mapping[str, Callable[[str], str]] = {"first_word": first_word}  # what StoreList's SQL calls
+
+
+def recipients_for(config: Config, list_file: Path | None, segments: Sequence[str]) -> Recipients:
+    """The recipients of a send: ``--list FILE`` (or send.list when the store is empty) checked against the
+    store when there is one, else the store's subscribed subscribers."""
+    suppressions = suppression_file(config)
+    has_store = store_path(config.root).is_file()  # a damaged one is an error (StoreError), never ignored
+    if list_file is None and has_store and _has_subscribers(config.root):
+        return StoreList(config.root, segments=segments, suppressions=suppressions)
+    path = Path(list_file if list_file is not None else config.resolve(config.send.list))
+    fix = "pass --list FILE, set send.list, or fill the store: broadsheet subscribers import FILE.csv"
+    csv_list = csv_recipients(path, config, segments, fix=fix)
+    return CheckedList(csv_list, config.root) if has_store else csv_list
+
+
+def csv_recipients(path: Path, config: Config, segments: Sequence[str], *, fix: str | None = None) -> SubscriberList:
+    """The CSV list at ``path`` as a send reads it, with the config's suppression file when it exists."""
+    if not path.exists():
+        raise AudienceError("subscriber list not found", where=str(path), fix=fix)
+    open_csv(path).close()  # a FIFO, a device, a folder: one line saying it is not a regular file
+    return SubscriberList(path, segments=segments, suppressions=suppression_file(config))
+
+
+def suppression_file(config: Config) -> Path | None:
+    """``[send] suppressions`` when that file exists (a missing one suppresses no one; one that is not a
+    regular file is an error when read, never silently no one)."""
+    path = config.resolve(config.send.suppressions) if config.send.suppressions else None
+    return path if path is not None and path.exists() else None
+
+
+def _has_subscribers(root: Path) -> bool:
+    with Store.for_project(root) as store:
+        return store.count() > 0
+
+
+class StoreList:
+    """The store's subscribed subscribers, less segments and the suppression file.
+
+    Who they are is one SQL selection (``_rows``), with what a send keeps of each (the journal's data:
+    name, first name, tags, fields): a send loads it into its journal with no Python per row
+    (``selection``, in address order); a dry run streams it (iterating, in the order they joined).
+    """
+
+    def __init__(self, root: Path, *, segments: Sequence[str] = (), suppressions: Path | None = None):
+        self.root = root
+        self.path = store_path(root)
+        self.segments = frozenset(tag.casefold() for tag in segments)
+        self.suppressions = suppressions
+        self.problems: list[RowProblem] = []
+        self.skipped: collections.Counter[str] = collections.Counter()
+
+    @contextlib.contextmanager
+    def selection(self) -> Iterator[Selection]:
+        """Whom a send mails, for the journal to load (``Journal.load_selected``): the store and the
+        suppression file's ledger attached as ``store`` and ``ledger``; ``skipped`` is counted on leaving."""
+        self.check_segments()
+        with Ledger() as ledger:
+            ledger.add_suppressed(suppression_keys(self.suppressions, AddressChecker()))
+            files = {"store": self.path, "ledger": ledger.path}
+            query = self._rows("store") + " ORDER BY s.email_key"  # the UNIQUE index's order: no sort
+            yield Selection(query, files, self._segments(), SQL_FUNCTIONS)
+            with Store.for_project(self.root) as store, _attached_ledger(store, ledger):
+                self.skipped = self._count_skipped(store)
+
+    def load_into(self, loader: JournalLoader) -> int:
+        """The store's selection into a journal, in SQL (``selection``)."""
+        with self.selection() as selection:
+            return loader.selected(selection)
+
+    def __iter__(self) -> Iterator[Subscriber]:
+        """The same subscribers as ``selection``, in the order they joined, a page at a time."""
+        self.skipped = collections.Counter()
+        self.check_segments()
+        with Ledger() as ledger, Store.for_project(self.root) as store, _attached_ledger(store, ledger):
+            ledger.add_suppressed(suppression_keys(self.suppressions, AddressChecker()))
+            query = self._rows("main") + f" AND s.id > :last ORDER BY s.id LIMIT {PAGE}"
+            last = 0
+            while True:
+                with store._lock:
+                    page = store.db.execute(query, {**self._segments(), "last": last}).fetchall()
+                for _, email, line, data in page:
+                    name, first_name, tags, fields = json.loads(data)
+                    yield Subscriber(email, name, first_name, tuple(tags), fields, line)
+                if len(page) < PAGE:
+                    break
+                last = page[-1][0]
+            self.skipped = self._count_skipped(store)
+
+    def check_segments(self) -> None:
+        """AudienceError when a segment is a tag no subscriber of the store has (a typo would mail no one)."""
+        if not self.segments:
+            return
+        with Store.for_project(self.root) as store, store._lock:
+            found = "SELECT 1 FROM tags WHERE tag_key = ? LIMIT 1"  # stops at the first: a real tag is quick
+            if all(store.db.execute(found, (tag,)).fetchone() for tag in self.segments):
+                return
+            tags = [tag for (tag,) in store.db.execute("SELECT min(tag) FROM tags GROUP BY tag_key")]
+        check_segments(self.segments, tags, where=str(self.path))
+
+    def _rows(self, schema: str) -> str:
+        """SQL: (id, email, line, data) of each subscriber of ``schema`` a send mails; data is the journal's
+        JSON [name, first name, tags, fields] (``campaign.recipients.journal_chunks`` for a CSV's rows):
+        the first name is the ``first_name`` field, else the name's first word; tags in their keys' order."""
+        return (
+            "SELECT s.id AS id, s.email AS email, 0 AS line, json_array(s.name,"
+            " CASE WHEN json_extract(s.fields, '$.first_name') <> '' THEN json_extract(s.fields, '$.first_name')"
+            " ELSE first_word(s.name) END,"
+            f" json((SELECT json_group_array(tag) FROM (SELECT tag FROM {schema}.tags t WHERE t.subscriber = s.id"
+            " ORDER BY t.tag_key))),"
+            " json(json_remove(s.fields, '$.first_name'))) AS data"
+            f" FROM {schema}.subscribers s WHERE s.status = 'subscribed' AND {self._kept(schema)}"
+        )
+
+    def _kept(self, schema: str) -> str:
+        """SQL: ``s`` is neither in the suppression file nor (with segments) outside them."""
+        kept = "NOT EXISTS (SELECT 1 FROM ledger.suppressed x WHERE x.key = s.email_key)"
+        if self.segments:
+            kept += f" AND {self._in_segment(schema)}"
+        return kept
+
+    def _in_segment(self, schema: str) -> str:
+        marks = ", ".join(f":segment{n}" for n in range(len(self.segments)))  # a list SQLite looks up once
+        return f"EXISTS (SELECT 1 FROM {schema}.tags t WHERE t.subscriber = s.id AND t.tag_key IN ({marks}))"
+
+    def _segments(self) -> dict[str, str]:
+        """The named values of ``_in_segment``."""
+        return {f"segment{n}": tag for n, tag in enumerate(sorted(self.segments))}
+
+    def _count_skipped(self, store: Store) -> collections.Counter[str]:
+        """Why the store's other subscribers are not mailed (the suppression file's ledger attached)."""
+        skipped: collections.Counter[str] = collections.Counter()
+        db = store.db
+        subscribed = "FROM subscribers s WHERE s.status = 'subscribed'"
+        suppressed = "EXISTS (SELECT 1 FROM ledger.suppressed x WHERE x.key = s.email_key)"
+        with store._lock:
+            if count := db.execute(f"SELECT count(*) {subscribed} AND {suppressed}").fetchone()[0]:
+                skipped["suppressed"] = count
+            if self.segments:
+                query = f"SELECT count(*) {subscribed} AND NOT {suppressed} AND NOT {self._in_segment('main')}"
+                if count := db.execute(query, self._segments()).fetchone()[0]:
+                    skipped["not in segment"] = count
+            counts = dict(db.execute("SELECT status, count(*) FROM subscribers GROUP BY status").fetchall())
+        for status in ("unconfirmed", "unsubscribed", "bounced", "complained"):
+            if counts.get(status):
+                skipped[status] += counts[status]
+        return skipped
+
+    def fingerprint(self) -> str:
+        """Changes whenever who is subscribed (or with what) changes, or the suppression file or segments do."""
+        with Store.for_project(self.root) as store:
+            revision = store.revision()
+        suppressions = list_fingerprint(self.suppressions) if self.suppressions is not None else "-"
+        text = f"store|{revision}|{suppressions}|{','.join(sorted(self.segments))}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+class CheckedList:
+    """A CSV list, less everyone the store knows as unsubscribed, bounced, complained or forgotten."""
+
+    def __init__(self, subscribers: SubscriberList, root: Path):
+        self.subscribers = subscribers
+        self.root = root
+        self.left_out = 0
+
+    @property
+    def path(self) -> Path:
+        return self.subscribers.path
+
+    @property
+    def suppressions(self) -> Path | None:
+        return self.subscribers.suppressions
+
+    @property
+    def problems(self) -> list[RowProblem]:
+        return self.subscribers.problems
+
+    @property
+    def skipped(self) -> collections.Counter[str]:
+        both = collections.Counter(self.subscribers.skipped)
+        if self.left_out:
+            both[LEFT_OUT_BY_STORE] += self.left_out
+        return both
+
+    def fingerprint(self) -> str:
+        return self.subscribers.fingerprint()  # a later unsubscribe is caught when its batch is claimed
+
+    def __iter__(self) -> Iterator[Subscriber]:
+        for chunk in self.chunks():
+            yield from chunk
+
+    def chunks(self) -> Iterator[list[Subscriber]]:
+        """The list's chunks, less whom the store suppresses (asked a chunk at a time)."""
+        self.left_out = 0
+        with Store.for_project(self.root) as store:
+            yield from self.checked(self.subscribers.chunks(), store)
+
+    def load_into(self, loader: JournalLoader) -> int:
+        """The list's ``load_into``, less whom the store suppresses."""
+        self.left_out = 0
+        with Store.for_project(self.root) as store:
+            return self.subscribers.load_into(loader, kept=lambda chunks: self.checked(chunks, store))
+
+    def checked(self, chunks: Iterable[list[Subscriber]], store: Store) -> Iterator[list[Subscriber]]:
+        """``chunks`` less whom ``store`` suppresses, counted in ``left_out``."""
+        for chunk in chunks:
+            gone = store.suppressed(subscriber.email for subscriber in chunk)
+            if gone:
+                kept = [subscriber for subscriber in chunk if subscriber.email not in gone]
+                self.left_out += len(chunk) - len(kept)
+                chunk = kept
+            if chunk:
+                yield chunk
+
+
+class StoreSuppressions:
+    """Callable: which of the given addresses the store suppresses now. Opens the store when it appears
+    (``serve`` may create it while a campaign runs); no store, no suppression."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._store: Store | None = None
+
+    def __call__(self, emails: list[str]) -> set[str]:
+        if self._store is None:
+            if not store_path(self.root).is_file():
+                return set()
+            self._store = Store.for_project(self.root)  # StoreError for a damaged file: the campaign stops
+        return self._store.suppressed(emails)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def list_fields(list_path: Path) -> frozenset[str] | None:
+    """The fields a subscriber of the CSV list has (the standard ones and every extra column); None if unreadable."""
+    try:
+        with open_csv(list_path) as stream:
+            header = CsvFile(list_path, stream).header
+    except (OSError, BroadsheetError):
+        return None
+    return frozenset(STANDARD_FIELDS) | {name for name in header if name and name.lower() not in ("status", "tags")}
+
+
+def audience_fields(config: Config) -> frozenset[str] | None:
+    """What merge tags may name: the store's fields when ``send`` would mail the store, else the CSV list's."""
+    if Store.exists_for(config.root):  # the only subscriber data lint sees: its command passes these in
+        with Store.for_project(config.root) as store:
+            if store.count():
+                return frozenset(STANDARD_FIELDS) | frozenset(store.field_names())
+    return list_fields(config.resolve(config.send.list))
+
+
+@contextlib.contextmanager
+def _attached_ledger(store: Store, ledger: Ledger) -> Iterator[None]:
+    """``ledger`` attached to ``store``'s connection as ``ledger``, with the SQL functions of a selection
+    (``StoreList``)."""
+    for name, function in SQL_FUNCTIONS.items():
+        store.db.create_function(name, 1, function, deterministic=True)
+    with attached(store.db, [ledger.path], ["ledger"]):  # only read here; a URI needs a connection opened for one
+        yield
+
+
+Recipients: TypeAlias = SubscriberList | StoreList | CheckedList  # what recipients_for gives

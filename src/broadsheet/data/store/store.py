@@ -1,0 +1,755 @@
+"""The subscriber store: SQLite at ``.broadsheet/audience.db`` beside broadsheet.toml (WAL, busy_timeout).
+
+One connection per ``Store``; use one instance per thread (a lock makes a shared one safe, but serial).
+Any number of threads and processes (send, serve, the CLI) share the file. Every write is one
+``BEGIN IMMEDIATE`` transaction, committed before the method returns. ``synchronous=NORMAL`` in WAL mode:
+a committed event survives a crash of the process; a power cut may lose the last few (as for the journal).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring as _quote
+from pathlib import Path
+from typing import Any
+
+from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
+from broadsheet.core.errors import StoreError
+
+from ..db import Schema, connect, migrate, use_wal
+from .schema import SCHEMA_VERSION, STATUS_EVENTS, STATUSES, STEPS, SUPPRESSING, settled, weaker_sql
+
+BUSY_MS = 10_000
+RETRY_SECONDS = 0.001  # between two tries to begin a write while another process writes
+PAGE = 1000  # rows per page when streaming subscribers
+IN_CHUNK = 500  # addresses per ``IN (...)`` look-up (SQLite allows 999 parameters by default)
+REVIVING = ("unconfirmed", "unsubscribed")  # statuses a sign-up may (re)confirm
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubscriber:
+    id: int
+    email: str  # normalised as audience normalises (domain lower-case, IDNA)
+    name: str
+    fields: dict[str, str]  # extra CSV columns / form fields (JSON in the db)
+    tags: tuple[str, ...]
+    status: str  # one of STATUSES
+    created: str  # ISO 8601 UTC, e.g. 2026-12-01T14:00:00Z
+    updated: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    subscriber: int | None  # None once forgotten
+    at: str  # ISO 8601 UTC
+    kind: str  # added, imported, updated, signed_up, confirmed, subscribed, unsubscribed, bounced_hard, ...
+    source: str  # import, form, confirm, one-click, unsubscribe-page, cli, send, webhook:<provider>, ...
+    campaign: str  # the campaign that caused it, or ""
+    detail: str
+    dedupe_key: str | None  # unique when set: recording the same key twice changes nothing
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingSignUp:
+    """A sign-up serve answered, kept in the store's intake until it is applied and mailed."""
+
+    id: int
+    email: str
+    name: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """What ``set_status`` changed: the status before (None: the store did not have the address) and after."""
+
+    before: str | None
+    after: str
+
+    @property
+    def newly_suppressed(self) -> bool:
+        """The address could be mailed (or was not in the store) and no longer can."""
+        return self.after in SUPPRESSING and self.before not in SUPPRESSING
+
+
+SUBSCRIBER_COLUMNS = "id, email, name, fields, status, created, updated"
+EVENT_COLUMNS = ", ".join(f.name for f in fields(Event))
+
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def store_path(root: Path) -> Path:
+    return Path(root) / ".broadsheet" / "audience.db"
+
+
+def utc_now() -> str:
+    """Now as the store writes times: ISO 8601 UTC to the second."""
+    return datetime.now(UTC).strftime(TIME_FORMAT)
+
+
+class Store:
+    """The subscriber store (see the module docstring). Also a context manager."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.RLock()  # this instance's connection
+        self._writers = _writers_of(self.path)  # every writer of this file in this process
+        self._addresses = AddressChecker()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = connect(self.path, wait=BUSY_MS / 1000)
+            use_wal(self.db, foreign_keys=True, secure_delete=True)  # erased data is overwritten, not left free
+            self._hash_key = self._set_up()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"cannot open the subscriber store: {exc}",
+                where=str(self.path),
+                fix="check that the folder is writable and the file is a broadsheet store",
+            ) from None
+
+    @classmethod
+    def for_project(cls, root: Path) -> Store:
+        return cls(store_path(root))
+
+    @classmethod
+    def exists_for(cls, root: Path) -> bool:
+        """A store file exists in the project and has its subscribers table (nothing is created)."""
+        path = store_path(root)
+        if not path.is_file():
+            return False
+        try:
+            db = connect(path, wait=BUSY_MS / 1000, must_exist=True)
+            try:
+                found = db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'subscribers'"
+                ).fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return False
+        return found is not None
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, email: str) -> StoredSubscriber | None:
+        """The subscriber with this address (case-insensitive), or None."""
+        with self._lock:
+            row = self.db.execute(
+                f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email_key = ?", (self.key(email),)
+            ).fetchone()
+            return self._with_tags([row])[0] if row else None
+
+    def subscribers(self, *, status: str | None = None, tag: str | None = None) -> Iterator[StoredSubscriber]:
+        """Every subscriber in id order, optionally of one status and/or with one tag; streamed a page at a time."""
+        if status is not None:
+            check_status(status)
+        conditions, parameters = ["id > ?"], []
+        if status is not None:
+            conditions.append("status = ?")
+            parameters.append(status)
+        if tag is not None:  # in id order, each subscriber's tag looked up by the tags' primary key
+            conditions.append("EXISTS (SELECT 1 FROM tags WHERE subscriber = id AND tag_key = ?)")
+            parameters.append(tag.strip().casefold())
+        query = (
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE {' AND '.join(conditions)} ORDER BY id LIMIT {PAGE}"
+        )
+        last = 0
+        while True:
+            with self._lock:
+                rows = self.db.execute(query, (last, *parameters)).fetchall()
+                page = self._with_tags(rows)
+            yield from page
+            if len(rows) < PAGE:
+                return
+            last = rows[-1][0]
+
+    def count(self, status: str | None = None) -> int:
+        with self._lock:
+            if status is None:
+                return self._count("SELECT count(*) FROM subscribers")
+            query = "SELECT count(*) FROM subscribers WHERE status = ?"
+            return self._count(query, (check_status(status),))
+
+    def events(self, email: str) -> list[Event]:
+        """The subscriber's events, oldest first ([] for an unknown or forgotten address)."""
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE subscriber ="
+                " (SELECT id FROM subscribers WHERE email_key = ?) ORDER BY id",
+                (self.key(email),),
+            ).fetchall()
+        return [Event(*row) for row in rows]
+
+    def count_events(self, email: str, kind: str, since: str) -> int:
+        """How many events of ``kind`` the subscriber has at or after ``since`` (ISO 8601 UTC)."""
+        with self._lock:
+            return self._count(
+                "SELECT count(*) FROM events WHERE kind = ? AND at >= ? AND subscriber ="
+                " (SELECT id FROM subscribers WHERE email_key = ?)",
+                (kind, since, self.key(email)),
+            )
+
+    def campaign_counts(self, campaign: str) -> dict[str, int]:
+        """kind -> how many subscribers have an event of that kind caused by ``campaign`` (each person once)."""
+        with self._lock:
+            return dict(
+                self.db.execute(
+                    "SELECT kind, count(DISTINCT subscriber) FROM events WHERE campaign = ? GROUP BY kind", (campaign,)
+                ).fetchall()
+            )
+
+    def count_unchanged(self, status: str, before: str) -> int:
+        """How many subscribers of ``status`` have not changed since ``before`` (ISO 8601 UTC)."""
+        with self._lock:
+            return self._count(
+                "SELECT count(*) FROM subscribers WHERE status = ? AND updated < ?", (check_status(status), before)
+            )
+
+    def suppressed(self, emails: Iterable[str]) -> set[str]:
+        """The given addresses (as given) that must never be mailed: suppressing status, or forgotten."""
+        by_key: dict[str, list[str]] = {}
+        for email in emails:
+            by_key.setdefault(self.key(email), []).append(email)
+        keys = list(by_key)
+        marks = ",".join("?" * len(SUPPRESSING))
+        hashes = {self.forgotten_hash(key): key for key in keys}
+        with self._lock:
+            found = {key for (key,) in self.select_in(
+                f"SELECT email_key FROM subscribers WHERE email_key IN ({{}}) AND status IN ({marks})", keys, SUPPRESSING
+            )}  # fmt: skip
+            found.update(hashes[digest] for (digest,) in self.select_in(
+                "SELECT email_hash FROM forgotten WHERE email_hash IN ({})", list(hashes)
+            ))  # fmt: skip
+        return {email for key in found for email in by_key[key]}
+
+    def is_forgotten(self, email: str) -> bool:
+        with self._lock:
+            return self._forgotten(self.key(email))
+
+    def revision(self) -> int:
+        """A number that grows with every change to who is subscribed (for a campaign's fingerprint)."""
+        with self._lock:
+            return int(self._meta("revision") or 0)
+
+    def field_names(self) -> list[str]:
+        """Every extra field name any subscriber has, in first-seen order."""
+        names: dict[str, None] = {}
+        last = 0
+        while True:
+            with self._lock:
+                rows = self.db.execute(
+                    f"SELECT id, fields FROM subscribers WHERE id > ? AND fields <> '{{}}' ORDER BY id LIMIT {PAGE}",
+                    (last,),
+                ).fetchall()
+            for _, text in rows:
+                names.update(dict.fromkeys(json.loads(text)))
+            if len(rows) < PAGE:
+                return list(names)
+            last = rows[-1][0]
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def add(
+        self,
+        email: str,
+        *,
+        name: str = "",
+        fields: dict[str, str] | None = None,
+        tags: Iterable[str] = (),
+        status: str = "subscribed",
+        source: str = "cli",
+        detail: str = "",
+        resubscribe: bool = False,
+    ) -> StoredSubscriber:
+        """A new subscriber (StoreError when present, or forgotten unless ``resubscribe``)."""
+        email = self.valid_address(email)
+        check_status(status)
+        name, fields, tags = check_name(name), check_fields(fields or {}), check_tags(tags)
+        key = email.lower()
+        with self._write():
+            if self._forgotten(key):
+                if not resubscribe:
+                    raise StoreError(
+                        f"{email} was forgotten at the person's request and stays suppressed",
+                        where=str(self.path),
+                        fix="add it again only if they asked to subscribe again (subscribers add --resubscribe)",
+                    )
+                self.db.execute("DELETE FROM forgotten WHERE email_hash = ?", (self.forgotten_hash(key),))
+            if self.db.execute("SELECT 1 FROM subscribers WHERE email_key = ?", (key,)).fetchone():
+                raise StoreError(f"{email} is already in the store", where=str(self.path),
+                                 fix="see it with: broadsheet subscribers show " + email)  # fmt: skip
+            subscriber = self._insert(email, name=name, fields=fields, status=status)
+            self._add_tags(subscriber, tags)
+            self._event(subscriber, "added", source=source, detail=detail)
+        found = self.get(email)
+        assert found is not None
+        return found
+
+    def set_status(
+        self, email: str, status: str, *, source: str, campaign: str = "", detail: str = "",
+        dedupe_key: str | None = None, resubscribe: bool = False,
+    ) -> StatusChange | None:  # fmt: skip
+        """Record the status's event and set it; what changed, or None.
+
+        Suppression only gets stronger (``schema.settled``): a status weaker than the present one is
+        recorded as an event but not set, unless ``resubscribe`` (the person asked). An unknown address
+        records nothing, except for a suppressing status: then a suppressed row is created so the address
+        is never mailed. A dedupe_key seen before changes nothing.
+        """
+        check_status(status)
+        email = self._address(email)
+        key = email.lower()  # self.key(email), without normalising the address a second time
+        with self._write():
+            if dedupe_key is not None and self._seen(dedupe_key):
+                return None
+            row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+            if row is None:
+                if status not in SUPPRESSING or self._forgotten(key):
+                    return None
+                subscriber, old = self._insert(email, status=status), None
+            else:
+                subscriber, old = row
+            self._event(subscriber, STATUS_EVENTS[status], source=source, campaign=campaign, detail=detail,
+                        dedupe_key=dedupe_key)  # fmt: skip
+            if old is None:
+                return StatusChange(None, status)
+            new = settled(old, status, resubscribe=resubscribe)
+            if new == old:
+                return None
+            nonce = ", nonce = ''" if new == "subscribed" else ""
+            self.db.execute(f"UPDATE subscribers SET status = ?, updated = ?{nonce} WHERE id = ?",
+                            (new, utc_now(), subscriber))  # fmt: skip
+            self._touch()
+            return StatusChange(old, new)
+
+    def suppress(self, email: str, status: str, *, source: str) -> bool:
+        """Set the suppressing ``status`` and record its event, only when the present one is weaker (one
+        conditional UPDATE: a repeat, or a duplicate at the same moment, records nothing); an address the
+        store lacks is added with it, unless forgotten. True when something changed."""
+        if status not in SUPPRESSING:
+            raise StoreError(f"'{status}' does not suppress", fix=f"use one of: {', '.join(SUPPRESSING)}")
+        email = self._address(email)
+        key = email.lower()
+        with self._write():
+            if self._strengthen(key, status, source=source):
+                return True
+            if (
+                self._forgotten(key)
+                or self.db.execute("SELECT 1 FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+            ):
+                return False
+            self._event(self._insert(email, status=status), STATUS_EVENTS[status], source=source)
+            return True
+
+    def record_event(
+        self, email: str, kind: str, *, source: str, campaign: str = "", detail: str = "",
+        dedupe_key: str | None = None, at: str | None = None,
+    ) -> bool:  # fmt: skip
+        """Append an event without changing the status. False (nothing recorded) for an address the store
+        does not know (or forgot) and for a dedupe_key seen before."""
+        if not kind:
+            raise StoreError("an event needs a kind")
+        with self._write():
+            if dedupe_key is not None and self._seen(dedupe_key):
+                return False
+            row = self.db.execute("SELECT id FROM subscribers WHERE email_key = ?", (self.key(email),)).fetchone()
+            if row is None:
+                return False
+            self._event(row[0], kind, source=source, campaign=campaign, detail=detail, dedupe_key=dedupe_key, at=at)
+            return True
+
+    def forget(self, email: str, *, source: str = "cli") -> bool:
+        """Erase the address, name, fields, tags, events' detail and waiting sign-ups; keep a keyed hash so
+        it stays suppressed.
+
+        True when something was erased or the hash is new; False when the address was forgotten already.
+        """
+        key = self.key(email)
+        with self._write():
+            row = self.db.execute("SELECT id FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+            new_hash = self.db.execute(
+                "INSERT INTO forgotten (email_hash, at) VALUES (?, ?) ON CONFLICT (email_hash) DO NOTHING",
+                (self.forgotten_hash(key), utc_now()),
+            ).rowcount
+            waiting = [
+                (id_,) for id_, queued in self.db.execute("SELECT id, email FROM intake") if self.key(queued) == key
+            ]
+            self.db.executemany("DELETE FROM intake WHERE id = ?", waiting)
+            if row is not None:
+                self.db.execute("UPDATE events SET subscriber = NULL, detail = '' WHERE subscriber = ?", row)
+                self.db.execute("DELETE FROM tags WHERE subscriber = ?", row)
+                self.db.execute("DELETE FROM subscribers WHERE id = ?", row)
+            if row is None and not new_hash:
+                return False
+            self._touch()
+            self._event(None, "forgotten", source=source)
+        self._checkpoint()  # the old pages in the WAL still hold the data: write them back over it
+        return True
+
+    # -- double opt-in --------------------------------------------------------------------------
+
+    def sign_up(self, email: str, *, name: str = "", fields: dict[str, str] | None = None,
+                source: str = "form") -> str | None:  # fmt: skip
+        """A fresh confirmation nonce when a confirmation should be mailed (new, unconfirmed or
+        unsubscribed address), else None. A new address is recorded as unconfirmed. Only the latest
+        nonce works. Name and fields are kept for a new address only: a form cannot rename anyone."""
+        email = self.valid_address(email)
+        name, fields = check_name(name), check_fields(fields or {})
+        with self._write():
+            return self._sign_up(email, name, fields, source)
+
+    def _sign_up(self, email: str, name: str, fields: dict[str, str], source: str) -> str | None:
+        """``sign_up`` inside a write, for a valid address, name and fields."""
+        key = email.lower()
+        if self._forgotten(key):
+            return None
+        nonce = secrets.token_urlsafe(18)
+        row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
+        if row is None:
+            subscriber = self._insert(email, name=name, fields=fields, status="unconfirmed", nonce=_digest(nonce))
+        elif row[1] in REVIVING:
+            subscriber = row[0]
+            self.db.execute("UPDATE subscribers SET nonce = ? WHERE id = ?", (_digest(nonce), subscriber))
+        else:
+            return None
+        self._event(subscriber, "signed_up", source=source)
+        return nonce
+
+    # -- sign-ups serve has answered: the intake ------------------------------------------------
+
+    def take_sign_up(self, email: str, *, name: str, source: str, limit: int) -> bool:
+        """Keep a sign-up in the intake until ``sign_up_waiting`` applies it: one INSERT, the same whatever
+        the address (nothing about it is looked up, so how long it takes tells nothing). False when
+        ``limit`` sign-ups wait already."""
+        with self._write():
+            cursor = self.db.execute(
+                "INSERT INTO intake (email, name, source, at) SELECT ?, ?, ?, ? WHERE (SELECT count(*) FROM intake) < ?",
+                (email, name, source, utc_now(), limit),
+            )
+            return cursor.rowcount == 1
+
+    def waiting_sign_ups(self, count: int) -> list[WaitingSignUp]:
+        """The oldest ``count`` sign-ups of the intake whose mailing has not begun."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, email, name, source FROM intake WHERE mailing = '' ORDER BY id LIMIT ?", (count,)
+            ).fetchall()
+        return [WaitingSignUp(*row) for row in rows]
+
+    def sign_up_waiting(self, waiting: WaitingSignUp) -> str | None:
+        """``sign_up`` for a sign-up of the intake, marked in the same transaction as being mailed (so it is
+        applied once, by one process); the nonce to mail, or None when there is nothing to mail (the row is
+        gone) or another process has it. An invalid one is dropped (StoreError)."""
+        try:
+            email, name = self.valid_address(waiting.email), check_name(waiting.name)
+        except StoreError:
+            self.drop_sign_up(waiting.id)
+            raise
+        with self._write():
+            marked = self.db.execute(
+                "UPDATE intake SET mailing = ? WHERE id = ? AND mailing = ''", (utc_now(), waiting.id)
+            ).rowcount
+            if not marked:
+                return None
+            nonce = self._sign_up(email, name, {}, waiting.source)
+            if nonce is None:
+                self.db.execute("DELETE FROM intake WHERE id = ?", (waiting.id,))
+            return nonce
+
+    def drop_sign_up(self, id: int) -> None:
+        """The intake's sign-up ``id`` is done with (mailed, or its message failed)."""
+        with self._write():
+            self.db.execute("DELETE FROM intake WHERE id = ?", (id,))
+
+    def drop_unfinished_mailings(self, seconds: float) -> int:
+        """Drop the intake's sign-ups whose mailing began over ``seconds`` ago and never ended (their process
+        stopped): whether their message left is unknown, so it is never sent again. How many."""
+        before = (datetime.now(UTC) - timedelta(seconds=seconds)).strftime(TIME_FORMAT)
+        query = "FROM intake WHERE mailing <> '' AND mailing < ?"
+        with self._lock:
+            if not self._count(f"SELECT count(*) {query}", (before,)):  # no write lock taken for nothing
+                return 0
+            with self._write():
+                return self.db.execute(f"DELETE {query}", (before,)).rowcount
+
+    def confirm(self, email: str, nonce: str) -> bool:
+        """Subscribe an unconfirmed or unsubscribed address whose latest nonce this is (works once)."""
+        with self._write():
+            row = self.db.execute(
+                "SELECT id, status, nonce FROM subscribers WHERE email_key = ?", (self.key(email),)
+            ).fetchone()
+            if row is None or row[1] not in REVIVING or not row[2]:
+                return False
+            if not hmac.compare_digest(row[2], _digest(nonce)):
+                return False
+            self.db.execute(
+                "UPDATE subscribers SET status = 'subscribed', nonce = '', updated = ? WHERE id = ?",
+                (utc_now(), row[0]),
+            )
+            self._touch()
+            self._event(row[0], "confirmed", source="confirm")
+            return True
+
+    # -- addresses ------------------------------------------------------------------------------
+
+    def key(self, email: str) -> str:
+        """The address as the store looks it up: normalised when valid, lower-cased."""
+        return self._address(email).lower()
+
+    def valid_address(self, email: str) -> str:
+        """The normalised address, or StoreError saying why it is not one."""
+        try:
+            return self._addresses.normalise(email)
+        except InvalidAddress as exc:
+            shown = email.strip().replace("\r", "\\r").replace("\n", "\\n")
+            raise StoreError(f"invalid address {shown!r}: {exc}", fix="check the address") from None
+
+    def forgotten_hash(self, key: str) -> str:
+        """The keyed hash (BLAKE2b with the store's random key) kept for a forgotten address."""
+        return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), key=self._hash_key, digest_size=32).hexdigest()
+
+    def _address(self, email: str) -> str:
+        try:
+            return self._addresses.normalise(email)
+        except InvalidAddress:
+            return email.strip()
+
+    # -- inside ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction, committed on leaving, rolled back on an exception.
+
+        Writers of this process queue on one lock per file (threads of a server take turns at once instead
+        of sleeping in SQLite's busy handler, whose back-off grows to 100 ms); writers of other processes
+        are waited for by BEGIN IMMEDIATE up to busy_timeout. Either wait longer than that: StoreError."""
+        writers = self._writers
+        with self._lock:
+            if not writers.acquire(timeout=BUSY_MS / 1000):
+                raise StoreError("the subscriber store is busy: another thread of this process holds it",
+                                 where=str(self.path), fix="try again")  # fmt: skip
+            try:
+                self._begin_immediate()
+                try:
+                    yield
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+            finally:
+                writers.release()
+
+    def _begin_immediate(self) -> None:
+        """BEGIN IMMEDIATE, tried again every millisecond while another process writes, up to BUSY_MS.
+
+        SQLite's own busy handler sleeps longer and longer between tries (100 ms after a third of a second),
+        so it would miss the short pauses a long import leaves between its transactions: a one-click
+        unsubscribe would wait for the whole import."""
+        self.db.execute("PRAGMA busy_timeout=0")
+        try:
+            deadline = time.monotonic() + BUSY_MS / 1000
+            while True:
+                try:
+                    self.db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                        raise StoreError(f"the subscriber store is busy: {exc}", where=str(self.path),
+                                         fix="try again; another process holds the store for too long") from None  # fmt: skip
+                time.sleep(RETRY_SECONDS)
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+
+    def _set_up(self) -> bytes:
+        """The hash key, after bringing the file to this schema version (db/migrate.py; safe when two
+        processes race: one waits for the other's transaction). An opened store of this version takes no
+        write lock."""
+        with self._lock:
+            migrate(self.db, Schema(STEPS, version=self._version, stamp=_stamp))
+            return bytes.fromhex(self._meta("hash_key") or "")
+
+    def _version(self, db: sqlite3.Connection) -> int:
+        """The file's schema version: ``user_version``, else (a store of version 1 or 2) meta's
+        ``schema_version``; 0 for a new file or one without its meta rows. StoreError for a newer one."""
+        version: int = db.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            if not version and (row := db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()):
+                version = int(row[0])
+            if self._meta("hash_key") is None:
+                return 0
+        except sqlite3.OperationalError:  # no meta table: a new file
+            return 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the subscriber store has schema version {version}; this broadsheet knows {SCHEMA_VERSION}",
+                where=str(self.path),
+                fix="upgrade broadsheet",
+            )
+        return version
+
+    def _meta(self, name: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database and empty it (best effort: a reader may hold old pages a while)."""
+        with self._lock:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _touch(self) -> None:
+        """Inside a write: who is subscribed, or what they are subscribed with, changed."""
+        self.db.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'revision'")
+
+    def _forgotten(self, key: str) -> bool:
+        found = self.db.execute("SELECT 1 FROM forgotten WHERE email_hash = ?", (self.forgotten_hash(key),)).fetchone()
+        return found is not None
+
+    def _seen(self, dedupe_key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM events WHERE dedupe_key = ?", (dedupe_key,)).fetchone() is not None
+
+    def _strengthen(self, key: str, status: str, *, source: str, detail: str = "") -> bool:
+        """Inside a write: the subscriber ``key`` to the suppressing ``status``, with its event, only when
+        their status is weaker (the UPDATE's own condition, so a repeat changes and records nothing)."""
+        row = self.db.execute(
+            "UPDATE subscribers SET status = :status, updated = :now WHERE email_key = :key"
+            f" AND {weaker_sql('status', ':status')} RETURNING id",
+            {"status": status, "now": utc_now(), "key": key},
+        ).fetchone()
+        if row is None:
+            return False
+        self._touch()
+        self._event(row[0], STATUS_EVENTS[status], source=source, detail=detail)
+        return True
+
+    def _insert(self, email: str, *, name: str = "", fields: dict[str, str] | None = None, status: str,
+                nonce: str = "") -> int:  # fmt: skip
+        now = utc_now()
+        cursor = self.db.execute(
+            "INSERT INTO subscribers (email, email_key, name, fields, status, nonce, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (email, email.lower(), name, dump_fields(fields or {}), status, nonce, now, now),
+        )
+        assert cursor.lastrowid is not None
+        self._touch()
+        return cursor.lastrowid
+
+    def _add_tags(self, subscriber: int, tags: Iterable[str]) -> None:
+        self.db.executemany(
+            "INSERT INTO tags (subscriber, tag, tag_key) VALUES (?, ?, ?) ON CONFLICT (subscriber, tag_key) DO NOTHING",
+            [(subscriber, tag.strip(), tag.strip().casefold()) for tag in tags if tag.strip()],
+        )
+
+    def _event(self, subscriber: int | None, kind: str, *, source: str, campaign: str = "", detail: str = "",
+               dedupe_key: str | None = None, at: str | None = None) -> None:  # fmt: skip
+        self.db.execute(
+            "INSERT INTO events (subscriber, at, kind, source, campaign, detail, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (subscriber, at or utc_now(), kind, source, campaign, detail, dedupe_key),
+        )
+
+    def _count(self, query: str, parameters: tuple[str, ...] = ()) -> int:
+        """The number a ``SELECT count(*)`` query answers. Hold the lock."""
+        (count,) = self.db.execute(query, parameters).fetchone()
+        return int(count)
+
+    def select_in(
+        self, query: str, values: Sequence[str | int], extra: Iterable[str | int] = ()
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``query`` (its ``IN ({})`` filled with ``values``, then ``extra`` parameters), asked
+        IN_CHUNK values at a time. Hold the lock while reading them."""
+        for start in range(0, len(values), IN_CHUNK):
+            part = values[start : start + IN_CHUNK]
+            yield from self.db.execute(query.format(",".join("?" * len(part))), (*part, *extra))
+
+    def _with_tags(self, rows: list[tuple[Any, ...]]) -> list[StoredSubscriber]:
+        """Subscribers from rows of SUBSCRIBER_COLUMNS, with their tags (one query per page)."""
+        if not rows:
+            return []
+        tags: dict[int, list[str]] = {}
+        query = "SELECT subscriber, tag FROM tags WHERE subscriber IN ({}) ORDER BY subscriber, tag_key"
+        for subscriber, tag in self.select_in(query, [row[0] for row in rows]):
+            tags.setdefault(subscriber, []).append(tag)
+        return [
+            StoredSubscriber(
+                id, email, name, json.loads(fields_json), tuple(tags.get(id, ())), status, created, updated
+            )
+            for id, email, name, fields_json, status, created, updated in rows
+        ]
+
+
+_WRITERS: dict[Path, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writers_of(path: Path) -> threading.Lock:
+    """The lock the writers of this process take for one store file."""
+    key = path.resolve()
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(key, threading.Lock())
+
+
+def check_status(status: str) -> str:
+    if status not in STATUSES:
+        raise StoreError(f"unknown status '{status}'", fix=f"use one of: {', '.join(STATUSES)}")
+    return status
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if any(character in name for character in "\r\n\0"):
+        raise StoreError("a line break or NUL character in the name", fix="give the name on one line")
+    return name
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    """Tags as a CSV can hold them again: no ';' (the separator), no line break or NUL."""
+    tags = [tag.strip() for tag in tags if tag.strip()]
+    for tag in tags:
+        if any(character in tag for character in ";\r\n\0"):
+            raise StoreError(f"tag {tag!r} has a ';', a line break or a NUL character", fix="give each tag on its own")
+    return tags
+
+
+def check_fields(fields: dict[str, str]) -> dict[str, str]:
+    for title, value in fields.items():
+        if not isinstance(title, str) or not isinstance(value, str) or "\0" in title or "\0" in value:
+            raise StoreError(f"field {title!r} must be text without NUL characters")
+    return fields
+
+
+def dump_fields(fields: dict[str, str]) -> str:
+    """``json.dumps(fields, ensure_ascii=False, separators=(",", ":"))`` for text values, about twice as fast
+    (an import calls it for every row): each string quoted by json's own C quoting."""
+    return "{" + ",".join([f"{_quote(title)}:{_quote(value)}" for title, value in fields.items()]) + "}"
+
+
+def _digest(nonce: str) -> str:
+    """What the store keeps of a confirmation nonce: its SHA-256 (a stolen db holds no usable nonce)."""
+    return hashlib.sha256(nonce.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _stamp(db: sqlite3.Connection) -> None:
+    """The meta rows a new store starts with (kept when present)."""
+    for name, value in (("hash_key", secrets.token_hex(32)), ("revision", "0")):
+        db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (name, value))

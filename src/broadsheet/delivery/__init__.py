@@ -1,0 +1,1 @@
+"""Talking to the outside: transports, provider webhook adapters, inbox readers, sync pulls."""

@@ -1,0 +1,1 @@
+"""Reading the bounce/complaint mailbox over IMAP and parsing what comes back."""

@@ -1,0 +1,1 @@
+"""Pulling events from the providers' APIs."""

@@ -1,0 +1,1 @@
+"""One adapter per provider: its webhook's body, checked and normalised to MailEvents."""

@@ -1,0 +1,1 @@
+"""The faces: the command line, ``serve`` and ``preview``, turning argv and HTTP into use cases."""

@@ -1,0 +1,164 @@
+"""broadsheet status ISSUE_DIR [--failed-csv FILE]: where each send of an issue stands, from the journal."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import itertools
+import time
+from pathlib import Path
+
+from broadsheet.core.audience.spreadsheet import spreadsheet_safe
+from broadsheet.core.config import Config
+from broadsheet.core.errors import BroadsheetError, CampaignError
+from broadsheet.core.providers import delivers
+from broadsheet.data.journal.journal import STATES, pending_path
+from broadsheet.usecases.campaign import CampaignRecord, Journal, campaign_key, journal_path
+from broadsheet.usecases.campaign.caps import daily_cap, days_to_send, utc_text
+from broadsheet.usecases.events.report import after_send_lines
+
+from . import Subparsers, issue_folder, project_config
+
+LAST_ERRORS = 10
+
+
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "status", help="show how far the sends of an issue got",
+        description="Counts by state (queued, sending, sent, failed, deferred, unknown), the last errors, "
+        "and optionally every failed or unknown recipient with its reason as CSV.",
+    )  # fmt: skip
+    parser.add_argument(
+        "issue_dir", type=Path, metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)"
+    )
+    parser.add_argument("--failed-csv", type=Path, metavar="FILE", help="write failed and unknown recipients here")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Reads the journal and changes nothing in it (a crash's rows are made unknown by the next send)."""
+    config = project_config(args)
+    args.issue_dir = issue_folder(args.issue_dir, config)
+    with Journal(journal_path(config.root), read_only=True) as journal:
+        issue_id, slug = _identity(args.issue_dir, config)
+        campaigns = journal.campaigns_for(campaign_key(issue_id, slug), slug)
+        if not campaigns:
+            send_at = _send_at(args.issue_dir, config)
+            raise CampaignError(
+                "no send has started for this issue", where=str(args.issue_dir),
+                fix=f"send_at {utc_text(send_at.timestamp())}: broadsheet send --due sends it from then on"
+                if send_at is not None else None,
+            )  # fmt: skip
+        running = journal.send_running()
+        for campaign in campaigns:
+            _show(journal, campaign, running=running)
+            _show_what_is_left(journal, campaign, config, args.issue_dir)
+        if _has_content(pending_path(journal.path)):
+            print(
+                f"outcomes a send could not write to the journal wait in {pending_path(journal.path)}: "
+                "the next send records them"
+            )
+        sent = sum(journal.counts(c)["sent"] for c in campaigns if delivers(c.transport))
+        for line in after_send_lines(config.root, campaigns[0].slug, sent):  # bounces, complaints, unsubscribes
+            print(line)
+        if args.failed_csv:
+            written = sum(
+                _export(journal, campaign, args.failed_csv, first=i == 0) for i, campaign in enumerate(campaigns)
+            )
+            print(f"wrote {written:,} failed or unknown recipient(s) to {args.failed_csv}")
+    return 0
+
+
+def _show(journal: Journal, campaign: CampaignRecord, *, running: bool) -> None:
+    counts = journal.counts(campaign)
+    print(f"{campaign.slug} over {campaign.transport} (started {campaign.created} UTC)")
+    print("  " + " · ".join(f"{state} {counts[state]:,}" for state in STATES) + f"  (total {sum(counts.values()):,})")
+    problems = list(itertools.islice(journal.problems(campaign), LAST_ERRORS))
+    if problems:
+        print("  last errors:")
+    for email, state, attempts, detail, updated in problems:
+        print(f"    {email}  {state}  {detail or '-'}  ({attempts} attempt(s), {_when(updated)})")
+    if counts["sending"] and not running:
+        print("  sending: in flight when a send stopped (crash, kill -9); the next send marks them unknown")
+    if counts["unknown"]:
+        print("  unknown: in flight when a send stopped; resend with: broadsheet send … --retry-unknown")
+    if counts["failed"]:
+        print("  failed: resend with: broadsheet send … --retry-failed")
+
+
+def _show_what_is_left(journal: Journal, campaign: CampaignRecord, config: Config, issue_dir: Path) -> None:
+    """How many are still to go, and when: send_at when it is still ahead, and the days the daily cap
+    spreads them over (today's cap first), assuming no other issue is sent meanwhile."""
+    counts = journal.counts(campaign)
+    left = counts["queued"] + counts["deferred"]
+    if not left:
+        return
+    now = time.time()
+    send_at = _send_at(issue_dir, config)
+    if send_at is not None and send_at.timestamp() > now:
+        print(f"  left: {left:,}; send_at {utc_text(send_at.timestamp())}: broadsheet send --due sends them then")
+        return
+    cap = daily_cap(config, journal, campaign.transport, now)
+    if cap is None:
+        due = " (or send --due: it has a send_at)" if send_at is not None else ""
+        print(f"  left: {left:,}; they go with the next send of this issue (broadsheet send …{due})")
+        return
+    plan = days_to_send(config, journal, cap, left)
+    today = (
+        f"{cap.left:,} more can go today"
+        if cap.left
+        else f"today's cap is used up, next run after {utc_text(cap.resets_at)}"
+    )
+    print(f"  left: {left:,}; {cap.reason}: {cap.limit:,} a day, {cap.sent_today:,} sent today: {today}")
+    shown = ", ".join(f"{utc_text(day)[:10]} {count:,}" for day, count in plan[:7])
+    more = f", … the last on {utc_text(plan[-1][0])[:10]}" if len(plan) > 7 else ""
+    print(f"  at the daily cap they go: {shown}{more}")
+
+
+def _send_at(issue_dir: Path, config: Config) -> dt.datetime | None:
+    from broadsheet.core.content import read_schedule
+
+    try:
+        return read_schedule(issue_dir, config).send_at
+    except BroadsheetError:
+        return None
+
+
+def _export(journal: Journal, campaign: CampaignRecord, target: Path, *, first: bool) -> int:
+    try:
+        handle = open(target, "w" if first else "a", newline="", encoding="utf-8")  # noqa: SIM115 -- `with handle` below
+    except OSError as exc:
+        raise CampaignError(f"cannot write the CSV: {exc.strerror}", where=str(target)) from None
+    with handle:
+        writer = csv.writer(handle)
+        if first:
+            writer.writerow(["email", "state", "attempts", "reason", "updated", "transport"])
+        count = 0
+        for email, state, attempts, detail, updated in journal.problems(campaign, ("failed", "unknown")):
+            cells = [email, state, str(attempts), detail, _when(updated), campaign.transport]
+            writer.writerow(map(spreadsheet_safe, cells))
+            count += 1
+    return count
+
+
+def _has_content(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
+
+
+def _identity(issue_dir: Path, config: Config) -> tuple[str | None, str]:
+    """The issue's front-matter id and folder name; the id is None when the issue cannot be read."""
+    from broadsheet.core.content import read_issue
+
+    slug = Path(issue_dir).resolve().name
+    try:
+        return read_issue(issue_dir, config).id, slug
+    except BroadsheetError:
+        return None, slug

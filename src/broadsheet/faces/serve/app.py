@@ -1,0 +1,417 @@
+"""The WSGI application of `broadsheet serve`: routing, and what each public endpoint does.
+
+    make_app(config, transport=...) -> WSGI callable, run by waitress (see broadsheet.faces.commands.serve)
+
+Every answer passes the Host allow-list and carries the security headers; every state change goes
+through the subscriber store (one Store per server thread) and is committed before the answer leaves (a
+sign-up as a row of the store's intake, the same whatever the address, which the mailing thread applies).
+Nothing here lists or exports subscribers.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.routing import BaseConverter, Map, MapAdapter, RequestRedirect, Rule
+from werkzeug.security import safe_join
+
+from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
+from broadsheet.core.config import Config
+from broadsheet.core.errors import ConfigError, StoreError
+from broadsheet.core.tokens import TokenData, read_token, token_secrets
+from broadsheet.data.db.checkpoint import Checkpointer, without_autocheckpoint
+from broadsheet.data.store import Store, store_path
+from broadsheet.delivery.transports import Transport
+
+from .http import Request, Response
+from .pages import Pages, mask_address
+from .security import FormGuard, RateLimit, allowed_hosts, mailbox_of, origin_of, security_headers
+from .signup import CONFIRM_SECONDS, ConfirmationMail
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+log = logging.getLogger("broadsheet.faces.serve")
+CONFIRMATIONS_PER_ADDRESS = (1, 3)  # per minute, per hour and mailbox: nobody's inbox is flooded from many clients
+# one-click POSTs per minute and per hour: a link's own (a provider posts it once, a reader may click twice),
+# and a client's (a mail provider's server posts its users' one-clicks, so far more than sign-ups)
+ONE_CLICKS_PER_ADDRESS = (3, 20)
+ONE_CLICKS_PER_CLIENT = (120, 2400)
+WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a thousand events at once)
+TOKEN_PATH = re.compile(r"/([uc])/([A-Za-z0-9_-]{1,700})\Z")  # for the log: tokens name subscribers
+CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+PLAIN_HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}  # answers other than pages
+
+
+class TokenPart(BaseConverter):
+    """A token in a path: base64url, never a slash or a newline."""
+
+    regex = r"[A-Za-z0-9_-]{1,700}"
+
+
+class ProviderPart(BaseConverter):
+    """A webhook provider's name in a path."""
+
+    regex = r"[a-z0-9-]{1,40}"
+
+
+class App:
+    """The WSGI callable; shared by every waitress thread."""
+
+    def __init__(self, config: Config, transport: Callable[[], Transport], *, secrets: tuple[str, ...] | None = None):
+        if not config.serve.public_url:
+            raise ConfigError(
+                "[serve] public_url is not set",
+                where=config.where("serve.public_url"),
+                fix='add [serve] public_url = "https://news.example.org" (where readers reach serve)',
+            )
+        self.config = config
+        self.secrets = secrets or token_secrets()
+        self.list_id = config.list_id
+        self.pages = Pages(config)
+        self.hosts = allowed_hosts(config.serve.public_url)
+        origins = frozenset(origin_of(url) for url in (config.serve.public_url, *config.serve.form_origins))
+        self.guard = FormGuard(
+            config.list_id, self.secrets, origins, secure=config.serve.public_url.startswith("https://")
+        )
+        self.signups = RateLimit(config.serve.signups_per_minute, config.serve.signups_per_hour)
+        self.mails_per_address = RateLimit(CONFIRMATIONS_PER_ADDRESS[0], CONFIRMATIONS_PER_ADDRESS[1])
+        self.one_clicks = RateLimit(ONE_CLICKS_PER_CLIENT[0], ONE_CLICKS_PER_CLIENT[1])
+        self.one_clicks_per_address = RateLimit(ONE_CLICKS_PER_ADDRESS[0], ONE_CLICKS_PER_ADDRESS[1])
+        self.headers = security_headers(self.pages.style_hash)
+        self.mail = ConfirmationMail(config, self.pages, transport, self.secrets[0], store=lambda: self.store)
+        self.addresses = AddressChecker()
+        self.site = config.root / "site"
+        self.local = threading.local()
+        self.checkpointer = Checkpointer(store_path(config.root))
+        self.routes, self.endpoints = self.routing()
+
+    def start(self) -> None:
+        """Before the first request: the mailing thread applies the sign-ups a stopped serve left."""
+        self.mail.start()
+
+    def close(self) -> None:
+        """Send the confirmations still waiting, then stop the checkpoint thread after its last checkpoint
+        (the server has stopped answering)."""
+        try:
+            self.mail.close()
+        finally:
+            self.checkpointer.stop()
+
+    # -- WSGI -----------------------------------------------------------------------------------
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        response = self.answer(environ)
+        own_policy = "Content-Security-Policy" in response.headers
+        defaults = self.headers if response.mimetype == "text/html" and not own_policy else PLAIN_HEADERS
+        for name, value in defaults.items():
+            response.headers.setdefault(name, value)
+        app_iter, status, headers = response.get_wsgi_response(environ)
+        start_response(status, headers)
+        return [b"".join(app_iter)]  # one piece: waitress sends it with the headers, in one write
+
+    def answer(self, environ: WSGIEnvironment) -> Response:
+        if (environ.get("HTTP_HOST") or "").lower() not in self.hosts:
+            return Response.text(421, "unknown host\n")
+        path = environ.get("PATH_INFO", "/")
+        request = Request(
+            environ, WEBHOOK_MAX_BYTES if path.startswith("/webhooks/") else self.config.serve.max_body_bytes
+        )
+        try:
+            if request.too_large():
+                raise RequestEntityTooLarge
+            return self.route(request)
+        except RequestEntityTooLarge:  # the declared length, or a form over its limits
+            return self.pages.message(413, "too_large_title")
+        except Exception:
+            log.exception("%s %s failed", request.method, _path_for_log(request.path))
+            return self.pages.message(500, "error_title", "error_text")
+
+    def route(self, request: Request) -> Response:
+        """The endpoint of the request's path and method (a site/ file for any other GET); a path routes
+        only as written: no trailing slash or newline variant, and never a redirect (waitress, like werkzeug,
+        reads a path's leading slashes as one)."""
+        path = request.path
+        if path == "/" and request.method in ("GET", "HEAD") and (index := self.site_file(path)) is not None:
+            return _file(index)
+        try:
+            endpoint, values = self.routes.match(path, request.method)
+        except MethodNotAllowed as exc:
+            allowed = ", ".join(sorted(exc.valid_methods or ()))
+            return Response(b"", 405, {"Allow": allowed}, content_type="text/plain; charset=utf-8")
+        except (NotFound, RequestRedirect):
+            if request.method in ("GET", "HEAD") and (found := self.site_file(path)) is not None:
+                return _file(found)
+            return self.pages.message(404, "not_found_title")
+        return self.endpoints[endpoint](request, **values)
+
+    def routing(self) -> tuple[MapAdapter, dict[str, Callable[..., Response]]]:
+        """The URL map (strict: werkzeug's redirects and slash merging off) and its endpoints."""
+        logo = self.pages.brand.logo_file
+        endpoints: dict[str, Callable[..., Response]] = {
+            "unsubscribe_page": self.unsubscribe_page,
+            "unsubscribe": self.unsubscribe,
+            "confirm_page": self.confirm_page,
+            "confirm": self.confirm,
+            "subscribe_form": self.subscribe_form,
+            "subscribe": self.subscribe,
+            "unsubscribe_help": lambda request: self.pages.message(200, "unsubscribe_title", "web_unsubscribe_text"),
+            "webhook": self.webhook,
+            "logo": lambda request: _file(logo) if logo else self.pages.message(404, "not_found_title"),
+            "healthz": lambda request: Response.text(200, "ok\n"),
+        }
+        get, post = ("GET",), ("POST",)  # werkzeug adds HEAD to GET
+        rules = [
+            Rule("/u/<token:token>", endpoint="unsubscribe_page", methods=get),
+            Rule("/u/<token:token>", endpoint="unsubscribe", methods=post),
+            Rule("/c/<token:token>", endpoint="confirm_page", methods=get),
+            Rule("/c/<token:token>", endpoint="confirm", methods=post),
+            *(Rule(path, endpoint="subscribe_form", methods=get) for path in ("/", "/subscribe")),
+            *(Rule(path, endpoint="subscribe", methods=post) for path in ("/", "/subscribe")),
+            *(Rule(path, endpoint="unsubscribe_help") for path in ("/u", "/u/")),
+            Rule("/webhooks/<provider:provider>", endpoint="webhook", methods=post),
+            *([Rule("/brand/logo", endpoint="logo", methods=get)] if logo else []),
+            Rule("/healthz", endpoint="healthz", methods=get),
+        ]
+        urls = Map(
+            rules,
+            converters={"token": TokenPart, "provider": ProviderPart},
+            strict_slashes=True,
+            merge_slashes=False,
+            redirect_defaults=False,
+        )
+        return urls.bind("localhost"), endpoints
+
+    @property
+    def store(self) -> Store:
+        """This thread's Store (SQLite connections are not shared between threads)."""
+        store = getattr(self.local, "store", None)
+        if store is None:
+            store = self.local.store = Store.for_project(self.config.root)
+            without_autocheckpoint(store.db)  # checkpoints run in their own thread, not inside a request
+            self.checkpointer.start()
+        return store
+
+    # -- unsubscribe ----------------------------------------------------------------------------
+
+    def unsubscribe_page(self, request: Request, token: str) -> Response:
+        """The page behind the link: which address and list, and a button. A GET never unsubscribes;
+        a reader already unsubscribed is told so and offered to resubscribe."""
+        data = self.read("unsubscribe", token)
+        if data is None:
+            return self.pages.message(400, "bad_link_title", "bad_link_text")
+        current = self.store.get(data.email)
+        page = "unsubscribed.html" if current is not None and current.status == "unsubscribed" else "unsubscribe.html"
+        return self.form_page(request, page, address=mask_address(data.email))
+
+    def unsubscribe(self, request: Request, token: str) -> Response:
+        """RFC 8058 one-click (the token is the authentication), or the page's own buttons."""
+        data = self.read("unsubscribe", token)
+        form = request.form
+        if data is None:
+            return self.pages.message(400, "bad_link_title", "bad_link_text")
+        if form.get("List-Unsubscribe") == "One-Click":
+            if not (
+                self.one_clicks.allow(request.remote_addr or "")
+                and self.one_clicks_per_address.allow(data.email.lower())
+            ):
+                return Response.text(429, "too many requests\n")
+            self.leave(data.email, "one-click")
+            return Response.text(200, "unsubscribed\n")
+        if not self.form_allowed(request, form):
+            return self.pages.message(403, "forbidden_title", "forbidden_text")
+        address = mask_address(data.email)
+        if form.get("action") == "unsubscribe":
+            self.leave(data.email, "unsubscribe-page")
+            return self.form_page(request, "unsubscribed.html", address=address)
+        if form.get("action") == "resubscribe":
+            return self.resubscribe(data.email, address)
+        return self.pages.message(400, "bad_link_title", "bad_link_text")
+
+    def leave(self, email: str, source: str) -> None:
+        """Unsubscribe the address in one conditional write: a repeat (already unsubscribed, bounced or
+        complained), or a duplicate at the same moment, records nothing."""
+        self.store.suppress(email, "unsubscribed", source=source)
+
+    def resubscribe(self, email: str, address: str) -> Response:
+        """Back to subscribed through a confirmation mailed to the address, as a sign-up (the link in an
+        issue never expires, and travels: forwarded, archived, quoted, it must not be enough), and only
+        from unsubscribed (never over a bounce or a complaint)."""
+        current = self.store.get(email)
+        if current is None or current.status not in ("unsubscribed", "subscribed"):
+            return self.pages.message(409, "error_title", "error_text")
+        if (
+            current.status == "unsubscribed"
+            and self.mails_per_address.allow(mailbox_of(email))
+            and not self.take_sign_up(email, current.name, source="unsubscribe-page")
+        ):
+            return self.pages.message(503, "error_title", "error_text")
+        return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=address, list=self.config.name)
+
+    def form_page(
+        self, request: Request, template: str, status: int = 200, *, action: str = "", **values: object
+    ) -> Response:
+        """A page with a form posting to ``action`` (default: this page), protected by FormGuard."""
+        action = action or request.path
+        nonce = self.guard.nonce(request.headers.get("Cookie"))
+        response = self.pages.render(template, status, action=action, form=self.guard.token(action, nonce), **values)
+        response.headers["Set-Cookie"] = self.guard.cookie(nonce)
+        return response
+
+    def form_allowed(
+        self, request: Request, form: Mapping[str, str], *, action: str = "", origin_suffices: bool = False
+    ) -> bool:
+        return self.guard.allows(
+            action or request.path,
+            form,
+            request.headers.get("Origin"),
+            request.headers.get("Cookie"),
+            origin_suffices=origin_suffices,
+        )
+
+    # -- sign-up and confirmation ---------------------------------------------------------------
+
+    def subscribe_form(
+        self, request: Request, *, status: int = 200, error: str = "", email: str = "", name: str = ""
+    ) -> Response:
+        return self.form_page(
+            request, "subscribe.html", status, action="/subscribe", error=error, email=email, name=name
+        )
+
+    def subscribe(self, request: Request) -> Response:
+        """Have the address recorded as unconfirmed and mailed a confirmation link, after the answer: the same
+        page, from the same work, for every address (nothing here depends on its state)."""
+        form = request.form
+        if not self.form_allowed(request, form, action="/subscribe", origin_suffices=True):
+            return self.pages.message(403, "forbidden_title", "forbidden_text")
+        if not self.signups.allow(request.remote_addr or ""):
+            return self.pages.message(429, "too_many_title", "too_many_text")
+        typed = form.get("email", "").strip()[:254]
+        name = CONTROL.sub(" ", form.get("name", "")).strip()[:200]
+        try:
+            email = self.addresses.normalise(typed)
+        except InvalidAddress:
+            return self.subscribe_form(request, status=400, error="invalid_address", email=typed, name=name)
+        # the honeypot (only robots fill it in), then at most a few confirmations per address: a new
+        # sign-up replaces the nonce, so one refused here must not reach the store either
+        if (
+            not form.get("website")
+            and self.mails_per_address.allow(mailbox_of(email))
+            and not self.take_sign_up(email, name, source="form")
+        ):
+            return self.pages.message(503, "error_title", "error_text")
+        return self.pages.message(200, "check_inbox_title", "check_inbox_text", address=email, list=self.config.name)
+
+    def take_sign_up(self, email: str, name: str, *, source: str) -> bool:
+        """Keep the sign-up in the store's intake, committed before the answer; False (answer 503) when the
+        store stayed busy or the intake is full: the same work, and answer, whatever the address."""
+        try:
+            if self.mail.post(email, name, source=source):
+                return True
+            log.warning("sign-up not taken: too many wait to be mailed")
+        except StoreError as exc:
+            log.error("sign-up not taken: %s", exc)
+        return False
+
+    def confirm_page(self, request: Request, token: str) -> Response:
+        data = self.confirmation(token)
+        if isinstance(data, Response):
+            return data
+        return self.form_page(request, "confirm.html", address=mask_address(data.email))
+
+    def confirm(self, request: Request, token: str) -> Response:
+        if not self.form_allowed(request, request.form):
+            return self.pages.message(403, "forbidden_title", "forbidden_text")
+        data = self.confirmation(token)
+        if isinstance(data, Response):
+            return data
+        if not self.store.confirm(data.email, data.extra.partition(".")[0]):
+            return self.pages.message(410, "expired_title", "expired_text")
+        return self.pages.message(
+            200, "confirmed_title", "confirmed_text", address=mask_address(data.email), list=self.config.name
+        )
+
+    def confirmation(self, token: str) -> TokenData | Response:
+        """The token's data, or the page to answer instead (bad link, expired)."""
+        data = self.read("confirm", token)
+        nonce, _, issued = data.extra.rpartition(".") if data else ("", "", "")
+        if data is None or not nonce or not issued.isdigit():
+            return self.pages.message(400, "bad_link_title", "bad_link_text")
+        if not 0 <= time.time() - int(issued) <= CONFIRM_SECONDS:
+            return self.pages.message(410, "expired_title", "expired_text")
+        return data
+
+    # -- the rest -------------------------------------------------------------------------------
+
+    def webhook(self, request: Request, provider: str) -> Response:
+        """Delivery events from a provider, handed to broadsheet.usecases.events when that room exists."""
+        try:
+            from broadsheet.usecases.events import webhooks
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("broadsheet.usecases.events", "broadsheet.usecases.events.webhooks"):
+                raise
+            return Response.text(404, "no webhooks here\n")
+        status, text = webhooks.handle(
+            provider, dict(request.headers), request.get_data(), self.store, config=self.config
+        )
+        return Response.text(status, text if text.endswith("\n") else text + "\n")
+
+    def read(self, purpose: str, token: str) -> TokenData | None:
+        return read_token(purpose, token, self.list_id, self.secrets)
+
+    def site_file(self, path: str) -> Path | None:
+        """A file of the project's ``site/`` folder (a static archive), never outside it."""
+        joined = safe_join(str(self.site), path.lstrip("/")) if "\x00" not in path else None
+        if joined is None or not self.site.is_dir():  # None: a path that leaves the folder
+            return None
+        root = self.site.resolve()
+        candidate = Path(joined).resolve()  # a symlink, followed: still inside, and not to a hidden file
+        if candidate.is_dir():
+            candidate = candidate / "index.html"
+        if not (candidate.is_file() and candidate.is_relative_to(root)):
+            return None
+        # .git, .env, .broadsheet-site: never published, whatever the folder holds (asked for, or linked to)
+        hidden = (
+            part.startswith(".") and part != ".well-known"
+            for part in (*path.split("/"), *candidate.relative_to(root).parts)
+        )
+        return None if any(hidden) else candidate
+
+
+def make_app(config: Config, transport: Callable[[], Transport] | None = None) -> App:
+    """The serve WSGI application; ``transport`` makes the Transport that sends confirmation messages
+    (default: the configured ``[send] transport``)."""
+    if transport is None:
+        from broadsheet.delivery.transports import transport_class
+
+        cls = transport_class(config.send.transport)
+        transport = lambda: cls(config)  # noqa: E731
+    return App(config, transport)
+
+
+def _file(path: Path) -> Response:
+    """A static file (the logo, the site/ archive): cached an hour, never framed."""
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if kind.startswith("text/") or kind in ("application/javascript", "image/svg+xml"):
+        kind += "; charset=utf-8"
+    headers = {
+        "Cache-Control": "public, max-age=3600",
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    }
+    return Response(path.read_bytes(), 200, headers, content_type=kind)
+
+
+def _path_for_log(path: str) -> str:
+    """A path for the log with any token cut off (tokens name subscribers)."""
+    return TOKEN_PATH.sub(lambda m: f"/{m[1]}/…", path)

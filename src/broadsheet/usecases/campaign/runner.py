@@ -1,0 +1,400 @@
+"""The campaign runner: worker threads, each with its own transport, fed batches from the journal.
+
+The main thread is the only one that touches the journal: it claims a batch (marked ``sending`` and
+committed) for each idle worker and records what comes back. Workers compose their batch, wait for the
+shared rate limiter and send it. A fatal transport error (login refused, sender refused, untrusted
+certificate, a used-up quota, a setting the transport finds wrong) stops the campaign: in-flight
+batches are finished and recorded, the rest stays queued (docs/architecture.md: what stops a campaign).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import queue
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Protocol
+
+from broadsheet.core.audience import Subscriber
+from broadsheet.core.compose.headers import RecipientRejected
+from broadsheet.core.compose.message import Message
+from broadsheet.core.config import Config
+from broadsheet.core.errors import BroadsheetError, CampaignError, TransientTransportError, TransportError
+from broadsheet.data.journal.journal import CampaignRecord, Journal, Outcome, Row
+from broadsheet.delivery.transports.base import Delivery, Transport
+
+from .ratelimit import RateLimiter
+from .recipients import subscriber_from_row
+
+MAX_BACKOFF = 3600.0
+POLL = 0.2
+SKIPPED = "unsubscribed, bounced, complained or forgotten in the subscriber store since the campaign started"
+REFUSED_IN_A_ROW = 25  # this many failed recipients in a row, none sent: the server refuses everyone
+
+
+@dataclass
+class Settings:
+    """How a campaign runs (from ``[send]`` and the command line)."""
+
+    connections: int = 4
+    batch_size: int = 0  # 0: the transport's max_batch
+    retries: int = 5
+    retry_delay: float = 5.0  # seconds before the first retry of a deferred recipient, doubling after
+    rate_per_second: float = 0.0
+    rate_per_hour: float = 0.0
+    limit: int | None = None  # at most this many recipients in this run
+
+    @classmethod
+    def from_config(cls, config: Config, *, limit: int | None = None) -> Settings:
+        """The campaign settings of ``[send]``, with this run's ``limit``."""
+        send = config.send
+        return cls(
+            connections=send.connections,
+            batch_size=send.batch_size,
+            retries=send.retries,
+            retry_delay=send.retry_delay,
+            rate_per_second=send.rate_per_second,
+            rate_per_hour=send.rate_per_hour,
+            limit=limit,
+        )
+
+
+@dataclass
+class RunResult:
+    """What one run did, and why it ended."""
+
+    counts: dict[str, int]  # the whole campaign's rows by state, at the end
+    this_run: collections.Counter[str] = field(default_factory=collections.Counter)
+    interrupted: bool = False
+    error: BroadsheetError | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class _Batch:
+    worker: int
+    rows: list[Row]
+    deliveries: list[Delivery | None]  # None: not sent (stopped first, or after a fatal error)
+    error: BaseException | None = None
+    rejected: frozenset[int] = frozenset()  # positions compose refused: the transport never saw them
+
+
+class Composes(Protocol):
+    """What the runner composes with: ``compose.Composer`` (or a stand-in in tests)."""
+
+    def compose(self, subscriber: Subscriber, *, row: int | None = None) -> Message: ...
+
+
+Progress = Callable[[dict[str, int], float], None]
+
+
+class CampaignRunner:
+    """Sends every due recipient of one campaign; see the module docstring."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        campaign: CampaignRecord,
+        transport_factory: Callable[[], Transport],
+        composer: Composes,
+        settings: Settings,
+        *,
+        max_batch: int = 1,
+        progress: Progress | None = None,
+        rejected: tuple[type[BaseException], ...] = (RecipientRejected,),
+        suppressed: Callable[[list[str]], set[str]] | None = None,
+    ):
+        self.journal = journal
+        self.campaign = campaign
+        self.transport_factory = transport_factory
+        self.composer = composer
+        self.settings = settings
+        self.progress = progress or (lambda counts, rate: None)
+        self.rejected = rejected  # exceptions of compose that fail one recipient
+        self.suppressed = suppressed  # which of these addresses the subscriber store suppresses now
+        self.limiter = RateLimiter(settings.rate_per_second, settings.rate_per_hour)
+        wanted = settings.batch_size or max_batch
+        self.batch_size = max(1, min(wanted, max_batch, self.limiter.burst() or max_batch))
+        self.workers = max(1, settings.connections)
+        self.refused_in_a_row = 0
+        self.stop = threading.Event()
+        self.events: queue.Queue[int | _Batch | tuple[int, BroadsheetError]] = queue.Queue()
+        self.inboxes: list[queue.Queue[list[Row] | None]] = []
+        self.counts: dict[str, int] = {}
+        self.rate = _RateMeter()
+
+    # -- the main thread ------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        started = time.monotonic()
+        self.counts = self.journal.counts(self.campaign)
+        result = RunResult(counts=self.counts)
+        restore = self._catch_ctrl_c()
+        workers = [self._start_worker(index) for index in range(self.workers)]
+        try:
+            self._dispatch(result, len(workers))
+        except KeyboardInterrupt:
+            restore()
+            raise  # a second Ctrl-C: quit now; rows in flight stay 'sending' and become 'unknown'
+        for inbox in self.inboxes:
+            inbox.put(None)
+        for worker in workers:
+            worker.join(timeout=30)
+        restore()
+        result.interrupted = self.stop.is_set() and result.error is None
+        result.seconds = time.monotonic() - started
+        self.progress(self.counts, self.rate.per_second())
+        return result
+
+    def _dispatch(self, result: RunResult, alive: int) -> None:
+        idle: collections.deque[int] = collections.deque()
+        in_flight = claimed = transient_in_a_row = 0
+        limit = self.settings.limit
+        while True:
+            stopping = self.stop.is_set() or result.error is not None
+            while not stopping and idle and (limit is None or claimed < limit):
+                size = self.batch_size if limit is None else min(self.batch_size, limit - claimed)
+                rows = self._claim(size, result)
+                if not rows:
+                    break
+                self._moved([row.state for row in rows], "sending")
+                rows = self._skip_suppressed(rows, result)
+                claimed += len(rows)  # skipped rows use none of the limit (nor of a daily cap)
+                if not rows:
+                    if result.error is not None:
+                        break
+                    continue
+                in_flight += 1
+                self.inboxes[idle.popleft()].put(rows)
+            if in_flight == 0 and (stopping or alive == 0 or self._finished(claimed)):
+                return
+            try:
+                event = self.events.get(timeout=POLL)
+            except queue.Empty:
+                self.progress(self.counts, self.rate.per_second())
+                continue
+            if isinstance(event, int):  # a worker is ready
+                idle.append(event)
+            elif isinstance(event, _Batch):
+                in_flight -= 1
+                transient_in_a_row = self._settle(event, result, transient_in_a_row)
+                idle.append(event.worker)
+            else:  # a worker could not start: (worker, error)
+                alive -= 1
+                result.error = result.error or event[1]
+            self.progress(self.counts, self.rate.per_second())
+
+    def _claim(self, size: int, result: RunResult) -> list[Row]:
+        """Claim a batch; a journal that cannot be used any more stops the campaign (in-flight ones finish)."""
+        try:
+            rows: list[Row] = self.journal.claim(self.campaign, size, time.time())
+            return rows
+        except CampaignError as exc:
+            result.error = result.error or exc
+            return []
+
+    def _record(self, outcomes: list[Outcome], result: RunResult) -> None:
+        """Record outcomes; when the journal cannot take them (the journal saved them aside), stop the campaign."""
+        try:
+            self.journal.record(outcomes)
+        except CampaignError as exc:
+            result.error = result.error or exc
+
+    def _skip_suppressed(self, rows: list[Row], result: RunResult) -> list[Row]:
+        """Claimed rows whose address unsubscribed, bounced, complained or was forgotten since the campaign
+        started end ``skipped`` with the reason, never sent. When the store cannot be asked, the batch goes
+        back to the queue and the campaign stops: nobody is mailed unchecked."""
+        if self.suppressed is None:
+            return rows
+        try:
+            gone = self.suppressed([row.email for row in rows])
+        except BroadsheetError as exc:
+            self._record([Outcome(row.id, "queued", counts_attempt=False) for row in rows], result)
+            self._moved(["sending"] * len(rows), "queued")
+            result.error = result.error or exc
+            return []
+        skipped = [row for row in rows if row.email in gone]
+        if skipped:
+            self._record([Outcome(row.id, "skipped", SKIPPED, counts_attempt=False) for row in skipped], result)
+            self._moved(["sending"] * len(skipped), "skipped")
+            result.this_run["skipped"] += len(skipped)
+        return [row for row in rows if row.email not in gone]
+
+    def _finished(self, claimed: int) -> bool:
+        """Nothing left for this run: the limit is reached, or nothing is queued or deferred."""
+        if self.settings.limit is not None and claimed >= self.settings.limit:
+            return True
+        return self.counts.get("queued", 0) == 0 and self.counts.get("deferred", 0) == 0
+
+    def _settle(self, batch: _Batch, result: RunResult, transient_in_a_row: int) -> int:
+        """Record a finished batch; returns the count of whole-batch transient failures in a row."""
+        now = time.time()
+        error = batch.error
+        outcomes = []
+        for row, delivery in zip(batch.rows, batch.deliveries, strict=False):
+            if delivery is not None:
+                outcomes.append(self._outcome(row, delivery, now))
+            elif isinstance(error, TransientTransportError):
+                wait = error.retry_after or self._backoff(transient_in_a_row // self.workers + 1)
+                outcomes.append(Outcome(row.id, "deferred", str(error), next_attempt=now + wait, counts_attempt=False))
+            elif error is not None and not isinstance(error, BroadsheetError):
+                outcomes.append(Outcome(row.id, "unknown", f"unexpected error: {error!r}"))
+            else:  # stopped before sending, or a fatal transport error: back in the queue
+                outcomes.append(Outcome(row.id, "queued", counts_attempt=False))
+        self._record(outcomes, result)
+        for outcome in outcomes:
+            self._moved(["sending"], outcome.state)
+            if outcome.counts_attempt:
+                result.this_run[outcome.state] += 1
+        self.rate.add(sum(1 for o in outcomes if o.state == "sent"))
+        self._watch_refusals([o for i, o in enumerate(outcomes) if i not in batch.rejected], result)
+        if isinstance(error, TransientTransportError):
+            transient_in_a_row += 1
+            if transient_in_a_row >= (self.settings.retries + 1) * self.workers:
+                result.error = CampaignError(
+                    f"the transport keeps failing: {error}", fix="run the same command again to resume"
+                )
+            return transient_in_a_row
+        if error is not None:
+            result.error = result.error or _as_broadsheet_error(error)
+        return 0
+
+    def _watch_refusals(self, outcomes: list[Outcome], result: RunResult) -> None:
+        """Stop when the server fails recipient after recipient: the rest is kept queued, not failed too."""
+        for outcome in outcomes:
+            if outcome.state == "sent":
+                self.refused_in_a_row = 0
+            elif outcome.state == "failed":
+                self.refused_in_a_row += 1
+                if self.refused_in_a_row == REFUSED_IN_A_ROW and result.error is None:
+                    result.error = CampaignError(
+                        f"{REFUSED_IN_A_ROW} recipients in a row were refused, the last with: {outcome.detail}",
+                        fix="check the transport's settings, then resend to them with --retry-failed",
+                    )
+
+    def _outcome(self, row: Row, delivery: Delivery, now: float) -> Outcome:
+        if delivery.status != "deferred":
+            return Outcome(row.id, delivery.status, delivery.detail, delivery.message_id)
+        attempts = row.attempts + 1
+        if attempts > self.settings.retries:
+            return Outcome(row.id, "failed", f"{delivery.detail} (gave up after {attempts} attempts)")
+        wait = delivery.retry_after if delivery.retry_after is not None else self._backoff(attempts)
+        return Outcome(row.id, "deferred", delivery.detail, next_attempt=now + wait)
+
+    def _backoff(self, attempts: int) -> float:
+        """Exponential backoff with jitter: about retry_delay × 2^(attempts-1), ±50%."""
+        base = min(self.settings.retry_delay * 2 ** (attempts - 1), MAX_BACKOFF)
+        return float(base * random.uniform(0.5, 1.5))
+
+    def _moved(self, old_states: Sequence[str], new_state: str) -> None:
+        for state in old_states:
+            self.counts[state] = self.counts.get(state, 0) - 1
+            self.counts[new_state] = self.counts.get(new_state, 0) + 1
+
+    def _catch_ctrl_c(self) -> Callable[[], None]:
+        """First Ctrl-C: stop taking new work. Second: quit at once (in-flight rows become unknown)."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_interrupt(signum: int, frame: FrameType | None) -> None:
+            if self.stop.is_set():
+                raise KeyboardInterrupt
+            self.stop.set()
+            print("\nstopping: finishing the messages in flight (Ctrl-C again to quit at once)", file=sys.stderr)
+
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+
+        def restore() -> None:
+            signal.signal(signal.SIGINT, previous)
+
+        return restore
+
+    # -- the workers ----------------------------------------------------------------------------
+
+    def _start_worker(self, index: int) -> threading.Thread:
+        inbox: queue.Queue[list[Row] | None] = queue.Queue()
+        self.inboxes.append(inbox)
+        thread = threading.Thread(target=self._work, args=(index, inbox), name=f"broadsheet-send-{index}", daemon=True)
+        thread.start()
+        return thread
+
+    def _work(self, index: int, inbox: queue.Queue[list[Row] | None]) -> None:
+        try:
+            transport = self.transport_factory()
+            transport.open()
+        except TransientTransportError:
+            pass  # transports connect again lazily; the first batch will tell
+        except BaseException as exc:
+            self.events.put((index, _as_broadsheet_error(exc)))
+            return
+        try:
+            self.events.put(index)
+            while (rows := inbox.get()) is not None:
+                try:
+                    batch = self._send(index, transport, rows)
+                except Exception as exc:
+                    # raised before send_batch (send_batch's own errors are caught in _send): nothing went out
+                    batch = _Batch(index, rows, [None] * len(rows), _as_broadsheet_error(exc))
+                self.events.put(batch)
+        finally:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail; the batch is settled
+                transport.close()
+
+    def _send(self, index: int, transport: Transport, rows: list[Row]) -> _Batch:
+        deliveries: list[Delivery | None] = [None] * len(rows)
+        messages: list[Message] = []
+        positions: list[int] = []
+        for position, row in enumerate(rows):
+            try:
+                messages.append(self.composer.compose(subscriber_from_row(row), row=row.id))  # row: the VERP reference
+                positions.append(position)
+            except self.rejected as exc:
+                deliveries[position] = Delivery(row.email, "failed", detail=getattr(exc, "reason", str(exc)))
+        rejected = frozenset(set(range(len(rows))) - set(positions))
+        if not messages or not self.limiter.acquire(len(messages), self.stop):
+            return _Batch(index, rows, deliveries, rejected=rejected)
+        try:
+            sent = transport.send_batch(messages)
+            error = None
+        except Exception as exc:
+            sent, error = (list(exc.deliveries) if isinstance(exc, TransportError) else []), exc
+        for position, delivery in zip(positions, sent, strict=False):
+            deliveries[position] = delivery
+        return _Batch(index, rows, deliveries, error, rejected)
+
+
+def _as_broadsheet_error(exc: BaseException) -> BroadsheetError:
+    if isinstance(exc, BroadsheetError):
+        return exc
+    return CampaignError(f"unexpected error while sending: {exc!r}")
+
+
+class _RateMeter:
+    """Messages per second over the last half minute."""
+
+    def __init__(self, window: float = 30.0):
+        self.window = window
+        self.marks: collections.deque[tuple[float, int]] = collections.deque([(time.monotonic(), 0)])
+        self.total = 0
+
+    def add(self, count: int) -> None:
+        self.total += count
+        now = time.monotonic()
+        self.marks.append((now, self.total))
+        while len(self.marks) > 2 and now - self.marks[0][0] > self.window:
+            self.marks.popleft()
+
+    def per_second(self) -> float:
+        first, last = self.marks[0], self.marks[-1]
+        elapsed = time.monotonic() - first[0]
+        return (last[1] - first[1]) / elapsed if elapsed > 0 else 0.0
+
+
+__all__ = ["CampaignRunner", "RunResult", "Settings", "TransportError"]
