@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOW_TO_INSTALL = "make validator, or npm install mjml@4.15.3"
-_CHECKOUT = Path(__file__).resolve().parents[3]
+_CHECKOUT = Path(__file__).resolve().parents[4]
 _LINE = re.compile(r"Line (\d+) of .*? \(([\w-]+)\)\s+[—-]+\s+(.*)")
 
 
