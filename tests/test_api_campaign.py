@@ -10,11 +10,12 @@ import pytest
 from conftest import ROOT, SAMPLE_ISSUE
 from support.providers import INACTIVE, SECRET, TIMEOUT, api, drive  # noqa: F401  # noqa: F401
 
-from broadsheet.core.audience import Subscriber, SubscriberList
+from broadsheet.core.audience import Subscriber
 from broadsheet.core.compose import Composer, RecipientRejected
 from broadsheet.core.config import load_config
 from broadsheet.core.errors import TransportAuthError
 from broadsheet.core.render import build_issue
+from broadsheet.data.subscriber_list import SubscriberList
 from broadsheet.delivery.transports.base import TransportOptions
 from broadsheet.delivery.transports.postmark import PostmarkTransport
 from broadsheet.delivery.transports.resend import ResendTransport

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from broadsheet.core.audience import RowProblem, SubscriberList, list_fingerprint
+from broadsheet.core.audience import RowProblem, list_fingerprint
 from broadsheet.core.audience.spreadsheet import FORMULA_STARTS, as_written, spreadsheet_safe
 from broadsheet.core.errors import AudienceError
+from broadsheet.data.subscriber_list import SubscriberList
 
 
 def write(tmp_path: Path, text: str, name: str = "subscribers.csv", encoding: str = "utf-8") -> Path:

@@ -10,10 +10,10 @@ import pytest
 from conftest import ROOT, SAMPLE_ISSUE
 from support.smtpd import Sink, smtp_server, write_subscribers
 
-from broadsheet.core.audience import SubscriberList
 from broadsheet.core.compose import Composer, RecipientRejected
 from broadsheet.core.config import Smtp, load_config
 from broadsheet.core.render import build_issue
+from broadsheet.data.subscriber_list import SubscriberList
 from broadsheet.delivery.transports.base import TransportOptions
 from broadsheet.delivery.transports.outbox import OutboxTransport
 from broadsheet.delivery.transports.smtp import SmtpTransport

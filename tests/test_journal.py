@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from broadsheet.core.audience import Subscriber, SubscriberList
+from broadsheet.core.audience import Subscriber
 from broadsheet.core.errors import CampaignError
+from broadsheet.data.subscriber_list import SubscriberList
 from broadsheet.usecases.campaign import Journal, Outcome, prepare_campaign, subscriber_from_row
 
 

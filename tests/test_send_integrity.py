@@ -25,7 +25,6 @@ from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from support.unprivileged import without_permission_override
 from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
 
-from broadsheet.core.audience import SubscriberList
 from broadsheet.core.compose import Composer, RecipientRejected
 from broadsheet.core.config import Smtp
 from broadsheet.core.content import read_issue
@@ -33,6 +32,7 @@ from broadsheet.core.errors import CampaignError, ContentError
 from broadsheet.core.render import read_and_build
 from broadsheet.data.journal.file import APPLICATION_ID, SCHEMA_VERSION
 from broadsheet.data.journal.journal import pending_path
+from broadsheet.data.subscriber_list import SubscriberList
 from broadsheet.delivery.transports.smtp import SmtpTransport
 from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, SAMPLE_ISSUE
 from support.smtpd import write_subscribers
 
-from broadsheet.core.audience import Subscriber, SubscriberList
+from broadsheet.core.audience import Subscriber
 from broadsheet.core.compose import Composer
 from broadsheet.core.config import load_config
 from broadsheet.core.errors import StoreError
@@ -18,6 +18,7 @@ from broadsheet.core.render import build_issue
 from broadsheet.data.bulk import attached
 from broadsheet.data.store import Store, store_path
 from broadsheet.data.store.recipients import StoreList, StoreSuppressions
+from broadsheet.data.subscriber_list import SubscriberList
 from broadsheet.delivery.transports.base import TransportOptions
 from broadsheet.delivery.transports.outbox import OutboxTransport
 from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row

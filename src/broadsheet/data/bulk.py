@@ -20,8 +20,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -120,18 +119,6 @@ def _put(chunks: queue.Queue[Any], stop: threading.Event, item: Any) -> None:
             return
         except queue.Full:
             continue
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Recipient rows one room selects in SQL for another to load without Python per row: ``query`` gives
-    (email, line, data) in the order to load them, from ``files`` attached read-only under their names;
-    ``parameters`` are its named values, ``functions`` the one-argument SQL functions it calls."""
-
-    query: str
-    files: Mapping[str, Path]
-    parameters: Mapping[str, object] = field(default_factory=dict)
-    functions: Mapping[str, Callable[[str], str]] = field(default_factory=dict)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,5 @@
-"""Audience: the subscriber CSV -> a stream of valid, filtered, deduplicated, suppressed Subscribers."""
-
-from broadsheet.data.subscriber_list import SubscriberList, list_chunks, read_suppressions
+"""Audience: the subscriber CSV -> rows, checked addresses and Subscribers (the list pass with its SQLite
+ledger is data.subscriber_list)."""
 
 from .csvfile import list_fingerprint
 from .model import JournalLoader, ListRow, LoadableList, RowProblem, Subscriber, first_word
@@ -11,9 +10,6 @@ __all__ = [
     "LoadableList",
     "RowProblem",
     "Subscriber",
-    "SubscriberList",
     "list_fingerprint",
     "first_word",
-    "list_chunks",
-    "read_suppressions",
 ]

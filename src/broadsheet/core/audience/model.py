@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
-
-if TYPE_CHECKING:
-    from broadsheet.data.bulk import Selection
+from pathlib import Path
+from typing import NamedTuple, Protocol, runtime_checkable
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass is built four times slower, and lists hold millions
@@ -46,6 +44,18 @@ class ListRow(NamedTuple):  # a tuple: an import makes a million of them
 
     status: str
     subscriber: Subscriber | None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Recipient rows one room selects in SQL for another to load without Python per row: ``query`` gives
+    (email, line, data) in the order to load them, from ``files`` attached read-only under their names;
+    ``parameters`` are its named values, ``functions`` the one-argument SQL functions it calls."""
+
+    query: str
+    files: Mapping[str, Path]
+    parameters: Mapping[str, object] = field(default_factory=dict)
+    functions: Mapping[str, Callable[[str], str]] = field(default_factory=dict)
 
 
 class JournalLoader(Protocol):

@@ -9,9 +9,10 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from broadsheet.core.audience.model import Selection
 from broadsheet.core.providers import delivers
 
-from ..bulk import Selection, Staging, attached, chunked
+from ..bulk import Staging, attached, chunked
 from .base import ROW_COLUMNS, CampaignRecord, Row, explained
 from .campaigns import Campaigns
 from .file import explain

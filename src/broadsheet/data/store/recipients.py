@@ -16,14 +16,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
-from broadsheet.core.audience import JournalLoader, RowProblem, Subscriber, SubscriberList, first_word, list_fingerprint
+from broadsheet.core.audience import JournalLoader, RowProblem, Subscriber, first_word, list_fingerprint
 from broadsheet.core.audience.addresses import AddressChecker
 from broadsheet.core.audience.csvfile import CsvFile, open_csv
+from broadsheet.core.audience.model import Selection
 from broadsheet.core.config import Config
 from broadsheet.core.content.mergetags import STANDARD_FIELDS
 from broadsheet.core.errors import AudienceError, BroadsheetError
+from broadsheet.data.subscriber_list import SubscriberList
 
-from ..bulk import Selection, attached
+from ..bulk import attached
 from ..db.ledger import Ledger
 from ..subscriber_list import check_segments, suppression_keys
 from .store import PAGE, Store, store_path

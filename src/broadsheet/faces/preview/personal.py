@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-from broadsheet.core.audience import Subscriber, SubscriberList
+from broadsheet.core.audience import Subscriber
 from broadsheet.core.compose import Composer
 from broadsheet.core.compose.fields import sample_subscriber
 from broadsheet.core.config import SECRET_ENV, Config, weak_secret
 from broadsheet.core.errors import AudienceError
 from broadsheet.core.render.model import RenderedIssue
+from broadsheet.data.subscriber_list import SubscriberList
 
 PREVIEW_TOKEN = "PREVIEW-TOKEN"
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broadsheet.core.audience import LoadableList, Subscriber
+from broadsheet.core.audience.model import Selection
 from broadsheet.core.providers import delivers
-from broadsheet.data.bulk import Selection
 from broadsheet.data.journal.journal import CampaignRecord, Journal, Outcome, RecentSend, Row, journal_path
 
 from .recipients import campaign_fingerprint, journal_chunks, journal_rows, subscriber_from_row
