@@ -44,11 +44,13 @@ demo: install
 	  $(BIN)/broadsheet send $(SAMPLE) --list subscribers.example.csv --transport outbox --yes
 	@echo "The messages are in outbox/$(notdir $(SAMPLE))/ and the journal in .broadsheet/state.db (broadsheet status $(SAMPLE))."
 
-# Lint, format check and strict types first (configured in pyproject.toml), then the suite; any failure fails.
+# Lint, format check, strict types and the import contract first (configured in pyproject.toml), then the
+# suite; any failure fails.
 test: install-test
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 -q
 
 # The fixes ruff can make by itself, and the formatter (run before committing).

@@ -30,7 +30,7 @@ def test_only_the_db_package_calls_sqlite3_connect() -> None:
         for path in PACKAGE.rglob("*.py")
         if re.search(r"sqlite3\.connect\(", path.read_text(encoding="utf-8"))
     }
-    assert callers == {"db/connect.py"}
+    assert callers == {"data/db/connect.py"}
 
 
 def test_a_journal_written_by_the_broadsheet_of_today_opens_with_every_row(tmp_path: Path) -> None:
@@ -71,15 +71,3 @@ def test_a_store_written_by_the_broadsheet_of_today_migrates_with_every_row(tmp_
         Store(path).close()
     finally:
         db.execute("ROLLBACK")
-
-
-def test_lint_is_given_the_subscriber_fields_and_never_opens_the_store() -> None:
-    from test_rooms import imported
-
-    opened = [
-        f"{path.name}:{line}: {target}"
-        for path in sorted((PACKAGE / "lint").rglob("*.py"))
-        for line, target in imported(path)
-        if target.startswith(("broadsheet.data.store", "broadsheet.data.db"))
-    ]
-    assert opened == []
