@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import shutil
 
 import pytest
@@ -89,6 +90,48 @@ def test_hostile_forms_are_read_as_nothing_or_capped_never_costly():
         b'name="a"', b'name="a"\r\nContent-Type: text/plain; charset=no-such-charset'
     )
     assert form(unknown, "multipart/form-data; boundary=x") == {}
+
+
+def test_long_boundaries_as_browsers_and_gmail_send_them_read_the_same_fields():
+    for boundary in ("000000000000c0ffee0123456789", "----WebKitFormBoundary7MA4YWxkTrZu0gW"):
+        kind = f"multipart/form-data; boundary={boundary}"
+        one_click = multipart(('form-data; name="List-Unsubscribe"', "One-Click"), boundary=boundary)
+        assert form(one_click, kind) == {"List-Unsubscribe": "One-Click"}
+        assert form(one_click.replace(b"\r\n", b"\n"), kind) == {"List-Unsubscribe": "One-Click"}
+        for value in (
+            f"x\r\n--{boundary}not-a-delimiter",  # at a line start, but no delimiter
+            f"see --{boundary}-- mid-line",  # inside a line: the form is read as sent
+            "x\r\n--BroadsheetForm\r\ny",  # the boundary serve reads forms with, in a value
+        ):
+            assert form(
+                multipart(('form-data; name="a"', value), ('form-data; name="b"', "2"), boundary=boundary), kind
+            ) == {
+                "a": value,
+                "b": "2",
+            }
+        crowd = multipart(*((f'form-data; name="f{i}"', str(i)) for i in range(MAX_PARTS + 1)), boundary=boundary)
+        with pytest.raises(RequestEntityTooLarge):
+            form(crowd, kind)
+        fat_head = multipart(("form-data; " + "a=b; " * 250 + 'name="a"', "1"), boundary=boundary)
+        assert form(fat_head, kind) == {}
+
+
+def test_a_new_boundary_on_every_form_compiles_no_new_pattern(monkeypatch):
+    """Every client sends a boundary of its own (Gmail one per one-click): reading its form compiles no
+    regular expression for it (werkzeug would compile two per boundary, most of a one-click's cost)."""
+    patterns = set()
+    compile_pattern = re.compile
+
+    def noting(pattern, flags=0):
+        patterns.add(pattern)
+        return compile_pattern(pattern, flags)
+
+    monkeypatch.setattr(re, "compile", noting)
+    for n in range(20):
+        boundary = f"{n + 1:028x}"
+        body = multipart(('form-data; name="List-Unsubscribe"', "One-Click"), boundary=boundary)
+        assert form(body, f"multipart/form-data; boundary={boundary}") == {"List-Unsubscribe": "One-Click"}
+    assert len(patterns) <= 3
 
 
 def test_the_mailbox_an_address_reaches():

@@ -112,11 +112,13 @@ class App:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         response = self.answer(environ)
-        own_policy = "Content-Security-Policy" in response.headers
-        defaults = self.headers if response.mimetype == "text/html" and not own_policy else PLAIN_HEADERS
-        for name, value in defaults.items():
-            response.headers.setdefault(name, value)
         app_iter, status, headers = response.get_wsgi_response(environ)
+        present = {
+            name.lower() for name, _ in headers
+        }  # a plain set: a werkzeug Headers look-up of a name it lacks raises
+        own_policy = "content-security-policy" in present
+        defaults = self.headers if response.mimetype == "text/html" and not own_policy else PLAIN_HEADERS
+        headers += [(name, value) for name, value in defaults.items() if name.lower() not in present]
         start_response(status, headers)
         return [b"".join(app_iter)]  # one piece: waitress sends it with the headers, in one write
 

@@ -26,6 +26,10 @@ MAX_PARTS = 20  # parts of a multipart form (serve's forms have a handful of fie
 MAX_PART_HEAD = 1024
 PART_BREAK = re.compile(rb"\r?\n\r?\n")  # between a part's headers and its content
 PLAIN_ENCODINGS = frozenset({"", "7bit", "8bit", "binary"})  # browsers never send another (RFC 7578)
+# What a form's own boundary is swapped for before parsing: no "-" in it, so no "--" + it can form across a
+# swapped one and the text beside it
+COMMON_BOUNDARY = b"BroadsheetForm"
+DELIMITER_END = re.compile(rb"(?:--)?[^\S\r\n]*(?:\r\n|\r|\n|\Z)")  # after a boundary, as werkzeug reads one
 
 
 class FieldParser(MultiPartParser):
@@ -37,6 +41,7 @@ class FieldParser(MultiPartParser):
         self, stream: IO[bytes], boundary: bytes, content_length: int | None
     ) -> tuple[MultiDict[str, str], MultiDict[str, FileStorage]]:
         body = stream.read()  # at most the request's limit
+        boundary, body = common_boundary(boundary, body)
         delimiter = re.compile(rb"(?:\A|\r?\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)")  # as werkzeug's
         for mark in delimiter.finditer(body):
             if not mark[1] and not PART_BREAK.search(body[mark.end() : mark.end() + MAX_PART_HEAD + 4]):
@@ -51,6 +56,23 @@ class FieldParser(MultiPartParser):
             return codecs.lookup(declared).name if declared else "utf-8"
         except LookupError:
             raise ValueError(f"unknown charset {declared[:40]!r}") from None
+
+
+def common_boundary(boundary: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """The body with its boundary swapped for COMMON_BOUNDARY: each client sends a new one, and werkzeug
+    compiles two regular expressions per boundary. Kept as sent where the swap could change what is read:
+    a shorter boundary (the body would grow), COMMON_BOUNDARY already in the body, or the boundary
+    anywhere but in a delimiter line (a value holding it would change)."""
+    marker, common = b"--" + boundary, b"--" + COMMON_BOUNDARY
+    if len(boundary) < len(COMMON_BOUNDARY) or common in body:
+        return boundary, body
+    at = body.find(marker)
+    while at != -1:
+        end = at + len(marker)
+        if (at and body[at - 1] not in b"\r\n") or not DELIMITER_END.match(body, end):
+            return boundary, body
+        at = body.find(marker, at + 1)
+    return COMMON_BOUNDARY, body.replace(marker, common)
 
 
 class FormParser(FormDataParser):
