@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from compose import machine  # noqa: E402 - bench/compose.py, beside this script
 
-from broadsheet.config import load_config  # noqa: E402
-from broadsheet.serve.app import make_app  # noqa: E402
-from broadsheet.tokens import make_token  # noqa: E402
+from broadsheet.core.config import load_config  # noqa: E402
+from broadsheet.core.tokens import make_token  # noqa: E402
+from broadsheet.faces.serve.app import make_app  # noqa: E402
 
 SECRET = "bench-serve-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
 HOST = "127.0.0.1:8000"
