@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser, or (``only``) just that command's, so a run imports one command's rooms."""
+    """The whole parser, or (``only``) just that command's, so a run imports only that command's modules."""
     parser = _Parser(
         prog="broadsheet", description="Write a newsletter in Markdown, deliver it to every subscriber's inbox."
     )

@@ -53,7 +53,7 @@ class Recipients(Campaigns):
             )  # fmt: skip
 
     def load_selected(self, campaign: CampaignRecord, fingerprint: str, selection: Selection) -> int:
-        """``load_recipient_chunks`` for rows another room selects in SQL, with no Python per row (a send from
+        """``load_recipient_chunks`` for rows another package selects in SQL, with no Python per row (a send from
         the subscriber store: ``store.recipients.StoreList``). Its files are attached read-only, so this
         load's write transaction locks none of them."""
         for name, function in selection.functions.items():

@@ -354,7 +354,7 @@ class App:
     # -- the rest -------------------------------------------------------------------------------
 
     def webhook(self, request: Request, provider: str) -> Response:
-        """Delivery events from a provider, handed to broadsheet.usecases.events when that room exists."""
+        """Delivery events from a provider, handed to broadsheet.usecases.events when that package exists."""
         try:
             from broadsheet.usecases.events import webhooks
         except ModuleNotFoundError as exc:
