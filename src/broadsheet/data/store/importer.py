@@ -43,7 +43,7 @@ from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING, settled, weaker_sql
 from .staged import STAGED, staged_chunks
 from .store import Store, dump_fields, utc_now
 
-ROWS_PER_TRANSACTION = 50_000  # a bounded hold of the store's write lock (~0.2 s), in address order
+ROWS_PER_TRANSACTION = 50_000  # a short, bounded hold of the store's write lock, in address order
 MERGE_CHUNK = 5_000  # present rows brought to Python at a time (--update)
 CACHE_KIB = 49_152  # the page cache during an import, and the sort's memory (48 MiB; default 2)
 CHECKPOINT_PAGES = 10_000  # WAL pages before a checkpoint during the move (default 1,000: a checkpoint each)
