@@ -157,7 +157,7 @@ class App:
 
     def routing(self) -> tuple[MapAdapter, dict[str, Callable[..., Response]]]:
         """The URL map (strict: werkzeug's redirects and slash merging off) and its endpoints."""
-        logo = self.pages.brand.logo_file
+        logo = self.pages.style.logo_file
         endpoints: dict[str, Callable[..., Response]] = {
             "unsubscribe_page": self.unsubscribe_page,
             "unsubscribe": self.unsubscribe,
