@@ -39,7 +39,7 @@ from .campaigns import RECENT_DAYS, Campaigns, read_sent_mark, sent_mark_path
 from .file import journal_uid, open_journal
 from .lock import ProjectLock
 from .outcomes import Outcomes, pending_path
-from .recipients import LOAD_CHUNK, Recipients
+from .recipients import LOAD_CHUNK, RecipientRows
 from .reports import Reports
 
 __all__ = [
@@ -67,7 +67,7 @@ def journal_path(root: Path) -> Path:
     return root / ".broadsheet" / "state.db"
 
 
-class Journal(Recipients, Campaigns, Outcomes, Reports):
+class Journal(RecipientRows, Campaigns, Outcomes, Reports):
     """The SQLite journal. Use from one thread; the send lock (``lock=True`` or ``lock()``) keeps a second
     ``send`` out of the project.
 

@@ -21,7 +21,7 @@ LOAD_CHUNK = 5_000  # rows handed from the reading thread to the loading one at 
 LOAD_CACHE_KIB = 24_576  # page cache while a list moves in (24 MiB; default 2), also the sort's memory
 
 
-class Recipients(Campaigns):
+class RecipientRows(Campaigns):
     """Recipient rows of the journal's campaigns: loaded, settled, put back, claimed for sending, forgotten."""
 
     def load_recipients(
