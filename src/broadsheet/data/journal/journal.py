@@ -10,10 +10,10 @@ same campaign; an issue without an id falls back to its folder name. One row per
 A row is marked ``sending`` (and committed) before its message goes out, so a crash can never lose track
 of one: at the next start, rows still in ``sending`` become ``unknown``. The subscriber's own fields are
 kept in the row (``data``), so a resumed send composes from the journal alone. The file itself is made,
-recognised and migrated by ``journalfile``; the send lock is ``lock.ProjectLock``.
+recognised and migrated by ``file``; the send lock is ``lock.ProjectLock``.
 
-``Journal`` is one class per job (``journalcampaigns``, ``journalrecipients``, ``journaloutcomes``,
-``journalreports``) over ``journalbase``: the records, the connection and the file kept in place.
+``Journal`` is one class per job (``campaigns``, ``recipients``, ``outcomes``, ``reports``) over ``base``:
+the records, the connection and the file kept in place.
 """
 
 from __future__ import annotations

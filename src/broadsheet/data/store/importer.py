@@ -11,16 +11,12 @@ Rules (who is new is decided by the UNIQUE ``email_key``: no set of every addres
   unconfirmed one, but never resubscribes someone unsubscribed, bounced or complained unless ``resubscribe``;
 - a forgotten address is never added again (its rows are counted, nothing else).
 
-How: each row is validated by audience's row reader (the line numbers too) and turned into its staged
-form (``staged.py``: key, fields and tags as JSON), then parked in a temporary SQLite file beside the
-store, which is not locked while the CSV is read: it is read by a second thread into
-``audience.bulk.Staging`` and sorted once read (an external sort on disk: memory stays flat). The sorted rows move into the store ROWS_PER_TRANSACTION at a time, in
-address order: the UNIQUE index is filled front to back, in one pass, and other writers (serve's
-one-click unsubscribes) get the store between two transactions. New subscribers, their tags and events
-go in set-based, in SQL; only present rows that may change something come back to Python. New
-subscribers get ids in address order (with gaps where a present row was). Rows of the file are handled
-one address at a time, in file order within an address (the events' details name the file's line, as
-before).
+How: each row is validated by the CSV row reader and staged (key, fields and tags as JSON) in a
+temporary SQLite file beside the store (``data.bulk.Staging``, sorted on disk: memory stays flat; the
+store is not locked meanwhile). The sorted rows move in ROWS_PER_TRANSACTION at a time, in address order,
+so the UNIQUE index fills front to back and other writers (serve's one-click unsubscribes) get the store
+between transactions. New subscribers go in set-based, in SQL; only present rows that may change
+something come back to Python. Events name the file's line.
 """
 
 from __future__ import annotations
