@@ -15,7 +15,7 @@ from broadsheet.core.compose import Composer, RecipientRejected
 from broadsheet.core.config import load_config
 from broadsheet.core.errors import TransportAuthError
 from broadsheet.core.render import build_issue
-from broadsheet.data.subscriber_list import SubscriberList
+from broadsheet.data.subscriber_list import CsvList
 from broadsheet.delivery.transports.base import TransportOptions
 from broadsheet.delivery.transports.postmark import PostmarkTransport
 from broadsheet.delivery.transports.resend import ResendTransport
@@ -76,7 +76,7 @@ def postmark_campaign(api, tmp_path, rendered, monkeypatch):
         transport="postmark",
         issue_dir="i",
         fingerprint="f",
-        subscribers=SubscriberList(tmp_path / "list.csv"),
+        subscribers=CsvList(tmp_path / "list.csv"),
     ).record
     composer = Composer(rendered, config)
 
@@ -147,7 +147,7 @@ def test_an_unanswered_resend_batch_in_a_campaign_reaches_everyone_once(api, tmp
         transport="resend",
         issue_dir="i",
         fingerprint="f",
-        subscribers=SubscriberList(tmp_path / "list.csv"),
+        subscribers=CsvList(tmp_path / "list.csv"),
     ).record
     composer = Composer(rendered, config)
     fake.script = ["timeout"]
@@ -184,7 +184,7 @@ def test_a_used_up_ses_quota_stops_the_campaign_as_a_quota_error_keeping_the_res
             transport="ses",
             issue_dir="i",
             fingerprint="f",
-            subscribers=SubscriberList(tmp_path / "list.csv"),
+            subscribers=CsvList(tmp_path / "list.csv"),
         ).record
         fake.script = ["ok", "ok", "ok", "quota"]
         result = CampaignRunner(

@@ -150,7 +150,7 @@ def displayed(got: dict) -> tuple[str, str]:
 
 @pytest.mark.parametrize("provider", ["postmark", "sendgrid", "mailgun", "resend"])
 def test_a_transport_keeps_no_state_of_the_requests_it_sent(api, provider):
-    """What one request needs (groups, encoded JSON, the batch key) travels with it (a Part), not on
+    """What one request needs (groups, encoded JSON, the batch key) travels with it (a BatchPart), not on
     the transport: after a batch, the instance holds nothing of it."""
     _fake, transport = api(provider)
     with transport:

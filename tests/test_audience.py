@@ -11,7 +11,7 @@ import pytest
 from broadsheet.core.audience import RowProblem, list_fingerprint
 from broadsheet.core.audience.spreadsheet import FORMULA_STARTS, as_written, spreadsheet_safe
 from broadsheet.core.errors import AudienceError
-from broadsheet.data.subscriber_list import SubscriberList
+from broadsheet.data.subscriber_list import CsvList
 
 
 def write(tmp_path: Path, text: str, name: str = "subscribers.csv", encoding: str = "utf-8") -> Path:
@@ -20,13 +20,13 @@ def write(tmp_path: Path, text: str, name: str = "subscribers.csv", encoding: st
     return path
 
 
-def emails(subscribers: SubscriberList) -> list[str]:
+def emails(subscribers: CsvList) -> list[str]:
     return [subscriber.email for subscriber in subscribers]
 
 
 def test_reads_fields_and_normalises(tmp_path):
     path = write(tmp_path, "Email,Name,City\nJane.Doe@Example.COM,Jane Doe,Ghent\n")
-    [jane] = SubscriberList(path)
+    [jane] = CsvList(path)
     assert jane.email == "Jane.Doe@example.com"
     assert (jane.name, jane.first_name, jane.line) == ("Jane Doe", "Jane", 2)
     assert jane.fields == {"City": "Ghent"}  # the other columns; personal_fields adds email, name, first_name
@@ -34,13 +34,13 @@ def test_reads_fields_and_normalises(tmp_path):
 
 def test_first_name_column_wins_over_name(tmp_path):
     path = write(tmp_path, "email,name,first_name\na@example.org,Alexandra Smith,Sasha\n")
-    assert next(iter(SubscriberList(path))).first_name == "Sasha"
+    assert next(iter(CsvList(path))).first_name == "Sasha"
 
 
 def test_utf8_bom_is_ignored(tmp_path):
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbfemail,name\nzoe@example.org,Zo\xc3\xab\n")
-    [zoe] = SubscriberList(path)
+    [zoe] = CsvList(path)
     assert (zoe.email, zoe.name) == ("zoe@example.org", "Zoë")
 
 
@@ -48,14 +48,14 @@ def test_utf8_bom_is_ignored(tmp_path):
 def test_delimiter_sniffed_from_header(tmp_path, delimiter):
     text = delimiter.join(["email", "name", "tags"]) + "\n"
     text += delimiter.join(["a@example.org", "Ann, Jr.", "x,y" if delimiter == ";" else "x;y"]) + "\n"
-    [ann] = SubscriberList(write(tmp_path, text))
+    [ann] = CsvList(write(tmp_path, text))
     assert ann.name == "Ann, Jr."
     assert ann.tags == ("x", "y")
 
 
 def test_semicolon_file_takes_tags_separated_by_quoted_semicolons_as_documented(tmp_path):
     text = 'email;tags\na@example.org;"members;flanders"\nb@example.org;events,china\n'
-    subscribers = SubscriberList(write(tmp_path, text), segments=["flanders", "china"])
+    subscribers = CsvList(write(tmp_path, text), segments=["flanders", "china"])
     assert [(s.email, s.tags) for s in subscribers] == [
         ("a@example.org", ("members", "flanders")),
         ("b@example.org", ("events", "china")),
@@ -65,7 +65,7 @@ def test_semicolon_file_takes_tags_separated_by_quoted_semicolons_as_documented(
 def test_non_utf8_file_names_file_and_line(tmp_path):
     path = write(tmp_path, "email,name\na@example.org,Ann\nb@example.org,Zoë\n", encoding="latin-1")
     with pytest.raises(AudienceError) as caught:
-        list(SubscriberList(path))
+        list(CsvList(path))
     assert caught.value.where == f"{path}:3"
     assert "UTF-8" in caught.value.fix
 
@@ -73,14 +73,14 @@ def test_non_utf8_file_names_file_and_line(tmp_path):
 def test_missing_email_column_says_the_fix(tmp_path):
     path = write(tmp_path, "mail,name\na@example.org,Ann\n")
     with pytest.raises(AudienceError) as caught:
-        list(SubscriberList(path))
+        list(CsvList(path))
     assert caught.value.where == f"{path}:1"
     assert "'email'" in caught.value.fix and "mail" in caught.value.fix
 
 
 def test_empty_file_is_an_error(tmp_path):
     with pytest.raises(AudienceError, match="no header"):
-        list(SubscriberList(write(tmp_path, "")))
+        list(CsvList(write(tmp_path, "")))
 
 
 def test_bad_rows_are_recorded_with_lines_and_skipped(tmp_path):
@@ -95,7 +95,7 @@ def test_bad_rows_are_recorded_with_lines_and_skipped(tmp_path):
         "\n"
         "last@example.org,Last,subscribed\n"
     )
-    subscribers = SubscriberList(write(tmp_path, text))
+    subscribers = CsvList(write(tmp_path, text))
     assert emails(subscribers) == ["good@example.org", "last@example.org"]
     lines = {problem.line: problem for problem in subscribers.problems}
     assert sorted(lines) == [3, 4, 5, 6, 8]
@@ -108,28 +108,28 @@ def test_bad_rows_are_recorded_with_lines_and_skipped(tmp_path):
 
 
 def test_trailing_empty_values_are_not_a_problem(tmp_path):
-    subscribers = SubscriberList(write(tmp_path, "email,name\nann@example.org,Ann,,\n"))
+    subscribers = CsvList(write(tmp_path, "email,name\nann@example.org,Ann,,\n"))
     assert emails(subscribers) == ["ann@example.org"] and subscribers.problems == []
 
 
 def test_statuses_only_subscribed_receive(tmp_path):
     text = "email,status\na@example.org,\nb@example.org,Subscribed\nc@example.org,unsubscribed\n"
     text += "d@example.org,bounced\ne@example.org,complained\n"
-    subscribers = SubscriberList(write(tmp_path, text))
+    subscribers = CsvList(write(tmp_path, text))
     assert emails(subscribers) == ["a@example.org", "b@example.org"]
     assert subscribers.skipped == {"unsubscribed": 1, "bounced": 1, "complained": 1}
 
 
 def test_opt_out_on_any_row_wins_over_a_later_or_earlier_subscribed_row(tmp_path):
     text = "email,status\nAnn@Example.org,\nann@example.org,unsubscribed\nbob@example.org,\n"
-    subscribers = SubscriberList(write(tmp_path, text))
+    subscribers = CsvList(write(tmp_path, text))
     assert emails(subscribers) == ["bob@example.org"]
     assert subscribers.skipped == {"unsubscribed": 2}
 
 
 def test_duplicates_sent_once_and_counted(tmp_path):
     text = "email\nann@example.org\nANN@EXAMPLE.ORG\nAnn@example.org\nbob@example.org\n"
-    subscribers = SubscriberList(write(tmp_path, text))
+    subscribers = CsvList(write(tmp_path, text))
     assert emails(subscribers) == ["ann@example.org", "bob@example.org"]
     assert subscribers.skipped == {"duplicate": 2}
     assert subscribers.problems == []
@@ -138,19 +138,19 @@ def test_duplicates_sent_once_and_counted(tmp_path):
 def test_suppression_file_always_wins(tmp_path):
     path = write(tmp_path, "email,status\nann@example.org,subscribed\nbob@example.org,\n")
     suppressions = write(tmp_path, "\ufeffEMAIL;reason\nANN@example.ORG;manual\n", name="suppressions.csv")
-    subscribers = SubscriberList(path, suppressions=suppressions)
+    subscribers = CsvList(path, suppressions=suppressions)
     assert emails(subscribers) == ["bob@example.org"]
     assert subscribers.skipped == {"suppressed": 1}
 
 
 def test_missing_suppression_file_suppresses_nobody(tmp_path):
     path = write(tmp_path, "email\nann@example.org\n")
-    assert emails(SubscriberList(path, suppressions=tmp_path / "none.csv")) == ["ann@example.org"]
+    assert emails(CsvList(path, suppressions=tmp_path / "none.csv")) == ["ann@example.org"]
 
 
 def test_segments_keep_any_tag(tmp_path):
     text = "email,tags\na@example.org,news;Events\nb@example.org,jobs\nc@example.org,\nd@example.org,events\n"
-    subscribers = SubscriberList(write(tmp_path, text), segments=["events", "news"])
+    subscribers = CsvList(write(tmp_path, text), segments=["events", "news"])
     assert emails(subscribers) == ["a@example.org", "d@example.org"]
     assert subscribers.skipped == {"not in segment": 2}
 
@@ -158,19 +158,19 @@ def test_segments_keep_any_tag(tmp_path):
 def test_a_segment_no_subscriber_has_is_an_error_naming_the_tags(tmp_path):
     text = "email,tags\na@example.org,news;Events\nb@example.org,jobs\n"
     with pytest.raises(AudienceError) as raised:
-        emails(SubscriberList(write(tmp_path, text), segments=["events", "evnets"]))
+        emails(CsvList(write(tmp_path, text), segments=["events", "evnets"]))
     assert "no subscriber has the tag 'evnets'" in raised.value.message
     assert raised.value.fix == "--segment one of: Events, jobs, news" and "subscribers.csv" in raised.value.where
 
 
 def test_duplicate_counts_only_among_recipients(tmp_path):
     text = "email,tags\nann@example.org,jobs\nann@example.org,events\n"
-    assert emails(SubscriberList(write(tmp_path, text), segments=["events"])) == ["ann@example.org"]
+    assert emails(CsvList(write(tmp_path, text), segments=["events"])) == ["ann@example.org"]
 
 
 def test_quoted_multiline_values_keep_line_numbers(tmp_path):
     text = 'email,note\na@example.org,"two\nlines"\nbad,x\n'
-    subscribers = SubscriberList(write(tmp_path, text))
+    subscribers = CsvList(write(tmp_path, text))
     [ann] = subscribers
     assert ann.fields["note"] == "two\nlines"
     assert subscribers.problems[0].line == 4
@@ -178,14 +178,14 @@ def test_quoted_multiline_values_keep_line_numbers(tmp_path):
 
 def test_an_unclosed_quote_swallowing_rows_is_reported_with_the_lines_it_took(tmp_path):
     text = 'email,name\nann@example.org,"Ann\nbob@example.org,Bob\ncarl@example.org,Carl\n'
-    subscribers = SubscriberList(write(tmp_path, text))
+    subscribers = CsvList(write(tmp_path, text))
     assert emails(subscribers) == []
     [problem] = subscribers.problems
     assert problem.line == 2 and "quote" in problem.reason and "lines 2-4" in problem.reason
 
 
 def test_a_lone_cr_in_an_unquoted_value_is_a_bad_row_not_an_unreadable_list(tmp_path):
-    subscribers = SubscriberList(write(tmp_path, "email,name\nann@example.org,Ann\rSmith\nbob@example.org,Bob\n"))
+    subscribers = CsvList(write(tmp_path, "email,name\nann@example.org,Ann\rSmith\nbob@example.org,Bob\n"))
     assert emails(subscribers) == ["bob@example.org"]
     [problem] = subscribers.problems
     assert problem.line == 2 and "line break" in problem.reason
@@ -194,13 +194,13 @@ def test_a_lone_cr_in_an_unquoted_value_is_a_bad_row_not_an_unreadable_list(tmp_
 def test_a_header_the_csv_reader_cannot_read_is_an_error_naming_line_1(tmp_path):
     path = write(tmp_path, "email,name\rann@example.org,Ann\r")  # old Mac line ends: CR only
     with pytest.raises(AudienceError) as caught:
-        list(SubscriberList(path))
+        list(CsvList(path))
     assert caught.value.where == f"{path}:1" and "line break" in caught.value.message
 
 
 def test_problems_are_one_line_each_and_a_nul_in_the_name_is_one(tmp_path):
     text = 'email,name\n"ann@example.org\r\nBcc: x@example.net",Ann\nbob@example.org,B\x00b\ncarl@example.org,Carl\n'
-    subscribers = SubscriberList(write(tmp_path, text))
+    subscribers = CsvList(write(tmp_path, text))
     assert emails(subscribers) == ["carl@example.org"]  # send would refuse Bob's name: check says so first
     first, second = subscribers.problems
     assert first.email == "ann@example.org\\r\\nBcc: x@example.net"  # printed on one line
@@ -208,7 +208,7 @@ def test_problems_are_one_line_each_and_a_nul_in_the_name_is_one(tmp_path):
 
 
 def test_each_pass_starts_counting_afresh(tmp_path):
-    subscribers = SubscriberList(write(tmp_path, "email\nann@example.org\nann@example.org\nbad\n"))
+    subscribers = CsvList(write(tmp_path, "email\nann@example.org\nann@example.org\nbad\n"))
     list(subscribers)
     list(subscribers)
     assert subscribers.skipped == {"duplicate": 1}
@@ -220,7 +220,7 @@ def test_large_list_is_streamed(tmp_path):
     with path.open("w", encoding="utf-8") as out:
         out.write("email,name\n")
         out.writelines(f"reader{i}@domain{i % 97}.example.org,Reader {i}\n" for i in range(20_000))
-    stream = iter(SubscriberList(path))
+    stream = iter(CsvList(path))
     assert isinstance(stream, types.GeneratorType)
     assert next(stream).email == "reader0@domain0.example.org"
     assert sum(1 for _ in stream) == 19_999
@@ -315,7 +315,7 @@ def test_a_long_list_is_checked_against_the_ledger_across_chunks(tmp_path, monke
     ]
     path = write(tmp_path, "email,status\n" + "\n".join(rows) + "\n")
     suppressions = write(tmp_path, "email\nS@x.org\n", name="suppressions.csv")
-    subscribers = SubscriberList(path, suppressions=suppressions)
+    subscribers = CsvList(path, suppressions=suppressions)
     got = [(s.email, s.line) for s in subscribers]
     assert got == [("a@x.org", 2), ("b@x.org", 3), ("d@x.org", 6), ("f@x.org", 11)]
     assert subscribers.skipped == {"duplicate": 3, "bounced": 2, "unsubscribed": 1, "complained": 1, "suppressed": 1}
@@ -358,5 +358,5 @@ def test_a_known_column_named_twice_is_one_line_naming_the_header(tmp_path):
     path = tmp_path / "list.csv"
     path.write_text("email,name,First_Name,first_name\nann@example.org,Ann Lee,Ann,Annie\n", encoding="utf-8")
     with pytest.raises(AudienceError) as raised:
-        list(SubscriberList(path))
+        list(CsvList(path))
     assert raised.value.where == f"{path}:1" and "'first_name' 2 times" in str(raised.value)

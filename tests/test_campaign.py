@@ -13,7 +13,7 @@ from support.smtpd import Sink, smtp_server, write_subscribers
 from broadsheet.core.compose import Composer, RecipientRejected
 from broadsheet.core.config import Smtp, load_config
 from broadsheet.core.render import build_issue
-from broadsheet.data.subscriber_list import SubscriberList
+from broadsheet.data.subscriber_list import CsvList
 from broadsheet.delivery.transports.base import TransportOptions
 from broadsheet.delivery.transports.outbox import OutboxTransport
 from broadsheet.delivery.transports.smtp import SmtpTransport
@@ -39,7 +39,7 @@ def campaign(tmp_path, rendered, monkeypatch):
         transport="t",
         issue_dir="i",
         fingerprint="f",
-        subscribers=SubscriberList(tmp_path / "list.csv"),
+        subscribers=CsvList(tmp_path / "list.csv"),
     )
     yield config, journal, prepared.record, Composer(rendered, config)
     journal.close()

@@ -9,7 +9,7 @@ import pytest
 
 from broadsheet.core.audience import Subscriber
 from broadsheet.core.errors import CampaignError
-from broadsheet.data.subscriber_list import SubscriberList
+from broadsheet.data.subscriber_list import CsvList
 from broadsheet.usecases.campaign import Journal, Outcome, prepare_campaign, subscriber_from_row
 
 
@@ -176,14 +176,14 @@ def test_a_list_leaves_its_repeats_to_the_journal_and_still_counts_them(journal,
         "ann@EXAMPLE.ORG,Ann Thrice\nann@Bücher.example,Ann B\nann@bÜCHER.example,Ann B Again\n",
         encoding="utf-8",
     )
-    subscribers = SubscriberList(path)
+    subscribers = CsvList(path)
     prepared = prepare(journal, subscribers)
     assert prepared.loaded == 3
     assert subscribers.skipped == {"duplicate": 3}
     assert len(list(subscribers)) == 3  # the list itself still hands each address on once
     loaded = {row.email: row.line for row in journal.rows(prepared.record, ("queued",))}
     assert loaded == {"ann@example.org": 2, "bob@example.org": 3, "ann@xn--bcher-kva.example": 6}
-    assert sorted(s.email for s in SubscriberList(path)) == sorted(loaded)  # what a dry run would hand on
+    assert sorted(s.email for s in CsvList(path)) == sorted(loaded)  # what a dry run would hand on
 
 
 def test_a_loaded_list_is_claimed_in_address_order_whatever_its_own(journal):

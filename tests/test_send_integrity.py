@@ -32,7 +32,7 @@ from broadsheet.core.errors import CampaignError, ContentError
 from broadsheet.core.render import read_and_build
 from broadsheet.data.journal.file import APPLICATION_ID, SCHEMA_VERSION
 from broadsheet.data.journal.journal import pending_path
-from broadsheet.data.subscriber_list import SubscriberList
+from broadsheet.data.subscriber_list import CsvList
 from broadsheet.delivery.transports.smtp import SmtpTransport
 from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prepare_campaign
 
@@ -396,7 +396,7 @@ def smtp_campaign(tmp_path, monkeypatch):
                 transport="smtp",
                 issue_dir=ISSUE,
                 fingerprint="f",
-                subscribers=SubscriberList(tmp_path / "list.csv"),
+                subscribers=CsvList(tmp_path / "list.csv"),
                 issue_id=issue.id,
                 subject=rendered.subject,
             )

@@ -18,7 +18,7 @@ from broadsheet.core.render import build_issue
 from broadsheet.data.bulk import attached
 from broadsheet.data.store import Store, store_path
 from broadsheet.data.store.recipients import StoreList, StoreSuppressions
-from broadsheet.data.subscriber_list import SubscriberList
+from broadsheet.data.subscriber_list import CsvList
 from broadsheet.delivery.transports.base import TransportOptions
 from broadsheet.delivery.transports.outbox import OutboxTransport
 from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prepare_campaign, subscriber_from_row
@@ -33,7 +33,7 @@ def campaign(tmp_path, monkeypatch):
     people = [email for email, _ in write_subscribers(tmp_path / "list.csv", 12)]
     with Journal.for_project(tmp_path) as journal:
         record = prepare_campaign(journal, slug="x", transport="outbox", issue_dir="i", fingerprint="f",
-                                  subscribers=SubscriberList(tmp_path / "list.csv")).record  # fmt: skip
+                                  subscribers=CsvList(tmp_path / "list.csv")).record  # fmt: skip
         composer = Composer(rendered, config)
         make = lambda: CampaignRunner(  # noqa: E731
             journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")),

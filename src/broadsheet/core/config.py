@@ -199,7 +199,7 @@ class Config:
         if self.path is None:
             return f"{CONFIG_NAME} [{dotted}]"
         try:
-            return _Reader(self.path, self.path.read_text(encoding="utf-8")).line_of(dotted)
+            return _TomlChecker(self.path, self.path.read_text(encoding="utf-8")).line_of(dotted)
         except (OSError, UnicodeDecodeError):
             return str(self.path)
 
@@ -356,58 +356,58 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
         raise ConfigError(
             f"invalid TOML: {exc}", where=f"{found}:{line[1]}" if line else str(found), fix="fix the TOML syntax"
         ) from None
-    reader = _Reader(found, text)
-    values = reader.table(Config, data, prefix="")
+    checker = _TomlChecker(found, text)
+    values = checker.table(Config, data, prefix="")
     if values.get("base_url") and not values["base_url"].startswith(("https://", "http://")):
         raise ConfigError(
             f"base_url must be a whole web address, not {values['base_url']!r}",
-            where=reader.line_of("base_url"),
+            where=checker.line_of("base_url"),
             fix=f'write base_url = "https://{values["base_url"]}"',
         )
-    _check_smtp_timeouts(values.get("smtp"), reader)
+    _check_smtp_timeouts(values.get("smtp"), checker)
     if "inbox" in values:
-        _check_inbox(values["inbox"], reader)
+        _check_inbox(values["inbox"], checker)
     if "serve" in values:
-        _check_origins(values["serve"], reader)
+        _check_origins(values["serve"], checker)
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
 
 
-def _check_origins(serve: Serve, reader: _Reader) -> None:
+def _check_origins(serve: Serve, checker: _TomlChecker) -> None:
     """``[serve] public_url`` and ``form_origins`` are origins: scheme and host (and port), no path."""
     named = [("serve.public_url", serve.public_url)] if serve.public_url else []
     for key, value in [*named, *(("serve.form_origins", origin) for origin in serve.form_origins)]:
         if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?/?", value):
             raise ConfigError(
                 f"{key} must be a site's address like https://news.example.org, not {value!r}",
-                where=reader.line_of(key),
+                where=checker.line_of(key),
                 fix="give scheme and host (and port) only, no path",
             )
 
 
-def _check_inbox(inbox: Inbox, reader: _Reader) -> None:
+def _check_inbox(inbox: Inbox, checker: _TomlChecker) -> None:
     """``feedback_senders`` are addresses; ``authserv_id`` is a name as Authentication-Results writes it."""
     for sender in inbox.feedback_senders:
         if not re.fullmatch(r"[^@\s<>\"(),;:]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", sender):
             raise ConfigError(
                 f'inbox.feedback_senders must hold addresses such as "fbl@isp.example", not {sender!r}',
-                where=reader.line_of("inbox.feedback_senders"),
+                where=checker.line_of("inbox.feedback_senders"),
                 fix="list the From addresses of your providers' feedback loops",
             )
     if inbox.authserv_id and not re.fullmatch(r"[A-Za-z0-9._-]+", inbox.authserv_id):
         raise ConfigError(
             f'inbox.authserv_id must be a host name such as "mx.example.org", not {inbox.authserv_id!r}',
-            where=reader.line_of("inbox.authserv_id"),
+            where=checker.line_of("inbox.authserv_id"),
             fix="copy the name before the first ';' of the Authentication-Results your server adds",
         )
 
 
-def _check_smtp_timeouts(smtp: Smtp | None, reader: _Reader) -> None:
+def _check_smtp_timeouts(smtp: Smtp | None, checker: _TomlChecker) -> None:
     """The reply to the final "." may take longer than any command's, never less (RFC 5321 §4.5.3.2)."""
     if smtp is not None and smtp.data_timeout < smtp.timeout:
-        where = reader.line_of("smtp.data_timeout")
+        where = checker.line_of("smtp.data_timeout")
         raise ConfigError(
             f"smtp.data_timeout ({smtp.data_timeout:g} s) is shorter than smtp.timeout ({smtp.timeout:g} s)",
-            where=where if where != str(reader.path) else reader.line_of("smtp.timeout"),
+            where=where if where != str(checker.path) else checker.line_of("smtp.timeout"),
             fix="set smtp.data_timeout to 600 (RFC 5321 advises 10 minutes)",
         )
 
@@ -438,7 +438,7 @@ def read_utf8(path: Path, error: type[BroadsheetError], *, limit: int = MAX_TEXT
         raise error("the file is not UTF-8", where=f"{path}:{line}", fix="save it as UTF-8") from None
 
 
-class _Reader:
+class _TomlChecker:
     """Checks a parsed TOML table against a dataclass, naming file:line on any mistake."""
 
     def __init__(self, path: Path, text: str):

@@ -67,7 +67,7 @@ class TransportError(BroadsheetError):
 
     def __init__(self, message: str, *, where: str | None = None, fix: str | None = None):
         super().__init__(message, where=where, fix=fix)
-        self.deliveries: list[Any] = []  # transports.base.Delivery | None (a lower room cannot name it)
+        self.deliveries: list[Any] = []  # transports.base.Delivery | None (core cannot import delivery)
 
 
 class TransportAuthError(TransportError):

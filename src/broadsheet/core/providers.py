@@ -1,4 +1,4 @@
-"""Facts about each transport that other rooms need without loading it (a bottom room: imports nothing).
+"""Facts about each transport that other packages need without loading it (imports nothing).
 
 Which class implements it, the environment variable of its credential, whether its sends reach
 anyone (the outbox only writes files: it is neither counted, capped, nor a reason to skip a recipient

@@ -41,7 +41,7 @@ def check_segments(segments: Iterable[str], present: Iterable[str], *, where: st
         )
 
 
-class SubscriberList:
+class CsvList:
     """Iterate to stream the subscribers who should receive the issue.
 
     Each pass refills ``problems`` (bad rows, with line numbers) and ``skipped`` (rows rightly left

@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser, or (``only``) just that command's, so a run imports one command's rooms."""
+    """The whole parser, or (``only``) just that command's, so a run imports only that command's modules."""
     parser = _Parser(
         prog="broadsheet", description="Write a newsletter in Markdown, deliver it to every subscriber's inbox."
     )
@@ -109,11 +109,9 @@ def _stop_on_signals() -> tuple[SignalHandler, ...]:
     """Ctrl-C, SIGTERM and SIGHUP stop every command cleanly, from its first line on; returns the old
     handlers (in STOP_SIGNALS' order).
 
-    A shell running ``broadsheet … &`` from a script starts it with SIGINT ignored, and Python then
-    installs no handler of its own: SIGINT did nothing, and SIGTERM (turned into SIGINT) neither.
-    Both are handled here whatever the process inherited. SIGHUP (the terminal or SSH session closed)
-    would end a send at once, leaving its batch in flight (``unknown``); it stops like Ctrl-C instead,
-    unless it was ignored on purpose (``nohup broadsheet send …``): then the command goes on.
+    Handled whatever the process inherited: a script's ``broadsheet … &`` starts with SIGINT ignored.
+    SIGHUP (terminal closed) stops like Ctrl-C rather than leaving a batch ``unknown``, unless ignored
+    on purpose (``nohup``).
     """
     previous_int = signal.getsignal(signal.SIGINT)
     if previous_int in (signal.SIG_IGN, signal.SIG_DFL, None):

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from broadsheet.core.compose import Composer
     from broadsheet.core.content import Issue
     from broadsheet.core.render.model import RenderedIssue
-    from broadsheet.data.store.recipients import Recipients
+    from broadsheet.data.store.recipients import SendList
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class _Send:
     rendered: RenderedIssue
     issue_id: str | None
     transport_name: str
-    subscribers: Recipients
+    subscribers: SendList
     factory: Callable[[], Transport]
     composer: Composer
     reporter: Reporter
@@ -288,7 +288,7 @@ def _check_recent_sends(journal: Journal, prepared: Prepared, options: SendOptio
     )  # fmt: skip
 
 
-def report_list(subscribers: Recipients, count: int, reporter: Reporter) -> None:
+def report_list(subscribers: SendList, count: int, reporter: Reporter) -> None:
     """Every bad row (line and reason), then who was left out and why."""
     for problem in subscribers.problems:
         reporter.warn(f"{subscribers.path}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped")
@@ -303,7 +303,7 @@ def _send_test(
     options: SendOptions,
     config: Config,
     rendered: RenderedIssue,
-    subscribers: Recipients,
+    subscribers: SendList,
     factory: Callable[[], Transport],
     reporter: Reporter,
 ) -> SendResult:
@@ -324,7 +324,7 @@ def _send_test(
     return SendResult(failed=0 if delivery.status == "sent" else 1)
 
 
-def _test_subscriber(subscribers: Recipients, as_email: str | None) -> Subscriber:
+def _test_subscriber(subscribers: SendList, as_email: str | None) -> Subscriber:
     wanted = as_email.strip().lower() if as_email else None
     for subscriber in subscribers:
         if wanted is None or subscriber.email.lower() == wanted:
@@ -334,7 +334,7 @@ def _test_subscriber(subscribers: Recipients, as_email: str | None) -> Subscribe
     raise AudienceError("the list has no recipient to personalise the test as", where=str(subscribers.path))
 
 
-def _dry_run(subscribers: Recipients, options: SendOptions, composer: Composer, reporter: Reporter) -> SendResult:
+def _dry_run(subscribers: SendList, options: SendOptions, composer: Composer, reporter: Reporter) -> SendResult:
     """Compose each recipient's message from the list as it streams by; nothing is written anywhere
     (no journal, no campaign): what a send would find wrong, and how fast it composes."""
     from broadsheet.core.compose import RecipientRejected

@@ -1,4 +1,4 @@
-"""What the audience room hands on: one subscriber, or why a row was left out."""
+"""What the audience package hands on: one subscriber, or why a row was left out."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class ListRow(NamedTuple):  # a tuple: an import makes a million of them
 
 @dataclass(frozen=True)
 class Selection:
-    """Recipient rows one room selects in SQL for another to load without Python per row: ``query`` gives
+    """Recipient rows one package selects in SQL for another to load without Python per row: ``query`` gives
     (email, line, data) in the order to load them, from ``files`` attached read-only under their names;
     ``parameters`` are its named values, ``functions`` the one-argument SQL functions it calls."""
 
@@ -67,7 +67,7 @@ class JournalLoader(Protocol):
         ...
 
     def selected(self, selection: Selection) -> int:
-        """Rows another room selects in SQL, loaded with no Python per row; returns their count."""
+        """Rows another package selects in SQL, loaded with no Python per row; returns their count."""
         ...
 
 

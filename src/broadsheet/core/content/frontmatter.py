@@ -103,7 +103,7 @@ class _Refused(yaml.YAMLError):
 if TYPE_CHECKING:  # both are SafeConstructor + Resolver; the checker reads the pure-Python one
     _Base = yaml.SafeLoader
 else:
-    _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it: ~10x faster
+    _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it: much faster
 
 
 def _check_events(source: str) -> None:

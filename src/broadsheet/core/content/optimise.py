@@ -141,8 +141,7 @@ def _writable(folder: Path) -> Path:
 
 def _remove_unused(folder: Path) -> None:
     """Remove what no build or preview used for UNUSED_FOR: old results and half-written files. Run after
-    each new result: a listing of the folder, a few ms for thousands of files, beside an encoding's tens
-    to hundreds."""
+    each new result: listing the folder is cheap beside encoding an image."""
     now = time.time()
     for entry in folder.iterdir():
         try:

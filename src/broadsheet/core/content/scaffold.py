@@ -1,4 +1,4 @@
-"""The placeholder text `broadsheet new` writes; lint refuses to let it be sent and publish leaves it out
+"""The starter text `broadsheet new` writes; lint refuses to let it be sent and publish leaves it out
 (commands/new.py, lint/rules.py, publish/reader.py)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ ARTICLE_TITLE = "First article"
 ARTICLE_BODY = "Write the article here in Markdown"
 
 # (text as it stands on its line, what it is) — what lint looks for in the issue's Markdown
-PLACEHOLDERS = (
+STARTER_TEXTS = (
     (f'preheader: "{PREHEADER}"', "the preheader"),
     (INTRO, "the introduction"),
     (f'title: "{ARTICLE_TITLE}"', "an article title"),
@@ -21,26 +21,26 @@ PLACEHOLDERS = (
 )
 
 
-class Placeholder(NamedTuple):
-    """Placeholder text left in an issue: where, and what it stands for."""
+class StarterText(NamedTuple):
+    """Starter text left in an issue: where, and what it stands for."""
 
     path: Path
     line: int
     what: str
 
 
-def find_placeholders(files: Iterable[tuple[Path, Sequence[str]]]) -> Iterator[Placeholder]:
-    """The placeholders in ``files`` (Markdown files as (path, lines)), in PLACEHOLDERS' order."""
+def find_starter_text(files: Iterable[tuple[Path, Sequence[str]]]) -> Iterator[StarterText]:
+    """The starter text in ``files`` (Markdown files as (path, lines)), in STARTER_TEXTS' order."""
     files = [(path, lines) for path, lines in files if path.suffix == ".md"]
-    for needle, what in PLACEHOLDERS:
+    for needle, what in STARTER_TEXTS:
         for path, lines in files:
             for number, line in enumerate(lines, 1):
                 if needle in line:
-                    yield Placeholder(path, number, what)
+                    yield StarterText(path, number, what)
 
 
-def placeholders_in(folder: Path) -> list[Placeholder]:
-    """The placeholders in an issue folder's issue.md and articles/*.md."""
+def starter_text_in(folder: Path) -> list[StarterText]:
+    """The starter text in an issue folder's issue.md and articles/*.md."""
     paths = [folder / "issue.md", *sorted((folder / "articles").glob("*.md"))]
     files = []
     for path in paths:
@@ -48,4 +48,4 @@ def placeholders_in(folder: Path) -> list[Placeholder]:
             files.append((path, path.read_text(encoding="utf-8", errors="replace").splitlines()))
         except OSError:  # unreadable: reading the issue says so
             continue
-    return list(find_placeholders(files))
+    return list(find_starter_text(files))

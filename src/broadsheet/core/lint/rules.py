@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ..content.scaffold import find_placeholders
+from ..content.scaffold import find_starter_text
 from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
 from .colour import contrast, hex_of
 from .document import EmailDocument, Img, collapse, shorten
@@ -218,7 +218,7 @@ def check_image_weight(ctx: LintContext) -> Iterator[Finding]:
 
 def check_scaffold(ctx: LintContext) -> Iterator[Finding]:
     """Text `broadsheet new` wrote and nobody replaced: an error, so that `send` refuses it (build only prints it)."""
-    for found in find_placeholders(ctx.sources.files):
+    for found in find_starter_text(ctx.sources.files):
         yield Finding(
             "scaffold",
             "error",

@@ -1,4 +1,4 @@
-"""Every SQLite database broadsheet opens, opened here: connections with the house PRAGMAs (``connect``),
+"""Every SQLite database broadsheet opens, opened here: connections with the standard PRAGMAs (``connect``),
 one migration runner for the journal and the store (``migrate``), WAL checkpoints in a thread of their own
 (``checkpoint``) and the scratch ledger of a pass over a list (``ledger``)."""
 

@@ -2,9 +2,8 @@
 
 SQLite's automatic checkpoint (WAL → database file, with an fsync) runs inside the COMMIT that takes the
 write-ahead log past 1,000 pages, in the thread that commits. In serve that COMMIT holds the store's write
-lock, so every request that writes waits behind it — a few ms to tens of ms, every ~100 writes: the p99 of
-one-click unsubscribes. In send it is the commit that ends a long list's load (a 200 MB log: 0.3–0.4 s
-for a million) and then every thousandth page of claims and outcomes. Those connections turn it off
+lock, so every request that writes now and then waits behind it: the slowest one-click unsubscribes. In send it
+is the commit that ends a long list's load and then every thousandth page of claims and outcomes. Those connections turn it off
 (:func:`without_autocheckpoint`) and a :class:`Checkpointer` of their own checkpoints (PASSIVE: it never
 blocks a writer or a reader) every ``interval`` seconds. Other programs (the CLI) keep SQLite's default.
 """
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from .connect import connect
 
-INTERVAL = 1.0  # seconds between checkpoints: at serve's write rates, a WAL of a few MB at most
+INTERVAL = 1.0  # seconds between checkpoints: often enough to keep serve's WAL small
 
 
 def without_autocheckpoint(db: sqlite3.Connection) -> None:

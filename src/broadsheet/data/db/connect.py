@@ -29,7 +29,7 @@ def connect(
 
 
 def use_wal(db: sqlite3.Connection, *, foreign_keys: bool = False, secure_delete: bool = False) -> None:
-    """The house PRAGMAs of a file shared by processes: WAL, ``synchronous=NORMAL``; foreign keys enforced
+    """The standard PRAGMAs of a file shared by processes: WAL, ``synchronous=NORMAL``; foreign keys enforced
     and erased data overwritten where asked."""
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")

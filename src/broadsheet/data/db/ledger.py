@@ -1,7 +1,7 @@
 """What a pass over a list must remember about every address, on disk instead of in memory.
 
-A million addresses in a Python set cost about 120 MB; in a temporary SQLite file with a bounded page
-cache they cost a few MB of memory whatever the list's length. The file lives in a fresh temporary
+A Python set of addresses grows with the list; a temporary SQLite file with a bounded page cache keeps
+memory flat whatever the list's length. The file lives in a fresh temporary
 folder (never in the project: a dry run writes nothing there) and goes when the ledger is closed.
 Every question is asked a chunk at a time, so a row costs a few B-tree steps inside SQLite, not a
 Python round trip each.

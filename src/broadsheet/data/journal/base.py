@@ -2,8 +2,8 @@
 
 ``JournalBase`` holds the connection (``Journal`` opens it), runs transactions, and keeps the file in
 place under a running send: a removed journal is written back, a full disk meets the room kept aside,
-and the WAL is checkpointed by a thread of its own. The jobs built on it (``journalcampaigns``,
-``journalrecipients``, ``journaloutcomes``, ``journalreports``) are composed by ``journal.Journal``.
+and the WAL is checkpointed by a thread of its own. The jobs built on it (``campaigns``,
+``recipients``, ``outcomes``, ``reports``) are composed by ``journal.Journal``.
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ same campaign; an issue without an id falls back to its folder name. One row per
 A row is marked ``sending`` (and committed) before its message goes out, so a crash can never lose track
 of one: at the next start, rows still in ``sending`` become ``unknown``. The subscriber's own fields are
 kept in the row (``data``), so a resumed send composes from the journal alone. The file itself is made,
-recognised and migrated by ``journalfile``; the send lock is ``lock.ProjectLock``.
+recognised and migrated by ``file``; the send lock is ``lock.ProjectLock``.
 
-``Journal`` is one class per job (``journalcampaigns``, ``journalrecipients``, ``journaloutcomes``,
-``journalreports``) over ``journalbase``: the records, the connection and the file kept in place.
+``Journal`` is one class per job (``campaigns``, ``recipients``, ``outcomes``, ``reports``) over ``base``:
+the records, the connection and the file kept in place.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from .campaigns import RECENT_DAYS, Campaigns, read_sent_mark, sent_mark_path
 from .file import journal_uid, open_journal
 from .lock import ProjectLock
 from .outcomes import Outcomes, pending_path
-from .recipients import LOAD_CHUNK, Recipients
+from .recipients import LOAD_CHUNK, RecipientRows
 from .reports import Reports
 
 __all__ = [
@@ -67,7 +67,7 @@ def journal_path(root: Path) -> Path:
     return root / ".broadsheet" / "state.db"
 
 
-class Journal(Recipients, Campaigns, Outcomes, Reports):
+class Journal(RecipientRows, Campaigns, Outcomes, Reports):
     """The SQLite journal. Use from one thread; the send lock (``lock=True`` or ``lock()``) keeps a second
     ``send`` out of the project.
 

@@ -21,7 +21,7 @@ LOAD_CHUNK = 5_000  # rows handed from the reading thread to the loading one at 
 LOAD_CACHE_KIB = 24_576  # page cache while a list moves in (24 MiB; default 2), also the sort's memory
 
 
-class Recipients(Campaigns):
+class RecipientRows(Campaigns):
     """Recipient rows of the journal's campaigns: loaded, settled, put back, claimed for sending, forgotten."""
 
     def load_recipients(
@@ -53,7 +53,7 @@ class Recipients(Campaigns):
             )  # fmt: skip
 
     def load_selected(self, campaign: CampaignRecord, fingerprint: str, selection: Selection) -> int:
-        """``load_recipient_chunks`` for rows another room selects in SQL, with no Python per row (a send from
+        """``load_recipient_chunks`` for rows another package selects in SQL, with no Python per row (a send from
         the subscriber store: ``store.recipients.StoreList``). Its files are attached read-only, so this
         load's write transaction locks none of them."""
         for name, function in selection.functions.items():

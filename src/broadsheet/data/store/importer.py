@@ -11,16 +11,12 @@ Rules (who is new is decided by the UNIQUE ``email_key``: no set of every addres
   unconfirmed one, but never resubscribes someone unsubscribed, bounced or complained unless ``resubscribe``;
 - a forgotten address is never added again (its rows are counted, nothing else).
 
-How: each row is validated by audience's row reader (the line numbers too) and turned into its staged
-form (``staged.py``: key, fields and tags as JSON), then parked in a temporary SQLite file beside the
-store, which is not locked while the CSV is read: it is read by a second thread into
-``audience.bulk.Staging`` and sorted once read (an external sort on disk: memory stays flat). The sorted rows move into the store ROWS_PER_TRANSACTION at a time, in
-address order: the UNIQUE index is filled front to back, in one pass, and other writers (serve's
-one-click unsubscribes) get the store between two transactions. New subscribers, their tags and events
-go in set-based, in SQL; only present rows that may change something come back to Python. New
-subscribers get ids in address order (with gaps where a present row was). Rows of the file are handled
-one address at a time, in file order within an address (the events' details name the file's line, as
-before).
+How: each row is validated by the CSV row reader and staged (key, fields and tags as JSON) in a
+temporary SQLite file beside the store (``data.bulk.Staging``, sorted on disk: memory stays flat; the
+store is not locked meanwhile). The sorted rows move in ROWS_PER_TRANSACTION at a time, in address order,
+so the UNIQUE index fills front to back and other writers (serve's one-click unsubscribes) get the store
+between transactions. New subscribers go in set-based, in SQL; only present rows that may change
+something come back to Python. Events name the file's line.
 """
 
 from __future__ import annotations
@@ -43,7 +39,7 @@ from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING, settled, weaker_sql
 from .staged import STAGED, staged_chunks
 from .store import Store, dump_fields, utc_now
 
-ROWS_PER_TRANSACTION = 50_000  # a bounded hold of the store's write lock (~0.2 s), in address order
+ROWS_PER_TRANSACTION = 50_000  # a short, bounded hold of the store's write lock, in address order
 MERGE_CHUNK = 5_000  # present rows brought to Python at a time (--update)
 CACHE_KIB = 49_152  # the page cache during an import, and the sort's memory (48 MiB; default 2)
 CHECKPOINT_PAGES = 10_000  # WAL pages before a checkpoint during the move (default 1,000: a checkpoint each)

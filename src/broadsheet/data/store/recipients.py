@@ -2,7 +2,7 @@
 
 ``recipients_for`` makes the choice (the store when no list is named and it has subscribers), so the
 commands do not. Each answer streams Subscribers and has ``path``, ``suppressions``, ``problems``,
-``skipped`` and ``fingerprint()`` as ``SubscriberList`` has. ``StoreSuppressions`` is what a running
+``skipped`` and ``fingerprint()`` as ``CsvList`` has. ``StoreSuppressions`` is what a running
 campaign asks before each batch.
 """
 
@@ -23,7 +23,7 @@ from broadsheet.core.audience.model import Selection
 from broadsheet.core.config import Config
 from broadsheet.core.content.mergetags import STANDARD_FIELDS
 from broadsheet.core.errors import AudienceError, BroadsheetError
-from broadsheet.data.subscriber_list import SubscriberList
+from broadsheet.data.subscriber_list import CsvList
 
 from ..bulk import attached
 from ..db.ledger import Ledger
@@ -34,7 +34,7 @@ LEFT_OUT_BY_STORE = "unsubscribed, bounced, complained or forgotten in the store
 SQL_FUNCTIONS: Mapping[str, Callable[[str], str]] = {"first_word": first_word}  # what StoreList's SQL calls
 
 
-def recipients_for(config: Config, list_file: Path | None, segments: Sequence[str]) -> Recipients:
+def recipients_for(config: Config, list_file: Path | None, segments: Sequence[str]) -> SendList:
     """The recipients of a send: ``--list FILE`` (or send.list when the store is empty) checked against the
     store when there is one, else the store's subscribed subscribers."""
     suppressions = suppression_file(config)
@@ -44,15 +44,15 @@ def recipients_for(config: Config, list_file: Path | None, segments: Sequence[st
     path = Path(list_file if list_file is not None else config.resolve(config.send.list))
     fix = "pass --list FILE, set send.list, or fill the store: broadsheet subscribers import FILE.csv"
     csv_list = csv_recipients(path, config, segments, fix=fix)
-    return CheckedList(csv_list, config.root) if has_store else csv_list
+    return CheckedCsvList(csv_list, config.root) if has_store else csv_list
 
 
-def csv_recipients(path: Path, config: Config, segments: Sequence[str], *, fix: str | None = None) -> SubscriberList:
+def csv_recipients(path: Path, config: Config, segments: Sequence[str], *, fix: str | None = None) -> CsvList:
     """The CSV list at ``path`` as a send reads it, with the config's suppression file when it exists."""
     if not path.exists():
         raise AudienceError("subscriber list not found", where=str(path), fix=fix)
     open_csv(path).close()  # a FIFO, a device, a folder: one line saying it is not a regular file
-    return SubscriberList(path, segments=segments, suppressions=suppression_file(config))
+    return CsvList(path, segments=segments, suppressions=suppression_file(config))
 
 
 def suppression_file(config: Config) -> Path | None:
@@ -188,10 +188,10 @@ class StoreList:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-class CheckedList:
+class CheckedCsvList:
     """A CSV list, less everyone the store knows as unsubscribed, bounced, complained or forgotten."""
 
-    def __init__(self, subscribers: SubscriberList, root: Path):
+    def __init__(self, subscribers: CsvList, root: Path):
         self.subscribers = subscribers
         self.root = root
         self.left_out = 0
@@ -296,4 +296,4 @@ def _attached_ledger(store: Store, ledger: Ledger) -> Iterator[None]:
         yield
 
 
-Recipients: TypeAlias = SubscriberList | StoreList | CheckedList  # what recipients_for gives
+SendList: TypeAlias = CsvList | StoreList | CheckedCsvList  # who a send mails: what recipients_for gives

@@ -84,7 +84,7 @@ class UnexpectedAnswer(TransportError):
     request may have been taken, so its recipients are unknown; the campaign stops."""
 
 
-class Part(list[Message]):
+class BatchPart(list[Message]):
     """The messages of one request, and what that request carries besides them (django-anymail's
     payload): the caller's ``batch_key``, where each message sits in the batch (``positions``) and what
     ``split`` prepared for each (``prepared``: a shared body and values, encoded JSON). Made per
@@ -104,10 +104,10 @@ class Part(list[Message]):
         self.prepared: list[Any] = prepared if prepared is not None else [None] * len(self)
         self.batch_key = batch_key
 
-    def subset(self, local: Iterable[int]) -> Part:
+    def subset(self, local: Iterable[int]) -> BatchPart:
         """The part of these messages at ``local`` (positions within this part), with their state."""
         chosen = list(local)
-        return Part(
+        return BatchPart(
             [self[j] for j in chosen],
             positions=[self.positions[j] for j in chosen],
             prepared=[self.prepared[j] for j in chosen],
@@ -116,12 +116,12 @@ class Part(list[Message]):
 
 
 def prepared_of(messages: Sequence[Message]) -> list[Any]:
-    """What ``split`` prepared for each of ``messages`` (None each when they come without a Part)."""
-    return messages.prepared if isinstance(messages, Part) else [None] * len(messages)
+    """What ``split`` prepared for each of ``messages`` (None each when they come without a BatchPart)."""
+    return messages.prepared if isinstance(messages, BatchPart) else [None] * len(messages)
 
 
 @dataclass
-class Outcome:
+class PartOutcome:
     """What one request did: deliveries by position in its part, and positions to send again."""
 
     deliveries: dict[int, Delivery] = field(default_factory=dict)
@@ -174,12 +174,12 @@ class HttpTransport(Transport):
         """Every form a secret may take on the wire, for ``redact`` (a provider adds encoded ones)."""
         return secrets
 
-    def split(self, batch: Part) -> list[Part]:
+    def split(self, batch: BatchPart) -> list[BatchPart]:
         """The requests one batch starts as (``batch.subset``, with what each message needs prepared);
         one request for all by default."""
         return [batch]
 
-    def send_part(self, messages: Part) -> Outcome:
+    def send_part(self, messages: BatchPart) -> PartOutcome:
         """Send one request for ``messages`` and read the answer."""
         raise NotImplementedError
 
@@ -261,7 +261,7 @@ class HttpTransport(Transport):
         return [self._scrubbed(d) for d in deliveries]
 
     def _deliver(self, messages: list[Message], batch_key: str | None) -> list[Delivery]:
-        parts = self.split(Part(messages, batch_key=batch_key))
+        parts = self.split(BatchPart(messages, batch_key=batch_key))
         try:
             return self.send_parts(messages, parts)
         except AmbiguousSend as exc:
@@ -269,7 +269,7 @@ class HttpTransport(Transport):
                 return self._send_same_again(messages, parts, exc)
             return self._unknown(messages, exc)
 
-    def _send_same_again(self, messages: list[Message], parts: list[Part], exc: Exception) -> list[Delivery]:
+    def _send_same_again(self, messages: list[Message], parts: list[BatchPart], exc: Exception) -> list[Delivery]:
         """Send the very request that went unanswered again, with the same payload and so the same
         idempotency key: the provider delivers it once. (The campaign would compose the rows again
         in other batches, under other keys.) Still no clear answer: unknown. Refused now: unknown
@@ -290,8 +290,8 @@ class HttpTransport(Transport):
         log.warning("%s; %d recipient(s) marked unknown", self.redact(detail), len(messages))
         return [Delivery(m.recipient, "unknown", detail=detail) for m in messages]
 
-    def send_parts(self, messages: list[Message], parts: Iterable[Part]) -> list[Delivery]:
-        """Send the parts one request each, following ``Outcome.again``.
+    def send_parts(self, messages: list[Message], parts: Iterable[BatchPart]) -> list[Delivery]:
+        """Send the parts one request each, following ``PartOutcome.again``.
 
         A refusal that stops the campaign propagates with ``.deliveries`` (one per message, None for
         those not sent; an unexpected answer's part unknown). Otherwise an error before anything is
@@ -333,7 +333,7 @@ class HttpTransport(Transport):
         return results  # type: ignore[return-value]
 
     def _settle_rest(
-        self, messages: list[Message], results: list[Delivery | None], parts: list[Part], exc: Exception
+        self, messages: list[Message], results: list[Delivery | None], parts: list[BatchPart], exc: Exception
     ) -> None:
         first, *later = parts
         status: Status = "unknown" if isinstance(exc, AmbiguousSend) else "deferred"
@@ -591,9 +591,9 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def every(messages: Sequence[Message], status: Status, *, detail: str = "", message_id: str = "") -> Outcome:
+def every(messages: Sequence[Message], status: Status, *, detail: str = "", message_id: str = "") -> PartOutcome:
     """The same outcome for every message of one request."""
-    return Outcome({i: Delivery(m.recipient, status, detail, message_id) for i, m in enumerate(messages)})
+    return PartOutcome({i: Delivery(m.recipient, status, detail, message_id) for i, m in enumerate(messages)})
 
 
 _RECIPIENT_PROBLEM = re.compile(r"\bto\b|recipient", re.IGNORECASE)

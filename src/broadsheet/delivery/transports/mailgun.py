@@ -16,7 +16,7 @@ from broadsheet.core.compose.message import Message
 from broadsheet.core.config import secret
 from broadsheet.core.errors import ConfigError
 
-from .http import Outcome, Part, about_recipient, every, json_bytes, strings
+from .http import BatchPart, PartOutcome, about_recipient, every, json_bytes, strings
 from .shared_body import SharedBodyTransport, split_headers
 
 DROP = frozenset({"date"})  # Mailgun dates the message itself
@@ -64,7 +64,7 @@ class MailgunTransport(SharedBodyTransport):
         fields.append(("recipient-variables", json_bytes(recipient_variables).decode("utf-8")))
         return [(k, (None, v)) for k, v in fields]
 
-    def send_part(self, messages: Part) -> Outcome:
+    def send_part(self, messages: BatchPart) -> PartOutcome:
         path = f"/v3/{quote(self.config.mailgun.domain, safe='')}/messages"
         response = self.post(path, files=self.fields(messages))
         self.raise_for_status(response)

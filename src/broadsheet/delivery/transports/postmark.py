@@ -11,9 +11,9 @@ from broadsheet.core.errors import TransportError
 
 from .base import Delivery
 from .http import (
+    BatchPart,
     HttpTransport,
-    Outcome,
-    Part,
+    PartOutcome,
     about_recipient,
     api_headers,
     field_of,
@@ -40,11 +40,11 @@ class PostmarkTransport(HttpTransport):
     def request_credentials(self) -> dict[str, Any]:
         return {"headers": {"X-Postmark-Server-Token": self._secrets[0]}}
 
-    def split(self, batch: Part) -> list[Part]:
+    def split(self, batch: BatchPart) -> list[BatchPart]:
         """Chunks under the 50 MB call limit (one chunk for any ordinary newsletter), each message
         prepared as its JSON."""
         encoded = [json_bytes(self.payload(m)) for m in batch]
-        batch = Part(batch, positions=batch.positions, prepared=encoded, batch_key=batch.batch_key)
+        batch = BatchPart(batch, positions=batch.positions, prepared=encoded, batch_key=batch.batch_key)
         parts: list[list[int]] = [[]]
         size = 2
         for position, data in enumerate(encoded):
@@ -70,11 +70,11 @@ class PostmarkTransport(HttpTransport):
             data["ReplyTo"] = reply_to
         return data
 
-    def send_part(self, messages: Part) -> Outcome:
+    def send_part(self, messages: BatchPart) -> PartOutcome:
         encoded = [
             data or json_bytes(self.payload(m)) for m, data in zip(messages, prepared_of(messages), strict=False)
         ]
-        outcome = Outcome()
+        outcome = PartOutcome()
         sendable = []
         for position, (message, data) in enumerate(zip(messages, encoded, strict=False)):
             if len(data) > MAX_MESSAGE_BYTES:

@@ -20,9 +20,9 @@ from broadsheet.core.errors import TransientTransportError, TransportError
 
 from .base import Delivery
 from .http import (
+    BatchPart,
     HttpTransport,
-    Outcome,
-    Part,
+    PartOutcome,
     about_recipient,
     address,
     api_headers,
@@ -69,7 +69,7 @@ class ResendTransport(HttpTransport):
         prefix = f"broadsheet/{batch_key}/" if batch_key else "broadsheet/"
         return prefix[: MAX_KEY - len(digest)] + digest
 
-    def send_part(self, messages: Part) -> Outcome:
+    def send_part(self, messages: BatchPart) -> PartOutcome:
         body = json_bytes([self.payload(m) for m in messages])
         headers = {
             "Content-Type": "application/json",
@@ -88,7 +88,7 @@ class ResendTransport(HttpTransport):
             raise self.unexpected(response, problem)
         return self._read(messages, answer)
 
-    def _conflict(self, messages: Sequence[Message], response: requests.Response) -> Outcome:
+    def _conflict(self, messages: Sequence[Message], response: requests.Response) -> PartOutcome:
         """409: the same key is being processed (retry soon), or was used for another payload
         (that one went through, with results we cannot see)."""
         reason = self.error_text(response)
@@ -96,13 +96,13 @@ class ResendTransport(HttpTransport):
             raise TransientTransportError(reason, where=self.where, retry_after=1)
         return every(messages, "unknown", detail=self.detail(reason))
 
-    def _read(self, messages: Sequence[Message], answer: dict[str, Any]) -> Outcome:
+    def _read(self, messages: Sequence[Message], answer: dict[str, Any]) -> PartOutcome:
         """Sent, or failed with Resend's reason (an answer ``_shape_problem`` found nothing wrong in)."""
         refused = {e["index"]: e["message"] for e in answer.get("errors") or []}
         accepted = [i for i in range(len(messages)) if i not in refused]
         if not accepted and not any(about_recipient(reason) for reason in refused.values()):
             raise TransportError(f"refused every email: {self.shorten(refused[0])}", where=self.where)
-        outcome = Outcome({i: self.failed(messages[i], f"422 {reason}") for i, reason in refused.items()})
+        outcome = PartOutcome({i: self.failed(messages[i], f"422 {reason}") for i, reason in refused.items()})
         for i, item in zip(accepted, answer["data"], strict=False):
             outcome.deliveries[i] = Delivery(messages[i].recipient, "sent", message_id=item["id"])
         return outcome

@@ -16,7 +16,7 @@ import requests
 
 from broadsheet.core.compose.message import Message
 
-from .http import MAX_ID, Outcome, Part, address, every, field_of, header, json_bytes
+from .http import MAX_ID, BatchPart, PartOutcome, address, every, field_of, header, json_bytes
 from .shared_body import SharedBodyTransport, split_headers
 
 # SendGrid's reserved headers (besides the structural ones) and those it takes from fields.
@@ -63,7 +63,7 @@ class SendgridTransport(SharedBodyTransport):
             item["substitutions"] = {self.placeholder(n): v for n, v in values.items()}
         return item
 
-    def send_part(self, messages: Part) -> Outcome:
+    def send_part(self, messages: BatchPart) -> PartOutcome:
         body = json_bytes(self.payload(messages))
         response = self.post("/v3/mail/send", body=body, headers={"Content-Type": "application/json"})
         self.raise_for_status(response)
@@ -84,7 +84,7 @@ class SendgridTransport(SharedBodyTransport):
             raise self.unexpected(response, "no X-Message-Id")
         return message_id
 
-    def _refused(self, messages: Sequence[Message], response: requests.Response) -> Outcome:
+    def _refused(self, messages: Sequence[Message], response: requests.Response) -> PartOutcome:
         """Fail the personalizations the errors name; send the others again."""
         errors = field_of(response, "errors")
         errors = errors if isinstance(errors, list) else []
@@ -95,7 +95,7 @@ class SendgridTransport(SharedBodyTransport):
                 bad.setdefault(int(match.group(1)), f"400 {error.get('message', '')} ({error.get('field')})")
         if not bad:
             raise self.request_error(response)
-        outcome = Outcome({i: self.failed(messages[i], reason) for i, reason in bad.items()})
+        outcome = PartOutcome({i: self.failed(messages[i], reason) for i, reason in bad.items()})
         rest = [i for i in range(len(messages)) if i not in bad]
         if rest:
             outcome.again.append(rest)

@@ -14,7 +14,7 @@ from broadsheet.core.config import secret
 from broadsheet.core.errors import ConfigError, TransientTransportError, TransportQuotaError
 
 from .base import Delivery
-from .http import HttpTransport, Outcome, Part, every, field_of, json_bytes, strings
+from .http import BatchPart, HttpTransport, PartOutcome, every, field_of, json_bytes, strings
 
 # Error types (x-amzn-ErrorType) that mean this account or sender cannot send now: stop the campaign.
 STOP_TYPES = frozenset(
@@ -62,7 +62,7 @@ class SesTransport(HttpTransport):
             data["ConfigurationSetName"] = self.config.ses.configuration_set
         return data
 
-    def send_part(self, messages: Part) -> Outcome:
+    def send_part(self, messages: BatchPart) -> PartOutcome:
         (message,) = messages
         body = json_bytes(self.payload(message))
         response = self.post("/v2/email/outbound-emails", body=body, headers={"Content-Type": "application/json"})
@@ -78,7 +78,7 @@ class SesTransport(HttpTransport):
             if answer is None:
                 raise self.unexpected(response, "no MessageId")
             return every(messages, "sent", message_id=answer[0])
-        return Outcome({0: self._refused(message, response)})
+        return PartOutcome({0: self._refused(message, response)})
 
     def _refused(self, message: Message, response: requests.Response) -> Delivery:
         kind = _error_type(response)

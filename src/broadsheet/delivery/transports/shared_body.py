@@ -14,7 +14,7 @@ from broadsheet.core.compose.message import Message
 from broadsheet.core.config import Config
 
 from .base import TransportOptions
-from .http import HttpTransport, Outcome, Part, api_headers, header, prepared_of
+from .http import BatchPart, HttpTransport, PartOutcome, api_headers, header, prepared_of
 
 MIN_VALUE_LENGTH = 3  # shorter values ("1", "no") would turn up everywhere in a body
 MAX_VALUE_LENGTH = 500  # longer ones stay literal: SendGrid takes 10,000 bytes of substitutions per recipient
@@ -156,7 +156,7 @@ class SharedBodyTransport(HttpTransport):
     def placeholder(self, name: str) -> str:
         return self.tag.format(name)
 
-    def split(self, batch: Part) -> list[Part]:
+    def split(self, batch: BatchPart) -> list[BatchPart]:
         """One part per shared body, each message prepared with its group and its values."""
         groups = self._groups(batch)
         parts = []
@@ -197,9 +197,9 @@ class SharedBodyTransport(HttpTransport):
             known = [by_position[p] for p in range(len(messages))]
         return known[0][0], [k[1] for k in known]
 
-    def bisect(self, messages: Sequence[Message], reason: str) -> Outcome:
+    def bisect(self, messages: Sequence[Message], reason: str) -> PartOutcome:
         """A request refused for a recipient the provider does not name: halve it until found."""
         if len(messages) == 1:
-            return Outcome({0: self.failed(messages[0], reason)})
+            return PartOutcome({0: self.failed(messages[0], reason)})
         half = len(messages) // 2
-        return Outcome(again=[list(range(half)), list(range(half, len(messages)))])
+        return PartOutcome(again=[list(range(half)), list(range(half, len(messages)))])

@@ -44,7 +44,8 @@ class SmtpTransport(Transport):
     name = "smtp"
     # One message per batch: SMTP sends one at a time on a connection, so what the journal marks 'sending'
     # is exactly what is in flight (a kill -9 leaves one unknown per connection, not a batch of them), and
-    # Ctrl-C waits for one message per connection. Costs ~10% against a zero-latency local server, none at 20 ms.
+    # Ctrl-C waits for one message per connection. It costs a little against a zero-latency local server,
+    # nothing measurable over real latency (docs/performance.md).
 
     def __init__(self, config: Config, options: TransportOptions | None = None):
         super().__init__(config, options)
@@ -90,8 +91,8 @@ class SmtpTransport(Transport):
 
     @functools.cached_property
     def _tls_context(self) -> ssl.SSLContext:
-        """Made once and shared by every connection this transport opens: loading the trust store takes
-        ~30 ms, too much to repeat every ``messages_per_connection`` messages."""
+        """Made once and shared by every connection this transport opens: loading the trust store is too
+        slow to repeat every ``messages_per_connection`` messages."""
         ca_file = self.config.resolve(self.settings.ca_file) if self.settings.ca_file else None
         try:
             return ssl.create_default_context(cafile=ca_file)

@@ -23,7 +23,7 @@ def project_config(args: argparse.Namespace) -> Config:
 def issue_folder(argument: str | Path, config: Config) -> Path:
     """ISSUE_DIR as given, or the folder of that name under the config's issues_dir.
 
-    When neither exists the argument comes back as given, for the content room to report.
+    When neither exists the argument comes back as given, for the content package to report.
     """
     for candidate in (Path(argument), config.resolve(config.issues_dir) / argument):
         if candidate.is_dir():

@@ -11,7 +11,7 @@ from broadsheet.core.compose.fields import sample_subscriber
 from broadsheet.core.config import SECRET_ENV, Config, weak_secret
 from broadsheet.core.errors import AudienceError
 from broadsheet.core.render.model import RenderedIssue
-from broadsheet.data.subscriber_list import SubscriberList
+from broadsheet.data.subscriber_list import CsvList
 
 PREVIEW_TOKEN = "PREVIEW-TOKEN"
 
@@ -41,7 +41,7 @@ def find_subscriber(config: Config, email: str) -> Subscriber:
             fix="set [send] list in broadsheet.toml, or preview without --as",
         )
     wanted = email.strip().lower()
-    for subscriber in SubscriberList(path):
+    for subscriber in CsvList(path):
         if subscriber.email.lower() == wanted:
             return subscriber
     raise AudienceError(

@@ -159,7 +159,7 @@ class App:
 
     def routing(self) -> tuple[MapAdapter, dict[str, Callable[..., Response]]]:
         """The URL map (strict: werkzeug's redirects and slash merging off) and its endpoints."""
-        logo = self.pages.brand.logo_file
+        logo = self.pages.style.logo_file
         endpoints: dict[str, Callable[..., Response]] = {
             "unsubscribe_page": self.unsubscribe_page,
             "unsubscribe": self.unsubscribe,
@@ -356,7 +356,7 @@ class App:
     # -- the rest -------------------------------------------------------------------------------
 
     def webhook(self, request: Request, provider: str) -> Response:
-        """Delivery events from a provider, handed to broadsheet.usecases.events when that room exists."""
+        """Delivery events from a provider, handed to broadsheet.usecases.events when that package exists."""
         try:
             from broadsheet.usecases.events import webhooks
         except ModuleNotFoundError as exc:

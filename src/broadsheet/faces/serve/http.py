@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # parameters are never parsed.
 MAX_CONTENT_TYPE = 256
 MAX_PARTS = 20  # parts of a multipart form (serve's forms have a handful of fields); more is a 413
-# bytes of one part's headers: werkzeug reads a Content-Disposition of 16 KB of parameters in tens of ms
+# bytes of one part's headers: werkzeug is slow on a long Content-Disposition full of parameters
 MAX_PART_HEAD = 1024
 PART_BREAK = re.compile(rb"\r?\n\r?\n")  # between a part's headers and its content
 PLAIN_ENCODINGS = frozenset({"", "7bit", "8bit", "binary"})  # browsers never send another (RFC 7578)

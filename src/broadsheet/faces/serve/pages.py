@@ -22,7 +22,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 WHITE = (255, 255, 255)
 
 
-class Brand:
+class PageStyle:
     """The colours (checked, as #rrggbb), the logo file served at /brand/logo, and the name."""
 
     def __init__(self, config: Config):
@@ -63,15 +63,15 @@ class Pages:
     """Renders a page by name with the brand and the texts of the config's language."""
 
     def __init__(self, config: Config):
-        self.brand = Brand(config)
+        self.style = PageStyle(config)
         self.language, self.texts = texts_for(config.language)
-        self.css = self.brand.css()
+        self.css = self.style.css()
         self.style_hash = style_hash(self.css)
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
         )
-        css = Markup(self.css)  # noqa: S704 -- CSS built by Brand from validated config
-        self.env.globals.update(brand=self.brand, css=css, lang=self.language, t=self.text)
+        css = Markup(self.css)  # noqa: S704 -- CSS built by PageStyle from validated config
+        self.env.globals.update(brand=self.style, css=css, lang=self.language, t=self.text)
 
     def text(self, key: str, **values: str) -> Markup:
         """One text with its {placeholders} filled, every value escaped and shown in bold."""
@@ -79,7 +79,7 @@ class Pages:
         return escape(self.texts[key]).format(**filled)
 
     def render(self, template: str, status: int = 200, **values: object) -> Response:
-        html = self.env.get_template(template).render(list=self.brand.name, **values)
+        html = self.env.get_template(template).render(list=self.style.name, **values)
         return Response(html, status)
 
     def message(self, status: int, title: str, text: str = "", **values: str) -> Response:

@@ -22,8 +22,7 @@ PROXY_HEADERS = {"x-forwarded-for", "x-forwarded-proto"}
 # How long a thread may keep the GIL while another wants it (Python's default: 5 ms). serve's threads
 # are short request handlers that let go of the GIL at every socket and SQLite call; with 5 ms, one that
 # wants it back after a commit waits while another parses a request or checks a token, and the handovers
-# cost more than the work: 50 clients as fast as served, 4 threads, measured 770-980 unsubscribes/s with
-# p99 120-180 ms at 5 ms, 1,740-1,840/s with p99 55-69 ms at 0.5 ms and 0.2 ms (docs/performance.md).
+# cost more than the work. A shorter interval roughly doubles throughput and halves p99 (docs/performance.md).
 SWITCH_INTERVAL = 0.0005
 IDLE_SECONDS = 10  # a connection idle (or trickling) this long is closed, a second later at most
 CONNECTION_LIMIT = 1000  # open connections in all; past that waitress stops accepting until some close

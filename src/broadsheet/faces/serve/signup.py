@@ -43,7 +43,7 @@ def confirmation_issue(config: Config, pages: Pages) -> RenderedIssue:
     table = PlaceholderTable()
     url = table.make("subscriber.confirm_url")
     subject = pages.texts["mail_subject"].format(list=config.name)
-    logo = f"{config.serve.public_url.rstrip('/')}/brand/logo" if pages.brand.logo_file else pages.brand.remote_logo
+    logo = f"{config.serve.public_url.rstrip('/')}/brand/logo" if pages.style.logo_file else pages.style.remote_logo
     html = (
         pages.env.get_template("confirmation_email.html")
         .render(list=config.name, subject=subject, logo_url=logo)

@@ -89,8 +89,8 @@ class _Loader:
 
 
 def campaign_key(issue_id: str | None, slug: str) -> str:
-    """A campaign's identity: the issue's front-matter id; for an issue without one, its folder name
-    (as every campaign was keyed before ids existed, so those campaigns resume)."""
+    """A campaign's identity: the issue's front-matter id, else its folder name (so a campaign of an
+    issue without an id still resumes)."""
     return issue_id or slug
 
 

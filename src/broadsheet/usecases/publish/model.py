@@ -1,4 +1,4 @@
-"""What the publish room hands between its steps: the site's settings and one entry per issue."""
+"""What the publish package hands between its steps: the site's settings and one entry per issue."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from broadsheet.core.config import Config
 from broadsheet.core.content import Issue, read_issue
 from broadsheet.core.content.mergetags import with_defaults
-from broadsheet.core.content.scaffold import placeholders_in
+from broadsheet.core.content.scaffold import starter_text_in
 from broadsheet.core.errors import PublishError
 from broadsheet.core.render import RenderedIssue, build_issue
 
@@ -40,9 +40,9 @@ def read_entries(config: Config, *, now: dt.datetime | None = None, notes: list[
         issue = read_issue(folder, site_config)
         if issue.draft:
             continue
-        if placeholders := placeholders_in(folder):
+        if leftovers := starter_text_in(folder):
             if notes is not None:
-                first = placeholders[0]  # its path is inside the folder: placeholders_in looked there
+                first = leftovers[0]  # its path is inside the folder: starter_text_in looked there
                 notes.append(
                     f"{folder.name} is left out: {first.what} is still the placeholder `broadsheet new` wrote"
                     f" ({first.path.relative_to(folder.parent)}:{first.line}); write it, or mark it draft: true"
