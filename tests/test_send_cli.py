@@ -219,12 +219,19 @@ def test_sigterm_and_a_closed_terminal_stop_like_ctrl_c(sample, signum):
     assert {email for email, state in after.items() if state == "sent"} == set(sink.recipients())
 
 
+def _in_its_terminal() -> None:
+    """The child as a shell starts it in a terminal: the pty is its controlling terminal, SIGHUP at its
+    default (the test runner itself may run under nohup)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 def test_a_terminal_that_closes_stops_the_send_like_ctrl_c(sample):
     """The send runs in a real terminal (a pty it controls) that closes: a hangup, and every later write to
     the terminal fails. The batches in flight are finished and recorded all the same, nothing is left
     `sending`, and the rest stays queued."""
     write_subscribers(sample / "list.csv", 80)
-    sink = Sink(delay=0.015)
+    sink = Sink(hold_after=15)  # the send waits on its sixteenth message until the terminal has closed
     with smtp_server(sink) as (host, port):
         configure(sample, send={"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 5},
                   smtp=smtp(host, port))  # fmt: skip
@@ -237,7 +244,7 @@ def test_a_terminal_that_closes_stops_the_send_like_ctrl_c(sample):
         process = subprocess.Popen(
             [sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"], cwd=sample, env=env,
             stdin=its_end, stdout=its_end, stderr=its_end, start_new_session=True,
-            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # the session's controlling terminal
+            preexec_fn=_in_its_terminal,
         )  # fmt: skip
         os.close(its_end)
         os.set_blocking(terminal, False)
@@ -247,6 +254,7 @@ def test_a_terminal_that_closes_stops_the_send_like_ctrl_c(sample):
                 os.read(terminal, 65536)  # what a terminal shows, read so that the send never blocks on it
             time.sleep(0.01)
         os.close(terminal)  # the window closes, the SSH session drops
+        sink.released.set()
         assert process.wait(timeout=30) == 130
     after = states(sample)
     assert "sending" not in after.values() and "queued" in after.values()
