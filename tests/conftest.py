@@ -21,6 +21,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _close_browser() -> Iterator[None]:
+    """Quit the browser tests' shared Chromium, if one was started, when the session ends."""
+    yield
+    from support.browser import close_browser
+
+    close_browser()
+
+
 @pytest.fixture(autouse=True)
 def _release_ports() -> Iterator[None]:
     """Close the ports ``support.ports.free_port`` still holds once a test ends."""
