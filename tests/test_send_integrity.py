@@ -167,7 +167,7 @@ CREATE TABLE recipients (id INTEGER PRIMARY KEY, campaign INTEGER NOT NULL REFER
 
 def test_a_journal_from_before_ids_is_migrated_and_its_campaign_resumed(sample, capsys):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 6)]
-    (sample / ".broadsheet").mkdir()
+    (sample / ".broadsheet").mkdir(exist_ok=True)
     with sqlite3.connect(sample / ".broadsheet" / "state.db") as db:
         db.executescript(SCHEMA_1)
         db.execute(
@@ -295,7 +295,7 @@ def test_an_empty_or_foreign_journal_is_an_error_not_a_fresh_start(sample, make,
     write_subscribers(sample / "list.csv", 3)
     configure(sample, send={"transport": "outbox", "list": "list.csv"})
     journal = sample / ".broadsheet" / "state.db"
-    journal.parent.mkdir()
+    journal.parent.mkdir(exist_ok=True)
     make(journal)
     before = journal.read_bytes()
     assert cli(sample, "send", ISSUE, "--yes") == 2
@@ -624,6 +624,7 @@ def test_no_journal_yet_and_a_read_only_folder_for_it_is_one_line(sample):
     write_subscribers(sample / "list.csv", 2)
     configure(sample, send={"transport": "outbox", "list": "list.csv"})
     folder = sample / ".broadsheet"
+    shutil.rmtree(folder, ignore_errors=True)  # no image cache either: an empty folder
     folder.mkdir(mode=0o555)
     try:
         result = send(sample, ISSUE, "--yes", preexec_fn=without_permission_override)
