@@ -21,6 +21,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _close_browser() -> Iterator[None]:
+    """Quit the browser tests' shared Chromium, if one was started, when the session ends."""
+    yield
+    from support.browser import close_browser
+
+    close_browser()
+
+
 @pytest.fixture(autouse=True)
 def _release_ports() -> Iterator[None]:
     """Close the ports ``support.ports.free_port`` still holds once a test ends."""
@@ -30,16 +39,34 @@ def _release_ports() -> Iterator[None]:
     release()
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A temporary copy of the sample project (config, templates, sample issue, subscribers)."""
+def copy_sample_project(folder: Path) -> Path:
+    """Copy the sample project (config, templates, sample issue, subscribers) into ``folder``."""
     import shutil
 
     for name in ("broadsheet.toml", "subscribers.example.csv"):
         if (ROOT / name).exists():
-            shutil.copy(ROOT / name, tmp_path / name)
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    shutil.copytree(ROOT / "assets", tmp_path / "assets")
+            shutil.copy(ROOT / name, folder / name)
+    shutil.copytree(ROOT / "templates", folder / "templates")
+    shutil.copytree(ROOT / "assets", folder / "assets")
     if SAMPLE_ISSUE.exists():
-        shutil.copytree(SAMPLE_ISSUE, tmp_path / "issues" / SAMPLE_ISSUE.name)
-    return tmp_path
+        shutil.copytree(SAMPLE_ISSUE, folder / "issues" / SAMPLE_ISSUE.name)
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A temporary copy of the sample project (config, templates, sample issue, subscribers)."""
+    return copy_sample_project(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def sample_image_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample issue's optimised images, made once a session: a project that copies them builds without
+    re-encoding them (most of a first build's CPU)."""
+    from broadsheet.core.config import load_config
+    from broadsheet.core.content.optimise import CACHE_FOLDER
+    from broadsheet.core.render import read_and_build
+
+    root = copy_sample_project(tmp_path_factory.mktemp("sample-images"))
+    read_and_build(root / "issues" / SAMPLE_ISSUE.name, load_config(root / "broadsheet.toml"))
+    return root / CACHE_FOLDER

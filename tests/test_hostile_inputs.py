@@ -435,7 +435,7 @@ def test_lint_names_the_unsubscribe_setting_not_the_text_template(project, cli, 
     if setting == "empty":  # a top-level key: before the first table
         kept.insert(next(n for n, line in enumerate(kept) if line.startswith("[")), 'unsubscribe_url = ""')
     config.write_text("\n".join(kept) + "\n")
-    result = cli("lint", ISSUE)
+    result = cli("lint", ISSUE, "--no-validator")  # the setting, not the compiled MJML: no node start
     errors = [line for line in (result.stdout + result.stderr).splitlines() if "error:" in line]
     assert len(errors) == 1, result.stdout + result.stderr
     where = (

@@ -15,7 +15,6 @@ import shutil
 import sqlite3
 import stat
 import subprocess
-import sys
 
 import pytest
 from support.providers import api  # noqa: F401 - the fixture
@@ -23,23 +22,12 @@ from support.reporting import Recorder
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_api_cli import use_fake
 from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
-from test_send_integrity import ENV, ISSUE, Ran, _wait_for, one_line_error, send, send_process, smtp, states
+from test_send_integrity import ISSUE, Ran, _wait_for, one_line_error, send, send_process, smtp, states
 
 from broadsheet.core.config import load_config
 from broadsheet.core.errors import CampaignError
 from broadsheet.data.journal.journal import ROOM
 from broadsheet.usecases.send import SendOptions, send_issue
-
-
-def status(project) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "broadsheet", "status", ISSUE],
-        cwd=project,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def cli_run(project, capsys, *args: str) -> Ran:
@@ -161,7 +149,7 @@ def test_a_journal_removed_mid_send_is_written_back_with_the_messages_in_flight_
         assert {email: state for email, state in states(sample).items() if email in delivered} == dict.fromkeys(
             delivered, "sent"
         )
-        assert send(sample, ISSUE, "--yes").returncode == 0  # resumes: the rest, once each
+        assert cli(sample, "send", ISSUE, "--yes") == 0  # resumes: the rest, once each
     assert sink.recipients() == {email: 1 for email in people}
 
 
@@ -191,16 +179,19 @@ def fill(folder, leave: int) -> None:
         handle.write(b"\0" * max(0, info.f_bavail * info.f_frsize - leave))
 
 
-def test_a_full_disk_during_a_send_is_one_line_leaves_no_partial_file_and_resumes(sample, small_disk):
+def test_a_full_disk_during_a_send_is_one_line_leaves_no_partial_file_and_resumes(
+    sample, small_disk, monkeypatch, capsys
+):
     write_subscribers(sample / "list.csv", 30)
     configure(sample, send={"transport": "outbox", "list": "list.csv", "connections": 4})
     project = small_disk / "project"
     shutil.copytree(sample, project)
-    assert send(project, ISSUE, "--yes", "--limit", "5").returncode == 0
+    monkeypatch.chdir(project)
+    assert cli(project, "send", ISSUE, "--yes", "--limit", "5") == 0
     written = list((project / "outbox").rglob("*.eml"))
     size = max(path.stat().st_size for path in written)
     fill(small_disk, leave=ROOM + 3 * size)  # room for the send's reserve, and for a message or two more
-    result = send(project, ISSUE, "--yes")
+    result = send(project, ISSUE, "--yes")  # a child process: what it leaves when the disk fills
     one_line_error(result, "the disk holding the", "is full", "run the same command again to resume")
     assert "Traceback" not in result.stderr  # nor from the checkpoint thread
     files = [path for path in (project / "outbox").rglob("*") if path.is_file()]
@@ -208,9 +199,10 @@ def test_a_full_disk_during_a_send_is_one_line_leaves_no_partial_file_and_resume
     assert all(path.suffix == ".eml" and path.stat().st_size == size for path in files)
     recorded = states(project)
     assert sorted(recorded.values()).count("sent") == len(files) and set(recorded.values()) == {"sent", "queued"}
-    checked = status(project)
-    assert checked.returncode == 0 and "locked" not in checked.stdout + checked.stderr
+    capsys.readouterr()
+    assert cli(project, "status", ISSUE) == 0
+    assert "locked" not in "".join(capsys.readouterr())
     (small_disk / "filler").unlink()
-    assert send(project, ISSUE, "--yes").returncode == 0  # resumes: the rest, once each
+    assert cli(project, "send", ISSUE, "--yes") == 0  # resumes: the rest, once each
     names = sorted(path.name.split("-", 1)[1] for path in (project / "outbox").rglob("*.eml"))
     assert names == sorted(f"{email}.eml" for email in recorded)

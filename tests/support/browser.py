@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TypeVar
 
 from broadsheet.faces.preview.chromium import chromium, find_chromium
@@ -19,12 +19,44 @@ def require_chromium() -> None:
         missing("chromium/chromedriver", "apt-get install chromium chromium-driver, or make browser")
 
 
+_shared = ExitStack()
+_driver: list = []  # the worker's one Chromium, started by the first browser test
+
+
+def _session_chromium():
+    """This worker's headless Chromium, started once (again if it died) and quit by ``close_browser``."""
+    if _driver:
+        try:
+            _driver[0].window_handles  # noqa: B018 - a dead browser raises here
+        except Exception:
+            close_browser()
+    if not _driver:
+        _driver.append(_shared.enter_context(chromium()))
+    return _driver[0]
+
+
+def close_browser() -> None:
+    """Quit the shared Chromium (conftest calls this when the session ends)."""
+    _driver.clear()
+    _shared.close()
+
+
 @contextmanager
 def browser(width: int = 1400, height: int = 1000) -> Iterator:
-    """A fresh headless Chromium (fails the test when absent)."""
+    """A fresh tab, ``width`` by ``height``, with no cookies, in the worker's one headless Chromium (fails the test
+    when absent): starting Chromium costs more than the tests that use it."""
     require_chromium()
-    with chromium(width=width, height=height) as driver:
-        yield driver
+    driver = _session_chromium()
+    old = driver.window_handles
+    driver.switch_to.new_window("tab")
+    fresh = driver.current_window_handle
+    for handle in old:
+        driver.switch_to.window(handle)
+        driver.close()
+    driver.switch_to.window(fresh)
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    driver.set_window_size(width, height)
+    yield driver
 
 
 def wait_for(check: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.05, what: str = "") -> T:
