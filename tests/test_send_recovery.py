@@ -127,7 +127,7 @@ def test_a_journal_lost_between_two_sends_is_refused_until_asked_and_test_copies
 def test_a_journal_removed_mid_send_is_written_back_with_the_messages_in_flight_and_its_mode(sample):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 40)]
     journal = sample / ".broadsheet" / "state.db"
-    sink = Sink(delay=0.05)  # four connections, each with a message on its way when the journal goes
+    sink = Sink(hold_after=6)  # four connections, each holding a message on its way when the journal goes
     with smtp_server(sink) as (host, port):
         configure(
             sample,
@@ -137,10 +137,13 @@ def test_a_journal_removed_mid_send_is_written_back_with_the_messages_in_flight_
         first = send_process(sample, ISSUE, "--yes")
         try:
             _wait_for(lambda: len(sink.received) >= 6 or first.poll() is not None)
+            assert first.poll() is None, "the first send ended before the journal went"
             mode = stat.S_IMODE(os.stat(journal).st_mode)
             shutil.rmtree(sample / ".broadsheet")
+            sink.released.set()
             _out, err = first.communicate(timeout=30)
         finally:
+            sink.released.set()
             first.kill()
         assert first.returncode == 2 and "written back from the running send" in err
         assert "Traceback" not in err
