@@ -150,7 +150,7 @@ def test_due_needs_no_issue_and_refuses_what_does_not_go_with_it(sample, capsys)
 
 def test_two_due_runs_at_once_send_each_message_once(sample):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 12)]
-    sink = Sink(delay=0.03)  # slow enough that the first run still holds the lock when the second starts
+    sink = Sink(hold_after=1)  # the run that sends waits on its second message until the other has ended
     with smtp_server(sink) as (host, port):
         configure(sample, send={"transport": "smtp", "list": "list.csv", "connections": 1}, smtp=smtp(host, port))
         scheduled(sample, SAMPLE, send_at=moment(-0.5))
@@ -164,6 +164,12 @@ def test_two_due_runs_at_once_send_each_message_once(sample):
             subprocess.Popen(command, cwd=sample, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)
         ]
+        try:
+            deadline = time.monotonic() + 60
+            while all(run.poll() is None for run in runs) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            sink.released.set()
         results = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], results
     assert sink.recipients() == {email: 1 for email in people}
