@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := issues/2021-06-01-chengdu-flemish-brabant
 
-.PHONY: demo test lint-fix install install-test browser validator bench clean
+.PHONY: demo test lint-fix install install-test browser validator caniemail bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ validator:
 	@if command -v npm >/dev/null 2>&1; then \
 	  [ -x node_modules/.bin/mjml ] || npm install --silent --no-audit --no-fund --no-save mjml@4.15.3 >/dev/null; \
 	else echo "npm not found: the MJML validator tests will fail (install Node.js, or BROADSHEET_TEST_SKIP_MISSING=1)"; fi
+
+# Refresh lint's CSS support table (src/broadsheet/core/lint/caniemail_css.json) from a caniemail release.
+caniemail: install
+	npm install --silent --no-audit --no-fund --no-save caniemail@2.0.2 >/dev/null
+	$(BIN)/python scripts/caniemail_subset.py node_modules/caniemail/data/caniemail.json
 
 # Headless Chromium and its driver from Debian, for the preview's browser tests.
 browser:

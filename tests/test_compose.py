@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.header
 import email.utils
 
@@ -67,6 +68,8 @@ def test_message_fields_for_api_transports():
         "List-Id",
         "List-Unsubscribe",
         "List-Unsubscribe-Post",
+        "Feedback-ID",
+        "X-Auto-Response-Suppress",
     }
     assert message.merge["city"] == "Leuven"
     assert "Leuven" in message.html and "Hello Doe," in message.text
@@ -328,3 +331,97 @@ def test_unusable_dkim_key_is_a_config_error_without_the_key(monkeypatch):
     with pytest.raises(ConfigError) as caught:
         Composer(make_issue(), make_config(dkim=Dkim(domain="example.org", selector="news")))
     assert caught.value.where == "BROADSHEET_DKIM_KEY" and "c2VjcmV0" not in str(caught.value)
+
+
+def signed_names(raw: bytes) -> list[str]:
+    """The h= tag of the message's DKIM-Signature, lower-cased, in order."""
+    value = "".join(parse(raw)["DKIM-Signature"].split())
+    return value.split("h=", 1)[1].split(";", 1)[0].lower().split(":")
+
+
+OVERSIGNED = ("From", "To", "Subject", "Date", "Reply-To", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post")
+
+
+@pytest.mark.parametrize("name", OVERSIGNED)
+def test_a_second_copy_of_a_signed_header_breaks_the_signature(tmp_path, name):
+    """h= names each of these once more than present (RFC 6376 5.4.2): a copy added in transit, at the top
+    where a receiver would show it, no longer verifies; the message as sent does."""
+    raw = compose(config=dkim_config(tmp_path, base_url="https://news.example.org")).raw
+    assert dkim.verify(raw, dnsfunc=dns_record)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    forged = {
+        "From": b"From: Your Bank <security@bank.example>",
+        "List-Unsubscribe": b"List-Unsubscribe: <https://evil.example/x>",
+    }
+    added = forged.get(name, f"{name}: added in transit".encode())
+    lines = head.split(b"\r\n")
+    end_of_signature = next(i for i, line in enumerate(lines) if i and not line.startswith((b"\t", b" ")))
+    tampered = b"\r\n".join([*lines[:end_of_signature], added, *lines[end_of_signature:]]) + b"\r\n\r\n" + body
+    assert not dkim.verify(tampered, dnsfunc=dns_record)
+    h_tag = signed_names(raw)
+    present = 0 if name == "Reply-To" and b"\r\nReply-To:" not in head else 1
+    assert h_tag.count(name.lower()) == present + 1
+
+
+def test_an_absent_reply_to_is_signed_as_absent(tmp_path):
+    raw = compose(config=dkim_config(tmp_path, reply_to="")).raw
+    assert b"\r\nReply-To:" not in raw and dkim.verify(raw, dnsfunc=dns_record)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert not dkim.verify(head + b"\r\nReply-To: thief@evil.example\r\n\r\n" + body, dnsfunc=dns_record)
+
+
+def test_feedback_id_names_the_campaign_list_and_sender_and_no_reader(tmp_path):
+    raw = compose(subscriber("jane@example.com", "Jane"), config=dkim_config(tmp_path)).raw
+    parsed = parse(raw)
+    campaign, mailing, kind, sender = parsed["Feedback-ID"].split(":")
+    assert (campaign, mailing, kind) == ("2021-06-01-test", "weekly.news.example.org", "newsletter")
+    assert sender == "example"  # the From domain without its last label
+    assert "jane" not in parsed["Feedback-ID"].lower()
+    assert "feedback-id" in signed_names(raw) and dkim.verify(raw, dnsfunc=dns_record)
+    assert parse(compose(test=True).raw)["Feedback-ID"].split(":")[2] == "test"
+
+
+def test_feedback_id_takes_the_configured_sender_id_or_can_be_turned_off():
+    from broadsheet.core.config import Send
+
+    chosen = parse(compose(config=make_config(send=Send(feedback_sender_id="bcecc-news"))).raw)
+    assert chosen["Feedback-ID"].endswith(":newsletter:bcecc-news")
+    assert "Feedback-ID" not in parse(compose(config=make_config(send=Send(feedback_id=False))).raw)
+
+
+def test_a_slug_a_feedback_id_cannot_carry_becomes_a_digest():
+    issue = dataclasses.replace(make_issue(), slug="2021-06-01-成都: a b")
+    value = parse(compose(issue=issue).raw)["Feedback-ID"]
+    assert value.count(":") == 3 and " " not in value and value.isascii()
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [("bcecc-news", True), ("abcd", False), ("a" * 16, False), ("news:list", False), ("news list", False)],
+)
+def test_a_feedback_sender_id_that_would_break_the_header_is_one_line(tmp_path, value, ok):
+    from broadsheet.core.config import load_config
+
+    path = tmp_path / "broadsheet.toml"
+    path.write_text(f'[send]\nfeedback_sender_id = "{value}"\n')
+    if ok:
+        assert load_config(path).send.feedback_sender_id == value
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.where == f"{path}:2"
+
+
+def test_list_help_and_list_subscribe_point_at_the_archive_and_the_sign_up_page():
+    from broadsheet.core.config import Serve
+
+    parsed = parse(compose(config=make_config(base_url="https://news.example.org",
+                                              serve=Serve(public_url="https://join.example.org"))).raw)  # fmt: skip
+    assert parsed["List-Help"] == "<https://news.example.org/>"
+    assert parsed["List-Subscribe"] == "<https://join.example.org/subscribe>"
+    bare = parse(compose().raw)
+    assert "List-Help" not in bare and "List-Subscribe" not in bare  # no pages, no headers
+
+
+def test_out_of_office_replies_are_asked_to_stay_away():
+    assert parse(compose().raw)["X-Auto-Response-Suppress"] == "OOF, AutoReply"

@@ -59,6 +59,8 @@ class Send:
     daily_limit: int = 0  # messages per calendar day in UTC over real transports; 0 = no limit
     warmup: bool = False  # cap each day by the warm-up table (campaign/caps.py) for a new sending domain
     warmup_start: str = ""  # YYYY-MM-DD, day 1 of the warm-up; empty: the day the journal first sent
+    feedback_id: bool = True  # a Feedback-ID header for Gmail's feedback loop (Postmaster Tools)
+    feedback_sender_id: str = ""  # its SenderId, 5-15 letters, digits, . _ -; empty: from the From domain
 
 
 @dataclass(frozen=True)
@@ -365,6 +367,8 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
             fix=f'write base_url = "https://{values["base_url"]}"',
         )
     _check_smtp_timeouts(values.get("smtp"), checker)
+    if "send" in values:
+        _check_feedback_sender(values["send"], checker)
     if "inbox" in values:
         _check_inbox(values["inbox"], checker)
     if "serve" in values:
@@ -382,6 +386,17 @@ def _check_origins(serve: Serve, checker: _TomlChecker) -> None:
                 where=checker.line_of(key),
                 fix="give scheme and host (and port) only, no path",
             )
+
+
+def _check_feedback_sender(send: Send, checker: _TomlChecker) -> None:
+    """Gmail's SenderId: 5 to 15 characters that cannot break the Feedback-ID header's fields."""
+    value = send.feedback_sender_id
+    if value and not re.fullmatch(r"[A-Za-z0-9._-]{5,15}", value):
+        raise ConfigError(
+            f"send.feedback_sender_id must be 5 to 15 letters, digits, dots, dashes or underscores, not {value!r}",
+            where=checker.line_of("send.feedback_sender_id"),
+            fix='choose a short, stable name such as "bcecc-news"',
+        )
 
 
 def _check_inbox(inbox: Inbox, checker: _TomlChecker) -> None:

@@ -21,6 +21,7 @@ from ..render.model import RenderedIssue
 from . import headers as hdr
 from .fields import personal_fields
 from .headers import RecipientRejected
+from .list_headers import list_headers
 from .message import Message
 from .mime import AlternativeBody
 from .signing import DkimSigner
@@ -66,7 +67,7 @@ class Composer:
         self.return_paths = ReturnPaths(config, self.sender.address, token_secret=token_secret)
         self.subject = ("[TEST] " if test else "") + _single_line(issue.subject, issue.slug)
         self.from_header = hdr.address(self.sender.name, self.sender.address, encode=False)
-        self.fixed_headers = {**_fixed_headers(config), **_archive_headers(issue, config)}
+        self.fixed_headers = {**_fixed_headers(config), **list_headers(issue, config, self.sender.domain, test=test)}
         head = self._fixed_head()
         self._head = b"".join(hdr.fold(name, value) for name, value in head.items())
         self._message_ids = MessageIds(self.sender.domain)
@@ -169,16 +170,6 @@ def _fixed_headers(config: Config) -> dict[str, str]:
             )
         fixed["List-Id"] = f"{hdr.phrase(_config_line(config, 'name'))} <{config.list_id}>"
     return fixed
-
-
-def _archive_headers(issue: RenderedIssue, config: Config) -> dict[str, str]:
-    """List-Archive (RFC 2369: the web archive) and Archived-At (RFC 5064: this issue's page), with base_url."""
-    archive = f"{config.base_url.rstrip('/')}/"
-    if not config.base_url or not issue.view_online_url:
-        return {}
-    if not all(url.isascii() and url.isprintable() and " " not in url for url in (archive, issue.view_online_url)):
-        return {}  # a header cannot carry it as is; the links in the body still can
-    return {"List-Archive": f"<{archive}>", "Archived-At": f"<{issue.view_online_url}>"}
 
 
 def _recipient_address(address: str) -> str:

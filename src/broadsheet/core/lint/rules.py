@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 from ..content.scaffold import find_starter_text
 from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
 from .colour import contrast, hex_of
+from .css_support import located, unsupported_in_markdown, unsupported_in_stylesheet
 from .document import EmailDocument, Img, collapse, shorten
 from .findings import Finding
 from .mergetags import merge_tag_findings
@@ -498,6 +499,26 @@ def check_contrast(ctx: LintContext) -> Iterator[Finding]:
         )
 
 
+def check_css_support(ctx: LintContext) -> Iterator[Finding]:
+    """CSS in the theme's style sheets or the issue's Markdown that Gmail, Outlook for Windows or Apple Mail
+    ignore (caniemail), once per feature and file."""
+    for path, lines in ctx.sources.files:
+        if path.suffix == ".css":
+            found = unsupported_in_stylesheet("\n".join(lines))
+        elif path.suffix == ".md":
+            found = unsupported_in_markdown("\n".join(lines))
+        else:
+            continue
+        for feature in found:
+            yield Finding(
+                "css-support",
+                "warning",
+                f"{feature.title} is ignored by {' and '.join(feature.clients)} ({feature.url}):"
+                " readers there get the issue without it; use CSS they support or accept the difference",
+                located(Path(display(path)), lines, feature.needle),
+            )
+
+
 def check_merge_tags(ctx: LintContext) -> Iterator[Finding]:
     return merge_tag_findings(ctx.sources, ctx.subscriber_fields)
 
@@ -525,6 +546,7 @@ RULES: tuple[Rule, ...] = (
     check_contrast,
     check_merge_tags,
     check_scaffold,
+    check_css_support,
 )
 
 
