@@ -90,13 +90,28 @@ EVENT_COLUMNS = ", ".join(f.name for f in fields(Event))
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
+# the conditional UPDATE of every suppression (built once: a one-click runs it)
+STRENGTHEN = (
+    "UPDATE subscribers SET status = :status, updated = :now WHERE email_key = :key"
+    f" AND {weaker_sql('status', ':status')} RETURNING id"
+)
+
+
 def store_path(root: Path) -> Path:
     return Path(root) / ".broadsheet" / "audience.db"
 
 
+_now: tuple[int, str] = (-1, "")
+
+
 def utc_now() -> str:
-    """Now as the store writes times: ISO 8601 UTC to the second."""
-    return datetime.now(UTC).strftime(TIME_FORMAT)
+    """Now as the store writes times: ISO 8601 UTC to the second (formatted once a second, since every
+    write of a one-click names the time)."""
+    global _now
+    second = int(time.time())
+    if _now[0] != second:
+        _now = (second, time.strftime(TIME_FORMAT, time.gmtime(second)))
+    return _now[1]
 
 
 class Store:
@@ -633,8 +648,7 @@ class Store:
         """Inside a write: the subscriber ``key`` to the suppressing ``status``, with its event, only when
         their status is weaker (the UPDATE's own condition, so a repeat changes and records nothing)."""
         row = self.db.execute(
-            "UPDATE subscribers SET status = :status, updated = :now WHERE email_key = :key"
-            f" AND {weaker_sql('status', ':status')} RETURNING id",
+            STRENGTHEN,
             {"status": status, "now": utc_now(), "key": key},
         ).fetchone()
         if row is None:
