@@ -39,7 +39,9 @@ def cli_reference(parser: argparse.ArgumentParser) -> str:
     return "\n".join(lines)
 
 
-def _commands(parser: argparse.ArgumentParser, prog: str = "broadsheet") -> Iterator[tuple[str, argparse.ArgumentParser, str]]:
+def _commands(
+    parser: argparse.ArgumentParser, prog: str = "broadsheet"
+) -> Iterator[tuple[str, argparse.ArgumentParser, str]]:
     """(prog, parser, one-line help) for the parser and every subcommand below it, depth first."""
     yield prog, parser, ""
     for action in parser._actions:
@@ -135,8 +137,7 @@ def _keys(cls: type, defaults: Any, prefix: str) -> Iterator[ConfigKey]:
             yield ConfigKey(dotted, "table", "", "", description)
             yield from _keys(hint, value, dotted + ".")
             continue
-        default = "" if dotted == "unsubscribe_url" else _toml(value)  # Config() derives it from [serve]
-        yield ConfigKey(dotted, _kind(hint), default, _allowed(hint, field.name), description)
+        yield ConfigKey(dotted, _kind(hint), _toml(value), _allowed(hint, field.name), description)
 
 
 def _kind(hint: Any) -> str:
