@@ -178,6 +178,8 @@ def quickstart_commands(markdown: str) -> list[str]:
             if not line.startswith("$ "):
                 continue  # what the command prints
             command = line[2:]
+            while command.endswith("\\"):  # continued on the next line
+                command += "\n" + next(lines)
             if heredoc := re.search(r"<<\s*'?(\w+)'?", command):
                 body = []
                 for more in lines:
