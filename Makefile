@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := issues/2021-06-01-chengdu-flemish-brabant
 
-.PHONY: demo test lint-fix install install-test browser validator caniemail bench clean
+.PHONY: demo test lint-fix install install-test browser validator caniemail bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,19 +49,24 @@ demo: install
 	  $(BIN)/broadsheet send $(SAMPLE) --list subscribers.example.csv --transport outbox --yes
 	@echo "The messages are in outbox/$(notdir $(SAMPLE))/ and the journal in .broadsheet/state.db (broadsheet status $(SAMPLE))."
 
-# Lint, format check, strict types and the import contract first (configured in pyproject.toml), then the
-# suite; any failure fails.
+# Lint, format check, strict types and the import contract first (configured in pyproject.toml), the docs
+# site built strictly (a broken link or nav entry fails), then the suite; any failure fails.
 test: install-test
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 	$(BIN)/python -m pytest -n 2 -q
 
 # The fixes ruff can make by itself, and the formatter (run before committing).
 lint-fix: install-test
 	$(BIN)/ruff check --fix
 	$(BIN)/ruff format
+
+# The docs site, live on http://127.0.0.1:8000 while you edit docs/ (make test builds it strictly).
+docs: install-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

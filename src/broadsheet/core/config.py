@@ -576,3 +576,120 @@ def _allowed(hint: Any, leaf: str) -> str:
 
 def _describe(hint: Any) -> str:
     return {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}.get(hint, str(hint))
+
+
+# What each key of broadsheet.toml means, by its dotted TOML name (a table by its own name): the docs'
+# configuration reference is generated from the dataclasses above and this table (tests/test_docs.py
+# fails when a key has no entry here).
+DESCRIPTIONS = {
+    "name": "The newsletter's name: the email's header, the archive, List-Id's display name.",
+    "from": "The From address; `Name <address>` allowed.",
+    "reply_to": "The Reply-To address (none when empty).",
+    "base_url": "Where the web archive (`broadsheet publish`) is uploaded: each issue's page and images live "
+    "under it, and the emails link there (view in your browser, `List-Archive`, `Archived-At`). Without it the "
+    "theme leaves out its view-in-browser links.",
+    "list_id": "The `List-Id` header, e.g. `news.example.org`. Tokens are bound to it: changing it invalidates "
+    "every unsubscribe link already sent.",
+    "language": "The HTML `lang` of the email, the archive and serve's pages (serve has English, French and Dutch "
+    "texts; others fall back to English).",
+    "theme": "A folder under `templates/`, or a path; `default` is the theme broadsheet ships.",
+    "issues_dir": "The folder of the issue folders, relative to the config.",
+    "output_dir": "Where `broadsheet build` writes, relative to the config.",
+    "unsubscribe_url": "The unsubscribe link, a template with `{token}` (opaque, keyed with BROADSHEET_SECRET), "
+    "`{list_id}` and `{email}` (lint warns: the address shows in the link). Empty with `[serve] public_url` set: "
+    "`{public_url}/u/{token}`.",
+    "unsubscribe_mailto": "An address for `List-Unsubscribe: <mailto:…>` (read by `broadsheet inbox`).",
+    "brand": "The logo and colours of the emails, the archive and serve's pages.",
+    "brand.logo": "A path relative to the project, or an https URL; optimised on build.",
+    "brand.logo_alt": "The logo's alt text.",
+    "brand.logo_width": "The logo's width in the email, in pixels.",
+    "brand.primary_color": "A CSS colour: the masthead (the archive's links and serve's buttons too).",
+    "brand.accent_color": "A CSS colour: the band under the masthead (the archive's Subscribe link too).",
+    "brand.background_color": "A CSS colour: around the email's column.",
+    "brand.text_color": "A CSS colour: the body text.",
+    "footer": "The email's footer.",
+    "footer.postal_address": "Your postal address (required by anti-spam laws; lint and build check for it).",
+    "footer.why": "Why the reader gets this newsletter.",
+    "footer.links": "A table of links for the footer: label = URL.",
+    "send": "How `broadsheet send` sends.",
+    "send.transport": "outbox, smtp, postmark, sendgrid, mailgun, ses or resend.",
+    "send.list": "The subscriber CSV used when the store is empty and no `--list` is given.",
+    "send.suppressions": "A CSV of addresses never mailed, whatever the list says (applied when it exists).",
+    "send.connections": "Worker threads, one transport connection each.",
+    "send.batch_size": "Messages per batch; 0: as many as the transport takes per call (smtp 1, outbox 100, "
+    "postmark 500, sendgrid and mailgun 1,000, resend 100, ses 1).",
+    "send.rate_per_second": "A cap shared by all connections; 0: unlimited.",
+    "send.rate_per_hour": "A cap shared by all connections; 0: unlimited.",
+    "send.retries": "How many times a deferred recipient is retried.",
+    "send.retry_delay": "Seconds before the first retry; doubling each time, ±50 % jitter.",
+    "send.outbox_dir": "Where the outbox transport writes one `.eml` per recipient.",
+    "send.daily_limit": "Messages per calendar day in UTC over real transports; 0: no limit.",
+    "send.warmup": "Cap each day by the warm-up table for a new sending domain.",
+    "send.warmup_start": "Day 1 of the warm-up, `YYYY-MM-DD`; empty: the day the journal first sent.",
+    "send.feedback_id": "A Feedback-ID header on every message, for Gmail's feedback loop (Postmaster Tools).",
+    "send.feedback_sender_id": "Feedback-ID's SenderId: 5 to 15 letters, digits, `.`, `_`, `-`; empty: the From "
+    "domain without its last label.",
+    "smtp": "The SMTP server (transport smtp). The password comes from BROADSHEET_SMTP_PASSWORD.",
+    "smtp.host": "The server's host name.",
+    "smtp.port": "587 for STARTTLS, 465 for implicit TLS.",
+    "smtp.security": "starttls, ssl (implicit TLS) or none; certificates are always verified.",
+    "smtp.username": "The AUTH user name (none: no login).",
+    "smtp.timeout": "Seconds to wait for each reply.",
+    "smtp.messages_per_connection": "A connection is renewed after this many messages.",
+    "smtp.ca_file": "A CA bundle for a private certificate authority.",
+    "smtp.data_timeout": "Seconds to wait for the reply to the final `.` (RFC 5321 advises 10 minutes; never "
+    "shorter than `timeout`). Without a reply the recipient is `unknown`, never resent by itself.",
+    "smtp.pipelining": "Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).",
+    "smtp.return_path": "A VERP envelope sender such as `bounces+{token}@example.org`: an opaque per-recipient "
+    "token, read back by `broadsheet inbox`.",
+    "dkim": "DKIM-sign every message (the key itself may come from BROADSHEET_DKIM_KEY instead of a file).",
+    "dkim.domain": "The signing domain (`d=`).",
+    "dkim.selector": "The selector (`s=`) whose DNS record holds the public key.",
+    "dkim.private_key_file": "The PEM private key, relative to the project.",
+    "postmark": "Postmark (token in BROADSHEET_POSTMARK_TOKEN; up to 500 messages per call).",
+    "postmark.base_url": "The API's address.",
+    "postmark.message_stream": "The broadcast message stream's ID.",
+    "sendgrid": "SendGrid (key in BROADSHEET_SENDGRID_KEY; up to 1,000 recipients per call).",
+    "sendgrid.base_url": "The API's address.",
+    "mailgun": "Mailgun (key in BROADSHEET_MAILGUN_KEY; up to 1,000 recipients per call).",
+    "mailgun.base_url": "The API's address; EU: `https://api.eu.mailgun.net`.",
+    "mailgun.domain": "The sending domain (required).",
+    "ses": "Amazon SES v2 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN; one raw message "
+    "per call).",
+    "ses.region": "The AWS region, e.g. `eu-west-1`.",
+    "ses.base_url": "The API's address; empty: `https://email.{region}.amazonaws.com`.",
+    "ses.configuration_set": "The configuration set to send with (its event destination feeds bounces).",
+    "resend": "Resend (key in BROADSHEET_RESEND_KEY; up to 100 per call, with an Idempotency-Key).",
+    "resend.base_url": "The API's address.",
+    "preview": "`broadsheet preview`.",
+    "preview.port": "The port on 127.0.0.1.",
+    "preview.sample_subscriber": "The subscriber whose values fill the merge tags (a table of strings).",
+    "bounces": "What bounces count for.",
+    "bounces.soft_limit": "Soft bounces within `window_days` that count as a hard one; 0: never.",
+    "bounces.window_days": "The window for `soft_limit`, in days.",
+    "bounces.sns_topic_arn": "SES webhooks through SNS: the accepted topic ARNs, comma-separated.",
+    "inbox": "The IMAP mailbox `broadsheet inbox` reads (password from BROADSHEET_INBOX_PASSWORD).",
+    "inbox.host": "The IMAP server.",
+    "inbox.port": "993 for implicit TLS.",
+    "inbox.security": "ssl or starttls; certificates are always verified.",
+    "inbox.username": "The login.",
+    "inbox.folder": "The folder to read.",
+    "inbox.processed_folder": "Where recognised mails are moved.",
+    "inbox.ca_file": "A CA bundle for a private certificate authority.",
+    "inbox.timeout": "Seconds to wait for the server.",
+    "inbox.feedback_senders": "The From addresses of your providers' feedback loops: complaint reports from "
+    "anyone else are refused (empty: none applied).",
+    "inbox.authserv_id": "The name your receiving server writes first in its Authentication-Results (e.g. "
+    "`mx.google.com`); empty: no complaint or unsubscribe mail is applied.",
+    "serve": "`broadsheet serve`: unsubscribes, sign-ups, webhooks.",
+    "serve.public_url": "Where readers reach serve, e.g. `https://news.example.org` (scheme and host only); "
+    "the unsubscribe links are `{public_url}/u/{token}`.",
+    "serve.host": "The address to listen on (behind a reverse proxy).",
+    "serve.port": "The port to listen on.",
+    "serve.threads": "waitress worker threads.",
+    "serve.trusted_proxy": "The proxy whose X-Forwarded-For names the client; empty: none.",
+    "serve.form_origins": "Other sites whose pages may post the sign-up form (`serve --form-snippet`).",
+    "serve.signups_per_minute": "Sign-ups per client address per minute.",
+    "serve.signups_per_hour": "Sign-ups per client address per hour.",
+    "serve.max_body_bytes": "The largest request body for a page (webhooks: 4 MB).",
+}

@@ -1,6 +1,6 @@
 """The subscriber store: who is subscribed, with what, and everything that happened to them (SQLite).
 
-Imports config, errors and audience only. See docs/architecture.md for the schema.
+Imports config, errors and audience only. See docs/architecture/data.md for the schema.
 """
 
 from .schema import STATUSES, SUPPRESSING

@@ -4,7 +4,7 @@ The main thread is the only one that touches the journal: it claims a batch (mar
 committed) for each idle worker and records what comes back. Workers compose their batch, wait for the
 shared rate limiter and send it. A fatal transport error (login refused, sender refused, untrusted
 certificate, a used-up quota, a setting the transport finds wrong) stops the campaign: in-flight
-batches are finished and recorded, the rest stays queued (docs/architecture.md: what stops a campaign).
+batches are finished and recorded, the rest stays queued (docs/architecture/usecases.md: what stops a campaign).
 """
 
 from __future__ import annotations
