@@ -118,7 +118,14 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     _check_lint(rendered, issue, config, reporter, force=options.force, test=bool(options.test))
     if not (options.test or options.dry_run):
         _check_send_at(issue, options, reporter)
-    subscribers = recipients_for(config, options.list_file, list(options.segments))  # the store, or a CSV
+    audience = recipients_for(  # the store (the configured list imported first), or a CSV: said on every send
+        config, options.list_file, list(options.segments), import_list=not (options.test or options.dry_run)
+    )
+    subscribers = audience.recipients
+    if not options.test:  # a test copy goes to one address, whoever it is personalised as
+        reporter.info(audience.rule)
+        for problem in audience.problems:
+            reporter.warn(f"{config.send.list}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped")
     if options.test:
         factory = transport_factory(transport_name, config, slug=rendered.slug, test=True)
         return _send_test(options, config, rendered, subscribers, factory, reporter)

@@ -253,6 +253,19 @@ class Store:
         with self._lock:
             return int(self._meta("revision") or 0)
 
+    def note(self, name: str) -> str | None:
+        """A value kept in the store's meta table under ``note:<name>`` (``set_note``), or None."""
+        with self._lock:
+            return self._meta(f"note:{name}")
+
+    def set_note(self, name: str, value: str) -> None:
+        """Keep ``value`` under ``note:<name>`` (what a send imported last, for one)."""
+        with self._write():
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (f"note:{name}", value),
+            )
+
     def field_names(self) -> list[str]:
         """Every extra field name any subscriber has, in first-seen order."""
         names: dict[str, None] = {}
