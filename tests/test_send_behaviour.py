@@ -6,11 +6,16 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
+import pytest
+from support.providers import api  # noqa: F401 - the fixture
 from support.reporting import Recorder
-from support.smtpd import configure, write_subscribers
-from test_send_cli import sample  # noqa: F401 - the fixture
+from support.smtpd import Sink, configure, smtp_server, write_subscribers
+from test_api_cli import use_fake
+from test_schedule import scheduled
+from test_send_cli import cli, sample, smtp  # noqa: F401 - sample is the fixture
 
 from broadsheet.core.config import Config, load_config
+from broadsheet.core.events import rejection_kind
 from broadsheet.data.store import Store
 from broadsheet.usecases.send import SendOptions, send_issue
 
@@ -86,3 +91,69 @@ def test_the_rule_names_the_list_when_no_store_or_list_is_given(sample):
         "the store's own subscribers are not mailed"
     ]
     assert "newcomer@example.org" not in mailed(sample) and "extra@example.org" in mailed(sample)
+
+
+# -- 2. a rejection at send time is a bounce --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        ("550 5.1.1 <x@example.com>: mailbox unavailable", "hard_bounce"),
+        ("550-5.1.1 The email account that you tried to reach does not exist", "hard_bounce"),
+        ("550 5.2.1 mailbox disabled", "hard_bounce"),
+        ("553 mailbox name not allowed", "hard_bounce"),
+        ("452 4.2.2 mailbox full", "soft_bounce"),
+        ("451 4.7.1 greylisted, try again", "soft_bounce"),
+        ("552 5.2.2 mailbox full", "soft_bounce"),
+        ("554 5.7.1 message refused as spam", "soft_bounce"),
+        ("554 transaction failed", "soft_bounce"),
+    ],
+)
+def test_the_enhanced_status_code_decides_hard_or_soft(reply, kind):
+    assert rejection_kind(reply) == kind
+
+
+def test_an_smtp_refusal_at_send_time_bounces_the_address_for_the_next_issue(sample, capsys):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 5)]
+    hard, soft = people[1], people[3]
+    sink = Sink(replies={hard: "550 5.1.1 no such user", soft: "452 4.2.2 mailbox full"})
+    with Store.for_project(sample) as store:  # the store is the audience: soft bounces count for whom it knows
+        store.add("newcomer@example.org", source="confirm")
+    with smtp_server(sink) as (host, port):
+        configure(sample, send={"transport": "smtp", "list": "list.csv", "retries": 0}, smtp=smtp(host, port))
+        config = load_config(sample / "broadsheet.toml")
+        reporter = Recorder()
+        result = send_issue(SendOptions(issue_dir=sample / ISSUE, yes=True), config, reporter)
+        assert result.counts["failed"] == 2 and result.counts["sent"] == 4
+        assert any(
+            line.startswith("refused at send time, recorded as bounces in the subscriber store: 1 hard bounce, "
+                            "1 soft bounce; 1 newly suppressed") for line in reporter.infos
+        )  # fmt: skip
+        with Store.for_project(sample) as store:
+            assert store.get(hard).status == "bounced" and store.get(soft).status == "subscribed"
+            assert [e.kind for e in store.events(soft)] == ["imported", "bounced_soft"]
+        capsys.readouterr()
+        assert cli(sample, "status", ISSUE) == 0
+        assert "bounced 2 (hard 1, soft 1)" in capsys.readouterr().out
+        sink.replies.clear()
+        nxt = sample / scheduled(sample, "2021-06-08-next", send_at=None)
+        assert send_issue(SendOptions(issue_dir=nxt, yes=True), config, Recorder()).complete
+    assert sink.recipients()[hard] == 0 and sink.recipients()[soft] == 1 and sink.recipients()[people[0]] == 2
+
+
+def test_a_providers_synchronous_rejection_bounces_the_address(api, sample):
+    fake, transport = api("postmark")
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 3)]
+    inactive = "inactive@example.com"
+    with open(sample / "list.csv", "a", encoding="utf-8") as handle:
+        handle.write(f"{inactive},Ina\n")
+    use_fake(sample, "postmark", transport.base_url)
+    config = load_config(sample / "broadsheet.toml")
+    result = send_issue(SendOptions(issue_dir=sample / ISSUE, yes=True), config, Recorder())
+    assert result.counts["failed"] == 1 and sorted(fake.recipients()) == sorted(people)
+    with Store.for_project(sample) as store:
+        subscriber = store.get(inactive)
+        assert subscriber.status == "bounced"
+        [event] = [e for e in store.events(inactive) if e.kind == "bounced_hard"]
+        assert event.source == "send:postmark" and "406" in event.detail and event.campaign == ISSUE.split("/")[1]

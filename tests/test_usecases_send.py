@@ -83,7 +83,7 @@ def test_the_same_subject_sent_lately_is_refused_then_forced(sample):
 
 def test_a_failed_recipient_is_reported_and_sent_again_only_with_retry_failed(sample):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 4)]
-    sink = Sink(replies={people[1]: "550 5.1.1 mailbox unavailable"})
+    sink = Sink(replies={people[1]: "554 5.7.1 refused by policy"})  # a 5.1.1 would bounce the address for good
     with smtp_server(sink) as (host, port):
         configure(sample, send={"transport": "smtp", "list": "list.csv", "retries": 0}, smtp=smtp(host, port))
         config = load_config(sample / "broadsheet.toml")

@@ -27,6 +27,7 @@ from broadsheet.delivery.transports import Transport, TransportOptions, transpor
 from .campaign import Journal, Prepared, Settings, issue_key, prepare_campaign
 from .campaign.caps import DailyCap, daily_cap, utc_text
 from .campaign.runner import CampaignRunner, RunResult
+from .events.rejections import SendRejections
 from .events.report import store_health
 from .report import Reporter
 from .signing_secret import token_secret
@@ -390,10 +391,14 @@ def _send(journal: Journal, prepared: Prepared, send: _Send) -> SendResult:
     _confirm(send, due)
     settings = Settings.from_config(send.config, limit=limit)
     progress = reporter.progress()
+    rejections = SendRejections(
+        send.config.root, send.config.bounces, campaign=prepared.record.slug, transport=send.transport_name,
+        warn=reporter.warn,
+    )  # fmt: skip
     runner = CampaignRunner(
         journal, prepared.record, send.factory, send.composer, settings,
         max_batch=transport_class(send.transport_name).max_batch, progress=progress,
-        suppressed=StoreSuppressions(send.config.root),
+        suppressed=StoreSuppressions(send.config.root), bounced=rejections,
     )  # fmt: skip
     try:
         result = runner.run()
@@ -406,7 +411,10 @@ def _send(journal: Journal, prepared: Prepared, send: _Send) -> SendResult:
         raise
     finally:
         progress.close()
+        rejections.close()
     _summarise(result, send.options, reporter)
+    if rejections.applied.total:
+        reporter.info(f"refused at send time, recorded as bounces in the subscriber store: {rejections.applied.summary()}")
     if cap is not None and not result.interrupted and result.error is None:
         left = result.counts.get("queued", 0) + result.counts.get("deferred", 0)
         after = daily_cap(send.config, journal, send.transport_name, time.time())
