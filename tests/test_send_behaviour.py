@@ -4,9 +4,11 @@ counted as bounces; unsubscribes counted against their issue. In-process, real o
 from __future__ import annotations
 
 import dataclasses
+import re
 import sqlite3
 
 import pytest
+import requests
 from support.providers import api  # noqa: F401 - the fixture
 from support.reporting import Recorder
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
@@ -157,3 +159,35 @@ def test_a_providers_synchronous_rejection_bounces_the_address(api, sample):
         assert subscriber.status == "bounced"
         [event] = [e for e in store.events(inactive) if e.kind == "bounced_hard"]
         assert event.source == "send:postmark" and "406" in event.detail and event.campaign == ISSUE.split("/")[1]
+
+
+# -- 3. unsubscribes count against their issue --------------------------------------------------------
+
+
+def test_a_one_click_from_an_issues_link_counts_in_that_issues_status(sample, capsys):
+    from support.ports import free_port
+    from support.serve import configure as serve_on
+    from support.serve import serving
+
+    from broadsheet.faces.serve.app import make_app
+
+    port = free_port()
+    serve_on(sample, port)
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 4)]
+    with Store.for_project(sample) as store:
+        store.add("newcomer@example.org")
+    sink = Sink()
+    with smtp_server(sink) as (host, port_smtp):
+        configure(sample, send={"transport": "smtp", "list": "list.csv"}, smtp=smtp(host, port_smtp))
+        config = load_config(sample / "broadsheet.toml")
+        assert send_issue(SendOptions(issue_dir=sample / ISSUE, yes=True), config, Recorder()).complete
+    url = re.search(r"<(http://[^>]+/u/[^>]+)>", sink.by_recipient()[people[2]].message["List-Unsubscribe"])[1]
+    with serving(make_app(config), config, port):
+        answer = requests.post(url, data={"List-Unsubscribe": "One-Click"}, timeout=10)
+    assert answer.status_code == 200
+    with Store.for_project(sample) as store:
+        [event] = [e for e in store.events(people[2]) if e.kind == "unsubscribed"]
+        assert event.campaign == ISSUE.split("/")[1] and event.source == "one-click"
+    capsys.readouterr()
+    assert cli(sample, "status", ISSUE) == 0
+    assert "unsubscribed 1 20.00%" in capsys.readouterr().out

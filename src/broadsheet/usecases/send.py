@@ -135,7 +135,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
 
     # settings and secrets are checked before the journal is touched; the outbox mails no one
     secret = token_secret(config, throwaway=not delivers(transport_name), warn=reporter.warn)
-    composer = Composer(rendered, config, token_secret=secret)
+    composer = Composer(rendered, config, token_secret=secret, campaign=rendered.slug)
     factory()
     if options.dry_run:
         return _dry_run(subscribers, options, composer, reporter)

@@ -228,22 +228,23 @@ class App:
                 and self.one_clicks_per_address.allow(data.email.lower())
             ):
                 return Response.text(429, "too many requests\n")
-            self.leave(data.email, "one-click")
+            self.leave(data.email, "one-click", campaign=data.extra)
             return Response.text(200, "unsubscribed\n")
         if not self.form_allowed(request, form):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
         address = mask_address(data.email)
         if form.get("action") == "unsubscribe":
-            self.leave(data.email, "unsubscribe-page")
+            self.leave(data.email, "unsubscribe-page", campaign=data.extra)
             return self.form_page(request, "unsubscribed.html", address=address)
         if form.get("action") == "resubscribe":
             return self.resubscribe(data.email, address)
         return self.pages.message(400, "bad_link_title", "bad_link_text")
 
-    def leave(self, email: str, source: str) -> None:
+    def leave(self, email: str, source: str, *, campaign: str = "") -> None:
         """Unsubscribe the address in one conditional write: a repeat (already unsubscribed, bounced or
-        complained), or a duplicate at the same moment, records nothing."""
-        self.store.suppress(email, "unsubscribed", source=source)
+        complained), or a duplicate at the same moment, records nothing. ``campaign``: the issue whose
+        link it was (the token names it; links sent before it did name none)."""
+        self.store.suppress(email, "unsubscribed", source=source, campaign=campaign)
 
     def resubscribe(self, email: str, address: str) -> Response:
         """Back to subscribed through a confirmation mailed to the address, as a sign-up (the link in an
