@@ -13,7 +13,7 @@ from support.providers import api  # noqa: F401 - the fixture
 from support.reporting import Recorder
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_api_cli import use_fake
-from test_schedule import scheduled
+from test_schedule import moment, scheduled
 from test_send_cli import cli, sample, smtp  # noqa: F401 - sample is the fixture
 
 from broadsheet.core.config import Config, load_config
@@ -191,3 +191,22 @@ def test_a_one_click_from_an_issues_link_counts_in_that_issues_status(sample, ca
     capsys.readouterr()
     assert cli(sample, "status", ISSUE) == 0
     assert "unsubscribed 1 20.00%" in capsys.readouterr().out
+
+
+# -- 5. waiting is no error -----------------------------------------------------------------------------
+
+
+def test_status_of_an_issue_waiting_for_its_send_at_says_when_and_a_broken_one_is_sends_error(sample, capsys):
+    outbox_project(sample, 2)
+    later = scheduled(sample, "2021-07-01-later", send_at=moment(+3))
+    assert cli(sample, "status", later) == 0  # no journal yet
+    out = capsys.readouterr().out
+    assert out.startswith("2021-07-01-later: scheduled for ") and "broadsheet send --due sends it then" in out
+    broken = sample / later / "issue.md"
+    broken.write_text(re.sub(r"send_at: .*", "send_at: soon", broken.read_text(encoding="utf-8")), encoding="utf-8")
+    assert cli(sample, "send", later, "--yes") == 2
+    said_by_send = capsys.readouterr().err
+    assert cli(sample, "status", later) == 2
+    said_by_status = capsys.readouterr().err
+    assert said_by_status == said_by_send and said_by_status.count("\n") == 1
+    assert "issue.md:" in said_by_status and "'send_at' is not a date and time: 'soon'" in said_by_status

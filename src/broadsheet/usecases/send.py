@@ -388,7 +388,12 @@ def _send(journal: Journal, prepared: Prepared, send: _Send) -> SendResult:
         pass  # connect (TLS, login) once before asking: a wrong port, certificate or password shows now
     for warning in store_health(send.config.root):  # many unconfirmed or long-unchanged addresses
         reporter.warn(f"warning: {warning}")
-    _confirm(send, due)
+    if not _confirmed(send, due):  # a "no" is no error: the campaign is set up and waits for the next send
+        reporter.info(
+            f"not sent: the campaign is set up with {due:,} recipient(s) to go, and waits; to send it, run the "
+            f"same command again:\n  {resume_command(send.options)}"
+        )
+        return SendResult(counts)
     settings = Settings.from_config(send.config, limit=limit)
     progress = reporter.progress()
     rejections = SendRejections(
@@ -440,17 +445,16 @@ def _report_cap(cap: DailyCap, left: int, reporter: Reporter) -> None:
     )
 
 
-def _confirm(send: _Send, due: int) -> None:
+def _confirmed(send: _Send, due: int) -> bool:
     if send.options.yes:
-        return
+        return True
     config = send.config
     where = f" ({config.smtp.host}:{config.smtp.port})" if send.transport_name == "smtp" else ""
     question = (
         f"Send “{send.rendered.subject}” to {due:,} recipient(s) via {send.transport_name}{where} "
         f"from {config.from_address}?"
     )
-    if not send.reporter.confirm(question):
-        raise CampaignError("not sent: the send was not confirmed")
+    return send.reporter.confirm(question)
 
 
 def _summarise(result: RunResult, options: SendOptions, reporter: Reporter) -> None:

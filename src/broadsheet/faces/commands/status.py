@@ -40,16 +40,18 @@ def run(args: argparse.Namespace) -> int:
     """Reads the journal and changes nothing in it (a crash's rows are made unknown by the next send)."""
     config = project_config(args)
     args.issue_dir = issue_folder(args.issue_dir, config)
+    send_at = _send_at(args.issue_dir, config)  # a broken send_at is the error send gives, not ignored
+    if send_at is not None and not journal_path(config.root).exists():
+        print(_waiting(Path(args.issue_dir).resolve().name, send_at))
+        return 0
     with Journal(journal_path(config.root), read_only=True) as journal:
         issue_id, slug = _identity(args.issue_dir, config)
         campaigns = journal.campaigns_for(campaign_key(issue_id, slug), slug)
         if not campaigns:
-            send_at = _send_at(args.issue_dir, config)
-            raise CampaignError(
-                "no send has started for this issue", where=str(args.issue_dir),
-                fix=f"send_at {utc_text(send_at.timestamp())}: broadsheet send --due sends it from then on"
-                if send_at is not None else None,
-            )  # fmt: skip
+            if send_at is not None:  # waiting for its time: no error
+                print(_waiting(slug, send_at))
+                return 0
+            raise CampaignError("no send has started for this issue", where=str(args.issue_dir))
         running = journal.send_running()
         for campaign in campaigns:
             _show(journal, campaign, running=running)
@@ -117,12 +119,21 @@ def _show_what_is_left(journal: Journal, campaign: CampaignRecord, config: Confi
 
 
 def _send_at(issue_dir: Path, config: Config) -> dt.datetime | None:
+    """The issue's send_at; a ContentError (file, line, fix) when it cannot be read, as send says it.
+    None when there is none, or no issue.md (a folder moved away after its send)."""
     from broadsheet.core.content import read_schedule
 
-    try:
-        return read_schedule(issue_dir, config).send_at
-    except BroadsheetError:
+    if not (Path(issue_dir) / "issue.md").is_file():
         return None
+    return read_schedule(issue_dir, config).send_at
+
+
+def _waiting(slug: str, send_at: dt.datetime) -> str:
+    """The line of an issue not sent yet that has a send_at: when it goes."""
+    when = utc_text(send_at.timestamp())
+    if send_at.timestamp() > time.time():
+        return f"{slug}: scheduled for {when}; broadsheet send --due sends it then (nothing sent yet)"
+    return f"{slug}: due since {when}; the next broadsheet send --due sends it (nothing sent yet)"
 
 
 def _export(journal: Journal, campaign: CampaignRecord, target: Path, *, first: bool) -> int:
