@@ -210,3 +210,32 @@ def test_status_of_an_issue_waiting_for_its_send_at_says_when_and_a_broken_one_i
     said_by_status = capsys.readouterr().err
     assert said_by_status == said_by_send and said_by_status.count("\n") == 1
     assert "issue.md:" in said_by_status and "'send_at' is not a date and time: 'soon'" in said_by_status
+
+
+# -- 6. status with no issue lists every issue -------------------------------------------------------------
+
+
+def test_status_without_an_issue_lists_every_issue_as_scheduled_sending_or_sent(sample, capsys):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 4)]
+    later = scheduled(sample, "2021-07-01-later", send_at=moment(+3))
+    halfway = scheduled(sample, "2021-06-15-halfway", send_at=None)
+    scheduled(sample, "2021-08-01-draft", send_at=None, draft=True)
+    scheduled(sample, "2021-09-01-unsent", send_at=None)
+    sink = Sink(replies={people[0]: "550 5.1.1 no such user"})
+    with smtp_server(sink) as (host, port):
+        configure(sample, send={"transport": "smtp", "list": "list.csv", "retries": 0}, smtp=smtp(host, port))
+        config = load_config(sample / "broadsheet.toml")
+        send_issue(SendOptions(issue_dir=sample / ISSUE, yes=True), config, Recorder())
+        send_issue(SendOptions(issue_dir=sample / halfway, yes=True, limit=1), config, Recorder())
+    capsys.readouterr()
+    assert cli(sample, "status") == 0
+    lines = capsys.readouterr().out.splitlines()
+    sent = ISSUE.split("/")[1]
+    assert lines[0].startswith(f"{sent}: sent over smtp (started ") and lines[0].endswith("UTC): sent 3, failed 1")
+    assert lines[1].startswith("  after sending: bounced 1 (hard 1, soft 0) 33.33%")
+    assert lines[2] == "  warning: hard bounces 33.33% are above 2% (providers review accounts at about 5 %): " \
+        "clean the list, confirm new sign-ups"  # fmt: skip
+    assert lines[3] == "2021-06-15-halfway: sending over smtp: sent 1 of 3, 2 to go"  # the bounced one left out
+    assert lines[4].startswith("  after sending: bounced 0 (hard 0, soft 0) 0.00%")
+    assert lines[5].startswith("2021-07-01-later: scheduled for ") and later.endswith("later")
+    assert lines[6:] == ["2021-08-01-draft: draft (not sent)", "2021-09-01-unsent: not sent"]
