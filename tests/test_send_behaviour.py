@@ -239,3 +239,29 @@ def test_status_without_an_issue_lists_every_issue_as_scheduled_sending_or_sent(
     assert lines[4].startswith("  after sending: bounced 0 (hard 0, soft 0) 0.00%")
     assert lines[5].startswith("2021-07-01-later: scheduled for ") and later.endswith("later")
     assert lines[6:] == ["2021-08-01-draft: draft (not sent)", "2021-09-01-unsent: not sent"]
+
+
+# -- 7. same-day issues keep their number order in the archive ------------------------------------------------
+
+
+def test_same_day_issues_keep_their_number_order_in_the_archive_and_its_links(tmp_path):
+    import datetime as dt
+
+    import lxml.html
+    from support.archive import dated_issue, sample_project
+
+    from broadsheet.usecases.publish import publish_site
+
+    project = sample_project(tmp_path / "project")
+    day = dt.date(2021, 9, 1)
+    for number in (10, 9, 11):  # folder names sort 10, 11, 9
+        dated_issue(project, number, day, image=False, articles=1)
+    site = tmp_path / "site"
+    publish_site(load_config(project / "broadsheet.toml"), site)
+    index = lxml.html.parse(str(site / "index.html")).getroot()
+    order = [a.get("href").split("/")[0] for a in index.cssselect("article.issue h2 a")]
+    assert order[:3] == ["2021-09-01-issue-11", "2021-09-01-issue-10", "2021-09-01-issue-9"]
+    page = lxml.html.parse(str(site / "2021-09-01-issue-10" / "index.html")).getroot()
+    links = {a.get("rel"): a.get("href").split("/")[1] for a in page.cssselect("nav.archive-bar a[rel]")}
+    links = {rel: href for rel, href in links.items() if rel in ("prev", "next")}
+    assert links == {"prev": "2021-09-01-issue-9", "next": "2021-09-01-issue-11"}
