@@ -3,9 +3,12 @@ counted as bounces; unsubscribes counted against their issue. In-process, real o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import re
 import sqlite3
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -265,3 +268,74 @@ def test_same_day_issues_keep_their_number_order_in_the_archive_and_its_links(tm
     links = {a.get("rel"): a.get("href").split("/")[1] for a in page.cssselect("nav.archive-bar a[rel]")}
     links = {rel: href for rel, href in links.items() if rel in ("prev", "next")}
     assert links == {"prev": "2021-09-01-issue-9", "next": "2021-09-01-issue-11"}
+
+
+# -- 4. serve says what it does ----------------------------------------------------------------------------
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.levelno, record.getMessage()))
+
+
+@contextlib.contextmanager
+def serve_log() -> Iterator[list[tuple[int, str]]]:
+    """(level, message) of each line serve logs in the block, INFO and up."""
+    log = logging.getLogger("broadsheet.faces.serve")
+    lines, level = _Lines(), log.level
+    log.addHandler(lines)
+    log.setLevel(logging.INFO)
+    try:
+        yield lines.lines
+    finally:
+        log.removeHandler(lines)
+        log.setLevel(level)
+
+
+def test_serve_says_what_sends_confirmations_and_logs_a_sign_up_from_an_unlisted_site(sample):
+    from support.ports import free_port
+    from support.serve import configure as serve_on
+    from support.serve import serving
+
+    from broadsheet.faces.serve.app import make_app
+
+    port = free_port()
+    base = serve_on(sample, port)
+    config = load_config(sample / "broadsheet.toml")  # the sample sends through the outbox
+    with serve_log() as lines, serving(make_app(config), config, port):
+        refused = requests.post(
+            f"{base}/subscribe", data={"email": "ann@example.org"},
+            headers={"Origin": "https://www.bcecc.example"}, timeout=10,
+        )  # fmt: skip
+    assert lines[0] == (
+        logging.WARNING,
+        f"confirmation messages go to the outbox ({sample / 'outbox'}): nobody who signs up will receive one; "
+        "set [send] transport to smtp or a provider for serve",
+    )
+    assert refused.status_code == 403
+    [(level, said)] = [line for line in lines if "sign-up refused" in line[1]]
+    assert level == logging.WARNING and said.startswith(
+        "sign-up refused: the form was posted from https://www.bcecc.example, which [serve] form_origins does not "
+        "list; if that is your site, add it to "
+    )
+    assert said.endswith(': form_origins = ["https://www.bcecc.example"]') and "broadsheet.toml" in said
+
+
+def test_serve_names_a_real_transport_in_its_log(sample):
+    from support.serve import configure as serve_on
+
+    from broadsheet.faces.serve.app import make_app
+
+    serve_on(sample, 8026)
+    configure(sample, send={"transport": "smtp"}, smtp={"host": "127.0.0.1", "port": 2525})
+    app = make_app(load_config(sample / "broadsheet.toml"))
+    try:
+        with serve_log() as lines:
+            app.say_transport()
+    finally:
+        app.close()
+    assert lines == [(logging.INFO, "confirmation messages are sent through smtp ([send] transport)")]
