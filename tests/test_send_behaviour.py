@@ -47,6 +47,8 @@ def rule(reporter: Recorder) -> list[str]:
 
 def test_one_sign_up_does_not_drop_the_configured_list_and_the_rule_is_said(sample):
     config, people = outbox_project(sample, 9)
+    with open(sample / "list.csv", "a", encoding="utf-8") as handle:
+        handle.write("not-an-address,Nobody\n")
     with Store.for_project(sample) as store:  # as serve records one confirmed sign-up
         store.add("newcomer@example.org", source="confirm")
         store.set_status(people[3], "unsubscribed", source="one-click")  # the store's opt-out wins over the list
@@ -55,9 +57,11 @@ def test_one_sign_up_does_not_drop_the_configured_list_and_the_rule_is_said(samp
     assert result.complete
     assert mailed(sample) == {"newcomer@example.org", *people} - {people[3]}
     assert rule(reporter) == [
-        "audience: the subscriber store, with list.csv ([send] list) imported into it first (8 new address(es); "
-        "the store's unsubscribes, bounces and complaints win)"
+        "audience: the subscriber store, with list.csv ([send] list) imported into it first (8 new address(es), "
+        "1 bad row(s) skipped; the store's unsubscribes, bounces and complaints win)"
     ]
+    assert len(reporter.warnings) == 1 and reporter.warnings[0].startswith("list.csv:11: ")
+    assert reporter.warnings[0].endswith("(not-an-address); skipped")
     with Store.for_project(sample) as store:
         assert store.get(people[3]).status == "unsubscribed" and store.get(people[0]).status == "subscribed"
     again = Recorder()

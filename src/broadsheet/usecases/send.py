@@ -33,7 +33,7 @@ from .report import Reporter
 from .signing_secret import token_secret
 
 if TYPE_CHECKING:
-    from broadsheet.core.audience import Subscriber
+    from broadsheet.core.audience import RowProblem, Subscriber
     from broadsheet.core.compose import Composer
     from broadsheet.core.content import Issue
     from broadsheet.core.render.model import RenderedIssue
@@ -125,8 +125,8 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     subscribers = audience.recipients
     if not options.test:  # a test copy goes to one address, whoever it is personalised as
         reporter.info(audience.rule)
-        for problem in audience.problems:
-            reporter.warn(f"{config.send.list}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped")
+        for problem in audience.problems:  # bad rows of the list imported into the store
+            reporter.warn(_bad_row(config.send.list, problem))
     if options.test:
         factory = transport_factory(transport_name, config, slug=rendered.slug, test=True)
         return _send_test(options, config, rendered, subscribers, factory, reporter)
@@ -299,12 +299,16 @@ def _check_recent_sends(journal: Journal, prepared: Prepared, options: SendOptio
 def report_list(subscribers: SendList, count: int, reporter: Reporter) -> None:
     """Every bad row (line and reason), then who was left out and why."""
     for problem in subscribers.problems:
-        reporter.warn(f"{subscribers.path}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped")
+        reporter.warn(_bad_row(subscribers.path, problem))
     left_out = ", ".join(f"{reason} {n:,}" for reason, n in sorted(subscribers.skipped.items()))
     bad = f", {len(subscribers.problems):,} bad row(s) skipped" if subscribers.problems else ""
     reporter.info(
         f"{subscribers.path.name}: {count:,} recipient(s){bad}" + (f"; left out: {left_out}" if left_out else "")
     )
+
+
+def _bad_row(path: Path | str, problem: RowProblem) -> str:
+    return f"{path}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped"
 
 
 def _send_test(
@@ -419,7 +423,9 @@ def _send(journal: Journal, prepared: Prepared, send: _Send) -> SendResult:
         rejections.close()
     _summarise(result, send.options, reporter)
     if rejections.applied.total:
-        reporter.info(f"refused at send time, recorded as bounces in the subscriber store: {rejections.applied.summary()}")
+        reporter.info(
+            f"refused at send time, recorded as bounces in the subscriber store: {rejections.applied.summary()}"
+        )
     if cap is not None and not result.interrupted and result.error is None:
         left = result.counts.get("queued", 0) + result.counts.get("deferred", 0)
         after = daily_cap(send.config, journal, send.transport_name, time.time())

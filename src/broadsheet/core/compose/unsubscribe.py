@@ -55,7 +55,9 @@ class UnsubscribeLinks:
         if "{list_id}" in url:
             url = url.replace("{list_id}", self.quoted_list_id)
         if "{token}" in url:
-            url = url.replace("{token}", make_token("unsubscribe", email, self.list_id, self.secret, extra=self.campaign))
+            url = url.replace(
+                "{token}", make_token("unsubscribe", email, self.list_id, self.secret, extra=self.campaign)
+            )
         return url
 
     def header_names(self) -> list[str]:

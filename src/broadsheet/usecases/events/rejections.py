@@ -30,17 +30,17 @@ class SendRejections:
 
     def __call__(self, refused: list[tuple[str, str, str]]) -> None:
         at = iso_utc(time.time())
-        events = [
-            MailEvent(kind, email, self.transport, at, f"send:{self.campaign}:{email.lower()}:{kind}",
-                      campaign=self.campaign, detail=short(detail))  # fmt: skip
-            for email, kind, detail in refused
-        ]
+        events = [self._event(email, kind, detail, at) for email, kind, detail in refused]
         try:
             if self._store is None:
                 self._store = Store.for_project(self.root)
             self.applied.add(apply(events, self._store, self.bounces, source="send"))
         except BroadsheetError as exc:  # the send goes on; the journal keeps the refusal and its reason
             self.warn(f"could not record {len(events)} refusal(s) as bounces in the subscriber store: {exc}")
+
+    def _event(self, email: str, kind: str, detail: str, at: str) -> MailEvent:
+        key = f"send:{self.campaign}:{email.lower()}:{kind}"
+        return MailEvent(kind, email, self.transport, at, key, campaign=self.campaign, detail=short(detail))
 
     def close(self) -> None:
         if self._store is not None:
