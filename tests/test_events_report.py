@@ -75,6 +75,7 @@ def test_send_warns_before_mailing_a_store_with_many_unconfirmed_addresses(proje
             store.add(f"s{n}@example.com")
         for n in range(3):
             store.add(f"u{n}@example.com", status="unconfirmed")
+    (project / "subscribers.example.csv").unlink()  # the store alone: no [send] list imported into it
     assert main(["send", str(project / "issues" / SAMPLE_ISSUE.name), "--yes"]) == 0
     captured = capsys.readouterr()
     assert "warning: 3 of 11 addresses in the store are unconfirmed (27%)" in captured.err

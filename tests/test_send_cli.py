@@ -117,17 +117,17 @@ def test_test_copy_refuses_options_it_would_ignore(sample, capsys, extra):
 
 def test_failures_are_exported_with_their_reasons_and_retried_on_request(sample, tmp_path, capsys):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 6)]
-    sink = Sink(replies={people[2]: "550 5.1.1 mailbox unavailable"})
+    sink = Sink(replies={people[2]: "554 5.7.1 refused by policy"})
     with smtp_server(sink) as (host, port):
         configure(sample, send={"transport": "smtp", "list": "list.csv", "retries": 0}, smtp=smtp(host, port))
         assert cli(sample, "send", ISSUE, "--yes") == 1
         capsys.readouterr()
         assert cli(sample, "status", ISSUE, "--failed-csv", str(tmp_path / "failed.csv")) == 0
         out = capsys.readouterr().out
-        assert "sent 5 · failed 1" in out and "550 5.1.1 mailbox unavailable" in out
+        assert "sent 5 · failed 1" in out and "554 5.7.1 refused by policy" in out
         exported = (tmp_path / "failed.csv").read_text().splitlines()
         assert exported[0].startswith("email,state,attempts,reason")
-        assert exported[1].startswith(f"{people[2]},failed,1,550 5.1.1 mailbox unavailable")
+        assert exported[1].startswith(f"{people[2]},failed,1,554 5.7.1 refused by policy")
         sink.replies.clear()  # the mailbox is back
         assert cli(sample, "send", ISSUE, "--yes") == 1  # failed stays failed without the flag
         assert cli(sample, "send", ISSUE, "--yes", "--retry-failed") == 0

@@ -524,6 +524,7 @@ def test_a_campaign_running_while_a_reader_unsubscribes_does_not_mail_them(proje
     with Store.for_project(project) as store:
         for address in readers:
             store.add(address)
+    (project / "subscribers.example.csv").unlink()  # the store alone: no [send] list imported into it
     config = project / "broadsheet.toml"
     config.write_text(
         config.read_text()

@@ -42,6 +42,7 @@ def test_sign_up_confirm_receive_one_click_unsubscribe_and_receive_nothing_more(
     monkeypatch.chdir(project)
     with Store.for_project(project) as store:
         store.add("long.time@example.org", name="Long Time")
+    (project / "subscribers.example.csv").unlink()  # the store alone: no [send] list imported into it
     with serve_process(project) as base, browser(900, 900) as driver:
         driver.get(f"{base}/subscribe")
         assert driver.find_element("tag name", "html").get_attribute("lang") == "en"

@@ -50,10 +50,13 @@ def test_a_send_to_the_outbox_asks_once_then_resumes_where_the_limit_stopped_it(
     assert len(list((sample / "outbox").rglob("*.eml"))) == 5
 
 
-def test_a_send_not_confirmed_is_refused_and_sends_nobody(sample):
+def test_a_send_not_confirmed_is_no_error_sends_nobody_and_says_it_waits(sample):
     config, _ = outbox_project(sample, 3)
-    with pytest.raises(CampaignError, match="not sent: the send was not confirmed"):
-        send_issue(SendOptions(issue_dir=sample / ISSUE), config, Recorder(answer=False))
+    declined = Recorder(answer=False)
+    result = send_issue(SendOptions(issue_dir=sample / ISSUE), config, declined)
+    assert result.complete and result.counts["queued"] == 3  # exit code 0: not an error
+    assert declined.infos[-1].startswith("not sent: the campaign is set up with 3 recipient(s) to go, and waits")
+    assert declined.infos[-1].endswith(f"\n  broadsheet send {sample / ISSUE}")
     assert not list(sample.glob("outbox/**/*.eml"))
     assert set(states(sample).values()) == {"queued"}
 
@@ -83,7 +86,7 @@ def test_the_same_subject_sent_lately_is_refused_then_forced(sample):
 
 def test_a_failed_recipient_is_reported_and_sent_again_only_with_retry_failed(sample):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 4)]
-    sink = Sink(replies={people[1]: "550 5.1.1 mailbox unavailable"})
+    sink = Sink(replies={people[1]: "554 5.7.1 refused by policy"})  # a 5.1.1 would bounce the address for good
     with smtp_server(sink) as (host, port):
         configure(sample, send={"transport": "smtp", "list": "list.csv", "retries": 0}, smtp=smtp(host, port))
         config = load_config(sample / "broadsheet.toml")

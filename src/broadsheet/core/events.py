@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,6 +68,28 @@ class MailEvent:
     message_id: str = ""  # the RFC 5322 Message-ID, when the report carries it
     campaign: str = ""  # the campaign slug, when known
     detail: str = ""  # the server's or provider's reason, shortened
+
+
+ENHANCED_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")  # RFC 3463: class.subject.detail
+# permanent codes about the message or the sender, not the address: a full mailbox (5.2.2), too big (5.2.3),
+# the mail system (5.3.x), the content (5.6.x), policy and security (5.7.x: spam filters, DMARC)
+NOT_THE_ADDRESS = {("2", "2"), ("2", "3")}
+NOT_THE_ADDRESS_SUBJECTS = {"3", "6", "7"}
+HARD_BASIC_CODES = {550, 551, 553}  # without an enhanced code: mailbox unavailable, not local, name not allowed
+
+
+def rejection_kind(reply: str) -> str:
+    """``hard_bounce`` or ``soft_bounce`` for a server's reply refusing a recipient ("550 5.1.1 no such
+    user"). The enhanced status code decides: 5.x.x about the address or mailbox is hard; 4.x.x, and
+    5.x.x about the message, the sender or policy, are soft (they count toward ``[bounces] soft_limit``)."""
+    found = ENHANCED_STATUS.search(reply[:80])
+    if found is not None:
+        klass, subject, detail = found.groups()
+        if klass != "5" or subject in NOT_THE_ADDRESS_SUBJECTS or (subject, detail) in NOT_THE_ADDRESS:
+            return "soft_bounce"
+        return "hard_bounce"
+    code = reply[:3]
+    return "hard_bounce" if code.isdigit() and int(code) in HARD_BASIC_CODES else "soft_bounce"
 
 
 def dedupe_key(provider: str, event_id: str | None, raw: Any) -> str:

@@ -27,12 +27,13 @@ from broadsheet.delivery.transports import Transport, TransportOptions, transpor
 from .campaign import Journal, Prepared, Settings, issue_key, prepare_campaign
 from .campaign.caps import DailyCap, daily_cap, utc_text
 from .campaign.runner import CampaignRunner, RunResult
+from .events.rejections import SendRejections
 from .events.report import store_health
 from .report import Reporter
 from .signing_secret import token_secret
 
 if TYPE_CHECKING:
-    from broadsheet.core.audience import Subscriber
+    from broadsheet.core.audience import RowProblem, Subscriber
     from broadsheet.core.compose import Composer
     from broadsheet.core.content import Issue
     from broadsheet.core.render.model import RenderedIssue
@@ -118,7 +119,14 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     _check_lint(rendered, issue, config, reporter, force=options.force, test=bool(options.test))
     if not (options.test or options.dry_run):
         _check_send_at(issue, options, reporter)
-    subscribers = recipients_for(config, options.list_file, list(options.segments))  # the store, or a CSV
+    audience = recipients_for(  # the store (the configured list imported first), or a CSV: said on every send
+        config, options.list_file, list(options.segments), import_list=not (options.test or options.dry_run)
+    )
+    subscribers = audience.recipients
+    if not options.test:  # a test copy goes to one address, whoever it is personalised as
+        reporter.info(audience.rule)
+        for problem in audience.problems:  # bad rows of the list imported into the store
+            reporter.warn(_bad_row(config.send.list, problem))
     if options.test:
         factory = transport_factory(transport_name, config, slug=rendered.slug, test=True)
         return _send_test(options, config, rendered, subscribers, factory, reporter)
@@ -127,7 +135,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
 
     # settings and secrets are checked before the journal is touched; the outbox mails no one
     secret = token_secret(config, throwaway=not delivers(transport_name), warn=reporter.warn)
-    composer = Composer(rendered, config, token_secret=secret)
+    composer = Composer(rendered, config, token_secret=secret, campaign=rendered.slug)
     factory()
     if options.dry_run:
         return _dry_run(subscribers, options, composer, reporter)
@@ -291,12 +299,16 @@ def _check_recent_sends(journal: Journal, prepared: Prepared, options: SendOptio
 def report_list(subscribers: SendList, count: int, reporter: Reporter) -> None:
     """Every bad row (line and reason), then who was left out and why."""
     for problem in subscribers.problems:
-        reporter.warn(f"{subscribers.path}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped")
+        reporter.warn(_bad_row(subscribers.path, problem))
     left_out = ", ".join(f"{reason} {n:,}" for reason, n in sorted(subscribers.skipped.items()))
     bad = f", {len(subscribers.problems):,} bad row(s) skipped" if subscribers.problems else ""
     reporter.info(
         f"{subscribers.path.name}: {count:,} recipient(s){bad}" + (f"; left out: {left_out}" if left_out else "")
     )
+
+
+def _bad_row(path: Path | str, problem: RowProblem) -> str:
+    return f"{path}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped"
 
 
 def _send_test(
@@ -380,13 +392,22 @@ def _send(journal: Journal, prepared: Prepared, send: _Send) -> SendResult:
         pass  # connect (TLS, login) once before asking: a wrong port, certificate or password shows now
     for warning in store_health(send.config.root):  # many unconfirmed or long-unchanged addresses
         reporter.warn(f"warning: {warning}")
-    _confirm(send, due)
+    if not _confirmed(send, due):  # a "no" is no error: the campaign is set up and waits for the next send
+        reporter.info(
+            f"not sent: the campaign is set up with {due:,} recipient(s) to go, and waits; to send it, run the "
+            f"same command again:\n  {resume_command(send.options)}"
+        )
+        return SendResult(counts)
     settings = Settings.from_config(send.config, limit=limit)
     progress = reporter.progress()
+    rejections = SendRejections(
+        send.config.root, send.config.bounces, campaign=prepared.record.slug, transport=send.transport_name,
+        warn=reporter.warn,
+    )  # fmt: skip
     runner = CampaignRunner(
         journal, prepared.record, send.factory, send.composer, settings,
         max_batch=transport_class(send.transport_name).max_batch, progress=progress,
-        suppressed=StoreSuppressions(send.config.root),
+        suppressed=StoreSuppressions(send.config.root), bounced=rejections,
     )  # fmt: skip
     try:
         result = runner.run()
@@ -399,7 +420,12 @@ def _send(journal: Journal, prepared: Prepared, send: _Send) -> SendResult:
         raise
     finally:
         progress.close()
+        rejections.close()
     _summarise(result, send.options, reporter)
+    if rejections.applied.total:
+        reporter.info(
+            f"refused at send time, recorded as bounces in the subscriber store: {rejections.applied.summary()}"
+        )
     if cap is not None and not result.interrupted and result.error is None:
         left = result.counts.get("queued", 0) + result.counts.get("deferred", 0)
         after = daily_cap(send.config, journal, send.transport_name, time.time())
@@ -425,17 +451,16 @@ def _report_cap(cap: DailyCap, left: int, reporter: Reporter) -> None:
     )
 
 
-def _confirm(send: _Send, due: int) -> None:
+def _confirmed(send: _Send, due: int) -> bool:
     if send.options.yes:
-        return
+        return True
     config = send.config
     where = f" ({config.smtp.host}:{config.smtp.port})" if send.transport_name == "smtp" else ""
     question = (
         f"Send “{send.rendered.subject}” to {due:,} recipient(s) via {send.transport_name}{where} "
         f"from {config.from_address}?"
     )
-    if not send.reporter.confirm(question):
-        raise CampaignError("not sent: the send was not confirmed")
+    return send.reporter.confirm(question)
 
 
 def _summarise(result: RunResult, options: SendOptions, reporter: Reporter) -> None:

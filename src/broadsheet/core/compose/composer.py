@@ -57,11 +57,15 @@ class Sender:
 class Composer:
     """Personalises one issue for each subscriber. Safe to share between threads."""
 
-    def __init__(self, issue: RenderedIssue, config: Config, *, test: bool = False, token_secret: str | None = None):
+    def __init__(
+        self, issue: RenderedIssue, config: Config, *, test: bool = False, token_secret: str | None = None,
+        campaign: str = "",
+    ):  # fmt: skip
         """``token_secret``: signs the unsubscribe links and return paths instead of BROADSHEET_SECRET
-        (copies that reach no reader)."""
+        (copies that reach no reader); ``campaign``: named in the unsubscribe tokens, so that an unsubscribe
+        counts against the issue it came from."""
         self.templates = PersonalTemplates(issue)
-        self.unsubscribe = UnsubscribeLinks(config, token_secret=token_secret)
+        self.unsubscribe = UnsubscribeLinks(config, token_secret=token_secret, campaign=campaign)
         self.body = AlternativeBody(self.templates.literals())
         self.sender = Sender.from_config(config)
         self.return_paths = ReturnPaths(config, self.sender.address, token_secret=token_secret)

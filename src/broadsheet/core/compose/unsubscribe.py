@@ -33,8 +33,10 @@ class UnsubscribeLinks:
     one's own, but lint warns about it: an address in a link looks like phishing and leaks into logs.
     """
 
-    def __init__(self, config: Config, *, token_secret: str | None = None):
-        """``token_secret`` stands in for BROADSHEET_SECRET where no real link is made (lint, preview)."""
+    def __init__(self, config: Config, *, token_secret: str | None = None, campaign: str = ""):
+        """``token_secret`` stands in for BROADSHEET_SECRET where no real link is made (lint, preview);
+        ``campaign`` travels in the token (its ``extra``): serve records an unsubscribe against it."""
+        self.campaign = campaign
         self.template = _checked(config.unsubscribe_url, "unsubscribe_url")
         self.list_id = config.list_id
         self.quoted_list_id = quote(config.list_id, safe="")
@@ -53,7 +55,9 @@ class UnsubscribeLinks:
         if "{list_id}" in url:
             url = url.replace("{list_id}", self.quoted_list_id)
         if "{token}" in url:
-            url = url.replace("{token}", make_token("unsubscribe", email, self.list_id, self.secret))
+            url = url.replace(
+                "{token}", make_token("unsubscribe", email, self.list_id, self.secret, extra=self.campaign)
+            )
         return url
 
     def header_names(self) -> list[str]:

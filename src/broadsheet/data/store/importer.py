@@ -97,6 +97,19 @@ def import_csv(
     return report
 
 
+def import_list(
+    store: Store, path: Path, fingerprint: str, *, on_problem: Callable[[RowProblem], None] = lambda problem: None
+) -> ImportReport | None:
+    """``import_csv`` of a send's configured list (new addresses added, its opt-outs applied, the store's
+    suppressions kept), skipped (None) when the file's ``fingerprint`` is the one imported last."""
+    name = f"imported:{path.resolve()}"
+    if store.note(name) == fingerprint:
+        return None
+    report = import_csv(store, path, on_problem=on_problem)
+    store.set_note(name, fingerprint)
+    return report
+
+
 def _stage(
     store: Store, staging: Staging, path: Path, report: ImportReport, on_problem: Callable[[RowProblem], None]
 ) -> int:

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
 
@@ -34,17 +35,75 @@ LEFT_OUT_BY_STORE = "unsubscribed, bounced, complained or forgotten in the store
 SQL_FUNCTIONS: Mapping[str, Callable[[str], str]] = {"first_word": first_word}  # what StoreList's SQL calls
 
 
-def recipients_for(config: Config, list_file: Path | None, segments: Sequence[str]) -> SendList:
-    """The recipients of a send: ``--list FILE`` (or send.list when the store is empty) checked against the
-    store when there is one, else the store's subscribed subscribers."""
+@dataclass(frozen=True)
+class Audience:
+    """Who a send mails (``recipients``) and ``rule``, the one line that says how they were chosen."""
+
+    recipients: SendList
+    rule: str
+    problems: list[RowProblem] = field(default_factory=list)  # bad rows of the list imported into the store
+
+
+def recipients_for(
+    config: Config, list_file: Path | None, segments: Sequence[str], *, import_list: bool = True
+) -> Audience:
+    """The recipients of a send, by one rule, said on every send:
+
+    - ``--list FILE``: that file, less whom the store has unsubscribed, bounced, complained or forgotten;
+    - else, when the store has anyone: the store, with ``[send] list`` imported into it first (new
+      addresses added, the list's opt-outs applied, never a resubscribe: the store's suppressions win;
+      skipped while the file is unchanged since its last import; only counted when ``import_list`` is
+      false, as for a dry run);
+    - else ``[send] list`` (checked against the store's suppressions when there is a store file)."""
     suppressions = suppression_file(config)
     has_store = store_path(config.root).is_file()  # a damaged one is an error (StoreError), never ignored
     if list_file is None and has_store and _has_subscribers(config.root):
-        return StoreList(config.root, segments=segments, suppressions=suppressions)
+        listed = Path(config.resolve(config.send.list))
+        recipients = StoreList(config.root, segments=segments, suppressions=suppressions)
+        if not listed.is_file():
+            return Audience(recipients, f"audience: the subscriber store ([send] list {listed.name} does not exist)")
+        return _store_with_list(recipients, listed, import_list=import_list)
     path = Path(list_file if list_file is not None else config.resolve(config.send.list))
     fix = "pass --list FILE, set send.list, or fill the store: broadsheet subscribers import FILE.csv"
     csv_list = csv_recipients(path, config, segments, fix=fix)
-    return CheckedCsvList(csv_list, config.root) if has_store else csv_list
+    named = f"{path.name} (--list)" if list_file is not None else f"{path.name} ([send] list)"
+    if not has_store:
+        return Audience(csv_list, f"audience: {named}; there is no subscriber store")
+    others = "; the store's own subscribers are not mailed" if list_file is not None else ""
+    rule = f"audience: {named}, less whom the subscriber store has unsubscribed, bounced or complained{others}"
+    return Audience(CheckedCsvList(csv_list, config.root), rule)
+
+
+def _store_with_list(recipients: StoreList, listed: Path, *, import_list: bool) -> Audience:
+    """The store as the audience, with the configured list imported into it first (or only counted)."""
+    from .importer import import_list as import_into
+
+    head = f"audience: the subscriber store, with {listed.name} ([send] list) imported into it first"
+    tail = "the store's unsubscribes, bounces and complaints win"
+    problems: list[RowProblem] = []
+    with Store.for_project(recipients.root) as store:
+        if not import_list:
+            new = _new_addresses(store, listed)
+            return Audience(recipients, f"{head} ({new:,} new address(es) a send would import; {tail})")
+        report = import_into(store, listed, list_fingerprint(listed), on_problem=problems.append)
+    if report is None:
+        return Audience(recipients, f"{head} (unchanged since it was last imported; {tail})")
+    bad = f", {report.problems:,} bad row(s) skipped" if report.problems else ""
+    return Audience(recipients, f"{head} ({report.added:,} new address(es){bad}; {tail})", problems)
+
+
+def _new_addresses(store: Store, path: Path) -> int:
+    """How many addresses the list has that the store does not know (nor has forgotten)."""
+    new = 0
+    for chunk in CsvList(path).chunks():
+        emails = [subscriber.email for subscriber in chunk]
+        with store._lock:
+            known = {key for (key,) in store.select_in(
+                "SELECT email_key FROM subscribers WHERE email_key IN ({})", [store.key(e) for e in emails]
+            )}  # fmt: skip
+        forgotten = {e for e in emails if store.key(e) not in known and store.is_forgotten(e)}
+        new += sum(1 for email in emails if store.key(email) not in known and email not in forgotten)
+    return new
 
 
 def csv_recipients(path: Path, config: Config, segments: Sequence[str], *, fix: str | None = None) -> CsvList:
@@ -278,12 +337,14 @@ def list_fields(list_path: Path) -> frozenset[str] | None:
 
 
 def audience_fields(config: Config) -> frozenset[str] | None:
-    """What merge tags may name: the store's fields when ``send`` would mail the store, else the CSV list's."""
+    """What merge tags may name: when ``send`` would mail the store, its fields and those of the list a send
+    imports into it; else the CSV list's."""
+    listed = list_fields(config.resolve(config.send.list))
     if Store.exists_for(config.root):  # the only subscriber data lint sees: its command passes these in
         with Store.for_project(config.root) as store:
             if store.count():
-                return frozenset(STANDARD_FIELDS) | frozenset(store.field_names())
-    return list_fields(config.resolve(config.send.list))
+                return frozenset(STANDARD_FIELDS) | frozenset(store.field_names()) | (listed or frozenset())
+    return listed
 
 
 @contextlib.contextmanager

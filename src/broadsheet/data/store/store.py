@@ -268,6 +268,19 @@ class Store:
         with self._lock:
             return int(self._meta("revision") or 0)
 
+    def note(self, name: str) -> str | None:
+        """A value kept in the store's meta table under ``note:<name>`` (``set_note``), or None."""
+        with self._lock:
+            return self._meta(f"note:{name}")
+
+    def set_note(self, name: str, value: str) -> None:
+        """Keep ``value`` under ``note:<name>`` (what a send imported last, for one)."""
+        with self._write():
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (f"note:{name}", value),
+            )
+
     def field_names(self) -> list[str]:
         """Every extra field name any subscriber has, in first-seen order."""
         names: dict[str, None] = {}
@@ -359,23 +372,23 @@ class Store:
             self._touch()
             return StatusChange(old, new)
 
-    def suppress(self, email: str, status: str, *, source: str) -> bool:
-        """Set the suppressing ``status`` and record its event, only when the present one is weaker (one
-        conditional UPDATE: a repeat, or a duplicate at the same moment, records nothing); an address the
-        store lacks is added with it, unless forgotten. True when something changed."""
+    def suppress(self, email: str, status: str, *, source: str, campaign: str = "") -> bool:
+        """Set the suppressing ``status`` and record its event (caused by ``campaign``), only when the
+        present one is weaker (one conditional UPDATE: a repeat, or a duplicate at the same moment, records
+        nothing); an address the store lacks is added with it, unless forgotten. True when something changed."""
         if status not in SUPPRESSING:
             raise StoreError(f"'{status}' does not suppress", fix=f"use one of: {', '.join(SUPPRESSING)}")
         email = self._address(email)
         key = email.lower()
         with self._write():
-            if self._strengthen(key, status, source=source):
+            if self._strengthen(key, status, source=source, campaign=campaign):
                 return True
             if (
                 self._forgotten(key)
                 or self.db.execute("SELECT 1 FROM subscribers WHERE email_key = ?", (key,)).fetchone()
             ):
                 return False
-            self._event(self._insert(email, status=status), STATUS_EVENTS[status], source=source)
+            self._event(self._insert(email, status=status), STATUS_EVENTS[status], source=source, campaign=campaign)
             return True
 
     def record_event(
@@ -644,7 +657,7 @@ class Store:
     def _seen(self, dedupe_key: str) -> bool:
         return self.db.execute("SELECT 1 FROM events WHERE dedupe_key = ?", (dedupe_key,)).fetchone() is not None
 
-    def _strengthen(self, key: str, status: str, *, source: str, detail: str = "") -> bool:
+    def _strengthen(self, key: str, status: str, *, source: str, detail: str = "", campaign: str = "") -> bool:
         """Inside a write: the subscriber ``key`` to the suppressing ``status``, with its event, only when
         their status is weaker (the UPDATE's own condition, so a repeat changes and records nothing)."""
         row = self.db.execute(
@@ -654,7 +667,7 @@ class Store:
         if row is None:
             return False
         self._touch()
-        self._event(row[0], STATUS_EVENTS[status], source=source, detail=detail)
+        self._event(row[0], STATUS_EVENTS[status], source=source, detail=detail, campaign=campaign)
         return True
 
     def _insert(self, email: str, *, name: str = "", fields: dict[str, str] | None = None, status: str,

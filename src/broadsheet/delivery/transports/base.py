@@ -23,6 +23,8 @@ class Delivery:
     failed: permanently refused; ``detail`` holds the server's code and reason.
     deferred: temporarily refused; retry after ``retry_after`` seconds (or the campaign's backoff).
     unknown: we cannot tell whether it was delivered (timeout after the data went out).
+    bounce: for a refusal of this recipient by the receiving side (an SMTP reply to RCPT or to the
+    message, a provider's synchronous rejection), ``hard_bounce`` or ``soft_bounce``; else "".
     """
 
     recipient: str
@@ -30,6 +32,7 @@ class Delivery:
     detail: str = ""
     message_id: str = ""
     retry_after: float | None = None
+    bounce: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -521,8 +521,9 @@ class HttpTransport(Transport):
             raise self.unexpected(response, "JSON that does not parse")
         return body
 
-    def failed(self, message: Message, reason: str) -> Delivery:
-        return Delivery(message.recipient, "failed", detail=self.detail(reason))
+    def failed(self, message: Message, reason: str, *, bounce: str = "") -> Delivery:
+        """``bounce``: the provider refused this recipient itself (``hard_bounce`` or ``soft_bounce``)."""
+        return Delivery(message.recipient, "failed", detail=self.detail(reason), bounce=bounce)
 
     def deferred(self, message: Message, reason: str) -> Delivery:
         return Delivery(message.recipient, "deferred", detail=self.detail(reason))

@@ -30,6 +30,7 @@ AUTH_CODES = frozenset({10, 400, 401, 405, 412, 413})
 # ErrorCodes that mean the MessageStream setting names no stream this server can send through.
 STREAM_CODES = frozenset({1221, 1235, 1236})
 DEFERRED_CODES = frozenset({100, 429})  # maintenance, rate limit: worth trying again
+INACTIVE_RECIPIENT = 406  # Postmark deactivated the address (a hard bounce or a complaint): a hard bounce here
 DROP = frozenset({"reply-to", "date"})  # Reply-To goes in ReplyTo; Postmark dates the message itself
 
 
@@ -117,7 +118,8 @@ class PostmarkTransport(HttpTransport):
             return None
         if code in DEFERRED_CODES:
             return self.deferred(message, self._reason(answer))
-        return self.failed(message, self._reason(answer))
+        bounce = "hard_bounce" if code == INACTIVE_RECIPIENT else ""
+        return self.failed(message, self._reason(answer), bounce=bounce)
 
     @staticmethod
     def _reason(answer: dict[str, Any]) -> str:

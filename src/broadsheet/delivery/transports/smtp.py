@@ -29,6 +29,7 @@ import time
 from broadsheet.core.compose.message import Message
 from broadsheet.core.config import Config, secret
 from broadsheet.core.errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
+from broadsheet.core.events import rejection_kind
 
 from . import smtp_session
 from .base import Delivery, Status, Transport, TransportOptions
@@ -269,7 +270,8 @@ class SmtpTransport(Transport):
             )
         if reply.code == 421:
             self._drop()
-        return self._refused(message, reply)
+            return self._refused(message, reply)
+        return self._refused(message, reply, recipient=True)
 
     def _refused_envelope(
         self, connection: smtplib.SMTP, message: Message, replies: list[smtp_session.Reply], refusal: smtp_session.Reply
@@ -290,7 +292,8 @@ class SmtpTransport(Transport):
                 where=self.where,
                 fix="check 'from' in broadsheet.toml and that the server lets this account send as it",
             )
-        return self._refused(message, refusal)
+        recipient = len(replies) > 1 and refusal is replies[1] and refusal.code != 421  # RCPT refused
+        return self._refused(message, refusal, recipient=recipient)
 
     def _alive(self) -> bool:
         assert self._connection is not None
@@ -299,10 +302,13 @@ class SmtpTransport(Transport):
         except (smtplib.SMTPException, OSError):
             return False
 
-    def _refused(self, message: Message, reply: smtp_session.Reply) -> Delivery:
-        """5xx failed (552 too big: only this message), 4xx deferred, with the server's code and text."""
+    def _refused(self, message: Message, reply: smtp_session.Reply, *, recipient: bool = False) -> Delivery:
+        """5xx failed (552 too big: only this message), 4xx deferred, with the server's code and text;
+        ``recipient``: the refusal of this recipient (RCPT, or the message's end), a bounce by its code."""
         status: Status = "failed" if 500 <= reply.code < 600 else "deferred"
-        return Delivery(message.recipient, status, detail=self._reply(reply))
+        detail = self._reply(reply)
+        bounce = rejection_kind(detail) if recipient and 400 <= reply.code < 600 else ""
+        return Delivery(message.recipient, status, detail=detail, bounce=bounce)
 
     def _delivery(self, message: Message, status: Status, detail: str) -> Delivery:
         return Delivery(message.recipient, status, detail=f"{self._scrub(detail)} ({self.where})")

@@ -37,10 +37,9 @@ def run(args: argparse.Namespace) -> int:
     log_to_stderr()
     app = make_app(config)
     if not config.serve.public_url.startswith("https://"):
-        print(
+        logging.getLogger("broadsheet.faces.serve").info(
             "note: [serve] public_url is not https://, so messages carry no List-Unsubscribe-Post "
-            "(RFC 8058 one-click needs an https link); fine for trying serve out locally",
-            flush=True,
+            "(RFC 8058 one-click needs an https link); fine for trying serve out locally"
         )
     try:
         run_server(

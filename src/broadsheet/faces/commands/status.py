@@ -1,4 +1,5 @@
-"""broadsheet status ISSUE_DIR [--failed-csv FILE]: where each send of an issue stands, from the journal."""
+"""broadsheet status [ISSUE_DIR] [--failed-csv FILE]: where each send of an issue stands, from the journal;
+without ISSUE_DIR, one line for every issue (scheduled, sending, sent)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
         "and optionally every failed or unknown recipient with its reason as CSV.",
     )  # fmt: skip
     parser.add_argument(
-        "issue_dir", type=Path, metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)"
-    )
+        "issue_dir", type=Path, metavar="ISSUE_DIR", nargs="?",
+        help="the issue folder (or its name under issues/); without it, one line for every issue",
+    )  # fmt: skip
     parser.add_argument("--failed-csv", type=Path, metavar="FILE", help="write failed and unknown recipients here")
     return parser
 
@@ -39,17 +41,25 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Reads the journal and changes nothing in it (a crash's rows are made unknown by the next send)."""
     config = project_config(args)
+    if args.issue_dir is None:
+        if args.failed_csv:
+            raise CampaignError(
+                "--failed-csv needs an issue", fix="give the issue: broadsheet status ISSUE_DIR --failed-csv FILE"
+            )
+        return _overview(config)
     args.issue_dir = issue_folder(args.issue_dir, config)
+    send_at = _send_at(args.issue_dir, config)  # a broken send_at is the error send gives, not ignored
+    if send_at is not None and not journal_path(config.root).exists():
+        print(_waiting(Path(args.issue_dir).resolve().name, send_at))
+        return 0
     with Journal(journal_path(config.root), read_only=True) as journal:
         issue_id, slug = _identity(args.issue_dir, config)
         campaigns = journal.campaigns_for(campaign_key(issue_id, slug), slug)
         if not campaigns:
-            send_at = _send_at(args.issue_dir, config)
-            raise CampaignError(
-                "no send has started for this issue", where=str(args.issue_dir),
-                fix=f"send_at {utc_text(send_at.timestamp())}: broadsheet send --due sends it from then on"
-                if send_at is not None else None,
-            )  # fmt: skip
+            if send_at is not None:  # waiting for its time: no error
+                print(_waiting(slug, send_at))
+                return 0
+            raise CampaignError("no send has started for this issue", where=str(args.issue_dir))
         running = journal.send_running()
         for campaign in campaigns:
             _show(journal, campaign, running=running)
@@ -68,6 +78,65 @@ def run(args: argparse.Namespace) -> int:
             )
             print(f"wrote {written:,} failed or unknown recipient(s) to {args.failed_csv}")
     return 0
+
+
+def _overview(config: Config) -> int:
+    """One line for every issue folder, in name order: sent or sending (with the after-send rates),
+    scheduled (when), draft, or not sent. 2 when an issue.md cannot be read (said on its line)."""
+    from broadsheet.core.content import read_schedule
+
+    folder = config.resolve(config.issues_dir)
+    issues = sorted(path for path in folder.iterdir() if (path / "issue.md").is_file()) if folder.is_dir() else []
+    if not issues:
+        print(f"no issues in {folder}")
+        return 0
+    path = journal_path(config.root)
+    journal = Journal(path, read_only=True) if path.exists() else None
+    errors = 0
+    try:
+        for issue in issues:
+            try:
+                schedule = read_schedule(issue, config)
+            except BroadsheetError as exc:
+                print(f"{issue.name}: cannot be read: {exc}")
+                errors += 1
+                continue
+            key = campaign_key(schedule.id, issue.name)
+            campaigns = journal.campaigns_for(key, issue.name) if journal is not None else []
+            if campaigns:
+                assert journal is not None
+                _overview_sent(journal, issue.name, campaigns, config)
+            elif schedule.draft:
+                print(f"{issue.name}: draft (not sent)")
+            elif schedule.send_at is not None:
+                print(_waiting(issue.name, schedule.send_at))
+            else:
+                print(f"{issue.name}: not sent")
+    finally:
+        if journal is not None:
+            journal.close()
+    return 2 if errors else 0
+
+
+def _overview_sent(journal: Journal, slug: str, campaigns: list[CampaignRecord], config: Config) -> None:
+    """An issue's campaigns, a line each (sending: how far; sent: the counts), then its after-send rates."""
+    for campaign in campaigns:
+        counts = journal.counts(campaign)
+        left = counts["queued"] + counts["deferred"] + counts["sending"]
+        total = sum(counts.values())
+        others = ", ".join(f"{state} {counts[state]:,}" for state in ("failed", "unknown", "skipped") if counts[state])
+        more = f", {others}" if others else ""
+        if left:
+            print(
+                f"{slug}: sending over {campaign.transport}: sent {counts['sent']:,} of {total:,}, {left:,} to go{more}"
+            )
+        else:
+            print(
+                f"{slug}: sent over {campaign.transport} (started {campaign.created} UTC): sent {counts['sent']:,}{more}"
+            )
+    sent = sum(journal.counts(c)["sent"] for c in campaigns if delivers(c.transport))
+    for line in after_send_lines(config.root, campaigns[0].slug, sent):
+        print(line)
 
 
 def _show(journal: Journal, campaign: CampaignRecord, *, running: bool) -> None:
@@ -117,12 +186,21 @@ def _show_what_is_left(journal: Journal, campaign: CampaignRecord, config: Confi
 
 
 def _send_at(issue_dir: Path, config: Config) -> dt.datetime | None:
+    """The issue's send_at; a ContentError (file, line, fix) when it cannot be read, as send says it.
+    None when there is none, or no issue.md (a folder moved away after its send)."""
     from broadsheet.core.content import read_schedule
 
-    try:
-        return read_schedule(issue_dir, config).send_at
-    except BroadsheetError:
+    if not (Path(issue_dir) / "issue.md").is_file():
         return None
+    return read_schedule(issue_dir, config).send_at
+
+
+def _waiting(slug: str, send_at: dt.datetime) -> str:
+    """The line of an issue not sent yet that has a send_at: when it goes."""
+    when = utc_text(send_at.timestamp())
+    if send_at.timestamp() > time.time():
+        return f"{slug}: scheduled for {when}; broadsheet send --due sends it then (nothing sent yet)"
+    return f"{slug}: due since {when}; the next broadsheet send --due sends it (nothing sent yet)"
 
 
 def _export(journal: Journal, campaign: CampaignRecord, target: Path, *, first: bool) -> int:

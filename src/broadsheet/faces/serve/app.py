@@ -26,6 +26,7 @@ from werkzeug.security import safe_join
 from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
 from broadsheet.core.config import Config
 from broadsheet.core.errors import ConfigError, StoreError
+from broadsheet.core.providers import delivers
 from broadsheet.core.tokens import TokenData, read_token, token_secrets
 from broadsheet.data.db.checkpoint import Checkpointer, without_autocheckpoint
 from broadsheet.data.store import Store, store_path
@@ -68,7 +69,11 @@ class ProviderPart(BaseConverter):
 class App:
     """The WSGI callable; shared by every waitress thread."""
 
-    def __init__(self, config: Config, transport: Callable[[], Transport], *, secrets: tuple[str, ...] | None = None):
+    def __init__(
+        self, config: Config, transport: Callable[[], Transport], *, secrets: tuple[str, ...] | None = None,
+        transport_name: str = "",
+    ):  # fmt: skip
+        """``transport_name``: what ``transport`` makes, told in the log at start ("" when not known)."""
         if not config.serve.public_url:
             raise ConfigError(
                 "[serve] public_url is not set",
@@ -76,6 +81,7 @@ class App:
                 fix='add [serve] public_url = "https://news.example.org" (where readers reach serve)',
             )
         self.config = config
+        self.transport_name = transport_name
         self.secrets = secrets or token_secrets()
         self.list_id = config.list_id
         self.pages = Pages(config)
@@ -97,8 +103,24 @@ class App:
         self.routes, self.endpoints = self.routing()
 
     def start(self) -> None:
-        """Before the first request: the mailing thread applies the sign-ups a stopped serve left."""
+        """Before the first request: the log says what sends confirmations; the mailing thread applies the
+        sign-ups a stopped serve left."""
+        self.say_transport()
         self.mail.start()
+
+    def say_transport(self) -> None:
+        """Which transport sends the confirmation messages; a warning when it mails no one (the outbox)."""
+        name = self.transport_name
+        if not name:
+            return
+        if delivers(name):
+            log.info("confirmation messages are sent through %s ([send] transport)", name)
+            return
+        outbox = self.config.resolve(self.config.send.outbox_dir)
+        log.warning(
+            "confirmation messages go to the %s (%s): nobody who signs up will receive one; set [send] "
+            "transport to smtp or a provider for serve", name, outbox,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Send the confirmations still waiting, then stop the checkpoint thread after its last checkpoint
@@ -228,22 +250,23 @@ class App:
                 and self.one_clicks_per_address.allow(data.email.lower())
             ):
                 return Response.text(429, "too many requests\n")
-            self.leave(data.email, "one-click")
+            self.leave(data.email, "one-click", campaign=data.extra)
             return Response.text(200, "unsubscribed\n")
         if not self.form_allowed(request, form):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
         address = mask_address(data.email)
         if form.get("action") == "unsubscribe":
-            self.leave(data.email, "unsubscribe-page")
+            self.leave(data.email, "unsubscribe-page", campaign=data.extra)
             return self.form_page(request, "unsubscribed.html", address=address)
         if form.get("action") == "resubscribe":
             return self.resubscribe(data.email, address)
         return self.pages.message(400, "bad_link_title", "bad_link_text")
 
-    def leave(self, email: str, source: str) -> None:
+    def leave(self, email: str, source: str, *, campaign: str = "") -> None:
         """Unsubscribe the address in one conditional write: a repeat (already unsubscribed, bounced or
-        complained), or a duplicate at the same moment, records nothing."""
-        self.store.suppress(email, "unsubscribed", source=source)
+        complained), or a duplicate at the same moment, records nothing. ``campaign``: the issue whose
+        link it was (the token names it; links sent before it did name none)."""
+        self.store.suppress(email, "unsubscribed", source=source, campaign=campaign)
 
     def resubscribe(self, email: str, address: str) -> Response:
         """Back to subscribed through a confirmation mailed to the address, as a sign-up (the link in an
@@ -270,6 +293,19 @@ class App:
         response.headers["Set-Cookie"] = self.guard.cookie(nonce)
         return response
 
+    def log_refused_origin(self, origin: str | None) -> None:
+        """A sign-up refused because the page it came from is not one of ours: the log names the origin and
+        the configuration line that would allow it (a form pasted on a site not yet listed)."""
+        if origin is None or origin == "null" or self.guard.origin_ok(origin):
+            return
+        shown = CONTROL.sub("?", origin).replace('"', "?")[:200]
+        listed = [*self.config.serve.form_origins, shown]
+        line = "form_origins = [" + ", ".join(f'"{value}"' for value in listed) + "]"
+        log.warning(
+            "sign-up refused: the form was posted from %s, which [serve] form_origins does not list; "
+            "if that is your site, add it to %s: %s", shown, self.config.where("serve.form_origins"), line,
+        )  # fmt: skip
+
     def form_allowed(
         self, request: Request, form: Mapping[str, str], *, action: str = "", origin_suffices: bool = False
     ) -> bool:
@@ -295,6 +331,7 @@ class App:
         page, from the same work, for every address (nothing here depends on its state)."""
         form = request.form
         if not self.form_allowed(request, form, action="/subscribe", origin_suffices=True):
+            self.log_refused_origin(request.headers.get("Origin"))
             return self.pages.message(403, "forbidden_title", "forbidden_text")
         if not self.signups.allow(request.remote_addr or ""):
             return self.pages.message(429, "too_many_title", "too_many_text")
@@ -398,6 +435,7 @@ def make_app(config: Config, transport: Callable[[], Transport] | None = None) -
 
         cls = transport_class(config.send.transport)
         transport = lambda: cls(config)  # noqa: E731
+        return App(config, transport, transport_name=config.send.transport)
     return App(config, transport)
 
 

@@ -93,6 +93,8 @@ class Composes(Protocol):
 
 
 Progress = Callable[[dict[str, int], float], None]
+# (address, hard_bounce or soft_bounce, detail) of recipients the receiving side refused for good
+Bounced = Callable[[list[tuple[str, str, str]]], None]
 
 
 class CampaignRunner:
@@ -110,6 +112,7 @@ class CampaignRunner:
         progress: Progress | None = None,
         rejected: tuple[type[BaseException], ...] = (RecipientRejected,),
         suppressed: Callable[[list[str]], set[str]] | None = None,
+        bounced: Bounced | None = None,
     ):
         self.journal = journal
         self.campaign = campaign
@@ -119,6 +122,7 @@ class CampaignRunner:
         self.progress = progress or (lambda counts, rate: None)
         self.rejected = rejected  # exceptions of compose that fail one recipient
         self.suppressed = suppressed  # which of these addresses the subscriber store suppresses now
+        self.bounced = bounced  # told of each recipient refused at send time once its row is failed
         self.limiter = RateLimiter(settings.rate_per_second, settings.rate_per_hour)
         wanted = settings.batch_size or max_batch
         self.batch_size = max(1, min(wanted, max_batch, self.limiter.burst() or max_batch))
@@ -249,6 +253,13 @@ class CampaignRunner:
             else:  # stopped before sending, or a fatal transport error: back in the queue
                 outcomes.append(Outcome(row.id, "queued", counts_attempt=False))
         self._record(outcomes, result)
+        refused = [
+            (row.email, delivery.bounce, outcome.detail)
+            for row, delivery, outcome in zip(batch.rows, batch.deliveries, outcomes, strict=False)
+            if delivery is not None and delivery.bounce and outcome.state == "failed"
+        ]
+        if refused and self.bounced is not None:
+            self.bounced(refused)
         for outcome in outcomes:
             self._moved(["sending"], outcome.state)
             if outcome.counts_attempt:

@@ -30,7 +30,7 @@ def issue_folders(config: Config) -> list[Path]:
 
 
 def read_entries(config: Config, *, now: dt.datetime | None = None, notes: list[str] | None = None) -> list[Entry]:
-    """The published issues, newest first (by date, then by folder name): not drafts, and not issues
+    """The published issues, newest first (by date, then by number, then by folder name): not drafts, and not issues
     still holding the text `broadsheet new` wrote or scheduled after ``now`` (default: the current time),
     for which a line is added to ``notes``."""
     site_config = dataclasses.replace(config, base_url="")  # pages link their images relatively
@@ -56,7 +56,16 @@ def read_entries(config: Config, *, now: dt.datetime | None = None, notes: list[
                 )
             continue
         entries.append(_entry(issue, build_issue(folder, site_config, issue=issue)))
-    return sorted(entries, key=lambda e: (e.date, e.slug), reverse=True)
+    return sorted(entries, key=_order, reverse=True)
+
+
+def _order(entry: Entry) -> tuple[dt.date, tuple[int, int, str], str]:
+    """Oldest first by date, then, on the same day, by issue number (9 before 10; a numbered issue after
+    one without), then by folder name."""
+    number = "" if entry.number is None else str(entry.number).strip()
+    digits = len(number) - len(number.lstrip("0123456789"))
+    value = (1, int(number[:digits]) if digits else 0, number[digits:]) if number else (0, 0, "")
+    return entry.date, value, entry.slug
 
 
 def _entry(issue: Issue, rendered: RenderedIssue) -> Entry:
