@@ -52,6 +52,7 @@ class Fragment:
 
 
 CONTENT_WIDTH = 536  # px: the theme's 600 px column less its side padding
+PHONE_CONTENT_WIDTH = 288  # px: what the theme's column shows on a 320 px screen (16 px padding each side)
 
 # Given an image's src as written: its published src, and its (width, height) in pixels when known.
 ImageRewriter = Callable[[str], tuple[str, "tuple[int, int] | None"]]
