@@ -154,7 +154,11 @@ def _prepare_for_email(root: HtmlElement, fragment: Fragment, rewrite_src: Image
             element.tag = "div"
         elif element.tag == "table":
             element.set("class", (element.get("class", "") + " content-table").strip())
-            _wrap(element, "table-scroll")  # a wide table scrolls on a phone instead of breaking words
+            scroll = _wrap(element, "table-scroll")  # a wide table scrolls on a phone instead of breaking words
+            scroll.set("tabindex", "0")  # a box that scrolls is reached with the keyboard too (WCAG 2.1.1)
+            if label := ", ".join(filter(None, (" ".join(th.text_content().split()) for th in element.iter("th")))):
+                scroll.set("role", "region")  # named by its column headings, in the issue's own language
+                scroll.set("aria-label", _shorten(label, 80))
         elif element.tag == "blockquote":
             element.set("class", (element.get("class", "") + " pull-quote").strip())
             _mark_attribution(element)
@@ -210,12 +214,17 @@ def _in_footnote_ref(element: HtmlElement) -> bool:
     return parent is not None and parent.tag == "sup" and "footnote-ref" in parent.get("class", "")
 
 
-def _wrap(element: HtmlElement, css_class: str) -> None:
-    """Put ``element`` inside a new ``<div class=css_class>`` where it stands."""
+def _wrap(element: HtmlElement, css_class: str) -> HtmlElement:
+    """Put ``element`` inside a new ``<div class=css_class>`` where it stands; the new element."""
     wrapper = element.makeelement("div", {"class": css_class})
     element.addprevious(wrapper)
     wrapper.tail, element.tail = element.tail, None
     wrapper.append(element)
+    return wrapper
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _mark_attribution(quote: HtmlElement) -> None:
