@@ -52,6 +52,19 @@ document.querySelectorAll('.content-table td, .content-table th').forEach(functi
 });
 return out;
 """
+# Visible text under 14 px (footnote markers aside), and links of the footer and contents under 44 px high.
+SMALL = """
+var small = [], short = [];
+document.querySelectorAll('body *').forEach(function (e) {
+  var own = Array.from(e.childNodes).some(function (n) { return n.nodeType === 3 && n.textContent.trim(); });
+  if (own && e.offsetParent && !e.closest('sup, .preheader') && parseFloat(getComputedStyle(e).fontSize) < 14)
+    small.push(e.tagName + ' ' + e.textContent.trim().slice(0, 30) + ' ' + getComputedStyle(e).fontSize);
+});
+document.querySelectorAll('.footer-text a, .quiet-link, .toc a').forEach(function (a) {
+  if (a.getBoundingClientRect().height < 44) short.push(a.textContent.trim());
+});
+return [small, short];
+"""
 RUN_AXE = """
 var done = arguments[arguments.length - 1];
 axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['violations']})
@@ -125,6 +138,8 @@ def test_the_email_and_its_web_version_are_never_wider_than_the_screen(project: 
                         if page == "email.html" and width in (375, 1280) and not dark:
                             for name, box, attributes in driver.execute_script(RATIOS):  # the space is kept
                                 assert box == pytest.approx(attributes, abs=0.02), (name, width, images)
+                        if width == 375 and not dark and images:
+                            assert driver.execute_script(SMALL) == [[], []]
                         if issue.name == STRESS and width == 320 and page == "email.html":
                             cells = driver.execute_script(CJK_CELLS)
                             assert cells and all(lines < characters for characters, lines in cells if characters > 1)

@@ -116,7 +116,8 @@ def check_table_width(ctx: LintContext) -> Iterator[Finding]:
     for table in table_widths(ctx.html):
         if table.narrowest <= PHONE_CONTENT_WIDTH:
             continue
-        where = ctx.where(f"| {table.first_cell}", table.first_cell, fallback=f"table ({table.first_cell})")
+        needles = (f"| {table.first_cell} |", f"| {table.first_cell}", table.first_cell)  # a Markdown table's first row
+        where = ctx.where(*needles, fallback=f"table ({table.first_cell})")
         shown = (
             f"wider than the {CONTENT_WIDTH} px the theme shows on any screen"
             if table.narrowest > CONTENT_WIDTH
