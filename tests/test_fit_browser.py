@@ -88,7 +88,9 @@ def screen(driver, width: int, *, dark: bool = False, images: bool = True) -> No
         {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": width <= 480},
     )
     scheme = "dark" if dark else "light"
-    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+    )
     driver.execute_cdp_cmd("Network.enable", {})
     driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": [] if images else ["*/images/*"]})
     driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})

@@ -294,7 +294,8 @@ def test_headings_make_one_outline_under_the_issue_title(project):
     )
     document = lxml.html.fromstring(build_issue(folder, load_config(project / "broadsheet.toml")).html)
     outline = [(h.tag, h.text_content().strip()) for h in document.iter("h1", "h2", "h3", "h4", "h5", "h6")]
-    assert [tag for tag, _ in outline if tag == "h1"] == ["h1"] and outline[0] == ("h1", "10 Years of Partnership: Chengdu and Flemish Brabant")
+    assert [tag for tag, _ in outline if tag == "h1"] == ["h1"]
+    assert outline[0] == ("h1", "10 Years of Partnership: Chengdu and Flemish Brabant")
     assert ("h2", "In short") in outline and ("h2", "Deep") in outline
     assert outline[-4:] == [("h3", "Top"), ("h4", "Middle"), ("h6", "Skipped a level"), ("h6", "Bottom")]
     assert ("h3", "A region of knowledge and innovation") in outline  # the sample's "##" in its article

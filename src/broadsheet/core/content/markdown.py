@@ -196,12 +196,12 @@ def _style(element: HtmlElement, fit: str) -> str:
 
 def _shift_headings(root: HtmlElement, top: int) -> None:
     """Move every heading so that the highest becomes ``h{top}``, keeping the steps between them (h6 at most)."""
-    headings = [e for e in root.iter() if isinstance(e.tag, str) and HEADING.fullmatch(e.tag)]
-    if not headings:
+    levels = {e: int(e.tag[1]) for e in root.iter() if isinstance(e.tag, str) and HEADING.fullmatch(e.tag)}
+    if not levels:
         return
-    shift = top - min(int(e.tag[1]) for e in headings)
-    for element in headings:
-        element.tag = f"h{min(6, max(1, int(element.tag[1]) + shift))}"
+    shift = top - min(levels.values())
+    for element, level in levels.items():
+        element.tag = f"h{min(6, max(1, level + shift))}"
 
 
 HEADING = re.compile(r"h[1-6]")
