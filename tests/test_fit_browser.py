@@ -60,10 +60,9 @@ document.querySelectorAll('body *').forEach(function (e) {
   if (own && e.offsetParent && !e.closest('sup, .preheader') && parseFloat(getComputedStyle(e).fontSize) < 14)
     small.push(e.tagName + ' ' + e.textContent.trim().slice(0, 30) + ' ' + getComputedStyle(e).fontSize);
 });
-document.querySelectorAll('.footer-text a, .quiet-link, .toc a').forEach(function (a) {
-  if (a.getBoundingClientRect().height < 44) short.push(a.textContent.trim());
-});
-return [small, short];
+var links = document.querySelectorAll('.footer-text a, .quiet-link, .toc a');
+links.forEach(function (a) { if (a.getBoundingClientRect().height < 44) short.push(a.textContent.trim()); });
+return [small, short, links.length];
 """
 RUN_AXE = """
 var done = arguments[arguments.length - 1];
@@ -141,7 +140,8 @@ def test_the_email_and_its_web_version_are_never_wider_than_the_screen(project: 
                             for name, box, attributes in driver.execute_script(RATIOS):  # the space is kept
                                 assert box == pytest.approx(attributes, abs=0.02), (name, width, images)
                         if width == 375 and not dark and images:
-                            assert driver.execute_script(SMALL) == [[], []]
+                            small, short, links = driver.execute_script(SMALL)
+                            assert (small, short) == ([], []) and links >= 3  # the footer's (and the contents') links
                         if issue.name == STRESS and width == 320 and page == "email.html":
                             cells = driver.execute_script(CJK_CELLS)
                             assert cells and all(lines < characters for characters, lines in cells if characters > 1)
@@ -190,6 +190,10 @@ def test_axe_finds_no_wcag_violation_in_serves_pages(project: Path, monkeypatch)
         token = make_token("unsubscribe", "reader@example.org", "newsletter.bcecc.example.org", SECRET)
         for path in ("/subscribe", f"/u/{token}", "/u/not-a-token", "/c/not-a-token"):
             found |= axe_violations(driver, base + path)
+            for width in WIDTHS:
+                screen(driver, width)
+                driver.get(base + path)
+                assert driver.execute_script(LAYOUT)[0] <= width, (path, width)
         driver.get(f"{base}/u/{token}")
         driver.find_element("css selector", "button[type=submit]").click()
         wait_for(lambda: driver.find_element("tag name", "h1").text, what="the page after unsubscribing")
