@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := issues/2021-06-01-chengdu-flemish-brabant
 
-.PHONY: demo test lint-fix install install-test browser validator caniemail bench docs clean
+.PHONY: demo test lint-fix install install-test browser validator axe caniemail bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,17 +20,21 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test validator browser
+install-test: $(VENV)/.installed-test validator axe browser
 
-# The official MJML validator (npm `mjml`), pinned, installed into node_modules/ here.
-validator:
+# The official MJML validator (npm `mjml`) and axe-core (the theme's and pages' WCAG checks inject it in
+# Chromium), pinned, installed into node_modules/ here in one npm call: a second `npm install --no-save`
+# would remove what the first one installed.
+NPM_TOOLS := mjml@4.15.3 axe-core@4.10.3
+validator axe:
 	@if command -v npm >/dev/null 2>&1; then \
-	  [ -x node_modules/.bin/mjml ] || npm install --silent --no-audit --no-fund --no-save mjml@4.15.3 >/dev/null; \
-	else echo "npm not found: the MJML validator tests will fail (install Node.js, or BROADSHEET_TEST_SKIP_MISSING=1)"; fi
+	  { [ -x node_modules/.bin/mjml ] && [ -f node_modules/axe-core/axe.min.js ]; } \
+	    || npm install --silent --no-audit --no-fund --no-save $(NPM_TOOLS) >/dev/null; \
+	else echo "npm not found: the MJML validator and accessibility tests will fail (install Node.js, or BROADSHEET_TEST_SKIP_MISSING=1)"; fi
 
 # Refresh lint's CSS support table (src/broadsheet/core/lint/caniemail_css.json) from a caniemail release.
 caniemail: install
-	npm install --silent --no-audit --no-fund --no-save caniemail@2.0.2 >/dev/null
+	npm install --silent --no-audit --no-fund --no-save $(NPM_TOOLS) caniemail@2.0.2 >/dev/null
 	$(BIN)/python scripts/caniemail_subset.py node_modules/caniemail/data/caniemail.json
 
 # Headless Chromium and its driver from Debian, for the preview's browser tests.
@@ -40,6 +44,10 @@ browser:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 	      || echo "could not install chromium: the browser tests will fail (or BROADSHEET_TEST_SKIP_MISSING=1)"; \
 	  else echo "chromium/chromedriver missing (apt-get install chromium chromium-driver), or BROADSHEET_TEST_SKIP_MISSING=1 to skip the browser tests"; fi; \
+	fi
+	@# a CJK font, so that the stress issue's Chinese is laid out as on a reader's phone, not as empty boxes
+	@if [ "$$(id -u)" = 0 ] && command -v fc-list >/dev/null 2>&1 && [ -z "$$(fc-list :lang=zh)" ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1 || true; \
 	fi
 
 # The demo signs unsubscribe links with a throw-away secret; real sends export BROADSHEET_SECRET.

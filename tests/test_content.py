@@ -2,6 +2,7 @@ import datetime as dt
 import re
 from pathlib import Path
 
+import lxml.html
 import pytest
 from support.issues import hashed, write_image, write_issue
 
@@ -306,3 +307,29 @@ def test_front_matter_without_a_body_and_a_file_without_front_matter(tmp_path):
     )
     with pytest.raises(ContentError, match=r"01-x.md:1: missing title"):
         read_issue(folder, config_for(tmp_path))
+
+
+def test_images_get_their_ratio_and_a_fluid_width_and_tables_a_scroll_box_reached_by_keyboard():
+    sizes = {"wide.png": (1200, 600), "small.png": (120, 120)}
+    source = (
+        "![w](wide.png) ![s](small.png) ![r](https://example.org/r.jpg) "
+        '<img src="https://example.org/big.jpg" alt="b" width="800" height="400">\n\n'
+        "| Region | Exports |\n|---|---|\n| Antwerp | 5 |\n"
+    )
+    fragment = render_markdown(source, rewrite_src=lambda src: ("/i/" + src, sizes.get(src)))
+    root = lxml.html.fragment_fromstring(fragment.html, create_parent="div")
+    images = {img.get("alt"): img for img in root.iter("img")}
+    assert (images["w"].get("width"), images["w"].get("height")) == ("536", "268")
+    assert images["w"].get("style") == "width:100%;max-width:536px;height:auto"
+    assert (images["s"].get("width"), images["s"].get("height")) == ("120", "120")
+    assert "max-width:120px" in images["s"].get("style")
+    assert images["r"].get("width") is None and images["r"].get("style") == "max-width:100%;height:auto"
+    assert (images["b"].get("width"), images["b"].get("height")) == ("536", "268")  # written 800 x 400
+    [box] = root.find_class("table-scroll")
+    assert (box.get("tabindex"), box.get("role"), box.get("aria-label")) == ("0", "region", "Region, Exports")
+
+
+def test_headings_shift_below_the_title_they_stand_under():
+    html = render_markdown("## Two\n\n### Three\n\n###### Six\n", top_heading=3).html
+    assert re.findall(r"<(h\d)>", html) == ["h3", "h4", "h6"]
+    assert re.findall(r"<(h\d)>", render_markdown("### Only\n", top_heading=2).html) == ["h2"]

@@ -49,7 +49,10 @@ def test_reading_time_tags_and_table_of_contents(project):
     assert all(href.startswith("https://newsletter.example.org/2024-01-02-test-issue/#") for href in slug_hrefs)
     targets = {h.get("id") for h in document.cssselect("h2.article-title")}
     assert {href.split("#")[1] for href in slug_hrefs} <= targets  # each entry leads to its article
-    assert "In this issue:\n1. First story\n2. Second story" in rendered.text
+    assert (  # the text part's contents list its links too
+        "In this issue:\n1. First story\n   {{ view_online_url }}#one\n2. Second story\n   {{ view_online_url }}#two"
+        in rendered.text
+    )
     _, _, plain = build(project)
     assert 'ol class="toc"' not in plain.html and "In this issue" not in plain.text
 

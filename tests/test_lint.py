@@ -381,3 +381,26 @@ def test_an_issue_without_an_id_is_warned_about_and_one_with_an_id_is_not(projec
     issue = project / "issues" / SLUG / "issue.md"
     issue.write_text("".join(line for line in issue.read_text().splitlines(True) if not line.startswith("id:")))
     assert rules_found().count("issue-id") == 1
+
+
+def test_table_width_warns_of_a_table_wider_than_the_theme_shows(tmp_path):
+    from broadsheet.core.content.markdown import render_markdown
+
+    (tmp_path / "issue.md").write_text("---\nsubject: Weekly news\n---\n")
+    article = tmp_path / "01-article.md"
+    narrow = "| Year | Sales |\n|---|---|\n| 2021 | 12 |\n"
+    phone = "| Region | 2019 exports | 2020 exports | 2021 exports |\n|---|---|---|---|\n| Antwerp | 5,432 | 4,987 | 6,001 |\n"
+    wide = "| A | B | C | D | E |\n|---|---|---|---|---|\n| Internationalisation | Competitiveness | "
+    wide += "Responsibilities | Interoperability | Telecommunications |\n"
+    cjk = "| 城市 | 合作领域 |\n|---|---|\n| 成都 | 投资、创新、人文交流、健康、物流、食品、清洁技术和创意 |\n"
+    article.write_text(f"---\ntitle: A\n---\n{narrow}\n{phone}\n{wide}\n{cjk}", encoding="utf-8")
+    html = render_markdown(article.read_text(encoding="utf-8").split("---\n", 2)[2]).html
+    findings = found(rules.check_table_width, context(tmp_path, html=page(html)))
+    assert [(f.rule, f.severity, f.where) for f in findings] == [
+        ("table-width", "warning", f"{article}:8"),
+        ("table-width", "warning", f"{article}:12"),
+    ]
+    phone_width = int(re.search(r"needs about (\d+) px", findings[0].message)[1])
+    assert 288 < phone_width <= 536 and "288 px on a 320 px phone" in findings[0].message
+    assert "4 columns" in findings[0].message and "5 columns" in findings[1].message
+    assert "wider than the 536 px the theme shows on any screen" in findings[1].message

@@ -7,7 +7,7 @@ from pathlib import Path
 from test_lint import context, found
 
 from broadsheet.core.lint import rules
-from broadsheet.core.lint.css_support import DEGRADES, support_table
+from broadsheet.core.lint.css_support import DEGRADES, support_table, unsupported_in_stylesheet
 from broadsheet.core.lint.sources import SourceIndex
 
 
@@ -74,3 +74,19 @@ def test_the_shipped_table_names_its_source_and_every_exemption_is_a_feature_it_
     assert "Outlook for Windows" in table["features"]["css-display-flex"]["no"]
     degrades = {slug for slug in DEGRADES if slug in table["features"]}
     assert degrades == set(DEGRADES)  # an exemption the data no longer lists is one to drop
+
+
+def test_a_style_sheet_can_name_what_it_uses_knowingly_and_only_that_is_left_out(tmp_path):
+    sheet = tmp_path / "style.css"
+    sheet.write_text(
+        "/* css-support-ok: css-min-width css-box-sizing; Outlook keeps its fixed 600 px column */\n"
+        ".a { min-width: 4em; box-sizing: border-box; min-height: 44px; }\n"
+    )
+    assert [slug(finding) for finding in lint_files(tmp_path, sheet)] == ["min-height"]
+
+
+def test_the_shipped_theme_gives_no_css_warning():
+    from broadsheet.core.config import Config
+
+    theme = Config().theme_dir / "style.css"
+    assert list(unsupported_in_stylesheet(theme.read_text(encoding="utf-8"))) == []

@@ -72,17 +72,28 @@ def test_preview_page_live_reload_and_errors(project: Path, tmp_path: Path):
     assert all((shots / name).stat().st_size > 1000 for name in ("1-email.png", "4-error.png", "5-fixed.png"))
 
 
-def test_screenshot_command(project: Path, tmp_path: Path, monkeypatch):
+def test_screenshot_command(project: Path, tmp_path: Path, monkeypatch, capsys):
+    """The PNG is as wide as asked and says so; a page wider than the screen is reported at its real width."""
     require_chromium()
+    from PIL import Image
+
     from broadsheet.faces.cli import main
 
     monkeypatch.chdir(project)
     out = tmp_path / "mobile.png"
     assert main(["preview", f"issues/{SLUG}", "--screenshot", str(out), "--width", "375"]) == 0
-    from PIL import Image
-
     with Image.open(out) as image:
         assert image.size[0] == 375 and image.size[1] > 1000
+    assert capsys.readouterr().out.strip() == f"saved {out} (375 px wide)"
+
+    (project / "issues" / SLUG / "articles" / "03-wide.md").write_text(
+        '---\ntitle: Wide\n---\n<div style="width:700px">A box 700 px wide.</div>\n', encoding="utf-8"
+    )
+    assert main(["preview", f"issues/{SLUG}", "--screenshot", str(out), "--width", "375"]) == 0
+    with Image.open(out) as image:
+        width = image.size[0]
+    assert width > 375
+    assert f"({width} px wide: the email is wider than the 375 px screen asked for)" in capsys.readouterr().out
 
 
 # Each element with text of its own: its computed colour and the first opaque background behind it.

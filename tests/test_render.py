@@ -278,9 +278,28 @@ def test_article_titles_stand_out_from_the_headings_inside_articles(sample):
         return int(re.search(r"font-size:\s*(\d+)px", element.get("style", "")).group(1))
 
     titles = document.xpath('//h2[contains(@class, "article-title")]')
-    headings = [h for h in document.iter("h2") if h not in titles]
+    headings = [h for h in document.iter("h2", "h3", "h4") if h not in titles]
     assert titles and headings
     assert min(size(t) for t in titles) >= max(size(h) for h in headings) + 3
+
+
+def test_headings_make_one_outline_under_the_issue_title(project):
+    """The issue's title is the one h1, article titles h2, an article's own sections h3 and below; the intro's h2."""
+    folder = project / "issues" / SAMPLE.name
+    (folder / "issue.md").write_text(
+        (folder / "issue.md").read_text(encoding="utf-8") + "\n### In short\n\nThe intro's section.\n", encoding="utf-8"
+    )
+    (folder / "articles" / "03-deep.md").write_text(
+        "---\ntitle: Deep\n---\n# Top\n\n## Middle\n\n#### Skipped a level\n\n###### Bottom\n", encoding="utf-8"
+    )
+    document = lxml.html.fromstring(build_issue(folder, load_config(project / "broadsheet.toml")).html)
+    outline = [(h.tag, h.text_content().strip()) for h in document.iter("h1", "h2", "h3", "h4", "h5", "h6")]
+    assert [tag for tag, _ in outline if tag == "h1"] == ["h1"]
+    assert outline[0] == ("h1", "10 Years of Partnership: Chengdu and Flemish Brabant")
+    assert ("h2", "In short") in outline and ("h2", "Deep") in outline
+    assert outline[-4:] == [("h3", "Top"), ("h4", "Middle"), ("h6", "Skipped a level"), ("h6", "Bottom")]
+    assert ("h3", "A region of knowledge and innovation") in outline  # the sample's "##" in its article
+    assert document.xpath("//*[@role='main']") or document.xpath("//main")
 
 
 def test_masthead_date_does_not_break_across_lines(sample):

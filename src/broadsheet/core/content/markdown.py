@@ -52,13 +52,15 @@ class Fragment:
 
 
 CONTENT_WIDTH = 536  # px: the theme's 600 px column less its side padding
+PHONE_CONTENT_WIDTH = 288  # px: what the theme's column shows on a 320 px screen (16 px padding each side)
 
-# Given an image's src as written: its published src, and its natural width in pixels when known.
-ImageRewriter = Callable[[str], tuple[str, "int | None"]]
+# Given an image's src as written: its published src, and its (width, height) in pixels when known.
+ImageRewriter = Callable[[str], tuple[str, "tuple[int, int] | None"]]
 
 
-def render_markdown(text: str, *, rewrite_src: ImageRewriter | None = None) -> Fragment:
-    """Render Markdown, strip unsafe HTML, and let ``rewrite_src`` relocate image sources."""
+def render_markdown(text: str, *, rewrite_src: ImageRewriter | None = None, top_heading: int = 1) -> Fragment:
+    """Render Markdown, strip unsafe HTML, and let ``rewrite_src`` relocate image sources. The document's
+    highest heading becomes ``h{top_heading}`` and the others keep their distance to it (at most h6)."""
     markdown = markdown_parser()
     env: dict[str, Any] = {}
     tokens = markdown.parse(text, env)
@@ -75,6 +77,7 @@ def render_markdown(text: str, *, rewrite_src: ImageRewriter | None = None) -> F
     fragment = Fragment(html="")
     _sanitise(root, fragment)
     _prepare_for_email(root, fragment, rewrite_src)
+    _shift_headings(root, top_heading)
     fragment.html = "".join(_serialise(child) for child in root) if len(root) else (root.text or "")
     if root.text and len(root):
         fragment.html = _escape_text(root.text) + fragment.html
@@ -131,16 +134,11 @@ def _prepare_for_email(root: HtmlElement, fragment: Fragment, rewrite_src: Image
             src = element.get("src", "")
             alt = element.get("alt", "")
             fragment.images.append((src, alt))
-            width = None
+            size = None
             if rewrite_src:
-                new_src, width = rewrite_src(src)
+                new_src, size = rewrite_src(src)
                 element.set("src", new_src)
-            written = element.get("width", "").strip().removesuffix("px")
-            if width and not written:
-                element.set("width", str(min(width, CONTENT_WIDTH)))
-            elif written.isdigit() and int(written) > CONTENT_WIDTH:  # Outlook ignores max-width
-                element.set("width", str(CONTENT_WIDTH))
-                element.attrib.pop("height", None)  # its height would now distort it
+            _size_image(element, size)
             element.set("alt", alt)
             element.set("class", (element.get("class", "") + " content-image").strip())
         elif element.tag == "a" and "footnote-backref" in element.get("class", ""):
@@ -156,12 +154,57 @@ def _prepare_for_email(root: HtmlElement, fragment: Fragment, rewrite_src: Image
             element.tag = "div"
         elif element.tag == "table":
             element.set("class", (element.get("class", "") + " content-table").strip())
-            _wrap(element, "table-scroll")  # a wide table scrolls on a phone instead of breaking words
+            scroll = _wrap(element, "table-scroll")  # a wide table scrolls on a phone instead of breaking words
+            scroll.set("tabindex", "0")  # a box that scrolls is reached with the keyboard too (WCAG 2.1.1)
+            if label := ", ".join(filter(None, (" ".join(th.text_content().split()) for th in element.iter("th")))):
+                scroll.set("role", "region")  # named by its column headings, in the issue's own language
+                scroll.set("aria-label", _shorten(label, 80))
         elif element.tag == "blockquote":
             element.set("class", (element.get("class", "") + " pull-quote").strip())
             _mark_attribution(element)
 
 
+def _size_image(element: HtmlElement, size: tuple[int, int] | None) -> None:
+    """Width and height attributes at most the column wide, in the picture's own ratio (the space is kept while it
+    loads, and when it does not), and a fluid width: it shrinks with a phone's screen, never past its own size."""
+    written = element.get("width", "").strip().removesuffix("px")
+    written_height = element.get("height", "").strip().removesuffix("px")
+    width = int(written) if written.isdigit() and int(written) else size[0] if size else None
+    if size and size[0] and size[1]:
+        ratio = size[1] / size[0]
+    elif written.isdigit() and int(written) and written_height.isdigit():
+        ratio = int(written_height) / int(written)
+    else:
+        ratio = None
+    for name in ("width", "height"):
+        element.attrib.pop(name, None)
+    if width is None:
+        element.set("style", _style(element, "max-width:100%;height:auto"))
+        return
+    width = min(width, CONTENT_WIDTH)  # Outlook ignores max-width: the attribute is what it shows
+    element.set("width", str(width))
+    if ratio is not None:
+        element.set("height", str(max(1, round(width * ratio))))
+    element.set("style", _style(element, f"width:100%;max-width:{width}px;height:auto"))
+
+
+def _style(element: HtmlElement, fit: str) -> str:
+    """``fit`` after the element's own inline style (a declaration written later wins)."""
+    own = element.get("style", "").strip().rstrip(";")
+    return f"{own};{fit}" if own else fit
+
+
+def _shift_headings(root: HtmlElement, top: int) -> None:
+    """Move every heading so that the highest becomes ``h{top}``, keeping the steps between them (h6 at most)."""
+    levels = {e: int(e.tag[1]) for e in root.iter() if isinstance(e.tag, str) and HEADING.fullmatch(e.tag)}
+    if not levels:
+        return
+    shift = top - min(levels.values())
+    for element, level in levels.items():
+        element.tag = f"h{min(6, max(1, level + shift))}"
+
+
+HEADING = re.compile(r"h[1-6]")
 FOOTNOTE_REPEAT = re.compile(r":\d+\]$")  # markdown-it numbers a second reference to note 1 "[1:1]"
 ATTRIBUTION = ("—", "–", "--", "~")  # a pull quote's last paragraph starting so names who said it
 
@@ -171,12 +214,17 @@ def _in_footnote_ref(element: HtmlElement) -> bool:
     return parent is not None and parent.tag == "sup" and "footnote-ref" in parent.get("class", "")
 
 
-def _wrap(element: HtmlElement, css_class: str) -> None:
-    """Put ``element`` inside a new ``<div class=css_class>`` where it stands."""
+def _wrap(element: HtmlElement, css_class: str) -> HtmlElement:
+    """Put ``element`` inside a new ``<div class=css_class>`` where it stands; the new element."""
     wrapper = element.makeelement("div", {"class": css_class})
     element.addprevious(wrapper)
     wrapper.tail, element.tail = element.tail, None
     wrapper.append(element)
+    return wrapper
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _mark_attribution(quote: HtmlElement) -> None:

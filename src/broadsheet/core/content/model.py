@@ -20,6 +20,8 @@ class Image:
     file: Path | None = None
     original_bytes: int = 0
     optimised_bytes: int = 0
+    width: int = 0  # pixels as published (0 when unknown: a web address): the theme keeps their ratio
+    height: int = 0
 
 
 @dataclass(frozen=True)

@@ -55,22 +55,20 @@ class _ImageCollector:
     roots: tuple[Path, ...]  # the project and the issue folder: images come from inside them (images/ is published)
     cache: Path  # where optimised images are kept between builds
     images: dict[Path, Image] = field(default_factory=dict)
-    widths: dict[Path, int] = field(default_factory=dict)
 
-    def relocate(self, src: str, alt: str, document: _Document) -> tuple[str, int | None]:
-        """The published src of ``src`` and, for a local file, its width in pixels."""
+    def relocate(self, src: str, alt: str, document: _Document) -> tuple[str, tuple[int, int] | None]:
+        """The published src of ``src`` and, for a local file, its (width, height) in pixels as published."""
         if not src or src.startswith(REMOTE_PREFIXES):
             return src, None
         written = unquote(src.split("#")[0].split("?")[0])  # Markdown gives "my%20pic.png" for <my pic.png>
         path = (document.path.parent / written).resolve()
         if path not in self.images:
             try:
-                check_local_image(path, self.roots)
+                width, height = check_local_image(path, self.roots)
                 ready = optimise(path, max_width=max_width_for(COLUMN_WIDTH), cache=self.cache)
             except ImageProblem as exc:
                 where = _where(document, written if written in document.text else src)
                 raise ContentError(f"image {exc.problem}: {written}", where=where, fix=exc.fix) from None
-            self.widths[path] = ready.width
             name = unique_name(ready.name, {image.src for image in self.images.values()})
             self.images[path] = Image(
                 src=name,
@@ -79,8 +77,11 @@ class _ImageCollector:
                 file=ready.file,
                 original_bytes=ready.original_bytes,
                 optimised_bytes=ready.optimised_bytes,
+                width=ready.width,
+                height=max(1, round(ready.width * height / width)),
             )
-        return published_src(self.base_url, self.slug, self.images[path].src), self.widths[path]
+        image = self.images[path]
+        return published_src(self.base_url, self.slug, image.src), (image.width, image.height)
 
 
 def read_issue(folder: Path, config: Config) -> Issue:
@@ -100,7 +101,7 @@ def read_issue(folder: Path, config: Config) -> Issue:
     links = LinkRegistry()
     images = _ImageCollector(config.base_url, slug, roots, config.root / CACHE_FOLDER)
     notes: list[str] = []
-    intro_html, intro_text = _render_body(document, images, links, notes)
+    intro_html, intro_text = _render_body(document, images, links, notes, top_heading=2)  # below the issue's h1
     articles = _read_articles(folder, roots, images, links, notes)
     title = _required_text(document, "title")
     summary = _text(document, "summary")
@@ -168,10 +169,11 @@ def _article(document: _Document, images: _ImageCollector, links: LinkRegistry, 
                 fix="write image: ../images/hero.png or an https:// URL",
             )
         alt = _text(document, "image_alt")
-        hero = Image(src=images.relocate(src, alt, document)[0], alt=alt)
+        published, size = images.relocate(src, alt, document)
+        hero = Image(src=published, alt=alt, width=size[0] if size else 0, height=size[1] if size else 0)
         if not alt:
             notes.append(f"{_where(document, 'image:')}: image without alt text (add image_alt)")
-    body_html, body_text = _render_body(document, images, links, notes)
+    body_html, body_text = _render_body(document, images, links, notes, top_heading=3)  # below the article's h2
     return Article(
         source=document.path,
         slug=re.sub(r"^\d+[-_]", "", document.path.stem),
@@ -188,9 +190,11 @@ def _article(document: _Document, images: _ImageCollector, links: LinkRegistry, 
 
 
 def _render_body(
-    document: _Document, images: _ImageCollector, links: LinkRegistry, notes: list[str]
+    document: _Document, images: _ImageCollector, links: LinkRegistry, notes: list[str], *, top_heading: int
 ) -> tuple[str, str]:
-    fragment = render_markdown(document.body, rewrite_src=lambda src: images.relocate(src, "", document))
+    fragment = render_markdown(
+        document.body, rewrite_src=lambda src: images.relocate(src, "", document), top_heading=top_heading
+    )
     if fragment.too_deep and fragment.deep_line is not None:
         raise ContentError(
             f"lists or quotes nested more than {MAX_DEPTH} deep",

@@ -76,7 +76,7 @@ def _block(element: HtmlElement, links: LinkRegistry, width: int) -> str:
     tag = element.tag
     if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
         title = wrap(_squash(_inline(element, links)), width)
-        rule = "-" if tag in ("h1", "h2") else "~"
+        rule = "-" if tag in ("h1", "h2", "h3") else "~"  # an article's sections are h3 (its title is h2)
         return f"{title}\n{rule * min(max(map(len, title.splitlines()), default=0), width)}"
     if tag in ("ul", "ol"):
         return _list(element, links, width)

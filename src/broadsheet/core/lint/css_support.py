@@ -49,6 +49,8 @@ ALIASES = {"top": "left-right-top-bottom", "left": "left-right-top-bottom", "rig
            "overflow-y": "overflow"}  # fmt: skip
 MEDIA_FEATURES = ("prefers-color-scheme", "prefers-reduced-motion", "hover", "orientation", "device-pixel-ratio")
 AT_RULES = {"@keyframes": "css-at-keyframes", "@supports": "css-at-supports", "@import": "css-at-import"}
+# a style sheet's own word for features it uses knowingly: /* css-support-ok: css-min-width css-overflow; why */
+KNOWN_OK = re.compile(r"/\*\s*css-support-ok:\s*([a-z0-9 -]+?)\s*;", re.IGNORECASE)
 STYLE_ATTRIBUTE = re.compile(r"""\bstyle\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 STYLE_ELEMENT = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.IGNORECASE | re.DOTALL)
 
@@ -75,8 +77,10 @@ def support_table() -> dict[str, Any]:
 
 
 def unsupported_in_stylesheet(css: str) -> Iterator[Unsupported]:
-    """Each ignored feature of a style sheet (a theme's ``.css`` file or a ``<style>`` element), once."""
-    return _report(_stylesheet_features(css))
+    """Each ignored feature of a style sheet (a theme's ``.css`` file or a ``<style>`` element), once, but
+    those the sheet names in a ``css-support-ok`` comment (with its reason: the fallback it relies on)."""
+    known = {slug.lower() for match in KNOWN_OK.finditer(css) for slug in match[1].split()}
+    return _report([(slug, needle) for slug, needle in _stylesheet_features(css) if slug not in known])
 
 
 def unsupported_in_markdown(text: str) -> Iterator[Unsupported]:

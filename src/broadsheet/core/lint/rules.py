@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from ..content.markdown import CONTENT_WIDTH, PHONE_CONTENT_WIDTH
 from ..content.scaffold import find_starter_text
 from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
 from .colour import contrast, hex_of
@@ -17,6 +18,7 @@ from .document import EmailDocument, Img, collapse, shorten
 from .findings import Finding
 from .mergetags import merge_tag_findings
 from .sources import SourceIndex, display, text_needles
+from .tables import table_widths
 from .validator import validate
 
 SIZE_WARNING_BYTES = 90 * 1024
@@ -103,6 +105,32 @@ def check_size(ctx: LintContext) -> Iterator[Finding]:
     elif size > SIZE_WARNING_BYTES:
         yield Finding(
             "html-size", "warning", f"the HTML is {size / 1024:.1f} KB, close to Gmail's 102 KB clipping limit", where
+        )
+
+
+# Tables --------------------------------------------------------------------------------------------
+
+
+def check_table_width(ctx: LintContext) -> Iterator[Finding]:
+    """A table wider than a phone's screen scrolls sideways in its box (where the mail app can), one wider than
+    the column scrolls everywhere: said with the widest the theme shows."""
+    for table in table_widths(ctx.html):
+        if table.narrowest <= PHONE_CONTENT_WIDTH:
+            continue
+        needles = (f"| {table.first_cell} |", f"| {table.first_cell}", table.first_cell)  # a Markdown table's first row
+        where = ctx.where(*needles, fallback=f"table ({table.first_cell})")
+        shown = (
+            f"wider than the {CONTENT_WIDTH} px the theme shows on any screen"
+            if table.narrowest > CONTENT_WIDTH
+            else f"the theme shows {CONTENT_WIDTH} px on a computer but {PHONE_CONTENT_WIDTH} px on a 320 px phone"
+        )
+        yield Finding(
+            "table-width",
+            "warning",
+            f"a table of {table.columns} columns needs about {table.narrowest} px, {shown}: readers scroll it "
+            "sideways (or, where the mail app cannot, it runs off the screen); use fewer or shorter columns, "
+            "or split it",
+            where,
         )
 
 
@@ -542,6 +570,7 @@ RULES: tuple[Rule, ...] = (
     check_mjml,
     check_text_part,
     check_image_only,
+    check_table_width,
     check_subject_caps,
     check_contrast,
     check_merge_tags,

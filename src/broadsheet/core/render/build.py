@@ -14,7 +14,8 @@ from jinja2.exceptions import SecurityError
 
 from ..config import Config
 from ..content import Issue, read_issue
-from ..content.images import ImageProblem, check_local_image, published_src, unique_name
+from ..content.images import ImageProblem, check_local_image, image_size, published_src, unique_name
+from ..content.markdown import PHONE_CONTENT_WIDTH
 from ..content.optimise import CACHE_FOLDER, Optimised, max_width_for, optimise
 from ..content.text import LinkRegistry
 from ..errors import BroadsheetError, ConfigError, ContentError, TemplateError, one_line
@@ -35,7 +36,7 @@ def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) 
     logo_src, logo_image = _logo(config, issue)
     view_online_url = web_address(config.base_url, issue.slug)
     table = PlaceholderTable()
-    context = _context(issue, config, table, logo_src)
+    context = _context(issue, config, table, logo_src) | {"logo_height": _logo_height(config)}
     mjml_source = table.merge_tags(_render(theme.environment, HTML_TEMPLATE, context, table))
     html = inline_css(compile_mjml(mjml_source, fonts=theme.fonts, where=f"{theme.folder / HTML_TEMPLATE}"))
     _check_survived(mjml_source, html, table, config, where=f"{theme.folder / HTML_TEMPLATE}")
@@ -191,6 +192,16 @@ def _logo(config: Config, issue: Issue) -> tuple[str, tuple[tuple[str, Path], ..
     ready = optimised_logo(config, path, width=config.brand.logo_width)
     name = unique_name(f"logo-{ready.name}", {image.src for image in issue.images})
     return published_src(config.base_url, issue.slug, name), ((name, ready.file),)
+
+
+def _logo_height(config: Config) -> int:
+    """The logo's height at ``brand.logo_width`` in its own ratio, for a local logo narrow enough never to be
+    shrunk by a phone's screen (a fixed height would distort it); 0 otherwise."""
+    path = logo_file(config)
+    if path is None or config.brand.logo_width > PHONE_CONTENT_WIDTH:
+        return 0
+    width, height = image_size(path)
+    return max(1, round(config.brand.logo_width * height / width))
 
 
 def optimised_logo(config: Config, path: Path, *, width: int) -> Optimised:

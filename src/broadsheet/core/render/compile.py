@@ -14,14 +14,16 @@ from ..errors import TemplateError
 cssutils.log.setLevel(logging.CRITICAL)
 
 DOCTYPE = re.compile(r"\s*<!doctype[^>]*>", re.IGNORECASE)
+MAIN = re.compile(r'<div class="issue-main"')  # the theme's mj-wrapper around the issue's own content
 
 
 def compile_mjml(source: str, *, fonts: dict[str, str], where: str) -> str:
     """Compile MJML with MRML; no web fonts unless the theme declares them."""
     try:
-        return mjml.mjml2html(source, fonts=fonts, disable_comments=False)
+        html: str = mjml.mjml2html(source, fonts=fonts, disable_comments=False)
     except ValueError as exc:
         raise TemplateError(f"MJML does not compile: {exc}", where=where, fix="check the theme's MJML tags") from None
+    return MAIN.sub('<div role="main" class="issue-main"', html, count=1)  # MJML has no attribute for a landmark
 
 
 def inline_css(html: str) -> str:

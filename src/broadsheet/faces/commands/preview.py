@@ -74,8 +74,11 @@ def _screenshot(folder: Path, config_path: Path | None, args: argparse.Namespace
     with Preview(folder, port=0, config_path=config_path, as_email=args.as_email, watch=False) as preview:
         if preview.current.error is not None:
             raise preview.current.error
-        out = screenshot(preview.url + "email.html", args.screenshot, width=args.width)
-    print(f"saved {out} ({args.width} px wide)")
+        shot = screenshot(preview.url + "email.html", args.screenshot, width=args.width)
+    if shot.width > args.width:
+        print(f"saved {shot.path} ({shot.width} px wide: the email is wider than the {args.width} px screen asked for)")
+    else:
+        print(f"saved {shot.path} ({shot.width} px wide)")
     return 0
 
 

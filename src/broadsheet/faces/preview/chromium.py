@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,8 +92,16 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def capture(driver: WebDriver, out: Path, width: int) -> Path:
-    """Save the whole loaded page, ``width`` CSS pixels wide and as tall as its content, as a PNG."""
+@dataclass(frozen=True)
+class Screenshot:
+    """A saved PNG and its real width: wider than asked when the page is wider than the screen."""
+
+    path: Path
+    width: int
+
+
+def capture(driver: WebDriver, out: Path, width: int) -> Screenshot:
+    """Save the whole loaded page, ``width`` CSS pixels wide (wider if the page is) and as tall as its content."""
     mobile = width <= 480
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride", {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": mobile}
@@ -107,20 +116,26 @@ def capture(driver: WebDriver, out: Path, width: int) -> Path:
         {"width": width, "height": max(height, 1), "deviceScaleFactor": 1, "mobile": mobile},
     )
     shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    data = base64.b64decode(shot["data"])
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(base64.b64decode(shot["data"]))
+        out.write_bytes(data)
     except OSError as exc:
         raise BroadsheetError(
             f"cannot write the screenshot: {exc.strerror}",
             where=str(out),
             fix="choose a file in a folder you can write to",
         ) from None
-    return out
+    return Screenshot(out, png_width(data))
 
 
-def screenshot(url: str, out: Path, width: int = 600) -> Path:
-    """Load ``url`` in headless Chromium and save it as a PNG of ``width`` CSS pixels."""
+def png_width(data: bytes) -> int:
+    """The width in pixels written in a PNG's header (IHDR, the first chunk)."""
+    return int.from_bytes(data[16:20], "big")
+
+
+def screenshot(url: str, out: Path, width: int = 600) -> Screenshot:
+    """Load ``url`` in headless Chromium and save it as a PNG of ``width`` CSS pixels (see Screenshot.width)."""
     with chromium(width=max(width, 400)) as driver:
         driver.get(url)
         driver.execute_script("return document.fonts ? document.fonts.ready : true")
