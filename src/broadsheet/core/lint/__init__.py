@@ -16,6 +16,7 @@ from ..content.model import Issue
 from ..render.model import RenderedIssue
 from .document import parse_email
 from .findings import Finding, counts, ordered, summary, to_json
+from .brand import brand_findings
 from .rules import RULES, LintContext, check_mjml
 from .sources import SourceIndex
 from .validator import HOW_TO_INSTALL, find_validator
@@ -83,7 +84,7 @@ def lint_rendered(
         validator=find_validator(config.root) if validate_mjml else None,
         mjml_name=f"{config.output_dir}/{rendered.slug}/email.mjml",
     )
-    return ordered(finding for rule in RULES for finding in rule(context))
+    return ordered([*(finding for rule in RULES for finding in rule(context)), *brand_findings(config, html)])
 
 
 def lint_mjml(rendered: RenderedIssue, issue: Issue, config: Config) -> list[Finding]:

@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 from ..content.scaffold import find_starter_text
 from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
 from .colour import contrast, hex_of
+from .components import check_components
 from .document import EmailDocument, Img, collapse, shorten
 from .findings import Finding
 from .mergetags import merge_tag_findings
@@ -523,6 +524,7 @@ RULES: tuple[Rule, ...] = (
     check_image_only,
     check_subject_caps,
     check_contrast,
+    check_components,
     check_merge_tags,
     check_scaffold,
 )
