@@ -42,16 +42,16 @@ def ratio(a: str | Color, b: str | Color) -> float:
     return float(Color(a).contrast(Color(b), method="wcag21"))
 
 
-def readable(value: Color | str, *backgrounds: str, minimum: float = TEXT_RATIO) -> Color:
-    """``value`` moved toward black or white (whichever the darkest background calls for) until it has
-    ``minimum`` contrast against each of ``backgrounds``."""
+def readable(value: Color | str, *backgrounds: str, minimum: float = TEXT_RATIO) -> str:
+    """``value`` moved toward black or white (whichever the lightest background calls for) until, as a hex
+    colour, it has ``minimum`` contrast against each of ``backgrounds``."""
     start = Color(value)
     target = BLACK if max(Color(b).luminance() for b in backgrounds) > 0.18 else WHITE
-    for step in range(21):
-        moved = start.mix(target, step / 20, space="srgb")
+    for step in range(41):
+        moved = hex_of(start.mix(target, step / 40, space="srgb"))
         if all(ratio(moved, b) >= minimum for b in backgrounds):
             return moved
-    return Color(target)
+    return target
 
 
 def on(fill: str) -> str:
@@ -108,28 +108,28 @@ def palette_of(brand: Brand) -> Palette:
         page=page,
         sheet=SHEET,
         text=text,
-        heading=hex_of(readable(Color(primary).mix(text, 0.45, space="srgb"), SHEET)),
+        heading=readable(Color(primary).mix(text, 0.45, space="srgb"), SHEET),
         link=primary,
-        muted=hex_of(readable(Color(text).mix(SHEET, 0.4, space="srgb"), SHEET, page)),
+        muted=readable(Color(text).mix(SHEET, 0.4, space="srgb"), SHEET, page),
         rule=hex_of(Color(text).mix(SHEET, 0.88, space="srgb")),
         accent=accent,
         code_background=hex_of(Color(page).mix(SHEET, 0.5, space="srgb")),
         masthead=primary,
         on_masthead=on_masthead,
-        masthead_muted=hex_of(readable(Color(on_masthead).mix(primary, 0.2, space="srgb"), primary)),
+        masthead_muted=readable(Color(on_masthead).mix(primary, 0.2, space="srgb"), primary),
         button=primary,
         on_button=on_masthead,
         button_secondary=accent,
         on_button_secondary=on(accent),
         callout_background=callout_background,
-        callout_text=hex_of(readable(text, callout_background)),
+        callout_text=readable(text, callout_background),
         dark_page=DARK_PAGE,
         dark_sheet=DARK_SHEET,
         dark_text=DARK_TEXT,
         dark_muted=DARK_MUTED,
-        dark_link=hex_of(readable(primary, DARK_SHEET, dark_callout_background)),
-        dark_accent=hex_of(readable(accent, DARK_SHEET, minimum=LARGE_RATIO)),
+        dark_link=readable(primary, DARK_SHEET, dark_callout_background),
+        dark_accent=readable(accent, DARK_SHEET, minimum=LARGE_RATIO),
         dark_code_background=DARK_PAGE,
         dark_callout_background=dark_callout_background,
-        dark_callout_text=hex_of(readable(DARK_TEXT, dark_callout_background)),
+        dark_callout_text=readable(DARK_TEXT, dark_callout_background),
     )
