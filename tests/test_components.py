@@ -116,6 +116,7 @@ def test_dark_mode_and_derived_colours_reach_their_ratio_whatever_the_brand(prim
     assert ratio(palette.dark_link, palette.dark_callout_background) >= TEXT_RATIO
     assert ratio(palette.dark_callout_text, palette.dark_callout_background) >= TEXT_RATIO
     assert ratio(palette.on_button, palette.button) >= TEXT_RATIO
+    assert ratio(palette.callout_link, palette.callout_background) >= TEXT_RATIO
     assert ratio(palette.masthead_muted, palette.masthead) >= TEXT_RATIO
     assert ratio(palette.heading, palette.sheet) >= TEXT_RATIO
     assert ratio(palette.muted, palette.page) >= TEXT_RATIO

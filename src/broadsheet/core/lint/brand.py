@@ -31,8 +31,6 @@ def _contrast(config: Config, palette: Palette, html: str) -> Iterator[Finding]:
         ("brand.text_color", "the text", palette.text, palette.sheet, TEXT_RATIO),
         ("brand.primary_color", "links", palette.link, palette.sheet, TEXT_RATIO),
     ]
-    if 'class="callout"' in html:
-        pairs.append(("brand.primary_color", "links in a callout", palette.link, palette.callout_background, TEXT_RATIO))
     if 'class="button"' in html:
         pairs.append(("brand.primary_color", "buttons", palette.button, palette.sheet, LARGE_RATIO))
     if 'class="button secondary"' in html:

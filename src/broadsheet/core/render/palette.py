@@ -81,6 +81,7 @@ class Palette:
     on_button_secondary: str
     callout_background: str
     callout_text: str
+    callout_link: str
     dark_page: str
     dark_sheet: str
     dark_text: str
@@ -123,6 +124,7 @@ def palette_of(brand: Brand) -> Palette:
         on_button_secondary=on(accent),
         callout_background=callout_background,
         callout_text=readable(text, callout_background),
+        callout_link=readable(primary, callout_background),
         dark_page=DARK_PAGE,
         dark_sheet=DARK_SHEET,
         dark_text=DARK_TEXT,
