@@ -57,7 +57,9 @@ def test_the_text_part_shows_a_button_as_label_and_address(tmp_path, theme):
 
 
 def test_a_button_inside_a_sentence_stays_a_link(tmp_path):
-    _, rendered = build_components(tmp_path, body="---\ntitle: A\n---\nPlease [book](https://example.org/b){.button} now.\n")
+    _, rendered = build_components(
+        tmp_path, body="---\ntitle: A\n---\nPlease [book](https://example.org/b){.button} now.\n"
+    )
     page = document(rendered.html)
     assert page.cssselect("p > a.button") and not page.cssselect(".button-row")
     assert "roundrect" not in rendered.html
@@ -72,7 +74,9 @@ def test_callout_figure_and_pair(tmp_path, theme):
     assert "background-color:#fae7ea" in style_of(cell)  # the accent, tinted
     [figure] = page.cssselect("div.figure")
     assert [child.tag for child in figure] == ["img", "p"]
-    assert figure[1].get("class") == "caption" and figure[1].text_content() == "The delegation at the Chengdu trade fair."
+    assert (
+        figure[1].get("class") == "caption" and figure[1].text_content() == "The delegation at the Chengdu trade fair."
+    )
     items = page.cssselect("div.pair > div.pair-item")
     assert [item.cssselect("img")[0].get("alt") for item in items] == ["Left view", "Right view"]
     assert all(item.cssselect("img")[0].get("width") == "260" for item in items)
@@ -103,7 +107,10 @@ def test_dark_mode_keeps_the_button_colours_and_lightens_links(tmp_path):
     css = "".join(document(rendered.html).xpath("//style/text()"))
     dark = css[css.index("prefers-color-scheme: dark") :]
     palette = palette_of(Brand(primary_color="#d21f1f"))
-    assert re.search(r"\.prose a\.button, \.prose a\.button \* \{ background-color: #d21f1f !important; color: #ffffff !important;", dark)
+    assert re.search(
+        r"\.prose a\.button, \.prose a\.button \* \{ background-color: #d21f1f !important; color: #ffffff !important;",
+        dark,
+    )
     assert f".prose a {{ color: {palette.dark_link} !important; }}" in dark
     assert ratio(palette.dark_link, DARK_SHEET) >= TEXT_RATIO
     assert "[data-ogsc] .prose a.button { color: #ffffff !important; }" in css  # Outlook.com's dark mode
@@ -188,7 +195,11 @@ def test_lint_names_a_caption_without_an_image_and_a_pair_of_one(tmp_path):
 
 
 def test_lint_warns_of_brand_colours_below_wcag(tmp_path):
-    findings = [f for f in lint(tmp_path, brand='primary_color = "#ffd700"\naccent_color = "#f0f0f0"') if f.rule == "brand-contrast"]
+    findings = [
+        f
+        for f in lint(tmp_path, brand='primary_color = "#ffd700"\naccent_color = "#f0f0f0"')
+        if f.rule == "brand-contrast"
+    ]
     messages = " | ".join(f.message for f in findings)
     assert "links are #ffd700 on #ffffff" in messages and "below WCAG's 4.5:1" in messages
     assert "buttons are #ffd700" in messages and "secondary buttons are #f0f0f0" in messages
@@ -205,7 +216,11 @@ def white_logo(path: Path) -> Path:
 def test_lint_warns_of_a_white_logo_on_a_light_band_and_on_serves_white(tmp_path):
     (tmp_path / "assets").mkdir()
     white_logo(tmp_path / "assets" / "logo.png")
-    findings = [f for f in lint(tmp_path, brand='logo = "assets/logo.png"\nprimary_color = "#dde8f0"') if f.rule == "logo-background"]
+    findings = [
+        f
+        for f in lint(tmp_path, brand='logo = "assets/logo.png"\nprimary_color = "#dde8f0"')
+        if f.rule == "logo-background"
+    ]
     assert len(findings) == 2
     assert "hardly shows on the email's masthead (#dde8f0)" in findings[0].message
     assert "serve's pages and confirmation mails" in findings[1].message
@@ -216,8 +231,12 @@ def test_a_white_logo_on_a_dark_band_warns_only_of_serves_white(tmp_path):
     white_logo(tmp_path / "assets" / "logo.png")
     findings = [f for f in lint(tmp_path, brand='logo = "assets/logo.png"') if f.rule == "logo-background"]
     assert [("serve's pages" in f.message) for f in findings] == [True]
-    (tmp_path / "broadsheet.toml").write_text((tmp_path / "broadsheet.toml").read_text().replace('"default"', '"letter"'))
-    findings = [f for f in lint(tmp_path, brand='logo = "assets/logo.png"', theme="letter") if f.rule == "logo-background"]
+    (tmp_path / "broadsheet.toml").write_text(
+        (tmp_path / "broadsheet.toml").read_text().replace('"default"', '"letter"')
+    )
+    findings = [
+        f for f in lint(tmp_path, brand='logo = "assets/logo.png"', theme="letter") if f.rule == "logo-background"
+    ]
     assert any("the email's sheet (#ffffff)" in f.message for f in findings)  # the letter puts it on the sheet
 
 

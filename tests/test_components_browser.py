@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from support.archive import sample_project
 from support.browser import browser
 from support.components import build_components
 
 from broadsheet.core.render.palette import LARGE_RATIO, TEXT_RATIO, ratio
+from broadsheet.faces.cli import main
 
 pytestmark = pytest.mark.browser
 
@@ -45,10 +47,14 @@ def rgb(css: str) -> str:
 
 def measure(driver, url: str, mode: str) -> list[list]:
     scheme = "dark" if mode == "dark" else "light"
-    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+    )
     driver.get(url)
     if mode == "outlook":  # what Outlook.com adds to an email it shows in dark mode
-        driver.execute_script("document.body.setAttribute('data-ogsc', ''); document.body.setAttribute('data-ogsb', '');")
+        driver.execute_script(
+            "document.body.setAttribute('data-ogsc', ''); document.body.setAttribute('data-ogsb', '');"
+        )
     return driver.execute_script(TEXTS)
 
 
@@ -78,3 +84,25 @@ def test_every_text_and_button_reads_in_light_and_dark(tmp_path, theme, primary)
         assert buttons["Read the programme"] == ("#ffffff", "#c8102e"), mode
     dark_sheet = {rgb(background) for text, _, background, _, _ in results["dark"] if text.startswith("Join us")}
     assert dark_sheet == {"#1b232e"}  # dark mode applied at all
+
+
+def test_the_archive_index_has_dark_mode_as_its_issue_pages_have(tmp_path):
+    project = sample_project(tmp_path / "project")
+    out = tmp_path / "web"
+    assert main(["--config", str(project / "broadsheet.toml"), "publish", "--out", str(out)]) == 0
+    results = {}
+    with browser(800, 1000) as driver:
+        try:
+            for mode in ("light", "dark"):
+                results[mode] = measure(driver, (out / "index.html").as_uri(), mode)
+        finally:
+            driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    for mode, texts in results.items():
+        assert texts
+        poor = [
+            (text, rgb(c), rgb(b))
+            for text, c, b, large, _ in texts
+            if ratio(rgb(c), rgb(b)) < (LARGE_RATIO if large else TEXT_RATIO)
+        ]
+        assert poor == [], mode
+    assert {rgb(b) for _, _, b, _, _ in results["dark"]} >= {"#1b232e", "#0f1419"}  # the dark sheet and page

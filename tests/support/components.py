@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.issues import write_image, write_issue
-
 from broadsheet.core.config import load_config
 from broadsheet.core.content import Issue
 from broadsheet.core.render import read_and_build
 from broadsheet.core.render.model import RenderedIssue
+from support.issues import write_image, write_issue
 
 COMPONENTS = """---
 title: Components
@@ -36,7 +35,9 @@ The delegation at the *Chengdu* trade fair.
 """
 ISSUE = (
     "---\ntitle: Components issue\npreheader: Every component in one issue\ndate: 2024-01-02\nnumber: 3\n"
-    "id: 2024-01-02-1a2b3c4d\n---\n" + "An intro of some length, so that the issue reads as text with pictures. " * 6 + "\n"
+    "id: 2024-01-02-1a2b3c4d\n---\n"
+    + "An intro of some length, so that the issue reads as text with pictures. " * 6
+    + "\n"
 )
 
 

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from lxml import etree
-from lxml.html import HtmlElement
+from lxml.html import HtmlComment, HtmlElement
 
 CONTAINERS = ("callout", "figure", "pair")
 PAIR_WIDTH = 260  # px: each of two images in the 536 px column, with room between them
@@ -91,14 +91,14 @@ def _pair(pair: HtmlElement) -> None:
         pair.remove(child)
     pair.text = None
     cell = f'<td width="{PAIR_WIDTH + 8}" valign="top">'
-    pair.append(etree.Comment(f'[if mso]><table role="presentation" cellpadding="0" cellspacing="0"><tr>{cell}<![endif]'))
+    pair.append(HtmlComment(f'[if mso]><table role="presentation" cellpadding="0" cellspacing="0"><tr>{cell}<![endif]'))
     for number, image in enumerate(images):
         if number:
-            pair.append(etree.Comment(f"[if mso]></td>{cell}<![endif]"))
+            pair.append(HtmlComment(f"[if mso]></td>{cell}<![endif]"))
         item = pair.makeelement("div", {"class": "pair-item"})
         item.append(image)
         pair.append(item)
-    pair.append(etree.Comment("[if mso]></td></tr></table><![endif]"))
+    pair.append(HtmlComment("[if mso]></td></tr></table><![endif]"))
     for caption in captions:
         pair.append(caption)
 

@@ -14,9 +14,9 @@ from ..compose.unsubscribe import UnsubscribeLinks, is_personal
 from ..config import Config
 from ..content.model import Issue
 from ..render.model import RenderedIssue
+from .brand import brand_findings
 from .document import parse_email
 from .findings import Finding, counts, ordered, summary, to_json
-from .brand import brand_findings
 from .rules import RULES, LintContext, check_mjml
 from .sources import SourceIndex
 from .validator import HOW_TO_INSTALL, find_validator

@@ -58,7 +58,10 @@ def _logo(config: Config, palette: Palette) -> Iterator[Finding]:
     if colour is None:
         return
     behind = {"masthead": palette.masthead, "sheet": palette.sheet, "page": palette.page}[background_name]
-    places = {f"the email's {background_name} ({behind})": behind, f"serve's pages and confirmation mails ({WHITE})": WHITE}
+    places = {
+        f"the email's {background_name} ({behind})": behind,
+        f"serve's pages and confirmation mails ({WHITE})": WHITE,
+    }
     for place, background in places.items():
         measured = ratio(colour, background)
         if measured < LARGE_RATIO:
@@ -88,4 +91,4 @@ def _visible_colour(path: Path) -> str | None:
     red, green, blue = (
         sum(i * n for i, n in enumerate(channel.histogram(mask))) / opaque for channel in rgba.split()[:3]
     )
-    return "#{:02x}{:02x}{:02x}".format(round(red), round(green), round(blue))
+    return f"#{round(red):02x}{round(green):02x}{round(blue):02x}"

@@ -7,8 +7,7 @@ from dataclasses import replace
 from html import escape
 
 import lxml.html
-from lxml import etree
-from lxml.html import HtmlElement
+from lxml.html import HtmlComment, HtmlElement
 
 from ..content import Issue
 from ..content.components import classes
@@ -54,6 +53,6 @@ def _bulletproof(row: HtmlElement, link: HtmlElement, palette: Palette) -> None:
         f'<center style="color:{ink};font-family:Helvetica,Arial,sans-serif;font-size:16px;font-weight:bold;">'
         f"{escape(label)}</center></v:roundrect><![endif]"
     )
-    link.addprevious(etree.Comment(shape.replace("--", "&#45;&#45;")))
-    link.addprevious(etree.Comment("[if !mso]><!"))
-    link.addnext(etree.Comment("<![endif]"))
+    link.addprevious(HtmlComment(shape.replace("--", "&#45;&#45;")))
+    link.addprevious(HtmlComment("[if !mso]><!"))
+    link.addnext(HtmlComment("<![endif]"))
