@@ -86,6 +86,14 @@ def test_callout_figure_and_pair(tmp_path, theme):
     assert "Deadline: registrations close on 1 July." in rendered.text
 
 
+def test_text_after_a_pair_of_images_is_their_caption(tmp_path):
+    body = "---\ntitle: A\n---\n::: pair\n![Old](../images/left.png)\n![New](../images/right.png)\nBefore and after.\n:::\n"
+    _, rendered = build_components(tmp_path, body=body)
+    [pair] = document(rendered.html).cssselect("div.pair")
+    assert [child.get("class") for child in pair if isinstance(child.tag, str)] == ["pair-item", "pair-item", "caption"]
+    assert pair.cssselect(".caption")[0].text_content() == "Before and after."
+
+
 def test_the_brand_colours_reach_every_part_of_the_theme(tmp_path):
     brand = 'primary_color = "#7a1f5c"\naccent_color = "#0b6e4f"\ntext_color = "#222222"\nbackground_color = "#faf6ee"'
     _, rendered = build_components(tmp_path, brand=brand)

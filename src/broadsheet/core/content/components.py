@@ -54,9 +54,7 @@ def _figure(figure: HtmlElement) -> None:
         return
     holder = image.getparent()
     if holder is not None and holder is not figure:
-        rest = image.tail or ""  # the caption's start, on the line after the image
-        holder.remove(image)
-        holder.text = ((holder.text or "") + rest).lstrip() or None
+        _lift(image)  # the caption's start, on the line after the image, stays in the paragraph
         holder.addprevious(image)
     image.tail = None
     for paragraph in figure.findall("p"):
@@ -64,6 +62,7 @@ def _figure(figure: HtmlElement) -> None:
             figure.remove(paragraph)
         else:
             paragraph.set("class", "caption")
+            paragraph.text = (paragraph.text or "").lstrip() or None
 
 
 def _pair(pair: HtmlElement) -> None:
@@ -73,19 +72,17 @@ def _pair(pair: HtmlElement) -> None:
     if not images:
         return
     for image in images:
-        holder = image.getparent()
-        if holder is not None:
-            holder.remove(image)
+        _lift(image)
         written = (image.get("width") or "").removesuffix("px")
         if not written.isdigit() or int(written) > PAIR_WIDTH:
             image.set("width", str(PAIR_WIDTH))
             image.attrib.pop("height", None)
-        image.tail = None
     for paragraph in pair.findall("p"):  # left with text (a caption) or nothing
         if not len(paragraph) and not (paragraph.text or "").strip():
             pair.remove(paragraph)
         else:
             paragraph.set("class", "caption")
+            paragraph.text = (paragraph.text or "").lstrip() or None
     captions = list(pair)
     for child in captions:
         pair.remove(child)
@@ -101,6 +98,20 @@ def _pair(pair: HtmlElement) -> None:
     pair.append(HtmlComment("[if mso]></td></tr></table><![endif]"))
     for caption in captions:
         pair.append(caption)
+
+
+def _lift(element: HtmlElement) -> None:
+    """Take ``element`` out of its parent, leaving the text after it where it was."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    tail, element.tail = element.tail or "", None
+    previous = element.getprevious()
+    if previous is not None:
+        previous.tail = (previous.tail or "") + tail
+    else:
+        parent.text = (parent.text or "") + tail
+    parent.remove(element)
 
 
 def _callout(callout: HtmlElement) -> None:
