@@ -161,7 +161,7 @@ def test_the_letter_theme_is_its_own_design(tmp_path):
 def test_packaged_themes_match_the_wheels_package_data():
     """pyproject's package-data globs carry every file of every shipped theme (a theme folder one level deep)."""
     themes = ROOT / "src" / "broadsheet" / "core" / "themes"
-    files = [p.relative_to(themes) for p in (themes / "letter").rglob("*") if p.is_file()]
+    files = [p.relative_to(themes) for name in ("letter", "shared") for p in (themes / name).rglob("*") if p.is_file()]
     assert files and all(len(p.parts) == 2 or (len(p.parts) == 3 and p.parts[1] == "partials") for p in files)
     assert '"core/themes/*/*", "core/themes/*/partials/*"' in (ROOT / "pyproject.toml").read_text()
 

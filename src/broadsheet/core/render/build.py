@@ -135,6 +135,8 @@ def _render(environment: jinja2.Environment, name: str, context: dict[str, Any],
         ) from None
     except jinja2.TemplateNotFound as exc:
         loader = environment.loader
+        if isinstance(loader, jinja2.ChoiceLoader):  # the theme's folder first, then broadsheet's shared files
+            loader = loader.loaders[0]
         folder = loader.searchpath[0] if isinstance(loader, jinja2.FileSystemLoader) else "the theme"
         raise TemplateError(
             f"template not found: {exc.name}",

@@ -27,6 +27,7 @@ TEXT_TEMPLATE = "email.txt.j2"
 PATH_ATTRIBUTES = {"name", "stem", "suffix"}  # all a theme may read of a path
 MAX_STEPS = 1_000_000  # loop steps and calls in one render of a theme (an email needs a few thousand)
 MAX_SIZE = 1_000_000  # characters or items a theme's * may make, and the largest number a filter is given
+SHARED = Path(__file__).resolve().parents[1] / "themes" / "shared"  # "shared/…" in any theme: components, colours
 LOGO_BACKGROUNDS = ("masthead", "sheet", "page")  # palette colours a theme may put its logo on
 MAX_BITS = 100_000  # the largest whole number a theme's ** may make
 
@@ -178,7 +179,9 @@ class ThemeLoader(jinja2.FileSystemLoader):
 
 def _environment(folder: Path, *, autoescape: bool) -> jinja2.Environment:
     environment = ThemeSandbox(
-        loader=ThemeLoader(str(folder)),
+        loader=jinja2.ChoiceLoader(
+            [ThemeLoader(str(folder)), jinja2.PrefixLoader({"shared": ThemeLoader(str(SHARED))})]
+        ),
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
