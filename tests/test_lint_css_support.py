@@ -85,8 +85,11 @@ def test_a_style_sheet_can_name_what_it_uses_knowingly_and_only_that_is_left_out
     assert [slug(finding) for finding in lint_files(tmp_path, sheet)] == ["min-height"]
 
 
-def test_the_shipped_theme_gives_no_css_warning():
+def test_the_shipped_themes_give_no_css_warning():
     from broadsheet.core.config import Config
 
-    theme = Config().theme_dir / "style.css"
-    assert list(unsupported_in_stylesheet(theme.read_text(encoding="utf-8"))) == []
+    themes = Config().theme_dir.parent
+    sheets = sorted(themes.rglob("*.css"))
+    assert {sheet.parent.name for sheet in sheets} >= {"default", "letter", "shared"}
+    for sheet in sheets:
+        assert list(unsupported_in_stylesheet(sheet.read_text(encoding="utf-8"))) == [], sheet

@@ -165,7 +165,7 @@ class Config:
     base_url: str = ""  # where web versions and images are served, e.g. https://news.example.org
     list_id: str = ""  # e.g. "weekly.news.example.org"
     language: str = "en"
-    theme: str = "default"  # a folder under templates/, or a path
+    theme: str = "default"  # [theme] name (or top-level theme = …): a folder under templates/, a shipped theme, a path
     issues_dir: str = "issues"
     output_dir: str = "dist"
     unsubscribe_url: str = ""  # template: {email} {token} {list_id}
@@ -359,6 +359,8 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
             f"invalid TOML: {exc}", where=f"{found}:{line[1]}" if line else str(found), fix="fix the TOML syntax"
         ) from None
     checker = _TomlChecker(found, text)
+    if isinstance(data.get("theme"), dict):
+        data = {**data, "theme": _theme_name(data["theme"], checker)}
     values = checker.table(Config, data, prefix="")
     if values.get("base_url") and not values["base_url"].startswith(("https://", "http://")):
         raise ConfigError(
@@ -374,6 +376,17 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     if "serve" in values:
         _check_origins(values["serve"], checker)
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
+
+
+def _theme_name(table: dict[str, Any], checker: _TomlChecker) -> str:
+    """``[theme] name = "letter"``, the table form of the top-level ``theme = "letter"``."""
+    for key in table:
+        if key != "name":
+            raise ConfigError(f"unknown key 'theme.{key}'", where=checker.line_of(f"theme.{key}"), fix="allowed: name")
+    name = table.get("name", "default")
+    if not isinstance(name, str) or not name.strip():
+        raise checker.wrong("theme.name", 'a theme\'s name such as "default" or "letter", or a folder', name)
+    return name
 
 
 def _check_origins(serve: Serve, checker: _TomlChecker) -> None:
@@ -592,7 +605,8 @@ DESCRIPTIONS = {
     "every unsubscribe link already sent.",
     "language": "The HTML `lang` of the email, the archive and serve's pages (serve has English, French and Dutch "
     "texts; others fall back to English).",
-    "theme": "A folder under `templates/`, or a path; `default` is the theme broadsheet ships.",
+    "theme": "`default` or `letter` (the themes broadsheet ships), a folder under `templates/`, or a path; "
+    "also written `[theme] name`.",
     "issues_dir": "The folder of the issue folders, relative to the config.",
     "output_dir": "Where `broadsheet build` writes, relative to the config.",
     "unsubscribe_url": "The unsubscribe link, a template with `{token}` (opaque, keyed with BROADSHEET_SECRET), "

@@ -14,8 +14,10 @@ from lxml.html import HtmlElement
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.attrs import attrs_plugin
+from mdit_py_plugins.container import container_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
+from .components import CONTAINERS, shape_components
 from .mergetags import merge_tag_plugin
 
 # Elements that never belong in an email: removed with everything inside them.
@@ -31,13 +33,16 @@ MAX_DEPTH = 100  # elements nested in content; libxml2 (lxml) silently stops rea
 @lru_cache(maxsize=1)
 def markdown_parser() -> MarkdownIt:
     """CommonMark with tables, strikethrough, footnotes, attributes, smart quotes, bare URLs linked
-    (linkify-it-py) and merge tags (content/mergetags.py)."""
+    (linkify-it-py), merge tags (content/mergetags.py) and ``::: callout`` / ``figure`` / ``pair`` blocks."""
     # maxNesting: commonmark's 20 silently dropped what a list 10 deep held; deeper than MAX_DEPTH is refused
     parser = MarkdownIt("commonmark", {"typographer": True, "html": True, "linkify": True, "maxNesting": MAX_DEPTH})
     parser.enable(["table", "strikethrough", "replacements", "smartquotes", "linkify"])
     assert parser.linkify is not None  # made by the "linkify" option (linkify-it-py is a dependency)
     parser.linkify.set({"fuzzy_link": False})  # only addresses with a scheme: "readme.md" is no Moldovan site
-    return parser.use(footnote_plugin).use(attrs_plugin).use(merge_tag_plugin)
+    parser.use(footnote_plugin).use(attrs_plugin).use(merge_tag_plugin)
+    for name in CONTAINERS:
+        parser.use(container_plugin, name)
+    return parser
 
 
 @dataclass
@@ -77,6 +82,7 @@ def render_markdown(text: str, *, rewrite_src: ImageRewriter | None = None, top_
     fragment = Fragment(html="")
     _sanitise(root, fragment)
     _prepare_for_email(root, fragment, rewrite_src)
+    shape_components(root)
     _shift_headings(root, top_heading)
     fragment.html = "".join(_serialise(child) for child in root) if len(root) else (root.text or "")
     if root.text and len(root):

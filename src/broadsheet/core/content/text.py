@@ -87,11 +87,24 @@ def _block(element: HtmlElement, links: LinkRegistry, width: int) -> str:
         return "\n".join("    " + line for line in element.text_content().rstrip("\n").splitlines())
     if tag == "hr":
         return "-" * 20
+    if tag == "table" and "callout" in element.get("class", ""):
+        return "\n\n".join(block for cell in element.iter("td") for block in _blocks(cell, links, width))
     if tag == "table":
         return _table(element, links, width)
+    if tag == "div" and "button-row" in element.get("class", ""):
+        return _button(element, width)
     if tag in ("div", "figure"):
         return "\n\n".join(_blocks(element, links, width))
     return wrap(_squash(_inline(element, links)), width)
+
+
+def _button(row: HtmlElement, width: int) -> str:
+    """A button as "Label: URL", the address whole on its line: a reader of the text part has nothing to press."""
+    link = next(row.iter("a"), None)
+    if link is None:
+        return ""
+    label = _squash(link.text_content())
+    return wrap(f"{label}:", width) + " " + link.get("href", "").strip()
 
 
 def _list(element: HtmlElement, links: LinkRegistry, width: int) -> str:
@@ -121,7 +134,9 @@ def _table(element: HtmlElement, links: LinkRegistry, width: int) -> str:
 
 def _inline(element: HtmlElement, links: LinkRegistry) -> str:
     """The text of an inline element and its children, links numbered."""
-    tag = element.tag if isinstance(element.tag, str) else ""
+    if not isinstance(element.tag, str):  # a comment (Outlook's conditional markup) shows nothing
+        return ""
+    tag = element.tag
     if tag == "br":
         return HARD_BREAK
     if tag == "img":

@@ -14,6 +14,7 @@ from ..compose.unsubscribe import UnsubscribeLinks, is_personal
 from ..config import Config
 from ..content.model import Issue
 from ..render.model import RenderedIssue
+from .brand import brand_findings
 from .document import parse_email
 from .findings import Finding, counts, ordered, summary, to_json
 from .rules import RULES, LintContext, check_mjml
@@ -83,7 +84,7 @@ def lint_rendered(
         validator=find_validator(config.root) if validate_mjml else None,
         mjml_name=f"{config.output_dir}/{rendered.slug}/email.mjml",
     )
-    return ordered(finding for rule in RULES for finding in rule(context))
+    return ordered([*(finding for rule in RULES for finding in rule(context)), *brand_findings(config, html)])
 
 
 def lint_mjml(rendered: RenderedIssue, issue: Issue, config: Config) -> list[Finding]:

@@ -13,6 +13,7 @@ from ..content.markdown import CONTENT_WIDTH, PHONE_CONTENT_WIDTH
 from ..content.scaffold import find_starter_text
 from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
 from .colour import contrast, hex_of
+from .components import check_components
 from .css_support import located, unsupported_in_markdown, unsupported_in_stylesheet
 from .document import EmailDocument, Img, collapse, shorten
 from .findings import Finding
@@ -573,6 +574,7 @@ RULES: tuple[Rule, ...] = (
     check_table_width,
     check_subject_caps,
     check_contrast,
+    check_components,
     check_merge_tags,
     check_scaffold,
     check_css_support,

@@ -19,10 +19,12 @@ from ..content.markdown import PHONE_CONTENT_WIDTH
 from ..content.optimise import CACHE_FOLDER, Optimised, max_width_for, optimise
 from ..content.text import LinkRegistry
 from ..errors import BroadsheetError, ConfigError, ContentError, TemplateError, one_line
+from .buttons import with_outlook_buttons
 from .checks import build_warnings
 from .compile import compile_mjml, inline_css
 from .links import unsubscribe_mailto
 from .model import RenderedIssue
+from .palette import palette_of
 from .placeholders import PlaceholderTable
 from .theme import HTML_TEMPLATE, TEXT_TEMPLATE, Theme, ThemeLimit, limited, load_theme
 
@@ -36,7 +38,12 @@ def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) 
     logo_src, logo_image = _logo(config, issue)
     view_online_url = web_address(config.base_url, issue.slug)
     table = PlaceholderTable()
-    context = _context(issue, config, table, logo_src) | {"logo_height": _logo_height(config)}
+    palette = palette_of(config.brand)
+    context = {
+        **_context(with_outlook_buttons(issue, palette), config, table, logo_src),
+        "palette": palette,
+        "logo_height": _logo_height(config),
+    }
     mjml_source = table.merge_tags(_render(theme.environment, HTML_TEMPLATE, context, table))
     html = inline_css(compile_mjml(mjml_source, fonts=theme.fonts, where=f"{theme.folder / HTML_TEMPLATE}"))
     _check_survived(mjml_source, html, table, config, where=f"{theme.folder / HTML_TEMPLATE}")
@@ -133,6 +140,8 @@ def _render(environment: jinja2.Environment, name: str, context: dict[str, Any],
         ) from None
     except jinja2.TemplateNotFound as exc:
         loader = environment.loader
+        if isinstance(loader, jinja2.ChoiceLoader):  # the theme's folder first, then broadsheet's shared files
+            loader = loader.loaders[0]
         folder = loader.searchpath[0] if isinstance(loader, jinja2.FileSystemLoader) else "the theme"
         raise TemplateError(
             f"template not found: {exc.name}",

@@ -27,6 +27,8 @@ TEXT_TEMPLATE = "email.txt.j2"
 PATH_ATTRIBUTES = {"name", "stem", "suffix"}  # all a theme may read of a path
 MAX_STEPS = 1_000_000  # loop steps and calls in one render of a theme (an email needs a few thousand)
 MAX_SIZE = 1_000_000  # characters or items a theme's * may make, and the largest number a filter is given
+SHARED = Path(__file__).resolve().parents[1] / "themes" / "shared"  # "shared/…" in any theme: components, colours
+LOGO_BACKGROUNDS = ("masthead", "sheet", "page")  # palette colours a theme may put its logo on
 MAX_BITS = 100_000  # the largest whole number a theme's ** may make
 
 _steps: ContextVar[list[int] | None] = ContextVar("theme_steps", default=None)
@@ -60,6 +62,7 @@ class Theme:
     environment: jinja2.Environment  # autoescaping, for MJML
     text_environment: jinja2.Environment  # no escaping, for the plain-text part
     fonts: dict[str, str] = field(default_factory=dict)  # name -> CSS URL, given to MRML
+    logo_background: str = "masthead"  # the palette colour the logo sits on (theme.toml), for lint's logo check
 
 
 def load_theme(folder: Path) -> Theme:
@@ -68,15 +71,25 @@ def load_theme(folder: Path) -> Theme:
     if not (folder / HTML_TEMPLATE).is_file() or not (folder / TEXT_TEMPLATE).is_file():
         raise ConfigError(
             f"theme folder has no {HTML_TEMPLATE} and {TEXT_TEMPLATE}", where=str(folder),
-            fix="set theme in broadsheet.toml to a folder under templates/ or a path",
+            fix='set [theme] name in broadsheet.toml to "default", "letter", a folder under templates/ or a path',
         )  # fmt: skip
-    fonts = _theme_fonts(folder)
-    return _cached_theme(folder, tuple(sorted(fonts.items())))
+    settings = _theme_settings(folder)
+    fonts = settings.get("fonts", {})
+    if not isinstance(fonts, dict) or not all(isinstance(v, str) for v in fonts.values()):
+        raise TemplateError("[fonts] must map font names to CSS URLs", where=str(folder / "theme.toml"))
+    logo_background = settings.get("logo_background", "masthead")
+    if logo_background not in LOGO_BACKGROUNDS:
+        raise TemplateError(
+            f"logo_background must be one of {', '.join(LOGO_BACKGROUNDS)}, not {logo_background!r}",
+            where=str(folder / "theme.toml"),
+        )
+    return _cached_theme(folder, tuple(sorted(fonts.items())), logo_background)
 
 
 @lru_cache(maxsize=8)
-def _cached_theme(folder: Path, fonts: tuple[tuple[str, str], ...]) -> Theme:
-    return Theme(folder, _environment(folder, autoescape=True), _environment(folder, autoescape=False), dict(fonts))
+def _cached_theme(folder: Path, fonts: tuple[tuple[str, str], ...], logo_background: str) -> Theme:
+    environments = _environment(folder, autoescape=True), _environment(folder, autoescape=False)
+    return Theme(folder, *environments, dict(fonts), logo_background)
 
 
 class _CountedLoops(CodeGenerator):
@@ -166,7 +179,9 @@ class ThemeLoader(jinja2.FileSystemLoader):
 
 def _environment(folder: Path, *, autoescape: bool) -> jinja2.Environment:
     environment = ThemeSandbox(
-        loader=ThemeLoader(str(folder)),
+        loader=jinja2.ChoiceLoader(
+            [ThemeLoader(str(folder)), jinja2.PrefixLoader({"shared": ThemeLoader(str(SHARED))})]
+        ),
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -182,18 +197,14 @@ def _environment(folder: Path, *, autoescape: bool) -> jinja2.Environment:
     return environment
 
 
-def _theme_fonts(folder: Path) -> dict[str, str]:
+def _theme_settings(folder: Path) -> dict[str, Any]:
     path = folder / "theme.toml"
     if not path.is_file():
         return {}
     try:
-        data = tomllib.loads(read_utf8(path, TemplateError))
+        return tomllib.loads(read_utf8(path, TemplateError))
     except tomllib.TOMLDecodeError as exc:
         raise TemplateError(f"invalid theme.toml: {exc}", where=str(path)) from None
-    fonts = data.get("fonts", {})
-    if not isinstance(fonts, dict) or not all(isinstance(v, str) for v in fonts.values()):
-        raise TemplateError("[fonts] must map font names to CSS URLs", where=str(path))
-    return fonts
 
 
 def long_date(value: dt.date | None) -> str:

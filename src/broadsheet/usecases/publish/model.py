@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from broadsheet.core.config import Config
+from broadsheet.core.config import Brand, Config
+from broadsheet.core.render.palette import Palette, palette_of
 
 INDEX = "index.html"
 FEED = "feed.xml"
@@ -63,6 +64,13 @@ class Site:
             background_color=brand.background_color, text_color=brand.text_color,
             logo=logo, logo_alt=brand.logo_alt or config.name, favicon=favicon,
         )  # fmt: skip
+
+    @property
+    def palette(self) -> Palette:
+        """The theme's colours for this brand, dark mode's among them."""
+        colours = Brand(primary_color=self.primary_color, accent_color=self.accent_color,
+                        background_color=self.background_color, text_color=self.text_color)  # fmt: skip
+        return palette_of(colours)
 
     def absolute(self, path: str = "") -> str:
         """``path`` (relative to the site root) as an absolute address; "" without base_url."""
