@@ -154,6 +154,11 @@ class Serve:
 
 
 @dataclass(frozen=True)
+class Doctor:
+    nameservers: list[str] = field(default_factory=list)  # "ip" or "ip:port" ("[ipv6]:port"); empty: the system's
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
 
@@ -182,6 +187,7 @@ class Config:
     bounces: Bounces = field(default_factory=Bounces)
     inbox: Inbox = field(default_factory=Inbox)
     serve: Serve = field(default_factory=Serve)
+    doctor: Doctor = field(default_factory=Doctor)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
 
@@ -369,7 +375,33 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
         _check_inbox(values["inbox"], checker)
     if "serve" in values:
         _check_origins(values["serve"], checker)
+    if "doctor" in values:
+        for server in values["doctor"].nameservers:
+            if nameserver_address(server) is None:
+                raise ConfigError(
+                    f'doctor.nameservers must hold addresses such as "192.0.2.53" or "127.0.0.1:5353", not {server!r}',
+                    where=checker.line_of("doctor.nameservers"),
+                    fix="give each DNS server as an IP address, with :port when it is not 53",
+                )
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
+
+
+def nameserver_address(text: str) -> tuple[str, int] | None:
+    """(IP address, port) of a DNS server written ``ip``, ``ip:port`` or ``[ipv6]:port``; None when malformed."""
+    import ipaddress
+
+    text = text.strip()
+    host, port = text, "53"
+    bracketed = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?", text)
+    if bracketed:
+        host, port = bracketed[1], bracketed[2] or "53"
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return (host, int(port)) if port.isdigit() and 0 < int(port) < 65536 else None
 
 
 def _check_origins(serve: Serve, checker: _TomlChecker) -> None:
