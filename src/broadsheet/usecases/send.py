@@ -27,6 +27,7 @@ from broadsheet.delivery.transports import Transport, TransportOptions, transpor
 from .campaign import Journal, Prepared, Settings, issue_key, prepare_campaign
 from .campaign.caps import DailyCap, daily_cap, utc_text
 from .campaign.runner import CampaignRunner, RunResult
+from .doctor.fast import alignment_key, fast_checks
 from .events.report import store_health
 from .report import Reporter
 from .signing_secret import token_secret
@@ -116,6 +117,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     transport_class(transport_name)  # an unknown name fails before the issue is built
     issue, rendered = read_and_build(options.issue_dir, config)
     _check_lint(rendered, issue, config, reporter, force=options.force, test=bool(options.test))
+    _check_delivery(config, transport_name, reporter, force=options.force, real=not (options.test or options.dry_run))
     if not (options.test or options.dry_run):
         _check_send_at(issue, options, reporter)
     subscribers = recipients_for(config, options.list_file, list(options.segments))  # the store, or a CSV
@@ -195,6 +197,27 @@ def _check_lint(
         reporter.warn(f"a test copy despite {len(errors)} lint error(s); the real send refuses them")
         return
     raise CampaignError(f"lint found {len(errors)} error(s) in the issue", fix="fix them, or add --force")
+
+
+def _check_delivery(config: Config, transport: str, reporter: Reporter, *, force: bool, real: bool) -> None:
+    """doctor's checks that need no network, each one not ok said as a warning; a real send over a transport
+    that delivers is refused (unless --force) when its DKIM d= is not aligned with From: DMARC would fail."""
+    if not delivers(transport):
+        return
+    checks = fast_checks(config, transport)
+    for check in checks:
+        if check.status != "ok":
+            reporter.warn(f"doctor: {check.status}: {check.what}" + (f" ({check.fix})" if check.fix else ""))
+    alignment = next(check for check in checks if check.name == "dkim-alignment")
+    if alignment.status != "fail" or not real:
+        return
+    if force:
+        reporter.warn("sending although DKIM is not aligned with From (--force)")
+        return
+    raise CampaignError(
+        "DKIM is not aligned with From: Gmail, Yahoo and Outlook.com would turn the mail away",
+        where=config.where(alignment_key(config, transport)), fix=(alignment.fix + ", or add --force").lstrip(", "),
+    )  # fmt: skip
 
 
 def _check_send_at(issue: Issue, options: SendOptions, reporter: Reporter) -> None:

@@ -9,6 +9,7 @@ answer, or answers SERVFAIL, is a :class:`DnsError`, so "no record" is never sai
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import dns.exception
 import dns.nameserver
@@ -67,7 +68,7 @@ class Resolver:
         """The A and AAAA addresses of ``name``."""
         return [r.address for kind in ("A", "AAAA") for r in self._ask(name, kind)]
 
-    def _ask(self, name: str, kind: str) -> list[dns.rdata.Rdata]:
+    def _ask(self, name: str, kind: str) -> list[Any]:  # rdata of ``kind`` (TXT, MX, A, AAAA)
         self.lookups += 1
         try:
             answer = self._resolver.resolve(name, kind, search=False)

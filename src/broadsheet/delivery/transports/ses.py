@@ -63,8 +63,13 @@ class SesTransport(HttpTransport):
         account = json_of(response)
         if not isinstance(account, dict):
             return "fail", "GetAccount answered without an account: not SES's answer (check ses.base_url)"
-        quota = account.get("SendQuota") if isinstance(account.get("SendQuota"), dict) else {}
-        limits = f"{quota.get('Max24HourSend', '?'):} a day, {quota.get('MaxSendRate', '?')}/s"
+        quota = account.get("SendQuota")
+        quota = quota if isinstance(quota, dict) else {}
+        day, rate = (quota.get(k) for k in ("Max24HourSend", "MaxSendRate"))
+        limits = " ".join(
+            f"{n:,.0f} {unit}" if isinstance(n, (int, float)) else f"? {unit}"
+            for n, unit in ((day, "a day,"), (rate, "a second"))
+        )
         if account.get("SendingEnabled") is False:
             return (
                 "fail",
