@@ -137,8 +137,19 @@ def _in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, addresses: list[str],
         candidate = ipaddress.ip_address(address)
         if candidate.version != ip.version:
             continue
-        prefix = cidr.split("//")[0 if ip.version == 4 else -1] if cidr else ""
+        prefix = _prefix(cidr, ip.version)
         network = ipaddress.ip_network(f"{candidate}/{prefix or candidate.max_prefixlen}", strict=False)
         if ip in network:
             return True
     return False
+
+
+def _prefix(cidr: str, version: int) -> str:
+    """The prefix length for ``version`` from a dual-cidr-length (``24``, ``24//64``, ``/64``: after the first
+    slash); "" when the term gives none for that version."""
+    full = "/" + cidr if cidr else ""
+    if full.startswith("//"):
+        v4, v6 = "", full[2:]
+    else:
+        v4, _, v6 = full[1:].partition("//")
+    return v4 if version == 4 else v6
