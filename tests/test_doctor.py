@@ -266,7 +266,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, keys, capsys, monkeypatch):
 def test_config_refuses_a_malformed_nameserver(tmp_path):
     path = tmp_path / "broadsheet.toml"
     path.write_text('[doctor]\nnameservers = ["127.0.0.1:99999"]\n')
-    with pytest.raises(ConfigError, match="doctor.nameservers"):
+    with pytest.raises(ConfigError, match=r"doctor\.nameservers"):
         load_config(path)
 
 
