@@ -83,3 +83,31 @@ def test_lint_warns_of_a_misaligned_or_missing_dkim_and_names_the_setting(sample
     configure(sample, send={"transport": "postmark"})  # the provider signs; [dkim] is not what goes out
     findings = lint_issue(sample / ISSUE, load_config(sample / "broadsheet.toml"), validate_mjml=False)
     assert not [f for f in findings if f.rule == "dkim-alignment"]
+
+
+def test_the_last_campaigns_complaint_and_bounce_rates_against_the_providers_lines(sample):
+    from broadsheet.data.store import Store
+    from broadsheet.usecases.doctor.history import _rates
+    from broadsheet.usecases.doctor.run import DoctorOptions, run_doctor
+    from broadsheet.usecases.events.report import AfterSend
+
+    config = load_config(sample / "broadsheet.toml")
+    (check,) = run_doctor(DoctorOptions(only=("rates",)), config).checks[1:]
+    assert check.status == "ok" and "no campaign" in check.what
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 10)]
+    with smtp_server(Sink()) as (host, port):
+        configure(sample, send={"transport": "smtp", "list": "list.csv", "connections": 1}, smtp=smtp(host, port))
+        config = load_config(sample / "broadsheet.toml")
+        send_issue(SendOptions(issue_dir=sample / ISSUE, yes=True), config, Recorder())
+    (check,) = run_doctor(DoctorOptions(only=("rates",)), config).checks[1:]
+    assert check.status == "warn" and "no subscriber store" in check.what
+    slug = ISSUE.rsplit("/", 1)[1]
+    with Store.for_project(sample) as store:
+        for email in people:
+            store.add(email)
+        store.record_event(people[0], "complained", source="test", campaign=slug)
+    (check,) = run_doctor(DoctorOptions(only=("rates",)), config).checks[1:]
+    assert check.status == "fail" and check.what.startswith(f"{slug}: 10 sent, hard bounces 0.00%, complaints 10.00%")
+    assert _rates(slug, AfterSend(1000, complained=2)).status == "warn"  # over 0.1 %, under Gmail's 0.3 %
+    assert _rates(slug, AfterSend(1000, complained=1, hard=19)).status == "ok"
+    assert _rates(slug, AfterSend(1000, hard=60)).status == "fail"
