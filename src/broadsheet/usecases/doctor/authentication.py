@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from typing import Any
 
 from broadsheet.core.compose.alignment import (
     Alignment,
@@ -41,9 +42,10 @@ def dns_checks(config: Config, transport: str, resolver: Resolver) -> list[Check
     return checks
 
 
-def _guarded(name: str, check: Callable[[Config, str, Resolver], Check], *args: object) -> Check:
+def _guarded(name: str, check: Callable[[Config, str, Resolver], Check], *args: Any) -> Check:
+    """``check(*args)``, a BroadsheetError (a DNS failure, an unreadable key) as its ``fail``."""
     try:
-        return check(*args)  # type: ignore[arg-type]
+        return check(*args)
     except BroadsheetError as exc:
         return Check(name, "fail", exc.message, fix=exc.fix or "")
 
@@ -237,7 +239,7 @@ def _dmarc_alignment(config: Config, transport: str, dmarc: Dmarc | None) -> Che
     if dkim.status == "ok" or spf_ok:
         return Check("dmarc-alignment", "ok", f"From {sender}: {_dkim_text(dkim)} ({mode}); {spf_text}")
     return Check(
-        "dmarc-alignment", "fail", f"From {sender}: {_dkim_text(dkim)}; {spf_text}: DMARC fails",
+        "dmarc-alignment", "fail", f"From {sender}: {_dkim_text(dkim)} ({mode}); {spf_text}: DMARC fails",
         fix=dkim.fix or f"sign with [dkim] for {sender}",
     )  # fmt: skip
 
