@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import ssl
 from pathlib import Path
 
 import pytest
+import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pytest_httpserver import HTTPServer
 from support.dnsd import Zone, dns_server
 from support.ports import free_port
 from support.serve import SECRET, serving
@@ -320,3 +324,32 @@ def test_a_redirect_or_an_http_address_elsewhere_fails_the_one_click_check(tmp_p
     assert check.status == "fail" and "redirect (301)" in check.what
     elsewhere = project(tmp_path, keys, domain="good.test", unsubscribe_url="http://news.good.test/u/{token}")
     assert run_doctor(DoctorOptions(only=("public-url",)), elsewhere).checks[-1].status == "fail"
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_an_https_address_answering_200_is_ok_and_an_untrusted_certificate_fails(tmp_path, keys, monkeypatch, trusted):
+    """https on 127.0.0.1 with a trustme certificate: requests verifies it against REQUESTS_CA_BUNDLE."""
+    monkeypatch.setenv("BROADSHEET_SECRET", SECRET)
+    authority = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    if trusted:
+        authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    server.start()
+    try:
+        server.expect_request(re.compile("/u/.+"), method="POST", data="List-Unsubscribe=One-Click").respond_with_data(
+            "unsubscribed\n"
+        )
+        config = project(tmp_path, keys, domain="good.test", unsubscribe_url=server.url_for("/u/{token}"))
+        check = run_doctor(DoctorOptions(only=("public-url",)), config).checks[-1]
+    finally:
+        server.clear()
+        server.stop()
+    if trusted:
+        assert (check.status, check.what) == (
+            "ok", f"https://127.0.0.1:{server.port} answers the one-click POST with 200, no redirect",
+        )  # fmt: skip
+    else:
+        assert check.status == "fail" and "certificate is not trusted" in check.what
