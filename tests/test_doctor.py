@@ -353,3 +353,16 @@ def test_an_https_address_answering_200_is_ok_and_an_untrusted_certificate_fails
         )  # fmt: skip
     else:
         assert check.status == "fail" and "certificate is not trusted" in check.what
+
+
+@pytest.mark.slow  # waits out one question's lifetime (8 s)
+def test_a_server_that_never_answers_is_waited_for_once(tmp_path, keys):
+    """A UDP socket that reads nothing: the first question times out, the others fail at once with its reason."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        checks = dns_only(project(tmp_path, keys, domain="good.test"), f"127.0.0.1:{silent.getsockname()[1]}")
+    reasons = {checks[name][1] for name in ("spf", "dkim", "dmarc", "mx")}
+    assert [checks[name][0] for name in ("spf", "dkim", "dmarc", "mx")] == ["fail"] * 4
+    assert reasons == {"no answer from the DNS servers (the TXT question for good.test waited 8 s)"}

@@ -78,12 +78,11 @@ def dkim_alignment(config: Config, transport: str, *, strict: bool = False) -> A
     for the From domain that broadsheet can see; ``ok`` otherwise. ``strict``: the DMARC record's adkim=s."""
     sender = from_domain(config)
     provider = PROVIDERS.get(transport)
-    how = "the same domain" if strict else f"the same organisational domain ({organisational_domain(sender)})"
     if provider is not None and provider.signing_domain_key:
         domain = config.mailgun.domain.lower()
-        return _judge(domain, sender, strict, how, key=provider.signing_domain_key, by=f"{transport} signs")
+        return _judge(domain, sender, strict, key=provider.signing_domain_key, by=f"{transport} signs")
     if config.dkim.domain and (provider is None or provider.keeps_signature):
-        return _judge(config.dkim.domain.lower(), sender, strict, how, key="dkim.domain", by="[dkim] signs")
+        return _judge(config.dkim.domain.lower(), sender, strict, key="dkim.domain", by="[dkim] signs")
     if provider is not None and provider.signs:
         return Alignment(
             "ok",
@@ -100,9 +99,11 @@ def dkim_alignment(config: Config, transport: str, *, strict: bool = False) -> A
     )
 
 
-def _judge(domain: str, sender: str, strict: bool, how: str, *, key: str, by: str) -> Alignment:
-    if aligned(domain, sender, strict=strict):
+def _judge(domain: str, sender: str, strict: bool, *, key: str, by: str) -> Alignment:
+    """The same name passes without the Public Suffix List (read on first use, about 10,000 rules)."""
+    if domain == sender or aligned(domain, sender, strict=strict):
         return Alignment("ok", f"{by} with d={domain}, aligned with From {sender}", domain=domain, key=key)
+    how = "the same domain" if strict else f"the same organisational domain ({organisational_domain(sender)})"
     return Alignment(
         "fail",
         f"{by} with d={domain}, which is not aligned with From {sender} ({how} is needed): DMARC fails, and "

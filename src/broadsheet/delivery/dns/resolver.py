@@ -54,6 +54,7 @@ class Resolver:
         resolver.timeout, resolver.lifetime = TIMEOUT, LIFETIME
         self._resolver = resolver
         self.lookups = 0  # questions asked (SPF counts its own against its limit of 10)
+        self._silent = ""  # why the servers stopped answering: later questions are not left to time out too
 
     def txt(self, name: str) -> list[str]:
         """Every TXT record at ``name``, each one string (its pieces joined, as SPF, DKIM and DMARC read it)."""
@@ -70,6 +71,8 @@ class Resolver:
 
     def _ask(self, name: str, kind: str) -> list[Any]:  # rdata of ``kind`` (TXT, MX, A, AAAA)
         self.lookups += 1
+        if self._silent:
+            raise DnsError(self._silent)
         try:
             answer = self._resolver.resolve(name, kind, search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
@@ -77,7 +80,8 @@ class Resolver:
         except dns.resolver.NoNameservers:
             raise DnsError(f"no DNS server answered the {kind} question for {name} (SERVFAIL)") from None
         except dns.exception.Timeout:
-            raise DnsError(f"no answer to the {kind} question for {name} within {LIFETIME:g} s") from None
+            self._silent = f"no answer from the DNS servers (the {kind} question for {name} waited {LIFETIME:g} s)"
+            raise DnsError(self._silent) from None
         except (dns.exception.DNSException, ValueError) as exc:
             raise DnsError(f"cannot ask for {kind} of {name!r}: {type(exc).__name__}") from None
         return list(answer)
