@@ -178,12 +178,14 @@ class Fake:
 
     path = "/"
     answers: dict[str, tuple[int, Any, dict]] = {}  # provider-specific script entries: canned answers
+    probe_path = ""  # the harmless authenticated GET the provider documents (broadsheet doctor's check)
 
     def __init__(self) -> None:
         self.script: list[str] = []
         self.violations: list[str] = []
         self.delivered: list[dict[str, Any]] = []
         self.calls = 0
+        self.probes = 0  # GETs of probe_path
         self.request_sizes: list[int] = []
         self.slow_until = 0.0
 
@@ -195,6 +197,11 @@ class Fake:
         self.calls += 1
         self.request_sizes.append(len(request.get_data()))
         mode = self.script.pop(0) if self.script else "ok"
+        if request.method == "GET" and self.probe_path and request.path == self.probe_path:
+            self.probes += 1
+            if mode == "401" or not self.authorized(request):
+                return self.unauthorized(request)
+            return self.probe(request)
         if request.method != "POST" or request.path != self.path:
             return self.violation(f"{request.method} {request.path}: expected POST {self.path}", status=404)
         if mode == "401" or not self.authorized(request):
@@ -215,6 +222,9 @@ class Fake:
             self.slow_until = time.monotonic() + SLOW
             time.sleep(SLOW)
         return response
+
+    def probe(self, request: Request) -> Response:
+        raise NotImplementedError
 
     def wait_idle(self) -> None:
         """Let a slow answer finish, so that the shared server is free for the next test."""
@@ -265,10 +275,14 @@ class PostmarkFake(Fake):
     """``POST /email/batch``: at most 500 messages and 50 MB; answers one result per message."""
 
     path = "/email/batch"
+    probe_path = "/server"  # Get server: the settings of the server the token belongs to
     answers = {"unconfirmed": (422, {"ErrorCode": 401, "Message": "Sender signature not confirmed."}, {})}
 
     def authorized(self, request: Request) -> bool:
         return request.headers.get("X-Postmark-Server-Token") == SECRET
+
+    def probe(self, request: Request) -> Response:
+        return self.json({"ID": 1, "Name": "Weekly", "Color": "blue", "DeliveryType": "Live"})
 
     def unauthorized(self, request: Request) -> Response:
         token = request.headers.get("X-Postmark-Server-Token", "")
@@ -344,6 +358,12 @@ class SendgridFake(Fake):
     """``POST /v3/mail/send``: 1 to 1,000 personalizations; substitutions applied to the content."""
 
     path = "/v3/mail/send"
+    probe_path = "/v3/scopes"  # the scopes of the key that asks
+    scopes = ["mail.send", "suppression.read"]
+
+    def probe(self, request: Request) -> Response:
+        return self.json({"scopes": self.scopes})
+
     answers = {"bad-from": (400, {"errors": [{"message": "The from object must be provided.", "field": "from"}]}, {})}
 
     def process(self, request: Request) -> Response:
@@ -418,6 +438,12 @@ class MailgunFake(Fake):
     """``POST /v3/mg.example.org/messages`` (multipart): at most 1,000 to, recipient-variables."""
 
     path = "/v3/mg.example.org/messages"
+    probe_path = "/v4/domains/mg.example.org"  # Get domain details
+    state = "active"
+
+    def probe(self, request: Request) -> Response:
+        return self.json({"domain": {"name": "mg.example.org", "state": self.state}, "sending_dns_records": []})
+
     answers = {
         "404": (404, {"message": "Domain not found: mg.example.org"}, {}),
         "from": (400, {"message": "'from' parameter is not a valid address. please check documentation"}, {}),
@@ -468,6 +494,18 @@ class SesFake(Fake):
     """``POST /v2/email/outbound-emails``: SigV4 for service ses checked by recomputing it."""
 
     path = "/v2/email/outbound-emails"
+    probe_path = "/v2/email/account"  # GetAccount
+    account = {
+        "SendingEnabled": True,
+        "ProductionAccessEnabled": True,
+        "EnforcementStatus": "HEALTHY",
+        "SendQuota": {"Max24HourSend": 50000.0, "MaxSendRate": 14.0, "SentLast24Hours": 0.0},
+    }
+
+    def probe(self, request: Request) -> Response:
+        self.require(request.headers.get("X-Amz-Security-Token") == "SESSION-" + SECRET, "session token missing")
+        return self.json(self.account)
+
     answers = {
         "throttle": (
             429,
@@ -559,6 +597,21 @@ class ResendFake(Fake):
     """``POST /emails/batch``: at most 100 emails, Idempotency-Key, permissive validation."""
 
     path = "/emails/batch"
+    probe_path = "/domains"  # List domains
+    domains = [{"id": "d1", "name": "example.org", "status": "verified", "region": "eu-west-1"}]
+    sending_only = False  # a key with sending access only: 401 restricted_api_key
+
+    def probe(self, request: Request) -> Response:
+        if self.sending_only:
+            return self.json(
+                {
+                    "statusCode": 401,
+                    "name": "restricted_api_key",
+                    "message": "This API key is restricted to only send emails",
+                },
+                401,
+            )
+        return self.json({"object": "list", "has_more": False, "data": self.domains})
 
     def __init__(self) -> None:
         super().__init__()

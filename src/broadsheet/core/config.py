@@ -156,6 +156,11 @@ class Serve:
 
 
 @dataclass(frozen=True)
+class Doctor:
+    nameservers: list[str] = field(default_factory=list)  # "ip" or "ip:port" ("[ipv6]:port"); empty: the system's
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
 
@@ -184,6 +189,7 @@ class Config:
     bounces: Bounces = field(default_factory=Bounces)
     inbox: Inbox = field(default_factory=Inbox)
     serve: Serve = field(default_factory=Serve)
+    doctor: Doctor = field(default_factory=Doctor)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
 
@@ -375,6 +381,14 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
         _check_inbox(values["inbox"], checker)
     if "serve" in values:
         _check_origins(values["serve"], checker)
+    if "doctor" in values:
+        for server in values["doctor"].nameservers:
+            if nameserver_address(server) is None:
+                raise ConfigError(
+                    f'doctor.nameservers must hold addresses such as "192.0.2.53" or "127.0.0.1:5353", not {server!r}',
+                    where=checker.line_of("doctor.nameservers"),
+                    fix="give each DNS server as an IP address, with :port when it is not 53",
+                )
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
 
 
@@ -387,6 +401,24 @@ def _theme_name(table: dict[str, Any], checker: _TomlChecker) -> str:
     if not isinstance(name, str) or not name.strip():
         raise checker.wrong("theme.name", 'a theme\'s name such as "default" or "letter", or a folder', name)
     return name
+
+
+def nameserver_address(text: str) -> tuple[str, int] | None:
+    """(IP address, port) of a DNS server written ``ip``, ``ip:port`` or ``[ipv6]:port``; None when malformed."""
+    import ipaddress
+
+    text = text.strip()
+    host, port = text, "53"
+    bracketed = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?", text)
+    if bracketed:
+        host, port = bracketed[1], bracketed[2] or "53"
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return (host, int(port)) if port.isdigit() and 0 < int(port) < 65536 else None
 
 
 def _check_origins(serve: Serve, checker: _TomlChecker) -> None:
@@ -640,6 +672,8 @@ DESCRIPTIONS = {
     "send.daily_limit": "Messages per calendar day in UTC over real transports; 0: no limit.",
     "send.warmup": "Cap each day by the warm-up table for a new sending domain.",
     "send.warmup_start": "Day 1 of the warm-up, `YYYY-MM-DD`; empty: the day the journal first sent.",
+    "doctor.nameservers": "DNS servers `broadsheet doctor` asks (`ip`, `ip:port`, `[ipv6]:port`); empty: the "
+    "system's resolver. `--nameserver` and `BROADSHEET_NAMESERVERS` take precedence.",
     "send.feedback_id": "A Feedback-ID header on every message, for Gmail's feedback loop (Postmaster Tools).",
     "send.feedback_sender_id": "Feedback-ID's SenderId: 5 to 15 letters, digits, `.`, `_`, `-`; empty: the From "
     "domain without its last label.",
@@ -682,6 +716,7 @@ DESCRIPTIONS = {
     "bounces.soft_limit": "Soft bounces within `window_days` that count as a hard one; 0: never.",
     "bounces.window_days": "The window for `soft_limit`, in days.",
     "bounces.sns_topic_arn": "SES webhooks through SNS: the accepted topic ARNs, comma-separated.",
+    "doctor": "`broadsheet doctor`: where it looks things up.",
     "inbox": "The IMAP mailbox `broadsheet inbox` reads (password from BROADSHEET_INBOX_PASSWORD).",
     "inbox.host": "The IMAP server.",
     "inbox.port": "993 for implicit TLS.",

@@ -2,7 +2,8 @@
 
 Which class implements it, the environment variable of its credential, whether its sends reach
 anyone (the outbox only writes files: it is neither counted, capped, nor a reason to skip a recipient
-elsewhere), and how many messages one request may carry.
+elsewhere), how many messages one request may carry, and who DKIM-signs what it sends (the API
+providers build the message themselves and sign it; SMTP and SES carry our own bytes and signature).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ class Provider:
     secret_env: str | None  # the environment variable of its credential, if it has one
     delivers: bool  # its messages reach inboxes (False: the outbox)
     max_batch: int  # messages one send_batch call may carry
+    keeps_signature: bool = True  # our raw message, with its [dkim] DKIM-Signature, is what arrives
+    signs: bool = False  # the provider DKIM-signs every message itself (for the domain verified with it)
+    signing_domain_key: str = ""  # the config key naming the domain the provider signs for, when one does
+    spf_include: str = ""  # what an SPF record includes to let the provider's hosts send
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -24,11 +29,56 @@ PROVIDERS: dict[str, Provider] = {
     for p in (
         Provider("outbox", "outbox:OutboxTransport", None, delivers=False, max_batch=100),
         Provider("smtp", "smtp:SmtpTransport", "BROADSHEET_SMTP_PASSWORD", delivers=True, max_batch=1),
-        Provider("postmark", "postmark:PostmarkTransport", "BROADSHEET_POSTMARK_TOKEN", delivers=True, max_batch=500),
-        Provider("sendgrid", "sendgrid:SendgridTransport", "BROADSHEET_SENDGRID_KEY", delivers=True, max_batch=1000),
-        Provider("mailgun", "mailgun:MailgunTransport", "BROADSHEET_MAILGUN_KEY", delivers=True, max_batch=1000),
-        Provider("ses", "ses:SesTransport", "AWS_SECRET_ACCESS_KEY", delivers=True, max_batch=1),
-        Provider("resend", "resend:ResendTransport", "BROADSHEET_RESEND_KEY", delivers=True, max_batch=100),
+        Provider(
+            "postmark",
+            "postmark:PostmarkTransport",
+            "BROADSHEET_POSTMARK_TOKEN",
+            delivers=True,
+            max_batch=500,
+            keeps_signature=False,
+            signs=True,
+            spf_include="spf.mtasv.net",
+        ),
+        Provider(
+            "sendgrid",
+            "sendgrid:SendgridTransport",
+            "BROADSHEET_SENDGRID_KEY",
+            delivers=True,
+            max_batch=1000,
+            keeps_signature=False,
+            signs=True,
+            spf_include="sendgrid.net",
+        ),
+        Provider(
+            "mailgun",
+            "mailgun:MailgunTransport",
+            "BROADSHEET_MAILGUN_KEY",
+            delivers=True,
+            max_batch=1000,
+            keeps_signature=False,
+            signs=True,
+            signing_domain_key="mailgun.domain",
+            spf_include="mailgun.org",
+        ),
+        Provider(
+            "ses",
+            "ses:SesTransport",
+            "AWS_SECRET_ACCESS_KEY",
+            delivers=True,
+            max_batch=1,
+            signs=True,
+            spf_include="amazonses.com",
+        ),
+        Provider(
+            "resend",
+            "resend:ResendTransport",
+            "BROADSHEET_RESEND_KEY",
+            delivers=True,
+            max_batch=100,
+            keeps_signature=False,
+            signs=True,
+            spf_include="amazonses.com",
+        ),
     )
 }
 

@@ -27,6 +27,7 @@ from broadsheet.delivery.transports import Transport, TransportOptions, transpor
 from .campaign import Journal, Prepared, Settings, issue_key, prepare_campaign
 from .campaign.caps import DailyCap, daily_cap, utc_text
 from .campaign.runner import CampaignRunner, RunResult
+from .doctor.fast import alignment_key, fast_checks
 from .events.rejections import SendRejections
 from .events.report import store_health
 from .report import Reporter
@@ -117,6 +118,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     transport_class(transport_name)  # an unknown name fails before the issue is built
     issue, rendered = read_and_build(options.issue_dir, config)
     _check_lint(rendered, issue, config, reporter, force=options.force, test=bool(options.test))
+    _check_delivery(config, transport_name, reporter, force=options.force, real=not (options.test or options.dry_run))
     if not (options.test or options.dry_run):
         _check_send_at(issue, options, reporter)
     audience = recipients_for(  # the store (the configured list imported first), or a CSV: said on every send
@@ -203,6 +205,28 @@ def _check_lint(
         reporter.warn(f"a test copy despite {len(errors)} lint error(s); the real send refuses them")
         return
     raise CampaignError(f"lint found {len(errors)} error(s) in the issue", fix="fix them, or add --force")
+
+
+def _check_delivery(config: Config, transport: str, reporter: Reporter, *, force: bool, real: bool) -> None:
+    """doctor's checks that need no network, each one that fails said as a warning (lint shows the lesser
+    ones); a real send over a transport that delivers is refused (unless --force) when its DKIM d= is not
+    aligned with From: DMARC would fail."""
+    if not delivers(transport):
+        return
+    checks = fast_checks(config, transport)
+    for check in checks:
+        if check.status == "fail":
+            reporter.warn(f"doctor: {check.status}: {check.what}" + (f" ({check.fix})" if check.fix else ""))
+    alignment = next(check for check in checks if check.name == "dkim-alignment")
+    if alignment.status != "fail" or not real:
+        return
+    if force:
+        reporter.warn("sending although DKIM is not aligned with From (--force)")
+        return
+    raise CampaignError(
+        "DKIM is not aligned with From: Gmail, Yahoo and Outlook.com would turn the mail away",
+        where=config.where(alignment_key(config, transport)), fix=(alignment.fix + ", or add --force").lstrip(", "),
+    )  # fmt: skip
 
 
 def _check_send_at(issue: Issue, options: SendOptions, reporter: Reporter) -> None:

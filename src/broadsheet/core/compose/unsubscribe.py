@@ -9,6 +9,10 @@ from ..errors import ConfigError
 from ..render.links import unsubscribe_mailto
 from ..tokens import make_token, read_token
 
+# The address `broadsheet doctor` makes its one-click test token for: under .invalid (RFC 2606), so no
+# reader has it; `broadsheet serve` answers its one-click POST as any other and records nothing.
+PROBE_ADDRESS = "one-click-check@broadsheet.invalid"
+
 
 def is_personal(unsubscribe_url: str) -> bool:
     """The URL names the reader ({token}, or {email}): only then can following it unsubscribe anyone."""

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..compose.alignment import Alignment, dkim_alignment
 from ..compose.fields import personal_fields, sample_subscriber
 from ..compose.templates import PersonalTemplates
 from ..compose.unsubscribe import UnsubscribeLinks, is_personal
 from ..config import Config
 from ..content.model import Issue
+from ..errors import ConfigError
 from ..render.model import RenderedIssue
 from .brand import brand_findings
 from .document import parse_email
@@ -83,8 +85,18 @@ def lint_rendered(
         ),
         validator=find_validator(config.root) if validate_mjml else None,
         mjml_name=f"{config.output_dir}/{rendered.slug}/email.mjml",
+        alignment=_alignment(config),
     )
     return ordered([*(finding for rule in RULES for finding in rule(context)), *brand_findings(config, html)])
+
+
+def _alignment(config: Config) -> Alignment | None:
+    """The DKIM alignment of a send over the configured transport (None: ``from`` is no address, which the
+    composer reports)."""
+    try:
+        return dkim_alignment(config, config.send.transport)
+    except ConfigError:
+        return None
 
 
 def lint_mjml(rendered: RenderedIssue, issue: Issue, config: Config) -> list[Finding]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from ..compose.alignment import Alignment
 from ..content.markdown import CONTENT_WIDTH, PHONE_CONTENT_WIDTH
 from ..content.scaffold import find_starter_text
 from ..render.checks import GMAIL_CLIP_BYTES, SUBJECT_LIMIT
@@ -55,6 +56,7 @@ class LintContext:
     subscriber_fields: frozenset[str] | None = None  # what merge tags may name; None: the list is unreadable
     validator: Path | None = None
     mjml_name: str = "email.mjml"
+    alignment: Alignment | None = None  # the DKIM alignment of a send over the configured transport
     extra: dict[str, object] = field(default_factory=dict)
 
     def where(self, *needles: str, fallback: str) -> str:
@@ -548,6 +550,15 @@ def check_css_support(ctx: LintContext) -> Iterator[Finding]:
             )
 
 
+def check_dkim_alignment(ctx: LintContext) -> Iterator[Finding]:
+    """[dkim] missing (and nothing else signs for the From domain) or its d= not aligned with From: a
+    warning here; ``send`` refuses the latter unless --force, ``doctor`` checks the DNS behind it."""
+    found = ctx.alignment
+    if found is not None and found.status != "ok":
+        fix = f"; {found.fix}" if found.fix else ""
+        yield Finding("dkim-alignment", "warning", found.message + fix, ctx.config_key(found.key))
+
+
 def check_merge_tags(ctx: LintContext) -> Iterator[Finding]:
     return merge_tag_findings(ctx.sources, ctx.subscriber_fields)
 
@@ -578,6 +589,7 @@ RULES: tuple[Rule, ...] = (
     check_merge_tags,
     check_scaffold,
     check_css_support,
+    check_dkim_alignment,
 )
 
 

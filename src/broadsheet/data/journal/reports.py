@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 
 from broadsheet.core.providers import not_delivering_sql
 
-from .base import ROW_COLUMNS, STATES, CampaignRecord, JournalBase, Row, explained
+from .base import CAMPAIGN_COLUMNS, ROW_COLUMNS, STATES, CampaignRecord, JournalBase, Row, explained
 from .file import explain
 
 
@@ -23,6 +23,15 @@ class Reports(JournalBase):
         ):
             counts[state] = count
         return counts
+
+    @explained
+    def recent_campaigns(self, limit: int) -> list[CampaignRecord]:
+        """The last ``limit`` campaigns begun over a transport that delivers, newest first."""
+        rows = self.db.execute(
+            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE {not_delivering_sql('transport')} ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [CampaignRecord(*row) for row in rows]
 
     def rows(self, campaign: CampaignRecord, states: tuple[str, ...], *, limit: int | None = None) -> Iterator[Row]:
         """Stream rows in id order (the order they are sent in: by address), a page at a time."""

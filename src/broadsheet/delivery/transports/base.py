@@ -13,6 +13,7 @@ from broadsheet.core.errors import TransportError
 from broadsheet.core.providers import PROVIDERS
 
 Status = Literal["sent", "failed", "deferred", "unknown"]
+Verdict = tuple[Literal["ok", "warn", "fail"], str]  # what ``verify`` found, in a line
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,13 @@ class Transport(ABC):
 
     def close(self) -> None:  # noqa: B027 -- a default, like open()
         """Close what open() opened; safe to call twice."""
+
+    def verify(self) -> Verdict:
+        """Whether the settings and credentials work, by the harmlessest authenticated step the provider has
+        (log in, or a documented read): never a message. Raises a TransportError as a send would."""
+        with self:
+            pass
+        return "ok", "connected"
 
     def send_batch(self, messages: Sequence[Message], *, batch_key: str | None = None) -> list[Delivery]:
         """By default one message at a time through ``send_one``. A TransportError raised part-way

@@ -37,7 +37,7 @@ from broadsheet.core.config import Config, secret
 from broadsheet.core.errors import ConfigError, TransientTransportError, TransportAuthError, TransportError
 
 from . import wire
-from .base import Delivery, Status, Transport, TransportOptions
+from .base import Delivery, Status, Transport, TransportOptions, Verdict
 
 log = logging.getLogger("broadsheet.delivery.transports")
 
@@ -182,6 +182,33 @@ class HttpTransport(Transport):
     def send_part(self, messages: BatchPart) -> PartOutcome:
         """Send one request for ``messages`` and read the answer."""
         raise NotImplementedError
+
+    @property
+    def probe_path(self) -> str:
+        """A harmless authenticated GET the provider documents, for ``verify``."""
+        return "/"
+
+    def read_probe(self, response: requests.Response) -> Verdict:
+        """What the answer to ``probe_path`` says about the credentials: 200 accepted, 401/403 refused."""
+        if response.status_code == 200:
+            return "ok", f"{self.secret_env} accepted (GET {self.probe_path})"
+        if response.status_code in (401, 403):
+            return "fail", f"{self.secret_env} refused (HTTP {response.status_code}): {self.error_text(response)}"
+        return "fail", f"GET {self.probe_path} answered HTTP {response.status_code}: {self.error_text(response)}"
+
+    def verify(self) -> Verdict:
+        """One GET of ``probe_path`` with the credentials; nothing is sent. Network trouble and redirects
+        raise a TransportError, as a send would; no text carries a secret."""
+        self.open()
+        try:
+            status, text = self.read_probe(self.request("GET", self.probe_path))
+        except AmbiguousSend as exc:
+            raise self._scrubbed_error(TransientTransportError(str(exc), where=self.where)) from None
+        except TransportError as exc:
+            raise self._scrubbed_error(exc) from None
+        finally:
+            self.close()
+        return status, self.shorten(text, DETAIL_LIMIT)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -352,10 +379,22 @@ class HttpTransport(Transport):
         """POST to the provider, never following a redirect (a 3xx is a TransportError naming where it
         pointed). Network errors become TransientTransportError (nothing sent) or AmbiguousSend
         (maybe sent). Other statuses are not checked here."""
+        return self.request("POST", path, body=body, files=files, headers=headers)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        files: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """``method`` to the provider with the credentials, as ``post`` says."""
         credentials = self.request_credentials()
         auth = credentials.get("auth") or HeaderAuth(credentials.get("headers", {}))  # never ~/.netrc's
         request = requests.Request(
-            "POST", self.base_url.rstrip("/") + path, data=body, files=files, headers=headers or {}, auth=auth
+            method, self.base_url.rstrip("/") + path, data=body, files=files, headers=headers or {}, auth=auth
         )
         session: requests.Session = self.session  # type: ignore[assignment]
         try:
@@ -382,7 +421,7 @@ class HttpTransport(Transport):
                 raise TransientTransportError(f"cannot connect ({type(exc).__name__})", where=self.where) from None
             raise AmbiguousSend(f"the request broke off ({type(exc).__name__})") from None
         elapsed = 1000 * (time.perf_counter() - started)
-        log.debug("%s: POST %s -> %d in %.0f ms", self.provider, path, response.status_code, elapsed)
+        log.debug("%s: %s %s -> %d in %.0f ms", self.provider, method, path, response.status_code, elapsed)
         if 300 <= response.status_code < 400:
             raise self._redirected(response)
         return response

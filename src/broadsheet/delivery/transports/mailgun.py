@@ -12,11 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+import requests
+
 from broadsheet.core.compose.message import Message
 from broadsheet.core.config import secret
 from broadsheet.core.errors import ConfigError
 
-from .http import BatchPart, PartOutcome, about_recipient, every, json_bytes, strings
+from .base import Verdict
+from .http import BatchPart, PartOutcome, about_recipient, every, json_bytes, json_of, strings
 from .shared_body import SharedBodyTransport, split_headers
 
 DROP = frozenset({"date"})  # Mailgun dates the message itself
@@ -36,6 +39,31 @@ class MailgunTransport(SharedBodyTransport):
 
     def request_credentials(self) -> dict[str, Any]:
         return {"auth": ("api", self._secrets[0])}
+
+    @property
+    def probe_path(self) -> str:
+        return f"/v4/domains/{quote(self.config.mailgun.domain, safe='')}"  # the sending domain and its state
+
+    def read_probe(self, response: requests.Response) -> Verdict:
+        domain = self.config.mailgun.domain
+        if response.status_code == 404:
+            return (
+                "fail",
+                f"Mailgun has no domain {domain} for this key (check mailgun.domain, and mailgun.base_url's region)",
+            )
+        if response.status_code in (401, 403):
+            status, text = super().read_probe(response)
+            return status, text + " (a domain sending key may only send: doctor needs the account's API key)"
+        if response.status_code != 200:
+            return super().read_probe(response)
+        details = json_of(response)
+        state = details.get("domain", {}).get("state") if isinstance(details, dict) else None
+        if state == "active":
+            return "ok", f"{self.secret_env} accepted; {domain} is active"
+        return (
+            "warn",
+            f"{self.secret_env} accepted, but {domain} is {state or 'in an unknown state'}: verify its DNS records in Mailgun",
+        )
 
     def secret_forms(self, secrets: tuple[str, ...]) -> tuple[str, ...]:
         """The key, and the Basic credentials it makes (a server may echo the Authorization header)."""

@@ -21,7 +21,7 @@ from broadsheet.core.compose.message import Message
 from broadsheet.core.config import Config
 from broadsheet.core.errors import TransportError
 
-from .base import Delivery, Transport, TransportOptions
+from .base import Delivery, Transport, TransportOptions, Verdict
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
 _counters: dict[Path, itertools.count[int]] = {}
@@ -72,6 +72,9 @@ class OutboxTransport(Transport):
     """Writes each message's raw bytes to its own file (written whole, then renamed into place)."""
 
     name = "outbox"
+
+    def verify(self) -> Verdict:
+        return "ok", "the outbox writes files: no server, no credentials"
 
     def __init__(self, config: Config, options: TransportOptions | None = None):
         super().__init__(config, options)

@@ -9,7 +9,7 @@ import requests
 from broadsheet.core.compose.message import Message
 from broadsheet.core.errors import TransportError
 
-from .base import Delivery
+from .base import Delivery, Verdict
 from .http import (
     BatchPart,
     HttpTransport,
@@ -19,6 +19,7 @@ from .http import (
     field_of,
     header,
     json_bytes,
+    json_of,
     prepared_of,
     strings,
 )
@@ -40,6 +41,17 @@ class PostmarkTransport(HttpTransport):
 
     def request_credentials(self) -> dict[str, Any]:
         return {"headers": {"X-Postmark-Server-Token": self._secrets[0]}}
+
+    @property
+    def probe_path(self) -> str:
+        return "/server"  # the server's own settings, readable with its token
+
+    def read_probe(self, response: requests.Response) -> Verdict:
+        if response.status_code == 200:
+            name = strings(json_of(response), "Name")
+            server = f" (server {name[0]!r})" if name else ""
+            return "ok", f"{self.secret_env} accepted{server}"
+        return super().read_probe(response)
 
     def split(self, batch: BatchPart) -> list[BatchPart]:
         """Chunks under the 50 MB call limit (one chunk for any ordinary newsletter), each message

@@ -14,11 +14,12 @@ from typing import Any
 
 import requests
 
+from broadsheet.core.compose.alignment import from_domain
 from broadsheet.core.compose.headers import encoded_words
 from broadsheet.core.compose.message import Message
 from broadsheet.core.errors import TransientTransportError, TransportError
 
-from .base import Delivery
+from .base import Delivery, Verdict
 from .http import (
     BatchPart,
     HttpTransport,
@@ -27,6 +28,7 @@ from .http import (
     address,
     api_headers,
     every,
+    field_of,
     header,
     json_bytes,
     strings,
@@ -43,6 +45,32 @@ class ResendTransport(HttpTransport):
     name = "resend"
     provider = "Resend"
     idempotent = True
+
+    @property
+    def probe_path(self) -> str:
+        return "/domains"  # the account's domains and their verification status
+
+    def read_probe(self, response: requests.Response) -> Verdict:
+        if response.status_code == 401 and field_of(response, "name") == "restricted_api_key":
+            return "ok", f"{self.secret_env} accepted (a sending-only key: the domains stay unread)"
+        if response.status_code != 200:
+            return super().read_probe(response)
+        listed = field_of(response, "data")
+        if not isinstance(listed, list):
+            return "fail", "GET /domains answered without a list: not Resend's answer (check resend.base_url)"
+        domain = from_domain(self.config)
+        states = {str(d.get("name", "")).lower(): d.get("status") for d in listed if isinstance(d, dict)}
+        if domain not in states:
+            return (
+                "warn",
+                f"{self.secret_env} accepted, but {domain} (the From domain) is not among the account's domains",
+            )
+        if states[domain] != "verified":
+            return (
+                "warn",
+                f"{self.secret_env} accepted, but {domain} is {states[domain]} in Resend: finish its DNS set-up",
+            )
+        return "ok", f"{self.secret_env} accepted; {domain} is verified"
 
     def payload(self, message: Message) -> dict[str, Any]:
         name, addr = address(message.from_header)

@@ -16,6 +16,7 @@ import requests
 
 from broadsheet.core.compose.message import Message
 
+from .base import Verdict
 from .http import MAX_ID, BatchPart, PartOutcome, address, every, field_of, header, json_bytes
 from .shared_body import SharedBodyTransport, split_headers
 
@@ -29,6 +30,26 @@ class SendgridTransport(SharedBodyTransport):
     provider = "SendGrid"
     tag = "[%bs.{}%]"
     max_values_bytes = 10_000  # substitutions per personalization
+
+    @property
+    def probe_path(self) -> str:
+        return "/v3/scopes"  # the scopes of the key that asks
+
+    def read_probe(self, response: requests.Response) -> Verdict:
+        if response.status_code != 200:
+            return super().read_probe(response)
+        scopes = field_of(response, "scopes")
+        if not isinstance(scopes, list):
+            return (
+                "fail",
+                "GET /v3/scopes answered without a list of scopes: not SendGrid's answer (check sendgrid.base_url)",
+            )
+        if "mail.send" not in scopes:
+            return (
+                "fail",
+                f"{self.secret_env} is accepted but lacks the mail.send scope (give the key Mail Send access)",
+            )
+        return "ok", f"{self.secret_env} accepted, with the mail.send scope"
 
     def payload(self, messages: Sequence[Message]) -> dict[str, Any]:
         body, values = self.group_of(messages)

@@ -13,8 +13,8 @@ from broadsheet.core.compose.message import Message
 from broadsheet.core.config import secret
 from broadsheet.core.errors import ConfigError, TransientTransportError, TransportQuotaError
 
-from .base import Delivery
-from .http import BatchPart, HttpTransport, PartOutcome, every, field_of, json_bytes, strings
+from .base import Delivery, Verdict
+from .http import BatchPart, HttpTransport, PartOutcome, every, field_of, json_bytes, json_of, strings
 
 # Error types (x-amzn-ErrorType) that mean this account or sender cannot send now: stop the campaign.
 STOP_TYPES = frozenset(
@@ -52,6 +52,40 @@ class SesTransport(HttpTransport):
 
     def request_credentials(self) -> dict[str, Any]:
         return {"auth": self._signer}
+
+    @property
+    def probe_path(self) -> str:
+        return "/v2/email/account"  # GetAccount: sending status and quota of the account in the region
+
+    def read_probe(self, response: requests.Response) -> Verdict:
+        if response.status_code != 200:
+            return super().read_probe(response)
+        account = json_of(response)
+        if not isinstance(account, dict):
+            return "fail", "GetAccount answered without an account: not SES's answer (check ses.base_url)"
+        quota = account.get("SendQuota")
+        quota = quota if isinstance(quota, dict) else {}
+        day, rate = (quota.get(k) for k in ("Max24HourSend", "MaxSendRate"))
+        limits = " ".join(
+            f"{n:,.0f} {unit}" if isinstance(n, (int, float)) else f"? {unit}"
+            for n, unit in ((day, "a day,"), (rate, "a second"))
+        )
+        if account.get("SendingEnabled") is False:
+            return (
+                "fail",
+                f"the keys are accepted, but sending is paused for this account ({account.get('EnforcementStatus', '')})",
+            )
+        if account.get("ProductionAccessEnabled") is False:
+            return (
+                "warn",
+                f"the keys are accepted, but the account is in the SES sandbox: only verified addresses receive ({limits})",
+            )
+        if account.get("EnforcementStatus", "HEALTHY") != "HEALTHY":
+            return (
+                "warn",
+                f"the keys are accepted; the account's status is {account.get('EnforcementStatus')} ({limits})",
+            )
+        return "ok", f"the keys are accepted; the account may send {limits}"
 
     def payload(self, message: Message) -> dict[str, Any]:
         data: dict[str, Any] = {

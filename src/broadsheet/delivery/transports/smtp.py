@@ -32,7 +32,7 @@ from broadsheet.core.errors import ConfigError, TransientTransportError, Transpo
 from broadsheet.core.events import rejection_kind
 
 from . import smtp_session
-from .base import Delivery, Status, Transport, TransportOptions
+from .base import Delivery, Status, Transport, TransportOptions, Verdict
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 IDLE_PROBE = 0.25  # seconds unused after which a NOOP checks that the server has not hung up
@@ -192,6 +192,15 @@ class SmtpTransport(Transport):
                 where=self.where,
                 fix="use an ASCII password for this server",
             )
+
+    def verify(self) -> Verdict:
+        """Connect, EHLO, STARTTLS (or TLS from the start) and AUTH, then QUIT: no MAIL command."""
+        with self:
+            pass
+        steps = ["TLS" if self.settings.security == "ssl" else "EHLO"]
+        steps += ["STARTTLS"] if self.settings.security == "starttls" else []
+        steps += [f"AUTH as {self.settings.username}"] if self.settings.username else []
+        return "ok", f"{self.where}: {', '.join(steps)} accepted (no MAIL sent)"
 
     # -- sending --------------------------------------------------------------------------------
 

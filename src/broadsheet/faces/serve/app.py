@@ -24,6 +24,7 @@ from werkzeug.routing import BaseConverter, Map, MapAdapter, RequestRedirect, Ru
 from werkzeug.security import safe_join
 
 from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
+from broadsheet.core.compose.unsubscribe import PROBE_ADDRESS
 from broadsheet.core.config import Config
 from broadsheet.core.errors import ConfigError, StoreError
 from broadsheet.core.providers import delivers
@@ -250,7 +251,8 @@ class App:
                 and self.one_clicks_per_address.allow(data.email.lower())
             ):
                 return Response.text(429, "too many requests\n")
-            self.leave(data.email, "one-click", campaign=data.extra)
+            if data.email != PROBE_ADDRESS:  # broadsheet doctor's test token: answered, nothing recorded
+                self.leave(data.email, "one-click", campaign=data.extra)
             return Response.text(200, "unsubscribed\n")
         if not self.form_allowed(request, form):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
