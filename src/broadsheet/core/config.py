@@ -214,6 +214,166 @@ class Config:
         return shipped if not project_theme.is_dir() and shipped.is_dir() else project_theme
 
 
+# One line on each key of broadsheet.toml (its TOML name, dotted by table) and on each table: why it is
+# there. `broadsheet init` writes it above each key of the file it makes, and the docs' configuration
+# reference is generated from it; a test checks that it names every key of the dataclasses above.
+KEY_HELP: dict[str, str] = {
+    "name": "the newsletter's name: the sender's name when `from` has none, the List-Id, the archive's title",
+    "from": 'the address the issue comes from: "Name <address>" or the address alone',
+    "reply_to": "where readers' replies go; empty: to the from address",
+    "base_url": "where `broadsheet publish`'s archive is served: each issue's page and images, the view-online link",
+    "list_id": "the List-Id header, a dotted name such as weekly.news.example.org; mail clients group by it",
+    "language": "the language of the issue's HTML (lang) and of the pages `broadsheet serve` shows",
+    "theme": "a folder under templates/, a path, or a theme broadsheet ships (default)",
+    "issues_dir": "the folder of the issue folders, relative to this file",
+    "output_dir": "where `broadsheet build` writes each issue (email.html, email.txt, web.html, images)",
+    "unsubscribe_url": "the unsubscribe link: {token} {list_id} {email}; empty: {serve.public_url}/u/{token}",
+    "unsubscribe_mailto": "an address for List-Unsubscribe: <mailto:…>, offered beside the link",
+    "brand": "how the email looks: logo and colours the theme uses",
+    "brand.logo": "a path relative to this file, or an https URL; empty: the newsletter's name as text",
+    "brand.logo_alt": "the logo's alt text, shown when images are off; empty: the newsletter's name",
+    "brand.logo_width": "the logo's width in CSS pixels (at most 600, the email's column)",
+    "brand.primary_color": "headings, the header bar and buttons",
+    "brand.accent_color": "links and highlights",
+    "brand.background_color": "behind the email's column",
+    "brand.text_color": "the body text",
+    "footer": "what every issue ends with: anti-spam laws ask for a postal address and a way out",
+    "footer.postal_address": "your postal address, required in bulk mail by anti-spam laws (CAN-SPAM); lint refuses none",
+    "footer.why": "one sentence on why the reader gets this newsletter",
+    "footer.links": 'links in the footer, label = URL, e.g. { "Our website" = "https://example.org" }',
+    "send": "how `broadsheet send` delivers an issue",
+    "send.transport": "outbox (files in outbox_dir, sends to no one) | smtp | postmark | sendgrid | mailgun | ses | resend",
+    "send.list": "the subscriber CSV a send reads when the subscriber store is empty (or with --list)",
+    "send.suppressions": "a CSV of addresses never mailed, whatever a list says; a missing file suppresses no one",
+    "send.connections": "worker threads, one connection to the transport each",
+    "send.batch_size": "messages per call to the transport; 0: as many as it takes (smtp 1, postmark 500, …)",
+    "send.rate_per_second": "messages per second over all connections; 0: no limit",
+    "send.rate_per_hour": "messages per hour over all connections; 0: no limit",
+    "send.retries": "times a deferred recipient (a 4xx answer) is tried again",
+    "send.retry_delay": "seconds before the first retry; doubled each time, with jitter",
+    "send.outbox_dir": "where the outbox transport and test copies write .eml files",
+    "send.daily_limit": "messages per UTC day over real transports, the rest waits for the next day; 0: no limit",
+    "send.warmup": "cap each day by a warm-up table that grows a new sending domain's volume over 42 days",
+    "send.warmup_start": 'day 1 of the warm-up, "YYYY-MM-DD"; empty: the day the journal first sent',
+    "smtp": 'the SMTP server, when send.transport = "smtp"',
+    "smtp.host": "the server's name",
+    "smtp.port": "587 for starttls, 465 for ssl",
+    "smtp.security": "starttls | ssl | none; certificates are always verified",
+    "smtp.username": "the login; the password comes from BROADSHEET_SMTP_PASSWORD",
+    "smtp.timeout": "seconds to wait for the server's answer to a command",
+    "smtp.data_timeout": "seconds to wait for the answer to the message's final '.' (RFC 5321 advises 10 minutes)",
+    "smtp.pipelining": "send MAIL, RCPT and DATA in one write when the server offers PIPELINING",
+    "smtp.messages_per_connection": "messages before a connection is renewed",
+    "smtp.ca_file": "a PEM file of the certificate authority to trust instead of the system's (a private server)",
+    "smtp.return_path": 'a VERP envelope sender, e.g. "bounces+{token}@example.org": bounces name their subscriber',
+    "dkim": "DKIM signatures, so receivers can check the mail is yours",
+    "dkim.domain": "the signing domain (d=), usually the from address's",
+    "dkim.selector": "the selector (s=) whose DNS TXT record holds the public key",
+    "dkim.private_key_file": "the PEM private key, relative to this file; or the key itself in BROADSHEET_DKIM_KEY",
+    "postmark": 'Postmark\'s API, when send.transport = "postmark"',
+    "postmark.base_url": "the API's address",
+    "postmark.message_stream": "the ID of the broadcast stream to send through; the token is BROADSHEET_POSTMARK_TOKEN",
+    "sendgrid": 'SendGrid\'s API, when send.transport = "sendgrid"; the key is BROADSHEET_SENDGRID_KEY',
+    "sendgrid.base_url": "the API's address",
+    "mailgun": 'Mailgun\'s API, when send.transport = "mailgun"; the key is BROADSHEET_MAILGUN_KEY',
+    "mailgun.base_url": "the API's address; EU: https://api.eu.mailgun.net",
+    "mailgun.domain": "the sending domain set up at Mailgun (required)",
+    "ses": 'Amazon SES, when send.transport = "ses"; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY',
+    "ses.region": "the AWS region of your SES account",
+    "ses.base_url": "the API's address; empty: https://email.{region}.amazonaws.com",
+    "ses.configuration_set": "an SES configuration set (event publishing for bounces and complaints)",
+    "resend": 'Resend\'s API, when send.transport = "resend"; the key is BROADSHEET_RESEND_KEY',
+    "resend.base_url": "the API's address",
+    "preview": "`broadsheet preview`, the live page of an issue",
+    "preview.port": "the port on 127.0.0.1",
+    "preview.sample_subscriber": "whom the preview, lint and a test copy without a list personalise as",
+    "bounces": "what a bounce does to a subscriber",
+    "bounces.soft_limit": "soft bounces within window_days that count as a hard one; 0: never",
+    "bounces.window_days": "the days soft bounces are counted over",
+    "bounces.sns_topic_arn": "SES webhooks through SNS: the topic ARNs accepted, comma-separated",
+    "inbox": "the mailbox `broadsheet inbox` reads bounces, complaints and unsubscribe mails from",
+    "inbox.host": "the IMAP server; empty: no mailbox is read",
+    "inbox.port": "993 for ssl",
+    "inbox.security": "ssl | starttls; certificates are always verified",
+    "inbox.username": "the login; the password comes from BROADSHEET_INBOX_PASSWORD",
+    "inbox.folder": "the folder to read",
+    "inbox.processed_folder": "where recognised mails are moved",
+    "inbox.ca_file": "a PEM file of the certificate authority to trust instead of the system's",
+    "inbox.timeout": "seconds to wait for the server",
+    "inbox.feedback_senders": "the From addresses of your providers' feedback loops; other complaint reports are refused",
+    "inbox.authserv_id": "your receiving server's name in Authentication-Results; empty: no complaint applied",
+    "serve": "`broadsheet serve`: unsubscribes, sign-ups, confirmations, webhooks and the archive",
+    "serve.public_url": "where readers reach it, e.g. https://news.example.org (behind a reverse proxy)",
+    "serve.host": "the address it listens on; keep 127.0.0.1 behind a reverse proxy",
+    "serve.port": "the port it listens on",
+    "serve.threads": "worker threads",
+    "serve.trusted_proxy": "the proxy whose X-Forwarded-For names the client; empty: none",
+    "serve.form_origins": "other sites whose pages may post the sign-up form, e.g. https://example.org",
+    "serve.signups_per_minute": "sign-ups taken per minute from one client address",
+    "serve.signups_per_hour": "sign-ups taken per hour from one client address",
+    "serve.max_body_bytes": "the largest form accepted, in bytes",
+}
+
+# The secrets broadsheet reads, each from its environment variable only (never from broadsheet.toml):
+# variable -> (the table it goes with, "" for none; why). A test checks every variable the code reads.
+SECRET_HELP: dict[str, tuple[str, str]] = {
+    "BROADSHEET_SECRET": ("", "signs unsubscribe and confirmation links; a real send needs a strong one"),
+    "BROADSHEET_SECRET_PREVIOUS": ("", "the secret before a rotation: links it signed still work"),
+    "BROADSHEET_SMTP_PASSWORD": ("smtp", "the SMTP login's password"),
+    "BROADSHEET_DKIM_KEY": ("dkim", "the DKIM private key itself (PEM), instead of private_key_file"),
+    "BROADSHEET_POSTMARK_TOKEN": ("postmark", "the server token"),
+    "BROADSHEET_POSTMARK_WEBHOOK_USER": ("postmark", "basic-auth user of Postmark's webhooks to `broadsheet serve`"),
+    "BROADSHEET_POSTMARK_WEBHOOK_PASSWORD": ("postmark", "basic-auth password of those webhooks"),
+    "BROADSHEET_SENDGRID_KEY": ("sendgrid", "the API key"),
+    "BROADSHEET_SENDGRID_WEBHOOK_KEY": ("sendgrid", "the public key that signs SendGrid's event webhooks"),
+    "BROADSHEET_MAILGUN_KEY": ("mailgun", "the API key"),
+    "BROADSHEET_MAILGUN_WEBHOOK_KEY": ("mailgun", "the key that signs Mailgun's webhooks"),
+    "AWS_ACCESS_KEY_ID": ("ses", "the AWS access key"),
+    "AWS_SECRET_ACCESS_KEY": ("ses", "its secret"),
+    "AWS_SESSION_TOKEN": ("ses", "a session token, with temporary keys"),
+    "BROADSHEET_RESEND_KEY": ("resend", "the API key"),
+    "BROADSHEET_RESEND_WEBHOOK_SECRET": ("resend", "the secret that signs Resend's webhooks"),
+    "BROADSHEET_INBOX_PASSWORD": ("inbox", "the IMAP login's password"),
+}
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One key of broadsheet.toml: its table ("" at the top), TOML name, default and why (KEY_HELP)."""
+
+    table: str
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.table}.{self.name}" if self.table else self.name
+
+
+def config_tables() -> list[tuple[str, list[ConfigKey]]]:
+    """Every table of broadsheet.toml ("" first: the top level) with its keys, in the dataclasses' order."""
+    found: list[tuple[str, list[ConfigKey]]] = []
+
+    def walk(cls: type, table: str) -> None:
+        keys: list[ConfigKey] = []
+        found.append((table, keys))
+        hints = typing.get_type_hints(cls)
+        for item in dataclasses.fields(cls):
+            if item.metadata.get("internal"):
+                continue
+            if isinstance(hints[item.name], type) and dataclasses.is_dataclass(hints[item.name]):
+                walk(hints[item.name], f"{table}.{item.name}" if table else item.name)
+                continue
+            name = _toml_name(item.name) if not table else item.name
+            default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+            dotted = f"{table}.{name}" if table else name
+            keys.append(ConfigKey(table, name, default, KEY_HELP.get(dotted, "")))
+
+    walk(Config, "")
+    return found
+
+
 TOML_ALIASES = {"from": "from_address"}
 MULTILINE_KEYS = {"postal_address", "why"}  # the footer's text; every other string is one line
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # control characters but tab
@@ -348,7 +508,11 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
         return Config(root=(start or Path.cwd()).resolve())
     if not found.exists():
         raise ConfigError("config file not found", where=str(found), fix="check the --config path")
-    text = read_utf8(found, ConfigError)
+    return parse_config(read_utf8(found, ConfigError), found)
+
+
+def parse_config(text: str, found: Path) -> Config:
+    """The config ``text`` holds, as if read from the file ``found`` (errors name its lines)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
