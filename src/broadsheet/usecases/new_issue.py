@@ -82,7 +82,12 @@ def shown_path(path: Path, root: Path) -> str:
         name = path.relative_to(Path.cwd())
     except ValueError:
         name = path.relative_to(root) if path.is_relative_to(root) else path
-    return shlex.quote(str(name)) if re.search(r"""[\s'"\\$`!*?;&|<>(){}\[\]#~]""", str(name)) else str(name)
+    return shell_word(str(name))
+
+
+def shell_word(text: str) -> str:
+    """``text`` quoted for the shell when it must be (spaces, quotes, globs), else as it is."""
+    return shlex.quote(text) if re.search(r"""[\s'"\\$`!*?;&|<>(){}\[\]#~]""", text) else text
 
 
 def slugify(text: str) -> str:
