@@ -522,6 +522,8 @@ def parse_config(text: str, found: Path) -> Config:
         ) from None
     checker = _TomlChecker(found, text)
     values = checker.table(Config, data, prefix="")
+    if "serve" in values:
+        _check_origins(values["serve"], checker)
     if values.get("base_url") and not values["base_url"].startswith(("https://", "http://")):
         raise ConfigError(
             f"base_url must be a whole web address, not {values['base_url']!r}",
@@ -531,8 +533,6 @@ def parse_config(text: str, found: Path) -> Config:
     _check_smtp_timeouts(values.get("smtp"), checker)
     if "inbox" in values:
         _check_inbox(values["inbox"], checker)
-    if "serve" in values:
-        _check_origins(values["serve"], checker)
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
 
 
