@@ -21,6 +21,7 @@ from support.reporting import Recorder
 from test_cli_build import assert_one_line_error, run_cli
 
 from broadsheet.core.config import KEY_HELP, SECRET_HELP, Config, config_tables, load_config, parse_config
+from broadsheet.faces.preview import Preview
 from broadsheet.usecases.init import InitOptions, init_project
 from broadsheet.usecases.init.configfile import config_text
 
@@ -65,6 +66,9 @@ def test_init_with_flags_makes_a_project_that_builds_and_sends_a_test_copy(tmp_p
     lint = run_cli(root, "lint", f"issues/{issue.name}")  # the guide is to be replaced: an error each, nothing else
     assert lint.returncode == 1 and "4 errors, 0 warnings" in lint.stdout
     assert lint.stdout.count("still the placeholder `broadsheet init` wrote") == 4, lint.stdout
+
+    with Preview(issue, port=0, config_path=root / "broadsheet.toml", watch=False) as preview:
+        assert preview.current.error is None and "Dear Sam," in preview.current.email.text
 
     test = run_cli(root, "send", issue.name, "--test", "editor@example.net")
     assert test.returncode == 0, test.stderr
