@@ -108,15 +108,16 @@ def test_init_never_overwrites_a_file(tmp_path: Path):
     assert again.returncode == 0, again.stderr
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
     assert "kept broadsheet.toml" in again.stdout and "created" not in again.stdout
+    assert "broadsheet.toml exists: --name not applied" in again.stderr
     assert 'broadsheet new "' in again.stdout  # it has an issue: the next one is made with new
 
 
 def test_an_answer_broadsheet_cannot_use_is_one_line_and_writes_nothing(tmp_path: Path):
     for flag, value, said in [
-        ("--public-url", "news.example.org", "--public-url: 'news.example.org': serve.public_url must be"),
-        ("--from", "not an address", "--from: 'not an address': 'from' is not an address"),
-        ("--name", " ", "--name: ' ': the newsletter needs a name"),
-        ("--name", "Two\nlines", "--name: 'Two\\nlines': 'name' holds a line break"),
+        ("--public-url", "news.example.org", "--public-url: serve.public_url must be a site's address like https://"),
+        ("--from", "not an address", "--from: 'from' is not an address: 'not an address'"),
+        ("--name", " ", "--name: the newsletter needs a name"),
+        ("--name", "Two\nlines", "--name: 'name' holds a line break"),
     ]:
         assert_one_line_error(run_cli(tmp_path, "init", "project", flag, value), said)
     assert not (tmp_path / "project").exists()

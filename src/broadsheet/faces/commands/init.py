@@ -37,7 +37,11 @@ def run(args: argparse.Namespace) -> int:
     options = InitOptions(args.folder)
     given: dict[str, Any] = {q.field: getattr(args, q.field) for q in QUESTIONS if getattr(args, q.field) is not None}
     options = dataclasses.replace(options, **given)
-    if not args.no_input and sys.stdin.isatty() and not (args.folder / CONFIG_NAME).exists():
+    if (args.folder / CONFIG_NAME).exists():  # a project already: its settings are not asked for or changed
+        if given:
+            flags = ", ".join(q.flag for q in QUESTIONS if q.field in given)
+            print(f"{CONFIG_NAME} exists: {flags} not applied (edit the file instead)", file=sys.stderr)
+    elif not args.no_input and sys.stdin.isatty():
         options = _ask(options, given)
     init_project(options, TerminalReporter())
     return 0

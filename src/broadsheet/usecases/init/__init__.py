@@ -85,7 +85,7 @@ def check_answer(question: Question, value: str, folder: Path) -> None:
             raise ConfigError("the newsletter needs a name", fix='e.g. --name "Weekly News"')
         _checked_config(options)
     except ConfigError as exc:
-        raise ConfigError(f"{value!r}: {exc.message}", where=question.flag, fix=exc.fix) from None
+        raise ConfigError(exc.message, where=question.flag, fix=exc.fix) from None
 
 
 def _checked_config(options: InitOptions) -> tuple[str, Config]:
