@@ -160,10 +160,10 @@ def _report(result: InitResult, config: Config, reporter: Reporter) -> None:
         steps.append(f"  cd {shell_word(_shown(root))}")
     if result.issue is not None:
         issue = shell_word(_relative(result.issue, root))
-        where = "into outbox/, as [send] transport is outbox" if config.send.transport == "outbox" else ""
+        outbox = " (written to outbox/: the transport is outbox)" if config.send.transport == "outbox" else ""
         steps += [
             f"  broadsheet preview {issue}   # the issue in your browser, rebuilt as you save",
-            f"  broadsheet send {issue} --test you@example.org   # a [TEST] copy{', ' + where if where else ''}",
+            f"  broadsheet send {issue} --test you@example.org   # a [TEST] copy to you{outbox}",
         ]
     else:
         steps.append('  broadsheet new "Title of the next issue"')
