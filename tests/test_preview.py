@@ -143,14 +143,14 @@ def test_reload_event_after_a_save_and_errors_keep_the_last_good_build(preview, 
     connection.close()
 
     article.write_text("---\ntitle: [oops\n---\n", encoding="utf-8")
-    wait_for(lambda: preview.current.error is not None, timeout=3, what="the build error")
+    wait_for(lambda: preview.current.error is not None, timeout=30, what="the build error")
     assert preview.current.error.where.endswith("02-contact.md:2")
     _status, page = get(preview, "/")
     assert b'id="build-error"' in page and b"02-contact.md:2" in page
     assert get(preview, "/email.html")[0] == 200  # the last good build is still served
 
     article.write_text(source, encoding="utf-8")
-    wait_for(lambda: preview.current.error is None, timeout=3, what="recovery")
+    wait_for(lambda: preview.current.error is None, timeout=30, what="recovery")
     assert b'id="build-error"' not in get(preview, "/")[1]
 
 
@@ -160,13 +160,13 @@ def test_config_and_theme_changes_rebuild(preview, project: Path):
     config.write_text(config.read_text().replace('name = "BCECC Newsletter"', 'name = "BCECC Letter"'))
     wait_for(
         lambda: preview.current.generation > generation and b"BCECC Letter" in get(preview, "/")[1],
-        timeout=3,
+        timeout=30,
         what="a config rebuild",
     )
     generation = preview.current.generation
     style = project / "templates" / "default" / "style.css"
     style.write_text(style.read_text() + "\n/* edited */\n")
-    wait_for(lambda: preview.current.generation > generation, timeout=3, what="a theme rebuild")
+    wait_for(lambda: preview.current.generation > generation, timeout=30, what="a theme rebuild")
 
 
 def test_first_build_failing_still_serves_the_error(project: Path):

@@ -222,6 +222,172 @@ class Config:
         return shipped if not project_theme.is_dir() and shipped.is_dir() else project_theme
 
 
+# One line on each key of broadsheet.toml (its TOML name, dotted by table) and on each table: why it is
+# there. `broadsheet init` writes it above each key of the file it makes, and the docs' configuration
+# reference is generated from it; a test checks that it names every key of the dataclasses above.
+KEY_HELP: dict[str, str] = {
+    "name": "the newsletter's name: the sender's name when `from` has none, the List-Id, the archive's title",
+    "from": 'the address the issue comes from: "Name <address>" or the address alone',
+    "reply_to": "where readers' replies go; empty: to the from address",
+    "base_url": "where `broadsheet publish`'s archive is served: each issue's page and images, the view-online link",
+    "list_id": "the List-Id header, a dotted name such as weekly.news.example.org; mail clients group by it",
+    "language": "the language of the issue's HTML (lang) and of the pages `broadsheet serve` shows",
+    "theme": "a folder under templates/, a path, or a theme broadsheet ships (default)",
+    "issues_dir": "the folder of the issue folders, relative to this file",
+    "output_dir": "where `broadsheet build` writes each issue (email.html, email.txt, web.html, images)",
+    "unsubscribe_url": "the unsubscribe link: {token} {list_id} {email}; empty: {serve.public_url}/u/{token}",
+    "unsubscribe_mailto": "an address for List-Unsubscribe: <mailto:…>, offered beside the link",
+    "brand": "how the email looks, its logo and colours (the theme uses them)",
+    "brand.logo": "a path relative to this file, or an https URL; empty: the newsletter's name as text",
+    "brand.logo_alt": "the logo's alt text, shown when images are off; empty: the newsletter's name",
+    "brand.logo_width": "the logo's width in CSS pixels (at most 600, the email's column)",
+    "brand.primary_color": "headings, the header bar and buttons",
+    "brand.accent_color": "links and highlights",
+    "brand.background_color": "behind the email's column",
+    "brand.text_color": "the body text",
+    "footer": "what every issue ends with; anti-spam laws ask for a postal address and a way out",
+    "footer.postal_address": "your postal address, required in bulk mail by anti-spam laws (CAN-SPAM); lint refuses none",
+    "footer.why": "one sentence on why the reader gets this newsletter",
+    "footer.links": 'links in the footer, label = URL, e.g. { "Our website" = "https://example.org" }',
+    "send": "how `broadsheet send` delivers an issue",
+    "send.transport": "outbox (files in outbox_dir, sends to no one) | smtp | postmark | sendgrid | mailgun | ses | resend",
+    "send.list": "the subscriber CSV a send reads when the subscriber store is empty (or with --list)",
+    "send.suppressions": "a CSV of addresses never mailed, whatever a list says; a missing file suppresses no one",
+    "send.connections": "worker threads, one connection to the transport each",
+    "send.batch_size": "messages per call to the transport; 0: as many as it takes (smtp 1, postmark 500, …)",
+    "send.rate_per_second": "messages per second over all connections; 0: no limit",
+    "send.rate_per_hour": "messages per hour over all connections; 0: no limit",
+    "send.retries": "times a deferred recipient (a 4xx answer) is tried again",
+    "send.retry_delay": "seconds before the first retry; doubled each time, with jitter",
+    "send.outbox_dir": "where the outbox transport and test copies write .eml files",
+    "send.daily_limit": "messages per UTC day over real transports, the rest waits for the next day; 0: no limit",
+    "send.warmup": "cap each day by a warm-up table that grows a new sending domain's volume over 42 days",
+    "send.warmup_start": 'day 1 of the warm-up, "YYYY-MM-DD"; empty: the day the journal first sent',
+    "send.feedback_id": "a Feedback-ID header on every message, for Gmail's feedback loop (Postmaster Tools)",
+    "send.feedback_sender_id": "Feedback-ID's SenderId, 5 to 15 letters, digits, . _ -; empty: the From domain "
+    "without its last label",
+    "smtp": 'the SMTP server, when send.transport = "smtp"',
+    "smtp.host": "the server's name",
+    "smtp.port": "587 for starttls, 465 for ssl",
+    "smtp.security": "starttls | ssl | none; certificates are always verified",
+    "smtp.username": "the login; the password comes from BROADSHEET_SMTP_PASSWORD",
+    "smtp.timeout": "seconds to wait for the server's answer to a command",
+    "smtp.data_timeout": "seconds to wait for the answer to the message's final '.' (RFC 5321 advises 10 minutes)",
+    "smtp.pipelining": "send MAIL, RCPT and DATA in one write when the server offers PIPELINING",
+    "smtp.messages_per_connection": "messages before a connection is renewed",
+    "smtp.ca_file": "a PEM file of the certificate authority to trust instead of the system's (a private server)",
+    "smtp.return_path": 'a VERP envelope sender, e.g. "bounces+{token}@example.org": bounces name their subscriber',
+    "dkim": "DKIM signatures, so receivers can check the mail is yours",
+    "dkim.domain": "the signing domain (d=), usually the from address's",
+    "dkim.selector": "the selector (s=) whose DNS TXT record holds the public key",
+    "dkim.private_key_file": "the PEM private key, relative to this file; or the key itself in BROADSHEET_DKIM_KEY",
+    "postmark": 'Postmark\'s API, when send.transport = "postmark"',
+    "postmark.base_url": "the API's address",
+    "postmark.message_stream": "the ID of the broadcast stream to send through; the token is BROADSHEET_POSTMARK_TOKEN",
+    "sendgrid": 'SendGrid\'s API, when send.transport = "sendgrid"; the key is BROADSHEET_SENDGRID_KEY',
+    "sendgrid.base_url": "the API's address",
+    "mailgun": 'Mailgun\'s API, when send.transport = "mailgun"; the key is BROADSHEET_MAILGUN_KEY',
+    "mailgun.base_url": "the API's address; EU: https://api.eu.mailgun.net",
+    "mailgun.domain": "the sending domain set up at Mailgun (required)",
+    "ses": 'Amazon SES, when send.transport = "ses"; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY',
+    "ses.region": "the AWS region of your SES account",
+    "ses.base_url": "the API's address; empty: https://email.{region}.amazonaws.com",
+    "ses.configuration_set": "an SES configuration set (event publishing for bounces and complaints)",
+    "resend": 'Resend\'s API, when send.transport = "resend"; the key is BROADSHEET_RESEND_KEY',
+    "resend.base_url": "the API's address",
+    "preview": "`broadsheet preview`, the live page of an issue",
+    "preview.port": "the port on 127.0.0.1",
+    "preview.sample_subscriber": "whom the preview, lint and a test copy without a list personalise as",
+    "bounces": "what a bounce does to a subscriber",
+    "bounces.soft_limit": "soft bounces within window_days that count as a hard one; 0: never",
+    "bounces.window_days": "the days soft bounces are counted over",
+    "bounces.sns_topic_arn": "SES webhooks through SNS: the topic ARNs accepted, comma-separated",
+    "inbox": "the mailbox `broadsheet inbox` reads bounces, complaints and unsubscribe mails from",
+    "inbox.host": "the IMAP server; empty: no mailbox is read",
+    "inbox.port": "993 for ssl",
+    "inbox.security": "ssl | starttls; certificates are always verified",
+    "inbox.username": "the login; the password comes from BROADSHEET_INBOX_PASSWORD",
+    "inbox.folder": "the folder to read",
+    "inbox.processed_folder": "where recognised mails are moved",
+    "inbox.ca_file": "a PEM file of the certificate authority to trust instead of the system's",
+    "inbox.timeout": "seconds to wait for the server",
+    "inbox.feedback_senders": "the From addresses of your providers' feedback loops; other complaint reports are refused",
+    "inbox.authserv_id": "your receiving server's name in Authentication-Results; empty: no complaint applied",
+    "serve": "`broadsheet serve`, for unsubscribes, sign-ups, confirmations, webhooks and the archive",
+    "serve.public_url": "where readers reach it, e.g. https://news.example.org (behind a reverse proxy)",
+    "serve.host": "the address it listens on; keep 127.0.0.1 behind a reverse proxy",
+    "serve.port": "the port it listens on",
+    "serve.threads": "worker threads",
+    "serve.trusted_proxy": "the proxy whose X-Forwarded-For names the client; empty: none",
+    "serve.form_origins": "other sites whose pages may post the sign-up form, e.g. https://example.org",
+    "serve.signups_per_minute": "sign-ups taken per minute from one client address",
+    "serve.signups_per_hour": "sign-ups taken per hour from one client address",
+    "serve.max_body_bytes": "the largest form accepted, in bytes",
+    "doctor": "`broadsheet doctor`: where it looks things up",
+    "doctor.nameservers": "DNS servers doctor asks (ip, ip:port, [ipv6]:port); empty: the system's; "
+    "--nameserver and BROADSHEET_NAMESERVERS come first",
+}
+
+# The secrets broadsheet reads, each from its environment variable only (never from broadsheet.toml):
+# variable -> (the table it goes with, "" for none; why). A test checks every variable the code reads.
+SECRET_HELP: dict[str, tuple[str, str]] = {
+    "BROADSHEET_SECRET": ("", "signs unsubscribe and confirmation links; a real send needs a strong one"),
+    "BROADSHEET_SECRET_PREVIOUS": ("", "the secret before a rotation: links it signed still work"),
+    "BROADSHEET_SMTP_PASSWORD": ("smtp", "the SMTP login's password"),
+    "BROADSHEET_DKIM_KEY": ("dkim", "the DKIM private key itself, PEM, instead of private_key_file"),
+    "BROADSHEET_POSTMARK_TOKEN": ("postmark", "the server token"),
+    "BROADSHEET_POSTMARK_WEBHOOK_USER": ("postmark", "basic-auth user of Postmark's webhooks to `broadsheet serve`"),
+    "BROADSHEET_POSTMARK_WEBHOOK_PASSWORD": ("postmark", "basic-auth password of those webhooks"),
+    "BROADSHEET_SENDGRID_KEY": ("sendgrid", "the API key"),
+    "BROADSHEET_SENDGRID_WEBHOOK_KEY": ("sendgrid", "the public key that signs SendGrid's event webhooks"),
+    "BROADSHEET_MAILGUN_KEY": ("mailgun", "the API key"),
+    "BROADSHEET_MAILGUN_WEBHOOK_KEY": ("mailgun", "the key that signs Mailgun's webhooks"),
+    "AWS_ACCESS_KEY_ID": ("ses", "the AWS access key"),
+    "AWS_SECRET_ACCESS_KEY": ("ses", "its secret"),
+    "AWS_SESSION_TOKEN": ("ses", "a session token, with temporary keys"),
+    "BROADSHEET_RESEND_KEY": ("resend", "the API key"),
+    "BROADSHEET_RESEND_WEBHOOK_SECRET": ("resend", "the secret that signs Resend's webhooks"),
+    "BROADSHEET_INBOX_PASSWORD": ("inbox", "the IMAP login's password"),
+}
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One key of broadsheet.toml: its table ("" at the top), TOML name, default and why (KEY_HELP)."""
+
+    table: str
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.table}.{self.name}" if self.table else self.name
+
+
+def config_tables() -> list[tuple[str, list[ConfigKey]]]:
+    """Every table of broadsheet.toml ("" first: the top level) with its keys, in the dataclasses' order."""
+    found: list[tuple[str, list[ConfigKey]]] = []
+
+    def walk(cls: type, table: str) -> None:
+        keys: list[ConfigKey] = []
+        found.append((table, keys))
+        hints = typing.get_type_hints(cls)
+        for item in dataclasses.fields(cls):
+            if item.metadata.get("internal"):
+                continue
+            if isinstance(hints[item.name], type) and dataclasses.is_dataclass(hints[item.name]):
+                walk(hints[item.name], f"{table}.{item.name}" if table else item.name)
+                continue
+            name = _toml_name(item.name) if not table else item.name
+            default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+            dotted = f"{table}.{name}" if table else name
+            keys.append(ConfigKey(table, name, default, KEY_HELP.get(dotted, "")))
+
+    walk(Config, "")
+    return found
+
+
 TOML_ALIASES = {"from": "from_address"}
 MULTILINE_KEYS = {"postal_address", "why"}  # the footer's text; every other string is one line
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # control characters but tab
@@ -356,7 +522,11 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
         return Config(root=(start or Path.cwd()).resolve())
     if not found.exists():
         raise ConfigError("config file not found", where=str(found), fix="check the --config path")
-    text = read_utf8(found, ConfigError)
+    return parse_config(read_utf8(found, ConfigError), found)
+
+
+def parse_config(text: str, found: Path) -> Config:
+    """The config ``text`` holds, as if read from the file ``found`` (errors name its lines)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -368,6 +538,8 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     if isinstance(data.get("theme"), dict):
         data = {**data, "theme": _theme_name(data["theme"], checker)}
     values = checker.table(Config, data, prefix="")
+    if "serve" in values:
+        _check_origins(values["serve"], checker)
     if values.get("base_url") and not values["base_url"].startswith(("https://", "http://")):
         raise ConfigError(
             f"base_url must be a whole web address, not {values['base_url']!r}",
@@ -379,8 +551,6 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
         _check_feedback_sender(values["send"], checker)
     if "inbox" in values:
         _check_inbox(values["inbox"], checker)
-    if "serve" in values:
-        _check_origins(values["serve"], checker)
     if "doctor" in values:
         for server in values["doctor"].nameservers:
             if nameserver_address(server) is None:
@@ -621,124 +791,3 @@ def _allowed(hint: Any, leaf: str) -> str:
 
 def _describe(hint: Any) -> str:
     return {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}.get(hint, str(hint))
-
-
-# What each key of broadsheet.toml means, by its dotted TOML name (a table by its own name): the docs'
-# configuration reference is generated from the dataclasses above and this table (tests/test_docs.py
-# fails when a key has no entry here).
-DESCRIPTIONS = {
-    "name": "The newsletter's name: the email's header, the archive, List-Id's display name.",
-    "from": "The From address; `Name <address>` allowed.",
-    "reply_to": "The Reply-To address (none when empty).",
-    "base_url": "Where the web archive (`broadsheet publish`) is uploaded: each issue's page and images live "
-    "under it, and the emails link there (view in your browser, `List-Archive`, `Archived-At`). Without it the "
-    "theme leaves out its view-in-browser links.",
-    "list_id": "The `List-Id` header, e.g. `news.example.org`. Tokens are bound to it: changing it invalidates "
-    "every unsubscribe link already sent.",
-    "language": "The HTML `lang` of the email, the archive and serve's pages (serve has English, French and Dutch "
-    "texts; others fall back to English).",
-    "theme": "`default` or `letter` (the themes broadsheet ships), a folder under `templates/`, or a path; "
-    "also written `[theme] name`.",
-    "issues_dir": "The folder of the issue folders, relative to the config.",
-    "output_dir": "Where `broadsheet build` writes, relative to the config.",
-    "unsubscribe_url": "The unsubscribe link, a template with `{token}` (opaque, keyed with BROADSHEET_SECRET), "
-    "`{list_id}` and `{email}` (lint warns: the address shows in the link). Empty with `[serve] public_url` set: "
-    "`{public_url}/u/{token}`.",
-    "unsubscribe_mailto": "An address for `List-Unsubscribe: <mailto:…>` (read by `broadsheet inbox`).",
-    "brand": "The logo and colours of the emails, the archive and serve's pages.",
-    "brand.logo": "A path relative to the project, or an https URL; optimised on build.",
-    "brand.logo_alt": "The logo's alt text.",
-    "brand.logo_width": "The logo's width in the email, in pixels.",
-    "brand.primary_color": "A CSS colour: the masthead (the archive's links and serve's buttons too).",
-    "brand.accent_color": "A CSS colour: the band under the masthead (the archive's Subscribe link too).",
-    "brand.background_color": "A CSS colour: around the email's column.",
-    "brand.text_color": "A CSS colour: the body text.",
-    "footer": "The email's footer.",
-    "footer.postal_address": "Your postal address (required by anti-spam laws; lint and build check for it).",
-    "footer.why": "Why the reader gets this newsletter.",
-    "footer.links": "A table of links for the footer: label = URL.",
-    "send": "How `broadsheet send` sends.",
-    "send.transport": "outbox, smtp, postmark, sendgrid, mailgun, ses or resend.",
-    "send.list": "The subscriber CSV used when the store is empty and no `--list` is given.",
-    "send.suppressions": "A CSV of addresses never mailed, whatever the list says (applied when it exists).",
-    "send.connections": "Worker threads, one transport connection each.",
-    "send.batch_size": "Messages per batch; 0: as many as the transport takes per call (smtp 1, outbox 100, "
-    "postmark 500, sendgrid and mailgun 1,000, resend 100, ses 1).",
-    "send.rate_per_second": "A cap shared by all connections; 0: unlimited.",
-    "send.rate_per_hour": "A cap shared by all connections; 0: unlimited.",
-    "send.retries": "How many times a deferred recipient is retried.",
-    "send.retry_delay": "Seconds before the first retry; doubling each time, ±50 % jitter.",
-    "send.outbox_dir": "Where the outbox transport writes one `.eml` per recipient.",
-    "send.daily_limit": "Messages per calendar day in UTC over real transports; 0: no limit.",
-    "send.warmup": "Cap each day by the warm-up table for a new sending domain.",
-    "send.warmup_start": "Day 1 of the warm-up, `YYYY-MM-DD`; empty: the day the journal first sent.",
-    "doctor.nameservers": "DNS servers `broadsheet doctor` asks (`ip`, `ip:port`, `[ipv6]:port`); empty: the "
-    "system's resolver. `--nameserver` and `BROADSHEET_NAMESERVERS` take precedence.",
-    "send.feedback_id": "A Feedback-ID header on every message, for Gmail's feedback loop (Postmaster Tools).",
-    "send.feedback_sender_id": "Feedback-ID's SenderId: 5 to 15 letters, digits, `.`, `_`, `-`; empty: the From "
-    "domain without its last label.",
-    "smtp": "The SMTP server (transport smtp). The password comes from BROADSHEET_SMTP_PASSWORD.",
-    "smtp.host": "The server's host name.",
-    "smtp.port": "587 for STARTTLS, 465 for implicit TLS.",
-    "smtp.security": "starttls, ssl (implicit TLS) or none; certificates are always verified.",
-    "smtp.username": "The AUTH user name (none: no login).",
-    "smtp.timeout": "Seconds to wait for each reply.",
-    "smtp.messages_per_connection": "A connection is renewed after this many messages.",
-    "smtp.ca_file": "A CA bundle for a private certificate authority.",
-    "smtp.data_timeout": "Seconds to wait for the reply to the final `.` (RFC 5321 advises 10 minutes; never "
-    "shorter than `timeout`). Without a reply the recipient is `unknown`, never resent by itself.",
-    "smtp.pipelining": "Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).",
-    "smtp.return_path": "A VERP envelope sender such as `bounces+{token}@example.org`: an opaque per-recipient "
-    "token, read back by `broadsheet inbox`.",
-    "dkim": "DKIM-sign every message (the key itself may come from BROADSHEET_DKIM_KEY instead of a file).",
-    "dkim.domain": "The signing domain (`d=`).",
-    "dkim.selector": "The selector (`s=`) whose DNS record holds the public key.",
-    "dkim.private_key_file": "The PEM private key, relative to the project.",
-    "postmark": "Postmark (token in BROADSHEET_POSTMARK_TOKEN; up to 500 messages per call).",
-    "postmark.base_url": "The API's address.",
-    "postmark.message_stream": "The broadcast message stream's ID.",
-    "sendgrid": "SendGrid (key in BROADSHEET_SENDGRID_KEY; up to 1,000 recipients per call).",
-    "sendgrid.base_url": "The API's address.",
-    "mailgun": "Mailgun (key in BROADSHEET_MAILGUN_KEY; up to 1,000 recipients per call).",
-    "mailgun.base_url": "The API's address; EU: `https://api.eu.mailgun.net`.",
-    "mailgun.domain": "The sending domain (required).",
-    "ses": "Amazon SES v2 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN; one raw message "
-    "per call).",
-    "ses.region": "The AWS region, e.g. `eu-west-1`.",
-    "ses.base_url": "The API's address; empty: `https://email.{region}.amazonaws.com`.",
-    "ses.configuration_set": "The configuration set to send with (its event destination feeds bounces).",
-    "resend": "Resend (key in BROADSHEET_RESEND_KEY; up to 100 per call, with an Idempotency-Key).",
-    "resend.base_url": "The API's address.",
-    "preview": "`broadsheet preview`.",
-    "preview.port": "The port on 127.0.0.1.",
-    "preview.sample_subscriber": "The subscriber whose values fill the merge tags (a table of strings).",
-    "bounces": "What bounces count for.",
-    "bounces.soft_limit": "Soft bounces within `window_days` that count as a hard one; 0: never.",
-    "bounces.window_days": "The window for `soft_limit`, in days.",
-    "bounces.sns_topic_arn": "SES webhooks through SNS: the accepted topic ARNs, comma-separated.",
-    "doctor": "`broadsheet doctor`: where it looks things up.",
-    "inbox": "The IMAP mailbox `broadsheet inbox` reads (password from BROADSHEET_INBOX_PASSWORD).",
-    "inbox.host": "The IMAP server.",
-    "inbox.port": "993 for implicit TLS.",
-    "inbox.security": "ssl or starttls; certificates are always verified.",
-    "inbox.username": "The login.",
-    "inbox.folder": "The folder to read.",
-    "inbox.processed_folder": "Where recognised mails are moved.",
-    "inbox.ca_file": "A CA bundle for a private certificate authority.",
-    "inbox.timeout": "Seconds to wait for the server.",
-    "inbox.feedback_senders": "The From addresses of your providers' feedback loops: complaint reports from "
-    "anyone else are refused (empty: none applied).",
-    "inbox.authserv_id": "The name your receiving server writes first in its Authentication-Results (e.g. "
-    "`mx.google.com`); empty: no complaint or unsubscribe mail is applied.",
-    "serve": "`broadsheet serve`: unsubscribes, sign-ups, webhooks.",
-    "serve.public_url": "Where readers reach serve, e.g. `https://news.example.org` (scheme and host only); "
-    "the unsubscribe links are `{public_url}/u/{token}`.",
-    "serve.host": "The address to listen on (behind a reverse proxy).",
-    "serve.port": "The port to listen on.",
-    "serve.threads": "waitress worker threads.",
-    "serve.trusted_proxy": "The proxy whose X-Forwarded-For names the client; empty: none.",
-    "serve.form_origins": "Other sites whose pages may post the sign-up form (`serve --form-snippet`).",
-    "serve.signups_per_minute": "Sign-ups per client address per minute.",
-    "serve.signups_per_hour": "Sign-ups per client address per hour.",
-    "serve.max_body_bytes": "The largest request body for a page (webhooks: 4 MB).",
-}

@@ -132,7 +132,7 @@ def _keys(cls: type, defaults: Any, prefix: str) -> Iterator[ConfigKey]:
         dotted = prefix + aliases.get(field.name, field.name)
         hint = hints[field.name]
         value = getattr(defaults, field.name)
-        description = schema.DESCRIPTIONS.get(dotted, "")
+        description = schema.KEY_HELP.get(dotted, "")
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             yield ConfigKey(dotted, "table", "", "", description)
             yield from _keys(hint, value, dotted + ".")

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 from broadsheet.core.config import Config
 from broadsheet.core.content.frontmatter import front_matter_value
-from broadsheet.core.errors import AudienceError, CampaignError
+from broadsheet.core.errors import CampaignError
 from broadsheet.core.providers import delivers
 from broadsheet.core.render import read_and_build
 from broadsheet.data.journal.journal import RECENT_DAYS
-from broadsheet.data.store.recipients import StoreSuppressions, recipients_for
+from broadsheet.data.store.recipients import StoreSuppressions, find_subscriber, first_recipient, recipients_for
 from broadsheet.delivery.transports import Transport, TransportOptions, transport_class
 
 from .campaign import Journal, Prepared, Settings, issue_key, prepare_campaign
@@ -121,17 +121,16 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     _check_delivery(config, transport_name, reporter, force=options.force, real=not (options.test or options.dry_run))
     if not (options.test or options.dry_run):
         _check_send_at(issue, options, reporter)
+    if options.test:  # needs no list: without one the copy is personalised as [preview] sample_subscriber
+        factory = transport_factory(transport_name, config, slug=rendered.slug, test=True)
+        return _send_test(options, config, rendered, factory, reporter)
     audience = recipients_for(  # the store (the configured list imported first), or a CSV: said on every send
-        config, options.list_file, list(options.segments), import_list=not (options.test or options.dry_run)
+        config, options.list_file, list(options.segments), import_list=not options.dry_run
     )
     subscribers = audience.recipients
-    if not options.test:  # a test copy goes to one address, whoever it is personalised as
-        reporter.info(audience.rule)
-        for problem in audience.problems:  # bad rows of the list imported into the store
-            reporter.warn(_bad_row(config.send.list, problem))
-    if options.test:
-        factory = transport_factory(transport_name, config, slug=rendered.slug, test=True)
-        return _send_test(options, config, rendered, subscribers, factory, reporter)
+    reporter.info(audience.rule)
+    for problem in audience.problems:  # bad rows of the list imported into the store
+        reporter.warn(_bad_row(config.send.list, problem))
     factory = transport_factory(transport_name, config, slug=rendered.slug)
     from broadsheet.core.compose import Composer
 
@@ -339,14 +338,13 @@ def _send_test(
     options: SendOptions,
     config: Config,
     rendered: RenderedIssue,
-    subscribers: SendList,
     factory: Callable[[], Transport],
     reporter: Reporter,
 ) -> SendResult:
     from broadsheet.core.compose import Composer
 
     assert options.test is not None
-    model = _test_subscriber(subscribers, options.as_email)
+    model = _test_subscriber(config, options)
     fields = {**model.fields, "email": options.test}
     subscriber = dataclasses.replace(model, email=options.test, fields=fields)
     secret = token_secret(config, throwaway=True, warn=reporter.warn)
@@ -360,14 +358,14 @@ def _send_test(
     return SendResult(failed=0 if delivery.status == "sent" else 1)
 
 
-def _test_subscriber(subscribers: SendList, as_email: str | None) -> Subscriber:
-    wanted = as_email.strip().lower() if as_email else None
-    for subscriber in subscribers:
-        if wanted is None or subscriber.email.lower() == wanted:
-            return subscriber
-    if wanted:
-        raise AudienceError(f"{as_email} is not a recipient on the list", where=str(subscribers.path))
-    raise AudienceError("the list has no recipient to personalise the test as", where=str(subscribers.path))
+def _test_subscriber(config: Config, options: SendOptions) -> Subscriber:
+    """``--as``'s subscriber (the store's, else the list's); else the first recipient of the send, or the
+    sample subscriber when there is none yet."""
+    from broadsheet.core.compose.fields import sample_subscriber
+
+    if options.as_email:
+        return find_subscriber(config, options.as_email, list_file=options.list_file)
+    return first_recipient(config, options.list_file, options.segments) or sample_subscriber(config)
 
 
 def _dry_run(subscribers: SendList, options: SendOptions, composer: Composer, reporter: Reporter) -> SendResult:

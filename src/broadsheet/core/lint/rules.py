@@ -249,12 +249,13 @@ def check_image_weight(ctx: LintContext) -> Iterator[Finding]:
 
 
 def check_scaffold(ctx: LintContext) -> Iterator[Finding]:
-    """Text `broadsheet new` wrote and nobody replaced: an error, so that `send` refuses it (build only prints it)."""
+    """Text `broadsheet new` or `init` wrote and nobody replaced: an error, so that `send` refuses it (build only
+    prints it)."""
     for found in find_starter_text(ctx.sources.files):
         yield Finding(
             "scaffold",
             "error",
-            f"{found.what} is still the placeholder `broadsheet new` wrote: replace it",
+            f"{found.what} is still the placeholder `{found.by}` wrote: replace it",
             f"{display(found.path)}:{found.line}",
         )
 

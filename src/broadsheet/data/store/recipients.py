@@ -106,6 +106,40 @@ def _new_addresses(store: Store, path: Path) -> int:
     return new
 
 
+def find_subscriber(config: Config, email: str, *, list_file: Path | None = None) -> Subscriber:
+    """Whom ``preview --as`` and ``send --test --as`` personalise as: the store's subscribed subscriber with
+    this address, else the list's (``list_file``, else send.list). AudienceError when neither has one."""
+    if Store.exists_for(config.root):
+        with Store.for_project(config.root) as store:
+            stored = store.get(email)
+        if stored is not None and stored.status == "subscribed":
+            first_name = stored.fields.get("first_name", "") or first_word(stored.name)
+            fields = {name: value for name, value in stored.fields.items() if name != "first_name"}
+            return Subscriber(stored.email, stored.name, first_name, stored.tags, fields)
+    path = Path(list_file if list_file is not None else config.resolve(config.send.list))
+    if path.exists():
+        wanted = email.strip().lower()
+        for subscriber in CsvList(path):
+            if subscriber.email.lower() == wanted:
+                return subscriber
+    raise AudienceError(
+        f"{email} is not a subscribed address in the store or the list ({path.name})",
+        where=str(path),
+        fix="pick a subscriber's address (broadsheet subscribers list), or leave out --as",
+    )
+
+
+def first_recipient(config: Config, list_file: Path | None, segments: Sequence[str]) -> Subscriber | None:
+    """The first of whom a send would mail; None when there is no one yet (an empty list, or neither a
+    list file nor a store with subscribers, as in a new project). A named ``list_file`` must exist."""
+    no_list = list_file is None and not config.resolve(config.send.list).exists()
+    if no_list and not (store_path(config.root).is_file() and _has_subscribers(config.root)):
+        return None
+    for subscriber in recipients_for(config, list_file, segments, import_list=False).recipients:
+        return subscriber
+    return None
+
+
 def csv_recipients(path: Path, config: Config, segments: Sequence[str], *, fix: str | None = None) -> CsvList:
     """The CSV list at ``path`` as a send reads it, with the config's suppression file when it exists."""
     if not path.exists():

@@ -25,7 +25,9 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("issue_dir", metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)")
     parser.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: [preview] port, 8025)")
-    parser.add_argument("--as", dest="as_email", metavar="EMAIL", help="personalise as this subscriber of the list")
+    parser.add_argument(
+        "--as", dest="as_email", metavar="EMAIL", help="personalise as this subscriber (of the store, else the list)"
+    )
     parser.add_argument("--open", action="store_true", help="open the page in the default browser")
     parser.add_argument("--screenshot", type=Path, metavar="OUT.png", help="save the email as a PNG and exit")
     parser.add_argument("--width", type=_width, default=600, help="screenshot width in CSS pixels (default 600)")
@@ -33,8 +35,9 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from broadsheet.data.store.recipients import find_subscriber
+
     from ..preview import Preview
-    from ..preview.personal import find_subscriber
 
     config = project_config(args)
     folder = issue_folder(args.issue_dir, config)

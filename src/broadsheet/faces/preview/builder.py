@@ -16,9 +16,9 @@ from broadsheet.core.errors import BroadsheetError
 from broadsheet.core.lint import Finding, find_validator, lint_mjml, lint_rendered, ordered
 from broadsheet.core.render.build import read_and_build, write_build
 from broadsheet.core.render.model import RenderedIssue
-from broadsheet.data.store.recipients import audience_fields
+from broadsheet.data.store.recipients import audience_fields, find_subscriber
 
-from .personal import PersonalEmail, find_subscriber, personalise, sample_subscriber
+from .personal import PersonalEmail, personalise, sample_subscriber
 
 VALIDATE_AFTER_SECONDS = 1.0  # let the browser reload first: node's start-up competes for the CPU
 

@@ -9,9 +9,7 @@ from broadsheet.core.audience import Subscriber
 from broadsheet.core.compose import Composer
 from broadsheet.core.compose.fields import sample_subscriber
 from broadsheet.core.config import SECRET_ENV, Config, weak_secret
-from broadsheet.core.errors import AudienceError
 from broadsheet.core.render.model import RenderedIssue
-from broadsheet.data.subscriber_list import CsvList
 
 PREVIEW_TOKEN = "PREVIEW-TOKEN"
 
@@ -29,26 +27,6 @@ class PersonalEmail:
     unsubscribe_url: str
     headers: dict[str, str] = field(default_factory=dict)  # all but From, To and Subject
     note: str = ""  # why the preview differs from a real send, if it does
-
-
-def find_subscriber(config: Config, email: str) -> Subscriber:
-    """The subscriber with this address in the config's list (``[send] list``)."""
-    path = config.resolve(config.send.list)
-    if not path.is_file():
-        raise AudienceError(
-            "the subscriber list does not exist",
-            where=str(path),
-            fix="set [send] list in broadsheet.toml, or preview without --as",
-        )
-    wanted = email.strip().lower()
-    for subscriber in CsvList(path):
-        if subscriber.email.lower() == wanted:
-            return subscriber
-    raise AudienceError(
-        f"{email} is not a subscribed address in the list",
-        where=str(path),
-        fix="pick an address from the list, or preview without --as",
-    )
 
 
 def personalise(rendered: RenderedIssue, config: Config, subscriber: Subscriber) -> PersonalEmail:
@@ -79,4 +57,4 @@ def personalise(rendered: RenderedIssue, config: Config, subscriber: Subscriber)
     )
 
 
-__all__ = ["PersonalEmail", "find_subscriber", "personalise", "sample_subscriber"]
+__all__ = ["PersonalEmail", "personalise", "sample_subscriber"]

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 import jinja2
 
+from broadsheet.core.content.images import published_src
 from broadsheet.core.errors import cannot_listen
 from broadsheet.core.lint import HOW_TO_INSTALL, counts
 
@@ -205,10 +206,12 @@ def safe_path(raw: str) -> str | None:
 
 
 def local_images(html: str, build: Build) -> str:
-    """Point the email's published image URLs at this server's /images/, and open links in a new tab."""
+    """Point the email's published image URLs at this server's /images/, and open links in a new tab.
+
+    The published address percent-encodes the slug (``published_src``), so a folder named in any script
+    is found as the email writes it."""
     if build.config is not None and build.config.base_url and build.rendered is not None:
-        published = f"{build.config.base_url.rstrip('/')}/{build.rendered.slug}/images/"
-        html = html.replace(published, "/images/")
+        html = html.replace(published_src(build.config.base_url, build.rendered.slug, ""), "/images/")
     return html.replace("<head>", '<head><base target="_blank">', 1)
 
 

@@ -31,7 +31,7 @@ def issue_folders(config: Config) -> list[Path]:
 
 def read_entries(config: Config, *, now: dt.datetime | None = None, notes: list[str] | None = None) -> list[Entry]:
     """The published issues, newest first (by date, then by number, then by folder name): not drafts, and not issues
-    still holding the text `broadsheet new` wrote or scheduled after ``now`` (default: the current time),
+    still holding the text `broadsheet new` or `init` wrote or scheduled after ``now`` (default: the current time),
     for which a line is added to ``notes``."""
     site_config = dataclasses.replace(config, base_url="")  # pages link their images relatively
     now = now or dt.datetime.now(dt.UTC)
@@ -44,7 +44,7 @@ def read_entries(config: Config, *, now: dt.datetime | None = None, notes: list[
             if notes is not None:
                 first = leftovers[0]  # its path is inside the folder: starter_text_in looked there
                 notes.append(
-                    f"{folder.name} is left out: {first.what} is still the placeholder `broadsheet new` wrote"
+                    f"{folder.name} is left out: {first.what} is still the placeholder `{first.by}` wrote"
                     f" ({first.path.relative_to(folder.parent)}:{first.line}); write it, or mark it draft: true"
                 )
             continue
