@@ -156,6 +156,12 @@ class Serve:
 
 
 @dataclass(frozen=True)
+class Tracking:
+    clicks: bool = False  # rewrite an issue's links to `{serve.public_url}/r/<token>` and count the clicks
+    per_subscriber: bool = False  # the click tokens name the reader too (personal data): unique clicks per link
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
 
@@ -184,6 +190,7 @@ class Config:
     bounces: Bounces = field(default_factory=Bounces)
     inbox: Inbox = field(default_factory=Inbox)
     serve: Serve = field(default_factory=Serve)
+    tracking: Tracking = field(default_factory=Tracking)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
 
@@ -373,7 +380,25 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
         _check_inbox(values["inbox"], checker)
     if "serve" in values:
         _check_origins(values["serve"], checker)
+    if "tracking" in values:
+        _check_tracking(values["tracking"], values.get("serve", Serve()), checker)
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
+
+
+def _check_tracking(tracking: Tracking, serve: Serve, checker: _TomlChecker) -> None:
+    """Counted clicks go through serve: ``[serve] public_url`` is where the links point."""
+    if tracking.per_subscriber and not tracking.clicks:
+        raise ConfigError(
+            "[tracking] per_subscriber needs clicks = true",
+            where=checker.line_of("tracking.per_subscriber"),
+            fix="add clicks = true under [tracking], or remove per_subscriber",
+        )
+    if tracking.clicks and not serve.public_url:
+        raise ConfigError(
+            "[tracking] clicks needs [serve] public_url: the links point at serve",
+            where=checker.line_of("tracking.clicks"),
+            fix='add [serve] public_url = "https://news.example.org", or set clicks = false',
+        )
 
 
 def _check_origins(serve: Serve, checker: _TomlChecker) -> None:
@@ -692,4 +717,10 @@ DESCRIPTIONS = {
     "serve.signups_per_minute": "Sign-ups per client address per minute.",
     "serve.signups_per_hour": "Sign-ups per client address per hour.",
     "serve.max_body_bytes": "The largest request body for a page (webhooks: 4 MB).",
+    "tracking": "Click counting (off by default; there is no open-tracking pixel). See the Clicks guide.",
+    "tracking.clicks": "Rewrite each http(s) link of an issue (not unsubscribe, mailto or the browser version) "
+    "to `{serve.public_url}/r/<token>`; serve redirects and counts. The token names the issue and the link, "
+    "not the reader.",
+    "tracking.per_subscriber": "The click tokens name the reader too, so `status` can show unique clicks "
+    "per link: this is personal data (tell your readers). Needs `clicks = true`.",
 }

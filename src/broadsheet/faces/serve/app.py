@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import BaseConverter, Map, MapAdapter, RequestRedirect, Rule
@@ -27,11 +28,12 @@ from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
 from broadsheet.core.config import Config
 from broadsheet.core.errors import ConfigError, StoreError
 from broadsheet.core.providers import delivers
-from broadsheet.core.tokens import TokenData, read_token, token_secrets
+from broadsheet.core.tokens import TokenData, read_click_token, read_token, token_secrets
 from broadsheet.data.db.checkpoint import Checkpointer, without_autocheckpoint
 from broadsheet.data.store import Store, store_path
 from broadsheet.delivery.transports import Transport
 
+from .clicks import ClickRecorder
 from .http import Request, Response
 from .pages import Pages, mask_address
 from .security import FormGuard, RateLimit, allowed_hosts, mailbox_of, origin_of, security_headers
@@ -49,7 +51,8 @@ CONFIRMATIONS_PER_ADDRESS = (1, 3)  # per minute, per hour and mailbox: nobody's
 ONE_CLICKS_PER_ADDRESS = (3, 20)
 ONE_CLICKS_PER_CLIENT = (120, 2400)
 WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a thousand events at once)
-TOKEN_PATH = re.compile(r"/([uc])/([A-Za-z0-9_-]{1,700})\Z")  # for the log: tokens name subscribers
+TOKEN_PATH = re.compile(r"/([ucr])/([A-Za-z0-9_-]{1,700})\Z")  # for the log: tokens name subscribers
+URL_SAFE = "!#$%&'()*+,/:;=?@[]~"  # every character a URL may hold as it is (RFC 3986)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 PLAIN_HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}  # answers other than pages
 
@@ -100,6 +103,7 @@ class App:
         self.site = config.root / "site"
         self.local = threading.local()
         self.checkpointer = Checkpointer(store_path(config.root))
+        self.clicks = ClickRecorder(lambda: self.store)
         self.routes, self.endpoints = self.routing()
 
     def start(self) -> None:
@@ -127,6 +131,7 @@ class App:
         (the server has stopped answering)."""
         try:
             self.mail.close()
+            self.clicks.close()
         finally:
             self.checkpointer.stop()
 
@@ -193,6 +198,7 @@ class App:
             "webhook": self.webhook,
             "logo": lambda request: _file(logo) if logo else self.pages.message(404, "not_found_title"),
             "healthz": lambda request: Response.text(200, "ok\n"),
+            "click": self.click,
         }
         get, post = ("GET",), ("POST",)  # werkzeug adds HEAD to GET
         rules = [
@@ -206,6 +212,7 @@ class App:
             Rule("/webhooks/<provider:provider>", endpoint="webhook", methods=post),
             *([Rule("/brand/logo", endpoint="logo", methods=get)] if logo else []),
             Rule("/healthz", endpoint="healthz", methods=get),
+            Rule("/r/<token:token>", endpoint="click", methods=get),
         ]
         urls = Map(
             rules,
@@ -389,6 +396,18 @@ class App:
         if not 0 <= time.time() - int(issued) <= CONFIRM_SECONDS:
             return self.pages.message(410, "expired_title", "expired_text")
         return data
+
+    # -- counted links --------------------------------------------------------------------------
+
+    def click(self, request: Request, token: str) -> Response:
+        """A counted link: a redirect to the address sealed in the token, and the click recorded. A token
+        that does not verify redirects nowhere (404): the address never comes from the request."""
+        link = read_click_token(token, self.list_id, self.secrets)
+        if link is None or not link.url.startswith(("http://", "https://")) or CONTROL.search(link.url):
+            return self.pages.message(404, "not_found_title")
+        self.clicks.record(link, request.remote_addr or "", request.headers.get("User-Agent", ""), request.method)
+        location = quote(link.url, safe=URL_SAFE)  # an address with non-ASCII letters, percent-encoded
+        return Response(b"", 302, {"Location": location, "Cache-Control": "no-store"}, content_type="text/plain")
 
     # -- the rest -------------------------------------------------------------------------------
 
