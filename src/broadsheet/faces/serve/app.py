@@ -108,9 +108,10 @@ class App:
 
     def start(self) -> None:
         """Before the first request: the log says what sends confirmations; the mailing thread applies the
-        sign-ups a stopped serve left."""
+        sign-ups a stopped serve left; the clicks thread starts."""
         self.say_transport()
         self.mail.start()
+        self.clicks.start()
 
     def say_transport(self) -> None:
         """Which transport sends the confirmation messages; a warning when it mails no one (the outbox)."""

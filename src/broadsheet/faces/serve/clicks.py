@@ -100,14 +100,12 @@ class ClickRecorder:
                 self.incoming.append(seen)
             else:
                 self.dropped += 1
-        if self.thread is None:
-            self.start()
 
     def start(self) -> None:
-        with self.lock:
-            if self.thread is None:
-                self.thread = threading.Thread(target=self.run, name="broadsheet-clicks", daemon=True)
-                self.thread.start()
+        """The writing thread (serve's start)."""
+        if self.thread is None:
+            self.thread = threading.Thread(target=self.run, name="broadsheet-clicks", daemon=True)
+            self.thread.start()
 
     def run(self) -> None:
         while not self.stopping.wait(FLUSH_SECONDS):
