@@ -81,6 +81,17 @@ def test_each_link_is_rewritten_once_per_issue_but_unsubscribe_mailto_and_view_o
     assert "{{ clicks" not in html  # the default path: nothing left to fill per recipient
 
 
+@pytest.mark.parametrize("per_subscriber", [False, True])
+def test_a_link_too_long_to_seal_is_left_as_it_is_and_numbers_stay_dense(sample, per_subscriber):
+    config = counted_config(sample, per_subscriber=per_subscriber)
+    rendered = build_issue(sample / ISSUE, config)
+    long = "https://example.org/" + "a" * 600
+    html = rendered.html.replace(f'href="{LINKS[0]}"', f'href="{long}"')
+    tracked = count_links(dataclasses.replace(rendered, html=html), config, secret=SECRET, campaign=SLUG)
+    assert f'href="{long}"' in tracked.issue.html
+    assert long not in tracked.urls and tracked.urls[0] == LINKS[1]
+
+
 def test_clicks_need_serve_and_per_subscriber_needs_clicks(tmp_path):
     config = tmp_path / "broadsheet.toml"
     config.write_text('name = "N"\n\n[tracking]\nclicks = true\n', encoding="utf-8")

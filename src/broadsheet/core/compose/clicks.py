@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from ..config import Config
 from ..render.clicks import TrackedIssue, track_links
 from ..render.model import RenderedIssue
-from ..tokens import ClickLink, make_click_token
+from ..tokens import MAX_TOKEN_CHARS, ClickLink, make_click_token
+
+LONGEST_ADDRESS = "x" * 254  # RFC 5321's longest path: a per-reader token is never longer than with this
 
 
 def click_base(config: Config) -> str:
@@ -19,15 +21,17 @@ def click_base(config: Config) -> str:
 def count_links(rendered: RenderedIssue, config: Config, *, secret: str, campaign: str) -> TrackedIssue:
     """The issue with its links pointed at serve. Without ``per_subscriber`` every link's token is made
     here, once, and nothing changes per message; with it, each link holds ``{{ clicks[n] }}``, which
-    :class:`ReaderClicks` fills per recipient."""
+    :class:`ReaderClicks` fills per recipient. A link whose token would be too long for serve stays as it is."""
     base, public_url = click_base(config), config.serve.public_url
-    if config.tracking.per_subscriber:
-        return track_links(rendered, lambda number, url: f"{base}{{{{ clicks[{number}] }}}}", public_url=public_url)
+    reader = LONGEST_ADDRESS if config.tracking.per_subscriber else ""
 
-    def shared(number: int, url: str) -> str:
-        return base + make_click_token(ClickLink(campaign, number, url), config.list_id, secret)
+    def href(number: int, url: str) -> str | None:
+        token = make_click_token(ClickLink(campaign, number, url, reader), config.list_id, secret)
+        if len(token) > MAX_TOKEN_CHARS:
+            return None  # an address too long to seal (serve refuses such tokens): linked as it is, not counted
+        return base + (f"{{{{ clicks[{number}] }}}}" if reader else token)
 
-    return track_links(rendered, shared, public_url=public_url)
+    return track_links(rendered, href, public_url=public_url)
 
 
 @dataclass(frozen=True)

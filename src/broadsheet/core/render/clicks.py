@@ -31,18 +31,22 @@ class TrackedIssue:
     urls: tuple[str, ...]
 
 
-def track_links(rendered: RenderedIssue, href: Callable[[int, str], str], *, public_url: str) -> TrackedIssue:
+def track_links(rendered: RenderedIssue, href: Callable[[int, str], str | None], *, public_url: str) -> TrackedIssue:
     """Rewrite the html and text templates' links; ``href(n, url)`` gives what link ``n`` becomes (template
-    text: a fixed address, or one with a per-recipient expression)."""
+    text: a fixed address, or one with a per-recipient expression), or None to leave it alone."""
     numbers: dict[str, int] = {}
+    targets: dict[str, str | None] = {}
     own = tuple(public_url.rstrip("/") + path for path in SERVE_PATHS)
 
     def counted(url: str) -> str | None:
         """The replacement for ``url``, or None to leave it alone."""
         if "{" in url or url == rendered.view_online_url or url.startswith(own):
             return None
-        number = numbers.setdefault(url, len(numbers))
-        return href(number, url)
+        if url not in targets:
+            targets[url] = target = href(len(numbers), url)
+            if target is not None:
+                numbers[url] = len(numbers)
+        return targets[url]
 
     def html_link(match: re.Match[str]) -> str:
         target = counted(html.unescape(match[3]))
