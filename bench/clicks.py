@@ -14,17 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import serve as bench
 from compose import machine  # bench/compose.py, beside this script
-from serve import ISSUE, LIST, ROOT, SECRET, Pace, cpu_seconds, free_port, project, wait_listening
+from serve import ISSUE, LIST, ROOT, SECRET
 
 from broadsheet.core.tokens import ClickLink, make_click_token
 from broadsheet.data.store import Store
@@ -41,7 +40,7 @@ def tokens_for(links: int) -> list[str]:
 
 
 async def client(port: int, tokens: list[str], todo: list[int], latencies: list[float], failures: list[str],
-                 pace: Pace) -> None:  # fmt: skip
+                 pace: bench.Pace) -> None:  # fmt: skip
     """One keep-alive connection following counted links, one at a time."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     host = f"127.0.0.1:{port}".encode()
@@ -55,11 +54,7 @@ async def client(port: int, tokens: list[str], todo: list[int], latencies: list[
             )  # fmt: skip
             started = await pace.next_due()
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
-            )
-            await reader.readexactly(length)
+            head = await bench.read_answer(reader)
             latencies.append(time.perf_counter() - started)
             if not head.startswith(b"HTTP/1.1 302") or b"\r\nLocation: https://example.org/article/" not in head:
                 failures.append(head.split(b"\r\n")[0].decode())
@@ -73,7 +68,7 @@ async def load(
     latencies: list[float] = []
     failures: list[str] = []
     todo = list(range(clicks))
-    pace = Pace(rate)
+    pace = bench.Pace(rate)
     started = time.perf_counter()
     await asyncio.gather(*(client(port, tokens, todo, latencies, failures, pace) for _ in range(clients)))
     return time.perf_counter() - started, latencies, failures
@@ -98,8 +93,8 @@ def main() -> None:
     args = parser.parse_args()
     env = {**os.environ, "BROADSHEET_SECRET": SECRET, "PYTHONPATH": str(ROOT / "src")}
     with tempfile.TemporaryDirectory() as name:
-        folder, port = Path(name), free_port()
-        project(folder, port, args.send_rate, args.threads)
+        folder, port = Path(name), bench.free_port()
+        bench.project(folder, port, args.send_rate, args.threads)
         config = folder / "broadsheet.toml"
         config.write_text(config.read_text(encoding="utf-8") + "\n[tracking]\nclicks = true\n", encoding="utf-8")
         with Store.for_project(folder) as store:
@@ -111,32 +106,23 @@ def main() -> None:
                                  env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)  # fmt: skip
         send = None
         try:
-            wait_listening(port, serve)
+            bench.wait_listening(port, serve)
             send = subprocess.Popen([sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes", "--force"],
                                     cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             time.sleep(3)  # the campaign is loaded and sending
             running = send.poll() is None
-            cpu_before = cpu_seconds(serve.pid)
+            cpu_before = bench.cpu_seconds(serve.pid)
             seconds, latencies, failures = asyncio.run(load(port, tokens, args.clicks, args.clients, args.rate))
-            serve_cpu = cpu_seconds(serve.pid) - cpu_before
+            serve_cpu = bench.cpu_seconds(serve.pid) - cpu_before
             still_running = send.poll() is None
         finally:
-            for process in (send, serve):
-                if process is not None and process.poll() is None:
-                    process.send_signal(signal.SIGINT)
-                    try:
-                        process.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
+            bench.interrupt(send, serve)
         log.seek(0)
         errors = log.read()
         log.close()
         sent = sum(1 for _ in (folder / "outbox").rglob("*.eml"))
         total, scanner = counted(folder)
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1000
-    p90 = latencies[int(len(latencies) * 0.90) - 1] * 1000
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    p50, p90, p99 = bench.percentiles(latencies)
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M')}")
     print(
         f"{args.clicks} redirects from {args.clients} concurrent clients"
