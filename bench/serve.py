@@ -105,6 +105,37 @@ class Pace:
         return due
 
 
+async def read_answer(reader: asyncio.StreamReader) -> bytes:
+    """One HTTP answer off a keep-alive connection: its head (the body, Content-Length long, is read past)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    return head
+
+
+def interrupt(*processes: subprocess.Popen | None) -> None:
+    """Ctrl-C each process still running, in order, and wait for it (killed after 30 s)."""
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float, float]:
+    """p50, p90 and p99 of ``latencies`` (seconds) in milliseconds; sorts the list (its last is the max)."""
+    latencies.sort()
+    return (
+        statistics.median(latencies) * 1000,
+        latencies[int(len(latencies) * 0.90) - 1] * 1000,
+        latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    )
+
+
 async def client(port: int, tokens: list[str], latencies: list[float], failures: list[str], pace: Pace) -> None:
     """One keep-alive connection posting one-click unsubscribes, one at a time."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -126,11 +157,7 @@ async def client(port: int, tokens: list[str], latencies: list[float], failures:
             )
             started = await pace.next_due()
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
-            )
-            await reader.readexactly(length)
+            head = await read_answer(reader)
             latencies.append(time.perf_counter() - started)
             if not head.startswith(b"HTTP/1.1 200"):
                 failures.append(head.split(b"\r\n")[0].decode())
@@ -204,22 +231,13 @@ def main() -> None:
             serve_cpu = cpu_seconds(serve.pid) - cpu_before
             still_running = send.poll() is None
         finally:
-            for process in (send, serve):
-                if process is not None and process.poll() is None:
-                    process.send_signal(signal.SIGINT)
-                    try:
-                        process.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
+            interrupt(send, serve)
         log.seek(0)
         errors = log.read()
         log.close()
         sent = sum(1 for _ in (folder / "outbox").rglob("*.eml"))
         unsubscribed, events = recorded(folder)
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1000
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-    p90 = latencies[int(len(latencies) * 0.90) - 1] * 1000
+    p50, p90, p99 = percentiles(latencies)
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d')}")
     print(
         f"{args.unsubscribes} one-click unsubscribes from {args.clients} concurrent clients"

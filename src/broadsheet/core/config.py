@@ -161,6 +161,12 @@ class Doctor:
 
 
 @dataclass(frozen=True)
+class Tracking:
+    clicks: bool = False  # rewrite an issue's links to `{serve.public_url}/r/<token>` and count the clicks
+    per_subscriber: bool = False  # the click tokens name the reader too (personal data): unique clicks per link
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
 
@@ -190,6 +196,7 @@ class Config:
     inbox: Inbox = field(default_factory=Inbox)
     serve: Serve = field(default_factory=Serve)
     doctor: Doctor = field(default_factory=Doctor)
+    tracking: Tracking = field(default_factory=Tracking)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
 
@@ -324,6 +331,9 @@ KEY_HELP: dict[str, str] = {
     "serve.signups_per_hour": "sign-ups taken per hour from one client address",
     "serve.max_body_bytes": "the largest form accepted, in bytes",
     "doctor": "`broadsheet doctor`: where it looks things up",
+    "tracking": "counted clicks, off by default: links go through `broadsheet serve` (docs: Counting clicks)",
+    "tracking.clicks": "rewrite each http(s) link of an issue to {serve.public_url}/r/<token> and count its clicks",
+    "tracking.per_subscriber": "the click links name the reader too (personal data): unique clicks per link",
     "doctor.nameservers": "DNS servers doctor asks (ip, ip:port, [ipv6]:port); empty: the system's; "
     "--nameserver and BROADSHEET_NAMESERVERS come first",
 }
@@ -559,6 +569,8 @@ def parse_config(text: str, found: Path) -> Config:
                     where=checker.line_of("doctor.nameservers"),
                     fix="give each DNS server as an IP address, with :port when it is not 53",
                 )
+    if "tracking" in values:
+        _check_tracking(values["tracking"], values.get("serve", Serve()), checker)
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
 
 
@@ -589,6 +601,22 @@ def nameserver_address(text: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     return (host, int(port)) if port.isdigit() and 0 < int(port) < 65536 else None
+
+
+def _check_tracking(tracking: Tracking, serve: Serve, checker: _TomlChecker) -> None:
+    """Counted clicks go through serve: ``[serve] public_url`` is where the links point."""
+    if tracking.per_subscriber and not tracking.clicks:
+        raise ConfigError(
+            "[tracking] per_subscriber needs clicks = true",
+            where=checker.line_of("tracking.per_subscriber"),
+            fix="add clicks = true under [tracking], or remove per_subscriber",
+        )
+    if tracking.clicks and not serve.public_url:
+        raise ConfigError(
+            "[tracking] clicks needs [serve] public_url: the links point at serve",
+            where=checker.line_of("tracking.clicks"),
+            fix='add [serve] public_url = "https://news.example.org", or set clicks = false',
+        )
 
 
 def _check_origins(serve: Serve, checker: _TomlChecker) -> None:

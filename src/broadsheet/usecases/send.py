@@ -20,6 +20,7 @@ from broadsheet.core.content.frontmatter import front_matter_value
 from broadsheet.core.errors import CampaignError
 from broadsheet.core.providers import delivers
 from broadsheet.core.render import read_and_build
+from broadsheet.core.tokens import token_secrets
 from broadsheet.data.journal.journal import RECENT_DAYS
 from broadsheet.data.store.recipients import StoreSuppressions, find_subscriber, first_recipient, recipients_for
 from broadsheet.delivery.transports import Transport, TransportOptions, transport_class
@@ -36,6 +37,7 @@ from .signing_secret import token_secret
 if TYPE_CHECKING:
     from broadsheet.core.audience import RowProblem, Subscriber
     from broadsheet.core.compose import Composer
+    from broadsheet.core.compose.clicks import ReaderLinks
     from broadsheet.core.content import Issue
     from broadsheet.core.render.model import RenderedIssue
     from broadsheet.data.store.recipients import SendList
@@ -102,6 +104,20 @@ class SendResult:
         return not (self.failed or self.interrupted or self.counts.get("failed") or self.counts.get("unknown"))
 
 
+def _count_links(
+    rendered: RenderedIssue, config: Config, secret: str | None
+) -> tuple[RenderedIssue, ReaderLinks | None]:
+    """The campaign's issue with its links pointed at serve, and its per-reader links when
+    ``[tracking] per_subscriber`` (BROADSHEET_SECRET signs them when no other secret is given)."""
+    from broadsheet.core.compose.clicks import ReaderLinks, count_links
+
+    secret = secret or token_secrets()[0]
+    tracked = count_links(rendered, config, secret=secret, campaign=rendered.slug)
+    if not config.tracking.per_subscriber:
+        return tracked.issue, None
+    return tracked.issue, ReaderLinks(tracked.urls, rendered.slug, config.list_id, secret)
+
+
 def _refuse_with(flag: str, given: dict[str, bool], *, why: str = "") -> None:
     """A one-line error for the first option in ``given`` that is on: it does not go with ``flag``."""
     first = next((name for name, on in given.items() if on), None)
@@ -136,7 +152,10 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
 
     # settings and secrets are checked before the journal is touched; the outbox mails no one
     secret = token_secret(config, throwaway=not delivers(transport_name), warn=reporter.warn)
-    composer = Composer(rendered, config, token_secret=secret, campaign=rendered.slug)
+    reader_links = None
+    if config.tracking.clicks:  # links counted by serve: rewritten once for the campaign (test copies link directly)
+        rendered, reader_links = _count_links(rendered, config, secret)
+    composer = Composer(rendered, config, token_secret=secret, campaign=rendered.slug, reader_links=reader_links)
     factory()
     if options.dry_run:
         return _dry_run(subscribers, options, composer, reporter)

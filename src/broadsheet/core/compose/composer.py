@@ -19,6 +19,7 @@ from ..config import Config
 from ..errors import ConfigError, ContentError
 from ..render.model import RenderedIssue
 from . import headers as hdr
+from .clicks import ReaderLinks
 from .fields import personal_fields
 from .headers import RecipientRejected
 from .list_headers import list_headers
@@ -59,11 +60,13 @@ class Composer:
 
     def __init__(
         self, issue: RenderedIssue, config: Config, *, test: bool = False, token_secret: str | None = None,
-        campaign: str = "",
+        campaign: str = "", reader_links: ReaderLinks | None = None,
     ):  # fmt: skip
         """``token_secret``: signs the unsubscribe links and return paths instead of BROADSHEET_SECRET
         (copies that reach no reader); ``campaign``: named in the unsubscribe tokens, so that an unsubscribe
-        counts against the issue it came from."""
+        counts against the issue it came from. ``reader_links``: an issue's links that
+        compose.clicks.count_links made per reader (``[tracking] per_subscriber``); None otherwise."""
+        self.reader_links = reader_links
         self.templates = PersonalTemplates(issue)
         self.unsubscribe = UnsubscribeLinks(config, token_secret=token_secret, campaign=campaign)
         self.body = AlternativeBody(self.templates.literals())
@@ -93,7 +96,8 @@ class Composer:
         fields = personal_fields(subscriber)
         name = fields["name"]
         unsubscribe_url = self.unsubscribe.url(recipient)
-        html_pieces, text_pieces = self.templates.render(fields, unsubscribe_url)
+        clicks = None if self.reader_links is None else self.reader_links.for_reader(recipient)
+        html_pieces, text_pieces = self.templates.render(fields, unsubscribe_url, clicks)
         headers = {
             "Date": self._dates.now(),
             "Message-ID": self._message_ids.next(),

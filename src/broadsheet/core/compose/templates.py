@@ -21,16 +21,21 @@ class PersonalTemplates:
         self.html = _compile(issue, "html", autoescape=True)
         self.text = _compile(issue, "text", autoescape=False)
 
-    def render(self, fields: Mapping[str, str], unsubscribe_url: str) -> tuple[list[str], list[str]]:
-        """The (html, text) pieces as Jinja yields them; join each for the whole part.
+    def render(
+        self, fields: Mapping[str, str], unsubscribe_url: str, clicks: object = None
+    ) -> tuple[list[str], list[str]]:
+        """The (html, text) pieces as Jinja yields them; join each for the whole part. ``clicks``: this
+        reader's counted links (compose.clicks.ReaderClicks), only when clicks are counted per subscriber.
 
         Empty fields are left out, so that ``| default(...)`` applies to them too.
         """
-        context = {
+        context: dict[str, object] = {
             "subscriber": {key: value for key, value in fields.items() if value},
             "unsubscribe_url": unsubscribe_url,
             "view_online_url": self.view_online_url,
         }
+        if clicks is not None:
+            context["clicks"] = clicks
         try:
             return list(self.html.generate(context)), list(self.text.generate(context))
         except jinja2.TemplateError as exc:

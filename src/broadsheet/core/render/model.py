@@ -9,6 +9,8 @@ from pathlib import Path
 #   subscriber       mapping: email, name, first_name, and every extra CSV column
 #   unsubscribe_url  this recipient's unsubscribe link
 #   view_online_url  the browser version
+#   clicks           only after compose.clicks.count_links with [tracking] per_subscriber: clicks[n] is this
+#                    reader's token for link n
 PERSONAL_VARIABLES = ("subscriber", "unsubscribe_url", "view_online_url")
 
 

@@ -95,5 +95,17 @@ CREATE TABLE IF NOT EXISTS intake (
     """
 DELETE FROM meta WHERE key = 'schema_version';
 """,
+    # 3 → 4: counted clicks (data/store/clicks.py); subscriber only with [tracking] per_subscriber
+    """CREATE TABLE IF NOT EXISTS clicks (
+    id INTEGER PRIMARY KEY,
+    campaign TEXT NOT NULL,
+    link INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    at TEXT NOT NULL,
+    scanner INTEGER NOT NULL DEFAULT 0,
+    subscriber INTEGER REFERENCES subscribers (id) ON DELETE SET NULL
+);
+CREATE INDEX IF NOT EXISTS clicks_by_campaign ON clicks (campaign, link);
+""",
 )
 SCHEMA_VERSION = len(STEPS)

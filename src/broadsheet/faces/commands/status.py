@@ -17,7 +17,7 @@ from broadsheet.core.providers import delivers
 from broadsheet.data.journal.journal import STATES, pending_path
 from broadsheet.usecases.campaign import CampaignRecord, Journal, campaign_key, journal_path
 from broadsheet.usecases.campaign.caps import daily_cap, days_to_send, utc_text
-from broadsheet.usecases.events.report import after_send_lines
+from broadsheet.usecases.events.report import after_send_lines, click_lines
 
 from . import Subparsers, issue_folder, project_config
 
@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
             )
         sent = sum(journal.counts(c)["sent"] for c in campaigns if delivers(c.transport))
         for line in after_send_lines(config.root, campaigns[0].slug, sent):  # bounces, complaints, unsubscribes
+            print(line)
+        for line in click_lines(config.root, campaigns[0].slug):
             print(line)
         if args.failed_csv:
             written = sum(

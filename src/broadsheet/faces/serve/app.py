@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import BaseConverter, Map, MapAdapter, RequestRedirect, Rule
@@ -28,11 +29,12 @@ from broadsheet.core.compose.unsubscribe import PROBE_ADDRESS
 from broadsheet.core.config import Config
 from broadsheet.core.errors import ConfigError, StoreError
 from broadsheet.core.providers import delivers
-from broadsheet.core.tokens import TokenData, read_token, token_secrets
+from broadsheet.core.tokens import TokenData, read_click_token, read_token, token_secrets
 from broadsheet.data.db.checkpoint import Checkpointer, without_autocheckpoint
 from broadsheet.data.store import Store, store_path
 from broadsheet.delivery.transports import Transport
 
+from .clicks import ClickRecorder
 from .http import Request, Response
 from .pages import Pages, mask_address
 from .security import FormGuard, RateLimit, allowed_hosts, mailbox_of, origin_of, security_headers
@@ -50,9 +52,12 @@ CONFIRMATIONS_PER_ADDRESS = (1, 3)  # per minute, per hour and mailbox: nobody's
 ONE_CLICKS_PER_ADDRESS = (3, 20)
 ONE_CLICKS_PER_CLIENT = (120, 2400)
 WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a thousand events at once)
-TOKEN_PATH = re.compile(r"/([uc])/([A-Za-z0-9_-]{1,700})\Z")  # for the log: tokens name subscribers
+TOKEN_PATH = re.compile(r"/([ucr])/([A-Za-z0-9_-]{1,700})\Z")  # for the log: tokens name subscribers
+URL_SAFE = "!#$%&'()*+,/:;=?@[]~"  # every character a URL may hold as it is (RFC 3986)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 PLAIN_HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}  # answers other than pages
+CLICK_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,700}")
+CLICK_HEADERS = (("Cache-Control", "no-store"), ("Content-Length", "0"), *PLAIN_HEADERS.items())
 
 
 class TokenPart(BaseConverter):
@@ -101,13 +106,15 @@ class App:
         self.site = config.root / "site"
         self.local = threading.local()
         self.checkpointer = Checkpointer(store_path(config.root))
+        self.clicks = ClickRecorder(lambda: self.store)
         self.routes, self.endpoints = self.routing()
 
     def start(self) -> None:
         """Before the first request: the log says what sends confirmations; the mailing thread applies the
-        sign-ups a stopped serve left."""
+        sign-ups a stopped serve left; the clicks thread starts."""
         self.say_transport()
         self.mail.start()
+        self.clicks.start()
 
     def say_transport(self) -> None:
         """Which transport sends the confirmation messages; a warning when it mails no one (the outbox)."""
@@ -128,12 +135,17 @@ class App:
         (the server has stopped answering)."""
         try:
             self.mail.close()
+            self.clicks.close()
         finally:
             self.checkpointer.stop()
 
     # -- WSGI -----------------------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/r/") and (location := self.fast_click(environ, path[3:])) is not None:
+            start_response("302 Found", [("Location", location), *CLICK_HEADERS])  # the busiest path: no werkzeug
+            return [b""]
         response = self.answer(environ)
         app_iter, status, headers = response.get_wsgi_response(environ)
         present = {
@@ -194,6 +206,7 @@ class App:
             "webhook": self.webhook,
             "logo": lambda request: _file(logo) if logo else self.pages.message(404, "not_found_title"),
             "healthz": lambda request: Response.text(200, "ok\n"),
+            "click": self.click,
         }
         get, post = ("GET",), ("POST",)  # werkzeug adds HEAD to GET
         rules = [
@@ -207,6 +220,7 @@ class App:
             Rule("/webhooks/<provider:provider>", endpoint="webhook", methods=post),
             *([Rule("/brand/logo", endpoint="logo", methods=get)] if logo else []),
             Rule("/healthz", endpoint="healthz", methods=get),
+            Rule("/r/<token:token>", endpoint="click", methods=get),
         ]
         urls = Map(
             rules,
@@ -391,6 +405,25 @@ class App:
         if not 0 <= time.time() - int(issued) <= CONFIRM_SECONDS:
             return self.pages.message(410, "expired_title", "expired_text")
         return data
+
+    # -- counted links --------------------------------------------------------------------------
+
+    def click(self, request: Request, token: str) -> Response:
+        """A counted link whose token does not verify (``fast_click`` answered every other): redirects
+        nowhere."""
+        return self.pages.message(404, "not_found_title")
+
+    def fast_click(self, environ: WSGIEnvironment, token: str) -> str | None:
+        """The redirect of a counted link (the address sealed in its token, never one from the request),
+        with the click recorded; None for anything else, which the routing answers (404)."""
+        method = environ.get("REQUEST_METHOD", "")
+        if method not in ("GET", "HEAD") or (environ.get("HTTP_HOST") or "").lower() not in self.hosts:
+            return None
+        link = read_click_token(token, self.list_id, self.secrets) if CLICK_TOKEN.fullmatch(token) else None
+        if link is None or not link.url.startswith(("http://", "https://")) or CONTROL.search(link.url):
+            return None
+        self.clicks.record(link, environ.get("REMOTE_ADDR", ""), environ.get("HTTP_USER_AGENT", ""), method)
+        return quote(link.url, safe=URL_SAFE)  # an address with non-ASCII letters, percent-encoded
 
     # -- the rest -------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from broadsheet.data.store import Store
+from broadsheet.data.store.clicks import clicks_per_link
 
 COMPLAINT_LIMIT = 0.001  # 0.1 %: Gmail and Yahoo's bulk-sender guidance; providers suspend at 0.1–0.3 %
 BOUNCE_LIMIT = 0.02  # 2 %: hard bounces; providers review accounts at about 5 %
@@ -92,3 +93,21 @@ def after_send_lines(root: Path, slug: str, sent: int) -> list[str]:
         return []
     with Store.for_project(root) as store:
         return AfterSend.from_counts(sent, store.campaign_counts(slug)).lines()
+
+
+def click_lines(root: Path, slug: str) -> list[str]:
+    """``broadsheet status``'s clicks per link (``[tracking] clicks``): the address, clicks, of which by
+    link scanners, and readers (unique) where the clicks name them; nothing when none was counted."""
+    if not Store.exists_for(root):
+        return []
+    with Store.for_project(root) as store:
+        links = clicks_per_link(store, slug)
+    if not links:
+        return []
+    lines = [
+        f"  clicks ({sum(link.total for link in links):,}, of which link scanners {sum(link.scanner for link in links):,}):"
+    ]
+    for link in links:
+        unique = "" if link.unique is None else f", {link.unique:,} unique"
+        lines.append(f"    {link.url}  {link.total:,} clicks ({link.scanner:,} by scanners{unique})")
+    return lines
