@@ -1,0 +1,52 @@
+"""The store's history for the report: events counted per day and per campaign, in SQL (one scan of the
+events table, never a row per event in Python). Reads only."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .store import Store
+
+# What the report counts as joining, leaving, bouncing and complaining (``schema.STATUS_EVENTS``).
+JOINED = ("added", "imported", "confirmed", "subscribed")
+LEFT = ("unsubscribed",)
+BOUNCED = ("bounced_hard",)
+COMPLAINED = ("complained",)
+SERIES = {"joined": JOINED, "left": LEFT, "bounced": BOUNCED, "complained": COMPLAINED}
+
+
+def events_per_day(store: Store) -> list[tuple[str, str, int]]:
+    """(day ``YYYY-MM-DD`` in UTC, series of ``SERIES``, events) for every day with one, oldest first."""
+    cases = " ".join(
+        f"WHEN kind IN ({', '.join(repr(kind) for kind in kinds)}) THEN '{name}'" for name, kinds in SERIES.items()
+    )
+    kinds = ", ".join(repr(kind) for group in SERIES.values() for kind in group)
+    return [
+        (day, series, count)
+        for day, series, count in store.db.execute(
+            f"SELECT substr(at, 1, 10) AS day, CASE {cases} END AS series, count(*) FROM events"
+            f" WHERE kind IN ({kinds}) GROUP BY day, series ORDER BY day, series"
+        )
+    ]
+
+
+def events_per_campaign(store: Store) -> dict[str, dict[str, int]]:
+    """campaign slug -> kind -> people with an event of that kind caused by it (each person once)."""
+    counts: dict[str, dict[str, int]] = {}
+    for campaign, kind, count in store.db.execute(
+        "SELECT campaign, kind, count(DISTINCT subscriber) FROM events WHERE campaign <> '' GROUP BY campaign, kind"
+    ):
+        counts.setdefault(campaign, {})[kind] = count
+    return counts
+
+
+def clicks_per_campaign(store: Store) -> dict[str, int] | None:
+    """campaign slug -> people who clicked a link of it; None when the store keeps no clicks (no ``clicks``
+    table with a ``campaign`` column), which the report shows as "no click data"."""
+    try:
+        rows = store.db.execute(
+            "SELECT campaign, count(DISTINCT subscriber) FROM clicks WHERE campaign <> '' GROUP BY campaign"
+        ).fetchall()
+    except sqlite3.OperationalError:  # no such table or column
+        return None
+    return {campaign: count for campaign, count in rows}
