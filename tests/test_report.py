@@ -172,3 +172,15 @@ def test_the_command_writes_the_file_and_exits_0(history, capsys):
     assert main(["--config", str(history / "broadsheet.toml"), "report", "--out", str(out)]) == 0
     assert out.is_file() and lxml.html.fromstring(out.read_bytes()).xpath("//section[@id='warmup']")
     assert str(out) in capsys.readouterr().out
+
+
+def test_publish_shows_the_subscriber_count_only_when_asked(history):
+    with Store.for_project(history) as store:
+        store.set_status("p9@example.com", "unsubscribed", source="cli")
+    for asked, shown in ((False, []), (True, ["9 subscribers"])):
+        out = history / f"site-{asked}"
+        assert main(["--config", str(history / "broadsheet.toml"), "publish", "--out", str(out)]
+                    + (["--subscriber-count"] if asked else [])) == 0  # fmt: skip
+        index = lxml.html.fromstring((out / "index.html").read_bytes())
+        assert [p.text_content() for p in index.xpath("//*[@class='subscribers']")] == shown
+        assert ("9 subscribers" in index.text_content()) is asked
