@@ -84,7 +84,9 @@ def test_the_page_loads_nothing_from_elsewhere_and_has_no_script(history):
 
 def test_every_chart_is_there_with_its_series(history):
     page, _ = report(history)
-    assert {f"subscribers-{name}" for name in ("joined", "left", "bounced", "complained")} <= chart_ids(page, "subscribers")
+    assert {f"subscribers-{name}" for name in ("joined", "left", "bounced", "complained")} <= chart_ids(
+        page, "subscribers"
+    )
     issue_ids = chart_ids(page, "issues")
     for series in ("hard-bounces", "soft-bounces", "complaints", "unsubscribes", "clicks"):
         assert {f"issues-{series}-0", f"issues-{series}-1"} <= issue_ids  # a bar per issue

@@ -17,17 +17,18 @@ SERIES = {"joined": JOINED, "left": LEFT, "bounced": BOUNCED, "complained": COMP
 
 def events_per_day(store: Store) -> list[tuple[str, str, int]]:
     """(day ``YYYY-MM-DD`` in UTC, series of ``SERIES``, events) for every day with one, oldest first."""
-    cases = " ".join(
-        f"WHEN kind IN ({', '.join(repr(kind) for kind in kinds)}) THEN '{name}'" for name, kinds in SERIES.items()
+    kinds = {kind: name for name, group in SERIES.items() for kind in group}
+    marks = ", ".join("?" * len(kinds))
+    per_kind = store.db.execute(
+        f"SELECT substr(at, 1, 10) AS day, kind, count(*) FROM events WHERE kind IN ({marks})"
+        " GROUP BY day, kind ORDER BY day, kind",
+        tuple(kinds),
     )
-    kinds = ", ".join(repr(kind) for group in SERIES.values() for kind in group)
-    return [
-        (day, series, count)
-        for day, series, count in store.db.execute(
-            f"SELECT substr(at, 1, 10) AS day, CASE {cases} END AS series, count(*) FROM events"
-            f" WHERE kind IN ({kinds}) GROUP BY day, series ORDER BY day, series"
-        )
-    ]
+    per_series: dict[tuple[str, str], int] = {}
+    for day, kind, count in per_kind:  # a row per day and kind: a few per day, whatever the events
+        key = (day, kinds[kind])
+        per_series[key] = per_series.get(key, 0) + count
+    return [(day, series, count) for (day, series), count in per_series.items()]
 
 
 def events_per_campaign(store: Store) -> dict[str, dict[str, int]]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import matplotlib
 from matplotlib.axes import Axes
@@ -32,8 +33,10 @@ COLOURS = {
     "#030305": "var(--s5)",
 }
 FG, GRID = "#010101", "#020202"
+EPOCH = dt.date(1970, 1, 1)
 SERIES = ("#030301", "#030302", "#030303", "#030304", "#030305")
-STYLE = {
+STYLE: dict[Any, Any] = {
+    "date.epoch": EPOCH.isoformat() + "T00:00:00",  # what ``_dates`` counts from
     "svg.fonttype": "none",  # text stays text, in the page's fonts: nothing embedded, nothing fetched
     "font.family": "sans-serif",
     "font.size": 10,
@@ -63,7 +66,7 @@ _PLACEHOLDER = re.compile("|".join(COLOURS))
 def subscribers_chart(days: Sequence[DayCounts]) -> str:
     """Joined, left, bounced and complained, each as a running total by day."""
     with _figure("subscribers") as (figure, axes):
-        dates = [dt.date.fromisoformat(day.day) for day in days]
+        dates = _dates(day.day for day in days)
         for position, name in enumerate(SUBSCRIBER_SERIES):
             total, totals = 0, []
             for day in days:
@@ -71,6 +74,7 @@ def subscribers_chart(days: Sequence[DayCounts]) -> str:
                 totals.append(total)
             (line,) = axes.step(dates, totals, where="post", color=SERIES[position], label=name, linewidth=1.8)
             line.set_gid(f"subscribers-{name}")
+        axes.xaxis_date()
         axes.set_ylabel("people (running total)")
         axes.legend(loc="upper left")
         figure.autofmt_xdate()
@@ -95,7 +99,9 @@ def issues_chart(issues: Sequence[IssueCounts]) -> str:
         axes.set_ylabel("% of messages sent")
         axes.legend(loc="upper left", ncols=3)
         if not any(issue.clicks is not None for issue in issues):
-            axes.text(0.99, 0.97, "no click data", transform=axes.transAxes, ha="right", va="top", gid="issues-no-clicks")
+            axes.text(
+                0.99, 0.97, "no click data", transform=axes.transAxes, ha="right", va="top", gid="issues-no-clicks"
+            )
         return _svg(figure, "issues")
 
 
@@ -115,7 +121,7 @@ def send_rate_chart(curve: SendRateCurve) -> str:
 def warmup_chart(days: Sequence[WarmupDay]) -> str:
     """Messages sent per day (bars) against the day's cap (a step line)."""
     with _figure("warmup") as (figure, axes):
-        dates = [dt.date.fromisoformat(day.day) for day in days]
+        dates = _dates(day.day for day in days)
         bars = axes.bar(dates, [day.sent for day in days], color=SERIES[0], label="sent", width=0.8)
         for index, bar in enumerate(bars.patches):
             bar.set_gid(f"warmup-sent-{index}")
@@ -123,10 +129,16 @@ def warmup_chart(days: Sequence[WarmupDay]) -> str:
             caps = [float("nan") if day.cap is None else day.cap for day in days]
             (line,) = axes.step(dates, caps, where="mid", color=SERIES[3], label="cap", linewidth=1.8)
             line.set_gid("warmup-cap")
+        axes.xaxis_date()
         axes.set_ylabel("messages per day (UTC)")
         axes.legend(loc="upper left")
         figure.autofmt_xdate()
         return _svg(figure, "warmup")
+
+
+def _dates(days: Iterable[str]) -> list[float]:
+    """``YYYY-MM-DD`` days as matplotlib's date numbers, days since ``EPOCH`` (the axes show them as dates)."""
+    return [float((dt.date.fromisoformat(day) - EPOCH).days) for day in days]
 
 
 @contextmanager

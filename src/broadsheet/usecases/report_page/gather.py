@@ -30,7 +30,8 @@ def gather(config: Config, *, now: float) -> ReportData:
     if path.exists():
         with Journal(path, read_only=True) as journal:
             issues = tuple(
-                _issue(sent, per_campaign.get(sent.slug, {}), clicks) for sent in journal_history.sent_per_issue(journal)
+                _issue(sent, per_campaign.get(sent.slug, {}), clicks)
+                for sent in journal_history.sent_per_issue(journal)
             )
             rate = _curve(journal_history.last_send_rate(journal))
             warmup, note = _warmup(config, journal, now)
@@ -69,9 +70,7 @@ def _issue(sent: journal_history.IssueSent, kinds: dict[str, int], clicks: dict[
 def _curve(rate: journal_history.SendRate | None) -> SendRateCurve | None:
     if rate is None:
         return None
-    points = tuple(
-        RatePoint(bucket * rate.seconds / 60, count * 60 / rate.seconds) for bucket, count in rate.counts
-    )
+    points = tuple(RatePoint(bucket * rate.seconds / 60, count * 60 / rate.seconds) for bucket, count in rate.counts)
     return SendRateCurve(rate.slug, rate.seconds, points)
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from . import charts
 from .model import ISSUE_SERIES, SUBSCRIBER_SERIES, ReportData
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -25,6 +24,8 @@ def _environment() -> jinja2.Environment:
 
 def render_page(data: ReportData, *, generated: str) -> str:
     """The page for ``data``; ``generated`` is the time it shows as written (ISO 8601 UTC)."""
+    from . import charts  # matplotlib is imported when a report is drawn, not by every command's --help
+
     drawn = {
         "subscribers": charts.subscribers_chart(data.days) if data.days else None,
         "issues": charts.issues_chart(data.issues) if data.issues else None,
