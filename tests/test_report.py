@@ -93,7 +93,7 @@ def test_every_chart_is_there_with_its_series(history):
     assert "issues-no-clicks" in issue_ids
     assert "rate-messages-per-minute" in chart_ids(page, "rate")
     warmup_ids = chart_ids(page, "warmup")
-    assert "warmup-cap" in warmup_ids and {f"warmup-sent-{n}" for n in range(WARMUP_DAYS)} <= warmup_ids
+    assert {"warmup-cap", "warmup-sent"} <= warmup_ids
     every_id = [element.get("id") for element in page.iter() if element.get("id")]
     assert len(every_id) == len(set(every_id))  # four charts in one page, no id twice
 

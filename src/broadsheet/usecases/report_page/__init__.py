@@ -47,4 +47,4 @@ def write_report(config: Config, options: ReportOptions) -> ReportWritten:
     return ReportWritten(options.out, data)
 
 
-__all__ = ["ReportData", "ReportOptions", "ReportWritten", "write_report"]
+__all__ = ["ReportData", "ReportOptions", "ReportWritten", "gather", "write_report"]

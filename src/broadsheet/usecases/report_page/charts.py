@@ -55,6 +55,7 @@ STYLE: dict[Any, Any] = {
     "savefig.facecolor": "none",
     "savefig.edgecolor": "none",
 }
+CHART_ISSUES = 24  # more bars than a phone can show apart; the page's table lists every issue
 SIZE = (7.2, 3.6)  # inches: 720 × 360 px at the page's scale, any width on screen
 _DECLARATION = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
@@ -82,8 +83,9 @@ def subscribers_chart(days: Sequence[DayCounts]) -> str:
 
 
 def issues_chart(issues: Sequence[IssueCounts]) -> str:
-    """Per issue, bounces, complaints, unsubscribes and clicks as shares of the messages sent (grouped bars);
-    clicks without click data are marked so."""
+    """Per issue (the last ``CHART_ISSUES``), bounces, complaints, unsubscribes and clicks as shares of the
+    messages sent (grouped bars); clicks without click data are marked so."""
+    issues = issues[-CHART_ISSUES:]
     with _figure("issues") as (figure, axes):
         width = 0.8 / len(ISSUE_SERIES)
         positions = range(len(issues))
@@ -119,12 +121,11 @@ def send_rate_chart(curve: SendRateCurve) -> str:
 
 
 def warmup_chart(days: Sequence[WarmupDay]) -> str:
-    """Messages sent per day (bars) against the day's cap (a step line)."""
+    """Messages sent per day (filled steps, one artist however many days) against the day's cap (a line)."""
     with _figure("warmup") as (figure, axes):
         dates = _dates(day.day for day in days)
-        bars = axes.bar(dates, [day.sent for day in days], color=SERIES[0], label="sent", width=0.8)
-        for index, bar in enumerate(bars.patches):
-            bar.set_gid(f"warmup-sent-{index}")
+        edges = [date - 0.5 for date in dates] + [dates[-1] + 0.5]
+        axes.stairs([day.sent for day in days], edges, fill=True, color=SERIES[0], label="sent", gid="warmup-sent")
         if any(day.cap is not None for day in days):
             caps = [float("nan") if day.cap is None else day.cap for day in days]
             (line,) = axes.step(dates, caps, where="mid", color=SERIES[3], label="cap", linewidth=1.8)
