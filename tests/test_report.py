@@ -186,3 +186,15 @@ def test_publish_shows_the_subscriber_count_only_when_asked(history):
         index = lxml.html.fromstring((out / "index.html").read_bytes())
         assert [p.text_content() for p in index.xpath("//*[@class='subscribers']")] == shown
         assert ("9 subscribers" in index.text_content()) is asked
+
+
+def test_outbox_campaigns_and_rows_sent_elsewhere_are_not_counted_as_sent(history):
+    with Journal.for_project(history) as journal:
+        record, _ = journal.start_campaign("issue-a", "outbox", "issues/issue-a", "fp", slug="issue-a")
+        journal.load_recipients(record, "fp", [("p9@example.com", 2, "{}")])
+        journal.record(Outcome(row.id, "sent") for row in journal.claim(record, 1, NOW))
+        record, _ = journal.start_campaign("issue-a", "postmark", "issues/issue-a", "fp", slug="issue-a")
+        journal.load_recipients(record, "fp", [("p0@example.com", 2, "{}")])
+        assert journal.skip_sent_elsewhere(record) == {"smtp": 1}  # marked sent, no attempt: not mailed again
+    _, data = report(history)
+    assert data.issues[0].sent == 8
