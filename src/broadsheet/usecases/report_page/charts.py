@@ -56,7 +56,7 @@ STYLE: dict[Any, Any] = {
     "savefig.edgecolor": "none",
 }
 CHART_ISSUES = 24  # more bars than a phone can show apart; the page's table lists every issue
-SIZE = (7.2, 3.6)  # inches: 720 × 360 px at the page's scale, any width on screen
+SIZE = (5.6, 3.4)  # inches, at 72 px each: on a phone the text keeps about its 10 px
 _DECLARATION = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
 _SIZE_ATTRIBUTES = re.compile(r'(<svg\b[^>]*?)\s+width="[^"]*"\s+height="[^"]*"')
@@ -99,11 +99,7 @@ def issues_chart(issues: Sequence[IssueCounts]) -> str:
                 bar.set_gid(f"issues-{name.replace(' ', '-')}-{index}")
         axes.set_xticks(list(positions), [issue.slug for issue in issues], rotation=30, ha="right")
         axes.set_ylabel("% of messages sent")
-        axes.legend(loc="upper left", ncols=3)
-        if not any(issue.clicks is not None for issue in issues):
-            axes.text(
-                0.99, 0.97, "no click data", transform=axes.transAxes, ha="right", va="top", gid="issues-no-clicks"
-            )
+        figure.legend(loc="outside lower center", ncols=3)  # below the chart: bars reach the top
         return _svg(figure, "issues")
 
 
@@ -130,11 +126,19 @@ def warmup_chart(days: Sequence[WarmupDay]) -> str:
             caps = [float("nan") if day.cap is None else day.cap for day in days]
             (line,) = axes.step(dates, caps, where="mid", color=SERIES[3], label="cap", linewidth=1.8)
             line.set_gid("warmup-cap")
+        axes.set_ylim(0, _top(days))
         axes.xaxis_date()
         axes.set_ylabel("messages per day (UTC)")
         axes.legend(loc="upper left")
         figure.autofmt_xdate()
         return _svg(figure, "warmup")
+
+
+def _top(days: Sequence[WarmupDay]) -> float:
+    """The top of the warm-up chart: what was sent and the caps up to the last day anything went out (the
+    warm-up's later days grow far beyond a new list and would flatten the bars)."""
+    last = max((number for number, day in enumerate(days) if day.sent), default=len(days) - 1)
+    return 1.15 * max([1, *(day.sent for day in days), *(day.cap or 0 for day in days[: last + 1])])
 
 
 def _dates(days: Iterable[str]) -> list[float]:

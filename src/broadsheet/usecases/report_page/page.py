@@ -9,7 +9,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from .model import ISSUE_SERIES, SUBSCRIBER_SERIES, ReportData
+from .model import ISSUE_SERIES, ReportData
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -39,7 +39,6 @@ def render_page(data: ReportData, *, generated: str) -> str:
             data=data,
             generated=generated,
             charts={name: Markup(svg) if svg else None for name, svg in drawn.items()},  # noqa: S704 (drawn here)
-            subscriber_series=SUBSCRIBER_SERIES,
             issue_series=ISSUE_SERIES,
         )
     )
