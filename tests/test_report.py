@@ -202,3 +202,10 @@ def test_outbox_campaigns_and_rows_sent_elsewhere_are_not_counted_as_sent(histor
         assert journal.skip_sent_elsewhere(record) == {"smtp": 1}  # marked sent, no attempt: not mailed again
     _, data = report(history)
     assert data.issues[0].sent == 8
+
+
+def test_a_page_that_cannot_be_written_is_one_line_and_exit_2(history, capsys):
+    (history / "taken").mkdir()
+    assert main(["--config", str(history / "broadsheet.toml"), "report", "--out", str(history / "taken")]) == 2
+    error = capsys.readouterr().err
+    assert "cannot write the report" in error and "taken" in error and "Traceback" not in error
