@@ -75,11 +75,7 @@ def subscribers_chart(days: Sequence[DayCounts]) -> str:
                 totals.append(total)
             (line,) = axes.step(dates, totals, where="post", color=SERIES[position], label=name, linewidth=1.8)
             line.set_gid(f"subscribers-{name}")
-        axes.xaxis_date()
-        axes.set_ylabel("people (running total)")
-        axes.legend(loc="upper left")
-        figure.autofmt_xdate()
-        return _svg(figure, "subscribers")
+        return _by_day(figure, axes, "subscribers", "people (running total)")
 
 
 def issues_chart(issues: Sequence[IssueCounts]) -> str:
@@ -127,11 +123,16 @@ def warmup_chart(days: Sequence[WarmupDay]) -> str:
             (line,) = axes.step(dates, caps, where="mid", color=SERIES[3], label="cap", linewidth=1.8)
             line.set_gid("warmup-cap")
         axes.set_ylim(0, _top(days))
-        axes.xaxis_date()
-        axes.set_ylabel("messages per day (UTC)")
-        axes.legend(loc="upper left")
-        figure.autofmt_xdate()
-        return _svg(figure, "warmup")
+        return _by_day(figure, axes, "warmup", "messages per day (UTC)")
+
+
+def _by_day(figure: Figure, axes: Axes, chart: str, label: str) -> str:
+    """The SVG of a chart over days: dates along the bottom, slanted to fit, and the legend at the top left."""
+    axes.xaxis_date()
+    axes.set_ylabel(label)
+    axes.legend(loc="upper left")
+    figure.autofmt_xdate()
+    return _svg(figure, chart)
 
 
 def _top(days: Sequence[WarmupDay]) -> float:
