@@ -23,12 +23,16 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT}/ in the project)"
     )
+    parser.add_argument(
+        "--subscriber-count", action="store_true",
+        help="show on the index how many people are subscribed (from the subscriber store; off by default)",
+    )  # fmt: skip
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     config = project_config(args)
-    published = publish_site(config, args.out or config.resolve(DEFAULT_OUT))
+    published = publish_site(config, args.out or config.resolve(DEFAULT_OUT), subscriber_count=args.subscriber_count)
     count = len(published.entries)
     print(f"published {count} issue{'s' if count != 1 else ''} → {published.out} ({len(published.files)} files)")
     if published.removed:

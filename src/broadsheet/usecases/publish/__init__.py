@@ -8,6 +8,7 @@ cards use base_url, which they need absolute.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -15,6 +16,7 @@ from urllib.parse import quote
 from broadsheet.core.config import Config
 from broadsheet.core.content.optimise import COLUMN_WIDTH
 from broadsheet.core.render.build import logo_file, optimised_logo
+from broadsheet.data.store import Store
 
 from .favicon import icons
 from .feed import atom_feed, sitemap
@@ -35,14 +37,17 @@ class Published:
     notes: tuple[str, ...] = field(default=())
 
 
-def publish_site(config: Config, out: Path) -> Published:
-    """Build the archive of every non-draft issue into ``out``."""
+def publish_site(config: Config, out: Path, *, subscriber_count: bool = False) -> Published:
+    """Build the archive of every non-draft issue into ``out``; ``subscriber_count``: the index says how many
+    are subscribed (the store's count; off by default, as the count is the publisher's to make public)."""
     writer = SiteWriter(out)
     notes: list[str] = []
     entries = read_entries(config, notes=notes)
     site = Site.from_config(config, logo="", favicon=False)
     site, brand_notes = _write_brand(writer, config, site)
     notes += brand_notes
+    if subscriber_count:
+        site = dataclasses.replace(site, subscribers=subscribed(config.root))
     for position, entry in enumerate(entries):
         older = entries[position + 1] if position + 1 < len(entries) else None
         newer = entries[position - 1] if position else None
@@ -57,6 +62,14 @@ def publish_site(config: Config, out: Path) -> Published:
         notes.append("base_url is not set: no feed, no sitemap, and social cards without addresses (set base_url)")
     removed = writer.finish()
     return Published(writer.root, tuple(entries), tuple(sorted(writer.written)), tuple(removed), tuple(notes))
+
+
+def subscribed(root: Path) -> int:
+    """How many addresses the project's store has subscribed (0 without a store; none is created)."""
+    if not Store.exists_for(root):
+        return 0
+    with Store.for_project(root) as store:
+        return store.count("subscribed")
 
 
 def _write_brand(writer: SiteWriter, config: Config, site: Site) -> tuple[Site, list[str]]:

@@ -54,6 +54,7 @@ class Site:
     logo: str  # its address in a link from the site root (file name, quoted), a remote URL, or ""
     logo_alt: str
     favicon: bool = False
+    subscribers: int | None = None  # shown on the index only when asked (publish --subscriber-count)
 
     @classmethod
     def from_config(cls, config: Config, *, logo: str, favicon: bool) -> Site:
