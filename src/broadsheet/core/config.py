@@ -156,6 +156,12 @@ class Serve:
 
 
 @dataclass(frozen=True)
+class Sequences:
+    folder: str = "sequences"  # one folder per sequence, of step files NN-slug.md
+    welcome: str = ""  # the sequence every new subscriber enters ("" for none)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
 
@@ -184,6 +190,7 @@ class Config:
     bounces: Bounces = field(default_factory=Bounces)
     inbox: Inbox = field(default_factory=Inbox)
     serve: Serve = field(default_factory=Serve)
+    sequences: Sequences = field(default_factory=Sequences)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
 
@@ -692,4 +699,9 @@ DESCRIPTIONS = {
     "serve.signups_per_minute": "Sign-ups per client address per minute.",
     "serve.signups_per_hour": "Sign-ups per client address per hour.",
     "serve.max_body_bytes": "The largest request body for a page (webhooks: 4 MB).",
+    "sequences": "Automated sequences of emails (`send --due` sends their steps as they fall due).",
+    "sequences.folder": "The folder of the sequence folders (each holds step files `NN-slug.md`), relative to the "
+    "config.",
+    "sequences.welcome": "The sequence every new subscriber enters: a confirmed sign-up, `subscribers add`, an "
+    "import with `--sequence`; empty: none.",
 }
