@@ -19,7 +19,20 @@ from broadsheet.core.errors import BroadsheetError, one_line
 SignalHandler: TypeAlias = "Callable[[int, FrameType | None], Any] | int | signal.Handlers | None"
 
 # Each module in broadsheet.faces.commands has register(subparsers) and run(args) -> int.
-COMMANDS = ("new", "build", "preview", "lint", "send", "status", "subscribers", "publish", "serve", "sync", "inbox")
+COMMANDS = (
+    "new",
+    "build",
+    "preview",
+    "lint",
+    "send",
+    "status",
+    "subscribers",
+    "publish",
+    "serve",
+    "sync",
+    "inbox",
+    "sequences",
+)
 
 
 class UsageError(Exception):

@@ -59,6 +59,7 @@ class SendOptions:
     resend_all: bool = False
     force: bool = False
     config_file: str | None = None  # --config as given: named again in the line that says how to resume
+    backfill: bool = False  # with ``due``: everyone subscribed enters the welcome sequence, not only newcomers
 
     def __post_init__(self) -> None:
         journaled = {  # what only a journaled send of one issue takes
@@ -74,6 +75,8 @@ class SendOptions:
                 why=" (which sends every issue that is due)",
             )  # fmt: skip
             return
+        if self.backfill:
+            raise CampaignError("--backfill only goes with --due", fix="add --due")
         if self.issue_dir is None:
             raise CampaignError(
                 "no issue to send", fix="give the issue folder (broadsheet send issues/<name>), or --due"
@@ -116,6 +119,11 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     transport_name = options.transport or config.send.transport
     transport_class(transport_name)  # an unknown name fails before the issue is built
     issue, rendered = read_and_build(options.issue_dir, config)
+    if issue.file is not None and not (options.test or options.dry_run):
+        raise CampaignError(
+            "a sequence step is sent by send --due, to each subscriber when it falls due",
+            where=str(options.issue_dir), fix="try it with --test ADDRESS; broadsheet send --due sends it",
+        )  # fmt: skip
     _check_lint(rendered, issue, config, reporter, force=options.force, test=bool(options.test))
     if not (options.test or options.dry_run):
         _check_send_at(issue, options, reporter)
@@ -489,7 +497,8 @@ def _summarise(result: RunResult, options: SendOptions, reporter: Reporter) -> N
 
 def resume_command(options: SendOptions) -> str:
     """The command line that resumes this send."""
-    parts = ["broadsheet", "send", str(options.issue_dir)]
+    step = options.issue_dir is not None and options.issue_dir.suffix == ".md"  # a sequence's step goes by --due
+    parts = ["broadsheet", "send", "--due" if step or options.due else str(options.issue_dir)]
     if options.config_file:
         parts[1:1] = ["--config", str(options.config_file)]
     if options.list_file is not None:

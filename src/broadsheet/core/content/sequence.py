@@ -106,7 +106,8 @@ def sequence_folder(name: str, config: Config) -> Path:
     """The folder of the sequence ``name``; ContentError for a name that is no folder name."""
     if not SEQUENCE_NAME.fullmatch(name):
         raise ContentError(
-            f"not a sequence name: {name!r}", fix="use letters, digits, '-' and '_' (the folder's name under sequences/)"
+            f"not a sequence name: {name!r}",
+            fix="use letters, digits, '-' and '_' (the folder's name under sequences/)",
         )
     return config.resolve(config.sequences.folder) / name
 

@@ -14,10 +14,10 @@ from jinja2.exceptions import SecurityError
 
 from ..config import Config
 from ..content import Issue
-from ..content.sequence import read_content
 from ..content.images import ImageProblem, check_local_image, image_size, published_src, unique_name
 from ..content.markdown import PHONE_CONTENT_WIDTH
 from ..content.optimise import CACHE_FOLDER, Optimised, max_width_for, optimise
+from ..content.sequence import read_content
 from ..content.text import LinkRegistry
 from ..errors import BroadsheetError, ConfigError, ContentError, TemplateError, one_line
 from .checks import build_warnings
