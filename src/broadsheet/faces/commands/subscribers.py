@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from broadsheet.core.config import Config
+from broadsheet.core.content.sequence import sequence_folder
 from broadsheet.core.errors import StoreError
 
 from . import Subparsers, project_config
@@ -196,10 +197,12 @@ def _add(args: argparse.Namespace, store: Store, config: Config) -> int:
         return 0
     added = store.add(args.email, name=args.name, tags=args.tag, resubscribe=args.resubscribe)
     welcome = config.sequences.welcome
-    if welcome:
+    if welcome and sequence_folder(welcome, config).is_dir():  # none before the sequence exists
         from broadsheet.data.store.sequences import enter
 
         enter(store, welcome, [added.email], time.time())
+    else:
+        welcome = ""
     print(f"added {added.email} (subscribed" + (f"; entered the sequence {welcome})" if welcome else ")"))
     return 0
 

@@ -45,7 +45,7 @@ def has_sequences(config: Config) -> bool:
 def send_due_steps(
     options: SendOptions, config: Config, journal: Journal, reporter: Reporter, now: float, *, backfill: bool = False
 ) -> StepsResult:
-    """Send every step that is due at ``now``, sequence by sequence, step by step; call under the send lock."""
+    """Send every step that is due at ``now``, sequence by sequence; call under the send lock."""
     result = StepsResult()
     if not store_path(config.root).is_file():
         return result
@@ -57,13 +57,15 @@ def send_due_steps(
             reporter.problem(exc)
             result.errors += 1
             continue
-        for index, step in enumerate(steps):
+        # the last step first: a step sent in this run never makes the next one due in the same run
+        for index in reversed(range(len(steps))):
+            step = steps[index]
             try:
                 sent = send_step(options, config, journal, step, steps[index - 1] if index else None, now, reporter)
-            except BroadsheetError as exc:
+            except BroadsheetError as exc:  # nobody gets this step now, so nobody is due for the next one
                 reporter.problem(exc)
                 result.errors += 1
-                break  # the later steps follow this one: they wait for it
+                continue
             if sent is not None:
                 result.sent.append(sent)
                 if sent.interrupted:
