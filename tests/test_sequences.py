@@ -277,3 +277,18 @@ def _back_date(project: Path, seconds: float) -> None:
     """Every journal row's time ``seconds`` back: the next run is another day for the daily cap."""
     with sqlite3.connect(journal_path(project)) as db:
         db.execute("UPDATE recipients SET updated = updated - ?", (seconds,))
+
+
+def test_preview_serves_a_step_and_rebuilds_when_it_changes(seq):
+    import http.client
+
+    from broadsheet.faces.preview import Preview
+
+    step = seq / "sequences" / "welcome" / "02-tips.md"
+    with Preview(step, port=0, config_path=seq / "broadsheet.toml") as preview:
+        assert preview.current.error is None
+        connection = http.client.HTTPConnection("127.0.0.1", preview.server.server_address[1], timeout=10)
+        connection.request("GET", "/email.html")
+        answer = connection.getresponse()
+        assert answer.status == 200 and b"Two tips" in answer.read()
+        assert preview.builder is not None and step.parent.resolve() in preview.builder.watched()[0]
