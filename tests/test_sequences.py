@@ -231,6 +231,10 @@ def test_status_counts_members_and_what_went(seq, capsys):
     out = capsys.readouterr().out
     assert "welcome: 1 in it, 1 stopped" in out
     assert "01-hello                 at this step       2   sent 2" in out
+    assert cli(seq, "status", "sequences/welcome/01-hello.md") == 0  # the step's campaign, as an issue's
+    assert "sent 2" in capsys.readouterr().out
+    assert cli(seq, "send", "--backfill", "sequences/welcome/01-hello.md") == 2
+    assert "--backfill only goes with --due" in capsys.readouterr().err
 
 
 def test_a_step_builds_lints_and_goes_as_a_test_copy_but_never_sent_by_hand(seq, capsys):
