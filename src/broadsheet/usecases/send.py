@@ -124,7 +124,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
             "a sequence step is sent by send --due, to each subscriber when it falls due",
             where=str(options.issue_dir), fix="try it with --test ADDRESS; broadsheet send --due sends it",
         )  # fmt: skip
-    _check_lint(rendered, issue, config, reporter, force=options.force, test=bool(options.test))
+    check_lint(rendered, issue, config, reporter, force=options.force, test=bool(options.test))
     if not (options.test or options.dry_run):
         _check_send_at(issue, options, reporter)
     audience = recipients_for(  # the store (the configured list imported first), or a CSV: said on every send
@@ -147,7 +147,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     factory()
     if options.dry_run:
         return _dry_run(subscribers, options, composer, reporter)
-    send = _Send(
+    send = JournaledSend(
         options, options.issue_dir, config, rendered, issue.id, transport_name, subscribers, factory, composer, reporter
     )
     if journal is not None:
@@ -157,8 +157,8 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
 
 
 @dataclass(frozen=True)
-class _Send:
-    """One journaled send of one issue: what the steps below share."""
+class JournaledSend:
+    """One journaled send of one issue (or one sequence step): what the steps below share."""
 
     options: SendOptions
     issue_dir: Path
@@ -172,13 +172,13 @@ class _Send:
     reporter: Reporter
 
 
-def _send_journaled(journal: Journal, send: _Send) -> SendResult:
+def _send_journaled(journal: Journal, send: JournaledSend) -> SendResult:
     journal.keep_room()  # outcomes are still recorded when the disk fills up during the send
     start_checkpoints = journal.checkpoints_aside()  # the load's commit and the claims never copy the WAL
     prepared = _prepare(journal, send)
     start_checkpoints()  # after the load: a long list's part readers fork from a process of one thread
     _check_recent_sends(journal, prepared, send.options, send.reporter)
-    return _send(journal, prepared, send)
+    return send_prepared(journal, prepared, send)
 
 
 # -- steps --------------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def transport_factory(name: str, config: Config, *, slug: str, test: bool = Fals
     return lambda: cls(config, options)
 
 
-def _check_lint(
+def check_lint(
     rendered: RenderedIssue, issue: Issue, config: Config, reporter: Reporter, *, force: bool, test: bool = False
 ) -> None:
     """Refuse to send an issue with lint errors unless --force; a test copy to yourself goes (a draft is
@@ -228,7 +228,7 @@ def _check_send_at(issue: Issue, options: SendOptions, reporter: Reporter) -> No
     )
 
 
-def _prepare(journal: Journal, send: _Send) -> Prepared:
+def _prepare(journal: Journal, send: JournaledSend) -> Prepared:
     say = send.reporter.info
     fingerprint = send.subscribers.fingerprint()
     issue_dir = issue_key(send.issue_dir, send.config.root)
@@ -382,7 +382,8 @@ def _dry_run(subscribers: SendList, options: SendOptions, composer: Composer, re
     return SendResult(failed=rejected)
 
 
-def _send(journal: Journal, prepared: Prepared, send: _Send) -> SendResult:
+def send_prepared(journal: Journal, prepared: Prepared, send: JournaledSend) -> SendResult:
+    """Send a campaign whose list is loaded: the daily cap, the confirmation, the runner, the summary."""
     reporter = send.reporter
     counts = journal.counts(prepared.record)
     due = counts["queued"] + counts["deferred"]
@@ -459,7 +460,7 @@ def _report_cap(cap: DailyCap, left: int, reporter: Reporter) -> None:
     )
 
 
-def _confirmed(send: _Send, due: int) -> bool:
+def _confirmed(send: JournaledSend, due: int) -> bool:
     if send.options.yes:
         return True
     config = send.config

@@ -25,7 +25,7 @@ from broadsheet.data.store.sequences import StepList, enter_all, enter_confirmed
 from ..campaign import Journal, Prepared, issue_key, prepare_campaign
 from ..campaign.caps import daily_cap
 from ..report import Reporter
-from ..send import SendOptions, SendResult, _check_lint, _Send, _send, transport_factory
+from ..send import JournaledSend, SendOptions, SendResult, check_lint, send_prepared, transport_factory
 from ..signing_secret import token_secret
 
 
@@ -106,15 +106,17 @@ def send_step(
         return None  # said by the run that reached it; they stay queued for the next day
     reporter.info(f"send --due: sequence {step.sequence}, step {step.name}: {waiting:,} due")
     issue, rendered = read_and_build(step.path, config)
-    _check_lint(rendered, issue, config, reporter, force=options.force)
+    check_lint(rendered, issue, config, reporter, force=options.force)
     from broadsheet.core.compose import Composer
 
     secret = token_secret(config, throwaway=not delivers(transport), warn=reporter.warn)
     composer = Composer(rendered, config, token_secret=secret, campaign=rendered.slug)
     factory = transport_factory(transport, config, slug=rendered.slug)
     step_options = dataclasses.replace(options, issue_dir=step.path, due=False, yes=True, backfill=False)
-    send = _Send(step_options, step.path, config, rendered, step.key, transport, due, factory, composer, reporter)
-    return _send(journal, prepared, send)
+    send = JournaledSend(
+        step_options, step.path, config, rendered, step.key, transport, due, factory, composer, reporter
+    )
+    return send_prepared(journal, prepared, send)
 
 
 def _prepare(journal: Journal, config: Config, step: Step, transport: str, due: StepList) -> Prepared:
