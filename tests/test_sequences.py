@@ -296,3 +296,20 @@ def test_preview_serves_a_step_and_rebuilds_when_it_changes(seq):
         answer = connection.getresponse()
         assert answer.status == 200 and b"Two tips" in answer.read()
         assert preview.builder is not None and step.parent.resolve() in preview.builder.watched()[0]
+
+
+def test_template_syntax_in_a_step_is_shown_never_run_and_its_subject_stays_one_line(seq, capsys):
+    step = seq / "sequences" / "welcome" / "01-hello.md"
+    step.write_text(
+        "---\nsubject: Hello\nafter: 0 days\n---\nDear {{ subscriber.first_name }}, {{ 7 * 7 }} {% if 1 %}x{% endif %}\n",
+        encoding="utf-8",
+    )
+    subscribe(seq, "ann@example.com")
+    due(seq, time.time())
+    raw = next((seq / "outbox" / "welcome-01-hello").glob("*.eml")).read_bytes()
+    text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Dear Ann, {{ 7 * 7 }} {% if 1 %}x{% endif %}" in " ".join(text.split())
+    step.write_text('---\nsubject: "Hello\\r\\nBcc: evil@example.com"\nafter: 0 days\n---\nText.\n', encoding="utf-8")
+    assert cli(seq, "build", str(step)) == 2
+    err = capsys.readouterr().err
+    assert "01-hello.md:2: 'subject' holds the control character U+000D" in err and "one line" in err
