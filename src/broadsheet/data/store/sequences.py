@@ -7,6 +7,7 @@ for good: a later resubscribe does not resume the sequence.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import time
 from collections.abc import Iterable
@@ -178,6 +179,10 @@ class StepList(StoreList):
             "seq_previous": str(self.previous),
             "seq_cutoff": str(self.cutoff),
         }
+
+    def _count_skipped(self, store: Store) -> collections.Counter[str]:
+        """Nothing: a step's run does not report the store's other subscribers (and runs every minute)."""
+        return collections.Counter()
 
     def fingerprint(self) -> str:
         """Changes with every run: who is due depends on the time as much as on the store."""
