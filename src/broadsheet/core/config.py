@@ -167,6 +167,12 @@ class Tracking:
 
 
 @dataclass(frozen=True)
+class Sequences:
+    folder: str = "sequences"  # one folder per sequence, of step files NN-slug.md
+    welcome: str = ""  # the sequence every new subscriber enters ("" for none)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
 
@@ -197,6 +203,7 @@ class Config:
     serve: Serve = field(default_factory=Serve)
     doctor: Doctor = field(default_factory=Doctor)
     tracking: Tracking = field(default_factory=Tracking)
+    sequences: Sequences = field(default_factory=Sequences)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
 
@@ -333,6 +340,9 @@ KEY_HELP: dict[str, str] = {
     "doctor": "`broadsheet doctor`: where it looks things up",
     "tracking": "counted clicks, off by default: links go through `broadsheet serve` (docs: Counting clicks)",
     "tracking.clicks": "rewrite each http(s) link of an issue to {serve.public_url}/r/<token> and count its clicks",
+    "sequences": "welcome and drip sequences: folders of short emails `send --due` sends as they fall due",
+    "sequences.folder": "the folder of the sequence folders (each a folder of step files NN-slug.md)",
+    "sequences.welcome": 'the sequence every new subscriber enters, e.g. "welcome"; empty: none',
     "tracking.per_subscriber": "the click links name the reader too (personal data): unique clicks per link",
     "doctor.nameservers": "DNS servers doctor asks (ip, ip:port, [ipv6]:port); empty: the system's; "
     "--nameserver and BROADSHEET_NAMESERVERS come first",

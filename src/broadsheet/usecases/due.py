@@ -7,6 +7,7 @@ holds the lock, it says so in one line and ends: that send is doing the work. An
 over the transport has nothing queued or deferred left is finished and left alone, so nobody is mailed
 twice (subscribers who joined after it finished get it only from a ``broadsheet send ISSUE`` by hand).
 When today's daily limit is used up it stops quietly; the next run after 00:00 UTC goes on.
+Then the sequences' steps that are due go (``sequences.steps``), under the same lock and caps.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .campaign import Journal, campaign_key
 from .campaign.caps import daily_cap, utc_text
 from .report import Reporter
 from .send import SendOptions, SendResult, send_issue
+from .sequences.steps import has_sequences, send_due_steps
 
 
 @dataclass
@@ -37,12 +39,13 @@ class DueResult:
     errors: int = 0
 
 
-def send_due(options: SendOptions, config: Config, reporter: Reporter) -> DueResult:
-    """Send each due issue with ``options`` (ISSUE_DIR left out), one after the other, under the send lock;
-    stops after one that a stop signal ended."""
-    now = time.time()
+def send_due(options: SendOptions, config: Config, reporter: Reporter, now: float | None = None) -> DueResult:
+    """Send each due issue with ``options`` (ISSUE_DIR left out), one after the other, then each due sequence
+    step, under the send lock; stops after one that a stop signal ended. ``now``: the time to judge by."""
+    now = time.time() if now is None else now
     due, result = due_issues(config, now, reporter)
-    if not due:
+    sequences = has_sequences(config)
+    if not due and not sequences:
         return result
     lock = ProjectLock(config.root)
     try:
@@ -57,7 +60,11 @@ def send_due(options: SendOptions, config: Config, reporter: Reporter) -> DueRes
             for schedule in due:
                 _send_one(options, config, journal, schedule, reporter, result)
                 if result.sent and result.sent[-1].interrupted:
-                    break
+                    return result
+            if sequences:
+                steps = send_due_steps(options, config, journal, reporter, now, backfill=options.backfill)
+                result.sent += steps.sent
+                result.errors += steps.errors
     finally:
         lock.release()
     return result
@@ -94,7 +101,7 @@ def _send_one(
         return  # said once by the run that reached it; `broadsheet status` says when the rest goes
     assert schedule.send_at is not None
     reporter.info(f"send --due: {schedule.folder.name} (send_at {utc_text(schedule.send_at.timestamp())})")
-    issue_options = dataclasses.replace(options, issue_dir=schedule.folder, due=False, yes=True)
+    issue_options = dataclasses.replace(options, issue_dir=schedule.folder, due=False, yes=True, backfill=False)
     try:
         result.sent.append(send_issue(issue_options, config, reporter, journal))
     except BroadsheetError as exc:  # this issue cannot go; the others still may

@@ -62,6 +62,7 @@ class SendOptions:
     resend_all: bool = False
     force: bool = False
     config_file: str | None = None  # --config as given: named again in the line that says how to resume
+    backfill: bool = False  # with ``due``: everyone subscribed enters the welcome sequence, not only newcomers
 
     def __post_init__(self) -> None:
         journaled = {  # what only a journaled send of one issue takes
@@ -77,6 +78,8 @@ class SendOptions:
                 why=" (which sends every issue that is due)",
             )  # fmt: skip
             return
+        if self.backfill:
+            raise CampaignError("--backfill only goes with --due", fix="add --due")
         if self.issue_dir is None:
             raise CampaignError(
                 "no issue to send", fix="give the issue folder (broadsheet send issues/<name>), or --due"
@@ -133,7 +136,12 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     transport_name = options.transport or config.send.transport
     transport_class(transport_name)  # an unknown name fails before the issue is built
     issue, rendered = read_and_build(options.issue_dir, config)
-    _check_lint(rendered, issue, config, reporter, force=options.force, test=bool(options.test))
+    if issue.file is not None and not (options.test or options.dry_run):
+        raise CampaignError(
+            "a sequence step is sent by send --due, to each subscriber when it falls due",
+            where=str(options.issue_dir), fix="try it with --test ADDRESS; broadsheet send --due sends it",
+        )  # fmt: skip
+    check_lint(rendered, issue, config, reporter, force=options.force, test=bool(options.test))
     _check_delivery(config, transport_name, reporter, force=options.force, real=not (options.test or options.dry_run))
     if not (options.test or options.dry_run):
         _check_send_at(issue, options, reporter)
@@ -159,7 +167,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     factory()
     if options.dry_run:
         return _dry_run(subscribers, options, composer, reporter)
-    send = _Send(
+    send = JournaledSend(
         options, options.issue_dir, config, rendered, issue.id, transport_name, subscribers, factory, composer, reporter
     )
     if journal is not None:
@@ -169,8 +177,8 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
 
 
 @dataclass(frozen=True)
-class _Send:
-    """One journaled send of one issue: what the steps below share."""
+class JournaledSend:
+    """One journaled send of one issue (or one sequence step): what the steps below share."""
 
     options: SendOptions
     issue_dir: Path
@@ -184,13 +192,13 @@ class _Send:
     reporter: Reporter
 
 
-def _send_journaled(journal: Journal, send: _Send) -> SendResult:
+def _send_journaled(journal: Journal, send: JournaledSend) -> SendResult:
     journal.keep_room()  # outcomes are still recorded when the disk fills up during the send
     start_checkpoints = journal.checkpoints_aside()  # the load's commit and the claims never copy the WAL
     prepared = _prepare(journal, send)
     start_checkpoints()  # after the load: a long list's part readers fork from a process of one thread
     _check_recent_sends(journal, prepared, send.options, send.reporter)
-    return _send(journal, prepared, send)
+    return send_prepared(journal, prepared, send)
 
 
 # -- steps --------------------------------------------------------------------------------------
@@ -204,7 +212,7 @@ def transport_factory(name: str, config: Config, *, slug: str, test: bool = Fals
     return lambda: cls(config, options)
 
 
-def _check_lint(
+def check_lint(
     rendered: RenderedIssue, issue: Issue, config: Config, reporter: Reporter, *, force: bool, test: bool = False
 ) -> None:
     """Refuse to send an issue with lint errors unless --force; a test copy to yourself goes (a draft is
@@ -262,7 +270,7 @@ def _check_send_at(issue: Issue, options: SendOptions, reporter: Reporter) -> No
     )
 
 
-def _prepare(journal: Journal, send: _Send) -> Prepared:
+def _prepare(journal: Journal, send: JournaledSend) -> Prepared:
     say = send.reporter.info
     fingerprint = send.subscribers.fingerprint()
     issue_dir = issue_key(send.issue_dir, send.config.root)
@@ -415,7 +423,8 @@ def _dry_run(subscribers: SendList, options: SendOptions, composer: Composer, re
     return SendResult(failed=rejected)
 
 
-def _send(journal: Journal, prepared: Prepared, send: _Send) -> SendResult:
+def send_prepared(journal: Journal, prepared: Prepared, send: JournaledSend) -> SendResult:
+    """Send a campaign whose list is loaded: the daily cap, the confirmation, the runner, the summary."""
     reporter = send.reporter
     counts = journal.counts(prepared.record)
     due = counts["queued"] + counts["deferred"]
@@ -492,7 +501,7 @@ def _report_cap(cap: DailyCap, left: int, reporter: Reporter) -> None:
     )
 
 
-def _confirmed(send: _Send, due: int) -> bool:
+def _confirmed(send: JournaledSend, due: int) -> bool:
     if send.options.yes:
         return True
     config = send.config
@@ -530,7 +539,8 @@ def _summarise(result: RunResult, options: SendOptions, reporter: Reporter) -> N
 
 def resume_command(options: SendOptions) -> str:
     """The command line that resumes this send."""
-    parts = ["broadsheet", "send", str(options.issue_dir)]
+    step = options.issue_dir is not None and options.issue_dir.suffix == ".md"  # a sequence's step goes by --due
+    parts = ["broadsheet", "send", "--due" if step or options.due else str(options.issue_dir)]
     if options.config_file:
         parts[1:1] = ["--config", str(options.config_file)]
     if options.list_file is not None:

@@ -60,6 +60,12 @@ class Issue:
     summary: str = ""  # front matter summary: the archive's, and the preheader when there is none
     greeting: str = ""  # plain text, merge tags as markers (content/mergetags.py); "" for none
     toc: bool = False  # a list of the articles at the top
+    file: Path | None = None  # the step file of a sequence step (content/sequence.py); None for an issue
+
+    @property
+    def main_file(self) -> Path:
+        """The Markdown file holding the front matter: issue.md, or the step file."""
+        return self.file or self.folder / "issue.md"
 
     @property
     def reading_minutes(self) -> int:
@@ -76,3 +82,25 @@ class Schedule:
     id: str | None
     draft: bool
     send_at: dt.datetime | None  # aware, in UTC
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a sequence, from its front matter alone: what ``send --due`` and ``simulate`` need.
+
+    ``after`` counts from the subscriber's entry for the first step, from the previous step after that."""
+
+    sequence: str  # the folder's name under sequences/
+    path: Path
+    name: str  # the file name without .md, e.g. 01-hello
+    after: dt.timedelta
+    subject: str
+
+    @property
+    def key(self) -> str:
+        """The step's campaign in the journal."""
+        return f"seq:{self.sequence}:{self.name}"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.sequence}-{self.name}"

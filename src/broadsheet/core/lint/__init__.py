@@ -69,7 +69,7 @@ def lint_rendered(
         document=parse_email(html),
         sources=_sources(issue, config),
         issue_folder=issue.folder,
-        issue_file=issue.folder / "issue.md",
+        issue_file=issue.main_file,
         issue_id=issue.id,
         config_file=config.path,
         postal_address=config.footer.postal_address,
@@ -126,7 +126,9 @@ def _image_sources(rendered: RenderedIssue, issue: Issue, config: Config) -> dic
 
 
 def _sources(issue: Issue, config: Config) -> SourceIndex:
-    return SourceIndex.for_issue(issue.folder, [a.source for a in issue.articles], config.theme_dir, config.path)
+    return SourceIndex.for_issue(
+        issue.folder, [issue.main_file, *(a.source for a in issue.articles)], config.theme_dir, config.path
+    )
 
 
 def lint_issue(

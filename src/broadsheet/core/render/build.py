@@ -13,10 +13,11 @@ import jinja2
 from jinja2.exceptions import SecurityError
 
 from ..config import Config
-from ..content import Issue, read_issue
+from ..content import Issue
 from ..content.images import ImageProblem, check_local_image, image_size, published_src, unique_name
 from ..content.markdown import PHONE_CONTENT_WIDTH
 from ..content.optimise import CACHE_FOLDER, Optimised, max_width_for, optimise
+from ..content.sequence import read_content
 from ..content.text import LinkRegistry
 from ..errors import BroadsheetError, ConfigError, ContentError, TemplateError, one_line
 from .buttons import with_outlook_buttons
@@ -33,7 +34,7 @@ REMOTE = ("http://", "https://")
 
 def build_issue(issue_dir: Path, config: Config, *, issue: Issue | None = None) -> RenderedIssue:
     """Read and render one issue; nothing is written (see write_build)."""
-    issue = issue or read_issue(Path(issue_dir), config)
+    issue = issue or read_content(Path(issue_dir), config)
     theme = load_theme(config.theme_dir)
     logo_src, logo_image = _logo(config, issue)
     view_online_url = web_address(config.base_url, issue.slug)
@@ -72,7 +73,7 @@ def web_address(base_url: str, slug: str) -> str:
 
 def read_and_build(issue_dir: Path, config: Config) -> tuple[Issue, RenderedIssue]:
     """The issue model and its rendering: what build, send, lint and preview all start from."""
-    issue = read_issue(Path(issue_dir), config)
+    issue = read_content(Path(issue_dir), config)
     return issue, build_issue(issue_dir, config, issue=issue)
 
 

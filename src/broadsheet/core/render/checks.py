@@ -20,14 +20,14 @@ def html_size(rendered: RenderedIssue) -> int:
 
 
 def build_warnings(rendered: RenderedIssue, issue: Issue, config: Config) -> Iterator[str]:
-    where = issue.folder / "issue.md"
+    where = issue.main_file
     if not issue.preheader:
         yield f"{where}: no preheader: inboxes will show the first text of the email instead (add preheader: …)"
     if len(issue.subject) > SUBJECT_LIMIT:
         yield f"{where}: subject is {len(issue.subject)} characters, over {SUBJECT_LIMIT}: inboxes will cut it"
     if issue.draft:
         yield f"{where}: the issue is marked draft: true"
-    if not issue.articles:
+    if not issue.articles and issue.file is None:  # a sequence's step is one short text
         yield f"{issue.folder / 'articles'}: no articles: the issue holds only its introduction (add articles/01-….md)"
     for url in sorted(set(HTTP_LINK.findall(rendered.html))):
         yield f"{_source_of(url, issue, config)}: insecure http:// link {url} (use https://)"
@@ -40,7 +40,7 @@ def build_warnings(rendered: RenderedIssue, issue: Issue, config: Config) -> Ite
 
 def _source_of(url: str, issue: Issue, config: Config) -> str:
     """file:line of the Markdown (or the config) that holds ``url``."""
-    for path in [issue.folder / "issue.md", *(a.source for a in issue.articles), *filter(None, [config.path])]:
+    for path in [issue.main_file, *(a.source for a in issue.articles), *filter(None, [config.path])]:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if url in line:
                 return f"{path}:{number}"

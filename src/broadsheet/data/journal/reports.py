@@ -112,3 +112,11 @@ class Reports(JournalBase):
         """The address of recipient row ``row`` (any campaign), or None: for VERP bounce tokens."""
         found = self.db.execute("SELECT email FROM recipients WHERE id = ?", (row,)).fetchone()
         return found[0] if found else None
+
+    @explained
+    def sent_at(self, campaign: CampaignRecord, email: str) -> float | None:
+        """When ``campaign`` was sent to ``email`` (None: it was not)."""
+        row = self.db.execute(
+            "SELECT updated FROM recipients WHERE campaign = ? AND email = ? AND state = 'sent'", (campaign.id, email)
+        ).fetchone()
+        return float(row[0]) if row else None

@@ -107,5 +107,14 @@ DELETE FROM meta WHERE key = 'schema_version';
 );
 CREATE INDEX IF NOT EXISTS clicks_by_campaign ON clicks (campaign, link);
 """,
+    # 4 → 5: who entered which sequence, and when they left it (sequences/)
+    """CREATE TABLE IF NOT EXISTS sequence_members (
+    subscriber INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+    sequence TEXT NOT NULL,
+    entered_at TEXT NOT NULL,
+    stopped_at TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (sequence, subscriber)
+) WITHOUT ROWID;
+""",
 )
 SCHEMA_VERSION = len(STEPS)

@@ -23,7 +23,9 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
         "text part, headers and lint findings; rebuilt and reloaded whenever a file of the issue, the "
         "theme or the config is saved. Ctrl-C stops it.",
     )
-    parser.add_argument("issue_dir", metavar="ISSUE_DIR", help="the issue folder (or its name under issues/)")
+    parser.add_argument(
+        "issue_dir", metavar="ISSUE_DIR", help="the issue folder (or its name under issues/), or a sequence's step file"
+    )
     parser.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: [preview] port, 8025)")
     parser.add_argument(
         "--as", dest="as_email", metavar="EMAIL", help="personalise as this subscriber (of the store, else the list)"
@@ -41,11 +43,11 @@ def run(args: argparse.Namespace) -> int:
 
     config = project_config(args)
     folder = issue_folder(args.issue_dir, config)
-    if not (folder / "issue.md").is_file():
+    if not ((folder / "issue.md").is_file() or (folder.suffix == ".md" and folder.is_file())):  # or a step file
         raise ContentError(
             "issue folder not found",
             where=str(args.issue_dir),
-            fix=f"give a folder holding issue.md, e.g. {config.issues_dir}/<date>-<name>",
+            fix=f"give a folder holding issue.md, e.g. {config.issues_dir}/<date>-<name>, or a sequence's step file",
         )
     config_path = config.path
     if args.screenshot:

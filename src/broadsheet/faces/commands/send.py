@@ -1,7 +1,8 @@
 """broadsheet send ISSUE_DIR: deliver an issue to the subscriber list, journaled, resumable.
 
 ``broadsheet send --due`` (for cron or a systemd timer): every issue whose ``send_at`` has come and whose
-campaign is not finished, one after the other, without asking (see ``usecases/due.py``).
+campaign is not finished, one after the other, without asking, then every sequence step that is due (see
+``usecases/due.py``).
 
 Exit codes: 0 every recipient of the campaign is sent (or the --limit or the daily limit was reached with
 no failure);
@@ -38,6 +39,11 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="send every issue whose send_at has come and whose campaign is not finished (for cron; implies --yes)",
     )
     parser.add_argument(
+        "--backfill",
+        action="store_true",
+        help="with --due: everyone subscribed enters the welcome sequence, not only those who join from now on",
+    )
+    parser.add_argument(
         "--list", dest="list_file", type=Path, metavar="FILE", help="subscriber CSV (default: send.list)"
     )
     parser.add_argument(
@@ -70,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit, dry_run=args.dry_run, yes=args.yes, transport=args.transport, test=args.test,
         as_email=args.as_email, retry_failed=args.retry_failed, retry_unknown=args.retry_unknown,
         resend_all=args.resend_all, force=args.force, config_file=getattr(args, "config", None),
+        backfill=args.backfill,
     )  # fmt: skip
     config = project_config(args)
     if options.due:

@@ -235,10 +235,10 @@ def _when(stamp: float) -> str:
 
 def _identity(issue_dir: Path, config: Config) -> tuple[str | None, str]:
     """The issue's front-matter id and folder name; the id is None when the issue cannot be read."""
-    from broadsheet.core.content import read_issue
+    from broadsheet.core.content.sequence import read_content  # an issue folder, or a sequence's step file
 
     slug = Path(issue_dir).resolve().name
     try:
-        return read_issue(issue_dir, config).id, slug
+        return read_content(issue_dir, config).id, slug
     except BroadsheetError:
         return None, slug

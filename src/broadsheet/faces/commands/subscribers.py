@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from broadsheet.core.config import Config
+from broadsheet.core.content.sequence import sequence_folder
 from broadsheet.core.errors import StoreError
 
 from . import Subparsers, project_config
@@ -52,6 +54,8 @@ def _register_store_actions(actions: Subparsers) -> None:
     )  # fmt: skip
     imports.add_argument("file", type=Path, metavar="FILE.csv")
     imports.add_argument("--update", action="store_true", help="merge name, fields and tags into present subscribers")
+    imports.add_argument("--sequence", metavar="NAME",
+                         help="the subscribed addresses this import adds enter the sequence NAME")  # fmt: skip
     imports.add_argument("--resubscribe", action="store_true",
                          help="with --update: a row saying subscribed resubscribes someone who unsubscribed, "
                          "bounced or complained")  # fmt: skip
@@ -120,6 +124,7 @@ def _import(args: argparse.Namespace, store: Store, config: Config) -> int:
             f"{args.file}:{problem.line}: {problem.reason} ({problem.email or 'no address'}); skipped", file=sys.stderr
         )
 
+    started = time.time()
     report = import_csv(store, args.file, update=args.update, resubscribe=args.resubscribe, on_problem=on_problem)
     statuses = ", ".join(f"{status} {n:,}" for status, n in sorted(report.by_status.items()))
     print(
@@ -138,6 +143,11 @@ def _import(args: argparse.Namespace, store: Store, config: Config) -> int:
     for count, text in notes:
         if count:
             print(f"  {count:,} {text}")
+    if args.sequence:
+        from broadsheet.data.store.sequences import enter_added
+
+        entered = enter_added(store, args.sequence, source=args.file.name, since=started, at=time.time())
+        print(f"  {entered:,} entered the sequence {args.sequence}")
     left = report.rows - report.added - report.opted_out - report.forgotten  # present rows nothing changed
     if not args.update and left > 0:
         print(f"  {left:,} row(s) for addresses already in the store (or repeated in the file) left as they were"
@@ -186,7 +196,14 @@ def _add(args: argparse.Namespace, store: Store, config: Config) -> int:
         print(f"resubscribed {present.email} (was {present.status})")
         return 0
     added = store.add(args.email, name=args.name, tags=args.tag, resubscribe=args.resubscribe)
-    print(f"added {added.email} (subscribed)")
+    welcome = config.sequences.welcome
+    if welcome and sequence_folder(welcome, config).is_dir():  # none before the sequence exists
+        from broadsheet.data.store.sequences import enter
+
+        enter(store, welcome, [added.email], time.time())
+    else:
+        welcome = ""
+    print(f"added {added.email} (subscribed" + (f"; entered the sequence {welcome})" if welcome else ")"))
     return 0
 
 

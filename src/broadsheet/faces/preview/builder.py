@@ -142,12 +142,13 @@ class Builder:
     def watched(self) -> tuple[tuple[Path, ...], Path | None]:
         """(folders to watch recursively, the config file) for the current config."""
         config = self.current.config
+        content = self.issue_dir.parent if self.issue_dir.is_file() else self.issue_dir  # a step: its sequence
         if config is None:
             try:
                 config = self.load_config()
             except BroadsheetError:
-                return (self.issue_dir,), self.config_path
-        folders = tuple(p for p in dict.fromkeys([self.issue_dir, config.theme_dir.resolve()]) if p.is_dir())
+                return (content,), self.config_path
+        folders = tuple(p for p in dict.fromkeys([content, config.theme_dir.resolve()]) if p.is_dir())
         return folders, config.path
 
 

@@ -1,0 +1,1 @@
+"""Sequences: the steps ``send --due`` sends as they fall due (``steps``), a timeline and a status (``timeline``)."""
