@@ -109,6 +109,28 @@ def test_the_one_click_post_as_gmail_sends_it_unsubscribes_at_once(base, store, 
     assert again.status_code == 200 and status_of(store, address) == "unsubscribed"
 
 
+def test_a_one_click_in_rfc_8058s_exact_body_is_answered_as_any_other_one_click(base, store):
+    """The urlencoded body every provider posts is answered without form parsing: the same status, text and
+    headers as a one-click whose form carries one more field (which takes the whole request path)."""
+    exact, extra = "exact-body@example.org", "extra-field@example.org"
+    for address in (exact, extra):
+        store.add(address)
+    answers = [
+        requests.post(
+            unsubscribe_url(base, address),
+            data=body,
+            timeout=10,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        for address, body in ((exact, b"List-Unsubscribe=One-Click"), (extra, b"List-Unsubscribe=One-Click&x=1"))
+    ]
+    assert [(a.status_code, a.text) for a in answers] == [(200, "unsubscribed\n")] * 2
+    headers = [{k: v for k, v in a.headers.items() if k not in ("Date", "Server")} for a in answers]
+    assert headers[0] == headers[1]
+    assert status_of(store, exact) == status_of(store, extra) == "unsubscribed"
+    assert store.events(exact)[-1].source == store.events(extra)[-1].source == "one-click"
+
+
 def test_a_one_click_for_an_address_the_store_never_saw_suppresses_it(base, store):
     """Links in messages sent from a CSV still work: the address is kept as unsubscribed, never mailed."""
     assert gmail_one_click(unsubscribe_url(base, "csv-only@example.org")).status_code == 200
@@ -267,6 +289,7 @@ def test_bad_and_tampered_tokens_change_nothing(base, store):
     for bad in forged:
         assert web.get(f"{base}/u/{bad}", timeout=10).status_code == 400
         assert gmail_one_click(f"{base}/u/{bad}").status_code == 400
+        assert gmail_one_click(f"{base}/u/{bad}", multipart=False).status_code == 400  # the exact body too
     assert web.get(f"{base}/u/not*a*token", timeout=10).status_code == 404
     assert status_of(store, "tamper@example.org") == "subscribed"
     assert [e.kind for e in store.events("tamper@example.org")] == ["added"]
