@@ -73,6 +73,12 @@ axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['
 """
 
 
+COMPONENTS = """
+const count = (selector) => document.querySelectorAll(selector).length;
+return {button: count('a.button'), callout: count('.callout'), caption: count('.caption'), pair: count('.pair')};
+"""
+
+
 @pytest.fixture
 def issues(project: Path) -> list[Path]:
     """The sample issue and the stress issue (tests/fixtures/stress-issue) in a copy of the sample project."""
@@ -143,6 +149,8 @@ def test_the_email_and_its_web_version_are_never_wider_than_the_screen(project: 
                             small, short, links = driver.execute_script(SMALL)
                             assert (small, short) == ([], []) and links >= 3  # the footer's (and the contents') links
                         if issue.name == STRESS and width == 320 and page == "email.html":
+                            shown = driver.execute_script(COMPONENTS)  # every component is in what was measured
+                            assert shown == {"button": 2, "callout": 1, "caption": 2, "pair": 1}, shown
                             cells = driver.execute_script(CJK_CELLS)
                             assert cells and all(lines < characters for characters, lines in cells if characters > 1)
     assert not wide, "\n".join(wide)
