@@ -8,6 +8,8 @@ Anything else goes through the full ``validate_email``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from operator import itemgetter
 
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
@@ -15,6 +17,10 @@ from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_AT
 CASE_INSENSITIVE = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 # A dot-atom local part (email-validator's own pattern) and a domain, split at the only "@".
 PLAIN = re.compile("(" + DOT_ATOM_TEXT.pattern.removesuffix(r"\Z") + r")@([^@]*)\Z")
+# The same for each line of many addresses: ("", "") for a line that is not such an address.
+PLAIN_LINES = re.compile("^(?:(" + DOT_ATOM_TEXT.pattern.removesuffix(r"\Z") + r")@([^@\n]*)|.*)$", re.MULTILINE)
+# How a line of many addresses begins when its local part is one of them (once lower-cased)
+CASE_INSENSITIVE_LINES = tuple(f"\n{name}@" for name in sorted(CASE_INSENSITIVE))
 DOMAINS_KEPT = 100_000  # validated domains remembered
 
 
@@ -40,6 +46,45 @@ class AddressChecker:
                 return f"{local}@{known if known.__class__ is str else self._domain(domain)}"
         return self._full(address)
 
+    def normalise_plain(self, addresses: Sequence[str]) -> list[str | None]:
+        """``normalise`` of each address that takes its plain path and is valid, None for every other one
+        (``normalise`` says what it is): many addresses at once, for a long list. The addresses must be
+        stripped and hold no line break."""
+        joined = "\n".join(addresses)
+        pairs: list[tuple[str, str]] = PLAIN_LINES.findall(joined)
+        if len(pairs) != len(addresses):  # a line break inside an address after all
+            return [None] * len(addresses)
+        known = {domain: self._known(domain) for domain in set(map(itemgetter(1), pairs))}
+        if (
+            joined.isascii()
+            and max(map(len, addresses), default=0) <= EMAIL_MAX_LENGTH
+            and ("", "") not in pairs
+            and not _any_in("\n" + joined.lower(), CASE_INSENSITIVE_LINES)
+            and all(normalised == domain for domain, normalised in known.items())
+        ):
+            return list(addresses)  # the common case: every address is its own normal form
+        found: list[str | None] = []
+        for address, (local, domain) in zip(addresses, pairs, strict=True):
+            normalised = known[domain]
+            if (
+                local
+                and normalised.__class__ is str
+                and address.isascii()
+                and len(address) <= EMAIL_MAX_LENGTH
+                and local.lower() not in CASE_INSENSITIVE
+            ):
+                found.append(address if normalised == domain else f"{local}@{normalised}")
+            else:
+                found.append(None)
+        return found
+
+    def _known(self, domain: str) -> str | InvalidAddress:
+        """The domain normalised, or why it is not valid (remembered either way)."""
+        try:
+            return self._domain(domain)
+        except InvalidAddress as exc:
+            return exc
+
     def _domain(self, domain: str) -> str:
         known = self._domains.get(domain)
         if known is None:
@@ -63,3 +108,7 @@ class AddressChecker:
             return validate_email(address, check_deliverability=self.check_deliverability, allow_smtputf8=False)
         except EmailNotValidError as exc:
             raise InvalidAddress(str(exc)) from None
+
+
+def _any_in(text: str, parts: Sequence[str]) -> bool:
+    return any(part in text for part in parts)
