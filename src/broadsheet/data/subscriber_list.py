@@ -25,6 +25,8 @@ KNOWN_COLUMNS = ("email", "name", "first_name", "status", "tags")
 CHUNK = 500  # rows read, validated and checked against the ledger at once (few: they stay in the CPU's cache)
 TAG_LISTS_KEPT = 10_000  # distinct tags cells whose split is remembered (most lists repeat a few)
 _list_row = tuple.__new__  # ListRow without its Python-level __new__ (half the cost, a million times)
+_subscriber = operator.itemgetter(1)  # a ListRow's
+_email = operator.attrgetter("email")  # a Subscriber's
 
 
 def check_segments(segments: Iterable[str], present: Iterable[str], *, where: str) -> None:
@@ -145,7 +147,7 @@ class CsvList:
     def _repeats_left_to_the_consumer(self, wanted: list[Subscriber], ledger: Ledger) -> list[Subscriber]:
         """The common case of a send's load: nothing suppressed, no segment, ASCII repeats left to the
         journal; only non-ASCII addresses (which its index does not fold) are deduplicated here."""
-        if all(subscriber.email.isascii() for subscriber in wanted):
+        if all(map(str.isascii, map(_email, wanted))):
             return wanted
         seen = ledger.seen(list({s.email.lower() for s in wanted if not s.email.isascii()}))
         handed_on: list[Subscriber] = []
@@ -187,6 +189,10 @@ def sort_out(
     chunk: list[ListRow | RowProblem], problems: list[RowProblem], skipped: collections.Counter[str]
 ) -> list[Subscriber]:
     """The chunk's subscribers in order; its problems and the rows of other statuses noted down."""
+    if set(map(type, chunk)) == {ListRow}:  # no problem: one step for the chunk when every row is wanted
+        subscribers = list(map(_subscriber, chunk))
+        if all(subscribers):  # (a Subscriber is true; ``None in`` would call its __eq__ for each)
+            return subscribers  # type: ignore[return-value]
     wanted: list[Subscriber] = []
     for item in chunk:
         if item.__class__ is RowProblem:

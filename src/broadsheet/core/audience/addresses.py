@@ -19,8 +19,6 @@ CASE_INSENSITIVE = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 PLAIN = re.compile("(" + DOT_ATOM_TEXT.pattern.removesuffix(r"\Z") + r")@([^@]*)\Z")
 # The same for each line of many addresses: ("", "") for a line that is not such an address.
 PLAIN_LINES = re.compile("^(?:(" + DOT_ATOM_TEXT.pattern.removesuffix(r"\Z") + r")@([^@\n]*)|.*)$", re.MULTILINE)
-# How a line of many addresses begins when its local part is one of them (once lower-cased)
-CASE_INSENSITIVE_LINES = tuple(f"\n{name}@" for name in sorted(CASE_INSENSITIVE))
 DOMAINS_KEPT = 100_000  # validated domains remembered
 
 
@@ -34,6 +32,7 @@ class AddressChecker:
     def __init__(self, *, check_deliverability: bool = False):
         self.check_deliverability = check_deliverability
         self._domains: dict[str, str | InvalidAddress] = {}
+        self._as_given: set[str] = set()  # the valid domains of ``_domains`` that are their own normal form
 
     def normalise(self, address: str) -> str:
         """The normalised address, or InvalidAddress."""
@@ -54,15 +53,18 @@ class AddressChecker:
         pairs: list[tuple[str, str]] = PLAIN_LINES.findall(joined)
         if len(pairs) != len(addresses):  # a line break inside an address after all
             return [None] * len(addresses)
-        known = {domain: self._known(domain) for domain in set(map(itemgetter(1), pairs))}
+        domains = set(map(itemgetter(1), pairs))
+        for domain in domains - self._domains.keys():  # new ones: validated once
+            self._known(domain)
         if (
-            joined.isascii()
+            domains <= self._as_given
+            and joined.isascii()
             and max(map(len, addresses), default=0) <= EMAIL_MAX_LENGTH
             and ("", "") not in pairs
-            and not _any_in("\n" + joined.lower(), CASE_INSENSITIVE_LINES)
-            and all(normalised == domain for domain, normalised in known.items())
+            and CASE_INSENSITIVE.isdisjoint(map(str.lower, map(itemgetter(0), pairs)))
         ):
             return list(addresses)  # the common case: every address is its own normal form
+        known = {domain: self._known(domain) for domain in domains}
         found: list[str | None] = []
         for address, (local, domain) in zip(addresses, pairs, strict=True):
             normalised = known[domain]
@@ -90,11 +92,14 @@ class AddressChecker:
         if known is None:
             if len(self._domains) >= DOMAINS_KEPT:  # a list of a million domains: memory stays flat
                 self._domains.clear()
+                self._as_given.clear()
             try:
                 known = self._validate(f"x@{domain}").ascii_domain
             except InvalidAddress as exc:
                 known = exc
             self._domains[domain] = known
+            if known == domain:
+                self._as_given.add(domain)
         if isinstance(known, InvalidAddress):
             raise known
         return known
@@ -108,7 +113,3 @@ class AddressChecker:
             return validate_email(address, check_deliverability=self.check_deliverability, allow_smtputf8=False)
         except EmailNotValidError as exc:
             raise InvalidAddress(str(exc)) from None
-
-
-def _any_in(text: str, parts: Sequence[str]) -> bool:
-    return any(part in text for part in parts)

@@ -21,21 +21,23 @@ def staged_chunks(
 ) -> Iterator[list[StagedRow]]:
     """The valid rows of each chunk as STAGED tuples (run by the reading thread: keep it lean)."""
     tag_json: dict[tuple[str, ...], str] = {}
+    title_json: dict[str, str] = {}  # '"title":' of each column title
     for chunk in chunks:
         staged: list[StagedRow] = []
         for item in chunk:
-            if isinstance(item, RowProblem):
-                on_problem(item)
+            if item.__class__ is RowProblem:
+                on_problem(item)  # type: ignore[arg-type]
                 continue
-            status, subscriber = item
+            status, subscriber = item  # type: ignore[misc]
             assert subscriber is not None  # every status is wanted
             email, name, tags = subscriber.email, subscriber.name, subscriber.tags
             fields = []  # the non-empty other columns, and first_name when not the name's first word
             for title, value in subscriber.fields.items():
                 if value:
-                    fields.append(_quote(title) + ":" + _quote(value))
+                    head = title_json.get(title) or title_json.setdefault(title, _quote(title) + ":")
+                    fields.append(head + _quote(value))
             first_name = subscriber.first_name
-            if first_name and first_name != first_word(name):
+            if first_name and first_name != (name.split(None, 1) or ("",))[0]:  # first_word(name), inline
                 fields.append('"first_name":' + _quote(first_name))
             tags_json = None
             if tags:
