@@ -85,7 +85,9 @@ def one_round(label: str, broadsheet: str, folder: Path) -> list[Run]:
 
 
 def table(runs: list[Run], rows: int) -> None:
-    print("| checkout | command | wall | user + sys = CPU | rows/s (wall) | rows/s (CPU) | peak RSS | load | set-up line |")
+    print(
+        "| checkout | command | wall | user + sys = CPU | rows/s (wall) | rows/s (CPU) | peak RSS | load | set-up line |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for run in runs:
         cpu = run.user + run.system

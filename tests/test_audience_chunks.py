@@ -12,10 +12,33 @@ from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
 from broadsheet.core.audience.csvfile import CsvFile, open_csv
 from broadsheet.data.subscriber_list import STATUSES, Columns, RowReader
 
-LOCALS = ["a", "Jane.Doe", "x_y", "a+tag", "o'brien", "!#$%&'*+/=?^_`{|}~-", "info", "ABUSE", "Support", "news", "a" * 64]
+LOCALS = [
+    "a",
+    "Jane.Doe",
+    "x_y",
+    "a+tag",
+    "o'brien",
+    "!#$%&'*+/=?^_`{|}~-",
+    "info",
+    "ABUSE",
+    "Support",
+    "news",
+    "a" * 64,
+]
 LOCAL_FAULTS = [".a", "a.", "a..b", "a b", "a(b)", '"a"', "ä", "", "a@b", "a\t", "a" * 65]
 DOMAINS = ["x.org", "Example.COM", "xn--bcher-kva.de", "XN--BCHER-KVA.DE", "1.2.3.4", "x.123", "x.o", "b" * 63 + ".org"]
-DOMAIN_FAULTS = ["", "x.local", "x.com-", "-x.com", "[127.0.0.1]", "bücher.de", "x..org", "x_y.org", "b" * 64 + ".org", "x"]
+DOMAIN_FAULTS = [
+    "",
+    "x.local",
+    "x.com-",
+    "-x.com",
+    "[127.0.0.1]",
+    "bücher.de",
+    "x..org",
+    "x_y.org",
+    "b" * 64 + ".org",
+    "x",
+]
 
 
 def tricky_address(pick: random.Random) -> str:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
 from broadsheet.core.audience.csvfile import CsvFile, open_csv, selection_fingerprint
@@ -190,9 +191,9 @@ def sort_out(
 ) -> list[Subscriber]:
     """The chunk's subscribers in order; its problems and the rows of other statuses noted down."""
     if set(map(type, chunk)) == {ListRow}:  # no problem: one step for the chunk when every row is wanted
-        subscribers = list(map(_subscriber, chunk))
+        subscribers: list[Subscriber | None] = list(map(_subscriber, cast(list[ListRow], chunk)))
         if all(subscribers):  # (a Subscriber is true; ``None in`` would call its __eq__ for each)
-            return subscribers  # type: ignore[return-value]
+            return cast(list[Subscriber], subscribers)
     wanted: list[Subscriber] = []
     for item in chunk:
         if item.__class__ is RowProblem:
@@ -337,7 +338,7 @@ class RowReader:
         chunk, goes through ``read``."""
         if not chunk:
             return []
-        lines, rows, ends, problems = zip(*chunk)
+        lines, rows, ends, problems = zip(*chunk, strict=True)
         text = "\n".join(itertools.chain.from_iterable(rows))  # no value holds a line break: each is one line
         if (
             lines != ends
@@ -350,7 +351,7 @@ class RowReader:
             or text.startswith("'")
         ):
             return [self.read(*row) for row in chunk]
-        columns = list(zip(*rows))
+        columns = list(zip(*rows, strict=True))
         absent = ("",) * len(rows)
         index = self.columns.index
 
@@ -363,17 +364,21 @@ class RowReader:
         statuses = list(map(status_of.__getitem__, raw_statuses))
         emails = self.addresses.normalise_plain(list(map(str.strip, column("email"))))
         names = list(map(str.strip, column("name")))
-        first_names = [first or first_word(name) for first, name in zip(map(str.strip, column("first_name")), names)]
+        first_names = [
+            first or first_word(name) for first, name in zip(map(str.strip, column("first_name")), names, strict=True)
+        ]
         raw_tags = column("tags")
         tags_of = {raw: (self._tags.get(raw) or self._split_tags(raw)) if raw else () for raw in set(raw_tags)}
         extras = [columns[at] for at, _ in self.columns.extra]
         fields = (
-            list(map(dict, map(zip, itertools.repeat(self._extra_titles), zip(*extras))))
+            list(map(dict, map(zip, itertools.repeat(self._extra_titles), zip(*extras, strict=True))))
             if extras
             else [{} for _ in rows]
         )
         subscribers = map(Subscriber, emails, names, first_names, map(tags_of.__getitem__, raw_tags), fields, lines)
-        read: list[ListRow | RowProblem | None] = list(map(_list_row, itertools.repeat(ListRow), zip(statuses, subscribers)))
+        read: list[ListRow | RowProblem | None] = list(
+            map(_list_row, itertools.repeat(ListRow), zip(statuses, subscribers, strict=True))
+        )
         wanted = self.wanted
         if None in emails or not all(status in wanted for status in status_of.values()):
             for at, (email, status) in enumerate(zip(emails, statuses, strict=True)):

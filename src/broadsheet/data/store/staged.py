@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from json.encoder import encode_basestring as _quote
 
-from broadsheet.core.audience import ListRow, RowProblem, first_word
+from broadsheet.core.audience import ListRow, RowProblem
 
 STAGED = ("key", "email", "name", "fields", "status", "tags", "line")  # a staged row; tags: {tag_key: tag}
 TAG_CACHE = 4_096  # distinct tag lists whose JSON is kept while reading (lists repeat a few tag sets)
@@ -26,7 +26,7 @@ def staged_chunks(
         staged: list[StagedRow] = []
         for item in chunk:
             if item.__class__ is RowProblem:
-                on_problem(item)  # type: ignore[arg-type]
+                on_problem(item)
                 continue
             status, subscriber = item  # type: ignore[misc]
             assert subscriber is not None  # every status is wanted
