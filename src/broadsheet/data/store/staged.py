@@ -10,10 +10,11 @@ from json.encoder import encode_basestring as _quote
 
 from broadsheet.core.audience import ListRow, RowProblem
 
-STAGED = ("key", "email", "name", "fields", "status", "tags", "line")  # a staged row; tags: {tag_key: tag}
+# a staged row; email: NULL when it is the key (lower-cased already: less to sort); tags: {tag_key: tag}
+STAGED = ("key", "email", "name", "fields", "status", "tags", "line")
 TAG_CACHE = 4_096  # distinct tag lists whose JSON is kept while reading (lists repeat a few tag sets)
 
-StagedRow = tuple[str, str, str, str, str, str | None, int]  # STAGED
+StagedRow = tuple[str, str | None, str, str, str, str | None, int]  # STAGED
 
 
 def staged_chunks(
@@ -48,7 +49,16 @@ def staged_chunks(
                     tags_json = tag_json[tags] = (
                         "{" + ",".join([f"{_quote(t.casefold())}:{_quote(t)}" for t in tags]) + "}"
                     )
+            key = email.lower()
             staged.append(
-                (email.lower(), email, name, "{" + ",".join(fields) + "}", status, tags_json, subscriber.line)
+                (
+                    key,
+                    None if key == email else email,
+                    name,
+                    "{" + ",".join(fields) + "}",
+                    status,
+                    tags_json,
+                    subscriber.line,
+                )
             )
         yield staged
