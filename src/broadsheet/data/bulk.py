@@ -29,6 +29,7 @@ from .db import attached_uri
 
 ROWS_PER_STATEMENT = 100  # rows in one INSERT's VALUES list (100 × 7 parameters, well under SQLite's limit)
 AHEAD = 2  # chunks read ahead at most
+FILL_ROWS = 5_000  # rows at least in one transaction of ``Staging.fill`` (small chunks are joined)
 STALE_AFTER = 24 * 3600  # seconds: a staging folder untouched this long was left by a killed process
 STAGING_CACHE_KIB = 4_096  # the staging file's page cache: it is only appended to
 
@@ -72,6 +73,18 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
         yield chunk
+
+
+def joined(chunks: Iterable[list[T]], size: int) -> Iterator[list[T]]:
+    """The items of ``chunks`` in lists of at least ``size`` (the last one shorter): consecutive chunks joined."""
+    gathered: list[T] = []
+    for chunk in chunks:
+        gathered += chunk
+        if len(gathered) >= size:
+            yield gathered
+            gathered = []
+    if gathered:
+        yield gathered
 
 
 def read_ahead(chunks: Iterable[list[T]]) -> Iterator[list[T]]:
@@ -180,7 +193,7 @@ class Staging:
         count = 0
         head = f"INSERT INTO {self.TABLE} ({', '.join(self.columns)})"
         with collector_paused():
-            for chunk in read_ahead(chunks):
+            for chunk in read_ahead(joined(chunks, FILL_ROWS)):
                 self.db.execute("BEGIN")  # deferred: takes the staging file's lock only
                 try:
                     insert_many(self.db, head, chunk)

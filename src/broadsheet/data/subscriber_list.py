@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import operator
 import re
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
 from broadsheet.core.audience.csvfile import CsvFile, open_csv, selection_fingerprint
@@ -21,9 +23,11 @@ from .db.ledger import Ledger
 STATUSES = ("subscribed", "unsubscribed", "bounced", "complained", "unconfirmed")
 OPTED_OUT = ("unsubscribed", "bounced", "complained")  # on any row: that address never receives
 KNOWN_COLUMNS = ("email", "name", "first_name", "status", "tags")
-CHUNK = 5_000  # rows read, validated and checked against the ledger at once
+CHUNK = 500  # rows read, validated and checked against the ledger at once (few: they stay in the CPU's cache)
 TAG_LISTS_KEPT = 10_000  # distinct tags cells whose split is remembered (most lists repeat a few)
 _list_row = tuple.__new__  # ListRow without its Python-level __new__ (half the cost, a million times)
+_subscriber = operator.itemgetter(1)  # a ListRow's
+_email = operator.attrgetter("email")  # a Subscriber's
 
 
 def check_segments(segments: Iterable[str], present: Iterable[str], *, where: str) -> None:
@@ -144,7 +148,7 @@ class CsvList:
     def _repeats_left_to_the_consumer(self, wanted: list[Subscriber], ledger: Ledger) -> list[Subscriber]:
         """The common case of a send's load: nothing suppressed, no segment, ASCII repeats left to the
         journal; only non-ASCII addresses (which its index does not fold) are deduplicated here."""
-        if all(subscriber.email.isascii() for subscriber in wanted):
+        if all(map(str.isascii, map(_email, wanted))):
             return wanted
         seen = ledger.seen(list({s.email.lower() for s in wanted if not s.email.isascii()}))
         handed_on: list[Subscriber] = []
@@ -186,6 +190,10 @@ def sort_out(
     chunk: list[ListRow | RowProblem], problems: list[RowProblem], skipped: collections.Counter[str]
 ) -> list[Subscriber]:
     """The chunk's subscribers in order; its problems and the rows of other statuses noted down."""
+    if set(map(type, chunk)) == {ListRow}:  # no problem: one step for the chunk when every row is wanted
+        subscribers: list[Subscriber | None] = list(map(_subscriber, cast(list[ListRow], chunk)))
+        if all(subscribers):  # (a Subscriber is true; ``None in`` would call its __eq__ for each)
+            return cast(list[Subscriber], subscribers)
     wanted: list[Subscriber] = []
     for item in chunk:
         if item.__class__ is RowProblem:
@@ -205,10 +213,10 @@ def list_chunks(
     has no subscriber)."""
     with open_csv(path) as stream:
         csv_file = CsvFile(path, stream)
-        read = RowReader(Columns(csv_file), addresses, wanted).read
+        read_chunk = RowReader(Columns(csv_file), addresses, wanted).read_chunk
         for chunk in csv_file.chunks(CHUNK):
-            rows = [read(*row) for row in chunk]
-            yield [row for row in rows if row is not None]
+            rows = read_chunk(chunk)
+            yield [row for row in rows if row is not None] if None in rows else rows  # type: ignore[misc]
 
 
 def read_suppressions(path: Path | None, addresses: AddressChecker) -> set[str]:
@@ -266,6 +274,7 @@ class RowReader:
 
     def __init__(self, columns: Columns, addresses: AddressChecker, wanted: Container[str]):
         self.columns = columns
+        self.addresses = addresses
         self.normalise = addresses.normalise
         self.wanted = wanted
         self.header_width = len(columns.header)
@@ -321,6 +330,61 @@ class RowReader:
         fields = dict(zip(self._extra_titles, self._extra_values(values), strict=False))  # the getter gives two more
         tags = (self._tags.get(raw_tags) or self._split_tags(raw_tags)) if raw_tags else ()
         return _list_row(ListRow, (status, Subscriber(email, name, first_name, tags, fields, line)))
+
+    def read_chunk(self, chunk: list[tuple[int, list[str], int, str]]) -> list[ListRow | RowProblem | None]:
+        """``read`` of each row of ``chunk``, column by column: the same rows, several times faster. A chunk
+        of rows of one line each, as wide as the header, with no CR, NUL or cell an export marked (') is
+        read a column at a time; any of its rows that is not plainly valid and wanted, and any other
+        chunk, goes through ``read``."""
+        if not chunk:
+            return []
+        lines, rows, ends, problems = zip(*chunk, strict=True)
+        text = "\n".join(itertools.chain.from_iterable(rows))  # no value holds a line break: each is one line
+        if (
+            lines != ends
+            or any(problems)
+            or min(map(len, rows)) != self.header_width
+            or max(map(len, rows)) != self.header_width
+            or "\r" in text
+            or "\0" in text
+            or "\n'" in text
+            or text.startswith("'")
+        ):
+            return [self.read(*row) for row in chunk]
+        columns = list(zip(*rows, strict=True))
+        absent = ("",) * len(rows)
+        index = self.columns.index
+
+        def column(name: str) -> tuple[str, ...]:
+            at = index[name]
+            return absent if at is None else columns[at]
+
+        raw_statuses = column("status")
+        status_of = {raw: (raw.strip().lower() or "subscribed") if raw else "subscribed" for raw in set(raw_statuses)}
+        statuses = list(map(status_of.__getitem__, raw_statuses))
+        emails = self.addresses.normalise_plain(list(map(str.strip, column("email"))))
+        names = list(map(str.strip, column("name")))
+        first_names = [
+            first or first_word(name) for first, name in zip(map(str.strip, column("first_name")), names, strict=True)
+        ]
+        raw_tags = column("tags")
+        tags_of = {raw: (self._tags.get(raw) or self._split_tags(raw)) if raw else () for raw in set(raw_tags)}
+        extras = [columns[at] for at, _ in self.columns.extra]
+        fields = (
+            list(map(dict, map(zip, itertools.repeat(self._extra_titles), zip(*extras, strict=True))))
+            if extras
+            else [{} for _ in rows]
+        )
+        subscribers = map(Subscriber, emails, names, first_names, map(tags_of.__getitem__, raw_tags), fields, lines)
+        read: list[ListRow | RowProblem | None] = list(
+            map(_list_row, itertools.repeat(ListRow), zip(statuses, subscribers, strict=True))
+        )
+        wanted = self.wanted
+        if None in emails or not all(status in wanted for status in status_of.values()):
+            for at, (email, status) in enumerate(zip(emails, statuses, strict=True)):
+                if email is None or status not in wanted:  # a problem, a row of another status, a blank row
+                    read[at] = self.read(*chunk[at])
+        return read
 
     def _is_address(self, text: str) -> bool:
         try:

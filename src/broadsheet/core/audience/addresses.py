@@ -8,6 +8,8 @@ Anything else goes through the full ``validate_email``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from operator import itemgetter
 
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
@@ -15,6 +17,8 @@ from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_AT
 CASE_INSENSITIVE = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 # A dot-atom local part (email-validator's own pattern) and a domain, split at the only "@".
 PLAIN = re.compile("(" + DOT_ATOM_TEXT.pattern.removesuffix(r"\Z") + r")@([^@]*)\Z")
+# The same for each line of many addresses: ("", "") for a line that is not such an address.
+PLAIN_LINES = re.compile("^(?:(" + DOT_ATOM_TEXT.pattern.removesuffix(r"\Z") + r")@([^@\n]*)|.*)$", re.MULTILINE)
 DOMAINS_KEPT = 100_000  # validated domains remembered
 
 
@@ -28,6 +32,7 @@ class AddressChecker:
     def __init__(self, *, check_deliverability: bool = False):
         self.check_deliverability = check_deliverability
         self._domains: dict[str, str | InvalidAddress] = {}
+        self._as_given: set[str] = set()  # the valid domains of ``_domains`` that are their own normal form
 
     def normalise(self, address: str) -> str:
         """The normalised address, or InvalidAddress."""
@@ -40,16 +45,61 @@ class AddressChecker:
                 return f"{local}@{known if known.__class__ is str else self._domain(domain)}"
         return self._full(address)
 
+    def normalise_plain(self, addresses: Sequence[str]) -> list[str | None]:
+        """``normalise`` of each address that takes its plain path and is valid, None for every other one
+        (``normalise`` says what it is): many addresses at once, for a long list. The addresses must be
+        stripped and hold no line break."""
+        joined = "\n".join(addresses)
+        pairs: list[tuple[str, str]] = PLAIN_LINES.findall(joined)
+        if len(pairs) != len(addresses):  # a line break inside an address after all
+            return [None] * len(addresses)
+        domains = set(map(itemgetter(1), pairs))
+        for domain in domains - self._domains.keys():  # new ones: validated once
+            self._known(domain)
+        if (
+            domains <= self._as_given
+            and joined.isascii()
+            and max(map(len, addresses), default=0) <= EMAIL_MAX_LENGTH
+            and ("", "") not in pairs
+            and CASE_INSENSITIVE.isdisjoint(map(str.lower, map(itemgetter(0), pairs)))
+        ):
+            return list(addresses)  # the common case: every address is its own normal form
+        known = {domain: self._known(domain) for domain in domains}
+        found: list[str | None] = []
+        for address, (local, domain) in zip(addresses, pairs, strict=True):
+            normalised = known[domain]
+            if (
+                local
+                and normalised.__class__ is str
+                and address.isascii()
+                and len(address) <= EMAIL_MAX_LENGTH
+                and local.lower() not in CASE_INSENSITIVE
+            ):
+                found.append(address if normalised == domain else f"{local}@{normalised}")
+            else:
+                found.append(None)
+        return found
+
+    def _known(self, domain: str) -> str | InvalidAddress:
+        """The domain normalised, or why it is not valid (remembered either way)."""
+        try:
+            return self._domain(domain)
+        except InvalidAddress as exc:
+            return exc
+
     def _domain(self, domain: str) -> str:
         known = self._domains.get(domain)
         if known is None:
             if len(self._domains) >= DOMAINS_KEPT:  # a list of a million domains: memory stays flat
                 self._domains.clear()
+                self._as_given.clear()
             try:
                 known = self._validate(f"x@{domain}").ascii_domain
             except InvalidAddress as exc:
                 known = exc
             self._domains[domain] = known
+            if known == domain:
+                self._as_given.add(domain)
         if isinstance(known, InvalidAddress):
             raise known
         return known

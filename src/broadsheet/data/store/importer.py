@@ -225,7 +225,7 @@ class _Move:
         db = self.db
         added = db.execute(
             "INSERT INTO subscribers (id, email, email_key, name, fields, status, created, updated)"
-            " SELECT :base + s.rowid, s.email, s.key, s.name, s.fields, s.status, :now, :now"
+            " SELECT :base + s.rowid, coalesce(s.email, s.key), s.key, s.name, s.fields, s.status, :now, :now"
             f" FROM {SORTED} s WHERE s.rowid > :start AND s.rowid <= :end{unforgotten} ORDER BY s.rowid"
             " ON CONFLICT (email_key) DO NOTHING",
             {**rows, "now": self.created},
