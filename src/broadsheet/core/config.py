@@ -187,9 +187,9 @@ class Config:
     output_dir: str = "dist"
     unsubscribe_url: str = ""  # template: {email} {token} {list_id}
     unsubscribe_mailto: str = ""
+    topics: dict[str, str] = field(default_factory=dict)  # tag -> label: tags a reader may leave on the unsubscribe page
     brand: Brand = field(default_factory=Brand)
     footer: Footer = field(default_factory=Footer)
-    topics: dict[str, str] = field(default_factory=dict)  # tag -> label: tags a reader may leave on the unsubscribe page
     send: Send = field(default_factory=Send)
     smtp: Smtp = field(default_factory=Smtp)
     dkim: Dkim = field(default_factory=Dkim)
@@ -795,8 +795,11 @@ class _TomlChecker:
                 raise self.wrong(dotted, "a list of strings", value)
             return list(value)
         if origin is dict:
-            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            if not isinstance(value, dict):
                 raise self.wrong(dotted, "a table of strings", value)
+            for key, item in value.items():
+                if not isinstance(item, str):
+                    raise self.wrong(f"{dotted}.{key}", "a string", item)
             return {self.text(dotted, k): self.text(f"{dotted}.{k}", v) for k, v in value.items()}
         if origin in (typing.Union, types.UnionType):
             hint = next(a for a in typing.get_args(hint) if a is not type(None))
