@@ -178,9 +178,7 @@ def test_the_written_file_holds_every_key_at_its_default_and_names_every_secret(
     everything = parse_config(uncommented, tmp_path / "broadsheet.toml")
     data = tomllib.loads(uncommented)
     tables = {table for table, _ in config_tables()}
-    assert sum(len(v) if k in tables else 1 for k, v in data.items()) == sum(
-        len(keys) for _, keys in config_tables()
-    )
+    assert sum(len(v) if k in tables else 1 for k, v in data.items()) == sum(len(keys) for _, keys in config_tables())
     assert everything == dataclasses.replace(Config(), root=tmp_path.resolve(), path=everything.path)
 
 

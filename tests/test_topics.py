@@ -27,7 +27,7 @@ TOPICS = '\n[topics]\ntrade = "Trade missions"\nevents = "Events"\n'
         ('[topics]\n" trade" = "Trade"\n', 2, "' trade' is not a tag name"),
         ('[topics]\ntrade = "Trade"\nTRADE = "Again"\n', 3, "are one tag"),
         ('[topics]\ntrade = "  "\n', 2, "topics.trade has no label"),
-        ('[topics]\ntrade = 3\n', 2, "'topics.trade' must be a string"),
+        ("[topics]\ntrade = 3\n", 2, "'topics.trade' must be a string"),
     ],
 )
 def test_a_topic_that_is_no_tag_is_one_line_naming_its_line(tmp_path: Path, table: str, line: int, fragment: str):
@@ -67,7 +67,7 @@ def store_with_readers(root: Path) -> None:
         assert not store.choose_topic("nobody@example.org", "trade", leave=True, source="unsubscribe-page")
 
 
-def test_a_send_to_a_segment_skips_who_left_that_topic_and_only_that_topic(sample: Path):  # noqa: F811
+def test_a_send_to_a_segment_skips_who_left_that_topic_and_only_that_topic(sample: Path):
     configure(sample, send={"transport": "outbox", "list": "absent.csv"})
     with (sample / "broadsheet.toml").open("a", encoding="utf-8") as file:
         file.write(TOPICS)

@@ -280,9 +280,7 @@ class App:
             return []
         tagged = {tag.casefold() for tag in subscriber.tags}
         left = self.store.left_topics(subscriber.email)
-        return [
-            TopicChoice(tag, label, key in left) for key, (tag, label) in self.topics.items() if key in tagged
-        ]
+        return [TopicChoice(tag, label, key in left) for key, (tag, label) in self.topics.items() if key in tagged]
 
     def unsubscribe(self, request: Request, token: str) -> Response:
         """RFC 8058 one-click (the token is the authentication), or the page's own buttons."""
