@@ -187,9 +187,7 @@ class Config:
     output_dir: str = "dist"
     unsubscribe_url: str = ""  # template: {email} {token} {list_id}
     unsubscribe_mailto: str = ""
-    topics: dict[str, str] = field(
-        default_factory=dict
-    )  # tag -> label: tags a reader may leave on the unsubscribe page
+    topics: dict[str, str] = field(default_factory=dict)  # tag -> label: tags readers may leave one by one
     brand: Brand = field(default_factory=Brand)
     footer: Footer = field(default_factory=Footer)
     send: Send = field(default_factory=Send)
