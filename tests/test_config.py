@@ -153,7 +153,7 @@ def test_errors_name_the_line_in_the_key_s_own_table(tmp_path):
     with pytest.raises(ConfigError, match=r"broadsheet.toml:5: 'preview.port' must be"):
         load_config(path)
     path.write_text('[preview]\nsample_subscriber = { email = "a@example.org", name = 7 }\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"broadsheet.toml:2: 'preview.sample_subscriber' must be a table of strings"):
+    with pytest.raises(ConfigError, match=r"broadsheet.toml:2: 'preview.sample_subscriber.name' must be a string"):
         load_config(path)
 
 

@@ -187,6 +187,7 @@ class Config:
     output_dir: str = "dist"
     unsubscribe_url: str = ""  # template: {email} {token} {list_id}
     unsubscribe_mailto: str = ""
+    topics: dict[str, str] = field(default_factory=dict)  # tag -> label: tags readers may leave one by one
     brand: Brand = field(default_factory=Brand)
     footer: Footer = field(default_factory=Footer)
     send: Send = field(default_factory=Send)
@@ -263,6 +264,7 @@ KEY_HELP: dict[str, str] = {
     "footer.postal_address": "your postal address, required in bulk mail by anti-spam laws (CAN-SPAM); lint refuses none",
     "footer.why": "one sentence on why the reader gets this newsletter",
     "footer.links": 'links in the footer, label = URL, e.g. { "Our website" = "https://example.org" }',
+    "topics": 'tags readers may leave one by one on the unsubscribe page, tag = label, e.g. { trade = "Trade missions" }',
     "send": "how `broadsheet send` delivers an issue",
     "send.transport": "outbox (files in outbox_dir, sends to no one) | smtp | postmark | sendgrid | mailgun | ses | resend",
     "send.list": "the subscriber CSV a send reads when the subscriber store is empty (or with --list)",
@@ -409,6 +411,7 @@ def config_tables() -> list[tuple[str, list[ConfigKey]]]:
 
 
 TOML_ALIASES = {"from": "from_address"}
+TOPIC_TAG = re.compile(r"[^;,\s](?:[^;,]{0,98}[^;,\s])?")  # a tag (data/store check_tags, a list's tags column)
 MULTILINE_KEYS = {"postal_address", "why"}  # the footer's text; every other string is one line
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # control characters but tab
 CSS_COLOUR = re.compile(r"#[0-9a-fA-F]{3,8}|[A-Za-z]+|(?:rgb|rgba|hsl|hsla)\([0-9.,%\s/]+\)")
@@ -560,6 +563,8 @@ def parse_config(text: str, found: Path) -> Config:
     values = checker.table(Config, data, prefix="")
     if "serve" in values:
         _check_origins(values["serve"], checker)
+    if "topics" in values:
+        _check_topics(values["topics"], checker)
     if values.get("base_url") and not values["base_url"].startswith(("https://", "http://")):
         raise ConfigError(
             f"base_url must be a whole web address, not {values['base_url']!r}",
@@ -627,6 +632,29 @@ def _check_tracking(tracking: Tracking, serve: Serve, checker: _TomlChecker) -> 
             where=checker.line_of("tracking.clicks"),
             fix='add [serve] public_url = "https://news.example.org", or set clicks = false',
         )
+
+
+def _check_topics(topics: dict[str, str], checker: _TomlChecker) -> None:
+    """Each topic is a tag as a subscriber list writes it (no ';' or ',', no spaces around it, one per case)
+    with a label to show."""
+    seen: dict[str, str] = {}
+    for tag, label in topics.items():
+        where = checker.line_of(f"topics.{tag}")
+        if not TOPIC_TAG.fullmatch(tag):
+            raise ConfigError(
+                f"topics: {tag!r} is not a tag name: a tag has no ';' or ',' and no spaces around it",
+                where=where,
+                fix='name the tag as the subscribers\' tags column writes it, e.g. trade = "Trade missions"',
+            )
+        if tag.casefold() in seen:
+            raise ConfigError(
+                f"topics: {tag!r} and {seen[tag.casefold()]!r} are one tag (tags ignore case)",
+                where=where,
+                fix="keep one of them",
+            )
+        seen[tag.casefold()] = tag
+        if not label.strip():
+            raise ConfigError(f"topics.{tag} has no label", where=where, fix=f'write {tag} = "Its name for readers"')
 
 
 def _check_origins(serve: Serve, checker: _TomlChecker) -> None:
@@ -767,8 +795,11 @@ class _TomlChecker:
                 raise self.wrong(dotted, "a list of strings", value)
             return list(value)
         if origin is dict:
-            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            if not isinstance(value, dict):
                 raise self.wrong(dotted, "a table of strings", value)
+            for key, item in value.items():
+                if not isinstance(item, str):
+                    raise self.wrong(f"{dotted}.{key}", "a string", item)
             return {self.text(dotted, k): self.text(f"{dotted}.{k}", v) for k, v in value.items()}
         if origin in (typing.Union, types.UnionType):
             hint = next(a for a in typing.get_args(hint) if a is not type(None))

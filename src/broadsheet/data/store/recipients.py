@@ -161,7 +161,8 @@ def _has_subscribers(root: Path) -> bool:
 
 
 class StoreList:
-    """The store's subscribed subscribers, less segments and the suppression file.
+    """The store's subscribed subscribers, less segments and the suppression file; a segment's tag counts
+    only for those who have not left it as a topic (``[topics]``, the unsubscribe page).
 
     Who they are is one SQL selection (``_rows``), with what a send keeps of each (the journal's data:
     name, first name, tags, fields): a send loads it into its journal with no Python per row
@@ -246,8 +247,13 @@ class StoreList:
         return kept
 
     def _in_segment(self, schema: str) -> str:
+        """SQL: ``s`` has one of the segments' tags and has not left that topic (``topic_choices``)."""
         marks = ", ".join(f":segment{n}" for n in range(len(self.segments)))  # a list SQLite looks up once
-        return f"EXISTS (SELECT 1 FROM {schema}.tags t WHERE t.subscriber = s.id AND t.tag_key IN ({marks}))"
+        return (
+            f"EXISTS (SELECT 1 FROM {schema}.tags t WHERE t.subscriber = s.id AND t.tag_key IN ({marks})"
+            f" AND NOT EXISTS (SELECT 1 FROM {schema}.topic_choices c WHERE c.subscriber = s.id"
+            " AND c.topic_key = t.tag_key))"
+        )
 
     def _segments(self) -> dict[str, str]:
         """The named values of ``_in_segment``."""

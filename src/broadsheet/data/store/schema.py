@@ -116,5 +116,13 @@ CREATE INDEX IF NOT EXISTS clicks_by_campaign ON clicks (campaign, link);
     PRIMARY KEY (sequence, subscriber)
 ) WITHOUT ROWID;
 """,
+    # 5 → 6: the topics ([topics] tags) a subscriber left on the unsubscribe page; a send to that segment skips them
+    """CREATE TABLE IF NOT EXISTS topic_choices (
+    subscriber INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+    topic_key TEXT NOT NULL,
+    left_at TEXT NOT NULL,
+    PRIMARY KEY (subscriber, topic_key)
+) WITHOUT ROWID;
+""",
 )
 SCHEMA_VERSION = len(STEPS)

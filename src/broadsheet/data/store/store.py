@@ -408,6 +408,42 @@ class Store:
             self._event(row[0], kind, source=source, campaign=campaign, detail=detail, dedupe_key=dedupe_key, at=at)
             return True
 
+    def left_topics(self, email: str) -> dict[str, str]:
+        """topic key -> when the subscriber left that topic (ISO 8601 UTC); {} for an unknown address."""
+        with self._lock:
+            return dict(
+                self.db.execute(
+                    "SELECT topic_key, left_at FROM topic_choices WHERE subscriber ="
+                    " (SELECT id FROM subscribers WHERE email_key = ?) ORDER BY topic_key",
+                    (self.key(email),),
+                ).fetchall()
+            )
+
+    def choose_topic(self, email: str, topic: str, *, leave: bool, source: str, campaign: str = "") -> bool:
+        """Leave (or rejoin) the topic ``topic`` (a tag), with its event ``left_topic`` / ``joined_topic``
+        (detail: the topic). False, nothing recorded, for an unknown address or when nothing changes."""
+        key = topic.strip().casefold()
+        with self._write():
+            row = self.db.execute("SELECT id FROM subscribers WHERE email_key = ?", (self.key(email),)).fetchone()
+            if row is None:
+                return False
+            if leave:
+                changed = self.db.execute(
+                    "INSERT INTO topic_choices (subscriber, topic_key, left_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (subscriber, topic_key) DO NOTHING",
+                    (row[0], key, utc_now()),
+                ).rowcount
+            else:
+                changed = self.db.execute(
+                    "DELETE FROM topic_choices WHERE subscriber = ? AND topic_key = ?", (row[0], key)
+                ).rowcount
+            if not changed:
+                return False
+            self._touch()
+            self._event(row[0], "left_topic" if leave else "joined_topic", source=source, campaign=campaign,
+                        detail=topic.strip())  # fmt: skip
+            return True
+
     def forget(self, email: str, *, source: str = "cli") -> bool:
         """Erase the address, name, fields, tags, events' detail and waiting sign-ups; keep a keyed hash so
         it stays suppressed.

@@ -267,6 +267,7 @@ def _show(args: argparse.Namespace, store: Store, config: Config) -> int:
                          fix="see who is with: broadsheet subscribers list")  # fmt: skip
     lines = [subscriber.email, f"  status   {subscriber.status}", f"  name     {subscriber.name or '-'}",
              f"  tags     {', '.join(subscriber.tags) or '-'}"]  # fmt: skip
+    lines += _topic_lines(subscriber.tags, store.left_topics(subscriber.email), config.topics)
     lines += [f"  {name:8} {value}" for name, value in subscriber.fields.items()]
     lines += [f"  added    {subscriber.created} (changed {subscriber.updated})", "events:"]
     for event in store.events(subscriber.email):
@@ -274,6 +275,20 @@ def _show(args: argparse.Namespace, store: Store, config: Config) -> int:
         lines.append(f"  {event.at}  {event.kind:13} {event.source}" + (f"  ({'; '.join(extras)})" if extras else ""))
     print("\n".join(_shown(line) for line in lines))
     return 0
+
+
+def _topic_lines(tags: tuple[str, ...], left: dict[str, str], topics: dict[str, str]) -> list[str]:
+    """One line per topic choice: each configured topic the subscriber is tagged with (in, or left when),
+    and each other topic they left (one since dropped from ``[topics]``, or a tag they no longer have)."""
+    tagged = {tag.casefold() for tag in tags}
+    shown = [(tag, label) for tag, label in topics.items() if tag.casefold() in tagged]
+    shown += [(key, "") for key in left if key not in {tag.casefold() for tag, _ in shown}]
+    lines = []
+    for tag, label in shown:
+        when = left.get(tag.casefold())
+        named = f"{tag} ({label})" if label else tag
+        lines.append(f"  topic    {named}: " + (f"left {when}" if when else "in"))
+    return lines
 
 
 def _shown(text: str) -> str:

@@ -17,6 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -32,7 +33,7 @@ from broadsheet.core.errors import ConfigError, StoreError
 from broadsheet.core.providers import delivers
 from broadsheet.core.tokens import TokenData, read_click_token, read_token, token_secrets
 from broadsheet.data.db.checkpoint import Checkpointer, without_autocheckpoint
-from broadsheet.data.store import Store, store_path
+from broadsheet.data.store import Store, StoredSubscriber, store_path
 from broadsheet.delivery.transports import Transport
 
 from .clicks import ClickRecorder
@@ -62,6 +63,15 @@ CLICK_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,700}")
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 ONE_CLICK_TYPE = "application/x-www-form-urlencoded"
 CLICK_HEADERS = (("Cache-Control", "no-store"), ("Content-Length", "0"), *PLAIN_HEADERS.items())
+
+
+@dataclass(frozen=True)
+class TopicChoice:
+    """A topic as the unsubscribe page offers it: its tag, its label, and whether the reader left it."""
+
+    tag: str
+    label: str
+    left: bool
 
 
 class TokenPart(BaseConverter):
@@ -94,6 +104,7 @@ class App:
         self.transport_name = transport_name
         self.secrets = secrets or token_secrets()
         self.list_id = config.list_id
+        self.topics = {tag.casefold(): (tag, label) for tag, label in config.topics.items()}  # key -> (tag, label)
         self.pages = Pages(config)
         self.hosts = allowed_hosts(config.serve.public_url)
         origins = frozenset(origin_of(url) for url in (config.serve.public_url, *config.serve.form_origins))
@@ -257,8 +268,19 @@ class App:
         if data is None:
             return self.pages.message(400, "bad_link_title", "bad_link_text")
         current = self.store.get(data.email)
-        page = "unsubscribed.html" if current is not None and current.status == "unsubscribed" else "unsubscribe.html"
-        return self.form_page(request, page, address=mask_address(data.email))
+        if current is not None and current.status == "unsubscribed":
+            return self.form_page(request, "unsubscribed.html", address=mask_address(data.email))
+        return self.form_page(
+            request, "unsubscribe.html", address=mask_address(data.email), topics=self.topics_of(current)
+        )
+
+    def topics_of(self, subscriber: StoredSubscriber | None) -> list[TopicChoice]:
+        """The configured topics the subscriber is tagged with, in the config's order, and whether they left each."""
+        if subscriber is None or not self.topics:
+            return []
+        tagged = {tag.casefold() for tag in subscriber.tags}
+        left = self.store.left_topics(subscriber.email)
+        return [TopicChoice(tag, label, key in left) for key, (tag, label) in self.topics.items() if key in tagged]
 
     def unsubscribe(self, request: Request, token: str) -> Response:
         """RFC 8058 one-click (the token is the authentication), or the page's own buttons."""
@@ -276,7 +298,22 @@ class App:
             return self.form_page(request, "unsubscribed.html", address=address)
         if form.get("action") == "resubscribe":
             return self.resubscribe(data.email, address)
+        if form.get("action") in ("leave-topic", "join-topic"):
+            return self.choose_topic(request, data, form.get("topic", ""), leave=form.get("action") == "leave-topic")
         return self.pages.message(400, "bad_link_title", "bad_link_text")
+
+    def choose_topic(self, request: Request, data: TokenData, topic: str, *, leave: bool) -> Response:
+        """Leave (or rejoin) one configured topic; the page confirms and offers the way back. The same answer
+        whatever the address's state (the store records nothing for one it does not know); any topic not in
+        ``[topics]`` is refused."""
+        found = self.topics.get(topic.strip().casefold())
+        if found is None:
+            return self.pages.message(400, "bad_topic_title", "bad_topic_text")
+        tag, label = found
+        self.store.choose_topic(data.email, tag, leave=leave, source="unsubscribe-page", campaign=data.extra)
+        return self.form_page(
+            request, "topic.html", address=mask_address(data.email), topic=TopicChoice(tag, label, leave)
+        )
 
     def leave(self, email: str, source: str, *, campaign: str = "") -> None:
         """Unsubscribe the address in one conditional write: a repeat (already unsubscribed, bounced or
