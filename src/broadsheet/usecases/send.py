@@ -20,7 +20,7 @@ from broadsheet.core.content.frontmatter import front_matter_value
 from broadsheet.core.errors import AudienceError, CampaignError
 from broadsheet.core.providers import delivers
 from broadsheet.core.render import read_and_build
-from broadsheet.data.journal.journal import RECENT_DAYS
+from broadsheet.data.journal.journal import RECENT_DAYS, WAIT
 from broadsheet.data.store.recipients import StoreSuppressions, recipients_for
 from broadsheet.delivery.transports import Transport, TransportOptions, transport_class
 
@@ -58,6 +58,7 @@ class SendOptions:
     resend_all: bool = False
     force: bool = False
     config_file: str | None = None  # --config as given: named again in the line that says how to resume
+    journal_wait: float = WAIT  # seconds a journal statement waits for another program's write lock
 
     def __post_init__(self) -> None:
         journaled = {  # what only a journaled send of one issue takes
@@ -136,7 +137,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     )
     if journal is not None:
         return _send_journaled(journal, send)
-    with Journal.for_project(config.root, lock=True) as journal:
+    with Journal.for_project(config.root, lock=True, wait=options.journal_wait) as journal:
         return _send_journaled(journal, send)
 
 
