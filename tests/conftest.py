@@ -54,8 +54,21 @@ def copy_sample_project(folder: Path) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A temporary copy of the sample project (config, templates, sample issue, subscribers)."""
+def project(tmp_path: Path, sample_image_cache: Path) -> Path:
+    """A temporary copy of the sample project (config, templates, sample issue, subscribers), its images
+    already optimised as after a first build (tests of the optimising itself use ``cold_project``)."""
+    import shutil
+
+    from broadsheet.core.content.optimise import CACHE_FOLDER
+
+    root = copy_sample_project(tmp_path)
+    shutil.copytree(sample_image_cache, root / CACHE_FOLDER)
+    return root
+
+
+@pytest.fixture
+def cold_project(tmp_path: Path) -> Path:
+    """A temporary copy of the sample project as it is checked in: no image optimised yet."""
     return copy_sample_project(tmp_path)
 
 

@@ -7,7 +7,6 @@ import fcntl
 import io
 import os
 import pty
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -19,16 +18,14 @@ import pytest
 from support.providers import api  # noqa: F401 - the fixture
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 
-from broadsheet.core.content.optimise import CACHE_FOLDER
 from broadsheet.faces.cli import main
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 
 
 @pytest.fixture
-def sample(project, monkeypatch, sample_image_cache):
+def sample(project, monkeypatch):
     """The sample project, its images already optimised (as after a first build), as the current folder."""
-    shutil.copytree(sample_image_cache, project / CACHE_FOLDER)
     monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     monkeypatch.chdir(project)
     return project
