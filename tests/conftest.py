@@ -14,6 +14,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 SAMPLE_ISSUE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
 
 
+MEMORY = Path("/dev/shm")  # noqa: S108 -- Linux's tmpfs: a folder in memory, not a temporary file
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary folders in memory (tmpfs) when the machine has one and no TMPDIR or --basetemp was given:
+    the tests write, fsync and remove many small files (projects, journals, stores), which on a shared disk
+    costs more than the work under test. The processes the tests start inherit it."""
+    import os
+    import tempfile
+
+    if config.option.basetemp or "TMPDIR" in os.environ or hasattr(config, "workerinput"):
+        return
+    if MEMORY.is_dir() and os.access(MEMORY, os.W_OK | os.X_OK):
+        os.environ["TMPDIR"] = str(MEMORY)
+        tempfile.tempdir = None  # read TMPDIR again
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test in a browser is slow by nature: marked ``slow`` too."""
     for item in items:
