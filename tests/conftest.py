@@ -14,6 +14,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 SAMPLE_ISSUE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
 
 
+MEMORY = Path("/dev/shm")  # noqa: S108 -- Linux's tmpfs: a folder in memory, not a temporary file
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary folders in memory (tmpfs) when the machine has one and no TMPDIR or --basetemp was given:
+    the tests write, fsync and remove many small files (projects, journals, stores), which on a shared disk
+    costs more than the work under test. The processes the tests start inherit it."""
+    import os
+    import tempfile
+
+    if config.option.basetemp or "TMPDIR" in os.environ or hasattr(config, "workerinput"):
+        return
+    if MEMORY.is_dir() and os.access(MEMORY, os.W_OK | os.X_OK):
+        os.environ["TMPDIR"] = str(MEMORY)
+        tempfile.tempdir = None  # read TMPDIR again
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test in a browser is slow by nature: marked ``slow`` too."""
     for item in items:
@@ -54,8 +71,21 @@ def copy_sample_project(folder: Path) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A temporary copy of the sample project (config, templates, sample issue, subscribers)."""
+def project(tmp_path: Path, sample_image_cache: Path) -> Path:
+    """A temporary copy of the sample project (config, templates, sample issue, subscribers), its images
+    already optimised as after a first build (tests of the optimising itself use ``cold_project``)."""
+    import shutil
+
+    from broadsheet.core.content.optimise import CACHE_FOLDER
+
+    root = copy_sample_project(tmp_path)
+    shutil.copytree(sample_image_cache, root / CACHE_FOLDER)
+    return root
+
+
+@pytest.fixture
+def cold_project(tmp_path: Path) -> Path:
+    """A temporary copy of the sample project as it is checked in: no image optimised yet."""
     return copy_sample_project(tmp_path)
 
 

@@ -166,10 +166,19 @@ def test_an_unsubscribe_whose_from_the_receiving_server_authenticated_is_applied
     assert (event.kind, event.email) == ("unsubscribe", "hal@example.com")
 
 
+@pytest.fixture(scope="module")
+def imap_host(tmp_path_factory):
+    """One pymap server for the module (its start is most of a test's time); (server, its folders new)."""
+    with imap_server(tmp_path_factory.mktemp("imap")) as server:
+        yield server, server.folders()
+
+
 @pytest.fixture
-def imap(tmp_path):
-    with imap_server(tmp_path) as server:
-        yield server
+def imap(imap_host):
+    """The module's IMAP server, emptied back to the folders it started with."""
+    server, new = imap_host
+    assert server.empty() == new
+    return server
 
 
 def inbox_config(root: Path, server, **changes) -> Config:

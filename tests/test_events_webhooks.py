@@ -8,6 +8,7 @@ import time
 
 import pytest
 from pytest_httpserver import HTTPServer
+from support.ports import refused_port
 from support.webhooks import (
     TOPIC,
     MailgunSigner,
@@ -299,19 +300,30 @@ def test_resend_tampered_or_stale_is_refused():
 # -- SES through SNS ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sns(tmp_path):
-    """A local HTTPS 'SNS host' (trustme CA) serving the signing certificate and taking confirmations."""
-    tls, ca_file = local_https(tmp_path)
+CERTIFICATE_PATH = "/SimpleNotificationService-0123456789abcdef.pem"
+
+
+@pytest.fixture(scope="module")
+def sns_host(tmp_path_factory):
+    """A local HTTPS 'SNS host' (trustme CA) and the signer whose certificate it serves, for the module: a
+    key, a CA and a server's start and stop are most of a test's time."""
+    tls, ca_file = local_https(tmp_path_factory.mktemp("sns"))
     server = HTTPServer(host="127.0.0.1", port=0, ssl_context=tls)
     server.start()
-    signer = SnsSigner(server.url_for("/SimpleNotificationService-0123456789abcdef.pem"))
-    server.expect_request("/SimpleNotificationService-0123456789abcdef.pem").respond_with_data(signer.pem)
+    yield server, SnsSigner(server.url_for(CERTIFICATE_PATH)), ca_file
+    server.stop()
+
+
+@pytest.fixture
+def sns(sns_host):
+    """(server, signer, context) for one test: the server serves the signing certificate and nothing else
+    yet, its log is empty, and the context's certificate cache is new."""
+    server, signer, ca_file = sns_host
+    server.clear()
+    server.expect_request(CERTIFICATE_PATH).respond_with_data(signer.pem)
     certificates = ses.SnsCertificates.for_local_tests("127.0.0.1", server.port, ca_file)
     yield server, signer, context({}, sns_topics=(TOPIC,), certificates=certificates)
     server.clear()
-    if server.is_running():
-        server.stop()
 
 
 @pytest.mark.parametrize("version", ["1", "2"])
@@ -342,7 +354,7 @@ def test_ses_tampered_foreign_topic_and_foreign_certificate_are_refused(sns):
         "https://evil.example.com/cert.pem",
         "https://sns.eu-west-1.amazonaws.com.evil.com/x.pem",
     ):
-        foreign = SnsSigner(url).notification(ses_bounce("bob@example.com"))
+        foreign = SnsSigner(url, key=signer.key).notification(ses_bounce("bob@example.com"))
         with pytest.raises(WebhookRejected, match="SigningCertURL"):
             verified_events(ses, {}, foreign, ctx)
     assert len(server.log) == 1
@@ -577,20 +589,23 @@ def test_a_signed_timestamp_that_is_no_finite_number_is_refused(stamp):
 
 def test_a_certificate_that_could_not_be_fetched_is_not_fetched_again_at_once(sns):
     """Anyone can name a certificate URL in an unsigned request: a failing one costs one fetch, not one each."""
-    server, _, ctx = sns
+    server, signer, ctx = sns
     missing = server.url_for("/SimpleNotificationService-missing.pem")
     server.expect_request("/SimpleNotificationService-missing.pem").respond_with_data("gone", status=404)
-    forged = SnsSigner(missing)
+    forged = SnsSigner(missing, key=signer.key)
     for _ in range(3):
         with pytest.raises(WebhookRejected, match=r"could not be fetched|asked lately"):
             verified_events(ses, {}, forged.notification(ses_bounce("x@example.com")), ctx)
     assert [entry[0].path for entry in server.log].count("/SimpleNotificationService-missing.pem") == 1
 
 
-def test_a_certificate_out_of_reach_is_a_try_later_never_remembered(sns):
+def test_a_certificate_out_of_reach_is_a_try_later_never_remembered(sns_host):
     """A network failure is no answer from Amazon: 503 (SNS delivers again; a 4xx would drop the bounce)."""
-    server, signer, ctx = sns
-    server.stop()
-    for _ in range(2):  # not remembered as missing: each delivery tries again
-        with pytest.raises(WebhookUnavailable):
-            verified_events(ses, {}, signer.notification(ses_bounce("x@example.com")), ctx)
+    _server, signer, ca_file = sns_host
+    with refused_port() as port:  # the certificate host, where nothing listens
+        gone = SnsSigner(f"https://127.0.0.1:{port}{CERTIFICATE_PATH}", key=signer.key)
+        certificates = ses.SnsCertificates.for_local_tests("127.0.0.1", port, ca_file)
+        ctx = context({}, sns_topics=(TOPIC,), certificates=certificates)
+        for _ in range(2):  # not remembered as missing: each delivery tries again
+            with pytest.raises(WebhookUnavailable):
+                verified_events(ses, {}, gone.notification(ses_bounce("x@example.com")), ctx)

@@ -26,6 +26,7 @@ from broadsheet.core.audience import Subscriber
 from broadsheet.core.compose import Composer
 from broadsheet.core.config import load_config
 from broadsheet.core.content import scaffold
+from broadsheet.core.content.optimise import CACHE_FOLDER
 from broadsheet.core.errors import PublishError
 from broadsheet.core.render import build_issue
 from broadsheet.faces.cli import main
@@ -38,9 +39,11 @@ BASE = "https://newsletter.example.org"
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> Path:
-    """The sample project plus an older and a newer issue (one without images) and a draft."""
+def archive(tmp_path: Path, sample_image_cache: Path) -> Path:
+    """The sample project plus an older and a newer issue (one without images) and a draft; the sample's
+    image (the other issues' lead picture too) already optimised, as after a first build."""
     project = sample_project(tmp_path / "project")
+    shutil.copytree(sample_image_cache, project / CACHE_FOLDER)
     dated_issue(project, 41, dt.date(2021, 5, 1))
     dated_issue(project, 43, dt.date(2021, 7, 1), title="Summer <news> & more", image=False)
     dated_issue(project, 44, dt.date(2021, 8, 1), draft=True)

@@ -7,6 +7,7 @@ real read-only files (see support/unprivileged.py for running as root).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -34,7 +35,9 @@ from broadsheet.data.journal.file import APPLICATION_ID, SCHEMA_VERSION
 from broadsheet.data.journal.journal import pending_path
 from broadsheet.data.subscriber_list import CsvList
 from broadsheet.delivery.transports.smtp import SmtpTransport
+from broadsheet.faces.commands import send as send_command
 from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prepare_campaign
+from broadsheet.usecases.send import SendOptions
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 ENV = {**os.environ, "BROADSHEET_SECRET": "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0", "PYTHONUNBUFFERED": "1"}
@@ -354,12 +357,14 @@ def journal_held(project: Path, seconds: float):
         holder.wait()
 
 
-def test_a_journal_locked_by_another_program_is_one_line_and_sends_nothing(sample, capsys):
+def test_a_journal_locked_by_another_program_is_one_line_and_sends_nothing(sample, capsys, monkeypatch):
     write_subscribers(sample / "list.csv", 3)
     configure(sample, send={"transport": "outbox", "list": "list.csv"})
     assert cli(sample, "send", ISSUE, "--yes", "--limit", "1") == 0
     before = outbox_files(sample)
     capsys.readouterr()
+    # the command as given, its wait for the lock shortened (the default, send.WAIT, is seconds)
+    monkeypatch.setattr(send_command, "SendOptions", functools.partial(SendOptions, journal_wait=0.2))
     with journal_held(sample, 60):
         result = Ran(cli(sample, "send", ISSUE, "--yes"), capsys.readouterr().err)
     journal = sample / ".broadsheet" / "state.db"
@@ -471,7 +476,7 @@ def _wait_for(condition, timeout: float = 30) -> None:
 
 
 @pytest.mark.parametrize("how", ["removed", "replaced"])
-def test_a_second_send_is_kept_out_even_when_the_journal_goes_and_nobody_gets_two(sample, how):
+def test_a_second_send_is_kept_out_even_when_the_journal_goes_and_nobody_gets_two(sample, how, capsys):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 40)]
     sink = Sink(hold_after=3)  # the first send waits on its fourth message until the journal is gone
     with smtp_server(sink) as (host, port):
@@ -484,7 +489,8 @@ def test_a_second_send_is_kept_out_even_when_the_journal_goes_and_nobody_gets_tw
         try:
             _wait_for(lambda: len(sink.received) >= 3 or first.poll() is not None)
             assert first.poll() is None, "the first send ended before its fourth message"
-            one_line_error(send(sample, ISSUE, "--yes"), "another 'broadsheet send' is running")
+            kept_out = Ran(cli(sample, "send", ISSUE, "--yes"), capsys.readouterr().err)  # in this process
+            one_line_error(kept_out, "another 'broadsheet send' is running")
             journal = sample / ".broadsheet" / "state.db"
             if how == "removed":  # rm -rf .broadsheet: the running send writes the journal back and stops
                 shutil.rmtree(sample / ".broadsheet")

@@ -537,43 +537,55 @@ def test_the_form_snippet_posts_to_the_public_url(tmp_path, monkeypatch, capsys)
     assert 'name="website"' in snippet and "<script" not in snippet and "form_origins" in snippet
 
 
-def test_a_campaign_running_while_a_reader_unsubscribes_does_not_mail_them(project):
+def test_a_campaign_running_while_a_reader_unsubscribes_does_not_mail_them(project, monkeypatch):
+    """A send in its own process, held by the SMTP server after its first message (one connection, one
+    reader a batch: nobody else is claimed yet), while serve, in this process, takes a one-click."""
     import subprocess
     import sys
 
     from support.serve import environment
+    from support.smtpd import Sink, smtp_server
+    from support.smtpd import configure as configure_sending
 
     readers = [f"reader{n:02d}@example.org" for n in range(16)]
     with Store.for_project(project) as store:
         for address in readers:
             store.add(address)
     (project / "subscribers.example.csv").unlink()  # the store alone: no [send] list imported into it
-    config = project / "broadsheet.toml"
-    config.write_text(
-        config.read_text()
-        .replace("rate_per_second = 0", "rate_per_second = 8\nbatch_size = 1")
-        .replace("connections = 4", "connections = 1"),
-        encoding="utf-8",
-    )
     issue = "issues/2021-06-01-chengdu-flemish-brabant"
-    box = project / "outbox" / issue.rsplit("/", 1)[1]
-    with serve_process(project) as base:
-        send = subprocess.Popen(
-            [sys.executable, "-m", "broadsheet", "send", issue, "--yes", "--force"],
-            cwd=project,
-            env=environment(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+    sink = Sink(hold_after=1)
+    port = free_port()
+    base = configure(project, port)
+    monkeypatch.setenv("BROADSHEET_SECRET", SECRET)
+    with smtp_server(sink) as (host, smtp_port):
+        configure_sending(
+            project,
+            send={"transport": "smtp", "connections": 1, "batch_size": 1},
+            smtp={"host": host, "port": smtp_port, "security": "none", "timeout": 10},
         )
-        deadline = time.monotonic() + 30
-        while not list(box.glob("*.eml")) and time.monotonic() < deadline and send.poll() is None:
-            time.sleep(0.02)
-        assert gmail_one_click(unsubscribe_url(base, readers[-1])).status_code == 200
-        _, err = send.communicate(timeout=60)
+        config = load_config(project / "broadsheet.toml")
+        with serving(make_app(config), config, port):
+            send = subprocess.Popen(
+                [sys.executable, "-m", "broadsheet", "send", issue, "--yes", "--force"],
+                cwd=project,
+                env=environment(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                deadline = time.monotonic() + 30
+                while not sink.received and time.monotonic() < deadline and send.poll() is None:
+                    time.sleep(0.01)
+                assert gmail_one_click(unsubscribe_url(base, readers[-1])).status_code == 200
+                sink.released.set()
+                _, err = send.communicate(timeout=60)
+            finally:
+                sink.released.set()
+                send.kill()
     assert send.returncode == 0, err
-    mailed = {m["To"].addresses[0].addr_spec for m in outbox_messages(project, box.name)}
-    assert readers[0] in mailed, (err, sorted(str(p) for p in (project / "outbox").rglob("*")))
+    mailed = set(sink.recipients())
+    assert readers[0] in mailed, err
     assert readers[-1] not in mailed and mailed == set(readers[:-1])
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from support.smtpd import configure, write_subscribers
+from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_cli_build import assert_one_line_error, run_cli
 
 from broadsheet.data.store import Store
@@ -280,25 +280,34 @@ def test_a_csv_send_is_filtered_through_the_store(sample):
 
 @pytest.mark.slow
 def test_an_unsubscribe_during_a_running_campaign_is_honoured(sample):
-    """A real send in its own process, slowed by its rate limit; another process unsubscribes the last reader."""
-    configure(sample, send={"transport": "outbox", "connections": 1, "rate_per_second": 2})
+    """A real send in its own process, held by the SMTP server after its first message (one connection,
+    one recipient a batch: nobody else is claimed yet); another process unsubscribes the last reader."""
     with Store.for_project(sample) as store:
-        for i in range(8):  # batches of 2 at 2/s: the last batch is claimed about 2 s after the first is sent
+        for i in range(8):
             store.add(f"reader{i}@example.org")
+    sink = Sink(hold_after=1)
     env = {k: v for k, v in os.environ.items() if k != "BROADSHEET_DEBUG"}
-    send = subprocess.Popen([sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"], cwd=sample, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while not list((sample / "outbox").rglob("*.eml")) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        with Store.for_project(sample) as store:  # as `serve` records a one-click unsubscribe
-            assert store.set_status("reader7@example.org", "unsubscribed", source="one-click")
-        out, err = send.communicate(timeout=60)
-    finally:
-        send.kill()
+    with smtp_server(sink) as (host, port):
+        configure(
+            sample,
+            send={"transport": "smtp", "connections": 1, "batch_size": 1},
+            smtp={"host": host, "port": port, "security": "none", "timeout": 10},
+        )
+        send = subprocess.Popen([sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes"], cwd=sample, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while not sink.received and send.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with Store.for_project(sample) as store:  # as `serve` records a one-click unsubscribe
+                assert store.set_status("reader7@example.org", "unsubscribed", source="one-click")
+            sink.released.set()
+            out, err = send.communicate(timeout=60)
+        finally:
+            sink.released.set()
+            send.kill()
     assert send.returncode == 0, err
-    assert outbox_recipients(sample) == [f"reader{i}@example.org" for i in range(7)]
+    assert sorted(sink.recipients()) == [f"reader{i}@example.org" for i in range(7)]
     with sqlite3.connect(sample / ".broadsheet" / "state.db") as db:
         state, detail = db.execute(
             "SELECT state, detail FROM recipients WHERE email = 'reader7@example.org'"

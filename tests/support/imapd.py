@@ -43,6 +43,31 @@ class ImapServer:
         finally:
             imap.logout()
 
+    def folders(self) -> dict[str, int]:
+        """Every folder and how many messages it holds."""
+        imap = self.client()
+        try:
+            return {name: _messages(imap, name) for name in _folder_names(imap)}
+        finally:
+            imap.logout()
+
+    def empty(self) -> dict[str, int]:
+        """Remove every message and every folder but INBOX (a server shared by several tests, as if new);
+        returns what is left, as ``folders``."""
+        imap = self.client()
+        try:
+            for name in _folder_names(imap):
+                if _messages(imap, name):
+                    assert imap.select(f'"{name}"')[0] == "OK"
+                    imap.store("1:*", "+FLAGS", "\\Deleted")
+                    imap.expunge()
+                    imap.close()
+                if name.upper() != "INBOX":
+                    assert imap.delete(f'"{name}"')[0] == "OK"
+            return {name: _messages(imap, name) for name in _folder_names(imap)}
+        finally:
+            imap.logout()
+
     def count(self, folder: str) -> int:
         imap = self.client()
         try:
@@ -50,6 +75,24 @@ class ImapServer:
             return int(data[0]) if status == "OK" else -1
         finally:
             imap.logout()
+
+
+def _folder_names(imap: imaplib.IMAP4) -> list[str]:
+    """The folders a LIST answers, from lines like ``(\\HasNoChildren) "/" "broadsheet-processed"``."""
+    status, lines = imap.list()
+    assert status == "OK"
+    names = []
+    for line in lines:
+        if isinstance(line, bytes) and line:
+            text = line.decode()
+            names.append(text.split('"')[-2] if text.endswith('"') else text.rsplit(" ", 1)[1])
+    return names
+
+
+def _messages(imap: imaplib.IMAP4, name: str) -> int:
+    status, data = imap.status(f'"{name}"', "(MESSAGES)")
+    assert status == "OK", data
+    return int(data[0].decode().rsplit("MESSAGES ", 1)[1].rstrip(")"))
 
 
 @contextlib.contextmanager

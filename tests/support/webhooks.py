@@ -88,9 +88,10 @@ class SvixSigner:
 class SnsSigner:
     """An RSA signing key with its certificate (served by the local 'SNS' host) and SNS's signing scheme."""
 
-    def __init__(self, cert_url: str):
+    def __init__(self, cert_url: str, key: rsa.RSAPrivateKey | None = None):
+        """``key``: another signer's, for a signer that only needs another certificate URL (a key takes a while)."""
         self.cert_url = cert_url
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
         now = datetime.now(UTC)
         self.certificate = (

@@ -56,7 +56,7 @@ def send_due(options: SendOptions, config: Config, reporter: Reporter, now: floa
         )
         return result
     try:
-        with Journal.for_project(config.root) as journal:  # the lock above keeps other sends out
+        with Journal.for_project(config.root, wait=options.journal_wait) as journal:  # the lock above: no other send
             for schedule in due:
                 _send_one(options, config, journal, schedule, reporter, result)
                 if result.sent and result.sent[-1].interrupted:

@@ -21,7 +21,7 @@ from broadsheet.core.errors import CampaignError
 from broadsheet.core.providers import delivers
 from broadsheet.core.render import read_and_build
 from broadsheet.core.tokens import token_secrets
-from broadsheet.data.journal.journal import RECENT_DAYS
+from broadsheet.data.journal.journal import RECENT_DAYS, WAIT
 from broadsheet.data.store.recipients import StoreSuppressions, find_subscriber, first_recipient, recipients_for
 from broadsheet.delivery.transports import Transport, TransportOptions, transport_class
 
@@ -63,6 +63,7 @@ class SendOptions:
     force: bool = False
     config_file: str | None = None  # --config as given: named again in the line that says how to resume
     backfill: bool = False  # with ``due``: everyone subscribed enters the welcome sequence, not only newcomers
+    journal_wait: float = WAIT  # seconds a journal statement waits for another program's write lock
 
     def __post_init__(self) -> None:
         journaled = {  # what only a journaled send of one issue takes
@@ -172,7 +173,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     )
     if journal is not None:
         return _send_journaled(journal, send)
-    with Journal.for_project(config.root, lock=True) as journal:
+    with Journal.for_project(config.root, lock=True, wait=options.journal_wait) as journal:
         return _send_journaled(journal, send)
 
 

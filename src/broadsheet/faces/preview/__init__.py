@@ -85,9 +85,11 @@ class Preview:
         return self
 
     def stop(self) -> None:
-        """Stop watching, close the reload streams and the server, delete the temporary builds."""
+        """Stop watching and validating, close the reload streams and the server, delete the temporary builds."""
         if self.watcher is not None:
             self.watcher.stop()
+        if self.builder is not None:
+            self.builder.close()
         self.events.close()
         if self.server is not None:
             if self._thread is not None:  # shutdown() would wait forever for a loop that never ran

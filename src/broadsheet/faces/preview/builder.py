@@ -64,6 +64,11 @@ class Builder:
         self.current = Build(generation=0)
         self._lock = threading.Lock()
         self._building = threading.Lock()
+        self._closed = threading.Event()  # the preview has stopped: no validator is started any more
+
+    def close(self) -> None:
+        """Start no more MJML validator runs (one already running finishes)."""
+        self._closed.set()
 
     def load_config(self) -> Config:
         if self.config_path is not None:
@@ -119,8 +124,7 @@ class Builder:
     def _validate(self, build: Build) -> None:
         """Run the (slow, external) MJML validator once the page has reloaded and no newer build came."""
         assert build.config is not None and build.rendered is not None and build.issue is not None
-        time.sleep(VALIDATE_AFTER_SECONDS)
-        if self.current.rendered is not build.rendered:
+        if self._closed.wait(VALIDATE_AFTER_SECONDS) or self.current.rendered is not build.rendered:
             return
         extra = lint_mjml(build.rendered, build.issue, build.config)
         with self._lock:
