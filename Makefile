@@ -47,7 +47,9 @@ browser:
 	fi
 	@# a CJK font, so that the stress issue's Chinese is laid out as on a reader's phone, not as empty boxes
 	@if [ "$$(id -u)" = 0 ] && command -v fc-list >/dev/null 2>&1 && [ -z "$$(fc-list :lang=zh)" ]; then \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1 || true; \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1 \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1; } \
+	    || echo "could not install fonts-wqy-microhei: the stress issue's Chinese shows as boxes in the browser tests"; }; \
 	fi
 
 # The demo signs unsubscribe links with a throw-away secret; real sends export BROADSHEET_SECRET.
