@@ -122,6 +122,7 @@ class Store:
         self._lock = threading.RLock()  # this instance's connection
         self._writers = _writers_of(self.path)  # every writer of this file in this process
         self._addresses = AddressChecker()
+        self._group = False  # inside ``grouped``: writes join its transaction
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = connect(self.path, wait=BUSY_MS / 1000)
@@ -603,12 +604,43 @@ class Store:
     # -- inside ---------------------------------------------------------------------------------
 
     @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """One write transaction holding the writes of many calls (``GroupWriter``): inside it each write
+        method joins it instead of committing; committed on leaving, rolled back on an exception (a failed
+        COMMIT included: sqlite3.Error)."""
+        with self._write():
+            self._group = True
+            try:
+                yield
+            finally:
+                self._group = False
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside ``grouped``: the writes of the block, undone alone when it raises (the rest of the group
+        stays). When SQLite has rolled back the whole transaction meanwhile (a full disk, an I/O error),
+        the block's exception goes on to fail the group."""
+        self.db.execute("SAVEPOINT job")
+        try:
+            yield
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK TO job")
+                self.db.execute("RELEASE job")
+            raise
+        self.db.execute("RELEASE job")
+
+    @contextmanager
     def _write(self) -> Iterator[None]:
-        """One write transaction, committed on leaving, rolled back on an exception.
+        """One write transaction, committed on leaving, rolled back on an exception (inside ``grouped``:
+        part of the group's transaction).
 
         Writers of this process queue on one lock per file (threads of a server take turns at once instead
         of sleeping in SQLite's busy handler, whose back-off grows to 100 ms); writers of other processes
         are waited for by BEGIN IMMEDIATE up to busy_timeout. Either wait longer than that: StoreError."""
+        if self._group:
+            yield
+            return
         writers = self._writers
         with self._lock:
             if not writers.acquire(timeout=BUSY_MS / 1000):
@@ -620,7 +652,8 @@ class Store:
                     yield
                     self.db.execute("COMMIT")
                 except BaseException:
-                    self.db.execute("ROLLBACK")
+                    if self.db.in_transaction:  # SQLite may have rolled it back itself (a full disk, I/O)
+                        self.db.execute("ROLLBACK")
                     raise
             finally:
                 writers.release()

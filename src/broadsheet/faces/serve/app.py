@@ -2,9 +2,10 @@
 
     make_app(config, transport=...) -> WSGI callable, run by waitress (see broadsheet.faces.commands.serve)
 
-Every answer passes the Host allow-list and carries the security headers; every state change goes
-through the subscriber store (one Store per server thread) and is committed before the answer leaves (a
-sign-up as a row of the store's intake, the same whatever the address, which the mailing thread applies).
+Every answer passes the Host allow-list and carries the security headers; every state change a reader
+makes goes through the store's group writer (one thread committing many requests' writes in one
+transaction) and is committed before the answer leaves (a sign-up as a row of the store's intake, the same
+whatever the address, which the mailing thread applies). Reads use one Store per server thread.
 Nothing here lists or exports subscribers.
 """
 
@@ -33,7 +34,7 @@ from broadsheet.core.errors import ConfigError, StoreError
 from broadsheet.core.providers import delivers
 from broadsheet.core.tokens import TokenData, read_click_token, read_token, token_secrets
 from broadsheet.data.db.checkpoint import Checkpointer, without_autocheckpoint
-from broadsheet.data.store import Store, StoredSubscriber, store_path
+from broadsheet.data.store import GroupWriter, Store, StoredSubscriber, store_path
 from broadsheet.delivery.transports import Transport
 
 from .clicks import ClickRecorder
@@ -116,18 +117,22 @@ class App:
         self.one_clicks = RateLimit(ONE_CLICKS_PER_CLIENT[0], ONE_CLICKS_PER_CLIENT[1])
         self.one_clicks_per_address = RateLimit(ONE_CLICKS_PER_ADDRESS[0], ONE_CLICKS_PER_ADDRESS[1])
         self.headers = security_headers(self.pages.style_hash)
-        self.mail = ConfirmationMail(config, self.pages, transport, self.secrets[0], store=lambda: self.store)
-        self.addresses = AddressChecker()
-        self.site = config.root / "site"
         self.local = threading.local()
         self.checkpointer = Checkpointer(store_path(config.root))
+        self.writer = GroupWriter(store_path(config.root), opened=self.opened)
+        self.mail = ConfirmationMail(
+            config, self.pages, transport, self.secrets[0], store=lambda: self.store, writer=self.writer
+        )
+        self.addresses = AddressChecker()
+        self.site = config.root / "site"
         self.clicks = ClickRecorder(lambda: self.store)
         self.routes, self.endpoints = self.routing()
 
     def start(self) -> None:
         """Before the first request: the log says what sends confirmations; the mailing thread applies the
-        sign-ups a stopped serve left; the clicks thread starts."""
+        sign-ups a stopped serve left; the store's writer and the clicks thread start."""
         self.say_transport()
+        self.writer.start()
         self.mail.start()
         self.clicks.start()
 
@@ -146,9 +151,11 @@ class App:
         )  # fmt: skip
 
     def close(self) -> None:
-        """Send the confirmations still waiting, then stop the checkpoint thread after its last checkpoint
-        (the server has stopped answering)."""
+        """Commit the changes still queued (a request waiting for one is answered only once it is
+        recorded), send the confirmations still waiting, then stop the checkpoint thread after its last
+        checkpoint (the server has stopped taking requests)."""
         try:
+            self.writer.close()
             self.mail.close()
             self.clicks.close()
         finally:
@@ -255,9 +262,13 @@ class App:
         store = getattr(self.local, "store", None)
         if store is None:
             store = self.local.store = Store.for_project(self.config.root)
-            without_autocheckpoint(store.db)  # checkpoints run in their own thread, not inside a request
-            self.checkpointer.start()
+            self.opened(store)
         return store
+
+    def opened(self, store: Store) -> None:
+        """A Store of serve's, just opened: checkpoints run in their own thread, not inside a request."""
+        without_autocheckpoint(store.db)
+        self.checkpointer.start()
 
     # -- unsubscribe ----------------------------------------------------------------------------
 
@@ -310,7 +321,11 @@ class App:
         if found is None:
             return self.pages.message(400, "bad_topic_title", "bad_topic_text")
         tag, label = found
-        self.store.choose_topic(data.email, tag, leave=leave, source="unsubscribe-page", campaign=data.extra)
+        self.writer.submit(
+            lambda store: store.choose_topic(
+                data.email, tag, leave=leave, source="unsubscribe-page", campaign=data.extra
+            )
+        )
         return self.form_page(
             request, "topic.html", address=mask_address(data.email), topic=TopicChoice(tag, label, leave)
         )
@@ -318,8 +333,8 @@ class App:
     def leave(self, email: str, source: str, *, campaign: str = "") -> None:
         """Unsubscribe the address in one conditional write: a repeat (already unsubscribed, bounced or
         complained), or a duplicate at the same moment, records nothing. ``campaign``: the issue whose
-        link it was (the token names it; links sent before it did name none)."""
-        self.store.suppress(email, "unsubscribed", source=source, campaign=campaign)
+        link it was (the token names it; links sent before it did name none). Returns once committed."""
+        self.writer.submit(lambda store: store.suppress(email, "unsubscribed", source=source, campaign=campaign))
 
     def resubscribe(self, email: str, address: str) -> Response:
         """Back to subscribed through a confirmation mailed to the address, as a sign-up (the link in an
@@ -427,7 +442,8 @@ class App:
         data = self.confirmation(token)
         if isinstance(data, Response):
             return data
-        if not self.store.confirm(data.email, data.extra.partition(".")[0]):
+        nonce = data.extra.partition(".")[0]
+        if not self.writer.submit(lambda store: store.confirm(data.email, nonce)):
             return self.pages.message(410, "expired_title", "expired_text")
         return self.pages.message(
             200, "confirmed_title", "confirmed_text", address=mask_address(data.email), list=self.config.name

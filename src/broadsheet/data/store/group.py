@@ -1,0 +1,151 @@
+"""Group commit: one writer thread records the writes of many callers in one transaction.
+
+A caller ``submit``s a job (a function of the writer's Store, e.g. ``lambda store: store.suppress(...)``) and
+waits. The writer takes every job queued meanwhile (up to ``MAX_GROUP``), runs each in a savepoint of one
+``BEGIN IMMEDIATE`` transaction, commits once, and only then hands each caller its job's result: when
+``submit`` returns, that job's writes are durable. A job that raises is undone alone and its caller gets
+its exception; when the transaction itself fails (BEGIN, COMMIT, or SQLite rolling it back), nothing of the
+group is kept and every caller of the group gets a StoreError. Many callers waiting on one commit, instead
+of each on its own behind one write lock, is what lets a server answer bursts of one-click unsubscribes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from queue import Empty, SimpleQueue
+from typing import Generic, TypeVar
+
+from broadsheet.core.errors import StoreError
+
+from .store import Store
+
+MAX_GROUP = 256  # jobs per transaction at most: one group never holds the store's write lock for long
+T = TypeVar("T")
+log = logging.getLogger("broadsheet.data.store")
+
+
+class _Job(Generic[T]):
+    """One submitted job: its work, and its outcome once the group is committed (``done`` released)."""
+
+    __slots__ = ("done", "error", "result", "work")
+
+    def __init__(self, work: Callable[[Store], T]) -> None:
+        self.work = work
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+
+class GroupWriter:
+    """The writer thread of one store file, with its own Store (``opened`` is called with it first, in the
+    writer thread). ``submit`` from any thread; ``close`` records what is queued, then stops the thread."""
+
+    def __init__(
+        self, path: Path, *, opened: Callable[[Store], None] | None = None, max_group: int = MAX_GROUP
+    ) -> None:
+        self.path = Path(path)
+        self.opened = opened
+        self.max_group = max_group
+        self._queue: SimpleQueue[_Job[object] | None] = SimpleQueue()
+        self._closing = False
+        self._lock = threading.Lock()  # submit against close: nothing is queued after the writer's last look
+        self._thread: threading.Thread | None = None
+        self._store: Store | None = None
+
+    def start(self) -> None:
+        """Start the writer thread (once; ``submit`` starts it too)."""
+        with self._lock:
+            if self._thread is None and not self._closing:
+                self._thread = threading.Thread(target=self._run, name="broadsheet-store-writer", daemon=True)
+                self._thread.start()
+
+    def submit(self, work: Callable[[Store], T]) -> T:
+        """Run ``work`` with the writer's Store inside the next group's transaction and return its result once
+        that transaction is committed; its exception when it raised (its writes undone), StoreError when the
+        group's transaction failed or the writer has stopped (nothing recorded either way)."""
+        job: _Job[T] = _Job(work)
+        if self._thread is None:
+            self.start()
+        with self._lock:
+            if self._closing:
+                raise StoreError("the change was not recorded: the server is stopping", fix="try again")
+            self._queue.put(job)  # type: ignore[arg-type]  # a job of any result type
+        job.done.acquire()
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[return-value]  # set by the writer when error is None
+
+    def close(self) -> None:
+        """Refuse new jobs, record every job queued before (committed), then stop the thread and its Store."""
+        with self._lock:
+            self._closing = True
+            thread = self._thread
+            self._queue.put(None)
+        if thread is not None:
+            thread.join()
+        self._record([job for job in self._take_rest() if job is not None])  # jobs of a writer never started
+
+    def _run(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                group = [first]
+                while len(group) < self.max_group:
+                    try:
+                        group.append(self._queue.get_nowait())
+                    except Empty:
+                        break
+                jobs = [job for job in group if job is not None]
+                self._record(jobs)
+                if len(jobs) < len(group):  # close's mark: the last job came before it
+                    self._record([job for job in self._take_rest() if job is not None])
+                    return
+        finally:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def _take_rest(self) -> list[_Job[object] | None]:
+        rest = []
+        while True:
+            try:
+                rest.append(self._queue.get_nowait())
+            except Empty:
+                return rest
+
+    def _record(self, jobs: list[_Job[object]]) -> None:
+        """Run ``jobs`` in one transaction and commit it; then let every caller go (each, always, once)."""
+        if not jobs:
+            return
+        try:
+            store = self._open()
+            with store.grouped():
+                for job in jobs:
+                    try:
+                        with store.savepoint():
+                            job.result = job.work(store)
+                    except Exception as exc:
+                        job.error = exc
+                        if not store.db.in_transaction:  # SQLite undid the whole group: it failed
+                            raise
+        except BaseException as exc:  # the transaction failed: nothing of the group is kept
+            log.error("%d change(s) not recorded in the subscriber store: %s", len(jobs), exc)
+            for job in jobs:
+                job.result, job.error = None, StoreError(f"not recorded in the subscriber store: {exc}")
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for job in jobs:
+                job.done.release()
+
+    def _open(self) -> Store:
+        if self._store is None:
+            store = Store(self.path)
+            if self.opened is not None:
+                self.opened(store)
+            self._store = store
+        return self._store
