@@ -5,6 +5,16 @@ Imports config, errors and audience only. See docs/architecture/data.md for the 
 
 from .group import GroupWriter
 from .schema import STATUSES, SUPPRESSING
-from .store import Event, Store, StoredSubscriber, store_path, utc_now
+from .store import Event, Store, StoredSubscriber, Suppression, store_path, utc_now
 
-__all__ = ["STATUSES", "SUPPRESSING", "Event", "GroupWriter", "Store", "StoredSubscriber", "store_path", "utc_now"]
+__all__ = [
+    "STATUSES",
+    "SUPPRESSING",
+    "Event",
+    "GroupWriter",
+    "Store",
+    "StoredSubscriber",
+    "Suppression",
+    "store_path",
+    "utc_now",
+]

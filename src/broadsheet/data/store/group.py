@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from queue import Empty, SimpleQueue
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from broadsheet.core.errors import StoreError
 
@@ -24,16 +24,19 @@ from .store import Store
 
 MAX_GROUP = 256  # jobs per transaction at most: one group never holds the store's write lock for long
 T = TypeVar("T")
+A = TypeVar("A")
+Batch = Callable[[Store, list[Any]], list[Any]]  # many jobs' items -> their results, in order
 log = logging.getLogger("broadsheet.data.store")
 
 
 class _Job(Generic[T]):
-    """One submitted job: its work, and its outcome once the group is committed (``done`` released)."""
+    """One submitted job: its work (or its batch and item), and its outcome once the group is committed
+    (``done`` released)."""
 
-    __slots__ = ("done", "error", "result", "work")
+    __slots__ = ("batch", "done", "error", "item", "result", "work")
 
-    def __init__(self, work: Callable[[Store], T]) -> None:
-        self.work = work
+    def __init__(self, work: Callable[[Store], T] | None, batch: Batch | None = None, item: object = None) -> None:
+        self.work, self.batch, self.item = work, batch, item
         self.done = threading.Lock()
         self.done.acquire()
         self.result: T | None = None
@@ -67,7 +70,16 @@ class GroupWriter:
         """Run ``work`` with the writer's Store inside the next group's transaction and return its result once
         that transaction is committed; its exception when it raised (its writes undone), StoreError when the
         group's transaction failed or the writer has stopped (nothing recorded either way)."""
-        job: _Job[T] = _Job(work)
+        return self._wait(_Job(work))
+
+    def gather(self, batch: Callable[[Store, list[A]], list[T]], item: A) -> T:
+        """``submit`` for a job of a kind the writer records many at once: the group's items of one ``batch``
+        go to one call of it (in one savepoint: when it raises, every one of them gets its exception),
+        which returns their results in order. Fewer statements for the same writes (e.g.
+        ``Store.suppress_all``)."""
+        return self._wait(_Job(None, batch, item))
+
+    def _wait(self, job: _Job[T]) -> T:
         if self._thread is None:
             self.start()
         with self._lock:
@@ -123,15 +135,15 @@ class GroupWriter:
             return
         try:
             store = self._open()
+            batches: dict[Batch, list[_Job[object]]] = {}
             with store.grouped():
                 for job in jobs:
-                    try:
-                        with store.savepoint():
-                            job.result = job.work(store)
-                    except Exception as exc:
-                        job.error = exc
-                        if not store.db.in_transaction:  # SQLite undid the whole group: it failed
-                            raise
+                    if job.batch is None:
+                        self._run_part(store, [job])
+                    else:
+                        batches.setdefault(job.batch, []).append(job)
+                for part in batches.values():
+                    self._run_part(store, part)
         except BaseException as exc:  # the transaction failed: nothing of the group is kept
             log.error("%d change(s) not recorded in the subscriber store: %s", len(jobs), exc)
             for job in jobs:
@@ -141,6 +153,22 @@ class GroupWriter:
         finally:
             for job in jobs:
                 job.done.release()
+
+    @staticmethod
+    def _run_part(store: Store, jobs: list[_Job[object]]) -> None:
+        """One job, or the jobs of one batch, in a savepoint; its exception to each of them when it raises."""
+        batch, work = jobs[0].batch, jobs[0].work
+        try:
+            with store.savepoint():
+                results = batch(store, [job.item for job in jobs]) if batch is not None else [work(store)]  # type: ignore[misc]
+        except Exception as exc:
+            for job in jobs:
+                job.error = exc
+            if not store.db.in_transaction:  # SQLite undid the whole group: it failed
+                raise
+            return
+        for job, result in zip(jobs, results, strict=True):
+            job.result = result
 
     def _open(self) -> Store:
         if self._store is None:

@@ -34,7 +34,7 @@ from broadsheet.core.errors import ConfigError, StoreError
 from broadsheet.core.providers import delivers
 from broadsheet.core.tokens import TokenData, read_click_token, read_token, token_secrets
 from broadsheet.data.db.checkpoint import Checkpointer, without_autocheckpoint
-from broadsheet.data.store import GroupWriter, Store, StoredSubscriber, store_path
+from broadsheet.data.store import GroupWriter, Store, StoredSubscriber, Suppression, store_path
 from broadsheet.delivery.transports import Transport
 
 from .clicks import ClickRecorder
@@ -334,7 +334,7 @@ class App:
         """Unsubscribe the address in one conditional write: a repeat (already unsubscribed, bounced or
         complained), or a duplicate at the same moment, records nothing. ``campaign``: the issue whose
         link it was (the token names it; links sent before it did name none). Returns once committed."""
-        self.writer.submit(lambda store: store.suppress(email, "unsubscribed", source=source, campaign=campaign))
+        self.writer.gather(Store.suppress_all, Suppression(email, "unsubscribed", source, campaign))
 
     def resubscribe(self, email: str, address: str) -> Response:
         """Back to subscribed through a confirmation mailed to the address, as a sign-up (the link in an
