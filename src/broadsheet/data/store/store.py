@@ -27,7 +27,7 @@ from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
 from broadsheet.core.errors import StoreError
 
 from ..db import Schema, connect, migrate, use_wal
-from .schema import SCHEMA_VERSION, STATUS_EVENTS, STATUSES, STEPS, SUPPRESSING, settled, weaker_sql
+from .schema import SCHEMA_VERSION, STATUS_EVENTS, STATUSES, STEPS, STRENGTH, SUPPRESSING, settled, weaker_sql
 
 BUSY_MS = 10_000
 RETRY_SECONDS = 0.001  # between two tries to begin a write while another process writes
@@ -413,27 +413,28 @@ class Store:
         events: list[tuple[int, int]] = []  # (subscriber, suppression) of each change
         now = utc_now()
         with self._write():
-            for status in {suppressions[n].status for n in first.values()}:
-                keys = [key for key, n in first.items() if suppressions[n].status == status]
-                query = (
-                    "UPDATE subscribers SET status = ?, updated = ? WHERE email_key IN ({})"
-                    f" AND {weaker_sql('status', '?')} RETURNING id, email_key"
-                )
-                for start in range(0, len(keys), IN_CHUNK):
-                    part = keys[start : start + IN_CHUNK]
-                    marks = ",".join("?" * len(part))
-                    rows = self.db.execute(query.format(marks), (status, now, *part, status)).fetchall()
-                    events += [(id_, first[key]) for id_, key in rows]
+            query = "SELECT id, email_key, status FROM subscribers WHERE email_key IN ({})"
+            present = {key: (id_, status) for id_, key, status in self.select_in(query, list(first))}
+            stronger: dict[str, list[int]] = {}  # status -> the subscribers it strengthens
+            for key, (id_, status) in present.items():
+                new = suppressions[first[key]].status
+                if STRENGTH[status] < STRENGTH[new]:
+                    stronger.setdefault(new, []).append(id_)
+                    events.append((id_, first[key]))
+            for status, ids in stronger.items():  # by id, not ``email_key IN … RETURNING`` (far slower in SQLite)
+                for start in range(0, len(ids), IN_CHUNK):
+                    chunk = ids[start : start + IN_CHUNK]
+                    self.db.execute(
+                        f"UPDATE subscribers SET status = ?, updated = ? WHERE id IN ({','.join('?' * len(chunk))})",
+                        (status, now, *chunk),
+                    )
             updated = len(events)
-            done = {n for _, n in events}
-            rest = [key for key, n in first.items() if n not in done]
-            query = "SELECT email_key FROM subscribers WHERE email_key IN ({})"
-            present = {key for (key,) in self.select_in(query, rest)}
-            hashes = {self.forgotten_hash(key): key for key in rest if key not in present}
+            rest = [key for key in first if key not in present]
+            hashes = {self.forgotten_hash(key): key for key in rest}
             query = "SELECT email_hash FROM forgotten WHERE email_hash IN ({})"
             forgotten = {hashes[digest] for (digest,) in self.select_in(query, list(hashes))}
             for key in rest:  # addresses the store lacks: added suppressed (``_insert`` counts the change)
-                if key not in present and key not in forgotten:
+                if key not in forgotten:
                     n = first[key]
                     events.append((self._insert(emails[n], status=suppressions[n].status), n))
             rows = []

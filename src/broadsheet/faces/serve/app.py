@@ -127,6 +127,7 @@ class App:
         self.site = config.root / "site"
         self.clicks = ClickRecorder(lambda: self.store)
         self.routes, self.endpoints = self.routing()
+        self.unsubscribed = self.finish(one_click_answer(True), {"REQUEST_METHOD": "POST"})
 
     def start(self) -> None:
         """Before the first request: the log says what sends confirmations; the mailing thread applies the
@@ -169,9 +170,19 @@ class App:
             start_response("302 Found", [("Location", location), *CLICK_HEADERS])  # the busiest path: no werkzeug
             return [b""]
         if path.startswith("/u/") and (answer := self.fast_one_click(environ, path[3:])) is not None:
+            if answer is UNSUBSCRIBED:  # the busiest answer: made once (``one_click_answer``)
+                status, headers, body = self.unsubscribed
+                start_response(status, list(headers))
+                return [body]
             response = answer  # a provider's one-click: no form to parse
         else:
             response = self.answer(environ)
+        status, headers, body = self.finish(response, environ)
+        start_response(status, headers)
+        return [body]  # one piece: waitress sends it with the headers, in one write
+
+    def finish(self, response: Response, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
+        """The status, headers (the security headers added) and body of ``response``."""
         app_iter, status, headers = response.get_wsgi_response(environ)
         present = {
             name.lower() for name, _ in headers
@@ -179,8 +190,7 @@ class App:
         own_policy = "content-security-policy" in present
         defaults = self.headers if response.mimetype == "text/html" and not own_policy else PLAIN_HEADERS
         headers += [(name, value) for name, value in defaults.items() if name.lower() not in present]
-        start_response(status, headers)
-        return [b"".join(app_iter)]  # one piece: waitress sends it with the headers, in one write
+        return status, headers, b"".join(app_iter)
 
     def answer(self, environ: WSGIEnvironment) -> Response:
         if (environ.get("HTTP_HOST") or "").lower() not in self.hosts:
@@ -300,7 +310,7 @@ class App:
         if data is None:
             return self.pages.message(400, "bad_link_title", "bad_link_text")
         if form.get("List-Unsubscribe") == "One-Click":
-            return self.one_click(data, request.remote_addr or "")
+            return one_click_answer(self.one_click(data, request.remote_addr or ""))
         if not self.form_allowed(request, form):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
         address = mask_address(data.email)
@@ -496,18 +506,19 @@ class App:
             environ["wsgi.input"] = io.BytesIO(body)
             return None
         try:
-            return self.one_click(data, environ.get("REMOTE_ADDR") or "")
+            return UNSUBSCRIBED if self.one_click(data, environ.get("REMOTE_ADDR") or "") else one_click_answer(False)
         except Exception:
             log.exception("POST %s failed", _path_for_log(environ.get("PATH_INFO", "")))
             return self.pages.message(500, "error_title", "error_text")
 
-    def one_click(self, data: TokenData, client: str) -> Response:
-        """RFC 8058: the token is the authentication; the same answer whatever the address's state."""
+    def one_click(self, data: TokenData, client: str) -> bool:
+        """RFC 8058: the token is the authentication; the same answer whatever the address's state. False
+        when a rate limit refuses it (answered 429), True once it is recorded (200)."""
         if not (self.one_clicks.allow(client) and self.one_clicks_per_address.allow(data.email.lower())):
-            return Response.text(429, "too many requests\n")
+            return False
         if data.email != PROBE_ADDRESS:  # broadsheet doctor's test token: answered, nothing recorded
             self.leave(data.email, "one-click", campaign=data.extra)
-        return Response.text(200, "unsubscribed\n")
+        return True
 
     # -- the rest -------------------------------------------------------------------------------
 
@@ -556,6 +567,14 @@ def make_app(config: Config, transport: Callable[[], Transport] | None = None) -
         transport = lambda: cls(config)  # noqa: E731
         return App(config, transport, transport_name=config.send.transport)
     return App(config, transport)
+
+
+UNSUBSCRIBED = Response.text(200, "unsubscribed\n")  # a one-click's answer, never sent as it is (see App.__call__)
+
+
+def one_click_answer(unsubscribed: bool) -> Response:
+    """A one-click's answer: 200 once it is recorded, 429 when a rate limit refused it."""
+    return Response.text(200, "unsubscribed\n") if unsubscribed else Response.text(429, "too many requests\n")
 
 
 def _file(path: Path) -> Response:
