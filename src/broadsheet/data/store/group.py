@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any, Generic, TypeVar
@@ -27,6 +28,10 @@ T = TypeVar("T")
 A = TypeVar("A")
 Batch = Callable[[Store, list[Any]], list[Any]]  # many jobs' items -> their results, in order
 log = logging.getLogger("broadsheet.data.store")
+
+
+class _PartFailed(Exception):
+    """The only part of a group raised: the group is rolled back, and its callers have their exception."""
 
 
 class _Job(Generic[T]):
@@ -133,17 +138,18 @@ class GroupWriter:
         """Run ``jobs`` in one transaction and commit it; then let every caller go (each, always, once)."""
         if not jobs:
             return
+        batches: dict[Batch, list[_Job[object]]] = {}
+        for job in jobs:
+            if job.batch is not None:
+                batches.setdefault(job.batch, []).append(job)
+        parts = [[job] for job in jobs if job.batch is None] + list(batches.values())
         try:
             store = self._open()
-            batches: dict[Batch, list[_Job[object]]] = {}
             with store.grouped():
-                for job in jobs:
-                    if job.batch is None:
-                        self._run_part(store, [job])
-                    else:
-                        batches.setdefault(job.batch, []).append(job)
-                for part in batches.values():
-                    self._run_part(store, part)
+                for part in parts:
+                    self._run_part(store, part, alone=len(parts) == 1)
+        except _PartFailed:  # the group's only part: its callers have its exception, nothing was kept
+            pass
         except BaseException as exc:  # the transaction failed: nothing of the group is kept
             log.error("%d change(s) not recorded in the subscriber store: %s", len(jobs), exc)
             for job in jobs:
@@ -155,15 +161,18 @@ class GroupWriter:
                 job.done.release()
 
     @staticmethod
-    def _run_part(store: Store, jobs: list[_Job[object]]) -> None:
-        """One job, or the jobs of one batch, in a savepoint; its exception to each of them when it raises."""
+    def _run_part(store: Store, jobs: list[_Job[object]], *, alone: bool) -> None:
+        """One job, or the jobs of one batch, in a savepoint (none when it is ``alone`` in its group: then
+        the group's transaction undoes it); its exception to each of them when it raises."""
         batch, work = jobs[0].batch, jobs[0].work
         try:
-            with store.savepoint():
+            with nullcontext() if alone else store.savepoint():
                 results = batch(store, [job.item for job in jobs]) if batch is not None else [work(store)]  # type: ignore[misc]
         except Exception as exc:
             for job in jobs:
                 job.error = exc
+            if alone:
+                raise _PartFailed from exc
             if not store.db.in_transaction:  # SQLite undid the whole group: it failed
                 raise
             return
@@ -173,6 +182,7 @@ class GroupWriter:
     def _open(self) -> Store:
         if self._store is None:
             store = Store(self.path)
+            store.only_writes_wait()
             if self.opened is not None:
                 self.opened(store)
             self._store = store
