@@ -122,6 +122,12 @@ class GroupWriter:
                     self._record([job for job in self._take_rest() if job is not None])
                     return
         finally:
+            with self._lock:  # a writer that stops for any reason leaves no caller waiting
+                self._closing = True
+            for job in self._take_rest():
+                if job is not None:
+                    job.result, job.error = None, StoreError("the change was not recorded: the writer stopped")
+                    job.done.release()
             if self._store is not None:
                 self._store.close()
                 self._store = None
