@@ -150,12 +150,30 @@ def _show(journal: Journal, campaign: CampaignRecord, *, running: bool) -> None:
         print("  last errors:")
     for email, state, attempts, detail, updated in problems:
         print(f"    {email}  {state}  {detail or '-'}  ({attempts} attempt(s), {_when(updated)})")
+    _show_workers(journal, campaign, time.time())
     if counts["sending"] and not running:
         print("  sending: in flight when a send stopped (crash, kill -9); the next send marks them unknown")
     if counts["unknown"]:
         print("  unknown: in flight when a send stopped; resend with: broadsheet send … --retry-unknown")
     if counts["failed"]:
         print("  failed: resend with: broadsheet send … --retry-failed")
+
+
+def _show_workers(journal: Journal, campaign: CampaignRecord, now: float) -> None:
+    """Each ``send --worker`` of the campaign that has not stopped: host, pid, last batch, heartbeat age."""
+    workers = journal.workers(campaign)
+    if workers:
+        print(f"  workers: {len(workers)}")
+    for worker in workers:
+        last = f"last batch {_age(now - worker.last_batch)} ago" if worker.last_batch else "no batch yet"
+        print(
+            f"    {worker.host} pid {worker.pid}: {worker.batches:,} batch(es), {last}, "
+            f"heartbeat {_age(now - worker.heartbeat)} ago"
+        )
+
+
+def _age(seconds: float) -> str:
+    return f"{max(0.0, seconds):.1f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _show_what_is_left(journal: Journal, campaign: CampaignRecord, config: Config, issue_dir: Path) -> None:

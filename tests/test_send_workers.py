@@ -1,0 +1,181 @@
+"""Several `broadsheet send --worker` processes on one campaign: each recipient exactly once at the receiver,
+a worker killed -9 leaves its rows to the others by the lease, the daily cap holds for all of them together."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+
+import pytest
+from support.smtpd import Sink, configure, smtp_server, write_subscribers
+from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
+from test_send_integrity import ISSUE, send_process, smtp, states
+
+from broadsheet.data.journal.workers import EXPIRED_DETAIL
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def journal_rows(project, query: str, *values) -> list[tuple]:
+    db = sqlite3.connect(project / ".broadsheet" / "state.db", timeout=10)
+    try:
+        return db.execute(query, values).fetchall()
+    finally:
+        db.close()
+
+
+def wait_for(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert condition()
+
+
+def live_workers(project) -> list[tuple]:
+    path = project / ".broadsheet" / "state.db"
+    if not path.exists():
+        return []
+    try:
+        return journal_rows(project, "SELECT host, pid FROM workers WHERE stopped = 0")
+    except sqlite3.OperationalError:  # not made yet, or migrating
+        return []
+
+
+def finish(processes) -> list[tuple[int, str]]:
+    ended = []
+    for process in processes:
+        _out, err = process.communicate(timeout=120)
+        ended.append((process.returncode, err))
+    return ended
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_workers_share_a_campaign_and_each_recipient_arrives_once(sample, count, capsys):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 120)]
+    sink = Sink(delay=0.002, hold_after=10)  # held after ten messages until every worker has joined
+    with smtp_server(sink) as (host, port):
+        configure(
+            sample,
+            send={"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 1},
+            smtp=smtp(host, port),
+        )
+        workers = [send_process(sample, ISSUE, "--yes", "--worker") for _ in range(count)]
+        try:
+            wait_for(lambda: len(live_workers(sample)) == count or any(w.poll() is not None for w in workers))
+            assert sorted(pid for _host, pid in live_workers(sample)) == sorted(w.pid for w in workers)
+            capsys.readouterr()
+            assert cli(sample, "status", ISSUE) == 0
+            shown = capsys.readouterr().out
+            assert f"workers: {count}" in shown
+            for worker in workers:
+                assert f"pid {worker.pid}:" in shown
+            sink.released.set()
+            ended = finish(workers)
+        finally:
+            sink.released.set()
+            for worker in workers:
+                worker.kill()
+    for returncode, err in ended:
+        assert returncode == 0, err
+        assert "Traceback" not in err
+    assert sink.recipients() == {email: 1 for email in people}  # counted at the receiver: once each
+    assert set(states(sample).values()) == {"sent"}
+    assert live_workers(sample) == []  # each stopped and said so
+    sent_by = journal_rows(sample, "SELECT count(*) FROM workers WHERE batches > 0")[0][0]
+    assert sent_by >= 2  # the campaign was shared, not sent by whoever came first
+
+
+def test_a_worker_killed_mid_campaign_leaves_its_rows_to_another_by_the_lease(sample):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 30)]
+    first, second = people[0], people[1]
+    sink = Sink(stored_silent={first})  # stored, its reply never comes: handed over, no answer
+    with smtp_server(sink) as (host, port):
+        configure(
+            sample,
+            send={"transport": "smtp", "list": "list.csv", "connections": 1, "batch_size": 1, "worker_lease": 1.5},
+            smtp=smtp(host, port, timeout=60),
+        )
+        killed = send_process(sample, ISSUE, "--yes", "--worker")
+        try:
+            wait_for(lambda: first in sink.recipients() or killed.poll() is not None)
+            assert killed.poll() is None
+            held = journal_rows(sample, "SELECT email, state FROM recipients JOIN leases ON recipient = id ORDER BY id")
+            assert held == [(first, "sending"), (second, "queued")]  # one handed over, one leased ahead
+            killed.send_signal(signal.SIGKILL)
+            killed.wait(timeout=30)
+            survivor = send_process(sample, ISSUE, "--yes", "--worker")
+            [(returncode, err)] = finish([survivor])
+        finally:
+            for process in (killed, locals().get("survivor")):
+                if process is not None:
+                    process.kill()
+    assert returncode == 1, err  # someone is unknown
+    assert "Traceback" not in err
+    assert sink.recipients() == {email: 1 for email in people}
+    final = states(sample)
+    assert final[first] == "unknown"  # never resent by itself
+    assert {state for email, state in final.items() if email != first} == {"sent"}
+    [(detail,)] = journal_rows(sample, "SELECT detail FROM recipients WHERE email = ?", first)
+    assert detail in (EXPIRED_DETAIL, "in flight when an earlier send stopped")  # by a lease or at the start
+    assert killed.pid in [pid for _host, pid in live_workers(sample)]  # status shows it, heartbeat ageing
+
+
+def test_three_workers_send_exactly_the_daily_limit_together(sample):
+    people = [email for email, _ in write_subscribers(sample / "list.csv", 40)]
+    limit = 13
+    sink = Sink(delay=0.002)
+    with smtp_server(sink) as (host, port):
+        configure(
+            sample,
+            send={
+                "transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 1, "daily_limit": limit,
+            },
+            smtp=smtp(host, port),
+        )  # fmt: skip
+        workers = [send_process(sample, ISSUE, "--yes", "--worker") for _ in range(3)]
+        try:
+            ended = finish(workers)
+        finally:
+            for worker in workers:
+                worker.kill()
+    for returncode, err in ended:
+        assert returncode == 0, err
+        assert "Traceback" not in err
+    received = sink.recipients()
+    assert sum(received.values()) == limit and set(received.values()) == {1}
+    final = states(sample)
+    assert sum(1 for state in final.values() if state == "sent") == limit
+    assert sum(1 for state in final.values() if state == "queued") == len(people) - limit
+
+
+def test_a_plain_send_and_workers_keep_each_other_out(sample, capsys):
+    write_subscribers(sample / "list.csv", 20)
+    sink = Sink(hold_after=1)
+    with smtp_server(sink) as (host, port):
+        configure(
+            sample,
+            send={"transport": "smtp", "list": "list.csv", "connections": 1, "batch_size": 1},
+            smtp=smtp(host, port),
+        )
+        worker = send_process(sample, ISSUE, "--yes", "--worker")
+        try:
+            wait_for(lambda: len(sink.received) >= 1 or worker.poll() is not None)
+            assert worker.poll() is None
+            capsys.readouterr()
+            assert cli(sample, "send", ISSUE, "--yes") == 2
+            assert "another 'broadsheet send' is running" in capsys.readouterr().err
+            sink.released.set()
+            [(returncode, err)] = finish([worker])
+        finally:
+            sink.released.set()
+            worker.kill()
+    assert returncode == 0, err
+    assert set(states(sample).values()) == {"sent"}
+
+
+def test_worker_does_not_go_with_due_or_test(sample, capsys):
+    assert cli(sample, "send", "--due", "--worker") == 2
+    assert "--worker does not go with --due" in capsys.readouterr().err
+    assert cli(sample, "send", ISSUE, "--worker", "--test", "me@example.org") == 2
+    assert "--worker does not go with --test" in capsys.readouterr().err
