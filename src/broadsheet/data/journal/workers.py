@@ -62,31 +62,46 @@ class Workers(RecipientRows):
         return self._patiently(register)
 
     def lease(
-        self, campaign: CampaignRecord, worker: int, size: int, now: float, until: float, allow: Callable[[int], int]
-    ) -> list[Row]:
-        """Up to ``size`` due rows (deferred first, then queued) leased to ``worker`` until ``until``, in one
-        write transaction that first turns expired ``sending`` rows ``unknown`` and asks ``allow`` (the
-        campaign's shared budget, read and written in the same transaction) how many may go."""
+        self,
+        campaign: CampaignRecord,
+        worker: int,
+        *,
+        carried: Sequence[Row],
+        hand: int,
+        size: int,
+        now: float,
+        until: float,
+        allow: Callable[[int], int],
+    ) -> tuple[list[Row], list[Row]]:
+        """Up to ``size`` more due rows (deferred first, then queued) leased to ``worker`` until ``until``, and
+        the first ``hand`` of ``carried`` (rows it leased before) and the new ones handed over (``hand_over``),
+        in one write transaction. It first turns this campaign's ``sending`` rows whose lease ran out
+        ``unknown``, and asks ``allow`` (the campaign's shared budget, read and written in the same
+        transaction) how many may be leased. Returns (handed over, still leased)."""
         self.check_in_place()
 
-        def lease() -> list[Row]:
+        def lease() -> tuple[list[Row], list[Row]]:
             self._expire(campaign, now)
             self._beat(worker, now, until)
-            allowed = min(size, allow(size))
+            allowed = min(size, allow(size)) if size > 0 else 0
             ids: list[int] = []
             for statement in (LEASE_DEFERRED, LEASE_QUEUED):
                 if len(ids) < allowed:
                     values = {"worker": worker, "until": until, "campaign": campaign.id, "now": now}
                     ids += [found for (found,) in self.db.execute(statement, {**values, "size": allowed - len(ids)})]
             marks = ",".join("?" * len(ids))
-            found = self.db.execute(f"SELECT {ROW_COLUMNS} FROM recipients WHERE id IN ({marks})", ids).fetchall()
-            return [Row(*row) for row in found]
+            found = [
+                Row(*row) for row in self.db.execute(f"SELECT {ROW_COLUMNS} FROM recipients WHERE id IN ({marks})", ids)
+            ]
+            new = sorted(found, key=lambda row: (row.state != "deferred", row.id))  # deferred first, then by id
+            rows = [*carried, *new]
+            batch, rest = rows[:hand], rows[hand:]
+            if batch:
+                self._mark_sent(campaign)  # before the first message leaves
+            taken = self._mark_sending(worker, batch, now)
+            return [row for row in batch if row.id in taken], rest
 
-        rows = self._patiently(lease)
-        if rows:
-            self._mark_sent(campaign)
-        deferred = sorted((row for row in rows if row.state == "deferred"), key=lambda row: row.id)
-        return deferred + sorted((row for row in rows if row.state != "deferred"), key=lambda row: row.id)
+        return self._patiently(lease)
 
     def hand_over(self, worker: int, rows: Sequence[Row], now: float) -> list[Row]:
         """Mark ``sending`` (committed) those of ``rows`` still leased to ``worker``: they go to the transport
@@ -94,24 +109,25 @@ class Workers(RecipientRows):
         if not rows:
             return []
         self.check_in_place()
-        ids = [row.id for row in rows]
-
-        def mark() -> set[int]:
-            marks = ",".join("?" * len(ids))
-            taken = {
-                found
-                for (found,) in self.db.execute(
-                    f"UPDATE recipients SET state = 'sending', updated = ? WHERE id IN ({marks})"
-                    " AND state IN ('queued', 'deferred')"
-                    " AND id IN (SELECT recipient FROM leases WHERE worker = ?) RETURNING id",
-                    (now, *ids, worker),
-                )
-            }
-            self.db.execute("UPDATE workers SET last_batch = ?, batches = batches + 1 WHERE id = ?", (now, worker))
-            return taken
-
-        taken = self._patiently(mark)
+        taken = self._patiently(lambda: self._mark_sending(worker, rows, now))
         return [row for row in rows if row.id in taken]
+
+    def _mark_sending(self, worker: int, rows: Sequence[Row], now: float) -> set[int]:
+        if not rows:
+            return set()
+        ids = [row.id for row in rows]
+        marks = ",".join("?" * len(ids))
+        taken = {
+            found
+            for (found,) in self.db.execute(
+                f"UPDATE recipients SET state = 'sending', updated = ? WHERE id IN ({marks})"
+                " AND state IN ('queued', 'deferred')"
+                " AND id IN (SELECT recipient FROM leases WHERE worker = ?) RETURNING id",
+                (now, *ids, worker),
+            )
+        }
+        self.db.execute("UPDATE workers SET last_batch = ?, batches = batches + 1 WHERE id = ?", (now, worker))
+        return taken
 
     def renew(self, worker: int, now: float, until: float) -> None:
         """The worker's heartbeat: its lease on every row it holds runs until ``until``."""

@@ -90,11 +90,16 @@ class SharedClaims:
         self.renewed = now
 
     def claim(self, size: int, now: float) -> list[Row]:
+        """A batch handed over to the transport: leased in the same transaction when too few are held."""
         if len(self.leased) < size and not self.budget.capped:
             self.budget.now = now
-            want = size + self.ahead - len(self.leased)
-            self.leased.extend(self.journal.lease(self.campaign, self.worker, want, now, now + self.lease, self.budget))
+            handed, rest = self.journal.lease(
+                self.campaign, self.worker, carried=list(self.leased), hand=size,
+                size=size + self.ahead - len(self.leased), now=now, until=now + self.lease, allow=self.budget,
+            )  # fmt: skip
+            self.leased = collections.deque(rest)
             self.renewed = now
+            return handed
         batch = [self.leased.popleft() for _ in range(min(size, len(self.leased)))]
         return self.journal.hand_over(self.worker, batch, now)
 
