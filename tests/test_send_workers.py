@@ -86,7 +86,7 @@ def test_workers_share_a_campaign_and_each_recipient_arrives_once(sample, count,
     assert sent_by >= 2  # the campaign was shared, not sent by whoever came first
 
 
-def test_a_worker_killed_mid_campaign_leaves_its_rows_to_another_by_the_lease(sample):
+def test_a_worker_killed_mid_campaign_leaves_its_rows_to_another_by_the_lease(sample, capsys):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 30)]
     first, second = people[0], people[1]
     sink = Sink(stored_silent={first})  # stored, its reply never comes: handed over, no answer
@@ -119,6 +119,10 @@ def test_a_worker_killed_mid_campaign_leaves_its_rows_to_another_by_the_lease(sa
     [(detail,)] = journal_rows(sample, "SELECT detail FROM recipients WHERE email = ?", first)
     assert detail in (EXPIRED_DETAIL, "in flight when an earlier send stopped")  # by a lease or at the start
     assert killed.pid in [pid for _host, pid in live_workers(sample)]  # status shows it, heartbeat ageing
+    capsys.readouterr()
+    assert cli(sample, "status", ISSUE) == 0
+    [shown] = [line for line in capsys.readouterr().out.splitlines() if f"pid {killed.pid}:" in line]
+    assert "gone?" in shown
 
 
 def test_three_workers_send_exactly_the_daily_limit_together(sample):
