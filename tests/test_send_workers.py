@@ -3,16 +3,23 @@ a worker killed -9 leaves its rows to the others by the lease, the daily cap hol
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
 from test_send_integrity import ISSUE, send_process, smtp, states
 
+from broadsheet.core.config import load_config
+from broadsheet.data.journal.journal import Journal
 from broadsheet.data.journal.workers import EXPIRED_DETAIL
+from broadsheet.usecases.campaign.workers import SharedBudget
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -183,3 +190,82 @@ def test_worker_does_not_go_with_due_or_test(sample, capsys):
     assert "--worker does not go with --due" in capsys.readouterr().err
     assert cli(sample, "send", ISSUE, "--worker", "--test", "me@example.org") == 2
     assert "--worker does not go with --test" in capsys.readouterr().err
+
+
+# -- the journal's side, in one process: times are given, not waited for ---------------------------------
+
+
+@pytest.fixture
+def sample_config():
+    return load_config(ROOT / "broadsheet.toml")
+
+
+@pytest.fixture
+def two_workers(tmp_path):
+    """Two connections to one journal (as two worker processes have) and a campaign of 20."""
+    path = tmp_path / ".broadsheet" / "state.db"
+    first, second = Journal(path), Journal(path)
+    campaign, _ = first.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
+    first.load_recipients(campaign, "list-1", [(f"r{i:02d}@example.com", i, "{}") for i in range(20)])
+    campaign = first.current("issue-1", "smtp")
+    yield first, second, campaign
+    first.close()
+    second.close()
+
+
+def lease(journal, campaign, worker, now, *, size=4, hand=2, carried=(), allow=lambda n: n, until=None):
+    return journal.lease(
+        campaign, worker, carried=list(carried), hand=hand, size=size, now=now,
+        until=now + 10 if until is None else until, allow=allow,
+    )  # fmt: skip
+
+
+def test_two_workers_never_lease_the_same_row_and_a_dead_ones_rows_are_recovered_by_the_rule(two_workers):
+    first, second, campaign = two_workers
+    one = first.register_worker(campaign, "host-a", 1, 100.0)
+    two = second.register_worker(campaign, "host-b", 2, 100.0)
+    handed, ahead = lease(first, campaign, one, 100.0)
+    theirs, _ = lease(second, campaign, two, 100.0)
+    assert len(handed) == len(ahead) == len(theirs) == 2
+    assert not {r.id for r in handed + ahead} & {r.id for r in theirs}
+    assert second.hand_over(two, ahead, 101.0) == []  # not its own: left out
+    # the first worker dies; its lease runs out at 110: the second takes what was not handed over
+    taken, more = lease(second, campaign, two, 111.0, size=20, hand=20)
+    assert {r.id for r in ahead} <= {r.id for r in taken}
+    assert not {r.id for r in handed} & {r.id for r in taken + more}
+    states = dict(second.db.execute("SELECT id, state FROM recipients"))
+    assert {states[r.id] for r in handed} == {"unknown"}  # handed over, no answer: never resent by itself
+    assert first.hand_over(one, ahead, 112.0) == []  # back from a pause: its rows are the other's now
+
+
+def test_the_rate_limit_is_one_bucket_for_every_worker(two_workers, sample_config):
+    first, second, campaign = two_workers
+    config = dataclasses.replace(sample_config, send=dataclasses.replace(sample_config.send, rate_per_second=4))
+    one = first.register_worker(campaign, "host-a", 1, 100.0)
+    two = second.register_worker(campaign, "host-b", 2, 100.0)
+    budgets = [SharedBudget(journal, campaign, config, "smtp") for journal in (first, second)]
+    for budget in budgets:
+        budget.now = 100.0
+    handed, _ = lease(first, campaign, one, 100.0, size=4, hand=4, allow=budgets[0])
+    assert len(handed) == 4  # the bucket's four tokens
+    assert lease(second, campaign, two, 100.0, size=2, hand=2, allow=budgets[1]) == ([], [])  # none left for it
+    budgets[1].now = 100.5
+    handed, _ = lease(second, campaign, two, 100.5, size=2, hand=2, allow=budgets[1])
+    assert len(handed) == 2  # half a second later: two more, for whichever worker asks
+
+
+def test_the_daily_cap_counts_what_every_worker_holds(two_workers, sample_config):
+    first, second, campaign = two_workers
+    config = dataclasses.replace(sample_config, send=dataclasses.replace(sample_config.send, daily_limit=5))
+    now = time.time()
+    one = first.register_worker(campaign, "host-a", 1, now)
+    two = second.register_worker(campaign, "host-b", 2, now)
+    budgets = [SharedBudget(journal, campaign, config, "smtp") for journal in (first, second)]
+    for budget in budgets:
+        budget.now = now
+    handed, ahead = lease(first, campaign, one, now, size=4, hand=2, allow=budgets[0])
+    assert len(handed + ahead) == 4
+    handed, ahead = lease(second, campaign, two, now, size=4, hand=2, allow=budgets[1])
+    assert len(handed + ahead) == 1 and not budgets[1].capped  # five held in all
+    assert lease(second, campaign, two, now, size=4, hand=0, allow=budgets[1]) == ([], [])
+    assert budgets[1].capped
