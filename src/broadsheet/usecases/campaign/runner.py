@@ -5,6 +5,8 @@ committed) for each idle worker and records what comes back. Workers compose the
 shared rate limiter and send it. A fatal transport error (login refused, sender refused, untrusted
 certificate, a used-up quota, a setting the transport finds wrong) stops the campaign: in-flight
 batches are finished and recorded, the rest stays queued (docs/architecture/usecases.md: what stops a campaign).
+Where batches come from is a ``Claims``: this process alone (``SoleClaims``), or one of several workers
+sharing the campaign (``workers.SharedClaims``, ``send --worker``).
 """
 
 from __future__ import annotations
