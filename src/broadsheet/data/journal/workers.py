@@ -1,7 +1,8 @@
 """Several ``send --worker`` processes on one campaign: workers registered, rows leased, handed over, released.
 
-A worker leases a batch of due rows (a ``leases`` row each: worker, lease_until) in one short write transaction, and
-marks each part ``sending`` (committed) just before handing it to the transport, as a single send does.
+A worker leases due rows (a ``leases`` row each: worker, lease_until) in one short write transaction,
+and marks each batch ``sending`` (committed) just before handing it to the transport, as a single send
+does (the first batch in the lease's own transaction).
 A worker that stops renewing its lease (killed) leaves its rows to the others: rows it had not handed over
 are leased again once the lease ran out; rows in ``sending`` become ``unknown`` and are never resent by
 themselves. Only the row-locking clause differs between engines (``ROW_LOCK``): SQLite's ``BEGIN IMMEDIATE``
@@ -75,14 +76,15 @@ class Workers(RecipientRows):
     ) -> tuple[list[Row], list[Row]]:
         """Up to ``size`` more due rows (deferred first, then queued) leased to ``worker`` until ``until``, and
         the first ``hand`` of ``carried`` (rows it leased before) and the new ones handed over (``hand_over``),
-        in one write transaction. It first turns this campaign's ``sending`` rows whose lease ran out
+        in one write transaction (the rows held before keep their lease: ``renew`` extends it). It first
+        turns this campaign's ``sending`` rows whose lease ran out
         ``unknown``, and asks ``allow`` (the campaign's shared budget, read and written in the same
         transaction) how many may be leased. Returns (handed over, still leased)."""
         self.check_in_place()
 
         def lease() -> tuple[list[Row], list[Row]]:
             self._expire(campaign, now)
-            self._beat(worker, now, until)
+            self.db.execute("UPDATE workers SET heartbeat = ? WHERE id = ?", (now, worker))
             allowed = min(size, allow(size)) if size > 0 else 0
             ids: list[int] = []
             for statement in (LEASE_DEFERRED, LEASE_QUEUED):

@@ -20,6 +20,7 @@ from .caps import daily_cap
 from .ratelimit import TokenBucket
 
 RENEWALS = 3  # times a worker renews its lease per lease period
+AHEAD = 32  # rows a worker leases ahead at least (more with more connections or larger batches)
 
 
 class SharedBudget:
@@ -80,7 +81,7 @@ class SharedClaims:
         self.campaign = campaign
         self.budget = budget
         self.lease = lease
-        self.ahead = 0 if budget.paced else ahead  # a paced campaign leases no more than it sends now
+        self.ahead = 0 if budget.paced else max(ahead, AHEAD)  # a paced campaign leases no more than it sends now
         self.leased: collections.deque[Row] = collections.deque()
         self.worker = 0
         self.renewed = 0.0
@@ -98,7 +99,6 @@ class SharedClaims:
                 size=size + self.ahead - len(self.leased), now=now, until=now + self.lease, allow=self.budget,
             )  # fmt: skip
             self.leased = collections.deque(rest)
-            self.renewed = now
             return handed
         batch = [self.leased.popleft() for _ in range(min(size, len(self.leased)))]
         return self.journal.hand_over(self.worker, batch, now)
