@@ -61,6 +61,7 @@ class Send:
     warmup_start: str = ""  # YYYY-MM-DD, day 1 of the warm-up; empty: the day the journal first sent
     feedback_id: bool = True  # a Feedback-ID header for Gmail's feedback loop (Postmaster Tools)
     feedback_sender_id: str = ""  # its SenderId, 5-15 letters, digits, . _ -; empty: from the From domain
+    worker_lease: float = 30.0  # seconds a send --worker holds rows it claimed without renewing its lease
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,8 @@ KEY_HELP: dict[str, str] = {
     "send.feedback_id": "a Feedback-ID header on every message, for Gmail's feedback loop (Postmaster Tools)",
     "send.feedback_sender_id": "Feedback-ID's SenderId, 5 to 15 letters, digits, . _ -; empty: the From domain "
     "without its last label",
+    "send.worker_lease": "seconds a `send --worker` keeps the recipients it claimed without renewing them; after "
+    "that another worker sends those not yet handed to the transport and marks the rest unknown",
     "smtp": 'the SMTP server, when send.transport = "smtp"',
     "smtp.host": "the server's name",
     "smtp.port": "587 for starttls, 465 for ssl",
@@ -428,6 +431,7 @@ NONZERO = {
     "data_timeout",
     "threads",
     "max_body_bytes",
+    "worker_lease",
 }  # 0 makes no sense
 MAXIMUM = {
     "logo_width": 600,  # px, the email's column
@@ -437,6 +441,7 @@ MAXIMUM = {
     "rate_per_hour": 36_000_000,
     "retries": 100,
     "retry_delay": 86_400,  # s
+    "worker_lease": 86_400,  # s
     "daily_limit": 1_000_000_000,
     "port": 65_535,
     "timeout": 3_600,  # s

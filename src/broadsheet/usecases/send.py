@@ -28,6 +28,7 @@ from broadsheet.delivery.transports import Transport, TransportOptions, transpor
 from .campaign import Journal, Prepared, Settings, issue_key, prepare_campaign
 from .campaign.caps import DailyCap, daily_cap, utc_text
 from .campaign.runner import CampaignRunner, RunResult
+from .campaign.workers import SharedBudget, SharedClaims
 from .doctor.fast import alignment_key, fast_checks
 from .events.rejections import SendRejections
 from .events.report import store_health
@@ -64,6 +65,7 @@ class SendOptions:
     config_file: str | None = None  # --config as given: named again in the line that says how to resume
     backfill: bool = False  # with ``due``: everyone subscribed enters the welcome sequence, not only newcomers
     journal_wait: float = WAIT  # seconds a journal statement waits for another program's write lock
+    worker: bool = False  # one of several processes sharing the campaign (usecases/campaign/workers.py)
 
     def __post_init__(self) -> None:
         journaled = {  # what only a journaled send of one issue takes
@@ -72,6 +74,7 @@ class SendOptions:
             "--retry-failed": self.retry_failed,
             "--retry-unknown": self.retry_unknown,
             "--resend-all": self.resend_all,
+            "--worker": self.worker,
         }
         if self.due:
             _refuse_with(
@@ -173,7 +176,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     )
     if journal is not None:
         return _send_journaled(journal, send)
-    with Journal.for_project(config.root, lock=True, wait=options.journal_wait) as journal:
+    with Journal.for_project(config.root, lock=True, shared=options.worker, wait=options.journal_wait) as journal:
         return _send_journaled(journal, send)
 
 
@@ -196,7 +199,11 @@ class JournaledSend:
 def _send_journaled(journal: Journal, send: JournaledSend) -> SendResult:
     journal.keep_room()  # outcomes are still recorded when the disk fills up during the send
     start_checkpoints = journal.checkpoints_aside()  # the load's commit and the claims never copy the WAL
-    prepared = _prepare(journal, send)
+    if send.options.worker:  # workers set the campaign up one after the other: the first loads the list
+        with journal.preparing():
+            prepared = _prepare(journal, send)
+    else:
+        prepared = _prepare(journal, send)
     start_checkpoints()  # after the load: a long list's part readers fork from a process of one thread
     _check_recent_sends(journal, prepared, send.options, send.reporter)
     return send_prepared(journal, prepared, send)
@@ -279,7 +286,7 @@ def _prepare(journal: Journal, send: JournaledSend) -> Prepared:
     prepared = prepare_campaign(
         journal, slug=send.rendered.slug, transport=send.transport_name, issue_dir=issue_dir, fingerprint=fingerprint,
         subscribers=send.subscribers, issue_id=send.issue_id, subject=send.rendered.subject,
-        resend_all=send.options.resend_all,
+        resend_all=send.options.resend_all, shared=send.options.worker,
     )  # fmt: skip
     if prepared.replayed:
         say(f"recorded {prepared.replayed:,} outcome(s) an earlier send could not write to the journal")
@@ -459,6 +466,7 @@ def send_prepared(journal: Journal, prepared: Prepared, send: JournaledSend) -> 
         journal, prepared.record, send.factory, send.composer, settings,
         max_batch=transport_class(send.transport_name).max_batch, progress=progress,
         suppressed=StoreSuppressions(send.config.root), bounced=rejections,
+        claims=_shared_claims(journal, prepared, send, settings) if send.options.worker else None,
     )  # fmt: skip
     try:
         result = runner.run()
@@ -485,6 +493,15 @@ def send_prepared(journal: Journal, prepared: Prepared, send: JournaledSend) -> 
     if result.error is not None:
         raise result.error
     return SendResult(result.counts, interrupted=result.interrupted)
+
+
+def _shared_claims(journal: Journal, prepared: Prepared, send: JournaledSend, settings: Settings) -> SharedClaims:
+    """This process as one worker of the campaign: registered now, leasing a round of batches ahead."""
+    budget = SharedBudget(journal, prepared.record, send.config, send.transport_name)
+    ahead = settings.connections * (settings.batch_size or transport_class(send.transport_name).max_batch)
+    claims = SharedClaims(journal, prepared.record, budget, lease=send.config.send.worker_lease, ahead=ahead)
+    claims.start(time.time())
+    return claims
 
 
 def _capped_limit(limit: int | None, cap: DailyCap | None) -> int | None:

@@ -116,6 +116,7 @@ class JournalBase:
     _mode: int
     _blocked: CampaignError | None  # set once the journal cannot be written any more
     _marked: set[int]  # campaigns whose sent-mark this journal has written (``claim``)
+    _leasing: bool = False  # this connection leases rows as one of several workers (``workers``)
 
     def checkpoints_aside(self) -> Callable[[], None]:
         """From now on this connection's commits never copy the WAL into the file (``checkpoint``); returns
@@ -208,15 +209,17 @@ class JournalBase:
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db, self.path)
 
-    def _write_patiently(self, statement: str, values: list[tuple[Any, ...]]) -> None:
-        """One transaction of ``statement`` over ``values``, tried again through another program's write
-        lock until ``patience`` runs out (then JournalLocked)."""
+    def _write_patiently(self, statement: str, values: list[tuple[Any, ...]], *, after: str = "") -> None:
+        """One transaction of ``statement`` over ``values`` (and of ``after`` over each value's last item), tried
+        again through another program's write lock until ``patience`` runs out (then JournalLocked)."""
         deadline = time.monotonic() + self.patience
         reclaimed = False
         while True:
             try:
                 with self._transaction():
                     self.db.executemany(statement, values)
+                    if after:
+                        self.db.executemany(after, [value[-1:] for value in values])
                 return
             except JournalLocked:
                 if time.monotonic() >= deadline:

@@ -62,6 +62,36 @@ CREATE INDEX recipients_sent ON recipients (updated) WHERE state = 'sent';
 CREATE INDEX recipients_by_message_id ON recipients (message_id) WHERE message_id <> '';
 """
 
+# Schema 4 → 5: several ``send --worker`` processes share a campaign (journal/workers.py): each registers,
+# leases rows (a lease per row while it is held) and renews them; the rate limit's buckets are kept here.
+MIGRATE_4_TO_5 = """
+CREATE TABLE IF NOT EXISTS workers (
+    id INTEGER PRIMARY KEY,
+    campaign INTEGER NOT NULL REFERENCES campaigns(id),
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL,
+    heartbeat REAL NOT NULL,
+    last_batch REAL NOT NULL DEFAULT 0,
+    batches INTEGER NOT NULL DEFAULT 0,
+    stopped REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS workers_by_campaign ON workers (campaign, stopped);
+CREATE TABLE IF NOT EXISTS leases (
+    recipient INTEGER PRIMARY KEY REFERENCES recipients(id),
+    worker INTEGER NOT NULL REFERENCES workers(id),
+    lease_until REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leases_by_worker ON leases (worker);
+CREATE TABLE IF NOT EXISTS buckets (
+    campaign INTEGER NOT NULL REFERENCES campaigns(id),
+    name TEXT NOT NULL,
+    tokens REAL NOT NULL,
+    stamp REAL NOT NULL,
+    PRIMARY KEY (campaign, name)
+);
+"""
+
 # Schema 3 → 4: bounces and complaints find their campaign by the message id (events/matching.py).
 MIGRATE_3_TO_4 = """
 CREATE INDEX IF NOT EXISTS recipients_by_message_id ON recipients (message_id) WHERE message_id <> '';
@@ -96,7 +126,7 @@ CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 # Step n brings schema n to n + 1 (db/migrate.py); schema 0 is no journal (a new one is made whole).
-STEPS = ("", MIGRATE_1_TO_2, MIGRATE_2_TO_3, MIGRATE_3_TO_4)
+STEPS = ("", MIGRATE_1_TO_2, MIGRATE_2_TO_3, MIGRATE_3_TO_4, MIGRATE_4_TO_5)
 SCHEMA_VERSION = len(STEPS)
 SCHEMA_1_TABLES = {"campaigns", "recipients"}
 
@@ -217,7 +247,7 @@ def _create(path: Path) -> None:
     try:
         db = connect(temporary)
         try:
-            db.executescript(SCHEMA)
+            db.executescript(SCHEMA + MIGRATE_4_TO_5)  # the steps after schema 4 add to it
             _stamp(db)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         finally:

@@ -39,8 +39,9 @@ from .campaigns import RECENT_DAYS, Campaigns, read_sent_mark, sent_mark_path
 from .file import journal_uid, open_journal
 from .lock import ProjectLock
 from .outcomes import Outcomes, pending_path
-from .recipients import LOAD_CHUNK, RecipientRows
+from .recipients import LOAD_CHUNK
 from .reports import Reports
+from .workers import WorkerRecord, Workers
 
 __all__ = [
     "LOAD_CHUNK",
@@ -55,6 +56,7 @@ __all__ = [
     "Outcome",
     "RecentSend",
     "Row",
+    "WorkerRecord",
     "journal_path",
     "pending_path",
     "read_sent_mark",
@@ -67,13 +69,14 @@ def journal_path(root: Path) -> Path:
     return root / ".broadsheet" / "state.db"
 
 
-class Journal(RecipientRows, Campaigns, Outcomes, Reports):
+class Journal(Workers, Campaigns, Outcomes, Reports):
     """The SQLite journal. Use from one thread; the send lock (``lock=True`` or ``lock()``) keeps a second
     ``send`` out of the project.
 
     ``wait``: seconds each statement waits for another program's write lock; ``patience``: how long
     recording outcomes keeps trying before it saves them aside (see ``record``); ``create``: make the
-    file when it does not exist; ``read_only`` (status): neither create it nor probe it for writing.
+    file when it does not exist; ``read_only`` (status): neither create it nor probe it for writing;
+    ``shared``: the lock is shared with other ``send --worker`` processes (and still keeps a plain send out).
     """
 
     def __init__(
@@ -85,13 +88,14 @@ class Journal(RecipientRows, Campaigns, Outcomes, Reports):
         create: bool = True,
         lock: bool = False,
         read_only: bool = False,
+        shared: bool = False,
     ):
         self.path = path
         self.wait, self.patience = wait, patience
         self._checkpointer = None
         self._project_lock = ProjectLock(path.parent.parent)
         if lock:  # before the file is opened or created: a send never makes a journal under another's feet
-            self._project_lock.acquire()
+            self._project_lock.acquire(shared=shared)
         try:
             self.db = open_journal(path, wait=wait, create=create, read_only=read_only)
             self.uid = journal_uid(self.db, path)
@@ -127,6 +131,11 @@ class Journal(RecipientRows, Campaigns, Outcomes, Reports):
     def lock(self) -> None:
         """Hold the send lock for this project, or refuse: two sends must not share a journal."""
         self._project_lock.acquire()
+
+    def preparing(self) -> ProjectLock:
+        """A lock that workers of one campaign take in turn to set it up (load the list, recover rows):
+        held as a context, waited for."""
+        return ProjectLock(self.path.parent, wait=True)
 
     def send_running(self) -> bool:
         """Whether another process holds the send lock now."""

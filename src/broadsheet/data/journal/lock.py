@@ -21,15 +21,24 @@ class SendRunning(CampaignError):
 class ProjectLock:
     """Held from ``acquire()`` to ``release()``; ``acquire`` refuses when another process holds it."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, wait: bool = False):
         self.folder = folder
+        self.wait = wait  # wait for the lock instead of refusing
         self._fd: int | None = None
+
+    def __enter__(self) -> ProjectLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self) -> None:
+    def acquire(self, *, shared: bool = False) -> None:
+        """Take the lock, or refuse; ``shared``: together with other shared holders (``send --worker``)."""
         if self._fd is not None:
             return
         try:
@@ -41,7 +50,7 @@ class ProjectLock:
                 fix="make the project folder readable by the user running broadsheet",
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if self.wait else fcntl.LOCK_NB))
         except BlockingIOError:
             os.close(fd)
             raise SendRunning(

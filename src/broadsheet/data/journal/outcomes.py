@@ -55,6 +55,7 @@ class Outcomes(JournalBase):
             "UPDATE recipients SET state = ?, detail = ?, message_id = ?, next_attempt = ?,"
             " attempts = attempts + ?, updated = ? WHERE id = ?",
             [(o.state, o.detail, o.message_id, o.next_attempt, int(o.counts_attempt), now, o.id) for o in outcomes],
+            after="DELETE FROM leases WHERE recipient = ?" if self._leasing else "",
         )  # fmt: skip
 
     def _save_aside(self, outcomes: list[Outcome]) -> None:

@@ -115,13 +115,15 @@ class RecipientRows(Campaigns):
 
     # -- states ---------------------------------------------------------------------------------
 
-    def recover_in_flight(self, campaign: CampaignRecord) -> int:
-        """Rows a crashed send left in ``sending`` become ``unknown``; returns how many."""
+    def recover_in_flight(self, campaign: CampaignRecord, *, everyone: bool = True) -> int:
+        """Rows a crashed send left in ``sending`` become ``unknown``; returns how many. ``everyone`` False
+        (a worker joining others): only rows whose lease ran out, not those other workers are sending."""
+        held = "" if everyone else " AND id NOT IN (SELECT recipient FROM leases WHERE lease_until >= :now)"
         with self._transaction():
             cursor = self.db.execute(
                 "UPDATE recipients SET state = 'unknown', detail = 'in flight when an earlier send stopped',"
-                " updated = ? WHERE campaign = ? AND state = 'sending'",
-                (time.time(), campaign.id),
+                f" updated = :now WHERE campaign = :campaign AND state = 'sending'{held}",
+                {"now": time.time(), "campaign": campaign.id},
             )
         return cursor.rowcount
 

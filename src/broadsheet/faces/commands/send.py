@@ -63,6 +63,13 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="send although this issue went from a journal that is gone (everyone on the list is mailed again)",
     )
     parser.add_argument(
+        "--worker",
+        action="store_true",
+        help="share the campaign with other 'send --worker' processes of the same issue and journal: each "
+        "claims its own recipients, nobody is mailed twice, send.rate_per_second, rate_per_hour, daily_limit "
+        "and the warm-up hold for all of them together",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="send even when lint reports errors, or when recipients got the same subject lately",
@@ -76,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit, dry_run=args.dry_run, yes=args.yes, transport=args.transport, test=args.test,
         as_email=args.as_email, retry_failed=args.retry_failed, retry_unknown=args.retry_unknown,
         resend_all=args.resend_all, force=args.force, config_file=getattr(args, "config", None),
-        backfill=args.backfill,
+        backfill=args.backfill, worker=args.worker,
     )  # fmt: skip
     config = project_config(args)
     if options.due:

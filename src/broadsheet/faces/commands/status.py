@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             raise CampaignError("no send has started for this issue", where=str(args.issue_dir))
         running = journal.send_running()
         for campaign in campaigns:
-            _show(journal, campaign, running=running)
+            _show(journal, campaign, running=running, lease=config.send.worker_lease)
             _show_what_is_left(journal, campaign, config, args.issue_dir)
         if _has_content(pending_path(journal.path)):
             print(
@@ -141,7 +141,7 @@ def _overview_sent(journal: Journal, slug: str, campaigns: list[CampaignRecord],
         print(line)
 
 
-def _show(journal: Journal, campaign: CampaignRecord, *, running: bool) -> None:
+def _show(journal: Journal, campaign: CampaignRecord, *, running: bool, lease: float) -> None:
     counts = journal.counts(campaign)
     print(f"{campaign.slug} over {campaign.transport} (started {campaign.created} UTC)")
     print("  " + " · ".join(f"{state} {counts[state]:,}" for state in STATES) + f"  (total {sum(counts.values()):,})")
@@ -150,12 +150,36 @@ def _show(journal: Journal, campaign: CampaignRecord, *, running: bool) -> None:
         print("  last errors:")
     for email, state, attempts, detail, updated in problems:
         print(f"    {email}  {state}  {detail or '-'}  ({attempts} attempt(s), {_when(updated)})")
+    _show_workers(journal, campaign, time.time(), lease)
     if counts["sending"] and not running:
         print("  sending: in flight when a send stopped (crash, kill -9); the next send marks them unknown")
     if counts["unknown"]:
         print("  unknown: in flight when a send stopped; resend with: broadsheet send … --retry-unknown")
     if counts["failed"]:
         print("  failed: resend with: broadsheet send … --retry-failed")
+
+
+def _show_workers(journal: Journal, campaign: CampaignRecord, now: float, lease: float) -> None:
+    """Each ``send --worker`` of the campaign that has not stopped: host, pid, last batch, heartbeat age; one
+    silent for longer than its lease is said to be gone (its recipients go to the others)."""
+    workers = journal.workers(campaign)
+    if workers:
+        print(f"  workers: {len(workers)}")
+    for worker in workers:
+        last = f"last batch {_age(now - worker.last_batch)} ago" if worker.last_batch else "no batch yet"
+        print(
+            f"    {worker.host} pid {worker.pid}: {worker.batches:,} batch(es), {last}, "
+            f"heartbeat {_age(now - worker.heartbeat)} ago"
+            + (
+                "; gone? (its lease ran out: the other workers take over its recipients)"
+                if now - worker.heartbeat > lease
+                else ""
+            )
+        )
+
+
+def _age(seconds: float) -> str:
+    return f"{max(0.0, seconds):.1f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _show_what_is_left(journal: Journal, campaign: CampaignRecord, config: Config, issue_dir: Path) -> None:

@@ -38,12 +38,14 @@ def prepare_campaign(
     issue_id: str | None = None,
     subject: str = "",
     resend_all: bool = False,
+    shared: bool = False,
 ) -> Prepared:
     """Find or create the campaign, load the list when it is new or changed, recover a crash's rows.
 
     The campaign is the issue's (``campaign_key``): the same after a rename, a move or content edits
     when the issue has an ``id``. Call with the send lock held. A sent-mark of this issue that the journal
-    does not account for (a lost journal) stops it, unless ``resend_all``.
+    does not account for (a lost journal) stops it, unless ``resend_all``. ``shared``: other workers may be
+    sending this campaign (``send --worker``): only rows whose lease ran out are recovered.
     """
     key = campaign_key(issue_id, slug)
     if delivers(transport) and not resend_all:
@@ -58,7 +60,7 @@ def prepare_campaign(
         loaded = _load(journal, record, fingerprint, subscribers)
         record = journal.current(key, transport)
     seconds = time.perf_counter() - started
-    recovered = journal.recover_in_flight(record)
+    recovered = journal.recover_in_flight(record, everyone=not shared)
     return Prepared(record, loaded, seconds, recovered, replayed)
 
 

@@ -5,6 +5,8 @@ committed) for each idle worker and records what comes back. Workers compose the
 shared rate limiter and send it. A fatal transport error (login refused, sender refused, untrusted
 certificate, a used-up quota, a setting the transport finds wrong) stops the campaign: in-flight
 batches are finished and recorded, the rest stays queued (docs/architecture/usecases.md: what stops a campaign).
+Where batches come from is a ``Claims``: this process alone (``SoleClaims``), or one of several workers
+sharing the campaign (``workers.SharedClaims``, ``send --worker``).
 """
 
 from __future__ import annotations
@@ -86,6 +88,43 @@ class _Batch:
     rejected: frozenset[int] = frozenset()  # positions compose refused: the transport never saw them
 
 
+class Claims(Protocol):
+    """Where the runner's batches come from: this process alone (``SoleClaims``) or one worker of several
+    sharing the campaign (``workers.SharedClaims``)."""
+
+    shared: bool  # other workers share the campaign: the rate limit is kept in the journal, counts move
+
+    def claim(self, size: int, now: float) -> list[Row]: ...
+
+    def tick(self, now: float) -> bool: ...  # called often; True when the counts should be read again
+
+    def finished(self, counts: dict[str, int]) -> bool: ...  # nothing more is due for this process
+
+    def close(self) -> None: ...
+
+
+class SoleClaims:
+    """The only send of the project (the send lock is held): rows are claimed straight into ``sending``."""
+
+    shared = False
+
+    def __init__(self, journal: Journal, campaign: CampaignRecord):
+        self.journal = journal
+        self.campaign = campaign
+
+    def claim(self, size: int, now: float) -> list[Row]:
+        return self.journal.claim(self.campaign, size, now)
+
+    def tick(self, now: float) -> bool:
+        return False
+
+    def finished(self, counts: dict[str, int]) -> bool:
+        return counts.get("queued", 0) == 0 and counts.get("deferred", 0) == 0
+
+    def close(self) -> None:
+        pass
+
+
 class Composes(Protocol):
     """What the runner composes with: ``compose.Composer`` (or a stand-in in tests)."""
 
@@ -113,6 +152,7 @@ class CampaignRunner:
         rejected: tuple[type[BaseException], ...] = (RecipientRejected,),
         suppressed: Callable[[list[str]], set[str]] | None = None,
         bounced: Bounced | None = None,
+        claims: Claims | None = None,
     ):
         self.journal = journal
         self.campaign = campaign
@@ -123,9 +163,12 @@ class CampaignRunner:
         self.rejected = rejected  # exceptions of compose that fail one recipient
         self.suppressed = suppressed  # which of these addresses the subscriber store suppresses now
         self.bounced = bounced  # told of each recipient refused at send time once its row is failed
+        self.claims = claims or SoleClaims(journal, campaign)
         self.limiter = RateLimiter(settings.rate_per_second, settings.rate_per_hour)
         wanted = settings.batch_size or max_batch
         self.batch_size = max(1, min(wanted, max_batch, self.limiter.burst() or max_batch))
+        if self.claims.shared:
+            self.limiter = RateLimiter()  # the campaign's shared budget paces the claims
         self.workers = max(1, settings.connections)
         self.refused_in_a_row = 0
         self.stop = threading.Event()
@@ -152,6 +195,12 @@ class CampaignRunner:
         for worker in workers:
             worker.join(timeout=30)
         restore()
+        try:
+            self.claims.close()
+        except CampaignError as exc:
+            result.error = result.error or exc
+        if self.claims.shared:  # other workers moved rows too
+            self.counts.update(self.journal.counts(self.campaign))
         result.interrupted = self.stop.is_set() and result.error is None
         result.seconds = time.monotonic() - started
         self.progress(self.counts, self.rate.per_second())
@@ -179,6 +228,7 @@ class CampaignRunner:
                 self.inboxes[idle.popleft()].put(rows)
             if in_flight == 0 and (stopping or alive == 0 or self._finished(claimed)):
                 return
+            self._tick(result)
             try:
                 event = self.events.get(timeout=POLL)
             except queue.Empty:
@@ -198,11 +248,18 @@ class CampaignRunner:
     def _claim(self, size: int, result: RunResult) -> list[Row]:
         """Claim a batch; a journal that cannot be used any more stops the campaign (in-flight ones finish)."""
         try:
-            rows: list[Row] = self.journal.claim(self.campaign, size, time.time())
-            return rows
+            return self.claims.claim(size, time.time())
         except CampaignError as exc:
             result.error = result.error or exc
             return []
+
+    def _tick(self, result: RunResult) -> None:
+        """Let the claims renew what they hold; read the counts again when they ask."""
+        try:
+            if self.claims.tick(time.time()):
+                self.counts.update(self.journal.counts(self.campaign))
+        except CampaignError as exc:
+            result.error = result.error or exc
 
     def _record(self, outcomes: list[Outcome], result: RunResult) -> None:
         """Record outcomes; when the journal cannot take them (the journal saved them aside), stop the campaign."""
@@ -235,7 +292,7 @@ class CampaignRunner:
         """Nothing left for this run: the limit is reached, or nothing is queued or deferred."""
         if self.settings.limit is not None and claimed >= self.settings.limit:
             return True
-        return self.counts.get("queued", 0) == 0 and self.counts.get("deferred", 0) == 0
+        return self.claims.finished(self.counts)
 
     def _settle(self, batch: _Batch, result: RunResult, transient_in_a_row: int) -> int:
         """Record a finished batch; returns the count of whole-batch transient failures in a row."""
