@@ -173,6 +173,11 @@ class Sequences:
 
 
 @dataclass(frozen=True)
+class Database:
+    url: str = ""  # "postgresql://user@host:port/dbname": the subscriber store in PostgreSQL; "": SQLite
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
 
@@ -205,6 +210,7 @@ class Config:
     doctor: Doctor = field(default_factory=Doctor)
     tracking: Tracking = field(default_factory=Tracking)
     sequences: Sequences = field(default_factory=Sequences)
+    database: Database = field(default_factory=Database)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
 
@@ -345,6 +351,10 @@ KEY_HELP: dict[str, str] = {
     "sequences": "welcome and drip sequences: folders of short emails `send --due` sends as they fall due",
     "sequences.folder": "the folder of the sequence folders (each a folder of step files NN-slug.md)",
     "sequences.welcome": 'the sequence every new subscriber enters, e.g. "welcome"; empty: none',
+    "database": "where the subscriber store lives: SQLite in .broadsheet/ unless a PostgreSQL url is given"
+    " (docs: PostgreSQL)",
+    "database.url": "postgresql://user@host:port/dbname, no password (BROADSHEET_DATABASE_PASSWORD or a libpq"
+    " service/password file); empty: SQLite",
     "tracking.per_subscriber": "the click links name the reader too (personal data): unique clicks per link",
     "doctor.nameservers": "DNS servers doctor asks (ip, ip:port, [ipv6]:port); empty: the system's; "
     "--nameserver and BROADSHEET_NAMESERVERS come first",
@@ -370,6 +380,10 @@ SECRET_HELP: dict[str, tuple[str, str]] = {
     "BROADSHEET_RESEND_KEY": ("resend", "the API key"),
     "BROADSHEET_RESEND_WEBHOOK_SECRET": ("resend", "the secret that signs Resend's webhooks"),
     "BROADSHEET_INBOX_PASSWORD": ("inbox", "the IMAP login's password"),
+    "BROADSHEET_DATABASE_PASSWORD": (
+        "database",
+        "the PostgreSQL user's password (else libpq's service or password file)",
+    ),
 }
 
 
@@ -454,6 +468,7 @@ SECRET_ENV = {
     "unsubscribe": "BROADSHEET_SECRET",
     "dkim": "BROADSHEET_DKIM_KEY",
     "inbox": "BROADSHEET_INBOX_PASSWORD",
+    "database": "BROADSHEET_DATABASE_PASSWORD",
 }
 
 
@@ -586,6 +601,8 @@ def parse_config(text: str, found: Path) -> Config:
                 )
     if "tracking" in values:
         _check_tracking(values["tracking"], values.get("serve", Serve()), checker)
+    if "database" in values:
+        _check_database(values["database"], checker)
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
 
 
@@ -616,6 +633,35 @@ def nameserver_address(text: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     return (host, int(port)) if port.isdigit() and 0 < int(port) < 65536 else None
+
+
+def _check_database(database: Database, checker: _TomlChecker) -> None:
+    """A PostgreSQL URL without a password: the password comes from the environment or libpq's files."""
+    from urllib.parse import urlsplit
+
+    url = database.url.strip()
+    if not url:
+        return
+    where = checker.line_of("database.url")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- a port that is not a number raises here
+    except ValueError as exc:
+        raise ConfigError(f"database.url is not a URL: {exc}", where=where, fix=DATABASE_URL_FIX) from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            f"database.url must start with postgresql://, not {parts.scheme or url!r}", where=where,
+            fix=DATABASE_URL_FIX,
+        )  # fmt: skip
+    if parts.password is not None or "password=" in parts.query:
+        raise ConfigError(
+            "database.url holds a password: keep it out of broadsheet.toml",
+            where=where,
+            fix="remove it from the URL and export BROADSHEET_DATABASE_PASSWORD (or use a libpq password file)",
+        )
+
+
+DATABASE_URL_FIX = 'write url = "postgresql://user@host:5432/dbname", or remove [database] for SQLite'
 
 
 def _check_tracking(tracking: Tracking, serve: Serve, checker: _TomlChecker) -> None:

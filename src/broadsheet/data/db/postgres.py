@@ -1,0 +1,115 @@
+"""Opening PostgreSQL: the one place that calls psycopg. A pool of connections per database URL and process
+(psycopg_pool), each lent to one owner (a ``Store``) until it gives it back.
+
+Connections are in autocommit mode, as ``connect`` makes SQLite's: every write says BEGIN itself. A
+``Connection`` speaks as a ``sqlite3.Connection`` does to the code that uses it (``execute`` with ``?`` or
+``:name`` placeholders, ``executemany``, cursors with ``fetchone``/``fetchall``/``rowcount``), so a query is
+written once for both engines (``dialect.postgres_query``). The password comes from
+``BROADSHEET_DATABASE_PASSWORD`` or libpq's own password or service file, never from the URL.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from broadsheet.core.config import secret
+
+from .dialect import postgres_query
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+SCHEMES = ("postgresql://", "postgres://")
+LOCK_TIMEOUT_MS = 10_000  # how long a write waits for another's lock before it fails (as SQLite's busy_timeout)
+POOL_SIZE = 8  # connections a process keeps to one database at most
+Parameters = Sequence[Any] | Mapping[str, Any]
+
+
+def is_postgres(location: object) -> bool:
+    """``location`` (a path or a URL) names a PostgreSQL database."""
+    return isinstance(location, str) and location.startswith(SCHEMES)
+
+
+try:
+    from psycopg import Error as Error
+except ImportError:  # psycopg is not installed: no PostgreSQL, so none of its errors is ever raised
+
+    class Error(Exception):  # type: ignore[no-redef]
+        """Stands for psycopg.Error where psycopg is not installed."""
+
+
+class Connection:
+    """A pooled psycopg connection with the calls the store makes of a ``sqlite3.Connection``."""
+
+    engine = "postgresql"
+
+    def __init__(self, pool: ConnectionPool, raw: psycopg.Connection[Any]):
+        self._pool = pool
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Parameters = ()) -> psycopg.Cursor[Any]:
+        return self.raw.execute(postgres_query(sql), parameters or None)
+
+    def executemany(self, sql: str, rows: Iterable[Parameters]) -> psycopg.Cursor[Any]:
+        cursor = self.raw.cursor()
+        cursor.executemany(postgres_query(sql), rows)
+        return cursor
+
+    def close(self) -> None:
+        """Give the connection back to its pool (rolled back first if a transaction was left open)."""
+        if self.raw is not None:
+            raw, self.raw = self.raw, None  # type: ignore[assignment]
+            self._pool.putconn(raw)
+
+
+def connect(url: str) -> Connection:
+    """A connection to the database at ``url`` from this process's pool for it."""
+    pool = _pool(url)
+    return Connection(pool, pool.getconn())
+
+
+def direct(url: str) -> psycopg.Connection[Any]:
+    """A connection of its own, outside the pool (autocommit; for ``db`` commands and tests)."""
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True, password=_password().get("password"))
+
+
+_POOLS: dict[str, ConnectionPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(url: str) -> ConnectionPool:
+    with _POOLS_LOCK:
+        pool = _POOLS.get(url)
+        if pool is None:
+            from psycopg_pool import ConnectionPool
+
+            pool = ConnectionPool(
+                url, min_size=0, max_size=POOL_SIZE, open=True, check=ConnectionPool.check_connection,
+                kwargs={"autocommit": True, "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}", **_password()},
+                name="broadsheet",
+            )  # fmt: skip
+            _POOLS[url] = pool
+        return pool
+
+
+def _password() -> dict[str, str]:
+    password = secret("database", required=False)
+    return {"password": password} if password else {}
+
+
+def close_pools() -> None:
+    """Close every pool of this process (their connections end)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.close()
+
+
+atexit.register(close_pools)
