@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from broadsheet.core.config import secret
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 SCHEMES = ("postgresql://", "postgres://")
 LOCK_TIMEOUT_MS = 10_000  # how long a write waits for another's lock before it fails (as SQLite's busy_timeout)
 POOL_SIZE = 8  # connections a process keeps to one database at most
+WAIT_SECONDS = 10.0  # how long an owner waits for a connection of the pool (all lent, or the server gone)
 Parameters = Sequence[Any] | Mapping[str, Any]
 
 
@@ -66,17 +68,23 @@ class Connection:
             self._pool.putconn(raw)
 
 
+def copy(db: Any, statement: str) -> AbstractContextManager[psycopg.Copy]:
+    """``COPY … FROM STDIN`` on a store's connection (``write_row`` each row; the block ends the copy)."""
+    assert isinstance(db, Connection)
+    return db.raw.cursor().copy(statement)
+
+
 def connect(url: str) -> Connection:
     """A connection to the database at ``url`` from this process's pool for it."""
     pool = _pool(url)
-    return Connection(pool, pool.getconn())
+    return Connection(pool, pool.getconn(timeout=WAIT_SECONDS))
 
 
 def direct(url: str) -> psycopg.Connection[Any]:
     """A connection of its own, outside the pool (autocommit; for ``db`` commands and tests)."""
     import psycopg
 
-    return psycopg.connect(url, autocommit=True, password=_password().get("password"))
+    return psycopg.connect(url, autocommit=True, password=_password().get("password"), connect_timeout=10)
 
 
 _POOLS: dict[str, ConnectionPool] = {}
@@ -88,6 +96,8 @@ def _pool(url: str) -> ConnectionPool:
         pool = _POOLS.get(url)
         if pool is None:
             from psycopg_pool import ConnectionPool
+
+            direct(url).close()  # a server that is down or a wrong password says so now, not after the pool's wait
 
             pool = ConnectionPool(
                 url, min_size=0, max_size=POOL_SIZE, open=True, check=ConnectionPool.check_connection,
