@@ -637,31 +637,31 @@ def nameserver_address(text: str) -> tuple[str, int] | None:
 
 def _check_database(database: Database, checker: _TomlChecker) -> None:
     """A PostgreSQL URL without a password: the password comes from the environment or libpq's files."""
+    problem = database_url_problem(database.url)
+    if problem is not None:
+        raise ConfigError(f"database.url {problem}", where=checker.line_of("database.url"), fix=DATABASE_URL_FIX)
+
+
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with a ``[database] url`` (or ``db copy --to``), said without the URL; None when fine.
+    Empty is fine: SQLite."""
     from urllib.parse import urlsplit
 
-    url = database.url.strip()
-    if not url:
-        return
-    where = checker.line_of("database.url")
+    if not url.strip():
+        return None
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(url.strip())
         parts.port  # noqa: B018 -- a port that is not a number raises here
     except ValueError as exc:
-        raise ConfigError(f"database.url is not a URL: {exc}", where=where, fix=DATABASE_URL_FIX) from None
+        return f"is not a URL: {exc}"
     if parts.scheme not in ("postgresql", "postgres"):
-        raise ConfigError(
-            f"database.url must start with postgresql://, not {parts.scheme or url!r}", where=where,
-            fix=DATABASE_URL_FIX,
-        )  # fmt: skip
+        return "must start with postgresql://"
     if parts.password is not None or "password=" in parts.query:
-        raise ConfigError(
-            "database.url holds a password: keep it out of broadsheet.toml",
-            where=where,
-            fix="remove it from the URL and export BROADSHEET_DATABASE_PASSWORD (or use a libpq password file)",
-        )
+        return "holds a password: keep it out of files and command lines (export BROADSHEET_DATABASE_PASSWORD)"
+    return None
 
 
-DATABASE_URL_FIX = 'write url = "postgresql://user@host:5432/dbname", or remove [database] for SQLite'
+DATABASE_URL_FIX = 'write url = "postgresql://user@host:5432/dbname" and export BROADSHEET_DATABASE_PASSWORD, or remove [database] for SQLite'
 
 
 def _check_tracking(tracking: Tracking, serve: Serve, checker: _TomlChecker) -> None:

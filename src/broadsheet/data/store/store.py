@@ -181,6 +181,11 @@ class Store:
             return False
         return found is not None
 
+    @classmethod
+    def exists_for_config(cls, config: Config) -> bool:
+        """The configured store is there: always in PostgreSQL (opening it creates its tables), else ``exists_for``."""
+        return bool(config.database.url) or cls.exists_for(config.root)
+
     def close(self) -> None:
         with self._lock:
             self.db.close()

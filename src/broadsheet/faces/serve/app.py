@@ -251,12 +251,13 @@ class App:
 
     @property
     def store(self) -> Store:
-        """This thread's Store (SQLite connections are not shared between threads)."""
+        """This thread's Store (its connection is not shared between threads)."""
         store = getattr(self.local, "store", None)
         if store is None:
-            store = self.local.store = Store.for_project(self.config.root)
-            without_autocheckpoint(store.db)  # checkpoints run in their own thread, not inside a request
-            self.checkpointer.start()
+            store = self.local.store = Store.for_config(self.config)
+            if store.engine == "sqlite":
+                without_autocheckpoint(store.db)  # checkpoints run in their own thread, not inside a request
+                self.checkpointer.start()
         return store
 
     # -- unsubscribe ----------------------------------------------------------------------------
