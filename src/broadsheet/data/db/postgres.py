@@ -11,6 +11,7 @@ written once for both engines (``dialect.postgres_query``). The password comes f
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -36,12 +37,11 @@ def is_postgres(location: object) -> bool:
     return isinstance(location, str) and location.startswith(SCHEMES)
 
 
-try:
-    from psycopg import Error as Error
-except ImportError:  # psycopg is not installed: no PostgreSQL, so none of its errors is ever raised
-
-    class Error(Exception):  # type: ignore[no-redef]
-        """Stands for psycopg.Error where psycopg is not installed."""
+def errors() -> tuple[type[Exception], ...]:
+    """The exceptions a PostgreSQL connection raises: psycopg's, once it is imported (nothing here imports it
+    before a PostgreSQL store is opened, so a SQLite project never loads it)."""
+    psycopg = sys.modules.get("psycopg")
+    return (psycopg.Error,) if psycopg is not None else ()
 
 
 class Connection:

@@ -367,7 +367,7 @@ def _import_postgres(
                         move.batch(start, min(start + ROWS_PER_TRANSACTION, total))
             finally:
                 store.db.execute(f"DROP TABLE IF EXISTS {PG_STAGED}, {PG_SORTED}")
-    except postgres.Error as exc:
+    except postgres.errors() as exc:
         raise StoreError(f"the import stopped: {str(exc).strip().splitlines()[0]}", where=store.where,
                          fix=f"{report.added:,} subscriber(s) were added before it; run the import again"
                              " (present addresses are left as they are)") from None  # fmt: skip

@@ -141,7 +141,7 @@ class Store:
                 self.db = connect(self.path, wait=BUSY_MS / 1000)
                 use_wal(self.db, foreign_keys=True, secure_delete=True)  # erased data is overwritten, not left free
             self._hash_key = self._set_up()
-        except (sqlite3.Error, OSError, postgres.Error) as exc:
+        except _open_failures() as exc:
             if self.url and hasattr(self, "db"):
                 self.db.close()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -682,7 +682,7 @@ class Store:
         self.db.execute("BEGIN")
         try:
             self.db.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-        except postgres.Error as exc:
+        except postgres.errors() as exc:
             self.db.execute("ROLLBACK")
             raise StoreError(f"the subscriber store is busy: {exc}", where=self.where,
                              fix="try again; another process holds the store for too long") from None  # fmt: skip
@@ -822,6 +822,11 @@ def _writers_of(location: Path | str) -> threading.Lock:
     key = location.resolve() if isinstance(location, Path) else location
     with _WRITERS_LOCK:
         return _WRITERS.setdefault(key, threading.Lock())
+
+
+def _open_failures() -> tuple[type[Exception], ...]:
+    """What opening a store may raise (evaluated when raised: psycopg's only once it is loaded)."""
+    return (sqlite3.Error, OSError, *postgres.errors())
 
 
 def check_status(status: str) -> str:
