@@ -104,6 +104,12 @@ STRENGTHEN = (
 )
 
 
+INSERT_SUBSCRIBER = (
+    "INSERT INTO subscribers (email, email_key, name, fields, status, nonce, created, updated)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def store_path(root: Path) -> Path:
     return Path(root) / ".broadsheet" / "audience.db"
 
@@ -762,11 +768,11 @@ class Store:
     def _insert(self, email: str, *, name: str = "", fields: dict[str, str] | None = None, status: str,
                 nonce: str = "") -> int:  # fmt: skip
         now = utc_now()
-        (subscriber,) = self.db.execute(
-            "INSERT INTO subscribers (email, email_key, name, fields, status, nonce, created, updated)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (email, email.lower(), name, dump_fields(fields or {}), status, nonce, now, now),
-        ).fetchone()
+        values = (email, email.lower(), name, dump_fields(fields or {}), status, nonce, now, now)
+        if self.url:  # psycopg has no lastrowid; SQLite's RETURNING costs more than its lastrowid
+            (subscriber,) = self.db.execute(f"{INSERT_SUBSCRIBER} RETURNING id", values).fetchone()
+        else:
+            subscriber = self.db.execute(INSERT_SUBSCRIBER, values).lastrowid
         self._touch()
         return int(subscriber)
 
