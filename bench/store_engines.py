@@ -22,11 +22,11 @@ from compose import machine  # bench/compose.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support import postgres  # noqa: E402  (the tests' server)
+from support import postgres
 
-from broadsheet.data.db.postgres import close_pools  # noqa: E402
-from broadsheet.data.store import Store, store_path  # noqa: E402
-from broadsheet.data.store.importer import import_csv  # noqa: E402
+from broadsheet.data.db.postgres import close_pools
+from broadsheet.data.store import Store, store_path
+from broadsheet.data.store.importer import import_csv
 
 
 def write_list(path: Path, rows: int) -> None:
