@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 SCHEMES = ("postgresql://", "postgres://")
 LOCK_TIMEOUT_MS = 10_000  # how long a write waits for another's lock before it fails (as SQLite's busy_timeout)
-POOL_SIZE = 8  # connections a process keeps to one database at most
+POOL_SIZE = 32  # connections a process opens to one database at most (a Store holds one while open)
 WAIT_SECONDS = 10.0  # how long an owner waits for a connection of the pool (all lent, or the server gone)
 Parameters = Sequence[Any] | Mapping[str, Any]
 
