@@ -81,7 +81,7 @@ def connect(url: str) -> Connection:
 
 
 def direct(url: str) -> psycopg.Connection[Any]:
-    """A connection of its own, outside the pool (autocommit; for ``db`` commands and tests)."""
+    """A connection of its own, outside the pool (autocommit): the first look at a database, and tests."""
     import psycopg
 
     return psycopg.connect(url, autocommit=True, password=_password().get("password"), connect_timeout=10)
@@ -101,11 +101,15 @@ def _pool(url: str) -> ConnectionPool:
 
             pool = ConnectionPool(
                 url, min_size=0, max_size=POOL_SIZE, open=True, check=ConnectionPool.check_connection,
-                kwargs={"autocommit": True, "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}", **_password()},
-                name="broadsheet",
+                configure=_configure, kwargs={"autocommit": True, **_password()}, name="broadsheet",
             )  # fmt: skip
             _POOLS[url] = pool
         return pool
+
+
+def _configure(raw: psycopg.Connection[Any]) -> None:
+    """Each new connection of a pool: a write waits LOCK_TIMEOUT_MS for another's lock, then fails."""
+    raw.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
 
 
 def _password() -> dict[str, str]:

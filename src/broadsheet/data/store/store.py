@@ -134,7 +134,7 @@ class Store:
         """``location``: the SQLite file's path, or a ``postgresql://`` URL (``[database] url``)."""
         self.engine = "postgresql" if postgres.is_postgres(location) else "sqlite"
         self.url = str(location) if self.engine == "postgresql" else ""
-        self.path = Path(location) if not self.url else Path()  # the SQLite file ("" on PostgreSQL)
+        self.path = Path(location) if not self.url else Path()  # the SQLite file (unused on PostgreSQL)
         self.where = self.url or str(self.path)  # what errors name
         self._lock = threading.RLock()  # this instance's connection
         self._writers = _writers_of(self.url or self.path)  # every writer of this store in this process
