@@ -129,3 +129,15 @@ def test_the_runner_migrates_a_postgresql_database_once_whoever_races_it(postgre
     finally:
         for db in connections:
             db.close()
+
+
+def test_a_missing_postgresql_fails_its_tests_loudly_unless_told_to_skip_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from support import postgres
+
+    monkeypatch.setattr(postgres, "binaries", lambda: None)
+    monkeypatch.delenv("BROADSHEET_TEST_SKIP_MISSING", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="PostgreSQL not installed"):
+        postgres.start()
+    monkeypatch.setenv("BROADSHEET_TEST_SKIP_MISSING", "1")
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL not installed"):
+        postgres.start()
