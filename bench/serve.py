@@ -1,23 +1,35 @@
 """Benchmark: one-click unsubscribes against a real `broadsheet serve` (waitress) while a campaign runs.
 
 A temporary copy of the sample project gets a store of ``--readers`` subscribed readers. `broadsheet send`
-mails them to the outbox (rate-limited, so that it runs for the whole measurement) while 50 clients
-(asyncio, keep-alive connections, our own minimal HTTP client so that the client costs little CPU)
-post RFC 8058 one-click unsubscribes for ``--unsubscribes`` other readers as fast as serve answers.
-Prints unsubscribes per second, latency p50/p99, and checks that every one was recorded in the store.
+mails them to the outbox (rate-limited, so that it runs for the whole measurement) while 50 clients post RFC
+8058 one-click unsubscribes for other readers (each token once) as fast as serve answers. Prints
+unsubscribes per second, latency p50/p90/p99, serve's CPU, and checks that every one answered 200 was
+recorded in the store.
 
-    .venv/bin/python bench/serve.py [--unsubscribes 5000] [--clients 50] [--readers 3000] [--send-rate 100] [--rate R]
+Two serves are measured side by side, ``--rounds`` times each, alternating: this tree's (group commit: one
+writer thread commits many requests' changes at once) and the anchor, ``--anchor REV`` of this repository
+(default: main before the group writer, where each one-click waits for a commit of its own behind one write
+lock). ``--anchor ''`` measures this tree only.
 
-Without ``--rate`` the clients post as fast as serve answers (its throughput; the latency is then mostly
-the queue: 50 requests in flight at N/s wait about 50/N s). ``--rate R`` paces them to R a second in all
-and counts each latency from when the request was due: the latency at that load.
+    .venv/bin/python bench/serve.py [--client wrk|python] [--seconds 4] [--rounds 3] [--anchor REV]
+                                    [--unsubscribes N] [--clients 50] [--readers 3000] [--send-rate 100] [--rate R]
+
+``--client wrk`` (the default when `wrk` is installed: `apt-get install wrk`) runs wrk with
+bench/serve_wrk.lua for ``--seconds``, from ``--unsubscribes`` tokens (default 30,000: more than it can
+use); requests still in flight when wrk stops may be recorded without their answer being counted, so the
+check is answered-200 <= recorded <= sent. ``--client python`` posts exactly ``--unsubscribes`` (default
+5,000) from asyncio keep-alive connections (our own minimal HTTP client), recorded == answered; ``--rate
+R`` paces them to R a second in all and counts each latency from when the request was due. Without
+``--rate`` the latency is mostly the queue: 50 requests in flight at N/s wait about 50/N s.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,8 +37,10 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +55,8 @@ ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 LIST = "newsletter.bcecc.example.org"
 SECRET = "bench-serve-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"
 BODY = b"List-Unsubscribe=One-Click"
+ANCHOR = "a1f4981"  # main before the group writer: each one-click commits on its own
+WRK_THREADS = 2
 
 
 def project(folder: Path, port: int, send_rate: float, threads: int) -> None:
@@ -58,8 +74,9 @@ def project(folder: Path, port: int, send_rate: float, threads: int) -> None:
 
 
 def fill_store(folder: Path, readers: int, leavers: int) -> list[str]:
-    """``readers`` who get the campaign and ``leavers`` who unsubscribe during it; the leavers' tokens."""
-    with Store.for_project(folder) as store:
+    """``readers`` who get the campaign and ``leavers`` who unsubscribe during it (one transaction); the
+    leavers' tokens."""
+    with Store.for_project(folder) as store, store.grouped():
         for n in range(readers):
             store.add(f"reader{n}@example.org", name=f"Reader {n}")
         for n in range(leavers):
@@ -191,16 +208,80 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--unsubscribes", type=int, default=5000)
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--readers", type=int, default=3000, help="subscribers the running campaign mails")
-    parser.add_argument("--threads", type=int, default=4, help="serve's [serve] threads")
-    parser.add_argument("--send-rate", type=float, default=100, help="the campaign's messages per second")
-    parser.add_argument("--rate", type=float, default=0, help="unsubscribes per second in all (0: as fast as served)")
-    args = parser.parse_args()
-    env = {**os.environ, "BROADSHEET_SECRET": SECRET, "PYTHONPATH": str(ROOT / "src")}
+@dataclass
+class Result:
+    """One measurement: the rate, the latency (ms), serve's CPU per one-click, and what was recorded."""
+
+    seconds: float
+    answered: int  # one-clicks answered 200
+    others: list[str]  # status lines of the other answers
+    sent: int
+    p50: float
+    p90: float
+    p99: float
+    top: float
+    cpu: float  # serve's CPU seconds over the measurement
+    unsubscribed: int
+    events: int
+    running: bool  # the campaign ran throughout
+    messages: int  # written to the outbox meanwhile
+    log: str
+
+    @property
+    def rate(self) -> float:
+        return self.answered / self.seconds
+
+    def line(self) -> str:
+        return (
+            f"{self.rate:,.0f}/s, p50 {self.p50:.1f} ms, p90 {self.p90:.1f} ms, p99 {self.p99:.1f} ms, max "
+            f"{self.top:.0f} ms; serve's CPU {self.cpu / max(self.answered, 1) * 1e6:,.0f} µs a one-click; "
+            f"{self.answered:,} answered 200, {self.events:,} recorded, {self.sent:,} sent, {len(self.others)} "
+            f"other answers; campaign running throughout: {self.running} ({self.messages} messages meanwhile)"
+        )
+
+    def problem(self) -> str:
+        """What is wrong with the run ("" for nothing): an answer other than 200, or one answered 200 and not
+        recorded (or recorded more than once)."""
+        if self.others:
+            return f"answers other than 200: {sorted(set(self.others))[:5]}"
+        if not self.answered <= self.events == self.unsubscribed <= self.sent:
+            return f"{self.answered} answered 200, {self.unsubscribed} unsubscribed, {self.events} events, {self.sent} sent"
+        return ""
+
+
+def anchor_code(revision: str, folder: Path) -> Path:
+    """The ``src`` folder of ``revision`` of this repository, written out under ``folder``."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision, "src"], check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder / "src"
+
+
+def python_load(port: int, tokens: list[str], args: argparse.Namespace) -> tuple[float, list[float], list[str]]:
+    return asyncio.run(load(port, tokens, args.clients, args.rate))
+
+
+def wrk_load(port: int, tokens: list[str], folder: Path, args: argparse.Namespace) -> dict[str, float]:
+    """wrk with bench/serve_wrk.lua for ``--seconds``: its RESULT figures (sent, ok, other, exhausted,
+    seconds, p50, p90, p99, max)."""
+    paths = folder / "paths.txt"
+    paths.write_text("".join(f"/u/{token}\n" for token in tokens), encoding="ascii")
+    command = ["wrk", f"-t{WRK_THREADS}", f"-c{args.clients}", f"-d{args.seconds}s", "--timeout", "10s", "-s",
+               str(ROOT / "bench" / "serve_wrk.lua"), f"http://127.0.0.1:{port}", "--", str(paths), str(WRK_THREADS)]  # fmt: skip
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    figures = {name: float(value) for name, value in re.findall(r"(\w+) ([\d.]+)", " ".join(
+        line for line in output.splitlines() if line.startswith("RESULT")
+    ))}  # fmt: skip
+    if figures.get("exhausted"):
+        raise SystemExit(f"wrk used every token before {args.seconds} s: raise --unsubscribes")
+    return figures
+
+
+def measure(code: Path, args: argparse.Namespace) -> Result:
+    """One serve (its code from ``code``, a src folder) under load while a campaign runs."""
+    env = {**os.environ, "BROADSHEET_SECRET": SECRET, "PYTHONPATH": str(code)}
     with tempfile.TemporaryDirectory() as name:
         folder, port = Path(name), free_port()
         project(folder, port, args.send_rate, args.threads)
@@ -227,41 +308,70 @@ def main() -> None:
             time.sleep(3)  # the campaign is loaded and sending
             running = send.poll() is None
             cpu_before = cpu_seconds(serve.pid)
-            seconds, latencies, failures = asyncio.run(load(port, tokens, args.clients, args.rate))
+            if args.client == "wrk":
+                figures = wrk_load(port, tokens, folder, args)
+                seconds, answered, sent = figures["seconds"], int(figures["ok"]), int(figures["sent"])
+                others = ["not 200"] * int(figures["other"])
+                p50, p90, p99, top = figures["p50"], figures["p90"], figures["p99"], figures["max"]
+            else:
+                seconds, latencies, others = python_load(port, tokens, args)
+                p50, p90, p99 = percentiles(latencies)
+                top, sent, answered = latencies[-1] * 1000, len(tokens), len(tokens) - len(others)
             serve_cpu = cpu_seconds(serve.pid) - cpu_before
-            still_running = send.poll() is None
+            running = running and send.poll() is None
         finally:
-            interrupt(send, serve)
+            interrupt(send, serve)  # serve commits what it has queued before it exits
         log.seek(0)
-        errors = log.read()
+        errors = "\n".join(line for line in log.read().splitlines() if "Task queue depth" not in line)
         log.close()
-        sent = sum(1 for _ in (folder / "outbox").rglob("*.eml"))
+        messages = sum(1 for _ in (folder / "outbox").rglob("*.eml"))
         unsubscribed, events = recorded(folder)
-    p50, p90, p99 = percentiles(latencies)
-    print(f"machine: {machine()}; {time.strftime('%Y-%m-%d')}")
-    print(
-        f"{args.unsubscribes} one-click unsubscribes from {args.clients} concurrent clients"
-        f"{f' paced at {args.rate:.0f}/s' if args.rate else ''}, {args.threads} serve threads, in {seconds:.2f} s: "
-        f"{args.unsubscribes / seconds:.0f}/s, latency p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, "
-        f"max {latencies[-1] * 1000:.0f} ms"
+    return Result(
+        seconds, answered, others, sent, p50, p90, p99, top, serve_cpu, unsubscribed, events, running, messages, errors
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument("--seconds", type=int, default=4, help="how long wrk runs")
+    parser.add_argument("--unsubscribes", type=int, help="tokens (wrk: 30,000; python: 5,000, each posted)")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--readers", type=int, default=3000, help="subscribers the running campaign mails")
+    parser.add_argument("--threads", type=int, default=4, help="serve's [serve] threads")
+    parser.add_argument("--send-rate", type=float, default=100, help="the campaign's messages per second")
+    parser.add_argument("--rate", type=float, default=0, help="python client: unsubscribes per second in all")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--anchor", default=ANCHOR, help="the revision to compare with ('': none)")
+    args = parser.parse_args()
+    args.unsubscribes = args.unsubscribes or (30_000 if args.client == "wrk" else 5_000)
+    load_now = os.getloadavg()[0]
+    print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC; load {load_now:.1f}")
     print(
-        f"serve's CPU: {serve_cpu:.2f} s, {serve_cpu / args.unsubscribes * 1e6:.0f} µs per unsubscribe "
-        f"(one core would answer {args.unsubscribes / serve_cpu:.0f}/s)"
+        f"{args.client}, {args.clients} clients{f' paced at {args.rate:.0f}/s' if args.rate else ''}, "
+        f"{args.threads} serve threads, a campaign to {args.readers} readers at {args.send_rate:.0f}/s running"
     )
-    print(
-        f"campaign running during the whole measurement: {running and still_running} "
-        f"({sent} messages written to the outbox meanwhile)"
-    )
-    print(
-        f"recorded: {unsubscribed}/{args.unsubscribes} unsubscribed, {events} one-click events, "
-        f"{len(failures)} non-200 answers"
-    )
-    errors = "\n".join(line for line in errors.splitlines() if not line.startswith("Task queue depth"))
-    if errors.strip():
-        print("serve's log:\n" + errors[-3000:])
-    if failures or unsubscribed != args.unsubscribes:
-        raise SystemExit("some unsubscribes were not recorded")
+    with tempfile.TemporaryDirectory() as name:
+        trees = {"group commit (this tree)": ROOT / "src"}
+        if args.anchor:
+            trees = {f"one commit a request ({args.anchor})": anchor_code(args.anchor, Path(name)), **trees}
+        results: dict[str, list[Result]] = {label: [] for label in trees}
+        for round_ in range(args.rounds):
+            for label, code in trees.items():
+                result = measure(code, args)
+                results[label].append(result)
+                print(f"round {round_ + 1}, {label}: {result.line()}", flush=True)
+                if problem := result.problem():
+                    print("serve's log:\n" + result.log[-3000:])
+                    raise SystemExit(f"{label}: {problem}")
+    print(f"load average now {os.getloadavg()[0]:.1f}; {time.strftime('%H:%M:%S', time.gmtime())} UTC")
+    for label, runs in results.items():
+        rates = sorted(run.rate for run in runs)
+        p99s = sorted(run.p99 for run in runs)
+        print(f"{label}: {' / '.join(f'{r:,.0f}' for r in rates)}/s, p99 {' / '.join(f'{p:.0f}' for p in p99s)} ms")
+    if len(results) == 2:
+        anchor, new = (statistics.median(run.rate for run in runs) for runs in results.values())
+        print(f"group commit / anchor, medians: {new / anchor:.2f}×")
 
 
 if __name__ == "__main__":

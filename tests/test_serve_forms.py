@@ -13,7 +13,7 @@ from conftest import ROOT
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from broadsheet.core.config import load_config
-from broadsheet.data.store import Store
+from broadsheet.data.store import GroupWriter, Store, store_path
 from broadsheet.delivery.transports.outbox import OutboxTransport
 from broadsheet.faces.serve.http import MAX_PARTS, Request
 from broadsheet.faces.serve.pages import Pages
@@ -158,7 +158,8 @@ def _confirmations(tmp_path, monkeypatch, fail_first: bool):
             return super().send_batch(messages)
 
     store = Store.for_project(tmp_path)
-    mail = ConfirmationMail(config, Pages(config), lambda: Outbox(config), "secret", store=lambda: store)
+    writer = GroupWriter(store_path(tmp_path))
+    mail = ConfirmationMail(config, Pages(config), lambda: Outbox(config), "secret", store=lambda: store, writer=writer)
     return mail, tmp_path / "outbox"
 
 
@@ -177,7 +178,9 @@ def test_sign_ups_taken_after_serve_began_to_stop_wait_in_the_store_for_its_next
     mail.close()  # sends what waits
     assert mail.post("late@example.org", "Late", source="form")  # kept, not sent
     assert [path.name.split("-", 1)[1] for path in outbox.rglob("*.eml")] == ["early@example.org.eml"]
-    again = ConfirmationMail(mail.config, Pages(mail.config), mail.transport, "secret", store=mail.store)
+    again = ConfirmationMail(
+        mail.config, Pages(mail.config), mail.transport, "secret", store=mail.store, writer=mail.writer
+    )
     again.start()
     again.close()
     assert sorted(path.name.split("-", 1)[1] for path in outbox.rglob("*.eml")) == [

@@ -61,6 +61,13 @@ class Connection:
         cursor.executemany(postgres_query(sql), rows)
         return cursor
 
+    @property
+    def in_transaction(self) -> bool:
+        """A transaction is open (as ``sqlite3.Connection.in_transaction``; a failed one counts)."""
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+
     def close(self) -> None:
         """Give the connection back to its pool (rolled back first if a transaction was left open)."""
         if self.raw is not None:

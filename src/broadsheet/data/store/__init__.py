@@ -4,7 +4,18 @@ PostgreSQL with ``[database] url``).
 Imports config, errors and audience only. See docs/architecture/data.md for the schema.
 """
 
+from .group import GroupWriter
 from .schema import STATUSES, SUPPRESSING
-from .store import Event, Store, StoredSubscriber, store_path, utc_now
+from .store import Event, Store, StoredSubscriber, Suppression, store_path, utc_now
 
-__all__ = ["STATUSES", "SUPPRESSING", "Event", "Store", "StoredSubscriber", "store_path", "utc_now"]
+__all__ = [
+    "STATUSES",
+    "SUPPRESSING",
+    "Event",
+    "GroupWriter",
+    "Store",
+    "StoredSubscriber",
+    "Suppression",
+    "store_path",
+    "utc_now",
+]

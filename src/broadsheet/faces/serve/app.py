@@ -2,9 +2,10 @@
 
     make_app(config, transport=...) -> WSGI callable, run by waitress (see broadsheet.faces.commands.serve)
 
-Every answer passes the Host allow-list and carries the security headers; every state change goes
-through the subscriber store (one Store per server thread) and is committed before the answer leaves (a
-sign-up as a row of the store's intake, the same whatever the address, which the mailing thread applies).
+Every answer passes the Host allow-list and carries the security headers; every state change a reader
+makes goes through the store's group writer (one thread committing many requests' writes in one
+transaction) and is committed before the answer leaves (a sign-up as a row of the store's intake, the same
+whatever the address, which the mailing thread applies). Reads use one Store per server thread.
 Nothing here lists or exports subscribers.
 """
 
@@ -33,7 +34,7 @@ from broadsheet.core.errors import ConfigError, StoreError
 from broadsheet.core.providers import delivers
 from broadsheet.core.tokens import TokenData, read_click_token, read_token, token_secrets
 from broadsheet.data.db.checkpoint import Checkpointer, without_autocheckpoint
-from broadsheet.data.store import Store, StoredSubscriber, store_path
+from broadsheet.data.store import GroupWriter, Store, StoredSubscriber, Suppression, store_path
 from broadsheet.delivery.transports import Transport
 
 from .clicks import ClickRecorder
@@ -116,18 +117,23 @@ class App:
         self.one_clicks = RateLimit(ONE_CLICKS_PER_CLIENT[0], ONE_CLICKS_PER_CLIENT[1])
         self.one_clicks_per_address = RateLimit(ONE_CLICKS_PER_ADDRESS[0], ONE_CLICKS_PER_ADDRESS[1])
         self.headers = security_headers(self.pages.style_hash)
-        self.mail = ConfirmationMail(config, self.pages, transport, self.secrets[0], store=lambda: self.store)
-        self.addresses = AddressChecker()
-        self.site = config.root / "site"
         self.local = threading.local()
         self.checkpointer = Checkpointer(store_path(config.root))
+        self.writer = GroupWriter(config.database.url or store_path(config.root), opened=self.opened)
+        self.mail = ConfirmationMail(
+            config, self.pages, transport, self.secrets[0], store=lambda: self.store, writer=self.writer
+        )
+        self.addresses = AddressChecker()
+        self.site = config.root / "site"
         self.clicks = ClickRecorder(lambda: self.store)
         self.routes, self.endpoints = self.routing()
+        self.unsubscribed = self.finish(one_click_answer(True), {"REQUEST_METHOD": "POST"})
 
     def start(self) -> None:
         """Before the first request: the log says what sends confirmations; the mailing thread applies the
-        sign-ups a stopped serve left; the clicks thread starts."""
+        sign-ups a stopped serve left; the store's writer and the clicks thread start."""
         self.say_transport()
+        self.writer.start()
         self.mail.start()
         self.clicks.start()
 
@@ -146,9 +152,11 @@ class App:
         )  # fmt: skip
 
     def close(self) -> None:
-        """Send the confirmations still waiting, then stop the checkpoint thread after its last checkpoint
-        (the server has stopped answering)."""
+        """Commit the changes still queued (a request waiting for one is answered only once it is
+        recorded), send the confirmations still waiting, then stop the checkpoint thread after its last
+        checkpoint (the server has stopped taking requests)."""
         try:
+            self.writer.close()
             self.mail.close()
             self.clicks.close()
         finally:
@@ -162,9 +170,19 @@ class App:
             start_response("302 Found", [("Location", location), *CLICK_HEADERS])  # the busiest path: no werkzeug
             return [b""]
         if path.startswith("/u/") and (answer := self.fast_one_click(environ, path[3:])) is not None:
+            if answer is UNSUBSCRIBED:  # the busiest answer: made once (``one_click_answer``)
+                status, headers, body = self.unsubscribed
+                start_response(status, list(headers))
+                return [body]
             response = answer  # a provider's one-click: no form to parse
         else:
             response = self.answer(environ)
+        status, headers, body = self.finish(response, environ)
+        start_response(status, headers)
+        return [body]  # one piece: waitress sends it with the headers, in one write
+
+    def finish(self, response: Response, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
+        """The status, headers (the security headers added) and body of ``response``."""
         app_iter, status, headers = response.get_wsgi_response(environ)
         present = {
             name.lower() for name, _ in headers
@@ -172,8 +190,7 @@ class App:
         own_policy = "content-security-policy" in present
         defaults = self.headers if response.mimetype == "text/html" and not own_policy else PLAIN_HEADERS
         headers += [(name, value) for name, value in defaults.items() if name.lower() not in present]
-        start_response(status, headers)
-        return [b"".join(app_iter)]  # one piece: waitress sends it with the headers, in one write
+        return status, headers, b"".join(app_iter)
 
     def answer(self, environ: WSGIEnvironment) -> Response:
         if (environ.get("HTTP_HOST") or "").lower() not in self.hosts:
@@ -255,10 +272,14 @@ class App:
         store = getattr(self.local, "store", None)
         if store is None:
             store = self.local.store = Store.for_config(self.config)
-            if store.engine == "sqlite":
-                without_autocheckpoint(store.db)  # checkpoints run in their own thread, not inside a request
-                self.checkpointer.start()
+            self.opened(store)
         return store
+
+    def opened(self, store: Store) -> None:
+        """A Store of serve's, just opened: SQLite's checkpoints run in their own thread, not inside a request."""
+        if store.engine == "sqlite":
+            without_autocheckpoint(store.db)
+            self.checkpointer.start()
 
     # -- unsubscribe ----------------------------------------------------------------------------
 
@@ -290,7 +311,7 @@ class App:
         if data is None:
             return self.pages.message(400, "bad_link_title", "bad_link_text")
         if form.get("List-Unsubscribe") == "One-Click":
-            return self.one_click(data, request.remote_addr or "")
+            return one_click_answer(self.one_click(data, request.remote_addr or ""))
         if not self.form_allowed(request, form):
             return self.pages.message(403, "forbidden_title", "forbidden_text")
         address = mask_address(data.email)
@@ -311,7 +332,11 @@ class App:
         if found is None:
             return self.pages.message(400, "bad_topic_title", "bad_topic_text")
         tag, label = found
-        self.store.choose_topic(data.email, tag, leave=leave, source="unsubscribe-page", campaign=data.extra)
+        self.writer.submit(
+            lambda store: store.choose_topic(
+                data.email, tag, leave=leave, source="unsubscribe-page", campaign=data.extra
+            )
+        )
         return self.form_page(
             request, "topic.html", address=mask_address(data.email), topic=TopicChoice(tag, label, leave)
         )
@@ -319,8 +344,8 @@ class App:
     def leave(self, email: str, source: str, *, campaign: str = "") -> None:
         """Unsubscribe the address in one conditional write: a repeat (already unsubscribed, bounced or
         complained), or a duplicate at the same moment, records nothing. ``campaign``: the issue whose
-        link it was (the token names it; links sent before it did name none)."""
-        self.store.suppress(email, "unsubscribed", source=source, campaign=campaign)
+        link it was (the token names it; links sent before it did name none). Returns once committed."""
+        self.writer.gather(Store.suppress_all, Suppression(email, "unsubscribed", source, campaign))
 
     def resubscribe(self, email: str, address: str) -> Response:
         """Back to subscribed through a confirmation mailed to the address, as a sign-up (the link in an
@@ -428,7 +453,8 @@ class App:
         data = self.confirmation(token)
         if isinstance(data, Response):
             return data
-        if not self.store.confirm(data.email, data.extra.partition(".")[0]):
+        nonce = data.extra.partition(".")[0]
+        if not self.writer.submit(lambda store: store.confirm(data.email, nonce)):
             return self.pages.message(410, "expired_title", "expired_text")
         return self.pages.message(
             200, "confirmed_title", "confirmed_text", address=mask_address(data.email), list=self.config.name
@@ -481,18 +507,19 @@ class App:
             environ["wsgi.input"] = io.BytesIO(body)
             return None
         try:
-            return self.one_click(data, environ.get("REMOTE_ADDR") or "")
+            return UNSUBSCRIBED if self.one_click(data, environ.get("REMOTE_ADDR") or "") else one_click_answer(False)
         except Exception:
             log.exception("POST %s failed", _path_for_log(environ.get("PATH_INFO", "")))
             return self.pages.message(500, "error_title", "error_text")
 
-    def one_click(self, data: TokenData, client: str) -> Response:
-        """RFC 8058: the token is the authentication; the same answer whatever the address's state."""
+    def one_click(self, data: TokenData, client: str) -> bool:
+        """RFC 8058: the token is the authentication; the same answer whatever the address's state. False
+        when a rate limit refuses it (answered 429), True once it is recorded (200)."""
         if not (self.one_clicks.allow(client) and self.one_clicks_per_address.allow(data.email.lower())):
-            return Response.text(429, "too many requests\n")
+            return False
         if data.email != PROBE_ADDRESS:  # broadsheet doctor's test token: answered, nothing recorded
             self.leave(data.email, "one-click", campaign=data.extra)
-        return Response.text(200, "unsubscribed\n")
+        return True
 
     # -- the rest -------------------------------------------------------------------------------
 
@@ -541,6 +568,14 @@ def make_app(config: Config, transport: Callable[[], Transport] | None = None) -
         transport = lambda: cls(config)  # noqa: E731
         return App(config, transport, transport_name=config.send.transport)
     return App(config, transport)
+
+
+UNSUBSCRIBED = Response.text(200, "unsubscribed\n")  # a one-click's answer, never sent as it is (see App.__call__)
+
+
+def one_click_answer(unsubscribed: bool) -> Response:
+    """A one-click's answer: 200 once it is recorded, 429 when a rate limit refused it."""
+    return Response.text(200, "unsubscribed\n") if unsubscribed else Response.text(429, "too many requests\n")
 
 
 def _file(path: Path) -> Response:

@@ -16,7 +16,7 @@ from broadsheet.core.errors import BroadsheetError, StoreError
 from broadsheet.core.render.model import RenderedIssue
 from broadsheet.core.render.placeholders import PlaceholderTable
 from broadsheet.core.tokens import make_token
-from broadsheet.data.store import Store
+from broadsheet.data.store import GroupWriter, Store
 from broadsheet.delivery.transports import Transport
 
 from .pages import Pages
@@ -76,11 +76,18 @@ class ConfirmationMail:
     left, and a slow provider holds no request thread. Safe to share between threads."""
 
     def __init__(
-        self, config: Config, pages: Pages, transport: Callable[[], Transport], secret: str, store: Callable[[], Store]
-    ):
+        self,
+        config: Config,
+        pages: Pages,
+        transport: Callable[[], Transport],
+        secret: str,
+        store: Callable[[], Store],
+        writer: GroupWriter,
+    ):  # fmt: skip
         self.config = config
         self.secret = secret
         self.store = store  # the calling thread's Store
+        self.writer = writer  # serve's group writer, which commits each request's sign-up
         self.composer = Composer(confirmation_issue(config, pages), config)
         self.transport = transport
         self.base = config.serve.public_url.rstrip("/")
@@ -92,7 +99,9 @@ class ConfirmationMail:
     def post(self, email: str, name: str, *, source: str) -> bool:
         """Keep the sign-up in the store's intake (committed when this returns; StoreError when the store
         stays busy) and wake the mailing thread; False when INTAKE_LIMIT sign-ups wait already."""
-        taken = self.store().take_sign_up(email, name=name, source=source, limit=INTAKE_LIMIT)
+        taken = self.writer.submit(
+            lambda store: store.take_sign_up(email, name=name, source=source, limit=INTAKE_LIMIT)
+        )
         self.start()
         self._wake.set()
         return taken

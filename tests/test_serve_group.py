@@ -1,0 +1,159 @@
+"""serve's group commit over real HTTP (waitress): concurrent one-clicks each recorded once, answered only
+once committed; a group whose commit fails answers each of its requests with the error page; stopping serve
+(SIGTERM) records what it has queued, and no request answered 200 goes unrecorded."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from support.ports import free_port
+from support.serve import SECRET, configure, serve_process, serving
+
+from broadsheet.core.config import Config, load_config
+from broadsheet.core.tokens import make_token
+from broadsheet.data.store import Store
+from broadsheet.faces.serve.app import make_app
+from broadsheet.faces.serve.security import RateLimit
+from broadsheet.faces.serve.texts import EN
+
+GMAIL_BOUNDARY = "000000000000c0ffee0123456789"
+ERROR_TITLE = EN["error_title"]
+
+
+@pytest.fixture
+def config(project: Path, monkeypatch) -> Config:
+    monkeypatch.setenv("BROADSHEET_SECRET", SECRET)
+    monkeypatch.delenv("BROADSHEET_SECRET_PREVIOUS", raising=False)
+    configure(project, free_port(), "threads = 8\n")
+    return load_config(project / "broadsheet.toml")
+
+
+def one_click(base: str, config: Config, address: str, *, multipart: bool = False) -> requests.Response:
+    """The one-click POST as providers send it: RFC 8058's urlencoded body, or Gmail's multipart one."""
+    url = f"{base}/u/{make_token('unsubscribe', address, config.list_id, SECRET)}"
+    if multipart:
+        body = (
+            f'--{GMAIL_BOUNDARY}\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+            f"One-Click\r\n--{GMAIL_BOUNDARY}--\r\n"
+        ).encode()
+        kind = f"multipart/form-data; boundary={GMAIL_BOUNDARY}"
+    else:
+        body, kind = b"List-Unsubscribe=One-Click", "application/x-www-form-urlencoded"
+    return requests.post(url, data=body, headers={"Content-Type": kind}, timeout=30)
+
+
+def unlimited(app) -> None:
+    """No per-client or per-link limit: every request here comes from 127.0.0.1."""
+    app.one_clicks = app.one_clicks_per_address = RateLimit(100_000, 100_000)
+
+
+def test_many_concurrent_one_clicks_are_each_recorded_exactly_once(config):
+    readers = [f"reader{n:03d}@example.org" for n in range(150)]
+    with Store.for_project(config.root) as store:
+        for address in readers:
+            store.add(address)
+    app = make_app(config)
+    unlimited(app)
+    posts = [(address, n % 3 == 0) for n, address in enumerate(readers)] + [(a, False) for a in readers[:30]]
+    port = int(config.serve.public_url.rsplit(":", 1)[1])
+    with serving(app, config, port), ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(
+            pool.map(lambda post: one_click(config.serve.public_url, config, post[0], multipart=post[1]), posts)
+        )
+    assert {(answer.status_code, answer.text) for answer in answers} == {(200, "unsubscribed\n")}
+    with Store.for_project(config.root) as store:
+        assert store.count("unsubscribed") == len(readers)
+        for address in readers:
+            assert [(e.kind, e.source) for e in store.events(address)] == [
+                ("added", "cli"),
+                ("unsubscribed", "one-click"),
+            ]
+
+
+def test_a_group_whose_commit_fails_answers_each_of_its_one_clicks_with_the_error_page(config):
+    """The writer is kept inside one group while a job that leaves a deferred foreign key broken (SQLite
+    refuses the COMMIT) and six one-clicks queue up behind it: they form the next group, whose COMMIT fails,
+    so each of the six is answered 500, and none is recorded. The next one-click is recorded again."""
+    readers = [f"failing{n}@example.org" for n in range(6)]
+    with Store.for_project(config.root) as store:
+        for address in [*readers, "after@example.org"]:
+            store.add(address)
+    app = make_app(config)
+    unlimited(app)
+    inside, go = threading.Event(), threading.Event()
+
+    def hold(store: Store) -> None:
+        inside.set()
+        assert go.wait(20)
+
+    def breaks_the_commit(store: Store) -> None:
+        store.db.execute("PRAGMA defer_foreign_keys = ON")
+        store.db.execute("INSERT INTO events (subscriber, at, kind, source) VALUES (999999, 'now', 'x', 'x')")
+
+    base = config.serve.public_url
+    with serving(app, config, int(base.rsplit(":", 1)[1])), ThreadPoolExecutor(max_workers=8) as pool:
+        held = pool.submit(app.writer.submit, hold)
+        assert inside.wait(20)
+        broken = pool.submit(app.writer.submit, breaks_the_commit)
+        answers = [pool.submit(one_click, base, config, address) for address in readers]
+        deadline = time.monotonic() + 20
+        while app.writer._queue.qsize() < 1 + len(readers) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.set()
+        held.result(timeout=20)
+        with pytest.raises(Exception, match="FOREIGN KEY"):
+            broken.result(timeout=20)
+        pages = [answer.result(timeout=30) for answer in answers]
+        after = one_click(base, config, "after@example.org")
+    assert [page.status_code for page in pages] == [500] * len(readers)
+    assert len({page.text for page in pages}) == 1 and ERROR_TITLE in pages[0].text  # serve's error page
+    assert after.status_code == 200
+    with Store.for_project(config.root) as store:
+        assert {store.get(address).status for address in readers} == {"subscribed"}
+        assert store.get("after@example.org").status == "unsubscribed"
+
+
+def test_stopping_serve_records_what_it_queued_and_every_200_was_recorded(project):
+    """One-clicks from many clients while serve gets SIGTERM: whatever was answered 200 is in the store,
+    once (a request cut off may be recorded without its answer; never the other way round)."""
+    readers = [f"stopping{n:03d}@example.org" for n in range(400)]
+    with Store.for_project(project) as store, store.grouped():
+        for address in readers:
+            store.add(address)
+    list_id = "newsletter.bcecc.example.org"
+    answered: list[str] = []
+    lock = threading.Lock()
+
+    def client(base: str, mine: list[str]) -> None:
+        session = requests.Session()
+        for n, address in enumerate(mine):
+            url = f"{base}/u/{make_token('unsubscribe', address, list_id, SECRET)}"
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-For": f"10.0.{n}.{len(mine)}"}
+            try:
+                answer = session.post(url, data=b"List-Unsubscribe=One-Click", headers=headers, timeout=10)
+            except requests.RequestException:
+                return  # serve is gone
+            if answer.status_code == 200:
+                with lock:
+                    answered.append(address)
+
+    with serve_process(project, extra_config="threads = 8\n") as base:
+        clients = [threading.Thread(target=client, args=(base, readers[n::20])) for n in range(20)]
+        for thread in clients:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while len(answered) < 40 and time.monotonic() < deadline:
+            time.sleep(0.005)
+    for thread in clients:
+        thread.join(30)
+    assert answered  # some were answered before serve stopped
+    with Store.for_project(project) as store:
+        for address in answered:
+            assert store.get(address).status == "unsubscribed", address
+        one_clicks = store.db.execute("SELECT subscriber, count(*) FROM events WHERE source = 'one-click' GROUP BY 1")
+        assert {count for _, count in one_clicks} == {1}
