@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := issues/2021-06-01-chengdu-flemish-brabant
 
-.PHONY: demo test lint-fix install install-test browser validator axe caniemail bench docs clean
+.PHONY: demo test lint-fix install install-test browser postgresql validator axe caniemail bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test validator axe browser
+install-test: $(VENV)/.installed-test validator axe browser postgresql
 
 # The official MJML validator (npm `mjml`) and axe-core (the theme's and pages' WCAG checks inject it in
 # Chromium), pinned, installed into node_modules/ here in one npm call: a second `npm install --no-save`
@@ -50,6 +50,17 @@ browser:
 	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1 \
 	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1; } \
 	    || echo "could not install fonts-wqy-microhei: the stress issue's Chinese shows as boxes in the browser tests"; }; \
+	fi
+
+# PostgreSQL from Debian, for the store's tests on its second engine: the suite starts its own server from
+# /usr/lib/postgresql/<version>/bin (tests/support/postgres.py), never the cluster the package may set up.
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null 2>&1 \
+	      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }; } \
+	      || echo "could not install postgresql: the PostgreSQL store tests will fail (or BROADSHEET_TEST_SKIP_MISSING=1)"; \
+	  else echo "PostgreSQL missing (apt-get install postgresql), or BROADSHEET_TEST_SKIP_MISSING=1 to skip its tests"; fi; \
 	fi
 
 # The demo signs unsubscribe links with a throw-away secret; real sends export BROADSHEET_SECRET.

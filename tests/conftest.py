@@ -100,3 +100,39 @@ def sample_image_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = copy_sample_project(tmp_path_factory.mktemp("sample-images"))
     read_and_build(root / "issues" / SAMPLE_ISSUE.name, load_config(root / "broadsheet.toml"))
     return root / CACHE_FOLDER
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """One real PostgreSQL for the session (tests/support/postgres.py), stopped at its end."""
+    from support.postgres import start
+
+    server = start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh database of the session's server, its password in BROADSHEET_DATABASE_PASSWORD."""
+    from support.postgres import PASSWORD, fresh_database
+
+    server = request.getfixturevalue("postgres_server")
+    monkeypatch.setenv("BROADSHEET_DATABASE_PASSWORD", PASSWORD)
+    yield from fresh_database(server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each test that asks for it runs on both engines of the subscriber store."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_location(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Path | str:
+    """Where a test's subscriber store lives: the project's SQLite file, or a fresh PostgreSQL database."""
+    if engine == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    from broadsheet.data.store import store_path
+
+    return store_path(tmp_path)

@@ -167,9 +167,9 @@ def test_known_scanner_agents_and_head_requests():
     assert not known_scanner("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Safari/605.1.15", "GET")
 
 
-def test_the_recorder_holds_clicks_until_their_burst_is_whole_then_writes_them_in_one_batch(tmp_path):
+def test_the_recorder_holds_clicks_until_their_burst_is_whole_then_writes_them_in_one_batch(store_location):
     now = [100.0]
-    store = Store(tmp_path / "audience.db")
+    store = Store(store_location)
     recorder = ClickRecorder(lambda: store, clock=lambda: now[0])
     browser = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
     for number in range(3):
@@ -184,8 +184,8 @@ def test_the_recorder_holds_clicks_until_their_burst_is_whole_then_writes_them_i
     store.close()
 
 
-def test_unique_readers_per_link_only_when_clicks_name_them(tmp_path):
-    with Store(tmp_path / "audience.db") as store:
+def test_unique_readers_per_link_only_when_clicks_name_them(store_location):
+    with Store(store_location) as store:
         store.add("ann@example.org", status="subscribed")
         record_clicks(store, [
             Click("c", 0, "https://example.org/0", "2026-01-01T00:00:00Z", email="ann@example.org"),

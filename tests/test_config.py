@@ -192,3 +192,19 @@ def test_a_config_that_is_no_regular_file_or_too_large_is_refused(tmp_path):
     big.write_text("# padding\n" * 200_000, encoding="utf-8")
     with pytest.raises(ConfigError, match="over 1 MiB"):
         load_config(big)
+
+
+def test_a_database_url_is_postgresql_and_holds_no_password(tmp_path):
+    url = "postgresql://news@db.example.org:5432/broadsheet"
+    assert load_config(write(tmp_path, f'[database]\nurl = "{url}"\n')).database.url == url
+    assert load_config(write(tmp_path, 'name = "x"\n')).database.url == ""  # SQLite, as before
+    for written, said in (
+        ("postgresql://news:hunter2@db.example.org/broadsheet", "holds a password"),
+        ("postgresql://news@db.example.org/broadsheet?password=hunter2", "holds a password"),
+        ("mysql://news@db.example.org/broadsheet", "must start with postgresql://"),
+        ("postgresql://news@db.example.org:port/broadsheet", "is not a URL"),
+    ):
+        path = write(tmp_path, f'name = "x"\n[database]\nurl = "{written}"\n')
+        with pytest.raises(ConfigError, match=said) as raised:
+            load_config(path)
+        assert f"{path}:3" in str(raised.value) and "hunter2" not in str(raised.value)

@@ -16,8 +16,9 @@ from broadsheet.usecases.events.webhooks import handle
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store.for_project(tmp_path) as opened:
+def store(store_location):
+    """A store on each engine (SQLite, PostgreSQL): every test that takes it runs on both."""
+    with Store(store_location) as opened:
         for email in ("ann@example.com", "bob@example.com", "cat@example.com"):
             opened.add(email)
         yield opened

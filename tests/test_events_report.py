@@ -9,7 +9,7 @@ from conftest import SAMPLE_ISSUE
 
 from broadsheet.core.config import load_config
 from broadsheet.data.journal.journal import Journal, Outcome
-from broadsheet.data.store import Store
+from broadsheet.data.store import Store, store_path
 from broadsheet.faces.cli import main
 from broadsheet.faces.commands.status import _identity
 from broadsheet.usecases.campaign import issue_key
@@ -31,8 +31,8 @@ def test_rates_and_warnings_against_the_thresholds():
     assert AfterSend(sent=0).lines() == []
 
 
-def test_store_warnings_for_unconfirmed_and_long_unchanged_addresses(tmp_path):
-    with Store.for_project(tmp_path) as store:
+def test_store_warnings_for_unconfirmed_and_long_unchanged_addresses(store_location):
+    with Store(store_location) as store:
         for n in range(8):
             store.add(f"s{n}@example.com")
         assert store_warnings(store) == []
@@ -44,7 +44,12 @@ def test_store_warnings_for_unconfirmed_and_long_unchanged_addresses(tmp_path):
         assert "8 subscribed addresses have not changed in over 365 days" in later[1]
 
 
-def test_status_shows_what_came_back_after_the_send(project, monkeypatch, capsys):
+def test_status_shows_what_came_back_after_the_send(project, engine, request, monkeypatch, capsys):
+    location = store_path(project)
+    if engine == "postgresql":  # the send in the (SQLite) journal, what came back in the configured store
+        location = request.getfixturevalue("postgres_url")
+        path = project / "broadsheet.toml"
+        path.write_text(path.read_text(encoding="utf-8") + f'\n[database]\nurl = "{location}"\n', encoding="utf-8")
     config = load_config(project / "broadsheet.toml")
     issue = project / "issues" / SAMPLE_ISSUE.name
     slug = _identity(issue, config)[1]
@@ -53,7 +58,7 @@ def test_status_shows_what_came_back_after_the_send(project, monkeypatch, capsys
         campaign, _ = journal.start_campaign(slug, "smtp", issue_key(issue, project), "")
         journal.load_recipients(campaign, "fp", [(p, n, "{}") for n, p in enumerate(people)])
         journal.record([Outcome(r.id, "sent") for r in journal.claim(campaign, 200, time.time())])
-    with Store.for_project(project) as store:
+    with Store(location) as store:
         for person in people:
             store.add(person)
         store.set_status("p1@example.com", "bounced", source="inbox", campaign=slug)

@@ -18,8 +18,9 @@ from broadsheet.usecases.events.sync import sync
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store.for_project(tmp_path) as opened:
+def store(store_location):
+    """A store on each engine (SQLite, PostgreSQL): every test that takes it runs on both."""
+    with Store(store_location) as opened:
         opened.add("keep@example.com")
         opened.add("bounced-0@example.com")
         yield opened

@@ -39,14 +39,16 @@ def send(journal: Journal, slug: str, emails: list[str], *, sent: int, first: fl
 
 
 @pytest.fixture
-def history(tmp_path: Path) -> Path:
-    """Ten people; issue-a sent to 8 on day 1, issue-b to 4 of 6 on day 2, and what came back after each."""
+def history(tmp_path: Path, store_location: Path | str) -> Path:
+    """Ten people; issue-a sent to 8 on day 1, issue-b to 4 of 6 on day 2, and what came back after each
+    (the store on each engine: every test that takes it runs on both)."""
+    database = f'[database]\nurl = "{store_location}"\n' if isinstance(store_location, str) else ""
     (tmp_path / "broadsheet.toml").write_text(
-        'name = "Weekly <Test>"\n[send]\ntransport = "smtp"\nwarmup = true\nwarmup_start = "2026-11-02"\n',
+        'name = "Weekly <Test>"\n[send]\ntransport = "smtp"\nwarmup = true\nwarmup_start = "2026-11-02"\n' + database,
         encoding="utf-8",
     )
     people = [f"p{n}@example.com" for n in range(10)]
-    with Store.for_project(tmp_path) as store:
+    with Store(store_location) as store:
         for email in people:
             store.add(email, source="import")
         store.record_event(people[0], "bounced_hard", source="webhook:test", campaign="issue-a", at=at(1))
@@ -149,7 +151,7 @@ def test_the_page_follows_dark_mode_and_scales_to_a_phone(history):
 
 
 def test_clicks_are_rates_when_the_store_keeps_them(history):
-    with Store.for_project(history) as store:
+    with Store.for_config(load_config(history / "broadsheet.toml")) as store:
         at = "2026-12-01T10:00:00Z"
         record_clicks(store, [Click("issue-a", 0, "https://example.org/a", at), Click("issue-a", 1, "https://example.org/b", at),
                               Click("issue-a", 1, "https://example.org/b", at, scanner=True)])  # fmt: skip
@@ -182,7 +184,7 @@ def test_the_command_writes_the_file_and_exits_0(history, capsys):
 
 
 def test_publish_shows_the_subscriber_count_only_when_asked(history):
-    with Store.for_project(history) as store:
+    with Store.for_config(load_config(history / "broadsheet.toml")) as store:
         store.set_status("p9@example.com", "unsubscribed", source="cli")
     for asked, shown in ((False, []), (True, ["9 subscribers"])):
         out = history / f"site-{asked}"

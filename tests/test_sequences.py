@@ -313,3 +313,13 @@ def test_template_syntax_in_a_step_is_shown_never_run_and_its_subject_stays_one_
     assert cli(seq, "build", str(step)) == 2
     err = capsys.readouterr().err
     assert "01-hello.md:2: 'subject' holds the control character U+000D" in err and "one line" in err
+
+
+def test_a_store_in_postgresql_stops_due_steps_with_one_line_not_silently(seq, postgres_url):
+    path = seq / "broadsheet.toml"
+    path.write_text(path.read_text(encoding="utf-8") + f'\n[database]\nurl = "{postgres_url}"\n', encoding="utf-8")
+    with Store(postgres_url) as store:
+        store.add("ann@example.com")
+        enter(store, "welcome", ["ann@example.com"], time.time())
+    reporter = due(seq, time.time())
+    assert any("PostgreSQL" in str(problem) for problem in reporter.problems) and not (seq / "outbox").exists()

@@ -133,7 +133,8 @@ def test_concurrent_jobs_are_committed_together_and_each_caller_gets_its_own_res
         assert store.db.execute("SELECT count(*) FROM events WHERE source = 't'").fetchone() == (20,)
 
 
-def test_a_job_that_raises_is_undone_alone_and_its_caller_gets_the_exception(path: Path) -> None:
+def test_a_job_that_raises_is_undone_alone_and_its_caller_gets_the_exception(store_location: Path | str) -> None:
+    path = store_location  # on each engine
     writer = GroupWriter(path)
     held = Held(writer)
 
@@ -189,7 +190,8 @@ def test_a_commit_that_fails_fails_every_caller_of_its_group_and_keeps_nothing(p
     writer.close()
 
 
-def test_closing_records_every_job_queued_before_and_refuses_the_ones_after(path: Path) -> None:
+def test_closing_records_every_job_queued_before_and_refuses_the_ones_after(store_location: Path | str) -> None:
+    path = store_location  # on each engine
     writer = GroupWriter(path)
     held = Held(writer)
     calls = [lambda n=n: writer.submit(lambda store: store.add(f"queued{n}@example.org").email) for n in range(10)]

@@ -1,4 +1,5 @@
-"""`subscribers import` into the store: staged, sorted, moved in bounded transactions (real SQLite, real files)."""
+"""`subscribers import` into the store: staged, sorted, moved in bounded transactions (real SQLite files, a
+real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from broadsheet.data.store import Store, importer
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store.for_project(tmp_path) as opened:
+def store(store_location):
+    """A store on each engine (SQLite, PostgreSQL): every test that takes it runs on both."""
+    with Store(store_location) as opened:
         yield opened
 
 
@@ -26,6 +28,9 @@ def write_csv(path, rows, header="email,name,status,tags,city"):
 
 
 def staging_left(store) -> list[str]:
+    if store.url:  # PostgreSQL stages in temporary tables of the import's connection
+        found = store.db.execute("SELECT relname FROM pg_class WHERE relname LIKE 'import_%' AND relkind = 'r'")
+        return [name for (name,) in found]
     return [path.name for path in store.path.parent.iterdir() if path.name.startswith(".staging-")]
 
 
@@ -143,6 +148,17 @@ def test_the_store_is_not_locked_while_the_csv_is_read(store, tmp_path):
     written = []
 
     def on_problem(problem: RowProblem) -> None:  # called from the reading thread, mid-file
+        if store.engine == "postgresql":
+            from broadsheet.data.db.postgres import direct
+            from broadsheet.data.store.store import WRITE_LOCK
+
+            with direct(store.url) as other:  # as another program would: the store's lock is free
+                other.execute("BEGIN")
+                assert other.execute("SELECT pg_try_advisory_xact_lock(%s)", (WRITE_LOCK,)).fetchone() == (True,)
+                other.execute("UPDATE meta SET value = value WHERE key = 'revision'")
+                other.execute("COMMIT")
+            written.append(problem.line)
+            return
         other = sqlite3.connect(store.path, timeout=0, isolation_level=None)  # as another program would
         try:
             other.execute("BEGIN IMMEDIATE")  # fails at once if the import held the write lock
@@ -156,14 +172,15 @@ def test_the_store_is_not_locked_while_the_csv_is_read(store, tmp_path):
     assert written == [1502] and (report.added, report.problems) == (2999, 1)
 
 
-def test_another_writer_gets_the_store_between_the_moves_transactions(store, tmp_path, monkeypatch):
+def test_another_writer_gets_the_store_between_the_moves_transactions(store, store_location, tmp_path, monkeypatch):
     """At each pause between two transactions of the move, another connection (serve recording a sign-up)
     writes at once: the import holds the write lock only inside its bounded transactions."""
     monkeypatch.setattr(importer, "ROWS_PER_TRANSACTION", 2_000)  # 40,000 rows: twenty transactions
     path = write_csv(tmp_path / "list.csv", [f"u{(n * 7919) % 40_000}@example.org,U {n},,a;b,X" for n in range(40_000)])
     written: list[str] = []
-    with Store.for_project(tmp_path) as other:
-        other.db.execute("PRAGMA busy_timeout = 0")  # a lock still held fails at once instead of waiting
+    with Store(store_location) as other:
+        # a lock still held fails at once instead of waiting
+        other.db.execute("SET lock_timeout = 1" if other.url else "PRAGMA busy_timeout = 0")
 
         def pause(seconds: float) -> None:
             written.append(f"writer{len(written)}@example.org")
@@ -198,10 +215,17 @@ def test_a_file_that_fails_mid_read_imports_nothing_and_leaves_no_staging_file(s
 
 def test_a_write_error_mid_move_keeps_the_transactions_before_whole(store, tmp_path, monkeypatch):
     monkeypatch.setattr(importer, "ROWS_PER_TRANSACTION", 100)
-    store.db.execute(
-        "CREATE TRIGGER refuse BEFORE INSERT ON subscribers WHEN NEW.email_key = 'u250@example.org'"
-        " BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
-    )  # an error SQLite raises in the middle of the third transaction
+    if store.url:  # an error the database raises in the middle of the third transaction
+        store.db.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.email_key = 'u250@example.org' THEN RAISE EXCEPTION 'disk says no'; END IF; RETURN NEW; END $$"
+        )
+        store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON subscribers FOR EACH ROW EXECUTE FUNCTION refuse()")
+    else:
+        store.db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON subscribers WHEN NEW.email_key = 'u250@example.org'"
+            " BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        )
     rows = [f"u{n:03d}@example.org,U,,a;b," for n in range(400)]
     with pytest.raises(StoreError, match="the import stopped: disk says no") as raised:
         importer.import_csv(store, write_csv(tmp_path / "list.csv", rows))
@@ -210,7 +234,7 @@ def test_a_write_error_mid_move_keeps_the_transactions_before_whole(store, tmp_p
     assert len(imported_subscribers(store)) == 200
     assert store.db.execute("SELECT count(*) FROM tags").fetchone() == (400,)
     assert store.db.execute("SELECT count(*) FROM subscribers WHERE email_key > 'u199@example.org'").fetchone() == (0,)
-    store.db.execute("DROP TRIGGER refuse")
+    store.db.execute("DROP TRIGGER refuse ON subscribers" if store.url else "DROP TRIGGER refuse")
     again = importer.import_csv(store, tmp_path / "list.csv")  # run again: the rest goes in
     assert (again.added, store.count()) == (200, 400)
 

@@ -174,6 +174,11 @@ class Sequences:
 
 
 @dataclass(frozen=True)
+class Database:
+    url: str = ""  # "postgresql://user@host:port/dbname": the subscriber store in PostgreSQL; "": SQLite
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole of ``broadsheet.toml``; ``root`` is the folder it lives in."""
 
@@ -206,6 +211,7 @@ class Config:
     doctor: Doctor = field(default_factory=Doctor)
     tracking: Tracking = field(default_factory=Tracking)
     sequences: Sequences = field(default_factory=Sequences)
+    database: Database = field(default_factory=Database)
     root: Path = field(default=Path("."), metadata={"internal": True})
     path: Path | None = field(default=None, metadata={"internal": True})
 
@@ -348,6 +354,10 @@ KEY_HELP: dict[str, str] = {
     "sequences": "welcome and drip sequences: folders of short emails `send --due` sends as they fall due",
     "sequences.folder": "the folder of the sequence folders (each a folder of step files NN-slug.md)",
     "sequences.welcome": 'the sequence every new subscriber enters, e.g. "welcome"; empty: none',
+    "database": "where the subscriber store lives: SQLite in .broadsheet/ unless a PostgreSQL url is given"
+    " (docs: PostgreSQL)",
+    "database.url": "postgresql://user@host:port/dbname, no password (BROADSHEET_DATABASE_PASSWORD or a libpq"
+    " service/password file); empty: SQLite",
     "tracking.per_subscriber": "the click links name the reader too (personal data): unique clicks per link",
     "doctor.nameservers": "DNS servers doctor asks (ip, ip:port, [ipv6]:port); empty: the system's; "
     "--nameserver and BROADSHEET_NAMESERVERS come first",
@@ -373,6 +383,10 @@ SECRET_HELP: dict[str, tuple[str, str]] = {
     "BROADSHEET_RESEND_KEY": ("resend", "the API key"),
     "BROADSHEET_RESEND_WEBHOOK_SECRET": ("resend", "the secret that signs Resend's webhooks"),
     "BROADSHEET_INBOX_PASSWORD": ("inbox", "the IMAP login's password"),
+    "BROADSHEET_DATABASE_PASSWORD": (
+        "database",
+        "the PostgreSQL user's password (else libpq's service or password file)",
+    ),
 }
 
 
@@ -459,6 +473,7 @@ SECRET_ENV = {
     "unsubscribe": "BROADSHEET_SECRET",
     "dkim": "BROADSHEET_DKIM_KEY",
     "inbox": "BROADSHEET_INBOX_PASSWORD",
+    "database": "BROADSHEET_DATABASE_PASSWORD",
 }
 
 
@@ -591,6 +606,8 @@ def parse_config(text: str, found: Path) -> Config:
                 )
     if "tracking" in values:
         _check_tracking(values["tracking"], values.get("serve", Serve()), checker)
+    if "database" in values:
+        _check_database(values["database"], checker)
     return Config(**values, root=found.parent.resolve(), path=found.resolve())
 
 
@@ -621,6 +638,35 @@ def nameserver_address(text: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     return (host, int(port)) if port.isdigit() and 0 < int(port) < 65536 else None
+
+
+def _check_database(database: Database, checker: _TomlChecker) -> None:
+    """A PostgreSQL URL without a password: the password comes from the environment or libpq's files."""
+    problem = database_url_problem(database.url)
+    if problem is not None:
+        raise ConfigError(f"database.url {problem}", where=checker.line_of("database.url"), fix=DATABASE_URL_FIX)
+
+
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with a ``[database] url`` (or ``db copy --to``), said without the URL; None when fine.
+    Empty is fine: SQLite."""
+    from urllib.parse import urlsplit
+
+    if not url.strip():
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 -- a port that is not a number raises here
+    except ValueError as exc:
+        return f"is not a URL: {exc}"
+    if parts.scheme not in ("postgresql", "postgres"):
+        return "must start with postgresql://"
+    if parts.password is not None or "password=" in parts.query:
+        return "holds a password: keep it out of files and command lines (export BROADSHEET_DATABASE_PASSWORD)"
+    return None
+
+
+DATABASE_URL_FIX = 'write url = "postgresql://user@host:5432/dbname" and export BROADSHEET_DATABASE_PASSWORD, or remove [database] for SQLite'
 
 
 def _check_tracking(tracking: Tracking, serve: Serve, checker: _TomlChecker) -> None:

@@ -21,7 +21,7 @@ SignalHandler: TypeAlias = "Callable[[int, FrameType | None], Any] | int | signa
 # Each module in broadsheet.faces.commands has register(subparsers) and run(args) -> int.
 COMMANDS = (
     "init", "new", "build", "preview", "lint", "send", "status", "report", "subscribers", "sequences", "publish",
-    "serve", "sync", "inbox", "doctor",
+    "serve", "sync", "inbox", "doctor", "db",
 )  # fmt: skip
 
 

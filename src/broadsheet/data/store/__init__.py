@@ -1,4 +1,5 @@
-"""The subscriber store: who is subscribed, with what, and everything that happened to them (SQLite).
+"""The subscriber store: who is subscribed, with what, and everything that happened to them (SQLite, or
+PostgreSQL with ``[database] url``).
 
 Imports config, errors and audience only. See docs/architecture/data.md for the schema.
 """

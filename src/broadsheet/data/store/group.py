@@ -53,9 +53,9 @@ class GroupWriter:
     writer thread). ``submit`` from any thread; ``close`` records what is queued, then stops the thread."""
 
     def __init__(
-        self, path: Path, *, opened: Callable[[Store], None] | None = None, max_group: int = MAX_GROUP
+        self, location: Path | str, *, opened: Callable[[Store], None] | None = None, max_group: int = MAX_GROUP
     ) -> None:
-        self.path = Path(path)
+        self.location = location  # the store's file, or its PostgreSQL URL (``Store``)
         self.opened = opened
         self.max_group = max_group
         self._queue: SimpleQueue[_Job[object] | None] = SimpleQueue()
@@ -187,7 +187,7 @@ class GroupWriter:
 
     def _open(self) -> Store:
         if self._store is None:
-            store = Store(self.path)
+            store = Store(self.location)
             store.only_writes_wait()
             if self.opened is not None:
                 self.opened(store)

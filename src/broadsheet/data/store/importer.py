@@ -34,6 +34,7 @@ from broadsheet.core.audience import RowProblem
 from broadsheet.core.errors import StoreError
 
 from ..bulk import Staging
+from ..db import postgres
 from ..subscriber_list import list_chunks
 from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING, settled, weaker_sql
 from .staged import STAGED, staged_chunks
@@ -77,6 +78,8 @@ def import_csv(
     if resubscribe and not update:
         raise StoreError("--resubscribe only goes with --update", fix="add --update")
     report = ImportReport()
+    if store.url:
+        return _import_postgres(store, path, report, update=update, resubscribe=resubscribe, on_problem=on_problem)
     move = _Move(store, path.name, report, update=update, resubscribe=resubscribe)
     try:
         with store._lock, Staging(store.db, store.path.parent, STAGED) as staging:
@@ -336,3 +339,166 @@ def _merged_status(old: str, new: str, *, resubscribe: bool) -> str:
     if new == "subscribed" and (old == "unconfirmed" or (old in SUPPRESSING and resubscribe)):
         return "subscribed"
     return old
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+# The same rules, the same bounded transactions in address order; the rows are staged by COPY into a
+# temporary table of the import's own connection (nothing is written to the store meanwhile) and numbered in
+# address order there (``pos``: file order; ``rn``: address order; ``first``: an address's first row).
+
+PG_STAGED = "import_staged"
+PG_SORTED = "import_sorted"
+
+
+def _import_postgres(
+    store: Store, path: Path, report: ImportReport, *, update: bool, resubscribe: bool,
+    on_problem: Callable[[RowProblem], None],
+) -> ImportReport:  # fmt: skip
+    """``import_csv`` into a store in PostgreSQL."""
+    move = _PostgresMove(store, path.name, report, update=update, resubscribe=resubscribe)
+    try:
+        with store._lock:
+            try:
+                total = _stage_postgres(store, path, report, on_problem)
+                for start in range(0, total, ROWS_PER_TRANSACTION):
+                    if start:
+                        time.sleep(PAUSE)  # another writer's turn
+                    with store._write():
+                        move.batch(start, min(start + ROWS_PER_TRANSACTION, total))
+            finally:
+                store.db.execute(f"DROP TABLE IF EXISTS {PG_STAGED}, {PG_SORTED}")
+    except postgres.errors() as exc:
+        raise StoreError(f"the import stopped: {str(exc).strip().splitlines()[0]}", where=store.where,
+                         fix=f"{report.added:,} subscriber(s) were added before it; run the import again"
+                             " (present addresses are left as they are)") from None  # fmt: skip
+    return report
+
+
+def _stage_postgres(store: Store, path: Path, report: ImportReport, on_problem: Callable[[RowProblem], None]) -> int:
+    """The list's valid rows COPYed into a temporary table, then numbered in address order; their count."""
+
+    def noted(problem: RowProblem) -> None:
+        report.problems += 1
+        on_problem(problem)
+
+    db = store.db
+    columns = ", ".join(STAGED)
+    db.execute(f"DROP TABLE IF EXISTS {PG_STAGED}, {PG_SORTED}")
+    db.execute(
+        f"CREATE TEMPORARY TABLE {PG_STAGED} (pos BIGINT, key TEXT, email TEXT, name TEXT, fields TEXT, status TEXT,"
+        " tags TEXT, line BIGINT)"
+    )
+    rows = 0
+    with postgres.copy(db, f"COPY {PG_STAGED} (pos, {columns}) FROM STDIN") as copy:
+        for chunk in staged_chunks(list_chunks(path, store._addresses, wanted=STATUSES), noted):
+            for row in chunk:
+                rows += 1
+                copy.write_row((rows, *row))
+    report.rows = rows
+    db.execute(
+        f"CREATE TEMPORARY TABLE {PG_SORTED} AS SELECT row_number() OVER (ORDER BY key, pos) AS rn,"
+        f" row_number() OVER (PARTITION BY key ORDER BY pos) = 1 AS first, {columns} FROM {PG_STAGED}"
+    )
+    db.execute(f"DROP TABLE {PG_STAGED}")
+    db.execute(f"CREATE INDEX ON {PG_SORTED} (rn)")
+    db.execute(f"ANALYZE {PG_SORTED}")
+    return rows
+
+
+class _PostgresMove:
+    """Moves rows (start, end] of PG_SORTED into the store, inside a write transaction (``_Move``'s rules)."""
+
+    def __init__(self, store: Store, source: str, report: ImportReport, *, update: bool, resubscribe: bool):
+        self.store, self.db, self.source, self.report = store, store.db, source, report
+        self.update, self.resubscribe = update, resubscribe
+        self.created = utc_now()
+
+    def batch(self, start: int, end: int) -> None:
+        before = self.db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0]
+        rows = {"start": start, "end": end, "before": before, "forgotten": self._forgotten(start, end)}
+        self._insert_new(rows)
+        if self.update:
+            for sub_start in range(start, end, MERGE_CHUNK):
+                self._merge_present({**rows, "start": sub_start, "end": min(sub_start + MERGE_CHUNK, end)})
+        else:
+            self._apply_opt_outs(rows)
+
+    def _forgotten(self, start: int, end: int) -> list[str]:
+        """The forgotten addresses among the batch's (usually none), counted in the report."""
+        if self.db.execute("SELECT 1 FROM forgotten LIMIT 1").fetchone() is None:
+            return []
+        keys = [key for (key,) in self.db.execute(
+            f"SELECT DISTINCT key FROM {PG_SORTED} WHERE rn > ? AND rn <= ?", (start, end)
+        )]  # fmt: skip
+        hashes = {self.store.forgotten_hash(key): key for key in keys}
+        query = "SELECT email_hash FROM forgotten WHERE email_hash IN ({})"
+        found = [hashes[digest] for (digest,) in self.store.select_in(query, list(hashes))]
+        self.report.forgotten += self.db.execute(
+            f"SELECT count(*) FROM {PG_SORTED} WHERE rn > ? AND rn <= ? AND key = ANY(CAST(? AS TEXT[]))",
+            (start, end, found),
+        ).fetchone()[0]
+        return found
+
+    def _insert_new(self, rows: dict[str, Any]) -> None:
+        """The first row of each address the store does not have, in address order, with its tags and event."""
+        db = self.db
+        added = db.execute(
+            "WITH added AS (INSERT INTO subscribers (email, email_key, name, fields, status, created, updated)"
+            " SELECT coalesce(s.email, s.key), s.key, s.name, s.fields, s.status, :now, :now"
+            f" FROM {PG_SORTED} s WHERE s.rn > :start AND s.rn <= :end AND s.first"
+            " AND s.key <> ALL(CAST(:forgotten AS TEXT[])) ORDER BY s.rn"
+            " ON CONFLICT (email_key) DO NOTHING RETURNING status)"
+            " SELECT status, count(*) FROM added GROUP BY status",
+            {**rows, "now": self.created},
+        ).fetchall()
+        if not added:
+            return
+        db.execute(
+            "INSERT INTO events (subscriber, at, kind, source, detail)"
+            " SELECT id, ?, 'imported', 'import', ? FROM subscribers WHERE id > ? ORDER BY id",
+            (utc_now(), self.source, rows["before"]),
+        )
+        db.execute(
+            "INSERT INTO tags (subscriber, tag, tag_key) SELECT u.id, t.value, t.key"
+            f" FROM {PG_SORTED} s JOIN subscribers u ON u.email_key = s.key AND u.id > :before"
+            " CROSS JOIN LATERAL json_each_text(CAST(s.tags AS JSON)) WITH ORDINALITY t (key, value, n)"
+            " WHERE s.rn > :start AND s.rn <= :end AND s.first AND s.tags IS NOT NULL ORDER BY s.rn, t.n"
+            " ON CONFLICT (subscriber, tag_key) DO NOTHING",
+            rows,
+        )
+        self.store._touch()
+        by_status = self.report.by_status
+        for status, count in added:
+            self.report.added += count
+            by_status[status] = by_status.get(status, 0) + count
+
+    def _apply_opt_outs(self, rows: dict[str, Any]) -> None:
+        """``_Move._apply_opt_outs``: the file's opt-outs for present addresses whose status is weaker."""
+        suppressing = ", ".join(f"'{status}'" for status in SUPPRESSING)
+        found = self.db.execute(
+            f"SELECT s.key, s.status, s.line, u.status FROM {PG_SORTED} s JOIN subscribers u ON u.email_key = s.key"
+            f" WHERE s.rn > :start AND s.rn <= :end AND s.status IN ({suppressing})"
+            f" AND {weaker_sql('u.status', 's.status')} AND s.key <> ALL(CAST(:forgotten AS TEXT[])) ORDER BY s.rn",
+            rows,
+        ).fetchall()
+        opted_out = set()
+        for key, status, line, before in found:
+            moved = self.store._strengthen(key, status, source="import", detail=f"{self.source}:{line}")
+            if moved and before not in SUPPRESSING:
+                opted_out.add(key)
+        self.report.opted_out += len(opted_out)
+
+    def _merge_present(self, rows: dict[str, Any]) -> None:
+        """--update: every row not just added (present before, or a later row of an address) merges in."""
+        present = [_Row(*row) for row in self.db.execute(
+            f"SELECT s.key, s.status, s.name, s.fields, s.tags, s.line FROM {PG_SORTED} s"
+            " WHERE s.rn > :start AND s.rn <= :end AND s.key <> ALL(CAST(:forgotten AS TEXT[]))"
+            " AND NOT (s.first AND EXISTS (SELECT 1 FROM subscribers u WHERE u.email_key = s.key AND u.id > :before))"
+            " ORDER BY s.rn",
+            rows,
+        )]  # fmt: skip
+        if not present:
+            return
+        subscribers = _load(self.store, {row.key for row in present})
+        for row in present:
+            _merge(self.store, subscribers[row.key], row, self.source, self.report, resubscribe=self.resubscribe)

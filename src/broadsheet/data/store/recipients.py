@@ -54,7 +54,10 @@ def recipients_for(
       addresses added, the list's opt-outs applied, never a resubscribe: the store's suppressions win;
       skipped while the file is unchanged since its last import; only counted when ``import_list`` is
       false, as for a dry run);
-    - else ``[send] list`` (checked against the store's suppressions when there is a store file)."""
+    - else ``[send] list`` (checked against the store's suppressions when there is a store file).
+
+    A store in PostgreSQL is not sent from yet: AudienceError, never a send that skips its suppressions."""
+    refuse_postgres(config)
     suppressions = suppression_file(config)
     has_store = store_path(config.root).is_file()  # a damaged one is an error (StoreError), never ignored
     if list_file is None and has_store and _has_subscribers(config.root):
@@ -109,8 +112,8 @@ def _new_addresses(store: Store, path: Path) -> int:
 def find_subscriber(config: Config, email: str, *, list_file: Path | None = None) -> Subscriber:
     """Whom ``preview --as`` and ``send --test --as`` personalise as: the store's subscribed subscriber with
     this address, else the list's (``list_file``, else send.list). AudienceError when neither has one."""
-    if Store.exists_for(config.root):
-        with Store.for_project(config.root) as store:
+    if Store.exists_for_config(config):
+        with Store.for_config(config) as store:
             stored = store.get(email)
         if stored is not None and stored.status == "subscribed":
             first_name = stored.fields.get("first_name", "") or first_word(stored.name)
@@ -132,12 +135,24 @@ def find_subscriber(config: Config, email: str, *, list_file: Path | None = None
 def first_recipient(config: Config, list_file: Path | None, segments: Sequence[str]) -> Subscriber | None:
     """The first of whom a send would mail; None when there is no one yet (an empty list, or neither a
     list file nor a store with subscribers, as in a new project). A named ``list_file`` must exist."""
+    refuse_postgres(config)
     no_list = list_file is None and not config.resolve(config.send.list).exists()
     if no_list and not (store_path(config.root).is_file() and _has_subscribers(config.root)):
         return None
     for subscriber in recipients_for(config, list_file, segments, import_list=False).recipients:
         return subscriber
     return None
+
+
+def refuse_postgres(config: Config) -> None:
+    """AudienceError when the store is in PostgreSQL: a send reads its recipients and suppressions from the
+    SQLite store only, so it would skip whom the PostgreSQL store has unsubscribed."""
+    if config.database.url:
+        raise AudienceError(
+            "send does not read a subscriber store in PostgreSQL yet ([database] url is set)",
+            where=config.where("database.url"),
+            fix="keep the store in SQLite (remove [database] url) to send; sending from PostgreSQL comes next",
+        )
 
 
 def csv_recipients(path: Path, config: Config, segments: Sequence[str], *, fix: str | None = None) -> CsvList:
@@ -380,8 +395,8 @@ def audience_fields(config: Config) -> frozenset[str] | None:
     """What merge tags may name: when ``send`` would mail the store, its fields and those of the list a send
     imports into it; else the CSV list's."""
     listed = list_fields(config.resolve(config.send.list))
-    if Store.exists_for(config.root):  # the only subscriber data lint sees: its command passes these in
-        with Store.for_project(config.root) as store:
+    if Store.exists_for_config(config):  # the only subscriber data lint sees: its command passes these in
+        with Store.for_config(config) as store:
             if store.count():
                 return frozenset(STANDARD_FIELDS) | frozenset(store.field_names()) | (listed or frozenset())
     return listed

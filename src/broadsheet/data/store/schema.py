@@ -1,7 +1,7 @@
-"""The store's tables, kept portable to PostgreSQL: INTEGER/TEXT columns, ISO 8601 UTC timestamps as TEXT,
+"""The store's tables, one schema for both engines: INTEGER/TEXT columns, ISO 8601 UTC timestamps as TEXT,
 JSON as TEXT, a lower-cased ``email_key`` with a UNIQUE constraint (no COLLATE NOCASE), upserts written as
-``INSERT … ON CONFLICT``. A PostgreSQL backend would write ``BIGINT GENERATED ALWAYS AS IDENTITY`` where
-SQLite writes ``INTEGER PRIMARY KEY``, and nothing else differs.
+``INSERT … ON CONFLICT``. On PostgreSQL the runner writes an identity column where SQLite writes ``INTEGER
+PRIMARY KEY`` (``db.dialect.postgres_ddl``), and nothing else differs.
 """
 
 from __future__ import annotations

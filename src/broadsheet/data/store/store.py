@@ -1,9 +1,12 @@
-"""The subscriber store: SQLite at ``.broadsheet/audience.db`` beside broadsheet.toml (WAL, busy_timeout).
+"""The subscriber store: SQLite at ``.broadsheet/audience.db`` beside broadsheet.toml (WAL, busy_timeout), or
+a PostgreSQL database (``[database] url``).
 
 One connection per ``Store``; use one instance per thread (a lock makes a shared one safe, but serial).
-Any number of threads and processes (send, serve, the CLI) share the file. Every write is one
-``BEGIN IMMEDIATE`` transaction, committed before the method returns. ``synchronous=NORMAL`` in WAL mode:
-a committed event survives a crash of the process; a power cut may lose the last few (as for the journal).
+Any number of threads and processes (send, serve, the CLI) share the store. Every write is one transaction,
+committed before the method returns, and writers take turns: SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's
+transaction-scoped advisory lock (so every rule below holds as it does on SQLite). ``synchronous=NORMAL`` in
+WAL mode: a committed event survives a crash of the process; a power cut may lose the last few (as for the
+journal). The queries are written once, for both engines (``db.dialect``).
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
+from broadsheet.core.config import Config
 from broadsheet.core.errors import StoreError
 
-from ..db import Schema, connect, migrate, use_wal
+from ..db import Schema, connect, migrate, postgres, use_wal
+from ..db.migrate import postgres_version
 from .schema import SCHEMA_VERSION, STATUS_EVENTS, STATUSES, STEPS, STRENGTH, SUPPRESSING, settled, weaker_sql
 
 BUSY_MS = 10_000
@@ -34,6 +39,8 @@ RETRY_SECONDS = 0.001  # between two tries to begin a write while another proces
 PAGE = 1000  # rows per page when streaming subscribers
 IN_CHUNK = 500  # addresses per ``IN (...)`` look-up (SQLite allows 999 parameters by default)
 REVIVING = ("unconfirmed", "unsubscribed")  # statuses a sign-up may (re)confirm
+SCHEMA_NAME = "store"  # the store's row in a PostgreSQL database's schema_versions
+WRITE_LOCK = 0x73746F7265  # PostgreSQL: the advisory lock every write of the store takes (b"store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,12 @@ STRENGTHEN = (
 )
 
 
+INSERT_SUBSCRIBER = (
+    "INSERT INTO subscribers (email, email_key, name, fields, status, nonce, created, updated)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def store_path(root: Path) -> Path:
     return Path(root) / ".broadsheet" / "audience.db"
 
@@ -126,28 +139,46 @@ def utc_now() -> str:
 class Store:
     """The subscriber store (see the module docstring). Also a context manager."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, location: Path | str):
+        """``location``: the SQLite file's path, or a ``postgresql://`` URL (``[database] url``)."""
+        self.engine = "postgresql" if postgres.is_postgres(location) else "sqlite"
+        self.url = str(location) if self.engine == "postgresql" else ""
+        self.path = Path(location) if not self.url else Path()  # the SQLite file (unused on PostgreSQL)
+        self.where = self.url or str(self.path)  # what errors name
         self._lock = threading.RLock()  # this instance's connection
-        self._writers = _writers_of(self.path)  # every writer of this file in this process
+        self._writers = _writers_of(self.url or self.path)  # every writer of this store in this process
         self._addresses = AddressChecker()
         self._group = False  # inside ``grouped``: writes join its transaction
         self._busy_handler = True  # SQLite's busy handler waits for other writers (``only_writes_wait``)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = connect(self.path, wait=BUSY_MS / 1000)
-            use_wal(self.db, foreign_keys=True, secure_delete=True)  # erased data is overwritten, not left free
+            if self.url:  # it speaks as a sqlite3.Connection to every query of the store (db/postgres.py)
+                self.db = cast(sqlite3.Connection, postgres.connect(self.url))
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = connect(self.path, wait=BUSY_MS / 1000)
+                use_wal(self.db, foreign_keys=True, secure_delete=True)  # erased data is overwritten, not left free
             self._hash_key = self._set_up()
-        except (sqlite3.Error, OSError) as exc:
+        except _open_failures() as exc:
+            if self.url and hasattr(self, "db"):
+                self.db.close()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreError(
-                f"cannot open the subscriber store: {exc}",
-                where=str(self.path),
-                fix="check that the folder is writable and the file is a broadsheet store",
+                f"cannot open the subscriber store: {first}",
+                where=self.where,
+                fix="check the database URL, that the server runs and the password (BROADSHEET_DATABASE_PASSWORD)"
+                if self.url
+                else "check that the folder is writable and the file is a broadsheet store",
             ) from None
 
     @classmethod
     def for_project(cls, root: Path) -> Store:
+        """The project's SQLite store (``for_config`` follows ``[database] url``)."""
         return cls(store_path(root))
+
+    @classmethod
+    def for_config(cls, config: Config) -> Store:
+        """The configured store: PostgreSQL when ``[database] url`` is set, else the project's SQLite file."""
+        return cls(config.database.url or store_path(config.root))
 
     @classmethod
     def exists_for(cls, root: Path) -> bool:
@@ -166,6 +197,11 @@ class Store:
         except sqlite3.Error:
             return False
         return found is not None
+
+    @classmethod
+    def exists_for_config(cls, config: Config) -> bool:
+        """The configured store is there: always in PostgreSQL (opening it creates its tables), else ``exists_for``."""
+        return bool(config.database.url) or cls.exists_for(config.root)
 
     def close(self) -> None:
         with self._lock:
@@ -332,12 +368,12 @@ class Store:
                 if not resubscribe:
                     raise StoreError(
                         f"{email} was forgotten at the person's request and stays suppressed",
-                        where=str(self.path),
+                        where=self.where,
                         fix="add it again only if they asked to subscribe again (subscribers add --resubscribe)",
                     )
                 self.db.execute("DELETE FROM forgotten WHERE email_hash = ?", (self.forgotten_hash(key),))
             if self.db.execute("SELECT 1 FROM subscribers WHERE email_key = ?", (key,)).fetchone():
-                raise StoreError(f"{email} is already in the store", where=str(self.path),
+                raise StoreError(f"{email} is already in the store", where=self.where,
                                  fix="see it with: broadsheet subscribers show " + email)  # fmt: skip
             subscriber = self._insert(email, name=name, fields=fields, status=status)
             self._add_tags(subscriber, tags)
@@ -675,7 +711,8 @@ class Store:
         write: for a connection that reads only inside its writes (the group writer's), one statement less
         on each side of each transaction."""
         with self._lock:
-            self.db.execute("PRAGMA busy_timeout=0")
+            if not self.url:  # PostgreSQL's connection waits only for locks anyway (lock_timeout)
+                self.db.execute("PRAGMA busy_timeout=0")
             self._busy_handler = False
 
     @contextmanager
@@ -720,9 +757,9 @@ class Store:
         with self._lock:
             if not writers.acquire(timeout=BUSY_MS / 1000):
                 raise StoreError("the subscriber store is busy: another thread of this process holds it",
-                                 where=str(self.path), fix="try again")  # fmt: skip
+                                 where=self.where, fix="try again")  # fmt: skip
             try:
-                self._begin_immediate()
+                self._begin_postgres() if self.url else self._begin_immediate()
                 try:
                     yield
                     self.db.execute("COMMIT")
@@ -749,25 +786,42 @@ class Store:
                     return
                 except sqlite3.OperationalError as exc:
                     if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
-                        raise StoreError(f"the subscriber store is busy: {exc}", where=str(self.path),
+                        raise StoreError(f"the subscriber store is busy: {exc}", where=self.where,
                                          fix="try again; another process holds the store for too long") from None  # fmt: skip
                 time.sleep(RETRY_SECONDS)
         finally:
             if self._busy_handler:
                 self.db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
 
+    def _begin_postgres(self) -> None:
+        """BEGIN, then the store's advisory lock (released by COMMIT or ROLLBACK): PostgreSQL's writers take
+        turns as SQLite's do, waiting up to the connection's lock_timeout for another process's."""
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+        except postgres.errors() as exc:
+            self.db.execute("ROLLBACK")
+            raise StoreError(f"the subscriber store is busy: {exc}", where=self.where,
+                             fix="try again; another process holds the store for too long") from None  # fmt: skip
+
     def _set_up(self) -> bytes:
         """The hash key, after bringing the file to this schema version (db/migrate.py; safe when two
         processes race: one waits for the other's transaction). An opened store of this version takes no
         write lock."""
         with self._lock:
-            migrate(self.db, Schema(STEPS, version=self._version, stamp=_stamp))
+            migrate(self.db, Schema(STEPS, version=self._version, stamp=_stamp, name=SCHEMA_NAME))
             return bytes.fromhex(self._meta("hash_key") or "")
 
-    def _version(self, db: sqlite3.Connection) -> int:
-        """The file's schema version: ``user_version``, else (a store of version 1 or 2) meta's
-        ``schema_version``; 0 for a new file or one without its meta rows. StoreError for a newer one."""
-        version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    def _version(self, db: Any) -> int:
+        """The store's schema version: ``user_version`` (PostgreSQL: ``schema_versions``), else (a SQLite
+        store of version 1 or 2) meta's ``schema_version``; 0 for a new one or one without its meta rows.
+        StoreError for a newer one."""
+        if self.url:
+            version = postgres_version(db, SCHEMA_NAME)
+            if version and self._meta("hash_key") is None:
+                return 0
+            return self._not_newer(version)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
         try:
             if not version and (row := db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()):
                 version = int(row[0])
@@ -775,10 +829,13 @@ class Store:
                 return 0
         except sqlite3.OperationalError:  # no meta table: a new file
             return 0
+        return self._not_newer(version)
+
+    def _not_newer(self, version: int) -> int:
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the subscriber store has schema version {version}; this broadsheet knows {SCHEMA_VERSION}",
-                where=str(self.path),
+                where=self.where,
                 fix="upgrade broadsheet",
             )
         return version
@@ -788,7 +845,10 @@ class Store:
         return row[0] if row else None
 
     def _checkpoint(self) -> None:
-        """Copy the WAL into the database and empty it (best effort: a reader may hold old pages a while)."""
+        """Copy the WAL into the database and empty it (best effort: a reader may hold old pages a while).
+        PostgreSQL: nothing (its own vacuum reclaims the erased rows)."""
+        if self.url:
+            return
         with self._lock:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -819,14 +879,13 @@ class Store:
     def _insert(self, email: str, *, name: str = "", fields: dict[str, str] | None = None, status: str,
                 nonce: str = "") -> int:  # fmt: skip
         now = utc_now()
-        cursor = self.db.execute(
-            "INSERT INTO subscribers (email, email_key, name, fields, status, nonce, created, updated)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (email, email.lower(), name, dump_fields(fields or {}), status, nonce, now, now),
-        )
-        assert cursor.lastrowid is not None
+        values = (email, email.lower(), name, dump_fields(fields or {}), status, nonce, now, now)
+        if self.url:  # psycopg has no lastrowid; SQLite's RETURNING costs more than its lastrowid
+            (subscriber,) = self.db.execute(f"{INSERT_SUBSCRIBER} RETURNING id", values).fetchone()
+        else:
+            subscriber = self.db.execute(INSERT_SUBSCRIBER, values).lastrowid
         self._touch()
-        return cursor.lastrowid
+        return int(subscriber)
 
     def _add_tags(self, subscriber: int, tags: Iterable[str]) -> None:
         self.db.executemany(
@@ -871,15 +930,20 @@ class Store:
         ]
 
 
-_WRITERS: dict[Path, threading.Lock] = {}
+_WRITERS: dict[Path | str, threading.Lock] = {}
 _WRITERS_LOCK = threading.Lock()
 
 
-def _writers_of(path: Path) -> threading.Lock:
-    """The lock the writers of this process take for one store file."""
-    key = path.resolve()
+def _writers_of(location: Path | str) -> threading.Lock:
+    """The lock the writers of this process take for one store (its file, or its database's URL)."""
+    key = location.resolve() if isinstance(location, Path) else location
     with _WRITERS_LOCK:
         return _WRITERS.setdefault(key, threading.Lock())
+
+
+def _open_failures() -> tuple[type[Exception], ...]:
+    """What opening a store may raise (evaluated when raised: psycopg's only once it is loaded)."""
+    return (sqlite3.Error, OSError, *postgres.errors())
 
 
 def check_status(status: str) -> str:
@@ -922,7 +986,7 @@ def _digest(nonce: str) -> str:
     return hashlib.sha256(nonce.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _stamp(db: sqlite3.Connection) -> None:
+def _stamp(db: Any) -> None:
     """The meta rows a new store starts with (kept when present)."""
     for name, value in (("hash_key", secrets.token_hex(32)), ("revision", "0")):
         db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (name, value))

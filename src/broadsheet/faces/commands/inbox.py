@@ -25,7 +25,7 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     config = project_config(args)
-    with Store.for_project(config.root) as store:
+    with Store.for_config(config) as store:
         result = read_inbox(config, store)
     refused = result.refused.total()
     print(

@@ -96,7 +96,7 @@ def _enter(args: argparse.Namespace, config: Config) -> int:
     read_sequence(sequence_folder(args.name, config), config)  # a typo enters no one into nothing
     if bool(args.email) == bool(args.tag):
         raise AudienceError("give addresses or --tag TAG", fix="broadsheet sequences enter NAME EMAIL… or --tag TAG")
-    with Store.for_project(config.root) as store:
+    with Store.for_config(config) as store:
         now = time.time()
         count = enter_tagged(store, args.name, args.tag, now) if args.tag else enter(store, args.name, args.email, now)
     print(f"{count:,} subscriber(s) entered {args.name}")

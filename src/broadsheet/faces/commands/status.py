@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
                 "the next send records them"
             )
         sent = sum(journal.counts(c)["sent"] for c in campaigns if delivers(c.transport))
-        for line in after_send_lines(config.root, campaigns[0].slug, sent):  # bounces, complaints, unsubscribes
+        for line in after_send_lines(config, campaigns[0].slug, sent):  # bounces, complaints, unsubscribes
             print(line)
-        for line in click_lines(config.root, campaigns[0].slug):
+        for line in click_lines(config, campaigns[0].slug):
             print(line)
         if args.failed_csv:
             written = sum(
@@ -137,7 +137,7 @@ def _overview_sent(journal: Journal, slug: str, campaigns: list[CampaignRecord],
                 f"{slug}: sent over {campaign.transport} (started {campaign.created} UTC): sent {counts['sent']:,}{more}"
             )
     sent = sum(journal.counts(c)["sent"] for c in campaigns if delivers(c.transport))
-    for line in after_send_lines(config.root, campaigns[0].slug, sent):
+    for line in after_send_lines(config, campaigns[0].slug, sent):
         print(line)
 
 

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         return _check(args, config)
     from broadsheet.data.store import Store
 
-    with Store.for_project(config.root) as store:
+    with Store.for_config(config) as store:
         return ACTIONS[args.action](args, store, config)
 
 

@@ -28,7 +28,7 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     config = project_config(args)
     name = args.transport or config.send.transport
-    with Store.for_project(config.root) as store:
+    with Store.for_config(config) as store:
         result = sync(config, store, name, args.since)
     print(f"{name}: {result.applied.summary()} ({result.requests} request(s))")
     for email in result.applied.suppressed[:20]:

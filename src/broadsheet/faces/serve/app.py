@@ -119,7 +119,7 @@ class App:
         self.headers = security_headers(self.pages.style_hash)
         self.local = threading.local()
         self.checkpointer = Checkpointer(store_path(config.root))
-        self.writer = GroupWriter(store_path(config.root), opened=self.opened)
+        self.writer = GroupWriter(config.database.url or store_path(config.root), opened=self.opened)
         self.mail = ConfirmationMail(
             config, self.pages, transport, self.secrets[0], store=lambda: self.store, writer=self.writer
         )
@@ -268,17 +268,18 @@ class App:
 
     @property
     def store(self) -> Store:
-        """This thread's Store (SQLite connections are not shared between threads)."""
+        """This thread's Store (its connection is not shared between threads)."""
         store = getattr(self.local, "store", None)
         if store is None:
-            store = self.local.store = Store.for_project(self.config.root)
+            store = self.local.store = Store.for_config(self.config)
             self.opened(store)
         return store
 
     def opened(self, store: Store) -> None:
-        """A Store of serve's, just opened: checkpoints run in their own thread, not inside a request."""
-        without_autocheckpoint(store.db)
-        self.checkpointer.start()
+        """A Store of serve's, just opened: SQLite's checkpoints run in their own thread, not inside a request."""
+        if store.engine == "sqlite":
+            without_autocheckpoint(store.db)
+            self.checkpointer.start()
 
     # -- unsubscribe ----------------------------------------------------------------------------
 

@@ -144,7 +144,7 @@ class ConfirmationMail:
 
     def drain(self) -> None:
         """Apply and mail every sign-up waiting in the intake (none when there is no store yet)."""
-        if not Store.exists_for(self.config.root):
+        if not Store.exists_for_config(self.config):
             return
         store = self.store()
         dropped = store.drop_unfinished_mailings(UNFINISHED_SECONDS)

@@ -3,8 +3,7 @@ Yahoo want complaints under 0.1 % and act at 0.3 %; providers review accounts at
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from broadsheet.core.config import Config
 from broadsheet.data.journal.journal import Journal, journal_path
 from broadsheet.data.store import Store
 from broadsheet.usecases.events.report import BOUNCE_LIMIT, COMPLAINT_LIMIT, AfterSend
@@ -15,10 +14,10 @@ COMPLAINT_FAIL = 0.003  # Gmail's and Yahoo's hard line
 BOUNCE_FAIL = 0.05
 
 
-def rate_checks(root: Path, campaigns: int) -> list[Check]:
+def rate_checks(config: Config, campaigns: int) -> list[Check]:
     """One check per campaign of the last ``campaigns`` over a real transport (sent counted by the journal,
     bounces and complaints by the subscriber store's events)."""
-    path = journal_path(root)
+    path = journal_path(config.root)
     if not path.exists():
         return [Check("rates", "ok", "no campaign has been sent yet: nothing to measure")]
     with Journal(path, read_only=True) as journal:
@@ -26,7 +25,7 @@ def rate_checks(root: Path, campaigns: int) -> list[Check]:
     recent = [(campaign, sent) for campaign, sent in recent if sent]
     if not recent:
         return [Check("rates", "ok", "no campaign has been sent yet: nothing to measure")]
-    if not Store.exists_for(root):
+    if not Store.exists_for_config(config):
         return [
             Check(
                 "rates",
@@ -35,7 +34,7 @@ def rate_checks(root: Path, campaigns: int) -> list[Check]:
                 fix="let webhooks, broadsheet inbox or broadsheet sync record them (broadsheet serve)",
             )
         ]
-    with Store.for_project(root) as store:
+    with Store.for_config(config) as store:
         return [
             _rates(campaign.slug, AfterSend.from_counts(sent, store.campaign_counts(campaign.slug)))
             for campaign, sent in recent

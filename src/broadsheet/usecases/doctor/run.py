@@ -70,7 +70,7 @@ def run_doctor(options: DoctorOptions, config: Config) -> DoctorResult:
         checks.append(public_url_check(config, options.timeout))
     if options.wants("rates"):
         try:
-            checks += rate_checks(config.root, options.campaigns)
+            checks += rate_checks(config, options.campaigns)
         except BroadsheetError as exc:
             checks.append(Check("rates", "fail", str(exc), fix=exc.fix or ""))
     return DoctorResult(transport, tuple(checks))

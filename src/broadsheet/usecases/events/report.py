@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from broadsheet.core.config import Config
 from broadsheet.data.store import Store
 from broadsheet.data.store.clicks import clicks_per_link
 
@@ -87,20 +88,20 @@ def store_health(root: Path) -> list[str]:
         return store_warnings(store)
 
 
-def after_send_lines(root: Path, slug: str, sent: int) -> list[str]:
+def after_send_lines(config: Config, slug: str, sent: int) -> list[str]:
     """The after-send lines for ``broadsheet status``, when the project has a subscriber store."""
-    if not sent or not Store.exists_for(root):
+    if not sent or not Store.exists_for_config(config):
         return []
-    with Store.for_project(root) as store:
+    with Store.for_config(config) as store:
         return AfterSend.from_counts(sent, store.campaign_counts(slug)).lines()
 
 
-def click_lines(root: Path, slug: str) -> list[str]:
+def click_lines(config: Config, slug: str) -> list[str]:
     """``broadsheet status``'s clicks per link (``[tracking] clicks``): the address, clicks, of which by
     link scanners, and readers (unique) where the clicks name them; nothing when none was counted."""
-    if not Store.exists_for(root):
+    if not Store.exists_for_config(config):
         return []
-    with Store.for_project(root) as store:
+    with Store.for_config(config) as store:
         links = clicks_per_link(store, slug)
     if not links:
         return []

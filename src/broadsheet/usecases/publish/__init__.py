@@ -47,7 +47,7 @@ def publish_site(config: Config, out: Path, *, subscriber_count: bool = False) -
     site, brand_notes = _write_brand(writer, config, site)
     notes += brand_notes
     if subscriber_count:
-        site = dataclasses.replace(site, subscribers=subscribed(config.root))
+        site = dataclasses.replace(site, subscribers=subscribed(config))
     for position, entry in enumerate(entries):
         older = entries[position + 1] if position + 1 < len(entries) else None
         newer = entries[position - 1] if position else None
@@ -64,11 +64,11 @@ def publish_site(config: Config, out: Path, *, subscriber_count: bool = False) -
     return Published(writer.root, tuple(entries), tuple(sorted(writer.written)), tuple(removed), tuple(notes))
 
 
-def subscribed(root: Path) -> int:
-    """How many addresses the project's store has subscribed (0 without a store; none is created)."""
-    if not Store.exists_for(root):
+def subscribed(config: Config) -> int:
+    """How many addresses the configured store has subscribed (0 without a store; none is created)."""
+    if not Store.exists_for_config(config):
         return 0
-    with Store.for_project(root) as store:
+    with Store.for_config(config) as store:
         return store.count("subscribed")
 
 

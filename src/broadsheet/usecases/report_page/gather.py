@@ -20,8 +20,8 @@ MAX_DAYS = 400  # the warm-up chart shows at most the last this many days
 
 def gather(config: Config, *, now: float) -> ReportData:
     subscribers, days, per_campaign, clicks = None, None, {}, None
-    if Store.exists_for(config.root):
-        with Store.for_project(config.root) as store:
+    if Store.exists_for_config(config):
+        with Store.for_config(config) as store:
             subscribers = {status: store.count(status) for status in STATUSES}
             days = _days(store_history.events_per_day(store))
             per_campaign = store_history.events_per_campaign(store)

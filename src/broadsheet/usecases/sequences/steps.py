@@ -19,7 +19,7 @@ from broadsheet.core.errors import BroadsheetError
 from broadsheet.core.providers import delivers
 from broadsheet.core.render import read_and_build
 from broadsheet.data.store import Store, store_path
-from broadsheet.data.store.recipients import suppression_file
+from broadsheet.data.store.recipients import refuse_postgres, suppression_file
 from broadsheet.data.store.sequences import StepList, enter_all, enter_confirmed, stop_left
 
 from ..campaign import Journal, Prepared, issue_key, prepare_campaign
@@ -39,7 +39,7 @@ class StepsResult:
 
 def has_sequences(config: Config) -> bool:
     """The project has a sequence and a subscriber store (without members, no step is ever due)."""
-    return bool(sequence_names(config)) and store_path(config.root).is_file()
+    return bool(sequence_names(config)) and (bool(config.database.url) or store_path(config.root).is_file())
 
 
 def send_due_steps(
@@ -47,6 +47,12 @@ def send_due_steps(
 ) -> StepsResult:
     """Send every step that is due at ``now``, sequence by sequence; call under the send lock."""
     result = StepsResult()
+    try:
+        refuse_postgres(config)  # a step's recipients come from the SQLite store only, for now
+    except BroadsheetError as exc:  # said on every run, never a sequence that silently stops
+        reporter.problem(exc)
+        result.errors += 1
+        return result
     if not store_path(config.root).is_file():
         return result
     for name in sequence_names(config):
