@@ -18,10 +18,13 @@ from support.smtpd import (
     echoing_checker,
     make_certificates,
     password_checker,
+    raw_message,
     smtp_server,
+    smtp_transport,
     write_subscribers,
 )
 
+from broadsheet.delivery.transports.smtp_session import dot_stuffed
 from broadsheet.faces.cli import main
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
@@ -492,3 +495,34 @@ def test_a_config_mistake_the_transport_finds_is_a_config_error(sample, monkeypa
         transport = SmtpTransport(config)
         transport._tls_context()
     assert caught.value.where is not None and "broadsheet.toml:" in caught.value.where
+
+
+# -- the content after DATA: dot-stuffing (RFC 5321 §4.5.2) ------------------------------------------------
+
+STUFFING = [
+    (b"Subject: x\r\n\r\nbody\r\n", b"Subject: x\r\n\r\nbody\r\n.\r\n"),
+    (b"Subject: x\r\n\r\n.\r\nafter\r\n", b"Subject: x\r\n\r\n..\r\nafter\r\n.\r\n"),  # a line that is just "."
+    (b".first line\r\n", b"..first line\r\n.\r\n"),  # the content starts with "."
+    (b"a\r\n..two\r\n.three.\r\n", b"a\r\n...two\r\n..three.\r\n.\r\n"),  # only the line's first "."
+    (b"a\r\n\r\n.\r\n", b"a\r\n\r\n..\r\n.\r\n"),  # CRLF.CRLF inside the content never ends it early
+    (b"ends in a dot line\r\n.", b"ends in a dot line\r\n..\r\n.\r\n"),
+    (b"no line end", b"no line end\r\n.\r\n"),  # CRLF added before the final "."
+    (b"bare\n.lf\n", b"bare\n..lf\n\r\n.\r\n"),  # a "." after a bare LF is doubled too
+    (b"bare\r.cr\r", b"bare\r.cr\r\r\n.\r\n"),  # a bare CR does not start a line
+    (b"", b"\r\n.\r\n"),
+]
+
+
+@pytest.mark.parametrize("raw, wire", STUFFING)
+def test_dot_stuffing_doubles_a_leading_dot_and_ends_with_crlf_dot_crlf(raw, wire):
+    assert dot_stuffed(raw) == wire
+    assert wire.endswith(b"\r\n.\r\n") and b"\r\n.\r\n" not in wire[:-3]  # the end, and only there
+
+
+@pytest.mark.parametrize("raw", [raw for raw, _ in STUFFING if b"\n" not in raw.replace(b"\r\n", b"")])
+def test_a_server_stores_the_content_exactly_as_composed(raw):
+    """aiosmtpd undoes the stuffing: what it stores is the message, with the CRLF the final "." needs."""
+    sink = Sink(pipelining=False)
+    with smtp_server(sink) as (host, port), smtp_transport(host, port) as transport:
+        assert transport.send_one(raw_message(raw)).status == "sent"
+    assert [message.raw for message in sink.received] == [raw if raw.endswith(b"\r\n") else raw + b"\r\n"]

@@ -301,3 +301,27 @@ def write_subscribers(path: Path, count: int, *, domain: str = "example.com") ->
     lines = ["email,name,first_name,city"] + [f"{email},{first} Tester,{first},Leuven" for email, first in people]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return people
+
+
+# -- one raw message straight to the transport --------------------------------------------------------
+
+
+def raw_message(raw: bytes, recipient: str = "reader@example.com", sender: str = "newsletter@example.org"):
+    """A composed message whose bytes are exactly ``raw`` (for what the wire and the server make of them)."""
+    from broadsheet.core.compose.message import Message
+
+    return Message(recipient, sender, sender, recipient, "test", {}, "", "", raw)
+
+
+@contextmanager
+def smtp_transport(host: str, port: int, **settings):
+    """An open SmtpTransport to host:port (no TLS unless ``security`` says so), with the sample's config."""
+    import dataclasses
+
+    from broadsheet.core.config import Smtp, load_config
+    from broadsheet.delivery.transports.smtp import SmtpTransport
+
+    root = Path(__file__).resolve().parents[2]
+    smtp = Smtp(host=host, port=port, **{"security": "none", "timeout": 10, **settings})
+    with SmtpTransport(dataclasses.replace(load_config(root / "broadsheet.toml"), smtp=smtp)) as transport:
+        yield transport
