@@ -250,11 +250,12 @@ def test_a_late_reply_to_the_final_dot_within_data_timeout_is_sent_once(sample):
     assert {email: state[:2] for email, state in journal(sample).items()} == {email: ("sent", 1) for email in people}
 
 
+@pytest.mark.parametrize("chunking", [False, True])  # the reply to the final "." or to BDAT LAST
 @pytest.mark.parametrize("fault", ["stored_silent", "stored_closed"])
-def test_no_reply_to_the_final_dot_is_unknown_stored_once_and_not_resent(sample, capsys, fault):
+def test_no_reply_to_the_final_dot_is_unknown_stored_once_and_not_resent(sample, capsys, fault, chunking):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 4)]
     lost = people[2]
-    sink = Sink(**{fault: {lost}})
+    sink = Sink(chunking=chunking, **{fault: {lost}})
     with smtp_server(sink) as (host, port):
         configure(
             sample,
@@ -436,8 +437,8 @@ def test_mail_rcpt_and_data_go_in_one_write_when_pipelining_is_offered_and_on(
     assert rcpt_on_its_own is not pipelined
 
 
-@pytest.mark.parametrize("pipelining", [True, False])
-def test_refusals_mid_pipeline_are_classified_and_the_connection_goes_on(sample, pipelining):
+@pytest.mark.parametrize("pipelining, chunking", [(True, False), (False, False), (True, True)])
+def test_refusals_mid_pipeline_are_classified_and_the_connection_goes_on(sample, pipelining, chunking):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 8)]
     rejected, busy_once, busy_always = people[1], people[3], people[5]
     sink = Sink(
@@ -445,6 +446,7 @@ def test_refusals_mid_pipeline_are_classified_and_the_connection_goes_on(sample,
         replies_once={busy_once: "451 4.3.0 try again later"},
         mail_replies_once={"newsletter@example.org": "451 4.3.2 try again later"},
         pipelining=pipelining,
+        chunking=chunking,  # MAIL, RCPT and BDAT LAST in one write: the refusals amid it, as amid DATA's
     )
     with smtp_server(sink) as (host, port):
         configure(sample, send=fast_send(connections=1, retries=1), smtp=smtp_settings(host, port))
