@@ -45,7 +45,8 @@ class Reply:
 
 
 class ReplyLost(Exception):
-    """The final "." went out but no reply came back (timeout, connection closed or reset)."""
+    """The final "." (or the whole BDAT write) went out but no reply came back (timeout, connection
+    closed or reset)."""
 
 
 def envelope(connection: smtplib.SMTP, sender: str, recipient: str, *, smtputf8: bool, pipelining: bool) -> list[Reply]:
