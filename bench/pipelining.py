@@ -1,10 +1,13 @@
-"""Benchmark: SMTP pipelining (RFC 2920) over real network latency, against the same sender without it.
+"""Benchmark: SMTP pipelining (RFC 2920) and CHUNKING (RFC 3030) over real network latency, against the
+same sender without either.
 
 A TCP proxy on 127.0.0.1 (bench/latency_proxy.py, its own process) holds every chunk 10 ms each way in
-front of an aiosmtpd sink (its own process) that answers at once and advertises PIPELINING. Without
-pipelining a message on an open connection costs four round trips (MAIL, RCPT, DATA, the final "."),
-with it two (MAIL+RCPT+DATA in one write, then the content), so the bound is connections / (4 or 2 ×
-20 ms). mailmerge 2.3.0 goes through the same proxy (a connection per message).
+front of an aiosmtpd sink (its own process) that answers at once and advertises PIPELINING, and for the
+CHUNKING rows CHUNKING too (BDAT from tests/support/bdat.py). Without pipelining a message on an open
+connection costs four round trips (MAIL, RCPT, DATA, the final "."), with it two (MAIL+RCPT+DATA in one
+write, then the content), with CHUNKING one (MAIL+RCPT+BDAT LAST and the content in one write), so the
+bound is connections / (4, 2 or 1 × 20 ms). mailmerge 2.3.0 goes through the same proxy (a connection
+per message).
 
     .venv/bin/pip install mailmerge==2.3.0
     .venv/bin/python bench/pipelining.py [--latency 0.01] [--per-connection 150] [--skip-mailmerge]
@@ -54,19 +57,21 @@ def main() -> None:
     )
     print("| sender | connections | received | send time | messages/s | of bound | × without pipelining |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    modes = [("broadsheet, pipelining = false", False, False, 4), ("broadsheet, pipelining", True, False, 2)]
+    modes += [("broadsheet, pipelining + CHUNKING", True, True, 1)]
     with tempfile.TemporaryDirectory(prefix="broadsheet-bench-") as tmp:
         folder = Path(tmp)
         copy_sample_project(folder)
         for connections in args.connections:
             write_list(folder, args.per_connection * connections)
-            results = {}
-            for pipelining, trips in ((False, 4), (True, 2)):
-                results[pipelining] = result = run_broadsheet(
-                    folder, connections, 0.0, pipelining=pipelining, latency=args.latency
+            plain = None
+            for label, pipelining, chunking, trips in modes:
+                result = run_broadsheet(
+                    folder, connections, 0.0, pipelining=pipelining, latency=args.latency, chunking=chunking
                 )
+                plain = plain or result
                 bound = connections / (trips * rtt)
-                ratio = f"{result['rate'] / results[False]['rate']:.2f}×" if pipelining else "1.00×"
-                label = "broadsheet, pipelining" if pipelining else "broadsheet, pipelining = false"
+                ratio = f"{result['rate'] / plain['rate']:.2f}×"
                 print(
                     f"| {label} | {connections} | {result['received']:,} | {result['seconds']:.1f} s "
                     f"| {result['rate']:.1f} | {result['rate'] / bound:.0%} of {bound:.0f}/s | {ratio} |",

@@ -6,10 +6,14 @@ message on an open connection takes three such replies (MAIL, RCPT, DATA), so th
 connections / (3 × 20 ms). mailmerge opens a new connection per message (EHLO … QUIT: five replies).
 The sink advertises PIPELINING; broadsheet then sends MAIL, RCPT and DATA in one write, but this sink
 still answers them one after another, 20 ms each, so the bound stays the same (bench/pipelining.py
-measures pipelining over real latency instead).
+measures pipelining and CHUNKING over real latency instead). "command" is the whole `broadsheet send`
+(build, lint, journal set-up and the send), timed from outside.
 
     .venv/bin/pip install mailmerge==2.3.0
-    .venv/bin/python bench/smtp.py [--recipients 2000] [--delay 0.02] [--skip-mailmerge]
+With --chunking the sink offers CHUNKING as well (as Postfix does): broadsheet then sends MAIL, RCPT
+and BDAT LAST with the content in one write (three delayed replies still), mailmerge DATA as before.
+
+    .venv/bin/python bench/smtp.py [--recipients 2000] [--delay 0.02] [--chunking] [--skip-mailmerge]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -32,6 +37,7 @@ import child
 from latency_proxy import LatencyProxy
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # support.bdat: BDAT (RFC 3030) for the sink, as in the tests
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 BIN = Path(sys.executable).parent
 
@@ -40,8 +46,9 @@ BIN = Path(sys.executable).parent
 
 
 class DelayedSink:
-    def __init__(self, delay: float):
+    def __init__(self, delay: float, chunking: bool = False):
         self.delay = delay
+        self.chunking = chunking
         self.received = 0
 
     async def _reply(self, reply: str) -> str:
@@ -52,6 +59,8 @@ class DelayedSink:
         await asyncio.sleep(self.delay)
         session.host_name = hostname
         responses.insert(-1, "250-PIPELINING")  # as Postfix, SES, Postmark and SendGrid do
+        if self.chunking:
+            responses.insert(-1, "250-CHUNKING")  # as Postfix does
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, options):
@@ -73,11 +82,16 @@ class DelayedSink:
         return await self._reply("221 Bye")
 
 
-def serve(port: int, delay: float) -> None:
+def serve(port: int, delay: float, chunking: bool) -> None:
     from aiosmtpd.controller import Controller
+    from support.bdat import ChunkingSMTP
 
-    sink = DelayedSink(delay)
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    class ChunkingController(Controller):
+        def factory(self):
+            return ChunkingSMTP(self.handler, **self.SMTP_kwargs)
+
+    sink = DelayedSink(delay, chunking)
+    controller = ChunkingController(sink, hostname="127.0.0.1", port=port)
     controller.start()
     print("ready", flush=True)
     signal.sigwait({signal.SIGTERM})
@@ -88,9 +102,10 @@ def serve(port: int, delay: float) -> None:
 class Sink:
     """The sink process: started fresh for each run, reports how many messages it accepted."""
 
-    def __init__(self, delay: float):
+    def __init__(self, delay: float, chunking: bool = False):
         self.port = free_port()
-        self.process = child.start([sys.executable, __file__, "--serve", str(self.port), "--delay", str(delay)])
+        argv = [sys.executable, __file__, "--serve", str(self.port), "--delay", str(delay)]
+        self.process = child.start(argv + (["--chunking"] if chunking else []))
 
     def stop(self) -> int:
         return int(re.search(r"received (\d+)", child.stop(self.process)).group(1))
@@ -129,6 +144,7 @@ def write_list(folder: Path, recipients: int) -> None:
 
 
 def configure(folder: Path, port: int, connections: int, *, pipelining: bool = True) -> None:
+    """[send] and [smtp] for this sink; ``chunking`` is left at its default (on: used where offered)."""
     text = (folder / "broadsheet.toml").read_text(encoding="utf-8")
     text = re.sub(r"(?ms)^\[(send|smtp)\]\n.*?(?=^\[|\Z)", "", text)
     text += (
@@ -142,8 +158,8 @@ def configure(folder: Path, port: int, connections: int, *, pipelining: bool = T
 class SinkBehind:
     """The sink, behind a latency proxy when ``latency`` is set; ``port`` is where senders connect."""
 
-    def __init__(self, delay: float, latency: float = 0.0):
-        self.sink = Sink(delay)
+    def __init__(self, delay: float, latency: float = 0.0, chunking: bool = False):
+        self.sink = Sink(delay, chunking)
         self.proxy = LatencyProxy(free_port(), self.sink.port, latency) if latency else None
         self.port = self.proxy.port if self.proxy else self.sink.port
 
@@ -154,23 +170,33 @@ class SinkBehind:
 
 
 def run_broadsheet(
-    folder: Path, connections: int, delay: float, *, pipelining: bool = True, latency: float = 0.0
+    folder: Path,
+    connections: int,
+    delay: float,
+    *,
+    pipelining: bool = True,
+    latency: float = 0.0,
+    chunking: bool = False,
 ) -> dict:
+    """One `broadsheet send` to a fresh sink (offering CHUNKING when ``chunking``)."""
     shutil.rmtree(folder / ".broadsheet", ignore_errors=True)
-    sink = SinkBehind(delay, latency)
+    sink = SinkBehind(delay, latency, chunking)
     configure(folder, sink.port, connections, pipelining=pipelining)
     env = {**os.environ, "BROADSHEET_SECRET": "bench-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
         [str(BIN / "broadsheet"), "send", ISSUE, "--yes"], cwd=folder, env=env, capture_output=True, text=True
     )
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the command's own CPU: the sink is not reaped yet
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     received = sink.stop()
     if result.returncode != 0:
         raise SystemExit(f"broadsheet send failed:\n{result.stdout}\n{result.stderr}")
     match = re.search(r"this run: sent ([\d,]+).* in ([\d.]+) s", result.stdout)
     sent, seconds = int(match.group(1).replace(",", "")), float(match.group(2))
-    return {"sent": sent, "received": received, "seconds": seconds, "wall": wall, "rate": sent / seconds}
+    return {"sent": sent, "received": received, "seconds": seconds, "wall": wall, "rate": sent / seconds, "cpu": cpu}
 
 
 # -- mailmerge ---------------------------------------------------------------------------------------
@@ -242,36 +268,49 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.02)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 4, 10])
     parser.add_argument("--skip-mailmerge", action="store_true")
+    parser.add_argument("--mailmerge-recipients", type=int, help="fewer for mailmerge (its rate is per message)")
+    parser.add_argument("--chunking", action="store_true", help="the sink offers CHUNKING (RFC 3030) too")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        return serve(args.serve, args.delay)
+        return serve(args.serve, args.delay, args.chunking)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"# {platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · "
-        f"Python {platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M')}"
+        f"Python {platform.python_version()} · load {load} · {time.strftime('%Y-%m-%d %H:%M %Z')}"
     )
-    print(f"# {args.recipients:,} recipients, every handler reply delayed {args.delay * 1000:.0f} ms")
+    offers = "PIPELINING and CHUNKING" if args.chunking else "PIPELINING"
+    print(
+        f"# {args.recipients:,} recipients, every handler reply delayed {args.delay * 1000:.0f} ms, sink offers {offers}"
+    )
     rows = []
     with tempfile.TemporaryDirectory(prefix="broadsheet-bench-") as tmp:
         folder = Path(tmp)
         make_project(folder, args.recipients)
         for connections in args.connections:
             bound = connections / (3 * args.delay)
-            result = run_broadsheet(folder, connections, args.delay)
+            result = run_broadsheet(folder, connections, args.delay, chunking=args.chunking)
             rows.append((f"broadsheet, {connections} connection(s)", result, bound))
         if not args.skip_mailmerge:
-            rows.append(
-                ("mailmerge 2.3.0 (connection per message)", run_mailmerge(folder, args.recipients, args.delay), None)
-            )
+            count = args.mailmerge_recipients or args.recipients
+            write_list(folder, count)
+            rows.append(("mailmerge 2.3.0 (connection per message)", run_mailmerge(folder, count, args.delay), None))
     baseline = rows[-1][1]["rate"] if not args.skip_mailmerge else None
-    print("| sender | received | send time | messages/s | of latency bound | × mailmerge |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| sender | received | send time | messages/s | of latency bound | command | command msg/s "
+        "| of latency bound | × mailmerge (command) | command CPU |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, result, bound in rows:
+        whole = result["sent"] / result["wall"]
         share = f"{result['rate'] / bound:.0%} of {bound:.0f}/s" if bound else "-"
-        ratio = f"{result['rate'] / baseline:.1f}×" if baseline else "-"
+        whole_share = f"{whole / bound:.0%}" if bound else "-"
+        ratio = f"{whole / baseline:.1f}×" if baseline else "-"
+        cpu = f"{result['cpu']:.1f} s" if "cpu" in result else "-"
         print(
-            f"| {label} | {result['received']:,} | {result['seconds']:.1f} s (command {result['wall']:.1f} s) "
-            f"| {result['rate']:.1f} | {share} | {ratio} |"
+            f"| {label} | {result['received']:,} | {result['seconds']:.1f} s | {result['rate']:.1f} | {share} "
+            f"| {result['wall']:.1f} s | {whole:.1f} | {whole_share} | {ratio} | {cpu} |",
+            flush=True,
         )
 
 

@@ -18,10 +18,13 @@ from support.smtpd import (
     echoing_checker,
     make_certificates,
     password_checker,
+    raw_message,
     smtp_server,
+    smtp_transport,
     write_subscribers,
 )
 
+from broadsheet.delivery.transports.smtp_session import dot_stuffed
 from broadsheet.faces.cli import main
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
@@ -247,11 +250,12 @@ def test_a_late_reply_to_the_final_dot_within_data_timeout_is_sent_once(sample):
     assert {email: state[:2] for email, state in journal(sample).items()} == {email: ("sent", 1) for email in people}
 
 
+@pytest.mark.parametrize("chunking", [False, True])  # the reply to the final "." or to BDAT LAST
 @pytest.mark.parametrize("fault", ["stored_silent", "stored_closed"])
-def test_no_reply_to_the_final_dot_is_unknown_stored_once_and_not_resent(sample, capsys, fault):
+def test_no_reply_to_the_final_dot_is_unknown_stored_once_and_not_resent(sample, capsys, fault, chunking):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 4)]
     lost = people[2]
-    sink = Sink(**{fault: {lost}})
+    sink = Sink(chunking=chunking, **{fault: {lost}})
     with smtp_server(sink) as (host, port):
         configure(
             sample,
@@ -433,8 +437,8 @@ def test_mail_rcpt_and_data_go_in_one_write_when_pipelining_is_offered_and_on(
     assert rcpt_on_its_own is not pipelined
 
 
-@pytest.mark.parametrize("pipelining", [True, False])
-def test_refusals_mid_pipeline_are_classified_and_the_connection_goes_on(sample, pipelining):
+@pytest.mark.parametrize("pipelining, chunking", [(True, False), (False, False), (True, True)])
+def test_refusals_mid_pipeline_are_classified_and_the_connection_goes_on(sample, pipelining, chunking):
     people = [email for email, _ in write_subscribers(sample / "list.csv", 8)]
     rejected, busy_once, busy_always = people[1], people[3], people[5]
     sink = Sink(
@@ -442,6 +446,7 @@ def test_refusals_mid_pipeline_are_classified_and_the_connection_goes_on(sample,
         replies_once={busy_once: "451 4.3.0 try again later"},
         mail_replies_once={"newsletter@example.org": "451 4.3.2 try again later"},
         pipelining=pipelining,
+        chunking=chunking,  # MAIL, RCPT and BDAT LAST in one write: the refusals amid it, as amid DATA's
     )
     with smtp_server(sink) as (host, port):
         configure(sample, send=fast_send(connections=1, retries=1), smtp=smtp_settings(host, port))
@@ -492,3 +497,34 @@ def test_a_config_mistake_the_transport_finds_is_a_config_error(sample, monkeypa
         transport = SmtpTransport(config)
         transport._tls_context()
     assert caught.value.where is not None and "broadsheet.toml:" in caught.value.where
+
+
+# -- the content after DATA: dot-stuffing (RFC 5321 §4.5.2) ------------------------------------------------
+
+STUFFING = [
+    (b"Subject: x\r\n\r\nbody\r\n", b"Subject: x\r\n\r\nbody\r\n.\r\n"),
+    (b"Subject: x\r\n\r\n.\r\nafter\r\n", b"Subject: x\r\n\r\n..\r\nafter\r\n.\r\n"),  # a line that is just "."
+    (b".first line\r\n", b"..first line\r\n.\r\n"),  # the content starts with "."
+    (b"a\r\n..two\r\n.three.\r\n", b"a\r\n...two\r\n..three.\r\n.\r\n"),  # only the line's first "."
+    (b"a\r\n\r\n.\r\n", b"a\r\n\r\n..\r\n.\r\n"),  # CRLF.CRLF inside the content never ends it early
+    (b"ends in a dot line\r\n.", b"ends in a dot line\r\n..\r\n.\r\n"),
+    (b"no line end", b"no line end\r\n.\r\n"),  # CRLF added before the final "."
+    (b"bare\n.lf\n", b"bare\n..lf\n\r\n.\r\n"),  # a "." after a bare LF is doubled too
+    (b"bare\r.cr\r", b"bare\r.cr\r\r\n.\r\n"),  # a bare CR does not start a line
+    (b"", b"\r\n.\r\n"),
+]
+
+
+@pytest.mark.parametrize("raw, wire", STUFFING)
+def test_dot_stuffing_doubles_a_leading_dot_and_ends_with_crlf_dot_crlf(raw, wire):
+    assert dot_stuffed(raw) == wire
+    assert wire.endswith(b"\r\n.\r\n") and b"\r\n.\r\n" not in wire[:-3]  # the end, and only there
+
+
+@pytest.mark.parametrize("raw", [raw for raw, _ in STUFFING if b"\n" not in raw.replace(b"\r\n", b"")])
+def test_a_server_stores_the_content_exactly_as_composed(raw):
+    """aiosmtpd undoes the stuffing: what it stores is the message, with the CRLF the final "." needs."""
+    sink = Sink(pipelining=False)
+    with smtp_server(sink) as (host, port), smtp_transport(host, port) as transport:
+        assert transport.send_one(raw_message(raw)).status == "sent"
+    assert [message.raw for message in sink.received] == [raw if raw.endswith(b"\r\n") else raw + b"\r\n"]

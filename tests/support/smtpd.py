@@ -14,6 +14,7 @@
   delay         seconds before every reply a handler gives (EHLO, MAIL, RCPT, end of DATA, RSET, QUIT)
   claim_starttls  advertise STARTTLS without a TLS context: aiosmtpd then answers it "454 TLS not available"
   pipelining    advertise PIPELINING (RFC 2920) after EHLO; aiosmtpd reads commands in order from one buffer
+  chunking      advertise CHUNKING (RFC 3030) and take BDAT (support.bdat); the faults above apply to it alike
 
 ``chunks`` is the server-side transcript: each piece of bytes as the server's socket read it.
 """
@@ -31,8 +32,9 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from support.bdat import ChunkingSMTP
 from support.ports import on_free_port
 
 
@@ -68,6 +70,7 @@ class Sink:
     delay: float = 0.0
     hold_after: int = 0  # messages stored before the next waits for ``released`` (a send caught mid-way)
     pipelining: bool = True
+    chunking: bool = False
     claim_starttls: bool = False
     received: list[Received] = field(default_factory=list)
     connections: int = 0
@@ -110,6 +113,8 @@ class Sink:
         session.host_name = hostname
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
+        if self.chunking:
+            responses.insert(-1, "250-CHUNKING")
         if self.claim_starttls:
             responses.insert(-1, "250-STARTTLS")
         return responses
@@ -179,8 +184,8 @@ class Sink:
         return "221 Bye"
 
 
-class RecordingSMTP(SMTP):
-    """aiosmtpd's SMTP protocol, noting each chunk its socket reads (``Sink.chunks``)."""
+class RecordingSMTP(ChunkingSMTP):
+    """aiosmtpd's SMTP protocol (with BDAT), noting each chunk its socket reads (``Sink.chunks``)."""
 
     def data_received(self, data: bytes) -> None:
         with self.event_handler.lock:
@@ -301,3 +306,27 @@ def write_subscribers(path: Path, count: int, *, domain: str = "example.com") ->
     lines = ["email,name,first_name,city"] + [f"{email},{first} Tester,{first},Leuven" for email, first in people]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return people
+
+
+# -- one raw message straight to the transport --------------------------------------------------------
+
+
+def raw_message(raw: bytes, recipient: str = "reader@example.com", sender: str = "newsletter@example.org"):
+    """A composed message whose bytes are exactly ``raw`` (for what the wire and the server make of them)."""
+    from broadsheet.core.compose.message import Message
+
+    return Message(recipient, sender, sender, recipient, "test", {}, "", "", raw)
+
+
+@contextmanager
+def smtp_transport(host: str, port: int, **settings):
+    """An open SmtpTransport to host:port (no TLS unless ``security`` says so), with the sample's config."""
+    import dataclasses
+
+    from broadsheet.core.config import Smtp, load_config
+    from broadsheet.delivery.transports.smtp import SmtpTransport
+
+    root = Path(__file__).resolve().parents[2]
+    smtp = Smtp(host=host, port=port, **{"security": "none", "timeout": 10, **settings})
+    with SmtpTransport(dataclasses.replace(load_config(root / "broadsheet.toml"), smtp=smtp)) as transport:
+        yield transport

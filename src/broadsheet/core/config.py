@@ -75,6 +75,7 @@ class Smtp:
     ca_file: str = ""
     data_timeout: float = 600.0  # seconds to wait for the reply to the final "." (RFC 5321 §4.5.3.2: 10 min)
     pipelining: bool = True  # MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920)
+    chunking: bool = True  # MAIL, RCPT and BDAT LAST with the content in one write, with CHUNKING (RFC 3030) too
     return_path: str = ""  # VERP envelope sender, e.g. "bounces+{token}@example.org" (token: opaque, per recipient)
 
 
@@ -299,6 +300,7 @@ KEY_HELP: dict[str, str] = {
     "smtp.timeout": "seconds to wait for the server's answer to a command",
     "smtp.data_timeout": "seconds to wait for the answer to the message's final '.' (RFC 5321 advises 10 minutes)",
     "smtp.pipelining": "send MAIL, RCPT and DATA in one write when the server offers PIPELINING",
+    "smtp.chunking": "send MAIL, RCPT and BDAT with the message in one write when the server offers CHUNKING and PIPELINING is on",
     "smtp.messages_per_connection": "messages before a connection is renewed",
     "smtp.ca_file": "a PEM file of the certificate authority to trust instead of the system's (a private server)",
     "smtp.return_path": 'a VERP envelope sender, e.g. "bounces+{token}@example.org": bounces name their subscriber',

@@ -6,9 +6,11 @@ TLS always verifies the certificate and the host name, against the system's trus
 ``smtp.ca_file``; STARTTLS required but not offered is an error, never a fall-back to plain text.
 
 Per message (the conversation itself is in ``smtp_session``: MAIL, RCPT and DATA pipelined when the
-server offers PIPELINING): 2xx sent; 4xx, 421, and a timeout or drop before the final "." deferred;
-5xx failed, with the server's code and text; and no reply to the final "." within
-``smtp.data_timeout`` unknown, never resent by itself (the server may have stored it). Login refused →
+server offers PIPELINING; MAIL, RCPT and BDAT LAST with the content in one write when it offers
+CHUNKING too): 2xx sent; 4xx, 421, and a timeout or drop before the final "." (or before the BDAT
+chunk has gone out whole) deferred; 5xx failed, with the server's code and text; and no reply to the
+final "." (or to any command of the BDAT write) within ``smtp.data_timeout`` unknown, never resent by
+itself (the server may have stored it). Login refused →
 ``TransportAuthError``; a server that refuses the sender or the connection itself with 5xx →
 ``TransportError``: both stop the campaign. No error or detail carries the password, in clear or in
 the base64 forms AUTH sends.
@@ -224,19 +226,26 @@ class SmtpTransport(Transport):
             self._last_used = time.monotonic()
 
     def _transaction(self, connection: smtplib.SMTP, message: Message) -> Delivery:
-        """MAIL, RCPT, DATA (pipelined when offered), the content and its reply, with every reply checked."""
+        """MAIL, RCPT, DATA (pipelined when offered), the content and its reply, with every reply checked;
+        or MAIL, RCPT and BDAT LAST with the content in one write, where CHUNKING is offered as well."""
         smtputf8 = not (message.sender.isascii() and message.recipient.isascii())
         if smtputf8 and not connection.has_extn("smtputf8"):
             return self._delivery(message, "failed", "the server cannot take this address: it does not offer SMTPUTF8")
         pipelining = self.settings.pipelining and connection.has_extn("pipelining")
+        chunking = pipelining and self.settings.chunking and connection.has_extn("chunking")
+        sender, recipient, data_timeout = message.sender, message.recipient, self.settings.data_timeout
         try:
-            replies = smtp_session.envelope(
-                connection, message.sender, message.recipient, smtputf8=smtputf8, pipelining=pipelining
-            )
+            if chunking:
+                replies, reply = smtp_session.chunked(
+                    connection, sender, recipient, message.raw, smtputf8=smtputf8, data_timeout=data_timeout
+                )
+            else:
+                replies = smtp_session.envelope(connection, sender, recipient, smtputf8=smtputf8, pipelining=pipelining)
             refusal = smtp_session.refusal(replies)
             if refusal is not None:
                 return self._refused_envelope(connection, message, replies, refusal)
-            reply = smtp_session.content(connection, message.raw, data_timeout=self.settings.data_timeout)
+            if not chunking:
+                reply = smtp_session.content(connection, message.raw, data_timeout=data_timeout)
         except smtp_session.ReplyLost as lost:
             self._drop()
             self._unanswered_in_a_row += 1
@@ -248,11 +257,12 @@ class SmtpTransport(Transport):
             )
         except ValueError as exc:  # a line break in an address: the composer never lets one through
             return self._delivery(message, "failed", str(exc))
-        except (smtplib.SMTPException, OSError) as exc:  # before the final ".": the server cannot have it
+        except (smtplib.SMTPException, OSError) as exc:  # before the final "." or the whole chunk: not there
             self._drop()
             reason = "connection lost" if isinstance(exc, smtplib.SMTPServerDisconnected) else _describe(exc)
             return self._delivery(message, "deferred", reason)
-        return self._after_content(message, reply)
+        assert reply is not None  # chunked: None only after a refusal
+        return self._after_content(message, reply, chunked=chunking)
 
     def _stop_if_the_server_stopped_answering(self) -> None:
         """Raised before a message goes out (it stays queued): each unanswered "." costs data_timeout and
@@ -265,8 +275,9 @@ class SmtpTransport(Transport):
                 fix="check with the server whether they arrived, then resume (--retry-unknown resends them)",
             )
 
-    def _after_content(self, message: Message, reply: smtp_session.Reply) -> Delivery:
-        """The reply to the final ".": 2xx sent, 4xx deferred, 5xx failed, anything else unknown."""
+    def _after_content(self, message: Message, reply: smtp_session.Reply, *, chunked: bool) -> Delivery:
+        """The reply to the final "." (or to BDAT LAST): 2xx sent, 4xx deferred, 5xx failed, anything else
+        unknown. A refused BDAT leaves the transaction to be cleared with RSET (RFC 3030 §2)."""
         self._unanswered_in_a_row = 0
         if 200 <= reply.code < 300:
             return Delivery(
@@ -280,6 +291,8 @@ class SmtpTransport(Transport):
         if reply.code == 421:
             self._drop()
             return self._refused(message, reply)
+        if chunked and self._connection is not None and not smtp_session.reset(self._connection):
+            self._drop()
         return self._refused(message, reply, recipient=True)
 
     def _refused_envelope(

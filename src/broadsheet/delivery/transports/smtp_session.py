@@ -8,6 +8,8 @@ timeout as any command, then calls a lost reply a lost connection. This module i
 * sends the content and waits for the reply to the final "." for ``data_timeout`` seconds
   (RFC 5321 §4.5.3.2: 10 minutes), and raises :class:`ReplyLost` when that reply never comes, because
   the server may have stored the message by then;
+* or, when the server advertises CHUNKING (RFC 3030) as well as PIPELINING, sends MAIL FROM, RCPT TO
+  and ``BDAT <size> LAST`` with the content in one write: one round trip per message, no dot-stuffing;
 * logs in with AUTH PLAIN in UTF-8 (RFC 4954, RFC 4616), which smtplib cannot do (it encodes ASCII).
 
 It returns the server's replies and leaves their meaning to the transport.
@@ -16,12 +18,11 @@ It returns the server's replies and leaves their meaning to the transport.
 from __future__ import annotations
 
 import base64
-import re
 import smtplib
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-
-DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,8 @@ class Reply:
 
 
 class ReplyLost(Exception):
-    """The final "." went out but no reply came back (timeout, connection closed or reset)."""
+    """The final "." (or the whole BDAT write) went out but no reply came back (timeout, connection
+    closed or reset)."""
 
 
 def envelope(connection: smtplib.SMTP, sender: str, recipient: str, *, smtputf8: bool, pipelining: bool) -> list[Reply]:
@@ -55,12 +57,7 @@ def envelope(connection: smtplib.SMTP, sender: str, recipient: str, *, smtputf8:
     Either way a 421 (the server is closing the connection) ends the reading. Raises smtplib's
     ``SMTPServerDisconnected`` (or ``OSError``) when the connection fails: nothing was sent.
     """
-    connection.command_encoding = "utf-8" if smtputf8 else "ascii"
-    commands = [
-        command("MAIL FROM:" + smtplib.quoteaddr(sender) + (" SMTPUTF8" if smtputf8 else ""), connection),
-        command("RCPT TO:" + smtplib.quoteaddr(recipient), connection),
-        command("DATA", connection),
-    ]
+    commands = [*_mail_and_rcpt(connection, sender, recipient, smtputf8=smtputf8), command("DATA", connection)]
     if pipelining:
         connection.send(b"".join(commands))
     replies: list[Reply] = []
@@ -73,12 +70,49 @@ def envelope(connection: smtplib.SMTP, sender: str, recipient: str, *, smtputf8:
     return replies
 
 
+def chunked(
+    connection: smtplib.SMTP, sender: str, recipient: str, raw: bytes, *, smtputf8: bool, data_timeout: float
+) -> tuple[list[Reply], Reply | None]:
+    """Send MAIL FROM, RCPT TO and ``BDAT <size> LAST`` followed by the content, all in one write
+    (RFC 3030 pipelined as RFC 2920 allows); return the replies to MAIL and RCPT, and the one to BDAT.
+
+    The content goes as it is (BDAT takes octets: no dot-stuffing), ending in CRLF as after DATA. A
+    failure while writing is smtplib's ``SMTPServerDisconnected``: the chunk did not arrive whole, so
+    the server cannot have the message. Once written, the server may store it whenever it has read it:
+    every reply is awaited for ``data_timeout`` and a missing one raises :class:`ReplyLost`, unless MAIL
+    or RCPT was refused already (then that refusal decides, and the BDAT reply is None). A 421 (the
+    server is closing) ends the reading.
+    """
+    content = raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+    commands = _mail_and_rcpt(connection, sender, recipient, smtputf8=smtputf8)
+    connection.send(b"".join((*commands, b"BDAT %d LAST\r\n" % len(content), content)))
+    replies: list[Reply] = []
+    with _patience(connection, data_timeout):
+        try:
+            while len(replies) < len(commands):
+                replies.append(Reply.read(connection))
+                if replies[-1].code == 421:
+                    return replies, None
+            return replies, Reply.read(connection)
+        except (smtplib.SMTPException, OSError) as exc:
+            if refusal(replies) is not None:
+                return replies, None
+            raise ReplyLost(_why_lost(exc, data_timeout)) from None
+
+
+def _mail_and_rcpt(connection: smtplib.SMTP, sender: str, recipient: str, *, smtputf8: bool) -> list[bytes]:
+    connection.command_encoding = "utf-8" if smtputf8 else "ascii"
+    return [
+        command("MAIL FROM:" + smtplib.quoteaddr(sender) + (" SMTPUTF8" if smtputf8 else ""), connection),
+        command("RCPT TO:" + smtplib.quoteaddr(recipient), connection),
+    ]
+
+
 def refusal(replies: list[Reply]) -> Reply | None:
-    """The first reply that refuses its command (MAIL and RCPT want 2xx, DATA wants 354), or None."""
-    for index, reply in enumerate(replies):
-        if _refuses(index, reply):
-            return reply
-    return None if len(replies) == 3 else replies[-1]
+    """The first reply that refuses its command (MAIL and RCPT want 2xx, DATA wants 354), or None.
+
+    A list cut short (one command at a time, or a 421) always ends with a refusal."""
+    return next((reply for index, reply in enumerate(replies) if _refuses(index, reply)), None)
 
 
 def _refuses(index: int, reply: Reply) -> bool:
@@ -92,16 +126,25 @@ def content(connection: smtplib.SMTP, raw: bytes, *, data_timeout: float) -> Rep
     the server cannot have taken the message. Once it is out, a missing reply raises :class:`ReplyLost`.
     """
     connection.send(dot_stuffed(raw))
+    with _patience(connection, data_timeout):
+        try:
+            return Reply.read(connection)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise ReplyLost(_why_lost(exc, data_timeout)) from None
+
+
+@contextmanager
+def _patience(connection: smtplib.SMTP, data_timeout: float) -> Iterator[None]:
+    """Replies read within ``data_timeout`` instead of the command timeout, restored after (when the
+    connection is still open)."""
     assert connection.sock is not None
     command_timeout = connection.sock.gettimeout()
     connection.sock.settimeout(data_timeout)
     try:
-        reply = Reply.read(connection)
-    except (smtplib.SMTPException, OSError) as exc:
-        raise ReplyLost(_why_lost(exc, data_timeout)) from None
-    if connection.sock is not None:
-        connection.sock.settimeout(command_timeout)
-    return reply
+        yield
+    finally:
+        if connection.sock is not None:
+            connection.sock.settimeout(command_timeout)
 
 
 def end_empty_data(connection: smtplib.SMTP) -> Reply:
@@ -142,11 +185,11 @@ def command(line: str, connection: smtplib.SMTP) -> bytes:
 
 
 def dot_stuffed(raw: bytes) -> bytes:
-    """The content as it goes after DATA: lines starting with "." doubled, CRLF at the end, then "."."""
-    data = DOT_AT_LINE_START.sub(b"..", raw)
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
+    """The content as it goes after DATA: a "." doubled at the start and after every LF, CRLF at the end
+    (added when missing), then ".". Bytes operations, one copy: this runs once per message."""
+    head = b"." if raw.startswith(b".") else b""
+    tail = b".\r\n" if raw.endswith(b"\r\n") else b"\r\n.\r\n"
+    return b"".join((head, raw.replace(b"\n.", b"\n.."), tail))
 
 
 def _why_lost(exc: BaseException, data_timeout: float) -> str:
