@@ -55,6 +55,24 @@ class Sender:
         return cls(name or _config_line(config, "name"), address)
 
 
+@dataclass(frozen=True)
+class ComposeSpec:
+    """What a Composer is made from: enough to make the same one again in another process."""
+
+    issue: RenderedIssue
+    config: Config
+    test: bool = False
+    token_secret: str | None = None
+    campaign: str = ""
+    reader_links: ReaderLinks | None = None
+
+    def composer(self) -> Composer:
+        return Composer(
+            self.issue, self.config, test=self.test, token_secret=self.token_secret, campaign=self.campaign,
+            reader_links=self.reader_links,
+        )  # fmt: skip
+
+
 class Composer:
     """Personalises one issue for each subscriber. Safe to share between threads."""
 
@@ -66,6 +84,7 @@ class Composer:
         (copies that reach no reader); ``campaign``: named in the unsubscribe tokens, so that an unsubscribe
         counts against the issue it came from. ``reader_links``: an issue's links that
         compose.clicks.count_links made per reader (``[tracking] per_subscriber``); None otherwise."""
+        self.spec = ComposeSpec(issue, config, test, token_secret, campaign, reader_links)
         self.reader_links = reader_links
         self.templates = PersonalTemplates(issue)
         self.unsubscribe = UnsubscribeLinks(config, token_secret=token_secret, campaign=campaign)
