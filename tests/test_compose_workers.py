@@ -24,7 +24,7 @@ from broadsheet.core.config import Smtp, load_config
 from broadsheet.data.subscriber_list import CsvList
 from broadsheet.delivery.transports.base import TransportOptions
 from broadsheet.delivery.transports.outbox import OutboxTransport
-from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prepare_campaign
+from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, compose_pool, prepare_campaign
 from broadsheet.usecases.campaign.compose_pool import ComposePool, worker_count
 from broadsheet.usecases.send import SendOptions, send_issue
 
@@ -88,6 +88,18 @@ def test_workers_compose_the_same_bytes_as_this_process_refusals_included():
     assert len(reasons) == 2 and "ZeroDivisionError" in reasons[0] and "not a plain ASCII address" in reasons[1]
     ids = [m.headers["Message-ID"] for m in there if isinstance(m, Message)]
     assert len(set(ids)) == len(ids)  # each worker numbers its own: still unique
+
+
+def test_answers_larger_than_the_shared_buffer_come_whole_through_the_connection(monkeypatch):
+    monkeypatch.setattr(compose_pool, "BUFFER", 5000)  # room for a message or two of a chunk
+    composer = Composer(make_issue(text=FAILING_TEXT), make_config())
+    items = [(person, None) for person in people()]
+    with ComposePool(composer.spec, 2) as pool:
+        there = pool.compose(items)
+    here = in_process(composer, items)
+    assert [fixed(m.raw) if isinstance(m, Message) else m for m in there] == [
+        fixed(m.raw) if isinstance(m, Message) else m for m in here
+    ]
 
 
 def test_workers_are_chosen_only_where_they_pay():

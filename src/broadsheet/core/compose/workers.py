@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-import struct
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.heap import BufferWrapper
@@ -28,25 +28,22 @@ Kind = Literal["compose", "wire", "measure"]
 # bytes); measure: each message's size in bytes (a dry run). A rejected recipient is its reason (a str).
 Composed = Message | int | str
 IN_BUFFER, INLINE, FAILED = b"B", b"I", b"F"
-LENGTH = struct.Struct("<Q")
 
 
-def compose_chunk(composer: Composer, kind: Kind, items: Sequence[tuple[Subscriber, int | None]]) -> list[Composed]:
+def compose_chunk(composer: Composer, kind: Kind, items: Sequence[tuple[Subscriber, int | None]]) -> Iterator[Composed]:
     """Each recipient's message (or size), in order; a recipient compose refuses is its reason instead."""
-    results: list[Composed] = []
     for subscriber, row in items:
         try:
             message = composer.compose(subscriber, row=row)
         except RecipientRejected as exc:
-            results.append(exc.reason)
+            yield exc.reason
             continue
         if kind == "measure":
-            results.append(len(message.raw))
+            yield len(message.raw)
         elif kind == "wire":
-            results.append(replace(message, html="", text=""))
+            yield replace(message, html="", text="")
         else:
-            results.append(message)
-    return results
+            yield message
 
 
 def serve(
@@ -85,18 +82,46 @@ def _answer(
     conn: Connection, buffer: memoryview, composer: Composer | None, failure: BaseException | None,
     kind: Kind, items: Sequence[tuple[Subscriber, int | None]],
 ) -> None:  # fmt: skip
+    """Each result pickled into the lane's buffer as soon as it is made (one message alive at a time, so
+    the memory it used is used again by the next), and where each ends; the lot through the connection
+    when the buffer is too small."""
+    writer, ends = _Writer(buffer), array("Q")
     try:
         if composer is None:
             raise failure or RuntimeError("no composer")
-        data = pickle.dumps(compose_chunk(composer, kind, items), protocol=pickle.HIGHEST_PROTOCOL)
+        results = compose_chunk(composer, kind, items)
+        try:
+            for result in results:
+                pickle.Pickler(writer, protocol=pickle.HIGHEST_PROTOCOL).dump(result)
+                ends.append(writer.size)
+        except _Full:
+            rest = compose_chunk(composer, kind, items[len(ends) :])  # the one that did not fit made again
+            whole = pickle.dumps([*_unpickled(buffer, ends), *rest], pickle.HIGHEST_PROTOCOL)
+            conn.send_bytes(INLINE + whole)
+            return
     except Exception as exc:
         conn.send_bytes(FAILED + _pickled_error(exc))
         return
-    if len(data) <= len(buffer):
-        buffer[: len(data)] = data
-        conn.send_bytes(IN_BUFFER + LENGTH.pack(len(data)))
-    else:
-        conn.send_bytes(INLINE + data)
+    conn.send_bytes(IN_BUFFER + ends.tobytes())
+
+
+class _Full(Exception):
+    """The answer does not fit in the lane's buffer."""
+
+
+class _Writer:
+    """A file that writes into a buffer, from its start."""
+
+    def __init__(self, buffer: memoryview):
+        self.buffer, self.size = buffer, 0
+
+    def write(self, data: bytes) -> int:
+        end = self.size + len(data)
+        if end > len(self.buffer):
+            raise _Full
+        self.buffer[self.size : end] = data
+        self.size = end
+        return len(data)
 
 
 def _pickled_error(exc: Exception) -> bytes:
@@ -111,10 +136,17 @@ def read_answer(answer: bytes, buffer: memoryview) -> list[Composed]:
     """The parent's side of ``_answer``: the chunk's results, or the worker's error raised."""
     tag, body = answer[:1], memoryview(answer)[1:]
     if tag == IN_BUFFER:
-        (length,) = LENGTH.unpack(body)
-        body = buffer[:length]
+        ends = array("Q")
+        ends.frombytes(body)
+        return _unpickled(buffer, ends)
     loaded = pickle.loads(body)  # noqa: S301 -- our own worker's answer, over our own connection
     if tag == FAILED:
         raise loaded
     results: list[Composed] = loaded
     return results
+
+
+def _unpickled(buffer: memoryview, ends: array[int]) -> list[Composed]:
+    """The results pickled one after the other into ``buffer``, each ending where ``ends`` says."""
+    starts = [0, *ends[:-1]]
+    return [pickle.loads(buffer[start:end]) for start, end in zip(starts, ends, strict=True)]  # noqa: S301 -- ours
