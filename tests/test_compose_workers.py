@@ -122,7 +122,7 @@ def test_a_compose_error_in_a_worker_fails_that_recipient_and_the_rest_go_once(t
             journal, slug="t", transport="outbox", issue_dir="i", fingerprint="f",
             subscribers=CsvList(tmp_path / "list.csv"),
         ).record  # fmt: skip
-        with ComposePool(composer.spec, 2, wire=True) as pool:
+        with ComposePool(composer.spec, 2, wire=True).started() as pool:
             result = CampaignRunner(
                 journal, record, lambda: OutboxTransport(config, TransportOptions(slug="t")), composer,
                 Settings(connections=3, batch_size=7), max_batch=7, pool=pool,
@@ -168,6 +168,20 @@ def test_a_dry_run_with_workers_composes_every_message_and_says_so(sample):
     send_issue(SendOptions(issue_dir=sample / ISSUE, dry_run=True, limit=11), load_config(sample / "broadsheet.toml"),
                limited)  # fmt: skip
     assert any(line.startswith("dry run: composed 11 message(s)") for line in limited.infos)
+
+
+def test_a_dry_run_left_to_choose_composes_a_long_list_here_until_workers_are_up(sample, monkeypatch):
+    monkeypatch.setattr(compose_pool, "MIN_RECIPIENTS", 5)  # a long list, as far as the choice goes
+    write_subscribers(sample / "list.csv", 300)
+    configure(sample, send={"transport": "outbox", "list": "list.csv"})  # compose_workers: 0, the default
+    reporter = Recorder()
+    result = send_issue(
+        SendOptions(issue_dir=sample / ISSUE, dry_run=True), load_config(sample / "broadsheet.toml"), reporter
+    )
+    cpus = len(os.sched_getaffinity(0))
+    on = f" on {cpus} processes" if cpus > 1 else ""
+    assert result.failed == 0
+    assert any(line.startswith(f"dry run: composed 300 message(s){on} in ") for line in reporter.infos)
 
 
 def descendants(pid: int) -> set[int]:

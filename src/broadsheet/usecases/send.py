@@ -435,21 +435,35 @@ def _measured(
 ) -> Iterator[tuple[Subscriber, int | str]]:
     """Each subscriber with its message's size, or the reason compose refuses it. ``setting``: [send]
     compose_workers; when it leaves the choice (0), the first MIN_RECIPIENTS are composed here, and
-    workers take the rest only if there is more (``used``: how many)."""
+    workers start only if there are more (``used``: how many); they take over once one is up."""
     from .campaign.compose_pool import MIN_RECIPIENTS, ComposePool, usable_cpus
 
     workers = setting if setting > 1 else (usable_cpus() if setting == 0 else 0)
     if workers < 2:
         yield from _measured_here(stream, composer)
         return
-    if setting == 0:  # a short list is composed before the workers would have started
+    if setting == 0:  # a short list is composed before workers would be of use
         yield from _measured_here(islice(stream, MIN_RECIPIENTS), composer)
     first = next(stream, None)
     if first is None:
         return
     used.append(workers)
+    stream = chain([first], stream)
     with ComposePool(composer.spec, workers) as pool:
-        yield from pool.measure(chain([first], stream))
+        if setting > 1:
+            pool.started()
+        yield from _measured_here(_until(stream, lambda: pool.ready), composer)
+        yield from pool.measure(stream)
+
+
+def _until(stream: Iterator[Subscriber], done: Callable[[], bool]) -> Iterator[Subscriber]:
+    """The stream's items until ``done()`` (asked after each), the rest left in it."""
+    if done():
+        return
+    for item in stream:
+        yield item
+        if done():
+            return
 
 
 def _measured_here(stream: Iterable[Subscriber], composer: Composer) -> Iterator[tuple[Subscriber, int | str]]:
@@ -500,9 +514,10 @@ def send_prepared(journal: Journal, prepared: Prepared, send: JournaledSend) -> 
     )  # fmt: skip
     from .campaign.compose_pool import worker_count
 
-    workers = worker_count(send.config.send.compose_workers, recipients=due, batch=runner.batch_size)
+    setting = send.config.send.compose_workers
+    workers = worker_count(setting, recipients=due, batch=runner.batch_size)
     try:
-        with _compose_pool(send.composer, workers, raw_only=transport.raw_only) as runner.pool:
+        with _compose_pool(send.composer, workers, raw_only=transport.raw_only, asked=setting > 1) as runner.pool:
             result = runner.run()
     except KeyboardInterrupt:  # a second Ctrl-C: the messages in flight were left as they were
         progress.close()
@@ -530,14 +545,17 @@ def send_prepared(journal: Journal, prepared: Prepared, send: JournaledSend) -> 
 
 
 def _compose_pool(
-    composer: Composer, workers: int, *, raw_only: bool
+    composer: Composer, workers: int, *, raw_only: bool, asked: bool
 ) -> contextlib.AbstractContextManager[ComposePool | None]:
-    """Compose workers for this send (``workers`` 0: none, the send's threads compose)."""
+    """Compose workers for this send (``workers`` 0: none, the send's threads compose); ``asked``: the
+    configuration asked for them, so they compose from the first message on (else the send's threads
+    compose until they are up)."""
     from .campaign.compose_pool import ComposePool
 
     if not workers:
         return contextlib.nullcontext()
-    return ComposePool(composer.spec, workers, wire=raw_only)
+    pool = ComposePool(composer.spec, workers, wire=raw_only)
+    return pool.started() if asked else pool
 
 
 def _capped_limit(limit: int | None, cap: DailyCap | None) -> int | None:

@@ -148,5 +148,5 @@ def read_answer(answer: bytes, buffer: memoryview) -> list[Composed]:
 
 def _unpickled(buffer: memoryview, ends: array[int]) -> list[Composed]:
     """The results pickled one after the other into ``buffer``, each ending where ``ends`` says."""
-    starts = [0, *ends[:-1]]
+    starts = [0, *ends][:-1]
     return [pickle.loads(buffer[start:end]) for start, end in zip(starts, ends, strict=True)]  # noqa: S301 -- ours

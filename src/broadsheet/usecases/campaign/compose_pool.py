@@ -31,7 +31,7 @@ LANES = 2  # requests in flight per worker: one composed while the answer to the
 BUFFER = 8 * 1024 * 1024  # shared memory per lane (touched only as far as answers reach): not copied through a pipe
 CHUNK = 32  # recipients per request when composing whole messages
 MEASURE_CHUNK = 256  # recipients per request of a dry run (the answers are sizes)
-MIN_RECIPIENTS = 2_000  # fewer: starting the workers costs more than they save
+MIN_RECIPIENTS = 10_000  # fewer: composed here before the workers would be of use
 MIN_BATCH = 16  # a transport that takes fewer messages a call (SMTP: 1) is bound by its round trips
 
 
@@ -90,6 +90,22 @@ class ComposePool:
         except BaseException:
             self.close()
             raise
+        self.warm = self.submit(self.kind, [])  # answered once a worker has made its Composer
+
+    def started(self) -> ComposePool:
+        """This pool once a worker is up, for a caller that asked for workers: they compose from the first
+        message on. A worker that cannot make the Composer raises its error here."""
+        try:
+            self.warm.result()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @property
+    def ready(self) -> bool:
+        """A worker is up: until then the caller composes in its own process (the same bytes either way)."""
+        return self.warm.done()
 
     def _start_lane(self, conn: Connection, buffer: memoryview) -> None:
         thread = threading.Thread(target=self._lane, args=(conn, buffer), name="broadsheet-compose-lane", daemon=True)

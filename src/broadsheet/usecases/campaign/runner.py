@@ -95,6 +95,9 @@ class Composes(Protocol):
 class ComposesMany(Protocol):
     """Composes many at once, in order, a refused recipient as its reason: ``compose_pool.ComposePool``."""
 
+    @property
+    def ready(self) -> bool: ...
+
     def compose(self, items: Sequence[tuple[Subscriber, int | None]]) -> list[Message | str]: ...
 
 
@@ -391,7 +394,7 @@ class CampaignRunner:
     def _compose(self, rows: list[Row]) -> list[Message | str]:
         """Each row's message, in order; a recipient compose refuses is the reason instead."""
         items = [(subscriber_from_row(row), row.id) for row in rows]  # row: the VERP reference
-        if self.pool is not None:
+        if self.pool is not None and self.pool.ready:  # while the workers start, compose here
             return self.pool.compose(items)
         composed: list[Message | str] = []
         for subscriber, row in items:
