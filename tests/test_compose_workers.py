@@ -20,6 +20,7 @@ from support.smtpd import Sink, configure, smtp_server, write_subscribers
 from test_send_cli import ISSUE, cli, sample, smtp, states  # noqa: F401 - sample is the fixture
 
 from broadsheet.core.compose import Composer, Message
+from broadsheet.core.compose.workers import compose_chunk
 from broadsheet.core.config import Smtp, load_config
 from broadsheet.data.subscriber_list import CsvList
 from broadsheet.delivery.transports.base import TransportOptions
@@ -102,6 +103,27 @@ def test_answers_larger_than_the_shared_buffer_come_whole_through_the_connection
     ]
 
 
+def test_a_dry_run_composes_here_too_while_the_workers_are_busy_and_keeps_the_order(monkeypatch):
+    monkeypatch.setattr(compose_pool, "MEASURE_CHUNK", 3)
+    composer = Composer(make_issue(text=FAILING_TEXT), make_config())
+    everyone = people() * 5
+    here_too: list[int] = []
+
+    def here(items):
+        here_too.append(len(items))
+        return list(compose_chunk(composer, "measure", items))
+
+    with ComposePool(composer.spec, 1).started() as pool:
+        measured = list(pool.measure(iter(everyone), here))
+    expected = [
+        len(m.raw) if isinstance(m, Message) else m for m in in_process(composer, [(p, None) for p in everyone])
+    ]
+    assert [person for person, _ in measured] == everyone
+    assert [abs(size - want) <= 3 if isinstance(size, int) else size == want
+            for (_, size), want in zip(measured, expected, strict=True)] == [True] * len(everyone)  # fmt: skip
+    assert here_too and sum(here_too) < len(everyone)  # both composed
+
+
 def test_workers_are_chosen_only_where_they_pay():
     assert worker_count(1, recipients=10**6, batch=100) == 0
     assert worker_count(3, recipients=5, batch=1) == 3  # asked for: given
@@ -163,7 +185,7 @@ def test_a_dry_run_with_workers_composes_every_message_and_says_so(sample):
         SendOptions(issue_dir=sample / ISSUE, dry_run=True), load_config(sample / "broadsheet.toml"), reporter
     )
     assert result.failed == 0 and not list(sample.glob("outbox/**/*.eml")) and states(sample) == {}
-    assert any(line.startswith("dry run: composed 30 message(s) on 2 processes") for line in reporter.infos)
+    assert any(line.startswith("dry run: composed 30 message(s) on 2 processes") for line in reporter.infos)  # 1 worker
     limited = Recorder()
     send_issue(SendOptions(issue_dir=sample / ISSUE, dry_run=True, limit=11), load_config(sample / "broadsheet.toml"),
                limited)  # fmt: skip

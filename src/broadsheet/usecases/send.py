@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from broadsheet.core.audience import RowProblem, Subscriber
     from broadsheet.core.compose import Composer
     from broadsheet.core.compose.clicks import ReaderLinks
+    from broadsheet.core.compose.workers import Composed
     from broadsheet.core.content import Issue
     from broadsheet.core.render.model import RenderedIssue
     from broadsheet.data.store.recipients import SendList
@@ -434,26 +435,33 @@ def _measured(
     stream: Iterator[Subscriber], setting: int, composer: Composer, used: list[int]
 ) -> Iterator[tuple[Subscriber, int | str]]:
     """Each subscriber with its message's size, or the reason compose refuses it. ``setting``: [send]
-    compose_workers; when it leaves the choice (0), the first MIN_RECIPIENTS are composed here, and
-    workers start only if there are more (``used``: how many); they take over once one is up."""
+    compose_workers, the processes that compose: this one (reading the list, and composing whenever the
+    workers are all busy) and workers beside it; left to choose (0), one per CPU, once MIN_RECIPIENTS are
+    composed here and more follow (composed here until a worker is up). ``used``: how many composed."""
+    from broadsheet.core.compose.workers import compose_chunk
+
     from .campaign.compose_pool import MIN_RECIPIENTS, ComposePool, usable_cpus
 
-    workers = setting if setting > 1 else (usable_cpus() if setting == 0 else 0)
-    if workers < 2:
-        yield from _measured_here(stream, composer)
+    def here(items: list[tuple[Subscriber, int | None]]) -> list[Composed]:
+        return list(compose_chunk(composer, "measure", items))
+
+    processes = setting or usable_cpus()
+    workers = processes - 1
+    if workers < 1:
+        yield from _measured_here(stream, here)
         return
     if setting == 0:  # a short list is composed before workers would be of use
-        yield from _measured_here(islice(stream, MIN_RECIPIENTS), composer)
+        yield from _measured_here(islice(stream, MIN_RECIPIENTS), here)
     first = next(stream, None)
     if first is None:
         return
-    used.append(workers)
+    used.append(processes)
     stream = chain([first], stream)
     with ComposePool(composer.spec, workers) as pool:
         if setting > 1:
             pool.started()
-        yield from _measured_here(_until(stream, lambda: pool.ready), composer)
-        yield from pool.measure(stream)
+        yield from _measured_here(_until(stream, lambda: pool.ready), here)
+        yield from pool.measure(stream, here)
 
 
 def _until(stream: Iterator[Subscriber], done: Callable[[], bool]) -> Iterator[Subscriber]:
@@ -466,14 +474,13 @@ def _until(stream: Iterator[Subscriber], done: Callable[[], bool]) -> Iterator[S
             return
 
 
-def _measured_here(stream: Iterable[Subscriber], composer: Composer) -> Iterator[tuple[Subscriber, int | str]]:
-    from broadsheet.core.compose import RecipientRejected
-
+def _measured_here(
+    stream: Iterable[Subscriber], here: Callable[[list[tuple[Subscriber, int | None]]], list[Composed]]
+) -> Iterator[tuple[Subscriber, int | str]]:
     for subscriber in stream:
-        try:
-            yield subscriber, len(composer.compose(subscriber).raw)
-        except RecipientRejected as exc:
-            yield subscriber, exc.reason
+        (measured,) = here([(subscriber, None)])
+        assert isinstance(measured, int | str)
+        yield subscriber, measured
 
 
 def send_prepared(journal: Journal, prepared: Prepared, send: JournaledSend) -> SendResult:

@@ -9,11 +9,12 @@ connections or ends.
 
 from __future__ import annotations
 
+import collections
 import multiprocessing
 import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice
@@ -52,10 +53,13 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+Item = tuple[Subscriber, int | None]  # a subscriber and their journal row (None: a dry run's, not journaled)
+
+
 @dataclass
 class _Job:
     kind: Kind
-    items: list[tuple[Subscriber, int | None]]
+    items: list[Item]
     future: Future[list[Composed]] = field(default_factory=Future)
 
 
@@ -134,14 +138,14 @@ class ComposePool:
             buffer.release()
             conn.close()
 
-    def submit(self, kind: Kind, items: list[tuple[Subscriber, int | None]]) -> Future[list[Composed]]:
+    def submit(self, kind: Kind, items: list[Item]) -> Future[list[Composed]]:
         if self.broken is not None:
             raise self.broken
         job = _Job(kind, items)
         self.jobs.put(job)
         return job.future
 
-    def compose(self, items: Sequence[tuple[Subscriber, int | None]]) -> list[Message | str]:
+    def compose(self, items: Sequence[Item]) -> list[Message | str]:
         """Each (subscriber, journal row)'s message in order, a recipient compose refuses as its reason;
         the chunks of one call are composed by all the workers at once."""
         futures = [self.submit(self.kind, list(items[i : i + CHUNK])) for i in range(0, len(items), CHUNK)]
@@ -150,21 +154,28 @@ class ComposePool:
             results.extend(cast(list[Message | str], future.result()))
         return results
 
-    def measure(self, subscribers: Iterable[Subscriber]) -> Iterator[tuple[Subscriber, int | str]]:
+    def measure(
+        self, subscribers: Iterable[Subscriber], here: Callable[[list[Item]], list[Composed]] | None = None
+    ) -> Iterator[tuple[Subscriber, int | str]]:
         """Each subscriber with its message's size in bytes or the reason compose refuses it, in order, as
-        the subscribers stream by (a few chunks ahead)."""
-        pending: queue.SimpleQueue[tuple[list[Subscriber], Future[list[Composed]]]] = queue.SimpleQueue()
-        ahead = 0
+        the subscribers stream by (a few chunks ahead). ``here`` composes a chunk in this process: used
+        whenever every lane is busy, so that this process composes too instead of waiting."""
+        pending: collections.deque[tuple[list[Subscriber], Future[list[Composed]]]] = collections.deque()
+        lanes = LANES * len(self.processes)
+        ahead = lanes if here is None else 4 * lanes  # chunks read before the oldest is waited for
         stream = iter(subscribers)
         while chunk := list(islice(stream, MEASURE_CHUNK)):
-            pending.put((chunk, self.submit("measure", [(s, None) for s in chunk])))
-            ahead += 1
-            if ahead > LANES * len(self.processes):
-                ahead -= 1
-                yield from self._measured(*pending.get())
-        while ahead:
-            ahead -= 1
-            yield from self._measured(*pending.get())
+            items: list[Item] = [(s, None) for s in chunk]
+            if here is not None and sum(not future.done() for _, future in pending) >= lanes:
+                future: Future[list[Composed]] = Future()
+                future.set_result(here(items))
+            else:
+                future = self.submit("measure", items)
+            pending.append((chunk, future))
+            while pending and (pending[0][1].done() or len(pending) > ahead):
+                yield from self._measured(*pending.popleft())
+        while pending:
+            yield from self._measured(*pending.popleft())
 
     @staticmethod
     def _measured(chunk: list[Subscriber], future: Future[list[Composed]]) -> Iterator[tuple[Subscriber, int | str]]:
