@@ -56,6 +56,8 @@ def serve(
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     os.chdir(cwd)
+    for key in [key for key in os.environ if key.startswith("BROADSHEET_") and key not in env]:
+        del os.environ[key]  # the fork server's environment is the one it started with
     os.environ.update(env)
     composer: Composer | None = None
     failure: BaseException | None = None

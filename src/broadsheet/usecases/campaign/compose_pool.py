@@ -184,7 +184,9 @@ class ComposePool:
             yield subscriber, result
 
     def close(self) -> None:
-        """Stop the lanes and the workers (what a worker was composing is dropped: nothing waits for it)."""
+        """Stop the lanes and the workers: chunks not yet handed to a worker fail, the ones being composed
+        are finished."""
+        self.broken = self.broken or CampaignError("the compose workers were stopped")
         for _ in self.threads:
             self.jobs.put(None)
         for thread in self.threads:
