@@ -75,9 +75,10 @@ class ComposePool:
         self.broken: BaseException | None = None
         self.processes: list[Any] = []
         self.threads: list[threading.Thread] = []
-        methods = multiprocessing.get_all_start_methods()
-        context: Any = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        context.set_forkserver_preload(["broadsheet.core.compose.workers"])
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        context: Any = multiprocessing.get_context(method)
+        if method == "forkserver":  # each worker forks from a server that imported compose once
+            context.set_forkserver_preload(["broadsheet.core.compose.workers"])
         env = {key: value for key, value in os.environ.items() if key.startswith("BROADSHEET_")}
         try:
             for index in range(workers):
