@@ -163,11 +163,12 @@ class ComposePool:
         whenever every lane is busy, so that this process composes too instead of waiting."""
         pending: collections.deque[tuple[list[Subscriber], Future[list[Composed]]]] = collections.deque()
         lanes = LANES * len(self.processes)
-        ahead = lanes if here is None else 4 * lanes  # chunks read before the oldest is waited for
+        queued = 2 * lanes  # chunks given to the workers and not answered: one in each lane, one waiting for each
+        ahead = queued if here is None else 4 * lanes  # chunks read before the oldest is waited for
         stream = iter(subscribers)
         while chunk := list(islice(stream, MEASURE_CHUNK)):
             items: list[Item] = [(s, None) for s in chunk]
-            if here is not None and sum(not future.done() for _, future in pending) >= lanes:
+            if here is not None and sum(not future.done() for _, future in pending) >= queued:
                 future: Future[list[Composed]] = Future()
                 future.set_result(here(items))
             else:
