@@ -7,7 +7,12 @@ wall clock on a shared machine).
 
     .venv/bin/python bench/dryrun_million.py [--rows 1000000] [--shuffled]
     .venv/bin/python bench/dryrun_million.py --setup-only [--rows 1000000] [--shuffled]
+    .venv/bin/python bench/dryrun_million.py --compose-workers 1 2 [--rounds 3] [--rows 1000000]
     .venv/bin/python bench/dryrun_million.py --setup-only --from-store [--rows 1000000] [--shuffled]
+
+``--compose-workers 1 2 …`` runs the dry run once per value of ``[send] compose_workers`` (round after round
+with ``--rounds``), and reports for each the wall time, the compose rate, the CPU of the send's process and of
+its compose workers, and the peak RSS of each (sampled from /proc while it runs).
 
 ``--setup-only --from-store`` imports the list into the subscriber store first and times the set-up of a
 send that mails the store (the store's selection loaded into the journal in SQL).
@@ -88,6 +93,59 @@ def setup_only(folder: Path, rows: int, *, from_store: bool = False) -> None:
     print(f"# load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
+def process_table() -> dict[int, tuple[int, float, float]]:
+    """Every process: pid → (parent pid, CPU seconds, peak RSS in MB), from /proc."""
+    table = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rpartition(")")[2].split()
+            hwm = next(x for x in (entry / "status").read_text().splitlines() if x.startswith("VmHWM"))
+        except (OSError, StopIteration):
+            continue
+        table[int(entry.name)] = (int(stat[1]), (int(stat[11]) + int(stat[12])) / tick, int(hwm.split()[1]) / 1024)
+    return table
+
+
+def below(table: dict[int, tuple[int, float, float]], pid: int) -> set[int]:
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, (parent, _, _) in table.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def dry_run_with_workers(folder: Path, rows: int, workers: int, env: dict[str, str], command: list[str]) -> str:
+    """One dry run with ``compose_workers = workers``: a table row."""
+    toml = folder / "broadsheet.toml"
+    text = re.sub(r"(?m)^compose_workers = .*\n", "", toml.read_text(encoding="utf-8"))
+    toml.write_text(text.replace("[send]\n", f"[send]\ncompose_workers = {workers}\n", 1), encoding="utf-8")
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: dict[int, tuple[float, float]] = {}  # pid → (CPU, peak RSS), last sampled
+    while process.poll() is None:
+        table = process_table()
+        for pid in {process.pid} | below(table, process.pid):
+            if pid in table:
+                seen[pid] = table[pid][1:]
+        time.sleep(0.2)
+    out, err = process.communicate()
+    wall = time.perf_counter() - started
+    if process.returncode not in (0, 1):
+        raise SystemExit(err[-2000:])
+    rate = re.search(r"\(([\d,]+)/s", out)
+    own_cpu, own_peak = seen.get(process.pid, (0.0, 0.0))
+    others = [value for pid, value in seen.items() if pid != process.pid]
+    worker_cpu = sum(cpu for cpu, _ in others)
+    worker_peak = max((peak for _, peak in others), default=0.0)
+    return (
+        f"| {rows:,} | {workers} | {wall:.1f} s | {rate.group(1) if rate else '-'} | {own_cpu / rows * 1e6:.0f} µs | "
+        f"{worker_cpu / rows * 1e6:.0f} µs | {own_peak:.0f} MB | {worker_peak:.0f} MB | {os.getloadavg()[0]:.1f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -98,6 +156,8 @@ def main() -> None:
         action="store_true",
         help="with --setup-only: import the list, then set up a send from the store",
     )
+    parser.add_argument("--compose-workers", type=int, nargs="+", help="dry runs with these compose_workers")
+    parser.add_argument("--rounds", type=int, default=1, help="with --compose-workers: rounds of them")
     args = parser.parse_args()
     print(
         f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
@@ -124,6 +184,14 @@ def main() -> None:
             "outbox",
             "--dry-run",
         ]
+        if args.compose_workers:
+            print("| rows | compose_workers | command | compose msg/s | CPU/row send | CPU/row workers | peak RSS send "
+                  "| peak RSS worker | load |")  # fmt: skip
+            print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+            for _ in range(args.rounds):
+                for workers in args.compose_workers:
+                    print(dry_run_with_workers(folder, args.rows, workers, env, command), flush=True)
+            return None
         started = time.perf_counter()
         result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started

@@ -51,6 +51,7 @@ class Send:
     suppressions: str = "suppressions.csv"
     connections: int = 4
     batch_size: int = 0  # messages per batch; 0 = as many as the transport takes (smtp 1, postmark 500, …)
+    compose_workers: int = 0  # processes composing the messages; 0 = one per CPU where they pay, 1 = no workers
     rate_per_second: float = 0.0  # 0 = unlimited
     rate_per_hour: float = 0.0
     retries: int = 5
@@ -279,6 +280,9 @@ KEY_HELP: dict[str, str] = {
     "send.suppressions": "a CSV of addresses never mailed, whatever a list says; a missing file suppresses no one",
     "send.connections": "worker threads, one connection to the transport each",
     "send.batch_size": "messages per call to the transport; 0: as many as it takes (smtp 1, postmark 500, …)",
+    "send.compose_workers": "processes that compose the messages, on as many cores: a send's workers (the send keeps "
+    "the journal and the connections), or a dry run's own process and workers beside it; 0: one per CPU, for a list "
+    "of 10,000 or more and, in a send, a transport that takes batches of 16 or more (not smtp); 1: no workers",
     "send.rate_per_second": "messages per second over all connections; 0: no limit",
     "send.rate_per_hour": "messages per hour over all connections; 0: no limit",
     "send.retries": "times a deferred recipient (a 4xx answer) is tried again",
@@ -453,6 +457,7 @@ MAXIMUM = {
     "logo_width": 600,  # px, the email's column
     "connections": 100,  # a thread each
     "batch_size": 10_000,
+    "compose_workers": 64,  # a process each
     "rate_per_second": 10_000,
     "rate_per_hour": 36_000_000,
     "retries": 100,

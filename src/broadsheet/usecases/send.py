@@ -6,12 +6,14 @@ hears every line the command shows and answers the confirmation. Errors are Broa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shlex
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,9 +41,12 @@ if TYPE_CHECKING:
     from broadsheet.core.audience import RowProblem, Subscriber
     from broadsheet.core.compose import Composer
     from broadsheet.core.compose.clicks import ReaderLinks
+    from broadsheet.core.compose.workers import Composed
     from broadsheet.core.content import Issue
     from broadsheet.core.render.model import RenderedIssue
     from broadsheet.data.store.recipients import SendList
+
+    from .campaign.compose_pool import ComposePool
 
 
 @dataclass(frozen=True)
@@ -170,7 +175,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     composer = Composer(rendered, config, token_secret=secret, campaign=rendered.slug, reader_links=reader_links)
     factory()
     if options.dry_run:
-        return _dry_run(subscribers, options, composer, reporter)
+        return _dry_run(subscribers, options, config, composer, reporter)
     send = JournaledSend(
         options, options.issue_dir, config, rendered, issue.id, transport_name, subscribers, factory, composer, reporter
     )
@@ -403,32 +408,86 @@ def _test_subscriber(config: Config, options: SendOptions) -> Subscriber:
     return first_recipient(config, options.list_file, options.segments) or sample_subscriber(config)
 
 
-def _dry_run(subscribers: SendList, options: SendOptions, composer: Composer, reporter: Reporter) -> SendResult:
+def _dry_run(
+    subscribers: SendList, options: SendOptions, config: Config, composer: Composer, reporter: Reporter
+) -> SendResult:
     """Compose each recipient's message from the list as it streams by; nothing is written anywhere
     (no journal, no campaign): what a send would find wrong, and how fast it composes."""
-    from broadsheet.core.compose import RecipientRejected
-
     started = time.perf_counter()
     composed = size = rejected = 0
-    for subscriber in subscribers:
-        if options.limit is not None and composed + rejected >= options.limit:
-            break
-        try:
-            size += len(composer.compose(subscriber).raw)
-        except RecipientRejected as exc:
+    stream: Iterator[Subscriber] = iter(subscribers)
+    if options.limit is not None:
+        stream = islice(stream, options.limit)
+    workers: list[int] = []
+    for subscriber, measured in _measured(stream, config.send.compose_workers, composer, workers):
+        if isinstance(measured, str):
             rejected += 1
-            reporter.warn(f"would fail: {subscriber.email} (line {subscriber.line}): {exc.reason}")
+            reporter.warn(f"would fail: {subscriber.email} (line {subscriber.line}): {measured}")
             continue
         composed += 1
+        size += measured
     seconds = time.perf_counter() - started
     report_list(subscribers, composed + rejected, reporter)
     average = size / composed / 1024 if composed else 0
+    on = f" on {workers[0]} processes" if workers else ""
     reporter.info(
-        f"dry run: composed {composed:,} message(s) in {seconds:.1f} s ({composed / seconds if seconds else 0:,.0f}/s, "
-        f"{average:.1f} KB each), {rejected:,} would fail; nothing sent, nothing written "
-        "(a real send skips those an earlier send of this issue reached)"
+        f"dry run: composed {composed:,} message(s){on} in {seconds:.1f} s "
+        f"({composed / seconds if seconds else 0:,.0f}/s, {average:.1f} KB each), {rejected:,} would fail; "
+        "nothing sent, nothing written (a real send skips those an earlier send of this issue reached)"
     )
     return SendResult(failed=rejected)
+
+
+def _measured(
+    stream: Iterator[Subscriber], setting: int, composer: Composer, used: list[int]
+) -> Iterator[tuple[Subscriber, int | str]]:
+    """Each subscriber with its message's size, or the reason compose refuses it. ``setting``: [send]
+    compose_workers, the processes that compose: this one (reading the list, and composing whenever the
+    workers are all busy) and workers beside it; left to choose (0), one per CPU, once MIN_RECIPIENTS are
+    composed here and more follow (composed here until a worker is up). ``used``: how many composed."""
+    from broadsheet.core.compose.workers import compose_chunk
+
+    from .campaign.compose_pool import MIN_RECIPIENTS, ComposePool, usable_cpus
+
+    def here(items: list[tuple[Subscriber, int | None]]) -> list[Composed]:
+        return list(compose_chunk(composer, "measure", items))
+
+    processes = setting or usable_cpus()
+    workers = processes - 1
+    if workers < 1:
+        yield from _measured_here(stream, here)
+        return
+    if setting == 0:  # a short list is composed before workers would be of use
+        yield from _measured_here(islice(stream, MIN_RECIPIENTS), here)
+    first = next(stream, None)
+    if first is None:
+        return
+    used.append(processes)
+    stream = chain([first], stream)
+    with ComposePool(composer.spec, workers) as pool:
+        if setting > 1:
+            pool.started()
+        yield from _measured_here(_until(stream, lambda: pool.ready), here)
+        yield from pool.measure(stream, here)
+
+
+def _until(stream: Iterator[Subscriber], done: Callable[[], bool]) -> Iterator[Subscriber]:
+    """The stream's items until ``done()`` (asked after each), the rest left in it."""
+    if done():
+        return
+    for item in stream:
+        yield item
+        if done():
+            return
+
+
+def _measured_here(
+    stream: Iterable[Subscriber], here: Callable[[list[tuple[Subscriber, int | None]]], list[Composed]]
+) -> Iterator[tuple[Subscriber, int | str]]:
+    for subscriber in stream:
+        (measured,) = here([(subscriber, None)])
+        assert isinstance(measured, int | str)
+        yield subscriber, measured
 
 
 def send_prepared(journal: Journal, prepared: Prepared, send: JournaledSend) -> SendResult:
@@ -462,14 +521,19 @@ def send_prepared(journal: Journal, prepared: Prepared, send: JournaledSend) -> 
         send.config.root, send.config.bounces, campaign=prepared.record.slug, transport=send.transport_name,
         warn=reporter.warn,
     )  # fmt: skip
+    transport = transport_class(send.transport_name)
     runner = CampaignRunner(
-        journal, prepared.record, send.factory, send.composer, settings,
-        max_batch=transport_class(send.transport_name).max_batch, progress=progress,
-        suppressed=StoreSuppressions(send.config.root), bounced=rejections,
+        journal, prepared.record, send.factory, send.composer, settings, max_batch=transport.max_batch,
+        progress=progress, suppressed=StoreSuppressions(send.config.root), bounced=rejections,
         claims=_shared_claims(journal, prepared, send, settings) if send.options.worker else None,
     )  # fmt: skip
+    from .campaign.compose_pool import worker_count
+
+    setting = send.config.send.compose_workers
+    workers = worker_count(setting, recipients=due, batch=runner.batch_size)
     try:
-        result = runner.run()
+        with _compose_pool(send.composer, workers, raw_only=transport.raw_only, asked=setting > 1) as runner.pool:
+            result = runner.run()
     except KeyboardInterrupt:  # a second Ctrl-C: the messages in flight were left as they were
         progress.close()
         reporter.info(
@@ -502,6 +566,20 @@ def _shared_claims(journal: Journal, prepared: Prepared, send: JournaledSend, se
     claims = SharedClaims(journal, prepared.record, budget, lease=send.config.send.worker_lease, ahead=ahead)
     claims.start(time.time())
     return claims
+
+
+def _compose_pool(
+    composer: Composer, workers: int, *, raw_only: bool, asked: bool
+) -> contextlib.AbstractContextManager[ComposePool | None]:
+    """Compose workers for this send (``workers`` 0: none, the send's threads compose); ``asked``: the
+    configuration asked for them, so they compose from the first message on (else the send's threads
+    compose until they are up)."""
+    from .campaign.compose_pool import ComposePool
+
+    if not workers:
+        return contextlib.nullcontext()
+    pool = ComposePool(composer.spec, workers, wire=raw_only)
+    return pool.started() if asked else pool
 
 
 def _capped_limit(limit: int | None, cap: DailyCap | None) -> int | None:

@@ -55,21 +55,42 @@ class Sender:
         return cls(name or _config_line(config, "name"), address)
 
 
+@dataclass(frozen=True)
+class ComposeSpec:
+    """What a Composer is made from: enough to make the same one again in another process."""
+
+    issue: RenderedIssue
+    config: Config
+    test: bool = False
+    token_secret: str | None = None
+    campaign: str = ""
+    reader_links: ReaderLinks | None = None
+    boundary: str = ""  # the MIME boundary: every Composer made from one spec writes the same bytes
+
+    def composer(self) -> Composer:
+        return Composer(
+            self.issue, self.config, test=self.test, token_secret=self.token_secret, campaign=self.campaign,
+            reader_links=self.reader_links, boundary=self.boundary,
+        )  # fmt: skip
+
+
 class Composer:
     """Personalises one issue for each subscriber. Safe to share between threads."""
 
     def __init__(
         self, issue: RenderedIssue, config: Config, *, test: bool = False, token_secret: str | None = None,
-        campaign: str = "", reader_links: ReaderLinks | None = None,
+        campaign: str = "", reader_links: ReaderLinks | None = None, boundary: str = "",
     ):  # fmt: skip
         """``token_secret``: signs the unsubscribe links and return paths instead of BROADSHEET_SECRET
         (copies that reach no reader); ``campaign``: named in the unsubscribe tokens, so that an unsubscribe
         counts against the issue it came from. ``reader_links``: an issue's links that
-        compose.clicks.count_links made per reader (``[tracking] per_subscriber``); None otherwise."""
+        compose.clicks.count_links made per reader (``[tracking] per_subscriber``); None otherwise.
+        ``boundary``: the MIME boundary of another Composer of this issue (``spec``); empty: a new one."""
         self.reader_links = reader_links
         self.templates = PersonalTemplates(issue)
         self.unsubscribe = UnsubscribeLinks(config, token_secret=token_secret, campaign=campaign)
-        self.body = AlternativeBody(self.templates.literals())
+        self.body = AlternativeBody(self.templates.literals(), boundary)
+        self.spec = ComposeSpec(issue, config, test, token_secret, campaign, reader_links, self.body.boundary)
         self.sender = Sender.from_config(config)
         self.return_paths = ReturnPaths(config, self.sender.address, token_secret=token_secret)
         self.subject = ("[TEST] " if test else "") + _single_line(issue.subject, issue.slug)

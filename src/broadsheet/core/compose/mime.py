@@ -21,8 +21,9 @@ class AlternativeBody:
     The boundary starts with ``=_``, which quoted-printable output never contains.
     """
 
-    def __init__(self, literals: Iterable[str] = ()):
-        self.boundary = "=_broadsheet_" + secrets.token_hex(12)
+    def __init__(self, literals: Iterable[str] = (), boundary: str = ""):
+        """``boundary``: one made before (another process's, for the same campaign); empty: a new one."""
+        self.boundary = boundary or "=_broadsheet_" + secrets.token_hex(12)
         delimiter = f"--{self.boundary}\r\n"
         self.content_type = f'multipart/alternative; boundary="{self.boundary}"'
         self._text_head = (delimiter + PART_HEAD.format(kind="plain")).encode("ascii")

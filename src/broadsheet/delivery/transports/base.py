@@ -60,6 +60,7 @@ class Transport(ABC):
     max_batch: ClassVar[int] = 1  # messages one send_batch call may carry
     secret_env: ClassVar[str] = ""  # the environment variable of its credential (for messages)
     idempotent: ClassVar[bool] = False  # a retried batch is never delivered twice
+    raw_only: ClassVar[bool] = False  # reads Message.raw and the envelope, never html or text (left empty by workers)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A transport named in ``broadsheet.core.providers`` takes its batch size and credential from there."""

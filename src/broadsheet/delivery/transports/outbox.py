@@ -72,6 +72,7 @@ class OutboxTransport(Transport):
     """Writes each message's raw bytes to its own file (written whole, then renamed into place)."""
 
     name = "outbox"
+    raw_only = True
 
     def verify(self) -> Verdict:
         return "ok", "the outbox writes files: no server, no credentials"

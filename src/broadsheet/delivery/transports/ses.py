@@ -26,6 +26,7 @@ REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # us-east-1, eu-central-2, u
 
 class SesTransport(HttpTransport):
     name = "ses"
+    raw_only = True
     provider = "Amazon SES"
 
     @property

@@ -45,6 +45,7 @@ class SmtpTransport(Transport):
     """Sends each message over a kept-alive SMTP connection (``smtp_session`` speaks for it)."""
 
     name = "smtp"
+    raw_only = True
     # One message per batch: SMTP sends one at a time on a connection, so what the journal marks 'sending'
     # is exactly what is in flight (a kill -9 leaves one unknown per connection, not a batch of them), and
     # Ctrl-C waits for one message per connection. It costs a little against a zero-latency local server,

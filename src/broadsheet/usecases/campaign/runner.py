@@ -131,6 +131,15 @@ class Composes(Protocol):
     def compose(self, subscriber: Subscriber, *, row: int | None = None) -> Message: ...
 
 
+class ComposesMany(Protocol):
+    """Composes many at once, in order, a refused recipient as its reason: ``compose_pool.ComposePool``."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def compose(self, items: Sequence[tuple[Subscriber, int | None]]) -> list[Message | str]: ...
+
+
 Progress = Callable[[dict[str, int], float], None]
 # (address, hard_bounce or soft_bounce, detail) of recipients the receiving side refused for good
 Bounced = Callable[[list[tuple[str, str, str]]], None]
@@ -153,11 +162,13 @@ class CampaignRunner:
         suppressed: Callable[[list[str]], set[str]] | None = None,
         bounced: Bounced | None = None,
         claims: Claims | None = None,
+        pool: ComposesMany | None = None,
     ):
         self.journal = journal
         self.campaign = campaign
         self.transport_factory = transport_factory
         self.composer = composer
+        self.pool = pool  # compose workers in other processes; None: each send worker composes its batch
         self.settings = settings
         self.progress = progress or (lambda counts, rate: None)
         self.rejected = rejected  # exceptions of compose that fail one recipient
@@ -419,12 +430,12 @@ class CampaignRunner:
         deliveries: list[Delivery | None] = [None] * len(rows)
         messages: list[Message] = []
         positions: list[int] = []
-        for position, row in enumerate(rows):
-            try:
-                messages.append(self.composer.compose(subscriber_from_row(row), row=row.id))  # row: the VERP reference
+        for position, (row, composed) in enumerate(zip(rows, self._compose(rows), strict=True)):
+            if isinstance(composed, str):
+                deliveries[position] = Delivery(row.email, "failed", detail=composed)
+            else:
+                messages.append(composed)
                 positions.append(position)
-            except self.rejected as exc:
-                deliveries[position] = Delivery(row.email, "failed", detail=getattr(exc, "reason", str(exc)))
         rejected = frozenset(set(range(len(rows))) - set(positions))
         if not messages or not self.limiter.acquire(len(messages), self.stop):
             return _Batch(index, rows, deliveries, rejected=rejected)
@@ -436,6 +447,19 @@ class CampaignRunner:
         for position, delivery in zip(positions, sent, strict=False):
             deliveries[position] = delivery
         return _Batch(index, rows, deliveries, error, rejected)
+
+    def _compose(self, rows: list[Row]) -> list[Message | str]:
+        """Each row's message, in order; a recipient compose refuses is the reason instead."""
+        items = [(subscriber_from_row(row), row.id) for row in rows]  # row: the VERP reference
+        if self.pool is not None and self.pool.ready:  # while the workers start, compose here
+            return self.pool.compose(items)
+        composed: list[Message | str] = []
+        for subscriber, row in items:
+            try:
+                composed.append(self.composer.compose(subscriber, row=row))
+            except self.rejected as exc:
+                composed.append(getattr(exc, "reason", str(exc)))
+        return composed
 
 
 def _as_broadsheet_error(exc: BaseException) -> BroadsheetError:
