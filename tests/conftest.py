@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 SAMPLE_ISSUE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
 
 
+# Compiled modules are kept in __pycache__ (git-ignored) even where PYTHONDONTWRITEBYTECODE is set: otherwise each
+# xdist worker rewrites every test module's asserts and compiles src/ again, and so does each CLI a test starts.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+# premailer caches the CSS it parses in one cache of 128 entries: one issue's style sheets and style attributes
+# fill it, so every build parsed them again. The suite builds the same theme over and over.
+os.environ.setdefault("PREMAILER_CACHE_MAXSIZE", "4096")
+
 MEMORY = Path("/dev/shm")  # noqa: S108 -- Linux's tmpfs: a folder in memory, not a temporary file
 
 
@@ -21,7 +31,6 @@ def pytest_configure(config: pytest.Config) -> None:
     """Temporary folders in memory (tmpfs) when the machine has one and no TMPDIR or --basetemp was given:
     the tests write, fsync and remove many small files (projects, journals, stores), which on a shared disk
     costs more than the work under test. The processes the tests start inherit it."""
-    import os
     import tempfile
 
     if config.option.basetemp or "TMPDIR" in os.environ or hasattr(config, "workerinput"):

@@ -104,7 +104,9 @@ def _report(found: list[tuple[str, str]]) -> Iterator[Unsupported]:
         yield Unsupported(slug, known["title"], known["url"], tuple(known["no"]), needle)
 
 
-def _stylesheet_features(css: str) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=64)
+def _stylesheet_features(css: str) -> tuple[tuple[str, str], ...]:
+    """Kept per style sheet text: a theme's sheets are the same in every build that lint reads."""
     found: list[tuple[str, str]] = []
     for rule in cssutils.parseString(css, validate=False):
         if rule.type == rule.STYLE_RULE:
@@ -122,7 +124,7 @@ def _stylesheet_features(css: str) -> list[tuple[str, str]]:
             at = rule.cssText.split(None, 1)[0] if rule.cssText else ""
             if at in AT_RULES:
                 found.append((AT_RULES[at], at))
-    return found
+    return tuple(found)
 
 
 def _rule_features(rule: Any) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ reaches them. Dark mode keeps the author's button colours and lightens links and
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 from coloraide import Color
@@ -96,8 +97,9 @@ class Palette:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+@functools.lru_cache(maxsize=64)
 def palette_of(brand: Brand) -> Palette:
-    """The theme's colours for ``brand``."""
+    """The theme's colours for ``brand`` (kept: every build and every archive page asks for the same brand's)."""
     primary = hex_of(colour(brand.primary_color, DEFAULTS.primary_color))
     accent = hex_of(colour(brand.accent_color, DEFAULTS.accent_color))
     page = hex_of(colour(brand.background_color, DEFAULTS.background_color))
