@@ -20,10 +20,6 @@ SAMPLE_ISSUE = ROOT / "issues" / "2021-06-01-chengdu-flemish-brabant"
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
-# premailer caches the CSS it parses in one cache of 128 entries: one issue's style sheets and style attributes
-# fill it, so every build parsed them again. The suite builds the same theme over and over.
-os.environ.setdefault("PREMAILER_CACHE_MAXSIZE", "4096")
-
 MEMORY = Path("/dev/shm")  # noqa: S108 -- Linux's tmpfs: a folder in memory, not a temporary file
 
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+
+# premailer keeps the CSS it parses in one cache of 128 entries by default, read from the environment when it
+# is imported: one issue's style sheets and style attributes overflow it, so every build parsed them again.
+os.environ.setdefault("PREMAILER_CACHE_MAXSIZE", "4096")
 
 import cssutils
 import mjml
