@@ -229,3 +229,16 @@ def test_a_line_that_is_not_utf8_stops_the_import_naming_it(store, tmp_path):
         importer.import_csv(store, path)
     assert raised.value.where.endswith("list.csv:3002")
     assert store.count() == 0 and staging_left(store) == []
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_store_enforces_foreign_keys_again_after_an_import(store, tmp_path, fails):
+    if fails:
+        store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON subscribers BEGIN SELECT RAISE(ABORT, 'no'); END")
+    path = write_csv(tmp_path / "list.csv", [f"u{n}@example.org,U,,a," for n in range(50)])
+    try:
+        importer.import_csv(store, path)
+    except StoreError:
+        assert fails
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        store.db.execute("INSERT INTO tags (subscriber, tag, tag_key) VALUES (999999, 'x', 'x')")

@@ -82,8 +82,15 @@ def import_csv(
         with store._lock, Staging(store.db, store.path.parent, STAGED) as staging:
             with _pragmas(store.db, cache_size=-CACHE_KIB, temp_store="FILE"):  # sorts spill to files, not RAM
                 total = _stage(store, staging, path, report, on_problem)
-            # statement journals in memory (small: the move mostly appends), and fewer checkpoints
-            with _pragmas(store.db, cache_size=-CACHE_KIB, temp_store="MEMORY", wal_autocheckpoint=CHECKPOINT_PAGES):
+            # statement journals in memory (small: the move mostly appends), fewer checkpoints, and no foreign
+            # key look-ups: every tag and event row the move writes joins a subscriber row it found or added
+            # in the same transaction, so the check could not fail (and the move deletes nothing)
+            move_settings: dict[str, int | str] = {
+                "temp_store": "MEMORY",
+                "wal_autocheckpoint": CHECKPOINT_PAGES,
+                "foreign_keys": 0,
+            }
+            with _pragmas(store.db, cache_size=-CACHE_KIB, **move_settings):
                 for start in range(0, total, ROWS_PER_TRANSACTION):
                     if start:
                         time.sleep(PAUSE)  # another writer's turn (the lock is no queue)
