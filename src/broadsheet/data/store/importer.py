@@ -11,12 +11,13 @@ Rules (who is new is decided by the UNIQUE ``email_key``: no set of every addres
   unconfirmed one, but never resubscribes someone unsubscribed, bounced or complained unless ``resubscribe``;
 - a forgotten address is never added again (its rows are counted, nothing else).
 
-How: each row is validated by the CSV row reader and staged (key, fields and tags as JSON) in a
-temporary SQLite file beside the store (``data.bulk.Staging``, sorted on disk: memory stays flat; the
-store is not locked meanwhile). The sorted rows move in ROWS_PER_TRANSACTION at a time, in address order,
-so the UNIQUE index fills front to back and other writers (serve's one-click unsubscribes) get the store
-between transactions. New subscribers go in set-based, in SQL; only present rows that may change
-something come back to Python. Events name the file's line.
+How: each row is validated by the CSV row reader and staged (key, fields as JSON, the number of its tag
+list: each distinct list is staged once) in a temporary SQLite file beside the store (``data.bulk.Staging``,
+sorted on disk: memory stays flat; the store is not locked meanwhile). The sorted rows move in
+ROWS_PER_TRANSACTION at a time, in address order, so the UNIQUE index fills front to back and other
+writers (serve's one-click unsubscribes) get the store between transactions. New subscribers go in
+set-based, in SQL; only present rows that may change something come back to Python. Events name the
+file's line.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from typing import Any, NamedTuple
 from broadsheet.core.audience import RowProblem
 from broadsheet.core.errors import StoreError
 
-from ..bulk import Staging
+from ..bulk import Staging, insert_many
 from ..subscriber_list import list_chunks
 from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING, settled, weaker_sql
-from .staged import STAGED, staged_chunks
+from .staged import STAGED, TAGSET_COLUMNS, TagSets, staged_chunks
 from .store import Store, dump_fields, utc_now
 
 ROWS_PER_TRANSACTION = 50_000  # a short, bounded hold of the store's write lock, in address order
@@ -46,6 +47,7 @@ SORT_CACHE_KIB = 16_384  # the sort's memory: its runs sort faster at this size 
 CHECKPOINT_PAGES = 10_000  # WAL pages before a checkpoint during the move (default 1,000: a checkpoint each)
 PAUSE = 0.005  # seconds between two transactions of the move: another writer's turn
 SORTED = "staging.sorted"  # the staged rows in (key, file order); its rowid is the position
+TAGSETS = "staging.tagsets"  # the tags of each staged tag list number
 
 
 @dataclass
@@ -128,9 +130,16 @@ def _stage(
         report.problems += 1
         on_problem(problem)
 
+    db, tagsets = store.db, TagSets()
+    db.execute(f"CREATE TABLE {TAGSETS} ({', '.join(TAGSET_COLUMNS)}, PRIMARY KEY (tagset, tag_key)) WITHOUT ROWID")
+
+    def stage_tagsets() -> None:
+        insert_many(db, f"INSERT INTO {TAGSETS} ({', '.join(TAGSET_COLUMNS)})", tagsets.taken())
+
     chunks = list_chunks(path, store._addresses, wanted=STATUSES)
-    report.rows = staging.fill(staged_chunks(chunks, noted))
-    return _sort(store.db, staging)
+    report.rows = staging.fill(staged_chunks(chunks, noted, tagsets), then=stage_tagsets)
+    stage_tagsets()
+    return _sort(db, staging)
 
 
 def _sort(db: sqlite3.Connection, staging: Staging) -> int:
@@ -175,7 +184,7 @@ class _Row(NamedTuple):
     status: str
     name: str
     fields: str  # JSON
-    tags: str | None  # JSON {tag_key: tag}
+    tagset: int | None  # its tags in TAGSETS
     line: int
 
 
@@ -246,9 +255,10 @@ class _Move:
             (utc_now(), self.source, rows["before"]),
         )
         db.execute(
-            "INSERT INTO tags (subscriber, tag, tag_key) SELECT u.id, t.value, t.key"
-            f" FROM {SORTED} s CROSS JOIN subscribers u ON u.id = :base + s.rowid, json_each(s.tags) t"
-            " WHERE s.rowid > :start AND s.rowid <= :end AND s.tags IS NOT NULL"
+            "INSERT INTO tags (subscriber, tag, tag_key) SELECT u.id, t.tag, t.tag_key"
+            f" FROM {SORTED} s CROSS JOIN subscribers u ON u.id = :base + s.rowid"
+            f" CROSS JOIN {TAGSETS} t ON t.tagset = s.tagset"
+            " WHERE s.rowid > :start AND s.rowid <= :end AND s.tagset IS NOT NULL"
             " ON CONFLICT (subscriber, tag_key) DO NOTHING",
             rows,
         )
@@ -280,7 +290,7 @@ class _Move:
     def _merge_present(self, rows: dict[str, Any], unforgotten: str) -> None:
         """--update: every row not just added (present before, or a later row of an address) merges in."""
         present = [_Row(*row) for row in self.db.execute(
-            f"SELECT s.key, s.status, s.name, s.fields, s.tags, s.line FROM {SORTED} s"
+            f"SELECT s.key, s.status, s.name, s.fields, s.tagset, s.line FROM {SORTED} s"
             f" WHERE s.rowid > :start AND s.rowid <= :end{unforgotten}"
             " AND NOT EXISTS (SELECT 1 FROM subscribers u WHERE u.id = :base + s.rowid) ORDER BY s.rowid",
             rows,
@@ -288,8 +298,14 @@ class _Move:
         if not present:
             return
         subscribers = _load(self.store, {row.key for row in present})
+        tags: dict[int | None, list[tuple[str, str]]] = {None: []}
+        numbers = list({row.tagset for row in present if row.tagset is not None})
+        query = f"SELECT tagset, tag_key, tag FROM {TAGSETS} WHERE tagset IN ({{}})"
+        for number, key, tag in self.store.select_in(query, numbers):
+            tags.setdefault(number, []).append((key, tag))
         for row in present:
-            _merge(self.store, subscribers[row.key], row, self.source, self.report, resubscribe=self.resubscribe)
+            _merge(self.store, subscribers[row.key], row, tags[row.tagset], self.source, self.report,
+                   resubscribe=self.resubscribe)  # fmt: skip
 
 
 def _load(store: Store, keys: set[str]) -> dict[str, _Subscriber]:
@@ -307,13 +323,13 @@ def _load(store: Store, keys: set[str]) -> dict[str, _Subscriber]:
     return found
 
 
-def _merge(store: Store, present: _Subscriber, row: _Row, source: str, report: ImportReport, *,
-           resubscribe: bool) -> None:  # fmt: skip
-    """Merge one row into a present subscriber (and into ``present``, for later rows of the same address)."""
+def _merge(store: Store, present: _Subscriber, row: _Row, pairs: list[tuple[str, str]], source: str,
+           report: ImportReport, *, resubscribe: bool) -> None:  # fmt: skip
+    """Merge one row (its tags: (tag key, tag) ``pairs``) into a present subscriber (and into ``present``,
+    for later rows of the same address)."""
     detail = f"{source}:{row.line}"
     name = row.name or present.name
     fields = {**present.fields, **json.loads(row.fields)}
-    pairs: list[tuple[str, str]] = json.loads(row.tags, object_pairs_hook=list) if row.tags else []
     new_tags = [(key, tag) for key, tag in pairs if key not in present.tags]
     status = _merged_status(present.status, row.status, resubscribe=resubscribe)
     if row.status == "subscribed" and present.status in SUPPRESSING and status != "subscribed":
