@@ -12,7 +12,7 @@ import pytest
 
 from broadsheet.core.audience import RowProblem
 from broadsheet.core.errors import AudienceError, StoreError
-from broadsheet.data.store import Store, importer
+from broadsheet.data.store import Store, importer, staged
 
 
 @pytest.fixture
@@ -253,3 +253,33 @@ def test_a_line_that_is_not_utf8_stops_the_import_naming_it(store, tmp_path):
         importer.import_csv(store, path)
     assert raised.value.where.endswith("list.csv:3002")
     assert store.count() == 0 and staging_left(store) == []
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_store_enforces_foreign_keys_again_after_an_import(store, tmp_path, fails):
+    if store.engine == "postgresql":
+        pytest.skip("SQLite's import turns foreign-key checks off for its move; PostgreSQL's keeps them on")
+    if fails:
+        store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON subscribers BEGIN SELECT RAISE(ABORT, 'no'); END")
+    path = write_csv(tmp_path / "list.csv", [f"u{n}@example.org,U,,a," for n in range(50)])
+    try:
+        importer.import_csv(store, path)
+    except StoreError:
+        assert fails
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        store.db.execute("INSERT INTO tags (subscriber, tag, tag_key) VALUES (999999, 'x', 'x')")
+
+
+def test_each_row_keeps_its_own_tags_when_tag_lists_outnumber_those_remembered(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(staged, "TAGSETS_KEPT", 3)  # the numbers are forgotten (and given anew) every three lists
+    monkeypatch.setattr(importer, "ROWS_PER_TRANSACTION", 40)
+    rows = [f"u{n:03d}@example.org,U,,t{n % 7};All;all;u{n % 50},C" for n in range(200)]
+    importer.import_csv(store, write_csv(tmp_path / "list.csv", rows))
+    for n in range(200):
+        assert store.get(f"u{n:03d}@example.org").tags == tuple(sorted({f"t{n % 7}", "All", f"u{n % 50}"}))
+    again = [f"u{n:03d}@example.org,U,,t{n % 5};New,C" for n in range(0, 200, 3)]
+    report = importer.import_csv(store, write_csv(tmp_path / "again.csv", again), update=True)
+    assert report.updated == len(again)
+    for n in range(0, 200, 3):
+        expected = {f"t{n % 7}", "All", f"u{n % 50}", f"t{n % 5}", "New"}
+        assert set(store.get(f"u{n:03d}@example.org").tags) == expected

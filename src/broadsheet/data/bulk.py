@@ -20,7 +20,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -187,9 +187,10 @@ class Staging:
             self.close()
             raise
 
-    def fill(self, chunks: Iterable[list[Row]]) -> int:
+    def fill(self, chunks: Iterable[list[Row]], then: Callable[[], object] = lambda: None) -> int:
         """Append the rows of ``chunks`` (read ahead in a second thread); returns how many. Only the
-        staging file is locked meanwhile: the real database stays free for other writers."""
+        staging file is locked meanwhile: the real database stays free for other writers. ``then`` runs
+        in each transaction after its rows (the caller's other staging tables filled alongside)."""
         count = 0
         head = f"INSERT INTO {self.TABLE} ({', '.join(self.columns)})"
         with collector_paused():
@@ -197,6 +198,7 @@ class Staging:
                 self.db.execute("BEGIN")  # deferred: takes the staging file's lock only
                 try:
                     insert_many(self.db, head, chunk)
+                    then()
                 except BaseException:
                     self.db.execute("ROLLBACK")
                     raise

@@ -11,12 +11,13 @@ Rules (who is new is decided by the UNIQUE ``email_key``: no set of every addres
   unconfirmed one, but never resubscribes someone unsubscribed, bounced or complained unless ``resubscribe``;
 - a forgotten address is never added again (its rows are counted, nothing else).
 
-How: each row is validated by the CSV row reader and staged (key, fields and tags as JSON) in a
-temporary SQLite file beside the store (``data.bulk.Staging``, sorted on disk: memory stays flat; the
-store is not locked meanwhile). The sorted rows move in ROWS_PER_TRANSACTION at a time, in address order,
-so the UNIQUE index fills front to back and other writers (serve's one-click unsubscribes) get the store
-between transactions. New subscribers go in set-based, in SQL; only present rows that may change
-something come back to Python. Events name the file's line.
+How: each row is validated by the CSV row reader and staged (key, fields as JSON, the number of its tag
+list: each distinct list is staged once) in a temporary SQLite file beside the store (``data.bulk.Staging``,
+sorted on disk: memory stays flat; the store is not locked meanwhile). The sorted rows move in
+ROWS_PER_TRANSACTION at a time, in address order, so the UNIQUE index fills front to back and other
+writers (serve's one-click unsubscribes) get the store between transactions. New subscribers go in
+set-based, in SQL; only present rows that may change something come back to Python. Events name the
+file's line.
 """
 
 from __future__ import annotations
@@ -33,19 +34,21 @@ from typing import Any, NamedTuple
 from broadsheet.core.audience import RowProblem
 from broadsheet.core.errors import StoreError
 
-from ..bulk import Staging
+from ..bulk import Staging, insert_many
 from ..db import postgres
 from ..subscriber_list import list_chunks
 from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING, settled, weaker_sql
-from .staged import STAGED, staged_chunks
+from .staged import STAGED, TAGSET_COLUMNS, TagSets, staged_chunks
 from .store import Store, dump_fields, utc_now
 
 ROWS_PER_TRANSACTION = 50_000  # a short, bounded hold of the store's write lock, in address order
 MERGE_CHUNK = 5_000  # present rows brought to Python at a time (--update)
-CACHE_KIB = 49_152  # the page cache during an import, and the sort's memory (48 MiB; default 2)
+CACHE_KIB = 49_152  # the page cache during the move (48 MiB; default 2)
+SORT_CACHE_KIB = 16_384  # the sort's memory: its runs sort faster at this size than at CACHE_KIB, in less RSS
 CHECKPOINT_PAGES = 10_000  # WAL pages before a checkpoint during the move (default 1,000: a checkpoint each)
 PAUSE = 0.005  # seconds between two transactions of the move: another writer's turn
 SORTED = "staging.sorted"  # the staged rows in (key, file order); its rowid is the position
+TAGSETS = "staging.tagsets"  # the tags of each staged tag list number
 
 
 @dataclass
@@ -83,10 +86,17 @@ def import_csv(
     move = _Move(store, path.name, report, update=update, resubscribe=resubscribe)
     try:
         with store._lock, Staging(store.db, store.path.parent, STAGED) as staging:
-            with _pragmas(store.db, cache_size=-CACHE_KIB, temp_store="FILE"):  # sorts spill to files, not RAM
+            with _pragmas(store.db, cache_size=-SORT_CACHE_KIB, temp_store="FILE"):  # sorts spill to files, not RAM
                 total = _stage(store, staging, path, report, on_problem)
-            # statement journals in memory (small: the move mostly appends), and fewer checkpoints
-            with _pragmas(store.db, cache_size=-CACHE_KIB, temp_store="MEMORY", wal_autocheckpoint=CHECKPOINT_PAGES):
+            # statement journals in memory (small: the move mostly appends), fewer checkpoints, and no foreign
+            # key look-ups: every tag and event row the move writes joins a subscriber row it found or added
+            # in the same transaction, so the check could not fail (and the move deletes nothing)
+            move_settings: dict[str, int | str] = {
+                "temp_store": "MEMORY",
+                "wal_autocheckpoint": CHECKPOINT_PAGES,
+                "foreign_keys": 0,
+            }
+            with _pragmas(store.db, cache_size=-CACHE_KIB, **move_settings):
                 for start in range(0, total, ROWS_PER_TRANSACTION):
                     if start:
                         time.sleep(PAUSE)  # another writer's turn (the lock is no queue)
@@ -123,9 +133,16 @@ def _stage(
         report.problems += 1
         on_problem(problem)
 
+    db, tagsets = store.db, TagSets()
+    db.execute(f"CREATE TABLE {TAGSETS} ({', '.join(TAGSET_COLUMNS)}, PRIMARY KEY (tagset, tag_key)) WITHOUT ROWID")
+
+    def stage_tagsets() -> None:
+        insert_many(db, f"INSERT INTO {TAGSETS} ({', '.join(TAGSET_COLUMNS)})", tagsets.taken())
+
     chunks = list_chunks(path, store._addresses, wanted=STATUSES)
-    report.rows = staging.fill(staged_chunks(chunks, noted))
-    return _sort(store.db, staging)
+    report.rows = staging.fill(staged_chunks(chunks, noted, tagsets), then=stage_tagsets)
+    stage_tagsets()
+    return _sort(db, staging)
 
 
 def _sort(db: sqlite3.Connection, staging: Staging) -> int:
@@ -170,7 +187,7 @@ class _Row(NamedTuple):
     status: str
     name: str
     fields: str  # JSON
-    tags: str | None  # JSON {tag_key: tag}
+    tagset: int | None  # its tags in TAGSETS
     line: int
 
 
@@ -241,9 +258,10 @@ class _Move:
             (utc_now(), self.source, rows["before"]),
         )
         db.execute(
-            "INSERT INTO tags (subscriber, tag, tag_key) SELECT u.id, t.value, t.key"
-            f" FROM {SORTED} s CROSS JOIN subscribers u ON u.id = :base + s.rowid, json_each(s.tags) t"
-            " WHERE s.rowid > :start AND s.rowid <= :end AND s.tags IS NOT NULL"
+            "INSERT INTO tags (subscriber, tag, tag_key) SELECT u.id, t.tag, t.tag_key"
+            f" FROM {SORTED} s CROSS JOIN subscribers u ON u.id = :base + s.rowid"
+            f" CROSS JOIN {TAGSETS} t ON t.tagset = s.tagset"
+            " WHERE s.rowid > :start AND s.rowid <= :end AND s.tagset IS NOT NULL"
             " ON CONFLICT (subscriber, tag_key) DO NOTHING",
             rows,
         )
@@ -275,7 +293,7 @@ class _Move:
     def _merge_present(self, rows: dict[str, Any], unforgotten: str) -> None:
         """--update: every row not just added (present before, or a later row of an address) merges in."""
         present = [_Row(*row) for row in self.db.execute(
-            f"SELECT s.key, s.status, s.name, s.fields, s.tags, s.line FROM {SORTED} s"
+            f"SELECT s.key, s.status, s.name, s.fields, s.tagset, s.line FROM {SORTED} s"
             f" WHERE s.rowid > :start AND s.rowid <= :end{unforgotten}"
             " AND NOT EXISTS (SELECT 1 FROM subscribers u WHERE u.id = :base + s.rowid) ORDER BY s.rowid",
             rows,
@@ -283,8 +301,20 @@ class _Move:
         if not present:
             return
         subscribers = _load(self.store, {row.key for row in present})
+        tags = _tagsets(self.store, TAGSETS, present)
         for row in present:
-            _merge(self.store, subscribers[row.key], row, self.source, self.report, resubscribe=self.resubscribe)
+            _merge(self.store, subscribers[row.key], row, tags[row.tagset], self.source, self.report,
+                   resubscribe=self.resubscribe)  # fmt: skip
+
+
+def _tagsets(store: Store, table: str, rows: list[_Row]) -> dict[int | None, list[tuple[str, str]]]:
+    """The (tag key, tag) pairs of each tag list number of ``rows``, from the staged ``table``."""
+    tags: dict[int | None, list[tuple[str, str]]] = {None: []}
+    numbers = list({row.tagset for row in rows if row.tagset is not None})
+    query = f"SELECT tagset, tag_key, tag FROM {table} WHERE tagset IN ({{}})"
+    for number, key, tag in store.select_in(query, numbers):
+        tags.setdefault(number, []).append((key, tag))
+    return tags
 
 
 def _load(store: Store, keys: set[str]) -> dict[str, _Subscriber]:
@@ -302,13 +332,13 @@ def _load(store: Store, keys: set[str]) -> dict[str, _Subscriber]:
     return found
 
 
-def _merge(store: Store, present: _Subscriber, row: _Row, source: str, report: ImportReport, *,
-           resubscribe: bool) -> None:  # fmt: skip
-    """Merge one row into a present subscriber (and into ``present``, for later rows of the same address)."""
+def _merge(store: Store, present: _Subscriber, row: _Row, pairs: list[tuple[str, str]], source: str,
+           report: ImportReport, *, resubscribe: bool) -> None:  # fmt: skip
+    """Merge one row (its tags: (tag key, tag) ``pairs``) into a present subscriber (and into ``present``,
+    for later rows of the same address)."""
     detail = f"{source}:{row.line}"
     name = row.name or present.name
     fields = {**present.fields, **json.loads(row.fields)}
-    pairs: list[tuple[str, str]] = json.loads(row.tags, object_pairs_hook=list) if row.tags else []
     new_tags = [(key, tag) for key, tag in pairs if key not in present.tags]
     status = _merged_status(present.status, row.status, resubscribe=resubscribe)
     if row.status == "subscribed" and present.status in SUPPRESSING and status != "subscribed":
@@ -348,6 +378,7 @@ def _merged_status(old: str, new: str, *, resubscribe: bool) -> str:
 
 PG_STAGED = "import_staged"
 PG_SORTED = "import_sorted"
+PG_TAGSETS = "import_tagsets"
 
 
 def _import_postgres(
@@ -366,7 +397,7 @@ def _import_postgres(
                     with store._write():
                         move.batch(start, min(start + ROWS_PER_TRANSACTION, total))
             finally:
-                store.db.execute(f"DROP TABLE IF EXISTS {PG_STAGED}, {PG_SORTED}")
+                store.db.execute(f"DROP TABLE IF EXISTS {PG_STAGED}, {PG_SORTED}, {PG_TAGSETS}")
     except postgres.errors() as exc:
         raise StoreError(f"the import stopped: {str(exc).strip().splitlines()[0]}", where=store.where,
                          fix=f"{report.added:,} subscriber(s) were added before it; run the import again"
@@ -381,19 +412,25 @@ def _stage_postgres(store: Store, path: Path, report: ImportReport, on_problem: 
         report.problems += 1
         on_problem(problem)
 
-    db = store.db
+    db, tagsets = store.db, TagSets()
     columns = ", ".join(STAGED)
-    db.execute(f"DROP TABLE IF EXISTS {PG_STAGED}, {PG_SORTED}")
+    db.execute(f"DROP TABLE IF EXISTS {PG_STAGED}, {PG_SORTED}, {PG_TAGSETS}")
     db.execute(
         f"CREATE TEMPORARY TABLE {PG_STAGED} (pos BIGINT, key TEXT, email TEXT, name TEXT, fields TEXT, status TEXT,"
-        " tags TEXT, line BIGINT)"
+        " tagset BIGINT, line BIGINT)"
+    )
+    db.execute(
+        f"CREATE TEMPORARY TABLE {PG_TAGSETS} (tagset BIGINT, tag_key TEXT, tag TEXT, PRIMARY KEY (tagset, tag_key))"
     )
     rows = 0
     with postgres.copy(db, f"COPY {PG_STAGED} (pos, {columns}) FROM STDIN") as copy:
-        for chunk in staged_chunks(list_chunks(path, store._addresses, wanted=STATUSES), noted):
+        for chunk in staged_chunks(list_chunks(path, store._addresses, wanted=STATUSES), noted, tagsets):
             for row in chunk:
                 rows += 1
                 copy.write_row((rows, *row))
+    with postgres.copy(db, f"COPY {PG_TAGSETS} ({', '.join(TAGSET_COLUMNS)}) FROM STDIN") as copy:
+        for tagset_row in tagsets.taken():
+            copy.write_row(tagset_row)
     report.rows = rows
     db.execute(
         f"CREATE TEMPORARY TABLE {PG_SORTED} AS SELECT row_number() OVER (ORDER BY key, pos) AS rn,"
@@ -459,10 +496,10 @@ class _PostgresMove:
             (utc_now(), self.source, rows["before"]),
         )
         db.execute(
-            "INSERT INTO tags (subscriber, tag, tag_key) SELECT u.id, t.value, t.key"
+            "INSERT INTO tags (subscriber, tag, tag_key) SELECT u.id, t.tag, t.tag_key"
             f" FROM {PG_SORTED} s JOIN subscribers u ON u.email_key = s.key AND u.id > :before"
-            " CROSS JOIN LATERAL json_each_text(CAST(s.tags AS JSON)) WITH ORDINALITY t (key, value, n)"
-            " WHERE s.rn > :start AND s.rn <= :end AND s.first AND s.tags IS NOT NULL ORDER BY s.rn, t.n"
+            f" JOIN {PG_TAGSETS} t ON t.tagset = s.tagset"
+            " WHERE s.rn > :start AND s.rn <= :end AND s.first ORDER BY s.rn, t.tag_key"
             " ON CONFLICT (subscriber, tag_key) DO NOTHING",
             rows,
         )
@@ -491,7 +528,7 @@ class _PostgresMove:
     def _merge_present(self, rows: dict[str, Any]) -> None:
         """--update: every row not just added (present before, or a later row of an address) merges in."""
         present = [_Row(*row) for row in self.db.execute(
-            f"SELECT s.key, s.status, s.name, s.fields, s.tags, s.line FROM {PG_SORTED} s"
+            f"SELECT s.key, s.status, s.name, s.fields, s.tagset, s.line FROM {PG_SORTED} s"
             " WHERE s.rn > :start AND s.rn <= :end AND s.key <> ALL(CAST(:forgotten AS TEXT[]))"
             " AND NOT (s.first AND EXISTS (SELECT 1 FROM subscribers u WHERE u.email_key = s.key AND u.id > :before))"
             " ORDER BY s.rn",
@@ -500,5 +537,7 @@ class _PostgresMove:
         if not present:
             return
         subscribers = _load(self.store, {row.key for row in present})
+        tags = _tagsets(self.store, PG_TAGSETS, present)
         for row in present:
-            _merge(self.store, subscribers[row.key], row, self.source, self.report, resubscribe=self.resubscribe)
+            _merge(self.store, subscribers[row.key], row, tags[row.tagset], self.source, self.report,
+                   resubscribe=self.resubscribe)  # fmt: skip

@@ -1,27 +1,65 @@
-"""A subscriber row as an import parks it in its staging file: the store's key, the fields and tags as JSON.
+"""A subscriber row as an import parks it in its staging file: the store's key, the fields as JSON, and the
+number of its tag list (each distinct tag list is staged once, in TAGSET_COLUMNS rows).
 
-Made in the reading thread (or a part's reader process) for every row of a list: kept lean.
+Made in the reading thread for every row of a list: kept lean.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Iterable, Iterator
 from json.encoder import encode_basestring as _quote
 
 from broadsheet.core.audience import ListRow, RowProblem
 
-# a staged row; email: NULL when it is the key (lower-cased already: less to sort); tags: {tag_key: tag}
-STAGED = ("key", "email", "name", "fields", "status", "tags", "line")
-TAG_CACHE = 4_096  # distinct tag lists whose JSON is kept while reading (lists repeat a few tag sets)
+# a staged row; email: NULL when it is the key (lower-cased already: less to sort); tagset: NULL for no tags
+STAGED = ("key", "email", "name", "fields", "status", "tagset", "line")
+TAGSET_COLUMNS = ("tagset", "tag_key", "tag")
+TAGSETS_KEPT = 4_096  # distinct tag lists remembered while reading (lists repeat a few tag sets)
 
-StagedRow = tuple[str, str | None, str, str, str, str | None, int]  # STAGED
+StagedRow = tuple[str, str | None, str, str, str, int | None, int]  # STAGED
+
+
+class TagSets:
+    """A number for each distinct tag list: a row stages the number, and the list's (number, tag key, tag)
+    rows are staged once, so the move joins a small table instead of parsing tags on every row.
+
+    ``number`` is called by the reading thread; ``taken`` by the writing one (the deque hands rows over
+    between threads safely). A tag list seen before the memory was cleared gets a new number."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[tuple[str, ...], int] = {}
+        self._new: collections.deque[tuple[int, str, str]] = collections.deque()
+        self._last = 0
+
+    def number(self, tags: tuple[str, ...]) -> int:
+        found = self.numbers.get(tags)
+        if found is None:
+            if len(self.numbers) >= TAGSETS_KEPT:  # a list of a million tag lists: memory stays flat
+                self.numbers.clear()
+            self._last += 1
+            found = self.numbers[tags] = self._last
+            keys: set[str] = set()
+            for tag in tags:  # the first spelling of a tag key wins
+                key = tag.casefold()
+                if key not in keys:
+                    keys.add(key)
+                    self._new.append((found, key, tag))
+        return found
+
+    def taken(self) -> list[tuple[int, str, str]]:
+        """The TAGSET_COLUMNS rows of the numbers given out since the last call."""
+        rows = []
+        while self._new:
+            rows.append(self._new.popleft())
+        return rows
 
 
 def staged_chunks(
-    chunks: Iterable[list[ListRow | RowProblem]], on_problem: Callable[[RowProblem], None]
+    chunks: Iterable[list[ListRow | RowProblem]], on_problem: Callable[[RowProblem], None], tagsets: TagSets
 ) -> Iterator[list[StagedRow]]:
     """The valid rows of each chunk as STAGED tuples (run by the reading thread: keep it lean)."""
-    tag_json: dict[tuple[str, ...], str] = {}
+    known, tagset = tagsets.numbers, tagsets.number  # (the common case inline: a tag list seen before)
     title_json: dict[str, str] = {}  # '"title":' of each column title
     for chunk in chunks:
         staged: list[StagedRow] = []
@@ -40,15 +78,6 @@ def staged_chunks(
             first_name = subscriber.first_name
             if first_name and first_name != (name.split(None, 1) or ("",))[0]:  # first_word(name), inline
                 fields.append('"first_name":' + _quote(first_name))
-            tags_json = None
-            if tags:
-                tags_json = tag_json.get(tags)
-                if tags_json is None:
-                    if len(tag_json) >= TAG_CACHE:
-                        tag_json.clear()
-                    tags_json = tag_json[tags] = (
-                        "{" + ",".join([f"{_quote(t.casefold())}:{_quote(t)}" for t in tags]) + "}"
-                    )
             key = email.lower()
             staged.append(
                 (
@@ -57,7 +86,7 @@ def staged_chunks(
                     name,
                     "{" + ",".join(fields) + "}",
                     status,
-                    tags_json,
+                    (known.get(tags) or tagset(tags)) if tags else None,
                     subscriber.line,
                 )
             )

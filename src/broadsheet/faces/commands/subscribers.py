@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from broadsheet.core.config import Config
-from broadsheet.core.content.sequence import sequence_folder
 from broadsheet.core.errors import StoreError
 
 from . import Subparsers, project_config
@@ -197,6 +196,9 @@ def _add(args: argparse.Namespace, store: Store, config: Config) -> int:
         return 0
     added = store.add(args.email, name=args.name, tags=args.tag, resubscribe=args.resubscribe)
     welcome = config.sequences.welcome
+    # imported here: the content reader (Markdown, YAML, Pillow) is not loaded for the other subcommands
+    from broadsheet.core.content.sequence import sequence_folder
+
     if welcome and sequence_folder(welcome, config).is_dir():  # none before the sequence exists
         from broadsheet.data.store.sequences import enter
 
