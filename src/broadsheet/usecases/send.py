@@ -23,6 +23,7 @@ from broadsheet.core.render import read_and_build
 from broadsheet.core.tokens import token_secrets
 from broadsheet.data.journal.journal import RECENT_DAYS, WAIT
 from broadsheet.data.store.recipients import StoreSuppressions, find_subscriber, first_recipient, recipients_for
+from broadsheet.data.store.store import store_location
 from broadsheet.delivery.transports import Transport, TransportOptions, transport_class
 
 from .campaign import Journal, Prepared, Settings, issue_key, prepare_campaign
@@ -459,13 +460,13 @@ def send_prepared(journal: Journal, prepared: Prepared, send: JournaledSend) -> 
     settings = Settings.from_config(send.config, limit=limit)
     progress = reporter.progress()
     rejections = SendRejections(
-        send.config.root, send.config.bounces, campaign=prepared.record.slug, transport=send.transport_name,
+        store_location(send.config), send.config.bounces, campaign=prepared.record.slug, transport=send.transport_name,
         warn=reporter.warn,
     )  # fmt: skip
     runner = CampaignRunner(
         journal, prepared.record, send.factory, send.composer, settings,
         max_batch=transport_class(send.transport_name).max_batch, progress=progress,
-        suppressed=StoreSuppressions(send.config.root), bounced=rejections,
+        suppressed=StoreSuppressions.for_config(send.config), bounced=rejections,
         claims=_shared_claims(journal, prepared, send, settings) if send.options.worker else None,
     )  # fmt: skip
     try:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from broadsheet.core.config import Config
 from broadsheet.core.content.model import Step
 from broadsheet.core.content.sequence import read_sequence, sequence_folder, sequence_names
-from broadsheet.core.errors import BroadsheetError
+from broadsheet.core.errors import AudienceError, BroadsheetError
 from broadsheet.core.providers import delivers
 from broadsheet.core.render import read_and_build
 from broadsheet.data.store import Store, store_path
-from broadsheet.data.store.recipients import refuse_postgres, suppression_file
+from broadsheet.data.store.recipients import suppression_file
 from broadsheet.data.store.sequences import StepList, enter_all, enter_confirmed, stop_left
 
 from ..campaign import Journal, Prepared, issue_key, prepare_campaign
@@ -27,6 +27,17 @@ from ..campaign.caps import daily_cap
 from ..report import Reporter
 from ..send import JournaledSend, SendOptions, SendResult, check_lint, send_prepared, transport_factory
 from ..signing_secret import token_secret
+
+
+def _refuse_postgres(config: Config) -> None:
+    """AudienceError when the store is in PostgreSQL: a step's recipients are selected from the SQLite store
+    only, so its steps wait rather than skip whom the PostgreSQL store has unsubscribed."""
+    if config.database.url:
+        raise AudienceError(
+            "send --due does not send sequence steps from a subscriber store in PostgreSQL yet ([database] url is set)",
+            where=config.where("database.url"),
+            fix="the steps wait; send issues with broadsheet send ISSUE, or keep the store in SQLite for sequences",
+        )
 
 
 @dataclass
@@ -48,7 +59,7 @@ def send_due_steps(
     """Send every step that is due at ``now``, sequence by sequence; call under the send lock."""
     result = StepsResult()
     try:
-        refuse_postgres(config)  # a step's recipients come from the SQLite store only, for now
+        _refuse_postgres(config)  # a step's recipients come from the SQLite store only, for now
     except BroadsheetError as exc:  # said on every run, never a sequence that silently stops
         reporter.problem(exc)
         result.errors += 1
