@@ -17,7 +17,7 @@ from broadsheet.core.config import load_config
 from broadsheet.core.errors import StoreError
 from broadsheet.core.render import build_issue
 from broadsheet.data.bulk import attached
-from broadsheet.data.store import Store, store_path
+from broadsheet.data.store import Store, postgres_list, store_path
 from broadsheet.data.store.postgres_list import PostgresStoreList
 from broadsheet.data.store.recipients import StoreList, StoreSuppressions
 from broadsheet.data.subscriber_list import CsvList
@@ -86,6 +86,24 @@ def test_suppressed_rows_end_skipped_with_the_reason_and_the_rest_are_sent(campa
     assert journal.counts(record)["skipped"] == 3
 
 
+def test_an_unsubscribe_recorded_during_the_run_is_honoured_before_the_next_batch(campaign):
+    """As serve records a one-click (in its own connection) while the campaign sends: the next batch skips it."""
+    config, journal, record, make, people, location = campaign
+    runner = make()
+
+    class Unsubscribing(OutboxTransport):
+        def send_one(self, message):
+            delivery = super().send_one(message)
+            with Store(location) as store:  # after the first copy, someone of a later batch leaves
+                store.set_status(people[-1], "unsubscribed", source="one-click")
+            return delivery
+
+    runner.transport_factory = lambda: Unsubscribing(config, TransportOptions(slug="x"))
+    result = runner.run()
+    assert result.error is None and result.this_run["skipped"] == 1 and result.this_run["sent"] == 11
+    assert sent_to(config) == set(people) - {people[-1]} and journal.counts(record)["skipped"] == 1
+
+
 @pytest.mark.parametrize("engine", ["sqlite"])  # a damaged file
 def test_a_damaged_store_stops_the_campaign_before_anything_is_sent(campaign):
     config, journal, record, make, _people, _location = campaign
@@ -113,11 +131,12 @@ def _stored_list(root, location):
 
 @pytest.mark.parametrize("segments", [(), ("news",)])
 def test_a_send_from_the_store_loads_who_a_dry_run_streams_with_what_a_csv_send_keeps(
-    tmp_path, segments, store_location
+    tmp_path, segments, store_location, monkeypatch
 ):
     """The journal loads the store's selection (in SQL from SQLite, streamed from PostgreSQL); a dry run
     streams the same selection: the same people with the same name, first name, tags and fields as a CSV
     row of theirs gives, and the same left-out counts, on either engine."""
+    monkeypatch.setattr(postgres_list, "STREAM_PAGE", 2)  # PostgreSQL's rows cross in several pages
     suppressions = _stored_list(tmp_path, store_location)
     streamed_list = store_list(tmp_path, store_location, segments=segments, suppressions=suppressions)
     streamed = list(streamed_list)
