@@ -82,8 +82,12 @@ class PostgresStoreList:
         return (
             "SELECT s.email_key, s.email, s.name, s.fields,"
             ' ARRAY(SELECT t.tag FROM tags t WHERE t.subscriber = s.id ORDER BY t.tag_key COLLATE "C"),'
-            f" {self._in_segment()} FROM subscribers s WHERE s.status = 'subscribed' ORDER BY s.id"
+            f" {self._in_segment()} FROM subscribers s WHERE s.status = 'subscribed'{self._also()} ORDER BY s.id"
         )
+
+    def _also(self) -> str:
+        """SQL: more conditions on ``s`` (`` AND …``), for a kind of list that narrows this one."""
+        return ""
 
     def _in_segment(self) -> str:
         """SQL: ``s`` has one of the segments' tags and has not left that topic (true without segments)."""
