@@ -184,6 +184,8 @@ def test_a_send_from_the_store_mails_the_same_people_on_either_engine_and_resume
     first = Recorder()
     assert send_issue(options, config, first).counts["sent"] == 2
     assert any(line.startswith("audience: the subscriber store") for line in first.infos)
+    store_name = "audience.db" if isinstance(store_location, Path) else "(PostgreSQL store)"
+    assert any(store_name in line and "6 recipient(s)" in line for line in first.infos)
     sent_first = {email for email, state in states(sample).items() if state == "sent"}
     assert set(states(sample)) == set(people)  # not the unconfirmed, not the unsubscribed
     gone = sorted(set(people) - sent_first)[0]

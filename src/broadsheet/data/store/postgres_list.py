@@ -26,13 +26,19 @@ STREAM_PAGE = 5 * PAGE  # rows per page from the server-side cursor
 SKIPPED_STATUSES = ("unconfirmed", "unsubscribed", "bounced", "complained")
 
 
+def display_name(url: str) -> str:
+    """The store as a send's summary names it: its database's name (a URL holds no password)."""
+    database = url.split("?", 1)[0].rsplit("/", 1)[-1]
+    return f"{database} (PostgreSQL store)" if database else "the PostgreSQL store"
+
+
 class PostgresStoreList:
     """The subscribed subscribers of the store at ``url``, less segments and the suppression file; a
     segment's tag counts only for those who have not left it as a topic (as ``StoreList``)."""
 
     def __init__(self, url: str, *, segments: Sequence[str] = (), suppressions: Path | None = None):
         self.url = url
-        self.path = Path(url)  # what a send names its audience by (no password is in the URL)
+        self.path = Path(display_name(url))  # what a send names its audience by
         self.segments = frozenset(tag.casefold() for tag in segments)
         self.suppressions = suppressions
         self.problems: list[RowProblem] = []
@@ -51,13 +57,13 @@ class PostgresStoreList:
         """Pages of the subscribers a send mails, in the order they joined; ``skipped`` counted at the end."""
         self.skipped = collections.Counter()
         self.check_segments()
+        # this generator's own store, no lock: a journal's load reads it in a second thread (``bulk.read_ahead``)
         with Ledger() as ledger, Store(self.url) as store:
             ledger.add_suppressed(suppression_keys(self.suppressions, AddressChecker()))
-            with store._lock:
-                for page in postgres.stream(store.db, self._query(), self._segments(), STREAM_PAGE):
-                    if chunk := self._kept(page, ledger):
-                        yield chunk
-                counts = dict(store.db.execute("SELECT status, count(*) FROM subscribers GROUP BY status").fetchall())
+            for page in postgres.stream(store.db, self._query(), self._segments(), STREAM_PAGE):
+                if chunk := self._kept(page, ledger):
+                    yield chunk
+            counts = dict(store.db.execute("SELECT status, count(*) FROM subscribers GROUP BY status").fetchall())
         for status in SKIPPED_STATUSES:
             if counts.get(status):
                 self.skipped[status] += counts[status]
