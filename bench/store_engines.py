@@ -1,7 +1,9 @@
 """Benchmark: the subscriber store on SQLite and on PostgreSQL, side by side in one run.
 
-Imports a generated CSV into an empty store, imports it again (every row present), then records one-click
-unsubscribes one at a time (each its own write transaction, as serve does). PostgreSQL is a local server
+Imports a generated CSV into an empty store, imports it again (every row present), records one-click
+unsubscribes one at a time (each its own write transaction, as serve does), then loads the store's
+subscribed readers into a send's (SQLite) journal as ``broadsheet send`` does: from SQLite in one SQL
+statement with the store attached, from PostgreSQL streamed from a server-side cursor. PostgreSQL is a local server
 started as the test suite starts it (tests/support/postgres.py: Debian's binaries, fsync off, so it shows
 the engine's own cost, not a disk's). Wall time and this process's CPU time; the server's CPU is not
 counted, so compare PostgreSQL's wall time.
@@ -27,6 +29,9 @@ from support import postgres
 from broadsheet.data.db.postgres import close_pools
 from broadsheet.data.store import Store, store_path
 from broadsheet.data.store.importer import import_csv
+from broadsheet.data.store.postgres_list import PostgresStoreList
+from broadsheet.data.store.recipients import StoreList
+from broadsheet.usecases.campaign import Journal, prepare_campaign
 
 
 def write_list(path: Path, rows: int) -> None:
@@ -57,6 +62,15 @@ def run(location: Path | str, listing: Path, rows: int, clicks: int) -> list[tup
 
         wall, cpu = timed(one_clicks)
         figures.append(("one-click unsubscribes, one at a time", clicks, wall, cpu))
+        subscribed = store.count("subscribed")
+    root = Path(tempfile.mkdtemp(prefix="broadsheet-bench-journal-"))
+    recipients = PostgresStoreList(location) if isinstance(location, str) else StoreList(location.parent.parent)
+    with Journal.for_project(root) as journal:
+        load = lambda: prepare_campaign(  # noqa: E731
+            journal, slug="x", transport="outbox", issue_dir="i", fingerprint="f", subscribers=recipients
+        )
+        wall, cpu = timed(load)
+    figures.append(("send: its recipients into the journal", subscribed, wall, cpu))
     return figures
 
 

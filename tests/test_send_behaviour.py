@@ -123,14 +123,17 @@ def test_the_enhanced_status_code_decides_hard_or_soft(reply, kind):
     assert rejection_kind(reply) == kind
 
 
-def test_an_smtp_refusal_at_send_time_bounces_the_address_for_the_next_issue(sample, capsys):
+def test_an_smtp_refusal_at_send_time_bounces_the_address_for_the_next_issue(sample, capsys, store_location):
+    """On either engine of the store: the refusal is recorded in the configured store (PostgreSQL too)."""
     people = [email for email, _ in write_subscribers(sample / "list.csv", 5)]
     hard, soft = people[1], people[3]
     sink = Sink(replies={hard: "550 5.1.1 no such user", soft: "452 4.2.2 mailbox full"})
-    with Store.for_project(sample) as store:  # the store is the audience: soft bounces count for whom it knows
+    with Store(store_location) as store:  # the store is the audience: soft bounces count for whom it knows
         store.add("newcomer@example.org", source="confirm")
     with smtp_server(sink) as (host, port):
-        configure(sample, send={"transport": "smtp", "list": "list.csv", "retries": 0}, smtp=smtp(host, port))
+        path = configure(sample, send={"transport": "smtp", "list": "list.csv", "retries": 0}, smtp=smtp(host, port))
+        if isinstance(store_location, str):
+            path.write_text(path.read_text(encoding="utf-8") + f'\n[database]\nurl = "{store_location}"\n')
         config = load_config(sample / "broadsheet.toml")
         reporter = Recorder()
         result = send_issue(SendOptions(issue_dir=sample / ISSUE, yes=True), config, reporter)
@@ -139,7 +142,7 @@ def test_an_smtp_refusal_at_send_time_bounces_the_address_for_the_next_issue(sam
             line.startswith("refused at send time, recorded as bounces in the subscriber store: 1 hard bounce, "
                             "1 soft bounce; 1 newly suppressed") for line in reporter.infos
         )  # fmt: skip
-        with Store.for_project(sample) as store:
+        with Store(store_location) as store:
             assert store.get(hard).status == "bounced" and store.get(soft).status == "subscribed"
             assert [e.kind for e in store.events(soft)] == ["imported", "bounced_soft"]
         capsys.readouterr()

@@ -315,11 +315,30 @@ def test_template_syntax_in_a_step_is_shown_never_run_and_its_subject_stays_one_
     assert "01-hello.md:2: 'subject' holds the control character U+000D" in err and "one line" in err
 
 
-def test_a_store_in_postgresql_stops_due_steps_with_one_line_not_silently(seq, postgres_url):
-    path = seq / "broadsheet.toml"
-    path.write_text(path.read_text(encoding="utf-8") + f'\n[database]\nurl = "{postgres_url}"\n', encoding="utf-8")
-    with Store(postgres_url) as store:
-        store.add("ann@example.com")
-        enter(store, "welcome", ["ann@example.com"], time.time())
-    reporter = due(seq, time.time())
-    assert any("PostgreSQL" in str(problem) for problem in reporter.problems) and not (seq / "outbox").exists()
+def test_steps_go_when_due_once_and_stop_on_unsubscribe_on_either_engine(seq, store_location):
+    """send --due reads the members from the configured store (SQLite, or PostgreSQL into the SQLite journal)."""
+    if isinstance(store_location, str):
+        path = seq / "broadsheet.toml"
+        path.write_text(
+            path.read_text(encoding="utf-8") + f'\n[database]\nurl = "{store_location}"\n', encoding="utf-8"
+        )
+    now = time.time()
+    people = ["ann@example.com", "bob@example.com", "cat@example.com"]
+    with Store(store_location) as store:
+        for person in people:
+            store.add(person, name=f"{person.split('@')[0].title()} Tester")
+        enter(store, "welcome", people, now)
+        store.add("later@example.com")
+        enter(store, "welcome", ["later@example.com"], now + DAY)  # not due for step 1 yet at `now`
+    assert "step 01-hello: 3 due" in due(seq, now).out
+    assert outbox(seq) == {"welcome-01-hello": people}
+    assert due(seq, now + 60).infos == []  # nothing twice
+    with Store(store_location) as store:
+        store.set_status("bob@example.com", "unsubscribed", source="test")
+    due(seq, now + 2.01 * DAY)
+    assert outbox(seq)["welcome-02-tips"] == ["ann@example.com", "cat@example.com"]
+    assert outbox(seq)["welcome-01-hello"] == [*people, "later@example.com"]
+    status = sequence_status(load_config(seq / "broadsheet.toml"), "welcome")
+    assert (status.members.active, status.members.stopped) == (3, 1)
+    assert [row.counts.get("sent", 0) for row in status.steps] == [4, 2, 0]
+    assert not Store.exists_for(seq) or not isinstance(store_location, str)  # nothing went to SQLite

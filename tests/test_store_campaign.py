@@ -1,4 +1,5 @@
-"""The runner asks the subscriber store before each batch: real journal, real store file, outbox transport."""
+"""The runner asks the subscriber store before each batch: real journal, real store (a SQLite file or a real
+PostgreSQL), outbox transport."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from broadsheet.core.config import load_config
 from broadsheet.core.errors import StoreError
 from broadsheet.core.render import build_issue
 from broadsheet.data.bulk import attached
-from broadsheet.data.store import Store, store_path
+from broadsheet.data.store import Store, postgres_list, store_path
+from broadsheet.data.store.postgres_list import PostgresStoreList
 from broadsheet.data.store.recipients import StoreList, StoreSuppressions
 from broadsheet.data.subscriber_list import CsvList
 from broadsheet.delivery.transports.base import TransportOptions
@@ -25,8 +27,18 @@ from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prep
 from broadsheet.usecases.campaign.recipients import journal_chunks
 
 
+def suppressions_of(root, location) -> StoreSuppressions:
+    """What a send asks before each batch, of the store at ``location`` (a SQLite file or a URL)."""
+    return StoreSuppressions(root, url=location if isinstance(location, str) else "")
+
+
+def store_list(root, location, **options) -> StoreList | PostgresStoreList:
+    """Whom a send mails from the store at ``location``, as ``recipients_for`` picks it."""
+    return PostgresStoreList(location, **options) if isinstance(location, str) else StoreList(root, **options)
+
+
 @pytest.fixture
-def campaign(tmp_path, monkeypatch):
+def campaign(tmp_path, monkeypatch, store_location):
     monkeypatch.setenv("BROADSHEET_SECRET", "s-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     rendered = build_issue(SAMPLE_ISSUE, load_config(ROOT / "broadsheet.toml"))
     config = dataclasses.replace(load_config(ROOT / "broadsheet.toml"), root=tmp_path)
@@ -38,9 +50,9 @@ def campaign(tmp_path, monkeypatch):
         make = lambda: CampaignRunner(  # noqa: E731
             journal, record, lambda: OutboxTransport(config, TransportOptions(slug="x")),
             composer, Settings(connections=1, batch_size=4),
-            max_batch=4, suppressed=StoreSuppressions(tmp_path),
+            max_batch=4, suppressed=suppressions_of(tmp_path, store_location),
         )  # fmt: skip
-        yield config, journal, record, make, people
+        yield config, journal, record, make, people, store_location
 
 
 def sent_to(config) -> set[str]:
@@ -57,8 +69,8 @@ def test_no_store_means_nothing_is_suppressed_and_a_store_that_appears_is_asked(
 
 
 def test_suppressed_rows_end_skipped_with_the_reason_and_the_rest_are_sent(campaign):
-    config, journal, record, make, people = campaign
-    with Store.for_project(config.root) as store:
+    config, journal, record, make, people, location = campaign
+    with Store(location) as store:
         store.set_status(people[5].upper(), "unsubscribed", source="one-click")
         store.set_status(people[9], "bounced", source="webhook:postmark")
         store.add(people[11])
@@ -74,8 +86,27 @@ def test_suppressed_rows_end_skipped_with_the_reason_and_the_rest_are_sent(campa
     assert journal.counts(record)["skipped"] == 3
 
 
+def test_an_unsubscribe_recorded_during_the_run_is_honoured_before_the_next_batch(campaign):
+    """As serve records a one-click (in its own connection) while the campaign sends: the next batch skips it."""
+    config, journal, record, make, people, location = campaign
+    runner = make()
+
+    class Unsubscribing(OutboxTransport):
+        def send_one(self, message):
+            delivery = super().send_one(message)
+            with Store(location) as store:  # after the first copy, someone of a later batch leaves
+                store.set_status(people[-1], "unsubscribed", source="one-click")
+            return delivery
+
+    runner.transport_factory = lambda: Unsubscribing(config, TransportOptions(slug="x"))
+    result = runner.run()
+    assert result.error is None and result.this_run["skipped"] == 1 and result.this_run["sent"] == 11
+    assert sent_to(config) == set(people) - {people[-1]} and journal.counts(record)["skipped"] == 1
+
+
+@pytest.mark.parametrize("engine", ["sqlite"])  # a damaged file
 def test_a_damaged_store_stops_the_campaign_before_anything_is_sent(campaign):
-    config, journal, record, make, _people = campaign
+    config, journal, record, make, _people, _location = campaign
     store_path(config.root).parent.mkdir(exist_ok=True)
     store_path(config.root).write_bytes(b"this is not a database" * 200)
     result = make().run()
@@ -83,9 +114,9 @@ def test_a_damaged_store_stops_the_campaign_before_anything_is_sent(campaign):
     assert journal.counts(record)["queued"] == 12 and sent_to(config) == set()
 
 
-def _stored_list(root):
+def _stored_list(root, location):
     """A store with what a send from it must tell apart, and the suppression file beside it."""
-    with Store.for_project(root) as store:
+    with Store(location) as store:
         store.add("zoe@example.org", name="Zoë\tvan Dam", tags=["News", "art"], fields={"city": "Gent"})
         store.add("amy@example.org", name="Amy Lee", fields={"first_name": "Ames", "plan": "pro"}, tags=["news"])
         store.add("BOB@example.org", name="", tags=["art"])  # no name: no first name; not in the segment
@@ -99,13 +130,17 @@ def _stored_list(root):
 
 
 @pytest.mark.parametrize("segments", [(), ("news",)])
-def test_a_send_from_the_store_loads_who_a_dry_run_streams_with_what_a_csv_send_keeps(tmp_path, segments):
-    """The journal loads the store's selection in SQL; a dry run streams the same selection: the same people
-    with the same name, first name, tags and fields as a CSV row of theirs gives, and the same left-out counts."""
-    suppressions = _stored_list(tmp_path)
-    streamed_list = StoreList(tmp_path, segments=segments, suppressions=suppressions)
+def test_a_send_from_the_store_loads_who_a_dry_run_streams_with_what_a_csv_send_keeps(
+    tmp_path, segments, store_location, monkeypatch
+):
+    """The journal loads the store's selection (in SQL from SQLite, streamed from PostgreSQL); a dry run
+    streams the same selection: the same people with the same name, first name, tags and fields as a CSV
+    row of theirs gives, and the same left-out counts, on either engine."""
+    monkeypatch.setattr(postgres_list, "STREAM_PAGE", 2)  # PostgreSQL's rows cross in several pages
+    suppressions = _stored_list(tmp_path, store_location)
+    streamed_list = store_list(tmp_path, store_location, segments=segments, suppressions=suppressions)
     streamed = list(streamed_list)
-    loaded_list = StoreList(tmp_path, segments=segments, suppressions=suppressions)
+    loaded_list = store_list(tmp_path, store_location, segments=segments, suppressions=suppressions)
     with Journal.for_project(tmp_path) as journal:
         prepared = prepare_campaign(journal, slug="x", transport="outbox", issue_dir="i", fingerprint="f",
                                     subscribers=loaded_list)  # fmt: skip

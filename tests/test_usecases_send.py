@@ -16,6 +16,7 @@ from test_send_cli import sample, smtp  # noqa: F401 - sample is the fixture
 
 from broadsheet.core.config import Config, load_config
 from broadsheet.core.errors import CampaignError
+from broadsheet.data.store import Store
 from broadsheet.usecases.due import send_due
 from broadsheet.usecases.send import SendOptions, resume_command, send_issue
 
@@ -158,3 +159,56 @@ def test_send_due_sends_what_is_due_once_and_tells_a_bad_issue_as_a_problem(samp
     assert reporter.questions == []  # --due implies --yes
     again = send_due(SendOptions(due=True), config, Recorder())
     assert again.sent == [] and sent_to(sample) == {"2021-07-01-past": 2}
+
+
+def store_project(project: Path, location: Path | str, people: int) -> tuple[Config, list[str]]:
+    """The project sending from its subscriber store at ``location`` (the SQLite file, or PostgreSQL)."""
+    path = configure(project, send={"transport": "outbox", "list": "none.csv"})
+    if isinstance(location, str):
+        path.write_text(path.read_text(encoding="utf-8") + f'\n[database]\nurl = "{location}"\n', encoding="utf-8")
+    emails = [f"reader{n:02}@example.com" for n in range(people)]
+    with Store(location) as store:
+        for n, email in enumerate(emails):
+            store.add(email, name=f"Reader {n}", tags=["news"] if n % 2 else ["art"])
+        store.add("cy@example.com", status="unconfirmed")
+        store.add("dee@example.com")
+        store.set_status("dee@example.com", "unsubscribed", source="one-click")
+    return load_config(path), emails
+
+
+def test_a_send_from_the_store_mails_the_same_people_on_either_engine_and_resumes_once(sample, store_location):
+    """Who gets the issue, an unsubscribe recorded while the campaign waits honoured before its next batch,
+    and a resume that sends no one twice: the same with the store in SQLite or in PostgreSQL."""
+    config, people = store_project(sample, store_location, 6)
+    options = SendOptions(issue_dir=sample / ISSUE, limit=2, yes=True)
+    first = Recorder()
+    assert send_issue(options, config, first).counts["sent"] == 2
+    assert any(line.startswith("audience: the subscriber store") for line in first.infos)
+    store_name = "audience.db" if isinstance(store_location, Path) else "(PostgreSQL store)"
+    assert any(store_name in line and "6 recipient(s)" in line for line in first.infos)
+    sent_first = {email for email, state in states(sample).items() if state == "sent"}
+    assert set(states(sample)) == set(people)  # not the unconfirmed, not the unsubscribed
+    gone = sorted(set(people) - sent_first)[0]
+    with Store(store_location) as store:  # as serve records a one-click while the campaign waits
+        store.set_status(gone, "unsubscribed", source="one-click")
+        store.set_status(sorted(sent_first)[0], "unsubscribed", source="one-click")  # after its copy: kept sent
+    result = send_issue(dataclasses.replace(options, limit=None), config, Recorder())
+    assert result.complete and result.counts["sent"] == 5 and not result.counts.get("queued")
+    sent = {email for email, state in states(sample).items() if state == "sent"}
+    assert sent == set(people) - {gone}  # the list reloaded: the unsubscribed row dropped, never sent
+    assert len(list((sample / "outbox").rglob("*.eml"))) == 5  # each once
+    assert send_issue(dataclasses.replace(options, limit=None), config, Recorder()).counts["sent"] == 5
+    assert len(list((sample / "outbox").rglob("*.eml"))) == 5  # nothing sent twice
+
+
+def test_a_dry_run_a_segment_and_a_test_copy_from_the_store_on_either_engine(sample, store_location):
+    config, people = store_project(sample, store_location, 6)
+    dry = Recorder()
+    assert send_issue(SendOptions(issue_dir=sample / ISSUE, dry_run=True, segments=("news",)), config, dry).complete
+    assert dry.infos[-1].startswith("dry run: composed 3 message(s)")
+    assert any("not in segment" in line for line in dry.infos)
+    test = Recorder()
+    options = SendOptions(issue_dir=sample / ISSUE, test="editor@example.net", as_email=people[1])
+    assert send_issue(options, config, test).complete
+    assert test.infos[0].startswith(f"test copy to editor@example.net (personalised as {people[1]}): sent")
+    assert not (sample / ".broadsheet" / "state.db").exists()

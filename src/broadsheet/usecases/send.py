@@ -25,6 +25,7 @@ from broadsheet.core.render import read_and_build
 from broadsheet.core.tokens import token_secrets
 from broadsheet.data.journal.journal import RECENT_DAYS, WAIT
 from broadsheet.data.store.recipients import StoreSuppressions, find_subscriber, first_recipient, recipients_for
+from broadsheet.data.store.store import store_location
 from broadsheet.delivery.transports import Transport, TransportOptions, transport_class
 
 from .campaign import Journal, Prepared, Settings, issue_key, prepare_campaign
@@ -518,13 +519,13 @@ def send_prepared(journal: Journal, prepared: Prepared, send: JournaledSend) -> 
     settings = Settings.from_config(send.config, limit=limit)
     progress = reporter.progress()
     rejections = SendRejections(
-        send.config.root, send.config.bounces, campaign=prepared.record.slug, transport=send.transport_name,
+        store_location(send.config), send.config.bounces, campaign=prepared.record.slug, transport=send.transport_name,
         warn=reporter.warn,
     )  # fmt: skip
     transport = transport_class(send.transport_name)
     runner = CampaignRunner(
         journal, prepared.record, send.factory, send.composer, settings, max_batch=transport.max_batch,
-        progress=progress, suppressed=StoreSuppressions(send.config.root), bounced=rejections,
+        progress=progress, suppressed=StoreSuppressions.for_config(send.config), bounced=rejections,
         claims=_shared_claims(journal, prepared, send, settings) if send.options.worker else None,
     )  # fmt: skip
     from .campaign.compose_pool import worker_count

@@ -13,7 +13,7 @@ from __future__ import annotations
 import atexit
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -134,3 +134,20 @@ def close_pools() -> None:
 
 
 atexit.register(close_pools)
+
+
+def stream(db: Any, sql: str, parameters: Parameters, size: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of ``sql`` (SQLite's placeholders) ``size`` at a time, from a server-side cursor in one
+    read-only transaction: memory stays flat however many rows there are. Leaving early ends the cursor."""
+    assert isinstance(db, Connection)
+    with db.raw.transaction():
+        db.raw.execute("SET TRANSACTION READ ONLY")
+        with db.raw.cursor(name="broadsheet_stream") as cursor:
+            yield from _pages(cursor, postgres_query(sql), parameters, size)
+
+
+def _pages(cursor: psycopg.ServerCursor[Any], sql: str, parameters: Parameters, size: int) -> Iterator[list[Any]]:
+    cursor.itersize = size
+    cursor.execute(sql, parameters or None)
+    while page := cursor.fetchmany(size):
+        yield page

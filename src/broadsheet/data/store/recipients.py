@@ -29,7 +29,8 @@ from broadsheet.data.subscriber_list import CsvList
 from ..bulk import attached
 from ..db.ledger import Ledger
 from ..subscriber_list import check_segments, suppression_keys
-from .store import PAGE, Store, store_path
+from .postgres_list import PostgresStoreList
+from .store import PAGE, Store, store_location, store_path
 
 LEFT_OUT_BY_STORE = "unsubscribed, bounced, complained or forgotten in the store"
 SQL_FUNCTIONS: Mapping[str, Callable[[str], str]] = {"first_word": first_word}  # what StoreList's SQL calls
@@ -56,16 +57,19 @@ def recipients_for(
       false, as for a dry run);
     - else ``[send] list`` (checked against the store's suppressions when there is a store file).
 
-    A store in PostgreSQL is not sent from yet: AudienceError, never a send that skips its suppressions."""
-    refuse_postgres(config)
+    A store in PostgreSQL is read the same way (``PostgresStoreList``), into the SQLite journal."""
     suppressions = suppression_file(config)
-    has_store = store_path(config.root).is_file()  # a damaged one is an error (StoreError), never ignored
-    if list_file is None and has_store and _has_subscribers(config.root):
+    has_store = _has_store(config)  # a damaged one is an error (StoreError), never ignored
+    if list_file is None and has_store and _has_subscribers(config):
         listed = Path(config.resolve(config.send.list))
-        recipients = StoreList(config.root, segments=segments, suppressions=suppressions)
+        recipients: StoreList | PostgresStoreList
+        if config.database.url:
+            recipients = PostgresStoreList(config.database.url, segments=segments, suppressions=suppressions)
+        else:
+            recipients = StoreList(config.root, segments=segments, suppressions=suppressions)
         if not listed.is_file():
             return Audience(recipients, f"audience: the subscriber store ([send] list {listed.name} does not exist)")
-        return _store_with_list(recipients, listed, import_list=import_list)
+        return _store_with_list(recipients, store_location(config), listed, import_list=import_list)
     path = Path(list_file if list_file is not None else config.resolve(config.send.list))
     fix = "pass --list FILE, set send.list, or fill the store: broadsheet subscribers import FILE.csv"
     csv_list = csv_recipients(path, config, segments, fix=fix)
@@ -74,17 +78,19 @@ def recipients_for(
         return Audience(csv_list, f"audience: {named}; there is no subscriber store")
     others = "; the store's own subscribers are not mailed" if list_file is not None else ""
     rule = f"audience: {named}, less whom the subscriber store has unsubscribed, bounced or complained{others}"
-    return Audience(CheckedCsvList(csv_list, config.root), rule)
+    return Audience(CheckedCsvList(csv_list, store_location(config)), rule)
 
 
-def _store_with_list(recipients: StoreList, listed: Path, *, import_list: bool) -> Audience:
+def _store_with_list(
+    recipients: StoreList | PostgresStoreList, location: Path | str, listed: Path, *, import_list: bool
+) -> Audience:
     """The store as the audience, with the configured list imported into it first (or only counted)."""
     from .importer import import_list as import_into
 
     head = f"audience: the subscriber store, with {listed.name} ([send] list) imported into it first"
     tail = "the store's unsubscribes, bounces and complaints win"
     problems: list[RowProblem] = []
-    with Store.for_project(recipients.root) as store:
+    with Store(location) as store:
         if not import_list:
             new = _new_addresses(store, listed)
             return Audience(recipients, f"{head} ({new:,} new address(es) a send would import; {tail})")
@@ -135,24 +141,12 @@ def find_subscriber(config: Config, email: str, *, list_file: Path | None = None
 def first_recipient(config: Config, list_file: Path | None, segments: Sequence[str]) -> Subscriber | None:
     """The first of whom a send would mail; None when there is no one yet (an empty list, or neither a
     list file nor a store with subscribers, as in a new project). A named ``list_file`` must exist."""
-    refuse_postgres(config)
     no_list = list_file is None and not config.resolve(config.send.list).exists()
-    if no_list and not (store_path(config.root).is_file() and _has_subscribers(config.root)):
+    if no_list and not (_has_store(config) and _has_subscribers(config)):
         return None
     for subscriber in recipients_for(config, list_file, segments, import_list=False).recipients:
         return subscriber
     return None
-
-
-def refuse_postgres(config: Config) -> None:
-    """AudienceError when the store is in PostgreSQL: a send reads its recipients and suppressions from the
-    SQLite store only, so it would skip whom the PostgreSQL store has unsubscribed."""
-    if config.database.url:
-        raise AudienceError(
-            "send does not read a subscriber store in PostgreSQL yet ([database] url is set)",
-            where=config.where("database.url"),
-            fix="keep the store in SQLite (remove [database] url) to send; sending from PostgreSQL comes next",
-        )
 
 
 def csv_recipients(path: Path, config: Config, segments: Sequence[str], *, fix: str | None = None) -> CsvList:
@@ -170,8 +164,13 @@ def suppression_file(config: Config) -> Path | None:
     return path if path is not None and path.exists() else None
 
 
-def _has_subscribers(root: Path) -> bool:
-    with Store.for_project(root) as store:
+def _has_store(config: Config) -> bool:
+    """The configured store is there: always in PostgreSQL, else when its file exists."""
+    return bool(config.database.url) or store_path(config.root).is_file()
+
+
+def _has_subscribers(config: Config) -> bool:
+    with Store.for_config(config) as store:
         return store.count() > 0
 
 
@@ -305,9 +304,9 @@ class StoreList:
 class CheckedCsvList:
     """A CSV list, less everyone the store knows as unsubscribed, bounced, complained or forgotten."""
 
-    def __init__(self, subscribers: CsvList, root: Path):
+    def __init__(self, subscribers: CsvList, store: Path | str):
         self.subscribers = subscribers
-        self.root = root
+        self.store = store  # the store's file or URL (``store_location``)
         self.left_out = 0
 
     @property
@@ -339,13 +338,13 @@ class CheckedCsvList:
     def chunks(self) -> Iterator[list[Subscriber]]:
         """The list's chunks, less whom the store suppresses (asked a chunk at a time)."""
         self.left_out = 0
-        with Store.for_project(self.root) as store:
+        with Store(self.store) as store:
             yield from self.checked(self.subscribers.chunks(), store)
 
     def load_into(self, loader: JournalLoader) -> int:
         """The list's ``load_into``, less whom the store suppresses."""
         self.left_out = 0
-        with Store.for_project(self.root) as store:
+        with Store(self.store) as store:
             return self.subscribers.load_into(loader, kept=lambda chunks: self.checked(chunks, store))
 
     def checked(self, chunks: Iterable[list[Subscriber]], store: Store) -> Iterator[list[Subscriber]]:
@@ -364,15 +363,24 @@ class StoreSuppressions:
     """Callable: which of the given addresses the store suppresses now. Opens the store when it appears
     (``serve`` may create it while a campaign runs); no store, no suppression."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, url: str = ""):
+        """The project's SQLite store, or the PostgreSQL one at ``url`` (``for_config``)."""
         self.root = root
+        self.url = url
         self._store: Store | None = None
+
+    @classmethod
+    def for_config(cls, config: Config) -> StoreSuppressions:
+        return cls(config.root, url=config.database.url)
 
     def __call__(self, emails: list[str]) -> set[str]:
         if self._store is None:
-            if not store_path(self.root).is_file():
+            if self.url:
+                self._store = Store(self.url)  # StoreError when the server is gone: the campaign stops
+            elif not store_path(self.root).is_file():
                 return set()
-            self._store = Store.for_project(self.root)  # StoreError for a damaged file: the campaign stops
+            else:
+                self._store = Store.for_project(self.root)  # StoreError for a damaged file: the campaign stops
         return self._store.suppressed(emails)
 
     def close(self) -> None:
@@ -412,4 +420,5 @@ def _attached_ledger(store: Store, ledger: Ledger) -> Iterator[None]:
         yield
 
 
-SendList: TypeAlias = CsvList | StoreList | CheckedCsvList  # who a send mails: what recipients_for gives
+# who a send mails: what recipients_for gives
+SendList: TypeAlias = CsvList | StoreList | PostgresStoreList | CheckedCsvList

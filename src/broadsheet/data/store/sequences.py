@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import json
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+from broadsheet.core.audience import JournalLoader
+from broadsheet.core.audience.model import Selection
+
+from ..db.connect import scratch
+from .postgres_list import PostgresStoreList
 from .recipients import StoreList
 from .schema import SUPPRESSING
 from .store import IN_CHUNK, TIME_FORMAT, Store
@@ -139,6 +148,21 @@ def entered_at(store: Store, sequence: str, email: str) -> str | None:
     return row[0] if row else None
 
 
+class Window(NamedTuple):
+    """Which step's due members a step list selects: ``first`` step or not, the ``previous`` step's journal
+    campaign id (-1 when there is none yet), ``cutoff`` now less the step's ``after``."""
+
+    sequence: str
+    first: bool
+    previous: int
+    cutoff: float
+
+    def fingerprint(self, store: str) -> str:
+        """Changes with every run: who is due depends on the time as much as on the store (``store``)."""
+        text = f"{store}|{self.sequence}|{self.cutoff}|{self.previous}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
 class StepList(StoreList):
     """The subscribers due for one step of a sequence, as the journal loads a campaign's list.
 
@@ -148,14 +172,10 @@ class StepList(StoreList):
     row of this step's campaign, if any, is still queued or deferred. The query runs in the journal's
     connection (``Journal.load_selected``): ``main`` is the journal, ``:campaign`` this step's campaign."""
 
-    def __init__(
-        self, root: Path, *, sequence: str, first: bool, previous: int, cutoff: float, suppressions: Path | None
-    ):
+    def __init__(self, root: Path, *, window: Window, suppressions: Path | None):
         super().__init__(root, suppressions=suppressions)
-        self.sequence = sequence
-        self.first = first
-        self.previous = previous
-        self.cutoff = cutoff  # now less the step's ``after``
+        self.window = window
+        self.sequence, self.first, self.previous, self.cutoff = window
 
     def _rows(self, schema: str) -> str:
         since = (
@@ -185,6 +205,71 @@ class StepList(StoreList):
         return collections.Counter()
 
     def fingerprint(self) -> str:
-        """Changes with every run: who is due depends on the time as much as on the store."""
-        text = f"{super().fingerprint()}|{self.sequence}|{self.cutoff}|{self.previous}"
-        return hashlib.sha256(text.encode()).hexdigest()
+        return self.window.fingerprint(super().fingerprint())
+
+
+class PostgresStepList(PostgresStoreList):
+    """``StepList`` for a store in PostgreSQL. The store's side (members not stopped, subscribed, not in
+    the suppression file, entered long enough ago for a first step) is streamed into a scratch SQLite file;
+    the journal's side (the previous step sent long enough ago, this step not sent yet) is then selected
+    from it in the journal's connection, as ``StepList`` does (``Journal.load_selected``)."""
+
+    def __init__(self, url: str, *, window: Window, suppressions: Path | None):
+        super().__init__(url, suppressions=suppressions)
+        self.window = window
+        self.sequence, self.first, self.previous, self.cutoff = window
+
+    def _also(self) -> str:
+        entered = " AND m.entered_at <= :seq_entered" if self.first else ""
+        return (
+            " AND EXISTS (SELECT 1 FROM sequence_members m WHERE m.subscriber = s.id"
+            f" AND m.sequence = :seq_name AND m.stopped_at = ''{entered})"
+        )
+
+    def _segments(self) -> dict[str, str]:
+        return {**super()._segments(), "seq_name": self.sequence, "seq_entered": store_time(self.cutoff)}
+
+    def load_into(self, loader: JournalLoader) -> int:
+        folder = Path(tempfile.mkdtemp(prefix="broadsheet-step-"))
+        try:
+            db = scratch(folder / "due.db", cache_kib=8_192)
+            try:
+                db.execute("CREATE TABLE rows (email TEXT NOT NULL, data TEXT NOT NULL)")
+                for chunk in self.chunks():
+                    rows = [
+                        (
+                            s.email,
+                            json.dumps(
+                                [s.name, s.first_name, s.tags, s.fields], ensure_ascii=False, separators=(",", ":")
+                            ),
+                        )
+                        for s in chunk
+                    ]
+                    with db:
+                        db.executemany("INSERT INTO rows (email, data) VALUES (?, ?)", rows)
+            finally:
+                db.close()
+            self.skipped = collections.Counter()  # a step's run does not report the store's other subscribers
+            return loader.selected(Selection(self._due(), {"due": folder / "due.db"}, self._journal_values()))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _due(self) -> str:
+        """SQL, in the journal's connection: the streamed members this step is due for, in address order."""
+        since = (
+            ""
+            if self.first
+            else " AND EXISTS (SELECT 1 FROM main.recipients p WHERE p.campaign = :seq_previous AND p.email = d.email"
+            " AND p.state = 'sent' AND p.updated <= :seq_cutoff)"
+        )
+        return (
+            "SELECT d.email AS email, 0 AS line, d.data AS data FROM due.rows d WHERE NOT EXISTS (SELECT 1"
+            " FROM main.recipients r WHERE r.campaign = :campaign AND r.email = d.email"
+            f" AND r.state NOT IN ('queued', 'deferred')){since} ORDER BY lower(d.email), d.rowid"
+        )
+
+    def _journal_values(self) -> dict[str, object]:
+        return {"seq_previous": str(self.previous), "seq_cutoff": str(self.cutoff)}
+
+    def fingerprint(self) -> str:
+        return self.window.fingerprint(super().fingerprint())

@@ -123,6 +123,11 @@ def store_path(root: Path) -> Path:
     return Path(root) / ".broadsheet" / "audience.db"
 
 
+def store_location(config: Config) -> Path | str:
+    """Where the configured store is: ``[database] url``, else the project's SQLite file (what ``Store`` opens)."""
+    return config.database.url or store_path(config.root)
+
+
 _now: tuple[int, str] = (-1, "")
 
 
@@ -178,7 +183,7 @@ class Store:
     @classmethod
     def for_config(cls, config: Config) -> Store:
         """The configured store: PostgreSQL when ``[database] url`` is set, else the project's SQLite file."""
-        return cls(config.database.url or store_path(config.root))
+        return cls(store_location(config))
 
     @classmethod
     def exists_for(cls, root: Path) -> bool:

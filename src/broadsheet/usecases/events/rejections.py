@@ -19,8 +19,10 @@ class SendRejections:
     """Callable, for the campaign runner: (address, kind, detail) of refused recipients, as MailEvents of
     ``campaign`` (one per address, kind and campaign: a resend refused again counts once)."""
 
-    def __init__(self, root: Path, bounces: Bounces, *, campaign: str, transport: str, warn: Callable[[str], None]):
-        self.root = root
+    def __init__(
+        self, store: Path | str, bounces: Bounces, *, campaign: str, transport: str, warn: Callable[[str], None]
+    ):
+        self.location = store  # the store's file or URL (``store_location``)
         self.bounces = bounces
         self.campaign = campaign
         self.transport = transport
@@ -33,7 +35,7 @@ class SendRejections:
         events = [self._event(email, kind, detail, at) for email, kind, detail in refused]
         try:
             if self._store is None:
-                self._store = Store.for_project(self.root)
+                self._store = Store(self.location)
             self.applied.add(apply(events, self._store, self.bounces, source="send"))
         except BroadsheetError as exc:  # the send goes on; the journal keeps the refusal and its reason
             self.warn(f"could not record {len(events)} refusal(s) as bounces in the subscriber store: {exc}")

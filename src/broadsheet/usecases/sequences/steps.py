@@ -19,8 +19,8 @@ from broadsheet.core.errors import BroadsheetError
 from broadsheet.core.providers import delivers
 from broadsheet.core.render import read_and_build
 from broadsheet.data.store import Store, store_path
-from broadsheet.data.store.recipients import refuse_postgres, suppression_file
-from broadsheet.data.store.sequences import StepList, enter_all, enter_confirmed, stop_left
+from broadsheet.data.store.recipients import suppression_file
+from broadsheet.data.store.sequences import PostgresStepList, StepList, Window, enter_all, enter_confirmed, stop_left
 
 from ..campaign import Journal, Prepared, issue_key, prepare_campaign
 from ..campaign.caps import daily_cap
@@ -47,13 +47,7 @@ def send_due_steps(
 ) -> StepsResult:
     """Send every step that is due at ``now``, sequence by sequence; call under the send lock."""
     result = StepsResult()
-    try:
-        refuse_postgres(config)  # a step's recipients come from the SQLite store only, for now
-    except BroadsheetError as exc:  # said on every run, never a sequence that silently stops
-        reporter.problem(exc)
-        result.errors += 1
-        return result
-    if not store_path(config.root).is_file():
+    if not (config.database.url or store_path(config.root).is_file()):
         return result
     for name in sequence_names(config):
         try:
@@ -82,7 +76,7 @@ def send_due_steps(
 def _members(config: Config, name: str, now: float, *, backfill: bool, reporter: Reporter) -> None:
     """Enter the welcome sequence's new confirmations (everyone subscribed with ``backfill``); stop those
     who left."""
-    with Store.for_project(config.root) as store:
+    with Store.for_config(config) as store:
         if name == config.sequences.welcome:
             enter_confirmed(store, name, now)
             if backfill and (count := enter_all(store, name, now)):
@@ -97,10 +91,7 @@ def send_step(
     """Load whoever is due for ``step`` at ``now`` into its campaign and send it; None when nobody is."""
     transport = options.transport or config.send.transport
     earlier = journal.campaign(previous.key, transport) if previous is not None else None
-    due = StepList(
-        config.root, sequence=step.sequence, first=previous is None, previous=earlier.id if earlier else -1,
-        cutoff=now - step.after.total_seconds(), suppressions=suppression_file(config),
-    )  # fmt: skip
+    due = _step_list(config, step, first=previous is None, previous=earlier.id if earlier else -1, now=now)
     journal.keep_room()
     prepared = _prepare(journal, config, step, transport, due)
     counts = journal.counts(prepared.record)
@@ -125,7 +116,17 @@ def send_step(
     return send_prepared(journal, prepared, send)
 
 
-def _prepare(journal: Journal, config: Config, step: Step, transport: str, due: StepList) -> Prepared:
+def _step_list(config: Config, step: Step, *, first: bool, previous: int, now: float) -> StepList | PostgresStepList:
+    """Who is due for ``step`` at ``now``, from the configured store (SQLite or PostgreSQL)."""
+    window = Window(step.sequence, first, previous, now - step.after.total_seconds())
+    if config.database.url:
+        return PostgresStepList(config.database.url, window=window, suppressions=suppression_file(config))
+    return StepList(config.root, window=window, suppressions=suppression_file(config))
+
+
+def _prepare(
+    journal: Journal, config: Config, step: Step, transport: str, due: StepList | PostgresStepList
+) -> Prepared:
     """The step's campaign with this run's due subscribers loaded (those it already reached keep their rows)."""
     start_checkpoints = journal.checkpoints_aside()
     prepared = prepare_campaign(

@@ -12,7 +12,7 @@ from broadsheet.core.content.model import Step
 from broadsheet.core.content.sequence import read_sequence, sequence_folder
 from broadsheet.core.errors import AudienceError
 from broadsheet.data.journal.journal import journal_path
-from broadsheet.data.store import Store, store_path
+from broadsheet.data.store import Store
 from broadsheet.data.store.sequences import Membership, entered_at, membership
 from broadsheet.data.store.store import TIME_FORMAT
 
@@ -64,11 +64,11 @@ def simulate(
 
 def _entry(config: Config, name: str, email: str, now: float) -> tuple[float, bool]:
     """When ``email`` entered the sequence (and True), or now (and False) for a subscriber who has not."""
-    if not store_path(config.root).is_file():
+    if not Store.exists_for_config(config):
         raise AudienceError("there is no subscriber store", fix="leave out --as, or add subscribers first")
-    with Store.for_project(config.root) as store:
+    with Store.for_config(config) as store:
         if store.get(email) is None:
-            raise AudienceError(f"{email} is not in the subscriber store", where=str(store.path))
+            raise AudienceError(f"{email} is not in the subscriber store", where=store.where)
         when = entered_at(store, name, email)
     if when is None:
         return now, False
@@ -104,8 +104,8 @@ def sequence_status(config: Config, name: str) -> SequenceStatus:
     """Members of ``name`` and, step by step, what went out and how many are at that step."""
     steps = read_sequence(sequence_folder(name, config), config)
     members = Membership(0, 0)
-    if store_path(config.root).is_file():
-        with Store.for_project(config.root) as store:
+    if Store.exists_for_config(config):
+        with Store.for_config(config) as store:
             members = membership(store, name)
     counts: list[dict[str, int]] = [{} for _ in steps]
     if journal_path(config.root).is_file():
