@@ -270,3 +270,15 @@ def test_the_daily_cap_counts_what_every_worker_holds(two_workers, sample_config
     assert len(handed + ahead) == 1 and not budgets[1].capped  # five held in all
     assert lease(second, campaign, two, now, size=4, hand=0, allow=budgets[1]) == ([], [])
     assert budgets[1].capped
+
+
+def test_a_worker_whose_own_lease_ran_out_hands_each_row_over_once(two_workers):
+    first, _second, campaign = two_workers
+    one = first.register_worker(campaign, "host-a", 1, 100.0)
+    handed, ahead = lease(first, campaign, one, 100.0, size=3, hand=1)  # one handed over, two held until 110
+    assert len(handed) == 1 and len(ahead) == 2
+    # back from a pause at 120, nobody took its rows: the lease it asks for finds them free again
+    batch, rest = lease(first, campaign, one, 120.0, carried=ahead, size=2, hand=4)
+    ids = [row.id for row in batch + rest]
+    assert len(ids) == len(set(ids))  # each row once in what goes to the transport
+    assert {row.id for row in ahead} <= set(ids)

@@ -95,7 +95,10 @@ class Workers(RecipientRows):
             found = [
                 Row(*row) for row in self.db.execute(f"SELECT {ROW_COLUMNS} FROM recipients WHERE id IN ({marks})", ids)
             ]
-            new = sorted(found, key=lambda row: (row.state != "deferred", row.id))  # deferred first, then by id
+            held = {row.id for row in carried}  # its own rows whose lease ran out come back: once, not twice
+            new = sorted(
+                (row for row in found if row.id not in held), key=lambda row: (row.state != "deferred", row.id)
+            )  # deferred first, then by id
             rows = [*carried, *new]
             batch, rest = rows[:hand], rows[hand:]
             if batch:
