@@ -15,7 +15,7 @@ from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
 from test_send_integrity import ISSUE, send_process, smtp, states
 
 from broadsheet.core.config import load_config
-from broadsheet.data.journal.journal import Journal
+from broadsheet.data.journal.journal import Journal, room_path
 from broadsheet.data.journal.workers import EXPIRED_DETAIL
 from broadsheet.usecases.campaign.workers import SharedBudget
 
@@ -282,3 +282,19 @@ def test_a_worker_whose_own_lease_ran_out_hands_each_row_over_once(two_workers):
     ids = [row.id for row in batch + rest]
     assert len(ids) == len(set(ids))  # each row once in what goes to the transport
     assert {row.id for row in ahead} <= set(ids)
+
+
+def test_the_reserve_is_kept_until_the_last_worker_closes_the_journal(tmp_path):
+    path = tmp_path / ".broadsheet" / "state.db"
+    room = room_path(path)
+    first = Journal(path, lock=True, shared=True)
+    second = Journal(path, lock=True, shared=True)
+    first.keep_room()
+    second.keep_room()
+    with Journal(path, read_only=True):  # status, meanwhile
+        pass
+    assert room.exists()
+    first.close()
+    assert room.exists()  # the other worker still sends: its outcomes keep their room on a full disk
+    second.close()
+    assert not room.exists()
