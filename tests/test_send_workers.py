@@ -298,3 +298,23 @@ def test_the_reserve_is_kept_until_the_last_worker_closes_the_journal(tmp_path):
     assert room.exists()  # the other worker still sends: its outcomes keep their room on a full disk
     second.close()
     assert not room.exists()
+
+
+def test_a_worker_whose_lease_ran_out_hands_nothing_over_past_the_daily_cap(two_workers, sample_config):
+    first, second, campaign = two_workers
+    other, _ = second.start_campaign("issue-2", "smtp", "issues/issue-2", "list-2")
+    second.load_recipients(other, "list-2", [(f"s{i:02d}@example.com", i, "{}") for i in range(20)])
+    other = second.current("issue-2", "smtp")
+    config = dataclasses.replace(sample_config, send=dataclasses.replace(sample_config.send, daily_limit=4))
+    now = time.time()
+    one = first.register_worker(campaign, "host-a", 1, now)
+    two = second.register_worker(other, "host-a", 2, now)
+    budgets = [SharedBudget(first, campaign, config, "smtp"), SharedBudget(second, other, config, "smtp")]
+    budgets[0].now = now
+    _handed, ahead = lease(first, campaign, one, now, size=4, hand=0, allow=budgets[0])
+    assert len(ahead) == 4  # today's four, held by the first worker until now + 10
+    budgets[1].now = now + 20  # the first worker is paused past its lease; a worker of another issue asks
+    theirs, _ = lease(second, other, two, now + 20, size=4, hand=4, allow=budgets[1])
+    assert len(theirs) == 4  # the first worker's hold ran out: the cap is the other's now
+    first.renew(one, now + 21, now + 31)  # back from its pause: a lease that ran out is not renewed
+    assert first.hand_over(one, ahead, now + 21) == []  # nor handed over: the cap went to the other
