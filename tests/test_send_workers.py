@@ -15,7 +15,7 @@ from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
 from test_send_integrity import ISSUE, send_process, smtp, states
 
 from broadsheet.core.config import load_config
-from broadsheet.data.journal.journal import Journal
+from broadsheet.data.journal.journal import Journal, room_path
 from broadsheet.data.journal.workers import EXPIRED_DETAIL
 from broadsheet.usecases.campaign.workers import SharedBudget
 
@@ -270,3 +270,51 @@ def test_the_daily_cap_counts_what_every_worker_holds(two_workers, sample_config
     assert len(handed + ahead) == 1 and not budgets[1].capped  # five held in all
     assert lease(second, campaign, two, now, size=4, hand=0, allow=budgets[1]) == ([], [])
     assert budgets[1].capped
+
+
+def test_a_worker_whose_own_lease_ran_out_hands_each_row_over_once(two_workers):
+    first, _second, campaign = two_workers
+    one = first.register_worker(campaign, "host-a", 1, 100.0)
+    handed, ahead = lease(first, campaign, one, 100.0, size=3, hand=1)  # one handed over, two held until 110
+    assert len(handed) == 1 and len(ahead) == 2
+    # back from a pause at 120, nobody took its rows: the lease it asks for finds them free again
+    batch, rest = lease(first, campaign, one, 120.0, carried=ahead, size=2, hand=4)
+    ids = [row.id for row in batch + rest]
+    assert len(ids) == len(set(ids))  # each row once in what goes to the transport
+    assert {row.id for row in ahead} <= set(ids)
+
+
+def test_the_reserve_is_kept_until_the_last_worker_closes_the_journal(tmp_path):
+    path = tmp_path / ".broadsheet" / "state.db"
+    room = room_path(path)
+    first = Journal(path, lock=True, shared=True)
+    second = Journal(path, lock=True, shared=True)
+    first.keep_room()
+    second.keep_room()
+    with Journal(path, read_only=True):  # status, meanwhile
+        pass
+    assert room.exists()
+    first.close()
+    assert room.exists()  # the other worker still sends: its outcomes keep their room on a full disk
+    second.close()
+    assert not room.exists()
+
+
+def test_a_worker_whose_lease_ran_out_hands_nothing_over_past_the_daily_cap(two_workers, sample_config):
+    first, second, campaign = two_workers
+    other, _ = second.start_campaign("issue-2", "smtp", "issues/issue-2", "list-2")
+    second.load_recipients(other, "list-2", [(f"s{i:02d}@example.com", i, "{}") for i in range(20)])
+    other = second.current("issue-2", "smtp")
+    config = dataclasses.replace(sample_config, send=dataclasses.replace(sample_config.send, daily_limit=4))
+    now = time.time()
+    one = first.register_worker(campaign, "host-a", 1, now)
+    two = second.register_worker(other, "host-a", 2, now)
+    budgets = [SharedBudget(first, campaign, config, "smtp"), SharedBudget(second, other, config, "smtp")]
+    budgets[0].now = now
+    _handed, ahead = lease(first, campaign, one, now, size=4, hand=0, allow=budgets[0])
+    assert len(ahead) == 4  # today's four, held by the first worker until now + 10
+    budgets[1].now = now + 20  # the first worker is paused past its lease; a worker of another issue asks
+    theirs, _ = lease(second, other, two, now + 20, size=4, hand=4, allow=budgets[1])
+    assert len(theirs) == 4  # the first worker's hold ran out: the cap is the other's now
+    first.renew(one, now + 21, now + 31)  # back from its pause: a lease that ran out is not renewed
+    assert first.hand_over(one, ahead, now + 21) == []  # nor handed over: the cap went to the other

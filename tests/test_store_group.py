@@ -107,6 +107,36 @@ def test_suppress_all_writes_what_suppress_called_for_each_in_turn_writes(tmp_pa
         store.close()
 
 
+def test_suppress_all_strengthens_an_address_given_twice_as_suppress_in_turn_does(tmp_path: Path) -> None:
+    """An unsubscribe and a complaint of one address in one call (a known one, a new one): the complaint
+    holds, as it does after two calls of suppress, and each call says whether it changed something."""
+    suppressions = [
+        Suppression("sub@example.org", "unsubscribed", "one-click", "issue-1"),
+        Suppression("SUB@example.org", "complained", "webhook:x", "issue-1"),
+        Suppression("new@example.org", "unsubscribed", "one-click"),
+        Suppression("new@example.org", "bounced", "webhook:x"),
+        Suppression("new@example.org", "unsubscribed", "one-click"),
+    ]
+    stores = [Store(tmp_path / "each.db"), Store(tmp_path / "all.db")]
+    for store in stores:
+        store.add("sub@example.org")
+    each, together = stores
+    results = [each.suppress(s.email, s.status, source=s.source, campaign=s.campaign) for s in suppressions]
+    assert together.suppress_all(suppressions) == results == [True, True, True, True, False]
+
+    def contents(store: Store) -> tuple[object, ...]:
+        subscribers = store.db.execute("SELECT email, status FROM subscribers ORDER BY email").fetchall()
+        events = store.db.execute(
+            "SELECT s.email, kind, source, campaign FROM events e JOIN subscribers s ON s.id = e.subscriber"
+            " ORDER BY e.id"
+        ).fetchall()
+        return subscribers, events, store.revision()
+
+    assert contents(together) == contents(each)
+    for store in stores:
+        store.close()
+
+
 def test_concurrent_jobs_are_committed_together_and_each_caller_gets_its_own_result(path: Path) -> None:
     commits: list[str] = []
     writer = GroupWriter(path, opened=lambda store: store.db.set_trace_callback(commits.append))

@@ -117,6 +117,7 @@ class JournalBase:
     _blocked: CampaignError | None  # set once the journal cannot be written any more
     _marked: set[int]  # campaigns whose sent-mark this journal has written (``claim``)
     _leasing: bool = False  # this connection leases rows as one of several workers (``workers``)
+    _room_kept: bool = False  # this journal set the room aside (``keep_room``): its close may give it back
 
     def checkpoints_aside(self) -> Callable[[], None]:
         """From now on this connection's commits never copy the WAL into the file (``checkpoint``); returns
@@ -131,7 +132,8 @@ class JournalBase:
     def keep_room(self) -> None:
         """Set ``ROOM`` bytes of disk aside (``<journal>.room``) for the outcomes of the messages in flight when
         the disk fills up: a full disk stops the send with everyone recorded. A disk without that room is
-        refused now, before anything is sent. Closing the journal gives the room back."""
+        refused now, before anything is sent. Closing the journal gives the room back (the last worker's, when
+        several share it: ``send --worker``)."""
         path = room_path(self.path)
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
@@ -142,6 +144,7 @@ class JournalBase:
         except OSError as exc:
             path.unlink(missing_ok=True)
             raise explain(exc, self.path) from None
+        self._room_kept = True
 
     def _release_room(self) -> None:
         room_path(self.path).unlink(missing_ok=True)

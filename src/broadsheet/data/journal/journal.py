@@ -115,7 +115,8 @@ class Journal(Workers, Campaigns, Outcomes, Reports):
         if self._checkpointer is not None:
             self._checkpointer.stop()  # its last checkpoint, before the connection goes
         self.db.close()
-        self._release_room()
+        if self._room_kept and self._project_lock.last():  # others still sending keep the room
+            self._release_room()
         self.unlock()
 
     def unlock(self) -> None:

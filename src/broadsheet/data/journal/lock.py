@@ -72,6 +72,17 @@ class ProjectLock:
             os.close(self._fd)
             self._fd = None
 
+    def last(self) -> bool:
+        """Whether no other process holds the lock with this one (the last ``send --worker``); True when it is
+        not held. Only as the lock is let go: flock may drop a shared lock while it tries for an exclusive one."""
+        if self._fd is None:
+            return True
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
     def is_free(self) -> bool:
         """Whether no other process holds the lock now (taken and released at once)."""
         if self._fd is not None:

@@ -95,7 +95,10 @@ class Workers(RecipientRows):
             found = [
                 Row(*row) for row in self.db.execute(f"SELECT {ROW_COLUMNS} FROM recipients WHERE id IN ({marks})", ids)
             ]
-            new = sorted(found, key=lambda row: (row.state != "deferred", row.id))  # deferred first, then by id
+            held = {row.id for row in carried}  # its own rows whose lease ran out come back: once, not twice
+            new = sorted(
+                (row for row in found if row.id not in held), key=lambda row: (row.state != "deferred", row.id)
+            )  # deferred first, then by id
             rows = [*carried, *new]
             batch, rest = rows[:hand], rows[hand:]
             if batch:
@@ -107,7 +110,7 @@ class Workers(RecipientRows):
 
     def hand_over(self, worker: int, rows: Sequence[Row], now: float) -> list[Row]:
         """Mark ``sending`` (committed) those of ``rows`` still leased to ``worker``: they go to the transport
-        now. Rows another worker took after this one's lease ran out are left out."""
+        now. Rows whose lease ran out (another worker may have them, or the daily cap) are left out."""
         if not rows:
             return []
         self.check_in_place()
@@ -124,15 +127,16 @@ class Workers(RecipientRows):
             for (found,) in self.db.execute(
                 f"UPDATE recipients SET state = 'sending', updated = ? WHERE id IN ({marks})"
                 " AND state IN ('queued', 'deferred')"
-                " AND id IN (SELECT recipient FROM leases WHERE worker = ?) RETURNING id",
-                (now, *ids, worker),
+                " AND id IN (SELECT recipient FROM leases WHERE worker = ? AND lease_until >= ?) RETURNING id",
+                (now, *ids, worker, now),
             )
         }
         self.db.execute("UPDATE workers SET last_batch = ?, batches = batches + 1 WHERE id = ?", (now, worker))
         return taken
 
     def renew(self, worker: int, now: float, until: float) -> None:
-        """The worker's heartbeat: its lease on every row it holds runs until ``until``."""
+        """The worker's heartbeat: its lease on every row it still holds runs until ``until`` (one that ran
+        out is not revived: the cap counted it free)."""
         self._patiently(lambda: self._beat(worker, now, until))
 
     def release(self, worker: int, now: float) -> None:
@@ -213,7 +217,7 @@ class Workers(RecipientRows):
 
     def _beat(self, worker: int, now: float, until: float) -> None:
         self.db.execute("UPDATE workers SET heartbeat = ? WHERE id = ?", (now, worker))
-        self.db.execute("UPDATE leases SET lease_until = ? WHERE worker = ?", (until, worker))
+        self.db.execute("UPDATE leases SET lease_until = ? WHERE worker = ? AND lease_until >= ?", (until, worker, now))
 
     def _patiently(self, work: Callable[[], T]) -> T:
         """``work`` in one write transaction, tried again through another program's write lock until

@@ -449,20 +449,29 @@ class Store:
         if bad := {one.status for one in suppressions} - set(SUPPRESSING):
             raise StoreError(f"'{sorted(bad)[0]}' does not suppress", fix=f"use one of: {', '.join(SUPPRESSING)}")
         emails = [self._address(one.email) for one in suppressions]
-        first: dict[str, int] = {}  # address key -> its first suppression (a repeat changes nothing)
+        given: dict[str, list[int]] = {}  # address key -> its suppressions, in order
         for n, email in enumerate(emails):
-            first.setdefault(email.lower(), n)
+            given.setdefault(email.lower(), []).append(n)
+        first = {key: ns[0] for key, ns in given.items()}
         events: list[tuple[int, int]] = []  # (subscriber, suppression) of each change
         now = utc_now()
+
+        def strengthen(id_: int, status: str, ns: list[int]) -> str:
+            """The address's status after ``ns`` in turn: a later, stronger one changes it again."""
+            for n in ns:
+                if STRENGTH[status] < STRENGTH[suppressions[n].status]:
+                    status = suppressions[n].status
+                    events.append((id_, n))
+            return status
+
         with self._write():
             query = "SELECT id, email_key, status FROM subscribers WHERE email_key IN ({})"
             present = {key: (id_, status) for id_, key, status in self.select_in(query, list(first))}
             stronger: dict[str, list[int]] = {}  # status -> the subscribers it strengthens
             for key, (id_, status) in present.items():
-                new = suppressions[first[key]].status
-                if STRENGTH[status] < STRENGTH[new]:
+                new = strengthen(id_, status, given[key])
+                if new != status:
                     stronger.setdefault(new, []).append(id_)
-                    events.append((id_, first[key]))
             for status, ids in stronger.items():  # by id, not ``email_key IN … RETURNING`` (far slower in SQLite)
                 for start in range(0, len(ids), IN_CHUNK):
                     chunk = ids[start : start + IN_CHUNK]
@@ -470,15 +479,20 @@ class Store:
                         f"UPDATE subscribers SET status = ?, updated = ? WHERE id IN ({','.join('?' * len(chunk))})",
                         (status, now, *chunk),
                     )
-            updated = len(events)
             rest = [key for key in first if key not in present]
             hashes = {self.forgotten_hash(key): key for key in rest}
             query = "SELECT email_hash FROM forgotten WHERE email_hash IN ({})"
             forgotten = {hashes[digest] for (digest,) in self.select_in(query, list(hashes))}
+            inserted = 0
             for key in rest:  # addresses the store lacks: added suppressed (``_insert`` counts the change)
                 if key not in forgotten:
-                    n = first[key]
-                    events.append((self._insert(emails[n], status=suppressions[n].status), n))
+                    inserted += 1
+                    n, *later = given[key]
+                    status = suppressions[n].status
+                    id_ = self._insert(emails[n], status=status)
+                    events.append((id_, n))
+                    if (last := strengthen(id_, status, later)) != status:
+                        self.db.execute("UPDATE subscribers SET status = ? WHERE id = ?", (last, id_))
             rows = []
             for id_, n in sorted(events, key=lambda event: event[1]):
                 one = suppressions[n]
@@ -490,7 +504,7 @@ class Store:
                     + ",".join(["(?, ?, ?, ?, ?)"] * len(part)),
                     [value for row in part for value in row],
                 )
-            if updated:
+            if updated := len(events) - inserted:
                 self.db.execute(
                     "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT) WHERE key = 'revision'",
                     (updated,),
