@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from conftest import SAMPLE_ISSUE
 
 from broadsheet.core.config import load_config
@@ -44,12 +46,28 @@ def test_store_warnings_for_unconfirmed_and_long_unchanged_addresses(store_locat
         assert "8 subscribed addresses have not changed in over 365 days" in later[1]
 
 
+def configured_store(project: Path, engine: str, request: pytest.FixtureRequest) -> Path | str:
+    """The project's store on ``engine``: its SQLite file, or a fresh PostgreSQL database set as ``[database] url``."""
+    if engine == "sqlite":
+        return store_path(project)
+    location = str(request.getfixturevalue("postgres_url"))
+    path = project / "broadsheet.toml"
+    path.write_text(path.read_text(encoding="utf-8") + f'\n[database]\nurl = "{location}"\n', encoding="utf-8")
+    return location
+
+
+def add_unconfirmed_heavy_store(location: Path | str) -> None:
+    """8 subscribed and 3 unconfirmed addresses: above the unconfirmed share that earns a warning."""
+    with Store(location) as store:
+        for n in range(8):
+            store.add(f"s{n}@example.com")
+        for n in range(3):
+            store.add(f"u{n}@example.com", status="unconfirmed")
+
+
 def test_status_shows_what_came_back_after_the_send(project, engine, request, monkeypatch, capsys):
-    location = store_path(project)
-    if engine == "postgresql":  # the send in the (SQLite) journal, what came back in the configured store
-        location = request.getfixturevalue("postgres_url")
-        path = project / "broadsheet.toml"
-        path.write_text(path.read_text(encoding="utf-8") + f'\n[database]\nurl = "{location}"\n', encoding="utf-8")
+    # the send in the (SQLite) journal, what came back in the configured store
+    location = configured_store(project, engine, request)
     config = load_config(project / "broadsheet.toml")
     issue = project / "issues" / SAMPLE_ISSUE.name
     slug = _identity(issue, config)[1]
@@ -72,14 +90,13 @@ def test_status_shows_what_came_back_after_the_send(project, engine, request, mo
     assert "warning: complaints 0.50% are above 0.1%" in out and "hard bounces" not in out
 
 
-def test_send_warns_before_mailing_a_store_with_many_unconfirmed_addresses(project, monkeypatch, capsys):
+def test_send_warns_before_mailing_a_store_with_many_unconfirmed_addresses(
+    project, engine, request, monkeypatch, capsys
+):
     monkeypatch.setenv("BROADSHEET_SECRET", "report-test-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     monkeypatch.chdir(project)
-    with Store.for_project(project) as store:
-        for n in range(8):
-            store.add(f"s{n}@example.com")
-        for n in range(3):
-            store.add(f"u{n}@example.com", status="unconfirmed")
+    location = configured_store(project, engine, request)
+    add_unconfirmed_heavy_store(location)
     (project / "subscribers.example.csv").unlink()  # the store alone: no [send] list imported into it
     assert main(["send", str(project / "issues" / SAMPLE_ISSUE.name), "--yes"]) == 0
     captured = capsys.readouterr()
@@ -87,20 +104,16 @@ def test_send_warns_before_mailing_a_store_with_many_unconfirmed_addresses(proje
     assert len(list((project / "outbox").rglob("*.eml"))) == 8  # the unconfirmed are not mailed
 
 
-def test_lint_warns_about_a_store_with_many_unconfirmed_addresses(project, monkeypatch, capsys):
+def test_lint_warns_about_a_store_with_many_unconfirmed_addresses(project, engine, request, monkeypatch, capsys):
     monkeypatch.chdir(project)
     issue = str(project / "issues" / SAMPLE_ISSUE.name)
-    assert main(["lint", issue, "--no-validator"]) in (0, 1)
-    assert "store-health" not in capsys.readouterr().out  # no store: nothing to say
-    with Store.for_project(project) as store:
-        for n in range(8):
-            store.add(f"s{n}@example.com")
-        for n in range(3):
-            store.add(f"u{n}@example.com", status="unconfirmed")
+    if engine == "sqlite":
+        assert main(["lint", issue, "--no-validator"]) in (0, 1)
+        assert "store-health" not in capsys.readouterr().out  # no store: nothing to say
+    location = configured_store(project, engine, request)
+    add_unconfirmed_heavy_store(location)
     main(["lint", issue, "--no-validator"])
     out = capsys.readouterr().out
-    assert (
-        f"{project / '.broadsheet' / 'audience.db'}: warning: 3 of 11 addresses in the store are unconfirmed (27%)"
-        in out
-    )
+    assert f"{location}: warning: 3 of 11 addresses in the store are unconfirmed (27%)" in out
     assert "[store-health]" in out
+    assert (engine == "sqlite") == store_path(project).is_file()  # on PostgreSQL, no SQLite store is made

@@ -609,3 +609,11 @@ def test_a_certificate_out_of_reach_is_a_try_later_never_remembered(sns_host):
         for _ in range(2):  # not remembered as missing: each delivery tries again
             with pytest.raises(WebhookUnavailable):
                 verified_events(ses, {}, gone.notification(ses_bounce("x@example.com")), ctx)
+
+
+def test_a_webhook_without_config_finds_the_project_only_from_a_sqlite_store(store_location, tmp_path):
+    from broadsheet.data.store import Store
+    from broadsheet.usecases.events.webhooks import project_root
+
+    with Store(store_location) as store:  # a PostgreSQL store has no project folder: the config comes from serve
+        assert project_root(store) == (tmp_path if store.engine == "sqlite" else None)

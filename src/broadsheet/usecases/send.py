@@ -508,7 +508,7 @@ def send_prepared(journal: Journal, prepared: Prepared, send: JournaledSend) -> 
         due = min(due, limit)
     with send.factory():
         pass  # connect (TLS, login) once before asking: a wrong port, certificate or password shows now
-    for warning in store_health(send.config.root):  # many unconfirmed or long-unchanged addresses
+    for warning in store_health(send.config):  # many unconfirmed or long-unchanged addresses
         reporter.warn(f"warning: {warning}")
     if not _confirmed(send, due):  # a "no" is no error: the campaign is set up and waits for the next send
         reporter.info(

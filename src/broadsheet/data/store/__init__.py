@@ -6,7 +6,7 @@ Imports config, errors and audience only. See docs/architecture/data.md for the 
 
 from .group import GroupWriter
 from .schema import STATUSES, SUPPRESSING
-from .store import Event, Store, StoredSubscriber, Suppression, store_location, store_path, utc_now
+from .store import Event, Store, StoredSubscriber, Suppression, store_is_set_up, store_location, store_path, utc_now
 
 __all__ = [
     "STATUSES",
@@ -16,6 +16,7 @@ __all__ = [
     "Store",
     "StoredSubscriber",
     "Suppression",
+    "store_is_set_up",
     "store_location",
     "store_path",
     "utc_now",

@@ -30,7 +30,7 @@ from ..bulk import attached
 from ..db.ledger import Ledger
 from ..subscriber_list import check_segments, suppression_keys
 from .postgres_list import PostgresStoreList
-from .store import PAGE, Store, store_location, store_path
+from .store import PAGE, Store, store_is_set_up, store_location, store_path
 
 LEFT_OUT_BY_STORE = "unsubscribed, bounced, complained or forgotten in the store"
 SQL_FUNCTIONS: Mapping[str, Callable[[str], str]] = {"first_word": first_word}  # what StoreList's SQL calls
@@ -59,7 +59,7 @@ def recipients_for(
 
     A store in PostgreSQL is read the same way (``PostgresStoreList``), into the SQLite journal."""
     suppressions = suppression_file(config)
-    has_store = _has_store(config)  # a damaged one is an error (StoreError), never ignored
+    has_store = store_is_set_up(config)  # a damaged one is an error (StoreError), never ignored
     if list_file is None and has_store and _has_subscribers(config):
         listed = Path(config.resolve(config.send.list))
         recipients: StoreList | PostgresStoreList
@@ -142,7 +142,7 @@ def first_recipient(config: Config, list_file: Path | None, segments: Sequence[s
     """The first of whom a send would mail; None when there is no one yet (an empty list, or neither a
     list file nor a store with subscribers, as in a new project). A named ``list_file`` must exist."""
     no_list = list_file is None and not config.resolve(config.send.list).exists()
-    if no_list and not (_has_store(config) and _has_subscribers(config)):
+    if no_list and not (store_is_set_up(config) and _has_subscribers(config)):
         return None
     for subscriber in recipients_for(config, list_file, segments, import_list=False).recipients:
         return subscriber
@@ -162,11 +162,6 @@ def suppression_file(config: Config) -> Path | None:
     regular file is an error when read, never silently no one)."""
     path = config.resolve(config.send.suppressions) if config.send.suppressions else None
     return path if path is not None and path.exists() else None
-
-
-def _has_store(config: Config) -> bool:
-    """The configured store is there: always in PostgreSQL, else when its file exists."""
-    return bool(config.database.url) or store_path(config.root).is_file()
 
 
 def _has_subscribers(config: Config) -> bool:

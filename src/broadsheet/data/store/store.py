@@ -128,6 +128,12 @@ def store_location(config: Config) -> Path | str:
     return config.database.url or store_path(config.root)
 
 
+def store_is_set_up(config: Config) -> bool:
+    """The configured store is there: always in PostgreSQL, else when its file exists (a damaged file is
+    then an error when opened, never taken for no store; ``Store.exists_for_config`` says False for it)."""
+    return bool(config.database.url) or store_path(config.root).is_file()
+
+
 _now: tuple[int, str] = (-1, "")
 
 

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
 def store_findings(config: Config) -> list[Finding]:
     """Warnings about the subscriber store (many unconfirmed or long-unchanged addresses), as ``send`` gives."""
     from broadsheet.core.lint import Finding
-    from broadsheet.data.store import store_path
+    from broadsheet.data.store import store_location
     from broadsheet.usecases.events.report import store_health
 
-    where = str(store_path(config.root))
-    return [Finding("store-health", "warning", text, where) for text in store_health(config.root)]
+    where = str(store_location(config))  # the SQLite file, or the PostgreSQL URL (which holds no password)
+    return [Finding("store-health", "warning", text, where) for text in store_health(config)]

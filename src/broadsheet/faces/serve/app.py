@@ -34,7 +34,7 @@ from broadsheet.core.errors import ConfigError, StoreError
 from broadsheet.core.providers import delivers
 from broadsheet.core.tokens import TokenData, read_click_token, read_token, token_secrets
 from broadsheet.data.db.checkpoint import Checkpointer, without_autocheckpoint
-from broadsheet.data.store import GroupWriter, Store, StoredSubscriber, Suppression, store_path
+from broadsheet.data.store import GroupWriter, Store, StoredSubscriber, Suppression, store_location, store_path
 from broadsheet.delivery.transports import Transport
 
 from .clicks import ClickRecorder
@@ -119,7 +119,7 @@ class App:
         self.headers = security_headers(self.pages.style_hash)
         self.local = threading.local()
         self.checkpointer = Checkpointer(store_path(config.root))
-        self.writer = GroupWriter(config.database.url or store_path(config.root), opened=self.opened)
+        self.writer = GroupWriter(store_location(config), opened=self.opened)
         self.mail = ConfirmationMail(
             config, self.pages, transport, self.secrets[0], store=lambda: self.store, writer=self.writer
         )

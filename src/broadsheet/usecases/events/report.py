@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from broadsheet.core.config import Config
 from broadsheet.data.store import Store
@@ -80,11 +79,11 @@ def store_warnings(store: Store, *, now: datetime | None = None) -> list[str]:
     return warnings
 
 
-def store_health(root: Path) -> list[str]:
-    """``store_warnings`` for the project's store, when it has one (before a send)."""
-    if not Store.exists_for(root):
+def store_health(config: Config) -> list[str]:
+    """``store_warnings`` for the configured store (SQLite or PostgreSQL), when there is one (before a send)."""
+    if not Store.exists_for_config(config):
         return []
-    with Store.for_project(root) as store:
+    with Store.for_config(config) as store:
         return store_warnings(store)
 
 

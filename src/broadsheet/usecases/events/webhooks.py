@@ -87,6 +87,5 @@ def project_config(root: Path | None) -> Config:
 
 
 def project_root(store: Store) -> Path | None:
-    """The project folder of a store at <root>/.broadsheet/audience.db, when the store says where it is."""
-    path = getattr(store, "path", None)
-    return Path(path).parent.parent if path else None
+    """The project folder of a SQLite store at <root>/.broadsheet/audience.db; None for PostgreSQL (no folder)."""
+    return Path(store.path).parent.parent if store.engine == "sqlite" else None

@@ -18,7 +18,7 @@ from broadsheet.core.content.sequence import read_sequence, sequence_folder, seq
 from broadsheet.core.errors import BroadsheetError
 from broadsheet.core.providers import delivers
 from broadsheet.core.render import read_and_build
-from broadsheet.data.store import Store, store_path
+from broadsheet.data.store import Store, store_is_set_up
 from broadsheet.data.store.recipients import suppression_file
 from broadsheet.data.store.sequences import PostgresStepList, StepList, Window, enter_all, enter_confirmed, stop_left
 
@@ -39,7 +39,7 @@ class StepsResult:
 
 def has_sequences(config: Config) -> bool:
     """The project has a sequence and a subscriber store (without members, no step is ever due)."""
-    return bool(sequence_names(config)) and (bool(config.database.url) or store_path(config.root).is_file())
+    return bool(sequence_names(config)) and store_is_set_up(config)
 
 
 def send_due_steps(
@@ -47,7 +47,7 @@ def send_due_steps(
 ) -> StepsResult:
     """Send every step that is due at ``now``, sequence by sequence; call under the send lock."""
     result = StepsResult()
-    if not (config.database.url or store_path(config.root).is_file()):
+    if not store_is_set_up(config):
         return result
     for name in sequence_names(config):
         try:
