@@ -267,6 +267,23 @@ def test_the_intake_is_bounded_and_each_sign_up_is_applied_once(store, store_loc
     other.close()
 
 
+def test_the_same_sign_up_taken_twice_is_mailed_once_but_a_later_resubscribe_again(store, store_location):
+    """Two serve replicas each took the sign-up: the second finds it mailed a moment ago, the address unchanged."""
+    other = Store(store_location)
+    for _ in range(2):
+        store.take_sign_up("twin@example.org", name="", source="form", limit=10)
+    first, second = store.waiting_sign_ups(10)
+    nonce = store.sign_up_waiting(first, again_after=60)
+    assert nonce and other.sign_up_waiting(second, again_after=60) is None
+    assert [e.kind for e in store.events("twin@example.org")] == ["signed_up"]
+    assert store.db.execute("SELECT count(*) FROM intake").fetchone() == (1,)  # the first: being mailed
+    assert store.confirm("twin@example.org", nonce)
+    store.suppress("twin@example.org", "unsubscribed", source="one-click")
+    store.take_sign_up("twin@example.org", name="", source="unsubscribe-page", limit=10)
+    assert other.sign_up_waiting(store.waiting_sign_ups(1)[0], again_after=60)  # something happened since
+    other.close()
+
+
 def test_a_mailing_whose_process_stopped_is_dropped_once_it_is_old(store):
     for who in ("stopped", "sending"):
         store.take_sign_up(f"{who}@example.org", name="", source="form", limit=10)

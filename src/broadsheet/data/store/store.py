@@ -651,10 +651,12 @@ class Store:
             ).fetchall()
         return [WaitingSignUp(*row) for row in rows]
 
-    def sign_up_waiting(self, waiting: WaitingSignUp) -> str | None:
+    def sign_up_waiting(self, waiting: WaitingSignUp, *, again_after: float = 0) -> str | None:
         """``sign_up`` for a sign-up of the intake, marked in the same transaction as being mailed (so it is
         applied once, by one process); the nonce to mail, or None when there is nothing to mail (the row is
-        gone) or another process has it. An invalid one is dropped (StoreError)."""
+        gone, the address was mailed a sign-up within ``again_after`` seconds and nothing happened to it
+        since: the same sign-up taken by several serve replicas) or another process has it. An invalid one
+        is dropped (StoreError)."""
         try:
             email, name = self.valid_address(waiting.email), check_name(waiting.name)
         except StoreError:
@@ -666,10 +668,23 @@ class Store:
             ).rowcount
             if not marked:
                 return None
-            nonce = self._sign_up(email, name, {}, waiting.source)
+            recent = self._just_signed_up(email.lower(), again_after)
+            nonce = None if recent else self._sign_up(email, name, {}, waiting.source)
             if nonce is None:
                 self.db.execute("DELETE FROM intake WHERE id = ?", (waiting.id,))
             return nonce
+
+    def _just_signed_up(self, key: str, seconds: float) -> bool:
+        """Inside a write: the address's latest event is a sign-up of the last ``seconds``."""
+        if seconds <= 0:
+            return False
+        row = self.db.execute(
+            "SELECT e.kind, e.at FROM events e JOIN subscribers s ON s.id = e.subscriber"
+            " WHERE s.email_key = ? ORDER BY e.id DESC LIMIT 1",
+            (key,),
+        ).fetchone()
+        since = (datetime.now(UTC) - timedelta(seconds=seconds)).strftime(TIME_FORMAT)
+        return row is not None and row[0] == "signed_up" and row[1] >= since
 
     def drop_sign_up(self, id: int) -> None:
         """The intake's sign-up ``id`` is done with (mailed, or its message failed)."""

@@ -26,6 +26,9 @@ INTAKE_LIMIT = 1_000  # sign-ups waiting in the store's intake; past that a sign
 DRAIN_BATCH = 100  # sign-ups read from the intake at a time
 DRAIN_INTERVAL = 5.0  # seconds between looks at the intake for sign-ups another serve left
 DRAIN_SECONDS = 10  # how long stopping serve waits for the mailing thread
+# a sign-up mailed this recently, the address unchanged since, is not mailed again: the same sign-up taken
+# by several serve replicas at once (each limits a mailbox's confirmations in its own memory only)
+MAIL_AGAIN_SECONDS = 60
 UNFINISHED_SECONDS = 3600  # a mailing begun this long ago and not ended: its serve stopped while sending
 
 log = logging.getLogger("broadsheet.faces.serve")
@@ -153,7 +156,7 @@ class ConfirmationMail:
         while waiting := store.waiting_sign_ups(DRAIN_BATCH):
             for one in waiting:
                 try:
-                    nonce = store.sign_up_waiting(one)
+                    nonce = store.sign_up_waiting(one, again_after=MAIL_AGAIN_SECONDS)
                 except StoreError as exc:  # busy: the next round tries again; invalid: dropped
                     log.error("sign-up not applied: %s", exc)
                     return
