@@ -71,14 +71,15 @@ demo: install
 	@echo "The messages are in outbox/$(notdir $(SAMPLE))/ and the journal in .broadsheet/state.db (broadsheet status $(SAMPLE))."
 
 # Lint, format check, strict types and the import contract first (configured in pyproject.toml), the docs
-# site built strictly (a broken link or nav entry fails), then the suite; any failure fails.
+# site built strictly (a broken link or nav entry fails), then the suite (three workers on two cores: many
+# tests wait on a browser, a server or a child process); any failure fails.
 test: install-test
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 3 -q
 
 # The fixes ruff can make by itself, and the formatter (run before committing).
 lint-fix: install-test
