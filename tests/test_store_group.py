@@ -94,17 +94,19 @@ def test_suppress_all_writes_what_suppress_called_for_each_in_turn_writes(tmp_pa
     assert together.suppress_all(suppressions) == results
     assert results == [True, False, False, True, False, True, True, False, True, True]
 
-    def contents(store: Store) -> tuple[object, ...]:
-        subscribers = store.db.execute("SELECT email, status FROM subscribers ORDER BY email").fetchall()
-        events = store.db.execute(
-            "SELECT s.email, kind, source, campaign, detail, dedupe_key FROM events e"
-            " LEFT JOIN subscribers s ON s.id = e.subscriber ORDER BY e.id"
-        ).fetchall()
-        return subscribers, events, store.revision(), store.suppressed(s.email for s in suppressions)
-
-    assert contents(together) == contents(each)
+    assert _contents(together, suppressions) == _contents(each, suppressions)
     for store in stores:
         store.close()
+
+
+def _contents(store: Store, suppressions: list[Suppression]) -> tuple[object, ...]:
+    """What a store holds after suppressions: subscribers, events, revision, and who is suppressed."""
+    subscribers = store.db.execute("SELECT email, status FROM subscribers ORDER BY email").fetchall()
+    events = store.db.execute(
+        "SELECT s.email, kind, source, campaign, detail, dedupe_key FROM events e"
+        " LEFT JOIN subscribers s ON s.id = e.subscriber ORDER BY e.id"
+    ).fetchall()
+    return subscribers, events, store.revision(), store.suppressed(s.email for s in suppressions)
 
 
 def test_suppress_all_strengthens_an_address_given_twice_as_suppress_in_turn_does(tmp_path: Path) -> None:
@@ -124,15 +126,7 @@ def test_suppress_all_strengthens_an_address_given_twice_as_suppress_in_turn_doe
     results = [each.suppress(s.email, s.status, source=s.source, campaign=s.campaign) for s in suppressions]
     assert together.suppress_all(suppressions) == results == [True, True, True, True, False]
 
-    def contents(store: Store) -> tuple[object, ...]:
-        subscribers = store.db.execute("SELECT email, status FROM subscribers ORDER BY email").fetchall()
-        events = store.db.execute(
-            "SELECT s.email, kind, source, campaign FROM events e JOIN subscribers s ON s.id = e.subscriber"
-            " ORDER BY e.id"
-        ).fetchall()
-        return subscribers, events, store.revision()
-
-    assert contents(together) == contents(each)
+    assert _contents(together, suppressions) == _contents(each, suppressions)
     for store in stores:
         store.close()
 
