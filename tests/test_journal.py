@@ -39,16 +39,26 @@ def prepare(journal: Journal, subscribers, fingerprint="list-1"):
 
 
 @pytest.fixture
-def journal(tmp_path):
+def journal(open_journal):
+    """The journal on each engine."""
+    with open_journal() as journal:
+        yield journal
+
+
+@pytest.fixture
+def sqlite_journal(tmp_path):
     with Journal.for_project(tmp_path) as journal:
         yield journal
 
 
-def test_set_up_is_wal_and_keeps_what_compose_needs(journal, tmp_path):
+def test_set_up_is_wal_and_keeps_what_compose_needs(journal, tmp_path, engine):
     prepared = prepare(journal, people(3))
     assert prepared.loaded == 3
-    assert journal.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert (tmp_path / ".broadsheet" / "state.db").is_file()
+    if engine == "sqlite":
+        assert journal.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert (tmp_path / ".broadsheet" / "state.db").is_file()
+    else:
+        assert not (tmp_path / ".broadsheet" / "state.db").exists()  # all of it in the database
     row = next(journal.rows(prepared.record, ("queued",)))
     assert subscriber_from_row(row) == people(1)[0]
     assert journal.counts(prepared.record)["queued"] == 3
@@ -100,14 +110,23 @@ def test_a_changed_list_adds_new_people_and_drops_unsent_ones_who_left(journal):
     }
 
 
-def test_a_second_send_is_refused_while_one_runs(tmp_path):
-    with Journal.for_project(tmp_path) as first, Journal.for_project(tmp_path) as second:
+def test_a_second_send_is_refused_while_one_runs(open_journal):
+    with open_journal() as first, open_journal() as second:
         first.lock()
+        assert second.send_running()
         with pytest.raises(CampaignError, match="another 'broadsheet send' is running"):
             second.lock()
+        with pytest.raises(CampaignError, match="another 'broadsheet send' is running"):
+            open_journal(lock=True, shared=True)  # nor a worker
+        first.unlock()
+        assert not second.send_running()
+        with open_journal(lock=True, shared=True), open_journal(lock=True, shared=True):  # workers together
+            with pytest.raises(CampaignError, match="another 'broadsheet send' is running"):
+                second.lock()  # but no plain send among them
 
 
-def test_claims_take_deferred_rows_in_order_from_the_index_without_sorting_them(journal):
+def test_claims_take_deferred_rows_in_order_from_the_index_without_sorting_them(sqlite_journal):
+    journal = sqlite_journal
     record = prepare(journal, (Subscriber(f"r{i}@example.com", "", "", (), {}, i) for i in range(2_000))).record
     now = time.time()
     journal.record(
@@ -199,7 +218,8 @@ def test_a_loaded_list_is_claimed_in_address_order_whatever_its_own(journal):
         ("carl@example.org", 2, "c")]  # fmt: skip
 
 
-def test_a_load_gives_back_the_connection_settings_it_changed(journal):
+def test_a_load_gives_back_the_connection_settings_it_changed(sqlite_journal):
+    journal = sqlite_journal
     settings = [journal.db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")]
     campaign, _ = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
     journal.load_recipients(campaign, "list-1", [("ann@example.com", 2, "{}")])

@@ -47,6 +47,8 @@ class SharedBudget:
 
     def __call__(self, size: int) -> int:
         now = self.now
+        if self.paced or self.config.send.daily_limit or self.config.send.warmup:
+            self.journal.budget_lock()  # the budget is read and written by one worker's lease at a time
         cap = daily_cap(self.config, self.journal, self.transport, now)
         if cap is not None:
             left = cap.left - self.journal.in_flight(now)
