@@ -47,12 +47,18 @@ def send_process(project, *args: str, **options) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "broadsheet", "send", *args],
         cwd=project,
-        env=ENV,
+        env=with_database_password(ENV),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         **options,
     )
+
+
+def with_database_password(env: dict[str, str]) -> dict[str, str]:
+    """``env`` and the test database's password when a fixture set it (``postgres_url``)."""
+    password = os.environ.get("BROADSHEET_DATABASE_PASSWORD")
+    return {**env, "BROADSHEET_DATABASE_PASSWORD": password} if password else env
 
 
 def send(project, *args: str, timeout: float = 60, **options) -> subprocess.CompletedProcess:

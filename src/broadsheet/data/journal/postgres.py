@@ -24,6 +24,7 @@ from broadsheet.core.errors import CampaignError
 
 from ..bulk import read_ahead
 from ..db import Schema, migrate, postgres
+from ..db.connect import scratch_rows
 from ..db.migrate import postgres_version
 from .base import PATIENCE, WAIT, CampaignRecord
 from .file import MIGRATE_4_TO_5, SCHEMA, SCHEMA_VERSION, JournalLocked
@@ -187,10 +188,23 @@ class PostgresJournal(Journal):
                 self.db.execute(f"TRUNCATE {STAGED}")
 
     def load_selected(self, campaign: CampaignRecord, fingerprint: str, selection: Selection) -> int:
-        raise CampaignError(
-            "a sequence step cannot be sent yet with the send journal in PostgreSQL", where=self.where,
-            fix="send the sequences from a project without [database] url, or leave them out of send --due",
-        )  # fmt: skip
+        """``Journal.load_selected`` for a selection of scratch SQLite files (a sequence step's due members from a
+        store in PostgreSQL): each file's ``rows`` is copied into a temporary table, the query naming it (and the
+        journal's ``main``, and SQLite's ``rowid``) as PostgreSQL does."""
+        query = selection.query.replace("main.", "").replace(".rowid", ".n")
+        try:
+            for name, path in selection.files.items():
+                table = f"{name}_rows"
+                self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (n BIGINT, email TEXT, data TEXT)")
+                self.db.execute(f"TRUNCATE {table}")
+                with postgres.copy(self.db, f"COPY {table} (n, email, data) FROM STDIN") as copy:
+                    for row in scratch_rows(path):
+                        copy.write_row(row)
+                query = query.replace(f"{name}.rows", table)
+        except postgres.errors() as exc:
+            raise self._explain(exc) from None
+        select = f"SELECT :campaign, email, line, data, :generation FROM ({query}) AS selected WHERE true"
+        return self._move_in(campaign, fingerprint, select, selection.parameters)
 
     def _version(self, db: Any) -> int:
         version = postgres_version(db, SCHEMA_NAME)
