@@ -120,9 +120,12 @@ def test_a_second_send_is_refused_while_one_runs(open_journal):
             open_journal(lock=True, shared=True)  # nor a worker
         first.unlock()
         assert not second.send_running()
-        with open_journal(lock=True, shared=True), open_journal(lock=True, shared=True):  # workers together
-            with pytest.raises(CampaignError, match="another 'broadsheet send' is running"):
-                second.lock()  # but no plain send among them
+        with (
+            open_journal(lock=True, shared=True),  # workers together
+            open_journal(lock=True, shared=True),
+            pytest.raises(CampaignError, match="another 'broadsheet send' is running"),
+        ):
+            second.lock()  # but no plain send among them
 
 
 def test_claims_take_deferred_rows_in_order_from_the_index_without_sorting_them(sqlite_journal):
@@ -276,3 +279,27 @@ def test_a_list_kind_loads_itself_through_its_one_method(journal):
     prepared = prepare(journal, Kind())
     assert prepared.loaded == 2
     assert len(list(journal.rows(prepared.record, ("queued",)))) == 2
+
+
+def test_sends_of_two_machines_on_one_database_keep_each_other_out(postgres_url, tmp_path):
+    """The send lock of a journal in PostgreSQL is the database's, not a project folder's: a project on another
+    machine (here another folder) pointing at the same database cannot send meanwhile, and can once it ends."""
+    from broadsheet.data.journal.journal import journal_path
+    from broadsheet.data.journal.postgres import PostgresJournal
+
+    first = PostgresJournal(postgres_url, journal_path(tmp_path / "a"), lock=True)
+    try:
+        with pytest.raises(CampaignError, match="another 'broadsheet send' is running") as caught:
+            PostgresJournal(postgres_url, journal_path(tmp_path / "b"), lock=True)
+        assert caught.value.where == postgres_url
+    finally:
+        first.close()
+    PostgresJournal(postgres_url, journal_path(tmp_path / "b"), lock=True).close()
+
+
+def test_the_same_address_in_another_case_is_one_recipient_on_either_engine(journal):
+    campaign, _ = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
+    journal.load_recipients(campaign, "list-1", [("Ann@Example.com", 2, "{}")])
+    assert journal.forget("ann@example.COM") == 1
+    [row] = journal.rows(campaign, ("skipped",))
+    assert row.email == f"forgotten-{row.id}@invalid"

@@ -29,7 +29,7 @@ _URLS: dict[Path, str] = {}  # project -> the PostgreSQL journal's URL (none: th
 
 
 @pytest.fixture
-def project(sample, engine, request):
+def worker_project(sample, engine, request):
     """The sample project, its journal (and store) on the engine under test."""
     if engine == "postgresql":
         _URLS[sample] = str(request.getfixturevalue("postgres_url"))
@@ -93,21 +93,21 @@ def finish(processes) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("count", [2, 4])
-def test_workers_share_a_campaign_and_each_recipient_arrives_once(project, count, capsys):
-    people = [email for email, _ in write_subscribers(project / "list.csv", 120)]
+def test_workers_share_a_campaign_and_each_recipient_arrives_once(worker_project, count, capsys):
+    people = [email for email, _ in write_subscribers(worker_project / "list.csv", 120)]
     sink = Sink(delay=0.002, hold_after=10)  # held after ten messages until every worker has joined
     with smtp_server(sink) as (host, port):
         configure(
-            project,
+            worker_project,
             send={"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 1},
             smtp=smtp(host, port),
         )
-        workers = [send_process(project, ISSUE, "--yes", "--worker") for _ in range(count)]
+        workers = [send_process(worker_project, ISSUE, "--yes", "--worker") for _ in range(count)]
         try:
-            wait_for(lambda: len(live_workers(project)) == count or any(w.poll() is not None for w in workers))
-            assert sorted(pid for _host, pid in live_workers(project)) == sorted(w.pid for w in workers)
+            wait_for(lambda: len(live_workers(worker_project)) == count or any(w.poll() is not None for w in workers))
+            assert sorted(pid for _host, pid in live_workers(worker_project)) == sorted(w.pid for w in workers)
             capsys.readouterr()
-            assert cli(project, "status", ISSUE) == 0
+            assert cli(worker_project, "status", ISSUE) == 0
             shown = capsys.readouterr().out
             assert f"workers: {count}" in shown
             for worker in workers:
@@ -122,32 +122,34 @@ def test_workers_share_a_campaign_and_each_recipient_arrives_once(project, count
         assert returncode == 0, err
         assert "Traceback" not in err
     assert sink.recipients() == {email: 1 for email in people}  # counted at the receiver: once each
-    assert set(states(project).values()) == {"sent"}
-    assert live_workers(project) == []  # each stopped and said so
-    sent_by = journal_rows(project, "SELECT count(*) FROM workers WHERE batches > 0")[0][0]
+    assert set(states(worker_project).values()) == {"sent"}
+    assert live_workers(worker_project) == []  # each stopped and said so
+    sent_by = journal_rows(worker_project, "SELECT count(*) FROM workers WHERE batches > 0")[0][0]
     assert sent_by >= 2  # the campaign was shared, not sent by whoever came first
 
 
-def test_a_worker_killed_mid_campaign_leaves_its_rows_to_another_by_the_lease(project, capsys):
-    people = [email for email, _ in write_subscribers(project / "list.csv", 30)]
+def test_a_worker_killed_mid_campaign_leaves_its_rows_to_another_by_the_lease(worker_project, capsys):
+    people = [email for email, _ in write_subscribers(worker_project / "list.csv", 30)]
     first, second = people[0], people[1]
     sink = Sink(stored_silent={first})  # stored, its reply never comes: handed over, no answer
     with smtp_server(sink) as (host, port):
         configure(
-            project,
+            worker_project,
             send={"transport": "smtp", "list": "list.csv", "connections": 1, "batch_size": 1, "worker_lease": 1.5},
             smtp=smtp(host, port, timeout=60),
         )
-        killed = send_process(project, ISSUE, "--yes", "--worker")
+        killed = send_process(worker_project, ISSUE, "--yes", "--worker")
         try:
             wait_for(lambda: first in sink.recipients() or killed.poll() is not None)
             assert killed.poll() is None
-            held = journal_rows(project, "SELECT email, state FROM recipients JOIN leases ON recipient = id ORDER BY id")
+            held = journal_rows(
+                worker_project, "SELECT email, state FROM recipients JOIN leases ON recipient = id ORDER BY id"
+            )
             assert held[0] == (first, "sending") and held[1][0] == second  # one handed over, the next ones
             assert {state for _email, state in held[1:]} == {"queued"}  # leased ahead, not handed over
             killed.send_signal(signal.SIGKILL)
             killed.wait(timeout=30)
-            survivor = send_process(project, ISSUE, "--yes", "--worker")
+            survivor = send_process(worker_project, ISSUE, "--yes", "--worker")
             [(returncode, err)] = finish([survivor])
         finally:
             for process in (killed, locals().get("survivor")):
@@ -156,31 +158,31 @@ def test_a_worker_killed_mid_campaign_leaves_its_rows_to_another_by_the_lease(pr
     assert returncode == 1, err  # someone is unknown
     assert "Traceback" not in err
     assert sink.recipients() == {email: 1 for email in people}
-    final = states(project)
+    final = states(worker_project)
     assert final[first] == "unknown"  # never resent by itself
     assert {state for email, state in final.items() if email != first} == {"sent"}
-    [(detail,)] = journal_rows(project, "SELECT detail FROM recipients WHERE email = ?", first)
+    [(detail,)] = journal_rows(worker_project, "SELECT detail FROM recipients WHERE email = ?", first)
     assert detail in (EXPIRED_DETAIL, "in flight when an earlier send stopped")  # by a lease or at the start
-    assert killed.pid in [pid for _host, pid in live_workers(project)]  # status shows it, heartbeat ageing
+    assert killed.pid in [pid for _host, pid in live_workers(worker_project)]  # status shows it, heartbeat ageing
     capsys.readouterr()
-    assert cli(project, "status", ISSUE) == 0
+    assert cli(worker_project, "status", ISSUE) == 0
     [shown] = [line for line in capsys.readouterr().out.splitlines() if f"pid {killed.pid}:" in line]
     assert "gone?" in shown
 
 
-def test_three_workers_send_exactly_the_daily_limit_together(project):
-    people = [email for email, _ in write_subscribers(project / "list.csv", 40)]
+def test_three_workers_send_exactly_the_daily_limit_together(worker_project):
+    people = [email for email, _ in write_subscribers(worker_project / "list.csv", 40)]
     limit = 13
     sink = Sink(delay=0.002)
     with smtp_server(sink) as (host, port):
         configure(
-            project,
+            worker_project,
             send={
                 "transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 1, "daily_limit": limit,
             },
             smtp=smtp(host, port),
         )  # fmt: skip
-        workers = [send_process(project, ISSUE, "--yes", "--worker") for _ in range(3)]
+        workers = [send_process(worker_project, ISSUE, "--yes", "--worker") for _ in range(3)]
         try:
             ended = finish(workers)
         finally:
@@ -191,26 +193,26 @@ def test_three_workers_send_exactly_the_daily_limit_together(project):
         assert "Traceback" not in err
     received = sink.recipients()
     assert sum(received.values()) == limit and set(received.values()) == {1}
-    final = states(project)
+    final = states(worker_project)
     assert sum(1 for state in final.values() if state == "sent") == limit
     assert sum(1 for state in final.values() if state == "queued") == len(people) - limit
 
 
-def test_a_plain_send_and_workers_keep_each_other_out(project, capsys):
-    write_subscribers(project / "list.csv", 20)
+def test_a_plain_send_and_workers_keep_each_other_out(worker_project, capsys):
+    write_subscribers(worker_project / "list.csv", 20)
     sink = Sink(hold_after=1)
     with smtp_server(sink) as (host, port):
         configure(
-            project,
+            worker_project,
             send={"transport": "smtp", "list": "list.csv", "connections": 1, "batch_size": 1},
             smtp=smtp(host, port),
         )
-        worker = send_process(project, ISSUE, "--yes", "--worker")
+        worker = send_process(worker_project, ISSUE, "--yes", "--worker")
         try:
             wait_for(lambda: len(sink.received) >= 1 or worker.poll() is not None)
             assert worker.poll() is None
             capsys.readouterr()
-            assert cli(project, "send", ISSUE, "--yes") == 2
+            assert cli(worker_project, "send", ISSUE, "--yes") == 2
             assert "another 'broadsheet send' is running" in capsys.readouterr().err
             sink.released.set()
             [(returncode, err)] = finish([worker])
@@ -218,7 +220,7 @@ def test_a_plain_send_and_workers_keep_each_other_out(project, capsys):
             sink.released.set()
             worker.kill()
     assert returncode == 0, err
-    assert set(states(project).values()) == {"sent"}
+    assert set(states(worker_project).values()) == {"sent"}
 
 
 def test_worker_does_not_go_with_due_or_test(sample, capsys):
