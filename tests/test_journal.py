@@ -303,3 +303,15 @@ def test_the_same_address_in_another_case_is_one_recipient_on_either_engine(jour
     assert journal.forget("ann@example.COM") == 1
     [row] = journal.rows(campaign, ("skipped",))
     assert row.email == f"forgotten-{row.id}@invalid"
+
+
+def test_a_journal_database_that_cannot_be_reached_is_one_line_naming_it(postgres_url, tmp_path):
+    from broadsheet.data.journal.journal import journal_path
+    from broadsheet.data.journal.postgres import PostgresJournal, has_journal
+
+    url = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(CampaignError, match="cannot reach the send journal's database") as caught:
+        PostgresJournal(url, journal_path(tmp_path))
+    assert caught.value.where == url
+    with pytest.raises(CampaignError, match="cannot reach the send journal's database"):
+        has_journal(url)

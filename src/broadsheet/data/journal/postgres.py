@@ -131,24 +131,7 @@ class PostgresJournal(Journal):
         return (*postgres.errors(), UnicodeDecodeError)
 
     def _explain(self, exc: BaseException) -> CampaignError:
-        """One line for a failure of the journal's database, naming it (never a password: the URL has none)."""
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        if getattr(exc, "sqlstate", None) in BUSY_STATES:
-            return JournalLocked(
-                f"the send journal is busy: {first}", where=self.where,
-                fix="run the same command again; another process holds its rows for too long",
-            )  # fmt: skip
-        if getattr(exc, "sqlstate", None) is None or str(getattr(exc, "sqlstate", "")).startswith("08"):
-            return CampaignError(
-                f"cannot reach the send journal's database: {first}", where=self.where,
-                fix="check that the server runs, the URL and the password (BROADSHEET_DATABASE_PASSWORD), then run "
-                "the same command again to resume",
-            )  # fmt: skip
-        return CampaignError(
-            f"the send journal's database refused: {first}", where=self.where,
-            fix="check that the database user may create tables there (and the citext extension), then run the "
-            "same command again",
-        )  # fmt: skip
+        return explain(exc, self.where)
 
     def whole_number(self, expression: str) -> str:
         return f"trunc({expression})::bigint"  # CAST rounds in PostgreSQL
@@ -218,11 +201,36 @@ class PostgresJournal(Journal):
 
 def has_journal(url: str) -> bool:
     """The database at ``url`` holds a send journal (nothing is created)."""
-    db = postgres.private(url)
     try:
-        return postgres_version(db, SCHEMA_NAME) > 0
-    finally:
-        db.close()
+        db = postgres.private(url)
+        try:
+            return postgres_version(db, SCHEMA_NAME) > 0
+        finally:
+            db.close()
+    except postgres.errors() as exc:
+        raise explain(exc, url) from None
+
+
+def explain(exc: BaseException, where: str) -> CampaignError:
+    """One line for a failure of the journal's database, naming it (never a password: the URL has none)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    state = str(getattr(exc, "sqlstate", None) or "")
+    if state in BUSY_STATES:
+        return JournalLocked(
+            f"the send journal is busy: {first}", where=where,
+            fix="run the same command again; another process holds its rows for too long",
+        )  # fmt: skip
+    if not state or state.startswith("08"):  # no answer from the server, or the connection lost
+        return CampaignError(
+            f"cannot reach the send journal's database: {first}", where=where,
+            fix="check that the server runs, the URL and the password (BROADSHEET_DATABASE_PASSWORD), then run "
+            "the same command again to resume",
+        )  # fmt: skip
+    return CampaignError(
+        f"the send journal's database refused: {first}", where=where,
+        fix="check that the database user may create tables there (and the citext extension), then run the "
+        "same command again",
+    )  # fmt: skip
 
 
 def _stamp(db: Any) -> None:
