@@ -315,3 +315,11 @@ def test_a_journal_database_that_cannot_be_reached_is_one_line_naming_it(postgre
     assert caught.value.where == url
     with pytest.raises(CampaignError, match="cannot reach the send journal's database"):
         has_journal(url)
+
+
+def test_times_keep_their_fractions_on_either_engine(journal):
+    record = prepare(journal, people(1)).record
+    [row] = journal.claim(record, 1, 1_800_000_000.25)
+    journal.record([Outcome(row.id, "deferred", "451 later", next_attempt=1_800_000_060.5)])
+    assert journal.claim(record, 1, 1_800_000_060.4) == []  # not due a tenth of a second early
+    assert [r.id for r in journal.claim(record, 1, 1_800_000_060.5)] == [row.id]

@@ -28,6 +28,7 @@ from ..db.connect import scratch_rows
 from ..db.migrate import postgres_version
 from .base import PATIENCE, WAIT, CampaignRecord
 from .file import MIGRATE_4_TO_5, SCHEMA, SCHEMA_VERSION, JournalLocked
+from .file import STEPS as SQLITE_STEPS
 from .journal import Journal
 from .lock import AdvisoryLock
 from .workers import lease_statements
@@ -40,17 +41,24 @@ STAGED = "staged_recipients"  # the temporary table a list is copied into
 BUSY_STATES = ("55P03", "40P01", "40001")  # lock_timeout, deadlock, serialization: tried again (``JournalLocked``)
 
 
-def _postgres_schema() -> str:
-    """The SQLite journal's schema (as of ``SCHEMA_VERSION``) as PostgreSQL takes it."""
-    sql = (SCHEMA + MIGRATE_4_TO_5).replace("email TEXT NOT NULL COLLATE NOCASE", "email CITEXT NOT NULL")
-    sql = sql.replace(" REAL ", " DOUBLE PRECISION ").replace("CREATE TABLE meta", "CREATE TABLE journal_meta")
-    sql = sql.replace("recipient INTEGER PRIMARY KEY REFERENCES", "recipient BIGINT PRIMARY KEY REFERENCES")
-    return "CREATE EXTENSION IF NOT EXISTS citext;\n" + sql
+def _postgres(sql: str) -> str:
+    """A journal schema step written for SQLite, with the journal's PostgreSQL types and names."""
+    sql = sql.replace("email TEXT NOT NULL COLLATE NOCASE", "email CITEXT NOT NULL").replace(
+        " REAL ", " DOUBLE PRECISION "
+    )
+    sql = sql.replace("CREATE TABLE meta", "CREATE TABLE journal_meta")
+    return sql.replace("recipient INTEGER PRIMARY KEY REFERENCES", "recipient BIGINT PRIMARY KEY REFERENCES")
 
 
-# A new database takes the whole schema at once (as a new SQLite file does); the SQLite steps from schema 1
-# on are in it, so PostgreSQL's are empty: a journal's version means the same on both engines.
-STEPS = (_postgres_schema(), *("" for _ in range(SCHEMA_VERSION - 1)))
+# A new database takes the whole schema of version FIRST at once (as a new SQLite file does), so the SQLite
+# steps before it are empty here: a journal's version means the same on both engines. The SQLite steps after
+# it (``file.STEPS``) are PostgreSQL's too.
+FIRST = 5
+STEPS = (
+    "CREATE EXTENSION IF NOT EXISTS citext;\n" + _postgres(SCHEMA + MIGRATE_4_TO_5),
+    *("" for _ in range(FIRST - 1)),
+    *(_postgres(step) for step in SQLITE_STEPS[FIRST:]),
+)
 
 
 class PostgresJournal(Journal):
