@@ -38,6 +38,8 @@ SEND_LOCK = 0x62736A73656E64  # b"bsjsend": held by a send (shared by ``send --w
 PREPARE_LOCK = 0x62736A70726570  # b"bsjprep": workers set a campaign up one at a time
 BUDGET_LOCK = 0x62736A62756467  # b"bsjbudg": one worker's lease reads and writes the shared budget at a time
 STAGED = "staged_recipients"  # the temporary table a list is copied into
+# the server's probes of a send's connection over TCP (ignored over a Unix socket): idle, between, how many
+KEEPALIVES = (("tcp_keepalives_idle", 20), ("tcp_keepalives_interval", 10), ("tcp_keepalives_count", 3))
 BUSY_STATES = ("55P03", "40P01", "40001")  # lock_timeout, deadlock, serialization: tried again (``JournalLocked``)
 
 
@@ -95,6 +97,8 @@ class PostgresJournal(Journal):
             raise self._explain(exc) from None
         try:
             self.db.execute(f"SET lock_timeout = {int(wait * 1000)}")
+            for name, seconds in KEEPALIVES:  # a machine that vanished lets go of its locks within a minute
+                self.db.execute(f"SET {name} = {seconds}")
             self._project_lock = AdvisoryLock(self.db, SEND_LOCK, where=self.where)  # type: ignore[assignment]
             if lock:
                 self._project_lock.acquire(shared=shared)
