@@ -27,7 +27,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarg
 from werkzeug.routing import BaseConverter, Map, MapAdapter, RequestRedirect, Rule
 from werkzeug.security import safe_join
 
-from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
+from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress, mailbox_of
 from broadsheet.core.compose.unsubscribe import PROBE_ADDRESS
 from broadsheet.core.config import Config
 from broadsheet.core.errors import ConfigError, StoreError
@@ -40,7 +40,7 @@ from broadsheet.delivery.transports import Transport
 from .clicks import ClickRecorder
 from .http import Request, Response
 from .pages import Pages, mask_address
-from .security import FormGuard, RateLimit, allowed_hosts, mailbox_of, origin_of, security_headers
+from .security import FormGuard, RateLimit, allowed_hosts, origin_of, security_headers
 from .signup import CONFIRM_SECONDS, ConfirmationMail
 
 if TYPE_CHECKING:
