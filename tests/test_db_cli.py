@@ -8,7 +8,7 @@ from test_cli_build import assert_one_line_error, run_cli
 
 from broadsheet.data.db import copy as db_copy
 from broadsheet.data.db.migrate import postgres_version
-from broadsheet.data.store import Store, copy, sequences
+from broadsheet.data.store import MailboxLimit, Store, copy, sequences
 from broadsheet.data.store.clicks import Click, record_clicks
 from broadsheet.data.store.schema import SCHEMA_VERSION
 
@@ -37,6 +37,8 @@ def fill(store: Store) -> None:
     store.set_status("bob@example.org", "unsubscribed", source="one-click", campaign="c1", dedupe_key="k1")
     store.choose_topic("ann@example.org", "art", leave=True, source="unsubscribe-page")
     sequences.enter_all(store, "welcome", at=1_000_000)
+    store.take_sign_up("bob@example.org", name="", source="unsubscribe-page", limit=10)  # mailed: counted
+    store.sign_up_waiting(store.waiting_sign_ups(1)[0], per_mailbox=MailboxLimit(1, 3))
     store.take_sign_up("new@example.org", name="New", source="form", limit=10)
     record_clicks(store, [Click("c1", 0, "https://example.org/", "2026-01-01T00:00:00Z", email="ann@example.org")])
     store.forget("gone@example.org")

@@ -354,3 +354,27 @@ def test_a_worker_whose_lease_ran_out_hands_nothing_over_past_the_daily_cap(two_
     assert len(theirs) == 4  # the first worker's hold ran out: the cap is the other's now
     first.renew(one, now + 21, now + 31)  # back from its pause: a lease that ran out is not renewed
     assert first.hand_over(one, ahead, now + 21) == []  # nor handed over: the cap went to the other
+
+
+def test_workers_done_with_are_forgotten_when_a_worker_registers(two_workers):
+    """Stopped workers of a campaign with nothing left to send go at the next registration, any worker
+    silent for a week too; one still holding a lease, and the running ones, stay (``status`` shows them)."""
+    first, second, campaign = two_workers
+    day, now = 86400, time.time()
+
+    def left() -> list[int]:
+        return [id_ for (id_,) in first.db.execute("SELECT id FROM workers ORDER BY id")]
+
+    stopped, killed, holding, running = (first.register_worker(campaign, "host-a", n, now) for n in range(4))
+    first.release(stopped, now + 1)
+    lease(second, campaign, holding, now, size=1, hand=0, until=now + 10)  # killed holding a row: never expired
+    joined = first.register_worker(campaign, "host-b", 9, now + 2)
+    assert stopped in left()  # its campaign still sends
+    first.db.execute("UPDATE recipients SET state = 'sent'")  # the campaign is done
+    late = first.register_worker(campaign, "host-b", 10, now + 3)
+    assert stopped not in left()
+    assert [w.id for w in first.workers(campaign)] == [killed, holding, running, joined, late]
+    first.renew(running, now + 8 * day, now + 8 * day + 10)
+    newest = second.register_worker(campaign, "host-c", 11, now + 8 * day)
+    assert left() == [holding, running, newest]
+    assert [w.id for w in second.workers(campaign)] == [holding, running, newest]

@@ -12,12 +12,12 @@ import pytest
 from conftest import ROOT
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from broadsheet.core.audience.addresses import mailbox_of
 from broadsheet.core.config import load_config
 from broadsheet.data.store import GroupWriter, Store, store_path
 from broadsheet.delivery.transports.outbox import OutboxTransport
 from broadsheet.faces.serve.http import MAX_PARTS, Request
 from broadsheet.faces.serve.pages import Pages
-from broadsheet.faces.serve.security import mailbox_of
 from broadsheet.faces.serve.signup import ConfirmationMail
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -15,7 +16,9 @@ import pytest
 import requests
 from support.ports import free_port
 from support.serve import SECRET, configure, serving
+from test_store import age_mails
 
+from broadsheet.core.audience.addresses import mailbox_of
 from broadsheet.core.config import Config, load_config
 from broadsheet.core.tokens import make_token
 from broadsheet.data.store import Store, store_path
@@ -48,7 +51,6 @@ def addresses_in(config: Config, prefix: str) -> dict[str, str]:
         store.sign_up(addresses["unconfirmed"])
         for state in ("subscribed", "unsubscribed", "complained"):
             store.add(addresses[state], status=state)
-        store.db.execute("UPDATE events SET at = '2026-01-01T00:00:00Z'")  # signed up long ago: mailed again
     return addresses
 
 
@@ -173,3 +175,23 @@ def test_one_clicks_racing_for_one_address_record_one_unsubscribe(config):
         kinds = [event.kind for event in store.events(address)]
     assert answers == [200] * 2 * rounds
     assert kinds.count("unsubscribed") == rounds and kinds.count("subscribed") == rounds
+
+
+def test_two_serves_on_one_store_mail_an_inbox_no_more_often_than_one_would(config):
+    """Two serve apps on one SQLite store, their budgets per mailbox in memory raised past the store's (as
+    if there were many replicas): sign-ups for one inbox through both, minute after minute, are mailed once
+    a minute and three times an hour."""
+    other = replace(config, serve=replace(config.serve, public_url=f"http://127.0.0.1:{free_port()}"))
+    apps = [make_app(config), make_app(other)]
+    for app in apps:
+        app.mails_per_address = RateLimit(100, 100)
+    with served(apps[0], config) as one, served(apps[1], other) as two, Store.for_project(config.root) as store:
+        for minute in range(4):
+            bases = [one, two, one, two]
+            answers = [sign_up(base, f"victim+{minute}.{n}@example.org") for n, base in enumerate(bases)]
+            assert [answer.status_code for answer in answers] == [200] * len(bases)
+            deadline = time.monotonic() + 30
+            while store.db.execute("SELECT count(*) FROM intake").fetchone()[0] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            age_mails(store, 61)
+    assert len([address for address in mailed(config) if mailbox_of(address) == "victim@example.org"]) == 3

@@ -6,12 +6,13 @@ import sys
 import textwrap
 import threading
 import time
+from datetime import datetime, timedelta
 
 import pytest
 
 from broadsheet.core.errors import StoreError
-from broadsheet.data.store import Store, store_path
-from broadsheet.data.store.schema import SCHEMA_VERSION
+from broadsheet.data.store import MailboxLimit, Store, store_path
+from broadsheet.data.store.schema import SCHEMA_VERSION, TIME_FORMAT
 from broadsheet.data.store.store import PAGE, utc_now
 
 
@@ -267,20 +268,43 @@ def test_the_intake_is_bounded_and_each_sign_up_is_applied_once(store, store_loc
     other.close()
 
 
-def test_the_same_sign_up_taken_twice_is_mailed_once_but_a_later_resubscribe_again(store, store_location):
-    """Two serve replicas each took the sign-up: the second finds it mailed a moment ago, the address unchanged."""
+def mail_waiting(stores: list[Store], addresses: list[str], limit: MailboxLimit) -> list[str | None]:
+    """Take a sign-up of each address, then apply them in turn by ``stores`` (serve replicas) alternately."""
+    for address in addresses:
+        stores[0].take_sign_up(address, name="", source="form", limit=100)
+    waiting = stores[0].waiting_sign_ups(100)
+    return [stores[n % len(stores)].sign_up_waiting(one, per_mailbox=limit) for n, one in enumerate(waiting)]
+
+
+def age_mails(store: Store, seconds: int) -> None:
+    """The mails counted so far, as if sent ``seconds`` earlier."""
+    for id_, at in store.db.execute("SELECT id, at FROM confirmation_mails").fetchall():
+        earlier = datetime.strptime(at, TIME_FORMAT) - timedelta(seconds=seconds)
+        store.db.execute("UPDATE confirmation_mails SET at = ? WHERE id = ?", (earlier.strftime(TIME_FORMAT), id_))
+
+
+def test_one_mailbox_gets_its_few_confirmations_whichever_store_applies_the_sign_ups(store, store_location):
+    """Two serve replicas apply the sign-ups of one mailbox (ann@, ann+1@ …): together they mail it once a
+    minute, three times an hour; a refused sign-up keeps the nonce already mailed; no address is kept."""
+    limit = MailboxLimit(per_minute=1, per_hour=3)
     other = Store(store_location)
-    for _ in range(2):
-        store.take_sign_up("twin@example.org", name="", source="form", limit=10)
-    first, second = store.waiting_sign_ups(10)
-    nonce = store.sign_up_waiting(first, again_after=60)
-    assert nonce and other.sign_up_waiting(second, again_after=60) is None
-    assert [e.kind for e in store.events("twin@example.org")] == ["signed_up"]
+    mailbox = ["ann@example.org", "ann+1@example.org", "Ann@Example.org", "ann+2@example.org"]
+    first = mail_waiting([store, other], mailbox, limit)
+    assert first[0] and first[1:] == [None] * 3  # the same sign-up taken twice too: mailed once
     assert store.db.execute("SELECT count(*) FROM intake").fetchone() == (1,)  # the first: being mailed
-    assert store.confirm("twin@example.org", nonce)
-    store.suppress("twin@example.org", "unsubscribed", source="one-click")
-    store.take_sign_up("twin@example.org", name="", source="unsubscribe-page", limit=10)
-    assert other.sign_up_waiting(store.waiting_sign_ups(1)[0], again_after=60)  # something happened since
+    assert mail_waiting([other, store], ["bob@example.org"], limit)[0]  # another mailbox: its own budget
+    mailed = [first[0]]
+    for _ in range(3):  # a minute later each time
+        age_mails(store, 61)
+        mailed += [nonce for nonce in mail_waiting([other, store], mailbox[1:3], limit) if nonce]
+    assert len(mailed) == 3  # the third minute's sign-ups: over the hour's budget
+    assert store.confirm("ann@example.org", first[0])  # the nonces mailed still work: the refused made none
+    assert store.confirm("ann+1@example.org", mailed[2])
+    age_mails(store, 3600)
+    assert mail_waiting([store], ["ann+3@example.org"], limit)[0]  # an hour later: the budget is back
+    kept = " ".join(f"{row}" for row in store.db.execute("SELECT mailbox, at FROM confirmation_mails"))
+    assert store.db.execute("SELECT count(*) FROM confirmation_mails").fetchone() == (1,)  # the old ones: gone
+    assert "ann" not in kept and "example" not in kept
     other.close()
 
 

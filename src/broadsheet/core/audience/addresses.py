@@ -113,3 +113,17 @@ class AddressChecker:
             return validate_email(address, check_deliverability=self.check_deliverability, allow_smtputf8=False)
         except EmailNotValidError as exc:
             raise InvalidAddress(str(exc)) from None
+
+
+DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})  # where a.b@ and ab@ are one mailbox
+
+
+def mailbox_of(email: str) -> str:
+    """The mailbox an address reaches, as far as rate limits care: lower-cased, without a ``+tag``
+    (ann+1@, ann+2@ … all land in ann@'s inbox), and without dots where the provider ignores them."""
+    local, _, domain = email.lower().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in DOTLESS_DOMAINS:
+        domain = "gmail.com"
+        local = local.replace(".", "")
+    return f"{local}@{domain}"

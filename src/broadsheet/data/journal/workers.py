@@ -23,6 +23,7 @@ from .recipients import RecipientRows
 
 ROW_LOCK = ""  # PostgreSQL: " FOR UPDATE SKIP LOCKED" (the only difference in the claim)
 EXPIRED_DETAIL = "in flight when its worker stopped renewing its lease (killed?)"
+SILENT_DAYS = 7  # a worker silent this long (stopped or killed) is forgotten once it holds no lease
 T = TypeVar("T")
 
 _LEASE = (
@@ -41,6 +42,13 @@ def lease_statements(lock: str) -> tuple[str, str]:
 
 
 LEASE_DEFERRED, LEASE_QUEUED = lease_statements(ROW_LOCK)
+# workers to forget: none holding a lease; those stopped once their campaign has no row left to send, and
+# any (a killed one too) silent for SILENT_DAYS
+PRUNE_WORKERS = (
+    "DELETE FROM workers WHERE NOT EXISTS (SELECT 1 FROM leases WHERE leases.worker = workers.id)"
+    " AND (heartbeat < :before OR (stopped > 0 AND NOT EXISTS (SELECT 1 FROM recipients"
+    " WHERE recipients.campaign = workers.campaign AND recipients.state IN ('queued', 'deferred', 'sending'))))"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +70,11 @@ class Workers(RecipientRows):
     LEASES = (LEASE_DEFERRED, LEASE_QUEUED)  # PostgreSQL's lock the rows they lease (``lease_statements``)
 
     def register_worker(self, campaign: CampaignRecord, host: str, pid: int, now: float) -> int:
+        """A new worker of ``campaign``; the workers done with (``PRUNE_WORKERS``) are forgotten first, so the
+        table holds the workers of the campaigns still sending and of the last few days only."""
+
         def register() -> int:
+            self.db.execute(PRUNE_WORKERS, {"before": now - SILENT_DAYS * 86400})
             cursor = self.db.execute(
                 "INSERT INTO workers (campaign, host, pid, started, heartbeat) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (campaign.id, host, pid, now, now),
@@ -207,7 +219,7 @@ class Workers(RecipientRows):
 
     @explained
     def workers(self, campaign: CampaignRecord) -> list[WorkerRecord]:
-        """The campaign's workers that have not stopped (a killed one stays until its campaign is done)."""
+        """The campaign's workers that have not stopped (a killed one too, until SILENT_DAYS pass)."""
         rows = self.db.execute(
             "SELECT id, host, pid, started, heartbeat, last_batch, batches FROM workers"
             " WHERE campaign = ? AND stopped = 0 ORDER BY id",

@@ -5,6 +5,7 @@ Imports config, errors and audience only. See docs/architecture/data.md for the 
 """
 
 from .group import GroupWriter
+from .mailboxes import MailboxLimit
 from .schema import STATUSES, SUPPRESSING
 from .store import Event, Store, StoredSubscriber, Suppression, store_is_set_up, store_location, store_path, utc_now
 
@@ -13,6 +14,7 @@ __all__ = [
     "SUPPRESSING",
     "Event",
     "GroupWriter",
+    "MailboxLimit",
     "Store",
     "StoredSubscriber",
     "Suppression",

@@ -38,6 +38,7 @@ TABLES = (
     Table("clicks", ("id",), ("id", "campaign", "link", "url", "at", "scanner", "subscriber"), identity=True),
     Table("sequence_members", ("sequence", "subscriber"), ("sequence", "subscriber", "entered_at", "stopped_at")),
     Table("topic_choices", ("subscriber", "topic_key"), ("subscriber", "topic_key", "left_at")),
+    Table("confirmation_mails", ("id",), ("id", "mailbox", "at"), identity=True),
     Table("meta", ("key",), ("key", "value")),
 )
 

@@ -6,6 +6,7 @@ PRIMARY KEY`` (``db.dialect.postgres_ddl``), and nothing else differs.
 
 from __future__ import annotations
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # every time the store writes: ISO 8601 UTC, to the second
 STATUSES = ("unconfirmed", "subscribed", "unsubscribed", "bounced", "complained")
 SUPPRESSING = ("unsubscribed", "bounced", "complained")  # never mailed again
 # How firmly a status keeps an address from being mailed: suppression only ever gets stronger
@@ -123,6 +124,16 @@ CREATE INDEX IF NOT EXISTS clicks_by_campaign ON clicks (campaign, link);
     left_at TEXT NOT NULL,
     PRIMARY KEY (subscriber, topic_key)
 ) WITHOUT ROWID;
+""",
+    # 6 → 7: the confirmation mails of the last hour, by mailbox (a keyed hash): serve's per-mailbox limit,
+    # one for every replica sharing the store (data/store/mailboxes.py)
+    """CREATE TABLE IF NOT EXISTS confirmation_mails (
+    id INTEGER PRIMARY KEY,
+    mailbox TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS confirmation_mails_by_mailbox ON confirmation_mails (mailbox, at);
+CREATE INDEX IF NOT EXISTS confirmation_mails_by_time ON confirmation_mails (at);
 """,
 )
 SCHEMA_VERSION = len(STEPS)

@@ -24,8 +24,8 @@ from broadsheet.core.audience.model import Selection
 from ..db.connect import scratch
 from .postgres_list import PostgresStoreList
 from .recipients import StoreList
-from .schema import SUPPRESSING
-from .store import IN_CHUNK, TIME_FORMAT, Store
+from .schema import SUPPRESSING, TIME_FORMAT
+from .store import IN_CHUNK, Store
 
 ENTERED = "INSERT INTO sequence_members (subscriber, sequence, entered_at) "
 KEEP_FIRST = " ON CONFLICT (sequence, subscriber) DO NOTHING"

@@ -26,13 +26,24 @@ from json.encoder import encode_basestring as _quote
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
-from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
+from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress, mailbox_of
 from broadsheet.core.config import Config
 from broadsheet.core.errors import StoreError
 
 from ..db import Schema, connect, migrate, postgres, use_wal
 from ..db.migrate import postgres_version
-from .schema import SCHEMA_VERSION, STATUS_EVENTS, STATUSES, STEPS, STRENGTH, SUPPRESSING, settled, weaker_sql
+from .mailboxes import MailboxLimit, count_mail, has_room
+from .schema import (
+    SCHEMA_VERSION,
+    STATUS_EVENTS,
+    STATUSES,
+    STEPS,
+    STRENGTH,
+    SUPPRESSING,
+    TIME_FORMAT,
+    settled,
+    weaker_sql,
+)
 
 BUSY_MS = 10_000
 RETRY_SECONDS = 0.001  # between two tries to begin a write while another process writes
@@ -101,9 +112,6 @@ class Suppression(NamedTuple):
 
 SUBSCRIBER_COLUMNS = "id, email, name, fields, status, created, updated"
 EVENT_COLUMNS = ", ".join(f.name for f in fields(Event))
-
-
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 # the conditional UPDATE of every suppression (built once: a one-click runs it)
@@ -651,12 +659,12 @@ class Store:
             ).fetchall()
         return [WaitingSignUp(*row) for row in rows]
 
-    def sign_up_waiting(self, waiting: WaitingSignUp, *, again_after: float = 0) -> str | None:
+    def sign_up_waiting(self, waiting: WaitingSignUp, *, per_mailbox: MailboxLimit | None = None) -> str | None:
         """``sign_up`` for a sign-up of the intake, marked in the same transaction as being mailed (so it is
         applied once, by one process); the nonce to mail, or None when there is nothing to mail (the row is
-        gone, the address was mailed a sign-up within ``again_after`` seconds and nothing happened to it
-        since: the same sign-up taken by several serve replicas) or another process has it. An invalid one
-        is dropped (StoreError)."""
+        gone, or the address needs no mail), the address's mailbox had its ``per_mailbox`` mails already
+        (from any process sharing the store: the same sign-up taken by several serve replicas, or one inbox
+        flooded through them all), or another process has it. An invalid one is dropped (StoreError)."""
         try:
             email, name = self.valid_address(waiting.email), check_name(waiting.name)
         except StoreError:
@@ -668,23 +676,14 @@ class Store:
             ).rowcount
             if not marked:
                 return None
-            recent = self._just_signed_up(email.lower(), again_after)
-            nonce = None if recent else self._sign_up(email, name, {}, waiting.source)
-            if nonce is None:
+            now, mailbox = time.time(), self.forgotten_hash("mailbox:" + mailbox_of(email))
+            room = per_mailbox is None or has_room(self.db, mailbox, per_mailbox, now)
+            nonce = self._sign_up(email, name, {}, waiting.source) if room else None
+            if nonce is None:  # a refused one keeps the nonce already mailed
                 self.db.execute("DELETE FROM intake WHERE id = ?", (waiting.id,))
+            elif per_mailbox is not None:
+                count_mail(self.db, mailbox, now)
             return nonce
-
-    def _just_signed_up(self, key: str, seconds: float) -> bool:
-        """Inside a write: the address's latest event is a sign-up of the last ``seconds``."""
-        if seconds <= 0:
-            return False
-        row = self.db.execute(
-            "SELECT e.kind, e.at FROM events e JOIN subscribers s ON s.id = e.subscriber"
-            " WHERE s.email_key = ? ORDER BY e.id DESC LIMIT 1",
-            (key,),
-        ).fetchone()
-        since = (datetime.now(UTC) - timedelta(seconds=seconds)).strftime(TIME_FORMAT)
-        return row is not None and row[0] == "signed_up" and row[1] >= since
 
     def drop_sign_up(self, id: int) -> None:
         """The intake's sign-up ``id`` is done with (mailed, or its message failed)."""

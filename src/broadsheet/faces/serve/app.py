@@ -27,7 +27,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarg
 from werkzeug.routing import BaseConverter, Map, MapAdapter, RequestRedirect, Rule
 from werkzeug.security import safe_join
 
-from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
+from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress, mailbox_of
 from broadsheet.core.compose.unsubscribe import PROBE_ADDRESS
 from broadsheet.core.config import Config
 from broadsheet.core.errors import ConfigError, StoreError
@@ -40,8 +40,8 @@ from broadsheet.delivery.transports import Transport
 from .clicks import ClickRecorder
 from .http import Request, Response
 from .pages import Pages, mask_address
-from .security import FormGuard, RateLimit, allowed_hosts, mailbox_of, origin_of, security_headers
-from .signup import CONFIRM_SECONDS, ConfirmationMail
+from .security import FormGuard, RateLimit, allowed_hosts, origin_of, security_headers
+from .signup import CONFIRM_SECONDS, CONFIRMATIONS_PER_MAILBOX, ConfirmationMail
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = logging.getLogger("broadsheet.faces.serve")
-CONFIRMATIONS_PER_ADDRESS = (1, 3)  # per minute, per hour and mailbox: nobody's inbox is flooded from many clients
 # one-click POSTs per minute and per hour: a link's own (a provider posts it once, a reader may click twice),
 # and a client's (a mail provider's server posts its users' one-clicks, so far more than sign-ups)
 ONE_CLICKS_PER_ADDRESS = (3, 20)
@@ -113,7 +112,10 @@ class App:
             config.list_id, self.secrets, origins, secure=config.serve.public_url.startswith("https://")
         )
         self.signups = RateLimit(config.serve.signups_per_minute, config.serve.signups_per_hour)
-        self.mails_per_address = RateLimit(CONFIRMATIONS_PER_ADDRESS[0], CONFIRMATIONS_PER_ADDRESS[1])
+        # the store counts a mailbox's confirmations for every replica (``ConfirmationMail``); each replica
+        # also refuses past them in memory, so that one mailbox's flood never fills the intake
+        limit = CONFIRMATIONS_PER_MAILBOX
+        self.mails_per_address = RateLimit(limit.per_minute, limit.per_hour)
         self.one_clicks = RateLimit(ONE_CLICKS_PER_CLIENT[0], ONE_CLICKS_PER_CLIENT[1])
         self.one_clicks_per_address = RateLimit(ONE_CLICKS_PER_ADDRESS[0], ONE_CLICKS_PER_ADDRESS[1])
         self.headers = security_headers(self.pages.style_hash)

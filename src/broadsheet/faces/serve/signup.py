@@ -16,7 +16,7 @@ from broadsheet.core.errors import BroadsheetError, StoreError
 from broadsheet.core.render.model import RenderedIssue
 from broadsheet.core.render.placeholders import PlaceholderTable
 from broadsheet.core.tokens import make_token
-from broadsheet.data.store import GroupWriter, Store
+from broadsheet.data.store import GroupWriter, MailboxLimit, Store
 from broadsheet.delivery.transports import Transport
 
 from .pages import Pages
@@ -26,9 +26,10 @@ INTAKE_LIMIT = 1_000  # sign-ups waiting in the store's intake; past that a sign
 DRAIN_BATCH = 100  # sign-ups read from the intake at a time
 DRAIN_INTERVAL = 5.0  # seconds between looks at the intake for sign-ups another serve left
 DRAIN_SECONDS = 10  # how long stopping serve waits for the mailing thread
-# a sign-up mailed this recently, the address unchanged since, is not mailed again: the same sign-up taken
-# by several serve replicas at once (each limits a mailbox's confirmations in its own memory only)
-MAIL_AGAIN_SECONDS = 60
+# confirmation mails per mailbox, counted in the store, so for every replica sharing it together: nobody's
+# inbox is flooded through the form, from many clients or many replicas (each replica also refuses, in its
+# own memory, sign-ups past this before they reach the store)
+CONFIRMATIONS_PER_MAILBOX = MailboxLimit(per_minute=1, per_hour=3)
 UNFINISHED_SECONDS = 3600  # a mailing begun this long ago and not ended: its serve stopped while sending
 
 log = logging.getLogger("broadsheet.faces.serve")
@@ -74,7 +75,8 @@ class ConfirmationMail:
     """Applies the sign-ups serve answered and sends their confirmation messages, in a thread of its own.
     A request only keeps its sign-up in the store's intake (``post``: one INSERT, committed before the
     answer, the same whatever the address, so no answer tells by its timing who is on the list); this
-    thread applies each (``Store.sign_up``: a subscribed or complained address gets no mail) and mails it.
+    thread applies each (``Store.sign_up``: a subscribed or complained address gets no mail) and mails it
+    while its mailbox's budget, counted in the store for every replica, allows.
     It also drains, when it starts and every DRAIN_INTERVAL seconds, what a stopped serve or another one
     left, and a slow provider holds no request thread. Safe to share between threads."""
 
@@ -156,7 +158,7 @@ class ConfirmationMail:
         while waiting := store.waiting_sign_ups(DRAIN_BATCH):
             for one in waiting:
                 try:
-                    nonce = store.sign_up_waiting(one, again_after=MAIL_AGAIN_SECONDS)
+                    nonce = store.sign_up_waiting(one, per_mailbox=CONFIRMATIONS_PER_MAILBOX)
                 except StoreError as exc:  # busy: the next round tries again; invalid: dropped
                     log.error("sign-up not applied: %s", exc)
                     return

@@ -13,8 +13,8 @@ from broadsheet.core.content.sequence import read_sequence, sequence_folder
 from broadsheet.core.errors import AudienceError
 from broadsheet.data.journal.engines import journal_exists, open_journal_for
 from broadsheet.data.store import Store
+from broadsheet.data.store.schema import TIME_FORMAT
 from broadsheet.data.store.sequences import Membership, entered_at, membership
-from broadsheet.data.store.store import TIME_FORMAT
 
 
 @dataclass(frozen=True)
