@@ -120,7 +120,6 @@ class JournalBase:
     _leasing: bool = False  # this connection leases rows as one of several workers (``workers``)
     _room_kept: bool = False  # this journal set the room aside (``keep_room``): its close may give it back
     # what differs in the SQL of the engines (``postgres.PostgresJournal`` sets PostgreSQL's)
-    META = "meta"  # the journal's own table of names and values
     BY_SENT_TIME = " INDEXED BY recipients_sent"  # walk the sent rows in time order
 
     @property

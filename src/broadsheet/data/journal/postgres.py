@@ -68,7 +68,6 @@ class PostgresJournal(Journal):
     journal cannot take with it (sent-marks, outcomes saved aside), as beside the SQLite file. The options are
     ``Journal``'s; ``wait`` is how long a statement waits for another's row lock."""
 
-    META = "journal_meta"
     BY_SENT_TIME = ""
     LEASES = lease_statements(" FOR UPDATE SKIP LOCKED")
 
