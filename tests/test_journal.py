@@ -323,3 +323,24 @@ def test_times_keep_their_fractions_on_either_engine(journal):
     journal.record([Outcome(row.id, "deferred", "451 later", next_attempt=1_800_000_060.5)])
     assert journal.claim(record, 1, 1_800_000_060.4) == []  # not due a tenth of a second early
     assert [r.id for r in journal.claim(record, 1, 1_800_000_060.5)] == [row.id]
+
+
+def test_a_journal_connection_lost_mid_send_is_one_line(postgres_url, tmp_path):
+    from broadsheet.data.db.postgres import direct
+    from broadsheet.data.journal.journal import journal_path
+    from broadsheet.data.journal.postgres import PostgresJournal
+
+    journal = PostgresJournal(postgres_url, journal_path(tmp_path), lock=True)
+    try:
+        campaign, _ = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
+        [pid] = journal.db.execute("SELECT pg_backend_pid()").fetchone()
+        with direct(postgres_url) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))  # the server restarted, say
+        with pytest.raises(CampaignError, match="cannot reach the send journal's database"):
+            journal.counts(campaign)
+        with pytest.raises(CampaignError, match="cannot take the send lock"), journal.preparing():
+            pass
+    finally:
+        journal.close()
+    with PostgresJournal(postgres_url, journal_path(tmp_path), lock=True) as again:  # its lock went with it
+        assert again.counts(campaign)["queued"] == 0

@@ -8,6 +8,7 @@ in PostgreSQL is locked in the database instead (``AdvisoryLock``): its sends ma
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from broadsheet.core.errors import CampaignError
+
+from ..db import postgres
 
 RETRY_SECONDS = 0.05  # between tries of an advisory lock waited for
 
@@ -128,7 +131,7 @@ class AdvisoryLock:
         if self._shared is not None:
             return
         kind = "_shared" if shared else ""
-        while not self.db.execute(f"SELECT pg_try_advisory_lock{kind}(?)", (self.key,)).fetchone()[0]:
+        while not self._try(f"SELECT pg_try_advisory_lock{kind}(?)"):
             if not self.wait:
                 raise SendRunning(
                     "another 'broadsheet send' is running on this journal's database", where=self.where,
@@ -137,12 +140,24 @@ class AdvisoryLock:
             time.sleep(RETRY_SECONDS)
         self._shared = shared
 
+    def _try(self, statement: str) -> bool:
+        try:
+            return bool(self.db.execute(statement, (self.key,)).fetchone()[0])
+        except postgres.errors() as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CampaignError(
+                f"cannot take the send lock: {first}", where=self.where,
+                fix="check that the database server runs, then run the same command again",
+            ) from None  # fmt: skip
+
     def release(self) -> None:
+        """Let go; a connection already lost let go with its session."""
         if self._shared is not None:
             kind = "_shared" if self._shared else ""
             self._shared = None
             if self.db.raw is not None and not self.db.raw.closed:
-                self.db.execute(f"SELECT pg_advisory_unlock{kind}(?)", (self.key,))
+                with contextlib.suppress(*postgres.errors()):
+                    self.db.execute(f"SELECT pg_advisory_unlock{kind}(?)", (self.key,))
 
     def last(self) -> bool:
         """True: nothing is kept aside for the holders to give back (``ProjectLock.last``)."""

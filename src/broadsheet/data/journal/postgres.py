@@ -231,7 +231,7 @@ def explain(exc: BaseException, where: str) -> CampaignError:
             f"the send journal is busy: {first}", where=where,
             fix="run the same command again; another process holds its rows for too long",
         )  # fmt: skip
-    if not state or state.startswith("08"):  # no answer from the server, or the connection lost
+    if not state or state.startswith(("08", "57")):  # no answer, the connection lost, the server shutting down
         return CampaignError(
             f"cannot reach the send journal's database: {first}", where=where,
             fix="check that the server runs, the URL and the password (BROADSHEET_DATABASE_PASSWORD), then run "
