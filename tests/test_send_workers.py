@@ -16,7 +16,7 @@ from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
 from test_send_integrity import ISSUE, send_process, smtp
 
 from broadsheet.core.config import load_config
-from broadsheet.data.journal.journal import Journal, room_path
+from broadsheet.data.journal.journal import Journal, Outcome, room_path
 from broadsheet.data.journal.workers import EXPIRED_DETAIL
 from broadsheet.usecases.campaign.workers import SharedBudget
 
@@ -291,15 +291,21 @@ def test_the_rate_limit_is_one_bucket_for_every_worker(two_workers, sample_confi
     assert len(handed) == 2  # half a second later: two more, for whichever worker asks
 
 
-def test_the_daily_cap_counts_what_every_worker_holds(two_workers, sample_config):
-    first, second, campaign = two_workers
-    config = dataclasses.replace(sample_config, send=dataclasses.replace(sample_config.send, daily_limit=5))
+def capped_workers(first, second, campaign, sample_config, limit: int):
+    """Each journal as a worker of ``campaign`` (their ids), with its budget of ``limit`` messages a day, now."""
+    config = dataclasses.replace(sample_config, send=dataclasses.replace(sample_config.send, daily_limit=limit))
     now = time.time()
     one = first.register_worker(campaign, "host-a", 1, now)
     two = second.register_worker(campaign, "host-b", 2, now)
     budgets = [SharedBudget(journal, campaign, config, "smtp") for journal in (first, second)]
     for budget in budgets:
         budget.now = now
+    return one, two, budgets, now
+
+
+def test_the_daily_cap_counts_what_every_worker_holds(two_workers, sample_config):
+    first, second, campaign = two_workers
+    one, two, budgets, now = capped_workers(first, second, campaign, sample_config, 5)
     handed, ahead = lease(first, campaign, one, now, size=4, hand=2, allow=budgets[0])
     assert len(handed + ahead) == 4
     handed, ahead = lease(second, campaign, two, now, size=4, hand=2, allow=budgets[1])
@@ -378,3 +384,36 @@ def test_workers_done_with_are_forgotten_when_a_worker_registers(two_workers):
     newest = second.register_worker(campaign, "host-c", 11, now + 8 * day)
     assert left() == [holding, running, newest]
     assert [w.id for w in second.workers(campaign)] == [holding, running, newest]
+
+
+def test_an_outcome_recorded_while_a_lease_reads_the_daily_cap_is_counted(postgres_url, tmp_path, sample_config):
+    """PostgreSQL reads what is held and what went out at two moments; a message recorded sent between them
+    must not leave room for one more (SQLite's write transaction keeps the outcome out meanwhile)."""
+    from broadsheet.data.journal.postgres import PostgresJournal
+
+    path = tmp_path / ".broadsheet" / "state.db"
+    with PostgresJournal(postgres_url, path) as first, PostgresJournal(postgres_url, path) as second:
+        campaign, _ = first.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
+        first.load_recipients(campaign, "list-1", [(f"r{i:02d}@example.com", i, "{}") for i in range(6)])
+        campaign = first.current("issue-1", "smtp")
+        one, two, budgets, now = capped_workers(first, second, campaign, sample_config, 3)
+        handed, _ = lease(first, campaign, one, now, size=3, hand=3, allow=budgets[0])
+        assert len(handed) == 3  # the day's three, handed over by the first worker
+
+        def after_the_first_read(name: str):
+            method = getattr(second, name)
+
+            def read(*args):
+                found = method(*args)
+                if not reads:  # the first worker's outcomes commit between the second's two reads
+                    first.record([Outcome(row.id, "sent") for row in handed])
+                reads.append(name)
+                return found
+
+            return read
+
+        reads: list[str] = []
+        second.in_flight = after_the_first_read("in_flight")
+        second.sent_between = after_the_first_read("sent_between")
+        assert lease(second, campaign, two, now, size=4, hand=4, allow=budgets[1]) == ([], [])
+        assert len(reads) == 2 and budgets[1].capped
