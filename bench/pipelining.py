@@ -55,8 +55,10 @@ def main() -> None:
     print(
         f"# proxy latency {args.latency * 1000:.0f} ms each way (round trip {rtt * 1000:.0f} ms), sink answers at once"
     )
-    print("| sender | connections | received | send time | messages/s | of bound | × without pipelining |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| sender | connections | received | send time | messages/s | of bound | × without pipelining | CPU per message |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     modes = [("broadsheet, pipelining = false", False, False, 4), ("broadsheet, pipelining", True, False, 2)]
     modes += [("broadsheet, pipelining + CHUNKING", True, True, 1)]
     with tempfile.TemporaryDirectory(prefix="broadsheet-bench-") as tmp:
@@ -74,7 +76,8 @@ def main() -> None:
                 ratio = f"{result['rate'] / plain['rate']:.2f}×"
                 print(
                     f"| {label} | {connections} | {result['received']:,} | {result['seconds']:.1f} s "
-                    f"| {result['rate']:.1f} | {result['rate'] / bound:.0%} of {bound:.0f}/s | {ratio} |",
+                    f"| {result['rate']:.1f} | {result['rate'] / bound:.0%} of {bound:.0f}/s | {ratio} "
+                    f"| {result['cpu'] / result['sent'] * 1000:.2f} ms |",
                     flush=True,
                 )
         if not args.skip_mailmerge:
@@ -82,7 +85,7 @@ def main() -> None:
             result = run_mailmerge(folder, args.mailmerge_recipients, 0.0, latency=args.latency)
             print(
                 f"| mailmerge 2.3.0 (connection per message) | 1 | {result['received']:,} | {result['seconds']:.1f} s "
-                f"| {result['rate']:.1f} | - | - |"
+                f"| {result['rate']:.1f} | - | - | - |"
             )
 
 

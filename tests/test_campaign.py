@@ -81,6 +81,42 @@ def test_stopping_finishes_in_flight_batches_and_resuming_sends_the_rest_once(ca
     assert set(sink.recipients().values()) == {1} and len(sink.recipients()) == 60
 
 
+def test_batches_that_finish_together_are_recorded_in_one_transaction_even_when_stopping(campaign):
+    """Group commit: batches finished while the journal was busy are recorded together, and a stop (Ctrl-C,
+    SIGTERM) arriving then still records every one of them before the run ends."""
+    config, journal, record, _ = campaign
+    together = threading.Barrier(3, timeout=10)
+
+    class Together(OutboxTransport):
+        waited = False
+
+        def send_batch(self, messages):
+            if not self.waited:  # each connection's first batch finishes with the others'
+                self.waited = True
+                together.wait()
+            return super().send_batch(messages)
+
+    run = runner(campaign, lambda: Together(config, TransportOptions(slug="x")), connections=3)
+    recorded = []
+    write = journal.record
+
+    def record_slowly(outcomes):
+        outcomes = list(outcomes)
+        if not recorded:  # while the first batches are written, the rest come back, then the stop
+            _wait_for(lambda: len(outcomes) + 5 * run.events.qsize() >= 15)
+            run.stop.set()
+        recorded.append(outcomes)
+        write(outcomes)
+
+    journal.record = record_slowly
+    result = run.run()
+    assert result.interrupted and result.error is None
+    assert sum(len(outcomes) for outcomes in recorded) == 15 and len(recorded) < 3  # three batches
+    counts = journal.counts(record)
+    assert (counts["sent"], counts["sending"], counts["queued"]) == (15, 0, 45)
+    assert len(list((config.root / "outbox" / "x").iterdir())) == 15
+
+
 def test_limit_sends_at_most_n_in_a_run(campaign):
     config, journal, record, _ = campaign
     result = runner(campaign, lambda: OutboxTransport(config, TransportOptions(slug="x")), limit=7).run()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+import smtplib
 import sqlite3
 
 import pytest
@@ -24,7 +25,7 @@ from support.smtpd import (
     write_subscribers,
 )
 
-from broadsheet.delivery.transports.smtp_session import dot_stuffed
+from broadsheet.delivery.transports.smtp_session import dot_stuffed, quoted
 from broadsheet.faces.cli import main
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
@@ -519,6 +520,18 @@ STUFFING = [
 def test_dot_stuffing_doubles_a_leading_dot_and_ends_with_crlf_dot_crlf(raw, wire):
     assert dot_stuffed(raw) == wire
     assert wire.endswith(b"\r\n.\r\n") and b"\r\n.\r\n" not in wire[:-3]  # the end, and only there
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "reader00001@example.com", "bounce+7.Ab-c_D@lists.example.org", "o'neil@example.org", "x=y/z{a}|b~c@x-y.z",
+        '"john doe"@example.org', "a..b@example.org", ".a@example.org", "a.@example.org", "user@[127.0.0.1]",
+        "ünï@exämple.org", "", "a(comment)@example.org", "Ann <ann@example.org>", "a@b.",
+    ],
+)  # fmt: skip
+def test_mail_and_rcpt_quote_an_address_as_smtplib_does(address):
+    assert quoted(address) == smtplib.quoteaddr(address)
 
 
 @pytest.mark.parametrize("raw", [raw for raw, _ in STUFFING if b"\n" not in raw.replace(b"\r\n", b"")])

@@ -127,7 +127,8 @@ class Composer:
         }
         head = [self._head, hdr.fold("To", hdr.address(name, recipient))]
         head.extend(hdr.fold(key, value) for key, value in headers.items())
-        raw = b"".join(head) + b"\r\n" + self.body.build(text_pieces, html_pieces)
+        head.append(b"\r\n")
+        raw = b"".join(head + self.body.chunks(text_pieces, html_pieces))  # the message copied once
         if self.signer:
             raw = self.signer.sign(raw)
         return Message(

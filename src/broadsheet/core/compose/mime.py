@@ -31,13 +31,27 @@ class AlternativeBody:
         self._end = f"--{self.boundary}--\r\n".encode("ascii")
         self._encoded = {literal: quoted_printable(literal) for literal in literals if literal}
 
-    def build(self, text_pieces: Iterable[str], html_pieces: Iterable[str]) -> bytes:
-        return b"".join((self._text_head, self._part(text_pieces), self._html_head, self._part(html_pieces), self._end))
+    def chunks(self, text_pieces: Iterable[str], html_pieces: Iterable[str]) -> list[bytes]:
+        """The body as a list of byte strings, to be joined once with what comes before it (the head):
+        a message is copied whole once, not once per layer."""
+        chunks = [self._text_head]
+        self._part(text_pieces, chunks)
+        chunks.append(self._html_head)
+        self._part(html_pieces, chunks)
+        chunks.append(self._end)
+        return chunks
 
-    def _part(self, pieces: Iterable[str]) -> bytes:
+    def _part(self, pieces: Iterable[str], chunks: list[bytes]) -> None:
+        """The part's encoded pieces, joined by soft line breaks, then the CRLF that belongs to the next
+        boundary line, appended to ``chunks``."""
         known = self._encoded
-        encoded = SOFT_BREAK.join([known.get(piece) or quoted_printable(piece) for piece in pieces if piece])
-        return encoded + b"\r\n"  # the CRLF that belongs to the next boundary line
+        for piece in pieces:
+            if piece:
+                chunks += (known.get(piece) or quoted_printable(piece), SOFT_BREAK)
+        if chunks[-1] is SOFT_BREAK:
+            chunks[-1] = b"\r\n"
+        else:
+            chunks.append(b"\r\n")
 
 
 def quoted_printable(content: str) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
+from typing import Any
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -20,6 +21,7 @@ class PersonalTemplates:
         self.view_online_url = issue.view_online_url
         self.html = _compile(issue, "html", autoescape=True)
         self.text = _compile(issue, "text", autoescape=False)
+        self._globals = (dict(self.html.globals), dict(self.text.globals))  # Jinja's are a ChainMap
 
     def render(
         self, fields: Mapping[str, str], unsubscribe_url: str, clicks: object = None
@@ -37,7 +39,7 @@ class PersonalTemplates:
         if clicks is not None:
             context["clicks"] = clicks
         try:
-            return list(self.html.generate(context)), list(self.text.generate(context))
+            return _pieces(self.html, self._globals[0], context), _pieces(self.text, self._globals[1], context)
         except jinja2.TemplateError as exc:
             raise RecipientRejected(f"the issue template fails for this subscriber: {exc}") from None
         except Exception as exc:
@@ -48,6 +50,16 @@ class PersonalTemplates:
     def literals(self) -> set[str]:
         """The literal strings of both compiled templates: the text every recipient gets."""
         return _literals(self.html) | _literals(self.text)
+
+
+def _pieces(template: jinja2.Template, globals_: dict[str, Any], context: dict[str, object]) -> list[str]:
+    """What ``template.generate(context)`` yields, with the globals merged from a dict made once instead of
+    from the template's ChainMap on every call (twice: the context and its names)."""
+    environment = template.environment
+    jinja_context = environment.context_class(
+        environment, {**globals_, **context}, template.name, template.blocks, globals=globals_
+    )
+    return list(template.root_render_func(jinja_context))
 
 
 def _literals(template: jinja2.Template) -> set[str]:

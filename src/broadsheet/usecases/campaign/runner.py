@@ -1,7 +1,8 @@
 """The campaign runner: worker threads, each with its own transport, fed batches from the journal.
 
 The main thread is the only one that touches the journal: it claims a batch (marked ``sending`` and
-committed) for each idle worker and records what comes back. Workers compose their batch, wait for the
+committed) for each idle worker, all idle workers' batches in one claim, and records what comes back,
+the batches that finished meanwhile in one transaction (group commit), before their workers get more. Workers compose their batch, wait for the
 shared rate limiter and send it. A fatal transport error (login refused, sender refused, untrusted
 certificate, a used-up quota, a setting the transport finds wrong) stops the campaign: in-flight
 batches are finished and recorded, the rest stays queued (docs/architecture/usecases.md: what stops a campaign).
@@ -183,8 +184,8 @@ class CampaignRunner:
         self.workers = max(1, settings.connections)
         self.refused_in_a_row = 0
         self.stop = threading.Event()
-        self.events: queue.Queue[int | _Batch | tuple[int, BroadsheetError]] = queue.Queue()
-        self.inboxes: list[queue.Queue[list[Row] | None]] = []
+        self.events: queue.SimpleQueue[int | _Batch | tuple[int, BroadsheetError]] = queue.SimpleQueue()
+        self.inboxes: list[queue.SimpleQueue[list[Row] | None]] = []
         self.counts: dict[str, int] = {}
         self.rate = _RateMeter()
 
@@ -224,19 +225,18 @@ class CampaignRunner:
         while True:
             stopping = self.stop.is_set() or result.error is not None
             while not stopping and idle and (limit is None or claimed < limit):
-                size = self.batch_size if limit is None else min(self.batch_size, limit - claimed)
-                rows = self._claim(size, result)
+                room = len(idle) * self.batch_size  # every idle worker's batch in one claim
+                rows = self._claim(room if limit is None else min(room, limit - claimed), result)
                 if not rows:
                     break
                 self._moved([row.state for row in rows], "sending")
                 rows = self._skip_suppressed(rows, result)
                 claimed += len(rows)  # skipped rows use none of the limit (nor of a daily cap)
-                if not rows:
-                    if result.error is not None:
-                        break
-                    continue
-                in_flight += 1
-                self.inboxes[idle.popleft()].put(rows)
+                for start in range(0, len(rows), self.batch_size):
+                    in_flight += 1
+                    self.inboxes[idle.popleft()].put(rows[start : start + self.batch_size])
+                if result.error is not None:
+                    break
             if in_flight == 0 and (stopping or alive == 0 or self._finished(claimed)):
                 return
             self._tick(result)
@@ -245,15 +245,23 @@ class CampaignRunner:
             except queue.Empty:
                 self.progress(self.counts, self.rate.per_second())
                 continue
-            if isinstance(event, int):  # a worker is ready
-                idle.append(event)
-            elif isinstance(event, _Batch):
-                in_flight -= 1
-                transient_in_a_row = self._settle(event, result, transient_in_a_row)
-                idle.append(event.worker)
-            else:  # a worker could not start: (worker, error)
-                alive -= 1
-                result.error = result.error or event[1]
+            finished: list[_Batch] = []
+            while True:  # and every event that came meanwhile: their batches are recorded together
+                if isinstance(event, int):  # a worker is ready
+                    idle.append(event)
+                elif isinstance(event, _Batch):
+                    finished.append(event)
+                else:  # a worker could not start: (worker, error)
+                    alive -= 1
+                    result.error = result.error or event[1]
+                try:
+                    event = self.events.get_nowait()
+                except queue.Empty:
+                    break
+            if finished:
+                in_flight -= len(finished)
+                transient_in_a_row = self._settle(finished, result, transient_in_a_row)
+                idle.extend(batch.worker for batch in finished)
             self.progress(self.counts, self.rate.per_second())
 
     def _claim(self, size: int, result: RunResult) -> list[Row]:
@@ -305,9 +313,40 @@ class CampaignRunner:
             return True
         return self.claims.finished(self.counts)
 
-    def _settle(self, batch: _Batch, result: RunResult, transient_in_a_row: int) -> int:
-        """Record a finished batch; returns the count of whole-batch transient failures in a row."""
+    def _settle(self, batches: list[_Batch], result: RunResult, transient_in_a_row: int) -> int:
+        """Record finished batches in one transaction, in the order they came; returns the count of
+        whole-batch transient failures in a row."""
         now = time.time()
+        settled: list[tuple[_Batch, list[Outcome]]] = []
+        errors: list[BroadsheetError] = []
+        for batch in batches:
+            settled.append((batch, self._outcomes(batch, now, transient_in_a_row)))
+            transient_in_a_row, error = self._after(batch.error, transient_in_a_row)
+            errors += [error] if error is not None else []
+        self._record([outcome for _batch, outcomes in settled for outcome in outcomes], result)
+        for error in errors:
+            result.error = result.error or error
+        refused = [
+            (row.email, delivery.bounce, outcome.detail)
+            for batch, outcomes in settled
+            for row, delivery, outcome in zip(batch.rows, batch.deliveries, outcomes, strict=False)
+            if delivery is not None and delivery.bounce and outcome.state == "failed"
+        ]
+        if refused and self.bounced is not None:
+            self.bounced(refused)
+        sent = 0
+        for batch, outcomes in settled:
+            for outcome in outcomes:
+                self._moved(("sending",), outcome.state)
+                if outcome.counts_attempt:
+                    result.this_run[outcome.state] += 1
+                sent += outcome.state == "sent"
+            self._watch_refusals([o for i, o in enumerate(outcomes) if i not in batch.rejected], result)
+        self.rate.add(sent)
+        return transient_in_a_row
+
+    def _outcomes(self, batch: _Batch, now: float, transient_in_a_row: int) -> list[Outcome]:
+        """What happened to each row of a finished batch."""
         error = batch.error
         outcomes = []
         for row, delivery in zip(batch.rows, batch.deliveries, strict=False):
@@ -320,30 +359,20 @@ class CampaignRunner:
                 outcomes.append(Outcome(row.id, "unknown", f"unexpected error: {error!r}"))
             else:  # stopped before sending, or a fatal transport error: back in the queue
                 outcomes.append(Outcome(row.id, "queued", counts_attempt=False))
-        self._record(outcomes, result)
-        refused = [
-            (row.email, delivery.bounce, outcome.detail)
-            for row, delivery, outcome in zip(batch.rows, batch.deliveries, outcomes, strict=False)
-            if delivery is not None and delivery.bounce and outcome.state == "failed"
-        ]
-        if refused and self.bounced is not None:
-            self.bounced(refused)
-        for outcome in outcomes:
-            self._moved(["sending"], outcome.state)
-            if outcome.counts_attempt:
-                result.this_run[outcome.state] += 1
-        self.rate.add(sum(1 for o in outcomes if o.state == "sent"))
-        self._watch_refusals([o for i, o in enumerate(outcomes) if i not in batch.rejected], result)
+        return outcomes
+
+    def _after(self, error: BaseException | None, transient_in_a_row: int) -> tuple[int, BroadsheetError | None]:
+        """A batch's error: the new count of whole-batch transient failures in a row, and what stops the
+        campaign (None: nothing)."""
         if isinstance(error, TransientTransportError):
             transient_in_a_row += 1
             if transient_in_a_row >= (self.settings.retries + 1) * self.workers:
-                result.error = CampaignError(
+                stop = CampaignError(
                     f"the transport keeps failing: {error}", fix="run the same command again to resume"
                 )
-            return transient_in_a_row
-        if error is not None:
-            result.error = result.error or _as_broadsheet_error(error)
-        return 0
+                return transient_in_a_row, stop
+            return transient_in_a_row, None
+        return 0, None if error is None else _as_broadsheet_error(error)
 
     def _watch_refusals(self, outcomes: list[Outcome], result: RunResult) -> None:
         """Stop when the server fails recipient after recipient: the rest is kept queued, not failed too."""
@@ -398,13 +427,13 @@ class CampaignRunner:
     # -- the workers ----------------------------------------------------------------------------
 
     def _start_worker(self, index: int) -> threading.Thread:
-        inbox: queue.Queue[list[Row] | None] = queue.Queue()
+        inbox: queue.SimpleQueue[list[Row] | None] = queue.SimpleQueue()
         self.inboxes.append(inbox)
         thread = threading.Thread(target=self._work, args=(index, inbox), name=f"broadsheet-send-{index}", daemon=True)
         thread.start()
         return thread
 
-    def _work(self, index: int, inbox: queue.Queue[list[Row] | None]) -> None:
+    def _work(self, index: int, inbox: queue.SimpleQueue[list[Row] | None]) -> None:
         try:
             transport = self.transport_factory()
             transport.open()
