@@ -141,3 +141,17 @@ def store_location(engine: str, tmp_path: Path, request: pytest.FixtureRequest) 
     from broadsheet.data.store import store_path
 
     return store_path(tmp_path)
+
+
+@pytest.fixture
+def open_journal(engine: str, tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Opens the send journal of a project in ``tmp_path`` on the engine under test (``Journal``'s options):
+    the SQLite file, or a fresh PostgreSQL database (``[database] url``)."""
+    from broadsheet.data.journal.journal import Journal, journal_path
+
+    if engine == "sqlite":
+        return lambda **options: Journal.for_project(tmp_path, **options)
+    url = str(request.getfixturevalue("postgres_url"))
+    from broadsheet.data.journal.postgres import PostgresJournal
+
+    return lambda **options: PostgresJournal(url, journal_path(tmp_path), **options)

@@ -17,7 +17,7 @@ from broadsheet.data.subscriber_list import CsvList
 from broadsheet.delivery.transports.base import TransportOptions
 from broadsheet.delivery.transports.outbox import OutboxTransport
 from broadsheet.delivery.transports.smtp import SmtpTransport
-from broadsheet.usecases.campaign import CampaignRunner, Journal, Settings, prepare_campaign
+from broadsheet.usecases.campaign import CampaignRunner, Settings, prepare_campaign
 from broadsheet.usecases.campaign.ratelimit import RateLimiter, TokenBucket
 
 
@@ -27,12 +27,13 @@ def rendered():
 
 
 @pytest.fixture
-def campaign(tmp_path, rendered, monkeypatch):
-    """(config, journal, record, composer) for 60 subscribers in a fresh project folder."""
+def campaign(tmp_path, rendered, monkeypatch, open_journal):
+    """(config, journal, record, composer) for 60 subscribers in a fresh project folder, the journal on each
+    engine."""
     monkeypatch.setenv("BROADSHEET_SECRET", "s-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
     config = dataclasses.replace(load_config(ROOT / "broadsheet.toml"), root=tmp_path)
     write_subscribers(tmp_path / "list.csv", 60)
-    journal = Journal.for_project(tmp_path)
+    journal = open_journal()
     prepared = prepare_campaign(
         journal,
         slug=rendered.slug,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from test_cli_build import assert_one_line_error, run_cli
 
+from broadsheet.data.db import copy as db_copy
 from broadsheet.data.db.migrate import postgres_version
 from broadsheet.data.store import MailboxLimit, Store, copy, sequences
 from broadsheet.data.store.clicks import Click, record_clicks
@@ -86,7 +87,7 @@ def test_an_interrupted_copy_goes_on_when_run_again(project, postgres_url, monke
     with Store.for_project(project) as source:
         for n in range(25):
             source.add(f"u{n}@example.org", tags=["a"])
-    monkeypatch.setattr(copy, "BATCH", 10)
+    monkeypatch.setattr(db_copy, "BATCH", 10)
     batches = []
 
     def stop_at_the_second_batch(table: str, rows: int) -> None:
@@ -127,7 +128,8 @@ def test_commands_use_the_postgresql_store_once_configured_and_send_mails_from_i
     assert sent.returncode == 0, sent.stderr
     mailed = [path.name for path in (project / "outbox").rglob("*.eml")]
     assert any(name.endswith("-ann@example.org.eml") for name in mailed) and len(mailed) > 1  # the list imported
-    assert not Store.exists_for(project)  # still nothing in SQLite: the journal alone is there
+    assert not Store.exists_for(project)  # still nothing in SQLite
+    assert not (project / ".broadsheet" / "state.db").exists()  # the send journal is in PostgreSQL too
 
 
 def test_a_password_in_the_configured_url_is_one_line_exit_2(project):
@@ -135,3 +137,44 @@ def test_a_password_in_the_configured_url_is_one_line_exit_2(project):
     result = run_cli(project, "db", "migrate")
     assert_one_line_error(result, "database.url holds a password")
     assert "hunter2" not in result.stderr
+
+
+def test_db_copy_carries_the_send_journal_and_a_resumed_send_mails_no_one_again(project, postgres_url, monkeypatch):
+    from support.smtpd import Sink, configure, smtp_server, write_subscribers
+    from test_send_integrity import ISSUE, smtp
+
+    from broadsheet.data.journal.postgres import PostgresJournal
+
+    monkeypatch.setenv("BROADSHEET_SECRET", "unsubscribe-secret-Zq8XvN3kT7wR2mJ5pL9cH4bF6dS1gY0")
+    people = [email for email, _ in write_subscribers(project / "list.csv", 12)]
+    sink = Sink()
+    with smtp_server(sink) as (host, port):
+        configure(project, send={"transport": "smtp", "list": "list.csv", "batch_size": 1}, smtp=smtp(host, port))
+        first = run_cli(project, "send", ISSUE, "--yes", "--limit", "5")
+        assert first.returncode == 0, first.stderr
+        assert sum(sink.recipients().values()) == 5
+        copied = run_cli(project, "db", "copy", "--to", postgres_url)
+        assert copied.returncode == 0, copied.stderr
+        assert "journal recipients: 12 row(s) copied" in copied.stdout
+        again = run_cli(project, "db", "copy", "--to", postgres_url)  # run again: nothing new, nothing lost
+        assert again.returncode == 0 and "journal recipients: 12 row(s) copied" in again.stdout
+        use_database(project, postgres_url)
+        (project / ".broadsheet" / "state.db").rename(project / "state.db.old")  # the journal is in PostgreSQL
+        rest = run_cli(project, "send", ISSUE, "--yes")
+        assert rest.returncode == 0, rest.stderr
+    assert sink.recipients() == {email: 1 for email in people}  # each once, over both engines
+    with PostgresJournal(postgres_url, project / ".broadsheet" / "state.db", read_only=True) as journal:
+        [campaign] = journal.recent_campaigns(5)
+        assert journal.counts(campaign)["sent"] == 12
+        assert journal.db.execute("SELECT count(*) FROM recipients").fetchone()[0] == 12
+
+
+def test_db_copy_refuses_a_database_holding_another_journal(project, postgres_url):
+    from broadsheet.data.journal.journal import Journal, journal_path
+    from broadsheet.data.journal.postgres import PostgresJournal
+
+    with PostgresJournal(postgres_url, journal_path(project / "elsewhere")) as other:
+        other.start_campaign("issue-9", "smtp", "issues/issue-9", "list")
+    with Journal.for_project(project) as journal:
+        journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list")
+    assert_one_line_error(run_cli(project, "db", "copy", "--to", postgres_url), "another send journal's campaigns")

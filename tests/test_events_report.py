@@ -10,7 +10,8 @@ import pytest
 from conftest import SAMPLE_ISSUE
 
 from broadsheet.core.config import load_config
-from broadsheet.data.journal.journal import Journal, Outcome
+from broadsheet.data.journal.engines import open_journal_for
+from broadsheet.data.journal.journal import Outcome
 from broadsheet.data.store import Store, store_path
 from broadsheet.faces.cli import main
 from broadsheet.faces.commands.status import _identity
@@ -66,13 +67,13 @@ def add_unconfirmed_heavy_store(location: Path | str) -> None:
 
 
 def test_status_shows_what_came_back_after_the_send(project, engine, request, monkeypatch, capsys):
-    # the send in the (SQLite) journal, what came back in the configured store
+    # the send in the configured journal, what came back in the configured store
     location = configured_store(project, engine, request)
     config = load_config(project / "broadsheet.toml")
     issue = project / "issues" / SAMPLE_ISSUE.name
     slug = _identity(issue, config)[1]
     people = [f"p{n}@example.com" for n in range(200)]
-    with Journal.for_project(project) as journal:
+    with open_journal_for(config) as journal:
         campaign, _ = journal.start_campaign(slug, "smtp", issue_key(issue, project), "")
         journal.load_recipients(campaign, "fp", [(p, n, "{}") for n, p in enumerate(people)])
         journal.record([Outcome(r.id, "sent") for r in journal.claim(campaign, 200, time.time())])

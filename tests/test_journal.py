@@ -39,16 +39,26 @@ def prepare(journal: Journal, subscribers, fingerprint="list-1"):
 
 
 @pytest.fixture
-def journal(tmp_path):
+def journal(open_journal):
+    """The journal on each engine."""
+    with open_journal() as journal:
+        yield journal
+
+
+@pytest.fixture
+def sqlite_journal(tmp_path):
     with Journal.for_project(tmp_path) as journal:
         yield journal
 
 
-def test_set_up_is_wal_and_keeps_what_compose_needs(journal, tmp_path):
+def test_set_up_is_wal_and_keeps_what_compose_needs(journal, tmp_path, engine):
     prepared = prepare(journal, people(3))
     assert prepared.loaded == 3
-    assert journal.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert (tmp_path / ".broadsheet" / "state.db").is_file()
+    if engine == "sqlite":
+        assert journal.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert (tmp_path / ".broadsheet" / "state.db").is_file()
+    else:
+        assert not (tmp_path / ".broadsheet" / "state.db").exists()  # all of it in the database
     row = next(journal.rows(prepared.record, ("queued",)))
     assert subscriber_from_row(row) == people(1)[0]
     assert journal.counts(prepared.record)["queued"] == 3
@@ -100,14 +110,26 @@ def test_a_changed_list_adds_new_people_and_drops_unsent_ones_who_left(journal):
     }
 
 
-def test_a_second_send_is_refused_while_one_runs(tmp_path):
-    with Journal.for_project(tmp_path) as first, Journal.for_project(tmp_path) as second:
+def test_a_second_send_is_refused_while_one_runs(open_journal):
+    with open_journal() as first, open_journal() as second:
         first.lock()
+        assert second.send_running()
         with pytest.raises(CampaignError, match="another 'broadsheet send' is running"):
             second.lock()
+        with pytest.raises(CampaignError, match="another 'broadsheet send' is running"):
+            open_journal(lock=True, shared=True)  # nor a worker
+        first.unlock()
+        assert not second.send_running()
+        with (
+            open_journal(lock=True, shared=True),  # workers together
+            open_journal(lock=True, shared=True),
+            pytest.raises(CampaignError, match="another 'broadsheet send' is running"),
+        ):
+            second.lock()  # but no plain send among them
 
 
-def test_claims_take_deferred_rows_in_order_from_the_index_without_sorting_them(journal):
+def test_claims_take_deferred_rows_in_order_from_the_index_without_sorting_them(sqlite_journal):
+    journal = sqlite_journal
     record = prepare(journal, (Subscriber(f"r{i}@example.com", "", "", (), {}, i) for i in range(2_000))).record
     now = time.time()
     journal.record(
@@ -199,7 +221,8 @@ def test_a_loaded_list_is_claimed_in_address_order_whatever_its_own(journal):
         ("carl@example.org", 2, "c")]  # fmt: skip
 
 
-def test_a_load_gives_back_the_connection_settings_it_changed(journal):
+def test_a_load_gives_back_the_connection_settings_it_changed(sqlite_journal):
+    journal = sqlite_journal
     settings = [journal.db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")]
     campaign, _ = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
     journal.load_recipients(campaign, "list-1", [("ann@example.com", 2, "{}")])
@@ -256,3 +279,68 @@ def test_a_list_kind_loads_itself_through_its_one_method(journal):
     prepared = prepare(journal, Kind())
     assert prepared.loaded == 2
     assert len(list(journal.rows(prepared.record, ("queued",)))) == 2
+
+
+def test_sends_of_two_machines_on_one_database_keep_each_other_out(postgres_url, tmp_path):
+    """The send lock of a journal in PostgreSQL is the database's, not a project folder's: a project on another
+    machine (here another folder) pointing at the same database cannot send meanwhile, and can once it ends."""
+    from broadsheet.data.journal.journal import journal_path
+    from broadsheet.data.journal.postgres import PostgresJournal
+
+    first = PostgresJournal(postgres_url, journal_path(tmp_path / "a"), lock=True)
+    try:
+        with pytest.raises(CampaignError, match="another 'broadsheet send' is running") as caught:
+            PostgresJournal(postgres_url, journal_path(tmp_path / "b"), lock=True)
+        assert caught.value.where == postgres_url
+    finally:
+        first.close()
+    PostgresJournal(postgres_url, journal_path(tmp_path / "b"), lock=True).close()
+
+
+def test_the_same_address_in_another_case_is_one_recipient_on_either_engine(journal):
+    campaign, _ = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
+    journal.load_recipients(campaign, "list-1", [("Ann@Example.com", 2, "{}")])
+    assert journal.forget("ann@example.COM") == 1
+    [row] = journal.rows(campaign, ("skipped",))
+    assert row.email == f"forgotten-{row.id}@invalid"
+
+
+def test_a_journal_database_that_cannot_be_reached_is_one_line_naming_it(postgres_url, tmp_path):
+    from broadsheet.data.journal.journal import journal_path
+    from broadsheet.data.journal.postgres import PostgresJournal, has_journal
+
+    url = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(CampaignError, match="cannot reach the send journal's database") as caught:
+        PostgresJournal(url, journal_path(tmp_path))
+    assert caught.value.where == url
+    with pytest.raises(CampaignError, match="cannot reach the send journal's database"):
+        has_journal(url)
+
+
+def test_times_keep_their_fractions_on_either_engine(journal):
+    record = prepare(journal, people(1)).record
+    [row] = journal.claim(record, 1, 1_800_000_000.25)
+    journal.record([Outcome(row.id, "deferred", "451 later", next_attempt=1_800_000_060.5)])
+    assert journal.claim(record, 1, 1_800_000_060.4) == []  # not due a tenth of a second early
+    assert [r.id for r in journal.claim(record, 1, 1_800_000_060.5)] == [row.id]
+
+
+def test_a_journal_connection_lost_mid_send_is_one_line(postgres_url, tmp_path):
+    from broadsheet.data.db.postgres import direct
+    from broadsheet.data.journal.journal import journal_path
+    from broadsheet.data.journal.postgres import PostgresJournal
+
+    journal = PostgresJournal(postgres_url, journal_path(tmp_path), lock=True)
+    try:
+        campaign, _ = journal.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
+        [pid] = journal.db.execute("SELECT pg_backend_pid()").fetchone()
+        with direct(postgres_url) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))  # the server restarted, say
+        with pytest.raises(CampaignError, match="cannot reach the send journal's database"):
+            journal.counts(campaign)
+        with pytest.raises(CampaignError, match="cannot take the send lock"), journal.preparing():
+            pass
+    finally:
+        journal.close()
+    with PostgresJournal(postgres_url, journal_path(tmp_path), lock=True) as again:  # its lock went with it
+        assert again.counts(campaign)["queued"] == 0

@@ -11,6 +11,7 @@ import lxml.html
 import pytest
 
 from broadsheet.core.config import load_config
+from broadsheet.data.journal.engines import open_journal_for
 from broadsheet.data.journal.journal import Journal, Outcome, journal_path
 from broadsheet.data.store import Store
 from broadsheet.data.store.clicks import Click, record_clicks
@@ -57,7 +58,7 @@ def history(tmp_path: Path, store_location: Path | str) -> Path:
         store.record_event(people[3], "unsubscribed", source="one-click", campaign="issue-a", at=at(2))
         store.record_event(people[4], "unsubscribed", source="one-click", campaign="issue-a", at=at(2))
         store.record_event(people[2], "complained", source="webhook:test", campaign="issue-b", at=at(3))
-    with Journal.for_project(tmp_path) as journal:
+    with open_journal_for(load_config(tmp_path / "broadsheet.toml")) as journal:
         send(journal, "issue-a", people[:8], sent=8, first=START + 600, step=30)
         send(journal, "issue-b", people[4:], sent=4, first=START + DAY + 600, step=20)
     return tmp_path
@@ -196,7 +197,7 @@ def test_publish_shows_the_subscriber_count_only_when_asked(history):
 
 
 def test_outbox_campaigns_and_rows_sent_elsewhere_are_not_counted_as_sent(history):
-    with Journal.for_project(history) as journal:
+    with open_journal_for(load_config(history / "broadsheet.toml")) as journal:
         record, _ = journal.start_campaign("issue-a", "outbox", "issues/issue-a", "fp", slug="issue-a")
         journal.load_recipients(record, "fp", [("p9@example.com", 2, "{}")])
         journal.record(Outcome(row.id, "sent") for row in journal.claim(record, 1, NOW))

@@ -47,12 +47,18 @@ def send_process(project, *args: str, **options) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "broadsheet", "send", *args],
         cwd=project,
-        env=ENV,
+        env=with_database_password(ENV),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         **options,
     )
+
+
+def with_database_password(env: dict[str, str]) -> dict[str, str]:
+    """``env`` and the test database's password when a fixture set it (``postgres_url``)."""
+    password = os.environ.get("BROADSHEET_DATABASE_PASSWORD")
+    return {**env, "BROADSHEET_DATABASE_PASSWORD": password} if password else env
 
 
 def send(project, *args: str, timeout: float = 60, **options) -> subprocess.CompletedProcess:
@@ -463,6 +469,36 @@ def test_a_lock_held_too_long_stops_the_campaign_and_the_next_send_records_who_g
     assert sink.recipients() == {email: 1 for email in people}
     assert set(states(root).values()) == {"sent"}
     assert not pending_path(root / ".broadsheet" / "state.db").exists()
+
+
+def test_a_journal_in_postgresql_held_too_long_stops_the_campaign_and_the_next_send_records_it(
+    smtp_campaign, postgres_url
+):
+    """As with SQLite: outcomes that cannot be written through another program's lock go aside in the project
+    and the next send writes them; nobody is mailed twice."""
+    from broadsheet.data.db.postgres import direct
+    from broadsheet.data.journal.postgres import PostgresJournal
+
+    root, run, sink, people = smtp_campaign
+    path = root / ".broadsheet" / "state.db"
+    other = direct(postgres_url)  # another program, holding the table against every write
+    try:
+        with PostgresJournal(postgres_url, path, wait=0.1, patience=0.5) as journal:
+            locking = ("BEGIN", "LOCK TABLE recipients IN EXCLUSIVE MODE")
+            watcher = _when_received(sink, 5, lambda: [other.execute(sql) for sql in locking])
+            _, result = run(journal)
+            watcher.join()
+            assert isinstance(result.error, CampaignError) and "the send journal is busy" in str(result.error)
+            other.execute("ROLLBACK")  # the other program lets go
+    finally:
+        other.close()
+    assert 5 <= len(sink.recipients()) < 30 and pending_path(path).is_file()
+    with PostgresJournal(postgres_url, path) as journal:
+        prepared, _ = run(journal)  # the next send: writes what the stopped one could not, then goes on
+        assert prepared.replayed >= 1 and prepared.recovered == 0
+        assert journal.counts(prepared.record)["sent"] == 30
+    assert sink.recipients() == {email: 1 for email in people}
+    assert not pending_path(path).exists()
 
 
 # -- two sends, and the journal removed under a running one ---------------------------------------------

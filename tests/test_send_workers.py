@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from support.smtpd import Sink, configure, smtp_server, write_subscribers
+from support.smtpd import Sink, smtp_server, write_subscribers
+from support.smtpd import configure as configure_project
 from test_send_cli import cli, sample  # noqa: F401 - sample is a fixture
-from test_send_integrity import ISSUE, send_process, smtp, states
+from test_send_integrity import ISSUE, send_process, smtp
 
 from broadsheet.core.config import load_config
-from broadsheet.data.journal.journal import Journal, room_path
+from broadsheet.data.journal.journal import Journal, Outcome, room_path
 from broadsheet.data.journal.workers import EXPIRED_DETAIL
 from broadsheet.usecases.campaign.workers import SharedBudget
 
@@ -24,12 +25,42 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(180)
 
 
+_URLS: dict[Path, str] = {}  # project -> the PostgreSQL journal's URL (none: the SQLite file)
+
+
+@pytest.fixture
+def worker_project(sample, engine, request):
+    """The sample project, its journal (and store) on the engine under test."""
+    if engine == "postgresql":
+        _URLS[sample] = str(request.getfixturevalue("postgres_url"))
+    yield sample
+    _URLS.pop(sample, None)
+
+
+def configure(project, **tables) -> None:
+    """``support.smtpd.configure``, and ``[database] url`` for a project on PostgreSQL."""
+    path = configure_project(project, **tables)
+    if project in _URLS:
+        with open(path, "a", encoding="utf-8") as toml:
+            toml.write(f'\n[database]\nurl = "{_URLS[project]}"\n')
+
+
 def journal_rows(project, query: str, *values) -> list[tuple]:
+    if project in _URLS:
+        from broadsheet.data.db.dialect import postgres_query
+        from broadsheet.data.db.postgres import direct
+
+        with direct(_URLS[project]) as db:
+            return db.execute(postgres_query(query), values or None).fetchall()
     db = sqlite3.connect(project / ".broadsheet" / "state.db", timeout=10)
     try:
         return db.execute(query, values).fetchall()
     finally:
         db.close()
+
+
+def states(project) -> dict[str, str]:
+    return dict(journal_rows(project, "SELECT email, state FROM recipients"))
 
 
 def wait_for(condition, timeout: float = 60) -> None:
@@ -41,11 +72,15 @@ def wait_for(condition, timeout: float = 60) -> None:
 
 def live_workers(project) -> list[tuple]:
     path = project / ".broadsheet" / "state.db"
-    if not path.exists():
+    if project not in _URLS and not path.exists():
         return []
     try:
         return journal_rows(project, "SELECT host, pid FROM workers WHERE stopped = 0")
     except sqlite3.OperationalError:  # not made yet, or migrating
+        return []
+    except Exception as exc:  # PostgreSQL: the table not made yet
+        if type(exc).__name__ != "UndefinedTable":
+            raise
         return []
 
 
@@ -58,21 +93,21 @@ def finish(processes) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("count", [2, 4])
-def test_workers_share_a_campaign_and_each_recipient_arrives_once(sample, count, capsys):
-    people = [email for email, _ in write_subscribers(sample / "list.csv", 120)]
+def test_workers_share_a_campaign_and_each_recipient_arrives_once(worker_project, count, capsys):
+    people = [email for email, _ in write_subscribers(worker_project / "list.csv", 120)]
     sink = Sink(delay=0.002, hold_after=10)  # held after ten messages until every worker has joined
     with smtp_server(sink) as (host, port):
         configure(
-            sample,
+            worker_project,
             send={"transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 1},
             smtp=smtp(host, port),
         )
-        workers = [send_process(sample, ISSUE, "--yes", "--worker") for _ in range(count)]
+        workers = [send_process(worker_project, ISSUE, "--yes", "--worker") for _ in range(count)]
         try:
-            wait_for(lambda: len(live_workers(sample)) == count or any(w.poll() is not None for w in workers))
-            assert sorted(pid for _host, pid in live_workers(sample)) == sorted(w.pid for w in workers)
+            wait_for(lambda: len(live_workers(worker_project)) == count or any(w.poll() is not None for w in workers))
+            assert sorted(pid for _host, pid in live_workers(worker_project)) == sorted(w.pid for w in workers)
             capsys.readouterr()
-            assert cli(sample, "status", ISSUE) == 0
+            assert cli(worker_project, "status", ISSUE) == 0
             shown = capsys.readouterr().out
             assert f"workers: {count}" in shown
             for worker in workers:
@@ -87,32 +122,34 @@ def test_workers_share_a_campaign_and_each_recipient_arrives_once(sample, count,
         assert returncode == 0, err
         assert "Traceback" not in err
     assert sink.recipients() == {email: 1 for email in people}  # counted at the receiver: once each
-    assert set(states(sample).values()) == {"sent"}
-    assert live_workers(sample) == []  # each stopped and said so
-    sent_by = journal_rows(sample, "SELECT count(*) FROM workers WHERE batches > 0")[0][0]
+    assert set(states(worker_project).values()) == {"sent"}
+    assert live_workers(worker_project) == []  # each stopped and said so
+    sent_by = journal_rows(worker_project, "SELECT count(*) FROM workers WHERE batches > 0")[0][0]
     assert sent_by >= 2  # the campaign was shared, not sent by whoever came first
 
 
-def test_a_worker_killed_mid_campaign_leaves_its_rows_to_another_by_the_lease(sample, capsys):
-    people = [email for email, _ in write_subscribers(sample / "list.csv", 30)]
+def test_a_worker_killed_mid_campaign_leaves_its_rows_to_another_by_the_lease(worker_project, capsys):
+    people = [email for email, _ in write_subscribers(worker_project / "list.csv", 30)]
     first, second = people[0], people[1]
     sink = Sink(stored_silent={first})  # stored, its reply never comes: handed over, no answer
     with smtp_server(sink) as (host, port):
         configure(
-            sample,
+            worker_project,
             send={"transport": "smtp", "list": "list.csv", "connections": 1, "batch_size": 1, "worker_lease": 1.5},
             smtp=smtp(host, port, timeout=60),
         )
-        killed = send_process(sample, ISSUE, "--yes", "--worker")
+        killed = send_process(worker_project, ISSUE, "--yes", "--worker")
         try:
             wait_for(lambda: first in sink.recipients() or killed.poll() is not None)
             assert killed.poll() is None
-            held = journal_rows(sample, "SELECT email, state FROM recipients JOIN leases ON recipient = id ORDER BY id")
+            held = journal_rows(
+                worker_project, "SELECT email, state FROM recipients JOIN leases ON recipient = id ORDER BY id"
+            )
             assert held[0] == (first, "sending") and held[1][0] == second  # one handed over, the next ones
             assert {state for _email, state in held[1:]} == {"queued"}  # leased ahead, not handed over
             killed.send_signal(signal.SIGKILL)
             killed.wait(timeout=30)
-            survivor = send_process(sample, ISSUE, "--yes", "--worker")
+            survivor = send_process(worker_project, ISSUE, "--yes", "--worker")
             [(returncode, err)] = finish([survivor])
         finally:
             for process in (killed, locals().get("survivor")):
@@ -121,31 +158,31 @@ def test_a_worker_killed_mid_campaign_leaves_its_rows_to_another_by_the_lease(sa
     assert returncode == 1, err  # someone is unknown
     assert "Traceback" not in err
     assert sink.recipients() == {email: 1 for email in people}
-    final = states(sample)
+    final = states(worker_project)
     assert final[first] == "unknown"  # never resent by itself
     assert {state for email, state in final.items() if email != first} == {"sent"}
-    [(detail,)] = journal_rows(sample, "SELECT detail FROM recipients WHERE email = ?", first)
+    [(detail,)] = journal_rows(worker_project, "SELECT detail FROM recipients WHERE email = ?", first)
     assert detail in (EXPIRED_DETAIL, "in flight when an earlier send stopped")  # by a lease or at the start
-    assert killed.pid in [pid for _host, pid in live_workers(sample)]  # status shows it, heartbeat ageing
+    assert killed.pid in [pid for _host, pid in live_workers(worker_project)]  # status shows it, heartbeat ageing
     capsys.readouterr()
-    assert cli(sample, "status", ISSUE) == 0
+    assert cli(worker_project, "status", ISSUE) == 0
     [shown] = [line for line in capsys.readouterr().out.splitlines() if f"pid {killed.pid}:" in line]
     assert "gone?" in shown
 
 
-def test_three_workers_send_exactly_the_daily_limit_together(sample):
-    people = [email for email, _ in write_subscribers(sample / "list.csv", 40)]
+def test_three_workers_send_exactly_the_daily_limit_together(worker_project):
+    people = [email for email, _ in write_subscribers(worker_project / "list.csv", 40)]
     limit = 13
     sink = Sink(delay=0.002)
     with smtp_server(sink) as (host, port):
         configure(
-            sample,
+            worker_project,
             send={
                 "transport": "smtp", "list": "list.csv", "connections": 2, "batch_size": 1, "daily_limit": limit,
             },
             smtp=smtp(host, port),
         )  # fmt: skip
-        workers = [send_process(sample, ISSUE, "--yes", "--worker") for _ in range(3)]
+        workers = [send_process(worker_project, ISSUE, "--yes", "--worker") for _ in range(3)]
         try:
             ended = finish(workers)
         finally:
@@ -156,26 +193,26 @@ def test_three_workers_send_exactly_the_daily_limit_together(sample):
         assert "Traceback" not in err
     received = sink.recipients()
     assert sum(received.values()) == limit and set(received.values()) == {1}
-    final = states(sample)
+    final = states(worker_project)
     assert sum(1 for state in final.values() if state == "sent") == limit
     assert sum(1 for state in final.values() if state == "queued") == len(people) - limit
 
 
-def test_a_plain_send_and_workers_keep_each_other_out(sample, capsys):
-    write_subscribers(sample / "list.csv", 20)
+def test_a_plain_send_and_workers_keep_each_other_out(worker_project, capsys):
+    write_subscribers(worker_project / "list.csv", 20)
     sink = Sink(hold_after=1)
     with smtp_server(sink) as (host, port):
         configure(
-            sample,
+            worker_project,
             send={"transport": "smtp", "list": "list.csv", "connections": 1, "batch_size": 1},
             smtp=smtp(host, port),
         )
-        worker = send_process(sample, ISSUE, "--yes", "--worker")
+        worker = send_process(worker_project, ISSUE, "--yes", "--worker")
         try:
             wait_for(lambda: len(sink.received) >= 1 or worker.poll() is not None)
             assert worker.poll() is None
             capsys.readouterr()
-            assert cli(sample, "send", ISSUE, "--yes") == 2
+            assert cli(worker_project, "send", ISSUE, "--yes") == 2
             assert "another 'broadsheet send' is running" in capsys.readouterr().err
             sink.released.set()
             [(returncode, err)] = finish([worker])
@@ -183,7 +220,7 @@ def test_a_plain_send_and_workers_keep_each_other_out(sample, capsys):
             sink.released.set()
             worker.kill()
     assert returncode == 0, err
-    assert set(states(sample).values()) == {"sent"}
+    assert set(states(worker_project).values()) == {"sent"}
 
 
 def test_worker_does_not_go_with_due_or_test(sample, capsys):
@@ -202,10 +239,9 @@ def sample_config():
 
 
 @pytest.fixture
-def two_workers(tmp_path):
-    """Two connections to one journal (as two worker processes have) and a campaign of 20."""
-    path = tmp_path / ".broadsheet" / "state.db"
-    first, second = Journal(path), Journal(path)
+def two_workers(open_journal):
+    """Two connections to one journal (as two worker processes have) and a campaign of 20, on each engine."""
+    first, second = open_journal(), open_journal()
     campaign, _ = first.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
     first.load_recipients(campaign, "list-1", [(f"r{i:02d}@example.com", i, "{}") for i in range(20)])
     campaign = first.current("issue-1", "smtp")
@@ -255,15 +291,21 @@ def test_the_rate_limit_is_one_bucket_for_every_worker(two_workers, sample_confi
     assert len(handed) == 2  # half a second later: two more, for whichever worker asks
 
 
-def test_the_daily_cap_counts_what_every_worker_holds(two_workers, sample_config):
-    first, second, campaign = two_workers
-    config = dataclasses.replace(sample_config, send=dataclasses.replace(sample_config.send, daily_limit=5))
+def capped_workers(first, second, campaign, sample_config, limit: int):
+    """Each journal as a worker of ``campaign`` (their ids), with its budget of ``limit`` messages a day, now."""
+    config = dataclasses.replace(sample_config, send=dataclasses.replace(sample_config.send, daily_limit=limit))
     now = time.time()
     one = first.register_worker(campaign, "host-a", 1, now)
     two = second.register_worker(campaign, "host-b", 2, now)
     budgets = [SharedBudget(journal, campaign, config, "smtp") for journal in (first, second)]
     for budget in budgets:
         budget.now = now
+    return one, two, budgets, now
+
+
+def test_the_daily_cap_counts_what_every_worker_holds(two_workers, sample_config):
+    first, second, campaign = two_workers
+    one, two, budgets, now = capped_workers(first, second, campaign, sample_config, 5)
     handed, ahead = lease(first, campaign, one, now, size=4, hand=2, allow=budgets[0])
     assert len(handed + ahead) == 4
     handed, ahead = lease(second, campaign, two, now, size=4, hand=2, allow=budgets[1])
@@ -342,3 +384,36 @@ def test_workers_done_with_are_forgotten_when_a_worker_registers(two_workers):
     newest = second.register_worker(campaign, "host-c", 11, now + 8 * day)
     assert left() == [holding, running, newest]
     assert [w.id for w in second.workers(campaign)] == [holding, running, newest]
+
+
+def test_an_outcome_recorded_while_a_lease_reads_the_daily_cap_is_counted(postgres_url, tmp_path, sample_config):
+    """PostgreSQL reads what is held and what went out at two moments; a message recorded sent between them
+    must not leave room for one more (SQLite's write transaction keeps the outcome out meanwhile)."""
+    from broadsheet.data.journal.postgres import PostgresJournal
+
+    path = tmp_path / ".broadsheet" / "state.db"
+    with PostgresJournal(postgres_url, path) as first, PostgresJournal(postgres_url, path) as second:
+        campaign, _ = first.start_campaign("issue-1", "smtp", "issues/issue-1", "list-1")
+        first.load_recipients(campaign, "list-1", [(f"r{i:02d}@example.com", i, "{}") for i in range(6)])
+        campaign = first.current("issue-1", "smtp")
+        one, two, budgets, now = capped_workers(first, second, campaign, sample_config, 3)
+        handed, _ = lease(first, campaign, one, now, size=3, hand=3, allow=budgets[0])
+        assert len(handed) == 3  # the day's three, handed over by the first worker
+
+        def after_the_first_read(name: str):
+            method = getattr(second, name)
+
+            def read(*args):
+                found = method(*args)
+                if not reads:  # the first worker's outcomes commit between the second's two reads
+                    first.record([Outcome(row.id, "sent") for row in handed])
+                reads.append(name)
+                return found
+
+            return read
+
+        reads: list[str] = []
+        second.in_flight = after_the_first_read("in_flight")
+        second.sent_between = after_the_first_read("sent_between")
+        assert lease(second, campaign, two, now, size=4, hand=4, allow=budgets[1]) == ([], [])
+        assert len(reads) == 2 and budgets[1].capped

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from test_send_cli import sample, smtp  # noqa: F401 - sample is the fixture
 
 from broadsheet.core.config import Config, load_config
 from broadsheet.core.errors import CampaignError
+from broadsheet.data.journal.engines import open_journal_for
 from broadsheet.data.store import Store
 from broadsheet.usecases.due import send_due
 from broadsheet.usecases.send import SendOptions, resume_command, send_issue
@@ -30,8 +30,9 @@ def outbox_project(project: Path, people: int) -> tuple[Config, list[str]]:
 
 
 def states(project: Path) -> dict[str, str]:
-    with sqlite3.connect(project / ".broadsheet" / "state.db") as db:
-        return dict(db.execute("SELECT email, state FROM recipients"))
+    """Each recipient's state in the project's configured journal (SQLite or PostgreSQL)."""
+    with open_journal_for(load_config(project / "broadsheet.toml"), read_only=True) as journal:
+        return dict(journal.db.execute("SELECT email, state FROM recipients"))
 
 
 def test_a_send_to_the_outbox_asks_once_then_resumes_where_the_limit_stopped_it(sample):

@@ -21,9 +21,9 @@ from pathlib import Path
 from broadsheet.core.config import Config
 from broadsheet.core.content import Schedule, read_schedule
 from broadsheet.core.errors import BroadsheetError
-from broadsheet.data.journal.lock import ProjectLock, SendRunning
+from broadsheet.data.journal.lock import SendRunning
 
-from .campaign import Journal, campaign_key
+from .campaign import Journal, campaign_key, open_journal_for
 from .campaign.caps import daily_cap, utc_text
 from .report import Reporter
 from .send import SendOptions, SendResult, send_issue
@@ -47,26 +47,22 @@ def send_due(options: SendOptions, config: Config, reporter: Reporter, now: floa
     sequences = has_sequences(config)
     if not due and not sequences:
         return result
-    lock = ProjectLock(config.root)
-    try:
-        lock.acquire()
+    try:  # the send lock, taken before anything else: no other send
+        journal = open_journal_for(config, lock=True, wait=options.journal_wait)
     except SendRunning:
         reporter.info(
             "send --due: another send is running for this project; leaving the due issues to it and to later runs"
         )
         return result
-    try:
-        with Journal.for_project(config.root, wait=options.journal_wait) as journal:  # the lock above: no other send
-            for schedule in due:
-                _send_one(options, config, journal, schedule, reporter, result)
-                if result.sent and result.sent[-1].interrupted:
-                    return result
-            if sequences:
-                steps = send_due_steps(options, config, journal, reporter, now, backfill=options.backfill)
-                result.sent += steps.sent
-                result.errors += steps.errors
-    finally:
-        lock.release()
+    with journal:
+        for schedule in due:
+            _send_one(options, config, journal, schedule, reporter, result)
+            if result.sent and result.sent[-1].interrupted:
+                return result
+        if sequences:
+            steps = send_due_steps(options, config, journal, reporter, now, backfill=options.backfill)
+            result.sent += steps.sent
+            result.errors += steps.errors
     return result
 
 

@@ -23,6 +23,7 @@ from broadsheet.core.errors import CampaignError
 from broadsheet.core.providers import delivers
 from broadsheet.core.render import read_and_build
 from broadsheet.core.tokens import token_secrets
+from broadsheet.data.journal.engines import open_journal_for
 from broadsheet.data.journal.journal import RECENT_DAYS, WAIT
 from broadsheet.data.store.recipients import StoreSuppressions, find_subscriber, first_recipient, recipients_for
 from broadsheet.data.store.store import store_location
@@ -182,7 +183,7 @@ def send_issue(options: SendOptions, config: Config, reporter: Reporter, journal
     )
     if journal is not None:
         return _send_journaled(journal, send)
-    with Journal.for_project(config.root, lock=True, shared=options.worker, wait=options.journal_wait) as journal:
+    with open_journal_for(config, lock=True, shared=options.worker, wait=options.journal_wait) as journal:
         return _send_journaled(journal, send)
 
 

@@ -9,7 +9,9 @@ the last few.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def connect(
@@ -45,6 +47,15 @@ def scratch(path: Path, *, cache_kib: int) -> sqlite3.Connection:
     for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE", f"cache_size={-cache_kib}"):
         db.execute(f"PRAGMA {pragma}")
     return db
+
+
+def scratch_rows(path: Path) -> Iterator[tuple[Any, ...]]:
+    """(rowid, every column) of the table ``rows`` of a scratch file, in rowid order (read-only)."""
+    db = connect(path, read_only=True)
+    try:
+        yield from db.execute("SELECT rowid, * FROM rows ORDER BY rowid")
+    finally:
+        db.close()
 
 
 def attached_uri(path: Path, *, read_only: bool = True) -> str:

@@ -49,8 +49,8 @@ class Connection:
 
     engine = "postgresql"
 
-    def __init__(self, pool: ConnectionPool, raw: psycopg.Connection[Any]):
-        self._pool = pool
+    def __init__(self, pool: ConnectionPool | None, raw: psycopg.Connection[Any]):
+        self._pool = pool  # None: a connection of its own (``private``), closed with it
         self.raw = raw
 
     def execute(self, sql: str, parameters: Parameters = ()) -> psycopg.Cursor[Any]:
@@ -69,10 +69,14 @@ class Connection:
         return self.raw.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR)
 
     def close(self) -> None:
-        """Give the connection back to its pool (rolled back first if a transaction was left open)."""
+        """Give the connection back to its pool (rolled back first if a transaction was left open); one of
+        its own is closed (its session's advisory locks go with it)."""
         if self.raw is not None:
             raw, self.raw = self.raw, None  # type: ignore[assignment]
-            self._pool.putconn(raw)
+            if self._pool is None:
+                raw.close()
+            else:
+                self._pool.putconn(raw)
 
 
 def copy(db: Any, statement: str) -> AbstractContextManager[psycopg.Copy]:
@@ -85,6 +89,18 @@ def connect(url: str) -> Connection:
     """A connection to the database at ``url`` from this process's pool for it."""
     pool = _pool(url)
     return Connection(pool, pool.getconn(timeout=WAIT_SECONDS))
+
+
+def private(url: str) -> Connection:
+    """A connection of its own, outside the pool, configured as the pool's are: for a session whose advisory
+    locks must end with it (the send journal's), never lent to another owner."""
+    raw = direct(url)
+    try:
+        _configure(raw)
+    except BaseException:
+        raw.close()
+        raise
+    return Connection(None, raw)
 
 
 def direct(url: str) -> psycopg.Connection[Any]:

@@ -90,14 +90,15 @@ ROW_COLUMNS = ", ".join(f.name for f in fields(Row))
 
 
 def explained(method: Callable[Concatenate[J, P], R]) -> Callable[Concatenate[J, P], R]:
-    """A journal read whose SQLite failure (disk I/O error, damaged page) becomes a one-line CampaignError."""
+    """A journal read whose database failure (disk I/O error, damaged page, lost server) becomes a one-line
+    CampaignError."""
 
     @functools.wraps(method)
     def read(self: J, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(self, *args, **kwargs)
-        except (sqlite3.Error, UnicodeDecodeError) as exc:
-            raise explain(exc, self.path) from None
+        except self._errors() as exc:
+            raise self._explain(exc) from None
 
     return read
 
@@ -118,6 +119,28 @@ class JournalBase:
     _marked: set[int]  # campaigns whose sent-mark this journal has written (``claim``)
     _leasing: bool = False  # this connection leases rows as one of several workers (``workers``)
     _room_kept: bool = False  # this journal set the room aside (``keep_room``): its close may give it back
+    # what differs in the SQL of the engines (``postgres.PostgresJournal`` sets PostgreSQL's)
+    BY_SENT_TIME = " INDEXED BY recipients_sent"  # walk the sent rows in time order
+
+    @property
+    def where(self) -> str:
+        """What errors name: the journal's file (PostgreSQL: its database)."""
+        return str(self.path)
+
+    def _errors(self) -> tuple[type[Exception], ...]:
+        """The failures of this journal's database that ``_explain`` turns into one line."""
+        return (sqlite3.Error, UnicodeDecodeError)
+
+    def _explain(self, exc: BaseException) -> CampaignError:
+        return explain(exc, self.path)
+
+    def whole_number(self, expression: str) -> str:
+        """SQL: ``expression`` (not negative) cut to a whole number."""
+        return f"CAST({expression} AS INTEGER)"
+
+    def budget_lock(self) -> None:
+        """Inside ``lease``'s transaction, before the shared budget is read: SQLite's ``BEGIN IMMEDIATE``
+        already keeps every other worker's lease out until it commits."""
 
     def checkpoints_aside(self) -> Callable[[], None]:
         """From now on this connection's commits never copy the WAL into the file (``checkpoint``); returns

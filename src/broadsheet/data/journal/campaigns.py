@@ -61,9 +61,9 @@ class Campaigns(JournalBase):
                 self._adopt(issue_id, slug)
             self.db.execute(
                 "INSERT INTO campaigns (key, issue_id, slug, transport, issue_dir, subject, list_fingerprint, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, '', datetime('now')) ON CONFLICT (key, transport) DO UPDATE SET"
+                " VALUES (?, ?, ?, ?, ?, ?, '', ?) ON CONFLICT (key, transport) DO UPDATE SET"
                 " slug = excluded.slug, issue_dir = excluded.issue_dir, subject = excluded.subject",
-                (key, issue_id, slug, transport, issue_dir, subject),
+                (key, issue_id, slug, transport, issue_dir, subject, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())),
             )
         record = self.current(key, transport)
         return record, record.list_fingerprint != fingerprint

@@ -44,7 +44,7 @@ def sent_per_issue(journal: JournalBase) -> list[IssueSent]:
         " GROUP BY campaign) AS s"
         f" ON s.campaign = c.id AND {not_delivering_sql('c.transport')} GROUP BY c.slug ORDER BY min(c.created), c.slug"
     ).fetchall()
-    return [IssueSent(slug, subject, created, sent) for slug, subject, created, sent in rows]
+    return [IssueSent(slug, subject, created, int(sent)) for slug, subject, created, sent in rows]
 
 
 @explained
@@ -52,7 +52,7 @@ def last_send_rate(journal: JournalBase) -> SendRate | None:
     """The send rate over time of the campaign that sent last (by the time of its last message); None when
     nothing was sent. The bucket is the shortest of ``BUCKET_SECONDS`` giving at most ``RATE_BUCKETS``."""
     last = journal.db.execute(  # the recipients_sent index, read backwards from the newest
-        "SELECT campaign FROM recipients INDEXED BY recipients_sent WHERE state = 'sent' ORDER BY updated DESC LIMIT 1"
+        f"SELECT campaign FROM recipients{journal.BY_SENT_TIME} WHERE state = 'sent' ORDER BY updated DESC LIMIT 1"
     ).fetchone()
     if last is None:
         return None
@@ -64,7 +64,7 @@ def last_send_rate(journal: JournalBase) -> SendRate | None:
     ).fetchone()
     seconds = next((s for s in BUCKET_SECONDS if (end - start) / s < RATE_BUCKETS), DAY)
     counts = journal.db.execute(
-        "SELECT CAST((updated - ?) / ? AS INTEGER) AS bucket, count(*) FROM recipients"
+        f"SELECT {journal.whole_number('(updated - ?) / ?')} AS bucket, count(*) FROM recipients"
         " WHERE campaign = ? AND state = 'sent' GROUP BY bucket ORDER BY bucket",
         (start, seconds, campaign),
     ).fetchall()
@@ -76,7 +76,7 @@ def sent_per_day(journal: JournalBase) -> list[tuple[float, int]]:
     """(00:00 UTC of the day, messages sent that day over real transports) for every day with one: what
     the daily cap counts (``Reports.sent_between``)."""
     rows = journal.db.execute(
-        "SELECT CAST(r.updated / ? AS INTEGER) AS day, count(*) FROM recipients AS r"
+        f"SELECT {journal.whole_number('r.updated / ?')} AS day, count(*) FROM recipients AS r"
         " JOIN campaigns AS c ON c.id = r.campaign WHERE r.state = 'sent' AND r.attempts > 0"
         f" AND {not_delivering_sql('c.transport')} GROUP BY day ORDER BY day",
         (DAY,),

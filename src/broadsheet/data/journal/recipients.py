@@ -81,14 +81,12 @@ class RecipientRows(Campaigns):
         address keeps first) into the journal, in one transaction; see ``load_recipient_chunks``."""
         generation = campaign.generation + 1
         with self._load_pragmas(), self._transaction():
-            before = self.db.total_changes
-            self.db.execute(
+            total = self._changes(
                 f"INSERT INTO recipients (campaign, email, line, data, generation) {select}"
                 " ON CONFLICT (campaign, email) DO UPDATE SET line = excluded.line, data = excluded.data,"
                 " generation = excluded.generation WHERE recipients.generation <> excluded.generation",
                 {**(parameters or {}), "campaign": campaign.id, "generation": generation},
             )
-            total = self.db.total_changes - before
             self.db.execute(
                 "DELETE FROM recipients WHERE campaign = ? AND generation <> ? AND state IN ('queued', 'deferred')",
                 (campaign.id, generation),
@@ -98,6 +96,12 @@ class RecipientRows(Campaigns):
                 (fingerprint, generation, campaign.id),
             )
         return total
+
+    def _changes(self, statement: str, parameters: Mapping[str, object]) -> int:
+        """Run ``statement``; how many rows it added or changed."""
+        before = self.db.total_changes
+        self.db.execute(statement, parameters)
+        return self.db.total_changes - before
 
     @contextlib.contextmanager
     def _load_pragmas(self) -> Iterator[None]:

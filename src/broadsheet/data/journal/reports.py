@@ -3,13 +3,11 @@ daily limit, ``campaign/caps.py``), and which campaign sent a message (bounces, 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator
 
 from broadsheet.core.providers import not_delivering_sql
 
 from .base import CAMPAIGN_COLUMNS, ROW_COLUMNS, STATES, CampaignRecord, JournalBase, Row, explained
-from .file import explain
 
 
 class Reports(JournalBase):
@@ -61,8 +59,8 @@ class Reports(JournalBase):
                 f" AND state IN ({marks}) ORDER BY updated DESC, id",
                 (campaign.id, *states),
             )
-        except (sqlite3.Error, UnicodeDecodeError) as exc:
-            raise explain(exc, self.path) from None
+        except self._errors() as exc:
+            raise self._explain(exc) from None
 
     # -- what went out, for the daily limit (campaign/caps.py) ----------------------------------
 
@@ -86,7 +84,7 @@ class Reports(JournalBase):
     def first_sent(self) -> float | None:
         """When the first message the journal knows went out over a real transport (Unix time), or None."""
         row = self.db.execute(  # walks the recipients_sent index in time order and stops at the first
-            "SELECT updated FROM recipients INDEXED BY recipients_sent WHERE state = 'sent' AND attempts > 0"
+            f"SELECT updated FROM recipients{self.BY_SENT_TIME} WHERE state = 'sent' AND attempts > 0"
             f" AND campaign IN (SELECT id FROM campaigns WHERE {not_delivering_sql('transport')}) ORDER BY updated LIMIT 1"
         ).fetchone()
         return row[0] if row else None

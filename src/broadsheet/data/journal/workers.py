@@ -6,7 +6,8 @@ does (the first batch in the lease's own transaction).
 A worker that stops renewing its lease (killed) leaves its rows to the others: rows it had not handed over
 are leased again once the lease ran out; rows in ``sending`` become ``unknown`` and are never resent by
 themselves. Only the row-locking clause differs between engines (``ROW_LOCK``): SQLite's ``BEGIN IMMEDIATE``
-already serialises the transaction; PostgreSQL takes ``FOR UPDATE SKIP LOCKED``.
+already serialises the transaction; PostgreSQL's workers lease at once, each skipping the rows another
+holds (``FOR UPDATE SKIP LOCKED``), and a lease still running is never taken over.
 """
 
 from __future__ import annotations
@@ -30,10 +31,17 @@ _LEASE = (
     " SELECT id, :worker, :until FROM recipients WHERE campaign = :campaign AND {due}"
     " AND id NOT IN (SELECT recipient FROM leases WHERE lease_until >= :now) ORDER BY {order} LIMIT :size{lock}"
     " ON CONFLICT (recipient) DO UPDATE SET worker = excluded.worker, lease_until = excluded.lease_until"
-    " RETURNING recipient"
+    " WHERE leases.lease_until < :now RETURNING recipient"
 )
-LEASE_DEFERRED = _LEASE.format(due="state = 'deferred' AND next_attempt <= :now", order="next_attempt", lock=ROW_LOCK)
-LEASE_QUEUED = _LEASE.format(due="state = 'queued'", order="id", lock=ROW_LOCK)
+
+
+def lease_statements(lock: str) -> tuple[str, str]:
+    """The statements leasing due deferred rows, then queued ones, with the engine's row-locking clause."""
+    deferred = _LEASE.format(due="state = 'deferred' AND next_attempt <= :now", order="next_attempt", lock=lock)
+    return deferred, _LEASE.format(due="state = 'queued'", order="id", lock=lock)
+
+
+LEASE_DEFERRED, LEASE_QUEUED = lease_statements(ROW_LOCK)
 # workers to forget: none holding a lease; those stopped once their campaign has no row left to send, and
 # any (a killed one too) silent for SILENT_DAYS
 PRUNE_WORKERS = (
@@ -59,6 +67,8 @@ class WorkerRecord:
 class Workers(RecipientRows):
     """The journal's side of shared sending; every write is one short transaction, tried through the lock."""
 
+    LEASES = (LEASE_DEFERRED, LEASE_QUEUED)  # PostgreSQL's lock the rows they lease (``lease_statements``)
+
     def register_worker(self, campaign: CampaignRecord, host: str, pid: int, now: float) -> int:
         """A new worker of ``campaign``; the workers done with (``PRUNE_WORKERS``) are forgotten first, so the
         table holds the workers of the campaigns still sending and of the last few days only."""
@@ -66,10 +76,10 @@ class Workers(RecipientRows):
         def register() -> int:
             self.db.execute(PRUNE_WORKERS, {"before": now - SILENT_DAYS * 86400})
             cursor = self.db.execute(
-                "INSERT INTO workers (campaign, host, pid, started, heartbeat) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO workers (campaign, host, pid, started, heartbeat) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (campaign.id, host, pid, now, now),
             )
-            return int(cursor.lastrowid or 0)
+            return int(cursor.fetchone()[0])
 
         self._leasing = True  # outcomes recorded from now on end the rows' leases
         return self._patiently(register)
@@ -99,14 +109,19 @@ class Workers(RecipientRows):
             self.db.execute("UPDATE workers SET heartbeat = ? WHERE id = ?", (now, worker))
             allowed = min(size, allow(size)) if size > 0 else 0
             ids: list[int] = []
-            for statement in (LEASE_DEFERRED, LEASE_QUEUED):
+            for statement in self.LEASES:
                 if len(ids) < allowed:
                     values = {"worker": worker, "until": until, "campaign": campaign.id, "now": now}
                     ids += [found for (found,) in self.db.execute(statement, {**values, "size": allowed - len(ids)})]
             marks = ",".join("?" * len(ids))
-            found = [
-                Row(*row) for row in self.db.execute(f"SELECT {ROW_COLUMNS} FROM recipients WHERE id IN ({marks})", ids)
-            ]
+            found = (
+                [
+                    Row(*row)
+                    for row in self.db.execute(f"SELECT {ROW_COLUMNS} FROM recipients WHERE id IN ({marks})", ids)
+                ]
+                if ids
+                else []
+            )
             held = {row.id for row in carried}  # its own rows whose lease ran out come back: once, not twice
             new = sorted(
                 (row for row in found if row.id not in held), key=lambda row: (row.state != "deferred", row.id)

@@ -11,23 +11,12 @@ addresses forgotten before stay forgotten.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from broadsheet.core.errors import StoreError
 
+from ..db.copy import CopyReport, Side, Table, copy_tables
 from .store import Store
-
-BATCH = 2_000  # rows per transaction (and per look-up of the rows gone)
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    key: tuple[str, ...]  # the primary key
-    columns: tuple[str, ...]  # every column, the key's first
-    identity: bool = False  # its id is an identity column on PostgreSQL (set past the copied ids)
-
 
 # parents before children (the foreign keys), meta last but for its hash key (``_adopt_hash_key``)
 TABLES = (
@@ -54,10 +43,9 @@ TABLES = (
 )
 
 
-@dataclass
-class CopyReport:
-    copied: dict[str, int]  # table -> rows written (added or brought up to date)
-    removed: dict[str, int]  # table -> rows the source no longer has, removed from the target
+def store_side(store: Store) -> Side:
+    """A store as one side of a copy: read under its lock, written a transaction at a time."""
+    return Side(store.db, lambda: store._lock, store._write)
 
 
 def copy_store(
@@ -67,19 +55,7 @@ def copy_store(
     if not target.url:
         raise StoreError("db copy writes to a PostgreSQL store", fix="give --to postgresql://user@host/dbname")
     _adopt_hash_key(source, target)
-    report = CopyReport({}, {})
-    for table in TABLES:
-        report.copied[table.name] = _copy(source, target, table, progress)
-    for table in reversed(TABLES):  # children first
-        report.removed[table.name] = _remove_gone(source, target, table)
-    with target._write():
-        for table in TABLES:
-            if table.identity:  # new rows (serve's, after the switch) are numbered after the copied ones
-                target.db.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'),"  # noqa: S608 -- TABLES' names
-                    f" (SELECT coalesce(max(id), 0) + 1 FROM {table.name}), false)"
-                )
-    return report
+    return copy_tables(store_side(source), store_side(target), TABLES, progress)
 
 
 def _adopt_hash_key(source: Store, target: Store) -> None:
@@ -95,60 +71,3 @@ def _adopt_hash_key(source: Store, target: Store) -> None:
             )
         target.db.execute("UPDATE meta SET value = ? WHERE key = 'hash_key'", (key,))
     target._hash_key = bytes.fromhex(key)
-
-
-def _copy(source: Store, target: Store, table: Table, progress: Callable[[str, int], None]) -> int:
-    """Every row of ``table`` upserted into the target, in key order, BATCH rows a transaction."""
-    columns = ", ".join(table.columns)
-    key = ", ".join(table.key)
-    others = [column for column in table.columns if column not in table.key]
-    update = ", ".join(f"{column} = excluded.{column}" for column in others)
-    upsert = (
-        f"INSERT INTO {table.name} ({columns}) VALUES ({', '.join('?' * len(table.columns))})"  # noqa: S608
-        f" ON CONFLICT ({key}) DO UPDATE SET {update}"
-        f" WHERE ({', '.join(f'{table.name}.{c}' for c in others)}) IS DISTINCT FROM ({', '.join(f'excluded.{c}' for c in others)})"
-    )
-    copied = 0
-    after: Sequence[object] | None = None
-    while True:
-        rows = _page(source, table, columns, after)
-        if not rows:
-            return copied
-        with target._write():
-            target.db.executemany(upsert, rows)
-        copied += len(rows)
-        progress(table.name, copied)
-        after = rows[-1][: len(table.key)]
-
-
-def _page(store: Store, table: Table, columns: str, after: Sequence[object] | None) -> list[tuple[object, ...]]:
-    """The next BATCH rows of ``table`` in key order, after the key ``after`` (None: from the first)."""
-    key = ", ".join(table.key)
-    where = f"WHERE ({key}) > ({', '.join('?' * len(table.key))})" if after is not None else ""
-    with store._lock:
-        query = f"SELECT {columns} FROM {table.name} {where} ORDER BY {key} LIMIT {BATCH}"  # noqa: S608
-        return [tuple(row) for row in store.db.execute(query, tuple(after or ()))]
-
-
-def _remove_gone(source: Store, target: Store, table: Table) -> int:
-    """Remove the target's rows of ``table`` whose key the source does not have; how many."""
-    key = ", ".join(table.key)
-    marks = "(" + ", ".join("?" * len(table.key)) + ")"
-    removed = 0
-    after: Sequence[object] | None = None
-    while True:
-        keys = [row[: len(table.key)] for row in _page(target, table, key, after)]
-        if not keys:
-            return removed
-        after = keys[-1]
-        found: set[tuple[object, ...]] = set()
-        for start in range(0, len(keys), 400):  # SQLite's parameter limit, a few keys at a time
-            part = keys[start : start + 400]
-            query = f"SELECT {key} FROM {table.name} WHERE ({key}) IN (VALUES {', '.join([marks] * len(part))})"  # noqa: S608
-            with source._lock:
-                found.update(tuple(row) for row in source.db.execute(query, [v for k in part for v in k]))
-        gone = [k for k in keys if tuple(k) not in found]
-        if gone:
-            with target._write():
-                target.db.executemany(f"DELETE FROM {table.name} WHERE ({key}) = {marks}", gone)  # noqa: S608
-            removed += len(gone)

@@ -28,7 +28,8 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "send", help="send an issue to the subscriber list (resumable)",
         description="Compose one message per subscriber and deliver them through the configured transport. "
-        "Every recipient is journaled in .broadsheet/state.db: running the same command again resumes.",
+        "Every recipient is journaled in .broadsheet/state.db (in PostgreSQL when [database] url is set): "
+        "running the same command again resumes.",
     )  # fmt: skip
     parser.add_argument(
         "issue_dir", type=Path, metavar="ISSUE_DIR", nargs="?", help="the issue folder (or its name under issues/)"
@@ -65,7 +66,8 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--worker",
         action="store_true",
-        help="share the campaign with other 'send --worker' processes of the same issue and journal: each "
+        help="share the campaign with other 'send --worker' processes of the same issue and journal (on any "
+        "machine when the journal is in PostgreSQL): each "
         "claims its own recipients, nobody is mailed twice, send.rate_per_second, rate_per_hour, daily_limit "
         "and the warm-up hold for all of them together",
     )

@@ -15,7 +15,7 @@ from broadsheet.core.config import Config
 from broadsheet.core.errors import BroadsheetError, CampaignError
 from broadsheet.core.providers import delivers
 from broadsheet.data.journal.journal import STATES, pending_path
-from broadsheet.usecases.campaign import CampaignRecord, Journal, campaign_key, journal_path
+from broadsheet.usecases.campaign import CampaignRecord, Journal, campaign_key, journal_exists, open_journal_for
 from broadsheet.usecases.campaign.caps import daily_cap, days_to_send, utc_text
 from broadsheet.usecases.events.report import after_send_lines, click_lines
 
@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
         return _overview(config)
     args.issue_dir = issue_folder(args.issue_dir, config)
     send_at = _send_at(args.issue_dir, config)  # a broken send_at is the error send gives, not ignored
-    if send_at is not None and not journal_path(config.root).exists():
+    if send_at is not None and not journal_exists(config):
         print(_waiting(Path(args.issue_dir).resolve().name, send_at))
         return 0
-    with Journal(journal_path(config.root), read_only=True) as journal:
+    with open_journal_for(config, read_only=True) as journal:
         issue_id, slug = _identity(args.issue_dir, config)
         campaigns = journal.campaigns_for(campaign_key(issue_id, slug), slug)
         if not campaigns:
@@ -92,8 +92,7 @@ def _overview(config: Config) -> int:
     if not issues:
         print(f"no issues in {folder}")
         return 0
-    path = journal_path(config.root)
-    journal = Journal(path, read_only=True) if path.exists() else None
+    journal = open_journal_for(config, read_only=True) if journal_exists(config) else None
     errors = 0
     try:
         for issue in issues:

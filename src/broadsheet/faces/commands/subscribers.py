@@ -226,13 +226,13 @@ def _remove(args: argparse.Namespace, store: Store, config: Config) -> int:
 
 def _forget(args: argparse.Namespace, store: Store, config: Config) -> int:
     from broadsheet.delivery.transports.outbox import remove_messages_to
-    from broadsheet.usecases.campaign import Journal, journal_path
+    from broadsheet.usecases.campaign import journal_exists, open_journal_for
 
     key = store.key(args.email)
     erased = store.forget(args.email)
     journal_rows = 0
-    if journal_path(config.root).is_file():
-        with Journal.for_project(config.root) as journal:
+    if journal_exists(config):
+        with open_journal_for(config) as journal:
             journal_rows = journal.forget(key)
     outbox = config.resolve(config.send.outbox_dir)  # test copies on disk: the address is in each one
     messages = remove_messages_to(outbox, lambda address: store.key(address) == key) if outbox.is_dir() else 0

@@ -10,7 +10,15 @@ from pathlib import Path
 from broadsheet.core.audience import LoadableList, Subscriber
 from broadsheet.core.audience.model import Selection
 from broadsheet.core.providers import delivers
-from broadsheet.data.journal.journal import CampaignRecord, Journal, Outcome, RecentSend, Row, journal_path
+from broadsheet.data.journal.engines import journal_exists, open_journal_for
+from broadsheet.data.journal.journal import (
+    CampaignRecord,
+    Journal,
+    Outcome,
+    RecentSend,
+    Row,
+    journal_path,
+)
 
 from .recipients import campaign_fingerprint, journal_chunks, journal_rows, subscriber_from_row
 from .runner import CampaignRunner, RunResult, Settings
@@ -118,7 +126,9 @@ __all__ = [
     "campaign_fingerprint",
     "campaign_key",
     "issue_key",
+    "journal_exists",
     "journal_path",
+    "open_journal_for",
     "prepare_campaign",
     "subscriber_from_row",
 ]

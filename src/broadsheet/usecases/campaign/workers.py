@@ -47,9 +47,15 @@ class SharedBudget:
 
     def __call__(self, size: int) -> int:
         now = self.now
+        capped = bool(self.config.send.daily_limit or self.config.send.warmup)
+        if self.paced or capped:
+            self.journal.budget_lock()  # the budget is read and written by one worker's lease at a time
+        # what is held before what went out: PostgreSQL reads each at its own moment, and an outcome recorded
+        # between the two then counts twice (one lease fewer now), never not at all (one message too many)
+        held = self.journal.in_flight(now) if capped else 0
         cap = daily_cap(self.config, self.journal, self.transport, now)
         if cap is not None:
-            left = cap.left - self.journal.in_flight(now)
+            left = cap.left - held
             if left <= 0:
                 self.capped = True
                 return 0

@@ -4,7 +4,7 @@ Yahoo want complaints under 0.1 % and act at 0.3 %; providers review accounts at
 from __future__ import annotations
 
 from broadsheet.core.config import Config
-from broadsheet.data.journal.journal import Journal, journal_path
+from broadsheet.data.journal.engines import journal_exists, open_journal_for
 from broadsheet.data.store import Store
 from broadsheet.usecases.events.report import BOUNCE_LIMIT, COMPLAINT_LIMIT, AfterSend
 
@@ -17,10 +17,9 @@ BOUNCE_FAIL = 0.05
 def rate_checks(config: Config, campaigns: int) -> list[Check]:
     """One check per campaign of the last ``campaigns`` over a real transport (sent counted by the journal,
     bounces and complaints by the subscriber store's events)."""
-    path = journal_path(config.root)
-    if not path.exists():
+    if not journal_exists(config):
         return [Check("rates", "ok", "no campaign has been sent yet: nothing to measure")]
-    with Journal(path, read_only=True) as journal:
+    with open_journal_for(config, read_only=True) as journal:
         recent = [(c, journal.counts(c)["sent"]) for c in journal.recent_campaigns(campaigns)]
     recent = [(campaign, sent) for campaign, sent in recent if sent]
     if not recent:

@@ -37,7 +37,7 @@ def read_inbox(config: Config, store: Store) -> InboxResult:
     Events are recorded before the move, so a crash in between only means the mail is read again next
     time, and changes nothing then."""
     result = InboxResult()
-    campaigns = journal_lookup(config.root)
+    campaigns = journal_lookup(config)
     verp = verp_reader(config)
     with Mailbox(config.inbox) as box:
         uids = box.uids()
@@ -74,5 +74,5 @@ def verp_reader(config: Config) -> VerpReader | None:
         return None
     secrets = token_secrets()
     paths = ReturnPaths(config, config.from_address, token_secret=secrets[0])
-    email_of = row_email_lookup(config.root)
+    email_of = row_email_lookup(config)
     return lambda address: paths.recipient_of(address, secrets, email_of)

@@ -62,7 +62,7 @@ def handle(
     except WebhookError as exc:
         log.log(exc.level, "webhook %s not applied (%s): %s", provider, exc.answer, exc)
         return exc.status, exc.answer
-    applied = apply(events, store, config.bounces, source="webhook", campaigns=journal_lookup(config.root))
+    applied = apply(events, store, config.bounces, source="webhook", campaigns=journal_lookup(config))
     return 200, applied.summary()
 
 

@@ -7,7 +7,8 @@ import datetime as dt
 
 from broadsheet.core.config import Config
 from broadsheet.data.journal import history as journal_history
-from broadsheet.data.journal.journal import Journal, journal_path
+from broadsheet.data.journal.engines import journal_exists, open_journal_for
+from broadsheet.data.journal.journal import Journal
 from broadsheet.data.store import STATUSES, Store
 from broadsheet.data.store import history as store_history
 from broadsheet.data.store.clicks import clicks_per_campaign
@@ -28,9 +29,8 @@ def gather(config: Config, *, now: float) -> ReportData:
             counted = clicks_per_campaign(store)  # readers' clicks; none kept while counting is off
             clicks = {slug: c.readers for slug, c in counted.items()} if counted or config.tracking.clicks else None
     issues, rate, warmup, note = None, None, None, ""
-    path = journal_path(config.root)
-    if path.exists():
-        with Journal(path, read_only=True) as journal:
+    if journal_exists(config):
+        with open_journal_for(config, read_only=True) as journal:
             issues = tuple(
                 _issue(sent, per_campaign.get(sent.slug, {}), clicks)
                 for sent in journal_history.sent_per_issue(journal)

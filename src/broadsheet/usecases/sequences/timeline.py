@@ -11,12 +11,10 @@ from broadsheet.core.config import Config
 from broadsheet.core.content.model import Step
 from broadsheet.core.content.sequence import read_sequence, sequence_folder
 from broadsheet.core.errors import AudienceError
-from broadsheet.data.journal.journal import journal_path
+from broadsheet.data.journal.engines import journal_exists, open_journal_for
 from broadsheet.data.store import Store
 from broadsheet.data.store.schema import TIME_FORMAT
 from broadsheet.data.store.sequences import Membership, entered_at, membership
-
-from ..campaign import Journal
 
 
 @dataclass(frozen=True)
@@ -76,9 +74,9 @@ def _entry(config: Config, name: str, email: str, now: float) -> tuple[float, bo
 
 
 def _sent_at(config: Config, step: Step, email: str) -> float | None:
-    if not journal_path(config.root).is_file():
+    if not journal_exists(config):
         return None
-    with Journal.for_project(config.root) as journal:
+    with open_journal_for(config) as journal:
         campaign = journal.campaign(step.key, config.send.transport)
         return journal.sent_at(campaign, email) if campaign else None
 
@@ -108,8 +106,8 @@ def sequence_status(config: Config, name: str) -> SequenceStatus:
         with Store.for_config(config) as store:
             members = membership(store, name)
     counts: list[dict[str, int]] = [{} for _ in steps]
-    if journal_path(config.root).is_file():
-        with Journal.for_project(config.root) as journal:
+    if journal_exists(config):
+        with open_journal_for(config) as journal:
             for index, step in enumerate(steps):
                 campaign = journal.campaign(step.key, config.send.transport)
                 counts[index] = {state: n for state, n in journal.counts(campaign).items() if n} if campaign else {}
