@@ -64,6 +64,7 @@ CLICK_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,700}")
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 ONE_CLICK_TYPE = "application/x-www-form-urlencoded"
 CLICK_HEADERS = (("Cache-Control", "no-store"), ("Content-Length", "0"), *PLAIN_HEADERS.items())
+Answer = tuple[str, list[tuple[str, str]], bytes]  # a WSGI answer made whole: status, headers, body
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,10 @@ class App:
         self.site = config.root / "site"
         self.clicks = ClickRecorder(lambda: self.store)
         self.routes, self.endpoints = self.routing()
-        self.unsubscribed = self.finish(one_click_answer(True), {"REQUEST_METHOD": "POST"})
+        post: WSGIEnvironment = {"REQUEST_METHOD": "POST"}  # all that finish reads
+        self.unsubscribed = self.finish(one_click_answer(True), post)  # one-clicks' answers, made once
+        self.refused = self.finish(one_click_answer(False), post)
+        self.failed = self.finish(self.pages.message(500, "error_title", "error_text"), post)
 
     def start(self) -> None:
         """Before the first request: the log says what sends confirmations; the mailing thread applies the
@@ -181,7 +185,7 @@ class App:
         start_response(status, headers)
         return [body]  # one piece: waitress sends it with the headers, in one write
 
-    def finish(self, response: Response, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
+    def finish(self, response: Response, environ: WSGIEnvironment) -> Answer:
         """The status, headers (the security headers added) and body of ``response``."""
         app_iter, status, headers = response.get_wsgi_response(environ)
         present = {
@@ -345,7 +349,7 @@ class App:
         """Unsubscribe the address in one conditional write: a repeat (already unsubscribed, bounced or
         complained), or a duplicate at the same moment, records nothing. ``campaign``: the issue whose
         link it was (the token names it; links sent before it did name none). Returns once committed."""
-        self.writer.gather(Store.suppress_all, Suppression(email, "unsubscribed", source, campaign))
+        self.writer.gather(Store.suppress_all, leaving(email, source, campaign))
 
     def resubscribe(self, email: str, address: str) -> Response:
         """Back to subscribed through a confirmation mailed to the address, as a sign-up (the link in an
@@ -493,13 +497,10 @@ class App:
         """A one-click whose body is exactly RFC 8058's urlencoded one, answered as ``unsubscribe`` answers it
         without werkzeug's request and form parsing (the providers' one-clicks come in bursts); None for
         anything else, which the routing answers (the body read here is handed back)."""
-        if (
-            environ.get("REQUEST_METHOD") != "POST"
-            or environ.get("CONTENT_LENGTH") != str(len(ONE_CLICK_BODY))
-            or environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != ONE_CLICK_TYPE
-            or (environ.get("HTTP_HOST") or "").lower() not in self.hosts
-            or not CLICK_TOKEN.fullmatch(token)
-        ):
+        if not self.is_one_click(
+            environ.get("REQUEST_METHOD", ""), environ.get("CONTENT_LENGTH"), environ.get("CONTENT_TYPE", ""),
+            environ.get("HTTP_HOST") or "", token,
+        ):  # fmt: skip
             return None
         body = environ["wsgi.input"].read(len(ONE_CLICK_BODY))
         data = self.read("unsubscribe", token) if body == ONE_CLICK_BODY else None
@@ -512,10 +513,50 @@ class App:
             log.exception("POST %s failed", _path_for_log(environ.get("PATH_INFO", "")))
             return self.pages.message(500, "error_title", "error_text")
 
+    def is_one_click(self, method: str, length: str | None, kind: str, host: str, token: str) -> bool:
+        """A request shaped as RFC 8058's urlencoded one-click to one of our hosts (its body and its token
+        still to be read)."""
+        return (
+            method == "POST"
+            and length == str(len(ONE_CLICK_BODY))
+            and kind.partition(";")[0].strip().lower() == ONE_CLICK_TYPE
+            and host.lower() in self.hosts
+            and CLICK_TOKEN.fullmatch(token) is not None
+        )
+
+    def post_one_click(self, token: str, body: bytes, client: str, answer: Callable[[Answer], None]) -> bool:
+        """``fast_one_click`` for an event loop (broadsheet.faces.serve.loop), with no thread waiting: the
+        one-click is handed to the store's writer, and ``answer`` gets its answer once it is committed (in
+        the writer's thread; at once when refused or the probe). False, with nothing done, for anything but
+        a one-click whose token verifies (the WSGI app answers it, as always)."""
+        data = self.read("unsubscribe", token) if body == ONE_CLICK_BODY else None
+        if data is None:
+            return False
+        if not self.allowed(data, client):
+            answer(self.refused)
+        elif data.email == PROBE_ADDRESS:
+            answer(self.unsubscribed)
+        else:
+
+            def recorded(_result: object, error: BaseException | None) -> None:
+                if error is not None:
+                    log.error("POST /u/… failed: %s", error)
+                answer(self.failed if error is not None else self.unsubscribed)
+
+            try:
+                self.writer.post(Store.suppress_all, leaving(data.email, "one-click", data.extra), recorded)
+            except StoreError as exc:  # serve is stopping
+                recorded(None, exc)
+        return True
+
+    def allowed(self, data: TokenData, client: str) -> bool:
+        """A one-click within both rate limits (counted), the client's and its link's."""
+        return self.one_clicks.allow(client) and self.one_clicks_per_address.allow(data.email.lower())
+
     def one_click(self, data: TokenData, client: str) -> bool:
         """RFC 8058: the token is the authentication; the same answer whatever the address's state. False
         when a rate limit refuses it (answered 429), True once it is recorded (200)."""
-        if not (self.one_clicks.allow(client) and self.one_clicks_per_address.allow(data.email.lower())):
+        if not self.allowed(data, client):
             return False
         if data.email != PROBE_ADDRESS:  # broadsheet doctor's test token: answered, nothing recorded
             self.leave(data.email, "one-click", campaign=data.extra)
@@ -571,6 +612,11 @@ def make_app(config: Config, transport: Callable[[], Transport] | None = None) -
 
 
 UNSUBSCRIBED = Response.text(200, "unsubscribed\n")  # a one-click's answer, never sent as it is (see App.__call__)
+
+
+def leaving(email: str, source: str, campaign: str) -> Suppression:
+    """An unsubscribe as the store's writer records it."""
+    return Suppression(email, "unsubscribed", source, campaign)
 
 
 def one_click_answer(unsubscribed: bool) -> Response:

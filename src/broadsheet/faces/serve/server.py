@@ -17,6 +17,7 @@ from broadsheet.core.config import Config
 from broadsheet.core.errors import cannot_listen
 
 from .app import WEBHOOK_MAX_BYTES, App
+from .loop import OneClicks
 
 PROXY_HEADERS = {"x-forwarded-for", "x-forwarded-proto"}
 # How long a thread may keep the GIL while another wants it (Python's default: 5 ms). serve's threads
@@ -31,11 +32,18 @@ PER_CLIENT = 50  # open connections from one address (a browser opens 6): one cl
 
 class Server(TcpWSGIServer):
     """waitress's TCP server, closing at once a connection past ``per_client`` from one address (the
-    trusted proxy aside: it speaks for every reader)."""
+    trusted proxy aside: it speaks for every reader), and answering one-clicks from its event loop."""
 
     def __init__(self, app: App, adj: Adjustments, *, per_client: int, proxy: str, sock: socket.socket | None = None):
         self.per_client, self.proxy = per_client, proxy
         super().__init__(app, adj=adj, _sock=sock, bind_socket=sock is None)
+        self.one_clicks = OneClicks(app, self, adj)
+
+    def add_task(self, task: Any) -> None:
+        """A channel with a request to answer (not a Task, whatever types-waitress says): a one-click is
+        answered without a request thread."""
+        if not self.one_clicks.take(task):
+            super().add_task(task)
 
     def accept(self) -> tuple[socket.socket, Any] | None:
         accepted = super().accept()
