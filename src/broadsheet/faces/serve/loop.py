@@ -10,6 +10,7 @@ waitress's threads and the WSGI app, as always.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ class OneClicks:
         self.proxy_headers: set[str] = adj.trusted_proxy_headers
         self.ident: str = adj.ident
         self._second = -1
+        self._stopping = threading.Lock()
+        self._stopped = False
         self._heads: dict[int, bytes] = {}  # an answer (one of the app's, made once) -> its head, this second
 
     def take(self, channel: Any) -> bool:
@@ -74,12 +77,22 @@ class OneClicks:
         return environ["REMOTE_ADDR"]
 
     def answer(self, channel: Any, request: Any, answer: Answer) -> None:
-        """Have the event loop send ``answer`` to the channel (from any thread)."""
+        """Have the event loop send ``answer`` to the channel (from any thread); once the server is closing,
+        nothing (the connection closes unanswered; its one-click is recorded all the same)."""
         data = self.head(answer) + answer[2]
-        try:
-            self.server.trigger.pull_trigger(lambda: self.send(channel, request, data))  # type: ignore[attr-defined]  # a trigger, not an int
-        except OSError:  # the server has stopped: the connection closes unanswered
-            pass
+        trigger: Any = self.server.trigger  # types-waitress says an int
+        with self._stopping:
+            if self._stopped or trigger._closed:  # a closed trigger's pipe number may be another file's now
+                return
+            try:
+                trigger.pull_trigger(lambda: self.send(channel, request, data))
+            except OSError:  # closed meanwhile from the loop (wasyncore.close_all)
+                pass
+
+    def stop(self) -> None:
+        """Before the server closes its trigger: answers from now on are dropped."""
+        with self._stopping:
+            self._stopped = True
 
     def head(self, answer: Answer) -> bytes:
         """The status line and headers waitress would send for ``answer`` (keep-alive HTTP/1.1)."""

@@ -45,6 +45,10 @@ class Server(TcpWSGIServer):
         if not self.one_clicks.take(task):
             super().add_task(task)
 
+    def close(self) -> None:
+        self.one_clicks.stop()
+        super().close()
+
     def accept(self) -> tuple[socket.socket, Any] | None:
         accepted = super().accept()
         if accepted is None or self.proxy in (accepted[1][0], "*"):
