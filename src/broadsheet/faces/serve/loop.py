@@ -37,6 +37,7 @@ class OneClicks:
         self._second = -1
         self._stopping = threading.Lock()
         self._stopped = False
+        self._answers: list[tuple[Any, Any, bytes]] = []  # (channel, request, answer) for the loop to send
         self._heads: dict[int, bytes] = {}  # an answer (one of the app's, made once) -> its head, this second
 
     def take(self, channel: Any) -> bool:
@@ -77,17 +78,29 @@ class OneClicks:
         return environ["REMOTE_ADDR"]
 
     def answer(self, channel: Any, request: Any, answer: Answer) -> None:
-        """Have the event loop send ``answer`` to the channel (from any thread); once the server is closing,
-        nothing (the connection closes unanswered; its one-click is recorded all the same)."""
+        """Have the event loop send ``answer`` to the channel (from any thread). The answers of one group
+        go with one pull of the trigger: each pull lets go of the GIL, and the writer would wait to get it
+        back from the loop each time. Once the server is closing, nothing (the connection closes
+        unanswered; its one-click is recorded all the same)."""
         data = self.head(answer) + answer[2]
         trigger: Any = self.server.trigger  # types-waitress says an int
         with self._stopping:
             if self._stopped or trigger._closed:  # a closed trigger's pipe number may be another file's now
                 return
+            self._answers.append((channel, request, data))
+            if len(self._answers) > 1:  # the loop has been called for them already
+                return
             try:
-                trigger.pull_trigger(lambda: self.send(channel, request, data))
+                trigger.pull_trigger(self.send_all)
             except OSError:  # closed meanwhile from the loop (wasyncore.close_all)
                 pass
+
+    def send_all(self) -> None:
+        """In the event loop: send the answers waiting."""
+        with self._stopping:
+            answers, self._answers = self._answers, []
+        for channel, request, data in answers:
+            self.send(channel, request, data)
 
     def stop(self) -> None:
         """Before the server closes its trigger: answers from now on are dropped."""
