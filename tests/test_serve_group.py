@@ -261,3 +261,18 @@ def test_one_clicks_wait_for_their_commit_without_holding_a_request_thread(proje
                 ("added", "cli"),
                 ("unsubscribed", "one-click"),
             ]
+
+
+def test_a_one_click_that_fails_in_the_event_loop_gets_the_error_page_and_the_loop_goes_on(config):
+    app = make_app(config)
+
+    def broken(purpose: str, token: str) -> None:
+        raise RuntimeError("broken token check")
+
+    app.read = broken  # type: ignore[method-assign]
+    base = config.serve.public_url
+    with serving(app, config, int(base.rsplit(":", 1)[1])):
+        failed = one_click(base, config, "broken@example.org")
+        alive = requests.get(f"{base}/healthz", timeout=10)
+    assert failed.status_code == 500 and ERROR_TITLE in failed.text
+    assert (alive.status_code, alive.text) == (200, "ok\n")

@@ -31,6 +31,9 @@ Batch = Callable[[Store, list[Any]], list[Any]]  # many jobs' items -> their res
 log = logging.getLogger("broadsheet.data.store")
 
 
+_POSTED = threading.Lock()
+
+
 class _PartFailed(Exception):
     """The only part of a group raised: the group is rolled back, and its callers have their exception."""
 
@@ -49,7 +52,7 @@ class _Job(Generic[T]):
         then: Then | None = None,
     ) -> None:
         self.work, self.batch, self.item, self.then = work, batch, item, then
-        self.done = threading.Lock()
+        self.done = threading.Lock() if then is None else _POSTED  # a posted job's caller never waits
         if then is None:
             self.done.acquire()
         self.result: T | None = None

@@ -10,6 +10,7 @@ waitress's threads and the WSGI app, as always.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from waitress.server import BaseWSGIServer
 
     from .app import Answer, App
+
+log = logging.getLogger("broadsheet.faces.serve")
 
 
 class OneClicks:
@@ -63,7 +66,12 @@ class OneClicks:
         client = self.client(channel.addr[0], headers)
         if client is None:  # a malformed proxy header: waitress answers 400
             return False
-        return self.app.post_one_click(path[3:], body, client, lambda answer: self.answer(channel, request, answer))
+        try:
+            return self.app.post_one_click(path[3:], body, client, lambda answer: self.answer(channel, request, answer))
+        except Exception:  # as the WSGI app answers a request that failed: never the event loop's failure
+            log.exception("POST /u/… failed")
+            self.answer(channel, request, self.app.failed)
+            return True
 
     def client(self, peer: str, headers: dict[str, str]) -> str | None:
         """The client's address as waitress's proxy-header handling gives it to the app (REMOTE_ADDR)."""
