@@ -12,14 +12,17 @@ from pathlib import Path
 
 import pytest
 import requests
-from support.ports import free_port
+from support.ports import free_port, take
 from support.serve import SECRET, configure, serve_process, serving
+from waitress import wasyncore
 
 from broadsheet.core.config import Config, load_config
 from broadsheet.core.tokens import make_token
 from broadsheet.data.store import Store
 from broadsheet.faces.serve.app import make_app
+from broadsheet.faces.serve.loop import OneClicks
 from broadsheet.faces.serve.security import RateLimit
+from broadsheet.faces.serve.server import create
 from broadsheet.faces.serve.texts import EN
 
 GMAIL_BOUNDARY = "000000000000c0ffee0123456789"
@@ -276,3 +279,28 @@ def test_a_one_click_that_fails_in_the_event_loop_gets_the_error_page_and_the_lo
         alive = requests.get(f"{base}/healthz", timeout=10)
     assert failed.status_code == 500 and ERROR_TITLE in failed.text
     assert (alive.status_code, alive.text) == (200, "ok\n")
+
+
+def test_ctrl_c_while_the_loop_sends_one_click_answers_stops_the_server(config, monkeypatch):
+    """waitress's trigger swallows whatever its callbacks raise: a Ctrl-C (SIGTERM) that lands while the
+    event loop sends the one-clicks' answers must still stop serve's loop."""
+
+    def interrupted(channel, request, data: bytes) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(OneClicks, "send", staticmethod(interrupted))
+    app = make_app(config)
+    port = int(config.serve.public_url.rsplit(":", 1)[1])
+    server = create(app, config, host="127.0.0.1", port=port, sock=take(port))
+    thread = threading.Thread(target=server.run, daemon=True)  # returns on Ctrl-C (waitress's own)
+    thread.start()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(raw_one_click(config, "interrupted@example.org"))
+            thread.join(20)
+            assert not thread.is_alive()
+    finally:
+        thread.join(10)
+        server.task_dispatcher.shutdown()
+        wasyncore.close_all(server._map)  # type: ignore[attr-defined]
+        app.close()

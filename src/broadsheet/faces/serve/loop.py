@@ -40,6 +40,7 @@ class OneClicks:
         self._second = -1
         self._stopping = threading.Lock()
         self._stopped = False
+        self.interrupted = False  # Ctrl-C came while the loop sent answers
         self._answers: list[tuple[Any, Any, bytes]] = []  # (channel, request, answer) for the loop to send
         self._heads: dict[int, bytes] = {}  # an answer (one of the app's, made once) -> its head, this second
 
@@ -104,11 +105,16 @@ class OneClicks:
                 pass
 
     def send_all(self) -> None:
-        """In the event loop: send the answers waiting."""
-        with self._stopping:
-            answers, self._answers = self._answers, []
-        for channel, request, data in answers:
-            self.send(channel, request, data)
+        """In the event loop (a thunk of waitress's trigger): send the answers waiting. Ctrl-C (or SIGTERM)
+        meanwhile is kept for ``Server.readable`` to raise again: the trigger swallows whatever its thunks
+        raise, and serve would go on."""
+        try:
+            with self._stopping:
+                answers, self._answers = self._answers, []
+            for channel, request, data in answers:
+                self.send(channel, request, data)
+        except KeyboardInterrupt:
+            self.interrupted = True
 
     def stop(self) -> None:
         """Before the server closes its trigger: answers from now on are dropped."""

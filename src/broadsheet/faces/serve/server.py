@@ -49,6 +49,14 @@ class Server(TcpWSGIServer):
         self.one_clicks.stop()
         super().close()
 
+    def readable(self) -> bool:
+        """waitress's, called by the loop before each wait; raises the Ctrl-C that came while the loop sent
+        one-click answers."""
+        if self.one_clicks.interrupted:
+            self.one_clicks.interrupted = False
+            raise KeyboardInterrupt
+        return bool(super().readable())
+
     def accept(self) -> tuple[socket.socket, Any] | None:
         accepted = super().accept()
         if accepted is None or self.proxy in (accepted[1][0], "*"):
