@@ -54,7 +54,7 @@ CONFIRMATIONS_PER_ADDRESS = (1, 3)  # per minute, per hour and mailbox: nobody's
 # and a client's (a mail provider's server posts its users' one-clicks, so far more than sign-ups)
 ONE_CLICKS_PER_ADDRESS = (3, 20)
 ONE_CLICKS_PER_CLIENT = (120, 2400)
-RESTART_FRAMES = 4096  # the store's WAL (16 MiB of pages) is started over at this length, once checkpointed
+RESTART_FRAMES = 16384  # the store's WAL (64 MiB of pages) is started over past this length, once all moved
 WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a thousand events at once)
 TOKEN_PATH = re.compile(r"/([ucr])/([A-Za-z0-9_-]{1,700})\Z")  # for the log: tokens name subscribers
 URL_SAFE = "!#$%&'()*+,/:;=?@[]~"  # every character a URL may hold as it is (RFC 3986)

@@ -3,6 +3,7 @@ Linux and Windows alike, with its own thread pool, request size limits and proxy
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import sys
@@ -117,6 +118,9 @@ def run(app: App, config: Config, *, host: str, port: int, ready: Callable[[str]
     )
     interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
+    # what start-up made (modules, templates, the app) lives as long as serve: kept out of the garbage
+    # collector's full collections, which would otherwise walk it all and hold every request meanwhile
+    gc.freeze()
     try:
         server.run()
     finally:
