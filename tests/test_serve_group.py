@@ -282,8 +282,8 @@ def test_a_one_click_that_fails_in_the_event_loop_gets_the_error_page_and_the_lo
 
 
 def test_ctrl_c_while_the_loop_sends_one_click_answers_stops_the_server(config, monkeypatch):
-    """waitress's trigger swallows whatever its callbacks raise: a Ctrl-C (SIGTERM) that lands while the
-    event loop sends the one-clicks' answers must still stop serve's loop."""
+    """A Ctrl-C (SIGTERM) that lands while the event loop sends the one-clicks' answers stops serve's loop
+    (in a callback of waitress's trigger, which swallows whatever they raise, it would not)."""
 
     def interrupted(channel, request, data: bytes) -> None:
         raise KeyboardInterrupt

@@ -38,9 +38,8 @@ class OneClicks:
         self.proxy_headers: set[str] = adj.trusted_proxy_headers
         self.ident: str = adj.ident
         self._second = -1
-        self._stopping = threading.Lock()
+        self._lock = threading.Lock()  # the answers waiting, and stopping
         self._stopped = False
-        self.interrupted = False  # Ctrl-C came while the loop sent answers
         self._answers: list[tuple[Any, Any, bytes]] = []  # (channel, request, answer) for the loop to send
         self._heads: dict[int, bytes] = {}  # an answer (one of the app's, made once) -> its head, this second
 
@@ -87,38 +86,34 @@ class OneClicks:
         return environ["REMOTE_ADDR"]
 
     def answer(self, channel: Any, request: Any, answer: Answer) -> None:
-        """Have the event loop send ``answer`` to the channel (from any thread). The answers of one group
-        go with one pull of the trigger: each pull lets go of the GIL, and the writer would wait to get it
-        back from the loop each time. Once the server is closing, nothing (the connection closes
-        unanswered; its one-click is recorded all the same)."""
+        """Have the event loop send ``answer`` to the channel (from any thread): it waits for ``send_all``,
+        and the first of a group wakes the loop (each wake is a write to the trigger's pipe, which lets go
+        of the GIL: the writer would wait to get it back from the loop once per one-click). Once the
+        server is closing, nothing (the connection closes unanswered; its one-click is recorded all the
+        same)."""
         data = self.head(answer) + answer[2]
         trigger: Any = self.server.trigger  # types-waitress says an int
-        with self._stopping:
+        with self._lock:
             if self._stopped or trigger._closed:  # a closed trigger's pipe number may be another file's now
                 return
             self._answers.append((channel, request, data))
-            if len(self._answers) > 1:  # the loop has been called for them already
-                return
-            try:
-                trigger.pull_trigger(self.send_all)
-            except OSError:  # closed meanwhile from the loop (wasyncore.close_all)
-                pass
+            if len(self._answers) == 1:
+                try:
+                    trigger._physical_pull()  # wakes the loop; no thunk: waitress runs those under a lock
+                except OSError:  # closed meanwhile from the loop (wasyncore.close_all)
+                    pass
 
     def send_all(self) -> None:
-        """In the event loop (a thunk of waitress's trigger): send the answers waiting. Ctrl-C (or SIGTERM)
-        meanwhile is kept for ``Server.readable`` to raise again: the trigger swallows whatever its thunks
-        raise, and serve would go on."""
-        try:
-            with self._stopping:
-                answers, self._answers = self._answers, []
-            for channel, request, data in answers:
-                self.send(channel, request, data)
-        except KeyboardInterrupt:
-            self.interrupted = True
+        """In the event loop, before it looks at the channels (``Server.readable``): send the answers
+        waiting."""
+        with self._lock:
+            answers, self._answers = self._answers, []
+        for channel, request, data in answers:
+            self.send(channel, request, data)
 
     def stop(self) -> None:
         """Before the server closes its trigger: answers from now on are dropped."""
-        with self._stopping:
+        with self._lock:
             self._stopped = True
 
     def head(self, answer: Answer) -> bytes:

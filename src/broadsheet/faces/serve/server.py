@@ -51,11 +51,9 @@ class Server(TcpWSGIServer):
         super().close()
 
     def readable(self) -> bool:
-        """waitress's, called by the loop before each wait; raises the Ctrl-C that came while the loop sent
-        one-click answers."""
-        if self.one_clicks.interrupted:
-            self.one_clicks.interrupted = False
-            raise KeyboardInterrupt
+        """waitress's; called by the loop before each wait, and before any channel's (the server's socket
+        comes before every connection in the loop's map): first, the one-clicks' answers are sent."""
+        self.one_clicks.send_all()
         return bool(super().readable())
 
     def accept(self) -> tuple[socket.socket, Any] | None:
