@@ -7,7 +7,8 @@ unsubscribes per second, latency p50/p90/p99, serve's CPU, and checks that every
 recorded in the store.
 
 Two serves are measured side by side, ``--rounds`` times each, alternating: this tree's (group commit: one
-writer thread commits many requests' changes at once) and the anchor, ``--anchor REV`` of this repository
+writer thread commits many requests' changes at once, and waitress's event loop answers each one-click once
+its group is committed, no request thread waiting) and the anchor, ``--anchor REV`` of this repository
 (default: main before the group writer, where each one-click waits for a commit of its own behind one write
 lock). ``--anchor ''`` measures this tree only.
 

@@ -255,3 +255,35 @@ def test_a_group_writer_waits_for_another_process_holding_the_store(path: Path) 
     runner.join(10)
     writer.close()
     assert results == [1]
+
+
+def test_posted_jobs_are_handed_their_outcome_once_committed_with_no_caller_waiting(path: Path) -> None:
+    """``post`` returns at once; each job's ``then`` gets its result (or the batch's exception) in the writer
+    thread, only after the group's COMMIT; a post to a closing writer raises StoreError."""
+    commits: list[str] = []
+    writer = GroupWriter(path, opened=lambda store: store.db.set_trace_callback(commits.append))
+    with Store(path) as store:
+        store.add("poster@example.org")
+    held = Held(writer)
+    commits.clear()
+    outcomes: list[tuple[object, str, int, str]] = []
+
+    def then(result: object, error: BaseException | None) -> None:
+        outcomes.append((result, type(error).__name__, threading.get_ident(), commits[-1]))
+
+    for address in ("poster@example.org", "poster@example.org", "new@example.org"):
+        writer.post(Store.suppress_all, Suppression(address, "unsubscribed", "posted"), then)
+    wait_queued(writer, 3)
+    assert outcomes == []
+    held.release()
+    writer.post(Store.suppress_all, Suppression("bad@example.org", "subscribed", "posted"), then)
+    writer.close()
+    with pytest.raises(StoreError, match="stopping"):
+        writer.post(Store.suppress_all, Suppression("late@example.org", "unsubscribed", "posted"), then)
+    assert [(result, error, commit) for result, error, _, commit in outcomes] == [
+        (True, "NoneType", "COMMIT"), (False, "NoneType", "COMMIT"), (True, "NoneType", "COMMIT"),
+        (None, "StoreError", "ROLLBACK"),  # a status that does not suppress: nothing of its group kept
+    ]  # fmt: skip
+    assert threading.get_ident() not in {ident for _, _, ident, _ in outcomes}  # each in the writer's thread
+    with Store(path) as store:
+        assert store.get("poster@example.org").status == "unsubscribed" and store.get("bad@example.org") is None

@@ -26,8 +26,12 @@ from .store import Store
 MAX_GROUP = 256  # jobs per transaction at most: one group never holds the store's write lock for long
 T = TypeVar("T")
 A = TypeVar("A")
+Then = Callable[[Any, "BaseException | None"], None]  # a posted job's (result, error), once committed
 Batch = Callable[[Store, list[Any]], list[Any]]  # many jobs' items -> their results, in order
 log = logging.getLogger("broadsheet.data.store")
+
+
+_POSTED = threading.Lock()
 
 
 class _PartFailed(Exception):
@@ -36,16 +40,33 @@ class _PartFailed(Exception):
 
 class _Job(Generic[T]):
     """One submitted job: its work (or its batch and item), and its outcome once the group is committed
-    (``done`` released)."""
+    (``done`` released, or ``then`` called with it in the writer thread)."""
 
-    __slots__ = ("batch", "done", "error", "item", "result", "work")
+    __slots__ = ("batch", "done", "error", "item", "result", "then", "work")
 
-    def __init__(self, work: Callable[[Store], T] | None, batch: Batch | None = None, item: object = None) -> None:
-        self.work, self.batch, self.item = work, batch, item
-        self.done = threading.Lock()
-        self.done.acquire()
+    def __init__(
+        self,
+        work: Callable[[Store], T] | None,
+        batch: Batch | None = None,
+        item: object = None,
+        then: Then | None = None,
+    ) -> None:
+        self.work, self.batch, self.item, self.then = work, batch, item, then
+        self.done = threading.Lock() if then is None else _POSTED  # a posted job's caller never waits
+        if then is None:
+            self.done.acquire()
         self.result: T | None = None
         self.error: BaseException | None = None
+
+    def finish(self) -> None:
+        """Hand the caller its outcome (once)."""
+        if self.then is None:
+            self.done.release()
+            return
+        try:
+            self.then(self.result, self.error)
+        except Exception:  # one caller's failure to take its answer stops no other
+            log.exception("a recorded change's caller failed")
 
 
 class GroupWriter:
@@ -84,13 +105,27 @@ class GroupWriter:
         ``Store.suppress_all``)."""
         return self._wait(_Job(None, batch, item))
 
-    def _wait(self, job: _Job[T]) -> T:
+    def post(
+        self,
+        batch: Callable[[Store, list[A]], list[T]],
+        item: A,
+        then: Callable[[T | None, BaseException | None], None],
+    ) -> None:
+        """``gather`` without waiting: ``then(result, None)`` once the job is committed, or ``then(None,
+        error)`` as ``gather`` would raise it, called in the writer thread (no thread waits per job: an event
+        loop answers from it). StoreError here when the writer is stopping (``then`` is not called)."""
+        self._put(_Job(None, batch, item, then))
+
+    def _put(self, job: _Job[T]) -> None:
         if self._thread is None:
             self.start()
         with self._lock:
             if self._closing:
                 raise StoreError("the change was not recorded: the server is stopping", fix="try again")
             self._queue.put(job)  # type: ignore[arg-type]  # a job of any result type
+
+    def _wait(self, job: _Job[T]) -> T:
+        self._put(job)
         job.done.acquire()
         if job.error is not None:
             raise job.error
@@ -127,7 +162,7 @@ class GroupWriter:
             for job in self._take_rest():
                 if job is not None:
                     job.result, job.error = None, StoreError("the change was not recorded: the writer stopped")
-                    job.done.release()
+                    job.finish()
             if self._store is not None:
                 self._store.close()
                 self._store = None
@@ -164,7 +199,7 @@ class GroupWriter:
                 raise
         finally:
             for job in jobs:
-                job.done.release()
+                job.finish()
 
     @staticmethod
     def _run_part(store: Store, jobs: list[_Job[object]], *, alone: bool) -> None:

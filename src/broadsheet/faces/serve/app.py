@@ -53,6 +53,7 @@ log = logging.getLogger("broadsheet.faces.serve")
 # and a client's (a mail provider's server posts its users' one-clicks, so far more than sign-ups)
 ONE_CLICKS_PER_ADDRESS = (3, 20)
 ONE_CLICKS_PER_CLIENT = (120, 2400)
+RESTART_FRAMES = 16384  # the store's WAL (64 MiB of pages) is started over past this length, once all moved
 WEBHOOK_MAX_BYTES = 4 * 1024 * 1024  # provider batches (SendGrid posts up to a thousand events at once)
 TOKEN_PATH = re.compile(r"/([ucr])/([A-Za-z0-9_-]{1,700})\Z")  # for the log: tokens name subscribers
 URL_SAFE = "!#$%&'()*+,/:;=?@[]~"  # every character a URL may hold as it is (RFC 3986)
@@ -63,6 +64,7 @@ CLICK_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,700}")
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 ONE_CLICK_TYPE = "application/x-www-form-urlencoded"
 CLICK_HEADERS = (("Cache-Control", "no-store"), ("Content-Length", "0"), *PLAIN_HEADERS.items())
+Answer = tuple[str, list[tuple[str, str]], bytes]  # a WSGI answer made whole: status, headers, body
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class App:
         self.one_clicks_per_address = RateLimit(ONE_CLICKS_PER_ADDRESS[0], ONE_CLICKS_PER_ADDRESS[1])
         self.headers = security_headers(self.pages.style_hash)
         self.local = threading.local()
-        self.checkpointer = Checkpointer(store_path(config.root))
+        self.checkpointer = Checkpointer(store_path(config.root), restart_frames=RESTART_FRAMES)
         self.writer = GroupWriter(store_location(config), opened=self.opened)
         self.mail = ConfirmationMail(
             config, self.pages, transport, self.secrets[0], store=lambda: self.store, writer=self.writer
@@ -129,7 +131,10 @@ class App:
         self.site = config.root / "site"
         self.clicks = ClickRecorder(lambda: self.store)
         self.routes, self.endpoints = self.routing()
-        self.unsubscribed = self.finish(one_click_answer(True), {"REQUEST_METHOD": "POST"})
+        post: WSGIEnvironment = {"REQUEST_METHOD": "POST"}  # all that finish reads
+        self.unsubscribed = self.finish(one_click_answer(True), post)  # one-clicks' answers, made once
+        self.refused = self.finish(one_click_answer(False), post)
+        self.failed = self.finish(self.pages.message(500, "error_title", "error_text"), post)
 
     def start(self) -> None:
         """Before the first request: the log says what sends confirmations; the mailing thread applies the
@@ -183,7 +188,7 @@ class App:
         start_response(status, headers)
         return [body]  # one piece: waitress sends it with the headers, in one write
 
-    def finish(self, response: Response, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
+    def finish(self, response: Response, environ: WSGIEnvironment) -> Answer:
         """The status, headers (the security headers added) and body of ``response``."""
         app_iter, status, headers = response.get_wsgi_response(environ)
         present = {
@@ -347,7 +352,7 @@ class App:
         """Unsubscribe the address in one conditional write: a repeat (already unsubscribed, bounced or
         complained), or a duplicate at the same moment, records nothing. ``campaign``: the issue whose
         link it was (the token names it; links sent before it did name none). Returns once committed."""
-        self.writer.gather(Store.suppress_all, Suppression(email, "unsubscribed", source, campaign))
+        self.writer.gather(Store.suppress_all, leaving(email, source, campaign))
 
     def resubscribe(self, email: str, address: str) -> Response:
         """Back to subscribed through a confirmation mailed to the address, as a sign-up (the link in an
@@ -495,13 +500,10 @@ class App:
         """A one-click whose body is exactly RFC 8058's urlencoded one, answered as ``unsubscribe`` answers it
         without werkzeug's request and form parsing (the providers' one-clicks come in bursts); None for
         anything else, which the routing answers (the body read here is handed back)."""
-        if (
-            environ.get("REQUEST_METHOD") != "POST"
-            or environ.get("CONTENT_LENGTH") != str(len(ONE_CLICK_BODY))
-            or environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != ONE_CLICK_TYPE
-            or (environ.get("HTTP_HOST") or "").lower() not in self.hosts
-            or not CLICK_TOKEN.fullmatch(token)
-        ):
+        if not self.is_one_click(
+            environ.get("REQUEST_METHOD", ""), environ.get("CONTENT_LENGTH"), environ.get("CONTENT_TYPE", ""),
+            environ.get("HTTP_HOST") or "", token,
+        ):  # fmt: skip
             return None
         body = environ["wsgi.input"].read(len(ONE_CLICK_BODY))
         data = self.read("unsubscribe", token) if body == ONE_CLICK_BODY else None
@@ -514,10 +516,50 @@ class App:
             log.exception("POST %s failed", _path_for_log(environ.get("PATH_INFO", "")))
             return self.pages.message(500, "error_title", "error_text")
 
+    def is_one_click(self, method: str, length: str | None, kind: str, host: str, token: str) -> bool:
+        """A request shaped as RFC 8058's urlencoded one-click to one of our hosts (its body and its token
+        still to be read)."""
+        return (
+            method == "POST"
+            and length == str(len(ONE_CLICK_BODY))
+            and kind.partition(";")[0].strip().lower() == ONE_CLICK_TYPE
+            and host.lower() in self.hosts
+            and CLICK_TOKEN.fullmatch(token) is not None
+        )
+
+    def post_one_click(self, token: str, body: bytes, client: str, answer: Callable[[Answer], None]) -> bool:
+        """``fast_one_click`` for an event loop (broadsheet.faces.serve.loop), with no thread waiting: the
+        one-click is handed to the store's writer, and ``answer`` gets its answer once it is committed (in
+        the writer's thread; at once when refused or the probe). False, with nothing done, for anything but
+        a one-click whose token verifies (the WSGI app answers it, as always)."""
+        data = self.read("unsubscribe", token) if body == ONE_CLICK_BODY else None
+        if data is None:
+            return False
+        if not self.allowed(data, client):
+            answer(self.refused)
+        elif data.email == PROBE_ADDRESS:
+            answer(self.unsubscribed)
+        else:
+
+            def recorded(_result: object, error: BaseException | None) -> None:
+                if error is not None:
+                    log.error("POST /u/… failed: %s", error)
+                answer(self.failed if error is not None else self.unsubscribed)
+
+            try:
+                self.writer.post(Store.suppress_all, leaving(data.email, "one-click", data.extra), recorded)
+            except StoreError as exc:  # serve is stopping
+                recorded(None, exc)
+        return True
+
+    def allowed(self, data: TokenData, client: str) -> bool:
+        """A one-click within both rate limits (counted), the client's and its link's."""
+        return self.one_clicks.allow(client) and self.one_clicks_per_address.allow(data.email.lower())
+
     def one_click(self, data: TokenData, client: str) -> bool:
         """RFC 8058: the token is the authentication; the same answer whatever the address's state. False
         when a rate limit refuses it (answered 429), True once it is recorded (200)."""
-        if not (self.one_clicks.allow(client) and self.one_clicks_per_address.allow(data.email.lower())):
+        if not self.allowed(data, client):
             return False
         if data.email != PROBE_ADDRESS:  # broadsheet doctor's test token: answered, nothing recorded
             self.leave(data.email, "one-click", campaign=data.extra)
@@ -573,6 +615,11 @@ def make_app(config: Config, transport: Callable[[], Transport] | None = None) -
 
 
 UNSUBSCRIBED = Response.text(200, "unsubscribed\n")  # a one-click's answer, never sent as it is (see App.__call__)
+
+
+def leaving(email: str, source: str, campaign: str) -> Suppression:
+    """An unsubscribe as the store's writer records it."""
+    return Suppression(email, "unsubscribed", source, campaign)
 
 
 def one_click_answer(unsubscribed: bool) -> Response:

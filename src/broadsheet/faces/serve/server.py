@@ -3,6 +3,7 @@ Linux and Windows alike, with its own thread pool, request size limits and proxy
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import sys
@@ -17,6 +18,7 @@ from broadsheet.core.config import Config
 from broadsheet.core.errors import cannot_listen
 
 from .app import WEBHOOK_MAX_BYTES, App
+from .loop import OneClicks
 
 PROXY_HEADERS = {"x-forwarded-for", "x-forwarded-proto"}
 # How long a thread may keep the GIL while another wants it (Python's default: 5 ms). serve's threads
@@ -31,11 +33,28 @@ PER_CLIENT = 50  # open connections from one address (a browser opens 6): one cl
 
 class Server(TcpWSGIServer):
     """waitress's TCP server, closing at once a connection past ``per_client`` from one address (the
-    trusted proxy aside: it speaks for every reader)."""
+    trusted proxy aside: it speaks for every reader), and answering one-clicks from its event loop."""
 
     def __init__(self, app: App, adj: Adjustments, *, per_client: int, proxy: str, sock: socket.socket | None = None):
         self.per_client, self.proxy = per_client, proxy
         super().__init__(app, adj=adj, _sock=sock, bind_socket=sock is None)
+        self.one_clicks = OneClicks(app, self, adj)
+
+    def add_task(self, task: Any) -> None:
+        """A channel with a request to answer (not a Task, whatever types-waitress says): a one-click is
+        answered without a request thread."""
+        if not self.one_clicks.take(task):
+            super().add_task(task)
+
+    def close(self) -> None:
+        self.one_clicks.stop()
+        super().close()
+
+    def readable(self) -> bool:
+        """waitress's; called by the loop before each wait, and before any channel's (the server's socket
+        comes before every connection in the loop's map): first, the one-clicks' answers are sent."""
+        self.one_clicks.send_all()
+        return bool(super().readable())
 
     def accept(self) -> tuple[socket.socket, Any] | None:
         accepted = super().accept()
@@ -97,6 +116,9 @@ def run(app: App, config: Config, *, host: str, port: int, ready: Callable[[str]
     )
     interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
+    # what start-up made (modules, templates, the app) lives as long as serve: kept out of the garbage
+    # collector's full collections, which would otherwise walk it all and hold every request meanwhile
+    gc.freeze()
     try:
         server.run()
     finally:
