@@ -10,10 +10,10 @@ import re
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import NamedTuple, cast
 
 from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
-from broadsheet.core.audience.csvfile import CsvFile, open_csv, selection_fingerprint
+from broadsheet.core.audience.csvfile import CsvChunk, CsvFile, open_csv, selection_fingerprint
 from broadsheet.core.audience.model import JournalLoader, ListRow, RowProblem, Subscriber, first_word
 from broadsheet.core.audience.spreadsheet import as_written
 from broadsheet.core.errors import AudienceError
@@ -211,12 +211,55 @@ def list_chunks(
     """Every non-empty row of the CSV at ``path``, a few thousand at a time, read once: a ListRow, or a
     RowProblem for a bad one. Rows whose status is not ``wanted`` are not validated further (their ListRow
     has no subscriber)."""
+    for chunk in list_column_chunks(path, addresses, wanted=wanted):
+        yield chunk.as_rows() if isinstance(chunk, ChunkColumns) else chunk
+
+
+def list_column_chunks(
+    path: Path, addresses: AddressChecker, *, wanted: Container[str] = ("subscribed",)
+) -> Iterator[ChunkColumns | list[ListRow | RowProblem]]:
+    """``list_chunks``, with each plain chunk as ChunkColumns: for a reader that works a column at a time."""
     with open_csv(path) as stream:
         csv_file = CsvFile(path, stream)
-        read_chunk = RowReader(Columns(csv_file), addresses, wanted).read_chunk
+        read_columns = RowReader(Columns(csv_file), addresses, wanted).read_columns
         for chunk in csv_file.chunks(CHUNK):
-            rows = read_chunk(chunk)
-            yield [row for row in rows if row is not None] if None in rows else rows  # type: ignore[misc]
+            read = read_columns(chunk)
+            if isinstance(read, ChunkColumns):
+                yield read
+            else:
+                yield [row for row in read if row is not None] if None in read else read  # type: ignore[misc]
+
+
+class ChunkColumns(NamedTuple):
+    """The rows of a plain chunk of a list, a column each (``RowReader.read_columns``). ``odd``: by position,
+    what ``RowReader.read`` made of each row the columns do not hold (a problem, a row of a status not
+    wanted, a blank row: None); its ``emails`` are None."""
+
+    lines: Sequence[int]
+    statuses: list[str]
+    emails: list[str | None]
+    names: list[str]
+    first_names: list[str]
+    tags: list[tuple[str, ...]]
+    titles: list[str]  # of the other columns, whose values ``extras`` holds a column each
+    extras: list[tuple[str, ...]]
+    odd: dict[int, ListRow | RowProblem | None]
+
+    def as_rows(self) -> list[ListRow | RowProblem]:
+        """The chunk's non-blank rows as ``RowReader.read`` gives them, in order."""
+        if self.extras:
+            fields = list(map(dict, map(zip, itertools.repeat(self.titles), zip(*self.extras, strict=True))))
+        else:
+            fields = [{} for _ in self.lines]
+        subscribers = map(Subscriber, self.emails, self.names, self.first_names, self.tags, fields, self.lines)
+        read: list[ListRow | RowProblem | None] = list(
+            map(_list_row, itertools.repeat(ListRow), zip(self.statuses, subscribers, strict=True))
+        )
+        for at, row in self.odd.items():
+            read[at] = row
+        if any(row is None for row in self.odd.values()):
+            return [row for row in read if row is not None]
+        return read  # type: ignore[return-value]
 
 
 def read_suppressions(path: Path | None, addresses: AddressChecker) -> set[str]:
@@ -331,18 +374,22 @@ class RowReader:
         tags = (self._tags.get(raw_tags) or self._split_tags(raw_tags)) if raw_tags else ()
         return _list_row(ListRow, (status, Subscriber(email, name, first_name, tags, fields, line)))
 
-    def read_chunk(self, chunk: list[tuple[int, list[str], int, str]]) -> list[ListRow | RowProblem | None]:
-        """``read`` of each row of ``chunk``, column by column: the same rows, several times faster. A chunk
-        of rows of one line each, as wide as the header, with no CR, NUL or cell an export marked (') is
-        read a column at a time; any of its rows that is not plainly valid and wanted, and any other
-        chunk, goes through ``read``."""
-        if not chunk:
+    def read_chunk(self, chunk: CsvChunk) -> list[ListRow | RowProblem | None]:
+        """``read`` of each row of ``chunk`` (by ``read_columns``: the same rows, several times faster)."""
+        read = self.read_columns(chunk)
+        return read.as_rows() if isinstance(read, ChunkColumns) else read  # type: ignore[return-value]
+
+    def read_columns(self, chunk: CsvChunk) -> ChunkColumns | list[ListRow | RowProblem | None]:
+        """``read`` of each row of ``chunk``, column by column. A plain chunk (rows of one line each, as wide
+        as the header, with no NUL or cell an export marked ') is read a column at a time into ChunkColumns;
+        any of its rows that is not plainly valid and wanted goes through ``read`` (its ``odd``), and so
+        does every row of any other chunk (a list of what ``read`` gives)."""
+        lines, rows = chunk.lines, chunk.rows
+        if not rows:
             return []
-        lines, rows, ends, problems = zip(*chunk, strict=True)
         text = "\n".join(itertools.chain.from_iterable(rows))  # no value holds a line break: each is one line
         if (
-            lines != ends
-            or any(problems)
+            not chunk.plain
             or min(map(len, rows)) != self.header_width
             or max(map(len, rows)) != self.header_width
             or "\r" in text
@@ -350,7 +397,7 @@ class RowReader:
             or "\n'" in text
             or text.startswith("'")
         ):
-            return [self.read(*row) for row in chunk]
+            return [self.read(*row) for row in chunk.each()]
         columns = list(zip(*rows, strict=True))
         absent = ("",) * len(rows)
         index = self.columns.index
@@ -369,22 +416,23 @@ class RowReader:
         ]
         raw_tags = column("tags")
         tags_of = {raw: (self._tags.get(raw) or self._split_tags(raw)) if raw else () for raw in set(raw_tags)}
-        extras = [columns[at] for at, _ in self.columns.extra]
-        fields = (
-            list(map(dict, map(zip, itertools.repeat(self._extra_titles), zip(*extras, strict=True))))
-            if extras
-            else [{} for _ in rows]
-        )
-        subscribers = map(Subscriber, emails, names, first_names, map(tags_of.__getitem__, raw_tags), fields, lines)
-        read: list[ListRow | RowProblem | None] = list(
-            map(_list_row, itertools.repeat(ListRow), zip(statuses, subscribers, strict=True))
-        )
+        odd: dict[int, ListRow | RowProblem | None] = {}
         wanted = self.wanted
         if None in emails or not all(status in wanted for status in status_of.values()):
             for at, (email, status) in enumerate(zip(emails, statuses, strict=True)):
                 if email is None or status not in wanted:  # a problem, a row of another status, a blank row
-                    read[at] = self.read(*chunk[at])
-        return read
+                    odd[at] = self.read(lines[at], rows[at], lines[at], "")
+        return ChunkColumns(
+            lines,
+            statuses,
+            emails,
+            names,
+            first_names,
+            list(map(tags_of.__getitem__, raw_tags)),
+            self._extra_titles,
+            [columns[at] for at, _ in self.columns.extra],
+            odd,
+        )
 
     def _is_address(self, text: str) -> bool:
         try:
