@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from broadsheet.core.audience import Subscriber
 from broadsheet.core.audience.csvfile import selection_fingerprint
 from broadsheet.data.journal.journal import Row
+
+TAG_LISTS_KEPT = 10_000  # distinct tag lists whose JSON is remembered (most lists repeat a few)
+_email, _name, _first_name, _tags, _fields, _line = map(
+    operator.attrgetter, ("email", "name", "first_name", "tags", "fields", "line")
+)
+_quote = json.encoder.encode_basestring  # a JSON string, non-ASCII as it is (as ensure_ascii=False writes it)
 
 
 def campaign_fingerprint(list_path: Path, suppressions: Path | None, segments: Sequence[str]) -> str:
@@ -23,10 +30,25 @@ def journal_rows(subscribers: Iterable[Subscriber]) -> Iterator[tuple[str, int, 
 
 
 def journal_chunks(chunks: Iterable[list[Subscriber]]) -> Iterator[list[tuple[str, int, str]]]:
-    """``journal_rows`` a chunk at a time."""
+    """``journal_rows`` a chunk at a time, a column at a time: the data of each row is
+    ``[name, first_name, tags, fields]`` as compact JSON, each distinct tag list encoded once."""
     dumps = _compact_json()
+    tags_json: dict[tuple[str, ...], str] = {}
     for chunk in chunks:
-        yield [(s.email, s.line, dumps([s.name, s.first_name, s.tags, s.fields])) for s in chunk]
+        tags = list(map(tuple, map(_tags, chunk)))  # (a tuple is its own: no copy)
+        new = set(tags).difference(tags_json)
+        if len(tags_json) + len(new) > TAG_LISTS_KEPT:  # a list of a million tag lists: memory stays flat
+            tags_json.clear()
+            new = set(tags)
+        tags_json.update(zip(new, map(dumps, new), strict=True))
+        data = map(
+            "[{},{},{},{}]".format,
+            map(_quote, map(_name, chunk)),
+            map(_quote, map(_first_name, chunk)),
+            map(tags_json.__getitem__, tags),
+            map(dumps, map(_fields, chunk)),
+        )
+        yield list(zip(map(_email, chunk), map(_line, chunk), data, strict=True))
 
 
 def _compact_json() -> Callable[[object], str]:
