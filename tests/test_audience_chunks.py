@@ -234,3 +234,19 @@ def test_journal_rows_hold_the_json_of_name_first_name_tags_and_fields():
         for p in people
     ]
     assert rows == expected
+
+
+@pytest.mark.parametrize("header", [["email", "name", "first_name", "tags", "city", "zip"], ["email", "c", "C", "c"]])
+def test_journal_rows_of_a_chunks_columns_are_those_of_its_subscribers(tmp_path: Path, header: list[str]):
+    pick = random.Random(7)
+    rows = [tricky_row(pick, header) for _ in range(300)]
+    rows = [row for row in rows if row.count(",") == len(header) - 1 and not {'"', "\r", "'"} & set(row)]
+    path = tmp_path / "list.csv"
+    path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\n", encoding="utf-8", newline="")
+    columns = [
+        chunk.subscribers for chunk in list_column_chunks(path, AddressChecker()) if isinstance(chunk, ChunkColumns)
+    ]
+    assert columns
+    for chunk in columns:
+        chunk = chunk._replace(emails=[email or "" for email in chunk.emails])
+        assert list(journal_chunks([chunk])) == list(journal_chunks([chunk.subscribers()]))

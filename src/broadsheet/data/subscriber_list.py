@@ -14,7 +14,14 @@ from typing import NamedTuple, cast
 
 from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
 from broadsheet.core.audience.csvfile import CsvChunk, CsvFile, open_csv, selection_fingerprint
-from broadsheet.core.audience.model import JournalLoader, ListRow, RowProblem, Subscriber, first_word
+from broadsheet.core.audience.model import (
+    JournalLoader,
+    ListRow,
+    RowProblem,
+    Subscriber,
+    SubscriberColumns,
+    first_word,
+)
 from broadsheet.core.audience.spreadsheet import as_written
 from broadsheet.core.errors import AudienceError
 
@@ -90,24 +97,42 @@ class CsvList:
         self,
         loader: JournalLoader,
         *,
-        kept: Callable[[Iterator[list[Subscriber]]], Iterator[list[Subscriber]]] = lambda chunks: chunks,
+        kept: Callable[[Iterator[list[Subscriber]]], Iterator[list[Subscriber]]] | None = None,
     ) -> int:
         """The list (through ``kept``, a filter over its chunks) into a journal, whose UNIQUE (campaign,
         email) keeps the first row of an ASCII address (its COLLATE NOCASE folds ASCII letters only: other
         addresses are still deduplicated here): a look-up per row in the ledger's largest table saved.
-        The repeats it dropped are counted in ``skipped["duplicate"]`` as a pass would."""
+        The repeats it dropped are counted in ``skipped["duplicate"]`` as a pass would. With no ``kept``,
+        a chunk that needs nothing of the pass goes on as its columns."""
         offered = 0
 
-        def counted(chunks: Iterable[list[Subscriber]]) -> Iterator[list[Subscriber]]:
+        def counted(
+            chunks: Iterable[list[Subscriber] | SubscriberColumns],
+        ) -> Iterator[list[Subscriber] | SubscriberColumns]:
             nonlocal offered
             for chunk in chunks:
-                offered += len(chunk)
+                offered += chunk.size if isinstance(chunk, SubscriberColumns) else len(chunk)
                 yield chunk
 
-        loaded = loader.chunks(counted(kept(self.chunks(deduplicate=False))))
+        chunks = self._load_chunks() if kept is None else kept(self.chunks(deduplicate=False))
+        loaded = loader.chunks(counted(chunks))
         if offered > loaded:
             self.skipped["duplicate"] += offered - loaded
         return loaded
+
+    def _load_chunks(self) -> Iterator[list[Subscriber] | SubscriberColumns]:
+        """``chunks(deduplicate=False)``, each plain chunk of ASCII addresses as its columns when nothing
+        is suppressed, opted out or segmented (the pass would hand it on as it is)."""
+        with self._pass_ledger() as ledger:
+            as_read = not (ledger.has_suppressed or ledger.has_opted_out or self.segments)
+            for chunk in list_column_chunks(self.path, self.addresses):
+                if isinstance(chunk, ChunkColumns):
+                    if as_read and not chunk.odd and "".join(chunk.subscribers.emails).isascii():
+                        yield chunk.subscribers
+                        continue
+                    chunk = chunk.as_rows()
+                if handed_on := self._pass(chunk, ledger, deduplicate=False):
+                    yield handed_on
 
     @contextlib.contextmanager
     def _pass_ledger(self) -> Iterator[Ledger]:
@@ -231,29 +256,18 @@ def list_column_chunks(
 
 
 class ChunkColumns(NamedTuple):
-    """The rows of a plain chunk of a list, a column each (``RowReader.read_columns``). ``odd``: by position,
-    what ``RowReader.read`` made of each row the columns do not hold (a problem, a row of a status not
-    wanted, a blank row: None); its ``emails`` are None."""
+    """The rows of a plain chunk of a list, a column each (``RowReader.read_columns``): their statuses and
+    subscribers. ``odd``: by position, what ``RowReader.read`` made of each row the columns do not hold
+    (a problem, a row of a status not wanted, a blank row: None); their ``emails`` are None."""
 
-    lines: Sequence[int]
     statuses: list[str]
-    emails: list[str | None]
-    names: list[str]
-    first_names: list[str]
-    tags: list[tuple[str, ...]]
-    titles: list[str]  # of the other columns, whose values ``extras`` holds a column each
-    extras: list[tuple[str, ...]]
+    subscribers: SubscriberColumns
     odd: dict[int, ListRow | RowProblem | None]
 
     def as_rows(self) -> list[ListRow | RowProblem]:
         """The chunk's non-blank rows as ``RowReader.read`` gives them, in order."""
-        if self.extras:
-            fields = list(map(dict, map(zip, itertools.repeat(self.titles), zip(*self.extras, strict=True))))
-        else:
-            fields = [{} for _ in self.lines]
-        subscribers = map(Subscriber, self.emails, self.names, self.first_names, self.tags, fields, self.lines)
         read: list[ListRow | RowProblem | None] = list(
-            map(_list_row, itertools.repeat(ListRow), zip(self.statuses, subscribers, strict=True))
+            map(_list_row, itertools.repeat(ListRow), zip(self.statuses, self.subscribers.subscribers(), strict=True))
         )
         for at, row in self.odd.items():
             read[at] = row
@@ -411,9 +425,9 @@ class RowReader:
         statuses = list(map(status_of.__getitem__, raw_statuses))
         emails = self.addresses.normalise_plain(list(map(str.strip, column("email"))))
         names = list(map(str.strip, column("name")))
-        first_names = [
-            first or first_word(name) for first, name in zip(map(str.strip, column("first_name")), names, strict=True)
-        ]
+        first_names = list(map(str.strip, column("first_name")))
+        if not all(first_names):  # the name's first word where none is given
+            first_names = [first or first_word(name) for first, name in zip(first_names, names, strict=True)]
         raw_tags = column("tags")
         tags_of = {raw: (self._tags.get(raw) or self._split_tags(raw)) if raw else () for raw in set(raw_tags)}
         odd: dict[int, ListRow | RowProblem | None] = {}
@@ -422,17 +436,10 @@ class RowReader:
             for at, (email, status) in enumerate(zip(emails, statuses, strict=True)):
                 if email is None or status not in wanted:  # a problem, a row of another status, a blank row
                     odd[at] = self.read(lines[at], rows[at], lines[at], "")
-        return ChunkColumns(
-            lines,
-            statuses,
-            emails,
-            names,
-            first_names,
-            list(map(tags_of.__getitem__, raw_tags)),
-            self._extra_titles,
-            [columns[at] for at, _ in self.columns.extra],
-            odd,
-        )
+        tags = list(map(tags_of.__getitem__, raw_tags))
+        extras = [columns[at] for at, _ in self.columns.extra]
+        subscribers = SubscriberColumns(emails, names, first_names, tags, self._extra_titles, extras, lines)  # type: ignore[arg-type]
+        return ChunkColumns(statuses, subscribers, odd)
 
     def _is_address(self, text: str) -> bool:
         try:

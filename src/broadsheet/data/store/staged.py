@@ -10,7 +10,6 @@ import collections
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from json.encoder import encode_basestring as _quote
-from typing import cast
 
 from broadsheet.core.audience import ListRow, RowProblem, first_word
 
@@ -101,9 +100,10 @@ class _Stager:
 
     def columns(self, chunk: ChunkColumns) -> list[StagedRow]:
         """``rows`` of a chunk's rows, with no Python per row but the first names' check."""
-        if len(set(chunk.titles)) < len(chunk.titles):  # a title twice: its fields dict keeps one value
+        columns = chunk.subscribers
+        if len(set(columns.titles)) < len(columns.titles):  # a title twice: its fields dict keeps one value
             return self.rows(chunk.as_rows())
-        emails = [email or "" for email in chunk.emails] if chunk.odd else cast(list[str], chunk.emails)
+        emails = [email or "" for email in columns.emails] if chunk.odd else columns.emails
         keys = list(map(str.lower, emails))
         addresses = (
             [None] * len(keys) if keys == emails else [None if k == e else e for k, e in zip(keys, emails, strict=True)]
@@ -112,9 +112,9 @@ class _Stager:
             list(map(self.head(title).__add__, map(_quote, values)))
             if all(values)
             else [self.head(title) + _quote(value) if value else "" for value in values]
-            for title, values in zip(chunk.titles, chunk.extras, strict=True)
+            for title, values in zip(columns.titles, columns.extras, strict=True)
         ]
-        names, first_names = chunk.names, chunk.first_names
+        names, first_names = columns.names, columns.first_names
         first = [
             FIRST_NAME + _quote(given) if given and given != (name.split(None, 1) or ("",))[0] else ""
             for given, name in zip(first_names, names, strict=True)
@@ -127,7 +127,7 @@ class _Stager:
             else ["{}"] * len(keys)
         )
         number = self.tagsets.number
-        tagsets = {tags: number(tags) if tags else None for tags in dict.fromkeys(chunk.tags)}
+        tagsets = {tags: number(tags) if tags else None for tags in dict.fromkeys(columns.tags)}
         staged: list[StagedRow | None] = list(
             zip(
                 keys,
@@ -135,8 +135,8 @@ class _Stager:
                 names,
                 fields,
                 chunk.statuses,
-                map(tagsets.__getitem__, chunk.tags),
-                chunk.lines,
+                map(tagsets.__getitem__, columns.tags),
+                columns.lines,
                 strict=True,
             )
         )
