@@ -115,8 +115,10 @@ def tricky_row(pick: random.Random, header: list[str]) -> str:
     roll = pick.random()
     if roll < 0.02:
         return ""
-    if roll < 0.04:
+    if roll < 0.03:
         return ",,,"
+    if roll < 0.04:
+        return ",".join([" "] * len(header))  # blank values, as wide as the header
     if roll < 0.06:
         return ",".join(cell(name) for name in header[:-1])  # a short row
     if roll < 0.08:

@@ -266,14 +266,19 @@ class ChunkColumns(NamedTuple):
 
     def as_rows(self) -> list[ListRow | RowProblem]:
         """The chunk's non-blank rows as ``RowReader.read`` gives them, in order."""
+        read = self.read()
+        if any(row is None for row in self.odd.values()):
+            return [row for row in read if row is not None]
+        return read  # type: ignore[return-value]
+
+    def read(self) -> list[ListRow | RowProblem | None]:
+        """What ``RowReader.read`` gives for each of the chunk's rows, in order (None for a blank one)."""
         read: list[ListRow | RowProblem | None] = list(
             map(_list_row, itertools.repeat(ListRow), zip(self.statuses, self.subscribers.subscribers(), strict=True))
         )
         for at, row in self.odd.items():
             read[at] = row
-        if any(row is None for row in self.odd.values()):
-            return [row for row in read if row is not None]
-        return read  # type: ignore[return-value]
+        return read
 
 
 def read_suppressions(path: Path | None, addresses: AddressChecker) -> set[str]:
@@ -391,7 +396,7 @@ class RowReader:
     def read_chunk(self, chunk: CsvChunk) -> list[ListRow | RowProblem | None]:
         """``read`` of each row of ``chunk`` (by ``read_columns``: the same rows, several times faster)."""
         read = self.read_columns(chunk)
-        return read.as_rows() if isinstance(read, ChunkColumns) else read  # type: ignore[return-value]
+        return read.read() if isinstance(read, ChunkColumns) else read
 
     def read_columns(self, chunk: CsvChunk) -> ChunkColumns | list[ListRow | RowProblem | None]:
         """``read`` of each row of ``chunk``, column by column. A plain chunk (rows of one line each, as wide
