@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import random
 from pathlib import Path
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
+from broadsheet.core.audience import RowProblem, Subscriber
 from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
-from broadsheet.core.audience.csvfile import CsvFile, open_csv
-from broadsheet.data.subscriber_list import STATUSES, Columns, RowReader
+from broadsheet.core.audience.csvfile import CsvFile, _unreadable, open_csv
+from broadsheet.data.store.staged import TagSets, staged_chunks
+from broadsheet.data.subscriber_list import STATUSES, ChunkColumns, Columns, RowReader, list_column_chunks
+from broadsheet.usecases.campaign.recipients import journal_chunks
 
 LOCALS = [
     "a",
@@ -110,8 +115,10 @@ def tricky_row(pick: random.Random, header: list[str]) -> str:
     roll = pick.random()
     if roll < 0.02:
         return ""
-    if roll < 0.04:
+    if roll < 0.03:
         return ",,,"
+    if roll < 0.04:
+        return ",".join([" "] * len(header))  # blank values, as wide as the header
     if roll < 0.06:
         return ",".join(cell(name) for name in header[:-1])  # a short row
     if roll < 0.08:
@@ -148,4 +155,100 @@ def test_a_chunk_read_column_by_column_is_what_row_by_row_reads(tmp_path: Path, 
             csv_file = CsvFile(path, stream)
             reader = RowReader(Columns(csv_file), AddressChecker(), wanted)
             for chunk in csv_file.chunks(pick.choice([1, 7, 50, 500])):
-                assert reader.read_chunk(chunk) == [reader.read(*row) for row in chunk]
+                assert reader.read_chunk(chunk) == [reader.read(*row) for row in chunk.each()]
+
+
+def rows_one_at_a_time(path: Path) -> list[tuple[int, list[str], int, str]]:
+    """(line, values, end, problem) of every row after the header, as one CSV reader reads them row by row."""
+    with open(path, encoding="utf-8-sig", newline="\n") as handle:
+        reader = csv.reader(handle, delimiter=",")
+        next(reader)
+        found, start = [], reader.line_num + 1
+        while True:
+            try:
+                values, problem = next(reader), ""
+            except StopIteration:
+                return found
+            except csv.Error as exc:
+                values, problem = [], _unreadable(exc)
+            found.append((start, values, reader.line_num, problem))
+            start = reader.line_num + 1
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_csv_read_in_chunks_has_the_rows_lines_and_problems_of_one_read_row_by_row(tmp_path: Path, seed: int):
+    pick = random.Random(seed)
+    header = ["email", "name", "first_name", "status", "tags", "city"]
+    rows = [tricky_row(pick, header) for _ in range(400)]
+    if seed % 4 == 0:  # no quote: each block of lines read at once
+        rows = [row for row in rows if '"' not in row and "\r" not in row]
+    elif seed % 2:  # a quoted value over many lines, across chunks
+        rows.insert(pick.randrange(len(rows)), 'a@x.org,"' + "\n".join(["x"] * 60) + '"')
+    ending = "\r\n" if seed % 3 == 0 else "\n"
+    path = tmp_path / "list.csv"
+    path.write_text(",".join(header) + ending + ending.join(rows) + ending, encoding="utf-8", newline="")
+    with open_csv(path) as stream:
+        chunks = list(CsvFile(path, stream).chunks(pick.choice([1, 7, 50, 500])))
+    assert [row for chunk in chunks for row in chunk.each()] == rows_one_at_a_time(path)
+    assert any(chunk.plain for chunk in chunks) or seed % 4
+    for chunk in chunks:
+        assert not chunk.plain or (list(chunk.lines) == list(chunk.ends) and not any(chunk.problems))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_chunk_is_staged_column_by_column_as_row_by_row(tmp_path: Path, seed: int):
+    pick = random.Random(seed)
+    header = pick.choice([["email", "name", "first_name", "status", "tags", "city"], ["email", "city", "City"]])
+    rows = [tricky_row(pick, header) for _ in range(300)]
+    rows = [row for row in rows if row.count(",") == len(header) - 1 and not {'"', "\r", "'"} & set(row)]
+    path = tmp_path / "list.csv"
+    path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\n", encoding="utf-8", newline="")
+    by_columns: list[RowProblem] = []
+    by_rows: list[RowProblem] = []
+    chunks = list(list_column_chunks(path, AddressChecker(), wanted=STATUSES))
+    assert any(isinstance(chunk, ChunkColumns) for chunk in chunks)
+
+    def staged(chunks: list, problems: list[RowProblem]) -> list[tuple]:
+        tagsets = TagSets()
+        rows = [row for chunk in staged_chunks(chunks, problems.append, tagsets) for row in chunk]
+        tags = {number: tags for tags, number in tagsets.numbers.items()}  # (the numbers may differ)
+        return [(*row[:5], tags.get(row[5]), *row[6:]) for row in rows]
+
+    rows_chunks = [chunk.as_rows() if isinstance(chunk, ChunkColumns) else chunk for chunk in chunks]
+    assert staged(chunks, by_columns) == staged(rows_chunks, by_rows)
+    assert by_columns == by_rows
+    assert by_columns  # rows the columns leave to the row reader
+
+
+def test_journal_rows_hold_the_json_of_name_first_name_tags_and_fields():
+    people = [
+        Subscriber("a@x.org", 'Zoë "Z" \\ Ä', "Zoë", ("news", "ünï"), {"city": "Gent\n", "€": ""}, 2),
+        Subscriber("b@x.org", "", "", (), {}, 3),
+        Subscriber("c@x.org", "\x00\t", "x", ("news", "ünï"), {"a": "1", "b": "'=2"}, 4),
+    ]
+    rows = [row for chunk in journal_chunks([people[:2], people[2:]]) for row in chunk]
+    expected = [
+        (
+            p.email,
+            p.line,
+            json.dumps([p.name, p.first_name, p.tags, p.fields], ensure_ascii=False, separators=(",", ":")),
+        )
+        for p in people
+    ]
+    assert rows == expected
+
+
+@pytest.mark.parametrize("header", [["email", "name", "first_name", "tags", "city", "zip"], ["email", "c", "C", "c"]])
+def test_journal_rows_of_a_chunks_columns_are_those_of_its_subscribers(tmp_path: Path, header: list[str]):
+    pick = random.Random(7)
+    rows = [tricky_row(pick, header) for _ in range(300)]
+    rows = [row for row in rows if row.count(",") == len(header) - 1 and not {'"', "\r", "'"} & set(row)]
+    path = tmp_path / "list.csv"
+    path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\n", encoding="utf-8", newline="")
+    columns = [
+        chunk.subscribers for chunk in list_column_chunks(path, AddressChecker()) if isinstance(chunk, ChunkColumns)
+    ]
+    assert columns
+    for chunk in columns:
+        chunk = chunk._replace(emails=[email or "" for email in chunk.emails])
+        assert list(journal_chunks([chunk])) == list(journal_chunks([chunk.subscribers()]))

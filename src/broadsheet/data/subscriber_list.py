@@ -10,11 +10,18 @@ import re
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import NamedTuple, cast
 
 from broadsheet.core.audience.addresses import AddressChecker, InvalidAddress
-from broadsheet.core.audience.csvfile import CsvFile, open_csv, selection_fingerprint
-from broadsheet.core.audience.model import JournalLoader, ListRow, RowProblem, Subscriber, first_word
+from broadsheet.core.audience.csvfile import CsvChunk, CsvFile, open_csv, selection_fingerprint
+from broadsheet.core.audience.model import (
+    JournalLoader,
+    ListRow,
+    RowProblem,
+    Subscriber,
+    SubscriberColumns,
+    first_word,
+)
 from broadsheet.core.audience.spreadsheet import as_written
 from broadsheet.core.errors import AudienceError
 
@@ -90,24 +97,42 @@ class CsvList:
         self,
         loader: JournalLoader,
         *,
-        kept: Callable[[Iterator[list[Subscriber]]], Iterator[list[Subscriber]]] = lambda chunks: chunks,
+        kept: Callable[[Iterator[list[Subscriber]]], Iterator[list[Subscriber]]] | None = None,
     ) -> int:
         """The list (through ``kept``, a filter over its chunks) into a journal, whose UNIQUE (campaign,
         email) keeps the first row of an ASCII address (its COLLATE NOCASE folds ASCII letters only: other
         addresses are still deduplicated here): a look-up per row in the ledger's largest table saved.
-        The repeats it dropped are counted in ``skipped["duplicate"]`` as a pass would."""
+        The repeats it dropped are counted in ``skipped["duplicate"]`` as a pass would. With no ``kept``,
+        a chunk that needs nothing of the pass goes on as its columns."""
         offered = 0
 
-        def counted(chunks: Iterable[list[Subscriber]]) -> Iterator[list[Subscriber]]:
+        def counted(
+            chunks: Iterable[list[Subscriber] | SubscriberColumns],
+        ) -> Iterator[list[Subscriber] | SubscriberColumns]:
             nonlocal offered
             for chunk in chunks:
-                offered += len(chunk)
+                offered += chunk.size if isinstance(chunk, SubscriberColumns) else len(chunk)
                 yield chunk
 
-        loaded = loader.chunks(counted(kept(self.chunks(deduplicate=False))))
+        chunks = self._load_chunks() if kept is None else kept(self.chunks(deduplicate=False))
+        loaded = loader.chunks(counted(chunks))
         if offered > loaded:
             self.skipped["duplicate"] += offered - loaded
         return loaded
+
+    def _load_chunks(self) -> Iterator[list[Subscriber] | SubscriberColumns]:
+        """``chunks(deduplicate=False)``, each plain chunk of ASCII addresses as its columns when nothing
+        is suppressed, opted out or segmented (the pass would hand it on as it is)."""
+        with self._pass_ledger() as ledger:
+            as_read = not (ledger.has_suppressed or ledger.has_opted_out or self.segments)
+            for chunk in list_column_chunks(self.path, self.addresses):
+                if isinstance(chunk, ChunkColumns):
+                    if as_read and not chunk.odd and "".join(chunk.subscribers.emails).isascii():
+                        yield chunk.subscribers
+                        continue
+                    chunk = chunk.as_rows()
+                if handed_on := self._pass(chunk, ledger, deduplicate=False):
+                    yield handed_on
 
     @contextlib.contextmanager
     def _pass_ledger(self) -> Iterator[Ledger]:
@@ -211,12 +236,49 @@ def list_chunks(
     """Every non-empty row of the CSV at ``path``, a few thousand at a time, read once: a ListRow, or a
     RowProblem for a bad one. Rows whose status is not ``wanted`` are not validated further (their ListRow
     has no subscriber)."""
+    for chunk in list_column_chunks(path, addresses, wanted=wanted):
+        yield chunk.as_rows() if isinstance(chunk, ChunkColumns) else chunk
+
+
+def list_column_chunks(
+    path: Path, addresses: AddressChecker, *, wanted: Container[str] = ("subscribed",)
+) -> Iterator[ChunkColumns | list[ListRow | RowProblem]]:
+    """``list_chunks``, with each plain chunk as ChunkColumns: for a reader that works a column at a time."""
     with open_csv(path) as stream:
         csv_file = CsvFile(path, stream)
-        read_chunk = RowReader(Columns(csv_file), addresses, wanted).read_chunk
+        read_columns = RowReader(Columns(csv_file), addresses, wanted).read_columns
         for chunk in csv_file.chunks(CHUNK):
-            rows = read_chunk(chunk)
-            yield [row for row in rows if row is not None] if None in rows else rows  # type: ignore[misc]
+            read = read_columns(chunk)
+            if isinstance(read, ChunkColumns):
+                yield read
+            else:
+                yield [row for row in read if row is not None] if None in read else read  # type: ignore[misc]
+
+
+class ChunkColumns(NamedTuple):
+    """The rows of a plain chunk of a list, a column each (``RowReader.read_columns``): their statuses and
+    subscribers. ``odd``: by position, what ``RowReader.read`` made of each row the columns do not hold
+    (a problem, a row of a status not wanted, a blank row: None); their ``emails`` are None."""
+
+    statuses: list[str]
+    subscribers: SubscriberColumns
+    odd: dict[int, ListRow | RowProblem | None]
+
+    def as_rows(self) -> list[ListRow | RowProblem]:
+        """The chunk's non-blank rows as ``RowReader.read`` gives them, in order."""
+        read = self.read()
+        if any(row is None for row in self.odd.values()):
+            return [row for row in read if row is not None]
+        return read  # type: ignore[return-value]
+
+    def read(self) -> list[ListRow | RowProblem | None]:
+        """What ``RowReader.read`` gives for each of the chunk's rows, in order (None for a blank one)."""
+        read: list[ListRow | RowProblem | None] = list(
+            map(_list_row, itertools.repeat(ListRow), zip(self.statuses, self.subscribers.subscribers(), strict=True))
+        )
+        for at, row in self.odd.items():
+            read[at] = row
+        return read
 
 
 def read_suppressions(path: Path | None, addresses: AddressChecker) -> set[str]:
@@ -331,18 +393,22 @@ class RowReader:
         tags = (self._tags.get(raw_tags) or self._split_tags(raw_tags)) if raw_tags else ()
         return _list_row(ListRow, (status, Subscriber(email, name, first_name, tags, fields, line)))
 
-    def read_chunk(self, chunk: list[tuple[int, list[str], int, str]]) -> list[ListRow | RowProblem | None]:
-        """``read`` of each row of ``chunk``, column by column: the same rows, several times faster. A chunk
-        of rows of one line each, as wide as the header, with no CR, NUL or cell an export marked (') is
-        read a column at a time; any of its rows that is not plainly valid and wanted, and any other
-        chunk, goes through ``read``."""
-        if not chunk:
+    def read_chunk(self, chunk: CsvChunk) -> list[ListRow | RowProblem | None]:
+        """``read`` of each row of ``chunk`` (by ``read_columns``: the same rows, several times faster)."""
+        read = self.read_columns(chunk)
+        return read.read() if isinstance(read, ChunkColumns) else read
+
+    def read_columns(self, chunk: CsvChunk) -> ChunkColumns | list[ListRow | RowProblem | None]:
+        """``read`` of each row of ``chunk``, column by column. A plain chunk (rows of one line each, as wide
+        as the header, with no NUL or cell an export marked ') is read a column at a time into ChunkColumns;
+        any of its rows that is not plainly valid and wanted goes through ``read`` (its ``odd``), and so
+        does every row of any other chunk (a list of what ``read`` gives)."""
+        lines, rows = chunk.lines, chunk.rows
+        if not rows:
             return []
-        lines, rows, ends, problems = zip(*chunk, strict=True)
         text = "\n".join(itertools.chain.from_iterable(rows))  # no value holds a line break: each is one line
         if (
-            lines != ends
-            or any(problems)
+            not chunk.plain
             or min(map(len, rows)) != self.header_width
             or max(map(len, rows)) != self.header_width
             or "\r" in text
@@ -350,7 +416,7 @@ class RowReader:
             or "\n'" in text
             or text.startswith("'")
         ):
-            return [self.read(*row) for row in chunk]
+            return [self.read(*row) for row in chunk.each()]
         columns = list(zip(*rows, strict=True))
         absent = ("",) * len(rows)
         index = self.columns.index
@@ -364,27 +430,21 @@ class RowReader:
         statuses = list(map(status_of.__getitem__, raw_statuses))
         emails = self.addresses.normalise_plain(list(map(str.strip, column("email"))))
         names = list(map(str.strip, column("name")))
-        first_names = [
-            first or first_word(name) for first, name in zip(map(str.strip, column("first_name")), names, strict=True)
-        ]
+        first_names = list(map(str.strip, column("first_name")))
+        if not all(first_names):  # the name's first word where none is given
+            first_names = [first or first_word(name) for first, name in zip(first_names, names, strict=True)]
         raw_tags = column("tags")
         tags_of = {raw: (self._tags.get(raw) or self._split_tags(raw)) if raw else () for raw in set(raw_tags)}
-        extras = [columns[at] for at, _ in self.columns.extra]
-        fields = (
-            list(map(dict, map(zip, itertools.repeat(self._extra_titles), zip(*extras, strict=True))))
-            if extras
-            else [{} for _ in rows]
-        )
-        subscribers = map(Subscriber, emails, names, first_names, map(tags_of.__getitem__, raw_tags), fields, lines)
-        read: list[ListRow | RowProblem | None] = list(
-            map(_list_row, itertools.repeat(ListRow), zip(statuses, subscribers, strict=True))
-        )
+        odd: dict[int, ListRow | RowProblem | None] = {}
         wanted = self.wanted
         if None in emails or not all(status in wanted for status in status_of.values()):
             for at, (email, status) in enumerate(zip(emails, statuses, strict=True)):
                 if email is None or status not in wanted:  # a problem, a row of another status, a blank row
-                    read[at] = self.read(*chunk[at])
-        return read
+                    odd[at] = self.read(lines[at], rows[at], lines[at], "")
+        tags = list(map(tags_of.__getitem__, raw_tags))
+        extras = [columns[at] for at, _ in self.columns.extra]
+        subscribers = SubscriberColumns(emails, names, first_names, tags, self._extra_titles, extras, lines)  # type: ignore[arg-type]
+        return ChunkColumns(statuses, subscribers, odd)
 
     def _is_address(self, text: str) -> bool:
         try:

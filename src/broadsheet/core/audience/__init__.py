@@ -2,7 +2,7 @@
 ledger is data.subscriber_list)."""
 
 from .csvfile import list_fingerprint
-from .model import JournalLoader, ListRow, LoadableList, RowProblem, Subscriber, first_word
+from .model import JournalLoader, ListRow, LoadableList, RowProblem, Subscriber, SubscriberColumns, first_word
 
 __all__ = [
     "JournalLoader",
@@ -10,6 +10,7 @@ __all__ = [
     "LoadableList",
     "RowProblem",
     "Subscriber",
+    "SubscriberColumns",
     "list_fingerprint",
     "first_word",
 ]

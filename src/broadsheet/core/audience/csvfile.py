@@ -8,7 +8,7 @@ import io
 import itertools
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, TypeVar
 
@@ -30,13 +30,27 @@ class CsvRow(NamedTuple):  # a tuple: lists of a million rows make one each
     problem: str = ""  # why the CSV reader could not read this row (then ``values`` is empty)
 
 
+class CsvChunk(NamedTuple):
+    """Consecutive rows of a CSV, blank ones too, a column each: their start lines, values, end lines and
+    problems (as in CsvRow). ``plain``: every row is one line and readable (``lines`` is ``ends``, no
+    problem), as in most chunks of a long list."""
+
+    lines: Sequence[int]
+    rows: list[list[str]]
+    ends: Sequence[int]
+    problems: Sequence[str]
+    plain: bool
+
+    def each(self) -> Iterator[tuple[int, list[str], int, str]]:
+        """(line, values, end, problem) of each row."""
+        return zip(self.lines, self.rows, self.ends, self.problems, strict=True)
+
+
 class CsvFile:
     """A CSV read lazily: ``header`` (names stripped), ``delimiter``, then ``rows()`` or ``chunks()`` once.
 
     The bytes are decoded by one ``TextIOWrapper`` that ends lines at LF only (as the CSV reader needs; a
-    lone CR stays inside its line), so the reader pulls lines in C, not through a Python generator."""
-
-    _offset = 0  # lines before the first one this reader reads (a part of the file: see ``part``)
+    lone CR stays inside its line), so lines are pulled in C, not through a Python generator."""
 
     def __init__(self, path: Path, stream: BinaryIO):
         self.path = path
@@ -49,51 +63,68 @@ class CsvFile:
                 fix="put the column names (one of them 'email') on line 1",
             )
         self.delimiter = sniff_delimiter(first)
-        self._reader = csv.reader(itertools.chain((first,), self._text), delimiter=self.delimiter)
+        reader = csv.reader(itertools.chain((first,), self._text), delimiter=self.delimiter)
         try:
             # a title an export wrote spreadsheet-safe ('@handle) reads as it was
-            self.header = [as_written(name.strip()) for name in self._read(lambda: next(self._reader))]
+            self.header = [as_written(name.strip()) for name in self._read(lambda: next(reader))]
         except csv.Error as exc:
             raise AudienceError(
                 _unreadable(exc), where=f"{path}:1", fix="save the list as CSV UTF-8 (line ends LF or CRLF)"
             ) from None
-
-    @property
-    def lines_read(self) -> int:
-        """Lines of the file read so far (the header's, after it is read)."""
-        return self._offset + self._reader.line_num
+        self._lines = reader.line_num  # lines read so far (the reader reads no further than its row)
 
     def rows(self) -> Iterator[CsvRow]:
         """The non-empty rows; one the reader cannot parse comes with ``problem`` (the reader goes on after it)."""
         for chunk in self.chunks():
-            for line, values, end, problem in chunk:
+            for line, values, end, problem in chunk.each():
                 if problem or not _blank(values):
                     yield CsvRow(line, values, end, problem)
 
-    def chunks(self, size: int = CHUNK) -> Iterator[list[tuple[int, list[str], int, str]]]:
-        """Every row, blank ones too, as (line, values, end line, problem) in lists of about ``size``: the
-        hot loop of a long list, one plain tuple a row."""
-        reader, offset = self._reader, self._offset
+    def chunks(self, size: int = CHUNK) -> Iterator[CsvChunk]:
+        """Every row, blank ones too, in chunks of about ``size``: the hot loop of a long list.
+
+        ``size`` lines are taken at once; when they hold no quote each line is one row, parsed by one
+        reader call for them all. Otherwise they are read a row at a time (a quoted value may go on past
+        them: the reader then takes the lines it needs)."""
         while True:
-            chunk: list[tuple[int, list[str], int, str]] = []
-            append = chunk.append
-            start = offset + reader.line_num + 1
+            block = self._read(lambda: list(itertools.islice(self._text, size)))
+            if not block:
+                return
+            start = self._lines + 1
+            if '"' not in "".join(block):
+                try:
+                    rows = list(csv.reader(block, delimiter=self.delimiter))
+                except csv.Error:  # (a lone CR inside a value) read a row at a time below, to say which
+                    rows = []
+                if len(rows) == len(block):
+                    self._lines += len(block)  # no quote: one row a line
+                    lines = range(start, start + len(block))
+                    yield CsvChunk(lines, rows, lines, [""] * len(rows), plain=True)
+                    continue
+            yield self._rows_of(block)
+
+    def _rows_of(self, block: list[str]) -> CsvChunk:
+        """The rows that begin in ``block`` (lines from the file), read one at a time to know each one's lines."""
+        reader = csv.reader(itertools.chain(block, self._text), delimiter=self.delimiter)
+        offset = self._lines
+        lines: list[int] = []
+        rows: list[list[str]] = []
+        ends: list[int] = []
+        problems: list[str] = []
+        while reader.line_num < len(block):
+            lines.append(offset + reader.line_num + 1)
             try:
-                for values in reader:
-                    end = offset + reader.line_num
-                    append((start, values, end, ""))
-                    start = end + 1
-                    if len(chunk) >= size:
-                        break
-                else:
-                    if chunk:
-                        yield chunk
-                    return
+                values, problem = self._read(lambda: next(reader)), ""
+            except StopIteration:  # (the lines of ``block`` are there to read: not expected)
+                lines.pop()
+                break
             except csv.Error as exc:
-                append((start, [], offset + reader.line_num, _unreadable(exc)))
-            except UnicodeDecodeError:
-                raise _not_utf8(self.path) from None
-            yield chunk
+                values, problem = [], _unreadable(exc)
+            rows.append(values)
+            ends.append(offset + reader.line_num)
+            problems.append(problem)
+        self._lines = offset + reader.line_num
+        return CsvChunk(lines, rows, ends, problems, plain=False)
 
     def column(self, name: str) -> int | None:
         """Index of a column by case-insensitive name."""

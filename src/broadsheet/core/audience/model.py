@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -23,6 +24,31 @@ class Subscriber:
     tags: tuple[str, ...] = ()
     fields: dict[str, str] = field(default_factory=dict)
     line: int = 0
+
+
+class SubscriberColumns(NamedTuple):
+    """Subscribers of a long list's chunk a column each (a Subscriber's attributes; ``fields``: a dict of
+    ``titles`` and a row's values of ``extras``, a column each): handed on with no object per row."""
+
+    emails: list[str]
+    names: list[str]
+    first_names: list[str]
+    tags: list[tuple[str, ...]]
+    titles: list[str]
+    extras: list[tuple[str, ...]]
+    lines: Sequence[int]
+
+    @property
+    def size(self) -> int:  # (``len`` of a NamedTuple is its count of attributes)
+        return len(self.lines)
+
+    def subscribers(self) -> list[Subscriber]:
+        """The same as Subscribers, in order."""
+        if self.extras:
+            fields = list(map(dict, map(zip, itertools.repeat(self.titles), zip(*self.extras, strict=True))))
+        else:
+            fields = [{} for _ in self.lines]
+        return list(map(Subscriber, self.emails, self.names, self.first_names, self.tags, fields, self.lines))
 
 
 def first_word(name: str) -> str:
@@ -61,8 +87,8 @@ class Selection:
 class JournalLoader(Protocol):
     """A campaign's journal, ready to take its recipients one of two ways (``campaign`` makes one)."""
 
-    def chunks(self, chunks: Iterable[list[Subscriber]]) -> int:
-        """Subscribers a chunk at a time; the first row of an address is kept (ASCII letters folded).
+    def chunks(self, chunks: Iterable[list[Subscriber] | SubscriberColumns]) -> int:
+        """Subscribers a chunk at a time (a list, or its columns); the first row of an address is kept (ASCII letters folded).
         Returns the count kept."""
         ...
 

@@ -36,7 +36,7 @@ from broadsheet.core.errors import StoreError
 
 from ..bulk import Staging, insert_many
 from ..db import postgres
-from ..subscriber_list import list_chunks
+from ..subscriber_list import list_column_chunks
 from .schema import STATUS_EVENTS, STATUSES, SUPPRESSING, settled, weaker_sql
 from .staged import STAGED, TAGSET_COLUMNS, TagSets, staged_chunks
 from .store import Store, dump_fields, utc_now
@@ -139,7 +139,7 @@ def _stage(
     def stage_tagsets() -> None:
         insert_many(db, f"INSERT INTO {TAGSETS} ({', '.join(TAGSET_COLUMNS)})", tagsets.taken())
 
-    chunks = list_chunks(path, store._addresses, wanted=STATUSES)
+    chunks = list_column_chunks(path, store._addresses, wanted=STATUSES)
     report.rows = staging.fill(staged_chunks(chunks, noted, tagsets), then=stage_tagsets)
     stage_tagsets()
     return _sort(db, staging)
@@ -424,7 +424,7 @@ def _stage_postgres(store: Store, path: Path, report: ImportReport, on_problem: 
     )
     rows = 0
     with postgres.copy(db, f"COPY {PG_STAGED} (pos, {columns}) FROM STDIN") as copy:
-        for chunk in staged_chunks(list_chunks(path, store._addresses, wanted=STATUSES), noted, tagsets):
+        for chunk in staged_chunks(list_column_chunks(path, store._addresses, wanted=STATUSES), noted, tagsets):
             for row in chunk:
                 rows += 1
                 copy.write_row((rows, *row))

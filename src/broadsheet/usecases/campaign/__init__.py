@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from broadsheet.core.audience import LoadableList, Subscriber
+from broadsheet.core.audience import LoadableList, Subscriber, SubscriberColumns
 from broadsheet.core.audience.model import Selection
 from broadsheet.core.providers import delivers
 from broadsheet.data.journal.engines import journal_exists, open_journal_for
@@ -91,7 +91,7 @@ class _Loader:
     record: CampaignRecord
     fingerprint: str
 
-    def chunks(self, chunks: Iterable[list[Subscriber]]) -> int:
+    def chunks(self, chunks: Iterable[list[Subscriber] | SubscriberColumns]) -> int:
         return self.journal.load_recipient_chunks(self.record, self.fingerprint, journal_chunks(chunks))
 
     def selected(self, selection: Selection) -> int:
