@@ -37,10 +37,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test in a browser is slow by nature: marked ``slow`` too."""
+    """A test in a browser is slow by nature: marked ``slow`` too. The slow tests run first (otherwise in
+    their order): xdist hands them out while every worker is free, and the quick ones fill in around them
+    instead of one worker finishing a long test alone at the end."""
     for item in items:
         if item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True, scope="session")
