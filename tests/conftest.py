@@ -37,10 +37,39 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test in a browser is slow by nature: marked ``slow`` too."""
+    """A test in a browser is slow by nature: marked ``slow`` too. The slow tests run first (otherwise in
+    their order): xdist hands them out while every worker is free, and the quick ones fill in around them
+    instead of one worker finishing a long test alone at the end."""
     for item in items:
         if item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# Modules whose module-scoped fixture costs more than their tests (a serve process, an IMAP or HTTPS server, a
+# wheel, RSA keys): under xdist each module's tests share one worker, so the fixture is made once, not once per
+# worker. xdist's own loadgroup cannot do this with pytest 9 (it renames nodes through an attribute pytest no
+# longer reads).
+SHARED_MODULE_FIXTURE = frozenset(
+    f"tests/test_{name}.py"
+    for name in ("wheel", "serve", "serve_topics", "events_serve", "events_inbox", "events_webhooks", "doctor")
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """With ``-n`` (xdist's default ``--dist load``): every test is its own unit of work, handed to whichever
+    worker is free, except that the tests of a SHARED_MODULE_FIXTURE module go together."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in SHARED_MODULE_FIXTURE else nodeid
+
+    return Scheduling(config, log)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True, scope="session")

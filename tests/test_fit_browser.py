@@ -133,31 +133,34 @@ def require_axe() -> None:
         missing("axe-core (npm)", "make install-test, or npm install --no-save axe-core@4.x")
 
 
-def test_the_email_and_its_web_version_are_never_wider_than_the_screen(project: Path, issues: list[Path]):
+# Each issue a test of its own: xdist runs them side by side.
+@pytest.mark.parametrize("issue_name", [SAMPLE, STRESS])
+def test_the_email_and_its_web_version_are_never_wider_than_the_screen(
+    project: Path, issues: list[Path], issue_name: str
+):
     config = project / "broadsheet.toml"
     wide: list[str] = []
-    with browser() as driver:
-        for issue in issues:
-            with Preview(issue, port=0, config_path=config, watch=False) as preview:
-                for page in ("email.html", "web.html"):
-                    for width, dark, images in screens(driver, preview.url + page):
-                        page_width, screen_width, loaded, blocked = driver.execute_script(LAYOUT)
-                        assert screen_width == width
-                        assert (loaded > 0 and blocked == 0) if images else (loaded == 0 and blocked > 0), issue.name
-                        if page_width > width:
-                            wide.append(f"{issue.name}/{page} at {width} px ({'dark' if dark else 'light'}, images "
-                                        f"{'on' if images else 'off'}): {page_width} px wide")  # fmt: skip
-                        if page == "email.html" and width in (375, 1280) and not dark:
-                            for name, box, attributes in driver.execute_script(RATIOS):  # the space is kept
-                                assert box == pytest.approx(attributes, abs=0.02), (name, width, images)
-                        if width == 375 and not dark and images:
-                            small, short, links = driver.execute_script(SMALL)
-                            assert (small, short) == ([], []) and links >= 3  # the footer's (and the contents') links
-                        if issue.name == STRESS and width == 320 and page == "email.html":
-                            shown = driver.execute_script(COMPONENTS)  # every component is in what was measured
-                            assert shown == {"button": 2, "callout": 1, "caption": 2, "pair": 1}, shown
-                            cells = driver.execute_script(CJK_CELLS)
-                            assert cells and all(lines < characters for characters, lines in cells if characters > 1)
+    issue = project / "issues" / issue_name
+    with browser() as driver, Preview(issue, port=0, config_path=config, watch=False) as preview:
+        for page in ("email.html", "web.html"):
+            for width, dark, images in screens(driver, preview.url + page):
+                page_width, screen_width, loaded, blocked = driver.execute_script(LAYOUT)
+                assert screen_width == width
+                assert (loaded > 0 and blocked == 0) if images else (loaded == 0 and blocked > 0), issue.name
+                if page_width > width:
+                    wide.append(f"{issue.name}/{page} at {width} px ({'dark' if dark else 'light'}, images "
+                                f"{'on' if images else 'off'}): {page_width} px wide")  # fmt: skip
+                if page == "email.html" and width in (375, 1280) and not dark:
+                    for name, box, attributes in driver.execute_script(RATIOS):  # the space is kept
+                        assert box == pytest.approx(attributes, abs=0.02), (name, width, images)
+                if width == 375 and not dark and images:
+                    small, short, links = driver.execute_script(SMALL)
+                    assert (small, short) == ([], []) and links >= 3  # the footer's (and the contents') links
+                if issue.name == STRESS and width == 320 and page == "email.html":
+                    shown = driver.execute_script(COMPONENTS)  # every component is in what was measured
+                    assert shown == {"button": 2, "callout": 1, "caption": 2, "pair": 1}, shown
+                    cells = driver.execute_script(CJK_CELLS)
+                    assert cells and all(lines < characters for characters, lines in cells if characters > 1)
     assert not wide, "\n".join(wide)
 
 
@@ -174,21 +177,26 @@ def test_the_archive_is_never_wider_than_the_screen(project: Path, issues: list[
     assert not wide, "\n".join(wide)
 
 
+# The email and web version of each issue, and the archive: three tests, which xdist runs side by side.
+@pytest.mark.parametrize("pages", [SAMPLE, STRESS, "archive"])
 def test_axe_finds_no_wcag_violation_in_the_email_web_version_and_archive(
-    project: Path, issues: list[Path], tmp_path: Path
+    project: Path, issues: list[Path], tmp_path: Path, pages: str
 ):
     require_axe()
-    out = tmp_path / "site"
-    assert main(["--config", str(project / "broadsheet.toml"), "publish", "--out", str(out)]) == 0
     found: dict[str, list[str]] = {}
     with browser() as driver:
         driver.set_script_timeout(60)
-        for issue in issues:
-            with Preview(issue, port=0, config_path=project / "broadsheet.toml", watch=False) as preview:
+        if pages == "archive":
+            out = tmp_path / "site"
+            assert main(["--config", str(project / "broadsheet.toml"), "publish", "--out", str(out)]) == 0
+            for page in (out / "index.html", *(out / issue.name / "index.html" for issue in issues)):
+                found |= axe_violations(driver, page.as_uri())
+        else:
+            with Preview(
+                project / "issues" / pages, port=0, config_path=project / "broadsheet.toml", watch=False
+            ) as preview:
                 for page in ("email.html", "web.html"):
                     found |= axe_violations(driver, preview.url + page)
-        for page in (out / "index.html", *(out / issue.name / "index.html" for issue in issues)):
-            found |= axe_violations(driver, page.as_uri())
     assert not found, found
 
 

@@ -196,13 +196,25 @@ def interrupted_send(
         process = start_send(sample, sink, host, port, hangup=hangup)
         if ctrl_c > 1:  # slow replies from now on, so the second press surely lands while messages are in flight
             sink.delay = 0.5
+        said = b""
         for press in range(ctrl_c):
-            time.sleep(0.02 if press else 0)
+            if press:  # once the send says it took the first: two signals that arrive together are one
+                said = _read_until(process, b"stopping:", said)
             process.send_signal(signum)
         if then is not None:
             sink.delay = then
         out, err = process.communicate(timeout=30)
-    return sink, process.returncode, out, err
+    return sink, process.returncode, out, said.decode("utf-8") + err
+
+
+def _read_until(process, text: bytes, said: bytes) -> bytes:
+    """What the child wrote on stderr, read unbuffered (communicate reads the rest) up to ``text``."""
+    assert process.stderr is not None
+    while text not in said:
+        chunk = os.read(process.stderr.fileno(), 4096)
+        assert chunk, f"the send ended without saying {text!r}: {said!r}"
+        said += chunk
+    return said
 
 
 def test_ctrl_c_finishes_in_flight_messages_records_them_and_says_how_to_resume(sample):

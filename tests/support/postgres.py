@@ -50,7 +50,10 @@ class Server:
     def create_database(self) -> str:
         name = f"test_{os.getpid()}_{next(_databases)}"
         with self.admin() as db:
-            db.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            # FILE_COPY: template0's few files copied, not written through the WAL (PostgreSQL 15's default,
+            # several times slower for a database this small); the checkpoint it costs is cheap without fsync.
+            strategy = " STRATEGY FILE_COPY" if db.info.server_version >= 150000 else ""
+            db.execute(f'CREATE DATABASE "{name}" TEMPLATE template0{strategy}')
         return name
 
     def drop_database(self, name: str) -> None:
