@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from smtp import copy_sample_project, run_broadsheet, run_mailmerge, write_list
+from smtp import copy_sample_project, prepare, run_broadsheet, run_mailmerge, write_list
 
 
 def machine() -> str:
@@ -64,6 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="broadsheet-bench-") as tmp:
         folder = Path(tmp)
         copy_sample_project(folder)
+        prepare(folder)
         for connections in args.connections:
             write_list(folder, args.per_connection * connections)
             plain = None

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
-
-# premailer keeps the CSS it parses in one cache of 128 entries by default, read from the environment when it
-# is imported: one issue's style sheets and style attributes overflow it, so every build parsed them again.
-os.environ.setdefault("PREMAILER_CACHE_MAXSIZE", "4096")
-
-import cssutils
-import mjml
-from premailer import Premailer
+from typing import Any
 
 from ..errors import TemplateError
-
-cssutils.log.setLevel(logging.CRITICAL)
 
 DOCTYPE = re.compile(r"\s*<!doctype[^>]*>", re.IGNORECASE)
 MAIN = re.compile(r'<div class="issue-main"')  # the theme's mj-wrapper around the issue's own content
@@ -24,6 +16,8 @@ MAIN = re.compile(r'<div class="issue-main"')  # the theme's mj-wrapper around t
 
 def compile_mjml(source: str, *, fonts: dict[str, str], where: str) -> str:
     """Compile MJML with MRML; no web fonts unless the theme declares them."""
+    import mjml  # here, not at import: commands that build nothing do not load it
+
     try:
         html: str = mjml.mjml2html(source, fonts=fonts, disable_comments=False)
     except ValueError as exc:
@@ -38,7 +32,7 @@ def inline_css(html: str) -> str:
     renders the email in quirks mode.
     """
     doctype = DOCTYPE.match(html)
-    inlined: str = Premailer(  # premailer is untyped
+    inlined: str = _premailer()(  # premailer is untyped
         html,
         allow_network=False,
         keep_style_tags=True,
@@ -52,3 +46,23 @@ def inline_css(html: str) -> str:
     if DOCTYPE.match(inlined):
         return inlined
     return (doctype.group(0).strip() if doctype else "<!doctype html>") + "\n" + inlined
+
+
+@functools.cache
+def _premailer() -> Any:
+    """premailer's Premailer, imported on the first build (it brings cssutils, cssselect and requests).
+
+    premailer validates every style attribute against cssutils' CSS profiles although ``disable_validation``
+    is set (its merge_styles parses them without the flag); validation only logs, and that log is silenced,
+    so the profiles are dropped: nothing is left to check, and nothing checked changes the output.
+    """
+    # premailer keeps the CSS it parses in one cache of 128 entries by default, read from the environment
+    # when it is imported: one issue's style sheets and style attributes overflow it, so every build parsed
+    # them again.
+    os.environ.setdefault("PREMAILER_CACHE_MAXSIZE", "4096")
+    import cssutils
+    from premailer import Premailer
+
+    cssutils.log.setLevel(logging.CRITICAL)
+    cssutils.profile.removeProfile(all=True)
+    return Premailer

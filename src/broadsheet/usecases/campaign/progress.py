@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def describe(counts: dict[str, int], rate: float) -> str:
@@ -54,14 +53,19 @@ class PlainProgress:
 
 
 class LiveProgress:
-    """A rich live line, refreshed a few times a second."""
+    """A rich live line, refreshed a few times a second (rich is loaded only for a terminal)."""
 
     def __init__(self, console: Console | None = None):
+        from rich.console import Console
+        from rich.live import Live
+        from rich.text import Text
+
+        self.text = Text
         self.live = Live(Text("starting…"), console=console or Console(), refresh_per_second=4, transient=False)
         self.live.start()
 
     def __call__(self, counts: dict[str, int], rate: float) -> None:
-        self.live.update(Text(describe(counts, rate)))
+        self.live.update(self.text(describe(counts, rate)))
 
     def close(self) -> None:
         self.live.stop()

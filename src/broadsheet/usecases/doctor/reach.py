@@ -7,14 +7,11 @@ import ipaddress
 import os
 from urllib.parse import urlsplit
 
-import requests
-
 from broadsheet.core.compose.unsubscribe import PROBE_ADDRESS, UnsubscribeLinks
 from broadsheet.core.config import MAKE_SIGNING_SECRET, SECRET_ENV, Config, weak_secret
 from broadsheet.core.errors import BroadsheetError
 from broadsheet.core.providers import delivers
 from broadsheet.delivery.transports import TransportOptions, transport_class
-from broadsheet.delivery.web import one_click_post
 
 from .checks import Check, Status
 
@@ -77,6 +74,10 @@ def public_url_check(config: Config, timeout: float) -> Check:
             "public-url", "warn", f"not tried: a test token needs {SECRET_VARIABLE} (see the secret check)",
             fix=f"export {SECRET_VARIABLE}",
         )  # fmt: skip
+    import requests  # here: a send runs this module's checks that need no network, without requests
+
+    from broadsheet.delivery.web import one_click_post
+
     url = UnsubscribeLinks(config, token_secret=secret or None).url(PROBE_ADDRESS)
     origin = _origin(url)
     try:
