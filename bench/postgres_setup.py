@@ -34,13 +34,14 @@ BROADSHEET = str(Path(sys.executable).parent / "broadsheet")
 SET_UP = re.compile(r"journal: ([\d,]+) recipients set up in ([\d.]+) s")
 
 
-def configure(folder: Path, url: str, port: int, connections: int, batch: int) -> None:
+def configure(folder: Path, url: str, port: int, connections: int, batch: int, compose_workers: int) -> None:
     """The store's readers (no list file) over Postmark at ``port``, the store and journal at ``url``."""
     text = (folder / "broadsheet.toml").read_text(encoding="utf-8")
     text = re.sub(r"(?ms)^\[(send|smtp|postmark|database)\]\n.*?(?=^\[|\Z)", "", text)
     text += (
         f'\n[database]\nurl = "{url}"\n'
         f'\n[send]\ntransport = "postmark"\nconnections = {connections}\nbatch_size = {batch}\n'
+        f"compose_workers = {compose_workers}\n"
         f'\n[postmark]\nbase_url = "http://127.0.0.1:{port}"\n'
     )
     (folder / "broadsheet.toml").write_text(text, encoding="utf-8")
@@ -85,6 +86,9 @@ def main() -> None:
     parser.add_argument("--api-latency", type=float, default=0.05)
     parser.add_argument("--connections", type=int, default=4, help="per worker")
     parser.add_argument("--batch", type=int, default=50, help="Postmark messages per call")
+    parser.add_argument(
+        "--compose-workers", type=int, default=0, help="[send] compose_workers (0: broadsheet's choice)"
+    )
     args = parser.parse_args()
     print(f"# {platform.machine()}, nproc {os.cpu_count()}, Python {platform.python_version()}", flush=True)
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load()}", flush=True)
@@ -97,7 +101,7 @@ def main() -> None:
             print(f"# wrote {args.rows:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
             journal.fresh()
             port = free_port()
-            configure(folder, journal.url, port, args.connections, args.batch)
+            configure(folder, journal.url, port, args.connections, args.batch, args.compose_workers)
             run(folder, port, args, {**ENV, "BROADSHEET_DATABASE_PASSWORD": journal.password})
             sent = journal.query("SELECT state, count(*) FROM recipients GROUP BY state")
             print(f"# journal afterwards: {dict(sent)}; load average {load()}")
