@@ -12,7 +12,12 @@ checkout of the commit before workers, run from its own ``src``), this `send`, a
 ``--kill`` also runs four workers of which one is killed -9 a third of the way: every recipient still
 arrives at most once, and everyone not left ``unknown`` exactly once.
 
+``--engine postgresql`` puts the journal in PostgreSQL (``[database] url``): a throwaway server started
+as the test suite starts it (tests/support/postgres.py: initdb in a temporary folder, 127.0.0.1, a free
+port, fsync off), a fresh database for every run.
+
     .venv/bin/python bench/workers.py [--old /work/wt/mw-base] [--api-recipients 3000] [--smtp-recipients 400]
+                                      [--engine sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -145,10 +150,68 @@ def serve_smtp(port: int, delay: float) -> None:
 # -- one run -----------------------------------------------------------------------------------------
 
 
-def configure(folder: Path, transport: str, port: int, connections: int, batch: int, *, lease: bool) -> None:
+class SqliteJournal:
+    """The journal's file beside broadsheet.toml (removed with .broadsheet before every run)."""
+
+    url = password = ""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / ".broadsheet" / "state.db"
+
+    def fresh(self) -> None:
+        pass
+
+    def query(self, sql: str) -> list[tuple[object, ...]]:
+        if not self.path.exists():
+            raise LookupError(sql)
+        db = sqlite3.connect(self.path, timeout=10)
+        try:
+            return db.execute(sql).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise LookupError(sql) from exc
+        finally:
+            db.close()
+
+
+class PostgresJournal:
+    """A throwaway PostgreSQL server; a new database for every run."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from support import postgres
+
+        self.postgres = postgres
+        self.server = postgres.start()
+        self.password = postgres.PASSWORD
+        self.database = ""
+        self.url = ""
+
+    def fresh(self) -> None:
+        if self.database:
+            self.server.drop_database(self.database)
+        self.database = self.server.create_database()
+        self.url = self.server.url(self.database)
+
+    def query(self, sql: str) -> list[tuple[object, ...]]:
+        import psycopg
+
+        try:
+            with psycopg.connect(host=str(self.server.folder), port=self.server.port, user=self.postgres.USER,
+                                 dbname=self.database) as db:  # fmt: skip
+                return list(db.execute(sql).fetchall())
+        except psycopg.Error as exc:
+            raise LookupError(sql) from exc
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def configure(
+    folder: Path, transport: str, port: int, connections: int, batch: int, *, lease: bool, url: str = ""
+) -> None:
     text = (folder / "broadsheet.toml").read_text(encoding="utf-8")
-    text = re.sub(r"(?ms)^\[(send|smtp|postmark)\]\n.*?(?=^\[|\Z)", "", text)
-    text += (
+    text = re.sub(r"(?ms)^\[(send|smtp|postmark|database)\]\n.*?(?=^\[|\Z)", "", text)
+    text += (f'\n[database]\nurl = "{url}"\n' if url else "") + (
         f'\n[send]\ntransport = "{transport}"\nlist = "list.csv"\nconnections = {connections}\nbatch_size = {batch}\n'
         + ("worker_lease = 3\n" if lease else "")
         + f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nmessages_per_connection = 1000\n'
@@ -158,7 +221,8 @@ def configure(folder: Path, transport: str, port: int, connections: int, batch: 
 
 
 def run(
-    folder: Path, transport: str, workers: int, args: argparse.Namespace, *, code: Path | None = None,
+    folder: Path, journal: SqliteJournal | PostgresJournal, transport: str, workers: int, args: argparse.Namespace,
+    *, code: Path | None = None,
     worker_flag: bool = True, kill: bool = False,
 ) -> dict[str, object]:  # fmt: skip
     """``workers`` send processes on a fresh campaign; the receiver's count and span, and the CPU time."""
@@ -166,14 +230,15 @@ def run(
     write_list(folder, recipients)
     for leftover in (folder / ".broadsheet", folder / "outbox"):
         subprocess.run(["rm", "-rf", str(leftover)], check=True)
+    journal.fresh()
     port = free_port()
     mode, wait = (
         ("--serve-postmark", args.api_latency) if transport == "postmark" else ("--serve-smtp", args.smtp_delay)
     )
     receiver = child.start([sys.executable, __file__, mode, str(port), "--wait", str(wait)])
     batch = args.batch if transport == "postmark" else 1
-    configure(folder, transport, port, args.connections, batch, lease=code is None)
-    env = dict(ENV)
+    configure(folder, transport, port, args.connections, batch, lease=code is None, url=journal.url)
+    env = {**ENV, "BROADSHEET_DATABASE_PASSWORD": journal.password}
     if code is not None:
         env["PYTHONPATH"] = str(code / "src")
     command = [sys.executable, "-m", "broadsheet", "send", ISSUE, "--yes", "--force"]
@@ -186,29 +251,22 @@ def run(
     ]
     killed = False
     if kill:
-        journal = folder / ".broadsheet" / "state.db"
         while not killed and processes[0].poll() is None:
             time.sleep(0.05)
-            if journal.exists():
-                db = sqlite3.connect(journal, timeout=10)
-                try:
-                    sent = db.execute("SELECT count(*) FROM recipients WHERE state = 'sent'").fetchone()[0]
-                except sqlite3.OperationalError:
-                    sent = 0
-                finally:
-                    db.close()
-                if sent >= recipients // 3:
-                    processes[0].send_signal(signal.SIGKILL)
-                    killed = True
+            try:
+                sent = int(journal.query("SELECT count(*) FROM recipients WHERE state = 'sent'")[0][0])  # type: ignore[call-overload]
+            except LookupError:
+                sent = 0
+            if sent >= recipients // 3:
+                processes[0].send_signal(signal.SIGKILL)
+                killed = True
     outputs = [process.communicate(timeout=3600) for process in processes]
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     tally = json.loads(child.stop(receiver).strip().splitlines()[-1])
     for process, (_out, err) in zip(processes, outputs, strict=True):
         if process.returncode not in (0, -9) and not (kill and process.returncode == 1):
             raise SystemExit(f"send failed ({process.returncode}):\n{err}")
-    states = dict(sqlite3.connect(folder / ".broadsheet" / "state.db").execute(
-        "SELECT state, count(*) FROM recipients GROUP BY state"
-    ).fetchall())  # fmt: skip
+    states = dict(journal.query("SELECT state, count(*) FROM recipients GROUP BY state"))
     span = tally["last"] - tally["first"]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
@@ -240,6 +298,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--transports", default="postmark,smtp")
     parser.add_argument("--kill", action="store_true", help="also four workers with one killed -9")
+    parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite", help="the journal's")
     args = parser.parse_args()
     if args.serve_postmark:
         return serve_postmark(args.serve_postmark, args.wait)
@@ -247,29 +306,39 @@ def main() -> None:
         return serve_smtp(args.serve_smtp, args.wait)
 
     print(f"{platform.processor() or platform.machine()}, nproc {os.cpu_count()}, Python {platform.python_version()}")
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()}")
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()}, {args.engine}")
     print("| run | recipients | received | distinct | twice | span s | msg/s | CPU ms/msg | journal |")
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as temporary:
         folder = Path(temporary)
         copy_sample_project(folder)
-        for transport in args.transports.split(","):
-            rates = {}
-            if args.old is not None:
-                print(line(f"{transport}: today's send (before workers)", run(folder, transport, 1, args,
-                                                                               code=args.old, worker_flag=False)))  # fmt: skip
-                print(line(f"{transport}: this send", run(folder, transport, 1, args, worker_flag=False)))
-            for count in (int(n) for n in args.workers.split(",")):
-                result = run(folder, transport, count, args)
-                rates[count] = result["rate"]
-                print(line(f"{transport}: {count} worker(s)", result))
-            if args.kill:
-                print(line(f"{transport}: 4 workers, one killed -9", run(folder, transport, 4, args, kill=True)))
-            if rates.get(1):
-                scaling = ", ".join(f"{n}: {rate / rates[1]:.2f}×" for n, rate in rates.items())
-                print(f"{transport} scaling from 1 worker: {scaling}")
+        journal = PostgresJournal() if args.engine == "postgresql" else SqliteJournal(folder)
+        try:
+            compare(folder, journal, args)
+        finally:
+            if isinstance(journal, PostgresJournal):
+                journal.stop()
     print(f"load average at the end {os.getloadavg()}")
     return None
+
+
+def compare(folder: Path, journal: SqliteJournal | PostgresJournal, args: argparse.Namespace) -> None:
+    """Every transport: the old send and this one (with ``--old``), then 1, 2, 4 workers (and one killed)."""
+    for transport in args.transports.split(","):
+        rates = {}
+        if args.old is not None:
+            print(line(f"{transport}: today's send (before workers)", run(folder, journal, transport, 1, args,
+                                                                           code=args.old, worker_flag=False)))  # fmt: skip
+            print(line(f"{transport}: this send", run(folder, journal, transport, 1, args, worker_flag=False)))
+        for count in (int(n) for n in args.workers.split(",")):
+            result = run(folder, journal, transport, count, args)
+            rates[count] = result["rate"]
+            print(line(f"{transport}: {count} worker(s)", result))
+        if args.kill:
+            print(line(f"{transport}: 4 workers, one killed -9", run(folder, journal, transport, 4, args, kill=True)))
+        if rates.get(1):
+            scaling = ", ".join(f"{n}: {rate / rates[1]:.2f}×" for n, rate in rates.items())
+            print(f"{transport} scaling from 1 worker: {scaling}")
 
 
 if __name__ == "__main__":
