@@ -49,6 +49,11 @@ def _postgres(sql: str) -> str:
         " REAL ", " DOUBLE PRECISION "
     )
     sql = sql.replace("CREATE TABLE meta", "CREATE TABLE journal_meta")
+    # SQLite's index ends in the rowid, which is the id: a claim's ORDER BY id reads it in order. PostgreSQL's
+    # must name it, or every claim sorts all of a campaign's queued rows to take the first few.
+    sql = sql.replace(
+        "recipients_by_state ON recipients (campaign, state)", "recipients_by_state ON recipients (campaign, state, id)"
+    )
     return sql.replace("recipient INTEGER PRIMARY KEY REFERENCES", "recipient BIGINT PRIMARY KEY REFERENCES")
 
 
