@@ -50,7 +50,6 @@ sys.path.insert(0, str(ROOT / "src"))
 from compose import machine  # noqa: E402 - bench/compose.py, beside this script
 
 from broadsheet.core.tokens import make_token  # noqa: E402
-from broadsheet.data.store import Store  # noqa: E402
 
 ISSUE = "issues/2021-06-01-chengdu-flemish-brabant"
 LIST = "newsletter.bcecc.example.org"
@@ -74,14 +73,24 @@ def project(folder: Path, port: int, send_rate: float, threads: int) -> None:
     config.write_text(text.replace("rate_per_second = 0", f"rate_per_second = {send_rate}"), encoding="utf-8")
 
 
-def fill_store(folder: Path, readers: int, leavers: int) -> list[str]:
-    """``readers`` who get the campaign and ``leavers`` who unsubscribe during it (one transaction); the
-    leavers' tokens."""
-    with Store.for_project(folder) as store, store.grouped():
-        for n in range(readers):
-            store.add(f"reader{n}@example.org", name=f"Reader {n}")
-        for n in range(leavers):
-            store.add(f"leaver{n}@example.net", name=f"Leaver {n}", tags=("leavers",))
+FILL = """
+import contextlib, sys
+from pathlib import Path
+from broadsheet.data.store import Store
+folder, readers, leavers = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+with Store.for_project(folder) as store, getattr(store, "grouped", contextlib.nullcontext)():
+    for n in range(readers):
+        store.add(f"reader{n}@example.org", name=f"Reader {n}")
+    for n in range(leavers):
+        store.add(f"leaver{n}@example.net", name=f"Leaver {n}", tags=("leavers",))
+"""
+
+
+def fill_store(folder: Path, readers: int, leavers: int, code: Path) -> list[str]:
+    """``readers`` who get the campaign and ``leavers`` who unsubscribe during it (one transaction), written
+    by the measured tree's own code (an older tree may not open a newer store); the leavers' tokens."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    subprocess.run([sys.executable, "-c", FILL, str(folder), str(readers), str(leavers)], env=env, check=True)
     return [make_token("unsubscribe", f"leaver{n}@example.net", LIST, SECRET) for n in range(leavers)]
 
 
@@ -286,7 +295,7 @@ def measure(code: Path, args: argparse.Namespace) -> Result:
     with tempfile.TemporaryDirectory() as name:
         folder, port = Path(name), free_port()
         project(folder, port, args.send_rate, args.threads)
-        tokens = fill_store(folder, args.readers, args.unsubscribes)
+        tokens = fill_store(folder, args.readers, args.unsubscribes, code)
         log = open(folder / "serve.log", "w+")  # noqa: SIM115 - read back below
         serve = subprocess.Popen(
             [sys.executable, "-m", "broadsheet", "serve", "--port", str(port)],
