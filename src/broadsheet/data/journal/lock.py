@@ -13,7 +13,7 @@ import fcntl
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from broadsheet.core.errors import CampaignError
 
@@ -26,20 +26,30 @@ class SendRunning(CampaignError):
     """Another process holds the send lock of this project (``send --due`` then leaves quietly)."""
 
 
-class ProjectLock:
+class HeldLock:
+    """What both send locks share: held as a context, from ``acquire()`` to ``release()``."""
+
+    def acquire(self, *, shared: bool = False) -> None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class ProjectLock(HeldLock):
     """Held from ``acquire()`` to ``release()``; ``acquire`` refuses when another process holds it."""
 
     def __init__(self, folder: Path, *, wait: bool = False):
         self.folder = folder
         self.wait = wait  # wait for the lock instead of refusing
         self._fd: int | None = None
-
-    def __enter__(self) -> ProjectLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
 
     @property
     def held(self) -> bool:
@@ -103,7 +113,7 @@ class ProjectLock:
         return True
 
 
-class AdvisoryLock:
+class AdvisoryLock(HeldLock):
     """``ProjectLock`` for a journal in PostgreSQL: a session-level advisory lock ``key`` on the journal's own
     connection, so a send on one machine keeps one on another out. It ends with the connection, however the
     process ends (the server drops a dead client's session)."""
@@ -114,13 +124,6 @@ class AdvisoryLock:
         self.where = where
         self.wait = wait  # wait for the lock instead of refusing
         self._shared: bool | None = None  # how it is held; None: not held
-
-    def __enter__(self) -> AdvisoryLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
 
     @property
     def held(self) -> bool:
