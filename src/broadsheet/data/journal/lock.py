@@ -35,6 +35,21 @@ class HeldLock:
     def release(self) -> None:
         raise NotImplementedError
 
+    @property
+    def held(self) -> bool:
+        raise NotImplementedError
+
+    def is_free(self) -> bool:
+        """Whether no other process holds the lock now (taken and released at once)."""
+        if self.held:
+            return True
+        try:
+            self.acquire()
+        except CampaignError:
+            return False
+        self.release()
+        return True
+
     def __enter__(self) -> Self:
         self.acquire()
         return self
@@ -101,17 +116,6 @@ class ProjectLock(HeldLock):
             return False
         return True
 
-    def is_free(self) -> bool:
-        """Whether no other process holds the lock now (taken and released at once)."""
-        if self._fd is not None:
-            return True
-        try:
-            self.acquire()
-        except CampaignError:
-            return False
-        self.release()
-        return True
-
 
 class AdvisoryLock(HeldLock):
     """``ProjectLock`` for a journal in PostgreSQL: a session-level advisory lock ``key`` on the journal's own
@@ -164,15 +168,4 @@ class AdvisoryLock(HeldLock):
 
     def last(self) -> bool:
         """True: nothing is kept aside for the holders to give back (``ProjectLock.last``)."""
-        return True
-
-    def is_free(self) -> bool:
-        """Whether no other session holds the lock now (taken and released at once)."""
-        if self._shared is not None:
-            return True
-        try:
-            self.acquire()
-        except CampaignError:
-            return False
-        self.release()
         return True
