@@ -64,6 +64,19 @@ def wait_queued(writer: GroupWriter, count: int) -> None:
     assert writer._queue.qsize() >= count
 
 
+def one_group(writer: GroupWriter, calls: list[Callable[[], object]]) -> list[object]:
+    """Each call in a thread of its own, submitted while a held job keeps the writer busy: they queue up and
+    are written as one group once it lets go. Their results (or exceptions), in order."""
+    held = Held(writer)
+    results: list[object] = []
+    runner = threading.Thread(target=lambda: results.extend(in_threads(calls)))
+    runner.start()
+    wait_queued(writer, len(calls))
+    held.release()
+    runner.join(30)
+    return results
+
+
 def test_suppress_all_writes_what_suppress_called_for_each_in_turn_writes(tmp_path: Path) -> None:
     """Subscribed, already unsubscribed, complained, bounced, forgotten, unconfirmed, unknown, an invalid
     address, and one address twice under two spellings."""
@@ -137,18 +150,12 @@ def test_concurrent_jobs_are_committed_together_and_each_caller_gets_its_own_res
     with Store(path) as store:
         for n in range(40):
             store.add(f"reader{n}@example.org")
-    held = Held(writer)
     commits.clear()
     calls = [
         (lambda n=n: writer.gather(Store.suppress_all, Suppression(f"reader{n % 20}@example.org", "unsubscribed", "t")))
         for n in range(40)
     ]
-    results: list[object] = []
-    runner = threading.Thread(target=lambda: results.extend(in_threads(calls)))
-    runner.start()
-    wait_queued(writer, 40)
-    held.release()
-    runner.join(30)
+    results = one_group(writer, calls)
     writer.close()
     assert sorted(map(str, results)) == ["False"] * 20 + ["True"] * 20  # each address once, whichever came first
     assert commits.count("COMMIT") == 2  # the held job's group, then the forty in one transaction
@@ -160,7 +167,6 @@ def test_concurrent_jobs_are_committed_together_and_each_caller_gets_its_own_res
 def test_a_job_that_raises_is_undone_alone_and_its_caller_gets_the_exception(store_location: Path | str) -> None:
     path = store_location  # on each engine
     writer = GroupWriter(path)
-    held = Held(writer)
 
     def bad(store: Store) -> None:
         store.add("half@example.org")
@@ -170,12 +176,7 @@ def test_a_job_that_raises_is_undone_alone_and_its_caller_gets_the_exception(sto
         lambda: writer.submit(bad),
         lambda: writer.submit(lambda store: store.add("kept@example.org").email),
     ]
-    results: list[object] = []
-    runner = threading.Thread(target=lambda: results.extend(in_threads(calls)))
-    runner.start()
-    wait_queued(writer, 2)
-    held.release()
-    runner.join(30)
+    results = one_group(writer, calls)
     writer.close()
     assert isinstance(results[0], StoreError) and str(results[0]).startswith("refused")
     assert results[1] == "kept@example.org"
@@ -194,18 +195,12 @@ def test_a_commit_that_fails_fails_every_caller_of_its_group_and_keeps_nothing(p
         store.db.execute("PRAGMA defer_foreign_keys = ON")
         store.db.execute("INSERT INTO events (subscriber, at, kind, source) VALUES (999999, 'now', 'x', 'x')")
 
-    held = Held(writer)
     calls = [
         lambda: writer.gather(Store.suppress_all, Suppression("reader@example.org", "unsubscribed", "one-click")),
         lambda: writer.submit(lambda store: store.add("new@example.org").email),
         lambda: writer.submit(breaks_the_commit),
     ]
-    results: list[object] = []
-    runner = threading.Thread(target=lambda: results.extend(in_threads(calls)))
-    runner.start()
-    wait_queued(writer, 3)
-    held.release()
-    runner.join(30)
+    results = one_group(writer, calls)
     assert all(isinstance(result, StoreError) for result in results), results
     assert "FOREIGN KEY" in str(results[0])
     with Store(path) as store:
